@@ -1,0 +1,54 @@
+//! Commands: one module each, holding its `Args` (clap) and `run`.
+
+pub mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// What a command's run means for the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// 0: clean (warnings allowed).
+    Clean,
+    /// 1: findings (invalid policy, plan with errors, failed changes).
+    Findings,
+    /// 2: usage or I/O error.
+    Failure,
+    /// 3: `plan --detailed-exitcode` with effective changes.
+    Changes,
+}
+
+impl From<Status> for ExitCode {
+    fn from(status: Status) -> ExitCode {
+        ExitCode::from(match status {
+            Status::Clean => 0,
+            Status::Findings => 1,
+            Status::Failure => 2,
+            Status::Changes => 3,
+        })
+    }
+}
+
+/// Govern enterprise AI spend — ChatGPT and Codex credits — as code.
+///
+/// Budget limits live as YAML in git; budgit validates them, shows what a change
+/// does to real people, evaluates them against usage and pushes them to the workspace.
+#[derive(Debug, Parser)]
+#[command(name = "budgit", bin_name = "budgit", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Validate(validate::Args),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<Status> {
+    match cli.command {
+        Command::Validate(args) => validate::run(args),
+    }
+}

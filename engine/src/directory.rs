@@ -1,0 +1,89 @@
+//! The directory: the users a workspace knows and their attributes.
+//!
+//! Attributes are typed as the `Workspace` declares them. Reading CSV and JSON
+//! Lines lives in [`crate::input`]; this module is the in-memory shape every
+//! stage shares.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::model::AttributeType;
+
+/// One attribute value of a user.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttrValue {
+    /// Absent or empty in the directory.
+    Missing,
+    /// A string attribute.
+    String(String),
+    /// A list attribute (`idp_groups`).
+    List(Vec<String>),
+    /// A number attribute.
+    Number(f64),
+    /// A boolean attribute.
+    Bool(bool),
+}
+
+/// One user of the directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    /// The user's email, the key everywhere.
+    pub email: String,
+    /// Attribute values, in the order of [`Directory::attributes`].
+    pub attrs: Vec<AttrValue>,
+}
+
+/// Every user, with attributes typed as declared.
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    /// Declared attribute names and types, in a fixed order (sorted by name).
+    pub attributes: Vec<(String, AttributeType)>,
+    /// The users, in input order.
+    pub users: Vec<User>,
+    index: HashMap<String, usize>,
+}
+
+impl Directory {
+    /// An empty directory with these declared attributes.
+    pub fn new(attributes: &BTreeMap<String, AttributeType>) -> Self {
+        Directory {
+            attributes: attributes.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            users: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+
+    /// Adds a user; returns false (and changes nothing) when the email is already present.
+    pub fn push(&mut self, user: User) -> bool {
+        if self.index.contains_key(&user.email) {
+            return false;
+        }
+        self.index.insert(user.email.clone(), self.users.len());
+        self.users.push(user);
+        true
+    }
+
+    /// The position of a user by email.
+    pub fn position(&self, email: &str) -> Option<usize> {
+        self.index.get(email).copied()
+    }
+
+    /// A user by email.
+    pub fn get(&self, email: &str) -> Option<&User> {
+        self.position(email).map(|i| &self.users[i])
+    }
+
+    /// The position of an attribute by name.
+    pub fn attribute(&self, name: &str) -> Option<usize> {
+        self.attributes.iter().position(|(n, _)| n == name)
+    }
+
+    /// Number of users.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// True when there is no user.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+}

@@ -1,0 +1,17 @@
+//! budgit's engine: the policy model, loading, validation, resolution and evaluation.
+//!
+//! The pipeline, one module per stage: [`load`] (YAML with spans → [`model`]) →
+//! [`validate`] (schema, semantics, CEL, guardrails) → resolve → evaluate → plan →
+//! reconcile. The engine does no network I/O except through the `Workspace` trait,
+//! and never prints: findings are returned as [`diag::Report`] data.
+
+pub mod credits;
+pub mod diag;
+pub mod directory;
+pub mod load;
+pub mod model;
+pub mod stack;
+pub mod validate;
+
+pub use credits::Credits;
+pub use diag::{Diagnostic, Location, Report, Severity};

@@ -1,0 +1,210 @@
+//! Loading policies: files (or a git tree) → YAML nodes with spans → typed documents.
+//!
+//! Loading collects every finding it can (a broken file never hides the others)
+//! and keeps, beside each typed document, the YAML node it came from so later
+//! stages can point at any field. It does not check meaning across documents:
+//! that is [`crate::validate`].
+
+pub mod files;
+pub mod yaml;
+
+use std::sync::Arc;
+
+use crate::diag::{Diagnostic, Location};
+use crate::model::{Document, Group, Guardrail, Kind, Override, Workspace};
+use yaml::{Node, Value};
+
+/// Largest policy file read, in bytes. Real policy files are a few kilobytes.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// One policy file's text.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Path relative to the policy root, `/`-separated.
+    pub path: Arc<str>,
+    /// The file's text.
+    pub text: Arc<str>,
+    /// The commit it was read from, when read from git.
+    pub commit: Option<Arc<str>>,
+}
+
+/// A typed document with the YAML node and file it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded<T> {
+    /// The typed document.
+    pub doc: T,
+    /// The document's YAML, for pointing at fields.
+    pub node: Arc<Node>,
+    /// The file, relative to the policy root.
+    pub file: Arc<str>,
+    /// The commit, when read from git.
+    pub commit: Option<Arc<str>>,
+}
+
+impl<T> Loaded<T> {
+    /// The location of the node at a JSON pointer (`""` is the document, `/limit/credits` a field);
+    /// when it is absent, the nearest existing parent.
+    pub fn loc(&self, pointer: &str) -> Location {
+        node_location(&self.file, self.commit.as_ref(), self.node.nearest(pointer))
+    }
+
+    /// The location of the key of a top-level field, or of the document when absent.
+    pub fn key_loc(&self, key: &str) -> Location {
+        match self.node.key(key) {
+            Some(k) => node_location(&self.file, self.commit.as_ref(), k),
+            None => self.loc(""),
+        }
+    }
+
+    /// The document's location (its first key).
+    pub fn doc_loc(&self) -> Location {
+        self.key_loc("kind")
+    }
+}
+
+/// The location of a node.
+pub fn node_location(file: &Arc<str>, commit: Option<&Arc<str>>, node: &Node) -> Location {
+    Location {
+        file: file.clone(),
+        line: node.pos.line.max(1),
+        column: node.pos.column.max(1),
+        offset: node.pos.offset,
+        len: node.pos.len,
+        commit: commit.cloned(),
+    }
+}
+
+/// Every document of a policy repository, by kind, in file order.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySet {
+    /// The files read, in path order.
+    pub sources: Vec<Source>,
+    /// Every `Workspace` document (a valid repository has exactly one).
+    pub workspaces: Vec<Loaded<Workspace>>,
+    /// Every `Group`.
+    pub groups: Vec<Loaded<Group>>,
+    /// Every `Override`.
+    pub overrides: Vec<Loaded<Override>>,
+    /// Every `Guardrail`.
+    pub guardrails: Vec<Loaded<Guardrail>>,
+}
+
+impl PolicySet {
+    /// The workspace, when there is exactly one.
+    pub fn workspace(&self) -> Option<&Loaded<Workspace>> {
+        match self.workspaces.as_slice() {
+            [one] => Some(one),
+            _ => None,
+        }
+    }
+
+    /// Number of documents.
+    pub fn len(&self) -> usize {
+        self.workspaces.len() + self.groups.len() + self.overrides.len() + self.guardrails.len()
+    }
+
+    /// True when there is no document at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The source text of a file, for rendering snippets.
+    pub fn source(&self, path: &str) -> Option<&Source> {
+        self.sources.iter().find(|s| &*s.path == path)
+    }
+}
+
+/// Parses sources into typed documents, collecting every finding.
+///
+/// Parsing, kind dispatch, JSON Schema and typed deserialization happen here;
+/// a document that fails any of them is left out of the set (and reported).
+/// Run it on a thread with a large stack ([`crate::stack`]): deep YAML recurses.
+pub fn load_sources(sources: Vec<Source>) -> (PolicySet, Vec<Diagnostic>) {
+    let mut set = PolicySet::default();
+    let mut diagnostics = Vec::new();
+    for source in &sources {
+        load_source(source, &mut set, &mut diagnostics);
+    }
+    set.sources = sources;
+    (set, diagnostics)
+}
+
+fn load_source(source: &Source, set: &mut PolicySet, out: &mut Vec<Diagnostic>) {
+    let file = &source.path;
+    let commit = source.commit.as_ref();
+    let nodes = match yaml::parse_documents(file, &source.text) {
+        Ok(nodes) => nodes,
+        Err(mut d) => {
+            if let Some(l) = d.location.as_mut() {
+                l.commit = commit.cloned();
+            }
+            out.push(d);
+            return;
+        }
+    };
+    for node in nodes {
+        let loc = node_location(file, commit, &node);
+        if !matches!(node.value, Value::Map(_)) {
+            out.push(
+                Diagnostic::error(
+                    "schema/not-a-document",
+                    format!("expected a policy document, found {}", node.type_name()),
+                )
+                .at(loc)
+                .with_help("a policy document is a mapping with `apiVersion: budgit/v1` and a `kind`"),
+            );
+            continue;
+        }
+        let Some(kind_node) = node.get("kind") else {
+            out.push(
+                Diagnostic::error("schema/missing-kind", "document has no `kind`")
+                    .at(loc)
+                    .with_help("add `kind: Workspace`, `Group`, `Override` or `Guardrail`"),
+            );
+            continue;
+        };
+        let kind_loc = node_location(file, commit, kind_node);
+        let Some(kind) = kind_node.as_str().and_then(Kind::parse) else {
+            let written = kind_node.scalar_text();
+            let mut d = Diagnostic::error("schema/unknown-kind", format!("unknown kind `{written}`"))
+                .at(kind_loc)
+                .with_label("not a kind of document");
+            d = match crate::diag::did_you_mean(&written, Kind::ALL.iter().map(|k| k.as_str())) {
+                Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                None => d.with_help("the kinds are `Workspace`, `Group`, `Override` and `Guardrail`"),
+            };
+            out.push(d);
+            continue;
+        };
+        let json = node.to_json();
+        let findings = crate::validate::schema::check(kind, &json, &node, file, commit);
+        if !findings.is_empty() {
+            out.extend(findings);
+            continue;
+        }
+        let node = Arc::new(node);
+        match Document::from_json(kind, json) {
+            Ok(doc) => push_document(set, doc, node, file, commit),
+            Err(e) => {
+                out.push(Diagnostic::error("schema/invalid", yaml::lowercase_first(&e.to_string())).at(loc))
+            }
+        }
+    }
+}
+
+fn push_document(
+    set: &mut PolicySet,
+    doc: Document,
+    node: Arc<Node>,
+    file: &Arc<str>,
+    commit: Option<&Arc<str>>,
+) {
+    let file = file.clone();
+    let commit = commit.cloned();
+    match doc {
+        Document::Workspace(doc) => set.workspaces.push(Loaded { doc, node, file, commit }),
+        Document::Group(doc) => set.groups.push(Loaded { doc, node, file, commit }),
+        Document::Override(doc) => set.overrides.push(Loaded { doc, node, file, commit }),
+        Document::Guardrail(doc) => set.guardrails.push(Loaded { doc, node, file, commit }),
+    }
+}

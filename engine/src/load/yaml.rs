@@ -1,0 +1,395 @@
+//! YAML with a span on every node.
+//!
+//! `serde-saphyr` does the parsing and enforces the input budgets (nesting depth,
+//! alias expansion, event count) and rejects duplicate keys. We deserialize into
+//! a small spanned tree so that every later stage — JSON Schema, semantics, CEL —
+//! can point at the exact line and column of the node it complains about.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+
+use crate::diag::{Diagnostic, Location};
+
+/// Maximum nesting depth of a policy document. Real policies nest four levels.
+pub const MAX_DEPTH: usize = 64;
+/// Maximum alias references in one file.
+pub const MAX_ALIASES: usize = 1_000;
+/// Maximum parser events in one file (bounds time and memory of alias bombs).
+pub const MAX_EVENTS: usize = 2_000_000;
+
+/// Where a node starts in its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pos {
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+    /// Byte offset in the file.
+    pub offset: usize,
+    /// Byte length of the node's text (0 when unknown).
+    pub len: usize,
+}
+
+/// A YAML node with its position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// Where the node starts.
+    pub pos: Pos,
+    /// What it holds.
+    pub value: Value,
+}
+
+/// The value of a YAML node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// `~`, `null` or nothing.
+    Null,
+    /// `true` / `false` (YAML 1.2 only: `NO` is a string).
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A non-integer number (or an integer too large for `i64`).
+    Float(f64),
+    /// Text.
+    String(String),
+    /// A sequence.
+    Seq(Vec<Node>),
+    /// A mapping, in source order.
+    Map(Vec<(Node, Node)>),
+}
+
+impl Node {
+    /// The mapping entry with this key.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.value {
+            Value::Map(entries) => entries.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The key node of the mapping entry with this key.
+    pub fn key(&self, key: &str) -> Option<&Node> {
+        match &self.value {
+            Value::Map(entries) => entries.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(k, _)| k),
+            _ => None,
+        }
+    }
+
+    /// The text of a string node.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Follows a JSON pointer (`/limit/credits`, `/members/0`) to a node.
+    pub fn pointer(&self, pointer: &str) -> Option<&Node> {
+        let mut node = self;
+        for raw in pointer.split('/').skip(1) {
+            let token = raw.replace("~1", "/").replace("~0", "~");
+            node = match &node.value {
+                Value::Map(_) => node.get(&token)?,
+                Value::Seq(items) => items.get(token.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        Some(node)
+    }
+
+    /// The deepest node along a JSON pointer that exists (for errors about missing children).
+    pub fn nearest(&self, pointer: &str) -> &Node {
+        let mut node = self;
+        for raw in pointer.split('/').skip(1) {
+            let token = raw.replace("~1", "/").replace("~0", "~");
+            let next = match &node.value {
+                Value::Map(_) => node.get(&token),
+                Value::Seq(items) => token.parse::<usize>().ok().and_then(|i| items.get(i)),
+                _ => None,
+            };
+            match next {
+                Some(n) => node = n,
+                None => break,
+            }
+        }
+        node
+    }
+
+    /// Converts to JSON for schema validation and typed deserialization.
+    pub fn to_json(&self) -> serde_json::Value {
+        match &self.value {
+            Value::Null => serde_json::Value::Null,
+            Value::Bool(b) => serde_json::Value::Bool(*b),
+            Value::Int(i) => serde_json::Value::from(*i),
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null),
+            Value::String(s) => serde_json::Value::String(s.clone()),
+            Value::Seq(items) => serde_json::Value::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(entries) => serde_json::Value::Object(
+                entries.iter().map(|(k, v)| (k.scalar_text(), v.to_json())).collect(),
+            ),
+        }
+    }
+
+    /// A scalar as text (map keys that are not strings become their text).
+    pub fn scalar_text(&self) -> String {
+        match &self.value {
+            Value::Null => "null".into(),
+            Value::Bool(b) => b.to_string(),
+            Value::Int(i) => i.to_string(),
+            Value::Float(f) => f.to_string(),
+            Value::String(s) => s.clone(),
+            Value::Seq(_) => "[…]".into(),
+            Value::Map(_) => "{…}".into(),
+        }
+    }
+
+    /// A short name of the node's type, for messages.
+    pub fn type_name(&self) -> &'static str {
+        match &self.value {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Int(_) | Value::Float(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned = Spanned::<Value>::deserialize(deserializer)?;
+        let loc = spanned.referenced;
+        let span = loc.span();
+        Ok(Node {
+            pos: Pos {
+                line: u32::try_from(loc.line()).unwrap_or(u32::MAX),
+                column: u32::try_from(loc.column()).unwrap_or(u32::MAX),
+                offset: span.byte_offset().and_then(|o| usize::try_from(o).ok()).unwrap_or(0),
+                len: span.byte_len().and_then(|o| usize::try_from(o).ok()).unwrap_or(0),
+            },
+            value: spanned.value,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ValueVisitor;
+        impl<'de> Visitor<'de> for ValueVisitor {
+            type Value = Value;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any YAML value")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+                Ok(Value::Null)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+                Ok(Value::Null)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+                Value::deserialize(d)
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+                Ok(Value::Bool(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+                Ok(Value::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+                Ok(i64::try_from(v).map(Value::Int).unwrap_or(Value::Float(v as f64)))
+            }
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<Value, E> {
+                Ok(i64::try_from(v).map(Value::Int).unwrap_or(Value::Float(v as f64)))
+            }
+            fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value, E> {
+                Ok(i64::try_from(v).map(Value::Int).unwrap_or(Value::Float(v as f64)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+                Ok(Value::Float(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+                Ok(Value::String(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+                Ok(Value::String(v))
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Value, E> {
+                Ok(Value::String(String::from_utf8_lossy(v).into_owned()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Node>()? {
+                    items.push(item);
+                }
+                Ok(Value::Seq(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some((k, v)) = map.next_entry::<Node, Node>()? {
+                    entries.push((k, v));
+                }
+                Ok(Value::Map(entries))
+            }
+        }
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+/// The parser options every policy file is read with.
+fn options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        // YAML 1.1 booleans (`country: NO`) must stay strings.
+        strict_booleans: true,
+        // `cost_center: 010` is an identifier, not the number 8 or 10.
+        leading_zero_numbers_as_strings: true,
+        with_snippet: false,
+        budget: serde_saphyr::budget! {
+            max_depth: MAX_DEPTH,
+            max_aliases: MAX_ALIASES,
+            max_events: MAX_EVENTS,
+        },
+    }
+}
+
+/// Parses every document of a YAML file. Empty documents are skipped.
+pub fn parse_documents(file: &Arc<str>, text: &str) -> Result<Vec<Node>, Diagnostic> {
+    serde_saphyr::from_str_multiple_with_options::<Node, Vec<Node>>(text, options())
+        .map_err(|e| yaml_error(file, text, &e))
+}
+
+/// Turns a parser error into a diagnostic at its position.
+fn yaml_error(file: &Arc<str>, text: &str, error: &serde_saphyr::Error) -> Diagnostic {
+    let message = error.without_snippet().to_string();
+    let message = first_line(&message);
+    let lower = message.to_lowercase();
+    let (code, help) = if lower.contains("duplicate") {
+        ("yaml/duplicate-key", Some("each key may appear once in a mapping; remove or rename one of them"))
+    } else if matches!(error, serde_saphyr::Error::Budget { .. })
+        || lower.contains("budget")
+        || lower.contains("depth")
+        || lower.contains("recursion")
+        || lower.contains("alias")
+    {
+        ("yaml/limit", Some("policy files are plain data: keep nesting shallow and avoid expanding aliases"))
+    } else {
+        ("yaml/syntax", None)
+    };
+    let mut location = Location::file_start(file.clone());
+    if let Some(loc) = error.location().filter(|l| l.line() > 0) {
+        location.line = u32::try_from(loc.line()).unwrap_or(u32::MAX);
+        location.column = u32::try_from(loc.column()).unwrap_or(1).max(1);
+        location.offset = loc
+            .span()
+            .byte_offset()
+            .and_then(|o| usize::try_from(o).ok())
+            .unwrap_or_else(|| offset_of(text, location.line, location.column));
+    }
+    let mut diagnostic = Diagnostic::error(code, lowercase_first(message)).at(location);
+    if let Some(help) = help {
+        diagnostic = diagnostic.with_help(help);
+    }
+    diagnostic
+}
+
+/// The first line of a parser message, without the position it repeats.
+fn first_line(message: &str) -> &str {
+    let line = message.lines().next().unwrap_or(message).trim();
+    match line.rfind(" at line ") {
+        Some(i) => &line[..i],
+        None => line,
+    }
+}
+
+/// Lowercases the first letter, as every diagnostic message starts lowercase.
+pub(crate) fn lowercase_first(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// Byte offset of a 1-based line and column.
+pub fn offset_of(text: &str, line: u32, column: u32) -> usize {
+    let mut offset = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == line as usize {
+            let col_bytes: usize =
+                l.chars().take(column.saturating_sub(1) as usize).map(char::len_utf8).sum();
+            return offset + col_bytes;
+        }
+        offset += l.len();
+    }
+    offset.min(text.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Vec<Node>, Diagnostic> {
+        parse_documents(&Arc::from("t.yaml"), text)
+    }
+
+    #[test]
+    fn every_node_has_a_position() {
+        let docs = parse("a: 1\nb:\n  c: [x, NO]\n---\nd: 0.1\n").unwrap();
+        assert_eq!(docs.len(), 2);
+        let c = docs[0].pointer("/b/c/1").unwrap();
+        assert_eq!(c.value, Value::String("NO".into()));
+        assert_eq!((c.pos.line, c.pos.column), (3, 10));
+        assert_eq!(docs[1].get("d").unwrap().value, Value::Float(0.1));
+        assert_eq!(docs[1].get("d").unwrap().pos.line, 5);
+    }
+
+    #[test]
+    fn leading_zeros_stay_text() {
+        let docs = parse("cc: 010\n").unwrap();
+        assert_eq!(docs[0].get("cc").unwrap().value, Value::String("010".into()));
+    }
+
+    #[test]
+    fn duplicate_keys_are_errors() {
+        let d = parse("a: 1\na: 2\n").unwrap_err();
+        assert_eq!(d.code, "yaml/duplicate-key");
+        assert_eq!(d.location.unwrap().line, 2);
+    }
+
+    #[test]
+    fn alias_bomb_is_bounded() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let d = parse(&text).unwrap_err();
+        assert_eq!(d.code, "yaml/limit", "{d:?}");
+    }
+
+    #[test]
+    fn deep_nesting_is_bounded() {
+        let text = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let d = parse(&text).unwrap_err();
+        assert_eq!(d.code, "yaml/limit", "{d:?}");
+        // Block nesting recurses in the scanner before the depth budget stops it:
+        // callers parse on a thread with a large stack (see `crate::stack`).
+        let text: String = (0..10_000).map(|i| format!("{}k:\n", " ".repeat(i))).collect();
+        let d = crate::stack::with_large_stack(move || parse(&text)).unwrap().unwrap_err();
+        assert_eq!(d.code, "yaml/limit", "{d:?}");
+    }
+
+    #[test]
+    fn syntax_errors_have_positions() {
+        let d = parse("a: [1, 2\nb: c\n").unwrap_err();
+        assert_eq!(d.code, "yaml/syntax");
+        assert!(d.location.unwrap().line >= 1);
+    }
+}

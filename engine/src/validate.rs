@@ -1,0 +1,79 @@
+//! Validation, the CI gate: parse with spans → JSON Schema → semantics → CEL →
+//! guardrails, collecting every finding (never stopping at the first).
+//!
+//! Loading ([`crate::load`]) does the first two stages per document; this
+//! module adds the checks across documents and returns one sorted [`Report`].
+
+pub mod schema;
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use crate::diag::{Diagnostic, Report};
+use crate::load::files::{self, ReadError};
+use crate::load::{self as loader, PolicySet, Source};
+
+/// What validation needs besides the policies.
+#[derive(Debug, Clone)]
+pub struct ValidateOptions {
+    /// The instant "now" (expired overrides are warnings relative to it).
+    pub now: DateTime<Utc>,
+}
+
+/// The policies as loaded and every finding about them.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    /// The documents that parsed and passed the schema.
+    pub policies: PolicySet,
+    /// Every finding, sorted.
+    pub report: Report,
+}
+
+/// Reads and validates a policy directory.
+///
+/// Fails only when the directory or a file cannot be read (exit status 2);
+/// everything wrong with the policies is in the report.
+pub fn validate_dir(root: &Path, options: &ValidateOptions) -> Result<Validated, ReadError> {
+    let (sources, diagnostics) = files::read_dir(root)?;
+    Ok(validate_sources(sources, diagnostics, options))
+}
+
+/// Validates policy sources already read (from files or a git tree).
+///
+/// Runs on a thread with a large stack: YAML scanning and the CEL interpreter
+/// recurse, and a CEL stack overflow would abort the process.
+pub fn validate_sources(
+    sources: Vec<Source>,
+    read_findings: Vec<Diagnostic>,
+    options: &ValidateOptions,
+) -> Validated {
+    let options = options.clone();
+    let work = move || {
+        let (policies, findings) = loader::load_sources(sources);
+        let mut report = Report::default();
+        report.extend(read_findings);
+        report.extend(findings);
+        check_loaded(&policies, &options, &mut report);
+        report.sort();
+        Validated { policies, report }
+    };
+    match crate::stack::with_large_stack(work) {
+        Ok(validated) => validated,
+        Err(e) => {
+            let mut report = Report::default();
+            report.push(Diagnostic::error("internal/worker", format!("validation could not run: {e}")));
+            Validated { policies: PolicySet::default(), report }
+        }
+    }
+}
+
+/// The checks across documents, on what loaded.
+fn check_loaded(policies: &PolicySet, _options: &ValidateOptions, report: &mut Report) {
+    if policies.sources.is_empty() && report.diagnostics.is_empty() {
+        report.push(
+            Diagnostic::error("repo/empty", "no policy files found")
+                .with_help("a policy repository holds `*.yaml` files, one of them with `kind: Workspace`"),
+        );
+    }
+}
