@@ -1,5 +1,6 @@
 //! Commands: one module each, holding its `Args` (clap) and `run`.
 
+pub mod schema;
 pub mod validate;
 
 use std::process::ExitCode;
@@ -44,11 +45,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Validate(validate::Args),
+    Schema(schema::Args),
 }
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::Validate(args) => validate::run(args),
+        Command::Schema(args) => schema::run(args),
     }
 }
