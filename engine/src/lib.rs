@@ -10,6 +10,7 @@ pub mod diag;
 pub mod directory;
 pub mod load;
 pub mod model;
+pub mod period;
 pub mod stack;
 pub mod validate;
 
