@@ -11,6 +11,7 @@ pub mod directory;
 pub mod load;
 pub mod model;
 pub mod period;
+pub mod select;
 pub mod stack;
 pub mod validate;
 

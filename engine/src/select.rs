@@ -1,0 +1,224 @@
+//! Group selectors: which users of a directory a CEL expression over `user.*` selects.
+//!
+//! A selector sees one variable, `user`, a CEL map holding `email` and every declared
+//! attribute the user has: a string attribute as a string, a list as a list of
+//! strings, a number as a double, a bool as a bool. A missing attribute is absent
+//! from the map, so `has(user.x)` is false and reading `user.x` is an evaluation
+//! error. A user matches when the selector evaluates to `true`; an error, or a value
+//! that is not a bool, is no match and is reported.
+//!
+//! [`interpret_all`] is the reference: the `cel` interpreter, user by user.
+//! [`Selector::matches`] gives the same answers, errors included, in bulk.
+//!
+//! The `cel` parser and interpreter abort the process when they run out of stack,
+//! so every entry point here runs them on a thread with
+//! [`LARGE_STACK`](crate::stack::LARGE_STACK) bytes of stack: callers need not.
+
+mod bits;
+mod interp;
+
+use std::sync::Arc;
+
+use cel::Program;
+use thiserror::Error;
+
+use crate::directory::Directory;
+use crate::model::{AttributeType, MAX_CEL_LEN};
+use crate::stack::LARGE_STACK;
+
+pub use bits::Bitset;
+use bits::Verdict;
+
+/// Why a selector could not be compiled or evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SelectError {
+    /// The expression is longer than [`MAX_CEL_LEN`] bytes.
+    #[error("selector is {len} bytes long, more than the {max} allowed")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The expression is not valid CEL.
+    #[error("invalid selector: {message}")]
+    Syntax {
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// The expression reads `user.<name>` for an attribute the workspace does not declare.
+    #[error("unknown attribute `{name}`")]
+    UnknownAttribute {
+        /// The attribute read.
+        name: String,
+    },
+    /// Evaluating the selector for a user failed.
+    #[error("selector failed for `{user}`: {message}")]
+    Eval {
+        /// The user's email.
+        user: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// No user at this position.
+    #[error("no user at position {0}")]
+    NoSuchUser(usize),
+    /// The worker thread CEL runs on could not be started.
+    #[error("cannot run the selector: {0}")]
+    Worker(String),
+}
+
+/// Which users a selector matched, and which ones it failed on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matches {
+    matched: Bitset,
+    errors: Vec<usize>,
+}
+
+impl Matches {
+    /// The matched users as a bitset over directory positions.
+    pub fn bitset(&self) -> &Bitset {
+        &self.matched
+    }
+
+    /// The bitset's words, 64 users each, lowest bit first.
+    pub fn words(&self) -> &[u64] {
+        self.matched.words()
+    }
+
+    /// Whether user `i` matched.
+    pub fn contains(&self, i: usize) -> bool {
+        self.matched.contains(i)
+    }
+
+    /// Number of matched users.
+    pub fn count(&self) -> usize {
+        self.matched.count()
+    }
+
+    /// The matched users' positions, in directory order.
+    pub fn iter_ones(&self) -> impl Iterator<Item = usize> + '_ {
+        self.matched.iter_ones()
+    }
+
+    /// Positions of the users whose evaluation failed (counted as no match), in order.
+    pub fn errors(&self) -> &[usize] {
+        &self.errors
+    }
+
+    /// Number of users the result covers.
+    pub fn len(&self) -> usize {
+        self.matched.len()
+    }
+
+    /// True when the directory had no user.
+    pub fn is_empty(&self) -> bool {
+        self.matched.is_empty()
+    }
+
+    fn from_verdicts(len: usize, verdicts: impl IntoIterator<Item = Verdict>) -> Matches {
+        let mut matched = Bitset::new(len);
+        let mut errors = Vec::new();
+        for (i, v) in verdicts.into_iter().enumerate() {
+            match v {
+                Verdict::True => matched.insert(i),
+                Verdict::Error => errors.push(i),
+                Verdict::False => {}
+            }
+        }
+        Matches { matched, errors }
+    }
+}
+
+/// A compiled group selector.
+#[derive(Debug)]
+pub struct Selector {
+    source: String,
+    program: Program,
+}
+
+/// Runs `f` on a scoped thread with a large stack, for parsing and interpreting CEL.
+fn on_large_stack<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T, SelectError> {
+    std::thread::scope(|scope| {
+        let handle = std::thread::Builder::new()
+            .name("budgit-cel".into())
+            .stack_size(LARGE_STACK)
+            .spawn_scoped(scope, f)
+            .map_err(|e| SelectError::Worker(e.to_string()))?;
+        handle.join().map_err(|_| SelectError::Worker("the CEL worker thread panicked".into()))
+    })
+}
+
+/// Parses `expr` after checking its length, on the caller's stack (callers ensure a large one).
+fn parse(expr: &str) -> Result<Program, SelectError> {
+    if expr.len() > MAX_CEL_LEN {
+        return Err(SelectError::TooLong { len: expr.len(), max: MAX_CEL_LEN });
+    }
+    Program::compile(expr).map_err(|e| SelectError::Syntax { message: e.to_string() })
+}
+
+impl Selector {
+    /// Compiles a selector; `attributes` are the workspace's declared attributes.
+    ///
+    /// Rejects an expression longer than [`MAX_CEL_LEN`] before parsing it, one that
+    /// is not CEL, and one reading `user.<name>` for an undeclared attribute.
+    pub fn compile(expr: &str, attributes: &[(String, AttributeType)]) -> Result<Selector, SelectError> {
+        if expr.len() > MAX_CEL_LEN {
+            return Err(SelectError::TooLong { len: expr.len(), max: MAX_CEL_LEN });
+        }
+        let program = on_large_stack(|| parse(expr))??;
+        let _ = attributes;
+        Ok(Selector { source: expr.to_owned(), program })
+    }
+
+    /// The expression as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether each user of `dir` matches, in directory order.
+    ///
+    /// Evaluation errors count as no match and are listed in [`Matches::errors`].
+    pub fn matches(&self, dir: &Directory) -> Matches {
+        match on_large_stack(|| interpret_program(&self.program, dir)) {
+            Ok(m) => m,
+            // Without a thread nothing can be evaluated: every user is an error.
+            Err(_) => Matches::from_verdicts(dir.len(), std::iter::repeat_n(Verdict::Error, dir.len())),
+        }
+    }
+
+    /// Whether user `user` (a position in `dir`) matches, through the interpreter.
+    ///
+    /// A failed evaluation is [`SelectError::Eval`] with the interpreter's message.
+    pub fn matches_user(&self, dir: &Directory, user: usize) -> Result<bool, SelectError> {
+        let Some(u) = dir.users.get(user) else {
+            return Err(SelectError::NoSuchUser(user));
+        };
+        let env = interp::env();
+        let result = on_large_stack(|| interp::eval_user(&env, self.program.expression(), dir, user))?;
+        match interp::describe_failure(&result) {
+            None => Ok(interp::verdict_of(&result) == Verdict::True),
+            Some(message) => Err(SelectError::Eval { user: u.email.clone(), message }),
+        }
+    }
+}
+
+/// Interprets `program` for every user, reusing one context (the natural per-user loop).
+fn interpret_program(program: &Program, dir: &Directory) -> Matches {
+    let env: Arc<cel::Env> = interp::env();
+    let mut ctx = cel::Context::with_env(env);
+    let verdicts = (0..dir.len()).map(|i| {
+        ctx.add_variable_from_value("user", interp::user_value(dir, i));
+        interp::verdict_of(&program.execute(&ctx))
+    });
+    let verdicts: Vec<Verdict> = verdicts.collect();
+    Matches::from_verdicts(dir.len(), verdicts)
+}
+
+/// The reference path: interprets `expr` with `cel` for each user of `dir` in turn.
+///
+/// This is what [`Selector::matches`] must agree with, and the baseline its speed is
+/// measured against. It checks the length and the syntax, not the attribute names.
+pub fn interpret_all(expr: &str, dir: &Directory) -> Result<Matches, SelectError> {
+    on_large_stack(|| parse(expr).map(|program| interpret_program(&program, dir)))?
+}
