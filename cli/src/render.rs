@@ -1,7 +1,20 @@
 //! Renderers: how findings and results look (the engine decides what they are).
+//!
+//! One module per output format of `validate` ([`human`], [`json`], [`github`],
+//! [`sarif`]); each is a pure function from a [`Report`] to text, so the look is
+//! snapshot-tested without running a command. Writing the text, and deciding
+//! whether the terminal gets colour, happens here too.
 
-use budgit_engine::load::PolicySet;
-use budgit_engine::{Report, Severity};
+pub mod github;
+pub mod human;
+pub mod json;
+pub mod sarif;
+
+use std::io::{IsTerminal, Write};
+use std::path::{Component, Path};
+
+use budgit_engine::load::{PolicySet, Source};
+use budgit_engine::{Location, Report};
 
 /// Parses `--now`.
 pub fn parse_now(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
@@ -23,17 +36,112 @@ pub enum DiagFormat {
     Sarif,
 }
 
-/// Renders a report.
-pub fn diagnostics(format: DiagFormat, _policies: &PolicySet, report: &Report) -> String {
-    let _ = format;
-    let mut out = String::new();
-    for d in &report.diagnostics {
-        let sev = match d.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        };
-        let loc = d.location.as_ref().map(|l| format!("{l}: ")).unwrap_or_default();
-        out.push_str(&format!("{loc}{sev}[{}]: {}\n", d.code, d.message));
+/// What the renderers need besides the report.
+#[derive(Debug, Clone, Copy)]
+pub struct DiagContext<'a> {
+    /// The policies, for source snippets and the summary counts.
+    pub policies: &'a PolicySet,
+    /// The policy directory as given on the command line. Locations are relative to it;
+    /// renderers prefix it so every path opens from the working directory (and from the
+    /// repository root in CI, where GitHub and SARIF need it).
+    pub root: &'a Path,
+    /// Whether to colour the human output.
+    pub color: bool,
+}
+
+impl<'a> DiagContext<'a> {
+    /// The path of a location as a user should see it: the root joined with the file,
+    /// `/`-separated, with `commit:` in front when it was read from git.
+    pub fn path(&self, location: &Location) -> String {
+        let path = join_root(self.root, &location.file);
+        match &location.commit {
+            Some(commit) => format!("{}:{path}", &commit[..commit.len().min(12)]),
+            None => path,
+        }
     }
-    out
+
+    /// The root-prefixed file path without the commit (for tools that want a file path).
+    pub fn file_path(&self, location: &Location) -> String {
+        join_root(self.root, &location.file)
+    }
+
+    /// The text of the file a location points into, when it was read.
+    pub fn source(&self, location: &Location) -> Option<&'a Source> {
+        self.policies.sources.iter().find(|s| s.path == location.file && s.commit == location.commit)
+    }
+}
+
+/// Renders a report in a format.
+pub fn diagnostics(format: DiagFormat, context: &DiagContext<'_>, report: &Report) -> String {
+    match format {
+        DiagFormat::Human => human::render(context, report),
+        DiagFormat::Json => json::render(context, report),
+        DiagFormat::Github => github::render(context, report),
+        DiagFormat::Sarif => sarif::render(context, report),
+    }
+}
+
+/// True when stdout should get colour: a terminal, and `NO_COLOR` unset or empty
+/// (<https://no-color.org>).
+pub fn stdout_color() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !no_color && std::io::stdout().is_terminal()
+}
+
+/// Writes text to stdout. A closed pipe (`budgit validate | head`) is not an error.
+pub fn emit(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+/// `root/file` with `/` separators, leaving out `.` components so `./policies`
+/// and `policies/` print the same.
+fn join_root(root: &Path, file: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for component in root.components() {
+        match component {
+            Component::CurDir => {}
+            Component::RootDir => parts.push(String::new()),
+            other => parts.push(other.as_os_str().to_string_lossy().into_owned()),
+        }
+    }
+    parts.push(file.to_owned());
+    let joined = parts.join("/");
+    if joined.is_empty() { file.to_owned() } else { joined }
+}
+
+/// `n thing` or `n things`.
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_joined_to_the_root_without_dot_components() {
+        assert_eq!(join_root(Path::new("policies"), "groups.yaml"), "policies/groups.yaml");
+        assert_eq!(join_root(Path::new("./policies/"), "a/b.yaml"), "policies/a/b.yaml");
+        assert_eq!(join_root(Path::new("."), "b.yaml"), "b.yaml");
+        assert_eq!(join_root(Path::new("/srv/p"), "b.yaml"), "/srv/p/b.yaml");
+    }
+
+    #[test]
+    fn now_must_be_rfc3339() {
+        assert!(parse_now("2026-11-27T12:00:00Z").is_ok());
+        assert!(parse_now("2026-11-27T12:00:00+01:00").is_ok());
+        let error = parse_now("yesterday").unwrap_err();
+        assert!(error.starts_with("`yesterday` is not an RFC 3339 timestamp"), "{error}");
+    }
+
+    #[test]
+    fn plurals() {
+        assert_eq!(plural(0, "error"), "0 errors");
+        assert_eq!(plural(1, "error"), "1 error");
+        assert_eq!(plural(2, "warning"), "2 warnings");
+    }
 }

@@ -1,22 +1,29 @@
-//! `budgit validate`: the CI gate.
+//! `budgit validate`: the CI gate. Flags → [`validate_dir`] → a renderer.
 
 use std::path::PathBuf;
 
-use anyhow::Context;
+use budgit_engine::load::files::ReadError;
 use budgit_engine::validate::{ValidateOptions, validate_dir};
 
 use super::Status;
-use crate::render;
+use crate::render::{self, DiagContext};
 
-/// Check policies: schema, semantics, CEL and guardrails. Exit 0 clean, 1 errors, 2 unreadable.
+/// Check policies: schema, semantics, CEL and guardrails.
 ///
-/// Example: `budgit validate --policies policies --format github`
+/// Every finding is reported, not only the first. Exit status: 0 clean (warnings
+/// allowed), 1 errors, 2 unreadable policy directory or bad flags.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  budgit validate                                   check `policies/`
+  budgit validate --policies infra/budgets --format github
+  budgit validate --format sarif > budgit.sarif     for code scanning
+  budgit validate --now 2026-11-27T12:00:00Z        reproducible (expiry warnings)")]
 pub struct Args {
     /// The policy directory.
     #[arg(long, default_value = "policies", value_name = "DIR")]
     policies: PathBuf,
-    /// The instant to validate at (RFC 3339); defaults to now.
+    /// The instant to validate at (RFC 3339); defaults to the current time.
     #[arg(long, value_name = "TS", value_parser = render::parse_now)]
     now: Option<chrono::DateTime<chrono::Utc>>,
     /// Output format.
@@ -26,8 +33,15 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
     let options = ValidateOptions { now: args.now.unwrap_or_else(chrono::Utc::now) };
-    let validated = validate_dir(&args.policies, &options)
-        .with_context(|| format!("cannot validate `{}`", args.policies.display()))?;
-    print!("{}", render::diagnostics(args.format, &validated.policies, &validated.report));
+    let validated = match validate_dir(&args.policies, &options) {
+        Ok(validated) => validated,
+        Err(error @ ReadError::Dir { .. }) if !args.policies.is_dir() => {
+            anyhow::bail!("{error}\nhelp: point `--policies` at the directory that holds the policy files")
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let context =
+        DiagContext { policies: &validated.policies, root: &args.policies, color: render::stdout_color() };
+    render::emit(&render::diagnostics(args.format, &context, &validated.report))?;
     Ok(if validated.report.has_errors() { Status::Findings } else { Status::Clean })
 }

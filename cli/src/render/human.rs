@@ -1,0 +1,305 @@
+//! Human output: rustc-style diagnostics with the source line, a caret under the
+//! span, labels and `help`, then one summary line.
+//!
+//! Layout is annotate-snippets' job; this module only maps a [`Diagnostic`] onto
+//! it: the primary span and the labels in the same file share one snippet, labels
+//! in other files get a snippet each, and a finding with no place (an empty
+//! repository) is a title alone.
+
+use std::ops::Range;
+
+use annotate_snippets::{AnnotationKind, Element, Group, Level, Origin, Renderer, Snippet};
+use budgit_engine::diag::Label;
+use budgit_engine::{Diagnostic, Location, Report, Severity};
+
+use super::{DiagContext, plural};
+
+/// Renders every finding, then the summary line.
+pub fn render(context: &DiagContext<'_>, report: &Report) -> String {
+    let renderer = if context.color { Renderer::styled() } else { Renderer::plain() };
+    let mut out = String::new();
+    for diagnostic in &report.diagnostics {
+        out.push_str(&renderer.render(&[group(context, diagnostic)]));
+        out.push_str("\n\n");
+    }
+    out.push_str(&renderer.render(&[summary(context, report)]));
+    out.push('\n');
+    out
+}
+
+/// `error: 3 errors, 1 warning`, or `ok: 12 files, 40 documents, no findings`.
+fn summary<'a>(context: &DiagContext<'_>, report: &Report) -> Group<'a> {
+    let (errors, warnings) = (report.errors(), report.warnings());
+    if errors > 0 {
+        let mut text = plural(errors, "error");
+        if warnings > 0 {
+            text = format!("{text}, {}", plural(warnings, "warning"));
+        }
+        return Group::with_title(Level::ERROR.primary_title(text));
+    }
+    let findings = if warnings > 0 { plural(warnings, "warning") } else { "no findings".to_owned() };
+    let text = format!(
+        "{}, {}, {findings}",
+        plural(context.policies.sources.len(), "file"),
+        plural(context.policies.len(), "document")
+    );
+    Group::with_title(Level::NOTE.with_name("ok").primary_title(text))
+}
+
+/// One finding as an annotate-snippets group.
+fn group<'a>(context: &DiagContext<'a>, d: &'a Diagnostic) -> Group<'a> {
+    let level = match d.severity {
+        Severity::Error => Level::ERROR,
+        Severity::Warning => Level::WARNING,
+    };
+    let mut group = Group::with_title(level.primary_title(d.message.as_str()).id(d.code));
+    let mut labels: Vec<&Label> = d.labels.iter().collect();
+    if let Some(location) = &d.location {
+        let same_file: Vec<&Label> = take_same_file(&mut labels, location);
+        group = group.element(primary_element(context, d, location, &same_file));
+        if context.source(location).is_none() {
+            // Without a snippet there is nowhere to draw the label: say it in words.
+            group = group.elements(d.label.as_deref().map(|l| Level::NOTE.message(l)));
+            group = group.elements(same_file.iter().map(|l| label_note(context, l)));
+        }
+    }
+    while let Some(first) = labels.first().copied() {
+        let same_file = take_same_file(&mut labels, &first.location);
+        group = group.elements(secondary_elements(context, &first.location, &same_file));
+    }
+    if let Some(help) = &d.help {
+        group = group.element(Level::HELP.message(help.as_str()));
+    }
+    group
+}
+
+/// Removes and returns the labels in the same file (and commit) as `location`.
+fn take_same_file<'l>(labels: &mut Vec<&'l Label>, location: &Location) -> Vec<&'l Label> {
+    let (same, rest): (Vec<&Label>, Vec<&Label>) =
+        labels.iter().partition(|l| l.location.file == location.file && l.location.commit == location.commit);
+    *labels = rest;
+    same
+}
+
+/// The snippet of the primary place with the labels in its file, or its path alone
+/// when the file's text was not read (too large, not UTF-8).
+fn primary_element<'a>(
+    context: &DiagContext<'a>,
+    d: &'a Diagnostic,
+    location: &Location,
+    labels: &[&'a Label],
+) -> Element<'a> {
+    let Some(source) = context.source(location) else {
+        return origin(context, location).into();
+    };
+    let text: &'a str = &source.text;
+    let mut primary = AnnotationKind::Primary.span(span(text, location));
+    if let Some(label) = &d.label {
+        primary = primary.label(label.as_str());
+    }
+    Snippet::source(text)
+        .path(context.path(location))
+        .annotation(primary)
+        .annotations(labels.iter().map(|l| context_annotation(text, l)))
+        .into()
+}
+
+/// Snippets (or notes, when the text is not at hand) for labels in one other file.
+fn secondary_elements<'a>(
+    context: &DiagContext<'a>,
+    location: &Location,
+    labels: &[&'a Label],
+) -> Vec<Element<'a>> {
+    match context.source(location) {
+        Some(source) => {
+            let text: &'a str = &source.text;
+            vec![
+                Snippet::source(text)
+                    .path(context.path(location))
+                    .annotations(labels.iter().map(|l| context_annotation(text, l)))
+                    .into(),
+            ]
+        }
+        None => labels.iter().map(|l| label_note(context, l).into()).collect(),
+    }
+}
+
+fn context_annotation<'a>(text: &str, label: &'a Label) -> annotate_snippets::Annotation<'a> {
+    AnnotationKind::Context.span(span(text, &label.location)).label(label.message.as_str())
+}
+
+fn label_note<'a>(context: &DiagContext<'_>, label: &Label) -> annotate_snippets::Message<'a> {
+    let l = &label.location;
+    Level::NOTE.message(format!("{}:{}:{}: {}", context.path(l), l.line, l.column, label.message))
+}
+
+fn origin<'a>(context: &DiagContext<'_>, location: &Location) -> Origin<'a> {
+    Origin::path(context.path(location)).line(location.line as usize).char_column(location.column as usize)
+}
+
+/// The byte range to underline: the location's span cut to its first line, or one
+/// character when it has no length.
+///
+/// The offset is trusted only when it agrees with the line; otherwise the span is
+/// found from line and column, so a location built without an offset still points
+/// at the right place.
+fn span(text: &str, location: &Location) -> Range<usize> {
+    let start = if offset_matches_line(text, location) {
+        floor_char_boundary(text, location.offset)
+    } else {
+        offset_of(text, location.line, location.column)
+    };
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let end = if location.len == 0 {
+        text[start..].chars().next().map_or(start, |c| start + c.len_utf8())
+    } else {
+        ceil_char_boundary(text, start.saturating_add(location.len).min(line_end))
+    };
+    // A span that started at a line break underlines the break itself (one column past
+    // the end of the line), which is where a missing value is.
+    start..end.max(start)
+}
+
+fn offset_matches_line(text: &str, location: &Location) -> bool {
+    location.offset <= text.len()
+        && text.is_char_boundary(location.offset)
+        && text[..location.offset].matches('\n').count() + 1 == location.line as usize
+}
+
+/// The byte offset of a 1-based line and character column, clamped to the text.
+fn offset_of(text: &str, line: u32, column: u32) -> usize {
+    let mut start = 0;
+    for _ in 1..line.max(1) {
+        match text[start..].find('\n') {
+            Some(i) => start += i + 1,
+            None => return text.len(),
+        }
+    }
+    let line_text = &text[start..text[start..].find('\n').map_or(text.len(), |i| start + i)];
+    let skip = column.max(1) as usize - 1;
+    start + line_text.char_indices().nth(skip).map_or(line_text.len(), |(i, _)| i)
+}
+
+fn floor_char_boundary(text: &str, mut i: usize) -> usize {
+    i = i.min(text.len());
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil_char_boundary(text: &str, mut i: usize) -> usize {
+    i = i.min(text.len());
+    while !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use budgit_engine::load::{PolicySet, Source};
+
+    use super::*;
+
+    fn loc(file: &str, line: u32, column: u32, offset: usize, len: usize) -> Location {
+        Location { file: file.into(), line, column, offset, len, commit: None }
+    }
+
+    fn set(files: &[(&str, &str)]) -> PolicySet {
+        PolicySet {
+            sources: files
+                .iter()
+                .map(|(path, text)| Source { path: Arc::from(*path), text: Arc::from(*text), commit: None })
+                .collect(),
+            ..PolicySet::default()
+        }
+    }
+
+    fn show(policies: &PolicySet, diagnostics: Vec<Diagnostic>) -> String {
+        let context = DiagContext { policies, root: Path::new("policies"), color: false };
+        render(&context, &Report { diagnostics })
+    }
+
+    #[test]
+    fn spans_fall_back_to_line_and_column_and_stay_on_one_line() {
+        let text = "a: 1\nbé: xyz\n";
+        // Offset agrees with the line: used as is, cut at the line end.
+        assert_eq!(span(text, &loc("f", 2, 5, 10, 100)), 10..13);
+        // Offset 0 but line 2: found from line and column (column in characters).
+        assert_eq!(span(text, &loc("f", 2, 5, 0, 3)), 10..13);
+        // No length: one character.
+        assert_eq!(span(text, &loc("f", 2, 1, 5, 0)), 5..6);
+        assert_eq!(span(text, &loc("f", 2, 2, 6, 0)), 6..8);
+        // Past the end: an empty span at the end, never a panic.
+        assert_eq!(span(text, &loc("f", 9, 9, 999, 5)), text.len()..text.len());
+        assert_eq!(span("", &loc("f", 1, 1, 0, 0)), 0..0);
+    }
+
+    #[test]
+    fn renders_caret_label_secondary_and_help() {
+        let policies = set(&[
+            ("groups.yaml", "kind: Group\nname: eng\nlimit:\n  credit: 5\n"),
+            ("more.yaml", "kind: Group\nname: eng\n"),
+        ]);
+        let d = Diagnostic::error("group/duplicate-name", "duplicate group name `eng`")
+            .at(loc("more.yaml", 2, 7, 18, 3))
+            .with_label("second definition")
+            .with_secondary(loc("groups.yaml", 2, 7, 18, 3), "first defined here")
+            .with_help("rename one of them");
+        let out = show(&policies, vec![d]);
+        assert!(out.contains("error[group/duplicate-name]: duplicate group name `eng`"), "{out}");
+        assert!(out.contains("--> policies/more.yaml:2:7"), "{out}");
+        assert!(out.contains("::: policies/groups.yaml:2:7"), "{out}");
+        assert!(out.contains("^^^ second definition"), "{out}");
+        assert!(out.contains("--- first defined here"), "{out}");
+        assert!(out.contains("= help: rename one of them"), "{out}");
+        assert!(out.ends_with("error: 1 error\n"), "{out}");
+    }
+
+    #[test]
+    fn findings_without_place_or_text_render_without_snippet() {
+        let policies = set(&[]);
+        let empty = Diagnostic::error("repo/empty", "no policy files found").with_help("add files");
+        let binary = Diagnostic::error("input/not-utf8", "file is not UTF-8 text")
+            .at(loc("blob.yaml", 1, 3, 2, 1))
+            .with_label("here");
+        let out = show(&policies, vec![empty, binary]);
+        assert!(out.contains("error[repo/empty]: no policy files found\n |\n = help: add files"), "{out}");
+        assert!(out.contains("--> policies/blob.yaml:1:3"), "{out}");
+        assert!(out.contains("= note: here"), "{out}");
+        assert!(out.ends_with("error: 2 errors\n"), "{out}");
+    }
+
+    #[test]
+    fn summary_counts_files_and_documents_when_clean() {
+        let policies = set(&[("a.yaml", "x: 1\n")]);
+        assert_eq!(show(&policies, vec![]), "ok: 1 file, 0 documents, no findings\n");
+        let w = Diagnostic::warning("override/expired", "override `x` expired").at(loc("a.yaml", 1, 1, 0, 1));
+        assert!(show(&policies, vec![w]).ends_with("ok: 1 file, 0 documents, 1 warning\n"));
+    }
+
+    #[test]
+    fn commit_is_part_of_the_path() {
+        let mut policies = set(&[("a.yaml", "kind: Nope\n")]);
+        policies.sources[0].commit = Some(Arc::from("0123456789abcdef0123"));
+        let mut l = loc("a.yaml", 1, 7, 6, 4);
+        l.commit = Some(Arc::from("0123456789abcdef0123"));
+        let out =
+            show(&policies, vec![Diagnostic::error("schema/unknown-kind", "unknown kind `Nope`").at(l)]);
+        assert!(out.contains("--> 0123456789ab:policies/a.yaml:1:7"), "{out}");
+        assert!(out.contains("^^^^"), "{out}");
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        let policies = set(&[]);
+        let d = vec![Diagnostic::error("repo/empty", "no policy files found")];
+        assert!(!show(&policies, d.clone()).contains('\u{1b}'));
+        let context = DiagContext { policies: &policies, root: Path::new("p"), color: true };
+        assert!(render(&context, &Report { diagnostics: d }).contains('\u{1b}'));
+    }
+}
