@@ -6,6 +6,7 @@
 //! that is [`crate::validate`].
 
 pub mod files;
+pub mod git;
 pub mod yaml;
 
 use std::sync::Arc;
