@@ -1,5 +1,6 @@
 //! Commands: one module each, holding its `Args` (clap) and `run`.
 
+pub mod r#gen;
 pub mod schema;
 pub mod validate;
 
@@ -46,6 +47,7 @@ pub struct Cli {
 enum Command {
     Validate(validate::Args),
     Schema(schema::Args),
+    Gen(r#gen::Args),
 }
 
 /// Runs the parsed command.
@@ -53,5 +55,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
     match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Gen(args) => r#gen::run(args),
     }
 }

@@ -8,6 +8,7 @@
 pub mod credits;
 pub mod diag;
 pub mod directory;
+pub mod r#gen;
 pub mod load;
 pub mod model;
 pub mod owners;
