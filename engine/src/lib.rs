@@ -9,6 +9,7 @@ pub mod credits;
 pub mod diag;
 pub mod directory;
 pub mod r#gen;
+pub mod input;
 pub mod load;
 pub mod model;
 pub mod owners;
@@ -16,6 +17,7 @@ pub mod period;
 pub mod request;
 pub mod select;
 pub mod stack;
+pub mod usage;
 pub mod validate;
 
 pub use credits::Credits;

@@ -1,0 +1,71 @@
+//! Reading inputs: the directory and usage, from files.
+//!
+//! Directories come from CSV or JSON Lines, usage from CSV, JSON Lines or pages of
+//! an OpenAI-style Costs API response; the format is chosen by the file's
+//! extension (and, for `.json`, its content). Bad rows never disappear silently:
+//! each becomes a diagnostic at `file:line`, and the caller decides whether they
+//! fail the run. Only an unreadable file is a failure ([`InputError`]). This
+//! module reads and checks; the compact in-memory usage is [`crate::usage`].
+
+mod csv;
+pub mod directory;
+pub mod usage;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::diag::Location;
+
+pub use directory::{parse_directory, read_directory};
+pub use usage::{UsageFormat, parse_usage, read_usage};
+
+/// Why an input file could not be read at all (exit status 2).
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// The file is missing or unreadable.
+    #[error("cannot read `{path}`: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file's overall shape is not one we read (no header, wrong columns, not JSON).
+    #[error("cannot read `{path}`: {reason}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, lowercase.
+        reason: String,
+    },
+}
+
+/// Reads a whole file.
+pub(crate) fn read_bytes(path: &Path) -> Result<Vec<u8>, InputError> {
+    std::fs::read(path).map_err(|source| InputError::Io { path: path.to_path_buf(), source })
+}
+
+/// The name diagnostics use for a file: the path as given.
+pub(crate) fn file_name(path: &Path) -> Arc<str> {
+    path.to_string_lossy().into_owned().into()
+}
+
+/// The lowercase extension of a path.
+pub(crate) fn extension(path: &Path) -> String {
+    path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_ascii_lowercase()
+}
+
+/// A location at a line and column of an input file.
+pub(crate) fn at(file: &Arc<str>, line: u32, column: u32) -> Location {
+    Location { file: file.clone(), line, column: column.max(1), offset: 0, len: 0, commit: None }
+}
+
+/// Text for a message: valid UTF-8 as is, anything else lossily.
+pub(crate) fn show(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if text.chars().count() > 80 {
+        format!("{}…", text.chars().take(80).collect::<String>())
+    } else {
+        text.into_owned()
+    }
+}

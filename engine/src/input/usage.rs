@@ -1,0 +1,810 @@
+//! Reading usage: CSV, JSON Lines and pages of an OpenAI-style Costs API response.
+//!
+//! Every format yields rows of `date, user, product, model, credits` appended to a
+//! [`UsageTable`]. CSV is the bulk format, so it has a byte-level fast path for
+//! unquoted rows in the canonical column order (no allocation, no UTF-8
+//! validation of fields that are only hashed); anything else — quoted fields,
+//! other column orders, timestamps instead of dates — goes through the general
+//! record reader. A bad row becomes a `usage/bad-row` diagnostic at `file:line`
+//! and is skipped.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate};
+use chrono_tz::Tz;
+
+use super::{InputError, at, csv, extension, file_name, read_bytes, show};
+use crate::Credits;
+use crate::credits::CreditsError;
+use crate::diag::Diagnostic;
+use crate::usage::{UsageTable, day_number};
+
+/// The shape of a usage file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageFormat {
+    /// A header `date,user,product,model,credits` (any order), one row per line.
+    Csv,
+    /// One JSON object per line with the same fields.
+    JsonLines,
+    /// One Costs API page (`{"object":"page",…}`) or a JSON array of pages.
+    CostsApi,
+}
+
+impl UsageFormat {
+    /// The format a path's extension implies: `.jsonl`/`.ndjson` JSON Lines, `.json`
+    /// Costs API pages, anything else CSV.
+    pub fn from_path(path: &Path) -> UsageFormat {
+        match extension(path).as_str() {
+            "jsonl" | "ndjson" => UsageFormat::JsonLines,
+            "json" => UsageFormat::CostsApi,
+            _ => UsageFormat::Csv,
+        }
+    }
+}
+
+/// Reads a usage file into `table`, the format chosen by extension; dates from
+/// timestamps are taken in `tz`. Returns the bad rows as diagnostics.
+pub fn read_usage(path: &Path, table: &mut UsageTable, tz: Tz) -> Result<Vec<Diagnostic>, InputError> {
+    let bytes = read_bytes(path)?;
+    parse_usage(&file_name(path), &bytes, UsageFormat::from_path(path), table, tz)
+        .map_err(|reason| InputError::Format { path: path.to_path_buf(), reason })
+}
+
+/// Parses usage already read; `file` names it in diagnostics. Fails only when the
+/// file as a whole cannot be interpreted (a CSV header without the needed columns,
+/// a JSON document that is not a page).
+pub fn parse_usage(
+    file: &Arc<str>,
+    bytes: &[u8],
+    format: UsageFormat,
+    table: &mut UsageTable,
+    tz: Tz,
+) -> Result<Vec<Diagnostic>, String> {
+    let mut ctx = Ctx { file: file.clone(), tz, out: Vec::new() };
+    match format {
+        UsageFormat::Csv => parse_csv(&mut ctx, bytes, table)?,
+        UsageFormat::JsonLines => parse_jsonl(&mut ctx, bytes, table),
+        UsageFormat::CostsApi => parse_costs(&mut ctx, bytes, table)?,
+    }
+    Ok(ctx.out)
+}
+
+struct Ctx {
+    file: Arc<str>,
+    tz: Tz,
+    out: Vec<Diagnostic>,
+}
+
+impl Ctx {
+    fn bad_row(&mut self, line: u32, column: u32, message: String) {
+        self.out.push(
+            Diagnostic::error("usage/bad-row", message)
+                .at(at(&self.file, line, column))
+                .with_help("the row is skipped; fix the export, or pass `--strict` to fail on bad rows"),
+        );
+    }
+}
+
+/// The meaning of a CSV column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Date,
+    User,
+    Product,
+    Model,
+    Credits,
+    Ignored,
+}
+
+fn role_of(name: &str) -> Option<Role> {
+    Some(match name {
+        "date" | "day" => Role::Date,
+        "user" | "user_id" | "email" => Role::User,
+        "product" => Role::Product,
+        "model" => Role::Model,
+        "credits" | "amount" => Role::Credits,
+        _ => return None,
+    })
+}
+
+const CANONICAL: [Role; 5] = [Role::Date, Role::User, Role::Product, Role::Model, Role::Credits];
+
+/// Parses `YYYY-MM-DD` exactly into a day number.
+#[inline]
+fn parse_ymd(b: &[u8]) -> Option<i32> {
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let digit = |i: usize| -> Option<i32> {
+        let c = b[i].wrapping_sub(b'0');
+        (c < 10).then_some(i32::from(c))
+    };
+    let y = digit(0)? * 1000 + digit(1)? * 100 + digit(2)? * 10 + digit(3)?;
+    let m = digit(5)? * 10 + digit(6)?;
+    let d = digit(8)? * 10 + digit(9)?;
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let dim = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if d < 1 || d > dim {
+        return None;
+    }
+    // Days from civil (H. Hinnant): exact for the proleptic Gregorian calendar.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+/// A date or a timestamp as a day in `tz`.
+fn parse_day(text: &[u8], tz: Tz) -> Result<i32, String> {
+    if let Some(d) = parse_ymd(text) {
+        return Ok(d);
+    }
+    let s = std::str::from_utf8(text).map_err(|_| "date is not valid UTF-8".to_string())?.trim();
+    if let Some(d) = parse_ymd(s.as_bytes()) {
+        return Ok(d);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(day_number(t.with_timezone(&tz).date_naive()));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(day_number(d));
+    }
+    Err(format!("`{}` is not a date (`YYYY-MM-DD`) or an RFC 3339 timestamp", show(text)))
+}
+
+/// Parses plain `digits[.digits]` with at most six decimals into micro-credits.
+#[inline]
+fn parse_micros_fast(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || b.len() > 18 {
+        return None;
+    }
+    let mut whole: i64 = 0;
+    let mut i = 0;
+    while i < b.len() && b[i].is_ascii_digit() {
+        whole = whole * 10 + i64::from(b[i] - b'0');
+        i += 1;
+    }
+    if i == 0 {
+        return None;
+    }
+    let mut frac: i64 = 0;
+    let mut digits = 0;
+    if i < b.len() {
+        if b[i] != b'.' {
+            return None;
+        }
+        i += 1;
+        while i < b.len() && b[i].is_ascii_digit() {
+            if digits == 6 {
+                return None;
+            }
+            frac = frac * 10 + i64::from(b[i] - b'0');
+            digits += 1;
+            i += 1;
+        }
+        if i != b.len() {
+            return None;
+        }
+    }
+    const POW: [i64; 7] = [1_000_000, 100_000, 10_000, 1_000, 100, 10, 1];
+    Some(whole * 1_000_000 + frac * POW[digits])
+}
+
+/// Credits from text: exact, at most six decimals, not negative.
+fn parse_credits(text: &[u8]) -> Result<Credits, String> {
+    if let Some(m) = parse_micros_fast(text) {
+        return Ok(Credits::from_micros(m));
+    }
+    let s = std::str::from_utf8(text).map_err(|_| "credits are not valid UTF-8".to_string())?;
+    let c: Credits = s.parse().map_err(|e: CreditsError| match e {
+        CreditsError::NotANumber(_) if s.trim().is_empty() => "row has no credits".to_string(),
+        CreditsError::NotANumber(_) => format!("credits `{}` are not a decimal number", show(text)),
+        CreditsError::TooPrecise(_) => format!("credits `{}` have more than 6 decimal places", show(text)),
+        CreditsError::TooLarge(_) => format!("credits `{}` are too large", show(text)),
+    })?;
+    if c.is_negative() {
+        return Err(format!("credits `{}` are negative", show(text)));
+    }
+    Ok(c)
+}
+
+/// Adds one row of raw fields; returns the 0-based field that was bad, with why.
+#[allow(clippy::too_many_arguments)]
+fn add_row(
+    table: &mut UsageTable,
+    ctx: &Ctx,
+    line: u32,
+    date: &[u8],
+    user: &[u8],
+    product: &[u8],
+    model: &[u8],
+    credits: &[u8],
+) -> Result<(), (Role, String)> {
+    let day = parse_day(date, ctx.tz).map_err(|e| (Role::Date, e))?;
+    let user = trim(user);
+    if user.is_empty() {
+        return Err((Role::User, "row has no user".to_string()));
+    }
+    let credits = parse_credits(credits).map_err(|e| (Role::Credits, e))?;
+    let file = &ctx.file;
+    let u = table.intern_user(user, || at(file, line, 1)).map_err(|e| (Role::User, e.to_string()))?;
+    let p = table.intern_product(trim(product)).map_err(|e| (Role::Product, e.to_string()))?;
+    let m = table.intern_model(trim(model)).map_err(|e| (Role::Model, e.to_string()))?;
+    table.push_ids(u, p, m, day, credits);
+    Ok(())
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    b.trim_ascii()
+}
+
+/// Column numbers of the fields of a row, for pointing at the bad one.
+fn column_for(roles: &[Role], lens: &[usize], role: Role) -> u32 {
+    let mut col = 1;
+    for (r, len) in roles.iter().zip(lens) {
+        if *r == role {
+            break;
+        }
+        col += len + 1;
+    }
+    u32::try_from(col).unwrap_or(1)
+}
+
+fn parse_csv(ctx: &mut Ctx, bytes: &[u8], table: &mut UsageTable) -> Result<(), String> {
+    let mut reader = csv::Reader::new(bytes);
+    let mut fields: Vec<Cow<'_, [u8]>> = Vec::new();
+    let header: Vec<String> = match reader.next_record(&mut fields) {
+        None => return Ok(()),
+        Some((_, Err(e))) => return Err(format!("header: {}", e.message())),
+        Some((_, Ok(()))) => {
+            fields.iter().map(|f| String::from_utf8_lossy(f).trim().to_ascii_lowercase()).collect()
+        }
+    };
+    let mut roles = Vec::with_capacity(header.len());
+    for (i, name) in header.iter().enumerate() {
+        match role_of(name) {
+            Some(r) if roles.contains(&r) => {
+                return Err(format!("column `{name}` appears twice in the header"));
+            }
+            Some(r) => roles.push(r),
+            None => {
+                let mut d = Diagnostic::error("usage/unknown-column", format!("unknown column `{name}`"))
+                    .at(at(&ctx.file, 1, header_column(&header, i)))
+                    .with_label("ignored");
+                let known = ["date", "user", "product", "model", "credits"];
+                d = match crate::diag::did_you_mean(name, known) {
+                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                    None => d.with_help("usage columns are `date,user,product,model,credits`"),
+                };
+                ctx.out.push(d);
+                roles.push(Role::Ignored);
+            }
+        }
+    }
+    for (need, name) in [(Role::Date, "date"), (Role::User, "user"), (Role::Credits, "credits")] {
+        if !roles.contains(&need) {
+            return Err(format!(
+                "the header has no `{name}` column (expected `date,user,product,model,credits`)"
+            ));
+        }
+    }
+    let canonical = roles == CANONICAL;
+    let mut pos = reader.position();
+    let mut line = reader.line();
+    table.reserve(bytes.len().saturating_sub(pos) / 48);
+    let mut cache = FastCache::default();
+    while pos < bytes.len() {
+        if canonical {
+            if let Some(next) = fast_row(bytes, pos, line, ctx, table, &mut cache) {
+                pos = next;
+                line += 1;
+                continue;
+            }
+        }
+        let mut reader = csv::Reader::at(bytes, pos, line);
+        let Some((row_line, result)) = reader.next_record(&mut fields) else { break };
+        pos = reader.position();
+        line = reader.line();
+        if let Err(e) = result {
+            ctx.bad_row(row_line, 1, e.message().to_string());
+            continue;
+        }
+        general_row(ctx, table, row_line, &roles, &fields);
+    }
+    Ok(())
+}
+
+/// The 1-based column where header field `index` starts.
+fn header_column(header: &[String], index: usize) -> u32 {
+    let before: usize = header[..index].iter().map(|h| h.chars().count() + 1).sum();
+    u32::try_from(before + 1).unwrap_or(1)
+}
+
+/// One row through the general path: any column order, quoted fields.
+fn general_row(ctx: &mut Ctx, table: &mut UsageTable, line: u32, roles: &[Role], fields: &[Cow<'_, [u8]>]) {
+    if fields.len() != roles.len() {
+        let msg = if fields.len() > roles.len() {
+            format!("row has {} fields but the header names {} columns", fields.len(), roles.len())
+        } else {
+            format!("row has {} fields, the header needs {}", fields.len(), roles.len())
+        };
+        ctx.bad_row(line, 1, msg);
+        return;
+    }
+    let get = |role: Role| roles.iter().position(|r| *r == role).map_or(&b""[..], |i| &fields[i][..]);
+    let (date, user, product, model, credits) =
+        (get(Role::Date), get(Role::User), get(Role::Product), get(Role::Model), get(Role::Credits));
+    if let Err((role, msg)) = add_row(table, ctx, line, date, user, product, model, credits) {
+        let lens: Vec<usize> = fields.iter().map(|f| f.len()).collect();
+        ctx.bad_row(line, column_for(roles, &lens, role), msg);
+    }
+}
+
+/// The previous row's values, which bulk exports repeat from row to row.
+#[derive(Default)]
+struct FastCache {
+    date: [u8; 10],
+    day: Option<i32>,
+    user: Vec<u8>,
+    user_id: Option<u32>,
+    product: Vec<u8>,
+    product_id: Option<u16>,
+    model: Vec<u8>,
+    model_id: Option<u16>,
+}
+
+/// Finds the end of an unquoted field: the offset of the `,` after it, or `None`
+/// when the field is quoted, unterminated or the row ends first.
+#[inline]
+fn field_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let rest = bytes.get(start..)?;
+    let i = memchr::memchr3(b',', b'\n', b'"', rest)?;
+    (rest[i] == b',').then_some(start + i)
+}
+
+/// Parses one canonical, unquoted, well-formed row starting at `pos`; returns the start
+/// of the next row, or `None` to let the general path handle (and report) this row.
+#[inline]
+fn fast_row(
+    bytes: &[u8],
+    pos: usize,
+    line: u32,
+    ctx: &Ctx,
+    table: &mut UsageTable,
+    cache: &mut FastCache,
+) -> Option<usize> {
+    // date: exactly ten bytes then a comma
+    let date = bytes.get(pos..pos + 10)?;
+    if bytes.get(pos + 10) != Some(&b',') {
+        return None;
+    }
+    let day = if cache.day.is_some() && cache.date == date {
+        cache.day?
+    } else {
+        let d = parse_ymd(date)?;
+        cache.date.copy_from_slice(date);
+        cache.day = Some(d);
+        d
+    };
+    let u_start = pos + 11;
+    let u_end = field_end(bytes, u_start)?;
+    let p_end = field_end(bytes, u_end + 1)?;
+    let m_end = field_end(bytes, p_end + 1)?;
+    let c_start = m_end + 1;
+    let (c_end, next) = match memchr::memchr3(b'\n', b',', b'"', &bytes[c_start..]) {
+        Some(i) if bytes[c_start + i] == b'\n' => (c_start + i, c_start + i + 1),
+        Some(_) => return None,
+        None => (bytes.len(), bytes.len()),
+    };
+    let credits = bytes[c_start..c_end].strip_suffix(b"\r").unwrap_or(&bytes[c_start..c_end]);
+    let micros = parse_micros_fast(credits)?;
+    let user = &bytes[u_start..u_end];
+    let product = &bytes[u_end + 1..p_end];
+    let model = &bytes[p_end + 1..m_end];
+    if user.is_empty() || user[0] == b' ' || user[user.len() - 1] == b' ' {
+        return None;
+    }
+    let u = match cache.user_id {
+        Some(id) if cache.user == user => id,
+        _ => {
+            let file = &ctx.file;
+            let id = table.intern_user(user, || at(file, line, 12)).ok()?;
+            cache.user.clear();
+            cache.user.extend_from_slice(user);
+            cache.user_id = Some(id);
+            id
+        }
+    };
+    let p = match cache.product_id {
+        Some(id) if cache.product == product => id,
+        _ => {
+            let id = table.intern_product(trim(product)).ok()?;
+            cache.product.clear();
+            cache.product.extend_from_slice(product);
+            cache.product_id = Some(id);
+            id
+        }
+    };
+    let m = match cache.model_id {
+        Some(id) if cache.model == model => id,
+        _ => {
+            let id = table.intern_model(trim(model)).ok()?;
+            cache.model.clear();
+            cache.model.extend_from_slice(model);
+            cache.model_id = Some(id);
+            id
+        }
+    };
+    table.push_ids(u, p, m, day, Credits::from_micros(micros));
+    Some(next)
+}
+
+/// A JSON field as bytes: strings as is, numbers as written.
+fn json_text(value: Option<&serde_json::Value>) -> Result<Cow<'_, [u8]>, String> {
+    use serde_json::Value;
+    Ok(match value {
+        None | Some(Value::Null) => Cow::Borrowed(&b""[..]),
+        Some(Value::String(s)) => Cow::Borrowed(s.as_bytes()),
+        Some(Value::Number(n)) => Cow::Owned(json_number_text(n).into_bytes()),
+        Some(other) => {
+            return Err(format!("`{}` is not a string or a number", show(other.to_string().as_bytes())));
+        }
+    })
+}
+
+/// A JSON number as exact decimal text: floats through their shortest round-trip
+/// form, which is what the writer meant (`0.1` stays `0.1`).
+fn json_number_text(n: &serde_json::Number) -> String {
+    match (n.as_i64(), n.as_u64(), n.as_f64()) {
+        (Some(i), _, _) => i.to_string(),
+        (_, Some(u), _) => u.to_string(),
+        (_, _, Some(f)) => format!("{f}"),
+        _ => n.to_string(),
+    }
+}
+
+const JSONL_FIELDS: [&str; 10] =
+    ["date", "day", "user", "user_id", "email", "product", "model", "credits", "amount", "timestamp"];
+
+fn parse_jsonl(ctx: &mut Ctx, bytes: &[u8], table: &mut UsageTable) {
+    for (index, raw) in bytes.split(|&c| c == b'\n').enumerate() {
+        let line = u32::try_from(index + 1).unwrap_or(u32::MAX);
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let value: serde_json::Value = match serde_json::from_slice(raw) {
+            Ok(v) => v,
+            Err(e) => {
+                ctx.bad_row(line, u32::try_from(e.column()).unwrap_or(1), format!("not JSON: {e}"));
+                continue;
+            }
+        };
+        let Some(obj) = value.as_object() else {
+            ctx.bad_row(line, 1, "expected a JSON object".to_string());
+            continue;
+        };
+        if let Some(key) = obj.keys().find(|k| !JSONL_FIELDS.contains(&k.as_str())) {
+            let mut msg = format!("unknown field `{key}`");
+            if let Some(s) = crate::diag::did_you_mean(key, ["date", "user", "product", "model", "credits"]) {
+                msg.push_str(&format!(" (did you mean `{s}`?)"));
+            }
+            ctx.bad_row(line, 1, msg);
+            continue;
+        }
+        let pick = |names: &[&str]| names.iter().find_map(|n| obj.get(*n));
+        let date = match pick(&["date", "day", "timestamp"]) {
+            Some(serde_json::Value::Number(n)) => {
+                match n.as_i64().and_then(|s| DateTime::from_timestamp(s, 0)) {
+                    Some(t) => Cow::Owned(t.to_rfc3339().into_bytes()),
+                    None => {
+                        ctx.bad_row(line, 1, format!("`{n}` is not a unix timestamp"));
+                        continue;
+                    }
+                }
+            }
+            other => match json_text(other) {
+                Ok(t) => t,
+                Err(e) => {
+                    ctx.bad_row(line, 1, format!("date {e}"));
+                    continue;
+                }
+            },
+        };
+        let fields = (
+            json_text(pick(&["user", "user_id", "email"])),
+            json_text(obj.get("product")),
+            json_text(obj.get("model")),
+            json_text(pick(&["credits", "amount"])),
+        );
+        let (user, product, model, credits) = match fields {
+            (Ok(u), Ok(p), Ok(m), Ok(c)) => (u, p, m, c),
+            (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => {
+                ctx.bad_row(line, 1, e);
+                continue;
+            }
+        };
+        if date.is_empty() {
+            ctx.bad_row(line, 1, "row has no date".to_string());
+            continue;
+        }
+        if let Err((_, msg)) = add_row(table, ctx, line, &date, &user, &product, &model, &credits) {
+            ctx.bad_row(line, 1, msg);
+        }
+    }
+}
+
+/// Byte offsets of every object directly inside a `results` array, in document order.
+/// A small structural scan: serde_json's values carry no positions.
+fn result_offsets(bytes: &[u8]) -> Vec<usize> {
+    #[derive(PartialEq)]
+    enum Frame {
+        Object,
+        Array { results: bool },
+    }
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut out = Vec::new();
+    let mut last_string: (usize, usize) = (0, 0);
+    let mut key_for_next = false;
+    let mut pending_key: &[u8] = b"";
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                last_string = (start, i.min(bytes.len()));
+            }
+            b':' => {
+                pending_key = &bytes[last_string.0..last_string.1];
+                key_for_next = true;
+            }
+            b'{' => {
+                if matches!(stack.last(), Some(Frame::Array { results: true })) {
+                    out.push(i);
+                }
+                stack.push(Frame::Object);
+                key_for_next = false;
+            }
+            b'[' => {
+                let results = key_for_next && pending_key == b"results";
+                stack.push(Frame::Array { results });
+                key_for_next = false;
+            }
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => key_for_next = false,
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+fn parse_costs(ctx: &mut Ctx, bytes: &[u8], table: &mut UsageTable) -> Result<(), String> {
+    use serde_json::Value;
+    let doc: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    let pages: Vec<&Value> = match &doc {
+        Value::Array(items) => items.iter().collect(),
+        Value::Object(_) => vec![&doc],
+        _ => return Err("expected a Costs API page or an array of pages".to_string()),
+    };
+    let offsets = result_offsets(bytes);
+    let mut lines = LineIndex::new(bytes);
+    let mut k = 0usize;
+    for (pi, page) in pages.iter().enumerate() {
+        let Some(data) = page.get("data").and_then(Value::as_array) else {
+            return Err(format!(
+                "page {} has no `data` array (expected `{{\"object\":\"page\",\"data\":[…]}}`)",
+                pi + 1
+            ));
+        };
+        for bucket in data {
+            let start = bucket.get("start_time").and_then(Value::as_i64);
+            let results =
+                bucket.get("results").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+            for result in results {
+                let line = offsets.get(k).map_or(1, |&o| lines.line_of(o));
+                k += 1;
+                let Some(start) = start.and_then(|s| DateTime::from_timestamp(s, 0)) else {
+                    ctx.bad_row(line, 1, "the bucket has no valid `start_time`".to_string());
+                    continue;
+                };
+                let day = day_number(start.with_timezone(&ctx.tz).date_naive());
+                let amount = result.get("amount").and_then(|a| a.get("value"));
+                let credits = match amount {
+                    Some(Value::Number(n)) => json_number_text(n),
+                    Some(Value::String(s)) => s.clone(),
+                    _ => {
+                        ctx.bad_row(line, 1, "result has no `amount.value`".to_string());
+                        continue;
+                    }
+                };
+                let user =
+                    result.get("user_id").or_else(|| result.get("user")).or_else(|| result.get("email"));
+                let texts =
+                    (json_text(user), json_text(result.get("product")), json_text(result.get("model")));
+                let (user, product, model) = match texts {
+                    (Ok(u), Ok(p), Ok(m)) => (u, p, m),
+                    (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
+                        ctx.bad_row(line, 1, e);
+                        continue;
+                    }
+                };
+                let date = crate::usage::day_date(day).map(|d| d.to_string()).unwrap_or_default();
+                if let Err((_, msg)) =
+                    add_row(table, ctx, line, date.as_bytes(), &user, &product, &model, credits.as_bytes())
+                {
+                    ctx.bad_row(line, 1, msg);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Maps increasing byte offsets to 1-based lines.
+struct LineIndex<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    line: u32,
+}
+
+impl<'a> LineIndex<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        LineIndex { bytes, pos: 0, line: 1 }
+    }
+
+    fn line_of(&mut self, offset: usize) -> u32 {
+        let offset = offset.min(self.bytes.len());
+        if offset < self.pos {
+            self.pos = 0;
+            self.line = 1;
+        }
+        let newlines = memchr::memchr_iter(b'\n', &self.bytes[self.pos..offset]).count();
+        self.line = self.line.saturating_add(u32::try_from(newlines).unwrap_or(u32::MAX));
+        self.pos = offset;
+        self.line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::{Directory, User};
+
+    fn table() -> UsageTable {
+        let mut d = Directory::new(&Default::default());
+        d.push(User { email: "a@x.com".into(), attrs: vec![] });
+        d.push(User { email: "b@x.com".into(), attrs: vec![] });
+        UsageTable::new(&d)
+    }
+
+    fn codes(d: &[Diagnostic]) -> Vec<(u32, u32, String)> {
+        d.iter()
+            .map(|d| {
+                let l = d.location.as_ref().unwrap();
+                (l.line, l.column, d.message.clone())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ymd_matches_chrono() {
+        for s in ["1970-01-01", "2000-02-29", "2026-11-27", "1969-12-31", "2100-03-01"] {
+            let d: NaiveDate = s.parse().unwrap();
+            assert_eq!(parse_ymd(s.as_bytes()), Some(day_number(d)), "{s}");
+        }
+        assert_eq!(parse_ymd(b"2026-02-29"), None);
+        assert_eq!(parse_ymd(b"2026-13-01"), None);
+    }
+
+    #[test]
+    fn fast_credits_are_exact_and_strict() {
+        assert_eq!(parse_micros_fast(b"0.1"), Some(100_000));
+        assert_eq!(parse_micros_fast(b"12"), Some(12_000_000));
+        assert_eq!(parse_micros_fast(b"1.000001"), Some(1_000_001));
+        assert_eq!(parse_micros_fast(b"1.0000001"), None);
+        assert_eq!(parse_micros_fast(b"-1"), None);
+        assert_eq!(parse_credits(b"1e2"), Ok(Credits::from_whole(100)));
+        assert!(parse_credits(b"-1").unwrap_err().contains("negative"));
+        assert!(parse_credits(b"0.0000001").unwrap_err().contains("more than 6 decimal places"));
+        assert!(parse_credits(b"abc").unwrap_err().contains("not a decimal number"));
+    }
+
+    #[test]
+    fn csv_fast_and_general_paths_agree_and_report_bad_rows() {
+        let text = "date,user,product,model,credits\n\
+                    2026-11-01,a@x.com,codex,gpt-5,0.1\n\
+                    2026-11-01,a@x.com,codex,gpt-5,0.1\r\n\
+                    2026-11-01,\"b@x.com\",chatgpt,\"gpt, 5\",2\n\
+                    2026-11-31,a@x.com,codex,gpt-5,1\n\
+                    2026-11-02,,codex,gpt-5,1\n\
+                    2026-11-02,a@x.com,codex,gpt-5,-1\n\
+                    2026-11-02,a@x.com,codex,gpt-5,1.1234567\n\
+                    2026-11-02,a@x.com,codex,gpt-5,lots\n\
+                    2026-11-02,a@x.com,codex,gpt-5,1,extra\n\
+                    2026-11-02T23:30:00-05:00,zed@x.com,codex,gpt-5,4";
+        let mut t = table();
+        let diags = parse_usage(&"u.csv".into(), text.as_bytes(), UsageFormat::Csv, &mut t, Tz::UTC).unwrap();
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.micros.iter().sum::<i64>(), 6_200_000);
+        assert_eq!(t.models(), ["gpt-5", "gpt, 5"]);
+        assert_eq!(t.user, vec![0, 0, 1, 2]);
+        // the timestamp is read in the workspace timezone (UTC here: the next day)
+        assert_eq!(t.day[3], day_number("2026-11-03".parse().unwrap()));
+        let got = codes(&diags);
+        assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), vec![5, 6, 7, 8, 9, 10]);
+        assert_eq!(got[0].1, 1);
+        assert!(got[0].2.contains("`2026-11-31` is not a date"));
+        assert_eq!(got[1].2, "row has no user");
+        assert_eq!(got[2].1, 32, "points at the credits column");
+        assert!(got[5].2.contains("6 fields"));
+        assert_eq!(t.unknown_users()[0].first.line, 11);
+    }
+
+    #[test]
+    fn csv_header_must_name_the_needed_columns() {
+        let mut t = table();
+        let err = parse_usage(&"u.csv".into(), b"day,who,credits\n", UsageFormat::Csv, &mut t, Tz::UTC);
+        assert!(err.unwrap_err().contains("no `user` column"));
+        let diags =
+            parse_usage(&"u.csv".into(), b"date,user,credit,credits\n", UsageFormat::Csv, &mut t, Tz::UTC)
+                .unwrap();
+        assert_eq!(diags[0].code, "usage/unknown-column");
+        assert_eq!(diags[0].help.as_deref(), Some("did you mean `credits`?"));
+        // an empty file is no usage, not an error
+        assert!(parse_usage(&"u.csv".into(), b"", UsageFormat::Csv, &mut t, Tz::UTC).unwrap().is_empty());
+    }
+
+    #[test]
+    fn jsonl_rows() {
+        let text = "{\"date\":\"2026-11-01\",\"user\":\"a@x.com\",\"product\":\"codex\",\"model\":\"m\",\"credits\":0.1}\n\
+                    {\"date\":\"2026-11-01\",\"user\":\"a@x.com\",\"product\":\"codex\",\"credit\":1}\n\
+                    {\"date\":\"2026-11-01\",\"user\":\"a@x.com\",\"product\":\"codex\",\"credits\":\"2.5\"}\n";
+        let mut t = table();
+        let diags =
+            parse_usage(&"u.jsonl".into(), text.as_bytes(), UsageFormat::JsonLines, &mut t, Tz::UTC).unwrap();
+        assert_eq!(t.micros, vec![100_000, 2_500_000]);
+        assert_eq!(codes(&diags)[0].0, 2);
+        assert!(diags[0].message.contains("did you mean `credits`"));
+    }
+
+    #[test]
+    fn costs_api_pages_with_lines() {
+        let text = r#"[{"object": "page", "data": [
+  {"object": "bucket", "start_time": 1764547200, "end_time": 1764633600, "results": [
+    {"object": "organization.costs.result", "amount": {"value": 0.25, "currency": "credits"},
+     "user_id": "a@x.com", "product": "codex", "model": "gpt-5"},
+    {"object": "organization.costs.result", "amount": {"value": -3, "currency": "credits"},
+     "user_id": "a@x.com", "product": "codex", "model": "gpt-5"}
+  ]}], "has_more": true, "next_page": "p2"},
+ {"object": "page", "data": [
+  {"object": "bucket", "start_time": 1764633600, "end_time": 1764720000, "results": [
+    {"object": "organization.costs.result", "amount": {"value": 1, "currency": "credits"}, "user": "b@x.com", "product": "chatgpt"}
+  ]}], "has_more": false, "next_page": null}]"#;
+        let mut t = table();
+        let tz: Tz = "America/New_York".parse().unwrap();
+        let diags =
+            parse_usage(&"c.json".into(), text.as_bytes(), UsageFormat::CostsApi, &mut t, tz).unwrap();
+        assert_eq!(t.micros, vec![250_000, 1_000_000]);
+        // 2025-12-01T00:00Z is still November 30th in New York
+        assert_eq!(t.day[0], day_number("2025-11-30".parse().unwrap()));
+        assert_eq!(t.models(), ["gpt-5", ""]);
+        assert_eq!(codes(&diags), vec![(5, 1, "credits `-3` are negative".to_string())]);
+    }
+}

@@ -1,0 +1,563 @@
+//! Usage in memory: compact rows and the fast aggregation over them.
+//!
+//! A [`UsageTable`] holds usage rows in struct-of-arrays form — an interned user
+//! (the user's index in the directory, or an extra id for a user the directory
+//! does not know), interned product and model, a day number and exact
+//! micro-credits — so aggregating tens of millions of rows is one tight loop over
+//! plain integers. Reading files into a table is [`crate::input::usage`]; what the
+//! sums mean for limits is [`crate::evaluate`].
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use chrono::{Datelike, NaiveDate};
+
+use crate::Credits;
+use crate::diag::{Diagnostic, Location};
+use crate::directory::Directory;
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
+/// Day 0 of [`day_number`] is 1970-01-01, which is this many days from the common era.
+const EPOCH_DAYS_FROM_CE: i32 = 719_163;
+
+/// A date as a day number (days since 1970-01-01).
+pub fn day_number(date: NaiveDate) -> i32 {
+    date.num_days_from_ce() - EPOCH_DAYS_FROM_CE
+}
+
+/// The date of a day number.
+pub fn day_date(day: i32) -> Option<NaiveDate> {
+    NaiveDate::from_num_days_from_ce_opt(day.checked_add(EPOCH_DAYS_FROM_CE)?)
+}
+
+/// Names interned to small dense ids.
+#[derive(Debug, Clone, Default)]
+struct Interner {
+    names: Vec<String>,
+    ids: FastMap<Box<[u8]>, u32>,
+}
+
+impl Interner {
+    fn get_or_insert(&mut self, name: &[u8], max: usize) -> Option<u32> {
+        if let Some(&id) = self.ids.get(name) {
+            return Some(id);
+        }
+        if self.names.len() >= max {
+            return None;
+        }
+        let id = u32::try_from(self.names.len()).ok()?;
+        self.names.push(String::from_utf8_lossy(name).into_owned());
+        self.ids.insert(name.into(), id);
+        Some(id)
+    }
+
+    fn get(&self, name: &[u8]) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+}
+
+/// A user seen in usage but absent from the directory.
+#[derive(Debug, Clone)]
+pub struct UnknownUser {
+    /// The user as written in the usage.
+    pub email: String,
+    /// The first row that named them.
+    pub first: Location,
+}
+
+/// Why a row could not be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    /// More distinct products than ids (65,536).
+    #[error("too many distinct products")]
+    TooManyProducts,
+    /// More distinct models than ids (65,536).
+    #[error("too many distinct models")]
+    TooManyModels,
+    /// More distinct users than ids.
+    #[error("too many distinct users")]
+    TooManyUsers,
+}
+
+/// Usage rows in struct-of-arrays form, interned against one directory.
+#[derive(Debug, Clone)]
+pub struct UsageTable {
+    directory_users: u32,
+    users: FastMap<Box<[u8]>, u32>,
+    unknown: Vec<UnknownUser>,
+    products: Interner,
+    models: Interner,
+    /// User id per row: `< directory_users()` is an index into the directory, the rest
+    /// index [`UsageTable::unknown_users`] after subtracting `directory_users()`.
+    pub user: Vec<u32>,
+    /// Product id per row, into [`UsageTable::products`].
+    pub product: Vec<u16>,
+    /// Model id per row, into [`UsageTable::models`].
+    pub model: Vec<u16>,
+    /// Day number per row ([`day_number`]), a date in the workspace timezone.
+    pub day: Vec<i32>,
+    /// Credits per row in micro-credits ([`Credits::micros`]), never negative.
+    pub micros: Vec<i64>,
+}
+
+impl UsageTable {
+    /// An empty table whose user ids are the directory's positions.
+    pub fn new(dir: &Directory) -> Self {
+        let mut users = FastMap::with_capacity_and_hasher(dir.len(), Default::default());
+        for (i, user) in dir.users.iter().enumerate() {
+            users.insert(user.email.as_bytes().into(), u32::try_from(i).unwrap_or(u32::MAX));
+        }
+        UsageTable {
+            directory_users: u32::try_from(dir.len()).unwrap_or(u32::MAX),
+            users,
+            unknown: Vec::new(),
+            products: Interner::default(),
+            models: Interner::default(),
+            user: Vec::new(),
+            product: Vec::new(),
+            model: Vec::new(),
+            day: Vec::new(),
+            micros: Vec::new(),
+        }
+    }
+
+    /// Reserves room for `rows` more rows.
+    pub fn reserve(&mut self, rows: usize) {
+        self.user.reserve(rows);
+        self.product.reserve(rows);
+        self.model.reserve(rows);
+        self.day.reserve(rows);
+        self.micros.reserve(rows);
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.micros.len()
+    }
+
+    /// True when there is no row.
+    pub fn is_empty(&self) -> bool {
+        self.micros.is_empty()
+    }
+
+    /// Number of directory users (ids below this are directory positions).
+    pub fn directory_users(&self) -> usize {
+        self.directory_users as usize
+    }
+
+    /// Number of user ids: directory users plus unknown ones.
+    pub fn user_count(&self) -> usize {
+        self.directory_users as usize + self.unknown.len()
+    }
+
+    /// Users seen in usage but not in the directory, in order of first appearance.
+    pub fn unknown_users(&self) -> &[UnknownUser] {
+        &self.unknown
+    }
+
+    /// Interned product names, by id.
+    pub fn products(&self) -> &[String] {
+        &self.products.names
+    }
+
+    /// Interned model names, by id.
+    pub fn models(&self) -> &[String] {
+        &self.models.names
+    }
+
+    /// The id of a product, when some row uses it.
+    pub fn product_id(&self, name: &str) -> Option<u16> {
+        self.products.get(name.as_bytes()).and_then(|i| u16::try_from(i).ok())
+    }
+
+    /// The id of a model, when some row uses it.
+    pub fn model_id(&self, name: &str) -> Option<u16> {
+        self.models.get(name.as_bytes()).and_then(|i| u16::try_from(i).ok())
+    }
+
+    /// The email of a user id.
+    pub fn user_email<'a>(&'a self, dir: &'a Directory, id: u32) -> &'a str {
+        match id.checked_sub(self.directory_users) {
+            None => dir.users.get(id as usize).map_or("", |u| u.email.as_str()),
+            Some(k) => self.unknown.get(k as usize).map_or("", |u| u.email.as_str()),
+        }
+    }
+
+    /// Interns a user; a user absent from the directory gets a new id, and `first`
+    /// is remembered as where they were first seen.
+    pub fn intern_user(&mut self, email: &[u8], first: impl FnOnce() -> Location) -> Result<u32, PushError> {
+        if let Some(&id) = self.users.get(email) {
+            return Ok(id);
+        }
+        let id = u32::try_from(self.user_count()).map_err(|_| PushError::TooManyUsers)?;
+        self.users.insert(email.into(), id);
+        self.unknown.push(UnknownUser { email: String::from_utf8_lossy(email).into_owned(), first: first() });
+        Ok(id)
+    }
+
+    /// Interns a product name.
+    pub fn intern_product(&mut self, name: &[u8]) -> Result<u16, PushError> {
+        self.products
+            .get_or_insert(name, 1 << 16)
+            .and_then(|i| u16::try_from(i).ok())
+            .ok_or(PushError::TooManyProducts)
+    }
+
+    /// Interns a model name.
+    pub fn intern_model(&mut self, name: &[u8]) -> Result<u16, PushError> {
+        self.models
+            .get_or_insert(name, 1 << 16)
+            .and_then(|i| u16::try_from(i).ok())
+            .ok_or(PushError::TooManyModels)
+    }
+
+    /// Appends an interned row.
+    #[inline]
+    pub fn push_ids(&mut self, user: u32, product: u16, model: u16, day: i32, credits: Credits) {
+        self.user.push(user);
+        self.product.push(product);
+        self.model.push(model);
+        self.day.push(day);
+        self.micros.push(credits.micros());
+    }
+
+    /// Appends a row by names (for tests and programmatic ingestion).
+    pub fn push(
+        &mut self,
+        date: NaiveDate,
+        user: &str,
+        product: &str,
+        model: &str,
+        credits: Credits,
+    ) -> Result<(), PushError> {
+        let u = self.intern_user(user.as_bytes(), || Location::file_start("<memory>".into()))?;
+        let p = self.intern_product(product.as_bytes())?;
+        let m = self.intern_model(model.as_bytes())?;
+        self.push_ids(u, p, m, day_number(date), credits);
+        Ok(())
+    }
+
+    /// One warning per user absent from the directory, at the first row naming them,
+    /// with their row count and credits (all rows, any period).
+    pub fn unknown_user_diagnostics(&self) -> Vec<Diagnostic> {
+        if self.unknown.is_empty() {
+            return Vec::new();
+        }
+        let mut rows = vec![0u64; self.unknown.len()];
+        let mut sum = vec![0i64; self.unknown.len()];
+        for (&u, &m) in self.user.iter().zip(&self.micros) {
+            if let Some(k) = u.checked_sub(self.directory_users) {
+                rows[k as usize] += 1;
+                sum[k as usize] = sum[k as usize].wrapping_add(m);
+            }
+        }
+        self.unknown
+            .iter()
+            .enumerate()
+            .map(|(k, u)| {
+                Diagnostic::warning(
+                    "usage/unknown-user",
+                    format!("user `{}` is not in the directory", u.email),
+                )
+                .at(u.first.clone())
+                .with_label(format!(
+                    "{} row{}, {} credits",
+                    rows[k],
+                    if rows[k] == 1 { "" } else { "s" },
+                    Credits::from_micros(sum[k])
+                ))
+                .with_help(
+                    "their usage is kept and counted in workspace totals, but no limit applies to them; \
+                         add them to the directory",
+                )
+            })
+            .collect()
+    }
+
+    /// Sums the rows of a period: per user (total, recent window, tracked products and
+    /// models) and per day × product × model.
+    pub fn aggregate(&self, spec: &AggregateSpec) -> Aggregate {
+        Aggregate::compute(self, spec)
+    }
+
+    /// Per-day sums of the period for a few users (for the day a limit was reached);
+    /// `out[k][d]` is user `users[k]`'s usage on day `spec.days.start + d`.
+    pub fn daily_for(&self, days: Range<i32>, users: &[u32]) -> Vec<Vec<i64>> {
+        let width = usize::try_from(days.end - days.start).unwrap_or(0);
+        let mut out = vec![vec![0i64; width]; users.len()];
+        if users.is_empty() || width == 0 {
+            return out;
+        }
+        const NONE: u32 = u32::MAX;
+        let mut slot = vec![NONE; self.user_count()];
+        for (k, &u) in users.iter().enumerate() {
+            if let Some(s) = slot.get_mut(u as usize) {
+                *s = u32::try_from(k).unwrap_or(NONE);
+            }
+        }
+        for i in 0..self.len() {
+            let s = slot[self.user[i] as usize];
+            let d = self.day[i];
+            if s != NONE && d >= days.start && d < days.end {
+                let cell = &mut out[s as usize][(d - days.start) as usize];
+                *cell = cell.wrapping_add(self.micros[i]);
+            }
+        }
+        out
+    }
+}
+
+/// What to aggregate.
+#[derive(Debug, Clone)]
+pub struct AggregateSpec {
+    /// The period's day numbers, end exclusive.
+    pub days: Range<i32>,
+    /// First day of the recent window (the burn rate); rows from it to the period's end count.
+    pub recent_from: i32,
+    /// Product ids summed per user (those some limit caps).
+    pub products: Vec<u16>,
+    /// Model ids summed per user (those some limit caps).
+    pub models: Vec<u16>,
+}
+
+/// The sums of one period.
+#[derive(Debug, Clone)]
+pub struct Aggregate {
+    stride: usize,
+    /// Per user id, `stride` cells: total, recent, each tracked product, each tracked
+    /// model, and a scratch cell that absorbs untracked products and models.
+    cells: Vec<i64>,
+    tracked_products: usize,
+    days: Range<i32>,
+    by_day: Vec<i64>,
+    by_product: Vec<i64>,
+    by_model: Vec<i64>,
+    by_day_product: Vec<i64>,
+    /// Rows inside the period.
+    pub rows: u64,
+}
+
+/// Above this many day × product × model cells the histogram is not worth it.
+const MAX_HIST_CELLS: usize = 1 << 20;
+
+impl Aggregate {
+    fn compute(table: &UsageTable, spec: &AggregateSpec) -> Aggregate {
+        let n_products = table.products().len();
+        let n_models = table.models().len();
+        let tracked = spec.products.len() + spec.models.len();
+        let stride = 2 + tracked + 1;
+        let scratch = stride - 1;
+        // INVARIANT: every slot is < stride, so a row's writes stay in its user's cells.
+        let mut pslot = vec![scratch; n_products.max(1)];
+        for (k, &p) in spec.products.iter().enumerate() {
+            if let Some(s) = pslot.get_mut(p as usize) {
+                *s = 2 + k;
+            }
+        }
+        let mut mslot = vec![scratch; n_models.max(1)];
+        for (k, &m) in spec.models.iter().enumerate() {
+            if let Some(s) = mslot.get_mut(m as usize) {
+                *s = 2 + spec.products.len() + k;
+            }
+        }
+        let width = usize::try_from(spec.days.end.saturating_sub(spec.days.start)).unwrap_or(0);
+        let mut cells = vec![0i64; table.user_count() * stride];
+        let hist_cells = width.saturating_mul(n_products.max(1)).saturating_mul(n_models.max(1));
+        let use_hist = hist_cells <= MAX_HIST_CELLS;
+        let mut hist = vec![0i64; if use_hist { hist_cells } else { 0 }];
+        let (start, end, recent) = (spec.days.start, spec.days.end, spec.recent_from);
+        let (pm, m_n) = (n_products.max(1) * n_models.max(1), n_models.max(1));
+        let mut rows = 0u64;
+        let n = table.len();
+        let (users, products, models, day, micros) =
+            (&table.user[..n], &table.product[..n], &table.model[..n], &table.day[..n], &table.micros[..n]);
+        // Sums wrap rather than panic: an i64 of micro-credits holds 9.2 trillion credits.
+        if use_hist {
+            for i in 0..n {
+                let d = day[i];
+                if d < start || d >= end {
+                    continue;
+                }
+                rows += 1;
+                let m = micros[i];
+                let p = products[i] as usize;
+                let mo = models[i] as usize;
+                let base = users[i] as usize * stride;
+                let row = &mut cells[base..base + stride];
+                row[0] = row[0].wrapping_add(m);
+                row[1] = row[1].wrapping_add(m & -i64::from(d >= recent));
+                row[pslot[p]] = row[pslot[p]].wrapping_add(m);
+                row[mslot[mo]] = row[mslot[mo]].wrapping_add(m);
+                let h = (d - start) as usize * pm + p * m_n + mo;
+                hist[h] = hist[h].wrapping_add(m);
+            }
+        } else {
+            for i in 0..n {
+                let d = day[i];
+                if d < start || d >= end {
+                    continue;
+                }
+                rows += 1;
+                let m = micros[i];
+                let base = users[i] as usize * stride;
+                let row = &mut cells[base..base + stride];
+                row[0] = row[0].wrapping_add(m);
+                row[1] = row[1].wrapping_add(m & -i64::from(d >= recent));
+                row[pslot[products[i] as usize]] = row[pslot[products[i] as usize]].wrapping_add(m);
+                row[mslot[models[i] as usize]] = row[mslot[models[i] as usize]].wrapping_add(m);
+            }
+        }
+        let mut agg = Aggregate {
+            stride,
+            cells,
+            tracked_products: spec.products.len(),
+            days: spec.days.clone(),
+            by_day: vec![0; width],
+            by_product: vec![0; n_products],
+            by_model: vec![0; n_models],
+            by_day_product: vec![0; width * n_products],
+            rows,
+        };
+        if use_hist {
+            for (h, &v) in hist.iter().enumerate() {
+                if v == 0 {
+                    continue;
+                }
+                let (d, p, mo) = (h / pm, (h % pm) / m_n, h % m_n);
+                agg.by_day[d] += v;
+                agg.by_product[p] += v;
+                agg.by_model[mo] += v;
+                agg.by_day_product[d * n_products + p] += v;
+            }
+        } else {
+            agg.margins_by_scan(table);
+        }
+        agg
+    }
+
+    /// Builds the day, product and model sums with a second scan, when the
+    /// day × product × model cube is too large to fill in the main loop.
+    fn margins_by_scan(&mut self, table: &UsageTable) {
+        let n_products = self.by_product.len();
+        for i in 0..table.len() {
+            let d = table.day[i];
+            if d < self.days.start || d >= self.days.end {
+                continue;
+            }
+            let m = table.micros[i];
+            let (d, p) = ((d - self.days.start) as usize, table.product[i] as usize);
+            self.by_day[d] = self.by_day[d].wrapping_add(m);
+            self.by_product[p] = self.by_product[p].wrapping_add(m);
+            self.by_model[table.model[i] as usize] = self.by_model[table.model[i] as usize].wrapping_add(m);
+            self.by_day_product[d * n_products + p] = self.by_day_product[d * n_products + p].wrapping_add(m);
+        }
+    }
+
+    /// A user's usage in the period.
+    pub fn used(&self, user: u32) -> Credits {
+        Credits::from_micros(self.cells.get(user as usize * self.stride).copied().unwrap_or(0))
+    }
+
+    /// A user's usage in the recent window.
+    pub fn recent(&self, user: u32) -> Credits {
+        Credits::from_micros(self.cells.get(user as usize * self.stride + 1).copied().unwrap_or(0))
+    }
+
+    /// A user's usage of the `k`-th tracked product ([`AggregateSpec::products`]).
+    pub fn product_used(&self, user: u32, k: usize) -> Credits {
+        Credits::from_micros(self.cells.get(user as usize * self.stride + 2 + k).copied().unwrap_or(0))
+    }
+
+    /// A user's usage of the `k`-th tracked model ([`AggregateSpec::models`]).
+    pub fn model_used(&self, user: u32, k: usize) -> Credits {
+        let at = user as usize * self.stride + 2 + self.tracked_products + k;
+        Credits::from_micros(self.cells.get(at).copied().unwrap_or(0))
+    }
+
+    /// The period's days (day numbers, end exclusive).
+    pub fn days(&self) -> Range<i32> {
+        self.days.clone()
+    }
+
+    /// Usage per day of the period, all users.
+    pub fn by_day(&self) -> &[i64] {
+        &self.by_day
+    }
+
+    /// Usage per product id, all users.
+    pub fn by_product(&self) -> &[i64] {
+        &self.by_product
+    }
+
+    /// Usage per model id, all users.
+    pub fn by_model(&self) -> &[i64] {
+        &self.by_model
+    }
+
+    /// Usage per day and product id: `[day * products + product]`.
+    pub fn by_day_product(&self) -> &[i64] {
+        &self.by_day_product
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::User;
+
+    fn dir(emails: &[&str]) -> Directory {
+        let mut d = Directory::new(&Default::default());
+        for e in emails {
+            d.push(User { email: (*e).into(), attrs: vec![] });
+        }
+        d
+    }
+
+    fn date(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn day_numbers_round_trip() {
+        assert_eq!(day_number(date("1970-01-01")), 0);
+        assert_eq!(day_number(date("2026-11-27")), 20_784);
+        assert_eq!(day_date(20_784), Some(date("2026-11-27")));
+    }
+
+    #[test]
+    fn aggregates_period_users_caps_and_margins() {
+        let d = dir(&["a@x", "b@x"]);
+        let mut t = UsageTable::new(&d);
+        let tenth: Credits = "0.1".parse().unwrap();
+        for _ in 0..10 {
+            t.push(date("2026-11-02"), "a@x", "codex", "gpt-5", tenth).unwrap();
+        }
+        t.push(date("2026-11-20"), "a@x", "chatgpt", "gpt-5-pro", Credits::from_whole(3)).unwrap();
+        t.push(date("2026-10-31"), "a@x", "codex", "gpt-5", Credits::from_whole(100)).unwrap();
+        t.push(date("2026-11-21"), "zed@x", "codex", "gpt-5", Credits::from_whole(7)).unwrap();
+        let start = day_number(date("2026-11-01"));
+        let spec = AggregateSpec {
+            days: start..start + 30,
+            recent_from: day_number(date("2026-11-15")),
+            products: vec![t.product_id("codex").unwrap()],
+            models: vec![t.model_id("gpt-5-pro").unwrap()],
+        };
+        let agg = t.aggregate(&spec);
+        assert_eq!(agg.rows, 12);
+        assert_eq!(agg.used(0), Credits::from_whole(4));
+        assert_eq!(agg.recent(0), Credits::from_whole(3));
+        assert_eq!(agg.product_used(0, 0), Credits::from_whole(1));
+        assert_eq!(agg.model_used(0, 0), Credits::from_whole(3));
+        assert_eq!(agg.used(1), Credits::ZERO);
+        assert_eq!(agg.used(2), Credits::from_whole(7));
+        assert_eq!(agg.by_day()[1], 1_000_000);
+        assert_eq!(agg.by_product()[t.product_id("codex").unwrap() as usize], 8_000_000);
+        assert_eq!(t.unknown_users()[0].email, "zed@x");
+        let diags = t.unknown_user_diagnostics();
+        assert_eq!(diags[0].code, "usage/unknown-user");
+        assert_eq!(diags[0].label.as_deref(), Some("1 row, 7 credits"));
+        let daily = t.daily_for(spec.days.clone(), &[0]);
+        assert_eq!(daily[0][19], 3_000_000);
+    }
+}
