@@ -1,0 +1,681 @@
+//! Plan: the *effect* of a policy change on real people, for pull requests.
+//!
+//! Takes two resolutions of the same directory at the same instant (base and
+//! head), the period's usage per user and the head's validation report, and
+//! computes what changed: counts and exposure first, then per user, per group
+//! and per override, users newly blocked or unblocked at today's usage,
+//! overrides starting or expiring soon (and what the limit becomes then), and a
+//! digest of the per-user changes that does not depend on file or directory order.
+//! Pure: no I/O, no clock. Reading the two sides (files or git) and resolving
+//! them is the caller's job; how a plan looks is [`render`].
+
+pub mod render;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::Credits;
+use crate::diag::{Report, Severity};
+use crate::directory::Directory;
+use crate::load::{Loaded, PolicySet};
+use crate::model::{Limit, Override};
+use crate::resolve::{Provenance, Resolution};
+
+/// How far ahead starting and expiring overrides are reported.
+pub const SOON_DAYS: i64 = 14;
+
+/// Which revision a side is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RefLabel {
+    /// The revision as given (`origin/main`), or null for the working tree.
+    #[serde(rename = "ref")]
+    pub name: Option<String>,
+    /// The full commit id, or null for the working tree.
+    pub commit: Option<String>,
+}
+
+impl RefLabel {
+    /// A short human name: `origin/main (1a2b3c4d5e6f)` or `working tree`.
+    pub fn display(&self) -> String {
+        match (&self.name, &self.commit) {
+            (Some(name), Some(commit)) => format!("{name} ({})", commit.get(..12).unwrap_or(commit)),
+            (Some(name), None) => name.clone(),
+            (None, Some(commit)) => commit.get(..12).unwrap_or(commit).to_owned(),
+            (None, None) => String::from("working tree"),
+        }
+    }
+}
+
+/// One side of a plan: which revision, its documents and their resolution.
+#[derive(Debug, Clone, Copy)]
+pub struct Side<'a> {
+    /// Which revision.
+    pub label: &'a RefLabel,
+    /// Its documents.
+    pub policies: &'a PolicySet,
+    /// Every directory user's limit at `now`.
+    pub resolution: &'a Resolution,
+}
+
+/// Everything a plan is computed from.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInput<'a> {
+    /// The revision the change starts from.
+    pub base: Side<'a>,
+    /// The revision with the change.
+    pub head: Side<'a>,
+    /// The directory both sides were resolved against.
+    pub directory: &'a Directory,
+    /// Each directory user's usage this period, by directory position (missing = none).
+    pub used: &'a [Credits],
+    /// The head's validation findings (guardrails included).
+    pub head_report: &'a Report,
+    /// The instant of the plan (both resolutions are at it).
+    pub now: DateTime<Utc>,
+}
+
+/// The effect of a change.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// The revision the change starts from.
+    pub base: RefLabel,
+    /// The revision with the change.
+    pub head: RefLabel,
+    /// `sha256:` over the canonical per-user changes.
+    pub digest: String,
+    /// The counts.
+    pub summary: Summary,
+    /// Users whose effective limit changes, by email.
+    pub users: Vec<UserChange>,
+    /// The workspace default, when it changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<WorkspaceChange>,
+    /// Groups added, removed, changed, moved, or whose members changed, by name.
+    pub groups: Vec<GroupChange>,
+    /// Override documents that changed and those about to start or expire.
+    pub overrides: Overrides,
+    /// The head's validation findings.
+    pub diagnostics: Vec<PlanDiagnostic>,
+}
+
+impl Plan {
+    /// True when no user's effective limit changes.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    /// True when the head has validation errors.
+    pub fn has_errors(&self) -> bool {
+        self.summary.errors > 0
+    }
+}
+
+/// The counts of a plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Users in the directory.
+    pub users: usize,
+    /// Users whose effective limit changes (credits or caps).
+    pub users_affected: usize,
+    /// Users whose credits go up.
+    pub raised: usize,
+    /// Users whose credits go down.
+    pub lowered: usize,
+    /// Users whose credits stay but a product or model cap changes.
+    pub caps_changed: usize,
+    /// Users whose limit does not change.
+    pub unchanged: usize,
+    /// Users whose limit stays but now comes from another document.
+    pub source_changed: usize,
+    /// Sum of every user's credits at base.
+    pub exposure_before: Credits,
+    /// Sum of every user's credits at head.
+    pub exposure_after: Credits,
+    /// Users whose new limit is at or below what they used this period.
+    pub newly_blocked: usize,
+    /// Users blocked at base and no longer at head.
+    pub newly_unblocked: usize,
+    /// Guardrail documents at head.
+    pub guardrails: usize,
+    /// Guardrail findings at head that are errors.
+    pub guardrails_failed: usize,
+    /// Validation errors at head.
+    pub errors: usize,
+    /// Validation warnings at head.
+    pub warnings: usize,
+}
+
+/// One user's change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserChange {
+    /// The email.
+    pub user: String,
+    /// Credits at base.
+    pub before: Credits,
+    /// Credits at head.
+    pub after: Credits,
+    /// `after - before`.
+    pub delta: Credits,
+    /// The whole limit at base (caps included).
+    pub limit_before: Limit,
+    /// The whole limit at head.
+    pub limit_after: Limit,
+    /// What decided it at base.
+    pub source_before: Provenance,
+    /// What decided it at head.
+    pub source_after: Provenance,
+    /// Used this period.
+    pub used: Credits,
+    /// Not blocked at base, blocked at head.
+    pub newly_blocked: bool,
+    /// Blocked at base, not at head.
+    pub newly_unblocked: bool,
+}
+
+/// The workspace document's change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkspaceChange {
+    /// Top-level fields that differ.
+    pub changes: Vec<String>,
+    /// The default limit at base.
+    pub default_before: Option<Limit>,
+    /// The default limit at head.
+    pub default_after: Option<Limit>,
+    /// Changed users whose limit comes from the default on either side.
+    pub users_affected: usize,
+    /// Their credits' total change.
+    pub delta: Credits,
+}
+
+/// What happened to a group document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DocStatus {
+    /// Only at head.
+    Added,
+    /// Only at base.
+    Removed,
+    /// Content differs.
+    Changed,
+    /// Same content in another file.
+    Moved,
+    /// Same content, same file.
+    Unchanged,
+}
+
+/// One group's change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupChange {
+    /// The group's name.
+    pub group: String,
+    /// What happened to its document.
+    pub status: DocStatus,
+    /// Top-level fields that differ (`limit`, `selector`, …).
+    pub changes: Vec<String>,
+    /// Its file at base.
+    pub file_before: Option<String>,
+    /// Its file at head.
+    pub file_after: Option<String>,
+    /// Its limit at base.
+    pub limit_before: Option<Limit>,
+    /// Its limit at head.
+    pub limit_after: Option<Limit>,
+    /// Users it wins at base.
+    pub members_before: usize,
+    /// Users it wins at head.
+    pub members_after: usize,
+    /// Users that join it (win it at head, not at base).
+    pub joined: usize,
+    /// Users that leave it.
+    pub left: usize,
+    /// Changed users it wins on either side.
+    pub users_affected: usize,
+    /// Their credits' total change.
+    pub delta: Credits,
+}
+
+/// Override documents in the plan.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Overrides {
+    /// Only at head.
+    pub added: Vec<OverrideChange>,
+    /// Only at base.
+    pub removed: Vec<OverrideChange>,
+    /// At both, different.
+    pub changed: Vec<OverrideChange>,
+    /// At head, starting within [`SOON_DAYS`].
+    pub starting_soon: Vec<Upcoming>,
+    /// At head, expiring within [`SOON_DAYS`].
+    pub expiring_soon: Vec<Upcoming>,
+}
+
+/// An override document's change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OverrideChange {
+    /// Its name.
+    pub name: String,
+    /// Its user.
+    pub user: String,
+    /// Its file (head's when it exists there).
+    pub file: String,
+    /// Fields that differ (for `changed`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+    /// `add` or `limit` credits, as written (`+5000`, `=8000`).
+    pub amount: String,
+    /// First instant it applies.
+    pub starts: Option<String>,
+    /// First instant it no longer applies.
+    pub expires: String,
+    /// Whether it applies now (at head; at base for removed ones).
+    pub active: bool,
+}
+
+/// An override starting or expiring soon, and the user's limit then.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Upcoming {
+    /// Its name.
+    pub name: String,
+    /// Its user.
+    pub user: String,
+    /// When (`starts` or `expires`).
+    pub at: DateTime<Utc>,
+    /// The user's credits now (null when the user is not in the directory).
+    pub credits_now: Option<Credits>,
+    /// The user's credits from `at` on.
+    pub credits_then: Option<Credits>,
+}
+
+/// A head finding, in `validate --format json`'s shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanDiagnostic {
+    /// Stable code.
+    pub code: String,
+    /// `error` or `warning`.
+    pub severity: String,
+    /// The message.
+    pub message: String,
+    /// File, relative to the policy root.
+    pub file: Option<String>,
+    /// 1-based line.
+    pub line: Option<u32>,
+    /// 1-based column.
+    pub column: Option<u32>,
+    /// The commit, when read from git.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// How to fix it.
+    pub help: Option<String>,
+}
+
+/// Computes the effect of going from `base` to `head`.
+pub fn plan(input: &PlanInput<'_>) -> Plan {
+    let PlanInput { base, head, directory, used, head_report, now: _ } = *input;
+    let n = directory.len();
+    let mut summary = Summary { users: n, ..Summary::default() };
+    let mut users = Vec::new();
+    let group_name = |side: Side<'_>, i: usize| -> Option<String> {
+        side.resolution
+            .user(i)
+            .and_then(|r| r.group)
+            .and_then(|g| side.policies.groups.get(g))
+            .map(|g| g.doc.name.clone())
+    };
+    let mut members: BTreeMap<String, [usize; 4]> = BTreeMap::new(); // before, after, joined, left
+    let mut affected: BTreeMap<String, (usize, Credits)> = BTreeMap::new();
+    let mut default_affected = (0usize, Credits::ZERO);
+    for i in 0..n {
+        let (Some(b), Some(h)) = (base.resolution.user(i), head.resolution.user(i)) else {
+            continue;
+        };
+        summary.exposure_before += b.limit.credits;
+        summary.exposure_after += h.limit.credits;
+        let (gb, ga) = (group_name(base, i), group_name(head, i));
+        if let Some(g) = &gb {
+            members.entry(g.clone()).or_default()[0] += 1;
+        }
+        if let Some(g) = &ga {
+            members.entry(g.clone()).or_default()[1] += 1;
+        }
+        if gb != ga {
+            if let Some(g) = &ga {
+                members.entry(g.clone()).or_default()[2] += 1;
+            }
+            if let Some(g) = &gb {
+                members.entry(g.clone()).or_default()[3] += 1;
+            }
+        }
+        if *b.limit == *h.limit {
+            summary.unchanged += 1;
+            if !same_document(&b.source, &h.source) {
+                summary.source_changed += 1;
+            }
+            continue;
+        }
+        let delta = h.limit.credits - b.limit.credits;
+        match delta.cmp(&Credits::ZERO) {
+            std::cmp::Ordering::Greater => summary.raised += 1,
+            std::cmp::Ordering::Less => summary.lowered += 1,
+            std::cmp::Ordering::Equal => summary.caps_changed += 1,
+        }
+        let spent = used.get(i).copied().unwrap_or(Credits::ZERO);
+        let (blocked_before, blocked_after) = (spent >= b.limit.credits, spent >= h.limit.credits);
+        let newly_blocked = !blocked_before && blocked_after;
+        let newly_unblocked = blocked_before && !blocked_after;
+        summary.newly_blocked += usize::from(newly_blocked);
+        summary.newly_unblocked += usize::from(newly_unblocked);
+        let mut credited: BTreeSet<&String> = BTreeSet::new();
+        credited.extend(gb.iter());
+        credited.extend(ga.iter());
+        for g in credited {
+            let e = affected.entry(g.clone()).or_insert((0, Credits::ZERO));
+            e.0 += 1;
+            e.1 += delta;
+        }
+        if b.source.kind == crate::resolve::SourceKind::Default
+            || h.source.kind == crate::resolve::SourceKind::Default
+        {
+            default_affected.0 += 1;
+            default_affected.1 += delta;
+        }
+        users.push(UserChange {
+            user: directory.users.get(i).map(|u| u.email.to_string()).unwrap_or_default(),
+            before: b.limit.credits,
+            after: h.limit.credits,
+            delta,
+            limit_before: (*b.limit).clone(),
+            limit_after: (*h.limit).clone(),
+            source_before: b.source.clone(),
+            source_after: h.source.clone(),
+            used: spent,
+            newly_blocked,
+            newly_unblocked,
+        });
+    }
+    users.sort_by(|a, b| a.user.cmp(&b.user));
+    summary.users_affected = users.len();
+
+    let groups = group_changes(base.policies, head.policies, &members, &affected);
+    let workspace = workspace_change(base.policies, head.policies, default_affected);
+    let overrides = override_changes(input);
+
+    summary.guardrails = head.policies.guardrails.len();
+    for d in &head_report.diagnostics {
+        match d.severity {
+            Severity::Error => summary.errors += 1,
+            Severity::Warning => summary.warnings += 1,
+        }
+        if d.code.starts_with("guardrail/") && d.severity == Severity::Error {
+            summary.guardrails_failed += 1;
+        }
+    }
+    let diagnostics = head_report
+        .diagnostics
+        .iter()
+        .map(|d| PlanDiagnostic {
+            code: d.code.to_owned(),
+            severity: d.severity.to_string(),
+            message: d.message.clone(),
+            file: d.location.as_ref().map(|l| l.file.to_string()),
+            line: d.location.as_ref().map(|l| l.line),
+            column: d.location.as_ref().map(|l| l.column),
+            commit: d.location.as_ref().and_then(|l| l.commit.as_ref().map(|c| c.to_string())),
+            help: d.help.clone(),
+        })
+        .collect();
+    Plan {
+        base: base.label.clone(),
+        head: head.label.clone(),
+        digest: digest(&users),
+        summary,
+        users,
+        workspace,
+        groups,
+        overrides,
+        diagnostics,
+    }
+}
+
+/// Whether two provenances name the same document (file moves and line shifts do not count).
+fn same_document(a: &Provenance, b: &Provenance) -> bool {
+    a.kind == b.kind && a.name == b.name
+}
+
+/// `sha256:<hex>` over the per-user changes in a canonical form: sorted by email,
+/// exact decimals, sorted caps. Neither file order, directory order nor the machine matter.
+pub fn digest(users: &[UserChange]) -> String {
+    let mut lines: Vec<String> = users
+        .iter()
+        .map(|u| format!("{}\t{}\t{}\n", u.user, canonical(&u.limit_before), canonical(&u.limit_after)))
+        .collect();
+    lines.sort();
+    let mut hasher = Sha256::new();
+    hasher.update(b"budgit-plan-v1\n");
+    for line in &lines {
+        hasher.update(line.as_bytes());
+    }
+    let hash = hasher.finalize();
+    let mut out = String::from("sha256:");
+    for byte in hash {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}
+
+fn canonical(limit: &Limit) -> String {
+    let caps = |m: &BTreeMap<String, Credits>| {
+        m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    };
+    format!("credits={};products={};models={}", limit.credits, caps(&limit.products), caps(&limit.models))
+}
+
+/// Top-level fields whose values differ between two documents.
+fn field_changes<T: Serialize>(a: &T, b: &T) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+        (serde_json::to_value(a), serde_json::to_value(b))
+    else {
+        return Vec::new();
+    };
+    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    keys.into_iter().filter(|k| a.get(*k) != b.get(*k)).cloned().collect()
+}
+
+fn group_changes(
+    base: &PolicySet,
+    head: &PolicySet,
+    members: &BTreeMap<String, [usize; 4]>,
+    affected: &BTreeMap<String, (usize, Credits)>,
+) -> Vec<GroupChange> {
+    let by_name = |set: &PolicySet| -> BTreeMap<String, usize> {
+        set.groups.iter().enumerate().map(|(i, g)| (g.doc.name.clone(), i)).collect()
+    };
+    let (bn, hn) = (by_name(base), by_name(head));
+    let names: BTreeSet<&String> = bn.keys().chain(hn.keys()).collect();
+    let mut out = Vec::new();
+    for name in names {
+        let b = bn.get(name).and_then(|&i| base.groups.get(i));
+        let h = hn.get(name).and_then(|&i| head.groups.get(i));
+        let (status, changes) = match (b, h) {
+            (None, Some(_)) => (DocStatus::Added, Vec::new()),
+            (Some(_), None) => (DocStatus::Removed, Vec::new()),
+            (Some(b), Some(h)) => {
+                let changes = field_changes(&b.doc, &h.doc);
+                if !changes.is_empty() {
+                    (DocStatus::Changed, changes)
+                } else if b.file != h.file {
+                    (DocStatus::Moved, Vec::new())
+                } else {
+                    (DocStatus::Unchanged, Vec::new())
+                }
+            }
+            (None, None) => continue,
+        };
+        let [members_before, members_after, joined, left] = members.get(name).copied().unwrap_or_default();
+        let (users_affected, delta) = affected.get(name).copied().unwrap_or((0, Credits::ZERO));
+        if status == DocStatus::Unchanged && joined == 0 && left == 0 && users_affected == 0 {
+            continue;
+        }
+        out.push(GroupChange {
+            group: name.clone(),
+            status,
+            changes,
+            file_before: b.map(|g| g.file.to_string()),
+            file_after: h.map(|g| g.file.to_string()),
+            limit_before: b.map(|g| g.doc.limit.clone()),
+            limit_after: h.map(|g| g.doc.limit.clone()),
+            members_before,
+            members_after,
+            joined,
+            left,
+            users_affected,
+            delta,
+        });
+    }
+    out
+}
+
+fn workspace_change(
+    base: &PolicySet,
+    head: &PolicySet,
+    (users_affected, delta): (usize, Credits),
+) -> Option<WorkspaceChange> {
+    let (b, h) = (base.workspace(), head.workspace());
+    let changes = match (b, h) {
+        (Some(b), Some(h)) => field_changes(&b.doc, &h.doc),
+        (None, None) => return None,
+        _ => vec![String::from("workspace")],
+    };
+    if changes.is_empty() {
+        return None;
+    }
+    Some(WorkspaceChange {
+        changes,
+        default_before: b.map(|w| w.doc.default.clone()),
+        default_after: h.map(|w| w.doc.default.clone()),
+        users_affected,
+        delta,
+    })
+}
+
+fn amount(o: &Override) -> String {
+    match (&o.add, &o.limit) {
+        (Some(add), _) => format!("+{}", add.credits.unwrap_or(Credits::ZERO)),
+        (None, Some(limit)) => format!("={}", limit.credits),
+        (None, None) => String::new(),
+    }
+}
+
+fn override_change(o: &Loaded<Override>, tz: &chrono_tz::Tz, now: DateTime<Utc>) -> OverrideChange {
+    OverrideChange {
+        name: o.doc.name.clone(),
+        user: o.doc.user.clone(),
+        file: o.file.to_string(),
+        changes: Vec::new(),
+        amount: amount(&o.doc),
+        starts: o.doc.starts.map(|s| s.to_string()),
+        expires: o.doc.expires.to_string(),
+        active: is_active(&o.doc, tz, now),
+    }
+}
+
+fn is_active(o: &Override, tz: &chrono_tz::Tz, t: DateTime<Utc>) -> bool {
+    o.starts.is_none_or(|s| s.instant(tz) <= t) && t < o.expires.instant(tz)
+}
+
+fn override_changes(input: &PlanInput<'_>) -> Overrides {
+    let (base, head, now) = (input.base, input.head, input.now);
+    let (btz, htz) = (base.resolution.timezone, head.resolution.timezone);
+    let by_name = |set: &PolicySet| -> BTreeMap<String, usize> {
+        set.overrides.iter().enumerate().map(|(i, o)| (o.doc.name.clone(), i)).collect()
+    };
+    let (bn, hn) = (by_name(base.policies), by_name(head.policies));
+    let mut out = Overrides::default();
+    let names: BTreeSet<&String> = bn.keys().chain(hn.keys()).collect();
+    for name in names {
+        let b = bn.get(name).and_then(|&i| base.policies.overrides.get(i));
+        let h = hn.get(name).and_then(|&i| head.policies.overrides.get(i));
+        match (b, h) {
+            (None, Some(h)) => out.added.push(override_change(h, &htz, now)),
+            (Some(b), None) => out.removed.push(override_change(b, &btz, now)),
+            (Some(b), Some(h)) => {
+                let mut changes = field_changes(&b.doc, &h.doc);
+                if b.file != h.file {
+                    changes.push(String::from("file"));
+                }
+                if !changes.is_empty() {
+                    out.changed.push(OverrideChange { changes, ..override_change(h, &htz, now) });
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    let horizon = now + Duration::days(SOON_DAYS);
+    for o in &head.policies.overrides {
+        let mut events = Vec::new();
+        if let Some(s) = o.doc.starts.map(|s| s.instant(&htz))
+            && now < s
+            && s <= horizon
+        {
+            events.push((true, s));
+        }
+        let e = o.doc.expires.instant(&htz);
+        if now < e && e <= horizon {
+            events.push((false, e));
+        }
+        for (starting, at) in events {
+            let position = input.directory.position(&o.doc.user);
+            let credits_now = position.and_then(|i| head.resolution.user(i)).map(|r| r.limit.credits);
+            let credits_then =
+                position.and_then(|i| limit_at(head, input.directory, i, at)).map(|l| l.credits);
+            let item = Upcoming {
+                name: o.doc.name.clone(),
+                user: o.doc.user.clone(),
+                at,
+                credits_now,
+                credits_then,
+            };
+            if starting {
+                out.starting_soon.push(item);
+            } else {
+                out.expiring_soon.push(item);
+            }
+        }
+    }
+    let key = |u: &Upcoming| (u.at, u.name.clone());
+    out.starting_soon.sort_by_key(key);
+    out.expiring_soon.sort_by_key(key);
+    out
+}
+
+/// A user's limit at another instant of the same head: the winning group's limit
+/// (membership does not depend on time) or the default, with the override active then.
+fn limit_at(side: Side<'_>, dir: &Directory, i: usize, at: DateTime<Utc>) -> Option<Limit> {
+    let resolved = side.resolution.user(i)?;
+    let email = &dir.users.get(i)?.email;
+    let tz = side.resolution.timezone;
+    let base = match resolved.group.and_then(|g| side.policies.groups.get(g)) {
+        Some(g) => g.doc.limit.clone(),
+        None => side.policies.workspace()?.doc.default.clone(),
+    };
+    // The same order resolution applies: earliest `starts` (absent first), then name.
+    let active = side
+        .policies
+        .overrides
+        .iter()
+        .filter(|o| o.doc.user.eq_ignore_ascii_case(email) && is_active(&o.doc, &tz, at))
+        .min_by_key(|o| (o.doc.starts.map(|s| s.instant(&tz)), o.doc.name.clone()));
+    Some(match active {
+        Some(o) => match (&o.doc.limit, &o.doc.add) {
+            (Some(limit), _) => limit.clone(),
+            (None, Some(add)) => base.plus(add),
+            (None, None) => base,
+        },
+        None => base,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,449 @@
+//! How a plan looks: a terminal table, a GitHub pull-request comment, JSON.
+//!
+//! Kept beside the plan (not in the CLI) because the comment's size budget is a
+//! property worth testing: GitHub refuses comments over 65,536 characters, so long
+//! lists are truncated with "and N more" until the whole comment fits.
+
+use std::fmt::Write as _;
+
+use super::{DocStatus, GroupChange, Plan, SOON_DAYS, Upcoming, UserChange};
+use crate::Credits;
+use crate::model::Limit;
+
+/// GitHub's limit on a comment body, in characters.
+pub const GITHUB_COMMENT_LIMIT: usize = 65_536;
+
+/// The plan as the stable JSON shape of DESIGN.md, pretty-printed.
+pub fn json(plan: &Plan) -> String {
+    serde_json::to_string_pretty(plan).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")) + "\n"
+}
+
+fn signed(c: Credits) -> String {
+    if c > Credits::ZERO { format!("+{c}") } else { c.to_string() }
+}
+
+fn limit_text(l: &Limit) -> String {
+    let mut out = l.credits.to_string();
+    let caps: Vec<String> =
+        l.products.iter().chain(l.models.iter()).map(|(k, v)| format!("{k} {v}")).collect();
+    if !caps.is_empty() {
+        let _ = write!(out, " ({})", caps.join(", "));
+    }
+    out
+}
+
+fn opt_limit(l: Option<&Limit>) -> String {
+    l.map_or_else(|| String::from("—"), limit_text)
+}
+
+fn group_line(g: &GroupChange) -> String {
+    let what = match g.status {
+        DocStatus::Added => String::from("added"),
+        DocStatus::Removed => String::from("removed"),
+        DocStatus::Changed => format!("changed: {}", g.changes.join(", ")),
+        DocStatus::Moved => format!(
+            "moved from {} to {}",
+            g.file_before.as_deref().unwrap_or("?"),
+            g.file_after.as_deref().unwrap_or("?")
+        ),
+        DocStatus::Unchanged => String::from("members changed"),
+    };
+    what
+}
+
+fn upcoming_then(u: &Upcoming) -> String {
+    match (u.credits_now, u.credits_then) {
+        (Some(a), Some(b)) => format!("{a} → {b}"),
+        _ => String::from("user not in the directory"),
+    }
+}
+
+fn headline(plan: &Plan) -> String {
+    let s = &plan.summary;
+    if plan.is_empty() {
+        return String::from("no effective change: no user's limit changes");
+    }
+    format!(
+        "{} user{} affected: {} raised, {} lowered{}; exposure {} → {} ({})",
+        s.users_affected,
+        if s.users_affected == 1 { "" } else { "s" },
+        s.raised,
+        s.lowered,
+        if s.caps_changed > 0 { format!(", {} caps changed", s.caps_changed) } else { String::new() },
+        s.exposure_before,
+        s.exposure_after,
+        signed(s.exposure_after - s.exposure_before),
+    )
+}
+
+/// The plan for a terminal: counts first, then groups, overrides and users.
+pub fn table(plan: &Plan) -> String {
+    let s = &plan.summary;
+    let mut o = String::new();
+    let _ = writeln!(o, "plan: {} → {}", plan.base.display(), plan.head.display());
+    let _ = writeln!(o, "{}", headline(plan));
+    let _ = writeln!(
+        o,
+        "newly blocked {}, newly unblocked {}, unchanged {}, same limit from another document {}",
+        s.newly_blocked, s.newly_unblocked, s.unchanged, s.source_changed
+    );
+    let _ = writeln!(
+        o,
+        "guardrails: {} checked, {} failed; validation: {} error{}, {} warning{}",
+        s.guardrails,
+        s.guardrails_failed,
+        s.errors,
+        if s.errors == 1 { "" } else { "s" },
+        s.warnings,
+        if s.warnings == 1 { "" } else { "s" },
+    );
+    if let Some(w) = &plan.workspace {
+        let _ = writeln!(
+            o,
+            "\nworkspace: changed {}; default {} → {}; {} users, {}",
+            w.changes.join(", "),
+            opt_limit(w.default_before.as_ref()),
+            opt_limit(w.default_after.as_ref()),
+            w.users_affected,
+            signed(w.delta)
+        );
+    }
+    if !plan.groups.is_empty() {
+        let _ = writeln!(o, "\ngroups:");
+        for g in &plan.groups {
+            let _ = writeln!(
+                o,
+                "  {:<24} {}; limit {} → {}; members {} → {} (+{} −{}); {} users affected, {}",
+                g.group,
+                group_line(g),
+                opt_limit(g.limit_before.as_ref()),
+                opt_limit(g.limit_after.as_ref()),
+                g.members_before,
+                g.members_after,
+                g.joined,
+                g.left,
+                g.users_affected,
+                signed(g.delta),
+            );
+        }
+    }
+    let ov = &plan.overrides;
+    for (title, list) in [("added", &ov.added), ("removed", &ov.removed), ("changed", &ov.changed)] {
+        if list.is_empty() {
+            continue;
+        }
+        let _ = writeln!(o, "\noverrides {title}:");
+        for c in list {
+            let changes =
+                if c.changes.is_empty() { String::new() } else { format!(" [{}]", c.changes.join(", ")) };
+            let _ = writeln!(
+                o,
+                "  {:<32} {} {} from {} until {}{}{}",
+                c.name,
+                c.user,
+                c.amount,
+                c.starts.as_deref().unwrap_or("always"),
+                c.expires,
+                if c.active { " (active)" } else { "" },
+                changes
+            );
+        }
+    }
+    for (title, list) in [("starting", &ov.starting_soon), ("expiring", &ov.expiring_soon)] {
+        if list.is_empty() {
+            continue;
+        }
+        let _ = writeln!(o, "\noverrides {title} in the next {SOON_DAYS} days:");
+        for u in list {
+            let _ = writeln!(o, "  {:<32} {} at {}: {}", u.name, u.user, u.at.to_rfc3339(), upcoming_then(u));
+        }
+    }
+    if !plan.users.is_empty() {
+        let _ = writeln!(o, "\nusers ({}):", plan.users.len());
+        let _ = writeln!(
+            o,
+            "  {:<32} {:>12} {:>12} {:>12} {:>12}  source",
+            "user", "before", "after", "delta", "used"
+        );
+        for u in &plan.users {
+            let _ = writeln!(
+                o,
+                "  {:<32} {:>12} {:>12} {:>12} {:>12}  {}{}",
+                u.user,
+                u.before.to_string(),
+                u.after.to_string(),
+                signed(u.delta),
+                u.used.to_string(),
+                source_change(u),
+                blocked_mark(u),
+            );
+        }
+    }
+    if !plan.diagnostics.is_empty() {
+        let _ = writeln!(o, "\nhead findings:");
+        for d in &plan.diagnostics {
+            let at = match (&d.file, d.line) {
+                (Some(f), Some(l)) => format!("{f}:{l}:{}: ", d.column.unwrap_or(1)),
+                _ => String::new(),
+            };
+            let _ = writeln!(o, "  {at}{}[{}]: {}", d.severity, d.code, d.message);
+        }
+    }
+    let _ = writeln!(o, "\ndigest: {}", plan.digest);
+    o
+}
+
+fn source_change(u: &UserChange) -> String {
+    let b = format!("{} `{}`", u.source_before.kind.as_str(), u.source_before.name);
+    let a = format!("{} `{}`", u.source_after.kind.as_str(), u.source_after.name);
+    if a == b { a } else { format!("{b} → {a}") }
+}
+
+fn blocked_mark(u: &UserChange) -> &'static str {
+    if u.newly_blocked {
+        " — newly blocked"
+    } else if u.newly_unblocked {
+        " — unblocked"
+    } else {
+        ""
+    }
+}
+
+/// Escapes text for a Markdown table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The plan as a GitHub pull-request comment, under [`GITHUB_COMMENT_LIMIT`] characters.
+pub fn markdown(plan: &Plan) -> String {
+    // Shrink the longest lists until the comment fits.
+    for rows in [500, 200, 100, 50, 20, 5, 0] {
+        let text = markdown_with(plan, rows);
+        if text.chars().count() < GITHUB_COMMENT_LIMIT {
+            return text;
+        }
+    }
+    let mut text = markdown_with(plan, 0);
+    let cut = text.char_indices().nth(GITHUB_COMMENT_LIMIT - 200).map_or(text.len(), |(i, _)| i);
+    text.truncate(cut);
+    text.push_str("\n\n… truncated to fit a comment; run `budgit plan` for the whole plan\n");
+    text
+}
+
+fn more(o: &mut String, total: usize, shown: usize) {
+    if total > shown {
+        let _ = writeln!(o, "\n…and {} more\n", total - shown);
+    }
+}
+
+fn markdown_with(plan: &Plan, rows: usize) -> String {
+    let s = &plan.summary;
+    let mut o = String::new();
+    let _ = writeln!(o, "<!-- budgit-plan -->");
+    let _ = writeln!(o, "### budgit plan: `{}` → `{}`\n", plan.base.display(), plan.head.display());
+    if s.errors > 0 {
+        let _ = writeln!(
+            o,
+            "> [!CAUTION]\n> The head has {} validation error{}: it cannot be applied.\n",
+            s.errors,
+            if s.errors == 1 { "" } else { "s" }
+        );
+    }
+    if plan.is_empty() {
+        let _ = writeln!(o, "**No effective change**: no user's limit changes.\n");
+    } else {
+        let _ = writeln!(o, "**{}**\n", headline(plan));
+    }
+    let _ = writeln!(o, "| | |\n|---|---:|");
+    let _ = writeln!(o, "| users affected | {} of {} |", s.users_affected, s.users);
+    let _ =
+        writeln!(o, "| raised / lowered / caps only | {} / {} / {} |", s.raised, s.lowered, s.caps_changed);
+    let _ = writeln!(
+        o,
+        "| exposure per period | {} → {} ({}) |",
+        s.exposure_before,
+        s.exposure_after,
+        signed(s.exposure_after - s.exposure_before)
+    );
+    let _ = writeln!(
+        o,
+        "| newly blocked / unblocked at current usage | {} / {} |",
+        s.newly_blocked, s.newly_unblocked
+    );
+    let _ = writeln!(o, "| same limit, another document | {} |", s.source_changed);
+    let _ = writeln!(o, "| guardrails | {} checked, {} failed |", s.guardrails, s.guardrails_failed);
+    let _ = writeln!(o, "| validation | {} errors, {} warnings |", s.errors, s.warnings);
+    let _ = writeln!(o);
+
+    if let Some(w) = &plan.workspace {
+        let _ = writeln!(o, "#### Workspace\n");
+        let _ = writeln!(
+            o,
+            "Changed {}; default {} → {}; {} users, {} credits in total.\n",
+            w.changes.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "),
+            opt_limit(w.default_before.as_ref()),
+            opt_limit(w.default_after.as_ref()),
+            w.users_affected,
+            signed(w.delta)
+        );
+    }
+    if !plan.groups.is_empty() {
+        let _ = writeln!(o, "#### Groups\n");
+        let _ = writeln!(
+            o,
+            "| group | change | limit | members | users affected | credits |\n|---|---|---|---|---:|---:|"
+        );
+        let shown = plan.groups.len().min(rows.max(20));
+        for g in &plan.groups[..shown] {
+            let _ = writeln!(
+                o,
+                "| `{}` | {} | {} → {} | {} → {} (+{} −{}) | {} | {} |",
+                cell(&g.group),
+                cell(&group_line(g)),
+                opt_limit(g.limit_before.as_ref()),
+                opt_limit(g.limit_after.as_ref()),
+                g.members_before,
+                g.members_after,
+                g.joined,
+                g.left,
+                g.users_affected,
+                signed(g.delta)
+            );
+        }
+        more(&mut o, plan.groups.len(), shown);
+        let _ = writeln!(o);
+    }
+    let ov = &plan.overrides;
+    if !(ov.added.is_empty() && ov.removed.is_empty() && ov.changed.is_empty()) {
+        let _ = writeln!(o, "#### Overrides\n");
+        let _ = writeln!(o, "| override | | user | amount | from | until |\n|---|---|---|---:|---|---|");
+        let all: Vec<(&str, &super::OverrideChange)> = ov
+            .added
+            .iter()
+            .map(|c| ("added", c))
+            .chain(ov.removed.iter().map(|c| ("removed", c)))
+            .chain(ov.changed.iter().map(|c| ("changed", c)))
+            .collect();
+        let shown = all.len().min(rows.max(10));
+        for (what, c) in &all[..shown] {
+            let what = if c.changes.is_empty() {
+                (*what).to_owned()
+            } else {
+                format!("{what}: {}", c.changes.join(", "))
+            };
+            let _ = writeln!(
+                o,
+                "| `{}` | {}{} | {} | {} | {} | {} |",
+                cell(&c.name),
+                cell(&what),
+                if c.active { " (active)" } else { "" },
+                cell(&c.user),
+                c.amount,
+                c.starts.as_deref().unwrap_or("—"),
+                c.expires
+            );
+        }
+        more(&mut o, all.len(), shown);
+        let _ = writeln!(o);
+    }
+    if !(ov.starting_soon.is_empty() && ov.expiring_soon.is_empty()) {
+        let _ = writeln!(o, "#### Planned changes in the next {SOON_DAYS} days\n");
+        let _ = writeln!(o, "| when | override | user | event | credits |\n|---|---|---|---|---|");
+        let mut all: Vec<(&str, &Upcoming)> = ov
+            .starting_soon
+            .iter()
+            .map(|u| ("starts", u))
+            .chain(ov.expiring_soon.iter().map(|u| ("expires", u)))
+            .collect();
+        all.sort_by_key(|(_, u)| (u.at, u.name.clone()));
+        let shown = all.len().min(rows.max(10));
+        for (event, u) in &all[..shown] {
+            let _ = writeln!(
+                o,
+                "| {} | `{}` | {} | {event} | {} |",
+                u.at.format("%Y-%m-%d %H:%M UTC"),
+                cell(&u.name),
+                cell(&u.user),
+                upcoming_then(u)
+            );
+        }
+        more(&mut o, all.len(), shown);
+        let _ = writeln!(o);
+    }
+    let blocked: Vec<&UserChange> = plan.users.iter().filter(|u| u.newly_blocked).collect();
+    if !blocked.is_empty() {
+        let _ = writeln!(o, "#### Newly blocked at current usage ({})\n", blocked.len());
+        let shown = blocked.len().min(rows.max(5));
+        for u in &blocked[..shown] {
+            let _ = writeln!(
+                o,
+                "- {}: used {} of a new limit of {} (was {})",
+                cell(&u.user),
+                u.used,
+                u.after,
+                u.before
+            );
+        }
+        more(&mut o, blocked.len(), shown);
+        let _ = writeln!(o);
+    }
+    if !plan.users.is_empty() {
+        let mut users: Vec<&UserChange> = plan.users.iter().collect();
+        // Largest changes first: that is what a reviewer looks for.
+        users.sort_by(|a, b| {
+            b.delta
+                .micros()
+                .unsigned_abs()
+                .cmp(&a.delta.micros().unsigned_abs())
+                .then_with(|| a.user.cmp(&b.user))
+        });
+        let shown = users.len().min(rows);
+        let _ = writeln!(
+            o,
+            "<details><summary>{} user{} whose limit changes</summary>\n",
+            users.len(),
+            if users.len() == 1 { "" } else { "s" }
+        );
+        if shown > 0 {
+            let _ = writeln!(
+                o,
+                "| user | before | after | change | used | decided by |\n|---|---:|---:|---:|---:|---|"
+            );
+            for u in &users[..shown] {
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | {} | {} | {} | {}{} |",
+                    cell(&u.user),
+                    limit_text(&u.limit_before),
+                    limit_text(&u.limit_after),
+                    signed(u.delta),
+                    u.used,
+                    cell(&source_change(u)),
+                    blocked_mark(u)
+                );
+            }
+        }
+        more(&mut o, users.len(), shown);
+        let _ = writeln!(o, "\n</details>\n");
+    }
+    if !plan.diagnostics.is_empty() {
+        let _ = writeln!(
+            o,
+            "<details><summary>{} finding{} at head</summary>\n",
+            plan.diagnostics.len(),
+            if plan.diagnostics.len() == 1 { "" } else { "s" }
+        );
+        let shown = plan.diagnostics.len().min(rows.max(20));
+        for d in &plan.diagnostics[..shown] {
+            let at = match (&d.file, d.line) {
+                (Some(f), Some(l)) => format!("`{f}:{l}` "),
+                _ => String::new(),
+            };
+            let _ = writeln!(o, "- **{}** {at}`{}`: {}", d.severity, d.code, d.message.replace('\n', " "));
+        }
+        more(&mut o, plan.diagnostics.len(), shown);
+        let _ = writeln!(o, "\n</details>\n");
+    }
+    let _ = writeln!(o, "<sub>plan digest `{}`</sub>", plan.digest);
+    o
+}

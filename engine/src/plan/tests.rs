@@ -1,0 +1,270 @@
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::*;
+use crate::directory::{AttrValue, User};
+use crate::load::{Source, load_sources};
+use crate::model::AttributeType;
+use crate::resolve::resolve;
+
+const WORKSPACE: &str = "apiVersion: budgit/v1
+kind: Workspace
+name: acme
+timezone: UTC
+period: month
+default: { credits: 100 }
+attributes: { department: string }
+";
+
+fn group(name: &str, dept: &str, credits: u32, priority: i64) -> String {
+    format!(
+        "apiVersion: budgit/v1\nkind: Group\nname: {name}\nselector: 'user.department == \"{dept}\"'\n\
+         priority: {priority}\nlimit: {{ credits: {credits} }}\n"
+    )
+}
+
+fn over(name: &str, user: &str, add: u32, starts: &str, expires: &str) -> String {
+    format!(
+        "apiVersion: budgit/v1\nkind: Override\nname: {name}\nuser: {user}\nadd: {{ credits: {add} }}\n\
+         starts: {starts}\nexpires: {expires}\nreason: test\n"
+    )
+}
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap()
+}
+
+fn directory() -> Directory {
+    let attributes: BTreeMap<String, AttributeType> =
+        [("department".to_string(), AttributeType::String)].into();
+    let mut dir = Directory::new(&attributes);
+    for (email, dept) in [
+        ("ann@acme.com", "Eng"),
+        ("bob@acme.com", "Eng"),
+        ("cat@acme.com", "Sales"),
+        ("dan@acme.com", "Sales"),
+        ("eve@acme.com", "Ops"),
+    ] {
+        dir.push(User { email: email.into(), attrs: vec![AttrValue::String(dept.into())] });
+    }
+    dir
+}
+
+fn policies(files: &[(&str, String)]) -> PolicySet {
+    let sources = files
+        .iter()
+        .map(|(p, t)| Source { path: (*p).into(), text: t.as_str().into(), commit: None })
+        .collect();
+    let (set, findings) = load_sources(sources);
+    assert!(findings.is_empty(), "{findings:?}");
+    set
+}
+
+fn base_files() -> Vec<(&'static str, String)> {
+    vec![
+        ("workspace.yaml", WORKSPACE.to_string()),
+        ("groups/eng.yaml", group("eng", "Eng", 1000, 20)),
+        ("groups/sales.yaml", group("sales", "Sales", 500, 10)),
+    ]
+}
+
+fn run(base: &[(&str, String)], head: &[(&str, String)], used: &[Credits]) -> Plan {
+    let dir = directory();
+    let (bp, hp) = (policies(base), policies(head));
+    let br = resolve(&bp, &dir, now()).unwrap();
+    let hr = resolve(&hp, &dir, now()).unwrap();
+    let (bl, hl) = (
+        RefLabel { name: Some("main".into()), commit: Some("a".repeat(40)) },
+        RefLabel { name: None, commit: None },
+    );
+    let report = Report::default();
+    plan(&PlanInput {
+        base: Side { label: &bl, policies: &bp, resolution: &br },
+        head: Side { label: &hl, policies: &hp, resolution: &hr },
+        directory: &dir,
+        used,
+        head_report: &report,
+        now: now(),
+    })
+}
+
+#[test]
+fn a_plan_of_a_side_against_itself_is_empty() {
+    let p = run(&base_files(), &base_files(), &[]);
+    assert!(p.is_empty());
+    assert!(p.groups.is_empty());
+    assert_eq!(p.summary.exposure_before, p.summary.exposure_after);
+    assert_eq!(p.summary.unchanged, 5);
+    assert_eq!(p.digest, digest(&[]));
+    assert!(markdown(&p).contains("**No effective change**"));
+}
+
+use render::markdown;
+
+#[test]
+fn raising_a_group_counts_users_exposure_and_unblocks() {
+    let mut head = base_files();
+    head[1].1 = group("eng", "Eng", 1500, 20);
+    let used = [Credits::from_whole(1200), Credits::from_whole(10)];
+    let p = run(&base_files(), &head, &used);
+    assert_eq!(p.summary.users_affected, 2);
+    assert_eq!(p.summary.raised, 2);
+    assert_eq!(p.summary.exposure_before, Credits::from_whole(1000 * 2 + 500 * 2 + 100));
+    assert_eq!(p.summary.exposure_after, Credits::from_whole(1500 * 2 + 500 * 2 + 100));
+    assert_eq!(p.summary.newly_unblocked, 1);
+    assert!(p.users[0].newly_unblocked && p.users[0].user == "ann@acme.com");
+    assert_eq!(p.users[0].delta, Credits::from_whole(500));
+    assert_eq!(p.groups.len(), 1);
+    assert_eq!(p.groups[0].status, DocStatus::Changed);
+    assert_eq!(p.groups[0].changes, ["limit"]);
+    assert_eq!(p.groups[0].users_affected, 2);
+    assert_eq!(p.groups[0].delta, Credits::from_whole(1000));
+}
+
+#[test]
+fn lowering_below_usage_blocks() {
+    let mut head = base_files();
+    head[2].1 = group("sales", "Sales", 50, 10);
+    let used = [Credits::ZERO, Credits::ZERO, Credits::from_whole(60), Credits::from_whole(10)];
+    let p = run(&base_files(), &head, &used);
+    assert_eq!(p.summary.lowered, 2);
+    assert_eq!(p.summary.newly_blocked, 1);
+    assert_eq!(
+        p.users.iter().filter(|u| u.newly_blocked).map(|u| u.user.as_str()).collect::<Vec<_>>(),
+        ["cat@acme.com"]
+    );
+}
+
+#[test]
+fn a_refactor_moving_a_group_is_no_effective_change() {
+    let mut head = base_files();
+    head[1].0 = "teams/engineering.yaml";
+    let p = run(&base_files(), &head, &[]);
+    assert!(p.is_empty());
+    assert_eq!(p.groups.len(), 1);
+    assert_eq!(p.groups[0].status, DocStatus::Moved);
+    assert_eq!(p.digest, run(&base_files(), &base_files(), &[]).digest);
+}
+
+#[test]
+fn a_selector_change_moves_users_between_groups() {
+    let mut head = base_files();
+    head[2].1 = group("sales", "Ops", 500, 10);
+    let p = run(&base_files(), &head, &[]);
+    // cat and dan leave sales for the default; eve joins sales.
+    assert_eq!(p.summary.users_affected, 3);
+    let sales = p.groups.iter().find(|g| g.group == "sales").unwrap();
+    assert_eq!((sales.members_before, sales.members_after, sales.joined, sales.left), (2, 1, 1, 2));
+    assert_eq!(sales.changes, ["selector"]);
+    let eve = p.users.iter().find(|u| u.user == "eve@acme.com").unwrap();
+    assert_eq!(eve.source_before.kind.as_str(), "default");
+    assert_eq!(eve.source_after.kind.as_str(), "group");
+}
+
+#[test]
+fn overrides_added_and_soon_to_expire_say_what_the_limit_becomes() {
+    let mut head = base_files();
+    head.push(("overrides/ann.yaml", over("ann-push", "ann@acme.com", 300, "2026-11-01", "2026-11-25")));
+    head.push(("overrides/eve.yaml", over("eve-later", "eve@acme.com", 50, "2026-11-30", "2026-12-31")));
+    let p = run(&base_files(), &head, &[]);
+    assert_eq!(p.overrides.added.len(), 2);
+    assert!(p.overrides.added[0].active && p.overrides.added[0].amount == "+300");
+    assert_eq!(p.summary.users_affected, 1);
+    let exp = &p.overrides.expiring_soon;
+    assert_eq!(exp.len(), 1);
+    assert_eq!(
+        (exp[0].credits_now, exp[0].credits_then),
+        (Some(Credits::from_whole(1300)), Some(Credits::from_whole(1000)))
+    );
+    let start = &p.overrides.starting_soon;
+    assert_eq!(start.len(), 1);
+    assert_eq!(
+        (start[0].credits_now, start[0].credits_then),
+        (Some(Credits::from_whole(100)), Some(Credits::from_whole(150)))
+    );
+    // An override that expired before now changes nothing and is not "soon".
+    let mut later = base_files();
+    later.push(("overrides/old.yaml", over("old", "bob@acme.com", 300, "2026-10-01", "2026-10-25")));
+    let p = run(&base_files(), &later, &[]);
+    assert!(p.is_empty());
+    assert_eq!(p.overrides.added.len(), 1);
+    assert!(!p.overrides.added[0].active);
+}
+
+#[test]
+fn the_digest_ignores_file_and_directory_order() {
+    let mut head = base_files();
+    head[1].1 = group("eng", "Eng", 1500, 20);
+    let a = run(&base_files(), &head, &[]);
+    let mut reversed_base = base_files();
+    reversed_base.reverse();
+    let mut reversed_head = head.clone();
+    reversed_head.reverse();
+    let b = run(&reversed_base, &reversed_head, &[]);
+    assert_eq!(a.digest, b.digest);
+    let mut users = a.users.clone();
+    users.reverse();
+    assert_eq!(digest(&users), a.digest);
+    assert_ne!(a.digest, digest(&[]));
+    // Pinned: the canonical form is part of the contract (audits compare digests).
+    assert_eq!(a.digest.len(), "sha256:".len() + 64);
+}
+
+#[test]
+fn markdown_fits_a_comment_however_many_users_change() {
+    let mut plan = run(&base_files(), &base_files(), &[]);
+    let template = {
+        let mut head = base_files();
+        head[1].1 = group("eng", "Eng", 1500, 20);
+        run(&base_files(), &head, &[]).users[0].clone()
+    };
+    for i in 0..20_000 {
+        plan.users.push(UserChange { user: format!("user{i:05}@acme.com"), ..template.clone() });
+    }
+    plan.summary.users_affected = plan.users.len();
+    let text = markdown(&plan);
+    assert!(text.chars().count() < render::GITHUB_COMMENT_LIMIT);
+    assert!(text.contains("more"));
+    assert!(text.contains("<details>"));
+}
+
+#[test]
+fn json_has_the_documented_shape() {
+    let mut head = base_files();
+    head[1].1 = group("eng", "Eng", 1500, 20);
+    let p = run(&base_files(), &head, &[]);
+    let v: serde_json::Value = serde_json::from_str(&render::json(&p)).unwrap();
+    for key in ["base", "head", "digest", "summary", "users", "groups", "overrides", "diagnostics"] {
+        assert!(v.get(key).is_some(), "{key}");
+    }
+    assert_eq!(v["base"]["ref"], "main");
+    assert!(v["head"]["commit"].is_null());
+    for key in [
+        "users_affected",
+        "raised",
+        "lowered",
+        "exposure_before",
+        "exposure_after",
+        "newly_blocked",
+        "newly_unblocked",
+    ] {
+        assert!(v["summary"].get(key).is_some(), "{key}");
+    }
+    for key in [
+        "user",
+        "before",
+        "after",
+        "delta",
+        "source_before",
+        "source_after",
+        "newly_blocked",
+        "newly_unblocked",
+    ] {
+        assert!(v["users"][0].get(key).is_some(), "{key}");
+    }
+    for key in ["added", "removed", "changed", "starting_soon", "expiring_soon"] {
+        assert!(v["overrides"][key].is_array(), "{key}");
+    }
+    assert_eq!(v["users"][0]["delta"], 500);
+}
