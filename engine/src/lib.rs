@@ -14,6 +14,7 @@ pub mod load;
 pub mod model;
 pub mod owners;
 pub mod period;
+pub mod resolve;
 pub mod request;
 pub mod select;
 pub mod stack;

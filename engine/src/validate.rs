@@ -4,9 +4,13 @@
 //! Loading ([`crate::load`]) does the first two stages per document; this
 //! module adds the checks across documents and returns one sorted [`Report`].
 
+mod cel;
+mod guardrail;
 pub mod schema;
+mod semantic;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -68,12 +72,63 @@ pub fn validate_sources(
     }
 }
 
-/// The checks across documents, on what loaded.
-fn check_loaded(policies: &PolicySet, _options: &ValidateOptions, report: &mut Report) {
+/// The checks across documents, on what loaded: semantics, CEL, then guardrails.
+fn check_loaded(policies: &PolicySet, options: &ValidateOptions, report: &mut Report) {
     if policies.sources.is_empty() && report.diagnostics.is_empty() {
         report.push(
             Diagnostic::error("repo/empty", "no policy files found")
                 .with_help("a policy repository holds `*.yaml` files, one of them with `kind: Workspace`"),
         );
+    }
+    semantic::check(policies, options.now, report);
+    // One environment for the run: building the standard library costs more than a parse.
+    let env = Arc::new(::cel::Env::stdlib());
+    let rules = cel::check(policies, &env, report);
+    guardrail::check(policies, &env, &rules, options.now, report);
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! Validating inline policy files in unit tests.
+
+    use std::sync::Arc;
+
+    use super::{Report, Source, ValidateOptions, validate_sources};
+
+    /// A workspace in New York with two declared attributes and the default override rules.
+    pub(crate) const WORKSPACE: &str = "apiVersion: budgit/v1
+kind: Workspace
+name: acme
+timezone: America/New_York
+default:
+  credits: 2000
+attributes:
+  department: string
+  title: string
+overrides:
+  max_days: 90
+  require_reason: true
+";
+
+    /// Validates `files` (path, text) at `now` (RFC 3339).
+    pub(crate) fn run(files: &[(&str, &str)], now: &str) -> Report {
+        let sources = files
+            .iter()
+            .map(|(path, text)| Source { path: Arc::from(*path), text: Arc::from(*text), commit: None })
+            .collect();
+        let now = chrono::DateTime::parse_from_rfc3339(now).unwrap().to_utc();
+        validate_sources(sources, Vec::new(), &ValidateOptions { now }).report
+    }
+
+    /// `code line:col` of every finding, in report order.
+    pub(crate) fn summary(report: &Report) -> Vec<String> {
+        report
+            .diagnostics
+            .iter()
+            .map(|d| match &d.location {
+                Some(l) => format!("{} {}:{}:{}", d.code, l.file, l.line, l.column),
+                None => d.code.to_string(),
+            })
+            .collect()
     }
 }

@@ -1,0 +1,532 @@
+//! Stage 4: CEL expressions — group selectors and guardrail rules.
+//!
+//! Each expression is parsed once; a syntax error is pointed at its line and
+//! column inside the YAML file (the expression is a YAML scalar, plain, quoted or
+//! a block, so its characters are mapped back through quotes, escapes and
+//! indentation). `cel` has no type checker (DEPENDENCIES.md, trap 7), so the names
+//! an expression reads are collected from its syntax tree and checked here: a
+//! selector reads `user.email` and the attributes the workspace declares; a
+//! guardrail reads `workspace`, the document it applies to and `now`, and only
+//! their fields. The length cap is checked before the parser runs: a long operator
+//! chain exhausts the parser's stack, and a stack overflow aborts the process.
+//!
+//! Evaluating guardrails is [`super::guardrail`]; evaluating selectors against a
+//! directory is [`crate::select`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ::cel::common::ast::{EntryExpr, Expr, LiteralValue, SourceInfo};
+use ::cel::{Env, IdedExpr, Program};
+
+use super::guardrail::{self, Shape};
+use crate::diag::{Diagnostic, Location, Report, did_you_mean};
+use crate::load::yaml::{Node, lowercase_first};
+use crate::load::{Loaded, PolicySet, node_location};
+use crate::model::{AttributeType, MAX_CEL_LEN};
+
+/// A guardrail rule that parsed and reads only what it may.
+#[derive(Debug)]
+pub(crate) struct Rule {
+    /// The compiled rule.
+    pub program: Program,
+    /// The names it reads: each variable with the fields selected from it, in source order.
+    pub paths: Vec<(String, Vec<String>)>,
+}
+
+/// Identifiers CEL itself defines, which are not variables.
+const CEL_NAMES: &[&str] =
+    &["int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type"];
+
+/// Checks every selector and rule; returns the compiled rules, one per guardrail
+/// (`None` where the rule has an error).
+pub(crate) fn check(policies: &PolicySet, env: &Env, report: &mut Report) -> Vec<Option<Rule>> {
+    let attributes = policies.workspace().map(|w| (w, &w.doc.attributes));
+    for group in &policies.groups {
+        let Some(selector) = &group.doc.selector else { continue };
+        let expr = Expression::new(policies, group, "/selector", selector);
+        let what = format!("the selector of group `{}`", group.doc.name);
+        let Some(program) = expr.compile(env, &what, report) else { continue };
+        for r in references(program.expression(), program.source_info(), selector) {
+            if r.root == "user" {
+                let (Some((ws, declared)), Some((field, span))) = (attributes, r.fields.first()) else {
+                    continue;
+                };
+                if field != "email" && !declared.contains_key(field) {
+                    report.push(unknown_attribute(&expr, ws, declared, field, *span));
+                }
+            } else if !CEL_NAMES.contains(&r.root.as_str()) {
+                report.push(
+                    Diagnostic::error("cel/unknown-variable", format!("unknown variable `{}`", r.root))
+                        .at(expr.locate(r.root_span))
+                        .with_label("not defined in a selector")
+                        .with_help(match did_you_mean(&r.root, ["user"]) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => "a selector reads the user it is evaluated on: `user.email` and \
+                                     `user.<attribute>` for each attribute the workspace declares"
+                                .into(),
+                        }),
+                );
+            }
+        }
+    }
+    policies
+        .guardrails
+        .iter()
+        .map(|g| {
+            let expr = Expression::new(policies, g, "/rule", &g.doc.rule);
+            let what = format!("the rule of guardrail `{}`", g.doc.name);
+            let program = expr.compile(env, &what, report)?;
+            let var = guardrail::variable(g.doc.applies_to);
+            let refs = references(program.expression(), program.source_info(), &g.doc.rule);
+            let before = report.errors();
+            for r in &refs {
+                check_rule_reference(&expr, var, r, report);
+            }
+            (report.errors() == before).then(|| Rule {
+                paths: refs
+                    .into_iter()
+                    .map(|r| (r.root, r.fields.into_iter().map(|(f, _)| f).collect()))
+                    .collect(),
+                program,
+            })
+        })
+        .collect()
+}
+
+fn unknown_attribute(
+    expr: &Expression<'_>,
+    ws: &Loaded<crate::model::Workspace>,
+    declared: &BTreeMap<String, AttributeType>,
+    field: &str,
+    span: (usize, usize),
+) -> Diagnostic {
+    let names = declared.keys().map(String::as_str).chain(["email"]);
+    let mut d = Diagnostic::error("cel/unknown-attribute", format!("unknown attribute `{field}`"))
+        .at(expr.locate(span))
+        .with_label("not declared in the workspace");
+    d = match did_you_mean(field, names.clone()) {
+        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+        None => d.with_help(format!(
+            "declare it under `attributes:` in the workspace; selectors may read {}",
+            names.map(|n| format!("`user.{n}`")).collect::<Vec<_>>().join(", ")
+        )),
+    };
+    if ws.node.get("attributes").is_some() {
+        d = d.with_secondary(ws.key_loc("attributes"), "the attributes the workspace declares");
+    }
+    d
+}
+
+fn check_rule_reference(expr: &Expression<'_>, var: &str, r: &Ref, report: &mut Report) {
+    let allowed: &[&str] =
+        if var == "workspace" { &["workspace", "now"] } else { &[var, "workspace", "now"] };
+    if !allowed.contains(&r.root.as_str()) {
+        if CEL_NAMES.contains(&r.root.as_str()) {
+            return;
+        }
+        let sees = allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ");
+        report.push(
+            Diagnostic::error("cel/unknown-variable", format!("unknown variable `{}`", r.root))
+                .at(expr.locate(r.root_span))
+                .with_label(format!("a guardrail on a {var} sees {sees}"))
+                .with_help(match did_you_mean(&r.root, allowed.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!(
+                        "a guardrail is evaluated on each {var} with `applies_to: {var}`; it sees {sees}"
+                    ),
+                }),
+        );
+        return;
+    }
+    let Some(mut shape) = guardrail::shape_of(&r.root) else { return };
+    let mut path = r.root.clone();
+    for (field, span) in &r.fields {
+        let Shape::Fields(fields) = shape else { return };
+        let Some((_, next)) = fields.iter().find(|(name, _)| name == field) else {
+            let names = fields.iter().map(|(n, _)| *n);
+            let help = match did_you_mean(field, names.clone()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => {
+                    format!("`{path}` has {}", names.map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))
+                }
+            };
+            report.push(
+                Diagnostic::error("cel/unknown-field", format!("`{path}` has no field `{field}`"))
+                    .at(expr.locate(*span))
+                    .with_label("unknown field")
+                    .with_help(help),
+            );
+            return;
+        };
+        path = format!("{path}.{field}");
+        shape = *next;
+    }
+}
+
+/// A CEL expression held in a YAML scalar, and how to point inside it.
+struct Expression<'a> {
+    file: &'a Arc<str>,
+    commit: Option<&'a Arc<str>>,
+    node: Option<&'a Node>,
+    fallback: Location,
+    /// The whole file, when known.
+    text: Option<&'a str>,
+    /// The expression as parsed (the scalar's value).
+    value: &'a str,
+}
+
+impl<'a> Expression<'a> {
+    fn new<T>(policies: &'a PolicySet, doc: &'a Loaded<T>, pointer: &str, value: &'a str) -> Self {
+        Expression {
+            file: &doc.file,
+            commit: doc.commit.as_ref(),
+            node: doc.node.pointer(pointer),
+            fallback: doc.loc(pointer),
+            text: policies.source(&doc.file).map(|s| &*s.text),
+            value,
+        }
+    }
+
+    /// Parses the expression, reporting a syntax error or an expression too long to parse safely.
+    fn compile(&self, env: &Env, what: &str, report: &mut Report) -> Option<Program> {
+        if self.value.len() > MAX_CEL_LEN {
+            // INVARIANT: checked before parsing; the parser recurses per operator.
+            report.push(
+                Diagnostic::error(
+                    "cel/too-long",
+                    format!("{what} is {} bytes long, more than {MAX_CEL_LEN}", self.value.len()),
+                )
+                .at(self.fallback.clone())
+                .with_help(
+                    "split the rule into several groups or guardrails; long expressions are hard to review \
+                     and can exhaust the interpreter",
+                ),
+            );
+            return None;
+        }
+        match env.compile(self.value) {
+            Ok(program) => Some(program),
+            Err(errors) => {
+                let Some(first) = errors.errors.first() else { return None };
+                let (message, label) = clean_syntax_message(&first.msg);
+                let at = byte_at(self.value, first.pos.0, first.pos.1);
+                let len = self.value[at..].chars().next().map_or(0, char::len_utf8);
+                report.push(
+                    Diagnostic::error("cel/syntax", format!("{what} is not valid CEL: {message}"))
+                        .at(self.locate((at, at + len)))
+                        .with_label(label)
+                        .with_help(
+                            "CEL looks like `user.department == \"Engineering\" && !user.title.startsWith(\"Intern\")`; \
+                             strings are quoted, `&&`, `||` and `!` combine conditions",
+                        ),
+                );
+                None
+            }
+        }
+    }
+
+    /// The file location of a byte range of the expression.
+    fn locate(&self, (start, end): (usize, usize)) -> Location {
+        let (Some(node), Some(text)) = (self.node, self.text) else { return self.fallback.clone() };
+        let base = node_location(self.file, self.commit, node);
+        let raw_start = node.pos.offset;
+        let raw_end = if node.pos.len > 0 { raw_start + node.pos.len } else { text.len() };
+        let Some(raw) = text.get(raw_start..raw_end.min(text.len())) else { return base };
+        let map = align(raw, self.value, style(text, raw_start, raw, node.pos.column));
+        let raw_at = |byte: usize| -> usize {
+            let index = self.value.get(..byte).map_or(0, |s| s.chars().count());
+            match map.get(index) {
+                Some(&r) => r,
+                // Past the end: just after the last character.
+                None => map.last().map_or(0, |&r| r + raw[r..].chars().next().map_or(0, char::len_utf8)),
+            }
+        };
+        let from = raw_at(start).min(raw.len());
+        let to = if end > start { raw_at(end).max(from).min(raw.len()) } else { from };
+        let (mut line, mut column) = (base.line, base.column);
+        for c in raw[..from].chars() {
+            if c == '\n' {
+                line += 1;
+                column = 1;
+            } else {
+                column += 1;
+            }
+        }
+        Location { line, column, offset: raw_start + from, len: to - from, ..base }
+    }
+}
+
+/// How a YAML scalar is written, which decides how its text maps to its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Style {
+    Plain,
+    Single,
+    Double,
+    /// `|` or `>`, with the content's indentation in columns.
+    Block(usize),
+}
+
+fn style(text: &str, raw_start: usize, raw: &str, column: u32) -> Style {
+    match raw.chars().next() {
+        Some('\'') => return Style::Single,
+        Some('"') => return Style::Double,
+        _ => {}
+    }
+    // A block scalar's content starts a line, below a header ending in `|` or `>`.
+    let before = &text[..raw_start];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    if !before[line_start..].chars().all(|c| c == ' ') {
+        return Style::Plain;
+    }
+    let header = before[..line_start.saturating_sub(1)]
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.split(" #").next().unwrap_or(l).trim_end());
+    match header.and_then(|h| h.split_whitespace().last()) {
+        Some(token) if token.starts_with('|') || token.starts_with('>') => {
+            Style::Block(column.saturating_sub(1) as usize)
+        }
+        _ => Style::Plain,
+    }
+}
+
+/// For each character of a scalar's value, the byte offset in its raw text where
+/// it was written. Quotes, escapes, folded line breaks and indentation are skipped.
+fn align(raw: &str, value: &str, style: Style) -> Vec<usize> {
+    let chars: Vec<(usize, char)> = raw.char_indices().collect();
+    let mut i = usize::from(matches!(style, Style::Single | Style::Double));
+    let mut out = Vec::with_capacity(value.len());
+    for c in value.chars() {
+        loop {
+            let Some(&(pos, r)) = chars.get(i) else {
+                out.push(raw.len());
+                break;
+            };
+            let next = chars.get(i + 1).map(|&(_, n)| n);
+            if style == Style::Double && r == '\\' {
+                if matches!(next, Some('\n' | '\r')) {
+                    // An escaped line break joins lines: it stands for nothing.
+                    i += 2;
+                    while chars.get(i).is_some_and(|&(_, w)| matches!(w, ' ' | '\t' | '\n' | '\r')) {
+                        i += 1;
+                    }
+                    continue;
+                }
+                out.push(pos);
+                i += match next {
+                    Some('x') => 4,
+                    Some('u') => 6,
+                    Some('U') => 10,
+                    _ => 2,
+                };
+                break;
+            }
+            if style == Style::Single && r == '\'' && next == Some('\'') {
+                out.push(pos);
+                i += 2;
+                break;
+            }
+            if r == c || (matches!(c, ' ' | '\n') && r == '\n') {
+                out.push(pos);
+                i += 1;
+                if r == '\n' {
+                    let mut skip = match style {
+                        Style::Block(indent) => indent,
+                        _ => usize::MAX,
+                    };
+                    while skip > 0
+                        && chars.get(i).is_some_and(|&(_, w)| w == ' ' || (w == '\t' && skip == usize::MAX))
+                    {
+                        i += 1;
+                        skip -= 1;
+                    }
+                }
+                break;
+            }
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The byte offset of a 1-based line and column (in characters) of the parser.
+fn byte_at(source: &str, line: isize, column: isize) -> usize {
+    let line = usize::try_from(line).unwrap_or(1).max(1);
+    let column = usize::try_from(column).unwrap_or(1).max(1);
+    let mut offset = 0;
+    for (i, l) in source.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            let within: usize = l.chars().take(column - 1).map(char::len_utf8).sum();
+            return (offset + within).min(source.len());
+        }
+        offset += l.len();
+    }
+    source.len()
+}
+
+/// Turns the parser's message into ours: lowercase, short, with user input in backticks.
+fn clean_syntax_message(msg: &str) -> (String, String) {
+    let msg = msg.strip_prefix("Syntax error: ").unwrap_or(msg);
+    if msg.contains("Recursion limit") {
+        return ("the expression nests too deeply".into(), "too deep".into());
+    }
+    let quoted = |rest: &str| -> String {
+        // `'x' expecting {…}` → `x`
+        let rest = rest.strip_prefix('\'').unwrap_or(rest);
+        let end = rest.rfind("' expecting").or_else(|| rest.rfind('\'')).unwrap_or(rest.len());
+        rest[..end].trim().to_string()
+    };
+    for prefix in ["mismatched input ", "extraneous input ", "no viable alternative at input "] {
+        if let Some(rest) = msg.strip_prefix(prefix) {
+            let token = quoted(rest);
+            if token == "<EOF>" || token.is_empty() {
+                return ("unexpected end of expression".into(), "the expression ends too soon".into());
+            }
+            return (format!("unexpected `{token}`"), "unexpected here".into());
+        }
+    }
+    if let Some(rest) = msg.strip_prefix("token recognition error at: ") {
+        let token = quoted(rest);
+        if token.starts_with('"') || token.starts_with('\'') {
+            return ("unterminated string".into(), "this string has no closing quote".into());
+        }
+        return (format!("unexpected character `{token}`"), "not part of CEL".into());
+    }
+    if let Some(rest) = msg.strip_prefix("missing ") {
+        return (format!("missing {}", quoted(rest).replace('\'', "`")), "expected here".into());
+    }
+    (lowercase_first(msg), "here".into())
+}
+
+/// A name an expression reads: a variable and the fields selected from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ref {
+    root: String,
+    /// Byte range of the variable in the expression.
+    root_span: (usize, usize),
+    /// Fields selected in turn (`user.department`, `user['department']`), with their byte ranges.
+    fields: Vec<(String, (usize, usize))>,
+}
+
+/// Every free variable an expression reads, with the fields selected from it, in source order.
+fn references(expr: &IdedExpr, info: &SourceInfo, source: &str) -> Vec<Ref> {
+    let mut out = Vec::new();
+    walk(expr, info, source, &mut Vec::new(), &mut out);
+    out.sort_by_key(|r| r.root_span);
+    out.dedup();
+    out
+}
+
+fn span(info: &SourceInfo, id: u64, source: &str) -> (usize, usize) {
+    info.offset_for(id).map_or((0, 0), |(start, stop)| {
+        let start = (start as usize).min(source.len());
+        (start, (stop as usize + 1).clamp(start, source.len()))
+    })
+}
+
+/// One step of a name: `.field` or `['field']`.
+enum Step<'e> {
+    Field(&'e str),
+    Key(&'e str, u64),
+}
+
+/// A variable and the fields selected from it, when the expression is just that.
+fn name_chain(expr: &IdedExpr) -> Option<(&str, u64, Vec<Step<'_>>)> {
+    let mut steps = Vec::new();
+    let mut e = expr;
+    loop {
+        match &e.expr {
+            Expr::Ident(name) => {
+                steps.reverse();
+                return Some((name, e.id, steps));
+            }
+            Expr::Select(s) => {
+                steps.push(Step::Field(&s.field));
+                e = &s.operand;
+            }
+            Expr::Call(c) if c.func_name == "_[_]" && c.target.is_none() && c.args.len() == 2 => {
+                let Expr::Literal(LiteralValue::String(key)) = &c.args[1].expr else { return None };
+                steps.push(Step::Key(key.inner(), c.args[1].id));
+                e = &c.args[0];
+            }
+            _ => return None,
+        }
+    }
+}
+
+fn walk(expr: &IdedExpr, info: &SourceInfo, source: &str, bound: &mut Vec<String>, out: &mut Vec<Ref>) {
+    if let Some((root, id, steps)) = name_chain(expr) {
+        if !bound.iter().any(|b| b == root) {
+            let root_span = span(info, id, source);
+            let mut cursor = root_span.1;
+            let fields = steps
+                .iter()
+                .map(|step| {
+                    let (name, range) = match step {
+                        Step::Field(name) => {
+                            let at = source
+                                .get(cursor..)
+                                .and_then(|s| s.find(name))
+                                .map_or(cursor, |i| cursor + i);
+                            (*name, (at, at + name.len()))
+                        }
+                        Step::Key(name, id) => {
+                            let (s, e) = span(info, *id, source);
+                            let at = source.get(s..e).and_then(|t| t.find(name)).map_or(s, |i| s + i);
+                            (*name, (at, (at + name.len()).min(source.len())))
+                        }
+                    };
+                    cursor = range.1.max(cursor);
+                    (name.to_string(), range)
+                })
+                .collect();
+            out.push(Ref { root: root.to_string(), root_span, fields });
+        }
+        return;
+    }
+    match &expr.expr {
+        Expr::Select(s) => walk(&s.operand, info, source, bound, out),
+        Expr::Call(c) => {
+            if let Some(t) = &c.target {
+                walk(t, info, source, bound, out);
+            }
+            for a in &c.args {
+                walk(a, info, source, bound, out);
+            }
+        }
+        Expr::Comprehension(c) => {
+            walk(&c.iter_range, info, source, bound, out);
+            walk(&c.accu_init, info, source, bound, out);
+            let depth = bound.len();
+            bound.push(c.iter_var.clone());
+            bound.extend(c.iter_var2.clone());
+            bound.push(c.accu_var.clone());
+            for e in [&c.loop_cond, &c.loop_step, &c.result] {
+                walk(e, info, source, bound, out);
+            }
+            bound.truncate(depth);
+        }
+        Expr::List(l) => l.elements.iter().for_each(|e| walk(e, info, source, bound, out)),
+        Expr::Map(m) => m.entries.iter().for_each(|e| walk_entry(&e.expr, info, source, bound, out)),
+        Expr::Struct(s) => s.entries.iter().for_each(|e| walk_entry(&e.expr, info, source, bound, out)),
+        Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
+    }
+}
+
+fn walk_entry(
+    entry: &EntryExpr,
+    info: &SourceInfo,
+    source: &str,
+    bound: &mut Vec<String>,
+    out: &mut Vec<Ref>,
+) {
+    match entry {
+        EntryExpr::MapEntry(m) => {
+            walk(&m.key, info, source, bound, out);
+            walk(&m.value, info, source, bound, out);
+        }
+        EntryExpr::StructField(f) => walk(&f.value, info, source, bound, out),
+    }
+}
