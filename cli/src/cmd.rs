@@ -1,5 +1,6 @@
 //! Commands: one module each, holding its `Args` (clap) and `run`.
 
+pub mod evaluate;
 pub mod r#gen;
 pub mod schema;
 pub mod validate;
@@ -48,6 +49,7 @@ enum Command {
     Validate(validate::Args),
     Schema(schema::Args),
     Gen(r#gen::Args),
+    Evaluate(evaluate::Args),
 }
 
 /// Runs the parsed command.
@@ -56,5 +58,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Validate(args) => validate::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Gen(args) => r#gen::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
     }
 }

@@ -69,3 +69,24 @@ pub(crate) fn show(bytes: &[u8]) -> String {
         text.into_owned()
     }
 }
+
+/// Reads every usage file into one table interned against `dir`, dates from
+/// timestamps taken in `tz`. Returns the bad rows of every file, then one
+/// `usage/unknown-user` warning per user absent from the directory (their usage
+/// is kept: it counts in workspace totals).
+pub fn read_usage_files(
+    paths: &[PathBuf],
+    dir: &crate::directory::Directory,
+    tz: chrono_tz::Tz,
+    mut progress: impl FnMut(&Path, u64),
+) -> Result<(crate::usage::UsageTable, Vec<crate::diag::Diagnostic>), InputError> {
+    let mut table = crate::usage::UsageTable::new(dir);
+    let mut findings = Vec::new();
+    for path in paths {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        progress(path, size);
+        findings.extend(read_usage(path, &mut table, tz)?);
+    }
+    findings.extend(table.unknown_user_diagnostics());
+    Ok((table, findings))
+}

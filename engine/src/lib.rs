@@ -8,6 +8,7 @@
 pub mod credits;
 pub mod diag;
 pub mod directory;
+pub mod evaluate;
 pub mod r#gen;
 pub mod input;
 pub mod load;

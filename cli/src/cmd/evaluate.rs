@@ -1,0 +1,413 @@
+//! `budgit evaluate`: usage against limits per user and group, for people and machines.
+//!
+//! Flags → validate the policies → read the directory and usage → resolve →
+//! [`budgit_engine::evaluate::evaluate`] → a table, JSON or CSV on stdout. Bad
+//! input rows go to stderr (or fail the run with `--strict`).
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use budgit_engine::evaluate::{Breakdown, EvaluateOptions, Evaluation, evaluate};
+use budgit_engine::input::{read_directory, read_usage_files};
+use budgit_engine::model::{Enforcement, Period};
+use budgit_engine::resolve::resolve;
+use budgit_engine::validate::{ValidateOptions, validate_dir};
+use budgit_engine::{Credits, Diagnostic, Report, Severity};
+
+use super::Status;
+use crate::render::{self, DiagContext};
+
+/// Evaluate usage against limits: per user and group status, alerts, forecast, breakdowns.
+///
+/// Reads the directory (CSV or `.jsonl`) and usage files (CSV, `.jsonl`, or `.json`
+/// Costs API pages), evaluates the budget period containing `--now` in the
+/// workspace timezone, and prints where everyone stands. Exit status: 0 done,
+/// 1 invalid policies (or bad input rows with `--strict`), 2 unreadable input.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  budgit evaluate --directory examples/directory.csv --usage examples/usage.csv
+  budgit evaluate --directory dir.csv --usage nov.csv --usage costs.json --now 2026-11-27T12:00:00Z
+  budgit evaluate --directory dir.csv --usage nov.csv --format json > status.json
+  budgit evaluate --directory dir.csv --usage nov.csv --by cost_center --format csv > chargeback.csv")]
+pub struct Args {
+    /// The policy directory.
+    #[arg(long, default_value = "policies", value_name = "DIR")]
+    policies: PathBuf,
+    /// The directory of users: CSV (`email,<attributes>`) or JSON Lines (`.jsonl`).
+    #[arg(long, value_name = "FILE")]
+    directory: PathBuf,
+    /// A usage file (repeatable): CSV `date,user,product,model,credits`, `.jsonl`, or `.json` Costs API pages.
+    #[arg(long, value_name = "FILE")]
+    usage: Vec<PathBuf>,
+    /// The instant to evaluate at (RFC 3339); defaults to the current time.
+    #[arg(long, value_name = "TS", value_parser = render::parse_now)]
+    now: Option<chrono::DateTime<chrono::Utc>>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// How many top users to show.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    top: usize,
+    /// A breakdown to show (table) or to write instead of users (csv).
+    #[arg(long, value_enum, value_name = "DIMENSION")]
+    by: Option<By>,
+    /// Fail (exit 1) when an input row is bad, instead of reporting and skipping it.
+    #[arg(long)]
+    strict: bool,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// For people: top users, groups, workspace totals.
+    Table,
+    /// The stable `evaluate` JSON shape.
+    Json,
+    /// One row per user (or per `--by` key), for spreadsheets.
+    Csv,
+}
+
+/// Breakdown dimensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum By {
+    /// Usage per product.
+    Product,
+    /// Usage per model.
+    Model,
+    /// Chargeback per `cost_center` attribute.
+    #[value(name = "cost_center")]
+    CostCenter,
+}
+
+/// Input files larger than this get a progress note on a terminal.
+const PROGRESS_BYTES: u64 = 32 << 20;
+
+pub fn run(args: Args) -> anyhow::Result<Status> {
+    let now = args.now.unwrap_or_else(chrono::Utc::now);
+    let validated = validate_dir(&args.policies, &ValidateOptions { now })
+        .with_context(|| format!("cannot read policies from `{}`", args.policies.display()))?;
+    if validated.report.has_errors() {
+        let context = DiagContext {
+            policies: &validated.policies,
+            root: &args.policies,
+            color: render::stdout_color() && std::io::stderr().is_terminal(),
+        };
+        eprint!("{}", render::diagnostics(render::DiagFormat::Human, &context, &validated.report));
+        return Ok(Status::Findings);
+    }
+    let policies = &validated.policies;
+    let Some(workspace) = policies.workspace() else {
+        anyhow::bail!("the policies have no single `Workspace` document");
+    };
+    let (dir, mut findings) = read_directory(&args.directory, &workspace.doc.attributes)?;
+    let resolution = resolve(policies, &dir, now)?;
+    let terminal = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut big = false;
+    let (table, usage_findings) = read_usage_files(&args.usage, &dir, resolution.timezone, |path, size| {
+        if terminal && size >= PROGRESS_BYTES {
+            big = true;
+            eprint!("\rreading {} ({} MB)…\x1b[K", path.display(), size >> 20);
+        }
+    })?;
+    if big {
+        eprintln!("\rread {} usage rows in {:.1} s\x1b[K", table.len(), started.elapsed().as_secs_f64());
+    }
+    findings.extend(usage_findings);
+    report_input_findings(&findings);
+    let bad = findings.iter().filter(|d| d.severity == Severity::Error).count();
+    if args.strict && bad > 0 {
+        eprintln!("error: {} in the input; failing because of `--strict`", render::plural(bad, "bad row"));
+        return Ok(Status::Findings);
+    }
+    let evaluation = evaluate(policies, &dir, &resolution, &table, EvaluateOptions { top: args.top })?;
+    let text = match args.format {
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(&evaluation)?;
+            s.push('\n');
+            s
+        }
+        Format::Csv => csv(&evaluation, args.by),
+        Format::Table => table_text(&evaluation, &workspace.doc.name, args.top, args.by),
+    };
+    render::emit(&text)?;
+    Ok(Status::Clean)
+}
+
+/// Bad rows and unknown users, on stderr: they never disappear silently. At most
+/// [`SHOWN_PER_CODE`] per code are printed, then a count.
+fn report_input_findings(findings: &[Diagnostic]) {
+    const SHOWN_PER_CODE: usize = 20;
+    let mut report = Report::default();
+    report.extend(findings.iter().cloned());
+    let mut shown: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for d in &report.diagnostics {
+        let n = shown.entry(d.code).or_default();
+        *n += 1;
+        if *n > SHOWN_PER_CODE {
+            continue;
+        }
+        let at =
+            d.location.as_ref().map(|l| format!("{}:{}:{}: ", l.file, l.line, l.column)).unwrap_or_default();
+        let label = d.label.as_ref().map(|l| format!(" ({l})")).unwrap_or_default();
+        eprintln!("{at}{}[{}]: {}{label}", d.severity, d.code, d.message);
+    }
+    let mut codes: Vec<(&&str, &usize)> = shown.iter().filter(|(_, n)| **n > SHOWN_PER_CODE).collect();
+    codes.sort();
+    for (code, n) in codes {
+        eprintln!("… and {} more [{code}]", n - SHOWN_PER_CODE);
+    }
+    if let Some(help) =
+        report.diagnostics.iter().find_map(|d| d.help.as_ref().filter(|_| d.code == "usage/bad-row"))
+    {
+        eprintln!("help: {help}");
+    }
+}
+
+fn percent(p: Option<f64>) -> String {
+    p.map_or_else(|| "-".to_string(), |p| format!("{p:.2}%"))
+}
+
+/// Columns two spaces apart; the `numeric` ones right-aligned.
+fn columns(rows: &[Vec<String>], numeric: &[usize]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::from("  ");
+        for (c, cell) in row.iter().enumerate() {
+            let pad = widths[c].saturating_sub(cell.chars().count());
+            if numeric.contains(&c) {
+                line.push_str(&" ".repeat(pad));
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.push_str(&" ".repeat(pad));
+            }
+            line.push_str("  ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn table_text(e: &Evaluation<'_>, workspace: &str, top: usize, by: Option<By>) -> String {
+    let mut out = String::new();
+    let t = &e.totals;
+    let _ = writeln!(
+        out,
+        "{workspace}: {} {} to {} (today {}), {} enforcement",
+        period_name(e.period.kind),
+        e.period.start_date,
+        e.period.last_date,
+        e.period.today,
+        match e.enforcement {
+            Enforcement::Hard => "hard",
+            Enforcement::Soft => "soft",
+        }
+    );
+    let _ = writeln!(
+        out,
+        "used {} of {} exposure ({}); {}: {} ok, {} warning, {} exceeded, {} blocked",
+        t.used,
+        t.exposure,
+        percent(t.percent),
+        render::plural(t.users, "user"),
+        t.ok,
+        t.warning,
+        t.exceeded,
+        t.blocked
+    );
+    if !e.unknown_users.is_empty() {
+        let _ = writeln!(
+            out,
+            "not in the directory: {} used {} (counted in the total)",
+            render::plural(e.unknown_users.len(), "user"),
+            t.used_by_unknown_users
+        );
+    }
+    let mut order: Vec<usize> = (0..e.users.len()).filter(|&i| !e.users[i].used.is_zero()).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (&e.users[a], &e.users[b]);
+        y.status
+            .cmp(&x.status)
+            .then_with(|| y.percent.unwrap_or(f64::MAX).total_cmp(&x.percent.unwrap_or(f64::MAX)))
+            .then_with(|| y.used.cmp(&x.used))
+            .then_with(|| x.user.cmp(y.user))
+    });
+    if !order.is_empty() && top > 0 {
+        let _ = writeln!(out, "\ntop users by percent of limit");
+        let mut rows = vec![header(&[
+            "user",
+            "group",
+            "limit",
+            "used",
+            "remaining",
+            "percent",
+            "status",
+            "exhausted on",
+        ])];
+        for &i in order.iter().take(top) {
+            let u = &e.users[i];
+            let mut status = u.status.as_str().to_string();
+            if u.blocked {
+                status.push_str(" (blocked)");
+            }
+            let capped: Vec<&str> =
+                u.products.iter().chain(&u.models).filter(|c| c.blocked).map(|c| c.name).collect();
+            if !capped.is_empty() && !u.blocked {
+                status.push_str(&format!(" ({} blocked)", capped.join(", ")));
+            }
+            rows.push(vec![
+                u.user.to_string(),
+                u.group.unwrap_or("-").to_string(),
+                u.limit.to_string(),
+                u.used.to_string(),
+                u.remaining.to_string(),
+                percent(u.percent),
+                status,
+                u.forecast_exhausted_on.map_or_else(|| "-".to_string(), |d| d.to_string()),
+            ]);
+        }
+        out.push_str(&columns(&rows, &[2, 3, 4, 5]));
+    }
+    if !e.groups.is_empty() {
+        let _ = writeln!(out, "\ngroups");
+        let mut rows = vec![header(&["group", "members", "used", "pool", "percent", "status"])];
+        for g in &e.groups {
+            rows.push(vec![
+                g.group.to_string(),
+                g.members.to_string(),
+                g.used.to_string(),
+                g.pool.map_or_else(|| "-".to_string(), |p| p.to_string()),
+                percent(g.percent),
+                g.status.as_str().to_string(),
+            ]);
+        }
+        out.push_str(&columns(&rows, &[1, 2, 3, 4]));
+    }
+    let (title, rows) = match by {
+        None | Some(By::Product) => ("product", &e.products),
+        Some(By::Model) => ("model", &e.models),
+        Some(By::CostCenter) => match &e.cost_centers {
+            Some(rows) => ("cost_center", rows),
+            None => {
+                let _ = writeln!(out, "\nno chargeback: the workspace declares no `cost_center` attribute");
+                return out;
+            }
+        },
+    };
+    if !rows.is_empty() {
+        let _ = writeln!(out, "\nby {title}");
+        out.push_str(&columns(&breakdown_rows(title, rows), &[1, 2, 3, 4]));
+    }
+    out
+}
+
+fn period_name(kind: Period) -> &'static str {
+    match kind {
+        Period::Day => "day",
+        Period::Week => "week",
+        Period::Month => "month",
+        Period::Quarter => "quarter",
+    }
+}
+
+fn header(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| n.to_uppercase()).collect()
+}
+
+fn breakdown_rows(title: &str, rows: &[Breakdown]) -> Vec<Vec<String>> {
+    let chargeback = rows.iter().any(|r| r.users.is_some());
+    let mut out = vec![if chargeback {
+        header(&[title, "users", "used", "exposure", "share"])
+    } else {
+        header(&[title, "used", "share"])
+    }];
+    for r in rows {
+        let key = if r.key.is_empty() { "(none)".to_string() } else { r.key.clone() };
+        out.push(if chargeback {
+            vec![
+                key,
+                r.users.unwrap_or(0).to_string(),
+                r.used.to_string(),
+                r.exposure.unwrap_or(Credits::ZERO).to_string(),
+                percent(r.share),
+            ]
+        } else {
+            vec![key, r.used.to_string(), percent(r.share)]
+        });
+    }
+    out
+}
+
+/// A CSV field, quoted when it needs to be.
+fn field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+fn csv(e: &Evaluation<'_>, by: Option<By>) -> String {
+    let mut out = String::new();
+    let rows = match by {
+        None => {
+            out.push_str(
+                "user,group,source,limit,used,remaining,percent,status,blocked,forecast_exhausted_on\n",
+            );
+            for u in &e.users {
+                let _ = writeln!(
+                    out,
+                    "{},{},{},{},{},{},{},{},{},{}",
+                    field(u.user),
+                    field(u.group.unwrap_or("")),
+                    u.source.as_str(),
+                    u.limit,
+                    u.used,
+                    u.remaining,
+                    u.percent.map(|p| p.to_string()).unwrap_or_default(),
+                    u.status.as_str(),
+                    u.blocked,
+                    u.forecast_exhausted_on.map(|d| d.to_string()).unwrap_or_default()
+                );
+            }
+            return out;
+        }
+        Some(By::Product) => {
+            out.push_str("product,used,share\n");
+            &e.products
+        }
+        Some(By::Model) => {
+            out.push_str("model,used,share\n");
+            &e.models
+        }
+        Some(By::CostCenter) => {
+            out.push_str("cost_center,users,used,exposure,share\n");
+            match &e.cost_centers {
+                Some(rows) => rows,
+                None => return out,
+            }
+        }
+    };
+    for r in rows {
+        let share = r.share.map(|p| p.to_string()).unwrap_or_default();
+        match (r.users, r.exposure) {
+            (Some(n), Some(x)) => {
+                let _ = writeln!(out, "{},{n},{},{x},{share}", field(&r.key), r.used);
+            }
+            _ => {
+                let _ = writeln!(out, "{},{},{share}", field(&r.key), r.used);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,837 @@
+//! Evaluation: where every user and team stands against their limits this period.
+//!
+//! Given the policies, the directory, the resolved limits ([`crate::resolve`]) and
+//! usage ([`crate::usage`]), this computes per user the period's usage, what is
+//! left (bounded by the team pool), the status (`ok` / `warning` / `exceeded`),
+//! whether they are blocked, which product and model caps bind, the alert
+//! thresholds crossed and the day the limit will be reached at the recent burn
+//! rate; per group the pool's state; and workspace totals with breakdowns by
+//! product, model and cost center. It reads no files and prints nothing: the
+//! result is data, serialized as the `evaluate --format json` shape.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+use crate::Credits;
+use crate::directory::{AttrValue, Directory};
+use crate::load::PolicySet;
+use crate::model::{Enforcement, Limit, Period};
+use crate::resolve::{Resolution, SourceKind};
+use crate::usage::{Aggregate, AggregateSpec, UsageTable, day_date, day_number};
+
+/// Days of the burn-rate window used for forecasts.
+pub const BURN_WINDOW_DAYS: i32 = 7;
+
+/// Why evaluation could not run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvaluateError {
+    /// The policies hold no single `Workspace` document.
+    #[error("the policies need exactly one `Workspace` document")]
+    NoWorkspace,
+    /// The resolution was made for another directory.
+    #[error("the resolution has {resolved} users but the directory has {directory}")]
+    Mismatch {
+        /// Users resolved.
+        resolved: usize,
+        /// Users in the directory.
+        directory: usize,
+    },
+}
+
+/// Where a user or a group stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Below the highest alert threshold under 100%.
+    Ok,
+    /// At or past the highest alert threshold under 100%.
+    Warning,
+    /// At or past 100%.
+    Exceeded,
+}
+
+impl Status {
+    /// The lowercase name used in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warning => "warning",
+            Status::Exceeded => "exceeded",
+        }
+    }
+}
+
+/// One product or model cap of a user.
+#[derive(Debug, Clone, Serialize)]
+pub struct CapStatus<'a> {
+    /// The product or model capped.
+    #[serde(skip)]
+    pub name: &'a str,
+    /// The cap.
+    pub cap: Credits,
+    /// Used on this product or model this period.
+    pub used: Credits,
+    /// What is left: the cap's remainder bounded by the total's, never below zero.
+    pub remaining: Credits,
+    /// `used / cap` in percent (two decimals); `null` for a zero cap.
+    pub percent: Option<f64>,
+    /// The cap's own status (a cap at 100% is `exceeded` but blocks only its product or model).
+    pub status: Status,
+    /// True when this product or model is blocked for the user (hard enforcement).
+    pub blocked: bool,
+}
+
+/// One user's standing.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserStatus<'a> {
+    /// The user's email.
+    pub user: &'a str,
+    /// The effective limit's total.
+    pub limit: Credits,
+    /// Used this period.
+    pub used: Credits,
+    /// Left this period: the limit's remainder bounded by the team pool's, never below zero.
+    pub remaining: Credits,
+    /// `used / limit` in percent (two decimals); `null` for a zero limit.
+    pub percent: Option<f64>,
+    /// `ok`, `warning` or `exceeded`.
+    pub status: Status,
+    /// True when exceeded under hard enforcement: usage stops.
+    pub blocked: bool,
+    /// The day the limit is reached at the burn rate of the last seven days; `null` when
+    /// not before the period ends or without recent usage. For a limit already reached,
+    /// the day it was reached.
+    pub forecast_exhausted_on: Option<NaiveDate>,
+    /// The group whose pool applies (the winning group), if any.
+    pub group: Option<&'a str>,
+    /// What decided the limit: `default`, `group` or `override`.
+    pub source: SourceKind,
+    /// The name of the deciding document.
+    pub source_name: &'a str,
+    /// Alert thresholds crossed by the total (threshold ≤ percent).
+    pub alerts: Vec<u32>,
+    /// Per-product caps.
+    #[serde(serialize_with = "caps_as_map")]
+    pub products: Vec<CapStatus<'a>>,
+    /// Per-model caps.
+    #[serde(serialize_with = "caps_as_map")]
+    pub models: Vec<CapStatus<'a>>,
+    /// Index into the directory.
+    #[serde(skip)]
+    pub index: usize,
+    /// Usage in the burn-rate window.
+    #[serde(skip)]
+    pub recent: Credits,
+}
+
+fn caps_as_map<S: Serializer>(caps: &[CapStatus<'_>], s: S) -> Result<S::Ok, S::Error> {
+    let mut map = s.serialize_map(Some(caps.len()))?;
+    for cap in caps {
+        map.serialize_entry(cap.name, cap)?;
+    }
+    map.end()
+}
+
+/// One group's standing.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupStatus<'a> {
+    /// The group's name.
+    pub group: &'a str,
+    /// Users whose pool is this group's.
+    pub members: usize,
+    /// Their usage this period.
+    pub used: Credits,
+    /// The team pool, if the group has one.
+    pub pool: Option<Credits>,
+    /// `ok`, `warning` or `exceeded`: the pool's, or against the sum of member limits without one.
+    pub status: Status,
+    /// The pool's remainder, never below zero.
+    pub remaining: Option<Credits>,
+    /// `used / pool` (or the sum of member limits) in percent.
+    pub percent: Option<f64>,
+    /// Sum of member limits.
+    pub exposure: Credits,
+    /// The day the pool is used up at the group's recent burn rate.
+    pub forecast_exhausted_on: Option<NaiveDate>,
+}
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertScope {
+    /// A user's total.
+    User,
+    /// A group's pool.
+    Pool,
+    /// A user's product cap.
+    Product,
+    /// A user's model cap.
+    Model,
+}
+
+/// The highest alert threshold crossed by a user's total, a pool or a cap.
+#[derive(Debug, Clone, Serialize)]
+pub struct Alert<'a> {
+    /// What crossed it.
+    pub scope: AlertScope,
+    /// The user (absent for a pool).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<&'a str>,
+    /// The group (for a pool).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<&'a str>,
+    /// The product or model (for a cap).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
+    /// The highest threshold crossed, in percent.
+    pub threshold: u32,
+    /// Where it stands, in percent.
+    pub percent: f64,
+    /// The resulting status.
+    pub status: Status,
+}
+
+/// Usage of one product, model or cost center.
+#[derive(Debug, Clone, Serialize)]
+pub struct Breakdown {
+    /// The product, model or cost center.
+    pub key: String,
+    /// Used this period.
+    pub used: Credits,
+    /// Share of the workspace's usage, in percent.
+    pub share: Option<f64>,
+    /// Users counted (cost centers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users: Option<usize>,
+    /// Sum of their limits (cost centers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exposure: Option<Credits>,
+}
+
+/// Usage of a user the directory does not know.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnknownUsage<'a> {
+    /// The user as written in the usage.
+    pub user: &'a str,
+    /// Used this period.
+    pub used: Credits,
+}
+
+/// One day of the period.
+#[derive(Debug, Clone, Serialize)]
+pub struct Day<'a> {
+    /// The day, in the workspace timezone.
+    pub date: NaiveDate,
+    /// Used that day.
+    pub used: Credits,
+    /// Used that day per product.
+    #[serde(serialize_with = "pairs_as_map")]
+    pub products: Vec<(&'a str, Credits)>,
+}
+
+fn pairs_as_map<S: Serializer>(pairs: &[(&str, Credits)], s: S) -> Result<S::Ok, S::Error> {
+    let mut map = s.serialize_map(Some(pairs.len()))?;
+    for (k, v) in pairs {
+        map.serialize_entry(k, v)?;
+    }
+    map.end()
+}
+
+/// Workspace-wide figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct Totals {
+    /// Directory users.
+    pub users: usize,
+    /// Used this period by everyone, users absent from the directory included.
+    pub used: Credits,
+    /// Sum of every directory user's limit.
+    pub exposure: Credits,
+    /// `used / exposure` in percent.
+    pub percent: Option<f64>,
+    /// Used by users absent from the directory (included in `used`).
+    pub used_by_unknown_users: Credits,
+    /// Users per status.
+    pub ok: usize,
+    /// Users at warning.
+    pub warning: usize,
+    /// Users exceeded.
+    pub exceeded: usize,
+    /// Users blocked.
+    pub blocked: usize,
+    /// Usage rows inside the period.
+    pub rows: u64,
+}
+
+/// The period evaluated.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeriodInfo {
+    /// `day`, `week`, `month` or `quarter`.
+    pub kind: Period,
+    /// First instant.
+    pub start: DateTime<Utc>,
+    /// First instant after.
+    pub end: DateTime<Utc>,
+    /// First day, in the workspace timezone.
+    pub start_date: NaiveDate,
+    /// Last day (inclusive), in the workspace timezone.
+    pub last_date: NaiveDate,
+    /// Today, in the workspace timezone.
+    pub today: NaiveDate,
+}
+
+/// Everything `evaluate` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Evaluation<'a> {
+    /// Every directory user, in directory order.
+    pub users: Vec<UserStatus<'a>>,
+    /// Every group, in policy order.
+    pub groups: Vec<GroupStatus<'a>>,
+    /// Alerts: pools first, then users by percent, then caps.
+    pub alerts: Vec<Alert<'a>>,
+    /// The instant evaluated.
+    pub now: DateTime<Utc>,
+    /// The period evaluated.
+    pub period: PeriodInfo,
+    /// `hard` or `soft`.
+    pub enforcement: Enforcement,
+    /// Workspace figures.
+    pub totals: Totals,
+    /// Directory users by usage, heaviest first (emails; see `users` for details).
+    pub top_users: Vec<&'a str>,
+    /// Usage per product, largest first.
+    pub products: Vec<Breakdown>,
+    /// Usage per model, largest first.
+    pub models: Vec<Breakdown>,
+    /// Chargeback per `cost_center`, largest first; absent when the attribute is not declared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_centers: Option<Vec<Breakdown>>,
+    /// Usage of users absent from the directory.
+    pub unknown_users: Vec<UnknownUsage<'a>>,
+    /// Usage per day of the period, up to today.
+    pub daily: Vec<Day<'a>>,
+}
+
+/// Evaluation settings.
+#[derive(Debug, Clone, Copy)]
+pub struct EvaluateOptions {
+    /// How many users `top_users` lists.
+    pub top: usize,
+}
+
+impl Default for EvaluateOptions {
+    fn default() -> Self {
+        EvaluateOptions { top: 10 }
+    }
+}
+
+/// The highest alert threshold below 100, which turns a status to `warning`.
+fn warning_threshold(alerts: &[u32]) -> Option<u32> {
+    alerts.iter().copied().filter(|&a| a < 100).max()
+}
+
+/// True when `used` is at or past `threshold` percent of `whole` (exact, in integers).
+fn at_or_past(used: Credits, whole: Credits, threshold: u32) -> bool {
+    i128::from(used.micros()) * 100 >= i128::from(whole.micros()) * i128::from(threshold)
+}
+
+/// Status of `used` against `whole`.
+fn status_of(used: Credits, whole: Credits, warn: Option<u32>) -> Status {
+    if used >= whole {
+        Status::Exceeded
+    } else if warn.is_some_and(|w| at_or_past(used, whole, w)) {
+        Status::Warning
+    } else {
+        Status::Ok
+    }
+}
+
+fn floor0(c: Credits) -> Credits {
+    if c.is_negative() { Credits::ZERO } else { c }
+}
+
+/// The day a budget runs out: already (the first day the cumulative usage reached it,
+/// from `daily`), or ahead at the recent burn rate; `None` when not within the period.
+struct Forecast {
+    today: i32,
+    window_days: i64,
+    period_end: i32,
+}
+
+impl Forecast {
+    /// `k = ceil(remaining / rate)` days after today, while inside the period.
+    fn ahead(&self, remaining: Credits, recent: Credits) -> Option<NaiveDate> {
+        if recent.micros() <= 0 || remaining.micros() <= 0 {
+            return None;
+        }
+        let num = i128::from(remaining.micros()) * i128::from(self.window_days);
+        let den = i128::from(recent.micros());
+        let k = (num + den - 1) / den;
+        let day = i128::from(self.today) + k;
+        if day >= i128::from(self.period_end) {
+            return None;
+        }
+        day_date(i32::try_from(day).ok()?)
+    }
+}
+
+/// Evaluates usage against the resolved limits at the resolution's instant.
+pub fn evaluate<'a>(
+    policies: &'a PolicySet,
+    dir: &'a Directory,
+    resolution: &'a Resolution,
+    usage: &'a UsageTable,
+    options: EvaluateOptions,
+) -> Result<Evaluation<'a>, EvaluateError> {
+    let workspace = &policies.workspace().ok_or(EvaluateError::NoWorkspace)?.doc;
+    if resolution.users.len() != dir.len() || usage.directory_users() != dir.len() {
+        return Err(EvaluateError::Mismatch { resolved: resolution.users.len(), directory: dir.len() });
+    }
+    let warn = warning_threshold(&workspace.alerts);
+    let hard = workspace.enforcement == Enforcement::Hard;
+    let mut thresholds = workspace.alerts.clone();
+    thresholds.sort_unstable();
+
+    let period = &resolution.period;
+    let start = day_number(period.start_date);
+    let end = day_number(period.end_date);
+    let today =
+        day_number(resolution.now.with_timezone(&resolution.timezone).date_naive()).clamp(start, end - 1);
+    let recent_from = (today - (BURN_WINDOW_DAYS - 1)).max(start);
+    let forecast = Forecast { today, window_days: i64::from(today - recent_from + 1), period_end: end };
+
+    // Track, per user, the products and models some limit caps.
+    let mut product_names: Vec<&str> = Vec::new();
+    let mut model_names: Vec<&str> = Vec::new();
+    let mut seen_limits: Vec<*const Limit> = Vec::new();
+    for r in &resolution.users {
+        let ptr = std::sync::Arc::as_ptr(&r.limit);
+        if seen_limits.contains(&ptr) {
+            continue;
+        }
+        seen_limits.push(ptr);
+        for name in r.limit.products.keys() {
+            if !product_names.contains(&name.as_str()) {
+                product_names.push(name);
+            }
+        }
+        for name in r.limit.models.keys() {
+            if !model_names.contains(&name.as_str()) {
+                model_names.push(name);
+            }
+        }
+    }
+    // Only names present in the usage get a slot; the others have no usage at all.
+    let tracked_products: Vec<(&str, u16)> =
+        product_names.iter().filter_map(|n| usage.product_id(n).map(|id| (*n, id))).collect();
+    let tracked_models: Vec<(&str, u16)> =
+        model_names.iter().filter_map(|n| usage.model_id(n).map(|id| (*n, id))).collect();
+    // Rows dated after today have not happened yet at `now` (a replay with `--now`).
+    let spec = AggregateSpec {
+        days: start..today + 1,
+        recent_from,
+        products: tracked_products.iter().map(|(_, id)| *id).collect(),
+        models: tracked_models.iter().map(|(_, id)| *id).collect(),
+    };
+    let agg = usage.aggregate(&spec);
+    let product_slot: HashMap<&str, usize> =
+        tracked_products.iter().enumerate().map(|(k, (n, _))| (*n, k)).collect();
+    let model_slot: HashMap<&str, usize> =
+        tracked_models.iter().enumerate().map(|(k, (n, _))| (*n, k)).collect();
+
+    // Groups first: a member's remaining is bounded by their pool's.
+    let mut group_used = vec![Credits::ZERO; policies.groups.len()];
+    let mut group_recent = vec![Credits::ZERO; policies.groups.len()];
+    let mut group_members = vec![0usize; policies.groups.len()];
+    let mut group_exposure = vec![Credits::ZERO; policies.groups.len()];
+    for r in &resolution.users {
+        if let Some(g) = r.group.filter(|&g| g < policies.groups.len()) {
+            let u = user_id(r.user);
+            group_used[g] += agg.used(u);
+            group_recent[g] += agg.recent(u);
+            group_members[g] += 1;
+            group_exposure[g] += r.limit.credits;
+        }
+    }
+    let pool_of = |g: usize| policies.groups[g].doc.pool.as_ref().map(|p| p.credits);
+
+    let mut users = Vec::with_capacity(dir.len());
+    let mut exhausted: Vec<u32> = Vec::new();
+    for r in &resolution.users {
+        let u = user_id(r.user);
+        let limit = &*r.limit;
+        let used = agg.used(u);
+        let recent = agg.recent(u);
+        let own_left = limit.credits - used;
+        let pool = r.group.filter(|&g| g < policies.groups.len()).and_then(|g| pool_of(g).map(|p| (p, g)));
+        let pool_left = pool.map(|(p, g)| p - group_used[g]);
+        let remaining = floor0(match pool_left {
+            Some(left) => own_left.min(left),
+            None => own_left,
+        });
+        let percent = used.percent_of(limit.credits);
+        let mut status = status_of(used, limit.credits, warn);
+        if let Some((p, g)) = pool {
+            status = status.max(status_of(group_used[g], p, warn));
+        }
+        let cap_ctx = CapCtx { warn, hard, remaining };
+        let products = cap_ctx.caps(&limit.products, &product_slot, |k| agg.product_used(u, k), &mut status);
+        let models = cap_ctx.caps(&limit.models, &model_slot, |k| agg.model_used(u, k), &mut status);
+        let alerts: Vec<u32> = thresholds
+            .iter()
+            .copied()
+            .filter(|&t| at_or_past(used, limit.credits, t) && !limit.credits.is_zero())
+            .collect();
+        let forecast_on = if limit.credits.is_zero() {
+            None
+        } else if used >= limit.credits {
+            exhausted.push(u);
+            None
+        } else {
+            forecast.ahead(own_left, recent)
+        };
+        let group = r.group.and_then(|g| policies.groups.get(g)).map(|g| g.doc.name.as_str());
+        users.push(UserStatus {
+            user: dir.users[r.user].email.as_str(),
+            limit: limit.credits,
+            used,
+            remaining,
+            percent,
+            status,
+            blocked: hard && status == Status::Exceeded,
+            forecast_exhausted_on: forecast_on,
+            group,
+            source: r.source.kind,
+            source_name: &r.source.name,
+            alerts,
+            products,
+            models,
+            index: r.user,
+            recent,
+        });
+    }
+    // The day a limit was reached, for users already past it: one scan for all of them.
+    if !exhausted.is_empty() {
+        let daily = usage.daily_for(start..today + 1, &exhausted);
+        for (k, &u) in exhausted.iter().enumerate() {
+            let user = &mut users[u as usize];
+            let mut cum = 0i64;
+            for (d, &v) in daily[k].iter().enumerate() {
+                cum = cum.wrapping_add(v);
+                if cum >= user.limit.micros() {
+                    user.forecast_exhausted_on = i32::try_from(d).ok().and_then(|d| day_date(start + d));
+                    break;
+                }
+            }
+        }
+    }
+
+    let groups: Vec<GroupStatus<'a>> = policies
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(g, loaded)| {
+            let pool = pool_of(g);
+            let whole = pool.unwrap_or(group_exposure[g]);
+            let used = group_used[g];
+            GroupStatus {
+                group: loaded.doc.name.as_str(),
+                members: group_members[g],
+                used,
+                pool,
+                status: if group_members[g] == 0 && pool.is_none() {
+                    Status::Ok
+                } else {
+                    status_of(used, whole, warn)
+                },
+                remaining: pool.map(|p| floor0(p - used)),
+                percent: used.percent_of(whole),
+                exposure: group_exposure[g],
+                forecast_exhausted_on: pool.and_then(|p| forecast.ahead(p - used, group_recent[g])),
+            }
+        })
+        .collect();
+
+    let alerts = alerts_of(&users, &groups, &thresholds, &agg);
+    let totals = totals_of(&users, usage, &agg, dir);
+    let mut by_used: Vec<usize> = (0..users.len()).filter(|&i| !users[i].used.is_zero()).collect();
+    by_used
+        .sort_by(|&a, &b| users[b].used.cmp(&users[a].used).then_with(|| users[a].user.cmp(users[b].user)));
+    let top_users = by_used.iter().take(options.top).map(|&i| users[i].user).collect();
+    let total_used = totals.used;
+    let breakdown = |names: &[String], sums: &[i64]| -> Vec<Breakdown> {
+        let mut rows: Vec<Breakdown> = names
+            .iter()
+            .zip(sums)
+            .filter(|(_, s)| **s != 0)
+            .map(|(n, &s)| Breakdown {
+                key: n.clone(),
+                used: Credits::from_micros(s),
+                share: Credits::from_micros(s).percent_of(total_used),
+                users: None,
+                exposure: None,
+            })
+            .collect();
+        rows.sort_by(|a, b| b.used.cmp(&a.used).then_with(|| a.key.cmp(&b.key)));
+        rows
+    };
+    let products = breakdown(usage.products(), agg.by_product());
+    let models = breakdown(usage.models(), agg.by_model());
+    let cost_centers =
+        dir.attribute("cost_center").map(|attr| chargeback(&users, dir, usage, &agg, attr, total_used));
+    let unknown_users = usage
+        .unknown_users()
+        .iter()
+        .enumerate()
+        .map(|(k, uu)| UnknownUsage { user: &uu.email, used: agg.used(user_id(dir.len() + k)) })
+        .filter(|x| !x.used.is_zero())
+        .collect();
+    let daily = (start..=today)
+        .filter_map(|d| {
+            let i = usize::try_from(d - start).ok()?;
+            let np = usage.products().len();
+            Some(Day {
+                date: day_date(d)?,
+                used: Credits::from_micros(*agg.by_day().get(i)?),
+                products: (0..np)
+                    .filter_map(|p| {
+                        let v = *agg.by_day_product().get(i * np + p)?;
+                        (v != 0).then(|| (usage.products()[p].as_str(), Credits::from_micros(v)))
+                    })
+                    .collect(),
+            })
+        })
+        .collect();
+    Ok(Evaluation {
+        users,
+        groups,
+        alerts,
+        now: resolution.now,
+        period: PeriodInfo {
+            kind: resolution.period_kind,
+            start: period.start,
+            end: period.end,
+            start_date: period.start_date,
+            last_date: period.end_date.pred_opt().unwrap_or(period.end_date),
+            today: day_date(today).unwrap_or(period.start_date),
+        },
+        enforcement: workspace.enforcement,
+        totals,
+        top_users,
+        products,
+        models,
+        cost_centers,
+        unknown_users,
+        daily,
+    })
+}
+
+/// What every cap of one user is measured against.
+struct CapCtx {
+    warn: Option<u32>,
+    hard: bool,
+    remaining: Credits,
+}
+
+impl CapCtx {
+    /// The caps of one kind; a cap at or past the warning threshold makes the user's
+    /// status at least `warning` (a cap never makes the user `exceeded`).
+    fn caps<'a>(
+        &self,
+        names: &'a std::collections::BTreeMap<String, Credits>,
+        slots: &HashMap<&str, usize>,
+        used_of: impl Fn(usize) -> Credits,
+        status: &mut Status,
+    ) -> Vec<CapStatus<'a>> {
+        names
+            .iter()
+            .map(|(name, &cap)| {
+                let cap_used = slots.get(name.as_str()).map_or(Credits::ZERO, |&k| used_of(k));
+                let cap_status = status_of(cap_used, cap, self.warn);
+                if cap_status > Status::Ok {
+                    *status = (*status).max(Status::Warning);
+                }
+                CapStatus {
+                    name,
+                    cap,
+                    used: cap_used,
+                    remaining: floor0((cap - cap_used).min(self.remaining)),
+                    percent: cap_used.percent_of(cap),
+                    status: cap_status,
+                    blocked: self.hard && cap_status == Status::Exceeded,
+                }
+            })
+            .collect()
+    }
+}
+
+fn user_id(index: usize) -> u32 {
+    u32::try_from(index).unwrap_or(u32::MAX)
+}
+
+fn alerts_of<'a>(
+    users: &[UserStatus<'a>],
+    groups: &[GroupStatus<'a>],
+    thresholds: &[u32],
+    _agg: &Aggregate,
+) -> Vec<Alert<'a>> {
+    let highest = |percent: Option<f64>| -> Option<u32> {
+        let p = percent?;
+        thresholds.iter().copied().filter(|&t| f64::from(t) <= p).max()
+    };
+    let mut out = Vec::new();
+    for g in groups.iter().filter(|g| g.pool.is_some()) {
+        if let Some(t) = highest(g.percent) {
+            out.push(Alert {
+                scope: AlertScope::Pool,
+                user: None,
+                group: Some(g.group),
+                name: None,
+                threshold: t,
+                percent: g.percent.unwrap_or(0.0),
+                status: g.status,
+            });
+        }
+    }
+    let mut user_alerts: Vec<Alert<'a>> = users
+        .iter()
+        .filter_map(|u| {
+            let t = *u.alerts.last()?;
+            Some(Alert {
+                scope: AlertScope::User,
+                user: Some(u.user),
+                group: None,
+                name: None,
+                threshold: t,
+                percent: u.percent.unwrap_or(0.0),
+                status: u.status,
+            })
+        })
+        .collect();
+    user_alerts.sort_by(|a, b| b.percent.total_cmp(&a.percent).then_with(|| a.user.cmp(&b.user)));
+    out.extend(user_alerts);
+    for u in users {
+        for (scope, caps) in [(AlertScope::Product, &u.products), (AlertScope::Model, &u.models)] {
+            for cap in caps {
+                if let Some(t) = highest(cap.percent) {
+                    out.push(Alert {
+                        scope,
+                        user: Some(u.user),
+                        group: None,
+                        name: Some(cap.name),
+                        threshold: t,
+                        percent: cap.percent.unwrap_or(0.0),
+                        status: cap.status,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn totals_of(users: &[UserStatus<'_>], usage: &UsageTable, agg: &Aggregate, dir: &Directory) -> Totals {
+    let mut t = Totals {
+        users: users.len(),
+        used: Credits::ZERO,
+        exposure: Credits::ZERO,
+        percent: None,
+        used_by_unknown_users: Credits::ZERO,
+        ok: 0,
+        warning: 0,
+        exceeded: 0,
+        blocked: 0,
+        rows: agg.rows,
+    };
+    for u in users {
+        t.used += u.used;
+        t.exposure += u.limit;
+        match u.status {
+            Status::Ok => t.ok += 1,
+            Status::Warning => t.warning += 1,
+            Status::Exceeded => t.exceeded += 1,
+        }
+        t.blocked += usize::from(u.blocked);
+    }
+    for k in 0..usage.unknown_users().len() {
+        t.used_by_unknown_users += agg.used(user_id(dir.len() + k));
+    }
+    t.used += t.used_by_unknown_users;
+    t.percent = t.used.percent_of(t.exposure);
+    t
+}
+
+/// Usage and exposure per `cost_center`; users without one are `(none)`, users absent
+/// from the directory `(not in directory)`.
+fn chargeback(
+    users: &[UserStatus<'_>],
+    dir: &Directory,
+    usage: &UsageTable,
+    agg: &Aggregate,
+    attr: usize,
+    total: Credits,
+) -> Vec<Breakdown> {
+    let mut by: HashMap<&str, (usize, Credits, Credits)> = HashMap::new();
+    for u in users {
+        let key = match dir.users[u.index].attrs.get(attr) {
+            Some(AttrValue::String(s)) => s.as_str(),
+            _ => "(none)",
+        };
+        let e = by.entry(key).or_default();
+        e.0 += 1;
+        e.1 += u.used;
+        e.2 += u.limit;
+    }
+    let mut unknown = Credits::ZERO;
+    for k in 0..usage.unknown_users().len() {
+        unknown += agg.used(user_id(dir.len() + k));
+    }
+    let mut rows: Vec<Breakdown> = by
+        .into_iter()
+        .map(|(k, (n, used, exposure))| Breakdown {
+            key: k.to_string(),
+            used,
+            share: used.percent_of(total),
+            users: Some(n),
+            exposure: Some(exposure),
+        })
+        .collect();
+    if !unknown.is_zero() {
+        rows.push(Breakdown {
+            key: "(not in directory)".to_string(),
+            used: unknown,
+            share: unknown.percent_of(total),
+            users: Some(usage.unknown_users().len()),
+            exposure: Some(Credits::ZERO),
+        });
+    }
+    rows.sort_by(|a, b| b.used.cmp(&a.used).then_with(|| a.key.cmp(&b.key)));
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_are_exact() {
+        let c = |s: &str| s.parse::<Credits>().unwrap();
+        assert!(at_or_past(c("80"), c("100"), 80));
+        assert!(!at_or_past(c("79.999999"), c("100"), 80));
+        assert_eq!(status_of(c("100"), c("100"), Some(80)), Status::Exceeded);
+        assert_eq!(status_of(c("80"), c("100"), Some(80)), Status::Warning);
+        assert_eq!(status_of(c("80"), c("100"), None), Status::Ok);
+        assert_eq!(warning_threshold(&[50, 80, 100, 120]), Some(80));
+    }
+
+    #[test]
+    fn forecast_rounds_up_and_stops_at_period_end() {
+        let f = Forecast { today: 10, window_days: 7, period_end: 30 };
+        // 70 credits in 7 days = 10/day; 25 left -> 3 days
+        assert_eq!(f.ahead(Credits::from_whole(25), Credits::from_whole(70)), day_date(13));
+        assert_eq!(f.ahead(Credits::from_whole(500), Credits::from_whole(70)), None);
+        assert_eq!(f.ahead(Credits::from_whole(5), Credits::ZERO), None);
+    }
+}
