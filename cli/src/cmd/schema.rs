@@ -16,19 +16,19 @@ use super::Status;
 /// Where the schemas are published; `$id`s are built from it.
 const ID_BASE: &str = "https://budgit.dev/schemas/v1/";
 
-/// Write the JSON Schemas of the policy files (one per kind and a combined one).
+/// Write the JSON Schemas of the policy files: one per kind and a combined one.
 ///
 /// Files: `workspace.schema.json`, `group.schema.json`, `override.schema.json`,
 /// `guardrail.schema.json` and `budgit.schema.json` (any document, for files that
 /// hold several kinds). Point an editor at them with a first line such as
-/// `# yaml-language-server: $schema=../schemas/group.schema.json`.
-///
-/// Examples:
-///   budgit schema                          write into `schemas/`
-///   budgit schema --check                  exit 1 when `schemas/` is stale (CI)
-///   budgit schema --out /tmp/schemas       write elsewhere
+/// `# yaml-language-server: $schema=../schemas/group.schema.json`. Exit status:
+/// 0 written or up to date, 1 stale with `--check`, 2 unwritable.
 #[derive(Debug, clap::Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = "\
+Examples:
+  budgit schema                        write into `schemas/`
+  budgit schema --check                exit 1 when `schemas/` is stale (CI)
+  budgit schema --out /tmp/schemas     write elsewhere")]
 pub struct Args {
     /// The directory to write the schemas into.
     #[arg(long, default_value = "schemas", value_name = "DIR")]
