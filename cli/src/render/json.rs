@@ -1,4 +1,4 @@
-//! JSON output of `validate`: DESIGN.md's stable shape
+//! JSON output of `validate`, in its stable shape
 //! `{"diagnostics": [{"code", "severity", "message", "file", "line", "column", "help"}],
 //! "errors": N, "warnings": N}`, extended (never renamed) with the primary `label`,
 //! the secondary `labels` and the `commit` a file was read from.
