@@ -2,6 +2,10 @@
 
 pub mod evaluate;
 pub mod r#gen;
+pub mod history;
+pub mod owners;
+pub mod plan;
+pub mod request;
 pub mod schema;
 pub mod validate;
 
@@ -50,6 +54,10 @@ enum Command {
     Schema(schema::Args),
     Gen(r#gen::Args),
     Evaluate(evaluate::Args),
+    Plan(plan::Args),
+    History(history::Args),
+    Request(request::Args),
+    Owners(owners::Args),
 }
 
 /// Runs the parsed command.
@@ -59,5 +67,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Schema(args) => schema::run(args),
         Command::Gen(args) => r#gen::run(args),
         Command::Evaluate(args) => evaluate::run(args),
+        Command::Plan(args) => plan::run(args),
+        Command::History(args) => history::run(args),
+        Command::Request(args) => request::run(args),
+        Command::Owners(args) => owners::run(args),
     }
 }

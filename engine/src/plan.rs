@@ -10,6 +10,7 @@
 //! them is the caller's job; how a plan looks is [`render`].
 
 pub mod render;
+pub mod side;
 
 use std::collections::{BTreeMap, BTreeSet};
 

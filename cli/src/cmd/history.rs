@@ -1,0 +1,119 @@
+//! `budgit history USER`: the user's effective limit across the commits that changed it.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use budgit_engine::history::{Step, history};
+use budgit_engine::input::read_directory;
+use budgit_engine::load::git::GitRepo;
+use budgit_engine::plan::side;
+use budgit_engine::validate::ValidateOptions;
+use chrono::{DateTime, Utc};
+
+use super::Status;
+use crate::render;
+
+/// How to print a history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HistoryFormat {
+    /// For a terminal.
+    Table,
+    /// `{"user", "ref", "steps": [...]}`.
+    Json,
+}
+
+/// Show a user's effective limit at each commit that changed it — git blame for a budget.
+///
+/// Each commit that touched the policy directory is resolved at its own time; the
+/// ones where the user's limit or deciding document changed are shown, with the
+/// commit, author, date and message. A last line shows what time alone changed since.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  budgit history alice@acme.com --directory directory.csv
+  budgit history alice@acme.com --directory directory.csv --ref origin/main --format json")]
+pub struct Args {
+    /// The user's email.
+    user: String,
+    /// The policy directory (its path inside the repository).
+    #[arg(long, default_value = "policies", value_name = "DIR")]
+    policies: PathBuf,
+    /// The directory of users (CSV or JSON Lines), for the user's attributes.
+    #[arg(long, value_name = "FILE")]
+    directory: PathBuf,
+    /// The revision whose history is walked.
+    #[arg(long = "ref", default_value = "HEAD", value_name = "REF")]
+    git_ref: String,
+    /// The instant of the last line (RFC 3339); defaults to the current time.
+    #[arg(long, value_name = "TS", value_parser = render::parse_now)]
+    now: Option<DateTime<Utc>>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = HistoryFormat::Table)]
+    format: HistoryFormat,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Status> {
+    budgit_engine::stack::with_large_stack(move || run_here(args))
+        .map_err(|e| anyhow::anyhow!("history could not run: {e}"))?
+}
+
+fn run_here(args: Args) -> anyhow::Result<Status> {
+    let now = args.now.unwrap_or_else(Utc::now);
+    let git = GitRepo::discover(&args.policies).or_else(|_| GitRepo::discover(Path::new(".")))?;
+    let dir = git.repo_path(&args.policies)?;
+    // The directory's attributes are the ones the policies at the walked revision declare.
+    let tip = side::from_git(&git, &args.git_ref, &dir, &ValidateOptions { now })?;
+    let Some(workspace) = tip.validated.policies.workspace() else {
+        anyhow::bail!("the policies at `{}` have no single `Workspace` document", args.git_ref);
+    };
+    let (directory, _) = read_directory(&args.directory, &workspace.doc.attributes)?;
+    let steps = history(&git, &args.git_ref, &dir, &directory, &args.user, now)?;
+    let text = match args.format {
+        HistoryFormat::Json => {
+            let value = serde_json::json!({ "user": args.user, "ref": args.git_ref, "steps": steps });
+            serde_json::to_string_pretty(&value)? + "\n"
+        }
+        HistoryFormat::Table => table(&args.user, &args.git_ref, &steps),
+    };
+    render::emit(&text)?;
+    Ok(Status::Clean)
+}
+
+fn table(user: &str, rev: &str, steps: &[Step]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "limit history of {user} (policies at `{rev}`, oldest first)");
+    if steps.is_empty() {
+        let _ = writeln!(o, "no commit touched the policy directory");
+    }
+    for step in steps {
+        let when = step.at.format("%Y-%m-%d %H:%M");
+        let (id, who, message) = match &step.commit {
+            Some(c) => (c.sha.get(..12).unwrap_or(&c.sha).to_owned(), c.author.clone(), c.message.clone()),
+            None => (
+                String::from("(now)"),
+                String::new(),
+                String::from("no commit: an override started or expired"),
+            ),
+        };
+        let what = match (&step.limit, &step.source) {
+            (Some(limit), Some(source)) => {
+                let mut caps: Vec<String> = limit
+                    .products
+                    .iter()
+                    .chain(limit.models.iter())
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect();
+                let caps = if caps.is_empty() {
+                    String::new()
+                } else {
+                    caps.sort();
+                    format!(" ({})", caps.join(", "))
+                };
+                format!("{}{caps}  {source}", limit.credits)
+            }
+            _ => format!("unresolvable: {}", step.error.as_deref().unwrap_or("unknown")),
+        };
+        let _ = writeln!(o, "{when}  {id:<12}  {who:<16}  {what}\n{:18}{message}", "");
+    }
+    o
+}

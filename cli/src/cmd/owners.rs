@@ -1,0 +1,54 @@
+//! `budgit owners`: a CODEOWNERS file from the groups' `owners`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use budgit_engine::load::git::GitRepo;
+use budgit_engine::owners::codeowners;
+use budgit_engine::validate::{ValidateOptions, validate_dir};
+
+use super::Status;
+use crate::render;
+
+/// Write CODEOWNERS lines so a change to a group's file needs its owners' review.
+///
+/// Paths are anchored at the repository root. Prints to stdout unless `--out` is given.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  budgit owners --default-owner @acme/platform --out .github/CODEOWNERS
+  budgit owners > CODEOWNERS")]
+pub struct Args {
+    /// The policy directory.
+    #[arg(long, default_value = "policies", value_name = "DIR")]
+    policies: PathBuf,
+    /// Where to write; stdout when absent.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Owners of every policy file no group names (repeatable), e.g. `@acme/platform`.
+    #[arg(long = "default-owner", value_name = "OWNER")]
+    default_owners: Vec<String>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Status> {
+    let validated = validate_dir(&args.policies, &ValidateOptions { now: chrono::Utc::now() })
+        .with_context(|| format!("cannot read `{}`", args.policies.display()))?;
+    // Paths in CODEOWNERS are relative to the repository root; outside git, to the working directory.
+    let dir = match GitRepo::discover(&args.policies).or_else(|_| GitRepo::discover(Path::new("."))) {
+        Ok(git) => git.repo_path(&args.policies)?,
+        Err(_) => args.policies.to_string_lossy().trim_start_matches("./").trim_end_matches('/').to_owned(),
+    };
+    let text = codeowners(&validated.policies, &dir, &args.default_owners);
+    match &args.out {
+        Some(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create `{}`", parent.display()))?;
+            }
+            std::fs::write(path, &text).with_context(|| format!("cannot write `{}`", path.display()))?;
+            eprintln!("wrote `{}`", path.display());
+        }
+        None => render::emit(&text)?,
+    }
+    Ok(Status::Clean)
+}

@@ -1,0 +1,197 @@
+//! `budgit plan`: what a policy change does to real people, for pull requests.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use budgit_engine::diag::Report;
+use budgit_engine::directory::Directory;
+use budgit_engine::input::{read_directory, read_usage};
+use budgit_engine::load::git::GitRepo;
+use budgit_engine::plan::side::{self, LoadedSide};
+use budgit_engine::plan::{Plan, PlanInput, Side, render as plan_render};
+use budgit_engine::resolve::resolve;
+use budgit_engine::usage::UsageTable;
+use budgit_engine::validate::ValidateOptions;
+use chrono::{DateTime, Utc};
+
+use super::Status;
+use crate::render::{self, DiagContext};
+
+/// How to print a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    /// For a terminal.
+    Table,
+    /// A GitHub or GitLab pull-request comment.
+    Markdown,
+    /// The stable JSON shape, for machines.
+    Json,
+}
+
+/// Show the effect of a policy change: who gets more or fewer credits, exposure, who becomes blocked.
+///
+/// Resolves both revisions against the same directory and this period's usage.
+/// Exit status: 0 ok, 1 the head has validation errors, 2 usage or I/O error,
+/// 3 with `--detailed-exitcode` when the head is valid and changes some limit.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  budgit plan --base origin/main --directory directory.csv --usage usage.csv
+  budgit plan --base origin/main --head HEAD --directory directory.csv --format markdown
+  budgit plan --base v1.4 --head v1.5 --directory directory.csv --format json --detailed-exitcode")]
+pub struct Args {
+    /// The revision the change starts from (branch, tag or commit).
+    #[arg(long, value_name = "REF")]
+    base: String,
+    /// The revision with the change; the working tree's policy directory when absent.
+    #[arg(long, value_name = "REF")]
+    head: Option<String>,
+    /// The policy directory (in the working tree, and its path inside the repository).
+    #[arg(long, default_value = "policies", value_name = "DIR")]
+    policies: PathBuf,
+    /// The directory of users (CSV or JSON Lines).
+    #[arg(long, value_name = "FILE")]
+    directory: PathBuf,
+    /// Usage rows (CSV, JSON Lines or Costs API pages); repeatable.
+    #[arg(long, value_name = "FILE")]
+    usage: Vec<PathBuf>,
+    /// The instant to plan at (RFC 3339); defaults to the current time.
+    #[arg(long, value_name = "TS", value_parser = render::parse_now)]
+    now: Option<DateTime<Utc>>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Table)]
+    format: PlanFormat,
+    /// Exit 3 when the head is valid and changes some user's limit.
+    #[arg(long)]
+    detailed_exitcode: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<Status> {
+    budgit_engine::stack::with_large_stack(move || run_here(args))
+        .map_err(|e| anyhow::anyhow!("plan could not run: {e}"))?
+}
+
+fn run_here(args: Args) -> anyhow::Result<Status> {
+    let now = args.now.unwrap_or_else(Utc::now);
+    let options = ValidateOptions { now };
+    let git = GitRepo::discover(&args.policies).or_else(|_| GitRepo::discover(Path::new(".")))?;
+    let dir_in_repo = git.repo_path(&args.policies)?;
+    let base = side::from_git(&git, &args.base, &dir_in_repo, &options)?;
+    let head = match &args.head {
+        Some(rev) => side::from_git(&git, rev, &dir_in_repo, &options)?,
+        None => side::from_dir(&args.policies, &options).with_context(|| {
+            format!(
+                "cannot read the working tree's `{}` (use `--head REF` for a revision)",
+                args.policies.display()
+            )
+        })?,
+    };
+    let outcome = compute(&base, &head, &args.directory, &args.usage, now)?;
+    let plan = match outcome {
+        Outcome::Plan(plan) => plan,
+        Outcome::Unresolvable { report, why } => {
+            let context = DiagContext {
+                policies: &head.validated.policies,
+                root: &args.policies,
+                color: render::stdout_color(),
+            };
+            eprint!("{}", render::diagnostics(render::DiagFormat::Human, &context, &report));
+            anyhow::bail!("cannot plan: the head cannot be resolved: {why}");
+        }
+    };
+    render::emit(&print(&plan, args.format))?;
+    Ok(status(&plan, args.detailed_exitcode))
+}
+
+/// The plan in a format.
+pub fn print(plan: &Plan, format: PlanFormat) -> String {
+    match format {
+        PlanFormat::Table => plan_render::table(plan),
+        PlanFormat::Markdown => plan_render::markdown(plan),
+        PlanFormat::Json => plan_render::json(plan),
+    }
+}
+
+/// The exit status of a plan.
+pub fn status(plan: &Plan, detailed: bool) -> Status {
+    if plan.has_errors() {
+        Status::Findings
+    } else if detailed && !plan.is_empty() {
+        Status::Changes
+    } else {
+        Status::Clean
+    }
+}
+
+/// What planning two loaded sides gave.
+pub enum Outcome {
+    /// The plan.
+    Plan(Plan),
+    /// The head has no usable workspace (or similar): its findings and why.
+    Unresolvable {
+        /// The head's findings.
+        report: Report,
+        /// The resolution error.
+        why: String,
+    },
+}
+
+/// Reads the directory and usage, resolves both sides at `now` and diffs them.
+pub fn compute(
+    base: &LoadedSide,
+    head: &LoadedSide,
+    directory: &Path,
+    usage: &[PathBuf],
+    now: DateTime<Utc>,
+) -> anyhow::Result<Outcome> {
+    let head_policies = &head.validated.policies;
+    let Some(workspace) = head_policies.workspace().or_else(|| base.validated.policies.workspace()) else {
+        return Ok(Outcome::Unresolvable {
+            report: head.validated.report.clone(),
+            why: String::from("the policies have no single `Workspace` document"),
+        });
+    };
+    let (dir, dir_findings) = read_directory(directory, &workspace.doc.attributes)?;
+    report_input_findings(&dir_findings);
+    let head_resolution = match resolve(head_policies, &dir, now) {
+        Ok(r) => r,
+        Err(e) => {
+            return Ok(Outcome::Unresolvable { report: head.validated.report.clone(), why: e.to_string() });
+        }
+    };
+    let base_resolution = resolve(&base.validated.policies, &dir, now)
+        .with_context(|| format!("cannot resolve the base `{}`", base.label.display()))?;
+    let used = read_used(&dir, usage, &head_resolution)?;
+    Ok(Outcome::Plan(budgit_engine::plan::plan(&PlanInput {
+        base: Side { label: &base.label, policies: &base.validated.policies, resolution: &base_resolution },
+        head: Side { label: &head.label, policies: head_policies, resolution: &head_resolution },
+        directory: &dir,
+        used: &used,
+        head_report: &head.validated.report,
+        now,
+    })))
+}
+
+fn read_used(
+    dir: &Directory,
+    usage: &[PathBuf],
+    resolution: &budgit_engine::resolve::Resolution,
+) -> anyhow::Result<Vec<budgit_engine::Credits>> {
+    let mut table = UsageTable::new(dir);
+    for path in usage {
+        let findings = read_usage(path, &mut table, resolution.timezone)?;
+        report_input_findings(&findings);
+    }
+    Ok(side::used_per_user(&table, dir.len(), &resolution.period))
+}
+
+/// Bad input rows are reported on stderr (they never silently disappear) without failing the plan.
+fn report_input_findings(findings: &[budgit_engine::Diagnostic]) {
+    for d in findings.iter().take(20) {
+        let at = d.location.as_ref().map(|l| format!("{l}: ")).unwrap_or_default();
+        eprintln!("{at}{}[{}]: {}", d.severity, d.code, d.message);
+    }
+    if findings.len() > 20 {
+        eprintln!("…and {} more input findings", findings.len() - 20);
+    }
+}

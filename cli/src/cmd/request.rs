@@ -1,0 +1,136 @@
+//! `budgit request`: ask for more credits as a reviewable change (a branch with one commit).
+
+use std::path::{Path, PathBuf};
+
+use budgit_engine::Credits;
+use budgit_engine::load::git::GitRepo;
+use budgit_engine::plan::side;
+use budgit_engine::request::{self, Amount, RequestSpec};
+use budgit_engine::validate::{ValidateOptions, validate_sources};
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::Status;
+use super::plan::{Outcome, PlanFormat};
+use crate::render::{self, DiagContext};
+
+/// Request credits for a user: writes an Override on a new branch and commits it, ready for review.
+///
+/// The would-be policies (the base plus the new file) are validated exactly as CI
+/// does (schema, `max_days`, overlaps, guardrails); an invalid request is never
+/// committed. The working tree and the index are not touched: push the branch and
+/// open a pull request. With `--directory`, prints the plan of the branch against its base.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  budgit request --user alice@acme.com --add 5000 --days 14 --reason 'payments migration (PAY-1234)'
+  budgit request --user bob@acme.com --limit 8000 --days 30 --starts 2026-12-01 --reason 'Q4 close' \\
+      --directory directory.csv
+  git push origin budgit/request/alice-2026-11-27")]
+pub struct Args {
+    /// The user's email.
+    #[arg(long, value_name = "EMAIL")]
+    user: String,
+    /// Credits added to the user's current limit.
+    #[arg(long, value_name = "N", value_parser = parse_credits, conflicts_with = "limit", required_unless_present = "limit")]
+    add: Option<Credits>,
+    /// A total limit replacing the user's current one (product and model caps included).
+    #[arg(long, value_name = "N", value_parser = parse_credits)]
+    limit: Option<Credits>,
+    /// For how many days.
+    #[arg(long, value_name = "D")]
+    days: u32,
+    /// What the credits are for (a ticket helps reviewers).
+    #[arg(long, value_name = "TEXT")]
+    reason: String,
+    /// The first day (YYYY-MM-DD, in the workspace time zone); today when absent.
+    #[arg(long, value_name = "DATE")]
+    starts: Option<NaiveDate>,
+    /// Who asks, when not the user.
+    #[arg(long, value_name = "EMAIL")]
+    requested_by: Option<String>,
+    /// The revision the branch starts from.
+    #[arg(long, default_value = "HEAD", value_name = "REF")]
+    base: String,
+    /// The branch to create; `budgit/request/<user>-<date>` when absent.
+    #[arg(long, value_name = "NAME")]
+    branch: Option<String>,
+    /// The policy directory (its path inside the repository).
+    #[arg(long, default_value = "policies", value_name = "DIR")]
+    policies: PathBuf,
+    /// The directory of users: when given, the plan of the branch is printed.
+    #[arg(long, value_name = "FILE")]
+    directory: Option<PathBuf>,
+    /// Usage rows for that plan; repeatable.
+    #[arg(long, value_name = "FILE")]
+    usage: Vec<PathBuf>,
+    /// The instant of the request (RFC 3339); defaults to the current time.
+    #[arg(long, value_name = "TS", value_parser = render::parse_now)]
+    now: Option<DateTime<Utc>>,
+}
+
+fn parse_credits(text: &str) -> Result<Credits, String> {
+    let credits: Credits = text.parse().map_err(|e| format!("`{text}` is not a number of credits ({e})"))?;
+    if credits <= Credits::ZERO {
+        return Err(format!("`{text}` must be more than 0 credits"));
+    }
+    Ok(credits)
+}
+
+pub fn run(args: Args) -> anyhow::Result<Status> {
+    budgit_engine::stack::with_large_stack(move || run_here(args))
+        .map_err(|e| anyhow::anyhow!("request could not run: {e}"))?
+}
+
+fn run_here(args: Args) -> anyhow::Result<Status> {
+    let now = args.now.unwrap_or_else(Utc::now);
+    let options = ValidateOptions { now };
+    let git = GitRepo::discover(&args.policies).or_else(|_| GitRepo::discover(Path::new(".")))?;
+    let dir = git.repo_path(&args.policies)?;
+    let read = git.read_policies(&args.base, &dir)?;
+    let base = validate_sources(read.sources.clone(), read.diagnostics.clone(), &options);
+    let amount = match (args.add, args.limit) {
+        (Some(add), _) => Amount::Add(add),
+        (None, Some(limit)) => Amount::Limit(limit),
+        (None, None) => anyhow::bail!("give `--add N` or `--limit N`"),
+    };
+    let spec = RequestSpec {
+        user: args.user.clone(),
+        amount,
+        days: args.days,
+        reason: args.reason.clone(),
+        starts: args.starts,
+        requested_by: args.requested_by.clone(),
+    };
+    let drafted = request::draft(&spec, &base.policies, &dir, now)?;
+    let checked = request::check(&read.sources, &read.diagnostics, &drafted, None, &options);
+    if checked.report.has_errors() {
+        let context =
+            DiagContext { policies: &checked.policies, root: &args.policies, color: render::stdout_color() };
+        render::emit(&render::diagnostics(render::DiagFormat::Human, &context, &checked.report))?;
+        eprintln!("error: the request does not pass validation at `{}`: nothing was committed", args.base);
+        return Ok(Status::Findings);
+    }
+    let branch = args.branch.clone().unwrap_or_else(|| request::default_branch(&spec.user, drafted.starts));
+    let path = if dir.is_empty() { drafted.path.clone() } else { format!("{dir}/{}", drafted.path) };
+    let message = request::commit_message(&spec, &drafted);
+    let commit = git.commit_new_file(&args.base, &branch, &path, &drafted.text, &message)?;
+    let mut out = format!(
+        "created branch `{branch}` at {} (from `{}`), adding `{path}`:\n\n{}\nnext: git push origin {branch}  (then open a pull request)\n",
+        commit.short(),
+        args.base,
+        drafted.text
+    );
+    if let Some(directory) = &args.directory {
+        let base_side = side::from_git(&git, &args.base, &dir, &options)?;
+        let head_side = side::from_git(&git, &branch, &dir, &options)?;
+        match super::plan::compute(&base_side, &head_side, directory, &args.usage, now)? {
+            Outcome::Plan(plan) => {
+                out.push('\n');
+                out.push_str(&super::plan::print(&plan, PlanFormat::Table));
+            }
+            Outcome::Unresolvable { why, .. } => out.push_str(&format!("\n(no plan: {why})\n")),
+        }
+    }
+    render::emit(&out)?;
+    Ok(Status::Clean)
+}
