@@ -105,7 +105,7 @@ fn unknown_attribute(
     let mut d = Diagnostic::error("cel/unknown-attribute", format!("unknown attribute `{field}`"))
         .at(expr.locate(span))
         .with_label("not declared in the workspace");
-    d = match did_you_mean(field, names.clone()) {
+    d = match suggest(field, names.clone()) {
         Some(s) => d.with_help(format!("did you mean `{s}`?")),
         None => d.with_help(format!(
             "declare it under `attributes:` in the workspace; selectors may read {}",
@@ -145,7 +145,7 @@ fn check_rule_reference(expr: &Expression<'_>, var: &str, r: &Ref, report: &mut 
         let Shape::Fields(fields) = shape else { return };
         let Some((_, next)) = fields.iter().find(|(name, _)| name == field) else {
             let names = fields.iter().map(|(n, _)| *n);
-            let help = match did_you_mean(field, names.clone()) {
+            let help = match suggest(field, names.clone()) {
                 Some(s) => format!("did you mean `{s}`?"),
                 None => {
                     format!("`{path}` has {}", names.map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))
@@ -162,6 +162,20 @@ fn check_rule_reference(expr: &Expression<'_>, var: &str, r: &Ref, report: &mut 
         path = format!("{path}.{field}");
         shape = *next;
     }
+}
+
+/// The closest name to a misspelt one: a near edit, or two letters swapped (`titel`).
+fn suggest<'a>(word: &str, candidates: impl Iterator<Item = &'a str> + Clone) -> Option<&'a str> {
+    did_you_mean(word, candidates.clone()).or_else(|| {
+        let w: Vec<char> = word.chars().collect();
+        candidates.into_iter().find(|c| {
+            let c: Vec<char> = c.chars().collect();
+            c.len() == w.len() && {
+                let diff: Vec<usize> = (0..w.len()).filter(|&i| w[i] != c[i]).collect();
+                matches!(diff.as_slice(), [i, j] if *j == i + 1 && w[*i] == c[*j] && w[*j] == c[*i])
+            }
+        })
+    })
 }
 
 /// A CEL expression held in a YAML scalar, and how to point inside it.
@@ -528,5 +542,139 @@ fn walk_entry(
             walk(&m.value, info, source, bound, out);
         }
         EntryExpr::StructField(f) => walk(&f.value, info, source, bound, out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::test_support::{WORKSPACE, run, summary};
+
+    const NOW: &str = "2026-11-20T12:00:00Z";
+
+    fn group(selector_line: &str) -> String {
+        format!("apiVersion: budgit/v1\nkind: Group\nname: eng\n{selector_line}\nlimit: {{ credits: 10 }}\n")
+    }
+
+    fn check_group(selector_line: &str) -> Vec<String> {
+        summary(&run(&[("ws.yaml", WORKSPACE), ("g.yaml", &group(selector_line))], NOW))
+    }
+
+    #[test]
+    fn syntax_errors_point_into_the_yaml_file() {
+        // Column of the `)`: plain, quoted (one more for the quote), escaped, and in blocks.
+        assert_eq!(check_group("selector: user.title == )"), ["cel/syntax g.yaml:4:25"]);
+        assert_eq!(check_group("selector: 'user.title == )'"), ["cel/syntax g.yaml:4:26"]);
+        assert_eq!(check_group("selector: 'user.title == ''x'' )'"), ["cel/syntax g.yaml:4:32"]);
+        assert_eq!(check_group("selector: \"user.title == \\\"x\\\" )\""), ["cel/syntax g.yaml:4:32"]);
+        assert_eq!(check_group("selector: |\n  user.title == 'x'\n    && )"), ["cel/syntax g.yaml:6:8"]);
+        assert_eq!(check_group("selector: >-\n  user.title == 'x'\n  && )"), ["cel/syntax g.yaml:6:6"]);
+        assert_eq!(
+            check_group("selector:   # the rule\n  user.title == 'x'\n  && )"),
+            ["cel/syntax g.yaml:6:6"]
+        );
+    }
+
+    #[test]
+    fn syntax_error_messages_are_ours() {
+        let report = run(&[("ws.yaml", WORKSPACE), ("g.yaml", &group("selector: 'user.title == '"))], NOW);
+        let d = &report.diagnostics[0];
+        assert_eq!(d.message, "the selector of group `eng` is not valid CEL: unexpected end of expression");
+        // At the closing quote: the expression ends there.
+        assert_eq!(d.location.as_ref().unwrap().column, 26);
+        let report = run(&[("ws.yaml", WORKSPACE), ("g.yaml", &group("selector: 'user.title == \"x'"))], NOW);
+        assert!(report.diagnostics[0].message.ends_with("unterminated string"), "{:?}", report.diagnostics);
+        let deep = format!("selector: '{}true{}'", "(".repeat(200), ")".repeat(200));
+        let report = run(&[("ws.yaml", WORKSPACE), ("g.yaml", &group(&deep))], NOW);
+        assert!(report.diagnostics[0].message.ends_with("nests too deeply"), "{:?}", report.diagnostics);
+    }
+
+    #[test]
+    fn selectors_read_declared_attributes_only() {
+        let line = "selector: 'user.department == \"x\" && user.titel.startsWith(\"y\")'";
+        let report = run(&[("ws.yaml", WORKSPACE), ("g.yaml", &group(line))], NOW);
+        assert_eq!(summary(&report), ["cel/unknown-attribute g.yaml:4:43"]);
+        let d = &report.diagnostics[0];
+        assert_eq!(d.message, "unknown attribute `titel`");
+        assert_eq!(d.help.as_deref(), Some("did you mean `title`?"));
+        assert_eq!(d.location.as_ref().unwrap().len, 5);
+        assert_eq!(d.labels[0].location.line, 7);
+    }
+
+    #[test]
+    fn references_follow_index_presence_and_macros() {
+        assert_eq!(
+            check_group("selector: \"user['cost_center'] == 'x'\""),
+            ["cel/unknown-attribute g.yaml:4:18"]
+        );
+        assert_eq!(check_group("selector: has(user.manager)"), ["cel/unknown-attribute g.yaml:4:20"]);
+        // Loop variables are not free variables; `email` is always there.
+        assert!(
+            check_group("selector: \"[user.title].exists(t, t == 'x') && user.email.endsWith('@acme.com')\"")
+                .is_empty()
+        );
+        assert_eq!(
+            check_group("selector: \"[1].all(x, x > 0) && x == 1\""),
+            ["cel/unknown-variable g.yaml:4:33"]
+        );
+        assert_eq!(check_group("selector: usr.title == 'x'"), ["cel/unknown-variable g.yaml:4:11"]);
+    }
+
+    #[test]
+    fn guardrails_read_their_document_workspace_and_now() {
+        let rule = |applies: &str, rule: &str| {
+            format!(
+                "apiVersion: budgit/v1\nkind: Guardrail\nname: r\napplies_to: {applies}\nrule: '{rule}'\nmessage: m\n"
+            )
+        };
+        let ok =
+            rule("override", "!has(override.add) || override.add.credits <= 4.0 * workspace.default.credits");
+        assert!(summary(&run(&[("ws.yaml", WORKSPACE), ("r.yaml", &ok)], NOW)).is_empty());
+        let ok = rule("override", "override.expires < now + duration(\"2160h\")");
+        assert!(summary(&run(&[("ws.yaml", WORKSPACE), ("r.yaml", &ok)], NOW)).is_empty());
+        let bad = rule("override", "group.limit.credits > 0.0");
+        let report = run(&[("ws.yaml", WORKSPACE), ("r.yaml", &bad)], NOW);
+        assert_eq!(summary(&report), ["cel/unknown-variable r.yaml:5:8"]);
+        let bad = rule("group", "group.limit.credit > 0.0 && workspace.defaults.credits > 0.0");
+        let report = run(&[("ws.yaml", WORKSPACE), ("r.yaml", &bad)], NOW);
+        assert_eq!(summary(&report), ["cel/unknown-field r.yaml:5:20", "cel/unknown-field r.yaml:5:46"]);
+        assert_eq!(report.diagnostics[0].message, "`group.limit` has no field `credit`");
+        assert_eq!(report.diagnostics[0].help.as_deref(), Some("did you mean `credits`?"));
+    }
+
+    #[test]
+    fn the_length_cap_holds_in_code_too() {
+        // 600 two-byte characters pass the schema's character count but not the byte cap.
+        let line = format!("selector: \"user.title == '{}'\"", "é".repeat(600));
+        let report = run(&[("ws.yaml", WORKSPACE), ("g.yaml", &group(&line))], NOW);
+        assert_eq!(summary(&report), ["cel/too-long g.yaml:4:11"]);
+    }
+
+    #[test]
+    fn a_long_operator_chain_is_refused_before_parsing() {
+        let line = format!("selector: '{}1 == 1'", "1 + ".repeat(25_000));
+        assert!(line.len() > 100_000);
+        let started = std::time::Instant::now();
+        let report = run(&[("ws.yaml", WORKSPACE), ("g.yaml", &group(&line))], NOW);
+        assert_eq!(summary(&report), ["cel/too-long g.yaml:4:11"]);
+        assert!(started.elapsed().as_secs() < 2);
+    }
+
+    #[test]
+    fn alignment_maps_every_character() {
+        assert_eq!(align("'a''b'", "a'b", Style::Single), [1, 2, 4]);
+        assert_eq!(align("\"a\\tb\\u00e9\"", "a\tbé", Style::Double), [1, 2, 4, 5]);
+        assert_eq!(align("\"a \\\n   b\"", "a b", Style::Double), [1, 2, 8]);
+        assert_eq!(align("a\n  b", "a b", Style::Plain), [0, 1, 4]);
+        assert_eq!(align("a\n    b\n", "a\n  b\n", Style::Block(2)), [0, 1, 4, 5, 6, 7]);
+        assert_eq!(align("ab", "abc", Style::Plain), [0, 1, 2]);
+    }
+
+    #[test]
+    fn parser_positions_become_byte_offsets() {
+        assert_eq!(byte_at("é == )", 1, 6), 6);
+        assert_eq!(byte_at("a\nbc )", 2, 4), 5);
+        assert_eq!(byte_at("a", 0, 0), 0);
+        assert_eq!(byte_at("a", 9, 9), 1);
     }
 }

@@ -232,7 +232,10 @@ impl Run<'_> {
             .filter(|(root, _)| root == kind)
             .map(|(_, path)| path.iter().map(|p| format!("/{}", pointer_key(p))).collect::<String>())
             .filter(|pointer| !pointer.is_empty() && doc.node.pointer(pointer).is_some())
-            .max_by_key(|pointer| (pointer.matches('/').count(), std::cmp::Reverse(pointer.clone())));
+            .enumerate()
+            // The deepest field read; on a tie, the first in the rule.
+            .max_by_key(|(i, pointer)| (pointer.matches('/').count(), std::cmp::Reverse(*i)))
+            .map(|(_, pointer)| pointer);
         doc.loc(best.as_deref().unwrap_or("/name"))
     }
 
@@ -473,4 +476,171 @@ pub(crate) fn override_value(o: &Override, tz: &Tz) -> Value {
 /// The word an enum is written as in YAML (`month`, `hard`, `string`).
 fn word<T: serde::Serialize>(value: &T) -> Value {
     string(&serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::test_support::{WORKSPACE, run, summary};
+
+    const NOW: &str = "2026-11-20T12:00:00Z";
+
+    fn guardrail(applies: &str, rule: &str, severity: &str) -> String {
+        format!(
+            "apiVersion: budgit/v1\nkind: Guardrail\nname: modest\napplies_to: {applies}\nrule: '{rule}'\n\
+             message: 'an override may add at most four times the default'\nseverity: {severity}\n"
+        )
+    }
+
+    fn override_doc(name: &str, add: &str) -> String {
+        format!(
+            "apiVersion: budgit/v1\nkind: Override\nname: {name}\nuser: {name}@acme.com\n{add}\n\
+             starts: 2026-11-10\nexpires: 2026-12-01\nreason: testing\n"
+        )
+    }
+
+    const DESIGN_RULE: &str = "!has(override.add) || override.add.credits <= 4.0 * workspace.default.credits";
+
+    #[test]
+    fn the_rule_of_the_design_passes_and_fails_where_it_should() {
+        let g = guardrail("override", DESIGN_RULE, "error");
+        let small = override_doc("small", "add: { credits: 8000 }");
+        let replace = override_doc("replace", "limit: { credits: 100000 }");
+        let large = override_doc("large", "add: { credits: 8000.5 }");
+        let report = run(
+            &[
+                ("ws.yaml", WORKSPACE),
+                ("g.yaml", &g),
+                ("a.yaml", &small),
+                ("b.yaml", &replace),
+                ("c.yaml", &large),
+            ],
+            NOW,
+        );
+        assert_eq!(summary(&report), ["guardrail/failed c.yaml:5:17"]);
+        let d = &report.diagnostics[0];
+        assert_eq!(d.severity, Severity::Error);
+        assert_eq!(d.message, "an override may add at most four times the default");
+        assert_eq!(d.labels[0].location.to_string(), "g.yaml:5:7");
+    }
+
+    #[test]
+    fn a_warning_guardrail_reports_a_warning() {
+        let g = guardrail("override", DESIGN_RULE, "warning");
+        let large = override_doc("large", "add: { credits: 9000 }");
+        let report = run(&[("ws.yaml", WORKSPACE), ("g.yaml", &g), ("c.yaml", &large)], NOW);
+        assert_eq!(summary(&report), ["guardrail/failed c.yaml:5:17"]);
+        assert_eq!(report.diagnostics[0].severity, Severity::Warning);
+        assert!(!report.has_errors());
+    }
+
+    #[test]
+    fn mixing_int_and_double_is_an_error_at_the_rule_with_a_hint() {
+        let g = guardrail("override", "override.add.credits <= 4 * workspace.default.credits", "error");
+        let a = override_doc("a", "add: { credits: 1 }");
+        let b = override_doc("b", "add: { credits: 2 }");
+        let report = run(&[("ws.yaml", WORKSPACE), ("g.yaml", &g), ("a.yaml", &a), ("b.yaml", &b)], NOW);
+        assert_eq!(summary(&report), ["guardrail/error g.yaml:5:7"]);
+        let d = &report.diagnostics[0];
+        assert_eq!(
+            d.message,
+            "guardrail `modest` cannot be evaluated on override `a` (and 1 more): \
+             `*` cannot combine int `4` and double `2000.0`"
+        );
+        assert!(d.help.as_deref().unwrap().contains("write `4.0`, not `4`"), "{:?}", d.help);
+        assert_eq!(d.labels[0].location.to_string(), "a.yaml:3:7");
+    }
+
+    #[test]
+    fn reading_an_absent_field_suggests_has() {
+        let g = guardrail("override", "override.add.credits <= 4.0 * workspace.default.credits", "error");
+        let a = override_doc("a", "limit: { credits: 1 }");
+        let report = run(&[("ws.yaml", WORKSPACE), ("g.yaml", &g), ("a.yaml", &a)], NOW);
+        assert_eq!(summary(&report), ["guardrail/error g.yaml:5:7"]);
+        let d = &report.diagnostics[0];
+        assert!(d.message.ends_with("`add` is absent"), "{}", d.message);
+        assert_eq!(
+            d.help.as_deref(),
+            Some("`add` is optional: test it first, as in `!has(override.add) || …`")
+        );
+    }
+
+    #[test]
+    fn a_rule_that_is_not_a_condition_is_an_error() {
+        let g = guardrail("workspace", "workspace.default.credits", "error");
+        let report = run(&[("ws.yaml", WORKSPACE), ("g.yaml", &g)], NOW);
+        assert_eq!(summary(&report), ["guardrail/error g.yaml:5:7"]);
+        assert!(
+            report.diagnostics[0].message.ends_with("the rule gives double `2000.0`, not `true` or `false`")
+        );
+    }
+
+    #[test]
+    fn dates_are_timestamps_and_groups_bind_optional_fields() {
+        let g = guardrail("override", "override.expires - override.starts <= duration(\"720h\")", "error");
+        let ok = override_doc("ok", "add: { credits: 1 }");
+        let long = override_doc("long", "add: { credits: 1 }").replace("2026-12-01", "2026-12-11");
+        let report = run(&[("ws.yaml", WORKSPACE), ("g.yaml", &g), ("a.yaml", &ok), ("b.yaml", &long)], NOW);
+        assert_eq!(summary(&report), ["guardrail/failed b.yaml:7:10"]);
+
+        let g = guardrail(
+            "group",
+            "has(group.pool) || group.limit.credits <= 2.5 * workspace.default.credits",
+            "error",
+        );
+        let group = |name: &str, extra: &str| {
+            format!("apiVersion: budgit/v1\nkind: Group\nname: {name}\nlimit: {{ credits: 6000 }}\n{extra}")
+        };
+        let pooled = group("pooled", "pool: { credits: 100000 }\n");
+        let bare = group("bare", "");
+        let report =
+            run(&[("ws.yaml", WORKSPACE), ("g.yaml", &g), ("a.yaml", &pooled), ("b.yaml", &bare)], NOW);
+        assert_eq!(summary(&report), ["guardrail/failed b.yaml:4:19"]);
+    }
+
+    #[test]
+    fn bound_values_have_exactly_the_fields_rules_may_read() {
+        fn keys(value: &Value, shape: Shape, path: &str, out: &mut Vec<String>) {
+            let (Value::Map(map), Shape::Fields(fields)) = (value, shape) else { return };
+            for (k, v) in map.map.iter() {
+                let ::cel::objects::Key::String(k) = k else { panic!("non-string key") };
+                let Some((_, inner)) = fields.iter().find(|(n, _)| n == &k.as_str()) else {
+                    panic!("`{path}.{k}` is bound but not declared")
+                };
+                out.push(format!("{path}.{k}"));
+                keys(v, *inner, &format!("{path}.{k}"), out);
+            }
+        }
+        let ws: Workspace = serde_json::from_value(serde_json::json!({
+            "apiVersion": "budgit/v1", "kind": "Workspace", "name": "w", "default": { "credits": 1 },
+        }))
+        .unwrap();
+        let group: Group = serde_json::from_value(serde_json::json!({
+            "apiVersion": "budgit/v1", "kind": "Group", "name": "g", "description": "d", "selector": "true",
+            "limit": { "credits": 1 }, "pool": { "credits": 2 },
+        }))
+        .unwrap();
+        let o: Override = serde_json::from_value(serde_json::json!({
+            "apiVersion": "budgit/v1", "kind": "Override", "name": "o", "user": "u@x", "add": { "credits": 1 },
+            "limit": { "credits": 1 }, "starts": "2026-01-01", "expires": "2026-01-02", "reason": "r",
+            "requested_by": "u@x",
+        }))
+        .unwrap();
+        for (name, value) in [
+            ("workspace", workspace_value(&ws)),
+            ("group", group_value(&group)),
+            ("override", override_value(&o, &Tz::UTC)),
+        ] {
+            let shape = shape_of(name).unwrap();
+            let mut seen = Vec::new();
+            keys(&value, shape, name, &mut seen);
+            let Shape::Fields(fields) = shape else { unreachable!() };
+            for (field, _) in fields {
+                assert!(
+                    seen.contains(&format!("{name}.{field}")),
+                    "`{name}.{field}` is declared but never bound"
+                );
+            }
+        }
+    }
 }
