@@ -50,11 +50,14 @@ fn assert_valid_sarif(validator: &jsonschema::Validator, cwd: &Path) -> Value {
 #[test]
 fn output_validates_against_the_sarif_schema() {
     let validator = validator();
-    for case in ["clean", "malformed", "unknown-field"] {
+    for case in ["clean", "malformed", "unknown-field", "findings", "warnings"] {
         let dir = with_fixture(case);
         let log = assert_valid_sarif(&validator, dir.path());
         let results = log["runs"][0]["results"].as_array().unwrap();
         assert_eq!(results.is_empty(), case == "clean", "{case}");
+        if case == "findings" {
+            assert!(results.iter().any(|r| r.get("relatedLocations").is_some()), "{log}");
+        }
     }
     assert_valid_sarif(&validator, &repo_root());
     // A finding with no place (an empty repository) is still a valid result.

@@ -57,6 +57,24 @@ fn unknown_fields_and_wrong_types() {
 }
 
 #[test]
+fn findings_across_documents_label_both_places() {
+    // Duplicate names, overlapping and over-long overrides, CEL errors and a failed
+    // guardrail: every stage reports, and conflicts point at both documents.
+    let dir = with_fixture("findings");
+    assert_eq!(validate(dir.path(), "human").code, 1);
+    insta::assert_snapshot!(all_formats(dir.path()));
+}
+
+#[test]
+fn warnings_alone_pass() {
+    let dir = with_fixture("warnings");
+    let run = validate(dir.path(), "human");
+    assert_eq!(run.code, 0, "{}", run.snapshot());
+    assert!(run.stdout.ends_with(", 1 warning\n"), "{}", run.stdout);
+    insta::assert_snapshot!(all_formats(dir.path()));
+}
+
+#[test]
 fn binary_garbage() {
     let dir = with_fixture("clean");
     let garbage: Vec<u8> = b"\x7fELF\x02\x01\x01\x00\x00\x00\xff\xfe\x00\x03\x00>\x00"
@@ -143,7 +161,7 @@ fn json_has_the_documented_shape() {
 
 #[test]
 fn github_lines_are_workflow_commands() {
-    let dir = with_fixture("unknown-field");
+    let dir = with_fixture("findings");
     let out = validate(dir.path(), "github").stdout;
     assert!(!out.is_empty());
     for line in out.lines() {
