@@ -50,9 +50,20 @@ fn command(context: &DiagContext<'_>, d: &Diagnostic) -> String {
     format!("::{name} {}::{}", properties.join(","), escape_data(&message))
 }
 
-/// Escapes a command's message.
+/// Escapes a command's message. Other control characters (a terminal escape in a
+/// YAML key, say) are shown as `\u{…}` so a policy file cannot colour or rewrite the log.
 pub fn escape_data(text: &str) -> String {
-    text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '\r' => out.push_str("%0D"),
+            '\n' => out.push_str("%0A"),
+            c if c.is_control() && c != '\t' => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Escapes a command's property value.
@@ -73,6 +84,7 @@ mod tests {
     fn escapes_per_the_runner_rules() {
         assert_eq!(escape_data("50% of\r\nx: a,b"), "50%25 of%0D%0Ax: a,b");
         assert_eq!(escape_property("a:b,c%\n"), "a%3Ab%2Cc%25%0A");
+        assert_eq!(escape_data("\u{1b}[31mred"), "\\u{1b}[31mred");
     }
 
     #[test]
