@@ -77,11 +77,18 @@ impl<'a> Reader<'a> {
             }
         }
         let line = self.line;
+        let start = self.pos;
         loop {
             match self.field(fields) {
                 Ok(true) => continue,
                 Ok(false) => return Some((line, Ok(()))),
                 Err(e) => {
+                    if self.line != line || e == CsvError::UnterminatedQuote {
+                        // A stray quote would swallow the following lines (or the rest of
+                        // the file): a bad record costs only the line it starts on.
+                        self.pos = start;
+                        self.line = line;
+                    }
                     self.skip_line();
                     return Some((line, Err(e)));
                 }
@@ -198,6 +205,7 @@ mod tests {
     fn reports_broken_quotes_and_resumes() {
         let got = all("\"open,1\nok,2\n");
         assert_eq!(got[0], (1, Err(CsvError::UnterminatedQuote)));
+        assert_eq!(got[1], (2, Ok(vec!["ok".into(), "2".into()])));
         let got = all("\"a\"b,1\nok,2");
         assert_eq!(got[0], (1, Err(CsvError::AfterQuote)));
         assert_eq!(got[1], (2, Ok(vec!["ok".into(), "2".into()])));

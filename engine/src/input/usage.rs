@@ -224,7 +224,7 @@ fn parse_credits(text: &[u8]) -> Result<Credits, String> {
 fn add_row(
     table: &mut UsageTable,
     ctx: &Ctx,
-    line: u32,
+    (line, user_col): (u32, u32),
     date: &[u8],
     user: &[u8],
     product: &[u8],
@@ -238,7 +238,7 @@ fn add_row(
     }
     let credits = parse_credits(credits).map_err(|e| (Role::Credits, e))?;
     let file = &ctx.file;
-    let u = table.intern_user(user, || at(file, line, 1)).map_err(|e| (Role::User, e.to_string()))?;
+    let u = table.intern_user(user, || at(file, line, user_col)).map_err(|e| (Role::User, e.to_string()))?;
     let p = table.intern_product(trim(product)).map_err(|e| (Role::Product, e.to_string()))?;
     let m = table.intern_model(trim(model)).map_err(|e| (Role::Model, e.to_string()))?;
     table.push_ids(u, p, m, day, credits);
@@ -345,8 +345,9 @@ fn general_row(ctx: &mut Ctx, table: &mut UsageTable, line: u32, roles: &[Role],
     let get = |role: Role| roles.iter().position(|r| *r == role).map_or(&b""[..], |i| &fields[i][..]);
     let (date, user, product, model, credits) =
         (get(Role::Date), get(Role::User), get(Role::Product), get(Role::Model), get(Role::Credits));
-    if let Err((role, msg)) = add_row(table, ctx, line, date, user, product, model, credits) {
-        let lens: Vec<usize> = fields.iter().map(|f| f.len()).collect();
+    let lens: Vec<usize> = fields.iter().map(|f| f.len()).collect();
+    let user_col = column_for(roles, &lens, Role::User);
+    if let Err((role, msg)) = add_row(table, ctx, (line, user_col), date, user, product, model, credits) {
         ctx.bad_row(line, column_for(roles, &lens, role), msg);
     }
 }
@@ -538,7 +539,7 @@ fn parse_jsonl(ctx: &mut Ctx, bytes: &[u8], table: &mut UsageTable) {
             ctx.bad_row(line, 1, "row has no date".to_string());
             continue;
         }
-        if let Err((_, msg)) = add_row(table, ctx, line, &date, &user, &product, &model, &credits) {
+        if let Err((_, msg)) = add_row(table, ctx, (line, 1), &date, &user, &product, &model, &credits) {
             ctx.bad_row(line, 1, msg);
         }
     }
@@ -646,9 +647,16 @@ fn parse_costs(ctx: &mut Ctx, bytes: &[u8], table: &mut UsageTable) -> Result<()
                     }
                 };
                 let date = crate::usage::day_date(day).map(|d| d.to_string()).unwrap_or_default();
-                if let Err((_, msg)) =
-                    add_row(table, ctx, line, date.as_bytes(), &user, &product, &model, credits.as_bytes())
-                {
+                if let Err((_, msg)) = add_row(
+                    table,
+                    ctx,
+                    (line, 1),
+                    date.as_bytes(),
+                    &user,
+                    &product,
+                    &model,
+                    credits.as_bytes(),
+                ) {
                     ctx.bad_row(line, 1, msg);
                 }
             }
