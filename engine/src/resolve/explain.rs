@@ -278,6 +278,29 @@ pub fn explain(
     }
 
     let (base_limit, base_source) = rules.base(winner);
+    if resolved.source.kind == super::SourceKind::Override
+        && let Some(add) =
+            overrides.iter().find(|o| o.outcome == OverrideOutcome::Applied).and_then(|o| o.add.as_ref())
+    {
+        let missing: Vec<String> = add
+            .products
+            .keys()
+            .filter(|k| !base_limit.products.contains_key(*k))
+            .map(|k| format!("product `{k}`"))
+            .chain(
+                add.models
+                    .keys()
+                    .filter(|k| !base_limit.models.contains_key(*k))
+                    .map(|k| format!("model `{k}`")),
+            )
+            .collect();
+        if !missing.is_empty() {
+            notes.push(format!(
+                "the applied override adds to {}, which the limit it adds to has no cap for: nothing to raise, so it changes nothing there",
+                missing.join(", ")
+            ));
+        }
+    }
     Ok(Explanation {
         user: email.to_owned(),
         now,
