@@ -1,11 +1,13 @@
 //! Commands: one module each, holding its `Args` (clap) and `run`.
 
 pub mod evaluate;
+pub mod explain;
 pub mod r#gen;
 pub mod history;
 pub mod owners;
 pub mod plan;
 pub mod request;
+pub mod resolve;
 pub mod schema;
 pub mod validate;
 
@@ -58,6 +60,8 @@ enum Command {
     History(history::Args),
     Request(request::Args),
     Owners(owners::Args),
+    Resolve(resolve::Args),
+    Explain(explain::Args),
 }
 
 /// Runs the parsed command.
@@ -71,5 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::History(args) => history::run(args),
         Command::Request(args) => request::run(args),
         Command::Owners(args) => owners::run(args),
+        Command::Resolve(args) => resolve::run(args),
+        Command::Explain(args) => explain::run(args),
     }
 }

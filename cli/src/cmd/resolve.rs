@@ -1,0 +1,280 @@
+//! `budgit resolve`: every user's effective limit, with the document that decided it.
+//!
+//! Flags → validate the policies → read the directory → [`budgit_engine::resolve::resolve`]
+//! → a table or the stable JSON shape. The shared loading steps live here too,
+//! for `explain`.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use budgit_engine::directory::Directory;
+use budgit_engine::input::read_directory;
+use budgit_engine::load::PolicySet;
+use budgit_engine::model::Limit;
+use budgit_engine::resolve::{Provenance, Resolution, ResolveOutput, SourceKind, resolve};
+use budgit_engine::validate::{ValidateOptions, validate_dir};
+use budgit_engine::{Location, Severity};
+
+use super::Status;
+use crate::render::{self, DiagContext};
+
+/// Show every user's effective limit and which document decided it.
+///
+/// An active override wins (`add` adds to the resolved limit, `limit` replaces it),
+/// else the highest-priority matching group (ties: more credits, then the name),
+/// else the workspace default. Policies are validated first: invalid policies
+/// print their diagnostics and exit 1. Exit status 2 when a file cannot be read
+/// or `--user` is not in the directory. In JSON, `source.file` is relative to the
+/// policy directory.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  budgit resolve --directory examples/directory.csv
+  budgit resolve --directory dir.csv --user alice@acme.com --now 2026-11-15T12:00:00Z
+  budgit resolve --policies policies --directory dir.jsonl --format json > limits.json")]
+pub struct Args {
+    /// The policy directory.
+    #[arg(long, default_value = "policies", value_name = "DIR")]
+    policies: PathBuf,
+    /// The directory of users: CSV (`email,<attributes>`) or JSON Lines (`.jsonl`).
+    #[arg(long, value_name = "FILE")]
+    directory: PathBuf,
+    /// Only this user (an email in the directory).
+    #[arg(long, value_name = "EMAIL")]
+    user: Option<String>,
+    /// The instant to resolve at (RFC 3339); defaults to the current time.
+    #[arg(long, value_name = "TS", value_parser = render::parse_now)]
+    now: Option<chrono::DateTime<chrono::Utc>>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+/// Output formats of `resolve` and `explain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// For people.
+    Table,
+    /// The stable JSON shape.
+    Json,
+}
+
+/// Valid policies and the directory, ready to resolve.
+pub struct Inputs {
+    /// The validated policies.
+    pub policies: PolicySet,
+    /// The users.
+    pub dir: Directory,
+}
+
+/// Validates the policies and reads the directory. `Ok(Err(status))` when the
+/// policies are invalid (their diagnostics are printed on stderr).
+pub fn load_inputs(
+    policies: &Path,
+    directory: &Path,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Result<Inputs, Status>> {
+    let validated = validate_dir(policies, &ValidateOptions { now })
+        .with_context(|| format!("cannot read policies from `{}`", policies.display()))?;
+    if validated.report.has_errors() {
+        let context = DiagContext {
+            policies: &validated.policies,
+            root: policies,
+            color: render::stdout_color() && std::io::stderr().is_terminal(),
+        };
+        eprint!("{}", render::diagnostics(render::DiagFormat::Human, &context, &validated.report));
+        return Ok(Err(Status::Findings));
+    }
+    let Some(workspace) = validated.policies.workspace() else {
+        anyhow::bail!("the policies have no single `Workspace` document");
+    };
+    let (dir, findings) = read_directory(directory, &workspace.doc.attributes)?;
+    // Bad rows are left out of the directory; say so, never silently.
+    for d in &findings {
+        let at = d.location.as_ref().map(|l| format!("{}:{}: ", l.file, l.line)).unwrap_or_default();
+        let sev = match d.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        eprintln!("{at}{sev}[{}]: {}", d.code, d.message);
+    }
+    Ok(Ok(Inputs { policies: validated.policies, dir }))
+}
+
+/// The error for an email that is not in the directory, with a suggestion when one is close.
+pub fn unknown_user(dir: &Directory, email: &str) -> anyhow::Error {
+    let close = dir
+        .users
+        .iter()
+        .find(|u| u.email.eq_ignore_ascii_case(email))
+        .map(|u| u.email.as_str())
+        .or_else(|| budgit_engine::diag::did_you_mean(email, dir.users.iter().map(|u| u.email.as_str())));
+    match close {
+        Some(s) => anyhow::anyhow!("user `{email}` is not in the directory; did you mean `{s}`?"),
+        None => anyhow::anyhow!("user `{email}` is not in the directory"),
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<Status> {
+    let now = args.now.unwrap_or_else(chrono::Utc::now);
+    let inputs = match load_inputs(&args.policies, &args.directory, now)? {
+        Ok(inputs) => inputs,
+        Err(status) => return Ok(status),
+    };
+    let Inputs { policies, dir } = &inputs;
+    let only = match &args.user {
+        Some(email) => Some(dir.position(email).ok_or_else(|| unknown_user(dir, email))?),
+        None => None,
+    };
+    let resolution = resolve(policies, dir, now)?;
+    for f in &resolution.selector_failures {
+        let name = policies.groups.get(f.group).map_or("", |g| g.doc.name.as_str());
+        match &f.compile_error {
+            Some(e) => eprintln!("warning: the selector of group `{name}` selects nobody: {e}"),
+            None => eprintln!(
+                "warning: the selector of group `{name}` failed for {} and did not match them (`budgit explain USER` shows why)",
+                render::plural(f.failed_users, "user")
+            ),
+        }
+    }
+    let text = match args.format {
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(&ResolveOutput::new(&resolution, policies, dir, only))?;
+            s.push('\n');
+            s
+        }
+        Format::Table => table(&resolution, policies, dir, only, &args.policies),
+    };
+    render::emit(&text)?;
+    Ok(Status::Clean)
+}
+
+/// `12000 credits` with its caps: `codex 8000, chatgpt 3000; models gpt-5-pro 1000`.
+pub fn limit_text(limit: &Limit) -> String {
+    let mut out = format!("{} credits", limit.credits);
+    let caps = |map: &std::collections::BTreeMap<String, budgit_engine::Credits>| {
+        map.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+    };
+    if !limit.products.is_empty() {
+        let _ = write!(out, "; products {}", caps(&limit.products));
+    }
+    if !limit.models.is_empty() {
+        let _ = write!(out, "; models {}", caps(&limit.models));
+    }
+    out
+}
+
+/// `policies/groups/eng.yaml:12`, with the commit in front when read from git.
+pub fn source_path(
+    root: &Path,
+    policies: &PolicySet,
+    file: &std::sync::Arc<str>,
+    line: u32,
+    commit: Option<&std::sync::Arc<str>>,
+) -> String {
+    let context = DiagContext { policies, root, color: false };
+    let location =
+        Location { file: file.clone(), line, column: 1, offset: 0, len: 0, commit: commit.cloned() };
+    format!("{}:{line}", context.path(&location))
+}
+
+/// `group engineering` or `default`.
+pub fn source_name(source: &Provenance) -> String {
+    match source.kind {
+        SourceKind::Default => "default".to_owned(),
+        kind => format!("{} {}", kind.as_str(), source.name),
+    }
+}
+
+fn table(
+    res: &Resolution,
+    policies: &PolicySet,
+    dir: &Directory,
+    only: Option<usize>,
+    root: &Path,
+) -> String {
+    let mut out = String::new();
+    let last_day = res.period.end_date.pred_opt().unwrap_or(res.period.end_date);
+    let _ = writeln!(
+        out,
+        "{} {} to {} ({}), at {}\n",
+        match res.period_kind {
+            budgit_engine::model::Period::Day => "day",
+            budgit_engine::model::Period::Week => "week",
+            budgit_engine::model::Period::Month => "month",
+            budgit_engine::model::Period::Quarter => "quarter",
+        },
+        res.period.start_date,
+        last_day,
+        res.timezone.name(),
+        res.now.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+    );
+    let mut rows = vec![vec![
+        "USER".to_owned(),
+        "CREDITS".to_owned(),
+        "CAPS".to_owned(),
+        "SOURCE".to_owned(),
+        "FILE".to_owned(),
+        "GROUP".to_owned(),
+    ]];
+    let users: Box<dyn Iterator<Item = _>> = match only {
+        Some(i) => Box::new(res.user(i).into_iter()),
+        None => Box::new(res.users.iter()),
+    };
+    let (mut by_override, mut by_group, mut by_default) = (0usize, 0usize, 0usize);
+    for r in users {
+        match r.source.kind {
+            SourceKind::Override => by_override += 1,
+            SourceKind::Group => by_group += 1,
+            SourceKind::Default => by_default += 1,
+        }
+        let caps = limit_text(&r.limit);
+        let caps = caps.split_once("; ").map_or(String::new(), |(_, c)| c.to_owned());
+        rows.push(vec![
+            dir.users.get(r.user).map_or_else(String::new, |u| u.email.clone()),
+            r.limit.credits.to_string(),
+            caps,
+            source_name(&r.source),
+            source_path(root, policies, &r.source.file, r.source.line, r.source.commit.as_ref()),
+            r.group
+                .and_then(|g| policies.groups.get(g))
+                .map_or_else(|| "-".to_owned(), |g| g.doc.name.clone()),
+        ]);
+    }
+    out.push_str(&columns(&rows));
+    let total = by_override + by_group + by_default;
+    let _ = writeln!(
+        out,
+        "\n{}: {by_override} by an override, {by_group} by a group, {by_default} by the default",
+        render::plural(total, "user"),
+    );
+    out
+}
+
+/// Columns two spaces apart; the credits column right-aligned.
+fn columns(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::from("  ");
+        for (c, cell) in row.iter().enumerate() {
+            let pad = " ".repeat(widths[c].saturating_sub(cell.chars().count()));
+            if c == 1 {
+                line.push_str(&pad);
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.push_str(&pad);
+            }
+            line.push_str("  ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
