@@ -45,6 +45,12 @@ impl From<Status> for ExitCode {
 /// does to real people, evaluates them against usage and pushes them to the workspace.
 #[derive(Debug, Parser)]
 #[command(name = "budgit", bin_name = "budgit", version, propagate_version = true)]
+#[command(after_help = "\
+Examples:
+  budgit validate --policies policies     check the policy repository (the CI gate)
+  budgit <COMMAND> --help                 a command's flags, with examples
+
+Exit status: 0 clean, 1 findings, 2 usage or I/O error (3: `plan --detailed-exitcode` with changes).")]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
