@@ -2,10 +2,12 @@
 //!
 //! Walks the commits that touched the policy directory (oldest first), resolves
 //! the user at each commit's time against the policies of that commit, and keeps
-//! the commits where the limit or the deciding document changed. A last entry
-//! shows the limit at `now` when time alone changed it since the newest commit
-//! (an override started or expired). Resolving one user needs only that user, so
+//! the commits where the limit or the deciding document changed, and the instants
+//! between commits (up to `now`) where one of the user's overrides started or
+//! expired by itself. Resolving one user needs only that user, so
 //! each commit costs one parse of the policy files and one selector evaluation.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -14,7 +16,7 @@ use crate::directory::Directory;
 use crate::load::git::{CommitInfo, GitError, GitRepo};
 use crate::load::{self, PolicySet};
 use crate::model::Limit;
-use crate::resolve::{Provenance, ResolveError, resolve};
+use crate::resolve::{Provenance, resolve};
 
 /// Why history could not be told (exit status 2).
 #[derive(Debug, thiserror::Error)]
@@ -33,8 +35,11 @@ pub enum HistoryError {
 /// One step of a user's history.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Step {
-    /// The commit that made the change; absent for the entry at `now` (time alone changed it).
+    /// The commit that made the change; absent when time alone changed it.
     pub commit: Option<CommitStep>,
+    /// What time alone changed (`override `x` expires`), for steps without a commit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
     /// The instant the user was resolved at (the commit's time, or `now`).
     pub at: DateTime<Utc>,
     /// The effective limit then; absent when that commit's policies could not be resolved.
@@ -95,20 +100,29 @@ pub fn history(
     let mut commits = git.commits_touching(rev, dir)?;
     commits.reverse();
     let mut steps: Vec<Step> = Vec::new();
-    let mut last: Option<PolicySet> = None;
-    for commit in &commits {
-        let read = git.read_policies(&commit.sha, dir)?;
-        let policies = parse(read.sources)?;
-        let step = step_at(&policies, &one, commit.time, Some(commit));
+    let mut push = |step: Step| {
         if steps.last().is_none_or(|prev| differs(prev, &step)) {
             steps.push(step);
         }
-        last = Some(policies);
-    }
-    if let Some(policies) = last {
-        let step = step_at(&policies, &one, now, None);
-        if steps.last().is_some_and(|prev| differs(prev, &step)) {
-            steps.push(step);
+    };
+    // The commit each override first appeared in, to say where a timed change comes from.
+    let mut introduced: HashMap<String, String> = HashMap::new();
+    for (k, commit) in commits.iter().enumerate() {
+        let read = git.read_policies(&commit.sha, dir)?;
+        let policies = parse(read.sources)?;
+        for o in &policies.overrides {
+            introduced.entry(o.doc.name.clone()).or_insert_with(|| commit.short().to_owned());
+        }
+        push(step_at(&policies, &one, commit.time, Some(commit), None));
+        // Between this commit and the next (or now), the user's overrides start and
+        // expire by themselves: those are changes too, made by time rather than a commit.
+        let until = commits.get(k + 1).map_or(now, |next| next.time.min(now));
+        for (at, name, what) in override_events(&policies, &person.email, commit.time, until) {
+            let event = match introduced.get(&name) {
+                Some(sha) => format!("override `{name}` {what} (added in {sha})"),
+                None => format!("override `{name}` {what}"),
+            };
+            push(step_at(&policies, &one, at, None, Some(event)));
         }
     }
     Ok(steps)
@@ -119,30 +133,57 @@ fn parse(sources: Vec<load::Source>) -> Result<PolicySet, HistoryError> {
         .map_err(|e| HistoryError::Worker(e.to_string()))
 }
 
-fn step_at(policies: &PolicySet, one: &Directory, at: DateTime<Utc>, commit: Option<&CommitInfo>) -> Step {
+fn step_at(
+    policies: &PolicySet,
+    one: &Directory,
+    at: DateTime<Utc>,
+    commit: Option<&CommitInfo>,
+    event: Option<String>,
+) -> Step {
     let commit = commit.map(CommitStep::from);
     match resolve(policies, one, at) {
         Ok(resolution) => match resolution.users.first() {
             Some(r) => Step {
                 commit,
+                event,
                 at,
                 limit: Some((*r.limit).clone()),
                 source: Some(r.source.clone()),
                 group: r.group.and_then(|g| policies.groups.get(g)).map(|g| g.doc.name.clone()),
                 error: None,
             },
-            None => unresolved(commit, at, "the user is not in the directory".into()),
+            None => unresolved(commit, event, at, "the user is not in the directory".into()),
         },
-        Err(e) => unresolved(commit, at, message(&e)),
+        Err(e) => unresolved(commit, event, at, e.to_string()),
     }
 }
 
-fn message(e: &ResolveError) -> String {
-    e.to_string()
+fn unresolved(commit: Option<CommitStep>, event: Option<String>, at: DateTime<Utc>, error: String) -> Step {
+    Step { commit, event, at, limit: None, source: None, group: None, error: Some(error) }
 }
 
-fn unresolved(commit: Option<CommitStep>, at: DateTime<Utc>, error: String) -> Step {
-    Step { commit, at, limit: None, source: None, group: None, error: Some(error) }
+/// The instants in `(from, until]` at which one of the user's overrides starts or expires.
+fn override_events(
+    policies: &PolicySet,
+    email: &str,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Vec<(DateTime<Utc>, String, &'static str)> {
+    let Some(tz) = policies.workspace().and_then(|w| w.doc.timezone.parse::<chrono_tz::Tz>().ok()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for o in policies.overrides.iter().filter(|o| o.doc.user.eq_ignore_ascii_case(email)) {
+        let starts = o.doc.starts.map(|s| (s.instant(&tz), "starts"));
+        let expires = Some((o.doc.expires.instant(&tz), "expires"));
+        for (at, what) in [starts, expires].into_iter().flatten() {
+            if from < at && at <= until {
+                out.push((at, o.doc.name.clone(), what));
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// A change of limit or of deciding document (a file move or line shift is not one).

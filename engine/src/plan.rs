@@ -42,6 +42,10 @@ impl RefLabel {
     /// A short human name: `origin/main (1a2b3c4d5e6f)` or `working tree`.
     pub fn display(&self) -> String {
         match (&self.name, &self.commit) {
+            // A revision given as a commit prefix needs no repetition.
+            (Some(name), Some(commit)) if commit.starts_with(name.as_str()) => {
+                commit.get(..12).unwrap_or(commit).to_owned()
+            }
             (Some(name), Some(commit)) => format!("{name} ({})", commit.get(..12).unwrap_or(commit)),
             (Some(name), None) => name.clone(),
             (None, Some(commit)) => commit.get(..12).unwrap_or(commit).to_owned(),

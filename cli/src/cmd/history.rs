@@ -26,7 +26,8 @@ pub enum HistoryFormat {
 ///
 /// Each commit that touched the policy directory is resolved at its own time; the
 /// ones where the user's limit or deciding document changed are shown, with the
-/// commit, author, date and message. A last line shows what time alone changed since.
+/// commit, author, date and message, and so are the overrides that started or
+/// expired by themselves between commits.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
@@ -90,9 +91,9 @@ fn table(user: &str, rev: &str, steps: &[Step]) -> String {
         let (id, who, message) = match &step.commit {
             Some(c) => (c.sha.get(..12).unwrap_or(&c.sha).to_owned(), c.author.clone(), c.message.clone()),
             None => (
-                String::from("(now)"),
+                String::from("(no commit)"),
                 String::new(),
-                String::from("no commit: an override started or expired"),
+                step.event.clone().unwrap_or_else(|| String::from("time passed")),
             ),
         };
         let what = match (&step.limit, &step.source) {
@@ -113,7 +114,7 @@ fn table(user: &str, rev: &str, steps: &[Step]) -> String {
             }
             _ => format!("unresolvable: {}", step.error.as_deref().unwrap_or("unknown")),
         };
-        let _ = writeln!(o, "{when}  {id:<12}  {who:<16}  {what}\n{:18}{message}", "");
+        let _ = writeln!(o, "{when}  {id:<12}  {who:<12}  {what}\n{:18}{message}", "");
     }
     o
 }

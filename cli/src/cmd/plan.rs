@@ -86,7 +86,7 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
             )
         })?,
     };
-    let outcome = compute(&base, &head, &args.directory, &args.usage, now)?;
+    let outcome = compute(&base, &head, &args.directory, &args.usage, now, &dir_in_repo)?;
     let plan = match outcome {
         Outcome::Plan(plan) => plan,
         Outcome::Unresolvable { report, why } => {
@@ -137,12 +137,15 @@ pub enum Outcome {
 }
 
 /// Reads the directory and usage, resolves both sides at `now` and diffs them.
+///
+/// `root` is the policy directory inside the repository, prefixed to findings' files.
 pub fn compute(
     base: &LoadedSide,
     head: &LoadedSide,
     directory: &Path,
     usage: &[PathBuf],
     now: DateTime<Utc>,
+    root: &str,
 ) -> anyhow::Result<Outcome> {
     let head_policies = &head.validated.policies;
     let Some(workspace) = head_policies.workspace().or_else(|| base.validated.policies.workspace()) else {
@@ -162,14 +165,23 @@ pub fn compute(
     let base_resolution = resolve(&base.validated.policies, &dir, now)
         .with_context(|| format!("cannot resolve the base `{}`", base.label.display()))?;
     let used = read_used(&dir, usage, &head_resolution)?;
-    Ok(Outcome::Plan(budgit_engine::plan::plan(&PlanInput {
+    let mut plan = budgit_engine::plan::plan(&PlanInput {
         base: Side { label: &base.label, policies: &base.validated.policies, resolution: &base_resolution },
         head: Side { label: &head.label, policies: head_policies, resolution: &head_resolution },
         directory: &dir,
         used: &used,
         head_report: &head.validated.report,
         now,
-    })))
+    });
+    // Findings name files from the repository root, as CI annotations and reviewers need.
+    if !root.is_empty() {
+        for d in &mut plan.diagnostics {
+            if let Some(file) = d.file.as_mut() {
+                *file = format!("{root}/{file}");
+            }
+        }
+    }
+    Ok(Outcome::Plan(plan))
 }
 
 fn read_used(

@@ -123,7 +123,7 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
     if let Some(directory) = &args.directory {
         let base_side = side::from_git(&git, &args.base, &dir, &options)?;
         let head_side = side::from_git(&git, &branch, &dir, &options)?;
-        match super::plan::compute(&base_side, &head_side, directory, &args.usage, now)? {
+        match super::plan::compute(&base_side, &head_side, directory, &args.usage, now, &dir)? {
             Outcome::Plan(plan) => {
                 out.push('\n');
                 out.push_str(&super::plan::print(&plan, PlanFormat::Table));

@@ -36,6 +36,15 @@ fn opt_limit(l: Option<&Limit>) -> String {
     l.map_or_else(|| String::from("—"), limit_text)
 }
 
+/// `before → after`, or the one value when it did not change.
+fn limits(before: Option<&Limit>, after: Option<&Limit>) -> String {
+    if before == after { opt_limit(after) } else { format!("{} → {}", opt_limit(before), opt_limit(after)) }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+}
+
 fn group_line(g: &GroupChange) -> String {
     let what = match g.status {
         DocStatus::Added => String::from("added"),
@@ -46,7 +55,8 @@ fn group_line(g: &GroupChange) -> String {
             g.file_before.as_deref().unwrap_or("?"),
             g.file_after.as_deref().unwrap_or("?")
         ),
-        DocStatus::Unchanged => String::from("members changed"),
+        DocStatus::Unchanged if g.joined + g.left > 0 => String::from("members changed"),
+        DocStatus::Unchanged => String::from("unchanged; overrides of members"),
     };
     what
 }
@@ -113,16 +123,15 @@ pub fn table(plan: &Plan) -> String {
         for g in &plan.groups {
             let _ = writeln!(
                 o,
-                "  {:<24} {}; limit {} → {}; members {} → {} (+{} −{}); {} users affected, {}",
+                "  {:<24} {}; limit {}; members {} → {} (+{} −{}); {} affected, {}",
                 g.group,
                 group_line(g),
-                opt_limit(g.limit_before.as_ref()),
-                opt_limit(g.limit_after.as_ref()),
+                limits(g.limit_before.as_ref(), g.limit_after.as_ref()),
                 g.members_before,
                 g.members_after,
                 g.joined,
                 g.left,
-                g.users_affected,
+                plural(g.users_affected, "user"),
                 signed(g.delta),
             );
         }
@@ -297,11 +306,10 @@ fn markdown_with(plan: &Plan, rows: usize) -> String {
         for g in &plan.groups[..shown] {
             let _ = writeln!(
                 o,
-                "| `{}` | {} | {} → {} | {} → {} (+{} −{}) | {} | {} |",
+                "| `{}` | {} | {} | {} → {} (+{} −{}) | {} | {} |",
                 cell(&g.group),
                 cell(&group_line(g)),
-                opt_limit(g.limit_before.as_ref()),
-                opt_limit(g.limit_after.as_ref()),
+                limits(g.limit_before.as_ref(), g.limit_after.as_ref()),
                 g.members_before,
                 g.members_after,
                 g.joined,
