@@ -19,6 +19,10 @@ pub const MAX_DEPTH: usize = 64;
 pub const MAX_ALIASES: usize = 1_000;
 /// Maximum parser events in one file (bounds time and memory of alias bombs).
 pub const MAX_EVENTS: usize = 2_000_000;
+/// Maximum events replayed by expanding aliases in one file. An alias bomb is
+/// stopped here long before [`MAX_EVENTS`], in a fraction of a second; an anchor
+/// shared by real policies (a list of owners, a limit) expands to a few hundred.
+pub const MAX_REPLAYED_EVENTS: usize = 10_000;
 
 /// Where a node starts in its file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -249,6 +253,9 @@ fn options() -> serde_saphyr::Options {
         // `cost_center: 010` is an identifier, not the number 8 or 10.
         leading_zero_numbers_as_strings: true,
         with_snippet: false,
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: MAX_REPLAYED_EVENTS,
+        },
         budget: serde_saphyr::budget! {
             max_depth: MAX_DEPTH,
             max_aliases: MAX_ALIASES,
@@ -259,26 +266,61 @@ fn options() -> serde_saphyr::Options {
 
 /// Parses every document of a YAML file. Empty documents are skipped.
 pub fn parse_documents(file: &Arc<str>, text: &str) -> Result<Vec<Node>, Diagnostic> {
+    if let Some(d) = control_character(file, text) {
+        return Err(d);
+    }
     serde_saphyr::from_str_multiple_with_options::<Node, Vec<Node>>(text, options())
         .map_err(|e| yaml_error(file, text, &e))
 }
 
-/// Turns a parser error into a diagnostic at its position.
+/// A character YAML does not allow in a file (NUL, escape, …): the file is binary, not text.
+fn control_character(file: &Arc<str>, text: &str) -> Option<Diagnostic> {
+    let (offset, c) =
+        text.char_indices().find(|(_, c)| c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\u{85}'))?;
+    let before = &text[..offset];
+    let line = u32::try_from(before.matches('\n').count() + 1).unwrap_or(u32::MAX);
+    let column =
+        u32::try_from(before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1).unwrap_or(u32::MAX);
+    Some(
+        Diagnostic::error(
+            "input/not-text",
+            format!("file holds the control character U+{:04X}", u32::from(c)),
+        )
+        .at(Location { file: file.clone(), line, column, offset, len: c.len_utf8(), commit: None })
+        .with_label("not text")
+        .with_help("policy files are YAML text; is this a binary file?"),
+    )
+}
+
+/// Turns a parser error into a diagnostic at its position, in our words.
 fn yaml_error(file: &Arc<str>, text: &str, error: &serde_saphyr::Error) -> Diagnostic {
-    let message = error.without_snippet().to_string();
-    let message = first_line(&message);
-    let lower = message.to_lowercase();
-    let (code, help) = if lower.contains("duplicate") {
-        ("yaml/duplicate-key", Some("each key may appear once in a mapping; remove or rename one of them"))
-    } else if matches!(error, serde_saphyr::Error::Budget { .. })
-        || lower.contains("budget")
-        || lower.contains("depth")
-        || lower.contains("recursion")
-        || lower.contains("alias")
-    {
-        ("yaml/limit", Some("policy files are plain data: keep nesting shallow and avoid expanding aliases"))
+    let raw = error.without_snippet().to_string();
+    let raw = first_line(&raw);
+    let lower = raw.to_lowercase();
+    const LIMIT_HELP: &str = "policy files are plain data: keep nesting shallow and avoid expanding aliases";
+    let (code, message, help) = if lower.contains("duplicate") {
+        let key = raw
+            .split_once("key:")
+            .map(|(_, rest)| rest.split(',').next().unwrap_or(rest).trim().trim_matches(['"', '\'']))
+            .unwrap_or("");
+        let message =
+            if key.is_empty() { "duplicate key".to_string() } else { format!("duplicate key `{key}`") };
+        ("yaml/duplicate-key", message, "each key may appear once in a mapping: remove or rename one of them")
+    } else if lower.contains("replay") {
+        ("yaml/limit", format!("aliases expand to more than {MAX_REPLAYED_EVENTS} values"), LIMIT_HELP)
+    } else if lower.contains("alias") || lower.contains("anchor") {
+        ("yaml/limit", format!("more than {MAX_ALIASES} aliases or anchors"), LIMIT_HELP)
+    } else if lower.contains("depth") || lower.contains("recursion") || lower.contains("nesting") {
+        ("yaml/limit", format!("nesting deeper than {MAX_DEPTH} levels"), LIMIT_HELP)
+    } else if matches!(error, serde_saphyr::Error::Budget { .. }) || lower.contains("budget") {
+        ("yaml/limit", format!("file is too complex: more than {MAX_EVENTS} values"), LIMIT_HELP)
     } else {
-        ("yaml/syntax", None)
+        let help = if lower.contains("tab") {
+            "indent with spaces: YAML does not allow tabs in indentation"
+        } else {
+            "check the indentation here and on the lines above, and that every `[`, `{` and quote is closed"
+        };
+        ("yaml/syntax", lowercase_first(&backticks(raw)), help)
     };
     let mut location = Location::file_start(file.clone());
     if let Some(loc) = error.location().filter(|l| l.line() > 0) {
@@ -290,11 +332,62 @@ fn yaml_error(file: &Arc<str>, text: &str, error: &serde_saphyr::Error) -> Diagn
             .and_then(|o| usize::try_from(o).ok())
             .unwrap_or_else(|| offset_of(text, location.line, location.column));
     }
-    let mut diagnostic = Diagnostic::error(code, lowercase_first(message)).at(location);
-    if let Some(help) = help {
-        diagnostic = diagnostic.with_help(help);
+    let first = (code == "yaml/duplicate-key").then(|| first_key(file, text, &location)).flatten();
+    let mut diagnostic = Diagnostic::error(code, message).at(location).with_help(help);
+    if let Some(first) = first {
+        diagnostic = diagnostic.with_secondary(first, "first written here");
     }
     diagnostic
+}
+
+/// Where the key repeated at `second` was first written: the closest line above
+/// at the same indentation with the same key.
+fn first_key(file: &Arc<str>, text: &str, second: &Location) -> Option<Location> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let line = lines.get((second.line as usize).checked_sub(1)?)?;
+    let indent = (second.column as usize).saturating_sub(1);
+    let key = line.get(indent..)?.split(':').next()?.trim_end();
+    if key.is_empty() {
+        return None;
+    }
+    let index = (0..second.line as usize - 1).rev().find(|&i| {
+        let l = lines[i];
+        let lead = l.len() - l.trim_start_matches(' ').len();
+        lead == indent && l[lead..].strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with(':'))
+    })?;
+    let offset: usize = lines[..index].iter().map(|l| l.len()).sum::<usize>() + indent;
+    Some(Location {
+        file: file.clone(),
+        line: u32::try_from(index + 1).ok()?,
+        column: second.column,
+        offset,
+        len: key.len(),
+        commit: None,
+    })
+}
+
+/// Puts short quoted tokens of a parser message in backticks: `':'` → `` `:` ``.
+fn backticks(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find('\'') {
+        let after = &rest[start + 1..];
+        match after.find('\'') {
+            Some(end) if end > 0 && end <= 12 && !after[..end].contains(' ') => {
+                out.push_str(&rest[..start]);
+                out.push('`');
+                out.push_str(&after[..end]);
+                out.push('`');
+                rest = &after[end + 1..];
+            }
+            _ => {
+                out.push_str(&rest[..=start]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The first line of a parser message, without the position it repeats.
@@ -384,6 +477,30 @@ mod tests {
         let text: String = (0..10_000).map(|i| format!("{}k:\n", " ".repeat(i))).collect();
         let d = crate::stack::with_large_stack(move || parse(&text)).unwrap().unwrap_err();
         assert_eq!(d.code, "yaml/limit", "{d:?}");
+    }
+
+    #[test]
+    fn duplicate_keys_show_both_places() {
+        let d = parse("limit:\n  credits: 1\n  models: {}\n  credits: 2\n").unwrap_err();
+        assert_eq!(d.message, "duplicate key `credits`");
+        assert_eq!(d.location.unwrap().line, 4);
+        assert_eq!(d.labels[0].location.line, 2);
+        assert_eq!(d.labels[0].location.column, 3);
+    }
+
+    #[test]
+    fn control_characters_mean_a_binary_file() {
+        let d = parse("a: 1\nb: x\u{0}y\n").unwrap_err();
+        assert_eq!(d.code, "input/not-text");
+        let l = d.location.unwrap();
+        assert_eq!((l.line, l.column, l.offset), (2, 5, 9));
+        assert!(parse("a: \"tab\there\"\r\n").is_ok());
+    }
+
+    #[test]
+    fn parser_quotes_become_backticks() {
+        assert_eq!(backticks("illegal placement of ':' indicator"), "illegal placement of `:` indicator");
+        assert_eq!(backticks("it's fine, isn't it"), "it's fine, isn't it");
     }
 
     #[test]

@@ -129,12 +129,10 @@ fn check_rule_reference(expr: &Expression<'_>, var: &str, r: &Ref, report: &mut 
         report.push(
             Diagnostic::error("cel/unknown-variable", format!("unknown variable `{}`", r.root))
                 .at(expr.locate(r.root_span))
-                .with_label(format!("a guardrail on a {var} sees {sees}"))
+                .with_label(format!("not seen by a guardrail on {}", plural(var)))
                 .with_help(match did_you_mean(&r.root, allowed.iter().copied()) {
                     Some(s) => format!("did you mean `{s}`?"),
-                    None => format!(
-                        "a guardrail is evaluated on each {var} with `applies_to: {var}`; it sees {sees}"
-                    ),
+                    None => format!("a guardrail with `applies_to: {var}` sees {sees}"),
                 }),
         );
         return;
@@ -161,6 +159,15 @@ fn check_rule_reference(expr: &Expression<'_>, var: &str, r: &Ref, report: &mut 
         };
         path = format!("{path}.{field}");
         shape = *next;
+    }
+}
+
+/// The kind of document a guardrail applies to, in the plural.
+fn plural(var: &str) -> &'static str {
+    match var {
+        "override" => "overrides",
+        "group" => "groups",
+        _ => "the workspace",
     }
 }
 
@@ -224,7 +231,8 @@ impl<'a> Expression<'a> {
             Err(errors) => {
                 let Some(first) = errors.errors.first() else { return None };
                 let (message, label) = clean_syntax_message(&first.msg);
-                let at = byte_at(self.value, first.pos.0, first.pos.1);
+                // An error at the end points just after the last character, not past trailing space.
+                let at = byte_at(self.value, first.pos.0, first.pos.1).min(self.value.trim_end().len());
                 let len = self.value[at..].chars().next().map_or(0, char::len_utf8);
                 report.push(
                     Diagnostic::error("cel/syntax", format!("{what} is not valid CEL: {message}"))
@@ -409,7 +417,9 @@ fn clean_syntax_message(msg: &str) -> (String, String) {
         return (format!("unexpected character `{token}`"), "not part of CEL".into());
     }
     if let Some(rest) = msg.strip_prefix("missing ") {
-        return (format!("missing {}", quoted(rest).replace('\'', "`")), "expected here".into());
+        // `')' at '<EOF>'` → `)`
+        let token = rest.split('\'').nth(1).unwrap_or(rest);
+        return (format!("missing `{token}`"), "expected here".into());
     }
     (lowercase_first(msg), "here".into())
 }
@@ -580,8 +590,8 @@ mod tests {
         let report = run(&[("ws.yaml", WORKSPACE), ("g.yaml", &group("selector: 'user.title == '"))], NOW);
         let d = &report.diagnostics[0];
         assert_eq!(d.message, "the selector of group `eng` is not valid CEL: unexpected end of expression");
-        // At the closing quote: the expression ends there.
-        assert_eq!(d.location.as_ref().unwrap().column, 26);
+        // Just after the last token, not after the trailing space.
+        assert_eq!(d.location.as_ref().unwrap().column, 25);
         let report = run(&[("ws.yaml", WORKSPACE), ("g.yaml", &group("selector: 'user.title == \"x'"))], NOW);
         assert!(report.diagnostics[0].message.ends_with("unterminated string"), "{:?}", report.diagnostics);
         let deep = format!("selector: '{}true{}'", "(".repeat(200), ")".repeat(200));

@@ -310,7 +310,7 @@ fn describe(e: &ExecutionError, kind: &str, rule: &Rule) -> (String, String) {
         ExecutionError::UndeclaredReference(name) => (
             format!("unknown name `{name}`"),
             format!(
-                "a guardrail on a {kind} sees `{kind}`, `workspace` and `now`, and CEL's standard functions"
+                "a guardrail with `applies_to: {kind}` sees `{kind}`, `workspace` and `now`, and CEL's standard functions"
             ),
         ),
         ExecutionError::DivisionByZero(_) | ExecutionError::RemainderByZero(_) => (

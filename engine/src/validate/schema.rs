@@ -66,6 +66,9 @@ pub fn check(
         ));
         return out;
     };
+    // A missing field that an unknown one is a typo of is reported once, as the typo.
+    let mut suggested: Vec<(String, String)> = Vec::new();
+    let mut missing: Vec<(String, String, usize)> = Vec::new();
     for error in compiled.validator.iter_errors(json) {
         let pointer = error.instance_path().to_string();
         let at = node.nearest(&pointer);
@@ -79,6 +82,7 @@ pub fn check(
                         .at(node_location(file, commit, key_node))
                         .with_label("not a field here");
                     if let Some(s) = did_you_mean(key, compiled.fields.iter().map(String::as_str)) {
+                        suggested.push((pointer.clone(), s.to_string()));
                         d = d.with_help(format!("did you mean `{s}`?"));
                     } else {
                         d = d.with_help("unknown fields are errors so that a typo never silently does nothing");
@@ -89,6 +93,7 @@ pub fn check(
             }
             ValidationErrorKind::Required { property } => {
                 let name = property.as_str().unwrap_or("?");
+                missing.push((pointer.clone(), name.to_string(), out.len()));
                 Diagnostic::error("schema/missing-field", format!("missing field `{name}`"))
                     .at(loc)
                     .with_label(format!("`{name}` is required here"))
@@ -158,10 +163,77 @@ pub fn check(
         };
         out.push(d);
     }
+    let mut drop: Vec<usize> = missing
+        .into_iter()
+        .filter(|(pointer, name, _)| suggested.iter().any(|(p, s)| p == pointer && s == name))
+        .map(|(_, _, index)| index)
+        .collect();
+    drop.sort_unstable();
+    for index in drop.into_iter().rev() {
+        out.remove(index);
+    }
     if kind == Kind::Override {
         check_dates(node, file, commit, &mut out);
     }
+    if out.is_empty() {
+        check_credits(node, false, file, commit, &mut out);
+    }
     out
+}
+
+/// Credits are exact decimals with at most six places, within range: a number the
+/// schema accepts may still not be an amount of credits.
+fn check_credits(
+    node: &Node,
+    is_credits: bool,
+    file: &Arc<str>,
+    commit: Option<&Arc<str>>,
+    out: &mut Vec<Diagnostic>,
+) {
+    match &node.value {
+        Value::Map(entries) => {
+            for (key, value) in entries {
+                let name = key.as_str().unwrap_or("");
+                check_credits(value, name == "credits", file, commit, out);
+                if matches!(name, "products" | "models")
+                    && let Value::Map(inner) = &value.value
+                {
+                    for (_, cap) in inner {
+                        check_credits(cap, true, file, commit, out);
+                    }
+                }
+            }
+        }
+        Value::Seq(items) => items.iter().for_each(|item| check_credits(item, false, file, commit, out)),
+        Value::Int(i) if is_credits => {
+            if i.checked_mul(crate::credits::SCALE).is_none() {
+                out.push(bad_credits(
+                    crate::credits::CreditsError::TooLarge(i.to_string()),
+                    node,
+                    file,
+                    commit,
+                ));
+            }
+        }
+        Value::Float(f) if is_credits => {
+            if let Err(e) = crate::Credits::from_f64(*f) {
+                out.push(bad_credits(e, node, file, commit));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn bad_credits(
+    error: crate::credits::CreditsError,
+    node: &Node,
+    file: &Arc<str>,
+    commit: Option<&Arc<str>>,
+) -> Diagnostic {
+    Diagnostic::error("schema/bad-credits", error.to_string())
+        .at(node_location(file, commit, node))
+        .with_label("not an exact amount of credits")
+        .with_help("credits are exact decimals with at most 6 places, such as `2000` or `12.5`")
 }
 
 /// Dates must be real calendar dates or RFC 3339 timestamps.
@@ -194,6 +266,12 @@ fn article(ty: &str) -> String {
 
 fn type_help(expected: &str, at: &Node) -> String {
     match (expected, &at.value) {
+        ("number" | "integer", Value::String(s))
+            if s.len() > 1 && s.ends_with(['k', 'K']) && s[..s.len() - 1].parse::<u32>().is_ok() =>
+        {
+            // `2k`: thousands.
+            format!("write the number without quotes or units, e.g. `{}000`", &s[..s.len() - 1])
+        }
         ("number" | "integer", Value::String(s)) => format!(
             "write the number without quotes or units, e.g. `{}`",
             s.chars()
@@ -209,6 +287,7 @@ fn type_help(expected: &str, at: &Node) -> String {
         ("boolean", Value::String(_)) => {
             "write `true` or `false` (`yes`, `no`, `on` and `off` are strings in YAML 1.2)".into()
         }
+        ("array", Value::String(s)) => format!("write a list, e.g. `[{}]`", short(s)),
         ("string", Value::Bool(_)) => "quote the value to make it a string".into(),
         ("string", Value::Int(_) | Value::Float(_)) => "quote the value to make it a string".into(),
         _ => format!("change the value to {}", article(expected)),
