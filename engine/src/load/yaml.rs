@@ -298,29 +298,31 @@ fn yaml_error(file: &Arc<str>, text: &str, error: &serde_saphyr::Error) -> Diagn
     let raw = first_line(&raw);
     let lower = raw.to_lowercase();
     const LIMIT_HELP: &str = "policy files are plain data: keep nesting shallow and avoid expanding aliases";
-    let (code, message, help) = if lower.contains("duplicate") {
+    let limit = |message: String| Diagnostic::error("yaml/limit", message).with_help(LIMIT_HELP);
+    let diagnostic = if lower.contains("duplicate") {
         let key = raw
             .split_once("key:")
             .map(|(_, rest)| rest.split(',').next().unwrap_or(rest).trim().trim_matches(['"', '\'']))
             .unwrap_or("");
         let message =
             if key.is_empty() { "duplicate key".to_string() } else { format!("duplicate key `{key}`") };
-        ("yaml/duplicate-key", message, "each key may appear once in a mapping: remove or rename one of them")
+        Diagnostic::error("yaml/duplicate-key", message)
+            .with_help("each key may appear once in a mapping: remove or rename one of them")
     } else if lower.contains("replay") {
-        ("yaml/limit", format!("aliases expand to more than {MAX_REPLAYED_EVENTS} values"), LIMIT_HELP)
+        limit(format!("aliases expand to more than {MAX_REPLAYED_EVENTS} values"))
     } else if lower.contains("alias") || lower.contains("anchor") {
-        ("yaml/limit", format!("more than {MAX_ALIASES} aliases or anchors"), LIMIT_HELP)
+        limit(format!("more than {MAX_ALIASES} aliases or anchors"))
     } else if lower.contains("depth") || lower.contains("recursion") || lower.contains("nesting") {
-        ("yaml/limit", format!("nesting deeper than {MAX_DEPTH} levels"), LIMIT_HELP)
+        limit(format!("nesting deeper than {MAX_DEPTH} levels"))
     } else if matches!(error, serde_saphyr::Error::Budget { .. }) || lower.contains("budget") {
-        ("yaml/limit", format!("file is too complex: more than {MAX_EVENTS} values"), LIMIT_HELP)
+        limit(format!("file is too complex: more than {MAX_EVENTS} values"))
     } else {
         let help = if lower.contains("tab") {
             "indent with spaces: YAML does not allow tabs in indentation"
         } else {
             "check the indentation here and on the lines above, and that every `[`, `{` and quote is closed"
         };
-        ("yaml/syntax", lowercase_first(&backticks(raw)), help)
+        Diagnostic::error("yaml/syntax", lowercase_first(&backticks(raw))).with_help(help)
     };
     let mut location = Location::file_start(file.clone());
     if let Some(loc) = error.location().filter(|l| l.line() > 0) {
@@ -332,8 +334,8 @@ fn yaml_error(file: &Arc<str>, text: &str, error: &serde_saphyr::Error) -> Diagn
             .and_then(|o| usize::try_from(o).ok())
             .unwrap_or_else(|| offset_of(text, location.line, location.column));
     }
-    let first = (code == "yaml/duplicate-key").then(|| first_key(file, text, &location)).flatten();
-    let mut diagnostic = Diagnostic::error(code, message).at(location).with_help(help);
+    let first = (diagnostic.code == "yaml/duplicate-key").then(|| first_key(file, text, &location)).flatten();
+    let mut diagnostic = diagnostic.at(location);
     if let Some(first) = first {
         diagnostic = diagnostic.with_secondary(first, "first written here");
     }
