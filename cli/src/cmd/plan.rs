@@ -6,12 +6,13 @@ use anyhow::Context as _;
 use budgit_engine::diag::Report;
 use budgit_engine::directory::Directory;
 use budgit_engine::input::{read_directory, read_usage};
+use budgit_engine::load::Source;
 use budgit_engine::load::git::GitRepo;
 use budgit_engine::plan::side::{self, LoadedSide};
-use budgit_engine::plan::{Plan, PlanInput, Side, render as plan_render};
+use budgit_engine::plan::{Plan, PlanInput, RefLabel, Side, incremental, render as plan_render};
 use budgit_engine::resolve::resolve;
 use budgit_engine::usage::UsageTable;
-use budgit_engine::validate::ValidateOptions;
+use budgit_engine::validate::{ValidateOptions, validate_sources};
 use chrono::{DateTime, Utc};
 
 use super::Status;
@@ -64,6 +65,19 @@ pub struct Args {
     /// Exit 3 when the head is valid and changes some user's limit.
     #[arg(long)]
     detailed_exitcode: bool,
+    /// Validate and resolve the base from scratch instead of deriving it from the head
+    /// (the reference the incremental plan is measured and tested against).
+    #[arg(long, hide = true)]
+    from_scratch: bool,
+}
+
+/// How the base side is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Base {
+    /// Reuse the head's documents and resolve only the users a change can reach.
+    Incremental,
+    /// Validate and resolve everything again.
+    FromScratch,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
@@ -76,7 +90,7 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
     let options = ValidateOptions { now };
     let git = GitRepo::discover(&args.policies).or_else(|_| GitRepo::discover(Path::new(".")))?;
     let dir_in_repo = git.repo_path(&args.policies)?;
-    let base = side::from_git(&git, &args.base, &dir_in_repo, &options)?;
+    let base = side::sources_from_git(&git, &args.base, &dir_in_repo)?;
     let head = match &args.head {
         Some(rev) => side::from_git(&git, rev, &dir_in_repo, &options)?,
         None => side::from_dir(&args.policies, &options).with_context(|| {
@@ -86,7 +100,8 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
             )
         })?,
     };
-    let outcome = compute(&base, &head, &args.directory, &args.usage, now, &dir_in_repo)?;
+    let how = if args.from_scratch { Base::FromScratch } else { Base::Incremental };
+    let outcome = compute(&base, &head, &args.directory, &args.usage, now, &dir_in_repo, how)?;
     let plan = match outcome {
         Outcome::Plan(plan) => plan,
         Outcome::Unresolvable { report, why } => {
@@ -140,15 +155,16 @@ pub enum Outcome {
 ///
 /// `root` is the policy directory inside the repository, prefixed to findings' files.
 pub fn compute(
-    base: &LoadedSide,
+    (base_label, base_sources): &(RefLabel, Vec<Source>),
     head: &LoadedSide,
     directory: &Path,
     usage: &[PathBuf],
     now: DateTime<Utc>,
     root: &str,
+    how: Base,
 ) -> anyhow::Result<Outcome> {
     let head_policies = &head.validated.policies;
-    let Some(workspace) = head_policies.workspace().or_else(|| base.validated.policies.workspace()) else {
+    let Some(workspace) = head_policies.workspace() else {
         return Ok(Outcome::Unresolvable {
             report: head.validated.report.clone(),
             why: String::from("the policies have no single `Workspace` document"),
@@ -162,11 +178,24 @@ pub fn compute(
             return Ok(Outcome::Unresolvable { report: head.validated.report.clone(), why: e.to_string() });
         }
     };
-    let base_resolution = resolve(&base.validated.policies, &dir, now)
-        .with_context(|| format!("cannot resolve the base `{}`", base.label.display()))?;
+    let (base_policies, base_resolution) = match how {
+        Base::Incremental => {
+            let (policies, _) = incremental::load_base(base_sources.clone(), head_policies);
+            let resolved = incremental::resolve_base(&policies, head_policies, &head_resolution, &dir, now);
+            (policies, resolved.map(|(r, _)| r))
+        }
+        Base::FromScratch => {
+            let options = ValidateOptions { now };
+            let policies = validate_sources(base_sources.clone(), Vec::new(), &options).policies;
+            let resolved = resolve(&policies, &dir, now);
+            (policies, resolved)
+        }
+    };
+    let base_resolution =
+        base_resolution.with_context(|| format!("cannot resolve the base `{}`", base_label.display()))?;
     let used = read_used(&dir, usage, &head_resolution)?;
     let mut plan = budgit_engine::plan::plan(&PlanInput {
-        base: Side { label: &base.label, policies: &base.validated.policies, resolution: &base_resolution },
+        base: Side { label: base_label, policies: &base_policies, resolution: &base_resolution },
         head: Side { label: &head.label, policies: head_policies, resolution: &head_resolution },
         directory: &dir,
         used: &used,

@@ -121,9 +121,10 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
         drafted.text
     );
     if let Some(directory) = &args.directory {
-        let base_side = side::from_git(&git, &args.base, &dir, &options)?;
+        let base_side = side::sources_from_git(&git, &args.base, &dir)?;
         let head_side = side::from_git(&git, &branch, &dir, &options)?;
-        match super::plan::compute(&base_side, &head_side, directory, &args.usage, now, &dir)? {
+        let how = super::plan::Base::Incremental;
+        match super::plan::compute(&base_side, &head_side, directory, &args.usage, now, &dir, how)? {
             Outcome::Plan(plan) => {
                 out.push('\n');
                 out.push_str(&super::plan::print(&plan, PlanFormat::Table));

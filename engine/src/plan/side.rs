@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use crate::Credits;
+use crate::load::Source;
 use crate::load::files::{self, ReadError};
 use crate::load::git::{GitError, GitRepo};
 use crate::period::PeriodRange;
@@ -45,6 +46,12 @@ pub fn from_git(
     let read = git.read_policies(rev, dir)?;
     let label = RefLabel { name: Some(rev.to_owned()), commit: Some(read.commit.sha.clone()) };
     Ok(LoadedSide { label, validated: validate_sources(read.sources, read.diagnostics, options) })
+}
+
+/// Reads the policy sources under `dir` at `rev` without validating them (a plan's base).
+pub fn sources_from_git(git: &GitRepo, rev: &str, dir: &str) -> Result<(RefLabel, Vec<Source>), SideError> {
+    let read = git.read_policies(rev, dir)?;
+    Ok((RefLabel { name: Some(rev.to_owned()), commit: Some(read.commit.sha.clone()) }, read.sources))
 }
 
 /// Reads and validates the policy directory in the working tree.

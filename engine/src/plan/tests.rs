@@ -79,14 +79,28 @@ fn run(base: &[(&str, String)], head: &[(&str, String)], used: &[Credits]) -> Pl
         RefLabel { name: None, commit: None },
     );
     let report = Report::default();
-    plan(&PlanInput {
+    let full = plan(&PlanInput {
         base: Side { label: &bl, policies: &bp, resolution: &br },
         head: Side { label: &hl, policies: &hp, resolution: &hr },
         directory: &dir,
         used,
         head_report: &report,
         now: now(),
-    })
+    });
+    // The incremental base (reused documents, only reachable users resolved) plans the same.
+    let (ip, findings) = incremental::load_base(bp.sources.clone(), &hp);
+    assert!(findings.is_empty());
+    let (ir, _) = incremental::resolve_base(&ip, &hp, &hr, &dir, now()).unwrap();
+    let fast = plan(&PlanInput {
+        base: Side { label: &bl, policies: &ip, resolution: &ir },
+        head: Side { label: &hl, policies: &hp, resolution: &hr },
+        directory: &dir,
+        used,
+        head_report: &report,
+        now: now(),
+    });
+    assert_eq!(render::json(&fast), render::json(&full));
+    full
 }
 
 #[test]
@@ -267,4 +281,29 @@ fn json_has_the_documented_shape() {
         assert!(v["overrides"][key].is_array(), "{key}");
     }
     assert_eq!(v["users"][0]["delta"], 500);
+}
+
+#[test]
+fn the_incremental_base_resolves_only_reachable_users() {
+    let dir = directory();
+    let mut head_files = base_files();
+    head_files[2].1 = group("sales", "Sales", 600, 10);
+    let (bp, hp) = (policies(&base_files()), policies(&head_files));
+    let hr = resolve(&hp, &dir, now()).unwrap();
+    let (ip, _) = incremental::load_base(bp.sources.clone(), &hp);
+    assert_eq!(ip.groups.len(), 2);
+    let (ir, how) = incremental::resolve_base(&ip, &hp, &hr, &dir, now()).unwrap();
+    // cat and dan (sales), not ann, bob or eve.
+    assert_eq!(how, incremental::BaseResolution::Incremental(2));
+    let full = resolve(&bp, &dir, now()).unwrap();
+    for (a, b) in ir.users.iter().zip(&full.users) {
+        assert_eq!((a.user, &a.limit, &a.source, a.group), (b.user, &b.limit, &b.source, b.group));
+    }
+    // A changed default reaches everyone.
+    let mut ws = base_files();
+    ws[0].1 = WORKSPACE.replace("credits: 100", "credits: 150");
+    let wp = policies(&ws);
+    let wr = resolve(&wp, &dir, now()).unwrap();
+    let (_, how) = incremental::resolve_base(&bp, &wp, &wr, &dir, now()).unwrap();
+    assert_eq!(how, incremental::BaseResolution::Full);
 }

@@ -1,0 +1,219 @@
+//! The base side of a plan without resolving it from scratch.
+//!
+//! A pull request changes a few files; a plan resolves the head fully (it must be
+//! validated anyway) and derives the base from it: documents of files whose text
+//! is identical are reused instead of parsed again, and only the users a changed
+//! document can reach are resolved against the base — everyone else has the same
+//! limit from the same document on both sides. A user's limit depends only on the
+//! documents that can match them (resolution is per user), so this is exact.
+//!
+//! Reachable users: every user listed in, excluded by or matched by the selector of a
+//! group that differs (either version), and every user named by an override that
+//! differs. A changed workspace document (the default, the time zone) reaches
+//! everyone: then, or when a selector cannot be compiled, the base is resolved in full.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::diag::Diagnostic;
+use crate::directory::Directory;
+use crate::load::{Loaded, PolicySet, Source, load_sources};
+use crate::model::{Group, Override};
+use crate::resolve::{Provenance, Resolution, ResolveError, Resolved, SourceKind, resolve};
+use crate::select::Selector;
+
+/// The base, loaded reusing the head's documents.
+///
+/// Files with the same path and text as at head take the head's parsed documents
+/// (with the base's commit); the others are parsed. Findings are those of the parsed files only:
+/// a plan reports the head's findings, not the base's.
+pub fn load_base(sources: Vec<Source>, head: &PolicySet) -> (PolicySet, Vec<Diagnostic>) {
+    let head_text: HashMap<&str, &Arc<str>> = head.sources.iter().map(|s| (&*s.path, &s.text)).collect();
+    let mut reused = PolicySet::default();
+    let mut fresh = Vec::new();
+    let mut same: HashMap<Arc<str>, Option<Arc<str>>> = HashMap::new();
+    for source in &sources {
+        if head_text.get(&*source.path).is_some_and(|t| **t == source.text) {
+            same.insert(source.path.clone(), source.commit.clone());
+        } else {
+            fresh.push(source.clone());
+        }
+    }
+    fn take<T: Clone>(
+        docs: &[Loaded<T>],
+        same: &HashMap<Arc<str>, Option<Arc<str>>>,
+        out: &mut Vec<Loaded<T>>,
+    ) {
+        for d in docs {
+            if let Some(commit) = same.get(&d.file) {
+                out.push(Loaded { commit: commit.clone(), ..d.clone() });
+            }
+        }
+    }
+    take(&head.workspaces, &same, &mut reused.workspaces);
+    take(&head.groups, &same, &mut reused.groups);
+    take(&head.overrides, &same, &mut reused.overrides);
+    take(&head.guardrails, &same, &mut reused.guardrails);
+    let (parsed, findings) = load_sources(fresh);
+    reused.workspaces.extend(parsed.workspaces);
+    reused.groups.extend(parsed.groups);
+    reused.overrides.extend(parsed.overrides);
+    reused.guardrails.extend(parsed.guardrails);
+    reused.sources = sources;
+    (reused, findings)
+}
+
+/// How the base was resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaseResolution {
+    /// Only this many users were resolved against the base.
+    Incremental(usize),
+    /// Every user was resolved (the workspace changed, or a selector did not compile).
+    Full,
+}
+
+/// Resolves the base at `now`, re-resolving only the users a difference from the head can reach.
+pub fn resolve_base(
+    base: &PolicySet,
+    head: &PolicySet,
+    head_resolution: &Resolution,
+    dir: &Directory,
+    now: DateTime<Utc>,
+) -> Result<(Resolution, BaseResolution), ResolveError> {
+    let full = || resolve(base, dir, now).map(|r| (r, BaseResolution::Full));
+    let Some(reach) = reachable(base, head, dir) else {
+        return full();
+    };
+    let affected: Vec<usize> = reach.iter().enumerate().filter(|(_, r)| **r).map(|(i, _)| i).collect();
+    if affected.len() * 2 > dir.len() || head_resolution.users.len() != dir.len() {
+        return full();
+    }
+    let attributes: BTreeMap<_, _> = dir.attributes.iter().cloned().collect();
+    let mut sub = Directory::new(&attributes);
+    for &i in &affected {
+        if let Some(u) = dir.users.get(i) {
+            sub.push(u.clone());
+        }
+    }
+    let mut partial = resolve(base, &sub, now)?;
+    let partial_users = std::mem::take(&mut partial.users);
+
+    // Everyone else keeps the head's answer, with indices and provenance pointing into the base.
+    let base_group: HashMap<&str, usize> =
+        base.groups.iter().enumerate().map(|(i, g)| (g.doc.name.as_str(), i)).collect();
+    let mut provenance: HashMap<(SourceKind, Arc<str>), Provenance> = HashMap::new();
+    let mut users = Vec::with_capacity(dir.len());
+    let mut next = affected.iter().zip(partial_users).peekable();
+    for (i, r) in head_resolution.users.iter().enumerate() {
+        if next.peek().is_some_and(|(k, _)| **k == i) {
+            if let Some((_, mut resolved)) = next.next() {
+                resolved.user = i;
+                resolved.considered.clear();
+                users.push(resolved);
+            }
+            continue;
+        }
+        let group = r
+            .group
+            .and_then(|g| head.groups.get(g))
+            .and_then(|g| base_group.get(g.doc.name.as_str()).copied());
+        let source = provenance
+            .entry((r.source.kind, r.source.name.clone()))
+            .or_insert_with(|| base_provenance(base, &r.source))
+            .clone();
+        users.push(Resolved { user: i, limit: r.limit.clone(), source, group, considered: Vec::new() });
+    }
+    // The period and time zone come from the same workspace document on both sides.
+    let resolution = Resolution { users, ..partial };
+    Ok((resolution, BaseResolution::Incremental(affected.len())))
+}
+
+/// Which users a difference between the two sets can reach; `None` when everyone can.
+fn reachable(base: &PolicySet, head: &PolicySet, dir: &Directory) -> Option<Vec<bool>> {
+    let (bw, hw) = (base.workspace()?, head.workspace()?);
+    if bw.doc != hw.doc {
+        return None;
+    }
+    let mut reach = vec![false; dir.len()];
+    let mark = |reach: &mut Vec<bool>, email: &str| {
+        if let Some(i) =
+            dir.position(email).or_else(|| dir.users.iter().position(|u| u.email.eq_ignore_ascii_case(email)))
+        {
+            reach[i] = true;
+        }
+    };
+    let (bg, hg) = (groups(base)?, groups(head)?);
+    for name in bg.keys().chain(hg.keys()) {
+        let (b, h) = (bg.get(name), hg.get(name));
+        if let (Some(b), Some(h)) = (b, h)
+            && b.doc == h.doc
+        {
+            continue;
+        }
+        for g in [b, h].into_iter().flatten() {
+            for email in g.doc.members.iter().chain(g.doc.exclude.iter()) {
+                mark(&mut reach, email);
+            }
+            if let Some(expr) = &g.doc.selector {
+                let selector = Selector::compile(expr, &dir.attributes).ok()?;
+                let matches = selector.matches(dir);
+                for i in matches.iter_ones().chain(matches.errors().iter().copied()) {
+                    if let Some(r) = reach.get_mut(i) {
+                        *r = true;
+                    }
+                }
+            }
+        }
+    }
+    let (bo, ho) = (overrides(base)?, overrides(head)?);
+    for name in bo.keys().chain(ho.keys()) {
+        let (b, h) = (bo.get(name), ho.get(name));
+        if let (Some(b), Some(h)) = (b, h)
+            && b.doc == h.doc
+        {
+            continue;
+        }
+        for o in [b, h].into_iter().flatten() {
+            mark(&mut reach, &o.doc.user);
+        }
+    }
+    Some(reach)
+}
+
+/// The provenance of the same document in the base (it may sit in another file or line).
+fn base_provenance(base: &PolicySet, head: &Provenance) -> Provenance {
+    let found = match head.kind {
+        SourceKind::Default => {
+            base.workspace().map(|w| (w.file.clone(), w.key_loc("default").line, w.commit.clone()))
+        }
+        SourceKind::Group => base
+            .groups
+            .iter()
+            .find(|g| *g.doc.name == *head.name)
+            .map(|g| (g.file.clone(), g.key_loc("limit").line, g.commit.clone())),
+        SourceKind::Override => base.overrides.iter().find(|o| *o.doc.name == *head.name).map(|o| {
+            let field = if o.doc.limit.is_some() { "limit" } else { "add" };
+            (o.file.clone(), o.key_loc(field).line, o.commit.clone())
+        }),
+    };
+    match found {
+        Some((file, line, commit)) => {
+            Provenance { kind: head.kind, name: head.name.clone(), file, line, commit }
+        }
+        None => head.clone(),
+    }
+}
+
+/// Groups by name; `None` when a name repeats (a validation error: do not guess which one resolution keeps).
+fn groups(set: &PolicySet) -> Option<BTreeMap<&str, &Loaded<Group>>> {
+    let map: BTreeMap<_, _> = set.groups.iter().map(|g| (g.doc.name.as_str(), g)).collect();
+    (map.len() == set.groups.len()).then_some(map)
+}
+
+/// Overrides by name; `None` when a name repeats.
+fn overrides(set: &PolicySet) -> Option<BTreeMap<&str, &Loaded<Override>>> {
+    let map: BTreeMap<_, _> = set.overrides.iter().map(|o| (o.doc.name.as_str(), o)).collect();
+    (map.len() == set.overrides.len()).then_some(map)
+}
