@@ -229,11 +229,11 @@ impl<'a> Expression<'a> {
         match env.compile(self.value) {
             Ok(program) => Some(program),
             Err(errors) => {
-                let Some(first) = errors.errors.first() else { return None };
+                let first = errors.errors.first()?;
                 let (message, label) = clean_syntax_message(&first.msg);
                 // An error at the end points just after the last character, not past trailing space.
                 let at = byte_at(self.value, first.pos.0, first.pos.1).min(self.value.trim_end().len());
-                let len = self.value[at..].chars().next().map_or(0, char::len_utf8);
+                let len = self.value.get(at..).and_then(|s| s.chars().next()).map_or(0, char::len_utf8);
                 report.push(
                     Diagnostic::error("cel/syntax", format!("{what} is not valid CEL: {message}"))
                         .at(self.locate((at, at + len)))

@@ -205,15 +205,8 @@ fn check_credits(
             }
         }
         Value::Seq(items) => items.iter().for_each(|item| check_credits(item, false, file, commit, out)),
-        Value::Int(i) if is_credits => {
-            if i.checked_mul(crate::credits::SCALE).is_none() {
-                out.push(bad_credits(
-                    crate::credits::CreditsError::TooLarge(i.to_string()),
-                    node,
-                    file,
-                    commit,
-                ));
-            }
+        Value::Int(i) if is_credits && i.checked_mul(crate::credits::SCALE).is_none() => {
+            out.push(bad_credits(crate::credits::CreditsError::TooLarge(i.to_string()), node, file, commit));
         }
         Value::Float(f) if is_credits => {
             if let Err(e) = crate::Credits::from_f64(*f) {
