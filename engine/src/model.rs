@@ -124,6 +124,7 @@ impl Document {
 /// A document of any kind, for the combined schema (`budgit.schema.json`).
 #[derive(JsonSchema)]
 #[schemars(title = "budgit policy document")]
+#[serde(untagged)]
 pub enum AnyDocument {
     /// A `Workspace`.
     #[schemars(title = "Workspace")]
@@ -261,4 +262,25 @@ pub(crate) fn email_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schem
         "pattern": "^[^@\\s]+@[^@\\s]+$",
         "maxLength": 254
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combined_schema_accepts_each_kind_and_rejects_wrappers() {
+        let validator = jsonschema::validator_for(&combined_schema()).unwrap();
+        let group = serde_json::json!({
+            "apiVersion": "budgit/v1", "kind": "Group", "name": "eng",
+            "selector": "user.department == \"Engineering\"", "limit": {"credits": 10}
+        });
+        let override_doc = serde_json::json!({
+            "apiVersion": "budgit/v1", "kind": "Override", "name": "o", "user": "a@acme.com",
+            "add": {"credits": 5}, "expires": "2026-11-24", "reason": "why"
+        });
+        assert!(validator.is_valid(&group));
+        assert!(validator.is_valid(&override_doc));
+        assert!(!validator.is_valid(&serde_json::json!({ "Group": group })));
+    }
 }
