@@ -553,3 +553,25 @@ fn incremental_plan_equals_from_scratch() {
         }
     }
 }
+
+#[test]
+fn validate_at_a_revision_ignores_the_working_tree_and_names_the_commit() {
+    let repo = scenario();
+    // A broken working tree does not matter for `--ref`.
+    write(repo.path(), "policies/teams.yaml", "kind: [");
+    let tree = budgit(repo.path(), &["validate", "--now", NOW]);
+    assert_eq!(tree.code, 1, "{}", tree.snapshot());
+    let at = budgit(repo.path(), &["validate", "--ref", "c6", "--now", NOW]);
+    assert_eq!(at.code, 0, "{}", at.snapshot());
+    // c4's expired-override warning names the commit it was read from.
+    let warned = budgit(repo.path(), &["validate", "--ref", "c6", "--now", NOW, "--format", "github"]);
+    assert!(warned.stdout.contains("overrides/bob.yaml"), "{}", warned.stdout);
+    let human = budgit(repo.path(), &["validate", "--ref", "c6", "--now", NOW]);
+    assert!(
+        human.stdout.contains(&format!("{}:policies/overrides/bob.yaml", short_head(repo.path(), "c6"))),
+        "{}",
+        human.stdout
+    );
+    let missing = budgit(repo.path(), &["validate", "--ref", "nope", "--now", NOW]);
+    assert_eq!(missing.code, 2, "{}", missing.snapshot());
+}

@@ -12,7 +12,7 @@ use budgit_engine::plan::side::{self, LoadedSide};
 use budgit_engine::plan::{Plan, PlanInput, RefLabel, Side, incremental, render as plan_render};
 use budgit_engine::resolve::resolve;
 use budgit_engine::usage::UsageTable;
-use budgit_engine::validate::{ValidateOptions, validate_sources};
+use budgit_engine::validate::{ValidateOptions, Validated, validate_sources};
 use chrono::{DateTime, Utc};
 
 use super::Status;
@@ -235,4 +235,11 @@ fn report_input_findings(findings: &[budgit_engine::Diagnostic]) {
     if findings.len() > 20 {
         eprintln!("…and {} more input findings", findings.len() - 20);
     }
+}
+
+/// Validates the policy directory as committed at `rev` (for `validate --ref`).
+pub fn validate_at(policies: &Path, rev: &str, options: &ValidateOptions) -> anyhow::Result<Validated> {
+    let git = GitRepo::discover(policies).or_else(|_| GitRepo::discover(Path::new(".")))?;
+    let dir = git.repo_path(policies)?;
+    Ok(side::from_git(&git, rev, &dir, options)?.validated)
 }

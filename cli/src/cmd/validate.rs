@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use budgit_engine::load::files::ReadError;
-use budgit_engine::validate::{ValidateOptions, validate_dir};
+use budgit_engine::validate::{ValidateOptions, Validated, validate_dir};
 
 use super::Status;
 use crate::render::{self, DiagContext};
@@ -29,19 +29,30 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = render::DiagFormat::Human)]
     format: render::DiagFormat,
+    /// Validate the policy directory as committed at this revision (branch, tag, commit)
+    /// instead of the working tree; findings name the commit.
+    #[arg(long = "ref", value_name = "REF")]
+    git_ref: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
     let options = ValidateOptions { now: args.now.unwrap_or_else(chrono::Utc::now) };
-    let validated = match validate_dir(&args.policies, &options) {
-        Ok(validated) => validated,
-        Err(error @ ReadError::Dir { .. }) if !args.policies.is_dir() => {
-            anyhow::bail!("{error}\nhelp: point `--policies` at the directory that holds the policy files")
-        }
-        Err(error) => return Err(error.into()),
+    let validated = match &args.git_ref {
+        Some(rev) => super::plan::validate_at(&args.policies, rev, &options)?,
+        None => validate_working_tree(&args, &options)?,
     };
     let context =
         DiagContext { policies: &validated.policies, root: &args.policies, color: render::stdout_color() };
     render::emit(&render::diagnostics(args.format, &context, &validated.report))?;
     Ok(if validated.report.has_errors() { Status::Findings } else { Status::Clean })
+}
+
+fn validate_working_tree(args: &Args, options: &ValidateOptions) -> anyhow::Result<Validated> {
+    Ok(match validate_dir(&args.policies, options) {
+        Ok(validated) => validated,
+        Err(error @ ReadError::Dir { .. }) if !args.policies.is_dir() => {
+            anyhow::bail!("{error}\nhelp: point `--policies` at the directory that holds the policy files")
+        }
+        Err(error) => return Err(error.into()),
+    })
 }
