@@ -307,3 +307,75 @@ fn the_incremental_base_resolves_only_reachable_users() {
     let (_, how) = incremental::resolve_base(&bp, &wp, &wr, &dir, now()).unwrap();
     assert_eq!(how, incremental::BaseResolution::Full);
 }
+
+mod laws {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const DEPTS: [&str; 3] = ["Eng", "Sales", "Ops"];
+    const USERS: [&str; 5] = ["ann@acme.com", "bob@acme.com", "cat@acme.com", "dan@acme.com", "eve@acme.com"];
+
+    /// A random policy repository over the test directory: groups on departments with
+    /// random limits and priorities (ties included), and overrides around `now`.
+    fn repo() -> impl Strategy<Value = Vec<(String, String)>> {
+        let groups = (0..3usize, 1..4u32, 0..3i64, any::<bool>());
+        let overrides = (0..5usize, 1..5u32, -20..20i64, 1..30i64);
+        (prop::collection::vec(groups, 0..4), prop::collection::vec(overrides, 0..4), any::<bool>()).prop_map(
+            |(groups, overrides, split)| {
+                let mut files = vec![("workspace.yaml".to_string(), WORKSPACE.to_string())];
+                let mut texts = Vec::new();
+                for (k, (dept, credits, priority, listed)) in groups.into_iter().enumerate() {
+                    let mut text = group(&format!("g{k}"), DEPTS[dept], credits * 100, priority);
+                    if listed {
+                        text.push_str("members: [eve@acme.com]\n");
+                    }
+                    texts.push(text);
+                }
+                for (k, (user, add, start, days)) in overrides.into_iter().enumerate() {
+                    let starts = now().date_naive() + chrono::Duration::days(start);
+                    let expires = starts + chrono::Duration::days(days);
+                    texts.push(over(
+                        &format!("o{k}"),
+                        USERS[user],
+                        add * 10,
+                        &starts.to_string(),
+                        &expires.to_string(),
+                    ));
+                }
+                // The same documents, one file each or all in one: layout must not matter.
+                if split {
+                    files.extend(texts.into_iter().enumerate().map(|(k, t)| (format!("d{k}.yaml"), t)));
+                } else if !texts.is_empty() {
+                    files.push(("all.yaml".to_string(), texts.join("---\n")));
+                }
+                files
+            },
+        )
+    }
+
+    fn as_refs(files: &[(String, String)]) -> Vec<(&str, String)> {
+        files.iter().map(|(p, t)| (p.as_str(), t.clone())).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_plan_of_a_repository_against_itself_is_empty(a in repo()) {
+            let p = run(&as_refs(&a), &as_refs(&a), &[]);
+            prop_assert!(p.is_empty());
+            prop_assert_eq!(p.digest, digest(&[]));
+            prop_assert_eq!(p.summary.exposure_before, p.summary.exposure_after);
+        }
+
+        /// `run` also checks the incremental base against the from-scratch one.
+        #[test]
+        fn the_incremental_base_is_exact(a in repo(), b in repo()) {
+            let p = run(&as_refs(&a), &as_refs(&b), &[]);
+            let back = run(&as_refs(&b), &as_refs(&a), &[]);
+            prop_assert_eq!(p.users.len(), back.users.len());
+            prop_assert_eq!(p.summary.raised, back.summary.lowered);
+        }
+    }
+}
