@@ -191,8 +191,8 @@ struct Expression<'a> {
     commit: Option<&'a Arc<str>>,
     node: Option<&'a Node>,
     fallback: Location,
-    /// The whole file, when known.
-    text: Option<&'a str>,
+    /// The policies, to find the file's text when a finding needs it (rarely: not per expression).
+    policies: &'a PolicySet,
     /// The expression as parsed (the scalar's value).
     value: &'a str,
 }
@@ -204,7 +204,7 @@ impl<'a> Expression<'a> {
             commit: doc.commit.as_ref(),
             node: doc.node.pointer(pointer),
             fallback: doc.loc(pointer),
-            text: policies.source(&doc.file).map(|s| &*s.text),
+            policies,
             value,
         }
     }
@@ -250,7 +250,8 @@ impl<'a> Expression<'a> {
 
     /// The file location of a byte range of the expression.
     fn locate(&self, (start, end): (usize, usize)) -> Location {
-        let (Some(node), Some(text)) = (self.node, self.text) else { return self.fallback.clone() };
+        let text = self.policies.source(self.file).map(|s| &*s.text);
+        let (Some(node), Some(text)) = (self.node, text) else { return self.fallback.clone() };
         let base = node_location(self.file, self.commit, node);
         let raw_start = node.pos.offset;
         let raw_end = if node.pos.len > 0 { raw_start + node.pos.len } else { text.len() };
@@ -296,7 +297,7 @@ fn style(text: &str, raw_start: usize, raw: &str, column: u32) -> Style {
         _ => {}
     }
     // A block scalar's content starts a line, below a header ending in `|` or `>`.
-    let before = &text[..raw_start];
+    let Some(before) = text.get(..raw_start) else { return Style::Plain };
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     if !before[line_start..].chars().all(|c| c == ' ') {
         return Style::Plain;
