@@ -141,7 +141,7 @@ pub fn status(plan: &Plan, detailed: bool) -> Status {
 /// What planning two loaded sides gave.
 pub enum Outcome {
     /// The plan.
-    Plan(Plan),
+    Plan(Box<Plan>),
     /// The head has no usable workspace (or similar): its findings and why.
     Unresolvable {
         /// The head's findings.
@@ -210,7 +210,7 @@ pub fn compute(
             }
         }
     }
-    Ok(Outcome::Plan(plan))
+    Ok(Outcome::Plan(Box::new(plan)))
 }
 
 fn read_used(

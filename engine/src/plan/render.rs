@@ -46,7 +46,7 @@ fn plural(n: usize, word: &str) -> String {
 }
 
 fn group_line(g: &GroupChange) -> String {
-    let what = match g.status {
+    match g.status {
         DocStatus::Added => String::from("added"),
         DocStatus::Removed => String::from("removed"),
         DocStatus::Changed => format!("changed: {}", g.changes.join(", ")),
@@ -57,8 +57,7 @@ fn group_line(g: &GroupChange) -> String {
         ),
         DocStatus::Unchanged if g.joined + g.left > 0 => String::from("members changed"),
         DocStatus::Unchanged => String::from("unchanged; overrides of members"),
-    };
-    what
+    }
 }
 
 fn upcoming_then(u: &Upcoming) -> String {
