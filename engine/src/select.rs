@@ -15,9 +15,11 @@
 //! [`LARGE_STACK`](crate::stack::LARGE_STACK) bytes of stack: callers need not.
 
 mod bits;
+mod index;
 mod interp;
-
-use std::sync::Arc;
+mod plan;
+#[cfg(test)]
+mod tests;
 
 use cel::Program;
 use thiserror::Error;
@@ -27,7 +29,9 @@ use crate::model::{AttributeType, MAX_CEL_LEN};
 use crate::stack::LARGE_STACK;
 
 pub use bits::Bitset;
-use bits::Verdict;
+use bits::{Tri, Verdict};
+pub use index::DirectoryIndex;
+use plan::Node;
 
 /// Why a selector could not be compiled or evaluated.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -116,6 +120,10 @@ impl Matches {
         self.matched.is_empty()
     }
 
+    fn from_tri(tri: Tri) -> Matches {
+        Matches { errors: tri.e.iter_ones().collect(), matched: tri.t }
+    }
+
     fn from_verdicts(len: usize, verdicts: impl IntoIterator<Item = Verdict>) -> Matches {
         let mut matched = Bitset::new(len);
         let mut errors = Vec::new();
@@ -135,6 +143,7 @@ impl Matches {
 pub struct Selector {
     source: String,
     program: Program,
+    plan: Node,
 }
 
 /// Runs `f` on a scoped thread with a large stack, for parsing and interpreting CEL.
@@ -166,9 +175,19 @@ impl Selector {
         if expr.len() > MAX_CEL_LEN {
             return Err(SelectError::TooLong { len: expr.len(), max: MAX_CEL_LEN });
         }
-        let program = on_large_stack(|| parse(expr))??;
-        let _ = attributes;
-        Ok(Selector { source: expr.to_owned(), program })
+        let (program, plan) = on_large_stack(|| {
+            let program = parse(expr)?;
+            let mut fields = Vec::new();
+            plan::fields_read(program.expression(), &mut fields);
+            if let Some(name) =
+                fields.into_iter().find(|f| f != "email" && !attributes.iter().any(|(a, _)| a == f))
+            {
+                return Err(SelectError::UnknownAttribute { name });
+            }
+            let plan = Node::compile(program.expression());
+            Ok((program, plan))
+        })??;
+        Ok(Selector { source: expr.to_owned(), program, plan })
     }
 
     /// The expression as written.
@@ -179,11 +198,26 @@ impl Selector {
     /// Whether each user of `dir` matches, in directory order.
     ///
     /// Evaluation errors count as no match and are listed in [`Matches::errors`].
+    ///
+    /// Builds a [`DirectoryIndex`] for this one call: to evaluate many selectors over
+    /// one directory, build the index once and use [`Selector::matches_in`] or
+    /// [`matches_all`].
     pub fn matches(&self, dir: &Directory) -> Matches {
-        match on_large_stack(|| interpret_program(&self.program, dir)) {
-            Ok(m) => m,
-            // Without a thread nothing can be evaluated: every user is an error.
-            Err(_) => Matches::from_verdicts(dir.len(), std::iter::repeat_n(Verdict::Error, dir.len())),
+        self.matches_in(&DirectoryIndex::new(dir))
+    }
+
+    /// Whether each user of the indexed directory matches, in directory order.
+    ///
+    /// Tests of one attribute against literals are column scans; the rest runs the
+    /// interpreter once per distinct combination of the attributes it reads, on a
+    /// thread with a large stack (started only when needed).
+    pub fn matches_in(&self, index: &DirectoryIndex<'_>) -> Matches {
+        if !self.plan.interprets() {
+            return Matches::from_tri(self.plan.eval(index));
+        }
+        match on_large_stack(|| self.plan.eval(index)) {
+            Ok(tri) => Matches::from_tri(tri),
+            Err(_) => all_errors(index.len()),
         }
     }
 
@@ -194,24 +228,37 @@ impl Selector {
         let Some(u) = dir.users.get(user) else {
             return Err(SelectError::NoSuchUser(user));
         };
-        let env = interp::env();
-        let result = on_large_stack(|| interp::eval_user(&env, self.program.expression(), dir, user))?;
-        match interp::describe_failure(&result) {
-            None => Ok(interp::verdict_of(&result) == Verdict::True),
-            Some(message) => Err(SelectError::Eval { user: u.email.clone(), message }),
-        }
+        let expr = self.program.expression();
+        on_large_stack(|| interp::explain_user(expr, dir, user))?
+            .map_err(|message| SelectError::Eval { user: u.email.clone(), message })
     }
+}
+
+/// Every user failed: what is left when no thread can be started for the interpreter.
+fn all_errors(len: usize) -> Matches {
+    Matches::from_verdicts(len, std::iter::repeat_n(Verdict::Error, len))
+}
+
+/// Evaluates every selector over `dir`, sharing one index and one large-stack thread.
+pub fn matches_all(selectors: &[Selector], dir: &Directory) -> Vec<Matches> {
+    let index = DirectoryIndex::new(dir);
+    let index = &index;
+    let run = || selectors.iter().map(|s| Matches::from_tri(s.plan.eval(index))).collect();
+    if !selectors.iter().any(|s| s.plan.interprets()) {
+        return run();
+    }
+    on_large_stack(run).unwrap_or_else(|_| selectors.iter().map(|_| all_errors(dir.len())).collect())
 }
 
 /// Interprets `program` for every user, reusing one context (the natural per-user loop).
 fn interpret_program(program: &Program, dir: &Directory) -> Matches {
-    let env: Arc<cel::Env> = interp::env();
-    let mut ctx = cel::Context::with_env(env);
-    let verdicts = (0..dir.len()).map(|i| {
-        ctx.add_variable_from_value("user", interp::user_value(dir, i));
-        interp::verdict_of(&program.execute(&ctx))
-    });
-    let verdicts: Vec<Verdict> = verdicts.collect();
+    let binding = interp::Binding::full(dir);
+    let mut ctx = cel::Context::with_env(interp::env());
+    let mut verdicts = Vec::with_capacity(dir.len());
+    for i in 0..dir.len() {
+        ctx.add_variable_as_val("user", Box::new(binding.user(dir, i)));
+        verdicts.push(interp::verdict(program.expression(), &ctx));
+    }
     Matches::from_verdicts(dir.len(), verdicts)
 }
 

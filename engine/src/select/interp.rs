@@ -1,13 +1,16 @@
 //! The reference semantics: binding a user as the CEL map `user` and running the `cel` interpreter.
 //!
 //! Everything the fast path computes must equal what these functions give; the
-//! property tests compare the two.
+//! property tests compare the two. Values are bound borrowing the directory's
+//! strings (no copies), which is the cheapest binding `cel` allows and what both the
+//! reference loop and the memoised leaves of the fast path use.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use cel::objects::Map;
-use cel::{Context, Env, IdedExpr as Expression, Value};
+use cel::common::types::{CelBool, CelDouble, CelList, CelMap, CelMapKey, CelString};
+use cel::common::value::Val;
+use cel::{Context, Env, ExecutionError, IdedExpr, Value};
 
 use crate::directory::{AttrValue, Directory};
 
@@ -19,79 +22,100 @@ pub(crate) fn env() -> Arc<Env> {
     Arc::clone(ENV.get_or_init(|| Arc::new(Env::stdlib())))
 }
 
-/// A CEL value for one attribute value; `None` for a missing one (absent from the map).
-fn attr_value(value: &AttrValue) -> Option<Value> {
-    match value {
-        AttrValue::Missing => None,
-        AttrValue::String(s) => Some(Value::String(Arc::new(s.clone()))),
-        AttrValue::List(items) => {
-            Some(Value::List(Arc::new(items.iter().map(|s| Value::String(Arc::new(s.clone()))).collect())))
+/// Where one key of the `user` map comes from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Email,
+    Attr(usize),
+}
+
+/// Which keys of `user` to bind, and from where.
+#[derive(Debug, Clone)]
+pub(crate) struct Binding<'d> {
+    keys: Vec<(&'d str, Source)>,
+}
+
+impl<'d> Binding<'d> {
+    /// Every key: `email` and each declared attribute (an attribute named `email`
+    /// is shadowed by the user's email).
+    pub(crate) fn full(dir: &'d Directory) -> Self {
+        let mut keys: Vec<(&str, Source)> = dir
+            .attributes
+            .iter()
+            .enumerate()
+            .filter(|(_, (name, _))| name != "email")
+            .map(|(i, (name, _))| (name.as_str(), Source::Attr(i)))
+            .collect();
+        keys.push(("email", Source::Email));
+        Binding { keys }
+    }
+
+    /// Only `fields` (those the directory has): enough for an expression that reads
+    /// `user` through these fields alone.
+    pub(crate) fn only(dir: &'d Directory, fields: &[String]) -> Self {
+        let full = Binding::full(dir);
+        Binding { keys: full.keys.into_iter().filter(|(name, _)| fields.iter().any(|f| f == name)).collect() }
+    }
+
+    /// The `user` map for user `index`: missing attributes are absent.
+    pub(crate) fn user(&self, dir: &'d Directory, index: usize) -> CelMap<'d> {
+        let mut map: HashMap<CelMapKey<'d>, Box<dyn Val + 'd>> = HashMap::with_capacity(self.keys.len());
+        if let Some(user) = dir.users.get(index) {
+            for &(name, source) in &self.keys {
+                let value: Option<Box<dyn Val + 'd>> = match source {
+                    Source::Email => Some(Box::new(CelString::from(user.email.as_str()))),
+                    Source::Attr(i) => user.attrs.get(i).and_then(attr_val),
+                };
+                if let Some(value) = value {
+                    map.insert(CelMapKey::String(CelString::from(name)), value);
+                }
+            }
         }
-        AttrValue::Number(n) => Some(Value::Float(*n)),
-        AttrValue::Bool(b) => Some(Value::Bool(*b)),
+        CelMap::from(map)
     }
 }
 
-/// The map bound as `user`: `email` plus every present attribute of user `index`.
-///
-/// `email` is always the user's email, even when an attribute has that name.
-pub(crate) fn user_value(dir: &Directory, index: usize) -> Value {
-    let Some(user) = dir.users.get(index) else {
-        return Value::Map(Map::from(HashMap::<String, Value>::new()));
-    };
-    let mut map: HashMap<String, Value> = HashMap::with_capacity(dir.attributes.len() + 1);
-    for ((name, _), value) in dir.attributes.iter().zip(&user.attrs) {
-        if let Some(value) = attr_value(value) {
-            map.insert(name.clone(), value);
-        }
-    }
-    map.insert("email".to_owned(), Value::String(Arc::new(user.email.clone())));
-    Value::Map(Map::from(map))
+/// A CEL value borrowing one attribute value; `None` for a missing one.
+fn attr_val(value: &AttrValue) -> Option<Box<dyn Val + '_>> {
+    Some(match value {
+        AttrValue::Missing => return None,
+        AttrValue::String(s) => Box::new(CelString::from(s.as_str())),
+        AttrValue::List(items) => Box::new(CelList::from(
+            items.iter().map(|s| Box::new(CelString::from(s.as_str())) as Box<dyn Val>).collect::<Vec<_>>(),
+        )),
+        AttrValue::Number(n) => Box::new(CelDouble::from(*n)),
+        AttrValue::Bool(b) => Box::new(CelBool::from(*b)),
+    })
 }
 
-/// The outcome of one evaluation used as a condition: anything but a bool is an error.
-pub(crate) fn verdict_of(result: &Result<Value, cel::ExecutionError>) -> Verdict {
-    match result {
-        Ok(Value::Bool(true)) => Verdict::True,
-        Ok(Value::Bool(false)) => Verdict::False,
-        _ => Verdict::Error,
-    }
-}
-
-/// A description of a failed evaluation, for reports and `explain`.
-pub(crate) fn describe_failure(result: &Result<Value, cel::ExecutionError>) -> Option<String> {
-    match result {
-        Ok(Value::Bool(_)) => None,
-        Ok(other) => Some(format!("the selector gave a {}, not a bool", type_name(other))),
-        Err(e) => Some(e.to_string()),
+/// Evaluates `expr` as a condition with `user` already bound in `ctx`.
+pub(crate) fn verdict(expr: &IdedExpr, ctx: &Context<'_, '_>) -> Verdict {
+    match Value::resolve_val(expr, ctx) {
+        Ok(v) => match v.downcast_ref::<CelBool>() {
+            Some(b) if *b.inner() => Verdict::True,
+            Some(_) => Verdict::False,
+            None => Verdict::Error,
+        },
+        Err(_) => Verdict::Error,
     }
 }
 
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::List(_) => "list",
-        Value::Map(_) => "map",
-        Value::Int(_) => "int",
-        Value::UInt(_) => "uint",
-        Value::Float(_) => "double",
-        Value::String(_) => "string",
-        Value::Bytes(_) => "bytes",
-        Value::Bool(_) => "bool",
-        Value::Null => "null",
-        Value::Duration(_) => "duration",
-        Value::Timestamp(_) => "timestamp",
-        _ => "value",
+/// Evaluates `expr` for user `index` (all keys bound): the value, or why it is no bool.
+pub(crate) fn explain_user(expr: &IdedExpr, dir: &Directory, index: usize) -> Result<bool, String> {
+    let mut ctx = Context::with_env(env());
+    ctx.add_variable_as_val("user", Box::new(Binding::full(dir).user(dir, index)));
+    match Value::resolve_val(expr, &ctx) {
+        Ok(v) => match v.downcast_ref::<CelBool>() {
+            Some(b) => Ok(*b.inner()),
+            None => Err(format!("the selector gave a {}, not a bool", v.get_type().name())),
+        },
+        Err(e) => Err(describe(&e)),
     }
 }
 
-/// Evaluates `expr` for user `index` with a fresh context on `env`.
-pub(crate) fn eval_user(
-    env: &Arc<Env>,
-    expr: &Expression,
-    dir: &Directory,
-    index: usize,
-) -> Result<Value, cel::ExecutionError> {
-    let mut ctx = Context::with_env(Arc::clone(env));
-    ctx.add_variable_from_value("user", user_value(dir, index));
-    Value::resolve(expr, &ctx)
+fn describe(e: &ExecutionError) -> String {
+    match e {
+        ExecutionError::NoSuchKey(key) => format!("the user has no attribute `{key}`"),
+        other => other.to_string(),
+    }
 }

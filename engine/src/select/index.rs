@@ -1,0 +1,213 @@
+//! Columns of a directory with interned values, built once and shared by every selector.
+//!
+//! Each attribute (and `email`) becomes a column of small integer ids, one per user,
+//! so that a test such as `user.department == "Sales"` is decided once per distinct
+//! value and then spread over the users by a scan of integers. Columns are built on
+//! first use: a directory's unused attributes cost nothing.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::OnceLock;
+
+use crate::directory::{AttrValue, Directory};
+
+/// A fast, non-cryptographic hasher for interning (the keys are not adversarial
+/// enough to matter: the worst case is a slower index, never a wrong one).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+        let mut b = [0u8; 8];
+        let rest = chunks.remainder();
+        b[..rest.len()].copy_from_slice(rest);
+        self.write_u64(u64::from_le_bytes(b) ^ ((rest.len() as u64) << 56));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(SEED);
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// One distinct value of a column.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Distinct<'d> {
+    Missing,
+    String(&'d str),
+    /// The element ids of a list, in order (see [`Column::element`]).
+    List(Vec<u32>),
+    Number(f64),
+    Bool(bool),
+}
+
+/// One attribute's values: an id per user and the distinct value behind each id.
+#[derive(Debug)]
+pub(crate) struct Column<'d> {
+    /// The value id of each user; id 0 is always [`Distinct::Missing`].
+    pub(crate) ids: Vec<u32>,
+    /// The distinct values, by id.
+    pub(crate) values: Vec<Distinct<'d>>,
+    strings: FxMap<&'d str, u32>,
+    elements: FxMap<&'d str, u32>,
+}
+
+impl<'d> Column<'d> {
+    fn build(values: impl Iterator<Item = Option<&'d AttrValue>>, len: usize) -> Column<'d> {
+        let mut col = Column {
+            ids: Vec::with_capacity(len),
+            values: vec![Distinct::Missing],
+            strings: FxMap::default(),
+            elements: FxMap::default(),
+        };
+        let mut lists: FxMap<Vec<u32>, u32> = FxMap::default();
+        let mut numbers: FxMap<u64, u32> = FxMap::default();
+        let mut bools: [Option<u32>; 2] = [None, None];
+        for value in values {
+            let next = col.values.len() as u32;
+            let id = match value {
+                None | Some(AttrValue::Missing) => 0,
+                Some(AttrValue::String(s)) => *col.strings.entry(s.as_str()).or_insert_with(|| {
+                    col.values.push(Distinct::String(s.as_str()));
+                    next
+                }),
+                Some(AttrValue::List(items)) => {
+                    let elems: Vec<u32> = items
+                        .iter()
+                        .map(|item| {
+                            let n = col.elements.len() as u32;
+                            *col.elements.entry(item.as_str()).or_insert(n)
+                        })
+                        .collect();
+                    match lists.get(&elems) {
+                        Some(id) => *id,
+                        None => {
+                            lists.insert(elems.clone(), next);
+                            col.values.push(Distinct::List(elems));
+                            next
+                        }
+                    }
+                }
+                Some(AttrValue::Number(n)) => *numbers.entry(n.to_bits()).or_insert_with(|| {
+                    col.values.push(Distinct::Number(*n));
+                    next
+                }),
+                Some(AttrValue::Bool(b)) => *bools[usize::from(*b)].get_or_insert_with(|| {
+                    col.values.push(Distinct::Bool(*b));
+                    next
+                }),
+            };
+            col.ids.push(id);
+        }
+        col
+    }
+
+    /// The id of the string value `s`, if some user has it.
+    pub(crate) fn string(&self, s: &str) -> Option<u32> {
+        self.strings.get(s).copied()
+    }
+
+    /// The element id of `s`, if some user's list holds it.
+    pub(crate) fn element(&self, s: &str) -> Option<u32> {
+        self.elements.get(s).copied()
+    }
+}
+
+/// The columns of one directory, built on first use and shared by every selector.
+///
+/// Build one per directory and pass it to [`Selector::matches_in`](super::Selector::matches_in)
+/// for each selector: interning a column costs about as much as one scan of the
+/// users, and is then shared.
+#[derive(Debug)]
+pub struct DirectoryIndex<'d> {
+    dir: &'d Directory,
+    /// Attribute positions by name; `email` is not among them.
+    attributes: HashMap<&'d str, usize>,
+    email: OnceLock<Column<'d>>,
+    columns: Vec<OnceLock<Column<'d>>>,
+}
+
+impl<'d> DirectoryIndex<'d> {
+    /// An index over `dir`; no column is built yet.
+    pub fn new(dir: &'d Directory) -> Self {
+        let attributes = dir
+            .attributes
+            .iter()
+            .enumerate()
+            .filter(|(_, (name, _))| name != "email")
+            .map(|(i, (name, _))| (name.as_str(), i))
+            .collect();
+        DirectoryIndex {
+            dir,
+            attributes,
+            email: OnceLock::new(),
+            columns: dir.attributes.iter().map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// The directory indexed.
+    pub fn directory(&self) -> &'d Directory {
+        self.dir
+    }
+
+    /// Number of users.
+    pub fn len(&self) -> usize {
+        self.dir.users.len()
+    }
+
+    /// True when the directory has no user.
+    pub fn is_empty(&self) -> bool {
+        self.dir.users.is_empty()
+    }
+
+    /// The column of `user.<name>`; `None` when the directory has no such attribute
+    /// (every user then lacks it).
+    pub(crate) fn column(&self, name: &str) -> Option<&Column<'d>> {
+        let dir = self.dir;
+        if name == "email" {
+            return Some(self.email.get_or_init(|| {
+                // An email is never empty in a loaded directory, but is a present
+                // string either way: `user.email` always exists.
+                let mut col = Column::build(std::iter::empty(), dir.users.len());
+                for user in &dir.users {
+                    let next = col.values.len() as u32;
+                    let s = user.email.as_str();
+                    let id = *col.strings.entry(s).or_insert_with(|| {
+                        col.values.push(Distinct::String(s));
+                        next
+                    });
+                    col.ids.push(id);
+                }
+                col
+            }));
+        }
+        let &pos = self.attributes.get(name)?;
+        let cell = self.columns.get(pos)?;
+        Some(cell.get_or_init(|| Column::build(dir.users.iter().map(|u| u.attrs.get(pos)), dir.users.len())))
+    }
+}

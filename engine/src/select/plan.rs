@@ -1,0 +1,442 @@
+//! Compiling a selector's CEL tree into a plan of column scans and memoised subexpressions.
+//!
+//! The boolean skeleton (`&&`, `||`, `!`, `?:`, `true`, `false`) becomes word-wise
+//! operations on [`Tri`] bitsets. Common tests of one attribute against string
+//! literals become column scans: the test is decided once per distinct value and
+//! spread over the users through the column's ids. Anything else is a memoised
+//! subexpression: the interpreter runs once per distinct combination of the
+//! attributes it reads, on a representative user.
+//!
+//! The semantics are those of the `cel` 0.15 interpreter, which the property tests
+//! hold this module to: comparing a string literal with a list, number or bool is
+//! `false` (not an error), `in` a list of strings likewise; `"x" in` a non-list, or
+//! `startsWith`/`endsWith`/`contains` on a non-string, is an error; reading a
+//! missing attribute is an error, `has()` of it is `false`.
+
+use cel::common::ast::{CallExpr, Expr, LiteralValue, SelectExpr, operators};
+use cel::{Context, IdedExpr};
+
+use super::bits::{Tri, Verdict};
+use super::index::{Column, DirectoryIndex, Distinct, FxMap};
+use super::interp::{self, Binding};
+
+/// A test of one attribute against literals, decided per distinct value.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Test {
+    /// `user.a == "x"` (and, negated, `!=`).
+    Eq(String),
+    /// `user.a in ["x", "y"]`.
+    In(Vec<String>),
+    /// `"x" in user.a`.
+    Holds(String),
+    /// `user.a.startsWith("x")`.
+    StartsWith(String),
+    /// `user.a.endsWith("x")`.
+    EndsWith(String),
+    /// `user.a.contains("x")`.
+    Contains(String),
+    /// `has(user.a)`.
+    Has,
+    /// `user.a` used as a condition.
+    IsTrue,
+}
+
+/// What a memoised subexpression reads of `user`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Reads {
+    /// Only these fields, each through `user.<field>` or `has(user.<field>)`.
+    Fields(Vec<String>),
+    /// `user` itself (e.g. `size(user)`): every user is evaluated.
+    Whole,
+}
+
+/// A compiled selector: a boolean combination of column tests and memoised leaves.
+#[derive(Debug, Clone)]
+pub(crate) enum Node {
+    Const(Verdict),
+    Leaf { field: String, test: Test },
+    Memo { expr: Box<IdedExpr>, reads: Reads },
+    Not(Box<Node>),
+    And(Box<Node>, Box<Node>),
+    Or(Box<Node>, Box<Node>),
+    Cond(Box<Node>, Box<Node>, Box<Node>),
+}
+
+fn is_user(expr: &IdedExpr) -> bool {
+    matches!(&expr.expr, Expr::Ident(name) if name == "user")
+}
+
+/// `user.<field>` (not a presence test): the field.
+fn user_field(expr: &IdedExpr) -> Option<&str> {
+    match &expr.expr {
+        Expr::Select(SelectExpr { operand, field, test: false }) if is_user(operand) => Some(field),
+        _ => None,
+    }
+}
+
+fn string_literal(expr: &IdedExpr) -> Option<&str> {
+    match &expr.expr {
+        Expr::Literal(LiteralValue::String(s)) => Some(s.inner()),
+        _ => None,
+    }
+}
+
+fn string_list(expr: &IdedExpr) -> Option<Vec<String>> {
+    match &expr.expr {
+        Expr::List(list) if list.optional_indices.is_empty() => {
+            list.elements.iter().map(|e| string_literal(e).map(str::to_owned)).collect()
+        }
+        _ => None,
+    }
+}
+
+fn leaf(field: &str, test: Test) -> Node {
+    Node::Leaf { field: field.to_owned(), test }
+}
+
+impl Node {
+    /// Compiles `expr`, whose value is used as a condition.
+    pub(crate) fn compile(expr: &IdedExpr) -> Node {
+        match &expr.expr {
+            Expr::Literal(LiteralValue::Boolean(b)) => {
+                Node::Const(if *b.inner() { Verdict::True } else { Verdict::False })
+            }
+            Expr::Call(call) if call.target.is_none() => {
+                Self::compile_call(call).unwrap_or_else(|| memo(expr))
+            }
+            Expr::Call(call) => Self::compile_method(call).unwrap_or_else(|| memo(expr)),
+            Expr::Select(SelectExpr { operand, field, test }) if is_user(operand) => {
+                leaf(field, if *test { Test::Has } else { Test::IsTrue })
+            }
+            _ => memo(expr),
+        }
+    }
+
+    fn compile_call(call: &CallExpr) -> Option<Node> {
+        let name = call.func_name.as_str();
+        match call.args.as_slice() {
+            [a, b] if name == operators::LOGICAL_AND => {
+                Some(Node::And(Box::new(Node::compile(a)), Box::new(Node::compile(b))))
+            }
+            [a, b] if name == operators::LOGICAL_OR => {
+                Some(Node::Or(Box::new(Node::compile(a)), Box::new(Node::compile(b))))
+            }
+            [a] if name == operators::LOGICAL_NOT => Some(Node::Not(Box::new(Node::compile(a)))),
+            [c, a, b] if name == operators::CONDITIONAL => Some(Node::Cond(
+                Box::new(Node::compile(c)),
+                Box::new(Node::compile(a)),
+                Box::new(Node::compile(b)),
+            )),
+            [a, b] if name == operators::EQUALS || name == operators::NOT_EQUALS => {
+                let (field, s) = match (user_field(a), string_literal(b), string_literal(a), user_field(b)) {
+                    (Some(f), Some(s), _, _) | (_, _, Some(s), Some(f)) => (f, s),
+                    _ => return None,
+                };
+                let eq = leaf(field, Test::Eq(s.to_owned()));
+                Some(if name == operators::EQUALS { eq } else { Node::Not(Box::new(eq)) })
+            }
+            [a, b] if name == operators::IN => {
+                if let (Some(field), Some(list)) = (user_field(a), string_list(b)) {
+                    Some(leaf(field, Test::In(list)))
+                } else if let (Some(s), Some(field)) = (string_literal(a), user_field(b)) {
+                    Some(leaf(field, Test::Holds(s.to_owned())))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
+
+    fn compile_method(call: &CallExpr) -> Option<Node> {
+        let field = user_field(call.target.as_deref()?)?;
+        let [arg] = call.args.as_slice() else {
+            return None;
+        };
+        let s = string_literal(arg)?.to_owned();
+        let test = match call.func_name.as_str() {
+            "startsWith" => Test::StartsWith(s),
+            "endsWith" => Test::EndsWith(s),
+            "contains" => Test::Contains(s),
+            _ => return None,
+        };
+        Some(leaf(field, test))
+    }
+
+    /// Whether evaluating the plan runs the interpreter (and so needs a large stack).
+    pub(crate) fn interprets(&self) -> bool {
+        match self {
+            Node::Const(_) | Node::Leaf { .. } => false,
+            Node::Memo { .. } => true,
+            Node::Not(a) => a.interprets(),
+            Node::And(a, b) | Node::Or(a, b) => a.interprets() || b.interprets(),
+            Node::Cond(c, a, b) => c.interprets() || a.interprets() || b.interprets(),
+        }
+    }
+
+    /// Evaluates the plan for every user of the index.
+    ///
+    /// Runs the `cel` interpreter when [`Node::interprets`]: call it on a large stack then.
+    pub(crate) fn eval(&self, index: &DirectoryIndex<'_>) -> Tri {
+        let len = index.len();
+        match self {
+            Node::Const(v) => Tri::constant(len, *v),
+            Node::Leaf { field, test } => match index.column(field) {
+                Some(col) => scan(&col.ids, &decide(col, test), len),
+                None => Tri::constant(len, decide_missing(test)),
+            },
+            Node::Memo { expr, reads } => eval_memo(expr, reads, index),
+            Node::Not(a) => a.eval(index).not(),
+            Node::And(a, b) => a.eval(index).and(&b.eval(index)),
+            Node::Or(a, b) => a.eval(index).or(&b.eval(index)),
+            Node::Cond(c, a, b) => c.eval(index).cond(&a.eval(index), &b.eval(index)),
+        }
+    }
+}
+
+fn memo(expr: &IdedExpr) -> Node {
+    let mut fields = Vec::new();
+    let reads = if collect_reads(expr, &mut fields) { Reads::Fields(fields) } else { Reads::Whole };
+    Node::Memo { expr: Box::new(expr.clone()), reads }
+}
+
+/// Adds the fields of `user` that `expr` reads to `fields`; false when it uses
+/// `user` otherwise than through a field.
+///
+/// A comprehension may rebind `user`; its `user.x` then reads a field of something
+/// else, and counting it as a read of the attribute `x` only makes the memo key finer.
+fn collect_reads(expr: &IdedExpr, fields: &mut Vec<String>) -> bool {
+    let mut add = |f: &str| {
+        if !fields.iter().any(|g| g == f) {
+            fields.push(f.to_owned());
+        }
+    };
+    match &expr.expr {
+        Expr::Ident(name) => name != "user" && name != ".user",
+        Expr::Select(SelectExpr { operand, field, .. }) if is_user(operand) => {
+            add(field);
+            true
+        }
+        Expr::Select(SelectExpr { operand, .. }) => collect_reads(operand, fields),
+        Expr::Call(call) => {
+            call.target.as_deref().is_none_or(|t| collect_reads(t, fields))
+                && call.args.iter().all(|a| collect_reads(a, fields))
+        }
+        Expr::Comprehension(c) => [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result]
+            .into_iter()
+            .all(|e| collect_reads(e, fields)),
+        Expr::List(list) => list.elements.iter().all(|e| collect_reads(e, fields)),
+        Expr::Map(map) => map.entries.iter().all(|entry| entry_reads(&entry.expr, fields)),
+        Expr::Struct(s) => s.entries.iter().all(|entry| entry_reads(&entry.expr, fields)),
+        Expr::Literal(_) | Expr::Unspecified => true,
+    }
+}
+
+fn entry_reads(entry: &cel::common::ast::EntryExpr, fields: &mut Vec<String>) -> bool {
+    match entry {
+        cel::common::ast::EntryExpr::StructField(f) => collect_reads(&f.value, fields),
+        cel::common::ast::EntryExpr::MapEntry(e) => {
+            collect_reads(&e.key, fields) && collect_reads(&e.value, fields)
+        }
+    }
+}
+
+/// Every `user.<field>` the expression reads outside comprehensions that rebind `user`.
+pub(crate) fn fields_read(expr: &IdedExpr, out: &mut Vec<String>) {
+    match &expr.expr {
+        Expr::Select(SelectExpr { operand, field, .. }) if is_user(operand) => {
+            if !out.iter().any(|g| g == field) {
+                out.push(field.clone());
+            }
+        }
+        Expr::Select(SelectExpr { operand, .. }) => fields_read(operand, out),
+        Expr::Call(call) => {
+            if let Some(t) = call.target.as_deref() {
+                fields_read(t, out);
+            }
+            call.args.iter().for_each(|a| fields_read(a, out));
+        }
+        Expr::Comprehension(c) => {
+            fields_read(&c.iter_range, out);
+            let rebinds = [Some(&c.iter_var), c.iter_var2.as_ref(), Some(&c.accu_var)]
+                .into_iter()
+                .flatten()
+                .any(|v| v == "user");
+            if !rebinds {
+                for e in [&c.accu_init, &c.loop_cond, &c.loop_step, &c.result] {
+                    fields_read(e, out);
+                }
+            }
+        }
+        Expr::List(list) => list.elements.iter().for_each(|e| fields_read(e, out)),
+        Expr::Map(map) => {
+            for entry in &map.entries {
+                match &entry.expr {
+                    cel::common::ast::EntryExpr::StructField(f) => fields_read(&f.value, out),
+                    cel::common::ast::EntryExpr::MapEntry(e) => {
+                        fields_read(&e.key, out);
+                        fields_read(&e.value, out);
+                    }
+                }
+            }
+        }
+        Expr::Struct(s) => {
+            for entry in &s.entries {
+                if let cel::common::ast::EntryExpr::StructField(f) = &entry.expr {
+                    fields_read(&f.value, out);
+                }
+            }
+        }
+        Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
+    }
+}
+
+/// The verdict of `test` for a user without the attribute.
+fn decide_missing(test: &Test) -> Verdict {
+    match test {
+        Test::Has => Verdict::False,
+        _ => Verdict::Error,
+    }
+}
+
+/// The verdict of `test` for each distinct value of `col`, by id.
+fn decide(col: &Column<'_>, test: &Test) -> Vec<u8> {
+    let n = col.values.len();
+    let by_value =
+        |f: &dyn Fn(&Distinct<'_>) -> Verdict| -> Vec<u8> { col.values.iter().map(|v| f(v) as u8).collect() };
+    match test {
+        Test::Eq(s) => {
+            // Any present value compares without error: only the equal string is true.
+            let mut table = vec![Verdict::False as u8; n];
+            table[0] = Verdict::Error as u8;
+            if let Some(id) = col.string(s) {
+                table[id as usize] = Verdict::True as u8;
+            }
+            table
+        }
+        Test::In(list) => {
+            let mut table = vec![Verdict::False as u8; n];
+            table[0] = Verdict::Error as u8;
+            for s in list {
+                if let Some(id) = col.string(s) {
+                    table[id as usize] = Verdict::True as u8;
+                }
+            }
+            table
+        }
+        Test::Holds(s) => {
+            let elem = col.element(s);
+            by_value(&|v| match v {
+                Distinct::List(items) => {
+                    if elem.is_some_and(|e| items.contains(&e)) {
+                        Verdict::True
+                    } else {
+                        Verdict::False
+                    }
+                }
+                _ => Verdict::Error,
+            })
+        }
+        Test::StartsWith(p) => string_test(col, |v| v.starts_with(p.as_str())),
+        Test::EndsWith(p) => string_test(col, |v| v.ends_with(p.as_str())),
+        Test::Contains(p) => string_test(col, |v| v.contains(p.as_str())),
+        Test::Has => by_value(&|v| if *v == Distinct::Missing { Verdict::False } else { Verdict::True }),
+        Test::IsTrue => by_value(&|v| match v {
+            Distinct::Bool(true) => Verdict::True,
+            Distinct::Bool(false) => Verdict::False,
+            _ => Verdict::Error,
+        }),
+    }
+}
+
+fn string_test(col: &Column<'_>, f: impl Fn(&str) -> bool) -> Vec<u8> {
+    col.values
+        .iter()
+        .map(|v| match v {
+            Distinct::String(s) if f(s) => Verdict::True as u8,
+            Distinct::String(_) => Verdict::False as u8,
+            _ => Verdict::Error as u8,
+        })
+        .collect()
+}
+
+/// Spreads per-id verdicts over the users: bit `i` of the result is `table[ids[i]]`.
+fn scan(ids: &[u32], table: &[u8], len: usize) -> Tri {
+    let mut out = Tri::constant(len, Verdict::False);
+    let (t, e) = (out.t.words_mut(), out.e.words_mut());
+    for ((chunk, tw), ew) in ids.chunks(64).zip(t.iter_mut()).zip(e.iter_mut()) {
+        let (mut tb, mut eb) = (0u64, 0u64);
+        for (j, &id) in chunk.iter().enumerate() {
+            let v = table.get(id as usize).copied().unwrap_or(Verdict::Error as u8);
+            tb |= u64::from(v & 1) << j;
+            eb |= u64::from(v >> 1) << j;
+        }
+        *tw = tb;
+        *ew = eb;
+    }
+    out
+}
+
+/// Runs the interpreter once per distinct combination of the fields `expr` reads.
+fn eval_memo(expr: &IdedExpr, reads: &Reads, index: &DirectoryIndex<'_>) -> Tri {
+    let dir = index.directory();
+    let len = index.len();
+    // Group users by the ids of the fields read; remember one user per group.
+    let (groups, representatives): (Vec<u32>, Vec<usize>) = match reads {
+        Reads::Whole => ((0..len as u32).collect(), (0..len).collect()),
+        Reads::Fields(fields) => {
+            let columns: Vec<&Column<'_>> = fields.iter().filter_map(|f| index.column(f)).collect();
+            group_users(&columns, len)
+        }
+    };
+    let binding = match reads {
+        Reads::Whole => Binding::full(dir),
+        Reads::Fields(fields) => Binding::only(dir, fields),
+    };
+    let mut ctx = Context::with_env(interp::env());
+    let mut table = Vec::with_capacity(representatives.len());
+    for &user in &representatives {
+        ctx.add_variable_as_val("user", Box::new(binding.user(dir, user)));
+        table.push(interp::verdict(expr, &ctx) as u8);
+    }
+    scan(&groups, &table, len)
+}
+
+/// A dense group id per user for the combination of `columns`' ids, and the first user of each group.
+fn group_users(columns: &[&Column<'_>], len: usize) -> (Vec<u32>, Vec<usize>) {
+    let Some((first, rest)) = columns.split_first() else {
+        return (vec![0; len], if len == 0 { vec![] } else { vec![0] });
+    };
+    let mut groups = first.ids.clone();
+    let mut count = first.values.len();
+    for col in rest {
+        let mut pairs: FxMap<u64, u32> = FxMap::default();
+        for (g, &id) in groups.iter_mut().zip(&col.ids) {
+            let key = (u64::from(*g) << 32) | u64::from(id);
+            let next = pairs.len() as u32;
+            *g = *pairs.entry(key).or_insert(next);
+        }
+        count = pairs.len();
+    }
+    let mut representatives = vec![usize::MAX; count];
+    for (user, &g) in groups.iter().enumerate() {
+        if let Some(r) = representatives.get_mut(g as usize)
+            && *r == usize::MAX
+        {
+            *r = user;
+        }
+    }
+    // A value id no user has (possible only for a single column) gets no evaluation.
+    let mut renumber = vec![u32::MAX; count];
+    let mut reps = Vec::with_capacity(count);
+    for (g, &r) in representatives.iter().enumerate() {
+        if r != usize::MAX {
+            renumber[g] = reps.len() as u32;
+            reps.push(r);
+        }
+    }
+    for g in &mut groups {
+        *g = renumber[*g as usize];
+    }
+    (groups, reps)
+}
