@@ -7,8 +7,8 @@
 //! limit from the same document on both sides. A user's limit depends only on the
 //! documents that can match them (resolution is per user), so this is exact.
 //!
-//! Reachable users: every user listed in, excluded by or matched by the selector of a
-//! group that differs (either version), and every user named by an override that
+//! Reachable users: every user a group that differs matches in either version (at
+//! head: read from the head's resolution), and every user named by an override that
 //! differs. A changed workspace document (the default, the time zone) reaches
 //! everyone: then, or when a selector cannot be compiled, the base is resolved in full.
 
@@ -21,7 +21,7 @@ use crate::diag::Diagnostic;
 use crate::directory::Directory;
 use crate::load::{Loaded, PolicySet, Source, load_sources};
 use crate::model::{Group, Override};
-use crate::resolve::{Provenance, Resolution, ResolveError, Resolved, SourceKind, resolve};
+use crate::resolve::{Considered, Provenance, Resolution, ResolveError, Resolved, SourceKind, resolve};
 use crate::select::Selector;
 
 /// The base, loaded reusing the head's documents.
@@ -83,7 +83,7 @@ pub fn resolve_base(
     now: DateTime<Utc>,
 ) -> Result<(Resolution, BaseResolution), ResolveError> {
     let full = || resolve(base, dir, now).map(|r| (r, BaseResolution::Full));
-    let Some(reach) = reachable(base, head, dir) else {
+    let Some(reach) = reachable(base, head, head_resolution, dir) else {
         return full();
     };
     let affected: Vec<usize> = reach.iter().enumerate().filter(|(_, r)| **r).map(|(i, _)| i).collect();
@@ -131,7 +131,17 @@ pub fn resolve_base(
 }
 
 /// Which users a difference between the two sets can reach; `None` when everyone can.
-fn reachable(base: &PolicySet, head: &PolicySet, dir: &Directory) -> Option<Vec<bool>> {
+///
+/// Who matches a group at head is read from the head's resolution (its winners, the
+/// users it lost, those its selector failed for), so a group whose selector, members
+/// and exclusions did not change costs no selector evaluation; only a base version
+/// that matches differently is evaluated.
+fn reachable(
+    base: &PolicySet,
+    head: &PolicySet,
+    head_resolution: &Resolution,
+    dir: &Directory,
+) -> Option<Vec<bool>> {
     let (bw, hw) = (base.workspace()?, head.workspace()?);
     if bw.doc != hw.doc {
         return None;
@@ -145,6 +155,9 @@ fn reachable(base: &PolicySet, head: &PolicySet, dir: &Directory) -> Option<Vec<
         }
     };
     let (bg, hg) = (groups(base)?, groups(head)?);
+    let head_index: HashMap<&str, usize> =
+        head.groups.iter().enumerate().map(|(i, g)| (g.doc.name.as_str(), i)).collect();
+    let mut changed_at_head = vec![false; head.groups.len()];
     for name in bg.keys().chain(hg.keys()) {
         let (b, h) = (bg.get(name), hg.get(name));
         if let (Some(b), Some(h)) = (b, h)
@@ -152,18 +165,44 @@ fn reachable(base: &PolicySet, head: &PolicySet, dir: &Directory) -> Option<Vec<
         {
             continue;
         }
-        for g in [b, h].into_iter().flatten() {
-            for email in g.doc.members.iter().chain(g.doc.exclude.iter()) {
-                mark(&mut reach, email);
-            }
-            if let Some(expr) = &g.doc.selector {
-                let selector = Selector::compile(expr, &dir.attributes).ok()?;
-                let matches = selector.matches(dir);
-                for i in matches.iter_ones().chain(matches.errors().iter().copied()) {
-                    if let Some(r) = reach.get_mut(i) {
-                        *r = true;
-                    }
+        if h.is_some()
+            && let Some(&i) = head_index.get(name)
+        {
+            changed_at_head[i] = true;
+        }
+        // The base version matches other users than the head's: evaluate it.
+        let Some(b) = b else { continue };
+        let same_matching = h.is_some_and(|h| {
+            h.doc.selector == b.doc.selector
+                && h.doc.members == b.doc.members
+                && h.doc.exclude == b.doc.exclude
+        });
+        if same_matching {
+            continue;
+        }
+        for email in b.doc.members.iter().chain(b.doc.exclude.iter()) {
+            mark(&mut reach, email);
+        }
+        if let Some(expr) = &b.doc.selector {
+            let selector = Selector::compile(expr, &dir.attributes).ok()?;
+            let matches = selector.matches(dir);
+            for i in matches.iter_ones().chain(matches.errors().iter().copied()) {
+                if let Some(r) = reach.get_mut(i) {
+                    *r = true;
                 }
+            }
+        }
+    }
+    if changed_at_head.iter().any(|c| *c) {
+        let changed = |g: usize| changed_at_head.get(g).copied().unwrap_or(false);
+        for (i, r) in head_resolution.users.iter().enumerate() {
+            let matched = r.group.is_some_and(changed)
+                || r.considered.iter().any(|c| match c {
+                    Considered::Group { index, .. } | Considered::SelectorFailed { index } => changed(*index),
+                    Considered::Override { .. } => false,
+                });
+            if matched && let Some(slot) = reach.get_mut(i) {
+                *slot = true;
             }
         }
     }
