@@ -8,7 +8,11 @@
 //! finding as `severity[code] file:line:col: message`, then its labels and help.
 //! Adding a file adds a test.
 
-#![expect(clippy::unwrap_used, clippy::panic, reason = "test helpers: a broken case file should stop the run loudly")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers: a broken case file should stop the run loudly"
+)]
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

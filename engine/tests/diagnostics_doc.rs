@@ -5,7 +5,10 @@
 //! `Diagnostic::error(`/`Diagnostic::warning(`, and any other literal that looks like a
 //! code in one of the namespaces those calls use (codes chosen before the call).
 
-#![expect(clippy::unwrap_used, reason = "test helpers: an unreadable source or doc should stop the test loudly")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers: an unreadable source or doc should stop the test loudly"
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
