@@ -13,7 +13,7 @@
 //! Evaluating guardrails is [`super::guardrail`]; evaluating selectors against a
 //! directory is [`crate::select`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use ::cel::common::ast::{EntryExpr, Expr, LiteralValue, SourceInfo};
@@ -40,13 +40,15 @@ const CEL_NAMES: &[&str] =
 
 /// Checks every selector and rule; returns the compiled rules, one per guardrail
 /// (`None` where the rule has an error).
-pub(crate) fn check(policies: &PolicySet, env: &Env, report: &mut Report) -> Vec<Option<Rule>> {
+pub(crate) fn check(policies: &PolicySet, env: &Arc<Env>, report: &mut Report) -> Vec<Option<Rule>> {
     let attributes = policies.workspace().map(|w| (w, &w.doc.attributes));
+    let mut functions = Functions::new(env);
     for group in &policies.groups {
         let Some(selector) = &group.doc.selector else { continue };
         let expr = Expression::new(policies, group, "/selector", selector);
         let what = format!("the selector of group `{}`", group.doc.name);
         let Some(program) = expr.compile(env, &what, report) else { continue };
+        functions.check(&expr, &program, selector, report);
         for r in references(program.expression(), program.source_info(), selector) {
             if r.root == "user" {
                 let (Some((ws, declared)), Some((field, span))) = (attributes, r.fields.first()) else {
@@ -80,6 +82,7 @@ pub(crate) fn check(policies: &PolicySet, env: &Env, report: &mut Report) -> Vec
             let var = guardrail::variable(g.doc.applies_to);
             let refs = references(program.expression(), program.source_info(), &g.doc.rule);
             let before = report.errors();
+            functions.check(&expr, &program, &g.doc.rule, report);
             for r in &refs {
                 check_rule_reference(&expr, var, r, report);
             }
@@ -540,6 +543,142 @@ fn walk(expr: &IdedExpr, info: &SourceInfo, source: &str, bound: &mut Vec<String
     }
 }
 
+/// Every function called by name (not operators, not macros), with the byte range of its name.
+fn function_calls(expr: &IdedExpr, info: &SourceInfo, source: &str, out: &mut Vec<(String, (usize, usize))>) {
+    let mut children: Vec<&IdedExpr> = Vec::new();
+    match &expr.expr {
+        Expr::Call(c) => {
+            let name = c.func_name.as_str();
+            if !name.starts_with(['_', '@', '!', '-']) && !MACROS.contains(&name) {
+                // The call's position is its `(`; the name ends there.
+                let (paren, _) = span(info, expr.id, source);
+                let start = source
+                    .get(..paren)
+                    .and_then(|before| before.trim_end().strip_suffix(name).map(str::len))
+                    .unwrap_or(paren);
+                out.push((name.to_string(), (start, (start + name.len()).min(source.len()))));
+            }
+            children.extend(c.target.as_deref());
+            children.extend(&c.args);
+        }
+        Expr::Select(s) => children.push(&s.operand),
+        Expr::Comprehension(c) => {
+            children.extend([&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result])
+        }
+        Expr::List(l) => children.extend(&l.elements),
+        Expr::Map(m) => children.extend(m.entries.iter().flat_map(|e| entry_children(&e.expr))),
+        Expr::Struct(st) => children.extend(st.entries.iter().flat_map(|e| entry_children(&e.expr))),
+        Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
+    }
+    for child in children {
+        function_calls(child, info, source, out);
+    }
+}
+
+fn entry_children(entry: &EntryExpr) -> Vec<&IdedExpr> {
+    match entry {
+        EntryExpr::MapEntry(m) => vec![&m.key, &m.value],
+        EntryExpr::StructField(f) => vec![&f.value],
+    }
+}
+
+/// Whether the standard environment defines a function, globally or as a method.
+///
+/// `cel` has no public list of its functions; calling one with no arguments tells:
+/// an unknown name is an undeclared reference, a known one a missing overload.
+struct Functions<'e> {
+    env: &'e Env,
+    ctx: ::cel::Context<'static, 'static>,
+    known: HashMap<String, bool>,
+}
+
+impl<'e> Functions<'e> {
+    fn new(env: &'e Arc<Env>) -> Self {
+        Functions { env, ctx: ::cel::Context::with_env(env.clone()), known: HashMap::new() }
+    }
+
+    fn exists(&mut self, name: &str) -> bool {
+        if let Some(known) = self.known.get(name) {
+            return *known;
+        }
+        let defined = ["{}()", "''.{}()"].iter().any(|shape| {
+            let probe = shape.replace("{}", name);
+            match self.env.compile(&probe) {
+                Ok(program) => !matches!(
+                    program.execute(&self.ctx),
+                    Err(::cel::ExecutionError::UndeclaredReference(ref n)) if n.as_str() == name
+                ),
+                // Not an identifier CEL can call: leave it to the evaluator.
+                Err(_) => true,
+            }
+        });
+        self.known.insert(name.to_string(), defined);
+        defined
+    }
+
+    /// Reports every call of an unknown function; true when there was one.
+    fn check(&mut self, expr: &Expression<'_>, program: &Program, source: &str, report: &mut Report) -> bool {
+        let mut calls = Vec::new();
+        function_calls(program.expression(), program.source_info(), source, &mut calls);
+        let mut found = false;
+        for (name, span) in calls {
+            if self.exists(&name) {
+                continue;
+            }
+            found = true;
+            report.push(
+                Diagnostic::error("cel/unknown-function", format!("unknown function `{name}`"))
+                    .at(expr.locate(span))
+                    .with_label("not a CEL function")
+                    .with_help(match suggest(&name, STANDARD_FUNCTIONS.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!(
+                            "the functions are CEL's standard ones: {}",
+                            STANDARD_FUNCTIONS
+                                .iter()
+                                .map(|f| format!("`{f}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    }),
+            );
+        }
+        found
+    }
+}
+
+/// Macros: expanded by the parser, so a call left by that name is a wrong use the evaluator reports.
+const MACROS: &[&str] = &["has", "all", "exists", "exists_one", "map", "filter", "optMap", "optFlatMap"];
+
+/// CEL's standard functions, for suggestions.
+const STANDARD_FUNCTIONS: &[&str] = &[
+    "size",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "matches",
+    "int",
+    "uint",
+    "double",
+    "string",
+    "bool",
+    "bytes",
+    "timestamp",
+    "duration",
+    "dyn",
+    "type",
+    "getFullYear",
+    "getMonth",
+    "getDayOfMonth",
+    "getDate",
+    "getDayOfWeek",
+    "getDayOfYear",
+    "getHours",
+    "getMinutes",
+    "getSeconds",
+    "getMilliseconds",
+];
+
 fn walk_entry(
     entry: &EntryExpr,
     info: &SourceInfo,
@@ -651,6 +790,25 @@ mod tests {
         assert_eq!(summary(&report), ["cel/unknown-field r.yaml:5:20", "cel/unknown-field r.yaml:5:46"]);
         assert_eq!(report.diagnostics[0].message, "`group.limit` has no field `credit`");
         assert_eq!(report.diagnostics[0].help.as_deref(), Some("did you mean `credits`?"));
+    }
+
+    #[test]
+    fn unknown_functions_are_found_before_evaluation() {
+        let report = run(
+            &[
+                ("ws.yaml", WORKSPACE),
+                ("g.yaml", &group("selector: user.title.startswith('VP') && size(user.title) > 2")),
+            ],
+            NOW,
+        );
+        assert_eq!(summary(&report), ["cel/unknown-function g.yaml:4:22"]);
+        let d = &report.diagnostics[0];
+        assert_eq!(d.help.as_deref(), Some("did you mean `startsWith`?"));
+        assert_eq!(d.location.as_ref().unwrap().len, "startswith".len());
+        // Standard functions, methods, conversions and macros are known.
+        let ok = "selector: \"user.title.endsWith('x') && user.title.matches('^V') && int('1') == 1 && \
+                  [user.title].exists(t, t.contains('P')) && has(user.department)\"";
+        assert!(check_group(ok).is_empty(), "{:?}", check_group(ok));
     }
 
     #[test]
