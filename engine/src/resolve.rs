@@ -52,6 +52,9 @@ pub enum ResolveError {
         /// A directory email close to it, when there is one.
         suggestion: Option<String>,
     },
+    /// Memberships evaluated for other policies or another directory were passed in.
+    #[error("group memberships were evaluated for other policies or another directory")]
+    StaleMemberships,
 }
 
 /// What kind of document decided a limit.
@@ -231,20 +234,71 @@ pub enum OverrideStatus {
     Expired,
 }
 
+/// Which users each group holds: selectors evaluated in bulk, `members` and `exclude` applied.
+///
+/// Depends only on the policies' groups and the directory, not on time, so one
+/// evaluation serves resolutions at several instants ([`resolve_with`]).
+#[derive(Debug, Clone)]
+pub struct Memberships {
+    groups: Vec<membership::Members>,
+    users: usize,
+}
+
+impl Memberships {
+    /// Evaluates every group's membership over the directory.
+    pub fn evaluate(policies: &PolicySet, dir: &Directory) -> Memberships {
+        Memberships { groups: membership::all_groups(policies, dir), users: dir.len() }
+    }
+
+    /// True when user `user` (a directory position) is in group `group` (an index into [`PolicySet::groups`]).
+    pub fn contains(&self, group: usize, user: usize) -> bool {
+        self.groups.get(group).is_some_and(|m| m.all.contains(user))
+    }
+
+    /// Number of users in group `group`.
+    pub fn count(&self, group: usize) -> usize {
+        self.groups.get(group).map_or(0, |m| m.all.count())
+    }
+}
+
 /// Resolves every directory user's effective limit at `now`.
 pub fn resolve(
     policies: &PolicySet,
     dir: &Directory,
     now: DateTime<Utc>,
 ) -> Result<Resolution, ResolveError> {
+    let memberships = Memberships::evaluate(policies, dir);
+    resolve_with(policies, dir, &memberships, now)
+}
+
+/// Resolves with memberships already evaluated for these policies and this directory.
+///
+/// Fails with [`ResolveError::StaleMemberships`] when they were evaluated for a
+/// different number of groups or users.
+pub fn resolve_with(
+    policies: &PolicySet,
+    dir: &Directory,
+    memberships: &Memberships,
+    now: DateTime<Utc>,
+) -> Result<Resolution, ResolveError> {
+    if memberships.groups.len() != policies.groups.len() || memberships.users != dir.len() {
+        return Err(ResolveError::StaleMemberships);
+    }
     let rules = Rules::new(policies, now)?;
-    let members = membership::all_groups(policies, dir);
+    let members = &memberships.groups;
     let n = dir.len();
 
     // Scatter each group's members in rank order: the first group to claim a user wins.
     const NONE: u32 = u32::MAX;
     let mut winner = vec![NONE; n];
-    let mut considered: Vec<Vec<Considered>> = vec![Vec::new(); n];
+    // Size each user's list of losing groups up front: one allocation per user in
+    // several groups, none for users in at most one.
+    let mut matched = vec![0u32; n];
+    for m in members {
+        m.all.for_each(|u| matched[u] += 1);
+    }
+    let mut considered: Vec<Vec<Considered>> =
+        matched.iter().map(|&c| Vec::with_capacity(c.saturating_sub(1) as usize)).collect();
     let mut failures = Vec::new();
     for &g in &rules.order {
         let m = &members[g];

@@ -414,3 +414,115 @@ mod laws {
         }
     }
 }
+
+/// A synthetic organisation at scale: 200 groups with CEL selectors and 2,000
+/// overrides. Runs with 2,000 users; set `BUDGIT_SCALE_USERS=100000` and run with
+/// `--release -- --nocapture` to measure (timings go to stderr).
+#[test]
+fn resolves_a_large_organisation() {
+    use budgit_engine::resolve::{Memberships, resolve_with};
+    use std::fmt::Write as _;
+    use std::time::Instant;
+
+    let users: usize = std::env::var("BUDGIT_SCALE_USERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
+    let mut policies = BTreeMap::new();
+    policies.insert(
+        "workspace.yaml".to_owned(),
+        "apiVersion: budgit/v1\nkind: Workspace\nname: big\ntimezone: Europe/Paris\ndefault:\n  credits: 2000\n  products: { codex: 1500 }\nattributes:\n  department: string\n  location: string\n  title: string\n  idp_groups: list\n"
+            .to_owned(),
+    );
+    for k in 0..200 {
+        let mut groups = String::new();
+        let selector = match k % 4 {
+            0 => format!("user.department == \"d{}\"", k % 20),
+            1 => format!("user.location == \"l{}\" && user.department != \"d{}\"", k % 10, k % 20),
+            2 => format!("\"g{}\" in user.idp_groups", k % 50),
+            _ => format!("user.title.startsWith(\"Staff\") && user.location == \"l{}\"", k % 10),
+        };
+        let _ = write!(
+            groups,
+            "---\napiVersion: budgit/v1\nkind: Group\nname: g{k:03}\nselector: '{selector}'\npriority: {}\nmembers: [u{}@acme.com]\nexclude: [u{}@acme.com]\nlimit:\n  credits: {}\n  products: {{ codex: {} }}\n",
+            k % 7,
+            (k * 7919) % users,
+            (k * 104_729) % users,
+            1000 + (k % 13) * 500,
+            500 + (k % 5) * 100,
+        );
+        policies.insert(format!("groups/g{k:03}.yaml"), groups);
+    }
+    for i in 0..2000 {
+        let mut overrides = String::new();
+        let effect = if i % 3 == 0 {
+            "limit: { credits: 777 }"
+        } else {
+            "add: { credits: 1000, products: { codex: 10 } }"
+        };
+        let (starts, expires) =
+            [("2026-11-01", "2026-12-01"), ("2026-12-01", "2026-12-15"), ("2026-10-01", "2026-11-01")][i % 3];
+        let _ = write!(
+            overrides,
+            "---\napiVersion: budgit/v1\nkind: Override\nname: o{i:04}\nuser: u{}@acme.com\n{effect}\nstarts: {starts}\nexpires: {expires}\n",
+            (i * 37) % users
+        );
+        policies.insert(format!("overrides/o{i:04}.yaml"), overrides);
+    }
+    let rows = (0..users)
+        .map(|i| {
+            let mut row = BTreeMap::new();
+            row.insert("email".to_owned(), serde_json::json!(format!("u{i}@acme.com")));
+            row.insert("department".to_owned(), serde_json::json!(format!("d{}", i % 23)));
+            row.insert("location".to_owned(), serde_json::json!(format!("l{}", i % 11)));
+            row.insert(
+                "title".to_owned(),
+                serde_json::json!(if i % 5 == 0 { "Staff Engineer" } else { "Engineer" }),
+            );
+            row.insert(
+                "idp_groups".to_owned(),
+                serde_json::json!([format!("g{}", i % 53), format!("g{}", i % 7)]),
+            );
+            row
+        })
+        .collect();
+    let case = Case { description: String::new(), policies, directory: rows, checks: Vec::new() };
+    let policies = load(&case);
+    let dir = directory(&case, &policies);
+    let now = parse_now("2026-11-15T12:00:00Z");
+
+    let started = Instant::now();
+    let memberships = Memberships::evaluate(&policies, &dir);
+    let selectors = started.elapsed();
+    let mut times = Vec::new();
+    let mut res = None;
+    for _ in 0..5 {
+        let started = Instant::now();
+        res = Some(resolve_with(&policies, &dir, &memberships, now).unwrap());
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    let res = res.unwrap();
+    times.sort_by(f64::total_cmp);
+    eprintln!(
+        "resolve: {users} users x {} groups x {} overrides: selectors {:.1} ms, resolution median {:.1} ms (min {:.1}, 5 runs)",
+        policies.groups.len(),
+        policies.overrides.len(),
+        selectors.as_secs_f64() * 1e3,
+        times[2],
+        times[0]
+    );
+
+    assert_eq!(res.users.len(), users);
+    let by_override =
+        res.users.iter().filter(|r| r.source.kind == budgit_engine::resolve::SourceKind::Override).count();
+    assert!(by_override > 0 && by_override <= 2000, "{by_override} users decided by an override");
+    // Users decided by the same group share one limit rather than a copy each.
+    let shared = res
+        .users
+        .iter()
+        .filter(|r| r.source.kind == budgit_engine::resolve::SourceKind::Group)
+        .filter(|r| std::sync::Arc::strong_count(&r.limit) > 2)
+        .count();
+    assert!(shared > users / 2, "only {shared} users share their group's limit");
+    for i in (0..users).step_by((users / 20).max(1)) {
+        let ex = explain(&policies, &dir, &dir.users[i].email, now).unwrap();
+        assert_eq!(ex.resolved, res.users[i], "explain and resolve disagree on {}", dir.users[i].email);
+    }
+}
