@@ -49,8 +49,13 @@ impl Run {
 /// Runs `budgit` with `args` in `cwd`, with nothing from the caller's environment but
 /// `NO_COLOR=1`.
 pub fn budgit(cwd: &Path, args: &[&str]) -> Run {
+    budgit_with_env(cwd, args, &[("NO_COLOR", "1")])
+}
+
+/// Runs `budgit` with `args` in `cwd`, with only the given environment variables.
+pub fn budgit_with_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut command = Command::new(env!("CARGO_BIN_EXE_budgit"));
-    command.args(args).current_dir(cwd).env_clear().env("NO_COLOR", "1");
+    command.args(args).current_dir(cwd).env_clear().envs(env.iter().copied());
     let started = Instant::now();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {

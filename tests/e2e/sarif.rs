@@ -80,6 +80,37 @@ fn the_schema_check_can_fail() {
     assert!(!validator.is_valid(&log));
 }
 
+/// The anchors GitHub gives the headings of a Markdown file: lowercase, spaces to
+/// `-`, punctuation other than `-` and `_` dropped (inline code marks included).
+fn heading_anchors(markdown: &str) -> Vec<String> {
+    markdown
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .map(|heading| {
+            heading
+                .chars()
+                .filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' '))
+                .map(|c| if c == ' ' { '-' } else { c.to_ascii_lowercase() })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn help_links_land_on_a_heading() {
+    let docs = std::fs::read_to_string(repo_root().join("docs/diagnostics.md")).unwrap();
+    let anchors = heading_anchors(&docs);
+    for case in ["findings", "unknown-field", "malformed", "warnings"] {
+        let dir = with_fixture(case);
+        let log: Value = serde_json::from_str(&validate(dir.path(), "sarif").stdout).unwrap();
+        for rule in log["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap() {
+            let uri = rule["helpUri"].as_str().unwrap();
+            let anchor = uri.rsplit_once('#').unwrap().1;
+            assert!(anchors.iter().any(|a| a == anchor), "{uri} has no heading in docs/diagnostics.md");
+        }
+    }
+}
+
 #[test]
 fn rules_link_to_the_diagnostics_reference() {
     let dir = with_fixture("unknown-field");

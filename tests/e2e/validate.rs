@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::{NOW, Run, budgit, repo_root, with_fixture};
+use crate::{NOW, Run, budgit, budgit_with_env, repo_root, with_fixture};
 
 pub const FORMATS: [&str; 4] = ["human", "json", "github", "sarif"];
 
@@ -172,4 +172,15 @@ fn github_lines_are_workflow_commands() {
         );
         assert!(!message.is_empty());
     }
+}
+
+#[test]
+fn no_colour_when_not_a_terminal() {
+    // Without NO_COLOR, colour still depends on stdout being a terminal; here it is a pipe.
+    let dir = with_fixture("findings");
+    let args = ["validate", "--now", NOW];
+    let run = budgit_with_env(dir.path(), &args, &[]);
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.contains("error[override/overlap]"), "{}", run.stdout);
+    assert!(!run.stdout.contains('\u{1b}') && !run.stderr.contains('\u{1b}'), "{}", run.stdout);
 }
