@@ -6,6 +6,13 @@
 //! snapshots the whole resolution (with the rules each user matched but lost)
 //! so a reviewer sees every answer.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions should fail loudly too"
+)]
+
 use std::collections::BTreeMap;
 
 use budgit_engine::Credits;
