@@ -9,6 +9,7 @@ pub mod plan;
 pub mod request;
 pub mod resolve;
 pub mod schema;
+pub mod serve;
 pub mod validate;
 
 use std::process::ExitCode;
@@ -68,6 +69,7 @@ enum Command {
     Owners(owners::Args),
     Resolve(resolve::Args),
     Explain(explain::Args),
+    Serve(serve::Args),
 }
 
 /// Runs the parsed command.
@@ -83,5 +85,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Owners(args) => owners::run(args),
         Command::Resolve(args) => resolve::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Serve(args) => serve::run(args),
     }
 }

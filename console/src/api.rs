@@ -1,0 +1,258 @@
+//! The HTTP API: routes, authentication, body and query parsing, and metrics.
+//!
+//! Handlers parse their own bodies and queries so that every malformed request
+//! gets the JSON error shape of [`crate::error`], never a framework's plain text.
+
+mod check;
+mod limits;
+mod requests;
+mod usage;
+mod users;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::de::DeserializeOwned;
+
+use crate::App;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+
+/// Largest request body, except directory imports.
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
+/// Largest directory import body.
+pub const MAX_IMPORT_BODY: usize = 64 * 1024 * 1024;
+/// Most items in one batch (limits, pools, events).
+pub const MAX_BATCH: usize = 1000;
+/// Most rows in one page.
+pub const MAX_PAGE: usize = 1000;
+
+/// Builds the router.
+pub fn router(app: App) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/users/import", post(users::import).layer(DefaultBodyLimit::max(MAX_IMPORT_BODY)))
+        .route("/v1/users", get(users::list))
+        .route("/v1/users/{email}", get(users::get_one))
+        .route("/v1/users/{email}/tokens", post(users::issue_token).delete(users::revoke_tokens))
+        .route("/v1/limits", get(limits::list).put(limits::set))
+        .route("/v1/pools", get(limits::pools))
+        .route("/v1/audit", get(limits::audit))
+        .route("/v1/usage/events", post(usage::ingest))
+        .route("/v1/usage/stream", get(usage::stream))
+        .route("/v1/organization/costs", get(usage::costs))
+        .route("/v1/check", post(check::check))
+        .route("/v1/reservations/{id}/commit", post(check::commit))
+        .route("/v1/reservations/{id}/release", post(check::release))
+        .route("/v1/requests", post(requests::create).get(requests::list))
+        .route("/v1/requests/{id}/approve", post(requests::approve))
+        .route("/v1/requests/{id}/decline", post(requests::decline))
+        .route("/v1/leases/{name}", post(requests::acquire).delete(requests::release_lease))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(app.clone(), track))
+        .with_state(app)
+}
+
+async fn track(State(app): State<App>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let response = next.run(request).await;
+    app.metrics.observe(&method, &route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("request/no-route", "no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "request/method", "method not allowed on this endpoint")
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn metrics(State(app): State<App>) -> Response {
+    let open = app.ledger().map(|l| l.open_reservations()).unwrap_or(0);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render(open)).into_response()
+}
+
+async fn openapi() -> impl IntoResponse {
+    axum::Json(crate::openapi::document())
+}
+
+impl FromRequestParts<App> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        app.tokens.authenticate(&parts.headers)
+    }
+}
+
+/// Parses a JSON body, mapping every failure to a JSON error.
+pub(crate) fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> ApiResult<T> {
+    let bytes = raw_body(body)?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request("request/bad-json", format!("the body is not the expected JSON: {e}"))
+    })
+}
+
+/// The body bytes, or the JSON error for an unreadable or oversized body.
+pub(crate) fn raw_body(body: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large("the body is larger than this endpoint accepts")
+        } else {
+            ApiError::new(e.status(), "request/bad-body", "the body could not be read")
+        }
+    })
+}
+
+/// A path parameter, or a JSON error.
+pub(crate) fn path_param(p: Result<Path<String>, PathRejection>) -> ApiResult<String> {
+    p.map(|Path(s)| s).map_err(|_| ApiError::bad_request("request/bad-path", "the path is not valid"))
+}
+
+/// Query pairs in order (repeated keys kept), or a JSON error.
+pub(crate) struct QueryPairs(pub Vec<(String, String)>);
+
+impl QueryPairs {
+    /// Parses a raw query string.
+    pub fn parse(raw: Option<&str>) -> ApiResult<QueryPairs> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or(""))
+            .map_err(|_| ApiError::bad_request("request/bad-query", "the query string is not valid"))?;
+        Ok(QueryPairs(pairs))
+    }
+
+    /// The last value of a key.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a key, also as `key[]` and comma-separated.
+    pub fn all(&self, key: &str) -> Vec<String> {
+        let bracket = format!("{key}[]");
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key || *k == bracket)
+            .flat_map(|(_, v)| v.split(',').map(|s| s.trim().to_string()))
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    /// A bounded page size (`limit`), defaulting to `default`.
+    pub fn page_size(&self, default: usize, max: usize) -> ApiResult<usize> {
+        match self.get("limit") {
+            None => Ok(default),
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
+                _ => Err(ApiError::bad_request(
+                    "request/bad-limit",
+                    format!("`limit` must be a whole number from 1 to {max}"),
+                )),
+            },
+        }
+    }
+
+    /// An integer parameter.
+    pub fn int(&self, key: &str) -> ApiResult<Option<i64>> {
+        self.get(key)
+            .map(|v| {
+                v.parse::<i64>().map_err(|_| {
+                    ApiError::bad_request("request/bad-query", format!("`{key}` must be a whole number"))
+                })
+            })
+            .transpose()
+    }
+
+    /// True when `format=csv` was asked for.
+    pub fn wants_csv(&self) -> bool {
+        self.get("format") == Some("csv")
+    }
+}
+
+/// Quotes a CSV field when needed (and defuses spreadsheet formulas).
+pub(crate) fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) && s.parse::<f64>().is_err() {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
+}
+
+/// A CSV response.
+pub(crate) fn csv_response(name: &str, body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Checks an email-shaped user key.
+pub(crate) fn check_email(email: &str) -> ApiResult<()> {
+    let ok = matches!(email.split_once('@'), Some((l, d)) if !l.is_empty() && !d.is_empty() && !d.contains('@'))
+        && email.len() <= 320
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "request/bad-user",
+            format!("`{}` is not an email address", shorten(email)),
+        ))
+    }
+}
+
+/// Checks a short name (product, model, group, lease, holder).
+pub(crate) fn check_name(what: &str, value: &str) -> ApiResult<()> {
+    if value.is_empty() || value.len() > 200 || value.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "request/bad-name",
+            format!("`{what}` must be 1 to 200 characters without control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// User input shortened for a message.
+pub(crate) fn shorten(s: &str) -> String {
+    let mut out: String = s.chars().filter(|c| !c.is_control()).take(80).collect();
+    if s.chars().count() > 80 {
+        out.push('…');
+    }
+    out
+}
+
+/// Credits as JSON (exact decimal) from micro-credits.
+pub(crate) fn credits_json(micros: i64) -> serde_json::Value {
+    serde_json::to_value(budgit_engine::Credits::from_micros(micros)).unwrap_or(serde_json::Value::Null)
+}
+
+/// An RFC 3339 timestamp from unix seconds.
+pub(crate) fn rfc3339(ts: i64) -> String {
+    chrono::DateTime::from_timestamp(ts, 0)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}

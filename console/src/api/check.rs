@@ -1,0 +1,268 @@
+//! Spend checks with reservations: reserve the worst case, then commit the actual or release.
+//!
+//! The decision and the hold happen together under the ledger's mutex, so no
+//! interleaving of concurrent checks can pass a user total, a cap or a pool.
+//! A commit records the actual amount as a usage event (durably, before the
+//! answer) and turns the hold into usage.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use budgit_engine::Credits;
+use budgit_engine::model::Enforcement;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::usage::{NewEvent, insert_event, publish};
+use super::{check_email, check_name, credits_json, json_body, path_param, rfc3339};
+use crate::error::{ApiError, ApiResult};
+use crate::ledger::{CheckRequest, Deciding, ReservationError};
+use crate::metrics::Metrics;
+use crate::{App, auth::Principal};
+
+/// Default life of a reservation.
+const DEFAULT_TTL: i64 = 300;
+/// Longest life of a reservation.
+const MAX_TTL: i64 = 3600;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckIn {
+    #[serde(default)]
+    user: Option<String>,
+    product: String,
+    model: String,
+    credits: Credits,
+    #[serde(default)]
+    ttl_seconds: Option<i64>,
+}
+
+fn deciding_name(d: Deciding) -> &'static str {
+    match d {
+        Deciding::User => "user",
+        Deciding::ProductCap => "product_cap",
+        Deciding::ModelCap => "model_cap",
+        Deciding::Pool => "pool",
+    }
+}
+
+/// `POST /v1/check`: may this user spend this much on this product and model now?
+pub async fn check(
+    State(app): State<App>,
+    who: Principal,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let req: CheckIn = json_body(body)?;
+    let user = match (req.user, who.scope()) {
+        (Some(u), _) => u,
+        (None, Some(own)) => own.to_string(),
+        (None, None) => return Err(ApiError::bad_request("check/missing-user", "`user` is required")),
+    };
+    check_email(&user)?;
+    who.require_user(&user)?;
+    check_name("product", &req.product)?;
+    check_name("model", &req.model)?;
+    if req.credits.micros() <= 0 {
+        return Err(ApiError::bad_request("check/bad-credits", "`credits` must be positive"));
+    }
+    let ttl = req.ttl_seconds.unwrap_or(DEFAULT_TTL);
+    if !(1..=MAX_TTL).contains(&ttl) {
+        return Err(ApiError::bad_request(
+            "check/bad-ttl",
+            format!("`ttl_seconds` must be from 1 to {MAX_TTL}"),
+        ));
+    }
+    let now = Utc::now();
+    if !app.ledger()?.is_current(now) {
+        app.reload_usage().await?;
+    }
+    let id = crate::auth::random_id("rsv_")?;
+    let ts = now.timestamp();
+    let ask =
+        CheckRequest { user: &user, product: &req.product, model: &req.model, micros: req.credits.micros() };
+    let (decision, enforcement) = {
+        let mut ledger = app.ledger()?;
+        let d = ledger.check(&ask, ts, ts + ttl, id);
+        (d, ledger.settings().enforcement)
+    };
+    if let Some(r) = decision.reservation.clone() {
+        app.store.write_detached(move |tx| {
+            tx.execute("DELETE FROM reservations WHERE expires_at <= ?1", [ts])?;
+            tx.execute(
+                "INSERT OR REPLACE INTO reservations (id, email, product, model, micros, grp, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                (&r.id, &r.user, &r.product, &r.model, r.micros, &r.group, r.expires_at),
+            )?;
+            Ok(())
+        });
+    }
+    let deciding = deciding_name(decision.deciding);
+    if decision.over_limit {
+        let (u, what) = (user.clone(), deciding);
+        let message = format!("soft enforcement allowed {} credits past the {what} limit", req.credits);
+        app.store.write_detached(move |tx| {
+            tx.execute(
+                "INSERT INTO alerts (at, email, kind, message) VALUES (?1, ?2, 'over_limit', ?3)",
+                (ts, &u, &message),
+            )?;
+            Ok(())
+        });
+        Metrics::add(&app.metrics.checks_soft_over, 1);
+    } else if decision.allowed {
+        Metrics::add(&app.metrics.checks_allowed, 1);
+    } else {
+        Metrics::add(&app.metrics.checks_denied, 1);
+    }
+    let mut body = json!({
+        "allowed": decision.allowed,
+        "reservation_id": decision.reservation.as_ref().map(|r| r.id.clone()),
+        "remaining": credits_json(decision.remaining),
+        "deciding": deciding,
+        "expires_at": decision.reservation.as_ref().map(|r| rfc3339(r.expires_at)),
+        "enforcement": if enforcement == Enforcement::Soft { "soft" } else { "hard" },
+    });
+    if decision.over_limit {
+        body["alert"] = json!("over_limit");
+    }
+    if decision.no_limit {
+        body["reason"] = json!("no limit is applied to this user");
+    }
+    Ok(axum::Json(body).into_response())
+}
+
+fn reservation_error(e: ReservationError) -> ApiError {
+    match e {
+        ReservationError::Unknown => ApiError::not_found(
+            "reservation/unknown",
+            "no open reservation has this id (it expired, or was committed or released)",
+        ),
+        ReservationError::NotYours => ApiError::forbidden("a user token sees only its own user's data"),
+        ReservationError::Busy => {
+            ApiError::conflict("reservation/busy", "the reservation is being committed")
+        }
+        ReservationError::Exceeds { remaining, deciding } => ApiError::conflict(
+            "reservation/exceeds",
+            "the actual amount exceeds the reservation and the difference does not fit",
+        )
+        .with_extra(json!({ "remaining": credits_json(remaining), "deciding": deciding_name(deciding) })),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommitIn {
+    credits: Credits,
+    #[serde(default)]
+    event_id: Option<String>,
+    #[serde(default)]
+    context: Option<Value>,
+}
+
+/// `POST /v1/reservations/{id}/commit`: records the actual spend and closes the reservation.
+pub async fn commit(
+    State(app): State<App>,
+    who: Principal,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let id = path_param(id)?;
+    let req: CommitIn = json_body(body)?;
+    let actual = req.credits.micros();
+    if actual < 0 {
+        return Err(ApiError::bad_request("reservation/bad-credits", "`credits` must not be negative"));
+    }
+    let event_id = req.event_id.unwrap_or_else(|| format!("reservation:{id}"));
+    check_name("event_id", &event_id)?;
+    let context = match req.context {
+        None | Some(Value::Null) => None,
+        Some(v) => {
+            let t = v.to_string();
+            if t.len() > 4096 {
+                return Err(ApiError::bad_request(
+                    "usage/context-too-large",
+                    "`context` must be at most 4096 bytes",
+                ));
+            }
+            Some(t)
+        }
+    };
+    let now = Utc::now();
+    let original =
+        app.ledger()?.begin_commit(&id, who.scope(), actual, now.timestamp()).map_err(reservation_error)?;
+    let event = NewEvent {
+        id: event_id,
+        ts: now,
+        user: original.user.clone(),
+        product: original.product.clone(),
+        model: original.model.clone(),
+        micros: actual,
+        context,
+    };
+    let (app2, r2, rid) = (app.clone(), original.clone(), id.clone());
+    let seq = app
+        .store
+        .write(move |tx| {
+            let mut projects = HashMap::new();
+            let stored = insert_event(tx, &event, &mut projects)?;
+            tx.execute("DELETE FROM reservations WHERE id = ?1", [&rid])?;
+            let seq = stored.as_ref().map(|(s, _)| *s);
+            let after: crate::store::After = Box::new(move |ok| {
+                let counted = if stored.is_some() { actual } else { 0 };
+                if let Ok(mut l) = app2.ledger.lock() {
+                    l.finish_commit(&r2, counted, event.ts, ok);
+                }
+                if ok && let Some((seq, project)) = stored {
+                    publish(&app2, &[(event, seq, project)], false);
+                }
+            });
+            Ok((seq, Some(after)))
+        })
+        .await;
+    let seq = match seq {
+        Ok(s) => s,
+        Err(e) => {
+            // the job failed before commit: its after-callback never ran, so reopen here
+            if let Ok(mut l) = app.ledger.lock() {
+                l.finish_commit(&original, 0, now, false);
+            }
+            return Err(e);
+        }
+    };
+    Metrics::add(&app.metrics.reservations_committed, 1);
+    if seq.is_some() {
+        Metrics::add(&app.metrics.events_ingested, 1);
+    }
+    Ok((
+        StatusCode::OK,
+        axum::Json(json!({
+            "reservation_id": id,
+            "committed": credits_json(actual),
+            "reserved": credits_json(original.micros),
+            "event_seq": seq,
+            "duplicate_event": seq.is_none(),
+        })),
+    )
+        .into_response())
+}
+
+/// `POST /v1/reservations/{id}/release`: gives the held credits back.
+pub async fn release(
+    State(app): State<App>,
+    who: Principal,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
+    let id = path_param(id)?;
+    let r = app.ledger()?.release(&id, who.scope()).map_err(reservation_error)?;
+    let rid = id.clone();
+    app.store.write_detached(move |tx| {
+        tx.execute("DELETE FROM reservations WHERE id = ?1", [&rid])?;
+        Ok(())
+    });
+    Metrics::add(&app.metrics.reservations_released, 1);
+    Ok(axum::Json(json!({ "reservation_id": id, "released": credits_json(r.micros) })).into_response())
+}

@@ -1,0 +1,498 @@
+//! Applied limits and pools (set in batches, idempotently) and the audit log.
+//!
+//! Setting a limit to the value it already has writes nothing and reports
+//! `unchanged`; every real change writes an audit row with who, when, the old
+//! and new value, and the commit and plan digest it came with.
+
+use std::collections::{BTreeMap, HashSet};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use budgit_engine::Credits;
+use budgit_engine::model::{Enforcement, Limit, Period};
+use rusqlite::OptionalExtension;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{MAX_BATCH, MAX_PAGE, QueryPairs, check_email, check_name, csv_field, json_body, rfc3339};
+use crate::error::{ApiError, ApiResult};
+use crate::ledger::UserLimit;
+use crate::{App, StoredSettings, auth::Principal};
+
+/// Where an applied limit comes from in the policy repository.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceIn {
+    /// `default`, `group` or `override`.
+    pub kind: String,
+    /// The document's name.
+    pub name: String,
+    /// The file, relative to the policy root.
+    pub file: String,
+    /// The document's line.
+    pub line: u32,
+    /// The commit the file was read at.
+    #[serde(default)]
+    pub commit: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitIn {
+    user: String,
+    credits: Credits,
+    #[serde(default)]
+    products: BTreeMap<String, Credits>,
+    #[serde(default)]
+    models: BTreeMap<String, Credits>,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    source: Option<SourceIn>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoolIn {
+    group: String,
+    /// `null` removes the pool.
+    credits: Option<Credits>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkspaceIn {
+    period: Period,
+    #[serde(default = "utc")]
+    timezone: String,
+    #[serde(default)]
+    enforcement: Enforcement,
+}
+
+fn utc() -> String {
+    "UTC".to_string()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetLimits {
+    commit: String,
+    #[serde(default)]
+    plan_digest: Option<String>,
+    #[serde(default)]
+    actor: Option<String>,
+    #[serde(default)]
+    limits: Vec<LimitIn>,
+    #[serde(default)]
+    pools: Vec<PoolIn>,
+    #[serde(default)]
+    remove: Vec<String>,
+    #[serde(default)]
+    workspace: Option<WorkspaceIn>,
+}
+
+/// A limit row as stored: canonical JSON texts, compared for idempotency.
+#[derive(Debug, Clone, PartialEq)]
+struct Stored {
+    value: String,
+    group: Option<String>,
+    source: Option<String>,
+}
+
+impl Stored {
+    fn audit_json(&self) -> String {
+        json!({
+            "limit": serde_json::from_str::<Value>(&self.value).unwrap_or(Value::Null),
+            "group": self.group,
+            "source": self.source.as_deref().and_then(|s| serde_json::from_str::<Value>(s).ok()),
+        })
+        .to_string()
+    }
+}
+
+fn check_credits(what: &str, c: Credits) -> ApiResult<()> {
+    if c.is_negative() {
+        return Err(ApiError::bad_request("limits/negative", format!("{what} must not be negative")));
+    }
+    Ok(())
+}
+
+/// `PUT /v1/limits`: sets, removes and reports limits and pools in one batch.
+pub async fn set(
+    State(app): State<App>,
+    who: Principal,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    who.require_admin()?;
+    let req: SetLimits = json_body(body)?;
+    let items = req.limits.len() + req.pools.len() + req.remove.len();
+    if items > MAX_BATCH {
+        return Err(ApiError::too_large(format!(
+            "a batch holds at most {MAX_BATCH} limits, pools and removals; this one has {items}"
+        )));
+    }
+    check_name("commit", &req.commit)?;
+    if let Some(d) = &req.plan_digest {
+        check_name("plan_digest", d)?;
+    }
+    let mut seen = HashSet::new();
+    let mut limits = Vec::with_capacity(req.limits.len());
+    for l in req.limits {
+        check_email(&l.user)?;
+        if !seen.insert(l.user.clone()) {
+            return Err(ApiError::bad_request(
+                "limits/duplicate-user",
+                format!("user `{}` appears twice in the batch", super::shorten(&l.user)),
+            ));
+        }
+        check_credits("`credits`", l.credits)?;
+        for (name, c) in l.products.iter().chain(l.models.iter()) {
+            check_name("cap name", name)?;
+            check_credits("a cap", *c)?;
+        }
+        if let Some(g) = &l.group {
+            check_name("group", g)?;
+        }
+        if let Some(s) = &l.source
+            && !matches!(s.kind.as_str(), "default" | "group" | "override")
+        {
+            return Err(ApiError::bad_request(
+                "limits/bad-source",
+                format!("source kind `{}` is not `default`, `group` or `override`", super::shorten(&s.kind)),
+            ));
+        }
+        let limit = Limit { credits: l.credits, products: l.products, models: l.models };
+        let stored = Stored {
+            value: serde_json::to_string(&limit).map_err(|e| ApiError::store(&e))?,
+            group: l.group.clone(),
+            source: l.source.as_ref().and_then(|s| serde_json::to_string(s).ok()),
+        };
+        limits.push((l.user, limit, l.group, stored));
+    }
+    for p in &req.pools {
+        check_name("group", &p.group)?;
+        if let Some(c) = p.credits {
+            check_credits("a pool", c)?;
+        }
+    }
+    for u in &req.remove {
+        check_email(u)?;
+    }
+    let settings = match req.workspace {
+        None => None,
+        Some(w) => {
+            if budgit_engine::period::parse_timezone(&w.timezone).is_none() {
+                return Err(ApiError::bad_request(
+                    "limits/bad-timezone",
+                    format!("`{}` is not an IANA time zone", super::shorten(&w.timezone)),
+                ));
+            }
+            Some(StoredSettings { period: w.period, timezone: w.timezone, enforcement: w.enforcement })
+        }
+    };
+    let actor = match &req.actor {
+        Some(a) => {
+            check_name("actor", a)?;
+            format!("{} ({a})", who.actor())
+        }
+        None => who.actor(),
+    };
+    let (commit, digest, pools, remove) = (req.commit, req.plan_digest, req.pools, req.remove);
+    let now = crate::unix_now();
+    let app2 = app.clone();
+    let (results, pool_results, changed, settings_changed) = app
+        .store
+        .write(move |tx| {
+            let mut results = Vec::new();
+            let mut pool_results = Vec::new();
+            let mut ledger_limits = Vec::new();
+            let mut ledger_pools = Vec::new();
+            let mut changed = 0u64;
+            let audit = |action: &str, subject: &str, old: Option<String>, new: Option<String>| {
+                tx.execute(
+                    "INSERT INTO audit (at, actor, action, subject, old, new, commit_id, plan_digest)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    (now, &actor, action, subject, old, new, &commit, &digest),
+                )
+            };
+            for (user, limit, group, stored) in limits {
+                let old = tx
+                    .query_row("SELECT value, grp, source FROM limits WHERE email = ?1", [&user], |r| {
+                        Ok(Stored { value: r.get(0)?, group: r.get(1)?, source: r.get(2)? })
+                    })
+                    .optional()?;
+                let status = match &old {
+                    Some(o) if *o == stored => "unchanged",
+                    Some(_) => "updated",
+                    None => "created",
+                };
+                if status != "unchanged" {
+                    tx.execute(
+                        "INSERT INTO limits (email, value, grp, source, commit_id, plan_digest, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                         ON CONFLICT(email) DO UPDATE SET value = excluded.value, grp = excluded.grp,
+                           source = excluded.source, commit_id = excluded.commit_id,
+                           plan_digest = excluded.plan_digest, updated_at = excluded.updated_at",
+                        (&user, &stored.value, &stored.group, &stored.source, &commit, &digest, now),
+                    )?;
+                    audit(
+                        "limit.set",
+                        &user,
+                        old.as_ref().map(Stored::audit_json),
+                        Some(stored.audit_json()),
+                    )?;
+                    ledger_limits.push((user.clone(), Some(UserLimit { limit, group })));
+                    changed += 1;
+                }
+                results.push(json!({ "user": user, "status": status }));
+            }
+            for user in remove {
+                let old = tx
+                    .query_row("SELECT value, grp, source FROM limits WHERE email = ?1", [&user], |r| {
+                        Ok(Stored { value: r.get(0)?, group: r.get(1)?, source: r.get(2)? })
+                    })
+                    .optional()?;
+                let status = match old {
+                    Some(o) => {
+                        tx.execute("DELETE FROM limits WHERE email = ?1", [&user])?;
+                        audit("limit.remove", &user, Some(o.audit_json()), None)?;
+                        ledger_limits.push((user.clone(), None));
+                        changed += 1;
+                        "removed"
+                    }
+                    None => "unchanged",
+                };
+                results.push(json!({ "user": user, "status": status }));
+            }
+            for p in pools {
+                let old: Option<i64> = tx
+                    .query_row("SELECT micros FROM pools WHERE grp = ?1", [&p.group], |r| r.get(0))
+                    .optional()?;
+                let new = p.credits.map(Credits::micros);
+                let status = match (old, new) {
+                    (o, n) if o == n => "unchanged",
+                    (_, Some(n)) => {
+                        tx.execute(
+                            "INSERT INTO pools (grp, micros, commit_id, plan_digest, updated_at)
+                             VALUES (?1, ?2, ?3, ?4, ?5)
+                             ON CONFLICT(grp) DO UPDATE SET micros = excluded.micros,
+                               commit_id = excluded.commit_id, plan_digest = excluded.plan_digest,
+                               updated_at = excluded.updated_at",
+                            (&p.group, n, &commit, &digest, now),
+                        )?;
+                        if old.is_some() { "updated" } else { "created" }
+                    }
+                    (_, None) => {
+                        tx.execute("DELETE FROM pools WHERE grp = ?1", [&p.group])?;
+                        "removed"
+                    }
+                };
+                if status != "unchanged" {
+                    let text =
+                        |m: Option<i64>| m.map(|m| json!({ "pool": super::credits_json(m) }).to_string());
+                    let action = if new.is_some() { "pool.set" } else { "pool.remove" };
+                    audit(action, &p.group, text(old), text(new))?;
+                    ledger_pools.push((p.group.clone(), new));
+                    changed += 1;
+                }
+                pool_results.push(json!({ "group": p.group, "status": status }));
+            }
+            let mut settings_changed = false;
+            if let Some(s) = settings {
+                let new = serde_json::to_string(&s).map_err(|e| ApiError::store(&e))?;
+                let old = crate::store::meta_get(tx, "settings")?;
+                if old.as_deref() != Some(new.as_str()) {
+                    crate::store::meta_set(tx, "settings", &new)?;
+                    audit("settings.set", "workspace", old, Some(new))?;
+                    settings_changed = true;
+                    changed += 1;
+                }
+            }
+            let after: crate::store::After = Box::new(move |ok| {
+                if ok && let Ok(mut l) = app2.ledger.lock() {
+                    l.apply_limits(ledger_limits, ledger_pools);
+                }
+            });
+            Ok(((results, pool_results, changed, settings_changed), Some(after)))
+        })
+        .await?;
+    if settings_changed {
+        app.reload_usage().await?;
+    }
+    crate::metrics::Metrics::add(&app.metrics.limits_changed, changed);
+    let unchanged = results.len() + pool_results.len()
+        - usize::try_from(changed).unwrap_or(0).min(results.len() + pool_results.len());
+    Ok(axum::Json(json!({
+        "changed": changed,
+        "unchanged": unchanged,
+        "results": results,
+        "pools": pool_results,
+    }))
+    .into_response())
+}
+
+/// `GET /v1/limits`: applied limits with provenance, by user; a user token sees its own.
+pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = QueryPairs::parse(raw.as_deref())?;
+    let limit = q.page_size(1000, 10_000)?;
+    let after = q.get("after").unwrap_or("").to_string();
+    let user = match (who.scope(), q.get("user")) {
+        (Some(own), Some(asked)) if own != asked => {
+            return Err(ApiError::forbidden("a user token sees only its own user's data"));
+        }
+        (Some(own), _) => Some(own.to_string()),
+        (None, asked) => asked.map(str::to_string),
+    };
+    let group = q.get("group").map(str::to_string);
+    let (rows, has_more) = app
+        .store
+        .read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT email, value, grp, source, commit_id, plan_digest, updated_at FROM limits
+                 WHERE email > ?1 AND (?2 IS NULL OR email = ?2) AND (?3 IS NULL OR grp = ?3)
+                 ORDER BY email LIMIT ?4",
+            )?;
+            let mut rows = stmt
+                .query_map((after, user, group, i64::try_from(limit + 1).unwrap_or(i64::MAX)), |r| {
+                    let value: String = r.get(1)?;
+                    let source: Option<String> = r.get(3)?;
+                    let limit: Value = serde_json::from_str(&value).unwrap_or(Value::Null);
+                    Ok(json!({
+                        "user": r.get::<_, String>(0)?,
+                        "credits": limit.get("credits"),
+                        "products": limit.get("products").cloned().unwrap_or_else(|| json!({})),
+                        "models": limit.get("models").cloned().unwrap_or_else(|| json!({})),
+                        "group": r.get::<_, Option<String>>(2)?,
+                        "source": source.and_then(|s| serde_json::from_str::<Value>(&s).ok()),
+                        "commit": r.get::<_, Option<String>>(4)?,
+                        "plan_digest": r.get::<_, Option<String>>(5)?,
+                        "updated_at": rfc3339(r.get(6)?),
+                    }))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let has_more = rows.len() > limit;
+            rows.truncate(limit);
+            Ok((rows, has_more))
+        })
+        .await?;
+    let next = if has_more { rows.last().and_then(|r| r.get("user").cloned()) } else { None };
+    Ok(axum::Json(json!({ "object": "list", "data": rows, "has_more": has_more, "next": next }))
+        .into_response())
+}
+
+/// `GET /v1/pools`: every group pool (admin).
+pub async fn pools(State(app): State<App>, who: Principal) -> ApiResult<Response> {
+    who.require_admin()?;
+    let rows = app
+        .store
+        .read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT grp, micros, commit_id, plan_digest, updated_at FROM pools ORDER BY grp",
+            )?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(json!({
+                        "group": r.get::<_, String>(0)?,
+                        "credits": super::credits_json(r.get(1)?),
+                        "commit": r.get::<_, Option<String>>(2)?,
+                        "plan_digest": r.get::<_, Option<String>>(3)?,
+                        "updated_at": rfc3339(r.get(4)?),
+                    }))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await?;
+    Ok(axum::Json(json!({ "object": "list", "data": rows })).into_response())
+}
+
+/// `GET /v1/audit`: the audit log, oldest first, paged by sequence; `format=csv` exports it.
+pub async fn audit(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    who.require_admin()?;
+    let q = QueryPairs::parse(raw.as_deref())?;
+    let csv = q.wants_csv();
+    let limit = if csv { q.page_size(100_000, 100_000)? } else { q.page_size(100, MAX_PAGE)? };
+    let after = q.int("after")?.unwrap_or(0);
+    let subject = q.get("subject").map(str::to_string);
+    let (rows, has_more) = app
+        .store
+        .read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, at, actor, action, subject, old, new, commit_id, plan_digest FROM audit
+                 WHERE seq > ?1 AND (?2 IS NULL OR subject = ?2) ORDER BY seq LIMIT ?3",
+            )?;
+            let mut rows = stmt
+                .query_map((after, subject, i64::try_from(limit + 1).unwrap_or(i64::MAX)), |r| {
+                    Ok(AuditRow {
+                        seq: r.get(0)?,
+                        at: r.get(1)?,
+                        actor: r.get(2)?,
+                        action: r.get(3)?,
+                        subject: r.get(4)?,
+                        old: r.get(5)?,
+                        new: r.get(6)?,
+                        commit: r.get(7)?,
+                        plan_digest: r.get(8)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let has_more = rows.len() > limit;
+            rows.truncate(limit);
+            Ok((rows, has_more))
+        })
+        .await?;
+    if csv {
+        let mut out = String::from("seq,at,actor,action,subject,old,new,commit,plan_digest\n");
+        for r in &rows {
+            let fields = [
+                r.seq.to_string(),
+                rfc3339(r.at),
+                r.actor.clone(),
+                r.action.clone(),
+                r.subject.clone(),
+                r.old.clone().unwrap_or_default(),
+                r.new.clone().unwrap_or_default(),
+                r.commit.clone().unwrap_or_default(),
+                r.plan_digest.clone().unwrap_or_default(),
+            ];
+            out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+            out.push('\n');
+        }
+        return Ok(super::csv_response("audit.csv", out));
+    }
+    let next = if has_more { rows.last().map(|r| r.seq) } else { None };
+    let parse =
+        |s: &Option<String>| s.as_deref().map(|t| serde_json::from_str::<Value>(t).unwrap_or(json!(t)));
+    let data: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "seq": r.seq,
+                "at": rfc3339(r.at),
+                "actor": r.actor,
+                "action": r.action,
+                "subject": r.subject,
+                "old": parse(&r.old),
+                "new": parse(&r.new),
+                "commit": r.commit,
+                "plan_digest": r.plan_digest,
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "object": "list", "data": data, "has_more": has_more, "next": next }))
+        .into_response())
+}
+
+struct AuditRow {
+    seq: i64,
+    at: i64,
+    actor: String,
+    action: String,
+    subject: String,
+    old: Option<String>,
+    new: Option<String>,
+    commit: Option<String>,
+    plan_digest: Option<String>,
+}

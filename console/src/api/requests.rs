@@ -1,0 +1,350 @@
+//! Credit requests (a user asks for more; an admin approves into a proposal or declines) and leases.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use budgit_engine::Credits;
+use chrono::{Days, Utc};
+use rusqlite::OptionalExtension;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{MAX_PAGE, QueryPairs, check_email, check_name, credits_json, json_body, path_param, rfc3339};
+use crate::error::{ApiError, ApiResult};
+use crate::{App, auth::Principal};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestIn {
+    #[serde(default)]
+    user: Option<String>,
+    credits: Credits,
+    days: u32,
+    reason: String,
+    #[serde(default)]
+    context: Option<Value>,
+}
+
+fn request_json(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
+    let context: Option<String> = r.get(5)?;
+    let proposal: Option<String> = r.get(12)?;
+    Ok(json!({
+        "id": r.get::<_, i64>(0)?,
+        "user": r.get::<_, String>(1)?,
+        "credits": credits_json(r.get(2)?),
+        "days": r.get::<_, i64>(3)?,
+        "reason": r.get::<_, String>(4)?,
+        "context": context.and_then(|c| serde_json::from_str::<Value>(&c).ok()),
+        "status": r.get::<_, String>(6)?,
+        "created_at": rfc3339(r.get(7)?),
+        "created_by": r.get::<_, String>(8)?,
+        "decided_at": r.get::<_, Option<i64>>(9)?.map(rfc3339),
+        "decided_by": r.get::<_, Option<String>>(10)?,
+        "decision_reason": r.get::<_, Option<String>>(11)?,
+        "proposal": proposal.and_then(|p| serde_json::from_str::<Value>(&p).ok()),
+    }))
+}
+
+const REQUEST_COLUMNS: &str = "id, email, micros, days, reason, context, status, created_at, created_by, \
+                               decided_at, decided_by, decision_reason, proposal";
+
+/// `POST /v1/requests`: asks for more credits for some days, with a reason and context.
+pub async fn create(
+    State(app): State<App>,
+    who: Principal,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let req: RequestIn = json_body(body)?;
+    let user = match (req.user, who.scope()) {
+        (Some(u), _) => u,
+        (None, Some(own)) => own.to_string(),
+        (None, None) => return Err(ApiError::bad_request("requests/missing-user", "`user` is required")),
+    };
+    check_email(&user)?;
+    who.require_user(&user)?;
+    if req.credits.micros() <= 0 {
+        return Err(ApiError::bad_request("requests/bad-credits", "`credits` must be positive"));
+    }
+    if req.days == 0 || req.days > app.max_override_days {
+        return Err(ApiError::bad_request(
+            "requests/bad-days",
+            format!("`days` must be from 1 to {}", app.max_override_days),
+        ));
+    }
+    let reason = req.reason.trim().to_string();
+    if reason.is_empty() || reason.len() > 2000 {
+        return Err(ApiError::bad_request("requests/bad-reason", "`reason` must be 1 to 2000 characters"));
+    }
+    let context = match req.context {
+        None | Some(Value::Null) => None,
+        Some(v) => {
+            let t = v.to_string();
+            if t.len() > 8192 {
+                return Err(ApiError::bad_request(
+                    "requests/context-too-large",
+                    "`context` must be at most 8192 bytes",
+                ));
+            }
+            Some(t)
+        }
+    };
+    let (micros, days, actor) = (req.credits.micros(), req.days, who.actor());
+    let now = crate::unix_now();
+    let created = app
+        .store
+        .write(move |tx| {
+            tx.execute(
+                "INSERT INTO requests (email, micros, days, reason, context, status, created_at, created_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
+                (&user, micros, days, &reason, &context, now, &actor),
+            )?;
+            let id = tx.last_insert_rowid();
+            let row = tx.query_row(
+                &format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE id = ?1"),
+                [id],
+                request_json,
+            )?;
+            Ok((row, None))
+        })
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(created)).into_response())
+}
+
+/// `GET /v1/requests`: the admin sees all, a user their own; `status=` filters.
+pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = QueryPairs::parse(raw.as_deref())?;
+    let limit = q.page_size(100, MAX_PAGE)?;
+    let after = q.int("after")?.unwrap_or(0);
+    let status = q.get("status").map(str::to_string);
+    let user = who.scope().map(str::to_string);
+    let (rows, has_more) = app
+        .store
+        .read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {REQUEST_COLUMNS} FROM requests WHERE id > ?1 AND (?2 IS NULL OR email = ?2)
+                 AND (?3 IS NULL OR status = ?3) ORDER BY id LIMIT ?4"
+            ))?;
+            let mut rows = stmt
+                .query_map((after, user, status, i64::try_from(limit + 1).unwrap_or(i64::MAX)), request_json)?
+                .collect::<Result<Vec<_>, _>>()?;
+            let has_more = rows.len() > limit;
+            rows.truncate(limit);
+            Ok((rows, has_more))
+        })
+        .await?;
+    let next = if has_more { rows.last().and_then(|r| r.get("id").cloned()) } else { None };
+    Ok(axum::Json(json!({ "object": "list", "data": rows, "has_more": has_more, "next": next }))
+        .into_response())
+}
+
+fn parse_id(id: Result<Path<String>, PathRejection>) -> ApiResult<i64> {
+    path_param(id)?
+        .parse::<i64>()
+        .map_err(|_| ApiError::bad_request("requests/bad-id", "a request id is a whole number"))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DecideIn {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Moves a pending request to `approved` (with its override proposal) or `declined`.
+async fn decide(
+    app: App,
+    who: Principal,
+    id: i64,
+    approve: bool,
+    reason: Option<String>,
+) -> ApiResult<Response> {
+    who.require_admin()?;
+    let now = Utc::now();
+    let actor = who.actor();
+    let row = app
+        .store
+        .write(move |tx| {
+            let found = tx
+                .query_row("SELECT email, micros, days, reason, status FROM requests WHERE id = ?1", [id], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                    ))
+                })
+                .optional()?;
+            let Some((email, micros, days, why, status)) = found else {
+                return Err(ApiError::not_found("requests/unknown", format!("no request `{id}`")));
+            };
+            if status != "pending" {
+                return Err(ApiError::conflict("requests/decided", format!("request `{id}` is already {status}")));
+            }
+            let (new_status, proposal) = if approve {
+                let starts = now.date_naive();
+                let expires = starts.checked_add_days(Days::new(u64::try_from(days).unwrap_or(1))).unwrap_or(starts);
+                let local = email.split('@').next().unwrap_or("user");
+                let name: String = format!("{local}-request-{id}")
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c.to_ascii_lowercase() } else { '-' })
+                    .collect();
+                let proposal = json!({
+                    "apiVersion": "budgit/v1",
+                    "kind": "Override",
+                    "name": name,
+                    "user": email,
+                    "add": { "credits": credits_json(micros) },
+                    "starts": starts.to_string(),
+                    "expires": expires.to_string(),
+                    "reason": why,
+                    "requested_by": email,
+                });
+                ("approved", Some(proposal.to_string()))
+            } else {
+                ("declined", None)
+            };
+            tx.execute(
+                "UPDATE requests SET status = ?1, decided_at = ?2, decided_by = ?3, decision_reason = ?4, proposal = ?5
+                 WHERE id = ?6",
+                (new_status, now.timestamp(), &actor, &reason, &proposal, id),
+            )?;
+            tx.execute(
+                "INSERT INTO audit (at, actor, action, subject, old, new) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
+                (now.timestamp(), &actor, format!("request.{new_status}"), format!("request:{id}"), new_status),
+            )?;
+            let row = tx.query_row(&format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE id = ?1"), [id], request_json)?;
+            Ok((row, None))
+        })
+        .await?;
+    Ok(axum::Json(row).into_response())
+}
+
+/// `POST /v1/requests/{id}/approve`: approves into an override proposal (not yet a commit).
+pub async fn approve(
+    State(app): State<App>,
+    who: Principal,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let id = parse_id(id)?;
+    let bytes = super::raw_body(body)?;
+    let req: DecideIn =
+        if bytes.iter().all(u8::is_ascii_whitespace) { DecideIn::default() } else { json_body(Ok(bytes))? };
+    decide(app, who, id, true, req.reason).await
+}
+
+/// `POST /v1/requests/{id}/decline`: declines with a reason.
+pub async fn decline(
+    State(app): State<App>,
+    who: Principal,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let id = parse_id(id)?;
+    let req: DecideIn = json_body(body)?;
+    let reason = req
+        .reason
+        .filter(|r| !r.trim().is_empty())
+        .ok_or_else(|| ApiError::bad_request("requests/missing-reason", "declining needs a `reason`"))?;
+    decide(app, who, id, false, Some(reason)).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LeaseIn {
+    holder: String,
+    ttl_seconds: i64,
+}
+
+/// `POST /v1/leases/{name}`: acquires or renews a lease; 409 names the other holder.
+pub async fn acquire(
+    State(app): State<App>,
+    who: Principal,
+    name: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    who.require_admin()?;
+    let name = path_param(name)?;
+    check_name("lease", &name)?;
+    let req: LeaseIn = json_body(body)?;
+    check_name("holder", &req.holder)?;
+    if !(1..=86_400).contains(&req.ttl_seconds) {
+        return Err(ApiError::bad_request("leases/bad-ttl", "`ttl_seconds` must be from 1 to 86400"));
+    }
+    let now = crate::unix_now();
+    let (lease, holder) = (name.clone(), req.holder.clone());
+    let expires = now + req.ttl_seconds;
+    app.store
+        .write(move |tx| {
+            let current: Option<(String, i64)> = tx
+                .query_row("SELECT holder, expires_at FROM leases WHERE name = ?1", [&lease], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            if let Some((other, until)) = current
+                && other != holder
+                && until > now
+            {
+                return Err(ApiError::conflict(
+                    "lease/held",
+                    format!("lease `{}` is held by another holder", super::shorten(&lease)),
+                )
+                .with_extra(json!({ "holder": other, "expires_at": rfc3339(until) })));
+            }
+            tx.execute(
+                "INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at",
+                (&lease, &holder, expires),
+            )?;
+            Ok(((), None))
+        })
+        .await?;
+    Ok(axum::Json(json!({ "name": name, "holder": req.holder, "expires_at": rfc3339(expires) }))
+        .into_response())
+}
+
+/// `DELETE /v1/leases/{name}?holder=`: releases a lease held by `holder`.
+pub async fn release_lease(
+    State(app): State<App>,
+    who: Principal,
+    name: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    who.require_admin()?;
+    let name = path_param(name)?;
+    let q = QueryPairs::parse(raw.as_deref())?;
+    let holder = q
+        .get("holder")
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::bad_request("leases/missing-holder", "`holder` is required"))?;
+    let now = crate::unix_now();
+    let lease = name.clone();
+    app.store
+        .write(move |tx| {
+            let current: Option<(String, i64)> = tx
+                .query_row("SELECT holder, expires_at FROM leases WHERE name = ?1", [&lease], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?;
+            match current {
+                None => Err(ApiError::not_found(
+                    "lease/unknown",
+                    format!("no lease `{}`", super::shorten(&lease)),
+                )),
+                Some((other, until)) if other != holder && until > now => Err(ApiError::conflict(
+                    "lease/held",
+                    format!("lease `{}` is held by another holder", super::shorten(&lease)),
+                )
+                .with_extra(json!({ "holder": other, "expires_at": rfc3339(until) }))),
+                Some(_) => {
+                    tx.execute("DELETE FROM leases WHERE name = ?1", [&lease])?;
+                    Ok(((), None))
+                }
+            }
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

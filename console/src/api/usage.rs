@@ -1,0 +1,544 @@
+//! Usage: idempotent event ingest, the live event stream, and the Costs API view.
+//!
+//! An event's `id` is its idempotency key: a retried event is stored once and
+//! reported as a duplicate. Daily aggregates (UTC days, per user, product,
+//! model and project) are maintained in the same transaction as the events, so
+//! the Costs API reads them instead of the raw events when buckets are aligned.
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use budgit_engine::Credits;
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, Transaction};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use super::{MAX_BATCH, QueryPairs, check_email, check_name, credits_json, rfc3339};
+use crate::error::{ApiError, ApiResult};
+use crate::metrics::Metrics;
+use crate::{App, StreamEvent, auth::Principal};
+
+/// Largest `context` of an event, as JSON text.
+const MAX_CONTEXT: usize = 4096;
+/// Seconds in a Costs API bucket (`bucket_width=1d`).
+const DAY: i64 = 86_400;
+
+/// An event's time: RFC 3339 text or unix seconds.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TimeIn {
+    Unix(i64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventIn {
+    id: String,
+    time: TimeIn,
+    user: String,
+    product: String,
+    model: String,
+    credits: Credits,
+    #[serde(default)]
+    context: Option<Value>,
+}
+
+/// A validated event ready to store.
+#[derive(Debug, Clone)]
+pub(crate) struct NewEvent {
+    pub id: String,
+    pub ts: DateTime<Utc>,
+    pub user: String,
+    pub product: String,
+    pub model: String,
+    pub micros: i64,
+    pub context: Option<String>,
+}
+
+impl NewEvent {
+    fn from_input(e: EventIn) -> ApiResult<NewEvent> {
+        check_name("id", &e.id)?;
+        check_email(&e.user)?;
+        check_name("product", &e.product)?;
+        check_name("model", &e.model)?;
+        let ts = match e.time {
+            TimeIn::Unix(s) => DateTime::from_timestamp(s, 0),
+            TimeIn::Text(t) => DateTime::parse_from_rfc3339(&t).ok().map(|t| t.with_timezone(&Utc)),
+        }
+        .ok_or_else(|| {
+            ApiError::bad_request("usage/bad-time", "`time` must be RFC 3339 text or unix seconds")
+        })?;
+        let context = match e.context {
+            None | Some(Value::Null) => None,
+            Some(v) => {
+                let text = v.to_string();
+                if text.len() > MAX_CONTEXT {
+                    return Err(ApiError::bad_request(
+                        "usage/context-too-large",
+                        format!("`context` must be at most {MAX_CONTEXT} bytes of JSON"),
+                    ));
+                }
+                Some(text)
+            }
+        };
+        Ok(NewEvent {
+            id: e.id,
+            ts,
+            user: e.user,
+            product: e.product,
+            model: e.model,
+            micros: e.credits.micros(),
+            context,
+        })
+    }
+
+    /// The event as the stream and the API show it.
+    pub fn to_json(&self, seq: i64, project: &str) -> Value {
+        json!({
+            "seq": seq,
+            "id": self.id,
+            "time": self.ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "user": self.user,
+            "product": self.product,
+            "model": self.model,
+            "credits": credits_json(self.micros),
+            "project": if project.is_empty() { Value::Null } else { json!(project) },
+            "context": self.context.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok()),
+        })
+    }
+}
+
+/// Stores an event unless its id is known; returns its sequence and project when new.
+pub(crate) fn insert_event(
+    tx: &Transaction<'_>,
+    e: &NewEvent,
+    projects: &mut HashMap<String, String>,
+) -> ApiResult<Option<(i64, String)>> {
+    let project = match projects.get(&e.user) {
+        Some(p) => p.clone(),
+        None => {
+            let p: Option<Option<String>> = tx
+                .prepare_cached("SELECT grp FROM limits WHERE email = ?1")?
+                .query_row([&e.user], |r| r.get(0))
+                .optional()?;
+            let p = p.flatten().unwrap_or_default();
+            projects.insert(e.user.clone(), p.clone());
+            p
+        }
+    };
+    let ts = e.ts.timestamp();
+    let n = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO events (id, ts, email, product, model, micros, project, context)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute((&e.id, ts, &e.user, &e.product, &e.model, e.micros, &project, &e.context))?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let seq = tx.last_insert_rowid();
+    tx.prepare_cached(
+        "INSERT INTO daily (day, email, product, model, project, micros, events) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)
+         ON CONFLICT(day, email, product, model, project)
+         DO UPDATE SET micros = micros + excluded.micros, events = events + 1",
+    )?
+    .execute((ts.div_euclid(DAY) * DAY, &e.user, &e.product, &e.model, &project, e.micros))?;
+    Ok(Some((seq, project)))
+}
+
+/// Publishes stored events to the ledger and the live stream (after commit, in order).
+pub(crate) fn publish(app: &App, stored: &[(NewEvent, i64, String)], to_ledger: bool) {
+    if !to_ledger {
+    } else if let Ok(mut l) = app.ledger.lock() {
+        for (e, _, _) in stored {
+            l.add_usage(&e.user, &e.product, &e.model, e.micros, e.ts);
+        }
+    }
+    for (e, seq, project) in stored {
+        let json = e.to_json(*seq, project).to_string();
+        // no subscriber is not an error
+        let _ = app.stream.send(Arc::new(StreamEvent { seq: *seq, user: e.user.clone(), json }));
+    }
+}
+
+/// `POST /v1/usage/events`: stores one event, an array, or `{"events": [...]}`.
+pub async fn ingest(
+    State(app): State<App>,
+    who: Principal,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    who.require_admin()?;
+    let value: Value = super::json_body(body)?;
+    let items = match value {
+        Value::Array(items) => items,
+        Value::Object(mut obj) if obj.contains_key("events") && !obj.contains_key("id") => {
+            match obj.remove("events") {
+                Some(Value::Array(items)) => items,
+                _ => return Err(ApiError::bad_request("usage/bad-batch", "`events` must be an array")),
+            }
+        }
+        v @ Value::Object(_) => vec![v],
+        _ => {
+            return Err(ApiError::bad_request(
+                "usage/bad-batch",
+                "expected an event, an array or `{\"events\": [...]}`",
+            ));
+        }
+    };
+    if items.is_empty() {
+        return Err(ApiError::bad_request("usage/empty", "the batch has no event"));
+    }
+    if items.len() > MAX_BATCH {
+        return Err(ApiError::too_large(format!(
+            "a batch holds at most {MAX_BATCH} events; this one has {}",
+            items.len()
+        )));
+    }
+    let mut events = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let e: EventIn = serde_json::from_value(item)
+            .map_err(|e| ApiError::bad_request("usage/bad-event", format!("event {}: {e}", i + 1)))?;
+        events.push(NewEvent::from_input(e).map_err(|mut err| {
+            err.message = format!("event {}: {}", i + 1, err.message);
+            err
+        })?);
+    }
+    let app2 = app.clone();
+    let results = app
+        .store
+        .write(move |tx| {
+            let mut projects = HashMap::new();
+            let mut stored = Vec::new();
+            let mut results = Vec::with_capacity(events.len());
+            for e in events {
+                match insert_event(tx, &e, &mut projects)? {
+                    Some((seq, project)) => {
+                        results.push(json!({ "id": e.id, "status": "created", "seq": seq }));
+                        stored.push((e, seq, project));
+                    }
+                    None => results.push(json!({ "id": e.id, "status": "duplicate", "seq": Value::Null })),
+                }
+            }
+            let after: crate::store::After = Box::new(move |ok| {
+                if ok {
+                    publish(&app2, &stored, true);
+                }
+            });
+            Ok((results, Some(after)))
+        })
+        .await?;
+    let duplicates = results.iter().filter(|r| r["status"] == "duplicate").count();
+    let accepted = results.len() - duplicates;
+    Metrics::add(&app.metrics.events_ingested, accepted as u64);
+    Metrics::add(&app.metrics.events_duplicate, duplicates as u64);
+    Ok(axum::Json(json!({ "accepted": accepted, "duplicates": duplicates, "results": results }))
+        .into_response())
+}
+
+/// Where a stream reader is.
+struct Cursor {
+    app: App,
+    rx: broadcast::Receiver<Arc<StreamEvent>>,
+    last: i64,
+    user: Option<String>,
+    product: Option<String>,
+    backlog: VecDeque<(i64, String)>,
+    catch_up: bool,
+}
+
+/// `GET /v1/usage/stream`: server-sent events of new usage; resumes after `Last-Event-ID`.
+pub async fn stream(
+    State(app): State<App>,
+    who: Principal,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let q = QueryPairs::parse(raw.as_deref())?;
+    let user = match (who.scope(), q.get("user")) {
+        (Some(own), Some(asked)) if own != asked => {
+            return Err(ApiError::forbidden("a user token sees only its own user's data"));
+        }
+        (Some(own), _) => Some(own.to_string()),
+        (None, asked) => asked.map(str::to_string),
+    };
+    let resume = match headers.get("last-event-id") {
+        Some(v) => Some(v.to_str().ok().and_then(|s| s.trim().parse::<i64>().ok()).ok_or_else(|| {
+            ApiError::bad_request(
+                "usage/bad-last-event-id",
+                "`Last-Event-ID` must be an event sequence number",
+            )
+        })?),
+        None => q.int("after")?,
+    };
+    // subscribe before reading the position, so nothing committed in between is missed
+    let rx = app.stream.subscribe();
+    let last = match resume {
+        Some(n) => n.max(0),
+        None => {
+            app.store
+                .read(|c| Ok(c.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?))
+                .await?
+        }
+    };
+    let cursor = Cursor {
+        app,
+        rx,
+        last,
+        user,
+        product: q.get("product").map(str::to_string),
+        backlog: VecDeque::new(),
+        catch_up: true,
+    };
+    let events = futures_util::stream::unfold(cursor, |mut c| async move {
+        loop {
+            if let Some((seq, json)) = c.backlog.pop_front() {
+                c.last = seq;
+                let event = Event::default().id(seq.to_string()).event("usage").data(json);
+                return Some((Ok::<Event, Infallible>(event), c));
+            }
+            if c.catch_up {
+                let (after, user) = (c.last, c.user.clone());
+                let page = c.app.store.read(move |conn| backlog_page(conn, after, user.as_deref())).await;
+                match page {
+                    Ok(rows) if rows.is_empty() => c.catch_up = false,
+                    Ok(rows) => {
+                        for (seq, value) in rows {
+                            if c.product.as_deref().is_none_or(|p| value["product"] == p) {
+                                c.backlog.push_back((seq, value.to_string()));
+                            } else {
+                                c.last = seq;
+                            }
+                        }
+                    }
+                    Err(_) => return None,
+                }
+                continue;
+            }
+            match c.rx.recv().await {
+                Ok(ev) => {
+                    if ev.seq <= c.last || c.user.as_deref().is_some_and(|u| u != ev.user) {
+                        continue;
+                    }
+                    if let Some(p) = &c.product {
+                        let keep =
+                            serde_json::from_str::<Value>(&ev.json).is_ok_and(|v| v["product"] == p.as_str());
+                        if !keep {
+                            continue;
+                        }
+                    }
+                    c.backlog.push_back((ev.seq, ev.json.clone()));
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => c.catch_up = true,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// Up to 500 stored events after `after`, as stream JSON.
+fn backlog_page(conn: &rusqlite::Connection, after: i64, user: Option<&str>) -> ApiResult<Vec<(i64, Value)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, id, ts, email, product, model, micros, project, context FROM events
+         WHERE seq > ?1 AND (?2 IS NULL OR email = ?2) ORDER BY seq LIMIT 500",
+    )?;
+    let rows = stmt
+        .query_map((after, user), |r| {
+            let e = NewEvent {
+                id: r.get(1)?,
+                ts: DateTime::from_timestamp(r.get(2)?, 0).unwrap_or_default(),
+                user: r.get(3)?,
+                product: r.get(4)?,
+                model: r.get(5)?,
+                micros: r.get(6)?,
+                context: r.get(8)?,
+            };
+            let seq: i64 = r.get(0)?;
+            let project: String = r.get(7)?;
+            Ok((seq, e.to_json(seq, &project)))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// A Costs API grouping key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GroupBy {
+    User,
+    Project,
+    LineItem,
+    Product,
+    Model,
+}
+
+/// `GET /v1/organization/costs`: OpenAI's Costs API over recorded usage, in credits.
+pub async fn costs(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = QueryPairs::parse(raw.as_deref())?;
+    let start = q.int("start_time")?.ok_or_else(|| {
+        ApiError::bad_request("costs/missing-start", "`start_time` (unix seconds) is required")
+    })?;
+    let end = q.int("end_time")?.unwrap_or_else(|| crate::unix_now().saturating_add(1));
+    if end <= start {
+        return Err(ApiError::bad_request("costs/bad-range", "`end_time` must be after `start_time`"));
+    }
+    if let Some(w) = q.get("bucket_width")
+        && w != "1d"
+    {
+        return Err(ApiError::bad_request("costs/bad-bucket-width", "only `bucket_width=1d` is supported"));
+    }
+    let limit = i64::try_from(q.page_size(7, 180)?).unwrap_or(7);
+    let mut group_by = Vec::new();
+    for g in q.all("group_by") {
+        let key = match g.as_str() {
+            "user_id" => GroupBy::User,
+            "project_id" => GroupBy::Project,
+            "line_item" => GroupBy::LineItem,
+            "product" => GroupBy::Product,
+            "model" => GroupBy::Model,
+            other => {
+                return Err(ApiError::bad_request(
+                    "costs/bad-group-by",
+                    format!(
+                        "cannot group by `{}` (expected `user_id`, `project_id`, `line_item`, `product` or `model`)",
+                        super::shorten(other)
+                    ),
+                ));
+            }
+        };
+        if !group_by.contains(&key) {
+            group_by.push(key);
+        }
+    }
+    let first = match q.get("page") {
+        None => start,
+        Some(p) => match p.parse::<i64>() {
+            Ok(b) if b >= start && b < end && (b - start) % DAY == 0 => b,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "costs/bad-page",
+                    "`page` is not a cursor this query returned",
+                ));
+            }
+        },
+    };
+    let page_end = first.saturating_add(limit.saturating_mul(DAY)).min(end);
+    let has_more = page_end < end;
+    let user = match (who.scope(), q.get("user_id")) {
+        (Some(own), Some(asked)) if own != asked => {
+            return Err(ApiError::forbidden("a user token sees only its own user's data"));
+        }
+        (Some(own), _) => Some(own.to_string()),
+        (None, asked) => asked.map(str::to_string),
+    };
+    let by_user = group_by.contains(&GroupBy::User);
+    let by_project = group_by.contains(&GroupBy::Project);
+    let by_product = group_by.contains(&GroupBy::Product) || group_by.contains(&GroupBy::LineItem);
+    let by_model = group_by.contains(&GroupBy::Model) || group_by.contains(&GroupBy::LineItem);
+    // daily rows cover whole UTC days: usable when the page's bounds fall on midnights
+    let aligned = first.rem_euclid(DAY) == 0 && page_end.rem_euclid(DAY) == 0;
+    let rows = app
+        .store
+        .read(move |c| {
+            let (table, time) = if aligned { ("daily", "day") } else { ("events", "ts") };
+            let col = |on: bool, name: &str| if on { name.to_string() } else { "''".to_string() };
+            let cols = [
+                col(by_user, "email"),
+                col(by_project, "project"),
+                col(by_product, "product"),
+                col(by_model, "model"),
+            ];
+            let sql = format!(
+                "SELECT ({time} - ?1) / {DAY} AS b, {c0}, {c1}, {c2}, {c3}, SUM(micros) FROM {table}
+                 WHERE {time} >= ?2 AND {time} < ?3 AND (?4 IS NULL OR email = ?4)
+                 GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5",
+                c0 = cols[0],
+                c1 = cols[1],
+                c2 = cols[2],
+                c3 = cols[3],
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt
+                .query_map((start, first, page_end, user), |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, i64>(5)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await?;
+    let text = |on: bool, s: &str| if on && !s.is_empty() { json!(s) } else { Value::Null };
+    let mut buckets: Vec<(i64, Vec<Value>)> = Vec::new();
+    let mut b = first;
+    while b < page_end {
+        buckets.push((b, Vec::new()));
+        b += DAY;
+    }
+    for (index, email, project, product, model, micros) in rows {
+        let bucket_start = start + index * DAY;
+        let Some(slot) = buckets.iter_mut().find(|(s, _)| *s == bucket_start) else { continue };
+        let line_item = if group_by.contains(&GroupBy::LineItem) {
+            json!(format!("{product}, {model}"))
+        } else {
+            Value::Null
+        };
+        slot.1.push(json!({
+            "object": "organization.costs.result",
+            "amount": { "value": credits_json(micros), "currency": "credits" },
+            "line_item": line_item,
+            "project_id": text(by_project, &project),
+            "user_id": text(by_user, &email),
+            "product": text(group_by.contains(&GroupBy::Product), &product),
+            "model": text(group_by.contains(&GroupBy::Model), &model),
+        }));
+    }
+    let next_page = if has_more { Some(page_end.to_string()) } else { None };
+    if q.wants_csv() {
+        let mut out =
+            String::from("start_time,end_time,user_id,project_id,line_item,product,model,amount,currency\n");
+        for (s, results) in &buckets {
+            for r in results {
+                let field = |k: &str| r[k].as_str().map(super::csv_field).unwrap_or_default();
+                out.push_str(&format!(
+                    "{},{},{},{},{},{},{},{},credits\n",
+                    rfc3339(*s),
+                    rfc3339(s + DAY),
+                    field("user_id"),
+                    field("project_id"),
+                    field("line_item"),
+                    field("product"),
+                    field("model"),
+                    r["amount"]["value"],
+                ));
+            }
+        }
+        let mut response = super::csv_response("costs.csv", out);
+        if let Some(n) = &next_page
+            && let Ok(v) = n.parse()
+        {
+            response.headers_mut().insert("x-next-page", v);
+        }
+        return Ok(response);
+    }
+    let data: Vec<Value> = buckets
+        .into_iter()
+        .map(|(s, results)| json!({ "object": "bucket", "start_time": s, "end_time": s + DAY, "results": results }))
+        .collect();
+    Ok(axum::Json(json!({ "object": "page", "data": data, "has_more": has_more, "next_page": next_page }))
+        .into_response())
+}

@@ -1,0 +1,328 @@
+//! Users: the directory import and listing, and per-user tokens.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use budgit_engine::directory::AttrValue;
+use budgit_engine::model::AttributeType;
+use rusqlite::OptionalExtension;
+use serde_json::{Map, Value, json};
+
+use super::{MAX_PAGE, QueryPairs, check_email, path_param, raw_body};
+use crate::App;
+use crate::auth::{self, Principal};
+use crate::error::{ApiError, ApiResult};
+
+/// `POST /v1/users/import`: upserts every user of a CSV or JSON Lines directory.
+pub async fn import(
+    State(app): State<App>,
+    who: Principal,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    who.require_admin()?;
+    let q = QueryPairs::parse(raw.as_deref())?;
+    let bytes = raw_body(body)?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let jsonl = match q.get("format") {
+        Some("jsonl" | "ndjson") => true,
+        Some("csv") => false,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "users/bad-format",
+                format!("unknown format `{}` (expected `csv` or `jsonl`)", super::shorten(other)),
+            ));
+        }
+        None if content_type.contains("ndjson") || content_type.contains("jsonl") => true,
+        None if content_type.contains("csv") => false,
+        None => bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'),
+    };
+    let declared = app.attributes.clone();
+    let parsed = tokio::task::spawn_blocking(move || {
+        let attributes = declared.unwrap_or_else(|| infer_attributes(&bytes, jsonl));
+        let file: Arc<str> = Arc::from("request body");
+        budgit_engine::input::parse_directory(&file, &bytes, jsonl, &attributes)
+    })
+    .await
+    .map_err(|e| ApiError::store(&e))?
+    .map_err(|reason| ApiError::bad_request("users/bad-directory", reason))?;
+    let (dir, diagnostics) = parsed;
+    let findings: Vec<Value> = diagnostics
+        .iter()
+        .map(|d| {
+            json!({
+                "code": d.code,
+                "severity": if d.severity == budgit_engine::Severity::Error { "error" } else { "warning" },
+                "message": d.message,
+                "line": d.location.as_ref().map(|l| l.line),
+            })
+        })
+        .collect();
+    let rows: Vec<(String, String)> = dir
+        .users
+        .iter()
+        .map(|u| {
+            let mut attrs = Map::new();
+            for ((name, _), value) in dir.attributes.iter().zip(&u.attrs) {
+                let v = match value {
+                    AttrValue::Missing => continue,
+                    AttrValue::String(s) => Value::String(s.clone()),
+                    AttrValue::List(l) => json!(l),
+                    AttrValue::Number(n) => json!(n),
+                    AttrValue::Bool(b) => json!(b),
+                };
+                attrs.insert(name.clone(), v);
+            }
+            (u.email.clone(), Value::Object(attrs).to_string())
+        })
+        .collect();
+    let now = crate::unix_now();
+    let (created, updated, unchanged) = app
+        .store
+        .write(move |tx| {
+            let (mut created, mut updated, mut unchanged) = (0u64, 0u64, 0u64);
+            let mut find = tx.prepare_cached("SELECT attrs FROM users WHERE email = ?1")?;
+            let mut put = tx.prepare_cached(
+                "INSERT INTO users (email, attrs, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(email) DO UPDATE SET attrs = excluded.attrs, updated_at = excluded.updated_at",
+            )?;
+            for (email, attrs) in &rows {
+                let old: Option<String> = find.query_row([email], |r| r.get(0)).optional()?;
+                match old {
+                    Some(o) if &o == attrs => unchanged += 1,
+                    Some(_) => {
+                        put.execute((email, attrs, now))?;
+                        updated += 1;
+                    }
+                    None => {
+                        put.execute((email, attrs, now))?;
+                        created += 1;
+                    }
+                }
+            }
+            Ok(((created, updated, unchanged), None))
+        })
+        .await?;
+    Ok(axum::Json(json!({
+        "users": created + updated + unchanged,
+        "created": created,
+        "updated": updated,
+        "unchanged": unchanged,
+        "diagnostics": findings,
+    }))
+    .into_response())
+}
+
+/// Attribute names and types from the body itself, when no Workspace declares them.
+fn infer_attributes(bytes: &[u8], jsonl: bool) -> BTreeMap<String, AttributeType> {
+    let mut out = BTreeMap::new();
+    let text = String::from_utf8_lossy(bytes);
+    if jsonl {
+        for line in text.lines().take(100_000) {
+            if let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(line) {
+                for (k, v) in obj {
+                    if k == "email" || out.contains_key(&k) || !valid_attribute(&k) {
+                        continue;
+                    }
+                    let t = match v {
+                        Value::Array(_) => AttributeType::List,
+                        Value::Number(_) => AttributeType::Number,
+                        Value::Bool(_) => AttributeType::Bool,
+                        _ => AttributeType::String,
+                    };
+                    out.insert(k, t);
+                }
+            }
+        }
+    } else if let Some(header) = text.lines().next() {
+        for name in header.split(',') {
+            let name = name.trim().trim_matches('"').trim();
+            if name != "email" && valid_attribute(name) {
+                out.insert(name.to_string(), AttributeType::String);
+            }
+        }
+    }
+    out
+}
+
+fn valid_attribute(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `GET /v1/users`: a page of users by email, filtered by attribute values.
+pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = QueryPairs::parse(raw.as_deref())?;
+    let limit = q.page_size(100, MAX_PAGE)?;
+    let after = q.get("after").unwrap_or("").to_string();
+    let mut filters = Vec::new();
+    for (k, v) in &q.0 {
+        if matches!(k.as_str(), "limit" | "after") {
+            continue;
+        }
+        if !valid_attribute(k) {
+            return Err(ApiError::bad_request(
+                "users/bad-filter",
+                format!("`{}` is not an attribute name", super::shorten(k)),
+            ));
+        }
+        filters.push((format!("$.\"{k}\""), v.clone()));
+    }
+    let scope = who.scope().map(str::to_string);
+    let (rows, has_more) = app
+        .store
+        .read(move |c| {
+            let mut sql = String::from("SELECT email, attrs FROM users WHERE email > ?1");
+            let mut params: Vec<String> = vec![after];
+            if let Some(u) = scope {
+                params.push(u);
+                sql.push_str(&format!(" AND email = ?{}", params.len()));
+            }
+            for (path, value) in filters {
+                params.push(path);
+                let p = params.len();
+                params.push(value);
+                let v = params.len();
+                sql.push_str(&format!(
+                    " AND (CAST(json_extract(attrs, ?{p}) AS TEXT) = ?{v}
+                       OR (json_type(attrs, ?{p}) = 'array'
+                           AND EXISTS (SELECT 1 FROM json_each(attrs, ?{p}) WHERE value = ?{v})))"
+                ));
+            }
+            sql.push_str(&format!(" ORDER BY email LIMIT {}", limit + 1));
+            let mut stmt = c.prepare(&sql)?;
+            let mut rows = stmt
+                .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let has_more = rows.len() > limit;
+            rows.truncate(limit);
+            Ok((rows, has_more))
+        })
+        .await?;
+    let next = if has_more { rows.last().map(|(e, _)| e.clone()) } else { None };
+    let data: Vec<Value> = rows
+        .into_iter()
+        .map(|(email, attrs)| {
+            json!({ "email": email, "attributes": serde_json::from_str::<Value>(&attrs).unwrap_or(Value::Null) })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "object": "list", "data": data, "has_more": has_more, "next": next }))
+        .into_response())
+}
+
+/// `GET /v1/users/{email}`: one user with the applied limit and this period's usage.
+pub async fn get_one(
+    State(app): State<App>,
+    who: Principal,
+    email: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
+    let email = path_param(email)?;
+    who.require_user(&email)?;
+    let key = email.clone();
+    let attrs: Option<String> = app
+        .store
+        .read(move |c| {
+            Ok(c.query_row("SELECT attrs FROM users WHERE email = ?1", [key], |r| r.get(0)).optional()?)
+        })
+        .await?;
+    let (limit, usage, period) = {
+        let ledger = app.ledger()?;
+        let limit = ledger.limit_of(&email).cloned();
+        (limit, ledger.usage_of(&email), ledger.period())
+    };
+    if attrs.is_none() && limit.is_none() {
+        return Err(ApiError::not_found("users/unknown", format!("no user `{}`", super::shorten(&email))));
+    }
+    let (total, products, models) = usage;
+    let map = |m: std::collections::BTreeMap<String, i64>| -> Map<String, Value> {
+        m.into_iter().map(|(k, v)| (k, super::credits_json(v))).collect()
+    };
+    Ok(axum::Json(json!({
+        "email": email,
+        "attributes": attrs.and_then(|a| serde_json::from_str::<Value>(&a).ok()),
+        "limit": limit.as_ref().map(|l| &l.limit),
+        "group": limit.as_ref().and_then(|l| l.group.clone()),
+        "period": period.map(|p| json!({ "start": p.start, "end": p.end })),
+        "used": { "credits": super::credits_json(total), "products": map(products), "models": map(models) },
+    }))
+    .into_response())
+}
+
+/// `POST /v1/users/{email}/tokens`: issues a token that sees only this user (shown once).
+pub async fn issue_token(
+    State(app): State<App>,
+    who: Principal,
+    email: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
+    who.require_admin()?;
+    let email = path_param(email)?;
+    check_email(&email)?;
+    let token = auth::generate("bgt_user_")?;
+    let h = auth::hash(&token);
+    let (key, app2) = (email.clone(), app.clone());
+    let now = crate::unix_now();
+    app.store
+        .write(move |tx| {
+            let known: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM users WHERE email = ?1) OR EXISTS(SELECT 1 FROM limits WHERE email = ?1)",
+                [&key],
+                |r| r.get(0),
+            )?;
+            if !known {
+                return Err(ApiError::not_found("users/unknown", format!("no user `{}`", super::shorten(&key))));
+            }
+            tx.execute("INSERT INTO tokens (hash, email, created_at) VALUES (?1, ?2, ?3)", (&h[..], &key, now))?;
+            tx.execute(
+                "INSERT INTO audit (at, actor, action, subject) VALUES (?1, 'admin', 'token.issue', ?2)",
+                (now, &key),
+            )?;
+            let after: crate::store::After = Box::new(move |ok| {
+                if ok {
+                    app2.tokens.add_user(h, key);
+                }
+            });
+            Ok(((), Some(after)))
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({ "user": email, "token": token, "note": "shown once; only its hash is stored" })),
+    )
+        .into_response())
+}
+
+/// `DELETE /v1/users/{email}/tokens`: revokes every token of a user.
+pub async fn revoke_tokens(
+    State(app): State<App>,
+    who: Principal,
+    email: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
+    who.require_admin()?;
+    let email = path_param(email)?;
+    let (key, app2) = (email.clone(), app.clone());
+    let now = crate::unix_now();
+    let revoked = app
+        .store
+        .write(move |tx| {
+            let n = tx.execute("DELETE FROM tokens WHERE email = ?1", [&key])?;
+            tx.execute(
+                "INSERT INTO audit (at, actor, action, subject) VALUES (?1, 'admin', 'token.revoke', ?2)",
+                (now, &key),
+            )?;
+            let after: crate::store::After = Box::new(move |ok| {
+                if ok {
+                    app2.tokens.revoke_user(&key);
+                }
+            });
+            Ok((n, Some(after)))
+        })
+        .await?;
+    Ok(axum::Json(json!({ "user": email, "revoked": revoked })).into_response())
+}

@@ -1,0 +1,390 @@
+//! budgit's workspace service: the HTTP API behind `budgit serve`, state in embedded SQLite.
+//!
+//! The service holds what the reconciler applies (per-user limits with their
+//! provenance, group pools), records usage, answers spend checks with
+//! reservations so concurrent callers can never overspend, serves an OpenAI
+//! Costs API compatible view, and keeps credit requests, leases and an audit
+//! log. It depends on the engine for the model, periods and the directory
+//! reader; the engine never depends on it.
+//!
+//! Layout: [`store`] (SQLite, one writer thread), [`ledger`] (the in-memory
+//! check ledger), [`auth`] (tokens), [`metrics`], [`openapi`] (the API's
+//! description), `api` (the handlers).
+
+mod api;
+pub mod auth;
+pub mod error;
+pub mod ledger;
+pub mod metrics;
+pub mod openapi;
+pub mod store;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use budgit_engine::model::{AttributeType, Enforcement, Period};
+use budgit_engine::period::{PeriodRange, parse_timezone};
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::auth::Tokens;
+use crate::error::{ApiError, ApiResult};
+use crate::ledger::{Ledger, Reservation, Settings, UsageRow, UserLimit};
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+/// How to run the service.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The SQLite database file (created when missing).
+    pub db: PathBuf,
+    /// The address to listen on (`127.0.0.1:0` picks a free port).
+    pub listen: String,
+    /// A policy directory whose Workspace types directory attributes and sets the period.
+    pub policies: Option<PathBuf>,
+    /// The admin token to accept; when absent, the stored one, or a new one printed once.
+    pub admin_token: Option<String>,
+}
+
+/// Why the service could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on `{addr}`: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The policies could not be read or are invalid.
+    #[error("policies: {0}")]
+    Policies(String),
+    /// Startup work on the store failed.
+    #[error("store: {0}")]
+    Startup(String),
+    /// The runtime or the server failed.
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A usage event as the live stream sends it.
+#[derive(Debug, Clone)]
+pub struct StreamEvent {
+    /// The monotonic sequence number (the SSE `id`).
+    pub seq: i64,
+    /// The event's user, to filter user-token streams.
+    pub user: String,
+    /// The event as JSON.
+    pub json: String,
+}
+
+/// Shared state of the running service.
+pub struct AppState {
+    store: Store,
+    tokens: Tokens,
+    ledger: Mutex<Ledger>,
+    metrics: Metrics,
+    stream: broadcast::Sender<Arc<StreamEvent>>,
+    attributes: Option<BTreeMap<String, AttributeType>>,
+    max_override_days: u32,
+}
+
+type App = Arc<AppState>;
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> i64 {
+    Utc::now().timestamp()
+}
+
+/// Settings as stored in the `meta` table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredSettings {
+    period: Period,
+    timezone: String,
+    enforcement: Enforcement,
+}
+
+impl StoredSettings {
+    fn to_settings(&self) -> Option<Settings> {
+        Some(Settings {
+            period: self.period,
+            timezone: parse_timezone(&self.timezone)?,
+            enforcement: self.enforcement,
+        })
+    }
+}
+
+/// Reads the stored settings (defaults when none).
+fn read_settings(conn: &Connection) -> ApiResult<Settings> {
+    let text = store::meta_get(conn, "settings")?;
+    Ok(text
+        .and_then(|t| serde_json::from_str::<StoredSettings>(&t).ok())
+        .and_then(|s| s.to_settings())
+        .unwrap_or_default())
+}
+
+/// Reads the settings and the usage of the period containing `now`.
+fn usage_snapshot(
+    conn: &Connection,
+    now: DateTime<Utc>,
+) -> ApiResult<(Settings, PeriodRange, Vec<UsageRow>)> {
+    let settings = read_settings(conn)?;
+    let period = Ledger::period_for(&settings, now);
+    let mut stmt = conn.prepare_cached(
+        "SELECT email, product, model, SUM(micros) FROM events WHERE ts >= ?1 AND ts < ?2
+         GROUP BY email, product, model",
+    )?;
+    let rows = stmt
+        .query_map((period.start.timestamp(), period.end.timestamp()), |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<Vec<UsageRow>, _>>()?;
+    Ok((settings, period, rows))
+}
+
+/// Parses an applied limit row.
+fn parse_limit(value: &str, group: Option<String>) -> Option<UserLimit> {
+    let limit = serde_json::from_str(value).ok()?;
+    Some(UserLimit { limit, group })
+}
+
+impl AppState {
+    /// Opens the store, applies the policies' workspace settings and loads the ledger.
+    fn open(config: &Config) -> Result<(App, Option<String>), ServeError> {
+        let mut attributes = None;
+        let mut max_override_days = 366;
+        let mut policy_settings = None;
+        if let Some(dir) = &config.policies {
+            let (attrs, settings, max_days) = load_policies(dir)?;
+            attributes = Some(attrs);
+            policy_settings = Some(settings);
+            max_override_days = max_days;
+        }
+        let startup = |e: ApiError| ServeError::Startup(e.message);
+        let mut printed = None;
+        let mut admin_hash = config.admin_token.as_deref().map(auth::hash);
+        let settings_json = policy_settings.and_then(|s: StoredSettings| serde_json::to_string(&s).ok());
+        let store = Store::open(&config.db, |tx| {
+            let stored = store::meta_get(tx, "admin_token_sha256")?.as_deref().and_then(auth::unhex);
+            if admin_hash.is_none() {
+                admin_hash = stored;
+            }
+            if admin_hash.is_none()
+                && let Ok(token) = auth::generate("bgt_admin_")
+            {
+                admin_hash = Some(auth::hash(&token));
+                printed = Some(token);
+            }
+            if let Some(h) = &admin_hash {
+                store::meta_set(tx, "admin_token_sha256", &auth::hex(h))?;
+            }
+            if let Some(s) = &settings_json {
+                store::meta_set(tx, "settings", s)?;
+            }
+            Ok(())
+        })?;
+        let Some(admin_hash) = admin_hash else {
+            return Err(ServeError::Startup("no randomness to generate an admin token".to_string()));
+        };
+        let tokens = Tokens::default();
+        tokens.set_admin(admin_hash);
+        let now = Utc::now();
+        let mut ledger = Ledger::default();
+        let loaded = store
+            .read_blocking(|c| {
+                let mut users = Vec::new();
+                let mut stmt = c.prepare("SELECT hash, email FROM tokens")?;
+                let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))?;
+                for row in rows {
+                    let (h, email) = row?;
+                    if let Ok(h) = <[u8; 32]>::try_from(h.as_slice()) {
+                        users.push((h, email));
+                    }
+                }
+                let mut limits = Vec::new();
+                let mut stmt = c.prepare("SELECT email, value, grp FROM limits")?;
+                let rows = stmt.query_map([], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?))
+                })?;
+                for row in rows {
+                    let (email, value, grp) = row?;
+                    if let Some(l) = parse_limit(&value, grp) {
+                        limits.push((email, Some(l)));
+                    }
+                }
+                let mut stmt = c.prepare("SELECT grp, micros FROM pools")?;
+                let pools = stmt
+                    .query_map([], |r| Ok((r.get::<_, String>(0)?, Some(r.get::<_, i64>(1)?))))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut stmt = c.prepare(
+                    "SELECT id, email, product, model, micros, expires_at FROM reservations WHERE expires_at > ?1",
+                )?;
+                let reservations = stmt
+                    .query_map([now.timestamp()], |r| {
+                        Ok(Reservation {
+                            id: r.get(0)?,
+                            user: r.get(1)?,
+                            product: r.get(2)?,
+                            model: r.get(3)?,
+                            micros: r.get(4)?,
+                            group: None,
+                            expires_at: r.get(5)?,
+                            committing: false,
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((users, limits, pools, reservations, usage_snapshot(c, now)?))
+            })
+            .map_err(startup)?;
+        let (users, limits, pools, reservations, (settings, period, usage)) = loaded;
+        for (h, email) in users {
+            tokens.add_user(h, email);
+        }
+        ledger.apply_limits(limits, pools);
+        ledger.load_usage(settings, period, usage);
+        for r in reservations {
+            ledger.restore(r);
+        }
+        let (stream, _) = broadcast::channel(4096);
+        let app = Arc::new(AppState {
+            store,
+            tokens,
+            ledger: Mutex::new(ledger),
+            metrics: Metrics::default(),
+            stream,
+            attributes,
+            max_override_days,
+        });
+        Ok((app, printed))
+    }
+
+    fn ledger(&self) -> ApiResult<std::sync::MutexGuard<'_, Ledger>> {
+        self.ledger.lock().map_err(|_| ApiError::store(&"the ledger lock is poisoned"))
+    }
+
+    /// Reloads the period's usage into the ledger, in commit order with other writes.
+    async fn reload_usage(self: &Arc<Self>) -> ApiResult<()> {
+        let app = self.clone();
+        self.store
+            .write(move |tx| {
+                let snapshot = usage_snapshot(tx, Utc::now())?;
+                let after: store::After = Box::new(move |ok| {
+                    if ok && let Ok(mut l) = app.ledger.lock() {
+                        let (settings, period, rows) = snapshot;
+                        l.load_usage(settings, period, rows);
+                    }
+                });
+                Ok(((), Some(after)))
+            })
+            .await
+    }
+}
+
+/// Reads the policies: attribute types, settings and the longest override.
+fn load_policies(
+    dir: &std::path::Path,
+) -> Result<(BTreeMap<String, AttributeType>, StoredSettings, u32), ServeError> {
+    use budgit_engine::validate::{ValidateOptions, validate_dir};
+    let dir = dir.to_path_buf();
+    let validated = budgit_engine::stack::with_large_stack(move || {
+        validate_dir(&dir, &ValidateOptions { now: Utc::now() })
+    })
+    .map_err(|e| ServeError::Policies(e.to_string()))?
+    .map_err(|e| ServeError::Policies(e.to_string()))?;
+    if validated.report.has_errors() {
+        let first = validated
+            .report
+            .diagnostics
+            .iter()
+            .find(|d| d.severity == budgit_engine::Severity::Error)
+            .map(|d| d.message.clone())
+            .unwrap_or_default();
+        return Err(ServeError::Policies(format!(
+            "{} errors (run `budgit validate`); first: {first}",
+            validated.report.errors()
+        )));
+    }
+    let Some(ws) = validated.policies.workspace() else {
+        return Err(ServeError::Policies("no Workspace document".to_string()));
+    };
+    let ws = &ws.doc;
+    let settings =
+        StoredSettings { period: ws.period, timezone: ws.timezone.clone(), enforcement: ws.enforcement };
+    Ok((ws.attributes.clone(), settings, ws.overrides.max_days))
+}
+
+/// A service listening on a socket, started in the current runtime.
+pub struct Running {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The admin token generated at first start, when one was (shown once).
+    pub generated_admin_token: Option<String>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Waits for the server to stop.
+    pub async fn wait(self) -> Result<(), ServeError> {
+        match self.task.await {
+            Ok(r) => Ok(r?),
+            Err(e) => Err(ServeError::Io(std::io::Error::other(e.to_string()))),
+        }
+    }
+
+    /// Stops the server.
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
+/// Opens the store and starts serving in the current tokio runtime.
+///
+/// Blocking startup work (migrations, loading the ledger) runs on a blocking thread.
+pub async fn start(config: Config) -> Result<Running, ServeError> {
+    let cfg = config.clone();
+    let (app, generated) = tokio::task::spawn_blocking(move || AppState::open(&cfg))
+        .await
+        .map_err(|e| ServeError::Startup(e.to_string()))??;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|source| ServeError::Listen { addr: config.listen.clone(), source })?;
+    let addr = listener.local_addr()?;
+    let router = api::router(app);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+    });
+    Ok(Running { addr, generated_admin_token: generated, task })
+}
+
+/// Runs the service until interrupted (the `budgit serve` command).
+///
+/// Prints the listening address, and a generated admin token once, to stderr.
+pub fn run(config: Config) -> Result<(), ServeError> {
+    // CEL and YAML work recurses: give workers room (a stack overflow aborts)
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(8 * 1024 * 1024)
+        .build()?;
+    rt.block_on(async {
+        let running = start(config).await?;
+        if let Some(token) = &running.generated_admin_token {
+            eprintln!(
+                "admin token (shown once, stored hashed; set BUDGIT_ADMIN_TOKEN to choose one): {token}"
+            );
+        }
+        eprintln!("budgit serve listening on http://{}", running.addr);
+        running.wait().await
+    })
+}

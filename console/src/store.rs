@@ -1,0 +1,308 @@
+//! The SQLite store: schema migrations, one writer thread with group commit, and readers.
+//!
+//! Every write goes through [`Store::write`]: the job runs on the single writer
+//! thread inside a transaction shared with the other jobs waiting at that moment
+//! (group commit), each job under its own savepoint so one failing job never
+//! takes the others down. The reply is sent only after the transaction is
+//! durably committed (WAL, `synchronous=FULL`), so an acknowledged write survives
+//! `kill -9`. Reads run on a small pool of connections inside `spawn_blocking`:
+//! no SQLite call ever blocks an async worker.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+
+use rusqlite::{Connection, OpenFlags, Transaction};
+use tokio::sync::oneshot;
+
+use crate::error::{ApiError, ApiResult};
+
+/// The schema, one entry per version; a database records the versions it has applied.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+     CREATE TABLE users (email TEXT PRIMARY KEY, attrs TEXT NOT NULL, updated_at INTEGER NOT NULL);
+     CREATE TABLE tokens (hash BLOB PRIMARY KEY, email TEXT NOT NULL, created_at INTEGER NOT NULL);
+     CREATE INDEX tokens_email ON tokens(email);
+     CREATE TABLE limits (email TEXT PRIMARY KEY, value TEXT NOT NULL, grp TEXT, source TEXT,
+         commit_id TEXT, plan_digest TEXT, updated_at INTEGER NOT NULL);
+     CREATE TABLE pools (grp TEXT PRIMARY KEY, micros INTEGER NOT NULL, commit_id TEXT,
+         plan_digest TEXT, updated_at INTEGER NOT NULL);
+     CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor TEXT NOT NULL,
+         action TEXT NOT NULL, subject TEXT NOT NULL, old TEXT, new TEXT, commit_id TEXT, plan_digest TEXT);
+     CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, ts INTEGER NOT NULL,
+         email TEXT NOT NULL, product TEXT NOT NULL, model TEXT NOT NULL, micros INTEGER NOT NULL,
+         project TEXT NOT NULL DEFAULT '', context TEXT);
+     CREATE INDEX events_ts ON events(ts);
+     CREATE INDEX events_email ON events(email, seq);
+     CREATE TABLE daily (day INTEGER NOT NULL, email TEXT NOT NULL, product TEXT NOT NULL, model TEXT NOT NULL,
+         project TEXT NOT NULL, micros INTEGER NOT NULL, events INTEGER NOT NULL,
+         PRIMARY KEY (day, email, product, model, project)) WITHOUT ROWID;
+     CREATE TABLE requests (id INTEGER PRIMARY KEY AUTOINCREMENT, email TEXT NOT NULL, micros INTEGER NOT NULL,
+         days INTEGER NOT NULL, reason TEXT NOT NULL, context TEXT, status TEXT NOT NULL,
+         created_at INTEGER NOT NULL, created_by TEXT NOT NULL, decided_at INTEGER, decided_by TEXT,
+         decision_reason TEXT, proposal TEXT);
+     CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at INTEGER NOT NULL);
+     CREATE TABLE reservations (id TEXT PRIMARY KEY, email TEXT NOT NULL, product TEXT NOT NULL,
+         model TEXT NOT NULL, micros INTEGER NOT NULL, grp TEXT, expires_at INTEGER NOT NULL);
+     CREATE TABLE alerts (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, email TEXT NOT NULL,
+         kind TEXT NOT NULL, message TEXT NOT NULL);",
+)];
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused.
+    #[error("cannot open the database `{path}`: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// The SQLite error.
+        source: rusqlite::Error,
+    },
+    /// The writer thread could not start.
+    #[error("cannot start the writer thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// What a write job leaves to do after its transaction commits (on the writer thread).
+pub type After = Box<dyn FnOnce(bool) + Send>;
+
+/// One unit of work for the writer thread.
+trait Job: Send {
+    /// Runs inside the shared transaction; false when the job failed (its savepoint is rolled back).
+    fn run(&mut self, tx: &Transaction<'_>) -> bool;
+    /// Called once the transaction committed (`true`) or failed (`false`).
+    fn finish(self: Box<Self>, committed: Result<(), String>);
+}
+
+struct WriteJob<T, F> {
+    f: Option<F>,
+    out: Option<ApiResult<(T, Option<After>)>>,
+    reply: oneshot::Sender<ApiResult<T>>,
+}
+
+impl<T, F> Job for WriteJob<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Transaction<'_>) -> ApiResult<(T, Option<After>)> + Send + 'static,
+{
+    fn run(&mut self, tx: &Transaction<'_>) -> bool {
+        let Some(f) = self.f.take() else { return false };
+        let out = f(tx);
+        let ok = out.is_ok();
+        self.out = Some(out);
+        ok
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), String>) {
+        let result = match (self.out, committed) {
+            (Some(Ok((value, after))), Ok(())) => {
+                if let Some(after) = after {
+                    after(true);
+                }
+                Ok(value)
+            }
+            (Some(Ok((_, after))), Err(e)) => {
+                if let Some(after) = after {
+                    after(false);
+                }
+                Err(ApiError::store(&e))
+            }
+            (Some(Err(e)), _) => Err(e),
+            (None, _) => Err(ApiError::store(&"write job did not run")),
+        };
+        // the client may have gone away; the write stands either way
+        let _ = self.reply.send(result);
+    }
+}
+
+/// The store: a writer channel and a pool of read connections.
+#[derive(Clone)]
+pub struct Store {
+    writer: mpsc::Sender<Box<dyn Job>>,
+    readers: Arc<Readers>,
+}
+
+struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// Jobs committed together at most, so one commit never waits on an unbounded queue.
+const GROUP_COMMIT_MAX: usize = 256;
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database, and starts the writer thread.
+    ///
+    /// `init` runs in a transaction after the migrations, before any other write.
+    pub fn open(
+        path: &Path,
+        init: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<()>,
+    ) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open { path: path.to_path_buf(), source };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        configure(&conn).map_err(open_err)?;
+        migrate(&mut conn).map_err(open_err)?;
+        let tx = conn.transaction().map_err(open_err)?;
+        init(&tx).map_err(open_err)?;
+        tx.commit().map_err(open_err)?;
+        let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
+        std::thread::Builder::new()
+            .name("budgit-store-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(StoreError::Thread)?;
+        Ok(Store {
+            writer: tx,
+            readers: Arc::new(Readers { path: path.to_path_buf(), idle: Mutex::new(Vec::new()) }),
+        })
+    }
+
+    /// Runs `f` on the writer thread in a transaction; answers once it is durably committed.
+    ///
+    /// `f` may return an [`After`] closure, run on the writer thread after the
+    /// commit (with `true`) or after a failed commit (with `false`) and before the
+    /// reply: in-memory state that mirrors the database is updated there, in
+    /// commit order.
+    pub async fn write<T, F>(&self, f: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> ApiResult<(T, Option<After>)> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job = Box::new(WriteJob { f: Some(f), out: None, reply });
+        self.writer.send(job).map_err(|_| ApiError::store(&"the writer thread stopped"))?;
+        rx.await.map_err(|_| ApiError::store(&"the writer thread dropped a job"))?
+    }
+
+    /// Queues a write without waiting for it (state whose loss on a crash is harmless).
+    pub fn write_detached<F>(&self, f: F)
+    where
+        F: FnOnce(&Transaction<'_>) -> ApiResult<()> + Send + 'static,
+    {
+        let (reply, _rx) = oneshot::channel();
+        let job = Box::new(WriteJob {
+            f: Some(move |tx: &Transaction<'_>| f(tx).map(|()| ((), None))),
+            out: None,
+            reply,
+        });
+        if self.writer.send(job).is_err() {
+            eprintln!("store error: the writer thread stopped");
+        }
+    }
+
+    /// Runs a read on a pooled connection, off the async workers.
+    pub async fn read<T, F>(&self, f: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || readers.with(f)).await.map_err(|e| ApiError::store(&e))?
+    }
+
+    /// Runs a read on the calling thread (startup, before the server runs).
+    pub fn read_blocking<T>(&self, f: impl FnOnce(&Connection) -> ApiResult<T>) -> ApiResult<T> {
+        self.readers.with(f)
+    }
+}
+
+impl Readers {
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> ApiResult<T>) -> ApiResult<T> {
+        let pooled = self.idle.lock().map_err(|_| ApiError::store(&"reader pool poisoned"))?.pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                c.busy_timeout(std::time::Duration::from_secs(5))?;
+                c
+            }
+        };
+        let out = f(&conn);
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < 8
+        {
+            idle.push(conn);
+        }
+        out
+    }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // WAL lets readers run beside the writer; FULL syncs the WAL at every commit,
+    // which is what makes an acknowledged write survive a crash
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )?;
+    for (version, sql) in MIGRATIONS {
+        let tx = conn.transaction()?;
+        let done: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM schema_migrations WHERE version = ?1)",
+            [version],
+            |r| r.get(0),
+        )?;
+        if !done {
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                (version, crate::unix_now()),
+            )?;
+        }
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < GROUP_COMMIT_MAX {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let committed = run_batch(&mut conn, &mut batch);
+        for job in batch {
+            job.finish(committed.clone());
+        }
+    }
+}
+
+fn run_batch(conn: &mut Connection, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
+    let tx = conn.transaction().map_err(|e| e.to_string())?;
+    for job in batch.iter_mut() {
+        tx.execute_batch("SAVEPOINT job").map_err(|e| e.to_string())?;
+        if job.run(&tx) {
+            tx.execute_batch("RELEASE job").map_err(|e| e.to_string())?;
+        } else {
+            tx.execute_batch("ROLLBACK TO job; RELEASE job").map_err(|e| e.to_string())?;
+        }
+    }
+    tx.commit().map_err(|e| e.to_string())
+}
+
+/// Reads a value from the `meta` table.
+pub fn meta_get(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
+    use rusqlite::OptionalExtension;
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()
+}
+
+/// Writes a value to the `meta` table.
+pub fn meta_set(tx: &Transaction<'_>, key: &str, value: &str) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )?;
+    Ok(())
+}
