@@ -575,3 +575,12 @@ fn validate_at_a_revision_ignores_the_working_tree_and_names_the_commit() {
     let missing = budgit(repo.path(), &["validate", "--ref", "nope", "--now", NOW]);
     assert_eq!(missing.code, 2, "{}", missing.snapshot());
 }
+
+#[test]
+fn plan_of_a_head_without_workspace_is_a_finding() {
+    let repo = scenario();
+    std::fs::remove_file(repo.path().join("policies/workspace.yaml")).unwrap();
+    let run = plan(repo.path(), "c6", None, "table", &[]);
+    assert_eq!(run.code, 1, "{}", run.snapshot());
+    assert!(run.stderr.contains("workspace/missing"), "{}", run.stderr);
+}

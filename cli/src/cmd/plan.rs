@@ -111,6 +111,11 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
                 color: render::stdout_color(),
             };
             eprint!("{}", render::diagnostics(render::DiagFormat::Human, &context, &report));
+            // An invalid head (no workspace, a bad time zone) is a finding about the change, not a failure to run.
+            if report.has_errors() {
+                eprintln!("error: cannot plan: the head cannot be resolved: {why}");
+                return Ok(Status::Findings);
+            }
             anyhow::bail!("cannot plan: the head cannot be resolved: {why}");
         }
     };

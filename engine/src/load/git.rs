@@ -58,12 +58,50 @@ pub enum GitError {
     /// A file to add exists already in the base tree.
     #[error("`{0}` already exists at the base commit: pick another name")]
     FileExists(String),
+    /// A file to change or delete does not exist at the base commit.
+    #[error("`{0}` does not exist at the base commit")]
+    NoSuchFile(String),
     /// A path cannot be written into a tree.
     #[error("invalid path `{0}` inside the repository")]
     BadPath(String),
     /// Any other libgit2 failure.
     #[error("git: {0}")]
     Git(#[from] git2::Error),
+}
+
+/// One file edit of [`GitRepo::commit_changes`]; paths are repository-relative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileChange<'a> {
+    /// Add a file that must not exist yet.
+    Create {
+        /// Where.
+        path: &'a str,
+        /// Its text.
+        content: &'a str,
+    },
+    /// Add or replace a file.
+    Write {
+        /// Where.
+        path: &'a str,
+        /// Its text.
+        content: &'a str,
+    },
+    /// Remove a file that must exist.
+    Delete {
+        /// Where.
+        path: &'a str,
+    },
+}
+
+impl FileChange<'_> {
+    /// The path changed.
+    pub fn path(&self) -> &str {
+        match self {
+            FileChange::Create { path, .. }
+            | FileChange::Write { path, .. }
+            | FileChange::Delete { path } => path,
+        }
+    }
 }
 
 /// A commit as shown to people: which, who, when, why.
@@ -311,16 +349,41 @@ impl GitRepo {
         content: &str,
         message: &str,
     ) -> Result<CommitInfo, GitError> {
+        self.commit_changes(base, branch, &[FileChange::Create { path, content }], message)
+    }
+
+    /// Creates `branch` at `base` plus one commit applying `changes`, in memory.
+    ///
+    /// For a proposed edit (a group's limit from the console) as much as a new file:
+    /// the index and working tree never change, the branch is new, and nothing is
+    /// written when any change does not apply. Returns the new commit.
+    pub fn commit_changes(
+        &self,
+        base: &str,
+        branch: &str,
+        changes: &[FileChange<'_>],
+        message: &str,
+    ) -> Result<CommitInfo, GitError> {
         let base = self.commit(base)?;
         if self.repo.find_branch(branch, git2::BranchType::Local).is_ok() {
             return Err(GitError::BranchExists(branch.to_owned()));
         }
-        let parts: Vec<&str> = path.split('/').collect();
-        if parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..") {
-            return Err(GitError::BadPath(path.to_owned()));
+        let mut tree = base.tree()?.id();
+        for change in changes {
+            let path = change.path();
+            let parts: Vec<&str> = path.split('/').collect();
+            if parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..") {
+                return Err(GitError::BadPath(path.to_owned()));
+            }
+            let blob = match change {
+                FileChange::Create { content, .. } | FileChange::Write { content, .. } => {
+                    Some(self.repo.blob(content.as_bytes())?)
+                }
+                FileChange::Delete { .. } => None,
+            };
+            let current = self.repo.find_tree(tree)?;
+            tree = self.edit(Some(&current), &parts, blob, change)?;
         }
-        let blob = self.repo.blob(content.as_bytes())?;
-        let tree = self.insert(Some(&base.tree()?), &parts, blob, path)?;
         let tree = self.repo.find_tree(tree)?;
         let signature = self.signature()?;
         let oid = self.repo.commit(None, &signature, &signature, message, &tree, &[&base])?;
@@ -329,21 +392,31 @@ impl GitRepo {
         Ok(CommitInfo::of(&commit))
     }
 
-    fn insert(
+    fn edit(
         &self,
         tree: Option<&git2::Tree<'_>>,
         parts: &[&str],
-        blob: Oid,
-        full: &str,
+        blob: Option<Oid>,
+        change: &FileChange<'_>,
     ) -> Result<Oid, GitError> {
+        let full = change.path();
         let mut builder = self.repo.treebuilder(tree)?;
         match parts {
             [] => Err(GitError::BadPath(full.to_owned())),
             [name] => {
-                if builder.get(name)?.is_some() {
-                    return Err(GitError::FileExists(full.to_owned()));
+                let exists = builder.get(name)?.is_some();
+                match (change, blob) {
+                    (FileChange::Create { .. }, _) if exists => {
+                        return Err(GitError::FileExists(full.to_owned()));
+                    }
+                    (FileChange::Delete { .. }, _) if !exists => {
+                        return Err(GitError::NoSuchFile(full.to_owned()));
+                    }
+                    (_, Some(blob)) => {
+                        builder.insert(name, blob, 0o100644)?;
+                    }
+                    (_, None) => builder.remove(name)?,
                 }
-                builder.insert(name, blob, 0o100644)?;
                 Ok(builder.write()?)
             }
             [name, rest @ ..] => {
@@ -352,10 +425,16 @@ impl GitRepo {
                         Some(self.repo.find_tree(entry.id())?)
                     }
                     Some(_) => return Err(GitError::BadPath(full.to_owned())),
+                    None if blob.is_none() => return Err(GitError::NoSuchFile(full.to_owned())),
                     None => None,
                 };
-                let sub = self.insert(sub.as_ref(), rest, blob, full)?;
-                builder.insert(name, sub, 0o040000)?;
+                let sub = self.edit(sub.as_ref(), rest, blob, change)?;
+                // A directory emptied by a deletion disappears, as in git.
+                if self.repo.find_tree(sub)?.is_empty() {
+                    builder.remove(name)?;
+                } else {
+                    builder.insert(name, sub, 0o040000)?;
+                }
                 Ok(builder.write()?)
             }
         }
@@ -475,6 +554,31 @@ mod tests {
             git.commit_new_file("HEAD", "other", "policies/a.yaml", "", "clash"),
             Err(GitError::FileExists(_))
         ));
+    }
+
+    #[test]
+    fn commits_edits_and_deletions_in_one_commit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Repository::init(tmp.path()).unwrap();
+        commit_files(&repo, &[("policies/a.yaml", "a: 1\n"), ("policies/g/b.yaml", "b: 1\n")], "one");
+        let git = GitRepo::discover(tmp.path()).unwrap();
+        let changes = [
+            FileChange::Write { path: "policies/a.yaml", content: "a: 2\n" },
+            FileChange::Delete { path: "policies/g/b.yaml" },
+            FileChange::Create { path: "policies/c.yaml", content: "c: 1\n" },
+        ];
+        git.commit_changes("HEAD", "edit", &changes, "edit").unwrap();
+        let read = git.read_policies("edit", "policies").unwrap();
+        let files: Vec<(&str, &str)> = read.sources.iter().map(|s| (&*s.path, &*s.text)).collect();
+        assert_eq!(files, [("a.yaml", "a: 2\n"), ("c.yaml", "c: 1\n")]);
+        let tree = git.commit("edit").unwrap().tree().unwrap();
+        assert!(tree.get_path(Path::new("policies/g")).is_err(), "an emptied directory disappears");
+        assert!(matches!(
+            git.commit_changes("HEAD", "x", &[FileChange::Delete { path: "policies/nope.yaml" }], "x"),
+            Err(GitError::NoSuchFile(_))
+        ));
+        assert!(git.raw().find_branch("x", git2::BranchType::Local).is_err(), "nothing written on failure");
+        assert_eq!(std::fs::read_to_string(tmp.path().join("policies/a.yaml")).unwrap(), "a: 1\n");
     }
 
     #[test]
