@@ -491,8 +491,27 @@ fn resolves_a_large_organisation() {
         })
         .collect();
     let case = Case { description: String::new(), policies, directory: rows, checks: Vec::new() };
-    let policies = load(&case);
-    let dir = directory(&case, &policies);
+    // `BUDGIT_SCALE_ORG=DIR` measures a `budgit gen` organisation instead (DIR/policies, DIR/directory.csv).
+    let (policies, dir) = match std::env::var_os("BUDGIT_SCALE_ORG") {
+        Some(org) => {
+            let org = std::path::PathBuf::from(org);
+            let now = parse_now("2026-11-27T12:00:00Z");
+            let validated = budgit_engine::validate::validate_dir(
+                &org.join("policies"),
+                &budgit_engine::validate::ValidateOptions { now },
+            )
+            .unwrap();
+            let attributes = &validated.policies.workspace().unwrap().doc.attributes;
+            let (dir, _) = budgit_engine::input::read_directory(&org.join("directory.csv"), attributes).unwrap();
+            (validated.policies, dir)
+        }
+        None => {
+            let policies = load(&case);
+            let dir = directory(&case, &policies);
+            (policies, dir)
+        }
+    };
+    let users = dir.len();
     let now = parse_now("2026-11-15T12:00:00Z");
 
     let started = Instant::now();

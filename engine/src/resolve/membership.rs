@@ -8,7 +8,7 @@
 use crate::directory::Directory;
 use crate::load::PolicySet;
 use crate::model::Group;
-use crate::select::Selector;
+use crate::select::{self, Selector};
 
 /// A fixed-size set of user positions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,24 +121,43 @@ fn combine(dir: &Directory, group: &Group, selection: Selection) -> Members {
 
 /// Evaluates every group's membership over the whole directory.
 ///
-/// Each selector is compiled once and evaluated in bulk; [`crate::select`] runs
-/// the CEL work on a thread with a large stack.
+/// Each selector is compiled once, and all of them are evaluated in bulk over one
+/// shared directory index by [`select::matches_all`] (which runs any CEL work on a
+/// thread with a large stack).
 pub(crate) fn all_groups(policies: &PolicySet, dir: &Directory) -> Vec<Members> {
+    /// A group's selector after compiling: none, an error, or a position in `selectors`.
+    enum Compiled {
+        None,
+        Error(String),
+        At(usize),
+    }
+    let mut selectors = Vec::new();
+    let compiled: Vec<Compiled> = policies
+        .groups
+        .iter()
+        .map(|g| match g.doc.selector.as_ref().map(|expr| Selector::compile(expr, &dir.attributes)) {
+            None => Compiled::None,
+            Some(Err(e)) => Compiled::Error(e.to_string()),
+            Some(Ok(s)) => {
+                selectors.push(s);
+                Compiled::At(selectors.len() - 1)
+            }
+        })
+        .collect();
+    let results = select::matches_all(&selectors, dir);
     policies
         .groups
         .iter()
-        .map(|g| {
-            let selection = match &g.doc.selector {
-                None => Selection::None,
-                Some(expr) => match Selector::compile(expr, &dir.attributes) {
-                    Ok(selector) => {
-                        let matches = selector.matches(dir);
-                        Selection::Users {
-                            bits: BitSet::from_words(matches.words()),
-                            errors: matches.errors().to_vec(),
-                        }
+        .zip(compiled)
+        .map(|(g, c)| {
+            let selection = match c {
+                Compiled::None => Selection::None,
+                Compiled::Error(e) => Selection::Error(e),
+                Compiled::At(i) => match results.get(i) {
+                    Some(m) => {
+                        Selection::Users { bits: BitSet::from_words(m.words()), errors: m.errors().to_vec() }
                     }
-                    Err(e) => Selection::Error(e.to_string()),
+                    None => Selection::Error("the selector was not evaluated".into()),
                 },
             };
             combine(dir, &g.doc, selection)
