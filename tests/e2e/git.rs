@@ -584,3 +584,31 @@ fn plan_of_a_head_without_workspace_is_a_finding() {
     assert_eq!(run.code, 1, "{}", run.snapshot());
     assert!(run.stderr.contains("workspace/missing"), "{}", run.stderr);
 }
+
+#[test]
+fn request_for_someone_outside_the_directory_commits_nothing() {
+    let repo = scenario();
+    let run = budgit(
+        repo.path(),
+        &[
+            "request",
+            "--user",
+            "zed@acme.com",
+            "--add",
+            "5",
+            "--days",
+            "3",
+            "--reason",
+            "r",
+            "--directory",
+            "directory.csv",
+            "--now",
+            NOW,
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.snapshot());
+    assert!(run.stderr.contains("`zed@acme.com` is not in the directory"), "{}", run.stderr);
+    let branches =
+        Command::new("git").args(["branch", "--list", "budgit/*"]).current_dir(repo.path()).output().unwrap();
+    assert!(branches.stdout.is_empty());
+}

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use budgit_engine::Credits;
+use budgit_engine::input::read_directory;
 use budgit_engine::load::git::GitRepo;
 use budgit_engine::plan::side;
 use budgit_engine::request::{self, Amount, RequestSpec};
@@ -102,6 +103,18 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
         requested_by: args.requested_by.clone(),
     };
     let drafted = request::draft(&spec, &base.policies, &dir, now)?;
+    // With a directory at hand, an override for someone who is not in it would never apply.
+    if let (Some(directory), Some(workspace)) = (&args.directory, base.policies.workspace()) {
+        let (users, _) = read_directory(directory, &workspace.doc.attributes)?;
+        let user = spec.user.trim();
+        if users.get(user).is_none() && !users.users.iter().any(|u| u.email.eq_ignore_ascii_case(user)) {
+            eprintln!(
+                "error: user `{user}` is not in the directory `{}`: nothing was committed",
+                directory.display()
+            );
+            return Ok(Status::Findings);
+        }
+    }
     let checked = request::check(&read.sources, &read.diagnostics, &drafted, None, &options);
     if checked.report.has_errors() {
         let context =
