@@ -247,8 +247,8 @@ pub enum Predicate {
     GroupsMoreThan(usize),
     /// `user.a.matches("^(p1|p2) ")`: the value starts with one of the words, then a space.
     MatchesWords(Attr, Vec<String>),
-    /// `user.a.lowerAscii() == "v"` (`v` lowercase).
-    LowerEq(Attr, String),
+    /// `user.a.contains("v")`.
+    Contains(Attr, String),
     /// `user.idp_groups.exists(g, g.startsWith("p"))`.
     AnyGroupStartsWith(String),
 }
@@ -264,7 +264,7 @@ impl Predicate {
             Predicate::Not(a) => a.is_simple(),
             Predicate::GroupsMoreThan(_)
             | Predicate::MatchesWords(..)
-            | Predicate::LowerEq(..)
+            | Predicate::Contains(..)
             | Predicate::AnyGroupStartsWith(_) => false,
         }
     }
@@ -284,7 +284,7 @@ impl Predicate {
                 let v = p.attr(*a);
                 words.iter().any(|w| v.strip_prefix(w.as_str()).is_some_and(|rest| rest.starts_with(' ')))
             }
-            Predicate::LowerEq(a, v) => p.attr(*a).to_ascii_lowercase() == *v,
+            Predicate::Contains(a, v) => p.attr(*a).contains(v.as_str()),
             Predicate::AnyGroupStartsWith(prefix) => {
                 p.idp_groups.iter().any(|g| g.starts_with(prefix.as_str()))
             }
@@ -340,8 +340,8 @@ impl Predicate {
                 let _ =
                     write!(out, "user.{}.matches({})", a.name(), quoted(&format!("^({}) ", words.join("|"))));
             }
-            Predicate::LowerEq(a, v) => {
-                let _ = write!(out, "user.{}.lowerAscii() == {}", a.name(), quoted(v));
+            Predicate::Contains(a, v) => {
+                let _ = write!(out, "user.{}.contains({})", a.name(), quoted(v));
             }
             Predicate::AnyGroupStartsWith(prefix) => {
                 let _ = write!(out, "user.idp_groups.exists(g, g.startsWith({}))", quoted(prefix));
@@ -366,7 +366,10 @@ impl Predicate {
     fn is_call(&self) -> bool {
         matches!(
             self,
-            Predicate::StartsWith(..) | Predicate::MatchesWords(..) | Predicate::AnyGroupStartsWith(_)
+            Predicate::StartsWith(..)
+                | Predicate::MatchesWords(..)
+                | Predicate::Contains(..)
+                | Predicate::AnyGroupStartsWith(_)
         )
     }
 }
@@ -548,9 +551,9 @@ fn complex(rng: &mut Rng, dept: usize) -> (String, String, Predicate) {
         2 => {
             let (location, _) = LOCATIONS[rng.index(LOCATIONS.len())];
             (
-                format!("{}-office", location.to_ascii_lowercase().replace(' ', "-")),
-                format!("everyone in {location}"),
-                Predicate::LowerEq(Attr::Location, location.to_ascii_lowercase()),
+                format!("{}-engineers", location.to_ascii_lowercase().replace(' ', "-")),
+                format!("anyone with `Engineer` in their title in {location}"),
+                and(Predicate::Contains(Attr::Title, "Engineer".into()), eq(Attr::Location, location)),
             )
         }
         _ => (
@@ -601,7 +604,8 @@ mod tests {
         assert!(!Predicate::GroupsMoreThan(2).eval(&p));
         assert!(Predicate::MatchesWords(Attr::Title, vec!["Staff".into()]).eval(&p));
         assert!(!Predicate::MatchesWords(Attr::Title, vec!["Sta".into()]).eval(&p));
-        assert!(Predicate::LowerEq(Attr::Location, "new york".into()).eval(&p));
+        assert!(Predicate::Contains(Attr::Title, "Engineer".into()).eval(&p));
+        assert!(!Predicate::Contains(Attr::Title, "engineer".into()).eval(&p));
         assert!(Predicate::AnyGroupStartsWith("engineering-".into()).eval(&p));
         assert!(!not(Predicate::StartsWith(Attr::Title, "Staff".into())).eval(&p));
     }
