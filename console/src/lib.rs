@@ -11,6 +11,9 @@
 //! check ledger), [`auth`] (tokens), [`metrics`], [`openapi`] (the API's
 //! description), `api` (the handlers).
 
+// the OpenAPI document is one large `json!` literal
+#![recursion_limit = "512"]
+
 mod api;
 pub mod auth;
 pub mod error;

@@ -1,6 +1,215 @@
 //! The OpenAPI document describing the API, served at `/openapi.json`.
+//!
+//! Maintained by hand next to the handlers; `docs/openapi.json` is this
+//! document, checked in, and a test fails when the two differ.
+
+use serde_json::{Value, json};
+
+fn error_response(description: &str) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
+}
+
+fn ok(description: &str, schema: Value) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
+}
+
+fn body(schema: Value) -> Value {
+    json!({ "required": true, "content": { "application/json": { "schema": schema } } })
+}
+
+fn query(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "query", "description": description, "schema": schema })
+}
+
+fn path(name: &str, description: &str) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": { "type": "string" } })
+}
+
+fn op(
+    tag: &str,
+    summary: &str,
+    params: Vec<Value>,
+    request: Option<Value>,
+    response: Value,
+    errors: &[(&str, &str)],
+) -> Value {
+    let mut responses = serde_json::Map::new();
+    responses.insert("200".into(), response);
+    for (status, description) in errors {
+        responses.insert((*status).to_string(), error_response(description));
+    }
+    let mut o = json!({ "tags": [tag], "summary": summary, "parameters": params, "responses": responses });
+    if let Some(r) = request {
+        o["requestBody"] = r;
+    }
+    o
+}
+
+fn r(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn list_of(item: Value) -> Value {
+    json!({
+        "type": "object",
+        "required": ["object", "data", "has_more"],
+        "properties": {
+            "object": { "const": "list" },
+            "data": { "type": "array", "items": item },
+            "has_more": { "type": "boolean" },
+            "next": { "description": "pass as `after` for the next page; null on the last page" }
+        }
+    })
+}
+
+const AUTH: &[(&str, &str)] = &[("401", "missing or unknown token"), ("403", "the token may not do this")];
+
+fn errors(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let mut all = vec![("400", "malformed request")];
+    all.extend_from_slice(AUTH);
+    all.extend_from_slice(extra);
+    all
+}
 
 /// The OpenAPI 3.1 document.
-pub fn document() -> serde_json::Value {
-    serde_json::json!({})
+pub fn document() -> Value {
+    let paging = || {
+        vec![
+            query("limit", "page size", json!({ "type": "integer", "minimum": 1 })),
+            query("after", "cursor from `next` of the previous page", json!({ "type": "string" })),
+        ]
+    };
+    let credits = json!({ "type": "number", "description": "credits, exact decimal (up to 6 places)" });
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "budgit workspace API",
+            "version": "1",
+            "description": "Applied limits, usage, spend checks with reservations, an OpenAI Costs API compatible view, credit requests, leases and an audit log. Bearer tokens: the admin token sees everything; a user token sees only its own user's usage, limits, checks and requests. Errors are `{\"error\": {\"code\", \"message\"}}`. Bodies are limited to 8 MiB (64 MiB for directory imports), batches to 1000 items."
+        },
+        "security": [{ "bearer": [] }],
+        "paths": {
+            "/healthz": { "get": { "tags": ["operations"], "summary": "liveness", "security": [], "responses": { "200": ok("up", json!({ "type": "object" })) } } },
+            "/metrics": { "get": { "tags": ["operations"], "summary": "Prometheus metrics (text format)", "security": [], "responses": { "200": { "description": "metrics", "content": { "text/plain": {} } } } } },
+            "/openapi.json": { "get": { "tags": ["operations"], "summary": "this document", "security": [], "responses": { "200": ok("the document", json!({ "type": "object" })) } } },
+            "/v1/users/import": { "post": op("users", "import a directory (CSV or JSON Lines; `format=csv|jsonl`, else by content type or content); upserts users; bad rows come back as diagnostics",
+                vec![query("format", "csv or jsonl", json!({ "enum": ["csv", "jsonl"] }))],
+                Some(json!({ "required": true, "content": { "text/csv": {}, "application/x-ndjson": {} } })),
+                ok("counts and diagnostics", r("ImportResult")), &errors(&[("413", "body too large")])) },
+            "/v1/users": { "get": op("users", "list users by email; any other query parameter filters on an attribute (list attributes match a member)",
+                paging(), None, ok("a page of users", list_of(r("User"))), &errors(&[])) },
+            "/v1/users/{email}": { "get": op("users", "one user with the applied limit and this period's usage",
+                vec![path("email", "the user")], None, ok("the user", r("UserDetail")), &errors(&[("404", "unknown user")])) },
+            "/v1/users/{email}/tokens": {
+                "post": op("users", "issue a user token (admin); the token is shown once, only its hash is stored",
+                    vec![path("email", "the user")], None, ok("the token", json!({ "type": "object", "properties": { "user": { "type": "string" }, "token": { "type": "string" } } })), &errors(&[("404", "unknown user")])),
+                "delete": op("users", "revoke every token of a user (admin)", vec![path("email", "the user")], None, ok("how many", json!({ "type": "object" })), &errors(&[]))
+            },
+            "/v1/limits": {
+                "get": op("limits", "applied per-user limits with provenance; a user token sees its own",
+                    [paging(), vec![query("user", "one user", json!({ "type": "string" })), query("group", "one group", json!({ "type": "string" }))]].concat(),
+                    None, ok("a page of limits", list_of(r("AppliedLimit"))), &errors(&[])),
+                "put": op("limits", "set, remove and report limits, pools and settings in one batch (admin); a value already applied is `unchanged` and writes nothing; each change is audited with the commit and plan digest",
+                    vec![], Some(body(r("LimitBatch"))), ok("per-item status", r("LimitBatchResult")), &errors(&[("413", "batch too large")]))
+            },
+            "/v1/pools": { "get": op("limits", "group pools (admin)", vec![], None, ok("pools", list_of(json!({ "type": "object", "properties": { "group": { "type": "string" }, "credits": credits } }))), &errors(&[])) },
+            "/v1/audit": { "get": op("limits", "the audit log, oldest first (admin); `format=csv` exports it",
+                [paging(), vec![
+                    query("subject", "a user, group or `request:ID`", json!({ "type": "string" })),
+                    query("action", "`limit.set`, `limit.remove`, `pool.set`, `pool.remove`, `settings.set`, `token.issue`, `token.revoke`, `request.approved`, `request.declined`", json!({ "type": "string" })),
+                    query("actor", "the writer, or the label it gave", json!({ "type": "string" })),
+                    query("format", "json (default) or csv", json!({ "enum": ["json", "csv"] }))
+                ]].concat(), None, ok("a page of audit rows", list_of(r("AuditRow"))), &errors(&[])) },
+            "/v1/usage/events": { "post": op("usage", "ingest one event, an array, or `{\"events\": [...]}` (admin); `id` is the idempotency key: a retried event is stored once and reported as a duplicate",
+                vec![], Some(body(json!({ "oneOf": [r("UsageEvent"), { "type": "array", "items": r("UsageEvent"), "maxItems": 1000 }, { "type": "object", "properties": { "events": { "type": "array", "items": r("UsageEvent"), "maxItems": 1000 } } }] }))),
+                ok("per-event status", json!({ "type": "object", "properties": { "accepted": { "type": "integer" }, "duplicates": { "type": "integer" }, "results": { "type": "array", "items": { "type": "object", "properties": { "id": { "type": "string" }, "status": { "enum": ["created", "duplicate"] }, "seq": { "type": ["integer", "null"] } } } } } })),
+                &errors(&[("413", "batch too large")])) },
+            "/v1/usage/stream": { "get": {
+                "tags": ["usage"],
+                "summary": "server-sent events (`event: usage`) of new usage; `id` is a monotonic sequence; reconnect with `Last-Event-ID` (or `after`) to resume; a user token streams its own events",
+                "parameters": [
+                    { "name": "Last-Event-ID", "in": "header", "schema": { "type": "string" } },
+                    query("after", "resume after this sequence", json!({ "type": "integer" })),
+                    query("user", "only this user's events", json!({ "type": "string" })),
+                    query("product", "only this product's events", json!({ "type": "string" }))
+                ],
+                "responses": { "200": { "description": "the stream", "content": { "text/event-stream": {} } }, "401": error_response("missing or unknown token"), "403": error_response("another user's events") }
+            } },
+            "/v1/organization/costs": { "get": op("usage", "OpenAI Costs API compatible daily buckets, amounts in credits; `format=csv` for CSV",
+                vec![
+                    json!({ "name": "start_time", "in": "query", "required": true, "description": "unix seconds, inclusive", "schema": { "type": "integer" } }),
+                    query("end_time", "unix seconds, exclusive (default: now)", json!({ "type": "integer" })),
+                    query("bucket_width", "only `1d`", json!({ "const": "1d" })),
+                    query("group_by", "repeatable (also `group_by[]`): user_id, project_id (the group), line_item (`product, model`), product, model", json!({ "type": "array", "items": { "enum": ["user_id", "project_id", "line_item", "product", "model"] } })),
+                    query("limit", "buckets per page (default 7, at most 180)", json!({ "type": "integer", "minimum": 1, "maximum": 180 })),
+                    query("page", "cursor from `next_page`", json!({ "type": "string" })),
+                    query("user_id", "only this user", json!({ "type": "string" })),
+                    query("format", "json (default) or csv", json!({ "enum": ["json", "csv"] }))
+                ], None, ok("a page of buckets", r("CostsPage")), &errors(&[])) },
+            "/v1/check": { "post": op("check", "may this user spend this much on this product and model now? when allowed, the worst case is reserved until committed, released or expired; concurrent checks never overspend a user, a cap or a pool; soft enforcement allows and records an alert",
+                vec![], Some(body(r("CheckRequest"))), ok("the decision", r("CheckResponse")), &errors(&[])) },
+            "/v1/reservations/{id}/commit": { "post": op("check", "record the actual spend as usage and close the reservation; more than reserved must fit in what is left",
+                vec![path("id", "the reservation")], Some(body(json!({ "type": "object", "required": ["credits"], "properties": { "credits": credits, "event_id": { "type": "string" }, "context": { "type": "object" } } }))),
+                ok("committed", json!({ "type": "object" })), &errors(&[("404", "unknown or expired reservation"), ("409", "exceeds the reservation, or being committed")])) },
+            "/v1/reservations/{id}/release": { "post": op("check", "give the held credits back", vec![path("id", "the reservation")], None, ok("released", json!({ "type": "object" })), &errors(&[("404", "unknown or expired reservation")])) },
+            "/v1/requests": {
+                "post": op("requests", "ask for more credits for some days, with a reason and context (a user token asks for itself)",
+                    vec![], Some(body(json!({ "type": "object", "required": ["credits", "days", "reason"], "properties": { "user": { "type": "string" }, "credits": credits, "days": { "type": "integer", "minimum": 1 }, "reason": { "type": "string" }, "context": { "type": "object" } } }))),
+                    ok("the request", r("CreditRequest")), &errors(&[])),
+                "get": op("requests", "credit requests (admin: all; user: own)", [paging(), vec![query("status", "pending, approved or declined", json!({ "enum": ["pending", "approved", "declined"] }))]].concat(), None, ok("a page of requests", list_of(r("CreditRequest"))), &errors(&[]))
+            },
+            "/v1/requests/{id}/approve": { "post": op("requests", "approve a pending request (admin): status `approved` with the Override it proposes", vec![path("id", "the request")], None, ok("the request", r("CreditRequest")), &errors(&[("404", "unknown request"), ("409", "already decided")])) },
+            "/v1/requests/{id}/decline": { "post": op("requests", "decline a pending request with a reason (admin)", vec![path("id", "the request")], Some(body(json!({ "type": "object", "required": ["reason"], "properties": { "reason": { "type": "string" } } }))), ok("the request", r("CreditRequest")), &errors(&[("404", "unknown request"), ("409", "already decided")])) },
+            "/v1/leases/{name}": {
+                "post": op("leases", "acquire or renew a lease (admin)", vec![path("name", "the lease")],
+                    Some(body(json!({ "type": "object", "required": ["holder", "ttl_seconds"], "properties": { "holder": { "type": "string" }, "ttl_seconds": { "type": "integer", "minimum": 1, "maximum": 86400 } } }))),
+                    ok("held", r("Lease")), &errors(&[("409", "held by another holder (`holder` and `expires_at` in the body)")])),
+                "delete": {
+                    "tags": ["leases"], "summary": "release a lease held by `holder` (admin)",
+                    "parameters": [path("name", "the lease"), json!({ "name": "holder", "in": "query", "required": true, "schema": { "type": "string" } })],
+                    "responses": { "204": { "description": "released" }, "404": error_response("no such lease"), "409": error_response("held by another holder") }
+                }
+            }
+        },
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": {
+                "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
+                "User": { "type": "object", "properties": { "email": { "type": "string" }, "attributes": { "type": "object" } } },
+                "UserDetail": { "type": "object", "properties": { "email": { "type": "string" }, "attributes": { "type": ["object", "null"] }, "limit": { "type": ["object", "null"] }, "group": { "type": ["string", "null"] }, "period": { "type": "object" }, "used": { "type": "object", "properties": { "credits": credits, "products": { "type": "object" }, "models": { "type": "object" } } } } },
+                "ImportResult": { "type": "object", "properties": { "users": { "type": "integer" }, "created": { "type": "integer" }, "updated": { "type": "integer" }, "unchanged": { "type": "integer" }, "diagnostics": { "type": "array", "items": { "type": "object", "properties": { "code": { "type": "string" }, "severity": { "enum": ["error", "warning"] }, "message": { "type": "string" }, "line": { "type": ["integer", "null"] } } } } } },
+                "Source": { "type": "object", "required": ["kind", "name", "file", "line"], "properties": { "kind": { "enum": ["default", "group", "override"] }, "name": { "type": "string" }, "file": { "type": "string" }, "line": { "type": "integer" }, "commit": { "type": ["string", "null"] } } },
+                "AppliedLimit": { "type": "object", "properties": { "user": { "type": "string" }, "credits": credits, "products": { "type": "object", "additionalProperties": credits }, "models": { "type": "object", "additionalProperties": credits }, "group": { "type": ["string", "null"] }, "source": { "oneOf": [r("Source"), { "type": "null" }] }, "commit": { "type": ["string", "null"] }, "plan_digest": { "type": ["string", "null"] }, "updated_at": { "type": "string", "format": "date-time" } } },
+                "LimitBatch": { "type": "object", "required": ["commit"], "properties": {
+                    "commit": { "type": "string" },
+                    "plan_digest": { "type": "string" },
+                    "actor": { "type": "string", "description": "a label for the audit log (`admin (LABEL)`)" },
+                    "limits": { "type": "array", "items": { "type": "object", "required": ["user", "credits"], "properties": { "user": { "type": "string" }, "credits": credits, "products": { "type": "object", "additionalProperties": credits }, "models": { "type": "object", "additionalProperties": credits }, "group": { "type": ["string", "null"] }, "source": r("Source") } } },
+                    "remove": { "type": "array", "items": { "type": "string" } },
+                    "pools": { "type": "array", "items": { "type": "object", "required": ["group", "credits"], "properties": { "group": { "type": "string" }, "credits": { "type": ["number", "null"], "description": "null removes the pool" } } } },
+                    "workspace": { "type": "object", "description": "also accepted as `settings`", "required": ["period"], "properties": { "period": { "enum": ["day", "week", "month", "quarter"] }, "timezone": { "type": "string" }, "enforcement": { "enum": ["hard", "soft"] } } }
+                } },
+                "LimitBatchResult": { "type": "object", "properties": { "changed": { "type": "integer" }, "unchanged": { "type": "integer" }, "results": { "type": "array", "items": { "type": "object", "properties": { "user": { "type": "string" }, "status": { "enum": ["created", "updated", "removed", "unchanged"] } } } }, "pools": { "type": "array", "items": { "type": "object", "properties": { "group": { "type": "string" }, "status": { "enum": ["created", "updated", "removed", "unchanged"] } } } } } },
+                "AuditRow": { "type": "object", "properties": { "seq": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "actor": { "type": "string" }, "action": { "type": "string" }, "subject": { "type": "string" }, "old": {}, "new": {}, "commit": { "type": ["string", "null"] }, "plan_digest": { "type": ["string", "null"] } } },
+                "UsageEvent": { "type": "object", "required": ["id", "time", "user", "product", "model", "credits"], "properties": { "id": { "type": "string", "description": "idempotency key" }, "time": { "oneOf": [{ "type": "string", "format": "date-time" }, { "type": "integer", "description": "unix seconds" }] }, "user": { "type": "string" }, "product": { "type": "string" }, "model": { "type": "string" }, "credits": credits, "context": { "type": "object", "description": "at most 4 KiB of JSON (conversation, task kind, …)" } } },
+                "CostsPage": { "type": "object", "required": ["object", "data", "has_more", "next_page"], "properties": {
+                    "object": { "const": "page" },
+                    "data": { "type": "array", "items": { "type": "object", "properties": {
+                        "object": { "const": "bucket" }, "start_time": { "type": "integer" }, "end_time": { "type": "integer" },
+                        "results": { "type": "array", "items": { "type": "object", "properties": {
+                            "object": { "const": "organization.costs.result" },
+                            "amount": { "type": "object", "properties": { "value": { "type": "number" }, "currency": { "const": "credits" } } },
+                            "line_item": { "type": ["string", "null"] }, "project_id": { "type": ["string", "null"] }, "user_id": { "type": ["string", "null"] }, "product": { "type": ["string", "null"] }, "model": { "type": ["string", "null"] }
+                        } } }
+                    } } },
+                    "has_more": { "type": "boolean" },
+                    "next_page": { "type": ["string", "null"] }
+                } },
+                "CheckRequest": { "type": "object", "required": ["product", "model", "credits"], "properties": { "user": { "type": "string", "description": "required with the admin token" }, "product": { "type": "string" }, "model": { "type": "string" }, "credits": credits, "ttl_seconds": { "type": "integer", "minimum": 1, "maximum": 3600, "description": "reservation life (default 300)" } } },
+                "CheckResponse": { "type": "object", "properties": { "allowed": { "type": "boolean" }, "reservation_id": { "type": ["string", "null"] }, "remaining": credits, "deciding": { "enum": ["user", "product_cap", "model_cap", "pool"] }, "expires_at": { "type": ["string", "null"], "format": "date-time" }, "enforcement": { "enum": ["hard", "soft"] }, "alert": { "const": "over_limit" }, "reason": { "type": "string" } } },
+                "CreditRequest": { "type": "object", "properties": { "id": { "type": "integer" }, "user": { "type": "string" }, "credits": credits, "days": { "type": "integer" }, "reason": { "type": "string" }, "context": {}, "status": { "enum": ["pending", "approved", "declined"] }, "created_at": { "type": "string" }, "created_by": { "type": "string" }, "decided_at": { "type": ["string", "null"] }, "decided_by": { "type": ["string", "null"] }, "decision_reason": { "type": ["string", "null"] }, "proposal": { "description": "the Override document an approval proposes" } } },
+                "Lease": { "type": "object", "properties": { "name": { "type": "string" }, "holder": { "type": "string" }, "expires_at": { "type": "string", "format": "date-time" } } }
+            }
+        }
+    })
 }

@@ -89,7 +89,7 @@ struct SetLimits {
     pools: Vec<PoolIn>,
     #[serde(default)]
     remove: Vec<String>,
-    #[serde(default)]
+    #[serde(default, alias = "settings")]
     workspace: Option<WorkspaceIn>,
 }
 
@@ -322,8 +322,7 @@ pub async fn set(
         app.reload_usage().await?;
     }
     crate::metrics::Metrics::add(&app.metrics.limits_changed, changed);
-    let unchanged = results.len() + pool_results.len()
-        - usize::try_from(changed).unwrap_or(0).min(results.len() + pool_results.len());
+    let unchanged = results.iter().chain(pool_results.iter()).filter(|r| r["status"] == "unchanged").count();
     Ok(axum::Json(json!({
         "changed": changed,
         "unchanged": unchanged,
@@ -416,27 +415,43 @@ pub async fn audit(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
     let limit = if csv { q.page_size(100_000, 100_000)? } else { q.page_size(100, MAX_PAGE)? };
     let after = q.int("after")?.unwrap_or(0);
     let subject = q.get("subject").map(str::to_string);
+    let action = q.get("action").map(str::to_string);
+    // `actor` matches the whole actor or the label a writer gave (`admin (reconciler)`)
+    let actor = q.get("actor").map(str::to_string);
+    let actor_label = actor.as_ref().map(|a| format!("({a})"));
     let (rows, has_more) = app
         .store
         .read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT seq, at, actor, action, subject, old, new, commit_id, plan_digest FROM audit
-                 WHERE seq > ?1 AND (?2 IS NULL OR subject = ?2) ORDER BY seq LIMIT ?3",
+                 WHERE seq > ?1 AND (?2 IS NULL OR subject = ?2) AND (?4 IS NULL OR action = ?4)
+                   AND (?5 IS NULL OR actor = ?5 OR substr(actor, -length(?6)) = ?6)
+                 ORDER BY seq LIMIT ?3",
             )?;
             let mut rows = stmt
-                .query_map((after, subject, i64::try_from(limit + 1).unwrap_or(i64::MAX)), |r| {
-                    Ok(AuditRow {
-                        seq: r.get(0)?,
-                        at: r.get(1)?,
-                        actor: r.get(2)?,
-                        action: r.get(3)?,
-                        subject: r.get(4)?,
-                        old: r.get(5)?,
-                        new: r.get(6)?,
-                        commit: r.get(7)?,
-                        plan_digest: r.get(8)?,
-                    })
-                })?
+                .query_map(
+                    (
+                        after,
+                        subject,
+                        i64::try_from(limit + 1).unwrap_or(i64::MAX),
+                        action,
+                        actor,
+                        actor_label,
+                    ),
+                    |r| {
+                        Ok(AuditRow {
+                            seq: r.get(0)?,
+                            at: r.get(1)?,
+                            actor: r.get(2)?,
+                            action: r.get(3)?,
+                            subject: r.get(4)?,
+                            old: r.get(5)?,
+                            new: r.get(6)?,
+                            commit: r.get(7)?,
+                            plan_digest: r.get(8)?,
+                        })
+                    },
+                )?
                 .collect::<Result<Vec<_>, _>>()?;
             let has_more = rows.len() > limit;
             rows.truncate(limit);

@@ -231,8 +231,11 @@ pub async fn approve(
 ) -> ApiResult<Response> {
     let id = parse_id(id)?;
     let bytes = super::raw_body(body)?;
-    let req: DecideIn =
-        if bytes.iter().all(u8::is_ascii_whitespace) { DecideIn::default() } else { json_body(Ok(bytes))? };
+    let req: DecideIn = if bytes.iter().all(u8::is_ascii_whitespace) {
+        DecideIn::default()
+    } else {
+        json_body::<Option<DecideIn>>(Ok(bytes))?.unwrap_or_default()
+    };
     decide(app, who, id, true, req.reason).await
 }
 

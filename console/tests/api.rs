@@ -1,0 +1,686 @@
+//! The workspace API against a real server on loopback (started in-process on `127.0.0.1:0`).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use common::http::{Sse, send, try_send};
+use serde_json::{Value, json};
+
+const ADMIN: &str = "test-admin-token-5d1e";
+
+struct Server {
+    addr: SocketAddr,
+    _rt: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+fn start_with(policies: Option<&str>) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let policy_dir = policies.map(|yaml| {
+        let p = dir.path().join("policies");
+        std::fs::create_dir(&p).unwrap();
+        std::fs::write(p.join("workspace.yaml"), yaml).unwrap();
+        p
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let config = budgit_console::Config {
+        db: dir.path().join("budgit.db"),
+        listen: "127.0.0.1:0".into(),
+        policies: policy_dir,
+        admin_token: Some(ADMIN.into()),
+    };
+    let running = rt.block_on(budgit_console::start(config)).unwrap();
+    Server { addr: running.addr, _rt: rt, _dir: dir }
+}
+
+fn start() -> Server {
+    start_with(None)
+}
+
+impl Server {
+    fn get(&self, path: &str) -> Value {
+        let r = send(self.addr, "GET", path, Some(ADMIN), None);
+        assert_eq!(r.status, 200, "GET {path}: {}", r.body);
+        r.json()
+    }
+
+    fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let r = send(self.addr, method, path, Some(ADMIN), Some(&body.to_string()));
+        assert!(r.status < 300, "{method} {path}: {} {}", r.status, r.body);
+        r.json()
+    }
+}
+
+const WORKSPACE: &str = "apiVersion: budgit/v1
+kind: Workspace
+name: acme
+timezone: UTC
+period: month
+default:
+  credits: 100
+enforcement: hard
+alerts: [80, 100]
+attributes:
+  department: string
+  idp_groups: list
+overrides:
+  max_days: 30
+  require_reason: true
+";
+
+#[test]
+fn directory_import_types_attributes_and_pages() {
+    let s = start_with(Some(WORKSPACE));
+    let csv = "email,department,idp_groups,shoe_size\n\
+               a@x.com,Engineering,eng;all,42\n\
+               b@x.com,Sales,all,40\n\
+               c@x.com,Engineering,,41\n\
+               not-an-email,Sales,all,1\n";
+    let r = send(s.addr, "POST", "/v1/users/import", Some(ADMIN), Some(csv));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let out = r.json();
+    assert_eq!((out["created"].as_u64(), out["users"].as_u64()), (Some(3), Some(3)));
+    let codes: Vec<&str> =
+        out["diagnostics"].as_array().unwrap().iter().map(|d| d["code"].as_str().unwrap()).collect();
+    assert!(codes.contains(&"directory/bad-row") && codes.contains(&"directory/unknown-column"), "{codes:?}");
+    let bad =
+        out["diagnostics"].as_array().unwrap().iter().find(|d| d["code"] == "directory/bad-row").unwrap();
+    assert_eq!(bad["line"], 5);
+
+    // list attributes are lists; filters match list members and strings
+    let page = s.get("/v1/users?idp_groups=eng");
+    assert_eq!(
+        page["data"],
+        json!([{ "email": "a@x.com", "attributes": { "department": "Engineering", "idp_groups": ["eng", "all"] } }])
+    );
+    let eng = s.get("/v1/users?department=Engineering");
+    let emails: Vec<&str> =
+        eng["data"].as_array().unwrap().iter().map(|u| u["email"].as_str().unwrap()).collect();
+    assert_eq!(emails, ["a@x.com", "c@x.com"]);
+
+    // paging by email
+    let p1 = s.get("/v1/users?limit=2");
+    assert_eq!(
+        (p1["data"].as_array().unwrap().len(), &p1["has_more"], &p1["next"]),
+        (2, &json!(true), &json!("b@x.com"))
+    );
+    let p2 = s.get("/v1/users?limit=2&after=b%40x.com");
+    assert_eq!((p2["data"][0]["email"].as_str(), &p2["has_more"]), (Some("c@x.com"), &json!(false)));
+
+    // the same directory again changes nothing; JSON Lines updates one user
+    let again = send(s.addr, "POST", "/v1/users/import", Some(ADMIN), Some(csv)).json();
+    assert_eq!((again["unchanged"].as_u64(), again["created"].as_u64()), (Some(3), Some(0)));
+    let jsonl = "{\"email\":\"b@x.com\",\"department\":\"Finance\",\"idp_groups\":[\"all\"]}\n";
+    let upd = send(s.addr, "POST", "/v1/users/import?format=jsonl", Some(ADMIN), Some(jsonl)).json();
+    assert_eq!(upd["updated"], 1);
+    assert_eq!(s.get("/v1/users/b%40x.com")["attributes"]["department"], "Finance");
+}
+
+#[test]
+fn directory_without_policies_keeps_strings() {
+    let s = start();
+    let r = send(s.addr, "POST", "/v1/users/import", Some(ADMIN), Some("email,team\nz@x.com,core\n"));
+    assert_eq!(r.json()["created"], 1);
+    assert_eq!(s.get("/v1/users?team=core")["data"][0]["attributes"], json!({ "team": "core" }));
+}
+
+fn limits_body(credits: f64, commit: &str) -> Value {
+    json!({
+        "commit": commit,
+        "plan_digest": format!("sha256:{commit}"),
+        "actor": "reconciler",
+        "limits": [
+            { "user": "a@x.com", "credits": credits, "products": { "codex": 50 }, "group": "eng",
+              "source": { "kind": "group", "name": "eng", "file": "groups/eng.yaml", "line": 4, "commit": "abc123" } },
+            { "user": "b@x.com", "credits": 200, "group": null,
+              "source": { "kind": "default", "name": "acme", "file": "workspace.yaml", "line": 9 } }
+        ],
+        "pools": [{ "group": "eng", "credits": 1000 }]
+    })
+}
+
+#[test]
+fn limits_set_twice_are_unchanged_and_every_change_is_audited() {
+    let s = start();
+    let first = s.call("PUT", "/v1/limits", limits_body(100.0, "c1"));
+    assert_eq!(first["changed"], 3);
+    assert_eq!(
+        first["results"],
+        json!([{ "user": "a@x.com", "status": "created" }, { "user": "b@x.com", "status": "created" }])
+    );
+    let second = s.call("PUT", "/v1/limits", limits_body(100.0, "c2"));
+    assert_eq!((second["changed"].as_u64(), second["unchanged"].as_u64()), (Some(0), Some(3)));
+    assert_eq!(second["pools"][0]["status"], "unchanged");
+    assert_eq!(
+        s.get("/v1/audit")["data"].as_array().unwrap().len(),
+        3,
+        "an unchanged value writes no audit row"
+    );
+
+    let third = s.call("PUT", "/v1/limits", limits_body(120.5, "c3"));
+    assert_eq!(third["results"][0], json!({ "user": "a@x.com", "status": "updated" }));
+    assert_eq!(third["changed"], 1);
+
+    let limits = s.get("/v1/limits");
+    let a = &limits["data"][0];
+    assert_eq!(
+        (&a["user"], &a["credits"], &a["products"], &a["group"]),
+        (&json!("a@x.com"), &json!(120.5), &json!({"codex": 50}), &json!("eng"))
+    );
+    assert_eq!(
+        a["source"],
+        json!({ "kind": "group", "name": "eng", "file": "groups/eng.yaml", "line": 4, "commit": "abc123" })
+    );
+    assert_eq!((&a["commit"], &a["plan_digest"]), (&json!("c3"), &json!("sha256:c3")));
+
+    let audit = s.get("/v1/audit?subject=a%40x.com");
+    let rows = audit["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    let last = &rows[1];
+    assert_eq!(
+        (&last["action"], &last["actor"], &last["commit"]),
+        (&json!("limit.set"), &json!("admin (reconciler)"), &json!("c3"))
+    );
+    assert_eq!(
+        (&last["old"]["limit"]["credits"], &last["new"]["limit"]["credits"]),
+        (&json!(100), &json!(120.5))
+    );
+    assert_eq!(s.get("/v1/audit?actor=reconciler&action=pool.set")["data"].as_array().unwrap().len(), 1);
+
+    let csv = send(s.addr, "GET", "/v1/audit?format=csv", Some(ADMIN), None);
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(lines[0], "seq,at,actor,action,subject,old,new,commit,plan_digest");
+    assert_eq!(lines.len(), 5);
+    assert!(lines[4].starts_with("4,") && lines[4].ends_with(",c3,sha256:c3"), "{}", lines[4]);
+
+    // removal, and a batch over the bound
+    let removed = s.call("PUT", "/v1/limits", json!({ "commit": "c4", "remove": ["b@x.com"] }));
+    assert_eq!(removed["results"][0]["status"], "removed");
+    let too_many: Vec<Value> =
+        (0..1001).map(|i| json!({ "user": format!("u{i}@x.com"), "credits": 1 })).collect();
+    let r = send(
+        s.addr,
+        "PUT",
+        "/v1/limits",
+        Some(ADMIN),
+        Some(&json!({ "commit": "c5", "limits": too_many }).to_string()),
+    );
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (413, Some("request/too-large")));
+}
+
+fn day(d: u32) -> i64 {
+    Utc.with_ymd_and_hms(2026, 11, d, 0, 0, 0).unwrap().timestamp()
+}
+
+fn event(id: &str, ts: i64, user: &str, product: &str, model: &str, credits: impl serde::Serialize) -> Value {
+    json!({ "id": id, "time": ts, "user": user, "product": product, "model": model, "credits": credits })
+}
+
+#[test]
+fn usage_retries_count_once_and_costs_match_a_hand_computed_answer() {
+    let s = start();
+    let batch = json!({ "events": [
+        event("e1", day(1) + 10, "a@x.com", "codex", "gpt-5", 1.25),
+        event("e2", day(1) + 20, "a@x.com", "codex", "gpt-5", 0.75),
+        event("e3", day(1) + 30, "b@x.com", "chatgpt", "gpt-5", 3),
+        event("e4", day(2) + 40, "a@x.com", "chatgpt", "o3", 0.1),
+        event("e5", day(3) + 50, "b@x.com", "codex", "gpt-5-pro", 10),
+        event("e1", day(1) + 10, "a@x.com", "codex", "gpt-5", 1.25),
+    ]});
+    let out = s.call("POST", "/v1/usage/events", batch.clone());
+    assert_eq!((out["accepted"].as_u64(), out["duplicates"].as_u64()), (Some(5), Some(1)));
+    assert_eq!(out["results"][5], json!({ "id": "e1", "status": "duplicate", "seq": null }));
+    // a retried batch is all duplicates; a single event with a new id is stored
+    let retry = s.call("POST", "/v1/usage/events", batch);
+    assert_eq!((retry["accepted"].as_u64(), retry["duplicates"].as_u64()), (Some(0), Some(6)));
+    let single =
+        s.call("POST", "/v1/usage/events", event("e6", day(3) + 60, "a@x.com", "chatgpt", "o3", 0.2));
+    assert_eq!(single["accepted"], 1);
+
+    // three days, grouped by user, product and model, two buckets a page
+    let mut got: BTreeMap<(i64, String, String, String), Value> = BTreeMap::new();
+    let mut path = format!(
+        "/v1/organization/costs?start_time={}&end_time={}&bucket_width=1d&group_by=user_id&group_by[]=product&group_by=model&limit=2",
+        day(1),
+        day(4)
+    );
+    let mut pages = 0;
+    loop {
+        let page = s.get(&path);
+        pages += 1;
+        assert_eq!(page["object"], "page");
+        for bucket in page["data"].as_array().unwrap() {
+            assert_eq!(bucket["object"], "bucket");
+            assert_eq!(bucket["end_time"].as_i64().unwrap() - bucket["start_time"].as_i64().unwrap(), 86_400);
+            for r in bucket["results"].as_array().unwrap() {
+                assert_eq!(
+                    (&r["object"], &r["amount"]["currency"]),
+                    (&json!("organization.costs.result"), &json!("credits"))
+                );
+                let key = (
+                    bucket["start_time"].as_i64().unwrap(),
+                    r["user_id"].as_str().unwrap().to_string(),
+                    r["product"].as_str().unwrap().to_string(),
+                    r["model"].as_str().unwrap().to_string(),
+                );
+                got.insert(key, r["amount"]["value"].clone());
+            }
+        }
+        match page["next_page"].as_str() {
+            Some(next) => {
+                assert_eq!(page["has_more"], true);
+                path = format!("{}&page={next}", path.split("&page=").next().unwrap());
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 2);
+    let k = |d: u32, u: &str, p: &str, m: &str| (day(d), u.to_string(), p.to_string(), m.to_string());
+    let expected: BTreeMap<_, _> = [
+        (k(1, "a@x.com", "codex", "gpt-5"), json!(2)),
+        (k(1, "b@x.com", "chatgpt", "gpt-5"), json!(3)),
+        (k(2, "a@x.com", "chatgpt", "o3"), json!(0.1)),
+        (k(3, "a@x.com", "chatgpt", "o3"), json!(0.2)),
+        (k(3, "b@x.com", "codex", "gpt-5-pro"), json!(10)),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(got, expected);
+
+    // ungrouped totals, an unaligned window read from the raw events, and CSV
+    let total = s.get(&format!("/v1/organization/costs?start_time={}&limit=3&end_time={}", day(1), day(4)));
+    let sums: Vec<&Value> =
+        total["data"].as_array().unwrap().iter().map(|b| &b["results"][0]["amount"]["value"]).collect();
+    assert_eq!(sums, [&json!(5), &json!(0.1), &json!(10.2)]);
+    let shifted = s.get(&format!(
+        "/v1/organization/costs?start_time={}&end_time={}&group_by=line_item",
+        day(1) + 15,
+        day(1) + 86_400 + 15
+    ));
+    assert_eq!(
+        shifted["data"][0]["results"],
+        json!([
+            { "object": "organization.costs.result", "amount": { "value": 3, "currency": "credits" }, "line_item": "chatgpt, gpt-5", "project_id": null, "user_id": null, "product": null, "model": null },
+            { "object": "organization.costs.result", "amount": { "value": 0.75, "currency": "credits" }, "line_item": "codex, gpt-5", "project_id": null, "user_id": null, "product": null, "model": null },
+        ])
+    );
+    let csv = send(
+        s.addr,
+        "GET",
+        &format!(
+            "/v1/organization/costs?start_time={}&end_time={}&group_by=user_id&format=csv",
+            day(2),
+            day(3)
+        ),
+        Some(ADMIN),
+        None,
+    );
+    assert_eq!(
+        csv.body,
+        "start_time,end_time,user_id,project_id,line_item,product,model,amount,currency\n2026-11-02T00:00:00Z,2026-11-03T00:00:00Z,a@x.com,,,,,0.1,credits\n"
+    );
+    let bad = send(s.addr, "GET", "/v1/organization/costs?start_time=1&group_by=team", Some(ADMIN), None);
+    assert_eq!((bad.status, bad.json()["error"]["code"].as_str()), (400, Some("costs/bad-group-by")));
+}
+
+#[test]
+fn the_stream_delivers_events_and_resumes_after_a_reconnect() {
+    let s = start();
+    let mut stream = Sse::open(s.addr, "/v1/usage/stream", ADMIN, None);
+    let now = Utc::now().timestamp();
+    for i in 1..=3 {
+        s.call(
+            "POST",
+            "/v1/usage/events",
+            event(&format!("s{i}"), now, "a@x.com", "codex", "m", f64::from(i)),
+        );
+    }
+    let mut ids = Vec::new();
+    for i in 1..=3 {
+        let ev = stream.next();
+        assert_eq!(ev.event.as_deref(), Some("usage"));
+        let data: Value = serde_json::from_str(&ev.data).unwrap();
+        assert_eq!(
+            (data["id"].as_str(), data["credits"].as_i64()),
+            (Some(format!("s{i}").as_str()), Some(i64::from(i)))
+        );
+        ids.push(ev.id.unwrap());
+    }
+    drop(stream);
+    for i in 4..=5 {
+        s.call("POST", "/v1/usage/events", event(&format!("s{i}"), now, "b@x.com", "chatgpt", "m", 1.0));
+    }
+    // reconnect after the second event: the third, fourth and fifth arrive, in order, once
+    let mut resumed = Sse::open(s.addr, "/v1/usage/stream", ADMIN, Some(&ids[1]));
+    let got: Vec<String> = (0..3)
+        .map(|_| {
+            serde_json::from_str::<Value>(&resumed.next().data).unwrap()["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(got, ["s3", "s4", "s5"]);
+    s.call("POST", "/v1/usage/events", event("s6", now, "a@x.com", "codex", "m", 1.0));
+    assert_eq!(serde_json::from_str::<Value>(&resumed.next().data).unwrap()["id"], "s6");
+
+    // a user token's stream carries only that user's events
+    assert_eq!(send(s.addr, "POST", "/v1/users/import", Some(ADMIN), Some("email\nb@x.com\n")).status, 200);
+    let token = issue_token(&s, "b@x.com");
+    let mut mine = Sse::open(s.addr, "/v1/usage/stream", &token, Some("0"));
+    let first = serde_json::from_str::<Value>(&mine.next().data).unwrap();
+    assert_eq!((first["id"].as_str(), first["user"].as_str()), (Some("s4"), Some("b@x.com")));
+}
+
+fn issue_token(s: &Server, user: &str) -> String {
+    let r = send(s.addr, "POST", &format!("/v1/users/{user}/tokens"), Some(ADMIN), None);
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json()["token"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn concurrent_checks_never_overspend_a_user_or_a_pool() {
+    let s = Arc::new(start());
+    s.call(
+        "PUT",
+        "/v1/limits",
+        json!({
+            "commit": "c1",
+            "limits": [
+                { "user": "solo@x.com", "credits": 100 },
+                { "user": "p1@x.com", "credits": 1000, "models": { "gpt-5-pro": 500 }, "group": "team" },
+                { "user": "p2@x.com", "credits": 1000, "group": "team" },
+                { "user": "p3@x.com", "credits": 1000, "group": "team" },
+            ],
+            "pools": [{ "group": "team", "credits": 150 }]
+        }),
+    );
+    let now = Utc::now().timestamp();
+    s.call(
+        "POST",
+        "/v1/usage/events",
+        json!([
+            event("u1", now, "solo@x.com", "codex", "m", 90),
+            event("u2", now, "p1@x.com", "codex", "m", 100),
+            event("u3", now, "p2@x.com", "chatgpt", "m", 40),
+        ]),
+    );
+    // 10 credits left for solo, 10 left in the pool: 30 callers each, all at once
+    let barrier = Arc::new(std::sync::Barrier::new(60));
+    let mut handles = Vec::new();
+    for i in 0..60 {
+        let (s, barrier) = (s.clone(), barrier.clone());
+        handles.push(std::thread::spawn(move || {
+            let (user, credits) = if i % 2 == 0 {
+                ("solo@x.com".to_string(), 1.0)
+            } else {
+                (format!("p{}@x.com", i % 3 + 1), 2.0)
+            };
+            barrier.wait();
+            let body =
+                json!({ "user": user, "product": "codex", "model": "m", "credits": credits }).to_string();
+            let r = try_send(s.addr, "POST", "/v1/check", Some(ADMIN), Some(&body), &[]).unwrap();
+            assert_eq!(r.status, 200, "{}", r.body);
+            let d = r.json();
+            if d["allowed"] != true {
+                assert!(d["deciding"] == "user" || d["deciding"] == "pool", "{d}");
+                return (user, 0.0);
+            }
+            let id = d["reservation_id"].as_str().unwrap();
+            let c = try_send(
+                s.addr,
+                "POST",
+                &format!("/v1/reservations/{id}/commit"),
+                Some(ADMIN),
+                Some(&json!({ "credits": credits }).to_string()),
+                &[],
+            )
+            .unwrap();
+            assert_eq!(c.status, 200, "{}", c.body);
+            (user, credits)
+        }));
+    }
+    let mut committed: BTreeMap<String, f64> = BTreeMap::new();
+    for h in handles {
+        let (user, c) = h.join().unwrap();
+        *committed.entry(user).or_default() += c;
+    }
+    let used = |u: &str| s.get(&format!("/v1/users/{u}"))["used"]["credits"].as_f64().unwrap();
+    assert_eq!(committed["solo@x.com"], 10.0, "exactly the 10 credits left were granted");
+    assert_eq!(used("solo@x.com"), 100.0, "the user is at the limit, not past it");
+    let pool_committed: f64 = committed.iter().filter(|(u, _)| u.starts_with('p')).map(|(_, c)| c).sum();
+    assert_eq!(pool_committed, 10.0);
+    assert_eq!(
+        used("p1@x.com") + used("p2@x.com") + used("p3@x.com"),
+        150.0,
+        "the pool is at its total, not past it"
+    );
+
+    // now both are exhausted: a check is denied and names the deciding limit
+    let d = s.call(
+        "POST",
+        "/v1/check",
+        json!({ "user": "p3@x.com", "product": "codex", "model": "m", "credits": 0.5 }),
+    );
+    assert_eq!((&d["allowed"], &d["deciding"], &d["remaining"]), (&json!(false), &json!("pool"), &json!(0)));
+    let metrics = send(s.addr, "GET", "/metrics", None, None).body;
+    assert!(metrics.contains("budgit_checks_total{decision=\"allowed\"} 15"), "{metrics}");
+    assert!(metrics.contains("budgit_checks_total{decision=\"denied\"} 46"));
+}
+
+#[test]
+fn reservations_release_and_refuse_overcommit() {
+    let s = start();
+    s.call(
+        "PUT",
+        "/v1/limits",
+        json!({ "commit": "c1", "limits": [{ "user": "a@x.com", "credits": 10, "models": { "big": 4 } }] }),
+    );
+    let d = s.call(
+        "POST",
+        "/v1/check",
+        json!({ "user": "a@x.com", "product": "codex", "model": "big", "credits": 5 }),
+    );
+    assert_eq!(
+        (&d["allowed"], &d["deciding"], &d["remaining"]),
+        (&json!(false), &json!("model_cap"), &json!(4))
+    );
+    let d = s.call(
+        "POST",
+        "/v1/check",
+        json!({ "user": "a@x.com", "product": "codex", "model": "small", "credits": 6 }),
+    );
+    let id = d["reservation_id"].as_str().unwrap().to_string();
+    assert_eq!(d["remaining"], 4);
+    let over = send(
+        s.addr,
+        "POST",
+        &format!("/v1/reservations/{id}/commit"),
+        Some(ADMIN),
+        Some(r#"{"credits": 11}"#),
+    );
+    assert_eq!((over.status, over.json()["error"]["code"].as_str()), (409, Some("reservation/exceeds")));
+    s.call("POST", &format!("/v1/reservations/{id}/release"), json!(null));
+    let gone = send(s.addr, "POST", &format!("/v1/reservations/{id}/release"), Some(ADMIN), None);
+    assert_eq!(gone.status, 404);
+    let d = s.call(
+        "POST",
+        "/v1/check",
+        json!({ "user": "a@x.com", "product": "codex", "model": "small", "credits": 10 }),
+    );
+    assert_eq!(d["allowed"], true, "the released hold came back");
+}
+
+#[test]
+fn user_tokens_see_only_their_own_data() {
+    let s = start();
+    s.call("PUT", "/v1/limits", json!({ "commit": "c1", "limits": [{ "user": "a@x.com", "credits": 10 }, { "user": "b@x.com", "credits": 10 }] }));
+    let token = issue_token(&s, "a@x.com");
+    let mut bodies = Vec::new();
+    let mut as_a = |method: &str, path: &str, body: Option<&str>| {
+        let r = send(s.addr, method, path, Some(&token), body);
+        bodies.push(r.body.clone());
+        r
+    };
+    for (method, path, body) in [
+        ("GET", "/v1/users/b%40x.com", None),
+        ("GET", "/v1/limits?user=b%40x.com", None),
+        ("GET", "/v1/audit", None),
+        ("GET", "/v1/pools", None),
+        ("PUT", "/v1/limits", Some(r#"{"commit":"x","limits":[{"user":"a@x.com","credits":1000}]}"#)),
+        (
+            "POST",
+            "/v1/usage/events",
+            Some(r#"{"id":"x","time":0,"user":"a@x.com","product":"p","model":"m","credits":1}"#),
+        ),
+        ("POST", "/v1/check", Some(r#"{"user":"b@x.com","product":"p","model":"m","credits":1}"#)),
+        ("POST", "/v1/users/b%40x.com/tokens", None),
+        ("GET", "/v1/organization/costs?start_time=0&user_id=b%40x.com", None),
+        ("POST", "/v1/requests", Some(r#"{"user":"b@x.com","credits":5,"days":3,"reason":"x"}"#)),
+        ("POST", "/v1/leases/reconcile", Some(r#"{"holder":"h","ttl_seconds":5}"#)),
+    ] {
+        let r = as_a(method, path, body);
+        assert_eq!(r.status, 403, "{method} {path}: {}", r.body);
+        assert_eq!(r.json()["error"]["code"], "auth/forbidden");
+    }
+    let own = as_a("GET", "/v1/limits", None).json();
+    assert_eq!(own["data"].as_array().unwrap().len(), 1);
+    assert_eq!(own["data"][0]["user"], "a@x.com");
+    let check = as_a("POST", "/v1/check", Some(r#"{"product":"p","model":"m","credits":1}"#));
+    assert_eq!(check.json()["allowed"], true);
+    let request = as_a(
+        "POST",
+        "/v1/requests",
+        Some(r#"{"credits":500,"days":14,"reason":"payments migration","context":{"ticket":"PAY-1"}}"#),
+    );
+    assert_eq!(request.status, 201, "{}", request.body);
+    let id = request.json()["id"].as_i64().unwrap();
+    let approve = as_a("POST", &format!("/v1/requests/{id}/approve"), None);
+    assert_eq!(approve.status, 403);
+    let bad = send(s.addr, "GET", "/v1/users", Some("bgt_user_0000"), None);
+    assert_eq!(bad.status, 401);
+    for body in &bodies {
+        assert!(!body.contains(&token) && !body.contains(ADMIN), "a token leaked into {body}");
+    }
+
+    // the admin sees every request, approves into an override proposal, cannot decide twice
+    s.call("POST", "/v1/requests", json!({ "user": "b@x.com", "credits": 5, "days": 3, "reason": "demo" }));
+    assert_eq!(s.get("/v1/requests?status=pending")["data"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        send(s.addr, "GET", "/v1/requests", Some(&token), None).json()["data"].as_array().unwrap().len(),
+        1
+    );
+    let approved = s.call("POST", &format!("/v1/requests/{id}/approve"), json!(null));
+    assert_eq!(approved["status"], "approved");
+    let p = &approved["proposal"];
+    assert_eq!(
+        (&p["kind"], &p["user"], &p["add"]["credits"], &p["reason"]),
+        (&json!("Override"), &json!("a@x.com"), &json!(500), &json!("payments migration"))
+    );
+    let again =
+        send(s.addr, "POST", &format!("/v1/requests/{id}/decline"), Some(ADMIN), Some(r#"{"reason":"no"}"#));
+    assert_eq!((again.status, again.json()["error"]["code"].as_str()), (409, Some("requests/decided")));
+    let declined =
+        s.call("POST", &format!("/v1/requests/{}/decline", id + 1), json!({ "reason": "not this quarter" }));
+    assert_eq!(
+        (&declined["status"], &declined["decision_reason"]),
+        (&json!("declined"), &json!("not this quarter"))
+    );
+}
+
+#[test]
+fn leases_exclude_other_holders() {
+    let s = start();
+    let a = s.call("POST", "/v1/leases/reconcile", json!({ "holder": "one", "ttl_seconds": 60 }));
+    assert_eq!(a["holder"], "one");
+    let held = send(
+        s.addr,
+        "POST",
+        "/v1/leases/reconcile",
+        Some(ADMIN),
+        Some(r#"{"holder":"two","ttl_seconds":60}"#),
+    );
+    assert_eq!(held.status, 409);
+    let body = held.json();
+    assert_eq!((&body["error"]["code"], &body["holder"]), (&json!("lease/held"), &json!("one")));
+    assert!(body["expires_at"].is_string());
+    s.call("POST", "/v1/leases/reconcile", json!({ "holder": "one", "ttl_seconds": 120 }));
+    assert_eq!(send(s.addr, "DELETE", "/v1/leases/reconcile?holder=two", Some(ADMIN), None).status, 409);
+    assert_eq!(send(s.addr, "DELETE", "/v1/leases/reconcile?holder=one", Some(ADMIN), None).status, 204);
+    assert_eq!(
+        s.call("POST", "/v1/leases/reconcile", json!({ "holder": "two", "ttl_seconds": 5 }))["holder"],
+        "two"
+    );
+}
+
+#[test]
+fn malformed_requests_get_json_errors() {
+    let s = start();
+    let cases: Vec<(&str, &str, Option<String>, u16, &str)> = vec![
+        ("PUT", "/v1/limits", Some("{".into()), 400, "request/bad-json"),
+        (
+            "PUT",
+            "/v1/limits",
+            Some(r#"{"commit":"c","limits":[{"user":"a@x.com","credit":1}]}"#.into()),
+            400,
+            "request/bad-json",
+        ),
+        (
+            "PUT",
+            "/v1/limits",
+            Some(r#"{"commit":"c","limits":[{"user":"a@x.com","credits":-1}]}"#.into()),
+            400,
+            "limits/negative",
+        ),
+        (
+            "POST",
+            "/v1/usage/events",
+            Some(
+                r#"{"id":"x","time":"yesterday","user":"a@x.com","product":"p","model":"m","credits":1}"#
+                    .into(),
+            ),
+            400,
+            "usage/bad-time",
+        ),
+        ("POST", "/v1/usage/events", Some("[]".into()), 400, "usage/empty"),
+        (
+            "POST",
+            "/v1/check",
+            Some(r#"{"user":"a@x.com","product":"p","model":"m","credits":0}"#.into()),
+            400,
+            "check/bad-credits",
+        ),
+        ("GET", "/v1/users?limit=0", None, 400, "request/bad-limit"),
+        ("GET", "/v1/organization/costs", None, 400, "costs/missing-start"),
+        ("GET", "/v1/nothing", None, 404, "request/no-route"),
+        ("DELETE", "/v1/users", None, 405, "request/method"),
+        ("POST", "/v1/usage/events", Some("x".repeat(9 * 1024 * 1024)), 413, "request/too-large"),
+    ];
+    for (method, path, body, status, code) in cases {
+        let r = send(s.addr, method, path, Some(ADMIN), body.as_deref());
+        assert_eq!(r.status, status, "{method} {path}: {}", r.body);
+        assert_eq!(r.json()["error"]["code"], code, "{method} {path}");
+    }
+    let r = send(s.addr, "GET", "/v1/users", None, None);
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (401, Some("auth/unauthorized")));
+    assert_eq!(send(s.addr, "GET", "/healthz", None, None).json()["status"], "ok");
+}
+
+#[test]
+fn the_checked_in_openapi_document_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
+    let current =
+        format!("{}\n", serde_json::to_string_pretty(&budgit_console::openapi::document()).unwrap());
+    if std::env::var_os("BUDGIT_BLESS").is_some() {
+        std::fs::write(&path, &current).unwrap();
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == current,
+        "docs/openapi.json is stale: run `BUDGIT_BLESS=1 cargo test -p budgit-console --test api openapi`"
+    );
+    let s = start();
+    assert_eq!(s.get("/openapi.json"), budgit_console::openapi::document());
+}
