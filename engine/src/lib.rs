@@ -17,12 +17,14 @@ pub mod model;
 pub mod owners;
 pub mod period;
 pub mod plan;
+pub mod reconcile;
 pub mod resolve;
 pub mod request;
 pub mod select;
 pub mod stack;
 pub mod usage;
 pub mod validate;
+pub mod workspace;
 
 pub use credits::Credits;
 pub use diag::{Diagnostic, Location, Report, Severity};

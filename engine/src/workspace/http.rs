@@ -1,0 +1,398 @@
+//! The workspace API client: the [`Workspace`] trait over HTTP, as `budgit serve` speaks it.
+//!
+//! Blocking (ureq), JSON bodies, a bearer token taken from `BUDGIT_TOKEN`.
+//! The token is held privately, never formatted (the `Debug` impl hides it) and
+//! never part of an error. HTTP failures become [`WorkspaceError`]s that say
+//! whether to retry: 429 (with `Retry-After`), 5xx, timeouts and dropped
+//! connections are retryable; other 4xx are not. Paging and retries across
+//! calls belong to the caller.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{
+    AppliedLimit, AppliedSource, Batch, BatchResult, ItemStatus, LastApplied, Lease, UserRecord, Workspace,
+    WorkspaceError,
+};
+use crate::Credits;
+use crate::model::Limit;
+
+/// The environment variable holding the workspace token.
+pub const TOKEN_ENV: &str = "BUDGIT_TOKEN";
+
+/// Largest answer body read (a page of 10,000 limits is a few MB).
+const MAX_ANSWER: u64 = 256 * 1024 * 1024;
+
+/// Rows asked for per page.
+const PAGE: usize = 1000;
+
+/// A client of the workspace API.
+pub struct HttpWorkspace {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for HttpWorkspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpWorkspace").field("base", &self.base).field("token", &"<hidden>").finish()
+    }
+}
+
+impl HttpWorkspace {
+    /// A client of the API at `base` (`http://host:port`), with a per-call timeout.
+    pub fn new(base: &str, token: String, timeout: Duration) -> HttpWorkspace {
+        let config =
+            ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build();
+        HttpWorkspace { base: base.trim_end_matches('/').to_string(), token, agent: config.into() }
+    }
+
+    /// A client whose token comes from `BUDGIT_TOKEN`.
+    pub fn from_env(base: &str, timeout: Duration) -> Result<HttpWorkspace, WorkspaceError> {
+        match std::env::var(TOKEN_ENV) {
+            Ok(token) if !token.trim().is_empty() => {
+                Ok(HttpWorkspace::new(base, token.trim().to_string(), timeout))
+            }
+            _ => Err(WorkspaceError::Protocol(format!("no workspace token: set `{TOKEN_ENV}`"))),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn bearer(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    fn get(&self, path: &str) -> Result<Value, WorkspaceError> {
+        let answer = self.agent.get(&self.url(path)).header("authorization", &self.bearer()).call();
+        read(answer)
+    }
+
+    fn send(&self, method: &str, path: &str, body: &Value) -> Result<Value, WorkspaceError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| WorkspaceError::Protocol(e.to_string()))?;
+        let url = self.url(path);
+        let answer = match method {
+            "PUT" => self
+                .agent
+                .put(&url)
+                .header("authorization", &self.bearer())
+                .header("content-type", "application/json")
+                .send(&bytes[..]),
+            _ => self
+                .agent
+                .post(&url)
+                .header("authorization", &self.bearer())
+                .header("content-type", "application/json")
+                .send(&bytes[..]),
+        };
+        read(answer)
+    }
+
+    /// Pages through a list endpoint keyed by a string cursor (`after`).
+    fn pages(&self, path: &str, page: usize) -> Result<Vec<Value>, WorkspaceError> {
+        let mut out = Vec::new();
+        let mut after = String::new();
+        loop {
+            let answer = self.get(&format!("{path}?limit={page}&after={}", encode(&after)))?;
+            let data = answer.get("data").and_then(Value::as_array).ok_or_else(|| missing("data"))?;
+            out.extend(data.iter().cloned());
+            let more = answer.get("has_more").and_then(Value::as_bool).unwrap_or(false);
+            match answer.get("next").and_then(Value::as_str) {
+                Some(next) if more && next > after.as_str() => after = next.to_string(),
+                _ => return Ok(out),
+            }
+        }
+    }
+}
+
+fn missing(field: &str) -> WorkspaceError {
+    WorkspaceError::Protocol(format!("the answer has no `{field}`"))
+}
+
+/// Percent-encodes a query value.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Maps a ureq answer to JSON or a typed error.
+fn read(answer: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Value, WorkspaceError> {
+    let mut response = answer.map_err(transport)?;
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let text = response.body_mut().with_config().limit(MAX_ANSWER).read_to_string().map_err(transport)?;
+    let body: Value = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(_) if status >= 400 => Value::Null,
+            Err(e) => return Err(WorkspaceError::Protocol(format!("the answer is not JSON: {e}"))),
+        }
+    };
+    if (200..300).contains(&status) {
+        return Ok(body);
+    }
+    let error = body.get("error");
+    let code = error.and_then(|e| e.get("code")).and_then(Value::as_str).unwrap_or("").to_string();
+    let message = error
+        .and_then(|e| e.get("message"))
+        .and_then(Value::as_str)
+        .map_or_else(|| format!("HTTP {status}"), str::to_string);
+    Err(match status {
+        429 => WorkspaceError::RateLimited { retry_after },
+        401 | 403 => WorkspaceError::Unauthorized { status, message },
+        409 if code == "lease/held" => WorkspaceError::LeaseHeld {
+            name: String::new(),
+            holder: body.get("holder").and_then(Value::as_str).unwrap_or("another holder").to_string(),
+            expires_at: body.get("expires_at").and_then(Value::as_str).map(str::to_string),
+        },
+        s if s >= 500 => WorkspaceError::Server { status, code, message, retry_after },
+        _ => WorkspaceError::Rejected { status, code, message },
+    })
+}
+
+/// Maps a transport failure; never carries request headers (the token).
+fn transport(e: ureq::Error) -> WorkspaceError {
+    match e {
+        ureq::Error::Timeout(_) => WorkspaceError::Timeout,
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => WorkspaceError::Timeout,
+        ureq::Error::Io(io) => WorkspaceError::Connection(io.kind().to_string()),
+        ureq::Error::ConnectionFailed => WorkspaceError::Connection("connection failed".to_string()),
+        ureq::Error::HostNotFound => WorkspaceError::Connection("host not found".to_string()),
+        ureq::Error::Protocol(p) => WorkspaceError::Connection(format!("the connection broke: {p}")),
+        other => WorkspaceError::Protocol(other.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct LimitRow {
+    user: String,
+    credits: Credits,
+    #[serde(default)]
+    products: BTreeMap<String, Credits>,
+    #[serde(default)]
+    models: BTreeMap<String, Credits>,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    source: Option<AppliedSource>,
+    #[serde(default)]
+    commit: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AuditRow {
+    seq: i64,
+    actor: String,
+    action: String,
+    subject: String,
+    #[serde(default)]
+    new: Option<Value>,
+    #[serde(default)]
+    commit: Option<String>,
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(v: Value, what: &str) -> Result<T, WorkspaceError> {
+    serde_json::from_value(v).map_err(|e| WorkspaceError::Protocol(format!("bad {what}: {e}")))
+}
+
+fn status_of(v: &Value) -> ItemStatus {
+    match v.get("status").and_then(Value::as_str) {
+        Some("created") => ItemStatus::Created,
+        Some("updated") => ItemStatus::Updated,
+        Some("removed") => ItemStatus::Removed,
+        _ => ItemStatus::Unchanged,
+    }
+}
+
+impl Workspace for HttpWorkspace {
+    fn users(&self) -> Result<Vec<UserRecord>, WorkspaceError> {
+        self.pages("/v1/users", PAGE)?.into_iter().map(|v| parse(v, "user")).collect()
+    }
+
+    fn limits(&self) -> Result<Vec<AppliedLimit>, WorkspaceError> {
+        self.pages("/v1/limits", 10_000)?
+            .into_iter()
+            .map(|v| {
+                let row: LimitRow = parse(v, "limit")?;
+                Ok(AppliedLimit {
+                    user: row.user,
+                    limit: Limit { credits: row.credits, products: row.products, models: row.models },
+                    group: row.group,
+                    source: row.source,
+                    commit: row.commit,
+                })
+            })
+            .collect()
+    }
+
+    fn pools(&self) -> Result<BTreeMap<String, Credits>, WorkspaceError> {
+        let answer = self.get("/v1/pools")?;
+        let data = answer.get("data").and_then(Value::as_array).ok_or_else(|| missing("data"))?;
+        let mut out = BTreeMap::new();
+        for row in data {
+            let group = row.get("group").and_then(Value::as_str).ok_or_else(|| missing("group"))?;
+            let credits: Credits = parse(row.get("credits").cloned().unwrap_or(Value::Null), "pool")?;
+            out.insert(group.to_string(), credits);
+        }
+        Ok(out)
+    }
+
+    fn last_applied(&self, actor: &str) -> Result<BTreeMap<String, LastApplied>, WorkspaceError> {
+        // The audit log records the actor as `<principal> (<actor>)`.
+        let suffix = format!("({actor})");
+        let mut out = BTreeMap::new();
+        let mut after = 0i64;
+        loop {
+            let answer = self.get(&format!("/v1/audit?limit={PAGE}&after={after}"))?;
+            let data = answer.get("data").and_then(Value::as_array).ok_or_else(|| missing("data"))?;
+            for v in data {
+                let row: AuditRow = parse(v.clone(), "audit row")?;
+                after = after.max(row.seq);
+                if !row.actor.ends_with(&suffix) {
+                    continue;
+                }
+                match row.action.as_str() {
+                    "limit.set" => {
+                        let new = row.new.unwrap_or(Value::Null);
+                        let limit: Limit =
+                            parse(new.get("limit").cloned().unwrap_or(Value::Null), "audit limit")?;
+                        let source_kind = new
+                            .get("source")
+                            .and_then(|s| s.get("kind"))
+                            .and_then(Value::as_str)
+                            .map(str::to_string);
+                        out.insert(row.subject, LastApplied { limit, commit: row.commit, source_kind });
+                    }
+                    "limit.remove" => {
+                        out.remove(&row.subject);
+                    }
+                    _ => {}
+                }
+            }
+            let more = answer.get("has_more").and_then(Value::as_bool).unwrap_or(false);
+            if !more || data.is_empty() {
+                return Ok(out);
+            }
+        }
+    }
+
+    fn apply(&self, batch: &Batch) -> Result<BatchResult, WorkspaceError> {
+        let limits: Vec<Value> = batch
+            .limits
+            .iter()
+            .map(|l| {
+                json!({
+                    "user": l.user,
+                    "credits": l.limit.credits,
+                    "products": l.limit.products,
+                    "models": l.limit.models,
+                    "group": l.group,
+                    "source": l.source,
+                })
+            })
+            .collect();
+        let pools: Vec<Value> =
+            batch.pools.iter().map(|p| json!({ "group": p.group, "credits": p.credits })).collect();
+        let mut body = json!({
+            "commit": batch.commit,
+            "plan_digest": batch.plan_digest,
+            "actor": batch.actor,
+            "limits": limits,
+            "remove": batch.remove,
+            "pools": pools,
+        });
+        if let (Some(s), Some(obj)) = (&batch.settings, body.as_object_mut()) {
+            obj.insert("workspace".to_string(), json!(s));
+        }
+        let answer = self.send("PUT", "/v1/limits", &body)?;
+        let mut result = BatchResult::default();
+        for r in answer.get("results").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(user) = r.get("user").and_then(Value::as_str) {
+                result.users.push((user.to_string(), status_of(r)));
+            }
+        }
+        for r in answer.get("pools").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(group) = r.get("group").and_then(Value::as_str) {
+                result.pools.push((group.to_string(), status_of(r)));
+            }
+        }
+        Ok(result)
+    }
+
+    fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<Lease, WorkspaceError> {
+        let body = json!({ "holder": holder, "ttl_seconds": ttl.as_secs().max(1) });
+        match self.send("POST", &format!("/v1/leases/{}", encode(name)), &body) {
+            Ok(answer) => Ok(Lease {
+                name: name.to_string(),
+                holder: holder.to_string(),
+                expires_at: answer.get("expires_at").and_then(Value::as_str).unwrap_or("").to_string(),
+            }),
+            Err(WorkspaceError::LeaseHeld { holder, expires_at, .. }) => {
+                Err(WorkspaceError::LeaseHeld { name: name.to_string(), holder, expires_at })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> Result<(), WorkspaceError> {
+        let url = self.url(&format!("/v1/leases/{}?holder={}", encode(name), encode(holder)));
+        let answer = self.agent.delete(&url).header("authorization", &self.bearer()).call();
+        match read(answer) {
+            Ok(_) => Ok(()),
+            // Already gone (expired and cleaned up, or never taken): nothing to release.
+            Err(WorkspaceError::Rejected { status: 404, .. }) => Ok(()),
+            Err(WorkspaceError::LeaseHeld { holder, expires_at, .. }) => {
+                Err(WorkspaceError::LeaseHeld { name: name.to_string(), holder, expires_at })
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(encode("a+b@acme.com"), "a%2Bb%40acme.com");
+        assert_eq!(encode(""), "");
+    }
+
+    #[test]
+    fn debug_hides_the_token() {
+        let ws =
+            HttpWorkspace::new("http://127.0.0.1:1/", "s3cr3t-token".to_string(), Duration::from_secs(1));
+        let shown = format!("{ws:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("http://127.0.0.1:1"), "{shown}");
+    }
+
+    #[test]
+    fn a_refused_connection_is_retryable_and_names_no_token() {
+        // Port 1 on loopback: nothing listens there.
+        let ws = HttpWorkspace::new("http://127.0.0.1:1", "s3cr3t-token".to_string(), Duration::from_secs(2));
+        let err = ws.users().err();
+        let err = err.map(|e| (e.is_retryable(), e.to_string()));
+        assert!(matches!(&err, Some((true, msg)) if !msg.contains("s3cr3t")), "{err:?}");
+    }
+}
