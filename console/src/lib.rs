@@ -388,6 +388,14 @@ pub fn run(config: Config) -> Result<(), ServeError> {
             );
         }
         eprintln!("budgit serve listening on http://{}", running.addr);
-        running.wait().await
+        // open event streams never end by themselves: after an interrupt, give
+        // requests in flight a moment, then stop (every acknowledged write is committed)
+        tokio::select! {
+            done = running.wait() => done,
+            () = async {
+                let _ = tokio::signal::ctrl_c().await;
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            } => Ok(()),
+        }
     })
 }
