@@ -280,7 +280,7 @@ fn markdown_with(plan: &Plan, rows: usize) -> String {
     );
     let _ = writeln!(o, "| same limit, another document | {} |", s.source_changed);
     let _ = writeln!(o, "| guardrails | {} checked, {} failed |", s.guardrails, s.guardrails_failed);
-    let _ = writeln!(o, "| validation | {} errors, {} warnings |", s.errors, s.warnings);
+    let _ = writeln!(o, "| validation | {}, {} |", plural(s.errors, "error"), plural(s.warnings, "warning"));
     let _ = writeln!(o);
 
     if let Some(w) = &plan.workspace {
