@@ -1,5 +1,12 @@
 //! `budgit serve` as a real process: durability across `kill -9`, and tokens kept out of logs.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions should fail loudly too"
+)]
+
 #[path = "../../console/tests/common/http.rs"]
 mod http;
 

@@ -1,5 +1,12 @@
 //! The workspace API against a real server on loopback (started in-process on `127.0.0.1:0`).
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions should fail loudly too"
+)]
+
 mod common;
 
 use std::collections::BTreeMap;
