@@ -691,3 +691,69 @@ fn the_checked_in_openapi_document_is_current() {
     let s = start();
     assert_eq!(s.get("/openapi.json"), budgit_console::openapi::document());
 }
+
+#[test]
+fn limits_and_open_reservations_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = budgit_console::Config {
+        db: dir.path().join("budgit.db"),
+        listen: "127.0.0.1:0".into(),
+        policies: None,
+        admin_token: Some(ADMIN.into()),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let running = rt.block_on(budgit_console::start(config.clone())).unwrap();
+    let addr = running.addr;
+    let put = json!({ "commit": "c1", "limits": [{ "user": "a@x.com", "credits": 10 }] }).to_string();
+    assert_eq!(send(addr, "PUT", "/v1/limits", Some(ADMIN), Some(&put)).status, 200);
+    let check = r#"{"user":"a@x.com","product":"codex","model":"m","credits":7}"#;
+    let held = send(addr, "POST", "/v1/check", Some(ADMIN), Some(check)).json();
+    let id = held["reservation_id"].as_str().unwrap().to_string();
+    // writes are applied in order: once this acknowledged write is back, the reservation is stored too
+    let lease = r#"{"holder":"h","ttl_seconds":60}"#;
+    assert_eq!(send(addr, "POST", "/v1/leases/barrier", Some(ADMIN), Some(lease)).status, 200);
+    running.abort();
+    drop(rt);
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let running = rt.block_on(budgit_console::start(config)).unwrap();
+    let addr = running.addr;
+    assert_eq!(send(addr, "GET", "/v1/limits", Some(ADMIN), None).json()["data"][0]["credits"], 10);
+    let denied = send(addr, "POST", "/v1/check", Some(ADMIN), Some(check)).json();
+    assert_eq!(
+        (&denied["allowed"], &denied["remaining"]),
+        (&json!(false), &json!(3)),
+        "the hold outlived the restart"
+    );
+    let commit =
+        send(addr, "POST", &format!("/v1/reservations/{id}/commit"), Some(ADMIN), Some(r#"{"credits":6.5}"#));
+    assert_eq!(commit.status, 200, "{}", commit.body);
+    assert_eq!(send(addr, "GET", "/v1/users/a%40x.com", Some(ADMIN), None).json()["used"]["credits"], 6.5);
+}
+
+#[test]
+fn soft_enforcement_allows_past_the_limit_and_records_an_alert() {
+    let s = start();
+    s.call(
+        "PUT",
+        "/v1/limits",
+        json!({
+            "commit": "c1",
+            "limits": [{ "user": "a@x.com", "credits": 5 }],
+            "workspace": { "period": "month", "timezone": "Europe/Paris", "enforcement": "soft" }
+        }),
+    );
+    let d = s.call(
+        "POST",
+        "/v1/check",
+        json!({ "user": "a@x.com", "product": "codex", "model": "m", "credits": 8 }),
+    );
+    assert_eq!(
+        (&d["allowed"], &d["alert"], &d["enforcement"]),
+        (&json!(true), &json!("over_limit"), &json!("soft"))
+    );
+    let audit = s.get("/v1/audit?action=settings.set");
+    assert_eq!(audit["data"][0]["new"]["enforcement"], "soft");
+    let metrics = send(s.addr, "GET", "/metrics", None, None).body;
+    assert!(metrics.contains("budgit_checks_total{decision=\"allowed_over_limit\"} 1"));
+}
