@@ -14,6 +14,7 @@
 
 pub mod changes;
 pub mod desired;
+pub mod metrics;
 pub mod retry;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,430 @@
+//! `budgit reconcile`: push the policies at an approved ref to the workspace, once or on a schedule.
+//!
+//! Flags → a [`GitDesired`] and an [`HttpWorkspace`] → [`reconcile`] → the run
+//! report, human or JSON. `--every` runs it as a daemon: one run at a time,
+//! jittered intervals, `/healthz` and `/metrics` on `--metrics-listen`, and a
+//! graceful stop on SIGTERM or SIGINT between batches.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use budgit_engine::model::Limit;
+use budgit_engine::reconcile::metrics::Metrics;
+use budgit_engine::reconcile::{
+    Clock, Context, Direction, Drift, GitDesired, Guard, ItemReport, Options, ReconcileError, Run,
+    SystemClock, error_policy, reconcile,
+};
+use budgit_engine::workspace::http::{HttpWorkspace, TOKEN_ENV};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::Status;
+use crate::render;
+
+/// Apply the policies at an approved ref to the workspace, safely.
+///
+/// Desired state: the policies committed at `--ref` (never the working tree),
+/// validated, resolved at `--now` for every user the workspace knows (or
+/// `--directory`). Live state: the workspace's applied limits. The difference is
+/// written in idempotent batches under the workspace lease; a re-run finishes an
+/// interrupted one without writing anything twice. The token is read from
+/// `BUDGIT_TOKEN` and never printed.
+///
+/// Exit status: 0 applied (or nothing to do, or another reconciler holds the
+/// lease); 1 refused (invalid ref, unsigned commit, blast radius, empty state) or
+/// some changes failed; 2 the workspace or git could not be used.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  BUDGIT_TOKEN=... budgit reconcile --workspace http://127.0.0.1:8080 --ref origin/main --dry-run
+  budgit reconcile --workspace $URL --ref main --max-changes 200 --format json
+  budgit reconcile --workspace $URL --ref main --every 5m --metrics-listen 0.0.0.0:9464")]
+pub struct Args {
+    /// The workspace API's base URL.
+    #[arg(long, value_name = "URL", env = "BUDGIT_WORKSPACE")]
+    workspace: String,
+    /// The approved ref (a protected branch, tag or commit).
+    #[arg(long = "ref", value_name = "REF")]
+    git_ref: String,
+    /// The policy directory inside the repository.
+    #[arg(long, default_value = "policies", value_name = "DIR")]
+    policies: PathBuf,
+    /// A directory file instead of the workspace's users.
+    #[arg(long, value_name = "FILE")]
+    directory: Option<PathBuf>,
+    /// The instant to resolve at (RFC 3339); defaults to the time of each run.
+    #[arg(long, value_name = "TS", value_parser = render::parse_now)]
+    now: Option<DateTime<Utc>>,
+    /// Print what would change; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Most limit changes in one run without `--allow-mass-change`.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    max_changes: usize,
+    /// Largest share of limits one run may lower without `--allow-mass-change`.
+    #[arg(long, default_value_t = 0.2, value_name = "SHARE")]
+    max_lower_share: f64,
+    /// Lift the blast-radius guard for this run.
+    #[arg(long)]
+    allow_mass_change: bool,
+    /// Report limits changed by hand in the workspace, but leave them.
+    #[arg(long)]
+    no_revert: bool,
+    /// Refuse a commit without a signature gpg verifies.
+    #[arg(long)]
+    require_signed: bool,
+    /// Run as a daemon, every DURATION (`30s`, `5m`, `1h`), with jitter.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    every: Option<Duration>,
+    /// Serve `/healthz` and `/metrics` here in daemon mode.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<String>,
+    /// Items per write.
+    #[arg(long, default_value_t = 500, value_name = "N")]
+    batch_size: usize,
+    /// Timeout of one workspace call.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Duration,
+    /// This reconciler's name on the workspace lease (default: host and process id).
+    #[arg(long, value_name = "NAME")]
+    holder: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+/// Output formats of `reconcile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// For people.
+    Human,
+    /// One JSON document per run.
+    Json,
+}
+
+/// Parses `500ms`, `30s`, `5m`, `2h`, `1d` (or bare seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("`{text}` is not a duration; e.g. `30s`, `5m`, `1h`"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        "d" => Duration::from_secs(n.saturating_mul(86_400)),
+        _ => return Err(format!("`{text}` has an unknown unit; use `ms`, `s`, `m`, `h` or `d`")),
+    };
+    if d.is_zero() {
+        return Err("a duration must be more than zero".to_string());
+    }
+    Ok(d)
+}
+
+pub fn run(args: Args) -> anyhow::Result<Status> {
+    let workspace = HttpWorkspace::from_env(&args.workspace, args.timeout)
+        .with_context(|| format!("set `{TOKEN_ENV}` to the workspace's admin token"))?;
+    let holder = args.holder.clone().unwrap_or_else(default_holder);
+    let options = Options {
+        holder,
+        batch_size: args.batch_size.max(1),
+        dry_run: args.dry_run,
+        no_revert: args.no_revert,
+        guard: Guard {
+            max_changes: args.max_changes,
+            max_lower_share: args.max_lower_share,
+            allow_mass_change: args.allow_mass_change,
+        },
+        every: args.every,
+        lease_ttl: Duration::from_secs(60).max(args.timeout * 3),
+        ..Options::default()
+    };
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&shutdown)).context("cannot handle signals")?;
+    }
+    let clock = SystemClock::new();
+    match args.every {
+        None => {
+            let outcome = once(&args, &workspace, &clock, &options, &shutdown);
+            print(&args, &outcome)?;
+            Ok(status(&outcome))
+        }
+        Some(every) => daemon(&args, &workspace, &clock, &options, &shutdown, every),
+    }
+}
+
+fn default_holder() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "budgit".to_string());
+    format!("{host}/{}", std::process::id())
+}
+
+fn once(
+    args: &Args,
+    workspace: &HttpWorkspace,
+    clock: &SystemClock,
+    options: &Options,
+    shutdown: &AtomicBool,
+) -> Result<Run, ReconcileError> {
+    let desired = GitDesired {
+        policies: args.policies.clone(),
+        rev: args.git_ref.clone(),
+        now: args.now.unwrap_or_else(Utc::now),
+        directory: args.directory.clone(),
+        require_signed: args.require_signed,
+        gpg_home: None,
+    };
+    let ctx = Context { workspace, desired: &desired, clock, options: options.clone(), shutdown };
+    reconcile(&ctx)
+}
+
+fn status(outcome: &Result<Run, ReconcileError>) -> Status {
+    match outcome {
+        Ok(run) if run.report.incomplete() && !run.report.interrupted && !run.report.dry_run => {
+            Status::Findings
+        }
+        Ok(_) | Err(ReconcileError::LeaseHeld { .. }) => Status::Clean,
+        Err(e) if e.needs_new_commit() => Status::Findings,
+        Err(_) => Status::Failure,
+    }
+}
+
+fn daemon(
+    args: &Args,
+    workspace: &HttpWorkspace,
+    clock: &SystemClock,
+    options: &Options,
+    shutdown: &AtomicBool,
+    every: Duration,
+) -> anyhow::Result<Status> {
+    let metrics = Arc::new(Mutex::new(Metrics::default()));
+    if let Some(addr) = &args.metrics_listen {
+        let listener = TcpListener::bind(addr).with_context(|| format!("cannot listen on `{addr}`"))?;
+        eprintln!("metrics on http://{}/metrics", listener.local_addr()?);
+        let m = Arc::clone(&metrics);
+        std::thread::Builder::new()
+            .name("budgit-metrics".into())
+            .spawn(move || serve_metrics(&listener, &m))?;
+    }
+    while !shutdown.load(Ordering::SeqCst) {
+        let started = Instant::now();
+        let outcome = once(args, workspace, clock, options, shutdown);
+        if let Ok(mut m) = metrics.lock() {
+            m.observe(&outcome, started.elapsed(), Utc::now().timestamp());
+        }
+        print(args, &outcome)?;
+        let action = match &outcome {
+            Ok(run) => run.action,
+            Err(e) => error_policy(e, options),
+        };
+        // Jitter up to a tenth of the interval, so a fleet does not hit the workspace at once.
+        let base = action.requeue_after.unwrap_or(every);
+        let tenth = u64::try_from(every.as_millis() / 10).unwrap_or(u64::MAX).max(1);
+        let wait = base + Duration::from_millis(clock.random() % tenth);
+        let until = Instant::now() + wait;
+        while Instant::now() < until && !shutdown.load(Ordering::SeqCst) {
+            std::thread::sleep(
+                Duration::from_millis(100).min(until.saturating_duration_since(Instant::now())),
+            );
+        }
+    }
+    eprintln!("reconcile: stopped");
+    Ok(Status::Clean)
+}
+
+/// A tiny HTTP/1.1 responder: `GET /healthz` and `GET /metrics`, one request per connection.
+fn serve_metrics(listener: &TcpListener, metrics: &Mutex<Metrics>) {
+    for stream in listener.incoming().flatten() {
+        let _ = answer(stream, metrics);
+    }
+}
+
+fn answer(mut stream: TcpStream, metrics: &Mutex<Metrics>) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut line = String::new();
+    // Only the request line matters; at most 8 KiB of it is read.
+    BufReader::new(std::io::Read::take(&stream, 8192)).read_line(&mut line)?;
+    let path = line.split_whitespace().nth(1).unwrap_or("/");
+    let (status, kind, body) = match path {
+        "/healthz" => ("200 OK", "application/json", json!({ "status": "ok" }).to_string()),
+        "/metrics" => {
+            let text = metrics.lock().map(|m| m.render()).unwrap_or_default();
+            ("200 OK", "text/plain; version=0.0.4", text)
+        }
+        _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
+    };
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    stream.flush()
+}
+
+fn print(args: &Args, outcome: &Result<Run, ReconcileError>) -> anyhow::Result<()> {
+    let text = match args.format {
+        Format::Json => json_of(args, outcome),
+        Format::Human => human(args, outcome),
+    };
+    render::emit(&text)
+}
+
+fn json_of(args: &Args, outcome: &Result<Run, ReconcileError>) -> String {
+    let value = match outcome {
+        Ok(run) => {
+            let mut v = serde_json::to_value(&run.report).unwrap_or_default();
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("ref".into(), json!(args.git_ref));
+                let incomplete = run.report.incomplete() && !run.report.dry_run;
+                obj.insert("status".into(), json!(if incomplete { "incomplete" } else { "ok" }));
+                obj.insert("alert".into(), json!(run.action.alert));
+            }
+            v
+        }
+        Err(e) => json!({
+            "ref": args.git_ref,
+            "status": match e {
+                ReconcileError::LeaseHeld { .. } => "lease-held",
+                e if e.needs_new_commit() => "refused",
+                _ => "error",
+            },
+            "error": e.to_string(),
+        }),
+    };
+    let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+fn show(limit: &Option<Limit>) -> String {
+    match limit {
+        None => "—".to_string(),
+        Some(l) => {
+            let mut s = l.credits.to_string();
+            let caps: Vec<String> =
+                l.products.iter().chain(l.models.iter()).map(|(k, v)| format!("{k} {v}")).collect();
+            if !caps.is_empty() {
+                let _ = write!(s, " ({})", caps.join(", "));
+            }
+            s
+        }
+    }
+}
+
+fn item_line(out: &mut String, mark: &str, item: &ItemReport) {
+    let direction = match item.direction {
+        Direction::Create => "create",
+        Direction::Raise => "raise",
+        Direction::Lower => "lower",
+        Direction::Metadata => "provenance",
+        Direction::Remove => "remove",
+    };
+    let drift = match item.drift {
+        Drift::None => "",
+        Drift::Expected => "  [expected drift]",
+        Drift::Unmanaged => "  [unmanaged drift]",
+    };
+    let _ = write!(
+        out,
+        "  {mark} {}  {} → {}  ({direction}){drift}",
+        item.user,
+        show(&item.before),
+        show(&item.after)
+    );
+    if let Some(reason) = &item.reason {
+        let _ = write!(out, ": {reason}");
+    }
+    out.push('\n');
+}
+
+fn human(args: &Args, outcome: &Result<Run, ReconcileError>) -> String {
+    let mut out = String::new();
+    let run = match outcome {
+        Ok(run) => run,
+        Err(ReconcileError::LeaseHeld { holder, .. }) => {
+            return format!(
+                "reconcile `{}`: another reconciler (`{holder}`) holds the lease; nothing done\n",
+                args.git_ref
+            );
+        }
+        Err(e) => return format!("reconcile `{}`: {e}\n", args.git_ref),
+    };
+    let r = &run.report;
+    let short = r.commit.get(..12).unwrap_or(&r.commit);
+    let mode = if r.dry_run { " (dry run: nothing written)" } else { "" };
+    let _ = writeln!(out, "reconcile `{}` at {short}{mode}", args.git_ref);
+    let _ = writeln!(out, "  plan {}", r.plan_digest);
+    let _ = writeln!(
+        out,
+        "  applied {} · unchanged {} · already applied {} · skipped {} · failed {} · not attempted {} · pools {}",
+        r.applied.len(),
+        r.unchanged,
+        r.already_applied.len(),
+        r.skipped.len(),
+        r.failed.len(),
+        r.not_attempted.len(),
+        r.pools_applied,
+    );
+    let unmanaged = r.drift.iter().filter(|d| d.kind == Drift::Unmanaged).count();
+    let expected = r.drift.iter().filter(|d| d.kind == Drift::Expected).count();
+    let _ = writeln!(out, "  drift: {unmanaged} unmanaged, {expected} expected");
+    if r.circuit_open {
+        let _ = writeln!(
+            out,
+            "  stopped: the circuit breaker opened after repeated failures; the next run continues"
+        );
+    }
+    if r.interrupted {
+        let _ = writeln!(out, "  stopped: shutdown requested; the next run continues");
+    }
+    const SHOWN: usize = 50;
+    let groups: [(&str, &str, &Vec<ItemReport>); 5] = [
+        ("applied", "~", &r.applied),
+        (if r.dry_run { "would change" } else { "not attempted" }, "?", &r.not_attempted),
+        ("failed", "✗", &r.failed),
+        ("skipped", "-", &r.skipped),
+        ("already applied", "=", &r.already_applied),
+    ];
+    for (title, mark, items) in groups {
+        if items.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "{title}:");
+        for item in items.iter().take(SHOWN) {
+            item_line(&mut out, mark, item);
+        }
+        if items.len() > SHOWN {
+            let _ = writeln!(out, "  …and {} more (use `--format json` for all)", items.len() - SHOWN);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+}
