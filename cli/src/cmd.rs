@@ -6,6 +6,7 @@ pub mod r#gen;
 pub mod history;
 pub mod owners;
 pub mod plan;
+pub mod reconcile;
 pub mod request;
 pub mod resolve;
 pub mod schema;
@@ -70,6 +71,7 @@ enum Command {
     Resolve(resolve::Args),
     Explain(explain::Args),
     Serve(serve::Args),
+    Reconcile(reconcile::Args),
 }
 
 /// Runs the parsed command.
@@ -86,5 +88,6 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Resolve(args) => resolve::run(args),
         Command::Explain(args) => explain::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Reconcile(args) => reconcile::run(args),
     }
 }
