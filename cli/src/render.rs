@@ -13,7 +13,7 @@ pub mod sarif;
 use std::io::{IsTerminal, Write};
 use std::path::{Component, Path};
 
-use budgit_engine::load::{PolicySet, Source};
+use budgit_engine::load::PolicySet;
 use budgit_engine::{Location, Report};
 
 /// Parses `--now`.
@@ -63,11 +63,6 @@ impl<'a> DiagContext<'a> {
     /// The root-prefixed file path without the commit (for tools that want a file path).
     pub fn file_path(&self, location: &Location) -> String {
         join_root(self.root, &location.file)
-    }
-
-    /// The text of the file a location points into, when it was read.
-    pub fn source(&self, location: &Location) -> Option<&'a Source> {
-        self.policies.sources.iter().find(|s| s.path == location.file && s.commit == location.commit)
     }
 }
 

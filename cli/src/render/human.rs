@@ -6,10 +6,13 @@
 //! in other files get a snippet each, and a finding with no place (an empty
 //! repository) is a title alone.
 
+use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 
-use annotate_snippets::{AnnotationKind, Element, Group, Level, Origin, Renderer, Snippet};
+use annotate_snippets::{Annotation, AnnotationKind, Element, Group, Level, Origin, Renderer, Snippet};
 use budgit_engine::diag::Label;
+use budgit_engine::load::PolicySet;
 use budgit_engine::{Diagnostic, Location, Report, Severity};
 
 use super::{DiagContext, plural};
@@ -17,9 +20,10 @@ use super::{DiagContext, plural};
 /// Renders every finding, then the summary line.
 pub fn render(context: &DiagContext<'_>, report: &Report) -> String {
     let renderer = if context.color { Renderer::styled() } else { Renderer::plain() };
+    let mut files = Files::new(context.policies);
     let mut out = String::new();
     for diagnostic in &report.diagnostics {
-        out.push_str(&renderer.render(&[group(context, diagnostic)]));
+        out.push_str(&renderer.render(&[group(context, &mut files, diagnostic)]));
         out.push_str("\n\n");
     }
     out.push_str(&renderer.render(&[summary(context, report)]));
@@ -47,7 +51,7 @@ fn summary<'a>(context: &DiagContext<'_>, report: &Report) -> Group<'a> {
 }
 
 /// One finding as an annotate-snippets group.
-fn group<'a>(context: &DiagContext<'a>, d: &'a Diagnostic) -> Group<'a> {
+fn group<'a>(context: &DiagContext<'a>, files: &mut Files<'a>, d: &'a Diagnostic) -> Group<'a> {
     let level = match d.severity {
         Severity::Error => Level::ERROR,
         Severity::Warning => Level::WARNING,
@@ -55,17 +59,28 @@ fn group<'a>(context: &DiagContext<'a>, d: &'a Diagnostic) -> Group<'a> {
     let mut group = Group::with_title(level.primary_title(d.message.as_str()).id(d.code));
     let mut labels: Vec<&Label> = d.labels.iter().collect();
     if let Some(location) = &d.location {
-        let same_file: Vec<&Label> = take_same_file(&mut labels, location);
-        group = group.element(primary_element(context, d, location, &same_file));
-        if context.source(location).is_none() {
-            // Without a snippet there is nowhere to draw the label: say it in words.
-            group = group.elements(d.label.as_deref().map(|l| Level::NOTE.message(l)));
-            group = group.elements(same_file.iter().map(|l| label_note(context, l)));
+        let same_file = take_same_file(&mut labels, location);
+        let primary = Mark { location, label: d.label.as_deref(), kind: AnnotationKind::Primary };
+        let marks = std::iter::once(primary).chain(same_file.iter().map(|l| Mark::context(l)));
+        match files.get(location) {
+            Some(text) => group = group.element(snippet(text, context.path(location), marks)),
+            None => {
+                // Without the text there is nowhere to draw the labels: say them in words.
+                group = group.element(origin(context, location));
+                group = group.elements(d.label.as_deref().map(|l| Level::NOTE.message(l)));
+                group = group.elements(same_file.iter().map(|l| label_note(context, l)));
+            }
         }
     }
     while let Some(first) = labels.first().copied() {
         let same_file = take_same_file(&mut labels, &first.location);
-        group = group.elements(secondary_elements(context, &first.location, &same_file));
+        match files.get(&first.location) {
+            Some(text) => {
+                let marks = same_file.iter().map(|l| Mark::context(l));
+                group = group.element(snippet(text, context.path(&first.location), marks));
+            }
+            None => group = group.elements(same_file.iter().map(|l| label_note(context, l))),
+        }
     }
     if let Some(help) = &d.help {
         group = group.element(Level::HELP.message(help.as_str()));
@@ -81,51 +96,44 @@ fn take_same_file<'l>(labels: &mut Vec<&'l Label>, location: &Location) -> Vec<&
     same
 }
 
-/// The snippet of the primary place with the labels in its file, or its path alone
-/// when the file's text was not read (too large, not UTF-8).
-fn primary_element<'a>(
-    context: &DiagContext<'a>,
-    d: &'a Diagnostic,
-    location: &Location,
-    labels: &[&'a Label],
+/// A span to draw in a snippet.
+struct Mark<'a, 'l> {
+    location: &'l Location,
+    label: Option<&'a str>,
+    kind: AnnotationKind,
+}
+
+impl<'a> Mark<'a, 'a> {
+    fn context(label: &'a Label) -> Self {
+        Mark { location: &label.location, label: Some(&label.message), kind: AnnotationKind::Context }
+    }
+}
+
+/// A snippet of one file showing only the lines the marks are on (and those between),
+/// so rendering costs the size of the finding, not of the file.
+fn snippet<'a, 'l>(
+    text: Text<'a, '_>,
+    path: String,
+    marks: impl Iterator<Item = Mark<'a, 'l>>,
 ) -> Element<'a> {
-    let Some(source) = context.source(location) else {
-        return origin(context, location).into();
-    };
-    let text: &'a str = &source.text;
-    let mut primary = AnnotationKind::Primary.span(span(text, location));
-    if let Some(label) = &d.label {
-        primary = primary.label(label.as_str());
-    }
-    Snippet::source(text)
-        .path(context.path(location))
-        .annotation(primary)
-        .annotations(labels.iter().map(|l| context_annotation(text, l)))
-        .into()
-}
-
-/// Snippets (or notes, when the text is not at hand) for labels in one other file.
-fn secondary_elements<'a>(
-    context: &DiagContext<'a>,
-    location: &Location,
-    labels: &[&'a Label],
-) -> Vec<Element<'a>> {
-    match context.source(location) {
-        Some(source) => {
-            let text: &'a str = &source.text;
-            vec![
-                Snippet::source(text)
-                    .path(context.path(location))
-                    .annotations(labels.iter().map(|l| context_annotation(text, l)))
-                    .into(),
-            ]
+    let marks: Vec<(Range<usize>, Option<&'a str>, AnnotationKind)> =
+        marks.map(|m| (text.span(m.location), m.label, m.kind)).collect();
+    let first = marks.iter().map(|(r, ..)| text.line_of(r.start)).min().unwrap_or(0);
+    let last =
+        marks.iter().map(|(r, ..)| text.line_of(r.end.saturating_sub(1).max(r.start))).max().unwrap_or(0);
+    let window = text.line_start(first)..text.line_start(last + 1);
+    let annotations = marks.into_iter().map(|(r, label, kind)| -> Annotation<'a> {
+        let annotation = kind.span(r.start - window.start..r.end - window.start);
+        match label {
+            Some(label) => annotation.label(label),
+            None => annotation,
         }
-        None => labels.iter().map(|l| label_note(context, l).into()).collect(),
-    }
-}
-
-fn context_annotation<'a>(text: &str, label: &'a Label) -> annotate_snippets::Annotation<'a> {
-    AnnotationKind::Context.span(span(text, &label.location)).label(label.message.as_str())
+    });
+    Snippet::source(&text.text[window.clone()])
+        .line_start(first + 1)
+        .path(path)
+        .annotations(annotations.collect::<Vec<_>>())
+        .into()
 }
 
 fn label_note<'a>(context: &DiagContext<'_>, label: &Label) -> annotate_snippets::Message<'a> {
@@ -137,55 +145,90 @@ fn origin<'a>(context: &DiagContext<'_>, location: &Location) -> Origin<'a> {
     Origin::path(context.path(location)).line(location.line as usize).char_column(location.column as usize)
 }
 
-/// The byte range to underline: the location's span cut to its first line, or one
-/// character when it has no length.
-///
-/// The offset is trusted only when it agrees with the line; otherwise the span is
-/// found from line and column, so a location built without an offset still points
-/// at the right place.
-fn span(text: &str, location: &Location) -> Range<usize> {
-    let start = if offset_matches_line(text, location) {
-        floor_char_boundary(text, location.offset)
-    } else {
-        offset_of(text, location.line, location.column)
-    };
-    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
-    let end = if location.len == 0 {
-        text[start..].chars().next().map_or(start, |c| start + c.len_utf8())
-    } else {
-        ceil_char_boundary(text, start.saturating_add(location.len).min(line_end))
-    };
-    // A span that started at a line break underlines the break itself (one column past
-    // the end of the line), which is where a missing value is.
-    start..end.max(start)
+type FileKey = (Arc<str>, Option<Arc<str>>);
+
+/// The policy files' texts, with each file's line starts computed the first time a
+/// finding points into it.
+struct Files<'a> {
+    texts: HashMap<FileKey, &'a str>,
+    starts: HashMap<FileKey, Vec<usize>>,
 }
 
-fn offset_matches_line(text: &str, location: &Location) -> bool {
-    location.offset <= text.len()
-        && text.is_char_boundary(location.offset)
-        && text[..location.offset].matches('\n').count() + 1 == location.line as usize
+impl<'a> Files<'a> {
+    fn new(policies: &'a PolicySet) -> Self {
+        let texts = policies.sources.iter().map(|s| ((s.path.clone(), s.commit.clone()), &*s.text)).collect();
+        Files { texts, starts: HashMap::new() }
+    }
+
+    /// The text a location points into, when it was read.
+    fn get(&mut self, location: &Location) -> Option<Text<'a, '_>> {
+        let key = (location.file.clone(), location.commit.clone());
+        let text = *self.texts.get(&key)?;
+        let starts = self.starts.entry(key).or_insert_with(|| {
+            std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect()
+        });
+        Some(Text { text, starts })
+    }
 }
 
-/// The byte offset of a 1-based line and character column, clamped to the text.
-fn offset_of(text: &str, line: u32, column: u32) -> usize {
-    let mut start = 0;
-    for _ in 1..line.max(1) {
-        match text[start..].find('\n') {
-            Some(i) => start += i + 1,
-            None => return text.len(),
+/// A file's text and where its lines start.
+#[derive(Clone, Copy)]
+struct Text<'a, 's> {
+    text: &'a str,
+    /// Byte offset of the start of each line; the first is 0.
+    starts: &'s [usize],
+}
+
+impl Text<'_, '_> {
+    /// The 0-based line holding a byte offset.
+    fn line_of(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&start| start <= offset).saturating_sub(1)
+    }
+
+    /// Where a 0-based line starts; the end of the text past the last line.
+    fn line_start(&self, line: usize) -> usize {
+        self.starts.get(line).copied().unwrap_or(self.text.len())
+    }
+
+    /// The byte range to underline: the location's span cut to its first line, or one
+    /// character when it has no length.
+    ///
+    /// The offset is trusted only when it agrees with the line; otherwise the span is
+    /// found from line and column, so a location built without an offset still points
+    /// at the right place.
+    fn span(&self, location: &Location) -> Range<usize> {
+        let text = self.text;
+        let start = if location.offset <= text.len()
+            && text.is_char_boundary(location.offset)
+            && self.line_of(location.offset) + 1 == location.line as usize
+        {
+            location.offset
+        } else {
+            self.offset_of(location.line, location.column)
+        };
+        let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        let end = if location.len == 0 {
+            // A span at a line break underlines the break itself (one column past the end
+            // of the line), which is where a missing value is.
+            text[start..].chars().next().map_or(start, |c| start + c.len_utf8())
+        } else {
+            ceil_char_boundary(text, start.saturating_add(location.len).min(line_end))
+        };
+        start..end.max(start)
+    }
+
+    /// The byte offset of a 1-based line and character column, clamped to the text.
+    fn offset_of(&self, line: u32, column: u32) -> usize {
+        let line = line.max(1) as usize - 1;
+        if line >= self.starts.len() {
+            return self.text.len();
         }
+        let start = self.starts[line];
+        let end = self.line_start(line + 1);
+        let line_text = self.text[start..end].trim_end_matches('\n');
+        let skip = column.max(1) as usize - 1;
+        start + line_text.char_indices().nth(skip).map_or(line_text.len(), |(i, _)| i)
     }
-    let line_text = &text[start..text[start..].find('\n').map_or(text.len(), |i| start + i)];
-    let skip = column.max(1) as usize - 1;
-    start + line_text.char_indices().nth(skip).map_or(line_text.len(), |(i, _)| i)
-}
-
-fn floor_char_boundary(text: &str, mut i: usize) -> usize {
-    i = i.min(text.len());
-    while !text.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
 }
 
 fn ceil_char_boundary(text: &str, mut i: usize) -> usize {
@@ -222,6 +265,13 @@ mod tests {
     fn show(policies: &PolicySet, diagnostics: Vec<Diagnostic>) -> String {
         let context = DiagContext { policies, root: Path::new("policies"), color: false };
         render(&context, &Report { diagnostics })
+    }
+
+    fn span(text: &str, location: &Location) -> Range<usize> {
+        let policies = set(&[("f", text)]);
+        let mut files = Files::new(&policies);
+        let at = Location { file: "f".into(), ..location.clone() };
+        files.get(&at).unwrap().span(&at)
     }
 
     #[test]
