@@ -432,6 +432,8 @@ impl Ledger {
             let mut back = original.clone();
             back.group = frozen.group;
             back.committing = false;
+            // expiry may have passed over it while it was frozen: put it back in line
+            self.expiry.insert((back.expires_at, back.id.clone()));
             self.reservations.insert(original.id.clone(), back);
         }
     }
@@ -552,6 +554,20 @@ mod tests {
         l.finish_commit(&r, 6_000_000, now(), false);
         assert!(l.release("r2", None).is_ok());
         assert_eq!(l.check(&req("a@x.com", "chatgpt", 6), t, t + 60, "r3".into()).remaining, 0);
+    }
+
+    #[test]
+    fn a_failed_commit_reopens_a_reservation_that_still_expires() {
+        let mut l = ledger();
+        let t = now().timestamp();
+        assert!(l.check(&req("b@x.com", "chatgpt", 30), t, t + 60, "r1".into()).allowed);
+        let r = l.begin_commit("r1", None, 30_000_000, t).unwrap();
+        // its expiry passes while the commit is being written: it is not dropped then
+        assert!(l.expire(t + 61).is_empty());
+        l.finish_commit(&r, 30_000_000, now(), false);
+        assert_eq!(l.expire(t + 61), vec!["r1".to_string()]);
+        assert_eq!(l.usage_of("b@x.com").0, 0);
+        assert!(l.check(&req("b@x.com", "chatgpt", 30), t + 61, t + 120, "r2".into()).allowed);
     }
 
     #[test]
