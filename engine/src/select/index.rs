@@ -75,6 +75,8 @@ pub(crate) struct Column<'d> {
     pub(crate) values: Vec<Distinct<'d>>,
     strings: FxMap<&'d str, u32>,
     elements: FxMap<&'d str, u32>,
+    /// The list elements, by element id.
+    pub(crate) element_names: Vec<&'d str>,
 }
 
 impl<'d> Column<'d> {
@@ -84,6 +86,7 @@ impl<'d> Column<'d> {
             values: vec![Distinct::Missing],
             strings: FxMap::default(),
             elements: FxMap::default(),
+            element_names: Vec::new(),
         };
         let mut lists: FxMap<Vec<u32>, u32> = FxMap::default();
         let mut numbers: FxMap<u64, u32> = FxMap::default();
@@ -100,8 +103,11 @@ impl<'d> Column<'d> {
                     let elems: Vec<u32> = items
                         .iter()
                         .map(|item| {
-                            let n = col.elements.len() as u32;
-                            *col.elements.entry(item.as_str()).or_insert(n)
+                            let n = col.element_names.len() as u32;
+                            *col.elements.entry(item.as_str()).or_insert_with(|| {
+                                col.element_names.push(item.as_str());
+                                n
+                            })
                         })
                         .collect();
                     match lists.get(&elems) {

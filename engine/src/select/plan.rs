@@ -44,10 +44,25 @@ pub(crate) enum Test {
 /// What a memoised subexpression reads of `user`.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Reads {
-    /// Only these fields, each through `user.<field>` or `has(user.<field>)`.
-    Fields(Vec<String>),
+    /// Only these fields, each through `user.<field>` or `has(user.<field>)`, and
+    /// how much of each value the result depends on.
+    Fields(Vec<(String, View)>),
     /// `user` itself (e.g. `size(user)`): every user is evaluated.
     Whole,
+}
+
+/// How much of a field's value a memoised subexpression depends on: the coarser,
+/// the fewer distinct keys, the fewer interpreter runs.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum View {
+    /// The whole value.
+    Value,
+    /// For a list, only its length (the field is only read by `size()` and `has()`).
+    Size,
+    /// For a list, only the sequence of what each of these `(variable, body)`
+    /// predicates gives for its elements: the field is only iterated by `all()` /
+    /// `exists()`-shaped loops whose body reads nothing but the element.
+    Classes(Vec<(String, IdedExpr)>),
 }
 
 /// A compiled selector: a boolean combination of column tests and memoised leaves.
@@ -196,8 +211,157 @@ impl Node {
 
 fn memo(expr: &IdedExpr) -> Node {
     let mut fields = Vec::new();
-    let reads = if collect_reads(expr, &mut fields) { Reads::Fields(fields) } else { Reads::Whole };
+    let reads = if collect_reads(expr, &mut fields) {
+        Reads::Fields(
+            fields
+                .into_iter()
+                .map(|f| {
+                    let mut uses = Uses::default();
+                    field_uses(expr, &f, &mut uses);
+                    let view = if uses.value {
+                        View::Value
+                    } else if !uses.loops.is_empty() {
+                        View::Classes(uses.loops)
+                    } else {
+                        View::Size
+                    };
+                    (f, view)
+                })
+                .collect(),
+        )
+    } else {
+        Reads::Whole
+    };
     Node::Memo { expr: Box::new(expr.clone()), reads }
+}
+
+/// How an expression uses one field of `user`.
+#[derive(Default)]
+struct Uses {
+    /// Read as a value (anything but the shapes below).
+    value: bool,
+    /// Iterated by fold-shaped loops with these element predicates.
+    loops: Vec<(String, IdedExpr)>,
+}
+
+fn is_user_field(expr: &IdedExpr, field: &str) -> bool {
+    user_field(expr) == Some(field)
+}
+
+/// Whether an identifier in `names` occurs anywhere in `expr` (shadowing ignored: an
+/// over-approximation).
+fn mentions(expr: &IdedExpr, names: &[&str]) -> bool {
+    let hit = |e: &IdedExpr| mentions(e, names);
+    match &expr.expr {
+        Expr::Ident(name) => names.contains(&name.as_str()) || names.contains(&name.trim_start_matches('.')),
+        Expr::Select(s) => hit(&s.operand),
+        Expr::Call(call) => call.target.as_deref().is_some_and(hit) || call.args.iter().any(hit),
+        Expr::Comprehension(c) => {
+            [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result].into_iter().any(hit)
+        }
+        Expr::List(list) => list.elements.iter().any(hit),
+        Expr::Map(map) => map.entries.iter().any(|entry| match &entry.expr {
+            cel::common::ast::EntryExpr::StructField(f) => hit(&f.value),
+            cel::common::ast::EntryExpr::MapEntry(e) => hit(&e.key) || hit(&e.value),
+        }),
+        Expr::Struct(st) => st.entries.iter().any(|entry| match &entry.expr {
+            cel::common::ast::EntryExpr::StructField(f) => hit(&f.value),
+            cel::common::ast::EntryExpr::MapEntry(e) => hit(&e.key) || hit(&e.value),
+        }),
+        Expr::Literal(_) | Expr::Unspecified => false,
+    }
+}
+
+/// The element predicate of an `all()` / `exists()`-shaped loop: the step is
+/// `accu && body` or `accu || body`, the result and condition read only the
+/// accumulator, and the body reads only the element. Such a loop's outcome depends
+/// on the elements only through what the body gives for each (true, false, or
+/// anything else, which the connective turns into an error).
+fn fold_body(c: &cel::common::ast::ComprehensionExpr) -> Option<&IdedExpr> {
+    if c.iter_var2.is_some() {
+        return None;
+    }
+    let Expr::Call(step) = &c.loop_step.expr else {
+        return None;
+    };
+    if step.target.is_some()
+        || (step.func_name != operators::LOGICAL_AND && step.func_name != operators::LOGICAL_OR)
+    {
+        return None;
+    }
+    let [accu, body] = step.args.as_slice() else {
+        return None;
+    };
+    let outside = ["user", c.iter_var.as_str()];
+    let fixed = matches!(&accu.expr, Expr::Ident(n) if *n == c.accu_var)
+        && !mentions(&c.accu_init, &outside)
+        && !mentions(&c.loop_cond, &outside)
+        && !mentions(&c.result, &outside)
+        && !mentions(body, &["user", c.accu_var.as_str()]);
+    fixed.then_some(body)
+}
+
+/// Records how `expr` uses `user.<field>`.
+fn field_uses(expr: &IdedExpr, field: &str, uses: &mut Uses) {
+    match &expr.expr {
+        Expr::Select(SelectExpr { operand, field: f, test }) if is_user(operand) => {
+            // `has(user.f)` depends on presence only, which every view keeps.
+            if f == field && !test {
+                uses.value = true;
+            }
+        }
+        Expr::Call(call)
+            if call.func_name == "size"
+                && match (call.target.as_deref(), call.args.as_slice()) {
+                    (None, [arg]) | (Some(arg), []) => is_user_field(arg, field),
+                    _ => false,
+                } => {}
+        Expr::Comprehension(c) if is_user_field(&c.iter_range, field) => match fold_body(c) {
+            Some(body) => uses.loops.push((c.iter_var.clone(), body.clone())),
+            None => uses.value = true,
+        },
+        _ => {
+            let mut sub = |e: &IdedExpr| field_uses(e, field, uses);
+            match &expr.expr {
+                Expr::Select(s) => sub(&s.operand),
+                Expr::Call(call) => {
+                    if let Some(t) = call.target.as_deref() {
+                        sub(t);
+                    }
+                    call.args.iter().for_each(&mut sub);
+                }
+                Expr::Comprehension(c) => {
+                    [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result]
+                        .into_iter()
+                        .for_each(sub)
+                }
+                Expr::List(list) => list.elements.iter().for_each(sub),
+                Expr::Map(map) => {
+                    for entry in &map.entries {
+                        match &entry.expr {
+                            cel::common::ast::EntryExpr::StructField(f) => sub(&f.value),
+                            cel::common::ast::EntryExpr::MapEntry(e) => {
+                                sub(&e.key);
+                                sub(&e.value);
+                            }
+                        }
+                    }
+                }
+                Expr::Struct(st) => {
+                    for entry in &st.entries {
+                        match &entry.expr {
+                            cel::common::ast::EntryExpr::StructField(f) => sub(&f.value),
+                            cel::common::ast::EntryExpr::MapEntry(e) => {
+                                sub(&e.key);
+                                sub(&e.value);
+                            }
+                        }
+                    }
+                }
+                Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
+            }
+        }
+    }
 }
 
 /// Adds the fields of `user` that `expr` reads to `fields`; false when it uses
@@ -385,13 +549,22 @@ fn eval_memo(expr: &IdedExpr, reads: &Reads, index: &DirectoryIndex<'_>) -> Tri 
     let (groups, representatives): (Vec<u32>, Vec<usize>) = match reads {
         Reads::Whole => ((0..len as u32).collect(), (0..len).collect()),
         Reads::Fields(fields) => {
-            let columns: Vec<&Column<'_>> = fields.iter().filter_map(|f| index.column(f)).collect();
-            group_users(&columns, len)
+            let keyed: Vec<(&[u32], Vec<u32>, usize)> = fields
+                .iter()
+                .filter_map(|(f, view)| index.column(f).map(|col| (col, view)))
+                .map(|(col, view)| {
+                    let (keys, count) = view_keys(col, view);
+                    (col.ids.as_slice(), keys, count)
+                })
+                .collect();
+            group_users(&keyed, len)
         }
     };
     let binding = match reads {
         Reads::Whole => Binding::full(dir),
-        Reads::Fields(fields) => Binding::only(dir, fields),
+        Reads::Fields(fields) => {
+            Binding::only(dir, &fields.iter().map(|(f, _)| f.clone()).collect::<Vec<_>>())
+        }
     };
     let mut ctx = Context::with_env(interp::env());
     let mut table = Vec::with_capacity(representatives.len());
@@ -402,17 +575,67 @@ fn eval_memo(expr: &IdedExpr, reads: &Reads, index: &DirectoryIndex<'_>) -> Tri 
     scan(&groups, &table, len)
 }
 
-/// A dense group id per user for the combination of `columns`' ids, and the first user of each group.
-fn group_users(columns: &[&Column<'_>], len: usize) -> (Vec<u32>, Vec<usize>) {
-    let Some((first, rest)) = columns.split_first() else {
+/// The memo key of each distinct value of `col` under `view` (values the view cannot
+/// tell apart share a key), and the number of keys.
+fn view_keys(col: &Column<'_>, view: &View) -> (Vec<u32>, usize) {
+    #[derive(PartialEq, Eq, Hash)]
+    enum Key {
+        Id(u32),
+        Len(usize),
+        Classes(Vec<u8>),
+    }
+    let classes: Vec<Vec<u8>> = match view {
+        View::Value => return ((0..col.values.len() as u32).collect(), col.values.len()),
+        View::Size => Vec::new(),
+        View::Classes(loops) => loops.iter().map(|(var, body)| element_classes(col, var, body)).collect(),
+    };
+    let mut keys: FxMap<Key, u32> = FxMap::default();
+    let out = col
+        .values
+        .iter()
+        .enumerate()
+        .map(|(id, value)| {
+            let key = match (value, view) {
+                (Distinct::List(items), View::Size) => Key::Len(items.len()),
+                (Distinct::List(items), View::Classes(_)) => Key::Classes(
+                    items.iter().flat_map(|&e| classes.iter().map(move |c| c[e as usize])).collect(),
+                ),
+                _ => Key::Id(id as u32),
+            };
+            let next = keys.len() as u32;
+            *keys.entry(key).or_insert(next)
+        })
+        .collect();
+    (out, keys.len())
+}
+
+/// What the loop body `body` gives for each list element of `col` bound as `var`.
+fn element_classes(col: &Column<'_>, var: &str, body: &IdedExpr) -> Vec<u8> {
+    let root = Context::with_env(interp::env());
+    col.element_names
+        .iter()
+        .map(|&name| {
+            let mut ctx = root.new_inner_scope();
+            ctx.add_variable_as_val(var, Box::new(cel::common::types::CelString::from(name)));
+            interp::verdict(body, &ctx) as u8
+        })
+        .collect()
+}
+
+/// A dense group id per user for the combination of the columns' keys, and the
+/// first user of each group. Each column is its users' value ids, the key of each
+/// value id, and the number of keys.
+fn group_users(columns: &[(&[u32], Vec<u32>, usize)], len: usize) -> (Vec<u32>, Vec<usize>) {
+    let Some(((ids, keys, count), rest)) = columns.split_first() else {
         return (vec![0; len], if len == 0 { vec![] } else { vec![0] });
     };
-    let mut groups = first.ids.clone();
-    let mut count = first.values.len();
-    for col in rest {
+    let key_of = |keys: &[u32], id: u32| keys.get(id as usize).copied().unwrap_or(u32::MAX);
+    let mut groups: Vec<u32> = ids.iter().map(|&id| key_of(keys, id)).collect();
+    let mut count = *count;
+    for (ids, keys, _) in rest {
         let mut pairs: FxMap<u64, u32> = FxMap::default();
-        for (g, &id) in groups.iter_mut().zip(&col.ids) {
-            let key = (u64::from(*g) << 32) | u64::from(id);
+        for (g, &id) in groups.iter_mut().zip(ids.iter()) {
+            let key = (u64::from(*g) << 32) | u64::from(key_of(keys, id));
             let next = pairs.len() as u32;
             *g = *pairs.entry(key).or_insert(next);
         }
@@ -436,7 +659,7 @@ fn group_users(columns: &[&Column<'_>], len: usize) -> (Vec<u32>, Vec<usize>) {
         }
     }
     for g in &mut groups {
-        *g = renumber[*g as usize];
+        *g = renumber.get(*g as usize).copied().unwrap_or(u32::MAX);
     }
     (groups, reps)
 }

@@ -259,10 +259,29 @@ fn atom() -> impl Strategy<Value = String> {
         (field(), field()).prop_map(|(f, g)| format!("user.{f} == user.{g}")),
         (field(), lit()).prop_map(|(f, l)| format!("user.{f} in [{l}, 1.0]")),
         field().prop_map(|f| format!("user.{f}.exists(x, x == \"a\")")),
+        (field(), loop_body(), proptest::sample::select(vec!["exists", "all", "exists_one"]))
+            .prop_map(|(f, b, m)| format!("user.{f}.{m}(x, {b})")),
+        (field(), field()).prop_map(|(f, g)| format!("user.{f}.exists(x, x in user.{g})")),
+        field().prop_map(|f| format!("user.{f}.size() == 2")),
+        field().prop_map(|f| format!("has(user.{f}) && size(user.{f}) > 1")),
+        field().prop_map(|f| format!("user.{f}.all(x, x.startsWith(\"a\")) && size(user.{f}) > 1")),
         field().prop_map(|f| format!("user[\"{f}\"] == \"a\"")),
         Just("size(user) > 4".to_owned()),
         Just("1".to_owned()),
         Just("\"a\"".to_owned()),
+    ]
+}
+
+/// Bodies of loops over list elements, some failing on strings.
+fn loop_body() -> impl Strategy<Value = String> {
+    prop_oneof![
+        lit().prop_map(|l| format!("x.startsWith({l})")),
+        lit().prop_map(|l| format!("x == {l}")),
+        Just("x > 1".to_owned()),
+        Just("x".to_owned()),
+        Just("size(x) == 1 || x > 1".to_owned()),
+        Just("x.size() > 0 && x.endsWith(\"b\")".to_owned()),
+        Just("[\"a\"].exists(y, y == x)".to_owned()),
     ]
 }
 
@@ -295,4 +314,61 @@ proptest! {
         let slow = interpret_all(&e, &dir).map_err(|err| TestCaseError::fail(format!("{e}: {err}")))?;
         prop_assert_eq!(fast, slow, "{}", e);
     }
+}
+
+/// The memo view chosen for the only field a selector reads.
+fn view_of(expr: &str) -> Option<plan::View> {
+    let selector = Selector::compile(expr, &attributes()).ok()?;
+    let mut node = &selector.plan;
+    loop {
+        match node {
+            Node::And(a, _) | Node::Or(a, _) => node = a,
+            Node::Memo { reads: plan::Reads::Fields(fields), .. } => {
+                return fields.first().map(|(_, v)| v.clone());
+            }
+            _ => return None,
+        }
+    }
+}
+
+#[test]
+fn memo_keys_are_as_coarse_as_the_expression_allows() {
+    use plan::View;
+    assert!(
+        matches!(view_of(r#"user.idp_groups.exists(g, g.startsWith("eng"))"#), Some(View::Classes(l)) if l.len() == 1)
+    );
+    assert!(matches!(view_of(r#"user.idp_groups.all(g, g != "x")"#), Some(View::Classes(_))));
+    assert_eq!(view_of("size(user.idp_groups) > 3"), Some(View::Size));
+    assert_eq!(view_of("user.idp_groups.size() > 3 && has(user.idp_groups)"), Some(View::Size));
+    // The body reads the user: every list is its own key.
+    assert_eq!(view_of("user.idp_groups.exists(g, g == user.email)"), Some(View::Value));
+    assert_eq!(view_of(r#"user.idp_groups.exists_one(g, g == "a")"#), Some(View::Value));
+    assert_eq!(view_of(r#"user.idp_groups.map(g, g + "x") == ["ax"]"#), Some(View::Value));
+    assert_eq!(
+        view_of(r#"user.idp_groups.exists(g, g == "a") == (user.idp_groups[0] == "a")"#),
+        Some(View::Value)
+    );
+}
+
+#[test]
+fn coarse_memo_keys_give_the_interpreters_answers() {
+    use AttrValue::{Missing, Number};
+    let rows = vec![
+        [Missing, s("x"), list(&["eng-1", "all"]), Missing, Missing],
+        [Missing, s("x"), list(&["all", "eng-2"]), Missing, Missing],
+        [Missing, s("x"), list(&["ops-1", "all"]), Missing, Missing],
+        [Missing, s("x"), list(&["eng-1", "all", "x"]), Missing, Missing],
+        [Missing, s("x"), list(&[]), Missing, Missing],
+        [Missing, s("x"), s("eng-1"), Missing, Missing],
+        [Missing, s("x"), Number(1.0), Missing, Missing],
+        [Missing, s("x"), Missing, Missing, Missing],
+    ];
+    let dir = directory(rows);
+    assert_eq!(
+        outcome(r#"user.idp_groups.exists(g, g.startsWith("eng"))"#, &dir),
+        (vec![0, 1, 3], vec![5, 6, 7])
+    );
+    assert_eq!(outcome(r#"user.idp_groups.all(g, g.startsWith("eng"))"#, &dir), (vec![4], vec![5, 6, 7]));
+    assert_eq!(outcome("size(user.idp_groups) == 2", &dir), (vec![0, 1, 2], vec![6, 7]));
+    assert_eq!(outcome("user.idp_groups.exists(g, g > 1)", &dir).1, vec![0, 1, 2, 3, 5, 6, 7]);
 }
