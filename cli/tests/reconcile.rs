@@ -324,9 +324,12 @@ fn two_reconcilers_at_once_never_write_twice() {
 /// What the proxy does with the next `PUT /v1/limits`.
 #[derive(Debug, Clone, Copy)]
 enum Fault {
+    Pass,
     Status500,
     TooMany,
     DropAfterForward,
+    /// Forward (the write lands), then hold the answer back for a long time.
+    HangAfterForward,
 }
 
 /// A proxy that forwards every request, except that `PUT /v1/limits` meets the scripted faults first.
@@ -390,6 +393,9 @@ fn handle(mut conn: TcpStream, upstream: SocketAddr, faults: &Mutex<Vec<Fault>>)
                 up.write_all(&body).unwrap();
                 let mut answer = Vec::new();
                 up.read_to_end(&mut answer).unwrap();
+                if matches!(fault, Some(Fault::HangAfterForward)) {
+                    std::thread::sleep(Duration::from_secs(30));
+                }
                 if matches!(fault, Some(Fault::DropAfterForward)) {
                     // The write landed; the client never hears about it.
                     let _ = conn.shutdown(std::net::Shutdown::Both);
@@ -418,6 +424,42 @@ fn faults_on_the_way_are_retried_and_nothing_is_applied_twice() {
     assert_eq!(users_of(&out["applied"]), ["alice@acme.com", "bob@acme.com", "carol@acme.com"]);
     let sets = audit(&s).into_iter().filter(|a| a["action"] == "limit.set").count();
     assert_eq!(sets, 3, "each change audited exactly once");
+    let (_, again, _) = reconcile(r.path(), &url(s.addr), &["--now", NOW]);
+    assert_eq!(again["applied"], json!([]));
+}
+
+#[test]
+fn a_reconciler_killed_mid_apply_is_finished_by_the_next_run() {
+    let s = serve();
+    let r = repo();
+    // Batches of one: the first lands and answers, the second lands and hangs.
+    let hang = proxy(s.addr, vec![Fault::Pass, Fault::HangAfterForward]);
+    let mut child = reconcile_cmd(
+        r.path(),
+        &url(hang),
+        &["--now", NOW, "--batch-size", "1", "--holder", "reconciler-a", "--format", "json"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let sets = |s: &Server| audit(s).into_iter().filter(|a| a["action"] == "limit.set").count();
+    for _ in 0..200 {
+        if sets(&s) >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(sets(&s), 2, "two changes landed before the kill");
+    child.kill().unwrap(); // SIGKILL: no cleanup, the lease stays held
+    child.wait().unwrap();
+
+    // The same reconciler identity (a restarted pod, a re-run unit) takes its lease back.
+    let (code, out, err) = reconcile(r.path(), &url(s.addr), &["--now", NOW, "--holder", "reconciler-a"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(users_of(&out["applied"]), ["carol@acme.com"], "{out}");
+    assert_eq!(out["unchanged"], 2);
+    assert_eq!(sets(&s), 3, "every change audited exactly once");
     let (_, again, _) = reconcile(r.path(), &url(s.addr), &["--now", NOW]);
     assert_eq!(again["applied"], json!([]));
 }
