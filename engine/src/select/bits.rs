@@ -55,6 +55,13 @@ impl Bitset {
         }
     }
 
+    /// Adds every member of `other` (a set over as many users).
+    pub(crate) fn union_with(&mut self, other: &Bitset) {
+        for (a, b) in self.words.iter_mut().zip(&other.words) {
+            *a |= b;
+        }
+    }
+
     /// Number of members.
     pub fn count(&self) -> usize {
         self.words.iter().map(|w| w.count_ones() as usize).sum()

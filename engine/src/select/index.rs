@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
+use super::bits::Bitset;
 use crate::directory::{AttrValue, Directory};
 
 /// A fast, non-cryptographic hasher for interning (the keys are not adversarial
@@ -77,7 +78,18 @@ pub(crate) struct Column<'d> {
     elements: FxMap<&'d str, u32>,
     /// The list elements, by element id.
     pub(crate) element_names: Vec<&'d str>,
+    /// Per value id, the users with that value (built on first use, for columns
+    /// with few distinct values).
+    postings: OnceLock<Option<Vec<Bitset>>>,
+    /// Per element id, the users whose list holds it, and the users whose value is
+    /// no list (built on first use).
+    element_postings: OnceLock<Option<(Vec<Bitset>, Bitset)>>,
 }
+
+/// The most distinct values (or list elements) a column keeps a bitset for each:
+/// past this, a scan of the ids is about as fast and the bitsets would take
+/// `values × users / 8` bytes.
+const MAX_POSTINGS: usize = 512;
 
 impl<'d> Column<'d> {
     fn build(values: impl Iterator<Item = Option<&'d AttrValue>>, len: usize) -> Column<'d> {
@@ -87,6 +99,8 @@ impl<'d> Column<'d> {
             strings: FxMap::default(),
             elements: FxMap::default(),
             element_names: Vec::new(),
+            postings: OnceLock::new(),
+            element_postings: OnceLock::new(),
         };
         let mut lists: FxMap<Vec<u32>, u32> = FxMap::default();
         let mut numbers: FxMap<u64, u32> = FxMap::default();
@@ -131,6 +145,50 @@ impl<'d> Column<'d> {
             col.ids.push(id);
         }
         col
+    }
+
+    /// The users having each value id, when the column has few distinct values.
+    pub(crate) fn postings(&self) -> Option<&[Bitset]> {
+        self.postings
+            .get_or_init(|| {
+                (self.values.len() <= MAX_POSTINGS).then(|| {
+                    let mut sets = vec![Bitset::new(self.ids.len()); self.values.len()];
+                    for (user, &id) in self.ids.iter().enumerate() {
+                        if let Some(set) = sets.get_mut(id as usize) {
+                            set.insert(user);
+                        }
+                    }
+                    sets
+                })
+            })
+            .as_deref()
+    }
+
+    /// The users whose list holds each element id, and those whose value is no list
+    /// (missing included), when there are few distinct elements.
+    pub(crate) fn element_postings(&self) -> Option<(&[Bitset], &Bitset)> {
+        self.element_postings
+            .get_or_init(|| {
+                (self.element_names.len() <= MAX_POSTINGS).then(|| {
+                    let mut sets = vec![Bitset::new(self.ids.len()); self.element_names.len()];
+                    let mut non_lists = Bitset::new(self.ids.len());
+                    for (user, &id) in self.ids.iter().enumerate() {
+                        match self.values.get(id as usize) {
+                            Some(Distinct::List(items)) => {
+                                for &e in items {
+                                    if let Some(set) = sets.get_mut(e as usize) {
+                                        set.insert(user);
+                                    }
+                                }
+                            }
+                            _ => non_lists.insert(user),
+                        }
+                    }
+                    (sets, non_lists)
+                })
+            })
+            .as_ref()
+            .map(|(sets, non_lists)| (sets.as_slice(), non_lists))
     }
 
     /// The id of the string value `s`, if some user has it.

@@ -197,7 +197,7 @@ impl Node {
         match self {
             Node::Const(v) => Tri::constant(len, *v),
             Node::Leaf { field, test } => match index.column(field) {
-                Some(col) => scan(&col.ids, &decide(col, test), len),
+                Some(col) => leaf_tri(col, test, len),
                 None => Tri::constant(len, decide_missing(test)),
             },
             Node::Memo { expr, reads } => eval_memo(expr, reads, index),
@@ -524,6 +524,39 @@ fn string_test(col: &Column<'_>, f: impl Fn(&str) -> bool) -> Vec<u8> {
         .collect()
 }
 
+/// Evaluates a column test for every user: from per-value (or per-element) bitsets
+/// when the column has them and few values decide, else by a scan of the ids.
+fn leaf_tri(col: &Column<'_>, test: &Test, len: usize) -> Tri {
+    if let (Test::Holds(s), Some((elements, non_lists))) = (test, col.element_postings()) {
+        // True where the list holds the element; an error wherever the value is no list.
+        let mut out = Tri::constant(len, Verdict::False);
+        if let Some(set) = col.element(s).and_then(|e| elements.get(e as usize)) {
+            out.t = set.clone();
+        }
+        out.e = non_lists.clone();
+        return out;
+    }
+    let table = decide(col, test);
+    if let Some(sets) = col.postings() {
+        let deciding = table.iter().filter(|&&v| v != Verdict::False as u8).count();
+        if deciding <= POSTING_UNIONS {
+            let mut out = Tri::constant(len, Verdict::False);
+            for (v, set) in table.iter().zip(sets) {
+                if *v == Verdict::True as u8 {
+                    out.t.union_with(set);
+                } else if *v == Verdict::Error as u8 {
+                    out.e.union_with(set);
+                }
+            }
+            return out;
+        }
+    }
+    scan(&col.ids, &table, len)
+}
+
+/// Above this many values to union, a scan of the ids is cheaper than the unions.
+const POSTING_UNIONS: usize = 48;
+
 /// Spreads per-id verdicts over the users: bit `i` of the result is `table[ids[i]]`.
 fn scan(ids: &[u32], table: &[u8], len: usize) -> Tri {
     let mut out = Tri::constant(len, Verdict::False);
@@ -662,4 +695,49 @@ fn group_users(columns: &[(&[u32], Vec<u32>, usize)], len: usize) -> (Vec<u32>, 
         *g = renumber.get(*g as usize).copied().unwrap_or(u32::MAX);
     }
     (groups, reps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::{AttrValue, Directory, User};
+    use crate::model::AttributeType;
+
+    #[test]
+    fn bitset_unions_equal_the_scan_of_ids() {
+        let declared = [("a".to_owned(), AttributeType::List)].into_iter().collect();
+        let mut dir = Directory::new(&declared);
+        let values = [
+            AttrValue::List(vec!["x".into(), "y".into()]),
+            AttrValue::String("x".into()),
+            AttrValue::Missing,
+            AttrValue::List(vec![]),
+            AttrValue::Bool(true),
+            AttrValue::String("xy".into()),
+        ];
+        for i in 0..200 {
+            let attrs = vec![values[(i * 7) % values.len()].clone()];
+            assert!(dir.push(User { email: format!("u{i}"), attrs }));
+        }
+        let index = DirectoryIndex::new(&dir);
+        let Some(col) = index.column("a") else { panic!("no column") };
+        let tests = [
+            Test::Eq("x".into()),
+            Test::In(vec!["x".into(), "xy".into()]),
+            Test::Holds("x".into()),
+            Test::Holds("z".into()),
+            Test::StartsWith("x".into()),
+            Test::EndsWith("y".into()),
+            Test::Contains("".into()),
+            Test::Has,
+            Test::IsTrue,
+        ];
+        for test in &tests {
+            assert_eq!(
+                leaf_tri(col, test, dir.len()),
+                scan(&col.ids, &decide(col, test), dir.len()),
+                "{test:?}"
+            );
+        }
+    }
 }
