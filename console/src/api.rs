@@ -157,6 +157,12 @@ impl QueryPairs {
             .collect()
     }
 
+    /// Every value of a key, also as `key[]`, not split on commas (values that may hold one).
+    pub fn all_exact(&self, key: &str) -> Vec<String> {
+        let bracket = format!("{key}[]");
+        self.0.iter().filter(|(k, _)| k == key || *k == bracket).map(|(_, v)| v.clone()).collect()
+    }
+
     /// A bounded page size (`limit`), defaulting to `default`.
     pub fn page_size(&self, default: usize, max: usize) -> ApiResult<usize> {
         match self.get("limit") {

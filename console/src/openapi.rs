@@ -144,6 +144,8 @@ pub fn document() -> Value {
                     query("limit", "buckets per page (default 7, at most 180)", json!({ "type": "integer", "minimum": 1, "maximum": 180 })),
                     query("page", "cursor from `next_page`", json!({ "type": "string" })),
                     query("user_id", "only this user", json!({ "type": "string" })),
+                    query("project_ids", "repeatable (also `project_ids[]`): only these groups", json!({ "type": "array", "items": { "type": "string" } })),
+                    query("line_items", "repeatable (also `line_items[]`): only these exact line items (`product, model`)", json!({ "type": "array", "items": { "type": "string" } })),
                     query("format", "json (default) or csv", json!({ "enum": ["json", "csv"] }))
                 ], None, ok("a page of buckets", r("CostsPage")), &errors(&[])) },
             "/v1/check": { "post": op("check", "may this user spend this much on this product and model now? when allowed, the worst case is reserved until committed, released or expired; concurrent checks never overspend a user, a cap or a pool; soft enforcement allows and records an alert",

@@ -331,6 +331,17 @@ fn usage_retries_count_once_and_costs_match_a_hand_computed_answer() {
         csv.body,
         "start_time,end_time,user_id,project_id,line_item,product,model,amount,currency\n2026-11-02T00:00:00Z,2026-11-03T00:00:00Z,a@x.com,,,,,0.1,credits\n"
     );
+    let only = s.get(&format!(
+        "/v1/organization/costs?start_time={}&end_time={}&line_items[]=codex%2C%20gpt-5&line_items[]=codex%2C%20gpt-5-pro",
+        day(1),
+        day(4)
+    ));
+    let sums: Vec<Value> =
+        only["data"].as_array().unwrap().iter().map(|b| b["results"][0]["amount"]["value"].clone()).collect();
+    assert_eq!(sums, [json!(2), Value::Null, json!(10)]);
+    let none =
+        s.get(&format!("/v1/organization/costs?start_time={}&end_time={}&project_ids=eng", day(1), day(4)));
+    assert!(none["data"].as_array().unwrap().iter().all(|b| b["results"] == json!([])));
     let bad = send(s.addr, "GET", "/v1/organization/costs?start_time=1&group_by=team", Some(ADMIN), None);
     assert_eq!((bad.status, bad.json()["error"]["code"].as_str()), (400, Some("costs/bad-group-by")));
 }

@@ -446,10 +446,39 @@ pub async fn costs(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
     let by_model = group_by.contains(&GroupBy::Model) || group_by.contains(&GroupBy::LineItem);
     // daily rows cover whole UTC days: usable when the page's bounds fall on midnights
     let aligned = first.rem_euclid(DAY) == 0 && page_end.rem_euclid(DAY) == 0;
+    // OpenAI's filters: exact project ids and exact line items (`product, model`)
+    let project_ids = q.all("project_ids");
+    let line_items = q.all_exact("line_items");
+    if project_ids.len() + line_items.len() > 1000 {
+        return Err(ApiError::bad_request(
+            "costs/too-many-filters",
+            "at most 1000 `project_ids` and `line_items`",
+        ));
+    }
     let rows = app
         .store
         .read(move |c| {
             let (table, time) = if aligned { ("daily", "day") } else { ("events", "ts") };
+            let mut filters = String::new();
+            let mut params: Vec<rusqlite::types::Value> = vec![
+                start.into(),
+                first.into(),
+                page_end.into(),
+                user.map_or(rusqlite::types::Value::Null, Into::into),
+            ];
+            let mut any_of = |expr: &str, values: Vec<String>| {
+                if values.is_empty() {
+                    return;
+                }
+                let mut marks = Vec::new();
+                for v in values {
+                    params.push(v.into());
+                    marks.push(format!("?{}", params.len()));
+                }
+                filters.push_str(&format!(" AND {expr} IN ({})", marks.join(", ")));
+            };
+            any_of("project", project_ids);
+            any_of("(product || ', ' || model)", line_items);
             let col = |on: bool, name: &str| if on { name.to_string() } else { "''".to_string() };
             let cols = [
                 col(by_user, "email"),
@@ -459,7 +488,7 @@ pub async fn costs(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
             ];
             let sql = format!(
                 "SELECT ({time} - ?1) / {DAY} AS b, {c0}, {c1}, {c2}, {c3}, SUM(micros) FROM {table}
-                 WHERE {time} >= ?2 AND {time} < ?3 AND (?4 IS NULL OR email = ?4)
+                 WHERE {time} >= ?2 AND {time} < ?3 AND (?4 IS NULL OR email = ?4){filters}
                  GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5",
                 c0 = cols[0],
                 c1 = cols[1],
@@ -468,7 +497,7 @@ pub async fn costs(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
             );
             let mut stmt = c.prepare_cached(&sql)?;
             let rows = stmt
-                .query_map((start, first, page_end, user), |r| {
+                .query_map(rusqlite::params_from_iter(params), |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
                         r.get::<_, String>(1)?,
