@@ -361,14 +361,27 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         .map_err(|source| ServeError::Listen { addr: config.listen.clone(), source })?;
     let addr = listener.local_addr()?;
     let router = api::router(app);
-    let task = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-    });
+    let task =
+        tokio::spawn(
+            async move { axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await },
+        );
     Ok(Running { addr, generated_admin_token: generated, task })
+}
+
+/// Resolves on Ctrl-C or, on Unix, SIGTERM (how schedulers stop a service).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Runs the service until interrupted (the `budgit serve` command).
@@ -393,7 +406,7 @@ pub fn run(config: Config) -> Result<(), ServeError> {
         tokio::select! {
             done = running.wait() => done,
             () = async {
-                let _ = tokio::signal::ctrl_c().await;
+                shutdown_signal().await;
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
             } => Ok(()),
         }
