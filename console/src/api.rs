@@ -52,6 +52,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/usage/stream", get(usage::stream))
         .route("/v1/organization/costs", get(usage::costs))
         .route("/v1/check", post(check::check))
+        .route("/v1/alerts", get(check::alerts))
         .route("/v1/reservations/{id}/commit", post(check::commit))
         .route("/v1/reservations/{id}/release", post(check::release))
         .route("/v1/requests", post(requests::create).get(requests::list))

@@ -150,6 +150,8 @@ pub fn document() -> Value {
                 ], None, ok("a page of buckets", r("CostsPage")), &errors(&[])) },
             "/v1/check": { "post": op("check", "may this user spend this much on this product and model now? when allowed, the worst case is reserved until committed, released or expired; concurrent checks never overspend a user, a cap or a pool; soft enforcement allows and records an alert",
                 vec![], Some(body(r("CheckRequest"))), ok("the decision", r("CheckResponse")), &errors(&[])) },
+            "/v1/alerts": { "get": op("check", "alerts raised by checks (soft enforcement let a spend past a limit); a user token sees its own",
+                paging(), None, ok("a page of alerts", list_of(json!({ "type": "object", "properties": { "seq": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "user": { "type": "string" }, "kind": { "const": "over_limit" }, "message": { "type": "string" } } }))), &errors(&[])) },
             "/v1/reservations/{id}/commit": { "post": op("check", "record the actual spend as usage and close the reservation; more than reserved must fit in what is left",
                 vec![path("id", "the reservation")], Some(body(json!({ "type": "object", "required": ["credits"], "properties": { "credits": credits, "event_id": { "type": "string" }, "context": { "type": "object" } } }))),
                 ok("committed", json!({ "type": "object" })), &errors(&[("404", "unknown or expired reservation"), ("409", "exceeds the reservation, or being committed")])) },

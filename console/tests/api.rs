@@ -763,6 +763,13 @@ fn soft_enforcement_allows_past_the_limit_and_records_an_alert() {
         (&d["allowed"], &d["alert"], &d["enforcement"]),
         (&json!(true), &json!("over_limit"), &json!("soft"))
     );
+    // the alert is written after the answer: an acknowledged write behind it means it is stored
+    s.call("POST", "/v1/leases/barrier", json!({ "holder": "h", "ttl_seconds": 5 }));
+    let alerts = s.get("/v1/alerts");
+    assert_eq!(
+        (&alerts["data"][0]["user"], &alerts["data"][0]["kind"]),
+        (&json!("a@x.com"), &json!("over_limit"))
+    );
     let audit = s.get("/v1/audit?action=settings.set");
     assert_eq!(audit["data"][0]["new"]["enforcement"], "soft");
     let metrics = send(s.addr, "GET", "/metrics", None, None).body;

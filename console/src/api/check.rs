@@ -266,3 +266,41 @@ pub async fn release(
     Metrics::add(&app.metrics.reservations_released, 1);
     Ok(axum::Json(json!({ "reservation_id": id, "released": credits_json(r.micros) })).into_response())
 }
+
+/// `GET /v1/alerts`: alerts raised by checks (soft enforcement past a limit), newest last.
+pub async fn alerts(
+    State(app): State<App>,
+    who: Principal,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> ApiResult<Response> {
+    let q = super::QueryPairs::parse(raw.as_deref())?;
+    let limit = q.page_size(100, super::MAX_PAGE)?;
+    let after = q.int("after")?.unwrap_or(0);
+    let user = who.scope().map(str::to_string);
+    let (rows, has_more) = app
+        .store
+        .read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, at, email, kind, message FROM alerts WHERE seq > ?1 AND (?2 IS NULL OR email = ?2)
+                 ORDER BY seq LIMIT ?3",
+            )?;
+            let mut rows = stmt
+                .query_map((after, user, i64::try_from(limit + 1).unwrap_or(i64::MAX)), |r| {
+                    Ok(json!({
+                        "seq": r.get::<_, i64>(0)?,
+                        "at": rfc3339(r.get(1)?),
+                        "user": r.get::<_, String>(2)?,
+                        "kind": r.get::<_, String>(3)?,
+                        "message": r.get::<_, String>(4)?,
+                    }))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let has_more = rows.len() > limit;
+            rows.truncate(limit);
+            Ok((rows, has_more))
+        })
+        .await?;
+    let next = if has_more { rows.last().and_then(|r| r.get("seq").cloned()) } else { None };
+    Ok(axum::Json(json!({ "object": "list", "data": rows, "has_more": has_more, "next": next }))
+        .into_response())
+}
