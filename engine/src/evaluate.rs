@@ -405,13 +405,12 @@ pub fn evaluate<'a>(
     // Track, per user, the products and models some limit caps.
     let mut product_names: Vec<&str> = Vec::new();
     let mut model_names: Vec<&str> = Vec::new();
-    let mut seen_limits: Vec<*const Limit> = Vec::new();
+    // Limits are shared between the users one rule gave them to: visit each once.
+    let mut seen_limits: std::collections::HashSet<*const Limit> = std::collections::HashSet::new();
     for r in &resolution.users {
-        let ptr = std::sync::Arc::as_ptr(&r.limit);
-        if seen_limits.contains(&ptr) {
+        if !seen_limits.insert(std::sync::Arc::as_ptr(&r.limit)) {
             continue;
         }
-        seen_limits.push(ptr);
         for name in r.limit.products.keys() {
             if !product_names.contains(&name.as_str()) {
                 product_names.push(name);
@@ -440,6 +439,16 @@ pub fn evaluate<'a>(
         tracked_products.iter().enumerate().map(|(k, (n, _))| (*n, k)).collect();
     let model_slot: HashMap<&str, usize> =
         tracked_models.iter().enumerate().map(|(k, (n, _))| (*n, k)).collect();
+    // The aggregate slot of each cap, per distinct limit (users share limits).
+    let mut cap_slots: HashMap<*const Limit, (Vec<Option<usize>>, Vec<Option<usize>>)> = HashMap::new();
+    for r in &resolution.users {
+        cap_slots.entry(std::sync::Arc::as_ptr(&r.limit)).or_insert_with(|| {
+            (
+                r.limit.products.keys().map(|n| product_slot.get(n.as_str()).copied()).collect(),
+                r.limit.models.keys().map(|n| model_slot.get(n.as_str()).copied()).collect(),
+            )
+        });
+    }
 
     // Groups first: a member's remaining is bounded by their pool's.
     let mut group_used = vec![Credits::ZERO; policies.groups.len()];
@@ -477,8 +486,11 @@ pub fn evaluate<'a>(
             status = status.max(status_of(group_used[g], p, warn));
         }
         let cap_ctx = CapCtx { warn, hard, remaining };
-        let products = cap_ctx.caps(&limit.products, &product_slot, |k| agg.product_used(u, k), &mut status);
-        let models = cap_ctx.caps(&limit.models, &model_slot, |k| agg.model_used(u, k), &mut status);
+        let (pslots, mslots) = cap_slots
+            .get(&std::sync::Arc::as_ptr(&r.limit))
+            .map_or((&[][..], &[][..]), |(p, m)| (p.as_slice(), m.as_slice()));
+        let products = cap_ctx.caps(&limit.products, pslots, |k| agg.product_used(u, k), &mut status);
+        let models = cap_ctx.caps(&limit.models, mslots, |k| agg.model_used(u, k), &mut status);
         let alerts: Vec<u32> = thresholds
             .iter()
             .copied()
@@ -641,14 +653,15 @@ impl CapCtx {
     fn caps<'a>(
         &self,
         names: &'a std::collections::BTreeMap<String, Credits>,
-        slots: &HashMap<&str, usize>,
+        slots: &[Option<usize>],
         used_of: impl Fn(usize) -> Credits,
         status: &mut Status,
     ) -> Vec<CapStatus<'a>> {
         names
             .iter()
-            .map(|(name, &cap)| {
-                let cap_used = slots.get(name.as_str()).map_or(Credits::ZERO, |&k| used_of(k));
+            .enumerate()
+            .map(|(i, (name, &cap))| {
+                let cap_used = slots.get(i).copied().flatten().map_or(Credits::ZERO, &used_of);
                 let cap_status = status_of(cap_used, cap, self.warn);
                 if cap_status > Status::Ok {
                     *status = (*status).max(Status::Warning);

@@ -5,7 +5,7 @@
 //! workspace declares them; a value that does not fit its type makes the row bad.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -36,8 +36,7 @@ pub fn parse_directory(
     jsonl: bool,
     attributes: &BTreeMap<String, AttributeType>,
 ) -> Result<(Directory, Vec<Diagnostic>), String> {
-    let mut builder =
-        Builder { dir: Directory::new(attributes), first_line: HashMap::new(), out: Vec::new() };
+    let mut builder = Builder { dir: Directory::new(attributes), lines: Vec::new(), out: Vec::new() };
     if jsonl {
         parse_jsonl(file, bytes, &mut builder);
     } else {
@@ -48,7 +47,8 @@ pub fn parse_directory(
 
 struct Builder {
     dir: Directory,
-    first_line: HashMap<String, u32>,
+    /// The line of each user's row, by directory position.
+    lines: Vec<u32>,
     out: Vec<Diagnostic>,
 }
 
@@ -71,7 +71,7 @@ impl Builder {
             self.bad_row(at(file, line, 1), msg);
             return;
         }
-        if let Some(&first) = self.first_line.get(email) {
+        if let Some(first) = self.dir.position(email).and_then(|i| self.lines.get(i).copied()) {
             self.out.push(
                 Diagnostic::error("directory/duplicate-user", format!("user `{email}` appears twice"))
                     .at(at(file, line, 1))
@@ -80,8 +80,9 @@ impl Builder {
             );
             return;
         }
-        self.first_line.insert(email.to_string(), line);
-        self.dir.push(User { email: email.to_string(), attrs });
+        if self.dir.push(User { email: email.to_string(), attrs }) {
+            self.lines.push(line);
+        }
     }
 }
 
