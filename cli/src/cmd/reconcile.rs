@@ -36,6 +36,9 @@ use crate::render;
 /// interrupted one without writing anything twice. The token is read from
 /// `BUDGIT_TOKEN` and never printed.
 ///
+/// With `--every`, each run reads the ref from the local repository: keep it
+/// fetched (a git-sync sidecar, or a timer running `git fetch`).
+///
 /// Exit status: 0 applied (or nothing to do, or another reconciler holds the
 /// lease); 1 refused (invalid ref, unsigned commit, blast radius, empty state) or
 /// some changes failed; 2 the workspace or git could not be used.
@@ -147,6 +150,9 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         ..Options::default()
     };
     let shutdown = Arc::new(AtomicBool::new(false));
+    // The first SIGTERM or Ctrl-C stops between batches; a second Ctrl-C exits at once.
+    signal_hook::flag::register_conditional_shutdown(signal_hook::consts::SIGINT, 130, Arc::clone(&shutdown))
+        .context("cannot handle signals")?;
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, Arc::clone(&shutdown)).context("cannot handle signals")?;
     }
