@@ -232,6 +232,35 @@ fn dry_run_writes_nothing_and_an_invalid_ref_is_refused() {
 }
 
 #[test]
+fn a_directory_file_replaces_the_workspace_users_and_an_empty_one_is_refused() {
+    let s = serve();
+    let r = repo();
+    reconcile(r.path(), &url(s.addr), &["--now", NOW]);
+    std::fs::write(
+        r.path().join("dir.csv"),
+        "email,department\nalice@acme.com,Engineering\nbob@acme.com,Sales\n",
+    )
+    .unwrap();
+    let (code, dry, _) = reconcile(
+        r.path(),
+        &url(s.addr),
+        &["--now", NOW, "--directory", "dir.csv", "--dry-run", "--allow-mass-change"],
+    );
+    assert_eq!(code, 0, "{dry}");
+    assert_eq!(
+        dry["not_attempted"],
+        json!([{
+            "user": "carol@acme.com", "before": { "credits": 100 }, "after": null,
+            "direction": "remove", "drift": "none"
+        }])
+    );
+    std::fs::write(r.path().join("empty.csv"), "email,department\n").unwrap();
+    let (code, refused, _) = reconcile(r.path(), &url(s.addr), &["--now", NOW, "--directory", "empty.csv"]);
+    assert_eq!(code, 1);
+    assert!(refused["error"].as_str().unwrap().contains("holds no user"), "{refused}");
+}
+
+#[test]
 fn a_limit_changed_by_hand_is_unmanaged_drift_and_reverted() {
     let s = serve();
     let r = repo();
