@@ -318,15 +318,10 @@ pub fn reconcile(ctx: &Context<'_>) -> Result<Run, ReconcileError> {
 
     ctx.workspace.acquire_lease(&o.lease_name, &o.holder, o.lease_ttl)?;
     let mut renewed_at = ctx.clock.elapsed();
-    let outcome = apply_all(ctx, &desired, &changes, &mut report, &mut renewed_at);
-    // Release even after a failure: the next run must not wait for the TTL.
-    let released = ctx.workspace.release_lease(&o.lease_name, &o.holder);
-    outcome?;
-    if let Err(e) = released
-        && !e.is_retryable()
-    {
-        return Err(e.into());
-    }
+    apply_all(ctx, &desired, &changes, &mut report, &mut renewed_at);
+    // A failed release is harmless: the lease lapses after its TTL, and the
+    // report of what was applied matters more than this error.
+    let _ = ctx.workspace.release_lease(&o.lease_name, &o.holder);
     let action = if report.incomplete() {
         Action::requeue(o.every.map_or(o.backoff.cap, |e| e.min(o.backoff.cap)))
     } else {
@@ -359,13 +354,15 @@ struct Chunk {
     pools: bool,
 }
 
+/// Writes every chunk; stops early (the rest reported not attempted) on shutdown,
+/// an open circuit, or a lease that could not be renewed.
 fn apply_all(
     ctx: &Context<'_>,
     desired: &Desired,
     changes: &Changes,
     report: &mut RunReport,
     renewed_at: &mut Duration,
-) -> Result<(), ReconcileError> {
+) {
     let o = &ctx.options;
     let size = o.batch_size.max(1);
     let mut chunks: Vec<Chunk> = (0..changes.changes.len())
@@ -377,26 +374,28 @@ fn apply_all(
     chunks.push(Chunk { items: Vec::new(), pools: true });
     let mut consecutive_failures = 0u32;
     for (i, chunk) in chunks.iter().enumerate() {
-        let stop = if ctx.shutdown.load(Ordering::SeqCst) {
+        let mut stop = if ctx.shutdown.load(Ordering::SeqCst) {
             report.interrupted = true;
-            Some("shutdown requested")
+            Some("shutdown requested".to_string())
         } else if consecutive_failures >= o.breaker_threshold {
             report.circuit_open = true;
-            Some("circuit open after repeated failures")
+            Some("circuit open after repeated failures".to_string())
         } else {
             None
         };
+        if stop.is_none() && ctx.clock.elapsed().saturating_sub(*renewed_at) >= o.lease_ttl / 3 {
+            match read(ctx, |w| w.acquire_lease(&o.lease_name, &o.holder, o.lease_ttl)) {
+                Ok(_) => *renewed_at = ctx.clock.elapsed(),
+                Err(e) => stop = Some(format!("lease not renewed: {e}")),
+            }
+        }
         if let Some(why) = stop {
             for later in &chunks[i..] {
                 for &k in &later.items {
-                    report.not_attempted.push(ItemReport::of(&changes.changes[k], Some(why.to_string())));
+                    report.not_attempted.push(ItemReport::of(&changes.changes[k], Some(why.clone())));
                 }
             }
-            return Ok(());
-        }
-        if ctx.clock.elapsed().saturating_sub(*renewed_at) >= o.lease_ttl / 3 {
-            read(ctx, |w| w.acquire_lease(&o.lease_name, &o.holder, o.lease_ttl))?;
-            *renewed_at = ctx.clock.elapsed();
+            return;
         }
         let batch = batch_of(o, desired, changes, chunk);
         if batch.is_empty() {
@@ -408,7 +407,6 @@ fn apply_all(
             consecutive_failures += 1;
         }
     }
-    Ok(())
 }
 
 fn batch_of(o: &Options, desired: &Desired, changes: &Changes, chunk: &Chunk) -> Batch {

@@ -301,6 +301,22 @@ fn the_lease_is_renewed_during_a_long_apply() {
 }
 
 #[test]
+fn a_lease_lost_mid_apply_stops_writing_and_reports_the_rest() {
+    let mut h = Harness::new(30);
+    h.options.lease_ttl = Duration::from_secs(6);
+    // The first batch waits 5s; meanwhile another reconciler takes the lease, so the renewal fails.
+    h.ws.fail_next(Call::Apply, Fault::RateLimited(Some(Duration::from_secs(5))));
+    h.ws.fail_next(Call::Lease, Fault::Pass);
+    h.ws.fail_next(Call::Lease, Fault::LeaseHeld("other-host".into()));
+    let run = h.run().unwrap();
+    assert_eq!(run.report.applied.len(), 10);
+    assert_eq!(run.report.not_attempted.len(), 20);
+    assert!(run.report.not_attempted[0].reason.as_deref().unwrap().contains("other-host"));
+    assert!(run.report.incomplete());
+    assert_eq!(h.limit_sets(), 10, "nothing written after the lease was lost");
+}
+
+#[test]
 fn transient_read_failures_are_retried() {
     let h = Harness::new(3);
     h.ws.fail_next(Call::Limits, Fault::ServerError);

@@ -33,6 +33,10 @@ pub enum Call {
 /// A scripted failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
+    /// No fault: lets one call through, to script a fault for a later one.
+    Pass,
+    /// Answer 409: the lease is held by this holder.
+    LeaseHeld(String),
     /// Answer 500.
     ServerError,
     /// Answer 429 with this `Retry-After`.
@@ -173,12 +177,16 @@ impl MemoryWorkspace {
     fn enter(&self, call: Call) -> Option<Fault> {
         let mut s = self.lock();
         *s.calls.entry(call).or_default() += 1;
-        s.faults.get_mut(&call).and_then(VecDeque::pop_front)
+        s.faults.get_mut(&call).and_then(VecDeque::pop_front).filter(|f| *f != Fault::Pass)
     }
 }
 
-fn fault_error(fault: &Fault) -> WorkspaceError {
-    match fault {
+fn fault_error(fault: &Fault) -> Option<WorkspaceError> {
+    Some(match fault {
+        Fault::Pass => return None,
+        Fault::LeaseHeld(holder) => {
+            WorkspaceError::LeaseHeld { name: String::new(), holder: holder.clone(), expires_at: None }
+        }
         Fault::ServerError => WorkspaceError::Server {
             status: 500,
             code: "internal".to_string(),
@@ -188,13 +196,13 @@ fn fault_error(fault: &Fault) -> WorkspaceError {
         Fault::RateLimited(retry_after) => WorkspaceError::RateLimited { retry_after: *retry_after },
         Fault::Timeout => WorkspaceError::Timeout,
         Fault::DropAfterWrite => WorkspaceError::Connection("connection reset".to_string()),
-    }
+    })
 }
 
 impl Workspace for MemoryWorkspace {
     fn users(&self) -> Result<Vec<UserRecord>, WorkspaceError> {
         if let Some(f) = self.enter(Call::Users) {
-            return Err(fault_error(&f));
+            return Err(fault_error(&f).unwrap_or(WorkspaceError::Timeout));
         }
         let mut users = self.lock().users.clone();
         users.sort_by(|a, b| a.email.cmp(&b.email));
@@ -203,7 +211,7 @@ impl Workspace for MemoryWorkspace {
 
     fn limits(&self) -> Result<Vec<AppliedLimit>, WorkspaceError> {
         if let Some(f) = self.enter(Call::Limits) {
-            return Err(fault_error(&f));
+            return Err(fault_error(&f).unwrap_or(WorkspaceError::Timeout));
         }
         Ok(self.lock().limits.values().cloned().collect())
     }
@@ -240,7 +248,7 @@ impl Workspace for MemoryWorkspace {
         let fault = self.enter(Call::Apply);
         match &fault {
             Some(Fault::DropAfterWrite) | None => {}
-            Some(f) => return Err(fault_error(f)),
+            Some(f) => return Err(fault_error(f).unwrap_or(WorkspaceError::Timeout)),
         }
         let mut s = self.lock();
         if let Some(bad) = batch.limits.iter().find(|l| s.rejected_users.contains(&l.user)) {
@@ -339,14 +347,14 @@ impl Workspace for MemoryWorkspace {
         }
         s.audit.extend(audit);
         match fault {
-            Some(f) => Err(fault_error(&f)),
+            Some(f) => Err(fault_error(&f).unwrap_or(WorkspaceError::Timeout)),
             None => Ok(result),
         }
     }
 
     fn acquire_lease(&self, name: &str, holder: &str, _ttl: Duration) -> Result<Lease, WorkspaceError> {
         if let Some(f) = self.enter(Call::Lease) {
-            return Err(fault_error(&f));
+            return Err(fault_error(&f).unwrap_or(WorkspaceError::Timeout));
         }
         let mut s = self.lock();
         match s.leases.get(name) {
