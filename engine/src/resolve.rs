@@ -288,6 +288,14 @@ pub fn resolve_with(
     let members = &memberships.groups;
     let n = dir.len();
 
+    // Most users have no override: find the few that do once, not by hashing every email.
+    let mut has_override = vec![false; n];
+    for email in rules.by_user.keys() {
+        if let Some(u) = dir.position(email) {
+            has_override[u] = true;
+        }
+    }
+
     // Scatter each group's members in rank order: the first group to claim a user wins.
     const NONE: u32 = u32::MAX;
     let mut winner = vec![NONE; n];
@@ -334,7 +342,8 @@ pub fn resolve_with(
         .enumerate()
         .map(|(u, c)| {
             let w = (winner[u] != NONE).then_some(winner[u] as usize);
-            rules.finish(u, &dir.users[u].email, w, c)
+            let email = has_override[u].then_some(dir.users[u].email.as_str());
+            rules.finish(u, email, w, c)
         })
         .collect();
     Ok(Resolution {
@@ -503,17 +512,19 @@ impl<'a> Rules<'a> {
         }
     }
 
-    /// Applies the user's overrides on top of the winning group (or the default).
+    /// Applies the user's overrides on top of the winning group (or the default);
+    /// `email` is `None` for a user known to have no override (skips a hash lookup).
     fn finish(
         &self,
         user: usize,
-        email: &str,
+        email: Option<&str>,
         group: Option<usize>,
         mut considered: Vec<Considered>,
     ) -> Resolved {
         let (base, base_source) = self.base(group);
         let mut applied = None;
-        for (index, status) in self.override_statuses(email) {
+        let statuses = email.map(|e| self.override_statuses(e)).unwrap_or_default();
+        for (index, status) in statuses {
             match status {
                 OverrideStatus::Active => applied = Some(index),
                 status => considered.push(Considered::Override { index, status }),

@@ -242,7 +242,7 @@ pub fn explain(
         });
     }
 
-    let resolved = rules.finish(user, email, winner, considered);
+    let resolved = rules.finish(user, Some(email), winner, considered);
 
     let name_of = |i: usize| policies.overrides.get(i).map(|o| o.doc.name.clone()).unwrap_or_default();
     let mut overrides: Vec<OverrideTrace> = rules
