@@ -30,5 +30,7 @@ pub fn human(d: Duration) -> String {
 /// Prints `ID budgit X / PEER Y = Rx (median of N)`, the line each workload reports.
 pub fn ratio(id: &str, ours: Duration, peer_name: &str, peer: Duration, runs: usize) {
     let r = ours.as_secs_f64() / peer.as_secs_f64().max(1e-12);
-    println!("{id} budgit {} / {peer_name} {} = {r:.2}x (median of {runs})", human(ours), human(peer));
+    // Two decimals, or two significant digits for ratios far below 1.
+    let digits = if r >= 0.01 { 2 } else { (-r.log10().floor()) as usize + 1 };
+    println!("{id} budgit {} / {peer_name} {} = {r:.digits$}x (median of {runs})", human(ours), human(peer));
 }
