@@ -323,15 +323,19 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let n = directory.len();
     let mut summary = Summary { users: n, ..Summary::default() };
     let mut users = Vec::new();
-    let group_name = |side: Side<'_>, i: usize| -> Option<String> {
-        side.resolution
-            .user(i)
-            .and_then(|r| r.group)
-            .and_then(|g| side.policies.groups.get(g))
-            .map(|g| g.doc.name.clone())
+    // Groups by a dense id over both sides' names: the per-user loop then counts in
+    // arrays instead of hashing names (it runs once per directory user).
+    let mut names: Vec<&str> =
+        base.policies.groups.iter().chain(&head.policies.groups).map(|g| g.doc.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let ids = |set: &PolicySet| -> Vec<usize> {
+        set.groups.iter().map(|g| names.binary_search(&g.doc.name.as_str()).unwrap_or(usize::MAX)).collect()
     };
-    let mut members: BTreeMap<String, [usize; 4]> = BTreeMap::new(); // before, after, joined, left
-    let mut affected: BTreeMap<String, (usize, Credits)> = BTreeMap::new();
+    let (base_ids, head_ids) = (ids(base.policies), ids(head.policies));
+    let group_id = |r: &crate::resolve::Resolved, ids: &[usize]| r.group.and_then(|g| ids.get(g).copied());
+    let mut counts = vec![[0usize; 4]; names.len()]; // before, after, joined, left
+    let mut moved = vec![(0usize, Credits::ZERO); names.len()];
     let mut default_affected = (0usize, Credits::ZERO);
     for i in 0..n {
         let (Some(b), Some(h)) = (base.resolution.user(i), head.resolution.user(i)) else {
@@ -339,19 +343,19 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         };
         summary.exposure_before += b.limit.credits;
         summary.exposure_after += h.limit.credits;
-        let (gb, ga) = (group_name(base, i), group_name(head, i));
-        if let Some(g) = &gb {
-            members.entry(g.clone()).or_default()[0] += 1;
+        let (gb, ga) = (group_id(b, &base_ids), group_id(h, &head_ids));
+        if let Some(c) = gb.and_then(|g| counts.get_mut(g)) {
+            c[0] += 1;
         }
-        if let Some(g) = &ga {
-            members.entry(g.clone()).or_default()[1] += 1;
+        if let Some(c) = ga.and_then(|g| counts.get_mut(g)) {
+            c[1] += 1;
         }
         if gb != ga {
-            if let Some(g) = &ga {
-                members.entry(g.clone()).or_default()[2] += 1;
+            if let Some(c) = ga.and_then(|g| counts.get_mut(g)) {
+                c[2] += 1;
             }
-            if let Some(g) = &gb {
-                members.entry(g.clone()).or_default()[3] += 1;
+            if let Some(c) = gb.and_then(|g| counts.get_mut(g)) {
+                c[3] += 1;
             }
         }
         if *b.limit == *h.limit {
@@ -373,13 +377,11 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         let newly_unblocked = blocked_before && !blocked_after;
         summary.newly_blocked += usize::from(newly_blocked);
         summary.newly_unblocked += usize::from(newly_unblocked);
-        let mut credited: BTreeSet<&String> = BTreeSet::new();
-        credited.extend(gb.iter());
-        credited.extend(ga.iter());
-        for g in credited {
-            let e = affected.entry(g.clone()).or_insert((0, Credits::ZERO));
-            e.0 += 1;
-            e.1 += delta;
+        for g in [gb, if ga == gb { None } else { ga }].into_iter().flatten() {
+            if let Some(e) = moved.get_mut(g) {
+                e.0 += 1;
+                e.1 += delta;
+            }
         }
         if b.source.kind == crate::resolve::SourceKind::Default
             || h.source.kind == crate::resolve::SourceKind::Default
@@ -404,6 +406,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     users.sort_by(|a, b| a.user.cmp(&b.user));
     summary.users_affected = users.len();
 
+    let members: BTreeMap<String, [usize; 4]> =
+        names.iter().zip(&counts).map(|(n, c)| ((*n).to_owned(), *c)).collect();
+    let affected: BTreeMap<String, (usize, Credits)> =
+        names.iter().zip(&moved).map(|(n, m)| ((*n).to_owned(), *m)).collect();
     let groups = group_changes(base.policies, head.policies, &members, &affected);
     let workspace = workspace_change(base.policies, head.policies, default_affected);
     let overrides = override_changes(input);
