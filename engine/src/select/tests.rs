@@ -372,3 +372,27 @@ fn coarse_memo_keys_give_the_interpreters_answers() {
     assert_eq!(outcome("size(user.idp_groups) == 2", &dir), (vec![0, 1, 2], vec![6, 7]));
     assert_eq!(outcome("user.idp_groups.exists(g, g > 1)", &dir).1, vec![0, 1, 2, 3, 5, 6, 7]);
 }
+
+#[test]
+fn selectors_and_indexes_can_be_shared_across_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Selector>();
+    shared::<DirectoryIndex<'_>>();
+    shared::<Matches>();
+    shared::<SelectError>();
+}
+
+#[test]
+fn email_is_always_the_users_email_even_when_an_attribute_has_that_name() {
+    let declared = [("email".to_owned(), AttributeType::String)].into_iter().collect();
+    let mut dir = Directory::new(&declared);
+    assert!(dir.push(User { email: "a@x".into(), attrs: vec![s("other")] }));
+    assert!(dir.push(User { email: "b@x".into(), attrs: vec![AttrValue::Missing] }));
+    let attrs = vec![("email".to_owned(), AttributeType::String)];
+    for expr in [r#"user.email == "a@x""#, r#"user.email == "other""#, "size(user) == 1", "has(user.email)"] {
+        let Ok(selector) = Selector::compile(expr, &attrs) else { panic!("{expr}") };
+        assert_eq!(Ok(selector.matches(&dir)), interpret_all(expr, &dir), "{expr}");
+    }
+    let Ok(selector) = Selector::compile(r#"user.email == "a@x""#, &attrs) else { panic!() };
+    assert_eq!(selector.matches(&dir).iter_ones().collect::<Vec<_>>(), vec![0]);
+}
