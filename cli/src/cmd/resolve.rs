@@ -278,3 +278,82 @@ fn columns(rows: &[Vec<String>]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use budgit_engine::directory::{AttrValue, User};
+    use budgit_engine::load::{Source, load_sources};
+
+    const POLICIES: [(&str, &str); 3] = [
+        (
+            "workspace.yaml",
+            "apiVersion: budgit/v1\nkind: Workspace\nname: acme\ntimezone: America/New_York\ndefault:\n  credits: 2000\n  products: { codex: 1500 }\nattributes:\n  department: string\n",
+        ),
+        (
+            "groups/engineering.yaml",
+            "apiVersion: budgit/v1\nkind: Group\nname: engineering\nselector: 'user.department == \"Engineering\"'\npriority: 20\nlimit:\n  credits: 10000.5\n  products: { codex: 8000 }\n  models: { gpt-5-pro: 800 }\n",
+        ),
+        (
+            "overrides/alice.yaml",
+            "apiVersion: budgit/v1\nkind: Override\nname: alice-migration\nuser: alice@acme.com\nadd: { credits: 5000 }\nstarts: 2026-11-10\nexpires: 2026-11-24\n",
+        ),
+    ];
+
+    fn fixture() -> (PolicySet, Directory) {
+        let sources = POLICIES
+            .iter()
+            .map(|(path, text)| Source { path: (*path).into(), text: (*text).into(), commit: None })
+            .collect();
+        let (policies, findings) =
+            budgit_engine::stack::with_large_stack(move || load_sources(sources)).unwrap();
+        assert!(findings.is_empty(), "{findings:#?}");
+        let mut dir = Directory::new(&policies.workspace().unwrap().doc.attributes);
+        for (email, dept) in
+            [("alice@acme.com", "Engineering"), ("bob@acme.com", "Engineering"), ("carol@acme.com", "Sales")]
+        {
+            dir.push(User { email: email.into(), attrs: vec![AttrValue::String(dept.into())] });
+        }
+        (policies, dir)
+    }
+
+    fn now() -> chrono::DateTime<chrono::Utc> {
+        render::parse_now("2026-11-15T12:00:00Z").unwrap()
+    }
+
+    #[test]
+    fn table_for_people() {
+        let (policies, dir) = fixture();
+        let res = resolve(&policies, &dir, now()).unwrap();
+        insta::assert_snapshot!(table(&res, &policies, &dir, None, Path::new("policies")));
+        let one = table(&res, &policies, &dir, dir.position("carol@acme.com"), Path::new("policies"));
+        assert!(one.contains("carol@acme.com") && !one.contains("alice@acme.com"), "{one}");
+        assert!(one.ends_with("1 user: 0 by an override, 0 by a group, 1 by the default\n"), "{one}");
+    }
+
+    #[test]
+    fn json_has_the_documented_shape() {
+        let (policies, dir) = fixture();
+        let res = resolve(&policies, &dir, now()).unwrap();
+        let v = serde_json::to_value(ResolveOutput::new(&res, &policies, &dir, None)).unwrap();
+        assert_eq!(v["now"], "2026-11-15T12:00:00Z");
+        assert_eq!(v["period"]["start"], "2026-11-01T04:00:00Z");
+        assert_eq!(v["period"]["end"], "2026-12-01T05:00:00Z");
+        assert_eq!(
+            v["users"][0],
+            serde_json::json!({
+                "user": "alice@acme.com",
+                "credits": 15000.5,
+                "products": { "codex": 8000 },
+                "models": { "gpt-5-pro": 800 },
+                "source": { "kind": "override", "name": "alice-migration", "file": "overrides/alice.yaml", "line": 5 },
+                "group": "engineering"
+            })
+        );
+        assert_eq!(v["users"][2]["source"]["kind"], "default");
+        assert_eq!(v["users"][2]["group"], serde_json::Value::Null);
+        // Credits are exact decimals in the text, never float noise.
+        let text = serde_json::to_string(&ResolveOutput::new(&res, &policies, &dir, None)).unwrap();
+        assert!(text.contains("\"credits\":10000.5,"), "{text}");
+    }
+}
