@@ -333,6 +333,24 @@ mod tests {
     }
 
     #[test]
+    fn spans_at_the_end_of_a_file_render() {
+        // The parser reports an unexpected end of input past the last line; with and
+        // without a final newline, and in an empty file.
+        for text in ["a: [1,\n", "a: [1,", ""] {
+            let policies = set(&[("a.yaml", text)]);
+            let at = loc("a.yaml", 2, 1, text.len(), 0);
+            let past = loc("a.yaml", 40, 3, 999, 7);
+            let d = Diagnostic::error("yaml/syntax", "unexpected end of input")
+                .at(at)
+                .with_label("here")
+                .with_secondary(past, "and here");
+            let out = show(&policies, vec![d]);
+            assert!(out.contains("--> policies/a.yaml:"), "{out}");
+            assert!(out.contains("here"), "{out}");
+        }
+    }
+
+    #[test]
     fn commit_is_part_of_the_path() {
         let mut policies = set(&[("a.yaml", "kind: Nope\n")]);
         policies.sources[0].commit = Some(Arc::from("0123456789abcdef0123"));
