@@ -262,6 +262,11 @@ fn all_errors(len: usize) -> Matches {
 /// Evaluates every selector over `dir`, sharing one index and one large-stack thread.
 pub fn matches_all(selectors: &[Selector], dir: &Directory) -> Vec<Matches> {
     let index = DirectoryIndex::new(dir);
+    let mut columns = Vec::new();
+    for s in selectors {
+        s.plan.columns(&mut columns);
+    }
+    index.prepare(columns);
     let index = &index;
     let run = || selectors.iter().map(|s| Matches::from_tri(s.plan.eval(index))).collect();
     if !selectors.iter().any(|s| s.plan.interprets()) {

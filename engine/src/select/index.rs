@@ -91,60 +91,82 @@ pub(crate) struct Column<'d> {
 /// `values × users / 8` bytes.
 const MAX_POSTINGS: usize = 512;
 
-impl<'d> Column<'d> {
-    fn build(values: impl Iterator<Item = Option<&'d AttrValue>>, len: usize) -> Column<'d> {
-        let mut col = Column {
-            ids: Vec::with_capacity(len),
-            values: vec![Distinct::Missing],
-            strings: FxMap::default(),
-            elements: FxMap::default(),
-            element_names: Vec::new(),
-            postings: OnceLock::new(),
-            element_postings: OnceLock::new(),
-        };
-        let mut lists: FxMap<Vec<u32>, u32> = FxMap::default();
-        let mut numbers: FxMap<u64, u32> = FxMap::default();
-        let mut bools: [Option<u32>; 2] = [None, None];
-        for value in values {
-            let next = col.values.len() as u32;
-            let id = match value {
-                None | Some(AttrValue::Missing) => 0,
-                Some(AttrValue::String(s)) => *col.strings.entry(s.as_str()).or_insert_with(|| {
-                    col.values.push(Distinct::String(s.as_str()));
-                    next
-                }),
-                Some(AttrValue::List(items)) => {
-                    let elems: Vec<u32> = items
-                        .iter()
-                        .map(|item| {
-                            let n = col.element_names.len() as u32;
-                            *col.elements.entry(item.as_str()).or_insert_with(|| {
-                                col.element_names.push(item.as_str());
-                                n
-                            })
-                        })
-                        .collect();
-                    match lists.get(&elems) {
-                        Some(id) => *id,
-                        None => {
-                            lists.insert(elems.clone(), next);
-                            col.values.push(Distinct::List(elems));
-                            next
-                        }
+/// Interns one column's values as they come, user by user.
+struct Builder<'d> {
+    col: Column<'d>,
+    lists: FxMap<Vec<u32>, u32>,
+    numbers: FxMap<u64, u32>,
+    bools: [Option<u32>; 2],
+    scratch: Vec<u32>,
+}
+
+impl<'d> Builder<'d> {
+    fn new(len: usize) -> Self {
+        Builder {
+            col: Column {
+                ids: Vec::with_capacity(len),
+                values: vec![Distinct::Missing],
+                strings: FxMap::default(),
+                elements: FxMap::default(),
+                element_names: Vec::new(),
+                postings: OnceLock::new(),
+                element_postings: OnceLock::new(),
+            },
+            lists: FxMap::default(),
+            numbers: FxMap::default(),
+            bools: [None, None],
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Adds the next user's value.
+    fn push(&mut self, value: Option<&'d AttrValue>) {
+        let next = self.col.values.len() as u32;
+        let id = match value {
+            None | Some(AttrValue::Missing) => 0,
+            Some(AttrValue::String(s)) => *self.col.strings.entry(s.as_str()).or_insert_with(|| {
+                self.col.values.push(Distinct::String(s.as_str()));
+                next
+            }),
+            Some(AttrValue::List(items)) => {
+                // Most lists repeat: allocate only for a new one.
+                self.scratch.clear();
+                for item in items {
+                    let n = self.col.element_names.len() as u32;
+                    self.scratch.push(*self.col.elements.entry(item.as_str()).or_insert_with(|| {
+                        self.col.element_names.push(item.as_str());
+                        n
+                    }));
+                }
+                match self.lists.get(self.scratch.as_slice()) {
+                    Some(id) => *id,
+                    None => {
+                        self.lists.insert(self.scratch.clone(), next);
+                        self.col.values.push(Distinct::List(self.scratch.clone()));
+                        next
                     }
                 }
-                Some(AttrValue::Number(n)) => *numbers.entry(n.to_bits()).or_insert_with(|| {
-                    col.values.push(Distinct::Number(*n));
-                    next
-                }),
-                Some(AttrValue::Bool(b)) => *bools[usize::from(*b)].get_or_insert_with(|| {
-                    col.values.push(Distinct::Bool(*b));
-                    next
-                }),
-            };
-            col.ids.push(id);
+            }
+            Some(AttrValue::Number(n)) => *self.numbers.entry(n.to_bits()).or_insert_with(|| {
+                self.col.values.push(Distinct::Number(*n));
+                next
+            }),
+            Some(AttrValue::Bool(b)) => *self.bools[usize::from(*b)].get_or_insert_with(|| {
+                self.col.values.push(Distinct::Bool(*b));
+                next
+            }),
+        };
+        self.col.ids.push(id);
+    }
+}
+
+impl<'d> Column<'d> {
+    fn build(values: impl Iterator<Item = Option<&'d AttrValue>>, len: usize) -> Column<'d> {
+        let mut builder = Builder::new(len);
+        for value in values {
+            builder.push(value);
         }
-        col
+        builder.col
     }
 
     /// The users having each value id, when the column has few distinct values.
@@ -247,6 +269,33 @@ impl<'d> DirectoryIndex<'d> {
     /// True when the directory has no user.
     pub fn is_empty(&self) -> bool {
         self.dir.users.is_empty()
+    }
+
+    /// Builds the columns of these attributes not built yet, in one pass over the users.
+    pub(crate) fn prepare<'n>(&self, names: impl IntoIterator<Item = &'n str>) {
+        let mut positions: Vec<usize> = names
+            .into_iter()
+            .filter_map(|n| self.attributes.get(n).copied())
+            .filter(|&p| self.columns.get(p).is_some_and(|c| c.get().is_none()))
+            .collect();
+        positions.sort_unstable();
+        positions.dedup();
+        if positions.len() < 2 {
+            return;
+        }
+        let len = self.dir.users.len();
+        let mut builders: Vec<Builder<'d>> = positions.iter().map(|_| Builder::new(len)).collect();
+        for user in &self.dir.users {
+            for (b, &p) in builders.iter_mut().zip(&positions) {
+                b.push(user.attrs.get(p));
+            }
+        }
+        for (b, p) in builders.into_iter().zip(positions) {
+            if let Some(cell) = self.columns.get(p) {
+                // Another thread may have built it meanwhile: either is the same column.
+                let _ = cell.set(b.col);
+            }
+        }
     }
 
     /// The column of `user.<name>`; `None` when the directory has no such attribute

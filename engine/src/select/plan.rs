@@ -178,6 +178,27 @@ impl Node {
         Some(leaf(field, test))
     }
 
+    /// Adds the attributes the plan reads columns of to `out`.
+    pub(crate) fn columns<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match self {
+            Node::Const(_) | Node::Memo { reads: Reads::Whole, .. } => {}
+            Node::Leaf { field, .. } => out.push(field),
+            Node::Memo { reads: Reads::Fields(fields), .. } => {
+                out.extend(fields.iter().map(|(f, _)| f.as_str()))
+            }
+            Node::Not(a) => a.columns(out),
+            Node::And(a, b) | Node::Or(a, b) => {
+                a.columns(out);
+                b.columns(out);
+            }
+            Node::Cond(c, a, b) => {
+                c.columns(out);
+                a.columns(out);
+                b.columns(out);
+            }
+        }
+    }
+
     /// Whether evaluating the plan runs the interpreter (and so needs a large stack).
     pub(crate) fn interprets(&self) -> bool {
         match self {
