@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::{
@@ -68,12 +69,14 @@ impl HttpWorkspace {
         format!("Bearer {}", self.token)
     }
 
-    fn get(&self, path: &str) -> Result<Value, WorkspaceError> {
+    /// GETs `path` and decodes the answer straight into `T`: no intermediate JSON
+    /// tree, so pages of 10,000 rows decode at the speed of the bytes.
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, WorkspaceError> {
         let answer = self.agent.get(&self.url(path)).header("authorization", &self.bearer()).call();
-        read(answer)
+        decode(&read(answer)?)
     }
 
-    fn send(&self, method: &str, path: &str, body: &Value) -> Result<Value, WorkspaceError> {
+    fn send<T: DeserializeOwned>(&self, method: &str, path: &str, body: &Value) -> Result<T, WorkspaceError> {
         let bytes = serde_json::to_vec(body).map_err(|e| WorkspaceError::Protocol(e.to_string()))?;
         let url = self.url(path);
         let answer = match method {
@@ -90,28 +93,42 @@ impl HttpWorkspace {
                 .header("content-type", "application/json")
                 .send(&bytes[..]),
         };
-        read(answer)
+        decode(&read(answer)?)
     }
 
     /// Pages through a list endpoint keyed by a string cursor (`after`).
-    fn pages(&self, path: &str, page: usize) -> Result<Vec<Value>, WorkspaceError> {
+    fn pages<T: DeserializeOwned>(&self, path: &str, page: usize) -> Result<Vec<T>, WorkspaceError> {
         let mut out = Vec::new();
         let mut after = String::new();
         loop {
-            let answer = self.get(&format!("{path}?limit={page}&after={}", encode(&after)))?;
-            let data = answer.get("data").and_then(Value::as_array).ok_or_else(|| missing("data"))?;
-            out.extend(data.iter().cloned());
-            let more = answer.get("has_more").and_then(Value::as_bool).unwrap_or(false);
-            match answer.get("next").and_then(Value::as_str) {
-                Some(next) if more && next > after.as_str() => after = next.to_string(),
+            let answer: Page<T, String> =
+                self.get(&format!("{path}?limit={page}&after={}", encode(&after)))?;
+            out.extend(answer.data);
+            match answer.next {
+                Some(next) if answer.has_more && next > after => after = next,
                 _ => return Ok(out),
             }
         }
     }
 }
 
-fn missing(field: &str) -> WorkspaceError {
-    WorkspaceError::Protocol(format!("the answer has no `{field}`"))
+/// One page of a list endpoint.
+#[derive(Deserialize)]
+struct Page<T, C> {
+    data: Vec<T>,
+    #[serde(default)]
+    has_more: bool,
+    #[serde(default = "none")]
+    next: Option<C>,
+}
+
+fn none<C>() -> Option<C> {
+    None
+}
+
+fn decode<T: DeserializeOwned>(text: &str) -> Result<T, WorkspaceError> {
+    serde_json::from_str(text)
+        .map_err(|e| WorkspaceError::Protocol(format!("the answer is not as expected: {e}")))
 }
 
 /// Percent-encodes a query value.
@@ -127,8 +144,8 @@ fn encode(text: &str) -> String {
     out
 }
 
-/// Maps a ureq answer to JSON or a typed error.
-fn read(answer: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Value, WorkspaceError> {
+/// The body of a successful answer, or a typed error.
+fn read(answer: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<String, WorkspaceError> {
     let mut response = answer.map_err(transport)?;
     let status = response.status().as_u16();
     let retry_after = response
@@ -138,18 +155,10 @@ fn read(answer: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
     let text = response.body_mut().with_config().limit(MAX_ANSWER).read_to_string().map_err(transport)?;
-    let body: Value = if text.trim().is_empty() {
-        Value::Null
-    } else {
-        match serde_json::from_str(&text) {
-            Ok(v) => v,
-            Err(_) if status >= 400 => Value::Null,
-            Err(e) => return Err(WorkspaceError::Protocol(format!("the answer is not JSON: {e}"))),
-        }
-    };
     if (200..300).contains(&status) {
-        return Ok(body);
+        return Ok(text);
     }
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     let error = body.get("error");
     let code = error.and_then(|e| e.get("code")).and_then(Value::as_str).unwrap_or("").to_string();
     let message = error
@@ -205,55 +214,76 @@ struct AuditRow {
     action: String,
     subject: String,
     #[serde(default)]
-    new: Option<Value>,
+    new: Option<AuditValue>,
     #[serde(default)]
     commit: Option<String>,
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(v: Value, what: &str) -> Result<T, WorkspaceError> {
-    serde_json::from_value(v).map_err(|e| WorkspaceError::Protocol(format!("bad {what}: {e}")))
+/// The `new` side of an audit row (limit rows; pool and settings rows have other fields).
+#[derive(Deserialize)]
+struct AuditValue {
+    #[serde(default)]
+    limit: Option<Limit>,
+    #[serde(default)]
+    source: Option<SourceKind>,
 }
 
-fn status_of(v: &Value) -> ItemStatus {
-    match v.get("status").and_then(Value::as_str) {
-        Some("created") => ItemStatus::Created,
-        Some("updated") => ItemStatus::Updated,
-        Some("removed") => ItemStatus::Removed,
-        _ => ItemStatus::Unchanged,
-    }
+#[derive(Deserialize)]
+struct SourceKind {
+    kind: String,
+}
+
+#[derive(Deserialize)]
+struct PoolRow {
+    group: String,
+    credits: Credits,
+}
+
+#[derive(Deserialize)]
+struct ItemRow {
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    group: Option<String>,
+    status: ItemStatus,
+}
+
+#[derive(Deserialize)]
+struct ApplyAnswer {
+    #[serde(default)]
+    results: Vec<ItemRow>,
+    #[serde(default)]
+    pools: Vec<ItemRow>,
+}
+
+#[derive(Deserialize)]
+struct LeaseAnswer {
+    #[serde(default)]
+    expires_at: Option<String>,
 }
 
 impl Workspace for HttpWorkspace {
     fn users(&self) -> Result<Vec<UserRecord>, WorkspaceError> {
-        self.pages("/v1/users", PAGE)?.into_iter().map(|v| parse(v, "user")).collect()
+        self.pages("/v1/users", PAGE)
     }
 
     fn limits(&self) -> Result<Vec<AppliedLimit>, WorkspaceError> {
-        self.pages("/v1/limits", 10_000)?
+        let rows: Vec<LimitRow> = self.pages("/v1/limits", 10_000)?;
+        Ok(rows
             .into_iter()
-            .map(|v| {
-                let row: LimitRow = parse(v, "limit")?;
-                Ok(AppliedLimit {
-                    user: row.user,
-                    limit: Limit { credits: row.credits, products: row.products, models: row.models },
-                    group: row.group,
-                    source: row.source,
-                    commit: row.commit,
-                })
+            .map(|row| AppliedLimit {
+                user: row.user,
+                limit: Limit { credits: row.credits, products: row.products, models: row.models },
+                group: row.group,
+                source: row.source,
+                commit: row.commit,
             })
-            .collect()
+            .collect())
     }
 
     fn pools(&self) -> Result<BTreeMap<String, Credits>, WorkspaceError> {
-        let answer = self.get("/v1/pools")?;
-        let data = answer.get("data").and_then(Value::as_array).ok_or_else(|| missing("data"))?;
-        let mut out = BTreeMap::new();
-        for row in data {
-            let group = row.get("group").and_then(Value::as_str).ok_or_else(|| missing("group"))?;
-            let credits: Credits = parse(row.get("credits").cloned().unwrap_or(Value::Null), "pool")?;
-            out.insert(group.to_string(), credits);
-        }
-        Ok(out)
+        let page: Page<PoolRow, String> = self.get("/v1/pools")?;
+        Ok(page.data.into_iter().map(|p| (p.group, p.credits)).collect())
     }
 
     fn last_applied(&self, actor: &str) -> Result<BTreeMap<String, LastApplied>, WorkspaceError> {
@@ -262,34 +292,25 @@ impl Workspace for HttpWorkspace {
         let mut out = BTreeMap::new();
         let mut after = 0i64;
         loop {
-            let answer = self.get(&format!("/v1/audit?limit={PAGE}&after={after}"))?;
-            let data = answer.get("data").and_then(Value::as_array).ok_or_else(|| missing("data"))?;
-            for v in data {
-                let row: AuditRow = parse(v.clone(), "audit row")?;
+            let page: Page<AuditRow, i64> = self.get(&format!("/v1/audit?limit={PAGE}&after={after}"))?;
+            let more = page.has_more && !page.data.is_empty();
+            for row in page.data {
                 after = after.max(row.seq);
                 if !row.actor.ends_with(&suffix) {
                     continue;
                 }
-                match row.action.as_str() {
-                    "limit.set" => {
-                        let new = row.new.unwrap_or(Value::Null);
-                        let limit: Limit =
-                            parse(new.get("limit").cloned().unwrap_or(Value::Null), "audit limit")?;
-                        let source_kind = new
-                            .get("source")
-                            .and_then(|s| s.get("kind"))
-                            .and_then(Value::as_str)
-                            .map(str::to_string);
+                match (row.action.as_str(), row.new) {
+                    ("limit.set", Some(AuditValue { limit: Some(limit), source })) => {
+                        let source_kind = source.map(|s| s.kind);
                         out.insert(row.subject, LastApplied { limit, commit: row.commit, source_kind });
                     }
-                    "limit.remove" => {
+                    ("limit.remove", _) => {
                         out.remove(&row.subject);
                     }
                     _ => {}
                 }
             }
-            let more = answer.get("has_more").and_then(Value::as_bool).unwrap_or(false);
-            if !more || data.is_empty() {
+            if !more {
                 return Ok(out);
             }
         }
@@ -323,28 +344,20 @@ impl Workspace for HttpWorkspace {
         if let (Some(s), Some(obj)) = (&batch.settings, body.as_object_mut()) {
             obj.insert("workspace".to_string(), json!(s));
         }
-        let answer = self.send("PUT", "/v1/limits", &body)?;
-        let mut result = BatchResult::default();
-        for r in answer.get("results").and_then(Value::as_array).into_iter().flatten() {
-            if let Some(user) = r.get("user").and_then(Value::as_str) {
-                result.users.push((user.to_string(), status_of(r)));
-            }
-        }
-        for r in answer.get("pools").and_then(Value::as_array).into_iter().flatten() {
-            if let Some(group) = r.get("group").and_then(Value::as_str) {
-                result.pools.push((group.to_string(), status_of(r)));
-            }
-        }
-        Ok(result)
+        let answer: ApplyAnswer = self.send("PUT", "/v1/limits", &body)?;
+        Ok(BatchResult {
+            users: answer.results.into_iter().filter_map(|r| Some((r.user?, r.status))).collect(),
+            pools: answer.pools.into_iter().filter_map(|r| Some((r.group?, r.status))).collect(),
+        })
     }
 
     fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<Lease, WorkspaceError> {
         let body = json!({ "holder": holder, "ttl_seconds": ttl.as_secs().max(1) });
-        match self.send("POST", &format!("/v1/leases/{}", encode(name)), &body) {
+        match self.send::<LeaseAnswer>("POST", &format!("/v1/leases/{}", encode(name)), &body) {
             Ok(answer) => Ok(Lease {
                 name: name.to_string(),
                 holder: holder.to_string(),
-                expires_at: answer.get("expires_at").and_then(Value::as_str).unwrap_or("").to_string(),
+                expires_at: answer.expires_at.unwrap_or_default(),
             }),
             Err(WorkspaceError::LeaseHeld { holder, expires_at, .. }) => {
                 Err(WorkspaceError::LeaseHeld { name: name.to_string(), holder, expires_at })
