@@ -440,7 +440,7 @@ pub fn evaluate<'a>(
     let model_slot: HashMap<&str, usize> =
         tracked_models.iter().enumerate().map(|(k, (n, _))| (*n, k)).collect();
     // The aggregate slot of each cap, per distinct limit (users share limits).
-    let mut cap_slots: HashMap<*const Limit, (Vec<Option<usize>>, Vec<Option<usize>>)> = HashMap::new();
+    let mut cap_slots: HashMap<*const Limit, CapSlots> = HashMap::new();
     for r in &resolution.users {
         cap_slots.entry(std::sync::Arc::as_ptr(&r.limit)).or_insert_with(|| {
             (
@@ -639,6 +639,9 @@ pub fn evaluate<'a>(
         daily,
     })
 }
+
+/// The aggregate slot of each product cap and each model cap of one limit, in key order.
+type CapSlots = (Vec<Option<usize>>, Vec<Option<usize>>);
 
 /// What every cap of one user is measured against.
 struct CapCtx {

@@ -7,6 +7,8 @@
 //! snapshots the diagnostics and the whole JSON output so a reviewer sees every
 //! answer, exact decimals included.
 
+#![expect(clippy::expect_used, clippy::panic, reason = "test helpers fail the test on bad case files")]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -305,12 +305,10 @@ fn parse_csv(ctx: &mut Ctx, bytes: &[u8], table: &mut UsageTable) -> Result<(), 
     table.reserve(bytes.len().saturating_sub(pos) / 48);
     let mut cache = FastCache::default();
     while pos < bytes.len() {
-        if canonical {
-            if let Some(next) = fast_row(bytes, pos, line, ctx, table, &mut cache) {
-                pos = next;
-                line += 1;
-                continue;
-            }
+        if canonical && let Some(next) = fast_row(bytes, pos, line, ctx, table, &mut cache) {
+            pos = next;
+            line += 1;
+            continue;
         }
         let mut reader = csv::Reader::at(bytes, pos, line);
         let Some((row_line, result)) = reader.next_record(&mut fields) else { break };
