@@ -139,6 +139,20 @@ impl Node {
         }
     }
 
+    /// Moves the node and its children down by `lines` lines and `bytes` bytes.
+    fn shift(&mut self, lines: u32, bytes: usize) {
+        self.pos.line = self.pos.line.saturating_add(lines);
+        self.pos.offset += bytes;
+        match &mut self.value {
+            Value::Seq(items) => items.iter_mut().for_each(|n| n.shift(lines, bytes)),
+            Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+                k.shift(lines, bytes);
+                v.shift(lines, bytes);
+            }),
+            _ => {}
+        }
+    }
+
     /// A scalar as text (map keys that are not strings become their text).
     pub fn scalar_text(&self) -> String {
         match &self.value {
@@ -269,8 +283,64 @@ pub fn parse_documents(file: &Arc<str>, text: &str) -> Result<Vec<Node>, Diagnos
     if let Some(d) = control_character(file, text) {
         return Err(d);
     }
-    serde_saphyr::from_str_multiple_with_options::<Node, Vec<Node>>(text, options())
-        .map_err(|e| yaml_error(file, text, &e))
+    // Each document is parsed on its own: the parser's budgets then apply per
+    // document, and its cost stays linear in the number of documents (parsing a
+    // whole multi-document stream at once re-counts earlier documents).
+    let mut nodes = Vec::new();
+    for chunk in document_chunks(text) {
+        let parsed = serde_saphyr::from_str_multiple_with_options::<Node, Vec<Node>>(chunk.text, options());
+        match parsed {
+            Ok(found) => nodes.extend(found.into_iter().map(|mut n| {
+                n.shift(chunk.line, chunk.offset);
+                n
+            })),
+            Err(e) => {
+                let mut d = yaml_error(file, chunk.text, &e);
+                if let Some(l) = d.location.as_mut() {
+                    l.line = l.line.saturating_add(chunk.line);
+                    l.offset += chunk.offset;
+                }
+                return Err(d);
+            }
+        }
+    }
+    Ok(nodes)
+}
+
+/// A part of a file holding one document (or a leading part with none).
+struct Chunk<'a> {
+    text: &'a str,
+    /// Lines before the chunk.
+    line: u32,
+    /// Bytes before the chunk.
+    offset: usize,
+}
+
+/// Splits a YAML stream before each `---` marker line. YAML forbids `---` at the start
+/// of a line inside any scalar, so such a line always starts a new document; a marker
+/// preceded by a directive (`%YAML`) stays with it.
+fn document_chunks(text: &str) -> Vec<Chunk<'_>> {
+    let mut chunks = Vec::new();
+    let (mut start, mut start_line) = (0usize, 0u32);
+    let (mut offset, mut line) = (0usize, 0u32);
+    let mut after_directive = false;
+    for raw in text.split_inclusive('\n') {
+        let is_marker = raw.starts_with("---")
+            && raw[3..].chars().next().is_none_or(|c| c == ' ' || c == '\t' || c == '\r' || c == '\n');
+        if is_marker && offset > start && !after_directive {
+            chunks.push(Chunk { text: &text[start..offset], line: start_line, offset: start });
+            start = offset;
+            start_line = line;
+        }
+        let trimmed = raw.trim();
+        if !trimmed.is_empty() && !trimmed.starts_with('#') {
+            after_directive = raw.starts_with('%');
+        }
+        offset += raw.len();
+        line += 1;
+    }
+    chunks.push(Chunk { text: &text[start..], line: start_line, offset: start });
+    chunks
 }
 
 /// A character YAML does not allow in a file (NUL, escape, …): the file is binary, not text.
@@ -441,6 +511,26 @@ mod tests {
         assert_eq!((c.pos.line, c.pos.column), (3, 10));
         assert_eq!(docs[1].get("d").unwrap().value, Value::Float(0.1));
         assert_eq!(docs[1].get("d").unwrap().pos.line, 5);
+    }
+
+    #[test]
+    fn many_documents_parse_in_linear_time_with_exact_positions() {
+        let doc = "kind: Override\nname: x\nadd: { credits: 5 }\n";
+        let text: String = (0..3000).map(|_| format!("---\n{doc}")).collect();
+        let docs = parse(&text).unwrap();
+        assert_eq!(docs.len(), 3000);
+        let last = docs[2999].get("add").unwrap().get("credits").unwrap();
+        assert_eq!((last.pos.line, last.pos.column), (2999 * 4 + 4, 17));
+        assert_eq!(&text[last.pos.offset..last.pos.offset + 1], "5");
+    }
+
+    #[test]
+    fn errors_in_later_documents_point_at_their_line() {
+        let d = parse("a: 1\n---\nb: 2\n---\nc: [1\n").unwrap_err();
+        assert_eq!(d.code, "yaml/syntax");
+        assert!(d.location.unwrap().line >= 5);
+        let docs = parse("%YAML 1.2\n---\na: 1\n...\n---\nb: --- not a marker\n").unwrap();
+        assert_eq!(docs.len(), 2);
     }
 
     #[test]
