@@ -259,6 +259,9 @@ pub struct RunReport {
     pub interrupted: bool,
     /// The changes the run would make (dry run) or planned.
     pub planned: usize,
+    /// A dry run past the blast-radius guard: why a real run would refuse.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blast_radius: Option<String>,
 }
 
 impl RunReport {
@@ -291,7 +294,13 @@ pub fn reconcile(ctx: &Context<'_>) -> Result<Run, ReconcileError> {
     let live = Live::new(read(ctx, |w| w.limits())?, read(ctx, |w| w.pools())?);
     let last = read(ctx, |w| w.last_applied(&o.actor))?;
     let changes = plan_changes(&desired, &live, &last, PlanOptions { no_revert: o.no_revert });
-    changes.check_blast_radius(&o.guard).map_err(ReconcileError::BlastRadius)?;
+    // A dry run shows the change even past the guard, and says so; a real run refuses.
+    let breach = changes.check_blast_radius(&o.guard).err();
+    if let Some(b) = &breach
+        && !o.dry_run
+    {
+        return Err(ReconcileError::BlastRadius(b.clone()));
+    }
 
     let mut report = RunReport {
         commit: changes.commit.clone(),
@@ -305,6 +314,7 @@ pub fn reconcile(ctx: &Context<'_>) -> Result<Run, ReconcileError> {
             .collect(),
         drift: changes.drift.clone(),
         planned: changes.changes.len(),
+        blast_radius: breach.map(|b| format!("{b}; a real run needs `--allow-mass-change`")),
         ..RunReport::default()
     };
     let action = Action { requeue_after: o.every, alert: false };

@@ -251,6 +251,11 @@ fn the_blast_radius_guard_refuses_mass_lowering() {
     assert!(matches!(err, ReconcileError::BlastRadius(_)), "{err}");
     assert!(err.to_string().contains("--allow-mass-change"));
     assert_eq!(h.limit_sets(), 10, "nothing written");
+    h.options.dry_run = true;
+    let dry = h.run().unwrap();
+    assert_eq!(dry.report.not_attempted.len(), 5, "a dry run shows the change");
+    assert!(dry.report.blast_radius.as_deref().unwrap().contains("--allow-mass-change"));
+    h.options.dry_run = false;
     h.options.guard.allow_mass_change = true;
     assert_eq!(h.run().unwrap().report.applied.len(), 5);
 }

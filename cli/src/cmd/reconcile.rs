@@ -386,6 +386,9 @@ fn human(args: &Args, outcome: &Result<Run, ReconcileError>) -> String {
     let unmanaged = r.drift.iter().filter(|d| d.kind == Drift::Unmanaged).count();
     let expected = r.drift.iter().filter(|d| d.kind == Drift::Expected).count();
     let _ = writeln!(out, "  drift: {unmanaged} unmanaged, {expected} expected");
+    if let Some(why) = &r.blast_radius {
+        let _ = writeln!(out, "  guard: {why}");
+    }
     if r.circuit_open {
         let _ = writeln!(
             out,
