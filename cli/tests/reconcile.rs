@@ -444,12 +444,14 @@ fn handle(mut conn: TcpStream, upstream: SocketAddr, faults: &Mutex<Vec<Fault>>)
 fn faults_on_the_way_are_retried_and_nothing_is_applied_twice() {
     let s = serve();
     let r = repo();
-    let via = proxy(s.addr, vec![Fault::Status500, Fault::TooMany, Fault::DropAfterForward]);
+    let faults = vec![Fault::Status500, Fault::TooMany, Fault::DropAfterForward, Fault::HangAfterForward];
+    let via = proxy(s.addr, faults);
     let started = std::time::Instant::now();
-    let (code, out, err) = reconcile(r.path(), &url(via), &["--now", NOW, "--batch-size", "2"]);
+    let (code, out, err) =
+        reconcile(r.path(), &url(via), &["--now", NOW, "--batch-size", "2", "--timeout", "2s"]);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After was honoured");
-    assert!(out["retries"].as_u64().unwrap() >= 3, "{out}");
+    assert!(out["retries"].as_u64().unwrap() >= 4, "{out}");
     assert_eq!(users_of(&out["applied"]), ["alice@acme.com", "bob@acme.com", "carol@acme.com"]);
     let sets = audit(&s).into_iter().filter(|a| a["action"] == "limit.set").count();
     assert_eq!(sets, 3, "each change audited exactly once");
