@@ -47,6 +47,11 @@ impl UsageFormat {
 /// Reads a usage file into `table`, the format chosen by extension; dates from
 /// timestamps are taken in `tz`. Returns the bad rows as diagnostics.
 pub fn read_usage(path: &Path, table: &mut UsageTable, tz: Tz) -> Result<Vec<Diagnostic>, InputError> {
+    if UsageFormat::from_path(path) == UsageFormat::Csv {
+        let mut ctx = Ctx { file: file_name(path), tz, out: Vec::new() };
+        stream_csv(path, &mut ctx, table, BLOCK)?;
+        return Ok(ctx.out);
+    }
     let bytes = read_bytes(path)?;
     parse_usage(&file_name(path), &bytes, UsageFormat::from_path(path), table, tz)
         .map_err(|reason| InputError::Format { path: path.to_path_buf(), reason })
@@ -262,65 +267,153 @@ fn column_for(roles: &[Role], lens: &[usize], role: Role) -> u32 {
 }
 
 fn parse_csv(ctx: &mut Ctx, bytes: &[u8], table: &mut UsageTable) -> Result<(), String> {
-    let mut reader = csv::Reader::new(bytes);
-    let mut fields: Vec<Cow<'_, [u8]>> = Vec::new();
-    let header: Vec<String> = match reader.next_record(&mut fields) {
-        None => return Ok(()),
-        Some((_, Err(e))) => return Err(format!("header: {}", e.message())),
-        Some((_, Ok(()))) => {
-            fields.iter().map(|f| String::from_utf8_lossy(f).trim().to_ascii_lowercase()).collect()
-        }
-    };
-    let mut roles = Vec::with_capacity(header.len());
-    for (i, name) in header.iter().enumerate() {
-        match role_of(name) {
-            Some(r) if roles.contains(&r) => {
-                return Err(format!("column `{name}` appears twice in the header"));
-            }
-            Some(r) => roles.push(r),
-            None => {
-                let mut d = Diagnostic::error("usage/unknown-column", format!("unknown column `{name}`"))
-                    .at(at(&ctx.file, 1, header_column(&header, i)))
-                    .with_label("ignored");
-                let known = ["date", "user", "product", "model", "credits"];
-                d = match crate::diag::did_you_mean(name, known) {
-                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                    None => d.with_help("usage columns are `date,user,product,model,credits`"),
-                };
-                ctx.out.push(d);
-                roles.push(Role::Ignored);
-            }
-        }
-    }
-    for (need, name) in [(Role::Date, "date"), (Role::User, "user"), (Role::Credits, "credits")] {
-        if !roles.contains(&need) {
-            return Err(format!(
-                "the header has no `{name}` column (expected `date,user,product,model,credits`)"
-            ));
-        }
-    }
-    let canonical = roles == CANONICAL;
-    let mut pos = reader.position();
-    let mut line = reader.line();
-    table.reserve(bytes.len().saturating_sub(pos) / 48);
-    let mut cache = FastCache::default();
-    while pos < bytes.len() {
-        if canonical && let Some(next) = fast_row(bytes, pos, line, ctx, table, &mut cache) {
-            pos = next;
-            line += 1;
-            continue;
-        }
-        let mut reader = csv::Reader::at(bytes, pos, line);
-        let Some((row_line, result)) = reader.next_record(&mut fields) else { break };
-        pos = reader.position();
-        line = reader.line();
-        if let Err(e) = result {
-            ctx.bad_row(row_line, 1, e.message().to_string());
-            continue;
-        }
-        general_row(ctx, table, row_line, &roles, &fields);
-    }
+    let Some(mut state) = CsvState::header(ctx, bytes)? else { return Ok(()) };
+    table.reserve(bytes.len().saturating_sub(state.pos) / 48);
+    let start = state.pos;
+    state.rows(ctx, bytes, start, true, table);
     Ok(())
+}
+
+/// Block size for streaming a CSV usage file.
+const BLOCK: usize = 16 << 20;
+
+/// Reads a CSV usage file block by block, so a multi-gigabyte export is never held
+/// in memory whole; rows are parsed exactly as [`parse_csv`] parses them.
+fn stream_csv(path: &Path, ctx: &mut Ctx, table: &mut UsageTable, block: usize) -> Result<(), InputError> {
+    use std::io::Read;
+    let io = |source| InputError::Io { path: path.to_path_buf(), source };
+    let mut reader = std::fs::File::open(path).map_err(io)?;
+    let mut buf: Vec<u8> = Vec::with_capacity(block * 2);
+    let mut eof = false;
+    let mut fill = |buf: &mut Vec<u8>, eof: &mut bool| -> Result<(), InputError> {
+        let old = buf.len();
+        buf.resize(old + block, 0);
+        let n = reader.read(&mut buf[old..]).map_err(io)?;
+        buf.truncate(old + n);
+        *eof = n == 0;
+        Ok(())
+    };
+    // The header: a complete first line.
+    while !eof && memchr::memchr(b'\n', &buf).is_none() {
+        fill(&mut buf, &mut eof)?;
+    }
+    let format = |reason| InputError::Format { path: path.to_path_buf(), reason };
+    let Some(mut state) = CsvState::header(ctx, &buf).map_err(format)? else { return Ok(()) };
+    if let Ok(meta) = std::fs::metadata(path) {
+        table.reserve(usize::try_from(meta.len() / 48).unwrap_or(0));
+    }
+    let mut start = state.pos;
+    loop {
+        let consumed = state.rows(ctx, &buf, start, eof, table);
+        if eof {
+            return Ok(());
+        }
+        buf.drain(..consumed);
+        start = 0;
+        fill(&mut buf, &mut eof)?;
+    }
+}
+
+/// Where a CSV parse stands: the columns, the next line, and the fast path's cache.
+struct CsvState {
+    roles: Vec<Role>,
+    canonical: bool,
+    pos: usize,
+    line: u32,
+    cache: FastCache,
+}
+
+impl CsvState {
+    /// Reads the header; `None` for an empty file.
+    fn header(ctx: &mut Ctx, bytes: &[u8]) -> Result<Option<CsvState>, String> {
+        let mut reader = csv::Reader::new(bytes);
+        let mut fields: Vec<Cow<'_, [u8]>> = Vec::new();
+        let header: Vec<String> = match reader.next_record(&mut fields) {
+            None => return Ok(None),
+            Some((_, Err(e))) => return Err(format!("header: {}", e.message())),
+            Some((_, Ok(()))) => {
+                fields.iter().map(|f| String::from_utf8_lossy(f).trim().to_ascii_lowercase()).collect()
+            }
+        };
+        let mut roles = Vec::with_capacity(header.len());
+        for (i, name) in header.iter().enumerate() {
+            match role_of(name) {
+                Some(r) if roles.contains(&r) => {
+                    return Err(format!("column `{name}` appears twice in the header"));
+                }
+                Some(r) => roles.push(r),
+                None => {
+                    let mut d = Diagnostic::error("usage/unknown-column", format!("unknown column `{name}`"))
+                        .at(at(&ctx.file, 1, header_column(&header, i)))
+                        .with_label("ignored");
+                    let known = ["date", "user", "product", "model", "credits"];
+                    d = match crate::diag::did_you_mean(name, known) {
+                        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                        None => d.with_help("usage columns are `date,user,product,model,credits`"),
+                    };
+                    ctx.out.push(d);
+                    roles.push(Role::Ignored);
+                }
+            }
+        }
+        for (need, name) in [(Role::Date, "date"), (Role::User, "user"), (Role::Credits, "credits")] {
+            if !roles.contains(&need) {
+                return Err(format!(
+                    "the header has no `{name}` column (expected `date,user,product,model,credits`)"
+                ));
+            }
+        }
+        Ok(Some(CsvState {
+            canonical: roles == CANONICAL,
+            roles,
+            pos: reader.position(),
+            line: reader.line(),
+            cache: FastCache::default(),
+        }))
+    }
+
+    /// Parses the rows of `bytes` from `pos`; without `eof`, only complete lines, and
+    /// a quoted record still open at the end waits for more. Returns the bytes consumed.
+    fn rows(
+        &mut self,
+        ctx: &mut Ctx,
+        bytes: &[u8],
+        mut pos: usize,
+        eof: bool,
+        table: &mut UsageTable,
+    ) -> usize {
+        let limit = if eof { bytes.len() } else { memchr::memrchr(b'\n', bytes).map_or(0, |i| i + 1) };
+        let bytes = &bytes[..limit.max(pos)];
+        let mut fields: Vec<Cow<'_, [u8]>> = Vec::new();
+        while pos < bytes.len() {
+            if self.canonical
+                && let Some(next) = fast_row(bytes, pos, self.line, ctx, table, &mut self.cache)
+            {
+                pos = next;
+                self.line += 1;
+                continue;
+            }
+            let mut reader = csv::Reader::at(bytes, pos, self.line);
+            let Some((row_line, result)) = reader.next_record(&mut fields) else {
+                // Only blank lines were left: they still count as lines.
+                pos = bytes.len();
+                self.line = reader.line();
+                break;
+            };
+            if !eof && result == Err(csv::CsvError::UnterminatedQuote) {
+                // The record continues in the next block.
+                break;
+            }
+            pos = reader.position();
+            self.line = reader.line();
+            if let Err(e) = result {
+                ctx.bad_row(row_line, 1, e.message().to_string());
+                continue;
+            }
+            general_row(ctx, table, row_line, &self.roles, &fields);
+        }
+        pos
+    }
 }
 
 /// The 1-based column where header field `index` starts.
@@ -761,6 +854,37 @@ mod tests {
         assert_eq!(got[2].1, 32, "points at the credits column");
         assert!(got[5].2.contains("6 fields"));
         assert_eq!(t.unknown_users()[0].first.line, 11);
+    }
+
+    #[test]
+    fn streaming_in_tiny_blocks_reads_what_parsing_in_one_piece_reads() {
+        let text = "date,user,product,model,credits\n\
+                    2026-11-01,a@x.com,codex,gpt-5,0.1\n\
+                    2026-11-01,b@x.com,codex,\"multi\nline, model\",2\n\
+                    2026-11-31,a@x.com,codex,gpt-5,1\n\
+                    \n\
+                    2026-11-02,zed@x.com,chatgpt,gpt-5,3\n\
+                    2026-11-02,\"a@x.com,codex,gpt-5,1\n\
+                    2026-11-03,a@x.com,codex,gpt-5,4";
+        let mut whole = table();
+        let want =
+            parse_usage(&"u.csv".into(), text.as_bytes(), UsageFormat::Csv, &mut whole, Tz::UTC).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("u.csv");
+        std::fs::write(&path, text).unwrap();
+        for block in [1, 3, 7, 64, 1 << 20] {
+            let mut t = table();
+            let mut ctx = Ctx { file: "u.csv".into(), tz: Tz::UTC, out: Vec::new() };
+            stream_csv(&path, &mut ctx, &mut t, block).unwrap();
+            assert_eq!(codes(&ctx.out), codes(&want), "block {block}");
+            assert_eq!(
+                (&t.user, &t.model, &t.micros, &t.day),
+                (&whole.user, &whole.model, &whole.micros, &whole.day)
+            );
+            assert_eq!(t.models(), whole.models(), "block {block}");
+        }
+        assert_eq!(whole.len(), 4);
+        assert_eq!(whole.models(), ["gpt-5", "multi\nline, model"]);
     }
 
     #[test]
