@@ -76,8 +76,14 @@ pub fn check(
         let field = pointer.rsplit('/').next().unwrap_or("").to_string();
         let d = match error.kind() {
             ValidationErrorKind::AdditionalProperties { unexpected } => {
+                // One pass over the mapping's keys: a file with thousands of unknown
+                // fields must not cost a scan per field.
+                let keys: std::collections::HashMap<String, &Node> = match &at.value {
+                    Value::Map(entries) => entries.iter().map(|(k, _)| (k.scalar_text(), k)).collect(),
+                    _ => std::collections::HashMap::new(),
+                };
                 for key in unexpected {
-                    let key_node = at.key(key).unwrap_or(at);
+                    let key_node = keys.get(key.as_str()).copied().unwrap_or(at);
                     let mut d = Diagnostic::error("schema/unknown-field", format!("unknown field `{key}`"))
                         .at(node_location(file, commit, key_node))
                         .with_label("not a field here");
