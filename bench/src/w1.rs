@@ -71,8 +71,13 @@ fn data(root: &Path, args: &Args, now: chrono::DateTime<chrono::Utc>) -> anyhow:
         return Ok(out);
     }
     eprintln!("W1: generating {} users and {} rows into `{}`", args.users, args.rows, out.display());
+    let started = std::time::Instant::now();
     let summary = generate(&spec, &out, true, &mut |_| {})?;
-    eprintln!("W1: expected status mix {:?}", summary.expected);
+    eprintln!(
+        "W1: generated in {:.1} s; expected status mix {:?}",
+        started.elapsed().as_secs_f64(),
+        summary.expected
+    );
     std::fs::write(&marker, want)?;
     Ok(out)
 }

@@ -316,8 +316,7 @@ pub fn expected_mix(policy: &GenPolicy, usage: &PeriodUsage, today: NaiveDate) -
         }
     }
     let mut mix = Mix::default();
-    for u in 0..users {
-        let limit = &limits[u];
+    for (u, limit) in limits.iter().enumerate().take(users) {
         let share =
             |used: i64, of: Credits| if of.micros() <= 0 { 1.0 } else { used as f64 / of.micros() as f64 };
         let mut worst = share(usage.total[u], limit.credits);

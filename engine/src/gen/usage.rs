@@ -78,10 +78,10 @@ fn rows_per_user(rng: &mut Rng, users: usize, rows: u64) -> Vec<u64> {
     let mut weights: Vec<f64> =
         (0..users).map(|_| if rng.chance(0.08) { 0.0 } else { rng.pareto(1.3).min(400.0) }).collect();
     let total: f64 = weights.iter().sum();
-    if total <= 0.0 {
-        if let Some(first) = weights.first_mut() {
-            *first = 1.0;
-        }
+    if total <= 0.0
+        && let Some(first) = weights.first_mut()
+    {
+        *first = 1.0;
     }
     let total: f64 = weights.iter().sum();
     let mut out = Vec::with_capacity(users);
