@@ -651,8 +651,8 @@ struct CapCtx {
 }
 
 impl CapCtx {
-    /// The caps of one kind; a cap at or past the warning threshold makes the user's
-    /// status at least `warning` (a cap never makes the user `exceeded`).
+    /// The caps of one kind; a non-zero cap at or past the warning threshold makes the
+    /// user's status at least `warning` (a cap never makes the user `exceeded`).
     fn caps<'a>(
         &self,
         names: &'a std::collections::BTreeMap<String, Credits>,
@@ -666,7 +666,10 @@ impl CapCtx {
             .map(|(i, (name, &cap))| {
                 let cap_used = slots.get(i).copied().flatten().map_or(Credits::ZERO, &used_of);
                 let cap_status = status_of(cap_used, cap, self.warn);
-                if cap_status > Status::Ok {
+                // A cap of zero switches a product or model off: it blocks that
+                // product, but it is a setting, not a budget running low, so it never
+                // raises the user's status (else every such user would show `warning`).
+                if cap_status > Status::Ok && !cap.is_zero() {
                     *status = (*status).max(Status::Warning);
                 }
                 CapStatus {
