@@ -7,6 +7,8 @@
 mod measure;
 mod w1;
 mod w1r;
+mod w2;
+mod w2h;
 mod w3;
 
 use std::path::PathBuf;
@@ -39,6 +41,10 @@ enum Workload {
     W1r(w1r::Args),
     /// W1: status sweep in memory and end to end vs DuckDB and a hand-written loop.
     W1(w1::Args),
+    /// W2: in-process check latency vs `cedar-policy` and `regorus` under 1 / 50 / 1,000 rules.
+    W2(w2::Args),
+    /// W2h: HTTP check with reservation on loopback, p50/p99 at a fixed rate, then a 20-way burst.
+    W2h(w2h::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,5 +54,7 @@ fn main() -> anyhow::Result<()> {
         Workload::W3 { files } => w3::run(&cli.data, &files, cli.runs),
         Workload::W1r(args) => w1r::run(&cli.data, &args, cli.runs),
         Workload::W1(args) => w1::run(&cli.data, &args, cli.runs),
+        Workload::W2(args) => w2::run(&args, cli.runs),
+        Workload::W2h(args) => w2h::run(&cli.data, &args),
     }
 }

@@ -1,0 +1,141 @@
+//! The Costs API read by a client nobody here wrote: the official `openai` Python SDK
+//! pages through `GET /v1/organization/costs` of a real `budgit serve` and parses
+//! every result under its own strict response models.
+//!
+//! The interpreter is `BUDGIT_SDK_PYTHON` when set; otherwise the test makes a venv
+//! under the target directory on first use (`python3 -m venv` + `pip install openai`,
+//! about half a minute) and reuses it afterwards. Without python3 or the package index
+//! the test fails and says how to set it up: it never passes without running the SDK.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions should fail loudly too"
+)]
+
+#[path = "../../console/tests/common/http.rs"]
+mod http;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use http::send;
+use serde_json::{Value, json};
+
+const ADMIN: &str = "sdk-test-admin-5d1e";
+/// 2026-11-01T00:00:00Z.
+const DAY0: i64 = 1_793_491_200;
+const DAY: i64 = 86_400;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(db: &Path) -> (Server, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_budgit"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(db)
+        .env_clear()
+        .env("NO_COLOR", "1")
+        .env("BUDGIT_ADMIN_TOKEN", ADMIN)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pipe = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("budgit serve listening on http://") {
+                let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
+            }
+        }
+    });
+    let server = Server(child);
+    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("the server did not start");
+    (server, addr)
+}
+
+const SETUP: &str = "set BUDGIT_SDK_PYTHON to a Python that has the `openai` package \
+    (`python3 -m venv .venv-sdk && .venv-sdk/bin/pip install openai`, then \
+    `BUDGIT_SDK_PYTHON=$PWD/.venv-sdk/bin/python`), or make `python3` with `venv` and \
+    access to PyPI available so the test can create one";
+
+/// The Python to run the SDK with: `BUDGIT_SDK_PYTHON`, or a venv made on first use.
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("BUDGIT_SDK_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sdk-venv");
+    let py = venv.join("bin/python");
+    let has_openai = |py: &Path| {
+        Command::new(py).args(["-c", "import openai"]).status().is_ok_and(|s| s.success())
+    };
+    if has_openai(&py) {
+        return py;
+    }
+    let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status();
+    assert!(made.is_ok_and(|s| s.success()), "could not create a venv with `python3 -m venv`: {SETUP}");
+    let pip = Command::new(venv.join("bin/pip")).args(["install", "-q", "openai"]).status();
+    assert!(pip.is_ok_and(|s| s.success()), "`pip install openai` failed: {SETUP}");
+    assert!(has_openai(&py), "the venv at `{}` cannot import openai: {SETUP}", venv.display());
+    py
+}
+
+fn event(id: &str, day: i64, user: &str, product: &str, model: &str, credits: f64) -> Value {
+    json!({ "id": id, "time": DAY0 + day * DAY + 3600, "user": user, "product": product, "model": model, "credits": credits })
+}
+
+#[test]
+fn the_openai_sdk_pages_through_costs_and_parses_every_result() {
+    let py = python();
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, addr) = serve(&dir.path().join("budgit.db"));
+    let events = json!([
+        event("e1", 0, "a@x.com", "chatgpt", "gpt-5", 1.5),
+        event("e2", 0, "b@x.com", "codex", "gpt-5-codex", 2.25),
+        event("e3", 1, "a@x.com", "chatgpt", "gpt-5", 0.5),
+        event("e4", 1, "a@x.com", "codex", "gpt-5-codex", 3.0),
+        event("e5", 2, "c@x.com", "chatgpt", "gpt-5", 10.0),
+        event("e6", 2, "b@x.com", "codex", "gpt-5-codex", 0.75),
+        event("e7", 3, "a@x.com", "chatgpt", "gpt-5", 1.25),
+        // a retry of e5: counted once
+        event("e5", 2, "c@x.com", "chatgpt", "gpt-5", 10.0),
+    ]);
+    let r = send(addr, "POST", "/v1/usage/events", Some(ADMIN), Some(&events.to_string()));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!((r.json()["accepted"].clone(), r.json()["duplicates"].clone()), (json!(7), json!(1)));
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/sdk/costs_openai.py");
+    // four daily buckets, three per page: the SDK must follow `next_page` once
+    let out = Command::new(&py)
+        .arg(&script)
+        .arg(format!("http://{addr}/v1"))
+        .arg(ADMIN)
+        .arg(DAY0.to_string())
+        .arg((DAY0 + 4 * DAY).to_string())
+        .arg("3")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the SDK script failed:\n{stdout}\n{stderr}");
+    let got: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(got["pages"], 2, "{got}");
+    assert_eq!(got["buckets"], 4, "{got}");
+    // distinct (day, user, line item): 2 + 2 + 2 + 1
+    assert_eq!(got["results"], 7, "{got}");
+    assert_eq!(got["by_user"], json!({ "a@x.com": 6.25, "b@x.com": 3.0, "c@x.com": 10.0 }), "{got}");
+    assert_eq!(got["by_line_item"], json!({ "chatgpt, gpt-5": 13.25, "codex, gpt-5-codex": 6.0 }), "{got}");
+    assert!(!stdout.contains(ADMIN) && !stderr.contains(ADMIN));
+}
