@@ -78,9 +78,8 @@ fn python() -> PathBuf {
     }
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sdk-venv");
     let py = venv.join("bin/python");
-    let has_openai = |py: &Path| {
-        Command::new(py).args(["-c", "import openai"]).status().is_ok_and(|s| s.success())
-    };
+    let has_openai =
+        |py: &Path| Command::new(py).args(["-c", "import openai"]).status().is_ok_and(|s| s.success());
     if has_openai(&py) {
         return py;
     }
@@ -126,7 +125,7 @@ fn the_openai_sdk_pages_through_costs_and_parses_every_result() {
         .arg((DAY0 + 4 * DAY).to_string())
         .arg("3")
         .output()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("cannot run `{}` ({e}): {SETUP}", py.display()));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the SDK script failed:\n{stdout}\n{stderr}");
