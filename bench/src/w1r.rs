@@ -154,10 +154,11 @@ impl<'d> Columns<'d> {
             }
             Predicate::Not(a) => {
                 let mut x: Vec<u64> = self.eval(a).iter().map(|w| !w).collect();
-                if self.len % 64 != 0 {
-                    if let Some(last) = x.last_mut() {
-                        *last &= (1u64 << (self.len % 64)) - 1;
-                    }
+                // Clear the bits past the last user so `count_ones` stays exact.
+                if !self.len.is_multiple_of(64)
+                    && let Some(last) = x.last_mut()
+                {
+                    *last &= (1u64 << (self.len % 64)) - 1;
                 }
                 x
             }
