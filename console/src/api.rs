@@ -196,6 +196,17 @@ impl QueryPairs {
 }
 
 /// Quotes a CSV field when needed (and defuses spreadsheet formulas).
+/// A page of a list endpoint: `{"object": "list", "data", "has_more", "next"}`, where
+/// `next` is the cursor to pass as `after` for the following page.
+pub(crate) fn list_response(
+    data: impl serde::Serialize,
+    has_more: bool,
+    next: impl serde::Serialize,
+) -> Response {
+    axum::Json(serde_json::json!({ "object": "list", "data": data, "has_more": has_more, "next": next }))
+        .into_response()
+}
+
 pub(crate) fn csv_field(s: &str) -> String {
     let s = if s.starts_with(['=', '+', '-', '@']) && s.parse::<f64>().is_err() {
         format!("'{s}")

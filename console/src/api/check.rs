@@ -301,6 +301,5 @@ pub async fn alerts(
         })
         .await?;
     let next = if has_more { rows.last().and_then(|r| r.get("seq").cloned()) } else { None };
-    Ok(axum::Json(json!({ "object": "list", "data": rows, "has_more": has_more, "next": next }))
-        .into_response())
+    Ok(super::list_response(rows, has_more, next))
 }

@@ -377,8 +377,7 @@ pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
         })
         .await?;
     let next = if has_more { rows.last().and_then(|r| r.get("user").cloned()) } else { None };
-    Ok(axum::Json(json!({ "object": "list", "data": rows, "has_more": has_more, "next": next }))
-        .into_response())
+    Ok(super::list_response(rows, has_more, next))
 }
 
 /// `GET /v1/pools`: every group pool (admin).
@@ -496,8 +495,7 @@ pub async fn audit(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
             })
         })
         .collect();
-    Ok(axum::Json(json!({ "object": "list", "data": data, "has_more": has_more, "next": next }))
-        .into_response())
+    Ok(super::list_response(data, has_more, next))
 }
 
 struct AuditRow {

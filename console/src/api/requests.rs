@@ -135,8 +135,7 @@ pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
         })
         .await?;
     let next = if has_more { rows.last().and_then(|r| r.get("id").cloned()) } else { None };
-    Ok(axum::Json(json!({ "object": "list", "data": rows, "has_more": has_more, "next": next }))
-        .into_response())
+    Ok(super::list_response(rows, has_more, next))
 }
 
 fn parse_id(id: Result<Path<String>, PathRejection>) -> ApiResult<i64> {

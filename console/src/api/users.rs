@@ -213,8 +213,7 @@ pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
             json!({ "email": email, "attributes": serde_json::from_str::<Value>(&attrs).unwrap_or(Value::Null) })
         })
         .collect();
-    Ok(axum::Json(json!({ "object": "list", "data": data, "has_more": has_more, "next": next }))
-        .into_response())
+    Ok(super::list_response(data, has_more, next))
 }
 
 /// `GET /v1/users/{email}`: one user with the applied limit and this period's usage.
