@@ -172,32 +172,6 @@ fn percent(p: Option<f64>) -> String {
     p.map_or_else(|| "-".to_string(), |p| format!("{p:.2}%"))
 }
 
-/// Columns two spaces apart; the `numeric` ones right-aligned.
-fn columns(rows: &[Vec<String>], numeric: &[usize]) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::from("  ");
-        for (c, cell) in row.iter().enumerate() {
-            let pad = widths[c].saturating_sub(cell.chars().count());
-            if numeric.contains(&c) {
-                line.push_str(&" ".repeat(pad));
-                line.push_str(cell);
-            } else {
-                line.push_str(cell);
-                line.push_str(&" ".repeat(pad));
-            }
-            line.push_str("  ");
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
 fn table_text(e: &Evaluation<'_>, workspace: &str, top: usize, by: Option<By>) -> String {
     let mut out = String::new();
     let t = &e.totals;
@@ -276,7 +250,7 @@ fn table_text(e: &Evaluation<'_>, workspace: &str, top: usize, by: Option<By>) -
                 u.forecast_exhausted_on.map_or_else(|| "-".to_string(), |d| d.to_string()),
             ]);
         }
-        out.push_str(&columns(&rows, &[2, 3, 4, 5]));
+        out.push_str(&render::columns(&rows, &[2, 3, 4, 5]));
     }
     if !e.groups.is_empty() {
         let _ = writeln!(out, "\ngroups");
@@ -291,7 +265,7 @@ fn table_text(e: &Evaluation<'_>, workspace: &str, top: usize, by: Option<By>) -
                 g.status.as_str().to_string(),
             ]);
         }
-        out.push_str(&columns(&rows, &[1, 2, 3, 4]));
+        out.push_str(&render::columns(&rows, &[1, 2, 3, 4]));
     }
     let (title, rows) = match by {
         None | Some(By::Product) => ("product", &e.products),
@@ -306,7 +280,7 @@ fn table_text(e: &Evaluation<'_>, workspace: &str, top: usize, by: Option<By>) -
     };
     if !rows.is_empty() {
         let _ = writeln!(out, "\nby {title}");
-        out.push_str(&columns(&breakdown_rows(title, rows), &[1, 2, 3, 4]));
+        out.push_str(&render::columns(&breakdown_rows(title, rows), &[1, 2, 3, 4]));
     }
     out
 }

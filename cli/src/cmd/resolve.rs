@@ -243,39 +243,13 @@ fn table(
                 .map_or_else(|| "-".to_owned(), |g| g.doc.name.clone()),
         ]);
     }
-    out.push_str(&columns(&rows));
+    out.push_str(&render::columns(&rows, &[1]));
     let total = by_override + by_group + by_default;
     let _ = writeln!(
         out,
         "\n{}: {by_override} by an override, {by_group} by a group, {by_default} by the default",
         render::plural(total, "user"),
     );
-    out
-}
-
-/// Columns two spaces apart; the credits column right-aligned.
-fn columns(rows: &[Vec<String>]) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::from("  ");
-        for (c, cell) in row.iter().enumerate() {
-            let pad = " ".repeat(widths[c].saturating_sub(cell.chars().count()));
-            if c == 1 {
-                line.push_str(&pad);
-                line.push_str(cell);
-            } else {
-                line.push_str(cell);
-                line.push_str(&pad);
-            }
-            line.push_str("  ");
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
     out
 }
 
