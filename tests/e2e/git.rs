@@ -612,3 +612,30 @@ fn request_for_someone_outside_the_directory_commits_nothing() {
         Command::new("git").args(["branch", "--list", "budgit/*"]).current_dir(repo.path()).output().unwrap();
     assert!(branches.stdout.is_empty());
 }
+
+#[test]
+fn resolve_explain_and_evaluate_read_policies_at_a_revision() {
+    let repo = scenario();
+    // The working tree (c6) gives eng 1500; at c1 eng had 1000 and ann no override yet.
+    let at = |cmd: &[&str]| {
+        let mut args = cmd.to_vec();
+        args.extend(["--directory", "directory.csv", "--now", NOW]);
+        budgit(repo.path(), &args)
+    };
+    let now_tree = at(&["resolve", "--user", "bob@acme.com", "--format", "json"]);
+    assert_eq!(now_tree.code, 0, "{}", now_tree.snapshot());
+    assert_eq!(json(&now_tree)["users"][0]["credits"], 1500, "{}", now_tree.stdout);
+    let then = at(&["resolve", "--ref", "c1", "--user", "bob@acme.com", "--format", "json"]);
+    assert_eq!(then.code, 0, "{}", then.snapshot());
+    assert_eq!(json(&then)["users"][0]["credits"], 1000, "{}", then.stdout);
+    let explained = at(&["explain", "bob@acme.com", "--ref", "c1", "--format", "json"]);
+    assert_eq!(explained.code, 0, "{}", explained.snapshot());
+    assert!(explained.stdout.contains("1000"), "{}", explained.stdout);
+    let evaluated = at(&["evaluate", "--ref", "c1", "--usage", "usage.csv", "--format", "json"]);
+    assert_eq!(evaluated.code, 0, "{}", evaluated.snapshot());
+    let users = json(&evaluated)["users"].clone();
+    let bob = users.as_array().unwrap().iter().find(|u| u["user"] == "bob@acme.com").unwrap().clone();
+    assert_eq!(bob["limit"], 1000, "{}", evaluated.stdout);
+    let missing = at(&["resolve", "--ref", "nope"]);
+    assert_eq!(missing.code, 2, "{}", missing.snapshot());
+}

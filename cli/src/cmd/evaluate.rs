@@ -9,12 +9,11 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
 use budgit_engine::evaluate::{Breakdown, EvaluateOptions, Evaluation, evaluate};
 use budgit_engine::input::{read_directory, read_usage_files};
 use budgit_engine::model::{Enforcement, Period};
 use budgit_engine::resolve::resolve;
-use budgit_engine::validate::{ValidateOptions, validate_dir};
+use budgit_engine::validate::ValidateOptions;
 use budgit_engine::{Credits, Diagnostic, Report, Severity};
 
 use super::Status;
@@ -37,6 +36,9 @@ pub struct Args {
     /// The policy directory.
     #[arg(long, default_value = "policies", value_name = "DIR")]
     policies: PathBuf,
+    /// Read the policies as committed at this revision (branch, tag or commit) instead of the working tree.
+    #[arg(long = "ref", value_name = "REF")]
+    git_ref: Option<String>,
     /// The directory of users: CSV (`email,<attributes>`) or JSON Lines (`.jsonl`).
     #[arg(long, value_name = "FILE")]
     directory: PathBuf,
@@ -88,8 +90,8 @@ const PROGRESS_BYTES: u64 = 32 << 20;
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
     let now = args.now.unwrap_or_else(chrono::Utc::now);
-    let validated = validate_dir(&args.policies, &ValidateOptions { now })
-        .with_context(|| format!("cannot read policies from `{}`", args.policies.display()))?;
+    let validated =
+        super::validate::policies_at(&args.policies, args.git_ref.as_deref(), &ValidateOptions { now })?;
     if validated.report.has_errors() {
         let context = DiagContext {
             policies: &validated.policies,

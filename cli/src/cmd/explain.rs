@@ -39,6 +39,9 @@ pub struct Args {
     /// The policy directory.
     #[arg(long, default_value = "policies", value_name = "DIR")]
     policies: PathBuf,
+    /// Read the policies as committed at this revision (branch, tag or commit) instead of the working tree.
+    #[arg(long = "ref", value_name = "REF")]
+    git_ref: Option<String>,
     /// The directory of users: CSV (`email,<attributes>`) or JSON Lines (`.jsonl`).
     #[arg(long, value_name = "FILE")]
     directory: PathBuf,
@@ -52,7 +55,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
     let now = args.now.unwrap_or_else(Utc::now);
-    let inputs = match load_inputs(&args.policies, &args.directory, now)? {
+    let inputs = match load_inputs(&args.policies, args.git_ref.as_deref(), &args.directory, now)? {
         Ok(inputs) => inputs,
         Err(status) => return Ok(status),
     };

@@ -8,13 +8,12 @@ use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use budgit_engine::directory::Directory;
 use budgit_engine::input::read_directory;
 use budgit_engine::load::PolicySet;
 use budgit_engine::model::Limit;
 use budgit_engine::resolve::{Provenance, Resolution, ResolveOutput, SourceKind, resolve};
-use budgit_engine::validate::{ValidateOptions, validate_dir};
+use budgit_engine::validate::ValidateOptions;
 use budgit_engine::{Location, Severity};
 
 use super::Status;
@@ -38,6 +37,9 @@ pub struct Args {
     /// The policy directory.
     #[arg(long, default_value = "policies", value_name = "DIR")]
     policies: PathBuf,
+    /// Read the policies as committed at this revision (branch, tag or commit) instead of the working tree.
+    #[arg(long = "ref", value_name = "REF")]
+    git_ref: Option<String>,
     /// The directory of users: CSV (`email,<attributes>`) or JSON Lines (`.jsonl`).
     #[arg(long, value_name = "FILE")]
     directory: PathBuf,
@@ -73,11 +75,11 @@ pub struct Inputs {
 /// policies are invalid (their diagnostics are printed on stderr).
 pub fn load_inputs(
     policies: &Path,
+    git_ref: Option<&str>,
     directory: &Path,
     now: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<Result<Inputs, Status>> {
-    let validated = validate_dir(policies, &ValidateOptions { now })
-        .with_context(|| format!("cannot read policies from `{}`", policies.display()))?;
+    let validated = super::validate::policies_at(policies, git_ref, &ValidateOptions { now })?;
     if validated.report.has_errors() {
         let context = DiagContext {
             policies: &validated.policies,
@@ -119,7 +121,7 @@ pub fn unknown_user(dir: &Directory, email: &str) -> anyhow::Error {
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
     let now = args.now.unwrap_or_else(chrono::Utc::now);
-    let inputs = match load_inputs(&args.policies, &args.directory, now)? {
+    let inputs = match load_inputs(&args.policies, args.git_ref.as_deref(), &args.directory, now)? {
         Ok(inputs) => inputs,
         Err(status) => return Ok(status),
     };

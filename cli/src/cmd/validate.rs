@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use budgit_engine::load::files::ReadError;
 use budgit_engine::validate::{ValidateOptions, Validated, validate_dir};
 
@@ -55,4 +56,18 @@ fn validate_working_tree(args: &Args, options: &ValidateOptions) -> anyhow::Resu
         }
         Err(error) => return Err(error.into()),
     })
+}
+
+/// The policies of the working tree, or as committed at `git_ref` when given: the one
+/// way every command that reads policies honours `--ref`.
+pub fn policies_at(
+    policies: &std::path::Path,
+    git_ref: Option<&str>,
+    options: &ValidateOptions,
+) -> anyhow::Result<Validated> {
+    match git_ref {
+        Some(rev) => super::plan::validate_at(policies, rev, options),
+        None => validate_dir(policies, options)
+            .with_context(|| format!("cannot read policies from `{}`", policies.display())),
+    }
 }
