@@ -150,6 +150,21 @@ pub enum ReservationError {
     },
 }
 
+/// One user's standing this period (see [`Ledger::standings`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserStanding {
+    /// The user's email.
+    pub user: String,
+    /// The applied limit, if any.
+    pub limit: Option<UserLimit>,
+    /// Micro-credits used this period.
+    pub used: i64,
+    /// Used per product, sorted by product.
+    pub products: Vec<(String, i64)>,
+    /// Used per model, sorted by model.
+    pub models: Vec<(String, i64)>,
+}
+
 /// Usage to add when the ledger is loaded: (user, product, model, micro-credits).
 pub type UsageRow = (String, String, String, i64);
 
@@ -466,6 +481,40 @@ impl Ledger {
                 t.models.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             )
         })
+    }
+
+    /// Every user with a limit or usage this period, for the console's views.
+    ///
+    /// A copy, so the caller can sort and page it without holding the ledger's
+    /// lock; callers cache it rather than taking it per request.
+    pub fn standings(&self) -> Vec<UserStanding> {
+        let mut users: Vec<&String> = self.limits.keys().chain(self.used.keys()).collect();
+        users.sort_unstable();
+        users.dedup();
+        users
+            .into_iter()
+            .map(|user| {
+                let (used, products, models) = self.usage_of(user);
+                UserStanding {
+                    user: user.clone(),
+                    limit: self.limits.get(user).cloned(),
+                    used,
+                    products: products.into_iter().collect(),
+                    models: models.into_iter().collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// Every group pool: (group, pool in micro-credits, used this period by its members).
+    pub fn pool_standings(&self) -> Vec<(String, i64, i64)> {
+        let mut pools: Vec<(String, i64, i64)> = self
+            .pools
+            .iter()
+            .map(|(g, pool)| (g.clone(), *pool, self.group_used.get(g).copied().unwrap_or(0)))
+            .collect();
+        pools.sort_unstable();
+        pools
     }
 
     /// Number of open reservations.
