@@ -4,7 +4,9 @@
 //! gets the JSON error shape of [`crate::error`], never a framework's plain text.
 
 mod check;
+pub mod dashboard;
 mod limits;
+pub mod proposals;
 mod requests;
 mod usage;
 mod users;

@@ -15,6 +15,8 @@
 #![recursion_limit = "512"]
 
 mod api;
+pub mod demo;
+mod ui;
 pub mod auth;
 pub mod error;
 pub mod ledger;
@@ -51,6 +53,11 @@ pub struct Config {
     pub policies: Option<PathBuf>,
     /// The admin token to accept; when absent, the stored one, or a new one printed once.
     pub admin_token: Option<String>,
+    /// The policy repository (a git work tree or bare repo) the console reads groups from
+    /// and writes proposals to; without it, team controls and proposals are unavailable.
+    pub repo: Option<PathBuf>,
+    /// The revision the reconciler applies (the approved branch), `HEAD` when absent.
+    pub approved_ref: Option<String>,
 }
 
 /// Why the service could not start or stopped.
@@ -98,6 +105,14 @@ pub struct AppState {
     stream: broadcast::Sender<Arc<StreamEvent>>,
     attributes: Option<BTreeMap<String, AttributeType>>,
     max_override_days: u32,
+    /// The policy repository, when the console may read groups and write proposals.
+    repo: Option<PathBuf>,
+    /// The approved revision in `repo`.
+    approved_ref: String,
+    /// Cached aggregates behind the console's views.
+    dashboard: api::dashboard::DashboardState,
+    /// Proposals and reconciler status.
+    proposals: api::proposals::ProposalState,
 }
 
 type App = Arc<AppState>;
@@ -265,6 +280,10 @@ impl AppState {
             stream,
             attributes,
             max_override_days,
+            repo: config.repo.clone(),
+            approved_ref: config.approved_ref.clone().unwrap_or_else(|| "HEAD".to_string()),
+            dashboard: api::dashboard::DashboardState::default(),
+            proposals: api::proposals::ProposalState::default(),
         });
         Ok((app, printed))
     }

@@ -39,6 +39,8 @@ fn start_with(policies: Option<&str>) -> Server {
         listen: "127.0.0.1:0".into(),
         policies: policy_dir,
         admin_token: Some(ADMIN.into()),
+        repo: None,
+        approved_ref: None,
     };
     let running = rt.block_on(budgit_console::start(config)).unwrap();
     Server { addr: running.addr, _rt: rt, _dir: dir }
@@ -711,6 +713,8 @@ fn limits_and_open_reservations_survive_a_restart() {
         listen: "127.0.0.1:0".into(),
         policies: None,
         admin_token: Some(ADMIN.into()),
+        repo: None,
+        approved_ref: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let running = rt.block_on(budgit_console::start(config.clone())).unwrap();

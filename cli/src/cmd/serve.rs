@@ -36,6 +36,8 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         listen: args.listen,
         policies: args.policies,
         admin_token: args.admin_token,
+        repo: None,
+        approved_ref: None,
     })?;
     Ok(Status::Clean)
 }

@@ -1,0 +1,1 @@
+//! `budgit serve --demo`: a demo organisation, simulated activity and a reconciler loop.

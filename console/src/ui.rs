@@ -1,0 +1,1 @@
+//! The admin console's pages and assets, embedded in the binary.
