@@ -32,7 +32,7 @@ pub use retry::{Backoff, Clock, SystemClock};
 use crate::load::git::GitError;
 use crate::model::Limit;
 use crate::resolve::ResolveError;
-use crate::workspace::{Batch, ItemStatus, LimitSet, Workspace, WorkspaceError};
+use crate::workspace::{Batch, ItemStatus, LimitSet, RunSummary, Workspace, WorkspaceError};
 
 /// Why a run stopped before or while applying.
 #[derive(Debug, thiserror::Error)]
@@ -284,8 +284,77 @@ pub struct Run {
 ///
 /// Idempotent: a second run changes nothing. Refusals (invalid ref, empty
 /// state, blast radius, held lease) are errors; write failures of single
-/// batches are in the report.
+/// batches are in the report. Every run that is not a dry run ends by
+/// reporting a [`RunSummary`] to the workspace; a failure to report is logged
+/// and ignored, so status reporting never fails a run.
 pub fn reconcile(ctx: &Context<'_>) -> Result<Run, ReconcileError> {
+    let started = ctx.clock.elapsed();
+    let outcome = run(ctx);
+    if !ctx.options.dry_run {
+        let took = ctx.clock.elapsed().saturating_sub(started);
+        let summary = summarize(&outcome, took);
+        if let Err(e) = ctx.workspace.report_run(&summary) {
+            eprintln!("warning: the run's status was not reported to the workspace: {e}");
+        }
+    }
+    outcome
+}
+
+/// Most failure lines a summary carries; the full list is in the run report.
+const MAX_SUMMARY_FAILURES: usize = 50;
+
+/// The summary of a run's outcome, as [`Workspace::report_run`] sends it.
+pub fn summarize(outcome: &Result<Run, ReconcileError>, took: Duration) -> RunSummary {
+    let duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+    match outcome {
+        Ok(run) => {
+            let r = &run.report;
+            let line = |i: &ItemReport| match &i.reason {
+                Some(why) => format!("{}: {why}", i.user),
+                None => i.user.clone(),
+            };
+            let failures: Vec<String> = r.failed.iter().chain(&r.not_attempted).map(line).collect();
+            let extra = failures.len().saturating_sub(MAX_SUMMARY_FAILURES);
+            let mut failures: Vec<String> = failures.into_iter().take(MAX_SUMMARY_FAILURES).collect();
+            if extra > 0 {
+                failures.push(format!("…and {extra} more"));
+            }
+            RunSummary {
+                at: None,
+                ok: !r.incomplete(),
+                commit: Some(r.commit.clone()).filter(|c| !c.is_empty()),
+                plan_digest: Some(r.plan_digest.clone()).filter(|d| !d.is_empty()),
+                applied: r.applied.len() + r.pools_applied,
+                unchanged: r.unchanged + r.already_applied.len(),
+                drift: r.drift.len(),
+                drift_unmanaged: r.drift.iter().filter(|d| d.kind == Drift::Unmanaged).count(),
+                failures,
+                duration_ms,
+            }
+        }
+        Err(e) => RunSummary {
+            ok: false,
+            commit: error_commit(e),
+            failures: vec![e.to_string()],
+            duration_ms,
+            ..RunSummary::default()
+        },
+    }
+}
+
+/// The commit a refusal names, when it names one.
+fn error_commit(e: &ReconcileError) -> Option<String> {
+    match e {
+        ReconcileError::Unsigned { commit }
+        | ReconcileError::BadSignature { commit, .. }
+        | ReconcileError::InvalidPolicy { commit, .. }
+        | ReconcileError::EmptyDesired { commit } => Some(commit.clone()),
+        _ => None,
+    }
+}
+
+/// One run, without the status report.
+fn run(ctx: &Context<'_>) -> Result<Run, ReconcileError> {
     let o = &ctx.options;
     let desired = ctx.desired.desired(ctx.workspace)?;
     if desired.limits.is_empty() {
@@ -538,5 +607,71 @@ pub fn error_policy(error: &ReconcileError, options: &Options) -> Action {
             soon(e.retry_after().unwrap_or(options.backoff.cap).min(Duration::from_secs(300)))
         }
         _ => Action { requeue_after: every, alert: true },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::Credits;
+    use crate::reconcile::retry::ManualClock;
+    use crate::workspace::memory::MemoryWorkspace;
+
+    struct Fixed(Desired);
+
+    impl DesiredState for Fixed {
+        fn desired(&self, _: &dyn Workspace) -> Result<Desired, ReconcileError> {
+            Ok(self.0.clone())
+        }
+    }
+
+    fn desired(users: &[&str]) -> Desired {
+        let limits = users
+            .iter()
+            .map(|u| {
+                let limit = Limit { credits: Credits::from_whole(100), ..Limit::default() };
+                (u.to_string(), LimitSet { user: u.to_string(), limit, group: None, source: None })
+            })
+            .collect();
+        Desired { commit: "c1".into(), limits, ..Desired::default() }
+    }
+
+    fn run_once(ws: &MemoryWorkspace, d: &Desired, dry_run: bool) -> Result<Run, ReconcileError> {
+        let (clock, stop) = (ManualClock::default(), AtomicBool::new(false));
+        let fixed = Fixed(d.clone());
+        let options = Options { dry_run, ..Options::default() };
+        reconcile(&Context { workspace: ws, desired: &fixed, clock: &clock, options, shutdown: &stop })
+    }
+
+    #[test]
+    fn every_real_run_reports_a_summary_and_a_dry_run_does_not() {
+        let ws = MemoryWorkspace::with_users(&["a@x.com", "b@x.com"]);
+        let d = desired(&["a@x.com", "b@x.com"]);
+        run_once(&ws, &d, true).unwrap();
+        assert!(ws.runs().is_empty());
+        run_once(&ws, &d, false).unwrap();
+        run_once(&ws, &d, false).unwrap();
+        let runs = ws.runs();
+        assert_eq!(runs.len(), 2);
+        assert_eq!((runs[0].ok, runs[0].applied, runs[0].unchanged), (true, 2, 0));
+        assert_eq!((runs[1].applied, runs[1].unchanged), (0, 2));
+        assert_eq!(runs[1].commit.as_deref(), Some("c1"));
+        assert!(runs[1].at.is_none(), "the engine reads no wall clock");
+    }
+
+    #[test]
+    fn a_refused_run_is_reported_and_a_failed_report_never_fails_a_run() {
+        let ws = MemoryWorkspace::with_users(&["a@x.com"]);
+        let empty = Desired { commit: "c2".into(), ..Desired::default() };
+        assert!(matches!(run_once(&ws, &empty, false), Err(ReconcileError::EmptyDesired { .. })));
+        let runs = ws.runs();
+        assert_eq!((runs[0].ok, runs[0].commit.as_deref()), (false, Some("c2")));
+        assert!(runs[0].failures[0].contains("holds no user"), "{:?}", runs[0].failures);
+        ws.fail_reports();
+        let run = run_once(&ws, &desired(&["a@x.com"]), false).unwrap();
+        assert_eq!(run.report.applied.len(), 1);
+        assert_eq!(ws.runs().len(), 1);
     }
 }

@@ -171,6 +171,37 @@ pub struct Lease {
     pub expires_at: String,
 }
 
+/// A reconciler run in a few numbers, as the workspace's status page shows it.
+///
+/// Sent by [`Workspace::report_run`] at the end of every run that was not a dry run,
+/// refusals and failures included, so an admin sees whether the approved state is live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RunSummary {
+    /// When the run ended; `None` lets the receiver stamp it (the engine reads no clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// True when the run applied everything it planned (or had nothing to do).
+    pub ok: bool,
+    /// The commit the run applied, when it got as far as reading it.
+    pub commit: Option<String>,
+    /// The digest of the run's plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_digest: Option<String>,
+    /// Changes the workspace made (limits and pools).
+    pub applied: usize,
+    /// Users already at their desired limit.
+    pub unchanged: usize,
+    /// Users whose live limit drifted (expected or unmanaged).
+    pub drift: usize,
+    /// Of those, changed outside git.
+    #[serde(default)]
+    pub drift_unmanaged: usize,
+    /// What failed, one line each: failed or unattempted items, or why the run stopped.
+    pub failures: Vec<String>,
+    /// How long the run took.
+    pub duration_ms: u64,
+}
+
 /// Why a workspace call failed, and whether trying again may help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WorkspaceError {
@@ -287,4 +318,12 @@ pub trait Workspace {
 
     /// Releases the lease if `holder` holds it.
     fn release_lease(&self, name: &str, holder: &str) -> Result<(), WorkspaceError>;
+
+    /// Records how a run went, for the workspace's status page; does nothing by default.
+    ///
+    /// The reconciler ignores its failure (after a log line): reporting never fails a run.
+    fn report_run(&self, report: &RunSummary) -> Result<(), WorkspaceError> {
+        let _ = report;
+        Ok(())
+    }
 }

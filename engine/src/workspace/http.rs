@@ -15,8 +15,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::{
-    AppliedLimit, AppliedSource, Batch, BatchResult, ItemStatus, LastApplied, Lease, UserRecord, Workspace,
-    WorkspaceError,
+    AppliedLimit, AppliedSource, Batch, BatchResult, ItemStatus, LastApplied, Lease, RunSummary, UserRecord,
+    Workspace, WorkspaceError,
 };
 use crate::Credits;
 use crate::model::Limit;
@@ -364,6 +364,15 @@ impl Workspace for HttpWorkspace {
             }
             Err(e) => Err(e),
         }
+    }
+
+    fn report_run(&self, report: &RunSummary) -> Result<(), WorkspaceError> {
+        let mut report = report.clone();
+        // The network edge is where a run meets the wall clock.
+        report.at = report.at.or_else(|| Some(chrono::Utc::now()));
+        let body = serde_json::to_value(&report).map_err(|e| WorkspaceError::Protocol(e.to_string()))?;
+        let _: Value = self.send("PUT", "/v1/reconciler/status", &body)?;
+        Ok(())
     }
 
     fn release_lease(&self, name: &str, holder: &str) -> Result<(), WorkspaceError> {

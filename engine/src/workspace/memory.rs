@@ -11,8 +11,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::{
-    AppliedLimit, Batch, BatchResult, ItemStatus, LastApplied, Lease, Settings, UserRecord, Workspace,
-    WorkspaceError,
+    AppliedLimit, Batch, BatchResult, ItemStatus, LastApplied, Lease, RunSummary, Settings, UserRecord,
+    Workspace, WorkspaceError,
 };
 use crate::Credits;
 use crate::model::Limit;
@@ -79,6 +79,8 @@ struct State {
     faults: HashMap<Call, VecDeque<Fault>>,
     rejected_users: Vec<String>,
     calls: HashMap<Call, usize>,
+    runs: Vec<RunSummary>,
+    fail_reports: bool,
 }
 
 /// The in-memory workspace.
@@ -166,6 +168,16 @@ impl MemoryWorkspace {
     /// The audit log, oldest first.
     pub fn audit(&self) -> Vec<AuditEntry> {
         self.lock().audit.clone()
+    }
+
+    /// The run summaries reported, oldest first.
+    pub fn runs(&self) -> Vec<RunSummary> {
+        self.lock().runs.clone()
+    }
+
+    /// Makes every [`Workspace::report_run`] fail with a 500 (reporting must never fail a run).
+    pub fn fail_reports(&self) {
+        self.lock().fail_reports = true;
     }
 
     /// How many calls of a kind were made (failed ones included).
@@ -375,6 +387,15 @@ impl Workspace for MemoryWorkspace {
         if s.leases.get(name).is_some_and(|h| h == holder) {
             s.leases.remove(name);
         }
+        Ok(())
+    }
+
+    fn report_run(&self, report: &RunSummary) -> Result<(), WorkspaceError> {
+        let mut s = self.lock();
+        if s.fail_reports {
+            return Err(fault_error(&Fault::ServerError).unwrap_or(WorkspaceError::Timeout));
+        }
+        s.runs.push(report.clone());
         Ok(())
     }
 }
