@@ -1,7 +1,7 @@
 // Shared by the console test and the page-load measurement: launching Debian's chromium,
 // signing in through the console's login link, the API with a bearer token, exact credits.
 
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 
@@ -149,5 +149,64 @@ export function git(repo, args) {
 export function stats(values) {
   const v = [...values].sort((a, b) => a - b);
   const rank = (p) => v[Math.min(v.length - 1, Math.max(0, Math.ceil((p / 100) * v.length) - 1))];
-  return { n: v.length, min: v[0], median: rank(50), p95: rank(95), max: v[v.length - 1] };
+  const mid = v.length >> 1;
+  const median = v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+  return { n: v.length, min: v[0], median, p95: rank(95), max: v[v.length - 1] };
+}
+
+/**
+ * Starts `budgit serve --demo` (binary `bin`, extra `args`) and resolves once it printed
+ * an admin and a user login link; `{child, base, admin, user, repo, lines}`.
+ */
+export function startDemo(bin, args, { cwd, env: extra = {}, timeoutMs = 600000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const env = { ...process.env, NO_COLOR: '1', ...extra };
+    delete env.BUDGIT_ADMIN_TOKEN;
+    const child = spawn(bin, ['serve', '--demo', ...args], {
+      cwd,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const got = { child, base: null, admin: null, user: null, repo: null, lines: [] };
+    const timer = setTimeout(() => {
+      child.kill();
+      reject(new Error(`the demo printed no login links within ${timeoutMs} ms:\n${got.lines.join('\n')}`));
+    }, timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the demo exited (${code}):\n${got.lines.join('\n')}`));
+    });
+    const read = (line) => {
+      got.lines.push(line);
+      const lower = line.toLowerCase();
+      for (let word of line.split(/\s+/)) {
+        word = word.replace(/^[`'"(<]+|[`'"()>,]+$/g, '');
+        const at = word.indexOf('/console/login#token=');
+        if (at > 0) {
+          got.base ??= word.slice(0, at);
+          const token = word.slice(at + '/console/login#token='.length);
+          if (lower.includes('admin') || (got.admin === null && !lower.includes('user'))) got.admin ??= token;
+          else got.user ??= token;
+        } else if (lower.includes('repo') && word.startsWith('/')) {
+          got.repo ??= word.replace(/[.:;]+$/, '');
+        }
+      }
+      if (got.base && got.admin && got.user) {
+        clearTimeout(timer);
+        resolve(got);
+      }
+    };
+    for (const stream of [child.stdout, child.stderr]) {
+      let buf = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk) => {
+        buf += chunk;
+        let nl;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          read(buf.slice(0, nl));
+          buf = buf.slice(nl + 1);
+        }
+      });
+    }
+  });
 }
