@@ -61,6 +61,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/requests/{id}/approve", post(requests::approve))
         .route("/v1/requests/{id}/decline", post(requests::decline))
         .route("/v1/leases/{name}", post(requests::acquire).delete(requests::release_lease))
+        .merge(crate::ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -105,7 +106,7 @@ impl FromRequestParts<App> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        app.tokens.authenticate(&parts.headers)
+        app.tokens.authenticate_request(&parts.method, &parts.headers)
     }
 }
 

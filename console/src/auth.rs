@@ -4,11 +4,19 @@
 //! time. The map from hash to user is looked up by hash: timing that depends on
 //! a hash reveals nothing usable about a token. Tokens are never logged and never
 //! echoed back, except once when issued.
+//!
+//! The console's pages sign in once and keep the token in the `budgit_session`
+//! cookie (HttpOnly, so page scripts never read it). A request presents the
+//! `Authorization: Bearer` header or, without one, that cookie. A browser sends
+//! cookies on cross-site requests too, so a cookie-authenticated request that
+//! changes anything must also carry `X-Budgit-Console: 1`: another site cannot
+//! add a custom header to a cross-site request without a CORS preflight, which
+//! this service never grants.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
@@ -133,17 +141,22 @@ impl Tokens {
         })
     }
 
-    /// Who a request's bearer token belongs to.
+    /// Who a request's bearer token (or, without one, its session cookie) belongs to.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
-        let value = headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(ApiError::unauthorized)?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .map(str::trim)
-            .ok_or_else(ApiError::unauthorized)?;
+        self.authenticate_with_source(headers).map(|(p, _)| p)
+    }
+
+    /// Who a request belongs to, refusing cookie-authenticated writes without the console header.
+    pub fn authenticate_request(&self, method: &Method, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        let (principal, via) = self.authenticate_with_source(headers)?;
+        if via == Via::Cookie && !is_safe(method) && !has_console_header(headers) {
+            return Err(csrf_refused());
+        }
+        Ok(principal)
+    }
+
+    /// Who a token belongs to.
+    pub fn principal(&self, token: &str) -> Result<Principal, ApiError> {
         let h = hash(token);
         let admin = self.admin.read().ok().and_then(|a| *a);
         if admin.is_some_and(|a| same(&a, &h)) {
@@ -155,6 +168,83 @@ impl Tokens {
             _ => Err(ApiError::unauthorized()),
         }
     }
+
+    /// The principal and where its token came from; a present but invalid header never
+    /// falls back to the cookie.
+    fn authenticate_with_source(&self, headers: &HeaderMap) -> Result<(Principal, Via), ApiError> {
+        if let Some(value) = headers.get(header::AUTHORIZATION) {
+            let token = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+                .map(str::trim)
+                .ok_or_else(ApiError::unauthorized)?;
+            return Ok((self.principal(token)?, Via::Header));
+        }
+        let token = session_cookie(headers).ok_or_else(ApiError::unauthorized)?;
+        Ok((self.principal(token)?, Via::Cookie))
+    }
+}
+
+/// Where a request's token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Header,
+    Cookie,
+}
+
+/// The name of the console's session cookie.
+pub const SESSION_COOKIE: &str = "budgit_session";
+
+/// The header a cookie-authenticated write must carry (value `1`).
+pub const CONSOLE_HEADER: &str = "x-budgit-console";
+
+/// The token in the `budgit_session` cookie, when the request has one.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim().trim_matches('"'))
+        .filter(|value| !value.is_empty())
+}
+
+/// True when the request carries `X-Budgit-Console: 1`.
+pub fn has_console_header(headers: &HeaderMap) -> bool {
+    headers.get(CONSOLE_HEADER).is_some_and(|v| v.as_bytes() == b"1")
+}
+
+/// The answer to a cookie-authenticated write without the console header.
+pub fn csrf_refused() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "auth/csrf",
+        "a console session needs the `X-Budgit-Console: 1` header to change anything",
+    )
+}
+
+/// Methods that change nothing (no CSRF guard needed).
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// True when a token can be a cookie value as it is (RFC 6265 cookie-octets).
+pub fn cookie_safe(token: &str) -> bool {
+    !token.is_empty()
+        && token.bytes().all(|b| matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E))
+}
+
+/// The `Set-Cookie` value that stores a session token.
+pub fn session_set_cookie(token: &str) -> String {
+    format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/")
+}
+
+/// The `Set-Cookie` value that removes the session.
+pub fn session_clear_cookie() -> String {
+    format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
 }
 
 #[cfg(test)]
@@ -175,5 +265,58 @@ mod tests {
         assert_eq!(t.authenticate(&h).unwrap_err().code, "auth/unauthorized");
         assert_eq!(t.revoke_user("a@x.com"), 1);
         assert_eq!(unhex(&hex(&hash("x"))), Some(hash("x")));
+    }
+
+    fn cookie_headers(cookie: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("cookie", cookie.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn the_session_cookie_authenticates_and_the_header_wins() {
+        let t = Tokens::default();
+        t.set_admin(hash("adm"));
+        t.add_user(hash("u1"), "a@x.com".into());
+        let mut h = cookie_headers("theme=dark; budgit_session=u1; other=x");
+        assert_eq!(t.authenticate(&h).unwrap(), Principal::User("a@x.com".into()));
+        // an explicit header is what the caller meant, even when it is wrong
+        h.insert("authorization", "Bearer adm".parse().unwrap());
+        assert_eq!(t.authenticate(&h).unwrap(), Principal::Admin);
+        h.insert("authorization", "Bearer nope".parse().unwrap());
+        assert_eq!(t.authenticate(&h).unwrap_err().code, "auth/unauthorized");
+        assert_eq!(
+            t.authenticate(&cookie_headers("budgit_session=nope")).unwrap_err().code,
+            "auth/unauthorized"
+        );
+        assert_eq!(t.authenticate(&cookie_headers("budgit_session=")).unwrap_err().code, "auth/unauthorized");
+        assert_eq!(t.authenticate(&HeaderMap::new()).unwrap_err().code, "auth/unauthorized");
+    }
+
+    #[test]
+    fn cookie_writes_need_the_console_header() {
+        let t = Tokens::default();
+        t.set_admin(hash("adm"));
+        let mut h = cookie_headers("budgit_session=adm");
+        assert_eq!(t.authenticate_request(&Method::GET, &h).unwrap(), Principal::Admin);
+        assert_eq!(t.authenticate_request(&Method::POST, &h).unwrap_err().code, "auth/csrf");
+        assert_eq!(t.authenticate_request(&Method::DELETE, &h).unwrap_err().code, "auth/csrf");
+        h.insert("x-budgit-console", "1".parse().unwrap());
+        assert_eq!(t.authenticate_request(&Method::POST, &h).unwrap(), Principal::Admin);
+        // a bearer header is not sent by browsers on their own: no guard
+        let mut b = HeaderMap::new();
+        b.insert("authorization", "Bearer adm".parse().unwrap());
+        assert_eq!(t.authenticate_request(&Method::POST, &b).unwrap(), Principal::Admin);
+    }
+
+    #[test]
+    fn cookie_values_are_checked_and_flagged() {
+        assert!(cookie_safe("bgt_admin_0af3"));
+        assert!(!cookie_safe("a b") && !cookie_safe("a;b") && !cookie_safe("") && !cookie_safe("a\"b"));
+        let set = session_set_cookie("tok");
+        for flag in ["budgit_session=tok", "HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(set.contains(flag), "{set}");
+        }
+        assert!(session_clear_cookie().contains("Max-Age=0"));
     }
 }

@@ -1,1 +1,259 @@
-//! The admin console's pages and assets, embedded in the binary.
+//! The admin console's pages and assets, embedded in the binary, and its browser sessions.
+//!
+//! Pages are static HTML: every number on them is fetched from the API by the
+//! page's script with the session cookie, never rendered into the HTML. Which
+//! page a visitor may open depends on the session: `/console/` is the admin
+//! view (a user session goes to `/console/me`, no session to `/console/login`).
+//! Assets carry an ETag and are revalidated on each load, so a new binary never
+//! leaves a browser running old scripts.
+
+use std::sync::LazyLock;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::App;
+use crate::auth::{self, Principal};
+use crate::error::{ApiError, ApiResult};
+
+/// The console's content security policy: everything from this origin, nothing inline.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; font-src 'self'; form-action 'self'; base-uri 'none'; \
+                   frame-ancestors 'none'";
+
+/// The login page.
+const LOGIN_HTML: &str = include_str!("../assets/login.html");
+/// The admin view.
+const ADMIN_HTML: &str = include_str!("../assets/admin.html");
+/// The user view.
+const ME_HTML: &str = include_str!("../assets/me.html");
+
+/// An embedded file under `/assets/`.
+struct Asset {
+    name: &'static str,
+    content_type: &'static str,
+    body: &'static [u8],
+}
+
+/// Every file served under `/assets/`.
+const ASSETS: &[Asset] = &[
+    Asset { name: "console.css", content_type: CSS, body: include_bytes!("../assets/console.css") },
+    Asset { name: "common.js", content_type: JS, body: include_bytes!("../assets/common.js") },
+    Asset { name: "chart.js", content_type: JS, body: include_bytes!("../assets/chart.js") },
+    Asset { name: "login.js", content_type: JS, body: include_bytes!("../assets/login.js") },
+    Asset { name: "admin.js", content_type: JS, body: include_bytes!("../assets/admin.js") },
+    Asset { name: "me.js", content_type: JS, body: include_bytes!("../assets/me.js") },
+    Asset { name: "icon.svg", content_type: "image/svg+xml", body: include_bytes!("../assets/icon.svg") },
+    Asset {
+        name: "vendor/uPlot.iife.min.js",
+        content_type: JS,
+        body: include_bytes!("../assets/vendor/uPlot.iife.min.js"),
+    },
+    Asset {
+        name: "vendor/uPlot.min.css",
+        content_type: CSS,
+        body: include_bytes!("../assets/vendor/uPlot.min.css"),
+    },
+    Asset {
+        name: "vendor/uPlot.LICENSE",
+        content_type: TEXT,
+        body: include_bytes!("../assets/vendor/uPlot.LICENSE"),
+    },
+];
+
+const CSS: &str = "text/css; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+const TEXT: &str = "text/plain; charset=utf-8";
+
+/// Each asset's strong ETag (a prefix of its SHA-256), computed once.
+static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    ASSETS.iter().map(|a| format!("\"{}\"", auth::hex(&Sha256::digest(a.body)[..12]))).collect()
+});
+
+/// The console's routes, merged into the API router.
+pub(crate) fn routes() -> Router<App> {
+    Router::new()
+        .route("/", get(|| async { no_store(Redirect::to("/console/")) }))
+        .route("/console", get(|| async { no_store(Redirect::to("/console/")) }))
+        .route("/console/", get(admin_page))
+        .route("/console/login", get(|| async { page(LOGIN_HTML) }))
+        .route("/console/me", get(me_page))
+        .route("/console/session", axum::routing::post(sign_in).delete(sign_out))
+        .route("/assets/{*file}", get(asset))
+}
+
+/// Adds `Cache-Control: no-store` (the answer depends on the session).
+fn no_store(r: impl IntoResponse) -> Response {
+    let mut r = r.into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// An HTML page with the console's security headers.
+fn page(html: &'static str) -> Response {
+    let mut r = no_store(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    r
+}
+
+/// What a page request's session is.
+enum Session {
+    /// No session cookie or header.
+    None,
+    /// A cookie or header that no longer names a token (revoked, or another server's).
+    Stale,
+    /// A valid session.
+    Valid(Principal),
+}
+
+fn session(app: &App, headers: &HeaderMap) -> Session {
+    match app.tokens.authenticate(headers) {
+        Ok(p) => Session::Valid(p),
+        Err(_) if auth::session_cookie(headers).is_none() && !headers.contains_key(header::AUTHORIZATION) => {
+            Session::None
+        }
+        Err(_) => Session::Stale,
+    }
+}
+
+/// To the login page, dropping a stale cookie on the way.
+fn to_login(stale: bool) -> Response {
+    let mut r = no_store(Redirect::to("/console/login"));
+    if stale && let Ok(v) = HeaderValue::from_str(&auth::session_clear_cookie()) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// `GET /console/`: the admin view, for an admin session only.
+async fn admin_page(State(app): State<App>, headers: HeaderMap) -> Response {
+    match session(&app, &headers) {
+        Session::Valid(Principal::Admin) => page(ADMIN_HTML),
+        Session::Valid(Principal::User(_)) => no_store(Redirect::to("/console/me")),
+        Session::None => to_login(false),
+        Session::Stale => to_login(true),
+    }
+}
+
+/// `GET /console/me`: the user view, for any session.
+async fn me_page(State(app): State<App>, headers: HeaderMap) -> Response {
+    match session(&app, &headers) {
+        Session::Valid(_) => page(ME_HTML),
+        Session::None => to_login(false),
+        Session::Stale => to_login(true),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignIn {
+    token: String,
+}
+
+/// Refuses a session change without the console header: a cross-site form could
+/// otherwise sign a visitor in with someone else's token.
+fn require_console_header(headers: &HeaderMap) -> ApiResult<()> {
+    if auth::has_console_header(headers) { Ok(()) } else { Err(auth::csrf_refused()) }
+}
+
+/// `POST /console/session`: checks a token and keeps it in the session cookie.
+async fn sign_in(
+    State(app): State<App>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    require_console_header(&headers)?;
+    let req: SignIn = crate::api::json_body(body)?;
+    let token = req.token.trim();
+    let who = app.tokens.principal(token)?;
+    if !auth::cookie_safe(token) {
+        return Err(ApiError::bad_request(
+            "auth/token-not-cookie-safe",
+            "this token has characters a cookie cannot hold; send it in the `Authorization` header instead",
+        ));
+    }
+    let cookie = HeaderValue::from_str(&auth::session_set_cookie(token))
+        .map_err(|_| ApiError::bad_request("auth/token-not-cookie-safe", "this token cannot be a cookie"))?;
+    let body = match &who {
+        Principal::Admin => serde_json::json!({ "role": "admin", "user": null }),
+        Principal::User(u) => serde_json::json!({ "role": "user", "user": u }),
+    };
+    let mut r = no_store(axum::Json(body));
+    r.headers_mut().insert(header::SET_COOKIE, cookie);
+    Ok(r)
+}
+
+/// `DELETE /console/session`: signs out (clears the cookie).
+async fn sign_out(headers: HeaderMap) -> ApiResult<Response> {
+    require_console_header(&headers)?;
+    let mut r = no_store(StatusCode::NO_CONTENT);
+    let cookie = HeaderValue::from_str(&auth::session_clear_cookie())
+        .map_err(|_| ApiError::store(&"the session cookie could not be cleared"))?;
+    r.headers_mut().insert(header::SET_COOKIE, cookie);
+    Ok(r)
+}
+
+/// `GET /assets/{file}`: an embedded file, `304` when the browser's copy is current.
+async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
+    let Some(i) = ASSETS.iter().position(|a| a.name == file) else {
+        return ApiError::not_found("console/no-asset", format!("no asset `{}`", crate::api::shorten(&file)))
+            .into_response();
+    };
+    let (a, etag) = (&ASSETS[i], ETAGS.get(i).map_or("", String::as_str));
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let status = if fresh { StatusCode::NOT_MODIFIED } else { StatusCode::OK };
+    let mut r = if fresh { status.into_response() } else { (status, a.body).into_response() };
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(a.content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_asset_is_embedded_with_a_type_and_a_distinct_etag() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (a, etag) in ASSETS.iter().zip(ETAGS.iter()) {
+            assert!(!a.body.is_empty(), "{} is empty", a.name);
+            assert!(a.content_type.contains('/'), "{}", a.name);
+            assert!(etag.len() == 26 && etag.starts_with('"'), "{etag}");
+            assert!(seen.insert(etag.clone()), "{} shares an etag", a.name);
+        }
+        assert_eq!(seen.len(), ASSETS.len());
+    }
+
+    #[test]
+    fn pages_load_their_scripts_and_nothing_from_elsewhere() {
+        for (html, script) in [(LOGIN_HTML, "login.js"), (ADMIN_HTML, "admin.js"), (ME_HTML, "me.js")] {
+            assert!(html.contains(&format!("/assets/{script}")), "{script}");
+            assert!(!html.contains("http://") && !html.contains("https://"), "{script}: an outside URL");
+            // every referenced asset exists
+            for part in html.split("/assets/").skip(1) {
+                let name: String = part.chars().take_while(|c| !matches!(c, '"' | '\'' | '?')).collect();
+                assert!(ASSETS.iter().any(|a| a.name == name), "`{name}` is not embedded");
+            }
+        }
+        assert!(ASSETS.iter().any(|a| a.name == "vendor/uPlot.LICENSE"));
+    }
+}
