@@ -39,6 +39,7 @@ pub const MAX_PAGE: usize = 1000;
 
 /// Builds the router.
 pub fn router(app: App) -> Router {
+    dashboard::start(&app);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -61,10 +62,16 @@ pub fn router(app: App) -> Router {
         .route("/v1/requests/{id}/approve", post(requests::approve))
         .route("/v1/requests/{id}/decline", post(requests::decline))
         .route("/v1/leases/{name}", post(requests::acquire).delete(requests::release_lease))
+        .route("/v1/dashboard/summary", get(dashboard::summary))
+        .route("/v1/dashboard/users", get(dashboard::users))
+        .route("/v1/dashboard/trends", get(dashboard::trends))
+        .route("/v1/dashboard/breakdown", get(dashboard::breakdown))
+        .route("/v1/me", get(dashboard::me))
         .merge(crate::ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(app.clone(), dashboard::watch_imports))
         .layer(middleware::from_fn_with_state(app.clone(), track))
         .with_state(app)
 }

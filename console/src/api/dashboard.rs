@@ -1,5 +1,882 @@
 //! The console's read views: gauges, per-user standings, trends, breakdowns and "my budget".
+//!
+//! Nothing here scans `events` or `daily` per request. Usage is aggregated once per
+//! period ([`aggregates`], loaded in the background at startup and when the period
+//! or the settings change) and kept current from the live event stream; applied
+//! limits are a copy of the ledger's standings taken at most once a second; the
+//! directory's cost centers are read at startup and after each import. The
+//! [`view`] joining them is rebuilt only when one of them changed, and requests
+//! filter, sort and page it in memory.
+//!
+//! Reads see their own writes: every committed event is on the stream before its
+//! ingest call answers, and each request first applies what the stream holds.
+//! A limit change shows within a second (the standings copy's age).
+//!
+//! Forecasts are linear: usage so far divided by the time elapsed in the period
+//! gives the burn rate, projected to the period's end.
+
+mod aggregates;
+mod view;
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::extract::{RawQuery, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use budgit_engine::Credits;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::{Map, Value, json};
+use tokio::sync::broadcast;
+
+use self::aggregates::{Aggregates, PeriodKey, UserAgg};
+use self::view::{DirectorySnap, LimitsSnap, Row, Slice, Status, View};
+use super::{MAX_PAGE, QueryPairs, csv_field, csv_response, list_response, rfc3339};
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::ledger::Ledger;
+use crate::{App, StreamEvent};
+
+/// How long a copy of the ledger's standings serves before a new one is taken.
+const STANDINGS_TTL: Duration = Duration::from_secs(1);
+/// Default page size of the list views.
+const PAGE: usize = 50;
+
+static NEXT_VERSION: AtomicU64 = AtomicU64::new(1);
+
+/// A number no aggregate, copy or view has had before.
+fn next_version() -> u64 {
+    NEXT_VERSION.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Aggregates and the stream receiver that keeps them current.
+struct Live {
+    agg: Aggregates,
+    rx: broadcast::Receiver<Arc<StreamEvent>>,
+}
 
 /// Cached aggregates behind the console's views.
-#[derive(Debug, Default)]
-pub struct DashboardState {}
+#[derive(Default)]
+pub struct DashboardState {
+    live: Mutex<Option<Live>>,
+    loading: tokio::sync::Mutex<()>,
+    limits: Mutex<Option<Arc<LimitsSnap>>>,
+    limits_refresh: tokio::sync::Mutex<()>,
+    /// The directory read, with the import count it is current for.
+    directory: Mutex<Option<(u64, Arc<DirectorySnap>)>>,
+    /// Directory imports seen.
+    imports: AtomicU64,
+    directory_refresh: tokio::sync::Mutex<()>,
+    view: Mutex<Option<Arc<View>>>,
+    view_build: tokio::sync::Mutex<()>,
+}
+
+fn poisoned<T>(_: T) -> ApiError {
+    ApiError::store(&"a dashboard lock is poisoned")
+}
+
+/// Applies what the stream holds; a receiver that fell behind drops the aggregates
+/// (they are reloaded from the store).
+fn drain(live: &mut Option<Live>) {
+    let Some(l) = live.as_mut() else { return };
+    let before = l.agg.last_seq;
+    loop {
+        match l.rx.try_recv() {
+            Ok(ev) => {
+                if !l.agg.apply_stream(ev.seq, &ev.json) {
+                    eprintln!("dashboard: ignored a stream event that is not usage (seq {})", ev.seq);
+                }
+            }
+            Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed) => break,
+            Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                *live = None;
+                return;
+            }
+        }
+    }
+    if l.agg.last_seq != before {
+        l.agg.version = next_version();
+    }
+}
+
+impl DashboardState {
+    fn live(&self) -> ApiResult<MutexGuard<'_, Option<Live>>> {
+        let mut live = self.live.lock().map_err(poisoned)?;
+        drain(&mut live);
+        Ok(live)
+    }
+
+    /// True when aggregates of `key` are loaded and current.
+    fn holds(&self, key: PeriodKey) -> ApiResult<bool> {
+        Ok(self.live()?.as_ref().is_some_and(|l| l.agg.key == key))
+    }
+}
+
+/// The period of `now` under the ledger's settings.
+fn period_key(app: &App, now: DateTime<Utc>) -> ApiResult<PeriodKey> {
+    let settings = app.ledger()?.settings().clone();
+    Ok(PeriodKey { period: Ledger::period_for(&settings, now), tz: settings.timezone })
+}
+
+/// Loads the aggregates of `key` unless they are already loaded.
+async fn ensure_live(app: &App, key: PeriodKey) -> ApiResult<()> {
+    let state = &app.dashboard;
+    if state.holds(key)? {
+        return Ok(());
+    }
+    let _loading = state.loading.lock().await;
+    if state.holds(key)? {
+        return Ok(());
+    }
+    // subscribe before reading, so nothing committed in between is missed; the
+    // load's sequence cut makes the overlap count once
+    let rx = app.stream.subscribe();
+    let version = next_version();
+    let agg = app.store.read(move |c| Aggregates::load(c, key, version)).await?;
+    let mut live = state.live.lock().map_err(poisoned)?;
+    *live = Some(Live { agg, rx });
+    drain(&mut live);
+    Ok(())
+}
+
+/// The applied limits, copied from the ledger at most once per [`STANDINGS_TTL`].
+async fn limits(app: &App) -> ApiResult<Arc<LimitsSnap>> {
+    let state = &app.dashboard;
+    let fresh = || -> ApiResult<Option<Arc<LimitsSnap>>> {
+        Ok(state
+            .limits
+            .lock()
+            .map_err(poisoned)?
+            .as_ref()
+            .filter(|s| s.at.elapsed() < STANDINGS_TTL)
+            .cloned())
+    };
+    if let Some(s) = fresh()? {
+        return Ok(s);
+    }
+    let _refresh = state.limits_refresh.lock().await;
+    if let Some(s) = fresh()? {
+        return Ok(s);
+    }
+    let app2 = app.clone();
+    let snap = tokio::task::spawn_blocking(move || -> ApiResult<LimitsSnap> {
+        let (standings, pools, enforcement) = {
+            let l = app2.ledger()?;
+            (l.standings(), l.pool_standings(), l.settings().enforcement)
+        };
+        let users =
+            standings.into_iter().filter_map(|s| s.limit.map(|l| (Arc::from(s.user.as_str()), l))).collect();
+        let pools = pools.into_iter().map(|(g, pool, _)| (Arc::from(g.as_str()), pool)).collect();
+        Ok(LimitsSnap { generation: next_version(), at: Instant::now(), users, pools, enforcement })
+    })
+    .await
+    .map_err(|e| ApiError::store(&e))??;
+    let snap = Arc::new(snap);
+    *state.limits.lock().map_err(poisoned)? = Some(snap.clone());
+    Ok(snap)
+}
+
+/// The directory's cost centers, read again after an import.
+async fn directory(app: &App) -> ApiResult<Arc<DirectorySnap>> {
+    let state = &app.dashboard;
+    let fresh = || -> ApiResult<Option<Arc<DirectorySnap>>> {
+        let imports = state.imports.load(Ordering::Acquire);
+        let dir = state.directory.lock().map_err(poisoned)?;
+        Ok(dir.as_ref().filter(|(seen, _)| *seen == imports).map(|(_, d)| d.clone()))
+    };
+    if let Some(d) = fresh()? {
+        return Ok(d);
+    }
+    let _refresh = state.directory_refresh.lock().await;
+    if let Some(d) = fresh()? {
+        return Ok(d);
+    }
+    // counted before reading: an import committed during the read makes this copy stale
+    let imports = state.imports.load(Ordering::Acquire);
+    let snap = app
+        .store
+        .read(|c| {
+            let mut stmt =
+                c.prepare("SELECT email, CAST(json_extract(attrs, '$.cost_center') AS TEXT) FROM users")?;
+            let mut rows = stmt.query([])?;
+            let mut interned: HashMap<String, Arc<str>> = HashMap::new();
+            let mut cost_centers = HashMap::new();
+            while let Some(r) = rows.next()? {
+                let email = r.get_ref(0)?.as_str().unwrap_or("");
+                let cc = r.get_ref(1)?.as_str_or_null().ok().flatten().filter(|c| !c.is_empty());
+                let cc = cc.map(|c| match interned.get(c) {
+                    Some(a) => a.clone(),
+                    None => {
+                        let a: Arc<str> = Arc::from(c);
+                        interned.insert(c.to_string(), a.clone());
+                        a
+                    }
+                });
+                cost_centers.insert(Arc::from(email), cc);
+            }
+            Ok(DirectorySnap { generation: next_version(), cost_centers })
+        })
+        .await?;
+    let snap = Arc::new(snap);
+    *state.directory.lock().map_err(poisoned)? = Some((imports, snap.clone()));
+    Ok(snap)
+}
+
+/// The view of `key`, rebuilt when the aggregates, limits or directory changed.
+async fn view(app: &App, key: PeriodKey) -> ApiResult<Arc<View>> {
+    ensure_live(app, key).await?;
+    let (limits, dir) = (limits(app).await?, directory(app).await?);
+    let state = &app.dashboard;
+    let current = |v: &View, version: u64| {
+        v.key == key
+            && v.agg_version == version
+            && v.limits_generation == limits.generation
+            && v.directory_generation == dir.generation
+    };
+    let cached = || -> ApiResult<Option<Arc<View>>> {
+        let version = state.live()?.as_ref().filter(|l| l.agg.key == key).map(|l| l.agg.version);
+        let view = state.view.lock().map_err(poisoned)?;
+        Ok(view.as_ref().filter(|v| version.is_some_and(|ver| current(v, ver))).cloned())
+    };
+    if let Some(v) = cached()? {
+        return Ok(v);
+    }
+    let _build = state.view_build.lock().await;
+    if let Some(v) = cached()? {
+        return Ok(v);
+    }
+    let app2 = app.clone();
+    let (limits2, dir2) = (limits.clone(), dir.clone());
+    let built = tokio::task::spawn_blocking(move || -> ApiResult<Option<View>> {
+        let live = app2.dashboard.live()?;
+        Ok(live.as_ref().filter(|l| l.agg.key == key).map(|l| view::build(&l.agg, &limits2, &dir2)))
+    })
+    .await
+    .map_err(|e| ApiError::store(&e))??;
+    let Some(built) = built else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "dashboard/period-changed",
+            "the period changed while reading; try again",
+        ));
+    };
+    let built = Arc::new(built);
+    *state.view.lock().map_err(poisoned)? = Some(built.clone());
+    Ok(built)
+}
+
+/// Starts keeping the aggregates current: loads the current period and the
+/// directory, then applies the stream as it arrives (called once when the router is built).
+pub(crate) fn start(app: &App) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
+    let app = app.clone();
+    // a second receiver only to wake up: the aggregates' own receiver is drained
+    // under their lock, by this task and by every request
+    let mut wake = app.stream.subscribe();
+    handle.spawn(async move {
+        let load = |app: App| async move {
+            let key = period_key(&app, Utc::now())?;
+            ensure_live(&app, key).await
+        };
+        // failures are logged by the store error and retried on the next request
+        let _ = load(app.clone()).await;
+        let _ = directory(&app).await;
+        loop {
+            match wake.recv().await {
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+            let lost = app.dashboard.live().map(|l| l.is_none()).unwrap_or(false);
+            if lost {
+                let _ = load(app.clone()).await;
+            }
+        }
+    });
+}
+
+/// Middleware: a successful directory import makes the cost centers stale (read again in the background).
+pub(crate) async fn watch_imports(State(app): State<App>, request: Request, next: Next) -> Response {
+    let import = request.method() == Method::POST && request.uri().path() == "/v1/users/import";
+    let response = next.run(request).await;
+    if import && response.status().is_success() {
+        app.dashboard.imports.fetch_add(1, Ordering::AcqRel);
+        let app = app.clone();
+        tokio::spawn(async move {
+            let _ = directory(&app).await;
+        });
+    }
+    response
+}
+
+/// Credits as an exact decimal string.
+fn cr(micros: i64) -> Value {
+    Value::String(Credits::from_micros(micros).to_string())
+}
+
+fn percent(p: Option<f64>) -> Value {
+    p.map_or(Value::Null, |p| json!(p))
+}
+
+/// `now` from the query (RFC 3339), else the clock.
+fn now_of(q: &QueryPairs) -> ApiResult<(DateTime<Utc>, bool)> {
+    match q.get("now") {
+        None => Ok((Utc::now(), false)),
+        Some(t) => DateTime::parse_from_rfc3339(t).map(|t| (t.with_timezone(&Utc), true)).map_err(|_| {
+            ApiError::bad_request(
+                "dashboard/bad-now",
+                format!("`now` must be an RFC 3339 instant, not `{}`", super::shorten(t)),
+            )
+        }),
+    }
+}
+
+/// The period position of `now`: elapsed and total seconds (elapsed at least 1).
+fn elapsed(key: &PeriodKey, now: DateTime<Utc>) -> (i128, i128) {
+    let total = (key.period.end - key.period.start).num_seconds().max(1);
+    let done = (now - key.period.start).num_seconds().clamp(1, total);
+    (i128::from(done), i128::from(total))
+}
+
+/// Usage at the period's end at the burn rate so far.
+fn project(used: i64, key: &PeriodKey, now: DateTime<Utc>) -> i64 {
+    let (done, total) = elapsed(key, now);
+    i64::try_from(i128::from(used) * total / done).unwrap_or(i64::MAX)
+}
+
+fn period_json(key: &PeriodKey, now: DateTime<Utc>) -> Value {
+    json!({
+        "start": rfc3339(key.period.start.timestamp()),
+        "end": rfc3339(key.period.end.timestamp()),
+        "now": rfc3339(now.timestamp()),
+        "timezone": key.tz.name(),
+    })
+}
+
+/// The parsed time and the view every admin view starts from.
+async fn admin_view(app: &App, who: &Principal, q: &QueryPairs) -> ApiResult<(DateTime<Utc>, Arc<View>)> {
+    who.require_admin()?;
+    let (now, _) = now_of(q)?;
+    let key = period_key(app, now)?;
+    Ok((now, view(app, key).await?))
+}
+
+/// `GET /v1/dashboard/summary`: workspace gauge, status counts, products and teams.
+pub async fn summary(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = QueryPairs::parse(raw.as_deref())?;
+    let (now, v) = admin_view(&app, &who, &q).await?;
+    let t = &v.totals;
+    let status = if t.limited == 0 { Status::Ok } else { view::status_of(t.used, t.exposure) };
+    let products: Map<String, Value> = v.products.iter().map(|s| (s.key.to_string(), cr(s.used))).collect();
+    let teams: Vec<Value> = v
+        .teams
+        .iter()
+        .map(|team| {
+            json!({
+                "group": &*team.group,
+                "members": team.members,
+                "used": cr(team.used),
+                "budget": cr(team.budget()),
+                "budget_kind": if team.pool.is_some() { "pool" } else { "members" },
+                "exposure": cr(team.exposure),
+                "remaining": cr(team.budget().saturating_sub(team.used).max(0)),
+                "percent": percent(Credits::from_micros(team.used).percent_of(Credits::from_micros(team.budget()))),
+                "status": team.status().as_str(),
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({
+        "period": period_json(&v.key, now),
+        "workspace": {
+            "used": cr(t.used),
+            "exposure": cr(t.exposure),
+            "users": t.limited,
+            "percent": percent(Credits::from_micros(t.used).percent_of(Credits::from_micros(t.exposure))),
+            "status": status.as_str(),
+            "forecast": cr(project(t.used, &v.key, now)),
+            "status_counts": { "ok": t.ok, "warning": t.warning, "exceeded": t.exceeded, "unlimited": t.unlimited },
+            "blocked": t.blocked,
+            "warning_threshold": view::WARNING_PERCENT as i64,
+        },
+        "products": products,
+        "teams": teams,
+    }))
+    .into_response())
+}
+
+/// A sort order: descending or ascending.
+fn order_of(q: &QueryPairs, default_desc: bool) -> ApiResult<bool> {
+    match q.get("order") {
+        None => Ok(default_desc),
+        Some("desc") => Ok(true),
+        Some("asc") => Ok(false),
+        Some(o) => Err(ApiError::bad_request(
+            "dashboard/bad-order",
+            format!("`order` must be `asc` or `desc`, not `{}`", super::shorten(o)),
+        )),
+    }
+}
+
+/// A page of `items` in a total order: (number, key) ascending or descending by the
+/// number, then by key; the cursor is the last row's `number:key`.
+struct Paged<T> {
+    rows: Vec<T>,
+    has_more: bool,
+    next: Option<String>,
+}
+
+fn page<T>(
+    mut items: Vec<T>,
+    sort_key: impl Fn(&T) -> (i128, &str),
+    desc: bool,
+    after: Option<&str>,
+    limit: Option<usize>,
+) -> ApiResult<Paged<T>> {
+    let cmp = |a: (i128, &str), b: (i128, &str)| {
+        let by = if desc { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) };
+        by.then_with(|| a.1.cmp(b.1))
+    };
+    items.sort_unstable_by(|a, b| cmp(sort_key(a), sort_key(b)));
+    let start = match after {
+        None | Some("") => 0,
+        Some(cursor) => {
+            let parsed = cursor.split_once(':').and_then(|(n, k)| n.parse::<i128>().ok().map(|n| (n, k)));
+            let Some(c) = parsed else {
+                return Err(ApiError::bad_request("dashboard/bad-cursor", "`after` must be a `next` cursor"));
+            };
+            items.partition_point(|x| cmp(sort_key(x), c) != std::cmp::Ordering::Greater)
+        }
+    };
+    let mut rows: Vec<T> = items.into_iter().skip(start).collect();
+    let limit = limit.unwrap_or(rows.len());
+    let has_more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = if has_more {
+        rows.last().map(|r| {
+            let (n, k) = sort_key(r);
+            format!("{n}:{k}")
+        })
+    } else {
+        None
+    };
+    Ok(Paged { rows, has_more, next })
+}
+
+/// Usage per product and per model of one user, as decimal strings by name.
+fn usage_maps(agg: &Aggregates, u: Option<&UserAgg>) -> (Map<String, Value>, Map<String, Value>) {
+    let mut products: BTreeMap<&str, i64> = BTreeMap::new();
+    let mut models: BTreeMap<&str, i64> = BTreeMap::new();
+    for c in u.map_or(&[][..], |u| u.cells.as_slice()) {
+        *products.entry(agg.products.name(c.product)).or_default() += c.micros;
+        *models.entry(agg.models.name(c.model)).or_default() += c.micros;
+    }
+    let to = |m: BTreeMap<&str, i64>| m.into_iter().map(|(k, v)| (k.to_string(), cr(v))).collect();
+    (to(products), to(models))
+}
+
+fn opt_cr(m: Option<i64>) -> Value {
+    m.map_or(Value::Null, cr)
+}
+
+/// `GET /v1/dashboard/users`: every user's standing, filtered, sorted and paged; `format=csv` exports all matches.
+pub async fn users(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = QueryPairs::parse(raw.as_deref())?;
+    let (_, v) = admin_view(&app, &who, &q).await?;
+    let needle = q.get("q").map(str::to_lowercase).filter(|s| !s.is_empty());
+    let group = q.get("group").filter(|s| !s.is_empty());
+    let mut statuses = Vec::new();
+    for s in q.all("status") {
+        statuses.push(Status::parse(&s).ok_or_else(|| {
+            ApiError::bad_request(
+                "dashboard/bad-status",
+                format!(
+                    "`status` must be `ok`, `warning`, `exceeded` or `unlimited`, not `{}`",
+                    super::shorten(&s)
+                ),
+            )
+        })?);
+    }
+    let sort = q.get("sort").unwrap_or("used");
+    let key: fn(&Row) -> (i128, &str) = match sort {
+        "used" => |r| (i128::from(r.used), &*r.user),
+        "percent" => |r| (r.percent_key(), &*r.user),
+        "remaining" => |r| (r.remaining.map_or(i128::MAX, i128::from), &*r.user),
+        "email" => |r| (0, &*r.user),
+        other => {
+            return Err(ApiError::bad_request(
+                "dashboard/bad-sort",
+                format!(
+                    "`sort` must be `used`, `percent`, `remaining` or `email`, not `{}`",
+                    super::shorten(other)
+                ),
+            ));
+        }
+    };
+    let desc = order_of(&q, sort != "email")?;
+    let csv = q.wants_csv();
+    let limit = if csv { None } else { Some(q.page_size(PAGE, MAX_PAGE)?) };
+    let matches: Vec<&Row> = v
+        .rows
+        .iter()
+        .filter(|r| statuses.is_empty() || statuses.contains(&r.status))
+        .filter(|r| group.is_none_or(|g| r.group.as_deref() == Some(g)))
+        .filter(|r| needle.as_ref().is_none_or(|n| r.user.to_lowercase().contains(n.as_str())))
+        .collect();
+    let paged = page(matches, |r| key(r), desc, q.get("after"), limit)?;
+    let live = app.dashboard.live()?;
+    let agg = live.as_ref().map(|l| &l.agg).filter(|a| a.key == v.key);
+    if csv {
+        let products: Vec<&Slice> = v.products.iter().collect();
+        let mut out =
+            String::from("user,group,cost_center,limit,used,remaining,percent,status,blocked,events");
+        for p in &products {
+            out.push(',');
+            out.push_str(&csv_field(&p.key));
+        }
+        out.push('\n');
+        let text = |m: Option<i64>| m.map(|m| Credits::from_micros(m).to_string()).unwrap_or_default();
+        for r in &paged.rows {
+            let fields = [
+                r.user.to_string(),
+                r.group.as_deref().unwrap_or("").to_string(),
+                r.cost_center.to_string(),
+                text(r.limit),
+                text(Some(r.used)),
+                text(r.remaining),
+                r.percent.map(|p| p.to_string()).unwrap_or_default(),
+                r.status.as_str().to_string(),
+                r.blocked.to_string(),
+                r.events.to_string(),
+            ];
+            out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+            let u = agg.and_then(|a| a.users.get(&*r.user).map(|u| (a, u)));
+            for p in &products {
+                let used = u.and_then(|(a, u)| a.products.get(&p.key).map(|id| u.product_used(id)));
+                out.push(',');
+                out.push_str(&text(Some(used.unwrap_or(0))));
+            }
+            out.push('\n');
+        }
+        return Ok(csv_response("users.csv", out));
+    }
+    let data: Vec<Value> = paged
+        .rows
+        .iter()
+        .map(|r| {
+            let (products, models) = match agg {
+                Some(a) => usage_maps(a, a.users.get(&*r.user)),
+                None => (Map::new(), Map::new()),
+            };
+            json!({
+                "user": &*r.user,
+                "group": r.group.as_deref(),
+                "cost_center": &*r.cost_center,
+                "limit": opt_cr(r.limit),
+                "used": cr(r.used),
+                "remaining": opt_cr(r.remaining),
+                "percent": percent(r.percent),
+                "status": r.status.as_str(),
+                "blocked": r.blocked,
+                "events": r.events,
+                "products": products,
+                "models": models,
+            })
+        })
+        .collect();
+    Ok(list_response(data, paged.has_more, paged.next))
+}
+
+/// `GET /v1/dashboard/trends?by=product|model`: daily credits over the period so far, and the forecast.
+pub async fn trends(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = QueryPairs::parse(raw.as_deref())?;
+    who.require_admin()?;
+    let by_model = match q.get("by").unwrap_or("product") {
+        "product" => false,
+        "model" => true,
+        other => {
+            return Err(ApiError::bad_request(
+                "dashboard/bad-by",
+                format!("`by` must be `product` or `model`, not `{}`", super::shorten(other)),
+            ));
+        }
+    };
+    let (now, _) = now_of(&q)?;
+    let key = period_key(&app, now)?;
+    ensure_live(&app, key).await?;
+    let live = app.dashboard.live()?;
+    let Some(agg) = live.as_ref().map(|l| &l.agg).filter(|a| a.key == key) else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "dashboard/period-changed",
+            "the period changed while reading; try again",
+        ));
+    };
+    let today = now.with_timezone(&key.tz).date_naive();
+    let shown = agg.day_count().min(day_index(agg, today) + 1);
+    let days: Vec<String> = (0..shown).filter_map(|d| agg.date(d)).map(|d| d.to_string()).collect();
+    let mut series: BTreeMap<u32, Vec<i64>> = BTreeMap::new();
+    for (d, cells) in agg.days.iter().enumerate().take(shown) {
+        for (&(p, m), cell) in cells {
+            let id = if by_model { m } else { p };
+            series.entry(id).or_insert_with(|| vec![0; shown])[d] += cell.micros;
+        }
+    }
+    let names = if by_model { &agg.models } else { &agg.products };
+    let mut series: Vec<(&str, i64, Vec<i64>)> =
+        series.into_iter().map(|(id, v)| (names.name(id), v.iter().sum(), v)).collect();
+    series.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    // every event of the period so far, including any dated after `now` in a replay
+    let used: i64 = agg.day_totals().iter().sum();
+    let (done, _) = elapsed(&key, now);
+    let mut forecast_days = Vec::new();
+    let mut forecast_values = Vec::new();
+    for d in shown.saturating_sub(1)..agg.day_count() {
+        let Some(&day_end) = agg.day_starts.get(d + 1) else { continue };
+        let ahead = i128::from((day_end - now.timestamp()).max(0));
+        let projected = i128::from(used) + i128::from(used) * ahead / done;
+        if let Some(date) = agg.date(d) {
+            forecast_days.push(date.to_string());
+            forecast_values.push(cr(i64::try_from(projected).unwrap_or(i64::MAX)));
+        }
+    }
+    Ok(axum::Json(json!({
+        "by": if by_model { "model" } else { "product" },
+        "period": period_json(&key, now),
+        "days": days,
+        "series": series.iter().map(|(k, total, v)| json!({
+            "key": k,
+            "total": cr(*total),
+            "values": v.iter().map(|m| cr(*m)).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "forecast": { "days": forecast_days, "values": forecast_values },
+    }))
+    .into_response())
+}
+
+/// The index of a local date in the aggregates' period (clamped to it).
+fn day_index(agg: &Aggregates, date: NaiveDate) -> usize {
+    let start = agg.key.period.start_date;
+    usize::try_from((date - start).num_days()).unwrap_or(0).min(agg.day_count().saturating_sub(1))
+}
+
+/// `GET /v1/dashboard/breakdown?by=user|product|model|cost_center`: usage per key, sorted and paged; `format=csv` exports.
+pub async fn breakdown(
+    State(app): State<App>,
+    who: Principal,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let q = QueryPairs::parse(raw.as_deref())?;
+    let (_, v) = admin_view(&app, &who, &q).await?;
+    let by = q.get("by").unwrap_or("user");
+    let users: Vec<Slice>;
+    let slices: &[Slice] = match by {
+        "product" => &v.products,
+        "model" => &v.models,
+        "cost_center" => &v.cost_centers,
+        "user" => {
+            users = v
+                .rows
+                .iter()
+                .filter(|r| r.events > 0)
+                .map(|r| Slice { key: r.user.clone(), used: r.used, events: r.events, users: 1 })
+                .collect();
+            &users
+        }
+        other => {
+            return Err(ApiError::bad_request(
+                "dashboard/bad-by",
+                format!(
+                    "`by` must be `user`, `product`, `model` or `cost_center`, not `{}`",
+                    super::shorten(other)
+                ),
+            ));
+        }
+    };
+    let sort = q.get("sort").unwrap_or("used");
+    let key: fn(&Slice) -> (i128, &str) = match sort {
+        "used" => |s| (i128::from(s.used), &*s.key),
+        "events" => |s| (i128::from(s.events), &*s.key),
+        "key" => |s| (0, &*s.key),
+        other => {
+            return Err(ApiError::bad_request(
+                "dashboard/bad-sort",
+                format!("`sort` must be `used`, `events` or `key`, not `{}`", super::shorten(other)),
+            ));
+        }
+    };
+    let desc = order_of(&q, sort != "key")?;
+    let needle = q.get("q").map(str::to_lowercase).filter(|s| !s.is_empty());
+    let csv = q.wants_csv();
+    let limit = if csv { None } else { Some(q.page_size(PAGE, MAX_PAGE)?) };
+    let total = v.totals.used;
+    let matches: Vec<&Slice> = slices
+        .iter()
+        .filter(|s| needle.as_ref().is_none_or(|n| s.key.to_lowercase().contains(n.as_str())))
+        .collect();
+    let paged = page(matches, |s| key(s), desc, q.get("after"), limit)?;
+    let share = |s: &Slice| Credits::from_micros(s.used).percent_of(Credits::from_micros(total));
+    if csv {
+        let mut out = format!("{by},used,events,users,share\n");
+        for s in &paged.rows {
+            out.push_str(&format!(
+                "{},{},{},{},{}\n",
+                csv_field(&s.key),
+                Credits::from_micros(s.used),
+                s.events,
+                s.users,
+                share(s).map(|p| p.to_string()).unwrap_or_default()
+            ));
+        }
+        return Ok(csv_response(&format!("breakdown-{by}.csv"), out));
+    }
+    let data: Vec<Value> = paged
+        .rows
+        .iter()
+        .map(|s| {
+            json!({ "key": &*s.key, "used": cr(s.used), "events": s.events, "users": s.users, "share": percent(share(s)) })
+        })
+        .collect();
+    Ok(list_response(data, paged.has_more, paged.next))
+}
+
+/// `GET /v1/me`: the caller's own budget (a user token), or `{"role": "admin"}`.
+pub async fn me(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = QueryPairs::parse(raw.as_deref())?;
+    let user = match &who {
+        Principal::Admin => return Ok(axum::Json(json!({ "role": "admin" })).into_response()),
+        Principal::User(u) => u.clone(),
+    };
+    let (now, fixed) = now_of(&q)?;
+    let key = period_key(&app, now)?;
+    // a user token may fix `now` inside the period being shown, never make the service load another
+    if fixed && !app.dashboard.holds(key)? && period_key(&app, Utc::now())? != key {
+        return Err(ApiError::forbidden("only the admin token may look at another period"));
+    }
+    let v = view(&app, key).await?;
+    let row = v.row(&user).cloned();
+    let (products, models, daily_micros, cells_used) = {
+        let live = app.dashboard.live()?;
+        let agg = live.as_ref().map(|l| &l.agg).filter(|a| a.key == key);
+        let u = agg.and_then(|a| a.users.get(user.as_str()));
+        let (products, models) = agg.map_or((Map::new(), Map::new()), |a| usage_maps(a, u));
+        let today = now.with_timezone(&key.tz).date_naive();
+        let daily: Vec<(NaiveDate, i64)> = match agg {
+            Some(a) => {
+                let shown = a.day_count().min(day_index(a, today) + 1);
+                let mut values = vec![0i64; shown];
+                for &(d, m) in u.map_or(&[][..], |u| u.daily.as_slice()) {
+                    if let Some(slot) = values.get_mut(usize::from(d)) {
+                        *slot += m;
+                    }
+                }
+                values.into_iter().enumerate().filter_map(|(d, m)| a.date(d).map(|date| (date, m))).collect()
+            }
+            None => Vec::new(),
+        };
+        // the day the limit was reached, for a user past it, from every day of the period
+        let cumulative: Vec<(NaiveDate, i64)> = match (agg, u) {
+            (Some(a), Some(u)) => {
+                u.daily.iter().filter_map(|&(d, m)| a.date(usize::from(d)).map(|x| (x, m))).collect()
+            }
+            _ => Vec::new(),
+        };
+        (products, models, daily, cumulative)
+    };
+    let limit = v.row(&user).and_then(|r| r.limit);
+    let used = row.as_ref().map_or(0, |r| r.used);
+    let reached_on = match limit {
+        None => None,
+        Some(l) if used >= l => {
+            let mut sum = 0i64;
+            cells_used
+                .iter()
+                .find(|(_, m)| {
+                    sum = sum.saturating_add(*m);
+                    sum >= l
+                })
+                .map(|(d, _)| *d)
+        }
+        Some(_) if used <= 0 => None,
+        Some(l) => {
+            let (done, _) = elapsed(&key, now);
+            let secs = i128::from(l - used) * done / i128::from(used);
+            let at = now.timestamp().saturating_add(i64::try_from(secs).unwrap_or(i64::MAX));
+            (at < key.period.end.timestamp())
+                .then(|| DateTime::from_timestamp(at, 0).map(|t| t.with_timezone(&key.tz).date_naive()))
+                .flatten()
+        }
+    };
+    let caps = app.ledger()?.limit_of(&user).map(|l| {
+        let to = |m: &BTreeMap<String, Credits>| -> Map<String, Value> {
+            m.iter().map(|(k, c)| (k.clone(), Value::String(c.to_string()))).collect()
+        };
+        json!({ "products": to(&l.limit.products), "models": to(&l.limit.models) })
+    });
+    let subject = user.clone();
+    let history = app
+        .store
+        .read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT at, action, old, new, commit_id FROM audit
+                 WHERE subject = ?1 AND action IN ('limit.set', 'limit.remove') ORDER BY seq DESC LIMIT 100",
+            )?;
+            let rows = stmt
+                .query_map([subject], |r| {
+                    // audit rows hold `{"limit": {"credits", ...}, "group", "source"}`
+                    let credits = |text: Option<String>| {
+                        text.and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                            .and_then(|v| {
+                                serde_json::from_value::<Credits>(v["limit"]["credits"].clone()).ok()
+                            })
+                            .map_or(Value::Null, |c| Value::String(c.to_string()))
+                    };
+                    Ok(json!({
+                        "at": rfc3339(r.get(0)?),
+                        "action": r.get::<_, String>(1)?,
+                        "old": credits(r.get(2)?),
+                        "new": credits(r.get(3)?),
+                        "commit": r.get::<_, Option<String>>(4)?,
+                    }))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await?;
+    let status = row.as_ref().map_or(Status::Unlimited, |r| r.status);
+    let team = row.as_ref().and_then(|r| r.group.as_deref()).and_then(|g| v.team(g)).map(|t| {
+        json!({
+            "group": &*t.group,
+            "members": t.members,
+            "used": cr(t.used),
+            "budget": cr(t.budget()),
+            "budget_kind": if t.pool.is_some() { "pool" } else { "members" },
+            "status": t.status().as_str(),
+        })
+    });
+    Ok(axum::Json(json!({
+        "role": "user",
+        "user": user,
+        "period": period_json(&key, now),
+        "group": row.as_ref().and_then(|r| r.group.as_deref()),
+        "team": team,
+        "limit": opt_cr(limit),
+        "caps": caps,
+        "used": cr(used),
+        "remaining": opt_cr(row.as_ref().and_then(|r| r.remaining)),
+        "percent": percent(row.as_ref().and_then(|r| r.percent)),
+        "status": status.as_str(),
+        "blocked": row.as_ref().is_some_and(|r| r.blocked),
+        "products": products,
+        "models": models,
+        "forecast": {
+            "used_at_end": cr(project(used, &key, now)),
+            "limit_reached_on": reached_on.map(|d| d.to_string()),
+        },
+        "daily": daily_micros.iter().map(|(d, m)| json!({ "day": d.to_string(), "credits": cr(*m) })).collect::<Vec<_>>(),
+        "history": history,
+    }))
+    .into_response())
+}

@@ -1,0 +1,355 @@
+//! The console's read API against a real server on loopback: summary, users, trends,
+//! breakdowns and `/v1/me` over a small fixture whose answers are computed by hand.
+//! Every call fixes `now`, so the period and the forecasts do not depend on the clock.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions should fail loudly too"
+)]
+
+mod common;
+
+use std::net::SocketAddr;
+
+use chrono::{TimeZone, Utc};
+use common::http::send;
+use serde_json::{Value, json};
+
+const ADMIN: &str = "test-admin-token-dash";
+/// 9.5 days into November 2026 (UTC): forecasts scale usage by 30 / 9.5 = 60 / 19.
+const NOW: &str = "2026-11-10T12:00:00Z";
+
+struct Server {
+    addr: SocketAddr,
+    _rt: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let config = budgit_console::Config {
+        db: dir.path().join("budgit.db"),
+        listen: "127.0.0.1:0".into(),
+        policies: None,
+        admin_token: Some(ADMIN.into()),
+        repo: None,
+        approved_ref: None,
+    };
+    let running = rt.block_on(budgit_console::start(config)).unwrap();
+    Server { addr: running.addr, _rt: rt, _dir: dir }
+}
+
+impl Server {
+    fn get_as(&self, token: &str, path: &str) -> common::http::Response {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        send(self.addr, "GET", &format!("{path}{sep}now={NOW}"), Some(token), None)
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let r = self.get_as(ADMIN, path);
+        assert_eq!(r.status, 200, "GET {path}: {}", r.body);
+        r.json()
+    }
+
+    fn csv(&self, path: &str) -> String {
+        let r = self.get_as(ADMIN, path);
+        assert_eq!(r.status, 200, "GET {path}: {}", r.body);
+        assert_eq!(r.header("content-type"), Some("text/csv; charset=utf-8"));
+        r.body
+    }
+
+    fn call(&self, method: &str, path: &str, body: &str) -> Value {
+        let r = send(self.addr, method, path, Some(ADMIN), Some(body));
+        assert!(r.status < 300, "{method} {path}: {} {}", r.status, r.body);
+        r.json()
+    }
+}
+
+fn at(day: u32, hour: u32) -> i64 {
+    Utc.with_ymd_and_hms(2026, 11, day, hour, 0, 0).unwrap().timestamp()
+}
+
+fn event(id: &str, ts: i64, user: &str, product: &str, model: &str, credits: &str) -> Value {
+    json!({ "id": id, "time": ts, "user": user, "product": product, "model": model, "credits": credits })
+}
+
+/// a, b: 100 each in group `eng` (pool 150); c: 50 with a codex cap of 10; d: no limit;
+/// e: 20, no usage; f: 5, used up. a, b in CC-1, c in CC-2, d without one, e and f not
+/// in the directory.
+fn fixture() -> Server {
+    let s = start();
+    let csv = "email,cost_center\na@x.com,CC-1\nb@x.com,CC-1\nc@x.com,CC-2\nd@x.com,\n";
+    s.call("POST", "/v1/users/import?format=csv", csv);
+    let limits = json!({
+        "commit": "c1",
+        "limits": [
+            { "user": "a@x.com", "credits": 100, "group": "eng" },
+            { "user": "b@x.com", "credits": 100, "group": "eng" },
+            { "user": "c@x.com", "credits": 50, "products": { "codex": 10 } },
+            { "user": "e@x.com", "credits": 20 },
+            { "user": "f@x.com", "credits": 5 },
+        ],
+        "pools": [{ "group": "eng", "credits": 150 }],
+    });
+    s.call("PUT", "/v1/limits", &limits.to_string());
+    let events = json!([
+        event("e1", at(1, 10), "a@x.com", "codex", "gpt-5", "30"),
+        event("e2", at(2, 9), "a@x.com", "chatgpt", "gpt-5", "10.5"),
+        event("e3", at(2, 15), "b@x.com", "codex", "gpt-5-codex", "85"),
+        event("e4", at(3, 11), "c@x.com", "codex", "gpt-5-codex", "9"),
+        event("e5", at(3, 16), "d@x.com", "chatgpt", "gpt-5", "2.25"),
+        event("e6", at(4, 8), "f@x.com", "chatgpt", "o3", "5"),
+        // October: another period, never counted
+        event(
+            "e0",
+            Utc.with_ymd_and_hms(2026, 10, 31, 23, 59, 59).unwrap().timestamp(),
+            "a@x.com",
+            "codex",
+            "gpt-5",
+            "1000"
+        ),
+    ]);
+    s.call("POST", "/v1/usage/events", &events.to_string());
+    s
+}
+
+fn keys(page: &Value, field: &str) -> Vec<String> {
+    page["data"].as_array().unwrap().iter().map(|r| r[field].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn summary_matches_hand_computed_sums() {
+    let s = fixture();
+    let sum = s.get("/v1/dashboard/summary");
+    assert_eq!(
+        sum["period"],
+        json!({ "start": "2026-11-01T00:00:00Z", "end": "2026-12-01T00:00:00Z", "now": NOW, "timezone": "UTC" })
+    );
+    // used 30 + 10.5 + 85 + 9 + 2.25 + 5 = 141.75 of 100 + 100 + 50 + 20 + 5 = 275;
+    // forecast 141.75 * 60 / 19 = 447.631578… (micro-credits, rounded down)
+    assert_eq!(
+        sum["workspace"],
+        json!({
+            "used": "141.75",
+            "exposure": "275",
+            "users": 5,
+            "percent": 51.55,
+            "status": "ok",
+            "forecast": "447.631578",
+            "status_counts": { "ok": 1, "warning": 3, "exceeded": 1, "unlimited": 1 },
+            "blocked": 1,
+            "warning_threshold": 80,
+        })
+    );
+    assert_eq!(sum["products"], json!({ "chatgpt": "17.75", "codex": "124" }));
+    // eng: 40.5 + 85 of its 150 pool
+    assert_eq!(
+        sum["teams"],
+        json!([{
+            "group": "eng", "members": 2, "used": "125.5", "budget": "150", "budget_kind": "pool",
+            "exposure": "200", "remaining": "24.5", "percent": 83.67, "status": "warning",
+        }])
+    );
+
+    // a read sees the write before it: no waiting for the stream
+    s.call(
+        "POST",
+        "/v1/usage/events",
+        &event("e7", at(5, 9), "e@x.com", "codex", "gpt-5", "0.25").to_string(),
+    );
+    let sum = s.get("/v1/dashboard/summary");
+    assert_eq!((&sum["workspace"]["used"], &sum["products"]["codex"]), (&json!("142"), &json!("124.25")));
+}
+
+#[test]
+fn users_page_sort_filter_and_export() {
+    let s = fixture();
+    let first = s.get("/v1/dashboard/users?limit=2");
+    assert_eq!(
+        (keys(&first, "user"), &first["has_more"]),
+        (vec!["b@x.com".to_string(), "a@x.com".into()], &json!(true))
+    );
+    let a = &first["data"][1];
+    assert_eq!(
+        *a,
+        json!({
+            "user": "a@x.com", "group": "eng", "cost_center": "CC-1", "limit": "100", "used": "40.5",
+            // bounded by the pool: 150 - 125.5
+            "remaining": "24.5", "percent": 40.5, "status": "warning", "blocked": false, "events": 2,
+            "products": { "chatgpt": "10.5", "codex": "30" }, "models": { "gpt-5": "40.5" },
+        })
+    );
+    let next = first["next"].as_str().unwrap().replace('@', "%40");
+    let second = s.get(&format!("/v1/dashboard/users?limit=2&after={next}"));
+    assert_eq!(keys(&second, "user"), ["c@x.com", "f@x.com"]);
+    let next = second["next"].as_str().unwrap().replace('@', "%40");
+    let last = s.get(&format!("/v1/dashboard/users?limit=2&after={next}"));
+    assert_eq!(
+        (keys(&last, "user"), &last["has_more"], &last["next"]),
+        (vec!["d@x.com".to_string(), "e@x.com".into()], &json!(false), &Value::Null)
+    );
+
+    let all = |q: &str| keys(&s.get(&format!("/v1/dashboard/users?{q}")), "user");
+    assert_eq!(all("status=warning&sort=email"), ["a@x.com", "b@x.com", "c@x.com"]);
+    assert_eq!(all("status=exceeded,unlimited&sort=email"), ["d@x.com", "f@x.com"]);
+    assert_eq!(all("group=eng&sort=used&order=asc"), ["a@x.com", "b@x.com"]);
+    assert_eq!(all("q=A%40X"), ["a@x.com"]);
+    // f is at 100%; d has no limit and so no percent
+    assert_eq!(all("sort=percent"), ["f@x.com", "b@x.com", "a@x.com", "c@x.com", "e@x.com", "d@x.com"]);
+    assert_eq!(
+        all("sort=remaining&order=asc"),
+        ["f@x.com", "b@x.com", "e@x.com", "a@x.com", "c@x.com", "d@x.com"]
+    );
+    let c = &s.get("/v1/dashboard/users?q=c%40")["data"][0];
+    // 9 of a codex cap of 10 warns, though the total is at 18%
+    assert_eq!(
+        (&c["status"], &c["percent"], &c["remaining"]),
+        (&json!("warning"), &json!(18.0), &json!("41"))
+    );
+
+    assert_eq!(
+        s.csv("/v1/dashboard/users?format=csv&status=exceeded,unlimited&sort=email"),
+        "user,group,cost_center,limit,used,remaining,percent,status,blocked,events,chatgpt,codex\n\
+         d@x.com,,(none),,2.25,,,unlimited,false,1,2.25,0\n\
+         f@x.com,,(not in directory),5,5,0,100,exceeded,true,1,5,0\n"
+    );
+    for (q, code) in [
+        ("sort=size", "dashboard/bad-sort"),
+        ("status=fine", "dashboard/bad-status"),
+        ("order=up", "dashboard/bad-order"),
+        ("after=x", "dashboard/bad-cursor"),
+    ] {
+        let r = s.get_as(ADMIN, &format!("/v1/dashboard/users?{q}"));
+        assert_eq!((r.status, r.json()["error"]["code"].as_str()), (400, Some(code)), "{q}");
+    }
+}
+
+#[test]
+fn trends_give_days_series_and_the_forecast() {
+    let s = fixture();
+    let t = s.get("/v1/dashboard/trends?by=product");
+    let days: Vec<String> = (1..=10).map(|d| format!("2026-11-{d:02}")).collect();
+    assert_eq!(t["days"], json!(days));
+    let zeros = |n: usize| vec!["0"; n];
+    let mut codex = vec!["30", "85", "9"];
+    codex.extend(zeros(7));
+    let mut chatgpt = vec!["0", "10.5", "2.25", "5"];
+    chatgpt.extend(zeros(6));
+    assert_eq!(
+        t["series"],
+        json!([
+            { "key": "codex", "total": "124", "values": codex },
+            { "key": "chatgpt", "total": "17.75", "values": chatgpt },
+        ])
+    );
+    // from today to the last day: 141.75 + 141.75 * (hours ahead / 228 hours elapsed)
+    let f = &t["forecast"];
+    assert_eq!(f["days"].as_array().unwrap().len(), 21);
+    assert_eq!((&f["days"][0], &f["days"][20]), (&json!("2026-11-10"), &json!("2026-11-30")));
+    assert_eq!((&f["values"][0], &f["values"][20]), (&json!("149.210526"), &json!("447.631578")));
+
+    let m = s.get("/v1/dashboard/trends?by=model");
+    let totals: Vec<(String, String)> = m["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["key"].as_str().unwrap().to_string(), x["total"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        totals,
+        [
+            ("gpt-5-codex".to_string(), "94".to_string()),
+            ("gpt-5".into(), "42.75".into()),
+            ("o3".into(), "5".into())
+        ]
+    );
+    let r = s.get_as(ADMIN, "/v1/dashboard/trends?by=team");
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn breakdowns_by_cost_center_model_and_user() {
+    let s = fixture();
+    let cc = s.get("/v1/dashboard/breakdown?by=cost_center");
+    assert_eq!(
+        cc["data"],
+        json!([
+            { "key": "CC-1", "used": "125.5", "events": 3, "users": 2, "share": 88.54 },
+            { "key": "CC-2", "used": "9", "events": 1, "users": 1, "share": 6.35 },
+            { "key": "(not in directory)", "used": "5", "events": 1, "users": 1, "share": 3.53 },
+            { "key": "(none)", "used": "2.25", "events": 1, "users": 1, "share": 1.59 },
+        ])
+    );
+    let models = s.get("/v1/dashboard/breakdown?by=model&sort=events&limit=1");
+    assert_eq!((keys(&models, "key"), &models["has_more"]), (vec!["gpt-5".to_string()], &json!(true)));
+    assert_eq!((&models["data"][0]["events"], &models["data"][0]["users"]), (&json!(3), &json!(2)));
+    let rest = s.get(&format!(
+        "/v1/dashboard/breakdown?by=model&sort=events&after={}",
+        models["next"].as_str().unwrap()
+    ));
+    assert_eq!(keys(&rest, "key"), ["gpt-5-codex", "o3"]);
+    let users = s.get("/v1/dashboard/breakdown?by=user&sort=key&q=x.com");
+    assert_eq!(keys(&users, "key"), ["a@x.com", "b@x.com", "c@x.com", "d@x.com", "f@x.com"]);
+    assert_eq!(
+        s.csv("/v1/dashboard/breakdown?by=product&format=csv&sort=key"),
+        "product,used,events,users,share\nchatgpt,17.75,3,3,12.52\ncodex,124,3,3,87.48\n"
+    );
+
+    // a new directory moves c to CC-3 at once
+    s.call("POST", "/v1/users/import?format=csv", "email,cost_center\nc@x.com,CC-3\n");
+    let cc = s.get("/v1/dashboard/breakdown?by=cost_center&sort=key");
+    assert_eq!(keys(&cc, "key"), ["(none)", "(not in directory)", "CC-1", "CC-3"]);
+}
+
+#[test]
+fn me_shows_a_user_only_their_own_budget() {
+    let s = fixture();
+    let token = s.call("POST", "/v1/users/a%40x.com/tokens", "")["token"].as_str().unwrap().to_string();
+    // the admin's view loads November; a user token may fix `now` inside it
+    assert_eq!(s.get("/v1/me"), json!({ "role": "admin" }));
+    s.get("/v1/dashboard/summary");
+    let r = s.get_as(&token, "/v1/me");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let me = r.json();
+    let mut daily = vec![
+        json!({ "day": "2026-11-01", "credits": "30" }),
+        json!({ "day": "2026-11-02", "credits": "10.5" }),
+    ];
+    daily.extend((3..=10).map(|d| json!({ "day": format!("2026-11-{d:02}"), "credits": "0" })));
+    assert_eq!(
+        me,
+        json!({
+            "role": "user",
+            "user": "a@x.com",
+            "period": { "start": "2026-11-01T00:00:00Z", "end": "2026-12-01T00:00:00Z", "now": NOW, "timezone": "UTC" },
+            "group": "eng",
+            "team": { "group": "eng", "members": 2, "used": "125.5", "budget": "150", "budget_kind": "pool", "status": "warning" },
+            "limit": "100",
+            "caps": { "products": {}, "models": {} },
+            "used": "40.5",
+            "remaining": "24.5",
+            "percent": 40.5,
+            "status": "warning",
+            "blocked": false,
+            "products": { "chatgpt": "10.5", "codex": "30" },
+            "models": { "gpt-5": "40.5" },
+            // 40.5 * 60 / 19; the rest (59.5) at 40.5 per 228 hours takes 334.96 hours: the 24th
+            "forecast": { "used_at_end": "127.894736", "limit_reached_on": "2026-11-24" },
+            "daily": daily,
+            "history": [{ "at": me["history"][0]["at"], "action": "limit.set", "old": null, "new": "100", "commit": "c1" }],
+        })
+    );
+    for path in
+        ["/v1/dashboard/summary", "/v1/dashboard/users", "/v1/dashboard/trends", "/v1/dashboard/breakdown"]
+    {
+        let r = s.get_as(&token, path);
+        assert_eq!((r.status, r.json()["error"]["code"].as_str()), (403, Some("auth/forbidden")), "{path}");
+        assert!(!r.body.contains("b@x.com"));
+    }
+    let other = send(s.addr, "GET", "/v1/me?now=2025-01-15T00:00:00Z", Some(&token), None);
+    assert_eq!(other.status, 403);
+    assert_eq!(send(s.addr, "GET", "/v1/me", None, None).status, 401);
+}
