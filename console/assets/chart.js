@@ -1,1 +1,114 @@
-/* placeholder */
+// Time-series charts with the vendored uPlot (a global from /assets/vendor/uPlot.iife.min.js).
+//
+// Each chart also gets a plain table of the same numbers in a <details>, so the
+// figures are readable without the picture (screen readers, copying).
+
+import { el, fill, credits, day } from './common.js';
+
+const PALETTE = ['#0b5cad', '#8a3ffc', '#1a7f37', '#b3261e', '#bf8700', '#007d79', '#d12771', '#4f5964'];
+const SERIES_COLOR = { chatgpt: '#0d6b4f', codex: '#5b2c99' };
+
+/** Unix seconds of a `YYYY-MM-DD` day (UTC midnight). */
+function seconds(d) {
+  return Date.parse(`${d}T00:00:00Z`) / 1000;
+}
+
+/** The colour of the i-th series (products keep their own colours). */
+export function colorOf(key, i) {
+  return SERIES_COLOR[String(key).toLowerCase()] || PALETTE[i % PALETTE.length];
+}
+
+/**
+ * Draws daily values per series, and optionally a cumulative line with its forecast on a
+ * second axis. `data`: {days, series: [{key, values}], cumulative?: {days, actual, forecast}}.
+ */
+export function dailyChart(container, data, { title, tableCaption } = {}) {
+  if (container.chartCleanup) container.chartCleanup();
+  const box = el('div', { class: 'chart', role: 'img', 'aria-label': title || 'daily credits chart' });
+  const table = tableOf(data, tableCaption || title);
+  fill(container, box, table);
+  if (typeof window.uPlot !== 'function') {
+    box.replaceWith(el('p', { class: 'error', role: 'alert' }, 'the chart library did not load; the numbers are in the table below'));
+    table.open = true;
+    return null;
+  }
+  const days = [...new Set([...(data.days || []), ...(data.cumulative?.days || [])])].sort();
+  const index = new Map(days.map((d, i) => [d, i]));
+  const xs = days.map(seconds);
+  const columns = [xs];
+  const series = [{}];
+  (data.series || []).forEach((s, i) => {
+    const col = new Array(days.length).fill(null);
+    (data.days || []).forEach((d, j) => {
+      const v = Number(s.values?.[j]);
+      col[index.get(d)] = Number.isFinite(v) ? v : null;
+    });
+    columns.push(col);
+    series.push({
+      label: s.label || s.key,
+      stroke: colorOf(s.key, i),
+      width: 2,
+      fill: `${colorOf(s.key, i)}14`,
+      scale: 'daily',
+      value: (u, v) => (v === null ? '—' : credits(v)),
+      points: { show: days.length < 40 },
+    });
+  });
+  const axes = [
+    { stroke: '#4f5964', grid: { stroke: '#e6e9ed' } },
+    { scale: 'daily', label: 'credits per day', stroke: '#4f5964', grid: { stroke: '#e6e9ed' }, values: (u, v) => v.map((x) => credits(x)), size: 70 },
+  ];
+  if (data.cumulative) {
+    const actual = new Array(days.length).fill(null);
+    const forecast = new Array(days.length).fill(null);
+    (data.cumulative.actualDays || data.days || []).forEach((d, j) => { actual[index.get(d)] = data.cumulative.actual[j]; });
+    (data.cumulative.days || []).forEach((d, j) => {
+      const v = Number(data.cumulative.forecast[j]);
+      forecast[index.get(d)] = Number.isFinite(v) ? v : null;
+    });
+    columns.push(actual, forecast);
+    series.push(
+      { label: 'total so far', stroke: '#1b1f24', width: 2, scale: 'total', value: (u, v) => (v === null ? '—' : credits(v)) },
+      { label: 'forecast', stroke: '#1b1f24', width: 2, dash: [6, 5], scale: 'total', value: (u, v) => (v === null ? '—' : credits(v)) },
+    );
+    axes.push({ scale: 'total', side: 1, label: 'total credits', stroke: '#4f5964', grid: { show: false }, values: (u, v) => v.map((x) => credits(x)), size: 80 });
+  }
+  const size = () => ({ width: Math.max(260, box.clientWidth || container.clientWidth || 600), height: window.innerWidth < 600 ? 240 : 300 });
+  const plot = new window.uPlot({
+    ...size(),
+    series,
+    axes,
+    scales: { x: { time: true }, daily: { auto: true, range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] }, total: { auto: true, range: (u, min, max) => [0, max > 0 ? max * 1.05 : 1] } },
+    legend: { live: true },
+    cursor: { drag: { x: false, y: false } },
+  }, columns, box);
+  const observer = new ResizeObserver(() => plot.setSize(size()));
+  observer.observe(container);
+  container.chartCleanup = () => {
+    observer.disconnect();
+    plot.destroy();
+    container.chartCleanup = null;
+  };
+  return plot;
+}
+
+/** The chart's numbers as a table inside a <details>. */
+function tableOf(data, caption) {
+  const series = data.series || [];
+  const rows = (data.days || []).map((d, j) => el('tr', {},
+    el('th', { scope: 'row' }, day(d)),
+    series.map((s) => el('td', { class: 'num' }, credits(s.values?.[j]))),
+  ));
+  const forecastRows = (data.cumulative?.days || []).map((d, j) => el('tr', {},
+    el('th', { scope: 'row' }, day(d)), el('td', { class: 'num' }, credits(data.cumulative.forecast[j]))));
+  return el('details', { class: 'as-table' },
+    el('summary', {}, 'Show the numbers as a table'),
+    el('div', { class: 'table-wrap' }, el('table', {},
+      el('caption', {}, caption || 'Daily credits'),
+      el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Day'), series.map((s) => el('th', { scope: 'col', class: 'num' }, s.label || s.key)))),
+      el('tbody', {}, rows))),
+    forecastRows.length ? el('div', { class: 'table-wrap' }, el('table', {},
+      el('caption', {}, 'Forecast: total credits by the end of each day'),
+      el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Day'), el('th', { scope: 'col', class: 'num' }, 'Projected total'))),
+      el('tbody', {}, forecastRows))) : null);
+}
