@@ -71,8 +71,158 @@ fn errors(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static
     all
 }
 
+/// The policy repository's part of the API: groups, proposals, reconciler status.
+///
+/// Kept out of the main literal, which is already near `json!`'s recursion limit.
+fn repository_paths() -> (Value, Value) {
+    let decimal = json!({ "type": "string", "description": "credits, an exact decimal string" });
+    let caps = json!({ "type": "object", "additionalProperties": decimal });
+    let repo_errors = [
+        ("404", "no policy repository (`budgit serve --repo DIR`), or no such group or request"),
+        ("409", "the approved ref is unknown, or the request is already decided"),
+        (
+            "422",
+            "the change does not pass validation (`diagnostics` in the body) or cannot be edited in place: nothing was committed",
+        ),
+    ];
+    let paths = json!({
+        "/v1/groups": { "get": op("proposals", "the groups of the policy repository at the approved ref (admin), with members and usage from the applied limits",
+            vec![], None, ok("the groups", json!({ "type": "object", "properties": { "data": { "type": "array", "items": r("Group") }, "ref": { "type": "string" }, "commit": { "type": "string" }, "policies": { "type": "string", "description": "the policy directory inside the repository" }, "errors": { "type": "integer", "description": "validation errors at the approved ref" } } })),
+            &errors(&repo_errors[..2])) },
+        "/v1/proposals": {
+            "post": op("proposals", "propose a group's limit, caps or pool (admin): edits only those values in the group's file, validates the tree as CI does, commits on a new branch `budgit/proposal/<group>-<yyyymmdd-hhmmss>` from the approved ref (the work tree never changes) and returns the plan of that branch",
+                vec![], Some(body(json!({ "type": "object", "required": ["group", "reason"], "properties": {
+                    "group": { "type": "string" }, "credits": decimal, "pool": { "oneOf": [decimal, { "type": "null" }], "description": "absent: unchanged; null: remove the pool" },
+                    "products": caps, "models": caps, "reason": { "type": "string" } } }))),
+                ok("the proposal", r("Proposal")), &errors(&repo_errors)),
+            "get": op("proposals", "proposals made, newest first (admin)", paging_params(), None, ok("a page of proposals", list_of(r("Proposal"))), &errors(&[]))
+        },
+        "/v1/requests/{id}/propose": { "post": op("requests", "turn a pending credit request into an Override proposal (admin): drafts and checks the Override as `budgit request` does, commits it on a branch and marks the request `proposed`",
+            vec![path("id", "the request")], None, ok("the proposal", r("Proposal")), &errors(&repo_errors)) },
+        "/v1/reconciler/status": {
+            "get": op("reconciler", "the reconciler's last run and the 20 before it, newest first (admin)", vec![], None,
+                ok("the status", json!({ "type": "object", "properties": { "last": { "oneOf": [r("RunSummary"), { "type": "null" }] }, "runs": { "type": "array", "items": r("RunSummary") } } })), &errors(&[])),
+            "put": op("reconciler", "record a run (admin; `budgit reconcile` sends one after every run)", vec![], Some(body(r("RunSummary"))), ok("stored", r("RunSummary")), &errors(&[("413", "too many failures")]))
+        }
+    });
+    let schemas = json!({
+        "Group": { "type": "object", "properties": {
+            "name": { "type": "string" }, "description": { "type": ["string", "null"] }, "priority": { "type": "integer" }, "selector": { "type": ["string", "null"] },
+            "limit": { "type": "object", "properties": { "credits": decimal, "products": caps, "models": caps } },
+            "pool": { "oneOf": [decimal, { "type": "null" }] }, "owners": { "type": "array", "items": { "type": "string" } },
+            "members": { "type": "integer", "description": "users whose applied limit comes with this group" }, "used": decimal, "pool_used": { "oneOf": [decimal, { "type": "null" }] },
+            "file": { "type": "string" }, "line": { "type": "integer" }, "limit_line": { "type": ["integer", "null"] }, "pool_line": { "type": ["integer", "null"] }, "commit": { "type": "string" } } },
+        "Proposal": { "type": "object", "properties": {
+            "id": { "type": "integer" }, "kind": { "enum": ["group", "request"] }, "subject": { "type": "string", "description": "the group, or the requesting user" },
+            "request_id": { "type": ["integer", "null"] }, "branch": { "type": "string" }, "commit": { "type": "string" },
+            "base": { "type": "object", "properties": { "ref": { "type": "string" }, "commit": { "type": "string" } } },
+            "file": { "type": "string" }, "title": { "type": "string" }, "reason": { "type": "string" }, "changes": { "type": "array" },
+            "plan": { "type": "object", "properties": { "markdown": { "type": "string" }, "summary": { "type": "object", "description": "the counts of `budgit plan --format json`" }, "digest": { "type": "string" } } },
+            "created_at": { "type": "string", "format": "date-time" }, "created_by": { "type": "string" } } },
+        "RunSummary": { "type": "object", "required": ["ok", "applied", "unchanged", "drift", "failures", "duration_ms"], "properties": {
+            "at": { "type": "string", "format": "date-time", "description": "when absent, the time it is received" }, "ok": { "type": "boolean" }, "commit": { "type": ["string", "null"] },
+            "plan_digest": { "type": ["string", "null"] }, "applied": { "type": "integer" }, "unchanged": { "type": "integer" }, "drift": { "type": "integer" },
+            "drift_unmanaged": { "type": "integer" }, "failures": { "type": "array", "items": { "type": "string" } }, "duration_ms": { "type": "integer" } } }
+    });
+    let mut paths = paths;
+    // These answer 201 Created.
+    for (path, method) in
+        [("/v1/proposals", "post"), ("/v1/requests/{id}/propose", "post"), ("/v1/reconciler/status", "put")]
+    {
+        if let Some(responses) = paths[path][method]["responses"].as_object_mut()
+            && let Some(ok) = responses.remove("200")
+        {
+            responses.insert("201".to_string(), ok);
+        }
+    }
+    (paths, schemas)
+}
+
+fn paging_params() -> Vec<Value> {
+    vec![
+        query("limit", "page size", json!({ "type": "integer", "minimum": 1 })),
+        query("after", "cursor from `next` of the previous page", json!({ "type": "string" })),
+    ]
+}
+
+/// The console's read views (`/v1/dashboard/*`, `/v1/me`).
+///
+/// Kept out of the main literal, which is near `json!`'s recursion limit.
+fn dashboard_paths() -> (Value, Value) {
+    let decimal = json!({ "type": "string", "description": "credits, an exact decimal string" });
+    let by_name = json!({ "type": "object", "additionalProperties": decimal });
+    let percent = json!({ "type": ["number", "null"], "description": "percent, two decimals; null without a limit or for a zero one" });
+    let status = json!({ "enum": ["ok", "warning", "exceeded", "unlimited"], "description": "`exceeded`: the total or the pool is used up; `warning`: the total, the pool or a non-zero cap is at 80% or more; `unlimited`: no applied limit" });
+    let now = query("now", "evaluate at this instant (RFC 3339) instead of the clock; a user token may only fix it inside the period being shown", json!({ "type": "string", "format": "date-time" }));
+    let page = |extra: Vec<Value>| -> Vec<Value> {
+        let mut all = vec![
+            query("limit", "page size (default 50)", json!({ "type": "integer", "minimum": 1, "maximum": 1000 })),
+            query("after", "cursor from `next` of the previous page", json!({ "type": "string" })),
+            query("order", "asc or desc (default: desc, asc when sorting by name)", json!({ "enum": ["asc", "desc"] })),
+            query("q", "only keys containing this text (case-insensitive)", json!({ "type": "string" })),
+            query("format", "json (default) or csv: every match, no paging", json!({ "enum": ["json", "csv"] })),
+            now.clone(),
+        ];
+        all.extend(extra);
+        all
+    };
+    let admin = &[("401", "missing or unknown token"), ("403", "not the admin token")];
+    let period = json!({ "type": "object", "properties": { "start": { "type": "string", "format": "date-time" }, "end": { "type": "string", "format": "date-time" }, "now": { "type": "string", "format": "date-time" }, "timezone": { "type": "string" } } });
+    let paths = json!({
+        "/v1/dashboard/summary": { "get": op("dashboard", "the workspace gauge (used vs the sum of applied limits), status counts, usage per product and each team's budget (its pool, else the sum of its members' limits) this period (admin); `forecast` is linear: usage so far at the period's burn rate so far, projected to its end",
+            vec![now.clone()], None, ok("the summary", json!({ "type": "object", "properties": {
+                "period": period,
+                "workspace": { "type": "object", "properties": { "used": decimal, "exposure": decimal, "users": { "type": "integer", "description": "users with an applied limit" }, "percent": percent, "status": status, "forecast": decimal,
+                    "status_counts": { "type": "object", "properties": { "ok": { "type": "integer" }, "warning": { "type": "integer" }, "exceeded": { "type": "integer" }, "unlimited": { "type": "integer" } } },
+                    "blocked": { "type": "integer" }, "warning_threshold": { "type": "integer" } } },
+                "products": by_name,
+                "teams": { "type": "array", "items": r("DashboardTeam") } } })), &errors(&admin[..])) },
+        "/v1/dashboard/users": { "get": op("dashboard", "every user with a limit or usage this period, filtered, sorted and paged in memory (admin)",
+            page(vec![
+                query("group", "only members of this group", json!({ "type": "string" })),
+                query("status", "only these statuses (repeatable or comma-separated)", json!({ "type": "array", "items": { "enum": ["ok", "warning", "exceeded", "unlimited"] } })),
+                query("sort", "used (default), percent, remaining or email", json!({ "enum": ["used", "percent", "remaining", "email"] })),
+            ]), None, ok("a page of users (CSV: one row per match, a column per product)", list_of(r("DashboardUser"))), &errors(&admin[..])) },
+        "/v1/dashboard/trends": { "get": op("dashboard", "daily credits per product or model over the period so far (local days), and the cumulative forecast from today to the period's last day at the burn rate so far (admin)",
+            vec![query("by", "product (default) or model", json!({ "enum": ["product", "model"] })), now.clone()], None,
+            ok("the trend", json!({ "type": "object", "properties": {
+                "by": { "enum": ["product", "model"] }, "period": period, "days": { "type": "array", "items": { "type": "string", "format": "date" } },
+                "series": { "type": "array", "items": { "type": "object", "properties": { "key": { "type": "string" }, "total": decimal, "values": { "type": "array", "items": decimal } } } },
+                "forecast": { "type": "object", "properties": { "days": { "type": "array", "items": { "type": "string", "format": "date" } }, "values": { "type": "array", "items": decimal } } } } })),
+            &errors(&admin[..])) },
+        "/v1/dashboard/breakdown": { "get": op("dashboard", "usage this period per user, product, model or cost center (the directory's `cost_center` attribute; `(none)` without one, `(not in directory)` for users the directory does not know), sorted and paged (admin)",
+            page(vec![
+                query("by", "user (default), product, model or cost_center", json!({ "enum": ["user", "product", "model", "cost_center"] })),
+                query("sort", "used (default), events or key", json!({ "enum": ["used", "events", "key"] })),
+            ]), None, ok("a page of rows", list_of(json!({ "type": "object", "properties": { "key": { "type": "string" }, "used": decimal, "events": { "type": "integer" }, "users": { "type": "integer", "description": "users with usage" }, "share": percent } }))), &errors(&admin[..])) },
+        "/v1/me": { "get": op("dashboard", "the caller: `{\"role\": \"admin\"}` for the admin token; for a user token, that user's budget this period: limit, usage by product and model, forecast (linear, at the burn rate so far), daily usage and the history of the limit from the audit log",
+            vec![now], None, ok("the caller", r("Me")), &[("401", "missing or unknown token"), ("403", "a user token fixing `now` outside the period being shown")]) }
+    });
+    let schemas = json!({
+        "DashboardTeam": { "type": "object", "properties": {
+            "group": { "type": "string" }, "members": { "type": "integer" }, "used": decimal, "budget": decimal, "budget_kind": { "enum": ["pool", "members"] },
+            "exposure": decimal, "remaining": decimal, "percent": percent, "status": status } },
+        "DashboardUser": { "type": "object", "properties": {
+            "user": { "type": "string" }, "group": { "type": ["string", "null"] }, "cost_center": { "type": "string" }, "limit": { "oneOf": [decimal, { "type": "null" }] }, "used": decimal,
+            "remaining": { "oneOf": [decimal, { "type": "null" }], "description": "the limit's remainder bounded by the pool's" }, "percent": percent, "status": status, "blocked": { "type": "boolean" },
+            "events": { "type": "integer" }, "products": by_name, "models": by_name } },
+        "Me": { "type": "object", "required": ["role"], "properties": {
+            "role": { "enum": ["admin", "user"] }, "user": { "type": "string" }, "period": period, "group": { "type": ["string", "null"] },
+            "team": { "type": ["object", "null"] }, "limit": { "oneOf": [decimal, { "type": "null" }] },
+            "caps": { "type": ["object", "null"], "properties": { "products": by_name, "models": by_name } },
+            "used": decimal, "remaining": { "oneOf": [decimal, { "type": "null" }] }, "percent": percent, "status": status, "blocked": { "type": "boolean" },
+            "products": by_name, "models": by_name,
+            "forecast": { "type": "object", "properties": { "used_at_end": decimal, "limit_reached_on": { "type": ["string", "null"], "format": "date" } } },
+            "daily": { "type": "array", "items": { "type": "object", "properties": { "day": { "type": "string", "format": "date" }, "credits": decimal } } },
+            "history": { "type": "array", "items": { "type": "object", "properties": { "at": { "type": "string", "format": "date-time" }, "action": { "enum": ["limit.set", "limit.remove"] }, "old": { "oneOf": [decimal, { "type": "null" }] }, "new": { "oneOf": [decimal, { "type": "null" }] }, "commit": { "type": ["string", "null"] } } } } } }
+    });
+    (paths, schemas)
+}
+
 /// The OpenAPI 3.1 document.
 pub fn document() -> Value {
+    let (dashboard, dashboard_schemas) = dashboard_paths();
+    let (repository, repository_schemas) = repository_paths();
     let paging = || {
         vec![
             query("limit", "page size", json!({ "type": "integer", "minimum": 1 })),
@@ -164,6 +314,15 @@ pub fn document() -> Value {
             },
             "/v1/requests/{id}/approve": { "post": op("requests", "approve a pending request (admin): status `approved` with the Override it proposes", vec![path("id", "the request")], None, ok("the request", r("CreditRequest")), &errors(&[("404", "unknown request"), ("409", "already decided")])) },
             "/v1/requests/{id}/decline": { "post": op("requests", "decline a pending request with a reason (admin)", vec![path("id", "the request")], Some(body(json!({ "type": "object", "required": ["reason"], "properties": { "reason": { "type": "string" } } }))), ok("the request", r("CreditRequest")), &errors(&[("404", "unknown request"), ("409", "already decided")])) },
+            "/v1/groups": repository["/v1/groups"].clone(),
+            "/v1/proposals": repository["/v1/proposals"].clone(),
+            "/v1/requests/{id}/propose": repository["/v1/requests/{id}/propose"].clone(),
+            "/v1/reconciler/status": repository["/v1/reconciler/status"].clone(),
+            "/v1/dashboard/summary": dashboard["/v1/dashboard/summary"].clone(),
+            "/v1/dashboard/users": dashboard["/v1/dashboard/users"].clone(),
+            "/v1/dashboard/trends": dashboard["/v1/dashboard/trends"].clone(),
+            "/v1/dashboard/breakdown": dashboard["/v1/dashboard/breakdown"].clone(),
+            "/v1/me": dashboard["/v1/me"].clone(),
             "/v1/leases/{name}": {
                 "post": op("leases", "acquire or renew a lease (admin)", vec![path("name", "the lease")],
                     Some(body(json!({ "type": "object", "required": ["holder", "ttl_seconds"], "properties": { "holder": { "type": "string" }, "ttl_seconds": { "type": "integer", "minimum": 1, "maximum": 86400 } } }))),
@@ -212,6 +371,12 @@ pub fn document() -> Value {
                 "CheckRequest": { "type": "object", "required": ["product", "model", "credits"], "properties": { "user": { "type": "string", "description": "required with the admin token" }, "product": { "type": "string" }, "model": { "type": "string" }, "credits": credits, "ttl_seconds": { "type": "integer", "minimum": 1, "maximum": 3600, "description": "reservation life (default 300)" } } },
                 "CheckResponse": { "type": "object", "properties": { "allowed": { "type": "boolean" }, "reservation_id": { "type": ["string", "null"] }, "remaining": credits, "deciding": { "enum": ["user", "product_cap", "model_cap", "pool"] }, "expires_at": { "type": ["string", "null"], "format": "date-time" }, "enforcement": { "enum": ["hard", "soft"] }, "alert": { "const": "over_limit" }, "reason": { "type": "string" } } },
                 "CreditRequest": { "type": "object", "properties": { "id": { "type": "integer" }, "user": { "type": "string" }, "credits": credits, "days": { "type": "integer" }, "reason": { "type": "string" }, "context": {}, "status": { "enum": ["pending", "approved", "declined"] }, "created_at": { "type": "string" }, "created_by": { "type": "string" }, "decided_at": { "type": ["string", "null"] }, "decided_by": { "type": ["string", "null"] }, "decision_reason": { "type": ["string", "null"] }, "proposal": { "description": "the Override document an approval proposes" } } },
+                "Group": repository_schemas["Group"].clone(),
+                "Proposal": repository_schemas["Proposal"].clone(),
+                "RunSummary": repository_schemas["RunSummary"].clone(),
+                "DashboardTeam": dashboard_schemas["DashboardTeam"].clone(),
+                "DashboardUser": dashboard_schemas["DashboardUser"].clone(),
+                "Me": dashboard_schemas["Me"].clone(),
                 "Lease": { "type": "object", "properties": { "name": { "type": "string" }, "holder": { "type": "string" }, "expires_at": { "type": "string", "format": "date-time" } } }
             }
         }

@@ -17,9 +17,10 @@ use tokio::sync::oneshot;
 use crate::error::{ApiError, ApiResult};
 
 /// The schema, one entry per version; a database records the versions it has applied.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
      CREATE TABLE users (email TEXT PRIMARY KEY, attrs TEXT NOT NULL, updated_at INTEGER NOT NULL);
      CREATE TABLE tokens (hash BLOB PRIMARY KEY, email TEXT NOT NULL, created_at INTEGER NOT NULL);
      CREATE INDEX tokens_email ON tokens(email);
@@ -46,7 +47,21 @@ const MIGRATIONS: &[(i64, &str)] = &[(
          model TEXT NOT NULL, micros INTEGER NOT NULL, grp TEXT, expires_at INTEGER NOT NULL);
      CREATE TABLE alerts (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, email TEXT NOT NULL,
          kind TEXT NOT NULL, message TEXT NOT NULL);",
-)];
+    ),
+    // console: proposals committed to the policy repository, and the reconciler's run reports
+    (
+        2,
+        "CREATE TABLE proposals (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, subject TEXT NOT NULL,
+             request_id INTEGER, branch TEXT NOT NULL, base_ref TEXT NOT NULL, base_commit TEXT NOT NULL,
+             commit_id TEXT NOT NULL, file TEXT NOT NULL, title TEXT NOT NULL, reason TEXT NOT NULL,
+             changes TEXT NOT NULL, plan_markdown TEXT NOT NULL, plan_summary TEXT NOT NULL,
+             plan_digest TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL);
+         CREATE TABLE reconciler_runs (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,
+             ok INTEGER NOT NULL, commit_id TEXT, applied INTEGER NOT NULL, unchanged INTEGER NOT NULL,
+             drift INTEGER NOT NULL, failures TEXT NOT NULL, duration_ms INTEGER NOT NULL, report TEXT NOT NULL,
+             received_at INTEGER NOT NULL);",
+    ),
+];
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]

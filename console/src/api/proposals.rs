@@ -1,5 +1,1348 @@
 //! Team budget controls backed by the policy repository: groups, proposals, reconciler status.
+//!
+//! The console never changes a limit itself. It reads the groups from the policy
+//! repository at the approved ref (the engine's git loader, as `validate --ref`
+//! does), and a proposed change becomes a branch with one commit, made with
+//! `load::git::commit_changes` so neither the index nor the work tree moves:
+//! a group's `limit.credits`, product or model caps and `pool` are edited in the
+//! group's YAML text in place (only the scalars that change; comments and layout
+//! stay), the whole tree is validated as CI would, and the plan of the branch
+//! against the approved ref is computed with the engine's plan. Credit requests
+//! become Override proposals through `engine::request`, exactly as `budgit
+//! request` writes them. Proposals and the reconciler's run reports are kept in
+//! SQLite. Git, YAML and CEL work runs on a blocking thread with a large stack.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path as UrlPath, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use budgit_engine::directory::Directory;
+use budgit_engine::load::Source;
+use budgit_engine::load::git::{FileChange, GitError, GitRepo};
+use budgit_engine::load::yaml::{Node, Value as YamlValue, parse_documents};
+use budgit_engine::model::Group;
+use budgit_engine::plan::side::{self, SideError};
+use budgit_engine::plan::{PlanInput, RefLabel, Side, incremental, render as plan_render};
+use budgit_engine::reconcile::desired::directory_of;
+use budgit_engine::request::{self, Amount, RequestSpec};
+use budgit_engine::resolve::resolve;
+use budgit_engine::validate::{ValidateOptions, Validated, validate_sources};
+use budgit_engine::workspace::{RunSummary, UserRecord};
+use budgit_engine::{Credits, Diagnostic, Report};
+use chrono::{DateTime, Utc};
+use rusqlite::OptionalExtension;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{MAX_PAGE, QueryPairs, json_body, path_param, rfc3339};
+use crate::error::{ApiError, ApiResult};
+use crate::{App, auth::Principal};
+
+/// Run reports kept; older ones are pruned when a new one arrives.
+const MAX_RUNS_KEPT: i64 = 1000;
+/// Run reports `GET /v1/reconciler/status` returns.
+const RUNS_SHOWN: i64 = 20;
 
 /// Proposals made this run and the reconciler's last reports.
 #[derive(Debug, Default)]
-pub struct ProposalState {}
+pub struct ProposalState {
+    /// Held while a proposal is made: branch names are picked, then created.
+    writing: tokio::sync::Mutex<()>,
+    /// The groups at the last commit read (by commit id and policy directory).
+    groups: Mutex<Option<Arc<GroupsAt>>>,
+}
+
+/// The groups of one commit.
+#[derive(Debug)]
+struct GroupsAt {
+    commit: String,
+    dir: String,
+    groups: Vec<Value>,
+    names: Vec<String>,
+    errors: usize,
+}
+
+fn no_repo() -> ApiError {
+    ApiError::not_found(
+        "repo/not-configured",
+        "the console has no policy repository: start it with `budgit serve --repo DIR`",
+    )
+}
+
+fn git_error(e: GitError) -> ApiError {
+    match e {
+        GitError::UnknownRevision { .. } | GitError::Shallow { .. } => {
+            ApiError::conflict("repo/unknown-ref", e.to_string())
+        }
+        GitError::Open { .. } => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "repo/unavailable", e.to_string())
+        }
+        other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "repo/git", other.to_string()),
+    }
+}
+
+fn side_error(e: SideError) -> ApiError {
+    match e {
+        SideError::Git(g) => git_error(g),
+        SideError::Read(r) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "repo/read", r.to_string()),
+    }
+}
+
+fn worker_error(e: &dyn std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "repo/worker",
+        format!("the repository work could not run: {e}"),
+    )
+}
+
+/// Runs git, YAML and CEL work off the async workers, on a thread with a large stack.
+async fn blocking<T, F>(f: F) -> ApiResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> ApiResult<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(move || budgit_engine::stack::with_large_stack(f))
+        .await
+        .map_err(|e| worker_error(&e))?
+        .map_err(|e| worker_error(&e))?
+}
+
+/// The repository and the policy directory inside it.
+///
+/// `--repo` may name the work tree's root, a bare repository, or the policy
+/// directory inside a work tree. At the root, `policies/` is the policy
+/// directory when the approved commit has one (the layout `budgit` expects),
+/// else the root itself.
+fn open_repo(repo: &Path, rev: &str) -> ApiResult<(GitRepo, String)> {
+    let git = GitRepo::discover(repo).map_err(git_error)?;
+    let inside =
+        if git.workdir().is_some() { git.repo_path(repo).unwrap_or_default() } else { String::new() };
+    if !inside.is_empty() {
+        return Ok((git, inside));
+    }
+    let commit = git.commit(rev).map_err(git_error)?;
+    let tree = commit.tree().map_err(|e| git_error(e.into()))?;
+    let has_policies =
+        tree.get_path(Path::new("policies")).is_ok_and(|entry| entry.kind() == Some(git2::ObjectType::Tree));
+    drop(tree);
+    drop(commit);
+    Ok((git, if has_policies { "policies".to_string() } else { String::new() }))
+}
+
+/// A path inside the repository from one relative to the policy directory.
+fn in_repo(dir: &str, file: &str) -> String {
+    if dir.is_empty() { file.to_string() } else { format!("{dir}/{file}") }
+}
+
+/// Credits as the console's JSON carries them: an exact decimal string.
+fn credits_text(c: Credits) -> Value {
+    Value::String(c.to_string())
+}
+
+fn caps_json(caps: &BTreeMap<String, Credits>) -> Value {
+    Value::Object(caps.iter().map(|(k, v)| (k.clone(), credits_text(*v))).collect())
+}
+
+/// The validation findings as `validate --format json` lists them, files from the repository root.
+fn diagnostics_json(report: &Report, dir: &str) -> Vec<Value> {
+    report
+        .diagnostics
+        .iter()
+        .map(|d: &Diagnostic| {
+            let l = d.location.as_ref();
+            json!({
+                "code": d.code,
+                "severity": d.severity,
+                "message": d.message,
+                "file": l.map(|l| in_repo(dir, &l.file)),
+                "line": l.map(|l| l.line),
+                "column": l.map(|l| l.column),
+                "help": d.help,
+                "commit": l.and_then(|l| l.commit.as_deref()),
+            })
+        })
+        .collect()
+}
+
+/// 422 with the findings: the change is not valid, so nothing was committed.
+fn invalid(report: &Report, dir: &str, what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "proposals/invalid",
+        format!("{what} does not pass validation ({} errors): nothing was committed", report.errors()),
+    )
+    .with_extra(json!({
+        "diagnostics": diagnostics_json(report, dir),
+        "errors": report.errors(),
+        "warnings": report.warnings(),
+    }))
+}
+
+fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+}
+
+// ---------------------------------------------------------------------------
+// GET /v1/groups
+
+/// Members and usage per applied group, from the ledger: (members, micro-credits used).
+fn group_usage(app: &App) -> ApiResult<HashMap<String, (usize, i64)>> {
+    let standings = app.ledger()?.standings();
+    let mut out: HashMap<String, (usize, i64)> = HashMap::new();
+    for s in standings {
+        if let Some(group) = s.limit.and_then(|l| l.group) {
+            let e = out.entry(group).or_default();
+            e.0 += 1;
+            e.1 = e.1.saturating_add(s.used);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the groups at `rev`, reusing the last read when the commit is the same.
+fn groups_at(app: &App, repo: &Path, rev: &str, now: DateTime<Utc>) -> ApiResult<Arc<GroupsAt>> {
+    let (git, dir) = open_repo(repo, rev)?;
+    let sha = git.commit(rev).map_err(git_error)?.id().to_string();
+    if let Ok(cache) = app.proposals.groups.lock()
+        && let Some(hit) = cache.as_ref().filter(|g| g.commit == sha && g.dir == dir)
+    {
+        return Ok(hit.clone());
+    }
+    let loaded = side::from_git(&git, &sha, &dir, &ValidateOptions { now }).map_err(side_error)?;
+    let policies = &loaded.validated.policies;
+    let mut groups: Vec<_> = policies.groups.iter().collect();
+    groups.sort_by(|a, b| b.doc.priority.cmp(&a.doc.priority).then_with(|| a.doc.name.cmp(&b.doc.name)));
+    let rows = groups
+        .iter()
+        .map(|g| {
+            let d = &g.doc;
+            let line_of = |pointer: &str| g.node.pointer(pointer).map(|n| n.pos.line);
+            json!({
+                "name": d.name,
+                "description": d.description,
+                "priority": d.priority,
+                "selector": d.selector,
+                "explicit_members": d.members.len(),
+                "excluded": d.exclude.len(),
+                "limit": {
+                    "credits": credits_text(d.limit.credits),
+                    "products": caps_json(&d.limit.products),
+                    "models": caps_json(&d.limit.models),
+                },
+                "pool": d.pool.as_ref().map(|p| credits_text(p.credits)),
+                "owners": d.owners,
+                "file": in_repo(&dir, &g.file),
+                "line": g.key_loc("name").line,
+                "limit_line": line_of("/limit/credits"),
+                "pool_line": line_of("/pool/credits"),
+                "commit": sha,
+            })
+        })
+        .collect();
+    let names = groups.iter().map(|g| g.doc.name.clone()).collect();
+    let at = Arc::new(GroupsAt {
+        commit: sha,
+        dir,
+        groups: rows,
+        names,
+        errors: loaded.validated.report.errors(),
+    });
+    if let Ok(mut cache) = app.proposals.groups.lock() {
+        *cache = Some(at.clone());
+    }
+    Ok(at)
+}
+
+/// `GET /v1/groups` (admin): the groups at the approved ref, with members and usage from the ledger.
+pub async fn groups(State(app): State<App>, who: Principal) -> ApiResult<Response> {
+    who.require_admin()?;
+    let repo = app.repo.clone().ok_or_else(no_repo)?;
+    let rev = app.approved_ref.clone();
+    let now = Utc::now();
+    let reader = app.clone();
+    let at = blocking(move || groups_at(&reader, &repo, &rev, now)).await?;
+    let usage = group_usage(&app)?;
+    let pools: HashMap<String, i64> =
+        app.ledger()?.pool_standings().into_iter().map(|(g, _, used)| (g, used)).collect();
+    let data: Vec<Value> = at
+        .groups
+        .iter()
+        .zip(&at.names)
+        .map(|(row, name)| {
+            let (members, used) = usage.get(name).copied().unwrap_or_default();
+            let mut row = row.clone();
+            row["members"] = json!(members);
+            row["used"] = credits_text(Credits::from_micros(used));
+            row["pool_used"] =
+                pools.get(name).map_or(Value::Null, |u| credits_text(Credits::from_micros(*u)));
+            row
+        })
+        .collect();
+    Ok(axum::Json(json!({
+        "data": data,
+        "ref": app.approved_ref,
+        "commit": at.commit,
+        "policies": at.dir,
+        "errors": at.errors,
+    }))
+    .into_response())
+}
+
+// ---------------------------------------------------------------------------
+// Editing a group's YAML in place
+
+/// What a proposal changes in a group; absent fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct GroupChange {
+    credits: Option<Credits>,
+    /// `Some(None)` removes the pool.
+    pool: Option<Option<Credits>>,
+    products: BTreeMap<String, Credits>,
+    models: BTreeMap<String, Credits>,
+}
+
+/// One changed value, for the commit message and the response.
+#[derive(Debug, Clone, PartialEq)]
+struct Changed {
+    field: String,
+    before: Option<Credits>,
+    after: Option<Credits>,
+}
+
+impl Changed {
+    fn line(&self) -> String {
+        let show = |c: Option<Credits>| c.map_or_else(|| "none".to_string(), |c| c.to_string());
+        format!("{}: {} → {}", self.field, show(self.before), show(self.after))
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "field": self.field,
+            "before": self.before.map(credits_text),
+            "after": self.after.map(credits_text),
+        })
+    }
+}
+
+/// The start of the line holding `offset`.
+fn line_start(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1)
+}
+
+/// Moves `pos` (a line start) up over blank and comment lines, not above `floor`:
+/// comments above a key belong to that key.
+fn back_over_trivia(text: &str, mut pos: usize, floor: usize) -> usize {
+    while pos > floor {
+        let prev = line_start(text, pos - 1).max(floor);
+        let line = text[prev..pos].trim();
+        if line.is_empty() || line.starts_with('#') {
+            pos = prev;
+        } else {
+            break;
+        }
+    }
+    pos
+}
+
+/// Where the document holding `offset` ends: the next `---` line, or the end of the file.
+fn document_end(text: &str, offset: usize) -> usize {
+    let mut pos = line_start(text, offset);
+    for line in text[pos..].split_inclusive('\n') {
+        if pos > offset && line.starts_with("---") {
+            return pos;
+        }
+        pos += line.len();
+    }
+    text.len()
+}
+
+/// The byte range of a scalar's text (quotes included), checked to hold `expected`.
+fn scalar_range(text: &str, node: &Node, expected: Credits) -> Option<(usize, usize)> {
+    let start = node.pos.offset;
+    let rest = text.get(start..)?;
+    let len = match rest.chars().next()? {
+        q @ ('"' | '\'') => rest[1..].find(q).map(|i| i + 2)?,
+        _ => rest.find([' ', '\t', '\r', '\n', ',', '}', ']', '#']).unwrap_or(rest.len()),
+    };
+    let token = rest[..len].trim_matches(['"', '\'']);
+    // The span must be the value itself (not an anchor elsewhere or a neighbour).
+    (token.parse::<Credits>().ok() == Some(expected)).then_some((start, start + len))
+}
+
+/// One replacement of the text.
+struct Splice {
+    start: usize,
+    end: usize,
+    text: String,
+}
+
+fn not_editable(what: &str) -> ApiError {
+    unprocessable(
+        "proposals/not-editable",
+        format!("cannot edit `{what}` in place (an alias or an unusual layout): change the file by hand"),
+    )
+}
+
+/// The splices that apply `change` to the group document `doc` in `text`.
+fn plan_splices(text: &str, doc: &Node, group: &Group, change: &GroupChange) -> ApiResult<Vec<Splice>> {
+    let mut splices = Vec::new();
+    let mut replace = |pointer: &str, field: &str, old: Credits, new: Credits| -> ApiResult<()> {
+        let node = doc.pointer(pointer).ok_or_else(|| not_editable(field))?;
+        let (start, end) = scalar_range(text, node, old).ok_or_else(|| not_editable(field))?;
+        splices.push(Splice { start, end, text: new.to_string() });
+        Ok(())
+    };
+    if let Some(c) = change.credits {
+        replace("/limit/credits", "limit.credits", group.limit.credits, c)?;
+    }
+    for (kind, caps, asked) in [
+        ("products", &group.limit.products, &change.products),
+        ("models", &group.limit.models, &change.models),
+    ] {
+        for (name, new) in asked {
+            let field = format!("limit.{kind}.{name}");
+            let Some(old) = caps.get(name) else {
+                return Err(unprocessable(
+                    "proposals/no-such-cap",
+                    format!("group `{}` has no `{field}` cap to change: add the cap in the file", group.name),
+                ));
+            };
+            let pointer = format!("/limit/{kind}/{}", name.replace('~', "~0").replace('/', "~1"));
+            replace(&pointer, &field, *old, *new)?;
+        }
+    }
+    let Some(pool) = change.pool else {
+        return Ok(splices);
+    };
+    let YamlValue::Map(entries) = &doc.value else {
+        return Err(not_editable("pool"));
+    };
+    let end_of_doc = document_end(text, doc.pos.offset);
+    // The end of the entry at `i`: the next key's line (without the comments above it), or the document's end.
+    let entry_end = |i: usize| -> usize {
+        let next = entries.get(i + 1).map_or(end_of_doc, |(k, _)| line_start(text, k.pos.offset));
+        back_over_trivia(text, next, line_start(text, entries[i].0.pos.offset))
+    };
+    let at_line_start = |k: &Node| text[line_start(text, k.pos.offset)..k.pos.offset].trim().is_empty();
+    match (&group.pool, pool) {
+        (Some(old), Some(new)) => replace("/pool/credits", "pool.credits", old.credits, new)?,
+        (Some(_), None) => {
+            let i = entries
+                .iter()
+                .position(|(k, _)| k.as_str() == Some("pool"))
+                .ok_or_else(|| not_editable("pool"))?;
+            if !at_line_start(&entries[i].0) {
+                return Err(not_editable("pool"));
+            }
+            splices.push(Splice {
+                start: line_start(text, entries[i].0.pos.offset),
+                end: entry_end(i),
+                text: String::new(),
+            });
+        }
+        (None, Some(new)) => {
+            let i = entries
+                .iter()
+                .position(|(k, _)| k.as_str() == Some("limit"))
+                .ok_or_else(|| not_editable("pool"))?;
+            let key = &entries[i].0;
+            if !at_line_start(key) {
+                return Err(not_editable("pool"));
+            }
+            let indent = " ".repeat(key.pos.column.saturating_sub(1) as usize);
+            let at = entry_end(i);
+            let newline = if at > 0 && !text[..at].ends_with('\n') { "\n" } else { "" };
+            splices.push(Splice {
+                start: at,
+                end: at,
+                text: format!("{newline}{indent}pool:\n{indent}  credits: {new}\n"),
+            });
+        }
+        (None, None) => {}
+    }
+    Ok(splices)
+}
+
+/// Applies splices (non-overlapping) to a text.
+fn apply_splices(text: &str, mut splices: Vec<Splice>) -> ApiResult<String> {
+    splices.sort_by_key(|s| (s.start, s.end));
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut at = 0;
+    for s in &splices {
+        if s.start < at
+            || s.end > text.len()
+            || !text.is_char_boundary(s.start)
+            || !text.is_char_boundary(s.end)
+        {
+            return Err(not_editable("the group"));
+        }
+        out.push_str(&text[at..s.start]);
+        out.push_str(&s.text);
+        at = s.end;
+    }
+    out.push_str(&text[at..]);
+    Ok(out)
+}
+
+/// The document's JSON with `change` applied: what the edited file must parse to.
+fn expected_json(doc: &Node, change: &GroupChange) -> Value {
+    let mut json = doc.to_json();
+    let number = |c: Credits| serde_json::to_value(c).unwrap_or(Value::Null);
+    if let Some(c) = change.credits {
+        json["limit"]["credits"] = number(c);
+    }
+    for (name, c) in &change.products {
+        json["limit"]["products"][name] = number(*c);
+    }
+    for (name, c) in &change.models {
+        json["limit"]["models"][name] = number(*c);
+    }
+    match change.pool {
+        Some(Some(c)) => {
+            if json.get("pool").is_some_and(Value::is_object) {
+                json["pool"]["credits"] = number(c);
+            } else if let Some(obj) = json.as_object_mut() {
+                obj.insert("pool".to_string(), json!({ "credits": number(c) }));
+            }
+        }
+        Some(None) => {
+            if let Some(obj) = json.as_object_mut() {
+                obj.remove("pool");
+            }
+        }
+        None => {}
+    }
+    json
+}
+
+/// Edits the group's file: only the changed scalars, then checks that the edited file
+/// parses to exactly the old documents with those values changed.
+fn edit_group_file(file: &Arc<str>, text: &str, group: &Group, change: &GroupChange) -> ApiResult<String> {
+    let parse =
+        |t: &str| parse_documents(file, t).map_err(|d| unprocessable("proposals/not-editable", d.message));
+    let old_docs = parse(text)?;
+    let target = old_docs
+        .iter()
+        .position(|n| {
+            n.get("kind").and_then(Node::as_str) == Some("Group")
+                && n.get("name").and_then(Node::as_str) == Some(&group.name)
+        })
+        .ok_or_else(|| not_editable("the group"))?;
+    let splices = plan_splices(text, &old_docs[target], group, change)?;
+    let edited = apply_splices(text, splices)?;
+    let new_docs = parse(&edited)?;
+    let same = new_docs.len() == old_docs.len()
+        && old_docs.iter().zip(&new_docs).enumerate().all(|(i, (old, new))| {
+            let want = if i == target { expected_json(old, change) } else { old.to_json() };
+            new.to_json() == want
+        });
+    if !same {
+        return Err(not_editable("the group"));
+    }
+    Ok(edited)
+}
+
+/// What changes, field by field; an empty list when every asked value is already in place.
+fn changed_fields(group: &Group, change: &GroupChange) -> Vec<Changed> {
+    let mut out = Vec::new();
+    if let Some(c) = change.credits.filter(|c| *c != group.limit.credits) {
+        out.push(Changed {
+            field: "limit.credits".into(),
+            before: Some(group.limit.credits),
+            after: Some(c),
+        });
+    }
+    for (kind, caps, asked) in [
+        ("products", &group.limit.products, &change.products),
+        ("models", &group.limit.models, &change.models),
+    ] {
+        for (name, c) in asked {
+            if caps.get(name) != Some(c) {
+                out.push(Changed {
+                    field: format!("limit.{kind}.{name}"),
+                    before: caps.get(name).copied(),
+                    after: Some(*c),
+                });
+            }
+        }
+    }
+    let before = group.pool.as_ref().map(|p| p.credits);
+    if let Some(after) = change.pool.filter(|p| *p != before) {
+        out.push(Changed { field: "pool.credits".into(), before, after });
+    }
+    out
+}
+
+/// The change reduced to what differs from the group as written.
+fn effective(group: &Group, change: &GroupChange) -> GroupChange {
+    GroupChange {
+        credits: change.credits.filter(|c| *c != group.limit.credits),
+        pool: change.pool.filter(|p| *p != group.pool.as_ref().map(|p| p.credits)),
+        products: change
+            .products
+            .iter()
+            .filter(|(k, v)| group.limit.products.get(*k) != Some(v))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect(),
+        models: change
+            .models
+            .iter()
+            .filter(|(k, v)| group.limit.models.get(*k) != Some(v))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Proposals: shared parts
+
+/// The server's view a plan is computed against.
+struct People {
+    users: Vec<UserRecord>,
+    used: HashMap<String, i64>,
+}
+
+/// Reads the directory (the server's users) and this period's usage (the ledger).
+///
+/// A plan needs a directory and usage. The console has no directory file: it uses
+/// the users imported into the server, which are the users the reconciler resolves
+/// against when it runs without `--directory`, and the ledger's usage of the
+/// current period, which is what the check endpoint enforces. So the plan shows the
+/// effect on the people this workspace actually governs, at today's usage.
+async fn people(app: &App) -> ApiResult<People> {
+    let users = app
+        .store
+        .read(|c| {
+            let mut stmt = c.prepare("SELECT email, attrs FROM users ORDER BY email")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows
+                .into_iter()
+                .map(|(email, attrs)| UserRecord {
+                    email,
+                    attributes: serde_json::from_str(&attrs).unwrap_or_default(),
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+    let used = app.ledger()?.standings().into_iter().map(|s| (s.user, s.used)).collect();
+    Ok(People { users, used })
+}
+
+/// A proposal made: the branch and commit, and its plan.
+struct Made {
+    kind: &'static str,
+    subject: String,
+    request_id: Option<i64>,
+    branch: String,
+    base_ref: String,
+    base_commit: String,
+    commit: String,
+    file: String,
+    title: String,
+    reason: String,
+    changes: Value,
+    plan_markdown: String,
+    plan_summary: Value,
+    plan_digest: String,
+}
+
+/// The plan of `head` (a branch) against `base_commit`, rendered.
+fn plan_of(
+    git: &GitRepo,
+    base_ref: &str,
+    base_commit: &str,
+    head: &str,
+    dir: &str,
+    people: &People,
+    now: DateTime<Utc>,
+) -> ApiResult<(String, Value, String)> {
+    let options = ValidateOptions { now };
+    let (mut base_label, base_sources) = side::sources_from_git(git, base_commit, dir).map_err(side_error)?;
+    base_label = RefLabel { name: Some(base_ref.to_string()), ..base_label };
+    let head = side::from_git(git, head, dir, &options).map_err(side_error)?;
+    let head_policies = &head.validated.policies;
+    let attributes = head_policies.workspace().map(|w| w.doc.attributes.clone()).unwrap_or_default();
+    let directory: Directory = directory_of(&people.users, &attributes).map_err(|e| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "proposals/directory", e.to_string())
+    })?;
+    let plan_failed = |e: &dyn std::fmt::Display| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "proposals/plan", format!("cannot plan: {e}"))
+    };
+    let head_resolution = resolve(head_policies, &directory, now).map_err(|e| plan_failed(&e))?;
+    let (base_policies, _) = incremental::load_base(base_sources, head_policies);
+    let (base_resolution, _) =
+        incremental::resolve_base(&base_policies, head_policies, &head_resolution, &directory, now)
+            .map_err(|e| plan_failed(&e))?;
+    let used: Vec<Credits> = directory
+        .users
+        .iter()
+        .map(|u| Credits::from_micros(people.used.get(&u.email).copied().unwrap_or(0)))
+        .collect();
+    let mut plan = budgit_engine::plan::plan(&PlanInput {
+        base: Side { label: &base_label, policies: &base_policies, resolution: &base_resolution },
+        head: Side { label: &head.label, policies: head_policies, resolution: &head_resolution },
+        directory: &directory,
+        used: &used,
+        head_report: &head.validated.report,
+        now,
+    });
+    for d in &mut plan.diagnostics {
+        if let Some(file) = d.file.as_mut() {
+            *file = in_repo(dir, file);
+        }
+    }
+    let mut summary = serde_json::to_value(&plan.summary).unwrap_or(Value::Null);
+    for key in ["exposure_before", "exposure_after"] {
+        let text = match key {
+            "exposure_before" => plan.summary.exposure_before.to_string(),
+            _ => plan.summary.exposure_after.to_string(),
+        };
+        summary[key] = Value::String(text);
+    }
+    Ok((plan_render::markdown(&plan), summary, plan.digest.clone()))
+}
+
+/// The first free branch name: `name`, then `name-2`, `name-3`…
+fn free_branch(git: &GitRepo, name: &str) -> String {
+    let taken = |b: &str| git.raw().find_branch(b, git2::BranchType::Local).is_ok();
+    if !taken(name) {
+        return name.to_string();
+    }
+    (2..).map(|n| format!("{name}-{n}")).find(|b| !taken(b)).unwrap_or_else(|| name.to_string())
+}
+
+/// A name fit for a branch: lowercase letters, digits, `.`, `_` and `-`.
+fn branch_part(text: &str) -> String {
+    let s: String = text
+        .chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+        .take(60)
+        .collect();
+    // git refuses `..` in a ref, and runs of dashes read badly
+    let mut out = String::with_capacity(s.len());
+    for c in s.replace("..", "-").chars() {
+        if !(c == '-' && out.ends_with('-')) {
+            out.push(c);
+        }
+    }
+    let out = out.trim_matches(['-', '.']).to_string();
+    if out.is_empty() { "group".to_string() } else { out }
+}
+
+/// Stores a proposal and answers it.
+async fn store_made(app: &App, made: Made, actor: String, now: i64) -> ApiResult<Value> {
+    app.store
+        .write(move |tx| {
+            tx.execute(
+                "INSERT INTO proposals (kind, subject, request_id, branch, base_ref, base_commit, commit_id, file,
+                     title, reason, changes, plan_markdown, plan_summary, plan_digest, created_at, created_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                rusqlite::params![
+                    made.kind,
+                    made.subject,
+                    made.request_id,
+                    made.branch,
+                    made.base_ref,
+                    made.base_commit,
+                    made.commit,
+                    made.file,
+                    made.title,
+                    made.reason,
+                    made.changes.to_string(),
+                    made.plan_markdown,
+                    made.plan_summary.to_string(),
+                    made.plan_digest,
+                    now,
+                    actor,
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO audit (at, actor, action, subject, old, new, commit_id, plan_digest)
+                 VALUES (?1, ?2, 'proposal.create', ?3, ?4, ?5, ?6, ?7)",
+                (
+                    now,
+                    &actor,
+                    format!("{}:{}", made.kind, made.subject),
+                    &made.base_commit,
+                    &made.branch,
+                    &made.commit,
+                    &made.plan_digest,
+                ),
+            )?;
+            if let Some(request) = made.request_id {
+                let proposal = json!({
+                    "proposal_id": id,
+                    "branch": made.branch,
+                    "commit": made.commit,
+                    "file": made.file,
+                });
+                let updated = tx.execute(
+                    "UPDATE requests SET status = 'proposed', decided_at = ?1, decided_by = ?2, proposal = ?3
+                     WHERE id = ?4 AND status = 'pending'",
+                    (now, &actor, proposal.to_string(), request),
+                )?;
+                if updated != 1 {
+                    return Err(ApiError::conflict(
+                        "requests/decided",
+                        format!("request `{request}` was decided meanwhile"),
+                    ));
+                }
+                tx.execute(
+                    "INSERT INTO audit (at, actor, action, subject, old, new, commit_id)
+                     VALUES (?1, ?2, 'request.proposed', ?3, 'pending', 'proposed', ?4)",
+                    (now, &actor, format!("request:{request}"), &made.commit),
+                )?;
+            }
+            let row = tx.query_row(&format!("SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE id = ?1"), [id], proposal_json)?;
+            Ok((row, None))
+        })
+        .await
+}
+
+const PROPOSAL_COLUMNS: &str = "id, kind, subject, request_id, branch, base_ref, base_commit, commit_id, file, title, \
+                                reason, changes, plan_markdown, plan_summary, plan_digest, created_at, created_by";
+
+fn proposal_json(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
+    let parse = |t: String| serde_json::from_str::<Value>(&t).unwrap_or(Value::Null);
+    Ok(json!({
+        "id": r.get::<_, i64>(0)?,
+        "kind": r.get::<_, String>(1)?,
+        "subject": r.get::<_, String>(2)?,
+        "request_id": r.get::<_, Option<i64>>(3)?,
+        "branch": r.get::<_, String>(4)?,
+        "base": { "ref": r.get::<_, String>(5)?, "commit": r.get::<_, String>(6)? },
+        "commit": r.get::<_, String>(7)?,
+        "file": r.get::<_, String>(8)?,
+        "title": r.get::<_, String>(9)?,
+        "reason": r.get::<_, String>(10)?,
+        "changes": parse(r.get(11)?),
+        "plan": {
+            "markdown": r.get::<_, String>(12)?,
+            "summary": parse(r.get(13)?),
+            "digest": r.get::<_, String>(14)?,
+        },
+        "created_at": rfc3339(r.get(15)?),
+        "created_by": r.get::<_, String>(16)?,
+    }))
+}
+
+// ---------------------------------------------------------------------------
+// POST /v1/proposals
+
+/// Present (even as `null`) versus absent.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProposalIn {
+    group: String,
+    #[serde(default)]
+    credits: Option<Credits>,
+    /// Absent: unchanged; `null`: remove the pool; a value: set it.
+    #[serde(default, deserialize_with = "present")]
+    pool: Option<Option<Credits>>,
+    #[serde(default)]
+    products: BTreeMap<String, Credits>,
+    #[serde(default)]
+    models: BTreeMap<String, Credits>,
+    reason: String,
+}
+
+/// Everything the blocking part of a group proposal needs.
+struct GroupJob {
+    repo: PathBuf,
+    approved_ref: String,
+    group: String,
+    change: GroupChange,
+    reason: String,
+    actor: String,
+    people: People,
+    now: DateTime<Utc>,
+}
+
+fn propose_group(job: GroupJob) -> ApiResult<Made> {
+    let GroupJob { repo, approved_ref, group: name, change, reason, actor, people, now } = job;
+    let (git, dir) = open_repo(&repo, &approved_ref)?;
+    let options = ValidateOptions { now };
+    let read = git.read_policies(&approved_ref, &dir).map_err(git_error)?;
+    let base_commit = read.commit.sha.clone();
+    let base: Validated = validate_sources(read.sources.clone(), read.diagnostics.clone(), &options);
+    let Some(loaded) = base.policies.groups.iter().find(|g| g.doc.name == name) else {
+        return Err(ApiError::not_found(
+            "groups/unknown",
+            format!("no group `{}` at `{approved_ref}`", super::shorten(&name)),
+        ));
+    };
+    let group = loaded.doc.clone();
+    let file = loaded.file.clone();
+    let changed = changed_fields(&group, &change);
+    if changed.is_empty() {
+        return Err(unprocessable(
+            "proposals/no-change",
+            format!("group `{name}` already has these values: nothing to propose"),
+        ));
+    }
+    let change = effective(&group, &change);
+    let Some(source) = read.sources.iter().find(|s| s.path == file) else {
+        return Err(not_editable("the group"));
+    };
+    let edited = edit_group_file(&file, &source.text, &group, &change)?;
+    let sources: Vec<Source> = read
+        .sources
+        .iter()
+        .map(|s| {
+            if s.path == file {
+                Source { path: s.path.clone(), text: edited.as_str().into(), commit: None }
+            } else {
+                s.clone()
+            }
+        })
+        .collect();
+    let checked = validate_sources(sources, read.diagnostics.clone(), &options);
+    if checked.report.has_errors() {
+        return Err(invalid(&checked.report, &dir, "the change"));
+    }
+    let what: Vec<String> = changed.iter().map(Changed::line).collect();
+    let title = format!("{name}: {}", what.join(", "));
+    let path = in_repo(&dir, &file);
+    let message = format!(
+        "Propose {title}\n\n{}\n\nGroup `{name}` in `{path}`:\n{}\n\nProposed in the console by {actor}.\n",
+        reason.trim(),
+        what.iter().map(|l| format!("- {l}")).collect::<Vec<_>>().join("\n"),
+    );
+    let branch =
+        free_branch(&git, &format!("budgit/proposal/{}-{}", branch_part(&name), now.format("%Y%m%d-%H%M%S")));
+    let commit = git
+        .commit_changes(
+            &base_commit,
+            &branch,
+            &[FileChange::Write { path: &path, content: &edited }],
+            &message,
+        )
+        .map_err(git_error)?;
+    let (plan_markdown, plan_summary, plan_digest) =
+        plan_of(&git, &approved_ref, &base_commit, &commit.sha, &dir, &people, now)?;
+    Ok(Made {
+        kind: "group",
+        subject: name,
+        request_id: None,
+        branch,
+        base_ref: approved_ref,
+        base_commit,
+        commit: commit.sha,
+        file: path,
+        title,
+        reason: reason.trim().to_string(),
+        changes: Value::Array(changed.iter().map(Changed::json).collect()),
+        plan_markdown,
+        plan_summary,
+        plan_digest,
+    })
+}
+
+/// `POST /v1/proposals` (admin): a group limit or pool change as a branch and a commit, with its plan.
+pub async fn create(
+    State(app): State<App>,
+    who: Principal,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    who.require_admin()?;
+    let repo = app.repo.clone().ok_or_else(no_repo)?;
+    let req: ProposalIn = json_body(body)?;
+    super::check_name("group", &req.group)?;
+    let reason = req.reason.trim().to_string();
+    if reason.is_empty() || reason.len() > 2000 {
+        return Err(ApiError::bad_request("proposals/bad-reason", "`reason` must be 1 to 2000 characters"));
+    }
+    let change =
+        GroupChange { credits: req.credits, pool: req.pool, products: req.products, models: req.models };
+    let amounts = change
+        .credits
+        .iter()
+        .chain(change.pool.iter().flatten())
+        .chain(change.products.values())
+        .chain(change.models.values());
+    if amounts.clone().any(|c| c.micros() < 0) {
+        return Err(ApiError::bad_request("proposals/bad-credits", "credits must be zero or more"));
+    }
+    if change == GroupChange::default() {
+        return Err(ApiError::bad_request(
+            "proposals/nothing",
+            "give `credits`, `pool`, `products` or `models` to change",
+        ));
+    }
+    let _writing = app.proposals.writing.lock().await;
+    let people = people(&app).await?;
+    let now = Utc::now();
+    let job = GroupJob {
+        repo,
+        approved_ref: app.approved_ref.clone(),
+        group: req.group,
+        change,
+        reason,
+        actor: who.actor(),
+        people,
+        now,
+    };
+    let made = blocking(move || propose_group(job)).await?;
+    let row = store_made(&app, made, who.actor(), now.timestamp()).await?;
+    Ok((StatusCode::CREATED, axum::Json(row)).into_response())
+}
+
+/// `GET /v1/proposals` (admin): proposals made, newest first; `after` is the id cursor.
+pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    who.require_admin()?;
+    let q = QueryPairs::parse(raw.as_deref())?;
+    let limit = q.page_size(50, MAX_PAGE)?;
+    let after = q.int("after")?.unwrap_or(i64::MAX);
+    let (rows, has_more) = app
+        .store
+        .read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
+            ))?;
+            let mut rows = stmt
+                .query_map((after, i64::try_from(limit + 1).unwrap_or(i64::MAX)), proposal_json)?
+                .collect::<Result<Vec<_>, _>>()?;
+            let has_more = rows.len() > limit;
+            rows.truncate(limit);
+            Ok((rows, has_more))
+        })
+        .await?;
+    let next = if has_more { rows.last().and_then(|r| r.get("id").cloned()) } else { None };
+    Ok(super::list_response(rows, has_more, next))
+}
+
+// ---------------------------------------------------------------------------
+// POST /v1/requests/{id}/propose
+
+/// Everything the blocking part of a request proposal needs.
+struct RequestJob {
+    repo: PathBuf,
+    approved_ref: String,
+    id: i64,
+    spec: RequestSpec,
+    actor: String,
+    people: People,
+    now: DateTime<Utc>,
+}
+
+fn make_request_proposal(job: RequestJob) -> ApiResult<Made> {
+    let RequestJob { repo, approved_ref, id, spec, actor, people, now } = job;
+    let (git, dir) = open_repo(&repo, &approved_ref)?;
+    let options = ValidateOptions { now };
+    let read = git.read_policies(&approved_ref, &dir).map_err(git_error)?;
+    let base_commit = read.commit.sha.clone();
+    let base = validate_sources(read.sources.clone(), read.diagnostics.clone(), &options);
+    let drafted = request::draft(&spec, &base.policies, &dir, now)
+        .map_err(|e| unprocessable("proposals/bad-request", e.to_string()))?;
+    let user = spec.user.trim();
+    // An override for someone the workspace does not know would never apply.
+    if !people.users.is_empty() && !people.users.iter().any(|u| u.email.eq_ignore_ascii_case(user)) {
+        return Err(unprocessable(
+            "proposals/unknown-user",
+            format!("user `{user}` is not in the workspace's directory: nothing was committed"),
+        ));
+    }
+    let checked = request::check(&read.sources, &read.diagnostics, &drafted, None, &options);
+    if checked.report.has_errors() {
+        return Err(invalid(&checked.report, &dir, "the override"));
+    }
+    let branch = free_branch(&git, &request::default_branch(user, drafted.starts));
+    let path = in_repo(&dir, &drafted.path);
+    let message = format!(
+        "{}\nCredit request #{id}, proposed in the console by {actor}.\n",
+        request::commit_message(&spec, &drafted)
+    );
+    let commit =
+        git.commit_new_file(&base_commit, &branch, &path, &drafted.text, &message).map_err(git_error)?;
+    let (plan_markdown, plan_summary, plan_digest) =
+        plan_of(&git, &approved_ref, &base_commit, &commit.sha, &dir, &people, now)?;
+    let what = match spec.amount {
+        Amount::Add(c) => format!("+{c} credits"),
+        Amount::Limit(c) => format!("a limit of {c} credits"),
+    };
+    Ok(Made {
+        kind: "request",
+        subject: user.to_string(),
+        request_id: Some(id),
+        branch,
+        base_ref: approved_ref,
+        base_commit,
+        commit: commit.sha,
+        file: path,
+        title: format!("{user}: {what} until {} (request #{id})", drafted.expires.format("%Y-%m-%d")),
+        reason: spec.reason.trim().to_string(),
+        changes: json!([{
+            "field": "override",
+            "name": drafted.name,
+            "user": user,
+            "add": credits_text(match spec.amount { Amount::Add(c) | Amount::Limit(c) => c }),
+            "starts": drafted.starts.to_string(),
+            "expires": drafted.expires.to_string(),
+            "text": drafted.text,
+        }]),
+        plan_markdown,
+        plan_summary,
+        plan_digest,
+    })
+}
+
+/// `POST /v1/requests/{id}/propose` (admin): a pending credit request as an Override on a branch.
+pub async fn propose_request(
+    State(app): State<App>,
+    who: Principal,
+    id: Result<UrlPath<String>, PathRejection>,
+) -> ApiResult<Response> {
+    who.require_admin()?;
+    let id = path_param(id)?
+        .parse::<i64>()
+        .map_err(|_| ApiError::bad_request("requests/bad-id", "a request id is a whole number"))?;
+    let repo = app.repo.clone().ok_or_else(no_repo)?;
+    let _writing = app.proposals.writing.lock().await;
+    let found = app
+        .store
+        .read(move |c| {
+            Ok(c.query_row(
+                "SELECT email, micros, days, reason, status FROM requests WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                    ))
+                },
+            )
+            .optional()?)
+        })
+        .await?;
+    let Some((email, micros, days, reason, status)) = found else {
+        return Err(ApiError::not_found("requests/unknown", format!("no request `{id}`")));
+    };
+    if status != "pending" {
+        return Err(ApiError::conflict("requests/decided", format!("request `{id}` is already {status}")));
+    }
+    let spec = RequestSpec {
+        user: email.clone(),
+        amount: Amount::Add(Credits::from_micros(micros)),
+        days: u32::try_from(days).unwrap_or(0),
+        reason,
+        starts: None,
+        requested_by: Some(email),
+    };
+    let people = people(&app).await?;
+    let now = Utc::now();
+    let job = RequestJob {
+        repo,
+        approved_ref: app.approved_ref.clone(),
+        id,
+        spec,
+        actor: who.actor(),
+        people,
+        now,
+    };
+    let made = blocking(move || make_request_proposal(job)).await?;
+    let row = store_made(&app, made, who.actor(), now.timestamp()).await?;
+    Ok((StatusCode::CREATED, axum::Json(row)).into_response())
+}
+
+// ---------------------------------------------------------------------------
+// Reconciler status
+
+fn run_json(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
+    let report: String = r.get(1)?;
+    let mut v = serde_json::from_str::<Value>(&report).unwrap_or_else(|_| json!({}));
+    v["seq"] = json!(r.get::<_, i64>(0)?);
+    v["at"] = json!(rfc3339(r.get(2)?));
+    v["received_at"] = json!(rfc3339(r.get(3)?));
+    Ok(v)
+}
+
+/// `PUT /v1/reconciler/status` (admin): stores a run report (the reconciler sends one per run).
+pub async fn put_status(
+    State(app): State<App>,
+    who: Principal,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    who.require_admin()?;
+    let mut run: RunSummary = json_body(body)?;
+    let now = Utc::now();
+    let at = run.at.unwrap_or(now);
+    run.at = Some(at);
+    if run.failures.len() > 200 || run.failures.iter().any(|f| f.len() > 4000) {
+        return Err(ApiError::too_large("a run report holds at most 200 failures of 4000 bytes each"));
+    }
+    let report = serde_json::to_string(&run).map_err(|e| ApiError::store(&e))?;
+    let row = app
+        .store
+        .write(move |tx| {
+            let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+            tx.execute(
+                "INSERT INTO reconciler_runs (at, ok, commit_id, applied, unchanged, drift, failures, duration_ms,
+                     report, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                rusqlite::params![
+                    at.timestamp(),
+                    run.ok,
+                    run.commit,
+                    n(run.applied),
+                    n(run.unchanged),
+                    n(run.drift),
+                    serde_json::to_string(&run.failures).unwrap_or_default(),
+                    i64::try_from(run.duration_ms).unwrap_or(i64::MAX),
+                    report,
+                    now.timestamp(),
+                ],
+            )?;
+            let seq = tx.last_insert_rowid();
+            tx.execute("DELETE FROM reconciler_runs WHERE seq <= ?1", [seq - MAX_RUNS_KEPT])?;
+            let row = tx.query_row(
+                "SELECT seq, report, at, received_at FROM reconciler_runs WHERE seq = ?1",
+                [seq],
+                run_json,
+            )?;
+            Ok((row, None))
+        })
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(row)).into_response())
+}
+
+/// `GET /v1/reconciler/status` (admin): the last run and the runs before it (newest first).
+pub async fn get_status(State(app): State<App>, who: Principal) -> ApiResult<Response> {
+    who.require_admin()?;
+    let runs = app
+        .store
+        .read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, report, at, received_at FROM reconciler_runs ORDER BY seq DESC LIMIT ?1",
+            )?;
+            Ok(stmt.query_map([RUNS_SHOWN], run_json)?.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await?;
+    let last = runs.first().cloned().unwrap_or(Value::Null);
+    Ok(axum::Json(json!({ "last": last, "runs": runs })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group_of(text: &str) -> (Arc<str>, Group) {
+        let file: Arc<str> = "groups/eng.yaml".into();
+        let (set, findings) = budgit_engine::load::load_sources(vec![Source {
+            path: file.clone(),
+            text: text.into(),
+            commit: None,
+        }]);
+        assert!(findings.is_empty(), "{findings:?}");
+        (file, set.groups[0].doc.clone())
+    }
+
+    const GROUP: &str = "# Engineering, reviewed by the leads
+apiVersion: budgit/v1
+kind: Group
+name: engineering
+selector: 'user.department == \"Engineering\"'
+limit:
+  credits: 10000   # per person
+  products: { codex: 8000 }
+
+# the team budget
+owners: ['@acme/eng']
+---
+apiVersion: budgit/v1
+kind: Group
+name: sales
+limit:
+  credits: 500
+pool:
+  credits: 9000
+";
+
+    fn edit(text: &str, change: GroupChange) -> ApiResult<String> {
+        let (file, group) = group_of(text);
+        edit_group_file(&file, text, &group, &change)
+    }
+
+    #[test]
+    fn edits_only_the_changed_scalars() {
+        let change = GroupChange {
+            credits: Some(Credits::from_whole(2500)),
+            products: [("codex".to_string(), "1500.5".parse().unwrap())].into(),
+            ..GroupChange::default()
+        };
+        let out = edit(GROUP, change).unwrap();
+        assert_eq!(
+            out,
+            GROUP
+                .replace("credits: 10000   #", "credits: 2500   #")
+                .replace("codex: 8000 }", "codex: 1500.5 }")
+        );
+    }
+
+    #[test]
+    fn adds_a_pool_after_the_limit_and_removes_one() {
+        let change = GroupChange { pool: Some(Some(Credits::from_whole(60000))), ..GroupChange::default() };
+        let out = edit(GROUP, change).unwrap();
+        assert_eq!(out, GROUP.replace("codex: 8000 }\n", "codex: 8000 }\npool:\n  credits: 60000\n"));
+        let sales = GROUP.split("---\n").nth(1).unwrap();
+        let (file, group) = group_of(sales);
+        let removed = edit_group_file(
+            &file,
+            sales,
+            &group,
+            &GroupChange { pool: Some(None), ..GroupChange::default() },
+        )
+        .unwrap();
+        assert_eq!(removed, sales.replace("pool:\n  credits: 9000\n", ""));
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_edit_in_place() {
+        let aliased = "apiVersion: budgit/v1\nkind: Group\nname: g\nlimit: &l\n  credits: 10\nowners: []\n";
+        let (file, group) = group_of(aliased);
+        assert!(
+            edit_group_file(
+                &file,
+                aliased,
+                &group,
+                &GroupChange { credits: Some(Credits::from_whole(20)), ..GroupChange::default() }
+            )
+            .is_ok()
+        );
+        let err = edit(
+            GROUP,
+            GroupChange {
+                models: [("gpt-5".to_string(), Credits::from_whole(1))].into(),
+                ..GroupChange::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(err.code, "proposals/no-such-cap");
+    }
+
+    #[test]
+    fn branch_parts_are_safe() {
+        assert_eq!(branch_part("Eng Leads/../x"), "eng-leads-x");
+        assert_eq!(branch_part("data.science_2"), "data.science_2");
+        assert_eq!(branch_part("---"), "group");
+    }
+}

@@ -1,0 +1,522 @@
+//! Team budget controls against a real server and real git repositories: groups read at
+//! the approved ref, proposals committed on new branches (never in the work tree),
+//! credit requests turned into Override proposals, and the reconciler's status.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions should fail loudly too"
+)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use budgit_engine::workspace::http::HttpWorkspace;
+use budgit_engine::workspace::{RunSummary, Workspace};
+use common::http::send;
+use git2::{Repository, Signature};
+use serde_json::{Value, json};
+
+const ADMIN: &str = "test-admin-token-7a2c";
+
+const WORKSPACE: &str = "apiVersion: budgit/v1
+kind: Workspace
+name: acme
+timezone: UTC
+period: month
+default:
+  credits: 2000
+enforcement: hard
+alerts: [80, 100]
+attributes:
+  department: string
+overrides:
+  max_days: 30
+  require_reason: true
+";
+
+const ENGINEERING: &str = "# Product engineering: the leads review changes (CODEOWNERS)
+apiVersion: budgit/v1
+kind: Group
+name: engineering
+description: Product engineering
+selector: 'user.department == \"Engineering\"'
+priority: 20
+limit:
+  credits: 10000  # per person and month
+  products: { codex: 8000 }
+
+# who reviews
+owners: ['@acme/eng-leads']
+";
+
+const SALES: &str = "apiVersion: budgit/v1
+kind: Group
+name: sales
+selector: 'user.department == \"Sales\"'
+priority: 10
+limit:
+  credits: 500
+pool:
+  credits: 9000
+";
+
+const GUARDRAILS: &str = "apiVersion: budgit/v1
+kind: Guardrail
+name: groups-stay-modest
+applies_to: group
+rule: 'group.limit.credits <= 20000.0'
+message: 'a group limit may be at most 20000 credits'
+severity: error
+---
+apiVersion: budgit/v1
+kind: Guardrail
+name: overrides-stay-modest
+applies_to: override
+rule: '!has(override.add) || override.add.credits <= 4.0 * workspace.default.credits'
+message: 'an override may add at most four times the default'
+severity: error
+";
+
+struct Server {
+    addr: SocketAddr,
+    repo: PathBuf,
+    head: git2::Oid,
+    _rt: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+/// A work tree with one commit of the policies (and a file outside them).
+fn make_repo(root: &Path) -> git2::Oid {
+    let repo = Repository::init(root).unwrap();
+    let files = [
+        ("README.md", "policies of acme\n"),
+        ("policies/workspace.yaml", WORKSPACE),
+        ("policies/groups/engineering.yaml", ENGINEERING),
+        ("policies/groups/sales.yaml", SALES),
+        ("policies/guardrails.yaml", GUARDRAILS),
+    ];
+    let mut index = repo.index().unwrap();
+    for (path, text) in files {
+        let full = root.join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(&full, text).unwrap();
+        index.add_path(Path::new(path)).unwrap();
+    }
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = Signature::new("Ada", "ada@acme.com", &git2::Time::new(1_790_000_000, 0)).unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "acme policies", &tree, &[]).unwrap()
+}
+
+fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("policy-repo");
+    let head = make_repo(&repo);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let config = budgit_console::Config {
+        db: dir.path().join("budgit.db"),
+        listen: "127.0.0.1:0".into(),
+        policies: Some(repo.join("policies")),
+        admin_token: Some(ADMIN.into()),
+        repo: Some(repo.clone()),
+        approved_ref: Some("HEAD".into()),
+    };
+    let running = rt.block_on(budgit_console::start(config)).unwrap();
+    let s = Server { addr: running.addr, repo, head, _rt: rt, _dir: dir };
+    let csv = "email,department\na@acme.com,Engineering\nb@acme.com,Engineering\nc@acme.com,Sales\n";
+    assert_eq!(send(s.addr, "POST", "/v1/users/import", Some(ADMIN), Some(csv)).status, 200);
+    let source = |name: &str, file: &str| json!({ "kind": "group", "name": name, "file": file, "line": 4 });
+    s.call(
+        "PUT",
+        "/v1/limits",
+        json!({
+            "commit": head.to_string(),
+            "actor": "reconciler",
+            "limits": [
+                { "user": "a@acme.com", "credits": 10000, "group": "engineering", "source": source("engineering", "groups/engineering.yaml") },
+                { "user": "b@acme.com", "credits": 10000, "group": "engineering", "source": source("engineering", "groups/engineering.yaml") },
+                { "user": "c@acme.com", "credits": 500, "group": "sales", "source": source("sales", "groups/sales.yaml") },
+            ],
+            "pools": [{ "group": "sales", "credits": 9000 }],
+        }),
+    );
+    let now = chrono::Utc::now().timestamp();
+    s.call(
+        "POST",
+        "/v1/usage/events",
+        json!({ "events": [
+            { "id": "e1", "time": now, "user": "a@acme.com", "product": "codex", "model": "gpt-5", "credits": 3000 },
+            { "id": "e2", "time": now, "user": "b@acme.com", "product": "chatgpt", "model": "gpt-5", "credits": 12.5 },
+        ]}),
+    );
+    s
+}
+
+impl Server {
+    fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let r = send(self.addr, method, path, Some(ADMIN), Some(&body.to_string()));
+        assert!(r.status < 300, "{method} {path}: {} {}", r.status, r.body);
+        r.json()
+    }
+
+    fn get(&self, path: &str) -> Value {
+        let r = send(self.addr, "GET", path, Some(ADMIN), None);
+        assert_eq!(r.status, 200, "GET {path}: {}", r.body);
+        r.json()
+    }
+
+    fn git(&self) -> Repository {
+        Repository::open(&self.repo).unwrap()
+    }
+
+    fn branches(&self) -> Vec<String> {
+        let repo = self.git();
+        let mut names: Vec<String> = repo
+            .branches(Some(git2::BranchType::Local))
+            .unwrap()
+            .map(|b| b.unwrap().0.name().unwrap().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The work tree and HEAD are exactly as committed.
+    fn assert_work_tree_untouched(&self) {
+        let repo = self.git();
+        assert!(repo.statuses(None).unwrap().is_empty(), "the work tree or index changed");
+        assert_eq!(repo.head().unwrap().target(), Some(self.head));
+        assert_eq!(
+            std::fs::read_to_string(self.repo.join("policies/groups/engineering.yaml")).unwrap(),
+            ENGINEERING
+        );
+    }
+}
+
+/// The paths a commit changes against its only parent, with the change kind.
+fn changed_paths(repo: &Repository, commit: &str) -> Vec<(String, git2::Delta)> {
+    let commit = repo.find_commit(git2::Oid::from_str(commit).unwrap()).unwrap();
+    assert_eq!(commit.parent_count(), 1);
+    let parent = commit.parent(0).unwrap();
+    let diff =
+        repo.diff_tree_to_tree(Some(&parent.tree().unwrap()), Some(&commit.tree().unwrap()), None).unwrap();
+    diff.deltas().map(|d| (d.new_file().path().unwrap().display().to_string(), d.status())).collect()
+}
+
+fn blob_at(repo: &Repository, commit: &str, path: &str) -> String {
+    let commit = repo.find_commit(git2::Oid::from_str(commit).unwrap()).unwrap();
+    let entry = commit.tree().unwrap().get_path(Path::new(path)).unwrap();
+    String::from_utf8(repo.find_blob(entry.id()).unwrap().content().to_vec()).unwrap()
+}
+
+#[test]
+fn groups_come_from_the_approved_ref_with_file_line_commit_and_ledger_usage() {
+    let s = start();
+    let out = s.get("/v1/groups");
+    assert_eq!(
+        (&out["commit"], &out["policies"], &out["errors"]),
+        (&json!(s.head.to_string()), &json!("policies"), &json!(0))
+    );
+    let names: Vec<&str> =
+        out["data"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["engineering", "sales"], "by priority");
+    let eng = &out["data"][0];
+    assert_eq!(eng["file"], "policies/groups/engineering.yaml");
+    assert_eq!((eng["line"].as_u64(), eng["limit_line"].as_u64()), (Some(4), Some(9)));
+    assert_eq!(eng["commit"], s.head.to_string());
+    assert_eq!(eng["limit"], json!({ "credits": "10000", "products": { "codex": "8000" }, "models": {} }));
+    assert_eq!(
+        (&eng["pool"], &eng["owners"], &eng["priority"]),
+        (&Value::Null, &json!(["@acme/eng-leads"]), &json!(20))
+    );
+    assert_eq!((&eng["members"], &eng["used"]), (&json!(2), &json!("3012.5")));
+    let sales = &out["data"][1];
+    assert_eq!((&sales["pool"], &sales["members"], &sales["used"]), (&json!("9000"), &json!(1), &json!("0")));
+
+    // A commit on the approved branch shows at once: the cache is per commit.
+    let repo = s.git();
+    let parent = repo.head().unwrap().peel_to_commit().unwrap();
+    let mut index = repo.index().unwrap();
+    std::fs::write(s.repo.join("policies/groups/sales.yaml"), SALES.replace("credits: 500", "credits: 700"))
+        .unwrap();
+    index.add_path(Path::new("policies/groups/sales.yaml")).unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = Signature::new("Ada", "ada@acme.com", &git2::Time::new(1_790_000_100, 0)).unwrap();
+    let second = repo.commit(Some("HEAD"), &sig, &sig, "raise sales", &tree, &[&parent]).unwrap();
+    let out = s.get("/v1/groups");
+    assert_eq!(
+        (&out["commit"], &out["data"][1]["limit"]["credits"]),
+        (&json!(second.to_string()), &json!("700"))
+    );
+}
+
+#[test]
+fn a_proposal_is_one_commit_on_a_new_branch_touching_only_the_group_file() {
+    let s = start();
+    let r = send(
+        s.addr,
+        "POST",
+        "/v1/proposals",
+        Some(ADMIN),
+        Some(&json!({ "group": "engineering", "credits": "2500", "pool": "60000", "reason": "Q4 budget cut (FIN-12)" }).to_string()),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let p = r.json();
+    let branch = p["branch"].as_str().unwrap();
+    assert!(branch.starts_with("budgit/proposal/engineering-2"), "{branch}");
+    assert_eq!(branch.len(), "budgit/proposal/engineering-20261128-010203".len(), "{branch}");
+    assert_eq!(s.branches().iter().filter(|b| b.starts_with("budgit/")).collect::<Vec<_>>(), [branch]);
+    let commit = p["commit"].as_str().unwrap();
+    let repo = s.git();
+    let tip = repo.find_branch(branch, git2::BranchType::Local).unwrap().get().target().unwrap();
+    assert_eq!(tip.to_string(), commit);
+    assert_eq!(
+        repo.find_commit(tip).unwrap().parent_id(0).unwrap(),
+        s.head,
+        "one commit on the approved ref"
+    );
+    assert_eq!(
+        changed_paths(&repo, commit),
+        [("policies/groups/engineering.yaml".to_string(), git2::Delta::Modified)]
+    );
+    // Only the values changed: comments and layout stay.
+    let expected = ENGINEERING
+        .replace("credits: 10000  #", "credits: 2500  #")
+        .replace("codex: 8000 }\n", "codex: 8000 }\npool:\n  credits: 60000\n");
+    assert_eq!(blob_at(&repo, commit, "policies/groups/engineering.yaml"), expected);
+    let message = repo.find_commit(tip).unwrap().message().unwrap().to_string();
+    assert!(
+        message.starts_with("Propose engineering: limit.credits: 10000 → 2500, pool.credits: none → 60000\n"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Q4 budget cut (FIN-12)") && message.contains("Proposed in the console by admin."),
+        "{message}"
+    );
+    s.assert_work_tree_untouched();
+
+    // The plan: both engineers lowered, the one who used 3000 is now blocked.
+    assert_eq!(p["plan"]["summary"]["lowered"], 2);
+    assert_eq!(p["plan"]["summary"]["newly_blocked"], 1);
+    assert_eq!(
+        (&p["plan"]["summary"]["exposure_before"], &p["plan"]["summary"]["exposure_after"]),
+        (&json!("20500"), &json!("5500"))
+    );
+    let markdown = p["plan"]["markdown"].as_str().unwrap();
+    assert!(markdown.contains("engineering") && markdown.contains("a@acme.com"), "{markdown}");
+    assert_eq!(p["base"], json!({ "ref": "HEAD", "commit": s.head.to_string() }));
+    assert_eq!(p["changes"][0], json!({ "field": "limit.credits", "before": "10000", "after": "2500" }));
+
+    let listed = s.get("/v1/proposals");
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    assert_eq!((&listed["data"][0]["id"], &listed["data"][0]["commit"]), (&p["id"], &p["commit"]));
+
+    // The same values again are no change; a pool removal is one.
+    let r = send(
+        s.addr,
+        "POST",
+        "/v1/proposals",
+        Some(ADMIN),
+        Some(&json!({ "group": "engineering", "credits": "10000", "reason": "x" }).to_string()),
+    );
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (422, Some("proposals/no-change")));
+    let removed = s.call(
+        "POST",
+        "/v1/proposals",
+        json!({ "group": "sales", "pool": null, "reason": "no team budget" }),
+    );
+    let sales = blob_at(&repo, removed["commit"].as_str().unwrap(), "policies/groups/sales.yaml");
+    assert_eq!(sales, SALES.replace("pool:\n  credits: 9000\n", ""));
+    assert_eq!(s.get("/v1/proposals")["data"][0]["id"], removed["id"], "newest first");
+    s.assert_work_tree_untouched();
+}
+
+#[test]
+fn an_invalid_proposal_commits_nothing_and_says_why() {
+    let s = start();
+    let before = s.branches();
+    let r = send(
+        s.addr,
+        "POST",
+        "/v1/proposals",
+        Some(ADMIN),
+        Some(
+            &json!({ "group": "engineering", "credits": "50000", "reason": "everyone gets more" })
+                .to_string(),
+        ),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    let out = r.json();
+    assert_eq!(out["error"]["code"], "proposals/invalid");
+    let d = out["diagnostics"].as_array().unwrap().iter().find(|d| d["severity"] == "error").unwrap();
+    assert!(d["code"].as_str().unwrap().starts_with("guardrail/"), "{d}");
+    assert_eq!(d["file"], "policies/groups/engineering.yaml");
+    assert_eq!(s.branches(), before);
+    assert!(s.get("/v1/proposals")["data"].as_array().unwrap().is_empty());
+    s.assert_work_tree_untouched();
+
+    let unknown = send(
+        s.addr,
+        "POST",
+        "/v1/proposals",
+        Some(ADMIN),
+        Some(&json!({ "group": "nope", "credits": "1", "reason": "x" }).to_string()),
+    );
+    assert_eq!((unknown.status, unknown.json()["error"]["code"].as_str()), (404, Some("groups/unknown")));
+    let cap = send(
+        s.addr,
+        "POST",
+        "/v1/proposals",
+        Some(ADMIN),
+        Some(&json!({ "group": "engineering", "models": { "o3": "5" }, "reason": "x" }).to_string()),
+    );
+    assert_eq!((cap.status, cap.json()["error"]["code"].as_str()), (422, Some("proposals/no-such-cap")));
+    let empty = send(
+        s.addr,
+        "POST",
+        "/v1/proposals",
+        Some(ADMIN),
+        Some(&json!({ "group": "engineering", "reason": "x" }).to_string()),
+    );
+    assert_eq!(empty.status, 400);
+    assert_eq!(s.branches(), before);
+}
+
+#[test]
+fn a_request_becomes_an_override_proposal_with_one_new_file() {
+    let s = start();
+    let request = s.call("POST", "/v1/requests", json!({ "user": "b@acme.com", "credits": 5000, "days": 14, "reason": "payments migration (PAY-1234)" }));
+    let id = request["id"].as_i64().unwrap();
+    let r = send(s.addr, "POST", &format!("/v1/requests/{id}/propose"), Some(ADMIN), None);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let p = r.json();
+    let branch = p["branch"].as_str().unwrap();
+    assert!(branch.starts_with("budgit/request/b-"), "{branch}");
+    let repo = s.git();
+    let changed = changed_paths(&repo, p["commit"].as_str().unwrap());
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    let (path, kind) = &changed[0];
+    assert!(path.starts_with("policies/overrides/b-") && path.ends_with(".yaml"), "{path}");
+    assert_eq!(*kind, git2::Delta::Added);
+    let text = blob_at(&repo, p["commit"].as_str().unwrap(), path);
+    assert!(text.contains("user: b@acme.com") && text.contains("credits: 5000"), "{text}");
+    assert_eq!((&p["kind"], &p["request_id"], &p["file"]), (&json!("request"), &json!(id), &json!(path)));
+    assert_eq!(p["plan"]["summary"]["raised"], 1);
+    s.assert_work_tree_untouched();
+
+    let listed = s.get("/v1/requests");
+    let row = &listed["data"][0];
+    assert_eq!(
+        (&row["status"], &row["proposal"]["branch"], &row["proposal"]["commit"]),
+        (&json!("proposed"), &json!(branch), &p["commit"])
+    );
+    let again = send(s.addr, "POST", &format!("/v1/requests/{id}/propose"), Some(ADMIN), None);
+    assert_eq!(again.status, 409);
+
+    // Over the override guardrail: refused, nothing committed, the request still pending.
+    let big = s.call(
+        "POST",
+        "/v1/requests",
+        json!({ "user": "c@acme.com", "credits": 50000, "days": 7, "reason": "a big demo" }),
+    );
+    let before = s.branches();
+    let r = send(s.addr, "POST", &format!("/v1/requests/{}/propose", big["id"]), Some(ADMIN), None);
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].as_str()),
+        (422, Some("proposals/invalid")),
+        "{}",
+        r.body
+    );
+    assert_eq!(s.branches(), before);
+    let pending = s.get("/v1/requests?status=pending");
+    assert_eq!(pending["data"][0]["id"], big["id"]);
+    assert_eq!(pending["data"][0]["proposal"], Value::Null);
+}
+
+#[test]
+fn reconciler_status_round_trips_through_the_engine_client() {
+    let s = start();
+    assert_eq!(s.get("/v1/reconciler/status"), json!({ "last": null, "runs": [] }));
+    let ws = HttpWorkspace::new(&format!("http://{}", s.addr), ADMIN.to_string(), Duration::from_secs(10));
+    let run = RunSummary {
+        ok: false,
+        commit: Some(s.head.to_string()),
+        applied: 3,
+        unchanged: 97,
+        drift: 2,
+        drift_unmanaged: 1,
+        failures: vec!["c@acme.com: the workspace failed (500)".to_string()],
+        duration_ms: 420,
+        ..RunSummary::default()
+    };
+    ws.report_run(&run).unwrap();
+    ws.report_run(&RunSummary { ok: true, applied: 1, ..run.clone() }).unwrap();
+    let status = s.get("/v1/reconciler/status");
+    let last = &status["last"];
+    assert_eq!((&last["ok"], &last["applied"], &last["unchanged"]), (&json!(true), &json!(1), &json!(97)));
+    assert_eq!(
+        (&last["commit"], &last["drift"], &last["duration_ms"]),
+        (&json!(s.head.to_string()), &json!(2), &json!(420))
+    );
+    assert!(last["at"].as_str().unwrap().ends_with('Z'), "the client stamps the time");
+    let runs = status["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[1]["failures"], json!(["c@acme.com: the workspace failed (500)"]));
+
+    let bad = send(s.addr, "PUT", "/v1/reconciler/status", Some(ADMIN), Some("{\"ok\": \"yes\"}"));
+    assert_eq!(bad.status, 400);
+}
+
+#[test]
+fn a_user_token_gets_403_everywhere_here() {
+    let s = start();
+    let token =
+        s.call("POST", "/v1/users/a@acme.com/tokens", json!({}))["token"].as_str().unwrap().to_string();
+    let request = s.call(
+        "POST",
+        "/v1/requests",
+        json!({ "user": "a@acme.com", "credits": 10, "days": 1, "reason": "x" }),
+    );
+    let propose = format!("/v1/requests/{}/propose", request["id"]);
+    let calls: [(&str, &str, Option<String>); 6] = [
+        ("GET", "/v1/groups", None),
+        ("GET", "/v1/proposals", None),
+        ("POST", "/v1/proposals", Some(json!({ "group": "engineering", "credits": "1", "reason": "x" }).to_string())),
+        ("POST", &propose, None),
+        ("GET", "/v1/reconciler/status", None),
+        ("PUT", "/v1/reconciler/status", Some(json!({ "ok": true, "applied": 0, "unchanged": 0, "drift": 0, "failures": [], "duration_ms": 1 }).to_string())),
+    ];
+    for (method, path, body) in &calls {
+        let r = send(s.addr, method, path, Some(&token), body.as_deref());
+        assert_eq!(r.status, 403, "{method} {path}: {}", r.body);
+        let r = send(s.addr, method, path, None, body.as_deref());
+        assert_eq!(r.status, 401, "{method} {path}: {}", r.body);
+    }
+    assert_eq!(s.branches().iter().filter(|b| b.starts_with("budgit/")).count(), 0);
+    assert_eq!(s.get("/v1/reconciler/status")["last"], Value::Null);
+}
+
+#[test]
+fn without_a_repository_the_team_controls_say_how_to_get_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let config = budgit_console::Config {
+        db: dir.path().join("budgit.db"),
+        listen: "127.0.0.1:0".into(),
+        policies: None,
+        admin_token: Some(ADMIN.into()),
+        repo: None,
+        approved_ref: None,
+    };
+    let running = rt.block_on(budgit_console::start(config)).unwrap();
+    let r = send(running.addr, "GET", "/v1/groups", Some(ADMIN), None);
+    assert_eq!(r.status, 404);
+    let out = r.json();
+    assert_eq!(out["error"]["code"], "repo/not-configured");
+    assert!(out["error"]["message"].as_str().unwrap().contains("--repo"));
+}
