@@ -1,8 +1,9 @@
 //! W2h: the HTTP check with reservation on loopback — a release `budgit serve` with a
 //! temporary database, a directory imported and limits set through the API, then
-//! check + commit driven at a fixed rate over keep-alive connections (p50/p99 of the
-//! check), then 20-way concurrent bursts against nearly exhausted users and a nearly
-//! exhausted pool, with the totals read back through the Costs API: zero overspend.
+//! checks driven at a fixed rate over keep-alive connections, each allowed one
+//! committed over separate keep-alive connections (p50/p99 of the check), then
+//! 20-way concurrent bursts against nearly exhausted users and a nearly exhausted
+//! pool, with the totals read back through the Costs API: zero overspend.
 //!
 //! Every loop is bounded in count and time; the server is killed at the end.
 
@@ -31,9 +32,12 @@ pub struct Args {
     /// How long the fixed-rate phase runs, in seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Keep-alive client connections (one thread each).
+    /// Keep-alive client connections sending checks (one thread each).
     #[arg(long, default_value_t = 16)]
     connections: usize,
+    /// Keep-alive client connections committing the allowed checks (one thread each).
+    #[arg(long, default_value_t = 16)]
+    commit_connections: usize,
     /// Burst rounds (each: one nearly exhausted user and one nearly exhausted pool, 20 clients).
     #[arg(long, default_value_t = 5)]
     bursts: usize,
@@ -182,19 +186,52 @@ fn us(d: Duration) -> String {
     format!("{:.0} µs", d.as_secs_f64() * 1e6)
 }
 
-/// The fixed-rate phase: each connection sends its share of checks on a fixed schedule, committing each allowed one.
+/// What one client thread measured.
+#[derive(Default)]
+struct Tally {
+    checks: Vec<Duration>,
+    commits: Vec<Duration>,
+    late: usize,
+    wall: Duration,
+}
+
+/// The fixed-rate phase: each check connection sends its share of checks on a fixed
+/// schedule; every allowed check is committed by one of the commit connections, as a
+/// gateway commits once the model call it guarded has finished — so the check
+/// schedule never waits on a commit's fsync.
 fn fixed_rate(addr: SocketAddr, args: &Args) -> anyhow::Result<()> {
     let per_conn = (args.rate as f64 / args.connections as f64).max(1.0);
     let interval = Duration::from_secs_f64(1.0 / per_conn);
     let total = (per_conn * args.seconds as f64) as usize;
     let deadline = Duration::from_secs(args.seconds + 20);
     let barrier = Arc::new(Barrier::new(args.connections));
+    let (to_commit, commits_in) = mpsc::channel::<String>();
+    let commits_in = Arc::new(std::sync::Mutex::new(commits_in));
+    let committers: Vec<_> = (0..args.commit_connections.max(1))
+        .map(|_| {
+            let queue = commits_in.clone();
+            std::thread::spawn(move || -> anyhow::Result<Tally> {
+                let mut c = Conn::open(addr)?;
+                let mut tally = Tally::default();
+                loop {
+                    let next = match queue.lock() {
+                        Ok(q) => q.recv(),
+                        Err(_) => bail!("the commit queue is poisoned"),
+                    };
+                    let Ok(id) = next else { return Ok(tally) };
+                    let t = Instant::now();
+                    c.ok("POST", &format!("/v1/reservations/{id}/commit"), "{\"credits\":1}")?;
+                    tally.commits.push(t.elapsed());
+                }
+            })
+        })
+        .collect();
     let workers: Vec<_> = (0..args.connections)
         .map(|w| {
-            let (barrier, users) = (barrier.clone(), args.users);
-            std::thread::spawn(move || -> anyhow::Result<(Vec<Duration>, Vec<Duration>, usize, Duration)> {
+            let (barrier, users, to_commit) = (barrier.clone(), args.users, to_commit.clone());
+            std::thread::spawn(move || -> anyhow::Result<Tally> {
                 let mut c = Conn::open(addr)?;
-                let (mut checks, mut commits, mut late) = (Vec::with_capacity(total), Vec::new(), 0);
+                let mut tally = Tally { checks: Vec::with_capacity(total), ..Tally::default() };
                 barrier.wait();
                 let start = Instant::now();
                 for k in 0..total {
@@ -203,7 +240,7 @@ fn fixed_rate(addr: SocketAddr, args: &Args) -> anyhow::Result<()> {
                     if due > now {
                         std::thread::sleep(due - now);
                     } else if now - due > Duration::from_millis(1) {
-                        late += 1;
+                        tally.late += 1;
                     }
                     if start.elapsed() > deadline {
                         break;
@@ -215,31 +252,32 @@ fn fixed_rate(addr: SocketAddr, args: &Args) -> anyhow::Result<()> {
                     );
                     let t = Instant::now();
                     let d = c.ok("POST", "/v1/check", &body)?;
-                    checks.push(t.elapsed());
+                    tally.checks.push(t.elapsed());
                     if let Some(id) = d["reservation_id"].as_str() {
-                        let t = Instant::now();
-                        c.ok("POST", &format!("/v1/reservations/{id}/commit"), "{\"credits\":1}")?;
-                        commits.push(t.elapsed());
+                        to_commit.send(id.to_string())?;
                     }
                 }
-                Ok((checks, commits, late, start.elapsed()))
+                tally.wall = start.elapsed();
+                Ok(tally)
             })
         })
         .collect();
-    let (mut checks, mut commits, mut late, mut wall) = (Vec::new(), Vec::new(), 0, Duration::ZERO);
-    for w in workers {
-        let (a, b, l, t) = w.join().map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
-        checks.extend(a);
-        commits.extend(b);
-        late += l;
-        wall = wall.max(t);
+    drop(to_commit);
+    let mut all = Tally::default();
+    for w in workers.into_iter().chain(committers) {
+        let t = w.join().map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
+        all.checks.extend(t.checks);
+        all.commits.extend(t.commits);
+        all.late += t.late;
+        all.wall = all.wall.max(t.wall);
     }
+    let Tally { mut checks, mut commits, late, wall } = all;
     checks.sort_unstable();
     commits.sort_unstable();
     let achieved = checks.len() as f64 / wall.as_secs_f64().max(1e-9);
     println!(
         "W2h check p50 {} p99 {} / commit p50 {} p99 {} ({} checks in {:.1} s = {achieved:.0}/s, target {}/s, \
-         {} connections, {late} sent >1 ms late)",
+         {} check + {} commit connections, {} committed, {late} sent >1 ms late)",
         us(pct(&checks, 0.5)),
         us(pct(&checks, 0.99)),
         us(pct(&commits, 0.5)),
@@ -248,6 +286,8 @@ fn fixed_rate(addr: SocketAddr, args: &Args) -> anyhow::Result<()> {
         wall.as_secs_f64(),
         args.rate,
         args.connections,
+        args.commit_connections,
+        commits.len(),
     );
     Ok(())
 }

@@ -15,13 +15,13 @@ use axum::response::{IntoResponse, Response};
 use budgit_engine::Credits;
 use budgit_engine::model::Enforcement;
 use chrono::Utc;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::usage::{NewEvent, insert_event, publish};
 use super::{check_email, check_name, credits_json, json_body, path_param, rfc3339};
 use crate::error::{ApiError, ApiResult};
-use crate::ledger::{CheckRequest, Deciding, ReservationError};
+use crate::ledger::{CheckRequest, Deciding, Outbox, ReservationError};
 use crate::metrics::Metrics;
 use crate::{App, auth::Principal};
 
@@ -49,6 +49,21 @@ fn deciding_name(d: Deciding) -> &'static str {
         Deciding::ModelCap => "model_cap",
         Deciding::Pool => "pool",
     }
+}
+
+/// What a check answers.
+#[derive(Debug, Serialize)]
+struct CheckOut<'a> {
+    allowed: bool,
+    reservation_id: Option<String>,
+    remaining: Value,
+    deciding: &'static str,
+    expires_at: Option<String>,
+    enforcement: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alert: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
 }
 
 /// `POST /v1/check`: may this user spend this much on this product and model now?
@@ -81,25 +96,16 @@ pub async fn check(
     if !app.ledger()?.is_current(now) {
         app.reload_usage().await?;
     }
-    let id = crate::auth::random_id("rsv_")?;
     let ts = now.timestamp();
     let ask =
         CheckRequest { user: &user, product: &req.product, model: &req.model, micros: req.credits.micros() };
-    let (decision, enforcement) = {
+    let (decision, enforcement, flush) = {
         let mut ledger = app.ledger()?;
-        let d = ledger.check(&ask, ts, ts + ttl, id);
-        (d, ledger.settings().enforcement)
+        let d = ledger.check(&ask, ts, ts + ttl);
+        (d, ledger.settings().enforcement, ledger.claim_flush())
     };
-    if let Some(r) = decision.reservation.clone() {
-        app.store.write_detached(move |tx| {
-            tx.execute("DELETE FROM reservations WHERE expires_at <= ?1", [ts])?;
-            tx.execute(
-                "INSERT OR REPLACE INTO reservations (id, email, product, model, micros, grp, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                (&r.id, &r.user, &r.product, &r.model, r.micros, &r.group, r.expires_at),
-            )?;
-            Ok(())
-        });
+    if flush {
+        flush_reservations(&app);
     }
     let deciding = deciding_name(decision.deciding);
     if decision.over_limit {
@@ -118,21 +124,58 @@ pub async fn check(
     } else {
         Metrics::add(&app.metrics.checks_denied, 1);
     }
-    let mut body = json!({
-        "allowed": decision.allowed,
-        "reservation_id": decision.reservation.as_ref().map(|r| r.id.clone()),
-        "remaining": credits_json(decision.remaining),
-        "deciding": deciding,
-        "expires_at": decision.reservation.as_ref().map(|r| rfc3339(r.expires_at)),
-        "enforcement": if enforcement == Enforcement::Soft { "soft" } else { "hard" },
+    let out = CheckOut {
+        allowed: decision.allowed,
+        reservation_id: decision.reservation.map(|r| r.to_string()),
+        remaining: credits_json(decision.remaining),
+        deciding,
+        expires_at: decision.reservation.map(|_| rfc3339(ts + ttl)),
+        enforcement: if enforcement == Enforcement::Soft { "soft" } else { "hard" },
+        alert: decision.over_limit.then_some("over_limit"),
+        reason: decision.no_limit.then_some("no limit is applied to this user"),
+    };
+    Ok(axum::Json(out).into_response())
+}
+
+/// Queues the writer job that stores the ledger's reservation changes (see [`Ledger::take_outbox`]).
+///
+/// The answer does not wait for it: a hold made just before a crash can be lost,
+/// which releases it (never an overspend). Holds that end before the job runs are
+/// never written, and one job takes every change made while it waited.
+///
+/// [`Ledger::take_outbox`]: crate::ledger::Ledger::take_outbox
+fn flush_reservations(app: &App) {
+    let app2 = app.clone();
+    app.store.write_detached(move |tx| {
+        let out = match app2.ledger.lock() {
+            Ok(mut l) => l.take_outbox(crate::unix_now()),
+            Err(_) => return Err(ApiError::store(&"the ledger lock is poisoned")),
+        };
+        save_reservations(tx, &out)
     });
-    if decision.over_limit {
-        body["alert"] = json!("over_limit");
+}
+
+/// Writes reservation rows: new holds, ended holds, and rows that lapsed while the service was down.
+fn save_reservations(tx: &rusqlite::Transaction<'_>, out: &Outbox) -> ApiResult<()> {
+    if !out.put.is_empty() {
+        let mut put = tx.prepare_cached(
+            "INSERT OR REPLACE INTO reservations (id, email, product, model, micros, grp, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for r in &out.put {
+            put.execute((&r.id, &r.user, &r.product, &r.model, r.micros, &r.group, r.expires_at))?;
+        }
     }
-    if decision.no_limit {
-        body["reason"] = json!("no limit is applied to this user");
+    if !out.delete.is_empty() {
+        let mut delete = tx.prepare_cached("DELETE FROM reservations WHERE id = ?1")?;
+        for id in &out.delete {
+            delete.execute([id])?;
+        }
     }
-    Ok(axum::Json(body).into_response())
+    if let Some(before) = out.sweep_before {
+        tx.prepare_cached("DELETE FROM reservations WHERE expires_at <= ?1")?.execute([before])?;
+    }
+    Ok(())
 }
 
 fn reservation_error(e: ReservationError) -> ApiError {
@@ -209,12 +252,19 @@ pub async fn commit(
         .write(move |tx| {
             let mut projects = HashMap::new();
             let stored = insert_event(tx, &event, &mut projects)?;
-            tx.execute("DELETE FROM reservations WHERE id = ?1", [&rid])?;
+            tx.prepare_cached("DELETE FROM reservations WHERE id = ?1")?.execute([&rid])?;
             let seq = stored.as_ref().map(|(s, _)| *s);
             let after: crate::store::After = Box::new(move |ok| {
                 let counted = if stored.is_some() { actual } else { 0 };
-                if let Ok(mut l) = app2.ledger.lock() {
-                    l.finish_commit(&r2, counted, event.ts, ok);
+                let reopened = match app2.ledger.lock() {
+                    Ok(mut l) => {
+                        l.finish_commit(&r2, counted, event.ts, ok);
+                        l.claim_flush()
+                    }
+                    Err(_) => false,
+                };
+                if reopened {
+                    flush_reservations(&app2);
                 }
                 if ok && let Some((seq, project)) = stored {
                     publish(&app2, &[(event, seq, project)], false);
@@ -227,8 +277,15 @@ pub async fn commit(
         Ok(s) => s,
         Err(e) => {
             // the job failed before commit: its after-callback never ran, so reopen here
-            if let Ok(mut l) = app.ledger.lock() {
-                l.finish_commit(&original, 0, now, false);
+            let reopened = match app.ledger.lock() {
+                Ok(mut l) => {
+                    l.finish_commit(&original, 0, now, false);
+                    l.claim_flush()
+                }
+                Err(_) => false,
+            };
+            if reopened {
+                flush_reservations(&app);
             }
             return Err(e);
         }
@@ -257,12 +314,14 @@ pub async fn release(
     id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
     let id = path_param(id)?;
-    let r = app.ledger()?.release(&id, who.scope()).map_err(reservation_error)?;
-    let rid = id.clone();
-    app.store.write_detached(move |tx| {
-        tx.execute("DELETE FROM reservations WHERE id = ?1", [&rid])?;
-        Ok(())
-    });
+    let (r, flush) = {
+        let mut ledger = app.ledger()?;
+        let r = ledger.release(&id, who.scope()).map_err(reservation_error)?;
+        (r, ledger.claim_flush())
+    };
+    if flush {
+        flush_reservations(&app);
+    }
     Metrics::add(&app.metrics.reservations_released, 1);
     Ok(axum::Json(json!({ "reservation_id": id, "released": credits_json(r.micros) })).into_response())
 }
