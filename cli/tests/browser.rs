@@ -254,10 +254,9 @@ fn run_script(dir: &Path, chromium: &Path, demo: &Demo, script: &str) {
         std::thread::sleep(Duration::from_millis(100));
     };
     let (out, err) = (out.join().unwrap(), err.join().unwrap());
-    // Shown by the harness on failure, and with --no-capture / nextest's --success-output.
-    println!("{out}{err}");
     match status {
-        Some(s) if s.success() => {}
+        // the checks passed; shown with --no-capture or nextest's --success-output
+        Some(s) if s.success() => println!("{out}{err}"),
         Some(s) => panic!("`node {script}` failed ({s}):\n{out}\n{err}"),
         None => panic!("`node {script}` ran longer than {SCRIPT_LIMIT:?} and was stopped:\n{out}\n{err}"),
     }

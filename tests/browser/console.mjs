@@ -102,6 +102,17 @@ async function screenshot(page, name) {
   console.log(`     wrote ${join(SHOT_DIR, name)}`);
 }
 
+/** Calls `fn` every 100 ms until it returns something truthy; fails with `what` after `timeout` ms. */
+async function poll(fn, timeout, what) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`${what} (waited ${timeout} ms)`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** Submits a form by pressing its submit button (as a person would). */
 async function submit(page, formSelector) {
   const button = page.locator(`${formSelector} button[type=submit], ${formSelector} input[type=submit], ${formSelector} button:not([type])`).first();
@@ -156,13 +167,14 @@ await check('a new usage event appears in #activity within 5 s of ingest', async
   activityUser = me.user;
   await adminPage.locator('#activity').waitFor();
   const id = `browser-${STAMP}-live`;
-  const t0 = await ingest(BASE, ADMIN, id, activityUser, 'codex', 'gpt-5-codex', '0.25');
-  const seen = await eventSeen(adminPage, id, 5000);
-  const row = adminPage.locator(`#activity .event[data-id="${id}"]`);
+  const event = await ingest(BASE, ADMIN, id, activityUser, 'codex', 'gpt-5-codex', '0.25');
+  const seen = await eventSeen(adminPage, event, 5000);
+  const row = adminPage.locator(`#activity .event[data-id="${id}"], #activity .event[data-id="${event.seq}"]`);
   await row.waitFor({ state: 'visible', timeout: 5000 });
   const text = await row.innerText();
   assert.ok(text.includes(activityUser) || text.includes(activityUser.split('@')[0]), `the event row does not name its user: ${text}`);
-  console.log(`     ingest to visible: ${seen - t0} ms`);
+  assert.match(text, /0\.25/, `the event row does not show its credits: ${text}`);
+  console.log(`     ingest to visible: ${seen - event.t0} ms`);
 });
 
 await check('the propose form is reachable with the keyboard (Tab)', async () => {
@@ -266,26 +278,67 @@ await check('a user submits a credit request from #request-form and sees it in #
   assert.ok(stored, 'the request is not in /v1/requests');
   assert.equal(stored.user, userEmail);
   assert.equal(micros(stored.credits), 750000000n);
-  await screenshotUser(page);
   await page.close();
 });
 
-async function screenshotUser(page) {
-  await gaugesOrMine(page);
-  await screenshot(page, 'console-user.png');
-}
-
-/** The user view is drawn when its own numbers are in (it has no workspace gauge). */
+/** The user view is drawn when its gauge has the user's numbers. */
 async function gaugesOrMine(page) {
-  await page.waitForFunction(() => !!document.querySelector('#my-requests') && document.body.innerText.length > 200, null, { timeout: 10000 });
+  await page.locator('#gauge-me[data-used]:not([data-used=""])').waitFor({ timeout: 10000 });
 }
 
-await check('the admin sees the user request in #requests', async () => {
+await check("the user view's gauge shows the user's numbers from /v1/me", async () => {
+  const page = await userCtx.newPage();
+  const before = await apiOk(BASE, USER, 'GET', '/v1/me');
+  await page.goto(`${BASE}/console/me`);
+  await gaugesOrMine(page);
+  const gauge = page.locator('#gauge-me');
+  const used = micros(await gauge.getAttribute('data-used'));
+  const after = await apiOk(BASE, USER, 'GET', '/v1/me');
+  assert.ok(micros(before.used) <= used && used <= micros(after.used), `gauge used ${used}, /v1/me said ${before.used} then ${after.used}`);
+  assert.equal(micros(await gauge.getAttribute('data-limit')), micros(after.limit), 'gauge limit differs from /v1/me');
+  assert.match(await page.locator('#whoami').innerText(), new RegExp(after.user.replace(/[.]/g, '\\.')), 'the page does not say who is signed in');
+  await page.close();
+});
+
+await check('the admin sees the user request in #requests and turns it into an override proposal with one click', async () => {
   assert.ok(adminPage && requestReason, 'needs the admin page and the request');
   await adminPage.reload();
-  await adminPage.locator('#requests', { hasText: requestReason }).waitFor({ timeout: 10000 });
-  const row = adminPage.locator('#requests', { hasText: requestReason });
-  assert.match(await row.innerText(), new RegExp(userEmail.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), 'the request does not name its user');
+  const card = adminPage.locator('#requests [data-id]', { hasText: requestReason });
+  await card.waitFor({ timeout: 10000 });
+  assert.match(await card.innerText(), new RegExp(userEmail.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), 'the request does not name its user');
+  const id = await card.getAttribute('data-id');
+  const before = allCommits(REPO);
+  const approved = git(REPO, ['rev-parse', 'HEAD']);
+  await card.getByRole('button', { name: /propose/i }).click();
+  // done when the card names a commit that is new in the repository
+  const fresh = await poll(async () => {
+    const made = [...allCommits(REPO)].filter((c) => !before.has(c));
+    const hexes = (await card.innerText()).match(/\b[0-9a-f]{7,40}\b/g) || [];
+    return made.length > 0 && hexes.some((h) => made.some((c) => c.startsWith(h))) ? made : null;
+  }, 15000, 'the request card never showed a new commit of the repository');
+  assert.equal(fresh.length, 1, `expected one new commit in ${REPO}, found ${fresh.length}`);
+  const stored = (await apiOk(BASE, ADMIN, 'GET', '/v1/requests?status=proposed')).data.find((r) => String(r.id) === id);
+  assert.ok(stored && stored.proposal, `request ${id} is not marked proposed with its proposal`);
+  assert.equal(stored.proposal.commit, fresh[0], 'the stored proposal names another commit');
+  assert.equal(git(REPO, ['rev-parse', `refs/heads/${stored.proposal.branch}`]), fresh[0]);
+  assert.match(git(REPO, ['show', '--format=', fresh[0]]), new RegExp(`^\\+.*${userEmail.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`, 'm'), 'the commit does not add an override for the user');
+  assert.equal(git(REPO, ['rev-parse', 'HEAD']), approved, 'the approved branch moved');
+});
+
+await check('the reconciler runs cleanly after the proposals (its next run is ok)', async () => {
+  // The demo runs the reconciler every few seconds; proposals write branches and audit
+  // entries, which must not disturb the reconciler of the approved branch.
+  const since = Date.now();
+  const status = await poll(async () => {
+    const s = await apiOk(BASE, ADMIN, 'GET', '/v1/reconciler/status');
+    return s.last && Date.parse(s.last.at) >= since - 1000 ? s : null;
+  }, 40000, 'no reconciler run was reported');
+  assert.equal(status.last.ok, true, `the reconciler failed: ${JSON.stringify(status.last.failures)}`);
+  await adminPage.reload();
+  assert.equal(status.last.commit, git(REPO, ['rev-parse', 'HEAD']), 'the reconciler applied another commit than the approved one');
+  const shown = adminPage.locator('#reconciler[data-ok]');
+  await shown.waitFor({ state: 'attached', timeout: 10000 });
+  assert.equal(await shown.getAttribute('data-ok'), 'true', `#reconciler shows a failure: ${await shown.innerText()}`);
 });
 
 await check('the admin view shows users, groups and reconciler status', async () => {
@@ -296,7 +349,6 @@ await check('the admin view shows users, groups and reconciler status', async ()
   for (const g of groups) assert.ok(groupsText.includes(g.name), `#groups does not list ${g.name}`);
   await adminPage.locator('#reconciler').waitFor();
   assert.match(await adminPage.locator('#reconciler').innerText(), /\S/, '#reconciler is empty');
-  await screenshot(adminPage, 'console-admin.png');
 });
 
 await check('no horizontal overflow at 390 px (admin and user views)', async () => {
@@ -304,7 +356,6 @@ await check('no horizontal overflow at 390 px (admin and user views)', async () 
   const page = await signIn(mobileAdmin, BASE, ADMIN, '/console/');
   await gaugesRendered(page);
   await assertNoHorizontalOverflow(page);
-  await screenshot(page, 'console-mobile.png');
   await mobileAdmin.close();
   const mobileUser = await newContext(browser, { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   const userPage = await signIn(mobileUser, BASE, USER, '/console/me');
@@ -312,6 +363,37 @@ await check('no horizontal overflow at 390 px (admin and user views)', async () 
   await assertNoHorizontalOverflow(userPage);
   await mobileUser.close();
 });
+
+if (SHOTS) {
+  await check('screenshots of the main views', async () => {
+    const shoot = async (token, landing, name, options, prepare) => {
+      const context = await newContext(browser, options);
+      const page = await signIn(context, BASE, token, landing);
+      if (landing === '/console/') await gaugesRendered(page);
+      else await gaugesOrMine(page);
+      if (prepare) await prepare(page);
+      else await page.evaluate(() => window.scrollTo(0, 0));
+      await screenshot(page, name);
+      await context.close();
+    };
+    await shoot(ADMIN, '/console/', 'console-admin.png', {}, async (page) => {
+      // the trend chart and a few live events drawn
+      await page.locator('#trend-chart canvas, #trend-chart svg').first().waitFor({ timeout: 10000 });
+      await page.locator('#users-table tbody tr').first().waitFor({ timeout: 10000 });
+      await page.evaluate(() => window.scrollTo(0, 0));
+    });
+    await shoot(ADMIN, '/console/', 'console-activity.png', {}, async (page) => {
+      await page.locator('#activity .event').nth(4).waitFor({ timeout: 20000 });
+      await page.locator('#live').evaluate((e) => e.scrollIntoView({ block: 'start' }));
+    });
+    await shoot(ADMIN, '/console/', 'console-teams.png', {}, async (page) => {
+      await page.locator('#groups [data-group], #groups .card').first().waitFor({ timeout: 10000 });
+      await page.locator('#teams').evaluate((e) => e.scrollIntoView({ block: 'start' }));
+    });
+    await shoot(USER, '/console/me', 'console-user.png', {});
+    await shoot(ADMIN, '/console/', 'console-mobile.png', { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  });
+}
 
 await check('no script errors on any page', async () => {
   assert.deepEqual(pageErrors, []);

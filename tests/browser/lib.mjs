@@ -114,13 +114,23 @@ export async function gaugesRendered(page, timeout = 15000) {
   return h.jsonValue();
 }
 
-/** Waits until the activity event `id` was in the DOM; returns the epoch ms it appeared. */
-export async function eventSeen(page, id, timeout = 5000) {
-  const h = await page.waitForFunction((id) => window.__budgit && window.__budgit.seen[id], id, { timeout, polling: 50 });
+/**
+ * Waits until an activity row for the event was in the DOM; returns the epoch ms it
+ * appeared. A row's `data-id` is the event's id or its stream sequence number (`seq`).
+ */
+export async function eventSeen(page, { id, seq }, timeout = 5000) {
+  const keys = [id, String(seq)];
+  const h = await page.waitForFunction((keys) => window.__budgit && keys.map((k) => window.__budgit.seen[k]).find(Boolean), keys, {
+    timeout,
+    polling: 50,
+  });
   return h.jsonValue();
 }
 
-/** Posts one usage event stamped now; returns the epoch ms just before the request left. */
+/**
+ * Posts one usage event stamped now; returns `{id, seq, t0}`: the stream sequence
+ * number the service gave it and the epoch ms just before the request left.
+ */
 export async function ingest(base, adminToken, id, user, product, model, credits) {
   const t0 = Date.now();
   const r = await apiOk(base, adminToken, 'POST', '/v1/usage/events', {
@@ -132,7 +142,7 @@ export async function ingest(base, adminToken, id, user, product, model, credits
     credits,
   });
   if (r.accepted !== 1) throw new Error(`event ${id} was not accepted: ${JSON.stringify(r)}`);
-  return t0;
+  return { id, seq: r.results[0].seq, t0 };
 }
 
 /** Every commit reachable from any ref of the repository. */

@@ -100,8 +100,8 @@ try {
   const latency = [];
   for (let i = 0; i < EVENTS; i++) {
     const id = `pageload-${stamp}-${i}`;
-    const t0 = await ingest(base, admin, id, user, i % 2 ? 'codex' : 'chatgpt', i % 2 ? 'gpt-5-codex' : 'gpt-5', '0.01');
-    latency.push((await eventSeen(page, id, 10000)) - t0);
+    const event = await ingest(base, admin, id, user, i % 2 ? 'codex' : 'chatgpt', i % 2 ? 'gpt-5-codex' : 'gpt-5', '0.01');
+    latency.push((await eventSeen(page, event, 10000)) - event.t0);
   }
   await browser.close();
 
