@@ -5,13 +5,14 @@
 # (`--from-scratch`), in the same run. Prints user CPU seconds (the 1-thread figure,
 # steadier than wall time on a shared machine) and the median ratio of 5 runs.
 #
-# Usage: bench/w4.sh [WORKDIR]   (builds the release binary first)
+# Usage: bench/w4.sh [WORKDIR]   (builds the release binary first, into $CARGO_TARGET_DIR
+# when set, so a measurement need not share the work tree's target directory)
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-${TMPDIR:-/tmp}/budgit-w4}
 now=2026-11-27T12:00:00Z
 cargo build --release -p budgit --manifest-path "$here/Cargo.toml" >&2
-budgit="$here/target/release/budgit"
+budgit="${CARGO_TARGET_DIR:-$here/target}/release/budgit"
 
 if [ ! -d "$work/org/.git" ]; then
     rm -rf "$work" && mkdir -p "$work"

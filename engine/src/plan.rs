@@ -6,6 +6,8 @@
 //! and per override, users newly blocked or unblocked at today's usage,
 //! overrides starting or expiring soon (and what the limit becomes then), and a
 //! digest of the per-user changes that does not depend on file or directory order.
+//! Blocked means what `evaluate` means by it: under hard enforcement, nothing left —
+//! the limit used up, or the team pool of the user's group used up by the team.
 //! Pure: no I/O, no clock. Reading the two sides (files or git) and resolving
 //! them is the caller's job; how a plan looks is [`render`].
 
@@ -23,8 +25,8 @@ use crate::Credits;
 use crate::diag::{Report, Severity};
 use crate::directory::Directory;
 use crate::load::{Loaded, PolicySet};
-use crate::model::{Limit, Override};
-use crate::resolve::{Provenance, Resolution};
+use crate::model::{Enforcement, Limit, Override};
+use crate::resolve::{Provenance, Resolution, Resolved};
 
 /// How far ahead starting and expiring overrides are reported.
 pub const SOON_DAYS: i64 = 14;
@@ -94,7 +96,7 @@ pub struct Plan {
     pub digest: String,
     /// The counts.
     pub summary: Summary,
-    /// Users whose effective limit changes, by email.
+    /// Users whose effective limit changes or who become blocked or unblocked, by email.
     pub users: Vec<UserChange>,
     /// The workspace default, when it changed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -108,7 +110,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// True when no user's effective limit changes.
+    /// True when no user's effective limit changes and nobody becomes blocked or unblocked.
     pub fn is_empty(&self) -> bool {
         self.users.is_empty()
     }
@@ -124,7 +126,8 @@ impl Plan {
 pub struct Summary {
     /// Users in the directory.
     pub users: usize,
-    /// Users whose effective limit changes (credits or caps).
+    /// Users whose effective limit changes (credits or caps), or who become blocked or
+    /// unblocked with the same limit (their team pool): the length of [`Plan::users`].
     pub users_affected: usize,
     /// Users whose credits go up.
     pub raised: usize,
@@ -132,7 +135,8 @@ pub struct Summary {
     pub lowered: usize,
     /// Users whose credits stay but a product or model cap changes.
     pub caps_changed: usize,
-    /// Users whose limit does not change.
+    /// Users whose limit does not change (some of them may still become blocked or
+    /// unblocked as their team pool runs out or gets room).
     pub unchanged: usize,
     /// Users whose limit stays but now comes from another document.
     pub source_changed: usize,
@@ -140,7 +144,8 @@ pub struct Summary {
     pub exposure_before: Credits,
     /// Sum of every user's credits at head.
     pub exposure_after: Credits,
-    /// Users whose new limit is at or below what they used this period.
+    /// Users with room at base and none at head: their limit, or their team's pool, is
+    /// at or below what was used this period (hard enforcement only).
     pub newly_blocked: usize,
     /// Users blocked at base and no longer at head.
     pub newly_unblocked: usize,
@@ -154,7 +159,7 @@ pub struct Summary {
     pub warnings: usize,
 }
 
-/// One user's change.
+/// One user's change: their limit changes, or they become blocked or unblocked.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UserChange {
     /// The email.
@@ -179,6 +184,37 @@ pub struct UserChange {
     pub newly_blocked: bool,
     /// Blocked at base, not at head.
     pub newly_unblocked: bool,
+    /// The team pool bounding the user at base, when their group has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool_before: Option<PoolStanding>,
+    /// The team pool bounding the user at head, when their group has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool_after: Option<PoolStanding>,
+}
+
+impl UserChange {
+    /// True when the user's limit (credits or caps) differs between the sides.
+    pub fn limit_changed(&self) -> bool {
+        self.limit_before != self.limit_after
+    }
+}
+
+/// A team pool as one side sees it: the group, its pool and what its members used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PoolStanding {
+    /// The group whose pool it is.
+    pub group: String,
+    /// The pool.
+    pub pool: Credits,
+    /// What the users whose pool it is used this period.
+    pub used: Credits,
+}
+
+impl PoolStanding {
+    /// True when nothing is left of the pool.
+    pub fn used_up(&self) -> bool {
+        self.used >= self.pool
+    }
 }
 
 /// The workspace document's change.
@@ -337,6 +373,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let mut counts = vec![[0usize; 4]; names.len()]; // before, after, joined, left
     let mut moved = vec![(0usize, Credits::ZERO); names.len()];
     let mut default_affected = (0usize, Credits::ZERO);
+    let (base_blocking, head_blocking) = (Blocking::of(base, used), Blocking::of(head, used));
     for i in 0..n {
         let (Some(b), Some(h)) = (base.resolution.user(i), head.resolution.user(i)) else {
             continue;
@@ -358,21 +395,27 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 c[3] += 1;
             }
         }
+        let spent = used.get(i).copied().unwrap_or(Credits::ZERO);
+        let (blocked_before, blocked_after) =
+            (base_blocking.blocked(b, spent), head_blocking.blocked(h, spent));
         if *b.limit == *h.limit {
             summary.unchanged += 1;
             if !same_document(&b.source, &h.source) {
                 summary.source_changed += 1;
             }
-            continue;
+            // The same limit still changes the user's lot when their team pool runs out or gets room.
+            if blocked_before == blocked_after {
+                continue;
+            }
         }
         let delta = h.limit.credits - b.limit.credits;
-        match delta.cmp(&Credits::ZERO) {
-            std::cmp::Ordering::Greater => summary.raised += 1,
-            std::cmp::Ordering::Less => summary.lowered += 1,
-            std::cmp::Ordering::Equal => summary.caps_changed += 1,
+        if *b.limit != *h.limit {
+            match delta.cmp(&Credits::ZERO) {
+                std::cmp::Ordering::Greater => summary.raised += 1,
+                std::cmp::Ordering::Less => summary.lowered += 1,
+                std::cmp::Ordering::Equal => summary.caps_changed += 1,
+            }
         }
-        let spent = used.get(i).copied().unwrap_or(Credits::ZERO);
-        let (blocked_before, blocked_after) = (spent >= b.limit.credits, spent >= h.limit.credits);
         let newly_blocked = !blocked_before && blocked_after;
         let newly_unblocked = blocked_before && !blocked_after;
         summary.newly_blocked += usize::from(newly_blocked);
@@ -401,6 +444,8 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             used: spent,
             newly_blocked,
             newly_unblocked,
+            pool_before: base_blocking.standing(b),
+            pool_after: head_blocking.standing(h),
         });
     }
     users.sort_by(|a, b| a.user.cmp(&b.user));
@@ -451,16 +496,64 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     }
 }
 
+/// Who is blocked on one side: hard enforcement, and each pooled group's pool and usage.
+struct Blocking<'a> {
+    hard: bool,
+    side: Side<'a>,
+    /// Per group (an index into the side's groups): its pool and its members' usage.
+    pools: Vec<Option<(Credits, Credits)>>,
+}
+
+impl<'a> Blocking<'a> {
+    /// A pool's usage is that of the users whose pool it is (the group that won them),
+    /// as `evaluate` counts it.
+    fn of(side: Side<'a>, used: &[Credits]) -> Blocking<'a> {
+        let hard = side.policies.workspace().is_none_or(|w| w.doc.enforcement == Enforcement::Hard);
+        let mut pools: Vec<Option<(Credits, Credits)>> = side
+            .policies
+            .groups
+            .iter()
+            .map(|g| g.doc.pool.as_ref().map(|p| (p.credits, Credits::ZERO)))
+            .collect();
+        if pools.iter().any(Option::is_some) {
+            for r in &side.resolution.users {
+                if let Some((_, team)) = r.group.and_then(|g| pools.get_mut(g)).and_then(Option::as_mut) {
+                    *team += used.get(r.user).copied().unwrap_or(Credits::ZERO);
+                }
+            }
+        }
+        Blocking { hard, side, pools }
+    }
+
+    /// True when the user has nothing left: their limit's remainder, bounded by their pool's, is not positive.
+    fn blocked(&self, r: &Resolved, spent: Credits) -> bool {
+        let pool_used_up = r
+            .group
+            .and_then(|g| self.pools.get(g).copied().flatten())
+            .is_some_and(|(pool, team)| team >= pool);
+        self.hard && (spent >= r.limit.credits || pool_used_up)
+    }
+
+    fn standing(&self, r: &Resolved) -> Option<PoolStanding> {
+        let g = r.group?;
+        let (pool, used) = self.pools.get(g).copied().flatten()?;
+        let group = self.side.policies.groups.get(g)?.doc.name.clone();
+        Some(PoolStanding { group, pool, used })
+    }
+}
+
 /// Whether two provenances name the same document (file moves and line shifts do not count).
 fn same_document(a: &Provenance, b: &Provenance) -> bool {
     a.kind == b.kind && a.name == b.name
 }
 
-/// `sha256:<hex>` over the per-user changes in a canonical form: sorted by email,
-/// exact decimals, sorted caps. Neither file order, directory order nor the machine matter.
+/// `sha256:<hex>` over the per-user limit changes in a canonical form: sorted by email,
+/// exact decimals, sorted caps. Neither file order, directory order nor the machine matter,
+/// and neither does usage: users listed only because they become (un)blocked do not count.
 pub fn digest(users: &[UserChange]) -> String {
     let mut lines: Vec<String> = users
         .iter()
+        .filter(|u| u.limit_changed())
         .map(|u| format!("{}\t{}\t{}\n", u.user, canonical(&u.limit_before), canonical(&u.limit_after)))
         .collect();
     lines.sort();

@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use super::{DocStatus, GroupChange, Plan, SOON_DAYS, Upcoming, UserChange};
+use super::{DocStatus, GroupChange, Plan, PoolStanding, SOON_DAYS, Upcoming, UserChange};
 use crate::Credits;
 use crate::model::Limit;
 
@@ -73,12 +73,16 @@ fn headline(plan: &Plan) -> String {
         return String::from("no effective change: no user's limit changes");
     }
     format!(
-        "{} user{} affected: {} raised, {} lowered{}; exposure {} → {} ({})",
+        "{} user{} affected: {} raised, {} lowered{}{}; exposure {} → {} ({})",
         s.users_affected,
         if s.users_affected == 1 { "" } else { "s" },
         s.raised,
         s.lowered,
         if s.caps_changed > 0 { format!(", {} caps changed", s.caps_changed) } else { String::new() },
+        match plan.users.iter().filter(|u| !u.limit_changed()).count() {
+            0 => String::new(),
+            same => format!(", {same} blocked or unblocked by a team pool with the same limit"),
+        },
         s.exposure_before,
         s.exposure_after,
         signed(s.exposure_after - s.exposure_before),
@@ -207,13 +211,23 @@ fn source_change(u: &UserChange) -> String {
     if a == b { a } else { format!("{b} → {a}") }
 }
 
-fn blocked_mark(u: &UserChange) -> &'static str {
+fn blocked_mark(u: &UserChange) -> String {
+    // Say so when the team pool, not the user's own limit, decides.
+    let pool_decides = |pool: Option<&PoolStanding>, limit: Credits| {
+        pool.filter(|p| p.used_up() && u.used < limit).map(|p| p.group.clone())
+    };
     if u.newly_blocked {
-        " — newly blocked"
+        match pool_decides(u.pool_after.as_ref(), u.after) {
+            Some(group) => format!(" — newly blocked (team pool `{group}` used up)"),
+            None => String::from(" — newly blocked"),
+        }
     } else if u.newly_unblocked {
-        " — unblocked"
+        match pool_decides(u.pool_before.as_ref(), u.before) {
+            Some(group) => format!(" — unblocked (was held by team pool `{group}`)"),
+            None => String::from(" — unblocked"),
+        }
     } else {
-        ""
+        String::new()
     }
 }
 
@@ -382,14 +396,31 @@ fn markdown_with(plan: &Plan, rows: usize) -> String {
         let _ = writeln!(o, "#### Newly blocked at current usage ({})\n", blocked.len());
         let shown = blocked.len().min(rows.max(5));
         for u in &blocked[..shown] {
-            let _ = writeln!(
-                o,
-                "- {}: used {} of a new limit of {} (was {})",
-                cell(&u.user),
-                u.used,
-                u.after,
-                u.before
-            );
+            match &u.pool_after {
+                Some(p) if p.used_up() && u.used < u.after => {
+                    let _ = writeln!(
+                        o,
+                        "- {}: team pool `{}` used up ({} of {}); used {} of a limit of {} (was {})",
+                        cell(&u.user),
+                        cell(&p.group),
+                        p.used,
+                        p.pool,
+                        u.used,
+                        u.after,
+                        u.before
+                    );
+                }
+                _ => {
+                    let _ = writeln!(
+                        o,
+                        "- {}: used {} of a new limit of {} (was {})",
+                        cell(&u.user),
+                        u.used,
+                        u.after,
+                        u.before
+                    );
+                }
+            }
         }
         more(&mut o, blocked.len(), shown);
         let _ = writeln!(o);
@@ -407,9 +438,10 @@ fn markdown_with(plan: &Plan, rows: usize) -> String {
         let shown = users.len().min(rows);
         let _ = writeln!(
             o,
-            "<details><summary>{} user{} whose limit changes</summary>\n",
+            "<details><summary>{} user{} whose limit {}</summary>\n",
             users.len(),
-            if users.len() == 1 { "" } else { "s" }
+            if users.len() == 1 { "" } else { "s" },
+            if users.iter().all(|u| u.limit_changed()) { "changes" } else { "or blocking changes" }
         );
         if shown > 0 {
             let _ = writeln!(

@@ -150,6 +150,103 @@ fn lowering_below_usage_blocks() {
     );
 }
 
+/// A group with a team pool.
+fn pooled(name: &str, dept: &str, credits: u32, priority: i64, pool: u32) -> String {
+    format!("{}pool: {{ credits: {pool} }}\n", group(name, dept, credits, priority))
+}
+
+#[test]
+fn lowering_a_pool_below_the_team_usage_blocks_its_members_with_the_same_limit() {
+    let mut base = base_files();
+    base[1].1 = pooled("eng", "Eng", 1000, 20, 2000);
+    let mut head = base_files();
+    head[1].1 = pooled("eng", "Eng", 1000, 20, 500);
+    // ann and bob have room of their own (300 of 1000) but used 600 together.
+    let used = [Credits::from_whole(300), Credits::from_whole(300), Credits::from_whole(600)];
+    let p = run(&base, &head, &used);
+    assert_eq!(p.summary.newly_blocked, 2);
+    assert_eq!((p.summary.raised, p.summary.lowered, p.summary.unchanged), (0, 0, 5));
+    assert_eq!(p.summary.users_affected, 2);
+    assert!(!p.is_empty());
+    // No limit changed: the digest says so, whatever the usage.
+    assert_eq!(p.digest, digest(&[]));
+    let ann = &p.users[0];
+    assert_eq!(ann.user, "ann@acme.com");
+    assert!(ann.newly_blocked && !ann.limit_changed());
+    let standing = ann.pool_after.as_ref().unwrap();
+    assert_eq!(
+        (standing.group.as_str(), standing.pool, standing.used),
+        ("eng", Credits::from_whole(500), Credits::from_whole(600))
+    );
+    assert_eq!(p.groups[0].changes, ["pool"]);
+    assert_eq!(p.groups[0].users_affected, 2);
+    let md = markdown(&p);
+    assert!(md.contains("- ann@acme.com: team pool `eng` used up (600 of 500)"), "{md}");
+    assert!(render::table(&p).contains("newly blocked (team pool `eng` used up)"));
+    // Back again: the same two are unblocked.
+    let back = run(&head, &base, &used);
+    assert_eq!((back.summary.newly_blocked, back.summary.newly_unblocked), (0, 2));
+    assert!(render::table(&back).contains("unblocked (was held by team pool `eng`)"));
+}
+
+#[test]
+fn a_raise_does_not_unblock_a_member_of_a_used_up_pool() {
+    let mut base = base_files();
+    base[1].1 = pooled("eng", "Eng", 1000, 20, 1250);
+    let mut head = base_files();
+    head[1].1 = pooled("eng", "Eng", 1500, 20, 1150);
+    // ann is past her own limit at base; at head her limit has room but the team's pool does not.
+    let used = [Credits::from_whole(1100), Credits::from_whole(100)];
+    let p = run(&base, &head, &used);
+    assert_eq!(p.summary.raised, 2);
+    assert_eq!((p.summary.newly_blocked, p.summary.newly_unblocked), (1, 0));
+    // bob had room and is now held by the pool; ann stays blocked.
+    let bob = p.users.iter().find(|u| u.user == "bob@acme.com").unwrap();
+    assert!(bob.newly_blocked && bob.limit_changed());
+    assert!(p.users.iter().all(|u| !u.newly_unblocked));
+    // Without the pool, the same raise unblocks ann.
+    let mut plain = base_files();
+    plain[1].1 = group("eng", "Eng", 1500, 20);
+    let unpooled = run(&base_files(), &plain, &used);
+    assert_eq!((unpooled.summary.newly_blocked, unpooled.summary.newly_unblocked), (0, 1));
+}
+
+#[test]
+fn joining_a_group_whose_pool_is_used_up_blocks_and_moves_the_team_usage() {
+    // eve (Ops, 50 used) joins sales, whose pool of 500 holds 480 of cat's and dan's usage.
+    let mut base = base_files();
+    base[2].1 = pooled("sales", "Sales", 500, 10, 500);
+    let mut head = base_files();
+    head[2].1 = format!("{}members: [eve@acme.com]\n", pooled("sales", "Sales", 500, 10, 500));
+    let used = [
+        Credits::ZERO,
+        Credits::ZERO,
+        Credits::from_whole(240),
+        Credits::from_whole(240),
+        Credits::from_whole(50),
+    ];
+    let p = run(&base, &head, &used);
+    // eve's limit goes 100 → 500 and she is blocked by the pool; cat and dan with her.
+    assert_eq!(p.summary.newly_blocked, 3);
+    assert_eq!(p.summary.raised, 1);
+    let names: Vec<&str> = p.users.iter().map(|u| u.user.as_str()).collect();
+    assert_eq!(names, ["cat@acme.com", "dan@acme.com", "eve@acme.com"]);
+}
+
+#[test]
+fn nobody_is_blocked_under_soft_enforcement() {
+    let soft = WORKSPACE.replace("period: month\n", "period: month\nenforcement: soft\n");
+    let mut base = base_files();
+    base[0].1 = soft.clone();
+    base[1].1 = pooled("eng", "Eng", 1000, 20, 2000);
+    let mut head = base.clone();
+    head[1].1 = pooled("eng", "Eng", 100, 20, 100);
+    let used = [Credits::from_whole(300), Credits::from_whole(300)];
+    let p = run(&base, &head, &used);
+    assert_eq!(p.summary.lowered, 2);
+    assert_eq!((p.summary.newly_blocked, p.summary.newly_unblocked), (0, 0));
+}
+
 #[test]
 fn a_refactor_moving_a_group_is_no_effective_change() {
     let mut head = base_files();
@@ -319,14 +416,19 @@ mod laws {
     /// A random policy repository over the test directory: groups on departments with
     /// random limits and priorities (ties included), and overrides around `now`.
     fn repo() -> impl Strategy<Value = Vec<(String, String)>> {
-        let groups = (0..3usize, 1..4u32, 0..3i64, any::<bool>());
+        let groups = (0..3usize, 1..4u32, 0..3i64, any::<bool>(), prop::option::of(1..8u32));
         let overrides = (0..5usize, 1..5u32, -20..20i64, 1..30i64);
         (prop::collection::vec(groups, 0..4), prop::collection::vec(overrides, 0..4), any::<bool>()).prop_map(
             |(groups, overrides, split)| {
                 let mut files = vec![("workspace.yaml".to_string(), WORKSPACE.to_string())];
                 let mut texts = Vec::new();
-                for (k, (dept, credits, priority, listed)) in groups.into_iter().enumerate() {
-                    let mut text = group(&format!("g{k}"), DEPTS[dept], credits * 100, priority);
+                for (k, (dept, credits, priority, listed, pool)) in groups.into_iter().enumerate() {
+                    let mut text = match pool {
+                        Some(pool) => {
+                            pooled(&format!("g{k}"), DEPTS[dept], credits * 100, priority, pool * 100)
+                        }
+                        None => group(&format!("g{k}"), DEPTS[dept], credits * 100, priority),
+                    };
                     if listed {
                         text.push_str("members: [eve@acme.com]\n");
                     }
@@ -371,11 +473,13 @@ mod laws {
 
         /// `run` also checks the incremental base against the from-scratch one.
         #[test]
-        fn the_incremental_base_is_exact(a in repo(), b in repo()) {
-            let p = run(&as_refs(&a), &as_refs(&b), &[]);
-            let back = run(&as_refs(&b), &as_refs(&a), &[]);
+        fn the_incremental_base_is_exact(a in repo(), b in repo(), used in prop::collection::vec(0..600i64, 5)) {
+            let used: Vec<Credits> = used.into_iter().map(Credits::from_whole).collect();
+            let p = run(&as_refs(&a), &as_refs(&b), &used);
+            let back = run(&as_refs(&b), &as_refs(&a), &used);
             prop_assert_eq!(p.users.len(), back.users.len());
             prop_assert_eq!(p.summary.raised, back.summary.lowered);
+            prop_assert_eq!(p.summary.newly_blocked, back.summary.newly_unblocked);
         }
     }
 }
