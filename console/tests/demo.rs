@@ -97,7 +97,7 @@ fn the_demo_seeds_a_live_organisation() {
     let repo = git2::Repository::open(&demo.repo).unwrap();
     let head = repo.revparse_single("main").unwrap().peel_to_commit().unwrap();
     assert_eq!(head.id().to_string(), demo.head);
-    assert!(head.author().name().is_some_and(|n| !n.is_empty()));
+    assert!(head.author().name().is_ok_and(|n| !n.is_empty()));
     assert!(demo.repo.join("policies/workspace.yaml").is_file());
 
     // users imported
@@ -132,25 +132,35 @@ fn the_demo_seeds_a_live_organisation() {
         assert!(groups.contains(g), "group `{g}` has no member: {groups:?}");
     }
 
-    // usage for both products, per team
-    let costs = send(
-        addr,
-        "GET",
-        &format!(
-            "/v1/organization/costs?start_time={}&bucket_width=1d&limit=31&group_by=product&group_by=project_id",
-            chrono::Utc::now().timestamp() - 40 * 86_400
-        ),
-        Some(ADMIN),
-        None,
-    );
-    assert_eq!(costs.status, 200, "{}", costs.body);
+    // usage for both products, per team, over the period (every page of daily buckets)
+    let user = send(addr, "GET", &format!("/v1/users/{}", demo.user), Some(ADMIN), None).json();
+    let start = chrono::DateTime::parse_from_rfc3339(user["period"]["start"].as_str().unwrap()).unwrap();
     let mut by_product: BTreeMap<String, f64> = BTreeMap::new();
     let mut by_team: BTreeMap<String, f64> = BTreeMap::new();
-    for bucket in costs.json()["data"].as_array().unwrap() {
-        for r in bucket["results"].as_array().unwrap() {
-            let v = credits(&r["amount"]["value"]);
-            *by_product.entry(r["product"].as_str().unwrap_or("").to_string()).or_default() += v;
-            *by_team.entry(r["project_id"].as_str().unwrap_or("").to_string()).or_default() += v;
+    let mut page = String::new();
+    loop {
+        let costs = send(
+            addr,
+            "GET",
+            &format!(
+                "/v1/organization/costs?start_time={}&bucket_width=1d&limit=31&group_by=product&group_by=project_id{page}",
+                start.timestamp()
+            ),
+            Some(ADMIN),
+            None,
+        );
+        assert_eq!(costs.status, 200, "{}", costs.body);
+        let costs = costs.json();
+        for bucket in costs["data"].as_array().unwrap() {
+            for r in bucket["results"].as_array().unwrap() {
+                let v = credits(&r["amount"]["value"]);
+                *by_product.entry(r["product"].as_str().unwrap_or("").to_string()).or_default() += v;
+                *by_team.entry(r["project_id"].as_str().unwrap_or("").to_string()).or_default() += v;
+            }
+        }
+        match costs["next_page"].as_str() {
+            Some(next) if costs["has_more"] == json!(true) => page = format!("&page={next}"),
+            _ => break,
         }
     }
     assert!(by_product.get("chatgpt").is_some_and(|v| *v > 0.0), "{by_product:?}");
