@@ -166,7 +166,6 @@ fn dashboard_paths() -> (Value, Value) {
         all.extend(extra);
         all
     };
-    let admin = &[("401", "missing or unknown token"), ("403", "not the admin token")];
     let period = json!({ "type": "object", "properties": { "start": { "type": "string", "format": "date-time" }, "end": { "type": "string", "format": "date-time" }, "now": { "type": "string", "format": "date-time" }, "timezone": { "type": "string" } } });
     let paths = json!({
         "/v1/dashboard/summary": { "get": op("dashboard", "the workspace gauge (used vs the sum of applied limits), status counts, usage per product and each team's budget (its pool, else the sum of its members' limits) this period (admin); `forecast` is linear: usage so far at the period's burn rate so far, projected to its end",
@@ -176,25 +175,25 @@ fn dashboard_paths() -> (Value, Value) {
                     "status_counts": { "type": "object", "properties": { "ok": { "type": "integer" }, "warning": { "type": "integer" }, "exceeded": { "type": "integer" }, "unlimited": { "type": "integer" } } },
                     "blocked": { "type": "integer" }, "warning_threshold": { "type": "integer" } } },
                 "products": by_name,
-                "teams": { "type": "array", "items": r("DashboardTeam") } } })), &errors(&admin[..])) },
+                "teams": { "type": "array", "items": r("DashboardTeam") } } })), &errors(&[])) },
         "/v1/dashboard/users": { "get": op("dashboard", "every user with a limit or usage this period, filtered, sorted and paged in memory (admin)",
             page(vec![
                 query("group", "only members of this group", json!({ "type": "string" })),
                 query("status", "only these statuses (repeatable or comma-separated)", json!({ "type": "array", "items": { "enum": ["ok", "warning", "exceeded", "unlimited"] } })),
                 query("sort", "used (default), percent, remaining or email", json!({ "enum": ["used", "percent", "remaining", "email"] })),
-            ]), None, ok("a page of users (CSV: one row per match, a column per product)", list_of(r("DashboardUser"))), &errors(&admin[..])) },
+            ]), None, ok("a page of users (CSV: one row per match, a column per product)", list_of(r("DashboardUser"))), &errors(&[])) },
         "/v1/dashboard/trends": { "get": op("dashboard", "daily credits per product or model over the period so far (local days), and the cumulative forecast from today to the period's last day at the burn rate so far (admin)",
             vec![query("by", "product (default) or model", json!({ "enum": ["product", "model"] })), now.clone()], None,
             ok("the trend", json!({ "type": "object", "properties": {
                 "by": { "enum": ["product", "model"] }, "period": period, "days": { "type": "array", "items": { "type": "string", "format": "date" } },
                 "series": { "type": "array", "items": { "type": "object", "properties": { "key": { "type": "string" }, "total": decimal, "values": { "type": "array", "items": decimal } } } },
                 "forecast": { "type": "object", "properties": { "days": { "type": "array", "items": { "type": "string", "format": "date" } }, "values": { "type": "array", "items": decimal } } } } })),
-            &errors(&admin[..])) },
+            &errors(&[])) },
         "/v1/dashboard/breakdown": { "get": op("dashboard", "usage this period per user, product, model or cost center (the directory's `cost_center` attribute; `(none)` without one, `(not in directory)` for users the directory does not know), sorted and paged (admin)",
             page(vec![
                 query("by", "user (default), product, model or cost_center", json!({ "enum": ["user", "product", "model", "cost_center"] })),
                 query("sort", "used (default), events or key", json!({ "enum": ["used", "events", "key"] })),
-            ]), None, ok("a page of rows", list_of(json!({ "type": "object", "properties": { "key": { "type": "string" }, "used": decimal, "events": { "type": "integer" }, "users": { "type": "integer", "description": "users with usage" }, "share": percent } }))), &errors(&admin[..])) },
+            ]), None, ok("a page of rows", list_of(json!({ "type": "object", "properties": { "key": { "type": "string" }, "used": decimal, "events": { "type": "integer" }, "users": { "type": "integer", "description": "users with usage" }, "share": percent } }))), &errors(&[])) },
         "/v1/me": { "get": op("dashboard", "the caller: `{\"role\": \"admin\"}` for the admin token; for a user token, that user's budget this period: limit, usage by product and model, forecast (linear, at the burn rate so far), daily usage and the history of the limit from the audit log",
             vec![now], None, ok("the caller", r("Me")), &[("401", "missing or unknown token"), ("403", "a user token fixing `now` outside the period being shown")]) }
     });
