@@ -7,7 +7,7 @@
 
 import {
   api, el, fill, credits, count, percent, shortCommit, when, ago, clock, day, statusBadge, meter, gauge,
-  showError, errorBox, signOutButton, every, debounce, query, markdown,
+  showError, errorBox, signOutButton, every, debounce, query, markdown, periodText,
 } from './common.js';
 import { dailyChart } from './chart.js';
 
@@ -35,7 +35,7 @@ function renderPeriod(period) {
   const now = new Date(period.now || Date.now());
   const total = Math.max(1, Math.round((end - start) / 86400000));
   const done = Math.min(total, Math.max(1, Math.ceil((now - start) / 86400000)));
-  fill($('period'), 'Period ', el('strong', {}, `${day(period.start)} – ${day(new Date(end - 1000).toISOString())}`),
+  fill($('period'), 'Period ', el('strong', {}, periodText(period)),
     ` · day ${done} of ${total}${period.timezone ? ` · ${period.timezone}` : ''}`);
 }
 
@@ -516,7 +516,7 @@ function proposalView(p, heading) {
       el('dt', {}, 'Commit'), el('dd', {}, el('code', { class: 'commit' }, p.commit || '—')),
       p.base ? [el('dt', {}, 'Based on'), el('dd', {}, el('code', {}, `${p.base.ref || ''} ${shortCommit(p.base.commit)}`))] : null,
       p.file ? [el('dt', {}, 'File'), el('dd', {}, el('code', {}, p.file))] : null,
-      summary ? [el('dt', {}, 'Plan'), el('dd', {}, summary)] : null),
+      summary && !p.plan?.markdown ? [el('dt', {}, 'Plan'), el('dd', {}, summary)] : null),
     p.plan?.markdown ? el('details', { open: true }, el('summary', {}, 'The plan'), markdown(p.plan.markdown),
       el('details', {}, el('summary', {}, 'Plan as text'), el('pre', { class: 'plan' }, p.plan.markdown))) : null,
     el('p', { class: 'small' }, 'Review and merge the branch to apply it; the reconciler applies what is merged.'));
@@ -544,12 +544,18 @@ function contextView(c) {
   if (c === null || c === undefined) return el('span', { class: 'muted' }, 'none given');
   if (typeof c !== 'object') return String(c);
   return el('dl', {}, Object.entries(c).map(([k, v]) => [el('dt', {}, k.replace(/_/g, ' ')),
-    el('dd', {}, typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v))]));
+    el('dd', {}, typeof v === 'object' && v !== null ? JSON.stringify(v) : decimalText(v))]));
+}
+
+/** A value as text; decimal strings (credits) are shown rounded for reading. */
+function decimalText(v) {
+  return typeof v === 'string' && /^-?\d+\.\d{3,}$/.test(v) ? credits(v) : String(v);
 }
 
 function requestCard(r) {
   const result = el('div', { class: 'result', 'aria-live': 'polite' });
   const actions = el('div', { class: 'actions' });
+  const statusCell = el('dd', {}, r.status, r.decision_reason ? ` (${r.decision_reason})` : '');
   const card = el('article', { class: 'card request', dataset: { id: r.id, status: r.status, user: r.user } },
     el('h3', {}, `#${r.id} · ${r.user}`),
     el('dl', {},
@@ -557,7 +563,7 @@ function requestCard(r) {
       el('dt', {}, 'Reason'), el('dd', {}, r.reason),
       el('dt', {}, 'Context'), el('dd', {}, contextView(r.context)),
       el('dt', {}, 'Asked'), el('dd', {}, el('time', { datetime: r.created_at, title: when(r.created_at) }, ago(r.created_at))),
-      el('dt', {}, 'Status'), el('dd', {}, r.status, r.decision_reason ? ` (${r.decision_reason})` : ''),
+      el('dt', {}, 'Status'), statusCell,
       r.proposal?.branch ? [el('dt', {}, 'Proposal'), el('dd', {}, el('code', {}, r.proposal.branch), ' @ ', el('code', { class: 'commit' }, shortCommit(r.proposal.commit)))] : null),
     actions, result);
   if (r.status === 'pending') {
@@ -574,9 +580,11 @@ function requestCard(r) {
       fill(result, el('p', { class: 'loading' }, 'Writing the override and computing the plan…'));
       try {
         const made = await api(`/v1/requests/${encodeURIComponent(r.id)}/propose`, { method: 'POST' });
-        fill(result, proposalView(made, 'Override proposed'));
-        fill($('request-result'));
+        fill(result, el('p', { class: 'success', role: 'status' }, 'Proposed on ', el('code', {}, made.branch), ' @ ',
+          el('code', { class: 'commit', title: made.commit }, shortCommit(made.commit)), ' (the plan is below the requests)'));
+        fill($('request-result'), proposalView(made, `Override proposed for request #${r.id}`));
         card.dataset.status = 'proposed';
+        fill(statusCell, 'proposed');
         actions.replaceChildren();
         loadProposals();
       } catch (err) {
@@ -601,6 +609,7 @@ function requestCard(r) {
       try {
         await api(`/v1/requests/${encodeURIComponent(r.id)}/decline`, { method: 'POST', body: { reason } });
         card.dataset.status = 'declined';
+        fill(statusCell, `declined (${reason})`);
         actions.replaceChildren();
         fill(result, el('p', { class: 'notice', role: 'status' }, `Declined: ${reason}`));
       } catch (err) {

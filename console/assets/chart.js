@@ -79,6 +79,8 @@ export function dailyChart(container, data, { title, tableCaption } = {}) {
     series,
     axes,
     scales: { x: { time: true }, daily: { auto: true, range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] }, total: { auto: true, range: (u, min, max) => [0, max > 0 ? max * 1.05 : 1] } },
+    // days are UTC dates: show them as such whatever the browser's zone
+    tzDate: (ts) => window.uPlot.tzDate(new Date(ts * 1000), 'UTC'),
     legend: { live: true },
     cursor: { drag: { x: false, y: false } },
   }, columns, box);

@@ -128,7 +128,7 @@ export function when(t) {
 /** A time of day (activity rows). */
 export function clock(t) {
   const d = new Date(t);
-  return Number.isNaN(d.getTime()) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  return Number.isNaN(d.getTime()) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
 }
 
 /** How long ago, in words. */
@@ -142,11 +142,24 @@ export function ago(t, now = Date.now()) {
   return `${Math.round(s / 86400)} days ago`;
 }
 
-/** A date (YYYY-MM-DD or RFC 3339) as a short day. */
-export function day(t) {
+/** A date (YYYY-MM-DD, or RFC 3339 read in `timeZone` when given) as a short day. */
+export function day(t, timeZone) {
   if (!t) return '—';
-  const d = new Date(t.length === 10 ? `${t}T00:00:00Z` : t);
-  return Number.isNaN(d.getTime()) ? String(t) : d.toLocaleDateString([], { month: 'short', day: 'numeric', year: 'numeric', timeZone: t.length === 10 ? 'UTC' : undefined });
+  const plain = String(t).length === 10;
+  const d = new Date(plain ? `${t}T00:00:00Z` : t);
+  if (Number.isNaN(d.getTime())) return String(t);
+  const opts = { month: 'short', day: 'numeric', year: 'numeric' };
+  try {
+    return d.toLocaleDateString([], { ...opts, timeZone: plain ? 'UTC' : timeZone });
+  } catch (e) {
+    return d.toLocaleDateString([], opts);
+  }
+}
+
+/** A period as "Nov 1, 2026 – Nov 30, 2026" in its own time zone (the end is exclusive). */
+export function periodText(period) {
+  const last = new Date(new Date(period.end).getTime() - 1000).toISOString();
+  return `${day(period.start, period.timezone)} – ${day(last, period.timezone)}`;
 }
 
 const STATUS_TEXT = { ok: 'OK', warning: 'Warning', exceeded: 'Exceeded', unlimited: 'No limit' };
@@ -261,7 +274,8 @@ export function markdown(text) {
   const out = el('div', { class: 'markdown' });
   const lines = String(text || '').split('\n');
   let i = 0;
-  const inline = (s) => {
+  const inline = (raw) => {
+    const s = raw.replace(/<!--.*?-->/g, '').replace(/<\/?[a-zA-Z][^>]*>/g, '');
     const parts = [];
     const re = /`([^`]+)`|\*\*([^*]+)\*\*/g;
     let last = 0;
@@ -275,7 +289,12 @@ export function markdown(text) {
     return parts;
   };
   while (i < lines.length) {
-    const line = lines[i];
+    // the plan's markdown is written for GitHub: drop its HTML comments and tags, keep their text
+    const line = lines[i].replace(/<!--.*?-->/g, '').replace(/<\/?[a-zA-Z][^>]*>/g, '');
+    if (line.trim() === '' && lines[i].trim() !== '') {
+      i += 1;
+      continue;
+    }
     if (line.startsWith('```')) {
       const body = [];
       i += 1;

@@ -3,7 +3,7 @@
 
 import {
   api, el, fill, credits, count, percent, shortCommit, when, day, ago, statusBadge, gauge, showError, errorBox,
-  signOutButton, every,
+  signOutButton, every, periodText,
 } from './common.js';
 import { dailyChart } from './chart.js';
 
@@ -44,7 +44,7 @@ async function load() {
     return;
   }
   fill($('whoami'), 'Signed in as ', el('strong', {}, me.user), me.group ? ` · ${me.group}` : '');
-  if (me.period) fill($('period'), `Period ${day(me.period.start)} – ${day(new Date(new Date(me.period.end) - 1000).toISOString())}`);
+  if (me.period) fill($('period'), `Period ${periodText(me.period)}`);
   const node = $('gauge-me');
   node.dataset.used = me.used ?? '';
   node.dataset.limit = me.limit ?? '';
