@@ -321,7 +321,7 @@ await check('a user submits a credit request from #request-form and sees it in #
 
 /** The user view is drawn when its gauge has the user's numbers. */
 async function gaugesOrMine(page) {
-  await page.locator('#gauge-me[data-used]:not([data-used=""])').waitFor({ timeout: 10000 });
+  await page.waitForFunction(() => document.querySelector('#gauge-me')?.getAttribute('data-used'), null, { timeout: 10000 });
 }
 
 await check("the user view's gauge shows the user's numbers from /v1/me", async () => {

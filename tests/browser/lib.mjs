@@ -91,7 +91,9 @@ export async function installRecorder(context) {
     const rec = { gauges: null, seen: {} };
     window.__budgit = rec;
     const scan = () => {
-      if (rec.gauges === null && document.querySelector('#gauge-workspace[data-used][data-exposure]')) {
+      const gauge = document.querySelector('#gauge-workspace');
+      // the page ships the attributes empty; they are filled when the API answered
+      if (rec.gauges === null && gauge && gauge.getAttribute('data-used') && gauge.getAttribute('data-exposure')) {
         rec.gauges = -1;
         requestAnimationFrame(() => {
           rec.gauges = performance.now();

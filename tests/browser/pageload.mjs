@@ -71,6 +71,21 @@ try {
   const browser = await launch();
   const cookie = { name: 'budgit_session', value: admin, url: base, httpOnly: true, sameSite: 'Strict' };
 
+  // Where a load's time goes: the document, then the API calls the page makes.
+  const phases = {};
+  const timing = async (page) => {
+    const t = await page.evaluate(() => {
+      const nav = performance.getEntriesByType('navigation')[0];
+      const out = { 'document (DOMContentLoaded)': nav.domContentLoadedEventEnd };
+      for (const r of performance.getEntriesByType('resource')) {
+        const u = new URL(r.name);
+        if (u.pathname.startsWith('/v1/')) out[`${u.pathname} (start → end)`] = [r.startTime, r.responseEnd];
+      }
+      return out;
+    });
+    for (const [k, v] of Object.entries(t)) (phases[k] ||= []).push(v);
+  };
+
   const cold = [];
   for (let i = 0; i < RUNS; i++) {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -79,6 +94,7 @@ try {
     const page = await context.newPage();
     await page.goto(`${base}/console/`);
     cold.push(await gaugesRendered(page));
+    await timing(page);
     await context.close();
   }
 
@@ -110,6 +126,11 @@ try {
   line('page load, cold (navigation to gauges rendered)', stats(cold));
   line('page load, warm (navigation to gauges rendered)', stats(warm));
   line('activity, ingest to visible', stats(latency));
+  console.log('cold loads, median ms since navigation start:');
+  for (const [k, v] of Object.entries(phases)) {
+    if (typeof v[0] === 'number') console.log(`  ${k}: ${stats(v).median.toFixed(0)}`);
+    else console.log(`  ${k}: ${stats(v.map((x) => x[0])).median.toFixed(0)} → ${stats(v.map((x) => x[1])).median.toFixed(0)}`);
+  }
 } finally {
   stop();
 }
