@@ -1366,7 +1366,7 @@ mod tests {
             match rng.next() % 6 {
                 0 | 1 => {
                     let user = users[(rng.next() % 2) as usize];
-                    let product = if rng.next() % 2 == 0 { "codex" } else { "chatgpt" };
+                    let product = if rng.next().is_multiple_of(2) { "codex" } else { "chatgpt" };
                     let ask = CheckRequest {
                         user,
                         product,
@@ -1386,7 +1386,7 @@ mod tests {
                     let r = open.swap_remove((rng.next() % open.len() as u64) as usize);
                     let actual = (rng.next() % 2_000_000) as i64;
                     if let Ok(orig) = l.begin_commit(&r.to_string(), None, actual, t) {
-                        let ok = rng.next() % 4 != 0;
+                        let ok = !rng.next().is_multiple_of(4);
                         l.finish_commit(&orig, actual, now(), ok);
                         if !ok {
                             open.push(r);
