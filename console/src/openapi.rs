@@ -218,6 +218,48 @@ fn dashboard_paths() -> (Value, Value) {
     (paths, schemas)
 }
 
+/// The console's browser session (`/console/session`): the token kept in an HttpOnly cookie.
+fn console_session_path() -> Value {
+    let session = json!({
+        "type": "object",
+        "properties": {
+            "role": { "enum": ["admin", "user"] },
+            "user": { "type": ["string", "null"], "description": "the user of a user token; null for the admin" }
+        }
+    });
+    let header = json!({ "name": "X-Budgit-Console", "in": "header", "required": true, "description": "must be `1`: a cross-site page cannot send it without a CORS preflight, which this service never grants", "schema": { "const": "1" } });
+    let mut post = op(
+        "console",
+        "sign the browser in: checks a token and sets the `budgit_session` cookie (HttpOnly, SameSite=Strict, Path=/). Without an `Authorization` header, every endpoint accepts that cookie; a cookie-authenticated request other than GET must also send `X-Budgit-Console: 1`",
+        vec![header.clone()],
+        Some(body(
+            json!({ "type": "object", "required": ["token"], "properties": { "token": { "type": "string" } } }),
+        )),
+        ok("who the token belongs to", session),
+        &[
+            ("400", "malformed request"),
+            ("401", "unknown token"),
+            ("403", "no `X-Budgit-Console: 1` header"),
+        ],
+    );
+    post["security"] = json!([]);
+    let mut delete = op(
+        "console",
+        "sign the browser out: clears the session cookie",
+        vec![header],
+        None,
+        json!({ "description": "signed out" }),
+        &[("403", "no `X-Budgit-Console: 1` header")],
+    );
+    delete["security"] = json!([]);
+    if let Some(responses) = delete["responses"].as_object_mut()
+        && let Some(done) = responses.remove("200")
+    {
+        responses.insert("204".into(), done);
+    }
+    json!({ "post": post, "delete": delete })
+}
+
 /// The OpenAPI 3.1 document.
 pub fn document() -> Value {
     let (dashboard, dashboard_schemas) = dashboard_paths();
@@ -322,6 +364,7 @@ pub fn document() -> Value {
             "/v1/dashboard/trends": dashboard["/v1/dashboard/trends"].clone(),
             "/v1/dashboard/breakdown": dashboard["/v1/dashboard/breakdown"].clone(),
             "/v1/me": dashboard["/v1/me"].clone(),
+            "/console/session": console_session_path(),
             "/v1/leases/{name}": {
                 "post": op("leases", "acquire or renew a lease (admin)", vec![path("name", "the lease")],
                     Some(body(json!({ "type": "object", "required": ["holder", "ttl_seconds"], "properties": { "holder": { "type": "string" }, "ttl_seconds": { "type": "integer", "minimum": 1, "maximum": 86400 } } }))),
