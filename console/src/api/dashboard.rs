@@ -124,12 +124,22 @@ fn period_key(app: &App, now: DateTime<Utc>) -> ApiResult<PeriodKey> {
 
 /// Loads the aggregates of `key` unless they are already loaded.
 async fn ensure_live(app: &App, key: PeriodKey) -> ApiResult<()> {
+    load_live(app, key, false).await
+}
+
+/// Loads the aggregates of `key` unless they are loaded, or, with `only_if_empty`,
+/// unless any period is loaded (the background never replaces a period a request asked for).
+async fn load_live(app: &App, key: PeriodKey, only_if_empty: bool) -> ApiResult<()> {
     let state = &app.dashboard;
-    if state.holds(key)? {
+    let done = || -> ApiResult<bool> {
+        let live = state.live()?;
+        Ok(live.as_ref().is_some_and(|l| only_if_empty || l.agg.key == key))
+    };
+    if done()? {
         return Ok(());
     }
     let _loading = state.loading.lock().await;
-    if state.holds(key)? {
+    if done()? {
         return Ok(());
     }
     // subscribe before reading, so nothing committed in between is missed; the
@@ -228,6 +238,21 @@ async fn directory(app: &App) -> ApiResult<Arc<DirectorySnap>> {
 
 /// The view of `key`, rebuilt when the aggregates, limits or directory changed.
 async fn view(app: &App, key: PeriodKey) -> ApiResult<Arc<View>> {
+    // another request may load another period in between: try again a few times
+    for _ in 0..3 {
+        if let Some(v) = try_view(app, key).await? {
+            return Ok(v);
+        }
+    }
+    Err(ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "dashboard/period-changed",
+        "another period is being loaded; try again",
+    ))
+}
+
+/// The view of `key`, or `None` when another period replaced its aggregates meanwhile.
+async fn try_view(app: &App, key: PeriodKey) -> ApiResult<Option<Arc<View>>> {
     ensure_live(app, key).await?;
     let (limits, dir) = (limits(app).await?, directory(app).await?);
     let state = &app.dashboard;
@@ -243,11 +268,11 @@ async fn view(app: &App, key: PeriodKey) -> ApiResult<Arc<View>> {
         Ok(view.as_ref().filter(|v| version.is_some_and(|ver| current(v, ver))).cloned())
     };
     if let Some(v) = cached()? {
-        return Ok(v);
+        return Ok(Some(v));
     }
     let _build = state.view_build.lock().await;
     if let Some(v) = cached()? {
-        return Ok(v);
+        return Ok(Some(v));
     }
     let app2 = app.clone();
     let (limits2, dir2) = (limits.clone(), dir.clone());
@@ -257,16 +282,10 @@ async fn view(app: &App, key: PeriodKey) -> ApiResult<Arc<View>> {
     })
     .await
     .map_err(|e| ApiError::store(&e))??;
-    let Some(built) = built else {
-        return Err(ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "dashboard/period-changed",
-            "the period changed while reading; try again",
-        ));
-    };
+    let Some(built) = built else { return Ok(None) };
     let built = Arc::new(built);
     *state.view.lock().map_err(poisoned)? = Some(built.clone());
-    Ok(built)
+    Ok(Some(built))
 }
 
 /// Starts keeping the aggregates current: loads the current period and the
@@ -280,7 +299,7 @@ pub(crate) fn start(app: &App) {
     handle.spawn(async move {
         let load = |app: App| async move {
             let key = period_key(&app, Utc::now())?;
-            ensure_live(&app, key).await
+            load_live(&app, key, true).await
         };
         // failures are logged by the store error and retried on the next request
         let _ = load(app.clone()).await;
@@ -605,15 +624,26 @@ pub async fn trends(State(app): State<App>, who: Principal, RawQuery(raw): RawQu
     };
     let (now, _) = now_of(&q)?;
     let key = period_key(&app, now)?;
-    ensure_live(&app, key).await?;
-    let live = app.dashboard.live()?;
-    let Some(agg) = live.as_ref().map(|l| &l.agg).filter(|a| a.key == key) else {
-        return Err(ApiError::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "dashboard/period-changed",
-            "the period changed while reading; try again",
-        ));
-    };
+    // another request may load another period in between: try again a few times
+    for _ in 0..3 {
+        ensure_live(&app, key).await?;
+        let out = {
+            let live = app.dashboard.live()?;
+            live.as_ref().map(|l| &l.agg).filter(|a| a.key == key).map(|agg| trend(agg, &key, now, by_model))
+        };
+        if let Some(v) = out {
+            return Ok(axum::Json(v).into_response());
+        }
+    }
+    Err(ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "dashboard/period-changed",
+        "another period is being loaded; try again",
+    ))
+}
+
+/// Daily credits per product or model over the period so far, and the forecast.
+fn trend(agg: &Aggregates, key: &PeriodKey, now: DateTime<Utc>, by_model: bool) -> Value {
     let today = now.with_timezone(&key.tz).date_naive();
     let shown = agg.day_count().min(day_index(agg, today) + 1);
     let days: Vec<String> = (0..shown).filter_map(|d| agg.date(d)).map(|d| d.to_string()).collect();
@@ -630,7 +660,7 @@ pub async fn trends(State(app): State<App>, who: Principal, RawQuery(raw): RawQu
     series.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
     // every event of the period so far, including any dated after `now` in a replay
     let used: i64 = agg.day_totals().iter().sum();
-    let (done, _) = elapsed(&key, now);
+    let (done, _) = elapsed(key, now);
     let mut forecast_days = Vec::new();
     let mut forecast_values = Vec::new();
     for d in shown.saturating_sub(1)..agg.day_count() {
@@ -642,9 +672,9 @@ pub async fn trends(State(app): State<App>, who: Principal, RawQuery(raw): RawQu
             forecast_values.push(cr(i64::try_from(projected).unwrap_or(i64::MAX)));
         }
     }
-    Ok(axum::Json(json!({
+    json!({
         "by": if by_model { "model" } else { "product" },
-        "period": period_json(&key, now),
+        "period": period_json(key, now),
         "days": days,
         "series": series.iter().map(|(k, total, v)| json!({
             "key": k,
@@ -652,8 +682,7 @@ pub async fn trends(State(app): State<App>, who: Principal, RawQuery(raw): RawQu
             "values": v.iter().map(|m| cr(*m)).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "forecast": { "days": forecast_days, "values": forecast_values },
-    }))
-    .into_response())
+    })
 }
 
 /// The index of a local date in the aggregates' period (clamped to it).
