@@ -51,6 +51,10 @@ pub struct Args {
     /// DuckDB thread counts to run (the gate is on 1).
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     threads: Vec<usize>,
+    /// Time only budgit's in-memory sweep (resolve and evaluate apart, then both) and
+    /// the hand-written loop: no DuckDB, no end-to-end run.
+    #[arg(long)]
+    in_memory_only: bool,
 }
 
 /// Generates the data once per spec (kept under `root`, reused while the spec is the same).
@@ -147,6 +151,17 @@ pub fn run(root: &Path, args: &Args, runs: usize) -> anyhow::Result<()> {
         read_usage_files(std::slice::from_ref(&usage_path), &dir, first.timezone, |_, _| {})?;
     eprintln!("W1: {} users, {} rows loaded, {} input findings", dir.len(), table.len(), findings.len());
 
+    if args.in_memory_only {
+        let (t, r) = measure::median(runs, || resolve(policies, &dir, now));
+        r?;
+        eprintln!("W1: resolve alone {}", measure::human(t));
+        let (t, r) = measure::median(runs, || {
+            evaluate(policies, &dir, &first, &table, EvaluateOptions::default()).map(|e| e.users.len())
+        });
+        r?;
+        eprintln!("W1: evaluate alone {}", measure::human(t));
+    }
+
     // In memory: resolve + evaluate on loaded rows.
     let (ours, counts) = measure::median(runs, || -> anyhow::Result<[usize; 3]> {
         let resolution = resolve(policies, &dir, now)?;
@@ -194,6 +209,11 @@ pub fn run(root: &Path, args: &Args, runs: usize) -> anyhow::Result<()> {
         "W1: totals-only status ok {} / warning {} / exceeded {}",
         floor_counts[0], floor_counts[1], floor_counts[2]
     );
+
+    if args.in_memory_only {
+        measure::ratio("W1 in memory", ours, "rust loop", floor, runs);
+        return Ok(());
+    }
 
     // Limits for DuckDB, from budgit's resolution.
     let limits_path = out.join("limits.csv");

@@ -10,6 +10,7 @@
 //! result is data, serialized as the `evaluate --format json` shape.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::ser::SerializeMap;
@@ -21,6 +22,8 @@ use crate::load::PolicySet;
 use crate::model::{Enforcement, Limit, Period};
 use crate::resolve::{Resolution, SourceKind};
 use crate::usage::{Aggregate, AggregateSpec, UsageTable, day_date, day_number};
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 /// Days of the burn-rate window used for forecasts.
 pub const BURN_WINDOW_DAYS: i32 = 7;
@@ -348,6 +351,19 @@ fn status_of(used: Credits, whole: Credits, warn: Option<u32>) -> Status {
     }
 }
 
+/// [`Credits::percent_of`], in 64-bit arithmetic when it cannot overflow (the same
+/// rounding, without a 128-bit division per user and cap).
+fn percent_of(used: Credits, whole: Credits) -> Option<f64> {
+    // Below 2^48 micro-credits (281 million credits), `used * 20_000 + whole` fits an i64.
+    const SAFE: u64 = 1 << 48;
+    let (u, w) = (used.micros(), whole.micros());
+    if w == 0 || u.unsigned_abs() >= SAFE || w.unsigned_abs() >= SAFE {
+        return used.percent_of(whole);
+    }
+    let q = (u * 10_000 * 2 + w.signum() * w) / (2 * w);
+    Some(q as f64 / 100.0)
+}
+
 fn floor0(c: Credits) -> Credits {
     if c.is_negative() { Credits::ZERO } else { c }
 }
@@ -366,9 +382,15 @@ impl Forecast {
         if recent.micros() <= 0 || remaining.micros() <= 0 {
             return None;
         }
-        let num = i128::from(remaining.micros()) * i128::from(self.window_days);
-        let den = i128::from(recent.micros());
-        let k = (num + den - 1) / den;
+        // Both are positive; below 2^48 micro-credits the product fits an i64.
+        const SAFE: i64 = 1 << 48;
+        let (rem, den) = (remaining.micros(), recent.micros());
+        let k = if rem < SAFE && den < SAFE && (0..=1 << 12).contains(&self.window_days) {
+            i128::from((rem * self.window_days + den - 1) / den)
+        } else {
+            let (num, den) = (i128::from(rem) * i128::from(self.window_days), i128::from(den));
+            (num + den - 1) / den
+        };
         let day = i128::from(self.today) + k;
         if day >= i128::from(self.period_end) {
             return None;
@@ -402,21 +424,34 @@ pub fn evaluate<'a>(
     let recent_from = (today - (BURN_WINDOW_DAYS - 1)).max(start);
     let forecast = Forecast { today, window_days: i64::from(today - recent_from + 1), period_end: end };
 
+    // Limits are shared between the users one rule gave them to: number the distinct
+    // ones (consecutive users often share one) and visit each once.
+    let mut limit_ids: FastMap<*const Limit, usize> = FastMap::default();
+    let mut limits: Vec<&Limit> = Vec::new();
+    let mut limit_of: Vec<usize> = Vec::with_capacity(resolution.users.len());
+    let mut last: Option<(*const Limit, usize)> = None;
+    for r in &resolution.users {
+        let ptr = Arc::as_ptr(&r.limit);
+        let id = match last {
+            Some((p, id)) if p == ptr => id,
+            _ => *limit_ids.entry(ptr).or_insert_with(|| {
+                limits.push(&r.limit);
+                limits.len() - 1
+            }),
+        };
+        last = Some((ptr, id));
+        limit_of.push(id);
+    }
     // Track, per user, the products and models some limit caps.
     let mut product_names: Vec<&str> = Vec::new();
     let mut model_names: Vec<&str> = Vec::new();
-    // Limits are shared between the users one rule gave them to: visit each once.
-    let mut seen_limits: std::collections::HashSet<*const Limit> = std::collections::HashSet::new();
-    for r in &resolution.users {
-        if !seen_limits.insert(std::sync::Arc::as_ptr(&r.limit)) {
-            continue;
-        }
-        for name in r.limit.products.keys() {
+    for limit in &limits {
+        for name in limit.products.keys() {
             if !product_names.contains(&name.as_str()) {
                 product_names.push(name);
             }
         }
-        for name in r.limit.models.keys() {
+        for name in limit.models.keys() {
             if !model_names.contains(&name.as_str()) {
                 model_names.push(name);
             }
@@ -434,21 +469,23 @@ pub fn evaluate<'a>(
         products: tracked_products.iter().map(|(_, id)| *id).collect(),
         models: tracked_models.iter().map(|(_, id)| *id).collect(),
     };
-    let agg = usage.aggregate(&spec);
+    // Each user's total is watched for the day it was reached (for users already past it).
+    let budgets: Vec<i64> = resolution.users.iter().map(|r| r.limit.credits.micros()).collect();
+    let agg = usage.aggregate_watching(&spec, &budgets);
     let product_slot: HashMap<&str, usize> =
         tracked_products.iter().enumerate().map(|(k, (n, _))| (*n, k)).collect();
     let model_slot: HashMap<&str, usize> =
         tracked_models.iter().enumerate().map(|(k, (n, _))| (*n, k)).collect();
-    // The aggregate slot of each cap, per distinct limit (users share limits).
-    let mut cap_slots: HashMap<*const Limit, CapSlots> = HashMap::new();
-    for r in &resolution.users {
-        cap_slots.entry(std::sync::Arc::as_ptr(&r.limit)).or_insert_with(|| {
+    // The aggregate slot of each cap, per distinct limit.
+    let cap_slots: Vec<CapSlots> = limits
+        .iter()
+        .map(|limit| {
             (
-                r.limit.products.keys().map(|n| product_slot.get(n.as_str()).copied()).collect(),
-                r.limit.models.keys().map(|n| model_slot.get(n.as_str()).copied()).collect(),
+                limit.products.keys().map(|n| product_slot.get(n.as_str()).copied()).collect(),
+                limit.models.keys().map(|n| model_slot.get(n.as_str()).copied()).collect(),
             )
-        });
-    }
+        })
+        .collect();
 
     // Groups first: a member's remaining is bounded by their pool's.
     let mut group_used = vec![Credits::ZERO; policies.groups.len()];
@@ -467,8 +504,7 @@ pub fn evaluate<'a>(
     let pool_of = |g: usize| policies.groups[g].doc.pool.as_ref().map(|p| p.credits);
 
     let mut users = Vec::with_capacity(dir.len());
-    let mut exhausted: Vec<u32> = Vec::new();
-    for r in &resolution.users {
+    for (r, &limit_id) in resolution.users.iter().zip(&limit_of) {
         let u = user_id(r.user);
         let limit = &*r.limit;
         let used = agg.used(u);
@@ -480,15 +516,14 @@ pub fn evaluate<'a>(
             Some(left) => own_left.min(left),
             None => own_left,
         });
-        let percent = used.percent_of(limit.credits);
+        let percent = percent_of(used, limit.credits);
         let mut status = status_of(used, limit.credits, warn);
         if let Some((p, g)) = pool {
             status = status.max(status_of(group_used[g], p, warn));
         }
         let cap_ctx = CapCtx { warn, hard, remaining };
-        let (pslots, mslots) = cap_slots
-            .get(&std::sync::Arc::as_ptr(&r.limit))
-            .map_or((&[][..], &[][..]), |(p, m)| (p.as_slice(), m.as_slice()));
+        let (pslots, mslots) =
+            cap_slots.get(limit_id).map_or((&[][..], &[][..]), |(p, m)| (p.as_slice(), m.as_slice()));
         let products = cap_ctx.caps(&limit.products, pslots, |k| agg.product_used(u, k), &mut status);
         let models = cap_ctx.caps(&limit.models, mslots, |k| agg.model_used(u, k), &mut status);
         let alerts: Vec<u32> = thresholds
@@ -499,8 +534,8 @@ pub fn evaluate<'a>(
         let forecast_on = if limit.credits.is_zero() {
             None
         } else if used >= limit.credits {
-            exhausted.push(u);
-            None
+            // Already reached: the first day by whose end the period's usage reached it.
+            if limit.credits.is_negative() { day_date(start) } else { agg.reached_on(u).and_then(day_date) }
         } else {
             forecast.ahead(own_left, recent)
         };
@@ -524,22 +559,6 @@ pub fn evaluate<'a>(
             recent,
         });
     }
-    // The day a limit was reached, for users already past it: one scan for all of them.
-    if !exhausted.is_empty() {
-        let daily = usage.daily_for(start..today + 1, &exhausted);
-        for (k, &u) in exhausted.iter().enumerate() {
-            let user = &mut users[u as usize];
-            let mut cum = 0i64;
-            for (d, &v) in daily[k].iter().enumerate() {
-                cum = cum.wrapping_add(v);
-                if cum >= user.limit.micros() {
-                    user.forecast_exhausted_on = i32::try_from(d).ok().and_then(|d| day_date(start + d));
-                    break;
-                }
-            }
-        }
-    }
-
     let groups: Vec<GroupStatus<'a>> = policies
         .groups
         .iter()
@@ -568,10 +587,7 @@ pub fn evaluate<'a>(
 
     let alerts = alerts_of(&users, &groups, &thresholds, &agg);
     let totals = totals_of(&users, usage, &agg, dir);
-    let mut by_used: Vec<usize> = (0..users.len()).filter(|&i| !users[i].used.is_zero()).collect();
-    by_used
-        .sort_by(|&a, &b| users[b].used.cmp(&users[a].used).then_with(|| users[a].user.cmp(users[b].user)));
-    let top_users = by_used.iter().take(options.top).map(|&i| users[i].user).collect();
+    let top_users = top_by_used(&users, options.top);
     let total_used = totals.used;
     let breakdown = |names: &[String], sums: &[i64]| -> Vec<Breakdown> {
         let mut rows: Vec<Breakdown> = names
@@ -677,13 +693,36 @@ impl CapCtx {
                     cap,
                     used: cap_used,
                     remaining: floor0((cap - cap_used).min(self.remaining)),
-                    percent: cap_used.percent_of(cap),
+                    percent: percent_of(cap_used, cap),
                     status: cap_status,
                     blocked: self.hard && cap_status == Status::Exceeded,
                 }
             })
             .collect()
     }
+}
+
+/// The `top` users with the most usage, heaviest first (ties: email, then directory order).
+fn top_by_used<'a>(users: &[UserStatus<'a>], top: usize) -> Vec<&'a str> {
+    let mut by_used: Vec<(Credits, &str, usize)> = users
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| !u.used.is_zero())
+        .map(|(i, u)| (u.used, u.user, i))
+        .collect();
+    let order = |a: &(Credits, &str, usize), b: &(Credits, &str, usize)| {
+        b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)).then(a.2.cmp(&b.2))
+    };
+    // Only the first `top` need sorting: select them, then sort those.
+    if top < by_used.len() {
+        if top == 0 {
+            return Vec::new();
+        }
+        by_used.select_nth_unstable_by(top - 1, order);
+        by_used.truncate(top);
+    }
+    by_used.sort_unstable_by(order);
+    by_used.into_iter().map(|(_, user, _)| user).collect()
 }
 
 fn user_id(index: usize) -> u32 {
@@ -792,7 +831,7 @@ fn chargeback(
     attr: usize,
     total: Credits,
 ) -> Vec<Breakdown> {
-    let mut by: HashMap<&str, (usize, Credits, Credits)> = HashMap::new();
+    let mut by: FastMap<&str, (usize, Credits, Credits)> = FastMap::default();
     for u in users {
         let key = match dir.users[u.index].attrs.get(attr) {
             Some(AttrValue::String(s)) => s.as_str(),

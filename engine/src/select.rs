@@ -195,18 +195,35 @@ impl Selector {
         if expr.len() > MAX_CEL_LEN {
             return Err(SelectError::TooLong { len: expr.len(), max: MAX_CEL_LEN });
         }
-        let (program, plan) = on_large_stack(|| {
-            let program = parse(expr)?;
-            let mut fields = Vec::new();
-            plan::fields_read(program.expression(), &mut fields);
-            if let Some(name) =
-                fields.into_iter().find(|f| f != "email" && !attributes.iter().any(|(a, _)| a == f))
-            {
-                return Err(SelectError::UnknownAttribute { name });
-            }
-            let plan = Node::compile(program.expression());
-            Ok((program, plan))
-        })??;
+        on_large_stack(|| Self::compile_here(expr, attributes))?
+    }
+
+    /// Compiles several selectors on one thread with a large stack (starting a thread
+    /// per selector costs more than parsing a short one).
+    pub fn compile_all<'e>(
+        exprs: impl IntoIterator<Item = &'e str>,
+        attributes: &[(String, AttributeType)],
+    ) -> Vec<Result<Selector, SelectError>> {
+        let exprs: Vec<&str> = exprs.into_iter().collect();
+        let n = exprs.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        on_large_stack(|| exprs.iter().map(|e| Self::compile_here(e, attributes)).collect())
+            .unwrap_or_else(|e| (0..n).map(|_| Err(e.clone())).collect())
+    }
+
+    /// [`Selector::compile`] on the caller's stack (callers ensure a large one).
+    fn compile_here(expr: &str, attributes: &[(String, AttributeType)]) -> Result<Selector, SelectError> {
+        let program = parse(expr)?;
+        let mut fields = Vec::new();
+        plan::fields_read(program.expression(), &mut fields);
+        if let Some(name) =
+            fields.into_iter().find(|f| f != "email" && !attributes.iter().any(|(a, _)| a == f))
+        {
+            return Err(SelectError::UnknownAttribute { name });
+        }
+        let plan = Node::compile(program.expression());
         Ok(Selector { source: expr.to_owned(), program, plan })
     }
 

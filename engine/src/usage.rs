@@ -278,7 +278,14 @@ impl UsageTable {
     /// Sums the rows of a period: per user (total, recent window, tracked products and
     /// models) and per day × product × model.
     pub fn aggregate(&self, spec: &AggregateSpec) -> Aggregate {
-        Aggregate::compute(self, spec)
+        Aggregate::compute(self, spec, &[])
+    }
+
+    /// [`UsageTable::aggregate`], also finding the first day by whose end each user's
+    /// cumulative usage reached their budget ([`Aggregate::reached_on`]): `budgets`
+    /// holds micro-credits per user id; a missing entry, or zero or less, watches nothing.
+    pub fn aggregate_watching(&self, spec: &AggregateSpec, budgets: &[i64]) -> Aggregate {
+        Aggregate::compute(self, spec, budgets)
     }
 
     /// Per-day sums of the period for a few users (for the day a limit was reached);
@@ -325,7 +332,8 @@ pub struct AggregateSpec {
 #[derive(Debug, Clone)]
 pub struct Aggregate {
     stride: usize,
-    /// Per user id, `stride` cells: total, recent, each tracked product, each tracked
+    /// Per user id, `stride` cells: total, recent, the budget still to reach (then
+    /// `i64::MAX`), the day it was reached, each tracked product, each tracked
     /// model, and a scratch cell that absorbs untracked products and models.
     cells: Vec<i64>,
     tracked_products: usize,
@@ -341,71 +349,85 @@ pub struct Aggregate {
 /// Above this many day × product × model cells the histogram is not worth it.
 const MAX_HIST_CELLS: usize = 1 << 20;
 
+/// Cell offsets in a user's row of [`Aggregate::cells`].
+const TOTAL: usize = 0;
+const RECENT: usize = 1;
+const BUDGET: usize = 2;
+const REACHED: usize = 3;
+const FIRST_TRACKED: usize = 4;
+
+/// The `REACHED` cell of a user who has not reached their budget.
+const NOT_REACHED: i64 = i64::MAX;
+
 impl Aggregate {
-    fn compute(table: &UsageTable, spec: &AggregateSpec) -> Aggregate {
+    fn compute(table: &UsageTable, spec: &AggregateSpec, budgets: &[i64]) -> Aggregate {
         let n_products = table.products().len();
         let n_models = table.models().len();
         let tracked = spec.products.len() + spec.models.len();
-        let stride = 2 + tracked + 1;
+        let stride = FIRST_TRACKED + tracked + 1;
         let scratch = stride - 1;
         // INVARIANT: every slot is < stride, so a row's writes stay in its user's cells.
         let mut pslot = vec![scratch; n_products.max(1)];
         for (k, &p) in spec.products.iter().enumerate() {
             if let Some(s) = pslot.get_mut(p as usize) {
-                *s = 2 + k;
+                *s = FIRST_TRACKED + k;
             }
         }
         let mut mslot = vec![scratch; n_models.max(1)];
         for (k, &m) in spec.models.iter().enumerate() {
             if let Some(s) = mslot.get_mut(m as usize) {
-                *s = 2 + spec.products.len() + k;
+                *s = FIRST_TRACKED + spec.products.len() + k;
             }
         }
         let width = usize::try_from(spec.days.end.saturating_sub(spec.days.start)).unwrap_or(0);
         let mut cells = vec![0i64; table.user_count() * stride];
+        for (u, row) in cells.chunks_exact_mut(stride).enumerate() {
+            let budget = budgets.get(u).copied().unwrap_or(0);
+            row[BUDGET] = if budget > 0 { budget } else { i64::MAX };
+            row[REACHED] = NOT_REACHED;
+        }
         let hist_cells = width.saturating_mul(n_products.max(1)).saturating_mul(n_models.max(1));
         let use_hist = hist_cells <= MAX_HIST_CELLS;
         let mut hist = vec![0i64; if use_hist { hist_cells } else { 0 }];
         let (start, end, recent) = (spec.days.start, spec.days.end, spec.recent_from);
         let (pm, m_n) = (n_products.max(1) * n_models.max(1), n_models.max(1));
         let mut rows = 0u64;
+        // The day a budget is reached is read off the running total when rows come in
+        // day order with no negative credits (as readers and `gen` produce them);
+        // otherwise a second scan works it out from per-day sums.
+        let mut prev_day = i32::MIN;
+        let mut unordered = false;
+        let mut any_negative = 0i64;
         let n = table.len();
         let (users, products, models, day, micros) =
             (&table.user[..n], &table.product[..n], &table.model[..n], &table.day[..n], &table.micros[..n]);
         // Sums wrap rather than panic: an i64 of micro-credits holds 9.2 trillion credits.
-        if use_hist {
-            for i in 0..n {
-                let d = day[i];
-                if d < start || d >= end {
-                    continue;
-                }
-                rows += 1;
-                let m = micros[i];
-                let p = products[i] as usize;
-                let mo = models[i] as usize;
-                let base = users[i] as usize * stride;
-                let row = &mut cells[base..base + stride];
-                row[0] = row[0].wrapping_add(m);
-                row[1] = row[1].wrapping_add(m & -i64::from(d >= recent));
-                row[pslot[p]] = row[pslot[p]].wrapping_add(m);
-                row[mslot[mo]] = row[mslot[mo]].wrapping_add(m);
+        for i in 0..n {
+            let d = day[i];
+            if d < start || d >= end {
+                continue;
+            }
+            unordered |= d < prev_day;
+            prev_day = d;
+            rows += 1;
+            let m = micros[i];
+            any_negative |= m;
+            let p = products[i] as usize;
+            let mo = models[i] as usize;
+            let base = users[i] as usize * stride;
+            let row = &mut cells[base..base + stride];
+            let total = row[TOTAL].wrapping_add(m);
+            row[TOTAL] = total;
+            row[RECENT] = row[RECENT].wrapping_add(m & -i64::from(d >= recent));
+            if total >= row[BUDGET] {
+                row[REACHED] = i64::from(d);
+                row[BUDGET] = i64::MAX;
+            }
+            row[pslot[p]] = row[pslot[p]].wrapping_add(m);
+            row[mslot[mo]] = row[mslot[mo]].wrapping_add(m);
+            if use_hist {
                 let h = (d - start) as usize * pm + p * m_n + mo;
                 hist[h] = hist[h].wrapping_add(m);
-            }
-        } else {
-            for i in 0..n {
-                let d = day[i];
-                if d < start || d >= end {
-                    continue;
-                }
-                rows += 1;
-                let m = micros[i];
-                let base = users[i] as usize * stride;
-                let row = &mut cells[base..base + stride];
-                row[0] = row[0].wrapping_add(m);
-                row[1] = row[1].wrapping_add(m & -i64::from(d >= recent));
-                row[pslot[products[i] as usize]] = row[pslot[products[i] as usize]].wrapping_add(m);
-                row[mslot[models[i] as usize]] = row[mslot[models[i] as usize]].wrapping_add(m);
             }
         }
         let mut agg = Aggregate {
@@ -433,7 +455,40 @@ impl Aggregate {
         } else {
             agg.margins_by_scan(table);
         }
+        if unordered || any_negative < 0 {
+            agg.reached_by_scan(table, budgets);
+        }
         agg
+    }
+
+    /// Works out the day each budget was reached from per-day sums, for rows that do
+    /// not come in day order or that hold negative credits.
+    fn reached_by_scan(&mut self, table: &UsageTable, budgets: &[i64]) {
+        let stride = self.stride;
+        let mut watched: Vec<u32> = Vec::new();
+        for (u, row) in self.cells.chunks_exact_mut(stride).enumerate() {
+            row[REACHED] = NOT_REACHED;
+            let budget = budgets.get(u).copied().unwrap_or(0);
+            if budget > 0 && row[TOTAL] >= budget {
+                watched.push(u32::try_from(u).unwrap_or(u32::MAX));
+            }
+        }
+        let daily = table.daily_for(self.days.clone(), &watched);
+        for (k, &u) in watched.iter().enumerate() {
+            let budget = budgets.get(u as usize).copied().unwrap_or(0);
+            let mut cum = 0i64;
+            for (d, &v) in daily[k].iter().enumerate() {
+                cum = cum.wrapping_add(v);
+                if cum >= budget {
+                    if let (Ok(d), Some(cell)) =
+                        (i32::try_from(d), self.cells.get_mut(u as usize * stride + REACHED))
+                    {
+                        *cell = i64::from(self.days.start + d);
+                    }
+                    break;
+                }
+            }
+        }
     }
 
     /// Builds the day, product and model sums with a second scan, when the
@@ -454,25 +509,35 @@ impl Aggregate {
         }
     }
 
+    fn cell(&self, user: u32, at: usize) -> i64 {
+        self.cells.get(user as usize * self.stride + at).copied().unwrap_or(0)
+    }
+
     /// A user's usage in the period.
     pub fn used(&self, user: u32) -> Credits {
-        Credits::from_micros(self.cells.get(user as usize * self.stride).copied().unwrap_or(0))
+        Credits::from_micros(self.cell(user, TOTAL))
     }
 
     /// A user's usage in the recent window.
     pub fn recent(&self, user: u32) -> Credits {
-        Credits::from_micros(self.cells.get(user as usize * self.stride + 1).copied().unwrap_or(0))
+        Credits::from_micros(self.cell(user, RECENT))
+    }
+
+    /// The first day (a day number) by whose end a user's cumulative usage in the
+    /// period reached their budget ([`UsageTable::aggregate_watching`]), if it did.
+    pub fn reached_on(&self, user: u32) -> Option<i32> {
+        let day = self.cells.get(user as usize * self.stride + REACHED).copied()?;
+        if day == NOT_REACHED { None } else { i32::try_from(day).ok() }
     }
 
     /// A user's usage of the `k`-th tracked product ([`AggregateSpec::products`]).
     pub fn product_used(&self, user: u32, k: usize) -> Credits {
-        Credits::from_micros(self.cells.get(user as usize * self.stride + 2 + k).copied().unwrap_or(0))
+        Credits::from_micros(self.cell(user, FIRST_TRACKED + k))
     }
 
     /// A user's usage of the `k`-th tracked model ([`AggregateSpec::models`]).
     pub fn model_used(&self, user: u32, k: usize) -> Credits {
-        let at = user as usize * self.stride + 2 + self.tracked_products + k;
-        Credits::from_micros(self.cells.get(at).copied().unwrap_or(0))
+        Credits::from_micros(self.cell(user, FIRST_TRACKED + self.tracked_products + k))
     }
 
     /// The period's days (day numbers, end exclusive).

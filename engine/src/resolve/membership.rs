@@ -132,13 +132,19 @@ pub(crate) fn all_groups(policies: &PolicySet, dir: &Directory) -> Vec<Members> 
         At(usize),
     }
     let mut selectors = Vec::new();
+    let mut compiled_all = Selector::compile_all(
+        policies.groups.iter().filter_map(|g| g.doc.selector.as_deref()),
+        &dir.attributes,
+    )
+    .into_iter();
     let compiled: Vec<Compiled> = policies
         .groups
         .iter()
-        .map(|g| match g.doc.selector.as_ref().map(|expr| Selector::compile(expr, &dir.attributes)) {
+        .map(|g| match g.doc.selector.as_ref().map(|_| compiled_all.next()) {
             None => Compiled::None,
-            Some(Err(e)) => Compiled::Error(e.to_string()),
-            Some(Ok(s)) => {
+            Some(None) => Compiled::Error("the selector was not compiled".into()),
+            Some(Some(Err(e))) => Compiled::Error(e.to_string()),
+            Some(Some(Ok(s))) => {
                 selectors.push(s);
                 Compiled::At(selectors.len() - 1)
             }
