@@ -181,7 +181,8 @@ export function startDemo(bin, args, { cwd, env: extra = {}, timeoutMs = 600000 
     });
     const got = { child, base: null, admin: null, user: null, repo: null, lines: [] };
     const timer = setTimeout(() => {
-      child.kill();
+      // still seeding: it may not listen for SIGTERM yet
+      child.kill('SIGKILL');
       reject(new Error(`the demo printed no login links within ${timeoutMs} ms:\n${got.lines.join('\n')}`));
     }, timeoutMs);
     child.on('exit', (code) => {

@@ -23,6 +23,8 @@ const { values: opts } = parseArgs({
     users: { type: 'string', default: '100000' },
     runs: { type: 'string', default: '20' },
     events: { type: 'string', default: '20' },
+    // seeding 100k users and a month of their usage takes minutes
+    'start-timeout': { type: 'string', default: '1800' },
   },
 });
 const RUNS = Number(opts.runs);
@@ -40,6 +42,7 @@ if (!base) {
   demo = await startDemo(bin, ['--users', opts.users, '--listen', '127.0.0.1:0', '--db', join(scratch, 'budgit.db')], {
     cwd: root,
     env: { TMPDIR: scratch },
+    timeoutMs: Number(opts['start-timeout']) * 1000,
   });
   console.log(`demo with ${opts.users} users ready in ${((performance.now() - t0) / 1000).toFixed(1)} s at ${demo.base}`);
   base = demo.base;
@@ -48,7 +51,7 @@ if (!base) {
 base = base.replace(/\/$/, '');
 
 function stop() {
-  if (demo) demo.child.kill();
+  if (demo) demo.child.kill('SIGKILL');
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 }
 
