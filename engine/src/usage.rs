@@ -359,6 +359,66 @@ const FIRST_TRACKED: usize = 4;
 /// The `REACHED` cell of a user who has not reached their budget.
 const NOT_REACHED: i64 = i64::MAX;
 
+/// The most product × model combinations summed run by run (one bit each in [`Run::touched`]).
+const RUN_COMBOS: usize = 64;
+
+/// The rows of one user on one day, summed per product × model combination.
+struct Run {
+    combos: [i64; RUN_COMBOS],
+    /// The combinations with rows in this run.
+    touched: u64,
+    user: usize,
+    day: i32,
+}
+
+impl Run {
+    /// Adds the run to its user's cells and its day of the histogram, and empties it.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn flush(
+        &mut self,
+        cells: &mut [i64],
+        stride: usize,
+        hist: &mut [i64],
+        pm: usize,
+        start: i32,
+        recent: i32,
+        cp: &[usize],
+        cm: &[usize],
+    ) {
+        if self.touched == 0 {
+            return;
+        }
+        let base = self.user * stride;
+        let h = usize::try_from(self.day - start).unwrap_or(0) * pm;
+        let (Some(row), Some(hist)) = (cells.get_mut(base..base + stride), hist.get_mut(h..h + pm)) else {
+            return;
+        };
+        let mut sum = 0i64;
+        let mut t = self.touched;
+        while t != 0 {
+            let c = t.trailing_zeros() as usize;
+            t &= t - 1;
+            let v = self.combos[c];
+            self.combos[c] = 0;
+            sum = sum.wrapping_add(v);
+            hist[c] = hist[c].wrapping_add(v);
+            row[cp[c]] = row[cp[c]].wrapping_add(v);
+            row[cm[c]] = row[cm[c]].wrapping_add(v);
+        }
+        self.touched = 0;
+        let total = row[TOTAL].wrapping_add(sum);
+        row[TOTAL] = total;
+        if self.day >= recent {
+            row[RECENT] = row[RECENT].wrapping_add(sum);
+        }
+        if total >= row[BUDGET] {
+            row[REACHED] = i64::from(self.day);
+            row[BUDGET] = i64::MAX;
+        }
+    }
+}
+
 impl Aggregate {
     fn compute(table: &UsageTable, spec: &AggregateSpec, budgets: &[i64]) -> Aggregate {
         let n_products = table.products().len();
@@ -402,32 +462,62 @@ impl Aggregate {
         let (users, products, models, day, micros) =
             (&table.user[..n], &table.product[..n], &table.model[..n], &table.day[..n], &table.micros[..n]);
         // Sums wrap rather than panic: an i64 of micro-credits holds 9.2 trillion credits.
-        for i in 0..n {
-            let d = day[i];
-            if d < start || d >= end {
-                continue;
+        if use_hist && pm <= RUN_COMBOS {
+            // Rows of one user and day mostly come together: sum each such run per
+            // product × model combination in a small local array, then add it to the
+            // user's cells and the histogram once.
+            let cp: Vec<usize> = (0..pm).map(|c| pslot[c / m_n]).collect();
+            let cm: Vec<usize> = (0..pm).map(|c| mslot[c % m_n]).collect();
+            let mut run = Run { combos: [0; RUN_COMBOS], touched: 0, user: 0, day: 0 };
+            for i in 0..n {
+                let d = day[i];
+                if d < start || d >= end {
+                    continue;
+                }
+                let u = users[i] as usize;
+                if u != run.user || d != run.day {
+                    unordered |= d < prev_day;
+                    prev_day = d;
+                    run.flush(&mut cells, stride, &mut hist, pm, start, recent, &cp, &cm);
+                    run.user = u;
+                    run.day = d;
+                }
+                rows += 1;
+                let m = micros[i];
+                any_negative |= m;
+                let c = (products[i] as usize * m_n + models[i] as usize) % RUN_COMBOS;
+                run.combos[c] = run.combos[c].wrapping_add(m);
+                run.touched |= 1 << c;
             }
-            unordered |= d < prev_day;
-            prev_day = d;
-            rows += 1;
-            let m = micros[i];
-            any_negative |= m;
-            let p = products[i] as usize;
-            let mo = models[i] as usize;
-            let base = users[i] as usize * stride;
-            let row = &mut cells[base..base + stride];
-            let total = row[TOTAL].wrapping_add(m);
-            row[TOTAL] = total;
-            row[RECENT] = row[RECENT].wrapping_add(m & -i64::from(d >= recent));
-            if total >= row[BUDGET] {
-                row[REACHED] = i64::from(d);
-                row[BUDGET] = i64::MAX;
-            }
-            row[pslot[p]] = row[pslot[p]].wrapping_add(m);
-            row[mslot[mo]] = row[mslot[mo]].wrapping_add(m);
-            if use_hist {
-                let h = (d - start) as usize * pm + p * m_n + mo;
-                hist[h] = hist[h].wrapping_add(m);
+            run.flush(&mut cells, stride, &mut hist, pm, start, recent, &cp, &cm);
+        } else {
+            for i in 0..n {
+                let d = day[i];
+                if d < start || d >= end {
+                    continue;
+                }
+                unordered |= d < prev_day;
+                prev_day = d;
+                rows += 1;
+                let m = micros[i];
+                any_negative |= m;
+                let p = products[i] as usize;
+                let mo = models[i] as usize;
+                let base = users[i] as usize * stride;
+                let row = &mut cells[base..base + stride];
+                let total = row[TOTAL].wrapping_add(m);
+                row[TOTAL] = total;
+                row[RECENT] = row[RECENT].wrapping_add(m & -i64::from(d >= recent));
+                if total >= row[BUDGET] {
+                    row[REACHED] = i64::from(d);
+                    row[BUDGET] = i64::MAX;
+                }
+                row[pslot[p]] = row[pslot[p]].wrapping_add(m);
+                row[mslot[mo]] = row[mslot[mo]].wrapping_add(m);
+                if use_hist {
+                    let h = (d - start) as usize * pm + p * m_n + mo;
+                    hist[h] = hist[h].wrapping_add(m);
+                }
             }
         }
         let mut agg = Aggregate {
@@ -624,5 +714,49 @@ mod tests {
         assert_eq!(diags[0].label.as_deref(), Some("1 row, 7 credits"));
         let daily = t.daily_for(spec.days.clone(), &[0]);
         assert_eq!(daily[0][19], 3_000_000);
+    }
+
+    #[test]
+    fn the_day_a_budget_is_reached_does_not_depend_on_row_order() {
+        let d = dir(&["a@x", "b@x", "c@x"]);
+        let rows = [
+            ("2026-11-02", "a@x", "codex", 3),
+            ("2026-11-02", "b@x", "chatgpt", 1),
+            ("2026-11-03", "a@x", "chatgpt", 2),
+            ("2026-11-03", "a@x", "codex", 1),
+            ("2026-11-05", "b@x", "codex", 9),
+            ("2026-11-06", "a@x", "codex", 4),
+            ("2026-11-06", "c@x", "codex", 2),
+        ];
+        let start = day_number(date("2026-11-01"));
+        let spec = |t: &UsageTable| AggregateSpec {
+            days: start..start + 30,
+            recent_from: start + 4,
+            products: vec![t.product_id("codex").unwrap()],
+            models: vec![],
+        };
+        // a reaches 6 on the 3rd, b reaches 10 on the 5th, c never reaches 3.
+        let budgets = [6_000_000, 10_000_000, 3_000_000];
+        let mut results = Vec::new();
+        for order in [[0, 1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1, 0], [3, 0, 5, 1, 6, 2, 4]] {
+            let mut t = UsageTable::new(&d);
+            for k in order {
+                let (day, user, product, credits) = rows[k];
+                t.push(date(day), user, product, "gpt-5", Credits::from_whole(credits)).unwrap();
+            }
+            let agg = t.aggregate_watching(&spec(&t), &budgets);
+            let got: Vec<_> = (0..3)
+                .map(|u| (agg.used(u), agg.recent(u), agg.product_used(u, 0), agg.reached_on(u)))
+                .collect();
+            results.push(got);
+        }
+        assert_eq!(results[0][0].3, Some(day_number(date("2026-11-03"))));
+        assert_eq!(results[0][1].3, Some(day_number(date("2026-11-05"))));
+        assert_eq!(results[0][2].3, None);
+        assert_eq!(results[0][0].0, Credits::from_whole(10));
+        assert_eq!(results[0][0].1, Credits::from_whole(4));
+        assert_eq!(results[0][0].2, Credits::from_whole(8));
+        assert_eq!(results[1], results[0]);
+        assert_eq!(results[2], results[0]);
     }
 }
