@@ -598,8 +598,14 @@ fn spawn_reconciler(
     verbose: bool,
 ) -> JoinHandle<()> {
     std::thread::spawn(move || {
-        while !stop.wait(RECONCILE_EVERY) {
-            match reconcile_once(base.clone(), token.clone(), policies.clone(), false, shutdown.clone()) {
+        // a large organisation takes seconds per run: keep the reconciler to a quarter of the time
+        let mut wait = RECONCILE_EVERY;
+        while !stop.wait(wait) {
+            let started = Instant::now();
+            let outcome =
+                reconcile_once(base.clone(), token.clone(), policies.clone(), false, shutdown.clone());
+            wait = RECONCILE_EVERY.max(started.elapsed() * 3);
+            match outcome {
                 Ok(run) if verbose && !run.report.applied.is_empty() => {
                     eprintln!("demo: reconciler applied {} changes", run.report.applied.len());
                 }
@@ -637,6 +643,10 @@ pub fn run(opts: DemoOptions) -> Result<(), DemoError> {
         println!("  user token   {} ({}, at their limit)", demo.user_token, demo.user);
         println!("               {}", demo.login_link(&demo.user_token));
         println!("  repository   {} (branch `main`; proposals become branches here)", demo.repo.display());
+        println!(
+            "  data         {} (the database and the repository; kept after Ctrl-C)",
+            demo.data_dir.display()
+        );
         if let Some(team) = &demo.near_team {
             println!("  near its pool: the `{team}` team");
         }

@@ -602,8 +602,7 @@ pub fn people(n: usize, seed: u64) -> Vec<Person> {
         let base = format!("{first}.{last}");
         let seen = taken.entry(base.clone()).or_insert(0);
         *seen += 1;
-        let email = if *seen == 1 { format!("{base}@acme.com") } else { format!("{base}{seen}@acme.com") };
-        email
+        if *seen == 1 { format!("{base}@acme.com") } else { format!("{base}{seen}@acme.com") }
     };
     // a handful of executives, then the teams in proportion to the example's head count
     let executives = (n / 300).clamp(2, EXECUTIVES.len());

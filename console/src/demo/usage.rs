@@ -336,7 +336,7 @@ pub fn plan(
         }
     }
     let tz = resolution.timezone;
-    Org { subjects, near_team, at_limit, tz, period: resolution.period.clone(), now }
+    Org { subjects, near_team, at_limit, tz, period: resolution.period, now }
 }
 
 /// The local days of the period up to `now`, with how much of each day's rhythm has passed.
