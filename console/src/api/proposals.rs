@@ -22,11 +22,11 @@ use axum::extract::{Path as UrlPath, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use budgit_engine::directory::Directory;
-use budgit_engine::load::Source;
 use budgit_engine::load::git::{FileChange, GitError, GitRepo};
 use budgit_engine::load::yaml::{Node, Value as YamlValue, parse_documents};
+use budgit_engine::load::{Source, load_sources};
 use budgit_engine::model::Group;
-use budgit_engine::plan::side::{self, SideError};
+use budgit_engine::plan::side::{self, LoadedSide, SideError};
 use budgit_engine::plan::{PlanInput, RefLabel, Side, incremental, render as plan_render};
 use budgit_engine::reconcile::desired::directory_of;
 use budgit_engine::request::{self, Amount, RequestSpec};
@@ -654,20 +654,18 @@ struct Made {
     plan_digest: String,
 }
 
-/// The plan of `head` (a branch) against `base_commit`, rendered.
+/// The plan of `head` (the new branch, already validated) against `base_commit`, rendered.
 fn plan_of(
     git: &GitRepo,
     base_ref: &str,
     base_commit: &str,
-    head: &str,
+    head: &LoadedSide,
     dir: &str,
     people: &People,
     now: DateTime<Utc>,
 ) -> ApiResult<(String, Value, String)> {
-    let options = ValidateOptions { now };
     let (mut base_label, base_sources) = side::sources_from_git(git, base_commit, dir).map_err(side_error)?;
     base_label = RefLabel { name: Some(base_ref.to_string()), ..base_label };
-    let head = side::from_git(git, head, dir, &options).map_err(side_error)?;
     let head_policies = &head.validated.policies;
     let attributes = head_policies.workspace().map(|w| w.doc.attributes.clone()).unwrap_or_default();
     let directory: Directory = directory_of(&people.users, &attributes).map_err(|e| {
@@ -708,6 +706,14 @@ fn plan_of(
         summary[key] = Value::String(text);
     }
     Ok((plan_render::markdown(&plan), summary, plan.digest.clone()))
+}
+
+/// The new branch as the head of its plan: the tree just validated, now committed.
+fn head_side(branch: &str, commit: &str, validated: Validated) -> LoadedSide {
+    LoadedSide {
+        label: RefLabel { name: Some(branch.to_string()), commit: Some(commit.to_string()) },
+        validated,
+    }
 }
 
 /// The first free branch name: `name`, then `name-2`, `name-3`…
@@ -882,8 +888,9 @@ fn propose_group(job: GroupJob) -> ApiResult<Made> {
     let options = ValidateOptions { now };
     let read = git.read_policies(&approved_ref, &dir).map_err(git_error)?;
     let base_commit = read.commit.sha.clone();
-    let base: Validated = validate_sources(read.sources.clone(), read.diagnostics.clone(), &options);
-    let Some(loaded) = base.policies.groups.iter().find(|g| g.doc.name == name) else {
+    // Parsing is enough to find the group; the edited tree is what gets validated.
+    let (base, _) = load_sources(read.sources.clone());
+    let Some(loaded) = base.groups.iter().find(|g| g.doc.name == name) else {
         return Err(ApiError::not_found(
             "groups/unknown",
             format!("no group `{}` at `{approved_ref}`", super::shorten(&name)),
@@ -936,8 +943,15 @@ fn propose_group(job: GroupJob) -> ApiResult<Made> {
             &message,
         )
         .map_err(git_error)?;
-    let (plan_markdown, plan_summary, plan_digest) =
-        plan_of(&git, &approved_ref, &base_commit, &commit.sha, &dir, &people, now)?;
+    let (plan_markdown, plan_summary, plan_digest) = plan_of(
+        &git,
+        &approved_ref,
+        &base_commit,
+        &head_side(&branch, &commit.sha, checked),
+        &dir,
+        &people,
+        now,
+    )?;
     Ok(Made {
         kind: "group",
         subject: name,
@@ -1049,8 +1063,9 @@ fn make_request_proposal(job: RequestJob) -> ApiResult<Made> {
     let options = ValidateOptions { now };
     let read = git.read_policies(&approved_ref, &dir).map_err(git_error)?;
     let base_commit = read.commit.sha.clone();
-    let base = validate_sources(read.sources.clone(), read.diagnostics.clone(), &options);
-    let drafted = request::draft(&spec, &base.policies, &dir, now)
+    // Drafting needs the names taken and the time zone: parsing is enough.
+    let (base, _) = load_sources(read.sources.clone());
+    let drafted = request::draft(&spec, &base, &dir, now)
         .map_err(|e| unprocessable("proposals/bad-request", e.to_string()))?;
     let user = spec.user.trim();
     // An override for someone the workspace does not know would never apply.
@@ -1072,8 +1087,15 @@ fn make_request_proposal(job: RequestJob) -> ApiResult<Made> {
     );
     let commit =
         git.commit_new_file(&base_commit, &branch, &path, &drafted.text, &message).map_err(git_error)?;
-    let (plan_markdown, plan_summary, plan_digest) =
-        plan_of(&git, &approved_ref, &base_commit, &commit.sha, &dir, &people, now)?;
+    let (plan_markdown, plan_summary, plan_digest) = plan_of(
+        &git,
+        &approved_ref,
+        &base_commit,
+        &head_side(&branch, &commit.sha, checked),
+        &dir,
+        &people,
+        now,
+    )?;
     let what = match spec.amount {
         Amount::Add(c) => format!("+{c} credits"),
         Amount::Limit(c) => format!("a limit of {c} credits"),
@@ -1317,26 +1339,18 @@ pool:
 
     #[test]
     fn refuses_what_it_cannot_edit_in_place() {
-        let aliased = "apiVersion: budgit/v1\nkind: Group\nname: g\nlimit: &l\n  credits: 10\nowners: []\n";
-        let (file, group) = group_of(aliased);
-        assert!(
-            edit_group_file(
-                &file,
-                aliased,
-                &group,
-                &GroupChange { credits: Some(Credits::from_whole(20)), ..GroupChange::default() }
-            )
-            .is_ok()
-        );
-        let err = edit(
-            GROUP,
-            GroupChange {
-                models: [("gpt-5".to_string(), Credits::from_whole(1))].into(),
-                ..GroupChange::default()
-            },
-        )
-        .unwrap_err();
-        assert_eq!(err.code, "proposals/no-such-cap");
+        // An anchor on the limit itself is fine: the scalar is still where it is read.
+        let anchored = "apiVersion: budgit/v1\nkind: Group\nname: g\nlimit: &l\n  credits: 10\n";
+        let twenty = GroupChange { credits: Some(Credits::from_whole(20)), ..GroupChange::default() };
+        assert_eq!(edit(anchored, twenty.clone()).unwrap(), anchored.replace("credits: 10", "credits: 20"));
+        // A value shared through an alias would change elsewhere too: refused, never half-done.
+        let aliased = "apiVersion: budgit/v1\nkind: Group\nname: g\npriority: &c 10\nlimit:\n  credits: *c\n";
+        assert_eq!(edit(aliased, twenty).unwrap_err().code, "proposals/not-editable");
+        let cap = GroupChange {
+            models: [("gpt-5".to_string(), Credits::from_whole(1))].into(),
+            ..GroupChange::default()
+        };
+        assert_eq!(edit(GROUP, cap).unwrap_err().code, "proposals/no-such-cap");
     }
 
     #[test]
