@@ -85,12 +85,43 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         .map_err(|e| anyhow::anyhow!("plan could not run: {e}"))?
 }
 
+/// Phase timings on stderr when `BUDGIT_PLAN_TIMINGS` is set: the process's CPU time
+/// (user + system, from `/proc/self/stat`) spent since the previous mark.
+struct Timings {
+    on: bool,
+    last: u64,
+}
+
+impl Timings {
+    fn start() -> Timings {
+        Timings { on: std::env::var_os("BUDGIT_PLAN_TIMINGS").is_some(), last: Timings::cpu_ticks() }
+    }
+
+    fn cpu_ticks() -> u64 {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        // Fields after the command name (which may hold spaces) start at state: utime is the 12th.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let fields: Vec<u64> = after.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+        fields.get(10).copied().unwrap_or(0) + fields.get(11).copied().unwrap_or(0)
+    }
+
+    fn mark(&mut self, phase: &str) {
+        if self.on {
+            let now = Timings::cpu_ticks();
+            eprintln!("plan timing: {phase}: {} ms CPU", now.saturating_sub(self.last) * 10);
+            self.last = now;
+        }
+    }
+}
+
 fn run_here(args: Args) -> anyhow::Result<Status> {
     let now = args.now.unwrap_or_else(Utc::now);
     let options = ValidateOptions { now };
+    let mut t = Timings::start();
     let git = GitRepo::discover(&args.policies).or_else(|_| GitRepo::discover(Path::new(".")))?;
     let dir_in_repo = git.repo_path(&args.policies)?;
-    let base = side::sources_from_git(&git, &args.base, &dir_in_repo)?;
+    // A bad base revision is reported before anything is read, as it always was.
+    git.commit(&args.base)?;
     let head = match &args.head {
         Some(rev) => side::from_git(&git, rev, &dir_in_repo, &options)?,
         None => side::from_dir(&args.policies, &options).with_context(|| {
@@ -100,8 +131,18 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
             )
         })?,
     };
+    t.mark("read and validate head");
+    // The base's unchanged files are the head's: read only the blobs that differ (from
+    // scratch reads everything, as planning two unrelated commits would).
+    let base = if args.from_scratch {
+        side::sources_from_git(&git, &args.base, &dir_in_repo)?
+    } else {
+        side::base_sources_from_git(&git, &args.base, &dir_in_repo, &head.validated.policies.sources)?
+    };
+    t.mark("read base");
     let how = if args.from_scratch { Base::FromScratch } else { Base::Incremental };
-    let outcome = compute(&base, &head, &args.directory, &args.usage, now, &dir_in_repo, how)?;
+    let outcome =
+        compute_timed(&base, &head, (&args.directory, &args.usage), now, &dir_in_repo, how, &mut t)?;
     let plan = match outcome {
         Outcome::Plan(plan) => plan,
         Outcome::Unresolvable { report, why } => {
@@ -120,6 +161,7 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
         }
     };
     render::emit(&print(&plan, args.format))?;
+    t.mark("render");
     Ok(status(&plan, args.detailed_exitcode))
 }
 
@@ -160,13 +202,26 @@ pub enum Outcome {
 ///
 /// `root` is the policy directory inside the repository, prefixed to findings' files.
 pub fn compute(
-    (base_label, base_sources): &(RefLabel, Vec<Source>),
+    base: &(RefLabel, Vec<Source>),
     head: &LoadedSide,
     directory: &Path,
     usage: &[PathBuf],
     now: DateTime<Utc>,
     root: &str,
     how: Base,
+) -> anyhow::Result<Outcome> {
+    let mut t = Timings { on: false, last: 0 };
+    compute_timed(base, head, (directory, usage), now, root, how, &mut t)
+}
+
+fn compute_timed(
+    (base_label, base_sources): &(RefLabel, Vec<Source>),
+    head: &LoadedSide,
+    (directory, usage): (&Path, &[PathBuf]),
+    now: DateTime<Utc>,
+    root: &str,
+    how: Base,
+    t: &mut Timings,
 ) -> anyhow::Result<Outcome> {
     let head_policies = &head.validated.policies;
     let Some(workspace) = head_policies.workspace() else {
@@ -177,12 +232,14 @@ pub fn compute(
     };
     let (dir, dir_findings) = read_directory(directory, &workspace.doc.attributes)?;
     report_input_findings(&dir_findings);
+    t.mark("read directory");
     let head_resolution = match resolve(head_policies, &dir, now) {
         Ok(r) => r,
         Err(e) => {
             return Ok(Outcome::Unresolvable { report: head.validated.report.clone(), why: e.to_string() });
         }
     };
+    t.mark("resolve head");
     let (base_policies, base_resolution) = match how {
         Base::Incremental => {
             let (policies, _) = incremental::load_base(base_sources.clone(), head_policies);
@@ -198,7 +255,9 @@ pub fn compute(
     };
     let base_resolution =
         base_resolution.with_context(|| format!("cannot resolve the base `{}`", base_label.display()))?;
+    t.mark("load and resolve base");
     let used = read_used(&dir, usage, &head_resolution)?;
+    t.mark("read usage");
     let mut plan = budgit_engine::plan::plan(&PlanInput {
         base: Side { label: base_label, policies: &base_policies, resolution: &base_resolution },
         head: Side { label: &head.label, policies: head_policies, resolution: &head_resolution },
@@ -207,6 +266,7 @@ pub fn compute(
         head_report: &head.validated.report,
         now,
     });
+    t.mark("plan");
     // Findings name files from the repository root, as CI annotations and reviewers need.
     if !root.is_empty() {
         for d in &mut plan.diagnostics {

@@ -4,7 +4,11 @@
 //! Shared by `plan`, `request` (which plans its branch against its base) and the
 //! console; the diff itself stays pure in [`super::plan`].
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
+
+use git2::{ObjectType, Oid, TreeWalkMode, TreeWalkResult};
 
 use crate::Credits;
 use crate::load::Source;
@@ -52,6 +56,72 @@ pub fn from_git(
 pub fn sources_from_git(git: &GitRepo, rev: &str, dir: &str) -> Result<(RefLabel, Vec<Source>), SideError> {
     let read = git.read_policies(rev, dir)?;
     Ok((RefLabel { name: Some(rev.to_owned()), commit: Some(read.commit.sha.clone()) }, read.sources))
+}
+
+/// Reads the base's policy sources under `dir` at `rev` like [`sources_from_git`], taking
+/// the text of every file whose blob is the head's file at the same path from the head
+/// instead of inflating it again (a pull request changes few files).
+///
+/// Walks the tree as [`GitRepo::read_policies`] does (hidden entries skipped, regular
+/// `*.yaml`/`*.yml` blobs only); anything unusual (no such directory, a file the reader
+/// would refuse) falls back to it, so the answer is always the same.
+pub fn base_sources_from_git(
+    git: &GitRepo,
+    rev: &str,
+    dir: &str,
+    head: &[Source],
+) -> Result<(RefLabel, Vec<Source>), SideError> {
+    let commit = git.commit(rev)?;
+    let sha: Arc<str> = commit.id().to_string().into();
+    let label = RefLabel { name: Some(rev.to_owned()), commit: Some(sha.to_string()) };
+    let repo = git.raw();
+    let root = commit.tree().map_err(GitError::from)?;
+    let tree = if dir.is_empty() {
+        root
+    } else {
+        match root.get_path(Path::new(dir)) {
+            Ok(entry) if entry.kind() == Some(ObjectType::Tree) => {
+                repo.find_tree(entry.id()).map_err(GitError::from)?
+            }
+            _ => return sources_from_git(git, rev, dir),
+        }
+    };
+    let mut blobs: Vec<(String, Oid)> = Vec::new();
+    tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
+        let name = String::from_utf8_lossy(entry.name_bytes());
+        if name.starts_with('.') {
+            return TreeWalkResult::Skip;
+        }
+        if entry.kind() == Some(ObjectType::Blob)
+            && entry.filemode() & 0o170000 == 0o100000
+            && files::is_policy_file(Path::new(name.as_ref()))
+        {
+            blobs.push((format!("{parent}{name}"), entry.id()));
+        }
+        TreeWalkResult::Ok
+    })
+    .map_err(GitError::from)?;
+    blobs.sort();
+    let head_by_path: HashMap<&str, &Source> = head.iter().map(|s| (&*s.path, s)).collect();
+    let mut sources = Vec::with_capacity(blobs.len());
+    for (path, oid) in blobs {
+        // A text that starts with a byte order mark was stripped of it on reading: its blob differs.
+        let same = head_by_path.get(path.as_str()).filter(|s| {
+            !s.text.starts_with('\u{feff}')
+                && Oid::hash_object(ObjectType::Blob, s.text.as_bytes()).is_ok_and(|id| id == oid)
+        });
+        if let Some(s) = same {
+            sources.push(Source { path: s.path.clone(), text: s.text.clone(), commit: Some(sha.clone()) });
+            continue;
+        }
+        let blob = repo.find_blob(oid).map_err(GitError::from)?;
+        let rel: Arc<str> = path.into();
+        match files::check_bytes(&rel, blob.content().to_vec()) {
+            Ok(text) => sources.push(Source { path: rel, text: text.into(), commit: Some(sha.clone()) }),
+            Err(_) => return sources_from_git(git, rev, dir),
+        }
+    }
+    Ok((label, sources))
 }
 
 /// Reads and validates the policy directory in the working tree.
