@@ -439,6 +439,28 @@ fn a_request_becomes_an_override_proposal_with_one_new_file() {
 }
 
 #[test]
+fn the_reconciler_still_reads_the_audit_log_after_a_proposal() {
+    // A proposal's audit row records a branch, not a limit: the client must skip it.
+    let s = start();
+    let ws = HttpWorkspace::new(&format!("http://{}", s.addr), ADMIN.to_string(), Duration::from_secs(10));
+    let before = ws.last_applied("reconciler").unwrap();
+    let r = send(
+        s.addr,
+        "POST",
+        "/v1/proposals",
+        Some(ADMIN),
+        Some(&json!({ "group": "engineering", "credits": "2500", "reason": "budget cut" }).to_string()),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let audit = s.get("/v1/audit");
+    assert!(
+        audit["data"].as_array().unwrap().iter().any(|row| row["action"].as_str() != Some("limit.set")),
+        "the proposal left a non-limit audit row: {audit}"
+    );
+    assert_eq!(ws.last_applied("reconciler").unwrap(), before);
+}
+
+#[test]
 fn reconciler_status_round_trips_through_the_engine_client() {
     let s = start();
     assert_eq!(s.get("/v1/reconciler/status"), json!({ "last": null, "runs": [] }));

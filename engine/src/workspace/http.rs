@@ -213,8 +213,10 @@ struct AuditRow {
     actor: String,
     action: String,
     subject: String,
+    /// Kept raw: only `limit.set` rows are read, and other actions (pools, settings,
+    /// proposals) record values of other shapes.
     #[serde(default)]
-    new: Option<AuditValue>,
+    new: Option<Value>,
     #[serde(default)]
     commit: Option<String>,
 }
@@ -300,9 +302,13 @@ impl Workspace for HttpWorkspace {
                     continue;
                 }
                 match (row.action.as_str(), row.new) {
-                    ("limit.set", Some(AuditValue { limit: Some(limit), source })) => {
-                        let source_kind = source.map(|s| s.kind);
-                        out.insert(row.subject, LastApplied { limit, commit: row.commit, source_kind });
+                    ("limit.set", Some(new)) => {
+                        let value: AuditValue = serde_json::from_value(new)
+                            .map_err(|e| WorkspaceError::Protocol(format!("audit entry {}: {e}", row.seq)))?;
+                        if let AuditValue { limit: Some(limit), source } = value {
+                            let source_kind = source.map(|s| s.kind);
+                            out.insert(row.subject, LastApplied { limit, commit: row.commit, source_kind });
+                        }
                     }
                     ("limit.remove", _) => {
                         out.remove(&row.subject);
