@@ -15,14 +15,14 @@
 #![recursion_limit = "512"]
 
 mod api;
-pub mod demo;
-mod ui;
 pub mod auth;
+pub mod demo;
 pub mod error;
 pub mod ledger;
 pub mod metrics;
 pub mod openapi;
 pub mod store;
+mod ui;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -153,14 +153,30 @@ fn dashboard_paths() -> (Value, Value) {
     let by_name = json!({ "type": "object", "additionalProperties": decimal });
     let percent = json!({ "type": ["number", "null"], "description": "percent, two decimals; null without a limit or for a zero one" });
     let status = json!({ "enum": ["ok", "warning", "exceeded", "unlimited"], "description": "`exceeded`: the total or the pool is used up; `warning`: the total, the pool or a non-zero cap is at 80% or more; `unlimited`: no applied limit" });
-    let now = query("now", "evaluate at this instant (RFC 3339) instead of the clock; a user token may only fix it inside the period being shown", json!({ "type": "string", "format": "date-time" }));
+    let now = query(
+        "now",
+        "evaluate at this instant (RFC 3339) instead of the clock; a user token may only fix it inside the period being shown",
+        json!({ "type": "string", "format": "date-time" }),
+    );
     let page = |extra: Vec<Value>| -> Vec<Value> {
         let mut all = vec![
-            query("limit", "page size (default 50)", json!({ "type": "integer", "minimum": 1, "maximum": 1000 })),
+            query(
+                "limit",
+                "page size (default 50)",
+                json!({ "type": "integer", "minimum": 1, "maximum": 1000 }),
+            ),
             query("after", "cursor from `next` of the previous page", json!({ "type": "string" })),
-            query("order", "asc or desc (default: desc, asc when sorting by name)", json!({ "enum": ["asc", "desc"] })),
+            query(
+                "order",
+                "asc or desc (default: desc, asc when sorting by name)",
+                json!({ "enum": ["asc", "desc"] }),
+            ),
             query("q", "only keys containing this text (case-insensitive)", json!({ "type": "string" })),
-            query("format", "json (default) or csv: every match, no paging", json!({ "enum": ["json", "csv"] })),
+            query(
+                "format",
+                "json (default) or csv: every match, no paging",
+                json!({ "enum": ["json", "csv"] }),
+            ),
             now.clone(),
         ];
         all.extend(extra);
@@ -236,11 +252,7 @@ fn console_session_path() -> Value {
             json!({ "type": "object", "required": ["token"], "properties": { "token": { "type": "string" } } }),
         )),
         ok("who the token belongs to", session),
-        &[
-            ("400", "malformed request"),
-            ("401", "unknown token"),
-            ("403", "no `X-Budgit-Console: 1` header"),
-        ],
+        &[("400", "malformed request"), ("401", "unknown token"), ("403", "no `X-Budgit-Console: 1` header")],
     );
     post["security"] = json!([]);
     let mut delete = op(
