@@ -245,26 +245,7 @@ fn data_dir(opts: &DemoOptions) -> PathBuf {
 
 /// Loads and validates the policies in the repository's work tree.
 fn load(dir: &Path, now: DateTime<Utc>) -> Result<PolicySet, DemoError> {
-    use budgit_engine::validate::{ValidateOptions, validate_dir};
-    let dir = dir.to_path_buf();
-    let validated =
-        budgit_engine::stack::with_large_stack(move || validate_dir(&dir, &ValidateOptions { now }))
-            .map_err(|e| DemoError::Policies(e.to_string()))?
-            .map_err(|e| DemoError::Policies(e.to_string()))?;
-    if validated.report.has_errors() {
-        let first = validated
-            .report
-            .diagnostics
-            .iter()
-            .find(|d| d.severity == budgit_engine::Severity::Error)
-            .map(|d| d.message.clone())
-            .unwrap_or_default();
-        return Err(DemoError::Policies(format!(
-            "{} errors (run `budgit validate`); first: {first}",
-            validated.report.errors()
-        )));
-    }
-    Ok(validated.policies)
+    crate::validated_policies(dir, now).map_err(DemoError::Policies)
 }
 
 /// Plans the organisation's usage: resolves the policies over the people.

@@ -310,17 +310,18 @@ impl AppState {
     }
 }
 
-/// Reads the policies: attribute types, settings and the longest override.
-fn load_policies(
+/// Reads and validates a policy directory as CI does; invalid policies are refused
+/// with the count of errors and the first one.
+pub(crate) fn validated_policies(
     dir: &std::path::Path,
-) -> Result<(BTreeMap<String, AttributeType>, StoredSettings, u32), ServeError> {
+    now: DateTime<Utc>,
+) -> Result<budgit_engine::load::PolicySet, String> {
     use budgit_engine::validate::{ValidateOptions, validate_dir};
     let dir = dir.to_path_buf();
-    let validated = budgit_engine::stack::with_large_stack(move || {
-        validate_dir(&dir, &ValidateOptions { now: Utc::now() })
-    })
-    .map_err(|e| ServeError::Policies(e.to_string()))?
-    .map_err(|e| ServeError::Policies(e.to_string()))?;
+    let validated =
+        budgit_engine::stack::with_large_stack(move || validate_dir(&dir, &ValidateOptions { now }))
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
     if validated.report.has_errors() {
         let first = validated
             .report
@@ -329,12 +330,17 @@ fn load_policies(
             .find(|d| d.severity == budgit_engine::Severity::Error)
             .map(|d| d.message.clone())
             .unwrap_or_default();
-        return Err(ServeError::Policies(format!(
-            "{} errors (run `budgit validate`); first: {first}",
-            validated.report.errors()
-        )));
+        return Err(format!("{} errors (run `budgit validate`); first: {first}", validated.report.errors()));
     }
-    let Some(ws) = validated.policies.workspace() else {
+    Ok(validated.policies)
+}
+
+/// Reads the policies: attribute types, settings and the longest override.
+fn load_policies(
+    dir: &std::path::Path,
+) -> Result<(BTreeMap<String, AttributeType>, StoredSettings, u32), ServeError> {
+    let policies = validated_policies(dir, Utc::now()).map_err(ServeError::Policies)?;
+    let Some(ws) = policies.workspace() else {
         return Err(ServeError::Policies("no Workspace document".to_string()));
     };
     let ws = &ws.doc;
