@@ -7,8 +7,7 @@
 //! The month is the one before the current one, read with `now` fixed on its last
 //! day, so the figures do not depend on the day of the month the bench runs.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -16,6 +15,7 @@ use anyhow::{Context, bail};
 use chrono::{Datelike, NaiveDate, TimeZone, Utc};
 use serde_json::{Value, json};
 
+use crate::http::Conn;
 use crate::measure::human;
 
 /// Sizes.
@@ -36,60 +36,15 @@ const ADMIN: &str = "console-bench-admin-token";
 const PRODUCTS: [&str; 2] = ["codex", "chatgpt"];
 const MODELS: [&str; 5] = ["gpt-5", "gpt-5-codex", "gpt-5-mini", "o3", "gpt-5-pro"];
 
-/// A keep-alive HTTP/1.1 connection (responses must carry `Content-Length`).
-struct Conn {
-    addr: SocketAddr,
-    reader: BufReader<TcpStream>,
+/// The console bench's calls over [`Conn`].
+trait Calls {
+    fn ok(&mut self, method: &str, path: &str, token: &str, body: &str) -> anyhow::Result<Vec<u8>>;
+    fn json(&mut self, method: &str, path: &str, body: &str) -> anyhow::Result<Value>;
 }
 
-impl Conn {
-    fn open(addr: SocketAddr) -> anyhow::Result<Conn> {
-        let s = TcpStream::connect(addr)?;
-        s.set_nodelay(true)?;
-        s.set_read_timeout(Some(Duration::from_secs(300)))?;
-        Ok(Conn { addr, reader: BufReader::new(s) })
-    }
-
-    /// Sends a request; returns the status and the body bytes.
-    fn call(&mut self, method: &str, path: &str, token: &str, body: &str) -> anyhow::Result<(u16, Vec<u8>)> {
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            self.addr,
-            body.len()
-        );
-        let s = self.reader.get_mut();
-        s.write_all(head.as_bytes())?;
-        s.write_all(body.as_bytes())?;
-        let mut line = String::new();
-        self.reader.read_line(&mut line)?;
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .with_context(|| format!("bad status line `{line}`"))?;
-        let mut len = None;
-        for _ in 0..100 {
-            line.clear();
-            self.reader.read_line(&mut line)?;
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = l.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                len = v.trim().parse::<usize>().ok();
-            }
-        }
-        let len = len.context("a response without `Content-Length`")?;
-        let mut buf = vec![0; len];
-        self.reader.read_exact(&mut buf)?;
-        Ok((status, buf))
-    }
-
+impl Calls for Conn {
     fn ok(&mut self, method: &str, path: &str, token: &str, body: &str) -> anyhow::Result<Vec<u8>> {
-        let (status, buf) = self.call(method, path, token, body)?;
+        let (status, buf) = self.request(method, path, token, body)?;
         if status != 200 && status != 201 {
             bail!("{method} {path}: {status} {}", String::from_utf8_lossy(&buf));
         }
@@ -214,7 +169,7 @@ pub fn run(data: &Path, args: &Args, runs: usize) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let mut c = Conn::open(addr)?;
+    let mut c = Conn::open(addr, Duration::from_secs(300))?;
     let (first, days, now) = last_month()?;
 
     let t = Instant::now();

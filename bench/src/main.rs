@@ -5,6 +5,7 @@
 //! committed). Every run is bounded: a warm-up, then a fixed number of runs.
 
 mod console;
+mod http;
 mod measure;
 mod w1;
 mod w1r;

@@ -7,8 +7,8 @@
 //!
 //! Every loop is bounded in count and time; the server is killed at the end.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier, mpsc};
@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
+
+use crate::http::Conn;
 
 /// Sizes, rate and binary.
 #[derive(Debug, clap::Args)]
@@ -49,54 +51,18 @@ pub struct Args {
 const ADMIN: &str = "w2h-bench-admin-token";
 const BURST: usize = 20;
 
-/// A keep-alive HTTP/1.1 connection (responses must carry `Content-Length`).
-struct Conn {
-    addr: SocketAddr,
-    reader: BufReader<TcpStream>,
+/// How long a client waits for an answer.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The bench's calls over [`Conn`]: the admin token, JSON answers.
+trait Calls {
+    fn call(&mut self, method: &str, path: &str, body: &str) -> anyhow::Result<(u16, Value)>;
+    fn ok(&mut self, method: &str, path: &str, body: &str) -> anyhow::Result<Value>;
 }
 
-impl Conn {
-    fn open(addr: SocketAddr) -> anyhow::Result<Conn> {
-        let s = TcpStream::connect(addr)?;
-        s.set_nodelay(true)?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        Ok(Conn { addr, reader: BufReader::new(s) })
-    }
-
+impl Calls for Conn {
     fn call(&mut self, method: &str, path: &str, body: &str) -> anyhow::Result<(u16, Value)> {
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {ADMIN}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            self.addr,
-            body.len()
-        );
-        let s = self.reader.get_mut();
-        s.write_all(head.as_bytes())?;
-        s.write_all(body.as_bytes())?;
-        let mut line = String::new();
-        self.reader.read_line(&mut line)?;
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .with_context(|| format!("bad status line `{line}`"))?;
-        let mut len = None;
-        for _ in 0..100 {
-            line.clear();
-            self.reader.read_line(&mut line)?;
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = l.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                len = v.trim().parse::<usize>().ok();
-            }
-        }
-        let len = len.context("a response without `Content-Length`")?;
-        let mut buf = vec![0; len];
-        self.reader.read_exact(&mut buf)?;
+        let (status, buf) = self.request(method, path, ADMIN, body)?;
         let v = if buf.is_empty() { Value::Null } else { serde_json::from_slice(&buf)? };
         Ok((status, v))
     }
@@ -211,7 +177,7 @@ fn fixed_rate(addr: SocketAddr, args: &Args) -> anyhow::Result<()> {
         .map(|_| {
             let queue = commits_in.clone();
             std::thread::spawn(move || -> anyhow::Result<Tally> {
-                let mut c = Conn::open(addr)?;
+                let mut c = Conn::open(addr, READ_TIMEOUT)?;
                 let mut tally = Tally::default();
                 loop {
                     let next = match queue.lock() {
@@ -230,7 +196,7 @@ fn fixed_rate(addr: SocketAddr, args: &Args) -> anyhow::Result<()> {
         .map(|w| {
             let (barrier, users, to_commit) = (barrier.clone(), args.users, to_commit.clone());
             std::thread::spawn(move || -> anyhow::Result<Tally> {
-                let mut c = Conn::open(addr)?;
+                let mut c = Conn::open(addr, READ_TIMEOUT)?;
                 let mut tally = Tally { checks: Vec::with_capacity(total), ..Tally::default() };
                 barrier.wait();
                 let start = Instant::now();
@@ -326,7 +292,7 @@ fn burst(addr: SocketAddr, users: Vec<String>, credits: u32) -> anyhow::Result<u
         .map(|user| {
             let barrier = barrier.clone();
             std::thread::spawn(move || -> anyhow::Result<bool> {
-                let mut c = Conn::open(addr)?;
+                let mut c = Conn::open(addr, READ_TIMEOUT)?;
                 let body =
                     json!({ "user": user, "product": "chatgpt", "model": "gpt-5", "credits": credits });
                 barrier.wait();
@@ -401,7 +367,7 @@ pub fn run(data: &Path, args: &Args) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let server = serve(&args.budgit, &dir.join("budgit.db"))?;
-    let mut c = Conn::open(server.addr)?;
+    let mut c = Conn::open(server.addr, READ_TIMEOUT)?;
     let t = Instant::now();
     setup(&mut c, args)?;
     eprintln!("W2h: {} users and limits set in {:.1} s", args.users, t.elapsed().as_secs_f64());
