@@ -10,44 +10,23 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use common::http::{Sse, send, try_send};
+use common::server::{ADMIN, Server, start, start_configured};
 use serde_json::{Value, json};
 
-const ADMIN: &str = "test-admin-token-5d1e";
-
-struct Server {
-    addr: SocketAddr,
-    _rt: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
-}
-
 fn start_with(policies: Option<&str>) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let policy_dir = policies.map(|yaml| {
-        let p = dir.path().join("policies");
-        std::fs::create_dir(&p).unwrap();
-        std::fs::write(p.join("workspace.yaml"), yaml).unwrap();
-        p
-    });
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let config = budgit_console::Config {
-        db: dir.path().join("budgit.db"),
-        listen: "127.0.0.1:0".into(),
-        policies: policy_dir,
-        admin_token: Some(ADMIN.into()),
-        repo: None,
-        approved_ref: None,
-    };
-    let running = rt.block_on(budgit_console::start(config)).unwrap();
-    Server { addr: running.addr, _rt: rt, _dir: dir }
-}
-
-fn start() -> Server {
-    start_with(None)
+    start_configured(|dir, config| {
+        config.policies = policies.map(|yaml| {
+            let p = dir.join("policies");
+            std::fs::create_dir(&p).unwrap();
+            std::fs::write(p.join("workspace.yaml"), yaml).unwrap();
+            p
+        });
+    })
+    .0
 }
 
 impl Server {

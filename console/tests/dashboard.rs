@@ -11,36 +11,13 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
 use chrono::{TimeZone, Utc};
 use common::http::send;
+use common::server::{ADMIN, Server, start};
 use serde_json::{Value, json};
 
-const ADMIN: &str = "test-admin-token-dash";
 /// 9.5 days into November 2026 (UTC): forecasts scale usage by 30 / 9.5 = 60 / 19.
 const NOW: &str = "2026-11-10T12:00:00Z";
-
-struct Server {
-    addr: SocketAddr,
-    _rt: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
-}
-
-fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let config = budgit_console::Config {
-        db: dir.path().join("budgit.db"),
-        listen: "127.0.0.1:0".into(),
-        policies: None,
-        admin_token: Some(ADMIN.into()),
-        repo: None,
-        approved_ref: None,
-    };
-    let running = rt.block_on(budgit_console::start(config)).unwrap();
-    Server { addr: running.addr, _rt: rt, _dir: dir }
-}
 
 impl Server {
     fn get_as(&self, token: &str, path: &str) -> common::http::Response {

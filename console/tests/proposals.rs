@@ -18,10 +18,9 @@ use std::time::Duration;
 use budgit_engine::workspace::http::HttpWorkspace;
 use budgit_engine::workspace::{RunSummary, Workspace};
 use common::http::send;
+use common::server::{ADMIN, start_configured};
 use git2::{Repository, Signature};
 use serde_json::{Value, json};
-
-const ADMIN: &str = "test-admin-token-7a2c";
 
 const WORKSPACE: &str = "apiVersion: budgit/v1
 kind: Workspace
@@ -82,12 +81,12 @@ message: 'an override may add at most four times the default'
 severity: error
 ";
 
+/// The shared test server plus the policy repository it reads and the commit at `HEAD`.
 struct Server {
     addr: SocketAddr,
     repo: PathBuf,
     head: git2::Oid,
-    _rt: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
+    _server: common::server::Server,
 }
 
 /// A work tree with one commit of the policies (and a file outside them).
@@ -114,20 +113,15 @@ fn make_repo(root: &Path) -> git2::Oid {
 }
 
 fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("policy-repo");
-    let head = make_repo(&repo);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let config = budgit_console::Config {
-        db: dir.path().join("budgit.db"),
-        listen: "127.0.0.1:0".into(),
-        policies: Some(repo.join("policies")),
-        admin_token: Some(ADMIN.into()),
-        repo: Some(repo.clone()),
-        approved_ref: Some("HEAD".into()),
-    };
-    let running = rt.block_on(budgit_console::start(config)).unwrap();
-    let s = Server { addr: running.addr, repo, head, _rt: rt, _dir: dir };
+    let (server, (repo, head)) = start_configured(|dir, config| {
+        let repo = dir.join("policy-repo");
+        let head = make_repo(&repo);
+        config.policies = Some(repo.join("policies"));
+        config.repo = Some(repo.clone());
+        config.approved_ref = Some("HEAD".into());
+        (repo, head)
+    });
+    let s = Server { addr: server.addr, repo, head, _server: server };
     let csv = "email,department\na@acme.com,Engineering\nb@acme.com,Engineering\nc@acme.com,Sales\n";
     assert_eq!(send(s.addr, "POST", "/v1/users/import", Some(ADMIN), Some(csv)).status, 200);
     let source = |name: &str, file: &str| json!({ "kind": "group", "name": name, "file": file, "line": 4 });

@@ -9,33 +9,9 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
 use common::http::{Response, send, try_send};
+use common::server::{ADMIN, Server, start};
 use serde_json::json;
-
-const ADMIN: &str = "ui-test-admin-token-7c2a";
-
-struct Server {
-    addr: SocketAddr,
-    _rt: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
-}
-
-fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let config = budgit_console::Config {
-        db: dir.path().join("budgit.db"),
-        listen: "127.0.0.1:0".into(),
-        policies: None,
-        admin_token: Some(ADMIN.into()),
-        repo: None,
-        approved_ref: None,
-    };
-    let running = rt.block_on(budgit_console::start(config)).unwrap();
-    Server { addr: running.addr, _rt: rt, _dir: dir }
-}
 
 impl Server {
     /// A request with extra headers and no bearer token.
