@@ -687,14 +687,7 @@ fn the_checked_in_openapi_document_is_current() {
 #[test]
 fn limits_and_open_reservations_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let config = budgit_console::Config {
-        db: dir.path().join("budgit.db"),
-        listen: "127.0.0.1:0".into(),
-        policies: None,
-        admin_token: Some(ADMIN.into()),
-        repo: None,
-        approved_ref: None,
-    };
+    let config = common::server::config(dir.path());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let running = rt.block_on(budgit_console::start(config.clone())).unwrap();
     let addr = running.addr;

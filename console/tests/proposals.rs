@@ -519,18 +519,8 @@ fn a_user_token_gets_403_everywhere_here() {
 
 #[test]
 fn without_a_repository_the_team_controls_say_how_to_get_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let config = budgit_console::Config {
-        db: dir.path().join("budgit.db"),
-        listen: "127.0.0.1:0".into(),
-        policies: None,
-        admin_token: Some(ADMIN.into()),
-        repo: None,
-        approved_ref: None,
-    };
-    let running = rt.block_on(budgit_console::start(config)).unwrap();
-    let r = send(running.addr, "GET", "/v1/groups", Some(ADMIN), None);
+    let s = common::server::start();
+    let r = send(s.addr, "GET", "/v1/groups", Some(ADMIN), None);
     assert_eq!(r.status, 404);
     let out = r.json();
     assert_eq!(out["error"]["code"], "repo/not-configured");

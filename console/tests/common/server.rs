@@ -18,6 +18,19 @@ pub struct Server {
     _dir: tempfile::TempDir,
 }
 
+/// The config of a test server whose database lives in `dir`: the admin token, a free port,
+/// no policies and no policy repository.
+pub fn config(dir: &Path) -> budgit_console::Config {
+    budgit_console::Config {
+        db: dir.join("budgit.db"),
+        listen: "127.0.0.1:0".into(),
+        policies: None,
+        admin_token: Some(ADMIN.into()),
+        repo: None,
+        approved_ref: None,
+    }
+}
+
 /// Starts a server with an empty database, no policies and no policy repository.
 pub fn start() -> Server {
     start_configured(|_, _| ()).0
@@ -27,14 +40,7 @@ pub fn start() -> Server {
 /// repository into it) and adjusted the config; returns what `configure` returned too.
 pub fn start_configured<T>(configure: impl FnOnce(&Path, &mut budgit_console::Config) -> T) -> (Server, T) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = budgit_console::Config {
-        db: dir.path().join("budgit.db"),
-        listen: "127.0.0.1:0".into(),
-        policies: None,
-        admin_token: Some(ADMIN.into()),
-        repo: None,
-        approved_ref: None,
-    };
+    let mut config = config(dir.path());
     let extra = configure(dir.path(), &mut config);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let running = rt.block_on(budgit_console::start(config)).unwrap();
