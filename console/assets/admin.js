@@ -1,9 +1,10 @@
 // The admin view: gauges, trends, users, breakdown, live activity, team budgets and credit requests.
 //
 // Page load makes only aggregated or paged calls (summary, trends, one page of users
-// and of the breakdown, groups, pending requests, reconciler status); each section
-// loads on its own, so a missing endpoint shows an inline message in that section
-// and leaves the rest working.
+// and of the breakdown, the latest events, groups, pending requests, reconciler
+// status); the summary goes first so the gauges are not queued behind the rest; each
+// section loads on its own, so a missing endpoint shows an inline message in that
+// section and leaves the rest working.
 
 import {
   api, el, fill, credits, count, percent, shortCommit, when, ago, clock, day, statusBadge, meter, gauge,
@@ -386,6 +387,20 @@ function connect() {
   });
 }
 
+/** Fills the list with the latest events, then opens the stream right after the newest. */
+async function loadRecent() {
+  try {
+    const r = await api(`/v1/usage/events/recent${query({ limit: SHOWN })}`);
+    const events = (r.data || []).slice().reverse();
+    activity.events = events.concat(activity.events).slice(-KEPT);
+    if (typeof r.last_seq === 'number') activity.lastId = r.last_seq;
+    renderActivity();
+  } catch (err) {
+    // the list then fills from the stream alone
+  }
+  connect();
+}
+
 $('activity-product').addEventListener('change', renderActivity);
 $('activity-team').addEventListener('change', renderActivity);
 $('activity-pause').addEventListener('click', () => {
@@ -643,17 +658,18 @@ $('requests-status').addEventListener('change', () => loadRequests());
 $('requests-more').addEventListener('click', () => loadRequests(true));
 
 // ---------------------------------------------------------------------------
-// start: every section loads on its own
+// start: the gauges first; then every other section loads on its own
 
-loadSummary();
-loadReconciler();
-loadTrends();
-users.load();
-breakdown.load();
-connect();
-loadGroups();
-loadProposals();
-loadRequests();
+loadSummary().finally(() => {
+  loadTrends();
+  users.load();
+  breakdown.load();
+  loadRecent();
+  loadReconciler();
+  loadGroups();
+  loadProposals();
+  loadRequests();
+});
 every(10000, loadSummary);
 every(15000, loadReconciler);
 every(60000, loadTrends);

@@ -53,6 +53,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/audit", get(limits::audit))
         .route("/v1/usage/events", post(usage::ingest))
         .route("/v1/usage/stream", get(usage::stream))
+        .route("/v1/usage/events/recent", get(dashboard::recent_events))
         .route("/v1/organization/costs", get(usage::costs))
         .route("/v1/check", post(check::check))
         .route("/v1/alerts", get(check::alerts))

@@ -131,7 +131,7 @@ fn summary_matches_hand_computed_sums() {
         }])
     );
 
-    // a read sees the write before it: no waiting for the stream
+    // usage is read from the aggregates: a read sees the write before it at once
     s.call(
         "POST",
         "/v1/usage/events",
@@ -139,6 +139,41 @@ fn summary_matches_hand_computed_sums() {
     );
     let sum = s.get("/v1/dashboard/summary");
     assert_eq!((&sum["workspace"]["used"], &sum["products"]["codex"]), (&json!("142"), &json!("124.25")));
+
+    // e reaches its limit of 20: the status counts come from the view, which a read
+    // with `fresh=true` waits for, and which the background brings up within its bound
+    s.call(
+        "POST",
+        "/v1/usage/events",
+        &event("e8", at(5, 10), "e@x.com", "codex", "gpt-5", "19.75").to_string(),
+    );
+    let counts = |sum: &Value| sum["workspace"]["status_counts"].clone();
+    let exceeded = json!({ "ok": 0, "warning": 3, "exceeded": 2, "unlimited": 1 });
+    assert_eq!(counts(&s.get("/v1/dashboard/summary?fresh=true")), exceeded);
+    s.call(
+        "POST",
+        "/v1/usage/events",
+        &event("e9", at(5, 11), "c@x.com", "chatgpt", "gpt-5", "41").to_string(),
+    );
+    let caught_up = eventually(|| {
+        let c = counts(&s.get("/v1/dashboard/summary"));
+        (c["exceeded"] == json!(3)).then_some(c)
+    });
+    assert_eq!(caught_up, json!({ "ok": 0, "warning": 2, "exceeded": 3, "unlimited": 1 }));
+    let r = s.get_as(ADMIN, "/v1/dashboard/summary?fresh=yes");
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (400, Some("dashboard/bad-fresh")));
+}
+
+/// Polls `f` until it answers, for at most the view's staleness bound with a margin (3 s).
+fn eventually<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "not within the view's staleness bound");
+        std::thread::yield_now();
+    }
 }
 
 #[test]
@@ -275,10 +310,48 @@ fn breakdowns_by_cost_center_model_and_user() {
         "product,used,events,users,share\nchatgpt,17.75,3,3,12.52\ncodex,124,3,3,87.48\n"
     );
 
-    // a new directory moves c to CC-3 at once
+    // a new directory moves c to CC-3: at once for a fresh read, within the bound for any
     s.call("POST", "/v1/users/import?format=csv", "email,cost_center\nc@x.com,CC-3\n");
-    let cc = s.get("/v1/dashboard/breakdown?by=cost_center&sort=key");
+    let cc = s.get("/v1/dashboard/breakdown?by=cost_center&sort=key&fresh=true");
     assert_eq!(keys(&cc, "key"), ["(none)", "(not in directory)", "CC-1", "CC-3"]);
+    s.call("POST", "/v1/users/import?format=csv", "email,cost_center\nc@x.com,CC-4\n");
+    let moved = eventually(|| {
+        let keys = keys(&s.get("/v1/dashboard/breakdown?by=cost_center&sort=key"), "key");
+        keys.contains(&"CC-4".to_string()).then_some(keys)
+    });
+    assert_eq!(moved, ["(none)", "(not in directory)", "CC-1", "CC-4"]);
+}
+
+#[test]
+fn recent_events_fill_the_activity_list_newest_first() {
+    let s = fixture();
+    let seqs = |page: &Value| -> Vec<String> {
+        page["data"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()).collect()
+    };
+    // ingested e1..e6 then e0 (sequences 1 to 7), whatever their event times
+    let page = s.get("/v1/usage/events/recent?limit=3");
+    assert_eq!(
+        (seqs(&page), &page["last_seq"]),
+        (vec!["e0".to_string(), "e6".into(), "e5".into()], &json!(7))
+    );
+    // the same JSON as the stream sends
+    assert_eq!(
+        page["data"][1],
+        json!({ "seq": 6, "id": "e6", "time": "2026-11-04T08:00:00Z", "user": "f@x.com", "product": "chatgpt",
+                "model": "o3", "credits": 5, "project": null, "context": null })
+    );
+    assert_eq!(seqs(&s.get("/v1/usage/events/recent?product=codex")), ["e0", "e4", "e3", "e1"]);
+    // a and b are in group eng: their events carry it as their project
+    assert_eq!(seqs(&s.get("/v1/usage/events/recent?group=eng&product=chatgpt")), ["e2"]);
+    s.call("POST", "/v1/usage/events", &event("e7", at(5, 9), "b@x.com", "codex", "gpt-5", "1").to_string());
+    let page = s.get("/v1/usage/events/recent?limit=2&group=eng");
+    assert_eq!((seqs(&page), &page["last_seq"]), (vec!["e7".to_string(), "e0".into()], &json!(8)));
+
+    let token = s.call("POST", "/v1/users/a%40x.com/tokens", "")["token"].as_str().unwrap().to_string();
+    let r = s.get_as(&token, "/v1/usage/events/recent");
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (403, Some("auth/forbidden")));
+    let r = s.get_as(ADMIN, "/v1/usage/events/recent?limit=501");
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (400, Some("request/bad-limit")));
 }
 
 #[test]

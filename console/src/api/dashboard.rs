@@ -3,20 +3,33 @@
 //! Nothing here scans `events` or `daily` per request. Usage is aggregated once per
 //! period ([`aggregates`], loaded in the background at startup and when the period
 //! or the settings change) and kept current from the live event stream; applied
-//! limits are a copy of the ledger's standings taken at most once a second; the
+//! limits are a copy of the ledger's standings, taken again after a write to
+//! `/v1/limits` (limits change only there; at least every [`STANDINGS_TTL`]); the
 //! directory's cost centers are read at startup and after each import. The
 //! [`view`] joining them is rebuilt only when one of them changed, and requests
 //! filter, sort and page it in memory.
 //!
-//! Reads see their own writes: every committed event is on the stream before its
-//! ingest call answers, and each request first applies what the stream holds.
-//! A limit change shows within a second (the standings copy's age).
+//! Requests never wait for a rebuild of the view, except the first one of a period:
+//! they read the latest complete view while at most one rebuild runs in the
+//! background (stale-while-revalidate). A ticker starts a rebuild every
+//! [`REFRESH_EVERY`] when an input changed, so the view is about a second behind the
+//! writes at most (the tick plus one rebuild). A request with `fresh=true` waits
+//! instead for a view holding every write answered before it.
+//!
+//! What the aggregates give alone is always current: the summary's usage, usage per
+//! product and forecast, the trends, the users' usage by product and model, and
+//! `/v1/me`'s usage. Every committed event is on the stream before its ingest call
+//! answers, and each request first applies what the stream holds, so these reads see
+//! their own writes.
 //!
 //! Forecasts are linear: usage so far divided by the time elapsed in the period
 //! gives the burn rate, projected to the period's end.
 
 mod aggregates;
+mod recent;
 mod view;
+
+pub use self::recent::recent_events;
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
@@ -41,8 +54,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::ledger::Ledger;
 use crate::{App, StreamEvent};
 
-/// How long a copy of the ledger's standings serves before a new one is taken.
-const STANDINGS_TTL: Duration = Duration::from_secs(1);
+/// How long a copy of the ledger's standings serves when no write to `/v1/limits`
+/// made it stale.
+const STANDINGS_TTL: Duration = Duration::from_secs(30);
+/// How often the background checks whether the view is behind its inputs.
+const REFRESH_EVERY: Duration = Duration::from_millis(500);
 /// Default page size of the list views.
 const PAGE: usize = 50;
 
@@ -71,8 +87,13 @@ pub struct DashboardState {
     /// Directory imports seen.
     imports: AtomicU64,
     directory_refresh: tokio::sync::Mutex<()>,
+    /// Writes to `/v1/limits` seen.
+    limit_writes: AtomicU64,
     view: Mutex<Option<Arc<View>>>,
     view_build: tokio::sync::Mutex<()>,
+    /// The latest events, for the activity list.
+    recent: Mutex<Option<recent::Recent>>,
+    recent_loading: tokio::sync::Mutex<()>,
 }
 
 fn poisoned<T>(_: T) -> ApiError {
@@ -162,7 +183,9 @@ async fn limits(app: &App) -> ApiResult<Arc<LimitsSnap>> {
             .lock()
             .map_err(poisoned)?
             .as_ref()
-            .filter(|s| s.at.elapsed() < STANDINGS_TTL)
+            .filter(|s| {
+                s.writes == state.limit_writes.load(Ordering::Acquire) && s.at.elapsed() < STANDINGS_TTL
+            })
             .cloned())
     };
     if let Some(s) = fresh()? {
@@ -172,6 +195,8 @@ async fn limits(app: &App) -> ApiResult<Arc<LimitsSnap>> {
     if let Some(s) = fresh()? {
         return Ok(s);
     }
+    // counted before copying: a write applied during the copy makes this copy stale
+    let writes = state.limit_writes.load(Ordering::Acquire);
     let app2 = app.clone();
     let snap = tokio::task::spawn_blocking(move || -> ApiResult<LimitsSnap> {
         let (standings, pools, enforcement) = {
@@ -181,7 +206,7 @@ async fn limits(app: &App) -> ApiResult<Arc<LimitsSnap>> {
         let users =
             standings.into_iter().filter_map(|s| s.limit.map(|l| (Arc::from(s.user.as_str()), l))).collect();
         let pools = pools.into_iter().map(|(g, pool, _)| (Arc::from(g.as_str()), pool)).collect();
-        Ok(LimitsSnap { generation: next_version(), at: Instant::now(), users, pools, enforcement })
+        Ok(LimitsSnap { generation: next_version(), writes, at: Instant::now(), users, pools, enforcement })
     })
     .await
     .map_err(|e| ApiError::store(&e))??;
@@ -236,8 +261,17 @@ async fn directory(app: &App) -> ApiResult<Arc<DirectorySnap>> {
     Ok(snap)
 }
 
-/// The view of `key`, rebuilt when the aggregates, limits or directory changed.
-async fn view(app: &App, key: PeriodKey) -> ApiResult<Arc<View>> {
+/// The view of `key`: the latest complete one (the background keeps it about a second
+/// behind its inputs at most), or with `fresh` one holding every input as it is now,
+/// rebuilt first when one of them changed. The first view of a period is always waited for.
+async fn view(app: &App, key: PeriodKey, fresh: bool) -> ApiResult<Arc<View>> {
+    if !fresh {
+        ensure_live(app, key).await?;
+        let latest = app.dashboard.view.lock().map_err(poisoned)?.as_ref().filter(|v| v.key == key).cloned();
+        if let Some(v) = latest {
+            return Ok(v);
+        }
+    }
     // another request may load another period in between: try again a few times
     for _ in 0..3 {
         if let Some(v) = try_view(app, key).await? {
@@ -251,7 +285,8 @@ async fn view(app: &App, key: PeriodKey) -> ApiResult<Arc<View>> {
     ))
 }
 
-/// The view of `key`, or `None` when another period replaced its aggregates meanwhile.
+/// The view of `key` as of now, rebuilt when the aggregates, limits or directory
+/// changed; `None` when another period replaced its aggregates meanwhile.
 async fn try_view(app: &App, key: PeriodKey) -> ApiResult<Option<Arc<View>>> {
     ensure_live(app, key).await?;
     let (limits, dir) = (limits(app).await?, directory(app).await?);
@@ -304,6 +339,7 @@ pub(crate) fn start(app: &App) {
         // failures are logged by the store error and retried on the next request
         let _ = load(app.clone()).await;
         let _ = directory(&app).await;
+        tokio::spawn(refresh(app.clone()));
         loop {
             match wake.recv().await {
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
@@ -317,10 +353,34 @@ pub(crate) fn start(app: &App) {
     });
 }
 
-/// Middleware: a successful directory import makes the cost centers stale (read again in the background).
+/// Keeps the latest view within about a second of its inputs: every [`REFRESH_EVERY`],
+/// rebuilds it when an input changed (one rebuild at a time; requests go on reading
+/// the previous view meanwhile).
+async fn refresh(app: App) {
+    let mut tick = tokio::time::interval(REFRESH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let key = match app.dashboard.view.lock() {
+            Ok(v) => v.as_ref().map(|v| v.key),
+            Err(_) => return,
+        };
+        if let Some(key) = key {
+            // a failure leaves the previous view; the next tick tries again
+            let _ = try_view(&app, key).await;
+        }
+    }
+}
+
+/// Middleware: a successful directory import makes the cost centers stale (read again in
+/// the background); a successful write to `/v1/limits` makes the limits copy stale.
 pub(crate) async fn watch_imports(State(app): State<App>, request: Request, next: Next) -> Response {
     let import = request.method() == Method::POST && request.uri().path() == "/v1/users/import";
+    let limits = request.method() != Method::GET && request.uri().path() == "/v1/limits";
     let response = next.run(request).await;
+    if limits && response.status().is_success() {
+        app.dashboard.limit_writes.fetch_add(1, Ordering::AcqRel);
+    }
     if import && response.status().is_success() {
         app.dashboard.imports.fetch_add(1, Ordering::AcqRel);
         let app = app.clone();
@@ -375,12 +435,24 @@ fn period_json(key: &PeriodKey, now: DateTime<Utc>) -> Value {
     })
 }
 
+/// `fresh=true` from the query: wait for a view holding every write answered before.
+fn fresh_of(q: &QueryPairs) -> ApiResult<bool> {
+    match q.get("fresh") {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(
+            "dashboard/bad-fresh",
+            format!("`fresh` must be `true` or `false`, not `{}`", super::shorten(other)),
+        )),
+    }
+}
+
 /// The parsed time and the view every admin view starts from.
 async fn admin_view(app: &App, who: &Principal, q: &QueryPairs) -> ApiResult<(DateTime<Utc>, Arc<View>)> {
     who.require_admin()?;
     let (now, _) = now_of(q)?;
     let key = period_key(app, now)?;
-    Ok((now, view(app, key).await?))
+    Ok((now, view(app, key, fresh_of(q)?).await?))
 }
 
 /// `GET /v1/dashboard/summary`: workspace gauge, status counts, products and teams.
@@ -388,8 +460,23 @@ pub async fn summary(State(app): State<App>, who: Principal, RawQuery(raw): RawQ
     let q = QueryPairs::parse(raw.as_deref())?;
     let (now, v) = admin_view(&app, &who, &q).await?;
     let t = &v.totals;
-    let status = if t.limited == 0 { Status::Ok } else { view::status_of(t.used, t.exposure) };
-    let products: Map<String, Value> = v.products.iter().map(|s| (s.key.to_string(), cr(s.used))).collect();
+    // usage comes from the aggregates, current to this request; the rest from the view
+    let (used, products) = {
+        let live = app.dashboard.live()?;
+        match live.as_ref().map(|l| &l.agg).filter(|a| a.key == v.key) {
+            Some(agg) => {
+                let by_product = agg.product_totals();
+                let products: Map<String, Value> = agg
+                    .products
+                    .iter()
+                    .filter_map(|(id, name)| by_product.get(id as usize).map(|m| (name.to_string(), cr(*m))))
+                    .collect();
+                (by_product.iter().sum(), products)
+            }
+            None => (t.used, v.products.iter().map(|s| (s.key.to_string(), cr(s.used))).collect()),
+        }
+    };
+    let status = if t.limited == 0 { Status::Ok } else { view::status_of(used, t.exposure) };
     let teams: Vec<Value> = v
         .teams
         .iter()
@@ -410,12 +497,12 @@ pub async fn summary(State(app): State<App>, who: Principal, RawQuery(raw): RawQ
     Ok(axum::Json(json!({
         "period": period_json(&v.key, now),
         "workspace": {
-            "used": cr(t.used),
+            "used": cr(used),
             "exposure": cr(t.exposure),
             "users": t.limited,
-            "percent": percent(Credits::from_micros(t.used).percent_of(Credits::from_micros(t.exposure))),
+            "percent": percent(Credits::from_micros(used).percent_of(Credits::from_micros(t.exposure))),
             "status": status.as_str(),
-            "forecast": cr(project(t.used, &v.key, now)),
+            "forecast": cr(project(used, &v.key, now)),
             "status_counts": { "ok": t.ok, "warning": t.warning, "exceeded": t.exceeded, "unlimited": t.unlimited },
             "blocked": t.blocked,
             "warning_threshold": view::WARNING_PERCENT as i64,
@@ -784,7 +871,7 @@ pub async fn me(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery)
     if fixed && !app.dashboard.holds(key)? && period_key(&app, Utc::now())? != key {
         return Err(ApiError::forbidden("only the admin token may look at another period"));
     }
-    let v = view(&app, key).await?;
+    let v = view(&app, key, fresh_of(&q)?).await?;
     let row = v.row(&user).cloned();
     let (products, models, daily_micros, cells_used) = {
         let live = app.dashboard.live()?;

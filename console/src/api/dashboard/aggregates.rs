@@ -247,6 +247,21 @@ impl Aggregates {
         Ok(agg)
     }
 
+    /// Total micro-credits per product id over every day of the period.
+    pub fn product_totals(&self) -> Vec<i64> {
+        let mut out = Vec::new();
+        for cells in &self.days {
+            for (&(p, _), cell) in cells {
+                let i = p as usize;
+                if out.len() <= i {
+                    out.resize(i + 1, 0);
+                }
+                out[i] += cell.micros;
+            }
+        }
+        out
+    }
+
     /// Total micro-credits per day index (all products and models).
     pub fn day_totals(&self) -> Vec<i64> {
         self.days.iter().map(|cells| cells.values().map(|c| c.micros).sum()).collect()

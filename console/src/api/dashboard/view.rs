@@ -74,6 +74,8 @@ pub(crate) fn status_of(used: i64, whole: i64) -> Status {
 pub(crate) struct LimitsSnap {
     /// Changes with every copy.
     pub generation: u64,
+    /// The count of writes to `/v1/limits` seen before the copy.
+    pub writes: u64,
     /// When it was copied.
     pub at: std::time::Instant,
     /// Per user.
@@ -427,6 +429,7 @@ mod tests {
         .collect();
         let limits = LimitsSnap {
             generation: 1,
+            writes: 0,
             at: std::time::Instant::now(),
             users,
             pools: [(Arc::from("eng"), 100_000_000)].into_iter().collect(),
