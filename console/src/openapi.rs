@@ -158,8 +158,14 @@ fn dashboard_paths() -> (Value, Value) {
         "evaluate at this instant (RFC 3339) instead of the clock; a user token may only fix it inside the period being shown",
         json!({ "type": "string", "format": "date-time" }),
     );
+    let fresh = query(
+        "fresh",
+        "true: wait for a view holding every write answered before this request; by default the latest view is read at once, at most about a second behind (usage and forecasts in the summary are always current)",
+        json!({ "type": "boolean" }),
+    );
     let page = |extra: Vec<Value>| -> Vec<Value> {
         let mut all = vec![
+            fresh.clone(),
             query(
                 "limit",
                 "page size (default 50)",
@@ -185,7 +191,7 @@ fn dashboard_paths() -> (Value, Value) {
     let period = json!({ "type": "object", "properties": { "start": { "type": "string", "format": "date-time" }, "end": { "type": "string", "format": "date-time" }, "now": { "type": "string", "format": "date-time" }, "timezone": { "type": "string" } } });
     let paths = json!({
         "/v1/dashboard/summary": { "get": op("dashboard", "the workspace gauge (used vs the sum of applied limits), status counts, usage per product and each team's budget (its pool, else the sum of its members' limits) this period (admin); `forecast` is linear: usage so far at the period's burn rate so far, projected to its end",
-            vec![now.clone()], None, ok("the summary", json!({ "type": "object", "properties": {
+            vec![now.clone(), fresh.clone()], None, ok("the summary", json!({ "type": "object", "properties": {
                 "period": period,
                 "workspace": { "type": "object", "properties": { "used": decimal, "exposure": decimal, "users": { "type": "integer", "description": "users with an applied limit" }, "percent": percent, "status": status, "forecast": decimal,
                     "status_counts": { "type": "object", "properties": { "ok": { "type": "integer" }, "warning": { "type": "integer" }, "exceeded": { "type": "integer" }, "unlimited": { "type": "integer" } } },
@@ -211,8 +217,21 @@ fn dashboard_paths() -> (Value, Value) {
                 query("sort", "used (default), events or key", json!({ "enum": ["used", "events", "key"] })),
             ]), None, ok("a page of rows", list_of(json!({ "type": "object", "properties": { "key": { "type": "string" }, "used": decimal, "events": { "type": "integer" }, "users": { "type": "integer", "description": "users with usage" }, "share": percent } }))), &errors(&[])) },
         "/v1/me": { "get": op("dashboard", "the caller: `{\"role\": \"admin\"}` for the admin token; for a user token, that user's budget this period: limit, usage by product and model, forecast (linear, at the burn rate so far), daily usage and the history of the limit from the audit log",
-            vec![now], None, ok("the caller", r("Me")), &[("401", "missing or unknown token"), ("403", "a user token fixing `now` outside the period being shown")]) }
+            vec![now, fresh.clone()], None, ok("the caller", r("Me")), &[("401", "missing or unknown token"), ("403", "a user token fixing `now` outside the period being shown")]) }
     });
+    let mut paths = paths;
+    paths["/v1/usage/events/recent"] = json!({ "get": op("usage", "the latest events, newest first, from the last 500 held in memory (admin): what the console's activity list shows before the stream has sent anything; open `/v1/usage/stream?after=<last_seq>` to continue without a gap",
+        vec![
+            query("limit", "how many (default 50)", json!({ "type": "integer", "minimum": 1, "maximum": 500 })),
+            query("product", "only this product", json!({ "type": "string" })),
+            query("group", "only events whose project (the user's group at ingest) is this", json!({ "type": "string" })),
+        ], None,
+        ok("the latest events", json!({ "type": "object", "properties": {
+            "object": { "const": "list" },
+            "data": { "type": "array", "items": { "type": "object", "description": "an event as the stream sends it" } },
+            "last_seq": { "type": "integer", "description": "the highest event sequence seen, shown or not" },
+            "kept": { "type": "integer", "description": "events held in memory" } } })),
+        &errors(&[])) });
     let schemas = json!({
         "DashboardTeam": { "type": "object", "properties": {
             "group": { "type": "string" }, "members": { "type": "integer" }, "used": decimal, "budget": decimal, "budget_kind": { "enum": ["pool", "members"] },
@@ -371,6 +390,7 @@ pub fn document() -> Value {
             "/v1/proposals": repository["/v1/proposals"].clone(),
             "/v1/requests/{id}/propose": repository["/v1/requests/{id}/propose"].clone(),
             "/v1/reconciler/status": repository["/v1/reconciler/status"].clone(),
+            "/v1/usage/events/recent": dashboard["/v1/usage/events/recent"].clone(),
             "/v1/dashboard/summary": dashboard["/v1/dashboard/summary"].clone(),
             "/v1/dashboard/users": dashboard["/v1/dashboard/users"].clone(),
             "/v1/dashboard/trends": dashboard["/v1/dashboard/trends"].clone(),
