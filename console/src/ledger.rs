@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 use budgit_engine::model::{Enforcement, Limit, Period};
 use budgit_engine::period::{PeriodRange, period_containing};
@@ -251,10 +251,69 @@ impl Hasher for SeqHasher {
 
 type SeqMap<V> = HashMap<u64, V, BuildHasherDefault<SeqHasher>>;
 
+/// Folds the 128-bit product of two words into one (the mixing step of the name hash).
+fn fold(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// Hashes names (emails, products, models, groups) eight bytes per step.
+///
+/// SipHash, the standard map's default, was a large part of a check's cost for an
+/// email of ~20 bytes. This keeps a per-ledger random seed, so which names collide
+/// cannot be worked out ahead of time.
+#[derive(Debug, Clone, Copy)]
+struct NameHasher(u64);
+
+const FOLD_A: u64 = 0x9e37_79b9_7f4a_7c15;
+const FOLD_B: u64 = 0xd6e8_feb8_6659_fd93;
+
+impl Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        fold(self.0, FOLD_B)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes(<[u8; 8]>::try_from(c).unwrap_or_default());
+            h = fold(h ^ w, FOLD_A);
+        }
+        let rest = chunks.remainder();
+        let mut last = [0u8; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        // the length keeps "ab" and "ab\0" apart
+        self.0 = fold(h ^ u64::from_le_bytes(last) ^ ((bytes.len() as u64) << 56), FOLD_B);
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.0 = fold(self.0 ^ u64::from(n), FOLD_A);
+    }
+}
+
+/// Builds [`NameHasher`]s with the ledger's seed.
+#[derive(Debug, Clone, Copy)]
+struct NameState(u64);
+
+impl Default for NameState {
+    fn default() -> Self {
+        NameState(seed())
+    }
+}
+
+impl BuildHasher for NameState {
+    type Hasher = NameHasher;
+
+    fn build_hasher(&self) -> NameHasher {
+        NameHasher(self.0)
+    }
+}
+
 /// Names interned to dense ids, and back.
 #[derive(Debug, Default)]
 struct Names {
-    ids: HashMap<String, u32>,
+    ids: HashMap<String, u32, NameState>,
     names: Vec<String>,
 }
 
@@ -279,56 +338,146 @@ impl Names {
     }
 }
 
-/// Spend on one product or model by one user: committed this period and held.
-#[derive(Debug, Clone, Copy)]
-struct Spend {
+/// What a [`Line`] is about.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Kind {
+    #[default]
+    Product,
+    Model,
+}
+
+/// One user's position on one product or model: its cap, committed usage and holds.
+#[derive(Debug, Clone, Copy, Default)]
+struct Line {
     key: u32,
-    used: i64,
-    held: i64,
+    kind: Kind,
     /// Usage was recorded for it this period (reported even when it sums to zero).
     counted: bool,
-}
-
-fn spend_of(list: &[Spend], key: u32) -> i64 {
-    list.iter().find(|s| s.key == key).map_or(0, |s| s.used.saturating_add(s.held))
-}
-
-fn spend_entry(list: &mut Vec<Spend>, key: u32) -> &mut Spend {
-    let at = match list.iter().position(|s| s.key == key) {
-        Some(i) => i,
-        None => {
-            list.push(Spend { key, used: 0, held: 0, counted: false });
-            list.len() - 1
-        }
-    };
-    &mut list[at]
-}
-
-/// A limit compiled to ids: total, caps by product and model id, and the group id.
-#[derive(Debug, Clone)]
-struct Applied {
-    limit: UserLimit,
-    total: i64,
-    product_caps: Vec<(u32, i64)>,
-    model_caps: Vec<(u32, i64)>,
-    group: u32,
-}
-
-/// Everything the ledger knows about one user.
-#[derive(Debug, Default)]
-struct UserSlot {
-    applied: Option<Applied>,
+    /// The applied limit caps it at `cap`.
+    capped: bool,
+    cap: i64,
     used: i64,
     held: i64,
+}
+
+impl Line {
+    fn is(&self, kind: Kind, key: u32) -> bool {
+        self.key == key && self.kind == kind
+    }
+
+    fn spend(&self) -> i64 {
+        self.used.saturating_add(self.held)
+    }
+}
+
+/// Lines kept in the user's slot itself before spilling to the heap.
+const INLINE_LINES: usize = 4;
+
+/// A user's lines: the first few inline (a check then reads one slot, no other
+/// memory), the rest in a vector.
+#[derive(Debug, Default)]
+struct Lines {
+    head: [Line; INLINE_LINES],
+    len: u8,
+    rest: Vec<Line>,
+}
+
+impl Lines {
+    fn iter(&self) -> impl Iterator<Item = &Line> {
+        self.head[..usize::from(self.len)].iter().chain(self.rest.iter())
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = &mut Line> {
+        self.head[..usize::from(self.len)].iter_mut().chain(self.rest.iter_mut())
+    }
+
+    #[cfg(test)]
+    fn get(&self, kind: Kind, key: u32) -> Option<&Line> {
+        self.iter().find(|l| l.is(kind, key))
+    }
+
+    /// The line for `kind` and `key`, added when missing.
+    fn entry(&mut self, kind: Kind, key: u32) -> &mut Line {
+        let len = usize::from(self.len);
+        if let Some(i) = self.head[..len].iter().position(|l| l.is(kind, key)) {
+            return &mut self.head[i];
+        }
+        let at = match self.rest.iter().position(|l| l.is(kind, key)) {
+            Some(i) => i,
+            None => {
+                let line = Line { key, kind, ..Line::default() };
+                if len < INLINE_LINES {
+                    self.head[len] = line;
+                    self.len += 1;
+                    return &mut self.head[len];
+                }
+                self.rest.push(line);
+                self.rest.len() - 1
+            }
+        };
+        &mut self.rest[at]
+    }
+}
+
+/// Everything the ledger knows about one user, hot fields first.
+#[derive(Debug)]
+struct UserSlot {
+    /// The applied total (when `limit` is set).
+    total: i64,
+    used: i64,
+    held: i64,
+    /// The group whose pool applies, or [`NONE`].
+    group: u32,
     /// Usage was recorded for the user this period.
     counted: bool,
-    products: Vec<Spend>,
-    models: Vec<Spend>,
+    /// Caps, usage and holds by product and model.
+    lines: Lines,
+    /// The applied limit as given (read by the console's views, not by checks).
+    limit: Option<Box<UserLimit>>,
+}
+
+impl Default for UserSlot {
+    fn default() -> Self {
+        UserSlot {
+            total: 0,
+            used: 0,
+            held: 0,
+            group: NONE,
+            counted: false,
+            lines: Lines::default(),
+            limit: None,
+        }
+    }
 }
 
 impl UserSlot {
     fn group(&self) -> u32 {
-        self.applied.as_ref().map_or(NONE, |a| a.group)
+        self.group
+    }
+
+    /// Sets the applied limit (compiled to `total`, `group` and the lines' caps), or removes it.
+    fn set_limit(&mut self, compiled: Option<(UserLimit, Vec<(Kind, u32, i64)>, u32)>) {
+        for line in self.lines.iter_mut() {
+            line.capped = false;
+            line.cap = 0;
+        }
+        match compiled {
+            Some((limit, caps, group)) => {
+                self.total = limit.limit.credits.micros();
+                self.group = group;
+                for (kind, key, cap) in caps {
+                    let line = self.lines.entry(kind, key);
+                    line.capped = true;
+                    line.cap = cap;
+                }
+                self.limit = Some(Box::new(limit));
+            }
+            None => {
+                self.total = 0;
+                self.group = NONE;
+                self.limit = None;
+            }
+        }
     }
 }
 
@@ -498,7 +647,7 @@ impl Ledger {
         for slot in &mut self.slots {
             slot.used = 0;
             slot.counted = false;
-            for s in slot.products.iter_mut().chain(slot.models.iter_mut()) {
+            for s in slot.lines.iter_mut() {
                 s.used = 0;
                 s.counted = false;
             }
@@ -516,7 +665,8 @@ impl Ledger {
         let Some(slot) = self.slots.get_mut(u as usize) else { return };
         slot.used = slot.used.saturating_add(micros);
         slot.counted = true;
-        for s in [spend_entry(&mut slot.products, p), spend_entry(&mut slot.models, m)] {
+        for (kind, key) in [(Kind::Product, p), (Kind::Model, m)] {
+            let s = slot.lines.entry(kind, key);
             s.used = s.used.saturating_add(micros);
             s.counted = true;
         }
@@ -531,13 +681,13 @@ impl Ledger {
         for (user, limit) in limits {
             match limit {
                 Some(l) => {
-                    let applied = self.compile(l);
+                    let compiled = self.compile(l);
                     let u = self.user_slot(&user);
-                    self.slots[u as usize].applied = Some(applied);
+                    self.slots[u as usize].set_limit(Some(compiled));
                 }
                 None => {
                     if let Some(u) = self.users.get(&user) {
-                        self.slots[u as usize].applied = None;
+                        self.slots[u as usize].set_limit(None);
                     }
                 }
             }
@@ -549,16 +699,20 @@ impl Ledger {
         self.regroup();
     }
 
-    fn compile(&mut self, limit: UserLimit) -> Applied {
-        let product_caps =
-            limit.limit.products.iter().map(|(p, c)| (self.products.intern(p), c.micros())).collect();
-        let model_caps =
-            limit.limit.models.iter().map(|(m, c)| (self.models.intern(m), c.micros())).collect();
+    /// A limit compiled to ids: the limit, its caps by product and model id, and the group id.
+    fn compile(&mut self, limit: UserLimit) -> (UserLimit, Vec<(Kind, u32, i64)>, u32) {
+        let mut caps = Vec::new();
+        for (p, c) in &limit.limit.products {
+            caps.push((Kind::Product, self.products.intern(p), c.micros()));
+        }
+        for (m, c) in &limit.limit.models {
+            caps.push((Kind::Model, self.models.intern(m), c.micros()));
+        }
         let group = match &limit.group {
             Some(g) => self.group_slot(g),
             None => NONE,
         };
-        Applied { total: limit.limit.credits.micros(), product_caps, model_caps, group, limit }
+        (limit, caps, group)
     }
 
     /// Recomputes pool usage and holds from per-user sums and current groups.
@@ -592,7 +746,8 @@ impl Ledger {
     fn hold_on(&mut self, u: u32, p: u32, m: u32, micros: i64) {
         let Some(slot) = self.slots.get_mut(u as usize) else { return };
         slot.held = slot.held.saturating_add(micros);
-        for s in [spend_entry(&mut slot.products, p), spend_entry(&mut slot.models, m)] {
+        for (kind, key) in [(Kind::Product, p), (Kind::Model, m)] {
+            let s = slot.lines.entry(kind, key);
             s.held = s.held.saturating_add(micros);
         }
         let g = slot.group();
@@ -604,24 +759,30 @@ impl Ledger {
     /// The room left under each limit that applies to a spend, smallest first.
     fn room(&self, u: u32, product: Option<u32>, model: Option<u32>) -> Option<(i64, Deciding)> {
         let slot = self.slots.get(u as usize)?;
-        let applied = slot.applied.as_ref()?;
-        let mut best = (applied.total.saturating_sub(slot.used.saturating_add(slot.held)), Deciding::User);
+        slot.limit.as_ref()?;
+        let mut best = (slot.total.saturating_sub(slot.used.saturating_add(slot.held)), Deciding::User);
         let mut consider = |room: i64, which: Deciding| {
             if room < best.0 {
                 best = (room, which);
             }
         };
-        if let Some(p) = product
-            && let Some((_, cap)) = applied.product_caps.iter().find(|(k, _)| *k == p)
-        {
-            consider(cap.saturating_sub(spend_of(&slot.products, p)), Deciding::ProductCap);
+        // one pass over the lines; the product cap is considered before the model cap
+        let (mut on_product, mut on_model) = (None, None);
+        for line in slot.lines.iter().filter(|l| l.capped) {
+            let room = line.cap.saturating_sub(line.spend());
+            match line.kind {
+                Kind::Product if Some(line.key) == product => on_product = Some(room),
+                Kind::Model if Some(line.key) == model => on_model = Some(room),
+                _ => {}
+            }
         }
-        if let Some(m) = model
-            && let Some((_, cap)) = applied.model_caps.iter().find(|(k, _)| *k == m)
-        {
-            consider(cap.saturating_sub(spend_of(&slot.models, m)), Deciding::ModelCap);
+        if let Some(room) = on_product {
+            consider(room, Deciding::ProductCap);
         }
-        if let Some(g) = self.groups.get(applied.group as usize)
+        if let Some(room) = on_model {
+            consider(room, Deciding::ModelCap);
+        }
+        if let Some(g) = self.groups.get(slot.group as usize)
             && let Some(pool) = g.pool
         {
             consider(pool.saturating_sub(g.used.saturating_add(g.held)), Deciding::Pool);
@@ -1018,7 +1179,7 @@ impl Ledger {
     /// A user's applied limit.
     pub fn limit_of(&self, user: &str) -> Option<&UserLimit> {
         let u = self.users.get(user)?;
-        self.slots.get(u as usize)?.applied.as_ref().map(|a| &a.limit)
+        self.slots.get(u as usize)?.limit.as_deref()
     }
 
     /// A user's usage this period, total and by product and model (micro-credits).
@@ -1030,10 +1191,14 @@ impl Ledger {
     }
 
     fn usage_in(&self, slot: &UserSlot) -> (i64, BTreeMap<String, i64>, BTreeMap<String, i64>) {
-        let spelled = |list: &[Spend], names: &Names| {
-            list.iter().filter(|s| s.counted).map(|s| (names.name(s.key).to_string(), s.used)).collect()
+        let spelled = |kind: Kind, names: &Names| {
+            slot.lines
+                .iter()
+                .filter(|s| s.counted && s.kind == kind)
+                .map(|s| (names.name(s.key).to_string(), s.used))
+                .collect()
         };
-        (slot.used, spelled(&slot.products, &self.products), spelled(&slot.models, &self.models))
+        (slot.used, spelled(Kind::Product, &self.products), spelled(Kind::Model, &self.models))
     }
 
     /// Every user with a limit or usage this period, for the console's views.
@@ -1045,7 +1210,7 @@ impl Ledger {
             .slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.applied.is_some() || s.counted)
+            .filter(|(_, s)| s.limit.is_some() || s.counted)
             .map(|(i, s)| (self.users.name(i as u32), s))
             .collect();
         users.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -1055,7 +1220,7 @@ impl Ledger {
                 let (used, products, models) = self.usage_in(slot);
                 UserStanding {
                     user: user.to_string(),
-                    limit: slot.applied.as_ref().map(|a| a.limit.clone()),
+                    limit: slot.limit.as_deref().cloned(),
                     used,
                     products: products.into_iter().collect(),
                     models: models.into_iter().collect(),
@@ -1406,7 +1571,8 @@ mod tests {
             for (u, slot) in l.slots.iter().enumerate() {
                 assert_eq!(slot.held, held[u]);
                 assert!(slot.used + slot.held <= 100_000_000);
-                let codex = spend_of(&slot.products, l.products.get("codex").unwrap());
+                let codex =
+                    slot.lines.get(Kind::Product, l.products.get("codex").unwrap()).map_or(0, Line::spend);
                 assert!(codex <= 95_000_000);
             }
             let g = l.groups[0];
