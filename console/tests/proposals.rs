@@ -367,7 +367,7 @@ fn an_invalid_proposal_commits_nothing_and_says_why() {
         "POST",
         "/v1/proposals",
         Some(ADMIN),
-        Some(&json!({ "group": "engineering", "models": { "o3": "5" }, "reason": "x" }).to_string()),
+        Some(&json!({ "group": "engineering", "models": { "o3": null }, "reason": "x" }).to_string()),
     );
     assert_eq!((cap.status, cap.json()["error"]["code"].as_str()), (422, Some("proposals/no-such-cap")));
     let empty = send(
@@ -379,6 +379,149 @@ fn an_invalid_proposal_commits_nothing_and_says_why() {
     );
     assert_eq!(empty.status, 400);
     assert_eq!(s.branches(), before);
+}
+
+/// Proposes `body` and answers the created proposal (201 expected).
+fn propose(s: &Server, body: Value) -> Value {
+    let r = send(s.addr, "POST", "/v1/proposals", Some(ADMIN), Some(&body.to_string()));
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.json()
+}
+
+#[test]
+fn a_proposal_adds_a_new_cap_and_removes_an_old_one() {
+    let s = start();
+    let p = propose(
+        &s,
+        json!({
+            "group": "engineering",
+            "products": { "chatgpt": "3000", "codex": null },
+            "models": { "gpt-5-pro": "400.5" },
+            "reason": "cap ChatGPT instead of Codex (FIN-31)",
+        }),
+    );
+    let commit = p["commit"].as_str().unwrap();
+    let repo = s.git();
+    assert_eq!(
+        changed_paths(&repo, commit),
+        [("policies/groups/engineering.yaml".to_string(), git2::Delta::Modified)]
+    );
+    // The caps mapping is rewritten in its own style; a missing one is created under the limit.
+    let expected = ENGINEERING.replace(
+        "  products: { codex: 8000 }\n",
+        "  products: { chatgpt: 3000 }\n  models: { gpt-5-pro: 400.5 }\n",
+    );
+    assert_eq!(blob_at(&repo, commit, "policies/groups/engineering.yaml"), expected);
+    assert_eq!(
+        p["changes"],
+        json!([
+            { "field": "limit.products.chatgpt", "before": null, "after": "3000" },
+            { "field": "limit.products.codex", "before": "8000", "after": null },
+            { "field": "limit.models.gpt-5-pro", "before": null, "after": "400.5" },
+        ])
+    );
+    assert_eq!(
+        p["title"],
+        "engineering: limit.products.chatgpt: none → 3000, limit.products.codex: 8000 → none, \
+         limit.models.gpt-5-pro: none → 400.5"
+    );
+    // The plan: the two engineers' caps change, their totals do not.
+    let summary = &p["plan"]["summary"];
+    assert_eq!(
+        (&summary["caps_changed"], &summary["raised"], &summary["lowered"]),
+        (&json!(2), &json!(0), &json!(0))
+    );
+    let markdown = p["plan"]["markdown"].as_str().unwrap();
+    assert!(markdown.contains("gpt-5-pro 400.5"), "{markdown}");
+    s.assert_work_tree_untouched();
+
+    // A group without caps gets its first one, above the pool.
+    let p = propose(&s, json!({ "group": "sales", "models": { "o3": "100" }, "reason": "o3 is costly" }));
+    let sales = blob_at(&repo, p["commit"].as_str().unwrap(), "policies/groups/sales.yaml");
+    assert_eq!(sales, SALES.replace("  credits: 500\n", "  credits: 500\n  models: { o3: 100 }\n"));
+
+    // Removing the last cap of a kind removes its mapping.
+    let p = propose(
+        &s,
+        json!({ "group": "engineering", "products": { "codex": null }, "reason": "no Codex cap" }),
+    );
+    let eng = blob_at(&repo, p["commit"].as_str().unwrap(), "policies/groups/engineering.yaml");
+    assert_eq!(eng, ENGINEERING.replace("  products: { codex: 8000 }\n", ""));
+    assert_eq!(p["plan"]["summary"]["caps_changed"], 2);
+    s.assert_work_tree_untouched();
+}
+
+#[test]
+fn an_invalid_cap_commits_nothing() {
+    let s = start();
+    // A guardrail on a model cap, committed on the approved branch.
+    let repo = s.git();
+    let rule = "apiVersion: budgit/v1
+kind: Guardrail
+name: pro-caps-stay-small
+applies_to: group
+rule: '!(\"gpt-5-pro\" in group.limit.models) || group.limit.models[\"gpt-5-pro\"] <= 1000.0'
+message: 'a gpt-5-pro cap may be at most 1000 credits'
+severity: error
+";
+    std::fs::write(s.repo.join("policies/caps.yaml"), rule).unwrap();
+    let mut index = repo.index().unwrap();
+    index.add_path(Path::new("policies/caps.yaml")).unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let parent = repo.head().unwrap().peel_to_commit().unwrap();
+    let sig = Signature::new("Ada", "ada@acme.com", &git2::Time::new(1_790_000_100, 0)).unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "guard model caps", &tree, &[&parent]).unwrap();
+    let before = s.branches();
+    let refused = |body: Value| {
+        let r = send(s.addr, "POST", "/v1/proposals", Some(ADMIN), Some(&body.to_string()));
+        let code = r.json()["error"]["code"].as_str().map(str::to_string);
+        (r.status, code, r.json())
+    };
+
+    // Validated like CI: the guardrail fails at the group's file.
+    let (status, code, out) =
+        refused(json!({ "group": "engineering", "models": { "gpt-5-pro": "5000" }, "reason": "x" }));
+    assert_eq!((status, code.as_deref()), (422, Some("proposals/invalid")), "{out}");
+    let d = out["diagnostics"].as_array().unwrap().iter().find(|d| d["severity"] == "error").unwrap();
+    assert_eq!(
+        (&d["code"], &d["file"]),
+        (&json!("guardrail/failed"), &json!("policies/groups/engineering.yaml"))
+    );
+    assert!(d["message"].as_str().unwrap().contains("at most 1000 credits"), "{d}");
+    // The same cap within the rule passes.
+    let ok = propose(&s, json!({ "group": "engineering", "models": { "gpt-5-pro": "900" }, "reason": "x" }));
+    assert_eq!(ok["changes"][0]["after"], "900");
+    let after_ok = s.branches();
+    assert_eq!(after_ok.len(), before.len() + 1);
+
+    for (body, want) in [
+        (
+            json!({ "group": "engineering", "products": { "chatgpt": "-5" }, "reason": "x" }),
+            (400, "proposals/bad-credits"),
+        ),
+        (
+            json!({ "group": "engineering", "models": { "gpt 5": "1" }, "reason": "x" }),
+            (400, "proposals/bad-cap"),
+        ),
+        (json!({ "group": "engineering", "models": { "": "1" }, "reason": "x" }), (400, "proposals/bad-cap")),
+        (
+            json!({ "group": "engineering", "products": { "chatgpt": "1.0000001" }, "reason": "x" }),
+            (400, "request/bad-json"),
+        ),
+        (
+            json!({ "group": "sales", "products": { "codex": null }, "reason": "x" }),
+            (422, "proposals/no-such-cap"),
+        ),
+        (
+            json!({ "group": "engineering", "products": { "codex": "8000" }, "reason": "x" }),
+            (422, "proposals/no-change"),
+        ),
+    ] {
+        let (status, code, out) = refused(body.clone());
+        assert_eq!((status, code.as_deref()), (want.0, Some(want.1)), "{body}: {out}");
+    }
+    assert_eq!(s.branches(), after_ok, "nothing committed");
 }
 
 #[test]
