@@ -1583,6 +1583,90 @@ mod tests {
     }
 
     #[test]
+    fn lines_past_the_inline_ones_keep_exact_sums_and_caps() {
+        // six products and three models per user: lines spill from the slot to the heap;
+        // limits are re-applied mid-walk (caps cleared and set again)
+        let mut l = ledger();
+        let products = ["codex", "chatgpt", "api", "sora", "p5", "p6"];
+        let models = ["m", "big", "small"];
+        let limits = || {
+            let mut limit = Limit { credits: Credits::from_whole(1000), ..Default::default() };
+            limit.products.insert("p6".into(), Credits::from_whole(7));
+            limit.products.insert("codex".into(), Credits::from_whole(95));
+            limit.models.insert("big".into(), Credits::from_whole(11));
+            ["a@x.com", "b@x.com"]
+                .map(|u| (u.to_string(), Some(UserLimit { limit: limit.clone(), group: Some("eng".into()) })))
+        };
+        const POOL: i64 = 1_500_000_000;
+        l.apply_limits(limits(), [("eng".to_string(), Some(POOL))]);
+        let mut rng = Rng(0x0ddc_0ffe_e15e_a5e5);
+        let mut t = now().timestamp();
+        let mut open: Vec<ReservationId> = Vec::new();
+        for step in 0..20_000 {
+            match rng.next() % 7 {
+                0..=2 => {
+                    let ask = CheckRequest {
+                        user: ["a@x.com", "b@x.com"][(rng.next() % 2) as usize],
+                        product: products[(rng.next() % 6) as usize],
+                        model: models[(rng.next() % 3) as usize],
+                        micros: (rng.next() % 2_000_000) as i64 + 1,
+                    };
+                    if let Some(r) = l.check(&ask, t, t + (rng.next() % 5) as i64 + 1).reservation {
+                        open.push(r);
+                    }
+                }
+                3 if !open.is_empty() => {
+                    let r = open.swap_remove((rng.next() % open.len() as u64) as usize);
+                    let _ = l.release_id(r, None);
+                }
+                4 if !open.is_empty() => {
+                    let r = open.swap_remove((rng.next() % open.len() as u64) as usize);
+                    let actual = (rng.next() % 1_000_000) as i64;
+                    if let Ok(orig) = l.begin_commit(&r.to_string(), None, actual, t) {
+                        let ok = !rng.next().is_multiple_of(4);
+                        l.finish_commit(&orig, actual, now(), ok);
+                        if !ok {
+                            open.push(r);
+                        }
+                    }
+                }
+                5 => t += (rng.next() % 2) as i64,
+                _ if step % 500 == 0 => l.apply_limits(limits(), [("eng".to_string(), Some(POOL))]),
+                _ => {
+                    let _ = l.take_outbox(t);
+                }
+            }
+            // every line's holds are exactly the open holds on it
+            let mut want: BTreeMap<(u32, u8, u32), i64> = BTreeMap::new();
+            for h in l.holds.values() {
+                *want.entry((h.user, 0, h.product)).or_default() += h.micros;
+                *want.entry((h.user, 1, h.model)).or_default() += h.micros;
+            }
+            for (u, slot) in l.slots.iter().enumerate() {
+                assert!(slot.lines.iter().count() <= products.len() + models.len());
+                for line in slot.lines.iter() {
+                    let kind = u8::from(line.kind == Kind::Model);
+                    assert_eq!(line.held, want.get(&(u as u32, kind, line.key)).copied().unwrap_or(0));
+                    if line.capped {
+                        assert!(line.spend() <= line.cap, "a cap past 100%");
+                    }
+                }
+                assert!(slot.used + slot.held <= 1_000_000_000);
+            }
+            let g = l.groups[0];
+            assert!(g.used + g.held <= POOL);
+        }
+        // the caps were reached, so the walk tested them
+        let p6 = l.products.get("p6").unwrap();
+        let big = l.models.get("big").unwrap();
+        for slot in &l.slots {
+            assert!(slot.lines.iter().count() > INLINE_LINES);
+            assert!(slot.lines.get(Kind::Product, p6).is_some_and(|x| x.capped && x.spend() > 5_000_000));
+            assert!(slot.lines.get(Kind::Model, big).is_some_and(|x| x.capped && x.spend() > 9_000_000));
+        }
+    }
+
+    #[test]
     fn soft_enforcement_allows_and_flags() {
         let mut l = ledger();
         let settings = Settings { enforcement: Enforcement::Soft, ..Settings::default() };
