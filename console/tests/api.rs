@@ -201,6 +201,101 @@ fn limits_set_twice_are_unchanged_and_every_change_is_audited() {
     assert_eq!((r.status, r.json()["error"]["code"].as_str()), (413, Some("request/too-large")));
 }
 
+/// The engine's client (the reconciler's side) reads every answer of the limits endpoints
+/// into the shared wire types, and the server's JSON keeps its exact form.
+#[test]
+fn the_engine_client_reads_what_the_server_writes() {
+    use budgit_engine::Credits;
+    use budgit_engine::model::Limit;
+    use budgit_engine::workspace::http::HttpWorkspace;
+    use budgit_engine::workspace::{AppliedSource, Batch, ItemStatus, LimitSet, PoolSet, Workspace};
+
+    let s = start();
+    let ws = HttpWorkspace::new(
+        &format!("http://{}", s.addr),
+        ADMIN.to_string(),
+        std::time::Duration::from_secs(10),
+    );
+    let source = AppliedSource {
+        kind: "group".into(),
+        name: "eng".into(),
+        file: "groups/eng.yaml".into(),
+        line: 4,
+        commit: None,
+    };
+    let a = LimitSet {
+        user: "a@x.com".into(),
+        limit: Limit {
+            credits: Credits::from_micros(12_500_000),
+            products: BTreeMap::from([("codex".to_string(), Credits::from_micros(10_000_000))]),
+            models: BTreeMap::new(),
+        },
+        group: Some("eng".into()),
+        source: Some(source.clone()),
+    };
+    let b = LimitSet {
+        user: "b@x.com".into(),
+        limit: Limit { credits: Credits::from_micros(5_000_000), ..Limit::default() },
+        group: None,
+        source: Some(AppliedSource { commit: Some("abc123".into()), ..source }),
+    };
+    let batch = Batch {
+        commit: "c1".into(),
+        plan_digest: "sha256:c1".into(),
+        actor: "reconciler".into(),
+        limits: vec![a.clone(), b.clone()],
+        remove: vec!["z@x.com".into()],
+        pools: vec![PoolSet { group: "eng".into(), credits: Some(Credits::from_micros(150_000_000)) }],
+        settings: None,
+    };
+    let done = ws.apply(&batch).unwrap();
+    assert_eq!(
+        done.users,
+        [
+            ("a@x.com".to_string(), ItemStatus::Created),
+            ("b@x.com".to_string(), ItemStatus::Created),
+            ("z@x.com".to_string(), ItemStatus::Unchanged),
+        ]
+    );
+    assert_eq!(done.pools, [("eng".to_string(), ItemStatus::Created)]);
+    let again = ws.apply(&batch).unwrap();
+    assert!(again.users.iter().chain(&again.pools).all(|(_, st)| *st == ItemStatus::Unchanged), "{again:?}");
+
+    let live = ws.limits().unwrap();
+    let read: Vec<_> = live.iter().map(|l| (&l.user, &l.limit, &l.group, &l.source)).collect();
+    assert_eq!(read, [(&a.user, &a.limit, &a.group, &a.source), (&b.user, &b.limit, &b.group, &b.source)]);
+    assert_eq!(live[0].commit.as_deref(), Some("c1"));
+    assert_eq!(ws.pools().unwrap(), BTreeMap::from([("eng".to_string(), Credits::from_micros(150_000_000))]));
+
+    // the exact text: a stored source names `commit` even when the writer sent none
+    let body = ws_text(
+        &s,
+        "PUT",
+        "/v1/limits",
+        &json!({ "commit": "c2", "remove": ["b@x.com"], "pools": [{ "group": "eng", "credits": null }] }),
+    );
+    assert_eq!(
+        body,
+        r#"{"changed":2,"unchanged":0,"results":[{"user":"b@x.com","status":"removed"}],"pools":[{"group":"eng","status":"removed"}]}"#
+    );
+    let row = send(s.addr, "GET", "/v1/limits", Some(ADMIN), None).body;
+    assert!(
+        row.starts_with(
+            r#"{"object":"list","data":[{"user":"a@x.com","credits":12.5,"products":{"codex":10},"models":{},"group":"eng","source":{"kind":"group","name":"eng","file":"groups/eng.yaml","line":4,"commit":null},"commit":"c1","plan_digest":"sha256:c1","updated_at":""#
+        ),
+        "{row}"
+    );
+    s.call("PUT", "/v1/limits", json!({ "commit": "c3", "pools": [{ "group": "ops", "credits": 7.25 }] }));
+    let pools = send(s.addr, "GET", "/v1/pools", Some(ADMIN), None).body;
+    assert!(pools.starts_with(r#"{"object":"list","data":[{"group":"ops","credits":7.25,"commit":"c3","plan_digest":null,"updated_at":""#), "{pools}");
+}
+
+fn ws_text(s: &Server, method: &str, path: &str, body: &Value) -> String {
+    let r = send(s.addr, method, path, Some(ADMIN), Some(&body.to_string()));
+    assert_eq!(r.status, 200, "{method} {path}: {}", r.body);
+    r.body
+}
+
 fn day(d: u32) -> i64 {
     Utc.with_ymd_and_hms(2026, 11, d, 0, 0, 0).unwrap().timestamp()
 }

@@ -9,6 +9,7 @@
 
 pub mod http;
 pub mod memory;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -30,6 +31,7 @@ pub struct UserRecord {
 
 /// Where an applied limit came from in the policy repository.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AppliedSource {
     /// `default`, `group` or `override`.
     pub kind: String,
@@ -82,14 +84,23 @@ pub struct PoolSet {
 }
 
 /// Workspace-wide settings the workspace needs to enforce limits (period and zone).
+///
+/// On the wire ([`wire::SetLimits`]) the zone defaults to `UTC` and enforcement to hard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// The budget period.
     pub period: Period,
     /// The IANA time zone periods are read in.
+    #[serde(default = "utc")]
     pub timezone: String,
     /// Hard or soft enforcement.
+    #[serde(default)]
     pub enforcement: Enforcement,
+}
+
+fn utc() -> String {
+    "UTC".to_string()
 }
 
 /// One write: limits, removals and pools, tagged with where they came from.

@@ -4,94 +4,23 @@
 //! `unchanged`; every real change writes an audit row with who, when, the old
 //! and new value, and the commit and plan digest it came with.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use budgit_engine::Credits;
-use budgit_engine::model::{Enforcement, Limit, Period};
+use budgit_engine::model::Limit;
+use budgit_engine::workspace::wire::{ItemResult, PoolRow, SetLimits, SetLimitsAnswer};
+use budgit_engine::workspace::{AppliedSource, ItemStatus};
 use rusqlite::OptionalExtension;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{MAX_BATCH, MAX_PAGE, QueryPairs, check_email, check_name, csv_field, json_body, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::ledger::UserLimit;
 use crate::{App, StoredSettings, auth::Principal};
-
-/// Where an applied limit comes from in the policy repository.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceIn {
-    /// `default`, `group` or `override`.
-    pub kind: String,
-    /// The document's name.
-    pub name: String,
-    /// The file, relative to the policy root.
-    pub file: String,
-    /// The document's line.
-    pub line: u32,
-    /// The commit the file was read at.
-    #[serde(default)]
-    pub commit: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LimitIn {
-    user: String,
-    credits: Credits,
-    #[serde(default)]
-    products: BTreeMap<String, Credits>,
-    #[serde(default)]
-    models: BTreeMap<String, Credits>,
-    #[serde(default)]
-    group: Option<String>,
-    #[serde(default)]
-    source: Option<SourceIn>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PoolIn {
-    group: String,
-    /// `null` removes the pool.
-    credits: Option<Credits>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WorkspaceIn {
-    period: Period,
-    #[serde(default = "utc")]
-    timezone: String,
-    #[serde(default)]
-    enforcement: Enforcement,
-}
-
-fn utc() -> String {
-    "UTC".to_string()
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SetLimits {
-    commit: String,
-    #[serde(default)]
-    plan_digest: Option<String>,
-    #[serde(default)]
-    actor: Option<String>,
-    #[serde(default)]
-    limits: Vec<LimitIn>,
-    #[serde(default)]
-    pools: Vec<PoolIn>,
-    #[serde(default)]
-    remove: Vec<String>,
-    #[serde(default, alias = "settings")]
-    workspace: Option<WorkspaceIn>,
-}
 
 /// A limit row as stored: canonical JSON texts, compared for idempotency.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,6 +39,16 @@ impl Stored {
         })
         .to_string()
     }
+}
+
+/// The stored text of a source: it always names `commit` (null when the writer sent none),
+/// as rows written before did, so an unchanged source keeps comparing equal.
+fn stored_source(source: &AppliedSource) -> Option<String> {
+    let mut value = serde_json::to_value(source).ok()?;
+    if let Some(fields) = value.as_object_mut() {
+        fields.entry("commit").or_insert(Value::Null);
+    }
+    serde_json::to_string(&value).ok()
 }
 
 fn check_credits(what: &str, c: Credits) -> ApiResult<()> {
@@ -167,7 +106,7 @@ pub async fn set(
         let stored = Stored {
             value: serde_json::to_string(&limit).map_err(|e| ApiError::store(&e))?,
             group: l.group.clone(),
-            source: l.source.as_ref().and_then(|s| serde_json::to_string(s).ok()),
+            source: l.source.as_ref().and_then(stored_source),
         };
         limits.push((l.user, limit, l.group, stored));
     }
@@ -224,11 +163,11 @@ pub async fn set(
                     })
                     .optional()?;
                 let status = match &old {
-                    Some(o) if *o == stored => "unchanged",
-                    Some(_) => "updated",
-                    None => "created",
+                    Some(o) if *o == stored => ItemStatus::Unchanged,
+                    Some(_) => ItemStatus::Updated,
+                    None => ItemStatus::Created,
                 };
-                if status != "unchanged" {
+                if status != ItemStatus::Unchanged {
                     tx.execute(
                         "INSERT INTO limits (email, value, grp, source, commit_id, plan_digest, updated_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -246,7 +185,7 @@ pub async fn set(
                     ledger_limits.push((user.clone(), Some(UserLimit { limit, group })));
                     changed += 1;
                 }
-                results.push(json!({ "user": user, "status": status }));
+                results.push(ItemResult { user: Some(user), group: None, status });
             }
             for user in remove {
                 let old = tx
@@ -260,11 +199,11 @@ pub async fn set(
                         audit("limit.remove", &user, Some(o.audit_json()), None)?;
                         ledger_limits.push((user.clone(), None));
                         changed += 1;
-                        "removed"
+                        ItemStatus::Removed
                     }
-                    None => "unchanged",
+                    None => ItemStatus::Unchanged,
                 };
-                results.push(json!({ "user": user, "status": status }));
+                results.push(ItemResult { user: Some(user), group: None, status });
             }
             for p in pools {
                 let old: Option<i64> = tx
@@ -272,7 +211,7 @@ pub async fn set(
                     .optional()?;
                 let new = p.credits.map(Credits::micros);
                 let status = match (old, new) {
-                    (o, n) if o == n => "unchanged",
+                    (o, n) if o == n => ItemStatus::Unchanged,
                     (_, Some(n)) => {
                         tx.execute(
                             "INSERT INTO pools (grp, micros, commit_id, plan_digest, updated_at)
@@ -282,14 +221,14 @@ pub async fn set(
                                updated_at = excluded.updated_at",
                             (&p.group, n, &commit, &digest, now),
                         )?;
-                        if old.is_some() { "updated" } else { "created" }
+                        if old.is_some() { ItemStatus::Updated } else { ItemStatus::Created }
                     }
                     (_, None) => {
                         tx.execute("DELETE FROM pools WHERE grp = ?1", [&p.group])?;
-                        "removed"
+                        ItemStatus::Removed
                     }
                 };
-                if status != "unchanged" {
+                if status != ItemStatus::Unchanged {
                     let text =
                         |m: Option<i64>| m.map(|m| json!({ "pool": super::credits_json(m) }).to_string());
                     let action = if new.is_some() { "pool.set" } else { "pool.remove" };
@@ -297,7 +236,7 @@ pub async fn set(
                     ledger_pools.push((p.group.clone(), new));
                     changed += 1;
                 }
-                pool_results.push(json!({ "group": p.group, "status": status }));
+                pool_results.push(ItemResult { user: None, group: Some(p.group), status });
             }
             let mut settings_changed = false;
             if let Some(s) = settings {
@@ -322,13 +261,14 @@ pub async fn set(
         app.reload_usage().await?;
     }
     crate::metrics::Metrics::add(&app.metrics.limits_changed, changed);
-    let unchanged = results.iter().chain(pool_results.iter()).filter(|r| r["status"] == "unchanged").count();
-    Ok(axum::Json(json!({
-        "changed": changed,
-        "unchanged": unchanged,
-        "results": results,
-        "pools": pool_results,
-    }))
+    let unchanged =
+        results.iter().chain(pool_results.iter()).filter(|r| r.status == ItemStatus::Unchanged).count();
+    Ok(axum::Json(SetLimitsAnswer {
+        changed,
+        unchanged: u64::try_from(unchanged).unwrap_or(u64::MAX),
+        results,
+        pools: pool_results,
+    })
     .into_response())
 }
 
@@ -391,13 +331,13 @@ pub async fn pools(State(app): State<App>, who: Principal) -> ApiResult<Response
             )?;
             let rows = stmt
                 .query_map([], |r| {
-                    Ok(json!({
-                        "group": r.get::<_, String>(0)?,
-                        "credits": super::credits_json(r.get(1)?),
-                        "commit": r.get::<_, Option<String>>(2)?,
-                        "plan_digest": r.get::<_, Option<String>>(3)?,
-                        "updated_at": rfc3339(r.get(4)?),
-                    }))
+                    Ok(PoolRow {
+                        group: r.get(0)?,
+                        credits: Credits::from_micros(r.get(1)?),
+                        commit: r.get(2)?,
+                        plan_digest: r.get(3)?,
+                        updated_at: Some(rfc3339(r.get(4)?)),
+                    })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)

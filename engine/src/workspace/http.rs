@@ -10,13 +10,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::wire::{LimitRow, PoolRow, SetLimits, SetLimitsAnswer};
 use super::{
-    AppliedLimit, AppliedSource, Batch, BatchResult, ItemStatus, LastApplied, Lease, RunSummary, UserRecord,
-    Workspace, WorkspaceError,
+    AppliedLimit, Batch, BatchResult, LastApplied, Lease, RunSummary, UserRecord, Workspace, WorkspaceError,
 };
 use crate::Credits;
 use crate::model::Limit;
@@ -76,7 +76,12 @@ impl HttpWorkspace {
         decode(&read(answer)?)
     }
 
-    fn send<T: DeserializeOwned>(&self, method: &str, path: &str, body: &Value) -> Result<T, WorkspaceError> {
+    fn send<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, WorkspaceError> {
         let bytes = serde_json::to_vec(body).map_err(|e| WorkspaceError::Protocol(e.to_string()))?;
         let url = self.url(path);
         let answer = match method {
@@ -192,22 +197,6 @@ fn transport(e: ureq::Error) -> WorkspaceError {
 }
 
 #[derive(Deserialize)]
-struct LimitRow {
-    user: String,
-    credits: Credits,
-    #[serde(default)]
-    products: BTreeMap<String, Credits>,
-    #[serde(default)]
-    models: BTreeMap<String, Credits>,
-    #[serde(default)]
-    group: Option<String>,
-    #[serde(default)]
-    source: Option<AppliedSource>,
-    #[serde(default)]
-    commit: Option<String>,
-}
-
-#[derive(Deserialize)]
 struct AuditRow {
     seq: i64,
     actor: String,
@@ -233,29 +222,6 @@ struct AuditValue {
 #[derive(Deserialize)]
 struct SourceKind {
     kind: String,
-}
-
-#[derive(Deserialize)]
-struct PoolRow {
-    group: String,
-    credits: Credits,
-}
-
-#[derive(Deserialize)]
-struct ItemRow {
-    #[serde(default)]
-    user: Option<String>,
-    #[serde(default)]
-    group: Option<String>,
-    status: ItemStatus,
-}
-
-#[derive(Deserialize)]
-struct ApplyAnswer {
-    #[serde(default)]
-    results: Vec<ItemRow>,
-    #[serde(default)]
-    pools: Vec<ItemRow>,
 }
 
 #[derive(Deserialize)]
@@ -323,34 +289,7 @@ impl Workspace for HttpWorkspace {
     }
 
     fn apply(&self, batch: &Batch) -> Result<BatchResult, WorkspaceError> {
-        let limits: Vec<Value> = batch
-            .limits
-            .iter()
-            .map(|l| {
-                json!({
-                    "user": l.user,
-                    "credits": l.limit.credits,
-                    "products": l.limit.products,
-                    "models": l.limit.models,
-                    "group": l.group,
-                    "source": l.source,
-                })
-            })
-            .collect();
-        let pools: Vec<Value> =
-            batch.pools.iter().map(|p| json!({ "group": p.group, "credits": p.credits })).collect();
-        let mut body = json!({
-            "commit": batch.commit,
-            "plan_digest": batch.plan_digest,
-            "actor": batch.actor,
-            "limits": limits,
-            "remove": batch.remove,
-            "pools": pools,
-        });
-        if let (Some(s), Some(obj)) = (&batch.settings, body.as_object_mut()) {
-            obj.insert("workspace".to_string(), json!(s));
-        }
-        let answer: ApplyAnswer = self.send("PUT", "/v1/limits", &body)?;
+        let answer: SetLimitsAnswer = self.send("PUT", "/v1/limits", &SetLimits::from(batch))?;
         Ok(BatchResult {
             users: answer.results.into_iter().filter_map(|r| Some((r.user?, r.status))).collect(),
             pools: answer.pools.into_iter().filter_map(|r| Some((r.group?, r.status))).collect(),
