@@ -813,6 +813,7 @@ impl Ledger {
         let seq = self.next_seq;
         self.next_seq += 1;
         let tag = (self.rng.next() >> 32) as u32;
+        let wheel = self.place(seq, expires_at);
         let hold = Hold {
             user: u,
             product: p,
@@ -822,11 +823,10 @@ impl Ledger {
             tag,
             committing: false,
             persisted: false,
-            wheel: NONE,
+            wheel,
             foreign: None,
         };
         self.holds.insert(seq, hold);
-        self.schedule(seq, expires_at);
         self.outbox.put.push(seq);
         Decision {
             allowed: true,
@@ -840,16 +840,21 @@ impl Ledger {
 
     /// Puts a hold in the wheel bucket of its expiry (or the overdue list when that second is past).
     fn schedule(&mut self, seq: u64, expires_at: i64) {
-        let pos = if expires_at <= self.wheel.swept {
+        let pos = self.place(seq, expires_at);
+        if let Some(h) = self.holds.get_mut(&seq) {
+            h.wheel = pos;
+        }
+    }
+
+    /// Adds a key to the wheel and returns its position there (for the hold's `wheel` field).
+    fn place(&mut self, seq: u64, expires_at: i64) -> u32 {
+        if expires_at <= self.wheel.swept {
             self.wheel.overdue.push(seq);
             OVERDUE
         } else {
             let bucket = &mut self.wheel.buckets[bucket_of(expires_at)];
             bucket.push(seq);
             u32::try_from(bucket.len() - 1).unwrap_or(NONE)
-        };
-        if let Some(h) = self.holds.get_mut(&seq) {
-            h.wheel = pos;
         }
     }
 
@@ -1099,7 +1104,7 @@ impl Ledger {
     pub fn release(&mut self, id: &str, owner: Option<&str>) -> Result<Reservation, ReservationError> {
         let Some(seq) = self.find(id) else { return Err(ReservationError::Unknown) };
         let r = self.holds.get(&seq).map(|h| self.spelled(seq, h)).ok_or(ReservationError::Unknown)?;
-        self.release_seq(seq, owner)?;
+        self.release_seq(seq, None, owner)?;
         Ok(r)
     }
 
@@ -1109,17 +1114,24 @@ impl Ledger {
         id: ReservationId,
         owner: Option<&str>,
     ) -> Result<Released, ReservationError> {
-        if id.epoch != self.epoch
-            || self.holds.get(&id.seq).is_none_or(|h| h.tag != id.tag || h.foreign.is_some())
-        {
+        if id.epoch != self.epoch {
             return Err(ReservationError::Unknown);
         }
-        self.release_seq(id.seq, owner)
+        self.release_seq(id.seq, Some(id.tag), owner)
     }
 
-    fn release_seq(&mut self, seq: u64, owner: Option<&str>) -> Result<Released, ReservationError> {
+    /// Releases the hold with key `seq` (and, when given, this tag: an id made by this ledger).
+    fn release_seq(
+        &mut self,
+        seq: u64,
+        tag: Option<u32>,
+        owner: Option<&str>,
+    ) -> Result<Released, ReservationError> {
         match self.holds.get(&seq) {
             None => return Err(ReservationError::Unknown),
+            Some(h) if tag.is_some_and(|t| t != h.tag || h.foreign.is_some()) => {
+                return Err(ReservationError::Unknown);
+            }
             Some(h) if h.committing => return Err(ReservationError::Busy),
             Some(h) if owner.is_some_and(|o| o != self.users.name(h.user)) => {
                 return Err(ReservationError::NotYours);
