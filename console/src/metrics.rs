@@ -2,8 +2,11 @@
 //!
 //! Counters are atomics; the per-route request counts and latency histograms
 //! sit behind one mutex taken once per request, after the response is built.
+//! Recording a request allocates only the first time a route is seen: the
+//! map is looked up by the borrowed route, and the few (method, status) pairs
+//! of a route are a short list scanned in place.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,11 +21,17 @@ struct Histogram {
     sum: f64,
 }
 
+/// What one route has answered: counts by method and status, and its latency histogram.
+#[derive(Debug, Default, Clone)]
+struct Route {
+    counts: Vec<(String, u16, u64)>,
+    latency: Histogram,
+}
+
 /// Every metric the service exports.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
+    routes: Mutex<HashMap<String, Route>>,
     /// Checks answered allowed.
     pub checks_allowed: AtomicU64,
     /// Checks answered denied.
@@ -44,19 +53,23 @@ pub struct Metrics {
 impl Metrics {
     /// Records one request.
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        if let Ok(mut r) = self.requests.lock() {
-            *r.entry((method.to_string(), route.to_string(), status)).or_default() += 1;
+        let Ok(mut routes) = self.routes.lock() else { return };
+        let r = match routes.get_mut(route) {
+            Some(r) => r,
+            None => routes.entry(route.to_string()).or_default(),
+        };
+        match r.counts.iter_mut().find(|(m, s, _)| *s == status && m == method) {
+            Some((_, _, n)) => *n += 1,
+            None => r.counts.push((method.to_string(), status, 1)),
         }
-        if let Ok(mut l) = self.latency.lock() {
-            let h = l.entry(route.to_string()).or_default();
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                if seconds <= *bound {
-                    h.counts[i] += 1;
-                }
+        let h = &mut r.latency;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                h.counts[i] += 1;
             }
-            h.count += 1;
-            h.sum += seconds;
         }
+        h.count += 1;
+        h.sum += seconds;
     }
 
     /// Adds to a counter.
@@ -67,42 +80,46 @@ impl Metrics {
     /// The exposition text.
     pub fn render(&self, open_reservations: usize) -> String {
         let mut out = String::new();
+        // a copy, sorted, so the output is stable and the lock is short
+        let mut routes: Vec<(String, Route)> = match self.routes.lock() {
+            Ok(r) => r.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Err(_) => Vec::new(),
+        };
+        routes.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut requests: Vec<(&str, &str, u16, u64)> = routes
+            .iter()
+            .flat_map(|(route, r)| r.counts.iter().map(move |(m, s, n)| (m.as_str(), route.as_str(), *s, *n)))
+            .collect();
+        requests.sort_unstable();
         out.push_str("# HELP budgit_http_requests_total HTTP requests by method, route and status.\n");
         out.push_str("# TYPE budgit_http_requests_total counter\n");
-        if let Ok(r) = self.requests.lock() {
-            for ((method, route, status), n) in r.iter() {
-                let _ = writeln!(
-                    out,
-                    "budgit_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
-                    escape(route)
-                );
-            }
+        for (method, route, status, n) in requests {
+            let _ = writeln!(
+                out,
+                "budgit_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+                escape(route)
+            );
         }
         out.push_str("# HELP budgit_http_request_duration_seconds Time to answer a request, by route.\n");
         out.push_str("# TYPE budgit_http_request_duration_seconds histogram\n");
-        if let Ok(l) = self.latency.lock() {
-            for (route, h) in l.iter() {
-                let route = escape(route);
-                for (i, bound) in BUCKETS.iter().enumerate() {
-                    let _ = writeln!(
-                        out,
-                        "budgit_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {}",
-                        h.counts[i]
-                    );
-                }
+        for (route, r) in &routes {
+            let h = &r.latency;
+            let route = escape(route);
+            for (i, bound) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(
                     out,
-                    "budgit_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
-                    h.count
-                );
-                let _ =
-                    writeln!(out, "budgit_http_request_duration_seconds_sum{{route=\"{route}\"}} {}", h.sum);
-                let _ = writeln!(
-                    out,
-                    "budgit_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
-                    h.count
+                    "budgit_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {}",
+                    h.counts[i]
                 );
             }
+            let _ = writeln!(
+                out,
+                "budgit_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(out, "budgit_http_request_duration_seconds_sum{{route=\"{route}\"}} {}", h.sum);
+            let _ =
+                writeln!(out, "budgit_http_request_duration_seconds_count{{route=\"{route}\"}} {}", h.count);
         }
         let counters: [(&str, &str, &AtomicU64, &str); 8] = [
             (
