@@ -7,17 +7,20 @@
 //!
 //! Every loop is bounded in count and time; the server is killed at the end.
 
-use std::io::{BufRead, BufReader};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Barrier, mpsc};
+use std::sync::{Arc, Barrier, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
 use serde_json::{Value, json};
 
-use crate::http::Conn;
+use crate::http::{Conn, parse_response, request_bytes};
 
 /// Sizes, rate and binary.
 #[derive(Debug, clap::Args)]
@@ -28,24 +31,37 @@ pub struct Args {
     /// Groups (each with a pool); user `i` is in group `i % groups`.
     #[arg(long, default_value_t = 50)]
     groups: usize,
-    /// Target checks per second (each followed by a commit on the same connection).
+    /// Target checks per second (each allowed one followed by a commit: twice as many HTTP requests).
     #[arg(long, default_value_t = 10_000)]
     rate: u64,
     /// How long the fixed-rate phase runs, in seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-    /// Keep-alive client connections sending checks (one thread each).
+    /// Keep-alive client connections sending checks.
     #[arg(long, default_value_t = 16)]
     connections: usize,
-    /// Keep-alive client connections committing the allowed checks (one thread each).
+    /// Keep-alive client connections committing the allowed checks.
     #[arg(long, default_value_t = 16)]
     commit_connections: usize,
+    /// How the client drives its connections: `loop` (one sender thread on the schedule and
+    /// one epoll thread reading every answer) or `threads` (a blocking thread per connection).
+    #[arg(long, value_enum, default_value_t = Client::Loop)]
+    client: Client,
     /// Burst rounds (each: one nearly exhausted user and one nearly exhausted pool, 20 clients).
     #[arg(long, default_value_t = 5)]
     bursts: usize,
     /// The release `budgit` binary.
     #[arg(long, default_value = "target/release/budgit")]
     budgit: PathBuf,
+}
+
+/// How the fixed-rate phase drives its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Client {
+    /// One sender thread on the schedule, one epoll thread reading every answer and committing.
+    Loop,
+    /// A blocking std thread per connection (the first client; 32 threads on 2 cores).
+    Threads,
 }
 
 const ADMIN: &str = "w2h-bench-admin-token";
@@ -161,11 +177,11 @@ struct Tally {
     wall: Duration,
 }
 
-/// The fixed-rate phase: each check connection sends its share of checks on a fixed
-/// schedule; every allowed check is committed by one of the commit connections, as a
+/// The fixed-rate phase with a blocking thread per connection: each check connection
+/// sends its share of checks on a fixed schedule; every allowed check is committed by one of the commit connections, as a
 /// gateway commits once the model call it guarded has finished — so the check
 /// schedule never waits on a commit's fsync.
-fn fixed_rate(addr: SocketAddr, args: &Args) -> anyhow::Result<()> {
+fn fixed_rate(addr: SocketAddr, args: &Args) -> anyhow::Result<usize> {
     let per_conn = (args.rate as f64 / args.connections as f64).max(1.0);
     let interval = Duration::from_secs_f64(1.0 / per_conn);
     let total = (per_conn * args.seconds as f64) as usize;
@@ -255,7 +271,261 @@ fn fixed_rate(addr: SocketAddr, args: &Args) -> anyhow::Result<()> {
         args.commit_connections,
         commits.len(),
     );
+    Ok(checks.len() + commits.len())
+}
+
+/// CPU seconds (user + system) a process has used so far, from `/proc/<pid>/stat`.
+///
+/// Linux reports it in clock ticks of 1/100 s on every common platform; `None`
+/// elsewhere, and the CPU line is left out.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // the command name in parentheses may hold spaces: count fields after its `)`
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after `)`
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
+}
+
+/// A request in flight on a connection.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    /// When the schedule meant it to go out (a commit: when its check's answer arrived).
+    due: Instant,
+    /// When it was written to the socket.
+    sent: Instant,
+}
+
+/// State the sender and the reader threads share (one lock, taken once per send or answer).
+struct Shared {
+    /// Per check connection, the check it is waiting on.
+    in_flight: Vec<Option<InFlight>>,
+    /// Check connections with nothing in flight.
+    idle: Vec<usize>,
+    /// Checks that came due while every check connection was busy: (due, sequence number).
+    backlog: VecDeque<(Instant, usize)>,
+    /// The sender has sent (or queued) its last check.
+    done: bool,
+}
+
+/// Writes one whole request to a non-blocking socket that has nothing else in flight.
+fn send(stream: &TcpStream, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut out = stream;
+    let n = out.write(bytes)?;
+    if n != bytes.len() {
+        // one small request on an otherwise idle connection always fits the socket buffer
+        bail!("a request was cut short ({n} of {} bytes written)", bytes.len());
+    }
     Ok(())
+}
+
+/// The check request number `k` (users visited in a fixed scattered order).
+fn check_request(addr: SocketAddr, k: usize, users: usize) -> Vec<u8> {
+    let user = email(k.wrapping_mul(104_729) % users.max(1));
+    let product = if k.is_multiple_of(2) { "codex" } else { "chatgpt" };
+    let body = format!("{{\"user\":\"{user}\",\"product\":\"{product}\",\"model\":\"gpt-5\",\"credits\":2}}");
+    request_bytes("POST", "/v1/check", addr, ADMIN, &body)
+}
+
+/// The reservation id in a check answer, when the check was allowed.
+fn reservation_id(body: &[u8]) -> Option<&str> {
+    const KEY: &[u8] = b"\"reservation_id\":\"";
+    let at = body.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let len = body[at..].iter().position(|&b| b == b'"')?;
+    std::str::from_utf8(&body[at..at + len]).ok()
+}
+
+fn lock(shared: &Mutex<Shared>) -> anyhow::Result<std::sync::MutexGuard<'_, Shared>> {
+    shared.lock().map_err(|_| anyhow::anyhow!("the client state lock is poisoned"))
+}
+
+/// The fixed-rate phase, open loop: one thread sends each check at its scheduled time on
+/// an idle check connection (or queues it when all are busy), one thread waits on every
+/// connection with epoll, records each answer and commits every allowed check on an idle
+/// commit connection right away, as a gateway commits once the model call it guarded has
+/// finished. Check latency is reported twice: from the scheduled send time (what a caller
+/// on that schedule waits, including any wait for the client or a free connection) and
+/// from the moment the request was written. Returns the HTTP requests answered.
+fn open_loop(addr: SocketAddr, args: &Args) -> anyhow::Result<usize> {
+    let (nc, nm) = (args.connections.max(1), args.commit_connections.max(1));
+    let interval = Duration::from_secs_f64(1.0 / args.rate.max(1) as f64);
+    let total = usize::try_from(args.rate.saturating_mul(args.seconds)).unwrap_or(usize::MAX);
+    let deadline = Duration::from_secs(args.seconds + 20);
+    let mut poll = Poll::new()?;
+    let mut streams = Vec::with_capacity(nc + nm);
+    for i in 0..nc + nm {
+        let s = std::net::TcpStream::connect(addr)?;
+        s.set_nodelay(true)?;
+        s.set_nonblocking(true)?;
+        let mut s = TcpStream::from_std(s);
+        poll.registry().register(&mut s, Token(i), Interest::READABLE)?;
+        streams.push(s);
+    }
+    let streams = Arc::new(streams);
+    let shared = Arc::new(Mutex::new(Shared {
+        in_flight: vec![None; nc],
+        idle: (0..nc).rev().collect(),
+        backlog: VecDeque::new(),
+        done: false,
+    }));
+    let start = Instant::now() + Duration::from_millis(20);
+    let users = args.users;
+
+    let sender = {
+        let (streams, shared) = (streams.clone(), shared.clone());
+        std::thread::spawn(move || -> anyhow::Result<(usize, Duration)> {
+            let mut late = 0;
+            let mut k = 0;
+            while k < total && start.elapsed() < deadline {
+                let due = start + interval * u32::try_from(k).unwrap_or(u32::MAX);
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                } else if now - due > Duration::from_millis(1) {
+                    late += 1;
+                }
+                let bytes = check_request(addr, k, users);
+                let conn = {
+                    let mut s = lock(&shared)?;
+                    match s.idle.pop() {
+                        Some(c) => {
+                            s.in_flight[c] = Some(InFlight { due, sent: Instant::now() });
+                            Some(c)
+                        }
+                        None => {
+                            s.backlog.push_back((due, k));
+                            None
+                        }
+                    }
+                };
+                if let Some(c) = conn {
+                    send(&streams[c], &bytes)?;
+                }
+                k += 1;
+            }
+            lock(&shared)?.done = true;
+            Ok((late, start.elapsed()))
+        })
+    };
+
+    let mut checks_due = Vec::with_capacity(total);
+    let mut checks_sent = Vec::with_capacity(total);
+    let mut commits = Vec::with_capacity(total);
+    let (mut denied, mut queued_checks) = (0usize, 0usize);
+    let mut commit_in_flight: Vec<Option<InFlight>> = vec![None; nm];
+    let mut commit_idle: Vec<usize> = (0..nm).rev().collect();
+    let mut commit_queue: VecDeque<(Instant, String)> = VecDeque::new();
+    let mut bufs: Vec<Vec<u8>> = vec![Vec::with_capacity(1024); nc + nm];
+    let mut chunk = [0u8; 16 * 1024];
+    let mut events = Events::with_capacity(256);
+    let commit_bytes = |id: &str| {
+        request_bytes("POST", &format!("/v1/reservations/{id}/commit"), addr, ADMIN, "{\"credits\":1}")
+    };
+    loop {
+        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
+        for ev in events.iter() {
+            let i = ev.token().0;
+            let mut stream = &streams[i];
+            loop {
+                match stream.read(&mut chunk) {
+                    Ok(0) => bail!("the server closed a connection"),
+                    Ok(n) => bufs[i].extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            while let Some(p) = parse_response(&bufs[i])? {
+                let now = Instant::now();
+                let body = &bufs[i][p.body.clone()];
+                if p.status != 200 {
+                    bail!("answer {}: {}", p.status, String::from_utf8_lossy(body));
+                }
+                if i < nc {
+                    let next = {
+                        let mut s = lock(&shared)?;
+                        let f = s.in_flight[i].take().context("an answer with no check in flight")?;
+                        checks_due.push(now - f.due);
+                        checks_sent.push(now - f.sent);
+                        match s.backlog.pop_front() {
+                            Some((due, k)) => {
+                                s.in_flight[i] = Some(InFlight { due, sent: Instant::now() });
+                                Some(k)
+                            }
+                            None => {
+                                s.idle.push(i);
+                                None
+                            }
+                        }
+                    };
+                    if let Some(k) = next {
+                        queued_checks += 1;
+                        send(&streams[i], &check_request(addr, k, users))?;
+                    }
+                    match reservation_id(body) {
+                        Some(id) => match commit_idle.pop() {
+                            Some(j) => {
+                                commit_in_flight[j] = Some(InFlight { due: now, sent: Instant::now() });
+                                send(&streams[nc + j], &commit_bytes(id))?;
+                            }
+                            None => commit_queue.push_back((now, id.to_string())),
+                        },
+                        None => denied += 1,
+                    }
+                } else {
+                    let j = i - nc;
+                    let f = commit_in_flight[j].take().context("an answer with no commit in flight")?;
+                    commits.push(now - f.due);
+                    match commit_queue.pop_front() {
+                        Some((due, id)) => {
+                            commit_in_flight[j] = Some(InFlight { due, sent: Instant::now() });
+                            send(&streams[i], &commit_bytes(&id))?;
+                        }
+                        None => commit_idle.push(j),
+                    }
+                }
+                let end = p.body.end;
+                bufs[i].drain(..end);
+            }
+        }
+        let finished = {
+            let s = lock(&shared)?;
+            s.done && s.backlog.is_empty() && s.in_flight.iter().all(Option::is_none)
+        };
+        if finished && commit_queue.is_empty() && commit_in_flight.iter().all(Option::is_none) {
+            break;
+        }
+        if start.elapsed() > deadline + Duration::from_secs(10) {
+            bail!("the fixed-rate phase did not finish");
+        }
+    }
+    let (late, wall) = sender.join().map_err(|_| anyhow::anyhow!("the sender thread panicked"))??;
+    for v in [&mut checks_due, &mut checks_sent, &mut commits] {
+        v.sort_unstable();
+    }
+    let wall_s = wall.as_secs_f64().max(1e-9);
+    println!(
+        "W2h check p50 {} p99 {} from the scheduled send, p50 {} p99 {} from the actual send / \
+         commit p50 {} p99 {} (from the check's answer)",
+        us(pct(&checks_due, 0.5)),
+        us(pct(&checks_due, 0.99)),
+        us(pct(&checks_sent, 0.5)),
+        us(pct(&checks_sent, 0.99)),
+        us(pct(&commits, 0.5)),
+        us(pct(&commits, 0.99)),
+    );
+    println!(
+        "W2h {} checks in {wall_s:.1} s = {:.0} checks/s (target {}/s) + {} commits = {:.0} HTTP requests/s; \
+         {nc} check + {nm} commit connections, 2 client threads; {denied} denied, {queued_checks} waited \
+         for a free connection, {late} sent >1 ms late",
+        checks_due.len(),
+        checks_due.len() as f64 / wall_s,
+        args.rate,
+        commits.len(),
+        (checks_due.len() + commits.len()) as f64 / wall_s,
+    );
+    Ok(checks_due.len() + commits.len())
 }
 
 /// Credits recorded for `user` (or for the users of `group`), read back through the Costs API.
@@ -371,7 +641,28 @@ pub fn run(data: &Path, args: &Args) -> anyhow::Result<()> {
     let t = Instant::now();
     setup(&mut c, args)?;
     eprintln!("W2h: {} users and limits set in {:.1} s", args.users, t.elapsed().as_secs_f64());
-    fixed_rate(server.addr, args)?;
+    let cpu = (cpu_seconds("self"), cpu_seconds(&server.child.id().to_string()));
+    let t = Instant::now();
+    let requests = match args.client {
+        Client::Loop => open_loop(server.addr, args)?,
+        Client::Threads => fixed_rate(server.addr, args)?,
+    };
+    let wall = t.elapsed().as_secs_f64();
+    if let ((Some(c0), Some(s0)), Some(c1), Some(s1)) =
+        (cpu, cpu_seconds("self"), cpu_seconds(&server.child.id().to_string()))
+    {
+        let per = |s: f64| s / requests.max(1) as f64 * 1e6;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        println!(
+            "W2h CPU over {wall:.1} s and {requests} HTTP requests: client {:.1} s ({:.0} µs/request), \
+             server {:.1} s ({:.0} µs/request), of {:.1} core-seconds ({cores} cores)",
+            c1 - c0,
+            per(c1 - c0),
+            s1 - s0,
+            per(s1 - s0),
+            cores as f64 * wall
+        );
+    }
     bursts(&mut c, server.addr, args.bursts)?;
     Ok(())
 }
