@@ -35,6 +35,7 @@
 //! the interpreter is needed): callers need not.
 
 mod bits;
+pub mod cache;
 mod index;
 mod interp;
 mod plan;
@@ -162,7 +163,7 @@ impl Matches {
 #[derive(Debug)]
 pub struct Selector {
     source: String,
-    program: Program,
+    program: std::sync::Arc<Program>,
     plan: Node,
 }
 
@@ -179,11 +180,11 @@ fn on_large_stack<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T, SelectErro
 }
 
 /// Parses `expr` after checking its length, on the caller's stack (callers ensure a large one).
-fn parse(expr: &str) -> Result<Program, SelectError> {
+fn parse(expr: &str) -> Result<std::sync::Arc<Program>, SelectError> {
     if expr.len() > MAX_CEL_LEN {
         return Err(SelectError::TooLong { len: expr.len(), max: MAX_CEL_LEN });
     }
-    Program::compile(expr).map_err(|e| SelectError::Syntax { message: e.to_string() })
+    cache::program(expr).map_err(|e| SelectError::Syntax { message: e.to_string() })
 }
 
 impl Selector {

@@ -16,6 +16,7 @@ use budgit_engine::validate::{ValidateOptions, Validated, validate_sources};
 use chrono::{DateTime, Utc};
 
 use super::Status;
+use super::flags::UsageArgs;
 use crate::render::{self, DiagContext};
 
 /// How to print a plan.
@@ -40,6 +41,11 @@ Examples:
   budgit plan --base origin/main --directory directory.csv --usage usage.csv
   budgit plan --base origin/main --head HEAD --directory directory.csv --format markdown
   budgit plan --base v1.4 --head v1.5 --directory directory.csv --format json --detailed-exitcode")]
+#[command(
+    mut_arg("directory", |a| a.required(true).help("The directory of users (CSV or JSON Lines)")),
+    mut_arg("usage", |a| a.help("Usage rows (CSV, JSON Lines or Costs API pages); repeatable")),
+    mut_arg("now", |a| a.help("The instant to plan at (RFC 3339); defaults to the current time"))
+)]
 pub struct Args {
     /// The revision the change starts from (branch, tag or commit).
     #[arg(long, value_name = "REF")]
@@ -50,15 +56,9 @@ pub struct Args {
     /// The policy directory (in the working tree, and its path inside the repository).
     #[arg(long, default_value = "policies", value_name = "DIR")]
     policies: PathBuf,
-    /// The directory of users (CSV or JSON Lines).
-    #[arg(long, value_name = "FILE")]
-    directory: PathBuf,
-    /// Usage rows (CSV, JSON Lines or Costs API pages); repeatable.
-    #[arg(long, value_name = "FILE")]
-    usage: Vec<PathBuf>,
-    /// The instant to plan at (RFC 3339); defaults to the current time.
-    #[arg(long, value_name = "TS", value_parser = render::parse_now)]
-    now: Option<DateTime<Utc>>,
+    // --directory, --usage, --now
+    #[command(flatten)]
+    inputs: UsageArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = PlanFormat::Table)]
     format: PlanFormat,
@@ -115,7 +115,7 @@ impl Timings {
 }
 
 fn run_here(args: Args) -> anyhow::Result<Status> {
-    let now = args.now.unwrap_or_else(Utc::now);
+    let now = args.inputs.now();
     let options = ValidateOptions { now };
     let mut t = Timings::start();
     let git = GitRepo::discover(&args.policies).or_else(|_| GitRepo::discover(Path::new(".")))?;
@@ -141,8 +141,8 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
     };
     t.mark("read base");
     let how = if args.from_scratch { Base::FromScratch } else { Base::Incremental };
-    let outcome =
-        compute_timed(&base, &head, (&args.directory, &args.usage), now, &dir_in_repo, how, &mut t)?;
+    let inputs = (args.inputs.required_directory()?, &args.inputs.usage[..]);
+    let outcome = compute_timed(&base, &head, inputs, now, &dir_in_repo, how, &mut t)?;
     let plan = match outcome {
         Outcome::Plan(plan) => plan,
         Outcome::Unresolvable { report, why } => {
@@ -247,6 +247,8 @@ fn compute_timed(
             (policies, resolved.map(|(r, _)| r))
         }
         Base::FromScratch => {
+            // As a separate evaluation of the base would: nothing parsed for the head is reused.
+            budgit_engine::select::cache::clear();
             let options = ValidateOptions { now };
             let policies = validate_sources(base_sources.clone(), Vec::new(), &options).policies;
             let resolved = resolve(&policies, &dir, now);

@@ -29,7 +29,7 @@ use crate::model::{AttributeType, MAX_CEL_LEN};
 #[derive(Debug)]
 pub(crate) struct Rule {
     /// The compiled rule.
-    pub program: Program,
+    pub program: Arc<Program>,
     /// The names it reads: each variable with the fields selected from it, in source order.
     pub paths: Vec<(String, Vec<String>)>,
 }
@@ -213,7 +213,11 @@ impl<'a> Expression<'a> {
     }
 
     /// Parses the expression, reporting a syntax error or an expression too long to parse safely.
-    fn compile(&self, env: &Env, what: &str, report: &mut Report) -> Option<Program> {
+    ///
+    /// A text the parse cache resolution shares ([`crate::select::cache`]) accepts is
+    /// taken from it; any other is parsed with `env`, whose parser also reads CEL's
+    /// optional syntax (`a.?b`), as validation always has.
+    fn compile(&self, env: &Env, what: &str, report: &mut Report) -> Option<Arc<Program>> {
         if self.value.len() > MAX_CEL_LEN {
             // INVARIANT: checked before parsing; the parser recurses per operator.
             report.push(
@@ -229,8 +233,11 @@ impl<'a> Expression<'a> {
             );
             return None;
         }
+        if let Ok(program) = crate::select::cache::program(self.value) {
+            return Some(program);
+        }
         match env.compile(self.value) {
-            Ok(program) => Some(program),
+            Ok(program) => Some(Arc::new(program)),
             Err(errors) => {
                 let first = errors.errors.first()?;
                 let (message, label) = clean_syntax_message(&first.msg);
