@@ -310,26 +310,59 @@ impl BuildHasher for NameState {
     }
 }
 
+/// Bytes of a name kept in the map's own table (most emails fit).
+const SHORT_NAME: usize = 31;
+
+/// A short name as a map key, its bytes inline: a lookup compares them in the
+/// table itself instead of following a pointer to a heap string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ShortName {
+    len: u8,
+    bytes: [u8; SHORT_NAME],
+}
+
+impl ShortName {
+    fn new(name: &str) -> Option<ShortName> {
+        let len = u8::try_from(name.len()).ok().filter(|&n| usize::from(n) <= SHORT_NAME)?;
+        let mut bytes = [0u8; SHORT_NAME];
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        Some(ShortName { len, bytes })
+    }
+}
+
+impl std::hash::Hash for ShortName {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write(&self.bytes[..usize::from(self.len)]);
+    }
+}
+
 /// Names interned to dense ids, and back.
 #[derive(Debug, Default)]
 struct Names {
-    ids: HashMap<String, u32, NameState>,
+    short: HashMap<ShortName, u32, NameState>,
+    long: HashMap<String, u32, NameState>,
     names: Vec<String>,
 }
 
 impl Names {
     fn get(&self, name: &str) -> Option<u32> {
-        self.ids.get(name).copied()
+        match ShortName::new(name) {
+            Some(key) => self.short.get(&key).copied(),
+            None => self.long.get(name).copied(),
+        }
     }
 
     fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
+        if let Some(id) = self.get(name) {
             return id;
         }
         // ids stay below the sentinels: the 4-billionth name would share the last id
         let id = u32::try_from(self.names.len()).unwrap_or(OVERDUE - 1).min(OVERDUE - 1);
         self.names.push(name.to_string());
-        self.ids.insert(name.to_string(), id);
+        match ShortName::new(name) {
+            Some(key) => self.short.insert(key, id),
+            None => self.long.insert(name.to_string(), id),
+        };
         id
     }
 
@@ -1295,6 +1328,20 @@ mod tests {
     /// The id text of an allowed check.
     fn id(d: &Decision) -> String {
         d.reservation.unwrap().to_string()
+    }
+
+    #[test]
+    fn short_and_long_names_intern_apart_and_back() {
+        let mut n = Names::default();
+        let long = "a.very.long.first.name.and.surname@example.com";
+        let names = ["a@x.com", "", "a@x.co", "a@x.com\0", long, &long[..31], &long[..32]];
+        let ids: Vec<u32> = names.iter().map(|x| n.intern(x)).collect();
+        assert_eq!(ids, [0, 1, 2, 3, 4, 5, 6]);
+        for (x, id) in names.iter().zip(&ids) {
+            assert_eq!((n.get(x), n.intern(x), n.name(*id)), (Some(*id), *id, *x));
+        }
+        assert_eq!((n.short.len(), n.long.len()), (5, 2));
+        assert_eq!(n.get("a@x.c"), None);
     }
 
     #[test]
