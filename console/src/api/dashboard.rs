@@ -90,7 +90,9 @@ pub struct DashboardState {
     /// Writes to `/v1/limits` seen.
     limit_writes: AtomicU64,
     view: Mutex<Option<Arc<View>>>,
-    view_build: tokio::sync::Mutex<()>,
+    /// Held while building a view; holds the builder's own copy of the aggregates, kept
+    /// current from its own receiver, so a build never holds the lock requests read under.
+    view_build: tokio::sync::Mutex<Option<Live>>,
     /// The latest events, for the activity list.
     recent: Mutex<Option<recent::Recent>>,
     recent_loading: tokio::sync::Mutex<()>,
@@ -177,6 +179,8 @@ async fn load_live(app: &App, key: PeriodKey, only_if_empty: bool) -> ApiResult<
 /// The applied limits, copied from the ledger at most once per [`STANDINGS_TTL`].
 async fn limits(app: &App) -> ApiResult<Arc<LimitsSnap>> {
     let state = &app.dashboard;
+    // a merge that changes the workspace's alert levels makes the copy stale too
+    let alerts = crate::api::proposals::alert_levels_now(app);
     let fresh = || -> ApiResult<Option<Arc<LimitsSnap>>> {
         Ok(state
             .limits
@@ -184,7 +188,9 @@ async fn limits(app: &App) -> ApiResult<Arc<LimitsSnap>> {
             .map_err(poisoned)?
             .as_ref()
             .filter(|s| {
-                s.writes == state.limit_writes.load(Ordering::Acquire) && s.at.elapsed() < STANDINGS_TTL
+                s.writes == state.limit_writes.load(Ordering::Acquire)
+                    && s.at.elapsed() < STANDINGS_TTL
+                    && alerts.as_ref().is_none_or(|a| Arc::ptr_eq(a, &s.alerts))
             })
             .cloned())
     };
@@ -206,7 +212,16 @@ async fn limits(app: &App) -> ApiResult<Arc<LimitsSnap>> {
         let users =
             standings.into_iter().filter_map(|s| s.limit.map(|l| (Arc::from(s.user.as_str()), l))).collect();
         let pools = pools.into_iter().map(|(g, pool, _)| (Arc::from(g.as_str()), pool)).collect();
-        Ok(LimitsSnap { generation: next_version(), writes, at: Instant::now(), users, pools, enforcement })
+        let alerts = crate::api::proposals::alert_levels(&app2);
+        Ok(LimitsSnap {
+            generation: next_version(),
+            writes,
+            at: Instant::now(),
+            users,
+            pools,
+            enforcement,
+            alerts,
+        })
     })
     .await
     .map_err(|e| ApiError::store(&e))??;
@@ -291,32 +306,46 @@ async fn try_view(app: &App, key: PeriodKey) -> ApiResult<Option<Arc<View>>> {
     ensure_live(app, key).await?;
     let (limits, dir) = (limits(app).await?, directory(app).await?);
     let state = &app.dashboard;
-    let current = |v: &View, version: u64| {
+    let current = |v: &View, (origin, seq): (u64, i64)| {
         v.key == key
-            && v.agg_version == version
+            && (v.agg_origin, v.agg_seq) == (origin, seq)
             && v.limits_generation == limits.generation
             && v.directory_generation == dir.generation
     };
+    // the load and last event of the aggregates requests read
+    let position = || -> ApiResult<Option<(u64, i64)>> {
+        Ok(state.live()?.as_ref().filter(|l| l.agg.key == key).map(|l| (l.agg.origin, l.agg.last_seq)))
+    };
     let cached = || -> ApiResult<Option<Arc<View>>> {
-        let version = state.live()?.as_ref().filter(|l| l.agg.key == key).map(|l| l.agg.version);
+        let at = position()?;
         let view = state.view.lock().map_err(poisoned)?;
-        Ok(view.as_ref().filter(|v| version.is_some_and(|ver| current(v, ver))).cloned())
+        Ok(view.as_ref().filter(|v| at.is_some_and(|at| current(v, at))).cloned())
     };
     if let Some(v) = cached()? {
         return Ok(Some(v));
     }
-    let _build = state.view_build.lock().await;
+    let mut copy = state.view_build.lock().await;
     if let Some(v) = cached()? {
         return Ok(Some(v));
     }
-    let app2 = app.clone();
+    let Some((origin, _)) = position()? else { return Ok(None) };
+    if copy.as_ref().is_none_or(|c| c.agg.key != key || c.agg.origin != origin) {
+        // subscribed before copying: what the copy lacks is on this receiver
+        let rx = app.stream.subscribe();
+        let agg = state.live()?.as_ref().filter(|l| l.agg.key == key).map(|l| l.agg.clone());
+        let Some(agg) = agg else { return Ok(None) };
+        *copy = Some(Live { agg, rx });
+    }
+    let mut taken = copy.take();
     let (limits2, dir2) = (limits.clone(), dir.clone());
-    let built = tokio::task::spawn_blocking(move || -> ApiResult<Option<View>> {
-        let live = app2.dashboard.live()?;
-        Ok(live.as_ref().filter(|l| l.agg.key == key).map(|l| view::build(&l.agg, &limits2, &dir2)))
+    let (taken, built) = tokio::task::spawn_blocking(move || {
+        drain(&mut taken);
+        let built = taken.as_ref().filter(|l| l.agg.key == key).map(|l| view::build(&l.agg, &limits2, &dir2));
+        (taken, built)
     })
     .await
-    .map_err(|e| ApiError::store(&e))??;
+    .map_err(|e| ApiError::store(&e))?;
+    *copy = taken;
     let Some(built) = built else { return Ok(None) };
     let built = Arc::new(built);
     *state.view.lock().map_err(poisoned)? = Some(built.clone());
@@ -476,7 +505,8 @@ pub async fn summary(State(app): State<App>, who: Principal, RawQuery(raw): RawQ
             None => (t.used, v.products.iter().map(|s| (s.key.to_string(), cr(s.used))).collect()),
         }
     };
-    let status = if t.limited == 0 { Status::Ok } else { view::status_of(used, t.exposure) };
+    let warning = v.alerts.warning_percent();
+    let status = if t.limited == 0 { Status::Ok } else { view::status_of(used, t.exposure, warning) };
     let teams: Vec<Value> = v
         .teams
         .iter()
@@ -490,7 +520,7 @@ pub async fn summary(State(app): State<App>, who: Principal, RawQuery(raw): RawQ
                 "exposure": cr(team.exposure),
                 "remaining": cr(team.budget().saturating_sub(team.used).max(0)),
                 "percent": percent(Credits::from_micros(team.used).percent_of(Credits::from_micros(team.budget()))),
-                "status": team.status().as_str(),
+                "status": team.status(warning).as_str(),
             })
         })
         .collect();
@@ -505,7 +535,8 @@ pub async fn summary(State(app): State<App>, who: Principal, RawQuery(raw): RawQ
             "forecast": cr(project(used, &v.key, now)),
             "status_counts": { "ok": t.ok, "warning": t.warning, "exceeded": t.exceeded, "unlimited": t.unlimited },
             "blocked": t.blocked,
-            "warning_threshold": view::WARNING_PERCENT as i64,
+            "warning_threshold": warning,
+            "alerts": v.alerts.json(),
         },
         "products": products,
         "teams": teams,
@@ -935,10 +966,7 @@ pub async fn me(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery)
     let history = app
         .store
         .read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT at, action, old, new, commit_id FROM audit
-                 WHERE subject = ?1 AND action IN ('limit.set', 'limit.remove') ORDER BY seq DESC LIMIT 100",
-            )?;
+            let mut stmt = c.prepare_cached(crate::store::LIMIT_HISTORY_SQL)?;
             let rows = stmt
                 .query_map([subject], |r| {
                     // audit rows hold `{"limit": {"credits", ...}, "group", "source"}`
@@ -969,7 +997,7 @@ pub async fn me(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery)
             "used": cr(t.used),
             "budget": cr(t.budget()),
             "budget_kind": if t.pool.is_some() { "pool" } else { "members" },
-            "status": t.status().as_str(),
+            "status": t.status(v.alerts.warning_percent()).as_str(),
         })
     });
     Ok(axum::Json(json!({

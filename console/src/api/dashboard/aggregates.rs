@@ -28,7 +28,7 @@ pub(crate) struct PeriodKey {
 }
 
 /// Names (products, models) as small numbers.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Interner {
     names: Vec<Arc<str>>,
     ids: HashMap<Arc<str>, u32>,
@@ -121,10 +121,12 @@ pub(crate) struct DayCell {
 }
 
 /// The aggregates of one period.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Aggregates {
     /// The period and time zone covered.
     pub key: PeriodKey,
+    /// Names the load these sums started from (copies keep it).
+    pub origin: u64,
     /// The highest event sequence included (events at or below it are already counted).
     pub last_seq: i64,
     /// Changes whenever a sum changes (unique across loads).
@@ -162,6 +164,7 @@ impl Aggregates {
         let days = vec![HashMap::new(); day_starts.len().saturating_sub(1)];
         Aggregates {
             key,
+            origin: version,
             last_seq: 0,
             version,
             day_starts,

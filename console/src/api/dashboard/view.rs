@@ -11,11 +11,8 @@ use std::sync::Arc;
 use budgit_engine::model::Enforcement;
 
 use super::aggregates::{Aggregates, PeriodKey};
+use crate::api::proposals::AlertLevels;
 use crate::ledger::UserLimit;
-
-/// The alert threshold that makes a status `warning`: the workspace's highest alert
-/// below 100 is not known to the service, so the documented default applies.
-pub(crate) const WARNING_PERCENT: i128 = 80;
 
 /// Cost center of users in the directory without one.
 pub(crate) const NO_COST_CENTER: &str = "(none)";
@@ -58,11 +55,12 @@ impl Status {
     }
 }
 
-/// Status of `used` against `whole` micro-credits (exact, in integers).
-pub(crate) fn status_of(used: i64, whole: i64) -> Status {
+/// Status of `used` against `whole` micro-credits (exact, in integers); `warning` is the
+/// workspace's warning level in percent ([`AlertLevels::warning_percent`]).
+pub(crate) fn status_of(used: i64, whole: i64, warning: u32) -> Status {
     if used >= whole {
         Status::Exceeded
-    } else if i128::from(used) * 100 >= i128::from(whole) * WARNING_PERCENT {
+    } else if i128::from(used) * 100 >= i128::from(whole) * i128::from(warning) {
         Status::Warning
     } else {
         Status::Ok
@@ -84,6 +82,8 @@ pub(crate) struct LimitsSnap {
     pub pools: HashMap<Arc<str>, i64>,
     /// Hard or soft.
     pub enforcement: Enforcement,
+    /// The workspace's alert levels when known: they set the `warning` status.
+    pub alerts: Arc<AlertLevels>,
 }
 
 /// The directory's cost centers.
@@ -139,12 +139,12 @@ impl Team {
         self.pool.unwrap_or(self.exposure)
     }
 
-    /// The team's status against its budget.
-    pub fn status(&self) -> Status {
+    /// The team's status against its budget, warning at `warning` percent.
+    pub fn status(&self, warning: u32) -> Status {
         if self.members == 0 && self.pool.is_none() {
             Status::Ok
         } else {
-            status_of(self.used, self.budget())
+            status_of(self.used, self.budget(), warning)
         }
     }
 }
@@ -178,7 +178,9 @@ pub(crate) struct Totals {
 #[derive(Debug)]
 pub(crate) struct View {
     pub key: PeriodKey,
-    pub agg_version: u64,
+    /// The load of the aggregates it was built from, and their last event.
+    pub agg_origin: u64,
+    pub agg_seq: i64,
     pub limits_generation: u64,
     pub directory_generation: u64,
     /// Every user with a limit or usage, by email.
@@ -190,6 +192,8 @@ pub(crate) struct View {
     pub products: Vec<Slice>,
     pub models: Vec<Slice>,
     pub cost_centers: Vec<Slice>,
+    /// The alert levels the statuses were computed with.
+    pub alerts: Arc<AlertLevels>,
 }
 
 impl View {
@@ -207,6 +211,7 @@ impl View {
 /// Builds the view.
 pub(crate) fn build(agg: &Aggregates, limits: &LimitsSnap, dir: &DirectorySnap) -> View {
     let hard = limits.enforcement == Enforcement::Hard;
+    let warning = limits.alerts.warning_percent();
     let used_of = |user: &str| agg.users.get(user).map_or(0, |u| u.total);
 
     let mut teams: HashMap<Arc<str>, Team> = HashMap::new();
@@ -250,13 +255,13 @@ pub(crate) fn build(agg: &Aggregates, limits: &LimitsSnap, dir: &DirectorySnap) 
         let u = agg.users.get(user);
         let (used, events) = u.map_or((0, 0), |u| (u.total, u.events));
         let limit = ul.limit.credits.micros();
-        let mut status = status_of(used, limit);
+        let mut status = status_of(used, limit, warning);
         let mut remaining = limit.saturating_sub(used);
         let group = group_of.get(&**user).cloned();
         if let Some(t) = group.as_ref().and_then(|g| teams.get(g))
             && let Some(pool) = t.pool
         {
-            status = status.max(status_of(t.used, pool));
+            status = status.max(status_of(t.used, pool, warning));
             remaining = remaining.min(pool.saturating_sub(t.used));
         }
         // a cap at the threshold warns; a zero cap switches a product off and is no warning
@@ -268,7 +273,7 @@ pub(crate) fn build(agg: &Aggregates, limits: &LimitsSnap, dir: &DirectorySnap) 
             let models =
                 ul.limit.models.iter().map(|(n, c)| (agg.models.get(n).map(|id| u.model_used(id)), c));
             for (cap_used, cap) in caps.chain(models) {
-                if !cap.is_zero() && status_of(cap_used.unwrap_or(0), cap.micros()) > Status::Ok {
+                if !cap.is_zero() && status_of(cap_used.unwrap_or(0), cap.micros(), warning) > Status::Ok {
                     status = Status::Warning;
                 }
             }
@@ -378,7 +383,8 @@ pub(crate) fn build(agg: &Aggregates, limits: &LimitsSnap, dir: &DirectorySnap) 
 
     View {
         key: agg.key,
-        agg_version: agg.version,
+        agg_origin: agg.origin,
+        agg_seq: agg.last_seq,
         limits_generation: limits.generation,
         directory_generation: dir.generation,
         rows,
@@ -388,6 +394,7 @@ pub(crate) fn build(agg: &Aggregates, limits: &LimitsSnap, dir: &DirectorySnap) 
         products: slices(&agg.products, products),
         models: slices(&agg.models, models),
         cost_centers,
+        alerts: limits.alerts.clone(),
     }
 }
 
@@ -434,6 +441,7 @@ mod tests {
             users,
             pools: [(Arc::from("eng"), 100_000_000)].into_iter().collect(),
             enforcement: Enforcement::Hard,
+            alerts: Arc::default(),
         };
         let mut dir = DirectorySnap::default();
         dir.cost_centers.insert(Arc::from("a@x.com"), Some(Arc::from("CC-1")));
@@ -453,7 +461,7 @@ mod tests {
         );
         let team = v.team("eng").unwrap();
         assert_eq!(
-            (team.members, team.used, team.budget(), team.status()),
+            (team.members, team.used, team.budget(), team.status(80)),
             (2, 90_000_000, 100_000_000, Status::Warning)
         );
         let cc: Vec<(&str, u64)> = v.cost_centers.iter().map(|s| (&*s.key, s.users)).collect();
@@ -461,5 +469,13 @@ mod tests {
         let p: Vec<(&str, i64, u64, u64)> =
             v.products.iter().map(|s| (&*s.key, s.used, s.events, s.users)).collect();
         assert_eq!(p, [("chatgpt", 1_000_000, 1, 1), ("codex", 98_000_000, 4, 3)]);
+
+        // the workspace's own levels: warning from 95%, so a pool at 90% and a cap at 80% are fine
+        let limits =
+            LimitsSnap { alerts: Arc::new(AlertLevels { levels: Some(vec![50, 95, 100]) }), ..limits };
+        let v = build(&agg, &limits, &dir);
+        let st = |u: &str| v.row(u).unwrap().status;
+        assert_eq!((st("a@x.com"), st("c@x.com"), v.totals.warning), (Status::Ok, Status::Ok, 0));
+        assert_eq!(v.team("eng").unwrap().status(v.alerts.warning_percent()), Status::Ok);
     }
 }
