@@ -2,6 +2,7 @@
 
 pub mod evaluate;
 pub mod explain;
+mod flags;
 pub mod r#gen;
 pub mod history;
 pub mod owners;

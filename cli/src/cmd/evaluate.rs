@@ -17,6 +17,7 @@ use budgit_engine::validate::ValidateOptions;
 use budgit_engine::{Credits, Diagnostic, Report, Severity};
 
 use super::Status;
+use super::flags::UsageArgs;
 use crate::render::{self, DiagContext};
 
 /// Evaluate usage against limits: per user and group status, alerts, forecast, breakdowns.
@@ -32,6 +33,7 @@ Examples:
   budgit evaluate --directory dir.csv --usage nov.csv --usage costs.json --now 2026-11-27T12:00:00Z
   budgit evaluate --directory dir.csv --usage nov.csv --format json > status.json
   budgit evaluate --directory dir.csv --usage nov.csv --by cost_center --format csv > chargeback.csv")]
+#[command(mut_arg("directory", |a| a.required(true)))]
 pub struct Args {
     /// The policy directory.
     #[arg(long, default_value = "policies", value_name = "DIR")]
@@ -39,15 +41,9 @@ pub struct Args {
     /// Read the policies as committed at this revision (branch, tag or commit) instead of the working tree.
     #[arg(long = "ref", value_name = "REF")]
     git_ref: Option<String>,
-    /// The directory of users: CSV (`email,<attributes>`) or JSON Lines (`.jsonl`).
-    #[arg(long, value_name = "FILE")]
-    directory: PathBuf,
-    /// A usage file (repeatable): CSV `date,user,product,model,credits`, `.jsonl`, or `.json` Costs API pages.
-    #[arg(long, value_name = "FILE")]
-    usage: Vec<PathBuf>,
-    /// The instant to evaluate at (RFC 3339); defaults to the current time.
-    #[arg(long, value_name = "TS", value_parser = render::parse_now)]
-    now: Option<chrono::DateTime<chrono::Utc>>,
+    // --directory, --usage, --now
+    #[command(flatten)]
+    inputs: UsageArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -89,7 +85,7 @@ enum By {
 const PROGRESS_BYTES: u64 = 32 << 20;
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
-    let now = args.now.unwrap_or_else(chrono::Utc::now);
+    let now = args.inputs.now();
     let validated =
         super::validate::policies_at(&args.policies, args.git_ref.as_deref(), &ValidateOptions { now })?;
     if validated.report.has_errors() {
@@ -105,17 +101,18 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     let Some(workspace) = policies.workspace() else {
         anyhow::bail!("the policies have no single `Workspace` document");
     };
-    let (dir, mut findings) = read_directory(&args.directory, &workspace.doc.attributes)?;
+    let (dir, mut findings) = read_directory(args.inputs.required_directory()?, &workspace.doc.attributes)?;
     let resolution = resolve(policies, &dir, now)?;
     let terminal = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut big = false;
-    let (table, usage_findings) = read_usage_files(&args.usage, &dir, resolution.timezone, |path, size| {
-        if terminal && size >= PROGRESS_BYTES {
-            big = true;
-            eprint!("\rreading {} ({} MB)…\x1b[K", path.display(), size >> 20);
-        }
-    })?;
+    let (table, usage_findings) =
+        read_usage_files(&args.inputs.usage, &dir, resolution.timezone, |path, size| {
+            if terminal && size >= PROGRESS_BYTES {
+                big = true;
+                eprint!("\rreading {} ({} MB)…\x1b[K", path.display(), size >> 20);
+            }
+        })?;
     if big {
         eprintln!("\rread {} usage rows in {:.1} s\x1b[K", table.len(), started.elapsed().as_secs_f64());
     }

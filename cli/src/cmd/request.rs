@@ -8,9 +8,10 @@ use budgit_engine::load::git::GitRepo;
 use budgit_engine::plan::side;
 use budgit_engine::request::{self, Amount, RequestSpec};
 use budgit_engine::validate::{ValidateOptions, validate_sources};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 
 use super::Status;
+use super::flags::UsageArgs;
 use super::plan::{Outcome, PlanFormat};
 use crate::render::{self, DiagContext};
 
@@ -27,6 +28,11 @@ Examples:
   budgit request --user bob@acme.com --limit 8000 --days 30 --starts 2026-12-01 --reason 'Q4 close' \\
       --directory directory.csv
   git push origin budgit/request/alice-2026-11-27")]
+#[command(
+    mut_arg("directory", |a| a.help("The directory of users: when given, the plan of the branch is printed")),
+    mut_arg("usage", |a| a.help("Usage rows for that plan; repeatable")),
+    mut_arg("now", |a| a.help("The instant of the request (RFC 3339); defaults to the current time"))
+)]
 pub struct Args {
     /// The user's email.
     #[arg(long, value_name = "EMAIL")]
@@ -58,15 +64,9 @@ pub struct Args {
     /// The policy directory (its path inside the repository).
     #[arg(long, default_value = "policies", value_name = "DIR")]
     policies: PathBuf,
-    /// The directory of users: when given, the plan of the branch is printed.
-    #[arg(long, value_name = "FILE")]
-    directory: Option<PathBuf>,
-    /// Usage rows for that plan; repeatable.
-    #[arg(long, value_name = "FILE")]
-    usage: Vec<PathBuf>,
-    /// The instant of the request (RFC 3339); defaults to the current time.
-    #[arg(long, value_name = "TS", value_parser = render::parse_now)]
-    now: Option<DateTime<Utc>>,
+    // --directory, --usage, --now
+    #[command(flatten)]
+    inputs: UsageArgs,
 }
 
 fn parse_credits(text: &str) -> Result<Credits, String> {
@@ -83,7 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
 }
 
 fn run_here(args: Args) -> anyhow::Result<Status> {
-    let now = args.now.unwrap_or_else(Utc::now);
+    let now = args.inputs.now();
     let options = ValidateOptions { now };
     let git = GitRepo::discover(&args.policies).or_else(|_| GitRepo::discover(Path::new(".")))?;
     let dir = git.repo_path(&args.policies)?;
@@ -104,7 +104,7 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
     };
     let drafted = request::draft(&spec, &base.policies, &dir, now)?;
     // With a directory at hand, an override for someone who is not in it would never apply.
-    if let (Some(directory), Some(workspace)) = (&args.directory, base.policies.workspace()) {
+    if let (Some(directory), Some(workspace)) = (&args.inputs.directory, base.policies.workspace()) {
         let (users, _) = read_directory(directory, &workspace.doc.attributes)?;
         let user = spec.user.trim();
         if users.get(user).is_none() && !users.users.iter().any(|u| u.email.eq_ignore_ascii_case(user)) {
@@ -133,11 +133,11 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
         args.base,
         drafted.text
     );
-    if let Some(directory) = &args.directory {
+    if let Some(directory) = &args.inputs.directory {
         let base_side = side::sources_from_git(&git, &args.base, &dir)?;
         let head_side = side::from_git(&git, &branch, &dir, &options)?;
         let how = super::plan::Base::Incremental;
-        match super::plan::compute(&base_side, &head_side, directory, &args.usage, now, &dir, how)? {
+        match super::plan::compute(&base_side, &head_side, directory, &args.inputs.usage, now, &dir, how)? {
             Outcome::Plan(plan) => {
                 out.push('\n');
                 out.push_str(&super::plan::print(&plan, PlanFormat::Table));
