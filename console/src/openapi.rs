@@ -76,13 +76,14 @@ fn errors(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static
 /// Kept out of the main literal, which is already near `json!`'s recursion limit.
 fn repository_paths() -> (Value, Value) {
     let decimal = json!({ "type": "string", "description": "credits, an exact decimal string" });
-    let caps = json!({ "type": "object", "additionalProperties": decimal });
+    let caps = json!({ "type": "object", "additionalProperties": { "oneOf": [decimal, { "type": "null" }] },
+        "description": "cap name (1 to 128 letters, digits, `.` `_` `-` `:` `/` `@` `+`) to credits: sets the cap, adding it when the group has none (a `products:`/`models:` mapping is created under the limit when missing); null removes it" });
     let repo_errors = [
         ("404", "no policy repository (`budgit serve --repo DIR`), or no such group or request"),
         ("409", "the approved ref is unknown, or the request is already decided"),
         (
             "422",
-            "the change does not pass validation (`diagnostics` in the body) or cannot be edited in place: nothing was committed",
+            "the change does not pass validation (`diagnostics` in the body), changes nothing, removes a cap the group lacks, or cannot be edited in place: nothing was committed",
         ),
     ];
     let paths = json!({
@@ -195,7 +196,9 @@ fn dashboard_paths() -> (Value, Value) {
                 "period": period,
                 "workspace": { "type": "object", "properties": { "used": decimal, "exposure": decimal, "users": { "type": "integer", "description": "users with an applied limit" }, "percent": percent, "status": status, "forecast": decimal,
                     "status_counts": { "type": "object", "properties": { "ok": { "type": "integer" }, "warning": { "type": "integer" }, "exceeded": { "type": "integer" }, "unlimited": { "type": "integer" } } },
-                    "blocked": { "type": "integer" }, "warning_threshold": { "type": "integer" } } },
+                    "blocked": { "type": "integer" },
+                    "warning_threshold": { "type": "integer", "description": "the percent at which a status becomes `warning`: the workspace's highest alert level below 100 (at the approved ref of `--repo`), 80 when not known" },
+                    "alerts": { "oneOf": [{ "type": "array", "items": { "type": "integer" } }, { "type": "null" }], "description": "the workspace's alert levels in percent, ascending; null when the server has no policy repository" } } },
                 "products": by_name,
                 "teams": { "type": "array", "items": r("DashboardTeam") } } })), &errors(&[])) },
         "/v1/dashboard/users": { "get": op("dashboard", "every user with a limit or usage this period, filtered, sorted and paged in memory (admin)",

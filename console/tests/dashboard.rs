@@ -118,7 +118,9 @@ fn summary_matches_hand_computed_sums() {
             "forecast": "447.631578",
             "status_counts": { "ok": 1, "warning": 3, "exceeded": 1, "unlimited": 1 },
             "blocked": 1,
+            // no policy repository: the workspace's alert levels are unknown, 80 applies
             "warning_threshold": 80,
+            "alerts": null,
         })
     );
     assert_eq!(sum["products"], json!({ "chatgpt": "17.75", "codex": "124" }));

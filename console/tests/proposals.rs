@@ -525,6 +525,53 @@ severity: error
 }
 
 #[test]
+fn statuses_warn_from_the_workspaces_alert_levels_at_the_approved_ref() {
+    let s = start();
+    // c@acme.com at 88% of 500: past the workspace's 80, short of a 90
+    let now = chrono::Utc::now().timestamp();
+    s.call(
+        "POST",
+        "/v1/usage/events",
+        json!({ "events": [
+            { "id": "e3", "time": now, "user": "c@acme.com", "product": "chatgpt", "model": "gpt-5", "credits": 440 },
+        ]}),
+    );
+    let warned = |summary: &Value| {
+        let w = &summary["workspace"];
+        (w["alerts"].clone(), w["warning_threshold"].clone(), w["status_counts"]["warning"].clone())
+    };
+    let summary = s.get("/v1/dashboard/summary?fresh=true");
+    assert_eq!(warned(&summary), (json!([80, 100]), json!(80), json!(1)), "{summary}");
+
+    // a merge that moves the warning level to 90 shows without a restart
+    let repo = s.git();
+    let parent = repo.head().unwrap().peel_to_commit().unwrap();
+    std::fs::write(
+        s.repo.join("policies/workspace.yaml"),
+        WORKSPACE.replace("alerts: [80, 100]", "alerts: [100, 50, 90]"),
+    )
+    .unwrap();
+    let mut index = repo.index().unwrap();
+    index.add_path(Path::new("policies/workspace.yaml")).unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = Signature::new("Ada", "ada@acme.com", &git2::Time::new(1_790_000_100, 0)).unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "alert at 90", &tree, &[&parent]).unwrap();
+    // the levels and the applied limits are copied about once a second: wait for the next copy
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let summary = loop {
+        let summary = s.get("/v1/dashboard/summary?fresh=true");
+        if summary["workspace"]["warning_threshold"] == 90 || std::time::Instant::now() > deadline {
+            break summary;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(warned(&summary), (json!([50, 90, 100]), json!(90), json!(0)), "{summary}");
+    let users = s.get("/v1/dashboard/users?status=warning&fresh=true");
+    assert_eq!(users["data"], json!([]), "{users}");
+}
+
+#[test]
 fn a_request_becomes_an_override_proposal_with_one_new_file() {
     let s = start();
     let request = s.call("POST", "/v1/requests", json!({ "user": "b@acme.com", "credits": 5000, "days": 14, "reason": "payments migration (PAY-1234)" }));

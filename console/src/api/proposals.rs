@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -57,6 +58,10 @@ pub struct ProposalState {
     writing: tokio::sync::Mutex<()>,
     /// The groups at the last commit read (by commit id and policy directory).
     groups: Mutex<Option<Arc<GroupsAt>>>,
+    /// The workspace's alert levels at the approved commit last resolved.
+    alerts: Mutex<Option<AlertsAt>>,
+    /// Set while a background read of the alert levels runs.
+    alerts_reading: std::sync::atomic::AtomicBool,
 }
 
 /// The groups of one commit.
@@ -294,6 +299,121 @@ pub async fn groups(State(app): State<App>, who: Principal) -> ApiResult<Respons
         "errors": at.errors,
     }))
     .into_response())
+}
+
+// ---------------------------------------------------------------------------
+// The workspace's alert levels
+
+/// How long a resolution of the approved ref serves before the ref is resolved again.
+const ALERTS_TTL: Duration = Duration::from_secs(1);
+/// The warning level when the workspace's alert levels are not known (DESIGN's default).
+pub(crate) const DEFAULT_WARNING_PERCENT: u32 = 80;
+
+/// The workspace's alert thresholds, in percent of a limit, when the server knows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct AlertLevels {
+    /// The Workspace's `alerts` at the approved ref; `None` without a policy repository
+    /// or when its Workspace could not be read.
+    pub levels: Option<Vec<u32>>,
+}
+
+impl AlertLevels {
+    /// The percent at which a status becomes `warning`: the highest alert level below
+    /// 100 (100 when there is none, so nothing warns before it is exceeded), or 80 when
+    /// the levels are not known.
+    pub fn warning_percent(&self) -> u32 {
+        match &self.levels {
+            None => DEFAULT_WARNING_PERCENT,
+            Some(levels) => levels.iter().copied().filter(|l| *l < 100).max().unwrap_or(100),
+        }
+    }
+
+    /// The levels as the API shows them: ascending, or `null` when not known.
+    pub fn json(&self) -> Value {
+        self.levels.as_ref().map_or(Value::Null, |l| {
+            let mut l = l.clone();
+            l.sort_unstable();
+            json!(l)
+        })
+    }
+}
+
+/// The alert levels read at one approved commit.
+#[derive(Debug)]
+struct AlertsAt {
+    /// The commit the approved ref named (`None` when it could not be resolved).
+    commit: Option<String>,
+    levels: Arc<AlertLevels>,
+    checked: Instant,
+}
+
+/// The alert levels of the Workspace at the approved ref. Blocking (git): call it off
+/// the async workers. The ref is resolved at most once per [`ALERTS_TTL`] and the
+/// policies are read only when it names another commit, so a merge that changes the
+/// levels shows within about a second.
+pub(crate) fn alert_levels(app: &App) -> Arc<AlertLevels> {
+    let Some(repo) = app.repo.as_deref() else {
+        return Arc::default();
+    };
+    let Ok(mut cache) = app.proposals.alerts.lock() else {
+        return Arc::default();
+    };
+    if let Some(at) = cache.as_ref().filter(|a| a.checked.elapsed() < ALERTS_TTL) {
+        return at.levels.clone();
+    }
+    let fresh = read_alert_levels(repo, &app.approved_ref, cache.as_ref());
+    let levels = fresh.levels.clone();
+    *cache = Some(fresh);
+    levels
+}
+
+/// The alert levels as last read, without waiting (for async code): when they are older
+/// than [`ALERTS_TTL`], a background read starts and a later call sees its result. The
+/// same `Arc` comes back while the approved commit stays the same, so a copy holding it
+/// is current. `None` without a policy repository, or before the first read.
+pub(crate) fn alert_levels_now(app: &App) -> Option<Arc<AlertLevels>> {
+    app.repo.as_ref()?;
+    let levels = {
+        let cache = app.proposals.alerts.lock().ok()?;
+        let at = cache.as_ref()?;
+        if at.checked.elapsed() < ALERTS_TTL {
+            return Some(at.levels.clone());
+        }
+        at.levels.clone()
+    };
+    let reading = &app.proposals.alerts_reading;
+    if let Ok(runtime) = tokio::runtime::Handle::try_current()
+        && !reading.swap(true, std::sync::atomic::Ordering::AcqRel)
+    {
+        let app = app.clone();
+        runtime.spawn_blocking(move || {
+            alert_levels(&app);
+            app.proposals.alerts_reading.store(false, std::sync::atomic::Ordering::Release);
+        });
+    }
+    Some(levels)
+}
+
+fn read_alert_levels(repo: &Path, rev: &str, last: Option<&AlertsAt>) -> AlertsAt {
+    let checked = Instant::now();
+    let unknown = |commit: Option<String>| AlertsAt { commit, levels: Arc::default(), checked };
+    let Ok((git, dir)) = open_repo(repo, rev) else {
+        return unknown(None);
+    };
+    let Ok(sha) = git.commit(rev).map(|c| c.id().to_string()) else {
+        return unknown(None);
+    };
+    if let Some(last) = last.filter(|l| l.commit.as_deref() == Some(sha.as_str())) {
+        return AlertsAt { commit: Some(sha), levels: last.levels.clone(), checked };
+    }
+    let Ok(read) = git.read_policies(&sha, &dir) else {
+        return unknown(Some(sha));
+    };
+    // only the files that can hold the Workspace need parsing
+    let sources = read.sources.into_iter().filter(|s| s.text.contains("Workspace")).collect();
+    let (set, _) = load_sources(sources);
+    let levels = set.workspace().map(|w| w.doc.alerts.clone());
+    AlertsAt { commit: Some(sha), levels: Arc::new(AlertLevels { levels }), checked }
 }
 
 // ---------------------------------------------------------------------------
@@ -1743,6 +1863,17 @@ limit:
         assert_eq!(yaml_key("4o"), "\"4o\"");
         assert_eq!(yaml_key("null"), "\"null\"");
         assert_eq!(yaml_key("a/b"), "\"a/b\"");
+    }
+
+    #[test]
+    fn the_warning_level_is_the_highest_alert_below_100() {
+        let at = |levels: Option<Vec<u32>>| AlertLevels { levels };
+        assert_eq!(at(None).warning_percent(), 80);
+        assert_eq!(at(None).json(), Value::Null);
+        assert_eq!(at(Some(vec![100, 50, 90, 120])).warning_percent(), 90);
+        assert_eq!(at(Some(vec![100, 50, 90, 120])).json(), json!([50, 90, 100, 120]));
+        assert_eq!(at(Some(vec![100])).warning_percent(), 100, "nothing warns before it is exceeded");
+        assert_eq!(at(Some(vec![])).warning_percent(), 100);
     }
 
     #[test]
