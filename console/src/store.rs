@@ -61,7 +61,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
              drift INTEGER NOT NULL, failures TEXT NOT NULL, duration_ms INTEGER NOT NULL, report TEXT NOT NULL,
              received_at INTEGER NOT NULL);",
     ),
+    // a user's limit history (`GET /v1/me`) reads the audit rows of one subject, newest first
+    (3, "CREATE INDEX audit_subject ON audit(subject, seq);"),
 ];
+
+/// The last 100 audit rows of one user's limit, newest first (`GET /v1/me`): served by
+/// the `audit_subject` index, never a scan of the whole audit log.
+pub(crate) const LIMIT_HISTORY_SQL: &str = "SELECT at, action, old, new, commit_id FROM audit
+     WHERE subject = ?1 AND action IN ('limit.set', 'limit.remove') ORDER BY seq DESC LIMIT 100";
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -320,4 +327,96 @@ pub fn meta_set(tx: &Transaction<'_>, key: &str, value: &str) -> rusqlite::Resul
         (key, value),
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn migrated() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        conn
+    }
+
+    /// The plan's detail lines (`SEARCH audit USING INDEX …`).
+    fn plan(conn: &Connection, sql: &str) -> Vec<String> {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        stmt.query_map(["a@x.com"], |r| r.get::<_, String>(3)).unwrap().collect::<Result<_, _>>().unwrap()
+    }
+
+    #[test]
+    fn a_users_limit_history_is_read_through_the_subject_index() {
+        let conn = migrated();
+        let detail = plan(&conn, LIMIT_HISTORY_SQL);
+        assert!(detail.iter().any(|d| d.contains("USING INDEX audit_subject (subject=?)")), "{detail:?}");
+        // neither a scan of the audit log nor a sort of its rows
+        assert!(!detail.iter().any(|d| d.starts_with("SCAN") || d.contains("TEMP B-TREE")), "{detail:?}");
+        let versions: Vec<i64> = conn
+            .prepare("SELECT version FROM schema_migrations ORDER BY version")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(versions, [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_users_limit_history_is_theirs_newest_first_among_many_others() {
+        let mut conn = migrated();
+        let tx = conn.transaction().unwrap();
+        {
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO audit (at, actor, action, subject, old, new, commit_id)
+                     VALUES (?1, 'reconciler', ?2, ?3, ?4, ?5, ?6)",
+                )
+                .unwrap();
+            // 20,000 rows of 2,000 other users, with the user's own rows in between:
+            // limit changes every 1,000 rows, and rows of other kinds about the same subject
+            for i in 0..20_000i64 {
+                let other = format!("u{}@x.com", i % 2000);
+                insert.execute((i, "limit.set", &other, None::<String>, "{}", format!("c{i}"))).unwrap();
+                if i % 1000 == 0 {
+                    let action = if i == 19_000 { "limit.remove" } else { "limit.set" };
+                    insert.execute((i, action, "a@x.com", "{}", "{}", format!("mine{i}"))).unwrap();
+                    insert.execute((i, "request.proposed", "a@x.com", "pending", "proposed", "x")).unwrap();
+                }
+            }
+            // a subject that only starts like the user's is someone else
+            insert.execute((1, "limit.set", "a@x.com.evil", "{}", "{}", "not-mine")).unwrap();
+        }
+        tx.commit().unwrap();
+        let mut stmt = conn.prepare(LIMIT_HISTORY_SQL).unwrap();
+        let rows: Vec<(i64, String, String)> = stmt
+            .query_map(["a@x.com"], |r| Ok((r.get(0)?, r.get(1)?, r.get(4)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expected: Vec<(i64, String, String)> = (0..20)
+            .rev()
+            .map(|k| {
+                let at = k * 1000;
+                let action = if at == 19_000 { "limit.remove" } else { "limit.set" };
+                (at, action.to_string(), format!("mine{at}"))
+            })
+            .collect();
+        assert_eq!(rows, expected);
+        drop(stmt);
+        // a long history: the newest 100 rows
+        let tx = conn.transaction().unwrap();
+        for i in 0..150i64 {
+            tx.execute(
+                "INSERT INTO audit (at, actor, action, subject, new) VALUES (?1, 'r', 'limit.set', 'b@x.com', '{}')",
+                [100_000 + i],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        let mut stmt = conn.prepare(LIMIT_HISTORY_SQL).unwrap();
+        let ats: Vec<i64> =
+            stmt.query_map(["b@x.com"], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+        assert_eq!(ats, (100_050..100_150).rev().collect::<Vec<i64>>());
+    }
 }
