@@ -473,6 +473,83 @@ function prefill() {
   $('propose-pool').value = g.pool ?? '';
   $('propose-form').dataset.credits = g.limit?.credits ?? '';
   $('propose-form').dataset.pool = g.pool ?? '';
+  capEdits = ['products', 'models'].flatMap((kind) => Object.entries(g.limit?.[kind] || {})
+    .map(([name, value]) => ({ kind, name, original: String(value), value: String(value), removed: false })));
+  renderCaps();
+}
+
+// Caps of the group being edited: each one kept (maybe with a new value), removed, or new.
+let capEdits = [];
+const CAP_NAME = /^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$/;
+const capKind = (kind) => (kind === 'models' ? 'model' : 'product');
+
+function renderCaps() {
+  fill($('propose-caps'), capEdits.length ? capEdits.map((c) => {
+    const id = `cap-${c.kind}-${cssId(c.name)}`;
+    const state = c.original === null ? 'new' : c.removed ? 'removed' : 'kept';
+    const input = el('input', { id, inputmode: 'decimal', value: c.value, disabled: c.removed, dataset: { cap: c.name } });
+    input.addEventListener('input', () => { c.value = input.value; });
+    const toggle = el('button', { type: 'button', 'aria-label': `${c.removed ? 'Keep' : 'Remove'} the ${capKind(c.kind)} cap on ${c.name}` }, c.removed ? 'Keep' : 'Remove');
+    toggle.addEventListener('click', () => {
+      if (c.original === null) capEdits = capEdits.filter((x) => x !== c);
+      else c.removed = !c.removed;
+      renderCaps();
+    });
+    return el('li', { dataset: { kind: c.kind, name: c.name, state } },
+      el('label', { for: id }, `${productName(c.name)} (${capKind(c.kind)})`,
+        state === 'new' ? el('span', { class: 'muted small' }, ' · new') : null,
+        state === 'removed' ? el('span', { class: 'muted small' }, ' · removed') : null),
+      input, toggle);
+  }) : el('li', { class: 'muted small' }, 'No cap: the whole limit is shared by every product and model.'));
+  // names already used as caps somewhere, as suggestions for a new one
+  const kind = $('cap-kind').value;
+  const names = new Set(kind === 'products' ? Object.keys(PRODUCT_NAMES) : []);
+  for (const g of groups) Object.keys(g.limit?.[kind] || {}).forEach((n) => names.add(n));
+  fill($('cap-names'), [...names].sort().map((n) => el('option', { value: n })));
+}
+
+function addCap() {
+  const kind = $('cap-kind').value;
+  const name = $('cap-name').value.trim();
+  const value = $('cap-credits').value.trim();
+  const problem = $('cap-problem');
+  const problems = [];
+  if (!CAP_NAME.test(name)) problems.push('name a product or model (letters, digits and . _ - : / @ +)');
+  if (!DECIMAL.test(value)) problems.push('give the cap in credits, like `500` or `500.5`');
+  problem.hidden = !problems.length;
+  problem.textContent = problems.join('; ');
+  if (problems.length) return;
+  const same = capEdits.find((c) => c.kind === kind && c.name === name);
+  if (same) Object.assign(same, { value, removed: false });
+  else capEdits.push({ kind, name, original: null, value, removed: false });
+  $('cap-name').value = '';
+  $('cap-credits').value = '';
+  renderCaps();
+  $('cap-name').focus();
+}
+
+$('cap-add').addEventListener('click', addCap);
+$('cap-kind').addEventListener('change', renderCaps);
+// Enter in the new-cap fields adds the cap rather than submitting the proposal
+['cap-name', 'cap-credits'].forEach((id) => $(id).addEventListener('keydown', (event) => {
+  if (event.key === 'Enter') {
+    event.preventDefault();
+    addCap();
+  }
+}));
+
+/** The caps part of a proposal: `{products: {name: value|null}, models: {...}}`, and problems. */
+function capChanges(problems) {
+  const out = {};
+  for (const c of capEdits) {
+    const value = c.value.trim();
+    let change;
+    if (c.removed) change = c.original === null ? undefined : null;
+    else if (!DECIMAL.test(value)) problems.push(`the ${capKind(c.kind)} cap on ${c.name} must be a number like \`500\``);
+    else if (value !== c.original) change = value;
+    if (change !== undefined) (out[c.kind] ||= {})[c.name] = change;
+  }
+  return out;
 }
 
 function startProposal(name) {
@@ -500,7 +577,8 @@ $('propose-form').addEventListener('submit', async (event) => {
   if (!body.reason) problems.push('give a reason (it goes into the commit message)');
   if (c && c !== form.dataset.credits) body.credits = c;
   if (p !== form.dataset.pool) body.pool = p ? p : null;
-  if (!problems.length && body.credits === undefined && body.pool === undefined) problems.push('change the credits or the pool first');
+  Object.assign(body, capChanges(problems));
+  if (!problems.length && body.credits === undefined && body.pool === undefined && !body.products && !body.models) problems.push('change the credits, the pool or a cap first');
   if (problems.length) {
     fill(result, el('div', { class: 'error', role: 'alert' }, el('ul', {}, problems.map((x) => el('li', {}, x)))));
     return;

@@ -260,6 +260,37 @@ await check('proposing a limit change commits a branch in the policy repository 
   assert.equal(git(REPO, ['rev-parse', 'HEAD']), approved, 'the approved branch moved: a proposal must stay on its own branch');
 });
 
+await check('adding a model cap in the propose form commits it on a new branch', async () => {
+  assert.ok(adminPage, 'no admin page');
+  const groups = (await apiOk(BASE, ADMIN, 'GET', '/v1/groups')).data;
+  const group = groups.find((g) => g.limit && g.limit.credits != null);
+  assert.ok(group, 'no group with a limit in /v1/groups');
+  const name = `gpt-browser-${STAMP}`;
+  const before = allCommits(REPO);
+  const approved = git(REPO, ['rev-parse', 'HEAD']);
+  // a fresh form: the values of the approved revision, no earlier result
+  await adminPage.reload();
+  await adminPage.locator(`#propose-form [name="group"] option[value="${group.name}"]`).waitFor({ state: 'attached', timeout: 10000 });
+  await fill(adminPage, '#propose-form', 'group', group.name);
+  await fill(adminPage, '#propose-form', 'cap_kind', 'models');
+  await fill(adminPage, '#propose-form', 'cap_name', name);
+  await fill(adminPage, '#propose-form', 'cap_credits', '7');
+  await adminPage.locator('#cap-add').click();
+  await adminPage.locator(`#propose-caps li[data-state="new"][data-name="${name}"]`).waitFor({ timeout: 5000 });
+  await assertLabelled(adminPage, '#propose-form');
+  await fill(adminPage, '#propose-form', 'reason', `Browser test ${STAMP}: cap a model for ${group.name}`);
+  await submit(adminPage, '#propose-form');
+  await adminPage.waitForFunction(() => /budgit\/proposal\//.test(document.querySelector('#proposal-result')?.innerText || ''), null, {
+    timeout: 15000,
+  });
+  const fresh = [...allCommits(REPO)].filter((c) => !before.has(c));
+  assert.equal(fresh.length, 1, `expected one new commit in ${REPO}, found ${fresh.length}`);
+  const diff = git(REPO, ['show', '--format=', fresh[0]]);
+  assert.match(diff, new RegExp(`^\\+.*\\b${name}: 7\\b`, 'm'), `the commit does not add the cap on ${name}: ${diff}`);
+  assert.doesNotMatch(diff, /^-.*\bcredits: /m, 'the commit changed a credits value it was not asked to');
+  assert.equal(git(REPO, ['rev-parse', 'HEAD']), approved, 'the approved branch moved');
+});
+
 await check('a user session cannot open the admin view or admin data', async () => {
   const page = await signIn(userCtx, BASE, USER, '/console/me');
   const r = await page.goto(`${BASE}/console/`);
