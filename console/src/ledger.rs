@@ -469,6 +469,9 @@ struct UserSlot {
     limit: Option<Box<UserLimit>>,
 }
 
+/// A limit compiled to ids: the limit, its caps (kind, product or model id, cap) and the group id.
+type Compiled = (UserLimit, Vec<(Kind, u32, i64)>, u32);
+
 impl Default for UserSlot {
     fn default() -> Self {
         UserSlot {
@@ -489,7 +492,7 @@ impl UserSlot {
     }
 
     /// Sets the applied limit (compiled to `total`, `group` and the lines' caps), or removes it.
-    fn set_limit(&mut self, compiled: Option<(UserLimit, Vec<(Kind, u32, i64)>, u32)>) {
+    fn set_limit(&mut self, compiled: Option<Compiled>) {
         for line in self.lines.iter_mut() {
             line.capped = false;
             line.cap = 0;
@@ -733,7 +736,7 @@ impl Ledger {
     }
 
     /// A limit compiled to ids: the limit, its caps by product and model id, and the group id.
-    fn compile(&mut self, limit: UserLimit) -> (UserLimit, Vec<(Kind, u32, i64)>, u32) {
+    fn compile(&mut self, limit: UserLimit) -> Compiled {
         let mut caps = Vec::new();
         for (p, c) in &limit.limit.products {
             caps.push((Kind::Product, self.products.intern(p), c.micros()));
