@@ -103,7 +103,9 @@ pub fn resolve_base(
     // Everyone else keeps the head's answer, with indices and provenance pointing into the base.
     let base_group: HashMap<&str, usize> =
         base.groups.iter().enumerate().map(|(i, g)| (g.doc.name.as_str(), i)).collect();
-    let mut provenance: HashMap<(SourceKind, Arc<str>), Provenance> = HashMap::new();
+    // Keyed by the name's allocation: a resolution clones one provenance per document,
+    // so this hashes a pointer per user instead of hashing and comparing the name.
+    let mut provenance: HashMap<(SourceKind, *const u8), Provenance> = HashMap::new();
     let mut users = Vec::with_capacity(dir.len());
     let mut next = affected.iter().zip(partial_users).peekable();
     for (i, r) in head_resolution.users.iter().enumerate() {
@@ -120,7 +122,7 @@ pub fn resolve_base(
             .and_then(|g| head.groups.get(g))
             .and_then(|g| base_group.get(g.doc.name.as_str()).copied());
         let source = provenance
-            .entry((r.source.kind, r.source.name.clone()))
+            .entry((r.source.kind, Arc::as_ptr(&r.source.name).cast::<u8>()))
             .or_insert_with(|| base_provenance(base, &r.source))
             .clone();
         users.push(Resolved { user: i, limit: r.limit.clone(), source, group, considered: Vec::new() });
