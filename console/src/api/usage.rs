@@ -346,28 +346,30 @@ pub async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
 }
 
+/// A row of `SELECT seq, id, ts, email, product, model, micros, project, context FROM
+/// events` as its sequence number and stream JSON.
+pub(crate) fn stream_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Value)> {
+    let e = NewEvent {
+        id: r.get(1)?,
+        ts: DateTime::from_timestamp(r.get(2)?, 0).unwrap_or_default(),
+        user: r.get(3)?,
+        product: r.get(4)?,
+        model: r.get(5)?,
+        micros: r.get(6)?,
+        context: r.get(8)?,
+    };
+    let seq: i64 = r.get(0)?;
+    let project: String = r.get(7)?;
+    Ok((seq, e.to_json(seq, &project)))
+}
+
 /// Up to 500 stored events after `after`, as stream JSON.
 fn backlog_page(conn: &rusqlite::Connection, after: i64, user: Option<&str>) -> ApiResult<Vec<(i64, Value)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, id, ts, email, product, model, micros, project, context FROM events
          WHERE seq > ?1 AND (?2 IS NULL OR email = ?2) ORDER BY seq LIMIT 500",
     )?;
-    let rows = stmt
-        .query_map((after, user), |r| {
-            let e = NewEvent {
-                id: r.get(1)?,
-                ts: DateTime::from_timestamp(r.get(2)?, 0).unwrap_or_default(),
-                user: r.get(3)?,
-                product: r.get(4)?,
-                model: r.get(5)?,
-                micros: r.get(6)?,
-                context: r.get(8)?,
-            };
-            let seq: i64 = r.get(0)?;
-            let project: String = r.get(7)?;
-            Ok((seq, e.to_json(seq, &project)))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows = stmt.query_map((after, user), stream_row)?.collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
 

@@ -11,12 +11,11 @@ use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use chrono::DateTime;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use super::super::QueryPairs;
-use super::super::usage::NewEvent;
+use super::super::usage::stream_row;
 use super::poisoned;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
@@ -88,22 +87,7 @@ fn newest(conn: &rusqlite::Connection) -> ApiResult<Vec<(i64, Value)>> {
         "SELECT seq, id, ts, email, product, model, micros, project, context FROM events
          ORDER BY seq DESC LIMIT ?1",
     )?;
-    let rows = stmt
-        .query_map([KEPT as i64], |r| {
-            let e = NewEvent {
-                id: r.get(1)?,
-                ts: DateTime::from_timestamp(r.get(2)?, 0).unwrap_or_default(),
-                user: r.get(3)?,
-                product: r.get(4)?,
-                model: r.get(5)?,
-                micros: r.get(6)?,
-                context: r.get(8)?,
-            };
-            let seq: i64 = r.get(0)?;
-            let project: String = r.get(7)?;
-            Ok((seq, e.to_json(seq, &project)))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows = stmt.query_map([KEPT as i64], stream_row)?.collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }
 
