@@ -252,23 +252,7 @@ impl GitRepo {
                 Err(e) => return Err(e.into()),
             }
         };
-        let mut blobs: Vec<(String, Oid)> = Vec::new();
-        tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
-            let name = String::from_utf8_lossy(entry.name_bytes());
-            // Hidden entries are skipped exactly like `files::read_dir` does.
-            if name.starts_with('.') {
-                return TreeWalkResult::Skip;
-            }
-            // Symlinks (0o120000) and submodules are not policy files.
-            if entry.kind() == Some(ObjectType::Blob)
-                && entry.filemode() & 0o170000 == 0o100000
-                && files::is_policy_file(Path::new(name.as_ref()))
-            {
-                blobs.push((format!("{parent}{name}"), entry.id()));
-            }
-            TreeWalkResult::Ok
-        })?;
-        blobs.sort();
+        let blobs = policy_blobs(&tree)?;
         let mut sources = Vec::with_capacity(blobs.len());
         for (path, oid) in blobs {
             let blob = self.repo.find_blob(oid)?;
@@ -459,6 +443,28 @@ fn join_components(path: &Path) -> Result<String, GitError> {
         }
     }
     Ok(parts.join("/"))
+}
+
+/// The policy files under `tree`: their paths within it and blob ids, sorted by path.
+pub(crate) fn policy_blobs(tree: &git2::Tree<'_>) -> Result<Vec<(String, Oid)>, git2::Error> {
+    let mut blobs: Vec<(String, Oid)> = Vec::new();
+    tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
+        let name = String::from_utf8_lossy(entry.name_bytes());
+        // Hidden entries are skipped exactly like `files::read_dir` does.
+        if name.starts_with('.') {
+            return TreeWalkResult::Skip;
+        }
+        // Symlinks (0o120000) and submodules are not policy files.
+        if entry.kind() == Some(ObjectType::Blob)
+            && entry.filemode() & 0o170000 == 0o100000
+            && files::is_policy_file(Path::new(name.as_ref()))
+        {
+            blobs.push((format!("{parent}{name}"), entry.id()));
+        }
+        TreeWalkResult::Ok
+    })?;
+    blobs.sort();
+    Ok(blobs)
 }
 
 #[cfg(test)]

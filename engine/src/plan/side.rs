@@ -8,12 +8,12 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use git2::{ObjectType, Oid, TreeWalkMode, TreeWalkResult};
+use git2::{ObjectType, Oid};
 
 use crate::Credits;
 use crate::load::Source;
 use crate::load::files::{self, ReadError};
-use crate::load::git::{GitError, GitRepo};
+use crate::load::git::{GitError, GitRepo, policy_blobs};
 use crate::period::PeriodRange;
 use crate::usage::{UsageTable, day_number};
 use crate::validate::{ValidateOptions, Validated, validate_sources};
@@ -86,22 +86,7 @@ pub fn base_sources_from_git(
             _ => return sources_from_git(git, rev, dir),
         }
     };
-    let mut blobs: Vec<(String, Oid)> = Vec::new();
-    tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
-        let name = String::from_utf8_lossy(entry.name_bytes());
-        if name.starts_with('.') {
-            return TreeWalkResult::Skip;
-        }
-        if entry.kind() == Some(ObjectType::Blob)
-            && entry.filemode() & 0o170000 == 0o100000
-            && files::is_policy_file(Path::new(name.as_ref()))
-        {
-            blobs.push((format!("{parent}{name}"), entry.id()));
-        }
-        TreeWalkResult::Ok
-    })
-    .map_err(GitError::from)?;
-    blobs.sort();
+    let blobs = policy_blobs(&tree).map_err(GitError::from)?;
     let head_by_path: HashMap<&str, &Source> = head.iter().map(|s| (&*s.path, s)).collect();
     let mut sources = Vec::with_capacity(blobs.len());
     for (path, oid) in blobs {
