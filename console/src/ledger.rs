@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use budgit_engine::model::{Enforcement, Limit, Period};
 use budgit_engine::period::{PeriodRange, period_containing};
@@ -251,64 +251,11 @@ impl Hasher for SeqHasher {
 
 type SeqMap<V> = HashMap<u64, V, BuildHasherDefault<SeqHasher>>;
 
-/// Folds the 128-bit product of two words into one (the mixing step of the name hash).
-fn fold(a: u64, b: u64) -> u64 {
-    let p = u128::from(a) * u128::from(b);
-    (p as u64) ^ ((p >> 64) as u64)
-}
-
-/// Hashes names (emails, products, models, groups) eight bytes per step.
-///
-/// SipHash, the standard map's default, was a large part of a check's cost for an
-/// email of ~20 bytes. This keeps a per-ledger random seed, so which names collide
-/// cannot be worked out ahead of time.
-#[derive(Debug, Clone, Copy)]
-struct NameHasher(u64);
-
-const FOLD_A: u64 = 0x9e37_79b9_7f4a_7c15;
-const FOLD_B: u64 = 0xd6e8_feb8_6659_fd93;
-
-impl Hasher for NameHasher {
-    fn finish(&self) -> u64 {
-        fold(self.0, FOLD_B)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = self.0;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let w = u64::from_le_bytes(<[u8; 8]>::try_from(c).unwrap_or_default());
-            h = fold(h ^ w, FOLD_A);
-        }
-        let rest = chunks.remainder();
-        let mut last = [0u8; 8];
-        last[..rest.len()].copy_from_slice(rest);
-        // the length keeps "ab" and "ab\0" apart
-        self.0 = fold(h ^ u64::from_le_bytes(last) ^ ((bytes.len() as u64) << 56), FOLD_B);
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.0 = fold(self.0 ^ u64::from(n), FOLD_A);
-    }
-}
-
-/// Builds [`NameHasher`]s with the ledger's seed.
-#[derive(Debug, Clone, Copy)]
-struct NameState(u64);
-
-impl Default for NameState {
-    fn default() -> Self {
-        NameState(seed())
-    }
-}
-
-impl BuildHasher for NameState {
-    type Hasher = NameHasher;
-
-    fn build_hasher(&self) -> NameHasher {
-        NameHasher(self.0)
-    }
-}
+/// Hashes names (emails, products, models, groups): foldhash reads eight bytes per step
+/// where SipHash, the standard map's default, was a large part of a check's cost for an
+/// email of ~20 bytes; its per-map random seed keeps collisions from being worked out
+/// ahead of time.
+type NameState = foldhash::fast::RandomState;
 
 /// Bytes of a name kept in the map's own table (most emails fit).
 const SHORT_NAME: usize = 31;
