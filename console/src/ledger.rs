@@ -12,15 +12,18 @@
 //! that the writer thread drains once per batch.
 //!
 //! A check is on the hot path of every spend, so the layout is built for it:
-//! users, products, models and groups are interned once into dense ids (one
-//! string lookup per name per check, then plain vector indexing), a reservation
+//! a user's name and what a check reads of it (total, usage, holds, group, which
+//! products and models are capped) share one cache line in the user table, so
+//! with 100k users the lookup's one memory read also serves the decision; the
+//! user's per-product and per-model lines are read only when a cap may apply.
+//! Products, models and groups are interned once into dense ids, a reservation
 //! is a small record keyed by an integer (its id becomes text only at the API
 //! edge), and expiry is a timer wheel of one-second buckets that is only
 //! touched when a second has passed, never walked per check.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 use budgit_engine::model::{Enforcement, Limit, Period};
 use budgit_engine::period::{PeriodRange, period_containing};
@@ -277,9 +280,24 @@ impl ShortName {
     }
 }
 
+impl ShortName {
+    fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
+    }
+}
+
+// Hashes and compares as the name's bytes, so a lookup borrows the caller's `&str` as
+// `[u8]` instead of copying it into a key first (the copy's stores, read straight back
+// by the hash, stalled a check).
 impl std::hash::Hash for ShortName {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write(&self.bytes[..usize::from(self.len)]);
+        self.as_bytes().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for ShortName {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
     }
 }
 
@@ -293,9 +311,10 @@ struct Names {
 
 impl Names {
     fn get(&self, name: &str) -> Option<u32> {
-        match ShortName::new(name) {
-            Some(key) => self.short.get(&key).copied(),
-            None => self.long.get(name).copied(),
+        if name.len() <= SHORT_NAME {
+            self.short.get(name.as_bytes()).copied()
+        } else {
+            self.long.get(name).copied()
         }
     }
 
@@ -311,6 +330,196 @@ impl Names {
             None => self.long.insert(name.to_string(), id),
         };
         id
+    }
+
+    fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("", String::as_str)
+    }
+}
+
+/// Bytes of a user's name kept in its table entry; longer names are compared
+/// against the interned string (one more memory read, only for them).
+const INLINE_USER: usize = 28;
+
+/// [`Hot::flags`]: the entry holds a user.
+const OCCUPIED: u8 = 1;
+/// [`Hot::flags`]: the user has an applied limit.
+const LIMITED: u8 = 2;
+/// [`Hot::flags`]: the name is longer than [`INLINE_USER`]; `name` starts with its hash.
+const LONG: u8 = 4;
+
+/// The bit of [`Hot::caps`] a product id maps to.
+fn product_bit(p: u32) -> u16 {
+    1 << (p % 8)
+}
+
+/// The bit of [`Hot::caps`] a model id maps to.
+fn model_bit(m: u32) -> u16 {
+    1 << (8 + m % 8)
+}
+
+/// One user's entry in the name table: the name and everything a check reads when
+/// no product or model cap applies, in one cache line, so the lookup's memory read
+/// also serves the decision. The rest of the user (caps and usage by product and
+/// model, the limit as given) is in a [`UserSlot`], read only when a cap may apply.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+struct Hot {
+    /// The applied total (when [`LIMITED`]).
+    total: i64,
+    used: i64,
+    held: i64,
+    /// The group whose pool applies, or [`NONE`].
+    group: u32,
+    /// The user's dense id (index of its [`UserSlot`] and name).
+    id: u32,
+    /// Which products and models may be capped ([`product_bit`], [`model_bit`]):
+    /// a check whose bits are clear here skips the user's lines.
+    caps: u16,
+    flags: u8,
+    /// Length of an inline name.
+    len: u8,
+    /// The name's bytes, or (when [`LONG`]) its hash's.
+    name: [u8; INLINE_USER],
+}
+
+impl Hot {
+    const EMPTY: Hot = Hot {
+        total: 0,
+        used: 0,
+        held: 0,
+        group: NONE,
+        id: 0,
+        caps: 0,
+        flags: 0,
+        len: 0,
+        name: [0; INLINE_USER],
+    };
+
+    fn limited(&self) -> bool {
+        self.flags & LIMITED != 0
+    }
+}
+
+/// Users: an open-addressing table of [`Hot`] entries keyed by name (linear probing,
+/// at most half full, so a lookup almost always reads one line), and names by id.
+#[derive(Debug, Default)]
+struct Users {
+    table: Vec<Hot>,
+    len: usize,
+    hasher: NameState,
+    /// Names by id.
+    names: Vec<String>,
+    /// Table position by id (positions move when the table grows).
+    at: Vec<u32>,
+}
+
+impl Users {
+    fn hash(&self, name: &[u8]) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write(name);
+        h.finish()
+    }
+
+    fn mask(&self) -> usize {
+        self.table.len().wrapping_sub(1)
+    }
+
+    fn matches(&self, e: &Hot, name: &[u8], hash: u64) -> bool {
+        if e.flags & LONG == 0 {
+            usize::from(e.len) == name.len() && e.name.get(..name.len()) == Some(name)
+        } else {
+            e.name.get(..8) == Some(&hash.to_le_bytes()[..])
+                && self.names.get(e.id as usize).is_some_and(|n| n.as_bytes() == name)
+        }
+    }
+
+    /// The table position of a user.
+    fn find(&self, name: &str) -> Option<usize> {
+        if self.table.is_empty() {
+            return None;
+        }
+        let (name, mask) = (name.as_bytes(), self.mask());
+        let hash = self.hash(name);
+        let mut i = hash as usize & mask;
+        // the table is never full, so an empty entry ends every probe
+        loop {
+            let e = self.table.get(i)?;
+            if e.flags & OCCUPIED == 0 {
+                return None;
+            }
+            if self.matches(e, name, hash) {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// The first empty position on `hash`'s probe.
+    fn vacant(&self, hash: u64) -> usize {
+        let mask = self.mask();
+        let mut i = hash as usize & mask;
+        while self.table.get(i).is_some_and(|e| e.flags & OCCUPIED != 0) {
+            i = (i + 1) & mask;
+        }
+        i
+    }
+
+    /// The table position of a user, added when missing; `grew` is set when entries moved.
+    fn intern(&mut self, name: &str, grew: &mut bool) -> usize {
+        if let Some(i) = self.find(name) {
+            return i;
+        }
+        if (self.len + 1) * 2 > self.table.len() {
+            self.grow();
+            *grew = true;
+        }
+        // ids stay below the sentinels: the 4-billionth name would share the last id
+        let id = u32::try_from(self.names.len()).unwrap_or(OVERDUE - 1).min(OVERDUE - 1);
+        self.names.push(name.to_string());
+        let hash = self.hash(name.as_bytes());
+        let mut e = Hot { id, flags: OCCUPIED, ..Hot::EMPTY };
+        match u8::try_from(name.len()) {
+            Ok(len) if name.len() <= INLINE_USER => {
+                e.len = len;
+                e.name[..name.len()].copy_from_slice(name.as_bytes());
+            }
+            _ => {
+                e.flags |= LONG;
+                e.name[..8].copy_from_slice(&hash.to_le_bytes());
+            }
+        }
+        let i = self.vacant(hash);
+        if let Some(slot) = self.table.get_mut(i) {
+            *slot = e;
+        }
+        self.at.push(i as u32);
+        self.len += 1;
+        i
+    }
+
+    /// Doubles the table and puts every entry back.
+    fn grow(&mut self) {
+        let size = (self.table.len() * 2).max(16);
+        let old = std::mem::replace(&mut self.table, vec![Hot::EMPTY; size]);
+        for e in old.into_iter().filter(|e| e.flags & OCCUPIED != 0) {
+            let hash = match self.names.get(e.id as usize) {
+                Some(n) => self.hash(n.as_bytes()),
+                None => continue,
+            };
+            let i = self.vacant(hash);
+            if let Some(slot) = self.table.get_mut(i) {
+                *slot = e;
+            }
+            if let Some(at) = self.at.get_mut(e.id as usize) {
+                *at = i as u32;
+            }
+        }
+    }
+
+    /// The entry of the user with this id.
+    fn of(&self, id: u32) -> Option<&Hot> {
+        self.table.get(*self.at.get(id as usize)? as usize)
     }
 
     fn name(&self, id: u32) -> &str {
@@ -337,6 +546,8 @@ struct Line {
     capped: bool,
     cap: i64,
     used: i64,
+    /// Open holds on it; kept only while it is capped (only a cap's room reads it),
+    /// and recounted from the holds whenever caps change.
     held: i64,
 }
 
@@ -399,18 +610,13 @@ impl Lines {
     }
 }
 
-/// Everything the ledger knows about one user, hot fields first.
-#[derive(Debug)]
+/// What a check reads of a user only when a cap may apply, and what the console's
+/// views read: the rest is in the user's [`Hot`] entry.
+#[derive(Debug, Default)]
 struct UserSlot {
-    /// The applied total (when `limit` is set).
-    total: i64,
-    used: i64,
-    held: i64,
-    /// The group whose pool applies, or [`NONE`].
-    group: u32,
     /// Usage was recorded for the user this period.
     counted: bool,
-    /// Caps, usage and holds by product and model.
+    /// Caps, usage and (on capped lines) holds by product and model.
     lines: Lines,
     /// The applied limit as given (read by the console's views, not by checks).
     limit: Option<Box<UserLimit>>,
@@ -418,51 +624,6 @@ struct UserSlot {
 
 /// A limit compiled to ids: the limit, its caps (kind, product or model id, cap) and the group id.
 type Compiled = (UserLimit, Vec<(Kind, u32, i64)>, u32);
-
-impl Default for UserSlot {
-    fn default() -> Self {
-        UserSlot {
-            total: 0,
-            used: 0,
-            held: 0,
-            group: NONE,
-            counted: false,
-            lines: Lines::default(),
-            limit: None,
-        }
-    }
-}
-
-impl UserSlot {
-    fn group(&self) -> u32 {
-        self.group
-    }
-
-    /// Sets the applied limit (compiled to `total`, `group` and the lines' caps), or removes it.
-    fn set_limit(&mut self, compiled: Option<Compiled>) {
-        for line in self.lines.iter_mut() {
-            line.capped = false;
-            line.cap = 0;
-        }
-        match compiled {
-            Some((limit, caps, group)) => {
-                self.total = limit.limit.credits.micros();
-                self.group = group;
-                for (kind, key, cap) in caps {
-                    let line = self.lines.entry(kind, key);
-                    line.capped = true;
-                    line.cap = cap;
-                }
-                self.limit = Some(Box::new(limit));
-            }
-            None => {
-                self.total = 0;
-                self.group = NONE;
-                self.limit = None;
-            }
-        }
-    }
-}
 
 /// A group: its pool (if any) and what its members used and hold.
 #[derive(Debug, Default, Clone, Copy)]
@@ -476,6 +637,8 @@ struct GroupSlot {
 #[derive(Debug, Clone)]
 struct Hold {
     user: u32,
+    /// The user's position in the name table (fixed up when the table grows).
+    at: u32,
     product: u32,
     model: u32,
     micros: i64,
@@ -548,7 +711,7 @@ fn seed() -> u64 {
 pub struct Ledger {
     settings: Settings,
     period: Option<PeriodRange>,
-    users: Names,
+    users: Users,
     products: Names,
     models: Names,
     group_names: Names,
@@ -569,7 +732,7 @@ impl Default for Ledger {
         Ledger {
             settings: Settings::default(),
             period: None,
-            users: Names::default(),
+            users: Users::default(),
             products: Names::default(),
             models: Names::default(),
             group_names: Names::default(),
@@ -607,12 +770,21 @@ impl Ledger {
         period_containing(settings.period, &settings.timezone, now)
     }
 
-    fn user_slot(&mut self, user: &str) -> u32 {
-        let id = self.users.intern(user);
+    /// The user's table position, added when missing.
+    fn user_slot(&mut self, user: &str) -> usize {
+        let mut grew = false;
+        let at = self.users.intern(user, &mut grew);
+        let id = self.users.table.get(at).map_or(0, |e| e.id);
         while self.slots.len() <= id as usize {
             self.slots.push(UserSlot::default());
         }
-        id
+        if grew {
+            // entries moved: holds find their user again by id
+            for h in self.holds.values_mut() {
+                h.at = self.users.at.get(h.user as usize).copied().unwrap_or(NONE);
+            }
+        }
+        at
     }
 
     fn group_slot(&mut self, group: &str) -> u32 {
@@ -627,8 +799,10 @@ impl Ledger {
     pub fn load_usage(&mut self, settings: Settings, period: PeriodRange, rows: Vec<UsageRow>) {
         self.settings = settings;
         self.period = Some(period);
+        for e in &mut self.users.table {
+            e.used = 0;
+        }
         for slot in &mut self.slots {
-            slot.used = 0;
             slot.counted = false;
             for s in slot.lines.iter_mut() {
                 s.used = 0;
@@ -644,9 +818,10 @@ impl Ledger {
     }
 
     /// Adds committed usage to a user's sums (not to the pool).
-    fn count(&mut self, u: u32, p: u32, m: u32, micros: i64) {
-        let Some(slot) = self.slots.get_mut(u as usize) else { return };
-        slot.used = slot.used.saturating_add(micros);
+    fn count(&mut self, at: usize, p: u32, m: u32, micros: i64) {
+        let Some(e) = self.users.table.get_mut(at) else { return };
+        e.used = e.used.saturating_add(micros);
+        let Some(slot) = self.slots.get_mut(e.id as usize) else { return };
         slot.counted = true;
         for (kind, key) in [(Kind::Product, p), (Kind::Model, m)] {
             let s = slot.lines.entry(kind, key);
@@ -665,12 +840,12 @@ impl Ledger {
             match limit {
                 Some(l) => {
                     let compiled = self.compile(l);
-                    let u = self.user_slot(&user);
-                    self.slots[u as usize].set_limit(Some(compiled));
+                    let at = self.user_slot(&user);
+                    self.set_limit(at, Some(compiled));
                 }
                 None => {
-                    if let Some(u) = self.users.get(&user) {
-                        self.slots[u as usize].set_limit(None);
+                    if let Some(at) = self.users.find(&user) {
+                        self.set_limit(at, None);
                     }
                 }
             }
@@ -680,6 +855,53 @@ impl Ledger {
             self.groups[g as usize].pool = pool;
         }
         self.regroup();
+        self.rehold();
+    }
+
+    /// Sets a user's applied limit (compiled to its total, group and the lines' caps), or removes it.
+    fn set_limit(&mut self, at: usize, compiled: Option<Compiled>) {
+        let Some(e) = self.users.table.get_mut(at) else { return };
+        let Some(slot) = self.slots.get_mut(e.id as usize) else { return };
+        for line in slot.lines.iter_mut() {
+            line.capped = false;
+            line.cap = 0;
+        }
+        e.caps = 0;
+        match compiled {
+            Some((limit, caps, group)) => {
+                e.total = limit.limit.credits.micros();
+                e.group = group;
+                e.flags |= LIMITED;
+                for (kind, key, cap) in caps {
+                    let line = slot.lines.entry(kind, key);
+                    line.capped = true;
+                    line.cap = cap;
+                    e.caps |= match kind {
+                        Kind::Product => product_bit(key),
+                        Kind::Model => model_bit(key),
+                    };
+                }
+                slot.limit = Some(Box::new(limit));
+            }
+            None => {
+                e.total = 0;
+                e.group = NONE;
+                e.flags &= !LIMITED;
+                slot.limit = None;
+            }
+        }
+    }
+
+    /// Recounts the holds on capped lines from the open holds (caps may have changed).
+    fn rehold(&mut self) {
+        for slot in &mut self.slots {
+            for line in slot.lines.iter_mut() {
+                line.held = 0;
+            }
+        }
+        for h in self.holds.values() {
+            Self::hold_on_lines(&self.users, &mut self.slots, h.at as usize, h.product, h.model, h.micros);
+        }
     }
 
     /// A limit compiled to ids: the limit, its caps by product and model id, and the group id.
@@ -704,10 +926,10 @@ impl Ledger {
             g.used = 0;
             g.held = 0;
         }
-        for slot in &self.slots {
-            if let Some(g) = self.groups.get_mut(slot.group() as usize) {
-                g.used = g.used.saturating_add(slot.used);
-                g.held = g.held.saturating_add(slot.held);
+        for e in &self.users.table {
+            if let Some(g) = self.groups.get_mut(e.group as usize) {
+                g.used = g.used.saturating_add(e.used);
+                g.held = g.held.saturating_add(e.held);
             }
         }
     }
@@ -717,55 +939,74 @@ impl Ledger {
         if !self.period.is_some_and(|p| p.contains(ts)) {
             return;
         }
-        let (u, p, m) = (self.user_slot(user), self.products.intern(product), self.models.intern(model));
-        self.count(u, p, m, micros);
-        let g = self.slots[u as usize].group();
+        let (at, p, m) = (self.user_slot(user), self.products.intern(product), self.models.intern(model));
+        self.count(at, p, m, micros);
+        let g = self.users.table.get(at).map_or(NONE, |e| e.group);
         if let Some(g) = self.groups.get_mut(g as usize) {
             g.used = g.used.saturating_add(micros);
         }
     }
 
     /// Adds `micros` (negative to give back) to what a user holds on a product and model.
-    fn hold_on(&mut self, u: u32, p: u32, m: u32, micros: i64) {
-        let Some(slot) = self.slots.get_mut(u as usize) else { return };
-        slot.held = slot.held.saturating_add(micros);
-        for (kind, key) in [(Kind::Product, p), (Kind::Model, m)] {
-            let s = slot.lines.entry(kind, key);
-            s.held = s.held.saturating_add(micros);
-        }
-        let g = slot.group();
+    fn hold_on(&mut self, at: usize, p: u32, m: u32, micros: i64) {
+        let Some(e) = self.users.table.get_mut(at) else { return };
+        e.held = e.held.saturating_add(micros);
+        let g = e.group;
+        Self::hold_on_lines(&self.users, &mut self.slots, at, p, m, micros);
         if let Some(g) = self.groups.get_mut(g as usize) {
             g.held = g.held.saturating_add(micros);
         }
     }
 
+    /// Adds `micros` to the user's capped lines for this product and model (the only
+    /// lines whose holds are kept); the user's lines are not read when neither is capped.
+    fn hold_on_lines(users: &Users, slots: &mut [UserSlot], at: usize, p: u32, m: u32, micros: i64) {
+        let Some(e) = users.table.get(at) else { return };
+        if e.caps & (product_bit(p) | model_bit(m)) == 0 {
+            return;
+        }
+        let Some(slot) = slots.get_mut(e.id as usize) else { return };
+        for line in slot.lines.iter_mut() {
+            if line.capped && (line.is(Kind::Product, p) || line.is(Kind::Model, m)) {
+                line.held = line.held.saturating_add(micros);
+            }
+        }
+    }
+
     /// The room left under each limit that applies to a spend, smallest first.
-    fn room(&self, u: u32, product: Option<u32>, model: Option<u32>) -> Option<(i64, Deciding)> {
-        let slot = self.slots.get(u as usize)?;
-        slot.limit.as_ref()?;
-        let mut best = (slot.total.saturating_sub(slot.used.saturating_add(slot.held)), Deciding::User);
+    fn room(&self, at: usize, product: Option<u32>, model: Option<u32>) -> Option<(i64, Deciding)> {
+        let e = self.users.table.get(at)?;
+        if !e.limited() {
+            return None;
+        }
+        let mut best = (e.total.saturating_sub(e.used.saturating_add(e.held)), Deciding::User);
         let mut consider = |room: i64, which: Deciding| {
             if room < best.0 {
                 best = (room, which);
             }
         };
-        // one pass over the lines; the product cap is considered before the model cap
-        let (mut on_product, mut on_model) = (None, None);
-        for line in slot.lines.iter().filter(|l| l.capped) {
-            let room = line.cap.saturating_sub(line.spend());
-            match line.kind {
-                Kind::Product if Some(line.key) == product => on_product = Some(room),
-                Kind::Model if Some(line.key) == model => on_model = Some(room),
-                _ => {}
+        let bits = product.map_or(0, product_bit) | model.map_or(0, model_bit);
+        if e.caps & bits != 0
+            && let Some(slot) = self.slots.get(e.id as usize)
+        {
+            // one pass over the lines; the product cap is considered before the model cap
+            let (mut on_product, mut on_model) = (None, None);
+            for line in slot.lines.iter().filter(|l| l.capped) {
+                let room = line.cap.saturating_sub(line.spend());
+                match line.kind {
+                    Kind::Product if Some(line.key) == product => on_product = Some(room),
+                    Kind::Model if Some(line.key) == model => on_model = Some(room),
+                    _ => {}
+                }
+            }
+            if let Some(room) = on_product {
+                consider(room, Deciding::ProductCap);
+            }
+            if let Some(room) = on_model {
+                consider(room, Deciding::ModelCap);
             }
         }
-        if let Some(room) = on_product {
-            consider(room, Deciding::ProductCap);
-        }
-        if let Some(room) = on_model {
-            consider(room, Deciding::ModelCap);
-        }
-        if let Some(g) = self.groups.get(slot.group as usize)
+        if let Some(g) = self.groups.get(e.group as usize)
             && let Some(pool) = g.pool
         {
             consider(pool.saturating_sub(g.used.saturating_add(g.held)), Deciding::Pool);
@@ -776,9 +1017,9 @@ impl Ledger {
     /// Decides a spend and, when allowed, reserves it until `expires_at`.
     pub fn check(&mut self, req: &CheckRequest<'_>, now: i64, expires_at: i64) -> Decision {
         self.sweep(now, None);
-        let Some(u) = self.users.get(req.user) else { return Decision::unlimited() };
+        let Some(at) = self.users.find(req.user) else { return Decision::unlimited() };
         let (p, m) = (self.products.get(req.product), self.models.get(req.model));
-        let Some((room, deciding)) = self.room(u, p, m) else { return Decision::unlimited() };
+        let Some((room, deciding)) = self.room(at, p, m) else { return Decision::unlimited() };
         let fits = req.micros <= room;
         if !fits && self.settings.enforcement != Enforcement::Soft {
             return Decision {
@@ -792,13 +1033,15 @@ impl Ledger {
         }
         let p = p.unwrap_or_else(|| self.products.intern(req.product));
         let m = m.unwrap_or_else(|| self.models.intern(req.model));
-        self.hold_on(u, p, m, req.micros);
+        self.hold_on(at, p, m, req.micros);
+        let user = self.users.table.get(at).map_or(0, |e| e.id);
         let seq = self.next_seq;
         self.next_seq += 1;
         let tag = (self.rng.next() >> 32) as u32;
         let wheel = self.place(seq, expires_at);
         let hold = Hold {
-            user: u,
+            user,
+            at: at as u32,
             product: p,
             model: m,
             micros: req.micros,
@@ -926,7 +1169,7 @@ impl Ledger {
     /// Removes a lapsed hold (already out of the wheel) and gives its credits back.
     fn lapse(&mut self, seq: u64, gone: Option<&mut Vec<String>>) {
         let Some(h) = self.holds.remove(&seq) else { return };
-        self.hold_on(h.user, h.product, h.model, -h.micros);
+        self.hold_on(h.at as usize, h.product, h.model, -h.micros);
         if let Some(f) = &h.foreign {
             self.foreign.remove(f);
         }
@@ -967,7 +1210,7 @@ impl Ledger {
 
     /// The reservation as the API and the store see it.
     fn spelled(&self, seq: u64, h: &Hold) -> Reservation {
-        let group = self.slots.get(h.user as usize).map_or(NONE, UserSlot::group);
+        let group = self.users.table.get(h.at as usize).map_or(NONE, |e| e.group);
         Reservation {
             id: self.id_text(seq, h),
             user: self.users.name(h.user).to_string(),
@@ -985,15 +1228,17 @@ impl Ledger {
         if self.foreign.contains_key(r.id.as_str()) {
             return;
         }
-        let (u, p, m) =
+        let (at, p, m) =
             (self.user_slot(&r.user), self.products.intern(&r.product), self.models.intern(&r.model));
-        self.hold_on(u, p, m, r.micros);
+        self.hold_on(at, p, m, r.micros);
+        let user = self.users.table.get(at).map_or(0, |e| e.id);
         let seq = self.next_seq;
         self.next_seq += 1;
         let id: Box<str> = r.id.into_boxed_str();
         self.foreign.insert(id.clone(), seq);
         let hold = Hold {
-            user: u,
+            user,
+            at: at as u32,
             product: p,
             model: m,
             micros: r.micros,
@@ -1036,11 +1281,11 @@ impl Ledger {
         if actual > h.micros {
             let extra = actual - h.micros;
             let (room, deciding) =
-                self.room(h.user, Some(h.product), Some(h.model)).unwrap_or((0, Deciding::User));
+                self.room(h.at as usize, Some(h.product), Some(h.model)).unwrap_or((0, Deciding::User));
             if extra > room && self.settings.enforcement == Enforcement::Hard {
                 return Err(ReservationError::Exceeds { remaining: room.max(0), deciding });
             }
-            self.hold_on(h.user, h.product, h.model, extra);
+            self.hold_on(h.at as usize, h.product, h.model, extra);
         }
         if let Some(frozen) = self.holds.get_mut(&seq) {
             frozen.committing = true;
@@ -1059,16 +1304,21 @@ impl Ledger {
                 self.foreign.remove(f);
             }
             self.unschedule(frozen.expires_at, frozen.wheel);
-            self.hold_on(frozen.user, frozen.product, frozen.model, -frozen.micros);
+            self.hold_on(frozen.at as usize, frozen.product, frozen.model, -frozen.micros);
             if self.period.is_some_and(|p| p.contains(ts)) {
-                self.count(frozen.user, frozen.product, frozen.model, actual);
-                let g = self.slots.get(frozen.user as usize).map_or(NONE, UserSlot::group);
+                self.count(frozen.at as usize, frozen.product, frozen.model, actual);
+                let g = self.users.table.get(frozen.at as usize).map_or(NONE, |e| e.group);
                 if let Some(g) = self.groups.get_mut(g as usize) {
                     g.used = g.used.saturating_add(actual);
                 }
             }
         } else {
-            self.hold_on(frozen.user, frozen.product, frozen.model, -(frozen.micros - original.micros));
+            self.hold_on(
+                frozen.at as usize,
+                frozen.product,
+                frozen.model,
+                -(frozen.micros - original.micros),
+            );
             if let Some(h) = self.holds.get_mut(&seq) {
                 h.micros = original.micros;
                 h.committing = false;
@@ -1123,7 +1373,7 @@ impl Ledger {
         }
         let Some(h) = self.holds.remove(&seq) else { return Err(ReservationError::Unknown) };
         self.unschedule(h.expires_at, h.wheel);
-        self.hold_on(h.user, h.product, h.model, -h.micros);
+        self.hold_on(h.at as usize, h.product, h.model, -h.micros);
         if h.persisted {
             let id = self.id_text(seq, &h);
             self.outbox.delete.push(id);
@@ -1173,19 +1423,21 @@ impl Ledger {
 
     /// A user's applied limit.
     pub fn limit_of(&self, user: &str) -> Option<&UserLimit> {
-        let u = self.users.get(user)?;
-        self.slots.get(u as usize)?.limit.as_deref()
+        let e = self.users.table.get(self.users.find(user)?)?;
+        self.slots.get(e.id as usize)?.limit.as_deref()
     }
 
     /// A user's usage this period, total and by product and model (micro-credits).
     pub fn usage_of(&self, user: &str) -> (i64, BTreeMap<String, i64>, BTreeMap<String, i64>) {
-        match self.users.get(user).and_then(|u| self.slots.get(u as usize)) {
-            Some(slot) => self.usage_in(slot),
+        match self.users.find(user).and_then(|at| self.users.table.get(at)) {
+            Some(e) => self.usage_in(e.id),
             None => (0, BTreeMap::new(), BTreeMap::new()),
         }
     }
 
-    fn usage_in(&self, slot: &UserSlot) -> (i64, BTreeMap<String, i64>, BTreeMap<String, i64>) {
+    fn usage_in(&self, id: u32) -> (i64, BTreeMap<String, i64>, BTreeMap<String, i64>) {
+        let used = self.users.of(id).map_or(0, |e| e.used);
+        let Some(slot) = self.slots.get(id as usize) else { return (used, BTreeMap::new(), BTreeMap::new()) };
         let spelled = |kind: Kind, names: &Names| {
             slot.lines
                 .iter()
@@ -1193,7 +1445,7 @@ impl Ledger {
                 .map(|s| (names.name(s.key).to_string(), s.used))
                 .collect()
         };
-        (slot.used, spelled(Kind::Product, &self.products), spelled(Kind::Model, &self.models))
+        (used, spelled(Kind::Product, &self.products), spelled(Kind::Model, &self.models))
     }
 
     /// Every user with a limit or usage this period, for the console's views.
@@ -1201,18 +1453,18 @@ impl Ledger {
     /// A copy, so the caller can sort and page it without holding the ledger's
     /// lock; callers cache it rather than taking it per request.
     pub fn standings(&self) -> Vec<UserStanding> {
-        let mut users: Vec<(&str, &UserSlot)> = self
+        let mut users: Vec<(&str, u32, &UserSlot)> = self
             .slots
             .iter()
             .enumerate()
             .filter(|(_, s)| s.limit.is_some() || s.counted)
-            .map(|(i, s)| (self.users.name(i as u32), s))
+            .map(|(i, s)| (self.users.name(i as u32), i as u32, s))
             .collect();
         users.sort_unstable_by(|a, b| a.0.cmp(b.0));
         users
             .into_iter()
-            .map(|(user, slot)| {
-                let (used, products, models) = self.usage_in(slot);
+            .map(|(user, id, slot)| {
+                let (used, products, models) = self.usage_in(id);
                 UserStanding {
                     user: user.to_string(),
                     limit: slot.limit.as_deref().cloned(),
@@ -1437,7 +1689,7 @@ mod tests {
         assert_eq!(l.open_reservations(), 1);
         assert!(l.expire(t + WHEEL as i64 + 4).is_empty());
         assert_eq!(l.expire(t + WHEEL as i64 + 5), vec![far.to_string()]);
-        assert_eq!((l.slots[1].held, l.groups[0].held), (0, 0));
+        assert_eq!((l.users.of(1).unwrap().held, l.groups[0].held), (0, 0));
     }
 
     #[test]
@@ -1578,8 +1830,9 @@ mod tests {
                 held[h.user as usize] += h.micros;
             }
             for (u, slot) in l.slots.iter().enumerate() {
-                assert_eq!(slot.held, held[u]);
-                assert!(slot.used + slot.held <= 100_000_000);
+                let e = l.users.of(u as u32).unwrap();
+                assert_eq!(e.held, held[u]);
+                assert!(e.used + e.held <= 100_000_000);
                 let codex =
                     slot.lines.get(Kind::Product, l.products.get("codex").unwrap()).map_or(0, Line::spend);
                 assert!(codex <= 95_000_000);
@@ -1594,18 +1847,24 @@ mod tests {
     #[test]
     fn lines_past_the_inline_ones_keep_exact_sums_and_caps() {
         // six products and three models per user: lines spill from the slot to the heap;
-        // limits are re-applied mid-walk (caps cleared and set again)
+        // limits are re-applied mid-walk (caps cleared and set again, and every third time
+        // two more lines capped while holds are open on them)
         let mut l = ledger();
         let products = ["codex", "chatgpt", "api", "sora", "p5", "p6"];
         let models = ["m", "big", "small"];
-        let limits = || {
+        let limits_with = |more: bool| {
             let mut limit = Limit { credits: Credits::from_whole(1000), ..Default::default() };
             limit.products.insert("p6".into(), Credits::from_whole(7));
             limit.products.insert("codex".into(), Credits::from_whole(95));
             limit.models.insert("big".into(), Credits::from_whole(11));
+            if more {
+                limit.products.insert("sora".into(), Credits::from_whole(900));
+                limit.models.insert("small".into(), Credits::from_whole(900));
+            }
             ["a@x.com", "b@x.com"]
                 .map(|u| (u.to_string(), Some(UserLimit { limit: limit.clone(), group: Some("eng".into()) })))
         };
+        let limits = || limits_with(false);
         const POOL: i64 = 1_500_000_000;
         l.apply_limits(limits(), [("eng".to_string(), Some(POOL))]);
         let mut rng = Rng(0x0ddc_0ffe_e15e_a5e5);
@@ -1640,12 +1899,14 @@ mod tests {
                     }
                 }
                 5 => t += (rng.next() % 2) as i64,
-                _ if step % 500 == 0 => l.apply_limits(limits(), [("eng".to_string(), Some(POOL))]),
+                _ if step % 500 == 0 => {
+                    l.apply_limits(limits_with(step / 500 % 3 == 1), [("eng".to_string(), Some(POOL))]);
+                }
                 _ => {
                     let _ = l.take_outbox(t);
                 }
             }
-            // every line's holds are exactly the open holds on it
+            // every capped line's holds are exactly the open holds on it (others keep none)
             let mut want: BTreeMap<(u32, u8, u32), i64> = BTreeMap::new();
             for h in l.holds.values() {
                 *want.entry((h.user, 0, h.product)).or_default() += h.micros;
@@ -1655,12 +1916,15 @@ mod tests {
                 assert!(slot.lines.iter().count() <= products.len() + models.len());
                 for line in slot.lines.iter() {
                     let kind = u8::from(line.kind == Kind::Model);
-                    assert_eq!(line.held, want.get(&(u as u32, kind, line.key)).copied().unwrap_or(0));
+                    let open =
+                        if line.capped { want.get(&(u as u32, kind, line.key)).copied() } else { None };
+                    assert_eq!(line.held, open.unwrap_or(0));
                     if line.capped {
                         assert!(line.spend() <= line.cap, "a cap past 100%");
                     }
                 }
-                assert!(slot.used + slot.held <= 1_000_000_000);
+                let e = l.users.of(u as u32).unwrap();
+                assert!(e.used + e.held <= 1_000_000_000);
             }
             let g = l.groups[0];
             assert!(g.used + g.held <= POOL);
@@ -1673,6 +1937,65 @@ mod tests {
             assert!(slot.lines.get(Kind::Product, p6).is_some_and(|x| x.capped && x.spend() > 5_000_000));
             assert!(slot.lines.get(Kind::Model, big).is_some_and(|x| x.capped && x.spend() > 9_000_000));
         }
+    }
+
+    #[test]
+    fn the_user_table_grows_under_open_holds_and_finds_every_name() {
+        let mut l = ledger();
+        let t = now().timestamp();
+        let long = "a.rather.long.first.name.and.surname@example.com";
+        let limit = Limit { credits: Credits::from_whole(100), ..Default::default() };
+        l.apply_limits([(long.to_string(), Some(UserLimit { limit: limit.clone(), group: None }))], []);
+        let held = l.check(&req("b@x.com", "chatgpt", 7), t, t + 60).reservation.unwrap();
+        let held_long = l.check(&req(long, "chatgpt", 3), t, t + 60).reservation.unwrap();
+        // thousands of users added: the table grows several times and entries move
+        let many: Vec<(String, Option<UserLimit>)> = (0..5000)
+            .map(|i| (format!("u{i}@x.com"), Some(UserLimit { limit: limit.clone(), group: None })))
+            .collect();
+        l.apply_limits(many, []);
+        assert!(l.users.table.len() >= 2 * l.users.len);
+        for (id, name) in l.users.names.iter().enumerate() {
+            let at = l.users.find(name).unwrap();
+            assert_eq!((l.users.table[at].id, l.users.at[id]), (id as u32, at as u32));
+        }
+        assert_eq!(l.users.find("u5000@x.com"), None);
+        // the holds still count against (and give back to) the right users
+        // b's pool has 120 - 90 - 7 = 23 left
+        let d = l.check(&req("b@x.com", "chatgpt", 23), t, t + 60);
+        assert_eq!((d.allowed, d.deciding, d.remaining), (true, Deciding::Pool, 0));
+        assert!(l.release_id(held, None).is_ok());
+        assert!(l.release_id(held_long, None).is_ok());
+        let e = l.users.of(1).unwrap();
+        assert_eq!((e.held, l.users.find(long).map(|at| l.users.table[at].held)), (23_000_000, Some(0)));
+        assert_eq!(l.check(&req(long, "chatgpt", 100), t, t + 60).remaining, 0);
+        assert!(l.check(&req("u4999@x.com", "chatgpt", 100), t, t + 60).allowed);
+    }
+
+    #[test]
+    fn a_cap_set_under_open_holds_counts_them() {
+        let mut l = ledger();
+        let t = now().timestamp();
+        // holds on a line with no cap yet: they are not kept on the line
+        let r = l.check(&req("b@x.com", "sora", 5), t, t + 60).reservation.unwrap();
+        l.check(&req("b@x.com", "sora", 2), t, t + 60);
+        let mut limit = Limit { credits: Credits::from_whole(100), ..Default::default() };
+        limit.products.insert("sora".into(), Credits::from_whole(10));
+        l.apply_limits([("b@x.com".to_string(), Some(UserLimit { limit, group: Some("eng".into()) }))], []);
+        let d = l.check(&req("b@x.com", "sora", 4), t, t + 60);
+        assert_eq!((d.allowed, d.deciding, d.remaining), (false, Deciding::ProductCap, 3_000_000));
+        assert!(l.release_id(r, None).is_ok());
+        let d = l.check(&req("b@x.com", "sora", 4), t, t + 60);
+        assert_eq!((d.allowed, d.deciding, d.remaining), (true, Deciding::ProductCap, 4_000_000));
+        // products whose ids share the cap bit of "sora" are not capped by it
+        for p in 0..20 {
+            let name = format!("p{p}");
+            assert!(l.check(&req("b@x.com", &name, 1), t, t + 60).allowed, "{name}");
+        }
+        // removing the cap stops counting on the line
+        let limit = Limit { credits: Credits::from_whole(100), ..Default::default() };
+        l.apply_limits([("b@x.com".to_string(), Some(UserLimit { limit, group: Some("eng".into()) }))], []);
+        let sora = l.products.get("sora").unwrap();
+        assert_eq!(l.slots[1].lines.get(Kind::Product, sora).map(|x| (x.capped, x.held)), Some((false, 0)));
     }
 
     #[test]
