@@ -16,8 +16,8 @@ use budgit_engine::resolve::resolve;
 use budgit_engine::validate::ValidateOptions;
 use budgit_engine::{Credits, Diagnostic, Report, Severity};
 
-use super::Status;
 use super::flags::UsageArgs;
+use super::{Leave, Status};
 use crate::render::{self, DiagContext};
 
 /// Evaluate usage against limits: per user and group status, alerts, forecast, breakdowns.
@@ -134,6 +134,8 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         Format::Table => table_text(&evaluation, &workspace.doc.name, args.top, args.by),
     };
     render::emit(&text)?;
+    Leave::ToTheOs.leave(evaluation);
+    Leave::ToTheOs.leave((text, table, resolution, dir, validated));
     Ok(Status::Clean)
 }
 

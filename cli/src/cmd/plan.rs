@@ -15,8 +15,8 @@ use budgit_engine::usage::UsageTable;
 use budgit_engine::validate::{ValidateOptions, Validated, validate_sources};
 use chrono::{DateTime, Utc};
 
-use super::Status;
 use super::flags::UsageArgs;
+use super::{Leave, Status};
 use crate::render::{self, DiagContext};
 
 /// How to print a plan.
@@ -142,7 +142,7 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
     t.mark("read base");
     let how = if args.from_scratch { Base::FromScratch } else { Base::Incremental };
     let inputs = (args.inputs.required_directory()?, &args.inputs.usage[..]);
-    let outcome = compute_timed(&base, &head, inputs, now, &dir_in_repo, how, &mut t)?;
+    let outcome = compute_timed(&base, &head, inputs, now, &dir_in_repo, (how, Leave::ToTheOs), &mut t)?;
     let plan = match outcome {
         Outcome::Plan(plan) => plan,
         Outcome::Unresolvable { report, why } => {
@@ -162,7 +162,9 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
     };
     render::emit(&print(&plan, args.format))?;
     t.mark("render");
-    Ok(status(&plan, args.detailed_exitcode))
+    let status = status(&plan, args.detailed_exitcode);
+    Leave::ToTheOs.leave((plan, head, base));
+    Ok(status)
 }
 
 /// The plan in a format.
@@ -211,7 +213,7 @@ pub fn compute(
     how: Base,
 ) -> anyhow::Result<Outcome> {
     let mut t = Timings { on: false, last: 0 };
-    compute_timed(base, head, (directory, usage), now, root, how, &mut t)
+    compute_timed(base, head, (directory, usage), now, root, (how, Leave::Dropped), &mut t)
 }
 
 fn compute_timed(
@@ -220,7 +222,7 @@ fn compute_timed(
     (directory, usage): (&Path, &[PathBuf]),
     now: DateTime<Utc>,
     root: &str,
-    how: Base,
+    (how, leave): (Base, Leave),
     t: &mut Timings,
 ) -> anyhow::Result<Outcome> {
     let head_policies = &head.validated.policies;
@@ -277,6 +279,7 @@ fn compute_timed(
             }
         }
     }
+    leave.leave((dir, head_resolution, base_policies, base_resolution, used));
     Ok(Outcome::Plan(Box::new(plan)))
 }
 
@@ -285,6 +288,10 @@ fn read_used(
     usage: &[PathBuf],
     resolution: &budgit_engine::resolve::Resolution,
 ) -> anyhow::Result<Vec<budgit_engine::Credits>> {
+    // Without usage nobody used anything: no table over the directory to build and free.
+    if usage.is_empty() {
+        return Ok(vec![budgit_engine::Credits::ZERO; dir.len()]);
+    }
     let mut table = UsageTable::new(dir);
     for path in usage {
         let findings = read_usage(path, &mut table, resolution.timezone)?;
