@@ -15,7 +15,7 @@ pub mod incremental;
 pub mod render;
 pub mod side;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -705,6 +705,8 @@ fn override_changes(input: &PlanInput<'_>) -> Overrides {
         match (b, h) {
             (None, Some(h)) => out.added.push(override_change(h, &htz, now)),
             (Some(b), None) => out.removed.push(override_change(b, &btz, now)),
+            // Most overrides are untouched by a change: compare before serializing both.
+            (Some(b), Some(h)) if b.doc == h.doc && b.file == h.file => {}
             (Some(b), Some(h)) => {
                 let mut changes = field_changes(&b.doc, &h.doc);
                 if b.file != h.file {
@@ -718,6 +720,12 @@ fn override_changes(input: &PlanInput<'_>) -> Overrides {
         }
     }
     let horizon = now + Duration::days(SOON_DAYS);
+    // Each upcoming override asks for its user's other overrides: index them once by
+    // user instead of scanning every override per question.
+    let mut by_user: HashMap<String, Vec<&Loaded<Override>>> = HashMap::new();
+    for o in &head.policies.overrides {
+        by_user.entry(o.doc.user.to_ascii_lowercase()).or_default().push(o);
+    }
     for o in &head.policies.overrides {
         let mut events = Vec::new();
         if let Some(s) = o.doc.starts.map(|s| s.instant(&htz))
@@ -733,8 +741,8 @@ fn override_changes(input: &PlanInput<'_>) -> Overrides {
         for (starting, at) in events {
             let position = input.directory.position(&o.doc.user);
             let credits_now = position.and_then(|i| head.resolution.user(i)).map(|r| r.limit.credits);
-            let credits_then =
-                position.and_then(|i| limit_at(head, input.directory, i, at)).map(|l| l.credits);
+            let theirs = by_user.get(&o.doc.user.to_ascii_lowercase()).map_or(&[][..], Vec::as_slice);
+            let credits_then = position.and_then(|i| limit_at(head, theirs, i, at)).map(|l| l.credits);
             let item = Upcoming {
                 name: o.doc.name.clone(),
                 user: o.doc.user.clone(),
@@ -757,20 +765,18 @@ fn override_changes(input: &PlanInput<'_>) -> Overrides {
 
 /// A user's limit at another instant of the same head: the winning group's limit
 /// (membership does not depend on time) or the default, with the override active then.
-fn limit_at(side: Side<'_>, dir: &Directory, i: usize, at: DateTime<Utc>) -> Option<Limit> {
+/// `theirs` holds every override of the user (emails compare without case).
+fn limit_at(side: Side<'_>, theirs: &[&Loaded<Override>], i: usize, at: DateTime<Utc>) -> Option<Limit> {
     let resolved = side.resolution.user(i)?;
-    let email = &dir.users.get(i)?.email;
     let tz = side.resolution.timezone;
     let base = match resolved.group.and_then(|g| side.policies.groups.get(g)) {
         Some(g) => g.doc.limit.clone(),
         None => side.policies.workspace()?.doc.default.clone(),
     };
     // The same order resolution applies: earliest `starts` (absent first), then name.
-    let active = side
-        .policies
-        .overrides
+    let active = theirs
         .iter()
-        .filter(|o| o.doc.user.eq_ignore_ascii_case(email) && is_active(&o.doc, &tz, at))
+        .filter(|o| is_active(&o.doc, &tz, at))
         .min_by_key(|o| (o.doc.starts.map(|s| s.instant(&tz)), o.doc.name.clone()));
     Some(match active {
         Some(o) => match (&o.doc.limit, &o.doc.add) {

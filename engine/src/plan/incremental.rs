@@ -105,7 +105,9 @@ pub fn resolve_base(
         base.groups.iter().enumerate().map(|(i, g)| (g.doc.name.as_str(), i)).collect();
     // Keyed by the name's allocation: a resolution clones one provenance per document,
     // so this hashes a pointer per user instead of hashing and comparing the name.
-    let mut provenance: HashMap<(SourceKind, *const u8), Provenance> = HashMap::new();
+    let mut provenance: HashMap<(SourceKind, *const u8), Provenance, foldhash::fast::FixedState> =
+        HashMap::default();
+    let docs = BaseDocs::of(base);
     let mut users = Vec::with_capacity(dir.len());
     let mut next = affected.iter().zip(partial_users).peekable();
     for (i, r) in head_resolution.users.iter().enumerate() {
@@ -123,7 +125,7 @@ pub fn resolve_base(
             .and_then(|g| base_group.get(g.doc.name.as_str()).copied());
         let source = provenance
             .entry((r.source.kind, Arc::as_ptr(&r.source.name).cast::<u8>()))
-            .or_insert_with(|| base_provenance(base, &r.source))
+            .or_insert_with(|| base_provenance(base, &docs, &r.source))
             .clone();
         users.push(Resolved { user: i, limit: r.limit.clone(), source, group, considered: Vec::new() });
     }
@@ -224,17 +226,15 @@ fn reachable(
 }
 
 /// The provenance of the same document in the base (it may sit in another file or line).
-fn base_provenance(base: &PolicySet, head: &Provenance) -> Provenance {
+fn base_provenance(base: &PolicySet, docs: &BaseDocs<'_>, head: &Provenance) -> Provenance {
     let found = match head.kind {
         SourceKind::Default => {
             base.workspace().map(|w| (w.file.clone(), w.key_loc("default").line, w.commit.clone()))
         }
-        SourceKind::Group => base
-            .groups
-            .iter()
-            .find(|g| *g.doc.name == *head.name)
-            .map(|g| (g.file.clone(), g.key_loc("limit").line, g.commit.clone())),
-        SourceKind::Override => base.overrides.iter().find(|o| *o.doc.name == *head.name).map(|o| {
+        SourceKind::Group => {
+            docs.groups.get(&*head.name).map(|g| (g.file.clone(), g.key_loc("limit").line, g.commit.clone()))
+        }
+        SourceKind::Override => docs.overrides.get(&*head.name).map(|o| {
             let field = if o.doc.limit.is_some() { "limit" } else { "add" };
             (o.file.clone(), o.key_loc(field).line, o.commit.clone())
         }),
@@ -244,6 +244,27 @@ fn base_provenance(base: &PolicySet, head: &Provenance) -> Provenance {
             Provenance { kind: head.kind, name: head.name.clone(), file, line, commit }
         }
         None => head.clone(),
+    }
+}
+
+/// The base's groups and overrides by name, the first of a name winning as a scan would:
+/// every user with an override has a provenance of its own, so looking each up by
+/// scanning thousands of overrides was quadratic.
+struct BaseDocs<'a> {
+    groups: HashMap<&'a str, &'a Loaded<Group>, foldhash::fast::FixedState>,
+    overrides: HashMap<&'a str, &'a Loaded<Override>, foldhash::fast::FixedState>,
+}
+
+impl<'a> BaseDocs<'a> {
+    fn of(base: &'a PolicySet) -> Self {
+        let mut docs = BaseDocs { groups: HashMap::default(), overrides: HashMap::default() };
+        for g in &base.groups {
+            docs.groups.entry(g.doc.name.as_str()).or_insert(g);
+        }
+        for o in &base.overrides {
+            docs.overrides.entry(o.doc.name.as_str()).or_insert(o);
+        }
+        docs
     }
 }
 
