@@ -4,8 +4,9 @@
 //! Lines lives in [`crate::input`]; this module is the in-memory shape every
 //! stage shares.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
+use crate::FastMap;
 use crate::model::AttributeType;
 
 /// One attribute value of a user.
@@ -42,7 +43,7 @@ pub struct Directory {
     /// Email to position. foldhash instead of SipHash: the directory is the admin's own
     /// file, and hashing 100k emails (plus every lookup by email) is a visible part of
     /// each command that reads it.
-    index: HashMap<String, usize, foldhash::fast::FixedState>,
+    index: FastMap<String, usize>,
 }
 
 impl Directory {
@@ -51,7 +52,7 @@ impl Directory {
         Directory {
             attributes: attributes.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             users: Vec::new(),
-            index: HashMap::default(),
+            index: FastMap::default(),
         }
     }
 

@@ -16,14 +16,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use crate::Credits;
 use crate::directory::{AttrValue, Directory};
 use crate::load::PolicySet;
 use crate::model::{Enforcement, Limit, Period};
 use crate::resolve::{Resolution, SourceKind};
 use crate::usage::{Aggregate, AggregateSpec, UsageTable, day_date, day_number};
-
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+use crate::{Credits, FastMap};
 
 /// Days of the burn-rate window used for forecasts.
 pub const BURN_WINDOW_DAYS: i32 = 7;

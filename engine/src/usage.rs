@@ -7,16 +7,13 @@
 //! plain integers. Reading files into a table is [`crate::input::usage`]; what the
 //! sums mean for limits is [`crate::evaluate`].
 
-use std::collections::HashMap;
 use std::ops::Range;
 
 use chrono::{Datelike, NaiveDate};
 
-use crate::Credits;
 use crate::diag::{Diagnostic, Location};
 use crate::directory::Directory;
-
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+use crate::{Credits, FastMap};
 
 /// Day 0 of [`day_number`] is 1970-01-01, which is this many days from the common era.
 const EPOCH_DAYS_FROM_CE: i32 = 719_163;

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::FastMap;
 use crate::diag::Diagnostic;
 use crate::directory::Directory;
 use crate::load::{Loaded, PolicySet, Source, load_sources};
@@ -101,13 +102,10 @@ pub fn resolve_base(
     let partial_users = std::mem::take(&mut partial.users);
 
     // Everyone else keeps the head's answer, with indices and provenance pointing into the base.
-    let base_group: HashMap<&str, usize> =
-        base.groups.iter().enumerate().map(|(i, g)| (g.doc.name.as_str(), i)).collect();
+    let docs = BaseDocs::of(base);
     // Keyed by the name's allocation: a resolution clones one provenance per document,
     // so this hashes a pointer per user instead of hashing and comparing the name.
-    let mut provenance: HashMap<(SourceKind, *const u8), Provenance, foldhash::fast::FixedState> =
-        HashMap::default();
-    let docs = BaseDocs::of(base);
+    let mut provenance: FastMap<(SourceKind, *const u8), Provenance> = FastMap::default();
     let mut users = Vec::with_capacity(dir.len());
     let mut next = affected.iter().zip(partial_users).peekable();
     for (i, r) in head_resolution.users.iter().enumerate() {
@@ -122,7 +120,7 @@ pub fn resolve_base(
         let group = r
             .group
             .and_then(|g| head.groups.get(g))
-            .and_then(|g| base_group.get(g.doc.name.as_str()).copied());
+            .and_then(|g| docs.groups.get(g.doc.name.as_str()).copied());
         let source = provenance
             .entry((r.source.kind, Arc::as_ptr(&r.source.name).cast::<u8>()))
             .or_insert_with(|| base_provenance(base, &docs, &r.source))
@@ -231,9 +229,11 @@ fn base_provenance(base: &PolicySet, docs: &BaseDocs<'_>, head: &Provenance) -> 
         SourceKind::Default => {
             base.workspace().map(|w| (w.file.clone(), w.key_loc("default").line, w.commit.clone()))
         }
-        SourceKind::Group => {
-            docs.groups.get(&*head.name).map(|g| (g.file.clone(), g.key_loc("limit").line, g.commit.clone()))
-        }
+        SourceKind::Group => docs
+            .groups
+            .get(&*head.name)
+            .and_then(|&i| base.groups.get(i))
+            .map(|g| (g.file.clone(), g.key_loc("limit").line, g.commit.clone())),
         SourceKind::Override => docs.overrides.get(&*head.name).map(|o| {
             let field = if o.doc.limit.is_some() { "limit" } else { "add" };
             (o.file.clone(), o.key_loc(field).line, o.commit.clone())
@@ -247,19 +247,19 @@ fn base_provenance(base: &PolicySet, docs: &BaseDocs<'_>, head: &Provenance) -> 
     }
 }
 
-/// The base's groups and overrides by name, the first of a name winning as a scan would:
-/// every user with an override has a provenance of its own, so looking each up by
-/// scanning thousands of overrides was quadratic.
+/// The base's groups (their index) and overrides by name, the first of a name winning
+/// as a scan would: every user with an override has a provenance of its own, so looking
+/// each up by scanning thousands of overrides was quadratic.
 struct BaseDocs<'a> {
-    groups: HashMap<&'a str, &'a Loaded<Group>, foldhash::fast::FixedState>,
-    overrides: HashMap<&'a str, &'a Loaded<Override>, foldhash::fast::FixedState>,
+    groups: FastMap<&'a str, usize>,
+    overrides: FastMap<&'a str, &'a Loaded<Override>>,
 }
 
 impl<'a> BaseDocs<'a> {
     fn of(base: &'a PolicySet) -> Self {
-        let mut docs = BaseDocs { groups: HashMap::default(), overrides: HashMap::default() };
-        for g in &base.groups {
-            docs.groups.entry(g.doc.name.as_str()).or_insert(g);
+        let mut docs = BaseDocs { groups: FastMap::default(), overrides: FastMap::default() };
+        for (i, g) in base.groups.iter().enumerate() {
+            docs.groups.entry(g.doc.name.as_str()).or_insert(i);
         }
         for o in &base.overrides {
             docs.overrides.entry(o.doc.name.as_str()).or_insert(o);
