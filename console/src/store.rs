@@ -2,8 +2,8 @@
 //!
 //! Every write goes through [`Store::write`]: the job runs on the single writer
 //! thread inside a transaction shared with the other jobs waiting at that moment
-//! (group commit), each job under its own savepoint so one failing job never
-//! takes the others down. The reply is sent only after the transaction is
+//! (group commit), each job under its own savepoint when it has company, so one
+//! failing job never takes the others down. The reply is sent only after the transaction is
 //! durably committed (WAL, `synchronous=FULL`), so an acknowledged write survives
 //! `kill -9`. Reads run on a small pool of connections inside `spawn_blocking`:
 //! no SQLite call ever blocks an async worker.
@@ -307,13 +307,21 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Box<dyn Job>>) {
 
 fn run_batch(conn: &mut Connection, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
     let tx = conn.transaction().map_err(|e| e.to_string())?;
-    for job in batch.iter_mut() {
-        tx.execute_batch("SAVEPOINT job").map_err(|e| e.to_string())?;
+    if let [job] = batch {
+        // alone in its transaction, a job needs no savepoint (each one journals every
+        // page it changes a second time): a failure rolls the whole transaction back
         if job.run(&tx) {
-            tx.execute_batch("RELEASE job").map_err(|e| e.to_string())?;
-        } else {
-            tx.execute_batch("ROLLBACK TO job; RELEASE job").map_err(|e| e.to_string())?;
+            return tx.commit().map_err(|e| e.to_string());
         }
+        return tx.rollback().map_err(|e| e.to_string());
+    }
+    let step = |sql: &str| tx.prepare_cached(sql).and_then(|mut s| s.execute([])).map_err(|e| e.to_string());
+    for job in batch.iter_mut() {
+        step("SAVEPOINT job")?;
+        if !job.run(&tx) {
+            step("ROLLBACK TO job")?;
+        }
+        step("RELEASE job")?;
     }
     tx.commit().map_err(|e| e.to_string())
 }
@@ -341,6 +349,47 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         migrate(&mut conn).unwrap();
         conn
+    }
+
+    /// A queued job and where its answer arrives.
+    type Queued = (Box<dyn Job>, oneshot::Receiver<ApiResult<()>>);
+
+    /// A job that writes `key` to the meta table, then fails when asked to.
+    fn job(key: &'static str, fail: bool) -> Queued {
+        let (reply, rx) = oneshot::channel();
+        let f = move |tx: &Transaction<'_>| {
+            meta_set(tx, key, "written")?;
+            if fail {
+                return Err(ApiError::store(&"refused"));
+            }
+            Ok(((), None))
+        };
+        (Box::new(WriteJob { f: Some(f), out: None, reply }), rx)
+    }
+
+    fn run(conn: &mut Connection, jobs: Vec<Queued>) -> Vec<bool> {
+        let (mut batch, replies): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+        let committed = run_batch(conn, &mut batch);
+        for job in batch {
+            job.finish(committed.clone());
+        }
+        replies.into_iter().map(|mut rx| rx.try_recv().unwrap().is_ok()).collect()
+    }
+
+    #[test]
+    fn a_failing_job_loses_only_its_own_writes() {
+        let mut conn = migrated();
+        // alone in its transaction: rolled back, and the error reaches its caller
+        assert_eq!(run(&mut conn, vec![job("alone", true)]), [false]);
+        assert_eq!(meta_get(&conn, "alone").unwrap(), None);
+        assert_eq!(run(&mut conn, vec![job("single", false)]), [true]);
+        assert_eq!(meta_get(&conn, "single").unwrap().as_deref(), Some("written"));
+        // sharing a transaction: the jobs before and after it are committed
+        let answers = run(&mut conn, vec![job("before", false), job("failing", true), job("after", false)]);
+        assert_eq!(answers, [true, false, true]);
+        assert_eq!(meta_get(&conn, "before").unwrap().as_deref(), Some("written"));
+        assert_eq!(meta_get(&conn, "failing").unwrap(), None);
+        assert_eq!(meta_get(&conn, "after").unwrap().as_deref(), Some("written"));
     }
 
     /// The plan's detail lines (`SEARCH audit USING INDEX …`).
