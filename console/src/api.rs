@@ -8,7 +8,7 @@ pub mod dashboard;
 mod limits;
 pub mod proposals;
 mod requests;
-mod usage;
+pub(crate) mod usage;
 mod users;
 
 use std::time::Instant;

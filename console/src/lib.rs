@@ -85,15 +85,42 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// A usage event as the live stream sends it.
-#[derive(Debug, Clone)]
+/// A stored usage event as the live stream carries it.
+#[derive(Debug)]
 pub struct StreamEvent {
     /// The monotonic sequence number (the SSE `id`).
     pub seq: i64,
+    event: api::usage::NewEvent,
+    project: String,
+    /// The stream JSON, written by the first reader that needs it: the console's
+    /// aggregates read the fields, so with no stream open no event is ever serialised.
+    json: std::sync::OnceLock<String>,
+}
+
+impl StreamEvent {
+    fn new(seq: i64, event: api::usage::NewEvent, project: String) -> StreamEvent {
+        StreamEvent { seq, event, project, json: std::sync::OnceLock::new() }
+    }
+
     /// The event's user, to filter user-token streams.
-    pub user: String,
-    /// The event as JSON.
-    pub json: String,
+    pub fn user(&self) -> &str {
+        &self.event.user
+    }
+
+    /// The event's product.
+    pub fn product(&self) -> &str {
+        &self.event.product
+    }
+
+    /// The event as JSON (what `GET /v1/usage/stream` sends).
+    pub fn json(&self) -> &str {
+        self.json.get_or_init(|| self.value().to_string())
+    }
+
+    /// The event as a JSON value.
+    fn value(&self) -> serde_json::Value {
+        self.event.to_json(self.seq, &self.project)
+    }
 }
 
 /// Shared state of the running service.

@@ -250,7 +250,9 @@ pub async fn commit(
     let seq = app
         .store
         .write(move |tx| {
-            let mut projects = HashMap::new();
+            // the event's project is the group the hold counted against: the ledger
+            // mirrors the limits table, so no lookup of the user's group is needed
+            let mut projects = HashMap::from([(event.user.clone(), r2.group.clone().unwrap_or_default())]);
             let stored = insert_event(tx, &event, &mut projects)?;
             tx.prepare_cached("DELETE FROM reservations WHERE id = ?1")?.execute([&rid])?;
             let seq = stored.as_ref().map(|(s, _)| *s);
@@ -267,7 +269,7 @@ pub async fn commit(
                     flush_reservations(&app2);
                 }
                 if ok && let Some((seq, project)) = stored {
-                    publish(&app2, &[(event, seq, project)], false);
+                    publish(&app2, vec![(event, seq, project)], false);
                 }
             });
             Ok((seq, Some(after)))

@@ -157,17 +157,16 @@ pub(crate) fn insert_event(
 }
 
 /// Publishes stored events to the ledger and the live stream (after commit, in order).
-pub(crate) fn publish(app: &App, stored: &[(NewEvent, i64, String)], to_ledger: bool) {
+pub(crate) fn publish(app: &App, stored: Vec<(NewEvent, i64, String)>, to_ledger: bool) {
     if !to_ledger {
     } else if let Ok(mut l) = app.ledger.lock() {
-        for (e, _, _) in stored {
+        for (e, _, _) in &stored {
             l.add_usage(&e.user, &e.product, &e.model, e.micros, e.ts);
         }
     }
     for (e, seq, project) in stored {
-        let json = e.to_json(*seq, project).to_string();
         // no subscriber is not an error
-        let _ = app.stream.send(Arc::new(StreamEvent { seq: *seq, user: e.user.clone(), json }));
+        let _ = app.stream.send(Arc::new(StreamEvent::new(seq, e, project)));
     }
 }
 
@@ -231,7 +230,7 @@ pub async fn ingest(
             }
             let after: crate::store::After = Box::new(move |ok| {
                 if ok {
-                    publish(&app2, &stored, true);
+                    publish(&app2, stored, true);
                 }
             });
             Ok((results, Some(after)))
@@ -326,17 +325,13 @@ pub async fn stream(
             }
             match c.rx.recv().await {
                 Ok(ev) => {
-                    if ev.seq <= c.last || c.user.as_deref().is_some_and(|u| u != ev.user) {
+                    if ev.seq <= c.last
+                        || c.user.as_deref().is_some_and(|u| u != ev.user())
+                        || c.product.as_deref().is_some_and(|p| p != ev.product())
+                    {
                         continue;
                     }
-                    if let Some(p) = &c.product {
-                        let keep =
-                            serde_json::from_str::<Value>(&ev.json).is_ok_and(|v| v["product"] == p.as_str());
-                        if !keep {
-                            continue;
-                        }
-                    }
-                    c.backlog.push_back((ev.seq, ev.json.clone()));
+                    c.backlog.push_back((ev.seq, ev.json().to_string()));
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => c.catch_up = true,
                 Err(broadcast::error::RecvError::Closed) => return None,

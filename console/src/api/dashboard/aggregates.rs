@@ -9,13 +9,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use budgit_engine::Credits;
 use budgit_engine::model::When;
 use budgit_engine::period::PeriodRange;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use rusqlite::Connection;
-use serde::Deserialize;
 
+use crate::StreamEvent;
 use crate::error::ApiResult;
 
 /// What identifies the period an aggregate covers: its bounds and the time zone of its days.
@@ -214,18 +213,14 @@ impl Aggregates {
         }
     }
 
-    /// Applies a streamed event (its stream JSON); false when the JSON is not an event.
-    pub fn apply_stream(&mut self, seq: i64, json: &str) -> bool {
-        if seq <= self.last_seq {
-            return true;
+    /// Applies a streamed event once: events at or below the last sequence applied are known.
+    pub fn apply_event(&mut self, ev: &StreamEvent) {
+        if ev.seq <= self.last_seq {
+            return;
         }
-        let Ok(e) = serde_json::from_str::<StreamedEvent>(json) else { return false };
-        let Some(ts) = DateTime::parse_from_rfc3339(&e.time).ok().map(|t| t.with_timezone(&Utc)) else {
-            return false;
-        };
-        self.last_seq = seq;
-        self.add(ts.timestamp(), &e.user, &e.product, &e.model, e.credits.micros(), 1);
-        true
+        self.last_seq = ev.seq;
+        let e = &ev.event;
+        self.add(e.ts.timestamp(), &e.user, &e.product, &e.model, e.micros, 1);
     }
 
     /// Reads a period's events from the store: everything committed up to now.
@@ -271,21 +266,12 @@ impl Aggregates {
     }
 }
 
-/// The fields of a streamed event the aggregates need.
-#[derive(Debug, Deserialize)]
-struct StreamedEvent {
-    time: String,
-    user: String,
-    product: String,
-    model: String,
-    credits: Credits,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use budgit_engine::model::Period;
     use budgit_engine::period::period_containing;
+    use chrono::{DateTime, Utc};
 
     fn key(tz: chrono_tz::Tz) -> PeriodKey {
         let now = DateTime::parse_from_rfc3339("2026-03-15T12:00:00Z").unwrap().with_timezone(&Utc);
@@ -308,17 +294,25 @@ mod tests {
     #[test]
     fn streamed_events_add_once_in_sequence_order() {
         let mut agg = Aggregates::new(key(chrono_tz::UTC), 1);
-        let e = |c: &str| {
-            format!(
-                r#"{{"seq":1,"time":"2026-03-02T10:00:00Z","user":"a@x.com","product":"codex","model":"m","credits":{c}}}"#
-            )
+        let e = |seq: i64, micros: i64| {
+            let event = crate::api::usage::NewEvent {
+                id: format!("e{seq}"),
+                ts: DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z").unwrap().with_timezone(&Utc),
+                user: "a@x.com".into(),
+                product: "codex".into(),
+                model: "m".into(),
+                micros,
+                context: None,
+            };
+            StreamEvent::new(seq, event, String::new())
         };
-        assert!(agg.apply_stream(1, &e("0.1")));
-        assert!(agg.apply_stream(1, &e("0.1")));
-        assert!(agg.apply_stream(2, &e("0.2")));
+        agg.apply_event(&e(1, 100_000));
+        // a repeat of a sequence already applied (a reload overlapping the stream) counts once
+        agg.apply_event(&e(1, 100_000));
+        agg.apply_event(&e(2, 200_000));
         let u = &agg.users["a@x.com"];
         assert_eq!((u.total, u.events, u.daily.clone()), (300_000, 2, vec![(1, 300_000)]));
         assert_eq!(agg.day_totals()[1], 300_000);
-        assert!(!agg.apply_stream(3, "{}"));
+        assert_eq!(agg.last_seq, 2);
     }
 }

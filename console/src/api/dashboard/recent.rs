@@ -68,10 +68,7 @@ fn drain(recent: &mut Option<Recent>) {
     let Some(r) = recent.as_mut() else { return };
     loop {
         match r.rx.try_recv() {
-            Ok(ev) => match serde_json::from_str::<Value>(&ev.json) {
-                Ok(json) => r.push(ev.seq, json),
-                Err(_) => eprintln!("dashboard: ignored a stream event that is not JSON (seq {})", ev.seq),
-            },
+            Ok(ev) => r.push(ev.seq, ev.value()),
             Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed) => break,
             Err(broadcast::error::TryRecvError::Lagged(_)) => {
                 *recent = None;
