@@ -122,14 +122,21 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
     let dir_in_repo = git.repo_path(&args.policies)?;
     // A bad base revision is reported before anything is read, as it always was.
     git.commit(&args.base)?;
-    let head = match &args.head {
-        Some(rev) => side::from_git(&git, rev, &dir_in_repo, &options)?,
-        None => side::from_dir(&args.policies, &options).with_context(|| {
-            format!(
-                "cannot read the working tree's `{}` (use `--head REF` for a revision)",
-                args.policies.display()
-            )
-        })?,
+    // A head read from git names the blob of each file: the base compares blob ids.
+    let (head, head_blobs) = match &args.head {
+        Some(rev) => {
+            let (side, blobs) = side::from_git_with_blobs(&git, rev, &dir_in_repo, &options)?;
+            (side, Some(blobs))
+        }
+        None => {
+            let side = side::from_dir(&args.policies, &options).with_context(|| {
+                format!(
+                    "cannot read the working tree's `{}` (use `--head REF` for a revision)",
+                    args.policies.display()
+                )
+            })?;
+            (side, None)
+        }
     };
     t.mark("read and validate head");
     // The base's unchanged files are the head's: read only the blobs that differ (from
@@ -137,7 +144,13 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
     let base = if args.from_scratch {
         side::sources_from_git(&git, &args.base, &dir_in_repo)?
     } else {
-        side::base_sources_from_git(&git, &args.base, &dir_in_repo, &head.validated.policies.sources)?
+        side::base_sources_from_git(
+            &git,
+            &args.base,
+            &dir_in_repo,
+            &head.validated.policies.sources,
+            head_blobs.as_deref(),
+        )?
     };
     t.mark("read base");
     let how = if args.from_scratch { Base::FromScratch } else { Base::Incremental };

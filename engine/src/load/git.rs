@@ -146,6 +146,9 @@ pub struct TreeSources {
     pub sources: Vec<Source>,
     /// Files that could not be used (too large, not UTF-8) and a missing directory.
     pub diagnostics: Vec<Diagnostic>,
+    /// The blob each source was read from, by path, in the order of `sources`: the
+    /// same bytes at another commit are the same file without reading it again.
+    pub blobs: Vec<(Arc<str>, Oid)>,
 }
 
 /// A git repository holding policies.
@@ -247,13 +250,19 @@ impl GitRepo {
                         .at(location)
                         .with_help("check `--policies`: it names the policy directory inside the repository"),
                     );
-                    return Ok(TreeSources { commit: info, sources: Vec::new(), diagnostics });
+                    return Ok(TreeSources {
+                        commit: info,
+                        sources: Vec::new(),
+                        diagnostics,
+                        blobs: Vec::new(),
+                    });
                 }
                 Err(e) => return Err(e.into()),
             }
         };
         let blobs = policy_blobs(&tree)?;
         let mut sources = Vec::with_capacity(blobs.len());
+        let mut ids = Vec::with_capacity(blobs.len());
         for (path, oid) in blobs {
             let blob = self.repo.find_blob(oid)?;
             let rel: Arc<str> = path.into();
@@ -262,7 +271,10 @@ impl GitRepo {
             let cap = usize::try_from(MAX_FILE_BYTES + 1).unwrap_or(usize::MAX);
             let bytes = content[..content.len().min(cap)].to_vec();
             match files::check_bytes(&rel, bytes) {
-                Ok(text) => sources.push(Source { path: rel, text: text.into(), commit: Some(sha.clone()) }),
+                Ok(text) => {
+                    ids.push((rel.clone(), oid));
+                    sources.push(Source { path: rel, text: text.into(), commit: Some(sha.clone()) });
+                }
                 Err(mut d) => {
                     if let Some(l) = d.location.as_mut() {
                         l.commit = Some(sha.clone());
@@ -271,7 +283,7 @@ impl GitRepo {
                 }
             }
         }
-        Ok(TreeSources { commit: info, sources, diagnostics })
+        Ok(TreeSources { commit: info, sources, diagnostics, blobs: ids })
     }
 
     /// The commits reachable from `rev` that changed `dir`, newest first.

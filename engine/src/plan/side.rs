@@ -31,6 +31,9 @@ pub enum SideError {
     Read(#[from] ReadError),
 }
 
+/// The blob id each file of a side was read from, by path, in path order.
+pub type BlobIds = Vec<(Arc<str>, Oid)>;
+
 /// One side, read and validated.
 #[derive(Debug, Clone)]
 pub struct LoadedSide {
@@ -47,9 +50,21 @@ pub fn from_git(
     dir: &str,
     options: &ValidateOptions,
 ) -> Result<LoadedSide, SideError> {
+    from_git_with_blobs(git, rev, dir, options).map(|(side, _)| side)
+}
+
+/// Like [`from_git`], also giving the blob id each source was read from, by path (for
+/// [`base_sources_from_git`]).
+pub fn from_git_with_blobs(
+    git: &GitRepo,
+    rev: &str,
+    dir: &str,
+    options: &ValidateOptions,
+) -> Result<(LoadedSide, BlobIds), SideError> {
     let read = git.read_policies(rev, dir)?;
     let label = RefLabel { name: Some(rev.to_owned()), commit: Some(read.commit.sha.clone()) };
-    Ok(LoadedSide { label, validated: validate_sources(read.sources, read.diagnostics, options) })
+    let validated = validate_sources(read.sources, read.diagnostics, options);
+    Ok((LoadedSide { label, validated }, read.blobs))
 }
 
 /// Reads the policy sources under `dir` at `rev` without validating them (a plan's base).
@@ -65,11 +80,16 @@ pub fn sources_from_git(git: &GitRepo, rev: &str, dir: &str) -> Result<(RefLabel
 /// Walks the tree as [`GitRepo::read_policies`] does (hidden entries skipped, regular
 /// `*.yaml`/`*.yml` blobs only); anything unusual (no such directory, a file the reader
 /// would refuse) falls back to it, so the answer is always the same.
+///
+/// `head_blobs` holds the blob id of each head file by path when the head was read from
+/// git ([`from_git_with_blobs`]): a file is then the same when its blob id is, and no text
+/// is hashed. A working-tree head (`None`) has no blob ids: its texts are hashed instead.
 pub fn base_sources_from_git(
     git: &GitRepo,
     rev: &str,
     dir: &str,
     head: &[Source],
+    head_blobs: Option<&[(Arc<str>, Oid)]>,
 ) -> Result<(RefLabel, Vec<Source>), SideError> {
     let commit = git.commit(rev)?;
     let sha: Arc<str> = commit.id().to_string().into();
@@ -88,12 +108,18 @@ pub fn base_sources_from_git(
     };
     let blobs = policy_blobs(&tree).map_err(GitError::from)?;
     let head_by_path: HashMap<&str, &Source> = head.iter().map(|s| (&*s.path, s)).collect();
+    let head_ids: Option<HashMap<&str, Oid>> =
+        head_blobs.map(|blobs| blobs.iter().map(|(path, oid)| (&**path, *oid)).collect());
     let mut sources = Vec::with_capacity(blobs.len());
     for (path, oid) in blobs {
-        // A text that starts with a byte order mark was stripped of it on reading: its blob differs.
-        let same = head_by_path.get(path.as_str()).filter(|s| {
-            !s.text.starts_with('\u{feff}')
-                && Oid::hash_object(ObjectType::Blob, s.text.as_bytes()).is_ok_and(|id| id == oid)
+        let same = head_by_path.get(path.as_str()).filter(|s| match &head_ids {
+            // The head's text at this path was read from a blob with this id: the same bytes.
+            Some(ids) => ids.get(path.as_str()) == Some(&oid),
+            // A text that starts with a byte order mark was stripped of it on reading: its blob differs.
+            None => {
+                !s.text.starts_with('\u{feff}')
+                    && Oid::hash_object(ObjectType::Blob, s.text.as_bytes()).is_ok_and(|id| id == oid)
+            }
         });
         if let Some(s) = same {
             sources.push(Source { path: s.path.clone(), text: s.text.clone(), commit: Some(sha.clone()) });
@@ -129,4 +155,63 @@ pub fn used_per_user(table: &UsageTable, directory_users: usize, period: &Period
         }
     }
     micros.into_iter().map(Credits::from_micros).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit(repo: &git2::Repository, files: &[(&str, &[u8])], message: &str) {
+        let mut index = repo.index().unwrap();
+        let workdir = repo.workdir().unwrap().to_path_buf();
+        for (path, bytes) in files {
+            let full = workdir.join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(&full, bytes).unwrap();
+            index.add_path(Path::new(path)).unwrap();
+        }
+        index.write().unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::new("Ada", "ada@acme.com", &git2::Time::new(1_790_000_000, 0)).unwrap();
+        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents).unwrap();
+    }
+
+    #[test]
+    fn the_base_is_the_same_whether_blob_ids_or_texts_are_compared() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(tmp.path()).unwrap();
+        let files: [(&str, &[u8]); 4] = [
+            ("policies/a.yaml", b"a: 1\n"),
+            ("policies/bom.yaml", b"\xef\xbb\xbfb: 1\n"),
+            ("policies/g/c.yaml", b"c: 1\n"),
+            ("policies/gone.yaml", b"d: 1\n"),
+        ];
+        commit(&repo, &files, "base");
+        commit(&repo, &[("policies/a.yaml", b"a: 2\n"), ("policies/new.yaml", b"e: 1\n")], "head");
+        std::fs::remove_file(tmp.path().join("policies/gone.yaml")).unwrap();
+        let mut index = repo.index().unwrap();
+        index.remove_path(Path::new("policies/gone.yaml")).unwrap();
+        index.write().unwrap();
+        commit(&repo, &[], "remove");
+        let git = GitRepo::discover(tmp.path()).unwrap();
+        let options = ValidateOptions { now: chrono::Utc::now() };
+        let (head, blobs) = from_git_with_blobs(&git, "HEAD", "policies", &options).unwrap();
+        let head_sources = &head.validated.policies.sources;
+        let paths: Vec<&str> = blobs.iter().map(|(p, _)| &**p).collect();
+        assert_eq!(paths, ["a.yaml", "bom.yaml", "g/c.yaml", "new.yaml"]);
+        let (_, by_id) =
+            base_sources_from_git(&git, "HEAD~2", "policies", head_sources, Some(&blobs)).unwrap();
+        let (_, by_text) = base_sources_from_git(&git, "HEAD~2", "policies", head_sources, None).unwrap();
+        let (_, scratch) = sources_from_git(&git, "HEAD~2", "policies").unwrap();
+        let flat = |s: &[Source]| -> Vec<(String, String, Option<String>)> {
+            s.iter()
+                .map(|s| (s.path.to_string(), s.text.to_string(), s.commit.as_deref().map(str::to_owned)))
+                .collect()
+        };
+        assert_eq!(flat(&by_id), flat(&scratch));
+        assert_eq!(flat(&by_text), flat(&scratch));
+        assert_eq!(by_id[1].text.as_ref(), "b: 1\n", "the byte order mark is stripped as on reading");
+    }
 }
