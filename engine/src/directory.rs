@@ -56,6 +56,22 @@ impl Directory {
         }
     }
 
+    /// The users at `positions`, in that order, with the same attributes (positions
+    /// past the end are skipped). Sized once: no growing and rehashing on the way.
+    pub fn subset(&self, positions: &[usize]) -> Directory {
+        let mut sub = Directory {
+            attributes: self.attributes.clone(),
+            users: Vec::with_capacity(positions.len()),
+            index: FastMap::with_capacity_and_hasher(positions.len(), Default::default()),
+        };
+        for &i in positions {
+            if let Some(u) = self.users.get(i) {
+                sub.push(u.clone());
+            }
+        }
+        sub
+    }
+
     /// Adds a user; returns false (and changes nothing) when the email is already present.
     pub fn push(&mut self, user: User) -> bool {
         if self.index.contains_key(&user.email) {

@@ -12,7 +12,6 @@
 //! differs. A changed workspace document (the default, the time zone) reaches
 //! everyone: then, or when a selector cannot be compiled, the base is resolved in full.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -31,10 +30,11 @@ use crate::select::Selector;
 /// (with the base's commit); the others are parsed. Findings are those of the parsed files only:
 /// a plan reports the head's findings, not the base's.
 pub fn load_base(sources: Vec<Source>, head: &PolicySet) -> (PolicySet, Vec<Diagnostic>) {
-    let head_text: HashMap<&str, &Arc<str>> = head.sources.iter().map(|s| (&*s.path, &s.text)).collect();
+    // Paths are the repository's own: a fast hash is enough for thousands of them.
+    let head_text: FastMap<&str, &Arc<str>> = head.sources.iter().map(|s| (&*s.path, &s.text)).collect();
     let mut reused = PolicySet::default();
     let mut fresh = Vec::new();
-    let mut same: HashMap<Arc<str>, Option<Arc<str>>> = HashMap::new();
+    let mut same: FastMap<Arc<str>, Option<Arc<str>>> = FastMap::default();
     for source in &sources {
         if head_text.get(&*source.path).is_some_and(|t| **t == source.text) {
             same.insert(source.path.clone(), source.commit.clone());
@@ -44,7 +44,7 @@ pub fn load_base(sources: Vec<Source>, head: &PolicySet) -> (PolicySet, Vec<Diag
     }
     fn take<T: Clone>(
         docs: &[Loaded<T>],
-        same: &HashMap<Arc<str>, Option<Arc<str>>>,
+        same: &FastMap<Arc<str>, Option<Arc<str>>>,
         out: &mut Vec<Loaded<T>>,
     ) {
         for d in docs {
@@ -91,20 +91,32 @@ pub fn resolve_base(
     if affected.len() * 2 > dir.len() || head_resolution.users.len() != dir.len() {
         return full();
     }
-    let attributes: BTreeMap<_, _> = dir.attributes.iter().cloned().collect();
-    let mut sub = Directory::new(&attributes);
-    for &i in &affected {
-        if let Some(u) = dir.users.get(i) {
-            sub.push(u.clone());
-        }
-    }
-    let mut partial = resolve(base, &sub, now)?;
+    let sub = dir.subset(&affected);
+    // Only the overrides of these users can apply to them (an override applies to the
+    // user whose email it names exactly, as resolution looks it up): resolving without the
+    // thousands of others spares building a rule for each. Groups keep their indices.
+    let relevant = PolicySet {
+        sources: Vec::new(),
+        workspaces: base.workspaces.clone(),
+        groups: base.groups.clone(),
+        overrides: base.overrides.iter().filter(|o| sub.position(&o.doc.user).is_some()).cloned().collect(),
+        guardrails: Vec::new(),
+    };
+    let mut partial = resolve(&relevant, &sub, now)?;
     let partial_users = std::mem::take(&mut partial.users);
 
     // Everyone else keeps the head's answer, with indices and provenance pointing into the base.
     let docs = BaseDocs::of(base);
-    // Keyed by the name's allocation: a resolution clones one provenance per document,
-    // so this hashes a pointer per user instead of hashing and comparing the name.
+    // Per head group, its index in the base and (once a user needs it) the base's
+    // provenance of its limit: most users get both from their group, so this indexes
+    // a vector per user instead of hashing a name.
+    let base_group: Vec<Option<usize>> =
+        head.groups.iter().map(|g| docs.groups.get(g.doc.name.as_str()).copied()).collect();
+    let mut group_provenance: Vec<Option<Provenance>> = vec![None; head.groups.len()];
+    // The default has one document, the workspace.
+    let mut default_provenance: Option<Provenance> = None;
+    // Overrides' provenances keyed by the name's allocation: a resolution clones one
+    // provenance per document, so this hashes a pointer instead of the name.
     let mut provenance: FastMap<(SourceKind, *const u8), Provenance> = FastMap::default();
     let mut users = Vec::with_capacity(dir.len());
     let mut next = affected.iter().zip(partial_users).peekable();
@@ -117,14 +129,21 @@ pub fn resolve_base(
             }
             continue;
         }
-        let group = r
-            .group
-            .and_then(|g| head.groups.get(g))
-            .and_then(|g| docs.groups.get(g.doc.name.as_str()).copied());
-        let source = provenance
-            .entry((r.source.kind, Arc::as_ptr(&r.source.name).cast::<u8>()))
-            .or_insert_with(|| base_provenance(base, &docs, &r.source))
-            .clone();
+        let group = r.group.and_then(|g| base_group.get(g).copied().flatten());
+        // A group provenance names the user's winning group (no override applied):
+        // the same document for every user it decided.
+        let slot = match (r.source.kind, r.group) {
+            (SourceKind::Group, Some(g)) => group_provenance.get_mut(g),
+            (SourceKind::Default, _) => Some(&mut default_provenance),
+            _ => None,
+        };
+        let source = match slot {
+            Some(slot) => slot.get_or_insert_with(|| base_provenance(base, &docs, &r.source)).clone(),
+            None => provenance
+                .entry((r.source.kind, Arc::as_ptr(&r.source.name).cast::<u8>()))
+                .or_insert_with(|| base_provenance(base, &docs, &r.source))
+                .clone(),
+        };
         users.push(Resolved { user: i, limit: r.limit.clone(), source, group, considered: Vec::new() });
     }
     // The period and time zone come from the same workspace document on both sides.
@@ -157,7 +176,7 @@ fn reachable(
         }
     };
     let (bg, hg) = (groups(base)?, groups(head)?);
-    let head_index: HashMap<&str, usize> =
+    let head_index: FastMap<&str, usize> =
         head.groups.iter().enumerate().map(|(i, g)| (g.doc.name.as_str(), i)).collect();
     let mut changed_at_head = vec![false; head.groups.len()];
     for name in bg.keys().chain(hg.keys()) {
@@ -269,13 +288,15 @@ impl<'a> BaseDocs<'a> {
 }
 
 /// Groups by name; `None` when a name repeats (a validation error: do not guess which one resolution keeps).
-fn groups(set: &PolicySet) -> Option<BTreeMap<&str, &Loaded<Group>>> {
-    let map: BTreeMap<_, _> = set.groups.iter().map(|g| (g.doc.name.as_str(), g)).collect();
+///
+/// Hashed, not ordered: what [`reachable`] marks does not depend on the order it visits names.
+fn groups(set: &PolicySet) -> Option<FastMap<&str, &Loaded<Group>>> {
+    let map: FastMap<_, _> = set.groups.iter().map(|g| (g.doc.name.as_str(), g)).collect();
     (map.len() == set.groups.len()).then_some(map)
 }
 
 /// Overrides by name; `None` when a name repeats.
-fn overrides(set: &PolicySet) -> Option<BTreeMap<&str, &Loaded<Override>>> {
-    let map: BTreeMap<_, _> = set.overrides.iter().map(|o| (o.doc.name.as_str(), o)).collect();
+fn overrides(set: &PolicySet) -> Option<FastMap<&str, &Loaded<Override>>> {
+    let map: FastMap<_, _> = set.overrides.iter().map(|o| (o.doc.name.as_str(), o)).collect();
     (map.len() == set.overrides.len()).then_some(map)
 }
