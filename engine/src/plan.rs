@@ -16,6 +16,8 @@ pub mod render;
 pub mod side;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -358,7 +360,8 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let PlanInput { base, head, directory, used, head_report, now: _ } = *input;
     let n = directory.len();
     let mut summary = Summary { users: n, ..Summary::default() };
-    let mut users = Vec::new();
+    // The users whose lot changes: position, newly blocked, newly unblocked.
+    let mut changed: Vec<(usize, bool, bool)> = Vec::new();
     // Groups by a dense id over both sides' names: the per-user loop then counts in
     // arrays instead of hashing names (it runs once per directory user).
     let mut names: Vec<&str> =
@@ -398,7 +401,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         let spent = used.get(i).copied().unwrap_or(Credits::ZERO);
         let (blocked_before, blocked_after) =
             (base_blocking.blocked(b, spent), head_blocking.blocked(h, spent));
-        if *b.limit == *h.limit {
+        // The incremental base shares the head's limit with every user it did not resolve again.
+        let same_limit = Arc::ptr_eq(&b.limit, &h.limit) || *b.limit == *h.limit;
+        if same_limit {
             summary.unchanged += 1;
             if !same_document(&b.source, &h.source) {
                 summary.source_changed += 1;
@@ -409,7 +414,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             }
         }
         let delta = h.limit.credits - b.limit.credits;
-        if *b.limit != *h.limit {
+        if !same_limit {
             match delta.cmp(&Credits::ZERO) {
                 std::cmp::Ordering::Greater => summary.raised += 1,
                 std::cmp::Ordering::Less => summary.lowered += 1,
@@ -432,23 +437,34 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             default_affected.0 += 1;
             default_affected.1 += delta;
         }
-        users.push(UserChange {
-            user: directory.users.get(i).map(|u| u.email.to_string()).unwrap_or_default(),
-            before: b.limit.credits,
-            after: h.limit.credits,
-            delta,
-            limit_before: (*b.limit).clone(),
-            limit_after: (*h.limit).clone(),
-            source_before: b.source.clone(),
-            source_after: h.source.clone(),
-            used: spent,
-            newly_blocked,
-            newly_unblocked,
-            pool_before: base_blocking.standing(b),
-            pool_after: head_blocking.standing(h),
-        });
+        changed.push((i, newly_blocked, newly_unblocked));
     }
-    users.sort_by(|a, b| a.user.cmp(&b.user));
+    // Sorted by email (stably, in directory order among equals) before the changes are
+    // built: sorting moves a position instead of a change of hundreds of bytes.
+    let email = |i: usize| directory.users.get(i).map_or("", |u| u.email.as_str());
+    changed.sort_by(|a, b| email(a.0).cmp(email(b.0)));
+    let users: Vec<UserChange> = changed
+        .into_iter()
+        .filter_map(|(i, newly_blocked, newly_unblocked)| {
+            let (b, h) = (base.resolution.user(i)?, head.resolution.user(i)?);
+            let spent = used.get(i).copied().unwrap_or(Credits::ZERO);
+            Some(UserChange {
+                user: email(i).to_owned(),
+                before: b.limit.credits,
+                after: h.limit.credits,
+                delta: h.limit.credits - b.limit.credits,
+                limit_before: (*b.limit).clone(),
+                limit_after: (*h.limit).clone(),
+                source_before: b.source.clone(),
+                source_after: h.source.clone(),
+                used: spent,
+                newly_blocked,
+                newly_unblocked,
+                pool_before: base_blocking.standing(b),
+                pool_after: head_blocking.standing(h),
+            })
+        })
+        .collect();
     summary.users_affected = users.len();
 
     let members: BTreeMap<String, [usize; 4]> =
@@ -551,10 +567,20 @@ fn same_document(a: &Provenance, b: &Provenance) -> bool {
 /// exact decimals, sorted caps. Neither file order, directory order nor the machine matter,
 /// and neither does usage: users listed only because they become (un)blocked do not count.
 pub fn digest(users: &[UserChange]) -> String {
+    // One allocation per line: thousands of users change in a large plan.
     let mut lines: Vec<String> = users
         .iter()
         .filter(|u| u.limit_changed())
-        .map(|u| format!("{}\t{}\t{}\n", u.user, canonical(&u.limit_before), canonical(&u.limit_after)))
+        .map(|u| {
+            let mut line = String::with_capacity(u.user.len() + 96);
+            line.push_str(&u.user);
+            line.push('\t');
+            canonical(&mut line, &u.limit_before);
+            line.push('\t');
+            canonical(&mut line, &u.limit_after);
+            line.push('\n');
+            line
+        })
         .collect();
     lines.sort();
     let mut hasher = Sha256::new();
@@ -565,16 +591,22 @@ pub fn digest(users: &[UserChange]) -> String {
     let hash = hasher.finalize();
     let mut out = String::from("sha256:");
     for byte in hash {
-        out.push_str(&format!("{byte:02x}"));
+        let _ = write!(out, "{byte:02x}");
     }
     out
 }
 
-fn canonical(limit: &Limit) -> String {
-    let caps = |m: &BTreeMap<String, Credits>| {
-        m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+/// Appends `credits=…;products=k=v,…;models=k=v,…` (caps in key order) to `out`.
+fn canonical(out: &mut String, limit: &Limit) {
+    let caps = |out: &mut String, m: &BTreeMap<String, Credits>| {
+        for (i, (k, v)) in m.iter().enumerate() {
+            let _ = write!(out, "{}{k}={v}", if i == 0 { "" } else { "," });
+        }
     };
-    format!("credits={};products={};models={}", limit.credits, caps(&limit.products), caps(&limit.models))
+    let _ = write!(out, "credits={};products=", limit.credits);
+    caps(out, &limit.products);
+    out.push_str(";models=");
+    caps(out, &limit.models);
 }
 
 /// Top-level fields whose values differ between two documents.
@@ -690,15 +722,16 @@ fn is_active(o: &Override, tz: &chrono_tz::Tz, t: DateTime<Utc>) -> bool {
     o.starts.is_none_or(|s| s.instant(tz) <= t) && t < o.expires.instant(tz)
 }
 
-fn override_changes(input: &PlanInput<'_>) -> Overrides {
+fn override_changes<'a>(input: &PlanInput<'a>) -> Overrides {
     let (base, head, now) = (input.base, input.head, input.now);
     let (btz, htz) = (base.resolution.timezone, head.resolution.timezone);
-    let by_name = |set: &PolicySet| -> BTreeMap<String, usize> {
-        set.overrides.iter().enumerate().map(|(i, o)| (o.doc.name.clone(), i)).collect()
+    // Borrowed names: thousands of overrides, so no copy of each name for the maps.
+    let by_name = |set: &'a PolicySet| -> BTreeMap<&'a str, usize> {
+        set.overrides.iter().enumerate().map(|(i, o)| (o.doc.name.as_str(), i)).collect()
     };
     let (bn, hn) = (by_name(base.policies), by_name(head.policies));
     let mut out = Overrides::default();
-    let names: BTreeSet<&String> = bn.keys().chain(hn.keys()).collect();
+    let names: BTreeSet<&str> = bn.keys().chain(hn.keys()).copied().collect();
     for name in names {
         let b = bn.get(name).and_then(|&i| base.policies.overrides.get(i));
         let h = hn.get(name).and_then(|&i| head.policies.overrides.get(i));
