@@ -480,10 +480,11 @@ pub(crate) fn policy_blobs(tree: &git2::Tree<'_>) -> Result<Vec<(String, Oid)>, 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn commit_files(repo: &Repository, files: &[(&str, &str)], message: &str) -> Oid {
+    /// Writes the files into the work tree, stages them and commits on HEAD (a fixed author and time).
+    pub(crate) fn commit_files<T: AsRef<[u8]>>(repo: &Repository, files: &[(&str, T)], message: &str) -> Oid {
         let mut index = repo.index().unwrap();
         let workdir = repo.workdir().unwrap().to_path_buf();
         for (path, text) in files {

@@ -162,20 +162,7 @@ mod tests {
     use super::*;
 
     fn commit(repo: &git2::Repository, files: &[(&str, &[u8])], message: &str) {
-        let mut index = repo.index().unwrap();
-        let workdir = repo.workdir().unwrap().to_path_buf();
-        for (path, bytes) in files {
-            let full = workdir.join(path);
-            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-            std::fs::write(&full, bytes).unwrap();
-            index.add_path(Path::new(path)).unwrap();
-        }
-        index.write().unwrap();
-        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-        let sig = git2::Signature::new("Ada", "ada@acme.com", &git2::Time::new(1_790_000_000, 0)).unwrap();
-        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-        repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents).unwrap();
+        crate::load::git::tests::commit_files(repo, files, message);
     }
 
     #[test]
