@@ -148,8 +148,11 @@ pub struct TreeSources {
     pub diagnostics: Vec<Diagnostic>,
     /// The blob each source was read from, by path, in the order of `sources`: the
     /// same bytes at another commit are the same file without reading it again.
-    pub blobs: Vec<(Arc<str>, Oid)>,
+    pub blobs: BlobIds,
 }
+
+/// The blob id each file was read from, by path, in path order.
+pub type BlobIds = Vec<(Arc<str>, Oid)>;
 
 /// A git repository holding policies.
 pub struct GitRepo {

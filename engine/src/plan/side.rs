@@ -13,7 +13,7 @@ use git2::{ObjectType, Oid};
 use crate::Credits;
 use crate::load::Source;
 use crate::load::files::{self, ReadError};
-use crate::load::git::{GitError, GitRepo, policy_blobs};
+use crate::load::git::{BlobIds, GitError, GitRepo, policy_blobs};
 use crate::period::PeriodRange;
 use crate::usage::{UsageTable, day_number};
 use crate::validate::{ValidateOptions, Validated, validate_sources};
@@ -30,9 +30,6 @@ pub enum SideError {
     #[error(transparent)]
     Read(#[from] ReadError),
 }
-
-/// The blob id each file of a side was read from, by path, in path order.
-pub type BlobIds = Vec<(Arc<str>, Oid)>;
 
 /// One side, read and validated.
 #[derive(Debug, Clone)]
