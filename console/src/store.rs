@@ -3,9 +3,9 @@
 //! Every write goes through [`Store::write`]: the job runs on the single writer
 //! thread inside a transaction shared with the other jobs waiting at that moment
 //! (group commit), each job under its own savepoint when it has company, so one
-//! failing job never takes the others down. The reply is sent only after the transaction is
-//! durably committed (WAL, `synchronous=FULL`), so an acknowledged write survives
-//! `kill -9`. Reads run on a small pool of connections inside `spawn_blocking`:
+//! failing job never takes the others down. The reply is sent only after the
+//! transaction is durably committed (WAL, `synchronous=FULL`), so an acknowledged
+//! write survives `kill -9`. Reads run on a small pool of connections inside `spawn_blocking`:
 //! no SQLite call ever blocks an async worker.
 
 use std::path::{Path, PathBuf};
