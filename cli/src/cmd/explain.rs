@@ -431,6 +431,38 @@ expires: 2026-12-15
     }
 
     #[test]
+    fn explain_says_a_limit_replaces_the_caps_it_does_not_repeat() {
+        // alice's group `leads` gives 15000 and no caps: the default's codex cap is gone.
+        let (policies, dir) = fixture();
+        let e = explain(&policies, &dir, "alice@acme.com", now()).unwrap();
+        let t = text(&e, &policies, Path::new("policies"));
+        assert!(
+            t.contains(
+                "the `limit` of group `leads` replaces the default's whole limit, caps included: \
+                 product `codex` (1500) of the default does not apply"
+            ),
+            "{t}"
+        );
+        // An override's `limit` replaces the caps of the limit it replaces too.
+        let (mut policies, dir) = fixture();
+        let bob = "apiVersion: budgit/v1\nkind: Override\nname: bob-flat\nuser: bob@acme.com\n\
+                   limit: { credits: 10 }\nexpires: 2026-12-01\nreason: test\n";
+        let (more, findings) =
+            load_sources(vec![Source { path: "b.yaml".into(), text: bob.into(), commit: None }]);
+        assert!(findings.is_empty(), "{findings:#?}");
+        policies.overrides.extend(more.overrides);
+        let e = explain(&policies, &dir, "bob@acme.com", now()).unwrap();
+        let notes = serde_json::to_value(&e).unwrap()["notes"].clone();
+        assert_eq!(
+            notes,
+            serde_json::json!([
+                "the `limit` of override `bob-flat` replaces the whole limit, caps included: \
+                 product `codex` (1500) of the limit it replaces does not apply"
+            ])
+        );
+    }
+
+    #[test]
     fn unknown_users_get_a_suggestion() {
         let (_, dir) = fixture();
         let err = unknown_user(&dir, "alcie@acme.com").to_string();

@@ -278,6 +278,32 @@ pub fn explain(
     }
 
     let (base_limit, base_source) = rules.base(winner);
+    // A `limit` replaces the whole limit, caps included: the caps of what it replaces do
+    // not carry over, which surprises readers who expect a group to raise only the total.
+    if let Some(g) = winner.and_then(|g| policies.groups.get(g)) {
+        let dropped = dropped_caps(&rules.default_limit, &g.doc.limit);
+        if !dropped.is_empty() {
+            notes.push(format!(
+                "the `limit` of group `{}` replaces the default's whole limit, caps included: {} of the default {} not apply (a group's `limit` must repeat the caps it keeps)",
+                g.doc.name,
+                dropped.join(", "),
+                if dropped.len() == 1 { "does" } else { "do" }
+            ));
+        }
+    }
+    if let Some(o) = overrides.iter().find(|o| o.outcome == OverrideOutcome::Applied)
+        && let Some(limit) = &o.limit
+    {
+        let dropped = dropped_caps(base_limit, limit);
+        if !dropped.is_empty() {
+            notes.push(format!(
+                "the `limit` of override `{}` replaces the whole limit, caps included: {} of the limit it replaces {} not apply",
+                o.name,
+                dropped.join(", "),
+                if dropped.len() == 1 { "does" } else { "do" }
+            ));
+        }
+    }
     if resolved.source.kind == super::SourceKind::Override
         && let Some(add) =
             overrides.iter().find(|o| o.outcome == OverrideOutcome::Applied).and_then(|o| o.add.as_ref())
@@ -314,6 +340,21 @@ pub fn explain(
         notes,
         resolved,
     })
+}
+
+/// The caps of `replaced` that `by` does not have, as `product `codex` (1500)`.
+fn dropped_caps(replaced: &Limit, by: &Limit) -> Vec<String> {
+    let products = replaced
+        .products
+        .iter()
+        .filter(|(k, _)| !by.products.contains_key(*k))
+        .map(|(k, v)| format!("product `{k}` ({v})"));
+    let models = replaced
+        .models
+        .iter()
+        .filter(|(k, _)| !by.models.contains_key(*k))
+        .map(|(k, v)| format!("model `{k}` ({v})"));
+    products.chain(models).collect()
 }
 
 fn trace(rules: &Rules<'_>, i: usize, outcome: OverrideOutcome) -> OverrideTrace {
