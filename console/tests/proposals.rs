@@ -326,6 +326,11 @@ fn a_proposal_is_one_commit_on_a_new_branch_touching_only_the_group_file() {
     );
     let sales = blob_at(&repo, removed["commit"].as_str().unwrap(), "policies/groups/sales.yaml");
     assert_eq!(sales, SALES.replace("pool:\n  credits: 9000\n", ""));
+    // Nobody's limit changes, but a team loses its bound: the plan says so.
+    assert_eq!(removed["plan"]["summary"]["pools_removed"], 1);
+    let markdown = removed["plan"]["markdown"].as_str().unwrap();
+    assert!(!markdown.contains("No effective change"), "{markdown}");
+    assert!(markdown.contains("| `sales` | removed | 9000 → no pool |"), "{markdown}");
     assert_eq!(s.get("/v1/proposals")["data"][0]["id"], removed["id"], "newest first");
     s.assert_work_tree_untouched();
 }
@@ -431,8 +436,14 @@ fn a_proposal_adds_a_new_cap_and_removes_an_old_one() {
         (&summary["caps_changed"], &summary["raised"], &summary["lowered"]),
         (&json!(2), &json!(0), &json!(0))
     );
+    // Each engineer gains two caps and loses one.
+    assert_eq!(
+        (&summary["caps_added"], &summary["caps_removed"], &summary["caps_raised"], &summary["caps_lowered"]),
+        (&json!(2), &json!(2), &json!(0), &json!(0))
+    );
     let markdown = p["plan"]["markdown"].as_str().unwrap();
     assert!(markdown.contains("gpt-5-pro 400.5"), "{markdown}");
+    assert!(markdown.contains("| product `codex` | 8000 | none | removed | 2 |"), "{markdown}");
     s.assert_work_tree_untouched();
 
     // A group without caps gets its first one, above the pool.

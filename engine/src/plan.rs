@@ -2,10 +2,11 @@
 //!
 //! Takes two resolutions of the same directory at the same instant (base and
 //! head), the period's usage per user and the head's validation report, and
-//! computes what changed: counts and exposure first, then per user, per group
-//! and per override, users newly blocked or unblocked at today's usage,
-//! overrides starting or expiring soon (and what the limit becomes then), and a
-//! digest of the per-user changes that does not depend on file or directory order.
+//! computes what changed: counts and exposure first, then per user, per group,
+//! per team pool, per product or model cap and per override, users newly blocked
+//! or unblocked at today's usage, overrides starting or expiring soon (and what the
+//! limit is just before and from then on), and a digest of the per-user and per-pool
+//! changes that does not depend on file or directory order.
 //! Blocked means what `evaluate` means by it: under hard enforcement, nothing left —
 //! the limit used up, or the team pool of the user's group used up by the team.
 //! Pure: no I/O, no clock. Reading the two sides (files or git) and resolving
@@ -85,6 +86,9 @@ pub struct PlanInput<'a> {
     pub head_report: &'a Report,
     /// The instant of the plan (both resolutions are at it).
     pub now: DateTime<Utc>,
+    /// List every override starting or expiring within [`SOON_DAYS`], not only those
+    /// whose events the change touches.
+    pub all_events: bool,
 }
 
 /// The effect of a change.
@@ -105,6 +109,10 @@ pub struct Plan {
     pub workspace: Option<WorkspaceChange>,
     /// Groups added, removed, changed, moved, or whose members changed, by name.
     pub groups: Vec<GroupChange>,
+    /// Team pools added, removed, raised or lowered, by group name.
+    pub pools: Vec<PoolChange>,
+    /// Product and model caps that change, each with how many users it changes for.
+    pub caps: Vec<CapSummary>,
     /// Override documents that changed and those about to start or expire.
     pub overrides: Overrides,
     /// The head's validation findings.
@@ -112,9 +120,12 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// True when no user's effective limit changes and nobody becomes blocked or unblocked.
+    /// True when no user's effective limit and no team pool changes, and nobody becomes
+    /// blocked or unblocked.
     pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
+        // A pool bounds a whole team: changing it is an effective change even when every
+        // member keeps their limit and has room.
+        self.users.is_empty() && self.pools.is_empty()
     }
 
     /// True when the head has validation errors.
@@ -137,6 +148,15 @@ pub struct Summary {
     pub lowered: usize,
     /// Users whose credits stay but a product or model cap changes.
     pub caps_changed: usize,
+    /// Users who get a product or model cap they did not have (whatever their credits do).
+    pub caps_added: usize,
+    /// Users who lose a product or model cap: that product or model is then bounded by
+    /// their total only.
+    pub caps_removed: usize,
+    /// Users with a cap that goes up.
+    pub caps_raised: usize,
+    /// Users with a cap that goes down.
+    pub caps_lowered: usize,
     /// Users whose limit does not change (some of them may still become blocked or
     /// unblocked as their team pool runs out or gets room).
     pub unchanged: usize,
@@ -146,6 +166,19 @@ pub struct Summary {
     pub exposure_before: Credits,
     /// Sum of every user's credits at head.
     pub exposure_after: Credits,
+    /// Team pools that only the head has.
+    pub pools_added: usize,
+    /// Team pools that only the base has.
+    pub pools_removed: usize,
+    /// Team pools that go up.
+    pub pools_raised: usize,
+    /// Team pools that go down.
+    pub pools_lowered: usize,
+    /// What the workspace can spend per period at base: every user's credits, with each
+    /// team's total bounded by its pool.
+    pub team_exposure_before: Credits,
+    /// The same at head.
+    pub team_exposure_after: Credits,
     /// Users with room at base and none at head: their limit, or their team's pool, is
     /// at or below what was used this period (hard enforcement only).
     pub newly_blocked: usize,
@@ -192,6 +225,8 @@ pub struct UserChange {
     /// The team pool bounding the user at head, when their group has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pool_after: Option<PoolStanding>,
+    /// The product and model caps that differ between `limit_before` and `limit_after`.
+    pub caps: Vec<CapChange>,
 }
 
 impl UserChange {
@@ -199,6 +234,138 @@ impl UserChange {
     pub fn limit_changed(&self) -> bool {
         self.limit_before != self.limit_after
     }
+}
+
+/// Whether a cap limits a product or a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CapKind {
+    /// A `products` entry.
+    Product,
+    /// A `models` entry.
+    Model,
+}
+
+impl CapKind {
+    /// `product` or `model`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CapKind::Product => "product",
+            CapKind::Model => "model",
+        }
+    }
+}
+
+/// How a cap or a pool changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    /// Only at head.
+    Added,
+    /// Only at base.
+    Removed,
+    /// Higher at head.
+    Raised,
+    /// Lower at head.
+    Lowered,
+}
+
+impl Change {
+    /// The change from `before` to `after`, or `None` when they are equal.
+    pub fn of(before: Option<Credits>, after: Option<Credits>) -> Option<Change> {
+        match (before, after) {
+            (None, Some(_)) => Some(Change::Added),
+            (Some(_), None) => Some(Change::Removed),
+            (Some(b), Some(a)) if a > b => Some(Change::Raised),
+            (Some(b), Some(a)) if a < b => Some(Change::Lowered),
+            _ => None,
+        }
+    }
+
+    /// `added`, `removed`, `raised` or `lowered`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Added => "added",
+            Change::Removed => "removed",
+            Change::Raised => "raised",
+            Change::Lowered => "lowered",
+        }
+    }
+}
+
+/// One user's product or model cap that differs between the sides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CapChange {
+    /// `product` or `model`.
+    pub kind: CapKind,
+    /// The product or model.
+    pub name: String,
+    /// The cap at base (null: none, the total alone bounds it).
+    pub before: Option<Credits>,
+    /// The cap at head.
+    pub after: Option<Credits>,
+    /// Added, removed, raised or lowered.
+    pub change: Change,
+}
+
+/// The caps that differ between a user's two limits, products first, each by name.
+pub fn cap_changes(before: &Limit, after: &Limit) -> Vec<CapChange> {
+    let mut out = Vec::new();
+    for (kind, b, a) in [
+        (CapKind::Product, &before.products, &after.products),
+        (CapKind::Model, &before.models, &after.models),
+    ] {
+        let names: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+        for name in names {
+            let (cb, ca) = (b.get(name).copied(), a.get(name).copied());
+            if let Some(change) = Change::of(cb, ca) {
+                out.push(CapChange { kind, name: name.clone(), before: cb, after: ca, change });
+            }
+        }
+    }
+    out
+}
+
+/// One cap change shared by some users: the same cap going from the same value to the same value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CapSummary {
+    /// `product` or `model`.
+    pub kind: CapKind,
+    /// The product or model.
+    pub name: String,
+    /// The cap at base (null: none).
+    pub before: Option<Credits>,
+    /// The cap at head (null: none).
+    pub after: Option<Credits>,
+    /// Added, removed, raised or lowered.
+    pub change: Change,
+    /// How many users it changes for.
+    pub users: usize,
+}
+
+/// A team pool that is added, removed, raised or lowered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PoolChange {
+    /// The group whose pool it is.
+    pub group: String,
+    /// Added, removed, raised or lowered.
+    pub change: Change,
+    /// The pool at base (null: none, or no such group).
+    pub before: Option<Credits>,
+    /// The pool at head.
+    pub after: Option<Credits>,
+    /// Users the group wins at base.
+    pub members_before: usize,
+    /// Users the group wins at head.
+    pub members_after: usize,
+    /// What those users used this period, at base (null when the base has no pool).
+    pub used_before: Option<Credits>,
+    /// The same at head.
+    pub used_after: Option<Credits>,
+    /// What the team can spend per period at base: its members' credits, bounded by the pool.
+    pub team_exposure_before: Credits,
+    /// The same at head.
+    pub team_exposure_after: Credits,
 }
 
 /// A team pool as one side sees it: the group, its pool and what its members used.
@@ -294,6 +461,9 @@ pub struct Overrides {
     pub starting_soon: Vec<Upcoming>,
     /// At head, expiring within [`SOON_DAYS`].
     pub expiring_soon: Vec<Upcoming>,
+    /// Events within [`SOON_DAYS`] the change does not touch, left out of the two lists
+    /// above (0 when [`PlanInput::all_events`] asked for every one).
+    pub untouched_events: usize,
 }
 
 /// An override document's change.
@@ -318,7 +488,7 @@ pub struct OverrideChange {
     pub active: bool,
 }
 
-/// An override starting or expiring soon, and the user's limit then.
+/// An override starting or expiring soon, and the user's limit just before and from then on.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Upcoming {
     /// Its name.
@@ -331,6 +501,13 @@ pub struct Upcoming {
     pub credits_now: Option<Credits>,
     /// The user's credits from `at` on.
     pub credits_then: Option<Credits>,
+    /// The user's whole limit just before `at` (null when the user is not in the directory).
+    pub limit_before: Option<Limit>,
+    /// The user's whole limit from `at` on.
+    pub limit_after: Option<Limit>,
+    /// Whether the change touches the event: the override is added or changed, or the
+    /// limit before or after it differs from what the base gives at the same instants.
+    pub touched: bool,
 }
 
 /// A head finding, in `validate --format json`'s shape.
@@ -357,7 +534,7 @@ pub struct PlanDiagnostic {
 
 /// Computes the effect of going from `base` to `head`.
 pub fn plan(input: &PlanInput<'_>) -> Plan {
-    let PlanInput { base, head, directory, used, head_report, now: _ } = *input;
+    let PlanInput { base, head, directory, used, head_report, now: _, all_events: _ } = *input;
     let n = directory.len();
     let mut summary = Summary { users: n, ..Summary::default() };
     // The users whose lot changes: position, newly blocked, newly unblocked.
@@ -374,6 +551,8 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let (base_ids, head_ids) = (ids(base.policies), ids(head.policies));
     let group_id = |r: &crate::resolve::Resolved, ids: &[usize]| r.group.and_then(|g| ids.get(g).copied());
     let mut counts = vec![[0usize; 4]; names.len()]; // before, after, joined, left
+    // The credits of the users each group wins, before and after: a team's exposure.
+    let mut team_credits = vec![[Credits::ZERO; 2]; names.len()];
     let mut moved = vec![(0usize, Credits::ZERO); names.len()];
     let mut default_affected = (0usize, Credits::ZERO);
     let (base_blocking, head_blocking) = (Blocking::of(base, used), Blocking::of(head, used));
@@ -389,6 +568,12 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         }
         if let Some(c) = ga.and_then(|g| counts.get_mut(g)) {
             c[1] += 1;
+        }
+        if let Some(t) = gb.and_then(|g| team_credits.get_mut(g)) {
+            t[0] += b.limit.credits;
+        }
+        if let Some(t) = ga.and_then(|g| team_credits.get_mut(g)) {
+            t[1] += h.limit.credits;
         }
         if gb != ga {
             if let Some(c) = ga.and_then(|g| counts.get_mut(g)) {
@@ -462,10 +647,66 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 newly_unblocked,
                 pool_before: base_blocking.standing(b),
                 pool_after: head_blocking.standing(h),
+                caps: cap_changes(&b.limit, &h.limit),
             })
         })
         .collect();
     summary.users_affected = users.len();
+    let caps = cap_summaries(&users, &mut summary);
+
+    // Team pools by group name on each side, with what their teams used.
+    let pools_of = |blocking: &Blocking<'_>, ids: &[usize]| -> Vec<Option<(Credits, Credits)>> {
+        let mut out = vec![None; names.len()];
+        for (g, pool) in blocking.pools.iter().enumerate() {
+            if let (Some(pool), Some(slot)) = (pool, ids.get(g).and_then(|&id| out.get_mut(id))) {
+                slot.get_or_insert(*pool);
+            }
+        }
+        out
+    };
+    let (base_pools, head_pools) = (pools_of(&base_blocking, &base_ids), pools_of(&head_blocking, &head_ids));
+    // A team's members can spend no more than its pool: the workspace's exposure with
+    // every team bounded so.
+    let bounded = |pools: &[Option<(Credits, Credits)>], side: usize| -> Credits {
+        pools
+            .iter()
+            .zip(&team_credits)
+            .filter_map(|(pool, credits)| pool.map(|(pool, _)| credits[side] - credits[side].min(pool)))
+            .sum()
+    };
+    summary.team_exposure_before = summary.exposure_before - bounded(&base_pools, 0);
+    summary.team_exposure_after = summary.exposure_after - bounded(&head_pools, 1);
+    let mut pools = Vec::new();
+    for (id, name) in names.iter().enumerate() {
+        let (bp, hp) = (base_pools.get(id).copied().flatten(), head_pools.get(id).copied().flatten());
+        let Some(change) = Change::of(bp.map(|p| p.0), hp.map(|p| p.0)) else {
+            continue;
+        };
+        match change {
+            Change::Added => summary.pools_added += 1,
+            Change::Removed => summary.pools_removed += 1,
+            Change::Raised => summary.pools_raised += 1,
+            Change::Lowered => summary.pools_lowered += 1,
+        }
+        let [members_before, members_after, _, _] = counts.get(id).copied().unwrap_or_default();
+        let [credits_before, credits_after] = team_credits.get(id).copied().unwrap_or_default();
+        let exposure = |credits: Credits, pool: Option<(Credits, Credits)>| match pool {
+            Some((pool, _)) => credits.min(pool),
+            None => credits,
+        };
+        pools.push(PoolChange {
+            group: (*name).to_owned(),
+            change,
+            before: bp.map(|p| p.0),
+            after: hp.map(|p| p.0),
+            members_before,
+            members_after,
+            used_before: bp.map(|p| p.1),
+            used_after: hp.map(|p| p.1),
+            team_exposure_before: exposure(credits_before, bp),
+            team_exposure_after: exposure(credits_after, hp),
+        });
+    }
 
     let members: BTreeMap<String, [usize; 4]> =
         names.iter().zip(&counts).map(|(n, c)| ((*n).to_owned(), *c)).collect();
@@ -502,14 +743,46 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     Plan {
         base: base.label.clone(),
         head: head.label.clone(),
-        digest: digest(&users),
+        digest: digest(&users, &pools),
         summary,
         users,
         workspace,
         groups,
+        pools,
+        caps,
         overrides,
         diagnostics,
     }
+}
+
+/// The cap changes of every changed user, grouped by cap and values (products first,
+/// then by name, before and after), and each user counted once per kind of change.
+fn cap_summaries(users: &[UserChange], summary: &mut Summary) -> Vec<CapSummary> {
+    // Keyed by the cap and its two values: users sharing all three share a row.
+    type Key<'u> = (CapKind, &'u str, Option<Credits>, Option<Credits>);
+    let mut shared: BTreeMap<Key<'_>, (Change, usize)> = BTreeMap::new();
+    for u in users {
+        let mut seen = [false; 4];
+        for c in &u.caps {
+            shared.entry((c.kind, c.name.as_str(), c.before, c.after)).or_insert((c.change, 0)).1 += 1;
+            seen[c.change as usize] = true;
+        }
+        summary.caps_added += usize::from(seen[Change::Added as usize]);
+        summary.caps_removed += usize::from(seen[Change::Removed as usize]);
+        summary.caps_raised += usize::from(seen[Change::Raised as usize]);
+        summary.caps_lowered += usize::from(seen[Change::Lowered as usize]);
+    }
+    shared
+        .into_iter()
+        .map(|((kind, name, before, after), (change, users))| CapSummary {
+            kind,
+            name: name.to_owned(),
+            before,
+            after,
+            change,
+            users,
+        })
+        .collect()
 }
 
 /// Who is blocked on one side: hard enforcement, and each pooled group's pool and usage.
@@ -564,9 +837,13 @@ fn same_document(a: &Provenance, b: &Provenance) -> bool {
 }
 
 /// `sha256:<hex>` over the per-user limit changes in a canonical form: sorted by email,
-/// exact decimals, sorted caps. Neither file order, directory order nor the machine matter,
-/// and neither does usage: users listed only because they become (un)blocked do not count.
-pub fn digest(users: &[UserChange]) -> String {
+/// exact decimals, sorted caps, then the team pool changes sorted by group. Neither file
+/// order, directory order nor the machine matter, and neither does usage: users listed only
+/// because they become (un)blocked do not count.
+///
+/// A plan without pool changes hashes exactly what it did before pools were part of the
+/// digest: digests already recorded for such plans stay valid.
+pub fn digest(users: &[UserChange], pools: &[PoolChange]) -> String {
     // One allocation per line: thousands of users change in a large plan.
     let mut lines: Vec<String> = users
         .iter()
@@ -587,6 +864,21 @@ pub fn digest(users: &[UserChange]) -> String {
     hasher.update(b"budgit-plan-v1\n");
     for line in &lines {
         hasher.update(line.as_bytes());
+    }
+    if !pools.is_empty() {
+        let mut lines: Vec<String> = pools
+            .iter()
+            .map(|p| {
+                let side = |c: Option<Credits>| c.map_or_else(|| String::from("none"), |c| c.to_string());
+                format!("{}\t{}\t{}\n", p.group, side(p.before), side(p.after))
+            })
+            .collect();
+        lines.sort();
+        // Every user line holds two tabs: the marker line cannot be mistaken for one.
+        hasher.update(b"pools\n");
+        for line in &lines {
+            hasher.update(line.as_bytes());
+        }
     }
     let hash = hasher.finalize();
     let mut out = String::from("sha256:");
@@ -755,10 +1047,16 @@ fn override_changes<'a>(input: &PlanInput<'a>) -> Overrides {
     let horizon = now + Duration::days(SOON_DAYS);
     // Each upcoming override asks for its user's other overrides: index them once by
     // user instead of scanning every override per question.
-    let mut by_user: HashMap<String, Vec<&Loaded<Override>>> = HashMap::new();
-    for o in &head.policies.overrides {
-        by_user.entry(o.doc.user.to_ascii_lowercase()).or_default().push(o);
-    }
+    let index = |set: &'a PolicySet| {
+        let mut by_user: HashMap<String, Vec<&'a Loaded<Override>>> = HashMap::new();
+        for o in &set.overrides {
+            by_user.entry(o.doc.user.to_ascii_lowercase()).or_default().push(o);
+        }
+        by_user
+    };
+    let (by_user, base_by_user) = (index(head.policies), index(base.policies));
+    // Overrides this change adds or edits: their events are the change's own.
+    let edited: BTreeSet<&str> = out.added.iter().chain(&out.changed).map(|c| c.name.as_str()).collect();
     for o in &head.policies.overrides {
         let mut events = Vec::new();
         if let Some(s) = o.doc.starts.map(|s| s.instant(&htz))
@@ -774,14 +1072,32 @@ fn override_changes<'a>(input: &PlanInput<'a>) -> Overrides {
         for (starting, at) in events {
             let position = input.directory.position(&o.doc.user);
             let credits_now = position.and_then(|i| head.resolution.user(i)).map(|r| r.limit.credits);
-            let theirs = by_user.get(&o.doc.user.to_ascii_lowercase()).map_or(&[][..], Vec::as_slice);
-            let credits_then = position.and_then(|i| limit_at(head, theirs, i, at)).map(|l| l.credits);
+            let key = o.doc.user.to_ascii_lowercase();
+            let theirs = by_user.get(&key).map_or(&[][..], Vec::as_slice);
+            // The event's own before → after: the instant just before it, and it. Measured
+            // from now instead, an earlier event of the same user would blur it.
+            let just_before = at - Duration::nanoseconds(1);
+            let around = |side: Side<'_>, theirs: &[&Loaded<Override>]| {
+                let at_side = |t| position.and_then(|i| limit_at(side, theirs, i, t));
+                (at_side(just_before), at_side(at))
+            };
+            let (limit_before, limit_after) = around(head, theirs);
+            let touched = edited.contains(o.doc.name.as_str())
+                || around(base, base_by_user.get(&key).map_or(&[][..], Vec::as_slice))
+                    != (limit_before.clone(), limit_after.clone());
+            if !(touched || input.all_events) {
+                out.untouched_events += 1;
+                continue;
+            }
             let item = Upcoming {
                 name: o.doc.name.clone(),
                 user: o.doc.user.clone(),
                 at,
                 credits_now,
-                credits_then,
+                credits_then: limit_after.as_ref().map(|l| l.credits),
+                limit_before,
+                limit_after,
+                touched,
             };
             if starting {
                 out.starting_soon.push(item);
@@ -796,7 +1112,7 @@ fn override_changes<'a>(input: &PlanInput<'a>) -> Overrides {
     out
 }
 
-/// A user's limit at another instant of the same head: the winning group's limit
+/// A user's limit at another instant of the same side: the winning group's limit
 /// (membership does not depend on time) or the default, with the override active then.
 /// `theirs` holds every override of the user (emails compare without case).
 fn limit_at(side: Side<'_>, theirs: &[&Loaded<Override>], i: usize, at: DateTime<Utc>) -> Option<Limit> {

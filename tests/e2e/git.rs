@@ -177,6 +177,59 @@ fn scenario() -> tempfile::TempDir {
     dir
 }
 
+/// A second repository, for what bounds users besides their credits: p1 a capped
+/// default, a pooled `eng` and an override of dan's expiring soon; p2 cuts `eng`'s pool
+/// (nobody's limit changes); p3 adds an `ops` group whose `limit` replaces the default's
+/// (caps included) and an override of eve's starting soon.
+fn pools_and_caps_scenario() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    git(root, &["init", "-q", "-b", "main"], "2026-10-01T09:00:00Z");
+    write(root, "directory.csv", DIRECTORY);
+    write(root, "usage.csv", USAGE);
+    let capped = WORKSPACE.replace(
+        "default: { credits: 100 }",
+        "default: { credits: 100, products: { codex: 80 }, models: { gpt-5-pro: 20 } }",
+    );
+    let pooled = |pool: u32| format!("{}pool: {{ credits: {pool} }}\n", eng(1000));
+    commit(
+        root,
+        &[
+            ("policies/workspace.yaml", Some(capped)),
+            ("policies/groups/eng.yaml", Some(pooled(1800))),
+            ("policies/groups/sales.yaml", Some(sales("user.department == \"Sales\""))),
+            (
+                "policies/overrides/dan.yaml",
+                Some(over("dan-boost", "dan@acme.com", 100, "2026-11-01", "2026-12-05")),
+            ),
+        ],
+        "p1: capped default, pooled eng",
+        "2026-10-01T09:00:00Z",
+    );
+    commit(
+        root,
+        &[("policies/groups/eng.yaml", Some(pooled(1500)))],
+        "p2: cut the eng pool",
+        "2026-10-02T09:00:00Z",
+    );
+    commit(
+        root,
+        &[
+            (
+                "policies/groups/ops.yaml",
+                Some(group("ops", "user.department == \"Ops\"", 300, 5, "'@acme/ops'")),
+            ),
+            (
+                "policies/overrides/eve.yaml",
+                Some(over("eve-onboarding", "eve@acme.com", 50, "2026-12-01", "2026-12-20")),
+            ),
+        ],
+        "p3: an ops group, eve onboarding",
+        "2026-10-03T09:00:00Z",
+    );
+    dir
+}
+
 fn plan(cwd: &Path, base: &str, head: Option<&str>, format: &str, extra: &[&str]) -> Run {
     let mut args = vec![
         "plan",
@@ -248,6 +301,47 @@ fn plan_refactor_is_no_effective_change() {
     assert_eq!(table.code, 0, "{}", table.snapshot());
     assert!(table.stdout.contains("no effective change"));
     insta::assert_snapshot!(all_formats(repo.path(), "c4", "c5"));
+}
+
+#[test]
+fn plan_pool_only_change_is_an_effective_change() {
+    let repo = pools_and_caps_scenario();
+    let run = plan(repo.path(), "p1", Some("p2"), "json", &["--detailed-exitcode"]);
+    assert_eq!(run.code, 3, "{}", run.snapshot());
+    let v = json(&run);
+    assert_eq!(v["users"].as_array().unwrap().len(), 0, "nobody's limit changes");
+    assert_eq!(v["summary"]["pools_lowered"], 1);
+    assert_eq!(
+        (&v["pools"][0]["before"], &v["pools"][0]["after"]),
+        (&serde_json::json!(1800), &serde_json::json!(1500))
+    );
+    let empty = json(&plan(repo.path(), "p1", Some("p1"), "json", &[]));
+    assert_ne!(v["digest"], empty["digest"]);
+    insta::assert_snapshot!(all_formats(repo.path(), "p1", "p2"));
+}
+
+#[test]
+fn plan_group_replacing_the_default_shows_the_caps_it_drops() {
+    let repo = pools_and_caps_scenario();
+    let v = json(&plan(repo.path(), "p2", Some("p3"), "json", &[]));
+    assert_eq!(
+        (&v["summary"]["raised"], &v["summary"]["caps_removed"]),
+        (&serde_json::json!(1), &serde_json::json!(1))
+    );
+    let caps: Vec<&str> = v["caps"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(caps, ["codex", "gpt-5-pro"]);
+    // eve's onboarding is this change's; dan's expiry is not, and is left out unless asked for.
+    let starting = &v["overrides"]["starting_soon"][0];
+    assert_eq!(
+        (&starting["name"], &starting["limit_before"]["credits"], &starting["limit_after"]["credits"]),
+        (&serde_json::json!("eve-onboarding"), &serde_json::json!(300), &serde_json::json!(350))
+    );
+    assert_eq!(v["overrides"]["expiring_soon"].as_array().unwrap().len(), 0);
+    assert_eq!(v["overrides"]["untouched_events"], 1);
+    let all = json(&plan(repo.path(), "p2", Some("p3"), "json", &["--all-events"]));
+    assert_eq!(all["overrides"]["expiring_soon"][0]["name"], "dan-boost");
+    assert_eq!(all["overrides"]["expiring_soon"][0]["touched"], false);
+    insta::assert_snapshot!(all_formats(repo.path(), "p2", "p3"));
 }
 
 #[test]
@@ -550,6 +644,20 @@ fn incremental_plan_equals_from_scratch() {
             let slow = plan(repo.path(), base, Some(head), "json", &["--from-scratch"]);
             assert_eq!(fast.code, slow.code, "{base}..{head}");
             assert_eq!(fast.stdout, slow.stdout, "{base}..{head}");
+        }
+    }
+    let repo = pools_and_caps_scenario();
+    let revs = ["p1", "p2", "p3"];
+    for base in revs {
+        for head in revs {
+            for extra in [&[][..], &["--all-events"][..]] {
+                let mut fast_args = extra.to_vec();
+                let fast = plan(repo.path(), base, Some(head), "json", &fast_args);
+                fast_args.push("--from-scratch");
+                let slow = plan(repo.path(), base, Some(head), "json", &fast_args);
+                assert_eq!(fast.code, slow.code, "{base}..{head}");
+                assert_eq!(fast.stdout, slow.stdout, "{base}..{head}");
+            }
         }
     }
 }

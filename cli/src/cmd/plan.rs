@@ -30,17 +30,22 @@ pub enum PlanFormat {
     Json,
 }
 
-/// Show the effect of a policy change: who gets more or fewer credits, exposure, who becomes blocked.
+/// Show the effect of a policy change: who gets more or fewer credits, which caps and team
+/// pools change, exposure, who becomes blocked.
 ///
 /// Resolves both revisions against the same directory and this period's usage.
+/// Overrides starting or expiring in the next 14 days are listed when the change
+/// touches them (`--all-events` lists every one), each with the limit just before and after.
 /// Exit status: 0 ok, 1 the head has validation errors, 2 usage or I/O error,
-/// 3 with `--detailed-exitcode` when the head is valid and changes some limit.
+/// 3 with `--detailed-exitcode` when the head is valid and changes some user's limit
+/// (credits or caps) or some team pool.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
   budgit plan --base origin/main --directory directory.csv --usage usage.csv
   budgit plan --base origin/main --head HEAD --directory directory.csv --format markdown
-  budgit plan --base v1.4 --head v1.5 --directory directory.csv --format json --detailed-exitcode")]
+  budgit plan --base v1.4 --head v1.5 --directory directory.csv --format json --detailed-exitcode
+  budgit plan --base HEAD --directory examples/directory.csv --usage examples/usage.csv --all-events")]
 #[command(
     mut_arg("directory", |a| a.required(true).help("The directory of users (CSV or JSON Lines)")),
     mut_arg("usage", |a| a.help("Usage rows (CSV, JSON Lines or Costs API pages); repeatable")),
@@ -62,9 +67,13 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = PlanFormat::Table)]
     format: PlanFormat,
-    /// Exit 3 when the head is valid and changes some user's limit.
+    /// Exit 3 when the head is valid and changes some user's limit or some team pool.
     #[arg(long)]
     detailed_exitcode: bool,
+    /// List every override starting or expiring in the next 14 days, also those whose
+    /// event the change does not touch.
+    #[arg(long)]
+    all_events: bool,
     /// Validate and resolve the base from scratch instead of deriving it from the head
     /// (the reference the incremental plan is measured and tested against).
     #[arg(long, hide = true)]
@@ -155,7 +164,15 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
     t.mark("read base");
     let how = if args.from_scratch { Base::FromScratch } else { Base::Incremental };
     let inputs = (args.inputs.required_directory()?, &args.inputs.usage[..]);
-    let outcome = compute_timed(&base, &head, inputs, now, &dir_in_repo, (how, Leave::ToTheOs), &mut t)?;
+    let outcome = compute_timed(
+        &base,
+        &head,
+        inputs,
+        (now, args.all_events),
+        &dir_in_repo,
+        (how, Leave::ToTheOs),
+        &mut t,
+    )?;
     let plan = match outcome {
         Outcome::Plan(plan) => plan,
         Outcome::Unresolvable { report, why } => {
@@ -213,7 +230,8 @@ pub enum Outcome {
     },
 }
 
-/// Reads the directory and usage, resolves both sides at `now` and diffs them.
+/// Reads the directory and usage, resolves both sides at `now` and diffs them (listing
+/// only the override events the change touches).
 ///
 /// `root` is the policy directory inside the repository, prefixed to findings' files.
 pub fn compute(
@@ -226,14 +244,14 @@ pub fn compute(
     how: Base,
 ) -> anyhow::Result<Outcome> {
     let mut t = Timings { on: false, last: 0 };
-    compute_timed(base, head, (directory, usage), now, root, (how, Leave::Dropped), &mut t)
+    compute_timed(base, head, (directory, usage), (now, false), root, (how, Leave::Dropped), &mut t)
 }
 
 fn compute_timed(
     (base_label, base_sources): &(RefLabel, Vec<Source>),
     head: &LoadedSide,
     (directory, usage): (&Path, &[PathBuf]),
-    now: DateTime<Utc>,
+    (now, all_events): (DateTime<Utc>, bool),
     root: &str,
     (how, leave): (Base, Leave),
     t: &mut Timings,
@@ -282,6 +300,7 @@ fn compute_timed(
         used: &used,
         head_report: &head.validated.report,
         now,
+        all_events,
     });
     t.mark("plan");
     // Findings name files from the repository root, as CI annotations and reviewers need.

@@ -1059,6 +1059,8 @@ fn plan_of(
         used: &used,
         head_report: &head.validated.report,
         now,
+        // A reviewer of one proposal needs the events it touches, not every other one.
+        all_events: false,
     });
     for d in &mut plan.diagnostics {
         if let Some(file) = d.file.as_mut() {
@@ -1066,12 +1068,14 @@ fn plan_of(
         }
     }
     let mut summary = serde_json::to_value(&plan.summary).unwrap_or(Value::Null);
-    for key in ["exposure_before", "exposure_after"] {
-        let text = match key {
-            "exposure_before" => plan.summary.exposure_before.to_string(),
-            _ => plan.summary.exposure_after.to_string(),
-        };
-        summary[key] = Value::String(text);
+    let s = &plan.summary;
+    for (key, credits) in [
+        ("exposure_before", s.exposure_before),
+        ("exposure_after", s.exposure_after),
+        ("team_exposure_before", s.team_exposure_before),
+        ("team_exposure_after", s.team_exposure_after),
+    ] {
+        summary[key] = Value::String(credits.to_string());
     }
     Ok((plan_render::markdown(&plan), summary, plan.digest.clone()))
 }

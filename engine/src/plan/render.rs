@@ -6,14 +6,17 @@
 
 use std::fmt::Write as _;
 
-use super::{DocStatus, GroupChange, Plan, PoolStanding, SOON_DAYS, Upcoming, UserChange};
+use super::{
+    CapChange, CapKind, CapSummary, DocStatus, GroupChange, Plan, PoolChange, PoolStanding, SOON_DAYS,
+    Upcoming, UserChange,
+};
 use crate::Credits;
 use crate::model::Limit;
 
 /// GitHub's limit on a comment body, in characters.
 pub const GITHUB_COMMENT_LIMIT: usize = 65_536;
 
-/// The plan as the stable JSON shape of DESIGN.md, pretty-printed.
+/// The plan as its stable JSON shape, pretty-printed.
 pub fn json(plan: &Plan) -> String {
     serde_json::to_string_pretty(plan).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")) + "\n"
 }
@@ -60,33 +63,151 @@ fn group_line(g: &GroupChange) -> String {
     }
 }
 
+/// The limit just before an event → from it on (the event's own effect).
 fn upcoming_then(u: &Upcoming) -> String {
-    match (u.credits_now, u.credits_then) {
-        (Some(a), Some(b)) => format!("{a} → {b}"),
+    match (&u.limit_before, &u.limit_after) {
+        (Some(b), Some(a)) if b == a => format!("unchanged at {}", limit_text(a)),
+        (Some(b), Some(a)) => format!("{} → {}", limit_text(b), limit_text(a)),
         _ => String::from("user not in the directory"),
     }
+}
+
+/// A cap's value, `none` when there is no cap.
+fn cap_value(c: Option<Credits>) -> String {
+    c.map_or_else(|| String::from("none"), |c| c.to_string())
+}
+
+fn cap_name(kind: CapKind, name: &str) -> String {
+    format!("{} `{name}`", kind.as_str())
+}
+
+/// `product `codex` 1500 → none, model `gpt-5-pro` 200 → none`.
+fn cap_list(caps: &[CapChange]) -> String {
+    caps.iter()
+        .map(|c| format!("{} {} → {}", cap_name(c.kind, &c.name), cap_value(c.before), cap_value(c.after)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `removed for 19 users, raised for 2 users`: the users per kind of cap change, the non-zero ones.
+fn cap_counts(plan: &Plan) -> String {
+    let s = &plan.summary;
+    [
+        ("added", s.caps_added),
+        ("removed", s.caps_removed),
+        ("raised", s.caps_raised),
+        ("lowered", s.caps_lowered),
+    ]
+    .iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(what, n)| format!("{what} for {}", plural(*n, "user")))
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
+/// `1 lowered`: the pools per kind of change, the non-zero ones.
+fn pool_counts(plan: &Plan) -> String {
+    let s = &plan.summary;
+    [
+        ("added", s.pools_added),
+        ("removed", s.pools_removed),
+        ("raised", s.pools_raised),
+        ("lowered", s.pools_lowered),
+    ]
+    .iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(what, n)| format!("{n} {what}"))
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
+fn pool_value(c: Option<Credits>) -> String {
+    c.map_or_else(|| String::from("no pool"), |c| c.to_string())
 }
 
 fn headline(plan: &Plan) -> String {
     let s = &plan.summary;
     if plan.is_empty() {
-        return String::from("no effective change: no user's limit changes");
+        return String::from("no effective change: no user's limit and no team pool changes");
     }
+    let mut out = if plan.users.is_empty() {
+        String::from("no user's limit changes")
+    } else {
+        format!(
+            "{} user{} affected: {} raised, {} lowered{}{}",
+            s.users_affected,
+            if s.users_affected == 1 { "" } else { "s" },
+            s.raised,
+            s.lowered,
+            if s.caps_changed > 0 { format!(", {} caps only", s.caps_changed) } else { String::new() },
+            match plan.users.iter().filter(|u| !u.limit_changed()).count() {
+                0 => String::new(),
+                same => format!(", {same} blocked or unblocked by a team pool with the same limit"),
+            },
+        )
+    };
+    let caps = cap_counts(plan);
+    if !caps.is_empty() {
+        let _ = write!(out, "; caps {caps}");
+    }
+    if !plan.users.is_empty() {
+        let _ = write!(
+            out,
+            "; exposure {} → {} ({})",
+            s.exposure_before,
+            s.exposure_after,
+            signed(s.exposure_after - s.exposure_before)
+        );
+    }
+    if !plan.pools.is_empty() {
+        let _ = write!(
+            out,
+            "; team pools: {}; team exposure {} → {} ({})",
+            pool_counts(plan),
+            s.team_exposure_before,
+            s.team_exposure_after,
+            signed(s.team_exposure_after - s.team_exposure_before)
+        );
+    }
+    out
+}
+
+fn pool_line(p: &PoolChange) -> String {
     format!(
-        "{} user{} affected: {} raised, {} lowered{}{}; exposure {} → {} ({})",
-        s.users_affected,
-        if s.users_affected == 1 { "" } else { "s" },
-        s.raised,
-        s.lowered,
-        if s.caps_changed > 0 { format!(", {} caps changed", s.caps_changed) } else { String::new() },
-        match plan.users.iter().filter(|u| !u.limit_changed()).count() {
-            0 => String::new(),
-            same => format!(", {same} blocked or unblocked by a team pool with the same limit"),
-        },
-        s.exposure_before,
-        s.exposure_after,
-        signed(s.exposure_after - s.exposure_before),
+        "{} {} → {}; members {} → {}; used {} → {}; team exposure {} → {} ({})",
+        p.change.as_str(),
+        pool_value(p.before),
+        pool_value(p.after),
+        p.members_before,
+        p.members_after,
+        p.used_before.map_or_else(|| String::from("—"), |c| c.to_string()),
+        p.used_after.map_or_else(|| String::from("—"), |c| c.to_string()),
+        p.team_exposure_before,
+        p.team_exposure_after,
+        signed(p.team_exposure_after - p.team_exposure_before),
     )
+}
+
+fn cap_line(c: &CapSummary) -> String {
+    format!(
+        "{} → {} ({}) for {}",
+        cap_value(c.before),
+        cap_value(c.after),
+        c.change.as_str(),
+        plural(c.users, "user")
+    )
+}
+
+/// Why some events are not listed, and how to list them.
+fn untouched_note(plan: &Plan) -> Option<String> {
+    match plan.overrides.untouched_events {
+        0 => None,
+        n => Some(format!(
+            "{} starting or expiring in the next {SOON_DAYS} days that this change does not touch (`budgit plan --all-events` lists {})",
+            plural(n, "other override event"),
+            if n == 1 { "it" } else { "them" }
+        )),
+    }
 }
 
 /// The plan for a terminal: counts first, then groups, overrides and users.
@@ -139,6 +260,18 @@ pub fn table(plan: &Plan) -> String {
             );
         }
     }
+    if !plan.pools.is_empty() {
+        let _ = writeln!(o, "\nteam pools:");
+        for p in &plan.pools {
+            let _ = writeln!(o, "  {:<24} {}", p.group, pool_line(p));
+        }
+    }
+    if !plan.caps.is_empty() {
+        let _ = writeln!(o, "\ncaps:");
+        for c in &plan.caps {
+            let _ = writeln!(o, "  {:<32} {}", cap_name(c.kind, &c.name), cap_line(c));
+        }
+    }
     let ov = &plan.overrides;
     for (title, list) in [("added", &ov.added), ("removed", &ov.removed), ("changed", &ov.changed)] {
         if list.is_empty() {
@@ -170,6 +303,9 @@ pub fn table(plan: &Plan) -> String {
             let _ = writeln!(o, "  {:<32} {} at {}: {}", u.name, u.user, u.at.to_rfc3339(), upcoming_then(u));
         }
     }
+    if let Some(note) = untouched_note(plan) {
+        let _ = writeln!(o, "\n{note}");
+    }
     if !plan.users.is_empty() {
         let _ = writeln!(o, "\nusers ({}):", plan.users.len());
         let _ = writeln!(
@@ -189,6 +325,9 @@ pub fn table(plan: &Plan) -> String {
                 source_change(u),
                 blocked_mark(u),
             );
+            if !u.caps.is_empty() {
+                let _ = writeln!(o, "  {:<32} caps: {}", "", cap_list(&u.caps));
+            }
         }
     }
     if !plan.diagnostics.is_empty() {
@@ -272,7 +411,7 @@ fn markdown_with(plan: &Plan, rows: usize) -> String {
         );
     }
     if plan.is_empty() {
-        let _ = writeln!(o, "**No effective change**: no user's limit changes.\n");
+        let _ = writeln!(o, "**No effective change**: no user's limit and no team pool changes.\n");
     } else {
         let _ = writeln!(o, "**{}**\n", headline(plan));
     }
@@ -286,6 +425,23 @@ fn markdown_with(plan: &Plan, rows: usize) -> String {
         s.exposure_before,
         s.exposure_after,
         signed(s.exposure_after - s.exposure_before)
+    );
+    let _ = writeln!(
+        o,
+        "| users with caps added / removed / raised / lowered | {} / {} / {} / {} |",
+        s.caps_added, s.caps_removed, s.caps_raised, s.caps_lowered
+    );
+    let _ = writeln!(
+        o,
+        "| team pools added / removed / raised / lowered | {} / {} / {} / {} |",
+        s.pools_added, s.pools_removed, s.pools_raised, s.pools_lowered
+    );
+    let _ = writeln!(
+        o,
+        "| team exposure per period (pools bound their teams) | {} → {} ({}) |",
+        s.team_exposure_before,
+        s.team_exposure_after,
+        signed(s.team_exposure_after - s.team_exposure_before)
     );
     let _ = writeln!(
         o,
@@ -334,6 +490,51 @@ fn markdown_with(plan: &Plan, rows: usize) -> String {
         more(&mut o, plan.groups.len(), shown);
         let _ = writeln!(o);
     }
+    if !plan.pools.is_empty() {
+        let _ = writeln!(o, "#### Team pools\n");
+        let _ = writeln!(
+            o,
+            "| group | change | pool | members | used this period | team exposure |\n|---|---|---:|---|---|---|"
+        );
+        let shown = plan.pools.len().min(rows.max(20));
+        for p in &plan.pools[..shown] {
+            let _ = writeln!(
+                o,
+                "| `{}` | {} | {} → {} | {} → {} | {} → {} | {} → {} ({}) |",
+                cell(&p.group),
+                p.change.as_str(),
+                pool_value(p.before),
+                pool_value(p.after),
+                p.members_before,
+                p.members_after,
+                p.used_before.map_or_else(|| String::from("—"), |c| c.to_string()),
+                p.used_after.map_or_else(|| String::from("—"), |c| c.to_string()),
+                p.team_exposure_before,
+                p.team_exposure_after,
+                signed(p.team_exposure_after - p.team_exposure_before),
+            );
+        }
+        more(&mut o, plan.pools.len(), shown);
+        let _ = writeln!(o);
+    }
+    if !plan.caps.is_empty() {
+        let _ = writeln!(o, "#### Caps\n");
+        let _ = writeln!(o, "| cap | before | after | change | users |\n|---|---:|---:|---|---:|");
+        let shown = plan.caps.len().min(rows.max(20));
+        for c in &plan.caps[..shown] {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} | {} |",
+                cell(&cap_name(c.kind, &c.name)),
+                cap_value(c.before),
+                cap_value(c.after),
+                c.change.as_str(),
+                c.users
+            );
+        }
+        more(&mut o, plan.caps.len(), shown);
+        let _ = writeln!(o);
+    }
     let ov = &plan.overrides;
     if !(ov.added.is_empty() && ov.removed.is_empty() && ov.changed.is_empty()) {
         let _ = writeln!(o, "#### Overrides\n");
@@ -369,7 +570,8 @@ fn markdown_with(plan: &Plan, rows: usize) -> String {
     }
     if !(ov.starting_soon.is_empty() && ov.expiring_soon.is_empty()) {
         let _ = writeln!(o, "#### Planned changes in the next {SOON_DAYS} days\n");
-        let _ = writeln!(o, "| when | override | user | event | credits |\n|---|---|---|---|---|");
+        let _ =
+            writeln!(o, "| when | override | user | event | limit before → after |\n|---|---|---|---|---|");
         let mut all: Vec<(&str, &Upcoming)> = ov
             .starting_soon
             .iter()
@@ -385,11 +587,14 @@ fn markdown_with(plan: &Plan, rows: usize) -> String {
                 u.at.format("%Y-%m-%d %H:%M UTC"),
                 cell(&u.name),
                 cell(&u.user),
-                upcoming_then(u)
+                cell(&upcoming_then(u))
             );
         }
         more(&mut o, all.len(), shown);
         let _ = writeln!(o);
+    }
+    if let Some(note) = untouched_note(plan) {
+        let _ = writeln!(o, "<sub>{note}</sub>\n");
     }
     let blocked: Vec<&UserChange> = plan.users.iter().filter(|u| u.newly_blocked).collect();
     if !blocked.is_empty() {

@@ -70,6 +70,11 @@ fn base_files() -> Vec<(&'static str, String)> {
 }
 
 fn run(base: &[(&str, String)], head: &[(&str, String)], used: &[Credits]) -> Plan {
+    run_with(base, head, used, false)
+}
+
+/// [`run`], listing every override event when `all_events`.
+fn run_with(base: &[(&str, String)], head: &[(&str, String)], used: &[Credits], all_events: bool) -> Plan {
     let dir = directory();
     let (bp, hp) = (policies(base), policies(head));
     let br = resolve(&bp, &dir, now()).unwrap();
@@ -86,6 +91,7 @@ fn run(base: &[(&str, String)], head: &[(&str, String)], used: &[Credits]) -> Pl
         used,
         head_report: &report,
         now: now(),
+        all_events,
     });
     // The incremental base (reused documents, only reachable users resolved) plans the same.
     let (ip, findings) = incremental::load_base(bp.sources.clone(), &hp);
@@ -98,6 +104,7 @@ fn run(base: &[(&str, String)], head: &[(&str, String)], used: &[Credits]) -> Pl
         used,
         head_report: &report,
         now: now(),
+        all_events,
     });
     assert_eq!(render::json(&fast), render::json(&full));
     full
@@ -110,7 +117,7 @@ fn a_plan_of_a_side_against_itself_is_empty() {
     assert!(p.groups.is_empty());
     assert_eq!(p.summary.exposure_before, p.summary.exposure_after);
     assert_eq!(p.summary.unchanged, 5);
-    assert_eq!(p.digest, digest(&[]));
+    assert_eq!(p.digest, digest(&[], &[]));
     assert!(markdown(&p).contains("**No effective change**"));
 }
 
@@ -168,8 +175,9 @@ fn lowering_a_pool_below_the_team_usage_blocks_its_members_with_the_same_limit()
     assert_eq!((p.summary.raised, p.summary.lowered, p.summary.unchanged), (0, 0, 5));
     assert_eq!(p.summary.users_affected, 2);
     assert!(!p.is_empty());
-    // No limit changed: the digest says so, whatever the usage.
-    assert_eq!(p.digest, digest(&[]));
+    // No limit changed but the pool did: the digest says so, whatever the usage.
+    assert_ne!(p.digest, digest(&[], &[]));
+    assert_eq!(p.digest, run(&base, &head, &[]).digest);
     let ann = &p.users[0];
     assert_eq!(ann.user, "ann@acme.com");
     assert!(ann.newly_blocked && !ann.limit_changed());
@@ -187,6 +195,218 @@ fn lowering_a_pool_below_the_team_usage_blocks_its_members_with_the_same_limit()
     let back = run(&head, &base, &used);
     assert_eq!((back.summary.newly_blocked, back.summary.newly_unblocked), (0, 2));
     assert!(render::table(&back).contains("unblocked (was held by team pool `eng`)"));
+}
+
+#[test]
+fn a_pool_only_change_is_an_effective_change_in_every_format() {
+    let mut base = base_files();
+    base[1].1 = pooled("eng", "Eng", 1000, 20, 1500);
+    let mut head = base_files();
+    head[1].1 = pooled("eng", "Eng", 1000, 20, 1200);
+    // Nobody's limit changes and nobody is blocked: 300 used of either pool.
+    let used = [Credits::from_whole(200), Credits::from_whole(100)];
+    let p = run(&base, &head, &used);
+    assert!(p.users.is_empty());
+    assert!(!p.is_empty(), "a pool cut is an effective change");
+    assert_ne!(p.digest, digest(&[], &[]));
+    let s = &p.summary;
+    assert_eq!((s.pools_added, s.pools_removed, s.pools_raised, s.pools_lowered), (0, 0, 0, 1));
+    // ann and bob hold 2000 of credits; the pool bounds them to 1500, then 1200.
+    assert_eq!((s.exposure_before, s.exposure_after), (Credits::from_whole(3100), Credits::from_whole(3100)));
+    assert_eq!(
+        (s.team_exposure_before, s.team_exposure_after),
+        (Credits::from_whole(1500 + 1100), Credits::from_whole(1200 + 1100))
+    );
+    assert_eq!(
+        p.pools,
+        [PoolChange {
+            group: "eng".into(),
+            change: Change::Lowered,
+            before: Some(Credits::from_whole(1500)),
+            after: Some(Credits::from_whole(1200)),
+            members_before: 2,
+            members_after: 2,
+            used_before: Some(Credits::from_whole(300)),
+            used_after: Some(Credits::from_whole(300)),
+            team_exposure_before: Credits::from_whole(1500),
+            team_exposure_after: Credits::from_whole(1200),
+        }]
+    );
+    let table = render::table(&p);
+    assert!(
+        table.contains("no user's limit changes; team pools: 1 lowered; team exposure 2600 → 2300 (-300)"),
+        "{table}"
+    );
+    assert!(squeezed(&table).contains("eng lowered 1500 → 1200; members 2 → 2; used 300 → 300"), "{table}");
+    let md = markdown(&p);
+    assert!(
+        md.contains("| `eng` | lowered | 1500 → 1200 | 2 → 2 | 300 → 300 | 1500 → 1200 (-300) |"),
+        "{md}"
+    );
+    assert!(!md.contains("No effective change"), "{md}");
+    let v: serde_json::Value = serde_json::from_str(&render::json(&p)).unwrap();
+    assert_eq!(v["summary"]["pools_lowered"], 1);
+    assert_eq!(v["pools"][0]["group"], "eng");
+    assert_eq!(
+        (&v["pools"][0]["before"], &v["pools"][0]["after"]),
+        (&serde_json::json!(1500), &serde_json::json!(1200))
+    );
+    // Another cut has another digest; the same cut read back is raised.
+    let mut deeper = base_files();
+    deeper[1].1 = pooled("eng", "Eng", 1000, 20, 1100);
+    assert_ne!(run(&base, &deeper, &used).digest, p.digest);
+    let back = run(&head, &base, &used);
+    assert_eq!((back.summary.pools_raised, back.summary.pools_lowered), (1, 0));
+}
+
+#[test]
+fn pools_added_and_removed_with_their_group_or_alone() {
+    let mut head = base_files();
+    head[1].1 = pooled("eng", "Eng", 1000, 20, 5000);
+    head.push(("groups/ops.yaml", pooled("ops", "Ops", 100, 5, 50)));
+    let p = run(&base_files(), &head, &[]);
+    let changes: Vec<(&str, Change)> = p.pools.iter().map(|c| (c.group.as_str(), c.change)).collect();
+    assert_eq!(changes, [("eng", Change::Added), ("ops", Change::Added)]);
+    assert_eq!(p.summary.pools_added, 2);
+    // eve's limit comes from ops now (the same 100 credits), bounded by a pool of 50.
+    assert_eq!(p.pools[1].team_exposure_before, Credits::from_whole(0));
+    assert_eq!(p.pools[1].team_exposure_after, Credits::from_whole(50));
+    assert_eq!(p.summary.team_exposure_after, Credits::from_whole(2000 + 1000 + 50));
+    let back = run(&head, &base_files(), &[]);
+    assert_eq!(back.summary.pools_removed, 2);
+    assert!(render::table(&back).contains("removed 5000 → no pool"), "{}", render::table(&back));
+}
+
+/// The text with every run of spaces made one: table columns pad with spaces.
+fn squeezed(text: &str) -> String {
+    text.lines()
+        .map(|l| l.split(' ').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A workspace whose default caps a product and a model, as the example organisation's does.
+fn capped_workspace() -> String {
+    WORKSPACE.replace(
+        "default: { credits: 100 }",
+        "default: { credits: 100, products: { codex: 80 }, models: { gpt-5-pro: 20 } }",
+    )
+}
+
+#[test]
+fn a_group_replacing_the_default_drops_its_caps_and_the_plan_counts_them() {
+    let mut base = base_files();
+    base[0].1 = capped_workspace();
+    let mut head = base.clone();
+    // A new group for Ops: its `limit` replaces the default's whole limit, caps included.
+    head.push(("groups/ops.yaml", group("ops", "Ops", 300, 5)));
+    let p = run(&base, &head, &[]);
+    let s = &p.summary;
+    assert_eq!((s.raised, s.lowered, s.caps_changed), (1, 0, 0));
+    assert_eq!((s.caps_added, s.caps_removed, s.caps_raised, s.caps_lowered), (0, 1, 0, 0));
+    let eve = &p.users[0];
+    assert_eq!(eve.user, "eve@acme.com");
+    assert_eq!(
+        eve.caps,
+        [
+            CapChange {
+                kind: CapKind::Product,
+                name: "codex".into(),
+                before: Some(Credits::from_whole(80)),
+                after: None,
+                change: Change::Removed,
+            },
+            CapChange {
+                kind: CapKind::Model,
+                name: "gpt-5-pro".into(),
+                before: Some(Credits::from_whole(20)),
+                after: None,
+                change: Change::Removed,
+            },
+        ]
+    );
+    assert_eq!(p.caps.len(), 2);
+    assert_eq!((p.caps[1].name.as_str(), p.caps[1].users), ("gpt-5-pro", 1));
+    let table = render::table(&p);
+    assert!(table.contains("1 raised, 0 lowered; caps removed for 1 user;"), "{table}");
+    assert!(squeezed(&table).contains("model `gpt-5-pro` 20 → none (removed) for 1 user"), "{table}");
+    assert!(table.contains("caps: product `codex` 80 → none, model `gpt-5-pro` 20 → none"), "{table}");
+    let md = markdown(&p);
+    assert!(md.contains("| users with caps added / removed / raised / lowered | 0 / 1 / 0 / 0 |"), "{md}");
+    assert!(md.contains("| model `gpt-5-pro` | 20 | none | removed | 1 |"), "{md}");
+    let v: serde_json::Value = serde_json::from_str(&render::json(&p)).unwrap();
+    assert_eq!(v["summary"]["caps_removed"], 1);
+    assert_eq!(v["users"][0]["caps"][1]["change"], "removed");
+    assert!(v["users"][0]["caps"][1]["after"].is_null());
+}
+
+#[test]
+fn a_caps_only_change_is_counted_per_kind_and_changes_the_digest() {
+    let mut base = base_files();
+    base[1].1 =
+        group("eng", "Eng", 1000, 20).replace("{ credits: 1000 }", "{ credits: 1000, models: { o3: 50 } }");
+    let mut head = base_files();
+    head[1].1 = group("eng", "Eng", 1000, 20)
+        .replace("{ credits: 1000 }", "{ credits: 1000, products: { codex: 700 }, models: { o3: 40 } }");
+    let p = run(&base, &head, &[]);
+    let s = &p.summary;
+    assert_eq!((s.raised, s.lowered, s.caps_changed), (0, 0, 2));
+    assert_eq!((s.caps_added, s.caps_removed, s.caps_raised, s.caps_lowered), (2, 0, 0, 2));
+    assert_ne!(p.digest, digest(&[], &[]));
+    let changes: Vec<(&str, Change, usize)> =
+        p.caps.iter().map(|c| (c.name.as_str(), c.change, c.users)).collect();
+    assert_eq!(changes, [("codex", Change::Added, 2), ("o3", Change::Lowered, 2)]);
+}
+
+#[test]
+fn each_upcoming_event_shows_its_own_before_and_after() {
+    // ann's first boost ends in 3 days, the second starts in 6: the second's own effect
+    // is 1000 → 1300, though her limit now is 1300 too.
+    let mut head = base_files();
+    head.push(("overrides/a1.yaml", over("ann-first", "ann@acme.com", 300, "2026-11-01", "2026-11-23")));
+    head.push(("overrides/a2.yaml", over("ann-second", "ann@acme.com", 300, "2026-11-26", "2026-12-20")));
+    let p = run(&base_files(), &head, &[]);
+    let second = &p.overrides.starting_soon[0];
+    assert_eq!(second.name, "ann-second");
+    assert_eq!(second.credits_now, Some(Credits::from_whole(1300)));
+    assert_eq!(
+        (second.limit_before.as_ref().map(|l| l.credits), second.limit_after.as_ref().map(|l| l.credits)),
+        (Some(Credits::from_whole(1000)), Some(Credits::from_whole(1300)))
+    );
+    let table = render::table(&p);
+    let table = squeezed(&table);
+    assert!(table.contains("ann-second ann@acme.com at 2026-11-26T00:00:00+00:00: 1000 → 1300"), "{table}");
+    assert!(table.contains("ann-first ann@acme.com at 2026-11-23T00:00:00+00:00: 1300 → 1000"), "{table}");
+    let md = markdown(&p);
+    assert!(md.contains("| `ann-second` | ann@acme.com | starts | 1000 → 1300 |"), "{md}");
+}
+
+#[test]
+fn only_events_the_change_touches_are_listed_unless_all_are_asked_for() {
+    let mut base = base_files();
+    base.push(("overrides/bob.yaml", over("bob-boost", "bob@acme.com", 200, "2026-11-01", "2026-11-25")));
+    let mut head = base.clone();
+    head.push(("overrides/eve.yaml", over("eve-later", "eve@acme.com", 50, "2026-11-30", "2026-12-31")));
+    let p = run(&base, &head, &[]);
+    // bob's boost expires within the window, but this change neither adds it nor moves what it does.
+    let starting: Vec<&str> = p.overrides.starting_soon.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(starting, ["eve-later"]);
+    assert!(p.overrides.expiring_soon.is_empty());
+    assert_eq!(p.overrides.untouched_events, 1);
+    assert!(p.overrides.starting_soon[0].touched);
+    let table = render::table(&p);
+    assert!(table.contains("1 other override event starting or expiring in the next 14 days that this change does not touch (`budgit plan --all-events` lists it)"), "{table}");
+    let all = run_with(&base, &head, &[], true);
+    assert_eq!(all.overrides.untouched_events, 0);
+    let bob = &all.overrides.expiring_soon[0];
+    assert_eq!((bob.name.as_str(), bob.touched), ("bob-boost", false));
+    // A change of the group bob falls back to touches his expiry: it ends at another limit.
+    let mut raised = base.clone();
+    raised[1].1 = group("eng", "Eng", 1500, 20);
+    let p = run(&base, &raised, &[]);
+    let bob = &p.overrides.expiring_soon[0];
+    assert!(bob.touched);
+    assert_eq!(bob.limit_after.as_ref().map(|l| l.credits), Some(Credits::from_whole(1500)));
 }
 
 #[test]
@@ -316,8 +536,8 @@ fn the_digest_ignores_file_and_directory_order() {
     assert_eq!(a.digest, b.digest);
     let mut users = a.users.clone();
     users.reverse();
-    assert_eq!(digest(&users), a.digest);
-    assert_ne!(a.digest, digest(&[]));
+    assert_eq!(digest(&users, &a.pools), a.digest);
+    assert_ne!(a.digest, digest(&[], &[]));
     // Pinned: the canonical form is part of the contract (audits compare digests).
     assert_eq!(a.digest.len(), "sha256:".len() + 64);
 }
@@ -467,7 +687,7 @@ mod laws {
         fn a_plan_of_a_repository_against_itself_is_empty(a in repo()) {
             let p = run(&as_refs(&a), &as_refs(&a), &[]);
             prop_assert!(p.is_empty());
-            prop_assert_eq!(p.digest, digest(&[]));
+            prop_assert_eq!(p.digest, digest(&[], &[]));
             prop_assert_eq!(p.summary.exposure_before, p.summary.exposure_after);
         }
 
@@ -480,6 +700,9 @@ mod laws {
             prop_assert_eq!(p.users.len(), back.users.len());
             prop_assert_eq!(p.summary.raised, back.summary.lowered);
             prop_assert_eq!(p.summary.newly_blocked, back.summary.newly_unblocked);
+            prop_assert_eq!(p.summary.pools_raised, back.summary.pools_lowered);
+            prop_assert_eq!(p.summary.pools_added, back.summary.pools_removed);
+            prop_assert_eq!(p.is_empty(), back.is_empty());
         }
     }
 }
