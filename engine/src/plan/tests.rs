@@ -566,7 +566,9 @@ fn json_has_the_documented_shape() {
     head[1].1 = group("eng", "Eng", 1500, 20);
     let p = run(&base_files(), &head, &[]);
     let v: serde_json::Value = serde_json::from_str(&render::json(&p)).unwrap();
-    for key in ["base", "head", "digest", "summary", "users", "groups", "overrides", "diagnostics"] {
+    for key in
+        ["base", "head", "digest", "summary", "users", "groups", "pools", "caps", "overrides", "diagnostics"]
+    {
         assert!(v.get(key).is_some(), "{key}");
     }
     assert_eq!(v["base"]["ref"], "main");
@@ -579,6 +581,16 @@ fn json_has_the_documented_shape() {
         "exposure_after",
         "newly_blocked",
         "newly_unblocked",
+        "caps_added",
+        "caps_removed",
+        "caps_raised",
+        "caps_lowered",
+        "pools_added",
+        "pools_removed",
+        "pools_raised",
+        "pools_lowered",
+        "team_exposure_before",
+        "team_exposure_after",
     ] {
         assert!(v["summary"].get(key).is_some(), "{key}");
     }
@@ -591,12 +603,14 @@ fn json_has_the_documented_shape() {
         "source_after",
         "newly_blocked",
         "newly_unblocked",
+        "caps",
     ] {
         assert!(v["users"][0].get(key).is_some(), "{key}");
     }
     for key in ["added", "removed", "changed", "starting_soon", "expiring_soon"] {
         assert!(v["overrides"][key].is_array(), "{key}");
     }
+    assert_eq!(v["overrides"]["untouched_events"], 0);
     assert_eq!(v["users"][0]["delta"], 500);
 }
 
