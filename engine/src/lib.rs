@@ -11,6 +11,7 @@ pub mod directory;
 pub mod evaluate;
 pub mod r#gen;
 pub mod history;
+pub mod identity;
 pub mod input;
 pub mod load;
 pub mod model;
