@@ -242,19 +242,27 @@ pub(crate) fn csv_response(name: &str, body: String) -> Response {
         .into_response()
 }
 
-/// Checks an email-shaped user key.
-pub(crate) fn check_email(email: &str) -> ApiResult<()> {
-    let ok = matches!(email.split_once('@'), Some((l, d)) if !l.is_empty() && !d.is_empty() && !d.contains('@'))
-        && email.len() <= 320
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad_request(
+/// A user key as the service stores and compares it: the canonical email
+/// (`budgit_engine::identity`), so `Zoe@acme.com` and `zoe@acme.com` share one limit,
+/// one usage total and one token scope. A key with a character that cannot be seen is
+/// refused with its own code; anything else that is not an address is `request/bad-user`.
+pub(crate) fn canonical_user(email: &str) -> ApiResult<String> {
+    use budgit_engine::identity::{IdentityError, canonical_email};
+    match canonical_email(email) {
+        Ok(c) => Ok(c.into_owned()),
+        Err(e @ IdentityError::Hidden { .. }) => {
+            Err(ApiError::bad_request("identity/hidden-character", e.to_string()))
+        }
+        Err(_) => Err(ApiError::bad_request(
             "request/bad-user",
-            format!("`{}` is not an email address", shorten(email)),
-        ))
+            format!("`{}` is not an email address", budgit_engine::identity::show(email)),
+        )),
     }
+}
+
+/// A user filter from a query string, canonical like every stored key.
+pub(crate) fn canonical_filter(user: Option<&str>) -> ApiResult<Option<String>> {
+    user.map(canonical_user).transpose()
 }
 
 /// Checks a short name (product, model, group, lease, holder).

@@ -727,3 +727,23 @@ fn without_a_repository_the_team_controls_say_how_to_get_one() {
     assert_eq!(out["error"]["code"], "repo/not-configured");
     assert!(out["error"]["message"].as_str().unwrap().contains("--repo"));
 }
+
+#[test]
+fn a_request_for_a_differently_spelled_email_names_the_user_as_the_directory_does() {
+    let s = start();
+    let request = s.call(
+        "POST",
+        "/v1/requests",
+        json!({ "user": "B@Acme.COM", "credits": 500, "days": 7, "reason": "payments migration (PAY-1234)" }),
+    );
+    assert_eq!(request["user"], "b@acme.com", "{request}");
+    let r = send(s.addr, "POST", &format!("/v1/requests/{}/propose", request["id"]), Some(ADMIN), None);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let p = r.json();
+    let repo = s.git();
+    let changed = changed_paths(&repo, p["commit"].as_str().unwrap());
+    let text = blob_at(&repo, p["commit"].as_str().unwrap(), &changed[0].0);
+    assert!(text.contains("\nuser: b@acme.com\n"), "{text}");
+    // The override reaches the person: the plan raises exactly one limit.
+    assert_eq!(p["plan"]["summary"]["raised"], 1, "{}", p["plan"]);
+}

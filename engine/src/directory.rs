@@ -2,7 +2,8 @@
 //!
 //! Attributes are typed as the `Workspace` declares them. Reading CSV and JSON
 //! Lines lives in [`crate::input`]; this module is the in-memory shape every
-//! stage shares.
+//! stage shares. Users are keyed by their canonical email ([`crate::identity`]):
+//! lookups by any spelling of an address find the same user.
 
 use std::collections::BTreeMap;
 
@@ -27,7 +28,7 @@ pub enum AttrValue {
 /// One user of the directory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct User {
-    /// The user's email, the key everywhere.
+    /// The user's canonical email ([`crate::identity::canonical_email`]), the key everywhere.
     pub email: String,
     /// Attribute values, in the order of [`Directory::attributes`].
     pub attrs: Vec<AttrValue>,
@@ -82,9 +83,14 @@ impl Directory {
         true
     }
 
-    /// The position of a user by email.
+    /// The position of a user by email, written in any spelling of it (`Zoe@` finds `zoe@`).
     pub fn position(&self, email: &str) -> Option<usize> {
-        self.index.get(email).copied()
+        if let Some(&i) = self.index.get(email) {
+            return Some(i);
+        }
+        // Only a miss pays for normalising: keys read from the directory are canonical.
+        let canonical = crate::identity::canonical(email).ok()?;
+        self.index.get(&*canonical).copied()
     }
 
     /// A user by email.

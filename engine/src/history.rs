@@ -89,10 +89,7 @@ pub fn history(
     user: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<Step>, HistoryError> {
-    let person = directory
-        .get(user)
-        .or_else(|| directory.users.iter().find(|u| u.email.eq_ignore_ascii_case(user)))
-        .ok_or_else(|| HistoryError::UnknownUser(user.to_owned()))?;
+    let person = directory.get(user).ok_or_else(|| HistoryError::UnknownUser(user.to_owned()))?;
     let attributes = directory.attributes.iter().cloned().collect();
     let mut one = Directory::new(&attributes);
     one.push(person.clone());
@@ -173,7 +170,7 @@ fn override_events(
         return Vec::new();
     };
     let mut out = Vec::new();
-    for o in policies.overrides.iter().filter(|o| o.doc.user.eq_ignore_ascii_case(email)) {
+    for o in policies.overrides.iter().filter(|o| o.doc.user == email) {
         let starts = o.doc.starts.map(|s| (s.instant(&tz), "starts"));
         let expires = Some((o.doc.expires.instant(&tz), "expires"));
         for (at, what) in [starts, expires].into_iter().flatten() {

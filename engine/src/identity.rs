@@ -175,6 +175,27 @@ pub fn canonical_email(raw: &str) -> Result<Cow<'_, str>, IdentityError> {
     Ok(email)
 }
 
+/// What makes `raw` differ from its canonical form, for a message: `surrounding
+/// whitespace`, `not in Unicode NFC`, `uppercase letters` (empty when canonical or
+/// refused). A decomposed `é` looks the same as the precomposed one, so saying why
+/// matters.
+pub fn differences(raw: &str) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let Ok(canonical) = canonical(raw) else { return out };
+    let trimmed = raw.trim();
+    if trimmed != raw {
+        out.push("surrounding whitespace");
+    }
+    if !matches!(is_nfc_quick(trimmed.chars()), IsNormalized::Yes) && trimmed.nfc().ne(trimmed.chars()) {
+        out.push("not in Unicode NFC (a letter and a combining mark where one character exists)");
+    }
+    let composed: String = trimmed.nfc().collect();
+    if composed != *canonical {
+        out.push("uppercase letters");
+    }
+    out
+}
+
 /// True when `raw` is already canonical (as written, nothing to change).
 pub fn is_canonical(raw: &str) -> bool {
     matches!(canonical(raw), Ok(c) if c == raw)
@@ -217,11 +238,14 @@ mod tests {
     #[test]
     fn hidden_characters_are_refused_with_what_and_where() {
         let err = canonical_email("eve\u{200B}@acme.com").unwrap_err();
-        assert_eq!(err, IdentityError::Hidden {
-            shown: "eve\\u{200b}@acme.com".into(),
-            ch: '\u{200B}',
-            kind: Hidden::ZeroWidth
-        });
+        assert_eq!(
+            err,
+            IdentityError::Hidden {
+                shown: "eve\\u{200b}@acme.com".into(),
+                ch: '\u{200B}',
+                kind: Hidden::ZeroWidth
+            }
+        );
         assert_eq!(
             err.to_string(),
             "`eve\\u{200b}@acme.com` contains a zero-width character, U+200B, which cannot be seen: type the address again"
@@ -261,6 +285,16 @@ mod tests {
         assert!(matches!(canonical_email(&long), Err(IdentityError::TooLong(_))));
         // usage keys need not be emails
         assert_eq!(canonical("User-42").as_deref(), Ok("user-42"));
+    }
+
+    #[test]
+    fn differences_say_why() {
+        assert_eq!(differences(" Zoe@x"), ["surrounding whitespace", "uppercase letters"]);
+        assert_eq!(
+            differences("rene\u{0301}@x"),
+            ["not in Unicode NFC (a letter and a combining mark where one character exists)"]
+        );
+        assert!(differences("zoe@x").is_empty());
     }
 
     #[test]

@@ -193,6 +193,19 @@ fn load_source(source: &Source, set: &mut PolicySet, out: &mut Vec<Diagnostic>) 
     }
 }
 
+/// Puts a person's key in its canonical form, the one the directory and usage use, so
+/// that every later stage matches people by plain string equality. A key with hidden
+/// characters is kept as written: it matches nobody, and validation reports it
+/// (`identity/hidden-character`), as it reports any key not written canonically; the
+/// YAML node keeps the text as written for that.
+fn canonicalise(email: &mut String) {
+    if let Ok(c) = crate::identity::canonical(email)
+        && *c != **email
+    {
+        *email = c.into_owned();
+    }
+}
+
 fn push_document(
     set: &mut PolicySet,
     doc: Document,
@@ -204,8 +217,14 @@ fn push_document(
     let commit = commit.cloned();
     match doc {
         Document::Workspace(doc) => set.workspaces.push(Loaded { doc, node, file, commit }),
-        Document::Group(doc) => set.groups.push(Loaded { doc, node, file, commit }),
-        Document::Override(doc) => set.overrides.push(Loaded { doc, node, file, commit }),
+        Document::Group(mut doc) => {
+            doc.members.iter_mut().chain(doc.exclude.iter_mut()).for_each(canonicalise);
+            set.groups.push(Loaded { doc, node, file, commit })
+        }
+        Document::Override(mut doc) => {
+            canonicalise(&mut doc.user);
+            set.overrides.push(Loaded { doc, node, file, commit })
+        }
         Document::Guardrail(doc) => set.guardrails.push(Loaded { doc, node, file, commit }),
     }
 }

@@ -62,9 +62,9 @@ pub enum RequestError {
     /// Zero days.
     #[error("`--days` must be at least 1")]
     NoDays,
-    /// The user is not an email address.
-    #[error("`{0}` is not an email address")]
-    NotAnEmail(String),
+    /// The user is not an email address, or has a character that cannot be seen.
+    #[error("{0}")]
+    User(crate::identity::IdentityError),
     /// An empty reason.
     #[error("a request needs a reason: say what the credits are for")]
     NoReason,
@@ -123,10 +123,9 @@ pub fn draft(
     if spec.days == 0 {
         return Err(RequestError::NoDays);
     }
-    let user = spec.user.trim();
-    if !is_email(user) {
-        return Err(RequestError::NotAnEmail(spec.user.clone()));
-    }
+    // The override names the user in canonical form, the form resolution matches on.
+    let user = crate::identity::canonical_email(&spec.user).map_err(RequestError::User)?;
+    let user = &*user;
     if spec.reason.trim().is_empty() {
         return Err(RequestError::NoReason);
     }
@@ -178,9 +177,10 @@ pub fn commit_message(spec: &RequestSpec, drafted: &Drafted) -> String {
         Amount::Add(c) => format!("+{c} credits"),
         Amount::Limit(c) => format!("a limit of {c} credits"),
     };
+    let user = crate::identity::canonical(&spec.user).unwrap_or(std::borrow::Cow::Borrowed(spec.user.trim()));
     format!(
         "Request {what} for {} until {}\n\n{}\n\nOverride `{}` from {} to {} (exclusive).\n",
-        spec.user.trim(),
+        user,
         drafted.expires.format("%Y-%m-%d"),
         spec.reason.trim(),
         drafted.name,
@@ -201,12 +201,6 @@ pub fn check(
     sources.push(Source { path: drafted.path.as_str().into(), text: drafted.text.as_str().into(), commit });
     sources.sort_by(|a, b| a.path.cmp(&b.path));
     validate_sources(sources, base_findings.to_vec(), options)
-}
-
-fn is_email(text: &str) -> bool {
-    let mut parts = text.split('@');
-    matches!((parts.next(), parts.next(), parts.next()), (Some(l), Some(d), None)
-        if !l.is_empty() && !d.is_empty() && !text.chars().any(char::is_whitespace))
 }
 
 /// A plain YAML scalar when it is safe, a double-quoted one otherwise.
@@ -260,8 +254,10 @@ mod tests {
         assert_eq!(o.add.as_ref().and_then(|a| a.credits), Some(Credits::from_whole(500)));
         assert_eq!(default_branch(&o.user, d.starts), "budgit/request/alice.nguyen-2026-11-27");
         assert!(
-            commit_message(&spec(), &d).starts_with("Request +500 credits for Alice.Nguyen@acme.com until")
+            commit_message(&spec(), &d).starts_with("Request +500 credits for alice.nguyen@acme.com until")
         );
+        // Asked for as `Alice.Nguyen@`, the file names the user as the directory does.
+        assert!(d.text.contains("\nuser: alice.nguyen@acme.com\n"), "{}", d.text);
     }
 
     #[test]
@@ -282,7 +278,11 @@ mod tests {
         ));
         assert!(matches!(
             draft(&RequestSpec { user: "alice".into(), ..spec() }, &base, "", now),
-            Err(RequestError::NotAnEmail(_))
+            Err(RequestError::User(crate::identity::IdentityError::NotAnEmail(_)))
+        ));
+        assert!(matches!(
+            draft(&RequestSpec { user: "alice\u{200D}@acme.com".into(), ..spec() }, &base, "", now),
+            Err(RequestError::User(crate::identity::IdentityError::Hidden { .. }))
         ));
         assert!(matches!(
             draft(&RequestSpec { reason: " ".into(), ..spec() }, &base, "", now),

@@ -57,7 +57,7 @@ impl Interner {
 /// A user seen in usage but absent from the directory.
 #[derive(Debug, Clone)]
 pub struct UnknownUser {
-    /// The user as written in the usage.
+    /// The user's canonical key ([`crate::identity::canonical`]).
     pub email: String,
     /// The first row that named them.
     pub first: Location,
@@ -75,6 +75,17 @@ pub enum PushError {
     /// More distinct users than ids.
     #[error("too many distinct users")]
     TooManyUsers,
+    /// The user is only whitespace.
+    #[error("row has no user")]
+    NoUser,
+    /// The user has a character that cannot be seen ([`crate::identity::hidden`]).
+    #[error("the user contains {}, U+{:04X}, which cannot be seen", kind.describe(), u32::from(*ch))]
+    HiddenCharacter {
+        /// The first such character.
+        ch: char,
+        /// What kind of character it is.
+        kind: crate::identity::Hidden,
+    },
 }
 
 /// Usage rows in struct-of-arrays form, interned against one directory.
@@ -181,15 +192,35 @@ impl UsageTable {
         }
     }
 
-    /// Interns a user; a user absent from the directory gets a new id, and `first`
-    /// is remembered as where they were first seen.
+    /// Interns a user by their canonical key, so `Eve@acme.com` is counted against
+    /// `eve@acme.com`; a user absent from the directory gets a new id, and `first` is
+    /// remembered as where they were first seen. A key with a hidden character is refused.
     pub fn intern_user(&mut self, email: &[u8], first: impl FnOnce() -> Location) -> Result<u32, PushError> {
         if let Some(&id) = self.users.get(email) {
             return Ok(id);
         }
-        let id = u32::try_from(self.user_count()).map_err(|_| PushError::TooManyUsers)?;
-        self.users.insert(email.into(), id);
-        self.unknown.push(UnknownUser { email: String::from_utf8_lossy(email).into_owned(), first: first() });
+        // A spelling not seen yet: normalising costs once per distinct spelling, not per row.
+        let text = String::from_utf8_lossy(email);
+        let canonical = match crate::identity::canonical(&text) {
+            Ok(c) => c,
+            Err(crate::identity::IdentityError::Hidden { ch, kind, .. }) => {
+                return Err(PushError::HiddenCharacter { ch, kind });
+            }
+            Err(_) => return Err(PushError::NoUser),
+        };
+        let id = match self.users.get(canonical.as_bytes()) {
+            Some(&id) => id,
+            None => {
+                let id = u32::try_from(self.user_count()).map_err(|_| PushError::TooManyUsers)?;
+                self.users.insert(canonical.as_bytes().into(), id);
+                self.unknown.push(UnknownUser { email: canonical.clone().into_owned(), first: first() });
+                id
+            }
+        };
+        if *canonical.as_bytes() != *email {
+            // Remember this spelling too: the next row written the same way is a plain lookup.
+            self.users.insert(email.into(), id);
+        }
         Ok(id)
     }
 

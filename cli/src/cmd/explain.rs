@@ -180,7 +180,6 @@ pub fn text(e: &Explanation, policies: &PolicySet, root: &Path) -> String {
             }
             OverrideOutcome::NotStarted => "not started yet".to_owned(),
             OverrideOutcome::Expired => "expired".to_owned(),
-            OverrideOutcome::OtherUser => format!("names `{}`, a different user", o.user),
         };
         let effect = match (&o.limit, &o.add) {
             (Some(l), _) => format!("replaces the limit with {}", limit_text(l)),
@@ -366,10 +365,11 @@ expires: 2026-12-15
 ---
 apiVersion: budgit/v1
 kind: Override
-name: alice-typo
-user: Alice@acme.com
+name: alice-spelled
+user: Alice@ACME.com
 add: { credits: 7 }
-expires: 2026-12-15
+starts: 2026-12-20
+expires: 2026-12-25
 ";
 
     fn fixture() -> (PolicySet, Directory) {
@@ -427,7 +427,7 @@ expires: 2026-12-15
         assert_eq!(v["overrides"].as_array().unwrap().len(), 5);
         let statuses: Vec<&str> =
             v["overrides"].as_array().unwrap().iter().map(|o| o["status"].as_str().unwrap()).collect();
-        assert_eq!(statuses, ["expired", "applied", "overlapped", "not-started", "other-user"]);
+        assert_eq!(statuses, ["expired", "applied", "overlapped", "not-started", "not-started"]);
     }
 
     #[test]
@@ -467,7 +467,9 @@ expires: 2026-12-15
         let (_, dir) = fixture();
         let err = unknown_user(&dir, "alcie@acme.com").to_string();
         assert_eq!(err, "user `alcie@acme.com` is not in the directory; did you mean `alice@acme.com`?");
-        let err = unknown_user(&dir, "BOB@acme.com").to_string();
-        assert!(err.ends_with("did you mean `bob@acme.com`?"), "{err}");
+        let err = unknown_user(&dir, "ALCIE@acme.com").to_string();
+        assert!(err.ends_with("did you mean `alice@acme.com`?"), "{err}");
+        let err = unknown_user(&dir, "bob\u{200B}@acme.com").to_string();
+        assert!(err.starts_with("`bob\\u{200b}@acme.com` contains a zero-width character, U+200B"), "{err}");
     }
 }

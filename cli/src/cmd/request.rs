@@ -107,7 +107,7 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
     if let (Some(directory), Some(workspace)) = (&args.inputs.directory, base.policies.workspace()) {
         let (users, _) = read_directory(directory, &workspace.doc.attributes)?;
         let user = spec.user.trim();
-        if users.get(user).is_none() && !users.users.iter().any(|u| u.email.eq_ignore_ascii_case(user)) {
+        if users.get(user).is_none() {
             eprintln!(
                 "error: user `{user}` is not in the directory `{}`: nothing was committed",
                 directory.display()

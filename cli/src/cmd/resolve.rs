@@ -106,13 +106,15 @@ pub fn load_inputs(
 }
 
 /// The error for an email that is not in the directory, with a suggestion when one is close.
+///
+/// Any spelling of a directory email finds its user (`Directory::position`), so this is
+/// reached only for another address, or one with a character that cannot be seen.
 pub fn unknown_user(dir: &Directory, email: &str) -> anyhow::Error {
-    let close = dir
-        .users
-        .iter()
-        .find(|u| u.email.eq_ignore_ascii_case(email))
-        .map(|u| u.email.as_str())
-        .or_else(|| budgit_engine::diag::did_you_mean(email, dir.users.iter().map(|u| u.email.as_str())));
+    let canonical = match budgit_engine::identity::canonical(email) {
+        Ok(c) => c,
+        Err(e) => return anyhow::anyhow!("{e}"),
+    };
+    let close = budgit_engine::diag::did_you_mean(&canonical, dir.users.iter().map(|u| u.email.as_str()));
     match close {
         Some(s) => anyhow::anyhow!("user `{email}` is not in the directory; did you mean `{s}`?"),
         None => anyhow::anyhow!("user `{email}` is not in the directory"),

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::usage::{NewEvent, insert_event, publish};
-use super::{check_email, check_name, credits_json, json_body, path_param, rfc3339};
+use super::{canonical_user, check_name, credits_json, json_body, path_param, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::ledger::{CheckRequest, Deciding, Outbox, ReservationError};
 use crate::metrics::Metrics;
@@ -78,7 +78,7 @@ pub async fn check(
         (None, Some(own)) => own.to_string(),
         (None, None) => return Err(ApiError::bad_request("check/missing-user", "`user` is required")),
     };
-    check_email(&user)?;
+    let user = canonical_user(&user)?;
     who.require_user(&user)?;
     check_name("product", &req.product)?;
     check_name("model", &req.model)?;

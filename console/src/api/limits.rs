@@ -17,7 +17,10 @@ use budgit_engine::workspace::{AppliedSource, ItemStatus};
 use rusqlite::OptionalExtension;
 use serde_json::{Value, json};
 
-use super::{MAX_BATCH, MAX_PAGE, QueryPairs, check_email, check_name, csv_field, json_body, rfc3339};
+use super::{
+    MAX_BATCH, MAX_PAGE, QueryPairs, canonical_filter, canonical_user, check_name, csv_field, json_body,
+    rfc3339,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::ledger::UserLimit;
 use crate::{App, StoredSettings, auth::Principal};
@@ -78,8 +81,9 @@ pub async fn set(
     }
     let mut seen = HashSet::new();
     let mut limits = Vec::with_capacity(req.limits.len());
-    for l in req.limits {
-        check_email(&l.user)?;
+    for mut l in req.limits {
+        // Two spellings of one person in a batch are one user, so a duplicate.
+        l.user = canonical_user(&l.user)?;
         if !seen.insert(l.user.clone()) {
             return Err(ApiError::bad_request(
                 "limits/duplicate-user",
@@ -116,9 +120,7 @@ pub async fn set(
             check_credits("a pool", c)?;
         }
     }
-    for u in &req.remove {
-        check_email(u)?;
-    }
+    let remove: Vec<String> = req.remove.iter().map(|u| canonical_user(u)).collect::<ApiResult<_>>()?;
     let settings = match req.workspace {
         None => None,
         Some(w) => {
@@ -138,7 +140,7 @@ pub async fn set(
         }
         None => who.actor(),
     };
-    let (commit, digest, pools, remove) = (req.commit, req.plan_digest, req.pools, req.remove);
+    let (commit, digest, pools) = (req.commit, req.plan_digest, req.pools);
     let now = crate::unix_now();
     let app2 = app.clone();
     let (results, pool_results, changed, settings_changed) = app
@@ -277,7 +279,8 @@ pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
     let q = QueryPairs::parse(raw.as_deref())?;
     let limit = q.page_size(1000, 10_000)?;
     let after = q.get("after").unwrap_or("").to_string();
-    let user = match (who.scope(), q.get("user")) {
+    let asked = canonical_filter(q.get("user"))?;
+    let user = match (who.scope(), asked.as_deref()) {
         (Some(own), Some(asked)) if own != asked => {
             return Err(ApiError::forbidden("a user token sees only its own user's data"));
         }

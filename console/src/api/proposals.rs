@@ -1469,9 +1469,14 @@ fn make_request_proposal(job: RequestJob) -> ApiResult<Made> {
     let (base, _) = load_sources(read.sources.clone());
     let drafted = request::draft(&spec, &base, &dir, now)
         .map_err(|e| unprocessable("proposals/bad-request", e.to_string()))?;
-    let user = spec.user.trim();
+    // The drafted override names the user canonically; compare people the same way.
+    let user = budgit_engine::identity::canonical(&spec.user)
+        .map_err(|e| unprocessable("proposals/bad-request", e.to_string()))?;
+    let user = &*user;
     // An override for someone the workspace does not know would never apply.
-    if !people.users.is_empty() && !people.users.iter().any(|u| u.email.eq_ignore_ascii_case(user)) {
+    if !people.users.is_empty()
+        && !people.users.iter().any(|u| budgit_engine::identity::canonical(&u.email).is_ok_and(|c| c == user))
+    {
         return Err(unprocessable(
             "proposals/unknown-user",
             format!("user `{user}` is not in the workspace's directory: nothing was committed"),

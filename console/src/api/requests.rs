@@ -11,7 +11,7 @@ use rusqlite::OptionalExtension;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{MAX_PAGE, QueryPairs, check_email, check_name, credits_json, json_body, path_param, rfc3339};
+use super::{MAX_PAGE, QueryPairs, canonical_user, check_name, credits_json, json_body, path_param, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::{App, auth::Principal};
 
@@ -62,7 +62,7 @@ pub async fn create(
         (None, Some(own)) => own.to_string(),
         (None, None) => return Err(ApiError::bad_request("requests/missing-user", "`user` is required")),
     };
-    check_email(&user)?;
+    let user = canonical_user(&user)?;
     who.require_user(&user)?;
     if req.credits.micros() <= 0 {
         return Err(ApiError::bad_request("requests/bad-credits", "`credits` must be positive"));

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use super::{MAX_BATCH, QueryPairs, check_email, check_name, credits_json, rfc3339};
+use super::{MAX_BATCH, QueryPairs, canonical_filter, canonical_user, check_name, credits_json, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
 use crate::{App, StreamEvent, auth::Principal};
@@ -68,7 +68,7 @@ pub(crate) struct NewEvent {
 impl NewEvent {
     fn from_input(e: EventIn) -> ApiResult<NewEvent> {
         check_name("id", &e.id)?;
-        check_email(&e.user)?;
+        let user = canonical_user(&e.user)?;
         check_name("product", &e.product)?;
         check_name("model", &e.model)?;
         let ts = match e.time {
@@ -94,7 +94,7 @@ impl NewEvent {
         Ok(NewEvent {
             id: e.id,
             ts,
-            user: e.user,
+            user,
             product: e.product,
             model: e.model,
             micros: e.credits.micros(),
@@ -263,7 +263,8 @@ pub async fn stream(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let q = QueryPairs::parse(raw.as_deref())?;
-    let user = match (who.scope(), q.get("user")) {
+    let asked = canonical_filter(q.get("user"))?;
+    let user = match (who.scope(), asked.as_deref()) {
         (Some(own), Some(asked)) if own != asked => {
             return Err(ApiError::forbidden("a user token sees only its own user's data"));
         }
@@ -430,7 +431,8 @@ pub async fn costs(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
     };
     let page_end = first.saturating_add(limit.saturating_mul(DAY)).min(end);
     let has_more = page_end < end;
-    let user = match (who.scope(), q.get("user_id")) {
+    let asked = canonical_filter(q.get("user_id"))?;
+    let user = match (who.scope(), asked.as_deref()) {
         (Some(own), Some(asked)) if own != asked => {
             return Err(ApiError::forbidden("a user token sees only its own user's data"));
         }

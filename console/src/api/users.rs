@@ -13,7 +13,7 @@ use budgit_engine::model::AttributeType;
 use rusqlite::OptionalExtension;
 use serde_json::{Map, Value, json};
 
-use super::{MAX_PAGE, QueryPairs, check_email, path_param, raw_body};
+use super::{MAX_PAGE, QueryPairs, canonical_user, path_param, raw_body};
 use crate::App;
 use crate::auth::{self, Principal};
 use crate::error::{ApiError, ApiResult};
@@ -222,7 +222,7 @@ pub async fn get_one(
     who: Principal,
     email: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
-    let email = path_param(email)?;
+    let email = canonical_user(&path_param(email)?)?;
     who.require_user(&email)?;
     let key = email.clone();
     let attrs: Option<String> = app
@@ -261,8 +261,7 @@ pub async fn issue_token(
     email: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
     who.require_admin()?;
-    let email = path_param(email)?;
-    check_email(&email)?;
+    let email = canonical_user(&path_param(email)?)?;
     let token = auth::generate("bgt_user_")?;
     let h = auth::hash(&token);
     let (key, app2) = (email.clone(), app.clone());
@@ -304,7 +303,10 @@ pub async fn revoke_tokens(
     email: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Response> {
     who.require_admin()?;
-    let email = path_param(email)?;
+    let written = path_param(email)?;
+    // Tokens are issued to canonical emails; a key that cannot be one is revoked as
+    // written, so a revocation is never refused.
+    let email = canonical_user(&written).unwrap_or(written);
     let (key, app2) = (email.clone(), app.clone());
     let now = crate::unix_now();
     let revoked = app

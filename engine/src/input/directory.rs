@@ -36,7 +36,8 @@ pub fn parse_directory(
     jsonl: bool,
     attributes: &BTreeMap<String, AttributeType>,
 ) -> Result<(Directory, Vec<Diagnostic>), String> {
-    let mut builder = Builder { dir: Directory::new(attributes), lines: Vec::new(), out: Vec::new() };
+    let mut builder =
+        Builder { dir: Directory::new(attributes), lines: Vec::new(), written: Vec::new(), out: Vec::new() };
     if jsonl {
         parse_jsonl(file, bytes, &mut builder);
     } else {
@@ -49,6 +50,8 @@ struct Builder {
     dir: Directory,
     /// The line of each user's row, by directory position.
     lines: Vec<u32>,
+    /// How each user's email was written, by directory position, when not canonical.
+    written: Vec<Option<Box<str>>>,
     out: Vec<Diagnostic>,
 }
 
@@ -61,34 +64,54 @@ impl Builder {
         );
     }
 
-    fn add(&mut self, file: &Arc<str>, line: u32, email: &str, attrs: Vec<AttrValue>) {
-        if !valid_email(email) {
-            let msg = if email.is_empty() {
-                "row has no `email`".to_string()
-            } else {
-                format!("`{}` is not an email address", show(email.as_bytes()))
+    fn add(&mut self, file: &Arc<str>, line: u32, raw: &str, attrs: Vec<AttrValue>) {
+        // The directory keys people by their canonical email, the form every other
+        // input is compared in; a hidden character or a malformed address is a bad row.
+        let email = match crate::identity::canonical_email(raw) {
+            Ok(email) => email,
+            Err(crate::identity::IdentityError::Empty) => {
+                self.bad_row(at(file, line, 1), "row has no `email`".to_string());
+                return;
+            }
+            Err(e) => {
+                self.bad_row(at(file, line, 1), e.to_string());
+                return;
+            }
+        };
+        if let Some(first) = self.dir.position(&email) {
+            let first_line = self.lines.get(first).copied().unwrap_or(0);
+            let first_written = self.written.get(first).cloned().flatten();
+            let written = raw.trim();
+            let message = match (&first_written, written == email) {
+                // Two spellings of one address: name both, so the admin sees why they collide.
+                (Some(before), _) if **before != *written => format!(
+                    "user `{email}` appears twice: `{}` on line {first_line} and `{}` are one person",
+                    crate::identity::show(before),
+                    crate::identity::show(written)
+                ),
+                (None, false) => format!(
+                    "user `{email}` appears twice: `{email}` on line {first_line} and `{}` are one person",
+                    crate::identity::show(written)
+                ),
+                _ => format!("user `{email}` appears twice"),
             };
-            self.bad_row(at(file, line, 1), msg);
-            return;
-        }
-        if let Some(first) = self.dir.position(email).and_then(|i| self.lines.get(i).copied()) {
             self.out.push(
-                Diagnostic::error("directory/duplicate-user", format!("user `{email}` appears twice"))
+                Diagnostic::error("directory/duplicate-user", message)
                     .at(at(file, line, 1))
                     .with_label("this row is ignored")
-                    .with_secondary(at(file, first, 1), "first row for this user, which is kept"),
+                    .with_secondary(at(file, first_line, 1), "first row for this user, which is kept")
+                    .with_help(
+                        "emails are compared trimmed, in Unicode NFC and lowercase: keep one row per person",
+                    ),
             );
             return;
         }
-        if self.dir.push(User { email: email.to_string(), attrs }) {
+        let written = (*email != *raw.trim()).then(|| Box::<str>::from(raw.trim()));
+        if self.dir.push(User { email: email.into_owned(), attrs }) {
             self.lines.push(line);
+            self.written.push(written);
         }
     }
-}
-
-fn valid_email(email: &str) -> bool {
-    matches!(email.split_once('@'), Some((local, domain)) if !local.is_empty() && !domain.is_empty() && !domain.contains('@'))
-        && !email.chars().any(char::is_whitespace)
 }
 
 /// Where each declared attribute comes from in a CSV row.
@@ -364,6 +387,48 @@ mod tests {
         assert_eq!(dir.len(), 1);
         assert_eq!(dir.users[0].attrs[1], AttrValue::List(vec!["g".into()]));
         assert_eq!(codes(&diags), vec![("directory/bad-row", 3), ("directory/bad-row", 4)]);
+    }
+
+    #[test]
+    fn two_spellings_of_one_email_are_one_user_and_the_second_row_is_refused() {
+        let text = "email,department\n\
+                    Zoe@Acme.com,Eng\n\
+                    bob@acme.com,Eng\n\
+                    \" zoe@acme.COM \",Sales\n\
+                    bob@acme.com,Ops\n";
+        let (dir, diags) = parse_directory(&"dir.csv".into(), text.as_bytes(), false, &attrs()).unwrap();
+        let diags: Vec<Diagnostic> =
+            diags.into_iter().filter(|d| d.code != "directory/missing-column").collect();
+        assert_eq!(
+            dir.users.iter().map(|u| u.email.as_str()).collect::<Vec<_>>(),
+            ["zoe@acme.com", "bob@acme.com"]
+        );
+        assert_eq!(dir.get("ZOE@acme.com").map(|u| &u.attrs[0]), Some(&AttrValue::String("Eng".into())));
+        assert_eq!(codes(&diags), vec![("directory/duplicate-user", 4), ("directory/duplicate-user", 5)]);
+        assert_eq!(
+            diags[0].message,
+            "user `zoe@acme.com` appears twice: `Zoe@Acme.com` on line 2 and `zoe@acme.COM` are one person"
+        );
+        assert_eq!(diags[0].labels[0].location.line, 2);
+        assert_eq!(diags[1].message, "user `bob@acme.com` appears twice");
+    }
+
+    #[test]
+    fn hidden_characters_in_an_email_make_the_row_bad() {
+        let text = "{\"email\":\"eve@acme.com\"}\n{\"email\":\"eve\\u200b@acme.com\"}\n{\"email\":\"\\u202eeve@acme.com\"}\n";
+        let (dir, diags) = parse_directory(&"dir.jsonl".into(), text.as_bytes(), true, &attrs()).unwrap();
+        assert_eq!(dir.len(), 1);
+        assert_eq!(codes(&diags), vec![("directory/bad-row", 2), ("directory/bad-row", 3)]);
+        assert!(
+            diags[0].message.contains("`eve\\u{200b}@acme.com` contains a zero-width character, U+200B"),
+            "{}",
+            diags[0].message
+        );
+        assert!(
+            diags[1].message.contains("a bidirectional control character, U+202E"),
+            "{}",
+            diags[1].message
+        );
     }
 
     #[test]

@@ -857,6 +857,34 @@ mod tests {
     }
 
     #[test]
+    fn every_spelling_of_a_user_counts_against_them_and_hidden_characters_are_refused() {
+        let csv = "date,user,product,model,credits\n\
+                   2026-11-01,A@x.com,codex,gpt-5,1\n\
+                   2026-11-01,\" a@X.COM \",codex,gpt-5,2\n\
+                   2026-11-01,a@x.com,codex,gpt-5,4\n\
+                   2026-11-01,a\u{200B}@x.com,codex,gpt-5,8\n\
+                   2026-11-01,Zed@x.com,codex,gpt-5,16\n\
+                   2026-11-01,zed@x.com,codex,gpt-5,32\n";
+        let mut t = table();
+        let diags = parse_usage(&"u.csv".into(), csv.as_bytes(), UsageFormat::Csv, &mut t, Tz::UTC).unwrap();
+        assert_eq!(t.user, vec![0, 0, 0, 2, 2]);
+        assert_eq!(t.micros, vec![1_000_000, 2_000_000, 4_000_000, 16_000_000, 32_000_000]);
+        assert_eq!(t.unknown_users().iter().map(|u| u.email.as_str()).collect::<Vec<_>>(), ["zed@x.com"]);
+        let got = codes(&diags);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!((got[0].0, got[0].1), (5, 12));
+        assert_eq!(got[0].2, "the user contains a zero-width character, U+200B, which cannot be seen");
+
+        let jsonl = "{\"date\":\"2026-11-01\",\"user\":\"B@X.com\",\"product\":\"codex\",\"credits\":1}\n\
+                     {\"date\":\"2026-11-01\",\"user\":\"b@x.com\\u202e\",\"product\":\"codex\",\"credits\":1}\n";
+        let mut t = table();
+        let diags = parse_usage(&"u.jsonl".into(), jsonl.as_bytes(), UsageFormat::JsonLines, &mut t, Tz::UTC)
+            .unwrap();
+        assert_eq!(t.user, vec![1]);
+        assert!(codes(&diags)[0].2.contains("a bidirectional control character, U+202E"), "{diags:?}");
+    }
+
+    #[test]
     fn streaming_in_tiny_blocks_reads_what_parsing_in_one_piece_reads() {
         let text = "date,user,product,model,credits\n\
                     2026-11-01,a@x.com,codex,gpt-5,0.1\n\

@@ -169,9 +169,7 @@ fn reachable(
     }
     let mut reach = vec![false; dir.len()];
     let mark = |reach: &mut Vec<bool>, email: &str| {
-        if let Some(i) =
-            dir.position(email).or_else(|| dir.users.iter().position(|u| u.email.eq_ignore_ascii_case(email)))
-        {
+        if let Some(i) = dir.position(email) {
             reach[i] = true;
         }
     };

@@ -94,8 +94,6 @@ pub enum OverrideOutcome {
     NotStarted,
     /// Expired at or before `now`.
     Expired,
-    /// Names the user with different letter case: it applies to nobody in the directory.
-    OtherUser,
 }
 
 /// One group, and how it relates to the user.
@@ -184,6 +182,8 @@ pub fn explain(
     let Some(user) = dir.position(email) else {
         return Err(unknown_user(dir, email));
     };
+    // From here on the user is their canonical email, the form policies are loaded in.
+    let email = dir.users[user].email.as_str();
     let selections = membership::one_user(policies, dir, user);
     let mut notes = Vec::new();
 
@@ -245,7 +245,7 @@ pub fn explain(
     let resolved = rules.finish(user, Some(email), winner, considered);
 
     let name_of = |i: usize| policies.overrides.get(i).map(|o| o.doc.name.clone()).unwrap_or_default();
-    let mut overrides: Vec<OverrideTrace> = rules
+    let overrides: Vec<OverrideTrace> = rules
         .override_statuses(email)
         .into_iter()
         .map(|(i, status)| {
@@ -266,16 +266,6 @@ pub fn explain(
             trace(&rules, i, outcome)
         })
         .collect();
-    // Emails are compared exactly; an override differing only in case is a likely typo.
-    for (i, o) in policies.overrides.iter().enumerate() {
-        if o.doc.user != email && o.doc.user.eq_ignore_ascii_case(email) {
-            notes.push(format!(
-                "override `{}` names `{}`, not `{email}`: emails are compared exactly, so it does not apply",
-                o.doc.name, o.doc.user
-            ));
-            overrides.push(trace(&rules, i, OverrideOutcome::OtherUser));
-        }
-    }
 
     let (base_limit, base_source) = rules.base(winner);
     // A `limit` replaces the whole limit, caps included: the caps of what it replaces do
@@ -375,11 +365,6 @@ fn trace(rules: &Rules<'_>, i: usize, outcome: OverrideOutcome) -> OverrideTrace
 
 fn unknown_user(dir: &Directory, email: &str) -> ResolveError {
     let suggestion =
-        dir.users.iter().find(|u| u.email.eq_ignore_ascii_case(email)).map(|u| u.email.clone()).or_else(
-            || {
-                crate::diag::did_you_mean(email, dir.users.iter().map(|u| u.email.as_str()))
-                    .map(str::to_owned)
-            },
-        );
+        crate::diag::did_you_mean(email, dir.users.iter().map(|u| u.email.as_str())).map(str::to_owned);
     ResolveError::UnknownUser { email: email.to_owned(), suggestion }
 }

@@ -49,11 +49,62 @@ pub(crate) fn check(policies: &PolicySet, now: DateTime<Utc>, report: &mut Repor
             }
         }
     }
+    check_identities(policies, report);
     let timed: Vec<Timed<'_>> = policies.overrides.iter().map(|o| Timed::new(o, &tz)).collect();
     for t in &timed {
         check_override(t, workspace, now, &tz, report);
     }
     check_overlaps(&timed, now, &tz, report);
+}
+
+/// Every key naming a person (an override's `user`, a group's `members` and
+/// `exclude`) as written in the YAML: a hidden character is an error (the key can
+/// match nobody), a key not in canonical form a warning (it matches, as its canonical
+/// form, but a reviewer reading the file should see the address the tools compare).
+fn check_identities(policies: &PolicySet, report: &mut Report) {
+    let mut check =
+        |loaded_loc: Location, written: &str, what: &str| match crate::identity::canonical(written) {
+            Err(e @ crate::identity::IdentityError::Hidden { .. }) => report.push(
+                Diagnostic::error("identity/hidden-character", format!("{what} {e}"))
+                    .at(loaded_loc)
+                    .with_label("matches nobody")
+                    .with_help("copy the address from the directory"),
+            ),
+            Ok(canonical) if *canonical != *written => report.push(
+                Diagnostic::warning(
+                    "identity/not-canonical",
+                    format!(
+                        "{what} `{}` is not in canonical form: {}",
+                        crate::identity::show(written),
+                        crate::identity::differences(written).join(", ")
+                    ),
+                )
+                .at(loaded_loc)
+                .with_label(format!("compared as `{canonical}`"))
+                .with_help(format!(
+                    "write `{canonical}`: emails are compared trimmed, in Unicode NFC and lowercase"
+                )),
+            ),
+            _ => {}
+        };
+    for o in &policies.overrides {
+        if let Some(written) = o.node.pointer("/user").and_then(|n| n.as_str()) {
+            check(o.loc("/user"), written, &format!("override `{}`: `user`", o.doc.name));
+        }
+    }
+    for g in &policies.groups {
+        for field in ["members", "exclude"] {
+            let Some(crate::load::yaml::Value::Seq(items)) = g.node.get(field).map(|n| &n.value) else {
+                continue;
+            };
+            for (i, item) in items.iter().enumerate() {
+                if let Some(written) = item.as_str() {
+                    let what = format!("group `{}`: `{field}` entry", g.doc.name);
+                    check(g.loc(&format!("/{field}/{i}")), written, &what);
+                }
+            }
+        }
+    }
 }
 
 /// The workspace's time zone, when it names a real IANA zone.
