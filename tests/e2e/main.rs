@@ -16,6 +16,7 @@
 
 mod cli;
 mod git;
+mod identity;
 mod sarif;
 mod validate;
 

@@ -33,7 +33,7 @@ Examples:
   budgit explain alice@acme.com --directory dir.csv --now 2026-11-15T12:00:00Z
   budgit explain alice@acme.com --directory dir.csv --format json")]
 pub struct Args {
-    /// The user's email, as in the directory.
+    /// The user's email, in any spelling (compared trimmed, in Unicode NFC and lowercase).
     #[arg(value_name = "USER")]
     user: String,
     /// The policy directory.

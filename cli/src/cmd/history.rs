@@ -34,7 +34,7 @@ Examples:
   budgit history alice@acme.com --directory directory.csv
   budgit history alice@acme.com --directory directory.csv --ref origin/main --format json")]
 pub struct Args {
-    /// The user's email.
+    /// The user's email, in any spelling (compared trimmed, in Unicode NFC and lowercase).
     user: String,
     /// The policy directory (its path inside the repository).
     #[arg(long, default_value = "policies", value_name = "DIR")]

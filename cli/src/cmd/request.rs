@@ -34,7 +34,7 @@ Examples:
     mut_arg("now", |a| a.help("The instant of the request (RFC 3339); defaults to the current time"))
 )]
 pub struct Args {
-    /// The user's email.
+    /// The user's email; the override names it in canonical form (trimmed, Unicode NFC, lowercase).
     #[arg(long, value_name = "EMAIL")]
     user: String,
     /// Credits added to the user's current limit.

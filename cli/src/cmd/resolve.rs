@@ -43,7 +43,8 @@ pub struct Args {
     /// The directory of users: CSV (`email,<attributes>`) or JSON Lines (`.jsonl`).
     #[arg(long, value_name = "FILE")]
     directory: PathBuf,
-    /// Only this user (an email in the directory).
+    /// Only this user: an email in the directory, in any spelling (`Alice@ACME.com` is
+    /// `alice@acme.com`: emails are compared trimmed, in Unicode NFC and lowercase).
     #[arg(long, value_name = "EMAIL")]
     user: Option<String>,
     /// The instant to resolve at (RFC 3339); defaults to the current time.
