@@ -72,6 +72,12 @@ fn two_spellings_of_one_person_share_one_limit() {
     assert_eq!(own["allowed"], true, "{own}");
     let other = send(s.addr, "GET", "/v1/limits?user=bob%40acme.com", Some(&token), None);
     assert_eq!(other.status, 403, "{}", other.body);
+
+    // Removing the limit under another spelling removes the person's one limit.
+    let removed = call(&s, ADMIN, "PUT", "/v1/limits", json!({ "commit": "c2", "remove": ["ZOE@acme.com"] }));
+    assert_eq!(removed["results"][0]["status"], "removed", "{removed}");
+    let left = call(&s, ADMIN, "GET", "/v1/limits", Value::Null);
+    assert_eq!(left["data"], json!([]), "{left}");
 }
 
 #[test]

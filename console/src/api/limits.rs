@@ -120,7 +120,17 @@ pub async fn set(
             check_credits("a pool", c)?;
         }
     }
-    let remove: Vec<String> = req.remove.iter().map(|u| canonical_user(u)).collect::<ApiResult<_>>()?;
+    // A key to remove is matched as written first (rows stored before emails were
+    // canonical keep their spelling, and the reconciler removes keys as it read them),
+    // then in canonical form, unless this batch sets that person's limit.
+    let remove: Vec<(String, Option<String>)> = req
+        .remove
+        .iter()
+        .map(|u| {
+            let canonical = canonical_user(u)?;
+            Ok((u.clone(), (canonical != *u && !seen.contains(&canonical)).then_some(canonical)))
+        })
+        .collect::<ApiResult<_>>()?;
     let settings = match req.workspace {
         None => None,
         Some(w) => {
@@ -189,12 +199,21 @@ pub async fn set(
                 }
                 results.push(ItemResult { user: Some(user), group: None, status });
             }
-            for user in remove {
-                let old = tx
-                    .query_row("SELECT value, grp, source FROM limits WHERE email = ?1", [&user], |r| {
+            for (written, canonical) in remove {
+                let find = |key: &str| {
+                    tx.query_row("SELECT value, grp, source FROM limits WHERE email = ?1", [key], |r| {
                         Ok(Stored { value: r.get(0)?, group: r.get(1)?, source: r.get(2)? })
                     })
-                    .optional()?;
+                    .optional()
+                };
+                let mut user = written;
+                let mut old = find(&user)?;
+                if old.is_none()
+                    && let Some(c) = canonical
+                {
+                    old = find(&c)?;
+                    user = c;
+                }
                 let status = match old {
                     Some(o) => {
                         tx.execute("DELETE FROM limits WHERE email = ?1", [&user])?;
