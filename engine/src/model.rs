@@ -257,7 +257,7 @@ pub(crate) fn cel_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema 
 /// An email address identifying a user.
 pub(crate) fn email_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
-        "description": "A user's email address, as in the directory.",
+        "description": "A user's email address. People are compared by its canonical form (trimmed, Unicode NFC, lowercase); write it that way, as the directory does.",
         "type": "string",
         "pattern": "^[^@\\s]+@[^@\\s]+$",
         "maxLength": 254

@@ -455,6 +455,8 @@ fn history_of_a_user() {
     let credits: Vec<_> =
         v["steps"].as_array().unwrap().iter().map(|s| s["limit"]["credits"].clone()).collect();
     assert_eq!(credits, [1000, 1500, 1700, 1500]);
+    // Any spelling of the email is the same person, named as the directory names them.
+    assert_eq!(history(" Bob@ACME.com", "json").stdout, bob.stdout);
     let eve = history("eve@acme.com", "table");
     assert!(eve.stdout.contains("c6: sales covers ops"), "{}", eve.stdout);
     insta::assert_snapshot!(format!(

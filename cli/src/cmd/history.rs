@@ -69,12 +69,14 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
     };
     let (directory, _) = read_directory(&args.directory, &workspace.doc.attributes)?;
     let steps = history(&git, &args.git_ref, &dir, &directory, &args.user, now)?;
+    // Named as the directory keys them, whatever spelling was asked for.
+    let user = directory.get(&args.user).map_or(args.user.as_str(), |u| u.email.as_str());
     let text = match args.format {
         HistoryFormat::Json => {
-            let value = serde_json::json!({ "user": args.user, "ref": args.git_ref, "steps": steps });
+            let value = serde_json::json!({ "user": user, "ref": args.git_ref, "steps": steps });
             serde_json::to_string_pretty(&value)? + "\n"
         }
-        HistoryFormat::Table => table(&args.user, &args.git_ref, &steps),
+        HistoryFormat::Table => table(user, &args.git_ref, &steps),
     };
     render::emit(&text)?;
     Ok(Status::Clean)

@@ -20,7 +20,7 @@ pub struct Override {
     /// Unique override name.
     #[schemars(schema_with = "super::name_schema")]
     pub name: String,
-    /// The user's email.
+    /// The user's email; matched by its canonical form (trimmed, Unicode NFC, lowercase).
     #[schemars(schema_with = "super::email_schema")]
     pub user: String,
     /// Credits added to the user's resolved limit.
