@@ -73,6 +73,25 @@ fn two_spellings_of_one_person_share_one_limit() {
     let other = send(s.addr, "GET", "/v1/limits?user=bob%40acme.com", Some(&token), None);
     assert_eq!(other.status, 403, "{}", other.body);
 
+    // A directory import keeps one row per person and names both lines of a collision.
+    let csv = "email,department\nZoe@acme.com,Eng\nzoe@ACME.com,Sales\nbob@acme.com,Eng\n";
+    let r = send(s.addr, "POST", "/v1/users/import", Some(ADMIN), Some(csv));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let imported = r.json();
+    assert_eq!(imported["users"], 2, "{imported}");
+    let finding = &imported["diagnostics"][0];
+    assert_eq!(
+        (&finding["code"], &finding["line"]),
+        (&json!("directory/duplicate-user"), &json!(3)),
+        "{imported}"
+    );
+    assert!(
+        finding["message"].as_str().unwrap().contains("`Zoe@acme.com` on line 2 and `zoe@ACME.com`"),
+        "{finding}"
+    );
+    let listed = call(&s, ADMIN, "GET", "/v1/users", Value::Null);
+    assert_eq!(listed["data"][1]["email"], "zoe@acme.com", "{listed}");
+
     // Removing the limit under another spelling removes the person's one limit.
     let removed = call(&s, ADMIN, "PUT", "/v1/limits", json!({ "commit": "c2", "remove": ["ZOE@acme.com"] }));
     assert_eq!(removed["results"][0]["status"], "removed", "{removed}");
