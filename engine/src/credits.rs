@@ -36,6 +36,22 @@ pub enum CreditsError {
     TooLarge(String),
 }
 
+/// The most credits one usage event (a usage row, a check, a commit, a credit
+/// request) may carry: one million. Far above any real single spend, and low
+/// enough that millions of events still sum without overflow.
+pub const MAX_USAGE_AMOUNT: Credits = Credits(1_000_000 * SCALE);
+
+/// Why an amount is not a usage amount (see [`Credits::usage_amount`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UsageAmountError {
+    /// Below zero: usage is a fact of spend, never a credit back.
+    #[error("credits `{0}` are negative")]
+    Negative(Credits),
+    /// Above [`MAX_USAGE_AMOUNT`].
+    #[error("credits `{0}` are more than the largest usage amount ({MAX_USAGE_AMOUNT})")]
+    TooLarge(Credits),
+}
+
 impl Credits {
     /// Zero credits.
     pub const ZERO: Credits = Credits(0);
@@ -65,6 +81,20 @@ impl Credits {
     /// True when the amount is zero.
     pub const fn is_zero(self) -> bool {
         self.0 == 0
+    }
+
+    /// The amount when it may be recorded as usage: zero to [`MAX_USAGE_AMOUNT`].
+    ///
+    /// The one rule for usage amounts, shared by the CLI's usage reader and the
+    /// workspace service's events, checks and commits.
+    pub fn usage_amount(self) -> Result<Credits, UsageAmountError> {
+        if self.is_negative() {
+            Err(UsageAmountError::Negative(self))
+        } else if self > MAX_USAGE_AMOUNT {
+            Err(UsageAmountError::TooLarge(self))
+        } else {
+            Ok(self)
+        }
     }
 
     /// Adds, saturating at the bounds instead of overflowing.
@@ -108,59 +138,84 @@ impl Credits {
 impl FromStr for Credits {
     type Err = CreditsError;
 
+    /// Parses decimal text, with an optional exponent as floats print it (`1e-7`,
+    /// `2.5e10`).
+    ///
+    /// The work is bounded by the text's length whatever the exponent says: the
+    /// significant digits are located first and the exponent is only compared with
+    /// their count, so `1e2147483647` is refused as too large without ever writing
+    /// out its zeros (a 60-byte request once allocated gigabytes that way).
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let s = text.trim();
-        let not_a_number = || CreditsError::NotANumber(text.to_string());
+        let not_a_number = || CreditsError::NotANumber(shown(text));
         let (negative, digits) = match s.strip_prefix('-') {
             Some(rest) => (true, rest),
             None => (false, s.strip_prefix('+').unwrap_or(s)),
         };
-        // Accept exponent notation as floats print it (`1e-7`, `2.5e10`).
         let (mantissa, exponent) = match digits.find(['e', 'E']) {
             Some(i) => {
-                let exp: i32 = digits[i + 1..].parse().map_err(|_| not_a_number())?;
-                (&digits[..i], exp)
+                let exp: i32 = digits.get(i + 1..).unwrap_or("").parse().map_err(|_| not_a_number())?;
+                (digits.get(..i).unwrap_or(""), exp)
             }
             None => (digits, 0),
         };
-        let (int_part, frac_part) = match mantissa.split_once('.') {
-            Some((i, f)) => (i, f),
-            None => (mantissa, ""),
-        };
+        let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
         if (int_part.is_empty() && frac_part.is_empty())
             || !int_part.bytes().all(|b| b.is_ascii_digit())
             || !frac_part.bytes().all(|b| b.is_ascii_digit())
         {
             return Err(not_a_number());
         }
-        let mut all: String = format!("{int_part}{frac_part}");
-        let point = i64::try_from(int_part.len()).map_err(|_| not_a_number())? + i64::from(exponent);
-        // Shift so exactly SCALE_DIGITS digits follow the point.
-        let frac_len = i64::try_from(all.len()).map_err(|_| not_a_number())? - point;
-        let want = i64::from(SCALE_DIGITS);
-        if frac_len > want {
-            let extra = usize::try_from(frac_len - want).map_err(|_| not_a_number())?;
-            let cut = all.len().saturating_sub(extra);
-            if all[cut..].bytes().any(|b| b != b'0') {
-                return Err(CreditsError::TooPrecise(text.to_string()));
-            }
-            all.truncate(cut);
-        } else {
-            for _ in 0..(want - frac_len) {
-                all.push('0');
-            }
+        // The digits without leading and trailing zeros, as one run over `int ++ frac`:
+        // `sig` are its significant digits and the value is `sig × 10^scale`.
+        let all = || int_part.bytes().chain(frac_part.bytes());
+        let total = int_part.len() + frac_part.len();
+        let lead = all().take_while(|&b| b == b'0').count();
+        if lead == total {
+            return Ok(Credits::ZERO);
         }
-        let trimmed = all.trim_start_matches('0');
-        if trimmed.len() > 19 {
-            return Err(CreditsError::TooLarge(text.to_string()));
-        }
-        let magnitude: i64 = if trimmed.is_empty() {
-            0
+        let trail = frac_part.bytes().rev().take_while(|&b| b == b'0').count();
+        let trail = if trail == frac_part.len() {
+            trail + int_part.bytes().rev().take_while(|&b| b == b'0').count()
         } else {
-            trimmed.parse().map_err(|_| CreditsError::TooLarge(text.to_string()))?
+            trail
         };
+        let sig_len = total - lead - trail;
+        // Lengths are at most the text's length (< 2^63), so these sums cannot overflow.
+        let as_i64 = |n: usize| i64::try_from(n).map_err(|_| CreditsError::TooLarge(shown(text)));
+        let scale = as_i64(trail)? - as_i64(frac_part.len())? + i64::from(exponent) + i64::from(SCALE_DIGITS);
+        if scale < 0 {
+            // the last significant digit lies past the sixth decimal place
+            return Err(CreditsError::TooPrecise(shown(text)));
+        }
+        // i64::MAX has 19 digits
+        if as_i64(sig_len)? + scale > 19 {
+            return Err(CreditsError::TooLarge(shown(text)));
+        }
+        let mut magnitude: i64 = 0;
+        for b in all().skip(lead).take(sig_len) {
+            magnitude = magnitude
+                .checked_mul(10)
+                .and_then(|m| m.checked_add(i64::from(b - b'0')))
+                .ok_or_else(|| CreditsError::TooLarge(shown(text)))?;
+        }
+        for _ in 0..scale {
+            magnitude = magnitude.checked_mul(10).ok_or_else(|| CreditsError::TooLarge(shown(text)))?;
+        }
         Ok(Credits(if negative { -magnitude } else { magnitude }))
     }
+}
+
+/// Input text as an error message shows it: at most 40 characters, so a long
+/// number does not come back whole in every message.
+fn shown(text: &str) -> String {
+    let t = text.trim();
+    if t.chars().count() <= 40 {
+        return t.to_string();
+    }
+    let mut out: String = t.chars().take(40).collect();
+    out.push('…');
+    out
 }
 
 impl fmt::Display for Credits {
@@ -305,6 +360,45 @@ mod tests {
     }
 
     #[test]
+    fn huge_exponents_are_refused_without_expanding() {
+        // each would need gigabytes of zeros if the exponent were written out
+        for text in ["1e2147483647", "1e2000000000", "-7.5e999999999", "1E+2147483647"] {
+            assert!(matches!(text.parse::<Credits>(), Err(CreditsError::TooLarge(_))), "{text}");
+        }
+        for text in ["1e-2147483648", "5e-2000000000"] {
+            assert!(matches!(text.parse::<Credits>(), Err(CreditsError::TooPrecise(_))), "{text}");
+        }
+        // zero stays zero at any exponent, and the exponent is still exact
+        assert_eq!("0e2147483647".parse::<Credits>(), Ok(Credits::ZERO));
+        assert_eq!("0.000e-2147483648".parse::<Credits>(), Ok(Credits::ZERO));
+        assert_eq!("120000e-10".parse::<Credits>(), Ok(Credits::from_micros(12)));
+        assert_eq!("0.00000000012e10".parse::<Credits>(), Ok(Credits::from_micros(1_200_000)));
+        assert_eq!("9223372036854.775807".parse::<Credits>(), Ok(Credits::MAX));
+        assert!(matches!("9223372036854.775808".parse::<Credits>(), Err(CreditsError::TooLarge(_))));
+        assert_eq!("-9223372036854.775807".parse::<Credits>(), Ok(-Credits::MAX));
+        // leading and trailing zeros in any number do not count as digits
+        let long = format!("{}1.5{}", "0".repeat(100_000), "0".repeat(100_000));
+        assert_eq!(long.parse::<Credits>(), Ok(Credits::from_micros(1_500_000)));
+        // a message quotes at most 40 characters of the text
+        let err = format!("1{}", "0".repeat(1000)).parse::<Credits>().unwrap_err().to_string();
+        assert!(err.len() < 60, "{err}");
+    }
+
+    #[test]
+    fn usage_amounts_are_zero_to_a_million() {
+        assert_eq!(Credits::ZERO.usage_amount(), Ok(Credits::ZERO));
+        assert_eq!(MAX_USAGE_AMOUNT.usage_amount(), Ok(MAX_USAGE_AMOUNT));
+        let over = MAX_USAGE_AMOUNT + Credits::from_micros(1);
+        assert_eq!(over.usage_amount(), Err(UsageAmountError::TooLarge(over)));
+        let minus = Credits::from_micros(-1);
+        assert_eq!(minus.usage_amount(), Err(UsageAmountError::Negative(minus)));
+        assert_eq!(
+            UsageAmountError::TooLarge(over).to_string(),
+            "credits `1000000.000001` are more than the largest usage amount (1000000)"
+        );
+    }
+
+    #[test]
     fn tenths_sum_exactly() {
         let tenth: Credits = "0.1".parse().unwrap();
         let sum: Credits = std::iter::repeat_n(tenth, 10).sum();
@@ -336,6 +430,29 @@ mod tests {
             prop_assert_eq!(c.to_string().parse::<Credits>().unwrap(), c);
             let json = serde_json::to_string(&c).unwrap();
             prop_assert_eq!(serde_json::from_str::<Credits>(&json).unwrap(), c);
+        }
+
+        #[test]
+        fn text_parses_to_the_value_it_spells(micros in -1_000_000_000_000_000i64..1_000_000_000_000_000, shift in -12i32..12) {
+            // `m e s` written with the point moved: the same value, whatever the spelling
+            let c = Credits::from_micros(micros);
+            let text = c.to_string();
+            let (int, frac) = text.trim_start_matches('-').split_once('.').unwrap_or((text.trim_start_matches('-'), ""));
+            let digits = format!("{int}{frac}");
+            let exp = i64::from(shift) - i64::try_from(frac.len()).unwrap();
+            let sign = if c.is_negative() { "-" } else { "" };
+            let spelled = format!("{sign}{digits}e{exp}");
+            let shifted: Result<Credits, _> = spelled.parse();
+            // the reference: the value times 10^shift, when it stays exact and in range
+            let want = i128::from(micros) * if shift >= 0 { 10i128.pow(shift.unsigned_abs()) } else { 1 };
+            let exact = shift >= 0 || micros % 10i64.pow(shift.unsigned_abs()) == 0;
+            let want = if shift < 0 { i128::from(micros) / 10i128.pow(shift.unsigned_abs()) } else { want };
+            match shifted {
+                Ok(v) => prop_assert!(exact && i128::from(v.micros()) == want, "{spelled}"),
+                Err(CreditsError::TooPrecise(_)) => prop_assert!(!exact, "{spelled}"),
+                Err(CreditsError::TooLarge(_)) => prop_assert!(want.abs() > i128::from(i64::MAX), "{spelled}"),
+                Err(e) => prop_assert!(false, "{spelled}: {e}"),
+            }
         }
 
         #[test]

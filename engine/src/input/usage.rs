@@ -17,7 +17,7 @@ use chrono_tz::Tz;
 
 use super::{InputError, at, csv, extension, file_name, read_bytes, show};
 use crate::Credits;
-use crate::credits::CreditsError;
+use crate::credits::{CreditsError, MAX_USAGE_AMOUNT, UsageAmountError};
 use crate::diag::Diagnostic;
 use crate::usage::{UsageTable, day_number};
 
@@ -206,22 +206,29 @@ fn parse_micros_fast(b: &[u8]) -> Option<i64> {
     Some(whole * 1_000_000 + frac * POW[digits])
 }
 
-/// Credits from text: exact, at most six decimals, not negative.
+/// Credits from text: exact, at most six decimals, a usage amount
+/// ([`Credits::usage_amount`], the rule the workspace service applies to events too).
 fn parse_credits(text: &[u8]) -> Result<Credits, String> {
-    if let Some(m) = parse_micros_fast(text) {
-        return Ok(Credits::from_micros(m));
-    }
-    let s = std::str::from_utf8(text).map_err(|_| "credits are not valid UTF-8".to_string())?;
-    let c: Credits = s.parse().map_err(|e: CreditsError| match e {
-        CreditsError::NotANumber(_) if s.trim().is_empty() => "row has no credits".to_string(),
-        CreditsError::NotANumber(_) => format!("credits `{}` are not a decimal number", show(text)),
-        CreditsError::TooPrecise(_) => format!("credits `{}` have more than 6 decimal places", show(text)),
-        CreditsError::TooLarge(_) => format!("credits `{}` are too large", show(text)),
-    })?;
-    if c.is_negative() {
-        return Err(format!("credits `{}` are negative", show(text)));
-    }
-    Ok(c)
+    let c = match parse_micros_fast(text) {
+        Some(m) => Credits::from_micros(m),
+        None => {
+            let s = std::str::from_utf8(text).map_err(|_| "credits are not valid UTF-8".to_string())?;
+            s.parse().map_err(|e: CreditsError| match e {
+                CreditsError::NotANumber(_) if s.trim().is_empty() => "row has no credits".to_string(),
+                CreditsError::NotANumber(_) => format!("credits `{}` are not a decimal number", show(text)),
+                CreditsError::TooPrecise(_) => {
+                    format!("credits `{}` have more than 6 decimal places", show(text))
+                }
+                CreditsError::TooLarge(_) => format!("credits `{}` are too large", show(text)),
+            })?
+        }
+    };
+    c.usage_amount().map_err(|e| match e {
+        UsageAmountError::Negative(_) => format!("credits `{}` are negative", show(text)),
+        UsageAmountError::TooLarge(_) => {
+            format!("credits `{}` are more than the largest usage amount ({MAX_USAGE_AMOUNT})", show(text))
+        }
+    })
 }
 
 /// Adds one row of raw fields; returns the 0-based field that was bad, with why.
@@ -500,7 +507,8 @@ fn fast_row(
         None => (bytes.len(), bytes.len()),
     };
     let credits = bytes[c_start..c_end].strip_suffix(b"\r").unwrap_or(&bytes[c_start..c_end]);
-    let micros = parse_micros_fast(credits)?;
+    // past the largest usage amount: the general reader reports the row
+    let micros = parse_micros_fast(credits).filter(|&m| m <= MAX_USAGE_AMOUNT.micros())?;
     let user = &bytes[u_start..u_end];
     let product = &bytes[u_end + 1..p_end];
     let model = &bytes[p_end + 1..m_end];
@@ -940,6 +948,41 @@ mod tests {
         assert_eq!(t.micros, vec![100_000, 2_500_000]);
         assert_eq!(codes(&diags)[0].0, 2);
         assert!(diags[0].message.contains("did you mean `credits`"));
+    }
+
+    /// Resident memory of this process in KiB (Linux), from `/proc/self/status`.
+    fn rss_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn a_huge_exponent_or_amount_is_a_finding_not_an_allocation() {
+        let text = "date,user,product,model,credits\n\
+                    2026-11-01,a@x.com,codex,m,1e2000000000\n\
+                    2026-11-01,a@x.com,codex,m,1000000.000001\n\
+                    2026-11-01,a@x.com,codex,m,1000000\n";
+        let mut t = table();
+        let before = rss_kib();
+        let started = std::time::Instant::now();
+        let diags = parse_usage(&"u.csv".into(), text.as_bytes(), UsageFormat::Csv, &mut t, Tz::UTC).unwrap();
+        let took = started.elapsed();
+        let grew = rss_kib().saturating_sub(before);
+        assert_eq!(
+            codes(&diags),
+            vec![
+                (2, 28, "credits `1e2000000000` are too large".to_string()),
+                (
+                    3,
+                    28,
+                    "credits `1000000.000001` are more than the largest usage amount (1000000)".to_string()
+                ),
+            ]
+        );
+        assert_eq!(t.micros, vec![1_000_000_000_000]);
+        assert!(took < std::time::Duration::from_millis(10), "{took:?}");
+        assert!(grew < 10 * 1024, "resident memory grew by {grew} KiB");
     }
 
     #[test]
