@@ -86,7 +86,13 @@ async fn track(State(app): State<App>, request: Request, next: Next) -> Response
     // both clones are cheap (a standard method is inline, a matched path is shared)
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    // answers carry tokens' data (limits, usage, costs): no cache or proxy keeps them,
+    // unless the handler said otherwise (the console's static assets)
+    response
+        .headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(axum::http::HeaderValue::from_static("no-store"));
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     app.metrics.observe(method.as_str(), route, response.status().as_u16(), started.elapsed().as_secs_f64());
     response
@@ -121,12 +127,131 @@ impl FromRequestParts<App> for Principal {
     }
 }
 
-/// Parses a JSON body, mapping every failure to a JSON error.
+/// Parses a JSON body, mapping every failure to a JSON error: the one JSON
+/// extractor of every endpoint.
+///
+/// The body is first walked once ([`Checked`]) to refuse what deserializing would
+/// let through: a key given twice in one object (serde keeps the last, so two
+/// readers of one body could disagree about it) and a NUL character in any
+/// string (it would otherwise fail much later, in a git commit or a file name).
 pub(crate) fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> ApiResult<T> {
     let bytes = raw_body(body)?;
+    let found = std::cell::Cell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    let walked = serde::de::DeserializeSeed::deserialize(Checked(&found), &mut de).and_then(|_| de.end());
+    if let Err(e) = walked {
+        return Err(match found.take() {
+            Some(Refused::Duplicate(key)) => ApiError::bad_request(
+                "request/duplicate-key",
+                format!("the key `{}` appears twice in one object", shorten(&key)),
+            ),
+            Some(Refused::Nul) => {
+                ApiError::bad_request("request/nul", "a string in the body holds a NUL character")
+            }
+            None => ApiError::bad_request("request/bad-json", format!("the body is not valid JSON: {e}")),
+        });
+    }
     serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request("request/bad-json", format!("the body is not the expected JSON: {e}"))
     })
+}
+
+/// What [`Checked`] refused.
+enum Refused {
+    Duplicate(String),
+    Nul,
+}
+
+/// A JSON value walked without being kept, refusing duplicate keys and NUL characters;
+/// the reason is left in the cell (serde's error type carries only text).
+#[derive(Clone, Copy)]
+struct Checked<'a>(&'a std::cell::Cell<Option<Refused>>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Checked<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl Checked<'_> {
+    fn text<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        if v.contains('\0') {
+            self.0.set(Some(Refused::Nul));
+            return Err(E::custom("NUL character"));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Checked<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.text(v)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            self.text(&key)?;
+            if seen.contains(&key) {
+                self.0.set(Some(Refused::Duplicate(key)));
+                return Err(serde::de::Error::custom("duplicate key"));
+            }
+            seen.insert(key);
+            map.next_value_seed(self)?;
+        }
+        Ok(())
+    }
+}
+
+/// A usage amount in micro-credits (an event, a check, a commit, a credit request),
+/// or a 422: the engine's rule ([`Credits::usage_amount`]), so the CLI's usage reader
+/// and the service refuse the same amounts.
+pub(crate) fn usage_micros(what: &str, credits: budgit_engine::Credits) -> ApiResult<i64> {
+    use budgit_engine::credits::{MAX_USAGE_AMOUNT, UsageAmountError};
+    match credits.usage_amount() {
+        Ok(c) => Ok(c.micros()),
+        Err(UsageAmountError::Negative(_)) => Err(ApiError::unprocessable(
+            "credits/negative",
+            format!("`{what}` must not be negative (usage is spend, never a credit back)"),
+        )),
+        Err(UsageAmountError::TooLarge(c)) => Err(ApiError::unprocessable(
+            "credits/too-large",
+            format!("`{what}` is {c}, more than the largest amount of one request ({MAX_USAGE_AMOUNT})"),
+        )),
+    }
 }
 
 /// The body bytes, or the JSON error for an unreadable or oversized body.

@@ -131,6 +131,9 @@ pub struct AppState {
     metrics: Metrics,
     stream: broadcast::Sender<Arc<StreamEvent>>,
     attributes: Option<BTreeMap<String, AttributeType>>,
+    /// When the workspace's database was created (unix seconds): usage events may
+    /// lie at most a year before it.
+    created_at: i64,
     max_override_days: u32,
     /// The policy repository, when the console may read groups and write proposals.
     repo: Option<PathBuf>,
@@ -183,13 +186,15 @@ fn usage_snapshot(
 ) -> ApiResult<(Settings, PeriodRange, Vec<UsageRow>)> {
     let settings = read_settings(conn)?;
     let period = Ledger::period_for(&settings, now);
-    let mut stmt = conn.prepare_cached(
-        "SELECT email, product, model, SUM(micros) FROM events WHERE ts >= ?1 AND ts < ?2
+    // summed in halves: a plain SUM that overflows fails the query, and with it the start
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT email, product, model, {} FROM events WHERE ts >= ?1 AND ts < ?2
          GROUP BY email, product, model",
-    )?;
+        api::usage::WIDE_SUM
+    ))?;
     let rows = stmt
         .query_map((period.start.timestamp(), period.end.timestamp()), |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, api::usage::wide_sum(r.get(3)?, r.get(4)?)))
         })?
         .collect::<Result<Vec<UsageRow>, _>>()?;
     Ok((settings, period, rows))
@@ -215,6 +220,7 @@ impl AppState {
         }
         let startup = |e: ApiError| ServeError::Startup(e.message);
         let mut printed = None;
+        let mut created_at = unix_now();
         let mut admin_hash = config.admin_token.as_deref().map(auth::hash);
         let settings_json = policy_settings.and_then(|s: StoredSettings| serde_json::to_string(&s).ok());
         let store = Store::open(&config.db, |tx| {
@@ -233,6 +239,15 @@ impl AppState {
             }
             if let Some(s) = &settings_json {
                 store::meta_set(tx, "settings", s)?;
+            }
+            // a database from before this was kept counts from its first event
+            match store::meta_get(tx, "created_at")?.and_then(|t| t.parse::<i64>().ok()) {
+                Some(at) => created_at = at,
+                None => {
+                    let first: Option<i64> = tx.query_row("SELECT MIN(ts) FROM events", [], |r| r.get(0))?;
+                    created_at = first.map_or(created_at, |f| f.min(created_at));
+                    store::meta_set(tx, "created_at", &created_at.to_string())?;
+                }
             }
             Ok(())
         })?;
@@ -306,6 +321,7 @@ impl AppState {
             metrics: Metrics::default(),
             stream,
             attributes,
+            created_at,
             max_override_days,
             repo: config.repo.clone(),
             approved_ref: config.approved_ref.clone().unwrap_or_else(|| "HEAD".to_string()),

@@ -63,6 +63,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     // a user's limit history (`GET /v1/me`) reads the audit rows of one subject, newest first
     (3, "CREATE INDEX audit_subject ON audit(subject, seq);"),
+    // an event's idempotency key is checked against a digest of its payload: a key
+    // reused for another payload is refused. Rows written before keep NULL and are
+    // compared by their fields instead.
+    (4, "ALTER TABLE events ADD COLUMN digest BLOB;"),
 ];
 
 /// The last 100 audit rows of one user's limit, newest first (`GET /v1/me`): served by
@@ -412,7 +416,7 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(versions, [1, 2, 3]);
+        assert_eq!(versions, [1, 2, 3, 4]);
     }
 
     #[test]

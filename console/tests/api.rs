@@ -565,7 +565,7 @@ fn concurrent_checks_never_overspend_a_user_or_a_pool() {
 }
 
 #[test]
-fn reservations_release_and_refuse_overcommit() {
+fn reservations_release_and_record_overcommit() {
     let s = start();
     s.call(
         "PUT",
@@ -588,23 +588,43 @@ fn reservations_release_and_refuse_overcommit() {
     );
     let id = d["reservation_id"].as_str().unwrap().to_string();
     assert_eq!(d["remaining"], 4);
-    let over = send(
-        s.addr,
-        "POST",
-        &format!("/v1/reservations/{id}/commit"),
-        Some(ADMIN),
-        Some(r#"{"credits": 11}"#),
-    );
-    assert_eq!((over.status, over.json()["error"]["code"].as_str()), (409, Some("reservation/exceeds")));
+    // released: the hold comes back
     s.call("POST", &format!("/v1/reservations/{id}/release"), json!(null));
     let gone = send(s.addr, "POST", &format!("/v1/reservations/{id}/release"), Some(ADMIN), None);
     assert_eq!(gone.status, 404);
     let d = s.call(
         "POST",
         "/v1/check",
-        json!({ "user": "a@x.com", "product": "codex", "model": "small", "credits": 10 }),
+        json!({ "user": "a@x.com", "product": "codex", "model": "small", "credits": 6 }),
     );
     assert_eq!(d["allowed"], true, "the released hold came back");
+    // 11 spent on a hold of 6 with 10 credits: usage is a fact, so it is all recorded,
+    // marked, and the next spend is refused
+    let id = d["reservation_id"].as_str().unwrap().to_string();
+    let over = s.call("POST", &format!("/v1/reservations/{id}/commit"), json!({ "credits": 11 }));
+    assert_eq!(
+        (&over["committed"], &over["reserved"], &over["over_reservation"], &over["late"]),
+        (&json!(11), &json!(6), &json!(true), &json!(false))
+    );
+    assert_eq!(s.get("/v1/users/a%40x.com")["used"]["credits"], 11);
+    let d = s.call(
+        "POST",
+        "/v1/check",
+        json!({ "user": "a@x.com", "product": "codex", "model": "small", "credits": 0.1 }),
+    );
+    assert_eq!((&d["allowed"], &d["remaining"]), (&json!(false), &json!(0)));
+    let alerts = s.get("/v1/alerts");
+    assert_eq!(alerts["data"][0]["kind"], "over_reservation");
+    assert_eq!(alerts["data"][0]["message"], format!("committed 11 credits on a hold of 6 (`{id}`)"));
+    let audit = s.get("/v1/audit?action=usage.over_reservation");
+    assert_eq!(
+        (
+            &audit["data"][0]["subject"],
+            &audit["data"][0]["old"]["credits"],
+            &audit["data"][0]["new"]["credits"]
+        ),
+        (&json!("a@x.com"), &json!(6), &json!(11))
+    );
 }
 
 #[test]

@@ -3,7 +3,10 @@
 //! The decision and the hold happen together under the ledger's mutex, so no
 //! interleaving of concurrent checks can pass a user total, a cap or a pool.
 //! A commit records the actual amount as a usage event (durably, before the
-//! answer) and turns the hold into usage.
+//! answer) and turns the hold into usage. Usage is a fact: a commit of more than
+//! the hold is recorded even when the difference does not fit (marked
+//! `over_reservation`, with an alert and an audit row), and so is a commit up to
+//! a day after the hold lapsed; the limit it passes stops the *next* check.
 
 use std::collections::HashMap;
 
@@ -15,13 +18,16 @@ use axum::response::{IntoResponse, Response};
 use budgit_engine::Credits;
 use budgit_engine::model::Enforcement;
 use chrono::Utc;
+use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::usage::{NewEvent, insert_event, publish};
-use super::{canonical_user, check_name, credits_json, json_body, path_param, rfc3339};
+use super::usage::{NewEvent, Payload, insert_event, publish};
+use super::{canonical_user, check_name, credits_json, json_body, path_param, rfc3339, usage_micros};
 use crate::error::{ApiError, ApiResult};
-use crate::ledger::{CheckRequest, Deciding, Outbox, ReservationError};
+use crate::ledger::{
+    CheckRequest, Deciding, LATE_COMMIT_GRACE, MAX_OPEN_HOLDS, Outbox, Reservation, ReservationError,
+};
 use crate::metrics::Metrics;
 use crate::{App, auth::Principal};
 
@@ -85,6 +91,7 @@ pub async fn check(
     if req.credits.micros() <= 0 {
         return Err(ApiError::bad_request("check/bad-credits", "`credits` must be positive"));
     }
+    let micros = usage_micros("credits", req.credits)?;
     let ttl = req.ttl_seconds.unwrap_or(DEFAULT_TTL);
     if !(1..=MAX_TTL).contains(&ttl) {
         return Err(ApiError::bad_request(
@@ -97,8 +104,7 @@ pub async fn check(
         app.reload_usage().await?;
     }
     let ts = now.timestamp();
-    let ask =
-        CheckRequest { user: &user, product: &req.product, model: &req.model, micros: req.credits.micros() };
+    let ask = CheckRequest { user: &user, product: &req.product, model: &req.model, micros };
     let (decision, enforcement, flush) = {
         let mut ledger = app.ledger()?;
         let d = ledger.check(&ask, ts, ts + ttl);
@@ -106,6 +112,16 @@ pub async fn check(
     };
     if flush {
         flush_reservations(&app);
+    }
+    if decision.too_many_holds {
+        Metrics::add(&app.metrics.checks_denied, 1);
+        return Err(ApiError::too_many(
+            "check/too-many-holds",
+            format!(
+                "`{}` already has {MAX_OPEN_HOLDS} open reservations; commit or release some first",
+                super::shorten(&user)
+            ),
+        ));
     }
     let deciding = deciding_name(decision.deciding);
     if decision.over_limit {
@@ -129,7 +145,7 @@ pub async fn check(
         reservation_id: decision.reservation.map(|r| r.to_string()),
         remaining: credits_json(decision.remaining),
         deciding,
-        expires_at: decision.reservation.map(|_| rfc3339(ts + ttl)),
+        expires_at: decision.reservation.map(|_| rfc3339(decision.expires_at)),
         enforcement: if enforcement == Enforcement::Soft { "soft" } else { "hard" },
         alert: decision.over_limit.then_some("over_limit"),
         reason: decision.no_limit.then_some("no limit is applied to this user"),
@@ -188,11 +204,6 @@ fn reservation_error(e: ReservationError) -> ApiError {
         ReservationError::Busy => {
             ApiError::conflict("reservation/busy", "the reservation is being committed")
         }
-        ReservationError::Exceeds { remaining, deciding } => ApiError::conflict(
-            "reservation/exceeds",
-            "the actual amount exceeds the reservation and the difference does not fit",
-        )
-        .with_extra(json!({ "remaining": credits_json(remaining), "deciding": deciding_name(deciding) })),
     }
 }
 
@@ -215,10 +226,7 @@ pub async fn commit(
 ) -> ApiResult<Response> {
     let id = path_param(id)?;
     let req: CommitIn = json_body(body)?;
-    let actual = req.credits.micros();
-    if actual < 0 {
-        return Err(ApiError::bad_request("reservation/bad-credits", "`credits` must not be negative"));
-    }
+    let actual = usage_micros("credits", req.credits)?;
     let event_id = req.event_id.unwrap_or_else(|| format!("reservation:{id}"));
     check_name("event_id", &event_id)?;
     let context = match req.context {
@@ -235,9 +243,15 @@ pub async fn commit(
         }
     };
     let now = Utc::now();
-    let original =
-        app.ledger()?.begin_commit(&id, who.scope(), actual, now.timestamp()).map_err(reservation_error)?;
-    let event = NewEvent {
+    let begun = app.ledger()?.begin_commit(&id, who.scope(), actual, now.timestamp());
+    let original = match begun {
+        Ok(r) => r,
+        Err(ReservationError::Unknown) => {
+            return late_commit(app, who, id, Late { event_id, actual, context, now }).await;
+        }
+        Err(e) => return Err(reservation_error(e)),
+    };
+    let mut event = NewEvent {
         id: event_id,
         ts: now,
         user: original.user.clone(),
@@ -245,7 +259,11 @@ pub async fn commit(
         model: original.model.clone(),
         micros: actual,
         context,
+        payload: Payload::default(),
     };
+    event.payload = Payload::of(&event, Some(&id));
+    let over = actual > original.micros;
+    let actor = who.actor();
     let (app2, r2, rid) = (app.clone(), original.clone(), id.clone());
     let seq = app
         .store
@@ -255,6 +273,9 @@ pub async fn commit(
             let mut projects = HashMap::from([(event.user.clone(), r2.group.clone().unwrap_or_default())]);
             let stored = insert_event(tx, &event, &mut projects)?;
             tx.prepare_cached("DELETE FROM reservations WHERE id = ?1")?.execute([&rid])?;
+            if over && stored.is_some() {
+                record_overage(tx, &actor, &r2, &event, false)?;
+            }
             let seq = stored.as_ref().map(|(s, _)| *s);
             let after: crate::store::After = Box::new(move |ok| {
                 let counted = if stored.is_some() { actual } else { 0 };
@@ -296,17 +317,128 @@ pub async fn commit(
     if seq.is_some() {
         Metrics::add(&app.metrics.events_ingested, 1);
     }
-    Ok((
+    Ok(committed(&id, actual, original.micros, seq, false))
+}
+
+/// The answer to a commit.
+fn committed(id: &str, actual: i64, reserved: i64, seq: Option<i64>, late: bool) -> Response {
+    (
         StatusCode::OK,
         axum::Json(json!({
             "reservation_id": id,
             "committed": credits_json(actual),
-            "reserved": credits_json(original.micros),
+            "reserved": credits_json(reserved),
             "event_seq": seq,
             "duplicate_event": seq.is_none(),
+            "over_reservation": seq.is_some() && (late || actual > reserved),
+            "late": late,
         })),
     )
-        .into_response())
+        .into_response()
+}
+
+/// Marks a commit of more than its hold, or after the hold lapsed: an alert and an audit row.
+fn record_overage(
+    tx: &rusqlite::Transaction<'_>,
+    actor: &str,
+    hold: &Reservation,
+    event: &NewEvent,
+    late: bool,
+) -> ApiResult<()> {
+    let (spent, held) = (Credits::from_micros(event.micros), Credits::from_micros(hold.micros));
+    let message = if late {
+        format!("committed {spent} credits after the hold of {held} (`{}`) lapsed", hold.id)
+    } else {
+        format!("committed {spent} credits on a hold of {held} (`{}`)", hold.id)
+    };
+    let at = event.ts.timestamp();
+    tx.prepare_cached(
+        "INSERT INTO alerts (at, email, kind, message) VALUES (?1, ?2, 'over_reservation', ?3)",
+    )?
+    .execute((at, &hold.user, &message))?;
+    let old = json!({ "reservation_id": hold.id, "credits": credits_json(hold.micros) }).to_string();
+    let new =
+        json!({ "event_id": event.id, "credits": credits_json(event.micros), "late": late }).to_string();
+    tx.prepare_cached(
+        "INSERT INTO audit (at, actor, action, subject, old, new) VALUES (?1, ?2, 'usage.over_reservation', ?3, ?4, ?5)",
+    )?
+    .execute((at, actor, &hold.user, &old, &new))?;
+    Ok(())
+}
+
+/// A commit whose hold is no longer open in the ledger.
+struct Late {
+    event_id: String,
+    actual: i64,
+    context: Option<String>,
+    now: chrono::DateTime<Utc>,
+}
+
+/// Records a commit on a hold that lapsed (at most [`LATE_COMMIT_GRACE`] ago): its
+/// stored row still names the user, product, model and pool, so the spend is counted
+/// as usage, marked `over_reservation` and `late`, alerted and audited. With no such
+/// row (never made, released, committed, or lapsed too long ago) it is unknown.
+async fn late_commit(app: App, who: Principal, id: String, late: Late) -> ApiResult<Response> {
+    let Late { event_id, actual, context, now } = late;
+    let (owner, actor, app2, rid) = (who.scope().map(str::to_string), who.actor(), app.clone(), id.clone());
+    let ts = now.timestamp();
+    let (seq, reserved) = app
+        .store
+        .write(move |tx| {
+            let row = tx
+                .prepare_cached(
+                    "SELECT email, product, model, micros, grp, expires_at FROM reservations
+                     WHERE id = ?1 AND expires_at <= ?2 AND expires_at > ?3",
+                )?
+                .query_row((&rid, ts, ts.saturating_sub(LATE_COMMIT_GRACE)), |r| {
+                    Ok(Reservation {
+                        id: rid.clone(),
+                        user: r.get(0)?,
+                        product: r.get(1)?,
+                        model: r.get(2)?,
+                        micros: r.get(3)?,
+                        group: r.get(4)?,
+                        expires_at: r.get(5)?,
+                        committing: false,
+                    })
+                })
+                .optional()?;
+            let Some(hold) = row else { return Err(reservation_error(ReservationError::Unknown)) };
+            if owner.as_deref().is_some_and(|o| o != hold.user) {
+                return Err(reservation_error(ReservationError::NotYours));
+            }
+            let mut event = NewEvent {
+                id: event_id,
+                ts: now,
+                user: hold.user.clone(),
+                product: hold.product.clone(),
+                model: hold.model.clone(),
+                micros: actual,
+                context,
+                payload: Payload::default(),
+            };
+            event.payload = Payload::of(&event, Some(&rid));
+            let mut projects = HashMap::from([(event.user.clone(), hold.group.clone().unwrap_or_default())]);
+            let stored = insert_event(tx, &event, &mut projects)?;
+            tx.prepare_cached("DELETE FROM reservations WHERE id = ?1")?.execute([&rid])?;
+            if stored.is_some() {
+                record_overage(tx, &actor, &hold, &event, true)?;
+            }
+            let seq = stored.as_ref().map(|(s, _)| *s);
+            let after: crate::store::After = Box::new(move |ok| {
+                if ok && let Some((seq, project)) = stored {
+                    // the hold already gave its credits back when it lapsed: the spend is new usage
+                    publish(&app2, vec![(event, seq, project)], true);
+                }
+            });
+            Ok(((seq, hold.micros), Some(after)))
+        })
+        .await?;
+    Metrics::add(&app.metrics.reservations_committed, 1);
+    if seq.is_some() {
+        Metrics::add(&app.metrics.events_ingested, 1);
+    }
+    Ok(committed(&id, actual, reserved, seq, true))
 }
 
 /// `POST /v1/reservations/{id}/release`: gives the held credits back.

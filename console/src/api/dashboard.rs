@@ -498,7 +498,7 @@ pub async fn summary(State(app): State<App>, who: Principal, RawQuery(raw): RawQ
                     .iter()
                     .filter_map(|(id, name)| by_product.get(id as usize).map(|m| (name.to_string(), cr(*m))))
                     .collect();
-                (by_product.iter().sum(), products)
+                (by_product.iter().fold(0, |sum: i64, m| sum.saturating_add(*m)), products)
             }
             None => (t.used, v.products.iter().map(|s| (s.key.to_string(), cr(s.used))).collect()),
         }
@@ -605,8 +605,10 @@ fn usage_maps(agg: &Aggregates, u: Option<&UserAgg>) -> (Map<String, Value>, Map
     let mut products: BTreeMap<&str, i64> = BTreeMap::new();
     let mut models: BTreeMap<&str, i64> = BTreeMap::new();
     for c in u.map_or(&[][..], |u| u.cells.as_slice()) {
-        *products.entry(agg.products.name(c.product)).or_default() += c.micros;
-        *models.entry(agg.models.name(c.model)).or_default() += c.micros;
+        let p = products.entry(agg.products.name(c.product)).or_default();
+        *p = p.saturating_add(c.micros);
+        let m = models.entry(agg.models.name(c.model)).or_default();
+        *m = m.saturating_add(c.micros);
     }
     let to = |m: BTreeMap<&str, i64>| m.into_iter().map(|(k, v)| (k.to_string(), cr(v))).collect();
     (to(products), to(models))
@@ -767,15 +769,18 @@ fn trend(agg: &Aggregates, key: &PeriodKey, now: DateTime<Utc>, by_model: bool) 
     for (d, cells) in agg.days.iter().enumerate().take(shown) {
         for (&(p, m), cell) in cells {
             let id = if by_model { m } else { p };
-            series.entry(id).or_insert_with(|| vec![0; shown])[d] += cell.micros;
+            let slot = &mut series.entry(id).or_insert_with(|| vec![0; shown])[d];
+            *slot = slot.saturating_add(cell.micros);
         }
     }
     let names = if by_model { &agg.models } else { &agg.products };
-    let mut series: Vec<(&str, i64, Vec<i64>)> =
-        series.into_iter().map(|(id, v)| (names.name(id), v.iter().sum(), v)).collect();
+    let mut series: Vec<(&str, i64, Vec<i64>)> = series
+        .into_iter()
+        .map(|(id, v)| (names.name(id), v.iter().fold(0, |s: i64, m| s.saturating_add(*m)), v))
+        .collect();
     series.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
     // every event of the period so far, including any dated after `now` in a replay
-    let used: i64 = agg.day_totals().iter().sum();
+    let used: i64 = agg.day_totals().iter().fold(0, |s, m| s.saturating_add(*m));
     let (done, _) = elapsed(key, now);
     let mut forecast_days = Vec::new();
     let mut forecast_values = Vec::new();
@@ -914,7 +919,7 @@ pub async fn me(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery)
                 let mut values = vec![0i64; shown];
                 for &(d, m) in u.map_or(&[][..], |u| u.daily.as_slice()) {
                     if let Some(slot) = values.get_mut(usize::from(d)) {
-                        *slot += m;
+                        *slot = slot.saturating_add(m);
                     }
                 }
                 values.into_iter().enumerate().filter_map(|(d, m)| a.date(d).map(|date| (date, m))).collect()

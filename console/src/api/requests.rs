@@ -15,6 +15,10 @@ use super::{MAX_PAGE, QueryPairs, canonical_user, check_name, credits_json, json
 use crate::error::{ApiError, ApiResult};
 use crate::{App, auth::Principal};
 
+/// Pending credit requests one user may have at once; the next is refused until an
+/// admin decides one (a user token cannot flood the admins' queue).
+pub(crate) const MAX_PENDING_REQUESTS: i64 = 20;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RequestIn {
@@ -67,6 +71,7 @@ pub async fn create(
     if req.credits.micros() <= 0 {
         return Err(ApiError::bad_request("requests/bad-credits", "`credits` must be positive"));
     }
+    let micros = super::usage_micros("credits", req.credits)?;
     if req.days == 0 || req.days > app.max_override_days {
         return Err(ApiError::bad_request(
             "requests/bad-days",
@@ -90,11 +95,25 @@ pub async fn create(
             Some(t)
         }
     };
-    let (micros, days, actor) = (req.credits.micros(), req.days, who.actor());
+    let (days, actor) = (req.days, who.actor());
     let now = crate::unix_now();
     let created = app
         .store
         .write(move |tx| {
+            let pending: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM requests WHERE email = ?1 AND status = 'pending'",
+                [&user],
+                |r| r.get(0),
+            )?;
+            if pending >= MAX_PENDING_REQUESTS {
+                return Err(ApiError::too_many(
+                    "requests/too-many-pending",
+                    format!(
+                        "`{}` already has {MAX_PENDING_REQUESTS} pending requests; wait for a decision",
+                        super::shorten(&user)
+                    ),
+                ));
+            }
             tx.execute(
                 "INSERT INTO requests (email, micros, days, reason, context, status, created_at, created_by)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",

@@ -1,7 +1,11 @@
 //! Usage: idempotent event ingest, the live event stream, and the Costs API view.
 //!
 //! An event's `id` is its idempotency key: a retried event is stored once and
-//! reported as a duplicate. Daily aggregates (UTC days, per user, product,
+//! reported as a duplicate, and the key reused for a different payload is refused
+//! (`idempotency/conflict`), checked against a digest of the payload stored with
+//! the event. Amounts follow the engine's usage rule (zero to a million credits),
+//! times lie in a window around now, and every sum over credits is taken in two
+//! halves so that no total can overflow SQLite's integers. Daily aggregates (UTC days, per user, product,
 //! model and project) are maintained in the same transaction as the events, so
 //! the Costs API reads them instead of the raw events when buckets are aligned.
 
@@ -31,6 +35,78 @@ use crate::{App, StreamEvent, auth::Principal};
 const MAX_CONTEXT: usize = 4096;
 /// Seconds in a Costs API bucket (`bucket_width=1d`).
 const DAY: i64 = 86_400;
+/// How far after now an event's time may lie: one day (clocks drift, time zones differ).
+pub(crate) const MAX_FUTURE: i64 = DAY;
+/// How far before the workspace's creation an event's time may lie (a backfill of
+/// the year before): 366 days.
+pub(crate) const MAX_BACKFILL: i64 = 366 * DAY;
+
+/// `SUM(micros)` as two sums that cannot overflow: the high and low 32 bits of each
+/// row (`>>` keeps the sign). Either needs 2^31 rows at the extreme to overflow, where
+/// one plain `SUM` of a few large rows did (and SQLite then fails the whole query);
+/// [`wide_sum`] puts the halves back together.
+pub(crate) const WIDE_SUM: &str = "SUM(micros >> 32), SUM(micros & 4294967295)";
+
+/// A sum read as [`WIDE_SUM`], saturated at the bounds of an amount.
+pub(crate) fn wide_sum(high: Option<i64>, low: Option<i64>) -> i64 {
+    let total = (i128::from(high.unwrap_or(0)) << 32) + i128::from(low.unwrap_or(0));
+    i64::try_from(total).unwrap_or(if total < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// What an event's idempotency key stands for: a digest of its payload.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Payload {
+    digest: [u8; 32],
+    /// The time is part of the payload (ingested events; a commit takes the clock's).
+    timed: bool,
+}
+
+impl Payload {
+    /// The digest of an ingested event (its time included) or, with `reservation`, of
+    /// a commit's event (the reservation instead of the time: a commit's time is the
+    /// clock's, and one event id committed on two reservations is two payloads).
+    pub(crate) fn of(e: &NewEvent, reservation: Option<&str>) -> Payload {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        // every field length-prefixed, so no two payloads write the same bytes
+        let mut field = |b: &[u8]| {
+            h.update((b.len() as u64).to_le_bytes());
+            h.update(b);
+        };
+        match reservation {
+            Some(r) => {
+                field(b"commit");
+                field(r.as_bytes());
+            }
+            None => {
+                field(b"event");
+                field(&e.ts.timestamp().to_le_bytes());
+            }
+        }
+        field(e.user.as_bytes());
+        field(e.product.as_bytes());
+        field(e.model.as_bytes());
+        field(&e.micros.to_le_bytes());
+        field(e.context.as_deref().unwrap_or("").as_bytes());
+        field(&[u8::from(e.context.is_some())]);
+        Payload { digest: h.finalize().into(), timed: reservation.is_none() }
+    }
+}
+
+/// The times an event may have: from [`MAX_BACKFILL`] before the workspace was
+/// created to [`MAX_FUTURE`] after now (unix seconds).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window {
+    pub earliest: i64,
+    pub latest: i64,
+}
+
+impl Window {
+    /// The window at `now` for a workspace created at `created`.
+    pub(crate) fn at(created: i64, now: i64) -> Window {
+        Window { earliest: created.saturating_sub(MAX_BACKFILL), latest: now.saturating_add(MAX_FUTURE) }
+    }
+}
 
 /// An event's time: RFC 3339 text or unix seconds.
 #[derive(Debug, Deserialize)]
@@ -63,10 +139,12 @@ pub(crate) struct NewEvent {
     pub model: String,
     pub micros: i64,
     pub context: Option<String>,
+    /// What its id stands for (not stored for events read back).
+    pub payload: Payload,
 }
 
 impl NewEvent {
-    fn from_input(e: EventIn) -> ApiResult<NewEvent> {
+    fn from_input(e: EventIn, window: Window) -> ApiResult<NewEvent> {
         check_name("id", &e.id)?;
         let user = canonical_user(&e.user)?;
         check_name("product", &e.product)?;
@@ -78,6 +156,18 @@ impl NewEvent {
         .ok_or_else(|| {
             ApiError::bad_request("usage/bad-time", "`time` must be RFC 3339 text or unix seconds")
         })?;
+        if !(window.earliest..=window.latest).contains(&ts.timestamp()) {
+            return Err(ApiError::unprocessable(
+                "usage/time-out-of-window",
+                format!(
+                    "`time` {} is outside the window events may have, {} to {} (a year before the workspace existed to a day from now)",
+                    rfc3339(ts.timestamp()),
+                    rfc3339(window.earliest),
+                    rfc3339(window.latest)
+                ),
+            ));
+        }
+        let micros = super::usage_micros("credits", e.credits)?;
         let context = match e.context {
             None | Some(Value::Null) => None,
             Some(v) => {
@@ -91,15 +181,18 @@ impl NewEvent {
                 Some(text)
             }
         };
-        Ok(NewEvent {
+        let mut event = NewEvent {
             id: e.id,
             ts,
             user,
             product: e.product,
             model: e.model,
-            micros: e.credits.micros(),
+            micros,
             context,
-        })
+            payload: Payload::default(),
+        };
+        event.payload = Payload::of(&event, None);
+        Ok(event)
     }
 
     /// The event as the stream and the API show it.
@@ -119,6 +212,11 @@ impl NewEvent {
 }
 
 /// Stores an event unless its id is known; returns its sequence and project when new.
+///
+/// A known id with the same payload is a duplicate (`None`); with another payload it
+/// is refused (409 `idempotency/conflict`). An event that would take its day's
+/// total for the user, product and model past the largest amount is refused (422
+/// `usage/total-too-large`) rather than stored as a sum SQLite cannot hold.
 pub(crate) fn insert_event(
     tx: &Transaction<'_>,
     e: &NewEvent,
@@ -137,23 +235,73 @@ pub(crate) fn insert_event(
         }
     };
     let ts = e.ts.timestamp();
+    let digest = &e.payload.digest[..];
     let n = tx
         .prepare_cached(
-            "INSERT OR IGNORE INTO events (id, ts, email, product, model, micros, project, context)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT OR IGNORE INTO events (id, ts, email, product, model, micros, project, context, digest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?
-        .execute((&e.id, ts, &e.user, &e.product, &e.model, e.micros, &project, &e.context))?;
+        .execute((&e.id, ts, &e.user, &e.product, &e.model, e.micros, &project, &e.context, digest))?;
     if n == 0 {
-        return Ok(None);
+        return if same_payload(tx, e)? {
+            Ok(None)
+        } else {
+            Err(ApiError::conflict(
+                "idempotency/conflict",
+                format!("the event id `{}` was already used for a different event", super::shorten(&e.id)),
+            ))
+        };
     }
     let seq = tx.last_insert_rowid();
-    tx.prepare_cached(
-        "INSERT INTO daily (day, email, product, model, project, micros, events) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)
-         ON CONFLICT(day, email, product, model, project)
-         DO UPDATE SET micros = micros + excluded.micros, events = events + 1",
-    )?
-    .execute((ts.div_euclid(DAY) * DAY, &e.user, &e.product, &e.model, &project, e.micros))?;
+    // the sum is checked before it is taken: SQLite would turn an overflowing `+` into
+    // a float that no reader of the column can read back as an amount
+    let n = tx
+        .prepare_cached(
+            "INSERT INTO daily (day, email, product, model, project, micros, events) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)
+             ON CONFLICT(day, email, product, model, project)
+             DO UPDATE SET micros = micros + excluded.micros, events = events + 1
+             WHERE micros <= 9223372036854775807 - excluded.micros",
+        )?
+        .execute((ts.div_euclid(DAY) * DAY, &e.user, &e.product, &e.model, &project, e.micros))?;
+    if n == 0 {
+        return Err(ApiError::unprocessable(
+            "usage/total-too-large",
+            format!(
+                "event `{}` would take the day's usage of `{}` on `{}`, `{}` past the largest amount",
+                super::shorten(&e.id),
+                super::shorten(&e.user),
+                super::shorten(&e.product),
+                super::shorten(&e.model)
+            ),
+        ));
+    }
     Ok(Some((seq, project)))
+}
+
+/// True when the stored event with `e`'s id has `e`'s payload: the same digest or,
+/// for a row stored before digests were kept, the same fields.
+fn same_payload(tx: &Transaction<'_>, e: &NewEvent) -> ApiResult<bool> {
+    type Stored = (Option<Vec<u8>>, i64, String, String, String, i64, Option<String>);
+    let row: Option<Stored> = tx
+        .prepare_cached(
+            "SELECT digest, ts, email, product, model, micros, context FROM events WHERE id = ?1",
+        )?
+        .query_row([&e.id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+        })
+        .optional()?;
+    let Some((digest, ts, user, product, model, micros, context)) = row else { return Ok(false) };
+    Ok(match digest {
+        Some(d) => d == e.payload.digest,
+        None => {
+            (!e.payload.timed || ts == e.ts.timestamp())
+                && user == e.user
+                && product == e.product
+                && model == e.model
+                && micros == e.micros
+                && (!e.payload.timed || context == e.context)
+        }
+    })
 }
 
 /// Publishes stored events to the ledger and the live stream (after commit, in order).
@@ -203,11 +351,12 @@ pub async fn ingest(
             items.len()
         )));
     }
+    let window = Window::at(app.created_at, crate::unix_now());
     let mut events = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let e: EventIn = serde_json::from_value(item)
             .map_err(|e| ApiError::bad_request("usage/bad-event", format!("event {}: {e}", i + 1)))?;
-        events.push(NewEvent::from_input(e).map_err(|mut err| {
+        events.push(NewEvent::from_input(e, window).map_err(|mut err| {
             err.message = format!("event {}: {}", i + 1, err.message);
             err
         })?);
@@ -219,8 +368,12 @@ pub async fn ingest(
             let mut projects = HashMap::new();
             let mut stored = Vec::new();
             let mut results = Vec::with_capacity(events.len());
-            for e in events {
-                match insert_event(tx, &e, &mut projects)? {
+            for (i, e) in events.into_iter().enumerate() {
+                let inserted = insert_event(tx, &e, &mut projects).map_err(|mut err| {
+                    err.message = format!("event {}: {}", i + 1, err.message);
+                    err
+                })?;
+                match inserted {
                     Some((seq, project)) => {
                         results.push(json!({ "id": e.id, "status": "created", "seq": seq }));
                         stored.push((e, seq, project));
@@ -353,6 +506,7 @@ pub(crate) fn stream_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Value)
         model: r.get(5)?,
         micros: r.get(6)?,
         context: r.get(8)?,
+        payload: Payload::default(),
     };
     let seq: i64 = r.get(0)?;
     let project: String = r.get(7)?;
@@ -486,7 +640,7 @@ pub async fn costs(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
                 col(by_model, "model"),
             ];
             let sql = format!(
-                "SELECT ({time} - ?1) / {DAY} AS b, {c0}, {c1}, {c2}, {c3}, SUM(micros) FROM {table}
+                "SELECT ({time} - ?1) / {DAY} AS b, {c0}, {c1}, {c2}, {c3}, {WIDE_SUM} FROM {table}
                  WHERE {time} >= ?2 AND {time} < ?3 AND (?4 IS NULL OR email = ?4){filters}
                  GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5",
                 c0 = cols[0],
@@ -503,7 +657,7 @@ pub async fn costs(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
                         r.get::<_, String>(2)?,
                         r.get::<_, String>(3)?,
                         r.get::<_, String>(4)?,
-                        r.get::<_, i64>(5)?,
+                        wide_sum(r.get(5)?, r.get(6)?),
                     ))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;

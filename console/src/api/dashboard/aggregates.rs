@@ -103,12 +103,12 @@ impl UserAgg {
 
     /// Micro-credits used on one product.
     pub fn product_used(&self, product: u32) -> i64 {
-        self.cells.iter().filter(|c| c.product == product).map(|c| c.micros).sum()
+        self.cells.iter().filter(|c| c.product == product).fold(0, |sum, c| sum.saturating_add(c.micros))
     }
 
     /// Micro-credits used on one model.
     pub fn model_used(&self, model: u32) -> i64 {
-        self.cells.iter().filter(|c| c.model == model).map(|c| c.micros).sum()
+        self.cells.iter().filter(|c| c.model == model).fold(0, |sum, c| sum.saturating_add(c.micros))
     }
 }
 
@@ -247,14 +247,14 @@ impl Aggregates {
 
     /// Total micro-credits per product id over every day of the period.
     pub fn product_totals(&self) -> Vec<i64> {
-        let mut out = Vec::new();
+        let mut out: Vec<i64> = Vec::new();
         for cells in &self.days {
             for (&(p, _), cell) in cells {
                 let i = p as usize;
                 if out.len() <= i {
                     out.resize(i + 1, 0);
                 }
-                out[i] += cell.micros;
+                out[i] = out[i].saturating_add(cell.micros);
             }
         }
         out
@@ -262,7 +262,10 @@ impl Aggregates {
 
     /// Total micro-credits per day index (all products and models).
     pub fn day_totals(&self) -> Vec<i64> {
-        self.days.iter().map(|cells| cells.values().map(|c| c.micros).sum()).collect()
+        self.days
+            .iter()
+            .map(|cells| cells.values().fold(0, |sum: i64, c| sum.saturating_add(c.micros)))
+            .collect()
     }
 }
 
@@ -303,6 +306,7 @@ mod tests {
                 model: "m".into(),
                 micros,
                 context: None,
+                payload: Default::default(),
             };
             StreamEvent::new(seq, event, String::new())
         };
