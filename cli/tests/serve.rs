@@ -227,3 +227,157 @@ fn tokens_never_reach_logs_or_error_bodies() {
         );
     }
 }
+
+/// Every read endpoint answers 200 with no amount below zero (wrapped sums showed as
+/// negative usage); returns the user's standing as `GET /v1/users/{email}` shows it.
+fn read_everything(addr: SocketAddr, user_token: &str) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    let midnight = now - now.rem_euclid(86_400);
+    let reads = [
+        "/healthz".to_string(),
+        "/metrics".to_string(),
+        "/v1/users".to_string(),
+        "/v1/users/a%40x.com".to_string(),
+        "/v1/limits".to_string(),
+        "/v1/pools".to_string(),
+        "/v1/audit".to_string(),
+        "/v1/alerts".to_string(),
+        "/v1/requests".to_string(),
+        "/v1/usage/events/recent".to_string(),
+        format!(
+            "/v1/organization/costs?start_time={}&group_by=user_id&group_by=line_item",
+            midnight - 86_400
+        ),
+        format!("/v1/organization/costs?start_time={}&group_by=project_id", now - 3600),
+        format!("/v1/organization/costs?start_time={}&format=csv", midnight - 86_400),
+        "/v1/dashboard/summary?fresh=true".to_string(),
+        "/v1/dashboard/users?fresh=true".to_string(),
+        "/v1/dashboard/users?fresh=true&format=csv".to_string(),
+        "/v1/dashboard/trends".to_string(),
+        "/v1/dashboard/trends?by=model".to_string(),
+        "/v1/dashboard/breakdown?by=user".to_string(),
+        "/v1/dashboard/breakdown?by=product".to_string(),
+    ];
+    for path in &reads {
+        let r = send(addr, "GET", path, Some(ADMIN), None);
+        assert_eq!(r.status, 200, "GET {path}: {}", r.body);
+        assert!(
+            !r.body.contains(":-") && !r.body.contains(",-"),
+            "GET {path} shows a negative amount: {}",
+            r.body
+        );
+    }
+    let me = send(addr, "GET", "/v1/me", Some(user_token), None);
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert!(!me.body.contains(":-"), "{}", me.body);
+    send(addr, "GET", "/v1/users/a%40x.com", Some(ADMIN), None).json()
+}
+
+#[test]
+fn extreme_amounts_never_brick_the_store_across_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("budgit.db");
+    let p = serve(&db, Some(ADMIN));
+    let addr = p.addr;
+    let call = |method: &str, path: &str, body: Value| {
+        send(addr, method, path, Some(ADMIN), Some(&body.to_string()))
+    };
+    let limits = json!({ "commit": "c1",
+        "limits": [
+            { "user": "a@x.com", "credits": 9_223_372_036_854i64, "group": "eng" },
+            { "user": "b@x.com", "credits": 1, "group": "eng" }
+        ],
+        "pools": [{ "group": "eng", "credits": 9_223_372_036_854i64 }],
+        "workspace": { "period": "month", "timezone": "UTC", "enforcement": "soft" } });
+    assert_eq!(call("PUT", "/v1/limits", limits).status, 200);
+    let token =
+        call("POST", "/v1/users/a%40x.com/tokens", Value::Null).json()["token"].as_str().unwrap().to_string();
+    let now = chrono::Utc::now().timestamp();
+    let ev = |id: &str, credits: Value| json!({ "id": id, "time": now, "user": "a@x.com", "product": "codex", "model": "m", "credits": credits });
+    // the largest amount is taken, however often; past it, a 422 with a stable code
+    for i in 0..3 {
+        assert_eq!(call("POST", "/v1/usage/events", ev(&format!("max{i}"), json!(1_000_000))).status, 200);
+    }
+    for (credits, code) in [
+        (json!(5_000_000_000_000i64), "credits/too-large"),
+        (json!("1000000.000001"), "credits/too-large"),
+        (json!(-990), "credits/negative"),
+    ] {
+        let r = call("POST", "/v1/usage/events", ev("bad", credits.clone()));
+        assert_eq!(
+            (r.status, r.json()["error"]["code"].as_str()),
+            (422, Some(code)),
+            "{credits}: {}",
+            r.body
+        );
+    }
+    // a user token's commit of an extreme amount on a 1-credit hold under soft enforcement
+    let hold =
+        send(addr, "POST", "/v1/check", Some(&token), Some(r#"{"product":"codex","model":"m","credits":1}"#))
+            .json();
+    let id = hold["reservation_id"].as_str().unwrap().to_string();
+    let commit = |credits: &str| {
+        send(
+            addr,
+            "POST",
+            &format!("/v1/reservations/{id}/commit"),
+            Some(&token),
+            Some(&format!(r#"{{"credits":{credits}}}"#)),
+        )
+    };
+    let r = commit("9223372036854");
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (422, Some("credits/too-large")));
+    let r = commit("1000000");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!((&r.json()["over_reservation"], &r.json()["committed"]), (&json!(true), &json!(1_000_000)));
+    let r = send(
+        addr,
+        "POST",
+        "/v1/check",
+        Some(ADMIN),
+        Some(r#"{"user":"a@x.com","product":"codex","model":"m","credits":9223372036854}"#),
+    );
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (422, Some("credits/too-large")));
+    // every acknowledged write is on disk: kill -9, then add what an older server let through
+    assert_eq!(read_everything(addr, &token)["used"]["credits"], 4_000_000);
+    p.kill9();
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        for (i, micros) in [5_000_000_000_000_000_000i64, 5_000_000_000_000_000_000].into_iter().enumerate() {
+            conn.execute(
+                "INSERT INTO events (id, ts, email, product, model, micros, project) VALUES (?1, ?2, 'a@x.com', 'codex', 'm', ?3, 'eng')",
+                (format!("old{i}"), now, micros),
+            )
+            .unwrap();
+        }
+        // the day's aggregate as the old server kept it: past what an integer holds
+        conn.execute("UPDATE daily SET micros = 9223372036854775807 WHERE email = 'a@x.com'", []).unwrap();
+    }
+    // the server starts on its own database, and every endpoint reads it
+    let p = serve(&db, Some(ADMIN));
+    let standing = read_everything(p.addr, &token);
+    assert_eq!(
+        standing["used"]["credits"].as_f64(),
+        Some(9_223_372_036_854.775807),
+        "the sum saturates: {standing}"
+    );
+    // the user is past every limit: the next spend is refused... under soft enforcement, allowed with an alert
+    let d = send(
+        p.addr,
+        "POST",
+        "/v1/check",
+        Some(&token),
+        Some(r#"{"product":"codex","model":"m","credits":1}"#),
+    )
+    .json();
+    assert_eq!((&d["allowed"], &d["alert"]), (&json!(true), &json!("over_limit")), "{d}");
+    // the day's total is full: a further event for that day is refused, not stored as a float
+    let r = send(p.addr, "POST", "/v1/usage/events", Some(ADMIN), Some(&ev("more", json!(1)).to_string()));
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].as_str()),
+        (422, Some("usage/total-too-large")),
+        "{}",
+        r.body
+    );
+    p.kill9();
+}
