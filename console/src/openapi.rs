@@ -65,7 +65,7 @@ fn list_of(item: Value) -> Value {
 const AUTH: &[(&str, &str)] = &[("401", "missing or unknown token"), ("403", "the token may not do this")];
 
 fn errors(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
-    let mut all = vec![("400", "malformed request")];
+    let mut all = vec![("400", "malformed request (also `request/duplicate-key`: a key twice in one object; `request/nul`: a NUL character in a string)")];
     all.extend_from_slice(AUTH);
     all.extend_from_slice(extra);
     all
@@ -345,10 +345,10 @@ pub fn document() -> Value {
                     query("actor", "the writer, or the label it gave", json!({ "type": "string" })),
                     query("format", "json (default) or csv", json!({ "enum": ["json", "csv"] }))
                 ]].concat(), None, ok("a page of audit rows", list_of(r("AuditRow"))), &errors(&[])) },
-            "/v1/usage/events": { "post": op("usage", "ingest one event, an array, or `{\"events\": [...]}` (admin); `id` is the idempotency key: a retried event is stored once and reported as a duplicate",
+            "/v1/usage/events": { "post": op("usage", "ingest one event, an array, or `{\"events\": [...]}` (admin); `id` is the idempotency key: a retried event is stored once and reported as a duplicate, the same id for a different payload is 409 `idempotency/conflict`; `credits` from 0 to 1000000, `time` from a year before the workspace was created to a day from now",
                 vec![], Some(body(json!({ "oneOf": [r("UsageEvent"), { "type": "array", "items": r("UsageEvent"), "maxItems": 1000 }, { "type": "object", "properties": { "events": { "type": "array", "items": r("UsageEvent"), "maxItems": 1000 } } }] }))),
                 ok("per-event status", json!({ "type": "object", "properties": { "accepted": { "type": "integer" }, "duplicates": { "type": "integer" }, "results": { "type": "array", "items": { "type": "object", "properties": { "id": { "type": "string" }, "status": { "enum": ["created", "duplicate"] }, "seq": { "type": ["integer", "null"] } } } } } })),
-                &errors(&[("413", "batch too large")])) },
+                &errors(&[("409", "`idempotency/conflict`: an id already used for a different event (nothing of the batch is stored)"), ("413", "batch too large"), ("422", "`credits/negative`, `credits/too-large`, `usage/time-out-of-window`, `usage/total-too-large` (nothing of the batch is stored)")])) },
             "/v1/usage/stream": { "get": {
                 "tags": ["usage"],
                 "summary": "server-sent events (`event: usage`) of new usage; `id` is a monotonic sequence; reconnect with `Last-Event-ID` (or `after`) to resume; a user token streams its own events",
@@ -373,18 +373,19 @@ pub fn document() -> Value {
                     query("line_items", "repeatable (also `line_items[]`): only these exact line items (`product, model`)", json!({ "type": "array", "items": { "type": "string" } })),
                     query("format", "json (default) or csv", json!({ "enum": ["json", "csv"] }))
                 ], None, ok("a page of buckets", r("CostsPage")), &errors(&[])) },
-            "/v1/check": { "post": op("check", "may this user spend this much on this product and model now? when allowed, the worst case is reserved until committed, released or expired; concurrent checks never overspend a user, a cap or a pool; soft enforcement allows and records an alert",
-                vec![], Some(body(r("CheckRequest"))), ok("the decision", r("CheckResponse")), &errors(&[])) },
-            "/v1/alerts": { "get": op("check", "alerts raised by checks (soft enforcement let a spend past a limit); a user token sees its own",
-                paging(), None, ok("a page of alerts", list_of(json!({ "type": "object", "properties": { "seq": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "user": { "type": "string" }, "kind": { "const": "over_limit" }, "message": { "type": "string" } } }))), &errors(&[])) },
-            "/v1/reservations/{id}/commit": { "post": op("check", "record the actual spend as usage and close the reservation; more than reserved must fit in what is left",
+            "/v1/check": { "post": op("check", "may this user spend this much on this product and model now? when allowed, the worst case is reserved until committed, released or expired; concurrent checks never overspend a user, a cap or a pool; soft enforcement allows and records an alert; a hold of more than a quarter of the user's pool lives at most 60 seconds",
+                vec![], Some(body(r("CheckRequest"))), ok("the decision", r("CheckResponse")), &errors(&[("422", "`credits/too-large`: more than 1000000 credits"), ("429", "`check/too-many-holds`: the user already has 1000 open reservations")])) },
+            "/v1/alerts": { "get": op("check", "alerts: `over_limit` (soft enforcement let a spend past a limit) and `over_reservation` (a commit of more than its hold, or after it lapsed); a user token sees its own",
+                paging(), None, ok("a page of alerts", list_of(json!({ "type": "object", "properties": { "seq": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "user": { "type": "string" }, "kind": { "enum": ["over_limit", "over_reservation"] }, "message": { "type": "string" } } }))), &errors(&[])) },
+            "/v1/reservations/{id}/commit": { "post": op("check", "record the actual spend as usage and close the reservation; usage is a fact: more than reserved is recorded even past a limit, and so is a commit up to a day after the hold lapsed (`over_reservation`, with an alert and an audit row `usage.over_reservation`); the limit passed stops the next check",
                 vec![path("id", "the reservation")], Some(body(json!({ "type": "object", "required": ["credits"], "properties": { "credits": credits, "event_id": { "type": "string" }, "context": { "type": "object" } } }))),
-                ok("committed", json!({ "type": "object" })), &errors(&[("404", "unknown or expired reservation"), ("409", "exceeds the reservation, or being committed")])) },
+                ok("committed", json!({ "type": "object", "properties": { "reservation_id": { "type": "string" }, "committed": credits, "reserved": credits, "event_seq": { "type": ["integer", "null"] }, "duplicate_event": { "type": "boolean" }, "over_reservation": { "type": "boolean" }, "late": { "type": "boolean", "description": "committed after the hold lapsed" } } })),
+                &errors(&[("404", "unknown reservation, or lapsed more than a day ago"), ("409", "`reservation/busy`: being committed; `idempotency/conflict`: `event_id` already used for another event (the hold stays open)"), ("422", "`credits/negative`, `credits/too-large`")])) },
             "/v1/reservations/{id}/release": { "post": op("check", "give the held credits back", vec![path("id", "the reservation")], None, ok("released", json!({ "type": "object" })), &errors(&[("404", "unknown or expired reservation")])) },
             "/v1/requests": {
                 "post": op("requests", "ask for more credits for some days, with a reason and context (a user token asks for itself)",
                     vec![], Some(body(json!({ "type": "object", "required": ["credits", "days", "reason"], "properties": { "user": { "type": "string" }, "credits": credits, "days": { "type": "integer", "minimum": 1 }, "reason": { "type": "string" }, "context": { "type": "object" } } }))),
-                    ok("the request", r("CreditRequest")), &errors(&[])),
+                    ok("the request", r("CreditRequest")), &errors(&[("422", "`credits/too-large`: more than 1000000 credits"), ("429", "`requests/too-many-pending`: the user already has 20 pending requests")])),
                 "get": op("requests", "credit requests (admin: all; user: own)", [paging(), vec![query("status", "pending, approved or declined", json!({ "enum": ["pending", "approved", "declined"] }))]].concat(), None, ok("a page of requests", list_of(r("CreditRequest"))), &errors(&[]))
             },
             "/v1/requests/{id}/approve": { "post": op("requests", "approve a pending request (admin): status `approved` with the Override it proposes", vec![path("id", "the request")], None, ok("the request", r("CreditRequest")), &errors(&[("404", "unknown request"), ("409", "already decided")])) },

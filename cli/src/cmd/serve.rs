@@ -8,7 +8,9 @@ use super::Status;
 ///
 /// State lives in one SQLite file; acknowledged writes survive a crash. The admin
 /// token comes from `BUDGIT_ADMIN_TOKEN`, or is generated at first start and printed
-/// once. The API is described at `/openapi.json`.
+/// once. The API is described at `/openapi.json`. Every input is bounded (one usage
+/// amount is at most 1,000,000 credits, a user has at most 1000 open reservations,
+/// …); past a bound the answer is a 4xx with a stable code (see docs/serve.md).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
