@@ -65,7 +65,10 @@ fn list_of(item: Value) -> Value {
 const AUTH: &[(&str, &str)] = &[("401", "missing or unknown token"), ("403", "the token may not do this")];
 
 fn errors(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
-    let mut all = vec![("400", "malformed request (also `request/duplicate-key`: a key twice in one object; `request/nul`: a NUL character in a string)")];
+    let mut all = vec![(
+        "400",
+        "malformed request (also `request/duplicate-key`: a key twice in one object; `request/nul`: a NUL character in a string)",
+    )];
     all.extend_from_slice(AUTH);
     all.extend_from_slice(extra);
     all

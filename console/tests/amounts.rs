@@ -198,7 +198,7 @@ fn a_burst_of_commits_past_their_holds_records_every_credit_spent() {
             std::thread::spawn(move || {
                 let check = r#"{"user":"a@x.com","product":"codex","model":"m","credits":0.5}"#;
                 let d = send(addr, "POST", "/v1/check", Some(ADMIN), Some(check)).json();
-                let Some(id) = d["reservation_id"].as_str() else { return None };
+                let id = d["reservation_id"].as_str()?;
                 let r = send(
                     addr,
                     "POST",
