@@ -60,8 +60,12 @@ impl Process {
     }
 }
 
+/// An event of one credit, at one time for the whole run: a retry must send the same
+/// payload, since the same id with another time is a conflict.
 fn event(id: &str) -> String {
-    json!({ "id": id, "time": chrono::Utc::now().timestamp(), "user": "a@x.com", "product": "codex", "model": "m", "credits": 1 })
+    static TIME: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let time = *TIME.get_or_init(|| chrono::Utc::now().timestamp());
+    json!({ "id": id, "time": time, "user": "a@x.com", "product": "codex", "model": "m", "credits": 1 })
         .to_string()
 }
 

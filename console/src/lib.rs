@@ -131,9 +131,6 @@ pub struct AppState {
     metrics: Metrics,
     stream: broadcast::Sender<Arc<StreamEvent>>,
     attributes: Option<BTreeMap<String, AttributeType>>,
-    /// When the workspace's database was created (unix seconds): usage events may
-    /// lie at most a year before it.
-    created_at: i64,
     max_override_days: u32,
     /// The policy repository, when the console may read groups and write proposals.
     repo: Option<PathBuf>,
@@ -220,7 +217,6 @@ impl AppState {
         }
         let startup = |e: ApiError| ServeError::Startup(e.message);
         let mut printed = None;
-        let mut created_at = unix_now();
         let mut admin_hash = config.admin_token.as_deref().map(auth::hash);
         let settings_json = policy_settings.and_then(|s: StoredSettings| serde_json::to_string(&s).ok());
         let store = Store::open(&config.db, |tx| {
@@ -239,15 +235,6 @@ impl AppState {
             }
             if let Some(s) = &settings_json {
                 store::meta_set(tx, "settings", s)?;
-            }
-            // a database from before this was kept counts from its first event
-            match store::meta_get(tx, "created_at")?.and_then(|t| t.parse::<i64>().ok()) {
-                Some(at) => created_at = at,
-                None => {
-                    let first: Option<i64> = tx.query_row("SELECT MIN(ts) FROM events", [], |r| r.get(0))?;
-                    created_at = first.map_or(created_at, |f| f.min(created_at));
-                    store::meta_set(tx, "created_at", &created_at.to_string())?;
-                }
             }
             Ok(())
         })?;
@@ -321,7 +308,6 @@ impl AppState {
             metrics: Metrics::default(),
             stream,
             attributes,
-            created_at,
             max_override_days,
             repo: config.repo.clone(),
             approved_ref: config.approved_ref.clone().unwrap_or_else(|| "HEAD".to_string()),

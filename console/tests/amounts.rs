@@ -324,14 +324,14 @@ fn bodies_with_nul_or_duplicate_keys_are_refused_on_every_endpoint() {
 #[test]
 fn event_times_must_lie_in_the_documented_window() {
     let s = start();
-    for time in [json!(0), json!(now() + 2 * 86_400), json!("1999-12-31T23:59:59Z")] {
+    for time in [json!(0), json!(now() + 2 * 86_400), json!("2019-12-31T23:59:59Z"), json!(1_577_836_799)] {
         let mut e = event("t", json!(1));
         e["time"] = time.clone();
         let r = call(&s, "POST", "/v1/usage/events", &e);
         assert_eq!(refused(&r), (422, "usage/time-out-of-window".to_string()), "{time}: {}", r.body);
     }
-    // a backfill of last month and an event from a clock a little ahead are fine
-    for time in [now() - 40 * 86_400, now() + 3600] {
+    // a backfill from the first day of the window and an event from a clock a little ahead are fine
+    for time in [1_577_836_800, now() - 40 * 86_400, now() + 3600] {
         let mut e = event(&format!("t{time}"), json!(1));
         e["time"] = json!(time);
         ok(&s, "POST", "/v1/usage/events", &e);

@@ -4,7 +4,7 @@
 //! reported as a duplicate, and the key reused for a different payload is refused
 //! (`idempotency/conflict`), checked against a digest of the payload stored with
 //! the event. Amounts follow the engine's usage rule (zero to a million credits),
-//! times lie in a window around now, and every sum over credits is taken in two
+//! times lie in a documented window (2020 to a day from now), and every sum over credits is taken in two
 //! halves so that no total can overflow SQLite's integers. Daily aggregates (UTC days, per user, product,
 //! model and project) are maintained in the same transaction as the events, so
 //! the Costs API reads them instead of the raw events when buckets are aligned.
@@ -35,11 +35,13 @@ use crate::{App, StreamEvent, auth::Principal};
 const MAX_CONTEXT: usize = 4096;
 /// Seconds in a Costs API bucket (`bucket_width=1d`).
 const DAY: i64 = 86_400;
-/// How far after now an event's time may lie: one day (clocks drift, time zones differ).
+/// How far after now an event's time may lie: one day (clocks drift, time zones
+/// differ). Later usage would count against a period that has not begun.
 pub(crate) const MAX_FUTURE: i64 = DAY;
-/// How far before the workspace's creation an event's time may lie (a backfill of
-/// the year before): 366 days.
-pub(crate) const MAX_BACKFILL: i64 = 366 * DAY;
+/// The earliest time an event may have, 2020-01-01T00:00:00Z: no credits were spent
+/// before, so an earlier time is a mistake (`0`, a date typo). A fixed date rather
+/// than one relative to now, so a backfill of any real history is accepted.
+pub(crate) const EARLIEST_EVENT: i64 = 1_577_836_800;
 
 /// `SUM(micros)` as two sums that cannot overflow: the high and low 32 bits of each
 /// row (`>>` keeps the sign). Either needs 2^31 rows at the extreme to overflow, where
@@ -93,8 +95,8 @@ impl Payload {
     }
 }
 
-/// The times an event may have: from [`MAX_BACKFILL`] before the workspace was
-/// created to [`MAX_FUTURE`] after now (unix seconds).
+/// The times an event may have: from [`EARLIEST_EVENT`] to [`MAX_FUTURE`] after now
+/// (unix seconds).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Window {
     pub earliest: i64,
@@ -102,9 +104,9 @@ pub(crate) struct Window {
 }
 
 impl Window {
-    /// The window at `now` for a workspace created at `created`.
-    pub(crate) fn at(created: i64, now: i64) -> Window {
-        Window { earliest: created.saturating_sub(MAX_BACKFILL), latest: now.saturating_add(MAX_FUTURE) }
+    /// The window at `now`.
+    pub(crate) fn at(now: i64) -> Window {
+        Window { earliest: EARLIEST_EVENT, latest: now.saturating_add(MAX_FUTURE) }
     }
 }
 
@@ -160,7 +162,7 @@ impl NewEvent {
             return Err(ApiError::unprocessable(
                 "usage/time-out-of-window",
                 format!(
-                    "`time` {} is outside the window events may have, {} to {} (a year before the workspace existed to a day from now)",
+                    "`time` {} is outside the window events may have, {} to {} (2020-01-01 to a day from now)",
                     rfc3339(ts.timestamp()),
                     rfc3339(window.earliest),
                     rfc3339(window.latest)
@@ -351,7 +353,7 @@ pub async fn ingest(
             items.len()
         )));
     }
-    let window = Window::at(app.created_at, crate::unix_now());
+    let window = Window::at(crate::unix_now());
     let mut events = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let e: EventIn = serde_json::from_value(item)
