@@ -222,17 +222,47 @@ impl<'de> serde::de::Visitor<'de> for Checked<'_> {
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = std::collections::HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
+        // keys borrowed from the body when they have no escapes (the usual case); a set,
+        // not a list, so an object of a million keys is not a million squared comparisons
+        let mut seen: std::collections::HashSet<std::borrow::Cow<'de, str>> =
+            std::collections::HashSet::new();
+        while let Some(key) = map.next_key_seed(Key)? {
             self.text(&key)?;
             if seen.contains(&key) {
-                self.0.set(Some(Refused::Duplicate(key)));
+                self.0.set(Some(Refused::Duplicate(key.into_owned())));
                 return Err(serde::de::Error::custom("duplicate key"));
             }
             seen.insert(key);
             map.next_value_seed(self)?;
         }
         Ok(())
+    }
+}
+
+/// An object key, borrowed from the body when it can be.
+struct Key;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Key {
+    type Value = std::borrow::Cow<'de, str>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Key {
+    type Value = std::borrow::Cow<'de, str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(std::borrow::Cow::Owned(v.to_string()))
     }
 }
 

@@ -319,6 +319,16 @@ fn bodies_with_nul_or_duplicate_keys_are_refused_on_every_endpoint() {
         assert_eq!(refused(&r), (400, code.to_string()), "{method} {path} {body}: {}", r.body);
     }
     assert_eq!(ok(&s, "GET", "/v1/requests", &Value::Null)["data"], json!([]));
+    // an object of 300,000 distinct keys is walked in linear time, then refused as usual
+    let keys: Vec<String> = (0..300_000).map(|i| format!("\"k{i}\":0")).collect();
+    let wide = format!(
+        r#"{{"user":"a@x.com","product":"p","model":"m","credits":1,"context":{{{}}}}}"#,
+        keys.join(",")
+    );
+    let started = Instant::now();
+    let r = send(s.addr, "POST", "/v1/check", Some(ADMIN), Some(&wide));
+    assert_eq!(refused(&r), (400, "request/bad-json".to_string()), "{}", r.body);
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 }
 
 #[test]
