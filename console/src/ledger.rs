@@ -4,7 +4,10 @@
 //! against the user's total, the product cap, the model cap and the group's pool
 //! at once, under the one mutex that guards the ledger, so concurrent checks can
 //! never together pass a limit. A reservation is later committed (the actual
-//! amount becomes usage) or released, or it expires. The database stays the
+//! amount becomes usage, even past a limit: what was spent is a fact, and the
+//! limit then stops the next check) or released, or it expires. A user holds at
+//! most [`MAX_OPEN_HOLDS`] reservations, and a hold of more than
+//! [`POOL_SHARE_PERCENT`] of a pool lives at most [`POOL_SHARE_TTL`]. The database stays the
 //! record: the ledger mirrors committed usage and applied limits, updated by the
 //! store's writer thread after each commit (see [`crate::store::Store::write`]).
 //! Reservations live here; the store keeps a copy so they survive a restart:
