@@ -34,6 +34,18 @@ pub struct User {
     pub attrs: Vec<AttrValue>,
 }
 
+/// What [`Directory::lookup`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup<'a> {
+    /// The user at this position.
+    Found(usize),
+    /// Nobody by that email; the email of a near miss, when there is one.
+    Missing {
+        /// The directory's email closest to the one written.
+        suggestion: Option<&'a str>,
+    },
+}
+
 /// Every user, with attributes typed as declared.
 #[derive(Debug, Clone, Default)]
 pub struct Directory {
@@ -96,6 +108,23 @@ impl Directory {
     /// A user by email.
     pub fn get(&self, email: &str) -> Option<&User> {
         self.position(email).map(|i| &self.users[i])
+    }
+
+    /// Looks up a person named in a policy or on the command line: their position, or
+    /// the email they most likely meant.
+    ///
+    /// The one place where a written email is matched against the directory for a
+    /// finding or a refusal, so every such check agrees on what "in the directory" means.
+    pub fn lookup(&self, email: &str) -> Lookup<'_> {
+        if let Some(i) = self.position(email) {
+            return Lookup::Found(i);
+        }
+        let emails = || self.users.iter().map(|u| u.email.as_str());
+        // A different case first (the commonest slip), else the nearest by edit distance.
+        let suggestion = emails()
+            .find(|e| e.eq_ignore_ascii_case(email))
+            .or_else(|| crate::diag::did_you_mean(email, emails()));
+        Lookup::Missing { suggestion }
     }
 
     /// The position of an attribute by name.

@@ -115,22 +115,61 @@ impl PolicySet {
     }
 }
 
+/// A document of a known kind that failed the schema: left out of the [`PolicySet`],
+/// kept so the checks that need only some of its fields (a selector, a rule) still
+/// report their findings in the same run.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    /// The document's kind.
+    pub kind: Kind,
+    /// Byte offsets of the schema findings about it.
+    findings_at: Vec<usize>,
+}
+
+impl Loaded<Rejected> {
+    /// The text of a top-level string field that no schema finding points into.
+    pub fn clean_str(&self, key: &str) -> Option<&str> {
+        let node = self.node.get(key)?;
+        let start = node.pos.offset;
+        let end = start + node.pos.len.max(1);
+        if self.doc.findings_at.iter().any(|at| (start..end).contains(at)) {
+            return None;
+        }
+        node.as_str()
+    }
+}
+
 /// Parses sources into typed documents, collecting every finding.
 ///
 /// Parsing, kind dispatch, JSON Schema and typed deserialization happen here;
 /// a document that fails any of them is left out of the set (and reported).
 /// Run it on a thread with a large stack ([`crate::stack`]): deep YAML recurses.
 pub fn load_sources(sources: Vec<Source>) -> (PolicySet, Vec<Diagnostic>) {
-    let mut set = PolicySet::default();
-    let mut diagnostics = Vec::new();
-    for source in &sources {
-        load_source(source, &mut set, &mut diagnostics);
-    }
-    set.sources = sources;
+    let (set, _, diagnostics) = load_sources_keeping_rejected(sources);
     (set, diagnostics)
 }
 
-fn load_source(source: &Source, set: &mut PolicySet, out: &mut Vec<Diagnostic>) {
+/// [`load_sources`], also returning the documents of a known kind that failed the
+/// schema or typed deserialization, for validation to check what it still can.
+pub fn load_sources_keeping_rejected(
+    sources: Vec<Source>,
+) -> (PolicySet, Vec<Loaded<Rejected>>, Vec<Diagnostic>) {
+    let mut set = PolicySet::default();
+    let mut rejected = Vec::new();
+    let mut diagnostics = Vec::new();
+    for source in &sources {
+        load_source(source, &mut set, &mut rejected, &mut diagnostics);
+    }
+    set.sources = sources;
+    (set, rejected, diagnostics)
+}
+
+fn load_source(
+    source: &Source,
+    set: &mut PolicySet,
+    rejected: &mut Vec<Loaded<Rejected>>,
+    out: &mut Vec<Diagnostic>,
+) {
     let file = &source.path;
     let commit = source.commit.as_ref();
     let nodes = match yaml::parse_documents(file, &source.text) {
@@ -179,15 +218,26 @@ fn load_source(source: &Source, set: &mut PolicySet, out: &mut Vec<Diagnostic>) 
         };
         let json = node.to_json();
         let findings = crate::validate::schema::check(kind, &json, &node, file, commit);
+        let keep = |node: Node, findings: &[Diagnostic], rejected: &mut Vec<Loaded<Rejected>>| {
+            let findings_at = findings.iter().filter_map(|d| d.location.as_ref().map(|l| l.offset)).collect();
+            rejected.push(Loaded {
+                doc: Rejected { kind, findings_at },
+                node: Arc::new(node),
+                file: file.clone(),
+                commit: commit.cloned(),
+            });
+        };
         if !findings.is_empty() {
+            keep(node, &findings, rejected);
             out.extend(findings);
             continue;
         }
-        let node = Arc::new(node);
         match Document::from_json(kind, json) {
-            Ok(doc) => push_document(set, doc, node, file, commit),
+            Ok(doc) => push_document(set, doc, Arc::new(node), file, commit),
             Err(e) => {
-                out.push(Diagnostic::error("schema/invalid", yaml::lowercase_first(&e.to_string())).at(loc))
+                let d = Diagnostic::error("schema/invalid", yaml::lowercase_first(&e.to_string())).at(loc);
+                keep(node, std::slice::from_ref(&d), rejected);
+                out.push(d);
             }
         }
     }

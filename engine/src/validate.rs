@@ -6,8 +6,10 @@
 
 mod cel;
 mod guardrail;
+mod people;
 pub mod schema;
 mod semantic;
+mod types;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,7 +18,9 @@ use chrono::{DateTime, Utc};
 
 use crate::diag::{Diagnostic, Report};
 use crate::load::files::{self, ReadError};
-use crate::load::{self as loader, PolicySet, Source};
+use crate::load::{self as loader, Loaded, PolicySet, Rejected, Source};
+
+pub use people::check_people;
 
 /// What validation needs besides the policies.
 #[derive(Debug, Clone)]
@@ -54,11 +58,11 @@ pub fn validate_sources(
 ) -> Validated {
     let options = options.clone();
     let work = move || {
-        let (policies, findings) = loader::load_sources(sources);
+        let (policies, rejected, findings) = loader::load_sources_keeping_rejected(sources);
         let mut report = Report::default();
         report.extend(read_findings);
         report.extend(findings);
-        check_loaded(&policies, &options, &mut report);
+        check_loaded(&policies, &rejected, &options, &mut report);
         report.sort();
         Validated { policies, report }
     };
@@ -73,7 +77,14 @@ pub fn validate_sources(
 }
 
 /// The checks across documents, on what loaded: semantics, CEL, then guardrails.
-fn check_loaded(policies: &PolicySet, options: &ValidateOptions, report: &mut Report) {
+/// CEL also runs on the selectors and rules of `rejected` documents (those that
+/// failed the schema), so fixing one finding never reveals another that was there.
+fn check_loaded(
+    policies: &PolicySet,
+    rejected: &[Loaded<Rejected>],
+    options: &ValidateOptions,
+    report: &mut Report,
+) {
     if policies.sources.is_empty() && report.diagnostics.is_empty() {
         report.push(
             Diagnostic::error("repo/empty", "no policy files found")
@@ -83,7 +94,7 @@ fn check_loaded(policies: &PolicySet, options: &ValidateOptions, report: &mut Re
     semantic::check(policies, options.now, report);
     // One environment for the run: building the standard library costs more than a parse.
     let env = Arc::new(::cel::Env::stdlib());
-    let rules = cel::check(policies, &env, report);
+    let rules = cel::check(policies, rejected, &env, report);
     guardrail::check(policies, &env, &rules, options.now, report);
 }
 

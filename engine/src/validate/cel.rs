@@ -14,16 +14,18 @@
 //! directory is [`crate::select`].
 
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use ::cel::common::ast::{EntryExpr, Expr, LiteralValue, SourceInfo};
 use ::cel::{Env, IdedExpr, Program};
 
 use super::guardrail::{self, Shape};
+use super::types;
 use crate::diag::{Diagnostic, Location, Report, did_you_mean};
 use crate::load::yaml::{Node, lowercase_first};
-use crate::load::{Loaded, PolicySet, node_location};
-use crate::model::{AttributeType, MAX_CEL_LEN};
+use crate::load::{Loaded, PolicySet, Rejected, node_location};
+use crate::model::{AppliesTo, AttributeType, Kind, MAX_CEL_LEN};
 
 /// A guardrail rule that parsed and reads only what it may.
 #[derive(Debug)]
@@ -40,15 +42,67 @@ const CEL_NAMES: &[&str] =
 
 /// Checks every selector and rule; returns the compiled rules, one per guardrail
 /// (`None` where the rule has an error).
-pub(crate) fn check(policies: &PolicySet, env: &Arc<Env>, report: &mut Report) -> Vec<Option<Rule>> {
-    let attributes = policies.workspace().map(|w| (w, &w.doc.attributes));
-    let mut functions = Functions::new(env);
+///
+/// `rejected` are the documents that failed the schema: their selectors and rules are
+/// checked too, where the field itself has no schema finding, so a typo elsewhere in
+/// the document does not hide a CEL error until it is fixed. They are never evaluated.
+pub(crate) fn check(
+    policies: &PolicySet,
+    rejected: &[Loaded<Rejected>],
+    env: &Arc<Env>,
+    report: &mut Report,
+) -> Vec<Option<Rule>> {
+    let mut cx = Checks { policies, env, functions: Functions::new(env) };
     for group in &policies.groups {
         let Some(selector) = &group.doc.selector else { continue };
+        cx.selector(group, &group.doc.name, selector, report);
+    }
+    for doc in rejected {
+        match doc.doc.kind {
+            Kind::Group => {
+                let Some(selector) = doc.clean_str("selector") else { continue };
+                cx.selector(doc, doc.clean_str("name").unwrap_or("?"), selector, report);
+            }
+            Kind::Guardrail => {
+                let Some(rule) = doc.clean_str("rule") else { continue };
+                let applies_to = doc.clean_str("applies_to").and_then(|a| {
+                    serde_json::from_value::<AppliesTo>(serde_json::Value::String(a.to_owned())).ok()
+                });
+                cx.rule(doc, doc.clean_str("name").unwrap_or("?"), rule, applies_to, report);
+            }
+            Kind::Workspace | Kind::Override => {}
+        }
+    }
+    policies
+        .guardrails
+        .iter()
+        .map(|g| cx.rule(g, &g.doc.name, &g.doc.rule, Some(g.doc.applies_to), report))
+        .collect()
+}
+
+/// What checking one expression needs.
+struct Checks<'a, 'e> {
+    policies: &'a PolicySet,
+    env: &'e Arc<Env>,
+    functions: Functions<'e>,
+}
+
+impl Checks<'_, '_> {
+    fn selector<T>(&mut self, group: &Loaded<T>, name: &str, selector: &str, report: &mut Report) {
+        let policies = self.policies;
+        let attributes = policies.workspace().map(|w| (w, &w.doc.attributes));
         let expr = Expression::new(policies, group, "/selector", selector);
-        let what = format!("the selector of group `{}`", group.doc.name);
-        let Some(program) = expr.compile(env, &what, report) else { continue };
-        functions.check(&expr, &program, selector, report);
+        let what = format!("the selector of group `{name}`");
+        let Some(program) = expr.compile(self.env, &what, report) else { return };
+        self.functions.check(&expr, &program, selector, report);
+        let user = types::Ty::Record(Rc::new(
+            std::iter::once(("email".to_owned(), types::Ty::String))
+                .chain(attributes.into_iter().flat_map(|(_, declared)| {
+                    declared.iter().map(|(name, t)| (name.clone(), attribute_type(*t)))
+                }))
+                .collect(),
+        ));
+        check_types(&expr, &program, selector, vec![("user".to_owned(), user)], &what, report);
         for r in references(program.expression(), program.source_info(), selector) {
             if r.root == "user" {
                 let (Some((ws, declared)), Some((field, span))) = (attributes, r.fields.first()) else {
@@ -72,29 +126,87 @@ pub(crate) fn check(policies: &PolicySet, env: &Arc<Env>, report: &mut Report) -
             }
         }
     }
-    policies
-        .guardrails
-        .iter()
-        .map(|g| {
-            let expr = Expression::new(policies, g, "/rule", &g.doc.rule);
-            let what = format!("the rule of guardrail `{}`", g.doc.name);
-            let program = expr.compile(env, &what, report)?;
-            let var = guardrail::variable(g.doc.applies_to);
-            let refs = references(program.expression(), program.source_info(), &g.doc.rule);
-            let before = report.errors();
-            functions.check(&expr, &program, &g.doc.rule, report);
+
+    /// Checks a guardrail's rule; the compiled rule when it has no error. Without a
+    /// valid `applies_to` (already reported) only what does not depend on it is checked.
+    fn rule<T>(
+        &mut self,
+        g: &Loaded<T>,
+        name: &str,
+        rule: &str,
+        applies_to: Option<AppliesTo>,
+        report: &mut Report,
+    ) -> Option<Rule> {
+        let expr = Expression::new(self.policies, g, "/rule", rule);
+        let what = format!("the rule of guardrail `{name}`");
+        let program = expr.compile(self.env, &what, report)?;
+        let refs = references(program.expression(), program.source_info(), rule);
+        let before = report.errors();
+        self.functions.check(&expr, &program, rule, report);
+        let var = applies_to.map(guardrail::variable);
+        if let Some(var) = var {
             for r in &refs {
                 check_rule_reference(&expr, var, r, report);
             }
-            (report.errors() == before).then(|| Rule {
-                paths: refs
-                    .into_iter()
-                    .map(|r| (r.root, r.fields.into_iter().map(|(f, _)| f).collect()))
-                    .collect(),
-                program,
-            })
+        }
+        let variables = var
+            .into_iter()
+            .chain(["workspace", "now"])
+            .filter_map(|v| guardrail::shape_of(v).map(|s| (v.to_owned(), types::Ty::of_shape(s))))
+            .collect();
+        check_types(&expr, &program, rule, variables, &what, report);
+        (report.errors() == before).then(|| Rule {
+            paths: refs
+                .into_iter()
+                .map(|r| (r.root, r.fields.into_iter().map(|(f, _)| f).collect()))
+                .collect(),
+            program,
         })
-        .collect()
+    }
+}
+
+/// The CEL type of a declared directory attribute, as the selector interpreter binds it.
+fn attribute_type(t: AttributeType) -> types::Ty {
+    match t {
+        AttributeType::String => types::Ty::String,
+        AttributeType::List => types::Ty::List(Box::new(types::Ty::String)),
+        AttributeType::Number => types::Ty::Double,
+        AttributeType::Bool => types::Ty::Bool,
+    }
+}
+
+/// Reports the static type errors of an expression, and an expression that is not a condition.
+fn check_types(
+    expr: &Expression<'_>,
+    program: &Program,
+    source: &str,
+    variables: Vec<(String, types::Ty)>,
+    what: &str,
+    report: &mut Report,
+) {
+    let mut checker = types::Checker::new(program.source_info(), source, variables);
+    let top = checker.check(program.expression());
+    let found = !checker.errors.is_empty();
+    for e in checker.errors {
+        report.push(
+            Diagnostic::error("cel/type-mismatch", e.message)
+                .at(expr.locate(e.span))
+                .with_label(e.label)
+                .with_help(e.help),
+        );
+    }
+    if found || matches!(top, types::Ty::Bool | types::Ty::Dyn) {
+        return;
+    }
+    report.push(
+        Diagnostic::error("cel/not-a-condition", format!("{what} is a {}, not a condition", top.name()))
+            .at(expr.locate((0, source.trim_end().len())))
+            .with_label(format!("a {}, never `true` or `false`", top.name()))
+            .with_help(
+                "a condition is true or false for each one it is evaluated on: compare the value, as in \
+                 `user.department == \"Engineering\"`, or test a list with `\"x\" in user.groups`",
+            ),
+    );
 }
 
 fn unknown_attribute(
@@ -816,6 +928,97 @@ mod tests {
         let ok = "selector: \"user.title.endsWith('x') && user.title.matches('^V') && int('1') == 1 && \
                   [user.title].exists(t, t.contains('P')) && has(user.department)\"";
         assert!(check_group(ok).is_empty(), "{:?}", check_group(ok));
+    }
+
+    #[test]
+    fn a_selector_must_be_a_condition() {
+        // A string selector validated clean and then matched nobody.
+        let report = run(&[("ws.yaml", WORKSPACE), ("g.yaml", &group("selector: 'user.department'"))], NOW);
+        assert_eq!(summary(&report), ["cel/not-a-condition g.yaml:4:12"]);
+        let d = &report.diagnostics[0];
+        assert_eq!(d.message, "the selector of group `eng` is a string, not a condition");
+        assert_eq!(d.location.as_ref().unwrap().len, "user.department".len());
+        assert!(
+            check_group("selector: size(user.title)").contains(&"cel/not-a-condition g.yaml:4:11".to_owned())
+        );
+        assert!(check_group("selector: user.title == 'x' || user.department == 'y'").is_empty());
+    }
+
+    #[test]
+    fn type_errors_point_into_the_yaml_scalar() {
+        // The declared types: `department` and `title` are strings.
+        assert_eq!(check_group("selector: 'user.department == 5'"), ["cel/type-mismatch g.yaml:4:28"]);
+        assert_eq!(
+            check_group("selector: |\n  user.title != ''\n  && user.title > 3"),
+            ["cel/type-mismatch g.yaml:6:17"]
+        );
+        assert_eq!(check_group("selector: \"size(1) > 0\""), ["cel/type-mismatch g.yaml:4:12"]);
+        assert_eq!(
+            check_group("selector: user.title.exists(c, c == 'V')"),
+            ["cel/type-mismatch g.yaml:4:22"]
+        );
+        assert_eq!(check_group("selector: \"'VP' in user.title\""), ["cel/type-mismatch g.yaml:4:17"]);
+        assert_eq!(check_group("selector: user.title + 1 == 'x'"), ["cel/type-mismatch g.yaml:4:22"]);
+        let report =
+            run(&[("ws.yaml", WORKSPACE), ("g.yaml", &group("selector: 'user.department == 5'"))], NOW);
+        let d = &report.diagnostics[0];
+        assert_eq!(d.message, "`==` compares string with int: it is never true");
+        assert_eq!(d.location.as_ref().unwrap().len, 2);
+    }
+
+    #[test]
+    fn declared_list_number_and_bool_attributes_have_their_types() {
+        let ws = WORKSPACE.replace(
+            "  title: string\n",
+            "  title: string\n  groups: list\n  level: number\n  contractor: bool\n",
+        );
+        let check = |line: &str| summary(&run(&[("ws.yaml", &ws), ("g.yaml", &group(line))], NOW));
+        assert!(
+            check("selector: \"'eng' in user.groups && user.level >= 3 && !user.contractor\"").is_empty()
+        );
+        assert_eq!(check("selector: \"user.groups.contains('eng')\""), ["cel/type-mismatch g.yaml:4:24"]);
+        assert_eq!(check("selector: \"user.level == 'senior'\""), ["cel/type-mismatch g.yaml:4:23"]);
+        assert_eq!(check("selector: \"user.contractor == 'yes'\""), ["cel/type-mismatch g.yaml:4:28"]);
+        // An attribute the workspace does not declare is reported once, as unknown, not as a type error.
+        assert_eq!(check("selector: \"user.manager == 5\""), ["cel/unknown-attribute g.yaml:4:17"]);
+    }
+
+    #[test]
+    fn guardrails_are_typed_from_the_model() {
+        let rule = |applies: &str, rule: &str| {
+            let g = format!(
+                "apiVersion: budgit/v1\nkind: Guardrail\nname: r\napplies_to: {applies}\nrule: \"{rule}\"\nmessage: m\n"
+            );
+            summary(&run(&[("ws.yaml", WORKSPACE), ("r.yaml", &g)], NOW))
+        };
+        assert!(rule("group", "size(group.members) <= 50 && group.priority < 100").is_empty());
+        assert!(rule("override", "override.expires - now < duration('2160h')").is_empty());
+        assert_eq!(rule("group", "group.members.startsWith('a')"), ["cel/type-mismatch r.yaml:5:22"]);
+        assert_eq!(rule("group", "group.name == 3"), ["cel/type-mismatch r.yaml:5:19"]);
+        assert_eq!(rule("override", "override.expires < 5"), ["cel/type-mismatch r.yaml:5:25"]);
+        assert_eq!(rule("workspace", "workspace.name"), ["cel/not-a-condition r.yaml:5:8"]);
+    }
+
+    #[test]
+    fn a_schema_error_does_not_hide_a_cel_error_in_the_same_document() {
+        // The typo in `priorty` used to hide the selector's syntax error until it was fixed.
+        let g = "apiVersion: budgit/v1\nkind: Group\nname: eng\nselector: user.title == )\npriorty: 3\nlimit: { credits: 10 }\n";
+        assert_eq!(
+            summary(&run(&[("ws.yaml", WORKSPACE), ("g.yaml", g)], NOW)),
+            ["cel/syntax g.yaml:4:25", "schema/unknown-field g.yaml:5:1"]
+        );
+        let typed = g.replace("user.title == )", "user.titel == 5");
+        assert_eq!(
+            summary(&run(&[("ws.yaml", WORKSPACE), ("g.yaml", &typed)], NOW)),
+            ["cel/unknown-attribute g.yaml:4:16", "schema/unknown-field g.yaml:5:1"]
+        );
+        let r = "apiVersion: budgit/v1\nkind: Guardrail\nname: r\napplies_to: override\nrule: 'override.ad.credits > 1.0'\nmesage: m\n";
+        let found = summary(&run(&[("ws.yaml", WORKSPACE), ("r.yaml", r)], NOW));
+        assert!(found.contains(&"cel/unknown-field r.yaml:5:17".to_owned()), "{found:?}");
+        // A selector that is itself what the schema refuses is reported once, by the schema.
+        let wrong = g.replace("selector: user.title == )", "selector: [1]");
+        let found = summary(&run(&[("ws.yaml", WORKSPACE), ("g.yaml", &wrong)], NOW));
+        assert!(found.iter().all(|f| f.starts_with("schema/")), "{found:?}");
     }
 
     #[test]

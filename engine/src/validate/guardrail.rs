@@ -27,51 +27,79 @@ use crate::diag::{Diagnostic, Location, Report, Severity};
 use crate::load::{Loaded, PolicySet};
 use crate::model::{AppliesTo, Group, Limit, LimitAdd, Override, RuleSeverity, Workspace};
 
-/// What a bound value holds, for checking the fields a rule reads before running it.
+/// What a bound value holds, for checking the fields a rule reads, and their
+/// types, before running it. It mirrors the values bound below ([`workspace_value`],
+/// [`group_value`], [`override_value`]); a test keeps the two in step.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Shape {
-    /// A scalar or a list: nothing to select from.
-    Leaf,
-    /// A map with free keys (`products`, `attributes`).
-    Map,
+    /// A scalar or a list of scalars: nothing to select from.
+    Leaf(Leaf),
+    /// A map with free keys (`products`, `attributes`) and values of one type.
+    Map(Leaf),
     /// A record with these fields.
     Fields(&'static [(&'static str, Shape)]),
 }
 
-const LIMIT: &[(&str, Shape)] = &[("credits", Shape::Leaf), ("products", Shape::Map), ("models", Shape::Map)];
+/// The CEL type of a bound scalar or list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Leaf {
+    /// A string (names, emails, and words such as `month`).
+    String,
+    /// An int (counts, priorities).
+    Int,
+    /// A double (credits).
+    Double,
+    /// A bool.
+    Bool,
+    /// A timestamp (dates).
+    Timestamp,
+    /// A list of strings.
+    Strings,
+    /// A list of ints.
+    Ints,
+}
+
+const LIMIT: &[(&str, Shape)] = &[
+    ("credits", Shape::Leaf(Leaf::Double)),
+    ("products", Shape::Map(Leaf::Double)),
+    ("models", Shape::Map(Leaf::Double)),
+];
 
 const WORKSPACE: &[(&str, Shape)] = &[
-    ("name", Shape::Leaf),
-    ("timezone", Shape::Leaf),
-    ("period", Shape::Leaf),
+    ("name", Shape::Leaf(Leaf::String)),
+    ("timezone", Shape::Leaf(Leaf::String)),
+    ("period", Shape::Leaf(Leaf::String)),
     ("default", Shape::Fields(LIMIT)),
-    ("enforcement", Shape::Leaf),
-    ("alerts", Shape::Leaf),
-    ("attributes", Shape::Map),
-    ("overrides", Shape::Fields(&[("max_days", Shape::Leaf), ("require_reason", Shape::Leaf)])),
+    ("enforcement", Shape::Leaf(Leaf::String)),
+    ("alerts", Shape::Leaf(Leaf::Ints)),
+    ("attributes", Shape::Map(Leaf::String)),
+    (
+        "overrides",
+        Shape::Fields(&[("max_days", Shape::Leaf(Leaf::Int)), ("require_reason", Shape::Leaf(Leaf::Bool))]),
+    ),
 ];
 
 const GROUP: &[(&str, Shape)] = &[
-    ("name", Shape::Leaf),
-    ("description", Shape::Leaf),
-    ("selector", Shape::Leaf),
-    ("members", Shape::Leaf),
-    ("exclude", Shape::Leaf),
-    ("priority", Shape::Leaf),
+    ("name", Shape::Leaf(Leaf::String)),
+    ("description", Shape::Leaf(Leaf::String)),
+    ("selector", Shape::Leaf(Leaf::String)),
+    ("members", Shape::Leaf(Leaf::Strings)),
+    ("exclude", Shape::Leaf(Leaf::Strings)),
+    ("priority", Shape::Leaf(Leaf::Int)),
     ("limit", Shape::Fields(LIMIT)),
-    ("pool", Shape::Fields(&[("credits", Shape::Leaf)])),
-    ("owners", Shape::Leaf),
+    ("pool", Shape::Fields(&[("credits", Shape::Leaf(Leaf::Double))])),
+    ("owners", Shape::Leaf(Leaf::Strings)),
 ];
 
 const OVERRIDE: &[(&str, Shape)] = &[
-    ("name", Shape::Leaf),
-    ("user", Shape::Leaf),
+    ("name", Shape::Leaf(Leaf::String)),
+    ("user", Shape::Leaf(Leaf::String)),
     ("add", Shape::Fields(LIMIT)),
     ("limit", Shape::Fields(LIMIT)),
-    ("starts", Shape::Leaf),
-    ("expires", Shape::Leaf),
-    ("reason", Shape::Leaf),
-    ("requested_by", Shape::Leaf),
+    ("starts", Shape::Leaf(Leaf::Timestamp)),
+    ("expires", Shape::Leaf(Leaf::Timestamp)),
+    ("reason", Shape::Leaf(Leaf::String)),
+    ("requested_by", Shape::Leaf(Leaf::String)),
 ];
 
 /// The variable a guardrail's document is bound to.
@@ -83,12 +111,14 @@ pub(crate) fn variable(applies_to: AppliesTo) -> &'static str {
     }
 }
 
-/// The fields of a variable a rule may read; `None` for names that are not documents.
+/// The fields of a variable a rule may read (`now` is a timestamp); `None` for
+/// names that are not bound.
 pub(crate) fn shape_of(variable: &str) -> Option<Shape> {
     match variable {
         "workspace" => Some(Shape::Fields(WORKSPACE)),
         "group" => Some(Shape::Fields(GROUP)),
         "override" => Some(Shape::Fields(OVERRIDE)),
+        "now" => Some(Shape::Leaf(Leaf::Timestamp)),
         _ => None,
     }
 }
@@ -536,9 +566,16 @@ mod tests {
 
     #[test]
     fn mixing_int_and_double_is_an_error_at_the_rule_with_a_hint() {
+        // Known before running: the types of both sides are.
         let g = guardrail("override", "override.add.credits <= 4 * workspace.default.credits", "error");
         let a = override_doc("a", "add: { credits: 1 }");
         let b = override_doc("b", "add: { credits: 2 }");
+        let report = run(&[("ws.yaml", WORKSPACE), ("g.yaml", &g), ("a.yaml", &a), ("b.yaml", &b)], NOW);
+        assert_eq!(summary(&report), ["cel/type-mismatch g.yaml:5:34"]);
+        assert_eq!(report.diagnostics[0].message, "`*` cannot combine int and double");
+        assert!(report.diagnostics[0].help.as_deref().unwrap().contains("write `4.0`, not `4`"));
+        // Only known when running (`dyn`): the rule fails on the documents, with the same hint.
+        let g = guardrail("override", "override.add.credits <= dyn(4) * workspace.default.credits", "error");
         let report = run(&[("ws.yaml", WORKSPACE), ("g.yaml", &g), ("a.yaml", &a), ("b.yaml", &b)], NOW);
         assert_eq!(summary(&report), ["guardrail/error g.yaml:5:7"]);
         let d = &report.diagnostics[0];
@@ -568,6 +605,13 @@ mod tests {
     #[test]
     fn a_rule_that_is_not_a_condition_is_an_error() {
         let g = guardrail("workspace", "workspace.default.credits", "error");
+        let report = run(&[("ws.yaml", WORKSPACE), ("g.yaml", &g)], NOW);
+        assert_eq!(summary(&report), ["cel/not-a-condition g.yaml:5:8"]);
+        assert_eq!(
+            report.diagnostics[0].message,
+            "the rule of guardrail `modest` is a double, not a condition"
+        );
+        let g = guardrail("workspace", "dyn(workspace.default.credits)", "error");
         let report = run(&[("ws.yaml", WORKSPACE), ("g.yaml", &g)], NOW);
         assert_eq!(summary(&report), ["guardrail/error g.yaml:5:7"]);
         assert!(
@@ -600,8 +644,36 @@ mod tests {
 
     #[test]
     fn bound_values_have_exactly_the_fields_rules_may_read() {
+        fn is(value: &Value, leaf: Leaf) -> bool {
+            let all = |l: &[Value], f: fn(&Value) -> bool| l.iter().all(f);
+            match (value, leaf) {
+                (Value::String(_), Leaf::String)
+                | (Value::Int(_), Leaf::Int)
+                | (Value::Float(_), Leaf::Double)
+                | (Value::Bool(_), Leaf::Bool)
+                | (Value::Timestamp(_), Leaf::Timestamp) => true,
+                (Value::List(l), Leaf::Strings) => all(l, |v| matches!(v, Value::String(_))),
+                (Value::List(l), Leaf::Ints) => all(l, |v| matches!(v, Value::Int(_))),
+                _ => false,
+            }
+        }
         fn keys(value: &Value, shape: Shape, path: &str, out: &mut Vec<String>) {
-            let (Value::Map(map), Shape::Fields(fields)) = (value, shape) else { return };
+            let fields = match (value, shape) {
+                (Value::Map(map), Shape::Fields(fields)) => (map, fields),
+                (Value::Map(map), Shape::Map(leaf)) => {
+                    assert!(
+                        map.map.values().all(|v| is(v, leaf)),
+                        "`{path}` holds values other than {leaf:?}"
+                    );
+                    return;
+                }
+                (value, Shape::Leaf(leaf)) => {
+                    assert!(is(value, leaf), "`{path}` is bound as {value:?}, declared {leaf:?}");
+                    return;
+                }
+                (value, shape) => panic!("`{path}` is bound as {value:?}, declared {shape:?}"),
+            };
+            let (map, fields) = fields;
             for (k, v) in map.map.iter() {
                 let ::cel::objects::Key::String(k) = k else { panic!("non-string key") };
                 let Some((_, inner)) = fields.iter().find(|(n, _)| n == &k.as_str()) else {
@@ -612,12 +684,13 @@ mod tests {
             }
         }
         let ws: Workspace = serde_json::from_value(serde_json::json!({
-            "apiVersion": "budgit/v1", "kind": "Workspace", "name": "w", "default": { "credits": 1 },
+            "apiVersion": "budgit/v1", "kind": "Workspace", "name": "w",
+            "default": { "credits": 1, "products": { "codex": 1 } }, "attributes": { "title": "string" },
         }))
         .unwrap();
         let group: Group = serde_json::from_value(serde_json::json!({
             "apiVersion": "budgit/v1", "kind": "Group", "name": "g", "description": "d", "selector": "true",
-            "limit": { "credits": 1 }, "pool": { "credits": 2 },
+            "limit": { "credits": 1 }, "pool": { "credits": 2 }, "members": ["a@x"], "owners": ["@o"],
         }))
         .unwrap();
         let o: Override = serde_json::from_value(serde_json::json!({
