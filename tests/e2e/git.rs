@@ -749,3 +749,89 @@ fn resolve_explain_and_evaluate_read_policies_at_a_revision() {
     let missing = at(&["resolve", "--ref", "nope"]);
     assert_eq!(missing.code, 2, "{}", missing.snapshot());
 }
+
+#[test]
+fn owners_fails_on_invalid_policies_and_writes_nothing() {
+    let repo = scenario();
+    // A typo in one group: before, its file silently lost its CODEOWNERS line (exit 0).
+    let broken = eng(1500).replace("priority:", "priorty:");
+    write(
+        repo.path(),
+        "policies/teams.yaml",
+        &format!("{}---\n{broken}", sales("user.department == \"Sales\"")),
+    );
+    let run = budgit(repo.path(), &["owners", "--default-owner", "@acme/platform"]);
+    assert_eq!(run.code, 1, "{}", run.snapshot());
+    assert_eq!(run.stdout, "");
+    let out = budgit(repo.path(), &["owners", "--out", ".github/CODEOWNERS"]);
+    assert_eq!(out.code, 1, "{}", out.snapshot());
+    assert!(!repo.path().join(".github/CODEOWNERS").exists());
+    // The findings as `validate` renders them (the expiry warnings around them depend on the clock).
+    assert!(
+        run.stderr.contains(
+            "error[schema/unknown-field]: unknown field `priorty`\n  --> policies/teams.yaml:13:1\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.ends_with("error: the policies have errors: no CODEOWNERS lines were written\n"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn history_and_request_report_bad_directory_rows() {
+    let repo = scenario();
+    // Cat's row has a column too many and is left out of the directory: say so.
+    let directory = DIRECTORY.replace("cat@acme.com,Sales", "cat@acme.com,Sales,Finance");
+    write(repo.path(), "bad-directory.csv", &directory);
+    let history =
+        budgit(repo.path(), &["history", "ann@acme.com", "--directory", "bad-directory.csv", "--now", NOW]);
+    assert_eq!(history.code, 0, "{}", history.snapshot());
+    assert!(history.stderr.contains("bad-directory.csv:4: error[directory/bad-row]"), "{}", history.stderr);
+    let request = budgit(
+        repo.path(),
+        &[
+            "request",
+            "--user",
+            "cat@acme.com",
+            "--add",
+            "5",
+            "--days",
+            "3",
+            "--reason",
+            "r",
+            "--directory",
+            "bad-directory.csv",
+            "--now",
+            NOW,
+        ],
+    );
+    assert_eq!(request.code, 1, "{}", request.snapshot());
+    insta::assert_snapshot!(format!("{}\n{}", history.snapshot(), request.snapshot()));
+}
+
+#[test]
+fn plan_warns_about_people_not_in_the_directory() {
+    let repo = scenario();
+    // A typo in the user of a new override: the plan shows no effective change, and says why.
+    write(
+        repo.path(),
+        "policies/overrides/cat.yaml",
+        &over("cat-close", "cat@acme.co", 100, "2026-11-20", "2026-12-10"),
+    );
+    let run = plan(repo.path(), "main", None, "json", &[]);
+    assert_eq!(run.code, 0, "{}", run.snapshot());
+    let v = json(&run);
+    let found: Vec<_> = v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["code"] != "override/expired")
+        .map(|d| (d["code"].as_str().unwrap(), d["severity"].as_str().unwrap(), d["help"].as_str().unwrap()))
+        .collect();
+    assert_eq!(found, [("override/unknown-user", "warning", "did you mean `cat@acme.com`?")]);
+    assert_eq!(v["users"].as_array().unwrap().len(), 0);
+}

@@ -184,3 +184,42 @@ fn no_colour_when_not_a_terminal() {
     assert!(run.stdout.contains("error[override/overlap]"), "{}", run.stdout);
     assert!(!run.stdout.contains('\u{1b}') && !run.stderr.contains('\u{1b}'), "{}", run.stdout);
 }
+
+#[test]
+fn people_not_in_the_directory_are_findings() {
+    let dir = with_fixture("clean");
+    // One typo in an override's user, one in a group's members; one bad directory row.
+    let overrides = std::fs::read_to_string(dir.path().join("policies/overrides.yaml")).unwrap();
+    std::fs::write(
+        dir.path().join("policies/overrides.yaml"),
+        overrides.replace("user: ana@", "user: anna@"),
+    )
+    .unwrap();
+    let groups = std::fs::read_to_string(dir.path().join("policies/groups.yaml")).unwrap();
+    std::fs::write(
+        dir.path().join("policies/groups.yaml"),
+        groups.replace("priority: 30\n", "priority: 30\nmembers: [bob@tiny.example, zoe@tiny.exmaple]\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("directory.csv"),
+        "email,department,title\nana@tiny.example,Engineering,Staff\nbob@tiny.example,Engineering,Intern\n\
+         zoe@tiny.example,Sales,AE\nnot-an-email,Sales,AE\n",
+    )
+    .unwrap();
+    let run = |directory: &str, extra: &[&str]| {
+        let mut args = vec!["validate", "--policies", "policies", "--now", NOW, "--directory", directory];
+        args.extend_from_slice(extra);
+        budgit(dir.path(), &args)
+    };
+    // Before, both typos validated clean: the override and the member applied to nobody.
+    assert_eq!(budgit(dir.path(), &["validate", "--policies", "policies", "--now", NOW]).code, 0);
+    let warned = run("directory.csv", &[]);
+    assert_eq!(warned.code, 0, "{}", warned.snapshot());
+    let strict = run("directory.csv", &["--strict"]);
+    assert_eq!(strict.code, 1, "{}", strict.snapshot());
+    let missing = run("nowhere.csv", &[]);
+    assert_eq!(missing.code, 2, "{}", missing.snapshot());
+    assert!(missing.stderr.contains("nowhere.csv"), "{}", missing.stderr);
+    insta::assert_snapshot!(format!("{}\n===== --strict\n{}", warned.snapshot(), strict.snapshot()));
+}

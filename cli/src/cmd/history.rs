@@ -67,7 +67,8 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
     let Some(workspace) = tip.validated.policies.workspace() else {
         anyhow::bail!("the policies at `{}` have no single `Workspace` document", args.git_ref);
     };
-    let (directory, _) = read_directory(&args.directory, &workspace.doc.attributes)?;
+    let (directory, findings) = read_directory(&args.directory, &workspace.doc.attributes)?;
+    super::resolve::report_input_findings(&findings);
     let steps = history(&git, &args.git_ref, &dir, &directory, &args.user, now)?;
     // Named as the directory keys them, whatever spelling was asked for.
     let user = directory.get(&args.user).map_or(args.user.as_str(), |u| u.email.as_str());

@@ -13,6 +13,8 @@ use crate::render;
 /// Write CODEOWNERS lines so a change to a group's file needs its owners' review.
 ///
 /// Paths are anchored at the repository root. Prints to stdout unless `--out` is given.
+/// The policies are validated first: with errors, their findings are printed on stderr,
+/// nothing is written and the exit status is 1.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
@@ -33,6 +35,12 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<Status> {
     let validated = validate_dir(&args.policies, &ValidateOptions { now: chrono::Utc::now() })
         .with_context(|| format!("cannot read `{}`", args.policies.display()))?;
+    // A document that failed validation is not in the set: writing CODEOWNERS without it
+    // would silently drop its owners' review.
+    if super::validate::refuse_invalid(&validated, &args.policies) {
+        eprintln!("error: the policies have errors: no CODEOWNERS lines were written");
+        return Ok(Status::Findings);
+    }
     // Paths in CODEOWNERS are relative to the repository root; outside git, to the working directory.
     let dir = match GitRepo::discover(&args.policies).or_else(|_| GitRepo::discover(Path::new("."))) {
         Ok(git) => git.repo_path(&args.policies)?,

@@ -12,7 +12,7 @@ use budgit_engine::plan::side::{self, LoadedSide};
 use budgit_engine::plan::{Plan, PlanInput, RefLabel, Side, incremental, render as plan_render};
 use budgit_engine::resolve::resolve;
 use budgit_engine::usage::UsageTable;
-use budgit_engine::validate::{ValidateOptions, Validated, validate_sources};
+use budgit_engine::validate::{ValidateOptions, Validated, check_people, validate_sources};
 use chrono::{DateTime, Utc};
 
 use super::flags::UsageArgs;
@@ -265,6 +265,11 @@ fn compute_timed(
     };
     let (dir, dir_findings) = read_directory(directory, &workspace.doc.attributes)?;
     report_input_findings(&dir_findings);
+    // People the head names who are not in the directory are warnings of the plan, as
+    // `validate --directory` reports them: an override for a typo changes nobody's limit.
+    let mut head_report = head.validated.report.clone();
+    check_people(head_policies, &dir, false, &mut head_report);
+    head_report.sort();
     t.mark("read directory");
     let head_resolution = match resolve(head_policies, &dir, now) {
         Ok(r) => r,
@@ -298,7 +303,7 @@ fn compute_timed(
         head: Side { label: &head.label, policies: head_policies, resolution: &head_resolution },
         directory: &dir,
         used: &used,
-        head_report: &head.validated.report,
+        head_report: &head_report,
         now,
         all_events,
     });

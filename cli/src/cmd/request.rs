@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use budgit_engine::Credits;
+use budgit_engine::directory::Lookup;
 use budgit_engine::input::read_directory;
 use budgit_engine::load::git::GitRepo;
 use budgit_engine::plan::side;
@@ -105,11 +106,15 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
     let drafted = request::draft(&spec, &base.policies, &dir, now)?;
     // With a directory at hand, an override for someone who is not in it would never apply.
     if let (Some(directory), Some(workspace)) = (&args.inputs.directory, base.policies.workspace()) {
-        let (users, _) = read_directory(directory, &workspace.doc.attributes)?;
+        let (users, findings) = read_directory(directory, &workspace.doc.attributes)?;
         let user = spec.user.trim();
-        if users.get(user).is_none() {
+        if let Lookup::Missing { suggestion } = users.lookup(user) {
+            // A bad row may be the user's own: say which rows were left out. (When the
+            // request goes on, the plan below reports them.)
+            super::resolve::report_input_findings(&findings);
+            let hint = suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
             eprintln!(
-                "error: user `{user}` is not in the directory `{}`: nothing was committed",
+                "error: user `{user}` is not in the directory `{}`{hint}: nothing was committed",
                 directory.display()
             );
             return Ok(Status::Findings);

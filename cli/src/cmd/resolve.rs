@@ -5,10 +5,9 @@
 //! for `explain`.
 
 use std::fmt::Write as _;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use budgit_engine::directory::Directory;
+use budgit_engine::directory::{Directory, Lookup};
 use budgit_engine::input::read_directory;
 use budgit_engine::load::PolicySet;
 use budgit_engine::model::Limit;
@@ -81,21 +80,23 @@ pub fn load_inputs(
     now: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<Result<Inputs, Status>> {
     let validated = super::validate::policies_at(policies, git_ref, &ValidateOptions { now })?;
-    if validated.report.has_errors() {
-        let context = DiagContext {
-            policies: &validated.policies,
-            root: policies,
-            color: render::stdout_color() && std::io::stderr().is_terminal(),
-        };
-        eprint!("{}", render::diagnostics(render::DiagFormat::Human, &context, &validated.report));
+    if super::validate::refuse_invalid(&validated, policies) {
         return Ok(Err(Status::Findings));
     }
     let Some(workspace) = validated.policies.workspace() else {
         anyhow::bail!("the policies have no single `Workspace` document");
     };
     let (dir, findings) = read_directory(directory, &workspace.doc.attributes)?;
-    // Bad rows are left out of the directory; say so, never silently.
-    for d in &findings {
+    report_input_findings(&findings);
+    Ok(Ok(Inputs { policies: validated.policies, dir }))
+}
+
+/// Prints the findings about directory rows on stderr, one line each.
+///
+/// Bad rows are left out of the directory; every command that reads one says so
+/// through this function, never silently.
+pub fn report_input_findings(findings: &[budgit_engine::Diagnostic]) {
+    for d in findings {
         let at = d.location.as_ref().map(|l| format!("{}:{}: ", l.file, l.line)).unwrap_or_default();
         let sev = match d.severity {
             Severity::Error => "error",
@@ -103,7 +104,6 @@ pub fn load_inputs(
         };
         eprintln!("{at}{sev}[{}]: {}", d.code, d.message);
     }
-    Ok(Ok(Inputs { policies: validated.policies, dir }))
 }
 
 /// The error for an email that is not in the directory, with a suggestion when one is close.
@@ -115,10 +115,11 @@ pub fn unknown_user(dir: &Directory, email: &str) -> anyhow::Error {
         Ok(c) => c,
         Err(e) => return anyhow::anyhow!("{e}"),
     };
-    let close = budgit_engine::diag::did_you_mean(&canonical, dir.users.iter().map(|u| u.email.as_str()));
-    match close {
-        Some(s) => anyhow::anyhow!("user `{email}` is not in the directory; did you mean `{s}`?"),
-        None => anyhow::anyhow!("user `{email}` is not in the directory"),
+    match dir.lookup(&canonical) {
+        Lookup::Missing { suggestion: Some(s) } => {
+            anyhow::anyhow!("user `{email}` is not in the directory; did you mean `{s}`?")
+        }
+        _ => anyhow::anyhow!("user `{email}` is not in the directory"),
     }
 }
 
