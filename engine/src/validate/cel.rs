@@ -202,10 +202,13 @@ fn check_types(
         Diagnostic::error("cel/not-a-condition", format!("{what} is a {}, not a condition", top.name()))
             .at(expr.locate((0, source.trim_end().len())))
             .with_label(format!("a {}, never `true` or `false`", top.name()))
-            .with_help(
-                "a condition is true or false for each one it is evaluated on: compare the value, as in \
-                 `user.department == \"Engineering\"`, or test a list with `\"x\" in user.groups`",
-            ),
+            .with_help(if what.starts_with("the selector") {
+                "a selector is true or false for each user: compare the value, as in \
+                 `user.department == \"Engineering\"`, or test a list with `\"x\" in user.idp_groups`"
+            } else {
+                "a rule is true or false for each document: compare the value, as in \
+                 `override.add.credits <= 8000.0`"
+            }),
     );
 }
 

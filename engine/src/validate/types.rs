@@ -647,7 +647,8 @@ fn common(types: &[Ty]) -> Ty {
 fn hint(a: &Ty, b: &Ty) -> String {
     let number_and_string = |x: &Ty, y: &Ty| x.numeric() && *y == Ty::String;
     if number_and_string(a, b) || number_and_string(b, a) {
-        "a string never equals a number: quote the number (`\"5\"`), or declare the attribute as `number`"
+        "a string never equals a number: compare with a value of the same type, `\"5\"` for a string \
+         attribute, `5` for a number"
             .into()
     } else {
         "compare values of the same type, converting one side with `string()`, `int()` or `double()` if needed"
