@@ -3,6 +3,10 @@
 //!
 //! Loading ([`crate::load`]) does the first two stages per document; this
 //! module adds the checks across documents and returns one sorted [`Report`].
+//! A document that fails the schema is out of the later stages, except that its
+//! selector or rule is still checked as CEL. Checking the people the policies
+//! name against a directory ([`check_people`]) is a separate call: the directory
+//! is an input of the command, not of the policies.
 
 mod cel;
 mod guardrail;

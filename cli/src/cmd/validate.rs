@@ -24,8 +24,7 @@ Examples:
   budgit validate --policies infra/budgets --format github
   budgit validate --format sarif > budgit.sarif     for code scanning
   budgit validate --now 2026-11-27T12:00:00Z        reproducible (expiry warnings)
-  budgit validate --directory examples/directory.csv --strict
-                                                    people the policies name must exist")]
+  budgit validate --directory examples/directory.csv --strict   people named must exist")]
 pub struct Args {
     /// The policy directory.
     #[arg(long, default_value = "policies", value_name = "DIR")]

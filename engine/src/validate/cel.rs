@@ -10,8 +10,9 @@
 //! their fields. The length cap is checked before the parser runs: a long operator
 //! chain exhausts the parser's stack, and a stack overflow aborts the process.
 //!
-//! Evaluating guardrails is [`super::guardrail`]; evaluating selectors against a
-//! directory is [`crate::select`].
+//! The types of what an expression reads are checked by [`super::types`], called
+//! from here for each expression that parsed. Evaluating guardrails is
+//! [`super::guardrail`]; evaluating selectors against a directory is [`crate::select`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
