@@ -137,6 +137,22 @@ impl Loaded<Rejected> {
         }
         node.as_str()
     }
+
+    /// The texts of a top-level list of strings, with their positions, leaving out
+    /// the items a schema finding points into (a list that is not a list gives none).
+    pub fn clean_strs(&self, key: &str) -> Vec<(usize, &str)> {
+        let Some(Node { value: Value::Seq(items), .. }) = self.node.get(key) else { return Vec::new() };
+        items
+            .iter()
+            .enumerate()
+            .filter(|(_, item)| {
+                let start = item.pos.offset;
+                let end = start + item.pos.len.max(1);
+                !self.doc.findings_at.iter().any(|at| (start..end).contains(at))
+            })
+            .filter_map(|(i, item)| item.as_str().map(|s| (i, s)))
+            .collect()
+    }
 }
 
 /// Parses sources into typed documents, collecting every finding.

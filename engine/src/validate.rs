@@ -4,7 +4,8 @@
 //! Loading ([`crate::load`]) does the first two stages per document; this
 //! module adds the checks across documents and returns one sorted [`Report`].
 //! A document that fails the schema is out of the later stages, except that its
-//! selector or rule is still checked as CEL. Checking the people the policies
+//! selector or rule is still checked as CEL (and its emails against a directory,
+//! when one is given). Checking the people the policies
 //! name against a directory ([`check_people`]) is a separate call: the directory
 //! is an input of the command, not of the policies.
 
@@ -40,6 +41,9 @@ pub struct Validated {
     pub policies: PolicySet,
     /// Every finding, sorted.
     pub report: Report,
+    /// The documents of a known kind that failed the schema, for the checks that
+    /// can still run on the fields they have ([`check_people`]).
+    pub rejected: Vec<Loaded<Rejected>>,
 }
 
 /// Reads and validates a policy directory.
@@ -68,14 +72,14 @@ pub fn validate_sources(
         report.extend(findings);
         check_loaded(&policies, &rejected, &options, &mut report);
         report.sort();
-        Validated { policies, report }
+        Validated { policies, report, rejected }
     };
     match crate::stack::with_large_stack(work) {
         Ok(validated) => validated,
         Err(e) => {
             let mut report = Report::default();
             report.push(Diagnostic::error("internal/worker", format!("validation could not run: {e}")));
-            Validated { policies: PolicySet::default(), report }
+            Validated { policies: PolicySet::default(), report, rejected: Vec::new() }
         }
     }
 }

@@ -268,7 +268,7 @@ fn compute_timed(
     // People the head names who are not in the directory are warnings of the plan, as
     // `validate --directory` reports them: an override for a typo changes nobody's limit.
     let mut head_report = head.validated.report.clone();
-    check_people(head_policies, &dir, false, &mut head_report);
+    check_people(head_policies, &head.validated.rejected, &dir, false, &mut head_report);
     head_report.sort();
     t.mark("read directory");
     let head_resolution = match resolve(head_policies, &dir, now) {

@@ -59,7 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     if let (Some(path), Some(workspace)) = (&args.directory, validated.policies.workspace()) {
         let (dir, rows) = read_directory(path, &workspace.doc.attributes)?;
         super::resolve::report_input_findings(&rows);
-        check_people(&validated.policies, &dir, args.strict, &mut validated.report);
+        check_people(&validated.policies, &validated.rejected, &dir, args.strict, &mut validated.report);
         validated.report.sort();
     }
     let context =

@@ -10,51 +10,69 @@
 
 use crate::diag::{Diagnostic, Location, Report, Severity};
 use crate::directory::{Directory, Lookup};
-use crate::load::PolicySet;
+use crate::load::{Loaded, PolicySet, Rejected};
+use crate::model::Kind;
 
 /// Reports every override `user` and group `members`/`exclude` entry that is not in
-/// `dir`, as warnings, or as errors when `strict`.
-pub fn check_people(policies: &PolicySet, dir: &Directory, strict: bool, report: &mut Report) {
+/// `dir`, as warnings, or as errors when `strict`. `rejected` documents (those that
+/// failed the schema) are checked too, on the fields the schema did not refuse.
+pub fn check_people(
+    policies: &PolicySet,
+    rejected: &[Loaded<Rejected>],
+    dir: &Directory,
+    strict: bool,
+    report: &mut Report,
+) {
     let severity = if strict { Severity::Error } else { Severity::Warning };
+    let mut check = |email: &str, at: Location, code: &'static str, label: String| {
+        let Lookup::Missing { suggestion } = dir.lookup(email) else { return };
+        let help = match suggestion {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => "check the spelling, or add the person to the directory first".to_owned(),
+        };
+        report.push(
+            Diagnostic::error(code, format!("`{email}` is not in the directory"))
+                .with_severity(severity)
+                .at(at)
+                .with_label(label)
+                .with_help(help),
+        );
+    };
+    let override_label = |name: &str| format!("override `{name}` applies to nobody");
+    let group_label = |field: &str, name: &str| match field {
+        "members" => format!("a member of group `{name}` who does not exist"),
+        _ => format!("excluded from group `{name}`, but nobody has this email"),
+    };
     for o in &policies.overrides {
-        let label = format!("override `{}` applies to nobody", o.doc.name);
-        unknown(dir, &o.doc.user, o.loc("/user"), "override/unknown-user", label, severity, report);
+        check(&o.doc.user, o.loc("/user"), "override/unknown-user", override_label(&o.doc.name));
     }
     for g in &policies.groups {
         for (field, emails) in [("members", &g.doc.members), ("exclude", &g.doc.exclude)] {
             for (i, email) in emails.iter().enumerate() {
-                let label = match field {
-                    "members" => format!("a member of group `{}` who does not exist", g.doc.name),
-                    _ => format!("excluded from group `{}`, but nobody has this email", g.doc.name),
-                };
                 let at = g.loc(&format!("/{field}/{i}"));
-                unknown(dir, email, at, "group/unknown-member", label, severity, report);
+                check(email, at, "group/unknown-member", group_label(field, &g.doc.name));
             }
         }
     }
-}
-
-fn unknown(
-    dir: &Directory,
-    email: &str,
-    at: Location,
-    code: &'static str,
-    label: String,
-    severity: Severity,
-    report: &mut Report,
-) {
-    let Lookup::Missing { suggestion } = dir.lookup(email) else { return };
-    let help = match suggestion {
-        Some(s) => format!("did you mean `{s}`?"),
-        None => "check the spelling, or add the person to the directory first".to_owned(),
-    };
-    report.push(
-        Diagnostic::error(code, format!("`{email}` is not in the directory"))
-            .with_severity(severity)
-            .at(at)
-            .with_label(label)
-            .with_help(help),
-    );
+    for doc in rejected {
+        let name = doc.clean_str("name").unwrap_or("?");
+        match doc.doc.kind {
+            Kind::Override => {
+                if let Some(user) = doc.clean_str("user") {
+                    check(user, doc.loc("/user"), "override/unknown-user", override_label(name));
+                }
+            }
+            Kind::Group => {
+                for field in ["members", "exclude"] {
+                    for (i, email) in doc.clean_strs(field) {
+                        let at = doc.loc(&format!("/{field}/{i}"));
+                        check(email, at, "group/unknown-member", group_label(field, name));
+                    }
+                }
+            }
+            Kind::Workspace | Kind::Guardrail => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -62,7 +80,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::load::{Source, load_sources};
+    use crate::load::{Source, load_sources_keeping_rejected};
     use crate::validate::test_support::WORKSPACE;
 
     const DIRECTORY: &str = "email,department,title\nalice@acme.com,Eng,Staff\nbob.smith@acme.com,Sales,VP\n";
@@ -72,15 +90,14 @@ mod tests {
             .iter()
             .map(|(path, text)| Source { path: Arc::from(*path), text: Arc::from(*text), commit: None })
             .collect();
-        let (policies, findings) = load_sources(sources);
-        assert!(findings.is_empty(), "{findings:?}");
+        let (policies, rejected, _) = load_sources_keeping_rejected(sources);
         let attributes = &policies.workspace().unwrap().doc.attributes;
         let file: Arc<str> = Arc::from("d.csv");
         let (dir, rows) =
             crate::input::parse_directory(&file, DIRECTORY.as_bytes(), false, attributes).unwrap();
         assert!(rows.is_empty(), "{rows:?}");
         let mut report = Report::default();
-        check_people(&policies, &dir, strict, &mut report);
+        check_people(&policies, &rejected, &dir, strict, &mut report);
         report.sort();
         report
     }
@@ -135,6 +152,20 @@ mod tests {
         assert_eq!(report.errors(), 1);
         let fixed = OVERRIDE.replace("alice@acme.co\n", "alice@acme.com\n");
         let report = check(&[("ws.yaml", WORKSPACE), ("o.yaml", &fixed)], true);
+        assert!(report.diagnostics.is_empty(), "{:?}", report.diagnostics);
+    }
+
+    #[test]
+    fn documents_that_failed_the_schema_are_checked_too() {
+        // `reasn` fails the schema; the typo in `user` is found in the same run.
+        let broken = OVERRIDE.replace("reason: r", "reasn: r");
+        let group = GROUP.replace("limit:", "limt:");
+        let report = check(&[("ws.yaml", WORKSPACE), ("o.yaml", &broken), ("g.yaml", &group)], false);
+        let codes: Vec<_> = report.diagnostics.iter().map(|d| d.code).collect();
+        assert_eq!(codes, ["group/unknown-member", "group/unknown-member", "override/unknown-user"]);
+        // An email the schema refuses is reported by the schema only.
+        let refused = OVERRIDE.replace("user: alice@acme.co", "user: alice-at-acme.co");
+        let report = check(&[("ws.yaml", WORKSPACE), ("o.yaml", &refused)], false);
         assert!(report.diagnostics.is_empty(), "{:?}", report.diagnostics);
     }
 
