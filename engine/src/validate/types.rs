@@ -225,6 +225,18 @@ impl<'a> Checker<'a> {
         Ty::Dyn
     }
 
+    /// The predicate of `exists`, `all`, `filter` or `exists_one` that is not a condition
+    /// (the parser expanded the macro into `&&`, `||` or `? :` the author never wrote).
+    fn macro_predicate(&mut self, span: (usize, usize), t: &Ty) {
+        self.error(
+            span,
+            format!("the condition of the macro is {}, not true or false", t.name()),
+            "not true or false",
+            "the second argument of `exists`, `all`, `exists_one` and `filter` is a condition on each \
+             element, as in `user.idp_groups.exists(g, g.startsWith(\"eng-\"))`",
+        );
+    }
+
     fn lookup(&self, name: &str) -> Ty {
         if let Some((_, t)) = self.scope.iter().rev().find(|(n, _)| n == name) {
             return t.clone();
@@ -347,9 +359,14 @@ impl<'a> Checker<'a> {
         match (name, args.as_slice()) {
             ("_&&_" | "_||_", [a, b]) => {
                 let op = if name == "_&&_" { "&&" } else { "||" };
+                let in_macro = call.args.iter().any(is_accumulator);
                 for (t, arg) in [(a, &call.args[0]), (b, &call.args[1])] {
                     if !matches!(t, Ty::Bool | Ty::Dyn) {
                         let span = self.extent(arg);
+                        if in_macro {
+                            self.macro_predicate(span, t);
+                            continue;
+                        }
                         self.error(
                             span,
                             format!("`{op}` needs conditions on both sides, not {}", t.name()),
@@ -387,12 +404,16 @@ impl<'a> Checker<'a> {
             ("_?_:_", [c, t, f]) => {
                 if !matches!(c, Ty::Bool | Ty::Dyn) {
                     let span = self.extent(&call.args[0]);
-                    self.error(
-                        span,
-                        format!("the condition of `? :` is {}, not a condition", c.name()),
-                        "not true or false",
-                        "write a comparison before `?`",
-                    );
+                    if call.args[1..].iter().any(mentions_accumulator) {
+                        self.macro_predicate(span, c);
+                    } else {
+                        self.error(
+                            span,
+                            format!("the condition of `? :` is {}, not a condition", c.name()),
+                            "not true or false",
+                            "write a comparison before `?`",
+                        );
+                    }
                 }
                 if t == f { t.clone() } else { Ty::Dyn }
             }
@@ -611,6 +632,17 @@ impl<'a> Checker<'a> {
     }
 }
 
+/// True for the accumulator a macro's expansion reads (`@result`): no CEL author can
+/// write a name starting with `@`.
+fn is_accumulator(expr: &IdedExpr) -> bool {
+    matches!(&expr.expr, Expr::Ident(name) if name.starts_with('@'))
+}
+
+/// True when `expr` is the accumulator or a call on it (`@result + [x]`).
+fn mentions_accumulator(expr: &IdedExpr) -> bool {
+    is_accumulator(expr) || matches!(&expr.expr, Expr::Call(c) if c.args.iter().any(is_accumulator))
+}
+
 /// The result of an arithmetic operator, or `None` when the operands cannot combine.
 fn arithmetic(op: &str, a: &Ty, b: &Ty) -> Option<Ty> {
     use Ty::*;
@@ -744,6 +776,13 @@ mod tests {
             ("user.department.startsWith(1)", "`startsWith()` takes a string, not int", "startsWith"),
             ("user.department.title == 'x'", "string has no field `title`", "title"),
             ("user.department[0] == 'x'", "string cannot be indexed with `[]`", "["),
+            ("user.tags.exists(t, t)", "the condition of the macro is string, not true or false", "t"),
+            (
+                "user.tags.filter(t, t).size() > 0",
+                "the condition of the macro is string, not true or false",
+                "t",
+            ),
+            ("user.tags.exists_one(t, 1)", "the condition of the macro is int, not true or false", "1"),
         ];
         for (source, message, at) in cases {
             let found = errors(source);
