@@ -124,6 +124,9 @@ pub struct Rejected {
     pub kind: Kind,
     /// Byte offsets of the schema findings about it.
     findings_at: Vec<usize>,
+    /// The document without its unknown top-level fields, when those were its only
+    /// findings: the checks across documents can then run on it as on any other.
+    pub repaired: Option<Document>,
 }
 
 impl Loaded<Rejected> {
@@ -235,9 +238,11 @@ fn load_source(
         let json = node.to_json();
         let findings = crate::validate::schema::check(kind, &json, &node, file, commit);
         let keep = |node: Node, findings: &[Diagnostic], rejected: &mut Vec<Loaded<Rejected>>| {
-            let findings_at = findings.iter().filter_map(|d| d.location.as_ref().map(|l| l.offset)).collect();
+            let findings_at: Vec<usize> =
+                findings.iter().filter_map(|d| d.location.as_ref().map(|l| l.offset)).collect();
+            let repaired = without_unknown_fields(kind, &node, findings, file, commit);
             rejected.push(Loaded {
-                doc: Rejected { kind, findings_at },
+                doc: Rejected { kind, findings_at, repaired },
                 node: Arc::new(node),
                 file: file.clone(),
                 commit: commit.cloned(),
@@ -272,7 +277,38 @@ fn canonicalise(email: &mut String) {
     }
 }
 
-fn push_document(
+/// The typed document without the top-level fields the schema does not know, when
+/// unknown top-level fields are all that is wrong with it.
+fn without_unknown_fields(
+    kind: Kind,
+    node: &Node,
+    findings: &[Diagnostic],
+    file: &Arc<str>,
+    commit: Option<&Arc<str>>,
+) -> Option<Document> {
+    let Value::Map(entries) = &node.value else { return None };
+    let mut unknown = Vec::new();
+    for d in findings {
+        let at = d.location.as_ref()?.offset;
+        let key = entries.iter().find(|(k, _)| k.pos.offset == at).and_then(|(k, _)| k.as_str());
+        match key {
+            Some(key) if d.code == "schema/unknown-field" => unknown.push(key),
+            _ => return None,
+        }
+    }
+    let mut json = node.to_json();
+    let object = json.as_object_mut()?;
+    for key in unknown {
+        object.remove(key);
+    }
+    if !crate::validate::schema::check(kind, &json, node, file, commit).is_empty() {
+        return None;
+    }
+    Document::from_json(kind, json).ok()
+}
+
+/// Adds a typed document to the set of its kind.
+pub(crate) fn push_document(
     set: &mut PolicySet,
     doc: Document,
     node: Arc<Node>,

@@ -3,9 +3,10 @@
 //!
 //! Loading ([`crate::load`]) does the first two stages per document; this
 //! module adds the checks across documents and returns one sorted [`Report`].
-//! A document that fails the schema is out of the later stages, except that its
-//! selector or rule is still checked as CEL (and its emails against a directory,
-//! when one is given). Checking the people the policies
+//! A document that fails the schema is out of the later stages, except that one
+//! whose only fault is an unknown top-level field is checked across documents
+//! without it, and any other still has its selector or rule checked as CEL (and
+//! its emails against a directory, when one is given). Checking the people the policies
 //! name against a directory ([`check_people`]) is a separate call: the directory
 //! is an input of the command, not of the policies.
 
@@ -99,11 +100,30 @@ fn check_loaded(
                 .with_help("a policy repository holds `*.yaml` files, one of them with `kind: Workspace`"),
         );
     }
-    semantic::check(policies, options.now, report);
+    // Documents whose only fault is an unknown top-level field join the checks across
+    // documents (overlaps, durations, guardrails…): the typo does not hide those findings.
+    // They stay out of the policies returned, which commands act on.
+    let repaired: Vec<&Loaded<Rejected>> = rejected.iter().filter(|r| r.doc.repaired.is_some()).collect();
+    let with_repaired;
+    let checked = if repaired.is_empty() {
+        policies
+    } else {
+        let mut set = policies.clone();
+        for r in repaired {
+            if let Some(doc) = &r.doc.repaired {
+                loader::push_document(&mut set, doc.clone(), r.node.clone(), &r.file, r.commit.as_ref());
+            }
+        }
+        with_repaired = set;
+        &with_repaired
+    };
+    let unrepaired: Vec<Loaded<Rejected>> =
+        rejected.iter().filter(|r| r.doc.repaired.is_none()).cloned().collect();
+    semantic::check(checked, options.now, report);
     // One environment for the run: building the standard library costs more than a parse.
     let env = Arc::new(::cel::Env::stdlib());
-    let rules = cel::check(policies, rejected, &env, report);
-    guardrail::check(policies, &env, &rules, options.now, report);
+    let rules = cel::check(checked, &unrepaired, &env, report);
+    guardrail::check(checked, &env, &rules, options.now, report);
 }
 
 #[cfg(test)]

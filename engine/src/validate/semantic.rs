@@ -600,6 +600,28 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_field_does_not_hide_the_checks_across_documents() {
+        // `b` has a typo in a field name: its overlap with `a` and its length used to be
+        // reported only once the typo was fixed.
+        let a = override_doc("a", "a@acme.com", "2026-11-10", "2026-12-01");
+        let b = override_doc("b", "a@acme.com", "2026-11-30", "2027-06-15")
+            .replace("reason:", "reasn: x\nreason:");
+        let report = run(&[("ws.yaml", WORKSPACE), ("a.yaml", &a), ("b.yaml", &b)], NOW);
+        assert_eq!(
+            summary(&report),
+            [
+                "override/overlap b.yaml:6:9",
+                "override/too-long b.yaml:7:10",
+                "schema/unknown-field b.yaml:8:1"
+            ]
+        );
+        // Any other schema finding keeps the document out: its fields cannot be trusted.
+        let c = b.replace("add: { credits: 100 }", "add: { credits: lots }");
+        let report = run(&[("ws.yaml", WORKSPACE), ("a.yaml", &a), ("c.yaml", &c)], NOW);
+        assert!(summary(&report).iter().all(|f| f.starts_with("schema/")), "{:?}", summary(&report));
+    }
+
+    #[test]
     fn a_member_who_is_also_excluded_is_a_warning() {
         let g = "apiVersion: budgit/v1\nkind: Group\nname: eng\nmembers: [a@acme.com]\nexclude: [b@acme.com, a@acme.com]\nlimit: { credits: 10 }\n";
         let report = run(&[("ws.yaml", WORKSPACE), ("g.yaml", g)], NOW);
