@@ -119,10 +119,10 @@ impl Directory {
         if let Some(i) = self.position(email) {
             return Lookup::Found(i);
         }
-        // A different case first (the commonest slip), else the nearest by edit distance.
-        if let Some(u) = self.users.iter().find(|u| u.email.eq_ignore_ascii_case(email)) {
-            return Lookup::Missing { suggestion: Some(&u.email) };
-        }
+        // Keys are canonical: measure from the canonical spelling when there is one (any
+        // other spelling of a directory email was found above).
+        let canonical = crate::identity::canonical(email).ok();
+        let email: &str = canonical.as_deref().unwrap_or(email);
         // As close as `diag::did_you_mean` asks (a third of the length), but with a bounded
         // distance: a full one against each of 100k emails took seconds per miss.
         let mut limit = (email.chars().count() / 3).max(1);
@@ -217,7 +217,8 @@ mod tests {
             dir.push(User { email: email.into(), attrs: Vec::new() });
         }
         assert_eq!(dir.lookup("bob@acme.com"), Lookup::Found(2));
-        assert_eq!(dir.lookup("BOB@acme.com"), Lookup::Missing { suggestion: Some("bob@acme.com") });
+        assert_eq!(dir.lookup("BOB@acme.com"), Lookup::Found(2));
+        assert_eq!(dir.lookup("Bobb@Acme.com"), Lookup::Missing { suggestion: Some("bob@acme.com") });
         assert_eq!(dir.lookup("alcie@acme.com"), Lookup::Missing { suggestion: Some("alice@acme.com") });
         assert_eq!(dir.lookup("zed@example.org"), Lookup::Missing { suggestion: None });
     }

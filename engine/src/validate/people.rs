@@ -170,9 +170,12 @@ mod tests {
     }
 
     #[test]
-    fn a_different_case_is_suggested_first() {
-        let other = OVERRIDE.replace("alice@acme.co\n", "Alice@acme.com\n");
-        let report = check(&[("ws.yaml", WORKSPACE), ("o.yaml", &other)], false);
+    fn another_spelling_of_a_directory_email_is_that_person() {
+        let other = OVERRIDE.replace("alice@acme.co\n", "Alice@ACME.com\n");
+        let report = check(&[("ws.yaml", WORKSPACE), ("o.yaml", &other)], true);
+        assert!(report.diagnostics.is_empty(), "{:?}", report.diagnostics);
+        let typo = OVERRIDE.replace("alice@acme.co\n", "Alicia@ACME.com\n");
+        let report = check(&[("ws.yaml", WORKSPACE), ("o.yaml", &typo)], true);
         assert_eq!(report.diagnostics[0].help.as_deref(), Some("did you mean `alice@acme.com`?"));
     }
 }
