@@ -35,8 +35,15 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// The time of every test event: one instant per test process, so two events built a
+/// second apart are still the same payload.
+fn event_time() -> i64 {
+    static TIME: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *TIME.get_or_init(now)
+}
+
 fn event(id: &str, credits: Value) -> Value {
-    json!({ "id": id, "time": now(), "user": "a@x.com", "product": "codex", "model": "m", "credits": credits })
+    json!({ "id": id, "time": event_time(), "user": "a@x.com", "product": "codex", "model": "m", "credits": credits })
 }
 
 fn used(s: &Server, user: &str) -> Value {
