@@ -17,6 +17,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub const SCALE_DIGITS: u32 = 6;
 /// Micro-credits per credit.
 pub const SCALE: i64 = 1_000_000;
+/// The key under which serde_json (with exact numbers) hands a number's text to a
+/// visitor; part of serde_json's serde protocol for `arbitrary_precision`.
+const JSON_NUMBER_KEY: &str = "$serde_json::private::Number";
 
 /// An exact amount of credits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -272,23 +275,43 @@ impl Sum for Credits {
     }
 }
 
+impl Credits {
+    /// The amount as a JSON number in exact decimal notation, the one representation
+    /// of credits in every JSON output and API response: `1234.5`, `0.000001`,
+    /// `9007199254.740993` — never float-rounded, never in exponent notation.
+    pub fn to_json_number(self) -> serde_json::Number {
+        // The text is plain decimal digits, which is always a valid JSON number; the
+        // fallback only keeps this total.
+        self.to_string().parse().unwrap_or_else(|_| serde_json::Number::from(self.0 / SCALE))
+    }
+}
+
 impl Serialize for Credits {
-    /// A JSON number in exact decimal notation. Amounts of up to 15 significant
-    /// digits (every realistic budget) round-trip through `f64` exactly, so the
-    /// shortest float text equals the decimal text.
+    /// A JSON number in exact decimal notation ([`Credits::to_json_number`]).
+    ///
+    /// Whole amounts are plain integers, and a fraction whose shortest `f64` text is
+    /// its exact decimal text (`1234.5`, `0.25`) goes out as that float, so formats
+    /// other than JSON read them as numbers too. Anything else — more than 15
+    /// significant digits, or a small fraction a float would print in exponent
+    /// notation — goes out as serde_json's exact number, which JSON writers copy
+    /// verbatim.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if self.0 % SCALE == 0 {
-            serializer.serialize_i64(self.0 / SCALE)
-        } else {
-            serializer.serialize_f64(self.to_f64())
+            return serializer.serialize_i64(self.0 / SCALE);
         }
+        let exact = self.to_string();
+        let float = self.to_f64();
+        if serde_json::Number::from_f64(float).is_some_and(|n| n.as_str() == exact) {
+            return serializer.serialize_f64(float);
+        }
+        self.to_json_number().serialize(serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for Credits {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
+        impl<'de> serde::de::Visitor<'de> for Visitor {
             type Value = Credits;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a number of credits")
@@ -310,6 +333,15 @@ impl<'de> Deserialize<'de> for Credits {
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Credits, E> {
                 v.parse().map_err(E::custom)
+            }
+            /// A JSON number too precise for `f64` arrives as serde_json's exact
+            /// number: a one-entry map from its private key to the number's text.
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Credits, A::Error> {
+                let exact = match map.next_key::<String>()? {
+                    Some(key) if key == JSON_NUMBER_KEY => map.next_value::<String>()?,
+                    _ => return Err(serde::de::Error::invalid_type(serde::de::Unexpected::Map, &self)),
+                };
+                exact.parse().map_err(serde::de::Error::custom)
             }
         }
         deserializer.deserialize_any(Visitor)
@@ -412,6 +444,22 @@ mod tests {
         assert_eq!(serde_json::to_string(&Credits::from_whole(7)).unwrap(), "7");
         let back: Credits = serde_json::from_str("0.3").unwrap();
         assert_eq!(back.micros(), 300_000);
+    }
+
+    #[test]
+    fn json_numbers_are_exact_decimals_in_and_out() {
+        for text in ["9007199254.740993", "0.000001", "0.1", "1234.5", "-0.000001", "92233720368.547758"] {
+            let c: Credits = text.parse().unwrap();
+            assert_eq!(serde_json::to_string(&c).unwrap(), text, "written");
+            assert_eq!(serde_json::to_value(c).unwrap().to_string(), text, "through a Value");
+            assert_eq!(serde_json::json!({ "c": c }).to_string(), format!("{{\"c\":{text}}}"));
+            assert_eq!(serde_json::from_str::<Credits>(text).unwrap(), c, "read");
+            let value: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert_eq!(serde_json::from_value::<Credits>(value).unwrap(), c, "read from a Value");
+            assert_eq!(c.to_json_number().to_string(), text);
+        }
+        // a map that is not an exact number is not credits
+        assert!(serde_json::from_str::<Credits>(r#"{"value": 1}"#).is_err());
     }
 
     #[test]
