@@ -563,15 +563,10 @@ fn json_text(value: Option<&serde_json::Value>) -> Result<Cow<'_, [u8]>, String>
     })
 }
 
-/// A JSON number as exact decimal text: floats through their shortest round-trip
-/// form, which is what the writer meant (`0.1` stays `0.1`).
+/// A JSON number as exact decimal text: numbers keep the text they were written
+/// with (`0.1` stays `0.1`, `9007199254.740993` is not rounded through a float).
 fn json_number_text(n: &serde_json::Number) -> String {
-    match (n.as_i64(), n.as_u64(), n.as_f64()) {
-        (Some(i), _, _) => i.to_string(),
-        (_, Some(u), _) => u.to_string(),
-        (_, _, Some(f)) => format!("{f}"),
-        _ => n.to_string(),
-    }
+    n.as_str().to_string()
 }
 
 const JSONL_FIELDS: [&str; 10] =
@@ -695,6 +690,50 @@ fn result_offsets(bytes: &[u8]) -> Vec<usize> {
     out
 }
 
+/// The day, in the workspace time zone, a Costs API bucket is booked on: the day
+/// that holds most of it, which is the day of its midpoint. A daily bucket cut at
+/// UTC midnights is one calendar day in UTC; in `America/New_York` it runs from
+/// 19:00 to 19:00, and dating it by its start would move every bucket (and the
+/// first bucket of a period, into the previous period) back a day.
+fn bucket_day(start: DateTime<chrono::Utc>, end: Option<DateTime<chrono::Utc>>, tz: Tz) -> (i32, bool) {
+    let end = end.filter(|e| *e > start).unwrap_or(start + chrono::TimeDelta::days(1));
+    let mid = start + (end - start) / 2;
+    let day = day_number(mid.with_timezone(&tz).date_naive());
+    // The bucket's last instant is just before `end`.
+    let last = end - chrono::TimeDelta::seconds(1);
+    let spans = day_number(start.with_timezone(&tz).date_naive()) != day
+        || day_number(last.with_timezone(&tz).date_naive()) != day;
+    (day, spans)
+}
+
+/// Product and model of a Costs API result: `product` and `model` when present,
+/// else read from `line_item`, which budgit's own Costs API writes as
+/// `"<product>, <model>"` when grouped by `line_item`. `Ok(None)` for the product
+/// when neither says.
+fn costs_product_model(result: &serde_json::Value) -> Result<(Option<Cow<'_, [u8]>>, Cow<'_, [u8]>), String> {
+    let product = json_text(result.get("product"))?;
+    let model = json_text(result.get("model"))?;
+    let line_item = json_text(result.get("line_item"))?;
+    let (item_product, item_model) =
+        match std::str::from_utf8(&line_item).ok().and_then(|l| l.split_once(", ")) {
+            Some((p, m)) => (p.trim().as_bytes(), m.trim().as_bytes()),
+            None => (trim(&line_item), &b""[..]),
+        };
+    let product = if !trim(&product).is_empty() {
+        Some(product)
+    } else if !item_product.is_empty() {
+        Some(Cow::Owned(item_product.to_vec()))
+    } else {
+        None
+    };
+    let model = if trim(&model).is_empty() && !item_model.is_empty() {
+        Cow::Owned(item_model.to_vec())
+    } else {
+        model
+    };
+    Ok((product, model))
+}
+
 fn parse_costs(ctx: &mut Ctx, bytes: &[u8], table: &mut UsageTable) -> Result<(), String> {
     use serde_json::Value;
     let doc: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
@@ -706,6 +745,8 @@ fn parse_costs(ctx: &mut Ctx, bytes: &[u8], table: &mut UsageTable) -> Result<()
     let offsets = result_offsets(bytes);
     let mut lines = LineIndex::new(bytes);
     let mut k = 0usize;
+    // Buckets that cross a midnight of the workspace time zone: (count, first, its line).
+    let mut spanning: (usize, Option<(DateTime<chrono::Utc>, u32)>) = (0, None);
     for (pi, page) in pages.iter().enumerate() {
         let Some(data) = page.get("data").and_then(Value::as_array) else {
             return Err(format!(
@@ -714,17 +755,26 @@ fn parse_costs(ctx: &mut Ctx, bytes: &[u8], table: &mut UsageTable) -> Result<()
             ));
         };
         for bucket in data {
-            let start = bucket.get("start_time").and_then(Value::as_i64);
+            let start =
+                bucket.get("start_time").and_then(Value::as_i64).and_then(|s| DateTime::from_timestamp(s, 0));
+            let end =
+                bucket.get("end_time").and_then(Value::as_i64).and_then(|s| DateTime::from_timestamp(s, 0));
             let results =
                 bucket.get("results").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+            let mut counted = false;
             for result in results {
                 let line = offsets.get(k).map_or(1, |&o| lines.line_of(o));
                 k += 1;
-                let Some(start) = start.and_then(|s| DateTime::from_timestamp(s, 0)) else {
+                let Some(start) = start else {
                     ctx.bad_row(line, 1, "the bucket has no valid `start_time`".to_string());
                     continue;
                 };
-                let day = day_number(start.with_timezone(&ctx.tz).date_naive());
+                let (day, spans) = bucket_day(start, end, ctx.tz);
+                if spans && !counted {
+                    counted = true;
+                    spanning.0 += 1;
+                    spanning.1.get_or_insert((start, line));
+                }
                 let amount = result.get("amount").and_then(|a| a.get("value"));
                 let credits = match amount {
                     Some(Value::Number(n)) => json_number_text(n),
@@ -736,30 +786,56 @@ fn parse_costs(ctx: &mut Ctx, bytes: &[u8], table: &mut UsageTable) -> Result<()
                 };
                 let user =
                     result.get("user_id").or_else(|| result.get("user")).or_else(|| result.get("email"));
-                let texts =
-                    (json_text(user), json_text(result.get("product")), json_text(result.get("model")));
-                let (user, product, model) = match texts {
-                    (Ok(u), Ok(p), Ok(m)) => (u, p, m),
-                    (Err(e), ..) | (_, Err(e), _) | (.., Err(e)) => {
+                let (user, (product, model)) = match (json_text(user), costs_product_model(result)) {
+                    (Ok(u), Ok(pm)) => (u, pm),
+                    (Err(e), _) | (_, Err(e)) => {
                         ctx.bad_row(line, 1, e);
                         continue;
                     }
                 };
                 let date = crate::usage::day_date(day).map(|d| d.to_string()).unwrap_or_default();
-                if let Err((_, msg)) = add_row(
-                    table,
-                    ctx,
-                    (line, 1),
-                    date.as_bytes(),
-                    &user,
-                    &product,
-                    &model,
-                    credits.as_bytes(),
-                ) {
-                    ctx.bad_row(line, 1, msg);
+                let product_known = product.is_some();
+                let product = product.unwrap_or(Cow::Borrowed(&b""[..]));
+                match add_row(table, ctx, (line, 1), date.as_bytes(), &user, &product, &model, credits.as_bytes()) {
+                    Err((_, msg)) => ctx.bad_row(line, 1, msg),
+                    Ok(()) if !product_known => ctx.out.push(
+                        Diagnostic::warning(
+                            "usage/no-product",
+                            format!(
+                                "the product of `{}`'s {} credits is unknown: the result has no `product` or `line_item`",
+                                show(trim(&user)),
+                                show(credits.as_bytes())
+                            ),
+                        )
+                        .at(at(&ctx.file, line, 1))
+                        .with_help(
+                            "the credits count toward the user's total and pools but toward no product cap; \
+                             export the Costs API grouped by `user_id` and `line_item`",
+                        ),
+                    ),
+                    Ok(()) => {}
                 }
             }
         }
+    }
+    if let (n, Some((first, line))) = spanning {
+        ctx.out.push(
+            Diagnostic::warning(
+                "usage/bucket-spans-days",
+                format!(
+                    "{n} {} a midnight in `{}`, the first from `{}`",
+                    if n == 1 { "bucket crosses" } else { "buckets cross" },
+                    ctx.tz.name(),
+                    first.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                ),
+            )
+            .at(at(&ctx.file, line, 1))
+            .with_label("dated by the day holding most of it")
+            .with_help(
+                "each bucket is booked on the workspace day that holds most of it (the day of its midpoint); \
+                 request buckets at the workspace's midnights to date usage exactly",
+            ),
+        );
     }
     Ok(())
 }
@@ -1003,9 +1079,96 @@ mod tests {
         let diags =
             parse_usage(&"c.json".into(), text.as_bytes(), UsageFormat::CostsApi, &mut t, tz).unwrap();
         assert_eq!(t.micros, vec![250_000, 1_000_000]);
-        // 2025-12-01T00:00Z is still November 30th in New York
-        assert_eq!(t.day[0], day_number("2025-11-30".parse().unwrap()));
+        // the bucket 2025-12-01T00:00Z to 2025-12-02T00:00Z runs from 19:00 on November
+        // 30th to 19:00 on December 1st in New York: booked on the day holding most of it
+        assert_eq!(t.day[0], day_number("2025-12-01".parse().unwrap()));
+        assert_eq!(t.day[1], day_number("2025-12-02".parse().unwrap()));
         assert_eq!(t.models(), ["gpt-5", ""]);
-        assert_eq!(codes(&diags), vec![(5, 1, "credits `-3` are negative".to_string())]);
+        let got = codes(&diags);
+        assert_eq!(got[0], (5, 1, "credits `-3` are negative".to_string()));
+        assert_eq!(
+            got[1],
+            (
+                3,
+                1,
+                "2 buckets cross a midnight in `America/New_York`, the first from `2025-12-01T00:00:00Z`"
+                    .to_string()
+            )
+        );
+        assert_eq!(diags[1].code, "usage/bucket-spans-days");
+        assert_eq!(diags[1].severity, crate::diag::Severity::Warning);
+        // in UTC the same buckets are whole days: nothing to report
+        let mut t = table();
+        let diags =
+            parse_usage(&"c.json".into(), text.as_bytes(), UsageFormat::CostsApi, &mut t, Tz::UTC).unwrap();
+        assert_eq!(t.day[0], day_number("2025-12-01".parse().unwrap()));
+        assert!(diags.iter().all(|d| d.code != "usage/bucket-spans-days"));
+    }
+
+    #[test]
+    fn costs_buckets_are_dated_by_the_day_holding_most_of_them() {
+        let day = |start: &str, end: Option<&str>, tz: &str| {
+            let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
+            let (d, spans) = bucket_day(t(start), end.map(t), tz.parse().unwrap());
+            (crate::usage::day_date(d).unwrap().to_string(), spans)
+        };
+        let utc_day = ("2026-11-01T00:00:00Z", Some("2026-11-02T00:00:00Z"));
+        assert_eq!(day(utc_day.0, utc_day.1, "UTC"), ("2026-11-01".into(), false));
+        assert_eq!(day(utc_day.0, utc_day.1, "America/New_York"), ("2026-11-01".into(), true));
+        assert_eq!(day(utc_day.0, utc_day.1, "Asia/Tokyo"), ("2026-11-01".into(), true));
+        assert_eq!(day(utc_day.0, utc_day.1, "Pacific/Kiritimati"), ("2026-11-02".into(), true));
+        // a bucket cut at the zone's own midnights is exactly its day
+        let ny = ("2026-11-01T04:00:00Z", Some("2026-11-02T05:00:00Z"));
+        assert_eq!(day(ny.0, ny.1, "America/New_York"), ("2026-11-01".into(), false));
+        // no `end_time`: a day from the start
+        assert_eq!(day(utc_day.0, None, "UTC"), ("2026-11-01".into(), false));
+    }
+
+    #[test]
+    fn costs_line_items_give_product_and_model() {
+        // the shape `budgit serve`'s Costs API writes for `group_by=user_id&group_by=line_item`
+        let text = r#"{"object": "page", "data": [
+  {"object": "bucket", "start_time": 1793491200, "end_time": 1793577600, "results": [
+    {"object": "organization.costs.result", "amount": {"value": 7.5, "currency": "credits"},
+     "line_item": "codex, gpt-5-codex", "project_id": null, "user_id": "a@x.com", "product": null, "model": null},
+    {"object": "organization.costs.result", "amount": {"value": 2, "currency": "credits"},
+     "line_item": "chatgpt, gpt-5, mini", "user_id": "b@x.com"},
+    {"object": "organization.costs.result", "amount": {"value": 1, "currency": "credits"},
+     "line_item": "codex", "product": "chatgpt", "model": "o3", "user_id": "b@x.com"},
+    {"object": "organization.costs.result", "amount": {"value": 4, "currency": "credits"},
+     "line_item": null, "user_id": "a@x.com"}
+  ]}], "has_more": false, "next_page": null}"#;
+        let mut t = table();
+        let diags =
+            parse_usage(&"c.json".into(), text.as_bytes(), UsageFormat::CostsApi, &mut t, Tz::UTC).unwrap();
+        let product = |i: usize| t.products()[t.product[i] as usize].as_str();
+        let model = |i: usize| t.models()[t.model[i] as usize].as_str();
+        assert_eq!((product(0), model(0)), ("codex", "gpt-5-codex"));
+        assert_eq!((product(1), model(1)), ("chatgpt", "gpt-5, mini"));
+        // explicit fields win over the line item
+        assert_eq!((product(2), model(2)), ("chatgpt", "o3"));
+        // no product anywhere: still counted toward the user's total, and reported
+        assert_eq!((product(3), t.micros[3]), ("", 4_000_000));
+        assert_eq!(
+            codes(&diags),
+            vec![(
+                9,
+                1,
+                "the product of `a@x.com`'s 4 credits is unknown: the result has no `product` or `line_item`"
+                    .to_string()
+            )]
+        );
+        assert_eq!(diags[0].code, "usage/no-product");
+    }
+
+    #[test]
+    fn json_credits_are_read_exactly() {
+        let text = "{\"date\":\"2026-11-01\",\"user\":\"a@x.com\",\"credits\":9007199254.740993}\n\
+                    {\"date\":\"2026-11-01\",\"user\":\"a@x.com\",\"credits\":0.000001}\n";
+        let mut t = table();
+        let diags =
+            parse_usage(&"u.jsonl".into(), text.as_bytes(), UsageFormat::JsonLines, &mut t, Tz::UTC).unwrap();
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(t.micros, vec![9_007_199_254_740_993, 1]);
     }
 }
