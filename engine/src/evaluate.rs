@@ -16,11 +16,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
+use crate::diag::Diagnostic;
 use crate::directory::{AttrValue, Directory};
 use crate::load::PolicySet;
 use crate::model::{Enforcement, Limit, Period};
 use crate::resolve::{Resolution, SourceKind};
-use crate::usage::{Aggregate, AggregateSpec, UsageTable, day_date, day_number};
+use crate::usage::{Aggregate, AggregateSpec, RowsOutside, UsageTable, day_date, day_number};
 use crate::{Credits, FastMap};
 
 /// Days of the burn-rate window used for forecasts.
@@ -313,6 +314,64 @@ pub struct Evaluation<'a> {
     pub unknown_users: Vec<UnknownUsage<'a>>,
     /// Usage per day of the period, up to today.
     pub daily: Vec<Day<'a>>,
+    /// Usage rows not counted because they are dated outside the period or after today.
+    pub outside_period: OutsidePeriod,
+}
+
+/// Usage rows the evaluation leaves out, and why: a row counts only when its day,
+/// in the workspace time zone, is in the period and not after today.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OutsidePeriod {
+    /// Rows left out, both reasons.
+    pub rows: u64,
+    /// Their credits.
+    pub credits: Credits,
+    /// Rows dated before the period's first day.
+    pub before_period: RowsOutside,
+    /// Rows dated after today (at `now`), in the period or after it: not happened yet.
+    pub after_today: RowsOutside,
+}
+
+impl OutsidePeriod {
+    /// One `usage/outside-period` warning per reason that left rows out, so they
+    /// never vanish without a word.
+    pub fn diagnostics(&self, period: &PeriodInfo, timezone: &str) -> Vec<Diagnostic> {
+        let mut out = Vec::new();
+        let sides = [
+            (
+                &self.before_period,
+                format!("before the period ({} to {})", period.start_date, period.last_date),
+            ),
+            (&self.after_today, format!("after today ({})", period.today)),
+        ];
+        for (side, why) in sides {
+            if side.rows == 0 {
+                continue;
+            }
+            let dates = match (side.first_date, side.last_date) {
+                (Some(f), Some(l)) if f == l => format!("dated {f}"),
+                (Some(f), Some(l)) => format!("dated {f} to {l}"),
+                _ => "with dates out of range".to_string(),
+            };
+            out.push(
+                Diagnostic::warning(
+                    "usage/outside-period",
+                    format!(
+                        "{} usage row{} ({} credits) {dates} {} {why} and not counted",
+                        side.rows,
+                        if side.rows == 1 { "" } else { "s" },
+                        side.credits,
+                        if side.rows == 1 { "is" } else { "are" },
+                    ),
+                )
+                .with_help(format!(
+                    "evaluate counts the days of the period holding `--now`, in the workspace time zone \
+                     (`{timezone}`), up to today; pass `--now` to evaluate another period"
+                )),
+            );
+        }
+        out
+    }
 }
 
 /// Evaluation settings.
@@ -630,6 +689,14 @@ pub fn evaluate<'a>(
             })
         })
         .collect();
+    // Rows after the period's end are after today too: one reason, not two.
+    let (before_period, after_today) = usage.rows_outside(start..today + 1);
+    let outside_period = OutsidePeriod {
+        rows: before_period.rows + after_today.rows,
+        credits: before_period.credits + after_today.credits,
+        before_period,
+        after_today,
+    };
     Ok(Evaluation {
         users,
         groups,
@@ -651,6 +718,7 @@ pub fn evaluate<'a>(
         cost_centers,
         unknown_users,
         daily,
+        outside_period,
     })
 }
 
@@ -870,6 +938,43 @@ fn chargeback(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_outside_the_period_are_reported_with_why() {
+        let date = |s: &str| s.parse::<NaiveDate>().unwrap();
+        let period = PeriodInfo {
+            kind: Period::Month,
+            start: DateTime::parse_from_rfc3339("2026-11-01T04:00:00Z").unwrap().with_timezone(&Utc),
+            end: DateTime::parse_from_rfc3339("2026-12-01T05:00:00Z").unwrap().with_timezone(&Utc),
+            start_date: date("2026-11-01"),
+            last_date: date("2026-11-30"),
+            today: date("2026-11-02"),
+        };
+        let side = |rows, credits, first: &str, last: &str| RowsOutside {
+            rows,
+            credits: Credits::from_whole(credits),
+            first_date: Some(date(first)),
+            last_date: Some(date(last)),
+        };
+        let outside = OutsidePeriod {
+            rows: 3,
+            credits: Credits::from_whole(12),
+            before_period: side(2, 5, "2026-10-30", "2026-10-31"),
+            after_today: side(1, 7, "2026-11-05", "2026-11-05"),
+        };
+        let diags = outside.diagnostics(&period, "America/New_York");
+        let messages: Vec<&str> = diags.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "2 usage rows (5 credits) dated 2026-10-30 to 2026-10-31 are before the period (2026-11-01 to 2026-11-30) and not counted",
+                "1 usage row (7 credits) dated 2026-11-05 is after today (2026-11-02) and not counted",
+            ]
+        );
+        assert!(diags.iter().all(|d| d.code == "usage/outside-period"));
+        assert!(diags[0].help.as_deref().unwrap().contains("`America/New_York`"));
+        assert!(OutsidePeriod::default().diagnostics(&period, "UTC").is_empty());
+    }
 
     #[test]
     fn thresholds_are_exact() {

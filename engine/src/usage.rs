@@ -10,6 +10,7 @@
 use std::ops::Range;
 
 use chrono::{Datelike, NaiveDate};
+use serde::Serialize;
 
 use crate::diag::{Diagnostic, Location};
 use crate::directory::Directory;
@@ -316,6 +317,24 @@ impl UsageTable {
         Aggregate::compute(self, spec, budgets)
     }
 
+    /// The rows dated before `days` and the rows dated on or after its end: how many,
+    /// their credits and the days they span. Rows outside a period are not counted
+    /// in it; this says so rather than let them vanish.
+    pub fn rows_outside(&self, days: Range<i32>) -> (RowsOutside, RowsOutside) {
+        let (mut before, mut after) = (RowsOutside::default(), RowsOutside::default());
+        for (&d, &m) in self.day.iter().zip(&self.micros) {
+            let side = if d < days.start {
+                &mut before
+            } else if d >= days.end {
+                &mut after
+            } else {
+                continue;
+            };
+            side.add(d, m);
+        }
+        (before, after)
+    }
+
     /// Per-day sums of the period for a few users (for the day a limit was reached);
     /// `out[k][d]` is user `users[k]`'s usage on day `spec.days.start + d`.
     pub fn daily_for(&self, days: Range<i32>, users: &[u32]) -> Vec<Vec<i64>> {
@@ -340,6 +359,33 @@ impl UsageTable {
             }
         }
         out
+    }
+}
+
+/// Usage rows on one side of a range of days ([`UsageTable::rows_outside`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RowsOutside {
+    /// How many rows.
+    pub rows: u64,
+    /// Their credits.
+    pub credits: Credits,
+    /// The earliest of their days, in the workspace time zone.
+    pub first_date: Option<NaiveDate>,
+    /// The latest of their days, in the workspace time zone.
+    pub last_date: Option<NaiveDate>,
+}
+
+impl RowsOutside {
+    fn add(&mut self, day: i32, micros: i64) {
+        self.rows += 1;
+        self.credits = self.credits.saturating_add(Credits::from_micros(micros));
+        let date = day_date(day);
+        if self.first_date.is_none_or(|f| date.is_some_and(|d| d < f)) {
+            self.first_date = date;
+        }
+        if self.last_date.is_none_or(|l| date.is_some_and(|d| d > l)) {
+            self.last_date = date;
+        }
     }
 }
 

@@ -22,6 +22,8 @@ use budgit_engine::resolve::{Considered, OverrideStatus, Resolution, explain, re
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+mod plain;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Case {
@@ -191,6 +193,7 @@ fn resolve_cases() {
             snapshot.push(s);
         }
         insta::with_settings!({ description => case.description.trim() }, {
+            let snapshot = plain::Plain(&serde_json::Value::Array(snapshot.clone()));
             insta::assert_yaml_snapshot!(snapshot);
         });
     });

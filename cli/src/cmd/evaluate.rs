@@ -124,6 +124,10 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         return Ok(Status::Findings);
     }
     let evaluation = evaluate(policies, &dir, &resolution, &table, EvaluateOptions { top: args.top })?;
+    // Rows outside the period are data in the JSON output and a warning here, whatever the format.
+    report_input_findings(
+        &evaluation.outside_period.diagnostics(&evaluation.period, resolution.timezone.name()),
+    );
     let text = match args.format {
         Format::Json => {
             let mut s = serde_json::to_string_pretty(&evaluation)?;
