@@ -8,7 +8,7 @@
 
 import {
   api, el, fill, credits, count, percent, shortCommit, when, ago, clock, day, statusBadge, meter, gauge,
-  showError, errorBox, signOutButton, every, debounce, query, markdown, periodText,
+  showError, errorBox, signOutButton, every, debounce, query, markdown, periodText, parseJson,
 } from './common.js';
 import { dailyChart } from './chart.js';
 
@@ -338,7 +338,7 @@ function showTotals() {
 function onEvent(message) {
   let e;
   try {
-    e = JSON.parse(message.data);
+    e = parseJson(message.data);
   } catch (err) {
     return;
   }

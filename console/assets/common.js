@@ -16,6 +16,19 @@ export class ApiFailure extends Error {
   }
 }
 
+/**
+ * Parses API JSON. Credits are exact decimal JSON numbers; a number a JavaScript
+ * double cannot hold exactly (`9007199254.740993`) is kept as its decimal text, so
+ * sums in micro-credits (and what is shown) stay exact.
+ */
+export function parseJson(text) {
+  return JSON.parse(text, (key, value, context) => {
+    const source = context && context.source;
+    const plain = typeof source === 'string' && /^-?\d+(\.\d+)?$/.test(source);
+    return typeof value === 'number' && plain && String(value) !== source ? source : value;
+  });
+}
+
 /** Calls the API; resolves to the JSON body (or null for 204), rejects with ApiFailure. */
 export async function api(path, { method = 'GET', body, redirectOn401 = true } = {}) {
   const headers = { Accept: 'application/json', 'X-Budgit-Console': '1' };
@@ -38,7 +51,7 @@ export async function api(path, { method = 'GET', body, redirectOn401 = true } =
   let data = null;
   const text = await response.text();
   try {
-    data = text ? JSON.parse(text) : null;
+    data = text ? parseJson(text) : null;
   } catch (e) {
     data = null;
   }
@@ -95,7 +108,7 @@ export function svg(tag, attrs = {}, ...children) {
 const numberFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
 const wholeFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
 
-/** Formats a credit amount (the API's decimal string) for reading; the exact value stays in the data. */
+/** Formats a credit amount (an exact JSON number, or its decimal text) for reading; the exact value stays in the data. */
 export function credits(value) {
   if (value === null || value === undefined || value === '') return '—';
   const n = Number(value);

@@ -78,7 +78,7 @@ fn errors(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static
 ///
 /// Kept out of the main literal, which is already near `json!`'s recursion limit.
 fn repository_paths() -> (Value, Value) {
-    let decimal = json!({ "type": "string", "description": "credits, an exact decimal string" });
+    let decimal = json!({ "type": "number", "description": "credits, an exact decimal JSON number (up to 6 places, never in exponent notation)" });
     let caps = json!({ "type": "object", "additionalProperties": { "oneOf": [decimal, { "type": "null" }] },
         "description": "cap name (1 to 128 letters, digits, `.` `_` `-` `:` `/` `@` `+`) to credits: sets the cap, adding it when the group has none (a `products:`/`models:` mapping is created under the limit when missing); null removes it" });
     let repo_errors = [
@@ -153,7 +153,7 @@ fn paging_params() -> Vec<Value> {
 ///
 /// Kept out of the main literal, which is near `json!`'s recursion limit.
 fn dashboard_paths() -> (Value, Value) {
-    let decimal = json!({ "type": "string", "description": "credits, an exact decimal string" });
+    let decimal = json!({ "type": "number", "description": "credits, an exact decimal JSON number (up to 6 places, never in exponent notation)" });
     let by_name = json!({ "type": "object", "additionalProperties": decimal });
     let percent = json!({ "type": ["number", "null"], "description": "percent, two decimals; null without a limit or for a zero one" });
     let status = json!({ "enum": ["ok", "warning", "exceeded", "unlimited"], "description": "`exceeded`: the total or the pool is used up; `warning`: the total, the pool or a non-zero cap is at 80% or more; `unlimited`: no applied limit" });
@@ -307,7 +307,7 @@ pub fn document() -> Value {
             query("after", "cursor from `next` of the previous page", json!({ "type": "string" })),
         ]
     };
-    let credits = json!({ "type": "number", "description": "credits, exact decimal (up to 6 places)" });
+    let credits = json!({ "type": "number", "description": "credits, an exact decimal JSON number (up to 6 places, never in exponent notation)" });
     json!({
         "openapi": "3.1.0",
         "info": {

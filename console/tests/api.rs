@@ -422,6 +422,67 @@ fn usage_retries_count_once_and_costs_match_a_hand_computed_answer() {
     assert_eq!((bad.status, bad.json()["error"]["code"].as_str()), (400, Some("costs/bad-group-by")));
 }
 
+/// Any events with up to six decimals, ingested through the real server, come back
+/// from the Costs API as the exact sums, written as exact decimal JSON numbers.
+#[test]
+fn costs_sum_any_events_exactly() {
+    use proptest::test_runner::{Config, TestRunner};
+    let s = start();
+    let mut runner = TestRunner::new(Config { cases: 24, ..Config::default() });
+    let case = std::cell::Cell::new(0u32);
+    // (user, day, product, micro-credits): up to 10^11 credits an event, 30 events
+    let rows =
+        proptest::collection::vec((0usize..3, 1u32..4, 0usize..2, 0i64..100_000_000_000_000_000), 1..30);
+    runner
+        .run(&rows, |rows| {
+            let n = case.get();
+            case.set(n + 1);
+            // each case has its own users, so earlier cases' events are told apart
+            let users: Vec<String> = (0..3).map(|u| format!("u{u}-case{n}@x.com")).collect();
+            let product = |p: usize| ["chatgpt", "codex"][p];
+            let events: Vec<String> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, &(u, d, p, m))| {
+                    format!(
+                        r#"{{"id":"c{n}-{i}","time":{},"user":"{}","product":"{}","model":"gpt-5","credits":{}.{:06}}}"#,
+                        day(d) + 60,
+                        users[u],
+                        product(p),
+                        m / 1_000_000,
+                        m % 1_000_000
+                    )
+                })
+                .collect();
+            let r = send(s.addr, "POST", "/v1/usage/events", Some(ADMIN), Some(&format!(r#"{{"events":[{}]}}"#, events.join(","))));
+            assert_eq!(r.status, 200, "{}", r.body);
+            let mut want: BTreeMap<(i64, String, String), i64> = BTreeMap::new();
+            for &(u, d, p, m) in &rows {
+                *want.entry((day(d), users[u].clone(), format!("{}, gpt-5", product(p)))).or_default() += m;
+            }
+            let want: BTreeMap<_, String> =
+                want.into_iter().map(|(k, m)| (k, budgit_engine::Credits::from_micros(m).to_string())).collect();
+            let page = s.get(&format!(
+                "/v1/organization/costs?start_time={}&end_time={}&group_by=user_id&group_by=line_item",
+                day(1),
+                day(4)
+            ));
+            let mut got = BTreeMap::new();
+            for bucket in page["data"].as_array().unwrap() {
+                for r in bucket["results"].as_array().unwrap() {
+                    let user = r["user_id"].as_str().unwrap().to_string();
+                    if users.contains(&user) {
+                        let key = (bucket["start_time"].as_i64().unwrap(), user, r["line_item"].as_str().unwrap().into());
+                        got.insert(key, r["amount"]["value"].to_string());
+                    }
+                }
+            }
+            proptest::prop_assert_eq!(got, want);
+            Ok(())
+        })
+        .unwrap();
+}
+
 #[test]
 fn the_stream_delivers_events_and_resumes_after_a_reconnect() {
     let s = start();

@@ -110,12 +110,12 @@ fn summary_matches_hand_computed_sums() {
     assert_eq!(
         sum["workspace"],
         json!({
-            "used": "141.75",
-            "exposure": "275",
+            "used": 141.75,
+            "exposure": 275,
             "users": 5,
             "percent": 51.55,
             "status": "ok",
-            "forecast": "447.631578",
+            "forecast": 447.631578,
             "status_counts": { "ok": 1, "warning": 3, "exceeded": 1, "unlimited": 1 },
             "blocked": 1,
             // no policy repository: the workspace's alert levels are unknown, 80 applies
@@ -123,13 +123,13 @@ fn summary_matches_hand_computed_sums() {
             "alerts": null,
         })
     );
-    assert_eq!(sum["products"], json!({ "chatgpt": "17.75", "codex": "124" }));
+    assert_eq!(sum["products"], json!({ "chatgpt": 17.75, "codex": 124 }));
     // eng: 40.5 + 85 of its 150 pool
     assert_eq!(
         sum["teams"],
         json!([{
-            "group": "eng", "members": 2, "used": "125.5", "budget": "150", "budget_kind": "pool",
-            "exposure": "200", "remaining": "24.5", "percent": 83.67, "status": "warning",
+            "group": "eng", "members": 2, "used": 125.5, "budget": 150, "budget_kind": "pool",
+            "exposure": 200, "remaining": 24.5, "percent": 83.67, "status": "warning",
         }])
     );
 
@@ -140,7 +140,7 @@ fn summary_matches_hand_computed_sums() {
         &event("e7", at(5, 9), "e@x.com", "codex", "gpt-5", "0.25").to_string(),
     );
     let sum = s.get("/v1/dashboard/summary");
-    assert_eq!((&sum["workspace"]["used"], &sum["products"]["codex"]), (&json!("142"), &json!("124.25")));
+    assert_eq!((&sum["workspace"]["used"], &sum["products"]["codex"]), (&json!(142), &json!(124.25)));
 
     // e reaches its limit of 20: the status counts come from the view, which a read
     // with `fresh=true` waits for, and which the background brings up within its bound
@@ -190,10 +190,10 @@ fn users_page_sort_filter_and_export() {
     assert_eq!(
         *a,
         json!({
-            "user": "a@x.com", "group": "eng", "cost_center": "CC-1", "limit": "100", "used": "40.5",
+            "user": "a@x.com", "group": "eng", "cost_center": "CC-1", "limit": 100, "used": 40.5,
             // bounded by the pool: 150 - 125.5
-            "remaining": "24.5", "percent": 40.5, "status": "warning", "blocked": false, "events": 2,
-            "products": { "chatgpt": "10.5", "codex": "30" }, "models": { "gpt-5": "40.5" },
+            "remaining": 24.5, "percent": 40.5, "status": "warning", "blocked": false, "events": 2,
+            "products": { "chatgpt": 10.5, "codex": 30 }, "models": { "gpt-5": 40.5 },
         })
     );
     let next = first["next"].as_str().unwrap().replace('@', "%40");
@@ -219,10 +219,7 @@ fn users_page_sort_filter_and_export() {
     );
     let c = &s.get("/v1/dashboard/users?q=c%40")["data"][0];
     // 9 of a codex cap of 10 warns, though the total is at 18%
-    assert_eq!(
-        (&c["status"], &c["percent"], &c["remaining"]),
-        (&json!("warning"), &json!(18.0), &json!("41"))
-    );
+    assert_eq!((&c["status"], &c["percent"], &c["remaining"]), (&json!("warning"), &json!(18.0), &json!(41)));
 
     assert_eq!(
         s.csv("/v1/dashboard/users?format=csv&status=exceeded,unlimited&sort=email"),
@@ -247,30 +244,30 @@ fn trends_give_days_series_and_the_forecast() {
     let t = s.get("/v1/dashboard/trends?by=product");
     let days: Vec<String> = (1..=10).map(|d| format!("2026-11-{d:02}")).collect();
     assert_eq!(t["days"], json!(days));
-    let zeros = |n: usize| vec!["0"; n];
-    let mut codex = vec!["30", "85", "9"];
+    let zeros = |n: usize| vec![json!(0); n];
+    let mut codex = vec![json!(30), json!(85), json!(9)];
     codex.extend(zeros(7));
-    let mut chatgpt = vec!["0", "10.5", "2.25", "5"];
+    let mut chatgpt = vec![json!(0), json!(10.5), json!(2.25), json!(5)];
     chatgpt.extend(zeros(6));
     assert_eq!(
         t["series"],
         json!([
-            { "key": "codex", "total": "124", "values": codex },
-            { "key": "chatgpt", "total": "17.75", "values": chatgpt },
+            { "key": "codex", "total": 124, "values": codex },
+            { "key": "chatgpt", "total": 17.75, "values": chatgpt },
         ])
     );
     // from today to the last day: 141.75 + 141.75 * (hours ahead / 228 hours elapsed)
     let f = &t["forecast"];
     assert_eq!(f["days"].as_array().unwrap().len(), 21);
     assert_eq!((&f["days"][0], &f["days"][20]), (&json!("2026-11-10"), &json!("2026-11-30")));
-    assert_eq!((&f["values"][0], &f["values"][20]), (&json!("149.210526"), &json!("447.631578")));
+    assert_eq!((&f["values"][0], &f["values"][20]), (&json!(149.210526), &json!(447.631578)));
 
     let m = s.get("/v1/dashboard/trends?by=model");
     let totals: Vec<(String, String)> = m["series"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|x| (x["key"].as_str().unwrap().to_string(), x["total"].as_str().unwrap().to_string()))
+        .map(|x| (x["key"].as_str().unwrap().to_string(), x["total"].to_string()))
         .collect();
     assert_eq!(
         totals,
@@ -291,10 +288,10 @@ fn breakdowns_by_cost_center_model_and_user() {
     assert_eq!(
         cc["data"],
         json!([
-            { "key": "CC-1", "used": "125.5", "events": 3, "users": 2, "share": 88.54 },
-            { "key": "CC-2", "used": "9", "events": 1, "users": 1, "share": 6.35 },
-            { "key": "(not in directory)", "used": "5", "events": 1, "users": 1, "share": 3.53 },
-            { "key": "(none)", "used": "2.25", "events": 1, "users": 1, "share": 1.59 },
+            { "key": "CC-1", "used": 125.5, "events": 3, "users": 2, "share": 88.54 },
+            { "key": "CC-2", "used": 9, "events": 1, "users": 1, "share": 6.35 },
+            { "key": "(not in directory)", "used": 5, "events": 1, "users": 1, "share": 3.53 },
+            { "key": "(none)", "used": 2.25, "events": 1, "users": 1, "share": 1.59 },
         ])
     );
     let models = s.get("/v1/dashboard/breakdown?by=model&sort=events&limit=1");
@@ -366,11 +363,9 @@ fn me_shows_a_user_only_their_own_budget() {
     let r = s.get_as(&token, "/v1/me");
     assert_eq!(r.status, 200, "{}", r.body);
     let me = r.json();
-    let mut daily = vec![
-        json!({ "day": "2026-11-01", "credits": "30" }),
-        json!({ "day": "2026-11-02", "credits": "10.5" }),
-    ];
-    daily.extend((3..=10).map(|d| json!({ "day": format!("2026-11-{d:02}"), "credits": "0" })));
+    let mut daily =
+        vec![json!({ "day": "2026-11-01", "credits": 30 }), json!({ "day": "2026-11-02", "credits": 10.5 })];
+    daily.extend((3..=10).map(|d| json!({ "day": format!("2026-11-{d:02}"), "credits": 0 })));
     assert_eq!(
         me,
         json!({
@@ -378,20 +373,20 @@ fn me_shows_a_user_only_their_own_budget() {
             "user": "a@x.com",
             "period": { "start": "2026-11-01T00:00:00Z", "end": "2026-12-01T00:00:00Z", "now": NOW, "timezone": "UTC" },
             "group": "eng",
-            "team": { "group": "eng", "members": 2, "used": "125.5", "budget": "150", "budget_kind": "pool", "status": "warning" },
-            "limit": "100",
+            "team": { "group": "eng", "members": 2, "used": 125.5, "budget": 150, "budget_kind": "pool", "status": "warning" },
+            "limit": 100,
             "caps": { "products": {}, "models": {} },
-            "used": "40.5",
-            "remaining": "24.5",
+            "used": 40.5,
+            "remaining": 24.5,
             "percent": 40.5,
             "status": "warning",
             "blocked": false,
-            "products": { "chatgpt": "10.5", "codex": "30" },
-            "models": { "gpt-5": "40.5" },
+            "products": { "chatgpt": 10.5, "codex": 30 },
+            "models": { "gpt-5": 40.5 },
             // 40.5 * 60 / 19; the rest (59.5) at 40.5 per 228 hours takes 334.96 hours: the 24th
-            "forecast": { "used_at_end": "127.894736", "limit_reached_on": "2026-11-24" },
+            "forecast": { "used_at_end": 127.894736, "limit_reached_on": "2026-11-24" },
             "daily": daily,
-            "history": [{ "at": me["history"][0]["at"], "action": "limit.set", "old": null, "new": "100", "commit": "c1" }],
+            "history": [{ "at": me["history"][0]["at"], "action": "limit.set", "old": null, "new": 100, "commit": "c1" }],
         })
     );
     for path in

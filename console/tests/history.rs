@@ -65,9 +65,9 @@ fn me_lists_only_the_users_own_limit_changes_among_many_others() {
     assert_eq!(
         history,
         [
-            json!({ "action": "limit.set", "old": "150", "new": "400", "commit": "c4" }),
-            json!({ "action": "limit.set", "old": "100", "new": "150", "commit": "c2" }),
-            json!({ "action": "limit.set", "old": null, "new": "100", "commit": "c1" }),
+            json!({ "action": "limit.set", "old": 150, "new": 400, "commit": "c4" }),
+            json!({ "action": "limit.set", "old": 100, "new": 150, "commit": "c2" }),
+            json!({ "action": "limit.set", "old": null, "new": 100, "commit": "c1" }),
         ]
     );
 
@@ -78,5 +78,5 @@ fn me_lists_only_the_users_own_limit_changes_among_many_others() {
     let history = r.json()["history"].clone();
     assert_eq!(history.as_array().unwrap().len(), 5, "{history}");
     assert_eq!((&history[0]["action"], &history[0]["new"]), (&json!("limit.remove"), &Value::Null));
-    assert_eq!(history[1]["new"], "400");
+    assert_eq!(history[1]["new"], 400);
 }

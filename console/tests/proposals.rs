@@ -222,14 +222,14 @@ fn groups_come_from_the_approved_ref_with_file_line_commit_and_ledger_usage() {
     assert_eq!(eng["file"], "policies/groups/engineering.yaml");
     assert_eq!((eng["line"].as_u64(), eng["limit_line"].as_u64()), (Some(4), Some(9)));
     assert_eq!(eng["commit"], s.head.to_string());
-    assert_eq!(eng["limit"], json!({ "credits": "10000", "products": { "codex": "8000" }, "models": {} }));
+    assert_eq!(eng["limit"], json!({ "credits": 10000, "products": { "codex": 8000 }, "models": {} }));
     assert_eq!(
         (&eng["pool"], &eng["owners"], &eng["priority"]),
         (&Value::Null, &json!(["@acme/eng-leads"]), &json!(20))
     );
-    assert_eq!((&eng["members"], &eng["used"]), (&json!(2), &json!("3012.5")));
+    assert_eq!((&eng["members"], &eng["used"]), (&json!(2), &json!(3012.5)));
     let sales = &out["data"][1];
-    assert_eq!((&sales["pool"], &sales["members"], &sales["used"]), (&json!("9000"), &json!(1), &json!("0")));
+    assert_eq!((&sales["pool"], &sales["members"], &sales["used"]), (&json!(9000), &json!(1), &json!(0)));
 
     // A commit on the approved branch shows at once: the cache is per commit.
     let repo = s.git();
@@ -245,7 +245,7 @@ fn groups_come_from_the_approved_ref_with_file_line_commit_and_ledger_usage() {
     let out = s.get("/v1/groups");
     assert_eq!(
         (&out["commit"], &out["data"][1]["limit"]["credits"]),
-        (&json!(second.to_string()), &json!("700"))
+        (&json!(second.to_string()), &json!(700))
     );
 }
 
@@ -299,12 +299,12 @@ fn a_proposal_is_one_commit_on_a_new_branch_touching_only_the_group_file() {
     assert_eq!(p["plan"]["summary"]["newly_blocked"], 1);
     assert_eq!(
         (&p["plan"]["summary"]["exposure_before"], &p["plan"]["summary"]["exposure_after"]),
-        (&json!("20500"), &json!("5500"))
+        (&json!(20500), &json!(5500))
     );
     let markdown = p["plan"]["markdown"].as_str().unwrap();
     assert!(markdown.contains("engineering") && markdown.contains("a@acme.com"), "{markdown}");
     assert_eq!(p["base"], json!({ "ref": "HEAD", "commit": s.head.to_string() }));
-    assert_eq!(p["changes"][0], json!({ "field": "limit.credits", "before": "10000", "after": "2500" }));
+    assert_eq!(p["changes"][0], json!({ "field": "limit.credits", "before": 10000, "after": 2500 }));
 
     let listed = s.get("/v1/proposals");
     assert_eq!(listed["data"].as_array().unwrap().len(), 1);
@@ -420,9 +420,9 @@ fn a_proposal_adds_a_new_cap_and_removes_an_old_one() {
     assert_eq!(
         p["changes"],
         json!([
-            { "field": "limit.products.chatgpt", "before": null, "after": "3000" },
-            { "field": "limit.products.codex", "before": "8000", "after": null },
-            { "field": "limit.models.gpt-5-pro", "before": null, "after": "400.5" },
+            { "field": "limit.products.chatgpt", "before": null, "after": 3000 },
+            { "field": "limit.products.codex", "before": 8000, "after": null },
+            { "field": "limit.models.gpt-5-pro", "before": null, "after": 400.5 },
         ])
     );
     assert_eq!(
@@ -502,7 +502,7 @@ severity: error
     assert!(d["message"].as_str().unwrap().contains("at most 1000 credits"), "{d}");
     // The same cap within the rule passes.
     let ok = propose(&s, json!({ "group": "engineering", "models": { "gpt-5-pro": "900" }, "reason": "x" }));
-    assert_eq!(ok["changes"][0]["after"], "900");
+    assert_eq!(ok["changes"][0]["after"], 900);
     let after_ok = s.branches();
     assert_eq!(after_ok.len(), before.len() + 1);
 

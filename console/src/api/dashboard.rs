@@ -418,9 +418,9 @@ pub(crate) async fn watch_imports(State(app): State<App>, request: Request, next
     response
 }
 
-/// Credits as an exact decimal string.
+/// Credits as an exact JSON number, like every other response.
 fn cr(micros: i64) -> Value {
-    Value::String(Credits::from_micros(micros).to_string())
+    super::credits_json(micros)
 }
 
 fn percent(p: Option<f64>) -> Value {
@@ -600,7 +600,7 @@ fn page<T>(
     Ok(Paged { rows, has_more, next })
 }
 
-/// Usage per product and per model of one user, as decimal strings by name.
+/// Usage per product and per model of one user, as exact credits by name.
 fn usage_maps(agg: &Aggregates, u: Option<&UserAgg>) -> (Map<String, Value>, Map<String, Value>) {
     let mut products: BTreeMap<&str, i64> = BTreeMap::new();
     let mut models: BTreeMap<&str, i64> = BTreeMap::new();
@@ -961,7 +961,7 @@ pub async fn me(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery)
     };
     let caps = app.ledger()?.limit_of(&user).map(|l| {
         let to = |m: &BTreeMap<String, Credits>| -> Map<String, Value> {
-            m.iter().map(|(k, c)| (k.clone(), Value::String(c.to_string()))).collect()
+            m.iter().map(|(k, c)| (k.clone(), cr(c.micros()))).collect()
         };
         json!({ "products": to(&l.limit.products), "models": to(&l.limit.models) })
     });
@@ -978,7 +978,7 @@ pub async fn me(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery)
                             .and_then(|v| {
                                 serde_json::from_value::<Credits>(v["limit"]["credits"].clone()).ok()
                             })
-                            .map_or(Value::Null, |c| Value::String(c.to_string()))
+                            .map_or(Value::Null, |c| cr(c.micros()))
                     };
                     Ok(json!({
                         "at": rfc3339(r.get(0)?),

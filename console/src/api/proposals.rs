@@ -147,9 +147,9 @@ fn in_repo(dir: &str, file: &str) -> String {
     if dir.is_empty() { file.to_string() } else { format!("{dir}/{file}") }
 }
 
-/// Credits as the console's JSON carries them: an exact decimal string.
+/// Credits as every response carries them: an exact JSON number.
 fn credits_text(c: Credits) -> Value {
-    Value::String(c.to_string())
+    super::credits_json(c.micros())
 }
 
 fn caps_json(caps: &BTreeMap<String, Credits>) -> Value {
@@ -1067,16 +1067,7 @@ fn plan_of(
             *file = in_repo(dir, file);
         }
     }
-    let mut summary = serde_json::to_value(&plan.summary).unwrap_or(Value::Null);
-    let s = &plan.summary;
-    for (key, credits) in [
-        ("exposure_before", s.exposure_before),
-        ("exposure_after", s.exposure_after),
-        ("team_exposure_before", s.team_exposure_before),
-        ("team_exposure_after", s.team_exposure_after),
-    ] {
-        summary[key] = Value::String(credits.to_string());
-    }
+    let summary = serde_json::to_value(&plan.summary).unwrap_or(Value::Null);
     Ok((plan_render::markdown(&plan), summary, plan.digest.clone()))
 }
 
