@@ -26,6 +26,13 @@ use crate::render::{self, DiagContext};
 /// Costs API pages), evaluates the budget period containing `--now` in the
 /// workspace timezone, and prints where everyone stands. Exit status: 0 done,
 /// 1 invalid policies (or bad input rows with `--strict`), 2 unreadable input.
+///
+/// Rows dated before the period or after today are not counted: a warning on
+/// stderr (and `outside_period` in `--format json`) says how many and why. Costs
+/// API pages give each amount's product and model through `product`/`model` or
+/// `line_item` (`"codex, gpt-5-codex"`: fetch them grouped by `user_id` and
+/// `line_item`); a daily bucket counts on the workspace day holding most of it.
+/// Credits in JSON are exact decimal numbers (`1234.5`, never `1234.499999`).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
