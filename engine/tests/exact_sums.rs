@@ -3,6 +3,8 @@
 //! user, per day, per product, totals) and in `plan` (each user's usage), and the
 //! JSON of both carries those sums as exact decimal numbers.
 
+#![expect(clippy::unwrap_used, clippy::panic, reason = "test helpers fail the test on bad input")]
+
 use std::sync::Arc;
 
 use budgit_engine::Credits;

@@ -706,11 +706,14 @@ fn bucket_day(start: DateTime<chrono::Utc>, end: Option<DateTime<chrono::Utc>>, 
     (day, spans)
 }
 
+/// A result's product (`None` when unknown) and model, as bytes.
+type ProductModel<'a> = (Option<Cow<'a, [u8]>>, Cow<'a, [u8]>);
+
 /// Product and model of a Costs API result: `product` and `model` when present,
 /// else read from `line_item`, which budgit's own Costs API writes as
 /// `"<product>, <model>"` when grouped by `line_item`. `Ok(None)` for the product
 /// when neither says.
-fn costs_product_model(result: &serde_json::Value) -> Result<(Option<Cow<'_, [u8]>>, Cow<'_, [u8]>), String> {
+fn costs_product_model(result: &serde_json::Value) -> Result<ProductModel<'_>, String> {
     let product = json_text(result.get("product"))?;
     let model = json_text(result.get("model"))?;
     let line_item = json_text(result.get("line_item"))?;
