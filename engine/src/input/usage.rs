@@ -6,7 +6,10 @@
 //! validation of fields that are only hashed); anything else — quoted fields,
 //! other column orders, timestamps instead of dates — goes through the general
 //! record reader. A bad row becomes a `usage/bad-row` diagnostic at `file:line`
-//! and is skipped.
+//! and is skipped. JSON numbers are read from their exact text, never through a
+//! float. A Costs API result takes its product and model from `product`/`model`
+//! or from `line_item` (`"<product>, <model>"`), and is booked on the workspace
+//! day holding most of its bucket.
 
 use std::borrow::Cow;
 use std::path::Path;
