@@ -40,6 +40,12 @@ fn text(micros: i64) -> String {
     format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
 }
 
+/// A usage amount in micro-credits: up to the largest one a row may hold, and often
+/// a tiny one (a float would print `0.000001` as `1e-6`).
+fn micros() -> impl Strategy<Value = i64> {
+    prop_oneof![0i64..100, 0i64..=budgit_engine::credits::MAX_USAGE_AMOUNT.micros()]
+}
+
 /// A JSON number read back as credits, exactly.
 fn credits(v: &Value) -> Credits {
     serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("`{v}` is not credits: {e}"))
@@ -50,7 +56,7 @@ proptest! {
 
     #[test]
     fn usage_sums_exactly_in_evaluate_and_plan(
-        rows in proptest::collection::vec((0usize..3, 0i64..10, 0usize..2, 0i64..100_000_000_000_000_000, any::<bool>()), 0..40),
+        rows in proptest::collection::vec((0usize..3, 0i64..10, 0usize..2, micros(), any::<bool>()), 0..40),
     ) {
         let now: DateTime<Utc> = "2026-11-12T12:00:00Z".parse().unwrap();
         let base = policies("1000");
@@ -135,4 +141,31 @@ proptest! {
             prop_assert_eq!(change["after"].to_string(), "2000.5");
         }
     }
+}
+
+/// A day's sum past what a double holds exactly (9,007,199,254.740993 credits, from
+/// rows within the largest usage amount) is written exactly in `daily[]`, not as
+/// the nearest double's `9007199254.740992`.
+#[test]
+fn a_daily_sum_past_a_double_is_exact() {
+    let now: DateTime<Utc> = "2026-11-12T12:00:00Z".parse().unwrap();
+    let set = policies("1000");
+    let attributes = &set.workspace().unwrap().doc.attributes;
+    let (dir, _) = parse_directory(&Arc::from("d.csv"), b"email\na@acme.com\n", false, attributes).unwrap();
+    let resolution = resolve(&set, &dir, now).unwrap();
+    let mut csv = String::from("date,user,product,model,credits\n");
+    for _ in 0..9007 {
+        csv.push_str("2026-11-03,a@acme.com,codex,gpt-5,1000000\n");
+    }
+    csv.push_str("2026-11-03,a@acme.com,codex,gpt-5,199254.740993\n");
+    let mut table = UsageTable::new(&dir);
+    let findings =
+        parse_usage(&Arc::from("u.csv"), csv.as_bytes(), UsageFormat::Csv, &mut table, resolution.timezone)
+            .unwrap();
+    assert!(findings.is_empty(), "{findings:?}");
+    let evaluation = evaluate(&set, &dir, &resolution, &table, EvaluateOptions::default()).unwrap();
+    let json: Value = serde_json::from_str(&serde_json::to_string_pretty(&evaluation).unwrap()).unwrap();
+    assert_eq!(json["daily"][2]["used"].to_string(), "9007199254.740993");
+    assert_eq!(json["daily"][2]["products"]["codex"].to_string(), "9007199254.740993");
+    assert_eq!(json["users"][0]["used"].to_string(), "9007199254.740993");
 }

@@ -1169,12 +1169,15 @@ mod tests {
 
     #[test]
     fn json_credits_are_read_exactly() {
-        let text = "{\"date\":\"2026-11-01\",\"user\":\"a@x.com\",\"credits\":9007199254.740993}\n\
-                    {\"date\":\"2026-11-01\",\"user\":\"a@x.com\",\"credits\":0.000001}\n";
+        // the text as written, trailing zeros and exponent included, never a float's
+        let text = "{\"date\":\"2026-11-01\",\"user\":\"a@x.com\",\"credits\":999999.999999}\n\
+                    {\"date\":\"2026-11-01\",\"user\":\"a@x.com\",\"credits\":0.000001}\n\
+                    {\"date\":\"2026-11-01\",\"user\":\"a@x.com\",\"credits\":1.500000}\n\
+                    {\"date\":\"2026-11-01\",\"user\":\"a@x.com\",\"credits\":25e-1}\n";
         let mut t = table();
         let diags =
             parse_usage(&"u.jsonl".into(), text.as_bytes(), UsageFormat::JsonLines, &mut t, Tz::UTC).unwrap();
         assert!(diags.is_empty(), "{diags:?}");
-        assert_eq!(t.micros, vec![9_007_199_254_740_993, 1]);
+        assert_eq!(t.micros, vec![999_999_999_999, 1, 1_500_000, 2_500_000]);
     }
 }
