@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+pub mod reference;
+
 /// Where something is in a policy source: file, byte span, line and column (1-based),
 /// and the commit when it was read from git.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]

@@ -149,19 +149,19 @@ type FileKey = (Arc<str>, Option<Arc<str>>);
 
 /// The policy files' texts, with each file's line starts computed the first time a
 /// finding points into it.
-struct Files<'a> {
+pub(super) struct Files<'a> {
     texts: HashMap<FileKey, &'a str>,
     starts: HashMap<FileKey, Vec<usize>>,
 }
 
 impl<'a> Files<'a> {
-    fn new(policies: &'a PolicySet) -> Self {
+    pub(super) fn new(policies: &'a PolicySet) -> Self {
         let texts = policies.sources.iter().map(|s| ((s.path.clone(), s.commit.clone()), &*s.text)).collect();
         Files { texts, starts: HashMap::new() }
     }
 
     /// The text a location points into, when it was read.
-    fn get(&mut self, location: &Location) -> Option<Text<'a, '_>> {
+    pub(super) fn get(&mut self, location: &Location) -> Option<Text<'a, '_>> {
         let key = (location.file.clone(), location.commit.clone());
         let text = *self.texts.get(&key)?;
         let starts = self.starts.entry(key).or_insert_with(|| {
@@ -173,7 +173,7 @@ impl<'a> Files<'a> {
 
 /// A file's text and where its lines start.
 #[derive(Clone, Copy)]
-struct Text<'a, 's> {
+pub(super) struct Text<'a, 's> {
     text: &'a str,
     /// Byte offset of the start of each line; the first is 0.
     starts: &'s [usize],
@@ -215,6 +215,23 @@ impl Text<'_, '_> {
             ceil_char_boundary(text, start.saturating_add(location.len).min(line_end))
         };
         start..end.max(start)
+    }
+
+    /// Where a location's whole span ends, as the 1-based line and the column just past
+    /// its last character (the span may cross lines; a span without length covers one
+    /// character, as underlined).
+    pub(super) fn end(&self, location: &Location) -> (u32, u32) {
+        let start = self.span(location).start;
+        let end = if location.len == 0 {
+            self.span(location).end
+        } else {
+            ceil_char_boundary(self.text, start.saturating_add(location.len))
+        };
+        // A span that takes in its line break ends on its own line, not at column 1 below.
+        let end = if end > start && self.text[..end].ends_with('\n') { end - 1 } else { end };
+        let line = self.line_of(end);
+        let column = self.text[self.line_start(line)..end].chars().count() + 1;
+        (u32::try_from(line + 1).unwrap_or(u32::MAX), u32::try_from(column).unwrap_or(u32::MAX))
     }
 
     /// The byte offset of a 1-based line and character column, clamped to the text.

@@ -1,16 +1,20 @@
 //! SARIF 2.1.0 output, for GitHub code scanning and other SARIF viewers.
 //!
 //! One run whose tool is `budgit`; one rule per diagnostic code that occurs, each
-//! with a `helpUri` pointing at the code's heading in `docs/diagnostics.md`; one
-//! result per finding, with its primary place and the secondary places as
-//! `relatedLocations`. Columns count Unicode code points, like [`budgit_engine::Location`].
+//! described from its section of `docs/diagnostics.md` (`shortDescription`,
+//! `fullDescription`, `help` as text and Markdown, as GitHub code scanning requires)
+//! with a `helpUri` pointing at that heading; one result per finding, with its
+//! primary place (the policy directory for a finding about no file) and the
+//! secondary places as `relatedLocations`, each region with its start and end. Columns count Unicode code points, like [`budgit_engine::Location`].
 
 use std::collections::BTreeMap;
 
+use budgit_engine::diag::reference::reference;
 use budgit_engine::{Diagnostic, Location, Report, Severity};
 use serde_json::{Value, json};
 
 use super::DiagContext;
+use super::human::Files;
 
 /// The published JSON Schema of SARIF 2.1.0.
 const SCHEMA: &str =
@@ -31,6 +35,9 @@ pub fn render(context: &DiagContext<'_>, report: &Report) -> String {
         .enumerate()
         .map(|(i, code)| (code, i))
         .collect();
+    let mut files = Files::new(context.policies);
+    let results: Vec<Value> =
+        report.diagnostics.iter().map(|d| result(context, &mut files, d, &rules)).collect();
     let log = json!({
         "$schema": SCHEMA,
         "version": "2.1.0",
@@ -44,7 +51,7 @@ pub fn render(context: &DiagContext<'_>, report: &Report) -> String {
                 }
             },
             "columnKind": "unicodeCodePoints",
-            "results": report.diagnostics.iter().map(|d| result(context, d, &rules)).collect::<Vec<_>>(),
+            "results": results,
         }]
     });
     // Serializing a `Value` cannot fail; the fallback keeps the output valid JSON regardless.
@@ -53,14 +60,29 @@ pub fn render(context: &DiagContext<'_>, report: &Report) -> String {
     text
 }
 
+/// A rule described by the code's section of the diagnostics reference. Every code
+/// has one (a test keeps the reference complete); should one be missing, the code
+/// itself stands in, since GitHub rejects rules without descriptions.
 fn rule(code: &str) -> Value {
+    let (summary, description, text, markdown) = match reference(code) {
+        Some(r) => (r.summary, r.description, r.text, r.markdown),
+        None => (code.to_owned(), code.to_owned(), code.to_owned(), format!("`{code}`")),
+    };
     json!({
         "id": code,
+        "shortDescription": { "text": summary },
+        "fullDescription": { "text": description },
+        "help": { "text": text, "markdown": markdown },
         "helpUri": format!("{HOME}/blob/main/docs/diagnostics.md#{}", anchor(code)),
     })
 }
 
-fn result(context: &DiagContext<'_>, d: &Diagnostic, rules: &BTreeMap<&str, usize>) -> Value {
+fn result(
+    context: &DiagContext<'_>,
+    files: &mut Files<'_>,
+    d: &Diagnostic,
+    rules: &BTreeMap<&str, usize>,
+) -> Value {
     let mut text = d.message.clone();
     if let Some(help) = &d.help {
         text.push_str("\nhelp: ");
@@ -77,20 +99,29 @@ fn result(context: &DiagContext<'_>, d: &Diagnostic, rules: &BTreeMap<&str, usiz
     if let Some(index) = rules.get(d.code) {
         value["ruleIndex"] = json!(index);
     }
-    if let Some(l) = &d.location {
-        let mut primary = location(context, l);
-        if let Some(label) = &d.label {
-            primary["message"] = json!({ "text": label });
-        }
-        value["locations"] = json!([primary]);
+    let mut primary = match &d.location {
+        Some(l) => location(context, files, l),
+        // GitHub refuses a result without a location. A finding about no file in
+        // particular (an empty policy directory) is about the directory: point there,
+        // at an empty region, since a directory has no lines.
+        None => json!({
+            "physicalLocation": {
+                "artifactLocation": { "uri": uri(&context.file_path(&Location::file_start("".into()))) },
+                "region": { "startLine": 1, "startColumn": 1, "endLine": 1, "endColumn": 1 },
+            }
+        }),
+    };
+    if let Some(label) = &d.label {
+        primary["message"] = json!({ "text": label });
     }
+    value["locations"] = json!([primary]);
     if !d.labels.is_empty() {
         let related: Vec<Value> = d
             .labels
             .iter()
             .enumerate()
             .map(|(i, label)| {
-                let mut related = location(context, &label.location);
+                let mut related = location(context, files, &label.location);
                 related["id"] = json!(i);
                 related["message"] = json!({ "text": label.message });
                 related
@@ -101,11 +132,24 @@ fn result(context: &DiagContext<'_>, d: &Diagnostic, rules: &BTreeMap<&str, usiz
     value
 }
 
-fn location(context: &DiagContext<'_>, l: &Location) -> Value {
+fn location(context: &DiagContext<'_>, files: &mut Files<'_>, l: &Location) -> Value {
+    let (start_line, start_column) = (l.line.max(1), l.column.max(1));
+    // The end comes from the file's text; a finding in a file that was not read (a
+    // git tree gone since) covers one character.
+    let (end_line, end_column) = files
+        .get(l)
+        .map(|text| text.end(l))
+        .filter(|&end| end > (start_line, start_column))
+        .unwrap_or((start_line, start_column + 1));
     let mut value = json!({
         "physicalLocation": {
             "artifactLocation": { "uri": uri(&context.file_path(l)) },
-            "region": { "startLine": l.line.max(1), "startColumn": l.column.max(1) },
+            "region": {
+                "startLine": start_line,
+                "startColumn": start_column,
+                "endLine": end_line,
+                "endColumn": end_column,
+            },
         }
     });
     if let Some(commit) = l.commit.as_deref() {
@@ -142,7 +186,7 @@ pub fn anchor(code: &str) -> String {
 mod tests {
     use std::path::Path;
 
-    use budgit_engine::load::PolicySet;
+    use budgit_engine::load::{PolicySet, Source};
 
     use super::*;
 
@@ -178,7 +222,60 @@ mod tests {
         assert_eq!(results[0]["level"], "warning");
         let region = &results[1]["locations"][0]["physicalLocation"]["region"];
         assert_eq!((region["startLine"].as_u64(), region["startColumn"].as_u64()), (Some(3), Some(5)));
+        // No text to measure the span in: the region covers one character.
+        assert_eq!((region["endLine"].as_u64(), region["endColumn"].as_u64()), (Some(3), Some(6)));
         assert_eq!(results[1]["relatedLocations"][0]["message"]["text"], "there");
-        assert!(results[2].get("locations").is_none());
+        // A finding about no file points at the policy directory.
+        let place = &results[2]["locations"][0]["physicalLocation"];
+        assert_eq!(place["artifactLocation"]["uri"], "policies/");
+        assert_eq!(place["region"]["endColumn"], 1);
+    }
+
+    #[test]
+    fn rules_are_described_from_the_reference() {
+        let policies = PolicySet::default();
+        let context = DiagContext { policies: &policies, root: Path::new("policies"), color: false };
+        let report = Report { diagnostics: vec![Diagnostic::error("repo/empty", "no policy files found")] };
+        let log: Value = serde_json::from_str(&render(&context, &report)).unwrap();
+        let rule = &log["runs"][0]["tool"]["driver"]["rules"][0];
+        assert_eq!(rule["shortDescription"]["text"], "The policy directory has no `*.yaml` or `*.yml` file.");
+        assert_eq!(rule["fullDescription"]["text"], rule["shortDescription"]["text"]);
+        let markdown = rule["help"]["markdown"].as_str().unwrap();
+        assert!(markdown.starts_with("Severity: error.") && markdown.contains("**Fix**"), "{markdown}");
+        let text = rule["help"]["text"].as_str().unwrap();
+        assert!(text.contains("Fix: point --policies at the directory"), "{text}");
+    }
+
+    #[test]
+    fn regions_end_where_the_span_ends() {
+        let text = "name: a\nselector: é == 'x\n  y'\n";
+        let policies = PolicySet {
+            sources: vec![Source { path: "g.yaml".into(), commit: None, text: text.into() }],
+            ..PolicySet::default()
+        };
+        let context = DiagContext { policies: &policies, root: Path::new("policies"), color: false };
+        let offset = text.find('é').unwrap();
+        let at = |len| Location { file: "g.yaml".into(), line: 2, column: 11, offset, len, commit: None };
+        let whole = text.len() - offset;
+        let report = Report {
+            diagnostics: vec![
+                Diagnostic::error("cel/syntax", "bad").at(at(whole)),
+                Diagnostic::error("cel/syntax", "bad").at(at("é ==".len())),
+                Diagnostic::error("cel/syntax", "bad").at(at(0)),
+            ],
+        };
+        let log: Value = serde_json::from_str(&render(&context, &report)).unwrap();
+        let ends: Vec<(u64, u64)> = log["runs"][0]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let region = &r["locations"][0]["physicalLocation"]["region"];
+                (region["endLine"].as_u64().unwrap(), region["endColumn"].as_u64().unwrap())
+            })
+            .collect();
+        // Across the line break to the end of `y'` (its own newline left out); four
+        // characters on line 2 (`é` is one column); one character when the span is empty.
+        assert_eq!(ends, [(3, 5), (2, 15), (2, 12)]);
     }
 }
