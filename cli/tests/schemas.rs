@@ -41,7 +41,7 @@ fn check_fails_on_a_stale_file_and_writing_fixes_it() {
     let wrote = run(&["schema"]);
     assert!(wrote.status.success());
     let stdout = String::from_utf8_lossy(&wrote.stdout);
-    assert_eq!(stdout.matches("wrote ").count(), 5, "{stdout}");
+    assert_eq!(stdout.matches("wrote ").count(), 10, "{stdout}");
 
     std::fs::write(dir.path().join("override.schema.json"), "{}\n").unwrap();
     let stale = run(&["schema", "--check"]);

@@ -353,7 +353,15 @@ impl schemars::JsonSchema for Credits {
         "Credits".into()
     }
 
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        // Policies only hold amounts of zero or more; outputs also print differences
+        // (a plan's `delta`), which are negative when a limit is lowered.
+        if generator.contract().is_serialize() {
+            return schemars::json_schema!({
+                "description": "An exact amount of credits (up to 6 decimal places); a difference is negative when it lowers.",
+                "type": "number"
+            });
+        }
         schemars::json_schema!({
             "description": "An exact amount of credits (up to 6 decimal places), zero or more.",
             "type": "number",

@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+pub mod output;
 pub mod reference;
 
 /// Where something is in a policy source: file, byte span, line and column (1-based),
 /// and the commit when it was read from git.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 pub struct Location {
     /// Path relative to the policy root, with `/` separators.
     pub file: Arc<str>,
@@ -50,7 +51,7 @@ impl fmt::Display for Location {
 }
 
 /// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Worth knowing; never fails a run.

@@ -44,7 +44,7 @@ pub enum EvaluateError {
 }
 
 /// Where a user or a group stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Below the highest alert threshold under 100%.
@@ -67,7 +67,7 @@ impl Status {
 }
 
 /// One product or model cap of a user.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CapStatus<'a> {
     /// The product or model capped.
     #[serde(skip)]
@@ -87,7 +87,7 @@ pub struct CapStatus<'a> {
 }
 
 /// One user's standing.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct UserStatus<'a> {
     /// The user's email.
     pub user: &'a str,
@@ -117,9 +117,11 @@ pub struct UserStatus<'a> {
     pub alerts: Vec<u32>,
     /// Per-product caps.
     #[serde(serialize_with = "caps_as_map")]
+    #[schemars(with = "std::collections::BTreeMap<String, CapStatus<'static>>")]
     pub products: Vec<CapStatus<'a>>,
     /// Per-model caps.
     #[serde(serialize_with = "caps_as_map")]
+    #[schemars(with = "std::collections::BTreeMap<String, CapStatus<'static>>")]
     pub models: Vec<CapStatus<'a>>,
     /// Index into the directory.
     #[serde(skip)]
@@ -138,7 +140,7 @@ fn caps_as_map<S: Serializer>(caps: &[CapStatus<'_>], s: S) -> Result<S::Ok, S::
 }
 
 /// One group's standing.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct GroupStatus<'a> {
     /// The group's name.
     pub group: &'a str,
@@ -161,7 +163,7 @@ pub struct GroupStatus<'a> {
 }
 
 /// What an alert is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertScope {
     /// A user's total.
@@ -175,7 +177,7 @@ pub enum AlertScope {
 }
 
 /// The highest alert threshold crossed by a user's total, a pool or a cap.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Alert<'a> {
     /// What crossed it.
     pub scope: AlertScope,
@@ -197,7 +199,7 @@ pub struct Alert<'a> {
 }
 
 /// Usage of one product, model or cost center.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Breakdown {
     /// The product, model or cost center.
     pub key: String,
@@ -214,7 +216,7 @@ pub struct Breakdown {
 }
 
 /// Usage of a user the directory does not know.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct UnknownUsage<'a> {
     /// The user as written in the usage.
     pub user: &'a str,
@@ -223,7 +225,7 @@ pub struct UnknownUsage<'a> {
 }
 
 /// One day of the period.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Day<'a> {
     /// The day, in the workspace timezone.
     pub date: NaiveDate,
@@ -231,6 +233,7 @@ pub struct Day<'a> {
     pub used: Credits,
     /// Used that day per product.
     #[serde(serialize_with = "pairs_as_map")]
+    #[schemars(with = "std::collections::BTreeMap<String, Credits>")]
     pub products: Vec<(&'a str, Credits)>,
 }
 
@@ -243,7 +246,7 @@ fn pairs_as_map<S: Serializer>(pairs: &[(&str, Credits)], s: S) -> Result<S::Ok,
 }
 
 /// Workspace-wide figures.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Totals {
     /// Directory users.
     pub users: usize,
@@ -268,7 +271,7 @@ pub struct Totals {
 }
 
 /// The period evaluated.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PeriodInfo {
     /// `day`, `week`, `month` or `quarter`.
     pub kind: Period,
@@ -285,7 +288,7 @@ pub struct PeriodInfo {
 }
 
 /// Everything `evaluate` reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Evaluation<'a> {
     /// Every directory user, in directory order.
     pub users: Vec<UserStatus<'a>>,

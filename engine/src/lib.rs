@@ -15,6 +15,7 @@ pub mod identity;
 pub mod input;
 pub mod load;
 pub mod model;
+pub mod output;
 pub mod owners;
 pub mod period;
 pub mod plan;

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::model::{Period, When};
 
 /// The instants and local dates bounding one budget period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 pub struct PeriodRange {
     /// The first instant of the period (local midnight of `start_date`).
     pub start: DateTime<Utc>,

@@ -35,7 +35,7 @@ use crate::resolve::{Provenance, Resolution, Resolved};
 pub const SOON_DAYS: i64 = 14;
 
 /// Which revision a side is.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RefLabel {
     /// The revision as given (`origin/main`), or null for the working tree.
     #[serde(rename = "ref")]
@@ -92,7 +92,7 @@ pub struct PlanInput<'a> {
 }
 
 /// The effect of a change.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Plan {
     /// The revision the change starts from.
     pub base: RefLabel,
@@ -135,7 +135,7 @@ impl Plan {
 }
 
 /// The counts of a plan.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Summary {
     /// Users in the directory.
     pub users: usize,
@@ -195,7 +195,7 @@ pub struct Summary {
 }
 
 /// One user's change: their limit changes, or they become blocked or unblocked.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct UserChange {
     /// The email.
     pub user: String,
@@ -237,7 +237,7 @@ impl UserChange {
 }
 
 /// Whether a cap limits a product or a model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CapKind {
     /// A `products` entry.
@@ -257,7 +257,7 @@ impl CapKind {
 }
 
 /// How a cap or a pool changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Change {
     /// Only at head.
@@ -294,7 +294,7 @@ impl Change {
 }
 
 /// One user's product or model cap that differs between the sides.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct CapChange {
     /// `product` or `model`.
     pub kind: CapKind,
@@ -327,7 +327,7 @@ pub fn cap_changes(before: &Limit, after: &Limit) -> Vec<CapChange> {
 }
 
 /// One cap change shared by some users: the same cap going from the same value to the same value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct CapSummary {
     /// `product` or `model`.
     pub kind: CapKind,
@@ -344,7 +344,7 @@ pub struct CapSummary {
 }
 
 /// A team pool that is added, removed, raised or lowered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PoolChange {
     /// The group whose pool it is.
     pub group: String,
@@ -369,7 +369,7 @@ pub struct PoolChange {
 }
 
 /// A team pool as one side sees it: the group, its pool and what its members used.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PoolStanding {
     /// The group whose pool it is.
     pub group: String,
@@ -387,7 +387,7 @@ impl PoolStanding {
 }
 
 /// The workspace document's change.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct WorkspaceChange {
     /// Top-level fields that differ.
     pub changes: Vec<String>,
@@ -402,7 +402,7 @@ pub struct WorkspaceChange {
 }
 
 /// What happened to a group document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DocStatus {
     /// Only at head.
@@ -418,7 +418,7 @@ pub enum DocStatus {
 }
 
 /// One group's change.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct GroupChange {
     /// The group's name.
     pub group: String,
@@ -449,7 +449,7 @@ pub struct GroupChange {
 }
 
 /// Override documents in the plan.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Overrides {
     /// Only at head.
     pub added: Vec<OverrideChange>,
@@ -467,7 +467,7 @@ pub struct Overrides {
 }
 
 /// An override document's change.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct OverrideChange {
     /// Its name.
     pub name: String,
@@ -489,7 +489,7 @@ pub struct OverrideChange {
 }
 
 /// An override starting or expiring soon, and the user's limit just before and from then on.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Upcoming {
     /// Its name.
     pub name: String,
@@ -511,7 +511,7 @@ pub struct Upcoming {
 }
 
 /// A head finding, in `validate --format json`'s shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PlanDiagnostic {
     /// Stable code.
     pub code: String,

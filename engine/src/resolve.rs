@@ -1,6 +1,6 @@
 //! Resolution: every user's effective limit at an instant, and what decided it.
 //!
-//! The rules, from DESIGN.md: an active override for the user wins (`limit`
+//! The rules (README.md, "Policies in brief"): an active override for the user wins (`limit`
 //! replaces, `add` adds); otherwise the matching group with the highest priority
 //! (ties: larger credits, then the name that sorts first); otherwise the workspace
 //! default. The answer never depends on file order. Every result carries the
@@ -58,7 +58,7 @@ pub enum ResolveError {
 }
 
 /// What kind of document decided a limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceKind {
     /// The workspace default.
@@ -81,7 +81,7 @@ impl SourceKind {
 }
 
 /// The document that decided a limit, and where it is.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 pub struct Provenance {
     /// Default, group or override.
     pub kind: SourceKind,
@@ -168,7 +168,7 @@ pub struct Resolved {
 }
 
 /// A rule that matched a user but did not decide the limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "rule", rename_all = "lowercase")]
 pub enum Considered {
     /// A group the user is in, outranked by the winning group.
@@ -195,7 +195,7 @@ pub enum Considered {
 }
 
 /// How a user is in a group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Via {
     /// Listed in `members`.
@@ -205,7 +205,7 @@ pub enum Via {
 }
 
 /// Why a matching group lost to the winner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Lost {
     /// Its priority is lower.
@@ -217,7 +217,7 @@ pub enum Lost {
 }
 
 /// Where an override stands at an instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum OverrideStatus {
     /// `starts <= now < expires`, and it is the one applied.

@@ -110,7 +110,7 @@ fn commit(root: &Path, files: &[(&str, Option<String>)], message: &str, date: &s
 /// A policy repository with one commit (and tag) per kind of change:
 /// c1 initial, c2 group raised, c3 override added, c4 override that has since
 /// expired, c5 refactor (groups moved into one file), c6 selector change.
-fn scenario() -> tempfile::TempDir {
+pub(crate) fn scenario() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     git(root, &["init", "-q", "-b", "main"], "2026-10-01T09:00:00Z");
@@ -181,7 +181,7 @@ fn scenario() -> tempfile::TempDir {
 /// default, a pooled `eng` and an override of dan's expiring soon; p2 cuts `eng`'s pool
 /// (nobody's limit changes); p3 adds an `ops` group whose `limit` replaces the default's
 /// (caps included) and an override of eve's starting soon.
-fn pools_and_caps_scenario() -> tempfile::TempDir {
+pub(crate) fn pools_and_caps_scenario() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     git(root, &["init", "-q", "-b", "main"], "2026-10-01T09:00:00Z");
@@ -230,7 +230,7 @@ fn pools_and_caps_scenario() -> tempfile::TempDir {
     dir
 }
 
-fn plan(cwd: &Path, base: &str, head: Option<&str>, format: &str, extra: &[&str]) -> Run {
+pub(crate) fn plan(cwd: &Path, base: &str, head: Option<&str>, format: &str, extra: &[&str]) -> Run {
     let mut args = vec![
         "plan",
         "--base",

@@ -17,6 +17,7 @@
 mod cli;
 mod git;
 mod identity;
+mod outputs;
 mod sarif;
 mod validate;
 

@@ -1,14 +1,17 @@
-//! `budgit schema`: write the JSON Schemas generated from the policy model.
+//! `budgit schema`: write the JSON Schemas generated from the policy model and from
+//! the types of the commands' JSON outputs.
 //!
 //! The schemas in `schemas/` are checked in so editors can complete and check
-//! policy files (`# yaml-language-server: $schema=…`); `--check` keeps them
-//! honest in CI, and a test fails when they are stale.
+//! policy files (`# yaml-language-server: $schema=…`) and scripts can rely on the
+//! outputs of `validate`, `resolve`, `explain`, `evaluate` and `plan`; `--check`
+//! keeps them honest in CI, and a test fails when they are stale.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use budgit_engine::model::{Kind, combined_schema, schema_for};
+use budgit_engine::output::Output;
 use serde_json::{Map, Value};
 
 use super::Status;
@@ -16,13 +19,17 @@ use super::Status;
 /// Where the schemas are published; `$id`s are built from it.
 const ID_BASE: &str = "https://budgit.dev/schemas/v1/";
 
-/// Write the JSON Schemas of the policy files: one per kind and a combined one.
+/// Write the JSON Schemas of the policy files (one per kind and a combined one) and of
+/// the JSON outputs.
 ///
-/// Files: `workspace.schema.json`, `group.schema.json`, `override.schema.json`,
+/// Policy files: `workspace.schema.json`, `group.schema.json`, `override.schema.json`,
 /// `guardrail.schema.json` and `budgit.schema.json` (any document, for files that
 /// hold several kinds). Point an editor at them with a first line such as
-/// `# yaml-language-server: $schema=../schemas/group.schema.json`. Exit status:
-/// 0 written or up to date, 1 stale with `--check`, 2 unwritable.
+/// `# yaml-language-server: $schema=../schemas/group.schema.json`. Outputs:
+/// `validate-output.schema.json`, `resolve-output.schema.json`,
+/// `explain-output.schema.json`, `evaluate-output.schema.json` and
+/// `plan-output.schema.json`, what `--format json` prints. Exit status: 0 written or
+/// up to date, 1 stale with `--check`, 2 unwritable.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
@@ -89,7 +96,7 @@ fn check(dir: &Path, files: &[SchemaFile]) -> anyhow::Result<Status> {
         Ok(Status::Clean)
     } else {
         eprintln!(
-            "error: {stale} schema file(s) in `{}` differ from the policy model\n  \
+            "error: {stale} schema file(s) in `{}` differ from the policy model and output types\n  \
              help: run `cargo run -p budgit -- schema --out {}` and commit the result",
             dir.display(),
             dir.display()
@@ -100,13 +107,17 @@ fn check(dir: &Path, files: &[SchemaFile]) -> anyhow::Result<Status> {
 
 /// Generates every schema file, in a fixed order.
 pub fn generate() -> anyhow::Result<Vec<SchemaFile>> {
-    let mut files = Vec::with_capacity(Kind::ALL.len() + 1);
+    let mut files = Vec::with_capacity(Kind::ALL.len() + 1 + Output::ALL.len());
     for kind in Kind::ALL {
         let name = format!("{}.schema.json", kind.lowercase());
         files.push(SchemaFile { text: render(&name, schema_for(kind))?, name });
     }
     let name = "budgit.schema.json".to_owned();
     files.push(SchemaFile { text: render(&name, combined_schema())?, name });
+    for output in Output::ALL {
+        let name = output.file_name();
+        files.push(SchemaFile { text: render(&name, output.schema())?, name });
+    }
     Ok(files)
 }
 
@@ -147,7 +158,12 @@ mod tests {
                 "group.schema.json",
                 "override.schema.json",
                 "guardrail.schema.json",
-                "budgit.schema.json"
+                "budgit.schema.json",
+                "validate-output.schema.json",
+                "resolve-output.schema.json",
+                "explain-output.schema.json",
+                "evaluate-output.schema.json",
+                "plan-output.schema.json"
             ]
         );
         for file in &files {

@@ -1,59 +1,19 @@
-//! JSON output of `validate`, in its stable shape
-//! `{"diagnostics": [{"code", "severity", "message", "file", "line", "column", "help"}],
-//! "errors": N, "warnings": N}`, extended (never renamed) with the primary `label`,
-//! the secondary `labels` and the `commit` a file was read from.
+//! JSON output of `validate`: [`ReportOutput`], the engine's typed shape (its schema is
+//! `schemas/validate-output.schema.json`), with paths joined to the policy root.
 
-use budgit_engine::{Diagnostic, Location, Report};
-use serde_json::{Value, json};
+use budgit_engine::Report;
+use budgit_engine::diag::output::ReportOutput;
 
 use super::DiagContext;
 
 /// Renders the report as pretty JSON with a trailing newline.
 pub fn render(context: &DiagContext<'_>, report: &Report) -> String {
-    let value = json!({
-        "diagnostics": report.diagnostics.iter().map(|d| diagnostic(context, d)).collect::<Vec<_>>(),
-        "errors": report.errors(),
-        "warnings": report.warnings(),
-    });
-    // Serializing a `Value` cannot fail; the fallback keeps the output valid JSON regardless.
-    let mut text = serde_json::to_string_pretty(&value).unwrap_or_else(|_| "{}".to_owned());
+    let output = ReportOutput::new(report, |l| context.file_path(l));
+    // The output holds strings and numbers only, so serializing cannot fail; the
+    // fallback keeps the output valid JSON regardless.
+    let mut text = serde_json::to_string_pretty(&output).unwrap_or_else(|_| "{}".to_owned());
     text.push('\n');
     text
-}
-
-fn diagnostic(context: &DiagContext<'_>, d: &Diagnostic) -> Value {
-    let location = d.location.as_ref();
-    let mut value = json!({
-        "code": d.code,
-        "severity": d.severity,
-        "message": d.message,
-        "file": location.map(|l| context.file_path(l)),
-        "line": location.map(|l| l.line),
-        "column": location.map(|l| l.column),
-        "help": d.help,
-        "label": d.label,
-        "labels": d.labels.iter().map(|l| {
-            let mut label = place(context, &l.location);
-            label["message"] = json!(l.message);
-            label
-        }).collect::<Vec<_>>(),
-    });
-    if let Some(commit) = location.and_then(|l| l.commit.as_deref()) {
-        value["commit"] = json!(commit);
-    }
-    value
-}
-
-fn place(context: &DiagContext<'_>, location: &Location) -> Value {
-    let mut value = json!({
-        "file": context.file_path(location),
-        "line": location.line,
-        "column": location.column,
-    });
-    if let Some(commit) = location.commit.as_deref() {
-        value["commit"] = json!(commit);
-    }
-    value
 }
 
 #[cfg(test)]
@@ -61,6 +21,8 @@ mod tests {
     use std::path::Path;
 
     use budgit_engine::load::PolicySet;
+    use budgit_engine::{Diagnostic, Location};
+    use serde_json::Value;
 
     use super::*;
 

@@ -16,7 +16,7 @@ use crate::model::Limit;
 /// GitHub's limit on a comment body, in characters.
 pub const GITHUB_COMMENT_LIMIT: usize = 65_536;
 
-/// The plan as its stable JSON shape, pretty-printed.
+/// The plan in its stable JSON shape (`schemas/plan-output.schema.json`), pretty-printed.
 pub fn json(plan: &Plan) -> String {
     serde_json::to_string_pretty(plan).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")) + "\n"
 }

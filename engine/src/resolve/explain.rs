@@ -17,7 +17,7 @@ use crate::load::PolicySet;
 use crate::model::{Limit, LimitAdd};
 
 /// Why one user has their limit.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Explanation {
     /// The user's email.
     pub user: String,
@@ -45,7 +45,7 @@ pub struct Explanation {
 }
 
 /// A limit and the document it comes from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct RuleLimit {
     /// The document.
     pub source: Provenance,
@@ -54,7 +54,7 @@ pub struct RuleLimit {
 }
 
 /// One override naming the user.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct OverrideTrace {
     /// The override's name.
     pub name: String,
@@ -80,7 +80,7 @@ pub struct OverrideTrace {
 }
 
 /// Where an override stands for the user at `now`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum OverrideOutcome {
     /// Active and applied.
@@ -97,7 +97,7 @@ pub enum OverrideOutcome {
 }
 
 /// One group, and how it relates to the user.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct GroupTrace {
     /// The group's name.
     pub name: String,
@@ -119,7 +119,7 @@ pub struct GroupTrace {
 }
 
 /// Whether and how a user is in a group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Membership {
     /// Listed in `members`.
@@ -146,7 +146,7 @@ impl Membership {
 }
 
 /// What came of a group for the user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum GroupOutcome {
     /// The best-ranked group the user is in: it gives the limit (unless an override applies).

@@ -1,4 +1,5 @@
-//! The stable JSON shape of `resolve --format json` (DESIGN.md, "JSON output shapes").
+//! The stable JSON shape of `resolve --format json`; its schema,
+//! `schemas/resolve-output.schema.json`, is generated from these types.
 //!
 //! Borrowed views over a [`Resolution`]: building one copies no limit. Fields may
 //! be added, never renamed.
@@ -16,7 +17,7 @@ use crate::model::Period;
 use crate::period::PeriodRange;
 
 /// `{"now", "period", "users": [...]}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ResolveOutput<'a> {
     /// The instant resolved at.
     pub now: DateTime<Utc>,
@@ -27,7 +28,7 @@ pub struct ResolveOutput<'a> {
 }
 
 /// The period: `start` and `end` instants, plus its kind, zone and local dates.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PeriodOutput {
     /// The first instant.
     pub start: DateTime<Utc>,
@@ -58,7 +59,7 @@ impl PeriodOutput {
 }
 
 /// One user's limit: `{"user", "credits", "products", "models", "source", "group"}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct UserOutput<'a> {
     /// The user's email.
     pub user: &'a str,
