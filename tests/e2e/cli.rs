@@ -3,7 +3,7 @@
 use crate::budgit;
 
 /// The subcommands `budgit --help` lists.
-fn commands() -> Vec<String> {
+pub(crate) fn commands() -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let help = budgit(dir.path(), &["--help"]);
     assert_eq!(help.code, 0);

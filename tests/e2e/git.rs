@@ -68,7 +68,7 @@ fn over(name: &str, user: &str, add: u32, starts: &str, expires: &str) -> String
 }
 
 /// Runs git with a fixed identity, clock and no user or system configuration.
-fn git(cwd: &Path, args: &[&str], date: &str) {
+pub(crate) fn git(cwd: &Path, args: &[&str], date: &str) {
     let out = Command::new("git")
         .args(args)
         .current_dir(cwd)
@@ -834,4 +834,81 @@ fn plan_warns_about_people_not_in_the_directory() {
         .collect();
     assert_eq!(found, [("override/unknown-user", "warning", "did you mean `cat@acme.com`?")]);
     assert_eq!(v["users"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn request_usage_error_names_both_amounts() {
+    let repo = crate::examples::checkout();
+    let run =
+        budgit(repo.path(), &["request", "--user", "nora.kim@acme.com", "--days", "3", "--reason", "r"]);
+    assert_eq!(run.code, 2, "{}", run.snapshot());
+    assert!(run.stderr.contains("--add <N>") && run.stderr.contains("--limit <N>"), "{}", run.stderr);
+    let both = [
+        "request",
+        "--user",
+        "nora.kim@acme.com",
+        "--add",
+        "5",
+        "--limit",
+        "9",
+        "--days",
+        "3",
+        "--reason",
+        "r",
+    ];
+    let run = budgit(repo.path(), &both);
+    assert_eq!(run.code, 2, "{}", run.snapshot());
+    assert!(run.stderr.contains("cannot be used with"), "{}", run.stderr);
+}
+
+#[test]
+fn a_refused_request_shows_only_what_stops_it() {
+    // In March 2027 every example override has expired (a warning each in `validate`);
+    // a request for too many days is refused for that alone.
+    let repo = crate::examples::checkout();
+    let args = [
+        "request",
+        "--user",
+        "nora.kim@acme.com",
+        "--add",
+        "5",
+        "--days",
+        "400",
+        "--reason",
+        "r",
+        "--now",
+        "2027-03-01T12:00:00Z",
+    ];
+    let run = budgit(repo.path(), &args);
+    assert_eq!(run.code, 1, "{}", run.snapshot());
+    assert!(run.stdout.contains("error[override/too-long]"), "{}", run.snapshot());
+    assert!(!run.stdout.contains("warning"), "unrelated warnings before the refusal:\n{}", run.stdout);
+    let validate = budgit(repo.path(), &["validate", "--now", "2027-03-01T12:00:00Z"]);
+    assert!(validate.stdout.contains("warning[override/expired]"), "{}", validate.stdout);
+}
+
+#[test]
+fn an_os_error_is_printed_once() {
+    let repo = crate::examples::checkout();
+    for args in [
+        &["resolve", "--directory", "missing.csv"][..],
+        &["evaluate", "--directory", "examples/directory.csv", "--usage", "missing.csv"],
+        &[
+            "request",
+            "--user",
+            "nora.kim@acme.com",
+            "--add",
+            "5",
+            "--days",
+            "3",
+            "--reason",
+            "r",
+            "--directory",
+            "missing.csv",
+        ],
+    ] {
+        let run = budgit(repo.path(), args);
+        assert_eq!(run.code, 2, "{}", run.snapshot());
+        assert_eq!(run.stderr.matches("os error 2").count(), 1, "{}", run.stderr);
+    }
 }

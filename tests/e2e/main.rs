@@ -15,6 +15,7 @@
 )]
 
 mod cli;
+mod examples;
 mod git;
 mod identity;
 mod outputs;

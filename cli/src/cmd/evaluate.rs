@@ -37,9 +37,10 @@ use crate::render::{self, DiagContext};
 #[command(after_help = "\
 Examples:
   budgit evaluate --directory examples/directory.csv --usage examples/usage.csv
-  budgit evaluate --directory dir.csv --usage nov.csv --usage costs.json --now 2026-11-27T12:00:00Z
-  budgit evaluate --directory dir.csv --usage nov.csv --format json > status.json
-  budgit evaluate --directory dir.csv --usage nov.csv --by cost_center --format csv > chargeback.csv")]
+  budgit evaluate --directory examples/directory.csv --usage examples/usage.csv \\
+      --now 2026-11-27T12:00:00Z --format json > status.json
+  budgit evaluate --directory examples/directory.csv --usage examples/usage.csv \\
+      --by cost_center --format csv > chargeback.csv")]
 #[command(mut_arg("directory", |a| a.required(true)))]
 pub struct Args {
     /// The policy directory.

@@ -29,9 +29,10 @@ use crate::render;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
-  budgit explain alice@acme.com --directory examples/directory.csv
-  budgit explain alice@acme.com --directory dir.csv --now 2026-11-15T12:00:00Z
-  budgit explain alice@acme.com --directory dir.csv --format json")]
+  budgit explain alice.nguyen@acme.com --directory examples/directory.csv
+  budgit explain omar.haddad@acme.com --directory examples/directory.csv --format json
+  budgit explain priya.sharma@acme.com --directory examples/directory.jsonl \\
+      --now 2026-11-15T12:00:00Z")]
 pub struct Args {
     /// The user's email, in any spelling (compared trimmed, in Unicode NFC and lowercase).
     #[arg(value_name = "USER")]

@@ -31,8 +31,9 @@ pub enum HistoryFormat {
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
-  budgit history alice@acme.com --directory directory.csv
-  budgit history alice@acme.com --directory directory.csv --ref origin/main --format json")]
+  budgit history alice.nguyen@acme.com --directory examples/directory.csv
+  budgit history alice.nguyen@acme.com --directory examples/directory.csv --ref origin/main \\
+      --format json")]
 pub struct Args {
     /// The user's email, in any spelling (compared trimmed, in Unicode NFC and lowercase).
     user: String,

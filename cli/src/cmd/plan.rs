@@ -42,9 +42,11 @@ pub enum PlanFormat {
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
-  budgit plan --base origin/main --directory directory.csv --usage usage.csv
-  budgit plan --base origin/main --head HEAD --directory directory.csv --format markdown
-  budgit plan --base v1.4 --head v1.5 --directory directory.csv --format json --detailed-exitcode
+  budgit plan --base origin/main --directory examples/directory.csv --usage examples/usage.csv
+  budgit plan --base origin/main --head HEAD --directory examples/directory.csv \\
+      --format markdown > comment.md
+  budgit plan --base origin/main --directory examples/directory.csv --format json \\
+      --detailed-exitcode
   budgit plan --base HEAD --directory examples/directory.csv --usage examples/usage.csv --all-events")]
 #[command(
     mut_arg("directory", |a| a.required(true).help("The directory of users (CSV or JSON Lines)")),

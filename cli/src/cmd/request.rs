@@ -2,13 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use budgit_engine::Credits;
 use budgit_engine::directory::Lookup;
 use budgit_engine::input::read_directory;
 use budgit_engine::load::git::GitRepo;
 use budgit_engine::plan::side;
 use budgit_engine::request::{self, Amount, RequestSpec};
 use budgit_engine::validate::{ValidateOptions, validate_sources};
+use budgit_engine::{Credits, Severity};
 use chrono::NaiveDate;
 
 use super::Status;
@@ -25,24 +25,28 @@ use crate::render::{self, DiagContext};
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
-  budgit request --user alice@acme.com --add 5000 --days 14 --reason 'payments migration (PAY-1234)'
-  budgit request --user bob@acme.com --limit 8000 --days 30 --starts 2026-12-01 --reason 'Q4 close' \\
-      --directory directory.csv
-  git push origin budgit/request/alice-2026-11-27")]
+  budgit request --user luis.ramirez@acme.com --add 5000 --days 14 \\
+      --reason 'payments migration (PAY-1234)'
+  budgit request --user nora.kim@acme.com --limit 8000 --days 30 --reason 'Q4 close' \\
+      --directory examples/directory.csv
+
+Then push the branch it names (`git push origin budgit/request/...`) and open a pull request.")]
 #[command(
     mut_arg("directory", |a| a.help("The directory of users: when given, the plan of the branch is printed")),
     mut_arg("usage", |a| a.help("Usage rows for that plan; repeatable")),
     mut_arg("now", |a| a.help("The instant of the request (RFC 3339); defaults to the current time"))
 )]
+// Exactly one of `--add` and `--limit`: a usage error names both.
+#[command(group(clap::ArgGroup::new("amount").required(true).multiple(false)))]
 pub struct Args {
     /// The user's email; the override names it in canonical form (trimmed, Unicode NFC, lowercase).
     #[arg(long, value_name = "EMAIL")]
     user: String,
     /// Credits added to the user's current limit.
-    #[arg(long, value_name = "N", value_parser = parse_credits, conflicts_with = "limit", required_unless_present = "limit")]
+    #[arg(long, value_name = "N", value_parser = parse_credits, group = "amount")]
     add: Option<Credits>,
     /// A total limit replacing the user's current one (product and model caps included).
-    #[arg(long, value_name = "N", value_parser = parse_credits)]
+    #[arg(long, value_name = "N", value_parser = parse_credits, group = "amount")]
     limit: Option<Credits>,
     /// For how many days.
     #[arg(long, value_name = "D")]
@@ -122,9 +126,13 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
     }
     let checked = request::check(&read.sources, &read.diagnostics, &drafted, None, &options);
     if checked.report.has_errors() {
+        // Only what stops the request: warnings about other documents (an override
+        // that has expired) are not the requester's to fix and would bury the reason.
+        let mut errors = checked.report.clone();
+        errors.diagnostics.retain(|d| d.severity == Severity::Error);
         let context =
             DiagContext { policies: &checked.policies, root: &args.policies, color: render::stdout_color() };
-        render::emit(&render::diagnostics(render::DiagFormat::Human, &context, &checked.report))?;
+        render::emit(&render::diagnostics(render::DiagFormat::Human, &context, &errors))?;
         eprintln!("error: the request does not pass validation at `{}`: nothing was committed", args.base);
         return Ok(Status::Findings);
     }

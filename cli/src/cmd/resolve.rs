@@ -30,8 +30,8 @@ use crate::render::{self, DiagContext};
 #[command(after_help = "\
 Examples:
   budgit resolve --directory examples/directory.csv
-  budgit resolve --directory dir.csv --user alice@acme.com --now 2026-11-15T12:00:00Z
-  budgit resolve --policies policies --directory dir.jsonl --format json > limits.json")]
+  budgit resolve --directory examples/directory.csv --user alice.nguyen@acme.com
+  budgit resolve --directory examples/directory.jsonl --now 2026-11-15T12:00:00Z --format json")]
 pub struct Args {
     /// The policy directory.
     #[arg(long, default_value = "policies", value_name = "DIR")]

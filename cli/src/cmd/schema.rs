@@ -35,7 +35,7 @@ const ID_BASE: &str = "https://budgit.dev/schemas/v1/";
 Examples:
   budgit schema                        write into `schemas/`
   budgit schema --check                exit 1 when `schemas/` is stale (CI)
-  budgit schema --out /tmp/schemas     write elsewhere")]
+  budgit schema --out build/schemas    write elsewhere")]
 pub struct Args {
     /// The directory to write the schemas into.
     #[arg(long, default_value = "schemas", value_name = "DIR")]

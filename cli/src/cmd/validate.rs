@@ -21,7 +21,7 @@ use crate::render::{self, DiagContext};
 #[command(after_help = "\
 Examples:
   budgit validate                                   check `policies/`
-  budgit validate --policies infra/budgets --format github
+  budgit validate --policies policies --format github     annotations in a workflow
   budgit validate --format sarif > budgit.sarif     for code scanning
   budgit validate --now 2026-11-27T12:00:00Z        reproducible (expiry warnings)
   budgit validate --directory examples/directory.csv --strict   people named must exist")]
