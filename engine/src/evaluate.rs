@@ -323,7 +323,7 @@ pub struct Evaluation<'a> {
 
 /// Usage rows the evaluation leaves out, and why: a row counts only when its day,
 /// in the workspace time zone, is in the period and not after today.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct OutsidePeriod {
     /// Rows left out, both reasons.
     pub rows: u64,

@@ -363,7 +363,7 @@ impl UsageTable {
 }
 
 /// Usage rows on one side of a range of days ([`UsageTable::rows_outside`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RowsOutside {
     /// How many rows.
     pub rows: u64,
