@@ -32,7 +32,7 @@ pub struct Args {
     groups: usize,
 }
 
-const ADMIN: &str = "console-bench-admin-token";
+const ADMIN: &str = "console-bench-admin-token-0123456789abcdef";
 const PRODUCTS: [&str; 2] = ["codex", "chatgpt"];
 const MODELS: [&str; 5] = ["gpt-5", "gpt-5-codex", "gpt-5-mini", "o3", "gpt-5-pro"];
 
@@ -160,6 +160,8 @@ pub fn run(data: &Path, args: &Args, runs: usize) -> anyhow::Result<()> {
         admin_token: Some(ADMIN.into()),
         repo: None,
         approved_ref: None,
+        sessions: budgit_console::sessions::SessionOptions::default(),
+        http: budgit_console::conn::HttpOptions::default(),
     };
     std::thread::spawn(move || budgit_console::run(config));
     let started = Instant::now();

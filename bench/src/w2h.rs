@@ -64,7 +64,7 @@ enum Client {
     Threads,
 }
 
-const ADMIN: &str = "w2h-bench-admin-token";
+const ADMIN: &str = "w2h-bench-admin-token-0123456789abcdef";
 const BURST: usize = 20;
 
 /// How long a client waits for an answer.

@@ -19,7 +19,7 @@ use std::time::Duration;
 use http::send;
 use serde_json::{Value, json};
 
-const ADMIN: &str = "reconcile-test-admin-52c1e8";
+const ADMIN: &str = "reconcile-test-admin-52c1e8-0123456789abcdef";
 
 struct Server {
     child: Child,

@@ -1,4 +1,5 @@
-//! `budgit serve` as a real process: durability across `kill -9`, and tokens kept out of logs.
+//! `budgit serve` as a real process: durability across `kill -9`, tokens kept out of logs,
+//! weak admin tokens refused, and slow or idle clients that cannot starve it.
 
 #![expect(
     clippy::unwrap_used,
@@ -15,11 +16,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 use http::{Sse, send, try_send};
 use serde_json::{Value, json};
 
-const ADMIN: &str = "serve-test-admin-7f3a9c";
+const ADMIN: &str = "serve-test-admin-7f3a9c-0123456789abcdef";
 
 struct Process {
     child: Child,
@@ -29,8 +31,12 @@ struct Process {
 
 /// Starts `budgit serve` on a free loopback port and waits for its address.
 fn serve(db: &Path, admin: Option<&str>) -> Process {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_budgit"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--db"]).arg(db);
+    serve_with(Command::new(env!("CARGO_BIN_EXE_budgit")), db, admin, &[])
+}
+
+/// Starts `budgit serve` through `cmd` (the binary, or a shell that runs it) with extra flags.
+fn serve_with(mut cmd: Command, db: &Path, admin: Option<&str>, flags: &[&str]) -> Process {
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--db"]).arg(db).args(flags);
     cmd.env_clear().env("NO_COLOR", "1").stdout(Stdio::null()).stderr(Stdio::piped());
     if let Some(token) = admin {
         cmd.env("BUDGIT_ADMIN_TOKEN", token);
@@ -381,5 +387,95 @@ fn extreme_amounts_never_brick_the_store_across_kill_9() {
         "{}",
         r.body
     );
+    p.kill9();
+}
+
+#[test]
+fn a_short_admin_token_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_budgit"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(dir.path().join("budgit.db"))
+        .env_clear()
+        .env("NO_COLOR", "1")
+        .env("BUDGIT_ADMIN_TOKEN", "changeme-admin-token")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("the admin token is 20 characters long; it needs at least 32"), "{stderr}");
+    // the token itself is not printed
+    assert!(!stderr.contains("changeme-admin-token"), "{stderr}");
+}
+
+/// Opens a connection that sends `bytes` and then nothing more.
+fn stalled(addr: SocketAddr, bytes: &[u8]) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(bytes).unwrap();
+    s
+}
+
+/// Waits for the server to close a connection opened at `opened`; how long it stayed
+/// open (`None`: still open `limit` after `opened`).
+fn closed_within(s: &mut std::net::TcpStream, opened: Instant, limit: Duration) -> Option<Duration> {
+    use std::io::Read;
+    let started = opened;
+    s.set_read_timeout(Some(limit.saturating_sub(opened.elapsed()).max(Duration::from_millis(1)))).unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Some(started.elapsed()),
+            Err(_) => return None,
+        }
+    }
+}
+
+const HALF_SENT: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: budgit\r\nX-Slow: ";
+
+#[test]
+fn idle_and_half_sent_connections_cannot_starve_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    // 128 open files, as a small container allows: 400 held connections would exhaust them
+    let mut shell = Command::new("sh");
+    shell.args(["-c", "ulimit -n 128 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_budgit")]);
+    let flags = ["--header-timeout", "1s", "--idle-timeout", "2s"];
+    let p = serve_with(shell, &dir.path().join("budgit.db"), Some(ADMIN), &flags);
+
+    // a half-sent request and a silent connection are closed after the header timeout
+    let opened = Instant::now();
+    let mut half = stalled(p.addr, HALF_SENT);
+    let mut silent = stalled(p.addr, b"");
+    for s in [&mut half, &mut silent] {
+        let took = closed_within(s, opened, Duration::from_secs(10)).expect("closed by the server");
+        assert!(took >= Duration::from_millis(800) && took < Duration::from_secs(4), "{took:?}");
+    }
+
+    // 200 idle and 200 half-sent connections held open: /healthz still answers at once
+    let held: Vec<_> = (0..400).map(|i| stalled(p.addr, if i % 2 == 0 { b"" } else { HALF_SENT })).collect();
+    let started = Instant::now();
+    let r = try_send(p.addr, "GET", "/healthz", None, None, &[]).expect("/healthz answers");
+    assert_eq!(r.status, 200);
+    assert!(started.elapsed() < Duration::from_secs(1), "/healthz took {:?}", started.elapsed());
+    // and so does an authenticated read of the database
+    assert_eq!(send(p.addr, "GET", "/v1/limits", Some(ADMIN), None).status, 200);
+    drop(held);
+
+    // an event stream outlives the idle timeout several times over: its keep-alive
+    // comments and events are traffic
+    let mut sse = Sse::open(p.addr, "/v1/usage/stream", ADMIN, None);
+    let quiet_until = Instant::now() + Duration::from_secs(5);
+    let r = send(p.addr, "POST", "/v1/usage/events", Some(ADMIN), Some(&event("before-quiet")));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(sse.next().data.contains("before-quiet"));
+    // nothing to send for 5 s (2.5 idle timeouts), then one more event arrives on the same stream
+    while Instant::now() < quiet_until {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let r = send(p.addr, "POST", "/v1/usage/events", Some(ADMIN), Some(&event("after-quiet")));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(sse.next().data.contains("after-quiet"));
     p.kill9();
 }

@@ -27,7 +27,7 @@ use std::time::Duration;
 use http::send;
 use serde_json::{Value, json};
 
-const ADMIN: &str = "sdk-test-admin-5d1e";
+const ADMIN: &str = "sdk-test-admin-5d1e-0123456789abcdef";
 /// 2026-11-01T00:00:00Z.
 const DAY0: i64 = 1_793_491_200;
 const DAY: i64 = 86_400;

@@ -3,6 +3,7 @@
 //! Handlers parse their own bodies and queries so that every malformed request
 //! gets the JSON error shape of [`crate::error`], never a framework's plain text.
 
+pub(crate) mod admin;
 mod check;
 pub mod dashboard;
 mod limits;
@@ -48,6 +49,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/users", get(users::list))
         .route("/v1/users/{email}", get(users::get_one))
         .route("/v1/users/{email}/tokens", post(users::issue_token).delete(users::revoke_tokens))
+        .route("/v1/admin/token", post(admin::rotate))
         .route("/v1/limits", get(limits::list).put(limits::set))
         .route("/v1/pools", get(limits::pools))
         .route("/v1/audit", get(limits::audit))

@@ -5,8 +5,9 @@
 //! a hash reveals nothing usable about a token. Tokens are never logged and never
 //! echoed back, except once when issued.
 //!
-//! The console's pages sign in once and keep the token in the `budgit_session`
-//! cookie (HttpOnly, so page scripts never read it). A request presents the
+//! The console's pages sign in once with a token and get a session (see
+//! [`crate::sessions`]): a random id in the `budgit_session` cookie (HttpOnly, so
+//! page scripts never read it), never the token itself. A request presents the
 //! `Authorization: Bearer` header or, without one, that cookie. A browser sends
 //! cookies on cross-site requests too, so a cookie-authenticated request that
 //! changes anything must also carry `X-Budgit-Console: 1`: another site cannot
@@ -20,6 +21,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
+use crate::sessions::{SessionOptions, Sessions};
 
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,14 +112,21 @@ pub fn random_id(prefix: &str) -> Result<String, ApiError> {
     Ok(format!("{prefix}{}", hex(&bytes)))
 }
 
-/// The token hashes the server accepts.
+/// The token hashes the server accepts, and the console sessions minted from them.
 #[derive(Debug, Default)]
 pub struct Tokens {
     admin: RwLock<Option<TokenHash>>,
     users: RwLock<HashMap<TokenHash, String>>,
+    /// Console sessions; the cookie holds a session id, never a token.
+    pub sessions: Sessions,
 }
 
 impl Tokens {
+    /// No tokens yet; sessions expire as `opts` says.
+    pub fn new(opts: &SessionOptions) -> Tokens {
+        Tokens { admin: RwLock::default(), users: RwLock::default(), sessions: Sessions::new(opts) }
+    }
+
     /// Sets the admin token's hash.
     pub fn set_admin(&self, h: TokenHash) {
         if let Ok(mut a) = self.admin.write() {
@@ -132,13 +141,19 @@ impl Tokens {
         }
     }
 
-    /// Removes every token of a user; returns how many.
+    /// Removes every token of a user, and the sessions they signed in; returns how many tokens.
     pub fn revoke_user(&self, user: &str) -> usize {
+        self.sessions.revoke(&Principal::User(user.to_string()));
         self.users.write().map_or(0, |mut m| {
             let before = m.len();
             m.retain(|_, u| u != user);
             before - m.len()
         })
+    }
+
+    /// True when `h` is the admin token's hash.
+    pub fn is_admin(&self, h: &TokenHash) -> bool {
+        self.admin.read().ok().and_then(|a| *a).is_some_and(|a| same(&a, h))
     }
 
     /// Who a request's bearer token (or, without one, its session cookie) belongs to.
@@ -181,8 +196,8 @@ impl Tokens {
                 .ok_or_else(ApiError::unauthorized)?;
             return Ok((self.principal(token)?, Via::Header));
         }
-        let token = session_cookie(headers).ok_or_else(ApiError::unauthorized)?;
-        Ok((self.principal(token)?, Via::Cookie))
+        let id = session_cookie(headers).ok_or_else(ApiError::unauthorized)?;
+        Ok((self.sessions.principal(id)?, Via::Cookie))
     }
 }
 
@@ -199,7 +214,7 @@ pub const SESSION_COOKIE: &str = "budgit_session";
 /// The header a cookie-authenticated write must carry (value `1`).
 pub const CONSOLE_HEADER: &str = "x-budgit-console";
 
-/// The token in the `budgit_session` cookie, when the request has one.
+/// The session id in the `budgit_session` cookie, when the request has one.
 pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(header::COOKIE)
@@ -231,20 +246,17 @@ fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// True when a token can be a cookie value as it is (RFC 6265 cookie-octets).
-pub fn cookie_safe(token: &str) -> bool {
-    !token.is_empty()
-        && token.bytes().all(|b| matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E))
-}
-
-/// The `Set-Cookie` value that stores a session token.
-pub fn session_set_cookie(token: &str) -> String {
-    format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/")
+/// The `Set-Cookie` value that stores a session id: the browser drops it at the
+/// session's absolute lifetime, and sends it only over TLS when `secure`.
+pub fn session_set_cookie(id: &str, max_age_secs: u64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{SESSION_COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_secs}{secure}")
 }
 
 /// The `Set-Cookie` value that removes the session.
-pub fn session_clear_cookie() -> String {
-    format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
+pub fn session_clear_cookie(secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}")
 }
 
 #[cfg(test)]
@@ -273,13 +285,30 @@ mod tests {
         h
     }
 
+    /// A session for `principal`, as sign-in mints it; returns its id.
+    fn signed_in(t: &Tokens, principal: Principal) -> String {
+        let (id, h) = crate::sessions::mint().unwrap();
+        t.sessions.insert(h, principal, t.sessions.now());
+        id
+    }
+
     #[test]
     fn the_session_cookie_authenticates_and_the_header_wins() {
         let t = Tokens::default();
         t.set_admin(hash("adm"));
         t.add_user(hash("u1"), "a@x.com".into());
-        let mut h = cookie_headers("theme=dark; budgit_session=u1; other=x");
+        let id = signed_in(&t, Principal::User("a@x.com".into()));
+        let mut h = cookie_headers(&format!("theme=dark; budgit_session={id}; other=x"));
         assert_eq!(t.authenticate(&h).unwrap(), Principal::User("a@x.com".into()));
+        // a token is not a session: a cookie holding one opens nothing
+        assert_eq!(
+            t.authenticate(&cookie_headers("budgit_session=u1")).unwrap_err().code,
+            "auth/unauthorized"
+        );
+        assert_eq!(
+            t.authenticate(&cookie_headers("budgit_session=adm")).unwrap_err().code,
+            "auth/unauthorized"
+        );
         // an explicit header is what the caller meant, even when it is wrong
         h.insert("authorization", "Bearer adm".parse().unwrap());
         assert_eq!(t.authenticate(&h).unwrap(), Principal::Admin);
@@ -291,13 +320,20 @@ mod tests {
         );
         assert_eq!(t.authenticate(&cookie_headers("budgit_session=")).unwrap_err().code, "auth/unauthorized");
         assert_eq!(t.authenticate(&HeaderMap::new()).unwrap_err().code, "auth/unauthorized");
+        // revoking the user's tokens ends the sessions they signed in
+        t.revoke_user("a@x.com");
+        assert_eq!(
+            t.authenticate(&cookie_headers(&format!("budgit_session={id}"))).unwrap_err().code,
+            "auth/unauthorized"
+        );
     }
 
     #[test]
     fn cookie_writes_need_the_console_header() {
         let t = Tokens::default();
         t.set_admin(hash("adm"));
-        let mut h = cookie_headers("budgit_session=adm");
+        let id = signed_in(&t, Principal::Admin);
+        let mut h = cookie_headers(&format!("budgit_session={id}"));
         assert_eq!(t.authenticate_request(&Method::GET, &h).unwrap(), Principal::Admin);
         assert_eq!(t.authenticate_request(&Method::POST, &h).unwrap_err().code, "auth/csrf");
         assert_eq!(t.authenticate_request(&Method::DELETE, &h).unwrap_err().code, "auth/csrf");
@@ -310,13 +346,14 @@ mod tests {
     }
 
     #[test]
-    fn cookie_values_are_checked_and_flagged() {
-        assert!(cookie_safe("bgt_admin_0af3"));
-        assert!(!cookie_safe("a b") && !cookie_safe("a;b") && !cookie_safe("") && !cookie_safe("a\"b"));
-        let set = session_set_cookie("tok");
-        for flag in ["budgit_session=tok", "HttpOnly", "SameSite=Strict", "Path=/"] {
+    fn session_cookies_are_flagged() {
+        let set = session_set_cookie("bgs_1", 3600, false);
+        for flag in ["budgit_session=bgs_1", "HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=3600"] {
             assert!(set.contains(flag), "{set}");
         }
-        assert!(session_clear_cookie().contains("Max-Age=0"));
+        assert!(!set.contains("Secure"));
+        assert!(session_set_cookie("bgs_1", 3600, true).ends_with("; Secure"));
+        assert!(session_clear_cookie(false).contains("Max-Age=0"));
+        assert!(session_clear_cookie(true).ends_with("; Secure"));
     }
 }

@@ -71,6 +71,10 @@ pub struct DemoOptions {
     pub live: bool,
     /// Print progress to stderr.
     pub verbose: bool,
+    /// Console sessions (expiry, the cookie's `Secure` flag).
+    pub sessions: crate::sessions::SessionOptions,
+    /// Connection timeouts and cap.
+    pub http: crate::conn::HttpOptions,
 }
 
 impl Default for DemoOptions {
@@ -86,6 +90,8 @@ impl Default for DemoOptions {
             now: None,
             live: true,
             verbose: false,
+            sessions: crate::sessions::SessionOptions::default(),
+            http: crate::conn::HttpOptions::default(),
         }
     }
 }
@@ -393,6 +399,8 @@ pub async fn start_demo(opts: DemoOptions) -> Result<Demo, DemoError> {
         admin_token: Some(admin_token.clone()),
         repo: Some(demo_repo.root.clone()),
         approved_ref: Some(repo::BRANCH.to_string()),
+        sessions: opts.sessions.clone(),
+        http: opts.http.clone(),
     })
     .await?;
     let addr = running.addr;

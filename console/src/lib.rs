@@ -8,19 +8,21 @@
 //! reader; the engine never depends on it.
 //!
 //! Layout: [`store`] (SQLite, one writer thread), [`ledger`] (the in-memory
-//! check ledger), [`auth`] (tokens), [`metrics`], [`openapi`] (the API's
-//! description), `api` (the handlers).
+//! check ledger), [`auth`] (tokens), [`sessions`] (console sign-ins),
+//! [`metrics`], [`openapi`] (the API's description), `api` (the handlers).
 
 // the OpenAPI document is one large `json!` literal
 #![recursion_limit = "512"]
 
 mod api;
 pub mod auth;
+pub mod conn;
 pub mod demo;
 pub mod error;
 pub mod ledger;
 pub mod metrics;
 pub mod openapi;
+pub mod sessions;
 pub mod store;
 mod ui;
 
@@ -58,7 +60,15 @@ pub struct Config {
     pub repo: Option<PathBuf>,
     /// The revision the reconciler applies (the approved branch), `HEAD` when absent.
     pub approved_ref: Option<String>,
+    /// Console sessions: idle and absolute expiry, the cookie's `Secure` flag, the clock.
+    pub sessions: sessions::SessionOptions,
+    /// Connections: header-read and idle timeouts, the connection cap.
+    pub http: conn::HttpOptions,
 }
+
+/// The shortest admin token accepted from the configuration (a guessable one would
+/// open everything).
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
 
 /// Why the service could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +90,16 @@ pub enum ServeError {
     /// Startup work on the store failed.
     #[error("store: {0}")]
     Startup(String),
+    /// The configured admin token is too short.
+    #[error(
+        "the admin token is {0} characters long; it needs at least {MIN_ADMIN_TOKEN_CHARS} (e.g. `openssl rand -hex 32`), or leave `BUDGIT_ADMIN_TOKEN` unset to keep the stored one"
+    )]
+    WeakAdminToken(usize),
+    /// The configured admin token was rotated out.
+    #[error(
+        "the admin token in the configuration was rotated out; set `BUDGIT_ADMIN_TOKEN` to the current one, or unset it to keep the stored one"
+    )]
+    RetiredAdminToken,
     /// The runtime or the server failed.
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
@@ -140,6 +160,10 @@ pub struct AppState {
     dashboard: api::dashboard::DashboardState,
     /// Proposals and reconciler status.
     proposals: api::proposals::ProposalState,
+    /// How console sessions behave.
+    session_options: sessions::SessionOptions,
+    /// How often an event stream sends a keep-alive comment (inside the idle timeout).
+    sse_keep_alive: std::time::Duration,
 }
 
 type App = Arc<AppState>;
@@ -216,10 +240,25 @@ impl AppState {
             max_override_days = max_days;
         }
         let startup = |e: ApiError| ServeError::Startup(e.message);
+        if let Some(token) = &config.admin_token {
+            let chars = token.chars().count();
+            if chars < MIN_ADMIN_TOKEN_CHARS {
+                return Err(ServeError::WeakAdminToken(chars));
+            }
+        }
         let mut printed = None;
         let mut admin_hash = config.admin_token.as_deref().map(auth::hash);
+        let mut retired = false;
         let settings_json = policy_settings.and_then(|s: StoredSettings| serde_json::to_string(&s).ok());
         let store = Store::open(&config.db, |tx| {
+            // a restart with the environment still holding a rotated-out token must not
+            // bring that token back
+            if let Some(h) = &admin_hash
+                && api::admin::is_retired(tx, h)?
+            {
+                retired = true;
+                return Ok(());
+            }
             let stored = store::meta_get(tx, "admin_token_sha256")?.as_deref().and_then(auth::unhex);
             if admin_hash.is_none() {
                 admin_hash = stored;
@@ -238,10 +277,13 @@ impl AppState {
             }
             Ok(())
         })?;
+        if retired {
+            return Err(ServeError::RetiredAdminToken);
+        }
         let Some(admin_hash) = admin_hash else {
             return Err(ServeError::Startup("no randomness to generate an admin token".to_string()));
         };
-        let tokens = Tokens::default();
+        let tokens = Tokens::new(&config.sessions);
         tokens.set_admin(admin_hash);
         let now = Utc::now();
         let mut ledger = Ledger::default();
@@ -288,13 +330,21 @@ impl AppState {
                         })
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok((users, limits, pools, reservations, usage_snapshot(c, now)?))
+                let sessions = sessions::store_load(c)?;
+                Ok((users, limits, pools, reservations, usage_snapshot(c, now)?, sessions))
             })
             .map_err(startup)?;
-        let (users, limits, pools, reservations, (settings, period, usage)) = loaded;
+        let (users, limits, pools, reservations, (settings, period, usage), live_sessions) = loaded;
         for (h, email) in users {
             tokens.add_user(h, email);
         }
+        for (h, principal, created, seen) in live_sessions {
+            tokens.sessions.restore(h, principal, created, seen);
+        }
+        let touch_store = store.clone();
+        tokens.sessions.persist_touches_with(Box::new(move |h, seen| {
+            touch_store.write_detached(move |tx| Ok(sessions::store_touch(tx, &h, seen)?));
+        }));
         ledger.apply_limits(limits, pools);
         ledger.load_usage(settings, period, usage);
         for r in reservations {
@@ -313,6 +363,8 @@ impl AppState {
             approved_ref: config.approved_ref.clone().unwrap_or_else(|| "HEAD".to_string()),
             dashboard: api::dashboard::DashboardState::default(),
             proposals: api::proposals::ProposalState::default(),
+            session_options: config.sessions.clone(),
+            sse_keep_alive: config.http.keep_alive_interval(),
         });
         Ok((app, printed))
     }
@@ -404,6 +456,7 @@ impl Running {
 
 /// Opens the store and starts serving in the current tokio runtime.
 ///
+/// Connections are served by [`conn::serve`] (timeouts and a connection cap).
 /// Blocking startup work (migrations, loading the ledger) runs on a blocking thread.
 pub async fn start(config: Config) -> Result<Running, ServeError> {
     let cfg = config.clone();
@@ -414,15 +467,8 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         .await
         .map_err(|source| ServeError::Listen { addr: config.listen.clone(), source })?;
     let addr = listener.local_addr()?;
-    // an answer goes out as soon as it is written, never held back for an ACK
-    let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
-        let _ = stream.set_nodelay(true);
-    });
     let router = api::router(app);
-    let task =
-        tokio::spawn(
-            async move { axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await },
-        );
+    let task = tokio::spawn(conn::serve(listener, router, config.http.clone(), shutdown_signal()));
     Ok(Running { addr, generated_admin_token: generated, task })
 }
 

@@ -259,7 +259,7 @@ fn dashboard_paths() -> (Value, Value) {
     (paths, schemas)
 }
 
-/// The console's browser session (`/console/session`): the token kept in an HttpOnly cookie.
+/// The console's browser session (`/console/session`): a random session id in an HttpOnly cookie.
 fn console_session_path() -> Value {
     let session = json!({
         "type": "object",
@@ -271,7 +271,7 @@ fn console_session_path() -> Value {
     let header = json!({ "name": "X-Budgit-Console", "in": "header", "required": true, "description": "must be `1`: a cross-site page cannot send it without a CORS preflight, which this service never grants", "schema": { "const": "1" } });
     let mut post = op(
         "console",
-        "sign the browser in: checks a token and sets the `budgit_session` cookie (HttpOnly, SameSite=Strict, Path=/). Without an `Authorization` header, every endpoint accepts that cookie; a cookie-authenticated request other than GET must also send `X-Budgit-Console: 1`",
+        "sign the browser in: checks a token and opens a session: a new random id (stored hashed; never the token) in the `budgit_session` cookie (HttpOnly, SameSite=Strict, Path=/, Max-Age the session's lifetime, Secure with `--cookie-secure` or `X-Forwarded-Proto: https`). The session ends after the idle timeout (default 1 h), at its lifetime (default 12 h), at sign-out, when its token is revoked or the admin token rotated; an expired session answers 401 `auth/session-expired`. Without an `Authorization` header, every endpoint accepts that cookie; a cookie-authenticated request other than GET must also send `X-Budgit-Console: 1`",
         vec![header.clone()],
         Some(body(
             json!({ "type": "object", "required": ["token"], "properties": { "token": { "type": "string" } } }),
@@ -282,7 +282,7 @@ fn console_session_path() -> Value {
     post["security"] = json!([]);
     let mut delete = op(
         "console",
-        "sign the browser out: clears the session cookie",
+        "sign the browser out: ends the session on the server (a copy of the cookie opens nothing afterwards) and clears the cookie",
         vec![header],
         None,
         json!({ "description": "signed out" }),
@@ -331,7 +331,13 @@ pub fn document() -> Value {
             "/v1/users/{email}/tokens": {
                 "post": op("users", "issue a user token (admin); the token is shown once, only its hash is stored",
                     vec![path("email", "the user")], None, ok("the token", json!({ "type": "object", "properties": { "user": { "type": "string" }, "token": { "type": "string" } } })), &errors(&[("404", "unknown user")])),
-                "delete": op("users", "revoke every token of a user (admin)", vec![path("email", "the user")], None, ok("how many", json!({ "type": "object" })), &errors(&[]))
+                "delete": op("users", "revoke every token of a user (admin), and the console sessions signed in with them", vec![path("email", "the user")], None, ok("how many", json!({ "type": "object" })), &errors(&[]))
+            },
+            "/v1/admin/token": {
+                "post": op("users", "rotate the admin token (admin), without a restart: the old token stops working and every console session signed in with it ends; a restart that still configures the old token refuses to start. Without a body a token is generated and shown once",
+                    vec![], Some(body(json!({ "type": "object", "properties": { "token": { "type": "string", "minLength": 32, "description": "the new token, chosen by the caller (not echoed)" } } }))),
+                    ok("rotated", json!({ "type": "object", "properties": { "token": { "type": "string", "description": "the generated token, shown once (absent when the caller chose it)" }, "sessions_revoked": { "type": "integer" } } })),
+                    &errors(&[("400", "the new token is shorter than 32 characters (`auth/weak-token`)"), ("409", "the new token is the current one or a rotated-out one (`auth/token-reused`)")]))
             },
             "/v1/limits": {
                 "get": op("limits", "applied per-user limits with provenance; a user token sees its own",
@@ -344,7 +350,7 @@ pub fn document() -> Value {
             "/v1/audit": { "get": op("limits", "the audit log, oldest first (admin); `format=csv` exports it",
                 [paging(), vec![
                     query("subject", "a user, group or `request:ID`", json!({ "type": "string" })),
-                    query("action", "`limit.set`, `limit.remove`, `pool.set`, `pool.remove`, `settings.set`, `token.issue`, `token.revoke`, `request.approved`, `request.declined`", json!({ "type": "string" })),
+                    query("action", "`limit.set`, `limit.remove`, `pool.set`, `pool.remove`, `settings.set`, `token.issue`, `token.revoke`, `admin_token.rotate`, `request.approved`, `request.declined`", json!({ "type": "string" })),
                     query("actor", "the writer, or the label it gave", json!({ "type": "string" })),
                     query("format", "json (default) or csv", json!({ "enum": ["json", "csv"] }))
                 ]].concat(), None, ok("a page of audit rows", list_of(r("AuditRow"))), &errors(&[])) },

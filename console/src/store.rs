@@ -67,6 +67,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
     // reused for another payload is refused. Rows written before keep NULL and are
     // compared by their fields instead.
     (4, "ALTER TABLE events ADD COLUMN digest BLOB;"),
+    // console sessions (the cookie holds a random id; only its SHA-256 is stored; `email` is
+    // NULL for the admin) and the admin tokens rotated out, refused if configured again
+    (
+        5,
+        "CREATE TABLE sessions (hash BLOB PRIMARY KEY, email TEXT, created_at INTEGER NOT NULL,
+             last_seen INTEGER NOT NULL);
+         CREATE INDEX sessions_email ON sessions(email);
+         CREATE TABLE admin_tokens_retired (hash BLOB PRIMARY KEY, retired_at INTEGER NOT NULL);",
+    ),
 ];
 
 /// The last 100 audit rows of one user's limit, newest first (`GET /v1/me`): served by
@@ -416,7 +425,7 @@ mod tests {
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(versions, [1, 2, 3, 4]);
+        assert_eq!(versions, [1, 2, 3, 4, 5]);
     }
 
     #[test]

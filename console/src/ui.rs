@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::App;
 use crate::auth::{self, Principal};
 use crate::error::{ApiError, ApiResult};
+use crate::sessions;
 
 /// The console's content security policy: everything from this origin, nothing inline.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -111,7 +112,8 @@ fn page(html: &'static str) -> Response {
 enum Session {
     /// No session cookie or header.
     None,
-    /// A cookie or header that no longer names a token (revoked, or another server's).
+    /// A cookie or header that no longer names a session or token (expired, signed out,
+    /// revoked, or another server's).
     Stale,
     /// A valid session.
     Valid(Principal),
@@ -127,10 +129,20 @@ fn session(app: &App, headers: &HeaderMap) -> Session {
     }
 }
 
+/// True when the session cookie must be `Secure`: configured so, or the request came
+/// through a TLS-terminating proxy that says so.
+fn secure_cookie(app: &App, headers: &HeaderMap) -> bool {
+    app.session_options.cookie_secure
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+}
+
 /// To the login page, dropping a stale cookie on the way.
-fn to_login(stale: bool) -> Response {
+fn to_login(stale: bool, secure: bool) -> Response {
     let mut r = no_store(Redirect::to("/console/login"));
-    if stale && let Ok(v) = HeaderValue::from_str(&auth::session_clear_cookie()) {
+    if stale && let Ok(v) = HeaderValue::from_str(&auth::session_clear_cookie(secure)) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r
@@ -141,8 +153,8 @@ async fn admin_page(State(app): State<App>, headers: HeaderMap) -> Response {
     match session(&app, &headers) {
         Session::Valid(Principal::Admin) => page(ADMIN_HTML),
         Session::Valid(Principal::User(_)) => no_store(Redirect::to("/console/me")),
-        Session::None => to_login(false),
-        Session::Stale => to_login(true),
+        Session::None => to_login(false, false),
+        Session::Stale => to_login(true, secure_cookie(&app, &headers)),
     }
 }
 
@@ -150,8 +162,8 @@ async fn admin_page(State(app): State<App>, headers: HeaderMap) -> Response {
 async fn me_page(State(app): State<App>, headers: HeaderMap) -> Response {
     match session(&app, &headers) {
         Session::Valid(_) => page(ME_HTML),
-        Session::None => to_login(false),
-        Session::Stale => to_login(true),
+        Session::None => to_login(false, false),
+        Session::Stale => to_login(true, secure_cookie(&app, &headers)),
     }
 }
 
@@ -167,7 +179,8 @@ fn require_console_header(headers: &HeaderMap) -> ApiResult<()> {
     if auth::has_console_header(headers) { Ok(()) } else { Err(auth::csrf_refused()) }
 }
 
-/// `POST /console/session`: checks a token and keeps it in the session cookie.
+/// `POST /console/session`: checks a token and opens a session: a new random id in
+/// the cookie (stored hashed), never the token itself.
 async fn sign_in(
     State(app): State<App>,
     headers: HeaderMap,
@@ -175,16 +188,26 @@ async fn sign_in(
 ) -> ApiResult<Response> {
     require_console_header(&headers)?;
     let req: SignIn = crate::api::json_body(body)?;
-    let token = req.token.trim();
-    let who = app.tokens.principal(token)?;
-    if !auth::cookie_safe(token) {
-        return Err(ApiError::bad_request(
-            "auth/token-not-cookie-safe",
-            "this token has characters a cookie cannot hold; send it in the `Authorization` header instead",
-        ));
-    }
-    let cookie = HeaderValue::from_str(&auth::session_set_cookie(token))
-        .map_err(|_| ApiError::bad_request("auth/token-not-cookie-safe", "this token cannot be a cookie"))?;
+    let who = app.tokens.principal(req.token.trim())?;
+    let (id, h) = sessions::mint()?;
+    let opts = &app.session_options;
+    let (idle, absolute) = (opts.idle, opts.absolute);
+    let now = app.tokens.sessions.now();
+    let (app2, principal) = (app.clone(), who.clone());
+    app.store
+        .write(move |tx| {
+            sessions::store_insert(tx, &h, &principal, now, idle, absolute)?;
+            let after: crate::store::After = Box::new(move |ok| {
+                if ok {
+                    app2.tokens.sessions.insert(h, principal, now);
+                }
+            });
+            Ok(((), Some(after)))
+        })
+        .await?;
+    let cookie = auth::session_set_cookie(&id, absolute.as_secs(), secure_cookie(&app, &headers));
+    let cookie = HeaderValue::from_str(&cookie)
+        .map_err(|_| ApiError::store(&"the session cookie could not be set"))?;
     let body = match &who {
         Principal::Admin => serde_json::json!({ "role": "admin", "user": null }),
         Principal::User(u) => serde_json::json!({ "role": "user", "user": u }),
@@ -194,11 +217,27 @@ async fn sign_in(
     Ok(r)
 }
 
-/// `DELETE /console/session`: signs out (clears the cookie).
-async fn sign_out(headers: HeaderMap) -> ApiResult<Response> {
+/// `DELETE /console/session`: signs out: the session ends on the server (a copy of the
+/// cookie opens nothing afterwards) and the cookie is cleared.
+async fn sign_out(State(app): State<App>, headers: HeaderMap) -> ApiResult<Response> {
     require_console_header(&headers)?;
+    if let Some(id) = auth::session_cookie(&headers) {
+        let h = auth::hash(id);
+        let app2 = app.clone();
+        app.store
+            .write(move |tx| {
+                sessions::store_delete(tx, &h)?;
+                let after: crate::store::After = Box::new(move |ok| {
+                    if ok {
+                        app2.tokens.sessions.remove(&h);
+                    }
+                });
+                Ok(((), Some(after)))
+            })
+            .await?;
+    }
     let mut r = no_store(StatusCode::NO_CONTENT);
-    let cookie = HeaderValue::from_str(&auth::session_clear_cookie())
+    let cookie = HeaderValue::from_str(&auth::session_clear_cookie(secure_cookie(&app, &headers)))
         .map_err(|_| ApiError::store(&"the session cookie could not be cleared"))?;
     r.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(r)

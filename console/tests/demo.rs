@@ -17,7 +17,7 @@ use budgit_console::demo::{DemoOptions, repo::EMBEDDED, start_demo};
 use common::http::{Sse, send};
 use serde_json::{Value, json};
 
-const ADMIN: &str = "test-admin-token-demo-81c2";
+const ADMIN: &str = "test-admin-token-demo-81c2-0123456789abcdef";
 
 fn credits(v: &Value) -> f64 {
     match v {

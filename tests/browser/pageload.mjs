@@ -72,7 +72,15 @@ try {
   }
 
   const browser = await launch();
-  const cookie = { name: 'budgit_session', value: admin, url: base, httpOnly: true, sameSite: 'Strict' };
+  // a session as the login page opens one: the cookie holds a session id, never the token
+  const signIn = await fetch(`${base}/console/session`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-budgit-console': '1' },
+    body: JSON.stringify({ token: admin }),
+  });
+  const session = /budgit_session=([^;]+)/.exec(signIn.headers.get('set-cookie') || '');
+  if (signIn.status !== 200 || !session) throw new Error(`signing in answered ${signIn.status}`);
+  const cookie = { name: 'budgit_session', value: session[1], url: base, httpOnly: true, sameSite: 'Strict' };
 
   // Where a load's time goes: the document, then the API calls the page makes.
   const phases = {};

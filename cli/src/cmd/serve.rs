@@ -1,22 +1,35 @@
 //! `budgit serve`: the workspace API over an embedded SQLite database.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use budgit_console::conn::{
+    DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, HttpOptions,
+};
+use budgit_console::sessions::{DEFAULT_ABSOLUTE, DEFAULT_IDLE, SessionOptions};
 
 use super::Status;
+use super::reconcile::parse_duration;
 
 /// Run the workspace service: applied limits, usage, spend checks, the Costs API.
 ///
 /// State lives in one SQLite file; acknowledged writes survive a crash. The admin
-/// token comes from `BUDGIT_ADMIN_TOKEN`, or is generated at first start and printed
-/// once. The API is described at `/openapi.json`. Every input is bounded (one usage
-/// amount is at most 1,000,000 credits, a user has at most 1000 open reservations,
-/// …); past a bound the answer is a 4xx with a stable code (see docs/serve.md).
+/// token comes from `BUDGIT_ADMIN_TOKEN` (at least 32 characters), or is generated at
+/// first start and printed once; rotate it without a restart with `POST
+/// /v1/admin/token`. The API is described at `/openapi.json`. Every input is bounded
+/// (one usage amount is at most 1,000,000 credits, a user has at most 1000 open
+/// reservations, …); past a bound the answer is a 4xx with a stable code (see
+/// docs/serve.md).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
   budgit serve --db budgit.db --listen 127.0.0.1:8080
   BUDGIT_ADMIN_TOKEN=... budgit serve --policies policies
   budgit serve --policies policies --repo . --approved-ref origin/main
+  budgit serve --cookie-secure --session-idle 30m --session-lifetime 8h   behind a TLS proxy
+  budgit serve --header-timeout 5s --idle-timeout 2m --max-connections 4096
+  curl -X POST -H \"Authorization: Bearer $OLD\" http://127.0.0.1:8080/v1/admin/token
+                                               rotate the admin token (the new one is printed once)
   budgit serve --demo                          a demo organisation with live activity
   budgit serve --demo --users 100000 --seed 7  a large one")]
 pub struct Args {
@@ -37,6 +50,27 @@ pub struct Args {
     /// The approved revision of `--repo` (what the reconciler applies); proposals branch from it.
     #[arg(long, value_name = "REF", default_value = "HEAD", requires = "repo")]
     approved_ref: String,
+    /// Mark the console's session cookie `Secure` (the service is reached over TLS, e.g.
+    /// through a proxy; it is also set when the proxy sends `X-Forwarded-Proto: https`).
+    #[arg(long)]
+    cookie_secure: bool,
+    /// A console session unused for this long ends (`30m`, `1h`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = humanize(DEFAULT_IDLE))]
+    session_idle: Duration,
+    /// A console session ends this long after sign-in, used or not.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = humanize(DEFAULT_ABSOLUTE))]
+    session_lifetime: Duration,
+    /// A request's head must arrive in full within this, or the connection is closed.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = humanize(DEFAULT_HEADER_TIMEOUT))]
+    header_timeout: Duration,
+    /// A connection with no traffic either way for this long is closed (event streams
+    /// send a keep-alive comment well within it).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = humanize(DEFAULT_IDLE_TIMEOUT))]
+    idle_timeout: Duration,
+    /// The most connections open at once (lowered to fit the open-file limit); when
+    /// full, a new connection replaces the quietest one outside a request.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_connections: usize,
     /// The admin token (prefer the environment variable: flags show in process lists).
     #[arg(long = "admin-token", env = "BUDGIT_ADMIN_TOKEN", hide_env_values = true, hide = true)]
     admin_token: Option<String>,
@@ -53,8 +87,33 @@ pub struct Args {
     seed: u64,
 }
 
+/// A default duration as a flag value (`1h`, `60s`).
+fn humanize(d: Duration) -> &'static str {
+    let s = d.as_secs();
+    let text = if s.is_multiple_of(3600) {
+        format!("{}h", s / 3600)
+    } else if s.is_multiple_of(60) {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    };
+    // clap keeps default values for the life of the process; this runs once per flag
+    Box::leak(text.into_boxed_str())
+}
+
 /// Runs the service until interrupted.
 pub fn run(args: Args) -> anyhow::Result<Status> {
+    let sessions = SessionOptions {
+        idle: args.session_idle,
+        absolute: args.session_lifetime,
+        cookie_secure: args.cookie_secure,
+        ..SessionOptions::default()
+    };
+    let http = HttpOptions {
+        header_timeout: args.header_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections: args.max_connections,
+    };
     if args.demo {
         budgit_console::demo::run(budgit_console::demo::DemoOptions {
             policies: args.policies,
@@ -63,6 +122,8 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             db: args.db,
             seed: args.seed,
             admin_token: args.admin_token,
+            sessions,
+            http,
             ..budgit_console::demo::DemoOptions::default()
         })?;
         return Ok(Status::Clean);
@@ -74,6 +135,8 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         admin_token: args.admin_token,
         repo: args.repo,
         approved_ref: Some(args.approved_ref),
+        sessions,
+        http,
     })?;
     Ok(Status::Clean)
 }

@@ -445,6 +445,7 @@ pub async fn stream(
                 .await?
         }
     };
+    let keep_alive = app.sse_keep_alive;
     let cursor = Cursor {
         app,
         rx,
@@ -494,7 +495,8 @@ pub async fn stream(
             }
         }
     });
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+    // a comment well inside the idle timeout keeps a quiet stream from being closed as idle
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(keep_alive)).into_response())
 }
 
 /// A row of `SELECT seq, id, ts, email, product, model, micros, project, context FROM

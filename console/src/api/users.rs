@@ -296,7 +296,7 @@ pub async fn issue_token(
         .into_response())
 }
 
-/// `DELETE /v1/users/{email}/tokens`: revokes every token of a user.
+/// `DELETE /v1/users/{email}/tokens`: revokes every token of a user, and their console sessions.
 pub async fn revoke_tokens(
     State(app): State<App>,
     who: Principal,
@@ -313,6 +313,8 @@ pub async fn revoke_tokens(
         .store
         .write(move |tx| {
             let n = tx.execute("DELETE FROM tokens WHERE email = ?1", [&key])?;
+            // a console session signed in with a revoked token must not outlive it
+            crate::sessions::store_revoke(tx, &Principal::User(key.clone()))?;
             tx.execute(
                 "INSERT INTO audit (at, actor, action, subject) VALUES (?1, 'admin', 'token.revoke', ?2)",
                 (now, &key),

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 /// The admin token every test server accepts.
-pub const ADMIN: &str = "test-admin-token-5d1e";
+pub const ADMIN: &str = "test-admin-token-5d1e-0123456789abcdef";
 
 /// A running server; dropping it stops the runtime and removes the temp dir.
 pub struct Server {
@@ -28,6 +28,8 @@ pub fn config(dir: &Path) -> budgit_console::Config {
         admin_token: Some(ADMIN.into()),
         repo: None,
         approved_ref: None,
+        sessions: budgit_console::sessions::SessionOptions::default(),
+        http: budgit_console::conn::HttpOptions::default(),
     }
 }
 
