@@ -747,3 +747,31 @@ fn a_request_for_a_differently_spelled_email_names_the_user_as_the_directory_doe
     // The override reaches the person: the plan raises exactly one limit.
     assert_eq!(p["plan"]["summary"]["raised"], 1, "{}", p["plan"]);
 }
+
+#[test]
+fn requests_from_odd_emails_and_twice_for_one_person_get_valid_branches_and_distinct_files() {
+    let s = start();
+    let csv = "email,department\na..b@acme.com,Engineering\n";
+    assert_eq!(send(s.addr, "POST", "/v1/users/import", Some(ADMIN), Some(csv)).status, 200);
+    let mut files = Vec::new();
+    for (user, reason) in [("a..b@acme.com", "first"), ("a..b@acme.com", "second"), ("b@acme.com", "third")] {
+        let request = s.call(
+            "POST",
+            "/v1/requests",
+            json!({ "user": user, "credits": 50, "days": 3, "reason": reason }),
+        );
+        let r = send(s.addr, "POST", &format!("/v1/requests/{}/propose", request["id"]), Some(ADMIN), None);
+        assert_eq!(r.status, 201, "{user}: {}", r.body);
+        let p = r.json();
+        let branch = p["branch"].as_str().unwrap().to_string();
+        assert!(git2::Reference::is_valid_name(&format!("refs/heads/{branch}")), "{branch}");
+        let file = p["file"].as_str().unwrap().to_string();
+        let text = blob_at(&s.git(), p["commit"].as_str().unwrap(), &file);
+        assert!(text.contains(&format!("reason: \"{reason}\"")), "{text}");
+        files.push(file);
+    }
+    // two requests for one person while the first waits for review: two files, not one
+    let distinct: std::collections::BTreeSet<_> = files.iter().collect();
+    assert_eq!(distinct.len(), 3, "{files:?}");
+    assert!(files[0].starts_with("policies/overrides/a.b-"), "{files:?}");
+}

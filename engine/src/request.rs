@@ -12,6 +12,7 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 
 use crate::Credits;
 use crate::diag::Diagnostic;
+use crate::load::git::ref_component;
 use crate::load::{PolicySet, Source};
 use crate::validate::{ValidateOptions, Validated, validate_sources};
 
@@ -73,31 +74,14 @@ pub enum RequestError {
     OutOfRange(u32),
 }
 
-/// The user's local part, made into a document name fragment (`alice.nguyen` → `alice.nguyen`).
-fn slug(text: &str) -> String {
-    let mut out = String::new();
-    for c in text.chars().flat_map(char::to_lowercase) {
-        if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-            out.push(c);
-        } else {
-            out.push('-');
-        }
-    }
-    let trimmed = out.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    let mut s: String = trimmed.chars().take(100).collect();
-    if s.is_empty() {
-        s.push_str("user");
-    }
-    s
-}
-
 fn local_part(user: &str) -> &str {
     user.split('@').next().unwrap_or(user)
 }
 
-/// The default branch for a request: `budgit/request/<user-local-part>-<date>`.
+/// The default branch for a request: `budgit/request/<user-local-part>-<date>`, the
+/// local part made into a name git accepts (`a..b@` gives `a.b`).
 pub fn default_branch(user: &str, starts: NaiveDate) -> String {
-    format!("budgit/request/{}-{}", slug(local_part(user)), starts.format("%Y-%m-%d"))
+    format!("budgit/request/{}-{}", ref_component(local_part(user), 100, "user"), starts.format("%Y-%m-%d"))
 }
 
 /// Today's date in the workspace's time zone (UTC when it has none or an unknown one).
@@ -111,12 +95,16 @@ pub fn today(policies: &PolicySet, now: DateTime<Utc>) -> NaiveDate {
 /// Drafts the Override file for a request against the base policies.
 ///
 /// The name is `<user-local-part>-<start date>`, with `-2`, `-3`… when the base
-/// already has an override or file by that name. `dir` is the policy directory
+/// already has an override or file by that name, or `pending` (the override file
+/// names on other branches, lowercased: requests waiting for review) has it, so two
+/// requests never write the same file. Names are compared without case, as a
+/// case-insensitive file system would. `dir` is the policy directory
 /// inside the repository: the `$schema` header points from the new file to
 /// `schemas/override.schema.json` at the repository root.
 pub fn draft(
     spec: &RequestSpec,
     base: &PolicySet,
+    pending: &[String],
     dir: &str,
     now: DateTime<Utc>,
 ) -> Result<Drafted, RequestError> {
@@ -133,10 +121,12 @@ pub fn draft(
     let expires = starts
         .checked_add_days(Days::new(u64::from(spec.days)))
         .ok_or(RequestError::OutOfRange(spec.days))?;
-    let stem = format!("{}-{}", slug(local_part(user)), starts.format("%Y-%m-%d"));
+    let stem = format!("{}-{}", ref_component(local_part(user), 100, "user"), starts.format("%Y-%m-%d"));
     let taken = |name: &str| {
-        base.overrides.iter().any(|o| o.doc.name == name)
-            || base.sources.iter().any(|s| *s.path == *format!("overrides/{name}.yaml"))
+        let file = format!("overrides/{name}.yaml");
+        base.overrides.iter().any(|o| o.doc.name.eq_ignore_ascii_case(name))
+            || base.sources.iter().any(|s| s.path.eq_ignore_ascii_case(&file))
+            || pending.iter().any(|p| p.eq_ignore_ascii_case(name))
     };
     let mut name = stem.clone();
     let mut n = 2;
@@ -212,9 +202,9 @@ fn scalar(text: &str) -> String {
     }
 }
 
-/// A double-quoted YAML scalar (JSON string syntax is valid YAML).
+/// A double-quoted YAML scalar, line breaks of every kind escaped.
 fn quoted(text: &str) -> String {
-    serde_json::to_string(text).unwrap_or_else(|_| String::from("\"\""))
+    crate::load::yaml::double_quoted(text)
 }
 
 #[cfg(test)]
@@ -238,7 +228,7 @@ mod tests {
     fn drafts_a_parseable_override_named_from_user_and_date() {
         let base = PolicySet::default();
         let now = Utc.with_ymd_and_hms(2026, 11, 27, 23, 0, 0).unwrap();
-        let d = draft(&spec(), &base, "policies", now).unwrap();
+        let d = draft(&spec(), &base, &[], "policies", now).unwrap();
         assert_eq!(d.name, "alice.nguyen-2026-11-27");
         assert_eq!(d.path, "overrides/alice.nguyen-2026-11-27.yaml");
         assert_eq!(d.expires.to_string(), "2026-12-11");
@@ -263,30 +253,78 @@ mod tests {
     #[test]
     fn avoids_taken_names_and_rejects_nonsense() {
         let now = Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
-        let first = draft(&spec(), &PolicySet::default(), "", now).unwrap();
+        let first = draft(&spec(), &PolicySet::default(), &[], "", now).unwrap();
         assert!(first.text.contains("$schema=../schemas/"));
         let (base, _) = load_sources(vec![Source {
             path: first.path.clone().into(),
             text: first.text.clone().into(),
             commit: None,
         }]);
-        let second = draft(&spec(), &base, "", now).unwrap();
+        let second = draft(&spec(), &base, &[], "", now).unwrap();
         assert_eq!(second.name, "alice.nguyen-2026-11-27-2");
         assert!(matches!(
-            draft(&RequestSpec { days: 0, ..spec() }, &base, "", now),
+            draft(&RequestSpec { days: 0, ..spec() }, &base, &[], "", now),
             Err(RequestError::NoDays)
         ));
         assert!(matches!(
-            draft(&RequestSpec { user: "alice".into(), ..spec() }, &base, "", now),
+            draft(&RequestSpec { user: "alice".into(), ..spec() }, &base, &[], "", now),
             Err(RequestError::User(crate::identity::IdentityError::NotAnEmail(_)))
         ));
         assert!(matches!(
-            draft(&RequestSpec { user: "alice\u{200D}@acme.com".into(), ..spec() }, &base, "", now),
+            draft(&RequestSpec { user: "alice\u{200D}@acme.com".into(), ..spec() }, &base, &[], "", now),
             Err(RequestError::User(crate::identity::IdentityError::Hidden { .. }))
         ));
         assert!(matches!(
-            draft(&RequestSpec { reason: " ".into(), ..spec() }, &base, "", now),
+            draft(&RequestSpec { reason: " ".into(), ..spec() }, &base, &[], "", now),
             Err(RequestError::NoReason)
         ));
+    }
+
+    #[test]
+    fn line_breaks_yaml_treats_specially_are_escaped() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
+        let reason = "launch\u{2028}user: evil@x.com\u{85}next\u{2029}para\u{feff}\r\nend\u{7}";
+        let spec = RequestSpec { reason: reason.into(), ..spec() };
+        let d = draft(&spec, &PolicySet::default(), &[], "", now).unwrap();
+        for c in ['\u{2028}', '\u{2029}', '\u{85}', '\u{feff}', '\r', '\u{7}'] {
+            assert!(!d.text.contains(c), "U+{:04X} written raw:\n{}", u32::from(c), d.text);
+        }
+        assert!(d.text.contains("\\u2028user: evil@x.com\\u0085next\\u2029"), "{}", d.text);
+        let (set, findings) = load_sources(vec![Source {
+            path: d.path.clone().into(),
+            text: d.text.clone().into(),
+            commit: None,
+        }]);
+        assert!(findings.is_empty(), "{findings:?}\n{}", d.text);
+        let o = &set.overrides[0].doc;
+        assert_eq!((o.reason.as_deref(), o.user.as_str()), (Some(reason), "alice.nguyen@acme.com"));
+    }
+
+    #[test]
+    fn names_never_collide_with_pending_files_or_after_sanitising() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
+        let base = PolicySet::default();
+        // the same person twice while the first request waits on its branch
+        let first = draft(&spec(), &base, &[], "", now).unwrap();
+        let second = draft(&spec(), &base, std::slice::from_ref(&first.name), "", now).unwrap();
+        assert_ne!(first.path, second.path);
+        // three people whose local parts sanitise alike, each seeing the ones before
+        let mut pending = vec![first.name.clone(), second.name.clone()];
+        for user in
+            ["alice+nguyen@acme.com", "Alice-Nguyen@other.com", "alice..nguyen@x.com", "ALICE-NGUYEN@y.com"]
+        {
+            let d = draft(&RequestSpec { user: user.into(), ..spec() }, &base, &pending, "", now).unwrap();
+            assert!(!pending.iter().any(|p| p.eq_ignore_ascii_case(&d.name)), "{user}: {} reused", d.name);
+            pending.push(d.name.to_lowercase());
+        }
+        assert_eq!(pending.len(), 6);
+        // a base file differing only in case is taken too (a case-insensitive checkout)
+        let (base, _) = load_sources(vec![Source {
+            path: "overrides/Alice.Nguyen-2026-11-27.yaml".into(),
+            text: "apiVersion: budgit/v1\nkind: Override\nname: other\nuser: x@y.z\nadd: {credits: 1}\nstarts: 2026-11-01\nexpires: 2026-11-30\nreason: r\n".into(),
+            commit: None,
+        }]);
+        assert_eq!(draft(&spec(), &base, &[], "", now).unwrap().name, "alice.nguyen-2026-11-27-2");
+        assert_eq!(default_branch("a..b@acme.com", first.starts), "budgit/request/a.b-2026-11-27");
     }
 }

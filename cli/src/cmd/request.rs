@@ -107,7 +107,9 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
         starts: args.starts,
         requested_by: args.requested_by.clone(),
     };
-    let drafted = request::draft(&spec, &base.policies, &dir, now)?;
+    // requests still waiting on their branches have taken their file names too
+    let pending = git.override_names_on_branches(&dir)?;
+    let drafted = request::draft(&spec, &base.policies, &pending, &dir, now)?;
     // With a directory at hand, an override for someone who is not in it would never apply.
     if let (Some(directory), Some(workspace)) = (&args.inputs.directory, base.policies.workspace()) {
         let (users, findings) = read_directory(directory, &workspace.doc.attributes)?;
@@ -136,7 +138,10 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
         eprintln!("error: the request does not pass validation at `{}`: nothing was committed", args.base);
         return Ok(Status::Findings);
     }
-    let branch = args.branch.clone().unwrap_or_else(|| request::default_branch(&spec.user, drafted.starts));
+    let branch = match &args.branch {
+        Some(b) => b.clone(),
+        None => git.free_branch(&request::default_branch(&spec.user, drafted.starts)),
+    };
     let path = if dir.is_empty() { drafted.path.clone() } else { format!("{dir}/{}", drafted.path) };
     let message = request::commit_message(&spec, &drafted);
     let commit = git.commit_new_file(&args.base, &branch, &path, &drafted.text, &message)?;

@@ -619,7 +619,7 @@ fn yaml_key(name: &str) -> String {
             name.to_ascii_lowercase().as_str(),
             "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"
         );
-    if plain { name.to_string() } else { Value::String(name.to_string()).to_string() }
+    if plain { name.to_string() } else { budgit_engine::load::yaml::double_quoted(name) }
 }
 
 /// The splice adding `key: value` as the last entry of the mapping `map`, in its style and indentation.
@@ -1079,32 +1079,9 @@ fn head_side(branch: &str, commit: &str, validated: Validated) -> LoadedSide {
     }
 }
 
-/// The first free branch name: `name`, then `name-2`, `name-3`…
-fn free_branch(git: &GitRepo, name: &str) -> String {
-    let taken = |b: &str| git.raw().find_branch(b, git2::BranchType::Local).is_ok();
-    if !taken(name) {
-        return name.to_string();
-    }
-    (2..).map(|n| format!("{name}-{n}")).find(|b| !taken(b)).unwrap_or_else(|| name.to_string())
-}
-
 /// A name fit for a branch: lowercase letters, digits, `.`, `_` and `-`.
 fn branch_part(text: &str) -> String {
-    let s: String = text
-        .chars()
-        .flat_map(char::to_lowercase)
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' })
-        .take(60)
-        .collect();
-    // git refuses `..` in a ref, and runs of dashes read badly
-    let mut out = String::with_capacity(s.len());
-    for c in s.replace("..", "-").chars() {
-        if !(c == '-' && out.ends_with('-')) {
-            out.push(c);
-        }
-    }
-    let out = out.trim_matches(['-', '.']).to_string();
-    if out.is_empty() { "group".to_string() } else { out }
+    budgit_engine::load::git::ref_component(text, 60, "group")
 }
 
 /// Stores a proposal and answers it.
@@ -1312,7 +1289,7 @@ fn propose_group(job: GroupJob) -> ApiResult<Made> {
         what.iter().map(|l| format!("- {l}")).collect::<Vec<_>>().join("\n"),
     );
     let branch =
-        free_branch(&git, &format!("budgit/proposal/{}-{}", branch_part(&name), now.format("%Y%m%d-%H%M%S")));
+        git.free_branch(&format!("budgit/proposal/{}-{}", branch_part(&name), now.format("%Y%m%d-%H%M%S")));
     let commit = git
         .commit_changes(
             &base_commit,
@@ -1458,7 +1435,9 @@ fn make_request_proposal(job: RequestJob) -> ApiResult<Made> {
     let base_commit = read.commit.sha.clone();
     // Drafting needs the names taken and the time zone: parsing is enough.
     let (base, _) = load_sources(read.sources.clone());
-    let drafted = request::draft(&spec, &base, &dir, now)
+    // requests still waiting on their branches have taken their file names too
+    let pending = git.override_names_on_branches(&dir).map_err(git_error)?;
+    let drafted = request::draft(&spec, &base, &pending, &dir, now)
         .map_err(|e| unprocessable("proposals/bad-request", e.to_string()))?;
     // The drafted override names the user canonically; compare people the same way.
     let user = budgit_engine::identity::canonical(&spec.user)
@@ -1477,7 +1456,7 @@ fn make_request_proposal(job: RequestJob) -> ApiResult<Made> {
     if checked.report.has_errors() {
         return Err(invalid(&checked.report, &dir, "the override"));
     }
-    let branch = free_branch(&git, &request::default_branch(user, drafted.starts));
+    let branch = git.free_branch(&request::default_branch(user, drafted.starts));
     let path = in_repo(&dir, &drafted.path);
     let message = format!(
         "{}\nCredit request #{id}, proposed in the console by {actor}.\n",

@@ -447,7 +447,7 @@ fn single_quoted(text: &str) -> String {
 
 /// A YAML double-quoted scalar.
 fn double_quoted(text: &str) -> String {
-    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+    crate::load::yaml::double_quoted(text)
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@
 //! never changes the index or the files checked out. It owns: resolving a
 //! revision to a commit (with a clear error on shallow clones), reading the
 //! policy files under a directory of a commit's tree, listing the commits that
-//! changed that directory, and writing one new file onto a new branch (for
-//! `request`). It does not parse YAML: that is [`crate::load::load_sources`].
+//! changed that directory, writing one new file onto a new branch (for
+//! `request`), and making text into a valid branch name ([`ref_component`]). It
+//! does not parse YAML: that is [`crate::load::load_sources`].
 
 use std::path::{Component, Path};
 use std::sync::Arc;
@@ -16,6 +17,38 @@ use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 
 use super::{MAX_FILE_BYTES, Source, files};
 use crate::diag::{Diagnostic, Location};
+
+/// Text made into one component of a branch name that git accepts.
+///
+/// Lowercase ASCII letters, digits, `.`, `_` and `-`; anything else becomes `-`. Git
+/// refuses `..`, a component that starts or ends with `.`, and one ending in
+/// `.lock`, so those are removed too; runs of `-` are squeezed. At most `max`
+/// characters; `fallback` when nothing is left. Every branch the console or
+/// `budgit request` names from user input goes through here.
+pub fn ref_component(text: &str, max: usize, fallback: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(max));
+    for c in text.chars().flat_map(char::to_lowercase) {
+        let c = if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' };
+        // `..` is refused anywhere in a ref; runs of `.` and `-` become one character
+        match (out.chars().last(), c) {
+            (Some('.'), '.') | (Some('-'), '-' | '.') => continue,
+            (Some('.'), '-') => {
+                out.pop();
+                out.push('-');
+            }
+            _ => out.push(c),
+        }
+        if out.len() >= max {
+            break;
+        }
+    }
+    let mut out = out.trim_matches(['-', '.']).to_string();
+    while out.ends_with(".lock") {
+        out.truncate(out.len() - ".lock".len());
+        out = out.trim_end_matches(['-', '.']).to_string();
+    }
+    if out.is_empty() { fallback.to_string() } else { out }
+}
 
 /// Why git could not give what was asked (exit status 2).
 #[derive(Debug, thiserror::Error)]
@@ -351,6 +384,38 @@ impl GitRepo {
         self.commit_changes(base, branch, &[FileChange::Create { path, content }], message)
     }
 
+    /// The first branch name not taken: `name`, then `name-2`, `name-3`…
+    pub fn free_branch(&self, name: &str) -> String {
+        let taken = |b: &str| self.repo.find_branch(b, git2::BranchType::Local).is_ok();
+        if !taken(name) {
+            return name.to_string();
+        }
+        (2..).map(|n| format!("{name}-{n}")).find(|b| !taken(b)).unwrap_or_else(|| name.to_string())
+    }
+
+    /// The names of the Override files (`<dir>/overrides/<name>.yaml`, lowercased) on
+    /// every local branch: a new override's file must not collide with one that is
+    /// waiting for review on another branch either.
+    pub fn override_names_on_branches(&self, dir: &str) -> Result<Vec<String>, GitError> {
+        let folder = if dir.is_empty() { "overrides".to_string() } else { format!("{dir}/overrides") };
+        let mut names = Vec::new();
+        for branch in self.repo.branches(Some(git2::BranchType::Local))? {
+            let (branch, _) = branch?;
+            let Ok(tree) = branch.get().peel_to_tree() else { continue };
+            let Ok(entry) = tree.get_path(Path::new(&folder)) else { continue };
+            let Ok(sub) = entry.to_object(&self.repo).and_then(|o| o.peel_to_tree()) else { continue };
+            for e in sub.iter() {
+                let name = e.name().ok().unwrap_or_default();
+                if let Some(stem) = name.strip_suffix(".yaml").or_else(|| name.strip_suffix(".yml")) {
+                    names.push(stem.to_lowercase());
+                }
+            }
+        }
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
     /// Creates `branch` at `base` plus one commit applying `changes`, in memory.
     ///
     /// For a proposed edit (a group's limit from the console) as much as a new file:
@@ -484,6 +549,44 @@ pub(crate) fn policy_blobs(tree: &git2::Tree<'_>) -> Result<Vec<(String, Oid)>, 
 
 #[cfg(test)]
 pub(crate) mod tests {
+
+    #[test]
+    fn text_becomes_a_branch_name_git_accepts() {
+        let hostile = [
+            "a..b",
+            "a...b",
+            ".hidden",
+            "trailing.",
+            "x.lock",
+            "x.lock.lock",
+            "a.-b",
+            "a-.b",
+            "@{u}",
+            "~^:?*[\\",
+            "Zoë Müller",
+            "..",
+            "",
+            "/",
+            "a/../b",
+            "space name",
+            "tab\there",
+            "emoji😀x",
+            "-x-",
+            "a@b.com",
+        ];
+        for text in hostile {
+            let part = ref_component(text, 60, "user");
+            let name = format!("budgit/request/{part}-2026-12-07");
+            assert!(git2::Reference::is_valid_name(&format!("refs/heads/{name}")), "`{text}` → `{name}`");
+            assert!(!part.is_empty() && part.len() <= 60, "{part}");
+        }
+        assert_eq!(ref_component("a..b", 60, "user"), "a.b");
+        assert_eq!(ref_component("Alice.Nguyen", 60, "user"), "alice.nguyen");
+        assert_eq!(ref_component("Eng Leads/../x", 60, "group"), "eng-leads-x");
+        assert_eq!(ref_component("x.lock", 60, "user"), "x");
+        assert_eq!(ref_component("---", 60, "group"), "group");
+        assert_eq!(ref_component(&"ab".repeat(100), 60, "user").len(), 60);
+    }
     use super::*;
 
     /// Writes the files into the work tree, stages them and commits on HEAD (a fixed author and time).

@@ -343,6 +343,31 @@ fn document_chunks(text: &str) -> Vec<Chunk<'_>> {
     chunks
 }
 
+/// `text` as a YAML double-quoted scalar: the one way the product writes user text into YAML.
+///
+/// Besides `\` and `"`, every control character and every character a YAML reader
+/// may take for a line break (U+0085, U+2028, U+2029) or a byte-order mark (U+FEFF)
+/// is escaped as `\uXXXX`: written raw, they would end the line for some readers
+/// and not others, and a reason could then smuggle a key into the document.
+pub fn double_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') => {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// A character YAML does not allow in a file (NUL, escape, …): the file is binary, not text.
 fn control_character(file: &Arc<str>, text: &str) -> Option<Diagnostic> {
     let (offset, c) =

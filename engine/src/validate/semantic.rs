@@ -109,6 +109,9 @@ fn check_identities(policies: &PolicySet, report: &mut Report) {
 
 /// The workspace's time zone, when it names a real IANA zone.
 pub(crate) fn timezone(workspace: &Workspace) -> Option<Tz> {
+    if workspace.timezone.len() > MAX_TIMEZONE_CHARS {
+        return None;
+    }
     workspace.timezone.parse::<Tz>().ok()
 }
 
@@ -192,8 +195,28 @@ fn duplicates<'a>(kind: &str, names: impl Iterator<Item = (&'a str, Location)>, 
     }
 }
 
+/// The longest time zone name read (the IANA database's longest is 32 characters).
+pub(crate) const MAX_TIMEZONE_CHARS: usize = 64;
+
 fn check_timezone(ws: &Loaded<Workspace>, report: &mut Report) {
     let written = ws.doc.timezone.as_str();
+    let chars = written.chars().count();
+    if chars > MAX_TIMEZONE_CHARS {
+        report.push(
+            Diagnostic::error(
+                "workspace/bad-timezone",
+                format!(
+                    "the time zone is {chars} characters long; IANA names have at most {MAX_TIMEZONE_CHARS}"
+                ),
+            )
+            .at(ws.loc("/timezone"))
+            .with_label("not a time zone")
+            .with_help(
+                "write a zone of the IANA database, such as `America/New_York`, `Europe/Paris` or `UTC`",
+            ),
+        );
+        return;
+    }
     if timezone(&ws.doc).is_some() {
         return;
     }
@@ -474,6 +497,21 @@ mod tests {
         let report = run(&[("ws.yaml", WORKSPACE), ("a.yaml", &a), ("b.yaml", &b)], NOW);
         assert_eq!(summary(&report), ["name/duplicate b.yaml:3:7"]);
         assert_eq!(report.diagnostics[0].labels[0].location.to_string(), "a.yaml:3:7");
+    }
+
+    #[test]
+    fn a_megabyte_time_zone_is_refused_at_its_place_at_once() {
+        let ws = WORKSPACE.replace("America/New_York", &"A".repeat(1_000_000));
+        let started = std::time::Instant::now();
+        let report = run(&[("ws.yaml", &ws)], NOW);
+        let took = started.elapsed();
+        assert_eq!(summary(&report), ["workspace/bad-timezone ws.yaml:4:11"]);
+        assert_eq!(
+            report.diagnostics[0].message,
+            "the time zone is 1000000 characters long; IANA names have at most 64"
+        );
+        // it took minutes in a debug build before the cap
+        assert!(took < std::time::Duration::from_secs(3), "{took:?}");
     }
 
     #[test]
