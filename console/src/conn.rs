@@ -403,6 +403,43 @@ mod tests {
         assert!(HttpOptions::default().effective_max_connections() >= MIN_CONNECTIONS);
     }
 
+    /// Registers a connection last active `ms` after the epoch.
+    fn add(r: &Registry, id: u64, epoch: Instant, ms: u64, served: bool, busy: usize) -> Arc<Notify> {
+        let activity = Arc::new(Activity::new(epoch));
+        activity.last_ms.store(ms, Ordering::Relaxed);
+        let evict = Arc::new(Notify::new());
+        let entry = Entry {
+            activity,
+            busy: Arc::new(AtomicUsize::new(busy)),
+            served: Arc::new(AtomicBool::new(served)),
+            evict: evict.clone(),
+        };
+        r.open.lock().unwrap().insert(id, entry);
+        evict
+    }
+
+    #[tokio::test]
+    async fn eviction_takes_the_quietest_connection_outside_a_request_head_first() {
+        let r = Registry::default();
+        let epoch = Instant::now();
+        add(&r, 1, epoch, 0, true, 1); // inside a request since the start: never evicted
+        add(&r, 2, epoch, 10, true, 0); // an idle keep-alive connection
+        add(&r, 3, epoch, 50, false, 0); // a half-sent request, quieter than 4
+        add(&r, 4, epoch, 90, false, 0);
+        let order: Vec<u64> = (0..3)
+            .map(|_| {
+                let before: Vec<u64> = r.open.lock().unwrap().keys().copied().collect();
+                assert!(r.evict_one());
+                let after: Vec<u64> = r.open.lock().unwrap().keys().copied().collect();
+                *before.iter().find(|id| !after.contains(id)).unwrap()
+            })
+            .collect();
+        assert_eq!(order, [3, 4, 2]);
+        // only the busy one is left: nothing to evict
+        assert!(!r.evict_one());
+        assert_eq!(r.len(), 1);
+    }
+
     #[test]
     fn the_busy_answer_is_well_formed() {
         let text = std::str::from_utf8(FULL).unwrap();
