@@ -6,6 +6,7 @@
 pub(crate) mod admin;
 mod check;
 pub mod dashboard;
+pub mod fuzz;
 mod limits;
 pub mod proposals;
 mod requests;

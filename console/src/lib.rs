@@ -9,7 +9,8 @@
 //!
 //! Layout: [`store`] (SQLite, one writer thread), [`ledger`] (the in-memory
 //! check ledger), [`auth`] (tokens), [`sessions`] (console sign-ins),
-//! [`metrics`], [`openapi`] (the API's description), `api` (the handlers).
+//! [`metrics`], [`openapi`] (the API's description), `api` (the handlers),
+//! [`fuzz`] (the handlers' body parsing, for the fuzz targets).
 
 // the OpenAPI document is one large `json!` literal
 #![recursion_limit = "512"]
@@ -25,6 +26,8 @@ pub mod openapi;
 pub mod sessions;
 pub mod store;
 mod ui;
+
+pub use api::fuzz;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

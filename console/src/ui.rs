@@ -169,7 +169,7 @@ async fn me_page(State(app): State<App>, headers: HeaderMap) -> Response {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SignIn {
+pub(crate) struct SignIn {
     token: String,
 }
 

@@ -38,7 +38,7 @@ const MAX_TTL: i64 = 3600;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CheckIn {
+pub(super) struct CheckIn {
     #[serde(default)]
     user: Option<String>,
     product: String,
@@ -209,7 +209,7 @@ fn reservation_error(e: ReservationError) -> ApiError {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CommitIn {
+pub(super) struct CommitIn {
     credits: Credits,
     #[serde(default)]
     event_id: Option<String>,

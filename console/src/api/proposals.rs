@@ -1196,7 +1196,7 @@ where
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ProposalIn {
+pub(super) struct ProposalIn {
     group: String,
     #[serde(default)]
     credits: Option<Credits>,

@@ -21,7 +21,7 @@ pub(crate) const MAX_PENDING_REQUESTS: i64 = 20;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RequestIn {
+pub(super) struct RequestIn {
     #[serde(default)]
     user: Option<String>,
     credits: Credits,
@@ -165,7 +165,7 @@ fn parse_id(id: Result<Path<String>, PathRejection>) -> ApiResult<i64> {
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct DecideIn {
+pub(super) struct DecideIn {
     #[serde(default)]
     reason: Option<String>,
 }
@@ -248,13 +248,16 @@ pub async fn approve(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let id = parse_id(id)?;
-    let bytes = super::raw_body(body)?;
-    let req: DecideIn = if bytes.iter().all(u8::is_ascii_whitespace) {
-        DecideIn::default()
-    } else {
-        json_body::<Option<DecideIn>>(Ok(bytes))?.unwrap_or_default()
-    };
+    let req = approve_body(super::raw_body(body)?)?;
     decide(app, who, id, true, req.reason).await
+}
+
+/// An approval's body: empty, `null`, or a [`DecideIn`] (its reason is optional).
+pub(super) fn approve_body(bytes: Bytes) -> ApiResult<DecideIn> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(DecideIn::default());
+    }
+    Ok(json_body::<Option<DecideIn>>(Ok(bytes))?.unwrap_or_default())
 }
 
 /// `POST /v1/requests/{id}/decline`: declines with a reason.
@@ -275,7 +278,7 @@ pub async fn decline(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LeaseIn {
+pub(super) struct LeaseIn {
     holder: String,
     ttl_seconds: i64,
 }

@@ -320,14 +320,9 @@ pub(crate) fn publish(app: &App, stored: Vec<(NewEvent, i64, String)>, to_ledger
     }
 }
 
-/// `POST /v1/usage/events`: stores one event, an array, or `{"events": [...]}`.
-pub async fn ingest(
-    State(app): State<App>,
-    who: Principal,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Response> {
-    who.require_admin()?;
-    let value: Value = super::json_body(body)?;
+/// The events of an ingest body already parsed as JSON: one event, an array, or
+/// `{"events": [...]}`, each checked; the first bad one refuses the whole batch.
+pub(super) fn parse_events(value: Value) -> ApiResult<Vec<NewEvent>> {
     let items = match value {
         Value::Array(items) => items,
         Value::Object(mut obj) if obj.contains_key("events") && !obj.contains_key("id") => {
@@ -363,6 +358,18 @@ pub async fn ingest(
             err
         })?);
     }
+    Ok(events)
+}
+
+/// `POST /v1/usage/events`: stores one event, an array, or `{"events": [...]}`.
+pub async fn ingest(
+    State(app): State<App>,
+    who: Principal,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    who.require_admin()?;
+    let value: Value = super::json_body(body)?;
+    let events = parse_events(value)?;
     let app2 = app.clone();
     let results = app
         .store
