@@ -369,19 +369,35 @@ pub fn double_quoted(text: &str) -> String {
 }
 
 /// A character YAML does not allow in a file (NUL, escape, …): the file is binary, not text.
+///
+/// A carriage return not followed by `\n` is refused too: YAML counts it as a line
+/// break, every other reader of the file (editors, CI annotations, the locations of
+/// findings) does not, so a finding after it would point at the wrong line.
 fn control_character(file: &Arc<str>, text: &str) -> Option<Diagnostic> {
-    let (offset, c) =
-        text.char_indices().find(|(_, c)| c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\u{85}'))?;
+    let bytes = text.as_bytes();
+    let (offset, c) = text.char_indices().find(|&(i, c)| match c {
+        '\r' => bytes.get(i + 1) != Some(&b'\n'),
+        _ => c.is_control() && !matches!(c, '\t' | '\n' | '\u{85}'),
+    })?;
     let before = &text[..offset];
     let line = u32::try_from(before.matches('\n').count() + 1).unwrap_or(u32::MAX);
     let column =
         u32::try_from(before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1).unwrap_or(u32::MAX);
+    let at = Location { file: file.clone(), line, column, offset, len: c.len_utf8(), commit: None };
+    if c == '\r' {
+        return Some(
+            Diagnostic::error("input/not-text", "file has a carriage return that does not end a line")
+                .at(at)
+                .with_label("U+000D without `\\n`")
+                .with_help("save the file with `\\n` or `\\r\\n` line endings"),
+        );
+    }
     Some(
         Diagnostic::error(
             "input/not-text",
             format!("file holds the control character U+{:04X}", u32::from(c)),
         )
-        .at(Location { file: file.clone(), line, column, offset, len: c.len_utf8(), commit: None })
+        .at(at)
         .with_label("not text")
         .with_help("policy files are YAML text; is this a binary file?"),
     )
@@ -612,6 +628,17 @@ mod tests {
         let l = d.location.unwrap();
         assert_eq!((l.line, l.column, l.offset), (2, 5, 9));
         assert!(parse("a: \"tab\there\"\r\n").is_ok());
+    }
+
+    #[test]
+    fn a_bare_carriage_return_is_refused_where_it_is() {
+        // YAML breaks lines at a bare `\r`; the finding's line and column would
+        // then disagree with the file as everything else counts its lines.
+        let d = parse("a: 1\nb: 'x\ry'\nc: [\n").unwrap_err();
+        assert_eq!(d.code, "input/not-text");
+        let l = d.location.unwrap();
+        assert_eq!((l.line, l.column, l.offset, l.len), (2, 6, 10, 1));
+        assert!(parse("a: 1\r\nb: 2\r\n").is_ok());
     }
 
     #[test]
