@@ -515,7 +515,9 @@ fn fast_row(
     let user = &bytes[u_start..u_end];
     let product = &bytes[u_end + 1..p_end];
     let model = &bytes[p_end + 1..m_end];
-    if user.is_empty() || user[0] == b' ' || user[user.len() - 1] == b' ' {
+    // Padded users go to the general path, which trims all ASCII whitespace: a tab
+    // kept here would make `\ta@x.com` a second person beside `a@x.com`.
+    if user.first().is_none_or(u8::is_ascii_whitespace) || user.last().is_some_and(u8::is_ascii_whitespace) {
         return None;
     }
     let u = match cache.user_id {
@@ -913,6 +915,18 @@ mod tests {
         assert!(parse_credits(b"-1").unwrap_err().contains("negative"));
         assert!(parse_credits(b"0.0000001").unwrap_err().contains("more than 6 decimal places"));
         assert!(parse_credits(b"abc").unwrap_err().contains("not a decimal number"));
+    }
+
+    #[test]
+    fn a_user_padded_with_tabs_is_the_same_user() {
+        let text = "date,user,product,model,credits\n2026-11-02,a@x.com,p,m,2\n\
+                    2026-11-02,\ta@x.com,p,m,1\n2026-11-02,b@x.com\t,p,m,1\n";
+        let mut t = table();
+        let out =
+            parse_usage(&Arc::from("u.csv"), text.as_bytes(), UsageFormat::Csv, &mut t, Tz::UTC).unwrap();
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(t.user, vec![0, 0, 1]);
+        assert!(t.unknown_users().is_empty());
     }
 
     #[test]
