@@ -97,8 +97,11 @@ mod tests {
         assert_eq!(parse(Body::Check, check).map_err(|e| e.code), Ok(None));
         let unknown = br#"{"product":"codex","model":"gpt-5","credits":1,"extra":true}"#;
         assert_eq!(parse(Body::Check, unknown).map_err(|e| e.code), Err("request/bad-json"));
-        let event = br#"{"id":"e1","time":0,"user":"a@x.com","product":"p","model":"m","credits":1}"#;
-        assert_eq!(parse(Body::UsageEvents, event).map_err(|e| e.code), Ok(None));
+        // events must fall in the accepted time window around the present
+        let now = chrono::Utc::now().timestamp();
+        let event =
+            format!(r#"{{"id":"e1","time":{now},"user":"a@x.com","product":"p","model":"m","credits":1}}"#);
+        assert_eq!(parse(Body::UsageEvents, event.as_bytes()).map_err(|e| e.code), Ok(None));
         assert_eq!(parse(Body::UsageEvents, b"[]").map_err(|e| e.code), Err("usage/empty"));
         assert_eq!(parse(Body::Approve, b"  ").map_err(|e| e.code), Ok(None));
         assert_eq!(parse(Body::Approve, b"null").map_err(|e| e.code), Ok(None));
