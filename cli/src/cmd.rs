@@ -1,10 +1,12 @@
 //! Commands: one module each, holding its `Args` (clap) and `run`.
 
+pub mod completions;
 pub mod evaluate;
 pub mod explain;
 mod flags;
 pub mod r#gen;
 pub mod history;
+pub mod man;
 pub mod owners;
 pub mod plan;
 pub mod reconcile;
@@ -94,6 +96,8 @@ enum Command {
     Explain(explain::Args),
     Serve(serve::Args),
     Reconcile(reconcile::Args),
+    Completions(completions::Args),
+    Man(man::Args),
 }
 
 /// Runs the parsed command.
@@ -111,5 +115,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Explain(args) => explain::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Reconcile(args) => reconcile::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     }
 }
