@@ -70,7 +70,7 @@ impl Leave {
 /// Budget limits live as YAML in git; budgit validates them, shows what a change
 /// does to real people, evaluates them against usage and pushes them to the workspace.
 #[derive(Debug, Parser)]
-#[command(name = "budgit", bin_name = "budgit", version, propagate_version = true)]
+#[command(name = "budgit", bin_name = "budgit", version = env!("BUDGIT_VERSION"), propagate_version = true)]
 #[command(after_help = "\
 Examples:
   budgit validate --policies policies     check the policy repository (the CI gate)

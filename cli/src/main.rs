@@ -2,6 +2,9 @@
 
 mod cmd;
 mod render;
+#[cfg(test)]
+#[path = "../build/version.rs"]
+mod version;
 
 use std::process::ExitCode;
 

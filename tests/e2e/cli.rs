@@ -51,7 +51,16 @@ fn validate_help() {
 fn version() {
     let dir = tempfile::tempdir().unwrap();
     let run = budgit(dir.path(), &["--version"]);
-    assert_eq!((run.code, run.stdout), (0, format!("budgit {}\n", env!("CARGO_PKG_VERSION"))));
+    // Built from a git checkout (this repository): the version names the commit and its date.
+    let head = std::process::Command::new("git")
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "log", "-1", "--format=%h %cs", "--abbrev=12"])
+        .output()
+        .unwrap();
+    let head = String::from_utf8(head.stdout).unwrap();
+    assert_eq!(
+        (run.code, run.stdout),
+        (0, format!("budgit {} ({})\n", env!("CARGO_PKG_VERSION"), head.trim()))
+    );
 }
 
 #[test]
