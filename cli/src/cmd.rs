@@ -14,6 +14,7 @@ pub mod request;
 pub mod resolve;
 pub mod schema;
 pub mod serve;
+pub mod users;
 pub mod validate;
 
 use std::process::ExitCode;
@@ -96,6 +97,7 @@ enum Command {
     Explain(explain::Args),
     Serve(serve::Args),
     Reconcile(reconcile::Args),
+    Users(users::Args),
     Completions(completions::Args),
     Man(man::Args),
 }
@@ -115,6 +117,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Explain(args) => explain::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Reconcile(args) => reconcile::run(args),
+        Command::Users(args) => users::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
     }

@@ -101,6 +101,20 @@ impl HttpWorkspace {
         decode(&read(answer)?)
     }
 
+    /// `POST /v1/users/import`: upserts the users of one CSV or JSON Lines body (a
+    /// CSV body starts with its header). Bad rows come back as findings, not errors.
+    pub fn import_users(&self, body: &[u8], jsonl: bool) -> Result<ImportAnswer, WorkspaceError> {
+        let (format, content_type) =
+            if jsonl { ("jsonl", "application/x-ndjson") } else { ("csv", "text/csv") };
+        let answer = self
+            .agent
+            .post(&self.url(&format!("/v1/users/import?format={format}")))
+            .header("authorization", &self.bearer())
+            .header("content-type", content_type)
+            .send(body);
+        decode(&read(answer)?)
+    }
+
     /// Pages through a list endpoint keyed by a string cursor (`after`).
     fn pages<T: DeserializeOwned>(&self, path: &str, page: usize) -> Result<Vec<T>, WorkspaceError> {
         let mut out = Vec::new();
@@ -115,6 +129,36 @@ impl HttpWorkspace {
             }
         }
     }
+}
+
+/// What `POST /v1/users/import` answers.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImportAnswer {
+    /// Users in the body that were imported (created + updated + unchanged).
+    pub users: u64,
+    /// New users.
+    pub created: u64,
+    /// Users whose attributes changed.
+    pub updated: u64,
+    /// Users already as in the body.
+    pub unchanged: u64,
+    /// Bad rows (left out) and unknown columns.
+    #[serde(default)]
+    pub diagnostics: Vec<ImportFinding>,
+}
+
+/// One finding of an import, on a line of the body.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImportFinding {
+    /// The diagnostic code (`directory/bad-row`, …).
+    pub code: String,
+    /// `error` or `warning`.
+    pub severity: String,
+    /// What is wrong.
+    pub message: String,
+    /// The 1-based line of the body, when the finding has one.
+    #[serde(default)]
+    pub line: Option<u32>,
 }
 
 /// One page of a list endpoint.

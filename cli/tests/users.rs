@@ -1,0 +1,161 @@
+//! `budgit users import` as a real process against a real `budgit serve` on loopback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+
+#[path = "../../console/tests/common/http.rs"]
+mod http;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use http::send;
+
+const ADMIN: &str = "users-test-admin-7d1f04";
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_budgit"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--db"]).arg(dir.path().join("budgit.db"));
+    cmd.env_clear().env("NO_COLOR", "1").env("BUDGIT_ADMIN_TOKEN", ADMIN);
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let pipe = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("budgit serve listening on http://") {
+                let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("the server did not start");
+    Server { child, addr, dir }
+}
+
+/// Runs `budgit` in `cwd` with only the admin token and `NO_COLOR` in the environment.
+fn budgit(cwd: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_budgit"))
+        .args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .env("NO_COLOR", "1")
+        .env("BUDGIT_TOKEN", ADMIN)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn users(s: &Server) -> Vec<String> {
+    let answer = send(s.addr, "GET", "/v1/users?limit=1000", Some(ADMIN), None);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_csv_in_slices_reports_progress_and_bad_rows_at_their_line_of_the_file() {
+    let s = serve();
+    let url = format!("http://{}", s.addr);
+    let mut csv = String::from("email,department,shoe_size\n");
+    for i in 0..24 {
+        csv.push_str(&format!("user{i:02}@acme.com,Engineering,{i}\n"));
+        if i == 14 {
+            // Line 17 of the file, in the second slice of ten rows.
+            csv.push_str("not-an-email,Sales,1\n");
+        }
+    }
+    std::fs::write(s.dir.path().join("people.csv"), &csv).unwrap();
+    let (code, stdout, stderr) =
+        budgit(s.dir.path(), &["users", "import", "--workspace", &url, "people.csv", "--batch", "10"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    // The bad row is named at its line of the file, with the line itself, as `validate` does.
+    assert!(stdout.contains("error[directory/bad-row]: `not-an-email` is not an email address"), "{stdout}");
+    assert!(stdout.contains("--> people.csv:17:1"), "{stdout}");
+    assert!(stdout.contains("17 | not-an-email,Sales,1"), "{stdout}");
+    assert!(
+        stdout.ends_with(
+            "imported 24 users from `people.csv`: 24 created, 0 updated, 0 unchanged; 1 bad row\n"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(
+        stderr,
+        "imported 10 of 25 rows (1/3)\nimported 20 of 25 rows (2/3)\nimported 25 of 25 rows (3/3)\n"
+    );
+    let imported = users(&s);
+    assert_eq!(imported.len(), 24, "{imported:?}");
+    assert!(imported.contains(&"user23@acme.com".to_string()));
+
+    // Again, with one change: nothing is created twice, and a small file shows no progress.
+    let jsonl = "{\"email\":\"user00@acme.com\",\"department\":\"Sales\"}\n{\"email\":\"user01@acme.com\",\"department\":\"Engineering\",\"shoe_size\":\"1\"}\n";
+    std::fs::write(s.dir.path().join("people.jsonl"), jsonl).unwrap();
+    let (code, stdout, stderr) =
+        budgit(s.dir.path(), &["users", "import", "--workspace", &url, "people.jsonl"]);
+    assert_eq!((code, stderr.as_str()), (0, ""), "{stdout}");
+    assert_eq!(stdout, "imported 2 users from `people.jsonl`: 0 created, 1 updated, 1 unchanged\n");
+    assert_eq!(users(&s).len(), 24);
+}
+
+#[test]
+fn findings_in_github_format_and_a_bad_file_or_workspace_is_an_error() {
+    let s = serve();
+    let url = format!("http://{}", s.addr);
+    std::fs::write(s.dir.path().join("people.jsonl"), "{\"email\":\"a@acme.com\"}\n{not json\n").unwrap();
+    let (code, stdout, stderr) =
+        budgit(s.dir.path(), &["users", "import", "--workspace", &url, "people.jsonl", "--format", "github"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.starts_with("::error file=people.jsonl,line=2,"), "{stdout}");
+    assert_eq!(stderr, "imported 1 user from `people.jsonl`: 1 created, 0 updated, 0 unchanged\n");
+
+    let (code, _, stderr) = budgit(s.dir.path(), &["users", "import", "--workspace", &url, "missing.csv"]);
+    assert_eq!(code, 2);
+    assert!(stderr.starts_with("error: cannot read `missing.csv`"), "{stderr}");
+
+    std::fs::write(s.dir.path().join("empty.csv"), "").unwrap();
+    let (code, _, stderr) = budgit(s.dir.path(), &["users", "import", "--workspace", &url, "empty.csv"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("`empty.csv` is empty"), "{stderr}");
+
+    // A CSV without an `email` column is refused by the service, with its reason.
+    std::fs::write(s.dir.path().join("noemail.csv"), "name\nalice\n").unwrap();
+    let (code, _, stderr) = budgit(s.dir.path(), &["users", "import", "--workspace", &url, "noemail.csv"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no `email` column"), "{stderr}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_budgit"))
+        .args(["users", "import", "--workspace", &url, "people.jsonl"])
+        .current_dir(s.dir.path())
+        .env_clear()
+        .env("BUDGIT_TOKEN", "wrong")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.starts_with("error: cannot import `people.jsonl` into the workspace"), "{stderr}");
+    assert!(!stderr.contains("wrong"), "the token leaked: {stderr}");
+}
