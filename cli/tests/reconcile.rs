@@ -260,6 +260,64 @@ fn a_directory_file_replaces_the_workspace_users_and_an_empty_one_is_refused() {
     assert!(refused["error"].as_str().unwrap().contains("holds no user"), "{refused}");
 }
 
+fn people(s: &Server) -> Vec<(String, Value)> {
+    let page = send(s.addr, "GET", "/v1/users?limit=100", Some(ADMIN), None).json();
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["email"].as_str().unwrap().to_string(), u["attributes"].clone()))
+        .collect()
+}
+
+#[test]
+fn a_directory_file_keeps_the_workspace_people_in_sync_under_the_guard() {
+    let s = serve();
+    let r = repo();
+    reconcile(r.path(), &url(s.addr), &["--now", NOW]);
+    // alice moves to Sales, carol left, dave joined.
+    std::fs::write(
+        r.path().join("dir.csv"),
+        "email,department\nalice@acme.com,Sales\nbob@acme.com,Sales\ndave@acme.com,Engineering\n",
+    )
+    .unwrap();
+    let before = people(&s);
+    // Lowering alice and removing carol is two of three limits: the guard refuses, and
+    // a refused run changes no one.
+    let (code, refused, stderr) =
+        reconcile(r.path(), &url(s.addr), &["--now", NOW, "--directory", "dir.csv"]);
+    assert_eq!(code, 1, "{refused}\n{stderr}");
+    assert_eq!(refused["status"], "refused", "{refused}");
+    assert_eq!(people(&s), before);
+    // A dry run neither.
+    reconcile(
+        r.path(),
+        &url(s.addr),
+        &["--now", NOW, "--directory", "dir.csv", "--dry-run", "--allow-mass-change"],
+    );
+    assert_eq!(people(&s), before);
+
+    let (code, run, stderr) =
+        reconcile(r.path(), &url(s.addr), &["--now", NOW, "--directory", "dir.csv", "--allow-mass-change"]);
+    assert_eq!(code, 0, "{run}\n{stderr}");
+    assert!(
+        stderr.contains("people from `dir.csv`: 1 created, 1 updated, 1 unchanged, 1 removed"),
+        "{stderr}"
+    );
+    let emails: Vec<String> = people(&s).into_iter().map(|(e, _)| e).collect();
+    assert_eq!(emails, ["alice@acme.com", "bob@acme.com", "dave@acme.com"]);
+    assert_eq!(people(&s)[0].1["department"], "Sales");
+    assert_eq!(limit_of(&s, "dave@acme.com"), json!(500));
+    assert_eq!(limit_of(&s, "alice@acme.com"), json!(100));
+
+    // The next run, without the file, works from the workspace's people and finds nothing to do.
+    let (code, next, stderr) = reconcile(r.path(), &url(s.addr), &["--now", NOW]);
+    assert_eq!(code, 0, "{next}\n{stderr}");
+    assert_eq!(next["applied"], json!([]), "{next}");
+    assert_eq!(next["unchanged"], 3, "{next}");
+    assert!(audit(&s).iter().any(|a| a["action"] == "user.remove" && a["subject"] == "carol@acme.com"));
+}
+
 #[test]
 fn a_limit_changed_by_hand_is_unmanaged_drift_and_reverted() {
     let s = serve();

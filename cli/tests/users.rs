@@ -159,3 +159,37 @@ fn findings_in_github_format_and_a_bad_file_or_workspace_is_an_error() {
     assert!(stderr.starts_with("error: cannot import `people.jsonl` into the workspace"), "{stderr}");
     assert!(!stderr.contains("wrong"), "the token leaked: {stderr}");
 }
+
+#[test]
+fn removing_people_takes_a_list_of_emails_and_refuses_anything_else() {
+    let s = serve();
+    let csv = "email,department\na@acme.com,Sales\nb@acme.com,Sales\n";
+    assert_eq!(send(s.addr, "POST", "/v1/users/import?format=csv", Some(ADMIN), Some(csv)).status, 200);
+    for (body, code) in [
+        ("{}", "users/bad-remove"),
+        ("not json", "users/bad-remove"),
+        ("{\"users\": [1]}", "users/bad-remove"),
+        ("{\"users\": [\"not an email\"]}", "request/bad-user"),
+    ] {
+        let answer = send(s.addr, "POST", "/v1/users/remove", Some(ADMIN), Some(body));
+        assert_eq!((answer.status, answer.json()["error"]["code"].as_str().unwrap()), (400, code), "{body}");
+    }
+    assert_eq!(users(&s).len(), 2);
+    let token = send(s.addr, "POST", "/v1/users/a@acme.com/tokens", Some(ADMIN), None).json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(send(s.addr, "GET", "/v1/me", Some(&token), None).status, 200);
+    let body = "{\"users\": [\"a@acme.com\", \"gone@acme.com\"]}";
+    assert_eq!(send(s.addr, "POST", "/v1/users/remove", Some(&token), Some(body)).status, 403);
+    let answer = send(s.addr, "POST", "/v1/users/remove", Some(ADMIN), Some(body));
+    assert_eq!(
+        (answer.status, answer.json()["removed"].clone()),
+        (200, serde_json::json!(1)),
+        "{}",
+        answer.body
+    );
+    assert_eq!(users(&s), ["b@acme.com"]);
+    // A person removed has no token left.
+    assert_eq!(send(s.addr, "GET", "/v1/me", Some(&token), None).status, 401);
+}

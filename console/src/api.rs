@@ -47,6 +47,7 @@ pub fn router(app: App) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .route("/v1/users/import", post(users::import).layer(DefaultBodyLimit::max(MAX_IMPORT_BODY)))
+        .route("/v1/users/remove", post(users::remove))
         .route("/v1/users", get(users::list))
         .route("/v1/users/{email}", get(users::get_one))
         .route("/v1/users/{email}/tokens", post(users::issue_token).delete(users::revoke_tokens))

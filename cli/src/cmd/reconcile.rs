@@ -47,6 +47,7 @@ use crate::render;
 Examples:
   BUDGIT_TOKEN=... budgit reconcile --workspace http://127.0.0.1:8080 --ref origin/main --dry-run
   budgit reconcile --workspace $URL --ref main --max-changes 200 --format json
+  budgit reconcile --workspace $URL --ref main --directory people.csv   people from the HR export
   budgit reconcile --workspace $URL --ref main --every 5m --metrics-listen 0.0.0.0:9464")]
 pub struct Args {
     /// The workspace API's base URL.
@@ -58,7 +59,8 @@ pub struct Args {
     /// The policy directory inside the repository.
     #[arg(long, default_value = "policies", value_name = "DIR")]
     policies: PathBuf,
-    /// A directory file instead of the workspace's users.
+    /// A directory file instead of the workspace's users; after a complete run the
+    /// workspace's people are made the file's (added, changed, removed).
     #[arg(long, value_name = "FILE")]
     directory: Option<PathBuf>,
     /// The instant to resolve at (RFC 3339); defaults to the time of each run.
@@ -161,7 +163,8 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         None => {
             let outcome = once(&args, &workspace, &clock, &options, &shutdown);
             print(&args, &outcome)?;
-            Ok(status(&outcome))
+            let people = sync_people(&args, &workspace, &outcome);
+            Ok(worst(status(&outcome), people))
         }
         Some(every) => daemon(&args, &workspace, &clock, &options, &shutdown, every),
     }
@@ -194,6 +197,76 @@ fn once(
     };
     let ctx = Context { workspace, desired: &desired, clock, options: options.clone(), shutdown };
     reconcile(&ctx)
+}
+
+/// With `--directory`, after a run that applied everything: the workspace's people
+/// become the file's (created, updated, and removed when absent), so the next run
+/// without `--directory` resolves the same people. The limits of removed people were
+/// removed by the run itself, under the blast-radius guard; a refused, partial or dry
+/// run changes no one. Prints what changed on stderr.
+fn sync_people(args: &Args, workspace: &HttpWorkspace, outcome: &Result<Run, ReconcileError>) -> Status {
+    let Some(path) = &args.directory else { return Status::Clean };
+    match outcome {
+        Ok(run) if !run.report.dry_run && !run.report.incomplete() => {}
+        _ => return Status::Clean,
+    }
+    match sync_people_from(workspace, path) {
+        Ok(status) => status,
+        Err(error) => {
+            eprintln!("error: the workspace's people were not synced with `{}`: {error:#}", path.display());
+            Status::Failure
+        }
+    }
+}
+
+fn sync_people_from(workspace: &HttpWorkspace, path: &std::path::Path) -> anyhow::Result<Status> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let imported = super::users::import_file(workspace, path, &bytes, super::users::DEFAULT_BATCH, false)?;
+    for d in &imported.report.diagnostics {
+        let at = d.location.as_ref().map(|l| format!("{}:{}: ", l.file, l.line)).unwrap_or_default();
+        let severity = if d.severity == budgit_engine::Severity::Error { "error" } else { "warning" };
+        eprintln!("{at}{severity}[{}]: {}", d.code, d.message);
+    }
+    // Who the file names, by the engine's reader (attributes do not matter here).
+    let (file, _) = budgit_engine::input::read_directory(path, &std::collections::BTreeMap::new())
+        .with_context(|| format!("cannot read `{}`", path.display()))?;
+    let kept: std::collections::HashSet<&str> = file.users.iter().map(|u| u.email.as_str()).collect();
+    let gone: Vec<String> = budgit_engine::workspace::Workspace::users(workspace)
+        .context("cannot list the workspace's people")?
+        .into_iter()
+        .map(|u| u.email)
+        .filter(|email| !kept.contains(email.as_str()))
+        .collect();
+    // A bad row may be a person who is still there: remove no one until the file is clean.
+    let removed = if imported.report.errors() > 0 || gone.is_empty() {
+        0
+    } else {
+        workspace.remove_users(&gone).context("cannot remove the people who left")?
+    };
+    eprintln!(
+        "people from `{}`: {} created, {} updated, {} unchanged, {} removed{}",
+        path.display(),
+        imported.created,
+        imported.updated,
+        imported.unchanged,
+        removed,
+        if imported.report.errors() > 0 && !gone.is_empty() {
+            format!(" ({} not removed: the file has bad rows)", gone.len())
+        } else {
+            String::new()
+        }
+    );
+    Ok(if imported.report.errors() > 0 { Status::Findings } else { Status::Clean })
+}
+
+/// The more severe of two statuses (a usage or I/O failure over findings over clean).
+fn worst(a: Status, b: Status) -> Status {
+    let rank = |s: Status| match s {
+        Status::Clean | Status::Changes => 0,
+        Status::Findings => 1,
+        Status::Failure => 2,
+    };
+    if rank(b) > rank(a) { b } else { a }
 }
 
 fn status(outcome: &Result<Run, ReconcileError>) -> Status {
@@ -231,6 +304,8 @@ fn daemon(
             m.observe(&outcome, started.elapsed(), Utc::now().timestamp());
         }
         print(args, &outcome)?;
+        // A failed sync is reported and tried again next run, like a failed batch.
+        let _ = sync_people(args, workspace, &outcome);
         let action = match &outcome {
             Ok(run) => run.action,
             Err(e) => error_policy(e, options),

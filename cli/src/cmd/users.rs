@@ -54,7 +54,7 @@ pub struct ImportArgs {
     #[arg(value_name = "FILE")]
     file: PathBuf,
     /// Rows per request.
-    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    #[arg(long, default_value_t = DEFAULT_BATCH, value_name = "N")]
     batch: usize,
     /// How to print the findings.
     #[arg(long, value_enum, default_value_t = DiagFormat::Human)]
@@ -63,6 +63,9 @@ pub struct ImportArgs {
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = super::reconcile::parse_duration)]
     timeout: Duration,
 }
+
+/// Rows per import request: a 100k-person file shows ten steps of progress.
+pub const DEFAULT_BATCH: usize = 10_000;
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
     match args.command {

@@ -399,10 +399,11 @@ async fn refresh(app: App) {
     }
 }
 
-/// Middleware: a successful directory import makes the cost centers stale (read again in
+/// Middleware: a successful directory import (or removal) makes the cost centers stale (read again in
 /// the background); a successful write to `/v1/limits` makes the limits copy stale.
 pub(crate) async fn watch_imports(State(app): State<App>, request: Request, next: Next) -> Response {
-    let import = request.method() == Method::POST && request.uri().path() == "/v1/users/import";
+    let import = request.method() == Method::POST
+        && matches!(request.uri().path(), "/v1/users/import" | "/v1/users/remove");
     let limits = request.method() != Method::GET && request.uri().path() == "/v1/limits";
     let response = next.run(request).await;
     if limits && response.status().is_success() {

@@ -119,6 +119,57 @@ pub async fn import(
     .into_response())
 }
 
+/// `POST /v1/users/remove`: removes people who left the directory, with their tokens.
+///
+/// Body `{"users": ["a@acme.com", …]}`. Their usage, audit and requests stay (history is
+/// not rewritten); their applied limits are the reconciler's to remove, under its
+/// blast-radius guard, before it calls this.
+pub async fn remove(
+    State(app): State<App>,
+    who: Principal,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    who.require_admin()?;
+    let bytes = raw_body(body)?;
+    let emails: Vec<String> = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("users").and_then(Value::as_array).cloned())
+        .and_then(|users| users.iter().map(|u| u.as_str().map(str::to_string)).collect())
+        .ok_or_else(|| {
+            ApiError::bad_request("users/bad-remove", "the body must be `{\"users\": [\"<email>\", …]}`")
+        })?;
+    for email in &emails {
+        check_email(email)?;
+    }
+    let (keys, app2) = (emails.clone(), app.clone());
+    let now = crate::unix_now();
+    let removed = app
+        .store
+        .write(move |tx| {
+            let mut removed = 0u64;
+            for email in &keys {
+                if tx.execute("DELETE FROM users WHERE email = ?1", [email])? > 0 {
+                    removed += 1;
+                    tx.execute(
+                        "INSERT INTO audit (at, actor, action, subject) VALUES (?1, 'admin', 'user.remove', ?2)",
+                        (now, email),
+                    )?;
+                }
+                tx.execute("DELETE FROM tokens WHERE email = ?1", [email])?;
+            }
+            let after: crate::store::After = Box::new(move |ok| {
+                if ok {
+                    for email in &keys {
+                        app2.tokens.revoke_user(email);
+                    }
+                }
+            });
+            Ok((removed, Some(after)))
+        })
+        .await?;
+    Ok(axum::Json(json!({ "removed": removed })).into_response())
+}
+
 /// Attribute names and types from the body itself, when no Workspace declares them.
 fn infer_attributes(bytes: &[u8], jsonl: bool) -> BTreeMap<String, AttributeType> {
     let mut out = BTreeMap::new();

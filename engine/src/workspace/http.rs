@@ -115,6 +115,16 @@ impl HttpWorkspace {
         decode(&read(answer)?)
     }
 
+    /// `POST /v1/users/remove`: removes people (and their tokens); answers how many were there.
+    pub fn remove_users(&self, emails: &[String]) -> Result<u64, WorkspaceError> {
+        #[derive(Deserialize)]
+        struct Removed {
+            removed: u64,
+        }
+        let answer: Removed = self.send("POST", "/v1/users/remove", &json!({ "users": emails }))?;
+        Ok(answer.removed)
+    }
+
     /// Pages through a list endpoint keyed by a string cursor (`after`).
     fn pages<T: DeserializeOwned>(&self, path: &str, page: usize) -> Result<Vec<T>, WorkspaceError> {
         let mut out = Vec::new();
