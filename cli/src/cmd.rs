@@ -5,6 +5,7 @@ pub mod evaluate;
 pub mod explain;
 mod flags;
 pub mod r#gen;
+pub mod health;
 pub mod history;
 pub mod man;
 pub mod owners;
@@ -98,6 +99,7 @@ enum Command {
     Serve(serve::Args),
     Reconcile(reconcile::Args),
     Users(users::Args),
+    Health(health::Args),
     Completions(completions::Args),
     Man(man::Args),
 }
@@ -118,6 +120,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Serve(args) => serve::run(args),
         Command::Reconcile(args) => reconcile::run(args),
         Command::Users(args) => users::run(args),
+        Command::Health(args) => health::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),
     }

@@ -193,3 +193,33 @@ fn removing_people_takes_a_list_of_emails_and_refuses_anything_else() {
     // A person removed has no token left.
     assert_eq!(send(s.addr, "GET", "/v1/me", Some(&token), None).status, 401);
 }
+
+#[test]
+fn health_probes_a_running_service_and_fails_on_anything_else() {
+    let s = serve();
+    let url = format!("http://{}", s.addr);
+    let (code, stdout, stderr) = budgit(s.dir.path(), &["health", "--url", &url]);
+    assert_eq!((code, stdout.as_str()), (0, format!("ok: `{url}` is up\n").as_str()), "{stderr}");
+    // A port nothing listens on, and something that is not an http:// URL.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (code, _, stderr) =
+        budgit(s.dir.path(), &["health", "--url", &format!("http://{free}"), "--timeout", "2s"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.starts_with(&format!("error: cannot connect to `http://{free}`")), "{stderr}");
+    let (code, _, stderr) = budgit(s.dir.path(), &["health", "--url", "https://example.com/x"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("is not an `http://host:port` URL"), "{stderr}");
+    // A server that answers, but not 200.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = conn.read(&mut buf);
+        let _ = conn.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
+    });
+    let (code, _, stderr) = budgit(s.dir.path(), &["health", "--url", &format!("http://{addr}")]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("answered `HTTP/1.1 503 Service Unavailable`"), "{stderr}");
+}
