@@ -223,3 +223,22 @@ fn health_probes_a_running_service_and_fails_on_anything_else() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("answered `HTTP/1.1 503 Service Unavailable`"), "{stderr}");
 }
+
+#[test]
+fn serve_demo_on_a_taken_port_fails_before_creating_anything() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_budgit"))
+        .args(["serve", "--demo", "--users", "50", "--listen", &addr, "--db", "demo/budgit.db"])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("cannot listen on `{addr}`")), "{stderr}");
+    // No data directory, repository or database was made.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{stderr}");
+}

@@ -105,6 +105,14 @@ pub enum DemoError {
     /// The policy repository could not be created.
     #[error("policy repository: {0}")]
     Repo(String),
+    /// The address to listen on is taken or invalid (checked before anything is created).
+    #[error("cannot listen on `{addr}`: {source}; pass `--listen` with a free address")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
     /// The data directory could not be created.
     #[error("cannot create `{path}`: {source}")]
     DataDir {
@@ -368,6 +376,14 @@ pub async fn start_demo(opts: DemoOptions) -> Result<Demo, DemoError> {
             eprintln!("demo: {what}");
         }
     };
+    // A port already taken must fail before a data directory, a repository and thousands
+    // of people are created for nothing. The probe is released at once and the service
+    // binds again below: another process could take the port in between, and then the
+    // service's own bind reports it.
+    drop(
+        std::net::TcpListener::bind(&opts.listen)
+            .map_err(|source| DemoError::Listen { addr: opts.listen.clone(), source })?,
+    );
     let data_dir = data_dir(&opts);
     std::fs::create_dir_all(&data_dir)
         .map_err(|source| DemoError::DataDir { path: data_dir.clone(), source })?;
