@@ -242,3 +242,39 @@ fn serve_demo_on_a_taken_port_fails_before_creating_anything() {
     // No data directory, repository or database was made.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{stderr}");
 }
+
+#[test]
+fn metrics_behind_a_token_answer_only_that_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_budgit"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--db"]).arg(dir.path().join("budgit.db"));
+    cmd.env_clear().env("BUDGIT_ADMIN_TOKEN", ADMIN).env("BUDGIT_METRICS_TOKEN", "scrape-secret-91");
+    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let pipe = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("budgit serve listening on http://") {
+                let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("the server did not start");
+    let s = Server { child, addr, dir };
+    let open = send(s.addr, "GET", "/metrics", None, None);
+    assert_eq!((open.status, open.json()["error"]["code"].as_str().unwrap()), (401, "auth/unauthorized"));
+    assert_eq!(send(s.addr, "GET", "/metrics", Some("wrong"), None).status, 401);
+    assert_eq!(send(s.addr, "GET", "/metrics", Some(ADMIN), None).status, 401);
+    let scraped = send(s.addr, "GET", "/metrics", Some("scrape-secret-91"), None);
+    assert_eq!(scraped.status, 200, "{}", scraped.body);
+    assert!(scraped.body.contains("# TYPE"), "{}", scraped.body);
+    // Health stays open for probes.
+    assert_eq!(send(s.addr, "GET", "/healthz", None, None).status, 200);
+}
+
+#[test]
+fn metrics_without_a_token_stay_open() {
+    let s = serve();
+    assert_eq!(send(s.addr, "GET", "/metrics", None, None).status, 200);
+}

@@ -114,7 +114,18 @@ async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn metrics(State(app): State<App>) -> Response {
+async fn metrics(State(app): State<App>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(expected) = &app.metrics_token {
+        // Compared by hash, as every token is: the token itself is never kept.
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| crate::auth::hash(t.trim()));
+        if given.as_ref() != Some(expected) {
+            return ApiError::unauthorized().into_response();
+        }
+    }
     let open = app.ledger().map(|l| l.open_reservations()).unwrap_or(0);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render(open)).into_response()
 }

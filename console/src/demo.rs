@@ -417,6 +417,7 @@ pub async fn start_demo(opts: DemoOptions) -> Result<Demo, DemoError> {
         approved_ref: Some(repo::BRANCH.to_string()),
         sessions: opts.sessions.clone(),
         http: opts.http.clone(),
+        metrics_token: None,
     })
     .await?;
     let addr = running.addr;

@@ -67,6 +67,8 @@ pub struct Config {
     pub sessions: sessions::SessionOptions,
     /// Connections: header-read and idle timeouts, the connection cap.
     pub http: conn::HttpOptions,
+    /// When set, `/metrics` answers only `Authorization: Bearer <this token>`.
+    pub metrics_token: Option<String>,
 }
 
 /// The shortest admin token accepted from the configuration (a guessable one would
@@ -167,6 +169,8 @@ pub struct AppState {
     session_options: sessions::SessionOptions,
     /// How often an event stream sends a keep-alive comment (inside the idle timeout).
     sse_keep_alive: std::time::Duration,
+    /// The hash of the token `/metrics` requires, when it requires one.
+    metrics_token: Option<auth::TokenHash>,
 }
 
 type App = Arc<AppState>;
@@ -368,6 +372,7 @@ impl AppState {
             proposals: api::proposals::ProposalState::default(),
             session_options: config.sessions.clone(),
             sse_keep_alive: config.http.keep_alive_interval(),
+            metrics_token: config.metrics_token.as_deref().map(auth::hash),
         });
         Ok((app, printed))
     }

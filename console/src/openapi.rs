@@ -318,7 +318,7 @@ pub fn document() -> Value {
         "security": [{ "bearer": [] }],
         "paths": {
             "/healthz": { "get": { "tags": ["operations"], "summary": "liveness", "security": [], "responses": { "200": ok("up", json!({ "type": "object" })) } } },
-            "/metrics": { "get": { "tags": ["operations"], "summary": "Prometheus metrics (text format)", "security": [], "responses": { "200": { "description": "metrics", "content": { "text/plain": {} } } } } },
+            "/metrics": { "get": { "tags": ["operations"], "summary": "Prometheus metrics (text format); with `serve --metrics-token`, only for that bearer token", "security": [], "responses": { "200": { "description": "metrics", "content": { "text/plain": {} } } } } },
             "/openapi.json": { "get": { "tags": ["operations"], "summary": "this document", "security": [], "responses": { "200": ok("the document", json!({ "type": "object" })) } } },
             "/v1/users/import": { "post": op("users", "import a directory (CSV or JSON Lines; `format=csv|jsonl`, else by content type or content); upserts users; bad rows come back as diagnostics",
                 vec![query("format", "csv or jsonl", json!({ "enum": ["csv", "jsonl"] }))],

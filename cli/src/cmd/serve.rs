@@ -30,6 +30,7 @@ Examples:
   budgit serve --header-timeout 5s --idle-timeout 2m --max-connections 4096
   curl -X POST -H \"Authorization: Bearer $OLD\" http://127.0.0.1:8080/v1/admin/token
                                                rotate the admin token (the new one is printed once)
+  BUDGIT_METRICS_TOKEN=... budgit serve        /metrics only with that bearer token
   budgit serve --demo                          a demo organisation with live activity
   budgit serve --demo --users 100000 --seed 7  a large one")]
 pub struct Args {
@@ -74,6 +75,15 @@ pub struct Args {
     /// The admin token (prefer the environment variable: flags show in process lists).
     #[arg(long = "admin-token", env = "BUDGIT_ADMIN_TOKEN", hide_env_values = true, hide = true)]
     admin_token: Option<String>,
+    /// Require `Authorization: Bearer <token>` on `/metrics` (set it in your Prometheus
+    /// scrape config); without it `/metrics` is open, like `/healthz`.
+    #[arg(
+        long = "metrics-token",
+        env = "BUDGIT_METRICS_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    metrics_token: Option<String>,
     /// Run a demo: a policy repository, generated users, simulated ChatGPT and Codex
     /// activity and the reconciler every few seconds (`--policies`, default `./policies`
     /// when present, else the example organisation built in).
@@ -137,6 +147,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         approved_ref: Some(args.approved_ref),
         sessions,
         http,
+        metrics_token: args.metrics_token,
     })?;
     Ok(Status::Clean)
 }

@@ -30,6 +30,7 @@ pub fn config(dir: &Path) -> budgit_console::Config {
         approved_ref: None,
         sessions: budgit_console::sessions::SessionOptions::default(),
         http: budgit_console::conn::HttpOptions::default(),
+        metrics_token: None,
     }
 }
 
