@@ -138,17 +138,20 @@ pub async fn remove(
         .ok_or_else(|| {
             ApiError::bad_request("users/bad-remove", "the body must be `{\"users\": [\"<email>\", …]}`")
         })?;
-    for email in &emails {
-        check_email(email)?;
-    }
-    let (keys, app2) = (emails.clone(), app.clone());
+    // Each key as written and in canonical form: rows an older version stored keep the
+    // spelling they were imported with, as the reconciler read them.
+    let keys: Vec<(String, String)> = emails
+        .into_iter()
+        .map(|written| canonical_user(&written).map(|canonical| (written, canonical)))
+        .collect::<ApiResult<_>>()?;
+    let app2 = app.clone();
     let now = crate::unix_now();
     let removed = app
         .store
         .write(move |tx| {
             let mut removed = 0u64;
-            for email in &keys {
-                if tx.execute("DELETE FROM users WHERE email = ?1", [email])? > 0 {
+            for (written, email) in &keys {
+                if tx.execute("DELETE FROM users WHERE email IN (?1, ?2)", [email, written])? > 0 {
                     removed += 1;
                     tx.execute(
                         "INSERT INTO audit (at, actor, action, subject) VALUES (?1, 'admin', 'user.remove', ?2)",
@@ -159,7 +162,7 @@ pub async fn remove(
             }
             let after: crate::store::After = Box::new(move |ok| {
                 if ok {
-                    for email in &keys {
+                    for (_, email) in &keys {
                         app2.tokens.revoke_user(email);
                     }
                 }
