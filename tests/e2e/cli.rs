@@ -159,3 +159,48 @@ fn man_into_an_unwritable_place_is_an_error() {
     assert_eq!(run.code, 2, "{}", run.snapshot());
     assert!(run.stderr.starts_with("error: cannot create `file/man1`"), "{}", run.stderr);
 }
+
+/// Every `budgit COMMAND --flag` in the shipped automation (the action, the release
+/// workflow, the image, the compose file, the CI examples) names a command and flags
+/// this binary has: they run unattended, where a renamed flag fails late.
+#[test]
+fn automation_files_use_only_existing_commands_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let commands = commands();
+    let files = [
+        "action.yml",
+        ".github/workflows/release.yml",
+        "Dockerfile",
+        "docker-compose.yml",
+        "examples/github/budgit.yml",
+        "examples/gitlab/.gitlab-ci.yml",
+        "examples/deploy/github-reconcile.yml",
+        "examples/deploy/cronjob.yaml",
+    ];
+    let mut checked = 0;
+    for file in files {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        // Shell continuations make one command of several lines.
+        let text = text.replace("\\\n", " ");
+        for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+            let words: Vec<&str> =
+                line.split(|c: char| c.is_whitespace() || c == '"' || c == '[' || c == ',').collect();
+            let Some(at) = words.iter().position(|w| w.ends_with("budgit") && !w.contains(':')) else {
+                continue;
+            };
+            let Some(command) = words[at + 1..].iter().find(|w| !w.is_empty()) else { continue };
+            if !commands.iter().any(|c| c == command) {
+                continue;
+            }
+            let help = budgit(dir.path(), &[command, "--help"]).stdout;
+            for flag in words[at + 1..].iter().filter(|w| w.starts_with("--")) {
+                let end = flag.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).unwrap_or(flag.len());
+                let flag = &flag[..end];
+                assert!(help.contains(flag), "{file}: `budgit {command}` has no `{flag}`:\n{line}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 20, "only {checked} flags found: the scan is broken");
+}
