@@ -581,7 +581,15 @@ fn ci_examples_call_real_commands_and_flags() {
     let root = repo_root();
     let help = budgit(&root, &["--help"]).stdout;
     let mut checked = 0;
-    for file in ["examples/github/budgit.yml", "examples/gitlab/.gitlab-ci.yml"] {
+    // The GitHub example runs budgit through the action; the release workflow runs the
+    // binary it built; the reconcile workflow runs on a schedule.
+    for file in [
+        "examples/github/budgit.yml",
+        "examples/gitlab/.gitlab-ci.yml",
+        "action.yml",
+        ".github/workflows/release.yml",
+        "examples/deploy/github-reconcile.yml",
+    ] {
         let text = std::fs::read_to_string(root.join(file)).unwrap();
         let nodes = budgit_engine::load::yaml::parse_documents(&file.into(), &text).unwrap();
         assert_eq!(nodes.len(), 1, "{file}");
