@@ -40,7 +40,7 @@ fn the_image_command_serves_and_its_health_check_passes() {
     let mut serve = Command::new(env!("CARGO_BIN_EXE_budgit"))
         .args(&cmd)
         .env_clear()
-        .env("BUDGIT_ADMIN_TOKEN", "image-test-admin")
+        .env("BUDGIT_ADMIN_TOKEN", "image-test-admin-0123456789abcdef0123")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use http::send;
 
-const ADMIN: &str = "users-test-admin-7d1f04";
+const ADMIN: &str = "users-test-admin-7d1f04-0123456789abcdef";
 
 struct Server {
     child: Child,

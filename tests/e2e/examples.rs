@@ -3,15 +3,16 @@
 //!
 //! Each example runs in a fresh copy of those directories made into a git
 //! repository (one commit, with `origin/main` pointing at it, as in a CI checkout),
-//! so examples that write files or branches touch nothing here. `serve` and
-//! `reconcile` run or talk to a long-running service and are left out.
+//! so examples that write files or branches touch nothing here. `serve`,
+//! `reconcile`, `users` and `health` run or talk to a long-running service and are
+//! left out (the self-hosted walkthrough test runs those against a real service).
 
 use std::path::Path;
 
 use crate::{budgit_with_env, repo_root};
 
 /// Commands whose examples need a running service.
-const SERVICES: [&str; 2] = ["serve", "reconcile"];
+const SERVICES: [&str; 4] = ["serve", "reconcile", "users", "health"];
 
 /// One example: environment assignments, the arguments after `budgit`, and the file
 /// stdout is redirected to.

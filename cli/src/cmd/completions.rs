@@ -14,11 +14,10 @@ use crate::render;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
-  source <(budgit completions bash)                 bash, this session
-  budgit completions bash > /etc/bash_completion.d/budgit
-  budgit completions zsh > \"${fpath[1]}/_budgit\"
-  budgit completions fish > ~/.config/fish/completions/budgit.fish
-  budgit completions powershell >> $PROFILE")]
+  budgit completions bash > budgit.bash            source it, or put it in /etc/bash_completion.d/
+  budgit completions zsh > _budgit                 into a directory on $fpath
+  budgit completions fish > budgit.fish            into ~/.config/fish/completions/
+  budgit completions powershell > budgit.ps1       dot-source it from $PROFILE")]
 pub struct Args {
     /// The shell to complete in.
     #[arg(value_enum, value_name = "SHELL")]

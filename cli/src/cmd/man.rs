@@ -15,9 +15,9 @@ use crate::render;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
-  budgit man | man -l -                             read it now
-  budgit man --out-dir /usr/local/share/man/man1   install every page
-  budgit man --out-dir target/man                  package them with a release")]
+  budgit man > budgit.1                             then `man -l budgit.1`
+  budgit man --out-dir man1                         every page, e.g. for /usr/local/share/man/man1
+  budgit man --out-dir target/man                   package them with a release")]
 pub struct Args {
     /// Write `budgit.1` and one `budgit-<command>.1` per command into this directory
     /// (created when missing) instead of printing `budgit.1`.
