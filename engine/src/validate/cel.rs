@@ -3,11 +3,11 @@
 //! Each expression is parsed once; a syntax error is pointed at its line and
 //! column inside the YAML file (the expression is a YAML scalar, plain, quoted or
 //! a block, so its characters are mapped back through quotes, escapes and
-//! indentation). `cel` has no type checker (DEPENDENCIES.md, trap 7), so the names
-//! an expression reads are collected from its syntax tree and checked here: a
-//! selector reads `user.email` and the attributes the workspace declares; a
-//! guardrail reads `workspace`, the document it applies to and `now`, and only
-//! their fields. The length cap is checked before the parser runs: a long operator
+//! indentation). `cel` has no type checker (an undeclared name fails only when
+//! evaluated), so the names an expression reads are collected from its syntax
+//! tree and checked here: a selector reads `user.email` and the attributes the
+//! workspace declares; a guardrail reads `workspace`, the document it applies to
+//! and `now`, and only their fields. The length cap is checked before the parser runs: a long operator
 //! chain exhausts the parser's stack, and a stack overflow aborts the process.
 //!
 //! The types of what an expression reads are checked by [`super::types`], called

@@ -3,15 +3,17 @@
 //!
 //! A rule sees `workspace`, the document it checks (`override`, `group`, or the
 //! workspace itself), and `now`. Values are bound with the types a rule author
-//! expects (DEPENDENCIES.md, trap 4): credits are doubles, dates are timestamps
-//! (a date is midnight in the workspace time zone), counts are ints, and an
+//! expects (CEL never converts between int, uint and double by itself): credits
+//! are doubles, dates are timestamps (a date is midnight in the workspace time
+//! zone), counts are ints, and an
 //! optional field that is absent is absent from its map so `has()` tells. A rule
 //! that is false is `guardrail/failed` at the document; a rule that cannot be
 //! evaluated is `guardrail/error` at the rule, with a hint — never a silent pass.
 //!
 //! The `cel` context is built once per guardrail and only the document variable is
-//! rebound per document (trap 6). Syntax and references were checked by
-//! [`super::cel`]; rules that failed there are not evaluated.
+//! rebound per document (binding costs several times an evaluation). Syntax and
+//! references were checked by [`super::cel`]; rules that failed there are not
+//! evaluated.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
