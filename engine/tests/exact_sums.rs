@@ -169,3 +169,20 @@ fn a_daily_sum_past_a_double_is_exact() {
     assert_eq!(json["daily"][2]["products"]["codex"].to_string(), "9007199254.740993");
     assert_eq!(json["users"][0]["used"].to_string(), "9007199254.740993");
 }
+
+/// A policy amount with more significant digits than an `f64` holds is read exactly,
+/// not rounded to the nearest float (`9007199254.740993` would become `…740992`).
+#[test]
+fn policy_amounts_are_read_exactly() {
+    for written in ["9007199254.740993", "0.000001", "12.5", "1e3", "123456789012.000001"] {
+        let set = policies(written);
+        let workspace = set.workspace().unwrap();
+        assert_eq!(workspace.doc.default.credits, written.parse::<Credits>().unwrap(), "{written}");
+    }
+    // Seven decimals are no amount of credits: a finding, not a rounding.
+    let text =
+        "apiVersion: budgit/v1\nkind: Workspace\nname: acme\ntimezone: UTC\ndefault:\n  credits: 1.0000001\n";
+    let sources = vec![Source { path: "workspace.yaml".into(), text: text.into(), commit: None }];
+    let (_, findings) = budgit_engine::stack::with_large_stack(move || load_sources(sources)).unwrap();
+    assert!(findings.iter().any(|d| d.code == "schema/bad-credits"), "{findings:?}");
+}

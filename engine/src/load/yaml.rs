@@ -57,6 +57,10 @@ pub enum Value {
     Int(i64),
     /// A non-integer number (or an integer too large for `i64`).
     Float(f64),
+    /// A number written as a plain JSON-style decimal (`12.5`, `9007199254.740993`,
+    /// `1e3`), kept as its exact text: an `f64` would round amounts with more than
+    /// 15 significant digits, and credits are exact.
+    Decimal(Box<str>),
     /// Text.
     String(String),
     /// A sequence.
@@ -131,6 +135,11 @@ impl Node {
             Value::Float(f) => serde_json::Number::from_f64(*f)
                 .map(serde_json::Value::Number)
                 .unwrap_or(serde_json::Value::Null),
+            // serde_json keeps a number's exact text (`arbitrary_precision`).
+            Value::Decimal(text) => text
+                .parse::<serde_json::Number>()
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null),
             Value::String(s) => serde_json::Value::String(s.clone()),
             Value::Seq(items) => serde_json::Value::Array(items.iter().map(Node::to_json).collect()),
             Value::Map(entries) => serde_json::Value::Object(
@@ -160,6 +169,7 @@ impl Node {
             Value::Bool(b) => b.to_string(),
             Value::Int(i) => i.to_string(),
             Value::Float(f) => f.to_string(),
+            Value::Decimal(text) => text.to_string(),
             Value::String(s) => s.clone(),
             Value::Seq(_) => "[…]".into(),
             Value::Map(_) => "{…}".into(),
@@ -171,7 +181,7 @@ impl Node {
         match &self.value {
             Value::Null => "null",
             Value::Bool(_) => "a boolean",
-            Value::Int(_) | Value::Float(_) => "a number",
+            Value::Int(_) | Value::Float(_) | Value::Decimal(_) => "a number",
             Value::String(_) => "a string",
             Value::Seq(_) => "a list",
             Value::Map(_) => "a mapping",
@@ -291,6 +301,7 @@ pub fn parse_documents(file: &Arc<str>, text: &str) -> Result<Vec<Node>, Diagnos
         let parsed = serde_saphyr::from_str_multiple_with_options::<Node, Vec<Node>>(chunk.text, options());
         match parsed {
             Ok(found) => nodes.extend(found.into_iter().map(|mut n| {
+                keep_decimal_text(&mut n, chunk.text);
                 n.shift(chunk.line, chunk.offset);
                 n
             })),
@@ -305,6 +316,57 @@ pub fn parse_documents(file: &Arc<str>, text: &str) -> Result<Vec<Node>, Diagnos
         }
     }
     Ok(nodes)
+}
+
+/// Replaces each float written as a plain decimal with its exact text, read from the
+/// document at the node's span. A float reached through an alias (its span is the
+/// alias) or written another way (`.5`, `+1.5`, `.inf`) stays a float.
+fn keep_decimal_text(node: &mut Node, text: &str) {
+    match &mut node.value {
+        Value::Float(_) => {
+            let literal =
+                node.pos.offset.checked_add(node.pos.len).and_then(|end| text.get(node.pos.offset..end));
+            if let Some(literal) = literal.map(str::trim).filter(|l| is_plain_decimal(l)) {
+                node.value = Value::Decimal(literal.into());
+            }
+        }
+        Value::Seq(items) => items.iter_mut().for_each(|n| keep_decimal_text(n, text)),
+        Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+            keep_decimal_text(k, text);
+            keep_decimal_text(v, text);
+        }),
+        _ => {}
+    }
+}
+
+/// A JSON number: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn is_plain_decimal(text: &str) -> bool {
+    let b = text.strip_prefix('-').unwrap_or(text).as_bytes();
+    let digits = |from: usize| b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let int = digits(0);
+    if int == 0 || (int > 1 && b[0] == b'0') {
+        return false;
+    }
+    let mut i = int;
+    if b.get(i) == Some(&b'.') {
+        let frac = digits(i + 1);
+        if frac == 0 {
+            return false;
+        }
+        i += 1 + frac;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        let exp = digits(i);
+        if exp == 0 {
+            return false;
+        }
+        i += exp;
+    }
+    i == b.len()
 }
 
 /// A part of a file holding one document (or a leading part with none).
@@ -550,7 +612,7 @@ mod tests {
         let c = docs[0].pointer("/b/c/1").unwrap();
         assert_eq!(c.value, Value::String("NO".into()));
         assert_eq!((c.pos.line, c.pos.column), (3, 10));
-        assert_eq!(docs[1].get("d").unwrap().value, Value::Float(0.1));
+        assert_eq!(docs[1].get("d").unwrap().value, Value::Decimal("0.1".into()));
         assert_eq!(docs[1].get("d").unwrap().pos.line, 5);
     }
 

@@ -219,6 +219,11 @@ fn check_credits(
                 out.push(bad_credits(e, node, file, commit));
             }
         }
+        Value::Decimal(text) if is_credits => {
+            if let Err(e) = text.parse::<crate::Credits>() {
+                out.push(bad_credits(e, node, file, commit));
+            }
+        }
         _ => {}
     }
 }
@@ -288,7 +293,9 @@ fn type_help(expected: &str, at: &Node) -> String {
         }
         ("array", Value::String(s)) => format!("write a list, e.g. `[{}]`", short(s)),
         ("string", Value::Bool(_)) => "quote the value to make it a string".into(),
-        ("string", Value::Int(_) | Value::Float(_)) => "quote the value to make it a string".into(),
+        ("string", Value::Int(_) | Value::Float(_) | Value::Decimal(_)) => {
+            "quote the value to make it a string".into()
+        }
         _ => format!("change the value to {}", article(expected)),
     }
 }
