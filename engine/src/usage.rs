@@ -108,6 +108,11 @@ pub struct UsageTable {
     pub day: Vec<i32>,
     /// Credits per row in micro-credits ([`Credits::micros`]), never negative.
     pub micros: Vec<i64>,
+    /// The sum of every row, or `None` once it passed `i64::MAX` micro-credits. Rows
+    /// are never negative, so while the grand total fits every partial sum the
+    /// aggregation loops compute (per user, day, product) fits too: they add without
+    /// overflow checks in their hot loops because this one is checked here.
+    total_micros: Option<i64>,
 }
 
 impl UsageTable {
@@ -128,7 +133,14 @@ impl UsageTable {
             model: Vec::new(),
             day: Vec::new(),
             micros: Vec::new(),
+            total_micros: Some(0),
         }
+    }
+
+    /// The sum of every row, unless it is too large to add up exactly
+    /// (more than `i64::MAX` micro-credits, about 9.2 trillion credits).
+    pub fn total(&self) -> Option<Credits> {
+        self.total_micros.map(Credits::from_micros)
     }
 
     /// Reserves room for `rows` more rows.
@@ -249,6 +261,7 @@ impl UsageTable {
         self.model.push(model);
         self.day.push(day);
         self.micros.push(credits.micros());
+        self.total_micros = self.total_micros.and_then(|t| t.checked_add(credits.micros()));
     }
 
     /// Appends a row by names (for tests and programmatic ingestion).

@@ -62,7 +62,8 @@ pub fn read_usage(path: &Path, table: &mut UsageTable, tz: Tz) -> Result<Vec<Dia
 
 /// Parses usage already read; `file` names it in diagnostics. Fails only when the
 /// file as a whole cannot be interpreted (a CSV header without the needed columns,
-/// a JSON document that is not a page).
+/// a JSON document that is not a page), or when the table's rows together pass the
+/// exact sum's range (each row is bounded, their number is not).
 pub fn parse_usage(
     file: &Arc<str>,
     bytes: &[u8],
@@ -75,6 +76,12 @@ pub fn parse_usage(
         UsageFormat::Csv => parse_csv(&mut ctx, bytes, table)?,
         UsageFormat::JsonLines => parse_jsonl(&mut ctx, bytes, table),
         UsageFormat::CostsApi => parse_costs(&mut ctx, bytes, table)?,
+    }
+    if table.total().is_none() {
+        return Err(format!(
+            "the usage adds up to more than {} credits, more than budgit sums exactly",
+            Credits::from_micros(i64::MAX)
+        ));
     }
     Ok(ctx.out)
 }
@@ -892,6 +899,20 @@ mod tests {
                 (l.line, l.column, d.message.clone())
             })
             .collect()
+    }
+
+    #[test]
+    fn usage_past_the_exact_sum_is_refused_not_wrapped() {
+        let mut t = table();
+        // A table already holding nearly the largest exact sum; one more credit passes it.
+        // (Rows read from files are bounded one by one; their count is not.)
+        t.push_ids(0, 0, 0, 0, Credits::from_micros(i64::MAX - 5));
+        assert!(t.total().is_some());
+        let csv = b"date,user,product,model,credits\n2026-11-02,b@x.com,codex,m,1\n";
+        let file: Arc<str> = "usage.csv".into();
+        let err = parse_usage(&file, csv, UsageFormat::Csv, &mut t, chrono_tz::UTC).unwrap_err();
+        assert!(err.contains("more than budgit sums exactly"), "{err}");
+        assert_eq!(t.total(), None);
     }
 
     #[test]
