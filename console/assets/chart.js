@@ -5,15 +5,54 @@
 
 import { el, fill, credits, day } from './common.js';
 
+/** @typedef {import('./common.js').Decimal} Decimal */
+/** @typedef {import('uplot')} UPlot */
+
+/**
+ * One series of daily values, aligned with the chart's `days`.
+ * @typedef {object} ChartSeries
+ * @property {string} key
+ * @property {string} [label]
+ * @property {(Decimal | null | undefined)[]} [values]
+ */
+
+/**
+ * The running total (`actual`, aligned with `actualDays` or the chart's `days`) and its
+ * forecast (aligned with `days`).
+ * @typedef {object} Cumulative
+ * @property {(number | null)[]} actual
+ * @property {string[]} [actualDays]
+ * @property {string[]} [days]
+ * @property {(Decimal | null | undefined)[]} forecast
+ */
+
+/**
+ * What `dailyChart` draws: days (`YYYY-MM-DD`), series over them, optionally a total.
+ * @typedef {object} ChartData
+ * @property {string[]} [days]
+ * @property {ChartSeries[]} [series]
+ * @property {Cumulative} [cumulative]
+ */
+
 const PALETTE = ['#0b5cad', '#8a3ffc', '#1a7f37', '#b3261e', '#bf8700', '#007d79', '#d12771', '#4f5964'];
+/** @type {Record<string, string>} */
 const SERIES_COLOR = { chatgpt: '#0d6b4f', codex: '#5b2c99' };
 
-/** Unix seconds of a `YYYY-MM-DD` day (UTC midnight). */
+/**
+ * Unix seconds of a `YYYY-MM-DD` day (UTC midnight).
+ * @param {string} d
+ * @returns {number}
+ */
 function seconds(d) {
   return Date.parse(`${d}T00:00:00Z`) / 1000;
 }
 
-/** The colour of the i-th series (products keep their own colours). */
+/**
+ * The colour of the i-th series (products keep their own colours).
+ * @param {string} key
+ * @param {number} i
+ * @returns {string}
+ */
 export function colorOf(key, i) {
   return SERIES_COLOR[String(key).toLowerCase()] || PALETTE[i % PALETTE.length];
 }
@@ -21,6 +60,10 @@ export function colorOf(key, i) {
 /**
  * Draws daily values per series, and optionally a cumulative line with its forecast on a
  * second axis. `data`: {days, series: [{key, values}], cumulative?: {days, actual, forecast}}.
+ * @param {HTMLElement} container
+ * @param {ChartData} data
+ * @param {{ title?: string, tableCaption?: string }} [labels]
+ * @returns {UPlot | null} null when the chart library did not load (the table is shown)
  */
 export function dailyChart(container, data, { title, tableCaption } = {}) {
   if (container.chartCleanup) container.chartCleanup();
@@ -35,13 +78,26 @@ export function dailyChart(container, data, { title, tableCaption } = {}) {
   const days = [...new Set([...(data.days || []), ...(data.cumulative?.days || [])])].sort();
   const index = new Map(days.map((d, i) => [d, i]));
   const xs = days.map(seconds);
+  /** @type {[number[], ...(number | null)[][]]} */
   const columns = [xs];
+  /** @type {import('uplot').Series[]} */
   const series = [{}];
+  /**
+   * Sets the value of day `d` in a column (every day of the data has a place in `index`).
+   * @param {(number | null)[]} col
+   * @param {string} d
+   * @param {number | null} v
+   */
+  const put = (col, d, v) => {
+    const i = index.get(d);
+    if (i !== undefined) col[i] = v;
+  };
   (data.series || []).forEach((s, i) => {
+    /** @type {(number | null)[]} */
     const col = new Array(days.length).fill(null);
     (data.days || []).forEach((d, j) => {
       const v = Number(s.values?.[j]);
-      col[index.get(d)] = Number.isFinite(v) ? v : null;
+      put(col, d, Number.isFinite(v) ? v : null);
     });
     columns.push(col);
     series.push({
@@ -50,35 +106,39 @@ export function dailyChart(container, data, { title, tableCaption } = {}) {
       width: 2,
       fill: `${colorOf(s.key, i)}14`,
       scale: 'daily',
-      value: (u, v) => (v === null ? '—' : credits(v)),
+      value: (_u, v) => (v === null ? '—' : credits(v)),
       points: { show: days.length < 40 },
     });
   });
+  /** @type {import('uplot').Axis[]} */
   const axes = [
     { stroke: '#4f5964', grid: { stroke: '#e6e9ed' } },
-    { scale: 'daily', label: 'credits per day', stroke: '#4f5964', grid: { stroke: '#e6e9ed' }, values: (u, v) => v.map((x) => credits(x)), size: 70 },
+    { scale: 'daily', label: 'credits per day', stroke: '#4f5964', grid: { stroke: '#e6e9ed' }, values: (_u, v) => v.map((x) => credits(x)), size: 70 },
   ];
-  if (data.cumulative) {
+  const cumulative = data.cumulative;
+  if (cumulative) {
+    /** @type {(number | null)[]} */
     const actual = new Array(days.length).fill(null);
+    /** @type {(number | null)[]} */
     const forecast = new Array(days.length).fill(null);
-    (data.cumulative.actualDays || data.days || []).forEach((d, j) => { actual[index.get(d)] = data.cumulative.actual[j]; });
-    (data.cumulative.days || []).forEach((d, j) => {
-      const v = Number(data.cumulative.forecast[j]);
-      forecast[index.get(d)] = Number.isFinite(v) ? v : null;
+    (cumulative.actualDays || data.days || []).forEach((d, j) => { put(actual, d, cumulative.actual[j] ?? null); });
+    (cumulative.days || []).forEach((d, j) => {
+      const v = Number(cumulative.forecast[j]);
+      put(forecast, d, Number.isFinite(v) ? v : null);
     });
     columns.push(actual, forecast);
     series.push(
-      { label: 'total so far', stroke: '#1b1f24', width: 2, scale: 'total', value: (u, v) => (v === null ? '—' : credits(v)) },
-      { label: 'forecast', stroke: '#1b1f24', width: 2, dash: [6, 5], scale: 'total', value: (u, v) => (v === null ? '—' : credits(v)) },
+      { label: 'total so far', stroke: '#1b1f24', width: 2, scale: 'total', value: (_u, v) => (v === null ? '—' : credits(v)) },
+      { label: 'forecast', stroke: '#1b1f24', width: 2, dash: [6, 5], scale: 'total', value: (_u, v) => (v === null ? '—' : credits(v)) },
     );
-    axes.push({ scale: 'total', side: 1, label: 'total credits', stroke: '#4f5964', grid: { show: false }, values: (u, v) => v.map((x) => credits(x)), size: 80 });
+    axes.push({ scale: 'total', side: 1, label: 'total credits', stroke: '#4f5964', grid: { show: false }, values: (_u, v) => v.map((x) => credits(x)), size: 80 });
   }
   const size = () => ({ width: Math.max(260, box.clientWidth || container.clientWidth || 600), height: window.innerWidth < 600 ? 240 : 300 });
   const plot = new window.uPlot({
     ...size(),
     series,
     axes,
-    scales: { x: { time: true }, daily: { auto: true, range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] }, total: { auto: true, range: (u, min, max) => [0, max > 0 ? max * 1.05 : 1] } },
+    scales: { x: { time: true }, daily: { auto: true, range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] }, total: { auto: true, range: (_u, _min, max) => [0, max > 0 ? max * 1.05 : 1] } },
     // days are UTC dates: show them as such whatever the browser's zone
     tzDate: (ts) => window.uPlot.tzDate(new Date(ts * 1000), 'UTC'),
     legend: { live: true },
@@ -94,15 +154,21 @@ export function dailyChart(container, data, { title, tableCaption } = {}) {
   return plot;
 }
 
-/** The chart's numbers as a table inside a <details>. */
+/**
+ * The chart's numbers as a table inside a <details>.
+ * @param {ChartData} data
+ * @param {string} [caption]
+ * @returns {HTMLDetailsElement}
+ */
 function tableOf(data, caption) {
   const series = data.series || [];
   const rows = (data.days || []).map((d, j) => el('tr', {},
     el('th', { scope: 'row' }, day(d)),
     series.map((s) => el('td', { class: 'num' }, credits(s.values?.[j]))),
   ));
+  const forecast = data.cumulative?.forecast || [];
   const forecastRows = (data.cumulative?.days || []).map((d, j) => el('tr', {},
-    el('th', { scope: 'row' }, day(d)), el('td', { class: 'num' }, credits(data.cumulative.forecast[j]))));
+    el('th', { scope: 'row' }, day(d)), el('td', { class: 'num' }, credits(forecast[j]))));
   return el('details', { class: 'as-table' },
     el('summary', {}, 'Show the numbers as a table'),
     el('div', { class: 'table-wrap' }, el('table', {},

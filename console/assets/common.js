@@ -3,35 +3,158 @@
 // Every request goes to this origin with the session cookie; writes carry the
 // `X-Budgit-Console: 1` header the server requires of cookie sessions. DOM is
 // built with text nodes only (never innerHTML), so no value from the API can
-// inject markup.
+// inject markup. Types are JSDoc, checked by `tsc` (see package.json beside this
+// file); the browser runs the file as written.
+
+/**
+ * A credit amount from the API: an exact JSON number, or its decimal text when a
+ * double cannot hold it (see `parseJson`).
+ * @typedef {number | string} Decimal
+ */
+
+/**
+ * A budget status as the API spells it (`ok`, `warning`, `exceeded`, `unlimited`).
+ * @typedef {string} Status
+ */
+
+/**
+ * A budget period: RFC 3339 bounds (the end exclusive), the policy's time zone and the server's now.
+ * @typedef {object} Period
+ * @property {string} start
+ * @property {string} end
+ * @property {string} [timezone]
+ * @property {string} [now]
+ */
+
+/**
+ * One page of a paged list: `next` is the cursor of the following page when `has_more`.
+ * @template T
+ * @typedef {object} Page
+ * @property {T[]} [data]
+ * @property {boolean} [has_more]
+ * @property {string | null} [next]
+ */
+
+/**
+ * What `el` accepts as children: nodes, text, numbers, nested lists; null, undefined
+ * and false are left out.
+ * @typedef {Node | string | number | bigint | boolean | null | undefined | ChildList} Child
+ */
+/** @typedef {Child[]} ChildList */
+
+/**
+ * The element with `id`, checked to be of `type` (an `HTMLElement` when not given): a
+ * page missing one of its own elements fails here, by name, rather than later on null.
+ * @template {HTMLElement} [T=HTMLElement]
+ * @param {string} id
+ * @param {{ new (): T }} [type]
+ * @returns {T}
+ */
+export function $(id, type) {
+  const node = document.getElementById(id);
+  const want = type || HTMLElement;
+  if (!(node instanceof want)) throw new Error(`the page has no ${want.name} \`#${id}\``);
+  return /** @type {T} */ (node);
+}
+
+/** @type {Record<string, string>} */
+export const PRODUCT_NAMES = { chatgpt: 'ChatGPT', codex: 'Codex' };
+
+/**
+ * A product's display name (`chatgpt` → `ChatGPT`); an unknown product as given.
+ * @param {unknown} p
+ * @returns {string}
+ */
+export const productName = (p) => PRODUCT_NAMES[String(p).toLowerCase()] || String(p);
+
+/**
+ * A decimal credit amount as exact micro-credits (a `bigint`), so sums stay exact.
+ * @param {Decimal | null | undefined} value
+ * @returns {bigint}
+ */
+export function micros(value) {
+  const m = /^(-?)(\d*)(?:\.(\d{0,6}))?/.exec(String(value ?? '0'));
+  if (!m) return 0n;
+  const whole = BigInt(m[2] || '0') * 1000000n + BigInt((m[3] || '').padEnd(6, '0') || '0');
+  return m[1] ? -whole : whole;
+}
+
+/**
+ * Micro-credits as a decimal string.
+ * @param {bigint} v
+ * @returns {string}
+ */
+export function fromMicros(v) {
+  const neg = v < 0n;
+  const a = neg ? -v : v;
+  const frac = (a % 1000000n).toString().padStart(6, '0').replace(/0+$/, '');
+  return `${neg ? '-' : ''}${a / 1000000n}${frac ? `.${frac}` : ''}`;
+}
 
 /** An API failure: HTTP status, the API's error code and message. */
 export class ApiFailure extends Error {
+  /**
+   * @param {string} method
+   * @param {string} path
+   * @param {number} status 0 when the server could not be reached
+   * @param {string} code
+   * @param {string} message
+   */
   constructor(method, path, status, code, message) {
     super(message);
     this.method = method;
     this.path = path;
     this.status = status;
     this.code = code;
+    /**
+     * The error answer's JSON body, when it had one (diagnostics of a failed plan).
+     * @type {{ diagnostics?: Diagnostic[] } | null}
+     */
+    this.body = null;
   }
 }
+
+/**
+ * An error answer of the API.
+ * @typedef {object} ErrorAnswer
+ * @property {{ code?: string, message?: string }} [error]
+ * @property {Diagnostic[]} [diagnostics]
+ */
+
+/**
+ * A policy diagnostic in an error answer.
+ * @typedef {object} Diagnostic
+ * @property {string} [code]
+ * @property {string} [message]
+ * @property {string} [file]
+ * @property {number} [line]
+ */
 
 /**
  * Parses API JSON. Credits are exact decimal JSON numbers; a number a JavaScript
  * double cannot hold exactly (`9007199254.740993`) is kept as its decimal text, so
  * sums in micro-credits (and what is shown) stay exact.
+ * @param {string} text
+ * @returns {unknown} the JSON value: each caller states the shape it reads
  */
 export function parseJson(text) {
-  return JSON.parse(text, (key, value, context) => {
+  return JSON.parse(text, (_key, value, context) => {
     const source = context && context.source;
     const plain = typeof source === 'string' && /^-?\d+(\.\d+)?$/.test(source);
     return typeof value === 'number' && plain && String(value) !== source ? source : value;
   });
 }
 
-/** Calls the API; resolves to the JSON body (or null for 204), rejects with ApiFailure. */
+/**
+ * Calls the API; resolves to the JSON body (or null for 204), rejects with ApiFailure.
+ * @param {string} path
+ * @param {{ method?: string, body?: unknown, redirectOn401?: boolean }} [options]
+ * @returns {Promise<unknown>} the JSON body: each caller states the shape it reads
+ */
 export async function api(path, { method = 'GET', body, redirectOn401 = true } = {}) {
+  /** @type {Record<string, string>} */
   const headers = { Accept: 'application/json', 'X-Budgit-Console': '1' };
+  /** @type {RequestInit} */
   const init = { method, headers, credentials: 'same-origin', cache: 'no-store' };
   if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
@@ -40,7 +163,7 @@ export async function api(path, { method = 'GET', body, redirectOn401 = true } =
   let response;
   try {
     response = await fetch(path, init);
-  } catch (e) {
+  } catch {
     throw new ApiFailure(method, path, 0, 'network', 'the server could not be reached');
   }
   if (response.status === 401 && redirectOn401) {
@@ -52,29 +175,44 @@ export async function api(path, { method = 'GET', body, redirectOn401 = true } =
   const text = await response.text();
   try {
     data = text ? parseJson(text) : null;
-  } catch (e) {
+  } catch {
     data = null;
   }
   if (!response.ok) {
-    const err = data && data.error ? data.error : {};
+    // the API's error answers: `{error: {code, message}}`, with diagnostics when a plan failed
+    const answer = /** @type {ErrorAnswer | null} */ (data);
+    const err = answer && answer.error ? answer.error : {};
     const failure = new ApiFailure(
       method, path, response.status, err.code || `http/${response.status}`,
       err.message || `the server answered ${response.status}`,
     );
-    failure.body = data;
+    failure.body = answer;
     throw failure;
   }
   return data;
 }
 
-/** Builds an element: el('a', {href: '/x', class: 'y'}, 'text', child). */
+/**
+ * An element's attributes: `class`, `dataset` (an object), `on<event>` handlers, and
+ * any other attribute (true sets it empty; null, undefined and false leave it out).
+ * @typedef {Record<string, unknown>} Attrs
+ */
+
+/**
+ * Builds an element: el('a', {href: '/x', class: 'y'}, 'text', child).
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Attrs | null} [attrs]
+ * @param {...Child} children
+ * @returns {HTMLElementTagNameMap[K]}
+ */
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === null || v === undefined || v === false) continue;
-    if (k === 'class') node.className = v;
+    if (k === 'class') node.className = String(v);
     else if (k === 'dataset') Object.assign(node.dataset, v);
-    else if (k.startsWith('on') && typeof v === 'function') node.addEventListener(k.slice(2), v);
+    else if (k.startsWith('on') && typeof v === 'function') node.addEventListener(k.slice(2), /** @type {EventListener} */ (v));
     else if (v === true) node.setAttribute(k, '');
     else node.setAttribute(k, String(v));
   }
@@ -82,6 +220,10 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/**
+ * @param {Element} node
+ * @param {ChildList} children
+ */
 function append(node, children) {
   for (const c of children) {
     if (c === null || c === undefined || c === false) continue;
@@ -90,14 +232,26 @@ function append(node, children) {
   }
 }
 
-/** Replaces a node's children. */
+/**
+ * Replaces a node's children.
+ * @template {Element} N
+ * @param {N} node
+ * @param {...Child} children
+ * @returns {N}
+ */
 export function fill(node, ...children) {
   node.replaceChildren();
   append(node, children);
   return node;
 }
 
-/** An SVG element (gauges). */
+/**
+ * An SVG element (gauges).
+ * @param {string} tag
+ * @param {Record<string, unknown>} [attrs]
+ * @param {...(Node | string)} children
+ * @returns {SVGElement}
+ */
 export function svg(tag, attrs = {}, ...children) {
   const node = document.createElementNS('http://www.w3.org/2000/svg', tag);
   for (const [k, v] of Object.entries(attrs)) if (v !== null && v !== undefined) node.setAttribute(k, String(v));
@@ -108,43 +262,72 @@ export function svg(tag, attrs = {}, ...children) {
 const numberFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
 const wholeFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
 
-/** Formats a credit amount (an exact JSON number, or its decimal text) for reading; the exact value stays in the data. */
+/**
+ * Formats a credit amount (an exact JSON number, or its decimal text) for reading; the exact value stays in the data.
+ * @param {Decimal | null | undefined} value
+ * @returns {string}
+ */
 export function credits(value) {
   if (value === null || value === undefined || value === '') return '—';
   const n = Number(value);
   return Number.isFinite(n) ? numberFormat.format(n) : String(value);
 }
 
-/** A count. */
+/**
+ * A count.
+ * @param {number | null | undefined} n
+ * @returns {string}
+ */
 export function count(n) {
   return n === null || n === undefined ? '—' : wholeFormat.format(n);
 }
 
-/** A percentage (a number from the API) with one decimal. */
+/**
+ * A percentage (a number from the API) with one decimal.
+ * @param {Decimal | null | undefined} p
+ * @returns {string}
+ */
 export function percent(p) {
   if (p === null || p === undefined || !Number.isFinite(Number(p))) return '—';
   return `${Number(p).toFixed(1)}%`;
 }
 
-/** A short commit id. */
+/**
+ * A short commit id.
+ * @param {string | null | undefined} c
+ * @returns {string}
+ */
 export function shortCommit(c) {
   return c ? String(c).slice(0, 10) : '—';
 }
 
-/** A time for reading, in the browser's zone. */
+/**
+ * A time for reading, in the browser's zone.
+ * @param {string | null | undefined} t
+ * @returns {string}
+ */
 export function when(t) {
   if (!t) return '—';
   const d = new Date(t);
   return Number.isNaN(d.getTime()) ? String(t) : d.toLocaleString();
 }
 
-/** A time of day (activity rows). */
+/**
+ * A time of day (activity rows).
+ * @param {string} t
+ * @returns {string}
+ */
 export function clock(t) {
   const d = new Date(t);
   return Number.isNaN(d.getTime()) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
 }
 
-/** How long ago, in words. */
+/**
+ * How long ago, in words.
+ * @param {string} t
+ * @param {number} [now] milliseconds since the epoch
+ * @returns {string}
+ */
 export function ago(t, now = Date.now()) {
   const s = Math.round((now - new Date(t).getTime()) / 1000);
   if (!Number.isFinite(s)) return '';
@@ -155,36 +338,58 @@ export function ago(t, now = Date.now()) {
   return `${Math.round(s / 86400)} days ago`;
 }
 
-/** A date (YYYY-MM-DD, or RFC 3339 read in `timeZone` when given) as a short day. */
+/**
+ * A date (YYYY-MM-DD, or RFC 3339 read in `timeZone` when given) as a short day.
+ * @param {string | null | undefined} t
+ * @param {string} [timeZone]
+ * @returns {string}
+ */
 export function day(t, timeZone) {
   if (!t) return '—';
   const plain = String(t).length === 10;
   const d = new Date(plain ? `${t}T00:00:00Z` : t);
   if (Number.isNaN(d.getTime())) return String(t);
+  /** @type {Intl.DateTimeFormatOptions} */
   const opts = { month: 'short', day: 'numeric', year: 'numeric' };
   try {
     return d.toLocaleDateString([], { ...opts, timeZone: plain ? 'UTC' : timeZone });
-  } catch (e) {
+  } catch {
     return d.toLocaleDateString([], opts);
   }
 }
 
-/** A period as "Nov 1, 2026 – Nov 30, 2026" in its own time zone (the end is exclusive). */
+/**
+ * A period as "Nov 1, 2026 – Nov 30, 2026" in its own time zone (the end is exclusive).
+ * @param {Period} period
+ * @returns {string}
+ */
 export function periodText(period) {
   const last = new Date(new Date(period.end).getTime() - 1000).toISOString();
   return `${day(period.start, period.timezone)} – ${day(last, period.timezone)}`;
 }
 
+/** @type {Record<string, string>} */
 const STATUS_TEXT = { ok: 'OK', warning: 'Warning', exceeded: 'Exceeded', unlimited: 'No limit' };
+/** @type {Record<string, string>} */
 const STATUS_MARK = { ok: '✓', warning: '!', exceeded: '✕', unlimited: '–' };
 
-/** A status badge: colour, symbol and word. */
+/**
+ * A status badge: colour, symbol and word.
+ * @param {Status | null | undefined} status
+ * @returns {HTMLSpanElement}
+ */
 export function statusBadge(status) {
-  const s = STATUS_TEXT[status] ? status : 'unknown';
+  const s = status && STATUS_TEXT[status] ? status : 'unknown';
   return el('span', { class: `status ${s}` }, el('span', { 'aria-hidden': 'true' }, STATUS_MARK[s] || '?'), STATUS_TEXT[s] || String(status || 'unknown'));
 }
 
-/** A horizontal meter (team and user gauges). */
+/**
+ * A horizontal meter (team and user gauges).
+ * @param {Decimal | null | undefined} percentValue
+ * @param {Status | null | undefined} status
+ * @param {string} label
+ * @returns {HTMLDivElement}
+ */
 export function meter(percentValue, status, label) {
   const p = Math.max(0, Math.min(100, Number(percentValue) || 0));
   const bar = el('span');
@@ -195,10 +400,26 @@ export function meter(percentValue, status, label) {
   }, bar);
 }
 
-/** A semicircular gauge of `used` against `total` (SVG), with the figures as text below. */
+/**
+ * What a gauge shows.
+ * @typedef {object} GaugeFigures
+ * @property {Decimal | null | undefined} used
+ * @property {Decimal | null | undefined} total
+ * @property {Decimal | null | undefined} percentValue
+ * @property {Status | null | undefined} status
+ * @property {string} [caption]
+ * @property {string} [totalLabel]
+ */
+
+/**
+ * A semicircular gauge of `used` against `total` (SVG), with the figures as text below.
+ * @param {HTMLElement} node
+ * @param {GaugeFigures} figures
+ */
 export function gauge(node, { used, total, percentValue, status, caption, totalLabel }) {
   const p = Math.max(0, Math.min(100, Number(percentValue) || 0));
   const r = 80;
+  /** @param {number} frac */
   const arc = (frac) => {
     const a = Math.PI * (1 - frac);
     return `${100 + r * Math.cos(a)} ${100 - r * Math.sin(a)}`;
@@ -217,16 +438,27 @@ export function gauge(node, { used, total, percentValue, status, caption, totalL
     el('p', { class: 'numbers' }, statusBadge(status)));
 }
 
-/** Shows an API failure inline, in place of a section's content. */
+/**
+ * Shows an API failure inline, in place of a section's content.
+ * @param {Element} node
+ * @param {unknown} err
+ * @param {string} [what] the part that could not be loaded, for the message
+ * @returns {HTMLDivElement}
+ */
 export function showError(node, err, what) {
   const box = errorBox(err, what);
   fill(node, box);
   return box;
 }
 
-/** An inline error message for an API failure. */
+/**
+ * An inline error message for an API failure.
+ * @param {unknown} err
+ * @param {string} [what] the part that could not be loaded, for the message
+ * @returns {HTMLDivElement}
+ */
 export function errorBox(err, what) {
-  const f = err instanceof ApiFailure ? err : new ApiFailure('GET', '', 0, 'client', String(err && err.message ? err.message : err));
+  const f = err instanceof ApiFailure ? err : new ApiFailure('GET', '', 0, 'client', String(err instanceof Error && err.message ? err.message : err));
   let text;
   if (f.status === 404 && f.code === 'request/no-route') {
     text = `this server does not provide ${f.method} ${f.path.split('?')[0]} yet, so ${what || 'this part'} cannot be shown`;
@@ -243,20 +475,27 @@ export function errorBox(err, what) {
   return box;
 }
 
-/** Wires the sign-out button. */
+/**
+ * Wires the sign-out button.
+ * @param {HTMLButtonElement} button
+ */
 export function signOutButton(button) {
   button.addEventListener('click', async () => {
     button.disabled = true;
     try {
       await api('/console/session', { method: 'DELETE', redirectOn401: false });
-    } catch (e) {
+    } catch {
       // signing out cannot fail in a way worth keeping the visitor here
     }
     location.assign('/console/login');
   });
 }
 
-/** Runs `work` every `ms` while the page is visible (hidden tabs make no requests). */
+/**
+ * Runs `work` every `ms` while the page is visible (hidden tabs make no requests).
+ * @param {number} ms
+ * @param {() => Promise<unknown>} work
+ */
 export function every(ms, work) {
   const tick = async () => {
     if (!document.hidden) await work().catch(() => {});
@@ -265,8 +504,15 @@ export function every(ms, work) {
   setTimeout(tick, ms);
 }
 
-/** A debounced function. */
+/**
+ * A debounced function.
+ * @template {unknown[]} A
+ * @param {(...args: A) => void} fn
+ * @param {number} [ms]
+ * @returns {(...args: A) => void}
+ */
 export function debounce(fn, ms = 250) {
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
   let t;
   return (...args) => {
     clearTimeout(t);
@@ -274,21 +520,34 @@ export function debounce(fn, ms = 250) {
   };
 }
 
-/** A query string from an object, leaving out empty values. */
+/**
+ * A query string from an object, leaving out empty values.
+ * @param {Record<string, string | number | null | undefined>} params
+ * @returns {string}
+ */
 export function query(params) {
   const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined && v !== '') q.set(k, v);
+  for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined && v !== '') q.set(k, String(v));
   const s = q.toString();
   return s ? `?${s}` : '';
 }
 
-/** Renders minimal markdown (headings, lists, tables, code) as elements; everything else as text. */
+/**
+ * Renders minimal markdown (headings, lists, tables, code) as elements; everything else as text.
+ * @param {string | null | undefined} text
+ * @returns {HTMLDivElement}
+ */
 export function markdown(text) {
   const out = el('div', { class: 'markdown' });
   const lines = String(text || '').split('\n');
   let i = 0;
+  /**
+   * @param {string} raw
+   * @returns {Child[]}
+   */
   const inline = (raw) => {
     const s = raw.replace(/<!--.*?-->/g, '').replace(/<\/?[a-zA-Z][^>]*>/g, '');
+    /** @type {Child[]} */
     const parts = [];
     const re = /`([^`]+)`|\*\*([^*]+)\*\*/g;
     let last = 0;
@@ -318,13 +577,16 @@ export function markdown(text) {
     }
     const h = /^(#{1,6})\s+(.*)$/.exec(line);
     if (h) {
-      out.append(el(`h${Math.min(6, h[1].length + 2)}`, {}, inline(h[2])));
+      // `#` to `######` become h3 to h6: the page's own headings are h1 and h2
+      const level = /** @type {'h3' | 'h4' | 'h5' | 'h6'} */ (`h${Math.min(6, h[1].length + 2)}`);
+      out.append(el(level, {}, inline(h[2])));
       i += 1;
       continue;
     }
     if (/^\s*\|/.test(line)) {
       const rows = [];
       while (i < lines.length && /^\s*\|/.test(lines[i])) rows.push(lines[i++]);
+      /** @param {string} r */
       const cells = (r) => r.trim().replace(/^\||\|$/g, '').split('|').map((c) => c.trim());
       const body = rows.filter((r) => !/^\s*\|[\s:|-]+\|\s*$/.test(r));
       const [head, ...rest] = body;

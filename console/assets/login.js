@@ -4,13 +4,17 @@
 // fragment never reaches the server or the Referer header, and it is removed from
 // the address bar and history before signing in.
 
-import { api, el, fill, errorBox } from './common.js';
+import { $, api, el, fill, errorBox, ApiFailure } from './common.js';
 
-const form = document.getElementById('login-form');
-const input = document.getElementById('token');
-const message = document.getElementById('login-message');
-const button = document.getElementById('sign-in');
+const form = $('login-form', HTMLFormElement);
+const input = $('token', HTMLInputElement);
+const message = $('login-message');
+const button = $('sign-in', HTMLButtonElement);
 
+/**
+ * Opens a session with `token` and goes to the view of its role.
+ * @param {string} token
+ */
 async function signIn(token) {
   if (!token) {
     fill(message, el('div', { class: 'error', role: 'alert' }, 'enter a token'));
@@ -20,11 +24,12 @@ async function signIn(token) {
   button.disabled = true;
   fill(message, el('p', { class: 'loading' }, 'Signing in…'));
   try {
-    const who = await api('/console/session', { method: 'POST', body: { token }, redirectOn401: false });
+    const who = /** @type {{ role: 'admin' | 'user', user: string | null } | null} */ (
+      await api('/console/session', { method: 'POST', body: { token }, redirectOn401: false }));
     location.replace(who && who.role === 'admin' ? '/console/' : '/console/me');
   } catch (err) {
     button.disabled = false;
-    if (err.status === 401) {
+    if (err instanceof ApiFailure && err.status === 401) {
       fill(message, el('div', { class: 'error', role: 'alert' }, 'this token is not known to this server (it may have been revoked)'));
     } else {
       fill(message, errorBox(err, 'the session'));

@@ -2,19 +2,69 @@
 // and a form to ask for more credits. Every call is scoped to the signed-in user by the server.
 
 import {
-  api, el, fill, credits, count, percent, shortCommit, when, day, ago, statusBadge, gauge, showError, errorBox,
-  signOutButton, every, periodText,
+  $, api, el, fill, credits, count, shortCommit, when, day, ago, statusBadge, gauge, showError, errorBox,
+  signOutButton, every, periodText, productName,
 } from './common.js';
 import { dailyChart } from './chart.js';
 
-const $ = (id) => document.getElementById(id);
-const PRODUCT_NAMES = { chatgpt: 'ChatGPT', codex: 'Codex' };
-const productName = (p) => PRODUCT_NAMES[String(p).toLowerCase()] || String(p);
+/** @typedef {import('./common.js').Decimal} Decimal */
 
-signOutButton($('sign-out'));
+/**
+ * `GET /v1/me`: the signed-in user's standing (the admin token has none: `role` says so).
+ * @typedef {object} Me
+ * @property {'admin' | 'user'} role
+ * @property {string} [user]
+ * @property {string | null} [group]
+ * @property {import('./common.js').Period} [period]
+ * @property {Decimal} [used]
+ * @property {Decimal | null} [limit]
+ * @property {Decimal | null} [remaining]
+ * @property {Decimal | null} [percent]
+ * @property {import('./common.js').Status} [status]
+ * @property {boolean} [blocked]
+ * @property {{ used_at_end?: Decimal | null, limit_reached_on?: string | null }} [forecast]
+ * @property {Record<string, Decimal>} [products] credits used per product
+ * @property {Record<string, Decimal>} [models] credits used per model
+ * @property {{ products?: Record<string, Decimal>, models?: Record<string, Decimal> }} [caps]
+ * @property {{ day: string, credits: Decimal }[]} [daily]
+ * @property {LimitChange[]} [history]
+ */
 
-let me = null;
+/**
+ * A change to the user's limit, from the audit log.
+ * @typedef {object} LimitChange
+ * @property {string} at RFC 3339
+ * @property {string} action `limit.set` or `limit.remove`
+ * @property {Decimal | null} [old]
+ * @property {Decimal | null} [new]
+ * @property {string | null} [commit]
+ */
 
+/**
+ * A request of `GET /v1/requests` (the user's own).
+ * @typedef {object} MyRequest
+ * @property {number | string} id
+ * @property {string} created_at RFC 3339
+ * @property {Decimal} credits
+ * @property {number} days
+ * @property {string} reason
+ * @property {string} status
+ * @property {string | null} [decision_reason]
+ * @property {{ branch?: string } | null} [proposal]
+ */
+
+signOutButton($('sign-out', HTMLButtonElement));
+
+/** The last standing loaded; its figures go into a request's context. */
+let me = /** @type {Me | null} */ (null);
+
+/**
+ * Fills a usage table: credits used and the cap, per product or model, largest first.
+ * @param {HTMLTableElement} table
+ * @param {Record<string, Decimal> | undefined} used
+ * @param {Record<string, Decimal> | undefined} caps
+ * @param {(key: string) => string} name
+ */
 function usageRows(table, used, caps, name) {
   const keys = [...new Set([...Object.keys(used || {}), ...Object.keys(caps || {})])]
     .sort((a, b) => Number(used?.[b] || 0) - Number(used?.[a] || 0));
@@ -27,7 +77,7 @@ function usageRows(table, used, caps, name) {
 
 async function load() {
   try {
-    me = await api('/v1/me');
+    me = /** @type {Me} */ (await api('/v1/me'));
   } catch (err) {
     showError($('gauge-me'), err, 'your budget');
     fill($('period'), '');
@@ -40,14 +90,14 @@ async function load() {
     fill($('gauge-me'), el('p', { class: 'muted' }, 'No personal budget.'));
     fill($('period'), '');
     fill($('my-chart'));
-    $('request-submit').disabled = true;
+    $('request-submit', HTMLButtonElement).disabled = true;
     return;
   }
   fill($('whoami'), 'Signed in as ', el('strong', {}, me.user), me.group ? ` · ${me.group}` : '');
   if (me.period) fill($('period'), `Period ${periodText(me.period)}`);
   const node = $('gauge-me');
-  node.dataset.used = me.used ?? '';
-  node.dataset.limit = me.limit ?? '';
+  node.dataset.used = String(me.used ?? '');
+  node.dataset.limit = String(me.limit ?? '');
   node.dataset.status = me.status ?? '';
   if (me.limit === null || me.limit === undefined) {
     fill(node, el('p', { class: 'numbers' }, el('strong', {}, credits(me.used)), ' credits used'),
@@ -56,6 +106,10 @@ async function load() {
     gauge(node, { used: me.used, total: me.limit, percentValue: me.percent, status: me.status, caption: 'of my limit used', totalLabel: 'limit' });
   }
   const f = me.forecast || {};
+  /**
+   * @param {string} label
+   * @param {string} value
+   */
   const stat = (label, value) => el('div', {}, el('dt', {}, label), el('dd', {}, value));
   fill($('my-stats'),
     stat('Used', `${credits(me.used)} cr`),
@@ -64,22 +118,24 @@ async function load() {
     stat('Forecast at period end', `${credits(f.used_at_end)} cr`),
     stat('Limit reached', f.limit_reached_on ? day(f.limit_reached_on) : 'not at this rate'),
     me.blocked ? stat('Blocked', 'yes') : null);
-  usageRows($('my-products'), me.products, me.caps?.products, productName);
-  usageRows($('my-models'), me.models, me.caps?.models, (k) => k);
+  usageRows($('my-products', HTMLTableElement), me.products, me.caps?.products, productName);
+  usageRows($('my-models', HTMLTableElement), me.models, me.caps?.models, (k) => k);
 
   const daily = me.daily || [];
   const days = daily.map((d) => d.day);
   let sum = 0;
   const actual = daily.map((d) => (sum += Number(d.credits) || 0));
   // the forecast: from today's total at today's average burn to the period's end
+  /** @type {string[]} */
   const fcDays = [];
+  /** @type {string[]} */
   const fcValues = [];
   if (me.period && days.length) {
     const end = new Date(me.period.end);
     const last = days[days.length - 1];
     const final = Number(f.used_at_end) || sum;
     const startMs = Date.parse(`${last}T00:00:00Z`);
-    const total = Math.max(1, Math.round((end - startMs) / 86400000));
+    const total = Math.max(1, Math.round((end.getTime() - startMs) / 86400000));
     for (let i = 0; i < total; i += 1) {
       const d = new Date(startMs + i * 86400000).toISOString().slice(0, 10);
       fcDays.push(d);
@@ -93,7 +149,7 @@ async function load() {
   }, { title: 'My daily credits, running total and forecast', tableCaption: 'My daily credits' });
 
   const history = me.history || [];
-  fill($('limit-history').tBodies[0], history.length ? history.map((h) => el('tr', {},
+  fill($('limit-history', HTMLTableElement).tBodies[0], history.length ? history.map((h) => el('tr', {},
     el('td', {}, when(h.at)),
     el('td', {}, h.action === 'limit.remove' ? 'removed' : 'set'),
     el('td', { class: 'num' }, credits(h.old)),
@@ -103,9 +159,9 @@ async function load() {
 }
 
 async function loadRequests() {
-  const body = $('my-requests').tBodies[0];
+  const body = $('my-requests', HTMLTableElement).tBodies[0];
   try {
-    const r = await api('/v1/requests?limit=100');
+    const r = /** @type {import('./common.js').Page<MyRequest>} */ (await api('/v1/requests?limit=100'));
     const rows = (r.data || []).slice().reverse();
     fill(body, rows.length ? rows.map((q) => el('tr', { dataset: { id: q.id, status: q.status } },
       el('td', {}, el('time', { datetime: q.created_at, title: when(q.created_at) }, ago(q.created_at))),
@@ -120,12 +176,19 @@ async function loadRequests() {
   }
 }
 
-$('request-form').addEventListener('submit', async (event) => {
+const amountInput = $('request-amount', HTMLInputElement);
+const daysInput = $('request-days', HTMLInputElement);
+const reasonInput = $('request-reason', HTMLTextAreaElement);
+const contextInput = $('request-context', HTMLTextAreaElement);
+const submit = $('request-submit', HTMLButtonElement);
+
+$('request-form', HTMLFormElement).addEventListener('submit', async (event) => {
   event.preventDefault();
   const message = $('request-message');
-  const amount = $('request-amount').value.trim();
-  const days = Number($('request-days').value);
-  const reason = $('request-reason').value.trim();
+  const amount = amountInput.value.trim();
+  const days = Number(daysInput.value);
+  const reason = reasonInput.value.trim();
+  /** @type {string[]} */
   const problems = [];
   if (!/^\d+(\.\d{1,6})?$/.test(amount) || Number(amount) <= 0) problems.push('the amount must be a positive number of credits');
   if (!Number.isInteger(days) || days < 1) problems.push('days must be a whole number from 1');
@@ -134,24 +197,25 @@ $('request-form').addEventListener('submit', async (event) => {
     fill(message, el('div', { class: 'error', role: 'alert' }, el('ul', {}, problems.map((p) => el('li', {}, p)))));
     return;
   }
-  const note = $('request-context').value.trim();
+  const note = contextInput.value.trim();
+  /** @type {Record<string, unknown>} */
   const context = {};
   if (note) context.note = note;
   if (me && me.role === 'user') {
     Object.assign(context, { used: me.used, limit: me.limit, percent: me.percent, status: me.status, forecast: me.forecast?.used_at_end ?? null });
   }
-  $('request-submit').disabled = true;
+  submit.disabled = true;
   try {
-    const made = await api('/v1/requests', { method: 'POST', body: { credits: amount, days, reason, context } });
+    const made = /** @type {MyRequest} */ (await api('/v1/requests', { method: 'POST', body: { credits: amount, days, reason, context } }));
     fill(message, el('p', { class: 'success', role: 'status' }, `Request #${made.id} sent: ${credits(made.credits)} credits for ${made.days} days. Your budget owner will review it.`));
-    $('request-amount').value = '';
-    $('request-reason').value = '';
-    $('request-context').value = '';
+    amountInput.value = '';
+    reasonInput.value = '';
+    contextInput.value = '';
     loadRequests();
   } catch (err) {
     fill(message, errorBox(err, 'the request'));
   } finally {
-    $('request-submit').disabled = false;
+    submit.disabled = false;
   }
 });
 

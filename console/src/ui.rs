@@ -5,7 +5,10 @@
 //! page a visitor may open depends on the session: `/console/` is the admin
 //! view (a user session goes to `/console/me`, no session to `/console/login`).
 //! Assets carry an ETag and are revalidated on each load, so a new binary never
-//! leaves a browser running old scripts.
+//! leaves a browser running old scripts. Scripts are ES modules served as written (no
+//! build step): the admin view's entry `admin.js` imports one module per panel from
+//! `admin/`, all of them import `common.js`; `assets/package.json` holds only their type
+//! check (`tsc` over the JSDoc types), which is never part of the binary.
 
 use std::sync::LazyLock;
 
@@ -50,6 +53,40 @@ const ASSETS: &[Asset] = &[
     Asset { name: "chart.js", content_type: JS, body: include_bytes!("../assets/chart.js") },
     Asset { name: "login.js", content_type: JS, body: include_bytes!("../assets/login.js") },
     Asset { name: "admin.js", content_type: JS, body: include_bytes!("../assets/admin.js") },
+    Asset {
+        name: "admin/overview.js",
+        content_type: JS,
+        body: include_bytes!("../assets/admin/overview.js"),
+    },
+    Asset {
+        name: "admin/reconciler.js",
+        content_type: JS,
+        body: include_bytes!("../assets/admin/reconciler.js"),
+    },
+    Asset { name: "admin/trends.js", content_type: JS, body: include_bytes!("../assets/admin/trends.js") },
+    Asset { name: "admin/paged.js", content_type: JS, body: include_bytes!("../assets/admin/paged.js") },
+    Asset { name: "admin/users.js", content_type: JS, body: include_bytes!("../assets/admin/users.js") },
+    Asset {
+        name: "admin/breakdown.js",
+        content_type: JS,
+        body: include_bytes!("../assets/admin/breakdown.js"),
+    },
+    Asset {
+        name: "admin/activity.js",
+        content_type: JS,
+        body: include_bytes!("../assets/admin/activity.js"),
+    },
+    Asset { name: "admin/teams.js", content_type: JS, body: include_bytes!("../assets/admin/teams.js") },
+    Asset {
+        name: "admin/proposals.js",
+        content_type: JS,
+        body: include_bytes!("../assets/admin/proposals.js"),
+    },
+    Asset {
+        name: "admin/requests.js",
+        content_type: JS,
+        body: include_bytes!("../assets/admin/requests.js"),
+    },
     Asset { name: "me.js", content_type: JS, body: include_bytes!("../assets/me.js") },
     Asset { name: "icon.svg", content_type: "image/svg+xml", body: include_bytes!("../assets/icon.svg") },
     Asset {
@@ -294,5 +331,141 @@ mod tests {
             }
         }
         assert!(ASSETS.iter().any(|a| a.name == "vendor/uPlot.LICENSE"));
+    }
+
+    /// The files under `assets/` that are not served: the type check's own (its npm
+    /// manifest, lock, configuration and the declarations of the page's globals) and the
+    /// vendored libraries' notes.
+    const NOT_SERVED: &[&str] =
+        &["package.json", "package-lock.json", "tsconfig.json", "globals.d.ts", "vendor/README.md"];
+
+    /// Every file under `dir`, as a path relative to `root` with `/` separators;
+    /// `node_modules` (the type check's install) is left out.
+    fn files_under(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.file_name().is_some_and(|n| n == "node_modules") {
+                continue;
+            }
+            if path.is_dir() {
+                files_under(root, &path, out);
+            } else {
+                let rel = path.strip_prefix(root).unwrap();
+                out.push(
+                    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/"),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_file_of_the_assets_directory_is_embedded_or_known_not_to_be_served() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+        let mut files = Vec::new();
+        files_under(&root, &root, &mut files);
+        let pages = ["login.html", "admin.html", "me.html"];
+        for file in &files {
+            let known = ASSETS.iter().any(|a| a.name == file.as_str())
+                || pages.contains(&file.as_str())
+                || NOT_SERVED.contains(&file.as_str());
+            assert!(known, "assets/{file} is neither embedded in ASSETS nor listed as not served");
+        }
+        for a in ASSETS {
+            assert!(files.iter().any(|f| f == a.name), "{} is embedded but not in assets/", a.name);
+        }
+    }
+
+    /// The module specifiers of a script's static imports (`from './x.js'`); JSDoc's
+    /// `import('./x.js')` types are comments the browser never loads.
+    fn imports(script: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        for quote in ['\'', '"'] {
+            for (i, _) in script.match_indices(&format!("from {quote}")) {
+                let rest = &script[i + 6..];
+                if let Some(end) = rest.find(quote) {
+                    out.push(&rest[..end]);
+                }
+            }
+        }
+        out
+    }
+
+    /// `spec` (relative to the module `from`, both asset names) as an asset name.
+    fn resolve(from: &str, spec: &str) -> Option<String> {
+        let mut parts: Vec<&str> = from.split('/').collect();
+        parts.pop();
+        for seg in spec.split('/') {
+            match seg {
+                "." => {}
+                ".." => {
+                    parts.pop()?;
+                }
+                s => parts.push(s),
+            }
+        }
+        Some(parts.join("/"))
+    }
+
+    #[test]
+    fn every_module_import_resolves_to_an_embedded_script() {
+        let mut seen = 0;
+        for a in ASSETS.iter().filter(|a| a.content_type == JS && !a.name.starts_with("vendor/")) {
+            let script = std::str::from_utf8(a.body).unwrap();
+            for spec in imports(script) {
+                // the browser resolves only URLs: a bare name (`uplot`) would need a bundler
+                assert!(
+                    spec.starts_with("./") || spec.starts_with("../"),
+                    "{}: bare import `{spec}`",
+                    a.name
+                );
+                let target =
+                    resolve(a.name, spec).unwrap_or_else(|| panic!("{}: `{spec}` leaves /assets/", a.name));
+                assert!(
+                    ASSETS.iter().any(|b| b.name == target && b.content_type == JS),
+                    "{}: `{spec}` ({target}) is not an embedded script",
+                    a.name
+                );
+                seen += 1;
+            }
+        }
+        // the admin view is split into one module per panel, all imported by its entry
+        let admin = ASSETS.iter().find(|a| a.name == "admin.js").unwrap();
+        let panels = imports(std::str::from_utf8(admin.body).unwrap())
+            .into_iter()
+            .filter(|s| s.starts_with("./admin/"))
+            .count();
+        assert!(panels >= 8, "admin.js imports {panels} panel modules");
+        assert!(seen > panels, "{seen} imports checked");
+    }
+
+    #[test]
+    fn pages_preload_every_module_their_entry_imports() {
+        // without the preloads the browser finds the modules one import level at a time
+        for (html, entry) in [(ADMIN_HTML, "admin.js"), (ME_HTML, "me.js"), (LOGIN_HTML, "login.js")] {
+            let mut graph = std::collections::BTreeSet::new();
+            let mut todo = vec![entry.to_string()];
+            while let Some(name) = todo.pop() {
+                let a = ASSETS.iter().find(|a| a.name == name).unwrap();
+                for spec in imports(std::str::from_utf8(a.body).unwrap()) {
+                    let target = resolve(&name, spec).unwrap();
+                    if graph.insert(target.clone()) {
+                        todo.push(target);
+                    }
+                }
+            }
+            assert!(graph.contains("common.js"), "{entry}: {graph:?}");
+            for module in &graph {
+                let preload = format!("<link rel=\"modulepreload\" href=\"/assets/{module}\">");
+                // the login page is one small module and common.js: no preload needed
+                if entry != "login.js" {
+                    assert!(html.contains(&preload), "{entry}: no `{preload}`");
+                }
+            }
+            // and nothing preloaded that the page does not import
+            for part in html.split("rel=\"modulepreload\" href=\"/assets/").skip(1) {
+                let name: String = part.chars().take_while(|c| *c != '"').collect();
+                assert!(graph.contains(&name), "{entry}: `{name}` is preloaded but never imported");
+            }
+        }
     }
 }

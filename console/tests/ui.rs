@@ -204,6 +204,17 @@ fn assets_are_embedded_with_types_etags_and_revalidation() {
     for (path, ty) in [
         ("/assets/console.css", "text/css; charset=utf-8"),
         ("/assets/admin.js", "text/javascript; charset=utf-8"),
+        // the admin view's panels, one module each, imported by admin.js
+        ("/assets/admin/overview.js", "text/javascript; charset=utf-8"),
+        ("/assets/admin/reconciler.js", "text/javascript; charset=utf-8"),
+        ("/assets/admin/trends.js", "text/javascript; charset=utf-8"),
+        ("/assets/admin/paged.js", "text/javascript; charset=utf-8"),
+        ("/assets/admin/users.js", "text/javascript; charset=utf-8"),
+        ("/assets/admin/breakdown.js", "text/javascript; charset=utf-8"),
+        ("/assets/admin/activity.js", "text/javascript; charset=utf-8"),
+        ("/assets/admin/teams.js", "text/javascript; charset=utf-8"),
+        ("/assets/admin/proposals.js", "text/javascript; charset=utf-8"),
+        ("/assets/admin/requests.js", "text/javascript; charset=utf-8"),
         ("/assets/vendor/uPlot.iife.min.js", "text/javascript; charset=utf-8"),
         ("/assets/vendor/uPlot.min.css", "text/css; charset=utf-8"),
         ("/assets/vendor/uPlot.LICENSE", "text/plain; charset=utf-8"),
@@ -224,6 +235,13 @@ fn assets_are_embedded_with_types_etags_and_revalidation() {
     assert_eq!(missing.status, 404);
     let missing = s.req("GET", "/assets/nope.js", None, &[]);
     assert_eq!((missing.status, missing.json()["error"]["code"].as_str()), (404, Some("console/no-asset")));
+    // the type check's files live beside the scripts but are never served
+    for path in
+        ["/assets/package.json", "/assets/tsconfig.json", "/assets/globals.d.ts", "/assets/admin/../admin.js"]
+    {
+        let r = s.req("GET", path, None, &[]);
+        assert_eq!((r.status, r.json()["error"]["code"].as_str()), (404, Some("console/no-asset")), "{path}");
+    }
 }
 
 /// A server whose sessions read a clock the test moves by hand (seconds), with a

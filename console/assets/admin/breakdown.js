@@ -1,0 +1,44 @@
+// The breakdown panel: credits this period by user, product, model or cost center,
+// paged on the server, with a CSV export of the same view.
+
+import { $, el, credits, count, percent, debounce, productName } from '../common.js';
+import { pagedTable } from './paged.js';
+
+/**
+ * A row of `GET /v1/dashboard/breakdown`.
+ * @typedef {object} BreakdownRow
+ * @property {string | null} key
+ * @property {import('../common.js').Decimal} [used]
+ * @property {import('../common.js').Decimal | null} [share]
+ * @property {number} [events]
+ * @property {number} [users]
+ */
+
+const by = $('breakdown-by', HTMLSelectElement);
+const q = $('breakdown-q', HTMLInputElement);
+
+/** @type {ReturnType<typeof pagedTable<BreakdownRow>>} */
+export const breakdown = pagedTable({
+  table: $('breakdown-table', HTMLTableElement),
+  prev: $('breakdown-prev', HTMLButtonElement),
+  next: $('breakdown-next', HTMLButtonElement),
+  pageLabel: $('breakdown-page'),
+  message: $('breakdown-message'),
+  csv: $('breakdown-csv', HTMLAnchorElement),
+  path: '/v1/dashboard/breakdown',
+  defaultSort: 'used',
+  descFirst: ['used', 'events'],
+  caption: () => `Credits this period by ${by.selectedOptions[0]?.textContent?.toLowerCase() || 'key'}${q.value ? `, matching “${q.value}”` : ''}`,
+  params: () => ({ by: by.value, q: q.value.trim(), limit: 25 }),
+  empty: 'Nothing recorded for this period yet.',
+  row: (r) => el('tr', { dataset: { key: r.key } },
+    el('th', { scope: 'row' }, by.value === 'product' ? productName(r.key) : (r.key || '(none)')),
+    el('td', { class: 'num' }, credits(r.used)),
+    el('td', { class: 'num' }, percent(r.share)),
+    el('td', { class: 'num' }, count(r.events)),
+    el('td', { class: 'num' }, count(r.users))),
+});
+
+by.addEventListener('change', () => breakdown.reset());
+q.addEventListener('input', debounce(() => breakdown.reset(), 300));
+$('breakdown-filters', HTMLFormElement).addEventListener('submit', (e) => { e.preventDefault(); breakdown.reset(); });
