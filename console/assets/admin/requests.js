@@ -24,7 +24,7 @@ import { loadProposals, proposalView } from './proposals.js';
 let requestsAfter = /** @type {string | null} */ (null);
 
 const statusSelect = $('requests-status', HTMLSelectElement);
-const more_ = $('requests-more', HTMLButtonElement);
+const moreButton = $('requests-more', HTMLButtonElement);
 
 /**
  * A request's context: its fields as a list.
@@ -141,8 +141,8 @@ export async function loadRequests(more = false) {
   if (more) node.append(...cards);
   else fill(node, cards.length ? cards : el('p', { class: 'muted' }, `No ${statusSelect.value || ''} request.`));
   requestsAfter = r.has_more ? r.next ?? null : null;
-  more_.hidden = !r.has_more;
+  moreButton.hidden = !r.has_more;
 }
 
 statusSelect.addEventListener('change', () => loadRequests());
-more_.addEventListener('click', () => loadRequests(true));
+moreButton.addEventListener('click', () => loadRequests(true));
