@@ -4,8 +4,8 @@
 //! Each example runs in a fresh copy of those directories made into a git
 //! repository (one commit, with `origin/main` pointing at it, as in a CI checkout),
 //! so examples that write files or branches touch nothing here. `serve`,
-//! `reconcile`, `users` and `health` run or talk to a long-running service and are
-//! left out (the self-hosted walkthrough test runs those against a real service).
+//! `reconcile`, `users` and `health` run or talk to a long-running service: their
+//! examples run against real services in `service_examples.rs`.
 
 use std::path::Path;
 
@@ -17,16 +17,16 @@ const SERVICES: [&str; 4] = ["serve", "reconcile", "users", "health"];
 /// One example: environment assignments, the arguments after `budgit`, and the file
 /// stdout is redirected to.
 #[derive(Debug, Default)]
-struct Example {
-    line: String,
-    env: Vec<(String, String)>,
-    args: Vec<String>,
-    stdout_to: Option<String>,
+pub(crate) struct Example {
+    pub(crate) line: String,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) args: Vec<String>,
+    pub(crate) stdout_to: Option<String>,
 }
 
 /// The example lines of a help text: the lines under `Examples:` that run `budgit`,
 /// with `\` continuations joined.
-fn example_lines(help: &str) -> Vec<String> {
+pub(crate) fn example_lines(help: &str) -> Vec<String> {
     let Some(section) = help.split("Examples:\n").nth(1) else { return Vec::new() };
     let mut lines: Vec<String> = Vec::new();
     let mut continued = false;
@@ -46,7 +46,7 @@ fn example_lines(help: &str) -> Vec<String> {
 
 /// Splits an example like a shell would: quotes, `NAME=value` prefixes, `> file`;
 /// a run of two spaces outside quotes starts the description.
-fn parse(line: &str) -> Example {
+pub(crate) fn parse(line: &str) -> Example {
     let mut words: Vec<String> = Vec::new();
     let mut word = String::new();
     let mut quote = None;

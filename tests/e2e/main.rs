@@ -20,6 +20,7 @@ mod git;
 mod identity;
 mod outputs;
 mod sarif;
+mod service_examples;
 mod validate;
 
 use std::path::{Path, PathBuf};

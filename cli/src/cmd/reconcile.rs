@@ -46,8 +46,8 @@ use crate::render;
 #[command(after_help = "\
 Examples:
   BUDGIT_TOKEN=... budgit reconcile --workspace http://127.0.0.1:8080 --ref origin/main --dry-run
+  budgit reconcile --workspace $URL --ref main --directory examples/directory.csv   people too
   budgit reconcile --workspace $URL --ref main --max-changes 200 --format json
-  budgit reconcile --workspace $URL --ref main --directory people.csv   people from the HR export
   budgit reconcile --workspace $URL --ref main --every 5m --metrics-listen 0.0.0.0:9464")]
 pub struct Args {
     /// The workspace API's base URL.
