@@ -32,8 +32,20 @@ pub enum HistoryError {
     Worker(String),
 }
 
+/// What `budgit history --format json` prints.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct HistoryOutput<'a> {
+    /// The user, as the directory keys them.
+    pub user: &'a str,
+    /// The revision whose history was walked.
+    #[serde(rename = "ref")]
+    pub git_ref: &'a str,
+    /// The steps, oldest first.
+    pub steps: &'a [Step],
+}
+
 /// One step of a user's history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Step {
     /// The commit that made the change; absent when time alone changed it.
     pub commit: Option<CommitStep>,
@@ -54,7 +66,7 @@ pub struct Step {
 }
 
 /// A commit as shown in history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct CommitStep {
     /// Full id.
     pub sha: String,

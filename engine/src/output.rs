@@ -1,5 +1,5 @@
 //! JSON Schemas of the machine-readable outputs: `validate`, `resolve`, `explain`,
-//! `evaluate` and `plan` with `--format json`.
+//! `evaluate`, `plan` and `history` with `--format json`.
 //!
 //! Each output is a typed struct serialized as is, and its schema is generated from
 //! the same type, so a field added to an output appears in its schema. `budgit
@@ -11,6 +11,7 @@ use schemars::generate::SchemaSettings;
 
 use crate::diag::output::ReportOutput;
 use crate::evaluate::Evaluation;
+use crate::history::HistoryOutput;
 use crate::plan::Plan;
 use crate::resolve::{Explanation, ResolveOutput};
 
@@ -27,12 +28,14 @@ pub enum Output {
     Evaluate,
     /// `plan --format json`.
     Plan,
+    /// `history --format json`.
+    History,
 }
 
 impl Output {
     /// Every output, in the order the commands are documented.
-    pub const ALL: [Output; 5] =
-        [Output::Validate, Output::Resolve, Output::Explain, Output::Evaluate, Output::Plan];
+    pub const ALL: [Output; 6] =
+        [Output::Validate, Output::Resolve, Output::Explain, Output::Evaluate, Output::Plan, Output::History];
 
     /// The command's name.
     pub fn command(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Output {
             Output::Explain => "explain",
             Output::Evaluate => "evaluate",
             Output::Plan => "plan",
+            Output::History => "history",
         }
     }
 
@@ -58,6 +62,7 @@ impl Output {
             Output::Explain => schema::<Explanation>(),
             Output::Evaluate => schema::<Evaluation<'static>>(),
             Output::Plan => schema::<Plan>(),
+            Output::History => schema::<HistoryOutput<'static>>(),
         };
         if let Some(map) = value.as_object_mut() {
             map.insert("title".into(), format!("budgit {} --format json", self.command()).into());

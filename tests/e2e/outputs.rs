@@ -1,7 +1,8 @@
 //! Every machine-readable output validates against its checked-in schema in
 //! `schemas/` (`<command>-output.schema.json`): `validate`, `resolve`, `explain`,
-//! `evaluate` and `plan` with `--format json`, run on the fixtures, the example
-//! policies, directory and usage, and a real git repository for `plan`.
+//! `evaluate`, `plan` and `history` with `--format json`, run on the fixtures, the
+//! example policies, directory and usage, and a real git repository for `plan` and
+//! `history`.
 
 use std::path::Path;
 
@@ -82,6 +83,23 @@ fn evaluate_output_matches_its_schema() {
             &[0],
         );
         assert!(!v["users"].as_array().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn history_output_matches_its_schema() {
+    let schema = validator("history");
+    let repo = crate::git::scenario();
+    // Bob's limit changes at four commits; Eve's and Ann's histories have other shapes
+    // (the history test in git.rs shows them).
+    for user in ["bob@acme.com", "eve@acme.com", "ann@acme.com"] {
+        let v = check(
+            &schema,
+            repo.path(),
+            &["history", user, "--directory", "directory.csv", "--now", NOW],
+            &[0],
+        );
+        assert_eq!(v["ref"], "HEAD");
     }
 }
 

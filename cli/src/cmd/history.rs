@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use budgit_engine::history::{Step, history};
+use budgit_engine::history::{HistoryOutput, Step, history};
 use budgit_engine::input::read_directory;
 use budgit_engine::load::git::GitRepo;
 use budgit_engine::plan::side;
@@ -18,7 +18,7 @@ use crate::render;
 pub enum HistoryFormat {
     /// For a terminal.
     Table,
-    /// `{"user", "ref", "steps": [...]}`.
+    /// `{"user", "ref", "steps": [...]}`, described by `schemas/history-output.schema.json`.
     Json,
 }
 
@@ -75,8 +75,8 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
     let user = directory.get(&args.user).map_or(args.user.as_str(), |u| u.email.as_str());
     let text = match args.format {
         HistoryFormat::Json => {
-            let value = serde_json::json!({ "user": user, "ref": args.git_ref, "steps": steps });
-            serde_json::to_string_pretty(&value)? + "\n"
+            let output = HistoryOutput { user, git_ref: &args.git_ref, steps: &steps };
+            serde_json::to_string_pretty(&output)? + "\n"
         }
         HistoryFormat::Table => table(user, &args.git_ref, &steps),
     };
