@@ -375,6 +375,182 @@ impl UsageTable {
     }
 }
 
+/// A table filled apart from a main one — by another thread, over a slice of a
+/// file — with how its interned ids map into the main table so far.
+///
+/// Ids are interned in order of first appearance, so merging shards in file order
+/// ([`UsageTable::merge_shards`]) gives every name, user and row the id and place a
+/// single pass over the file would have given it.
+#[derive(Debug, Clone)]
+pub(crate) struct Shard {
+    /// The shard's own rows and names.
+    pub(crate) table: UsageTable,
+    /// Main-table id of each of the shard's unknown users merged so far.
+    users: Vec<u32>,
+    /// Main-table id of each of the shard's products merged so far.
+    products: Vec<u16>,
+    /// Main-table id of each of the shard's models merged so far.
+    models: Vec<u16>,
+}
+
+impl Shard {
+    /// An empty shard interned against the same directory as `main`.
+    pub(crate) fn new(main: &UsageTable) -> Shard {
+        // Only the directory's own spellings: unknown users are the shard's to number.
+        let mut users = FastMap::with_capacity_and_hasher(main.directory_users(), Default::default());
+        for (k, &id) in &main.users {
+            if id < main.directory_users {
+                users.insert(k.clone(), id);
+            }
+        }
+        let table = UsageTable {
+            directory_users: main.directory_users,
+            users,
+            unknown: Vec::new(),
+            products: Interner::default(),
+            models: Interner::default(),
+            user: Vec::new(),
+            product: Vec::new(),
+            model: Vec::new(),
+            day: Vec::new(),
+            micros: Vec::new(),
+            total_micros: Some(0),
+        };
+        Shard { table, users: Vec::new(), products: Vec::new(), models: Vec::new() }
+    }
+}
+
+/// The names of an interner's ids from `from` on, as the bytes they were interned
+/// from (the display names are lossy for bytes that are not UTF-8).
+fn raw_names(interner: &Interner, from: usize) -> Vec<&[u8]> {
+    let mut out = vec![&b""[..]; interner.names.len().saturating_sub(from)];
+    for (key, &id) in &interner.ids {
+        if let Some(slot) = (id as usize).checked_sub(from).and_then(|k| out.get_mut(k)) {
+            *slot = key;
+        }
+    }
+    out
+}
+
+impl UsageTable {
+    /// Forgets the rows (not the interned names), ready for the next slice of a file.
+    pub(crate) fn clear_rows(&mut self) {
+        self.user.clear();
+        self.product.clear();
+        self.model.clear();
+        self.day.clear();
+        self.micros.clear();
+        self.total_micros = Some(0);
+    }
+
+    /// Appends the rows of `shards`, in order, as if they had been pushed here one
+    /// after the other, then clears the shards' rows. `line_base[k]` is the line of
+    /// the file where shard `k`'s rows start (its own lines count from 1), to place
+    /// where its unknown users were first seen. Refuses, changing nothing, when
+    /// the shards together might pass the number of ids: the caller then reads
+    /// their rows again here, where the limits are checked row by row.
+    pub(crate) fn merge_shards(
+        &mut self,
+        shards: &mut [&mut Shard],
+        line_base: &[u32],
+    ) -> Result<(), PushError> {
+        let new =
+            |f: fn(&Shard) -> (usize, usize)| shards.iter().map(|s| f(s)).fold(0usize, |a, (n, m)| a + n - m);
+        if self.products.names.len() + new(|s| (s.table.products.names.len(), s.products.len())) > 1 << 16 {
+            return Err(PushError::TooManyProducts);
+        }
+        if self.models.names.len() + new(|s| (s.table.models.names.len(), s.models.len())) > 1 << 16 {
+            return Err(PushError::TooManyModels);
+        }
+        if self.user_count() as u64 + new(|s| (s.table.unknown.len(), s.users.len())) as u64
+            > u64::from(u32::MAX)
+        {
+            return Err(PushError::TooManyUsers);
+        }
+        // Names first, shard by shard in file order: a name new to this table gets
+        // the next id exactly when its first row would have interned it.
+        for (shard, &base) in shards.iter_mut().zip(line_base) {
+            for name in raw_names(&shard.table.products, shard.products.len()) {
+                shard.products.push(self.intern_product(name)?);
+            }
+            for name in raw_names(&shard.table.models, shard.models.len()) {
+                shard.models.push(self.intern_model(name)?);
+            }
+            for u in &shard.table.unknown[shard.users.len()..] {
+                let id = match self.users.get(u.email.as_bytes()) {
+                    Some(&id) => id,
+                    None => {
+                        let id = u32::try_from(self.user_count()).map_err(|_| PushError::TooManyUsers)?;
+                        self.users.insert(u.email.as_bytes().into(), id);
+                        let mut first = u.first.clone();
+                        first.line = base.saturating_add(first.line.saturating_sub(1));
+                        self.unknown.push(UnknownUser { email: u.email.clone(), first });
+                        id
+                    }
+                };
+                shard.users.push(id);
+            }
+        }
+        // Rows next, each shard copying its own into its place on its own thread.
+        let old = self.len();
+        let added: usize = shards.iter().map(|s| s.table.len()).sum();
+        for s in shards.iter() {
+            self.total_micros = match (self.total_micros, s.table.total_micros) {
+                (Some(a), Some(b)) => a.checked_add(b),
+                _ => None,
+            };
+        }
+        self.user.resize(old + added, 0);
+        self.product.resize(old + added, 0);
+        self.model.resize(old + added, 0);
+        self.day.resize(old + added, 0);
+        self.micros.resize(old + added, 0);
+        let directory = self.directory_users;
+        let mut user = &mut self.user[old..];
+        let mut product = &mut self.product[old..];
+        let mut model = &mut self.model[old..];
+        let mut day = &mut self.day[old..];
+        let mut micros = &mut self.micros[old..];
+        std::thread::scope(|scope| {
+            for shard in shards.iter_mut() {
+                let n = shard.table.len();
+                let (u, rest) = std::mem::take(&mut user).split_at_mut(n);
+                user = rest;
+                let (p, rest) = std::mem::take(&mut product).split_at_mut(n);
+                product = rest;
+                let (m, rest) = std::mem::take(&mut model).split_at_mut(n);
+                model = rest;
+                let (d, rest) = std::mem::take(&mut day).split_at_mut(n);
+                day = rest;
+                let (c, rest) = std::mem::take(&mut micros).split_at_mut(n);
+                micros = rest;
+                let shard: &mut Shard = shard;
+                scope.spawn(move || {
+                    let t = &shard.table;
+                    for (out, &id) in u.iter_mut().zip(&t.user) {
+                        // INVARIANT: every shard id below `directory` is a directory
+                        // position; the rest index its unknown users, all mapped above.
+                        *out = match id.checked_sub(directory) {
+                            None => id,
+                            Some(k) => shard.users[k as usize],
+                        };
+                    }
+                    for (out, &id) in p.iter_mut().zip(&t.product) {
+                        *out = shard.products[id as usize];
+                    }
+                    for (out, &id) in m.iter_mut().zip(&t.model) {
+                        *out = shard.models[id as usize];
+                    }
+                    d.copy_from_slice(&t.day);
+                    c.copy_from_slice(&t.micros);
+                    shard.table.clear_rows();
+                });
+            }
+        });
+        Ok(())
+    }
+}
+
 /// Usage rows on one side of a range of days ([`UsageTable::rows_outside`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RowsOutside {

@@ -22,7 +22,7 @@ use super::{InputError, at, csv, extension, file_name, read_bytes, show};
 use crate::Credits;
 use crate::credits::{CreditsError, MAX_USAGE_AMOUNT, UsageAmountError};
 use crate::diag::Diagnostic;
-use crate::usage::{UsageTable, day_number};
+use crate::usage::{Shard, UsageTable, day_number};
 
 /// The shape of a usage file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,13 +50,24 @@ impl UsageFormat {
 /// Reads a usage file into `table`, the format chosen by extension; dates from
 /// timestamps are taken in `tz`. Returns the bad rows as diagnostics.
 pub fn read_usage(path: &Path, table: &mut UsageTable, tz: Tz) -> Result<Vec<Diagnostic>, InputError> {
+    read_usage_parallel(path, table, tz, 1)
+}
+
+/// [`read_usage`] on up to `threads` threads (CSV and JSON Lines; Costs API pages
+/// are read on one). The table and the diagnostics are exactly those of one thread.
+pub fn read_usage_parallel(
+    path: &Path,
+    table: &mut UsageTable,
+    tz: Tz,
+    threads: usize,
+) -> Result<Vec<Diagnostic>, InputError> {
     if UsageFormat::from_path(path) == UsageFormat::Csv {
         let mut ctx = Ctx { file: file_name(path), tz, out: Vec::new() };
-        stream_csv(path, &mut ctx, table, BLOCK)?;
+        stream_csv(path, &mut ctx, table, BLOCK * threads.max(1), threads, MIN_CHUNK)?;
         return Ok(ctx.out);
     }
     let bytes = read_bytes(path)?;
-    parse_usage(&file_name(path), &bytes, UsageFormat::from_path(path), table, tz)
+    parse_usage_parallel(&file_name(path), &bytes, UsageFormat::from_path(path), table, tz, threads)
         .map_err(|reason| InputError::Format { path: path.to_path_buf(), reason })
 }
 
@@ -71,10 +82,22 @@ pub fn parse_usage(
     table: &mut UsageTable,
     tz: Tz,
 ) -> Result<Vec<Diagnostic>, String> {
+    parse_usage_parallel(file, bytes, format, table, tz, 1)
+}
+
+/// [`parse_usage`] on up to `threads` threads, with the same result.
+pub fn parse_usage_parallel(
+    file: &Arc<str>,
+    bytes: &[u8],
+    format: UsageFormat,
+    table: &mut UsageTable,
+    tz: Tz,
+    threads: usize,
+) -> Result<Vec<Diagnostic>, String> {
     let mut ctx = Ctx { file: file.clone(), tz, out: Vec::new() };
     match format {
-        UsageFormat::Csv => parse_csv(&mut ctx, bytes, table)?,
-        UsageFormat::JsonLines => parse_jsonl(&mut ctx, bytes, table),
+        UsageFormat::Csv => parse_csv(&mut ctx, bytes, table, threads, MIN_CHUNK)?,
+        UsageFormat::JsonLines => parse_jsonl(&mut ctx, bytes, table, threads, MIN_CHUNK),
         UsageFormat::CostsApi => parse_costs(&mut ctx, bytes, table)?,
     }
     if table.total().is_none() {
@@ -283,12 +306,182 @@ fn column_for(roles: &[Role], lens: &[usize], role: Role) -> u32 {
     u32::try_from(col).unwrap_or(1)
 }
 
-fn parse_csv(ctx: &mut Ctx, bytes: &[u8], table: &mut UsageTable) -> Result<(), String> {
+fn parse_csv(
+    ctx: &mut Ctx,
+    bytes: &[u8],
+    table: &mut UsageTable,
+    threads: usize,
+    min_chunk: usize,
+) -> Result<(), String> {
     let Some(mut state) = CsvState::header(ctx, bytes)? else { return Ok(()) };
     table.reserve(bytes.len().saturating_sub(state.pos) / 48);
     let start = state.pos;
-    state.rows(ctx, bytes, start, true, table);
+    let mut shards = Shards::new(table, threads, min_chunk);
+    shards.rows(&mut state, ctx, bytes, start, true, table);
     Ok(())
+}
+
+/// The end of the complete lines of `bytes`: all of it at the end of the file.
+fn complete(bytes: &[u8], eof: bool) -> usize {
+    if eof { bytes.len() } else { memchr::memrchr(b'\n', bytes).map_or(0, |i| i + 1) }
+}
+
+/// The fewest bytes of CSV worth a thread of their own.
+const MIN_CHUNK: usize = 1 << 20;
+
+/// Parses CSV rows on several threads: the bytes are cut at line starts into one
+/// chunk per thread, each chunk read into its own [`Shard`], and the shards merged
+/// in file order, so the table and the findings are those of one pass.
+///
+/// A cut can fall inside a quoted field that holds a newline; the chunk before it
+/// then reads on past the cut, and the chunk after it started mid-record. That
+/// chunk's work is thrown away and it is read again here, on this thread, from
+/// where the record before it really ended.
+struct Shards {
+    shards: Vec<Shard>,
+    min_chunk: usize,
+}
+
+/// What one chunk's parse found.
+struct Chunk {
+    start: usize,
+    stop: usize,
+    end: usize,
+    /// Lines read, counting from 1 at `start`.
+    line: u32,
+    out: Vec<Diagnostic>,
+}
+
+impl Shards {
+    fn new(table: &UsageTable, threads: usize, min_chunk: usize) -> Shards {
+        let shards = if threads > 1 { (0..threads).map(|_| Shard::new(table)).collect() } else { Vec::new() };
+        Shards { shards, min_chunk: min_chunk.max(1) }
+    }
+
+    /// Parses the rows of `bytes` from `start` ([`CsvState::rows_until`]), on every
+    /// thread; without `eof` only complete lines. Returns the bytes consumed.
+    fn rows(
+        &mut self,
+        state: &mut CsvState,
+        ctx: &mut Ctx,
+        bytes: &[u8],
+        start: usize,
+        eof: bool,
+        table: &mut UsageTable,
+    ) -> usize {
+        let bytes = &bytes[..complete(bytes, eof).max(start)];
+        let cuts = self.cuts(bytes, start);
+        if cuts.len() <= 2 {
+            return state.rows_until(ctx, bytes, start, bytes.len(), eof, table);
+        }
+        let chunks: Vec<Chunk> = std::thread::scope(|scope| {
+            let handles: Vec<_> = cuts
+                .windows(2)
+                .zip(self.shards.iter_mut())
+                .map(|(w, shard)| {
+                    let (chunk_start, stop) = (w[0], w[1]);
+                    let mut local = CsvState {
+                        roles: state.roles.clone(),
+                        canonical: state.canonical,
+                        pos: chunk_start,
+                        line: 1,
+                        cache: FastCache::default(),
+                    };
+                    let mut ctx = Ctx { file: ctx.file.clone(), tz: ctx.tz, out: Vec::new() };
+                    scope.spawn(move || {
+                        let end = local.rows_until(&mut ctx, bytes, chunk_start, stop, eof, &mut shard.table);
+                        Chunk { start: chunk_start, stop, end, line: local.line, out: ctx.out }
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join()).collect::<Result<_, _>>()
+        })
+        .unwrap_or_default();
+        if chunks.len() + 1 != cuts.len() {
+            // A chunk's thread died (it cannot, but then nothing of its work is trusted).
+            for shard in &mut self.shards {
+                *shard = Shard::new(table);
+            }
+            return state.rows_until(ctx, bytes, start, bytes.len(), eof, table);
+        }
+        // Accept the chunks that start where the one before ended, in order.
+        let (mut pos, mut line) = (start, state.line);
+        let mut pending: Vec<(usize, u32, Chunk)> = Vec::new();
+        for (k, chunk) in chunks.into_iter().enumerate() {
+            if chunk.start == pos {
+                pos = chunk.end;
+                let base = line;
+                line = base.saturating_add(chunk.line.saturating_sub(1));
+                pending.push((k, base, chunk));
+                continue;
+            }
+            self.flush(&mut pending, state, ctx, bytes, eof, table);
+            self.shards[k] = Shard::new(table);
+            state.line = line;
+            pos = state.rows_until(ctx, bytes, pos, chunk.stop, eof, table);
+            line = state.line;
+        }
+        self.flush(&mut pending, state, ctx, bytes, eof, table);
+        state.line = line;
+        pos
+    }
+
+    /// Merges accepted chunks into `table` and takes their findings; if the table
+    /// refuses them, reads their bytes again on this thread.
+    fn flush(
+        &mut self,
+        pending: &mut Vec<(usize, u32, Chunk)>,
+        state: &mut CsvState,
+        ctx: &mut Ctx,
+        bytes: &[u8],
+        eof: bool,
+        table: &mut UsageTable,
+    ) {
+        let (Some(first), Some(last)) = (pending.first(), pending.last()) else { return };
+        let (from, from_line, to) = (first.2.start, first.1, last.2.end);
+        let bases: Vec<u32> = pending.iter().map(|p| p.1).collect();
+        let mut picked: Vec<&mut Shard> = Vec::with_capacity(pending.len());
+        let mut next = pending.iter().map(|p| p.0).peekable();
+        for (k, shard) in self.shards.iter_mut().enumerate() {
+            if next.peek() == Some(&k) {
+                next.next();
+                picked.push(shard);
+            }
+        }
+        if table.merge_shards(&mut picked, &bases).is_ok() {
+            for (_, base, chunk) in pending.drain(..) {
+                ctx.out.extend(chunk.out.into_iter().map(|mut d| {
+                    if let Some(l) = d.location.as_mut() {
+                        l.line = base.saturating_add(l.line.saturating_sub(1));
+                    }
+                    d
+                }));
+            }
+            return;
+        }
+        for (k, _, _) in pending.drain(..) {
+            self.shards[k] = Shard::new(table);
+        }
+        state.line = from_line;
+        let end = state.rows_until(ctx, bytes, from, to, eof, table);
+        debug_assert_eq!(end, to);
+    }
+
+    /// Where to cut `bytes[start..]`: line starts, one chunk per thread at most.
+    fn cuts(&self, bytes: &[u8], start: usize) -> Vec<usize> {
+        let len = bytes.len().saturating_sub(start);
+        let n = self.shards.len().min(len / self.min_chunk).max(1);
+        let mut cuts = vec![start];
+        for k in 1..n {
+            let guess = start + len / n * k;
+            let Some(at) = memchr::memchr(b'\n', &bytes[guess..]).map(|i| guess + i + 1) else { break };
+            if at > cuts[cuts.len() - 1] && at < bytes.len() {
+                cuts.push(at);
+            }
+        }
+        cuts.push(bytes.len());
+        cuts
+    }
 }
 
 /// Block size for streaming a CSV usage file.
@@ -296,7 +489,14 @@ const BLOCK: usize = 16 << 20;
 
 /// Reads a CSV usage file block by block, so a multi-gigabyte export is never held
 /// in memory whole; rows are parsed exactly as [`parse_csv`] parses them.
-fn stream_csv(path: &Path, ctx: &mut Ctx, table: &mut UsageTable, block: usize) -> Result<(), InputError> {
+fn stream_csv(
+    path: &Path,
+    ctx: &mut Ctx,
+    table: &mut UsageTable,
+    block: usize,
+    threads: usize,
+    min_chunk: usize,
+) -> Result<(), InputError> {
     use std::io::Read;
     let io = |source| InputError::Io { path: path.to_path_buf(), source };
     let mut reader = std::fs::File::open(path).map_err(io)?;
@@ -320,8 +520,9 @@ fn stream_csv(path: &Path, ctx: &mut Ctx, table: &mut UsageTable, block: usize) 
         table.reserve(usize::try_from(meta.len() / 48).unwrap_or(0));
     }
     let mut start = state.pos;
+    let mut shards = Shards::new(table, threads, min_chunk);
     loop {
-        let consumed = state.rows(ctx, &buf, start, eof, table);
+        let consumed = shards.rows(&mut state, ctx, &buf, start, eof, table);
         if eof {
             return Ok(());
         }
@@ -389,20 +590,21 @@ impl CsvState {
         }))
     }
 
-    /// Parses the rows of `bytes` from `pos`; without `eof`, only complete lines, and
-    /// a quoted record still open at the end waits for more. Returns the bytes consumed.
-    fn rows(
+    /// Parses the rows of `bytes` (complete lines, [`complete`]) that start from
+    /// `pos` and before `stop`; the last may run past `stop`, a quoted field holding
+    /// newlines. Without `eof`, a quoted record still open at the end waits for
+    /// more. Returns where the next record starts.
+    fn rows_until(
         &mut self,
         ctx: &mut Ctx,
         bytes: &[u8],
         mut pos: usize,
+        stop: usize,
         eof: bool,
         table: &mut UsageTable,
     ) -> usize {
-        let limit = if eof { bytes.len() } else { memchr::memrchr(b'\n', bytes).map_or(0, |i| i + 1) };
-        let bytes = &bytes[..limit.max(pos)];
         let mut fields: Vec<Cow<'_, [u8]>> = Vec::new();
-        while pos < bytes.len() {
+        while pos < stop {
             if self.canonical
                 && let Some(next) = fast_row(bytes, pos, self.line, ctx, table, &mut self.cache)
             {
@@ -584,9 +786,53 @@ fn json_number_text(n: &serde_json::Number) -> String {
 const JSONL_FIELDS: [&str; 10] =
     ["date", "day", "user", "user_id", "email", "product", "model", "credits", "amount", "timestamp"];
 
-fn parse_jsonl(ctx: &mut Ctx, bytes: &[u8], table: &mut UsageTable) {
+/// Reads JSON Lines on up to `threads` threads: cut at line starts, each chunk
+/// read into its own [`Shard`], merged in order (a line never spans a cut).
+fn parse_jsonl(ctx: &mut Ctx, bytes: &[u8], table: &mut UsageTable, threads: usize, min_chunk: usize) {
+    let shards = Shards::new(table, threads, min_chunk);
+    let cuts = shards.cuts(bytes, 0);
+    let mut shards = shards.shards;
+    if cuts.len() <= 2 {
+        return jsonl_lines(ctx, bytes, 1, table);
+    }
+    let mut line = 1u32;
+    let mut firsts = Vec::with_capacity(cuts.len());
+    for w in cuts.windows(2) {
+        firsts.push(line);
+        let lines = memchr::memchr_iter(b'\n', &bytes[w[0]..w[1]]).count();
+        line = line.saturating_add(u32::try_from(lines).unwrap_or(u32::MAX));
+    }
+    let outs: Option<Vec<Vec<Diagnostic>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = cuts
+            .windows(2)
+            .zip(shards.iter_mut())
+            .zip(&firsts)
+            .map(|((w, shard), &first)| {
+                let mut ctx = Ctx { file: ctx.file.clone(), tz: ctx.tz, out: Vec::new() };
+                let chunk = &bytes[w[0]..w[1]];
+                scope.spawn(move || {
+                    jsonl_lines(&mut ctx, chunk, first, &mut shard.table);
+                    ctx.out
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().ok()).collect()
+    });
+    let mut picked: Vec<&mut Shard> = shards.iter_mut().take(firsts.len()).collect();
+    // Lines are already the file's: every shard starts at line 1 of its own count.
+    let ones = vec![1; picked.len()];
+    match outs {
+        Some(outs) if table.merge_shards(&mut picked, &ones).is_ok() => {
+            ctx.out.extend(outs.into_iter().flatten())
+        }
+        _ => jsonl_lines(ctx, bytes, 1, table),
+    }
+}
+
+/// Reads JSON Lines whose first line is line `first` of the file.
+fn jsonl_lines(ctx: &mut Ctx, bytes: &[u8], first: u32, table: &mut UsageTable) {
     for (index, raw) in bytes.split(|&c| c == b'\n').enumerate() {
-        let line = u32::try_from(index + 1).unwrap_or(u32::MAX);
+        let line = first.saturating_add(u32::try_from(index).unwrap_or(u32::MAX));
         if raw.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
@@ -1028,7 +1274,7 @@ mod tests {
         for block in [1, 3, 7, 64, 1 << 20] {
             let mut t = table();
             let mut ctx = Ctx { file: "u.csv".into(), tz: Tz::UTC, out: Vec::new() };
-            stream_csv(&path, &mut ctx, &mut t, block).unwrap();
+            stream_csv(&path, &mut ctx, &mut t, block, 1, 1).unwrap();
             assert_eq!(codes(&ctx.out), codes(&want), "block {block}");
             assert_eq!(
                 (&t.user, &t.model, &t.micros, &t.day),
@@ -1214,5 +1460,178 @@ mod tests {
             parse_usage(&"u.jsonl".into(), text.as_bytes(), UsageFormat::JsonLines, &mut t, Tz::UTC).unwrap();
         assert!(diags.is_empty(), "{diags:?}");
         assert_eq!(t.micros, vec![999_999_999_999, 1, 1_500_000, 2_500_000]);
+    }
+
+    /// Everything a read leaves behind, to compare one read with another.
+    type Outcome = (
+        Vec<(u32, u16, u16, i32, i64)>,
+        Vec<String>,
+        Vec<String>,
+        Vec<(String, u32, u32)>,
+        Option<Credits>,
+        Vec<(&'static str, u32, u32, String)>,
+    );
+
+    fn outcome(t: &UsageTable, diags: &[Diagnostic]) -> Outcome {
+        let rows =
+            (0..t.len()).map(|i| (t.user[i], t.product[i], t.model[i], t.day[i], t.micros[i])).collect();
+        let unknown =
+            t.unknown_users().iter().map(|u| (u.email.clone(), u.first.line, u.first.column)).collect();
+        let mut all = diags.to_vec();
+        all.extend(t.unknown_user_diagnostics());
+        let found = all
+            .iter()
+            .map(|d| {
+                let l = d.location.as_ref().unwrap();
+                (d.code, l.line, l.column, format!("{} / {:?}", d.message, d.label))
+            })
+            .collect();
+        (rows, t.products().to_vec(), t.models().to_vec(), unknown, t.total(), found)
+    }
+
+    /// Parses `text` in memory on `threads` threads, every chunk as small as a line.
+    fn parse_on(text: &str, threads: usize) -> Outcome {
+        let mut t = table();
+        let mut ctx = Ctx { file: "u.csv".into(), tz: Tz::UTC, out: Vec::new() };
+        parse_csv(&mut ctx, text.as_bytes(), &mut t, threads, 1).unwrap();
+        outcome(&t, &ctx.out)
+    }
+
+    const DATES: [&str; 4] = ["2026-11-01", "2026-11-02", "2026-11-31", "2026-11-02T23:30:00-05:00"];
+    const USERS: [&str; 9] = [
+        "a@x.com",
+        "b@x.com",
+        "zed@x.com",
+        "Zed@X.com",
+        "\"q,r@x.com\"",
+        "\" a@X.COM \"",
+        "",
+        "y\u{200B}@x.com",
+        "\"new\nline@x.com\"",
+    ];
+    const NAMES: [&str; 6] =
+        ["codex", "chatgpt", "\"multi\nline, name\"", "\"p,\"\"q\"\"\"", "gpt-5", " pad "];
+    const CREDITS: [&str; 7] = ["1", "0.5", "-1", "lots", "1.1234567", "\"2\"", "1000000.000001"];
+
+    /// A CSV from row recipes: each row picks its fields from the lists above, or is
+    /// blank, or holds a quote never closed, or one field too many.
+    fn csv_of(
+        bom: bool,
+        reordered: bool,
+        crlf: bool,
+        rows: &[(u8, usize, usize, usize, usize, usize, usize)],
+    ) -> String {
+        let nl = if crlf { "\r\n" } else { "\n" };
+        let mut s = String::new();
+        if bom {
+            s.push('\u{FEFF}');
+        }
+        s.push_str(if reordered {
+            "user,date,credits,product,model"
+        } else {
+            "date,user,product,model,credits"
+        });
+        s.push_str(nl);
+        for &(kind, d, u, p, m, c, n) in rows {
+            let (d, u, c) = (DATES[d % DATES.len()], USERS[u % USERS.len()], CREDITS[c % CREDITS.len()]);
+            // Many products and models: a recipe's number makes a fresh name.
+            let p = if p >= NAMES.len() { format!("p{p}") } else { NAMES[p].to_string() };
+            let m = if m >= NAMES.len() { format!("m{m}") } else { NAMES[m].to_string() };
+            let user = if u.is_empty() || n % 5 != 0 { u.to_string() } else { format!("u{n}@y.com") };
+            match kind % 12 {
+                0 => {}
+                1 => s.push_str(&format!("{d},\"{user},{p},{m},{c}")),
+                2 => s.push_str(&format!("{d},{user},{p},{m},{c},extra")),
+                _ if reordered => s.push_str(&format!("{user},{d},{c},{p},{m}")),
+                _ => s.push_str(&format!("{d},{user},{p},{m},{c}")),
+            }
+            s.push_str(nl);
+        }
+        s
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        #[test]
+        fn any_number_of_threads_reads_what_one_thread_reads(
+            bom: bool,
+            reordered: bool,
+            crlf: bool,
+            rows in proptest::collection::vec((0u8..12, 0usize..4, 0usize..12, 0usize..10, 0usize..10, 0usize..7, 0usize..40), 0..60),
+        ) {
+            let text = csv_of(bom, reordered, crlf, &rows);
+            let one = parse_on(&text, 1);
+            for threads in [2, 3, 7] {
+                proptest::prop_assert_eq!(&parse_on(&text, threads), &one, "{} threads", threads);
+            }
+            // The same through the file reader, its blocks cut small.
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("u.csv");
+            std::fs::write(&path, &text).unwrap();
+            for (threads, block) in [(1, 7), (2, 13), (3, 64), (7, 1 << 16)] {
+                let mut t = table();
+                let mut ctx = Ctx { file: "u.csv".into(), tz: Tz::UTC, out: Vec::new() };
+                stream_csv(&path, &mut ctx, &mut t, block, threads, 1).unwrap();
+                proptest::prop_assert_eq!(&outcome(&t, &ctx.out), &one, "{} threads, blocks of {}", threads, block);
+            }
+        }
+    }
+
+    #[test]
+    fn a_cut_inside_a_quoted_newline_is_read_as_one_record() {
+        // Two threads cut the rows in the middle, which falls in the long model's
+        // quoted lines: the second chunk starts inside that record.
+        let long_model = (0..40).map(|k| format!("line {k}")).collect::<Vec<_>>().join("\n");
+        let text = format!(
+            "date,user,product,model,credits\n\
+             2026-11-01,a@x.com,codex,gpt-5,1\n\
+             2026-11-01,b@x.com,codex,\"{long_model}\",2\n\
+             2026-11-02,zed@x.com,codex,gpt-5,4\n\
+             2026-11-31,a@x.com,codex,gpt-5,8\n"
+        );
+        let header = "date,user,product,model,credits\n".len();
+        let middle = header + (text.len() - header) / 2;
+        let model_at = text.find("line 0").unwrap();
+        assert!(model_at < middle && middle < text.find("\",2").unwrap(), "the cut falls inside the quotes");
+        let one = parse_on(&text, 1);
+        assert_eq!(parse_on(&text, 2), one);
+        let (rows, _, models, unknown, total, found) = one;
+        assert_eq!(rows.len(), 3);
+        assert_eq!(models, ["gpt-5".to_string(), long_model]);
+        assert_eq!(unknown, [("zed@x.com".to_string(), 43, 12)]);
+        assert_eq!(total, Some(Credits::from_whole(7)));
+        assert_eq!(found[0].0, "usage/bad-row");
+        assert_eq!((found[0].1, found[0].2), (44, 1), "the bad date's line counts the quoted lines");
+    }
+
+    #[test]
+    fn json_lines_on_many_threads_read_as_on_one() {
+        let mut text = String::new();
+        for k in 0..50 {
+            text.push_str(&match k % 7 {
+                0 => "\n".to_string(),
+                1 => "{\"date\":\"2026-11-01\",\"user\":\"a@x.com\",\"credit\":1}\n".to_string(),
+                2 => "not json\n".to_string(),
+                _ => format!(
+                    "{{\"date\":\"2026-11-0{}\",\"user\":\"u{}@y.com\",\"product\":\"p{}\",\"model\":\"m{}\",\"credits\":\"0.{k}\"}}\n",
+                    1 + k % 3,
+                    k % 4,
+                    k % 5,
+                    k % 6
+                ),
+            });
+        }
+        let run = |threads: usize| {
+            let mut t = table();
+            let mut ctx = Ctx { file: "u.jsonl".into(), tz: Tz::UTC, out: Vec::new() };
+            parse_jsonl(&mut ctx, text.as_bytes(), &mut t, threads, 1);
+            outcome(&t, &ctx.out)
+        };
+        let one = run(1);
+        assert_eq!(one.3.len(), 4, "four unknown users");
+        assert_eq!(one.5.iter().filter(|f| f.0 == "usage/bad-row").count(), 14);
+        for threads in [2, 3, 7] {
+            assert_eq!(run(threads), one, "{threads} threads");
+        }
     }
 }
