@@ -5,7 +5,8 @@
 //! Measured in memory (rows loaded, resolve + evaluate only) against DuckDB running
 //! the status query over tables it has loaded, and against a hand-written Rust loop
 //! (the floor); and end to end (`budgit evaluate` as a release process reading the
-//! CSV) against DuckDB reading the same CSV inside its query. DuckDB joins the
+//! CSV) against DuckDB reading the same CSV inside its query, at each `--threads`
+//! count (`budgit evaluate --threads N` against DuckDB's `SET threads = N`). DuckDB joins the
 //! limits budgit resolved (written to `limits.csv`), so both classify the same
 //! limits; budgit also applies pools and caps, which the SQL leaves out.
 
@@ -48,7 +49,8 @@ pub struct Args {
     /// The Python with `duckdb` installed (`bench/setup.sh` creates it).
     #[arg(long, default_value = "bench/.venv/bin/python")]
     python: PathBuf,
-    /// DuckDB thread counts to run (the gate is on 1).
+    /// Thread counts to run both at, in the same run: `budgit evaluate --threads N`
+    /// against DuckDB's `SET threads = N`, a ratio per count.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     threads: Vec<usize>,
     /// Time only budgit's in-memory sweep (resolve and evaluate apart, then both) and
@@ -147,8 +149,9 @@ pub fn run(root: &Path, args: &Args, runs: usize) -> anyhow::Result<()> {
     let workspace = policies.workspace().context("no workspace")?;
     let (dir, _) = read_directory(&directory_path, &workspace.doc.attributes)?;
     let first = resolve(policies, &dir, now)?;
+    let max_threads = args.threads.iter().copied().max().unwrap_or(1).max(1);
     let (table, findings) =
-        read_usage_files(std::slice::from_ref(&usage_path), &dir, first.timezone, |_, _| {})?;
+        read_usage_files(std::slice::from_ref(&usage_path), &dir, first.timezone, max_threads, |_, _| {})?;
     eprintln!("W1: {} users, {} rows loaded, {} input findings", dir.len(), table.len(), findings.len());
 
     if args.in_memory_only {
@@ -224,9 +227,10 @@ pub fn run(root: &Path, args: &Args, runs: usize) -> anyhow::Result<()> {
     std::fs::write(&limits_path, text)?;
     let (s, e) = (first.period.start_date.to_string(), first.period.end_date.to_string());
 
-    // End to end: the release binary as a process, pinned to one core for the 1-thread gate.
-    let budgit_run = |pinned: bool| -> anyhow::Result<()> {
-        let mut cmd = if pinned {
+    // End to end: the release binary as a process reading on `threads` threads, and
+    // pinned to one core when that is one, as DuckDB's single thread is.
+    let budgit_run = |threads: usize| -> anyhow::Result<()> {
+        let mut cmd = if threads == 1 {
             let mut c = Command::new("taskset");
             c.args(["-c", "0"]).arg(&args.budgit);
             c
@@ -242,6 +246,7 @@ pub fn run(root: &Path, args: &Args, runs: usize) -> anyhow::Result<()> {
                 &directory_path.to_string_lossy(),
             ])
             .args(["--usage", &usage_path.to_string_lossy(), "--now", &args.now, "--format", "json"])
+            .args(["--threads", &threads.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -255,7 +260,7 @@ pub fn run(root: &Path, args: &Args, runs: usize) -> anyhow::Result<()> {
     for &threads in &args.threads {
         let duck = duckdb(args, &usage_path, &limits_path, &s, &e, threads, runs)?;
         eprintln!("W1: duckdb ({threads} thread) status {}", duck.status);
-        let (e2e, r) = measure::median(runs, || budgit_run(threads == 1));
+        let (e2e, r) = measure::median(runs, || budgit_run(threads));
         r?;
         let tag = if threads == 1 { String::new() } else { format!(" {threads} threads") };
         measure::ratio(&format!("W1 in memory{tag}"), ours, "duckdb", duck.in_memory, runs);

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crate::diag::Location;
 
 pub use directory::{parse_directory, read_directory};
-pub use usage::{UsageFormat, parse_usage, read_usage};
+pub use usage::{UsageFormat, parse_usage, parse_usage_parallel, read_usage, read_usage_parallel};
 
 /// Why an input file could not be read at all (exit status 2).
 #[derive(Debug, thiserror::Error)]
@@ -71,13 +71,15 @@ pub(crate) fn show(bytes: &[u8]) -> String {
 }
 
 /// Reads every usage file into one table interned against `dir`, dates from
-/// timestamps taken in `tz`. Returns the bad rows of every file, then one
+/// timestamps taken in `tz`, each file on up to `threads` threads (the result is
+/// the same on any number). Returns the bad rows of every file, then one
 /// `usage/unknown-user` warning per user absent from the directory (their usage
 /// is kept: it counts in workspace totals).
 pub fn read_usage_files(
     paths: &[PathBuf],
     dir: &crate::directory::Directory,
     tz: chrono_tz::Tz,
+    threads: usize,
     mut progress: impl FnMut(&Path, u64),
 ) -> Result<(crate::usage::UsageTable, Vec<crate::diag::Diagnostic>), InputError> {
     let mut table = crate::usage::UsageTable::new(dir);
@@ -85,7 +87,7 @@ pub fn read_usage_files(
     for path in paths {
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         progress(path, size);
-        findings.extend(read_usage(path, &mut table, tz)?);
+        findings.extend(read_usage_parallel(path, &mut table, tz, threads)?);
     }
     findings.extend(table.unknown_user_diagnostics());
     Ok((table, findings))

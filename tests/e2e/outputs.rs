@@ -156,3 +156,46 @@ fn the_output_schemas_reject_other_shapes() {
     v["users"][0]["status"] = Value::from("fine");
     assert!(!validator("evaluate").is_valid(&v));
 }
+
+#[test]
+fn evaluate_reads_the_same_on_any_number_of_threads() {
+    // A few megabytes, so each thread gets a chunk of its own; a quoted model holding
+    // newlines, a bad row and an unknown user sit past the first cut.
+    let root = repo_root();
+    let example = std::fs::read_to_string(root.join(USAGE)).unwrap();
+    let (header, rows) = example.split_once('\n').unwrap();
+    let mut text = format!("{header}\n");
+    for _ in 0..24 {
+        text.push_str(rows);
+    }
+    let long_model = (0..2000).map(|k| format!("part {k}")).collect::<Vec<_>>().join("\n");
+    text.push_str(&format!("2026-11-20,jordan.ellis@acme.com,codex,\"{long_model}\",3\n"));
+    text.push_str("2026-11-31,jordan.ellis@acme.com,codex,gpt-5,1\n");
+    text.push_str("2026-11-21,newcomer@acme.com,codex,gpt-5,2\n");
+    text.push_str(rows);
+    let dir = tempfile::tempdir().unwrap();
+    let usage = dir.path().join("big.csv");
+    std::fs::write(&usage, &text).unwrap();
+    let usage = usage.to_string_lossy();
+    let run = |threads: &str| {
+        let args =
+            ["evaluate", "--directory", DIRECTORY, "--usage", &usage, "--now", NOW, "--format", "json"];
+        budgit(&root, &[&args[..], &["--threads", threads]].concat())
+    };
+    let one = run("1");
+    assert_eq!(one.code, 0, "{}", one.snapshot());
+    let bad_line = 1 + 24 * rows.lines().count() + 2000 + 1;
+    assert!(one.stderr.contains(&format!("big.csv:{bad_line}:1")), "{}", one.stderr);
+    assert!(one.stderr.contains("newcomer@acme.com"), "{}", one.stderr);
+    for threads in ["2", "3", "8"] {
+        let many = run(threads);
+        assert_eq!(
+            (many.code, &many.stdout, &many.stderr),
+            (one.code, &one.stdout, &one.stderr),
+            "{threads}"
+        );
+    }
+    let zero = run("0");
+    assert_eq!(zero.code, 2, "{}", zero.snapshot());
+    assert!(zero.stderr.contains("--threads"), "{}", zero.stderr);
+}

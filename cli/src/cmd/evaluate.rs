@@ -40,7 +40,8 @@ Examples:
   budgit evaluate --directory examples/directory.csv --usage examples/usage.csv \\
       --now 2026-11-27T12:00:00Z --format json > status.json
   budgit evaluate --directory examples/directory.csv --usage examples/usage.csv \\
-      --by cost_center --format csv > chargeback.csv")]
+      --by cost_center --format csv > chargeback.csv
+  budgit evaluate --directory examples/directory.csv --usage examples/usage.csv --threads 1")]
 #[command(mut_arg("directory", |a| a.required(true)))]
 pub struct Args {
     /// The policy directory.
@@ -114,13 +115,18 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     let terminal = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut big = false;
-    let (table, usage_findings) =
-        read_usage_files(&args.inputs.usage, &dir, resolution.timezone, |path, size| {
+    let (table, usage_findings) = read_usage_files(
+        &args.inputs.usage,
+        &dir,
+        resolution.timezone,
+        args.inputs.threads(),
+        |path, size| {
             if terminal && size >= PROGRESS_BYTES {
                 big = true;
                 eprint!("\rreading {} ({} MB)…\x1b[K", path.display(), size >> 20);
             }
-        })?;
+        },
+    )?;
     if big {
         eprintln!("\rread {} usage rows in {:.1} s\x1b[K", table.len(), started.elapsed().as_secs_f64());
     }

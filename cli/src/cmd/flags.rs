@@ -24,12 +24,24 @@ pub struct UsageArgs {
     /// The instant to evaluate at (RFC 3339); defaults to the current time.
     #[arg(long, value_name = "TS", value_parser = render::parse_now)]
     pub now: Option<DateTime<Utc>>,
+    /// Threads to read usage files on; defaults to every core. The result is the same
+    /// on any number: `--threads 1` reads on one thread alone.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
 }
 
 impl UsageArgs {
     /// The `--directory` file of a command that marks it required (clap refuses a run without it).
     pub fn required_directory(&self) -> anyhow::Result<&Path> {
         self.directory.as_deref().context("`--directory FILE` is required")
+    }
+
+    /// `--threads`, or the cores this process may run on.
+    pub fn threads(&self) -> usize {
+        match self.threads {
+            Some(n) => usize::from(n),
+            None => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        }
     }
 
     /// `--now`, or the current time.

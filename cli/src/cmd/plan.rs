@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use budgit_engine::diag::Report;
 use budgit_engine::directory::Directory;
-use budgit_engine::input::{read_directory, read_usage};
+use budgit_engine::input::{read_directory, read_usage_parallel};
 use budgit_engine::load::Source;
 use budgit_engine::load::git::GitRepo;
 use budgit_engine::plan::side::{self, LoadedSide};
@@ -47,7 +47,8 @@ Examples:
       --format markdown > comment.md
   budgit plan --base origin/main --directory examples/directory.csv --format json \\
       --detailed-exitcode
-  budgit plan --base HEAD --directory examples/directory.csv --usage examples/usage.csv --all-events")]
+  budgit plan --base HEAD --directory examples/directory.csv --usage examples/usage.csv --all-events
+  budgit plan --base origin/main --directory examples/directory.csv --usage big.csv --threads 2")]
 #[command(
     mut_arg("directory", |a| a.required(true).help("The directory of users (CSV or JSON Lines)")),
     mut_arg("usage", |a| a.help("Usage rows (CSV, JSON Lines or Costs API pages); repeatable")),
@@ -165,7 +166,7 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
     };
     t.mark("read base");
     let how = if args.from_scratch { Base::FromScratch } else { Base::Incremental };
-    let inputs = (args.inputs.required_directory()?, &args.inputs.usage[..]);
+    let inputs = (args.inputs.required_directory()?, (&args.inputs.usage[..], args.inputs.threads()));
     let outcome = compute_timed(
         &base,
         &head,
@@ -240,7 +241,7 @@ pub fn compute(
     base: &(RefLabel, Vec<Source>),
     head: &LoadedSide,
     directory: &Path,
-    usage: &[PathBuf],
+    usage: (&[PathBuf], usize),
     now: DateTime<Utc>,
     root: &str,
     how: Base,
@@ -252,7 +253,7 @@ pub fn compute(
 fn compute_timed(
     (base_label, base_sources): &(RefLabel, Vec<Source>),
     head: &LoadedSide,
-    (directory, usage): (&Path, &[PathBuf]),
+    (directory, usage): (&Path, (&[PathBuf], usize)),
     (now, all_events): (DateTime<Utc>, bool),
     root: &str,
     (how, leave): (Base, Leave),
@@ -324,7 +325,7 @@ fn compute_timed(
 
 fn read_used(
     dir: &Directory,
-    usage: &[PathBuf],
+    (usage, threads): (&[PathBuf], usize),
     resolution: &budgit_engine::resolve::Resolution,
 ) -> anyhow::Result<Vec<budgit_engine::Credits>> {
     // Without usage nobody used anything: no table over the directory to build and free.
@@ -333,7 +334,7 @@ fn read_used(
     }
     let mut table = UsageTable::new(dir);
     for path in usage {
-        let findings = read_usage(path, &mut table, resolution.timezone)?;
+        let findings = read_usage_parallel(path, &mut table, resolution.timezone, threads)?;
         report_input_findings(&findings);
     }
     Ok(side::used_per_user(&table, dir.len(), &resolution.period))

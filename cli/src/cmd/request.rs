@@ -155,7 +155,15 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
         let base_side = side::sources_from_git(&git, &args.base, &dir)?;
         let head_side = side::from_git(&git, &branch, &dir, &options)?;
         let how = super::plan::Base::Incremental;
-        match super::plan::compute(&base_side, &head_side, directory, &args.inputs.usage, now, &dir, how)? {
+        match super::plan::compute(
+            &base_side,
+            &head_side,
+            directory,
+            (&args.inputs.usage, args.inputs.threads()),
+            now,
+            &dir,
+            how,
+        )? {
             Outcome::Plan(plan) => {
                 out.push('\n');
                 out.push_str(&super::plan::print(&plan, PlanFormat::Table));
