@@ -316,7 +316,7 @@ fn parse_csv(
     let Some(mut state) = CsvState::header(ctx, bytes)? else { return Ok(()) };
     table.reserve(bytes.len().saturating_sub(state.pos) / 48);
     let start = state.pos;
-    let mut shards = Shards::new(table, threads, min_chunk);
+    let mut shards = Shards::new(threads, min_chunk);
     shards.rows(&mut state, ctx, bytes, start, true, table);
     Ok(())
 }
@@ -338,7 +338,9 @@ const MIN_CHUNK: usize = 1 << 20;
 /// chunk's work is thrown away and it is read again here, on this thread, from
 /// where the record before it really ended.
 struct Shards {
+    /// One per thread, made when a read first needs them (small files never do).
     shards: Vec<Shard>,
+    threads: usize,
     min_chunk: usize,
 }
 
@@ -353,9 +355,8 @@ struct Chunk {
 }
 
 impl Shards {
-    fn new(table: &UsageTable, threads: usize, min_chunk: usize) -> Shards {
-        let shards = if threads > 1 { (0..threads).map(|_| Shard::new(table)).collect() } else { Vec::new() };
-        Shards { shards, min_chunk: min_chunk.max(1) }
+    fn new(threads: usize, min_chunk: usize) -> Shards {
+        Shards { shards: Vec::new(), threads: threads.max(1), min_chunk: min_chunk.max(1) }
     }
 
     /// Parses the rows of `bytes` from `start` ([`CsvState::rows_until`]), on every
@@ -370,9 +371,12 @@ impl Shards {
         table: &mut UsageTable,
     ) -> usize {
         let bytes = &bytes[..complete(bytes, eof).max(start)];
-        let cuts = self.cuts(bytes, start);
+        let cuts = cuts(bytes, start, self.threads, self.min_chunk);
         if cuts.len() <= 2 {
             return state.rows_until(ctx, bytes, start, bytes.len(), eof, table);
+        }
+        if self.shards.is_empty() {
+            self.shards = (0..self.threads).map(|_| Shard::new(table)).collect();
         }
         let chunks: Vec<Chunk> = std::thread::scope(|scope| {
             let handles: Vec<_> = cuts
@@ -466,22 +470,23 @@ impl Shards {
         let end = state.rows_until(ctx, bytes, from, to, eof, table);
         debug_assert_eq!(end, to);
     }
+}
 
-    /// Where to cut `bytes[start..]`: line starts, one chunk per thread at most.
-    fn cuts(&self, bytes: &[u8], start: usize) -> Vec<usize> {
-        let len = bytes.len().saturating_sub(start);
-        let n = self.shards.len().min(len / self.min_chunk).max(1);
-        let mut cuts = vec![start];
-        for k in 1..n {
-            let guess = start + len / n * k;
-            let Some(at) = memchr::memchr(b'\n', &bytes[guess..]).map(|i| guess + i + 1) else { break };
-            if at > cuts[cuts.len() - 1] && at < bytes.len() {
-                cuts.push(at);
-            }
+/// Where to cut `bytes[start..]`: line starts, one chunk per thread at most and
+/// none smaller than about `min_chunk` bytes.
+fn cuts(bytes: &[u8], start: usize, threads: usize, min_chunk: usize) -> Vec<usize> {
+    let len = bytes.len().saturating_sub(start);
+    let n = threads.min(len / min_chunk.max(1)).max(1);
+    let mut cuts = vec![start];
+    for k in 1..n {
+        let guess = start + len / n * k;
+        let Some(at) = memchr::memchr(b'\n', &bytes[guess..]).map(|i| guess + i + 1) else { break };
+        if at > cuts[cuts.len() - 1] && at < bytes.len() {
+            cuts.push(at);
         }
-        cuts.push(bytes.len());
-        cuts
     }
+    cuts.push(bytes.len());
+    cuts
 }
 
 /// Block size for streaming a CSV usage file.
@@ -520,7 +525,7 @@ fn stream_csv(
         table.reserve(usize::try_from(meta.len() / 48).unwrap_or(0));
     }
     let mut start = state.pos;
-    let mut shards = Shards::new(table, threads, min_chunk);
+    let mut shards = Shards::new(threads, min_chunk);
     loop {
         let consumed = shards.rows(&mut state, ctx, &buf, start, eof, table);
         if eof {
@@ -789,12 +794,11 @@ const JSONL_FIELDS: [&str; 10] =
 /// Reads JSON Lines on up to `threads` threads: cut at line starts, each chunk
 /// read into its own [`Shard`], merged in order (a line never spans a cut).
 fn parse_jsonl(ctx: &mut Ctx, bytes: &[u8], table: &mut UsageTable, threads: usize, min_chunk: usize) {
-    let shards = Shards::new(table, threads, min_chunk);
-    let cuts = shards.cuts(bytes, 0);
-    let mut shards = shards.shards;
+    let cuts = cuts(bytes, 0, threads, min_chunk);
     if cuts.len() <= 2 {
         return jsonl_lines(ctx, bytes, 1, table);
     }
+    let mut shards: Vec<Shard> = (2..=cuts.len()).map(|_| Shard::new(table)).collect();
     let mut line = 1u32;
     let mut firsts = Vec::with_capacity(cuts.len());
     for w in cuts.windows(2) {
