@@ -48,7 +48,8 @@ Examples:
   budgit plan --base origin/main --directory examples/directory.csv --format json \\
       --detailed-exitcode
   budgit plan --base HEAD --directory examples/directory.csv --usage examples/usage.csv --all-events
-  budgit plan --base origin/main --directory examples/directory.csv --usage big.csv --threads 2")]
+  budgit plan --base origin/main --directory examples/directory.csv --usage examples/usage.csv \\
+      --threads 2")]
 #[command(
     mut_arg("directory", |a| a.required(true).help("The directory of users (CSV or JSON Lines)")),
     mut_arg("usage", |a| a.help("Usage rows (CSV, JSON Lines or Costs API pages); repeatable")),
