@@ -163,6 +163,7 @@ pub fn run(data: &Path, args: &Args, runs: usize) -> anyhow::Result<()> {
         sessions: budgit_console::sessions::SessionOptions::default(),
         http: budgit_console::conn::HttpOptions::default(),
         metrics_token: None,
+        pull: None,
     };
     std::thread::spawn(move || budgit_console::run(config));
     let started = Instant::now();

@@ -15,6 +15,7 @@ pub mod request;
 pub mod resolve;
 pub mod schema;
 pub mod serve;
+pub mod usage;
 pub mod users;
 pub mod validate;
 
@@ -99,6 +100,7 @@ enum Command {
     Serve(serve::Args),
     Reconcile(reconcile::Args),
     Users(users::Args),
+    Usage(usage::Args),
     Health(health::Args),
     Completions(completions::Args),
     Man(man::Args),
@@ -120,6 +122,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Serve(args) => serve::run(args),
         Command::Reconcile(args) => reconcile::run(args),
         Command::Users(args) => users::run(args),
+        Command::Usage(args) => usage::run(args),
         Command::Health(args) => health::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),

@@ -418,6 +418,7 @@ pub async fn start_demo(opts: DemoOptions) -> Result<Demo, DemoError> {
         sessions: opts.sessions.clone(),
         http: opts.http.clone(),
         metrics_token: None,
+        pull: None,
     })
     .await?;
     let addr = running.addr;

@@ -23,6 +23,7 @@ pub mod error;
 pub mod ledger;
 pub mod metrics;
 pub mod openapi;
+pub mod pull;
 pub mod sessions;
 pub mod store;
 mod ui;
@@ -69,6 +70,8 @@ pub struct Config {
     pub http: conn::HttpOptions,
     /// When set, `/metrics` answers only `Authorization: Bearer <this token>`.
     pub metrics_token: Option<String>,
+    /// When set, usage is pulled from a vendor's Costs API on an interval.
+    pub pull: Option<pull::PullConfig>,
 }
 
 /// The shortest admin token accepted from the configuration (a guessable one would
@@ -475,6 +478,9 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         .await
         .map_err(|source| ServeError::Listen { addr: config.listen.clone(), source })?;
     let addr = listener.local_addr()?;
+    if let Some(pull) = config.pull.clone() {
+        tokio::spawn(pull::run(app.clone(), pull));
+    }
     let router = api::router(app);
     let task = tokio::spawn(conn::serve(listener, router, config.http.clone(), shutdown_signal()));
     Ok(Running { addr, generated_admin_token: generated, task })

@@ -2,8 +2,9 @@
 //!
 //! The pipeline, one module per stage: [`load`] (YAML with spans → [`model`]) →
 //! [`validate`] (schema, semantics, CEL, guardrails) → resolve → evaluate → plan →
-//! reconcile. The engine does no network I/O except through the `Workspace` trait,
-//! and never prints: findings are returned as [`diag::Report`] data.
+//! reconcile. The engine does no network I/O except through the `Workspace` trait
+//! and the usage pull's `pull::Fetch`, and never prints: findings are returned as
+//! [`diag::Report`] data.
 
 pub mod credits;
 pub mod diag;
@@ -19,6 +20,7 @@ pub mod output;
 pub mod owners;
 pub mod period;
 pub mod plan;
+pub mod pull;
 pub mod reconcile;
 pub mod request;
 pub mod resolve;

@@ -18,7 +18,7 @@ pub use guardrail::{AppliesTo, Guardrail, RuleSeverity};
 pub use limit::{Limit, LimitAdd};
 pub use overrides::Override;
 pub use when::When;
-pub use workspace::{AttributeType, Enforcement, OverridePolicy, Period, Workspace};
+pub use workspace::{AttributeType, Enforcement, OverridePolicy, Period, Vendor, VendorMoney, Workspace};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

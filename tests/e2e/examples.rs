@@ -5,14 +5,15 @@
 //! repository (one commit, with `origin/main` pointing at it, as in a CI checkout),
 //! so examples that write files or branches touch nothing here. `serve`,
 //! `reconcile`, `users` and `health` run or talk to a long-running service: their
-//! examples run against real services in `service_examples.rs`.
+//! examples run against real services in `service_examples.rs`. `usage` talks to a
+//! vendor's API: `cli/tests/pull.rs` runs `usage pull` against the OpenAI fake.
 
 use std::path::Path;
 
 use crate::{budgit_with_env, repo_root};
 
 /// Commands whose examples need a running service.
-const SERVICES: [&str; 4] = ["serve", "reconcile", "users", "health"];
+const SERVICES: [&str; 5] = ["serve", "reconcile", "users", "health", "usage"];
 
 /// One example: environment assignments, the arguments after `budgit`, and the file
 /// stdout is redirected to.

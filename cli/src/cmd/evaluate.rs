@@ -159,7 +159,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
 
 /// Bad rows and unknown users, on stderr: they never disappear silently. At most
 /// [`SHOWN_PER_CODE`] per code are printed, then a count.
-fn report_input_findings(findings: &[Diagnostic]) {
+pub(crate) fn report_input_findings(findings: &[Diagnostic]) {
     const SHOWN_PER_CODE: usize = 20;
     let mut report = Report::default();
     report.extend(findings.iter().cloned());

@@ -84,6 +84,23 @@ pub struct Args {
         value_name = "TOKEN"
     )]
     metrics_token: Option<String>,
+    /// Pull usage from a vendor's Costs API on a schedule (see `usage pull --help`); the
+    /// closed days are stored as usage events, each once, so the console shows them.
+    #[arg(long, value_enum, value_name = "SOURCE", requires_all = ["pull_url", "pull_since"])]
+    pull_source: Option<super::usage::SourceArg>,
+    /// The API's base URL to pull from (`https://api.openai.com/v1`).
+    #[arg(long, value_name = "URL", requires = "pull_source")]
+    pull_url: Option<String>,
+    /// The environment variable holding the pull's key (default: `OPENAI_ADMIN_KEY` for
+    /// `openai`, `BUDGIT_ADMIN_TOKEN` for `budgit`).
+    #[arg(long, value_name = "NAME", requires = "pull_source")]
+    pull_key_env: Option<String>,
+    /// Time between pulls.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1h", requires = "pull_source")]
+    pull_every: Duration,
+    /// The first day pulled (UTC); every start pulls again from it, and stored events are never counted twice.
+    #[arg(long, value_name = "DATE", requires = "pull_source")]
+    pull_since: Option<chrono::NaiveDate>,
     /// Run a demo: a policy repository, generated users, simulated ChatGPT and Codex
     /// activity and the reconciler every few seconds (`--policies`, default `./policies`
     /// when present, else the example organisation built in).
@@ -138,6 +155,30 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         })?;
         return Ok(Status::Clean);
     }
+    let pull = match (args.pull_source, args.pull_url, args.pull_since) {
+        (Some(source), Some(url), Some(since)) => {
+            let source = source.source();
+            let Some(policies) = args.policies.as_deref() else {
+                anyhow::bail!(
+                    "`--pull-source` needs `--policies DIR` (the Workspace's credit rate and time zone)"
+                );
+            };
+            let Some((tz, rate)) = super::usage::money(policies, source, chrono::Utc::now())? else {
+                return Ok(Status::Findings);
+            };
+            let key_env = args.pull_key_env.unwrap_or_else(|| source.key_env().to_string());
+            Some(budgit_console::pull::PullConfig {
+                source,
+                url,
+                key_env,
+                interval: args.pull_every,
+                since,
+                rate,
+                tz,
+            })
+        }
+        _ => None,
+    };
     budgit_console::run(budgit_console::Config {
         db: args.db.unwrap_or_else(|| PathBuf::from("budgit.db")),
         listen: args.listen,
@@ -148,6 +189,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         sessions,
         http,
         metrics_token: args.metrics_token,
+        pull,
     })?;
     Ok(Status::Clean)
 }

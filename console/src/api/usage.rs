@@ -322,7 +322,7 @@ pub(crate) fn publish(app: &App, stored: Vec<(NewEvent, i64, String)>, to_ledger
 
 /// The events of an ingest body already parsed as JSON: one event, an array, or
 /// `{"events": [...]}`, each checked; the first bad one refuses the whole batch.
-pub(super) fn parse_events(value: Value) -> ApiResult<Vec<NewEvent>> {
+pub(crate) fn parse_events(value: Value) -> ApiResult<Vec<NewEvent>> {
     let items = match value {
         Value::Array(items) => items,
         Value::Object(mut obj) if obj.contains_key("events") && !obj.contains_key("id") => {
@@ -370,6 +370,17 @@ pub async fn ingest(
     who.require_admin()?;
     let value: Value = super::json_body(body)?;
     let events = parse_events(value)?;
+    let results = store_events(&app, events).await?;
+    let duplicates = results.iter().filter(|r| r["status"] == "duplicate").count();
+    let accepted = results.len() - duplicates;
+    Ok(axum::Json(json!({ "accepted": accepted, "duplicates": duplicates, "results": results }))
+        .into_response())
+}
+
+/// Stores validated events in one transaction, each once by its id, and publishes
+/// the new ones; the answer has one `{id, status, seq}` per event. The one ingest
+/// path: `POST /v1/usage/events` and the scheduled usage pull both go through it.
+pub(crate) async fn store_events(app: &App, events: Vec<NewEvent>) -> ApiResult<Vec<Value>> {
     let app2 = app.clone();
     let results = app
         .store
@@ -399,11 +410,9 @@ pub async fn ingest(
         })
         .await?;
     let duplicates = results.iter().filter(|r| r["status"] == "duplicate").count();
-    let accepted = results.len() - duplicates;
-    Metrics::add(&app.metrics.events_ingested, accepted as u64);
+    Metrics::add(&app.metrics.events_ingested, (results.len() - duplicates) as u64);
     Metrics::add(&app.metrics.events_duplicate, duplicates as u64);
-    Ok(axum::Json(json!({ "accepted": accepted, "duplicates": duplicates, "results": results }))
-        .into_response())
+    Ok(results)
 }
 
 /// Where a stream reader is.

@@ -31,6 +31,7 @@ pub fn config(dir: &Path) -> budgit_console::Config {
         sessions: budgit_console::sessions::SessionOptions::default(),
         http: budgit_console::conn::HttpOptions::default(),
         metrics_token: None,
+        pull: None,
     }
 }
 

@@ -143,6 +143,8 @@ fn role_of(name: &str) -> Option<Role> {
         "product" => Role::Product,
         "model" => Role::Model,
         "credits" | "amount" => Role::Credits,
+        // Written by `budgit usage pull` for people and for re-pulls; not usage data.
+        "id" | "project" => Role::Ignored,
         _ => return None,
     })
 }
@@ -561,7 +563,7 @@ impl CsvState {
         let mut roles = Vec::with_capacity(header.len());
         for (i, name) in header.iter().enumerate() {
             match role_of(name) {
-                Some(r) if roles.contains(&r) => {
+                Some(r) if r != Role::Ignored && roles.contains(&r) => {
                     return Err(format!("column `{name}` appears twice in the header"));
                 }
                 Some(r) => roles.push(r),
@@ -957,7 +959,11 @@ fn result_offsets(bytes: &[u8]) -> Vec<usize> {
 /// UTC midnights is one calendar day in UTC; in `America/New_York` it runs from
 /// 19:00 to 19:00, and dating it by its start would move every bucket (and the
 /// first bucket of a period, into the previous period) back a day.
-fn bucket_day(start: DateTime<chrono::Utc>, end: Option<DateTime<chrono::Utc>>, tz: Tz) -> (i32, bool) {
+pub(crate) fn bucket_day(
+    start: DateTime<chrono::Utc>,
+    end: Option<DateTime<chrono::Utc>>,
+    tz: Tz,
+) -> (i32, bool) {
     let end = end.filter(|e| *e > start).unwrap_or(start + chrono::TimeDelta::days(1));
     let mid = start + (end - start) / 2;
     let day = day_number(mid.with_timezone(&tz).date_naive());
@@ -969,13 +975,13 @@ fn bucket_day(start: DateTime<chrono::Utc>, end: Option<DateTime<chrono::Utc>>, 
 }
 
 /// A result's product (`None` when unknown) and model, as bytes.
-type ProductModel<'a> = (Option<Cow<'a, [u8]>>, Cow<'a, [u8]>);
+pub(crate) type ProductModel<'a> = (Option<Cow<'a, [u8]>>, Cow<'a, [u8]>);
 
 /// Product and model of a Costs API result: `product` and `model` when present,
 /// else read from `line_item`, which budgit's own Costs API writes as
 /// `"<product>, <model>"` when grouped by `line_item`. `Ok(None)` for the product
 /// when neither says.
-fn costs_product_model(result: &serde_json::Value) -> Result<ProductModel<'_>, String> {
+pub(crate) fn costs_product_model(result: &serde_json::Value) -> Result<ProductModel<'_>, String> {
     let product = json_text(result.get("product"))?;
     let model = json_text(result.get("model"))?;
     let line_item = json_text(result.get("line_item"))?;
@@ -1198,6 +1204,19 @@ mod tests {
         assert!(out.is_empty(), "{out:?}");
         assert_eq!(t.user, vec![0, 0, 1]);
         assert!(t.unknown_users().is_empty());
+    }
+
+    #[test]
+    fn the_id_and_project_columns_of_a_pulled_file_are_read_without_findings() {
+        let text = "date,user,product,model,credits,project,id\n\
+                    2026-11-01,a@x.com,gpt-5,input,12.5,proj_app,openai:1793491200:0123456789abcdef\n\
+                    2026-11-01,b@x.com,gpt-5,\"in, out\",1,,openai:1793491200:fedcba9876543210\n";
+        let mut t = table();
+        let out =
+            parse_usage(&Arc::from("u.csv"), text.as_bytes(), UsageFormat::Csv, &mut t, Tz::UTC).unwrap();
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(t.user, vec![0, 1]);
+        assert_eq!(t.micros, vec![12_500_000, 1_000_000]);
     }
 
     #[test]

@@ -42,6 +42,11 @@ pub struct Workspace {
     /// Rules for overrides.
     #[serde(default)]
     pub overrides: OverridePolicy,
+    /// What one credit is worth in each vendor's currency: usage pulled from a vendor
+    /// in money is converted to credits with it (`budgit usage pull`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "vendors_schema")]
+    pub vendors: BTreeMap<Vendor, VendorMoney>,
 }
 
 fn utc() -> String {
@@ -56,6 +61,15 @@ fn kind_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({ "const": "Workspace" })
 }
 
+fn vendors_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let money = generator.subschema_for::<VendorMoney>();
+    schemars::json_schema!({
+        "type": "object",
+        "propertyNames": { "enum": ["openai", "claude-enterprise"] },
+        "additionalProperties": money
+    })
+}
+
 fn alerts_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "description": "Percent thresholds that raise alerts, each from 1 to 1000.",
@@ -64,6 +78,30 @@ fn alerts_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "uniqueItems": true,
         "maxItems": 20
     })
+}
+
+/// A vendor whose admin API budgit reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+pub enum Vendor {
+    /// The OpenAI Admin API.
+    #[serde(rename = "openai")]
+    OpenAi,
+    /// The Anthropic Admin API of a Claude Enterprise organisation.
+    #[serde(rename = "claude-enterprise")]
+    ClaudeEnterprise,
+}
+
+/// One credit in a vendor's currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VendorMoney {
+    /// The vendor's currency, lowercase ISO 4217 (`usd`).
+    #[schemars(regex(pattern = r"^[a-z]{3}$"))]
+    pub currency: String,
+    /// What one credit costs in that currency, as exact decimal text (`"0.01"`: a
+    /// credit is one cent). Quoted, so YAML never reads it as a float.
+    #[schemars(regex(pattern = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,12})?$"))]
+    pub credit: String,
 }
 
 /// The budget period.
