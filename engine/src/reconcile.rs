@@ -10,9 +10,12 @@
 //! twice (a value already in place is reported unchanged).
 //!
 //! Time is injected ([`Clock`]) so retries, backoff and lease renewal are
-//! tested without waiting. Rendering the run report belongs to the CLI.
+//! tested without waiting. [`controller::run`] is the one loop that runs it on
+//! a schedule. Rendering the run report belongs to the CLI; the engine only
+//! emits `tracing` events.
 
 pub mod changes;
+pub mod controller;
 pub mod desired;
 pub mod metrics;
 pub mod retry;
@@ -26,6 +29,7 @@ use serde::Serialize;
 pub use changes::{
     Breach, Change, Changes, Desired, Direction, Drift, DriftItem, Guard, Live, PlanOptions, plan_changes,
 };
+pub use controller::{Ended, Pass, Schedule, Summary, outcome_name};
 pub use desired::{DesiredState, GitDesired};
 pub use retry::{Backoff, Clock, SystemClock};
 
@@ -285,8 +289,8 @@ pub struct Run {
 /// Idempotent: a second run changes nothing. Refusals (invalid ref, empty
 /// state, blast radius, held lease) are errors; write failures of single
 /// batches are in the report. Every run that is not a dry run ends by
-/// reporting a [`RunSummary`] to the workspace; a failure to report is logged
-/// and ignored, so status reporting never fails a run.
+/// reporting a [`RunSummary`] to the workspace; a failure to report is a
+/// `tracing` warning and otherwise ignored, so status reporting never fails a run.
 pub fn reconcile(ctx: &Context<'_>) -> Result<Run, ReconcileError> {
     let started = ctx.clock.elapsed();
     let outcome = run(ctx);
@@ -294,7 +298,8 @@ pub fn reconcile(ctx: &Context<'_>) -> Result<Run, ReconcileError> {
         let took = ctx.clock.elapsed().saturating_sub(started);
         let summary = summarize(&outcome, took);
         if let Err(e) = ctx.workspace.report_run(&summary) {
-            eprintln!("warning: the run's status was not reported to the workspace: {e}");
+            let error = e.to_string();
+            tracing::warn!(error, "the run's status was not reported to the workspace");
         }
     }
     outcome

@@ -15,8 +15,8 @@ use budgit_engine::Credits;
 use budgit_engine::model::Limit;
 use budgit_engine::reconcile::retry::ManualClock;
 use budgit_engine::reconcile::{
-    Backoff, Context, Desired, DesiredState, Drift, GitDesired, Guard, Options, ReconcileError, Run,
-    error_policy, reconcile,
+    Action, Backoff, Context, Desired, DesiredState, Drift, Ended, GitDesired, Guard, Options,
+    ReconcileError, Run, Schedule, Summary, controller, error_policy, outcome_name, reconcile,
 };
 use budgit_engine::workspace::memory::{Call, Fault, MemoryWorkspace};
 use budgit_engine::workspace::{AppliedSource, LimitSet, Workspace};
@@ -401,7 +401,7 @@ fn git_desired(root: &Path, now: &str) -> GitDesired {
     GitDesired {
         policies: root.join("policies"),
         rev: "main".into(),
-        now: at(now),
+        now: Some(at(now)),
         directory: None,
         require_signed: false,
         gpg_home: None,
@@ -522,4 +522,113 @@ fn a_signed_commit_is_accepted_and_a_forged_one_refused() {
     src.gpg_home = Some(stranger.path().to_path_buf());
     let err = src.desired(&ws_with_directory()).unwrap_err();
     assert!(matches!(err, ReconcileError::BadSignature { .. }), "{err}");
+}
+
+/// Runs the one reconcile loop over the harness and records every pass as
+/// `(outcome, action, wait before the next run)`.
+fn drive(
+    h: &Harness,
+    schedule: &Schedule,
+    mut between: impl FnMut(u64, &Harness),
+) -> (Vec<(&'static str, Action, Option<Duration>)>, Summary) {
+    let ctx = Context {
+        workspace: &h.ws,
+        desired: &h.desired,
+        clock: &h.clock,
+        options: h.options.clone(),
+        shutdown: &h.stop,
+    };
+    let mut passes = Vec::new();
+    let summary = controller::run(&ctx, schedule, |pass| {
+        passes.push((outcome_name(pass.outcome), pass.action, pass.next_in));
+        between(pass.number, h);
+    });
+    (passes, summary)
+}
+
+#[test]
+fn the_loop_backs_off_honours_retry_after_waits_for_a_new_commit_and_stops_after_max_runs() {
+    let mut h = Harness::new(5);
+    let every = Duration::from_secs(60);
+    h.options.every = Some(every);
+    let secs = Duration::from_secs;
+    let schedule = Schedule { max_runs: Some(5), ..Schedule::default() };
+    let (passes, summary) = drive(&h, &schedule, |number, h| match number {
+        // before run 2: every read of the live limits fails with a 500
+        1 => (0..4).for_each(|_| h.ws.fail_next(Call::Limits, Fault::ServerError)),
+        // before run 3: the workspace rate limits, asking for 20 s
+        2 => (0..4).for_each(|_| h.ws.fail_next(Call::Limits, Fault::RateLimited(Some(secs(20))))),
+        // before run 4: the ref now holds no user, which no retry fixes
+        3 => h.set_desired(Desired { commit: "c2".into(), ..Desired::default() }),
+        // before run 5: a good commit again, already applied
+        _ => h.set_desired(desired("c1", |_| 100, 5)),
+    });
+    let requeue = |d| Action { requeue_after: Some(d), alert: false };
+    assert_eq!(
+        passes,
+        vec![
+            ("ok", requeue(every), Some(every)),
+            // a retryable failure: back off, up to the backoff's cap (8 s), within the interval
+            ("error", requeue(secs(8)), Some(secs(8))),
+            // the workspace's Retry-After is the delay
+            ("error", requeue(secs(20)), Some(secs(20))),
+            // a refusal waits for the next scheduled run, and alerts
+            ("refused", Action { requeue_after: Some(every), alert: true }, Some(every)),
+            ("ok", requeue(every), None),
+        ]
+    );
+    assert_eq!(summary, Summary { runs: 5, ended: Ended::MaxRuns });
+    let sleeps = h.clock.sleeps();
+    // run 2 retried its read 3 times with growing jittered delays, run 3 waited the
+    // asked 20 s between its retries; the loop's own waits are the passes' waits
+    assert_eq!(sleeps.len(), 3 + 1 + 3 + 1 + 1 + 1, "{sleeps:?}");
+    assert_eq!(sleeps[0], every);
+    for (i, (lo, hi)) in [(500, 1000), (1000, 2000), (2000, 4000)].into_iter().enumerate() {
+        let ms = sleeps[1 + i].as_millis();
+        assert!((lo..=hi).contains(&ms), "backoff {i}: {ms} ms");
+    }
+    assert_eq!(&sleeps[4..], &[secs(8), secs(20), secs(20), secs(20), secs(20), every]);
+    assert_eq!(h.limit_sets(), 5, "the first run applied everyone, the last run nothing more");
+    let runs = h.ws.runs();
+    assert_eq!(runs.iter().map(|r| r.ok).collect::<Vec<_>>(), [true, false, false, false, true]);
+}
+
+#[test]
+fn the_loop_stops_at_once_when_asked_and_a_one_shot_run_ends_by_itself() {
+    let mut h = Harness::new(3);
+    h.options.every = Some(Duration::from_secs(300));
+    // stopped after the second run: no wait after it, no third run
+    let (passes, summary) = drive(&h, &Schedule::default(), |number, h| {
+        if number == 2 {
+            h.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    assert_eq!(passes.len(), 2);
+    assert_eq!(summary, Summary { runs: 2, ended: Ended::Stopped });
+    assert_eq!(h.clock.sleeps(), vec![Duration::from_secs(300)], "the wait after run 2 is skipped");
+
+    // no interval: one run, then the loop is done
+    let mut h = Harness::new(3);
+    h.options.every = None;
+    let (passes, summary) = drive(&h, &Schedule::default(), |_, _| {});
+    assert_eq!(passes, vec![("ok", Action { requeue_after: None, alert: false }, None)]);
+    assert_eq!(summary, Summary { runs: 1, ended: Ended::Done });
+
+    // jitter stays within its bound
+    let mut h = Harness::new(3);
+    h.options.every = Some(Duration::from_secs(10));
+    let schedule = Schedule { max_runs: Some(3), max_jitter: Duration::from_secs(1), ..Schedule::default() };
+    let (passes, _) = drive(&h, &schedule, |_, _| {});
+    for (_, _, wait) in &passes[..2] {
+        let ms = wait.unwrap().as_millis();
+        assert!((10_000..=11_000).contains(&ms), "{ms} ms");
+    }
+
+    // a run that took 20 s (one retry after a Retry-After) waits at least 3 × 20 s
+    let mut h = Harness::new(3);
+    h.options.every = Some(Duration::from_secs(10));
+    h.ws.fail_next(Call::Limits, Fault::RateLimited(Some(Duration::from_secs(20))));
+    let schedule = Schedule { max_runs: Some(2), pace: 3, ..Schedule::default() };
+    let (passes, _) = drive(&h, &schedule, |_, _| {});
+    assert_eq!(passes[0].2, Some(Duration::from_secs(60)));
 }

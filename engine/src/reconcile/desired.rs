@@ -35,8 +35,9 @@ pub struct GitDesired {
     pub policies: PathBuf,
     /// The approved ref (a protected branch, a tag, a commit).
     pub rev: String,
-    /// The instant to resolve at.
-    pub now: DateTime<Utc>,
+    /// The instant to resolve at; `None`: the moment each run reads the state, so
+    /// a reconciler on a schedule follows the calendar (periods, expiring overrides).
+    pub now: Option<DateTime<Utc>>,
     /// A directory file; `None` reads the workspace's users.
     pub directory: Option<PathBuf>,
     /// Refuse commits without a good signature.
@@ -47,6 +48,7 @@ pub struct GitDesired {
 
 impl DesiredState for GitDesired {
     fn desired(&self, workspace: &dyn Workspace) -> Result<Desired, ReconcileError> {
+        let now = self.now.unwrap_or_else(Utc::now);
         let git = GitRepo::discover(&self.policies).or_else(|_| GitRepo::discover(Path::new(".")))?;
         let dir = git.repo_path(&self.policies)?;
         let commit = git.commit(&self.rev)?;
@@ -56,7 +58,7 @@ impl DesiredState for GitDesired {
         }
         // Read by commit id: a branch that moves meanwhile cannot mix two states.
         let tree = git.read_policies(&sha, &dir)?;
-        let validated = validate_sources(tree.sources, tree.diagnostics, &ValidateOptions { now: self.now });
+        let validated = validate_sources(tree.sources, tree.diagnostics, &ValidateOptions { now });
         if validated.report.has_errors() {
             let first = validated
                 .report
@@ -82,7 +84,6 @@ impl DesiredState for GitDesired {
             }
             None => directory_of(&workspace.users()?, &attributes)?,
         };
-        let now = self.now;
         crate::stack::with_large_stack(move || desired_from(&policies, &directory, now, sha))
             .map_err(|e| ReconcileError::Directory(format!("resolution could not run: {e}")))?
     }

@@ -6,7 +6,7 @@
 //! instantly and can assert the delays.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Retries of one call: how many attempts, and how long to wait between them.
@@ -59,7 +59,27 @@ pub trait Clock: Sync {
     fn elapsed(&self) -> Duration;
     /// A pseudo-random number (jitter).
     fn random(&self) -> u64;
+    /// Waits `d`, or less when `stop` is set meanwhile; true when stopped.
+    ///
+    /// A signal handler can only set a flag, so the real clock looks at it
+    /// every [`STOP_POLL`]: a stop is noticed within that, not after the whole wait.
+    fn wait(&self, d: Duration, stop: &AtomicBool) -> bool {
+        let start = self.elapsed();
+        loop {
+            if stop.load(Ordering::SeqCst) {
+                return true;
+            }
+            let waited = self.elapsed().saturating_sub(start);
+            if waited >= d {
+                return false;
+            }
+            self.sleep(STOP_POLL.min(d - waited));
+        }
+    }
 }
+
+/// How often [`Clock::wait`] looks at the stop flag.
+pub const STOP_POLL: Duration = Duration::from_millis(100);
 
 /// The real clock: sleeps the thread.
 #[derive(Debug)]
@@ -146,6 +166,15 @@ impl Clock for ManualClock {
         if let Ok(mut s) = self.sleeps.lock() {
             s.push(d);
         }
+    }
+
+    /// One recorded sleep of the whole wait (a stop already set ends it at once).
+    fn wait(&self, d: Duration, stop: &AtomicBool) -> bool {
+        if stop.load(Ordering::SeqCst) {
+            return true;
+        }
+        self.sleep(d);
+        stop.load(Ordering::SeqCst)
     }
 
     fn elapsed(&self) -> Duration {
