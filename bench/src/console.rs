@@ -164,6 +164,7 @@ pub fn run(data: &Path, args: &Args, runs: usize) -> anyhow::Result<()> {
         http: budgit_console::conn::HttpOptions::default(),
         metrics_token: None,
         pull: None,
+        json_logs: false,
     };
     std::thread::spawn(move || budgit_console::run(config));
     let started = Instant::now();

@@ -1,6 +1,7 @@
 //! The `budgit` binary: parse flags, dispatch to a command, map the outcome to an exit status.
 
 mod cmd;
+mod logging;
 mod render;
 #[cfg(test)]
 #[path = "../build/version.rs"]

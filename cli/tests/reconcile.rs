@@ -596,3 +596,57 @@ fn the_daemon_serves_health_and_metrics_and_stops_on_sigterm() {
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
 }
+
+#[test]
+fn the_daemon_logs_json_lines_and_stops_after_max_runs() {
+    let s = serve();
+    let r = repo();
+    let out = reconcile_cmd(
+        r.path(),
+        &url(s.addr),
+        &["--now", NOW, "--every", "200ms", "--max-runs", "2", "--format", "json", "--log-format", "json"],
+    )
+    .output()
+    .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    // the report: one JSON object per run, one per line
+    let runs: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(runs.len(), 2, "{stdout}");
+    assert_eq!(users_of(&runs[0]["applied"]), ["alice@acme.com", "bob@acme.com", "carol@acme.com"]);
+    assert_eq!((runs[1]["status"].as_str(), runs[1]["applied"].clone()), (Some("ok"), json!([])));
+    // the log: every stderr line is one JSON event
+    let events: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let finished: Vec<&Value> = events.iter().filter(|e| e["message"] == "reconcile run finished").collect();
+    assert_eq!(finished.len(), 2, "{stderr}");
+    for (i, e) in finished.iter().enumerate() {
+        assert_eq!((e["level"].as_str(), e["outcome"].as_str()), (Some("INFO"), Some("ok")), "{e}");
+        assert_eq!(e["run"], i + 1);
+        assert_eq!(e["commit"], runs[i]["commit"]);
+        assert!(e["took_ms"].is_u64() && e["timestamp"].is_string(), "{e}");
+    }
+    // three people and the engineering pool
+    assert_eq!((finished[0]["applied"].as_u64(), finished[1]["applied"].as_u64()), (Some(4), Some(0)));
+    assert!(finished[0]["next_run_in_ms"].as_u64().is_some_and(|ms| (200..=220).contains(&ms)), "{stderr}");
+    assert!(finished[1].get("next_run_in_ms").is_none(), "no run follows the last: {stderr}");
+    let stopped = events.iter().find(|e| e["message"] == "reconcile loop stopped").expect("no stop event");
+    assert_eq!((stopped["runs"].as_u64(), stopped["reason"].as_str()), (Some(2), Some("max runs reached")));
+
+    // RUST_LOG filters: at `warn`, a clean run logs nothing
+    let quiet = reconcile_cmd(r.path(), &url(s.addr), &["--now", NOW, "--every", "1s", "--max-runs", "1"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(quiet.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&quiet.stderr), "reconcile: stopped\n");
+    // a filter that does not parse is refused, not ignored
+    let bad = reconcile_cmd(r.path(), &url(s.addr), &["--now", NOW, "--every", "1s"])
+        .env("RUST_LOG", "budgit=loud")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("`RUST_LOG` is not a valid filter"), "{bad:?}");
+}

@@ -98,8 +98,33 @@ async fn track(State(app): State<App>, request: Request, next: Next) -> Response
         .entry(header::CACHE_CONTROL)
         .or_insert(axum::http::HeaderValue::from_static("no-store"));
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    app.metrics.observe(method.as_str(), route, response.status().as_u16(), started.elapsed().as_secs_f64());
-    response
+    let (status, took) = (response.status().as_u16(), started.elapsed());
+    app.metrics.observe(method.as_str(), route, status, took.as_secs_f64());
+    let duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+    tracing::info!(method = method.as_str(), route, status, duration_ms, "request");
+    end_streams_on_shutdown(&app, response)
+}
+
+/// An event stream never ends by itself, so a draining server would wait for it
+/// until its deadline: every `text/event-stream` body ends when the service starts
+/// shutting down (clients reconnect elsewhere with `Last-Event-ID`).
+fn end_streams_on_shutdown(app: &App, response: Response) -> Response {
+    let is_stream = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if !is_stream {
+        return response;
+    }
+    let mut closing = app.closing.subscribe();
+    let (parts, body) = response.into_parts();
+    let closed = async move {
+        // a dropped sender means the service is gone: end as well
+        let _ = closing.wait_for(|c| *c).await;
+    };
+    let body = futures_util::StreamExt::take_until(body.into_data_stream(), closed);
+    Response::from_parts(parts, axum::body::Body::from_stream(body))
 }
 
 async fn not_found() -> ApiError {

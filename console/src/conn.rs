@@ -42,6 +42,8 @@ use tokio::time::Instant;
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection with no traffic for this long is closed, by default.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// After a shutdown signal, requests in flight get this long to finish, by default.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// At most this many connections are open at once, by default.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Open files kept free of connections for SQLite (a writer and pooled readers, each
@@ -59,6 +61,9 @@ pub struct HttpOptions {
     pub idle_timeout: Duration,
     /// The most connections open at once (lowered to fit the open-file limit).
     pub max_connections: usize,
+    /// After a shutdown signal, how long requests in flight get to finish before
+    /// their connections are closed.
+    pub drain_timeout: Duration,
 }
 
 impl Default for HttpOptions {
@@ -67,6 +72,7 @@ impl Default for HttpOptions {
             header_timeout: DEFAULT_HEADER_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
     }
 }
@@ -228,6 +234,16 @@ impl Registry {
         }
     }
 
+    /// Closes some connection, busy or not (past the drain deadline); false when none is open.
+    fn evict_any(&self) -> bool {
+        let Ok(mut open) = self.open.lock() else { return false };
+        let Some(id) = open.keys().next().copied() else { return false };
+        if let Some(e) = open.remove(&id) {
+            e.evict.notify_one();
+        }
+        true
+    }
+
     fn remove(&self, id: u64) {
         if let Ok(mut open) = self.open.lock() {
             open.remove(&id);
@@ -256,7 +272,10 @@ impl Drop for BusyGuard {
 const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n\
 retry-after: 1\r\ncontent-length: 91\r\n\r\n{\"error\":{\"code\":\"server/busy\",\"message\":\"every connection is in use; retry in a moment\"}}\n";
 
-/// Serves `router` on `listener` until `shutdown` resolves, then lets open requests finish.
+/// Serves `router` on `listener` until `shutdown` resolves, then drains: the
+/// listener is closed (a new connection is refused), each connection finishes
+/// the request it is in and closes, and after `drain_timeout` whatever is
+/// still open is closed.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -275,7 +294,8 @@ pub async fn serve(
                 Ok(pair) => pair,
                 Err(e) => {
                     // out of files or a connection reset before it was taken: both pass
-                    eprintln!("accept failed: {e}");
+                    let error = e.to_string();
+                    tracing::warn!(error, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -310,14 +330,26 @@ pub async fn serve(
     }
     drop(listener);
     let _ = stop_tx.send(true);
-    // wait for the connections to finish what they were answering
-    loop {
-        let closed = registry.closed.notified();
-        if registry.len() == 0 {
-            return Ok(());
+    let open = registry.len();
+    let drain_ms = u64::try_from(opts.drain_timeout.as_millis()).unwrap_or(u64::MAX);
+    tracing::info!(open, drain_ms, "shutting down: no new connections; draining requests in flight");
+    // wait for the connections to finish what they were answering, up to the deadline
+    let drained = tokio::time::timeout(opts.drain_timeout, async {
+        loop {
+            let closed = registry.closed.notified();
+            if registry.len() == 0 {
+                return;
+            }
+            closed.await;
         }
-        closed.await;
+    })
+    .await;
+    if drained.is_err() {
+        let open = registry.len();
+        tracing::warn!(open, "the drain deadline passed; closing the connections still open");
+        while registry.evict_any() {}
     }
+    Ok(())
 }
 
 /// One connection's task.

@@ -7,7 +7,8 @@
 //! once against the service, the period so far backfilled with usage, then live
 //! ChatGPT and Codex spends through check + commit and the reconciler every
 //! [`RECONCILE_EVERY`]. Everything goes through the public API, as a real
-//! deployment would. [`run`] is the command: it prints where to look and stops
+//! deployment would; the scheduled reconciler is the engine's loop
+//! (`reconcile::controller::run`), as in `budgit reconcile --every`. [`run`] is the command: it prints where to look and stops
 //! on Ctrl-C or SIGTERM.
 //!
 //! Layout: [`repo`] (embedded policies, the git repository), [`people`] (the
@@ -26,7 +27,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use budgit_engine::load::PolicySet;
-use budgit_engine::reconcile::{Context, GitDesired, Guard, Options, SystemClock, reconcile};
+use budgit_engine::reconcile::{
+    Context, GitDesired, Guard, Options, Schedule, SystemClock, controller, reconcile,
+};
 use budgit_engine::resolve::resolve;
 use budgit_engine::workspace::http::HttpWorkspace;
 use chrono::{DateTime, Utc};
@@ -71,6 +74,8 @@ pub struct DemoOptions {
     pub live: bool,
     /// Print progress to stderr.
     pub verbose: bool,
+    /// Progress and logs as JSON lines (log events) rather than plain lines.
+    pub json_logs: bool,
     /// Console sessions (expiry, the cookie's `Secure` flag).
     pub sessions: crate::sessions::SessionOptions,
     /// Connection timeouts and cap.
@@ -90,6 +95,7 @@ impl Default for DemoOptions {
             now: None,
             live: true,
             verbose: false,
+            json_logs: false,
             sessions: crate::sessions::SessionOptions::default(),
             http: crate::conn::HttpOptions::default(),
         }
@@ -280,38 +286,63 @@ fn plan_org(
     Ok(usage::plan(people, policies, &resolution, seed, now))
 }
 
-/// One reconciler run against the service, as `budgit reconcile` does it.
+/// The reconciler's context for the demo's service, as `budgit reconcile` builds it:
+/// the HTTP workspace, the policies at `main` resolved at each run's time.
+struct DemoReconciler {
+    workspace: HttpWorkspace,
+    desired: GitDesired,
+    clock: SystemClock,
+    options: Options,
+}
+
+impl DemoReconciler {
+    fn new(base: &str, token: String, policies: PathBuf, mass_change: bool) -> DemoReconciler {
+        DemoReconciler {
+            workspace: HttpWorkspace::new(base, token, Duration::from_secs(120)),
+            desired: GitDesired {
+                policies,
+                rev: repo::BRANCH.to_string(),
+                now: None,
+                directory: None,
+                require_signed: false,
+                gpg_home: None,
+            },
+            clock: SystemClock::new(),
+            options: Options {
+                holder: format!("budgit-demo-{}", std::process::id()),
+                batch_size: 1000,
+                // the first run applies every user at once; later runs keep the usual guard
+                guard: Guard { allow_mass_change: mass_change, ..Guard::default() },
+                every: (!mass_change).then_some(RECONCILE_EVERY),
+                ..Options::default()
+            },
+        }
+    }
+
+    fn context<'a>(&'a self, shutdown: &'a AtomicBool) -> Context<'a> {
+        Context {
+            workspace: &self.workspace,
+            desired: &self.desired,
+            clock: &self.clock,
+            options: self.options.clone(),
+            shutdown,
+        }
+    }
+}
+
+/// The seeding run of the reconciler: every user at once, past the blast-radius guard.
 fn reconcile_once(
     base: String,
     token: String,
     policies: PathBuf,
-    mass_change: bool,
-    shutdown: Arc<AtomicBool>,
 ) -> Result<budgit_engine::reconcile::Run, DemoError> {
     // YAML and CEL recurse: the run gets a thread with a large stack
     let run = budgit_engine::stack::with_large_stack(move || {
-        let workspace = HttpWorkspace::new(&base, token, Duration::from_secs(120));
-        let desired = GitDesired {
-            policies,
-            rev: repo::BRANCH.to_string(),
-            now: Utc::now(),
-            directory: None,
-            require_signed: false,
-            gpg_home: None,
-        };
-        let clock = SystemClock::new();
-        let options = Options {
-            holder: format!("budgit-demo-{}", std::process::id()),
-            batch_size: 1000,
-            // the first run applies every user at once; later runs keep the usual guard
-            guard: Guard { allow_mass_change: mass_change, ..Guard::default() },
-            ..Options::default()
-        };
-        let ctx =
-            Context { workspace: &workspace, desired: &desired, clock: &clock, options, shutdown: &shutdown };
+        let reconciler = DemoReconciler::new(&base, token, policies, true);
         // Status reporting: the engine's `reconcile` reports each run through
         // `Workspace::report_run` (the HTTP workspace PUTs it to `/v1/reconciler/status`).
-        reconcile(&ctx).map_err(|e| DemoError::Reconcile(e.to_string()))
+        reconcile(&reconciler.context(&AtomicBool::new(false)))
+            .map_err(|e| DemoError::Reconcile(e.to_string()))
     });
     run.map_err(|e| DemoError::Reconcile(e.to_string()))?
 }
@@ -373,7 +404,7 @@ pub async fn start_demo(opts: DemoOptions) -> Result<Demo, DemoError> {
     let now = opts.now.unwrap_or_else(Utc::now);
     let say = |what: &str| {
         if opts.verbose {
-            eprintln!("demo: {what}");
+            crate::say(opts.json_logs, &format!("demo: {what}"));
         }
     };
     // A port already taken must fail before a data directory, a repository and thousands
@@ -419,6 +450,7 @@ pub async fn start_demo(opts: DemoOptions) -> Result<Demo, DemoError> {
         http: opts.http.clone(),
         metrics_token: None,
         pull: None,
+        json_logs: opts.json_logs,
     })
     .await?;
     let addr = running.addr;
@@ -469,9 +501,7 @@ pub async fn start_demo(opts: DemoOptions) -> Result<Demo, DemoError> {
             base.clone(),
             admin_token.clone(),
             demo_repo.policies.clone(),
-            stop.clone(),
             shutdown.clone(),
-            opts.verbose,
         ));
     }
     Ok(Demo {
@@ -508,7 +538,7 @@ async fn seed_service(
 ) -> Result<(Org, usize), DemoError> {
     let say = |what: String| {
         if opts.verbose {
-            eprintln!("demo: {what}");
+            crate::say(opts.json_logs, &format!("demo: {what}"));
         }
     };
     let people = Arc::new(people);
@@ -526,7 +556,7 @@ async fn seed_service(
 
     let step = Instant::now();
     let (b, t, dir) = (base.to_string(), token.to_string(), demo_repo.policies.clone());
-    let run = blocking(move || reconcile_once(b, t, dir, true, Arc::new(AtomicBool::new(false)))).await?;
+    let run = blocking(move || reconcile_once(b, t, dir)).await?;
     timings.reconcile = step.elapsed();
     say(format!(
         "reconciler applied {} limits from {} in {:.1} s",
@@ -595,31 +625,29 @@ fn spawn_simulator(client: Client, org: Arc<Org>, seed: u64, stop: Arc<Stop>) ->
     })
 }
 
-/// The reconciler on a schedule; each run's status goes to the service.
+/// The reconciler on a schedule: the engine's loop, each run's status sent to the
+/// service and logged as an event; it stops when `shutdown` is set.
 fn spawn_reconciler(
     base: String,
     token: String,
     policies: PathBuf,
-    stop: Arc<Stop>,
     shutdown: Arc<AtomicBool>,
-    verbose: bool,
 ) -> JoinHandle<()> {
     std::thread::spawn(move || {
-        // a large organisation takes seconds per run: keep the reconciler to a quarter of the time
-        let mut wait = RECONCILE_EVERY;
-        while !stop.wait(wait) {
-            let started = Instant::now();
-            let outcome =
-                reconcile_once(base.clone(), token.clone(), policies.clone(), false, shutdown.clone());
-            wait = RECONCILE_EVERY.max(started.elapsed() * 3);
-            match outcome {
-                Ok(run) if verbose && !run.report.applied.is_empty() => {
-                    eprintln!("demo: reconciler applied {} changes", run.report.applied.len());
-                }
-                Ok(_) => {}
-                Err(e) if verbose => eprintln!("demo: {e}"),
-                Err(_) => {}
-            }
+        // YAML and CEL recurse: the loop gets a thread with a large stack
+        let ran = budgit_engine::stack::with_large_stack(move || {
+            let reconciler = DemoReconciler::new(&base, token, policies, false);
+            let schedule = Schedule {
+                first_run_after: RECONCILE_EVERY,
+                // a large organisation takes seconds per run: keep the reconciler to a quarter of the time
+                pace: 3,
+                ..Schedule::default()
+            };
+            controller::run(&reconciler.context(&shutdown), &schedule, |_| {});
+        });
+        if let Err(e) = ran {
+            let error = e.to_string();
+            tracing::error!(error, "the demo's reconciler stopped");
         }
     })
 }
@@ -631,6 +659,7 @@ pub fn run(opts: DemoOptions) -> Result<(), DemoError> {
         .thread_stack_size(8 * 1024 * 1024)
         .build()
         .map_err(ServeError::Io)?;
+    let json_logs = opts.json_logs;
     rt.block_on(async {
         let demo = start_demo(DemoOptions { verbose: true, ..opts }).await?;
         let t = &demo.timings;
@@ -664,7 +693,7 @@ pub fn run(opts: DemoOptions) -> Result<(), DemoError> {
         );
         println!("Press Ctrl-C to stop.");
         crate::shutdown_signal().await;
-        eprintln!("demo: stopping");
+        crate::say(json_logs, "demo: stopping");
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::spawn(move || {
             demo.stop();

@@ -68,7 +68,8 @@ impl ApiError {
 
     /// 503: the store failed; the detail goes to the log, not to the client.
     pub fn store(detail: &dyn std::fmt::Display) -> Self {
-        eprintln!("store error: {detail}");
+        let detail = detail.to_string();
+        tracing::error!(detail, "store error");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "store/unavailable",

@@ -72,6 +72,9 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// When set, usage is pulled from a vendor's Costs API on an interval.
     pub pull: Option<pull::PullConfig>,
+    /// Logs are JSON lines: the lines `run` prints for people (the listening
+    /// address, a generated token) become log events too.
+    pub json_logs: bool,
 }
 
 /// The shortest admin token accepted from the configuration (a guessable one would
@@ -158,6 +161,8 @@ pub struct AppState {
     ledger: Mutex<Ledger>,
     metrics: Metrics,
     stream: broadcast::Sender<Arc<StreamEvent>>,
+    /// Turns true when the service starts shutting down: event streams end.
+    closing: tokio::sync::watch::Sender<bool>,
     attributes: Option<BTreeMap<String, AttributeType>>,
     max_override_days: u32,
     /// The policy repository, when the console may read groups and write proposals.
@@ -367,6 +372,7 @@ impl AppState {
             ledger: Mutex::new(ledger),
             metrics: Metrics::default(),
             stream,
+            closing: tokio::sync::watch::Sender::new(false),
             attributes,
             max_override_days,
             repo: config.repo.clone(),
@@ -481,8 +487,23 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     if let Some(pull) = config.pull.clone() {
         tokio::spawn(pull::run(app.clone(), pull));
     }
-    let router = api::router(app);
-    let task = tokio::spawn(conn::serve(listener, router, config.http.clone(), shutdown_signal()));
+    let router = api::router(app.clone());
+    let closing = app.clone();
+    let stop = async move {
+        shutdown_signal().await;
+        closing.closing.send_replace(true);
+    };
+    let served = conn::serve(listener, router, config.http.clone(), stop);
+    let task = tokio::spawn(async move {
+        let out = served.await;
+        // every acknowledged write is already committed; detached ones (session
+        // touches) may still be queued: wait for them before the process exits
+        if let Err(e) = app.store.flush().await {
+            tracing::error!(error = e.message, "the store could not be flushed at shutdown");
+        }
+        tracing::info!("stopped");
+        out
+    });
     Ok(Running { addr, generated_admin_token: generated, task })
 }
 
@@ -505,28 +526,37 @@ async fn shutdown_signal() {
 /// Runs the service until interrupted (the `budgit serve` command).
 ///
 /// Prints the listening address, and a generated admin token once, to stderr.
+/// On SIGTERM or Ctrl-C it stops accepting, lets requests in flight finish (up
+/// to the drain deadline), ends event streams, flushes the store and returns.
 pub fn run(config: Config) -> Result<(), ServeError> {
     // CEL and YAML work recurses: give workers room (a stack overflow aborts)
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(8 * 1024 * 1024)
         .build()?;
+    let json = config.json_logs;
     rt.block_on(async {
         let running = start(config).await?;
         if let Some(token) = &running.generated_admin_token {
-            eprintln!(
-                "admin token (shown once, stored hashed; set BUDGIT_ADMIN_TOKEN to choose one): {token}"
+            say(
+                json,
+                &format!(
+                    "admin token (shown once, stored hashed; set BUDGIT_ADMIN_TOKEN to choose one): {token}"
+                ),
             );
         }
-        eprintln!("budgit serve listening on http://{}", running.addr);
-        // open event streams never end by themselves: after an interrupt, give
-        // requests in flight a moment, then stop (every acknowledged write is committed)
-        tokio::select! {
-            done = running.wait() => done,
-            () = async {
-                shutdown_signal().await;
-                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-            } => Ok(()),
-        }
+        let addr = running.addr.to_string();
+        say(json, &format!("budgit serve listening on http://{addr}"));
+        running.wait().await
     })
+}
+
+/// Tells the operator something on stderr: the plain line people and scripts read
+/// (`budgit serve listening on http://…`), or with JSON logs an `info` event.
+pub(crate) fn say(json_logs: bool, line: &str) {
+    if json_logs {
+        tracing::info!("{line}");
+    } else {
+        eprintln!("{line}");
+    }
 }

@@ -221,8 +221,15 @@ impl Store {
             reply,
         });
         if self.writer.send(job).is_err() {
-            eprintln!("store error: the writer thread stopped");
+            tracing::error!("store error: the writer thread stopped");
         }
+    }
+
+    /// Waits until every write queued before it is committed (detached ones
+    /// included): the writer takes jobs in order, so an empty job's answer means
+    /// everything ahead of it is on disk.
+    pub async fn flush(&self) -> ApiResult<()> {
+        self.write(|_| Ok(((), None))).await
     }
 
     /// Runs a read on a pooled connection, off the async workers.

@@ -1,9 +1,10 @@
 //! `budgit reconcile`: push the policies at an approved ref to the workspace, once or on a schedule.
 //!
 //! Flags → a [`GitDesired`] and an [`HttpWorkspace`] → [`reconcile`] → the run
-//! report, human or JSON. `--every` runs it as a daemon: one run at a time,
-//! jittered intervals, `/healthz` and `/metrics` on `--metrics-listen`, and a
-//! graceful stop on SIGTERM or SIGINT between batches.
+//! report, human or JSON. `--every` runs it as a daemon on the engine's loop
+//! ([`controller::run`]): one run at a time, jittered intervals, `/healthz` and
+//! `/metrics` on `--metrics-listen`, logs through `tracing` (`--log-format`,
+//! `RUST_LOG`), and a graceful stop on SIGTERM or SIGINT between batches.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write as _};
@@ -11,20 +12,21 @@ use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use budgit_engine::model::Limit;
 use budgit_engine::reconcile::metrics::Metrics;
 use budgit_engine::reconcile::{
-    Clock, Context, Direction, Drift, GitDesired, Guard, ItemReport, Options, ReconcileError, Run,
-    SystemClock, error_policy, reconcile,
+    Context, Direction, Drift, Ended, GitDesired, Guard, ItemReport, Options, ReconcileError, Run, Schedule,
+    SystemClock, controller, outcome_name,
 };
 use budgit_engine::workspace::http::{HttpWorkspace, TOKEN_ENV};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::Status;
+use crate::logging::{self, LevelFilter, LogFormat};
 use crate::render;
 
 /// Apply the policies at an approved ref to the workspace, safely.
@@ -41,14 +43,22 @@ use crate::render;
 ///
 /// Exit status: 0 applied (or nothing to do, or another reconciler holds the
 /// lease); 1 refused (invalid ref, unsigned commit, blast radius, empty state) or
-/// some changes failed; 2 the workspace or git could not be used.
+/// some changes failed; 2 the workspace or git could not be used. A daemon
+/// stopped by a signal exits 0; one that made its `--max-runs` exits with the
+/// status of its last run.
+///
+/// Logs (the daemon's runs, retries, warnings) go to stderr through `RUST_LOG`
+/// (default `info` with `--every`, `warn` for one run) and `--log-format`; the run
+/// report goes to stdout (with `--every --format json`, one JSON object per line).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
   BUDGIT_TOKEN=... budgit reconcile --workspace http://127.0.0.1:8080 --ref origin/main --dry-run
   budgit reconcile --workspace $URL --ref main --directory examples/directory.csv   people too
   budgit reconcile --workspace $URL --ref main --max-changes 200 --format json
-  budgit reconcile --workspace $URL --ref main --every 5m --metrics-listen 0.0.0.0:9464")]
+  budgit reconcile --workspace $URL --ref main --every 5m --metrics-listen 0.0.0.0:9464
+  RUST_LOG=info budgit reconcile --workspace $URL --ref main --every 5m --max-runs 12 \\
+    --metrics-listen 0.0.0.0:9464 --log-format json   JSON log lines; exits after 12 runs")]
 pub struct Args {
     /// The workspace API's base URL.
     #[arg(long, value_name = "URL", env = "BUDGIT_WORKSPACE")]
@@ -87,6 +97,9 @@ pub struct Args {
     /// Run as a daemon, every DURATION (`30s`, `5m`, `1h`), with jitter.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     every: Option<Duration>,
+    /// With `--every`: stop after N runs (default: until SIGTERM or SIGINT).
+    #[arg(long, value_name = "N", requires = "every", value_parser = clap::value_parser!(u64).range(1..))]
+    max_runs: Option<u64>,
     /// Serve `/healthz` and `/metrics` here in daemon mode.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<String>,
@@ -102,6 +115,9 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
+    /// How logs are written to stderr (`RUST_LOG` filters them).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 /// Output formats of `reconcile`.
@@ -109,7 +125,7 @@ pub struct Args {
 pub enum Format {
     /// For people.
     Human,
-    /// One JSON document per run.
+    /// One JSON document per run (with `--every`, one per line).
     Json,
 }
 
@@ -134,6 +150,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
+    logging::init(args.log_format, if args.every.is_some() { LevelFilter::INFO } else { LevelFilter::WARN })?;
     let workspace = HttpWorkspace::from_env(&args.workspace, args.timeout)
         .with_context(|| format!("set `{TOKEN_ENV}` to the workspace's admin token"))?;
     let holder = args.holder.clone().unwrap_or_else(default_holder);
@@ -158,16 +175,61 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, Arc::clone(&shutdown)).context("cannot handle signals")?;
     }
+    let desired = GitDesired {
+        policies: args.policies.clone(),
+        rev: args.git_ref.clone(),
+        // without `--now`, each run resolves at its own time
+        now: args.now,
+        directory: args.directory.clone(),
+        require_signed: args.require_signed,
+        gpg_home: None,
+    };
     let clock = SystemClock::new();
-    match args.every {
-        None => {
-            let outcome = once(&args, &workspace, &clock, &options, &shutdown);
-            print(&args, &outcome)?;
-            let people = sync_people(&args, &workspace, &outcome);
-            Ok(worst(status(&outcome), people))
+    let ctx =
+        Context { workspace: &workspace, desired: &desired, clock: &clock, options, shutdown: &shutdown };
+    let metrics = Arc::new(Mutex::new(Metrics::default()));
+    let schedule = match args.every {
+        None => Schedule { max_runs: Some(1), ..Schedule::default() },
+        Some(every) => {
+            if let Some(addr) = &args.metrics_listen {
+                let listener =
+                    TcpListener::bind(addr).with_context(|| format!("cannot listen on `{addr}`"))?;
+                logging::say(
+                    args.log_format,
+                    &format!("metrics on http://{}/metrics", listener.local_addr()?),
+                );
+                let m = Arc::clone(&metrics);
+                std::thread::Builder::new()
+                    .name("budgit-metrics".into())
+                    .spawn(move || serve_metrics(&listener, &m))?;
+            }
+            // Jitter up to a tenth of the interval, so a fleet does not hit the workspace at once.
+            Schedule { max_runs: args.max_runs, max_jitter: every / 10, ..Schedule::default() }
         }
-        Some(every) => daemon(&args, &workspace, &clock, &options, &shutdown, every),
+    };
+    let mut last = Status::Clean;
+    let mut output = Ok(());
+    let summary = controller::run(&ctx, &schedule, |pass| {
+        if let Ok(mut m) = metrics.lock() {
+            m.observe(pass.outcome, pass.took, Utc::now().timestamp());
+        }
+        if let Err(e) = print(&args, pass.outcome) {
+            // nowhere to write the report (a closed stdout): stop rather than run blind
+            output = Err(e);
+            shutdown.store(true, Ordering::SeqCst);
+        }
+        // A failed sync is reported and tried again next run, like a failed batch.
+        let people = sync_people(&args, &workspace, pass.outcome);
+        last = worst(status(pass.outcome), people);
+    });
+    output?;
+    if args.every.is_none() {
+        return Ok(last);
     }
+    if !args.log_format.is_json() {
+        eprintln!("reconcile: stopped");
+    }
+    Ok(if summary.ended == Ended::MaxRuns { last } else { Status::Clean })
 }
 
 fn default_holder() -> String {
@@ -178,25 +240,6 @@ fn default_holder() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "budgit".to_string());
     format!("{host}/{}", std::process::id())
-}
-
-fn once(
-    args: &Args,
-    workspace: &HttpWorkspace,
-    clock: &SystemClock,
-    options: &Options,
-    shutdown: &AtomicBool,
-) -> Result<Run, ReconcileError> {
-    let desired = GitDesired {
-        policies: args.policies.clone(),
-        rev: args.git_ref.clone(),
-        now: args.now.unwrap_or_else(Utc::now),
-        directory: args.directory.clone(),
-        require_signed: args.require_signed,
-        gpg_home: None,
-    };
-    let ctx = Context { workspace, desired: &desired, clock, options: options.clone(), shutdown };
-    reconcile(&ctx)
 }
 
 /// With `--directory`, after a run that applied everything: the workspace's people
@@ -210,22 +253,27 @@ fn sync_people(args: &Args, workspace: &HttpWorkspace, outcome: &Result<Run, Rec
         Ok(run) if !run.report.dry_run && !run.report.incomplete() => {}
         _ => return Status::Clean,
     }
-    match sync_people_from(workspace, path) {
+    match sync_people_from(workspace, path, args.log_format) {
         Ok(status) => status,
         Err(error) => {
-            eprintln!("error: the workspace's people were not synced with `{}`: {error:#}", path.display());
+            let line = format!("the workspace's people were not synced with `{}`: {error:#}", path.display());
+            logging::fail(args.log_format, &line);
             Status::Failure
         }
     }
 }
 
-fn sync_people_from(workspace: &HttpWorkspace, path: &std::path::Path) -> anyhow::Result<Status> {
+fn sync_people_from(
+    workspace: &HttpWorkspace,
+    path: &std::path::Path,
+    log: LogFormat,
+) -> anyhow::Result<Status> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
     let imported = super::users::import_file(workspace, path, &bytes, super::users::DEFAULT_BATCH, false)?;
     for d in &imported.report.diagnostics {
         let at = d.location.as_ref().map(|l| format!("{}:{}: ", l.file, l.line)).unwrap_or_default();
         let severity = if d.severity == budgit_engine::Severity::Error { "error" } else { "warning" };
-        eprintln!("{at}{severity}[{}]: {}", d.code, d.message);
+        logging::say(log, &format!("{at}{severity}[{}]: {}", d.code, d.message));
     }
     // Who the file names, by the engine's reader (attributes do not matter here).
     let (file, _) = budgit_engine::input::read_directory(path, &std::collections::BTreeMap::new())
@@ -243,7 +291,7 @@ fn sync_people_from(workspace: &HttpWorkspace, path: &std::path::Path) -> anyhow
     } else {
         workspace.remove_users(&gone).context("cannot remove the people who left")?
     };
-    eprintln!(
+    let line = format!(
         "people from `{}`: {} created, {} updated, {} unchanged, {} removed{}",
         path.display(),
         imported.created,
@@ -256,6 +304,7 @@ fn sync_people_from(workspace: &HttpWorkspace, path: &std::path::Path) -> anyhow
             String::new()
         }
     );
+    logging::say(log, &line);
     Ok(if imported.report.errors() > 0 { Status::Findings } else { Status::Clean })
 }
 
@@ -278,51 +327,6 @@ fn status(outcome: &Result<Run, ReconcileError>) -> Status {
         Err(e) if e.needs_new_commit() => Status::Findings,
         Err(_) => Status::Failure,
     }
-}
-
-fn daemon(
-    args: &Args,
-    workspace: &HttpWorkspace,
-    clock: &SystemClock,
-    options: &Options,
-    shutdown: &AtomicBool,
-    every: Duration,
-) -> anyhow::Result<Status> {
-    let metrics = Arc::new(Mutex::new(Metrics::default()));
-    if let Some(addr) = &args.metrics_listen {
-        let listener = TcpListener::bind(addr).with_context(|| format!("cannot listen on `{addr}`"))?;
-        eprintln!("metrics on http://{}/metrics", listener.local_addr()?);
-        let m = Arc::clone(&metrics);
-        std::thread::Builder::new()
-            .name("budgit-metrics".into())
-            .spawn(move || serve_metrics(&listener, &m))?;
-    }
-    while !shutdown.load(Ordering::SeqCst) {
-        let started = Instant::now();
-        let outcome = once(args, workspace, clock, options, shutdown);
-        if let Ok(mut m) = metrics.lock() {
-            m.observe(&outcome, started.elapsed(), Utc::now().timestamp());
-        }
-        print(args, &outcome)?;
-        // A failed sync is reported and tried again next run, like a failed batch.
-        let _ = sync_people(args, workspace, &outcome);
-        let action = match &outcome {
-            Ok(run) => run.action,
-            Err(e) => error_policy(e, options),
-        };
-        // Jitter up to a tenth of the interval, so a fleet does not hit the workspace at once.
-        let base = action.requeue_after.unwrap_or(every);
-        let tenth = u64::try_from(every.as_millis() / 10).unwrap_or(u64::MAX).max(1);
-        let wait = base + Duration::from_millis(clock.random() % tenth);
-        let until = Instant::now() + wait;
-        while Instant::now() < until && !shutdown.load(Ordering::SeqCst) {
-            std::thread::sleep(
-                Duration::from_millis(100).min(until.saturating_duration_since(Instant::now())),
-            );
-        }
-    }
-    eprintln!("reconcile: stopped");
-    Ok(Status::Clean)
 }
 
 /// A tiny HTTP/1.1 responder: `GET /healthz` and `GET /metrics`, one request per connection.
@@ -368,23 +372,24 @@ fn json_of(args: &Args, outcome: &Result<Run, ReconcileError>) -> String {
             let mut v = serde_json::to_value(&run.report).unwrap_or_default();
             if let Some(obj) = v.as_object_mut() {
                 obj.insert("ref".into(), json!(args.git_ref));
-                let incomplete = run.report.incomplete() && !run.report.dry_run;
-                obj.insert("status".into(), json!(if incomplete { "incomplete" } else { "ok" }));
+                obj.insert("status".into(), json!(outcome_name(outcome)));
                 obj.insert("alert".into(), json!(run.action.alert));
             }
             v
         }
         Err(e) => json!({
             "ref": args.git_ref,
-            "status": match e {
-                ReconcileError::LeaseHeld { .. } => "lease-held",
-                e if e.needs_new_commit() => "refused",
-                _ => "error",
-            },
+            "status": outcome_name(outcome),
             "error": e.to_string(),
         }),
     };
-    let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
+    // a daemon writes JSON Lines (one run per line); a single run, one readable document
+    let text = if args.every.is_some() {
+        serde_json::to_string(&value)
+    } else {
+        serde_json::to_string_pretty(&value)
+    };
+    let mut text = text.unwrap_or_default();
     text.push('\n');
     text
 }

@@ -4,12 +4,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use budgit_console::conn::{
-    DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, HttpOptions,
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, HttpOptions,
 };
 use budgit_console::sessions::{DEFAULT_ABSOLUTE, DEFAULT_IDLE, SessionOptions};
 
 use super::Status;
 use super::reconcile::parse_duration;
+use crate::logging::{self, LevelFilter, LogFormat};
 
 /// Run the workspace service: applied limits, usage, spend checks, the Costs API.
 ///
@@ -20,6 +21,12 @@ use super::reconcile::parse_duration;
 /// (one usage amount is at most 1,000,000 credits, a user has at most 1000 open
 /// reservations, …); past a bound the answer is a 4xx with a stable code (see
 /// docs/serve.md).
+///
+/// Logs go to stderr: one event per request (method, route, status, duration),
+/// filtered by `RUST_LOG` (default `info`), as text or JSON lines (`--log-format`).
+/// On SIGTERM or Ctrl-C the service stops accepting connections, lets requests in
+/// flight finish (at most `--drain-timeout`), ends event streams, waits for queued
+/// writes and exits 0.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
@@ -31,6 +38,7 @@ Examples:
   curl -X POST -H \"Authorization: Bearer $OLD\" http://127.0.0.1:8080/v1/admin/token
                                                rotate the admin token (the new one is printed once)
   BUDGIT_METRICS_TOKEN=... budgit serve        /metrics only with that bearer token
+  RUST_LOG=info,budgit_console=debug budgit serve --log-format json --drain-timeout 30s
   budgit serve --demo                          a demo organisation with live activity
   budgit serve --demo --users 100000 --seed 7  a large one")]
 pub struct Args {
@@ -72,6 +80,12 @@ pub struct Args {
     /// full, a new connection replaces the quietest one outside a request.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_connections: usize,
+    /// After SIGTERM or Ctrl-C, how long requests in flight get to finish.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = humanize(DEFAULT_DRAIN_TIMEOUT))]
+    drain_timeout: Duration,
+    /// How logs are written to stderr (`RUST_LOG` filters them).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// The admin token (prefer the environment variable: flags show in process lists).
     #[arg(long = "admin-token", env = "BUDGIT_ADMIN_TOKEN", hide_env_values = true, hide = true)]
     admin_token: Option<String>,
@@ -136,10 +150,12 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         cookie_secure: args.cookie_secure,
         ..SessionOptions::default()
     };
+    logging::init(args.log_format, LevelFilter::INFO)?;
     let http = HttpOptions {
         header_timeout: args.header_timeout,
         idle_timeout: args.idle_timeout,
         max_connections: args.max_connections,
+        drain_timeout: args.drain_timeout,
     };
     if args.demo {
         budgit_console::demo::run(budgit_console::demo::DemoOptions {
@@ -151,6 +167,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             admin_token: args.admin_token,
             sessions,
             http,
+            json_logs: args.log_format.is_json(),
             ..budgit_console::demo::DemoOptions::default()
         })?;
         return Ok(Status::Clean);
@@ -190,6 +207,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         http,
         metrics_token: args.metrics_token,
         pull,
+        json_logs: args.log_format.is_json(),
     })?;
     Ok(Status::Clean)
 }

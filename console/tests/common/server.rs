@@ -32,6 +32,7 @@ pub fn config(dir: &Path) -> budgit_console::Config {
         http: budgit_console::conn::HttpOptions::default(),
         metrics_token: None,
         pull: None,
+        json_logs: false,
     }
 }
 

@@ -136,7 +136,8 @@ pub fn run(ctx: &Context<'_>, schedule: &Schedule, mut on_pass: impl FnMut(&Pass
 /// The wait before the next run: the requeue, jittered, no shorter than the pace allows.
 fn wait_after(ctx: &Context<'_>, schedule: &Schedule, after: Duration, took: Duration) -> Duration {
     let span = u64::try_from(schedule.max_jitter.as_millis()).unwrap_or(u64::MAX);
-    let jitter = if span == 0 { Duration::ZERO } else { Duration::from_millis(ctx.clock.random() % (span + 1)) };
+    let jitter =
+        if span == 0 { Duration::ZERO } else { Duration::from_millis(ctx.clock.random() % (span + 1)) };
     (after + jitter).max(took.saturating_mul(schedule.pace))
 }
 
@@ -168,13 +169,35 @@ fn log(pass: &Pass<'_>) {
             let (drift, retries, commit) = (r.drift.len(), r.retries, r.commit.as_str());
             if outcome == "incomplete" {
                 tracing::warn!(
-                    run, outcome, commit, applied, unchanged, failed, not_attempted, drift, retries,
-                    took_ms, next_run_in_ms, alert, "reconcile run finished"
+                    run,
+                    outcome,
+                    commit,
+                    applied,
+                    unchanged,
+                    failed,
+                    not_attempted,
+                    drift,
+                    retries,
+                    took_ms,
+                    next_run_in_ms,
+                    alert,
+                    "reconcile run finished"
                 );
             } else {
                 tracing::info!(
-                    run, outcome, commit, applied, unchanged, failed, not_attempted, drift, retries,
-                    took_ms, next_run_in_ms, alert, "reconcile run finished"
+                    run,
+                    outcome,
+                    commit,
+                    applied,
+                    unchanged,
+                    failed,
+                    not_attempted,
+                    drift,
+                    retries,
+                    took_ms,
+                    next_run_in_ms,
+                    alert,
+                    "reconcile run finished"
                 );
             }
         }
@@ -182,13 +205,31 @@ fn log(pass: &Pass<'_>) {
             let error = e.to_string();
             match outcome {
                 "lease-held" => tracing::info!(
-                    run, outcome, error, took_ms, next_run_in_ms, alert, "reconcile run finished"
+                    run,
+                    outcome,
+                    error,
+                    took_ms,
+                    next_run_in_ms,
+                    alert,
+                    "reconcile run finished"
                 ),
                 "refused" => tracing::warn!(
-                    run, outcome, error, took_ms, next_run_in_ms, alert, "reconcile run finished"
+                    run,
+                    outcome,
+                    error,
+                    took_ms,
+                    next_run_in_ms,
+                    alert,
+                    "reconcile run finished"
                 ),
                 _ => tracing::error!(
-                    run, outcome, error, took_ms, next_run_in_ms, alert, "reconcile run finished"
+                    run,
+                    outcome,
+                    error,
+                    took_ms,
+                    next_run_in_ms,
+                    alert,
+                    "reconcile run finished"
                 ),
             }
         }
