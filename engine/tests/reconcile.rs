@@ -524,13 +524,11 @@ fn a_signed_commit_is_accepted_and_a_forged_one_refused() {
     assert!(matches!(err, ReconcileError::BadSignature { .. }), "{err}");
 }
 
-/// Runs the one reconcile loop over the harness and records every pass as
-/// `(outcome, action, wait before the next run)`.
-fn drive(
-    h: &Harness,
-    schedule: &Schedule,
-    mut between: impl FnMut(u64, &Harness),
-) -> (Vec<(&'static str, Action, Option<Duration>)>, Summary) {
+/// Each pass of the loop as `(outcome, action, wait before the next run)`.
+type Passes = Vec<(&'static str, Action, Option<Duration>)>;
+
+/// Runs the one reconcile loop over the harness and records every pass.
+fn drive(h: &Harness, schedule: &Schedule, mut between: impl FnMut(u64, &Harness)) -> (Passes, Summary) {
     let ctx = Context {
         workspace: &h.ws,
         desired: &h.desired,
@@ -631,4 +629,32 @@ fn the_loop_stops_at_once_when_asked_and_a_one_shot_run_ends_by_itself() {
     let schedule = Schedule { max_runs: Some(2), pace: 3, ..Schedule::default() };
     let (passes, _) = drive(&h, &schedule, |_, _| {});
     assert_eq!(passes[0].2, Some(Duration::from_secs(60)));
+}
+
+/// The engine is a library: it returns reports and emits `tracing` events, and the
+/// binary decides what reaches stdout and stderr (text or JSON lines).
+#[test]
+fn the_engine_never_prints() {
+    fn walk(dir: &Path, found: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (i, line) in text.lines().enumerate() {
+                    let code = line.split("//").next().unwrap_or_default();
+                    if ["println!", "eprintln!", "print!(", "eprint!(", "dbg!("]
+                        .iter()
+                        .any(|m| code.contains(m))
+                    {
+                        found.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut found);
+    assert!(found.is_empty(), "printing in the engine:\n{}", found.join("\n"));
 }
