@@ -9,6 +9,7 @@
 pub mod credits;
 pub mod diag;
 pub mod directory;
+pub mod edit;
 pub mod evaluate;
 pub mod r#gen;
 pub mod history;

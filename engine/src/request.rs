@@ -1,7 +1,7 @@
 //! Credit requests as reviewable changes: draft an Override file, check it like CI would.
 //!
-//! Owns the text of the requested Override (name, path, YAML), the branch name and
-//! commit message, and the check of the would-be tree (the base's sources plus the
+//! Owns the requested Override's name, path and dates (its YAML is written by
+//! [`crate::edit::write_override`]), the branch name and commit message, and the check of the would-be tree (the base's sources plus the
 //! new file, through [`crate::validate::validate_sources`]). Writing the branch is
 //! [`crate::load::git::GitRepo::commit_new_file`]; the CLI ties the two together so
 //! that nothing invalid is ever committed.
@@ -12,6 +12,7 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 
 use crate::Credits;
 use crate::diag::Diagnostic;
+use crate::edit::{NewOverride, OverrideField, write_override};
 use crate::load::git::ref_component;
 use crate::load::{PolicySet, Source};
 use crate::validate::{ValidateOptions, Validated, validate_sources};
@@ -134,30 +135,21 @@ pub fn draft(
         name = format!("{stem}-{n}");
         n += 1;
     }
-    let depth = dir.split('/').filter(|p| !p.is_empty()).count() + 1;
-    let up = "../".repeat(depth);
     let (field, credits) = match spec.amount {
-        Amount::Add(c) => ("add", c),
-        Amount::Limit(c) => ("limit", c),
+        Amount::Add(c) => (OverrideField::Add, c),
+        Amount::Limit(c) => (OverrideField::Limit, c),
     };
-    let mut text = format!(
-        "# yaml-language-server: $schema={up}schemas/override.schema.json\n\
-         apiVersion: budgit/v1\n\
-         kind: Override\n\
-         name: {name}\n\
-         user: {user}\n\
-         {field}:\n  credits: {credits}\n\
-         starts: {starts}\n\
-         expires: {expires}\n\
-         reason: {reason}\n",
-        user = scalar(user),
-        starts = starts.format("%Y-%m-%d"),
-        expires = expires.format("%Y-%m-%d"),
-        reason = quoted(spec.reason.trim()),
-    );
-    if let Some(by) = &spec.requested_by {
-        text.push_str(&format!("requested_by: {}\n", scalar(by.trim())));
-    }
+    let text = write_override(&NewOverride {
+        name: &name,
+        user,
+        field,
+        credits,
+        starts,
+        expires,
+        reason: spec.reason.trim(),
+        requested_by: spec.requested_by.as_deref().map(str::trim),
+        dir,
+    });
     Ok(Drafted { path: format!("overrides/{name}.yaml"), name, text, starts, expires })
 }
 
@@ -191,20 +183,6 @@ pub fn check(
     sources.push(Source { path: drafted.path.as_str().into(), text: drafted.text.as_str().into(), commit });
     sources.sort_by(|a, b| a.path.cmp(&b.path));
     validate_sources(sources, base_findings.to_vec(), options)
-}
-
-/// A plain YAML scalar when it is safe, a double-quoted one otherwise.
-fn scalar(text: &str) -> String {
-    if !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "._%+-@".contains(c)) {
-        text.to_owned()
-    } else {
-        quoted(text)
-    }
-}
-
-/// A double-quoted YAML scalar, line breaks of every kind escaped.
-fn quoted(text: &str) -> String {
-    crate::load::yaml::double_quoted(text)
 }
 
 #[cfg(test)]

@@ -3,16 +3,14 @@
 //! The console never changes a limit itself. It reads the groups from the policy
 //! repository at the approved ref (the engine's git loader, as `validate --ref`
 //! does), and a proposed change becomes a branch with one commit, made with
-//! `load::git::commit_changes` so neither the index nor the work tree moves:
-//! a group's `limit.credits`, product or model caps and `pool` are edited in the
-//! group's YAML text in place (only the scalars that change; a new cap or pool is
-//! one inserted entry in the file's style and indentation, a removed one its lines;
-//! comments and layout stay; the edited file must parse to exactly the intended
-//! document), the whole tree is validated as CI would, and the plan of the branch
-//! against the approved ref is computed with the engine's plan. Credit requests
-//! become Override proposals through `engine::request`, exactly as `budgit
-//! request` writes them. Proposals and the reconciler's run reports are kept in
-//! SQLite. Git, YAML and CEL work runs on a blocking thread with a large stack.
+//! `load::git::commit_changes` so neither the index nor the work tree moves: the
+//! group's YAML is edited in place by the engine's `edit` (only the scalars that
+//! change, comments and layout kept, refused when it cannot be done safely), the
+//! whole tree is validated as CI would, and the plan of the branch against the
+//! approved ref is computed with the engine's plan. Credit requests become
+//! Override proposals through `engine::request`, exactly as `budgit request` writes
+//! them. Proposals and the reconciler's run reports are kept in SQLite. Git, YAML
+//! and CEL work runs on a blocking thread with a large stack.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -25,10 +23,11 @@ use axum::extract::{Path as UrlPath, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use budgit_engine::directory::Directory;
+use budgit_engine::edit::{
+    Changed, EditError, GroupChange, cap_name_ok, changed_fields, check_removals, edit_group, effective,
+};
 use budgit_engine::load::git::{FileChange, GitError, GitRepo};
-use budgit_engine::load::yaml::{Node, Value as YamlValue, parse_documents};
 use budgit_engine::load::{Source, load_sources};
-use budgit_engine::model::Group;
 use budgit_engine::plan::side::{self, LoadedSide, SideError};
 use budgit_engine::plan::{PlanInput, RefLabel, Side, incremental, render as plan_render};
 use budgit_engine::reconcile::desired::directory_of;
@@ -416,555 +415,23 @@ fn read_alert_levels(repo: &Path, rev: &str, last: Option<&AlertsAt>) -> AlertsA
     AlertsAt { commit: Some(sha), levels: Arc::new(AlertLevels { levels }), checked }
 }
 
-// ---------------------------------------------------------------------------
-// Editing a group's YAML in place
-
-/// What a proposal changes in a group; absent fields stay as they are.
-#[derive(Debug, Clone, Default, PartialEq)]
-struct GroupChange {
-    credits: Option<Credits>,
-    /// `Some(None)` removes the pool.
-    pool: Option<Option<Credits>>,
-    /// Product caps: `Some` sets a cap (adding it when the group has none), `None` removes it.
-    products: BTreeMap<String, Option<Credits>>,
-    /// Model caps, as `products`.
-    models: BTreeMap<String, Option<Credits>>,
+/// One changed value as the response lists it.
+fn changed_json(c: &Changed) -> Value {
+    json!({
+        "field": c.field,
+        "before": c.before.map(credits_text),
+        "after": c.after.map(credits_text),
+    })
 }
 
-/// One kind of caps (`products` or `models`): its name, the group's caps and the asked changes.
-type CapKind<'a> = (&'static str, &'a BTreeMap<String, Credits>, &'a BTreeMap<String, Option<Credits>>);
-
-impl GroupChange {
-    /// The cap changes of each kind, with the group's caps of that kind.
-    fn caps<'a>(&'a self, group: &'a Group) -> [CapKind<'a>; 2] {
-        [("products", &group.limit.products, &self.products), ("models", &group.limit.models, &self.models)]
-    }
-}
-
-/// One changed value, for the commit message and the response.
-#[derive(Debug, Clone, PartialEq)]
-struct Changed {
-    field: String,
-    before: Option<Credits>,
-    after: Option<Credits>,
-}
-
-impl Changed {
-    fn line(&self) -> String {
-        let show = |c: Option<Credits>| c.map_or_else(|| "none".to_string(), |c| c.to_string());
-        format!("{}: {} → {}", self.field, show(self.before), show(self.after))
-    }
-
-    fn json(&self) -> Value {
-        json!({
-            "field": self.field,
-            "before": self.before.map(credits_text),
-            "after": self.after.map(credits_text),
-        })
-    }
-}
-
-/// The start of the line holding `offset`.
-fn line_start(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1)
-}
-
-/// Moves `pos` (a line start) up over blank and comment lines, not above `floor`:
-/// comments above a key belong to that key.
-fn back_over_trivia(text: &str, mut pos: usize, floor: usize) -> usize {
-    while pos > floor {
-        let prev = line_start(text, pos - 1).max(floor);
-        let line = text[prev..pos].trim();
-        if line.is_empty() || line.starts_with('#') {
-            pos = prev;
-        } else {
-            break;
-        }
-    }
-    pos
-}
-
-/// Where the document holding `offset` ends: the next `---` line, or the end of the file.
-fn document_end(text: &str, offset: usize) -> usize {
-    let mut pos = line_start(text, offset);
-    for line in text[pos..].split_inclusive('\n') {
-        if pos > offset && line.starts_with("---") {
-            return pos;
-        }
-        pos += line.len();
-    }
-    text.len()
-}
-
-/// Where a one-line scalar that starts at `start` ends (quotes included).
-fn scalar_end(text: &str, start: usize) -> Option<usize> {
-    let rest = text.get(start..)?;
-    let len = match rest.chars().next()? {
-        q @ ('"' | '\'') => rest[1..].find(q).map(|i| i + 2)?,
-        _ => rest.find([' ', '\t', '\r', '\n', ',', '}', ']', '#']).unwrap_or(rest.len()),
+/// The editor's refusal as a 422: nothing was committed.
+fn edit_error(e: EditError) -> ApiError {
+    let code = match e {
+        EditError::NoSuchCap { .. } => "proposals/no-such-cap",
+        EditError::BadCapName(_) => "proposals/bad-cap",
+        EditError::NotEditable { .. } | EditError::Unparsable(_) => "proposals/not-editable",
     };
-    Some(start + len)
-}
-
-/// The byte range of a scalar's text (quotes included), checked to hold `expected`.
-fn scalar_range(text: &str, node: &Node, expected: Credits) -> Option<(usize, usize)> {
-    let start = node.pos.offset;
-    let end = scalar_end(text, start)?;
-    let token = text[start..end].trim_matches(['"', '\'']);
-    // The span must be the value itself (not an anchor elsewhere or a neighbour).
-    (token.parse::<Credits>().ok() == Some(expected)).then_some((start, end))
-}
-
-/// The start of the line after the one holding `offset` (the end of the text on the last line).
-fn line_end(text: &str, offset: usize) -> usize {
-    text.get(offset..).and_then(|rest| rest.find('\n')).map_or(text.len(), |i| offset + i + 1)
-}
-
-/// True when the node is written in flow style (`{ … }` or `[ … ]`).
-fn is_flow(text: &str, node: &Node) -> bool {
-    matches!(text.as_bytes().get(node.pos.offset), Some(b'{' | b'['))
-}
-
-/// The offset of the bracket closing the flow collection that opens at `open`.
-fn flow_close(text: &str, open: usize) -> Option<usize> {
-    let bytes = text.as_bytes();
-    let mut depth = 0usize;
-    let mut i = open;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    return Some(i);
-                }
-            }
-            q @ (b'"' | b'\'') => {
-                // a quoted scalar: skip to its closing quote ('' and \" are escapes)
-                i += 1;
-                while i < bytes.len() {
-                    if q == b'"' && bytes[i] == b'\\' {
-                        i += 1;
-                    } else if bytes[i] == q {
-                        if q == b'\'' && bytes.get(i + 1) == Some(&b'\'') {
-                            i += 1;
-                        } else {
-                            break;
-                        }
-                    }
-                    i += 1;
-                }
-            }
-            b'#' if i > 0 && matches!(bytes[i - 1], b' ' | b'\t' | b'\n') => {
-                i = line_end(text, i).checked_sub(1)?;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    None
-}
-
-/// Where a node's text ends: a scalar's last character, a flow collection's closing
-/// bracket, or the end of the last entry of a block collection (plus one).
-fn node_end(text: &str, node: &Node) -> Option<usize> {
-    if is_flow(text, node) {
-        return flow_close(text, node.pos.offset).map(|c| c + 1);
-    }
-    match &node.value {
-        YamlValue::Map(entries) => node_end(text, &entries.last()?.1),
-        YamlValue::Seq(items) => node_end(text, items.last()?),
-        _ => scalar_end(text, node.pos.offset),
-    }
-}
-
-/// True when nothing but indentation precedes the node on its line.
-fn at_line_start(text: &str, node: &Node) -> bool {
-    text[line_start(text, node.pos.offset)..node.pos.offset].trim().is_empty()
-}
-
-/// One replacement of the text.
-struct Splice {
-    start: usize,
-    end: usize,
-    text: String,
-}
-
-fn not_editable(what: &str) -> ApiError {
-    unprocessable(
-        "proposals/not-editable",
-        format!("cannot edit `{what}` in place (an alias or an unusual layout): change the file by hand"),
-    )
-}
-
-/// The splice replacing the scalar at `pointer` (checked to hold `old`) with `new`.
-fn replace_scalar(
-    text: &str,
-    doc: &Node,
-    pointer: &str,
-    field: &str,
-    old: Credits,
-    new: Credits,
-) -> ApiResult<Splice> {
-    let node = doc.pointer(pointer).ok_or_else(|| not_editable(field))?;
-    let (start, end) = scalar_range(text, node, old).ok_or_else(|| not_editable(field))?;
-    Ok(Splice { start, end, text: new.to_string() })
-}
-
-/// A cap name as a YAML key: plain when it reads back as that string, else double-quoted.
-fn yaml_key(name: &str) -> String {
-    let plain = name.starts_with(|c: char| c.is_ascii_alphabetic())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        && !matches!(
-            name.to_ascii_lowercase().as_str(),
-            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"
-        );
-    if plain { name.to_string() } else { budgit_engine::load::yaml::double_quoted(name) }
-}
-
-/// The splice adding `key: value` as the last entry of the mapping `map`, in its style and indentation.
-fn insert_entry(text: &str, map: &Node, key: &str, value: &str, field: &str) -> ApiResult<Splice> {
-    if is_flow(text, map) {
-        let close = flow_close(text, map.pos.offset).ok_or_else(|| not_editable(field))?;
-        let at = text[..close].trim_end().len();
-        let sep = if text[..at].ends_with('{') { " " } else { ", " };
-        return Ok(Splice { start: at, end: at, text: format!("{sep}{key}: {value}") });
-    }
-    let YamlValue::Map(entries) = &map.value else {
-        return Err(not_editable(field));
-    };
-    let (Some((first, _)), Some((last_key, last))) = (entries.first(), entries.last()) else {
-        return Err(not_editable(field));
-    };
-    if !at_line_start(text, first) || !at_line_start(text, last_key) {
-        return Err(not_editable(field));
-    }
-    let at = line_end(text, node_end(text, last).ok_or_else(|| not_editable(field))?);
-    let indent = " ".repeat(first.pos.column.saturating_sub(1) as usize);
-    let newline = if at > 0 && !text[..at].ends_with('\n') { "\n" } else { "" };
-    Ok(Splice { start: at, end: at, text: format!("{newline}{indent}{key}: {value}\n") })
-}
-
-/// The splice removing the entry `key` (its lines) from the block mapping `map`.
-fn remove_entry(text: &str, map: &Node, key: &str, field: &str) -> ApiResult<Splice> {
-    let YamlValue::Map(entries) = &map.value else {
-        return Err(not_editable(field));
-    };
-    let (k, v) = entries.iter().find(|(k, _)| k.as_str() == Some(key)).ok_or_else(|| not_editable(field))?;
-    if is_flow(text, map) || !at_line_start(text, k) {
-        return Err(not_editable(field));
-    }
-    let end = line_end(text, node_end(text, v).ok_or_else(|| not_editable(field))?);
-    Ok(Splice { start: line_start(text, k.pos.offset), end, text: String::new() })
-}
-
-/// The splices that set, add and remove the caps of one kind (`products` or `models`)
-/// inside the limit mapping `limit`. A removal of a cap the group lacks is refused before.
-fn cap_splices(
-    text: &str,
-    limit: &Node,
-    kind: &str,
-    caps: &BTreeMap<String, Credits>,
-    asked: &BTreeMap<String, Option<Credits>>,
-) -> ApiResult<Vec<Splice>> {
-    let field = format!("limit.{kind}");
-    let added: Vec<(&String, Credits)> = asked
-        .iter()
-        .filter_map(|(name, c)| c.filter(|_| !caps.contains_key(name)).map(|c| (name, c)))
-        .collect();
-    let removes = asked.values().any(Option::is_none);
-    let Some(node) = limit.get(kind) else {
-        if added.is_empty() {
-            return Ok(Vec::new());
-        }
-        let items: Vec<String> = added.iter().map(|(n, c)| format!("{}: {c}", yaml_key(n))).collect();
-        return Ok(vec![insert_entry(text, limit, kind, &format!("{{ {} }}", items.join(", ")), &field)?]);
-    };
-    let YamlValue::Map(entries) = &node.value else {
-        return Err(not_editable(&field));
-    };
-    let cap_of = |name: &str| caps.get(name).copied().ok_or_else(|| not_editable(&field));
-    if added.is_empty() && !removes {
-        // only values change: each in place
-        let mut out = Vec::new();
-        for (k, v) in entries {
-            let name = k.scalar_text();
-            if let Some(Some(new)) = asked.get(&name) {
-                let (start, end) = scalar_range(text, v, cap_of(&name)?)
-                    .ok_or_else(|| not_editable(&format!("{field}.{name}")))?;
-                out.push(Splice { start, end, text: new.to_string() });
-            }
-        }
-        return Ok(out);
-    }
-    let kept = entries.iter().filter(|(k, _)| !matches!(asked.get(&k.scalar_text()), Some(None))).count();
-    if kept == 0 && added.is_empty() {
-        // every cap of this kind goes: so does the mapping
-        return Ok(vec![remove_entry(text, limit, kind, &field)?]);
-    }
-    if is_flow(text, node) {
-        // one line, rewritten with the same entries in the same order, the new ones last
-        let close = flow_close(text, node.pos.offset).ok_or_else(|| not_editable(&field))?;
-        if text[node.pos.offset..close].contains(['\n', '#']) {
-            return Err(not_editable(&field));
-        }
-        let mut items = Vec::new();
-        for (k, v) in entries {
-            let name = k.scalar_text();
-            match asked.get(&name) {
-                Some(None) => {}
-                Some(Some(new)) => items.push(format!("{}: {new}", yaml_key(&name))),
-                None => {
-                    let (start, end) =
-                        scalar_range(text, v, cap_of(&name)?).ok_or_else(|| not_editable(&field))?;
-                    items.push(format!("{}: {}", yaml_key(&name), &text[start..end]));
-                }
-            }
-        }
-        items.extend(added.iter().map(|(n, c)| format!("{}: {c}", yaml_key(n))));
-        return Ok(vec![Splice {
-            start: node.pos.offset,
-            end: close + 1,
-            text: format!("{{ {} }}", items.join(", ")),
-        }]);
-    }
-    // a block mapping: one line per cap; removed lines go, new lines follow the last one
-    let mut out = Vec::new();
-    for (k, v) in entries {
-        let name = k.scalar_text();
-        match asked.get(&name) {
-            Some(None) => out.push(remove_entry(text, node, &name, &field)?),
-            Some(Some(new)) => {
-                let (start, end) =
-                    scalar_range(text, v, cap_of(&name)?).ok_or_else(|| not_editable(&field))?;
-                out.push(Splice { start, end, text: new.to_string() });
-            }
-            None => {}
-        }
-    }
-    for (name, c) in added {
-        out.push(insert_entry(text, node, &yaml_key(name), &c.to_string(), &field)?);
-    }
-    Ok(out)
-}
-
-/// Refuses to remove a cap the group does not have: the request names something that is not there.
-fn check_removals(group: &Group, change: &GroupChange) -> ApiResult<()> {
-    for (kind, caps, asked) in change.caps(group) {
-        if let Some(name) = asked.iter().find(|(n, c)| c.is_none() && !caps.contains_key(*n)).map(|(n, _)| n)
-        {
-            return Err(unprocessable(
-                "proposals/no-such-cap",
-                format!("group `{}` has no `limit.{kind}.{name}` cap to remove", group.name),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The splices that apply `change` to the group document `doc` in `text`.
-fn plan_splices(text: &str, doc: &Node, group: &Group, change: &GroupChange) -> ApiResult<Vec<Splice>> {
-    check_removals(group, change)?;
-    let mut splices = Vec::new();
-    if let Some(c) = change.credits {
-        splices.push(replace_scalar(text, doc, "/limit/credits", "limit.credits", group.limit.credits, c)?);
-    }
-    let limit = doc.get("limit").ok_or_else(|| not_editable("limit"))?;
-    for (kind, caps, asked) in change.caps(group) {
-        if !asked.is_empty() {
-            splices.extend(cap_splices(text, limit, kind, caps, asked)?);
-        }
-    }
-    let Some(pool) = change.pool else {
-        return Ok(splices);
-    };
-    let YamlValue::Map(entries) = &doc.value else {
-        return Err(not_editable("pool"));
-    };
-    let end_of_doc = document_end(text, doc.pos.offset);
-    // The end of the entry at `i`: the next key's line (without the comments above it), or the document's end.
-    let entry_end = |i: usize| -> usize {
-        let next = entries.get(i + 1).map_or(end_of_doc, |(k, _)| line_start(text, k.pos.offset));
-        back_over_trivia(text, next, line_start(text, entries[i].0.pos.offset))
-    };
-    match (&group.pool, pool) {
-        (Some(old), Some(new)) => {
-            splices.push(replace_scalar(text, doc, "/pool/credits", "pool.credits", old.credits, new)?);
-        }
-        (Some(_), None) => {
-            let i = entries
-                .iter()
-                .position(|(k, _)| k.as_str() == Some("pool"))
-                .ok_or_else(|| not_editable("pool"))?;
-            if !at_line_start(text, &entries[i].0) {
-                return Err(not_editable("pool"));
-            }
-            splices.push(Splice {
-                start: line_start(text, entries[i].0.pos.offset),
-                end: entry_end(i),
-                text: String::new(),
-            });
-        }
-        (None, Some(new)) => {
-            let i = entries
-                .iter()
-                .position(|(k, _)| k.as_str() == Some("limit"))
-                .ok_or_else(|| not_editable("pool"))?;
-            let key = &entries[i].0;
-            if !at_line_start(text, key) {
-                return Err(not_editable("pool"));
-            }
-            let indent = " ".repeat(key.pos.column.saturating_sub(1) as usize);
-            let at = entry_end(i);
-            let newline = if at > 0 && !text[..at].ends_with('\n') { "\n" } else { "" };
-            splices.push(Splice {
-                start: at,
-                end: at,
-                text: format!("{newline}{indent}pool:\n{indent}  credits: {new}\n"),
-            });
-        }
-        (None, None) => {}
-    }
-    Ok(splices)
-}
-
-/// Applies splices (non-overlapping) to a text.
-fn apply_splices(text: &str, mut splices: Vec<Splice>) -> ApiResult<String> {
-    splices.sort_by_key(|s| (s.start, s.end));
-    let mut out = String::with_capacity(text.len() + 64);
-    let mut at = 0;
-    for s in &splices {
-        if s.start < at
-            || s.end > text.len()
-            || !text.is_char_boundary(s.start)
-            || !text.is_char_boundary(s.end)
-        {
-            return Err(not_editable("the group"));
-        }
-        out.push_str(&text[at..s.start]);
-        out.push_str(&s.text);
-        at = s.end;
-    }
-    out.push_str(&text[at..]);
-    Ok(out)
-}
-
-/// The document's JSON with `change` applied: what the edited file must parse to.
-fn expected_json(doc: &Node, change: &GroupChange) -> Value {
-    let mut json = doc.to_json();
-    let number = |c: Credits| serde_json::to_value(c).unwrap_or(Value::Null);
-    if let Some(c) = change.credits {
-        json["limit"]["credits"] = number(c);
-    }
-    for (kind, asked) in [("products", &change.products), ("models", &change.models)] {
-        for (name, c) in asked {
-            match c {
-                Some(c) => json["limit"][kind][name] = number(*c),
-                None => {
-                    if let Some(caps) = json["limit"][kind].as_object_mut() {
-                        caps.remove(name);
-                    }
-                }
-            }
-        }
-        // the last cap of a kind removed: the mapping goes with it
-        let emptied = json["limit"][kind].as_object().is_some_and(|m| m.is_empty());
-        if emptied
-            && asked.values().any(Option::is_none)
-            && let Some(limit) = json["limit"].as_object_mut()
-        {
-            limit.remove(kind);
-        }
-    }
-    match change.pool {
-        Some(Some(c)) => {
-            if json.get("pool").is_some_and(Value::is_object) {
-                json["pool"]["credits"] = number(c);
-            } else if let Some(obj) = json.as_object_mut() {
-                obj.insert("pool".to_string(), json!({ "credits": number(c) }));
-            }
-        }
-        Some(None) => {
-            if let Some(obj) = json.as_object_mut() {
-                obj.remove("pool");
-            }
-        }
-        None => {}
-    }
-    json
-}
-
-/// Edits the group's file: only the changed scalars, then checks that the edited file
-/// parses to exactly the old documents with those values changed.
-fn edit_group_file(file: &Arc<str>, text: &str, group: &Group, change: &GroupChange) -> ApiResult<String> {
-    let parse =
-        |t: &str| parse_documents(file, t).map_err(|d| unprocessable("proposals/not-editable", d.message));
-    let old_docs = parse(text)?;
-    let target = old_docs
-        .iter()
-        .position(|n| {
-            n.get("kind").and_then(Node::as_str) == Some("Group")
-                && n.get("name").and_then(Node::as_str) == Some(&group.name)
-        })
-        .ok_or_else(|| not_editable("the group"))?;
-    let splices = plan_splices(text, &old_docs[target], group, change)?;
-    let edited = apply_splices(text, splices)?;
-    let new_docs = parse(&edited)?;
-    let same = new_docs.len() == old_docs.len()
-        && old_docs.iter().zip(&new_docs).enumerate().all(|(i, (old, new))| {
-            let want = if i == target { expected_json(old, change) } else { old.to_json() };
-            new.to_json() == want
-        });
-    if !same {
-        return Err(not_editable("the group"));
-    }
-    Ok(edited)
-}
-
-/// What changes, field by field; an empty list when every asked value is already in place.
-fn changed_fields(group: &Group, change: &GroupChange) -> Vec<Changed> {
-    let mut out = Vec::new();
-    if let Some(c) = change.credits.filter(|c| *c != group.limit.credits) {
-        out.push(Changed {
-            field: "limit.credits".into(),
-            before: Some(group.limit.credits),
-            after: Some(c),
-        });
-    }
-    for (kind, caps, asked) in change.caps(group) {
-        for (name, c) in asked {
-            if caps.get(name).copied() != *c {
-                out.push(Changed {
-                    field: format!("limit.{kind}.{name}"),
-                    before: caps.get(name).copied(),
-                    after: *c,
-                });
-            }
-        }
-    }
-    let before = group.pool.as_ref().map(|p| p.credits);
-    if let Some(after) = change.pool.filter(|p| *p != before) {
-        out.push(Changed { field: "pool.credits".into(), before, after });
-    }
-    out
-}
-
-/// The change reduced to what differs from the group as written.
-fn effective(group: &Group, change: &GroupChange) -> GroupChange {
-    GroupChange {
-        credits: change.credits.filter(|c| *c != group.limit.credits),
-        pool: change.pool.filter(|p| *p != group.pool.as_ref().map(|p| p.credits)),
-        products: changed_caps(&group.limit.products, &change.products),
-        models: changed_caps(&group.limit.models, &change.models),
-    }
-}
-
-/// The asked caps whose value differs from the group's (a removal of a missing cap is no change).
-fn changed_caps(
-    caps: &BTreeMap<String, Credits>,
-    asked: &BTreeMap<String, Option<Credits>>,
-) -> BTreeMap<String, Option<Credits>> {
-    asked.iter().filter(|(k, v)| caps.get(*k).copied() != **v).map(|(k, v)| (k.clone(), *v)).collect()
+    unprocessable(code, e.to_string())
 }
 
 // ---------------------------------------------------------------------------
@@ -1215,15 +682,6 @@ pub(super) struct ProposalIn {
 /// Caps one proposal may set, add or remove.
 const MAX_CAPS: usize = 50;
 
-/// A product or model name a proposal may write as a cap key.
-fn cap_name_ok(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/' | '@' | '+'))
-}
-
 /// Everything the blocking part of a group proposal needs.
 struct GroupJob {
     repo: PathBuf,
@@ -1252,7 +710,7 @@ fn propose_group(job: GroupJob) -> ApiResult<Made> {
     };
     let group = loaded.doc.clone();
     let file = loaded.file.clone();
-    check_removals(&group, &change)?;
+    check_removals(&group, &change).map_err(edit_error)?;
     let changed = changed_fields(&group, &change);
     if changed.is_empty() {
         return Err(unprocessable(
@@ -1262,9 +720,9 @@ fn propose_group(job: GroupJob) -> ApiResult<Made> {
     }
     let change = effective(&group, &change);
     let Some(source) = read.sources.iter().find(|s| s.path == file) else {
-        return Err(not_editable("the group"));
+        return Err(edit_error(EditError::NotEditable { what: "the group".into() }));
     };
-    let edited = edit_group_file(&file, &source.text, &group, &change)?;
+    let edited = edit_group(&file, &source.text, &group, &change).map_err(edit_error)?;
     let sources: Vec<Source> = read
         .sources
         .iter()
@@ -1318,7 +776,7 @@ fn propose_group(job: GroupJob) -> ApiResult<Made> {
         file: path,
         title,
         reason: reason.trim().to_string(),
-        changes: Value::Array(changed.iter().map(Changed::json).collect()),
+        changes: Value::Array(changed.iter().map(changed_json).collect()),
         plan_markdown,
         plan_summary,
         plan_digest,
@@ -1643,206 +1101,6 @@ pub async fn get_status(State(app): State<App>, who: Principal) -> ApiResult<Res
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn group_of(text: &str) -> (Arc<str>, Group) {
-        let file: Arc<str> = "groups/eng.yaml".into();
-        let (set, findings) = budgit_engine::load::load_sources(vec![Source {
-            path: file.clone(),
-            text: text.into(),
-            commit: None,
-        }]);
-        assert!(findings.is_empty(), "{findings:?}");
-        (file, set.groups[0].doc.clone())
-    }
-
-    const GROUP: &str = "# Engineering, reviewed by the leads
-apiVersion: budgit/v1
-kind: Group
-name: engineering
-selector: 'user.department == \"Engineering\"'
-limit:
-  credits: 10000   # per person
-  products: { codex: 8000 }
-
-# the team budget
-owners: ['@acme/eng']
----
-apiVersion: budgit/v1
-kind: Group
-name: sales
-limit:
-  credits: 500
-pool:
-  credits: 9000
-";
-
-    fn edit(text: &str, change: GroupChange) -> ApiResult<String> {
-        let (file, group) = group_of(text);
-        edit_group_file(&file, text, &group, &change)
-    }
-
-    #[test]
-    fn edits_only_the_changed_scalars() {
-        let change = GroupChange {
-            credits: Some(Credits::from_whole(2500)),
-            products: [("codex".to_string(), Some("1500.5".parse().unwrap()))].into(),
-            ..GroupChange::default()
-        };
-        let out = edit(GROUP, change).unwrap();
-        assert_eq!(
-            out,
-            GROUP
-                .replace("credits: 10000   #", "credits: 2500   #")
-                .replace("codex: 8000 }", "codex: 1500.5 }")
-        );
-    }
-
-    #[test]
-    fn adds_a_pool_after_the_limit_and_removes_one() {
-        let change = GroupChange { pool: Some(Some(Credits::from_whole(60000))), ..GroupChange::default() };
-        let out = edit(GROUP, change).unwrap();
-        assert_eq!(out, GROUP.replace("codex: 8000 }\n", "codex: 8000 }\npool:\n  credits: 60000\n"));
-        let sales = GROUP.split("---\n").nth(1).unwrap();
-        let (file, group) = group_of(sales);
-        let removed = edit_group_file(
-            &file,
-            sales,
-            &group,
-            &GroupChange { pool: Some(None), ..GroupChange::default() },
-        )
-        .unwrap();
-        assert_eq!(removed, sales.replace("pool:\n  credits: 9000\n", ""));
-    }
-
-    #[test]
-    fn refuses_what_it_cannot_edit_in_place() {
-        // An anchor on the limit itself is fine: the scalar is still where it is read.
-        let anchored = "apiVersion: budgit/v1\nkind: Group\nname: g\nlimit: &l\n  credits: 10\n";
-        let twenty = GroupChange { credits: Some(Credits::from_whole(20)), ..GroupChange::default() };
-        assert_eq!(edit(anchored, twenty.clone()).unwrap(), anchored.replace("credits: 10", "credits: 20"));
-        // A value shared through an alias would change elsewhere too: refused, never half-done.
-        let aliased = "apiVersion: budgit/v1\nkind: Group\nname: g\npriority: &c 10\nlimit:\n  credits: *c\n";
-        assert_eq!(edit(aliased, twenty).unwrap_err().code, "proposals/not-editable");
-        let cap = GroupChange { models: [("gpt-5".to_string(), None)].into(), ..GroupChange::default() };
-        assert_eq!(edit(GROUP, cap).unwrap_err().code, "proposals/no-such-cap");
-        // A flow mapping over several lines (or with a comment) is not rewritten.
-        let multiline = "apiVersion: budgit/v1\nkind: Group\nname: g\nlimit:\n  credits: 10\n  products: {\n    codex: 5 }\n";
-        let add =
-            GroupChange { products: [("chatgpt".to_string(), Some(c(1)))].into(), ..GroupChange::default() };
-        assert_eq!(edit(multiline, add).unwrap_err().code, "proposals/not-editable");
-        // A cap shared through an alias would change twice: refused by the re-parse check.
-        let shared = "apiVersion: budgit/v1\nkind: Group\nname: g\nlimit:\n  credits: 10\n  products: &caps\n    codex: 5\n  models: *caps\n";
-        let add =
-            GroupChange { products: [("chatgpt".to_string(), Some(c(1)))].into(), ..GroupChange::default() };
-        assert_eq!(edit(shared, add).unwrap_err().code, "proposals/not-editable");
-    }
-
-    fn c(n: i64) -> Credits {
-        Credits::from_whole(n)
-    }
-
-    fn caps(items: &[(&str, Option<i64>)]) -> BTreeMap<String, Option<Credits>> {
-        items.iter().map(|(k, v)| ((*k).to_string(), v.map(c))).collect()
-    }
-
-    #[test]
-    fn adds_a_cap_to_a_flow_mapping_and_a_missing_kind_under_the_limit() {
-        let change = GroupChange {
-            products: caps(&[("chatgpt", Some(500))]),
-            models: caps(&[("gpt-5-pro", Some(200)), ("ft:gpt-4o:acme", Some(50))]),
-            ..GroupChange::default()
-        };
-        let out = edit(GROUP, change).unwrap();
-        assert_eq!(
-            out,
-            GROUP.replace(
-                "  products: { codex: 8000 }\n",
-                "  products: { codex: 8000, chatgpt: 500 }\n  models: { \"ft:gpt-4o:acme\": 50, gpt-5-pro: 200 }\n"
-            )
-        );
-        // No caps at all, and a pool added in the same change: caps first, inside the limit.
-        let sales = GROUP.split("---\n").nth(1).unwrap();
-        let (file, group) = group_of(sales);
-        let change = GroupChange {
-            credits: Some(c(600)),
-            products: caps(&[("codex", Some(0))]),
-            ..GroupChange::default()
-        };
-        let out = edit_group_file(&file, sales, &group, &change).unwrap();
-        assert_eq!(out, sales.replace("  credits: 500\n", "  credits: 600\n  products: { codex: 0 }\n"));
-        // A flow limit gets the new mapping inside its braces.
-        let flow = "apiVersion: budgit/v1\nkind: Group\nname: g\nlimit: { credits: 10 }  # small\n";
-        let change = GroupChange { models: caps(&[("o3", Some(2))]), ..GroupChange::default() };
-        assert_eq!(
-            edit(flow, change).unwrap(),
-            flow.replace("{ credits: 10 }", "{ credits: 10, models: { o3: 2 } }")
-        );
-    }
-
-    const BLOCK: &str = "apiVersion: budgit/v1
-kind: Group
-name: research
-limit:
-    credits: 2000
-    products:
-        codex: 1500     # most use ChatGPT
-        # chatgpt stays uncapped
-    models:
-        gpt-5-pro: 200
-pool:
-    credits: 9000
-";
-
-    #[test]
-    fn adds_and_removes_caps_of_a_block_mapping_keeping_its_indentation() {
-        let change = GroupChange {
-            products: caps(&[("chatgpt", Some(700)), ("codex", Some(1000))]),
-            models: caps(&[("gpt-5-pro", None)]),
-            pool: Some(None),
-            ..GroupChange::default()
-        };
-        assert_eq!(
-            edit(BLOCK, change).unwrap(),
-            "apiVersion: budgit/v1
-kind: Group
-name: research
-limit:
-    credits: 2000
-    products:
-        codex: 1000     # most use ChatGPT
-        chatgpt: 700
-        # chatgpt stays uncapped
-"
-        );
-        // Removing one cap of two keeps the mapping; removing the last one drops it.
-        let change = GroupChange { products: caps(&[("codex", None)]), ..GroupChange::default() };
-        let out = edit(BLOCK, change).unwrap();
-        assert_eq!(out, BLOCK.replace("    products:\n        codex: 1500     # most use ChatGPT\n", ""));
-        let change =
-            GroupChange { products: caps(&[("codex", None), ("api", Some(5))]), ..GroupChange::default() };
-        let out = edit(BLOCK, change).unwrap();
-        assert_eq!(out, BLOCK.replace("        codex: 1500     # most use ChatGPT\n", "        api: 5\n"));
-    }
-
-    #[test]
-    fn removes_caps_of_a_flow_mapping() {
-        let two = GROUP.replace("{ codex: 8000 }", "{ codex: 8000, 'chatgpt': 12.5 }");
-        let change = GroupChange { products: caps(&[("codex", None)]), ..GroupChange::default() };
-        assert_eq!(edit(&two, change).unwrap(), GROUP.replace("{ codex: 8000 }", "{ chatgpt: 12.5 }"));
-        let change = GroupChange { products: caps(&[("codex", None)]), ..GroupChange::default() };
-        assert_eq!(edit(GROUP, change).unwrap(), GROUP.replace("  products: { codex: 8000 }\n", ""));
-    }
-
-    #[test]
-    fn cap_names_are_checked_and_quoted_when_needed() {
-        assert!(cap_name_ok("gpt-5-pro") && cap_name_ok("ft:gpt-4o:acme:7") && cap_name_ok("o3"));
-        assert!(!cap_name_ok("") && !cap_name_ok("a b") && !cap_name_ok("-x") && !cap_name_ok("x#y"));
-        assert!(!cap_name_ok(&"x".repeat(129)));
-        assert_eq!(yaml_key("codex"), "codex");
-        assert_eq!(yaml_key("4o"), "\"4o\"");
-        assert_eq!(yaml_key("null"), "\"null\"");
-        assert_eq!(yaml_key("a/b"), "\"a/b\"");
-    }
 
     #[test]
     fn the_warning_level_is_the_highest_alert_below_100() {
