@@ -47,25 +47,12 @@ impl From<Status> for ExitCode {
     }
 }
 
-/// What happens to a command's large values once its answer is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Leave {
-    /// Dropped as usual (a caller that goes on working).
-    Dropped,
-    /// Not freed: the process ends right after, and freeing a 100k-user directory, its
-    /// resolutions and every parsed document one allocation at a time costs about a
-    /// sixth of a plan's CPU (W4) for memory the OS takes back at exit anyway.
-    ToTheOs,
-}
-
-impl Leave {
-    /// Drops `value`, or lets the process exit take it back.
-    pub fn leave<T>(self, value: T) {
-        match self {
-            Leave::Dropped => drop(value),
-            Leave::ToTheOs => std::mem::forget(value),
-        }
-    }
+/// Leaves a command's large values to the process exit once its answer is written:
+/// freeing a 100k-user directory, its resolutions and every parsed document one
+/// allocation at a time costs about a sixth of a plan's CPU (W4) for memory the OS
+/// takes back at exit anyway.
+pub fn leave_to_the_os<T>(value: T) {
+    std::mem::forget(value);
 }
 
 /// Govern enterprise AI spend — ChatGPT and Codex credits — as code.

@@ -12,6 +12,7 @@
 //! Pure: no I/O, no clock. Reading the two sides (files or git) and resolving
 //! them is the caller's job; how a plan looks is [`render`].
 
+pub mod compute;
 pub mod incremental;
 pub mod render;
 pub mod side;

@@ -17,7 +17,7 @@ use budgit_engine::validate::ValidateOptions;
 use budgit_engine::{Credits, Diagnostic, Report, Severity};
 
 use super::flags::UsageArgs;
-use super::{Leave, Status};
+use super::{Status, leave_to_the_os};
 use crate::render::{self, DiagContext};
 
 /// Evaluate usage against limits: per user and group status, alerts, forecast, breakdowns.
@@ -152,8 +152,8 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         Format::Table => table_text(&evaluation, &workspace.doc.name, args.top, args.by),
     };
     render::emit(&text)?;
-    Leave::ToTheOs.leave(evaluation);
-    Leave::ToTheOs.leave((text, table, resolution, dir, validated));
+    leave_to_the_os(evaluation);
+    leave_to_the_os((text, table, resolution, dir, validated));
     Ok(Status::Clean)
 }
 

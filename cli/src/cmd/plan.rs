@@ -2,21 +2,20 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
-use budgit_engine::diag::Report;
+use budgit_engine::Credits;
 use budgit_engine::directory::Directory;
 use budgit_engine::input::{read_directory, read_usage_parallel};
-use budgit_engine::load::Source;
 use budgit_engine::load::git::GitRepo;
-use budgit_engine::plan::side::{self, LoadedSide};
-use budgit_engine::plan::{Plan, PlanInput, RefLabel, Side, incremental, render as plan_render};
-use budgit_engine::resolve::resolve;
+use budgit_engine::model::Workspace;
+use budgit_engine::plan::compute::{self, Base, ComputeError, Head, Outcome, People};
+use budgit_engine::plan::side::{self, SideError};
+use budgit_engine::plan::{Plan, render as plan_render};
+use budgit_engine::resolve::Resolution;
 use budgit_engine::usage::UsageTable;
-use budgit_engine::validate::{ValidateOptions, Validated, check_people, validate_sources};
-use chrono::{DateTime, Utc};
+use budgit_engine::validate::{ValidateOptions, Validated};
 
 use super::flags::UsageArgs;
-use super::{Leave, Status};
+use super::{Status, leave_to_the_os};
 use crate::render::{self, DiagContext};
 
 /// How to print a plan.
@@ -84,15 +83,6 @@ pub struct Args {
     from_scratch: bool,
 }
 
-/// How the base side is resolved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Base {
-    /// Reuse the head's documents and resolve only the users a change can reach.
-    Incremental,
-    /// Validate and resolve everything again.
-    FromScratch,
-}
-
 pub fn run(args: Args) -> anyhow::Result<Status> {
     budgit_engine::stack::with_large_stack(move || run_here(args))
         .map_err(|e| anyhow::anyhow!("plan could not run: {e}"))?
@@ -133,55 +123,33 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
     let mut t = Timings::start();
     let git = GitRepo::discover(&args.policies).or_else(|_| GitRepo::discover(Path::new(".")))?;
     let dir_in_repo = git.repo_path(&args.policies)?;
-    // A bad base revision is reported before anything is read, as it always was.
-    git.commit(&args.base)?;
-    // A head read from git names the blob of each file: the base compares blob ids.
-    let (head, head_blobs) = match &args.head {
-        Some(rev) => {
-            let (side, blobs) = side::from_git_with_blobs(&git, rev, &dir_in_repo, &options)?;
-            (side, Some(blobs))
-        }
-        None => {
-            let side = side::from_dir(&args.policies, &options).with_context(|| {
-                format!(
-                    "cannot read the working tree's `{}` (use `--head REF` for a revision)",
-                    args.policies.display()
-                )
-            })?;
-            (side, None)
-        }
+    let head = match &args.head {
+        Some(rev) => Head::Rev(rev),
+        None => Head::WorkTree(&args.policies),
     };
-    t.mark("read and validate head");
-    // The base's unchanged files are the head's: read only the blobs that differ (from
-    // scratch reads everything, as planning two unrelated commits would).
-    let base = if args.from_scratch {
-        side::sources_from_git(&git, &args.base, &dir_in_repo)?
-    } else {
-        side::base_sources_from_git(
-            &git,
-            &args.base,
-            &dir_in_repo,
-            &head.validated.policies.sources,
-            head_blobs.as_deref(),
-        )?
-    };
-    t.mark("read base");
     let how = if args.from_scratch { Base::FromScratch } else { Base::Incremental };
-    let inputs = (args.inputs.required_directory()?, (&args.inputs.usage[..], args.inputs.threads()));
-    let outcome = compute_timed(
-        &base,
-        &head,
-        inputs,
-        (now, args.all_events),
-        &dir_in_repo,
-        (how, Leave::ToTheOs),
-        &mut t,
-    )?;
-    let plan = match outcome {
-        Outcome::Plan(plan) => plan,
+    let sides = match compute::read_sides(&git, &dir_in_repo, &args.base, head, how, &options) {
+        Ok(sides) => sides,
+        Err(SideError::Read(e)) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "cannot read the working tree's `{}` (use `--head REF` for a revision)",
+                args.policies.display()
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    t.mark("read head and base");
+    let mut people = FilePeople {
+        directory: args.inputs.required_directory()?,
+        usage: &args.inputs.usage,
+        threads: args.inputs.threads(),
+    };
+    let options = compute::Options { now, all_events: args.all_events, root: &dir_in_repo, how };
+    let planned = match plan_with(&sides, &mut people, &options, &mut |phase| t.mark(phase))? {
+        Outcome::Plan(planned) => planned,
         Outcome::Unresolvable { report, why } => {
             let context = DiagContext {
-                policies: &head.validated.policies,
+                policies: &sides.head.validated.policies,
                 root: &args.policies,
                 color: render::stdout_color(),
             };
@@ -194,10 +162,10 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
             anyhow::bail!("cannot plan: the head cannot be resolved: {why}");
         }
     };
-    render::emit(&print(&plan, args.format))?;
+    render::emit(&print(&planned.plan, args.format))?;
     t.mark("render");
-    let status = status(&plan, args.detailed_exitcode);
-    Leave::ToTheOs.leave((plan, head, base));
+    let status = status(&planned.plan, args.detailed_exitcode);
+    leave_to_the_os((planned, sides));
     Ok(status)
 }
 
@@ -221,124 +189,51 @@ pub fn status(plan: &Plan, detailed: bool) -> Status {
     }
 }
 
-/// What planning two loaded sides gave.
-pub enum Outcome {
-    /// The plan.
-    Plan(Box<Plan>),
-    /// The head has no usable workspace (or similar): its findings and why.
-    Unresolvable {
-        /// The head's findings.
-        report: Report,
-        /// The resolution error.
-        why: String,
-    },
+/// The people of a plan read from files: a directory and usage rows. Bad input rows
+/// are reported on stderr (they never silently disappear) without failing the plan.
+pub struct FilePeople<'a> {
+    /// The directory of users.
+    pub directory: &'a Path,
+    /// Usage files.
+    pub usage: &'a [PathBuf],
+    /// Threads to read the usage on.
+    pub threads: usize,
 }
 
-/// Reads the directory and usage, resolves both sides at `now` and diffs them (listing
-/// only the override events the change touches).
-///
-/// `root` is the policy directory inside the repository, prefixed to findings' files.
-pub fn compute(
-    base: &(RefLabel, Vec<Source>),
-    head: &LoadedSide,
-    directory: &Path,
-    usage: (&[PathBuf], usize),
-    now: DateTime<Utc>,
-    root: &str,
-    how: Base,
-) -> anyhow::Result<Outcome> {
-    let mut t = Timings { on: false, last: 0 };
-    compute_timed(base, head, (directory, usage), (now, false), root, (how, Leave::Dropped), &mut t)
-}
+impl People for FilePeople<'_> {
+    type Error = anyhow::Error;
 
-fn compute_timed(
-    (base_label, base_sources): &(RefLabel, Vec<Source>),
-    head: &LoadedSide,
-    (directory, usage): (&Path, (&[PathBuf], usize)),
-    (now, all_events): (DateTime<Utc>, bool),
-    root: &str,
-    (how, leave): (Base, Leave),
-    t: &mut Timings,
-) -> anyhow::Result<Outcome> {
-    let head_policies = &head.validated.policies;
-    let Some(workspace) = head_policies.workspace() else {
-        return Ok(Outcome::Unresolvable {
-            report: head.validated.report.clone(),
-            why: String::from("the policies have no single `Workspace` document"),
-        });
-    };
-    let (dir, dir_findings) = read_directory(directory, &workspace.doc.attributes)?;
-    report_input_findings(&dir_findings);
-    // People the head names who are not in the directory are warnings of the plan, as
-    // `validate --directory` reports them: an override for a typo changes nobody's limit.
-    let mut head_report = head.validated.report.clone();
-    check_people(head_policies, &head.validated.rejected, &dir, false, &mut head_report);
-    head_report.sort();
-    t.mark("read directory");
-    let head_resolution = match resolve(head_policies, &dir, now) {
-        Ok(r) => r,
-        Err(e) => {
-            return Ok(Outcome::Unresolvable { report: head.validated.report.clone(), why: e.to_string() });
-        }
-    };
-    t.mark("resolve head");
-    let (base_policies, base_resolution) = match how {
-        Base::Incremental => {
-            let (policies, _) = incremental::load_base(base_sources.clone(), head_policies);
-            let resolved = incremental::resolve_base(&policies, head_policies, &head_resolution, &dir, now);
-            (policies, resolved.map(|(r, _)| r))
-        }
-        Base::FromScratch => {
-            // As a separate evaluation of the base would: nothing parsed for the head is reused.
-            budgit_engine::select::cache::clear();
-            let options = ValidateOptions { now };
-            let policies = validate_sources(base_sources.clone(), Vec::new(), &options).policies;
-            let resolved = resolve(&policies, &dir, now);
-            (policies, resolved)
-        }
-    };
-    let base_resolution =
-        base_resolution.with_context(|| format!("cannot resolve the base `{}`", base_label.display()))?;
-    t.mark("load and resolve base");
-    let used = read_used(&dir, usage, &head_resolution)?;
-    t.mark("read usage");
-    let mut plan = budgit_engine::plan::plan(&PlanInput {
-        base: Side { label: base_label, policies: &base_policies, resolution: &base_resolution },
-        head: Side { label: &head.label, policies: head_policies, resolution: &head_resolution },
-        directory: &dir,
-        used: &used,
-        head_report: &head_report,
-        now,
-        all_events,
-    });
-    t.mark("plan");
-    // Findings name files from the repository root, as CI annotations and reviewers need.
-    if !root.is_empty() {
-        for d in &mut plan.diagnostics {
-            if let Some(file) = d.file.as_mut() {
-                *file = format!("{root}/{file}");
-            }
-        }
-    }
-    leave.leave((dir, head_resolution, base_policies, base_resolution, used));
-    Ok(Outcome::Plan(Box::new(plan)))
-}
-
-fn read_used(
-    dir: &Directory,
-    (usage, threads): (&[PathBuf], usize),
-    resolution: &budgit_engine::resolve::Resolution,
-) -> anyhow::Result<Vec<budgit_engine::Credits>> {
-    // Without usage nobody used anything: no table over the directory to build and free.
-    if usage.is_empty() {
-        return Ok(vec![budgit_engine::Credits::ZERO; dir.len()]);
-    }
-    let mut table = UsageTable::new(dir);
-    for path in usage {
-        let findings = read_usage_parallel(path, &mut table, resolution.timezone, threads)?;
+    fn directory(&mut self, workspace: &Workspace) -> anyhow::Result<Directory> {
+        let (dir, findings) = read_directory(self.directory, &workspace.attributes)?;
         report_input_findings(&findings);
+        Ok(dir)
     }
-    Ok(side::used_per_user(&table, dir.len(), &resolution.period))
+
+    fn used(&mut self, dir: &Directory, resolution: &Resolution) -> anyhow::Result<Vec<Credits>> {
+        // Without usage nobody used anything: no table over the directory to build and free.
+        if self.usage.is_empty() {
+            return Ok(vec![Credits::ZERO; dir.len()]);
+        }
+        let mut table = UsageTable::new(dir);
+        for path in self.usage {
+            let findings = read_usage_parallel(path, &mut table, resolution.timezone, self.threads)?;
+            report_input_findings(&findings);
+        }
+        Ok(side::used_per_user(&table, dir.len(), &resolution.period))
+    }
+}
+
+/// [`compute::compute`] with the people read from files, its errors as the CLI reports them.
+pub fn plan_with(
+    sides: &compute::Sides,
+    people: &mut FilePeople<'_>,
+    options: &compute::Options<'_>,
+    phase: &mut dyn FnMut(&'static str),
+) -> anyhow::Result<Outcome> {
+    compute::compute(sides, people, options, phase).map_err(|e| match e {
+        ComputeError::People(e) => e,
+        ComputeError::Base(e) => e.into(),
+    })
 }
 
 /// Bad input rows are reported on stderr (they never silently disappear) without failing the plan.

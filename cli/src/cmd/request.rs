@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use budgit_engine::directory::Lookup;
 use budgit_engine::input::read_directory;
 use budgit_engine::load::git::GitRepo;
-use budgit_engine::plan::side;
+use budgit_engine::plan::compute::{self, Base, Head, Outcome};
 use budgit_engine::request::{self, Amount, RequestSpec};
 use budgit_engine::validate::{ValidateOptions, validate_sources};
 use budgit_engine::{Credits, Severity};
@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 
 use super::Status;
 use super::flags::UsageArgs;
-use super::plan::{Outcome, PlanFormat};
+use super::plan::{FilePeople, PlanFormat};
 use crate::render::{self, DiagContext};
 
 /// Request credits for a user: writes an Override on a new branch and commits it, ready for review.
@@ -152,21 +152,14 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
         drafted.text
     );
     if let Some(directory) = &args.inputs.directory {
-        let base_side = side::sources_from_git(&git, &args.base, &dir)?;
-        let head_side = side::from_git(&git, &branch, &dir, &options)?;
-        let how = super::plan::Base::Incremental;
-        match super::plan::compute(
-            &base_side,
-            &head_side,
-            directory,
-            (&args.inputs.usage, args.inputs.threads()),
-            now,
-            &dir,
-            how,
-        )? {
-            Outcome::Plan(plan) => {
+        let how = Base::Incremental;
+        let sides = compute::read_sides(&git, &dir, &args.base, Head::Rev(&branch), how, &options)?;
+        let mut people = FilePeople { directory, usage: &args.inputs.usage, threads: args.inputs.threads() };
+        let plan_options = compute::Options { now, all_events: false, root: &dir, how };
+        match super::plan::plan_with(&sides, &mut people, &plan_options, &mut |_| {})? {
+            Outcome::Plan(planned) => {
                 out.push('\n');
-                out.push_str(&super::plan::print(&plan, PlanFormat::Table));
+                out.push_str(&super::plan::print(&planned.plan, PlanFormat::Table));
             }
             Outcome::Unresolvable { why, .. } => out.push_str(&format!("\n(no plan: {why})\n")),
         }

@@ -28,11 +28,12 @@ use budgit_engine::edit::{
 };
 use budgit_engine::load::git::{FileChange, GitError, GitRepo};
 use budgit_engine::load::{Source, load_sources};
+use budgit_engine::model::Workspace;
 use budgit_engine::plan::side::{self, LoadedSide, SideError};
-use budgit_engine::plan::{PlanInput, RefLabel, Side, incremental, render as plan_render};
+use budgit_engine::plan::{RefLabel, compute, render as plan_render};
 use budgit_engine::reconcile::desired::directory_of;
 use budgit_engine::request::{self, Amount, RequestSpec};
-use budgit_engine::resolve::resolve;
+use budgit_engine::resolve::Resolution;
 use budgit_engine::validate::{ValidateOptions, Validated, validate_sources};
 use budgit_engine::workspace::{RunSummary, UserRecord};
 use budgit_engine::{Credits, Diagnostic, Report};
@@ -489,53 +490,60 @@ struct Made {
     plan_digest: String,
 }
 
+/// The server's users and ledger as the people of a plan.
+impl compute::People for &People {
+    type Error = ApiError;
+
+    fn directory(&mut self, workspace: &Workspace) -> ApiResult<Directory> {
+        directory_of(&self.users, &workspace.attributes).map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "proposals/directory", e.to_string())
+        })
+    }
+
+    fn used(&mut self, directory: &Directory, _head: &Resolution) -> ApiResult<Vec<Credits>> {
+        // The ledger's usage is the current period's already: the check endpoint enforces it.
+        Ok(directory
+            .users
+            .iter()
+            .map(|u| Credits::from_micros(self.used.get(&u.email).copied().unwrap_or(0)))
+            .collect())
+    }
+
+    fn complete(&self) -> bool {
+        // Before any import the server knows nobody: every person named would be "missing".
+        !self.users.is_empty()
+    }
+}
+
 /// The plan of `head` (the new branch, already validated) against `base_commit`, rendered.
 fn plan_of(
     git: &GitRepo,
     base_ref: &str,
     base_commit: &str,
-    head: &LoadedSide,
+    head: LoadedSide,
     dir: &str,
     people: &People,
     now: DateTime<Utc>,
 ) -> ApiResult<(String, Value, String)> {
-    let (mut base_label, base_sources) = side::sources_from_git(git, base_commit, dir).map_err(side_error)?;
-    base_label = RefLabel { name: Some(base_ref.to_string()), ..base_label };
-    let head_policies = &head.validated.policies;
-    let attributes = head_policies.workspace().map(|w| w.doc.attributes.clone()).unwrap_or_default();
-    let directory: Directory = directory_of(&people.users, &attributes).map_err(|e| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "proposals/directory", e.to_string())
-    })?;
+    let how = compute::Base::Incremental;
+    let options = ValidateOptions { now };
+    let mut sides = compute::read_sides(git, dir, base_commit, compute::Head::Loaded(head), how, &options)
+        .map_err(side_error)?;
+    sides.base.0.name = Some(base_ref.to_string());
     let plan_failed = |e: &dyn std::fmt::Display| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "proposals/plan", format!("cannot plan: {e}"))
     };
-    let head_resolution = resolve(head_policies, &directory, now).map_err(|e| plan_failed(&e))?;
-    let (base_policies, _) = incremental::load_base(base_sources, head_policies);
-    let (base_resolution, _) =
-        incremental::resolve_base(&base_policies, head_policies, &head_resolution, &directory, now)
-            .map_err(|e| plan_failed(&e))?;
-    let used: Vec<Credits> = directory
-        .users
-        .iter()
-        .map(|u| Credits::from_micros(people.used.get(&u.email).copied().unwrap_or(0)))
-        .collect();
-    let mut plan = budgit_engine::plan::plan(&PlanInput {
-        base: Side { label: &base_label, policies: &base_policies, resolution: &base_resolution },
-        head: Side { label: &head.label, policies: head_policies, resolution: &head_resolution },
-        directory: &directory,
-        used: &used,
-        head_report: &head.validated.report,
-        now,
-        // A reviewer of one proposal needs the events it touches, not every other one.
-        all_events: false,
-    });
-    for d in &mut plan.diagnostics {
-        if let Some(file) = d.file.as_mut() {
-            *file = in_repo(dir, file);
-        }
-    }
+    // A reviewer of one proposal needs the events it touches, not every other one.
+    let options = compute::Options { now, all_events: false, root: dir, how };
+    let planned = match compute::compute(&sides, &mut &*people, &options, &mut |_| {}) {
+        Ok(compute::Outcome::Plan(planned)) => planned,
+        Ok(compute::Outcome::Unresolvable { why, .. }) => return Err(plan_failed(&why)),
+        Err(compute::ComputeError::People(e)) => return Err(e),
+        Err(compute::ComputeError::Base(e)) => return Err(plan_failed(&format_args!("{e}: {}", e.source))),
+    };
+    let plan = &planned.plan;
     let summary = serde_json::to_value(&plan.summary).unwrap_or(Value::Null);
-    Ok((plan_render::markdown(&plan), summary, plan.digest.clone()))
+    Ok((plan_render::markdown(plan), summary, plan.digest.clone()))
 }
 
 /// The new branch as the head of its plan: the tree just validated, now committed.
@@ -760,7 +768,7 @@ fn propose_group(job: GroupJob) -> ApiResult<Made> {
         &git,
         &approved_ref,
         &base_commit,
-        &head_side(&branch, &commit.sha, checked),
+        head_side(&branch, &commit.sha, checked),
         &dir,
         &people,
         now,
@@ -926,7 +934,7 @@ fn make_request_proposal(job: RequestJob) -> ApiResult<Made> {
         &git,
         &approved_ref,
         &base_commit,
-        &head_side(&branch, &commit.sha, checked),
+        head_side(&branch, &commit.sha, checked),
         &dir,
         &people,
         now,
