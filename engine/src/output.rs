@@ -57,7 +57,7 @@ impl Output {
     /// The JSON Schema of the output, titled after the command.
     pub fn schema(self) -> serde_json::Value {
         let mut value = match self {
-            Output::Validate => schema::<ReportOutput<'static>>(),
+            Output::Validate => schema::<ReportOutput>(),
             Output::Resolve => schema::<ResolveOutput<'static>>(),
             Output::Explain => schema::<Explanation>(),
             Output::Evaluate => schema::<Evaluation<'static>>(),

@@ -26,6 +26,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::Credits;
+use crate::diag::output::DiagnosticOutput;
 use crate::diag::{Report, Severity};
 use crate::directory::Directory;
 use crate::load::{Loaded, PolicySet};
@@ -116,8 +117,8 @@ pub struct Plan {
     pub caps: Vec<CapSummary>,
     /// Override documents that changed and those about to start or expire.
     pub overrides: Overrides,
-    /// The head's validation findings.
-    pub diagnostics: Vec<PlanDiagnostic>,
+    /// The head's validation findings, in `validate --format json`'s shape.
+    pub diagnostics: Vec<DiagnosticOutput>,
 }
 
 impl Plan {
@@ -511,28 +512,6 @@ pub struct Upcoming {
     pub touched: bool,
 }
 
-/// A head finding, in `validate --format json`'s shape.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-pub struct PlanDiagnostic {
-    /// Stable code.
-    pub code: String,
-    /// `error` or `warning`.
-    pub severity: String,
-    /// The message.
-    pub message: String,
-    /// File, relative to the policy root.
-    pub file: Option<String>,
-    /// 1-based line.
-    pub line: Option<u32>,
-    /// 1-based column.
-    pub column: Option<u32>,
-    /// The commit, when read from git.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub commit: Option<String>,
-    /// How to fix it.
-    pub help: Option<String>,
-}
-
 /// Computes the effect of going from `base` to `head`.
 pub fn plan(input: &PlanInput<'_>) -> Plan {
     let PlanInput { base, head, directory, used, head_report, now: _, all_events: _ } = *input;
@@ -727,20 +706,8 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             summary.guardrails_failed += 1;
         }
     }
-    let diagnostics = head_report
-        .diagnostics
-        .iter()
-        .map(|d| PlanDiagnostic {
-            code: d.code.to_owned(),
-            severity: d.severity.to_string(),
-            message: d.message.clone(),
-            file: d.location.as_ref().map(|l| l.file.to_string()),
-            line: d.location.as_ref().map(|l| l.line),
-            column: d.location.as_ref().map(|l| l.column),
-            commit: d.location.as_ref().and_then(|l| l.commit.as_ref().map(|c| c.to_string())),
-            help: d.help.clone(),
-        })
-        .collect();
+    let diagnostics =
+        head_report.diagnostics.iter().map(|d| DiagnosticOutput::new(d, &|l| l.file.to_string())).collect();
     Plan {
         base: base.label.clone(),
         head: head.label.clone(),

@@ -1,4 +1,4 @@
-//! JSON output of `validate`: [`ReportOutput`], the engine's typed shape (its schema is
+//! JSON output of `validate`: [`ReportOutput`], the engine's one shape of findings (its schema is
 //! `schemas/validate-output.schema.json`), with paths joined to the policy root.
 
 use budgit_engine::Report;

@@ -22,6 +22,7 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path as UrlPath, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use budgit_engine::diag::output::ReportOutput;
 use budgit_engine::directory::Directory;
 use budgit_engine::edit::{
     Changed, EditError, GroupChange, cap_name_ok, changed_fields, check_removals, edit_group, effective,
@@ -36,7 +37,7 @@ use budgit_engine::request::{self, Amount, RequestSpec};
 use budgit_engine::resolve::Resolution;
 use budgit_engine::validate::{ValidateOptions, Validated, validate_sources};
 use budgit_engine::workspace::{RunSummary, UserRecord};
-use budgit_engine::{Credits, Diagnostic, Report};
+use budgit_engine::{Credits, Report};
 use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
 use serde::Deserialize;
@@ -156,27 +157,6 @@ fn caps_json(caps: &BTreeMap<String, Credits>) -> Value {
     Value::Object(caps.iter().map(|(k, v)| (k.clone(), credits_text(*v))).collect())
 }
 
-/// The validation findings as `validate --format json` lists them, files from the repository root.
-fn diagnostics_json(report: &Report, dir: &str) -> Vec<Value> {
-    report
-        .diagnostics
-        .iter()
-        .map(|d: &Diagnostic| {
-            let l = d.location.as_ref();
-            json!({
-                "code": d.code,
-                "severity": d.severity,
-                "message": d.message,
-                "file": l.map(|l| in_repo(dir, &l.file)),
-                "line": l.map(|l| l.line),
-                "column": l.map(|l| l.column),
-                "help": d.help,
-                "commit": l.and_then(|l| l.commit.as_deref()),
-            })
-        })
-        .collect()
-}
-
 /// 422 with the findings: the change is not valid, so nothing was committed.
 fn invalid(report: &Report, dir: &str, what: &str) -> ApiError {
     ApiError::new(
@@ -184,11 +164,10 @@ fn invalid(report: &Report, dir: &str, what: &str) -> ApiError {
         "proposals/invalid",
         format!("{what} does not pass validation ({} errors): nothing was committed", report.errors()),
     )
-    .with_extra(json!({
-        "diagnostics": diagnostics_json(report, dir),
-        "errors": report.errors(),
-        "warnings": report.warnings(),
-    }))
+    // The findings as `validate --format json` lists them, files from the repository root.
+    .with_extra(
+        serde_json::to_value(ReportOutput::new(report, |l| in_repo(dir, &l.file))).unwrap_or_default(),
+    )
 }
 
 fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {

@@ -239,12 +239,8 @@ pub fn compute<P: People>(
     });
     phase("plan");
     // Findings name files from the repository root, as CI annotations and reviewers need.
-    if !root.is_empty() {
-        for d in &mut plan.diagnostics {
-            if let Some(file) = d.file.as_mut() {
-                *file = format!("{root}/{file}");
-            }
-        }
+    for d in &mut plan.diagnostics {
+        d.under(root);
     }
     Ok(Outcome::Plan(Box::new(Planned {
         plan,
@@ -353,6 +349,8 @@ mod tests {
         let warning = plan.diagnostics.iter().find(|d| d.message.contains("anne@acme.com")).unwrap();
         assert_eq!(warning.file.as_deref(), Some("policies/overrides/typo.yaml"));
         assert_eq!(warning.severity.to_string(), "warning");
+        // In `validate --format json`'s shape: the label and help come along.
+        assert!(warning.label.is_some() && warning.help.is_some(), "{warning:?}");
         // A head the caller validated itself (the console's new branch), and a base
         // resolved from scratch, plan the same.
         let loaded = crate::plan::side::from_git(&git, "change", "policies", &validate).unwrap();
