@@ -124,10 +124,14 @@ fn summary_matches_hand_computed_sums() {
         })
     );
     assert_eq!(sum["products"], json!({ "chatgpt": 17.75, "codex": 124 }));
+    // c, e and f have a limit and no group: a team of their own, 9 + 5 of 50 + 20 + 5;
     // eng: 40.5 + 85 of its 150 pool
     assert_eq!(
         sum["teams"],
         json!([{
+            "group": "(no group)", "members": 3, "used": 14, "budget": 75, "budget_kind": "members",
+            "exposure": 75, "remaining": 61, "percent": 18.67, "status": "ok",
+        }, {
             "group": "eng", "members": 2, "used": 125.5, "budget": 150, "budget_kind": "pool",
             "exposure": 200, "remaining": 24.5, "percent": 83.67, "status": "warning",
         }])
@@ -210,6 +214,8 @@ fn users_page_sort_filter_and_export() {
     assert_eq!(all("status=warning&sort=email"), ["a@x.com", "b@x.com", "c@x.com"]);
     assert_eq!(all("status=exceeded,unlimited&sort=email"), ["d@x.com", "f@x.com"]);
     assert_eq!(all("group=eng&sort=used&order=asc"), ["a@x.com", "b@x.com"]);
+    // the team without a group lists who has a limit and no group (d has no limit)
+    assert_eq!(all("group=%28no+group%29&sort=email"), ["c@x.com", "e@x.com", "f@x.com"]);
     assert_eq!(all("q=A%40X"), ["a@x.com"]);
     // f is at 100%; d has no limit and so no percent
     assert_eq!(all("sort=percent"), ["f@x.com", "b@x.com", "a@x.com", "c@x.com", "e@x.com", "d@x.com"]);
@@ -383,8 +389,10 @@ fn me_shows_a_user_only_their_own_budget() {
             "blocked": false,
             "products": { "chatgpt": 10.5, "codex": 30 },
             "models": { "gpt-5": 40.5 },
-            // 40.5 * 60 / 19; the rest (59.5) at 40.5 per 228 hours takes 334.96 hours: the 24th
-            "forecast": { "used_at_end": 127.894736, "limit_reached_on": "2026-11-24" },
+            // 40.5 * 60 / 19 = 127.89 at the burn rate, but hard enforcement stops a at
+            // what the eng pool leaves her: 40.5 + 24.5; her own 59.5 left at 40.5 per
+            // 228 hours takes 334.96 hours: the 24th
+            "forecast": { "used_at_end": 65, "limit_reached_on": "2026-11-24" },
             "daily": daily,
             "history": [{ "at": me["history"][0]["at"], "action": "limit.set", "old": null, "new": 100, "commit": "c1" }],
         })
@@ -396,6 +404,13 @@ fn me_shows_a_user_only_their_own_budget() {
         assert_eq!((r.status, r.json()["error"]["code"].as_str()), (403, Some("auth/forbidden")), "{path}");
         assert!(!r.body.contains("b@x.com"));
     }
+    // f is blocked at 5: at the burn rate 15.79 by the period's end, but nothing more is spent
+    let f = s.call("POST", "/v1/users/f%40x.com/tokens", "")["token"].as_str().unwrap().to_string();
+    let me_f = s.get_as(&f, "/v1/me").json();
+    assert_eq!(
+        (&me_f["blocked"], &me_f["forecast"]["used_at_end"], &me_f["team"]["group"]),
+        (&json!(true), &json!(5), &json!("(no group)"))
+    );
     let other = send(s.addr, "GET", "/v1/me?now=2025-01-15T00:00:00Z", Some(&token), None);
     assert_eq!(other.status, 403);
     assert_eq!(send(s.addr, "GET", "/v1/me", None, None).status, 401);

@@ -21,6 +21,9 @@ use crate::directory::{AttrValue, Directory};
 use crate::load::PolicySet;
 use crate::model::{Enforcement, Limit, Period};
 use crate::resolve::{Resolution, SourceKind};
+use crate::standing::{
+    AlertLevels, BlockedBy, Forecast, Pool, Rules, Standing, Status, counted_days, floor0, percent_of,
+};
 use crate::usage::{Aggregate, AggregateSpec, RowsOutside, UsageTable, day_date, day_number};
 use crate::{Credits, FastMap};
 
@@ -41,29 +44,6 @@ pub enum EvaluateError {
         /// Users in the directory.
         directory: usize,
     },
-}
-
-/// Where a user or a group stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Below the highest alert threshold under 100%.
-    Ok,
-    /// At or past the highest alert threshold under 100%.
-    Warning,
-    /// At or past 100%.
-    Exceeded,
-}
-
-impl Status {
-    /// The lowercase name used in output.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Warning => "warning",
-            Status::Exceeded => "exceeded",
-        }
-    }
 }
 
 /// One product or model cap of a user.
@@ -103,6 +83,8 @@ pub struct UserStatus<'a> {
     pub status: Status,
     /// True when exceeded under hard enforcement: usage stops.
     pub blocked: bool,
+    /// What blocks them: `limit` (their own) or `pool` (their team's); `null` when not blocked.
+    pub blocked_by: Option<BlockedBy>,
     /// The day the limit is reached at the burn rate of the last seven days; `null` when
     /// not before the period ends or without recent usage. For a limit already reached,
     /// the day it was reached.
@@ -390,75 +372,6 @@ impl Default for EvaluateOptions {
     }
 }
 
-/// The highest alert threshold below 100, which turns a status to `warning`.
-fn warning_threshold(alerts: &[u32]) -> Option<u32> {
-    alerts.iter().copied().filter(|&a| a < 100).max()
-}
-
-/// True when `used` is at or past `threshold` percent of `whole` (exact, in integers).
-fn at_or_past(used: Credits, whole: Credits, threshold: u32) -> bool {
-    i128::from(used.micros()) * 100 >= i128::from(whole.micros()) * i128::from(threshold)
-}
-
-/// Status of `used` against `whole`.
-fn status_of(used: Credits, whole: Credits, warn: Option<u32>) -> Status {
-    if used >= whole {
-        Status::Exceeded
-    } else if warn.is_some_and(|w| at_or_past(used, whole, w)) {
-        Status::Warning
-    } else {
-        Status::Ok
-    }
-}
-
-/// [`Credits::percent_of`], in 64-bit arithmetic when it cannot overflow (the same
-/// rounding, without a 128-bit division per user and cap).
-fn percent_of(used: Credits, whole: Credits) -> Option<f64> {
-    // Below 2^48 micro-credits (281 million credits), `used * 20_000 + whole` fits an i64.
-    const SAFE: u64 = 1 << 48;
-    let (u, w) = (used.micros(), whole.micros());
-    if w == 0 || u.unsigned_abs() >= SAFE || w.unsigned_abs() >= SAFE {
-        return used.percent_of(whole);
-    }
-    let q = (u * 10_000 * 2 + w.signum() * w) / (2 * w);
-    Some(q as f64 / 100.0)
-}
-
-fn floor0(c: Credits) -> Credits {
-    if c.is_negative() { Credits::ZERO } else { c }
-}
-
-/// The day a budget runs out: already (the first day the cumulative usage reached it,
-/// from `daily`), or ahead at the recent burn rate; `None` when not within the period.
-struct Forecast {
-    today: i32,
-    window_days: i64,
-    period_end: i32,
-}
-
-impl Forecast {
-    /// `k = ceil(remaining / rate)` days after today, while inside the period.
-    fn ahead(&self, remaining: Credits, recent: Credits) -> Option<NaiveDate> {
-        if recent.micros() <= 0 || remaining.micros() <= 0 {
-            return None;
-        }
-        // Both are positive; below 2^48 micro-credits the product fits an i64.
-        const SAFE: i64 = 1 << 48;
-        let (rem, den) = (remaining.micros(), recent.micros());
-        let k = if rem < SAFE && den < SAFE && (0..=1 << 12).contains(&self.window_days) {
-            i128::from((rem * self.window_days + den - 1) / den)
-        } else {
-            let (num, den) = (i128::from(rem) * i128::from(self.window_days), i128::from(den));
-            (num + den - 1) / den
-        };
-        let day = i128::from(self.today) + k;
-        if day >= i128::from(self.period_end) {
-            return None;
-        }
-        day_date(i32::try_from(day).ok()?)
-    }
-}
-
 /// Evaluates usage against the resolved limits at the resolution's instant.
 pub fn evaluate<'a>(
     policies: &'a PolicySet,
@@ -471,16 +384,14 @@ pub fn evaluate<'a>(
     if resolution.users.len() != dir.len() || usage.directory_users() != dir.len() {
         return Err(EvaluateError::Mismatch { resolved: resolution.users.len(), directory: dir.len() });
     }
-    let warn = warning_threshold(&workspace.alerts);
-    let hard = workspace.enforcement == Enforcement::Hard;
-    let mut thresholds = workspace.alerts.clone();
-    thresholds.sort_unstable();
+    let levels = AlertLevels::of(workspace);
+    let rules = Rules::new(workspace.enforcement, &levels);
 
     let period = &resolution.period;
     let start = day_number(period.start_date);
     let end = day_number(period.end_date);
-    let today =
-        day_number(resolution.now.with_timezone(&resolution.timezone).date_naive()).clamp(start, end - 1);
+    // The last day whose usage counts (the standings' rule, shared with `plan`).
+    let today = counted_days(resolution).end - 1;
     let recent_from = (today - (BURN_WINDOW_DAYS - 1)).max(start);
     let forecast = Forecast { today, window_days: i64::from(today - recent_from + 1), period_end: end };
 
@@ -570,27 +481,17 @@ pub fn evaluate<'a>(
         let used = agg.used(u);
         let recent = agg.recent(u);
         let own_left = limit.credits - used;
-        let pool = r.group.filter(|&g| g < policies.groups.len()).and_then(|g| pool_of(g).map(|p| (p, g)));
-        let pool_left = pool.map(|(p, g)| p - group_used[g]);
-        let remaining = floor0(match pool_left {
-            Some(left) => own_left.min(left),
-            None => own_left,
-        });
+        let pool = r
+            .group
+            .filter(|&g| g < policies.groups.len())
+            .and_then(|g| pool_of(g).map(|pool| Pool { pool, used: group_used[g] }));
+        let mut standing = rules.user(limit.credits, used, pool);
         let percent = percent_of(used, limit.credits);
-        let mut status = status_of(used, limit.credits, warn);
-        if let Some((p, g)) = pool {
-            status = status.max(status_of(group_used[g], p, warn));
-        }
-        let cap_ctx = CapCtx { warn, hard, remaining };
         let (pslots, mslots) =
             cap_slots.get(limit_id).map_or((&[][..], &[][..]), |(p, m)| (p.as_slice(), m.as_slice()));
-        let products = cap_ctx.caps(&limit.products, pslots, |k| agg.product_used(u, k), &mut status);
-        let models = cap_ctx.caps(&limit.models, mslots, |k| agg.model_used(u, k), &mut status);
-        let alerts: Vec<u32> = thresholds
-            .iter()
-            .copied()
-            .filter(|&t| at_or_past(used, limit.credits, t) && !limit.credits.is_zero())
-            .collect();
+        let products = caps(&rules, &limit.products, pslots, |k| agg.product_used(u, k), &mut standing);
+        let models = caps(&rules, &limit.models, mslots, |k| agg.model_used(u, k), &mut standing);
+        let alerts = levels.crossed(used, limit.credits);
         let forecast_on = if limit.credits.is_zero() {
             None
         } else if used >= limit.credits {
@@ -604,10 +505,11 @@ pub fn evaluate<'a>(
             user: dir.users[r.user].email.as_str(),
             limit: limit.credits,
             used,
-            remaining,
+            remaining: standing.remaining,
             percent,
-            status,
-            blocked: hard && status == Status::Exceeded,
+            status: standing.status,
+            blocked: standing.blocked(),
+            blocked_by: standing.blocked_by,
             forecast_exhausted_on: forecast_on,
             group,
             source: r.source.kind,
@@ -625,27 +527,22 @@ pub fn evaluate<'a>(
         .enumerate()
         .map(|(g, loaded)| {
             let pool = pool_of(g);
-            let whole = pool.unwrap_or(group_exposure[g]);
             let used = group_used[g];
             GroupStatus {
                 group: loaded.doc.name.as_str(),
                 members: group_members[g],
                 used,
                 pool,
-                status: if group_members[g] == 0 && pool.is_none() {
-                    Status::Ok
-                } else {
-                    status_of(used, whole, warn)
-                },
+                status: rules.team(group_members[g], used, pool, group_exposure[g]),
                 remaining: pool.map(|p| floor0(p - used)),
-                percent: used.percent_of(whole),
+                percent: used.percent_of(pool.unwrap_or(group_exposure[g])),
                 exposure: group_exposure[g],
                 forecast_exhausted_on: pool.and_then(|p| forecast.ahead(p - used, group_recent[g])),
             }
         })
         .collect();
 
-    let alerts = alerts_of(&users, &groups, &thresholds, &agg);
+    let alerts = alerts_of(&users, &groups, &levels);
     let totals = totals_of(&users, usage, &agg, dir);
     let top_users = top_by_used(&users, options.top);
     let total_used = totals.used;
@@ -728,47 +625,32 @@ pub fn evaluate<'a>(
 /// The aggregate slot of each product cap and each model cap of one limit, in key order.
 type CapSlots = (Vec<Option<usize>>, Vec<Option<usize>>);
 
-/// What every cap of one user is measured against.
-struct CapCtx {
-    warn: Option<u32>,
-    hard: bool,
-    remaining: Credits,
-}
-
-impl CapCtx {
-    /// The caps of one kind; a non-zero cap at or past the warning threshold makes the
-    /// user's status at least `warning` (a cap never makes the user `exceeded`).
-    fn caps<'a>(
-        &self,
-        names: &'a std::collections::BTreeMap<String, Credits>,
-        slots: &[Option<usize>],
-        used_of: impl Fn(usize) -> Credits,
-        status: &mut Status,
-    ) -> Vec<CapStatus<'a>> {
-        names
-            .iter()
-            .enumerate()
-            .map(|(i, (name, &cap))| {
-                let cap_used = slots.get(i).copied().flatten().map_or(Credits::ZERO, &used_of);
-                let cap_status = status_of(cap_used, cap, self.warn);
-                // A cap of zero switches a product or model off: it blocks that
-                // product, but it is a setting, not a budget running low, so it never
-                // raises the user's status (else every such user would show `warning`).
-                if cap_status > Status::Ok && !cap.is_zero() {
-                    *status = (*status).max(Status::Warning);
-                }
-                CapStatus {
-                    name,
-                    cap,
-                    used: cap_used,
-                    remaining: floor0((cap - cap_used).min(self.remaining)),
-                    percent: percent_of(cap_used, cap),
-                    status: cap_status,
-                    blocked: self.hard && cap_status == Status::Exceeded,
-                }
-            })
-            .collect()
+/// The caps of one kind; a non-zero cap at or past the warning level makes the user's
+/// status at least `warning` (a cap never makes the user `exceeded`).
+fn caps<'a>(
+    rules: &Rules,
+    names: &'a std::collections::BTreeMap<String, Credits>,
+    slots: &[Option<usize>],
+    used_of: impl Fn(usize) -> Credits,
+    user: &mut Standing,
+) -> Vec<CapStatus<'a>> {
+    let bound = *user;
+    let mut out = Vec::with_capacity(names.len());
+    for (i, (name, &cap)) in names.iter().enumerate() {
+        let cap_used = slots.get(i).copied().flatten().map_or(Credits::ZERO, &used_of);
+        let s = rules.cap(cap, cap_used, &bound);
+        user.raise_for(&s);
+        out.push(CapStatus {
+            name,
+            cap,
+            used: cap_used,
+            remaining: s.remaining,
+            percent: percent_of(cap_used, cap),
+            status: s.status,
+            blocked: s.blocked,
+        });
     }
+    out
 }
 
 /// The `top` users with the most usage, heaviest first (ties: email, then directory order).
@@ -801,13 +683,9 @@ fn user_id(index: usize) -> u32 {
 fn alerts_of<'a>(
     users: &[UserStatus<'a>],
     groups: &[GroupStatus<'a>],
-    thresholds: &[u32],
-    _agg: &Aggregate,
+    levels: &AlertLevels,
 ) -> Vec<Alert<'a>> {
-    let highest = |percent: Option<f64>| -> Option<u32> {
-        let p = percent?;
-        thresholds.iter().copied().filter(|&t| f64::from(t) <= p).max()
-    };
+    let highest = |percent: Option<f64>| levels.highest_at(percent);
     let mut out = Vec::new();
     for g in groups.iter().filter(|g| g.pool.is_some()) {
         if let Some(t) = highest(g.percent) {
@@ -977,25 +855,5 @@ mod tests {
         assert!(diags.iter().all(|d| d.code == "usage/outside-period"));
         assert!(diags[0].help.as_deref().unwrap().contains("`America/New_York`"));
         assert!(OutsidePeriod::default().diagnostics(&period, "UTC").is_empty());
-    }
-
-    #[test]
-    fn thresholds_are_exact() {
-        let c = |s: &str| s.parse::<Credits>().unwrap();
-        assert!(at_or_past(c("80"), c("100"), 80));
-        assert!(!at_or_past(c("79.999999"), c("100"), 80));
-        assert_eq!(status_of(c("100"), c("100"), Some(80)), Status::Exceeded);
-        assert_eq!(status_of(c("80"), c("100"), Some(80)), Status::Warning);
-        assert_eq!(status_of(c("80"), c("100"), None), Status::Ok);
-        assert_eq!(warning_threshold(&[50, 80, 100, 120]), Some(80));
-    }
-
-    #[test]
-    fn forecast_rounds_up_and_stops_at_period_end() {
-        let f = Forecast { today: 10, window_days: 7, period_end: 30 };
-        // 70 credits in 7 days = 10/day; 25 left -> 3 days
-        assert_eq!(f.ahead(Credits::from_whole(25), Credits::from_whole(70)), day_date(13));
-        assert_eq!(f.ahead(Credits::from_whole(500), Credits::from_whole(70)), None);
-        assert_eq!(f.ahead(Credits::from_whole(5), Credits::ZERO), None);
     }
 }

@@ -27,6 +27,7 @@ pub mod request;
 pub mod resolve;
 pub mod select;
 pub mod stack;
+pub mod standing;
 pub mod usage;
 pub mod validate;
 pub mod workspace;

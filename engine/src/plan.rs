@@ -30,8 +30,9 @@ use crate::diag::output::DiagnosticOutput;
 use crate::diag::{Report, Severity};
 use crate::directory::Directory;
 use crate::load::{Loaded, PolicySet};
-use crate::model::{Enforcement, Limit, Override};
+use crate::model::{Limit, Override};
 use crate::resolve::{Provenance, Resolution, Resolved};
+use crate::standing::{BlockedBy, Standings};
 
 /// How far ahead starting and expiring overrides are reported.
 pub const SOON_DAYS: i64 = 14;
@@ -221,6 +222,13 @@ pub struct UserChange {
     pub newly_blocked: bool,
     /// Blocked at base, not at head.
     pub newly_unblocked: bool,
+    /// What blocks the user at base (the standings' answer; the JSON says it through
+    /// `newly_blocked`, `newly_unblocked` and the pools).
+    #[serde(skip)]
+    pub blocked_by_before: Option<BlockedBy>,
+    /// What blocks the user at head.
+    #[serde(skip)]
+    pub blocked_by_after: Option<BlockedBy>,
     /// The team pool bounding the user at base, when their group has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pool_before: Option<PoolStanding>,
@@ -517,8 +525,8 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let PlanInput { base, head, directory, used, head_report, now: _, all_events: _ } = *input;
     let n = directory.len();
     let mut summary = Summary { users: n, ..Summary::default() };
-    // The users whose lot changes: position, newly blocked, newly unblocked.
-    let mut changed: Vec<(usize, bool, bool)> = Vec::new();
+    // The users whose lot changes: position, and what blocks them before and after.
+    let mut changed: Vec<(usize, Option<BlockedBy>, Option<BlockedBy>)> = Vec::new();
     // Groups by a dense id over both sides' names: the per-user loop then counts in
     // arrays instead of hashing names (it runs once per directory user).
     let mut names: Vec<&str> =
@@ -535,7 +543,10 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let mut team_credits = vec![[Credits::ZERO; 2]; names.len()];
     let mut moved = vec![(0usize, Credits::ZERO); names.len()];
     let mut default_affected = (0usize, Credits::ZERO);
-    let (base_blocking, head_blocking) = (Blocking::of(base, used), Blocking::of(head, used));
+    let (base_standings, head_standings) = (
+        Standings::of(base.policies, base.resolution, used),
+        Standings::of(head.policies, head.resolution, used),
+    );
     for i in 0..n {
         let (Some(b), Some(h)) = (base.resolution.user(i), head.resolution.user(i)) else {
             continue;
@@ -564,8 +575,9 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             }
         }
         let spent = used.get(i).copied().unwrap_or(Credits::ZERO);
-        let (blocked_before, blocked_after) =
-            (base_blocking.blocked(b, spent), head_blocking.blocked(h, spent));
+        let (by_before, by_after) =
+            (base_standings.user(b, spent).blocked_by, head_standings.user(h, spent).blocked_by);
+        let (blocked_before, blocked_after) = (by_before.is_some(), by_after.is_some());
         // The incremental base shares the head's limit with every user it did not resolve again.
         let same_limit = Arc::ptr_eq(&b.limit, &h.limit) || *b.limit == *h.limit;
         if same_limit {
@@ -602,7 +614,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             default_affected.0 += 1;
             default_affected.1 += delta;
         }
-        changed.push((i, newly_blocked, newly_unblocked));
+        changed.push((i, by_before, by_after));
     }
     // Sorted by email (stably, in directory order among equals) before the changes are
     // built: sorting moves a position instead of a change of hundreds of bytes.
@@ -610,7 +622,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     changed.sort_by(|a, b| email(a.0).cmp(email(b.0)));
     let users: Vec<UserChange> = changed
         .into_iter()
-        .filter_map(|(i, newly_blocked, newly_unblocked)| {
+        .filter_map(|(i, blocked_by_before, blocked_by_after)| {
             let (b, h) = (base.resolution.user(i)?, head.resolution.user(i)?);
             let spent = used.get(i).copied().unwrap_or(Credits::ZERO);
             Some(UserChange {
@@ -623,10 +635,12 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 source_before: b.source.clone(),
                 source_after: h.source.clone(),
                 used: spent,
-                newly_blocked,
-                newly_unblocked,
-                pool_before: base_blocking.standing(b),
-                pool_after: head_blocking.standing(h),
+                newly_blocked: blocked_by_before.is_none() && blocked_by_after.is_some(),
+                newly_unblocked: blocked_by_before.is_some() && blocked_by_after.is_none(),
+                blocked_by_before,
+                blocked_by_after,
+                pool_before: pool_standing(base, &base_standings, b),
+                pool_after: pool_standing(head, &head_standings, h),
                 caps: cap_changes(&b.limit, &h.limit),
             })
         })
@@ -635,16 +649,17 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     let caps = cap_summaries(&users, &mut summary);
 
     // Team pools by group name on each side, with what their teams used.
-    let pools_of = |blocking: &Blocking<'_>, ids: &[usize]| -> Vec<Option<(Credits, Credits)>> {
+    let pools_of = |standings: &Standings, ids: &[usize]| -> Vec<Option<(Credits, Credits)>> {
         let mut out = vec![None; names.len()];
-        for (g, pool) in blocking.pools.iter().enumerate() {
+        for (g, pool) in standings.pools.iter().enumerate() {
             if let (Some(pool), Some(slot)) = (pool, ids.get(g).and_then(|&id| out.get_mut(id))) {
-                slot.get_or_insert(*pool);
+                slot.get_or_insert((pool.pool, pool.used));
             }
         }
         out
     };
-    let (base_pools, head_pools) = (pools_of(&base_blocking, &base_ids), pools_of(&head_blocking, &head_ids));
+    let (base_pools, head_pools) =
+        (pools_of(&base_standings, &base_ids), pools_of(&head_standings, &head_ids));
     // A team's members can spend no more than its pool: the workspace's exposure with
     // every team bounded so.
     let bounded = |pools: &[Option<(Credits, Credits)>], side: usize| -> Credits {
@@ -753,50 +768,11 @@ fn cap_summaries(users: &[UserChange], summary: &mut Summary) -> Vec<CapSummary>
         .collect()
 }
 
-/// Who is blocked on one side: hard enforcement, and each pooled group's pool and usage.
-struct Blocking<'a> {
-    hard: bool,
-    side: Side<'a>,
-    /// Per group (an index into the side's groups): its pool and its members' usage.
-    pools: Vec<Option<(Credits, Credits)>>,
-}
-
-impl<'a> Blocking<'a> {
-    /// A pool's usage is that of the users whose pool it is (the group that won them),
-    /// as `evaluate` counts it.
-    fn of(side: Side<'a>, used: &[Credits]) -> Blocking<'a> {
-        let hard = side.policies.workspace().is_none_or(|w| w.doc.enforcement == Enforcement::Hard);
-        let mut pools: Vec<Option<(Credits, Credits)>> = side
-            .policies
-            .groups
-            .iter()
-            .map(|g| g.doc.pool.as_ref().map(|p| (p.credits, Credits::ZERO)))
-            .collect();
-        if pools.iter().any(Option::is_some) {
-            for r in &side.resolution.users {
-                if let Some((_, team)) = r.group.and_then(|g| pools.get_mut(g)).and_then(Option::as_mut) {
-                    *team += used.get(r.user).copied().unwrap_or(Credits::ZERO);
-                }
-            }
-        }
-        Blocking { hard, side, pools }
-    }
-
-    /// True when the user has nothing left: their limit's remainder, bounded by their pool's, is not positive.
-    fn blocked(&self, r: &Resolved, spent: Credits) -> bool {
-        let pool_used_up = r
-            .group
-            .and_then(|g| self.pools.get(g).copied().flatten())
-            .is_some_and(|(pool, team)| team >= pool);
-        self.hard && (spent >= r.limit.credits || pool_used_up)
-    }
-
-    fn standing(&self, r: &Resolved) -> Option<PoolStanding> {
-        let g = r.group?;
-        let (pool, used) = self.pools.get(g).copied().flatten()?;
-        let group = self.side.policies.groups.get(g)?.doc.name.clone();
-        Some(PoolStanding { group, pool, used })
-    }
+/// The team pool a resolved user's standing on one side is bounded by, by group name.
+fn pool_standing(side: Side<'_>, standings: &Standings, r: &Resolved) -> Option<PoolStanding> {
+    let pool = standings.pool_of(r)?;
+    let group = side.policies.groups.get(r.group?)?.doc.name.clone();
+    Some(PoolStanding { group, pool: pool.pool, used: pool.used })
 }
 
 /// Whether two provenances name the same document (file moves and line shifts do not count).

@@ -12,9 +12,9 @@ use budgit_engine::diag::Report;
 use budgit_engine::evaluate::{EvaluateOptions, evaluate};
 use budgit_engine::input::{UsageFormat, parse_directory, parse_usage};
 use budgit_engine::load::{PolicySet, Source, load_sources};
-use budgit_engine::plan::side::used_per_user;
 use budgit_engine::plan::{PlanInput, RefLabel, Side, plan};
 use budgit_engine::resolve::resolve;
+use budgit_engine::standing::used_per_user;
 use budgit_engine::usage::UsageTable;
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
@@ -120,7 +120,7 @@ proptest! {
 
         // plan: every user's limit changes, each change carries the user's usage
         let head_resolution = resolve(&head, &dir, now).unwrap();
-        let used = used_per_user(&table, dir.len(), &resolution.period);
+        let used = used_per_user(&table, dir.len(), &resolution);
         let (bl, hl) = (RefLabel::default(), RefLabel::default());
         let report = Report::default();
         let planned = plan(&PlanInput {

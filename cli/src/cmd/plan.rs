@@ -219,7 +219,7 @@ impl People for FilePeople<'_> {
             let findings = read_usage_parallel(path, &mut table, resolution.timezone, self.threads)?;
             report_input_findings(&findings);
         }
-        Ok(side::used_per_user(&table, dir.len(), &resolution.period))
+        Ok(budgit_engine::standing::used_per_user(&table, dir.len(), resolution))
     }
 }
 

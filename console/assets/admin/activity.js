@@ -3,6 +3,9 @@
 
 import { $, api, el, fill, credits, count, clock, query, parseJson, productName, micros, fromMicros } from '../common.js';
 
+/** The team of users with a limit and no group, as the API names it. */
+const NO_GROUP = '(no group)';
+
 /**
  * A usage event, from `GET /v1/usage/events/recent` or the stream.
  * @typedef {object} UsageEvent
@@ -51,7 +54,8 @@ const pause = $('activity-pause', HTMLButtonElement);
 function matches(e) {
   const p = product.value;
   const t = team.value;
-  return (!p || String(e.product).toLowerCase() === p) && (!t || e.project === t);
+  // the ungrouped users' events carry no project: they are the team "(no group)"
+  return (!p || String(e.product).toLowerCase() === p) && (!t || (e.project || NO_GROUP) === t);
 }
 
 /**

@@ -47,12 +47,13 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
 use self::aggregates::{Aggregates, PeriodKey, UserAgg};
-use self::view::{DirectorySnap, LimitsSnap, Row, Slice, Status, View};
+use self::view::{DirectorySnap, LimitsSnap, Row, Slice, View};
 use super::{MAX_PAGE, QueryPairs, csv_field, csv_response, list_response, rfc3339};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::ledger::Ledger;
 use crate::{App, StreamEvent};
+use budgit_engine::standing::Status;
 
 /// How long a copy of the ledger's standings serves when no write to `/v1/limits`
 /// made it stale.
@@ -504,8 +505,13 @@ pub async fn summary(State(app): State<App>, who: Principal, RawQuery(raw): RawQ
             None => (t.used, v.products.iter().map(|s| (s.key.to_string(), cr(s.used))).collect()),
         }
     };
+    let rules = v.rules;
     let warning = v.alerts.warning_percent();
-    let status = if t.limited == 0 { Status::Ok } else { view::status_of(used, t.exposure, warning) };
+    let status = if t.limited == 0 {
+        Status::Ok
+    } else {
+        rules.status(Credits::from_micros(used), Credits::from_micros(t.exposure))
+    };
     let teams: Vec<Value> = v
         .teams
         .iter()
@@ -519,7 +525,7 @@ pub async fn summary(State(app): State<App>, who: Principal, RawQuery(raw): RawQ
                 "exposure": cr(team.exposure),
                 "remaining": cr(team.budget().saturating_sub(team.used).max(0)),
                 "percent": percent(Credits::from_micros(team.used).percent_of(Credits::from_micros(team.budget()))),
-                "status": team.status(warning).as_str(),
+                "status": team.status(&rules).as_str(),
             })
         })
         .collect();
@@ -535,7 +541,7 @@ pub async fn summary(State(app): State<App>, who: Principal, RawQuery(raw): RawQ
             "status_counts": { "ok": t.ok, "warning": t.warning, "exceeded": t.exceeded, "unlimited": t.unlimited },
             "blocked": t.blocked,
             "warning_threshold": warning,
-            "alerts": v.alerts.json(),
+            "alerts": v.alerts.levels().map_or(Value::Null, |l| json!(l)),
         },
         "products": products,
         "teams": teams,
@@ -627,7 +633,7 @@ pub async fn users(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
     let group = q.get("group").filter(|s| !s.is_empty());
     let mut statuses = Vec::new();
     for s in q.all("status") {
-        statuses.push(Status::parse(&s).ok_or_else(|| {
+        statuses.push(view::parse_status(&s).ok_or_else(|| {
             ApiError::bad_request(
                 "dashboard/bad-status",
                 format!(
@@ -660,7 +666,7 @@ pub async fn users(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
         .rows
         .iter()
         .filter(|r| statuses.is_empty() || statuses.contains(&r.status))
-        .filter(|r| group.is_none_or(|g| r.group.as_deref() == Some(g)))
+        .filter(|r| group.is_none_or(|g| r.team() == Some(g)))
         .filter(|r| needle.as_ref().is_none_or(|n| r.user.to_lowercase().contains(n.as_str())))
         .collect();
     let paged = page(matches, |r| key(r), desc, q.get("after"), limit)?;
@@ -685,8 +691,8 @@ pub async fn users(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
                 text(Some(r.used)),
                 text(r.remaining),
                 r.percent.map(|p| p.to_string()).unwrap_or_default(),
-                r.status.as_str().to_string(),
-                r.blocked.to_string(),
+                view::status_str(r.status).to_string(),
+                r.blocked().to_string(),
                 r.events.to_string(),
             ];
             out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
@@ -716,8 +722,8 @@ pub async fn users(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
                 "used": cr(r.used),
                 "remaining": opt_cr(r.remaining),
                 "percent": percent(r.percent),
-                "status": r.status.as_str(),
-                "blocked": r.blocked,
+                "status": view::status_str(r.status),
+                "blocked": r.blocked(),
                 "events": r.events,
                 "products": products,
                 "models": models,
@@ -993,15 +999,23 @@ pub async fn me(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery)
             Ok(rows)
         })
         .await?;
-    let status = row.as_ref().map_or(Status::Unlimited, |r| r.status);
-    let team = row.as_ref().and_then(|r| r.group.as_deref()).and_then(|g| v.team(g)).map(|t| {
+    let status = row.as_ref().and_then(|r| r.status);
+    // under hard enforcement a user spends no more than what is left to them
+    let used_at_end = {
+        let projected = Credits::from_micros(project(used, &key, now));
+        match row.as_ref().and_then(Row::standing) {
+            Some(s) => s.bounded_forecast(&v.rules, Credits::from_micros(used), projected),
+            None => projected,
+        }
+    };
+    let team = row.as_ref().and_then(Row::team).and_then(|g| v.team(g)).map(|t| {
         json!({
             "group": &*t.group,
             "members": t.members,
             "used": cr(t.used),
             "budget": cr(t.budget()),
             "budget_kind": if t.pool.is_some() { "pool" } else { "members" },
-            "status": t.status(v.alerts.warning_percent()).as_str(),
+            "status": t.status(&v.rules).as_str(),
         })
     });
     Ok(axum::Json(json!({
@@ -1015,12 +1029,12 @@ pub async fn me(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery)
         "used": cr(used),
         "remaining": opt_cr(row.as_ref().and_then(|r| r.remaining)),
         "percent": percent(row.as_ref().and_then(|r| r.percent)),
-        "status": status.as_str(),
-        "blocked": row.as_ref().is_some_and(|r| r.blocked),
+        "status": view::status_str(status),
+        "blocked": row.as_ref().is_some_and(Row::blocked),
         "products": products,
         "models": models,
         "forecast": {
-            "used_at_end": cr(project(used, &key, now)),
+            "used_at_end": cr(used_at_end.micros()),
             "limit_reached_on": reached_on.map(|d| d.to_string()),
         },
         "daily": daily_micros.iter().map(|(d, m)| json!({ "day": d.to_string(), "credits": cr(*m) })).collect::<Vec<_>>(),

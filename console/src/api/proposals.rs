@@ -35,6 +35,7 @@ use budgit_engine::plan::{RefLabel, compute, render as plan_render};
 use budgit_engine::reconcile::desired::directory_of;
 use budgit_engine::request::{self, Amount, RequestSpec};
 use budgit_engine::resolve::Resolution;
+use budgit_engine::standing::AlertLevels;
 use budgit_engine::validate::{ValidateOptions, Validated, validate_sources};
 use budgit_engine::workspace::{RunSummary, UserRecord};
 use budgit_engine::{Credits, Report};
@@ -285,38 +286,6 @@ pub async fn groups(State(app): State<App>, who: Principal) -> ApiResult<Respons
 
 /// How long a resolution of the approved ref serves before the ref is resolved again.
 const ALERTS_TTL: Duration = Duration::from_secs(1);
-/// The warning level when the workspace's alert levels are not known (DESIGN's default).
-pub(crate) const DEFAULT_WARNING_PERCENT: u32 = 80;
-
-/// The workspace's alert thresholds, in percent of a limit, when the server knows them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct AlertLevels {
-    /// The Workspace's `alerts` at the approved ref; `None` without a policy repository
-    /// or when its Workspace could not be read.
-    pub levels: Option<Vec<u32>>,
-}
-
-impl AlertLevels {
-    /// The percent at which a status becomes `warning`: the highest alert level below
-    /// 100 (100 when there is none, so nothing warns before it is exceeded), or 80 when
-    /// the levels are not known.
-    pub fn warning_percent(&self) -> u32 {
-        match &self.levels {
-            None => DEFAULT_WARNING_PERCENT,
-            Some(levels) => levels.iter().copied().filter(|l| *l < 100).max().unwrap_or(100),
-        }
-    }
-
-    /// The levels as the API shows them: ascending, or `null` when not known.
-    pub fn json(&self) -> Value {
-        self.levels.as_ref().map_or(Value::Null, |l| {
-            let mut l = l.clone();
-            l.sort_unstable();
-            json!(l)
-        })
-    }
-}
-
 /// The alert levels read at one approved commit.
 #[derive(Debug)]
 struct AlertsAt {
@@ -391,8 +360,8 @@ fn read_alert_levels(repo: &Path, rev: &str, last: Option<&AlertsAt>) -> AlertsA
     // only the files that can hold the Workspace need parsing
     let sources = read.sources.into_iter().filter(|s| s.text.contains("Workspace")).collect();
     let (set, _) = load_sources(sources);
-    let levels = set.workspace().map(|w| w.doc.alerts.clone());
-    AlertsAt { commit: Some(sha), levels: Arc::new(AlertLevels { levels }), checked }
+    let levels = set.workspace().map_or_else(AlertLevels::default, |w| AlertLevels::of(&w.doc));
+    AlertsAt { commit: Some(sha), levels: Arc::new(levels), checked }
 }
 
 /// One changed value as the response lists it.
@@ -1088,17 +1057,6 @@ pub async fn get_status(State(app): State<App>, who: Principal) -> ApiResult<Res
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_warning_level_is_the_highest_alert_below_100() {
-        let at = |levels: Option<Vec<u32>>| AlertLevels { levels };
-        assert_eq!(at(None).warning_percent(), 80);
-        assert_eq!(at(None).json(), Value::Null);
-        assert_eq!(at(Some(vec![100, 50, 90, 120])).warning_percent(), 90);
-        assert_eq!(at(Some(vec![100, 50, 90, 120])).json(), json!([50, 90, 100, 120]));
-        assert_eq!(at(Some(vec![100])).warning_percent(), 100, "nothing warns before it is exceeded");
-        assert_eq!(at(Some(vec![])).warning_percent(), 100);
-    }
 
     #[test]
     fn branch_parts_are_safe() {

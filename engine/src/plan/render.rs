@@ -12,6 +12,7 @@ use super::{
 };
 use crate::Credits;
 use crate::model::Limit;
+use crate::standing::BlockedBy;
 
 /// GitHub's limit on a comment body, in characters.
 pub const GITHUB_COMMENT_LIMIT: usize = 65_536;
@@ -352,16 +353,16 @@ fn source_change(u: &UserChange) -> String {
 
 fn blocked_mark(u: &UserChange) -> String {
     // Say so when the team pool, not the user's own limit, decides.
-    let pool_decides = |pool: Option<&PoolStanding>, limit: Credits| {
-        pool.filter(|p| p.used_up() && u.used < limit).map(|p| p.group.clone())
+    let pool_decides = |pool: Option<&PoolStanding>, by: Option<BlockedBy>| {
+        pool.filter(|_| by == Some(BlockedBy::Pool)).map(|p| p.group.clone())
     };
     if u.newly_blocked {
-        match pool_decides(u.pool_after.as_ref(), u.after) {
+        match pool_decides(u.pool_after.as_ref(), u.blocked_by_after) {
             Some(group) => format!(" — newly blocked (team pool `{group}` used up)"),
             None => String::from(" — newly blocked"),
         }
     } else if u.newly_unblocked {
-        match pool_decides(u.pool_before.as_ref(), u.before) {
+        match pool_decides(u.pool_before.as_ref(), u.blocked_by_before) {
             Some(group) => format!(" — unblocked (was held by team pool `{group}`)"),
             None => String::from(" — unblocked"),
         }
@@ -602,7 +603,7 @@ fn markdown_with(plan: &Plan, rows: usize) -> String {
         let shown = blocked.len().min(rows.max(5));
         for u in &blocked[..shown] {
             match &u.pool_after {
-                Some(p) if p.used_up() && u.used < u.after => {
+                Some(p) if u.blocked_by_after == Some(BlockedBy::Pool) => {
                     let _ = writeln!(
                         o,
                         "- {}: team pool `{}` used up ({} of {}); used {} of a limit of {} (was {})",

@@ -1,5 +1,5 @@
 //! Reading one side of a plan: the policies at a git revision or in the working
-//! tree, validated, and the usage of the period per user.
+//! tree, validated (the usage each user counts is the standings': [`crate::standing::used_per_user`]).
 //!
 //! Shared by `plan`, `request` (which plans its branch against its base) and the
 //! console; the diff itself stays pure in [`super::plan`].
@@ -10,12 +10,9 @@ use std::sync::Arc;
 
 use git2::{ObjectType, Oid};
 
-use crate::Credits;
 use crate::load::Source;
 use crate::load::files::{self, ReadError};
 use crate::load::git::{BlobIds, GitError, GitRepo, policy_blobs};
-use crate::period::PeriodRange;
-use crate::usage::{UsageTable, day_number};
 use crate::validate::{ValidateOptions, Validated, validate_sources};
 
 use super::RefLabel;
@@ -136,22 +133,6 @@ pub fn base_sources_from_git(
 pub fn from_dir(root: &Path, options: &ValidateOptions) -> Result<LoadedSide, SideError> {
     let (sources, findings) = files::read_dir(root)?;
     Ok(LoadedSide { label: RefLabel::default(), validated: validate_sources(sources, findings, options) })
-}
-
-/// Each directory user's usage inside the period, by directory position.
-pub fn used_per_user(table: &UsageTable, directory_users: usize, period: &PeriodRange) -> Vec<Credits> {
-    let (start, end) = (day_number(period.start_date), day_number(period.end_date));
-    let mut micros = vec![0i64; directory_users];
-    for (k, &user) in table.user.iter().enumerate() {
-        let day = table.day.get(k).copied().unwrap_or(i32::MIN);
-        if day < start || day >= end {
-            continue;
-        }
-        if let Some(cell) = micros.get_mut(user as usize) {
-            *cell = cell.saturating_add(table.micros.get(k).copied().unwrap_or(0));
-        }
-    }
-    micros.into_iter().map(Credits::from_micros).collect()
 }
 
 #[cfg(test)]

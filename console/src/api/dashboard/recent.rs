@@ -17,6 +17,7 @@ use tokio::sync::broadcast;
 use super::super::QueryPairs;
 use super::super::usage::stream_row;
 use super::poisoned;
+use super::view::NO_GROUP;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::{App, StreamEvent};
@@ -35,6 +36,11 @@ struct Kept {
 }
 
 impl Kept {
+    /// The team the event counts in: its group, or [`NO_GROUP`] for a user without one.
+    fn team(&self) -> &str {
+        if self.group.is_empty() { NO_GROUP } else { &self.group }
+    }
+
     fn new(json: Value) -> Kept {
         let text = |k: &str| json[k].as_str().unwrap_or("").to_string();
         Kept { product: text("product"), group: text("project"), json }
@@ -117,7 +123,7 @@ async fn ensure(app: &App) -> ApiResult<()> {
     Ok(())
 }
 
-/// `GET /v1/usage/events/recent?limit=&product=&group=`: the latest events, newest
+/// `GET /v1/usage/events/recent?limit=&product=&group=`: the latest events (`group=(no group)`: those of users without a group), newest
 /// first, from the last [`KEPT`] held in memory; `last_seq` is where a stream opened
 /// with `after=last_seq` continues without a gap.
 pub async fn recent_events(
@@ -139,7 +145,7 @@ pub async fn recent_events(
         .events
         .iter()
         .rev()
-        .filter(|e| product.is_none_or(|p| e.product == p) && group.is_none_or(|g| e.group == g))
+        .filter(|e| product.is_none_or(|p| e.product == p) && group.is_none_or(|g| e.team() == g))
         .take(limit)
         .map(|e| &e.json)
         .collect();

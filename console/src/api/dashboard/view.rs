@@ -8,10 +8,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use budgit_engine::Credits;
 use budgit_engine::model::Enforcement;
+use budgit_engine::standing::{AlertLevels, BlockedBy, Pool, Rules, Standing, Status, percent_of};
 
 use super::aggregates::{Aggregates, PeriodKey};
-use crate::api::proposals::AlertLevels;
 use crate::ledger::UserLimit;
 
 /// Cost center of users in the directory without one.
@@ -19,52 +20,19 @@ pub(crate) const NO_COST_CENTER: &str = "(none)";
 /// Cost center of users the directory does not know.
 pub(crate) const NOT_IN_DIRECTORY: &str = "(not in directory)";
 
-/// Where a user stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum Status {
-    /// Below the warning threshold.
-    Ok,
-    /// At or past the warning threshold (total, pool or a non-zero cap).
-    Warning,
-    /// The total or the pool is used up.
-    Exceeded,
-    /// No applied limit.
-    Unlimited,
+/// The team of users with an applied limit and no group: they count in the team
+/// views like any group, so no one's spend vanishes from them.
+pub(crate) const NO_GROUP: &str = "(no group)";
+
+/// A row's status as the API writes it: the standing's, or `unlimited` without an
+/// applied limit.
+pub(crate) fn status_str(status: Option<Status>) -> &'static str {
+    status.map_or("unlimited", Status::as_str)
 }
 
-impl Status {
-    /// The lowercase name used in output.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Warning => "warning",
-            Status::Exceeded => "exceeded",
-            Status::Unlimited => "unlimited",
-        }
-    }
-
-    /// Parses an output name.
-    pub fn parse(s: &str) -> Option<Status> {
-        Some(match s {
-            "ok" => Status::Ok,
-            "warning" => Status::Warning,
-            "exceeded" => Status::Exceeded,
-            "unlimited" => Status::Unlimited,
-            _ => return None,
-        })
-    }
-}
-
-/// Status of `used` against `whole` micro-credits (exact, in integers); `warning` is the
-/// workspace's warning level in percent ([`AlertLevels::warning_percent`]).
-pub(crate) fn status_of(used: i64, whole: i64, warning: u32) -> Status {
-    if used >= whole {
-        Status::Exceeded
-    } else if i128::from(used) * 100 >= i128::from(whole) * i128::from(warning) {
-        Status::Warning
-    } else {
-        Status::Ok
-    }
+/// Parses a status filter: `Some(None)` is `unlimited`.
+pub(crate) fn parse_status(s: &str) -> Option<Option<Status>> {
+    if s == "unlimited" { Some(None) } else { Status::parse(s).map(Some) }
 }
 
 /// The applied limits, copied from the ledger.
@@ -84,6 +52,13 @@ pub(crate) struct LimitsSnap {
     pub enforcement: Enforcement,
     /// The workspace's alert levels when known: they set the `warning` status.
     pub alerts: Arc<AlertLevels>,
+}
+
+impl LimitsSnap {
+    /// What the standings are measured with.
+    pub fn rules(&self) -> Rules {
+        Rules::new(self.enforcement, &self.alerts)
+    }
 }
 
 /// The directory's cost centers.
@@ -108,11 +83,37 @@ pub(crate) struct Row {
     /// Left: the limit's remainder bounded by the pool's, never below zero.
     pub remaining: Option<i64>,
     pub percent: Option<f64>,
-    pub status: Status,
-    pub blocked: bool,
+    /// The standing's status; `None` without an applied limit (`unlimited`).
+    pub status: Option<Status>,
+    /// What blocks the user, under hard enforcement.
+    pub blocked_by: Option<BlockedBy>,
 }
 
 impl Row {
+    /// True when the user's usage stops.
+    pub fn blocked(&self) -> bool {
+        self.blocked_by.is_some()
+    }
+
+    /// The standing, for a user with an applied limit.
+    pub fn standing(&self) -> Option<Standing> {
+        Some(Standing {
+            status: self.status?,
+            remaining: Credits::from_micros(self.remaining?),
+            blocked_by: self.blocked_by,
+        })
+    }
+
+    /// The team the row counts in: its group, [`NO_GROUP`] for a user with an applied
+    /// limit and no group, none without an applied limit.
+    pub fn team(&self) -> Option<&str> {
+        match (&self.group, self.limit) {
+            (Some(g), _) => Some(g),
+            (None, Some(_)) => Some(NO_GROUP),
+            (None, None) => None,
+        }
+    }
+
     /// `used / limit` scaled by 10^6, exact, for sorting (no percent sorts lowest).
     pub fn percent_key(&self) -> i128 {
         match self.limit {
@@ -122,7 +123,8 @@ impl Row {
     }
 }
 
-/// A team: the members of a group (by applied limit) and its budget.
+/// A team: the members of a group (by applied limit) and its budget; the users with an
+/// applied limit and no group form the team [`NO_GROUP`].
 #[derive(Debug, Clone)]
 pub(crate) struct Team {
     pub group: Arc<str>,
@@ -139,13 +141,10 @@ impl Team {
         self.pool.unwrap_or(self.exposure)
     }
 
-    /// The team's status against its budget, warning at `warning` percent.
-    pub fn status(&self, warning: u32) -> Status {
-        if self.members == 0 && self.pool.is_none() {
-            Status::Ok
-        } else {
-            status_of(self.used, self.budget(), warning)
-        }
+    /// The team's status against its budget.
+    pub fn status(&self, rules: &Rules) -> Status {
+        let c = Credits::from_micros;
+        rules.team(self.members, c(self.used), self.pool.map(c), c(self.exposure))
     }
 }
 
@@ -194,6 +193,8 @@ pub(crate) struct View {
     pub cost_centers: Vec<Slice>,
     /// The alert levels the statuses were computed with.
     pub alerts: Arc<AlertLevels>,
+    /// The rules the standings were measured with.
+    pub rules: Rules,
 }
 
 impl View {
@@ -210,9 +211,9 @@ impl View {
 
 /// Builds the view.
 pub(crate) fn build(agg: &Aggregates, limits: &LimitsSnap, dir: &DirectorySnap) -> View {
-    let hard = limits.enforcement == Enforcement::Hard;
-    let warning = limits.alerts.warning_percent();
+    let rules = limits.rules();
     let used_of = |user: &str| agg.users.get(user).map_or(0, |u| u.total);
+    let c = Credits::from_micros;
 
     let mut teams: HashMap<Arc<str>, Team> = HashMap::new();
     let team = |teams: &mut HashMap<Arc<str>, Team>, g: &str| -> Arc<str> {
@@ -231,13 +232,14 @@ pub(crate) fn build(agg: &Aggregates, limits: &LimitsSnap, dir: &DirectorySnap) 
     }
     let mut group_of: HashMap<&str, Arc<str>> = HashMap::with_capacity(limits.users.len());
     for (user, ul) in &limits.users {
-        if let Some(g) = &ul.group {
-            let k = team(&mut teams, g);
-            if let Some(t) = teams.get_mut(&k) {
-                t.members += 1;
-                t.used = t.used.saturating_add(used_of(user));
-                t.exposure = t.exposure.saturating_add(ul.limit.credits.micros());
-            }
+        // the ungrouped count as a team of their own, without a pool
+        let k = team(&mut teams, ul.group.as_deref().unwrap_or(NO_GROUP));
+        if let Some(t) = teams.get_mut(&k) {
+            t.members += 1;
+            t.used = t.used.saturating_add(used_of(user));
+            t.exposure = t.exposure.saturating_add(ul.limit.credits.micros());
+        }
+        if ul.group.is_some() {
             group_of.insert(user, k);
         }
     }
@@ -254,42 +256,35 @@ pub(crate) fn build(agg: &Aggregates, limits: &LimitsSnap, dir: &DirectorySnap) 
     for (user, ul) in &limits.users {
         let u = agg.users.get(user);
         let (used, events) = u.map_or((0, 0), |u| (u.total, u.events));
-        let limit = ul.limit.credits.micros();
-        let mut status = status_of(used, limit, warning);
-        let mut remaining = limit.saturating_sub(used);
+        let limit = ul.limit.credits;
         let group = group_of.get(&**user).cloned();
-        if let Some(t) = group.as_ref().and_then(|g| teams.get(g))
-            && let Some(pool) = t.pool
-        {
-            status = status.max(status_of(t.used, pool, warning));
-            remaining = remaining.min(pool.saturating_sub(t.used));
-        }
-        // a cap at the threshold warns; a zero cap switches a product off and is no warning
-        if status < Status::Warning
-            && let Some(u) = u
-        {
-            let caps =
-                ul.limit.products.iter().map(|(n, c)| (agg.products.get(n).map(|id| u.product_used(id)), c));
-            let models =
-                ul.limit.models.iter().map(|(n, c)| (agg.models.get(n).map(|id| u.model_used(id)), c));
-            for (cap_used, cap) in caps.chain(models) {
-                if !cap.is_zero() && status_of(cap_used.unwrap_or(0), cap.micros(), warning) > Status::Ok {
-                    status = Status::Warning;
-                }
-            }
+        let pool = group
+            .as_ref()
+            .and_then(|g| teams.get(g))
+            .and_then(|t| t.pool.map(|pool| Pool { pool: c(pool), used: c(t.used) }));
+        let mut standing = rules.user(limit, c(used), pool);
+        let bound = standing;
+        let caps = ul.limit.products.iter().map(|(n, cap)| (agg.products.get(n), cap, false));
+        let models = ul.limit.models.iter().map(|(n, cap)| (agg.models.get(n), cap, true));
+        for (id, &cap, is_model) in caps.chain(models) {
+            let cap_used = match (u, id) {
+                (Some(u), Some(id)) if is_model => u.model_used(id),
+                (Some(u), Some(id)) => u.product_used(id),
+                _ => 0,
+            };
+            standing.raise_for(&rules.cap(cap, c(cap_used), &bound));
         }
         rows.push(Row {
             user: user.clone(),
             group,
             cost_center: cost_center(user),
-            limit: Some(limit),
+            limit: Some(limit.micros()),
             used,
             events,
-            remaining: Some(remaining.max(0)),
-            percent: budgit_engine::Credits::from_micros(used)
-                .percent_of(budgit_engine::Credits::from_micros(limit)),
-            status,
-            blocked: hard && status == Status::Exceeded,
+            remaining: Some(standing.remaining.micros()),
+            percent: percent_of(c(used), limit),
+            status: Some(standing.status),
+            blocked_by: standing.blocked_by,
         });
     }
     for (user, u) in &agg.users {
@@ -305,8 +300,8 @@ pub(crate) fn build(agg: &Aggregates, limits: &LimitsSnap, dir: &DirectorySnap) 
             events: u.events,
             remaining: None,
             percent: None,
-            status: Status::Unlimited,
-            blocked: false,
+            status: None,
+            blocked_by: None,
         });
     }
     rows.sort_unstable_by(|a, b| a.user.cmp(&b.user));
@@ -321,12 +316,12 @@ pub(crate) fn build(agg: &Aggregates, limits: &LimitsSnap, dir: &DirectorySnap) 
             totals.limited += 1;
         }
         match r.status {
-            Status::Ok => totals.ok += 1,
-            Status::Warning => totals.warning += 1,
-            Status::Exceeded => totals.exceeded += 1,
-            Status::Unlimited => totals.unlimited += 1,
+            Some(Status::Ok) => totals.ok += 1,
+            Some(Status::Warning) => totals.warning += 1,
+            Some(Status::Exceeded) => totals.exceeded += 1,
+            None => totals.unlimited += 1,
         }
-        totals.blocked += usize::from(r.blocked);
+        totals.blocked += usize::from(r.blocked());
         if r.events > 0 {
             let s = by_cc.entry(r.cost_center.clone()).or_insert_with(|| Slice {
                 key: r.cost_center.clone(),
@@ -395,6 +390,7 @@ pub(crate) fn build(agg: &Aggregates, limits: &LimitsSnap, dir: &DirectorySnap) 
         models: slices(&agg.models, models),
         cost_centers,
         alerts: limits.alerts.clone(),
+        rules,
     }
 }
 
@@ -451,7 +447,7 @@ mod tests {
         // the pool (90 of 100) warns both members; the codex cap (8 of 10) warns c
         assert_eq!(
             (st("a@x.com"), st("b@x.com"), st("c@x.com"), st("d@x.com"), st("e@x.com")),
-            (Status::Warning, Status::Warning, Status::Warning, Status::Unlimited, Status::Ok)
+            (Some(Status::Warning), Some(Status::Warning), Some(Status::Warning), None, Some(Status::Ok))
         );
         assert_eq!(v.row("a@x.com").unwrap().remaining, Some(10_000_000));
         let t = &v.totals;
@@ -461,7 +457,7 @@ mod tests {
         );
         let team = v.team("eng").unwrap();
         assert_eq!(
-            (team.members, team.used, team.budget(), team.status(80)),
+            (team.members, team.used, team.budget(), team.status(&limits.rules())),
             (2, 90_000_000, 100_000_000, Status::Warning)
         );
         let cc: Vec<(&str, u64)> = v.cost_centers.iter().map(|s| (&*s.key, s.users)).collect();
@@ -471,11 +467,185 @@ mod tests {
         assert_eq!(p, [("chatgpt", 1_000_000, 1, 1), ("codex", 98_000_000, 4, 3)]);
 
         // the workspace's own levels: warning from 95%, so a pool at 90% and a cap at 80% are fine
-        let limits =
-            LimitsSnap { alerts: Arc::new(AlertLevels { levels: Some(vec![50, 95, 100]) }), ..limits };
+        let limits = LimitsSnap { alerts: Arc::new(AlertLevels::new(Some(vec![50, 95, 100]))), ..limits };
         let v = build(&agg, &limits, &dir);
         let st = |u: &str| v.row(u).unwrap().status;
-        assert_eq!((st("a@x.com"), st("c@x.com"), v.totals.warning), (Status::Ok, Status::Ok, 0));
-        assert_eq!(v.team("eng").unwrap().status(v.alerts.warning_percent()), Status::Ok);
+        assert_eq!((st("a@x.com"), st("c@x.com"), v.totals.warning), (Some(Status::Ok), Some(Status::Ok), 0));
+        assert_eq!(v.team("eng").unwrap().status(&limits.rules()), Status::Ok);
+    }
+
+    #[test]
+    fn no_group_is_a_team_with_the_ungrouped_spend() {
+        let now = DateTime::parse_from_rfc3339("2026-11-15T12:00:00Z").unwrap().with_timezone(&Utc);
+        let key =
+            PeriodKey { period: period_containing(Period::Month, &chrono_tz::UTC, now), tz: chrono_tz::UTC };
+        let mut agg = Aggregates::new(key, 7);
+        let t = now.timestamp();
+        agg.add(t, "a@x.com", "codex", "m", 50_000_000, 1);
+        agg.add(t, "c@x.com", "codex", "m", 8_000_000, 1);
+        agg.add(t, "e@x.com", "chatgpt", "m", 2_000_000, 2);
+        agg.add(t, "d@x.com", "chatgpt", "m", 1_000_000, 1);
+        let users: HashMap<Arc<str>, UserLimit> = [
+            (Arc::from("a@x.com"), limit(100, Some("eng"))),
+            (Arc::from("c@x.com"), limit(40, None)),
+            (Arc::from("e@x.com"), limit(10, None)),
+        ]
+        .into_iter()
+        .collect();
+        let limits = LimitsSnap {
+            generation: 1,
+            writes: 0,
+            at: std::time::Instant::now(),
+            users,
+            pools: HashMap::new(),
+            enforcement: Enforcement::Hard,
+            alerts: Arc::default(),
+        };
+        let v = build(&agg, &limits, &DirectorySnap::default());
+        let teams: Vec<(&str, usize, i64, i64)> =
+            v.teams.iter().map(|t| (&*t.group, t.members, t.used, t.exposure)).collect();
+        // d has no limit and so no team; c and e have a limit and no group
+        assert_eq!(teams, [(NO_GROUP, 2, 10_000_000, 50_000_000), ("eng", 1, 50_000_000, 100_000_000)]);
+        assert_eq!(v.team(NO_GROUP).unwrap().status(&limits.rules()), Status::Ok);
+        let team_of = |u: &str| v.row(u).unwrap().team();
+        assert_eq!(
+            (team_of("a@x.com"), team_of("c@x.com"), team_of("d@x.com")),
+            (Some("eng"), Some(NO_GROUP), None)
+        );
+    }
+
+    /// The engine's evaluate case files, through the view: every directory user stands
+    /// as `evaluate` says, and every team as its group.
+    #[test]
+    fn the_evaluate_cases_stand_the_same_in_the_view() {
+        use budgit_engine::evaluate::{EvaluateOptions, evaluate};
+        use budgit_engine::input::{UsageFormat, parse_directory, parse_usage};
+        use budgit_engine::load::{Source, load_sources};
+        use budgit_engine::resolve::resolve;
+        use budgit_engine::standing::counted_days;
+        use budgit_engine::usage::{UsageTable, day_date};
+        use chrono::TimeZone;
+        use std::collections::BTreeMap;
+
+        #[derive(serde::Deserialize)]
+        struct Case {
+            now: String,
+            policies: BTreeMap<String, String>,
+            directory: BTreeMap<String, String>,
+            #[serde(default)]
+            usage: BTreeMap<String, String>,
+        }
+
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/evaluate_cases");
+        let mut paths: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        paths.sort();
+        let mut checked = 0;
+        for path in paths.iter().filter(|p| p.extension().is_some_and(|e| e == "yaml")) {
+            let ctx = path.display().to_string();
+            let case: Case = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            let sources = case
+                .policies
+                .iter()
+                .map(|(p, t)| Source { path: p.as_str().into(), text: t.as_str().into(), commit: None })
+                .collect();
+            let (policies, _) =
+                budgit_engine::stack::with_large_stack(move || load_sources(sources)).unwrap();
+            let ws = &policies.workspace().unwrap().doc;
+            let now = DateTime::parse_from_rfc3339(&case.now).unwrap().with_timezone(&Utc);
+            let (name, text) = case.directory.iter().next().unwrap();
+            let (people, _) = parse_directory(
+                &Arc::from(name.as_str()),
+                text.as_bytes(),
+                name.ends_with(".jsonl"),
+                &ws.attributes,
+            )
+            .unwrap();
+            let resolution = resolve(&policies, &people, now).unwrap();
+            let mut table = UsageTable::new(&people);
+            for (name, text) in &case.usage {
+                let format = UsageFormat::from_path(std::path::Path::new(name));
+                parse_usage(
+                    &Arc::from(name.as_str()),
+                    text.as_bytes(),
+                    format,
+                    &mut table,
+                    resolution.timezone,
+                )
+                .unwrap();
+            }
+            let evaluation =
+                evaluate(&policies, &people, &resolution, &table, EvaluateOptions::default()).unwrap();
+
+            // The service's inputs: the events the evaluation counts (at noon of their
+            // local day), the applied limits and pools, the workspace's settings.
+            let tz = resolution.timezone;
+            let mut agg = Aggregates::new(PeriodKey { period: resolution.period, tz }, 1);
+            let days = counted_days(&resolution);
+            for k in 0..table.len() {
+                let Some(date) = day_date(table.day[k]).filter(|_| days.contains(&table.day[k])) else {
+                    continue;
+                };
+                let ts = tz.from_local_datetime(&date.and_hms_opt(12, 0, 0).unwrap()).unwrap().timestamp();
+                let user = table.user_email(&people, table.user[k]);
+                let (p, m) = (
+                    &table.products()[usize::from(table.product[k])],
+                    &table.models()[usize::from(table.model[k])],
+                );
+                agg.add(ts, user, p, m, table.micros[k], 1);
+            }
+            let group_name = |g: usize| policies.groups[g].doc.name.clone();
+            let users = resolution
+                .users
+                .iter()
+                .map(|r| {
+                    let limit = UserLimit { limit: (*r.limit).clone(), group: r.group.map(group_name) };
+                    (Arc::from(people.users[r.user].email.as_str()), limit)
+                })
+                .collect();
+            let pools = policies
+                .groups
+                .iter()
+                .filter_map(|g| Some((Arc::from(g.doc.name.as_str()), g.doc.pool.as_ref()?.credits.micros())))
+                .collect();
+            let limits = LimitsSnap {
+                generation: 1,
+                writes: 0,
+                at: std::time::Instant::now(),
+                users,
+                pools,
+                enforcement: ws.enforcement,
+                alerts: Arc::new(AlertLevels::of(ws)),
+            };
+            let v = build(&agg, &limits, &DirectorySnap::default());
+
+            for u in &evaluation.users {
+                let row = v.row(u.user).unwrap_or_else(|| panic!("{ctx}: no row for {}", u.user));
+                assert_eq!(
+                    (row.limit, row.used, row.remaining, row.percent, row.status, row.blocked_by),
+                    (
+                        Some(u.limit.micros()),
+                        u.used.micros(),
+                        Some(u.remaining.micros()),
+                        u.percent,
+                        Some(u.status),
+                        u.blocked_by
+                    ),
+                    "{ctx}: {}",
+                    u.user
+                );
+                assert_eq!(row.blocked(), u.blocked, "{ctx}: {}", u.user);
+                checked += 1;
+            }
+            for g in evaluation.groups.iter().filter(|g| g.members > 0 || g.pool.is_some()) {
+                let team = v.team(g.group).unwrap_or_else(|| panic!("{ctx}: no team {}", g.group));
+                assert_eq!(
+                    (team.members, team.used, team.pool, team.exposure, team.status(&v.rules)),
+                    (g.members, g.used.micros(), g.pool.map(|p| p.micros()), g.exposure.micros(), g.status),
+                    "{ctx}: {}",
+                    g.group
+                );
+            }
+        }
+        assert!(checked >= 30, "the case files hold users ({checked} checked)");
     }
 }
