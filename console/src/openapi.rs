@@ -194,7 +194,7 @@ fn dashboard_paths() -> (Value, Value) {
     };
     let period = json!({ "type": "object", "properties": { "start": { "type": "string", "format": "date-time" }, "end": { "type": "string", "format": "date-time" }, "now": { "type": "string", "format": "date-time" }, "timezone": { "type": "string" } } });
     let paths = json!({
-        "/v1/dashboard/summary": { "get": op("dashboard", "the workspace gauge (used vs the sum of applied limits), status counts, usage per product and each team's budget (its pool, else the sum of its members' limits) this period (admin); `forecast` is linear: usage so far at the period's burn rate so far, projected to its end",
+        "/v1/dashboard/summary": { "get": op("dashboard", "the workspace gauge (used vs the sum of applied limits), status counts, usage per product and each team's budget (its pool, else the sum of its members' limits; users with a limit and no group are the team `(no group)`) this period (admin); `forecast` is linear: usage so far at the period's burn rate so far, projected to its end",
             vec![now.clone(), fresh.clone()], None, ok("the summary", json!({ "type": "object", "properties": {
                 "period": period,
                 "workspace": { "type": "object", "properties": { "used": decimal, "exposure": decimal, "users": { "type": "integer", "description": "users with an applied limit" }, "percent": percent, "status": status, "forecast": decimal,
@@ -206,7 +206,7 @@ fn dashboard_paths() -> (Value, Value) {
                 "teams": { "type": "array", "items": r("DashboardTeam") } } })), &errors(&[])) },
         "/v1/dashboard/users": { "get": op("dashboard", "every user with a limit or usage this period, filtered, sorted and paged in memory (admin)",
             page(vec![
-                query("group", "only members of this group", json!({ "type": "string" })),
+                query("group", "only members of this group; `(no group)`: users with a limit and no group", json!({ "type": "string" })),
                 query("status", "only these statuses (repeatable or comma-separated)", json!({ "type": "array", "items": { "enum": ["ok", "warning", "exceeded", "unlimited"] } })),
                 query("sort", "used (default), percent, remaining or email", json!({ "enum": ["used", "percent", "remaining", "email"] })),
             ]), None, ok("a page of users (CSV: one row per match, a column per product)", list_of(r("DashboardUser"))), &errors(&[])) },
@@ -230,7 +230,7 @@ fn dashboard_paths() -> (Value, Value) {
         vec![
             query("limit", "how many (default 50)", json!({ "type": "integer", "minimum": 1, "maximum": 500 })),
             query("product", "only this product", json!({ "type": "string" })),
-            query("group", "only events whose project (the user's group at ingest) is this", json!({ "type": "string" })),
+            query("group", "only events whose project (the user's group at ingest) is this; `(no group)`: events without one", json!({ "type": "string" })),
         ], None,
         ok("the latest events", json!({ "type": "object", "properties": {
             "object": { "const": "list" },
@@ -252,7 +252,7 @@ fn dashboard_paths() -> (Value, Value) {
             "caps": { "type": ["object", "null"], "properties": { "products": by_name, "models": by_name } },
             "used": decimal, "remaining": { "oneOf": [decimal, { "type": "null" }] }, "percent": percent, "status": status, "blocked": { "type": "boolean" },
             "products": by_name, "models": by_name,
-            "forecast": { "type": "object", "properties": { "used_at_end": decimal, "limit_reached_on": { "type": ["string", "null"], "format": "date" } } },
+            "forecast": { "type": "object", "properties": { "used_at_end": { "allOf": [decimal], "description": "linear, at the burn rate so far; under hard enforcement no more than the user may still spend (their remaining credits, bounded by their team pool)" }, "limit_reached_on": { "type": ["string", "null"], "format": "date" } } },
             "daily": { "type": "array", "items": { "type": "object", "properties": { "day": { "type": "string", "format": "date" }, "credits": decimal } } },
             "history": { "type": "array", "items": { "type": "object", "properties": { "at": { "type": "string", "format": "date-time" }, "action": { "enum": ["limit.set", "limit.remove"] }, "old": { "oneOf": [decimal, { "type": "null" }] }, "new": { "oneOf": [decimal, { "type": "null" }] }, "commit": { "type": ["string", "null"] } } } } } }
     });

@@ -13,6 +13,7 @@ use budgit_engine::evaluate::{Breakdown, EvaluateOptions, Evaluation, evaluate};
 use budgit_engine::input::{read_directory, read_usage_files};
 use budgit_engine::model::{Enforcement, Period};
 use budgit_engine::resolve::resolve;
+use budgit_engine::standing::BlockedBy;
 use budgit_engine::validate::ValidateOptions;
 use budgit_engine::{Credits, Diagnostic, Report, Severity};
 
@@ -33,6 +34,10 @@ use crate::render::{self, DiagContext};
 /// `line_item` (`"codex, gpt-5-codex"`: fetch them grouped by `user_id` and
 /// `line_item`); a daily bucket counts on the workspace day holding most of it.
 /// Credits in JSON are exact decimal numbers (`1234.5`, never `1234.499999`).
+///
+/// Under hard enforcement a user is blocked when their own limit or their team's
+/// pool is used up: the table says `exceeded (blocked)` or, when the pool decides,
+/// `exceeded (blocked by pool)`; JSON gives `blocked_by` (`limit`, `pool` or null).
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
@@ -250,8 +255,11 @@ fn table_text(e: &Evaluation<'_>, workspace: &str, top: usize, by: Option<By>) -
         for &i in order.iter().take(top) {
             let u = &e.users[i];
             let mut status = u.status.as_str().to_string();
-            if u.blocked {
-                status.push_str(" (blocked)");
+            match u.blocked_by {
+                Some(BlockedBy::Limit) => status.push_str(" (blocked)"),
+                // their own limit has room: say that the team pool stops them
+                Some(BlockedBy::Pool) => status.push_str(" (blocked by pool)"),
+                None => {}
             }
             let capped: Vec<&str> =
                 u.products.iter().chain(&u.models).filter(|c| c.blocked).map(|c| c.name).collect();
