@@ -2,8 +2,6 @@
 //! `evaluate` finds blocked at head and not at base (and the reverse), from the same
 //! usage files, including rows dated after `now` that have not happened yet.
 
-#![expect(clippy::expect_used, reason = "test helpers fail the test on bad fixtures")]
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
