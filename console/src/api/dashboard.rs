@@ -42,6 +42,7 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use budgit_engine::Credits;
+use budgit_engine::standing::Status;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
@@ -53,7 +54,6 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::ledger::Ledger;
 use crate::{App, StreamEvent};
-use budgit_engine::standing::Status;
 
 /// How long a copy of the ledger's standings serves when no write to `/v1/limits`
 /// made it stale.
