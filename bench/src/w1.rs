@@ -16,10 +16,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use budgit_engine::evaluate::{EvaluateOptions, Status, evaluate};
+use budgit_engine::evaluate::{EvaluateOptions, evaluate};
 use budgit_engine::r#gen::{Spec, generate};
 use budgit_engine::input::{read_directory, read_usage_files};
 use budgit_engine::resolve::resolve;
+use budgit_engine::standing::Status;
 use budgit_engine::usage::day_number;
 use budgit_engine::validate::{ValidateOptions, validate_dir};
 
