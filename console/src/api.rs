@@ -404,18 +404,62 @@ impl QueryPairs {
     }
 }
 
-/// Quotes a CSV field when needed (and defuses spreadsheet formulas).
 /// A page of a list endpoint: `{"object": "list", "data", "has_more", "next"}`, where
-/// `next` is the cursor to pass as `after` for the following page.
-pub(crate) fn list_response(
-    data: impl serde::Serialize,
+/// `next` is the cursor to pass as `after` for the following page (null on the last).
+///
+/// The one place a page is cut: endpoints read one row more than the page size
+/// ([`Page::read_limit`]) and [`Page::cut`] turns that extra row into `has_more`.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct Page<T, C> {
+    object: &'static str,
+    data: Vec<T>,
     has_more: bool,
-    next: impl serde::Serialize,
-) -> Response {
-    axum::Json(serde_json::json!({ "object": "list", "data": data, "has_more": has_more, "next": next }))
-        .into_response()
+    next: Option<C>,
 }
 
+impl<T, C> Page<T, C> {
+    /// How many rows to read for a page of `limit`: one more, to know whether another follows.
+    pub fn read_limit(limit: usize) -> i64 {
+        i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX)
+    }
+
+    /// A page of at most `limit` of `rows` (read with [`Page::read_limit`]); the cursor
+    /// is `cursor` of the last row kept, when more follow.
+    pub fn cut(mut rows: Vec<T>, limit: usize, cursor: impl Fn(&T) -> C) -> Page<T, C> {
+        let has_more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = if has_more { rows.last().map(cursor) } else { None };
+        Page { object: "list", data: rows, has_more, next }
+    }
+
+    /// Every row in one page: nothing follows.
+    pub fn whole(rows: Vec<T>) -> Page<T, C> {
+        Page { object: "list", data: rows, has_more: false, next: None }
+    }
+
+    /// The rows of the page, to turn into what is answered.
+    pub fn rows(&self) -> &[T] {
+        &self.data
+    }
+
+    /// The same page with each row turned into what is answered.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U, C> {
+        Page {
+            object: self.object,
+            data: self.data.into_iter().map(f).collect(),
+            has_more: self.has_more,
+            next: self.next,
+        }
+    }
+}
+
+impl<T: serde::Serialize, C: serde::Serialize> IntoResponse for Page<T, C> {
+    fn into_response(self) -> Response {
+        axum::Json(self).into_response()
+    }
+}
+
+/// Quotes a CSV field when needed (and defuses spreadsheet formulas).
 pub(crate) fn csv_field(s: &str) -> String {
     let s = if s.starts_with(['=', '+', '-', '@']) && s.parse::<f64>().is_err() {
         format!("'{s}")

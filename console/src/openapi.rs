@@ -17,6 +17,29 @@ fn body(schema: Value) -> Value {
     json!({ "required": true, "content": { "application/json": { "schema": schema } } })
 }
 
+/// A request object whose reader refuses fields it does not know (`deny_unknown_fields`).
+fn closed(mut schema: Value) -> Value {
+    schema["additionalProperties"] = Value::Bool(false);
+    schema
+}
+
+/// Declares that a successful answer may also be CSV (`format=csv`).
+fn with_csv(mut operation: Value, status: &str) -> Value {
+    operation["responses"][status]["content"]["text/csv"] =
+        json!({ "schema": { "type": "string", "description": "a header row, then one row per item" } });
+    operation
+}
+
+/// Moves an operation's success answer from 200 to `status` (201 Created, 204 No Content).
+fn answers(mut operation: Value, status: &str) -> Value {
+    if let Some(responses) = operation["responses"].as_object_mut()
+        && let Some(ok) = responses.remove("200")
+    {
+        responses.insert(status.to_string(), ok);
+    }
+    operation
+}
+
 fn query(name: &str, description: &str, schema: Value) -> Value {
     json!({ "name": name, "in": "query", "description": description, "schema": schema })
 }
@@ -95,9 +118,9 @@ fn repository_paths() -> (Value, Value) {
             &errors(&repo_errors[..2])) },
         "/v1/proposals": {
             "post": op("proposals", "propose a group's limit, caps or pool (admin): edits only those values in the group's file, validates the tree as CI does, commits on a new branch `budgit/proposal/<group>-<yyyymmdd-hhmmss>` from the approved ref (the work tree never changes) and returns the plan of that branch",
-                vec![], Some(body(json!({ "type": "object", "required": ["group", "reason"], "properties": {
+                vec![], Some(body(closed(json!({ "type": "object", "required": ["group", "reason"], "properties": {
                     "group": { "type": "string" }, "credits": decimal, "pool": { "oneOf": [decimal, { "type": "null" }], "description": "absent: unchanged; null: remove the pool" },
-                    "products": caps, "models": caps, "reason": { "type": "string" } } }))),
+                    "products": caps, "models": caps, "reason": { "type": "string" } } })))),
                 ok("the proposal", r("Proposal")), &errors(&repo_errors)),
             "get": op("proposals", "proposals made, newest first (admin)", paging_params(), None, ok("a page of proposals", list_of(r("Proposal"))), &errors(&[]))
         },
@@ -133,11 +156,7 @@ fn repository_paths() -> (Value, Value) {
     for (path, method) in
         [("/v1/proposals", "post"), ("/v1/requests/{id}/propose", "post"), ("/v1/reconciler/status", "put")]
     {
-        if let Some(responses) = paths[path][method]["responses"].as_object_mut()
-            && let Some(ok) = responses.remove("200")
-        {
-            responses.insert("201".to_string(), ok);
-        }
+        paths[path][method] = answers(paths[path][method].take(), "201");
     }
     (paths, schemas)
 }
@@ -204,12 +223,12 @@ fn dashboard_paths() -> (Value, Value) {
                     "alerts": { "oneOf": [{ "type": "array", "items": { "type": "integer" } }, { "type": "null" }], "description": "the workspace's alert levels in percent, ascending; null when the server has no policy repository" } } },
                 "products": by_name,
                 "teams": { "type": "array", "items": r("DashboardTeam") } } })), &errors(&[])) },
-        "/v1/dashboard/users": { "get": op("dashboard", "every user with a limit or usage this period, filtered, sorted and paged in memory (admin)",
+        "/v1/dashboard/users": { "get": with_csv(op("dashboard", "every user with a limit or usage this period, filtered, sorted and paged in memory (admin)",
             page(vec![
                 query("group", "only members of this group; `(no group)`: users with a limit and no group", json!({ "type": "string" })),
                 query("status", "only these statuses (repeatable or comma-separated)", json!({ "type": "array", "items": { "enum": ["ok", "warning", "exceeded", "unlimited"] } })),
                 query("sort", "used (default), percent, remaining or email", json!({ "enum": ["used", "percent", "remaining", "email"] })),
-            ]), None, ok("a page of users (CSV: one row per match, a column per product)", list_of(r("DashboardUser"))), &errors(&[])) },
+            ]), None, ok("a page of users (CSV: one row per match, a column per product)", list_of(r("DashboardUser"))), &errors(&[])), "200") },
         "/v1/dashboard/trends": { "get": op("dashboard", "daily credits per product or model over the period so far (local days), and the cumulative forecast from today to the period's last day at the burn rate so far (admin)",
             vec![query("by", "product (default) or model", json!({ "enum": ["product", "model"] })), now.clone()], None,
             ok("the trend", json!({ "type": "object", "properties": {
@@ -217,11 +236,11 @@ fn dashboard_paths() -> (Value, Value) {
                 "series": { "type": "array", "items": { "type": "object", "properties": { "key": { "type": "string" }, "total": decimal, "values": { "type": "array", "items": decimal } } } },
                 "forecast": { "type": "object", "properties": { "days": { "type": "array", "items": { "type": "string", "format": "date" } }, "values": { "type": "array", "items": decimal } } } } })),
             &errors(&[])) },
-        "/v1/dashboard/breakdown": { "get": op("dashboard", "usage this period per user, product, model or cost center (the directory's `cost_center` attribute; `(none)` without one, `(not in directory)` for users the directory does not know), sorted and paged (admin)",
+        "/v1/dashboard/breakdown": { "get": with_csv(op("dashboard", "usage this period per user, product, model or cost center (the directory's `cost_center` attribute; `(none)` without one, `(not in directory)` for users the directory does not know), sorted and paged (admin)",
             page(vec![
                 query("by", "user (default), product, model or cost_center", json!({ "enum": ["user", "product", "model", "cost_center"] })),
                 query("sort", "used (default), events or key", json!({ "enum": ["used", "events", "key"] })),
-            ]), None, ok("a page of rows", list_of(json!({ "type": "object", "properties": { "key": { "type": "string" }, "used": decimal, "events": { "type": "integer" }, "users": { "type": "integer", "description": "users with usage" }, "share": percent } }))), &errors(&[])) },
+            ]), None, ok("a page of rows", list_of(json!({ "type": "object", "properties": { "key": { "type": "string" }, "used": decimal, "events": { "type": "integer" }, "users": { "type": "integer", "description": "users with usage" }, "share": percent } }))), &errors(&[])), "200") },
         "/v1/me": { "get": op("dashboard", "the caller: `{\"role\": \"admin\"}` for the admin token; for a user token, that user's budget this period: limit, usage by product and model, forecast (linear, at the burn rate so far), daily usage and the history of the limit from the audit log",
             vec![now, fresh.clone()], None, ok("the caller", r("Me")), &[("401", "missing or unknown token"), ("403", "a user token fixing `now` outside the period being shown")]) }
     });
@@ -273,9 +292,9 @@ fn console_session_path() -> Value {
         "console",
         "sign the browser in: checks a token and opens a session: a new random id (stored hashed; never the token) in the `budgit_session` cookie (HttpOnly, SameSite=Strict, Path=/, Max-Age the session's lifetime, Secure with `--cookie-secure` or `X-Forwarded-Proto: https`). The session ends after the idle timeout (default 1 h), at its lifetime (default 12 h), at sign-out, when its token is revoked or the admin token rotated; an expired session answers 401 `auth/session-expired`. Without an `Authorization` header, every endpoint accepts that cookie; a cookie-authenticated request other than GET must also send `X-Budgit-Console: 1`",
         vec![header.clone()],
-        Some(body(
+        Some(body(closed(
             json!({ "type": "object", "required": ["token"], "properties": { "token": { "type": "string" } } }),
-        )),
+        ))),
         ok("who the token belongs to", session),
         &[("400", "malformed request"), ("401", "unknown token"), ("403", "no `X-Budgit-Console: 1` header")],
     );
@@ -289,12 +308,7 @@ fn console_session_path() -> Value {
         &[("403", "no `X-Budgit-Console: 1` header")],
     );
     delete["security"] = json!([]);
-    if let Some(responses) = delete["responses"].as_object_mut()
-        && let Some(done) = responses.remove("200")
-    {
-        responses.insert("204".into(), done);
-    }
-    json!({ "post": post, "delete": delete })
+    json!({ "post": post, "delete": answers(delete, "204") })
 }
 
 /// The OpenAPI 3.1 document.
@@ -332,13 +346,13 @@ pub fn document() -> Value {
             "/v1/users/{email}": { "get": op("users", "one user with the applied limit and this period's usage",
                 vec![path("email", "the user")], None, ok("the user", r("UserDetail")), &errors(&[("404", "unknown user")])) },
             "/v1/users/{email}/tokens": {
-                "post": op("users", "issue a user token (admin); the token is shown once, only its hash is stored",
-                    vec![path("email", "the user")], None, ok("the token", json!({ "type": "object", "properties": { "user": { "type": "string" }, "token": { "type": "string" } } })), &errors(&[("404", "unknown user")])),
+                "post": answers(op("users", "issue a user token (admin); the token is shown once, only its hash is stored",
+                    vec![path("email", "the user")], None, ok("the token", json!({ "type": "object", "required": ["user", "token"], "properties": { "user": { "type": "string" }, "token": { "type": "string" }, "note": { "type": "string" } } })), &errors(&[("404", "unknown user")])), "201"),
                 "delete": op("users", "revoke every token of a user (admin), and the console sessions signed in with them", vec![path("email", "the user")], None, ok("how many", json!({ "type": "object" })), &errors(&[]))
             },
             "/v1/admin/token": {
                 "post": op("users", "rotate the admin token (admin), without a restart: the old token stops working and every console session signed in with it ends; a restart that still configures the old token refuses to start. Without a body a token is generated and shown once",
-                    vec![], Some(body(json!({ "type": "object", "properties": { "token": { "type": "string", "minLength": 32, "description": "the new token, chosen by the caller (not echoed)" } } }))),
+                    vec![], Some(body(closed(json!({ "type": "object", "properties": { "token": { "type": "string", "minLength": 32, "description": "the new token, chosen by the caller (not echoed)" } } })))),
                     ok("rotated", json!({ "type": "object", "properties": { "token": { "type": "string", "description": "the generated token, shown once (absent when the caller chose it)" }, "sessions_revoked": { "type": "integer" } } })),
                     &errors(&[("400", "the new token is shorter than 32 characters (`auth/weak-token`)"), ("409", "the new token is the current one or a rotated-out one (`auth/token-reused`)")]))
             },
@@ -350,13 +364,13 @@ pub fn document() -> Value {
                     vec![], Some(body(r("LimitBatch"))), ok("per-item status", r("LimitBatchResult")), &errors(&[("413", "batch too large")]))
             },
             "/v1/pools": { "get": op("limits", "group pools (admin)", vec![], None, ok("pools", list_of(json!({ "type": "object", "properties": { "group": { "type": "string" }, "credits": credits } }))), &errors(&[])) },
-            "/v1/audit": { "get": op("limits", "the audit log, oldest first (admin); `format=csv` exports it",
+            "/v1/audit": { "get": with_csv(op("limits", "the audit log, oldest first (admin); `format=csv` exports it",
                 [paging(), vec![
                     query("subject", "a user, group or `request:ID`", json!({ "type": "string" })),
                     query("action", "`limit.set`, `limit.remove`, `pool.set`, `pool.remove`, `settings.set`, `token.issue`, `token.revoke`, `admin_token.rotate`, `request.approved`, `request.declined`", json!({ "type": "string" })),
                     query("actor", "the writer, or the label it gave", json!({ "type": "string" })),
                     query("format", "json (default) or csv", json!({ "enum": ["json", "csv"] }))
-                ]].concat(), None, ok("a page of audit rows", list_of(r("AuditRow"))), &errors(&[])) },
+                ]].concat(), None, ok("a page of audit rows", list_of(r("AuditRow"))), &errors(&[])), "200") },
             "/v1/usage/events": { "post": op("usage", "ingest one event, an array, or `{\"events\": [...]}` (admin); `id` is the idempotency key: a retried event is stored once and reported as a duplicate, the same id for a different payload is 409 `idempotency/conflict`; `credits` from 0 to 1000000, `time` from 2020-01-01 to a day from now",
                 vec![], Some(body(json!({ "oneOf": [r("UsageEvent"), { "type": "array", "items": r("UsageEvent"), "maxItems": 1000 }, { "type": "object", "properties": { "events": { "type": "array", "items": r("UsageEvent"), "maxItems": 1000 } } }] }))),
                 ok("per-event status", json!({ "type": "object", "properties": { "accepted": { "type": "integer" }, "duplicates": { "type": "integer" }, "results": { "type": "array", "items": { "type": "object", "properties": { "id": { "type": "string" }, "status": { "enum": ["created", "duplicate"] }, "seq": { "type": ["integer", "null"] } } } } } })),
@@ -372,7 +386,7 @@ pub fn document() -> Value {
                 ],
                 "responses": { "200": { "description": "the stream", "content": { "text/event-stream": {} } }, "401": error_response("missing or unknown token"), "403": error_response("another user's events") }
             } },
-            "/v1/organization/costs": { "get": op("usage", "OpenAI Costs API compatible daily buckets, amounts in credits; `format=csv` for CSV",
+            "/v1/organization/costs": { "get": with_csv(op("usage", "OpenAI Costs API compatible daily buckets, amounts in credits; `format=csv` for CSV",
                 vec![
                     json!({ "name": "start_time", "in": "query", "required": true, "description": "unix seconds, inclusive", "schema": { "type": "integer" } }),
                     query("end_time", "unix seconds, exclusive (default: now)", json!({ "type": "integer" })),
@@ -384,24 +398,24 @@ pub fn document() -> Value {
                     query("project_ids", "repeatable (also `project_ids[]`): only these groups", json!({ "type": "array", "items": { "type": "string" } })),
                     query("line_items", "repeatable (also `line_items[]`): only these exact line items (`product, model`)", json!({ "type": "array", "items": { "type": "string" } })),
                     query("format", "json (default) or csv", json!({ "enum": ["json", "csv"] }))
-                ], None, ok("a page of buckets", r("CostsPage")), &errors(&[])) },
+                ], None, ok("a page of buckets", r("CostsPage")), &errors(&[])), "200") },
             "/v1/check": { "post": op("check", "may this user spend this much on this product and model now? when allowed, the worst case is reserved until committed, released or expired; concurrent checks never overspend a user, a cap or a pool; soft enforcement allows and records an alert; a hold of more than a quarter of the user's pool lives at most 60 seconds",
                 vec![], Some(body(r("CheckRequest"))), ok("the decision", r("CheckResponse")), &errors(&[("422", "`credits/too-large`: more than 1000000 credits"), ("429", "`check/too-many-holds`: the user already has 1000 open reservations")])) },
             "/v1/alerts": { "get": op("check", "alerts: `over_limit` (soft enforcement let a spend past a limit) and `over_reservation` (a commit of more than its hold, or after it lapsed); a user token sees its own",
                 paging(), None, ok("a page of alerts", list_of(json!({ "type": "object", "properties": { "seq": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "user": { "type": "string" }, "kind": { "enum": ["over_limit", "over_reservation"] }, "message": { "type": "string" } } }))), &errors(&[])) },
             "/v1/reservations/{id}/commit": { "post": op("check", "record the actual spend as usage and close the reservation; usage is a fact: more than reserved is recorded even past a limit, and so is a commit up to a day after the hold lapsed (`over_reservation`, with an alert and an audit row `usage.over_reservation`); the limit passed stops the next check",
-                vec![path("id", "the reservation")], Some(body(json!({ "type": "object", "required": ["credits"], "properties": { "credits": credits, "event_id": { "type": "string" }, "context": { "type": "object" } } }))),
+                vec![path("id", "the reservation")], Some(body(closed(json!({ "type": "object", "required": ["credits"], "properties": { "credits": credits, "event_id": { "type": "string" }, "context": { "type": "object" } } })))),
                 ok("committed", json!({ "type": "object", "properties": { "reservation_id": { "type": "string" }, "committed": credits, "reserved": credits, "event_seq": { "type": ["integer", "null"] }, "duplicate_event": { "type": "boolean" }, "over_reservation": { "type": "boolean" }, "late": { "type": "boolean", "description": "committed after the hold lapsed" } } })),
                 &errors(&[("404", "unknown reservation, or lapsed more than a day ago"), ("409", "`reservation/busy`: being committed; `idempotency/conflict`: `event_id` already used for another event (the hold stays open)"), ("422", "`credits/negative`, `credits/too-large`")])) },
             "/v1/reservations/{id}/release": { "post": op("check", "give the held credits back", vec![path("id", "the reservation")], None, ok("released", json!({ "type": "object" })), &errors(&[("404", "unknown or expired reservation")])) },
             "/v1/requests": {
-                "post": op("requests", "ask for more credits for some days, with a reason and context (a user token asks for itself)",
-                    vec![], Some(body(json!({ "type": "object", "required": ["credits", "days", "reason"], "properties": { "user": { "type": "string" }, "credits": credits, "days": { "type": "integer", "minimum": 1 }, "reason": { "type": "string" }, "context": { "type": "object" } } }))),
-                    ok("the request", r("CreditRequest")), &errors(&[("422", "`credits/too-large`: more than 1000000 credits"), ("429", "`requests/too-many-pending`: the user already has 20 pending requests")])),
+                "post": answers(op("requests", "ask for more credits for some days, with a reason and context (a user token asks for itself)",
+                    vec![], Some(body(closed(json!({ "type": "object", "required": ["credits", "days", "reason"], "properties": { "user": { "type": "string" }, "credits": credits, "days": { "type": "integer", "minimum": 1 }, "reason": { "type": "string" }, "context": { "type": "object" } } })))),
+                    ok("the request", r("CreditRequest")), &errors(&[("422", "`credits/too-large`: more than 1000000 credits"), ("429", "`requests/too-many-pending`: the user already has 20 pending requests")])), "201"),
                 "get": op("requests", "credit requests (admin: all; user: own)", [paging(), vec![query("status", "pending, approved or declined", json!({ "enum": ["pending", "approved", "declined"] }))]].concat(), None, ok("a page of requests", list_of(r("CreditRequest"))), &errors(&[]))
             },
             "/v1/requests/{id}/approve": { "post": op("requests", "approve a pending request (admin): status `approved` with the Override it proposes", vec![path("id", "the request")], None, ok("the request", r("CreditRequest")), &errors(&[("404", "unknown request"), ("409", "already decided")])) },
-            "/v1/requests/{id}/decline": { "post": op("requests", "decline a pending request with a reason (admin)", vec![path("id", "the request")], Some(body(json!({ "type": "object", "required": ["reason"], "properties": { "reason": { "type": "string" } } }))), ok("the request", r("CreditRequest")), &errors(&[("404", "unknown request"), ("409", "already decided")])) },
+            "/v1/requests/{id}/decline": { "post": op("requests", "decline a pending request with a reason (admin)", vec![path("id", "the request")], Some(body(closed(json!({ "type": "object", "required": ["reason"], "properties": { "reason": { "type": "string" } } })))), ok("the request", r("CreditRequest")), &errors(&[("404", "unknown request"), ("409", "already decided")])) },
             "/v1/groups": repository["/v1/groups"].clone(),
             "/v1/proposals": repository["/v1/proposals"].clone(),
             "/v1/requests/{id}/propose": repository["/v1/requests/{id}/propose"].clone(),
@@ -415,7 +429,7 @@ pub fn document() -> Value {
             "/console/session": console_session_path(),
             "/v1/leases/{name}": {
                 "post": op("leases", "acquire or renew a lease (admin)", vec![path("name", "the lease")],
-                    Some(body(json!({ "type": "object", "required": ["holder", "ttl_seconds"], "properties": { "holder": { "type": "string" }, "ttl_seconds": { "type": "integer", "minimum": 1, "maximum": 86400 } } }))),
+                    Some(body(closed(json!({ "type": "object", "required": ["holder", "ttl_seconds"], "properties": { "holder": { "type": "string" }, "ttl_seconds": { "type": "integer", "minimum": 1, "maximum": 86400 } } })))),
                     ok("held", r("Lease")), &errors(&[("409", "held by another holder (`holder` and `expires_at` in the body)")])),
                 "delete": {
                     "tags": ["leases"], "summary": "release a lease held by `holder` (admin)",
@@ -431,20 +445,20 @@ pub fn document() -> Value {
                 "User": { "type": "object", "properties": { "email": { "type": "string" }, "attributes": { "type": "object" } } },
                 "UserDetail": { "type": "object", "properties": { "email": { "type": "string" }, "attributes": { "type": ["object", "null"] }, "limit": { "type": ["object", "null"] }, "group": { "type": ["string", "null"] }, "period": { "type": "object" }, "used": { "type": "object", "properties": { "credits": credits, "products": { "type": "object" }, "models": { "type": "object" } } } } },
                 "ImportResult": { "type": "object", "properties": { "users": { "type": "integer" }, "created": { "type": "integer" }, "updated": { "type": "integer" }, "unchanged": { "type": "integer" }, "diagnostics": { "type": "array", "items": { "type": "object", "properties": { "code": { "type": "string" }, "severity": { "enum": ["error", "warning"] }, "message": { "type": "string" }, "line": { "type": ["integer", "null"] } } } } } },
-                "Source": { "type": "object", "required": ["kind", "name", "file", "line"], "properties": { "kind": { "enum": ["default", "group", "override"] }, "name": { "type": "string" }, "file": { "type": "string" }, "line": { "type": "integer" }, "commit": { "type": ["string", "null"] } } },
+                "Source": { "type": "object", "required": ["kind", "name", "file", "line"], "additionalProperties": false, "properties": { "kind": { "enum": ["default", "group", "override"] }, "name": { "type": "string" }, "file": { "type": "string" }, "line": { "type": "integer" }, "commit": { "type": ["string", "null"] } } },
                 "AppliedLimit": { "type": "object", "properties": { "user": { "type": "string" }, "credits": credits, "products": { "type": "object", "additionalProperties": credits }, "models": { "type": "object", "additionalProperties": credits }, "group": { "type": ["string", "null"] }, "source": { "oneOf": [r("Source"), { "type": "null" }] }, "commit": { "type": ["string", "null"] }, "plan_digest": { "type": ["string", "null"] }, "updated_at": { "type": "string", "format": "date-time" } } },
-                "LimitBatch": { "type": "object", "required": ["commit"], "properties": {
+                "LimitBatch": { "type": "object", "required": ["commit"], "additionalProperties": false, "properties": {
                     "commit": { "type": "string" },
                     "plan_digest": { "type": "string" },
                     "actor": { "type": "string", "description": "a label for the audit log (`admin (LABEL)`)" },
-                    "limits": { "type": "array", "items": { "type": "object", "required": ["user", "credits"], "properties": { "user": { "type": "string" }, "credits": credits, "products": { "type": "object", "additionalProperties": credits }, "models": { "type": "object", "additionalProperties": credits }, "group": { "type": ["string", "null"] }, "source": r("Source") } } },
+                    "limits": { "type": "array", "items": { "type": "object", "required": ["user", "credits"], "additionalProperties": false, "properties": { "user": { "type": "string" }, "credits": credits, "products": { "type": "object", "additionalProperties": credits }, "models": { "type": "object", "additionalProperties": credits }, "group": { "type": ["string", "null"] }, "source": r("Source") } } },
                     "remove": { "type": "array", "items": { "type": "string" } },
-                    "pools": { "type": "array", "items": { "type": "object", "required": ["group", "credits"], "properties": { "group": { "type": "string" }, "credits": { "type": ["number", "null"], "description": "null removes the pool" } } } },
-                    "workspace": { "type": "object", "description": "also accepted as `settings`", "required": ["period"], "properties": { "period": { "enum": ["day", "week", "month", "quarter"] }, "timezone": { "type": "string" }, "enforcement": { "enum": ["hard", "soft"] } } }
+                    "pools": { "type": "array", "items": { "type": "object", "required": ["group", "credits"], "additionalProperties": false, "properties": { "group": { "type": "string" }, "credits": { "type": ["number", "null"], "description": "null removes the pool" } } } },
+                    "workspace": { "type": "object", "description": "also accepted as `settings`", "required": ["period"], "additionalProperties": false, "properties": { "period": { "enum": ["day", "week", "month", "quarter"] }, "timezone": { "type": "string" }, "enforcement": { "enum": ["hard", "soft"] } } }
                 } },
                 "LimitBatchResult": { "type": "object", "properties": { "changed": { "type": "integer" }, "unchanged": { "type": "integer" }, "results": { "type": "array", "items": { "type": "object", "properties": { "user": { "type": "string" }, "status": { "enum": ["created", "updated", "removed", "unchanged"] } } } }, "pools": { "type": "array", "items": { "type": "object", "properties": { "group": { "type": "string" }, "status": { "enum": ["created", "updated", "removed", "unchanged"] } } } } } },
                 "AuditRow": { "type": "object", "properties": { "seq": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "actor": { "type": "string" }, "action": { "type": "string" }, "subject": { "type": "string" }, "old": {}, "new": {}, "commit": { "type": ["string", "null"] }, "plan_digest": { "type": ["string", "null"] } } },
-                "UsageEvent": { "type": "object", "required": ["id", "time", "user", "product", "model", "credits"], "properties": { "id": { "type": "string", "description": "idempotency key" }, "time": { "oneOf": [{ "type": "string", "format": "date-time" }, { "type": "integer", "description": "unix seconds" }] }, "user": { "type": "string" }, "product": { "type": "string" }, "model": { "type": "string" }, "credits": credits, "context": { "type": "object", "description": "at most 4 KiB of JSON (conversation, task kind, …)" } } },
+                "UsageEvent": { "type": "object", "required": ["id", "time", "user", "product", "model", "credits"], "additionalProperties": false, "properties": { "id": { "type": "string", "description": "idempotency key" }, "time": { "oneOf": [{ "type": "string", "format": "date-time" }, { "type": "integer", "description": "unix seconds" }] }, "user": { "type": "string" }, "product": { "type": "string" }, "model": { "type": "string" }, "credits": credits, "context": { "type": "object", "description": "at most 4 KiB of JSON (conversation, task kind, …)" } } },
                 "CostsPage": { "type": "object", "required": ["object", "data", "has_more", "next_page"], "properties": {
                     "object": { "const": "page" },
                     "data": { "type": "array", "items": { "type": "object", "properties": {
@@ -458,7 +472,7 @@ pub fn document() -> Value {
                     "has_more": { "type": "boolean" },
                     "next_page": { "type": ["string", "null"] }
                 } },
-                "CheckRequest": { "type": "object", "required": ["product", "model", "credits"], "properties": { "user": { "type": "string", "description": "required with the admin token" }, "product": { "type": "string" }, "model": { "type": "string" }, "credits": credits, "ttl_seconds": { "type": "integer", "minimum": 1, "maximum": 3600, "description": "reservation life (default 300)" } } },
+                "CheckRequest": { "type": "object", "required": ["product", "model", "credits"], "additionalProperties": false, "properties": { "user": { "type": "string", "description": "required with the admin token" }, "product": { "type": "string" }, "model": { "type": "string" }, "credits": credits, "ttl_seconds": { "type": "integer", "minimum": 1, "maximum": 3600, "description": "reservation life (default 300)" } } },
                 "CheckResponse": { "type": "object", "properties": { "allowed": { "type": "boolean" }, "reservation_id": { "type": ["string", "null"] }, "remaining": credits, "deciding": { "enum": ["user", "product_cap", "model_cap", "pool"] }, "expires_at": { "type": ["string", "null"], "format": "date-time" }, "enforcement": { "enum": ["hard", "soft"] }, "alert": { "const": "over_limit" }, "reason": { "type": "string" } } },
                 "CreditRequest": { "type": "object", "properties": { "id": { "type": "integer" }, "user": { "type": "string" }, "credits": credits, "days": { "type": "integer" }, "reason": { "type": "string" }, "context": {}, "status": { "enum": ["pending", "approved", "declined"] }, "created_at": { "type": "string" }, "created_by": { "type": "string" }, "decided_at": { "type": ["string", "null"] }, "decided_by": { "type": ["string", "null"] }, "decision_reason": { "type": ["string", "null"] }, "proposal": { "description": "the Override document an approval proposes" } } },
                 "Group": repository_schemas["Group"].clone(),

@@ -470,15 +470,15 @@ pub async fn alerts(
     let limit = q.page_size(100, super::MAX_PAGE)?;
     let after = q.int("after")?.unwrap_or(0);
     let user = who.scope().map(str::to_string);
-    let (rows, has_more) = app
+    let rows = app
         .store
         .read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT seq, at, email, kind, message FROM alerts WHERE seq > ?1 AND (?2 IS NULL OR email = ?2)
                  ORDER BY seq LIMIT ?3",
             )?;
-            let mut rows = stmt
-                .query_map((after, user, i64::try_from(limit + 1).unwrap_or(i64::MAX)), |r| {
+            let rows = stmt
+                .query_map((after, user, super::Page::<Value, Value>::read_limit(limit)), |r| {
                     Ok(json!({
                         "seq": r.get::<_, i64>(0)?,
                         "at": rfc3339(r.get(1)?),
@@ -488,11 +488,8 @@ pub async fn alerts(
                     }))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            let has_more = rows.len() > limit;
-            rows.truncate(limit);
-            Ok((rows, has_more))
+            Ok(rows)
         })
         .await?;
-    let next = if has_more { rows.last().and_then(|r| r.get("seq").cloned()) } else { None };
-    Ok(super::list_response(rows, has_more, next))
+    Ok(super::Page::cut(rows, limit, |r| r.get("seq").cloned().unwrap_or(Value::Null)).into_response())
 }

@@ -49,7 +49,7 @@ use tokio::sync::broadcast;
 
 use self::aggregates::{Aggregates, PeriodKey, UserAgg};
 use self::view::{DirectorySnap, LimitsSnap, Row, Slice, View};
-use super::{MAX_PAGE, QueryPairs, csv_field, csv_response, list_response, rfc3339};
+use super::{MAX_PAGE, Page, QueryPairs, csv_field, csv_response, rfc3339};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::ledger::Ledger;
@@ -564,19 +564,13 @@ fn order_of(q: &QueryPairs, default_desc: bool) -> ApiResult<bool> {
 
 /// A page of `items` in a total order: (number, key) ascending or descending by the
 /// number, then by key; the cursor is the last row's `number:key`.
-struct Paged<T> {
-    rows: Vec<T>,
-    has_more: bool,
-    next: Option<String>,
-}
-
 fn page<T>(
     mut items: Vec<T>,
     sort_key: impl Fn(&T) -> (i128, &str),
     desc: bool,
     after: Option<&str>,
     limit: Option<usize>,
-) -> ApiResult<Paged<T>> {
+) -> ApiResult<Page<T, String>> {
     let cmp = |a: (i128, &str), b: (i128, &str)| {
         let by = if desc { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) };
         by.then_with(|| a.1.cmp(b.1))
@@ -592,19 +586,12 @@ fn page<T>(
             items.partition_point(|x| cmp(sort_key(x), c) != std::cmp::Ordering::Greater)
         }
     };
-    let mut rows: Vec<T> = items.into_iter().skip(start).collect();
+    let rows: Vec<T> = items.into_iter().skip(start).collect();
     let limit = limit.unwrap_or(rows.len());
-    let has_more = rows.len() > limit;
-    rows.truncate(limit);
-    let next = if has_more {
-        rows.last().map(|r| {
-            let (n, k) = sort_key(r);
-            format!("{n}:{k}")
-        })
-    } else {
-        None
-    };
-    Ok(Paged { rows, has_more, next })
+    Ok(Page::cut(rows, limit, |r| {
+        let (n, k) = sort_key(r);
+        format!("{n}:{k}")
+    }))
 }
 
 /// Usage per product and per model of one user, as exact credits by name.
@@ -682,7 +669,7 @@ pub async fn users(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
         }
         out.push('\n');
         let text = |m: Option<i64>| m.map(|m| Credits::from_micros(m).to_string()).unwrap_or_default();
-        for r in &paged.rows {
+        for r in paged.rows() {
             let fields = [
                 r.user.to_string(),
                 r.group.as_deref().unwrap_or("").to_string(),
@@ -706,31 +693,27 @@ pub async fn users(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
         }
         return Ok(csv_response("users.csv", out));
     }
-    let data: Vec<Value> = paged
-        .rows
-        .iter()
-        .map(|r| {
-            let (products, models) = match agg {
-                Some(a) => usage_maps(a, a.users.get(&*r.user)),
-                None => (Map::new(), Map::new()),
-            };
-            json!({
-                "user": &*r.user,
-                "group": r.group.as_deref(),
-                "cost_center": &*r.cost_center,
-                "limit": opt_cr(r.limit),
-                "used": cr(r.used),
-                "remaining": opt_cr(r.remaining),
-                "percent": percent(r.percent),
-                "status": view::status_str(r.status),
-                "blocked": r.blocked(),
-                "events": r.events,
-                "products": products,
-                "models": models,
-            })
+    let data = paged.map(|r| {
+        let (products, models) = match agg {
+            Some(a) => usage_maps(a, a.users.get(&*r.user)),
+            None => (Map::new(), Map::new()),
+        };
+        json!({
+            "user": &*r.user,
+            "group": r.group.as_deref(),
+            "cost_center": &*r.cost_center,
+            "limit": opt_cr(r.limit),
+            "used": cr(r.used),
+            "remaining": opt_cr(r.remaining),
+            "percent": percent(r.percent),
+            "status": view::status_str(r.status),
+            "blocked": r.blocked(),
+            "events": r.events,
+            "products": products,
+            "models": models,
         })
-        .collect();
-    Ok(list_response(data, paged.has_more, paged.next))
+    });
+    Ok(data.into_response())
 }
 
 /// `GET /v1/dashboard/trends?by=product|model`: daily credits over the period so far, and the forecast.
@@ -877,7 +860,7 @@ pub async fn breakdown(
     let share = |s: &Slice| Credits::from_micros(s.used).percent_of(Credits::from_micros(total));
     if csv {
         let mut out = format!("{by},used,events,users,share\n");
-        for s in &paged.rows {
+        for s in paged.rows() {
             out.push_str(&format!(
                 "{},{},{},{},{}\n",
                 csv_field(&s.key),
@@ -889,14 +872,10 @@ pub async fn breakdown(
         }
         return Ok(csv_response(&format!("breakdown-{by}.csv"), out));
     }
-    let data: Vec<Value> = paged
-        .rows
-        .iter()
-        .map(|s| {
-            json!({ "key": &*s.key, "used": cr(s.used), "events": s.events, "users": s.users, "share": percent(share(s)) })
-        })
-        .collect();
-    Ok(list_response(data, paged.has_more, paged.next))
+    let data = paged.map(|s| {
+        json!({ "key": &*s.key, "used": cr(s.used), "events": s.events, "users": s.users, "share": percent(share(s)) })
+    });
+    Ok(data.into_response())
 }
 
 /// `GET /v1/me`: the caller's own budget (a user token), or `{"role": "admin"}`.

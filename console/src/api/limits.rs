@@ -18,8 +18,8 @@ use rusqlite::OptionalExtension;
 use serde_json::{Value, json};
 
 use super::{
-    MAX_BATCH, MAX_PAGE, QueryPairs, canonical_filter, canonical_user, check_name, csv_field, json_body,
-    rfc3339,
+    MAX_BATCH, MAX_PAGE, Page, QueryPairs, canonical_filter, canonical_user, check_name, csv_field,
+    json_body, rfc3339,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::ledger::UserLimit;
@@ -307,7 +307,7 @@ pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
         (None, asked) => asked.map(str::to_string),
     };
     let group = q.get("group").map(str::to_string);
-    let (rows, has_more) = app
+    let rows = app
         .store
         .read(move |c| {
             let mut stmt = c.prepare_cached(
@@ -315,8 +315,8 @@ pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
                  WHERE email > ?1 AND (?2 IS NULL OR email = ?2) AND (?3 IS NULL OR grp = ?3)
                  ORDER BY email LIMIT ?4",
             )?;
-            let mut rows = stmt
-                .query_map((after, user, group, i64::try_from(limit + 1).unwrap_or(i64::MAX)), |r| {
+            let rows = stmt
+                .query_map((after, user, group, Page::<Value, Value>::read_limit(limit)), |r| {
                     let value: String = r.get(1)?;
                     let source: Option<String> = r.get(3)?;
                     let limit: Value = serde_json::from_str(&value).unwrap_or(Value::Null);
@@ -333,13 +333,10 @@ pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
                     }))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            let has_more = rows.len() > limit;
-            rows.truncate(limit);
-            Ok((rows, has_more))
+            Ok(rows)
         })
         .await?;
-    let next = if has_more { rows.last().and_then(|r| r.get("user").cloned()) } else { None };
-    Ok(super::list_response(rows, has_more, next))
+    Ok(Page::cut(rows, limit, |r| r.get("user").cloned().unwrap_or(Value::Null)).into_response())
 }
 
 /// `GET /v1/pools`: every group pool (admin).
@@ -365,7 +362,7 @@ pub async fn pools(State(app): State<App>, who: Principal) -> ApiResult<Response
             Ok(rows)
         })
         .await?;
-    Ok(axum::Json(json!({ "object": "list", "data": rows })).into_response())
+    Ok(Page::<PoolRow, ()>::whole(rows).into_response())
 }
 
 /// `GET /v1/audit`: the audit log, oldest first, paged by sequence; `format=csv` exports it.
@@ -380,7 +377,7 @@ pub async fn audit(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
     // `actor` matches the whole actor or the label a writer gave (`admin (reconciler)`)
     let actor = q.get("actor").map(str::to_string);
     let actor_label = actor.as_ref().map(|a| format!("({a})"));
-    let (rows, has_more) = app
+    let rows = app
         .store
         .read(move |c| {
             let mut stmt = c.prepare_cached(
@@ -389,16 +386,9 @@ pub async fn audit(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
                    AND (?5 IS NULL OR actor = ?5 OR substr(actor, -length(?6)) = ?6)
                  ORDER BY seq LIMIT ?3",
             )?;
-            let mut rows = stmt
+            let rows = stmt
                 .query_map(
-                    (
-                        after,
-                        subject,
-                        i64::try_from(limit + 1).unwrap_or(i64::MAX),
-                        action,
-                        actor,
-                        actor_label,
-                    ),
+                    (after, subject, Page::<AuditRow, i64>::read_limit(limit), action, actor, actor_label),
                     |r| {
                         Ok(AuditRow {
                             seq: r.get(0)?,
@@ -414,14 +404,13 @@ pub async fn audit(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
                     },
                 )?
                 .collect::<Result<Vec<_>, _>>()?;
-            let has_more = rows.len() > limit;
-            rows.truncate(limit);
-            Ok((rows, has_more))
+            Ok(rows)
         })
         .await?;
+    let page = Page::cut(rows, limit, |r| r.seq);
     if csv {
         let mut out = String::from("seq,at,actor,action,subject,old,new,commit,plan_digest\n");
-        for r in &rows {
+        for r in page.rows() {
             let fields = [
                 r.seq.to_string(),
                 rfc3339(r.at),
@@ -438,26 +427,22 @@ pub async fn audit(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
         }
         return Ok(super::csv_response("audit.csv", out));
     }
-    let next = if has_more { rows.last().map(|r| r.seq) } else { None };
     let parse =
         |s: &Option<String>| s.as_deref().map(|t| serde_json::from_str::<Value>(t).unwrap_or(json!(t)));
-    let data: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "seq": r.seq,
-                "at": rfc3339(r.at),
-                "actor": r.actor,
-                "action": r.action,
-                "subject": r.subject,
-                "old": parse(&r.old),
-                "new": parse(&r.new),
-                "commit": r.commit,
-                "plan_digest": r.plan_digest,
-            })
+    let page = page.map(|r| {
+        json!({
+            "seq": r.seq,
+            "at": rfc3339(r.at),
+            "actor": r.actor,
+            "action": r.action,
+            "subject": r.subject,
+            "old": parse(&r.old),
+            "new": parse(&r.new),
+            "commit": r.commit,
+            "plan_digest": r.plan_digest,
         })
-        .collect();
-    Ok(super::list_response(data, has_more, next))
+    });
+    Ok(page.into_response())
 }
 
 struct AuditRow {

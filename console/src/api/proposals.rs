@@ -809,22 +809,19 @@ pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
     let q = QueryPairs::parse(raw.as_deref())?;
     let limit = q.page_size(50, MAX_PAGE)?;
     let after = q.int("after")?.unwrap_or(i64::MAX);
-    let (rows, has_more) = app
+    let rows = app
         .store
         .read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
             ))?;
-            let mut rows = stmt
-                .query_map((after, i64::try_from(limit + 1).unwrap_or(i64::MAX)), proposal_json)?
+            let rows = stmt
+                .query_map((after, super::Page::<Value, Value>::read_limit(limit)), proposal_json)?
                 .collect::<Result<Vec<_>, _>>()?;
-            let has_more = rows.len() > limit;
-            rows.truncate(limit);
-            Ok((rows, has_more))
+            Ok(rows)
         })
         .await?;
-    let next = if has_more { rows.last().and_then(|r| r.get("id").cloned()) } else { None };
-    Ok(super::list_response(rows, has_more, next))
+    Ok(super::Page::cut(rows, limit, |r| r.get("id").cloned().unwrap_or(Value::Null)).into_response())
 }
 
 // ---------------------------------------------------------------------------

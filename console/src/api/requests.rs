@@ -11,7 +11,9 @@ use rusqlite::OptionalExtension;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{MAX_PAGE, QueryPairs, canonical_user, check_name, credits_json, json_body, path_param, rfc3339};
+use super::{
+    MAX_PAGE, Page, QueryPairs, canonical_user, check_name, credits_json, json_body, path_param, rfc3339,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::{App, auth::Principal};
 
@@ -138,23 +140,20 @@ pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
     let after = q.int("after")?.unwrap_or(0);
     let status = q.get("status").map(str::to_string);
     let user = who.scope().map(str::to_string);
-    let (rows, has_more) = app
+    let rows = app
         .store
         .read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {REQUEST_COLUMNS} FROM requests WHERE id > ?1 AND (?2 IS NULL OR email = ?2)
                  AND (?3 IS NULL OR status = ?3) ORDER BY id LIMIT ?4"
             ))?;
-            let mut rows = stmt
-                .query_map((after, user, status, i64::try_from(limit + 1).unwrap_or(i64::MAX)), request_json)?
+            let rows = stmt
+                .query_map((after, user, status, Page::<Value, Value>::read_limit(limit)), request_json)?
                 .collect::<Result<Vec<_>, _>>()?;
-            let has_more = rows.len() > limit;
-            rows.truncate(limit);
-            Ok((rows, has_more))
+            Ok(rows)
         })
         .await?;
-    let next = if has_more { rows.last().and_then(|r| r.get("id").cloned()) } else { None };
-    Ok(super::list_response(rows, has_more, next))
+    Ok(Page::cut(rows, limit, |r| r.get("id").cloned().unwrap_or(Value::Null)).into_response())
 }
 
 fn parse_id(id: Result<Path<String>, PathRejection>) -> ApiResult<i64> {

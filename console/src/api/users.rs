@@ -13,7 +13,7 @@ use budgit_engine::model::AttributeType;
 use rusqlite::OptionalExtension;
 use serde_json::{Map, Value, json};
 
-use super::{MAX_PAGE, QueryPairs, canonical_user, path_param, raw_body};
+use super::{MAX_PAGE, Page, QueryPairs, canonical_user, path_param, raw_body};
 use crate::App;
 use crate::auth::{self, Principal};
 use crate::error::{ApiError, ApiResult};
@@ -228,7 +228,7 @@ pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
         filters.push((format!("$.\"{k}\""), v.clone()));
     }
     let scope = who.scope().map(str::to_string);
-    let (rows, has_more) = app
+    let rows = app
         .store
         .read(move |c| {
             let mut sql = String::from("SELECT email, attrs FROM users WHERE email > ?1");
@@ -248,26 +248,20 @@ pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
                            AND EXISTS (SELECT 1 FROM json_each(attrs, ?{p}) WHERE value = ?{v})))"
                 ));
             }
-            sql.push_str(&format!(" ORDER BY email LIMIT {}", limit + 1));
+            sql.push_str(&format!(" ORDER BY email LIMIT {}", Page::<(), ()>::read_limit(limit)));
             let mut stmt = c.prepare(&sql)?;
-            let mut rows = stmt
+            let rows = stmt
                 .query_map(rusqlite::params_from_iter(params.iter()), |r| {
                     Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            let has_more = rows.len() > limit;
-            rows.truncate(limit);
-            Ok((rows, has_more))
+            Ok(rows)
         })
         .await?;
-    let next = if has_more { rows.last().map(|(e, _)| e.clone()) } else { None };
-    let data: Vec<Value> = rows
-        .into_iter()
-        .map(|(email, attrs)| {
-            json!({ "email": email, "attributes": serde_json::from_str::<Value>(&attrs).unwrap_or(Value::Null) })
-        })
-        .collect();
-    Ok(super::list_response(data, has_more, next))
+    let page = Page::cut(rows, limit, |(email, _)| email.clone()).map(|(email, attrs)| {
+        json!({ "email": email, "attributes": serde_json::from_str::<Value>(&attrs).unwrap_or(Value::Null) })
+    });
+    Ok(page.into_response())
 }
 
 /// `GET /v1/users/{email}`: one user with the applied limit and this period's usage.
