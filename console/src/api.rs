@@ -98,6 +98,17 @@ async fn track(State(app): State<App>, request: Request, next: Next) -> Response
         .entry(header::CACHE_CONTROL)
         .or_insert(axum::http::HeaderValue::from_static("no-store"));
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    // the one place a server-side failure is logged: the detail the client was not shown
+    if let Some(failure) = response.extensions().get::<crate::error::Failure>() {
+        tracing::error!(
+            method = method.as_str(),
+            route,
+            status = response.status().as_u16(),
+            code = failure.code,
+            detail = failure.detail.as_str(),
+            "request failed"
+        );
+    }
     let (status, took) = (response.status().as_u16(), started.elapsed());
     app.metrics.observe(method.as_str(), route, status, took.as_secs_f64());
     let duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);

@@ -1,8 +1,11 @@
 //! API errors: one JSON shape, `{"error": {"code", "message"}}`, with the right status.
 //!
 //! Messages follow the project's style (lowercase, user input in backticks) and
-//! never carry a token or a database internal: a storage failure is logged by
-//! code and reported as `store/unavailable`.
+//! never carry a token or a database internal: a storage failure is reported as
+//! `store/unavailable`, its detail kept for the request log only ([`Failure`]).
+//! Nothing here logs: an error may be built and then handled without reaching a
+//! client, so only the request-log middleware, which sees what was answered, writes
+//! the detail down.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -18,12 +21,24 @@ pub struct ApiError {
     pub message: String,
     /// Extra fields merged next to `error` (a lease's holder, for example).
     pub extra: Option<serde_json::Value>,
+    /// What went wrong inside the server, for the request log; never answered.
+    pub detail: Option<String>,
+}
+
+/// The server-side detail of an answered error, left in the response's extensions
+/// for the request-log middleware; never part of the body.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The error's code.
+    pub code: &'static str,
+    /// The detail.
+    pub detail: String,
 }
 
 impl ApiError {
     /// An error with a status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), extra: None }
+        ApiError { status, code, message: message.into(), extra: None, detail: None }
     }
 
     /// 400: the request is malformed.
@@ -66,15 +81,15 @@ impl ApiError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "request/too-large", message)
     }
 
-    /// 503: the store failed; the detail goes to the log, not to the client.
+    /// 503: the store failed; the detail goes to the request log, not to the client.
     pub fn store(detail: &dyn std::fmt::Display) -> Self {
-        let detail = detail.to_string();
-        tracing::error!(detail, "store error");
-        Self::new(
+        let mut e = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "store/unavailable",
             "the store could not complete the request",
-        )
+        );
+        e.detail = Some(detail.to_string());
+        e
     }
 
     /// Adds fields next to `error` in the body.
@@ -98,9 +113,37 @@ impl IntoResponse for ApiError {
                 obj.insert(k, v);
             }
         }
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(detail) = self.detail {
+            response.extensions_mut().insert(Failure { code: self.code, detail });
+        }
+        response
     }
 }
 
 /// The result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_store_failure_keeps_its_detail_for_the_log_and_out_of_the_body() {
+        let response = ApiError::store(&"disk I/O error at /var/lib/budgit.db").into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let failure = response.extensions().get::<Failure>().cloned();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap_or_default();
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("store/unavailable") && !body.contains("disk"), "{body}");
+        let failure = failure.map(|f| (f.code, f.detail));
+        assert_eq!(failure, Some(("store/unavailable", "disk I/O error at /var/lib/budgit.db".to_string())));
+    }
+
+    #[test]
+    fn a_client_error_has_no_server_side_detail() {
+        let response =
+            ApiError::bad_request("request/bad-json", "the body is not valid JSON").into_response();
+        assert!(response.extensions().get::<Failure>().is_none());
+    }
+}
