@@ -39,9 +39,10 @@ pub const MAX_BATCH: usize = 1000;
 /// Most rows in one page.
 pub const MAX_PAGE: usize = 1000;
 
-/// Builds the router.
+/// Builds the router: routes and middleware only. The tasks the service runs beside
+/// it (the dashboard's refresh) are started by [`crate::start`], so building a router,
+/// as a test may do many times, starts nothing.
 pub fn router(app: App) -> Router {
-    dashboard::start(&app);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

@@ -487,6 +487,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     if let Some(pull) = config.pull.clone() {
         tokio::spawn(pull::run(app.clone(), pull));
     }
+    api::dashboard::start(&app);
     let router = api::router(app.clone());
     let closing = app.clone();
     let stop = async move {
@@ -558,5 +559,33 @@ pub(crate) fn say(json_logs: bool, line: &str) {
         tracing::info!("{line}");
     } else {
         eprintln!("{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn building_the_router_starts_no_task() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let config = Config {
+            db: dir.path().join("budgit.db"),
+            listen: "127.0.0.1:0".into(),
+            policies: None,
+            admin_token: Some("router-test-admin-token-0123456789abcdef".into()),
+            repo: None,
+            approved_ref: None,
+            sessions: sessions::SessionOptions::default(),
+            http: conn::HttpOptions::default(),
+            metrics_token: None,
+            pull: None,
+            json_logs: false,
+        };
+        let (app, _) = AppState::open(&config).unwrap_or_else(|e| panic!("{e}"));
+        let tasks = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
+        let before = tasks();
+        let _router = api::router(app);
+        assert_eq!(tasks(), before, "api::router spawned a task");
     }
 }

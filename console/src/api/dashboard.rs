@@ -349,8 +349,18 @@ async fn try_view(app: &App, key: PeriodKey) -> ApiResult<Option<Arc<View>>> {
     Ok(Some(built))
 }
 
+/// Logs an error of work no request waits for (the request log never sees it).
+fn background_failed(what: &str, e: &ApiError) {
+    tracing::warn!(
+        code = e.code,
+        message = e.message.as_str(),
+        detail = e.detail.as_deref(),
+        "{what} failed"
+    );
+}
+
 /// Starts keeping the aggregates current: loads the current period and the
-/// directory, then applies the stream as it arrives (called once when the router is built).
+/// directory, then applies the stream as it arrives (called once by [`crate::start`]).
 pub(crate) fn start(app: &App) {
     let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
     let app = app.clone();
@@ -362,9 +372,13 @@ pub(crate) fn start(app: &App) {
             let key = period_key(&app, Utc::now())?;
             load_live(&app, key, true).await
         };
-        // failures are logged by the store error and retried on the next request
-        let _ = load(app.clone()).await;
-        let _ = directory(&app).await;
+        // no request answers these: log a failure here; the next request retries
+        if let Err(e) = load(app.clone()).await {
+            background_failed("the dashboard's first load", &e);
+        }
+        if let Err(e) = directory(&app).await {
+            background_failed("the dashboard's directory load", &e);
+        }
         tokio::spawn(refresh(app.clone()));
         loop {
             match wake.recv().await {
@@ -374,8 +388,8 @@ pub(crate) fn start(app: &App) {
             // one event at a time: applying a 20 ms batch at once (about a hundred events
             // at 5,000 a second) holds a worker long enough to show in the checks' p99
             let lost = app.dashboard.live().map(|l| l.is_none()).unwrap_or(false);
-            if lost {
-                let _ = load(app.clone()).await;
+            if lost && let Err(e) = load(app.clone()).await {
+                background_failed("reloading the dashboard", &e);
             }
         }
     });
@@ -395,7 +409,9 @@ async fn refresh(app: App) {
         };
         if let Some(key) = key {
             // a failure leaves the previous view; the next tick tries again
-            let _ = try_view(&app, key).await;
+            if let Err(e) = try_view(&app, key).await {
+                background_failed("refreshing the dashboard", &e);
+            }
         }
     }
 }
