@@ -208,6 +208,18 @@ pub(crate) fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>
     })
 }
 
+/// Like [`json_body`], for a body that may be left out: an empty body (or only
+/// whitespace, or `null`) is `T::default()`.
+pub(crate) fn json_body_or_default<T: DeserializeOwned + Default>(
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<T> {
+    let bytes = raw_body(body)?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    Ok(json_body::<Option<T>>(Ok(bytes))?.unwrap_or_default())
+}
+
 /// What [`Checked`] refused.
 enum Refused {
     Duplicate(String),

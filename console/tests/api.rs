@@ -929,3 +929,25 @@ fn soft_enforcement_allows_past_the_limit_and_records_an_alert() {
     let metrics = send(s.addr, "GET", "/metrics", None, None).body;
     assert!(metrics.contains("budgit_checks_total{decision=\"allowed_over_limit\"} 1"));
 }
+
+#[test]
+fn removing_users_reads_its_body_as_every_endpoint_does() {
+    let s = start();
+    let r = send(s.addr, "POST", "/v1/users/import", Some(ADMIN), Some("email\na@x.com\n"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    // a key twice: a reader keeping the last `users` would remove nobody and say so
+    let body = r#"{"users": ["a@x.com"], "users": []}"#;
+    let r = send(s.addr, "POST", "/v1/users/remove", Some(ADMIN), Some(body));
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].as_str()),
+        (400, Some("request/duplicate-key")),
+        "{}",
+        r.body
+    );
+    let r = send(s.addr, "POST", "/v1/users/remove", Some(ADMIN), Some("{\"users\": [\"a\\u0000@x.com\"]}"));
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (400, Some("request/nul")), "{}", r.body);
+    // the shape is still this endpoint's own error
+    let r = send(s.addr, "POST", "/v1/users/remove", Some(ADMIN), Some("{\"users\": 1}"));
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (400, Some("users/bad-remove")), "{}", r.body);
+    assert_eq!(s.get("/v1/users/a@x.com")["email"], "a@x.com");
+}

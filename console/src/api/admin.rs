@@ -39,12 +39,7 @@ pub async fn rotate(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     who.require_admin()?;
-    let bytes = super::raw_body(body)?;
-    let req: Rotate = if bytes.iter().all(u8::is_ascii_whitespace) {
-        Rotate::default()
-    } else {
-        super::json_body(Ok(bytes))?
-    };
+    let req: Rotate = super::json_body_or_default(body)?;
     let (token, generated) = match req.token {
         Some(t) => (t, false),
         None => (auth::generate("bgt_admin_")?, true),

@@ -247,16 +247,9 @@ pub async fn approve(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let id = parse_id(id)?;
-    let req = approve_body(super::raw_body(body)?)?;
+    // empty, `null`, or a [`DecideIn`] (its reason is optional)
+    let req: DecideIn = super::json_body_or_default(body)?;
     decide(app, who, id, true, req.reason).await
-}
-
-/// An approval's body: empty, `null`, or a [`DecideIn`] (its reason is optional).
-pub(super) fn approve_body(bytes: Bytes) -> ApiResult<DecideIn> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(DecideIn::default());
-    }
-    Ok(json_body::<Option<DecideIn>>(Ok(bytes))?.unwrap_or_default())
 }
 
 /// `POST /v1/requests/{id}/decline`: declines with a reason.

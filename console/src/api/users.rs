@@ -130,9 +130,8 @@ pub async fn remove(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     who.require_admin()?;
-    let bytes = raw_body(body)?;
-    let emails: Vec<String> = serde_json::from_slice::<Value>(&bytes)
-        .ok()
+    // through the one JSON reader (duplicate keys, NUL characters), then this body's shape
+    let emails: Vec<String> = Some(super::json_body::<Value>(body)?)
         .and_then(|v| v.get("users").and_then(Value::as_array).cloned())
         .and_then(|users| users.iter().map(|u| u.as_str().map(str::to_string)).collect())
         .ok_or_else(|| {
