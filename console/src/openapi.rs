@@ -5,6 +5,8 @@
 
 use serde_json::{Value, json};
 
+use crate::api::MAX_PAGE;
+
 fn error_response(description: &str) -> Value {
     json!({ "description": description, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
 }
@@ -122,7 +124,7 @@ fn repository_paths() -> (Value, Value) {
                     "group": { "type": "string" }, "credits": decimal, "pool": { "oneOf": [decimal, { "type": "null" }], "description": "absent: unchanged; null: remove the pool" },
                     "products": caps, "models": caps, "reason": { "type": "string" } } })))),
                 ok("the proposal", r("Proposal")), &errors(&repo_errors)),
-            "get": op("proposals", "proposals made, newest first (admin)", paging_params(), None, ok("a page of proposals", list_of(r("Proposal"))), &errors(&[]))
+            "get": op("proposals", "proposals made, newest first (admin)", paging_params(50, MAX_PAGE, true), None, ok("a page of proposals", list_of(r("Proposal"))), &errors(&[]))
         },
         "/v1/requests/{id}/propose": { "post": op("requests", "turn a pending credit request into an Override proposal (admin): drafts and checks the Override as `budgit request` does, commits it on a branch and marks the request `proposed`",
             vec![path("id", "the request")], None, ok("the proposal", r("Proposal")), &errors(&repo_errors)) },
@@ -161,10 +163,17 @@ fn repository_paths() -> (Value, Value) {
     (paths, schemas)
 }
 
-fn paging_params() -> Vec<Value> {
+/// The `limit` and `after` of a list: its default and largest page, and whether its
+/// cursor (`next`) is a whole number (a sequence or id) or a string (a user key).
+fn paging_params(default: usize, max: usize, integer_cursor: bool) -> Vec<Value> {
+    let cursor = if integer_cursor { json!({ "type": "integer" }) } else { json!({ "type": "string" }) };
     vec![
-        query("limit", "page size", json!({ "type": "integer", "minimum": 1 })),
-        query("after", "cursor from `next` of the previous page", json!({ "type": "string" })),
+        query(
+            "limit",
+            &format!("page size (default {default})"),
+            json!({ "type": "integer", "minimum": 1, "maximum": max }),
+        ),
+        query("after", "cursor from `next` of the previous page", cursor),
     ]
 }
 
@@ -315,12 +324,6 @@ fn console_session_path() -> Value {
 pub fn document() -> Value {
     let (dashboard, dashboard_schemas) = dashboard_paths();
     let (repository, repository_schemas) = repository_paths();
-    let paging = || {
-        vec![
-            query("limit", "page size", json!({ "type": "integer", "minimum": 1 })),
-            query("after", "cursor from `next` of the previous page", json!({ "type": "string" })),
-        ]
-    };
     let credits = json!({ "type": "number", "description": "credits, an exact decimal JSON number (up to 6 places, never in exponent notation)" });
     json!({
         "openapi": "3.1.0",
@@ -342,7 +345,7 @@ pub fn document() -> Value {
                 vec![], Some(json!({ "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["users"], "properties": { "users": { "type": "array", "items": { "type": "string" } } } } } } })),
                 ok("how many were removed", json!({ "type": "object", "properties": { "removed": { "type": "integer" } } })), &errors(&[])) },
             "/v1/users": { "get": op("users", "list users by email; any other query parameter filters on an attribute (list attributes match a member)",
-                paging(), None, ok("a page of users", list_of(r("User"))), &errors(&[])) },
+                paging_params(100, MAX_PAGE, false), None, ok("a page of users", list_of(r("User"))), &errors(&[])) },
             "/v1/users/{email}": { "get": op("users", "one user with the applied limit and this period's usage",
                 vec![path("email", "the user")], None, ok("the user", r("UserDetail")), &errors(&[("404", "unknown user")])) },
             "/v1/users/{email}/tokens": {
@@ -358,14 +361,14 @@ pub fn document() -> Value {
             },
             "/v1/limits": {
                 "get": op("limits", "applied per-user limits with provenance; a user token sees its own",
-                    [paging(), vec![query("user", "one user", json!({ "type": "string" })), query("group", "one group", json!({ "type": "string" }))]].concat(),
+                    [paging_params(1000, 10_000, false), vec![query("user", "one user", json!({ "type": "string" })), query("group", "one group", json!({ "type": "string" }))]].concat(),
                     None, ok("a page of limits", list_of(r("AppliedLimit"))), &errors(&[])),
                 "put": op("limits", "set, remove and report limits, pools and settings in one batch (admin); a value already applied is `unchanged` and writes nothing; each change is audited with the commit and plan digest",
                     vec![], Some(body(r("LimitBatch"))), ok("per-item status", r("LimitBatchResult")), &errors(&[("413", "batch too large")]))
             },
             "/v1/pools": { "get": op("limits", "group pools (admin)", vec![], None, ok("pools", list_of(json!({ "type": "object", "properties": { "group": { "type": "string" }, "credits": credits } }))), &errors(&[])) },
-            "/v1/audit": { "get": with_csv(op("limits", "the audit log, oldest first (admin); `format=csv` exports it",
-                [paging(), vec![
+            "/v1/audit": { "get": with_csv(op("limits", "the audit log, oldest first (admin); `format=csv` exports it (then `limit` defaults to and may be up to 100000)",
+                [paging_params(100, MAX_PAGE, true), vec![
                     query("subject", "a user, group or `request:ID`", json!({ "type": "string" })),
                     query("action", "`limit.set`, `limit.remove`, `pool.set`, `pool.remove`, `settings.set`, `token.issue`, `token.revoke`, `admin_token.rotate`, `request.approved`, `request.declined`", json!({ "type": "string" })),
                     query("actor", "the writer, or the label it gave", json!({ "type": "string" })),
@@ -402,7 +405,7 @@ pub fn document() -> Value {
             "/v1/check": { "post": op("check", "may this user spend this much on this product and model now? when allowed, the worst case is reserved until committed, released or expired; concurrent checks never overspend a user, a cap or a pool; soft enforcement allows and records an alert; a hold of more than a quarter of the user's pool lives at most 60 seconds",
                 vec![], Some(body(r("CheckRequest"))), ok("the decision", r("CheckResponse")), &errors(&[("422", "`credits/too-large`: more than 1000000 credits"), ("429", "`check/too-many-holds`: the user already has 1000 open reservations")])) },
             "/v1/alerts": { "get": op("check", "alerts: `over_limit` (soft enforcement let a spend past a limit) and `over_reservation` (a commit of more than its hold, or after it lapsed); a user token sees its own",
-                paging(), None, ok("a page of alerts", list_of(json!({ "type": "object", "properties": { "seq": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "user": { "type": "string" }, "kind": { "enum": ["over_limit", "over_reservation"] }, "message": { "type": "string" } } }))), &errors(&[])) },
+                paging_params(100, MAX_PAGE, true), None, ok("a page of alerts", list_of(json!({ "type": "object", "properties": { "seq": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "user": { "type": "string" }, "kind": { "enum": ["over_limit", "over_reservation"] }, "message": { "type": "string" } } }))), &errors(&[])) },
             "/v1/reservations/{id}/commit": { "post": op("check", "record the actual spend as usage and close the reservation; usage is a fact: more than reserved is recorded even past a limit, and so is a commit up to a day after the hold lapsed (`over_reservation`, with an alert and an audit row `usage.over_reservation`); the limit passed stops the next check",
                 vec![path("id", "the reservation")], Some(body(closed(json!({ "type": "object", "required": ["credits"], "properties": { "credits": credits, "event_id": { "type": "string" }, "context": { "type": "object" } } })))),
                 ok("committed", json!({ "type": "object", "properties": { "reservation_id": { "type": "string" }, "committed": credits, "reserved": credits, "event_seq": { "type": ["integer", "null"] }, "duplicate_event": { "type": "boolean" }, "over_reservation": { "type": "boolean" }, "late": { "type": "boolean", "description": "committed after the hold lapsed" } } })),
@@ -412,7 +415,7 @@ pub fn document() -> Value {
                 "post": answers(op("requests", "ask for more credits for some days, with a reason and context (a user token asks for itself)",
                     vec![], Some(body(closed(json!({ "type": "object", "required": ["credits", "days", "reason"], "properties": { "user": { "type": "string" }, "credits": credits, "days": { "type": "integer", "minimum": 1 }, "reason": { "type": "string" }, "context": { "type": "object" } } })))),
                     ok("the request", r("CreditRequest")), &errors(&[("422", "`credits/too-large`: more than 1000000 credits"), ("429", "`requests/too-many-pending`: the user already has 20 pending requests")])), "201"),
-                "get": op("requests", "credit requests (admin: all; user: own)", [paging(), vec![query("status", "pending, approved or declined", json!({ "enum": ["pending", "approved", "declined"] }))]].concat(), None, ok("a page of requests", list_of(r("CreditRequest"))), &errors(&[]))
+                "get": op("requests", "credit requests (admin: all; user: own)", [paging_params(100, MAX_PAGE, true), vec![query("status", "pending, approved or declined", json!({ "enum": ["pending", "approved", "declined"] }))]].concat(), None, ok("a page of requests", list_of(r("CreditRequest"))), &errors(&[]))
             },
             "/v1/requests/{id}/approve": { "post": op("requests", "approve a pending request (admin): status `approved` with the Override it proposes", vec![path("id", "the request")], None, ok("the request", r("CreditRequest")), &errors(&[("404", "unknown request"), ("409", "already decided")])) },
             "/v1/requests/{id}/decline": { "post": op("requests", "decline a pending request with a reason (admin)", vec![path("id", "the request")], Some(body(closed(json!({ "type": "object", "required": ["reason"], "properties": { "reason": { "type": "string" } } })))), ok("the request", r("CreditRequest")), &errors(&[("404", "unknown request"), ("409", "already decided")])) },
@@ -431,11 +434,9 @@ pub fn document() -> Value {
                 "post": op("leases", "acquire or renew a lease (admin)", vec![path("name", "the lease")],
                     Some(body(closed(json!({ "type": "object", "required": ["holder", "ttl_seconds"], "properties": { "holder": { "type": "string" }, "ttl_seconds": { "type": "integer", "minimum": 1, "maximum": 86400 } } })))),
                     ok("held", r("Lease")), &errors(&[("409", "held by another holder (`holder` and `expires_at` in the body)")])),
-                "delete": {
-                    "tags": ["leases"], "summary": "release a lease held by `holder` (admin)",
-                    "parameters": [path("name", "the lease"), json!({ "name": "holder", "in": "query", "required": true, "schema": { "type": "string" } })],
-                    "responses": { "204": { "description": "released" }, "404": error_response("no such lease"), "409": error_response("held by another holder") }
-                }
+                "delete": answers(op("leases", "release a lease held by `holder` (admin)",
+                    vec![path("name", "the lease"), json!({ "name": "holder", "in": "query", "required": true, "schema": { "type": "string", "minLength": 1 } })],
+                    None, json!({ "description": "released" }), &errors(&[("404", "no such lease"), ("409", "held by another holder")])), "204")
             }
         },
         "components": {
