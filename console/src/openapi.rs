@@ -1,11 +1,36 @@
 //! The OpenAPI document describing the API, served at `/openapi.json`.
 //!
-//! Maintained by hand next to the handlers; `docs/openapi.json` is this
-//! document, checked in, and a test fails when the two differ.
+//! The schemas of the bodies the engine's client shares with the service (limits,
+//! pools, reconciler runs: `budgit_engine::workspace::wire`) are generated from those
+//! types with schemars, so the document and the code that reads and writes them cannot
+//! drift apart; the rest is written here next to the handlers. `docs/openapi.json` is
+//! this document, checked in, and a test fails when the two differ; `tests/contract.rs`
+//! holds the document to the server's real answers.
 
 use serde_json::{Value, json};
 
+use budgit_engine::workspace::RunSummary;
+use budgit_engine::workspace::wire::{PoolRow, SetLimits, SetLimitsAnswer};
+use schemars::generate::SchemaSettings;
+
 use crate::api::MAX_PAGE;
+
+/// The schemas of the shared wire types, generated from them, as components.
+///
+/// One generator, with the deserialize contract: it describes what a reader of the
+/// JSON accepts, which is the service for requests and the engine's client for
+/// answers (both read these types), and it keeps one schema per type name.
+fn wire_schemas() -> serde_json::Map<String, Value> {
+    let mut settings = SchemaSettings::draft2020_12().for_deserialize();
+    settings.definitions_path = "/components/schemas".into();
+    let mut generator = settings.into_generator();
+    // each type becomes a named component (its `$ref` is what the paths use)
+    generator.subschema_for::<SetLimits>();
+    generator.subschema_for::<SetLimitsAnswer>();
+    generator.subschema_for::<PoolRow>();
+    generator.subschema_for::<RunSummary>();
+    generator.take_definitions(true)
+}
 
 fn error_response(description: &str) -> Value {
     json!({ "description": description, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
@@ -147,11 +172,7 @@ fn repository_paths() -> (Value, Value) {
             "base": { "type": "object", "properties": { "ref": { "type": "string" }, "commit": { "type": "string" } } },
             "file": { "type": "string" }, "title": { "type": "string" }, "reason": { "type": "string" }, "changes": { "type": "array" },
             "plan": { "type": "object", "properties": { "markdown": { "type": "string" }, "summary": { "type": "object", "description": "the counts of `budgit plan --format json`" }, "digest": { "type": "string" } } },
-            "created_at": { "type": "string", "format": "date-time" }, "created_by": { "type": "string" } } },
-        "RunSummary": { "type": "object", "required": ["ok", "applied", "unchanged", "drift", "failures", "duration_ms"], "properties": {
-            "at": { "type": "string", "format": "date-time", "description": "when absent, the time it is received" }, "ok": { "type": "boolean" }, "commit": { "type": ["string", "null"] },
-            "plan_digest": { "type": ["string", "null"] }, "applied": { "type": "integer" }, "unchanged": { "type": "integer" }, "drift": { "type": "integer" },
-            "drift_unmanaged": { "type": "integer" }, "failures": { "type": "array", "items": { "type": "string" } }, "duration_ms": { "type": "integer" } } }
+            "created_at": { "type": "string", "format": "date-time" }, "created_by": { "type": "string" } } }
     });
     let mut paths = paths;
     // These answer 201 Created.
@@ -325,7 +346,7 @@ pub fn document() -> Value {
     let (dashboard, dashboard_schemas) = dashboard_paths();
     let (repository, repository_schemas) = repository_paths();
     let credits = json!({ "type": "number", "description": "credits, an exact decimal JSON number (up to 6 places, never in exponent notation)" });
-    json!({
+    let mut document = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "budgit workspace API",
@@ -366,7 +387,7 @@ pub fn document() -> Value {
                 "put": op("limits", "set, remove and report limits, pools and settings in one batch (admin); a value already applied is `unchanged` and writes nothing; each change is audited with the commit and plan digest",
                     vec![], Some(body(r("LimitBatch"))), ok("per-item status", r("LimitBatchResult")), &errors(&[("413", "batch too large")]))
             },
-            "/v1/pools": { "get": op("limits", "group pools (admin)", vec![], None, ok("pools", list_of(json!({ "type": "object", "properties": { "group": { "type": "string" }, "credits": credits } }))), &errors(&[])) },
+            "/v1/pools": { "get": op("limits", "group pools (admin), in one page", vec![], None, ok("pools", list_of(r("PoolRow"))), &errors(&[])) },
             "/v1/audit": { "get": with_csv(op("limits", "the audit log, oldest first (admin); `format=csv` exports it (then `limit` defaults to and may be up to 100000)",
                 [paging_params(100, MAX_PAGE, true), vec![
                     query("subject", "a user, group or `request:ID`", json!({ "type": "string" })),
@@ -446,18 +467,7 @@ pub fn document() -> Value {
                 "User": { "type": "object", "properties": { "email": { "type": "string" }, "attributes": { "type": "object" } } },
                 "UserDetail": { "type": "object", "properties": { "email": { "type": "string" }, "attributes": { "type": ["object", "null"] }, "limit": { "type": ["object", "null"] }, "group": { "type": ["string", "null"] }, "period": { "type": "object" }, "used": { "type": "object", "properties": { "credits": credits, "products": { "type": "object" }, "models": { "type": "object" } } } } },
                 "ImportResult": { "type": "object", "properties": { "users": { "type": "integer" }, "created": { "type": "integer" }, "updated": { "type": "integer" }, "unchanged": { "type": "integer" }, "diagnostics": { "type": "array", "items": { "type": "object", "properties": { "code": { "type": "string" }, "severity": { "enum": ["error", "warning"] }, "message": { "type": "string" }, "line": { "type": ["integer", "null"] } } } } } },
-                "Source": { "type": "object", "required": ["kind", "name", "file", "line"], "additionalProperties": false, "properties": { "kind": { "enum": ["default", "group", "override"] }, "name": { "type": "string" }, "file": { "type": "string" }, "line": { "type": "integer" }, "commit": { "type": ["string", "null"] } } },
                 "AppliedLimit": { "type": "object", "properties": { "user": { "type": "string" }, "credits": credits, "products": { "type": "object", "additionalProperties": credits }, "models": { "type": "object", "additionalProperties": credits }, "group": { "type": ["string", "null"] }, "source": { "oneOf": [r("Source"), { "type": "null" }] }, "commit": { "type": ["string", "null"] }, "plan_digest": { "type": ["string", "null"] }, "updated_at": { "type": "string", "format": "date-time" } } },
-                "LimitBatch": { "type": "object", "required": ["commit"], "additionalProperties": false, "properties": {
-                    "commit": { "type": "string" },
-                    "plan_digest": { "type": "string" },
-                    "actor": { "type": "string", "description": "a label for the audit log (`admin (LABEL)`)" },
-                    "limits": { "type": "array", "items": { "type": "object", "required": ["user", "credits"], "additionalProperties": false, "properties": { "user": { "type": "string" }, "credits": credits, "products": { "type": "object", "additionalProperties": credits }, "models": { "type": "object", "additionalProperties": credits }, "group": { "type": ["string", "null"] }, "source": r("Source") } } },
-                    "remove": { "type": "array", "items": { "type": "string" } },
-                    "pools": { "type": "array", "items": { "type": "object", "required": ["group", "credits"], "additionalProperties": false, "properties": { "group": { "type": "string" }, "credits": { "type": ["number", "null"], "description": "null removes the pool" } } } },
-                    "workspace": { "type": "object", "description": "also accepted as `settings`", "required": ["period"], "additionalProperties": false, "properties": { "period": { "enum": ["day", "week", "month", "quarter"] }, "timezone": { "type": "string" }, "enforcement": { "enum": ["hard", "soft"] } } }
-                } },
-                "LimitBatchResult": { "type": "object", "properties": { "changed": { "type": "integer" }, "unchanged": { "type": "integer" }, "results": { "type": "array", "items": { "type": "object", "properties": { "user": { "type": "string" }, "status": { "enum": ["created", "updated", "removed", "unchanged"] } } } }, "pools": { "type": "array", "items": { "type": "object", "properties": { "group": { "type": "string" }, "status": { "enum": ["created", "updated", "removed", "unchanged"] } } } } } },
                 "AuditRow": { "type": "object", "properties": { "seq": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "actor": { "type": "string" }, "action": { "type": "string" }, "subject": { "type": "string" }, "old": {}, "new": {}, "commit": { "type": ["string", "null"] }, "plan_digest": { "type": ["string", "null"] } } },
                 "UsageEvent": { "type": "object", "required": ["id", "time", "user", "product", "model", "credits"], "additionalProperties": false, "properties": { "id": { "type": "string", "description": "idempotency key" }, "time": { "oneOf": [{ "type": "string", "format": "date-time" }, { "type": "integer", "description": "unix seconds" }] }, "user": { "type": "string" }, "product": { "type": "string" }, "model": { "type": "string" }, "credits": credits, "context": { "type": "object", "description": "at most 4 KiB of JSON (conversation, task kind, …)" } } },
                 "CostsPage": { "type": "object", "required": ["object", "data", "has_more", "next_page"], "properties": {
@@ -478,12 +488,15 @@ pub fn document() -> Value {
                 "CreditRequest": { "type": "object", "properties": { "id": { "type": "integer" }, "user": { "type": "string" }, "credits": credits, "days": { "type": "integer" }, "reason": { "type": "string" }, "context": {}, "status": { "enum": ["pending", "approved", "declined"] }, "created_at": { "type": "string" }, "created_by": { "type": "string" }, "decided_at": { "type": ["string", "null"] }, "decided_by": { "type": ["string", "null"] }, "decision_reason": { "type": ["string", "null"] }, "proposal": { "description": "the Override document an approval proposes" } } },
                 "Group": repository_schemas["Group"].clone(),
                 "Proposal": repository_schemas["Proposal"].clone(),
-                "RunSummary": repository_schemas["RunSummary"].clone(),
                 "DashboardTeam": dashboard_schemas["DashboardTeam"].clone(),
                 "DashboardUser": dashboard_schemas["DashboardUser"].clone(),
                 "Me": dashboard_schemas["Me"].clone(),
                 "Lease": { "type": "object", "properties": { "name": { "type": "string" }, "holder": { "type": "string" }, "expires_at": { "type": "string", "format": "date-time" } } }
             }
         }
-    })
+    });
+    if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
+        schemas.extend(wire_schemas());
+    }
+    document
 }

@@ -72,6 +72,9 @@ const KNOWN: &[&str] = &[
     "maxItems",
     "format",
     "description",
+    "anyOf",
+    "default",
+    "title",
 ];
 
 /// Where a value breaks `schema`, as `path: what` lines (empty when it conforms).
@@ -125,6 +128,15 @@ fn check(doc: &Value, schema: &Value, v: &Value, at: &str, out: &mut Vec<String>
         if matching != 1 {
             out.push(format!("{at}: {} matches {matching} of the `oneOf` schemas, not one", short(v)));
         }
+    }
+    if let Some(Value::Array(options)) = s.get("anyOf")
+        && !options.iter().any(|o| {
+            let mut e = Vec::new();
+            check(doc, o, v, at, &mut e);
+            e.is_empty()
+        })
+    {
+        out.push(format!("{at}: {} matches none of the `anyOf` schemas", short(v)));
     }
     if let (Some(n), Some(min)) = (v.as_f64(), s.get("minimum").and_then(Value::as_f64))
         && n < min

@@ -30,7 +30,8 @@ pub struct UserRecord {
 }
 
 /// Where an applied limit came from in the policy repository.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "Source")]
 #[serde(deny_unknown_fields)]
 pub struct AppliedSource {
     /// `default`, `group` or `override`.
@@ -86,7 +87,7 @@ pub struct PoolSet {
 /// Workspace-wide settings the workspace needs to enforce limits (period and zone).
 ///
 /// On the wire ([`wire::SetLimits`]) the zone defaults to `UTC` and enforcement to hard.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// The budget period.
@@ -138,7 +139,7 @@ impl Batch {
 }
 
 /// What the workspace did with one item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ItemStatus {
     /// A new limit or pool.
@@ -186,7 +187,7 @@ pub struct Lease {
 ///
 /// Sent by [`Workspace::report_run`] at the end of every run that was not a dry run,
 /// refusals and failures included, so an admin sees whether the approved state is live.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct RunSummary {
     /// When the run ended; `None` lets the receiver stamp it (the engine reads no clock).
     #[serde(default, skip_serializing_if = "Option::is_none")]

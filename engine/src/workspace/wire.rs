@@ -2,13 +2,15 @@
 //!
 //! `budgit serve` reads [`SetLimits`] and answers [`SetLimitsAnswer`] on `PUT /v1/limits`
 //! and answers [`PoolRow`]s on `GET /v1/pools`; the client in [`super::http`] writes and
-//! reads the same types. `GET /v1/limits` rows ([`LimitRow`]) are read by the client
+//! reads the same types, and the service's OpenAPI document takes their schemas from
+//! them (`JsonSchema`). `GET /v1/limits` rows ([`LimitRow`]) are read by the client
 //! only: the server passes the stored JSON texts of a row through unchanged, and a
 //! console test keeps its answer readable as a [`LimitRow`]. This module holds shapes
 //! only: no I/O and no checks beyond what serde does.
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{AppliedSource, Batch, ItemStatus, Settings};
@@ -17,7 +19,8 @@ use crate::Credits;
 /// The body of `PUT /v1/limits`: limits, removals, pools and settings in one batch.
 ///
 /// Field order is the order on the wire.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "LimitBatch")]
 #[serde(deny_unknown_fields)]
 pub struct SetLimits {
     /// The commit the values come from.
@@ -43,7 +46,7 @@ pub struct SetLimits {
 }
 
 /// One user's limit in a [`SetLimits`] batch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitItem {
     /// The user's email.
@@ -65,7 +68,7 @@ pub struct LimitItem {
 }
 
 /// One group pool in a [`SetLimits`] batch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PoolItem {
     /// The group.
@@ -104,7 +107,8 @@ impl From<&Batch> for SetLimits {
 }
 
 /// The answer to `PUT /v1/limits`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(rename = "LimitBatchResult")]
 pub struct SetLimitsAnswer {
     /// Limits, removals, pools and settings actually written.
     #[serde(default)]
@@ -121,7 +125,7 @@ pub struct SetLimitsAnswer {
 }
 
 /// What the server did with one item: `user` names a limit or removal, `group` a pool.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ItemResult {
     /// The user, for a limit or a removal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -164,7 +168,7 @@ pub struct LimitRow {
 }
 
 /// A row of `GET /v1/pools`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct PoolRow {
     /// The group.
     pub group: String,
