@@ -301,7 +301,7 @@ fn dashboard_paths() -> (Value, Value) {
             "caps": { "type": ["object", "null"], "properties": { "products": by_name, "models": by_name } },
             "used": decimal, "remaining": { "oneOf": [decimal, { "type": "null" }] }, "percent": percent, "status": status, "blocked": { "type": "boolean" },
             "products": by_name, "models": by_name,
-            "forecast": { "type": "object", "properties": { "used_at_end": { "allOf": [decimal], "description": "linear, at the burn rate so far; under hard enforcement no more than the user may still spend (their remaining credits, bounded by their team pool)" }, "limit_reached_on": { "type": ["string", "null"], "format": "date" } } },
+            "forecast": { "type": "object", "properties": { "used_at_end": { "type": "number", "description": "credits, an exact decimal JSON number: linear, at the burn rate so far; under hard enforcement no more than the user may still spend (their remaining credits, bounded by their team pool)" }, "limit_reached_on": { "type": ["string", "null"], "format": "date" } } },
             "daily": { "type": "array", "items": { "type": "object", "properties": { "day": { "type": "string", "format": "date" }, "credits": decimal } } },
             "history": { "type": "array", "items": { "type": "object", "properties": { "at": { "type": "string", "format": "date-time" }, "action": { "enum": ["limit.set", "limit.remove"] }, "old": { "oneOf": [decimal, { "type": "null" }] }, "new": { "oneOf": [decimal, { "type": "null" }] }, "commit": { "type": ["string", "null"] } } } } } }
     });
