@@ -30,6 +30,7 @@ pub mod stack;
 pub mod standing;
 pub mod usage;
 pub mod validate;
+pub mod vendor;
 pub mod workspace;
 
 pub use credits::Credits;

@@ -16,6 +16,7 @@ mod people;
 pub mod schema;
 mod semantic;
 mod types;
+mod vendor;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -120,6 +121,7 @@ fn check_loaded(
     let unrepaired: Vec<Loaded<Rejected>> =
         rejected.iter().filter(|r| r.doc.repaired.is_none()).cloned().collect();
     semantic::check(checked, options.now, report);
+    vendor::check(checked, report);
     // One environment for the run: building the standard library costs more than a parse.
     let env = Arc::new(::cel::Env::stdlib());
     let rules = cel::check(checked, &unrepaired, &env, report);

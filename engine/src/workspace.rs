@@ -7,6 +7,7 @@
 //! scripted faults, for tests). It does not decide what to change: that is
 //! [`crate::reconcile`].
 
+pub mod claude;
 pub mod http;
 pub mod memory;
 pub mod wire;

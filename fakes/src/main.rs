@@ -1,50 +1,61 @@
-//! `budgit-fake <vendor> --listen ADDR`: runs one fake vendor API and prints its address.
+//! `budgit-fake`: runs one fake vendor admin API on loopback for tests and benchmarks.
+//!
+//! Usage: `budgit-fake claude|openai --listen 127.0.0.1:0`; the address it bound is
+//! the last word of its first stderr line.
 
 use std::process::ExitCode;
 
+const USAGE: &str =
+    "usage: budgit-fake <claude|openai> [--listen ADDR]\n\nexample: budgit-fake claude --listen 127.0.0.1:0";
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: budgit-fake <openai> --listen ADDR";
-    let (vendor, listen) = match args.as_slice() {
-        [vendor, flag, addr] if flag == "--listen" => (vendor.as_str(), addr.as_str()),
-        [vendor] => (vendor.as_str(), "127.0.0.1:0"),
-        _ => {
-            eprintln!("{usage}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    runtime.block_on(async {
-        let listener = match tokio::net::TcpListener::bind(listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("cannot listen on `{listen}`: {e}");
-                return ExitCode::from(2);
+    let mut listen = "127.0.0.1:0".to_string();
+    let mut vendor = None;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--listen" if i + 1 < args.len() => {
+                listen = args[i + 1].clone();
+                i += 1;
             }
-        };
-        let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        let served = match vendor {
-            "openai" => {
-                println!("budgit-fake openai listening on http://{addr}");
-                budgit_fakes::openai::serve(listener, budgit_fakes::openai::Fake::default()).await
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
             }
+            v if vendor.is_none() && !v.starts_with('-') => vendor = Some(v.to_string()),
             other => {
-                eprintln!("unknown vendor `{other}`; {usage}");
+                eprintln!("error: unexpected argument `{other}`\n{USAGE}");
                 return ExitCode::from(2);
             }
-        };
-        match served {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("the fake stopped: {e}");
-                ExitCode::from(1)
-            }
         }
-    })
+        i += 1;
+    }
+    let app = match vendor.as_deref() {
+        Some("claude") => budgit_fakes::claude::router(),
+        Some("openai") => budgit_fakes::openai::router(budgit_fakes::openai::Fake::default()),
+        Some(other) => {
+            eprintln!("error: unknown vendor `{other}`\n{USAGE}");
+            return ExitCode::from(2);
+        }
+        None => {
+            eprintln!("error: name a vendor\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let name = vendor.unwrap_or_default();
+    match runtime.block_on(budgit_fakes::serve(&name, &listen, app)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot listen on `{listen}`: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -18,9 +18,11 @@ use anyhow::Context as _;
 use budgit_engine::model::Limit;
 use budgit_engine::reconcile::metrics::Metrics;
 use budgit_engine::reconcile::{
-    Context, Direction, Drift, Ended, GitDesired, Guard, ItemReport, Options, ReconcileError, Run, Schedule,
-    SystemClock, controller, outcome_name,
+    Context, DesiredState, Direction, Drift, Ended, GitDesired, Guard, ItemReport, Options, ReconcileError,
+    Run, Schedule, SystemClock, controller, outcome_name,
 };
+use budgit_engine::workspace::Workspace;
+use budgit_engine::workspace::claude::{ClaudeDesired, ClaudeWorkspace, KEY_ENV as CLAUDE_KEY_ENV};
 use budgit_engine::workspace::http::{HttpWorkspace, TOKEN_ENV};
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -118,6 +120,26 @@ pub struct Args {
     /// How logs are written to stderr (`RUST_LOG` filters them).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Where limits are applied: `budgit` (a `budgit serve` workspace) or
+    /// `claude-enterprise` (the Anthropic Admin API at `--workspace`, key from
+    /// `ANTHROPIC_API_KEY`; audit and lease kept as refs in the policy repository;
+    /// see docs/vendors.md). For example: `ANTHROPIC_API_KEY=... budgit reconcile
+    /// --target claude-enterprise --workspace https://api.anthropic.com --ref main
+    /// --dry-run` lists the exact vendor calls.
+    #[arg(long, value_enum, default_value_t = Target::Budgit)]
+    target: Target,
+    /// Most vendor calls per second (`claude-enterprise`); unlimited when absent.
+    #[arg(long, value_name = "N")]
+    max_rps: Option<f64>,
+}
+
+/// Where `reconcile` applies limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Target {
+    /// The workspace API of `budgit serve`.
+    Budgit,
+    /// Claude Enterprise, through the Anthropic Admin API.
+    ClaudeEnterprise,
 }
 
 /// Output formats of `reconcile`.
@@ -151,8 +173,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
     logging::init(args.log_format, if args.every.is_some() { LevelFilter::INFO } else { LevelFilter::WARN })?;
+    let (options, shutdown) = setup(&args)?;
+    if args.target == Target::ClaudeEnterprise {
+        return claude(&args, options, &shutdown);
+    }
     let workspace = HttpWorkspace::from_env(&args.workspace, args.timeout)
         .with_context(|| format!("set `{TOKEN_ENV}` to the workspace's admin token"))?;
+    let desired = git_desired(&args);
+    drive(&args, &workspace, &desired, options, &shutdown, &mut |outcome| {
+        print(&args, outcome)?;
+        // A failed sync is reported and tried again next run, like a failed batch.
+        Ok(sync_people(&args, &workspace, outcome))
+    })
+}
+
+/// The run options and the shutdown flag (set by SIGTERM or Ctrl-C).
+fn setup(args: &Args) -> anyhow::Result<(Options, Arc<AtomicBool>)> {
     let holder = args.holder.clone().unwrap_or_else(default_holder);
     let options = Options {
         holder,
@@ -175,7 +211,11 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, Arc::clone(&shutdown)).context("cannot handle signals")?;
     }
-    let desired = GitDesired {
+    Ok((options, shutdown))
+}
+
+fn git_desired(args: &Args) -> GitDesired {
+    GitDesired {
         policies: args.policies.clone(),
         rev: args.git_ref.clone(),
         // without `--now`, each run resolves at its own time
@@ -183,10 +223,21 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         directory: args.directory.clone(),
         require_signed: args.require_signed,
         gpg_home: None,
-    };
+    }
+}
+
+/// Runs the engine's reconcile loop once, or on `--every`'s schedule, against any
+/// target; `after` reports each run and answers the status of what it did besides.
+fn drive(
+    args: &Args,
+    workspace: &dyn Workspace,
+    desired: &dyn DesiredState,
+    options: Options,
+    shutdown: &Arc<AtomicBool>,
+    after: &mut dyn FnMut(&Result<Run, ReconcileError>) -> anyhow::Result<Status>,
+) -> anyhow::Result<Status> {
     let clock = SystemClock::new();
-    let ctx =
-        Context { workspace: &workspace, desired: &desired, clock: &clock, options, shutdown: &shutdown };
+    let ctx = Context { workspace, desired, clock: &clock, options, shutdown };
     let metrics = Arc::new(Mutex::new(Metrics::default()));
     let schedule = match args.every {
         None => Schedule { max_runs: Some(1), ..Schedule::default() },
@@ -213,14 +264,14 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         if let Ok(mut m) = metrics.lock() {
             m.observe(pass.outcome, pass.took, Utc::now().timestamp());
         }
-        if let Err(e) = print(&args, pass.outcome) {
-            // nowhere to write the report (a closed stdout): stop rather than run blind
-            output = Err(e);
-            shutdown.store(true, Ordering::SeqCst);
+        match after(pass.outcome) {
+            Ok(besides) => last = worst(status(pass.outcome), besides),
+            Err(e) => {
+                // nowhere to write the report (a closed stdout): stop rather than run blind
+                output = Err(e);
+                shutdown.store(true, Ordering::SeqCst);
+            }
         }
-        // A failed sync is reported and tried again next run, like a failed batch.
-        let people = sync_people(&args, &workspace, pass.outcome);
-        last = worst(status(pass.outcome), people);
     });
     output?;
     if args.every.is_none() {
@@ -230,6 +281,67 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         eprintln!("reconcile: stopped");
     }
     Ok(if summary.ended == Ended::MaxRuns { last } else { Status::Clean })
+}
+
+/// `--target claude-enterprise`: the same reconciler over the Anthropic Admin API.
+fn claude(args: &Args, options: Options, shutdown: &Arc<AtomicBool>) -> anyhow::Result<Status> {
+    // The audit and the lease live as refs in the repository that holds the policies.
+    let repo = if args.policies.exists() { args.policies.clone() } else { PathBuf::from(".") };
+    let workspace =
+        ClaudeWorkspace::from_env(&args.workspace, &repo, args.timeout, args.max_rps, args.dry_run)
+            .with_context(|| format!("set `{CLAUDE_KEY_ENV}` to an Admin API key of the organisation"))?;
+    let desired = ClaudeDesired { git: git_desired(args), workspace: &workspace };
+    let mut show = |outcome: &Result<Run, ReconcileError>| -> anyhow::Result<Status> {
+        let calls = match outcome {
+            Ok(run) if run.report.dry_run => workspace.planned_calls(&run.report.not_attempted),
+            _ => Vec::new(),
+        };
+        let membership = workspace.membership();
+        let text = match args.format {
+            Format::Json => {
+                let mut v: serde_json::Value =
+                    serde_json::from_str(&json_of(args, outcome)).unwrap_or_default();
+                if let Some(obj) = v.as_object_mut() {
+                    obj.insert("target".into(), json!("claude-enterprise"));
+                    obj.insert("vendor_calls".into(), json!(calls));
+                    obj.insert("membership".into(), json!(membership));
+                    obj.insert("calls_made".into(), json!(workspace.calls()));
+                }
+                let mut t = serde_json::to_string_pretty(&v).unwrap_or_default();
+                t.push('\n');
+                t
+            }
+            Format::Human => {
+                let mut t = human(args, outcome);
+                if !calls.is_empty() {
+                    let _ = writeln!(t, "vendor calls:");
+                    for c in &calls {
+                        let body = c.body.as_ref().map(|b| format!(" {b}")).unwrap_or_default();
+                        let _ = writeln!(t, "  {} {}{body}", c.method, c.path);
+                    }
+                }
+                for (what, people) in [
+                    ("in the directory, not members of the organisation", &membership.not_in_org),
+                    ("members of the organisation, not in the directory", &membership.not_in_directory),
+                    (
+                        "with a limit set by hand that policy does not cover (left alone)",
+                        &membership.unmanaged_left,
+                    ),
+                ] {
+                    if !people.is_empty() {
+                        let shown: Vec<&str> = people.iter().take(20).map(String::as_str).collect();
+                        let more = people.len().saturating_sub(shown.len());
+                        let more = if more > 0 { format!(" …and {more} more") } else { String::new() };
+                        let _ = writeln!(t, "  {} {what}: {}{more}", people.len(), shown.join(", "));
+                    }
+                }
+                t
+            }
+        };
+        render::emit(&text)?;
+        Ok(Status::Clean)
+    };
+    drive(args, &workspace, &desired, options, shutdown, &mut show)
 }
 
 fn default_holder() -> String {

@@ -185,13 +185,13 @@ fn none<C>() -> Option<C> {
     None
 }
 
-fn decode<T: DeserializeOwned>(text: &str) -> Result<T, WorkspaceError> {
+pub(super) fn decode<T: DeserializeOwned>(text: &str) -> Result<T, WorkspaceError> {
     serde_json::from_str(text)
         .map_err(|e| WorkspaceError::Protocol(format!("the answer is not as expected: {e}")))
 }
 
 /// Percent-encodes a query value.
-fn encode(text: &str) -> String {
+pub(super) fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -204,7 +204,9 @@ fn encode(text: &str) -> String {
 }
 
 /// The body of a successful answer, or a typed error.
-fn read(answer: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<String, WorkspaceError> {
+pub(super) fn read(
+    answer: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<String, WorkspaceError> {
     let mut response = answer.map_err(transport)?;
     let status = response.status().as_u16();
     let retry_after = response
@@ -219,7 +221,12 @@ fn read(answer: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result
     }
     let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     let error = body.get("error");
-    let code = error.and_then(|e| e.get("code")).and_then(Value::as_str).unwrap_or("").to_string();
+    // `code` in budgit's errors; vendor APIs name the kind of error `type`.
+    let code = error
+        .and_then(|e| e.get("code").or_else(|| e.get("type")))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let message = error
         .and_then(|e| e.get("message"))
         .and_then(Value::as_str)

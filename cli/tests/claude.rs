@@ -1,0 +1,380 @@
+//! `budgit reconcile --target claude-enterprise` as a real process against the fake Admin API.
+//!
+//! The fake (`budgit-fakes`, checked against the official SDK's types by
+//! `claude_sdk.rs`) serves on loopback from this process; each test makes a git
+//! repository of policies and runs the reconciler binary with a cleared
+//! environment. Faults (429 with `Retry-After`, 500, slow answers) are queued on
+//! the fake; the audit is read back from the repository's audit ref.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+
+#[path = "../../console/tests/common/http.rs"]
+mod http;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use http::try_send;
+use serde_json::{Value, json};
+
+const KEY: &str = "sk-ant-admin-test-0123456789";
+const NOW: &str = "2026-11-10T12:00:00Z";
+
+const WORKSPACE: &str = "apiVersion: budgit/v1
+kind: Workspace
+name: acme
+period: month
+default:
+  credits: 100
+attributes:
+  department: string
+vendors:
+  claude-enterprise:
+    currency: usd
+    credit: \"0.01\"
+";
+
+const ENG: &str = "apiVersion: budgit/v1
+kind: Group
+name: engineering
+selector: 'user.department == \"Engineering\"'
+priority: 10
+limit:
+  credits: 500
+";
+
+const PEOPLE: &str = "email,department\nalice@acme.com,Engineering\nbob@acme.com,Sales\ncarol@acme.com,Sales\ndave@acme.com,Sales\n";
+
+fn call(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Value {
+    let text = body.map(Value::to_string);
+    let r = try_send(
+        addr,
+        method,
+        path,
+        Some(KEY),
+        text.as_deref(),
+        &[("anthropic-version", "2026-10-21"), ("content-type", "application/json")],
+    )
+    .unwrap();
+    assert!(r.status < 300, "{method} {path}: {} {}", r.status, r.body);
+    if r.body.is_empty() { Value::Null } else { r.json() }
+}
+
+fn fake(members: &[&str]) -> (SocketAddr, BTreeMap<String, String>) {
+    let addr = budgit_fakes::spawn(budgit_fakes::claude::router()).unwrap();
+    let new: Vec<Value> = members.iter().map(|m| json!({ "email": m })).collect();
+    let ids = call(addr, "POST", "/_fake/members", Some(&Value::Array(new)));
+    let ids = ids
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["email"].as_str().unwrap().to_string(), m["id"].as_str().unwrap().to_string()))
+        .collect();
+    (addr, ids)
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .args(["-c", "user.name=Policy Bot", "-c", "user.email=bot@acme.com", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn commit(root: &Path, files: &[(&str, &str)]) -> String {
+    std::fs::create_dir_all(root.join("policies")).unwrap();
+    for (name, text) in files {
+        std::fs::write(root.join("policies").join(name), text).unwrap();
+    }
+    git(root, &["add", "."]);
+    git(root, &["commit", "-q", "-m", "policies"]);
+    git(root, &["rev-parse", "HEAD"])
+}
+
+fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    git(tmp.path(), &["init", "-q", "-b", "main"]);
+    commit(tmp.path(), files);
+    tmp
+}
+
+fn reconcile_cmd(repo: &Path, addr: SocketAddr, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_budgit"));
+    cmd.current_dir(repo)
+        .args([
+            "reconcile",
+            "--target",
+            "claude-enterprise",
+            "--ref",
+            "main",
+            "--now",
+            NOW,
+            "--format",
+            "json",
+        ])
+        .arg("--workspace")
+        .arg(format!("http://{addr}"))
+        .args(extra)
+        .env_clear()
+        .env("NO_COLOR", "1")
+        .env("ANTHROPIC_API_KEY", KEY);
+    cmd
+}
+
+fn reconcile(repo: &Path, addr: SocketAddr, extra: &[&str]) -> (i32, Value) {
+    let out = reconcile_cmd(repo, addr, extra).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stdout.contains(KEY) && !stderr.contains(KEY), "the key leaked");
+    let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    (out.status.code().unwrap_or(-1), v)
+}
+
+/// Each member's own monthly limit, by email, from the effective report.
+fn live(addr: SocketAddr) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut page = String::new();
+    loop {
+        let v = call(
+            addr,
+            "GET",
+            &format!("/v1/organizations/spend_limits/effective?limit=1000&page={page}"),
+            None,
+        );
+        for row in v["data"].as_array().unwrap() {
+            if row["source"]["type"] == "user" && row["period"] == "monthly" {
+                out.insert(
+                    row["actor"]["email_address"].as_str().unwrap().to_string(),
+                    row["amount"].as_str().unwrap().to_string(),
+                );
+            }
+        }
+        match v["next_page"].as_str() {
+            Some(p) => page = p.to_string(),
+            None => return out,
+        }
+    }
+}
+
+fn calls(addr: SocketAddr, method: &str) -> Vec<Value> {
+    let r = try_send(addr, "GET", "/_fake/calls", None, None, &[]).unwrap();
+    r.json().as_array().unwrap().iter().filter(|c| c["method"] == method).cloned().collect()
+}
+
+fn fault(addr: SocketAddr, f: Value) {
+    let r = try_send(
+        addr,
+        "POST",
+        "/_fake/faults",
+        None,
+        Some(&f.to_string()),
+        &[("content-type", "application/json")],
+    )
+    .unwrap();
+    assert_eq!(r.status, 204, "{}", r.body);
+}
+
+/// The audit log in the repository, oldest first.
+fn audit(repo: &Path) -> Vec<Value> {
+    let revs = git(repo, &["rev-list", "--reverse", "refs/budgit/audit/claude-enterprise"]);
+    let mut out = Vec::new();
+    for rev in revs.lines() {
+        let text = git(repo, &["show", &format!("{rev}:audit.jsonl")]);
+        out.extend(text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()));
+    }
+    out
+}
+
+fn sets_per_user(entries: &[Value]) -> BTreeMap<String, usize> {
+    let mut n = BTreeMap::new();
+    for e in entries.iter().filter(|e| e["action"] == "limit.set") {
+        *n.entry(e["user"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    n
+}
+
+fn users_of(items: &Value) -> Vec<String> {
+    items.as_array().unwrap().iter().map(|i| i["user"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn the_full_loop_applies_then_reverts_drift_by_hand_and_leaves_what_is_not_ours() {
+    let (addr, ids) = fake(&["alice@acme.com", "bob@acme.com", "carol@acme.com", "erin@acme.com"]);
+    let repo = repo(&[("workspace.yaml", WORKSPACE), ("eng.yaml", ENG)]);
+    let root = repo.path();
+    std::fs::write(root.join("people.csv"), PEOPLE).unwrap();
+    let dir = ["--directory", "people.csv"];
+
+    // a dry run lists the exact calls and writes nothing, the audit included
+    let (code, r) = reconcile(root, addr, &dir.iter().copied().chain(["--dry-run"]).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(
+        r["vendor_calls"],
+        json!([
+            { "method": "POST", "path": "/v1/organizations/spend_limits", "body": { "amount": "500", "scope": { "type": "user", "user_id": ids["alice@acme.com"] }, "period": "monthly" } },
+            { "method": "POST", "path": "/v1/organizations/spend_limits", "body": { "amount": "100", "scope": { "type": "user", "user_id": ids["bob@acme.com"] }, "period": "monthly" } },
+            { "method": "POST", "path": "/v1/organizations/spend_limits", "body": { "amount": "100", "scope": { "type": "user", "user_id": ids["carol@acme.com"] }, "period": "monthly" } },
+        ]),
+        "{r}"
+    );
+    assert_eq!(r["membership"]["not_in_org"], json!(["dave@acme.com"]));
+    assert_eq!(r["membership"]["not_in_directory"], json!(["erin@acme.com"]));
+    assert!(calls(addr, "POST").is_empty());
+    assert!(live(addr).is_empty());
+    assert!(
+        Command::new("git")
+            .current_dir(root)
+            .args(["rev-parse", "--verify", "-q", "refs/budgit/audit/claude-enterprise"])
+            .output()
+            .unwrap()
+            .stdout
+            .is_empty()
+    );
+
+    // the real run writes them, each audited once with the commit
+    let head = git(root, &["rev-parse", "HEAD"]);
+    let (code, r) = reconcile(root, addr, &dir);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(users_of(&r["applied"]), ["alice@acme.com", "bob@acme.com", "carol@acme.com"]);
+    let want: BTreeMap<String, String> =
+        [("alice@acme.com", "500"), ("bob@acme.com", "100"), ("carol@acme.com", "100")]
+            .map(|(a, b)| (a.into(), b.into()))
+            .into();
+    assert_eq!(live(addr), want);
+    let entries = audit(root);
+    assert_eq!(sets_per_user(&entries).values().copied().collect::<Vec<_>>(), [1, 1, 1]);
+    assert!(entries.iter().filter(|e| e["action"] == "limit.set").all(|e| e["commit"] == head.as_str()));
+
+    // nothing to do the second time
+    let posts = calls(addr, "POST").len();
+    let (_, r) = reconcile(root, addr, &dir);
+    assert_eq!((r["applied"].as_array().unwrap().len(), r["unchanged"].as_u64()), (0, Some(3)), "{r}");
+    assert_eq!(calls(addr, "POST").len(), posts);
+
+    // changed by hand in the vendor console: unmanaged drift, left with --no-revert…
+    call(
+        addr,
+        "POST",
+        "/v1/organizations/spend_limits",
+        Some(
+            &json!({ "amount": "999", "scope": { "type": "user", "user_id": ids["bob@acme.com"] }, "period": "monthly" }),
+        ),
+    );
+    // …and a hand-set limit for someone policy does not cover is never touched
+    call(
+        addr,
+        "POST",
+        "/v1/organizations/spend_limits",
+        Some(
+            &json!({ "amount": "7", "scope": { "type": "user", "user_id": ids["erin@acme.com"] }, "period": "monthly" }),
+        ),
+    );
+    let (code, r) = reconcile(root, addr, &dir.iter().copied().chain(["--no-revert"]).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(users_of(&r["skipped"]), ["bob@acme.com"]);
+    assert_eq!(r["drift"][0]["kind"], "unmanaged");
+    assert_eq!(r["membership"]["unmanaged_left"], json!(["erin@acme.com"]));
+    assert_eq!(live(addr)["bob@acme.com"], "999");
+
+    // …and reverted without it (lowering one of three is past the default guard)
+    let (_, r) =
+        reconcile(root, addr, &dir.iter().copied().chain(["--max-lower-share", "0.5"]).collect::<Vec<_>>());
+    assert_eq!(users_of(&r["applied"]), ["bob@acme.com"], "{r}");
+    assert_eq!(r["drift"][0]["kind"], "unmanaged");
+    assert_eq!(live(addr)["bob@acme.com"], "100");
+    assert_eq!(live(addr)["erin@acme.com"], "7");
+
+    // carol leaves the directory: her budgit-managed limit is deleted
+    std::fs::write(root.join("people.csv"), PEOPLE.replace("carol@acme.com,Sales\n", "")).unwrap();
+    let (_, r) =
+        reconcile(root, addr, &dir.iter().copied().chain(["--allow-mass-change"]).collect::<Vec<_>>());
+    assert_eq!(users_of(&r["applied"]), ["carol@acme.com"], "{r}");
+    assert!(!live(addr).contains_key("carol@acme.com"));
+    assert_eq!(calls(addr, "DELETE").len(), 1);
+    assert_eq!(audit(root).iter().filter(|e| e["action"] == "limit.remove").count(), 1);
+}
+
+#[test]
+fn many_pages_of_members_and_limits_are_read_whole() {
+    let emails: Vec<String> = (0..2500).map(|i| format!("u{i:05}@acme.com")).collect();
+    let (addr, _) = fake(&emails.iter().map(String::as_str).collect::<Vec<_>>());
+    let repo = repo(&[("workspace.yaml", WORKSPACE)]);
+    let (code, r) = reconcile(repo.path(), addr, &["--max-changes", "5000"]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["applied"].as_array().unwrap().len(), 2500);
+    let user_pages = calls(addr, "GET").iter().filter(|c| c["path"] == "/v1/organizations/users").count();
+    let effective: Vec<Value> = calls(addr, "GET")
+        .into_iter()
+        .filter(|c| c["path"] == "/v1/organizations/spend_limits/effective")
+        .collect();
+    assert_eq!((user_pages, effective.len()), (3, 3));
+    assert!(effective[1]["query"].as_str().unwrap().contains("page="), "{effective:?}");
+    // the second run reads all three pages of limits and finds nothing to do
+    let (_, r) = reconcile(repo.path(), addr, &["--max-changes", "5000"]);
+    assert_eq!((r["applied"].as_array().unwrap().len(), r["unchanged"].as_u64()), (0, Some(2500)), "{r}");
+}
+
+#[test]
+fn rate_limits_server_errors_and_timeouts_are_retried_and_each_write_audited_once() {
+    let (addr, _) = fake(&["alice@acme.com", "bob@acme.com", "carol@acme.com"]);
+    let repo = repo(&[("workspace.yaml", WORKSPACE), ("eng.yaml", ENG)]);
+    fault(addr, json!({ "status": 500, "path": "/v1/organizations/spend_limits/effective" }));
+    fault(addr, json!({ "status": 429, "retry_after": 1, "method": "POST", "times": 2 }));
+    // the third write answers after the client gave up; the write still lands
+    fault(addr, json!({ "delay_ms": 2500, "method": "POST" }));
+    let started = Instant::now();
+    let (code, r) = reconcile(repo.path(), addr, &["--timeout", "1s"]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["applied"].as_array().unwrap().len(), 3, "{r}");
+    assert!(r["retries"].as_u64().unwrap() >= 3, "{r}");
+    // Retry-After was honoured twice
+    assert!(started.elapsed() >= Duration::from_secs(2), "{:?}", started.elapsed());
+    assert_eq!(live(addr).len(), 3);
+    assert_eq!(sets_per_user(&audit(repo.path())).values().copied().collect::<Vec<_>>(), [1, 1, 1]);
+}
+
+#[test]
+fn a_run_killed_mid_apply_is_finished_by_the_next_with_each_write_audited_once() {
+    let emails: Vec<String> = (0..60).map(|i| format!("p{i:03}@acme.com")).collect();
+    let (addr, _) = fake(&emails.iter().map(String::as_str).collect::<Vec<_>>());
+    let repo = repo(&[("workspace.yaml", WORKSPACE)]);
+    fault(addr, json!({ "delay_ms": 100, "method": "POST", "times": 1000 }));
+    let mut child = reconcile_cmd(repo.path(), addr, &["--holder", "reconciler-1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while calls(addr, "POST").len() < 10 {
+        assert!(Instant::now() < deadline, "the run made no writes");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: no cleanup, the audit of the batch never written
+    child.wait().unwrap();
+    // let a call that was in flight finish (or not) on the fake's side
+    std::thread::sleep(Duration::from_millis(300));
+    let landed = live(addr).len();
+    assert!((5..60).contains(&landed), "{landed}");
+    assert_eq!(audit(repo.path()).iter().filter(|e| e["action"] == "limit.set").count(), 0);
+
+    try_send(addr, "DELETE", "/_fake/faults", None, None, &[]).unwrap();
+    // restarted under the same name, it takes its own lease back at once
+    let (code, r) = reconcile(repo.path(), addr, &["--holder", "reconciler-1"]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["applied"].as_array().unwrap().len(), 60 - landed, "{r}");
+    assert_eq!(live(addr).len(), 60);
+    let entries = audit(repo.path());
+    let sets = sets_per_user(&entries);
+    assert_eq!(sets.len(), 60);
+    assert!(sets.values().all(|n| *n == 1), "{sets:?}");
+    let recovered = entries.iter().filter(|e| e["action"] == "limit.set" && e["recovered"] == true).count();
+    assert_eq!(recovered, landed);
+}

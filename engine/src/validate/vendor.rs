@@ -1,0 +1,121 @@
+//! Stage 3b: policies a declared vendor target cannot express.
+//!
+//! When the Workspace declares a target under `vendors`, every feature that
+//! target has no object for is an error here, at the field that uses it, so
+//! nothing is silently dropped when the reconciler writes to the vendor. The
+//! rules and the money conversion belong to [`crate::vendor`]; this module only
+//! locates the findings.
+
+use crate::Credits;
+use crate::diag::{Diagnostic, Location, Report};
+use crate::load::PolicySet;
+use crate::model::{Limit, Vendor};
+use crate::vendor::{CLAUDE_ENTERPRISE, Money, claude_period};
+
+/// Every vendor check; findings go to `report`.
+pub(crate) fn check(policies: &PolicySet, report: &mut Report) {
+    let Some(ws) = policies.workspace() else { return };
+    let Some(declared) = ws.doc.vendors.get(&Vendor::ClaudeEnterprise) else { return };
+    let base = format!("/vendors/{CLAUDE_ENTERPRISE}");
+    let money = match Money::new(declared) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            let field =
+                if matches!(e, crate::vendor::MoneyError::BadCurrency(_)) { "currency" } else { "credit" };
+            report.push(
+                Diagnostic::error("vendor/bad-money", e.to_string())
+                    .at(ws.loc(&format!("{base}/{field}")))
+                    .with_label("cannot convert credits")
+                    .with_help("write a lowercase ISO 4217 code such as `usd` and what one credit is worth in it, such as `credit: \"0.01\"`"),
+            );
+            None
+        }
+    };
+    if claude_period(ws.doc.period).is_none() {
+        report.push(
+            Diagnostic::error(
+                "vendor/unsupported-period",
+                format!("`{CLAUDE_ENTERPRISE}` has daily, weekly and monthly limits, not quarterly ones"),
+            )
+            .at(ws.loc("/period"))
+            .with_label("no such period at the vendor")
+            .with_help("use `period: month` (or `day`, `week`), or remove the target from `vendors`"),
+        );
+    }
+    check_limit(report, money.as_ref(), &|p| ws.loc(p), "/default", &ws.doc.default, "the default limit");
+    for g in &policies.groups {
+        let whose = format!("group `{}`", g.doc.name);
+        check_limit(report, money.as_ref(), &|p| g.loc(p), "/limit", &g.doc.limit, &whose);
+    }
+    for o in &policies.overrides {
+        let whose = format!("override `{}`", o.doc.name);
+        if let Some(l) = &o.doc.limit {
+            check_limit(report, money.as_ref(), &|p| o.loc(p), "/limit", l, &whose);
+        }
+        if let Some(add) = &o.doc.add {
+            let caps =
+                Limit { credits: Credits::ZERO, products: add.products.clone(), models: add.models.clone() };
+            check_limit(report, money.as_ref(), &|p| o.loc(p), "/add", &caps, &whose);
+            if let Some(c) = add.credits {
+                credits(report, money.as_ref(), o.loc("/add/credits"), c, &whose);
+            }
+        }
+    }
+    for g in &policies.groups {
+        if g.doc.pool.is_some() {
+            report.push(
+                Diagnostic::error(
+                    "vendor/unsupported-pool",
+                    format!(
+                        "group `{}` has a pool, and `{CLAUDE_ENTERPRISE}` has no shared team budget",
+                        g.doc.name
+                    ),
+                )
+                .at(g.loc("/pool"))
+                .with_label("no pool at the vendor")
+                .with_help("remove the pool, or remove the target from `vendors`"),
+            );
+        }
+    }
+}
+
+fn credits(report: &mut Report, money: Option<&Money>, at: Location, c: Credits, whose: &str) {
+    let Some(money) = money else { return };
+    if let Err(e) = money.to_minor(c) {
+        report.push(
+            Diagnostic::error("vendor/not-representable", format!("{whose}: {e}"))
+                .at(at)
+                .with_label("would need rounding")
+                .with_help(format!(
+                    "choose an amount that is a whole number of {} minor units at {} {} per credit",
+                    money.currency, money.credit, money.currency
+                )),
+        );
+    }
+}
+
+fn check_limit(
+    report: &mut Report,
+    money: Option<&Money>,
+    doc_loc: &dyn Fn(&str) -> Location,
+    at: &str,
+    l: &Limit,
+    whose: &str,
+) {
+    for (field, caps) in [("products", &l.products), ("models", &l.models)] {
+        if let Some(name) = caps.keys().next() {
+            report.push(
+                Diagnostic::error(
+                    "vendor/unsupported-cap",
+                    format!(
+                        "{whose} caps `{name}`, and `{CLAUDE_ENTERPRISE}` limits only a member's total spend"
+                    ),
+                )
+                .at(doc_loc(&format!("{at}/{field}")))
+                .with_label("the vendor has no per-product or per-model limit")
+                .with_help("remove the caps, or remove the target from `vendors`"),
+            );
+        }
+    }
+    credits(report, money, doc_loc(&format!("{at}/credits")), l.credits, whose);
+}

@@ -1,0 +1,872 @@
+//! Claude Enterprise as a [`Workspace`]: per-member spend limits over the Anthropic Admin API.
+//!
+//! Reads members (`GET /v1/organizations/users`) and the effective report
+//! (`GET /v1/organizations/spend_limits/effective`, every page), writes
+//! user-scope limits (`POST /v1/organizations/spend_limits`) and deletes the
+//! ones policy no longer wants (`DELETE /v1/organizations/spend_limits/{id}`).
+//! Paths, parameters, headers and shapes are those of the official `anthropic`
+//! SDK's beta organization resources. The key comes from [`KEY_ENV`], the
+//! variable the SDK reads, and is sent the way the SDK sends it.
+//!
+//! The vendor keeps no record of who set a limit, so budgit keeps its own, in
+//! the policy repository: an append-only audit log under [`AUDIT_REF`] (one
+//! commit per write, JSON Lines) and the lease under [`LEASE_REF_PREFIX`]. A
+//! user-scope limit is *managed* when the audit's last entry for that member
+//! is budgit's write; any other user-scope limit was set by hand. Every write
+//! is preceded by an `intent` entry, so a run killed between the vendor's
+//! answer and the audit is finished by the next run: an intent whose value is
+//! live is audited then, once, marked `recovered`.
+//!
+//! Credits become minor units of the declared currency with
+//! [`crate::vendor::Money`]; the target's period and money are set from the
+//! policies at the approved ref by [`ClaudeDesired`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::http::{decode, encode, read};
+use super::{
+    AppliedLimit, AppliedSource, Batch, BatchResult, ItemStatus, LastApplied, Lease, UserRecord, Workspace,
+    WorkspaceError,
+};
+use crate::Credits;
+use crate::load::git::GitRepo;
+use crate::model::{Limit, Vendor};
+use crate::reconcile::{Desired, DesiredState, GitDesired, ItemReport, ReconcileError};
+use crate::vendor::{CLAUDE_ENTERPRISE, Money, claude_period};
+
+/// The environment variable holding the Admin API key (the one the official SDK reads).
+pub const KEY_ENV: &str = "ANTHROPIC_API_KEY";
+/// The `anthropic-version` the SDK the shapes were taken from sends.
+pub const API_VERSION: &str = "2026-10-21";
+/// The ref holding budgit's audit of its writes to the organisation.
+pub const AUDIT_REF: &str = "refs/budgit/audit/claude-enterprise";
+/// Leases are refs under this prefix, one per lease name.
+pub const LEASE_REF_PREFIX: &str = "refs/budgit/leases/";
+/// Rows asked for per page (the API's largest page).
+const PAGE: usize = 1000;
+const EFFECTIVE: &str = "/v1/organizations/spend_limits/effective";
+const LIMITS: &str = "/v1/organizations/spend_limits";
+const USERS: &str = "/v1/organizations/users";
+
+/// One call budgit would make, for `--dry-run`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VendorCall {
+    /// `POST` or `DELETE`.
+    pub method: &'static str,
+    /// The path.
+    pub path: String,
+    /// The JSON body, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+}
+
+/// Who is on which side: directory people the organisation lacks, and the reverse.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Membership {
+    /// In the directory (resolved by the policies), not members of the organisation.
+    pub not_in_org: Vec<String>,
+    /// Members of the organisation the directory does not list.
+    pub not_in_directory: Vec<String>,
+    /// Members with a user-scope limit budgit never wrote and policy does not cover: left alone.
+    pub unmanaged_left: Vec<String>,
+}
+
+/// The target as the policies at the approved ref declare it.
+#[derive(Debug, Clone)]
+struct Target {
+    money: Money,
+    period: &'static str,
+}
+
+/// A member's user-scope limit for the target's period, as the effective report says.
+#[derive(Debug, Clone)]
+struct LiveRow {
+    spend_limit_id: String,
+    amount: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    /// Canonical email → member id.
+    members: BTreeMap<String, String>,
+    members_read: bool,
+    /// Email → the member's own limit (source `user`) for the target's period.
+    live: BTreeMap<String, LiveRow>,
+    target: Option<Target>,
+    /// The people the policies resolved, members only.
+    wanted: BTreeSet<String>,
+    membership: Membership,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Entry {
+    /// `intent`, `limit.set`, `limit.remove` or `intent.lapsed`.
+    action: String,
+    user: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    member: Option<String>,
+    /// Minor units; `None` on a removal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    amount: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    currency: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    period: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    limit: Option<Limit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    source: Option<AppliedSource>,
+    commit: String,
+    #[serde(default)]
+    plan_digest: String,
+    actor: String,
+    at: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    recovered: bool,
+}
+
+/// A client of the Claude Enterprise Admin API, with its audit and lease in a git repository.
+pub struct ClaudeWorkspace {
+    base: String,
+    key: String,
+    agent: ureq::Agent,
+    repo: Mutex<git2::Repository>,
+    cache: Mutex<Cache>,
+    /// Least time between two calls (`--max-rps`).
+    min_interval: Option<Duration>,
+    last_call: Mutex<Option<Instant>>,
+    calls: AtomicU64,
+    /// A dry run writes nothing, the audit included.
+    dry_run: bool,
+}
+
+impl std::fmt::Debug for ClaudeWorkspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClaudeWorkspace").field("base", &self.base).field("key", &"<hidden>").finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn protocol(e: impl std::fmt::Display) -> WorkspaceError {
+    WorkspaceError::Protocol(e.to_string())
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl ClaudeWorkspace {
+    /// A client of the API at `base`, keeping its audit and lease in the repository holding `repo`.
+    pub fn new(
+        base: &str,
+        key: String,
+        repo: &Path,
+        timeout: Duration,
+        max_rps: Option<f64>,
+        dry_run: bool,
+    ) -> Result<ClaudeWorkspace, WorkspaceError> {
+        let config =
+            ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build();
+        let repo = git2::Repository::discover(repo).map_err(|e| {
+            protocol(format!("cannot open the policy repository for the audit: {}", e.message()))
+        })?;
+        let min_interval =
+            max_rps.filter(|r| r.is_finite() && *r > 0.0).map(|r| Duration::from_secs_f64(1.0 / r));
+        Ok(ClaudeWorkspace {
+            base: base.trim_end_matches('/').to_string(),
+            key,
+            agent: config.into(),
+            repo: Mutex::new(repo),
+            cache: Mutex::default(),
+            min_interval,
+            last_call: Mutex::new(None),
+            calls: AtomicU64::new(0),
+            dry_run,
+        })
+    }
+
+    /// A client whose key comes from [`KEY_ENV`].
+    pub fn from_env(
+        base: &str,
+        repo: &Path,
+        timeout: Duration,
+        max_rps: Option<f64>,
+        dry_run: bool,
+    ) -> Result<ClaudeWorkspace, WorkspaceError> {
+        match std::env::var(KEY_ENV) {
+            Ok(key) if !key.trim().is_empty() => {
+                ClaudeWorkspace::new(base, key.trim().to_string(), repo, timeout, max_rps, dry_run)
+            }
+            _ => Err(protocol(format!("no Admin API key: set `{KEY_ENV}`"))),
+        }
+    }
+
+    /// Vendor calls made so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Who is in the directory but not the organisation, and the reverse, as of the last run.
+    pub fn membership(&self) -> Membership {
+        lock(&self.cache).membership.clone()
+    }
+
+    /// The exact calls the planned changes need (a dry run's `not_attempted`).
+    pub fn planned_calls(&self, items: &[ItemReport]) -> Vec<VendorCall> {
+        let cache = lock(&self.cache);
+        let Some(target) = &cache.target else { return Vec::new() };
+        let mut out = Vec::new();
+        for item in items {
+            match &item.after {
+                Some(limit) => {
+                    let (Some(member), Ok(minor)) =
+                        (cache.members.get(&item.user), target.money.to_minor(limit.credits))
+                    else {
+                        continue;
+                    };
+                    out.push(VendorCall {
+                        method: "POST",
+                        path: LIMITS.to_string(),
+                        body: Some(set_body(minor, member, target.period)),
+                    });
+                }
+                None => {
+                    if let Some(row) = cache.live.get(&item.user) {
+                        out.push(VendorCall {
+                            method: "DELETE",
+                            path: format!("{LIMITS}/{}", row.spend_limit_id),
+                            body: None,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Spaces calls by `--max-rps`; the wall clock is the point here.
+    fn pace(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let Some(gap) = self.min_interval else { return };
+        let mut last = lock(&self.last_call);
+        if let Some(at) = *last {
+            let wait = gap.saturating_sub(at.elapsed());
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+        }
+        *last = Some(Instant::now());
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, WorkspaceError> {
+        self.pace();
+        let answer = self
+            .agent
+            .get(&self.url(path))
+            .header("authorization", &format!("Bearer {}", self.key))
+            .header("anthropic-version", API_VERSION)
+            .call();
+        decode(&read(answer)?)
+    }
+
+    fn delete(&self, path: &str) -> Result<Value, WorkspaceError> {
+        self.pace();
+        let answer = self
+            .agent
+            .delete(&self.url(path))
+            .header("authorization", &format!("Bearer {}", self.key))
+            .header("anthropic-version", API_VERSION)
+            .call();
+        decode(&read(answer)?)
+    }
+
+    fn post(&self, path: &str, body: &Value) -> Result<Value, WorkspaceError> {
+        self.pace();
+        let bytes = serde_json::to_vec(body).map_err(protocol)?;
+        let answer = self
+            .agent
+            .post(&self.url(path))
+            .header("authorization", &format!("Bearer {}", self.key))
+            .header("anthropic-version", API_VERSION)
+            .header("content-type", "application/json")
+            .send(&bytes[..]);
+        decode(&read(answer)?)
+    }
+
+    /// Every member, by canonical email.
+    fn load_members(&self) -> Result<(), WorkspaceError> {
+        #[derive(Deserialize)]
+        struct User {
+            id: String,
+            email: String,
+        }
+        #[derive(Deserialize)]
+        struct Page {
+            data: Vec<User>,
+            #[serde(default)]
+            has_more: Option<bool>,
+            #[serde(default)]
+            last_id: Option<String>,
+        }
+        let mut members = BTreeMap::new();
+        let mut after: Option<String> = None;
+        loop {
+            let path = match &after {
+                Some(a) => format!("{USERS}?limit={PAGE}&after_id={}", encode(a)),
+                None => format!("{USERS}?limit={PAGE}"),
+            };
+            let page: Page = self.get(&path)?;
+            for u in page.data {
+                // An address the directory could never match is still a member: keep it as written.
+                let email = crate::identity::canonical_email(&u.email)
+                    .map(|e| e.into_owned())
+                    .unwrap_or_else(|_| u.email.clone());
+                members.insert(email, u.id);
+            }
+            match page.last_id {
+                Some(last) if page.has_more == Some(true) && after.as_deref() != Some(&last) => {
+                    after = Some(last)
+                }
+                _ => break,
+            }
+        }
+        let mut cache = lock(&self.cache);
+        cache.members = members;
+        cache.members_read = true;
+        Ok(())
+    }
+
+    /// Reads the effective report into the cache: each member's own limit for the target's period.
+    fn load_live(&self) -> Result<(), WorkspaceError> {
+        #[derive(Deserialize)]
+        struct Scope {
+            #[serde(rename = "type")]
+            kind: String,
+            #[serde(default)]
+            user_id: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Row {
+            amount: Option<String>,
+            currency: String,
+            period: String,
+            scope: Scope,
+            source: Scope,
+            spend_limit_id: String,
+        }
+        #[derive(Deserialize)]
+        struct Page {
+            data: Vec<Row>,
+            #[serde(default)]
+            next_page: Option<String>,
+        }
+        let (target, by_id) = {
+            let cache = lock(&self.cache);
+            let target =
+                cache.target.clone().ok_or_else(|| protocol("the target's money and period are not set"))?;
+            let by_id: BTreeMap<String, String> =
+                cache.members.iter().map(|(e, id)| (id.clone(), e.clone())).collect();
+            (target, by_id)
+        };
+        let mut live = BTreeMap::new();
+        let mut page_token: Option<String> = None;
+        loop {
+            let mut path = format!("{EFFECTIVE}?limit={PAGE}&period[]={}", target.period);
+            if let Some(p) = &page_token {
+                path.push_str(&format!("&page={}", encode(p)));
+            }
+            let page: Page = self.get(&path)?;
+            for row in page.data {
+                if row.period != target.period || row.source.kind != "user" {
+                    continue;
+                }
+                if row.currency != target.money.currency {
+                    return Err(protocol(format!(
+                        "the organisation bills in `{}`, and the policies declare `{}`",
+                        row.currency, target.money.currency
+                    )));
+                }
+                let Some(email) = row.scope.user_id.as_ref().and_then(|id| by_id.get(id)) else { continue };
+                live.insert(
+                    email.clone(),
+                    LiveRow { spend_limit_id: row.spend_limit_id, amount: row.amount },
+                );
+            }
+            match page.next_page {
+                Some(next) if !next.is_empty() && page_token.as_deref() != Some(&next) => {
+                    page_token = Some(next)
+                }
+                _ => break,
+            }
+        }
+        lock(&self.cache).live = live;
+        Ok(())
+    }
+
+    /// The audit log, oldest first.
+    fn audit(&self) -> Result<Vec<Entry>, WorkspaceError> {
+        let repo = lock(&self.repo);
+        let tip = match repo.find_reference(AUDIT_REF) {
+            Ok(r) => r.target(),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+            Err(e) => return Err(protocol(format!("cannot read the audit: {}", e.message()))),
+        };
+        let mut commits = Vec::new();
+        let mut next = tip;
+        while let Some(id) = next {
+            let commit = repo.find_commit(id).map_err(|e| protocol(e.message()))?;
+            next = commit.parent_ids().next();
+            commits.push(commit);
+        }
+        let mut out = Vec::new();
+        for commit in commits.iter().rev() {
+            let tree = commit.tree().map_err(|e| protocol(e.message()))?;
+            let Some(entry) = tree.get_name("audit.jsonl") else { continue };
+            let blob = repo.find_blob(entry.id()).map_err(|e| protocol(e.message()))?;
+            for line in blob.content().split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                out.push(serde_json::from_slice(line).map_err(|e| protocol(format!("audit entry: {e}")))?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Appends entries to the audit, as one commit on [`AUDIT_REF`].
+    fn append(&self, entries: &[Entry]) -> Result<(), WorkspaceError> {
+        if entries.is_empty() || self.dry_run {
+            return Ok(());
+        }
+        let mut text = Vec::new();
+        for e in entries {
+            serde_json::to_writer(&mut text, e).map_err(protocol)?;
+            text.push(b'\n');
+        }
+        let repo = lock(&self.repo);
+        let fail = |e: git2::Error| protocol(format!("cannot write the audit: {}", e.message()));
+        let blob = repo.blob(&text).map_err(fail)?;
+        let mut tree = repo.treebuilder(None).map_err(fail)?;
+        tree.insert("audit.jsonl", blob, 0o100644).map_err(fail)?;
+        let tree = repo.find_tree(tree.write().map_err(fail)?).map_err(fail)?;
+        let parent = match repo.find_reference(AUDIT_REF) {
+            Ok(r) => r.target().and_then(|id| repo.find_commit(id).ok()),
+            Err(_) => None,
+        };
+        let who = git2::Signature::now("budgit", "budgit@localhost").map_err(fail)?;
+        let message = format!(
+            "budgit audit: {} {} at {}",
+            entries.len(),
+            if entries.len() == 1 { "entry" } else { "entries" },
+            entries[0].commit
+        );
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        let id = repo.commit(None, &who, &who, &message, &tree, &parents).map_err(fail)?;
+        match &parent {
+            Some(p) => repo.reference_matching(AUDIT_REF, id, true, p.id(), "budgit audit").map_err(fail)?,
+            None => repo.reference(AUDIT_REF, id, false, "budgit audit").map_err(fail)?,
+        };
+        Ok(())
+    }
+
+    /// The last set per user (removed users absent), and intents no outcome followed.
+    fn replay(entries: &[Entry], actor: Option<&str>) -> (BTreeMap<String, Entry>, BTreeMap<String, Entry>) {
+        let mut last = BTreeMap::new();
+        let mut pending = BTreeMap::new();
+        for e in entries {
+            match e.action.as_str() {
+                "intent" => {
+                    pending.insert(e.user.clone(), e.clone());
+                }
+                "limit.set" | "limit.remove" | "intent.lapsed" => {
+                    pending.remove(&e.user);
+                    if actor.is_some_and(|a| a != e.actor) {
+                        continue;
+                    }
+                    if e.action == "limit.set" {
+                        last.insert(e.user.clone(), e.clone());
+                    } else if e.action == "limit.remove" {
+                        last.remove(&e.user);
+                    }
+                }
+                _ => {}
+            }
+        }
+        (last, pending)
+    }
+}
+
+fn set_body(minor: u64, member: &str, period: &str) -> Value {
+    json!({ "amount": minor.to_string(), "scope": { "type": "user", "user_id": member }, "period": period })
+}
+
+#[derive(Serialize, Deserialize)]
+struct LeaseBody {
+    holder: String,
+    /// Unix seconds.
+    expires_at: i64,
+}
+
+impl Workspace for ClaudeWorkspace {
+    fn users(&self) -> Result<Vec<UserRecord>, WorkspaceError> {
+        self.load_members()?;
+        let cache = lock(&self.cache);
+        Ok(cache
+            .members
+            .keys()
+            .map(|email| UserRecord { email: email.clone(), attributes: serde_json::Map::new() })
+            .collect())
+    }
+
+    fn limits(&self) -> Result<Vec<AppliedLimit>, WorkspaceError> {
+        if !lock(&self.cache).members_read {
+            self.load_members()?;
+        }
+        self.load_live()?;
+        let entries = self.audit()?;
+        let (managed, _) = ClaudeWorkspace::replay(&entries, None);
+        let mut cache = lock(&self.cache);
+        let target =
+            cache.target.clone().ok_or_else(|| protocol("the target's money and period are not set"))?;
+        let mut out = Vec::new();
+        let mut left = Vec::new();
+        for (email, row) in &cache.live {
+            let last = managed.get(email);
+            if !cache.wanted.contains(email) && last.is_none() {
+                // Set by hand for someone policy does not cover: not ours to change.
+                left.push(email.clone());
+                continue;
+            }
+            // An explicit "no limit" set by hand reads as the largest limit, so it is drift.
+            let credits = match &row.amount {
+                Some(a) => target.money.from_minor(a).unwrap_or(Credits::MAX),
+                None => Credits::MAX,
+            };
+            let ours = last.filter(|l| l.amount == row.amount);
+            out.push(AppliedLimit {
+                user: email.clone(),
+                limit: Limit { credits, ..Limit::default() },
+                group: ours.and_then(|l| l.group.clone()),
+                source: ours.and_then(|l| l.source.clone()),
+                commit: ours.map(|l| l.commit.clone()),
+            });
+        }
+        cache.membership.unmanaged_left = left;
+        Ok(out)
+    }
+
+    fn pools(&self) -> Result<BTreeMap<String, Credits>, WorkspaceError> {
+        // The vendor has no pools; `validate` refuses one when this target is declared.
+        Ok(BTreeMap::new())
+    }
+
+    fn last_applied(&self, actor: &str) -> Result<BTreeMap<String, LastApplied>, WorkspaceError> {
+        let entries = self.audit()?;
+        let (_, pending) = ClaudeWorkspace::replay(&entries, None);
+        // Finish what a killed run started: an intent whose value is live was written.
+        let mut finished = Vec::new();
+        {
+            let cache = lock(&self.cache);
+            for (user, intent) in pending {
+                let live = cache.live.get(&user);
+                let landed = match &intent.amount {
+                    Some(amount) => live.is_some_and(|r| r.amount.as_deref() == Some(amount.as_str())),
+                    None => live.is_none(),
+                };
+                let action = match (landed, intent.amount.is_some()) {
+                    (true, true) => "limit.set",
+                    (true, false) => "limit.remove",
+                    (false, _) => "intent.lapsed",
+                };
+                finished.push(Entry {
+                    action: action.to_string(),
+                    recovered: true,
+                    at: now_rfc3339(),
+                    ..intent
+                });
+            }
+        }
+        self.append(&finished)?;
+        let mut all = entries;
+        all.extend(finished);
+        let (last, _) = ClaudeWorkspace::replay(&all, Some(actor));
+        Ok(last
+            .into_iter()
+            .filter_map(|(user, e)| {
+                let limit = e.limit?;
+                Some((
+                    user,
+                    LastApplied { limit, commit: Some(e.commit), source_kind: e.source.map(|s| s.kind) },
+                ))
+            })
+            .collect())
+    }
+
+    fn apply(&self, batch: &Batch) -> Result<BatchResult, WorkspaceError> {
+        if let Some(pool) = batch.pools.iter().find(|p| p.credits.is_some()) {
+            return Err(WorkspaceError::Rejected {
+                status: 400,
+                code: "vendor/unsupported-pool".into(),
+                message: format!("`{CLAUDE_ENTERPRISE}` has no pools (group `{}`)", pool.group),
+            });
+        }
+        let (target, members, live) = {
+            let cache = lock(&self.cache);
+            let target =
+                cache.target.clone().ok_or_else(|| protocol("the target's money and period are not set"))?;
+            (target, cache.members.clone(), cache.live.clone())
+        };
+        let base = |action: &str, user: &str| Entry {
+            action: action.to_string(),
+            user: user.to_string(),
+            member: members.get(user).cloned(),
+            amount: None,
+            currency: Some(target.money.currency.clone()),
+            period: Some(target.period.to_string()),
+            limit: None,
+            group: None,
+            source: None,
+            commit: batch.commit.clone(),
+            plan_digest: batch.plan_digest.clone(),
+            actor: batch.actor.clone(),
+            at: now_rfc3339(),
+            recovered: false,
+        };
+        let reject = |code: &str, message: String| WorkspaceError::Rejected {
+            status: 400,
+            code: code.into(),
+            message,
+        };
+        // (user, entry, call) for each write; unchanged items answered without a call.
+        let mut statuses: BTreeMap<String, ItemStatus> = BTreeMap::new();
+        let mut writes: Vec<(Entry, Option<u64>, String)> = Vec::new();
+        for set in &batch.limits {
+            let Some(member) = members.get(&set.user) else {
+                return Err(reject(
+                    "vendor/not-a-member",
+                    format!("`{}` is not a member of the organisation", set.user),
+                ));
+            };
+            let minor = target
+                .money
+                .to_minor(set.limit.credits)
+                .map_err(|e| reject("vendor/not-representable", format!("`{}`: {e}", set.user)))?;
+            if !set.limit.products.is_empty() || !set.limit.models.is_empty() {
+                return Err(reject(
+                    "vendor/unsupported-cap",
+                    format!("`{}`: `{CLAUDE_ENTERPRISE}` limits only a member's total spend", set.user),
+                ));
+            }
+            let amount = minor.to_string();
+            let current = live.get(&set.user);
+            if current.is_some_and(|r| r.amount.as_deref() == Some(amount.as_str())) {
+                statuses.insert(set.user.clone(), ItemStatus::Unchanged);
+                continue;
+            }
+            let mut e = base("intent", &set.user);
+            e.amount = Some(amount);
+            e.limit = Some(set.limit.clone());
+            e.group = set.group.clone();
+            e.source = set.source.clone();
+            let status = if current.is_some() { ItemStatus::Updated } else { ItemStatus::Created };
+            statuses.insert(set.user.clone(), status);
+            writes.push((e, Some(minor), member.clone()));
+        }
+        for user in &batch.remove {
+            match live.get(user) {
+                None => {
+                    statuses.insert(user.clone(), ItemStatus::Unchanged);
+                }
+                Some(row) => {
+                    statuses.insert(user.clone(), ItemStatus::Removed);
+                    writes.push((base("intent", user), None, row.spend_limit_id.clone()));
+                }
+            }
+        }
+        self.append(&writes.iter().map(|(e, _, _)| e.clone()).collect::<Vec<_>>())?;
+        let mut done = Vec::new();
+        let mut failure = None;
+        for (intent, minor, id) in writes {
+            let answer = match minor {
+                Some(minor) => self.post(LIMITS, &set_body(minor, &id, target.period)),
+                None => match self.delete(&format!("{LIMITS}/{}", encode(&id))) {
+                    // Already gone: the removal is done.
+                    Err(WorkspaceError::Rejected { status: 404, .. }) => Ok(Value::Null),
+                    other => other,
+                },
+            };
+            match answer {
+                Ok(value) => {
+                    let mut cache = lock(&self.cache);
+                    if minor.is_some() {
+                        let spend_limit_id =
+                            value.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+                        cache.live.insert(
+                            intent.user.clone(),
+                            LiveRow { spend_limit_id, amount: intent.amount.clone() },
+                        );
+                    } else {
+                        cache.live.remove(&intent.user);
+                    }
+                    let action = if minor.is_some() { "limit.set" } else { "limit.remove" };
+                    done.push(Entry { action: action.to_string(), at: now_rfc3339(), ..intent });
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        // What was written is audited even when a later call failed.
+        self.append(&done)?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let users = batch
+            .limits
+            .iter()
+            .map(|s| s.user.clone())
+            .chain(batch.remove.iter().cloned())
+            .filter_map(|u| statuses.get(&u).map(|s| (u, *s)))
+            .collect();
+        Ok(BatchResult { users, pools: Vec::new() })
+    }
+
+    fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<Lease, WorkspaceError> {
+        let refname = format!("{LEASE_REF_PREFIX}{name}");
+        let repo = lock(&self.repo);
+        let fail = |e: git2::Error| protocol(format!("cannot take the lease: {}", e.message()));
+        let now = chrono::Utc::now().timestamp();
+        let current = match repo.find_reference(&refname) {
+            Ok(r) => r.target(),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+            Err(e) => return Err(fail(e)),
+        };
+        if let Some(id) = current {
+            let held: Option<LeaseBody> =
+                repo.find_blob(id).ok().and_then(|b| serde_json::from_slice(b.content()).ok());
+            if let Some(h) = held
+                && h.holder != holder
+                && h.expires_at > now
+            {
+                return Err(WorkspaceError::LeaseHeld {
+                    name: name.to_string(),
+                    holder: h.holder,
+                    expires_at: chrono::DateTime::from_timestamp(h.expires_at, 0).map(|t| t.to_rfc3339()),
+                });
+            }
+        }
+        let expires_at = now + i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX / 2);
+        let body =
+            serde_json::to_vec(&LeaseBody { holder: holder.to_string(), expires_at }).map_err(protocol)?;
+        let blob = repo.blob(&body).map_err(fail)?;
+        let taken = match current {
+            Some(old) => repo.reference_matching(&refname, blob, true, old, "budgit lease"),
+            None => repo.reference(&refname, blob, false, "budgit lease"),
+        };
+        match taken {
+            Ok(_) => Ok(Lease {
+                name: name.to_string(),
+                holder: holder.to_string(),
+                expires_at: chrono::DateTime::from_timestamp(expires_at, 0)
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default(),
+            }),
+            // Someone moved the ref between our read and write: they hold it now.
+            Err(_) => Err(WorkspaceError::LeaseHeld {
+                name: name.to_string(),
+                holder: "another reconciler".into(),
+                expires_at: None,
+            }),
+        }
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> Result<(), WorkspaceError> {
+        let refname = format!("{LEASE_REF_PREFIX}{name}");
+        let repo = lock(&self.repo);
+        let Ok(mut r) = repo.find_reference(&refname) else { return Ok(()) };
+        let ours = r
+            .target()
+            .and_then(|id| repo.find_blob(id).ok())
+            .and_then(|b| serde_json::from_slice::<LeaseBody>(b.content()).ok())
+            .is_some_and(|l| l.holder == holder);
+        if ours {
+            r.delete().map_err(|e| protocol(format!("cannot release the lease: {}", e.message())))?;
+        }
+        Ok(())
+    }
+}
+
+/// The desired state for the target: the policies at the ref, members of the organisation only.
+///
+/// Sets the adapter's money and period from the Workspace document at the same
+/// commit, and records who is in the directory but not the organisation (and
+/// the reverse). Pools and settings are dropped here because the target has no
+/// object for them, and `validate` has already refused policies that use them.
+pub struct ClaudeDesired<'a> {
+    /// The policies at the approved ref.
+    pub git: GitDesired,
+    /// The adapter the run writes with.
+    pub workspace: &'a ClaudeWorkspace,
+}
+
+impl DesiredState for ClaudeDesired<'_> {
+    fn desired(&self, workspace: &dyn Workspace) -> Result<Desired, ReconcileError> {
+        let mut desired = self.git.desired(workspace)?;
+        let refuse = |first: String| ReconcileError::InvalidPolicy {
+            commit: desired.commit.clone(),
+            errors: 1,
+            first,
+        };
+        let git = GitRepo::discover(&self.git.policies).or_else(|_| GitRepo::discover(Path::new(".")))?;
+        let dir = git.repo_path(&self.git.policies)?;
+        let tree = git.read_policies(&desired.commit, &dir)?;
+        let (policies, _) = crate::load::load_sources(tree.sources);
+        let ws = policies.workspace().ok_or_else(|| refuse("the policies have no Workspace".into()))?;
+        let declared = ws.doc.vendors.get(&Vendor::ClaudeEnterprise).ok_or_else(|| {
+            refuse(format!("the Workspace declares no `vendors.{CLAUDE_ENTERPRISE}`: say how credits map to the organisation's currency [vendor/bad-money]"))
+        })?;
+        let money = Money::new(declared).map_err(|e| refuse(format!("{e} [vendor/bad-money]")))?;
+        let period = claude_period(ws.doc.period).ok_or_else(|| {
+            refuse(format!("`{CLAUDE_ENTERPRISE}` has no quarterly limits [vendor/unsupported-period]"))
+        })?;
+        if !lock(&self.workspace.cache).members_read {
+            self.workspace.load_members()?;
+        }
+        let mut cache = lock(&self.workspace.cache);
+        let (kept, gone): (BTreeMap<_, _>, BTreeMap<_, _>) = std::mem::take(&mut desired.limits)
+            .into_iter()
+            .partition(|(email, _)| cache.members.contains_key(email));
+        desired.limits = kept;
+        desired.pools.clear();
+        desired.settings = None;
+        cache.wanted = desired.limits.keys().cloned().collect();
+        cache.membership = Membership {
+            not_in_org: gone.into_keys().collect(),
+            not_in_directory: cache
+                .members
+                .keys()
+                .filter(|e| !desired.limits.contains_key(*e))
+                .cloned()
+                .collect(),
+            unmanaged_left: Vec::new(),
+        };
+        cache.target = Some(Target { money, period });
+        Ok(desired)
+    }
+}
