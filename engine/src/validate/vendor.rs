@@ -119,3 +119,83 @@ fn check_limit(
     }
     credits(report, money, doc_loc(&format!("{at}/credits")), l.credits, whose);
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::validate::test_support::{run, summary};
+
+    const NOW: &str = "2026-11-10T12:00:00Z";
+
+    fn workspace(period: &str, default: &str, vendors: bool) -> String {
+        let mut ws = format!(
+            "apiVersion: budgit/v1\nkind: Workspace\nname: acme\nperiod: {period}\ndefault:\n{default}"
+        );
+        if vendors {
+            ws.push_str("vendors:\n  claude-enterprise:\n    currency: usd\n    credit: \"0.01\"\n");
+        }
+        ws
+    }
+
+    const GROUP: &str = "apiVersion: budgit/v1
+kind: Group
+name: eng
+members: [a@x.com]
+limit:
+  credits: 500
+  products: { codex: 100 }
+pool:
+  credits: 5000
+";
+
+    const OVERRIDE: &str = "apiVersion: budgit/v1
+kind: Override
+name: a-boost
+user: a@x.com
+add: { credits: 0.5 }
+expires: 2026-11-20
+reason: a launch
+";
+
+    #[test]
+    fn what_the_target_cannot_express_is_an_error_at_its_place() {
+        let ws = workspace("quarter", "  credits: 100\n", true);
+        let report = run(&[("ws.yaml", &ws), ("eng.yaml", GROUP), ("o.yaml", OVERRIDE)], NOW);
+        let vendor: Vec<String> = summary(&report).into_iter().filter(|s| s.starts_with("vendor/")).collect();
+        assert_eq!(
+            vendor,
+            [
+                "vendor/unsupported-cap eng.yaml:7:13",
+                "vendor/unsupported-pool eng.yaml:9:3",
+                "vendor/not-representable o.yaml:5:17",
+                "vendor/unsupported-period ws.yaml:4:9",
+            ]
+        );
+        let d = report.diagnostics.iter().find(|d| d.code == "vendor/not-representable").unwrap();
+        assert_eq!(
+            d.message,
+            "override `a-boost`: 0.5 credits are 0.005 USD, not a whole number of USD minor units"
+        );
+        assert!(report.has_errors());
+    }
+
+    #[test]
+    fn without_the_target_declared_the_same_policies_have_no_vendor_finding() {
+        let ws = workspace("quarter", "  credits: 100\n", false);
+        let report = run(&[("ws.yaml", &ws), ("eng.yaml", GROUP), ("o.yaml", OVERRIDE)], NOW);
+        assert!(summary(&report).iter().all(|s| !s.starts_with("vendor/")), "{:?}", summary(&report));
+    }
+
+    #[test]
+    fn a_bad_currency_or_a_worthless_credit_is_refused() {
+        let ws = workspace("month", "  credits: 100\n", true).replace("USD", "dollars");
+        let report = run(&[("ws.yaml", &ws)], NOW);
+        assert!(
+            summary(&report).iter().any(|s| s.starts_with("vendor/bad-money") || s.starts_with("schema/")),
+            "{:?}",
+            summary(&report)
+        );
+        let ws = workspace("month", "  credits: 100\n", true).replace("credit: \"0.01\"", "credit: \"0\"");
+        let report = run(&[("ws.yaml", &ws)], NOW);
+        assert_eq!(summary(&report), ["vendor/bad-money ws.yaml:10:13"]);
+    }
+}
