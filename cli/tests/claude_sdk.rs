@@ -1,0 +1,115 @@
+//! The fake Claude Enterprise Admin API read and written by a client nobody here wrote:
+//! the official `anthropic` Python SDK, with strict response validation, pages
+//! through members, limits and the effective report, upserts and deletes limits.
+//! The reconciler's tests (`claude.rs`) run against the same fake, so the shapes
+//! budgit relies on are the SDK's.
+//!
+//! The interpreter is `BUDGIT_SDK_PYTHON` when set (it must have `anthropic`);
+//! otherwise the test makes a venv under the target directory on first use
+//! (`python3 -m venv` + `pip install anthropic`) and reuses it afterwards. Without
+//! python3 or the package index the test fails and says how to set it up: it never
+//! passes without running the SDK.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions should fail loudly too"
+)]
+
+#[path = "../../console/tests/common/http.rs"]
+mod http;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+const KEY: &str = "sk-ant-admin-sdk-test-0123456789";
+
+const SETUP: &str = "set BUDGIT_SDK_PYTHON to a Python that has the `anthropic` package \
+    (`python3 -m venv .venv-sdk && .venv-sdk/bin/pip install anthropic`, then \
+    `BUDGIT_SDK_PYTHON=$PWD/.venv-sdk/bin/python`), or make `python3` with `venv` and \
+    access to PyPI available so the test can create one";
+
+/// The Python to run the SDK with: `BUDGIT_SDK_PYTHON`, or a venv made on first use.
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("BUDGIT_SDK_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sdk-venv-anthropic");
+    let py = venv.join("bin/python");
+    let has_sdk =
+        |py: &Path| Command::new(py).args(["-c", "import anthropic"]).status().is_ok_and(|s| s.success());
+    if has_sdk(&py) {
+        return py;
+    }
+    let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status();
+    assert!(made.is_ok_and(|s| s.success()), "could not create a venv with `python3 -m venv`: {SETUP}");
+    let pip = Command::new(venv.join("bin/pip")).args(["install", "-q", "anthropic"]).status();
+    assert!(pip.is_ok_and(|s| s.success()), "`pip install anthropic` failed: {SETUP}");
+    assert!(has_sdk(&py), "the venv at `{}` cannot import anthropic: {SETUP}", venv.display());
+    py
+}
+
+#[test]
+fn the_anthropic_sdk_reads_and_writes_the_fake_under_strict_validation() {
+    let py = python();
+    let addr = budgit_fakes::spawn(budgit_fakes::claude::router()).unwrap();
+    let members =
+        json!([{ "email": "alice@acme.com" }, { "email": "bob@acme.com" }, { "email": "carol@acme.com" }]);
+    let r = http::try_send(
+        addr,
+        "POST",
+        "/_fake/members",
+        None,
+        Some(&members.to_string()),
+        &[("content-type", "application/json")],
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    // carol inherits the organisation's monthly limit
+    let org = json!({ "period": "monthly", "amount": "2000" });
+    let r = http::try_send(
+        addr,
+        "POST",
+        "/_fake/org_limit",
+        None,
+        Some(&org.to_string()),
+        &[("content-type", "application/json")],
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/sdk/claude_admin.py");
+    let out = Command::new(&py)
+        .arg(&script)
+        .arg(format!("http://{addr}"))
+        .arg(KEY)
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("ANTHROPIC_BASE_URL")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `{}` ({e}): {SETUP}", py.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the SDK script failed:\n{stdout}\n{stderr}");
+    let got: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    // three members at two per page: the SDK followed `last_id` once
+    assert_eq!((got["members"].clone(), got["user_pages"].clone()), (json!(3), json!(2)), "{got}");
+    // alice's and bob's own limits and the organisation's, one per page
+    assert_eq!(got["listed"], 3, "{got}");
+    assert_eq!(
+        got["effective"],
+        json!([
+            ["alice@acme.com", "monthly", "750", "user"],
+            ["bob@acme.com", "monthly", "2000", "organization"],
+            ["bob@acme.com", "weekly", "100", "user"],
+            ["carol@acme.com", "monthly", "2000", "organization"],
+        ]),
+        "{got}"
+    );
+    assert_eq!(got["deleted_again_is_404"], true, "{got}");
+    // the SDK sent what budgit sends: the key, the version, the reads beta on the list
+    let calls = http::try_send(addr, "GET", "/_fake/calls", None, None, &[]).unwrap().json();
+    assert!(calls.as_array().unwrap().len() >= 10, "{calls}");
+}

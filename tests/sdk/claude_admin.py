@@ -1,0 +1,82 @@
+"""The fake Claude Enterprise Admin API read and written by the official `anthropic` SDK.
+
+Run by `cli/tests/claude_sdk.rs`: `python claude_admin.py BASE_URL KEY`. Every answer
+is parsed by the SDK's own generated models with strict response validation, so a
+field of the wrong type, a missing field or a wrong page shape fails the script.
+Prints one JSON line of what it saw.
+"""
+
+import json
+import sys
+
+import anthropic
+
+
+def main() -> None:
+    base, key = sys.argv[1], sys.argv[2]
+    client = anthropic.Anthropic(
+        api_key=key, base_url=base, max_retries=0, _strict_response_validation=True
+    )
+    org = client.beta.organization
+
+    # users: `SyncPage` (first_id / last_id / has_more), two per page
+    users = org.users.list(limit=2)
+    members = []
+    user_pages = 0
+    page = users
+    while True:
+        user_pages += 1
+        members.extend(page.data)
+        if not page.has_next_page():
+            break
+        page = page.get_next_page()
+    ids = {u.email: u.id for u in members}
+    assert all(u.type == "user" for u in members)
+
+    # upsert a user-scope limit, then again: the same limit, a new amount
+    first = org.spend_limits.set(
+        amount="500", scope={"type": "user", "user_id": ids["alice@acme.com"]}, period="monthly"
+    )
+    again = org.spend_limits.set(
+        amount="750", scope={"type": "user", "user_id": ids["alice@acme.com"]}, period="monthly"
+    )
+    assert first.id == again.id and again.amount == "750", (first, again)
+    bob = org.spend_limits.set(
+        amount="100", scope={"type": "user", "user_id": ids["bob@acme.com"]}, period="weekly"
+    )
+    assert org.spend_limits.retrieve(bob.id).period == "weekly"
+
+    # list: `SyncPageCursor` (next_page), needs the reads beta the SDK sends
+    listed = [l.id for l in org.spend_limits.list(limit=1)]
+
+    # the effective report, one member per page, with where each limit comes from
+    rows = [
+        (r.actor.email_address, r.period, r.amount, r.source.type)
+        for r in org.spend_limits.effective.list(limit=1)
+    ]
+
+    deleted = org.spend_limits.delete(bob.id)
+    assert deleted.type == "spend_limit_deleted" and deleted.id == bob.id
+
+    # errors arrive as the SDK's typed exceptions
+    try:
+        org.spend_limits.delete(bob.id)
+        not_found = False
+    except anthropic.NotFoundError:
+        not_found = True
+
+    print(
+        json.dumps(
+            {
+                "members": len(members),
+                "user_pages": user_pages,
+                "listed": len(listed),
+                "effective": sorted(rows, key=lambda r: (r[0], r[1])),
+                "deleted_again_is_404": not_found,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
