@@ -126,7 +126,7 @@ mod tests {
     fn a_finding_moved_under_a_root_names_every_file_from_it() {
         let at =
             |file: &str| Location { file: file.into(), line: 2, column: 3, offset: 0, len: 0, commit: None };
-        let d = Diagnostic::error("semantic/duplicate-name", "duplicate name `eng`")
+        let d = Diagnostic::error("name/duplicate", "duplicate name `eng`")
             .at(at("groups/a.yaml"))
             .with_secondary(at("groups/b.yaml"), "first here");
         let mut out = DiagnosticOutput::new(&d, &|l| l.file.to_string());

@@ -187,7 +187,7 @@ reason: a launch
 
     #[test]
     fn a_bad_currency_or_a_worthless_credit_is_refused() {
-        let ws = workspace("month", "  credits: 100\n", true).replace("USD", "dollars");
+        let ws = workspace("month", "  credits: 100\n", true).replace("usd", "dollars");
         let report = run(&[("ws.yaml", &ws)], NOW);
         assert!(
             summary(&report).iter().any(|s| s.starts_with("vendor/bad-money") || s.starts_with("schema/")),
