@@ -238,7 +238,9 @@ fn parse_micros_fast(b: &[u8]) -> Option<i64> {
         }
     }
     const POW: [i64; 7] = [1_000_000, 100_000, 10_000, 1_000, 100, 10, 1];
-    Some(whole * 1_000_000 + frac * POW[digits])
+    // Eighteen whole digits fit an i64 but not once scaled to micro-credits: such a
+    // number takes the slow path, which reports it as too large.
+    whole.checked_mul(1_000_000)?.checked_add(frac * POW[digits])
 }
 
 /// Credits from text: exact, at most six decimals, a usage amount
@@ -1188,6 +1190,9 @@ mod tests {
         assert_eq!(parse_micros_fast(b"1.000001"), Some(1_000_001));
         assert_eq!(parse_micros_fast(b"1.0000001"), None);
         assert_eq!(parse_micros_fast(b"-1"), None);
+        // Found by fuzzing: eighteen digits overflowed when scaled to micro-credits.
+        assert_eq!(parse_micros_fast(b"999999999999999999"), None);
+        assert!(parse_credits(b"999999999999999999").unwrap_err().contains("too large"));
         assert_eq!(parse_credits(b"1e2"), Ok(Credits::from_whole(100)));
         assert!(parse_credits(b"-1").unwrap_err().contains("negative"));
         assert!(parse_credits(b"0.0000001").unwrap_err().contains("more than 6 decimal places"));
