@@ -13,12 +13,14 @@ mod overrides;
 mod when;
 mod workspace;
 
-pub use group::{Group, Pool};
+pub use group::{Group, GroupOpenAi, GroupVendors, Pool};
 pub use guardrail::{AppliesTo, Guardrail, RuleSeverity};
 pub use limit::{Limit, LimitAdd};
 pub use overrides::Override;
 pub use when::When;
-pub use workspace::{AttributeType, Enforcement, OverridePolicy, Period, Vendor, VendorMoney, Workspace};
+pub use workspace::{
+    AttributeType, Enforcement, OpenAiReconcile, OverridePolicy, Period, Vendor, VendorMoney, Workspace,
+};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -12,6 +12,7 @@
 
 mod cel;
 mod guardrail;
+mod openai;
 mod people;
 pub mod schema;
 mod semantic;
@@ -122,6 +123,7 @@ fn check_loaded(
         rejected.iter().filter(|r| r.doc.repaired.is_none()).cloned().collect();
     semantic::check(checked, options.now, report);
     vendor::check(checked, report);
+    openai::check(checked, report);
     // One environment for the run: building the standard library costs more than a parse.
     let env = Arc::new(::cel::Env::stdlib());
     let rules = cel::check(checked, &unrepaired, &env, report);

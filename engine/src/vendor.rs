@@ -13,6 +13,12 @@ use crate::model::VendorMoney;
 /// The name of the Claude Enterprise target (`--target`, `vendors:` key).
 pub const CLAUDE_ENTERPRISE: &str = "claude-enterprise";
 
+/// The name of the OpenAI target (`--target`, `vendors:` key).
+pub const OPENAI: &str = "openai";
+
+/// The one currency OpenAI's spend limits and alerts are written in.
+pub const OPENAI_CURRENCY: &str = "USD";
+
 /// Currencies whose minor unit is not a hundredth: ISO 4217 exponents 0 and 3.
 const NO_MINOR_UNIT: [&str; 16] = [
     "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV", "XAF",
@@ -149,12 +155,21 @@ pub fn claude_period(period: crate::model::Period) -> Option<&'static str> {
     }
 }
 
+/// `level` percent of `credits`, exactly; `None` when it is no whole number of micro-credits.
+pub fn percent_of(credits: Credits, level: u32) -> Option<Credits> {
+    let scaled = i128::from(credits.micros()) * i128::from(level);
+    if scaled % 100 != 0 {
+        return None;
+    }
+    i64::try_from(scaled / 100).ok().map(Credits::from_micros)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn usd(credit: &str) -> Money {
-        Money::new(&VendorMoney { currency: "usd".into(), credit: credit.into() }).unwrap()
+        Money::new(&VendorMoney { currency: "usd".into(), credit: credit.into(), reconcile: None }).unwrap()
     }
 
     #[test]
@@ -176,14 +191,31 @@ mod tests {
     }
 
     #[test]
+    fn percentages_are_exact_or_nothing() {
+        assert_eq!(percent_of(Credits::from_whole(5000), 80), Some(Credits::from_whole(4000)));
+        assert_eq!(percent_of("0.000001".parse().unwrap(), 50), None);
+        assert_eq!(percent_of(Credits::from_whole(3), 150), Some("4.5".parse().unwrap()));
+    }
+
+    #[test]
     fn currencies_have_their_minor_units_and_bad_ones_are_refused() {
-        let yen = Money::new(&VendorMoney { currency: "jpy".into(), credit: "2".into() }).unwrap();
+        let yen =
+            Money::new(&VendorMoney { currency: "jpy".into(), credit: "2".into(), reconcile: None }).unwrap();
         assert_eq!(yen.to_minor(Credits::from_whole(10)), Ok(20));
-        let dinar = Money::new(&VendorMoney { currency: "kwd".into(), credit: "0.001".into() }).unwrap();
+        let dinar =
+            Money::new(&VendorMoney { currency: "kwd".into(), credit: "0.001".into(), reconcile: None })
+                .unwrap();
         assert_eq!(dinar.to_minor(Credits::from_whole(7)), Ok(7));
-        assert!(Money::new(&VendorMoney { currency: "us".into(), credit: "1".into() }).is_err());
-        assert!(Money::new(&VendorMoney { currency: "usd".into(), credit: "0".into() }).is_err());
-        assert!(Money::new(&VendorMoney { currency: "usd".into(), credit: "0.0000001".into() }).is_err());
+        assert!(
+            Money::new(&VendorMoney { currency: "us".into(), credit: "1".into(), reconcile: None }).is_err()
+        );
+        assert!(
+            Money::new(&VendorMoney { currency: "usd".into(), credit: "0".into(), reconcile: None }).is_err()
+        );
+        assert!(
+            Money::new(&VendorMoney { currency: "usd".into(), credit: "0.0000001".into(), reconcile: None })
+                .is_err()
+        );
         assert!(usd("1").from_minor("-5").is_err());
         assert!(usd("1").from_minor("1e3").is_err());
         assert!(usd("1").to_minor(Credits::from_whole(-1)).is_err());

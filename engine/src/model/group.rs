@@ -44,6 +44,9 @@ pub struct Group {
     /// Optional team budget: the whole group's usage per period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<Pool>,
+    /// Where the group's pool lives at a vendor target (`vendors: {openai: {project: proj_…}}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendors: Option<GroupVendors>,
     /// Who reviews changes to this group (CODEOWNERS entries).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub owners: Vec<String>,
@@ -55,6 +58,24 @@ pub struct Group {
 pub struct Pool {
     /// Credits the whole group may spend per period.
     pub credits: Credits,
+}
+
+/// A group's objects at vendor targets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupVendors {
+    /// The OpenAI project whose monthly spend limit is the group's pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openai: Option<GroupOpenAi>,
+}
+
+/// The OpenAI project a group's pool maps to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupOpenAi {
+    /// The project's id, as the OpenAI Admin API names it (`proj_…`).
+    #[schemars(regex(pattern = r"^proj_[A-Za-z0-9_-]{1,64}$"))]
+    pub project: String,
 }
 
 fn kind_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {

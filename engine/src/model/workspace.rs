@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{ApiVersion, Limit};
+use crate::Credits;
 
 /// Workspace-wide settings and the default limit. Exactly one per repository.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -102,6 +103,32 @@ pub struct VendorMoney {
     /// credit is one cent). Quoted, so YAML never reads it as a float.
     #[schemars(regex(pattern = r"^(0|[1-9][0-9]{0,11})(\.[0-9]{1,12})?$"))]
     pub credit: String,
+    /// `openai` only: makes the organisation a target of `budgit reconcile --target
+    /// openai` (group pools become project spend limits, the alert levels spend
+    /// alerts, the organisation gets a spend limit); `validate` then reports what
+    /// OpenAI cannot express.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconcile: Option<OpenAiReconcile>,
+}
+
+/// How `budgit reconcile --target openai` writes to an OpenAI organisation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiReconcile {
+    /// The organisation's monthly spend limit in credits; absent: the total exposure
+    /// (every member's limit added up, as `budgit plan` counts it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_limit: Option<Credits>,
+    /// Who the spend alerts email (OpenAI sends alerts only by email); required when
+    /// the Workspace has alert levels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "recipients_schema")]
+    pub alert_recipients: Vec<String>,
+}
+
+fn recipients_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let item = super::email_schema(generator);
+    schemars::json_schema!({ "type": "array", "items": item, "maxItems": 10 })
 }
 
 /// The budget period.
