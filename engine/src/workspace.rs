@@ -3,13 +3,15 @@
 //! It owns the data shapes the reconciler reads and writes (users, applied
 //! limits with provenance, pools, batches, leases) and the typed error that
 //! says whether a failure is worth retrying. Implementations: [`http`] (the
-//! workspace API served by `budgit serve`) and [`memory`] (in memory, with
+//! workspace API served by `budgit serve`), [`claude`] and [`openai`] (vendor
+//! admin APIs) and [`memory`] (in memory, with
 //! scripted faults, for tests). It does not decide what to change: that is
 //! [`crate::reconcile`].
 
 pub mod claude;
 pub mod http;
 pub mod memory;
+pub mod openai;
 pub mod wire;
 
 use std::collections::BTreeMap;

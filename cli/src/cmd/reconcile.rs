@@ -24,6 +24,7 @@ use budgit_engine::reconcile::{
 use budgit_engine::workspace::Workspace;
 use budgit_engine::workspace::claude::{ClaudeDesired, ClaudeWorkspace, KEY_ENV as CLAUDE_KEY_ENV};
 use budgit_engine::workspace::http::{HttpWorkspace, TOKEN_ENV};
+use budgit_engine::workspace::openai::{KEY_ENV as OPENAI_KEY_ENV, OpenAiDesired, OpenAiWorkspace};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
@@ -60,7 +61,9 @@ Examples:
   budgit reconcile --workspace $URL --ref main --max-changes 200 --format json
   budgit reconcile --workspace $URL --ref main --every 5m --metrics-listen 0.0.0.0:9464
   RUST_LOG=info budgit reconcile --workspace $URL --ref main --every 5m --max-runs 12 \\
-    --metrics-listen 0.0.0.0:9464 --log-format json   JSON log lines; exits after 12 runs")]
+    --metrics-listen 0.0.0.0:9464 --log-format json   JSON log lines; exits after 12 runs
+  OPENAI_ADMIN_KEY=... budgit reconcile --target openai --workspace https://api.openai.com/v1 \\
+    --ref main --dry-run --max-rps 5   project and organisation spend limits and alerts")]
 pub struct Args {
     /// The workspace API's base URL.
     #[arg(long, value_name = "URL", env = "BUDGIT_WORKSPACE")]
@@ -125,10 +128,15 @@ pub struct Args {
     /// `ANTHROPIC_API_KEY`; audit and lease kept as refs in the policy repository;
     /// see docs/vendors.md). For example: `ANTHROPIC_API_KEY=... budgit reconcile
     /// --target claude-enterprise --workspace https://api.anthropic.com --ref main
-    /// --dry-run` lists the exact vendor calls.
+    /// --dry-run` lists the exact vendor calls. `openai`: the organisation's and its
+    /// projects' monthly spend limits and spend alerts through the OpenAI Admin API
+    /// at `--workspace` (key from `OPENAI_ADMIN_KEY`; needs
+    /// `vendors.openai.reconcile` on the Workspace). For example:
+    /// `OPENAI_ADMIN_KEY=... budgit reconcile --target openai --workspace
+    /// https://api.openai.com/v1 --ref main --dry-run`.
     #[arg(long, value_enum, default_value_t = Target::Budgit)]
     target: Target,
-    /// Most vendor calls per second (`claude-enterprise`); unlimited when absent.
+    /// Most vendor calls per second (`claude-enterprise`, `openai`); unlimited when absent.
     #[arg(long, value_name = "N")]
     max_rps: Option<f64>,
 }
@@ -140,6 +148,9 @@ pub enum Target {
     Budgit,
     /// Claude Enterprise, through the Anthropic Admin API.
     ClaudeEnterprise,
+    /// An OpenAI organisation's spend limits and alerts, through the OpenAI Admin API.
+    #[value(name = "openai")]
+    OpenAi,
 }
 
 /// Output formats of `reconcile`.
@@ -174,8 +185,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 pub fn run(args: Args) -> anyhow::Result<Status> {
     logging::init(args.log_format, if args.every.is_some() { LevelFilter::INFO } else { LevelFilter::WARN })?;
     let (options, shutdown) = setup(&args)?;
-    if args.target == Target::ClaudeEnterprise {
-        return claude(&args, options, &shutdown);
+    match args.target {
+        Target::ClaudeEnterprise => return claude(&args, options, &shutdown),
+        Target::OpenAi => return openai(&args, options, &shutdown),
+        Target::Budgit => {}
     }
     let workspace = HttpWorkspace::from_env(&args.workspace, args.timeout)
         .with_context(|| format!("set `{TOKEN_ENV}` to the workspace's admin token"))?;
@@ -333,6 +346,55 @@ fn claude(args: &Args, options: Options, shutdown: &Arc<AtomicBool>) -> anyhow::
                         let more = people.len().saturating_sub(shown.len());
                         let more = if more > 0 { format!(" …and {more} more") } else { String::new() };
                         let _ = writeln!(t, "  {} {what}: {}{more}", people.len(), shown.join(", "));
+                    }
+                }
+                t
+            }
+        };
+        render::emit(&text)?;
+        Ok(Status::Clean)
+    };
+    drive(args, &workspace, &desired, options, shutdown, &mut show)
+}
+
+/// `--target openai`: the same reconciler over the OpenAI Admin API, one item per
+/// scope (the organisation, each project).
+fn openai(args: &Args, options: Options, shutdown: &Arc<AtomicBool>) -> anyhow::Result<Status> {
+    // The audit and the lease live as refs in the repository that holds the policies.
+    let repo = if args.policies.exists() { args.policies.clone() } else { PathBuf::from(".") };
+    let workspace =
+        OpenAiWorkspace::from_env(&args.workspace, &repo, args.timeout, args.max_rps, args.dry_run)
+            .with_context(|| format!("set `{OPENAI_KEY_ENV}` to an Admin API key of the organisation"))?;
+    let desired = OpenAiDesired { git: git_desired(args), workspace: &workspace };
+    let mut show = |outcome: &Result<Run, ReconcileError>| -> anyhow::Result<Status> {
+        let calls = match outcome {
+            Ok(run) if run.report.dry_run => workspace.planned_calls(&run.report.not_attempted),
+            _ => Vec::new(),
+        };
+        let text = match args.format {
+            Format::Json => {
+                let mut v: serde_json::Value =
+                    serde_json::from_str(&json_of(args, outcome)).unwrap_or_default();
+                if let Some(obj) = v.as_object_mut() {
+                    obj.insert("target".into(), json!("openai"));
+                    obj.insert("vendor_calls".into(), json!(calls));
+                    obj.insert("calls_made".into(), json!(workspace.calls()));
+                }
+                let mut t = if args.every.is_some() {
+                    serde_json::to_string(&v).unwrap_or_default()
+                } else {
+                    serde_json::to_string_pretty(&v).unwrap_or_default()
+                };
+                t.push('\n');
+                t
+            }
+            Format::Human => {
+                let mut t = human(args, outcome);
+                if !calls.is_empty() {
+                    let _ = writeln!(t, "vendor calls:");
+                    for c in &calls {
+                        let body = c.body.as_ref().map(|b| format!(" {b}")).unwrap_or_default();
+                        let _ = writeln!(t, "  {} {}{body}", c.method, c.path);
                     }
                 }
                 t

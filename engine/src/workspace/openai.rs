@@ -1,0 +1,1050 @@
+//! An OpenAI organisation as a [`Workspace`]: spend limits and spend alerts over the OpenAI Admin API.
+//!
+//! OpenAI limits what an organisation and each of its projects spend in a
+//! month, and emails spend alerts at amounts; it has nothing per person. So
+//! the reconciler's items here are *scopes*, not people: `organization` and
+//! `project proj_…`. A scope's [`Limit`] carries its spend limit as `credits`
+//! and its alerts beside, one entry `alert N%` per alert level (an alert set by
+//! hand appears as `alert <its id>`), so the one reconcile loop plans, guards,
+//! retries and reports them like any other limit.
+//!
+//! Reads `GET /organization/spend_limit`, `GET /organization/spend_alerts` and
+//! the same under `/organization/projects/{id}/`; writes with `POST` (a spend
+//! limit is set whole; an alert is created, or updated at its id) and removes
+//! with `DELETE`. Paths, parameters and shapes are those of the official
+//! `openai` SDK's admin organization resources; amounts are US cents. The key
+//! comes from [`KEY_ENV`], the variable the SDK reads, sent as a bearer token.
+//!
+//! OpenAI keeps no record of who set a limit, so budgit keeps its own in the
+//! policy repository: an append-only audit under [`AUDIT_REF`] (one commit per
+//! write, JSON Lines, each entry naming the commit and the exact calls) and the
+//! lease under [`LEASE_REF_PREFIX`]. The audit also maps each alert budgit
+//! created to its level, so an alert set by hand is told apart and reverted.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::claude::VendorCall;
+use super::http::{decode, encode, read};
+use super::{
+    AppliedLimit, AppliedSource, Batch, BatchResult, ItemStatus, LastApplied, Lease, LimitSet, UserRecord,
+    Workspace, WorkspaceError,
+};
+use crate::Credits;
+use crate::load::git::GitRepo;
+use crate::model::{Limit, Vendor};
+use crate::reconcile::{Desired, DesiredState, GitDesired, ItemReport, ReconcileError};
+use crate::vendor::{Money, OPENAI, OPENAI_CURRENCY, percent_of};
+
+/// The environment variable holding the Admin API key (the one the official SDK reads).
+pub const KEY_ENV: &str = "OPENAI_ADMIN_KEY";
+/// The ref holding budgit's audit of its writes to the organisation.
+pub const AUDIT_REF: &str = "refs/budgit/audit/openai";
+/// Leases are refs under this prefix, one per lease name.
+pub const LEASE_REF_PREFIX: &str = "refs/budgit/leases/openai/";
+/// The item naming the organisation's own limit and alerts.
+pub const ORGANIZATION: &str = "organization";
+/// Rows asked for per page (the list endpoints' largest page).
+const PAGE: usize = 100;
+const USERS: &str = "/organization/users";
+const PROJECTS: &str = "/organization/projects";
+
+/// The item of a project.
+pub fn project_item(project: &str) -> String {
+    format!("project {project}")
+}
+
+/// The key of an alert level inside a scope's [`Limit`].
+fn level_key(level: u32) -> String {
+    format!("alert {level}%")
+}
+
+/// Where a scope's objects live: `/organization` or `/organization/projects/{id}`.
+fn scope_path(item: &str) -> Option<String> {
+    if item == ORGANIZATION {
+        return Some("/organization".to_string());
+    }
+    item.strip_prefix("project ").map(|p| format!("{PROJECTS}/{}", encode(p)))
+}
+
+/// The target as the policies at the approved ref declare it.
+#[derive(Debug, Clone)]
+struct Target {
+    money: Money,
+    recipients: Vec<String>,
+}
+
+/// One alert as OpenAI holds it.
+#[derive(Debug, Clone, PartialEq)]
+struct LiveAlert {
+    id: String,
+    cents: u64,
+}
+
+/// A scope's spend limit and alerts as OpenAI holds them.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Scope {
+    limit_cents: Option<u64>,
+    alerts: Vec<LiveAlert>,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    target: Option<Target>,
+    /// Items the policies want (set by the desired state).
+    wanted: BTreeSet<String>,
+    /// Every scope read this run, by item.
+    live: BTreeMap<String, Scope>,
+    /// Alert id → its key (`alert 80%`), for the alerts budgit created.
+    alert_keys: BTreeMap<String, String>,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Entry {
+    /// `intent`, `scope.set` or `scope.remove`.
+    action: String,
+    /// `organization` or `project proj_…`.
+    item: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    limit: Option<Limit>,
+    /// The alerts budgit holds in the scope after the write: key → alert id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    alerts: BTreeMap<String, String>,
+    /// The vendor calls, `METHOD path`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    calls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    source: Option<AppliedSource>,
+    commit: String,
+    #[serde(default)]
+    plan_digest: String,
+    actor: String,
+    at: String,
+}
+
+/// A client of the OpenAI Admin API, with its audit and lease in a git repository.
+pub struct OpenAiWorkspace {
+    base: String,
+    key: String,
+    agent: ureq::Agent,
+    repo: Mutex<git2::Repository>,
+    cache: Mutex<Cache>,
+    /// Least time between two calls (`--max-rps`).
+    min_interval: Option<Duration>,
+    last_call: Mutex<Option<Instant>>,
+    calls: AtomicU64,
+    /// A dry run writes nothing, the audit included.
+    dry_run: bool,
+}
+
+impl std::fmt::Debug for OpenAiWorkspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenAiWorkspace").field("base", &self.base).field("key", &"<hidden>").finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn protocol(e: impl std::fmt::Display) -> WorkspaceError {
+    WorkspaceError::Protocol(e.to_string())
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn no_target() -> WorkspaceError {
+    protocol("the target's money is not set")
+}
+
+impl OpenAiWorkspace {
+    /// A client of the API at `base` (`https://api.openai.com/v1`), keeping its audit and
+    /// lease in the repository holding `repo`.
+    pub fn new(
+        base: &str,
+        key: String,
+        repo: &Path,
+        timeout: Duration,
+        max_rps: Option<f64>,
+        dry_run: bool,
+    ) -> Result<OpenAiWorkspace, WorkspaceError> {
+        let config =
+            ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build();
+        let repo = git2::Repository::discover(repo).map_err(|e| {
+            protocol(format!("cannot open the policy repository for the audit: {}", e.message()))
+        })?;
+        let min_interval =
+            max_rps.filter(|r| r.is_finite() && *r > 0.0).map(|r| Duration::from_secs_f64(1.0 / r));
+        Ok(OpenAiWorkspace {
+            base: base.trim_end_matches('/').to_string(),
+            key,
+            agent: config.into(),
+            repo: Mutex::new(repo),
+            cache: Mutex::default(),
+            min_interval,
+            last_call: Mutex::new(None),
+            calls: AtomicU64::new(0),
+            dry_run,
+        })
+    }
+
+    /// A client whose key comes from [`KEY_ENV`].
+    pub fn from_env(
+        base: &str,
+        repo: &Path,
+        timeout: Duration,
+        max_rps: Option<f64>,
+        dry_run: bool,
+    ) -> Result<OpenAiWorkspace, WorkspaceError> {
+        match std::env::var(KEY_ENV) {
+            Ok(key) if !key.trim().is_empty() => {
+                OpenAiWorkspace::new(base, key.trim().to_string(), repo, timeout, max_rps, dry_run)
+            }
+            _ => Err(protocol(format!("no Admin API key: set `{KEY_ENV}`"))),
+        }
+    }
+
+    /// Vendor calls made so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// The exact calls the planned changes need (a dry run's `not_attempted`).
+    pub fn planned_calls(&self, items: &[ItemReport]) -> Vec<VendorCall> {
+        let cache = lock(&self.cache);
+        let Some(target) = &cache.target else { return Vec::new() };
+        let mut out = Vec::new();
+        for item in items {
+            let live = cache.live.get(&item.user).cloned().unwrap_or_default();
+            let ops = match &item.after {
+                Some(limit) => set_ops(&item.user, limit, &live, &cache.alert_keys, target),
+                None => remove_ops(&item.user, &live, &cache.alert_keys),
+            };
+            out.extend(ops.unwrap_or_default().into_iter().map(|op| op.call));
+        }
+        out
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Spaces calls by `--max-rps`; the wall clock is the point here.
+    fn pace(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let Some(gap) = self.min_interval else { return };
+        let mut last = lock(&self.last_call);
+        if let Some(at) = *last {
+            let wait = gap.saturating_sub(at.elapsed());
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+        }
+        *last = Some(Instant::now());
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, WorkspaceError> {
+        self.pace();
+        let answer =
+            self.agent.get(&self.url(path)).header("authorization", &format!("Bearer {}", self.key)).call();
+        decode(&read(answer)?)
+    }
+
+    fn send(&self, call: &VendorCall) -> Result<Value, WorkspaceError> {
+        self.pace();
+        let bearer = format!("Bearer {}", self.key);
+        let url = self.url(&call.path);
+        let answer = match &call.body {
+            Some(body) => {
+                let bytes = serde_json::to_vec(body).map_err(protocol)?;
+                self.agent
+                    .post(&url)
+                    .header("authorization", &bearer)
+                    .header("content-type", "application/json")
+                    .send(&bytes[..])
+            }
+            None => self.agent.delete(&url).header("authorization", &bearer).call(),
+        };
+        decode(&read(answer)?)
+    }
+
+    /// Every page of a cursor list (`data`, `has_more`, `last_id`, paged with `after`).
+    fn list<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, WorkspaceError> {
+        #[derive(Deserialize)]
+        struct Page<T> {
+            data: Vec<T>,
+            #[serde(default)]
+            has_more: bool,
+            #[serde(default)]
+            last_id: Option<String>,
+        }
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let url = match &after {
+                Some(a) => format!("{path}?limit={PAGE}&after={}", encode(a)),
+                None => format!("{path}?limit={PAGE}"),
+            };
+            let page: Page<T> = self.get(&url)?;
+            out.extend(page.data);
+            match page.last_id {
+                // A cursor that does not move would loop for ever: stop there.
+                Some(last) if page.has_more && after.as_deref() != Some(&last) => after = Some(last),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// The organisation's projects' ids.
+    fn project_ids(&self) -> Result<BTreeSet<String>, WorkspaceError> {
+        #[derive(Deserialize)]
+        struct Project {
+            id: String,
+        }
+        Ok(self.list::<Project>(PROJECTS)?.into_iter().map(|p| p.id).collect())
+    }
+
+    /// One scope's spend limit and alerts; an unknown project reads as empty.
+    fn read_scope(&self, item: &str, money: &Money) -> Result<Scope, WorkspaceError> {
+        #[derive(Deserialize)]
+        struct SpendLimit {
+            currency: String,
+            threshold_amount: u64,
+        }
+        #[derive(Deserialize)]
+        struct Alert {
+            id: String,
+            currency: String,
+            threshold_amount: u64,
+        }
+        let Some(base) = scope_path(item) else { return Ok(Scope::default()) };
+        let currency = |c: &str| {
+            if c.eq_ignore_ascii_case(&money.currency) {
+                Ok(())
+            } else {
+                Err(protocol(format!(
+                    "{item} has an amount in `{c}`, and the policies declare `{}`",
+                    money.currency
+                )))
+            }
+        };
+        let limit_cents = match self.get::<SpendLimit>(&format!("{base}/spend_limit")) {
+            Ok(l) => {
+                currency(&l.currency)?;
+                Some(l.threshold_amount)
+            }
+            Err(WorkspaceError::Rejected { status: 404, .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let alerts = match self.list::<Alert>(&format!("{base}/spend_alerts")) {
+            Ok(a) => a,
+            Err(WorkspaceError::Rejected { status: 404, .. }) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for a in alerts {
+            currency(&a.currency)?;
+            out.push(LiveAlert { id: a.id, cents: a.threshold_amount });
+        }
+        Ok(Scope { limit_cents, alerts: out })
+    }
+
+    /// The audit log, oldest first.
+    fn audit(&self) -> Result<Vec<Entry>, WorkspaceError> {
+        let repo = lock(&self.repo);
+        let tip = match repo.find_reference(AUDIT_REF) {
+            Ok(r) => r.target(),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+            Err(e) => return Err(protocol(format!("cannot read the audit: {}", e.message()))),
+        };
+        let mut commits = Vec::new();
+        let mut next = tip;
+        while let Some(id) = next {
+            let commit = repo.find_commit(id).map_err(|e| protocol(e.message()))?;
+            next = commit.parent_ids().next();
+            commits.push(commit);
+        }
+        let mut out = Vec::new();
+        for commit in commits.iter().rev() {
+            let tree = commit.tree().map_err(|e| protocol(e.message()))?;
+            let Some(entry) = tree.get_name("audit.jsonl") else { continue };
+            let blob = repo.find_blob(entry.id()).map_err(|e| protocol(e.message()))?;
+            for line in blob.content().split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                out.push(serde_json::from_slice(line).map_err(|e| protocol(format!("audit entry: {e}")))?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Appends entries to the audit, as one commit on [`AUDIT_REF`].
+    fn append(&self, entries: &[Entry]) -> Result<(), WorkspaceError> {
+        if entries.is_empty() || self.dry_run {
+            return Ok(());
+        }
+        let mut text = Vec::new();
+        for e in entries {
+            serde_json::to_writer(&mut text, e).map_err(protocol)?;
+            text.push(b'\n');
+        }
+        let repo = lock(&self.repo);
+        let fail = |e: git2::Error| protocol(format!("cannot write the audit: {}", e.message()));
+        let blob = repo.blob(&text).map_err(fail)?;
+        let mut tree = repo.treebuilder(None).map_err(fail)?;
+        tree.insert("audit.jsonl", blob, 0o100644).map_err(fail)?;
+        let tree = repo.find_tree(tree.write().map_err(fail)?).map_err(fail)?;
+        let parent = match repo.find_reference(AUDIT_REF) {
+            Ok(r) => r.target().and_then(|id| repo.find_commit(id).ok()),
+            Err(_) => None,
+        };
+        let who = git2::Signature::now("budgit", "budgit@localhost").map_err(fail)?;
+        let message =
+            format!("budgit audit: {} {} at {}", entries[0].action, entries[0].item, entries[0].commit);
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        let id = repo.commit(None, &who, &who, &message, &tree, &parents).map_err(fail)?;
+        match &parent {
+            Some(p) => repo.reference_matching(AUDIT_REF, id, true, p.id(), "budgit audit").map_err(fail)?,
+            None => repo.reference(AUDIT_REF, id, false, "budgit audit").map_err(fail)?,
+        };
+        Ok(())
+    }
+
+    /// The last write per item that still stands (removed items absent), by `actor` when given.
+    fn replay(entries: &[Entry], actor: Option<&str>) -> BTreeMap<String, Entry> {
+        let mut last = BTreeMap::new();
+        for e in entries {
+            if actor.is_some_and(|a| a != e.actor) {
+                continue;
+            }
+            match e.action.as_str() {
+                "scope.set" => {
+                    last.insert(e.item.clone(), e.clone());
+                }
+                "scope.remove" => {
+                    last.remove(&e.item);
+                }
+                _ => {}
+            }
+        }
+        last
+    }
+}
+
+/// One planned vendor call, and what it does to the scope's alerts.
+struct Op {
+    call: VendorCall,
+    /// The alert level key a created or updated alert holds (its id comes with the answer).
+    alert_key: Option<String>,
+    /// The alert an update or delete addresses.
+    alert_id: Option<String>,
+}
+
+fn money_body(cents: u64) -> Value {
+    json!({ "currency": OPENAI_CURRENCY, "interval": "month", "threshold_amount": cents })
+}
+
+fn cents(target: &Target, credits: Credits, what: &str) -> Result<u64, WorkspaceError> {
+    target.money.to_minor(credits).map_err(|e| WorkspaceError::Rejected {
+        status: 400,
+        code: "vendor/not-representable".into(),
+        message: format!("{what}: {e}"),
+    })
+}
+
+/// The calls that make a scope hold `want`: its spend limit, then its alerts.
+fn set_ops(
+    item: &str,
+    want: &Limit,
+    live: &Scope,
+    alert_keys: &BTreeMap<String, String>,
+    target: &Target,
+) -> Result<Vec<Op>, WorkspaceError> {
+    let base = scope_path(item).ok_or_else(|| protocol(format!("`{item}` is not an OpenAI scope")))?;
+    let mut ops = Vec::new();
+    let limit = cents(target, want.credits, item)?;
+    if live.limit_cents != Some(limit) {
+        ops.push(Op {
+            call: VendorCall {
+                method: "POST",
+                path: format!("{base}/spend_limit"),
+                body: Some(money_body(limit)),
+            },
+            alert_key: None,
+            alert_id: None,
+        });
+    }
+    let alert_body = |cents: u64| {
+        let mut body = money_body(cents);
+        body["notification_channel"] = json!({ "type": "email", "recipients": target.recipients });
+        body
+    };
+    // The alerts budgit created, by key; the rest were set by hand and are not wanted.
+    let mut ours: BTreeMap<&str, &LiveAlert> = BTreeMap::new();
+    let mut stray = Vec::new();
+    for a in &live.alerts {
+        match alert_keys.get(&a.id) {
+            Some(key) if want.products.contains_key(key) && !ours.contains_key(key.as_str()) => {
+                ours.insert(key.as_str(), a);
+            }
+            _ => stray.push(a),
+        }
+    }
+    for (key, credits) in &want.products {
+        let amount = cents(target, *credits, &format!("{item} {key}"))?;
+        match ours.get(key.as_str()) {
+            Some(a) if a.cents == amount => {}
+            Some(a) => ops.push(Op {
+                call: VendorCall {
+                    method: "POST",
+                    path: format!("{base}/spend_alerts/{}", encode(&a.id)),
+                    body: Some(alert_body(amount)),
+                },
+                alert_key: Some(key.clone()),
+                alert_id: Some(a.id.clone()),
+            }),
+            None => ops.push(Op {
+                call: VendorCall {
+                    method: "POST",
+                    path: format!("{base}/spend_alerts"),
+                    body: Some(alert_body(amount)),
+                },
+                alert_key: Some(key.clone()),
+                alert_id: None,
+            }),
+        }
+    }
+    for a in stray {
+        ops.push(Op {
+            call: VendorCall {
+                method: "DELETE",
+                path: format!("{base}/spend_alerts/{}", encode(&a.id)),
+                body: None,
+            },
+            alert_key: None,
+            alert_id: Some(a.id.clone()),
+        });
+    }
+    Ok(ops)
+}
+
+/// The calls that remove what budgit holds in a scope policy no longer wants: its
+/// spend limit and the alerts it created (alerts set by hand there are left alone).
+fn remove_ops(
+    item: &str,
+    live: &Scope,
+    alert_keys: &BTreeMap<String, String>,
+) -> Result<Vec<Op>, WorkspaceError> {
+    let base = scope_path(item).ok_or_else(|| protocol(format!("`{item}` is not an OpenAI scope")))?;
+    let mut ops = Vec::new();
+    if live.limit_cents.is_some() {
+        ops.push(Op {
+            call: VendorCall { method: "DELETE", path: format!("{base}/spend_limit"), body: None },
+            alert_key: None,
+            alert_id: None,
+        });
+    }
+    for a in live.alerts.iter().filter(|a| alert_keys.contains_key(&a.id)) {
+        ops.push(Op {
+            call: VendorCall {
+                method: "DELETE",
+                path: format!("{base}/spend_alerts/{}", encode(&a.id)),
+                body: None,
+            },
+            alert_key: None,
+            alert_id: Some(a.id.clone()),
+        });
+    }
+    Ok(ops)
+}
+
+#[derive(Serialize, Deserialize)]
+struct LeaseBody {
+    holder: String,
+    /// Unix seconds.
+    expires_at: i64,
+}
+
+impl Workspace for OpenAiWorkspace {
+    fn users(&self) -> Result<Vec<UserRecord>, WorkspaceError> {
+        #[derive(Deserialize)]
+        struct User {
+            email: String,
+        }
+        let mut emails = BTreeSet::new();
+        for u in self.list::<User>(USERS)? {
+            // An address the policies could never name is still counted: keep it as written.
+            let email = crate::identity::canonical_email(&u.email).map(|e| e.into_owned()).unwrap_or(u.email);
+            emails.insert(email);
+        }
+        Ok(emails.into_iter().map(|email| UserRecord { email, attributes: serde_json::Map::new() }).collect())
+    }
+
+    fn limits(&self) -> Result<Vec<AppliedLimit>, WorkspaceError> {
+        let entries = self.audit()?;
+        let managed = OpenAiWorkspace::replay(&entries, None);
+        let (target, wanted) = {
+            let cache = lock(&self.cache);
+            (cache.target.clone().ok_or_else(no_target)?, cache.wanted.clone())
+        };
+        // Scopes the policies want, and scopes budgit wrote that they may no longer want.
+        let items: BTreeSet<String> = wanted.iter().chain(managed.keys()).cloned().collect();
+        let alert_keys: BTreeMap<String, String> = managed
+            .values()
+            .flat_map(|e| e.alerts.iter().map(|(key, id)| (id.clone(), key.clone())))
+            .collect();
+        let mut live = BTreeMap::new();
+        let mut out = Vec::new();
+        for item in items {
+            let scope = self.read_scope(&item, &target.money)?;
+            if scope.limit_cents.is_none() && scope.alerts.is_empty() {
+                live.insert(item, scope);
+                continue;
+            }
+            // No spend limit, or one that is no exact number of credits, reads as the
+            // largest limit: either way it differs from what policy wants, so it is drift.
+            let credits = scope
+                .limit_cents
+                .and_then(|c| target.money.from_minor(&c.to_string()).ok())
+                .unwrap_or(Credits::MAX);
+            let mut limit = Limit { credits, ..Limit::default() };
+            for a in &scope.alerts {
+                let key = alert_keys.get(&a.id).cloned().unwrap_or_else(|| format!("alert {}", a.id));
+                let value = target.money.from_minor(&a.cents.to_string()).unwrap_or(Credits::MAX);
+                limit.products.insert(key, value);
+            }
+            let last = managed.get(&item);
+            let ours = last.filter(|l| l.limit.as_ref() == Some(&limit));
+            out.push(AppliedLimit {
+                user: item.clone(),
+                limit,
+                group: ours.and_then(|l| l.group.clone()),
+                source: ours.and_then(|l| l.source.clone()),
+                commit: ours.map(|l| l.commit.clone()),
+            });
+            live.insert(item, scope);
+        }
+        let mut cache = lock(&self.cache);
+        cache.live = live;
+        cache.alert_keys = alert_keys;
+        Ok(out)
+    }
+
+    fn pools(&self) -> Result<BTreeMap<String, Credits>, WorkspaceError> {
+        // Pools are project items here (see `OpenAiDesired`), not pools.
+        Ok(BTreeMap::new())
+    }
+
+    fn last_applied(&self, actor: &str) -> Result<BTreeMap<String, LastApplied>, WorkspaceError> {
+        let entries = self.audit()?;
+        Ok(OpenAiWorkspace::replay(&entries, Some(actor))
+            .into_iter()
+            .filter_map(|(item, e)| {
+                let limit = e.limit?;
+                Some((
+                    item,
+                    LastApplied { limit, commit: Some(e.commit), source_kind: e.source.map(|s| s.kind) },
+                ))
+            })
+            .collect())
+    }
+
+    fn apply(&self, batch: &Batch) -> Result<BatchResult, WorkspaceError> {
+        if let Some(pool) = batch.pools.first() {
+            return Err(WorkspaceError::Rejected {
+                status: 400,
+                code: "vendor/unsupported-pool".into(),
+                message: format!(
+                    "`{OPENAI}` holds a pool as a project's limit, not as a pool (`{}`)",
+                    pool.group
+                ),
+            });
+        }
+        let (target, alert_keys) = {
+            let cache = lock(&self.cache);
+            (cache.target.clone().ok_or_else(no_target)?, cache.alert_keys.clone())
+        };
+        let base = |action: &str, item: &str| Entry {
+            action: action.to_string(),
+            item: item.to_string(),
+            limit: None,
+            alerts: BTreeMap::new(),
+            calls: Vec::new(),
+            group: None,
+            source: None,
+            commit: batch.commit.clone(),
+            plan_digest: batch.plan_digest.clone(),
+            actor: batch.actor.clone(),
+            at: now_rfc3339(),
+        };
+        let mut statuses: Vec<(String, ItemStatus)> = Vec::new();
+        // Every write is planned (and refused, when it cannot be made) before the first call.
+        let mut plans: Vec<(Entry, Option<&LimitSet>, Vec<Op>)> = Vec::new();
+        for set in &batch.limits {
+            let live = lock(&self.cache).live.get(&set.user).cloned().unwrap_or_default();
+            let ops = set_ops(&set.user, &set.limit, &live, &alert_keys, &target)?;
+            let status = if ops.is_empty() {
+                ItemStatus::Unchanged
+            } else if live == Scope::default() {
+                ItemStatus::Created
+            } else {
+                ItemStatus::Updated
+            };
+            statuses.push((set.user.clone(), status));
+            let mut e = base("scope.set", &set.user);
+            e.limit = Some(set.limit.clone());
+            e.group = set.group.clone();
+            e.source = set.source.clone();
+            plans.push((e, Some(set), ops));
+        }
+        for item in &batch.remove {
+            let live = lock(&self.cache).live.get(item).cloned().unwrap_or_default();
+            let ops = remove_ops(item, &live, &alert_keys)?;
+            statuses.push((
+                item.clone(),
+                if ops.is_empty() { ItemStatus::Unchanged } else { ItemStatus::Removed },
+            ));
+            plans.push((base("scope.remove", item), None, ops));
+        }
+        for (mut entry, set, ops) in plans {
+            if ops.is_empty() && set.is_none() {
+                continue;
+            }
+            let calls: Vec<String> =
+                ops.iter().map(|o| format!("{} {}", o.call.method, o.call.path)).collect();
+            if ops.is_empty() {
+                // Live already holds it: record that budgit owns it, with its alerts, once.
+                let live = lock(&self.cache).live.get(&entry.item).cloned().unwrap_or_default();
+                let same = OpenAiWorkspace::replay(&self.audit()?, None)
+                    .get(&entry.item)
+                    .is_some_and(|l| l.limit == entry.limit);
+                if same {
+                    continue;
+                }
+                entry.alerts = live
+                    .alerts
+                    .iter()
+                    .filter_map(|a| alert_keys.get(&a.id).map(|k| (k.clone(), a.id.clone())))
+                    .collect();
+                self.append(&[entry])?;
+                continue;
+            }
+            self.append(&[Entry { action: "intent".into(), calls: calls.clone(), ..entry.clone() }])?;
+            let mut failure = None;
+            let mut done = Vec::new();
+            for op in &ops {
+                let answer = match self.send(&op.call) {
+                    // Already gone: the removal is done.
+                    Err(WorkspaceError::Rejected { status: 404, .. }) if op.call.method == "DELETE" => {
+                        Ok(Value::Null)
+                    }
+                    other => other,
+                };
+                match answer {
+                    Ok(value) => {
+                        let mut cache = lock(&self.cache);
+                        let scope = cache.live.entry(entry.item.clone()).or_default();
+                        apply_to_scope(scope, op, &value);
+                        if let (Some(key), Some(id)) =
+                            (&op.alert_key, value.get("id").and_then(Value::as_str).map(str::to_string))
+                        {
+                            cache.alert_keys.insert(id, key.clone());
+                        }
+                        done.push(format!("{} {}", op.call.method, op.call.path));
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = failure {
+                // What was written stays in the vendor; the next attempt plans from there.
+                return Err(e);
+            }
+            let cache = lock(&self.cache);
+            let live = cache.live.get(&entry.item).cloned().unwrap_or_default();
+            entry.alerts = live
+                .alerts
+                .iter()
+                .filter_map(|a| cache.alert_keys.get(&a.id).map(|k| (k.clone(), a.id.clone())))
+                .collect();
+            drop(cache);
+            entry.calls = done;
+            entry.at = now_rfc3339();
+            self.append(&[entry])?;
+        }
+        Ok(BatchResult { users: statuses, pools: Vec::new() })
+    }
+
+    fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<Lease, WorkspaceError> {
+        let refname = format!("{LEASE_REF_PREFIX}{name}");
+        let repo = lock(&self.repo);
+        let fail = |e: git2::Error| protocol(format!("cannot take the lease: {}", e.message()));
+        let now = chrono::Utc::now().timestamp();
+        let current = match repo.find_reference(&refname) {
+            Ok(r) => r.target(),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+            Err(e) => return Err(fail(e)),
+        };
+        if let Some(id) = current {
+            let held: Option<LeaseBody> =
+                repo.find_blob(id).ok().and_then(|b| serde_json::from_slice(b.content()).ok());
+            if let Some(h) = held
+                && h.holder != holder
+                && h.expires_at > now
+            {
+                return Err(WorkspaceError::LeaseHeld {
+                    name: name.to_string(),
+                    holder: h.holder,
+                    expires_at: chrono::DateTime::from_timestamp(h.expires_at, 0).map(|t| t.to_rfc3339()),
+                });
+            }
+        }
+        let expires_at = now + i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX / 2);
+        let body =
+            serde_json::to_vec(&LeaseBody { holder: holder.to_string(), expires_at }).map_err(protocol)?;
+        let blob = repo.blob(&body).map_err(fail)?;
+        let taken = match current {
+            Some(old) => repo.reference_matching(&refname, blob, true, old, "budgit lease"),
+            None => repo.reference(&refname, blob, false, "budgit lease"),
+        };
+        match taken {
+            Ok(_) => Ok(Lease {
+                name: name.to_string(),
+                holder: holder.to_string(),
+                expires_at: chrono::DateTime::from_timestamp(expires_at, 0)
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default(),
+            }),
+            // Someone moved the ref between our read and write: they hold it now.
+            Err(_) => Err(WorkspaceError::LeaseHeld {
+                name: name.to_string(),
+                holder: "another reconciler".into(),
+                expires_at: None,
+            }),
+        }
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> Result<(), WorkspaceError> {
+        let refname = format!("{LEASE_REF_PREFIX}{name}");
+        let repo = lock(&self.repo);
+        let Ok(mut r) = repo.find_reference(&refname) else { return Ok(()) };
+        let ours = r
+            .target()
+            .and_then(|id| repo.find_blob(id).ok())
+            .and_then(|b| serde_json::from_slice::<LeaseBody>(b.content()).ok())
+            .is_some_and(|l| l.holder == holder);
+        if ours {
+            r.delete().map_err(|e| protocol(format!("cannot release the lease: {}", e.message())))?;
+        }
+        Ok(())
+    }
+}
+
+/// The cached scope after a call succeeded, so a retried batch plans only what is left.
+fn apply_to_scope(scope: &mut Scope, op: &Op, answer: &Value) {
+    let amount = op.call.body.as_ref().and_then(|b| b["threshold_amount"].as_u64());
+    let is_alert = op.call.path.contains("/spend_alerts");
+    match (op.call.method, is_alert) {
+        ("POST", false) => scope.limit_cents = amount,
+        ("DELETE", false) => scope.limit_cents = None,
+        ("DELETE", true) => scope.alerts.retain(|a| Some(&a.id) != op.alert_id.as_ref()),
+        (_, true) => {
+            let id = op
+                .alert_id
+                .clone()
+                .or_else(|| answer.get("id").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_default();
+            scope.alerts.retain(|a| a.id != id);
+            scope.alerts.push(LiveAlert { id, cents: amount.unwrap_or_default() });
+        }
+        _ => {}
+    }
+}
+
+/// The desired state for the target: one item for the organisation and one per project.
+///
+/// The policies at the ref are validated and resolved as for any target (the
+/// people are the organisation's members, or `--directory`); then the
+/// organisation's limit is `vendors.openai.reconcile.org_limit`, or every
+/// person's limit added up, each group's pool becomes its project's limit, and
+/// the Workspace's alert levels become alerts at those percentages of each.
+/// `validate` has already refused what the target cannot express.
+pub struct OpenAiDesired<'a> {
+    /// The policies at the approved ref.
+    pub git: GitDesired,
+    /// The adapter the run writes with.
+    pub workspace: &'a OpenAiWorkspace,
+}
+
+impl DesiredState for OpenAiDesired<'_> {
+    fn desired(&self, workspace: &dyn Workspace) -> Result<Desired, ReconcileError> {
+        let people = self.git.desired(workspace)?;
+        let commit = people.commit.clone();
+        let refuse =
+            |first: String| ReconcileError::InvalidPolicy { commit: commit.clone(), errors: 1, first };
+        let git = GitRepo::discover(&self.git.policies).or_else(|_| GitRepo::discover(Path::new(".")))?;
+        let dir = git.repo_path(&self.git.policies)?;
+        let tree = git.read_policies(&commit, &dir)?;
+        let (policies, _) = crate::load::load_sources(tree.sources);
+        let ws = policies.workspace().ok_or_else(|| refuse("the policies have no Workspace".into()))?;
+        let declared = ws.doc.vendors.get(&Vendor::OpenAi);
+        let Some((declared, settings)) = declared.and_then(|d| d.reconcile.as_ref().map(|r| (d, r))) else {
+            return Err(refuse(format!(
+                "the Workspace declares no `vendors.{OPENAI}.reconcile`: say how credits map to dollars and who gets the alerts [vendor/bad-money]"
+            )));
+        };
+        let money = Money::new(declared).map_err(|e| refuse(format!("{e} [vendor/bad-money]")))?;
+        let target = Target { money, recipients: settings.alert_recipients.clone() };
+        let scope_limit = |credits: Credits, what: &str| -> Result<Limit, ReconcileError> {
+            target
+                .money
+                .to_minor(credits)
+                .map_err(|e| refuse(format!("{what}: {e} [vendor/not-representable]")))?;
+            let mut limit = Limit { credits, ..Limit::default() };
+            for &level in &ws.doc.alerts {
+                let at = percent_of(credits, level)
+                    .filter(|c| target.money.to_minor(*c).is_ok())
+                    .ok_or_else(|| {
+                        refuse(format!(
+                            "{what}: the {level}% alert of {credits} credits is no whole number of cents [vendor/not-representable]"
+                        ))
+                    })?;
+                limit.products.insert(level_key(level), at);
+            }
+            Ok(limit)
+        };
+        let exposure = people.limits.values().fold(Credits::ZERO, |sum, l| sum + l.limit.credits);
+        let org = settings.org_limit.unwrap_or(exposure);
+        let at = |loc: crate::diag::Location, kind: &str, name: &str| AppliedSource {
+            kind: kind.to_string(),
+            name: name.to_string(),
+            file: loc.file.to_string(),
+            line: loc.line,
+            commit: None,
+        };
+        let mut limits = BTreeMap::new();
+        let what = if settings.org_limit.is_some() { "the organisation limit" } else { "the total exposure" };
+        limits.insert(
+            ORGANIZATION.to_string(),
+            LimitSet {
+                user: ORGANIZATION.to_string(),
+                limit: scope_limit(org, what)?,
+                group: None,
+                source: Some(at(ws.loc(&format!("/vendors/{OPENAI}/reconcile")), "workspace", &ws.doc.name)),
+            },
+        );
+        let mut projects = Vec::new();
+        for g in &policies.groups {
+            let project = g.doc.vendors.as_ref().and_then(|v| v.openai.as_ref()).map(|o| o.project.clone());
+            let (Some(pool), Some(project)) = (&g.doc.pool, project) else { continue };
+            let item = project_item(&project);
+            let limit = scope_limit(pool.credits, &format!("group `{}`", g.doc.name))?;
+            limits.insert(
+                item.clone(),
+                LimitSet {
+                    user: item,
+                    limit,
+                    group: Some(g.doc.name.clone()),
+                    source: Some(at(g.loc("/pool"), "group", &g.doc.name)),
+                },
+            );
+            projects.push((project, g.doc.name.clone()));
+        }
+        if !projects.is_empty() {
+            let known = self.workspace.project_ids()?;
+            if let Some((project, group)) = projects.iter().find(|(p, _)| !known.contains(p)) {
+                return Err(refuse(format!(
+                    "group `{group}` names project `{project}`, which the organisation does not have [vendor/unknown-project]"
+                )));
+            }
+        }
+        let mut cache = lock(&self.workspace.cache);
+        cache.wanted = limits.keys().cloned().collect();
+        cache.target = Some(target);
+        Ok(Desired { commit, limits, pools: BTreeMap::new(), settings: None })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> Target {
+        let declared =
+            crate::model::VendorMoney { currency: "usd".into(), credit: "0.01".into(), reconcile: None };
+        Target { money: Money::new(&declared).unwrap(), recipients: vec!["f@x.com".into()] }
+    }
+
+    fn limit(credits: i64, alerts: &[(&str, i64)]) -> Limit {
+        Limit {
+            credits: Credits::from_whole(credits),
+            products: alerts.iter().map(|(k, v)| (k.to_string(), Credits::from_whole(*v))).collect(),
+            models: BTreeMap::new(),
+        }
+    }
+
+    fn calls(ops: &[Op]) -> Vec<String> {
+        ops.iter().map(|o| format!("{} {}", o.call.method, o.call.path)).collect()
+    }
+
+    #[test]
+    fn a_scope_gets_exactly_the_calls_it_lacks() {
+        let want = limit(5000, &[("alert 50%", 2500), ("alert 80%", 4000)]);
+        let empty = set_ops("project proj_a", &want, &Scope::default(), &BTreeMap::new(), &target()).unwrap();
+        assert_eq!(
+            calls(&empty),
+            [
+                "POST /organization/projects/proj_a/spend_limit",
+                "POST /organization/projects/proj_a/spend_alerts",
+                "POST /organization/projects/proj_a/spend_alerts",
+            ]
+        );
+        assert_eq!(empty[0].call.body.as_ref().unwrap()["threshold_amount"], 5000);
+        let keys: BTreeMap<String, String> =
+            [("al_1".to_string(), "alert 50%".to_string()), ("al_2".into(), "alert 80%".into())].into();
+        let live = Scope {
+            limit_cents: Some(5000),
+            alerts: vec![
+                LiveAlert { id: "al_1".into(), cents: 2500 },
+                LiveAlert { id: "al_2".into(), cents: 3000 },
+                LiveAlert { id: "al_hand".into(), cents: 100 },
+            ],
+        };
+        let ops = set_ops("organization", &want, &live, &keys, &target()).unwrap();
+        assert_eq!(
+            calls(&ops),
+            ["POST /organization/spend_alerts/al_2", "DELETE /organization/spend_alerts/al_hand"]
+        );
+        let gone = remove_ops("organization", &live, &keys).unwrap();
+        assert_eq!(
+            calls(&gone),
+            [
+                "DELETE /organization/spend_limit",
+                "DELETE /organization/spend_alerts/al_1",
+                "DELETE /organization/spend_alerts/al_2",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_amount_that_is_no_whole_cent_is_refused_before_any_call() {
+        let want = Limit { credits: "0.5".parse().unwrap(), ..Limit::default() };
+        let e = set_ops("organization", &want, &Scope::default(), &BTreeMap::new(), &target()).err().unwrap();
+        assert!(
+            matches!(e, WorkspaceError::Rejected { ref code, .. } if code == "vendor/not-representable"),
+            "{e}"
+        );
+    }
+}
