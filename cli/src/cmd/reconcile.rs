@@ -123,7 +123,7 @@ pub struct Args {
     /// How logs are written to stderr (`RUST_LOG` filters them).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-    /// Where limits are applied: `budgit` (a `budgit serve` workspace) or
+    /// Where limits are applied: `budgit` (a `budgit serve` workspace),
     /// `claude-enterprise` (the Anthropic Admin API at `--workspace`, key from
     /// `ANTHROPIC_API_KEY`; audit and lease kept as refs in the policy repository;
     /// see docs/vendors.md). For example: `ANTHROPIC_API_KEY=... budgit reconcile
