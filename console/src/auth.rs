@@ -151,6 +151,20 @@ impl Tokens {
         })
     }
 
+    /// How the audit log and credit requests name `who`: a user by their email, the admin
+    /// by the token they hold (`admin:` and the first 12 hex digits of its SHA-256; an
+    /// admin session was signed in with that same token, since rotating it ends them).
+    /// Several admins sharing one token share this name; a rotated token gets a new one.
+    pub fn subject(&self, who: &Principal) -> String {
+        match who {
+            Principal::User(u) => u.clone(),
+            Principal::Admin => match self.admin.read().ok().and_then(|a| *a) {
+                Some(h) => format!("admin:{}", hex(h.get(..6).unwrap_or_default())),
+                None => "admin".to_string(),
+            },
+        }
+    }
+
     /// True when `h` is the admin token's hash.
     pub fn is_admin(&self, h: &TokenHash) -> bool {
         self.admin.read().ok().and_then(|a| *a).is_some_and(|a| same(&a, h))

@@ -488,6 +488,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         tokio::spawn(pull::run(app.clone(), pull));
     }
     api::dashboard::start(&app);
+    tokio::spawn(api::proposals::watch_requests(app.clone()));
     let router = api::router(app.clone());
     let closing = app.clone();
     let stop = async move {

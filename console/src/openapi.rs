@@ -124,6 +124,36 @@ fn errors(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static
     all
 }
 
+/// The statuses of a credit request: `pending → proposed → merged → applied → done`, or
+/// `declined`; `approved` is the older approval without a commit.
+const REQUEST_STATUSES: [&str; 7] =
+    ["pending", "approved", "proposed", "merged", "applied", "done", "declined"];
+
+/// A credit request as `GET /v1/requests` lists it, with its lifecycle.
+fn credit_request_schema(credits: &Value) -> Value {
+    let step = |props: Value| json!({ "type": "object", "properties": props });
+    let at = json!({ "type": "string", "format": "date-time" });
+    json!({ "type": "object", "properties": {
+        "id": { "type": "integer" }, "user": { "type": "string" }, "credits": credits, "days": { "type": "integer" },
+        "reason": { "type": "string" }, "context": {},
+        "product": { "type": ["string", "null"], "description": "the product the credits are for (its cap is raised with the total)" },
+        "model": { "type": ["string", "null"], "description": "the model the credits are for (its cap is raised with the total)" },
+        "status": { "enum": REQUEST_STATUSES },
+        "created_at": { "type": "string" }, "created_by": { "type": "string" },
+        "decided_at": { "type": ["string", "null"] },
+        "decided_by": { "type": ["string", "null"], "description": "a user's email, or `admin:` and the admin token's fingerprint" },
+        "decision_reason": { "type": ["string", "null"] },
+        "proposal": { "description": "the proposal's branch, commit, file and Override name (or, for an approval, the Override document)" },
+        "lifecycle": { "type": "object", "description": "one entry per step reached", "properties": {
+            "proposed": step(json!({ "at": at, "by": { "type": "string" }, "branch": { "type": "string" }, "commit": { "type": "string" }, "plan_summary": { "type": "object" } })),
+            "merged": step(json!({ "at": at, "ref": { "type": "string" }, "commit": { "type": "string", "description": "the approved commit that first contained the proposal" } })),
+            "applied": step(json!({ "at": at, "run": { "type": "integer", "description": "the reconcile run (`seq` of `GET /v1/reconciler/status`)" }, "commit": { "type": "string" } })),
+            "done": step(json!({ "at": at, "override": { "type": "string", "description": "the Override the applied limit now comes from" } })),
+            "declined": step(json!({ "at": at, "by": { "type": "string" }, "reason": { "type": ["string", "null"] } })),
+        } },
+    } })
+}
+
 /// The policy repository's part of the API: groups, proposals, reconciler status.
 ///
 /// Kept out of the main literal, which is already near `json!`'s recursion limit.
@@ -346,6 +376,9 @@ pub fn document() -> Value {
     let (dashboard, dashboard_schemas) = dashboard_paths();
     let (repository, repository_schemas) = repository_paths();
     let credits = json!({ "type": "number", "description": "credits, an exact decimal JSON number (up to 6 places, never in exponent notation)" });
+    let cap_name = json!({ "type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$",
+        "description": "a product or model name as policies name caps (give `product` or `model`, not both)" });
+    let credit_request = credit_request_schema(&credits);
     let mut document = json!({
         "openapi": "3.1.0",
         "info": {
@@ -433,13 +466,13 @@ pub fn document() -> Value {
                 &errors(&[("404", "unknown reservation, or lapsed more than a day ago"), ("409", "`reservation/busy`: being committed; `idempotency/conflict`: `event_id` already used for another event (the hold stays open)"), ("422", "`credits/negative`, `credits/too-large`")])) },
             "/v1/reservations/{id}/release": { "post": op("check", "give the held credits back", vec![path("id", "the reservation")], None, ok("released", json!({ "type": "object" })), &errors(&[("404", "unknown or expired reservation")])) },
             "/v1/requests": {
-                "post": answers(op("requests", "ask for more credits for some days, with a reason and context (a user token asks for itself)",
-                    vec![], Some(body(closed(json!({ "type": "object", "required": ["credits", "days", "reason"], "properties": { "user": { "type": "string" }, "credits": credits, "days": { "type": "integer", "minimum": 1 }, "reason": { "type": "string" }, "context": { "type": "object" } } })))),
-                    ok("the request", r("CreditRequest")), &errors(&[("422", "`credits/too-large`: more than 1000000 credits"), ("429", "`requests/too-many-pending`: the user already has 20 pending requests")])), "201"),
-                "get": op("requests", "credit requests (admin: all; user: own)", [paging_params(100, MAX_PAGE, true), vec![query("status", "pending, approved or declined", json!({ "enum": ["pending", "approved", "declined"] }))]].concat(), None, ok("a page of requests", list_of(r("CreditRequest"))), &errors(&[]))
+                "post": answers(op("requests", "ask for more credits for some days, with a reason and context (a user token asks for itself); for a `product` or `model`, its cap is raised with the total when proposed",
+                    vec![], Some(body(closed(json!({ "type": "object", "required": ["credits", "days", "reason"], "properties": { "user": { "type": "string" }, "credits": credits, "days": { "type": "integer", "minimum": 1 }, "reason": { "type": "string" }, "context": { "type": "object", "description": "at most 8 KiB of JSON; its `note` (a string) goes into the proposed Override as a comment and into the commit message" }, "product": cap_name.clone(), "model": cap_name.clone() } })))),
+                    ok("the request", r("CreditRequest")), &errors(&[("400", "malformed request (also `request/duplicate-key`: a key twice in one object; `request/nul`: a NUL character in a string; `requests/bad-need`: both `product` and `model`, or a name a policy cannot hold)"), ("422", "`credits/too-large`: more than 1000000 credits"), ("429", "`requests/too-many-pending`: the user already has 20 pending requests")])), "201"),
+                "get": op("requests", "credit requests (admin: all; user: own); open ones move along by themselves (merged, applied, done)", [paging_params(100, MAX_PAGE, true), vec![query("status", "a step of the lifecycle", json!({ "enum": REQUEST_STATUSES }))]].concat(), None, ok("a page of requests", list_of(r("CreditRequest"))), &errors(&[]))
             },
             "/v1/requests/{id}/approve": { "post": op("requests", "approve a pending request (admin): status `approved` with the Override it proposes", vec![path("id", "the request")], None, ok("the request", r("CreditRequest")), &errors(&[("404", "unknown request"), ("409", "already decided")])) },
-            "/v1/requests/{id}/decline": { "post": op("requests", "decline a pending request with a reason (admin)", vec![path("id", "the request")], Some(body(closed(json!({ "type": "object", "required": ["reason"], "properties": { "reason": { "type": "string" } } })))), ok("the request", r("CreditRequest")), &errors(&[("404", "unknown request"), ("409", "already decided")])) },
+            "/v1/requests/{id}/decline": { "post": op("requests", "decline a pending or proposed request with a reason (admin; a proposed request's branch is left for the admin to delete)", vec![path("id", "the request")], Some(body(closed(json!({ "type": "object", "required": ["reason"], "properties": { "reason": { "type": "string" } } })))), ok("the request", r("CreditRequest")), &errors(&[("404", "unknown request"), ("409", "already decided")])) },
             "/v1/groups": repository["/v1/groups"].clone(),
             "/v1/proposals": repository["/v1/proposals"].clone(),
             "/v1/requests/{id}/propose": repository["/v1/requests/{id}/propose"].clone(),
@@ -485,7 +518,7 @@ pub fn document() -> Value {
                 } },
                 "CheckRequest": { "type": "object", "required": ["product", "model", "credits"], "additionalProperties": false, "properties": { "user": { "type": "string", "description": "required with the admin token" }, "product": { "type": "string" }, "model": { "type": "string" }, "credits": credits, "ttl_seconds": { "type": "integer", "minimum": 1, "maximum": 3600, "description": "reservation life (default 300)" } } },
                 "CheckResponse": { "type": "object", "properties": { "allowed": { "type": "boolean" }, "reservation_id": { "type": ["string", "null"] }, "remaining": credits, "deciding": { "enum": ["user", "product_cap", "model_cap", "pool"] }, "expires_at": { "type": ["string", "null"], "format": "date-time" }, "enforcement": { "enum": ["hard", "soft"] }, "alert": { "const": "over_limit" }, "reason": { "type": "string" } } },
-                "CreditRequest": { "type": "object", "properties": { "id": { "type": "integer" }, "user": { "type": "string" }, "credits": credits, "days": { "type": "integer" }, "reason": { "type": "string" }, "context": {}, "status": { "enum": ["pending", "approved", "declined"] }, "created_at": { "type": "string" }, "created_by": { "type": "string" }, "decided_at": { "type": ["string", "null"] }, "decided_by": { "type": ["string", "null"] }, "decision_reason": { "type": ["string", "null"] }, "proposal": { "description": "the Override document an approval proposes" } } },
+                "CreditRequest": credit_request,
                 "Group": repository_schemas["Group"].clone(),
                 "Proposal": repository_schemas["Proposal"].clone(),
                 "DashboardTeam": dashboard_schemas["DashboardTeam"].clone(),

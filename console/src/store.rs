@@ -76,6 +76,17 @@ const MIGRATIONS: &[(i64, &str)] = &[
          CREATE INDEX sessions_email ON sessions(email);
          CREATE TABLE admin_tokens_retired (hash BLOB PRIMARY KEY, retired_at INTEGER NOT NULL);",
     ),
+    // a credit request names what it is for (the total when both are NULL, else one product or
+    // model whose cap is raised too), and records its way to done: `lifecycle` is a JSON object
+    // with one entry per step reached (proposed, merged, applied, done, declined). The index
+    // serves the check that moves open requests along.
+    (
+        6,
+        "ALTER TABLE requests ADD COLUMN product TEXT;
+         ALTER TABLE requests ADD COLUMN model TEXT;
+         ALTER TABLE requests ADD COLUMN lifecycle TEXT;
+         CREATE INDEX requests_status ON requests(status, id);",
+    ),
 ];
 
 /// The last 100 audit rows of one user's limit, newest first (`GET /v1/me`): served by

@@ -289,9 +289,12 @@ fn a_proposal_is_one_commit_on_a_new_branch_touching_only_the_group_file() {
         "{message}"
     );
     assert!(
-        message.contains("Q4 budget cut (FIN-12)") && message.contains("Proposed in the console by admin."),
+        message.contains("Q4 budget cut (FIN-12)") && message.contains("Proposed in the console by admin:"),
         "{message}"
     );
+    // the admin is named by the token they hold: `admin:` and 12 hex digits of its SHA-256
+    let by = message.split("Proposed in the console by ").nth(1).unwrap().trim_end().trim_end_matches('.');
+    assert!(by.len() == 18 && by[6..].chars().all(|c| c.is_ascii_hexdigit()), "{by}");
     s.assert_work_tree_untouched();
 
     // The plan: both engineers lowered, the one who used 3000 is now blocked.
@@ -774,4 +777,174 @@ fn requests_from_odd_emails_and_twice_for_one_person_get_valid_branches_and_dist
     let distinct: std::collections::BTreeSet<_> = files.iter().collect();
     assert_eq!(distinct.len(), 3, "{files:?}");
     assert!(files[0].starts_with("policies/overrides/a.b-"), "{files:?}");
+}
+
+#[test]
+fn a_request_names_one_product_or_model_with_a_name_a_policy_can_hold() {
+    let s = start();
+    for (body, code) in [
+        (
+            json!({ "user": "a@acme.com", "credits": 10, "days": 1, "reason": "x", "product": "codex", "model": "gpt-5" }),
+            "requests/bad-need",
+        ),
+        (
+            json!({ "user": "a@acme.com", "credits": 10, "days": 1, "reason": "x", "product": "co dex" }),
+            "requests/bad-need",
+        ),
+        (
+            json!({ "user": "a@acme.com", "credits": 10, "days": 1, "reason": "x", "model": "" }),
+            "requests/bad-need",
+        ),
+        (
+            json!({ "user": "a@acme.com", "credits": 10, "days": 1, "reason": "x", "product": 7 }),
+            "request/bad-json",
+        ),
+    ] {
+        let r = send(s.addr, "POST", "/v1/requests", Some(ADMIN), Some(&body.to_string()));
+        assert_eq!((r.status, r.json()["error"]["code"].as_str()), (400, Some(code)), "{body}: {}", r.body);
+    }
+    let made = s.call(
+        "POST",
+        "/v1/requests",
+        json!({ "user": "b@acme.com", "credits": 300, "days": 2, "reason": "eval", "model": "gpt-5-pro" }),
+    );
+    assert_eq!(
+        (&made["product"], &made["model"], &made["lifecycle"]),
+        (&Value::Null, &json!("gpt-5-pro"), &json!({}))
+    );
+    let p = s.call("POST", &format!("/v1/requests/{}/propose", made["id"]), json!({}));
+    let text = blob_at(&s.git(), p["commit"].as_str().unwrap(), p["file"].as_str().unwrap());
+    assert!(text.contains("add:\n  credits: 300\n  models:\n    gpt-5-pro: 300\n"), "{text}");
+    assert_eq!(p["changes"][0]["caps"], json!({ "kind": "models", "name": "gpt-5-pro" }));
+}
+
+#[test]
+fn a_proposed_request_is_merged_applied_and_done_by_itself_and_the_admin_is_named() {
+    let s = start();
+    let asked = s.call(
+        "POST",
+        "/v1/requests",
+        json!({ "user": "a@acme.com", "credits": 2000, "days": 7, "reason": "codex migration",
+            "product": "codex", "context": { "note": "blocked on codex", "used": "8000" } }),
+    );
+    let id = asked["id"].as_i64().unwrap();
+    let p = s.call("POST", &format!("/v1/requests/{id}/propose"), json!({}));
+    let commit = p["commit"].as_str().unwrap().to_string();
+    let repo = s.git();
+    let text = blob_at(&repo, &commit, p["file"].as_str().unwrap());
+    assert!(
+        text.contains("  products:\n    codex: 2000\n") && text.contains("# Context: blocked on codex\n"),
+        "{text}"
+    );
+    let message =
+        repo.find_commit(git2::Oid::from_str(&commit).unwrap()).unwrap().message().unwrap().to_string();
+    assert!(message.contains("Context: blocked on codex") && message.contains("for codex"), "{message}");
+    let row = |s: &Server| {
+        s.get("/v1/requests")["data"].as_array().unwrap().iter().find(|r| r["id"] == id).unwrap().clone()
+    };
+    let proposed = row(&s);
+    let admin = proposed["decided_by"].as_str().unwrap().to_string();
+    assert!(admin.starts_with("admin:") && admin.len() == 18, "{admin}");
+    assert_eq!(proposed["lifecycle"]["proposed"]["by"], json!(admin));
+    assert_eq!(proposed["lifecycle"]["proposed"]["commit"], json!(commit));
+    assert!(proposed["lifecycle"]["proposed"]["plan_summary"].is_object(), "{proposed}");
+
+    // A run at the approved commit does not contain the proposal: nothing moves.
+    let run = |s: &Server, at: &str| {
+        s.call("PUT", "/v1/reconciler/status", json!({ "ok": true, "commit": at, "applied": 1, "unchanged": 2, "drift": 0, "failures": [], "duration_ms": 5 }))
+    };
+    run(&s, &s.head.to_string());
+    assert_eq!(row(&s)["status"], "proposed");
+
+    // Merged: the approved branch fast-forwards to the proposal (as a merge button would).
+    let head_ref = repo.head().unwrap().name().unwrap().to_string();
+    repo.reference(&head_ref, git2::Oid::from_str(&commit).unwrap(), true, "merge the request").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let merged = loop {
+        let r = row(&s);
+        if r["status"] != "proposed" || std::time::Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(merged["status"], "merged", "the periodic check never saw the merge: {merged}");
+    assert_eq!(merged["lifecycle"]["merged"]["commit"], json!(commit));
+
+    // The reconciler applies the merged commit: its limits, then its run report.
+    let name = p["changes"][0]["name"].as_str().unwrap();
+    s.call(
+        "PUT",
+        "/v1/limits",
+        json!({ "commit": commit, "actor": "reconciler", "limits": [{ "user": "a@acme.com", "credits": 12000,
+            "products": { "codex": 10000 }, "group": "engineering",
+            "source": { "kind": "override", "name": name, "file": p["file"], "line": 6 } }] }),
+    );
+    let reported = run(&s, &commit);
+    let done = row(&s);
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["lifecycle"]["applied"]["run"], reported["seq"]);
+    assert_eq!(done["lifecycle"]["applied"]["commit"], json!(commit));
+    assert_eq!(done["lifecycle"]["done"]["override"], json!(name));
+    // Each step is in the audit log, by the server.
+    let audit = s.get("/v1/audit?limit=1000");
+    let steps: Vec<(&str, &str)> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["subject"] == format!("request:{id}"))
+        .map(|a| (a["action"].as_str().unwrap(), a["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("request.proposed", admin.as_str()),
+            ("request.merged", "budgit serve"),
+            ("request.applied", "budgit serve"),
+            ("request.done", "budgit serve")
+        ]
+    );
+    // The person sees the same steps.
+    let token =
+        s.call("POST", "/v1/users/a@acme.com/tokens", json!({}))["token"].as_str().unwrap().to_string();
+    let mine = send(s.addr, "GET", "/v1/requests?status=done", Some(&token), None).json();
+    assert_eq!(mine["data"][0]["lifecycle"], done["lifecycle"]);
+}
+
+#[test]
+fn a_proposed_request_can_be_declined_with_a_reason_and_stays_declined_when_merged() {
+    let s = start();
+    let asked = s.call(
+        "POST",
+        "/v1/requests",
+        json!({ "user": "b@acme.com", "credits": 100, "days": 3, "reason": "demo" }),
+    );
+    let id = asked["id"].as_i64().unwrap();
+    let p = s.call("POST", &format!("/v1/requests/{id}/propose"), json!({}));
+    let r = send(s.addr, "POST", &format!("/v1/requests/{id}/decline"), Some(ADMIN), Some("{}"));
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (400, Some("requests/missing-reason")));
+    let declined =
+        s.call("POST", &format!("/v1/requests/{id}/decline"), json!({ "reason": "the pool covers it" }));
+    assert_eq!(
+        (&declined["status"], &declined["decision_reason"]),
+        (&json!("declined"), &json!("the pool covers it"))
+    );
+    assert_eq!(declined["lifecycle"]["declined"]["reason"], "the pool covers it");
+    assert!(declined["lifecycle"]["declined"]["by"].as_str().unwrap().starts_with("admin:"));
+    assert_eq!(declined["proposal"]["branch"], p["branch"], "the declined proposal keeps naming its branch");
+    let again = send(
+        s.addr,
+        "POST",
+        &format!("/v1/requests/{id}/decline"),
+        Some(ADMIN),
+        Some(&json!({ "reason": "x" }).to_string()),
+    );
+    assert_eq!(again.status, 409);
+    // merged anyway: a declined request does not move
+    let repo = s.git();
+    let head_ref = repo.head().unwrap().name().unwrap().to_string();
+    repo.reference(&head_ref, git2::Oid::from_str(p["commit"].as_str().unwrap()).unwrap(), true, "merge")
+        .unwrap();
+    s.call("PUT", "/v1/reconciler/status", json!({ "ok": true, "commit": p["commit"], "applied": 1, "unchanged": 0, "drift": 0, "failures": [], "duration_ms": 5 }));
+    let listed = s.get("/v1/requests?status=declined");
+    assert_eq!(listed["data"][0]["id"], json!(id));
 }

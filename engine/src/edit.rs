@@ -100,6 +100,12 @@ pub struct NewOverride<'a> {
     pub reason: &'a str,
     /// Who asked, when not the user.
     pub requested_by: Option<&'a str>,
+    /// The product or model cap raised with the total (`add:` only): a person blocked on
+    /// that cap would stay blocked by a raise of the total alone.
+    pub cap: Option<(CapSort, &'a str)>,
+    /// Context for reviewers, written as a comment above `reason:` (one line, at most
+    /// [`MAX_NOTE`] characters; line breaks and control characters become spaces).
+    pub note: Option<&'a str>,
     /// The policy directory inside the repository (`policies`, or empty at the root):
     /// the `$schema` header points from the new file to the repository's `schemas/`.
     pub dir: &'a str,
@@ -114,6 +120,46 @@ pub enum OverrideField {
     Limit,
 }
 
+/// Which caps a [`NewOverride`] raises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapSort {
+    /// A product cap (`products:`).
+    Product,
+    /// A model cap (`models:`).
+    Model,
+}
+
+impl CapSort {
+    /// The key the caps are listed under.
+    pub fn key(self) -> &'static str {
+        match self {
+            CapSort::Product => "products",
+            CapSort::Model => "models",
+        }
+    }
+}
+
+/// The longest context note written into an Override (characters).
+pub const MAX_NOTE: usize = 500;
+
+/// A note as one comment line: no line break or control character survives (a YAML
+/// comment ends at a line break, and some readers treat U+2028 and U+0085 as one),
+/// at most [`MAX_NOTE`] characters.
+pub fn comment_line(note: &str) -> String {
+    let flat: String = note
+        .chars()
+        .map(|c| if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') { ' ' } else { c })
+        .collect();
+    let words: Vec<&str> = flat.split_whitespace().collect();
+    let joined = words.join(" ");
+    if joined.chars().count() > MAX_NOTE {
+        let cut: String = joined.chars().take(MAX_NOTE - 1).collect();
+        format!("{cut}…")
+    } else {
+        joined
+    }
+}
+
 /// The text of a new Override file (under `overrides/`, one level below the policy
 /// directory), every user-given value quoted by [`scalar`] or double-quoted.
 pub fn write_override(o: &NewOverride<'_>) -> String {
@@ -123,6 +169,19 @@ pub fn write_override(o: &NewOverride<'_>) -> String {
         OverrideField::Add => "add",
         OverrideField::Limit => "limit",
     };
+    // A replacing `limit:` has no caps at all, so only `add:` names the cap it raises.
+    let cap = match (o.field, o.cap) {
+        (OverrideField::Add, Some((kind, name))) => {
+            format!("  {}:\n    {}: {}\n", kind.key(), scalar(name), o.credits)
+        }
+        _ => String::new(),
+    };
+    let note = o
+        .note
+        .map(comment_line)
+        .filter(|n| !n.is_empty())
+        .map(|n| format!("# Context: {n}\n"))
+        .unwrap_or_default();
     let mut text = format!(
         "# yaml-language-server: $schema={up}schemas/override.schema.json\n\
          apiVersion: budgit/v1\n\
@@ -130,8 +189,10 @@ pub fn write_override(o: &NewOverride<'_>) -> String {
          name: {name}\n\
          user: {user}\n\
          {field}:\n  credits: {credits}\n\
+         {cap}\
          starts: {starts}\n\
          expires: {expires}\n\
+         {note}\
          reason: {reason}\n",
         name = scalar(o.name),
         user = scalar(o.user),

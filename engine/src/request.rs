@@ -12,7 +12,7 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 
 use crate::Credits;
 use crate::diag::Diagnostic;
-use crate::edit::{NewOverride, OverrideField, write_override};
+use crate::edit::{CapSort, NewOverride, OverrideField, cap_name_ok, write_override};
 use crate::load::git::ref_component;
 use crate::load::{PolicySet, Source};
 use crate::validate::{ValidateOptions, Validated, validate_sources};
@@ -24,6 +24,41 @@ pub enum Amount {
     Add(Credits),
     /// A total limit replacing the resolved one, caps included (`limit:`).
     Limit(Credits),
+}
+
+/// What the credits are needed for: the total, or one product or model inside it.
+///
+/// A person blocked on a product or model cap stays blocked when only the total is
+/// raised: a request for `codex` raises the `codex` cap by the same amount.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Need {
+    /// The total only.
+    #[default]
+    Total,
+    /// The total and this product's cap.
+    Product(String),
+    /// The total and this model's cap.
+    Model(String),
+}
+
+impl Need {
+    /// The cap raised with the total, if any.
+    pub fn cap(&self) -> Option<(CapSort, &str)> {
+        match self {
+            Need::Total => None,
+            Need::Product(p) => Some((CapSort::Product, p)),
+            Need::Model(m) => Some((CapSort::Model, m)),
+        }
+    }
+
+    /// How a reviewer reads it: `the total`, `product codex`, `model gpt-5-pro`.
+    pub fn describe(&self) -> String {
+        match self {
+            Need::Total => "the total".to_string(),
+            Need::Product(p) => format!("product {p}"),
+            Need::Model(m) => format!("model {m}"),
+        }
+    }
 }
 
 /// What a user asks for.
@@ -41,6 +76,10 @@ pub struct RequestSpec {
     pub starts: Option<NaiveDate>,
     /// Who asked, when not the user.
     pub requested_by: Option<String>,
+    /// What the credits are for: the total, or a product or model whose cap is raised too.
+    pub need: Need,
+    /// Context for reviewers (a comment in the file and a paragraph of the commit message).
+    pub note: Option<String>,
 }
 
 /// A drafted Override file.
@@ -73,6 +112,11 @@ pub enum RequestError {
     /// A date overflow.
     #[error("`{0}` days from the start date is out of range")]
     OutOfRange(u32),
+    /// A product or model name the policy schema would refuse.
+    #[error(
+        "`{0}` is not a product or model name: use 1 to 128 letters, digits and `.` `_` `-` `:` `/` `@` `+`"
+    )]
+    BadCap(String),
 }
 
 fn local_part(user: &str) -> &str {
@@ -118,6 +162,11 @@ pub fn draft(
     if spec.reason.trim().is_empty() {
         return Err(RequestError::NoReason);
     }
+    if let Some((_, name)) = spec.need.cap()
+        && !cap_name_ok(name)
+    {
+        return Err(RequestError::BadCap(name.chars().take(128).collect()));
+    }
     let starts = spec.starts.unwrap_or_else(|| today(base, now));
     let expires = starts
         .checked_add_days(Days::new(u64::from(spec.days)))
@@ -148,6 +197,8 @@ pub fn draft(
         expires,
         reason: spec.reason.trim(),
         requested_by: spec.requested_by.as_deref().map(str::trim),
+        cap: spec.need.cap(),
+        note: spec.note.as_deref(),
         dir,
     });
     Ok(Drafted { path: format!("overrides/{name}.yaml"), name, text, starts, expires })
@@ -155,13 +206,17 @@ pub fn draft(
 
 /// The commit message: a subject a reviewer can scan, the reason in the body.
 pub fn commit_message(spec: &RequestSpec, drafted: &Drafted) -> String {
-    let what = match spec.amount {
-        Amount::Add(c) => format!("+{c} credits"),
-        Amount::Limit(c) => format!("a limit of {c} credits"),
-    };
+    let what = amount_text(spec);
     let user = crate::identity::canonical(&spec.user).unwrap_or(std::borrow::Cow::Borrowed(spec.user.trim()));
+    let note = spec
+        .note
+        .as_deref()
+        .map(crate::edit::comment_line)
+        .filter(|n| !n.is_empty())
+        .map(|n| format!("Context: {n}\n\n"))
+        .unwrap_or_default();
     format!(
-        "Request {what} for {} until {}\n\n{}\n\nOverride `{}` from {} to {} (exclusive).\n",
+        "Request {what} for {} until {}\n\n{}\n\n{note}Override `{}` from {} to {} (exclusive).\n",
         user,
         drafted.expires.format("%Y-%m-%d"),
         spec.reason.trim(),
@@ -169,6 +224,20 @@ pub fn commit_message(spec: &RequestSpec, drafted: &Drafted) -> String {
         drafted.starts.format("%Y-%m-%d"),
         drafted.expires.format("%Y-%m-%d"),
     )
+}
+
+/// The amount as a reviewer reads it: `+1500 credits for codex`, `a limit of 8000 credits`.
+pub fn amount_text(spec: &RequestSpec) -> String {
+    let base = match spec.amount {
+        Amount::Add(c) => format!("+{c} credits"),
+        Amount::Limit(c) => format!("a limit of {c} credits"),
+    };
+    match (&spec.amount, &spec.need) {
+        (_, Need::Total) => base,
+        (Amount::Add(_), Need::Product(p) | Need::Model(p)) => format!("{base} for {p}"),
+        // a replacing limit drops every cap: the product is bounded by the total alone
+        (Amount::Limit(_), Need::Product(p) | Need::Model(p)) => format!("{base} (uncapped {p})"),
+    }
 }
 
 /// Validates the would-be tree: the base's sources plus the drafted file, as CI would.
@@ -199,6 +268,8 @@ mod tests {
             reason: "Codex: migration \"phase 2\" (PAY-1)".into(),
             starts: None,
             requested_by: None,
+            need: Need::Total,
+            note: None,
         }
     }
 
@@ -304,5 +375,69 @@ mod tests {
         }]);
         assert_eq!(draft(&spec(), &base, &[], "", now).unwrap().name, "alice.nguyen-2026-11-27-2");
         assert_eq!(default_branch("a..b@acme.com", first.starts), "budgit/request/a.b-2026-11-27");
+    }
+
+    #[test]
+    fn a_product_request_raises_the_total_and_that_cap_and_carries_the_note() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
+        let spec = RequestSpec {
+            amount: Amount::Add(Credits::from_whole(1500)),
+            need: Need::Product("codex".into()),
+            note: Some("blocked on codex\nuser: evil@x.com\u{2028}since Monday".into()),
+            ..spec()
+        };
+        let d = draft(&spec, &PolicySet::default(), &[], "policies", now).unwrap();
+        let (set, findings) = load_sources(vec![Source {
+            path: d.path.clone().into(),
+            text: d.text.clone().into(),
+            commit: None,
+        }]);
+        assert!(findings.is_empty(), "{findings:?}\n{}", d.text);
+        let o = &set.overrides[0].doc;
+        let add = o.add.as_ref().unwrap();
+        assert_eq!(add.credits, Some(Credits::from_whole(1500)));
+        assert_eq!(add.products.get("codex"), Some(&Credits::from_whole(1500)));
+        assert!(add.models.is_empty());
+        // the note is one comment line: nothing in it becomes a key
+        assert_eq!(o.user, "alice.nguyen@acme.com");
+        assert!(
+            d.text.contains("\n# Context: blocked on codex user: evil@x.com since Monday\nreason: "),
+            "{}",
+            d.text
+        );
+        // a person at 1,500 of a 1,500 codex cap gets 3,000 of codex after the merge
+        let base = crate::model::Limit {
+            credits: Credits::from_whole(2000),
+            products: [("codex".to_string(), Credits::from_whole(1500))].into(),
+            models: std::collections::BTreeMap::new(),
+        };
+        assert_eq!(base.plus(add).products["codex"], Credits::from_whole(3000));
+        let message = commit_message(&spec, &d);
+        assert!(
+            message.starts_with("Request +1500 credits for codex for alice.nguyen@acme.com"),
+            "{message}"
+        );
+        assert!(
+            message.contains("\n\nContext: blocked on codex user: evil@x.com since Monday\n"),
+            "{message}"
+        );
+
+        let model = RequestSpec { need: Need::Model("gpt-5-pro".into()), ..spec.clone() };
+        let d = draft(&model, &PolicySet::default(), &[], "", now).unwrap();
+        assert!(d.text.contains("add:\n  credits: 1500\n  models:\n    gpt-5-pro: 1500\n"), "{}", d.text);
+        // a replacing limit drops every cap: it names none
+        let limit = RequestSpec { amount: Amount::Limit(Credits::from_whole(9000)), ..spec.clone() };
+        let d = draft(&limit, &PolicySet::default(), &[], "", now).unwrap();
+        assert!(d.text.contains("limit:\n  credits: 9000\nstarts:"), "{}", d.text);
+        assert!(matches!(
+            draft(
+                &RequestSpec { need: Need::Product("co dex".into()), ..spec },
+                &PolicySet::default(),
+                &[],
+                "",
+                now
+            ),
+            Err(RequestError::BadCap(_))
+        ));
     }
 }

@@ -6,7 +6,7 @@ use budgit_engine::directory::Lookup;
 use budgit_engine::input::read_directory;
 use budgit_engine::load::git::GitRepo;
 use budgit_engine::plan::compute::{self, Base, Head, Outcome};
-use budgit_engine::request::{self, Amount, RequestSpec};
+use budgit_engine::request::{self, Amount, Need, RequestSpec};
 use budgit_engine::validate::{ValidateOptions, validate_sources};
 use budgit_engine::{Credits, Severity};
 use chrono::NaiveDate;
@@ -29,6 +29,8 @@ Examples:
       --reason 'payments migration (PAY-1234)'
   budgit request --user nora.kim@acme.com --limit 8000 --days 30 --reason 'Q4 close' \\
       --directory examples/directory.csv
+  budgit request --user luis.ramirez@acme.com --add 1500 --product codex --days 7 \\
+      --reason 'Codex refactor of the billing service (PAY-1240)'
 
 Then push the branch it names (`git push origin budgit/request/...`) and open a pull request.")]
 #[command(
@@ -48,6 +50,13 @@ pub struct Args {
     /// A total limit replacing the user's current one (product and model caps included).
     #[arg(long, value_name = "N", value_parser = parse_credits, group = "amount")]
     limit: Option<Credits>,
+    /// The product the credits are for: with `--add`, its cap is raised by the same amount
+    /// (a person blocked on that cap stays blocked when only the total rises).
+    #[arg(long, value_name = "NAME", conflicts_with = "model")]
+    product: Option<String>,
+    /// The model the credits are for: with `--add`, its cap is raised by the same amount.
+    #[arg(long, value_name = "NAME")]
+    model: Option<String>,
     /// For how many days.
     #[arg(long, value_name = "D")]
     days: u32,
@@ -106,6 +115,12 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
         reason: args.reason.clone(),
         starts: args.starts,
         requested_by: args.requested_by.clone(),
+        need: match (&args.product, &args.model) {
+            (Some(p), _) => Need::Product(p.clone()),
+            (None, Some(m)) => Need::Model(m.clone()),
+            (None, None) => Need::Total,
+        },
+        note: None,
     };
     // requests still waiting on their branches have taken their file names too
     let pending = git.override_names_on_branches(&dir)?;

@@ -33,7 +33,7 @@ use budgit_engine::model::Workspace;
 use budgit_engine::plan::side::{self, LoadedSide, SideError};
 use budgit_engine::plan::{RefLabel, compute, render as plan_render};
 use budgit_engine::reconcile::desired::directory_of;
-use budgit_engine::request::{self, Amount, RequestSpec};
+use budgit_engine::request::{self, Amount, Need, RequestSpec};
 use budgit_engine::resolve::Resolution;
 use budgit_engine::standing::AlertLevels;
 use budgit_engine::validate::{ValidateOptions, Validated, validate_sources};
@@ -554,11 +554,20 @@ async fn store_made(app: &App, made: Made, actor: String, now: i64) -> ApiResult
                     "branch": made.branch,
                     "commit": made.commit,
                     "file": made.file,
+                    "override": made.changes.get(0).and_then(|c| c.get("name")).cloned(),
+                });
+                let step = json!({
+                    "at": rfc3339(now),
+                    "by": actor,
+                    "branch": made.branch,
+                    "commit": made.commit,
+                    "plan_summary": made.plan_summary,
                 });
                 let updated = tx.execute(
-                    "UPDATE requests SET status = 'proposed', decided_at = ?1, decided_by = ?2, proposal = ?3
+                    "UPDATE requests SET status = 'proposed', decided_at = ?1, decided_by = ?2, proposal = ?3,
+                         lifecycle = json_set(COALESCE(lifecycle, '{}'), '$.proposed', json(?5))
                      WHERE id = ?4 AND status = 'pending'",
-                    (now, &actor, proposal.to_string(), request),
+                    (now, &actor, proposal.to_string(), request, step.to_string()),
                 )?;
                 if updated != 1 {
                     return Err(ApiError::conflict(
@@ -794,12 +803,12 @@ pub async fn create(
         group: req.group,
         change,
         reason,
-        actor: who.actor(),
+        actor: app.tokens.subject(&who),
         people,
         now,
     };
     let made = blocking(move || propose_group(job)).await?;
-    let row = store_made(&app, made, who.actor(), now.timestamp()).await?;
+    let row = store_made(&app, made, app.tokens.subject(&who), now.timestamp()).await?;
     Ok((StatusCode::CREATED, axum::Json(row)).into_response())
 }
 
@@ -884,9 +893,10 @@ fn make_request_proposal(job: RequestJob) -> ApiResult<Made> {
         &people,
         now,
     )?;
-    let what = match spec.amount {
-        Amount::Add(c) => format!("+{c} credits"),
-        Amount::Limit(c) => format!("a limit of {c} credits"),
+    let what = request::amount_text(&spec);
+    let (cap_kind, cap_name) = match spec.need.cap() {
+        Some((kind, name)) => (Some(kind.key()), Some(name)),
+        None => (None, None),
     };
     Ok(Made {
         kind: "request",
@@ -904,6 +914,7 @@ fn make_request_proposal(job: RequestJob) -> ApiResult<Made> {
             "name": drafted.name,
             "user": user,
             "add": credits_text(match spec.amount { Amount::Add(c) | Amount::Limit(c) => c }),
+            "caps": cap_kind.map(|k| json!({ "kind": k, "name": cap_name })),
             "starts": drafted.starts.to_string(),
             "expires": drafted.expires.to_string(),
             "text": drafted.text,
@@ -930,27 +941,35 @@ pub async fn propose_request(
         .store
         .read(move |c| {
             Ok(c.query_row(
-                "SELECT email, micros, days, reason, status FROM requests WHERE id = ?1",
+                "SELECT email, micros, days, reason, status, product, model, context FROM requests WHERE id = ?1",
                 [id],
                 |r| {
                     Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, String>(3)?,
+                        (r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, String>(3)?),
                         r.get::<_, String>(4)?,
+                        (r.get::<_, Option<String>>(5)?, r.get::<_, Option<String>>(6)?),
+                        r.get::<_, Option<String>>(7)?,
                     ))
                 },
             )
             .optional()?)
         })
         .await?;
-    let Some((email, micros, days, reason, status)) = found else {
+    let Some(((email, micros, days, reason), status, (product, model), context)) = found else {
         return Err(ApiError::not_found("requests/unknown", format!("no request `{id}`")));
     };
     if status != "pending" {
         return Err(ApiError::conflict("requests/decided", format!("request `{id}` is already {status}")));
     }
+    let need = match (product, model) {
+        (Some(p), _) => Need::Product(p),
+        (None, Some(m)) => Need::Model(m),
+        (None, None) => Need::Total,
+    };
+    // the person's own words for reviewers: the `note` of the context the request carried
+    let note = context
+        .and_then(|c| serde_json::from_str::<Value>(&c).ok())
+        .and_then(|c| c.get("note").and_then(Value::as_str).map(str::to_string));
     let spec = RequestSpec {
         user: email.clone(),
         amount: Amount::Add(Credits::from_micros(micros)),
@@ -958,6 +977,8 @@ pub async fn propose_request(
         reason,
         starts: None,
         requested_by: Some(email),
+        need,
+        note,
     };
     let people = people(&app).await?;
     let now = Utc::now();
@@ -966,12 +987,12 @@ pub async fn propose_request(
         approved_ref: app.approved_ref.clone(),
         id,
         spec,
-        actor: who.actor(),
+        actor: app.tokens.subject(&who),
         people,
         now,
     };
     let made = blocking(move || make_request_proposal(job)).await?;
-    let row = store_made(&app, made, who.actor(), now.timestamp()).await?;
+    let row = store_made(&app, made, app.tokens.subject(&who), now.timestamp()).await?;
     Ok((StatusCode::CREATED, axum::Json(row)).into_response())
 }
 
@@ -1032,6 +1053,11 @@ pub async fn put_status(
             Ok((row, None))
         })
         .await?;
+    // The run may have applied merged requests: they move along before the answer, so
+    // the reconciler's caller sees them applied (and done) when its run returns.
+    if let Err(e) = advance_requests(&app).await {
+        tracing::warn!(code = e.code, error = e.message, "credit requests could not be moved along");
+    }
     Ok((StatusCode::CREATED, axum::Json(row)).into_response())
 }
 
@@ -1049,6 +1075,231 @@ pub async fn get_status(State(app): State<App>, who: Principal) -> ApiResult<Res
         .await?;
     let last = runs.first().cloned().unwrap_or(Value::Null);
     Ok(axum::Json(json!({ "last": last, "runs": runs })).into_response())
+}
+
+// ---------------------------------------------------------------------------
+// Credit requests on their way to done
+
+/// Open requests looked at per check, newest first: a request moves within seconds of
+/// being proposed, so only this many proposals left unmerged could hide an older one.
+const ADVANCE_BATCH: i64 = 2000;
+/// Successful runs a merged request is matched against (newest first).
+const ADVANCE_RUNS: i64 = 200;
+/// How often the server checks whether proposed requests were merged.
+pub(crate) const ADVANCE_EVERY: Duration = Duration::from_secs(5);
+/// How the audit log names the server when it moves a request along by itself.
+const SERVER_ACTOR: &str = "budgit serve";
+
+/// One open request: where it is and what it waits on.
+struct Open {
+    id: i64,
+    email: String,
+    status: String,
+    commit: String,
+    override_name: Option<String>,
+}
+
+/// A step reached: the new status and its lifecycle entry.
+struct Step {
+    id: i64,
+    from: String,
+    to: &'static str,
+    entry: Value,
+    commit: Option<String>,
+}
+
+/// True when `commit` is `tip` or one of its ancestors.
+fn reachable(git: &GitRepo, tip: &str, commit: &str) -> bool {
+    let (Ok(tip), Ok(commit)) = (git2::Oid::from_str(tip), git2::Oid::from_str(commit)) else {
+        return false;
+    };
+    tip == commit || git.raw().graph_descendant_of(tip, commit).unwrap_or(false)
+}
+
+/// The steps each open request has reached: `proposed → merged` when its commit is
+/// reachable from the approved ref, `merged → applied` when a successful reconcile run
+/// recorded a commit that contains it, `applied → done` when the server's applied
+/// limit for the person comes from the request's Override. Several steps can be
+/// reached at once (a merge and the run that applied it); each gets its entry.
+fn steps(
+    repo: Option<&Path>,
+    approved_ref: &str,
+    open: &[Open],
+    runs: &[(i64, String, i64)],
+    sources: &HashMap<String, String>,
+    now: i64,
+) -> Vec<Step> {
+    let git = repo.and_then(|r| GitRepo::discover(r).ok());
+    let approved = git.as_ref().and_then(|g| g.commit(approved_ref).ok().map(|c| c.id().to_string()));
+    let mut out = Vec::new();
+    for o in open {
+        let mut status = o.status.as_str();
+        if status == "proposed"
+            && let (Some(git), Some(tip)) = (&git, &approved)
+            && reachable(git, tip, &o.commit)
+        {
+            out.push(Step {
+                id: o.id,
+                from: status.to_string(),
+                to: "merged",
+                entry: json!({ "at": rfc3339(now), "ref": approved_ref, "commit": tip }),
+                commit: Some(tip.clone()),
+            });
+            status = "merged";
+        }
+        if status == "merged"
+            && let Some(git) = &git
+            // the earliest successful run whose commit contains the request's
+            && let Some((seq, commit, at)) = runs.iter().rev().find(|(_, c, _)| reachable(git, c, &o.commit))
+        {
+            out.push(Step {
+                id: o.id,
+                from: status.to_string(),
+                to: "applied",
+                entry: json!({ "at": rfc3339(*at), "run": seq, "commit": commit }),
+                commit: Some(commit.clone()),
+            });
+            status = "applied";
+        }
+        if status == "applied"
+            && let Some(name) = &o.override_name
+            && let Some(source) = sources.get(&o.email)
+            && serde_json::from_str::<Value>(source).is_ok_and(|s| {
+                s.get("kind").and_then(Value::as_str) == Some("override")
+                    && s.get("name").and_then(Value::as_str) == Some(name.as_str())
+            })
+        {
+            out.push(Step {
+                id: o.id,
+                from: status.to_string(),
+                to: "done",
+                entry: json!({ "at": rfc3339(now), "override": name }),
+                commit: None,
+            });
+        }
+    }
+    out
+}
+
+/// Moves open credit requests along (merged, applied, done) as far as the policy
+/// repository, the reconciler's runs and the applied limits show; returns how many
+/// steps were taken. Runs when a reconcile run is recorded and every
+/// [`ADVANCE_EVERY`], so a request closes without anyone pressing a button.
+pub(crate) async fn advance_requests(app: &App) -> ApiResult<usize> {
+    let (open, runs, sources) = app
+        .store
+        .read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, email, status, proposal FROM requests
+                 WHERE status IN ('proposed', 'merged', 'applied') ORDER BY id DESC LIMIT ?1",
+            )?;
+            let open = stmt
+                .query_map([ADVANCE_BATCH], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let open: Vec<Open> = open
+                .into_iter()
+                .filter_map(|(id, email, status, proposal)| {
+                    let p = serde_json::from_str::<Value>(proposal.as_deref()?).ok()?;
+                    Some(Open {
+                        id,
+                        email,
+                        status,
+                        commit: p.get("commit")?.as_str()?.to_string(),
+                        override_name: p.get("override").and_then(Value::as_str).map(str::to_string),
+                    })
+                })
+                .collect();
+            if open.is_empty() {
+                return Ok((open, Vec::new(), HashMap::new()));
+            }
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, commit_id, at FROM reconciler_runs WHERE ok = 1 AND commit_id IS NOT NULL
+                 ORDER BY seq DESC LIMIT ?1",
+            )?;
+            let runs = stmt
+                .query_map([ADVANCE_RUNS], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut sources = HashMap::new();
+            let mut stmt = c.prepare_cached("SELECT source FROM limits WHERE email = ?1")?;
+            // a proposed request can be merged, applied and done in one pass: every person's source
+            for o in &open {
+                if let Some(Some(source)) =
+                    stmt.query_row([&o.email], |r| r.get::<_, Option<String>>(0)).optional()?
+                {
+                    sources.insert(o.email.clone(), source);
+                }
+            }
+            Ok((open, runs, sources))
+        })
+        .await?;
+    if open.is_empty() {
+        return Ok(0);
+    }
+    let (repo, approved_ref) = (app.repo.clone(), app.approved_ref.clone());
+    let now = crate::unix_now();
+    let steps =
+        blocking(move || Ok(steps(repo.as_deref(), &approved_ref, &open, &runs, &sources, now))).await?;
+    if steps.is_empty() {
+        return Ok(0);
+    }
+    app.store
+        .write(move |tx| {
+            let mut taken = 0;
+            for s in &steps {
+                let updated = tx.execute(
+                    "UPDATE requests SET status = ?1,
+                         lifecycle = json_set(COALESCE(lifecycle, '{}'), '$.' || ?1, json(?2))
+                     WHERE id = ?3 AND status = ?4",
+                    (s.to, s.entry.to_string(), s.id, &s.from),
+                )?;
+                if updated == 1 {
+                    taken += 1;
+                    tx.execute(
+                        "INSERT INTO audit (at, actor, action, subject, old, new, commit_id)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        (
+                            now,
+                            SERVER_ACTOR,
+                            format!("request.{}", s.to),
+                            format!("request:{}", s.id),
+                            &s.from,
+                            s.to,
+                            &s.commit,
+                        ),
+                    )?;
+                }
+            }
+            Ok((taken, None))
+        })
+        .await
+}
+
+/// Checks open credit requests every [`ADVANCE_EVERY`] (a merge happens in git, where
+/// the server hears of it only by looking). Only with a policy repository.
+pub(crate) async fn watch_requests(app: App) {
+    if app.repo.is_none() {
+        return;
+    }
+    let mut tick = tokio::time::interval(ADVANCE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if *app.closing.borrow() {
+            return;
+        }
+        if let Err(e) = advance_requests(&app).await {
+            tracing::warn!(code = e.code, error = e.message, "credit requests could not be moved along");
+        }
+    }
 }
 
 #[cfg(test)]

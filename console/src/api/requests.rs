@@ -31,11 +31,39 @@ pub(super) struct RequestIn {
     reason: String,
     #[serde(default)]
     context: Option<Value>,
+    /// The product the credits are for: its cap is raised with the total.
+    #[serde(default)]
+    product: Option<String>,
+    /// The model the credits are for: its cap is raised with the total.
+    #[serde(default)]
+    model: Option<String>,
+}
+
+/// Checks what a request is for: the total, or one product or model with a name a policy accepts.
+fn need(product: Option<String>, model: Option<String>) -> ApiResult<(Option<String>, Option<String>)> {
+    let bad = |m: String| ApiError::bad_request("requests/bad-need", m);
+    let name_ok = |n: &str| {
+        if budgit_engine::edit::cap_name_ok(n) {
+            Ok(())
+        } else {
+            Err(bad(format!(
+                "`{}` is not a product or model name: use 1 to 128 letters, digits and `.` `_` `-` `:` `/` `@` `+`",
+                super::shorten(n)
+            )))
+        }
+    };
+    match (product, model) {
+        (Some(_), Some(_)) => Err(bad("give `product` or `model`, not both".into())),
+        (Some(p), None) => name_ok(&p).map(|()| (Some(p), None)),
+        (None, Some(m)) => name_ok(&m).map(|()| (None, Some(m))),
+        (None, None) => Ok((None, None)),
+    }
 }
 
 fn request_json(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
     let context: Option<String> = r.get(5)?;
     let proposal: Option<String> = r.get(12)?;
+    let lifecycle: Option<String> = r.get(15)?;
     Ok(json!({
         "id": r.get::<_, i64>(0)?,
         "user": r.get::<_, String>(1)?,
@@ -50,11 +78,14 @@ fn request_json(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
         "decided_by": r.get::<_, Option<String>>(10)?,
         "decision_reason": r.get::<_, Option<String>>(11)?,
         "proposal": proposal.and_then(|p| serde_json::from_str::<Value>(&p).ok()),
+        "product": r.get::<_, Option<String>>(13)?,
+        "model": r.get::<_, Option<String>>(14)?,
+        "lifecycle": lifecycle.and_then(|l| serde_json::from_str::<Value>(&l).ok()).unwrap_or_else(|| json!({})),
     }))
 }
 
 const REQUEST_COLUMNS: &str = "id, email, micros, days, reason, context, status, created_at, created_by, \
-                               decided_at, decided_by, decision_reason, proposal";
+                               decided_at, decided_by, decision_reason, proposal, product, model, lifecycle";
 
 /// `POST /v1/requests`: asks for more credits for some days, with a reason and context.
 pub async fn create(
@@ -97,7 +128,8 @@ pub async fn create(
             Some(t)
         }
     };
-    let (days, actor) = (req.days, who.actor());
+    let (product, model) = need(req.product, req.model)?;
+    let (days, actor) = (req.days, app.tokens.subject(&who));
     let now = crate::unix_now();
     let created = app
         .store
@@ -117,9 +149,10 @@ pub async fn create(
                 ));
             }
             tx.execute(
-                "INSERT INTO requests (email, micros, days, reason, context, status, created_at, created_by)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
-                (&user, micros, days, &reason, &context, now, &actor),
+                "INSERT INTO requests (email, micros, days, reason, context, status, created_at, created_by,
+                     product, model, lifecycle)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?8, ?9, '{}')",
+                (&user, micros, days, &reason, &context, now, &actor, &product, &model),
             )?;
             let id = tx.last_insert_rowid();
             let row = tx.query_row(
@@ -179,7 +212,7 @@ async fn decide(
 ) -> ApiResult<Response> {
     who.require_admin()?;
     let now = Utc::now();
-    let actor = who.actor();
+    let actor = app.tokens.subject(&who);
     let row = app
         .store
         .write(move |tx| {
@@ -197,7 +230,8 @@ async fn decide(
             let Some((email, micros, days, why, status)) = found else {
                 return Err(ApiError::not_found("requests/unknown", format!("no request `{id}`")));
             };
-            if status != "pending" {
+            // A proposed request can still be declined: its branch is then never merged.
+            if status != "pending" && (approve || status != "proposed") {
                 return Err(ApiError::conflict("requests/decided", format!("request `{id}` is already {status}")));
             }
             let (new_status, proposal) = if approve {
@@ -223,14 +257,17 @@ async fn decide(
             } else {
                 ("declined", None)
             };
+            let step = json!({ "at": rfc3339(now.timestamp()), "by": actor, "reason": reason });
+            // a declined proposal keeps the branch it named
             tx.execute(
-                "UPDATE requests SET status = ?1, decided_at = ?2, decided_by = ?3, decision_reason = ?4, proposal = ?5
+                "UPDATE requests SET status = ?1, decided_at = ?2, decided_by = ?3, decision_reason = ?4,
+                     proposal = COALESCE(?5, proposal), lifecycle = json_set(COALESCE(lifecycle, '{}'), '$.' || ?1, json(?7))
                  WHERE id = ?6",
-                (new_status, now.timestamp(), &actor, &reason, &proposal, id),
+                (new_status, now.timestamp(), &actor, &reason, &proposal, id, step.to_string()),
             )?;
             tx.execute(
-                "INSERT INTO audit (at, actor, action, subject, old, new) VALUES (?1, ?2, ?3, ?4, 'pending', ?5)",
-                (now.timestamp(), &actor, format!("request.{new_status}"), format!("request:{id}"), new_status),
+                "INSERT INTO audit (at, actor, action, subject, old, new) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                (now.timestamp(), &actor, format!("request.{new_status}"), format!("request:{id}"), &status, new_status),
             )?;
             let row = tx.query_row(&format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE id = ?1"), [id], request_json)?;
             Ok((row, None))

@@ -289,6 +289,8 @@ fn a_new_override_reads_back_as_written() {
         expires,
         reason: "q4: \"close\"\nuser: evil@x.com",
         requested_by: Some("1bob@acme.com"),
+        cap: None,
+        note: None,
         dir: "org/policies",
     };
     let text = write_override(&o);
