@@ -33,4 +33,6 @@ loadSummary().finally(() => {
 });
 every(10000, loadSummary);
 every(15000, loadReconciler);
+// requests move along by themselves (merged, applied, done); a card being edited stays put
+every(10000, async () => { if (!$('requests').contains(document.activeElement)) await loadRequests(); });
 every(60000, loadTrends);

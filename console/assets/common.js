@@ -302,6 +302,59 @@ export function shortCommit(c) {
 }
 
 /**
+ * A credit request's steps so far (`GET /v1/requests`' `lifecycle`): one entry per step reached.
+ * @typedef {object} RequestLifecycle
+ * @property {{ at: string, by?: string, branch?: string, commit?: string, plan_summary?: { raised?: number, newly_unblocked?: number } }} [proposed]
+ * @property {{ at: string, ref?: string, commit?: string }} [merged]
+ * @property {{ at: string, run?: number, commit?: string }} [applied]
+ * @property {{ at: string, override?: string }} [done]
+ * @property {{ at: string, by?: string, reason?: string | null }} [declined]
+ */
+
+/** The steps of a credit request in order, with how each is told. */
+const REQUEST_STEPS = /** @type {const} */ (['proposed', 'merged', 'applied', 'done', 'declined']);
+
+/**
+ * What a request asks credits for: `the total`, or the product or model whose cap rises too.
+ * @param {{ product?: string | null, model?: string | null }} r
+ * @returns {string}
+ */
+export function requestNeed(r) {
+  if (r.product) return `${productName(r.product)} (its cap too)`;
+  if (r.model) return `model ${r.model} (its cap too)`;
+  return 'the total';
+}
+
+/**
+ * A request's lifecycle as an ordered list: each step reached, when, and what proves it
+ * (the branch, the merge commit, the reconcile run, the decliner's reason).
+ * @param {RequestLifecycle | null | undefined} life
+ * @returns {HTMLElement}
+ */
+export function lifecycleView(life) {
+  const l = life || {};
+  const items = REQUEST_STEPS.filter((k) => l[k]).map((k) => {
+    const s = /** @type {Record<string, any>} */ (l[k]);
+    /** @type {(Node | string)[]} */
+    const detail = [];
+    if (k === 'proposed') {
+      if (s.branch) detail.push(' on ', el('code', {}, s.branch));
+      if (s.plan_summary && s.plan_summary.newly_unblocked) detail.push(`, unblocks ${s.plan_summary.newly_unblocked}`);
+      if (s.by) detail.push(` by ${s.by}`);
+    } else if (k === 'merged' || k === 'applied') {
+      if (s.run !== undefined) detail.push(` by reconcile run #${s.run}`);
+      if (s.commit) detail.push(' at ', el('code', { class: 'commit', title: s.commit }, shortCommit(s.commit)));
+    } else if (k === 'declined') {
+      if (s.by) detail.push(` by ${s.by}`);
+      if (s.reason) detail.push(`: ${s.reason}`);
+    }
+    return el('li', { dataset: { step: k } }, el('strong', {}, k), ' ',
+      el('time', { datetime: s.at, title: when(s.at) }, ago(s.at)), ...detail);
+  });
+  return el('ol', { class: 'lifecycle small' }, items.length ? items : el('li', { dataset: { step: 'pending' } }, 'waiting for a decision'));
+}
+
+/**
  * A time for reading, in the browser's zone.
  * @param {string | null | undefined} t
  * @returns {string}

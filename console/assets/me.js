@@ -3,7 +3,7 @@
 
 import {
   $, api, el, fill, credits, count, shortCommit, when, day, ago, statusBadge, gauge, showError, errorBox,
-  signOutButton, every, periodText, productName,
+  signOutButton, every, periodText, productName, lifecycleView, requestNeed,
 } from './common.js';
 import { dailyChart } from './chart.js';
 
@@ -51,6 +51,9 @@ import { dailyChart } from './chart.js';
  * @property {string} status
  * @property {string | null} [decision_reason]
  * @property {{ branch?: string } | null} [proposal]
+ * @property {string | null} [product]
+ * @property {string | null} [model]
+ * @property {import('./common.js').RequestLifecycle} [lifecycle]
  */
 
 signOutButton($('sign-out', HTMLButtonElement));
@@ -94,6 +97,7 @@ async function load() {
     return;
   }
   fill($('whoami'), 'Signed in as ', el('strong', {}, me.user), me.group ? ` · ${me.group}` : '');
+  forOptions(me);
   if (me.period) fill($('period'), `Period ${periodText(me.period)}`);
   const node = $('gauge-me');
   node.dataset.used = String(me.used ?? '');
@@ -166,13 +170,14 @@ async function loadRequests() {
     fill(body, rows.length ? rows.map((q) => el('tr', { dataset: { id: q.id, status: q.status } },
       el('td', {}, el('time', { datetime: q.created_at, title: when(q.created_at) }, ago(q.created_at))),
       el('td', { class: 'num' }, credits(q.credits)),
+      el('td', {}, requestNeed(q)),
       el('td', { class: 'num' }, count(q.days)),
       el('td', {}, q.reason),
-      el('td', {}, q.status, q.decision_reason ? ` (${q.decision_reason})` : '',
-        q.proposal?.branch ? el('div', { class: 'small muted' }, 'proposal ', el('code', {}, q.proposal.branch)) : null))) :
-      el('tr', {}, el('td', { colspan: 5, class: 'muted' }, 'You have not asked for credits this period.')));
+      el('td', {}, el('span', { class: 'request-status' }, q.status), q.decision_reason ? ` (${q.decision_reason})` : '',
+        lifecycleView(q.lifecycle)))) :
+      el('tr', {}, el('td', { colspan: 6, class: 'muted' }, 'You have not asked for credits this period.')));
   } catch (err) {
-    fill(body, el('tr', {}, el('td', { colspan: 5 }, errorBox(err, 'your requests'))));
+    fill(body, el('tr', {}, el('td', { colspan: 6 }, errorBox(err, 'your requests'))));
   }
 }
 
@@ -180,6 +185,21 @@ const amountInput = $('request-amount', HTMLInputElement);
 const daysInput = $('request-days', HTMLInputElement);
 const reasonInput = $('request-reason', HTMLTextAreaElement);
 const contextInput = $('request-context', HTMLTextAreaElement);
+const forSelect = $('request-for', HTMLSelectElement);
+
+/**
+ * Offers each product and model the person has a cap on or has used, keeping the choice.
+ * @param {Me} m
+ */
+function forOptions(m) {
+  const chosen = forSelect.value;
+  const products = [...new Set([...Object.keys(m.caps?.products || {}), ...Object.keys(m.products || {})])].sort();
+  const models = Object.keys(m.caps?.models || {}).sort();
+  forSelect.replaceChildren(el('option', { value: '' }, 'my total'),
+    ...products.map((p) => el('option', { value: `product:${p}` }, `${productName(p)}${m.caps?.products?.[p] !== undefined ? ' (capped)' : ''}`)),
+    ...models.map((k) => el('option', { value: `model:${k}` }, `model ${k} (capped)`)));
+  if ([...forSelect.options].some((o) => o.value === chosen)) forSelect.value = chosen;
+}
 const submit = $('request-submit', HTMLButtonElement);
 
 $('request-form', HTMLFormElement).addEventListener('submit', async (event) => {
@@ -204,9 +224,13 @@ $('request-form', HTMLFormElement).addEventListener('submit', async (event) => {
   if (me && me.role === 'user') {
     Object.assign(context, { used: me.used, limit: me.limit, percent: me.percent, status: me.status, forecast: me.forecast?.used_at_end ?? null });
   }
+  /** @type {Record<string, unknown>} */
+  const body = { credits: amount, days, reason, context };
+  const [kind, name] = forSelect.value.split(/:(.*)/s);
+  if (kind === 'product' || kind === 'model') body[kind] = name;
   submit.disabled = true;
   try {
-    const made = /** @type {MyRequest} */ (await api('/v1/requests', { method: 'POST', body: { credits: amount, days, reason, context } }));
+    const made = /** @type {MyRequest} */ (await api('/v1/requests', { method: 'POST', body }));
     fill(message, el('p', { class: 'success', role: 'status' }, `Request #${made.id} sent: ${credits(made.credits)} credits for ${made.days} days. Your budget owner will review it.`));
     amountInput.value = '';
     reasonInput.value = '';
@@ -222,3 +246,4 @@ $('request-form', HTMLFormElement).addEventListener('submit', async (event) => {
 load();
 loadRequests();
 every(15000, load);
+every(5000, loadRequests);

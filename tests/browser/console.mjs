@@ -340,6 +340,10 @@ await check('a user submits a credit request from #request-form and sees it in #
   await fill(page, '#request-form', 'credits', '750');
   await fill(page, '#request-form', 'days', '7');
   await fill(page, '#request-form', 'reason', requestReason);
+  // "For" offers the total and the products the user has used or is capped on
+  await page.waitForFunction(() => document.querySelectorAll('#request-for option').length > 1, null, { timeout: 10000 });
+  const product = await page.locator('#request-for option[value^="product:"]').first().getAttribute('value');
+  await fill(page, '#request-form', 'for', product);
   await submit(page, '#request-form');
   await page.locator('#my-requests', { hasText: requestReason }).waitFor({ timeout: 10000 });
   const mine = await apiOk(BASE, USER, 'GET', '/v1/requests');
@@ -347,6 +351,8 @@ await check('a user submits a credit request from #request-form and sees it in #
   assert.ok(stored, 'the request is not in /v1/requests');
   assert.equal(stored.user, userEmail);
   assert.equal(micros(stored.credits), 750000000n);
+  assert.equal(stored.product, product.slice('product:'.length), 'the request does not name the product chosen');
+  assert.equal(stored.model, null);
   await page.close();
 });
 
@@ -408,6 +414,37 @@ await check('the reconciler runs cleanly after the proposals (its next run is ok
   const shown = adminPage.locator('#reconciler[data-ok]');
   await shown.waitFor({ state: 'attached', timeout: 10000 });
   assert.equal(await shown.getAttribute('data-ok'), 'true', `#reconciler shows a failure: ${await shown.innerText()}`);
+});
+
+await check("merged and reconciled, the user's request shows its steps and moves to done on both sides", async () => {
+  assert.ok(adminPage && requestReason, 'needs the admin page and the proposed request');
+  const row = (await apiOk(BASE, USER, 'GET', '/v1/requests?limit=100')).data.find((r) => r.reason === requestReason);
+  assert.ok(row && row.status === 'proposed' && row.proposal, `the request is not proposed: ${JSON.stringify(row)}`);
+  assert.equal(row.lifecycle.proposed.branch, row.proposal.branch, 'the lifecycle names another branch');
+  const page = await userCtx.newPage();
+  await page.goto(`${BASE}/console/me`);
+  const mine = page.locator(`#my-requests tr[data-id="${row.id}"]`);
+  await mine.waitFor({ timeout: 10000 });
+  assert.match(await mine.innerText(), /proposed/, 'the user does not see the request proposed');
+  // An approver merges the branch into the approved one; the demo's reconciler applies it.
+  git(REPO, ['-c', 'user.name=Approver', '-c', 'user.email=approver@acme.com', 'merge', '--no-ff', '-q', '-m', `Merge request ${row.id}`, row.proposal.branch]);
+  const merge = git(REPO, ['rev-parse', 'HEAD']);
+  // The user's list refreshes by itself: no reload.
+  await poll(async () => (await mine.getAttribute('data-status')) === 'done', 60000, 'the request never showed done in #my-requests');
+  const text = await mine.innerText();
+  for (const step of ['proposed', 'merged', 'applied', 'done']) assert.match(text, new RegExp(step), `#my-requests does not show the step ${step}`);
+  const done = (await apiOk(BASE, ADMIN, 'GET', '/v1/requests?status=done')).data.find((r) => r.id === row.id);
+  assert.ok(done, 'the admin API does not list the request as done');
+  assert.equal(done.lifecycle.merged.commit, merge, 'merged at another commit');
+  assert.ok(Number.isInteger(done.lifecycle.applied.run), 'applied names no reconcile run');
+  assert.match(done.lifecycle.proposed.by, /^admin:[0-9a-f]{12}$/, 'the proposing admin is not named by their token');
+  // The admin's card shows the same.
+  await adminPage.locator('#requests-status').selectOption('done');
+  const card = adminPage.locator(`#requests [data-id="${row.id}"]`);
+  await card.waitFor({ timeout: 10000 });
+  assert.equal(await card.getAttribute('data-status'), 'done');
+  assert.match(await card.innerText(), /applied/, 'the admin card does not show the applied step');
+  await page.close();
 });
 
 await check('the admin view shows users, groups and reconciler status', async () => {

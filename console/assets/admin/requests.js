@@ -2,7 +2,7 @@
 // a pending one can be turned into an override proposal (a branch commit with its
 // plan) or declined with a reason.
 
-import { $, api, el, fill, credits, count, shortCommit, when, ago, showError, errorBox, query } from '../common.js';
+import { $, api, el, fill, credits, count, shortCommit, when, ago, showError, errorBox, query, lifecycleView, requestNeed } from '../common.js';
 import { loadProposals, proposalView } from './proposals.js';
 
 /**
@@ -18,6 +18,9 @@ import { loadProposals, proposalView } from './proposals.js';
  * @property {string} status `pending`, `proposed`, `declined`…
  * @property {string | null} [decision_reason]
  * @property {{ branch?: string, commit?: string } | null} [proposal]
+ * @property {string | null} [product]
+ * @property {string | null} [model]
+ * @property {import('../common.js').RequestLifecycle} [lifecycle]
  */
 
 /** The cursor of the next page of requests, when there is one. */
@@ -55,11 +58,13 @@ function decimalText(v) {
 function requestCard(r) {
   const result = el('div', { class: 'result', 'aria-live': 'polite' });
   const actions = el('div', { class: 'actions' });
-  const statusCell = el('dd', {}, r.status, r.decision_reason ? ` (${r.decision_reason})` : '');
+  const statusCell = el('dd', {}, el('span', { class: 'request-status' }, r.status), r.decision_reason ? ` (${r.decision_reason})` : '',
+    lifecycleView(r.lifecycle));
   const card = el('article', { class: 'card request', dataset: { id: r.id, status: r.status, user: r.user } },
     el('h3', {}, `#${r.id} · ${r.user}`),
     el('dl', {},
       el('dt', {}, 'Asks for'), el('dd', {}, `${credits(r.credits)} credits for ${count(r.days)} day${r.days === 1 ? '' : 's'}`),
+      el('dt', {}, 'For'), el('dd', { class: 'request-need' }, requestNeed(r)),
       el('dt', {}, 'Reason'), el('dd', {}, r.reason),
       el('dt', {}, 'Context'), el('dd', {}, contextView(r.context)),
       el('dt', {}, 'Asked'), el('dd', {}, el('time', { datetime: r.created_at, title: when(r.created_at) }, ago(r.created_at))),
@@ -84,7 +89,7 @@ function requestCard(r) {
           el('code', { class: 'commit', title: made.commit }, shortCommit(made.commit)), ' (the plan is below the requests)'));
         fill($('request-result'), proposalView(made, `Override proposed for request #${r.id}`));
         card.dataset.status = 'proposed';
-        fill(statusCell, 'proposed');
+        fill(statusCell, el('span', { class: 'request-status' }, 'proposed'));
         actions.replaceChildren();
         loadProposals();
       } catch (err) {
