@@ -774,6 +774,18 @@ fn owners_fails_on_invalid_policies_and_writes_nothing() {
     let out = budgit(repo.path(), &["owners", "--out", ".github/CODEOWNERS"]);
     assert_eq!(out.code, 1, "{}", out.snapshot());
     assert!(!repo.path().join(".github/CODEOWNERS").exists());
+    // At a fixed `--now` the findings, expiry warnings included, are the same on any day.
+    let fixed = budgit(repo.path(), &["owners", "--now", NOW, "--default-owner", "@acme/platform"]);
+    assert_eq!(fixed.code, 1, "{}", fixed.snapshot());
+    insta::assert_snapshot!(fixed.stderr);
+    // The committed policies are still valid: `--ref` reads them instead of the working tree.
+    let committed = budgit(repo.path(), &["owners", "--ref", "HEAD", "--default-owner", "@acme/platform"]);
+    assert_eq!(committed.code, 0, "{}", committed.snapshot());
+    assert!(
+        committed.stdout.ends_with("/policies/ @acme/platform\n/policies/teams.yaml @acme/eng @acme/sales\n"),
+        "{}",
+        committed.stdout
+    );
     // The findings as `validate` renders them (the expiry warnings around them depend on the clock).
     assert!(
         run.stderr.contains(
@@ -798,7 +810,7 @@ fn history_and_request_report_bad_directory_rows() {
     let history =
         budgit(repo.path(), &["history", "ann@acme.com", "--directory", "bad-directory.csv", "--now", NOW]);
     assert_eq!(history.code, 0, "{}", history.snapshot());
-    assert!(history.stderr.contains("bad-directory.csv:4: error[directory/bad-row]"), "{}", history.stderr);
+    assert!(history.stderr.contains("bad-directory.csv:4:1: error[directory/bad-row]"), "{}", history.stderr);
     let request = budgit(
         repo.path(),
         &[

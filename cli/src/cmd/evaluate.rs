@@ -6,7 +6,6 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use budgit_engine::evaluate::{Breakdown, EvaluateOptions, Evaluation, evaluate};
@@ -14,12 +13,11 @@ use budgit_engine::input::{read_directory, read_usage_files};
 use budgit_engine::model::{Enforcement, Period};
 use budgit_engine::resolve::resolve;
 use budgit_engine::standing::BlockedBy;
-use budgit_engine::validate::ValidateOptions;
-use budgit_engine::{Credits, Diagnostic, Report, Severity};
+use budgit_engine::{Credits, Severity};
 
-use super::flags::UsageArgs;
+use super::flags::{PolicyArgs, UsageArgs, report_input_findings};
 use super::{Status, leave_to_the_os};
-use crate::render::{self, DiagContext};
+use crate::render;
 
 /// Evaluate usage against limits: per user and group status, alerts, forecast, breakdowns.
 ///
@@ -49,13 +47,10 @@ Examples:
   budgit evaluate --directory examples/directory.csv --usage examples/usage.csv --threads 1")]
 #[command(mut_arg("directory", |a| a.required(true)))]
 pub struct Args {
-    /// The policy directory.
-    #[arg(long, default_value = "policies", value_name = "DIR")]
-    policies: PathBuf,
-    /// Read the policies as committed at this revision (branch, tag or commit) instead of the working tree.
-    #[arg(long = "ref", value_name = "REF")]
-    git_ref: Option<String>,
-    // --directory, --usage, --now
+    // --policies, --ref, --now
+    #[command(flatten)]
+    policy: PolicyArgs,
+    // --directory, --usage, --threads
     #[command(flatten)]
     inputs: UsageArgs,
     /// Output format.
@@ -99,16 +94,9 @@ enum By {
 const PROGRESS_BYTES: u64 = 32 << 20;
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
-    let now = args.inputs.now();
-    let validated =
-        super::validate::policies_at(&args.policies, args.git_ref.as_deref(), &ValidateOptions { now })?;
-    if validated.report.has_errors() {
-        let context = DiagContext {
-            policies: &validated.policies,
-            root: &args.policies,
-            color: render::stdout_color() && std::io::stderr().is_terminal(),
-        };
-        eprint!("{}", render::diagnostics(render::DiagFormat::Human, &context, &validated.report));
+    let now = args.policy.now();
+    let validated = args.policy.validate(now)?;
+    if super::validate::refuse_invalid(&validated, &args.policy.policies) {
         return Ok(Status::Findings);
     }
     let policies = &validated.policies;
@@ -160,36 +148,6 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     leave_to_the_os(evaluation);
     leave_to_the_os((text, table, resolution, dir, validated));
     Ok(Status::Clean)
-}
-
-/// Bad rows and unknown users, on stderr: they never disappear silently. At most
-/// [`SHOWN_PER_CODE`] per code are printed, then a count.
-pub(crate) fn report_input_findings(findings: &[Diagnostic]) {
-    const SHOWN_PER_CODE: usize = 20;
-    let mut report = Report::default();
-    report.extend(findings.iter().cloned());
-    let mut shown: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for d in &report.diagnostics {
-        let n = shown.entry(d.code).or_default();
-        *n += 1;
-        if *n > SHOWN_PER_CODE {
-            continue;
-        }
-        let at =
-            d.location.as_ref().map(|l| format!("{}:{}:{}: ", l.file, l.line, l.column)).unwrap_or_default();
-        let label = d.label.as_ref().map(|l| format!(" ({l})")).unwrap_or_default();
-        eprintln!("{at}{}[{}]: {}{label}", d.severity, d.code, d.message);
-    }
-    let mut codes: Vec<(&&str, &usize)> = shown.iter().filter(|(_, n)| **n > SHOWN_PER_CODE).collect();
-    codes.sort();
-    for (code, n) in codes {
-        eprintln!("… and {} more [{code}]", n - SHOWN_PER_CODE);
-    }
-    if let Some(help) =
-        report.diagnostics.iter().find_map(|d| d.help.as_ref().filter(|_| d.code == "usage/bad-row"))
-    {
-        eprintln!("help: {help}");
-    }
 }
 
 fn percent(p: Option<f64>) -> String {

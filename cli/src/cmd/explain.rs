@@ -15,6 +15,7 @@ use budgit_engine::resolve::{
 use chrono::{DateTime, Utc};
 
 use super::Status;
+use super::flags::PolicyArgs;
 use super::resolve::{Format, Inputs, limit_text, load_inputs, source_name, source_path, unknown_user};
 use crate::render;
 
@@ -37,26 +38,20 @@ pub struct Args {
     /// The user's email, in any spelling (compared trimmed, in Unicode NFC and lowercase).
     #[arg(value_name = "USER")]
     user: String,
-    /// The policy directory.
-    #[arg(long, default_value = "policies", value_name = "DIR")]
-    policies: PathBuf,
-    /// Read the policies as committed at this revision (branch, tag or commit) instead of the working tree.
-    #[arg(long = "ref", value_name = "REF")]
-    git_ref: Option<String>,
+    // --policies, --ref, --now
+    #[command(flatten)]
+    policy: PolicyArgs,
     /// The directory of users: CSV (`email,<attributes>`) or JSON Lines (`.jsonl`).
     #[arg(long, value_name = "FILE")]
     directory: PathBuf,
-    /// The instant to explain at (RFC 3339); defaults to the current time.
-    #[arg(long, value_name = "TS", value_parser = render::parse_now)]
-    now: Option<DateTime<Utc>>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
-    let now = args.now.unwrap_or_else(Utc::now);
-    let inputs = match load_inputs(&args.policies, args.git_ref.as_deref(), &args.directory, now)? {
+    let now = args.policy.now();
+    let inputs = match load_inputs(&args.policy, &args.directory, now)? {
         Ok(inputs) => inputs,
         Err(status) => return Ok(status),
     };
@@ -72,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             s.push('\n');
             s
         }
-        Format::Table => text(&explanation, policies, &args.policies),
+        Format::Table => text(&explanation, policies, &args.policy.policies),
     };
     render::emit(&text)?;
     Ok(Status::Clean)

@@ -1,18 +1,54 @@
-//! Flag groups that several commands share, flattened into their `Args` with `#[command(flatten)]`.
+//! Flag groups that several commands share, flattened into their `Args` with `#[command(flatten)]`,
+//! and the one way a command reports what it found wrong in its input files.
 //!
-//! The names, value names, parsers and defaults of the flags live here once. A command
-//! whose words differ (what `--now` is the instant of, what the usage is for) sets its
-//! own help text on its `Args` with `mut_arg`, so each command's `--help` reads as its own.
+//! The names, value names, parsers, defaults and help texts of the flags live here once.
+//! A command whose flag means something else (the revision `history` walks, the approved
+//! ref `reconcile` applies, the head `plan` compares) changes that one flag on its `Args`
+//! with `mut_arg`, so its `--help` says what the flag does there.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use budgit_engine::Diagnostic;
+use budgit_engine::validate::{ValidateOptions, Validated};
 use chrono::{DateTime, Utc};
 
 use crate::render;
 
-/// The directory of users, their usage and the instant a command works at
-/// (`evaluate`, `plan`, `request`).
+/// Where the policies are read from and the instant they are read at: every command
+/// that reads policies (`validate`, `resolve`, `explain`, `evaluate`, `plan`, `history`,
+/// `request`, `owners`, `reconcile`, `usage pull`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PolicyArgs {
+    /// The policy directory; with a revision, its path inside the repository.
+    #[arg(long, default_value = "policies", value_name = "DIR")]
+    pub policies: PathBuf,
+    /// Read the policies as committed at this revision (branch, tag or commit) instead of
+    /// the working tree; findings name the commit.
+    #[arg(long = "ref", value_name = "REF")]
+    pub git_ref: Option<String>,
+    /// The instant to work at (RFC 3339): which overrides are active, which period counts;
+    /// defaults to the current time.
+    #[arg(long, value_name = "TS", value_parser = render::parse_now)]
+    pub now: Option<DateTime<Utc>>,
+}
+
+impl PolicyArgs {
+    /// `--now`, or the current time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now.unwrap_or_else(Utc::now)
+    }
+
+    /// The policies validated at `now`: the working tree's directory, or the one committed
+    /// at `--ref`.
+    pub fn validate(&self, now: DateTime<Utc>) -> anyhow::Result<Validated> {
+        super::validate::policies_at(&self.policies, self.git_ref.as_deref(), &ValidateOptions { now })
+    }
+}
+
+/// The directory of users, their usage and the threads to read it on (`evaluate`, `plan`,
+/// `request`).
 #[derive(Debug, clap::Args)]
 pub struct UsageArgs {
     /// The directory of users: CSV (`email,<attributes>`) or JSON Lines (`.jsonl`).
@@ -21,9 +57,6 @@ pub struct UsageArgs {
     /// A usage file (repeatable): CSV `date,user,product,model,credits`, `.jsonl`, or `.json` Costs API pages.
     #[arg(long, value_name = "FILE")]
     pub usage: Vec<PathBuf>,
-    /// The instant to evaluate at (RFC 3339); defaults to the current time.
-    #[arg(long, value_name = "TS", value_parser = render::parse_now)]
-    pub now: Option<DateTime<Utc>>,
     /// Threads to read usage files on; defaults to every core. The result is the same
     /// on any number: `--threads 1` reads on one thread alone.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -43,9 +76,33 @@ impl UsageArgs {
             None => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
         }
     }
+}
 
-    /// `--now`, or the current time.
-    pub fn now(&self) -> DateTime<Utc> {
-        self.now.unwrap_or_else(Utc::now)
+/// Prints what was wrong in the input files (bad directory and usage rows, unknown users,
+/// rows outside the period) on stderr, one line each at `file:line:col`: a bad row is left
+/// out, never silently. At most [`SHOWN_PER_CODE`] lines per code, then a count, so a
+/// million bad rows stay readable.
+pub fn report_input_findings(findings: &[Diagnostic]) {
+    let mut shown: HashMap<&str, usize> = HashMap::new();
+    for d in findings {
+        let n = shown.entry(d.code).or_default();
+        *n += 1;
+        if *n > SHOWN_PER_CODE {
+            continue;
+        }
+        let at = d.location.as_ref().map(|l| format!("{l}: ")).unwrap_or_default();
+        let label = d.label.as_ref().map(|l| format!(" ({l})")).unwrap_or_default();
+        eprintln!("{at}{}[{}]: {}{label}", d.severity, d.code, d.message);
+    }
+    let mut codes: Vec<(&&str, &usize)> = shown.iter().filter(|(_, n)| **n > SHOWN_PER_CODE).collect();
+    codes.sort();
+    for (code, n) in codes {
+        eprintln!("… and {} more [{code}]", n - SHOWN_PER_CODE);
+    }
+    if let Some(help) = findings.iter().find_map(|d| d.help.as_ref().filter(|_| d.code == "usage/bad-row")) {
+        eprintln!("help: {help}");
     }
 }
+
+/// Lines of one code [`report_input_findings`] prints before counting the rest.
+const SHOWN_PER_CODE: usize = 20;

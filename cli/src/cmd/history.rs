@@ -8,9 +8,9 @@ use budgit_engine::input::read_directory;
 use budgit_engine::load::git::GitRepo;
 use budgit_engine::plan::side;
 use budgit_engine::validate::ValidateOptions;
-use chrono::{DateTime, Utc};
 
 use super::Status;
+use super::flags::{PolicyArgs, report_input_findings};
 use crate::render;
 
 /// How to print a history.
@@ -34,21 +34,19 @@ Examples:
   budgit history alice.nguyen@acme.com --directory examples/directory.csv
   budgit history alice.nguyen@acme.com --directory examples/directory.csv --ref origin/main \\
       --format json")]
+#[command(
+    mut_arg("git_ref", |a| a.default_value("HEAD").help("The revision whose history is walked")),
+    mut_arg("now", |a| a.help("The instant of the last line (RFC 3339); defaults to the current time"))
+)]
 pub struct Args {
     /// The user's email, in any spelling (compared trimmed, in Unicode NFC and lowercase).
     user: String,
-    /// The policy directory (its path inside the repository).
-    #[arg(long, default_value = "policies", value_name = "DIR")]
-    policies: PathBuf,
+    // --policies, --ref (default HEAD), --now
+    #[command(flatten)]
+    policy: PolicyArgs,
     /// The directory of users (CSV or JSON Lines), for the user's attributes.
     #[arg(long, value_name = "FILE")]
     directory: PathBuf,
-    /// The revision whose history is walked.
-    #[arg(long = "ref", default_value = "HEAD", value_name = "REF")]
-    git_ref: String,
-    /// The instant of the last line (RFC 3339); defaults to the current time.
-    #[arg(long, value_name = "TS", value_parser = render::parse_now)]
-    now: Option<DateTime<Utc>>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = HistoryFormat::Table)]
     format: HistoryFormat,
@@ -60,25 +58,28 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
 }
 
 fn run_here(args: Args) -> anyhow::Result<Status> {
-    let now = args.now.unwrap_or_else(Utc::now);
-    let git = GitRepo::discover(&args.policies).or_else(|_| GitRepo::discover(Path::new(".")))?;
-    let dir = git.repo_path(&args.policies)?;
+    let now = args.policy.now();
+    // `--ref` defaults to HEAD here: there is always a revision to walk.
+    let rev = args.policy.git_ref.as_deref().unwrap_or("HEAD");
+    let policies = &args.policy.policies;
+    let git = GitRepo::discover(policies).or_else(|_| GitRepo::discover(Path::new(".")))?;
+    let dir = git.repo_path(policies)?;
     // The directory's attributes are the ones the policies at the walked revision declare.
-    let tip = side::from_git(&git, &args.git_ref, &dir, &ValidateOptions { now })?;
+    let tip = side::from_git(&git, rev, &dir, &ValidateOptions { now })?;
     let Some(workspace) = tip.validated.policies.workspace() else {
-        anyhow::bail!("the policies at `{}` have no single `Workspace` document", args.git_ref);
+        anyhow::bail!("the policies at `{}` have no single `Workspace` document", rev);
     };
     let (directory, findings) = read_directory(&args.directory, &workspace.doc.attributes)?;
-    super::resolve::report_input_findings(&findings);
-    let steps = history(&git, &args.git_ref, &dir, &directory, &args.user, now)?;
+    report_input_findings(&findings);
+    let steps = history(&git, rev, &dir, &directory, &args.user, now)?;
     // Named as the directory keys them, whatever spelling was asked for.
     let user = directory.get(&args.user).map_or(args.user.as_str(), |u| u.email.as_str());
     let text = match args.format {
         HistoryFormat::Json => {
-            let output = HistoryOutput { user, git_ref: &args.git_ref, steps: &steps };
+            let output = HistoryOutput { user, git_ref: rev, steps: &steps };
             serde_json::to_string_pretty(&output)? + "\n"
         }
-        HistoryFormat::Table => table(user, &args.git_ref, &steps),
+        HistoryFormat::Table => table(user, rev, &steps),
     };
     render::emit(&text)?;
     Ok(Status::Clean)

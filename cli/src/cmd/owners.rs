@@ -5,25 +5,27 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use budgit_engine::load::git::GitRepo;
 use budgit_engine::owners::codeowners;
-use budgit_engine::validate::{ValidateOptions, validate_dir};
 
 use super::Status;
+use super::flags::PolicyArgs;
 use crate::render;
 
 /// Write CODEOWNERS lines so a change to a group's file needs its owners' review.
 ///
 /// Paths are anchored at the repository root. Prints to stdout unless `--out` is given.
-/// The policies are validated first: with errors, their findings are printed on stderr,
-/// nothing is written and the exit status is 1.
+/// The policies (the working tree's, or committed at `--ref`) are validated first, at
+/// `--now`: with errors, their findings are printed on stderr, nothing is written and the
+/// exit status is 1.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Examples:
   budgit owners --default-owner @acme/platform --out .github/CODEOWNERS
-  budgit owners > CODEOWNERS")]
+  budgit owners > CODEOWNERS
+  budgit owners --ref origin/main --now 2026-11-27T12:00:00Z   as merged, at a fixed instant")]
 pub struct Args {
-    /// The policy directory.
-    #[arg(long, default_value = "policies", value_name = "DIR")]
-    policies: PathBuf,
+    // --policies, --ref, --now
+    #[command(flatten)]
+    policy: PolicyArgs,
     /// Where to write; stdout when absent.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -33,18 +35,18 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
-    let validated = validate_dir(&args.policies, &ValidateOptions { now: chrono::Utc::now() })
-        .with_context(|| format!("cannot read `{}`", args.policies.display()))?;
+    let policies = &args.policy.policies;
+    let validated = args.policy.validate(args.policy.now())?;
     // A document that failed validation is not in the set: writing CODEOWNERS without it
     // would silently drop its owners' review.
-    if super::validate::refuse_invalid(&validated, &args.policies) {
+    if super::validate::refuse_invalid(&validated, policies) {
         eprintln!("error: the policies have errors: no CODEOWNERS lines were written");
         return Ok(Status::Findings);
     }
     // Paths in CODEOWNERS are relative to the repository root; outside git, to the working directory.
-    let dir = match GitRepo::discover(&args.policies).or_else(|_| GitRepo::discover(Path::new("."))) {
-        Ok(git) => git.repo_path(&args.policies)?,
-        Err(_) => args.policies.to_string_lossy().trim_start_matches("./").trim_end_matches('/').to_owned(),
+    let dir = match GitRepo::discover(policies).or_else(|_| GitRepo::discover(Path::new("."))) {
+        Ok(git) => git.repo_path(policies)?,
+        Err(_) => policies.to_string_lossy().trim_start_matches("./").trim_end_matches('/').to_owned(),
     };
     let text = codeowners(&validated.policies, &dir, &args.default_owners);
     match &args.out {

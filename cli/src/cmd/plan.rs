@@ -14,7 +14,7 @@ use budgit_engine::resolve::Resolution;
 use budgit_engine::usage::UsageTable;
 use budgit_engine::validate::{ValidateOptions, Validated};
 
-use super::flags::UsageArgs;
+use super::flags::{PolicyArgs, UsageArgs, report_input_findings};
 use super::{Status, leave_to_the_os};
 use crate::render::{self, DiagContext};
 
@@ -52,19 +52,17 @@ Examples:
 #[command(
     mut_arg("directory", |a| a.required(true).help("The directory of users (CSV or JSON Lines)")),
     mut_arg("usage", |a| a.help("Usage rows (CSV, JSON Lines or Costs API pages); repeatable")),
-    mut_arg("now", |a| a.help("The instant to plan at (RFC 3339); defaults to the current time"))
+    // The head is the revision the policies are read at: what every other command calls `--ref`.
+    mut_arg("git_ref", |a| a.long("head").help("The revision with the change; the working tree's policy directory when absent")),
 )]
 pub struct Args {
     /// The revision the change starts from (branch, tag or commit).
     #[arg(long, value_name = "REF")]
     base: String,
-    /// The revision with the change; the working tree's policy directory when absent.
-    #[arg(long, value_name = "REF")]
-    head: Option<String>,
-    /// The policy directory (in the working tree, and its path inside the repository).
-    #[arg(long, default_value = "policies", value_name = "DIR")]
-    policies: PathBuf,
-    // --directory, --usage, --now
+    // --policies, --head, --now
+    #[command(flatten)]
+    policy: PolicyArgs,
+    // --directory, --usage, --threads
     #[command(flatten)]
     inputs: UsageArgs,
     /// Output format.
@@ -118,14 +116,15 @@ impl Timings {
 }
 
 fn run_here(args: Args) -> anyhow::Result<Status> {
-    let now = args.inputs.now();
+    let now = args.policy.now();
     let options = ValidateOptions { now };
     let mut t = Timings::start();
-    let git = GitRepo::discover(&args.policies).or_else(|_| GitRepo::discover(Path::new(".")))?;
-    let dir_in_repo = git.repo_path(&args.policies)?;
-    let head = match &args.head {
+    let policies = &args.policy.policies;
+    let git = GitRepo::discover(policies).or_else(|_| GitRepo::discover(Path::new(".")))?;
+    let dir_in_repo = git.repo_path(policies)?;
+    let head = match &args.policy.git_ref {
         Some(rev) => Head::Rev(rev),
-        None => Head::WorkTree(&args.policies),
+        None => Head::WorkTree(policies),
     };
     let how = if args.from_scratch { Base::FromScratch } else { Base::Incremental };
     let sides = match compute::read_sides(&git, &dir_in_repo, &args.base, head, how, &options) {
@@ -133,7 +132,7 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
         Err(SideError::Read(e)) => {
             return Err(anyhow::Error::new(e).context(format!(
                 "cannot read the working tree's `{}` (use `--head REF` for a revision)",
-                args.policies.display()
+                policies.display()
             )));
         }
         Err(e) => return Err(e.into()),
@@ -150,7 +149,7 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
         Outcome::Unresolvable { report, why } => {
             let context = DiagContext {
                 policies: &sides.head.validated.policies,
-                root: &args.policies,
+                root: policies,
                 color: render::stdout_color(),
             };
             eprint!("{}", render::diagnostics(render::DiagFormat::Human, &context, &report));
@@ -234,17 +233,6 @@ pub fn plan_with(
         ComputeError::People(e) => e,
         ComputeError::Base(e) => e.into(),
     })
-}
-
-/// Bad input rows are reported on stderr (they never silently disappear) without failing the plan.
-fn report_input_findings(findings: &[budgit_engine::Diagnostic]) {
-    for d in findings.iter().take(20) {
-        let at = d.location.as_ref().map(|l| format!("{l}: ")).unwrap_or_default();
-        eprintln!("{at}{}[{}]: {}", d.severity, d.code, d.message);
-    }
-    if findings.len() > 20 {
-        eprintln!("…and {} more input findings", findings.len() - 20);
-    }
 }
 
 /// Validates the policy directory as committed at `rev` (for `validate --ref`).

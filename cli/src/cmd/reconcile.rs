@@ -25,10 +25,11 @@ use budgit_engine::workspace::Workspace;
 use budgit_engine::workspace::claude::{ClaudeDesired, ClaudeWorkspace, KEY_ENV as CLAUDE_KEY_ENV};
 use budgit_engine::workspace::http::{HttpWorkspace, TOKEN_ENV};
 use budgit_engine::workspace::openai::{KEY_ENV as OPENAI_KEY_ENV, OpenAiDesired, OpenAiWorkspace};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde_json::json;
 
 use super::Status;
+use super::flags::PolicyArgs;
 use crate::logging::{self, LevelFilter, LogFormat};
 use crate::render;
 
@@ -64,23 +65,22 @@ Examples:
     --metrics-listen 0.0.0.0:9464 --log-format json   JSON log lines; exits after 12 runs
   OPENAI_ADMIN_KEY=... budgit reconcile --target openai --workspace https://api.openai.com/v1 \\
     --ref main --dry-run --max-rps 5   project and organisation spend limits and alerts")]
+#[command(
+    // Never the working tree: only an approved revision is applied.
+    mut_arg("git_ref", |a| a.required(true).help("The approved ref (a protected branch, tag or commit)")),
+    mut_arg("now", |a| a.help("The instant to resolve at (RFC 3339); defaults to the time of each run"))
+)]
 pub struct Args {
     /// The workspace API's base URL.
     #[arg(long, value_name = "URL", env = "BUDGIT_WORKSPACE")]
     workspace: String,
-    /// The approved ref (a protected branch, tag or commit).
-    #[arg(long = "ref", value_name = "REF")]
-    git_ref: String,
-    /// The policy directory inside the repository.
-    #[arg(long, default_value = "policies", value_name = "DIR")]
-    policies: PathBuf,
+    // --policies, --ref (required), --now
+    #[command(flatten)]
+    policy: PolicyArgs,
     /// A directory file instead of the workspace's users; after a complete run the
     /// workspace's people are made the file's (added, changed, removed).
     #[arg(long, value_name = "FILE")]
     directory: Option<PathBuf>,
-    /// The instant to resolve at (RFC 3339); defaults to the time of each run.
-    #[arg(long, value_name = "TS", value_parser = render::parse_now)]
-    now: Option<DateTime<Utc>>,
     /// Print what would change; write nothing.
     #[arg(long)]
     dry_run: bool,
@@ -227,12 +227,19 @@ fn setup(args: &Args) -> anyhow::Result<(Options, Arc<AtomicBool>)> {
     Ok((options, shutdown))
 }
 
+impl Args {
+    /// `--ref`, which clap requires.
+    fn rev(&self) -> &str {
+        self.policy.git_ref.as_deref().unwrap_or_default()
+    }
+}
+
 fn git_desired(args: &Args) -> GitDesired {
     GitDesired {
-        policies: args.policies.clone(),
-        rev: args.git_ref.clone(),
+        policies: args.policy.policies.clone(),
+        rev: args.rev().to_owned(),
         // without `--now`, each run resolves at its own time
-        now: args.now,
+        now: args.policy.now,
         directory: args.directory.clone(),
         require_signed: args.require_signed,
         gpg_home: None,
@@ -299,7 +306,7 @@ fn drive(
 /// `--target claude-enterprise`: the same reconciler over the Anthropic Admin API.
 fn claude(args: &Args, options: Options, shutdown: &Arc<AtomicBool>) -> anyhow::Result<Status> {
     // The audit and the lease live as refs in the repository that holds the policies.
-    let repo = if args.policies.exists() { args.policies.clone() } else { PathBuf::from(".") };
+    let repo = if args.policy.policies.exists() { args.policy.policies.clone() } else { PathBuf::from(".") };
     let workspace =
         ClaudeWorkspace::from_env(&args.workspace, &repo, args.timeout, args.max_rps, args.dry_run)
             .with_context(|| format!("set `{CLAUDE_KEY_ENV}` to an Admin API key of the organisation"))?;
@@ -545,14 +552,14 @@ fn json_of(args: &Args, outcome: &Result<Run, ReconcileError>) -> String {
         Ok(run) => {
             let mut v = serde_json::to_value(&run.report).unwrap_or_default();
             if let Some(obj) = v.as_object_mut() {
-                obj.insert("ref".into(), json!(args.git_ref));
+                obj.insert("ref".into(), json!(args.rev()));
                 obj.insert("status".into(), json!(outcome_name(outcome)));
                 obj.insert("alert".into(), json!(run.action.alert));
             }
             v
         }
         Err(e) => json!({
-            "ref": args.git_ref,
+            "ref": args.rev(),
             "status": outcome_name(outcome),
             "error": e.to_string(),
         }),
@@ -616,15 +623,15 @@ fn human(args: &Args, outcome: &Result<Run, ReconcileError>) -> String {
         Err(ReconcileError::LeaseHeld { holder, .. }) => {
             return format!(
                 "reconcile `{}`: another reconciler (`{holder}`) holds the lease; nothing done\n",
-                args.git_ref
+                args.rev()
             );
         }
-        Err(e) => return format!("reconcile `{}`: {e}\n", args.git_ref),
+        Err(e) => return format!("reconcile `{}`: {e}\n", args.rev()),
     };
     let r = &run.report;
     let short = r.commit.get(..12).unwrap_or(&r.commit);
     let mode = if r.dry_run { " (dry run: nothing written)" } else { "" };
-    let _ = writeln!(out, "reconcile `{}` at {short}{mode}", args.git_ref);
+    let _ = writeln!(out, "reconcile `{}` at {short}{mode}", args.rev());
     let _ = writeln!(out, "  plan {}", r.plan_digest);
     let _ = writeln!(
         out,

@@ -1,6 +1,6 @@
 //! `budgit request`: ask for more credits as a reviewable change (a branch with one commit).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use budgit_engine::directory::Lookup;
 use budgit_engine::input::read_directory;
@@ -12,7 +12,7 @@ use budgit_engine::{Credits, Severity};
 use chrono::NaiveDate;
 
 use super::Status;
-use super::flags::UsageArgs;
+use super::flags::{PolicyArgs, UsageArgs, report_input_findings};
 use super::plan::{FilePeople, PlanFormat};
 use crate::render::{self, DiagContext};
 
@@ -36,7 +36,9 @@ Then push the branch it names (`git push origin budgit/request/...`) and open a 
 #[command(
     mut_arg("directory", |a| a.help("The directory of users: when given, the plan of the branch is printed")),
     mut_arg("usage", |a| a.help("Usage rows for that plan; repeatable")),
-    mut_arg("now", |a| a.help("The instant of the request (RFC 3339); defaults to the current time"))
+    mut_arg("now", |a| a.help("The instant of the request (RFC 3339); defaults to the current time")),
+    // The branch starts from the revision the policies are read at: what other commands call `--ref`.
+    mut_arg("git_ref", |a| a.long("base").default_value("HEAD").help("The revision the branch starts from"))
 )]
 // Exactly one of `--add` and `--limit`: a usage error names both.
 #[command(group(clap::ArgGroup::new("amount").required(true).multiple(false)))]
@@ -69,16 +71,13 @@ pub struct Args {
     /// Who asks, when not the user.
     #[arg(long, value_name = "EMAIL")]
     requested_by: Option<String>,
-    /// The revision the branch starts from.
-    #[arg(long, default_value = "HEAD", value_name = "REF")]
-    base: String,
     /// The branch to create; `budgit/request/<user>-<date>` when absent.
     #[arg(long, value_name = "NAME")]
     branch: Option<String>,
-    /// The policy directory (its path inside the repository).
-    #[arg(long, default_value = "policies", value_name = "DIR")]
-    policies: PathBuf,
-    // --directory, --usage, --now
+    // --policies, --base (default HEAD), --now
+    #[command(flatten)]
+    policy: PolicyArgs,
+    // --directory, --usage, --threads
     #[command(flatten)]
     inputs: UsageArgs,
 }
@@ -97,11 +96,14 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
 }
 
 fn run_here(args: Args) -> anyhow::Result<Status> {
-    let now = args.inputs.now();
+    let now = args.policy.now();
     let options = ValidateOptions { now };
-    let git = GitRepo::discover(&args.policies).or_else(|_| GitRepo::discover(Path::new(".")))?;
-    let dir = git.repo_path(&args.policies)?;
-    let read = git.read_policies(&args.base, &dir)?;
+    // `--base` defaults to HEAD: a branch always starts from a revision.
+    let base_rev = args.policy.git_ref.as_deref().unwrap_or("HEAD");
+    let policies = &args.policy.policies;
+    let git = GitRepo::discover(policies).or_else(|_| GitRepo::discover(Path::new(".")))?;
+    let dir = git.repo_path(policies)?;
+    let read = git.read_policies(base_rev, &dir)?;
     let base = validate_sources(read.sources.clone(), read.diagnostics.clone(), &options);
     let amount = match (args.add, args.limit) {
         (Some(add), _) => Amount::Add(add),
@@ -132,7 +134,7 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
         if let Lookup::Missing { suggestion } = users.lookup(user) {
             // A bad row may be the user's own: say which rows were left out. (When the
             // request goes on, the plan below reports them.)
-            super::resolve::report_input_findings(&findings);
+            report_input_findings(&findings);
             let hint = suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
             eprintln!(
                 "error: user `{user}` is not in the directory `{}`{hint}: nothing was committed",
@@ -148,9 +150,9 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
         let mut errors = checked.report.clone();
         errors.diagnostics.retain(|d| d.severity == Severity::Error);
         let context =
-            DiagContext { policies: &checked.policies, root: &args.policies, color: render::stdout_color() };
+            DiagContext { policies: &checked.policies, root: policies, color: render::stdout_color() };
         render::emit(&render::diagnostics(render::DiagFormat::Human, &context, &errors))?;
-        eprintln!("error: the request does not pass validation at `{}`: nothing was committed", args.base);
+        eprintln!("error: the request does not pass validation at `{base_rev}`: nothing was committed");
         return Ok(Status::Findings);
     }
     let branch = match &args.branch {
@@ -159,16 +161,16 @@ fn run_here(args: Args) -> anyhow::Result<Status> {
     };
     let path = if dir.is_empty() { drafted.path.clone() } else { format!("{dir}/{}", drafted.path) };
     let message = request::commit_message(&spec, &drafted);
-    let commit = git.commit_new_file(&args.base, &branch, &path, &drafted.text, &message)?;
+    let commit = git.commit_new_file(base_rev, &branch, &path, &drafted.text, &message)?;
     let mut out = format!(
         "created branch `{branch}` at {} (from `{}`), adding `{path}`:\n\n{}\nnext: git push origin {branch}  (then open a pull request)\n",
         commit.short(),
-        args.base,
+        base_rev,
         drafted.text
     );
     if let Some(directory) = &args.inputs.directory {
         let how = Base::Incremental;
-        let sides = compute::read_sides(&git, &dir, &args.base, Head::Rev(&branch), how, &options)?;
+        let sides = compute::read_sides(&git, &dir, base_rev, Head::Rev(&branch), how, &options)?;
         let mut people = FilePeople { directory, usage: &args.inputs.usage, threads: args.inputs.threads() };
         let plan_options = compute::Options { now, all_events: false, root: &dir, how };
         match super::plan::plan_with(&sides, &mut people, &plan_options, &mut |_| {})? {

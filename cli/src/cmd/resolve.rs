@@ -7,15 +7,15 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use budgit_engine::Location;
 use budgit_engine::directory::{Directory, Lookup};
 use budgit_engine::input::read_directory;
 use budgit_engine::load::PolicySet;
 use budgit_engine::model::Limit;
 use budgit_engine::resolve::{Provenance, Resolution, ResolveOutput, SourceKind, resolve};
-use budgit_engine::validate::ValidateOptions;
-use budgit_engine::{Location, Severity};
 
 use super::Status;
+use super::flags::{PolicyArgs, report_input_findings};
 use crate::render::{self, DiagContext};
 
 /// Show every user's effective limit and which document decided it.
@@ -33,12 +33,9 @@ Examples:
   budgit resolve --directory examples/directory.csv --user alice.nguyen@acme.com
   budgit resolve --directory examples/directory.jsonl --now 2026-11-15T12:00:00Z --format json")]
 pub struct Args {
-    /// The policy directory.
-    #[arg(long, default_value = "policies", value_name = "DIR")]
-    policies: PathBuf,
-    /// Read the policies as committed at this revision (branch, tag or commit) instead of the working tree.
-    #[arg(long = "ref", value_name = "REF")]
-    git_ref: Option<String>,
+    // --policies, --ref, --now
+    #[command(flatten)]
+    policy: PolicyArgs,
     /// The directory of users: CSV (`email,<attributes>`) or JSON Lines (`.jsonl`).
     #[arg(long, value_name = "FILE")]
     directory: PathBuf,
@@ -46,9 +43,6 @@ pub struct Args {
     /// `alice@acme.com`: emails are compared trimmed, in Unicode NFC and lowercase).
     #[arg(long, value_name = "EMAIL")]
     user: Option<String>,
-    /// The instant to resolve at (RFC 3339); defaults to the current time.
-    #[arg(long, value_name = "TS", value_parser = render::parse_now)]
-    now: Option<chrono::DateTime<chrono::Utc>>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -74,13 +68,12 @@ pub struct Inputs {
 /// Validates the policies and reads the directory. `Ok(Err(status))` when the
 /// policies are invalid (their diagnostics are printed on stderr).
 pub fn load_inputs(
-    policies: &Path,
-    git_ref: Option<&str>,
+    policy: &PolicyArgs,
     directory: &Path,
     now: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<Result<Inputs, Status>> {
-    let validated = super::validate::policies_at(policies, git_ref, &ValidateOptions { now })?;
-    if super::validate::refuse_invalid(&validated, policies) {
+    let validated = policy.validate(now)?;
+    if super::validate::refuse_invalid(&validated, &policy.policies) {
         return Ok(Err(Status::Findings));
     }
     let Some(workspace) = validated.policies.workspace() else {
@@ -89,21 +82,6 @@ pub fn load_inputs(
     let (dir, findings) = read_directory(directory, &workspace.doc.attributes)?;
     report_input_findings(&findings);
     Ok(Ok(Inputs { policies: validated.policies, dir }))
-}
-
-/// Prints the findings about directory rows on stderr, one line each.
-///
-/// Bad rows are left out of the directory; every command that reads one says so
-/// through this function, never silently.
-pub fn report_input_findings(findings: &[budgit_engine::Diagnostic]) {
-    for d in findings {
-        let at = d.location.as_ref().map(|l| format!("{}:{}: ", l.file, l.line)).unwrap_or_default();
-        let sev = match d.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        };
-        eprintln!("{at}{sev}[{}]: {}", d.code, d.message);
-    }
 }
 
 /// The error for an email that is not in the directory, with a suggestion when one is close.
@@ -124,8 +102,8 @@ pub fn unknown_user(dir: &Directory, email: &str) -> anyhow::Error {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
-    let now = args.now.unwrap_or_else(chrono::Utc::now);
-    let inputs = match load_inputs(&args.policies, args.git_ref.as_deref(), &args.directory, now)? {
+    let now = args.policy.now();
+    let inputs = match load_inputs(&args.policy, &args.directory, now)? {
         Ok(inputs) => inputs,
         Err(status) => return Ok(status),
     };
@@ -151,7 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             s.push('\n');
             s
         }
-        Format::Table => table(&resolution, policies, dir, only, &args.policies),
+        Format::Table => table(&resolution, policies, dir, only, &args.policy.policies),
     };
     render::emit(&text)?;
     Ok(Status::Clean)

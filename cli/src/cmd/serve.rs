@@ -180,7 +180,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
                     "`--pull-source` needs `--policies DIR` (the Workspace's credit rate and time zone)"
                 );
             };
-            let Some((tz, rate)) = super::usage::money(policies, source, chrono::Utc::now())? else {
+            let Some((tz, rate)) = super::usage::money(policies, None, source, chrono::Utc::now())? else {
                 return Ok(Status::Findings);
             };
             let key_env = args.pull_key_env.unwrap_or_else(|| source.key_env().to_string());

@@ -15,7 +15,7 @@ use budgit_engine::validate::ValidateOptions;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::Status;
-use crate::render;
+use super::flags::PolicyArgs;
 
 /// Usage recorded by a workspace.
 #[derive(Debug, clap::Args)]
@@ -62,6 +62,7 @@ Examples:
   OPENAI_ADMIN_KEY=... budgit usage pull --source openai --workspace https://api.openai.com/v1 \\
       --since 2026-11-01 --out usage/openai.csv
   budgit evaluate --directory examples/directory.csv --usage usage/openai.csv")]
+#[command(mut_arg("now", |a| a.help("The instant to pull up to (RFC 3339); defaults to the current time")))]
 pub struct PullArgs {
     /// Where the usage comes from.
     #[arg(long, value_enum)]
@@ -75,12 +76,9 @@ pub struct PullArgs {
     /// The usage file to create or bring up to date.
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
-    /// The policy directory (the Workspace's credit rate and time zone).
-    #[arg(long, default_value = "policies", value_name = "DIR")]
-    policies: PathBuf,
-    /// The instant to pull up to (RFC 3339); defaults to the current time.
-    #[arg(long, value_name = "TS", value_parser = render::parse_now)]
-    now: Option<DateTime<Utc>>,
+    // --policies (the Workspace's credit rate and time zone), --ref, --now
+    #[command(flatten)]
+    policy: PolicyArgs,
     /// Timeout of one call.
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = super::reconcile::parse_duration)]
     timeout: Duration,
@@ -120,17 +118,16 @@ impl SourceArg {
     }
 }
 
-/// The Workspace's time zone and the rate of `source`'s money, from valid policies;
-/// `None` when the policies have errors (printed).
+/// The Workspace's time zone and the rate of `source`'s money, from valid policies (the
+/// working tree's, or committed at `git_ref`); `None` when the policies have errors (printed).
 pub fn money(
     policies: &std::path::Path,
+    git_ref: Option<&str>,
     source: Source,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Option<(chrono_tz::Tz, Rate)>> {
-    let validated = super::validate::policies_at(policies, None, &ValidateOptions { now })?;
-    if validated.report.has_errors() {
-        let context = render::DiagContext { policies: &validated.policies, root: policies, color: false };
-        eprint!("{}", render::diagnostics(render::DiagFormat::Human, &context, &validated.report));
+    let validated = super::validate::policies_at(policies, git_ref, &ValidateOptions { now })?;
+    if super::validate::refuse_invalid(&validated, policies) {
         return Ok(None);
     }
     let Some(workspace) = validated.policies.workspace() else {
@@ -147,9 +144,11 @@ pub fn money(
 }
 
 fn pull_usage(args: PullArgs) -> anyhow::Result<Status> {
-    let now = args.now.unwrap_or_else(Utc::now);
+    let now = args.policy.now();
     let source = args.source.source();
-    let Some((tz, rate)) = money(&args.policies, source, now)? else { return Ok(Status::Findings) };
+    let Some((tz, rate)) = money(&args.policy.policies, args.policy.git_ref.as_deref(), source, now)? else {
+        return Ok(Status::Findings);
+    };
     let env = source.key_env();
     let key = std::env::var(env).ok().map(|k| k.trim().to_string()).filter(|k| !k.is_empty());
     let key = key.with_context(|| format!("no key for `{}`: set `{env}`", source.name()))?;

@@ -1,7 +1,7 @@
 //! `budgit validate`: the CI gate. Flags → [`validate_dir`] → a renderer.
 
 use std::io::IsTerminal as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use budgit_engine::input::read_directory;
@@ -9,6 +9,7 @@ use budgit_engine::load::files::ReadError;
 use budgit_engine::validate::{ValidateOptions, Validated, check_people, validate_dir};
 
 use super::Status;
+use super::flags::{PolicyArgs, report_input_findings};
 use crate::render::{self, DiagContext};
 
 /// Check policies: schema, semantics, CEL and guardrails.
@@ -26,19 +27,12 @@ Examples:
   budgit validate --now 2026-11-27T12:00:00Z        reproducible (expiry warnings)
   budgit validate --directory examples/directory.csv --strict   people named must exist")]
 pub struct Args {
-    /// The policy directory.
-    #[arg(long, default_value = "policies", value_name = "DIR")]
-    policies: PathBuf,
-    /// The instant to validate at (RFC 3339); defaults to the current time.
-    #[arg(long, value_name = "TS", value_parser = render::parse_now)]
-    now: Option<chrono::DateTime<chrono::Utc>>,
+    // --policies, --ref, --now
+    #[command(flatten)]
+    policy: PolicyArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = render::DiagFormat::Human)]
     format: render::DiagFormat,
-    /// Validate the policy directory as committed at this revision (branch, tag, commit)
-    /// instead of the working tree; findings name the commit.
-    #[arg(long = "ref", value_name = "REF")]
-    git_ref: Option<String>,
     /// The directory of users (CSV or JSON Lines): an override `user` or a group
     /// `members`/`exclude` entry that is not in it is a finding (a warning; an error with `--strict`).
     #[arg(long, value_name = "FILE")]
@@ -49,29 +43,32 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
-    let options = ValidateOptions { now: args.now.unwrap_or_else(chrono::Utc::now) };
-    let mut validated = match &args.git_ref {
-        Some(rev) => super::plan::validate_at(&args.policies, rev, &options)?,
-        None => validate_working_tree(&args, &options)?,
+    let options = ValidateOptions { now: args.policy.now() };
+    let mut validated = match &args.policy.git_ref {
+        Some(rev) => super::plan::validate_at(&args.policy.policies, rev, &options)?,
+        None => validate_working_tree(&args.policy.policies, &options)?,
     };
     // Without a single workspace the directory's attributes are unknown, and the
     // report already has the error that says so.
     if let (Some(path), Some(workspace)) = (&args.directory, validated.policies.workspace()) {
         let (dir, rows) = read_directory(path, &workspace.doc.attributes)?;
-        super::resolve::report_input_findings(&rows);
+        report_input_findings(&rows);
         check_people(&validated.policies, &validated.rejected, &dir, args.strict, &mut validated.report);
         validated.report.sort();
     }
-    let context =
-        DiagContext { policies: &validated.policies, root: &args.policies, color: render::stdout_color() };
+    let context = DiagContext {
+        policies: &validated.policies,
+        root: &args.policy.policies,
+        color: render::stdout_color(),
+    };
     render::emit(&render::diagnostics(args.format, &context, &validated.report))?;
     Ok(if validated.report.has_errors() { Status::Findings } else { Status::Clean })
 }
 
-fn validate_working_tree(args: &Args, options: &ValidateOptions) -> anyhow::Result<Validated> {
-    Ok(match validate_dir(&args.policies, options) {
+fn validate_working_tree(policies: &Path, options: &ValidateOptions) -> anyhow::Result<Validated> {
+    Ok(match validate_dir(policies, options) {
         Ok(validated) => validated,
-        Err(error @ ReadError::Dir { .. }) if !args.policies.is_dir() => {
+        Err(error @ ReadError::Dir { .. }) if !policies.is_dir() => {
             anyhow::bail!("{error}\nhelp: point `--policies` at the directory that holds the policy files")
         }
         Err(error) => return Err(error.into()),
