@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,7 +31,7 @@ fn the_image_command_serves_and_its_health_check_passes() {
     assert!(dockerfile.contains("cargo build --locked --release -p budgit"), "the build step changed");
     assert_eq!(exec_form(&dockerfile, "ENTRYPOINT"), ["budgit"]);
     let data = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = common::serve::free_port();
     let rewrite = |arg: &String| {
         arg.replace("/data", &data.path().display().to_string())
             .replace("0.0.0.0:8080", &format!("127.0.0.1:{port}"))

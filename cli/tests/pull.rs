@@ -9,6 +9,8 @@
     reason = "test helpers outside #[test] functions should fail loudly too"
 )]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use budgit_fakes::openai::{self, Cost, Fake, Fault, User};
+use common::serve::Serve;
 use serde_json::Value;
 
 const KEY: &str = "sk-admin-test-0123456789abcdef0123456789";
@@ -400,18 +403,12 @@ fn evaluate_reads_the_pulled_file() {
     assert_eq!(user("bob@acme.com")["status"], "ok");
 }
 
-#[path = "../../console/tests/common/http.rs"]
-mod http;
-
 const ADMIN: &str = "pull-test-admin-0123456789abcdef0123";
 
-/// A `budgit serve` pulling from the fake every second; its stderr lines on a channel.
-fn serve_pulling(
-    s: &Setup,
-    since: &str,
-) -> (std::process::Child, SocketAddr, std::sync::mpsc::Receiver<String>) {
+/// A `budgit serve` pulling from the fake every second.
+fn serve_pulling(s: &Setup, since: &str) -> Serve {
     let base = s.base();
-    let mut child = budgit(
+    let mut cmd = budgit(
         s,
         &[
             "serve",
@@ -430,43 +427,15 @@ fn serve_pulling(
             "--pull-every",
             "1s",
         ],
-    )
-    .env("BUDGIT_ADMIN_TOKEN", ADMIN)
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let pipe = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let addr = loop {
-        let line = rx.recv_timeout(Duration::from_secs(60)).expect("the service did not start");
-        if let Some(a) = line.strip_prefix("budgit serve listening on http://") {
-            break a.parse().unwrap();
-        }
-    };
-    (child, addr, rx)
-}
-
-/// Waits for a stderr line starting with `prefix`.
-fn wait_for(rx: &std::sync::mpsc::Receiver<String>, prefix: &str) -> String {
-    loop {
-        let line =
-            rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|e| panic!("no `{prefix}…` ({e})"));
-        if line.starts_with(prefix) {
-            return line;
-        }
-    }
+    );
+    cmd.env("BUDGIT_ADMIN_TOKEN", ADMIN);
+    Serve::start(cmd)
 }
 
 /// Credits per user in the service's Costs API over `[start, end)`.
 fn served_credits(addr: SocketAddr, start: i64, end: i64) -> Value {
     let path = format!("/v1/organization/costs?start_time={start}&end_time={end}&group_by=user_id&limit=31");
-    let r = http::send(addr, "GET", &path, Some(ADMIN), None);
+    let r = common::http::send(addr, "GET", &path, Some(ADMIN), None);
     assert_eq!(r.status, 200, "{}", r.body);
     let mut by_user = serde_json::Map::new();
     for bucket in r.json()["data"].as_array().unwrap() {
@@ -492,22 +461,22 @@ fn serve_pulls_closed_days_on_a_schedule_and_never_counts_them_twice() {
         }));
     }
     let since = chrono::DateTime::from_timestamp(today - 3 * DAY, 0).unwrap().date_naive().to_string();
-    let (mut child, addr, rx) = serve_pulling(&s, &since);
-    let line = wait_for(&rx, "usage pull from openai:");
+    let serve = serve_pulling(&s, &since);
+    let addr = serve.addr;
+    let line = serve.wait_for_line("usage pull from openai:");
     assert_eq!(line, "usage pull from openai: 9 new events, 0 already stored, 0 rows without a person");
     // three closed days of 16.25 and 1 credits; today is not stored until it closes
     let expected = serde_json::json!({ "ada@acme.com": 48.75, "bob@acme.com": 3.0 });
     assert_eq!(served_credits(addr, today - 3 * DAY, today + DAY), expected);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    serve.kill9();
 
     // a restart pulls again from `--pull-since`: every event is already there
     let calls = s.fake.calls("/v1/organization/costs");
-    let (mut child, addr, rx) = serve_pulling(&s, &since);
-    let line = wait_for(&rx, "usage pull from openai:");
+    let serve = serve_pulling(&s, &since);
+    let addr = serve.addr;
+    let line = serve.wait_for_line("usage pull from openai:");
     assert_eq!(line, "usage pull from openai: 0 new events, 9 already stored, 0 rows without a person");
     assert!(s.fake.calls("/v1/organization/costs") > calls);
     assert_eq!(served_credits(addr, today - 3 * DAY, today + DAY), expected);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    serve.kill9();
 }

@@ -6,52 +6,32 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
-#[path = "../../console/tests/common/http.rs"]
-mod http;
+mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::send;
+use common::http::send;
+use common::serve::Serve;
 use serde_json::{Value, json};
 
 const ADMIN: &str = "reconcile-test-admin-52c1e8-0123456789abcdef";
 
+/// A running service with three people imported; its database in a directory of its own.
 struct Server {
-    child: Child,
+    _serve: Serve,
     addr: SocketAddr,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve() -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_budgit"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--db"]).arg(dir.path().join("budgit.db"));
-    cmd.env_clear().env("NO_COLOR", "1").env("BUDGIT_ADMIN_TOKEN", ADMIN);
-    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let pipe = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("budgit serve listening on http://") {
-                let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("the server did not start");
-    let s = Server { child, addr, _dir: dir };
+    let serve = common::serve::serve(&dir.path().join("budgit.db"), ADMIN);
+    let s = Server { addr: serve.addr, _serve: serve, _dir: dir };
     let csv = "email,department\nalice@acme.com,Engineering\nbob@acme.com,Sales\ncarol@acme.com,Sales\n";
     assert_eq!(send(s.addr, "POST", "/v1/users/import?format=csv", Some(ADMIN), Some(csv)).status, 200);
     s

@@ -8,62 +8,33 @@
     reason = "test helpers outside #[test] functions should fail loudly too"
 )]
 
-#[path = "../../console/tests/common/http.rs"]
-mod http;
+mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use http::{Sse, send, try_send};
+use common::http::{Sse, send, try_send};
+use common::serve::{Serve, with_serve_args};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "serve-test-admin-7f3a9c-0123456789abcdef";
 
-struct Process {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-}
-
 /// Starts `budgit serve` on a free loopback port and waits for its address.
-fn serve(db: &Path, admin: Option<&str>) -> Process {
+fn serve(db: &Path, admin: Option<&str>) -> Serve {
     serve_with(Command::new(env!("CARGO_BIN_EXE_budgit")), db, admin, &[])
 }
 
 /// Starts `budgit serve` through `cmd` (the binary, or a shell that runs it) with extra flags.
-fn serve_with(mut cmd: Command, db: &Path, admin: Option<&str>, flags: &[&str]) -> Process {
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--db"]).arg(db).args(flags);
-    cmd.env_clear().env("NO_COLOR", "1").stdout(Stdio::null()).stderr(Stdio::piped());
+fn serve_with(mut cmd: Command, db: &Path, admin: Option<&str>, flags: &[&str]) -> Serve {
+    with_serve_args(&mut cmd, db);
+    cmd.args(flags);
     if let Some(token) = admin {
         cmd.env("BUDGIT_ADMIN_TOKEN", token);
     }
-    let mut child = cmd.spawn().unwrap();
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = mpsc::channel();
-    let pipe = child.stderr.take().unwrap();
-    let log = stderr.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("budgit serve listening on http://") {
-                let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
-            }
-            log.lock().unwrap().push_str(&format!("{line}\n"));
-        }
-    });
-    let addr = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the server did not start");
-    Process { child, addr, stderr }
-}
-
-impl Process {
-    fn kill9(mut self) -> String {
-        self.child.kill().unwrap(); // SIGKILL: no shutdown path runs
-        self.child.wait().unwrap();
-        self.stderr.lock().unwrap().clone()
-    }
+    Serve::start(cmd)
 }
 
 /// An event of one credit, at one time for the whole run: a retry must send the same

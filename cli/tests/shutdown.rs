@@ -5,63 +5,43 @@
 
 #![expect(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test helpers fail loudly")]
 
-#[path = "../../console/tests/common/http.rs"]
-mod http;
+mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::http;
+use common::serve::Serve;
 use serde_json::{Value, json};
 
 const ADMIN: &str = "shutdown-test-admin-5d1e0b-0123456789abcdef";
 
-struct Serve {
-    child: Child,
-    addr: SocketAddr,
-    /// Every stderr line, parsed: a line that is not JSON fails the reader thread's assert.
-    events: mpsc::Receiver<Value>,
-}
-
-/// Starts `budgit serve --log-format json` and waits for its listening event.
+/// Starts `budgit serve --log-format json` and reads its events up to the listening one.
 fn serve(db: &Path) -> Serve {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_budgit"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--drain-timeout", "30s", "--db"])
-        .arg(db)
-        .env_clear()
-        .env("BUDGIT_ADMIN_TOKEN", ADMIN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pipe = child.stderr.take().unwrap();
-    let (tx, events) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            let event: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| json!({ "not_json": line, "error": e.to_string() }));
-            if tx.send(event).is_err() {
-                return;
-            }
-        }
-    });
-    let listening = wait_for(&events, |e| message(e).starts_with("budgit serve listening on http://"));
-    let addr = message(&listening).trim_start_matches("budgit serve listening on http://").parse().unwrap();
-    Serve { child, addr, events }
+    let mut cmd = common::serve::command(db);
+    cmd.args(["--log-format", "json", "--drain-timeout", "30s"]).env("BUDGIT_ADMIN_TOKEN", ADMIN);
+    let s = Serve::start(cmd);
+    wait_for(&s.lines, |e| message(e).starts_with("budgit serve listening on http://"));
+    s
 }
 
 fn message(event: &Value) -> &str {
     event["message"].as_str().unwrap_or_default()
 }
 
+/// A stderr line as its JSON log event; a line that is not JSON fails the test.
+fn event(line: &str) -> Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("a stderr line is not JSON ({e}): {line}"))
+}
+
 /// Reads events until one matches; every event read must be a JSON log object.
-fn wait_for(events: &mpsc::Receiver<Value>, matches: impl Fn(&Value) -> bool) -> Value {
+fn wait_for(lines: &mpsc::Receiver<String>, matches: impl Fn(&Value) -> bool) -> Value {
     loop {
-        let event = events.recv_timeout(Duration::from_secs(60)).expect("no such log event");
-        assert!(event.get("not_json").is_none(), "a stderr line is not JSON: {event}");
+        let event = event(&lines.recv_timeout(Duration::from_secs(60)).expect("no such log event"));
         assert!(event["level"].is_string() && event["timestamp"].is_string(), "{event}");
         if matches(&event) {
             return event;
@@ -80,22 +60,22 @@ fn every_stderr_line_is_a_json_event_with_one_event_per_request() {
     let mut s = serve(&dir.path().join("budgit.db"));
     assert_eq!(http::send(s.addr, "GET", "/healthz", None, None).status, 200);
     assert_eq!(http::send(s.addr, "GET", "/v1/users/someone@x.com", Some(ADMIN), None).status, 404);
-    let health = wait_for(&s.events, |e| e["route"] == "/healthz");
+    let health = wait_for(&s.lines, |e| e["route"] == "/healthz");
     assert_eq!((health["level"].as_str(), health["message"].as_str()), (Some("INFO"), Some("request")));
     assert_eq!((health["method"].as_str(), health["status"].as_u64()), (Some("GET"), Some(200)));
     assert!(health["duration_ms"].is_u64(), "{health}");
     // the route is the template: an email in the path never reaches the log
     let user =
-        wait_for(&s.events, |e| e["message"] == "request" && e["method"] == "GET" && e["status"] == 404);
+        wait_for(&s.lines, |e| e["message"] == "request" && e["method"] == "GET" && e["status"] == 404);
     assert_eq!(user["route"], "/v1/users/{email}", "{user}");
 
     sigterm(&s.child);
-    wait_for(&s.events, |e| message(e).starts_with("shutting down"));
-    wait_for(&s.events, |e| message(e) == "stopped");
+    wait_for(&s.lines, |e| message(e).starts_with("shutting down"));
+    wait_for(&s.lines, |e| message(e) == "stopped");
     assert_eq!(s.child.wait().unwrap().code(), Some(0));
     // the process wrote nothing else: every remaining line is JSON too
-    for event in s.events.iter() {
-        assert!(event.get("not_json").is_none(), "a stderr line is not JSON: {event}");
+    for line in s.lines.iter() {
+        event(&line);
     }
 }
 
@@ -138,7 +118,7 @@ fn sigterm_finishes_a_half_sent_write_refuses_new_connections_and_ends_streams()
     write.write_all(first.as_bytes()).unwrap();
 
     sigterm(&s.child);
-    let draining = wait_for(&s.events, |e| message(e).starts_with("shutting down"));
+    let draining = wait_for(&s.lines, |e| message(e).starts_with("shutting down"));
     assert!(draining["open"].as_u64().unwrap() >= 2, "{draining}");
     // the listener is closed: a newcomer is refused, not queued
     let refused = TcpStream::connect_timeout(&s.addr, Duration::from_secs(5));
@@ -159,7 +139,7 @@ fn sigterm_finishes_a_half_sent_write_refuses_new_connections_and_ends_streams()
     assert!(started.elapsed() < Duration::from_secs(20));
 
     // drained, not cut at the deadline: the stream did not hold the shutdown up
-    wait_for(&s.events, |e| {
+    wait_for(&s.lines, |e| {
         assert!(!message(e).starts_with("the drain deadline passed"), "{e}");
         message(e) == "stopped"
     });

@@ -2,51 +2,28 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
-#[path = "../../console/tests/common/http.rs"]
-mod http;
+mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
-use http::send;
+use common::http::send;
+use common::serve::Serve;
 
 const ADMIN: &str = "users-test-admin-7d1f04-0123456789abcdef";
 
+/// A running service; its database and the test's files in a directory of its own.
 struct Server {
-    child: Child,
+    _serve: Serve,
     addr: SocketAddr,
     dir: tempfile::TempDir,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve() -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_budgit"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--db"]).arg(dir.path().join("budgit.db"));
-    cmd.env_clear().env("NO_COLOR", "1").env("BUDGIT_ADMIN_TOKEN", ADMIN);
-    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let pipe = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("budgit serve listening on http://") {
-                let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("the server did not start");
-    Server { child, addr, dir }
+    let serve = common::serve::serve(&dir.path().join("budgit.db"), ADMIN);
+    Server { addr: serve.addr, _serve: serve, dir }
 }
 
 /// Runs `budgit` in `cwd` with only the admin token and `NO_COLOR` in the environment.
@@ -203,7 +180,7 @@ fn health_probes_a_running_service_and_fails_on_anything_else() {
     let (code, stdout, stderr) = budgit(s.dir.path(), &["health", "--url", &url]);
     assert_eq!((code, stdout.as_str()), (0, format!("ok: `{url}` is up\n").as_str()), "{stderr}");
     // A port nothing listens on, and something that is not an http:// URL.
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let free = SocketAddr::from(([127, 0, 0, 1], common::serve::free_port()));
     let (code, _, stderr) =
         budgit(s.dir.path(), &["health", "--url", &format!("http://{free}"), "--timeout", "2s"]);
     assert_eq!(code, 2, "{stderr}");
@@ -248,22 +225,9 @@ fn serve_demo_on_a_taken_port_fails_before_creating_anything() {
 #[test]
 fn metrics_behind_a_token_answer_only_that_token() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_budgit"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--db"]).arg(dir.path().join("budgit.db"));
-    cmd.env_clear().env("BUDGIT_ADMIN_TOKEN", ADMIN).env("BUDGIT_METRICS_TOKEN", "scrape-secret-91");
-    cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let pipe = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("budgit serve listening on http://") {
-                let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("the server did not start");
-    let s = Server { child, addr, dir };
+    let mut cmd = common::serve::command(&dir.path().join("budgit.db"));
+    cmd.env("BUDGIT_ADMIN_TOKEN", ADMIN).env("BUDGIT_METRICS_TOKEN", "scrape-secret-91");
+    let s = Serve::start(cmd);
     let open = send(s.addr, "GET", "/metrics", None, None);
     assert_eq!((open.status, open.json()["error"]["code"].as_str().unwrap()), (401, "auth/unauthorized"));
     assert_eq!(send(s.addr, "GET", "/metrics", Some("wrong"), None).status, 401);

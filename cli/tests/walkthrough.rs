@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::mpsc;
@@ -64,7 +66,7 @@ fn the_self_hosted_walkthrough_runs_from_an_empty_database_to_a_first_check() {
     git(dir.path(), &["add", "policies"]);
     git(dir.path(), &["commit", "-q", "-m", "policies"]);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = common::serve::free_port();
     let script = walkthrough().replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
     // The server runs in the background, as in the docs: stop it however the script ends.
     let script = format!("set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n{script}\n");
