@@ -17,44 +17,20 @@
     reason = "test helpers outside #[test] functions should fail loudly too"
 )]
 
-#[path = "../../console/tests/common/http.rs"]
-mod http;
+mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use common::http;
+use common::python::ANTHROPIC;
 use serde_json::{Value, json};
 
 const KEY: &str = "sk-ant-admin-sdk-test-0123456789";
 
-const SETUP: &str = "set BUDGIT_SDK_PYTHON to a Python that has the `anthropic` package \
-    (`python3 -m venv .venv-sdk && .venv-sdk/bin/pip install anthropic`, then \
-    `BUDGIT_SDK_PYTHON=$PWD/.venv-sdk/bin/python`), or make `python3` with `venv` and \
-    access to PyPI available so the test can create one";
-
-/// The Python to run the SDK with: `BUDGIT_SDK_PYTHON`, or a venv made on first use.
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("BUDGIT_SDK_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sdk-venv-anthropic");
-    let py = venv.join("bin/python");
-    let has_sdk =
-        |py: &Path| Command::new(py).args(["-c", "import anthropic"]).status().is_ok_and(|s| s.success());
-    if has_sdk(&py) {
-        return py;
-    }
-    let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status();
-    assert!(made.is_ok_and(|s| s.success()), "could not create a venv with `python3 -m venv`: {SETUP}");
-    let pip = Command::new(venv.join("bin/pip")).args(["install", "-q", "anthropic"]).status();
-    assert!(pip.is_ok_and(|s| s.success()), "`pip install anthropic` failed: {SETUP}");
-    assert!(has_sdk(&py), "the venv at `{}` cannot import anthropic: {SETUP}", venv.display());
-    py
-}
-
 #[test]
 fn the_anthropic_sdk_reads_and_writes_the_fake_under_strict_validation() {
-    let py = python();
+    let py = ANTHROPIC.executable();
     let addr = budgit_fakes::spawn(budgit_fakes::claude::router()).unwrap();
     let members =
         json!([{ "email": "alice@acme.com" }, { "email": "bob@acme.com" }, { "email": "carol@acme.com" }]);
@@ -89,7 +65,7 @@ fn the_anthropic_sdk_reads_and_writes_the_fake_under_strict_validation() {
         .env_remove("ANTHROPIC_API_KEY")
         .env_remove("ANTHROPIC_BASE_URL")
         .output()
-        .unwrap_or_else(|e| panic!("cannot run `{}` ({e}): {SETUP}", py.display()));
+        .unwrap_or_else(|e| panic!("cannot run `{}` ({e}): {}", py.display(), ANTHROPIC.setup()));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the SDK script failed:\n{stdout}\n{stderr}");

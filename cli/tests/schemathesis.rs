@@ -16,84 +16,23 @@
     reason = "test helpers outside #[test] functions should fail loudly too"
 )]
 
-#[path = "../../console/tests/common/http.rs"]
-mod http;
+mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
-use http::send;
+use common::http::send;
+use common::python::SCHEMATHESIS;
+use common::serve::serve;
 use serde_json::json;
 
 const ADMIN: &str = "schemathesis-admin-5d1e-0123456789abcdef";
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(db: &Path) -> (Server, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_budgit"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(db)
-        .env_clear()
-        .env("NO_COLOR", "1")
-        .env("BUDGIT_ADMIN_TOKEN", ADMIN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pipe = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("budgit serve listening on http://") {
-                let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
-            }
-        }
-    });
-    let server = Server(child);
-    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("the server did not start");
-    (server, addr)
-}
-
-const SETUP: &str = "set BUDGIT_SCHEMATHESIS to a `schemathesis` executable \
-    (`python3 -m venv .venv-st && .venv-st/bin/pip install schemathesis`, then \
-    `BUDGIT_SCHEMATHESIS=$PWD/.venv-st/bin/schemathesis`), or make `python3` with `venv` \
-    and access to PyPI available so the test can create one";
-
-/// The fuzzer: `BUDGIT_SCHEMATHESIS`, or a venv made on first use.
-fn schemathesis() -> PathBuf {
-    if let Some(p) = std::env::var_os("BUDGIT_SCHEMATHESIS") {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("schemathesis-venv");
-    let st = venv.join("bin/schemathesis");
-    let runs = |st: &Path| Command::new(st).arg("--version").output().is_ok_and(|o| o.status.success());
-    if runs(&st) {
-        return st;
-    }
-    let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status();
-    assert!(made.is_ok_and(|s| s.success()), "could not create a venv with `python3 -m venv`: {SETUP}");
-    let pip = Command::new(venv.join("bin/pip")).args(["install", "-q", "schemathesis"]).status();
-    assert!(pip.is_ok_and(|s| s.success()), "`pip install schemathesis` failed: {SETUP}");
-    assert!(runs(&st), "`{}` does not run: {SETUP}", st.display());
-    st
-}
-
 #[test]
 fn schemathesis_finds_every_answer_declared_in_the_openapi_document() {
-    let st = schemathesis();
+    let st = SCHEMATHESIS.executable();
     let dir = tempfile::tempdir().unwrap();
-    let (_server, addr) = serve(&dir.path().join("budgit.db"));
+    let server = serve(&dir.path().join("budgit.db"), ADMIN);
+    let addr = server.addr;
     // some data, so that reads have rows to answer with
     let r = send(addr, "POST", "/v1/users/import", Some(ADMIN), Some("email\na@x.com\nb@x.com\n"));
     assert_eq!(r.status, 200, "{}", r.body);
@@ -125,7 +64,7 @@ fn schemathesis_finds_every_answer_declared_in_the_openapi_document() {
         .args(["--exclude-path", "/v1/admin/token", "--exclude-path", "/v1/usage/stream"])
         .current_dir(dir.path())
         .output()
-        .unwrap_or_else(|e| panic!("cannot run `{}` ({e}): {SETUP}", st.display()));
+        .unwrap_or_else(|e| panic!("cannot run `{}` ({e}): {}", st.display(), SCHEMATHESIS.setup()));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

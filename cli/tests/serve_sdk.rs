@@ -14,17 +14,14 @@
     reason = "test helpers outside #[test] functions should fail loudly too"
 )]
 
-#[path = "../../console/tests/common/http.rs"]
-mod http;
+mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::path::Path;
+use std::process::Command;
 
-use http::send;
+use common::http::send;
+use common::python::OPENAI;
+use common::serve::serve;
 use serde_json::{Value, json};
 
 const ADMIN: &str = "sdk-test-admin-5d1e-0123456789abcdef";
@@ -32,74 +29,16 @@ const ADMIN: &str = "sdk-test-admin-5d1e-0123456789abcdef";
 const DAY0: i64 = 1_793_491_200;
 const DAY: i64 = 86_400;
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(db: &Path) -> (Server, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_budgit"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(db)
-        .env_clear()
-        .env("NO_COLOR", "1")
-        .env("BUDGIT_ADMIN_TOKEN", ADMIN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pipe = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("budgit serve listening on http://") {
-                let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
-            }
-        }
-    });
-    let server = Server(child);
-    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("the server did not start");
-    (server, addr)
-}
-
-const SETUP: &str = "set BUDGIT_SDK_PYTHON to a Python that has the `openai` package \
-    (`python3 -m venv .venv-sdk && .venv-sdk/bin/pip install openai`, then \
-    `BUDGIT_SDK_PYTHON=$PWD/.venv-sdk/bin/python`), or make `python3` with `venv` and \
-    access to PyPI available so the test can create one";
-
-/// The Python to run the SDK with: `BUDGIT_SDK_PYTHON`, or a venv made on first use.
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("BUDGIT_SDK_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sdk-venv");
-    let py = venv.join("bin/python");
-    let has_openai =
-        |py: &Path| Command::new(py).args(["-c", "import openai"]).status().is_ok_and(|s| s.success());
-    if has_openai(&py) {
-        return py;
-    }
-    let made = Command::new("python3").args(["-m", "venv"]).arg(&venv).status();
-    assert!(made.is_ok_and(|s| s.success()), "could not create a venv with `python3 -m venv`: {SETUP}");
-    let pip = Command::new(venv.join("bin/pip")).args(["install", "-q", "openai"]).status();
-    assert!(pip.is_ok_and(|s| s.success()), "`pip install openai` failed: {SETUP}");
-    assert!(has_openai(&py), "the venv at `{}` cannot import openai: {SETUP}", venv.display());
-    py
-}
-
 fn event(id: &str, day: i64, user: &str, product: &str, model: &str, credits: f64) -> Value {
     json!({ "id": id, "time": DAY0 + day * DAY + 3600, "user": user, "product": product, "model": model, "credits": credits })
 }
 
 #[test]
 fn the_openai_sdk_pages_through_costs_and_parses_every_result() {
-    let py = python();
+    let py = OPENAI.executable();
     let dir = tempfile::tempdir().unwrap();
-    let (_server, addr) = serve(&dir.path().join("budgit.db"));
+    let server = serve(&dir.path().join("budgit.db"), ADMIN);
+    let addr = server.addr;
     let events = json!([
         event("e1", 0, "a@x.com", "chatgpt", "gpt-5", 1.5),
         event("e2", 0, "b@x.com", "codex", "gpt-5-codex", 2.25),
@@ -125,7 +64,7 @@ fn the_openai_sdk_pages_through_costs_and_parses_every_result() {
         .arg((DAY0 + 4 * DAY).to_string())
         .arg("3")
         .output()
-        .unwrap_or_else(|e| panic!("cannot run `{}` ({e}): {SETUP}", py.display()));
+        .unwrap_or_else(|e| panic!("cannot run `{}` ({e}): {}", py.display(), OPENAI.setup()));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the SDK script failed:\n{stdout}\n{stderr}");
@@ -146,7 +85,7 @@ fn the_openai_sdk_pages_through_costs_and_parses_every_result() {
 fn the_openai_sdk_accepts_every_answer_of_the_openai_fake() {
     use budgit_fakes::openai::{Cost, Fake, Project, User};
     const KEY: &str = "sk-admin-sdk-0123456789abcdef0123456789";
-    let py = python();
+    let py = OPENAI.executable();
     let fake = Fake::new(KEY);
     fake.add_users([
         User { id: "user-ada".into(), email: "ada@acme.com".into(), name: "Ada".into() },
@@ -177,7 +116,7 @@ fn the_openai_sdk_accepts_every_answer_of_the_openai_fake() {
         .arg(DAY0.to_string())
         .arg((DAY0 + 10 * DAY).to_string())
         .output()
-        .unwrap_or_else(|e| panic!("cannot run `{}` ({e}): {SETUP}", py.display()));
+        .unwrap_or_else(|e| panic!("cannot run `{}` ({e}): {}", py.display(), OPENAI.setup()));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "the SDK script failed:\n{stdout}\n{stderr}");

@@ -368,7 +368,7 @@ fn claude(args: &Args, options: Options, shutdown: &Arc<AtomicBool>) -> anyhow::
 /// scope (the organisation, each project).
 fn openai(args: &Args, options: Options, shutdown: &Arc<AtomicBool>) -> anyhow::Result<Status> {
     // The audit and the lease live as refs in the repository that holds the policies.
-    let repo = if args.policies.exists() { args.policies.clone() } else { PathBuf::from(".") };
+    let repo = if args.policy.policies.exists() { args.policy.policies.clone() } else { PathBuf::from(".") };
     let workspace =
         OpenAiWorkspace::from_env(&args.workspace, &repo, args.timeout, args.max_rps, args.dry_run)
             .with_context(|| format!("set `{OPENAI_KEY_ENV}` to an Admin API key of the organisation"))?;
