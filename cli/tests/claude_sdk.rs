@@ -57,6 +57,30 @@ fn the_anthropic_sdk_reads_and_writes_the_fake_under_strict_validation() {
     .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
 
+    // one pending increase request per member, carol's the newest
+    let users = http::try_send(
+        addr,
+        "GET",
+        "/v1/organizations/users",
+        Some(KEY),
+        None,
+        &[("anthropic-version", "2026-10-21")],
+    )
+    .unwrap()
+    .json();
+    let asks: Vec<Value> =
+        users["data"].as_array().unwrap().iter().map(|u| json!({ "user_id": u["id"] })).collect();
+    let r = http::try_send(
+        addr,
+        "POST",
+        "/_fake/increase_requests",
+        None,
+        Some(&Value::Array(asks).to_string()),
+        &[("content-type", "application/json")],
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/sdk/claude_admin.py");
     let out = Command::new(&py)
         .arg(&script)
@@ -85,6 +109,26 @@ fn the_anthropic_sdk_reads_and_writes_the_fake_under_strict_validation() {
         "{got}"
     );
     assert_eq!(got["deleted_again_is_404"], true, "{got}");
+    // increase requests: most recent first across three cursor pages, each pending one
+    // with the member's live row of the effective report
+    assert_eq!(got["requests_order"], json!(["carol@acme.com", "bob@acme.com", "alice@acme.com"]), "{got}");
+    assert_eq!(
+        got["request_summaries"],
+        json!([
+            ["alice@acme.com", "750", "user"],
+            ["bob@acme.com", "2000", "organization"],
+            ["carol@acme.com", "2000", "organization"],
+        ]),
+        "{got}"
+    );
+    // approving wrote alice's own limit at the approved amount, as the vendor does
+    assert_eq!(got["alice_after_approve"], json!(["900"]), "{got}");
+    assert_eq!(
+        got["request_statuses"],
+        json!([["alice@acme.com", "approved"], ["bob@acme.com", "denied"], ["carol@acme.com", "pending"]]),
+        "{got}"
+    );
+    assert_eq!(got["resolved_twice_refused"], json!([true, true, true]), "{got}");
     // the SDK sent what budgit sends: the key, the version, the reads beta on the list
     let calls = http::try_send(addr, "GET", "/_fake/calls", None, None, &[]).unwrap().json();
     assert!(calls.as_array().unwrap().len() >= 10, "{calls}");

@@ -11,10 +11,20 @@
 //!   `spend-limit-reads-2026-09-26` beta header, as the SDK sends it)
 //! - `GET`/`DELETE /v1/organizations/spend_limits/{id}`
 //! - `POST /v1/organizations/spend_limits` (upsert by scope and period)
+//! - `GET /v1/organizations/spend_limit_increase_requests` (`limit`, `page`, `status[]`,
+//!   `actor_ids[]`; most recent first) and `GET …/{id}`, with the SDK's
+//!   `BetaSpendLimitIncreaseRequest` shape (a pending one carries the member's live
+//!   `spend_summary`)
+//! - `POST …/{id}/approve` (`{amount, period?, suppress_notification?}`): writes the
+//!   member's user-scope limit at `amount`, as the vendor does, and answers the request
+//!   with that `spend_limit`; only a pending request can be approved
+//! - `POST …/{id}/deny` (`{suppress_notification?}`): idempotent on a denied request,
+//!   400 on an approved one
 //!
 //! Every `/v1` call needs a key (`x-api-key` or `Authorization: Bearer`) and an
 //! `anthropic-version` header. The `/_fake` routes seed members and organisation
-//! limits, queue faults (a status with `Retry-After`, or a delay) and list the
+//! limits, create pending increase requests (`/_fake/increase_requests`: only
+//! members ask for increases in the vendor's console, there is no API for it), queue faults (a status with `Retry-After`, or a delay) and list the
 //! calls made, so tests can count and inspect them.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -90,9 +100,23 @@ struct Org {
     limits: BTreeMap<String, Limit>,
     /// (user id or empty for the organisation, period) → limit id.
     by_scope: BTreeMap<(String, String), String>,
+    /// Increase requests by id; ids grow with creation, so the newest is last.
+    requests: BTreeMap<String, IncreaseRequest>,
     faults: VecDeque<Fault>,
     calls: Vec<Value>,
     next: u64,
+}
+
+#[derive(Debug, Clone)]
+struct IncreaseRequest {
+    id: String,
+    user_id: String,
+    period: String,
+    status: String,
+    created_at: String,
+    resolved_at: Option<String>,
+    /// The key that resolved it (the Admin API acts as a scoped key).
+    resolved_by: Option<String>,
 }
 
 impl Org {
@@ -112,7 +136,12 @@ pub fn router() -> Router {
         .route("/v1/organizations/spend_limits/effective", get(effective))
         .route("/v1/organizations/spend_limits", get(list_limits).post(set_limit))
         .route("/v1/organizations/spend_limits/{id}", get(get_limit).delete(delete_limit))
+        .route("/v1/organizations/spend_limit_increase_requests", get(list_requests))
+        .route("/v1/organizations/spend_limit_increase_requests/{id}", get(get_request))
+        .route("/v1/organizations/spend_limit_increase_requests/{id}/approve", post(approve_request))
+        .route("/v1/organizations/spend_limit_increase_requests/{id}/deny", post(deny_request))
         .route("/_fake/members", post(add_members))
+        .route("/_fake/increase_requests", post(add_requests))
         .route("/_fake/org_limit", post(set_org_limit))
         .route("/_fake/faults", post(add_fault).delete(clear_faults))
         .route("/_fake/calls", get(calls).delete(clear_calls))
@@ -331,23 +360,31 @@ async fn effective(
             if !periods.is_empty() && !periods.contains(&period) {
                 continue;
             }
-            let own = org.by_scope.get(&(m.id.clone(), period.to_string()));
-            let inherited = org.by_scope.get(&(String::new(), period.to_string()));
-            let Some(limit) = own.or(inherited).and_then(|id| org.limits.get(id)) else { continue };
-            data.push(json!({
-                "actor": { "type": "user_actor", "user_id": m.id, "email_address": m.email, "name": m.name, "deleted": false },
-                "amount": limit.amount,
-                "currency": "USD",
-                "period": period,
-                "period_to_date_spend": "0",
-                "scope": { "type": "user", "user_id": m.id },
-                "source": scope_json(&limit.user_id),
-                "spend_limit_id": limit.id,
-            }));
+            if let Some(row) = summary_json(&org, m, period) {
+                data.push(row);
+            }
         }
     }
     let next = if more { members.last().map(|m| m.id.clone()) } else { None };
     axum::Json(json!({ "data": data, "next_page": next })).into_response()
+}
+
+/// The member's row of the effective report for `period`: their own limit, else the
+/// organisation's; `None` when no limit applies.
+fn summary_json(org: &Org, m: &Member, period: &str) -> Option<Value> {
+    let own = org.by_scope.get(&(m.id.clone(), period.to_string()));
+    let inherited = org.by_scope.get(&(String::new(), period.to_string()));
+    let limit = own.or(inherited).and_then(|id| org.limits.get(id))?;
+    Some(json!({
+        "actor": { "type": "user_actor", "user_id": m.id, "email_address": m.email, "name": m.name, "deleted": false },
+        "amount": limit.amount,
+        "currency": "USD",
+        "period": period,
+        "period_to_date_spend": "0",
+        "scope": { "type": "user", "user_id": m.id },
+        "source": scope_json(&limit.user_id),
+        "spend_limit_id": limit.id,
+    }))
 }
 
 async fn list_limits(
@@ -465,35 +502,229 @@ async fn set_limit(State(state): State<Shared>, method: Method, headers: HeaderM
     if !org.members.contains_key(&user_id) {
         return error(StatusCode::NOT_FOUND, "not_found_error", "no such member");
     }
-    let key = (user_id.clone(), period.clone());
+    let l = upsert(&mut org, &user_id, &period, set.amount);
+    axum::Json(limit_json(&l)).into_response()
+}
+
+/// Writes the member's own limit for `period` (an upsert by scope and period) and answers it.
+fn upsert(org: &mut Org, user_id: &str, period: &str, amount: Option<String>) -> Limit {
+    let key = (user_id.to_string(), period.to_string());
     let stamp = now();
     let id = match org.by_scope.get(&key).cloned() {
         Some(id) => id,
         None => {
             let id = org.id("spl");
             org.by_scope.insert(key, id.clone());
-            org.limits.insert(
-                id.clone(),
-                Limit {
-                    id: id.clone(),
-                    user_id: Some(user_id),
-                    period,
-                    amount: None,
-                    created_at: stamp.clone(),
-                    updated_at: stamp.clone(),
-                },
-            );
             id
         }
     };
-    match org.limits.get_mut(&id) {
-        Some(l) => {
-            l.amount = set.amount;
-            l.updated_at = stamp;
-            axum::Json(limit_json(l)).into_response()
-        }
-        None => error(StatusCode::INTERNAL_SERVER_ERROR, "api_error", "lost the limit"),
+    let limit = org.limits.entry(id.clone()).or_insert_with(|| Limit {
+        id,
+        user_id: Some(user_id.to_string()),
+        period: period.to_string(),
+        amount: None,
+        created_at: stamp.clone(),
+        updated_at: stamp.clone(),
+    });
+    limit.amount = amount;
+    limit.updated_at = stamp;
+    limit.clone()
+}
+
+fn request_json(org: &Org, r: &IncreaseRequest) -> Value {
+    let member = org.members.get(&r.user_id);
+    let actor = json!({
+        "type": "user_actor",
+        "user_id": r.user_id,
+        "email_address": member.map(|m| m.email.clone()),
+        "name": member.map(|m| m.name.clone()),
+        "deleted": member.is_none(),
+    });
+    // Only a pending request carries the member's live row, as the vendor documents.
+    let summary = match (&r.status[..], member) {
+        ("pending", Some(m)) => summary_json(org, m, &r.period),
+        _ => None,
+    };
+    json!({
+        "id": r.id,
+        "type": "spend_limit_increase_request",
+        "actor": actor,
+        "created_at": r.created_at,
+        "period": r.period,
+        "status": r.status,
+        "resolved_at": r.resolved_at,
+        "resolved_by": r.resolved_by.as_ref().map(|k| json!({ "type": "scoped_api_key_actor", "scoped_api_key_id": k })),
+        "spend_summary": summary,
+    })
+}
+
+const REQUESTS: &str = "/v1/organizations/spend_limit_increase_requests";
+/// The id the fake's Admin API key answers to in `resolved_by`.
+pub const FAKE_KEY_ID: &str = "apikey_fake_admin";
+
+async fn list_requests(
+    State(state): State<Shared>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    if let Some(r) = gate(&state, &method, REQUESTS, q.as_deref().unwrap_or(""), &headers, b"").await {
+        return r;
     }
+    let p = pairs(&q);
+    let size = match page_size(&p) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let statuses = all(&p, "status");
+    if let Some(bad) = statuses.iter().find(|s| !["pending", "approved", "denied"].contains(s)) {
+        return error(StatusCode::BAD_REQUEST, "invalid_request_error", &format!("unknown status {bad}"));
+    }
+    let actors = all(&p, "actor_ids");
+    let before = first(&p, "page");
+    let org = lock(&state);
+    // Most recent first; the cursor is the last id of the previous page.
+    let rows: Vec<&IncreaseRequest> = org
+        .requests
+        .values()
+        .rev()
+        .filter(|r| before.is_none_or(|b| r.id.as_str() < b))
+        // requests of people who left the organisation are not listed
+        .filter(|r| org.members.contains_key(&r.user_id))
+        .filter(|r| statuses.is_empty() || statuses.contains(&r.status.as_str()))
+        .filter(|r| actors.is_empty() || actors.contains(&r.user_id.as_str()))
+        .take(size + 1)
+        .collect();
+    let more = rows.len() > size;
+    let rows = &rows[..rows.len().min(size)];
+    let next = if more { rows.last().map(|r| r.id.clone()) } else { None };
+    let data: Vec<Value> = rows.iter().map(|r| request_json(&org, r)).collect();
+    axum::Json(json!({ "data": data, "next_page": next })).into_response()
+}
+
+async fn get_request(
+    State(state): State<Shared>,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(r) = gate(&state, &method, &format!("{REQUESTS}/{id}"), "", &headers, b"").await {
+        return r;
+    }
+    let org = lock(&state);
+    match org.requests.get(&id) {
+        Some(r) => axum::Json(request_json(&org, r)).into_response(),
+        None => error(StatusCode::NOT_FOUND, "not_found_error", "spend limit increase request not found"),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveBody {
+    amount: String,
+    #[serde(default)]
+    period: Option<String>,
+    #[serde(default)]
+    suppress_notification: Option<bool>,
+}
+
+async fn approve_request(
+    State(state): State<Shared>,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = gate(&state, &method, &format!("{REQUESTS}/{id}/approve"), "", &headers, &body).await {
+        return r;
+    }
+    let bad = |m: &str| error(StatusCode::BAD_REQUEST, "invalid_request_error", m);
+    let Ok(approve) = serde_json::from_slice::<ApproveBody>(&body) else {
+        return bad("the body must be {amount, period?, suppress_notification?}");
+    };
+    let _ = approve.suppress_notification;
+    let a = &approve.amount;
+    if a.is_empty() || !a.bytes().all(|b| b.is_ascii_digit()) || a.len() > 18 {
+        return bad("amount must be a non-negative integer decimal string in minor units");
+    }
+    if approve.period.as_deref().is_some_and(|p| !PERIODS.contains(&p)) {
+        return bad("period must be daily, weekly or monthly");
+    }
+    let mut org = lock(&state);
+    let Some(request) = org.requests.get(&id).cloned() else {
+        return error(StatusCode::NOT_FOUND, "not_found_error", "spend limit increase request not found");
+    };
+    if request.status != "pending" {
+        return bad(&format!("the request is already {}", request.status));
+    }
+    // The period defaults to the one the member was blocked on.
+    let period = approve.period.unwrap_or_else(|| request.period.clone());
+    let limit = upsert(&mut org, &request.user_id, &period, Some(approve.amount));
+    let Some(r) = org.requests.get_mut(&id) else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "api_error", "lost the request");
+    };
+    r.status = "approved".into();
+    r.resolved_at = Some(now());
+    r.resolved_by = Some(FAKE_KEY_ID.into());
+    let r = r.clone();
+    let mut out = request_json(&org, &r);
+    out["spend_limit"] = limit_json(&limit);
+    axum::Json(out).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DenyBody {
+    #[serde(default)]
+    suppress_notification: Option<bool>,
+}
+
+async fn deny_request(
+    State(state): State<Shared>,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = gate(&state, &method, &format!("{REQUESTS}/{id}/deny"), "", &headers, &body).await {
+        return r;
+    }
+    // The SDK sends `{}` when nothing is set; an empty body is the same.
+    let parsed = if body.is_empty() {
+        Ok(DenyBody { suppress_notification: None })
+    } else {
+        serde_json::from_slice::<DenyBody>(&body)
+    };
+    let Ok(deny) = parsed else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            "the body must be {suppress_notification?}",
+        );
+    };
+    let _ = deny.suppress_notification;
+    let mut org = lock(&state);
+    let Some(r) = org.requests.get_mut(&id) else {
+        return error(StatusCode::NOT_FOUND, "not_found_error", "spend limit increase request not found");
+    };
+    match r.status.as_str() {
+        "approved" => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "the request is already approved",
+            );
+        }
+        "pending" => {
+            r.status = "denied".into();
+            r.resolved_at = Some(now());
+            r.resolved_by = Some(FAKE_KEY_ID.into());
+        }
+        // denying a denied request is idempotent
+        _ => {}
+    }
+    let r = r.clone();
+    axum::Json(request_json(&org, &r)).into_response()
 }
 
 #[derive(Deserialize)]
@@ -513,6 +744,40 @@ async fn add_members(State(state): State<Shared>, axum::Json(new): axum::Json<Ve
         let name = m.name.unwrap_or_else(|| m.email.split('@').next().unwrap_or("").to_string());
         out.push(json!({ "id": id, "email": m.email }));
         org.members.insert(id.clone(), Member { id, email: m.email, name, added_at: stamp.clone() });
+    }
+    axum::Json(Value::Array(out)).into_response()
+}
+
+#[derive(Deserialize)]
+struct NewRequest {
+    user_id: String,
+    #[serde(default)]
+    period: Option<String>,
+}
+
+/// `POST /_fake/increase_requests` (fake only: members ask in the vendor's console, the
+/// Admin API cannot create requests): adds pending requests (a JSON array of `{user_id,
+/// period}`, `monthly` by default) and answers them in the API's shape.
+async fn add_requests(State(state): State<Shared>, axum::Json(new): axum::Json<Vec<NewRequest>>) -> Response {
+    let mut org = lock(&state);
+    let mut out = Vec::with_capacity(new.len());
+    for n in new {
+        let period = n.period.unwrap_or_else(|| "monthly".to_string());
+        if !org.members.contains_key(&n.user_id) || !PERIODS.contains(&period.as_str()) {
+            return error(StatusCode::BAD_REQUEST, "invalid_request_error", "a member's id and a period");
+        }
+        let id = org.id("slir");
+        let r = IncreaseRequest {
+            id: id.clone(),
+            user_id: n.user_id,
+            period,
+            status: "pending".into(),
+            created_at: now(),
+            resolved_at: None,
+            resolved_by: None,
+        };
+        out.push(request_json(&org, &r));
+        org.requests.insert(id, r);
     }
     axum::Json(Value::Array(out)).into_response()
 }

@@ -65,9 +65,50 @@ def main() -> None:
     except anthropic.NotFoundError:
         not_found = True
 
+    # spend-limit increase requests (made pending by the Rust side through the fake's
+    # own endpoint): `SyncPageCursor`, most recent first, one per page
+    reqs = org.spend_limits.increase_requests
+    every = list(reqs.list(limit=1))
+    by_email = {r.actor.email_address: r for r in every}
+    pending_bob = list(reqs.list(status=["pending"], actor_ids=[ids["bob@acme.com"]]))
+    assert [r.id for r in pending_bob] == [by_email["bob@acme.com"].id], pending_bob
+    carol = reqs.retrieve(by_email["carol@acme.com"].id)
+    assert carol.status == "pending" and carol.spend_summary is not None
+    summaries = sorted(
+        (r.actor.email_address, r.spend_summary.amount, r.spend_summary.source.type)
+        for r in every
+    )
+    approved = reqs.approve(by_email["alice@acme.com"].id, amount="900", period="monthly")
+    assert approved.status == "approved" and approved.spend_limit.amount == "900", approved
+    assert approved.resolved_by.type == "scoped_api_key_actor" and approved.resolved_at is not None
+    denied = reqs.deny(by_email["bob@acme.com"].id, suppress_notification=True)
+    again = reqs.deny(by_email["bob@acme.com"].id)
+    assert denied.status == again.status == "denied" and denied.spend_summary is None
+    refused = []
+    for call in (
+        lambda: reqs.deny(approved.id),
+        lambda: reqs.approve(denied.id, amount="1"),
+        lambda: reqs.approve(approved.id, amount="1"),
+    ):
+        try:
+            call()
+            refused.append(False)
+        except anthropic.BadRequestError:
+            refused.append(True)
+    alice_now = [
+        r.amount
+        for r in org.spend_limits.effective.list(user_ids=[ids["alice@acme.com"]], period=["monthly"])
+    ]
+    statuses = sorted((r.actor.email_address, r.status) for r in reqs.list())
+
     print(
         json.dumps(
             {
+                "requests_order": [r.actor.email_address for r in every],
+                "request_summaries": summaries,
+                "alice_after_approve": alice_now,
+                "request_statuses": statuses,
+                "resolved_twice_refused": refused,
                 "members": len(members),
                 "user_pages": user_pages,
                 "listed": len(listed),
