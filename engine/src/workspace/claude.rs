@@ -55,6 +55,9 @@ const PAGE: usize = 1000;
 const EFFECTIVE: &str = "/v1/organizations/spend_limits/effective";
 const LIMITS: &str = "/v1/organizations/spend_limits";
 const USERS: &str = "/v1/organizations/users";
+const INCREASES: &str = "/v1/organizations/spend_limit_increase_requests";
+/// Increase requests asked for per page.
+const INCREASE_PAGE: usize = 100;
 
 /// One call budgit would make, for `--dry-run`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -134,6 +137,18 @@ struct Entry {
     at: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     recovered: bool,
+    /// The vendor's increase request a `request.*` entry decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    vendor_request: Option<String>,
+    /// The budgit credit request that decided it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    request: Option<i64>,
+    /// `approve` or `deny`, on a `request.intent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    decision: Option<String>,
+    /// Why (a declined credit request's reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 /// A client of the Claude Enterprise Admin API, with its audit and lease in a git repository.
@@ -511,6 +526,350 @@ impl ClaudeWorkspace {
     }
 }
 
+/// A member's request for a higher spend limit, as the vendor lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IncreaseRequest {
+    /// The vendor's id (`slir_…`).
+    pub id: String,
+    /// The member who asked (`user_…`); `None` when an API key asked.
+    pub user_id: Option<String>,
+    /// The member's email in canonical form, from the organisation's members (else as the vendor wrote it).
+    pub email: Option<String>,
+    /// The period the member was blocked on (`daily`, `weekly`, `monthly`).
+    pub period: String,
+    /// `pending`, `approved` or `denied`.
+    pub status: String,
+    /// When the member asked (RFC 3339, as the vendor wrote it).
+    pub created_at: String,
+    /// The member's live row of the effective report (pending requests only).
+    pub summary: Option<SpendSummary>,
+}
+
+/// The member's effective limit and spend when they asked, in minor units.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SpendSummary {
+    /// The effective limit; `None` when no limit applies for the period.
+    pub amount: Option<String>,
+    /// The organisation's billing currency (uppercase).
+    pub currency: String,
+    /// Spend so far in the period (may carry fractional minor units).
+    pub period_to_date_spend: String,
+    /// The scope the limit comes from (`user`, `organization`, …).
+    pub source: String,
+}
+
+/// What budgit decided about a vendor's increase request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncreaseDecision {
+    /// Approve at `amount` minor units for `period` (the limit budgit applied).
+    Approve {
+        /// Minor units.
+        amount: String,
+        /// The vendor's period.
+        period: String,
+    },
+    /// Deny.
+    Deny,
+}
+
+/// A decision to write to the vendor, with what budgit's audit keeps about it.
+#[derive(Debug, Clone)]
+pub struct IncreaseWrite {
+    /// The vendor's request.
+    pub request: IncreaseRequest,
+    /// The budgit credit request that decided it.
+    pub budgit_request: i64,
+    /// Approve or deny.
+    pub decision: IncreaseDecision,
+    /// Why (a declined credit request's reason).
+    pub reason: Option<String>,
+    /// The policy commit the decision was read at.
+    pub commit: String,
+    /// Who decides (the audit's actor).
+    pub actor: String,
+    /// Ask the vendor not to email the member.
+    pub suppress_notification: bool,
+}
+
+/// The limit budgit last wrote for a member, and what the vendor shows now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedByBudgit {
+    /// Minor units budgit wrote.
+    pub amount: String,
+    /// The policy commit it came from.
+    pub commit: String,
+    /// The member's own limit for the target's period now, in minor units.
+    pub live: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawActor {
+    #[serde(default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    email_address: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawScope {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Deserialize)]
+struct RawSummary {
+    amount: Option<String>,
+    currency: String,
+    period_to_date_spend: String,
+    source: RawScope,
+}
+
+#[derive(Deserialize)]
+struct RawIncrease {
+    id: String,
+    actor: RawActor,
+    period: String,
+    status: String,
+    created_at: String,
+    #[serde(default)]
+    spend_summary: Option<RawSummary>,
+}
+
+impl ClaudeWorkspace {
+    fn increase(&self, raw: RawIncrease) -> IncreaseRequest {
+        let email = {
+            let cache = lock(&self.cache);
+            raw.actor
+                .user_id
+                .as_ref()
+                .and_then(|id| cache.members.iter().find(|(_, m)| *m == id).map(|(e, _)| e.clone()))
+        }
+        .or_else(|| {
+            raw.actor.email_address.as_ref().map(|e| {
+                crate::identity::canonical_email(e).map(|c| c.into_owned()).unwrap_or_else(|_| e.clone())
+            })
+        });
+        IncreaseRequest {
+            id: raw.id,
+            user_id: raw.actor.user_id,
+            email,
+            period: raw.period,
+            status: raw.status,
+            created_at: raw.created_at,
+            summary: raw.spend_summary.map(|s| SpendSummary {
+                amount: s.amount,
+                currency: s.currency,
+                period_to_date_spend: s.period_to_date_spend,
+                source: s.source.kind,
+            }),
+        }
+    }
+
+    /// Every increase request with `status` (all when `None`), most recent first, every page.
+    pub fn increase_requests(&self, status: Option<&str>) -> Result<Vec<IncreaseRequest>, WorkspaceError> {
+        #[derive(Deserialize)]
+        struct Page {
+            data: Vec<RawIncrease>,
+            #[serde(default)]
+            next_page: Option<String>,
+        }
+        if !lock(&self.cache).members_read {
+            self.load_members()?;
+        }
+        let mut out = Vec::new();
+        let mut page_token: Option<String> = None;
+        loop {
+            let mut path = format!("{INCREASES}?limit={INCREASE_PAGE}");
+            if let Some(s) = status {
+                path.push_str(&format!("&status[]={}", encode(s)));
+            }
+            if let Some(p) = &page_token {
+                path.push_str(&format!("&page={}", encode(p)));
+            }
+            let page: Page = self.get(&path)?;
+            out.extend(page.data.into_iter().map(|r| self.increase(r)));
+            match page.next_page {
+                Some(next) if !next.is_empty() && page_token.as_deref() != Some(&next) => {
+                    page_token = Some(next)
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// One increase request.
+    pub fn increase_request(&self, id: &str) -> Result<IncreaseRequest, WorkspaceError> {
+        let raw: RawIncrease = self.get(&format!("{INCREASES}/{}", encode(id)))?;
+        Ok(self.increase(raw))
+    }
+
+    /// Approves at `amount` minor units: the vendor writes the member's user-scope limit at it.
+    pub fn approve_increase(
+        &self,
+        id: &str,
+        amount: &str,
+        period: &str,
+        suppress_notification: bool,
+    ) -> Result<IncreaseRequest, WorkspaceError> {
+        let body =
+            json!({ "amount": amount, "period": period, "suppress_notification": suppress_notification });
+        let answer = self.post(&format!("{INCREASES}/{}/approve", encode(id)), &body)?;
+        let raw: RawIncrease = serde_json::from_value(answer).map_err(protocol)?;
+        Ok(self.increase(raw))
+    }
+
+    /// Denies (idempotent at the vendor on a denied request).
+    pub fn deny_increase(
+        &self,
+        id: &str,
+        suppress_notification: bool,
+    ) -> Result<IncreaseRequest, WorkspaceError> {
+        let body = json!({ "suppress_notification": suppress_notification });
+        let answer = self.post(&format!("{INCREASES}/{}/deny", encode(id)), &body)?;
+        let raw: RawIncrease = serde_json::from_value(answer).map_err(protocol)?;
+        Ok(self.increase(raw))
+    }
+
+    /// Writes a decision to the vendor, audited once: a `request.intent` line before the
+    /// call, `request.approved` or `request.denied` after the vendor answered. When the
+    /// call fails the intent stays open and [`ClaudeWorkspace::recover_increases`] settles it.
+    pub fn decide_increase(&self, write: &IncreaseWrite) -> Result<IncreaseRequest, WorkspaceError> {
+        let (amount, period, decision) = match &write.decision {
+            IncreaseDecision::Approve { amount, period } => {
+                (Some(amount.clone()), Some(period.clone()), "approve")
+            }
+            IncreaseDecision::Deny => (None, None, "deny"),
+        };
+        let currency = lock(&self.cache).target.as_ref().map(|t| t.money.currency.clone());
+        let intent = Entry {
+            action: "request.intent".into(),
+            user: write.request.email.clone().unwrap_or_default(),
+            member: write.request.user_id.clone(),
+            amount: amount.clone(),
+            currency: amount.as_ref().and(currency),
+            period,
+            limit: None,
+            group: None,
+            source: None,
+            commit: write.commit.clone(),
+            plan_digest: String::new(),
+            actor: write.actor.clone(),
+            at: now_rfc3339(),
+            recovered: false,
+            vendor_request: Some(write.request.id.clone()),
+            request: Some(write.budgit_request),
+            decision: Some(decision.into()),
+            reason: write.reason.clone(),
+        };
+        if self.dry_run {
+            return Ok(write.request.clone());
+        }
+        self.append(std::slice::from_ref(&intent))?;
+        let answer = match &write.decision {
+            IncreaseDecision::Approve { amount, period } => {
+                self.approve_increase(&write.request.id, amount, period, write.suppress_notification)
+            }
+            IncreaseDecision::Deny => self.deny_increase(&write.request.id, write.suppress_notification),
+        }?;
+        let action = if decision == "approve" { "request.approved" } else { "request.denied" };
+        self.append(&[Entry { action: action.into(), at: now_rfc3339(), ..intent }])?;
+        Ok(answer)
+    }
+
+    /// Settles the decisions a killed or failed run left open: an intent the vendor
+    /// shows done gets its outcome (marked `recovered`), any other lapses, so the
+    /// next decision is made afresh. Answers the vendor request ids settled and how.
+    pub fn recover_increases(&self) -> Result<Vec<(String, String)>, WorkspaceError> {
+        let mut open: BTreeMap<String, Entry> = BTreeMap::new();
+        for e in self.audit()? {
+            let Some(id) = e.vendor_request.clone() else { continue };
+            if e.action == "request.intent" {
+                open.insert(id, e);
+            } else {
+                open.remove(&id);
+            }
+        }
+        let mut settled = Vec::new();
+        let mut lines = Vec::new();
+        for (id, intent) in open {
+            let now = match self.increase_request(&id) {
+                Ok(r) => Some(r.status),
+                Err(WorkspaceError::Rejected { status: 404, .. }) => None,
+                Err(e) => return Err(e),
+            };
+            let action = match (intent.decision.as_deref(), now.as_deref()) {
+                (Some("approve"), Some("approved")) => "request.approved",
+                (Some("deny"), Some("denied")) => "request.denied",
+                _ => "request.lapsed",
+            };
+            settled.push((id, action.to_string()));
+            lines.push(Entry { action: action.into(), at: now_rfc3339(), recovered: true, ..intent });
+        }
+        self.append(&lines)?;
+        Ok(settled)
+    }
+
+    /// The vendor requests budgit's audit shows decided (approved or denied), by id.
+    pub fn decided_increases(&self) -> Result<BTreeMap<String, String>, WorkspaceError> {
+        Ok(self
+            .audit()?
+            .into_iter()
+            .filter(|e| e.action == "request.approved" || e.action == "request.denied")
+            .filter_map(|e| Some((e.vendor_request?, e.action)))
+            .collect())
+    }
+
+    /// Reads the Workspace at `rev` of the repository holding `policies` (the target's
+    /// money and period), the members and the effective report; answers the commit.
+    pub fn load_target(&self, policies: &Path, rev: &str) -> Result<String, ReconcileError> {
+        let git = GitRepo::discover(policies).or_else(|_| GitRepo::discover(Path::new(".")))?;
+        let dir = git.repo_path(policies)?;
+        let tree = git.read_policies(rev, &dir)?;
+        let commit = tree.commit.sha.clone();
+        let refuse =
+            |first: String| ReconcileError::InvalidPolicy { commit: commit.clone(), errors: 1, first };
+        let (policies, _) = crate::load::load_sources(tree.sources);
+        let ws = policies.workspace().ok_or_else(|| refuse("the policies have no Workspace".into()))?;
+        let declared = ws.doc.vendors.get(&Vendor::ClaudeEnterprise).ok_or_else(|| {
+            refuse(format!("the Workspace declares no `vendors.{CLAUDE_ENTERPRISE}` [vendor/bad-money]"))
+        })?;
+        let money = Money::new(declared).map_err(|e| refuse(format!("{e} [vendor/bad-money]")))?;
+        let period = claude_period(ws.doc.period).ok_or_else(|| {
+            refuse(format!("`{CLAUDE_ENTERPRISE}` has no quarterly limits [vendor/unsupported-period]"))
+        })?;
+        lock(&self.cache).target = Some(Target { money, period });
+        self.load_members()?;
+        self.load_live()?;
+        Ok(commit)
+    }
+
+    /// The money and period [`ClaudeWorkspace::load_target`] read.
+    pub fn target(&self) -> Option<(Money, &'static str)> {
+        lock(&self.cache).target.as_ref().map(|t| (t.money.clone(), t.period))
+    }
+
+    /// The limit budgit last wrote for `email` (from the audit) and the member's live one.
+    pub fn applied_by_budgit(&self, email: &str) -> Result<Option<AppliedByBudgit>, WorkspaceError> {
+        let (last, _) = ClaudeWorkspace::replay(&self.audit()?, None);
+        let Some(entry) = last.get(email) else { return Ok(None) };
+        let live = lock(&self.cache).live.get(email).and_then(|r| r.amount.clone());
+        Ok(Some(AppliedByBudgit {
+            amount: entry.amount.clone().unwrap_or_default(),
+            commit: entry.commit.clone(),
+            live,
+        }))
+    }
+
+    /// Whether the tree at `rev` of the audit's repository holds `path` (repository-relative).
+    pub fn has_file_at(&self, rev: &str, path: &str) -> Result<bool, WorkspaceError> {
+        let repo = lock(&self.repo);
+        let fail = |e: git2::Error| protocol(format!("cannot read `{rev}`: {}", e.message()));
+        let commit = repo.revparse_single(rev).and_then(|o| o.peel_to_commit()).map_err(fail)?;
+        let tree = commit.tree().map_err(fail)?;
+        Ok(tree.get_path(Path::new(path)).is_ok())
+    }
+}
+
 fn set_body(minor: u64, member: &str, period: &str) -> Value {
     json!({ "amount": minor.to_string(), "scope": { "type": "user", "user_id": member }, "period": period })
 }
@@ -646,6 +1005,10 @@ impl Workspace for ClaudeWorkspace {
             actor: batch.actor.clone(),
             at: now_rfc3339(),
             recovered: false,
+            vendor_request: None,
+            request: None,
+            decision: None,
+            reason: None,
         };
         let reject = |code: &str, message: String| WorkspaceError::Rejected {
             status: 400,

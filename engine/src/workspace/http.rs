@@ -125,6 +125,35 @@ impl HttpWorkspace {
         Ok(answer.removed)
     }
 
+    /// `GET /v1/requests`: every credit request the token may see, oldest first, every page.
+    pub fn credit_requests(&self) -> Result<Vec<CreditRequest>, WorkspaceError> {
+        let mut out: Vec<CreditRequest> = Vec::new();
+        let mut after: i64 = 0;
+        loop {
+            let answer: Page<CreditRequest, i64> =
+                self.get(&format!("/v1/requests?limit=500&after={after}"))?;
+            out.extend(answer.data);
+            match answer.next {
+                Some(next) if answer.has_more && next > after => after = next,
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// `POST /v1/requests`: asks for `credits` more for `user` over `days`, with a reason and context.
+    pub fn create_credit_request(
+        &self,
+        user: &str,
+        credits: Credits,
+        days: u32,
+        reason: &str,
+        context: &Value,
+    ) -> Result<CreditRequest, WorkspaceError> {
+        let body =
+            json!({ "user": user, "credits": credits, "days": days, "reason": reason, "context": context });
+        self.send("POST", "/v1/requests", &body)
+    }
+
     /// Pages through a list endpoint keyed by a string cursor (`after`).
     fn pages<T: DeserializeOwned>(&self, path: &str, page: usize) -> Result<Vec<T>, WorkspaceError> {
         let mut out = Vec::new();
@@ -139,6 +168,32 @@ impl HttpWorkspace {
             }
         }
     }
+}
+
+/// A credit request as `budgit serve` answers it (`/v1/requests`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CreditRequest {
+    /// The service's id.
+    pub id: i64,
+    /// Who the credits are for.
+    pub user: String,
+    /// How many credits (added to the user's limit).
+    pub credits: Credits,
+    /// For how many days.
+    pub days: u32,
+    /// Why.
+    pub reason: String,
+    /// What the requester attached.
+    #[serde(default)]
+    pub context: Option<Value>,
+    /// `pending`, `approved`, `proposed` or `declined`.
+    pub status: String,
+    /// Why it was decided so.
+    #[serde(default)]
+    pub decision_reason: Option<String>,
+    /// The override proposal: a commit on a branch once proposed (`branch`, `commit`, `file`).
+    #[serde(default)]
+    pub proposal: Option<Value>,
 }
 
 /// What `POST /v1/users/import` answers.
