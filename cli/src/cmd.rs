@@ -12,6 +12,7 @@ pub mod owners;
 pub mod plan;
 pub mod reconcile;
 pub mod request;
+pub mod requests;
 pub mod resolve;
 pub mod schema;
 pub mod serve;
@@ -81,6 +82,7 @@ enum Command {
     Plan(plan::Args),
     History(history::Args),
     Request(request::Args),
+    Requests(requests::Args),
     Owners(owners::Args),
     Resolve(resolve::Args),
     Explain(explain::Args),
@@ -103,6 +105,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Plan(args) => plan::run(args),
         Command::History(args) => history::run(args),
         Command::Request(args) => request::run(args),
+        Command::Requests(args) => requests::run(args),
         Command::Owners(args) => owners::run(args),
         Command::Resolve(args) => resolve::run(args),
         Command::Explain(args) => explain::run(args),

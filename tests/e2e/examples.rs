@@ -6,14 +6,16 @@
 //! so examples that write files or branches touch nothing here. `serve`,
 //! `reconcile`, `users` and `health` run or talk to a long-running service: their
 //! examples run against real services in `service_examples.rs`. `usage` talks to a
-//! vendor's API: `cli/tests/pull.rs` runs `usage pull` against the OpenAI fake.
+//! vendor's API: `cli/tests/pull.rs` runs `usage pull` against the OpenAI fake. `requests`
+//! talks to a vendor's API and a service: `cli/tests/claude_requests.rs` runs `requests
+//! sync` against the Claude fake and a real `budgit serve`.
 
 use std::path::Path;
 
 use crate::{budgit_with_env, repo_root};
 
 /// Commands whose examples need a running service.
-const SERVICES: [&str; 5] = ["serve", "reconcile", "users", "health", "usage"];
+const SERVICES: [&str; 6] = ["serve", "reconcile", "users", "health", "usage", "requests"];
 
 /// One example: environment assignments, the arguments after `budgit`, and the file
 /// stdout is redirected to.
