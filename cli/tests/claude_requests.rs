@@ -430,7 +430,9 @@ fn a_sync_killed_mid_write_is_finished_by_the_next_without_writing_twice() {
         );
     }
 
-    fake_post(vendor_addr, "/_fake/faults", &json!({ "delay_ms": 150, "method": "POST", "times": 1000 }));
+    // each write is held 500 ms at the fake: the kill, within a poll of the fourth call
+    // arriving, lands while that call is in flight and its outcome is not yet audited
+    fake_post(vendor_addr, "/_fake/faults", &json!({ "delay_ms": 500, "method": "POST", "times": 1000 }));
     let mut child =
         sync_cmd(root, vendor_addr, srv, &[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -440,7 +442,7 @@ fn a_sync_killed_mid_write_is_finished_by_the_next_without_writing_twice() {
     }
     child.kill().unwrap(); // SIGKILL: the outcome of the write in flight is never audited
     child.wait().unwrap();
-    std::thread::sleep(Duration::from_millis(400));
+    std::thread::sleep(Duration::from_millis(700));
     let denied_before: Vec<&String> =
         asked.iter().filter(|id| status_at_vendor(vendor_addr, id) == "denied").collect();
     assert!((3..12).contains(&denied_before.len()), "{}", denied_before.len());
