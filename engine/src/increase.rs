@@ -267,7 +267,9 @@ pub fn sync(
         };
         let decision = match credit.status.as_str() {
             "declined" => IncreaseDecision::Deny,
-            "proposed" => {
+            // The service moves a proposed request on by itself (merged, applied, done);
+            // the vendor is approved from what the repository and the audit show.
+            "proposed" | "merged" | "applied" | "done" => {
                 let file = credit.proposal.as_ref().and_then(|p| p.get("file")).and_then(Value::as_str);
                 let branch = credit.proposal.as_ref().and_then(|p| p.get("branch")).and_then(Value::as_str);
                 let Some(file) = file else {
