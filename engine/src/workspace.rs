@@ -9,6 +9,7 @@
 //! [`crate::reconcile`].
 
 pub mod claude;
+mod git_refs;
 pub mod http;
 pub mod memory;
 pub mod openai;

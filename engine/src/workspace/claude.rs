@@ -31,7 +31,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::http::{decode, encode, read};
+use super::git_refs::{self, lock, now_rfc3339, protocol};
+use super::http::{self, decode, encode, read};
 use super::{
     AppliedLimit, AppliedSource, Batch, BatchResult, ItemStatus, LastApplied, Lease, UserRecord, Workspace,
     WorkspaceError,
@@ -172,18 +173,6 @@ impl std::fmt::Debug for ClaudeWorkspace {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn protocol(e: impl std::fmt::Display) -> WorkspaceError {
-    WorkspaceError::Protocol(e.to_string())
-}
-
-fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 impl ClaudeWorkspace {
     /// A client of the API at `base`, keeping its audit and lease in the repository holding `repo`.
     pub fn new(
@@ -194,20 +183,14 @@ impl ClaudeWorkspace {
         max_rps: Option<f64>,
         dry_run: bool,
     ) -> Result<ClaudeWorkspace, WorkspaceError> {
-        let config =
-            ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build();
-        let repo = git2::Repository::discover(repo).map_err(|e| {
-            protocol(format!("cannot open the policy repository for the audit: {}", e.message()))
-        })?;
-        let min_interval =
-            max_rps.filter(|r| r.is_finite() && *r > 0.0).map(|r| Duration::from_secs_f64(1.0 / r));
+        let repo = git_refs::open_repo(repo)?;
         Ok(ClaudeWorkspace {
             base: base.trim_end_matches('/').to_string(),
             key,
-            agent: config.into(),
+            agent: http::agent(timeout),
             repo: Mutex::new(repo),
             cache: Mutex::default(),
-            min_interval,
+            min_interval: http::min_interval(max_rps),
             last_call: Mutex::new(None),
             calls: AtomicU64::new(0),
             dry_run,
@@ -279,16 +262,7 @@ impl ClaudeWorkspace {
 
     /// Spaces calls by `--max-rps`; the wall clock is the point here.
     fn pace(&self) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let Some(gap) = self.min_interval else { return };
-        let mut last = lock(&self.last_call);
-        if let Some(at) = *last {
-            let wait = gap.saturating_sub(at.elapsed());
-            if !wait.is_zero() {
-                std::thread::sleep(wait);
-            }
-        }
-        *last = Some(Instant::now());
+        http::pace(&self.calls, self.min_interval, &self.last_call);
     }
 
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, WorkspaceError> {
@@ -438,29 +412,7 @@ impl ClaudeWorkspace {
 
     /// The audit log, oldest first.
     fn audit(&self) -> Result<Vec<Entry>, WorkspaceError> {
-        let repo = lock(&self.repo);
-        let tip = match repo.find_reference(AUDIT_REF) {
-            Ok(r) => r.target(),
-            Err(e) if e.code() == git2::ErrorCode::NotFound => None,
-            Err(e) => return Err(protocol(format!("cannot read the audit: {}", e.message()))),
-        };
-        let mut commits = Vec::new();
-        let mut next = tip;
-        while let Some(id) = next {
-            let commit = repo.find_commit(id).map_err(|e| protocol(e.message()))?;
-            next = commit.parent_ids().next();
-            commits.push(commit);
-        }
-        let mut out = Vec::new();
-        for commit in commits.iter().rev() {
-            let tree = commit.tree().map_err(|e| protocol(e.message()))?;
-            let Some(entry) = tree.get_name("audit.jsonl") else { continue };
-            let blob = repo.find_blob(entry.id()).map_err(|e| protocol(e.message()))?;
-            for line in blob.content().split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                out.push(serde_json::from_slice(line).map_err(|e| protocol(format!("audit entry: {e}")))?);
-            }
-        }
-        Ok(out)
+        git_refs::read_audit(&lock(&self.repo), AUDIT_REF)
     }
 
     /// Appends entries to the audit, as one commit on [`AUDIT_REF`].
@@ -468,35 +420,13 @@ impl ClaudeWorkspace {
         if entries.is_empty() || self.dry_run {
             return Ok(());
         }
-        let mut text = Vec::new();
-        for e in entries {
-            serde_json::to_writer(&mut text, e).map_err(protocol)?;
-            text.push(b'\n');
-        }
-        let repo = lock(&self.repo);
-        let fail = |e: git2::Error| protocol(format!("cannot write the audit: {}", e.message()));
-        let blob = repo.blob(&text).map_err(fail)?;
-        let mut tree = repo.treebuilder(None).map_err(fail)?;
-        tree.insert("audit.jsonl", blob, 0o100644).map_err(fail)?;
-        let tree = repo.find_tree(tree.write().map_err(fail)?).map_err(fail)?;
-        let parent = match repo.find_reference(AUDIT_REF) {
-            Ok(r) => r.target().and_then(|id| repo.find_commit(id).ok()),
-            Err(_) => None,
-        };
-        let who = git2::Signature::now("budgit", "budgit@localhost").map_err(fail)?;
         let message = format!(
             "budgit audit: {} {} at {}",
             entries.len(),
             if entries.len() == 1 { "entry" } else { "entries" },
             entries[0].commit
         );
-        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-        let id = repo.commit(None, &who, &who, &message, &tree, &parents).map_err(fail)?;
-        match &parent {
-            Some(p) => repo.reference_matching(AUDIT_REF, id, true, p.id(), "budgit audit").map_err(fail)?,
-            None => repo.reference(AUDIT_REF, id, false, "budgit audit").map_err(fail)?,
-        };
-        Ok(())
+        git_refs::append_audit(&lock(&self.repo), AUDIT_REF, entries, &message)
     }
 
     /// The last set per user (removed users absent), and intents no outcome followed.
@@ -874,13 +804,6 @@ fn set_body(minor: u64, member: &str, period: &str) -> Value {
     json!({ "amount": minor.to_string(), "scope": { "type": "user", "user_id": member }, "period": period })
 }
 
-#[derive(Serialize, Deserialize)]
-struct LeaseBody {
-    holder: String,
-    /// Unix seconds.
-    expires_at: i64,
-}
-
 impl Workspace for ClaudeWorkspace {
     fn users(&self) -> Result<Vec<UserRecord>, WorkspaceError> {
         self.load_members()?;
@@ -1111,67 +1034,11 @@ impl Workspace for ClaudeWorkspace {
     }
 
     fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<Lease, WorkspaceError> {
-        let refname = format!("{LEASE_REF_PREFIX}{name}");
-        let repo = lock(&self.repo);
-        let fail = |e: git2::Error| protocol(format!("cannot take the lease: {}", e.message()));
-        let now = chrono::Utc::now().timestamp();
-        let current = match repo.find_reference(&refname) {
-            Ok(r) => r.target(),
-            Err(e) if e.code() == git2::ErrorCode::NotFound => None,
-            Err(e) => return Err(fail(e)),
-        };
-        if let Some(id) = current {
-            let held: Option<LeaseBody> =
-                repo.find_blob(id).ok().and_then(|b| serde_json::from_slice(b.content()).ok());
-            if let Some(h) = held
-                && h.holder != holder
-                && h.expires_at > now
-            {
-                return Err(WorkspaceError::LeaseHeld {
-                    name: name.to_string(),
-                    holder: h.holder,
-                    expires_at: chrono::DateTime::from_timestamp(h.expires_at, 0).map(|t| t.to_rfc3339()),
-                });
-            }
-        }
-        let expires_at = now + i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX / 2);
-        let body =
-            serde_json::to_vec(&LeaseBody { holder: holder.to_string(), expires_at }).map_err(protocol)?;
-        let blob = repo.blob(&body).map_err(fail)?;
-        let taken = match current {
-            Some(old) => repo.reference_matching(&refname, blob, true, old, "budgit lease"),
-            None => repo.reference(&refname, blob, false, "budgit lease"),
-        };
-        match taken {
-            Ok(_) => Ok(Lease {
-                name: name.to_string(),
-                holder: holder.to_string(),
-                expires_at: chrono::DateTime::from_timestamp(expires_at, 0)
-                    .map(|t| t.to_rfc3339())
-                    .unwrap_or_default(),
-            }),
-            // Someone moved the ref between our read and write: they hold it now.
-            Err(_) => Err(WorkspaceError::LeaseHeld {
-                name: name.to_string(),
-                holder: "another reconciler".into(),
-                expires_at: None,
-            }),
-        }
+        git_refs::acquire_lease(&lock(&self.repo), LEASE_REF_PREFIX, name, holder, ttl)
     }
 
     fn release_lease(&self, name: &str, holder: &str) -> Result<(), WorkspaceError> {
-        let refname = format!("{LEASE_REF_PREFIX}{name}");
-        let repo = lock(&self.repo);
-        let Ok(mut r) = repo.find_reference(&refname) else { return Ok(()) };
-        let ours = r
-            .target()
-            .and_then(|id| repo.find_blob(id).ok())
-            .and_then(|b| serde_json::from_slice::<LeaseBody>(b.content()).ok())
-            .is_some_and(|l| l.holder == holder);
-        if ours {
-            r.delete().map_err(|e| protocol(format!("cannot release the lease: {}", e.message())))?;
-        }
-        Ok(())
+        git_refs::release_lease(&lock(&self.repo), LEASE_REF_PREFIX, name, holder)
     }
 }
 

@@ -8,7 +8,9 @@
 //! calls belong to the caller.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -46,9 +48,7 @@ impl std::fmt::Debug for HttpWorkspace {
 impl HttpWorkspace {
     /// A client of the API at `base` (`http://host:port`), with a per-call timeout.
     pub fn new(base: &str, token: String, timeout: Duration) -> HttpWorkspace {
-        let config =
-            ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build();
-        HttpWorkspace { base: base.trim_end_matches('/').to_string(), token, agent: config.into() }
+        HttpWorkspace { base: base.trim_end_matches('/').to_string(), token, agent: agent(timeout) }
     }
 
     /// A client whose token comes from `BUDGIT_TOKEN`.
@@ -238,6 +238,32 @@ struct Page<T, C> {
 
 fn none<C>() -> Option<C> {
     None
+}
+
+/// An agent whose every call ends within `timeout`, and that hands error statuses back
+/// as answers, so [`read`] can tell a retryable one from a refusal.
+pub(super) fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build().into()
+}
+
+/// The least time between two calls for `--max-rps`; none when it is absent or no positive number.
+pub(super) fn min_interval(max_rps: Option<f64>) -> Option<Duration> {
+    max_rps.filter(|r| r.is_finite() && *r > 0.0).map(|r| Duration::from_secs_f64(1.0 / r))
+}
+
+/// Counts a call and spaces it at least `min_interval` after the last one; the wall clock
+/// is the point here.
+pub(super) fn pace(calls: &AtomicU64, min_interval: Option<Duration>, last_call: &Mutex<Option<Instant>>) {
+    calls.fetch_add(1, Ordering::Relaxed);
+    let Some(gap) = min_interval else { return };
+    let mut last = last_call.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(at) = *last {
+        let wait = gap.saturating_sub(at.elapsed());
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+    }
+    *last = Some(Instant::now());
 }
 
 pub(super) fn decode<T: DeserializeOwned>(text: &str) -> Result<T, WorkspaceError> {

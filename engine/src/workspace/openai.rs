@@ -32,7 +32,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::claude::VendorCall;
-use super::http::{decode, encode, read};
+use super::git_refs::{self, lock, now_rfc3339, protocol};
+use super::http::{self, decode, encode, read};
 use super::{
     AppliedLimit, AppliedSource, Batch, BatchResult, ItemStatus, LastApplied, Lease, LimitSet, UserRecord,
     Workspace, WorkspaceError,
@@ -153,18 +154,6 @@ impl std::fmt::Debug for OpenAiWorkspace {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn protocol(e: impl std::fmt::Display) -> WorkspaceError {
-    WorkspaceError::Protocol(e.to_string())
-}
-
-fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 fn no_target() -> WorkspaceError {
     protocol("the target's money is not set")
 }
@@ -180,20 +169,14 @@ impl OpenAiWorkspace {
         max_rps: Option<f64>,
         dry_run: bool,
     ) -> Result<OpenAiWorkspace, WorkspaceError> {
-        let config =
-            ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build();
-        let repo = git2::Repository::discover(repo).map_err(|e| {
-            protocol(format!("cannot open the policy repository for the audit: {}", e.message()))
-        })?;
-        let min_interval =
-            max_rps.filter(|r| r.is_finite() && *r > 0.0).map(|r| Duration::from_secs_f64(1.0 / r));
+        let repo = git_refs::open_repo(repo)?;
         Ok(OpenAiWorkspace {
             base: base.trim_end_matches('/').to_string(),
             key,
-            agent: config.into(),
+            agent: http::agent(timeout),
             repo: Mutex::new(repo),
             cache: Mutex::default(),
-            min_interval,
+            min_interval: http::min_interval(max_rps),
             last_call: Mutex::new(None),
             calls: AtomicU64::new(0),
             dry_run,
@@ -243,16 +226,7 @@ impl OpenAiWorkspace {
 
     /// Spaces calls by `--max-rps`; the wall clock is the point here.
     fn pace(&self) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let Some(gap) = self.min_interval else { return };
-        let mut last = lock(&self.last_call);
-        if let Some(at) = *last {
-            let wait = gap.saturating_sub(at.elapsed());
-            if !wait.is_zero() {
-                std::thread::sleep(wait);
-            }
-        }
-        *last = Some(Instant::now());
+        http::pace(&self.calls, self.min_interval, &self.last_call);
     }
 
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, WorkspaceError> {
@@ -363,29 +337,7 @@ impl OpenAiWorkspace {
 
     /// The audit log, oldest first.
     fn audit(&self) -> Result<Vec<Entry>, WorkspaceError> {
-        let repo = lock(&self.repo);
-        let tip = match repo.find_reference(AUDIT_REF) {
-            Ok(r) => r.target(),
-            Err(e) if e.code() == git2::ErrorCode::NotFound => None,
-            Err(e) => return Err(protocol(format!("cannot read the audit: {}", e.message()))),
-        };
-        let mut commits = Vec::new();
-        let mut next = tip;
-        while let Some(id) = next {
-            let commit = repo.find_commit(id).map_err(|e| protocol(e.message()))?;
-            next = commit.parent_ids().next();
-            commits.push(commit);
-        }
-        let mut out = Vec::new();
-        for commit in commits.iter().rev() {
-            let tree = commit.tree().map_err(|e| protocol(e.message()))?;
-            let Some(entry) = tree.get_name("audit.jsonl") else { continue };
-            let blob = repo.find_blob(entry.id()).map_err(|e| protocol(e.message()))?;
-            for line in blob.content().split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                out.push(serde_json::from_slice(line).map_err(|e| protocol(format!("audit entry: {e}")))?);
-            }
-        }
-        Ok(out)
+        git_refs::read_audit(&lock(&self.repo), AUDIT_REF)
     }
 
     /// Appends entries to the audit, as one commit on [`AUDIT_REF`].
@@ -393,31 +345,9 @@ impl OpenAiWorkspace {
         if entries.is_empty() || self.dry_run {
             return Ok(());
         }
-        let mut text = Vec::new();
-        for e in entries {
-            serde_json::to_writer(&mut text, e).map_err(protocol)?;
-            text.push(b'\n');
-        }
-        let repo = lock(&self.repo);
-        let fail = |e: git2::Error| protocol(format!("cannot write the audit: {}", e.message()));
-        let blob = repo.blob(&text).map_err(fail)?;
-        let mut tree = repo.treebuilder(None).map_err(fail)?;
-        tree.insert("audit.jsonl", blob, 0o100644).map_err(fail)?;
-        let tree = repo.find_tree(tree.write().map_err(fail)?).map_err(fail)?;
-        let parent = match repo.find_reference(AUDIT_REF) {
-            Ok(r) => r.target().and_then(|id| repo.find_commit(id).ok()),
-            Err(_) => None,
-        };
-        let who = git2::Signature::now("budgit", "budgit@localhost").map_err(fail)?;
         let message =
             format!("budgit audit: {} {} at {}", entries[0].action, entries[0].item, entries[0].commit);
-        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-        let id = repo.commit(None, &who, &who, &message, &tree, &parents).map_err(fail)?;
-        match &parent {
-            Some(p) => repo.reference_matching(AUDIT_REF, id, true, p.id(), "budgit audit").map_err(fail)?,
-            None => repo.reference(AUDIT_REF, id, false, "budgit audit").map_err(fail)?,
-        };
-        Ok(())
+        git_refs::append_audit(&lock(&self.repo), AUDIT_REF, entries, &message)
     }
 
     /// The last write per item that still stands (removed items absent), by `actor` when given.
@@ -460,6 +390,19 @@ fn cents(target: &Target, credits: Credits, what: &str) -> Result<u64, Workspace
         code: "vendor/not-representable".into(),
         message: format!("{what}: {e}"),
     })
+}
+
+/// The call that deletes one alert of the scope at `base`.
+fn delete_alert(base: &str, a: &LiveAlert) -> Op {
+    Op {
+        call: VendorCall {
+            method: "DELETE",
+            path: format!("{base}/spend_alerts/{}", encode(&a.id)),
+            body: None,
+        },
+        alert_key: None,
+        alert_id: Some(a.id.clone()),
+    }
 }
 
 /// The calls that make a scope hold `want`: its spend limit, then its alerts.
@@ -525,15 +468,7 @@ fn set_ops(
         }
     }
     for a in stray {
-        ops.push(Op {
-            call: VendorCall {
-                method: "DELETE",
-                path: format!("{base}/spend_alerts/{}", encode(&a.id)),
-                body: None,
-            },
-            alert_key: None,
-            alert_id: Some(a.id.clone()),
-        });
+        ops.push(delete_alert(&base, a));
     }
     Ok(ops)
 }
@@ -555,24 +490,9 @@ fn remove_ops(
         });
     }
     for a in live.alerts.iter().filter(|a| alert_keys.contains_key(&a.id)) {
-        ops.push(Op {
-            call: VendorCall {
-                method: "DELETE",
-                path: format!("{base}/spend_alerts/{}", encode(&a.id)),
-                body: None,
-            },
-            alert_key: None,
-            alert_id: Some(a.id.clone()),
-        });
+        ops.push(delete_alert(&base, a));
     }
     Ok(ops)
-}
-
-#[derive(Serialize, Deserialize)]
-struct LeaseBody {
-    holder: String,
-    /// Unix seconds.
-    expires_at: i64,
 }
 
 impl Workspace for OpenAiWorkspace {
@@ -788,67 +708,11 @@ impl Workspace for OpenAiWorkspace {
     }
 
     fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<Lease, WorkspaceError> {
-        let refname = format!("{LEASE_REF_PREFIX}{name}");
-        let repo = lock(&self.repo);
-        let fail = |e: git2::Error| protocol(format!("cannot take the lease: {}", e.message()));
-        let now = chrono::Utc::now().timestamp();
-        let current = match repo.find_reference(&refname) {
-            Ok(r) => r.target(),
-            Err(e) if e.code() == git2::ErrorCode::NotFound => None,
-            Err(e) => return Err(fail(e)),
-        };
-        if let Some(id) = current {
-            let held: Option<LeaseBody> =
-                repo.find_blob(id).ok().and_then(|b| serde_json::from_slice(b.content()).ok());
-            if let Some(h) = held
-                && h.holder != holder
-                && h.expires_at > now
-            {
-                return Err(WorkspaceError::LeaseHeld {
-                    name: name.to_string(),
-                    holder: h.holder,
-                    expires_at: chrono::DateTime::from_timestamp(h.expires_at, 0).map(|t| t.to_rfc3339()),
-                });
-            }
-        }
-        let expires_at = now + i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX / 2);
-        let body =
-            serde_json::to_vec(&LeaseBody { holder: holder.to_string(), expires_at }).map_err(protocol)?;
-        let blob = repo.blob(&body).map_err(fail)?;
-        let taken = match current {
-            Some(old) => repo.reference_matching(&refname, blob, true, old, "budgit lease"),
-            None => repo.reference(&refname, blob, false, "budgit lease"),
-        };
-        match taken {
-            Ok(_) => Ok(Lease {
-                name: name.to_string(),
-                holder: holder.to_string(),
-                expires_at: chrono::DateTime::from_timestamp(expires_at, 0)
-                    .map(|t| t.to_rfc3339())
-                    .unwrap_or_default(),
-            }),
-            // Someone moved the ref between our read and write: they hold it now.
-            Err(_) => Err(WorkspaceError::LeaseHeld {
-                name: name.to_string(),
-                holder: "another reconciler".into(),
-                expires_at: None,
-            }),
-        }
+        git_refs::acquire_lease(&lock(&self.repo), LEASE_REF_PREFIX, name, holder, ttl)
     }
 
     fn release_lease(&self, name: &str, holder: &str) -> Result<(), WorkspaceError> {
-        let refname = format!("{LEASE_REF_PREFIX}{name}");
-        let repo = lock(&self.repo);
-        let Ok(mut r) = repo.find_reference(&refname) else { return Ok(()) };
-        let ours = r
-            .target()
-            .and_then(|id| repo.find_blob(id).ok())
-            .and_then(|b| serde_json::from_slice::<LeaseBody>(b.content()).ok())
-            .is_some_and(|l| l.holder == holder);
-        if ours {
-            r.delete().map_err(|e| protocol(format!("cannot release the lease: {}", e.message())))?;
-        }
-        Ok(())
+        git_refs::release_lease(&lock(&self.repo), LEASE_REF_PREFIX, name, holder)
     }
 }
 
