@@ -22,7 +22,9 @@ use budgit_engine::reconcile::{
     Run, Schedule, SystemClock, controller, outcome_name,
 };
 use budgit_engine::workspace::Workspace;
-use budgit_engine::workspace::claude::{ClaudeDesired, ClaudeWorkspace, KEY_ENV as CLAUDE_KEY_ENV};
+use budgit_engine::workspace::claude::{
+    ClaudeDesired, ClaudeWorkspace, KEY_ENV as CLAUDE_KEY_ENV, VendorCall,
+};
 use budgit_engine::workspace::http::{HttpWorkspace, TOKEN_ENV};
 use budgit_engine::workspace::openai::{KEY_ENV as OPENAI_KEY_ENV, OpenAiDesired, OpenAiWorkspace};
 use chrono::Utc;
@@ -305,17 +307,13 @@ fn drive(
 
 /// `--target claude-enterprise`: the same reconciler over the Anthropic Admin API.
 fn claude(args: &Args, options: Options, shutdown: &Arc<AtomicBool>) -> anyhow::Result<Status> {
-    // The audit and the lease live as refs in the repository that holds the policies.
-    let repo = if args.policy.policies.exists() { args.policy.policies.clone() } else { PathBuf::from(".") };
+    let repo = audit_repo(args);
     let workspace =
         ClaudeWorkspace::from_env(&args.workspace, &repo, args.timeout, args.max_rps, args.dry_run)
             .with_context(|| format!("set `{CLAUDE_KEY_ENV}` to an Admin API key of the organisation"))?;
     let desired = ClaudeDesired { git: git_desired(args), workspace: &workspace };
     let mut show = |outcome: &Result<Run, ReconcileError>| -> anyhow::Result<Status> {
-        let calls = match outcome {
-            Ok(run) if run.report.dry_run => workspace.planned_calls(&run.report.not_attempted),
-            _ => Vec::new(),
-        };
+        let calls = dry_run_calls(outcome, |items| workspace.planned_calls(items));
         let membership = workspace.membership();
         let text = match args.format {
             Format::Json => {
@@ -333,13 +331,7 @@ fn claude(args: &Args, options: Options, shutdown: &Arc<AtomicBool>) -> anyhow::
             }
             Format::Human => {
                 let mut t = human(args, outcome);
-                if !calls.is_empty() {
-                    let _ = writeln!(t, "vendor calls:");
-                    for c in &calls {
-                        let body = c.body.as_ref().map(|b| format!(" {b}")).unwrap_or_default();
-                        let _ = writeln!(t, "  {} {}{body}", c.method, c.path);
-                    }
-                }
+                vendor_calls(&mut t, &calls);
                 for (what, people) in [
                     ("in the directory, not members of the organisation", &membership.not_in_org),
                     ("members of the organisation, not in the directory", &membership.not_in_directory),
@@ -367,17 +359,13 @@ fn claude(args: &Args, options: Options, shutdown: &Arc<AtomicBool>) -> anyhow::
 /// `--target openai`: the same reconciler over the OpenAI Admin API, one item per
 /// scope (the organisation, each project).
 fn openai(args: &Args, options: Options, shutdown: &Arc<AtomicBool>) -> anyhow::Result<Status> {
-    // The audit and the lease live as refs in the repository that holds the policies.
-    let repo = if args.policy.policies.exists() { args.policy.policies.clone() } else { PathBuf::from(".") };
+    let repo = audit_repo(args);
     let workspace =
         OpenAiWorkspace::from_env(&args.workspace, &repo, args.timeout, args.max_rps, args.dry_run)
             .with_context(|| format!("set `{OPENAI_KEY_ENV}` to an Admin API key of the organisation"))?;
     let desired = OpenAiDesired { git: git_desired(args), workspace: &workspace };
     let mut show = |outcome: &Result<Run, ReconcileError>| -> anyhow::Result<Status> {
-        let calls = match outcome {
-            Ok(run) if run.report.dry_run => workspace.planned_calls(&run.report.not_attempted),
-            _ => Vec::new(),
-        };
+        let calls = dry_run_calls(outcome, |items| workspace.planned_calls(items));
         let text = match args.format {
             Format::Json => {
                 let mut v: serde_json::Value =
@@ -397,13 +385,7 @@ fn openai(args: &Args, options: Options, shutdown: &Arc<AtomicBool>) -> anyhow::
             }
             Format::Human => {
                 let mut t = human(args, outcome);
-                if !calls.is_empty() {
-                    let _ = writeln!(t, "vendor calls:");
-                    for c in &calls {
-                        let body = c.body.as_ref().map(|b| format!(" {b}")).unwrap_or_default();
-                        let _ = writeln!(t, "  {} {}{body}", c.method, c.path);
-                    }
-                }
+                vendor_calls(&mut t, &calls);
                 t
             }
         };
@@ -411,6 +393,34 @@ fn openai(args: &Args, options: Options, shutdown: &Arc<AtomicBool>) -> anyhow::
         Ok(Status::Clean)
     };
     drive(args, &workspace, &desired, options, shutdown, &mut show)
+}
+
+/// The repository whose refs hold a vendor target's audit and lease: the one that
+/// holds the policies.
+fn audit_repo(args: &Args) -> PathBuf {
+    if args.policy.policies.exists() { args.policy.policies.clone() } else { PathBuf::from(".") }
+}
+
+/// The vendor calls a dry run would have made; a run that wrote makes them itself.
+fn dry_run_calls(
+    outcome: &Result<Run, ReconcileError>,
+    planned: impl FnOnce(&[ItemReport]) -> Vec<VendorCall>,
+) -> Vec<VendorCall> {
+    match outcome {
+        Ok(run) if run.report.dry_run => planned(&run.report.not_attempted),
+        _ => Vec::new(),
+    }
+}
+
+/// The human report's list of a dry run's vendor calls, with their bodies.
+fn vendor_calls(t: &mut String, calls: &[VendorCall]) {
+    if !calls.is_empty() {
+        let _ = writeln!(t, "vendor calls:");
+        for c in calls {
+            let body = c.body.as_ref().map(|b| format!(" {b}")).unwrap_or_default();
+            let _ = writeln!(t, "  {} {}{body}", c.method, c.path);
+        }
+    }
 }
 
 fn default_holder() -> String {
