@@ -80,6 +80,23 @@ fn the_anthropic_sdk_reads_and_writes_the_fake_under_strict_validation() {
     )
     .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
+    // a day of costs for alice (two products) and a deleted account, and one outside the range
+    let costs = json!([
+        { "email": "alice@acme.com", "date": "2026-11-01", "product": "chat", "model": "claude-opus-4-5", "amount": "1234.5678" },
+        { "email": "alice@acme.com", "date": "2026-11-02", "product": "claude_code", "model": "claude-sonnet-4-5", "amount": "0.5" },
+        { "user_id": "user_gone", "date": "2026-11-02", "product": "chat", "model": "claude-opus-4-5", "amount": "3" },
+        { "email": "bob@acme.com", "date": "2026-11-03", "product": "chat", "model": "claude-opus-4-5", "amount": "10" },
+    ]);
+    let r = http::try_send(
+        addr,
+        "POST",
+        "/_fake/costs",
+        None,
+        Some(&costs.to_string()),
+        &[("content-type", "application/json")],
+    )
+    .unwrap();
+    assert_eq!(r.status, 204, "{}", r.body);
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/sdk/claude_admin.py");
     let out = Command::new(&py)
@@ -129,6 +146,32 @@ fn the_anthropic_sdk_reads_and_writes_the_fake_under_strict_validation() {
         "{got}"
     );
     assert_eq!(got["resolved_twice_refused"], json!([true, true, true]), "{got}");
+    // the cost report, one row a page, read whole through `next_page`
+    assert_eq!(
+        got["costs"],
+        json!([
+            [
+                "alice@acme.com",
+                false,
+                "2026-11-01T00:00:00+00:00",
+                "chat",
+                "claude-opus-4-5",
+                "1234.5678",
+                "USD"
+            ],
+            [null, true, "2026-11-02T00:00:00+00:00", "chat", "claude-opus-4-5", "3", "USD"],
+            [
+                "alice@acme.com",
+                false,
+                "2026-11-02T00:00:00+00:00",
+                "claude_code",
+                "claude-sonnet-4-5",
+                "0.5",
+                "USD"
+            ],
+        ]),
+        "{got}"
+    );
     // the SDK sent what budgit sends: the key, the version, the reads beta on the list
     let calls = http::try_send(addr, "GET", "/_fake/calls", None, None, &[]).unwrap().json();
     assert!(calls.as_array().unwrap().len() >= 10, "{calls}");

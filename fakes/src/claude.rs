@@ -20,6 +20,7 @@
 //!   with that `spend_limit`; only a pending request can be approved
 //! - `POST …/{id}/deny` (`{suppress_notification?}`): idempotent on a denied request,
 //!   400 on an approved one
+//! - `GET /v1/organizations/analytics/user_cost_report` (`cost_report`)
 //!
 //! Every `/v1` call needs a key (`x-api-key` or `Authorization: Bearer`) and an
 //! `anthropic-version` header. The `/_fake` routes seed members and organisation
@@ -39,6 +40,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+mod cost_report;
 
 /// The beta a spend-limit list needs, as the SDK sends it.
 pub const READS_BETA: &str = "spend-limit-reads-2026-09-26";
@@ -105,6 +108,8 @@ struct Org {
     faults: VecDeque<Fault>,
     calls: Vec<Value>,
     next: u64,
+    /// Seeded costs, for the cost report.
+    costs: Vec<cost_report::Stored>,
 }
 
 #[derive(Debug, Clone)]
@@ -142,6 +147,8 @@ pub fn router() -> Router {
         .route("/v1/organizations/spend_limit_increase_requests/{id}/deny", post(deny_request))
         .route("/_fake/members", post(add_members))
         .route("/_fake/increase_requests", post(add_requests))
+        .route("/v1/organizations/analytics/user_cost_report", get(cost_report::user_cost_report))
+        .route("/_fake/costs", post(cost_report::add_costs))
         .route("/_fake/org_limit", post(set_org_limit))
         .route("/_fake/faults", post(add_fault).delete(clear_faults))
         .route("/_fake/calls", get(calls).delete(clear_calls))

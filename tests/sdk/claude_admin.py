@@ -100,6 +100,27 @@ def main() -> None:
         for r in org.spend_limits.effective.list(user_ids=[ids["alice@acme.com"]], period=["monthly"])
     ]
     statuses = sorted((r.actor.email_address, r.status) for r in reqs.list())
+    # the per-user cost report: `SyncReportPageCursor` (next_page / has_more), one row a
+    # page, each a `BetaAnalyticsCostUsersItem` with amounts as strings of fractional cents
+    report = org.analytics.user_cost_report.list(
+        starting_at="2026-11-01T00:00:00Z",
+        ending_at="2026-11-03T00:00:00Z",
+        bucket_width="1d",
+        group_by=["product", "model"],
+        limit=1,
+    )
+    costs = [
+        (
+            r.actor.email_address,
+            r.actor.deleted,
+            r.starting_at.isoformat(),
+            r.product,
+            r.model,
+            r.amount,
+            r.currency,
+        )
+        for r in report
+    ]
 
     print(
         json.dumps(
@@ -109,6 +130,7 @@ def main() -> None:
                 "alice_after_approve": alice_now,
                 "request_statuses": statuses,
                 "resolved_twice_refused": refused,
+                "costs": sorted(costs, key=lambda r: (r[2], r[0] or "", r[3])),
                 "members": len(members),
                 "user_pages": user_pages,
                 "listed": len(listed),
