@@ -16,6 +16,7 @@
 //! Network access goes through [`Fetch`]; [`http::HttpFetch`] is its client, with
 //! retries on 429 (`Retry-After`), 5xx and timeouts.
 
+mod claude;
 pub mod http;
 
 use std::collections::BTreeMap;
@@ -38,6 +39,9 @@ pub enum Source {
     OpenAi,
     /// A `budgit serve` workspace: credits, emails.
     Budgit,
+    /// The Anthropic Admin API of a Claude Enterprise organisation: its per-user
+    /// cost report, in fractional minor units, with each user's email.
+    ClaudeEnterprise,
 }
 
 impl Source {
@@ -46,6 +50,7 @@ impl Source {
         match self {
             Source::OpenAi => "openai",
             Source::Budgit => "budgit",
+            Source::ClaudeEnterprise => crate::vendor::CLAUDE_ENTERPRISE,
         }
     }
 
@@ -55,6 +60,7 @@ impl Source {
         match self {
             Source::OpenAi => "OPENAI_ADMIN_KEY",
             Source::Budgit => "BUDGIT_ADMIN_TOKEN",
+            Source::ClaudeEnterprise => crate::workspace::claude::KEY_ENV,
         }
     }
 
@@ -63,6 +69,7 @@ impl Source {
         match self {
             Source::OpenAi => "/organization/costs",
             Source::Budgit => "/v1/organization/costs",
+            Source::ClaudeEnterprise => claude::USER_COST_REPORT,
         }
     }
 }
@@ -142,6 +149,32 @@ impl Rate {
             )));
         };
         Rate::new(&money.currency, &money.credit)
+    }
+
+    /// The rate a Workspace declares for `vendor`, for amounts the vendor writes in
+    /// minor units of its currency (cents for `usd`), as Claude's reports do.
+    pub fn declared_minor(
+        vendors: &BTreeMap<Vendor, VendorMoney>,
+        vendor: Vendor,
+        name: &str,
+    ) -> Result<Rate, PullError> {
+        let major = Rate::declared(vendors, vendor, name)?;
+        let money = vendors
+            .get(&vendor)
+            .map(crate::vendor::Money::new)
+            .transpose()
+            .map_err(|e| PullError::Money(e.to_string()))?;
+        let digits = money.map_or(0, |m| m.digits);
+        // one credit in minor units: the declared worth × 10^digits, exactly
+        let credit = if major.credit.scale >= digits {
+            Decimal { mantissa: major.credit.mantissa, scale: major.credit.scale - digits }
+        } else {
+            let by = pow10(digits - major.credit.scale)
+                .and_then(|p| major.credit.mantissa.checked_mul(p))
+                .ok_or_else(|| PullError::Money("the declared credit rate is out of range".into()))?;
+            Decimal { mantissa: by, scale: 0 }
+        };
+        Ok(Rate { currency: major.currency, credit })
     }
 
     /// One credit costs `credit` (decimal text) of `currency`.
@@ -320,6 +353,7 @@ pub fn pull(
     let users = match opts.source {
         Source::OpenAi => Some(openai_users(fetch)?),
         Source::Budgit => None,
+        Source::ClaudeEnterprise => return claude::pull(fetch, opts, progress),
     };
     let path = opts.source.costs_path();
     let mut out = Pulled::default();

@@ -24,7 +24,9 @@ Examples:
   OPENAI_ADMIN_KEY=... budgit usage pull --source openai --workspace https://api.openai.com/v1 \\
       --since 2026-11-01 --out usage/openai.csv
   BUDGIT_ADMIN_TOKEN=... budgit usage pull --source budgit --workspace http://127.0.0.1:8080 \\
-      --since 2026-11-01 --out usage/budgit.csv")]
+      --since 2026-11-01 --out usage/budgit.csv
+  ANTHROPIC_API_KEY=... budgit usage pull --source claude-enterprise \\
+      --workspace https://api.anthropic.com --since 2026-11-01 --out usage/claude.csv")]
 pub struct Args {
     #[command(subcommand)]
     command: UsageCommand,
@@ -54,6 +56,13 @@ enum UsageCommand {
 /// A `budgit serve` workspace reports credits and emails; its key is the admin token
 /// (`BUDGIT_ADMIN_TOKEN`).
 ///
+/// Claude Enterprise (`--source claude-enterprise`, `--workspace
+/// https://api.anthropic.com`) is read from the Admin API's per-user cost report,
+/// daily, by product and model, 31 days a call; its amounts are fractional cents of
+/// the organisation's currency, converted at `vendors.claude-enterprise` (the same
+/// declaration `reconcile --target claude-enterprise` uses). The key is read from
+/// `ANTHROPIC_API_KEY`; people are the report's email addresses.
+///
 /// Exit status: 0 pulled (warnings allowed: unmapped users, rounded conversions);
 /// 1 the policies are invalid; 2 the workspace or the file could not be used.
 #[derive(Debug, clap::Args)]
@@ -61,6 +70,8 @@ enum UsageCommand {
 Examples:
   OPENAI_ADMIN_KEY=... budgit usage pull --source openai --workspace https://api.openai.com/v1 \\
       --since 2026-11-01 --out usage/openai.csv
+  ANTHROPIC_API_KEY=... budgit usage pull --source claude-enterprise \\
+      --workspace https://api.anthropic.com --since 2026-11-01 --out usage/claude.csv
   budgit evaluate --directory examples/directory.csv --usage usage/openai.csv")]
 #[command(mut_arg("now", |a| a.help("The instant to pull up to (RFC 3339); defaults to the current time")))]
 pub struct PullArgs {
@@ -88,8 +99,8 @@ pub struct PullArgs {
     /// The first backoff after a 5xx or a timeout (doubled each time).
     #[arg(long, default_value = "500ms", value_name = "DURATION", value_parser = super::reconcile::parse_duration)]
     backoff: Duration,
-    /// Daily buckets per page (1–180).
-    #[arg(long, default_value_t = 31, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=180))]
+    /// Daily buckets per page (1–180); for `claude-enterprise`, report rows per page (1–1000).
+    #[arg(long, default_value_t = 31, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     page_size: u32,
 }
 
@@ -100,6 +111,8 @@ pub enum SourceArg {
     Openai,
     /// A `budgit serve` workspace.
     Budgit,
+    /// The Anthropic Admin API's per-user cost report of a Claude Enterprise organisation.
+    ClaudeEnterprise,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
@@ -114,6 +127,7 @@ impl SourceArg {
         match self {
             SourceArg::Openai => Source::OpenAi,
             SourceArg::Budgit => Source::Budgit,
+            SourceArg::ClaudeEnterprise => Source::ClaudeEnterprise,
         }
     }
 }
@@ -139,6 +153,9 @@ pub fn money(
     let rate = match source {
         Source::OpenAi => Rate::declared(&workspace.doc.vendors, Vendor::OpenAi, source.name())?,
         Source::Budgit => Rate::credits(),
+        Source::ClaudeEnterprise => {
+            Rate::declared_minor(&workspace.doc.vendors, Vendor::ClaudeEnterprise, source.name())?
+        }
     };
     Ok(Some((tz, rate)))
 }
@@ -153,6 +170,9 @@ fn pull_usage(args: PullArgs) -> anyhow::Result<Status> {
     let key = std::env::var(env).ok().map(|k| k.trim().to_string()).filter(|k| !k.is_empty());
     let key = key.with_context(|| format!("no key for `{}`: set `{env}`", source.name()))?;
 
+    if source != Source::ClaudeEnterprise && args.page_size > 180 {
+        anyhow::bail!("--page-size is at most 180 daily buckets for `{}`", source.name());
+    }
     let existing = pull::read_existing(&args.out)?;
     for note in &existing.repaired {
         eprintln!("note: {}: {note}", args.out.display());
@@ -167,6 +187,9 @@ fn pull_usage(args: PullArgs) -> anyhow::Result<Status> {
     let mut fetch = HttpFetch::new(&args.workspace, key, args.timeout, retry).on_retry(|r| {
         eprintln!("{}; retrying in {:.1} s (attempt {})", r.reason, r.wait.as_secs_f64(), r.attempt);
     });
+    if source == Source::ClaudeEnterprise {
+        fetch = fetch.header("anthropic-version", budgit_engine::workspace::claude::API_VERSION);
+    }
     let opts = PullOptions { source, start, end, tz, rate, page_size: args.page_size };
     let pulled = pull::pull(&mut fetch, &opts, |p| {
         let through =

@@ -50,6 +50,8 @@ pub struct HttpFetch {
     agent: ureq::Agent,
     retry: RetryPolicy,
     on_retry: Box<dyn FnMut(&Retrying) + Send>,
+    /// Headers sent with every call besides the key (Anthropic's `anthropic-version`).
+    headers: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for HttpFetch {
@@ -69,7 +71,14 @@ impl HttpFetch {
             agent: config.into(),
             retry,
             on_retry: Box::new(|_| {}),
+            headers: Vec::new(),
         }
+    }
+
+    /// Sends `name: value` with every call.
+    pub fn header(mut self, name: &str, value: &str) -> HttpFetch {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
     }
 
     /// Calls `on_retry` before each wait.
@@ -81,6 +90,9 @@ impl HttpFetch {
     /// One call: the JSON body, or whether and when to retry.
     fn once(&self, url: &str, query: &[(&str, String)]) -> Result<Value, Failure> {
         let mut request = self.agent.get(url).header("authorization", &format!("Bearer {}", self.key));
+        for (k, v) in &self.headers {
+            request = request.header(k, v);
+        }
         for (k, v) in query {
             request = request.query(*k, v);
         }
