@@ -90,11 +90,15 @@ struct Target {
     period: &'static str,
 }
 
-/// A member's user-scope limit for the target's period, as the effective report says.
+/// A member's limit for the target's period, as the effective report says.
 #[derive(Debug, Clone)]
 struct LiveRow {
     spend_limit_id: String,
     amount: Option<String>,
+    /// Inherited from another scope (the organisation, a seat tier, a group): it is
+    /// the member's effective limit, so a policy asking for the same amount needs no
+    /// write, but it is not the member's own and is never deleted or changed.
+    inherited: bool,
 }
 
 #[derive(Debug, Default)]
@@ -107,6 +111,9 @@ struct Cache {
     target: Option<Target>,
     /// The people the policies resolved, members only.
     wanted: BTreeSet<String>,
+    /// What the policies want for each of them, so a limit budgit never wrote that
+    /// already has the wanted value reads as applied (nothing to write).
+    wanted_limits: BTreeMap<String, super::LimitSet>,
     membership: Membership,
 }
 
@@ -243,7 +250,7 @@ impl ClaudeWorkspace {
                     });
                 }
                 None => {
-                    if let Some(row) = cache.live.get(&item.user) {
+                    if let Some(row) = cache.live.get(&item.user).filter(|r| !r.inherited) {
                         out.push(VendorCall {
                             method: "DELETE",
                             path: format!("{LIMITS}/{}", row.spend_limit_id),
@@ -384,9 +391,10 @@ impl ClaudeWorkspace {
             }
             let page: Page = self.get(&path)?;
             for row in page.data {
-                if row.period != target.period || row.source.kind != "user" {
+                if row.period != target.period {
                     continue;
                 }
+                let inherited = row.source.kind != "user";
                 if row.currency != target.money.currency {
                     return Err(protocol(format!(
                         "the organisation bills in `{}`, and the policies declare `{}`",
@@ -396,7 +404,7 @@ impl ClaudeWorkspace {
                 let Some(email) = row.scope.user_id.as_ref().and_then(|id| by_id.get(id)) else { continue };
                 live.insert(
                     email.clone(),
-                    LiveRow { spend_limit_id: row.spend_limit_id, amount: row.amount },
+                    LiveRow { spend_limit_id: row.spend_limit_id, amount: row.amount, inherited },
                 );
             }
             match page.next_page {
@@ -829,6 +837,10 @@ impl Workspace for ClaudeWorkspace {
         let mut left = Vec::new();
         for (email, row) in &cache.live {
             let last = managed.get(email);
+            if row.inherited && !cache.wanted.contains(email) {
+                // Not the member's own limit, and not for budgit to change.
+                continue;
+            }
             if !cache.wanted.contains(email) && last.is_none() {
                 // Set by hand for someone policy does not cover: not ours to change.
                 left.push(email.clone());
@@ -840,11 +852,17 @@ impl Workspace for ClaudeWorkspace {
                 None => Credits::MAX,
             };
             let ours = last.filter(|l| l.amount == row.amount);
+            let limit = Limit { credits, ..Limit::default() };
+            // Never written by budgit (set by hand, or inherited) and already what the
+            // policies want: applied as it stands, with the deciding document.
+            let already = cache.wanted_limits.get(email).filter(|w| last.is_none() && w.limit == limit);
             out.push(AppliedLimit {
                 user: email.clone(),
-                limit: Limit { credits, ..Limit::default() },
-                group: ours.and_then(|l| l.group.clone()),
-                source: ours.and_then(|l| l.source.clone()),
+                limit,
+                group: ours.and_then(|l| l.group.clone()).or_else(|| already.and_then(|w| w.group.clone())),
+                source: ours
+                    .and_then(|l| l.source.clone())
+                    .or_else(|| already.and_then(|w| w.source.clone())),
                 commit: ours.map(|l| l.commit.clone()),
             });
         }
@@ -867,8 +885,10 @@ impl Workspace for ClaudeWorkspace {
             for (user, intent) in pending {
                 let live = cache.live.get(&user);
                 let landed = match &intent.amount {
-                    Some(amount) => live.is_some_and(|r| r.amount.as_deref() == Some(amount.as_str())),
-                    None => live.is_none(),
+                    Some(amount) => {
+                        live.is_some_and(|r| !r.inherited && r.amount.as_deref() == Some(amount.as_str()))
+                    }
+                    None => live.is_none_or(|r| r.inherited),
                 };
                 let action = match (landed, intent.amount.is_some()) {
                     (true, true) => "limit.set",
@@ -969,12 +989,13 @@ impl Workspace for ClaudeWorkspace {
             e.limit = Some(set.limit.clone());
             e.group = set.group.clone();
             e.source = set.source.clone();
-            let status = if current.is_some() { ItemStatus::Updated } else { ItemStatus::Created };
+            let own = current.filter(|r| !r.inherited);
+            let status = if own.is_some() { ItemStatus::Updated } else { ItemStatus::Created };
             statuses.insert(set.user.clone(), status);
             writes.push((e, Some(minor), member.clone()));
         }
         for user in &batch.remove {
-            match live.get(user) {
+            match live.get(user).filter(|r| !r.inherited) {
                 None => {
                     statuses.insert(user.clone(), ItemStatus::Unchanged);
                 }
@@ -1004,7 +1025,7 @@ impl Workspace for ClaudeWorkspace {
                             value.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
                         cache.live.insert(
                             intent.user.clone(),
-                            LiveRow { spend_limit_id, amount: intent.amount.clone() },
+                            LiveRow { spend_limit_id, amount: intent.amount.clone(), inherited: false },
                         );
                     } else {
                         cache.live.remove(&intent.user);
@@ -1086,6 +1107,7 @@ impl DesiredState for ClaudeDesired<'_> {
         desired.pools.clear();
         desired.settings = None;
         cache.wanted = desired.limits.keys().cloned().collect();
+        cache.wanted_limits = desired.limits.clone();
         cache.membership = Membership {
             not_in_org: gone.into_keys().collect(),
             not_in_directory: cache
