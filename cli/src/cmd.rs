@@ -7,6 +7,7 @@ mod flags;
 pub mod r#gen;
 pub mod health;
 pub mod history;
+pub mod import;
 pub mod man;
 pub mod owners;
 pub mod plan;
@@ -90,6 +91,7 @@ enum Command {
     Reconcile(reconcile::Args),
     Users(users::Args),
     Usage(usage::Args),
+    Import(import::Args),
     Health(health::Args),
     Completions(completions::Args),
     Man(man::Args),
@@ -113,6 +115,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Reconcile(args) => reconcile::run(args),
         Command::Users(args) => users::run(args),
         Command::Usage(args) => usage::run(args),
+        Command::Import(args) => import::run(args),
         Command::Health(args) => health::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),

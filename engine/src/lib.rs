@@ -14,6 +14,7 @@ pub mod evaluate;
 pub mod r#gen;
 pub mod history;
 pub mod identity;
+pub mod import;
 pub mod increase;
 pub mod input;
 pub mod load;

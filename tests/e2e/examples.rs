@@ -5,8 +5,9 @@
 //! repository (one commit, with `origin/main` pointing at it, as in a CI checkout),
 //! so examples that write files or branches touch nothing here. `serve`,
 //! `reconcile`, `users` and `health` run or talk to a long-running service: their
-//! examples run against real services in `service_examples.rs`. `usage` talks to a
-//! vendor's API: `cli/tests/pull.rs` runs `usage pull` against the OpenAI fake. `requests`
+//! examples run against real services in `service_examples.rs`. `usage` and `import`
+//! talk to a vendor's API: `cli/tests/pull.rs` and `cli/tests/pull_claude.rs` run
+//! `usage pull` against the fakes, `cli/tests/import.rs` runs `import`. `requests`
 //! talks to a vendor's API and a service: `cli/tests/claude_requests.rs` runs `requests
 //! sync` against the Claude fake and a real `budgit serve`.
 
@@ -15,7 +16,7 @@ use std::path::Path;
 use crate::{budgit_with_env, repo_root};
 
 /// Commands whose examples need a running service.
-const SERVICES: [&str; 6] = ["serve", "reconcile", "users", "health", "usage", "requests"];
+const SERVICES: [&str; 7] = ["serve", "reconcile", "users", "health", "usage", "requests", "import"];
 
 /// One example: environment assignments, the arguments after `budgit`, and the file
 /// stdout is redirected to.
