@@ -75,7 +75,7 @@ fn protocol(path: &str, reason: &str) -> ImportError {
 
 /// One credit as one minor unit of `currency` (`0.01` for `usd`, `1` for `jpy`).
 fn minor_unit(currency: &str) -> Result<String, ImportError> {
-    let probe = VendorMoney { currency: currency.to_string(), credit: "1".into() };
+    let probe = VendorMoney { currency: currency.to_string(), credit: "1".into(), reconcile: None };
     let money = Money::new(&probe).map_err(|e| ImportError::Inexpressible(e.to_string()))?;
     Ok(match money.digits {
         0 => "1".to_string(),
@@ -89,7 +89,7 @@ fn money(currency: &str, credit: Option<&str>) -> Result<(VendorMoney, Money), I
         Some(c) => c.to_string(),
         None => minor_unit(&currency)?,
     };
-    let declared = VendorMoney { currency, credit };
+    let declared = VendorMoney { currency, credit, reconcile: None };
     let checked = Money::new(&declared).map_err(|e| ImportError::Inexpressible(e.to_string()))?;
     Ok((declared, checked))
 }
