@@ -99,8 +99,9 @@ struct Scope {
 #[derive(Debug, Default)]
 struct Cache {
     target: Option<Target>,
-    /// Items the policies want (set by the desired state).
-    wanted: BTreeSet<String>,
+    /// Items the policies want, with their limits (set by the desired state), so a
+    /// scope budgit never wrote that already holds the wanted value reads as applied.
+    wanted: BTreeMap<String, LimitSet>,
     /// Every scope read this run, by item.
     live: BTreeMap<String, Scope>,
     /// Alert id → its key (`alert 80%`), for the alerts budgit created.
@@ -405,6 +406,28 @@ fn delete_alert(base: &str, a: &LiveAlert) -> Op {
     }
 }
 
+/// In a scope budgit never wrote, alerts set by hand at exactly a wanted level's
+/// amount are adopted as that level (one alert per level), as its spend limit is:
+/// the policies say what is already there (`budgit import` writes such policies),
+/// so the first run has nothing to write, and the next write records them as budgit's.
+fn adopt_alerts(scope: &Scope, want: &Limit, target: &Target, alert_keys: &mut BTreeMap<String, String>) {
+    let mut free: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
+    for (key, credits) in &want.products {
+        if let Ok(cents) = cents(target, *credits, key) {
+            free.entry(cents).or_default().push(key.as_str());
+        }
+    }
+    for a in &scope.alerts {
+        if alert_keys.contains_key(&a.id) {
+            continue;
+        }
+        if let Some(key) = free.get_mut(&a.cents).and_then(|keys| (!keys.is_empty()).then(|| keys.remove(0)))
+        {
+            alert_keys.insert(a.id.clone(), key.to_string());
+        }
+    }
+}
+
 /// The calls that make a scope hold `want`: its spend limit, then its alerts.
 fn set_ops(
     item: &str,
@@ -518,8 +541,8 @@ impl Workspace for OpenAiWorkspace {
             (cache.target.clone().ok_or_else(no_target)?, cache.wanted.clone())
         };
         // Scopes the policies want, and scopes budgit wrote that they may no longer want.
-        let items: BTreeSet<String> = wanted.iter().chain(managed.keys()).cloned().collect();
-        let alert_keys: BTreeMap<String, String> = managed
+        let items: BTreeSet<String> = wanted.keys().chain(managed.keys()).cloned().collect();
+        let mut alert_keys: BTreeMap<String, String> = managed
             .values()
             .flat_map(|e| e.alerts.iter().map(|(key, id)| (id.clone(), key.clone())))
             .collect();
@@ -527,6 +550,9 @@ impl Workspace for OpenAiWorkspace {
         let mut out = Vec::new();
         for item in items {
             let scope = self.read_scope(&item, &target.money)?;
+            if let (None, Some(want)) = (managed.get(&item), wanted.get(&item)) {
+                adopt_alerts(&scope, &want.limit, &target, &mut alert_keys);
+            }
             if scope.limit_cents.is_none() && scope.alerts.is_empty() {
                 live.insert(item, scope);
                 continue;
@@ -545,11 +571,16 @@ impl Workspace for OpenAiWorkspace {
             }
             let last = managed.get(&item);
             let ours = last.filter(|l| l.limit.as_ref() == Some(&limit));
+            // Set by hand before budgit wrote the scope, at exactly the wanted value:
+            // applied as it stands, with the deciding document (nothing to write).
+            let already = wanted.get(&item).filter(|w| last.is_none() && w.limit == limit);
             out.push(AppliedLimit {
                 user: item.clone(),
+                group: ours.and_then(|l| l.group.clone()).or_else(|| already.and_then(|w| w.group.clone())),
+                source: ours
+                    .and_then(|l| l.source.clone())
+                    .or_else(|| already.and_then(|w| w.source.clone())),
                 limit,
-                group: ours.and_then(|l| l.group.clone()),
-                source: ours.and_then(|l| l.source.clone()),
                 commit: ours.map(|l| l.commit.clone()),
             });
             live.insert(item, scope);
@@ -835,7 +866,7 @@ impl DesiredState for OpenAiDesired<'_> {
             }
         }
         let mut cache = lock(&self.workspace.cache);
-        cache.wanted = limits.keys().cloned().collect();
+        cache.wanted = limits.clone();
         cache.target = Some(target);
         Ok(Desired { commit, limits, pools: BTreeMap::new(), settings: None })
     }
@@ -899,6 +930,31 @@ mod tests {
                 "DELETE /organization/spend_alerts/al_1",
                 "DELETE /organization/spend_alerts/al_2",
             ]
+        );
+    }
+
+    #[test]
+    fn alerts_set_by_hand_at_a_levels_amount_are_adopted_once_each_and_need_no_call() {
+        let want = limit(5000, &[("alert 50%", 2500), ("alert 80%", 4000)]);
+        let live = Scope {
+            limit_cents: Some(5000),
+            alerts: vec![
+                LiveAlert { id: "al_a".into(), cents: 2500 },
+                LiveAlert { id: "al_b".into(), cents: 2500 },
+                LiveAlert { id: "al_c".into(), cents: 4000 },
+                LiveAlert { id: "al_d".into(), cents: 100 },
+            ],
+        };
+        let mut keys = BTreeMap::new();
+        adopt_alerts(&live, &want, &target(), &mut keys);
+        let expected: BTreeMap<String, String> =
+            [("al_a".to_string(), "alert 50%".to_string()), ("al_c".into(), "alert 80%".into())].into();
+        assert_eq!(keys, expected);
+        // the second alert at 50% and the one at no level are not the policy's: deleted
+        let ops = set_ops("organization", &want, &live, &keys, &target()).unwrap();
+        assert_eq!(
+            calls(&ops),
+            ["DELETE /organization/spend_alerts/al_b", "DELETE /organization/spend_alerts/al_d"]
         );
     }
 
