@@ -1,6 +1,6 @@
 //! `budgit import` against the fake vendor admin APIs on loopback: the policies it
 //! writes validate, and reconciling them against the same organisation has nothing
-//! to do (Claude Enterprise), or carry what the model expresses (OpenAI).
+//! to do (Claude Enterprise, OpenAI).
 
 #![expect(
     clippy::unwrap_used,
@@ -169,46 +169,105 @@ fn a_claude_import_validates_and_reconciling_it_has_nothing_to_do() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("already holds files"));
 }
 
+/// Every limit and alert of the scopes an OpenAI import maps, as the fake holds them
+/// (alert ids included, so a delete and re-create shows).
+fn openai_state(addr: SocketAddr) -> Value {
+    let get = |path: &str| call(addr, "GET", path, Some(OPENAI_KEY), &Value::Null);
+    let mut out = serde_json::Map::new();
+    for base in ["/v1/organization", "/v1/organization/projects/proj_app"] {
+        out.insert(format!("{base}/spend_limit"), get(&format!("{base}/spend_limit")));
+        out.insert(
+            format!("{base}/spend_alerts"),
+            get(&format!("{base}/spend_alerts?limit=100"))["data"].clone(),
+        );
+    }
+    Value::Object(out)
+}
+
 #[test]
-fn an_openai_import_carries_the_organization_limit_and_lists_project_limits() {
+fn an_openai_import_is_what_the_openai_target_writes_and_reconciling_it_has_nothing_to_do() {
     let fake = budgit_fakes::openai::Fake::new(OPENAI_KEY);
-    fake.add_projects([budgit_fakes::openai::Project { id: "proj_app".into(), name: "App".into() }]);
-    let addr = budgit_fakes::openai::start(fake).unwrap();
-    let limit = |path: &str, cents: i64| {
-        let body = json!({ "currency": "USD", "interval": "month", "threshold_amount": cents });
-        call(addr, "POST", path, Some(OPENAI_KEY), &body);
+    fake.add_projects([
+        budgit_fakes::openai::Project { id: "proj_app".into(), name: "App".into() },
+        budgit_fakes::openai::Project { id: "proj_lab".into(), name: "Lab".into() },
+    ]);
+    fake.add_users(["alice@acme.com", "bob@acme.com"].map(|e| budgit_fakes::openai::User {
+        id: format!("user-{}", &e[..3]),
+        email: e.into(),
+        name: String::new(),
+    }));
+    let addr = budgit_fakes::openai::start(fake.clone()).unwrap();
+    let money = |cents: i64| json!({ "currency": "USD", "interval": "month", "threshold_amount": cents });
+    let alert = |cents: i64, to: &[&str]| {
+        let mut b = money(cents);
+        b["notification_channel"] = json!({ "type": "email", "recipients": to });
+        b
     };
-    limit("/v1/organization/spend_limit", 500_000);
-    limit("/v1/organization/projects/proj_app/spend_limit", 120_000);
+    // set by hand: $5,000 for the organization and $1,200 for App, alerts at 50% and 80%
+    // of each; an alert in Lab, which has no limit
+    let post = |path: &str, body: &Value| call(addr, "POST", path, Some(OPENAI_KEY), body);
+    post("/v1/organization/spend_limit", &money(500_000));
+    post("/v1/organization/spend_alerts", &alert(250_000, &["Finance@Acme.com"]));
+    post("/v1/organization/spend_alerts", &alert(400_000, &["finance@acme.com"]));
+    post("/v1/organization/projects/proj_app/spend_limit", &money(120_000));
+    post("/v1/organization/projects/proj_app/spend_alerts", &alert(60_000, &["finance@acme.com"]));
+    post("/v1/organization/projects/proj_app/spend_alerts", &alert(96_000, &["finance@acme.com"]));
+    post("/v1/organization/projects/proj_lab/spend_alerts", &alert(1_000, &["lab@acme.com"]));
 
     let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
     let url = format!("http://{addr}/v1");
-    let o = budgit(
-        tmp.path(),
-        &["import", "--source", "openai", "--workspace", &url, "--out", "org", "--name", "acme"],
-    );
+    let o =
+        budgit(root, &["import", "--source", "openai", "--workspace", &url, "--out", ".", "--name", "acme"]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("not imported: project `proj_app` (App): a limit of 120000 USD minor units per month; budgit's policies have no projects"),
-        "{stderr}"
+    let lab = "project `proj_lab` (Lab): alert `spend_alert_000005` at 1000 cents in a project without a spend limit (budgit's alert levels are percentages of a limit)";
+    assert!(stderr.contains(&format!("not imported: {lab}")), "{stderr}");
+    assert!(stderr.contains("wrote 2 files to `./policies`"), "{stderr}");
+    assert_eq!(
+        read(&root.join("policies/workspace.yaml")),
+        format!(
+            "# Imported with `budgit import`. Not carried over:\n#   - {lab}\n\
+             apiVersion: budgit/v1\nkind: Workspace\nname: \"acme\"\ntimezone: UTC\nperiod: month\n\
+             default:\n  credits: 500000\nenforcement: hard\nalerts: [50, 80]\nvendors:\n  openai:\n    currency: usd\n    credit: \"0.01\"\n\
+             \x20   reconcile:\n      org_limit: 500000\n      alert_recipients:\n        - \"finance@acme.com\"\n"
+        )
     );
-    let ws = read(&tmp.path().join("org/policies/workspace.yaml"));
+    let app = read(&root.join("policies/groups/openai-proj_app.yaml"));
+    assert!(app.contains("selector: \"false\"\n"), "{app}");
     assert!(
-        ws.contains(
-            "default:\n  credits: 500000\nvendors:\n  openai:\n    currency: usd\n    credit: \"0.01\"\n"
-        ),
-        "{ws}"
+        app.ends_with("pool:\n  credits: 120000\nvendors:\n  openai:\n    project: \"proj_app\"\n"),
+        "{app}"
     );
-    let group = read(&tmp.path().join("org/policies/groups/limit-500000.yaml"));
-    assert!(
-        group.contains(
-            "selector: \"true\"\npriority: 10\nlimit:\n  credits: 500000\npool:\n  credits: 500000\n"
-        ),
-        "{group}"
-    );
-    let o = budgit(tmp.path(), &["validate", "--policies", "org/policies"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = budgit(root, &["validate", "--policies", "policies"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+
+    // committed, reconciled against the same organisation: no call to make, nothing written
+    commit_all(root);
+    let before = openai_state(addr);
+    let reconcile = |extra: &[&str]| {
+        let mut args =
+            vec!["reconcile", "--target", "openai", "--workspace", &url, "--ref", "main", "--format", "json"];
+        args.extend_from_slice(extra);
+        let o = budgit(root, &args);
+        let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_str::<Value>(&stdout).unwrap()
+    };
+    let r = reconcile(&["--dry-run"]);
+    assert_eq!(r["vendor_calls"], json!([]), "{r}");
+    assert_eq!(r["unchanged"], 2, "{r}");
+    assert_eq!(r["not_attempted"], json!([]), "{r}");
+    let r = reconcile(&[]);
+    assert_eq!(r["unchanged"], 2, "{r}");
+    assert_eq!(r["applied"], json!([]), "{r}");
+    assert_eq!(openai_state(addr), before);
+    // nothing updated or deleted an alert at its id
+    for id in 1..=5 {
+        let path = format!("spend_alerts/spend_alert_{id:06}");
+        assert_eq!(fake.calls(&format!("/v1/organization/{path}")), 0);
+        assert_eq!(fake.calls(&format!("/v1/organization/projects/proj_app/{path}")), 0);
+    }
 }
 
 #[test]

@@ -16,9 +16,14 @@
 //! inherited and equal to the default, and members whose own limit equals their
 //! group's, already hold what the policies want.
 //!
-//! OpenAI: the organisation's spend limit (monthly, cents) becomes the Workspace
-//! `default` and a Group of everyone with that `pool`; project limits have no
-//! counterpart in the model (it has no projects) and are listed, not imported.
+//! OpenAI: what the OpenAI reconcile target writes, read back. The organisation's
+//! monthly spend limit becomes `vendors.openai.reconcile.org_limit` (and the
+//! Workspace `default`); each project with a monthly limit becomes a Group whose
+//! `pool` is that limit and which names the project, its selector matching nobody
+//! (who is in a project is not read); the spend alerts become the Workspace's alert
+//! levels (the percentages every limit has) and their recipients
+//! `alert_recipients`. Alerts at other amounts are listed: the first reconcile
+//! deletes them. Reconciling the result writes nothing.
 
 use std::collections::BTreeMap;
 
@@ -366,7 +371,165 @@ fn openai_limit(fetch: &mut dyn Fetch, path: &str) -> Result<Option<(i64, String
     Ok(Some((amount, currency, interval)))
 }
 
-/// An OpenAI organisation's limits, as far as policies express them.
+/// Every page of an OpenAI list (`limit`/`after` paging); a 404 reads as empty.
+fn openai_list(fetch: &mut dyn Fetch, path: &str) -> Result<Vec<Value>, ImportError> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut query = vec![("limit", "100".to_string())];
+        if let Some(a) = &after {
+            query.push(("after", a.clone()));
+        }
+        let doc = match fetch.get(path, &query) {
+            Ok(doc) => doc,
+            Err(PullError::Status { status: 404, .. }) => return Ok(out),
+            Err(e) => return Err(e.into()),
+        };
+        let data =
+            doc.get("data").and_then(Value::as_array).ok_or_else(|| protocol(path, "no `data` array"))?;
+        out.extend(data.iter().cloned());
+        let more = doc.get("has_more").and_then(Value::as_bool) == Some(true);
+        match doc.get("last_id").and_then(Value::as_str) {
+            Some(last) if more && after.as_deref() != Some(last) => after = Some(last.to_string()),
+            _ if more => return Err(protocol(path, "`has_more` without a new `last_id`")),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+/// One spend alert: its id, amount in cents and email recipients.
+struct OpenAiAlert {
+    id: String,
+    cents: i64,
+    recipients: Vec<String>,
+}
+
+fn openai_alerts(fetch: &mut dyn Fetch, path: &str) -> Result<Vec<OpenAiAlert>, ImportError> {
+    let mut out = Vec::new();
+    for a in openai_list(fetch, path)? {
+        let id =
+            a.get("id").and_then(Value::as_str).ok_or_else(|| protocol(path, "an alert without `id`"))?;
+        let cents =
+            a.get("threshold_amount").and_then(Value::as_i64).filter(|c| *c >= 0).ok_or_else(|| {
+                protocol(path, "an alert without a non-negative integer `threshold_amount`")
+            })?;
+        let mut recipients = Vec::new();
+        let listed = a.pointer("/notification_channel/recipients").and_then(Value::as_array);
+        for r in listed.into_iter().flatten() {
+            let r = r.as_str().ok_or_else(|| protocol(path, "a recipient that is not text"))?;
+            let r = crate::identity::canonical_email(r)
+                .map_err(|e| ImportError::Inexpressible(format!("alert `{id}`: {e}")))?
+                .into_owned();
+            recipients.push(r);
+        }
+        out.push(OpenAiAlert { id: id.to_string(), cents, recipients });
+    }
+    Ok(out)
+}
+
+/// The percentage of `limit` an alert is at, when it is a whole percentage from 1 to 100.
+fn alert_level(cents: i64, limit: i64) -> Option<u32> {
+    let scaled = cents.checked_mul(100)?;
+    if limit <= 0 || scaled % limit != 0 {
+        return None;
+    }
+    u32::try_from(scaled / limit).ok().filter(|l| (1..=100).contains(l))
+}
+
+/// One scope read from OpenAI: `organization` or a project with a spend limit.
+struct OpenAiScope {
+    /// For people: `the organization` or `project `proj_…` (Name)`.
+    label: String,
+    cents: i64,
+    alerts: Vec<OpenAiAlert>,
+}
+
+/// The alert levels every scope holds exactly (as a percentage of its limit); every
+/// other alert is listed, since the first reconcile deletes what the levels do not make.
+fn openai_levels(scopes: &[OpenAiScope], notes: &mut Vec<String>) -> Vec<u32> {
+    let levels_of = |s: &OpenAiScope| -> std::collections::BTreeSet<u32> {
+        s.alerts.iter().filter_map(|a| alert_level(a.cents, s.cents)).collect()
+    };
+    let mut common: Option<std::collections::BTreeSet<u32>> = None;
+    for s in scopes {
+        let here = levels_of(s);
+        common = Some(match common {
+            None => here,
+            Some(c) => c.intersection(&here).copied().collect(),
+        });
+    }
+    let common = common.unwrap_or_default();
+    for s in scopes {
+        let mut taken = std::collections::BTreeSet::new();
+        for a in &s.alerts {
+            match alert_level(a.cents, s.cents) {
+                // A second alert at a level already taken is one the level does not make.
+                Some(l) if common.contains(&l) && taken.insert(l) => {}
+                Some(l) if common.contains(&l) => notes.push(format!(
+                    "{}: alert `{}` at {} cents repeats the {l}% alert; the first reconcile deletes it",
+                    s.label, a.id, a.cents
+                )),
+                Some(l) => notes.push(format!(
+                    "{}: alert `{}` at {} cents ({l}% of the limit): the Workspace's alert levels are the ones every limit has; the first reconcile deletes it",
+                    s.label, a.id, a.cents
+                )),
+                None => notes.push(format!(
+                    "{}: alert `{}` at {} cents is no whole percentage (1 to 100) of the limit ({} cents); the first reconcile deletes it",
+                    s.label, a.id, a.cents, s.cents
+                )),
+            }
+        }
+    }
+    common.into_iter().collect()
+}
+
+/// The Workspace an OpenAI import writes: the organization's limit as the default and
+/// as `org_limit`, its alert levels and their recipients.
+fn openai_workspace_yaml(
+    name: &str,
+    org: Credits,
+    levels: &[u32],
+    recipients: &[String],
+    declared: &VendorMoney,
+    notes: &[String],
+) -> String {
+    let mut out = workspace_yaml(name, "month", org, "openai", declared, notes);
+    // The Workspace's own default alert levels are not OpenAI's: write exactly the ones read.
+    let levels: Vec<String> = levels.iter().map(u32::to_string).collect();
+    out = out.replacen(
+        "vendors:\n",
+        &format!("enforcement: hard\nalerts: [{}]\nvendors:\n", levels.join(", ")),
+        1,
+    );
+    out.push_str(&format!("    reconcile:\n      org_limit: {org}\n"));
+    if !recipients.is_empty() {
+        out.push_str("      alert_recipients:\n");
+        for r in recipients {
+            out.push_str(&format!("        - {}\n", double_quoted(r)));
+        }
+    }
+    out
+}
+
+/// A project's Group: its pool is the project's limit and it names the project. The
+/// Admin API lists a project's members only for projects with their own membership,
+/// and a project's spend limit does not depend on who is in it, so the selector
+/// matches nobody until someone says who the team is.
+fn openai_group_yaml(group: &str, project: &str, name: &str, pool: Credits, org: Credits) -> String {
+    format!(
+        "apiVersion: budgit/v1\nkind: Group\nname: {group}\ndescription: {}\n\
+         # Who is in the project is not imported: this selector matches nobody. Replace it\n\
+         # (or add `members:`) to give the team its per-person limit; the pool is the\n\
+         # project's spend limit either way.\n\
+         selector: \"false\"\npriority: 10\nlimit:\n  credits: {org}\npool:\n  credits: {pool}\n\
+         vendors:\n  openai:\n    project: {}\n",
+        double_quoted(&format!("Imported from OpenAI: project {name}'s monthly spend limit as the pool")),
+        double_quoted(project),
+    )
+}
+
+/// An OpenAI organisation's limits and alerts, as the OpenAI reconcile target writes them.
 pub fn openai(fetch: &mut dyn Fetch, opts: &ImportOptions) -> Result<Imported, ImportError> {
     let Some((cents, currency, interval)) = openai_limit(fetch, "/organization/spend_limit")? else {
         return Err(ImportError::Inexpressible(
@@ -378,63 +541,101 @@ pub fn openai(fetch: &mut dyn Fetch, opts: &ImportOptions) -> Result<Imported, I
             "the organization's limit is per `{interval}`, not per month"
         )));
     }
+    let (declared, checked) = money(&currency, opts.credit.as_deref())?;
+    let credits = |cents: i64, what: &str| {
+        checked.from_minor(&u64::try_from(cents).unwrap_or_default().to_string()).map_err(|e| {
+            ImportError::Inexpressible(format!("{what}: {e}: choose a `--credit` that divides every limit"))
+        })
+    };
+    let org = credits(cents, "the organization's limit")?;
     let mut notes = Vec::new();
+    let mut scopes = vec![OpenAiScope {
+        label: "the organization".into(),
+        cents,
+        alerts: openai_alerts(fetch, "/organization/spend_alerts")?,
+    }];
     let path = "/organization/projects";
     let mut projects = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let mut query = vec![("limit", "100".to_string())];
-        if let Some(a) = &after {
-            query.push(("after", a.clone()));
-        }
-        let doc = fetch.get(path, &query)?;
-        let data =
-            doc.get("data").and_then(Value::as_array).ok_or_else(|| protocol(path, "no `data` array"))?;
-        for p in data {
-            let id = p
-                .get("id")
-                .and_then(Value::as_str)
-                .ok_or_else(|| protocol(path, "a project without `id`"))?;
-            let name = p.get("name").and_then(Value::as_str).unwrap_or(id);
-            projects.push((id.to_string(), name.to_string()));
-        }
-        let more = doc.get("has_more").and_then(Value::as_bool) == Some(true);
-        match doc.get("last_id").and_then(Value::as_str) {
-            Some(last) if more && after.as_deref() != Some(last) => after = Some(last.to_string()),
-            _ if more => return Err(protocol(path, "`has_more` without a new `last_id`")),
-            _ => break,
-        }
+    for p in openai_list(fetch, path)? {
+        let id =
+            p.get("id").and_then(Value::as_str).ok_or_else(|| protocol(path, "a project without `id`"))?;
+        let name = p.get("name").and_then(Value::as_str).unwrap_or(id);
+        projects.push((id.to_string(), name.to_string()));
     }
+    let mut groups = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
     for (id, name) in &projects {
-        // An id goes into a path: only the characters OpenAI's ids are made of.
+        // An id goes into a path and a group name: only the characters OpenAI's ids are made of.
         if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
             return Err(protocol(path, &format!("a project id `{id}` that is not a plain identifier")));
         }
-        let limit_path = format!("/organization/projects/{id}/spend_limit");
-        if let Some((amount, cur, interval)) = openai_limit(fetch, &limit_path)? {
+        let base = format!("/organization/projects/{id}");
+        let label = format!("project `{id}` ({name})");
+        let alerts = openai_alerts(fetch, &format!("{base}/spend_alerts"))?;
+        let Some((amount, cur, interval)) = openai_limit(fetch, &format!("{base}/spend_limit"))? else {
+            for a in &alerts {
+                notes.push(format!(
+                    "{label}: alert `{}` at {} cents in a project without a spend limit (budgit's alert levels are percentages of a limit)",
+                    a.id, a.cents
+                ));
+            }
+            continue;
+        };
+        if interval != "month" || !cur.eq_ignore_ascii_case(&currency) {
             notes.push(format!(
-                "project `{id}` ({name}): a limit of {amount} {cur} minor units per {interval}; budgit's policies have no projects"
+                "{label}: a limit of {amount} {cur} minor units per {interval}: only monthly limits in the organization's currency are imported"
             ));
+            continue;
+        }
+        let group = format!("openai-{}", id.to_ascii_lowercase());
+        if !names.insert(group.clone()) {
+            return Err(ImportError::Inexpressible(format!(
+                "two projects make the group name `{group}` (project ids differing only in case)"
+            )));
+        }
+        groups.push((group, id.clone(), name.clone(), credits(amount, &label)?));
+        scopes.push(OpenAiScope { label, cents: amount, alerts });
+    }
+    let levels = openai_levels(&scopes, &mut notes);
+    let mut recipients: Vec<String> = Vec::new();
+    let mut differ = false;
+    for s in &scopes {
+        for a in
+            s.alerts.iter().filter(|a| alert_level(a.cents, s.cents).is_some_and(|l| levels.contains(&l)))
+        {
+            let mut r = a.recipients.clone();
+            r.sort();
+            r.dedup();
+            if !recipients.is_empty() && recipients != r {
+                differ = true;
+            }
+            for x in r {
+                if !recipients.contains(&x) {
+                    recipients.push(x);
+                }
+            }
+            recipients.sort();
         }
     }
-    let (declared, checked) = money(&currency, opts.credit.as_deref())?;
-    let minor = u64::try_from(cents).unwrap_or_default().to_string();
-    let total = checked.from_minor(&minor).map_err(|e| {
-        ImportError::Inexpressible(format!("{e}: choose a `--credit` that divides the limit"))
-    })?;
+    if differ {
+        notes.push(format!(
+            "alerts email different people: every alert now emails all of them ({}), from the first change of a threshold",
+            recipients.join(", ")
+        ));
+    }
+    if !levels.is_empty() && recipients.is_empty() {
+        return Err(ImportError::Inexpressible(
+            "the organization's alerts email nobody: budgit needs `alert_recipients` for alert levels".into(),
+        ));
+    }
     let mut out = Imported { read: projects.len(), ..Imported::default() };
     out.files.push((
         "workspace.yaml".into(),
-        workspace_yaml(&opts.name, "month", total, "openai", &declared, &notes),
+        openai_workspace_yaml(&opts.name, org, &levels, &recipients, &declared, &notes),
     ));
-    let description = format!(
-        "Imported from OpenAI: the organization's monthly spend limit ({cents} {} minor units) as everyone's pool",
-        checked.currency
-    );
-    out.files.push((
-        format!("groups/{}.yaml", group_name(total)),
-        group_yaml(total, &description, &[], Some(total)),
-    ));
+    for (group, id, name, pool) in groups {
+        out.files.push((format!("groups/{group}.yaml"), openai_group_yaml(&group, &id, &name, pool, org)));
+    }
     out.notes = notes;
     Ok(out)
 }
@@ -449,6 +650,80 @@ mod tests {
         assert_eq!(minor_unit("jpy").unwrap(), "1");
         assert_eq!(minor_unit("kwd").unwrap(), "0.001");
         assert!(minor_unit("dollars").is_err());
+    }
+
+    fn scope(label: &str, cents: i64, alerts: &[i64]) -> OpenAiScope {
+        let alerts = alerts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| OpenAiAlert { id: format!("{label}-{i}"), cents: *c, recipients: vec![] })
+            .collect();
+        OpenAiScope { label: label.into(), cents, alerts }
+    }
+
+    #[test]
+    fn an_alert_is_a_level_when_it_is_a_whole_percentage_of_its_limit() {
+        assert_eq!(alert_level(250_000, 500_000), Some(50));
+        assert_eq!(alert_level(500_000, 500_000), Some(100));
+        assert_eq!(alert_level(1, 3), None);
+        assert_eq!(alert_level(600_000, 500_000), None);
+        assert_eq!(alert_level(0, 500_000), None);
+        assert_eq!(alert_level(5, 0), None);
+        assert_eq!(alert_level(i64::MAX, 7), None);
+    }
+
+    #[test]
+    fn the_levels_are_those_every_limit_has_and_every_other_alert_is_listed() {
+        let mut notes = Vec::new();
+        let scopes = [
+            scope("org", 1000, &[500, 800, 900]),
+            scope("app", 200, &[100, 160, 333]),
+            scope("web", 400, &[200, 320, 200]),
+        ];
+        assert_eq!(openai_levels(&scopes, &mut notes), vec![50, 80]);
+        assert_eq!(
+            notes,
+            vec![
+                "org: alert `org-2` at 900 cents (90% of the limit): the Workspace's alert levels are the ones every limit has; the first reconcile deletes it",
+                "app: alert `app-2` at 333 cents is no whole percentage (1 to 100) of the limit (200 cents); the first reconcile deletes it",
+                "web: alert `web-2` at 200 cents repeats the 50% alert; the first reconcile deletes it",
+            ]
+        );
+        let mut notes = Vec::new();
+        assert_eq!(openai_levels(&[scope("org", 1000, &[])], &mut notes), Vec::<u32>::new());
+        assert!(notes.is_empty());
+    }
+
+    #[test]
+    fn a_project_group_names_its_project_and_matches_nobody() {
+        let y = openai_group_yaml(
+            "openai-proj_app",
+            "proj_app",
+            "App: \"x\"",
+            Credits::from_whole(1200),
+            Credits::from_whole(5000),
+        );
+        assert!(y.contains("name: openai-proj_app\n"), "{y}");
+        assert!(y.contains("selector: \"false\"\n"), "{y}");
+        assert!(
+            y.contains("pool:\n  credits: 1200\nvendors:\n  openai:\n    project: \"proj_app\"\n"),
+            "{y}"
+        );
+        let (declared, _) = money("usd", None).unwrap();
+        let w = openai_workspace_yaml(
+            "acme",
+            Credits::from_whole(5000),
+            &[50, 80],
+            &["f@acme.com".into()],
+            &declared,
+            &[],
+        );
+        assert!(
+            w.ends_with(
+                "default:\n  credits: 5000\nenforcement: hard\nalerts: [50, 80]\nvendors:\n  openai:\n    currency: usd\n    credit: \"0.01\"\n    reconcile:\n      org_limit: 5000\n      alert_recipients:\n        - \"f@acme.com\"\n"
+            ),
+            "{w}"
+        );
     }
 
     #[test]

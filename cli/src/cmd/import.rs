@@ -19,8 +19,8 @@ use crate::render;
 /// Write a policy repository that reproduces a vendor's current limits.
 ///
 /// For a team that set limits by hand in the vendor's console and moves them to
-/// git: the result validates, and `budgit reconcile --target claude-enterprise
-/// --dry-run` on it has nothing to do.
+/// git: the result validates, and `budgit reconcile --target claude-enterprise`
+/// (or `--target openai`) `--dry-run` on it has nothing to do.
 ///
 /// Claude Enterprise (`--workspace https://api.anthropic.com`, key in
 /// `ANTHROPIC_API_KEY`): the Workspace's period is the period most limits have; its
@@ -30,9 +30,14 @@ use crate::render;
 /// and an Override must. Limits of other periods and explicit "no limit" settings
 /// cannot be expressed and are listed.
 ///
-/// OpenAI (`--workspace https://api.openai.com/v1`, key in `OPENAI_ADMIN_KEY`): the
-/// organization's monthly spend limit becomes the default and the pool of a Group
-/// of everyone; project limits are listed, not imported (policies have no projects).
+/// OpenAI (`--workspace https://api.openai.com/v1`, key in `OPENAI_ADMIN_KEY`): what
+/// `reconcile --target openai` writes. The organization's monthly spend limit becomes
+/// `vendors.openai.reconcile.org_limit` and the default; each project with a monthly
+/// limit a Group (`groups/openai-<project>.yaml`) whose pool is that limit and which
+/// names the project, its selector matching nobody until you say who is in it; spend
+/// alerts at the same percentages of every limit become the Workspace's `alerts` and
+/// their recipients `alert_recipients`. Any other alert is listed (the first
+/// reconcile would delete it).
 ///
 /// A credit is one minor unit of the vendor's currency (a cent for `usd`) unless
 /// `--credit` says otherwise; the `vendors:` declaration says which. What was not
@@ -48,6 +53,8 @@ Examples:
       --workspace https://api.anthropic.com --out acme-limits
   OPENAI_ADMIN_KEY=... budgit import --source openai --workspace https://api.openai.com/v1 \\
       --out acme-limits --name acme
+  OPENAI_ADMIN_KEY=... budgit reconcile --target openai --workspace https://api.openai.com/v1 \\
+      --ref main --dry-run   # after committing acme-limits/policies on main: nothing to do
   budgit validate --policies acme-limits/policies")]
 pub struct Args {
     /// The vendor.
