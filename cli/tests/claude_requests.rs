@@ -1,6 +1,7 @@
 //! `budgit requests sync --source claude-enterprise`: a member's spend-limit increase
 //! request at the vendor, round-tripped through a real `budgit serve`'s credit requests,
-//! a proposal branch merged with git2, the reconciler, and back to the vendor.
+//! a proposal branch merged with git2, the reconciler, and back to the vendor. The
+//! full loop starts from `budgit import` of the limits set by hand at the vendor.
 //!
 //! The fake Admin API (`budgit-fakes`, checked against the official SDK by
 //! `claude_sdk.rs`) serves on loopback from this process; `budgit serve`, `budgit
@@ -8,18 +9,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
-#[path = "../../console/tests/common/http.rs"]
-mod http;
+mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use http::try_send;
+use common::http::try_send;
+use common::serve::Serve;
 use serde_json::{Value, json};
 
 const KEY: &str = "sk-ant-admin-test-0123456789";
@@ -134,6 +133,32 @@ fn repo() -> (tempfile::TempDir, git2::Repository) {
     (tmp, repo)
 }
 
+/// The policy repository `budgit import` writes from the vendor's limits as they are,
+/// committed on `main` with git2.
+fn imported_repo(vendor: SocketAddr) -> (tempfile::TempDir, git2::Repository) {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("http://{vendor}");
+    let out =
+        bin(tmp.path(), &["import", "--source", "claude-enterprise", "--workspace", &url, "--out", "."])
+            .args(["--name", "acme"])
+            .output()
+            .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("wrote 2 files to `./policies`"), "{stderr}");
+    let repo =
+        git2::Repository::init_opts(tmp.path(), git2::RepositoryInitOptions::new().initial_head("main"))
+            .unwrap();
+    {
+        let mut index = repo.index().unwrap();
+        index.add_all(["policies"], git2::IndexAddOption::DEFAULT, None).unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let who = git2::Signature::now("Policy Bot", "bot@acme.com").unwrap();
+        repo.commit(Some("refs/heads/main"), &who, &who, "limits as they are", &tree, &[]).unwrap();
+    }
+    (tmp, repo)
+}
+
 /// Merges `branch` into `main` with a merge commit, as a forge's merge button does.
 fn merge(repo: &git2::Repository, branch: &str) {
     let main = repo.find_reference("refs/heads/main").unwrap().peel_to_commit().unwrap();
@@ -146,42 +171,11 @@ fn merge(repo: &git2::Repository, branch: &str) {
         .unwrap();
 }
 
-struct Serve {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// `budgit serve` on the policy repository at `root`, approving from `main`.
 fn serve(root: &Path) -> Serve {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_budgit"))
-        .current_dir(root)
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(root.join("serve.db"))
-        .args(["--repo", ".", "--approved-ref", "main"])
-        .env_clear()
-        .env("NO_COLOR", "1")
-        .env("BUDGIT_ADMIN_TOKEN", ADMIN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let pipe = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("budgit serve listening on http://") {
-                let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("the server did not start");
-    Serve { child, addr }
+    let mut cmd = common::serve::command(&root.join("serve.db"));
+    cmd.current_dir(root).args(["--repo", ".", "--approved-ref", "main"]).env("BUDGIT_ADMIN_TOKEN", ADMIN);
+    Serve::start(cmd)
 }
 
 fn budgit(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Value {
@@ -298,31 +292,38 @@ fn count(entries: &[Value], action: &str, vendor_request: &str) -> usize {
 fn an_increase_request_is_approved_at_the_applied_amount_once_merged_and_reconciled_and_a_declined_one_denied()
  {
     let (vendor_addr, ids) = fake(&["alice@acme.com", "bob@acme.com", "carol@acme.com"]);
-    let (tmp, git) = repo();
+    // limits set by hand: $1.00 a month for everyone, $5.00 for bob
+    fake_post(vendor_addr, "/_fake/org_limit", &json!({ "period": "monthly", "amount": "100" }));
+    let bob_limit = |amount: &str| {
+        let scope = json!({ "type": "user", "user_id": ids["bob@acme.com"] });
+        let body = json!({ "amount": amount, "scope": scope, "period": "monthly" });
+        vendor(vendor_addr, "POST", "/v1/organizations/spend_limits", Some(&body));
+    };
+    bob_limit("500");
+
+    // imported and committed: the policies hold what the vendor holds, nothing to write
+    let (tmp, git) = imported_repo(vendor_addr);
     let root = tmp.path();
+    let bob_group = std::fs::read_to_string(root.join("policies/groups/limit-500.yaml")).unwrap();
+    assert!(bob_group.contains("members:\n  - \"bob@acme.com\"\n"), "{bob_group}");
     let server = serve(root);
     let srv = server.addr;
-
-    // the policies are applied, a hand edit at the vendor is drift and is reverted
     let r = reconcile(root, vendor_addr, &[]);
-    assert_eq!(r["applied"].as_array().unwrap().len(), 3, "{r}");
-    vendor(
-        vendor_addr,
-        "POST",
-        "/v1/organizations/spend_limits",
-        Some(
-            &json!({ "amount": "999", "scope": { "type": "user", "user_id": ids["bob@acme.com"] }, "period": "monthly" }),
-        ),
-    );
+    assert_eq!((r["applied"].clone(), r["unchanged"].clone()), (json!([]), json!(3)), "{r}");
+    assert!(audit(&git).is_empty());
+
+    // a hand edit at the vendor is reverted to the policy's value
+    bob_limit("999");
     let r = reconcile(root, vendor_addr, &["--max-lower-share", "1"]);
-    assert_eq!(r["drift"][0]["kind"], "unmanaged", "{r}");
-    assert_eq!(live(vendor_addr)["bob@acme.com"], "100");
+    assert_eq!(r["applied"][0]["user"], "bob@acme.com", "{r}");
+    assert_eq!(live(vendor_addr)["bob@acme.com"], "500");
 
     // alice and carol ask the vendor for more
     let alice_req = ask(vendor_addr, &ids["alice@acme.com"]);
     let carol_req = ask(vendor_addr, &ids["carol@acme.com"]);
 
-    // the sync makes one credit request each, the vendor's id and spend summary in context
+    // the sync makes one credit request each, the vendor's id and spend summary in
+    // context (alice's limit is still the organisation's, which the import kept)
     let r = sync(root, vendor_addr, srv);
     assert_eq!(r["created"].as_array().unwrap().len(), 2, "{r}");
     let made = credit_requests(srv);
@@ -336,7 +337,7 @@ fn an_increase_request_is_approved_at_the_applied_amount_once_merged_and_reconci
     assert_eq!(
         alice["context"]["text"],
         "alice@acme.com asked Claude Enterprise for a higher monthly spend limit: 0.00 USD spent this period of \
-         1.00 USD (100 credits), from the user scope"
+         1.00 USD (100 credits), from the organization scope"
     );
 
     // a rerun creates nothing twice, writes nothing at the vendor, and says what waits
