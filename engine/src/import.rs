@@ -495,13 +495,11 @@ fn openai_workspace_yaml(
     notes: &[String],
 ) -> String {
     let mut out = workspace_yaml(name, "month", org, "openai", declared, notes);
-    // The Workspace's own default alert levels are not OpenAI's: write exactly the ones read.
+    // The Workspace's own default alert levels are not OpenAI's: write exactly the ones
+    // read, before `vendors:` (the last one: the notes above may contain any text).
     let levels: Vec<String> = levels.iter().map(u32::to_string).collect();
-    out = out.replacen(
-        "vendors:\n",
-        &format!("enforcement: hard\nalerts: [{}]\nvendors:\n", levels.join(", ")),
-        1,
-    );
+    let at = out.rfind("\nvendors:\n").map_or(0, |i| i + 1);
+    out.insert_str(at, &format!("enforcement: hard\nalerts: [{}]\n", levels.join(", ")));
     out.push_str(&format!("    reconcile:\n      org_limit: {org}\n"));
     if !recipients.is_empty() {
         out.push_str("      alert_recipients:\n");
@@ -716,8 +714,10 @@ mod tests {
             &[50, 80],
             &["f@acme.com".into()],
             &declared,
-            &[],
+            &["a project named vendors:".into()],
         );
+        // a note that reads like the key stays in the comment
+        assert!(w.contains("#   - a project named vendors:\napiVersion: budgit/v1\n"), "{w}");
         assert!(
             w.ends_with(
                 "default:\n  credits: 5000\nenforcement: hard\nalerts: [50, 80]\nvendors:\n  openai:\n    currency: usd\n    credit: \"0.01\"\n    reconcile:\n      org_limit: 5000\n      alert_recipients:\n        - \"f@acme.com\"\n"
