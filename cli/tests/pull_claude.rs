@@ -1,7 +1,8 @@
 //! `budgit usage pull --source claude-enterprise` against the fake Claude Enterprise
 //! Admin API (the SDK-checked one) on loopback: the per-user cost report in ranges of
 //! 31 days, many pages, fractional cents to exact credits, deleted users without an
-//! email, incremental reruns, another currency, and `evaluate` on the file.
+//! email, incremental reruns, another currency, `evaluate` on the file, and `budgit serve`
+//! pulling the report on a schedule.
 
 #![expect(
     clippy::unwrap_used,
@@ -10,8 +11,10 @@
     reason = "test helpers outside #[test] functions should fail loudly too"
 )]
 
-#[path = "../../console/tests/common/http.rs"]
-mod http;
+mod common;
+
+use common::http;
+use common::serve::Serve;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -251,4 +254,54 @@ fn a_report_in_another_currency_stops_the_pull_and_writes_nothing() {
         "{stderr}"
     );
     assert!(!s.path("usage.csv").exists());
+}
+
+#[test]
+fn serve_pulls_the_cost_report_on_a_schedule() {
+    // the service takes the real clock: costs on the three days before today (closed)
+    let s = setup("usd");
+    let today = chrono::Utc::now().date_naive();
+    let days: Vec<String> = (1..=3).map(|d| (today - chrono::Days::new(d)).to_string()).collect();
+    let costs: Vec<Value> = days
+        .iter()
+        .map(|date| json!({ "email": "alice@acme.com", "date": date, "product": "chat", "model": "claude-opus-4-5", "amount": "150.25" }))
+        .collect();
+    s.post("/_fake/costs", &Value::Array(costs));
+    let admin = "pull-claude-admin-0123456789abcdef01";
+    let base = format!("http://{}", s.addr);
+    let mut cmd = common::serve::command(&s.path("budgit.db"));
+    cmd.current_dir(s.dir.path()).env("ANTHROPIC_API_KEY", KEY).env("BUDGIT_ADMIN_TOKEN", admin).args([
+        "--policies",
+        "policies",
+        "--pull-source",
+        "claude-enterprise",
+        "--pull-url",
+        &base,
+        "--pull-since",
+        &days[2],
+        "--pull-every",
+        "1s",
+    ]);
+    let serve = Serve::start(cmd);
+    let line = serve.wait_for_line("usage pull from claude-enterprise:");
+    assert_eq!(
+        line,
+        "usage pull from claude-enterprise: 3 new events, 0 already stored, 0 rows without a person"
+    );
+    // the service's own Costs API: three days of 150.25 cents at a cent a credit
+    let start = (today - chrono::Days::new(3)).and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp();
+    let path = format!("/v1/organization/costs?start_time={start}&group_by=user_id&limit=31");
+    let r = http::send(serve.addr, "GET", &path, Some(admin), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let amounts: Vec<String> = r.json()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b["results"].as_array().unwrap().clone())
+        .map(|r| format!("{} {}", r["user_id"].as_str().unwrap(), r["amount"]["value"]))
+        .collect();
+    assert_eq!(amounts, ["alice@acme.com 150.25", "alice@acme.com 150.25", "alice@acme.com 150.25"]);
+    // the fake refuses a call without `anthropic-version`, as the Admin API does: the
+    // events above came through calls that carried it
+    assert!(s.report_calls().iter().all(|q| q.contains("starting_at=")));
 }

@@ -96,7 +96,8 @@ async fn round(app: &App, config: &PullConfig, start: i64) -> Result<(Round, i64
     let url = config.url.clone();
     let pulled = tokio::task::spawn_blocking(move || {
         let mut fetch =
-            HttpFetch::new(&url, key.trim().to_string(), Duration::from_secs(30), RetryPolicy::default());
+            HttpFetch::new(&url, key.trim().to_string(), Duration::from_secs(30), RetryPolicy::default())
+                .for_source(opts.source);
         pull::pull(&mut fetch, &opts, |_| {})
     })
     .await

@@ -104,7 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     let opts = ImportOptions { name: args.name.clone(), credit: args.credit.clone() };
     let imported = match args.source {
         SourceArg::ClaudeEnterprise => {
-            fetch = fetch.header("anthropic-version", budgit_engine::workspace::claude::API_VERSION);
+            fetch = fetch.anthropic();
             import::claude(&mut fetch, &opts)?
         }
         SourceArg::Openai => import::openai(&mut fetch, &opts)?,

@@ -184,12 +184,10 @@ fn pull_usage(args: PullArgs) -> anyhow::Result<Status> {
         return Ok(Status::Clean);
     }
     let retry = RetryPolicy { attempts: args.attempts, backoff: args.backoff };
-    let mut fetch = HttpFetch::new(&args.workspace, key, args.timeout, retry).on_retry(|r| {
-        eprintln!("{}; retrying in {:.1} s (attempt {})", r.reason, r.wait.as_secs_f64(), r.attempt);
-    });
-    if source == Source::ClaudeEnterprise {
-        fetch = fetch.header("anthropic-version", budgit_engine::workspace::claude::API_VERSION);
-    }
+    let mut fetch =
+        HttpFetch::new(&args.workspace, key, args.timeout, retry).for_source(source).on_retry(|r| {
+            eprintln!("{}; retrying in {:.1} s (attempt {})", r.reason, r.wait.as_secs_f64(), r.attempt);
+        });
     let opts = PullOptions { source, start, end, tz, rate, page_size: args.page_size };
     let pulled = pull::pull(&mut fetch, &opts, |p| {
         let through =

@@ -75,6 +75,20 @@ impl HttpFetch {
         }
     }
 
+    /// Speaks the Anthropic Admin API: the `anthropic-version` header on every call
+    /// (the key goes as a bearer token, as the official SDK sends an API key).
+    pub fn anthropic(self) -> HttpFetch {
+        self.header("anthropic-version", crate::workspace::claude::API_VERSION)
+    }
+
+    /// Speaks what `source` expects (see [`HttpFetch::anthropic`]).
+    pub fn for_source(self, source: super::Source) -> HttpFetch {
+        match source {
+            super::Source::ClaudeEnterprise => self.anthropic(),
+            super::Source::OpenAi | super::Source::Budgit => self,
+        }
+    }
+
     /// Sends `name: value` with every call.
     pub fn header(mut self, name: &str, value: &str) -> HttpFetch {
         self.headers.push((name.to_string(), value.to_string()));
