@@ -102,11 +102,13 @@ pub struct Args {
     /// closed days are stored as usage events, each once, so the console shows them.
     #[arg(long, value_enum, value_name = "SOURCE", requires_all = ["pull_url", "pull_since"])]
     pull_source: Option<super::usage::SourceArg>,
-    /// The API's base URL to pull from (`https://api.openai.com/v1`).
+    /// The API's base URL to pull from (`https://api.openai.com/v1`,
+    /// `https://api.anthropic.com`).
     #[arg(long, value_name = "URL", requires = "pull_source")]
     pull_url: Option<String>,
     /// The environment variable holding the pull's key (default: `OPENAI_ADMIN_KEY` for
-    /// `openai`, `BUDGIT_ADMIN_TOKEN` for `budgit`).
+    /// `openai`, `ANTHROPIC_API_KEY` for `claude-enterprise`, `BUDGIT_ADMIN_TOKEN` for
+    /// `budgit`).
     #[arg(long, value_name = "NAME", requires = "pull_source")]
     pull_key_env: Option<String>,
     /// Time between pulls.
