@@ -65,8 +65,7 @@ Examples:
   budgit reconcile --workspace $URL --ref main --every 5m --metrics-listen 0.0.0.0:9464
   RUST_LOG=info budgit reconcile --workspace $URL --ref main --every 5m --max-runs 12 \\
     --metrics-listen 0.0.0.0:9464 --log-format json   JSON log lines; exits after 12 runs
-  OPENAI_ADMIN_KEY=... budgit reconcile --target openai --workspace https://api.openai.com/v1 \\
-    --ref main --dry-run --max-rps 5   project and organisation spend limits and alerts")]
+(The vendor targets' examples are under --target: they need the vendor's API.)")]
 #[command(
     // Never the working tree: only an approved revision is applied.
     mut_arg("git_ref", |a| a.required(true).help("The approved ref (a protected branch, tag or commit)")),
