@@ -490,19 +490,23 @@ pub fn pull(
         );
     }
     if let (n, Some(first)) = inexact {
-        out.findings.push(
-            Diagnostic::warning(
-                "pull/inexact-conversion",
-                format!(
-                    "{n} amount{} did not convert to whole micro-credits (first: {first}) and {} rounded half to even",
-                    if n == 1 { "" } else { "s" },
-                    if n == 1 { "was" } else { "were" },
-                ),
-            )
-            .with_help("declare a `credit` rate that divides the vendor's amounts, or accept the rounding of each row to 0.000001 credits"),
-        );
+        out.findings.push(inexact_conversion(n, &first));
     }
     Ok(out)
+}
+
+/// The one finding for the `n` amounts (the first of them `first`) that a pull
+/// rounded to whole micro-credits, whatever the source.
+fn inexact_conversion(n: u64, first: &str) -> Diagnostic {
+    Diagnostic::warning(
+        "pull/inexact-conversion",
+        format!(
+            "{n} amount{} did not convert to whole micro-credits (first: {first}) and {} rounded half to even",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "was" } else { "were" },
+        ),
+    )
+    .with_help("declare a `credit` rate that divides the vendor's amounts, or accept the rounding of each row to 0.000001 credits")
 }
 
 fn value_text(d: Decimal) -> String {

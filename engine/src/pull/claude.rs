@@ -11,7 +11,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{Decimal, Fetch, Progress, PullError, PullOptions, Pulled, Row, Source, row_id, value_text};
+use super::{
+    Decimal, Fetch, Progress, PullError, PullOptions, Pulled, Row, Source, inexact_conversion, row_id,
+    value_text,
+};
 use crate::credits::{Credits, MAX_USAGE_AMOUNT};
 use crate::diag::Diagnostic;
 
@@ -160,17 +163,7 @@ pub(super) fn pull(
         );
     }
     if let (n, Some(first)) = inexact {
-        out.findings.push(
-            Diagnostic::warning(
-                "pull/inexact-conversion",
-                format!(
-                    "{n} amount{} did not convert to whole micro-credits (first: {first}) and {} rounded half to even",
-                    if n == 1 { "" } else { "s" },
-                    if n == 1 { "was" } else { "were" },
-                ),
-            )
-            .with_help("declare a `credit` rate that divides the vendor's amounts, or accept the rounding of each row to 0.000001 credits"),
-        );
+        out.findings.push(inexact_conversion(n, &first));
     }
     Ok(out)
 }
