@@ -197,6 +197,14 @@ fn a_codex_request_is_proposed_merged_applied_and_done_and_codex_is_allowed() {
     assert_eq!(mine["status"], "proposed", "{mine}");
     assert_eq!(mine["lifecycle"]["proposed"]["branch"], json!(branch));
     assert_eq!(mine["lifecycle"]["proposed"]["plan_summary"]["raised"], json!(1), "{mine}");
+    // The plan says what the check will: her total never blocked her, her Codex cap did,
+    // and the proposal lifts it.
+    let plan = &mine["lifecycle"]["proposed"]["plan_summary"];
+    assert_eq!(
+        (&plan["newly_unblocked"], &plan["newly_unblocked_on_caps"], &plan["newly_blocked_on_caps"]),
+        (&json!(0), &json!(1), &json!(0)),
+        "{mine}"
+    );
 
     // A reconcile of main before the merge applies nothing of it: still proposed.
     reconcile(r.path(), s.addr);

@@ -304,7 +304,7 @@ export function shortCommit(c) {
 /**
  * A credit request's steps so far (`GET /v1/requests`' `lifecycle`): one entry per step reached.
  * @typedef {object} RequestLifecycle
- * @property {{ at: string, by?: string, branch?: string, commit?: string, plan_summary?: { raised?: number, newly_unblocked?: number } }} [proposed]
+ * @property {{ at: string, by?: string, branch?: string, commit?: string, plan_summary?: { raised?: number, newly_unblocked?: number, newly_unblocked_on_caps?: number } }} [proposed]
  * @property {{ at: string, ref?: string, commit?: string }} [merged]
  * @property {{ at: string, run?: number, commit?: string }} [applied]
  * @property {{ at: string, override?: string }} [done]
@@ -339,7 +339,10 @@ export function lifecycleView(life) {
     const detail = [];
     if (k === 'proposed') {
       if (s.branch) detail.push(' on ', el('code', {}, s.branch));
-      if (s.plan_summary && s.plan_summary.newly_unblocked) detail.push(`, unblocks ${s.plan_summary.newly_unblocked}`);
+      const plan = s.plan_summary || {};
+      if (plan.newly_unblocked) detail.push(`, unblocks ${plan.newly_unblocked}`);
+      // Someone blocked on one product or model only (its cap), whom the proposal lets spend it again.
+      if (plan.newly_unblocked_on_caps) detail.push(`, unblocks ${plan.newly_unblocked_on_caps} on a product or model cap`);
       if (s.by) detail.push(` by ${s.by}`);
     } else if (k === 'merged' || k === 'applied') {
       if (s.run !== undefined) detail.push(` by reconcile run #${s.run}`);

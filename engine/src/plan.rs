@@ -32,7 +32,7 @@ use crate::directory::Directory;
 use crate::load::{Loaded, PolicySet};
 use crate::model::{Limit, Override};
 use crate::resolve::{Provenance, Resolution, Resolved};
-use crate::standing::{BlockedBy, Standings};
+use crate::standing::{BlockedBy, CapUsage, Rules, Standings};
 
 /// How far ahead starting and expiring overrides are reported.
 pub const SOON_DAYS: i64 = 14;
@@ -85,6 +85,9 @@ pub struct PlanInput<'a> {
     pub directory: &'a Directory,
     /// Each directory user's usage this period, by directory position (missing = none).
     pub used: &'a [Credits],
+    /// Each directory user's usage this period of the products and models a limit on
+    /// either side caps.
+    pub cap_used: &'a CapUsage,
     /// The head's validation findings (guardrails included).
     pub head_report: &'a Report,
     /// The instant of the plan (both resolutions are at it).
@@ -187,6 +190,12 @@ pub struct Summary {
     pub newly_blocked: usize,
     /// Users blocked at base and no longer at head.
     pub newly_unblocked: usize,
+    /// Users not blocked at head whose product or model cap blocks at head and did not
+    /// at base: that product or model stops for them (hard enforcement only).
+    pub newly_blocked_on_caps: usize,
+    /// Users not blocked at head whose product or model cap blocked at base and does not
+    /// at head: that product or model works for them again.
+    pub newly_unblocked_on_caps: usize,
     /// Guardrail documents at head.
     pub guardrails: usize,
     /// Guardrail findings at head that are errors.
@@ -237,6 +246,56 @@ pub struct UserChange {
     pub pool_after: Option<PoolStanding>,
     /// The product and model caps that differ between `limit_before` and `limit_after`.
     pub caps: Vec<CapChange>,
+    /// The product and model caps that block the user on one side and not the other,
+    /// at what they used of each this period.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cap_blocks: Vec<CapBlock>,
+}
+
+/// A product or model cap that blocks a user on one side of a plan and not the other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct CapBlock {
+    /// `product` or `model`.
+    pub kind: CapKind,
+    /// The product or model.
+    pub name: String,
+    /// What the user used of it this period.
+    pub used: Credits,
+    /// True when the cap blocks it at base.
+    pub blocked_before: bool,
+    /// True when the cap blocks it at head.
+    pub blocked_after: bool,
+}
+
+/// The caps whose blocking differs between a user's two limits, at what `user` used of
+/// each product and model: products first, each by name.
+fn cap_blocks(rules: [&Rules; 2], limits: [&Limit; 2], used: &CapUsage, user: usize) -> Vec<CapBlock> {
+    let [before, after] = limits;
+    let mut out = Vec::new();
+    for kind in [CapKind::Product, CapKind::Model] {
+        let (b, a) = match kind {
+            CapKind::Product => (&before.products, &after.products),
+            CapKind::Model => (&before.models, &after.models),
+        };
+        if b.is_empty() && a.is_empty() {
+            continue;
+        }
+        let names: BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+        for name in names {
+            let spent = match kind {
+                CapKind::Product => used.product(user, name),
+                CapKind::Model => used.model(user, name),
+            };
+            let blocks =
+                |rules: &Rules, cap: Option<&Credits>| cap.is_some_and(|&c| rules.cap_blocks(c, spent));
+            let (blocked_before, blocked_after) =
+                (blocks(rules[0], b.get(name)), blocks(rules[1], a.get(name)));
+            if blocked_before != blocked_after {
+                out.push(CapBlock { kind, name: name.clone(), used: spent, blocked_before, blocked_after });
+            }
+        }
+    }
+    out
 }
 
 impl UserChange {
@@ -520,13 +579,17 @@ pub struct Upcoming {
     pub touched: bool,
 }
 
+/// A user whose lot changes: their directory position, what blocks them before and
+/// after, and the caps whose blocking moves.
+type Changed = (usize, Option<BlockedBy>, Option<BlockedBy>, Vec<CapBlock>);
+
 /// Computes the effect of going from `base` to `head`.
 pub fn plan(input: &PlanInput<'_>) -> Plan {
-    let PlanInput { base, head, directory, used, head_report, now: _, all_events: _ } = *input;
+    let PlanInput { base, head, directory, used, cap_used, head_report, now: _, all_events: _ } = *input;
     let n = directory.len();
     let mut summary = Summary { users: n, ..Summary::default() };
     // The users whose lot changes: position, and what blocks them before and after.
-    let mut changed: Vec<(usize, Option<BlockedBy>, Option<BlockedBy>)> = Vec::new();
+    let mut changed: Vec<Changed> = Vec::new();
     // Groups by a dense id over both sides' names: the per-user loop then counts in
     // arrays instead of hashing names (it runs once per directory user).
     let mut names: Vec<&str> =
@@ -580,15 +643,27 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         let (blocked_before, blocked_after) = (by_before.is_some(), by_after.is_some());
         // The incremental base shares the head's limit with every user it did not resolve again.
         let same_limit = Arc::ptr_eq(&b.limit, &h.limit) || *b.limit == *h.limit;
+        let rules = [&base_standings.rules, &head_standings.rules];
+        // The same caps at the same usage block alike unless the enforcement changes.
+        let cap_moves = if same_limit && rules[0].hard == rules[1].hard {
+            Vec::new()
+        } else {
+            cap_blocks(rules, [&b.limit, &h.limit], cap_used, i)
+        };
         if same_limit {
             summary.unchanged += 1;
             if !same_document(&b.source, &h.source) {
                 summary.source_changed += 1;
             }
             // The same limit still changes the user's lot when their team pool runs out or gets room.
-            if blocked_before == blocked_after {
+            if blocked_before == blocked_after && cap_moves.is_empty() {
                 continue;
             }
+        }
+        // A cap's blocking matters to a user whom neither their total nor their pool stops.
+        if !blocked_after {
+            summary.newly_blocked_on_caps += usize::from(cap_moves.iter().any(|c| c.blocked_after));
+            summary.newly_unblocked_on_caps += usize::from(cap_moves.iter().any(|c| c.blocked_before));
         }
         let delta = h.limit.credits - b.limit.credits;
         if !same_limit {
@@ -614,7 +689,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             default_affected.0 += 1;
             default_affected.1 += delta;
         }
-        changed.push((i, by_before, by_after));
+        changed.push((i, by_before, by_after, cap_moves));
     }
     // Sorted by email (stably, in directory order among equals) before the changes are
     // built: sorting moves a position instead of a change of hundreds of bytes.
@@ -622,7 +697,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     changed.sort_by(|a, b| email(a.0).cmp(email(b.0)));
     let users: Vec<UserChange> = changed
         .into_iter()
-        .filter_map(|(i, blocked_by_before, blocked_by_after)| {
+        .filter_map(|(i, blocked_by_before, blocked_by_after, cap_blocks)| {
             let (b, h) = (base.resolution.user(i)?, head.resolution.user(i)?);
             let spent = used.get(i).copied().unwrap_or(Credits::ZERO);
             Some(UserChange {
@@ -642,6 +717,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 pool_before: pool_standing(base, &base_standings, b),
                 pool_after: pool_standing(head, &head_standings, h),
                 caps: cap_changes(&b.limit, &h.limit),
+                cap_blocks,
             })
         })
         .collect();

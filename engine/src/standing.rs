@@ -183,12 +183,18 @@ impl Rules {
         CapStanding {
             status,
             remaining: floor0((cap - used).min(user.remaining)),
-            blocked: self.hard && status == Status::Exceeded,
+            blocked: self.cap_blocks(cap, used),
             // A cap of zero switches a product or model off: it blocks that product, but
             // it is a setting, not a budget running low, so it never raises the user's
             // status (else every such user would show `warning`).
             warns: status > Status::Ok && !cap.is_zero(),
         }
+    }
+
+    /// True when a product or model `cap` blocks its product or model at `used`: hard
+    /// enforcement and the cap reached.
+    pub fn cap_blocks(&self, cap: Credits, used: Credits) -> bool {
+        self.hard && self.status(used, cap) == Status::Exceeded
     }
 
     /// A team's status: against its pool, else against the sum of its members' limits
@@ -379,6 +385,125 @@ pub fn used_per_user(table: &UsageTable, directory_users: usize, resolution: &Re
         }
     }
     micros.into_iter().map(Credits::from_micros).collect()
+}
+
+/// The products and models some limit caps, by name, sorted: what a plan needs each
+/// user's usage of to say whether a cap blocks them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CapNames {
+    /// Capped products.
+    pub products: Vec<String>,
+    /// Capped models.
+    pub models: Vec<String>,
+}
+
+impl CapNames {
+    /// Every product and model capped in some user's limit of any of `resolutions`.
+    pub fn of(resolutions: &[&Resolution]) -> CapNames {
+        let mut products = std::collections::BTreeSet::new();
+        let mut models = std::collections::BTreeSet::new();
+        for r in resolutions.iter().flat_map(|r| &r.users) {
+            products.extend(r.limit.products.keys());
+            models.extend(r.limit.models.keys());
+        }
+        CapNames {
+            products: products.into_iter().cloned().collect(),
+            models: models.into_iter().cloned().collect(),
+        }
+    }
+
+    /// True when no limit caps anything.
+    pub fn is_empty(&self) -> bool {
+        self.products.is_empty() && self.models.is_empty()
+    }
+
+    fn width(&self) -> usize {
+        self.products.len() + self.models.len()
+    }
+}
+
+/// What each directory user used of the capped products and models ([`CapNames`]) this
+/// period, in micro-credits: one row of cells per user, products then models.
+#[derive(Debug, Clone, Default)]
+pub struct CapUsage {
+    names: CapNames,
+    cells: Vec<i64>,
+}
+
+impl CapUsage {
+    /// No usage of `names` yet, for `users` directory users.
+    pub fn new(names: CapNames, users: usize) -> CapUsage {
+        let cells = vec![0; names.width().saturating_mul(users)];
+        CapUsage { names, cells }
+    }
+
+    /// Adds `micros` of `product` and `model` to a user's cells (names not capped are ignored).
+    pub fn add(&mut self, user: usize, product: &str, model: &str, micros: i64) {
+        let (product, model) = (self.product_cell(product), self.model_cell(model));
+        self.add_at(user, product, model, micros);
+    }
+
+    fn product_cell(&self, name: &str) -> Option<usize> {
+        self.names.products.binary_search_by(|p| p.as_str().cmp(name)).ok()
+    }
+
+    fn model_cell(&self, name: &str) -> Option<usize> {
+        let k = self.names.models.binary_search_by(|m| m.as_str().cmp(name)).ok()?;
+        Some(self.names.products.len() + k)
+    }
+
+    fn add_at(&mut self, user: usize, product: Option<usize>, model: Option<usize>, micros: i64) {
+        let row = user.saturating_mul(self.names.width());
+        for k in [product, model].into_iter().flatten() {
+            if let Some(cell) = self.cells.get_mut(row.saturating_add(k)) {
+                *cell = cell.saturating_add(micros);
+            }
+        }
+    }
+
+    fn cell(&self, user: usize, k: Option<usize>) -> Credits {
+        let at = k.map(|k| user.saturating_mul(self.names.width()) + k);
+        Credits::from_micros(at.and_then(|at| self.cells.get(at)).copied().unwrap_or(0))
+    }
+
+    /// What a user used of a product this period (zero when it is not capped).
+    pub fn product(&self, user: usize, name: &str) -> Credits {
+        self.cell(user, self.product_cell(name))
+    }
+
+    /// What a user used of a model this period (zero when it is not capped).
+    pub fn model(&self, user: usize, name: &str) -> Credits {
+        self.cell(user, self.model_cell(name))
+    }
+}
+
+/// Each directory user's usage on the [`counted_days`], by directory position, and
+/// their usage of the capped products and models `caps` on the same days.
+pub fn used_per_user_with_caps(
+    table: &UsageTable,
+    directory_users: usize,
+    resolution: &Resolution,
+    caps: CapNames,
+) -> (Vec<Credits>, CapUsage) {
+    let used = used_per_user(table, directory_users, resolution);
+    let mut capped = CapUsage::new(caps, directory_users);
+    if capped.names.is_empty() {
+        return (used, capped);
+    }
+    let days = counted_days(resolution);
+    // The table's product and model ids, each to its cell once (not a name search per row).
+    let product_cell: Vec<Option<usize>> = table.products().iter().map(|p| capped.product_cell(p)).collect();
+    let model_cell: Vec<Option<usize>> = table.models().iter().map(|m| capped.model_cell(m)).collect();
+    for (k, &user) in table.user.iter().enumerate() {
+        if !table.day.get(k).is_some_and(|d| days.contains(d)) {
+            continue;
+        }
+        let micros = table.micros.get(k).copied().unwrap_or(0);
+        let product = table.product.get(k).and_then(|&p| product_cell.get(usize::from(p))).copied().flatten();
+        let model = table.model.get(k).and_then(|&m| model_cell.get(usize::from(m))).copied().flatten();
+        capped.add_at(user as usize, product, model, micros);
+    }
+    (used, capped)
 }
 
 /// The day a budget runs out ahead, at the burn rate of a recent window; `None` when

@@ -14,7 +14,7 @@ use budgit_engine::input::{UsageFormat, parse_directory, parse_usage};
 use budgit_engine::load::{PolicySet, Source, load_sources};
 use budgit_engine::plan::{PlanInput, RefLabel, Side, plan};
 use budgit_engine::resolve::resolve;
-use budgit_engine::standing::used_per_user;
+use budgit_engine::standing::{CapUsage, used_per_user};
 use budgit_engine::usage::UsageTable;
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
@@ -128,6 +128,7 @@ proptest! {
             head: Side { label: &hl, policies: &head, resolution: &head_resolution },
             directory: &dir,
             used: &used,
+            cap_used: &CapUsage::default(),
             head_report: &report,
             now,
             all_events: false,

@@ -11,6 +11,7 @@ use budgit_engine::plan::compute::{self, Base, ComputeError, Head, Outcome, Peop
 use budgit_engine::plan::side::{self, SideError};
 use budgit_engine::plan::{Plan, render as plan_render};
 use budgit_engine::resolve::Resolution;
+use budgit_engine::standing::{CapNames, CapUsage, used_per_user_with_caps};
 use budgit_engine::usage::UsageTable;
 use budgit_engine::validate::{ValidateOptions, Validated};
 
@@ -208,17 +209,22 @@ impl People for FilePeople<'_> {
         Ok(dir)
     }
 
-    fn used(&mut self, dir: &Directory, resolution: &Resolution) -> anyhow::Result<Vec<Credits>> {
+    fn used(
+        &mut self,
+        dir: &Directory,
+        resolution: &Resolution,
+        caps: CapNames,
+    ) -> anyhow::Result<(Vec<Credits>, CapUsage)> {
         // Without usage nobody used anything: no table over the directory to build and free.
         if self.usage.is_empty() {
-            return Ok(vec![Credits::ZERO; dir.len()]);
+            return Ok((vec![Credits::ZERO; dir.len()], CapUsage::default()));
         }
         let mut table = UsageTable::new(dir);
         for path in self.usage {
             let findings = read_usage_parallel(path, &mut table, resolution.timezone, self.threads)?;
             report_input_findings(&findings);
         }
-        Ok(budgit_engine::standing::used_per_user(&table, dir.len(), resolution))
+        Ok(used_per_user_with_caps(&table, dir.len(), resolution, caps))
     }
 }
 

@@ -35,7 +35,7 @@ use budgit_engine::plan::{RefLabel, compute, render as plan_render};
 use budgit_engine::reconcile::desired::directory_of;
 use budgit_engine::request::{self, Amount, Need, RequestSpec};
 use budgit_engine::resolve::Resolution;
-use budgit_engine::standing::AlertLevels;
+use budgit_engine::standing::{AlertLevels, CapNames, CapUsage};
 use budgit_engine::validate::{ValidateOptions, Validated, validate_sources};
 use budgit_engine::workspace::{RunSummary, UserRecord};
 use budgit_engine::{Credits, Report};
@@ -389,7 +389,15 @@ fn edit_error(e: EditError) -> ApiError {
 /// The server's view a plan is computed against.
 struct People {
     users: Vec<UserRecord>,
-    used: HashMap<String, i64>,
+    /// Micro-credits used this period, and per product and per model, by email.
+    used: HashMap<String, Usage>,
+}
+
+/// One user's usage this period in micro-credits: the total, per product, per model.
+struct Usage {
+    total: i64,
+    products: Vec<(String, i64)>,
+    models: Vec<(String, i64)>,
 }
 
 /// Reads the directory (the server's users) and this period's usage (the ledger).
@@ -416,7 +424,12 @@ async fn people(app: &App) -> ApiResult<People> {
                 .collect::<Vec<_>>())
         })
         .await?;
-    let used = app.ledger()?.standings().into_iter().map(|s| (s.user, s.used)).collect();
+    let used = app
+        .ledger()?
+        .standings()
+        .into_iter()
+        .map(|s| (s.user, Usage { total: s.used, products: s.products, models: s.models }))
+        .collect();
     Ok(People { users, used })
 }
 
@@ -448,13 +461,33 @@ impl compute::People for &People {
         })
     }
 
-    fn used(&mut self, directory: &Directory, _head: &Resolution) -> ApiResult<Vec<Credits>> {
+    fn used(
+        &mut self,
+        directory: &Directory,
+        _head: &Resolution,
+        caps: CapNames,
+    ) -> ApiResult<(Vec<Credits>, CapUsage)> {
         // The ledger's usage is the current period's already: the check endpoint enforces it.
-        Ok(directory
+        let mut capped = CapUsage::new(caps, directory.len());
+        let totals = directory
             .users
             .iter()
-            .map(|u| Credits::from_micros(self.used.get(&u.email).copied().unwrap_or(0)))
-            .collect())
+            .enumerate()
+            .map(|(i, u)| {
+                let Some(usage) = self.used.get(&u.email) else {
+                    return Credits::ZERO;
+                };
+                // A product and a model are two cells: each is added on its own.
+                for (product, micros) in &usage.products {
+                    capped.add(i, product, "", *micros);
+                }
+                for (model, micros) in &usage.models {
+                    capped.add(i, "", model, *micros);
+                }
+                Credits::from_micros(usage.total)
+            })
+            .collect();
+        Ok((totals, capped))
     }
 
     fn complete(&self) -> bool {

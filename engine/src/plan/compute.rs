@@ -20,6 +20,7 @@ use crate::directory::Directory;
 use crate::load::{PolicySet, Source};
 use crate::model::Workspace;
 use crate::resolve::{Resolution, ResolveError, resolve};
+use crate::standing::{CapNames, CapUsage};
 use crate::validate::{ValidateOptions, check_people, validate_sources};
 
 /// Where the head of a plan is read from.
@@ -96,8 +97,15 @@ pub trait People {
     /// The directory, typed by the head workspace's declared attributes.
     fn directory(&mut self, workspace: &Workspace) -> Result<Directory, Self::Error>;
 
-    /// What each directory user used in the head's current period, by position.
-    fn used(&mut self, directory: &Directory, head: &Resolution) -> Result<Vec<Credits>, Self::Error>;
+    /// What each directory user used in the head's current period, by position, and
+    /// what they used of each product and model in `caps` (some limit on either side
+    /// caps them), so the plan can say whether a cap blocks them before and after.
+    fn used(
+        &mut self,
+        directory: &Directory,
+        head: &Resolution,
+        caps: CapNames,
+    ) -> Result<(Vec<Credits>, CapUsage), Self::Error>;
 
     /// True when the directory lists everyone, so a person the head names who is not
     /// in it is worth a warning (an override for a typo changes nobody's limit).
@@ -226,13 +234,15 @@ pub fn compute<P: People>(
     let base_resolution = base_resolution
         .map_err(|source| ComputeError::Base(BaseError { base: base_label.display(), source }))?;
     phase("load and resolve base");
-    let used = people.used(&directory, &head_resolution).map_err(ComputeError::People)?;
+    let caps = CapNames::of(&[&base_resolution, &head_resolution]);
+    let (used, cap_used) = people.used(&directory, &head_resolution, caps).map_err(ComputeError::People)?;
     phase("read usage");
     let mut plan = super::plan(&PlanInput {
         base: Side { label: base_label, policies: &base_policies, resolution: &base_resolution },
         head: Side { label: &head.label, policies: head_policies, resolution: &head_resolution },
         directory: &directory,
         used: &used,
+        cap_used: &cap_used,
         head_report: &head_report,
         now,
         all_events,
@@ -286,8 +296,13 @@ mod tests {
             Ok(dir)
         }
 
-        fn used(&mut self, dir: &Directory, _head: &Resolution) -> Result<Vec<Credits>, Self::Error> {
-            Ok(vec![Credits::from_whole(900); dir.len()])
+        fn used(
+            &mut self,
+            dir: &Directory,
+            _head: &Resolution,
+            caps: CapNames,
+        ) -> Result<(Vec<Credits>, CapUsage), Self::Error> {
+            Ok((vec![Credits::from_whole(900); dir.len()], CapUsage::new(caps, dir.len())))
         }
 
         fn complete(&self) -> bool {

@@ -219,8 +219,12 @@ pub fn table(plan: &Plan) -> String {
     let _ = writeln!(o, "{}", headline(plan));
     let _ = writeln!(
         o,
-        "newly blocked {}, newly unblocked {}, unchanged {}, same limit from another document {}",
-        s.newly_blocked, s.newly_unblocked, s.unchanged, s.source_changed
+        "newly blocked {}, newly unblocked {}{}, unchanged {}, same limit from another document {}",
+        s.newly_blocked,
+        s.newly_unblocked,
+        on_caps(s),
+        s.unchanged,
+        s.source_changed
     );
     let _ = writeln!(
         o,
@@ -351,7 +355,35 @@ fn source_change(u: &UserChange) -> String {
     if a == b { a } else { format!("{b} → {a}") }
 }
 
+/// The users a product or model cap newly blocks or unblocks, when there are any.
+fn on_caps(s: &super::Summary) -> String {
+    if s.newly_blocked_on_caps == 0 && s.newly_unblocked_on_caps == 0 {
+        return String::new();
+    }
+    format!(
+        " (on a product or model cap: {} newly blocked, {} unblocked)",
+        s.newly_blocked_on_caps, s.newly_unblocked_on_caps
+    )
+}
+
+/// What a change does to the caps that block a user: ` — codex unblocked`, one per cap.
+fn cap_marks(u: &UserChange) -> String {
+    // A user their total or pool blocks at head is blocked on everything: that mark says it.
+    if u.blocked_by_after.is_some() {
+        return String::new();
+    }
+    u.cap_blocks
+        .iter()
+        .map(|c| format!(" — {} {}", c.name, if c.blocked_after { "newly blocked" } else { "unblocked" }))
+        .collect()
+}
+
+/// What a change does to whether the user can spend: their total or pool, then each cap.
 fn blocked_mark(u: &UserChange) -> String {
+    format!("{}{}", total_mark(u), cap_marks(u))
+}
+
+fn total_mark(u: &UserChange) -> String {
     // Say so when the team pool, not the user's own limit, decides.
     let pool_decides = |pool: Option<&PoolStanding>, by: Option<BlockedBy>| {
         pool.filter(|_| by == Some(BlockedBy::Pool)).map(|p| p.group.clone())
@@ -446,8 +478,10 @@ fn markdown_with(plan: &Plan, rows: usize) -> String {
     );
     let _ = writeln!(
         o,
-        "| newly blocked / unblocked at current usage | {} / {} |",
-        s.newly_blocked, s.newly_unblocked
+        "| newly blocked / unblocked at current usage | {} / {}{} |",
+        s.newly_blocked,
+        s.newly_unblocked,
+        on_caps(s)
     );
     let _ = writeln!(o, "| same limit, another document | {} |", s.source_changed);
     let _ = writeln!(o, "| guardrails | {} checked, {} failed |", s.guardrails, s.guardrails_failed);
