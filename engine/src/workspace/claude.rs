@@ -439,28 +439,19 @@ impl ClaudeWorkspace {
 
     /// The last set per user (removed users absent), and intents no outcome followed.
     fn replay(entries: &[Entry], actor: Option<&str>) -> (BTreeMap<String, Entry>, BTreeMap<String, Entry>) {
-        let mut last = BTreeMap::new();
-        let mut pending = BTreeMap::new();
-        for e in entries {
-            match e.action.as_str() {
-                "intent" => {
-                    pending.insert(e.user.clone(), e.clone());
-                }
-                "limit.set" | "limit.remove" | "intent.lapsed" => {
-                    pending.remove(&e.user);
-                    if actor.is_some_and(|a| a != e.actor) {
-                        continue;
-                    }
-                    if e.action == "limit.set" {
-                        last.insert(e.user.clone(), e.clone());
-                    } else if e.action == "limit.remove" {
-                        last.remove(&e.user);
-                    }
-                }
-                _ => {}
-            }
-        }
-        (last, pending)
+        git_refs::replay(entries, actor, "limit.set", "limit.remove")
+    }
+}
+
+impl git_refs::AuditLine for Entry {
+    fn action(&self) -> &str {
+        &self.action
+    }
+    fn subject(&self) -> &str {
+        &self.user
+    }
+    fn actor(&self) -> &str {
+        &self.actor
     }
 }
 
@@ -890,11 +881,8 @@ impl Workspace for ClaudeWorkspace {
                     }
                     None => live.is_none_or(|r| r.inherited),
                 };
-                let action = match (landed, intent.amount.is_some()) {
-                    (true, true) => "limit.set",
-                    (true, false) => "limit.remove",
-                    (false, _) => "intent.lapsed",
-                };
+                let action =
+                    git_refs::settled_action(landed, intent.amount.is_none(), "limit.set", "limit.remove");
                 finished.push(Entry {
                     action: action.to_string(),
                     recovered: true,
@@ -984,7 +972,7 @@ impl Workspace for ClaudeWorkspace {
                 statuses.insert(set.user.clone(), ItemStatus::Unchanged);
                 continue;
             }
-            let mut e = base("intent", &set.user);
+            let mut e = base(git_refs::INTENT, &set.user);
             e.amount = Some(amount);
             e.limit = Some(set.limit.clone());
             e.group = set.group.clone();
@@ -1001,7 +989,7 @@ impl Workspace for ClaudeWorkspace {
                 }
                 Some(row) => {
                     statuses.insert(user.clone(), ItemStatus::Removed);
-                    writes.push((base("intent", user), None, row.spend_limit_id.clone()));
+                    writes.push((base(git_refs::INTENT, user), None, row.spend_limit_id.clone()));
                 }
             }
         }

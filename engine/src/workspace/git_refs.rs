@@ -6,7 +6,15 @@
 //! `audit.jsonl` blob of JSON Lines in each) and leases (one ref per lease name,
 //! pointing at a blob naming its holder and expiry). Only the refs differ from
 //! one target to the next; the entries' shape is each target's own.
+//!
+//! Both targets follow one rule for a write: an [`INTENT`] entry goes to the
+//! audit before the vendor call, and an outcome after it. An intent no outcome
+//! followed was left by a run killed (or failed) between the two; [`replay`]
+//! hands those back so the target can settle each against the live state: the
+//! outcome, marked `recovered`, when the vendor holds the intended value, or
+//! [`LAPSED`] when it does not, and never the write a second time.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -15,6 +23,64 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{Lease, WorkspaceError};
+
+/// The action of the entry written before a vendor call.
+pub(super) const INTENT: &str = "intent";
+/// The action settling an intent the vendor does not show as written.
+pub(super) const LAPSED: &str = "intent.lapsed";
+
+/// What [`replay`] reads of an audit entry.
+pub(super) trait AuditLine: Clone {
+    /// `intent`, an outcome, or another action replay skips.
+    fn action(&self) -> &str;
+    /// The person or scope the entry is about.
+    fn subject(&self) -> &str;
+    /// Who wrote it (`--actor`).
+    fn actor(&self) -> &str;
+}
+
+/// The last `set` entry per subject (a `remove` drops the subject), counting only
+/// `actor`'s when given, and the intents no outcome (`set`, `remove` or [`LAPSED`])
+/// followed, whoever wrote them.
+pub(super) fn replay<E: AuditLine>(
+    entries: &[E],
+    actor: Option<&str>,
+    set: &str,
+    remove: &str,
+) -> (BTreeMap<String, E>, BTreeMap<String, E>) {
+    let mut last = BTreeMap::new();
+    let mut pending = BTreeMap::new();
+    for e in entries {
+        let action = e.action();
+        if action == INTENT {
+            pending.insert(e.subject().to_string(), e.clone());
+            continue;
+        }
+        if action != set && action != remove && action != LAPSED {
+            continue;
+        }
+        pending.remove(e.subject());
+        if actor.is_some_and(|a| a != e.actor()) {
+            continue;
+        }
+        if action == set {
+            last.insert(e.subject().to_string(), e.clone());
+        } else if action == remove {
+            last.remove(e.subject());
+        }
+    }
+    (last, pending)
+}
+
+/// The outcome that settles an intent: `set` or `remove` when the vendor holds what
+/// it intended (`landed`), [`LAPSED`] when it does not.
+pub(super) fn settled_action<'a>(landed: bool, removal: bool, set: &'a str, remove: &'a str) -> &'a str {
+    match (landed, removal) {
+        (false, _) => LAPSED,
+        (true, false) => set,
+        (true, true) => remove,
+    }
+}
 
 /// The file each audit commit holds.
 const AUDIT_FILE: &str = "audit.jsonl";

@@ -20,6 +20,18 @@
 //! write, JSON Lines, each entry naming the commit and the exact calls) and the
 //! lease under [`LEASE_REF_PREFIX`]. The audit also maps each alert budgit
 //! created to its level, so an alert set by hand is told apart and reverted.
+//!
+//! Every scope's writes are preceded by an `intent` entry listing each planned
+//! call with its amount (and alert level), and followed by the outcome. A run
+//! killed between the vendor's answers and the outcome, or one whose call
+//! failed without an answer, leaves the intent open; the next read of the scope
+//! settles it against what OpenAI holds, call by call: a limit at the intended
+//! amount, an alert updated to it, an alert deleted, or an alert created (one
+//! budgit does not know yet, at the intended threshold with the intended
+//! recipients, which is adopted as that level). When every call landed the
+//! outcome is written then, marked `recovered`; otherwise `intent.lapsed`,
+//! naming the calls that did land, and the normal diff writes the rest. So
+//! each write is audited exactly once and none is made twice.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -32,7 +44,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::claude::VendorCall;
-use super::git_refs::{self, lock, now_rfc3339, protocol};
+use super::git_refs::{self, INTENT, LAPSED, lock, now_rfc3339, protocol};
 use super::http::{self, decode, encode, read};
 use super::{
     AppliedLimit, AppliedSource, Batch, BatchResult, ItemStatus, LastApplied, Lease, LimitSet, UserRecord,
@@ -87,6 +99,8 @@ struct Target {
 struct LiveAlert {
     id: String,
     cents: u64,
+    /// Who its emails go to, as OpenAI lists them.
+    recipients: Vec<String>,
 }
 
 /// A scope's spend limit and alerts as OpenAI holds them.
@@ -106,12 +120,30 @@ struct Cache {
     live: BTreeMap<String, Scope>,
     /// Alert id → its key (`alert 80%`), for the alerts budgit created.
     alert_keys: BTreeMap<String, String>,
+    /// Intents settled this run that a dry run could not write to the audit.
+    unwritten: Vec<Entry>,
+}
+
+/// One write an intent plans, with what a later run needs to tell whether it landed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Write {
+    /// `METHOD path`.
+    call: String,
+    /// The cents it sets (a spend limit, or an alert's threshold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    amount: Option<u64>,
+    /// The alert level a created or updated alert holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    /// The alert an update or delete addresses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    alert: Option<String>,
 }
 
 /// One line of the audit log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Entry {
-    /// `intent`, `scope.set` or `scope.remove`.
+    /// `intent`, `scope.set`, `scope.remove` or `intent.lapsed`.
     action: String,
     /// `organization` or `project proj_…`.
     item: String,
@@ -120,9 +152,16 @@ struct Entry {
     /// The alerts budgit holds in the scope after the write: key → alert id.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     alerts: BTreeMap<String, String>,
-    /// The vendor calls, `METHOD path`.
+    /// The vendor calls, `METHOD path`: planned on an intent, made on an outcome
+    /// (on a recovered one, those the vendor shows landed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     calls: Vec<String>,
+    /// On an intent: each planned write with its amount.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    writes: Vec<Write>,
+    /// On an intent: the recipients the alerts it creates are sent with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    recipients: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     group: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,7 +171,25 @@ struct Entry {
     plan_digest: String,
     actor: String,
     at: String,
+    /// An outcome written by a later run, from the live state.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    recovered: bool,
 }
+
+impl git_refs::AuditLine for Entry {
+    fn action(&self) -> &str {
+        &self.action
+    }
+    fn subject(&self) -> &str {
+        &self.item
+    }
+    fn actor(&self) -> &str {
+        &self.actor
+    }
+}
+
+const SET: &str = "scope.set";
+const REMOVE: &str = "scope.remove";
 
 /// A client of the OpenAI Admin API, with its audit and lease in a git repository.
 pub struct OpenAiWorkspace {
@@ -298,11 +355,18 @@ impl OpenAiWorkspace {
             currency: String,
             threshold_amount: u64,
         }
+        #[derive(Deserialize, Default)]
+        struct Channel {
+            #[serde(default)]
+            recipients: Vec<String>,
+        }
         #[derive(Deserialize)]
         struct Alert {
             id: String,
             currency: String,
             threshold_amount: u64,
+            #[serde(default)]
+            notification_channel: Option<Channel>,
         }
         let Some(base) = scope_path(item) else { return Ok(Scope::default()) };
         let currency = |c: &str| {
@@ -331,7 +395,8 @@ impl OpenAiWorkspace {
         let mut out = Vec::new();
         for a in alerts {
             currency(&a.currency)?;
-            out.push(LiveAlert { id: a.id, cents: a.threshold_amount });
+            let recipients = a.notification_channel.unwrap_or_default().recipients;
+            out.push(LiveAlert { id: a.id, cents: a.threshold_amount, recipients });
         }
         Ok(Scope { limit_cents, alerts: out })
     }
@@ -351,25 +416,123 @@ impl OpenAiWorkspace {
         git_refs::append_audit(&lock(&self.repo), AUDIT_REF, entries, &message)
     }
 
-    /// The last write per item that still stands (removed items absent), by `actor` when given.
-    fn replay(entries: &[Entry], actor: Option<&str>) -> BTreeMap<String, Entry> {
-        let mut last = BTreeMap::new();
-        for e in entries {
-            if actor.is_some_and(|a| a != e.actor) {
-                continue;
-            }
-            match e.action.as_str() {
-                "scope.set" => {
-                    last.insert(e.item.clone(), e.clone());
-                }
-                "scope.remove" => {
-                    last.remove(&e.item);
-                }
-                _ => {}
-            }
-        }
-        last
+    /// The last write per item that still stands (removed items absent), by `actor` when
+    /// given, and the intents no outcome followed.
+    fn replay(entries: &[Entry], actor: Option<&str>) -> (BTreeMap<String, Entry>, BTreeMap<String, Entry>) {
+        git_refs::replay(entries, actor, SET, REMOVE)
     }
+
+    /// Settles the open intents of `items` against the scopes just read (`live`),
+    /// adopting the alerts they created into `alert_keys`, and writes the outcomes.
+    fn settle_open(
+        &self,
+        pending: &BTreeMap<String, Entry>,
+        live: &BTreeMap<String, Scope>,
+        alert_keys: &mut BTreeMap<String, String>,
+    ) -> Result<Vec<Entry>, WorkspaceError> {
+        let mut settled = Vec::new();
+        for (item, intent) in pending {
+            let Some(scope) = live.get(item) else { continue };
+            settled.push(settle(intent, scope, alert_keys));
+        }
+        self.append_each(&settled)?;
+        Ok(settled)
+    }
+
+    /// Appends each entry as its own commit (so each names its item), or keeps them
+    /// for this run's reads when a dry run writes nothing.
+    fn append_each(&self, entries: &[Entry]) -> Result<(), WorkspaceError> {
+        if self.dry_run {
+            lock(&self.cache).unwritten.extend(entries.iter().cloned());
+            return Ok(());
+        }
+        for e in entries {
+            self.append(std::slice::from_ref(e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Alert id → level key for the alerts budgit holds, from the audit: each item's last
+/// outcome that says which alerts stand (a set or a lapsed intent; a removal clears them).
+fn known_alerts(entries: &[Entry]) -> BTreeMap<String, String> {
+    let mut per_item: BTreeMap<&str, &BTreeMap<String, String>> = BTreeMap::new();
+    let none = BTreeMap::new();
+    for e in entries {
+        match e.action.as_str() {
+            SET | LAPSED => {
+                // A lapsed intent with no alert named (an older entry, or a scope with no
+                // alert of budgit's left) says nothing new about the alerts.
+                if e.action == SET || !e.alerts.is_empty() {
+                    per_item.insert(&e.item, &e.alerts);
+                }
+            }
+            REMOVE => {
+                per_item.insert(&e.item, &none);
+            }
+            _ => {}
+        }
+    }
+    per_item.values().flat_map(|m| m.iter().map(|(key, id)| (id.clone(), key.clone()))).collect()
+}
+
+/// The outcome of an intent, from the scope as OpenAI holds it now: each planned write
+/// is checked (a limit at the amount, or gone; an alert at the amount, or gone; a
+/// created alert budgit does not know, at the amount with the intent's recipients,
+/// adopted as its level). The calls that landed are the outcome's calls.
+fn settle(intent: &Entry, scope: &Scope, alert_keys: &mut BTreeMap<String, String>) -> Entry {
+    let mut landed = Vec::new();
+    let mut all = true;
+    for w in &intent.writes {
+        let (method, path) = w.call.split_once(' ').unwrap_or((w.call.as_str(), ""));
+        let ok = match (method, path.contains("/spend_alerts"), &w.alert) {
+            ("POST", false, _) => scope.limit_cents.is_some() && scope.limit_cents == w.amount,
+            ("DELETE", false, _) => scope.limit_cents.is_none(),
+            ("DELETE", true, Some(id)) => !scope.alerts.iter().any(|a| &a.id == id),
+            ("POST", true, Some(id)) => scope.alerts.iter().any(|a| &a.id == id && Some(a.cents) == w.amount),
+            ("POST", true, None) => {
+                let made = scope.alerts.iter().find(|a| {
+                    !alert_keys.contains_key(&a.id)
+                        && Some(a.cents) == w.amount
+                        && same_people(&a.recipients, &intent.recipients)
+                });
+                match (made, &w.key) {
+                    (Some(a), Some(key)) => {
+                        alert_keys.insert(a.id.clone(), key.clone());
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            _ => false,
+        };
+        if ok {
+            landed.push(w.call.clone());
+        } else {
+            all = false;
+        }
+    }
+    let action = git_refs::settled_action(all, intent.limit.is_none(), SET, REMOVE);
+    Entry {
+        action: action.to_string(),
+        alerts: scope
+            .alerts
+            .iter()
+            .filter_map(|a| alert_keys.get(&a.id).map(|k| (k.clone(), a.id.clone())))
+            .collect(),
+        calls: landed,
+        writes: Vec::new(),
+        recipients: Vec::new(),
+        recovered: true,
+        at: now_rfc3339(),
+        ..intent.clone()
+    }
+}
+
+/// The same addresses, in any order and case.
+fn same_people(a: &[String], b: &[String]) -> bool {
+    let norm = |v: &[String]| v.iter().map(|e| e.trim().to_ascii_lowercase()).collect::<BTreeSet<_>>();
+    norm(a) == norm(b)
 }
 
 /// One planned vendor call, and what it does to the scope's alerts.
@@ -534,27 +697,31 @@ impl Workspace for OpenAiWorkspace {
     }
 
     fn limits(&self) -> Result<Vec<AppliedLimit>, WorkspaceError> {
-        let entries = self.audit()?;
-        let managed = OpenAiWorkspace::replay(&entries, None);
+        let mut entries = self.audit()?;
+        let (managed, pending) = OpenAiWorkspace::replay(&entries, None);
         let (target, wanted) = {
             let cache = lock(&self.cache);
             (cache.target.clone().ok_or_else(no_target)?, cache.wanted.clone())
         };
-        // Scopes the policies want, and scopes budgit wrote that they may no longer want.
-        let items: BTreeSet<String> = wanted.keys().chain(managed.keys()).cloned().collect();
-        let mut alert_keys: BTreeMap<String, String> = managed
-            .values()
-            .flat_map(|e| e.alerts.iter().map(|(key, id)| (id.clone(), key.clone())))
-            .collect();
+        // Scopes the policies want, scopes budgit wrote that they may no longer want,
+        // and scopes a killed run left an intent on.
+        let items: BTreeSet<String> =
+            wanted.keys().chain(managed.keys()).chain(pending.keys()).cloned().collect();
+        let mut alert_keys = known_alerts(&entries);
         let mut live = BTreeMap::new();
-        let mut out = Vec::new();
         for item in items {
             let scope = self.read_scope(&item, &target.money)?;
-            if let (None, Some(want)) = (managed.get(&item), wanted.get(&item)) {
-                adopt_alerts(&scope, &want.limit, &target, &mut alert_keys);
+            live.insert(item, scope);
+        }
+        // Finish what a killed run started before reading anything as drift.
+        entries.extend(self.settle_open(&pending, &live, &mut alert_keys)?);
+        let (managed, _) = OpenAiWorkspace::replay(&entries, None);
+        let mut out = Vec::new();
+        for (item, scope) in &live {
+            if let (None, Some(want)) = (managed.get(item), wanted.get(item)) {
+                adopt_alerts(scope, &want.limit, &target, &mut alert_keys);
             }
             if scope.limit_cents.is_none() && scope.alerts.is_empty() {
-                live.insert(item, scope);
                 continue;
             }
             // No spend limit, or one that is no exact number of credits, reads as the
@@ -569,11 +736,11 @@ impl Workspace for OpenAiWorkspace {
                 let value = target.money.from_minor(&a.cents.to_string()).unwrap_or(Credits::MAX);
                 limit.products.insert(key, value);
             }
-            let last = managed.get(&item);
+            let last = managed.get(item);
             let ours = last.filter(|l| l.limit.as_ref() == Some(&limit));
             // Set by hand before budgit wrote the scope, at exactly the wanted value:
             // applied as it stands, with the deciding document (nothing to write).
-            let already = wanted.get(&item).filter(|w| last.is_none() && w.limit == limit);
+            let already = wanted.get(item).filter(|w| last.is_none() && w.limit == limit);
             out.push(AppliedLimit {
                 user: item.clone(),
                 group: ours.and_then(|l| l.group.clone()).or_else(|| already.and_then(|w| w.group.clone())),
@@ -583,7 +750,6 @@ impl Workspace for OpenAiWorkspace {
                 limit,
                 commit: ours.map(|l| l.commit.clone()),
             });
-            live.insert(item, scope);
         }
         let mut cache = lock(&self.cache);
         cache.live = live;
@@ -597,8 +763,10 @@ impl Workspace for OpenAiWorkspace {
     }
 
     fn last_applied(&self, actor: &str) -> Result<BTreeMap<String, LastApplied>, WorkspaceError> {
-        let entries = self.audit()?;
+        let mut entries = self.audit()?;
+        entries.extend(lock(&self.cache).unwritten.iter().cloned());
         Ok(OpenAiWorkspace::replay(&entries, Some(actor))
+            .0
             .into_iter()
             .filter_map(|(item, e)| {
                 let limit = e.limit?;
@@ -621,10 +789,25 @@ impl Workspace for OpenAiWorkspace {
                 ),
             });
         }
-        let (target, alert_keys) = {
-            let cache = lock(&self.cache);
-            (cache.target.clone().ok_or_else(no_target)?, cache.alert_keys.clone())
-        };
+        let target = lock(&self.cache).target.clone().ok_or_else(no_target)?;
+        // A call of an earlier attempt that failed without an answer may have landed:
+        // settle that attempt's intent against the scope read again, then plan from it.
+        let (_, pending) = OpenAiWorkspace::replay(&self.audit()?, None);
+        let touched: BTreeSet<&String> = batch.limits.iter().map(|s| &s.user).chain(&batch.remove).collect();
+        let pending: BTreeMap<String, Entry> =
+            pending.into_iter().filter(|(item, _)| touched.contains(item)).collect();
+        if !pending.is_empty() {
+            let mut reread = BTreeMap::new();
+            for item in pending.keys() {
+                reread.insert(item.clone(), self.read_scope(item, &target.money)?);
+            }
+            let mut keys = lock(&self.cache).alert_keys.clone();
+            self.settle_open(&pending, &reread, &mut keys)?;
+            let mut cache = lock(&self.cache);
+            cache.alert_keys = keys;
+            cache.live.extend(reread);
+        }
+        let alert_keys = lock(&self.cache).alert_keys.clone();
         let base = |action: &str, item: &str| Entry {
             action: action.to_string(),
             item: item.to_string(),
@@ -633,10 +816,13 @@ impl Workspace for OpenAiWorkspace {
             calls: Vec::new(),
             group: None,
             source: None,
+            writes: Vec::new(),
+            recipients: Vec::new(),
             commit: batch.commit.clone(),
             plan_digest: batch.plan_digest.clone(),
             actor: batch.actor.clone(),
             at: now_rfc3339(),
+            recovered: false,
         };
         let mut statuses: Vec<(String, ItemStatus)> = Vec::new();
         // Every write is planned (and refused, when it cannot be made) before the first call.
@@ -652,7 +838,7 @@ impl Workspace for OpenAiWorkspace {
                 ItemStatus::Updated
             };
             statuses.push((set.user.clone(), status));
-            let mut e = base("scope.set", &set.user);
+            let mut e = base(SET, &set.user);
             e.limit = Some(set.limit.clone());
             e.group = set.group.clone();
             e.source = set.source.clone();
@@ -665,7 +851,7 @@ impl Workspace for OpenAiWorkspace {
                 item.clone(),
                 if ops.is_empty() { ItemStatus::Unchanged } else { ItemStatus::Removed },
             ));
-            plans.push((base("scope.remove", item), None, ops));
+            plans.push((base(REMOVE, item), None, ops));
         }
         for (mut entry, set, ops) in plans {
             if ops.is_empty() && set.is_none() {
@@ -677,6 +863,7 @@ impl Workspace for OpenAiWorkspace {
                 // Live already holds it: record that budgit owns it, with its alerts, once.
                 let live = lock(&self.cache).live.get(&entry.item).cloned().unwrap_or_default();
                 let same = OpenAiWorkspace::replay(&self.audit()?, None)
+                    .0
                     .get(&entry.item)
                     .is_some_and(|l| l.limit == entry.limit);
                 if same {
@@ -690,7 +877,22 @@ impl Workspace for OpenAiWorkspace {
                 self.append(&[entry])?;
                 continue;
             }
-            self.append(&[Entry { action: "intent".into(), calls: calls.clone(), ..entry.clone() }])?;
+            let writes = ops
+                .iter()
+                .map(|o| Write {
+                    call: format!("{} {}", o.call.method, o.call.path),
+                    amount: o.call.body.as_ref().and_then(|b| b["threshold_amount"].as_u64()),
+                    key: o.alert_key.clone(),
+                    alert: o.alert_id.clone(),
+                })
+                .collect();
+            self.append(&[Entry {
+                action: INTENT.into(),
+                calls: calls.clone(),
+                writes,
+                recipients: target.recipients.clone(),
+                ..entry.clone()
+            }])?;
             let mut failure = None;
             let mut done = Vec::new();
             for op in &ops {
@@ -720,7 +922,9 @@ impl Workspace for OpenAiWorkspace {
                 }
             }
             if let Some(e) = failure {
-                // What was written stays in the vendor; the next attempt plans from there.
+                // What was written stays in the vendor and the intent stays open: the
+                // failed call may have landed without an answer, so the next attempt
+                // (or run) reads the scope again and settles the intent from it.
                 return Err(e);
             }
             let cache = lock(&self.cache);
@@ -761,8 +965,15 @@ fn apply_to_scope(scope: &mut Scope, op: &Op, answer: &Value) {
                 .clone()
                 .or_else(|| answer.get("id").and_then(Value::as_str).map(str::to_string))
                 .unwrap_or_default();
+            let recipients = op
+                .call
+                .body
+                .as_ref()
+                .and_then(|b| b["notification_channel"]["recipients"].as_array())
+                .map(|r| r.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default();
             scope.alerts.retain(|a| a.id != id);
-            scope.alerts.push(LiveAlert { id, cents: amount.unwrap_or_default() });
+            scope.alerts.push(LiveAlert { id, cents: amount.unwrap_or_default(), recipients });
         }
         _ => {}
     }
@@ -890,6 +1101,10 @@ mod tests {
         }
     }
 
+    fn alert(id: &str, cents: u64) -> LiveAlert {
+        LiveAlert { id: id.into(), cents, recipients: vec!["f@x.com".into()] }
+    }
+
     fn calls(ops: &[Op]) -> Vec<String> {
         ops.iter().map(|o| format!("{} {}", o.call.method, o.call.path)).collect()
     }
@@ -911,11 +1126,7 @@ mod tests {
             [("al_1".to_string(), "alert 50%".to_string()), ("al_2".into(), "alert 80%".into())].into();
         let live = Scope {
             limit_cents: Some(5000),
-            alerts: vec![
-                LiveAlert { id: "al_1".into(), cents: 2500 },
-                LiveAlert { id: "al_2".into(), cents: 3000 },
-                LiveAlert { id: "al_hand".into(), cents: 100 },
-            ],
+            alerts: vec![alert("al_1", 2500), alert("al_2", 3000), alert("al_hand", 100)],
         };
         let ops = set_ops("organization", &want, &live, &keys, &target()).unwrap();
         assert_eq!(
@@ -938,12 +1149,7 @@ mod tests {
         let want = limit(5000, &[("alert 50%", 2500), ("alert 80%", 4000)]);
         let live = Scope {
             limit_cents: Some(5000),
-            alerts: vec![
-                LiveAlert { id: "al_a".into(), cents: 2500 },
-                LiveAlert { id: "al_b".into(), cents: 2500 },
-                LiveAlert { id: "al_c".into(), cents: 4000 },
-                LiveAlert { id: "al_d".into(), cents: 100 },
-            ],
+            alerts: vec![alert("al_a", 2500), alert("al_b", 2500), alert("al_c", 4000), alert("al_d", 100)],
         };
         let mut keys = BTreeMap::new();
         adopt_alerts(&live, &want, &target(), &mut keys);
