@@ -13,9 +13,14 @@
 //! A test seeds the fake through [`Fake`]'s methods (in process) or the `/_fake/*`
 //! endpoints (out of process), and scripts faults that apply to the next API calls
 //! in order: 429 with `Retry-After`, 500, or an answer delayed by some milliseconds.
+//! In process a test can also cap every page at a small size ([`Fake::set_page_size`]),
+//! and hold writes ([`Fake::hold_writes`]): after some writes, each further write
+//! is parked without an answer (applied first, or never applied) until the test
+//! lets it go, and the test learns through [`Fake::wait_held`] that one is parked,
+//! so it can kill the client at exactly that point.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::extract::{Path, RawQuery, Request, State};
@@ -101,6 +106,30 @@ struct Data {
     next_id: u64,
     faults: VecDeque<Fault>,
     calls: BTreeMap<String, u64>,
+    /// The largest page any list or the Costs API answers, whatever `limit` asks.
+    page_size: Option<usize>,
+    /// Writes are held after this many more.
+    hold: Option<Hold>,
+    /// The writes applied, `METHOD path`, in order.
+    writes: Vec<String>,
+    held: Arc<Held>,
+}
+
+/// Which writes are held, and how.
+#[derive(Debug, Clone, Copy)]
+struct Hold {
+    /// Writes still let through before holding starts.
+    after: u64,
+    /// A held write is applied before it is parked (the answer is what is lost).
+    applied: bool,
+}
+
+/// Parked writes, and the signals between them and the test.
+#[derive(Debug, Default)]
+struct Held {
+    parked: Mutex<u64>,
+    changed: Condvar,
+    release: tokio::sync::Notify,
 }
 
 /// The fake's state, shared by the server and the test that drives it.
@@ -143,6 +172,46 @@ impl Fake {
     /// How many API calls reached `path` (`/v1/organization/costs`), faults included.
     pub fn calls(&self, path: &str) -> u64 {
         self.lock().calls.get(path).copied().unwrap_or(0)
+    }
+
+    /// Caps every page the lists and the Costs API answer at `size` items (or buckets),
+    /// whatever `limit` asks: the cursors then carry a client through many pages.
+    pub fn set_page_size(&self, size: usize) {
+        self.lock().page_size = Some(size.max(1));
+    }
+
+    /// After the next `after` writes (POST or DELETE), holds every write: parked with
+    /// no answer until [`Fake::release`]. When `applied`, a held write is applied
+    /// first (the vendor did it, the client never hears); otherwise it is never
+    /// applied, and is refused with a 503 when let go.
+    pub fn hold_writes(&self, after: u64, applied: bool) {
+        self.lock().hold = Some(Hold { after, applied });
+    }
+
+    /// Waits until `n` writes in all have been parked, at most `timeout`; true if they were.
+    pub fn wait_held(&self, n: u64, timeout: std::time::Duration) -> bool {
+        let held = self.lock().held.clone();
+        let parked = held.parked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (parked, _) = held
+            .changed
+            .wait_timeout_while(parked, timeout, |p| *p < n)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *parked >= n
+    }
+
+    /// Stops holding writes, and lets every parked one go.
+    pub fn release(&self) {
+        let held = {
+            let mut data = self.lock();
+            data.hold = None;
+            data.held.clone()
+        };
+        held.release.notify_waiters();
+    }
+
+    /// The writes applied (a 2xx answer to a POST or DELETE), `METHOD path`, in order.
+    pub fn writes(&self) -> Vec<String> {
+        self.lock().writes.clone()
     }
 }
 
@@ -222,9 +291,11 @@ fn not_found(message: &str) -> Response {
 /// Counts the call, checks the admin key, then applies the next scripted fault.
 async fn gate(State(fake): State<Fake>, headers: HeaderMap, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_string();
+    let method = request.method().clone();
+    let write = method == axum::http::Method::POST || method == axum::http::Method::DELETE;
     let (key_ok, fault) = {
         let mut data = fake.lock();
-        *data.calls.entry(path).or_default() += 1;
+        *data.calls.entry(path.clone()).or_default() += 1;
         let given = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -259,10 +330,54 @@ async fn gate(State(fake): State<Fake>, headers: HeaderMap, request: Request, ne
         }
         Some(Fault::Slow { millis }) => {
             tokio::time::sleep(Duration::from_millis(millis)).await;
-            next.run(request).await
+            write_through(&fake, write, &format!("{method} {path}"), request, next).await
         }
-        None => next.run(request).await,
+        None => write_through(&fake, write, &format!("{method} {path}"), request, next).await,
     }
+}
+
+/// Runs the call, recording a write that was applied, and parking it when writes are held.
+async fn write_through(fake: &Fake, write: bool, call: &str, request: Request, next: Next) -> Response {
+    let hold = {
+        let mut data = fake.lock();
+        match data.hold.as_mut() {
+            Some(h) if write && h.after > 0 => {
+                h.after -= 1;
+                None
+            }
+            Some(h) if write => Some((h.applied, data.held.clone())),
+            _ => None,
+        }
+    };
+    let Some((applied, held)) = hold else {
+        let response = next.run(request).await;
+        if write && response.status().is_success() {
+            fake.lock().writes.push(call.to_string());
+        }
+        return response;
+    };
+    let response = if applied {
+        let response = next.run(request).await;
+        if response.status().is_success() {
+            fake.lock().writes.push(call.to_string());
+        }
+        Some(response)
+    } else {
+        None
+    };
+    // Registered before the test can hear of it, so a release cannot slip past.
+    let released = held.release.notified();
+    tokio::pin!(released);
+    released.as_mut().enable();
+    {
+        let mut parked = held.parked.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *parked += 1;
+        held.changed.notify_all();
+    }
+    released.await;
+    response.unwrap_or_else(|| {
+        error(StatusCode::SERVICE_UNAVAILABLE, "server_error", None, "The write was held and not applied.")
+    })
 }
 
 /// Query pairs; `name[]` (the SDK's array encoding) counts as `name`.
@@ -344,8 +459,9 @@ async fn costs(State(fake): State<Fake>, RawQuery(raw): RawQuery) -> Response {
     if q.get("bucket_width").is_some_and(|w| w != "1d") {
         return bad_request("Invalid value for 'bucket_width': only '1d' is supported.");
     }
+    let cap = fake.lock().page_size;
     let limit = match q.limit(7, 180) {
-        Ok(n) => n,
+        Ok(n) => cap.map_or(n, |c| n.min(c)),
         Err(r) => return r,
     };
     let group_by = q.all("group_by");
@@ -411,9 +527,9 @@ async fn costs(State(fake): State<Fake>, RawQuery(raw): RawQuery) -> Response {
 }
 
 /// A `SyncConversationCursorPage` of `items` (each with an `id`), paged with `after`.
-fn list_page(items: Vec<Value>, q: &Query) -> Response {
+fn list_page(items: Vec<Value>, q: &Query, cap: Option<usize>) -> Response {
     let limit = match q.limit(20, 100) {
-        Ok(n) => n,
+        Ok(n) => cap.map_or(n, |c| n.min(c)),
         Err(r) => return r,
     };
     let from = match q.get("after") {
@@ -459,7 +575,8 @@ async fn users(State(fake): State<Fake>, RawQuery(raw): RawQuery) -> Response {
             })
         })
         .collect();
-    list_page(items, &q)
+    let cap = fake.lock().page_size;
+    list_page(items, &q, cap)
 }
 
 /// `GET /v1/organization/projects`.
@@ -483,7 +600,8 @@ async fn projects(State(fake): State<Fake>, RawQuery(raw): RawQuery) -> Response
             })
         })
         .collect();
-    list_page(items, &q)
+    let cap = fake.lock().page_size;
+    list_page(items, &q, cap)
 }
 
 /// The body of a spend limit update (`SpendLimitUpdateParams`).
@@ -641,8 +759,9 @@ fn alerts_list(fake: &Fake, scope: &str, raw: Option<&str>) -> Response {
     if q.get("order") == Some("desc") {
         items.reverse();
     }
+    let cap = data.page_size;
     drop(data);
-    list_page(items, &q)
+    list_page(items, &q, cap)
 }
 
 fn alert_write(fake: &Fake, scope: &str, id: Option<&str>, bytes: &[u8]) -> Response {
