@@ -460,12 +460,10 @@ fn known_alerts(entries: &[Entry]) -> BTreeMap<String, String> {
     let none = BTreeMap::new();
     for e in entries {
         match e.action.as_str() {
-            SET | LAPSED => {
-                // A lapsed intent with no alert named (an older entry, or a scope with no
-                // alert of budgit's left) says nothing new about the alerts.
-                if e.action == SET || !e.alerts.is_empty() {
-                    per_item.insert(&e.item, &e.alerts);
-                }
+            // A lapsed intent with no alert named (an older entry, or a scope with no
+            // alert of budgit's left) says nothing new about the alerts.
+            SET | LAPSED if e.action == SET || !e.alerts.is_empty() => {
+                per_item.insert(&e.item, &e.alerts);
             }
             REMOVE => {
                 per_item.insert(&e.item, &none);
@@ -1162,6 +1160,82 @@ mod tests {
             calls(&ops),
             ["DELETE /organization/spend_alerts/al_b", "DELETE /organization/spend_alerts/al_d"]
         );
+    }
+
+    /// A planned write: call, amount, alert level, alert id.
+    type Planned<'a> = (&'a str, Option<u64>, Option<&'a str>, Option<&'a str>);
+
+    fn intent(item: &str, writes: &[Planned<'_>]) -> Entry {
+        Entry {
+            action: INTENT.into(),
+            item: item.into(),
+            limit: Some(limit(5000, &[("alert 50%", 2500), ("alert 80%", 4000)])),
+            alerts: BTreeMap::new(),
+            calls: writes.iter().map(|w| w.0.to_string()).collect(),
+            writes: writes
+                .iter()
+                .map(|(call, amount, key, alert)| Write {
+                    call: call.to_string(),
+                    amount: *amount,
+                    key: key.map(str::to_string),
+                    alert: alert.map(str::to_string),
+                })
+                .collect(),
+            recipients: vec!["F@x.com".into()],
+            group: None,
+            source: None,
+            commit: "c1".into(),
+            plan_digest: String::new(),
+            actor: "budgit".into(),
+            at: String::new(),
+            recovered: false,
+        }
+    }
+
+    #[test]
+    fn an_open_intent_is_settled_call_by_call_and_adopts_the_alert_it_created() {
+        let open = intent(
+            "organization",
+            &[
+                ("POST /organization/spend_limit", Some(5000), None, None),
+                ("POST /organization/spend_alerts/al_1", Some(2500), Some("alert 50%"), Some("al_1")),
+                ("POST /organization/spend_alerts", Some(4000), Some("alert 80%"), None),
+                ("DELETE /organization/spend_alerts/al_hand", None, None, Some("al_hand")),
+            ],
+        );
+        let mut keys: BTreeMap<String, String> = [("al_1".to_string(), "alert 50%".to_string())].into();
+        // the limit and the update landed; an alert at 4000 for someone else is not
+        // the one created; the creation and the deletion did not land
+        let mut other = alert("al_x", 4000);
+        other.recipients = vec!["someone@x.com".into()];
+        let mut live = Scope {
+            limit_cents: Some(5000),
+            alerts: vec![alert("al_1", 2500), other, alert("al_hand", 100)],
+        };
+        let lapsed = settle(&open, &live, &mut keys);
+        assert_eq!(lapsed.action, LAPSED);
+        assert!(lapsed.recovered);
+        assert_eq!(lapsed.calls, ["POST /organization/spend_limit", "POST /organization/spend_alerts/al_1"]);
+        assert!(!keys.contains_key("al_x"));
+
+        // now the creation and the deletion are there too: the intent is the outcome,
+        // the new alert (its id never heard) adopted as its level
+        live.alerts = vec![alert("al_1", 2500), alert("al_new", 4000)];
+        let set = settle(&open, &live, &mut keys);
+        assert_eq!(set.action, SET);
+        assert_eq!(set.calls, open.calls);
+        assert_eq!(keys.get("al_new").map(String::as_str), Some("alert 80%"));
+        let held: BTreeMap<String, String> =
+            [("alert 50%".to_string(), "al_1".to_string()), ("alert 80%".into(), "al_new".into())].into();
+        assert_eq!(set.alerts, held);
+        // and the audit replayed knows those alerts, and no open intent
+        let entries = vec![open.clone(), set];
+        assert_eq!(known_alerts(&entries).len(), 2);
+        let (last, pending) = OpenAiWorkspace::replay(&entries, None);
+        assert!(pending.is_empty());
+        assert_eq!(last["organization"].commit, "c1");
+        let (_, pending) = OpenAiWorkspace::replay(&entries[..1], None);
+        assert_eq!(pending.len(), 1);
     }
 
     #[test]
