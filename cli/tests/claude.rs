@@ -378,3 +378,47 @@ fn a_run_killed_mid_apply_is_finished_by_the_next_with_each_write_audited_once()
     let recovered = entries.iter().filter(|e| e["action"] == "limit.set" && e["recovered"] == true).count();
     assert_eq!(recovered, landed);
 }
+
+/// A server that accepts connections and never answers.
+fn silent() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for stream in listener.incoming().flatten() {
+            open.push(stream); // held open, never read or written
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_vendor_that_never_answers_fails_the_run_on_the_timeout_and_the_next_run_finishes() {
+    let repo = repo(&[("workspace.yaml", WORKSPACE), ("eng.yaml", ENG)]);
+    let started = Instant::now();
+    let (code, r) = reconcile(repo.path(), silent(), &["--timeout", "1s"]);
+    assert_ne!(code, 0, "{r}");
+    assert!(r["error"].as_str().unwrap().contains("did not answer in time"), "{r}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    assert!(git(repo.path(), &["for-each-ref", "refs/budgit/audit/"]).is_empty());
+
+    // every write answers after the client gave up: each attempt fails on the timeout
+    // until the attempts run out, and what landed is settled by the next run
+    let (addr, _) = fake(&["alice@acme.com", "bob@acme.com", "carol@acme.com"]);
+    fault(addr, json!({ "delay_ms": 3000, "method": "POST", "times": 1000 }));
+    let started = Instant::now();
+    let (code, r) = reconcile(repo.path(), addr, &["--timeout", "1s"]);
+    assert_ne!(code, 0, "{r}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    let failed = r["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 3, "{r}");
+    assert!(failed.iter().all(|f| f["reason"].as_str().unwrap().contains("did not answer in time")), "{r}");
+    assert!(sets_per_user(&audit(repo.path())).is_empty());
+
+    try_send(addr, "DELETE", "/_fake/faults", None, None, &[]).unwrap();
+    let (code, r) = reconcile(repo.path(), addr, &["--timeout", "1s"]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(live(addr).len(), 3);
+    let sets = sets_per_user(&audit(repo.path()));
+    assert_eq!(sets.values().copied().collect::<Vec<_>>(), [1, 1, 1], "{sets:?}");
+}
