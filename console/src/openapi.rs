@@ -7,7 +7,7 @@
 //! this document, checked in, and a test fails when the two differ; `tests/contract.rs`
 //! holds the document to the server's real answers.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use budgit_engine::workspace::RunSummary;
 use budgit_engine::workspace::wire::{PoolRow, SetLimits, SetLimitsAnswer};
@@ -296,9 +296,9 @@ fn dashboard_paths() -> (Value, Value) {
                 "series": { "type": "array", "items": { "type": "object", "properties": { "key": { "type": "string" }, "total": decimal, "values": { "type": "array", "items": decimal } } } },
                 "forecast": { "type": "object", "properties": { "days": { "type": "array", "items": { "type": "string", "format": "date" } }, "values": { "type": "array", "items": decimal } } } } })),
             &errors(&[])) },
-        "/v1/dashboard/breakdown": { "get": with_csv(op("dashboard", "usage this period per user, product, model or cost center (the directory's `cost_center` attribute; `(none)` without one, `(not in directory)` for users the directory does not know), sorted and paged (admin)",
+        "/v1/dashboard/breakdown": { "get": with_csv(op("dashboard", "usage this period per user, team, product, model or cost center (the directory's `cost_center` attribute; `(none)` without one, `(not in directory)` for users the directory does not know), sorted and paged (admin)",
             page(vec![
-                query("by", "user (default), product, model or cost_center", json!({ "enum": ["user", "product", "model", "cost_center"] })),
+                query("by", "user (default), team (`(no group)`: users with a limit and no group; every team, used or not), product, model or cost_center", json!({ "enum": ["user", "team", "product", "model", "cost_center"] })),
                 query("sort", "used (default), events or key", json!({ "enum": ["used", "events", "key"] })),
             ]), None, ok("a page of rows", list_of(json!({ "type": "object", "properties": { "key": { "type": "string" }, "used": decimal, "events": { "type": "integer" }, "users": { "type": "integer", "description": "users with usage" }, "share": percent } }))), &errors(&[])), "200") },
         "/v1/me": { "get": op("dashboard", "the caller: `{\"role\": \"admin\"}` for the admin token; for a user token, that user's budget this period: limit, usage by product and model, forecast (linear, at the burn rate so far), daily usage and the history of the limit from the audit log",
@@ -322,7 +322,7 @@ fn dashboard_paths() -> (Value, Value) {
             "group": { "type": "string" }, "members": { "type": "integer" }, "used": decimal, "budget": decimal, "budget_kind": { "enum": ["pool", "members"] },
             "exposure": decimal, "remaining": decimal, "percent": percent, "status": status } },
         "DashboardUser": { "type": "object", "properties": {
-            "user": { "type": "string" }, "group": { "type": ["string", "null"] }, "cost_center": { "type": "string" }, "limit": { "oneOf": [decimal, { "type": "null" }] }, "used": decimal,
+            "user": { "type": "string" }, "group": { "type": ["string", "null"] }, "team": { "type": ["string", "null"], "description": "the team the user counts in: their group, `(no group)` with a limit and no group, null without a limit" }, "cost_center": { "type": "string" }, "limit": { "oneOf": [decimal, { "type": "null" }] }, "used": decimal,
             "remaining": { "oneOf": [decimal, { "type": "null" }], "description": "the limit's remainder bounded by the pool's" }, "percent": percent, "status": status, "blocked": { "type": "boolean" },
             "events": { "type": "integer" }, "products": by_name, "models": by_name } },
         "Me": { "type": "object", "required": ["role"], "properties": {
@@ -336,6 +336,71 @@ fn dashboard_paths() -> (Value, Value) {
             "history": { "type": "array", "items": { "type": "object", "properties": { "at": { "type": "string", "format": "date-time" }, "action": { "enum": ["limit.set", "limit.remove"] }, "old": { "oneOf": [decimal, { "type": "null" }] }, "new": { "oneOf": [decimal, { "type": "null" }] }, "commit": { "type": ["string", "null"] } } } } } }
     });
     (paths, schemas)
+}
+
+/// The console's drill-down views (`/v1/dashboard/mix`, `/teams/{group}`, `/people/{email}`)
+/// and their schemas.
+fn drill_paths() -> (Map<String, Value>, Map<String, Value>) {
+    let decimal = json!({ "type": "number", "description": "credits, an exact decimal JSON number (up to 6 places, never in exponent notation)" });
+    let by_name = json!({ "type": "object", "additionalProperties": decimal });
+    let percent = json!({ "type": ["number", "null"], "description": "percent, two decimals; null without a limit or for a zero one" });
+    let status = json!({ "enum": ["ok", "warning", "exceeded", "unlimited"] });
+    let period = json!({ "type": "object", "properties": { "start": { "type": "string", "format": "date-time" }, "end": { "type": "string", "format": "date-time" }, "now": { "type": "string", "format": "date-time" }, "timezone": { "type": "string" } } });
+    let now = query(
+        "now",
+        "evaluate at this instant (RFC 3339) instead of the clock",
+        json!({ "type": "string", "format": "date-time" }),
+    );
+    let fresh = query(
+        "fresh",
+        "true: wait for a view holding every write answered before this request",
+        json!({ "type": "boolean" }),
+    );
+    let request = json!({ "type": "object", "properties": { "id": { "type": "integer" }, "user": { "type": "string" }, "credits": decimal, "days": { "type": "integer" }, "reason": { "type": "string" }, "status": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" }, "product": { "type": ["string", "null"] }, "model": { "type": ["string", "null"] } } });
+    let (_, dashboard) = dashboard_paths();
+    let mut person = dashboard["Me"].clone();
+    person["required"] = json!(["user"]);
+    if let Some(p) = person["properties"].as_object_mut() {
+        p.remove("role");
+        p.insert("team_name".into(), json!({ "type": ["string", "null"], "description": "the team the person counts in: their group, `(no group)` with a limit and no group, null without a limit" }));
+        p.insert("cost_center".into(), json!({ "type": "string" }));
+        p.insert("applied".into(), json!({ "type": ["object", "null"], "description": "the applied limit's provenance: `source` (the default, a group or an override, with its file and commit), `commit`, `updated_at`; null without an applied limit", "properties": { "source": { "type": ["object", "null"] }, "commit": { "type": ["string", "null"] }, "updated_at": { "type": "string", "format": "date-time" } } }));
+        p.insert("requests".into(), json!({ "type": "array", "items": request.clone(), "description": "their credit requests, newest first (at most 20)" }));
+    }
+    let team_member = json!({ "type": "object", "properties": { "user": { "type": "string" }, "limit": { "oneOf": [decimal, { "type": "null" }] }, "used": decimal, "remaining": { "oneOf": [decimal, { "type": "null" }] }, "percent": percent, "status": status, "blocked": { "type": "boolean" }, "products": by_name, "models": by_name } });
+    let team = json!({ "type": "object", "required": ["group", "members", "used", "member_list"], "properties": {
+        "group": { "type": "string" }, "members": { "type": "integer" }, "used": decimal, "budget": decimal, "budget_kind": { "enum": ["pool", "members"] },
+        "pool": { "oneOf": [decimal, { "type": "null" }] }, "exposure": decimal, "remaining": decimal, "percent": percent, "status": status,
+        "products": by_name, "models": by_name, "period": period,
+        "member_list": { "type": "array", "items": team_member, "description": "the members, by usage, largest first" },
+        "daily": { "type": "object", "properties": { "days": { "type": "array", "items": { "type": "string", "format": "date" } }, "values": { "type": "array", "items": decimal } } },
+        "proposals": { "type": "array", "description": "proposals made for the group, newest first (at most 20)", "items": { "type": "object", "properties": { "id": { "type": "integer" }, "branch": { "type": "string" }, "commit": { "type": "string" }, "title": { "type": "string" }, "reason": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" }, "created_by": { "type": "string" } } } },
+        "requests": { "type": "array", "items": request, "description": "the members' credit requests still open (pending, approved, proposed, merged or applied), newest first (at most 20)" } } });
+    let mix = json!({ "type": "object", "required": ["by", "product", "products", "data"], "properties": {
+        "by": { "const": "team" }, "product": { "type": "string" }, "order": { "enum": ["asc", "desc"] }, "period": period,
+        "products": { "type": "array", "items": { "type": "string" }, "description": "every product used this period (and the one sorted by)" },
+        "data": { "type": "array", "items": { "type": "object", "properties": {
+            "team": { "type": "string" }, "members": { "type": "integer" }, "used": decimal,
+            "products": { "type": "object", "additionalProperties": decimal, "description": "credits per product, every product of `products` (zero when unused)" },
+            "models": by_name } } } } });
+    let paths = json!({
+        "/v1/dashboard/mix": { "get": op("dashboard", "credits per product and per model of every team this period (users with a limit and no group are the team `(no group)`), sorted by one product's credits (admin)",
+            vec![
+                query("by", "team (the only grouping so far)", json!({ "enum": ["team"] })),
+                query("product", "the product to sort by (default codex)", json!({ "type": "string" })),
+                query("order", "desc (default) or asc", json!({ "enum": ["asc", "desc"] })),
+                now.clone(), fresh.clone(),
+            ], None, ok("the mix", r("DashboardMix")), &errors(&[])) },
+        "/v1/dashboard/teams/{group}": { "get": op("dashboard", "one team this period (admin): its budget and standing, its members with theirs, usage by product and model, daily usage so far, the proposals made for it and its members' open credit requests; `(no group)` is the users with a limit and no group",
+            vec![path("group", "the group, or `(no group)`"), now.clone(), fresh.clone()], None, ok("the team", r("DashboardTeamDetail")), &errors(&[("404", "`dashboard/unknown-team`: no such team this period")])) },
+        "/v1/dashboard/people/{email}": { "get": op("dashboard", "one person this period (admin): their budget as `/v1/me` answers them, their team and cost center, the applied limit's provenance and their credit requests",
+            vec![path("email", "the person"), now, fresh], None, ok("the person", r("DashboardPerson")), &errors(&[("404", "`dashboard/unknown-user`: no limit and no usage this period")])) }
+    });
+    let schemas = json!({ "DashboardMix": mix, "DashboardTeamDetail": team, "DashboardPerson": person });
+    match (paths, schemas) {
+        (Value::Object(p), Value::Object(s)) => (p, s),
+        _ => (Map::new(), Map::new()),
+    }
 }
 
 /// The console's browser session (`/console/session`): a random session id in an HttpOnly cookie.
@@ -530,6 +595,13 @@ pub fn document() -> Value {
     });
     if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
         schemas.extend(wire_schemas());
+    }
+    let (drill, drill_schemas) = drill_paths();
+    if let Some(paths) = document["paths"].as_object_mut() {
+        paths.extend(drill);
+    }
+    if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
+        schemas.extend(drill_schemas);
     }
     document
 }

@@ -87,6 +87,11 @@ const ASSETS: &[Asset] = &[
         content_type: JS,
         body: include_bytes!("../assets/admin/requests.js"),
     },
+    Asset { name: "admin/links.js", content_type: JS, body: include_bytes!("../assets/admin/links.js") },
+    Asset { name: "admin/mix.js", content_type: JS, body: include_bytes!("../assets/admin/mix.js") },
+    Asset { name: "admin/team.js", content_type: JS, body: include_bytes!("../assets/admin/team.js") },
+    Asset { name: "admin/person.js", content_type: JS, body: include_bytes!("../assets/admin/person.js") },
+    Asset { name: "admin/drill.js", content_type: JS, body: include_bytes!("../assets/admin/drill.js") },
     Asset { name: "me.js", content_type: JS, body: include_bytes!("../assets/me.js") },
     Asset { name: "icon.svg", content_type: "image/svg+xml", body: include_bytes!("../assets/icon.svg") },
     Asset {

@@ -529,6 +529,11 @@ fn every_operation_answers_as_the_openapi_document_says() {
     c.ok("GET", "/v1/dashboard/trends?by=model", None);
     c.ok("GET", "/v1/dashboard/breakdown?by=product", None);
     c.ok("GET", "/v1/dashboard/breakdown?format=csv", None);
+    c.ok("GET", "/v1/dashboard/mix?by=team&product=codex", None);
+    c.ok("GET", "/v1/dashboard/teams/sales?fresh=true", None);
+    c.call("GET", "/v1/dashboard/teams/nobody-here", None);
+    c.ok("GET", "/v1/dashboard/people/a%40acme.com", None);
+    c.call("GET", "/v1/dashboard/people/nobody%40acme.com", None);
     c.ok("GET", "/v1/me", None);
     c.call_as(Some(&user_token), "GET", "/v1/me", None);
 

@@ -194,7 +194,7 @@ fn users_page_sort_filter_and_export() {
     assert_eq!(
         *a,
         json!({
-            "user": "a@x.com", "group": "eng", "cost_center": "CC-1", "limit": 100, "used": 40.5,
+            "user": "a@x.com", "group": "eng", "team": "eng", "cost_center": "CC-1", "limit": 100, "used": 40.5,
             // bounded by the pool: 150 - 125.5
             "remaining": 24.5, "percent": 40.5, "status": "warning", "blocked": false, "events": 2,
             "products": { "chatgpt": 10.5, "codex": 30 }, "models": { "gpt-5": 40.5 },

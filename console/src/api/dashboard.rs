@@ -26,9 +26,11 @@
 //! gives the burn rate, projected to the period's end.
 
 mod aggregates;
+mod drill;
 mod recent;
 mod view;
 
+pub use self::drill::{mix, person, team};
 pub use self::recent::recent_events;
 
 use std::collections::BTreeMap;
@@ -717,6 +719,7 @@ pub async fn users(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
         json!({
             "user": &*r.user,
             "group": r.group.as_deref(),
+            "team": r.team(),
             "cost_center": &*r.cost_center,
             "limit": opt_cr(r.limit),
             "used": cr(r.used),
@@ -818,7 +821,7 @@ fn day_index(agg: &Aggregates, date: NaiveDate) -> usize {
     usize::try_from((date - start).num_days()).unwrap_or(0).min(agg.day_count().saturating_sub(1))
 }
 
-/// `GET /v1/dashboard/breakdown?by=user|product|model|cost_center`: usage per key, sorted and paged; `format=csv` exports.
+/// `GET /v1/dashboard/breakdown?by=user|team|product|model|cost_center`: usage per key, sorted and paged; `format=csv` exports.
 pub async fn breakdown(
     State(app): State<App>,
     who: Principal,
@@ -832,6 +835,10 @@ pub async fn breakdown(
         "product" => &v.products,
         "model" => &v.models,
         "cost_center" => &v.cost_centers,
+        "team" => {
+            users = drill::team_slices(&v);
+            &users
+        }
         "user" => {
             users = v
                 .rows
@@ -845,7 +852,7 @@ pub async fn breakdown(
             return Err(ApiError::bad_request(
                 "dashboard/bad-by",
                 format!(
-                    "`by` must be `user`, `product`, `model` or `cost_center`, not `{}`",
+                    "`by` must be `user`, `team`, `product`, `model` or `cost_center`, not `{}`",
                     super::shorten(other)
                 ),
             ));
@@ -908,6 +915,21 @@ pub async fn me(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery)
         return Err(ApiError::forbidden("only the admin token may look at another period"));
     }
     let v = view(&app, key, fresh_of(&q)?).await?;
+    let mut body = budget_of(&app, &key, now, &v, user).await?;
+    body.insert("role".into(), json!("user"));
+    Ok(axum::Json(body).into_response())
+}
+
+/// One user's budget this period: what `/v1/me` answers a user, and the admin's page of
+/// a person (`drill`) starts from.
+async fn budget_of(
+    app: &App,
+    key: &PeriodKey,
+    now: DateTime<Utc>,
+    v: &View,
+    user: String,
+) -> ApiResult<Map<String, Value>> {
+    let key = *key;
     let row = v.row(&user).cloned();
     let (products, models, daily_micros, cells_used) = {
         let live = app.dashboard.live()?;
@@ -1013,8 +1035,7 @@ pub async fn me(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery)
             "status": t.status(&v.rules).as_str(),
         })
     });
-    Ok(axum::Json(json!({
-        "role": "user",
+    let body = json!({
         "user": user,
         "period": period_json(&key, now),
         "group": row.as_ref().and_then(|r| r.group.as_deref()),
@@ -1034,6 +1055,9 @@ pub async fn me(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery)
         },
         "daily": daily_micros.iter().map(|(d, m)| json!({ "day": d.to_string(), "credits": cr(*m) })).collect::<Vec<_>>(),
         "history": history,
-    }))
-    .into_response())
+    });
+    Ok(match body {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    })
 }

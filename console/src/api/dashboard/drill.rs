@@ -1,0 +1,368 @@
+//! The console's drill-down views: which teams use which product and model
+//! (`/v1/dashboard/mix`), one team (`/v1/dashboard/teams/{group}`) and one person
+//! (`/v1/dashboard/people/{email}`).
+//!
+//! Everything here is read from the same view and aggregates as the other dashboard
+//! views: membership and standings from the view (the engine's `standing`, never
+//! computed again here), usage by product, model and day from the aggregates. A team
+//! is [`Row::team`]: a group, or [`NO_GROUP`] for users with a limit and no group.
+
+use std::collections::BTreeMap;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use rusqlite::OptionalExtension;
+use serde_json::{Map, Value, json};
+
+use super::aggregates::Aggregates;
+use super::view::{NO_GROUP, Row, Slice, Team, View};
+use super::{admin_view, budget_of, cr, day_index, opt_cr, order_of, percent, period_json, usage_maps};
+use crate::App;
+use crate::api::{QueryPairs, canonical_user, path_param, rfc3339, shorten};
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+
+/// The product the mix is sorted by when the query names none.
+const DEFAULT_PRODUCT: &str = "codex";
+/// Proposals and credit requests a team or person page lists, newest first.
+const LISTED: i64 = 20;
+
+/// Credits per product and per model of some users, by name.
+#[derive(Default)]
+struct Usage<'a> {
+    used: i64,
+    products: BTreeMap<&'a str, i64>,
+    models: BTreeMap<&'a str, i64>,
+}
+
+impl<'a> Usage<'a> {
+    /// Adds one row's usage: its cells from the aggregates, else its total alone.
+    fn add(&mut self, agg: Option<&'a Aggregates>, row: &Row) {
+        let Some((a, u)) = agg.and_then(|a| a.users.get(&*row.user).map(|u| (a, u))) else {
+            self.used = self.used.saturating_add(row.used);
+            return;
+        };
+        self.used = self.used.saturating_add(u.total);
+        for c in &u.cells {
+            let p = self.products.entry(a.products.name(c.product)).or_default();
+            *p = p.saturating_add(c.micros);
+            let m = self.models.entry(a.models.name(c.model)).or_default();
+            *m = m.saturating_add(c.micros);
+        }
+    }
+
+    fn json(map: &BTreeMap<&str, i64>) -> Map<String, Value> {
+        map.iter().map(|(k, v)| ((*k).to_string(), cr(*v))).collect()
+    }
+}
+
+/// The aggregates the view was built for, when they are still the ones loaded.
+fn agg_of<'a>(live: &'a Option<super::Live>, v: &View) -> Option<&'a Aggregates> {
+    live.as_ref().map(|l| &l.agg).filter(|a| a.key == v.key)
+}
+
+/// A team's budget figures, as the summary writes them.
+fn team_json(team: &Team, v: &View) -> Map<String, Value> {
+    let c = budgit_engine::Credits::from_micros;
+    let figures = json!({
+        "group": &*team.group,
+        "members": team.members,
+        "used": cr(team.used),
+        "budget": cr(team.budget()),
+        "budget_kind": if team.pool.is_some() { "pool" } else { "members" },
+        "pool": opt_cr(team.pool),
+        "exposure": cr(team.exposure),
+        "remaining": cr(team.budget().saturating_sub(team.used).max(0)),
+        "percent": percent(c(team.used).percent_of(c(team.budget()))),
+        "status": team.status(&v.rules).as_str(),
+    });
+    match figures {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// Usage per team for the breakdown's `by=team`: every team of the view (so
+/// [`NO_GROUP`] is there even before it spends), its members' usage and events, and
+/// how many of them used anything.
+pub(super) fn team_slices(v: &View) -> Vec<Slice> {
+    let mut slices: BTreeMap<&str, Slice> = v
+        .teams
+        .iter()
+        .map(|t| (&*t.group, Slice { key: t.group.clone(), used: 0, events: 0, users: 0 }))
+        .collect();
+    for r in &v.rows {
+        if let Some(s) = r.team().and_then(|t| slices.get_mut(t)) {
+            s.used = s.used.saturating_add(r.used);
+            s.events += r.events;
+            s.users += u64::from(r.events > 0);
+        }
+    }
+    slices.into_values().collect()
+}
+
+/// `GET /v1/dashboard/mix?by=team&product=codex`: credits per product and per model of
+/// every team this period, sorted by one product's credits.
+pub async fn mix(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    let q = QueryPairs::parse(raw.as_deref())?;
+    let (now, v) = admin_view(&app, &who, &q).await?;
+    match q.get("by").unwrap_or("team") {
+        "team" => {}
+        other => {
+            return Err(ApiError::bad_request(
+                "dashboard/bad-by",
+                format!("`by` must be `team`, not `{}`", shorten(other)),
+            ));
+        }
+    }
+    let product = q.get("product").filter(|p| !p.is_empty()).unwrap_or(DEFAULT_PRODUCT).to_string();
+    let desc = order_of(&q, true)?;
+    let live = app.dashboard.live()?;
+    let agg = agg_of(&live, &v);
+    let mut teams: BTreeMap<&str, (usize, Usage<'_>)> =
+        v.teams.iter().map(|t| (&*t.group, (t.members, Usage::default()))).collect();
+    for r in &v.rows {
+        if let Some((_, usage)) = r.team().and_then(|t| teams.get_mut(t)) {
+            usage.add(agg, r);
+        }
+    }
+    // every product of the period, so each team has a figure for each (zero when unused)
+    let mut products: Vec<&str> =
+        agg.map_or_else(Vec::new, |a| a.products.iter().map(|(_, n)| &**n).collect());
+    if !products.contains(&product.as_str()) {
+        products.push(&product);
+    }
+    products.sort_unstable();
+    let mut rows: Vec<(&str, usize, Usage<'_>)> = teams.into_iter().map(|(t, (m, u))| (t, m, u)).collect();
+    let by = |u: &Usage<'_>| u.products.get(product.as_str()).copied().unwrap_or(0);
+    rows.sort_by(|a, b| {
+        let order = if desc { by(&b.2).cmp(&by(&a.2)) } else { by(&a.2).cmp(&by(&b.2)) };
+        order.then_with(|| a.0.cmp(b.0))
+    });
+    let data: Vec<Value> = rows
+        .iter()
+        .map(|(team, members, u)| {
+            let per_product: Map<String, Value> = products
+                .iter()
+                .map(|p| ((*p).to_string(), cr(u.products.get(p).copied().unwrap_or(0))))
+                .collect();
+            json!({
+                "team": team,
+                "members": members,
+                "used": cr(u.used),
+                "products": per_product,
+                "models": Usage::json(&u.models),
+            })
+        })
+        .collect();
+    let body = json!({
+        "by": "team",
+        "product": product,
+        "order": if desc { "desc" } else { "asc" },
+        "period": period_json(&v.key, now),
+        "products": products,
+        "data": data,
+    });
+    drop(live);
+    Ok(axum::Json(body).into_response())
+}
+
+/// Daily credits of some users over the period so far, `{days, values}`: the
+/// aggregates keep each user's usage per day as a total (per product and model only
+/// over the whole period), so a team's trend is its daily total.
+fn daily_totals(agg: &Aggregates, rows: &[&Row], shown: usize) -> Value {
+    let days: Vec<String> = (0..shown).filter_map(|d| agg.date(d)).map(|d| d.to_string()).collect();
+    let mut total = vec![0i64; shown];
+    for r in rows {
+        if let Some(u) = agg.users.get(&*r.user) {
+            for &(d, m) in &u.daily {
+                if let Some(slot) = total.get_mut(usize::from(d)) {
+                    *slot = slot.saturating_add(m);
+                }
+            }
+        }
+    }
+    json!({
+        "days": days,
+        "values": total.iter().map(|m| cr(*m)).collect::<Vec<_>>(),
+    })
+}
+
+/// The proposals made for a group, newest first.
+fn listed_proposals(conn: &rusqlite::Connection, group: &str) -> rusqlite::Result<Vec<Value>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, branch, commit_id, title, reason, created_at, created_by FROM proposals
+         WHERE kind = 'group' AND subject = ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = stmt
+        .query_map((group, LISTED), |r| {
+            Ok(json!({
+                "id": r.get::<_, i64>(0)?,
+                "branch": r.get::<_, String>(1)?,
+                "commit": r.get::<_, String>(2)?,
+                "title": r.get::<_, String>(3)?,
+                "reason": r.get::<_, String>(4)?,
+                "created_at": rfc3339(r.get(5)?),
+                "created_by": r.get::<_, String>(6)?,
+            }))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Credit requests of some users, newest first; `open` keeps those not yet done or declined.
+fn listed_requests(
+    conn: &rusqlite::Connection,
+    users: &[String],
+    open: bool,
+) -> rusqlite::Result<Vec<Value>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, email, micros, days, reason, status, created_at, product, model FROM requests
+         WHERE email IN (SELECT value FROM json_each(?1))
+           AND (?2 = 0 OR status IN ('pending', 'approved', 'proposed', 'merged', 'applied'))
+         ORDER BY id DESC LIMIT ?3",
+    )?;
+    let users = serde_json::to_string(users).unwrap_or_else(|_| "[]".into());
+    let rows = stmt
+        .query_map((users, i64::from(open), LISTED), |r| {
+            Ok(json!({
+                "id": r.get::<_, i64>(0)?,
+                "user": r.get::<_, String>(1)?,
+                "credits": cr(r.get(2)?),
+                "days": r.get::<_, i64>(3)?,
+                "reason": r.get::<_, String>(4)?,
+                "status": r.get::<_, String>(5)?,
+                "created_at": rfc3339(r.get(6)?),
+                "product": r.get::<_, Option<String>>(7)?,
+                "model": r.get::<_, Option<String>>(8)?,
+            }))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// `GET /v1/dashboard/teams/{group}`: one team this period: its budget, members with
+/// their standings, usage by product and model, daily usage, proposals for it and its
+/// members' open credit requests. `(no group)` is the users with a limit and no group.
+pub async fn team(
+    State(app): State<App>,
+    who: Principal,
+    group: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let q = QueryPairs::parse(raw.as_deref())?;
+    let group = path_param(group)?;
+    let (now, v) = admin_view(&app, &who, &q).await?;
+    let Some(team) = v.team(&group) else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "dashboard/unknown-team",
+            format!("no team `{}` this period", shorten(&group)),
+        ));
+    };
+    let mut body = team_json(team, &v);
+    let mut members: Vec<&Row> = v.rows.iter().filter(|r| r.team() == Some(group.as_str())).collect();
+    members.sort_by(|a, b| b.used.cmp(&a.used).then_with(|| a.user.cmp(&b.user)));
+    let emails: Vec<String> = members.iter().map(|r| r.user.to_string()).collect();
+    {
+        let live = app.dashboard.live()?;
+        let agg = agg_of(&live, &v);
+        let mut usage = Usage::default();
+        let listed: Vec<Value> = members
+            .iter()
+            .map(|r| {
+                usage.add(agg, r);
+                let (products, models) = match agg {
+                    Some(a) => usage_maps(a, a.users.get(&*r.user)),
+                    None => (Map::new(), Map::new()),
+                };
+                json!({
+                    "user": &*r.user,
+                    "limit": opt_cr(r.limit),
+                    "used": cr(r.used),
+                    "remaining": opt_cr(r.remaining),
+                    "percent": percent(r.percent),
+                    "status": super::view::status_str(r.status),
+                    "blocked": r.blocked(),
+                    "products": products,
+                    "models": models,
+                })
+            })
+            .collect();
+        body.insert("used".into(), cr(usage.used));
+        body.insert("products".into(), Value::Object(Usage::json(&usage.products)));
+        body.insert("models".into(), Value::Object(Usage::json(&usage.models)));
+        body.insert("member_list".into(), Value::Array(listed));
+        let daily = match agg {
+            Some(a) => {
+                let today = now.with_timezone(&v.key.tz).date_naive();
+                daily_totals(a, &members, a.day_count().min(day_index(a, today) + 1))
+            }
+            None => json!({ "days": [], "values": [] }),
+        };
+        body.insert("daily".into(), daily);
+    }
+    body.insert("period".into(), period_json(&v.key, now));
+    let name = group.clone();
+    let (proposals, requests) = app
+        .store
+        .read(move |c| {
+            // `(no group)` is no group of the policies: nothing is proposed for it
+            let proposals = if name == NO_GROUP { Vec::new() } else { listed_proposals(c, &name)? };
+            Ok((proposals, listed_requests(c, &emails, true)?))
+        })
+        .await?;
+    body.insert("proposals".into(), Value::Array(proposals));
+    body.insert("requests".into(), Value::Array(requests));
+    Ok(axum::Json(body).into_response())
+}
+
+/// `GET /v1/dashboard/people/{email}`: one person this period, as an admin sees them:
+/// their budget (what `/v1/me` answers them), cost center and team, where their applied
+/// limit comes from (its source: the default, a group or an override) and their credit
+/// requests.
+pub async fn person(
+    State(app): State<App>,
+    who: Principal,
+    email: Result<Path<String>, PathRejection>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let q = QueryPairs::parse(raw.as_deref())?;
+    let user = canonical_user(&path_param(email)?)?;
+    let (now, v) = admin_view(&app, &who, &q).await?;
+    let Some(row) = v.row(&user).cloned() else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "dashboard/unknown-user",
+            format!("`{}` has no limit and no usage this period", shorten(&user)),
+        ));
+    };
+    let mut body = budget_of(&app, &v.key, now, &v, user.clone()).await?;
+    body.insert("team_name".into(), row.team().map_or(Value::Null, |t| json!(t)));
+    body.insert("cost_center".into(), json!(&*row.cost_center));
+    let subject = user.clone();
+    let (source, requests) = app
+        .store
+        .read(move |c| {
+            let source = c
+                .query_row(
+                    "SELECT source, commit_id, updated_at FROM limits WHERE email = ?1",
+                    [&subject],
+                    |r| {
+                        let source: Option<String> = r.get(0)?;
+                        Ok(json!({
+                            "source": source.and_then(|s| serde_json::from_str::<Value>(&s).ok()),
+                            "commit": r.get::<_, Option<String>>(1)?,
+                            "updated_at": rfc3339(r.get(2)?),
+                        }))
+                    },
+                )
+                .optional()?;
+            Ok((source, listed_requests(c, std::slice::from_ref(&subject), false)?))
+        })
+        .await?;
+    body.insert("applied".into(), source.unwrap_or(Value::Null));
+    body.insert("requests".into(), Value::Array(requests));
+    Ok(axum::Json(body).into_response())
+}
