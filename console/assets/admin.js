@@ -1,4 +1,4 @@
-// The admin view: gauges, trends, users, breakdown, live activity, team budgets and credit requests.
+// The admin view: gauges, teams × products, trends, users, breakdown, live activity, team budgets and credit requests.
 //
 // One module per panel under admin/; this entry wires the header and starts them.
 // Page load makes only aggregated or paged calls (summary, trends, one page of users
@@ -17,11 +17,16 @@ import { loadRecent } from './admin/activity.js';
 import { loadGroups } from './admin/teams.js';
 import { loadProposals } from './admin/proposals.js';
 import { loadRequests } from './admin/requests.js';
+import { loadMix } from './admin/mix.js';
+import { startDrill } from './admin/drill.js';
 
 signOutButton($('sign-out', HTMLButtonElement));
+// a shared `#team/…` or `#person/…` link opens that page at once
+startDrill();
 
 // the gauges first; then every other section loads on its own
 loadSummary().finally(() => {
+  loadMix();
   loadTrends();
   users.load();
   breakdown.load();
@@ -36,3 +41,4 @@ every(15000, loadReconciler);
 // requests move along by themselves (merged, applied, done); a card being edited stays put
 every(10000, async () => { if (!$('requests').contains(document.activeElement)) await loadRequests(); });
 every(60000, loadTrends);
+every(30000, loadMix);

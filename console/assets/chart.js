@@ -180,3 +180,81 @@ function tableOf(data, caption) {
       el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Day'), el('th', { scope: 'col', class: 'num' }, 'Projected total'))),
       el('tbody', {}, forecastRows))) : null);
 }
+
+/**
+ * One stacked bar chart: a bar per label (teams), each split into its series' values
+ * (products), with the same numbers as a table in a <details>.
+ * @param {HTMLElement} container
+ * @param {{ labels: string[], series: ChartSeries[] }} data
+ * @param {{ title?: string, tableCaption?: string }} [labels]
+ * @returns {UPlot | null} null when the chart library did not load (the table is shown)
+ */
+export function stackedBars(container, data, { title, tableCaption } = {}) {
+  if (container.chartCleanup) container.chartCleanup();
+  const box = el('div', { class: 'chart', role: 'img', 'aria-label': title || 'stacked bar chart' });
+  const series = data.series || [];
+  const table = el('details', { class: 'as-table' },
+    el('summary', {}, 'Show the numbers as a table'),
+    el('div', { class: 'table-wrap' }, el('table', {},
+      el('caption', {}, tableCaption || title || 'Credits'),
+      el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Name'), series.map((s) => el('th', { scope: 'col', class: 'num' }, s.label || s.key)))),
+      el('tbody', {}, data.labels.map((label, j) => el('tr', {},
+        el('th', { scope: 'row' }, label),
+        series.map((s) => el('td', { class: 'num' }, credits(s.values?.[j])))))))));
+  fill(container, box, table);
+  const bars = typeof window.uPlot === 'function' ? window.uPlot.paths.bars : undefined;
+  if (!bars || !data.labels.length) {
+    box.replaceWith(el('p', { class: data.labels.length ? 'error' : 'muted', role: data.labels.length ? 'alert' : null },
+      data.labels.length ? 'the chart library did not load; the numbers are in the table below' : 'Nothing to chart yet.'));
+    table.open = data.labels.length > 0;
+    return null;
+  }
+  const xs = data.labels.map((_l, i) => i);
+  // each series is drawn as the running sum of those before it, tallest first, so the
+  // shorter ones paint over it and every bar shows each part at its own height
+  /** @type {number[][]} */
+  const sums = [];
+  series.forEach((s, i) => {
+    const below = i ? sums[i - 1] : xs.map(() => 0);
+    sums.push(xs.map((_x, j) => below[j] + (Number(s.values?.[j]) || 0)));
+  });
+  /** @type {[number[], ...(number | null)[][]]} */
+  const columns = [xs];
+  /** @type {import('uplot').Series[]} */
+  const drawn = [{}];
+  const barPath = bars({ size: [0.6, 80] });
+  for (let i = series.length - 1; i >= 0; i -= 1) {
+    const s = series[i];
+    columns.push(sums[i]);
+    drawn.push({
+      label: s.label || s.key,
+      stroke: colorOf(s.key, i),
+      fill: colorOf(s.key, i),
+      width: 0,
+      paths: barPath,
+      points: { show: false },
+      // the legend shows the part, not the running sum
+      value: (_u, _v, _si, j) => (j === null || j === undefined ? '—' : credits(s.values?.[j])),
+    });
+  }
+  const size = () => ({ width: Math.max(260, box.clientWidth || container.clientWidth || 600), height: window.innerWidth < 600 ? 260 : 320 });
+  const plot = new window.uPlot({
+    ...size(),
+    series: drawn,
+    axes: [
+      { stroke: '#4f5964', grid: { show: false }, splits: () => xs, values: (_u, v) => v.map((x) => data.labels[x] ?? ''), rotate: data.labels.length > 6 ? -30 : 0, size: data.labels.length > 6 ? 110 : 50 },
+      { label: 'credits', stroke: '#4f5964', grid: { stroke: '#e6e9ed' }, values: (_u, v) => v.map((x) => credits(x)), size: 70 },
+    ],
+    scales: { x: { time: false, range: (_u, _min, _max) => [-0.5, xs.length - 0.5] }, y: { auto: true, range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+    legend: { live: true },
+    cursor: { drag: { x: false, y: false } },
+  }, columns, box);
+  const observer = new ResizeObserver(() => plot.setSize(size()));
+  observer.observe(container);
+  container.chartCleanup = () => {
+    observer.disconnect();
+    plot.destroy();
+    container.chartCleanup = null;
+  };
+  return plot;
+}

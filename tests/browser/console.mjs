@@ -24,6 +24,7 @@ import {
   micros,
   signIn,
 } from './lib.mjs';
+import { teamChecks } from './teams.mjs';
 
 const BASE = env('BUDGIT_URL').replace(/\/$/, '');
 const ADMIN = env('BUDGIT_ADMIN_TOKEN');
@@ -469,6 +470,8 @@ await check('no horizontal overflow at 390 px (admin and user views)', async () 
   await assertNoHorizontalOverflow(userPage);
   await mobileUser.close();
 });
+
+await teamChecks({ check, browser, newContext, base: BASE, admin: ADMIN });
 
 await check('no script errors on any page', async () => {
   assert.deepEqual(pageErrors, []);

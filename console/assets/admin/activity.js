@@ -2,6 +2,7 @@
 // them (server-sent events), filtered by product and team, with an exact running total.
 
 import { $, api, el, fill, credits, count, clock, query, parseJson, productName, micros, fromMicros } from '../common.js';
+import { personLink, teamLink, modelLink } from './links.js';
 
 /** The team of users with a limit and no group, as the API names it. */
 const NO_GROUP = '(no group)';
@@ -68,9 +69,9 @@ function matches(e) {
 function eventItem(e, total, fresh) {
   return el('li', { class: `event${fresh ? ' new' : ''}`, dataset: { id: e.seq, product: e.product, team: e.project || '' } },
     el('time', { class: 'when', datetime: e.time }, clock(e.time)),
-    el('span', { class: 'who mono' }, e.user),
+    el('span', { class: 'who mono' }, personLink(e.user)),
     el('span', {}, el('span', { class: `product ${String(e.product).toLowerCase()}` }, productName(e.product))),
-    el('span', { class: 'model' }, e.model, e.project ? el('span', { class: 'muted small team' }, ` · ${e.project}`) : null),
+    el('span', { class: 'model' }, modelLink(e.model), el('span', { class: 'muted small team' }, ' · ', teamLink(e.project || NO_GROUP))),
     el('span', { class: 'credits' }, `${credits(e.credits)} cr`),
     el('span', { class: 'total muted', title: 'running total of the events shown' }, `Σ ${credits(fromMicros(total))}`));
 }

@@ -1,8 +1,9 @@
-// The breakdown panel: credits this period by user, product, model or cost center,
+// The breakdown panel: credits this period by user, team, product, model or cost center,
 // paged on the server, with a CSV export of the same view.
 
 import { $, el, credits, count, percent, debounce, productName } from '../common.js';
 import { pagedTable } from './paged.js';
+import { teamLink, personLink, modelLink } from './links.js';
 
 /**
  * A row of `GET /v1/dashboard/breakdown`.
@@ -15,6 +16,20 @@ import { pagedTable } from './paged.js';
  */
 
 const by = $('breakdown-by', HTMLSelectElement);
+
+/**
+ * A row's name: teams, people and models link to their pages.
+ * @param {string | null} key
+ * @returns {import('../common.js').Child}
+ */
+function keyCell(key) {
+  if (!key) return '(none)';
+  if (by.value === 'product') return productName(key);
+  if (by.value === 'team') return teamLink(key);
+  if (by.value === 'user') return personLink(key);
+  if (by.value === 'model') return modelLink(key);
+  return key;
+}
 const q = $('breakdown-q', HTMLInputElement);
 
 /** @type {ReturnType<typeof pagedTable<BreakdownRow>>} */
@@ -32,7 +47,7 @@ export const breakdown = pagedTable({
   params: () => ({ by: by.value, q: q.value.trim(), limit: 25 }),
   empty: 'Nothing recorded for this period yet.',
   row: (r) => el('tr', { dataset: { key: r.key } },
-    el('th', { scope: 'row' }, by.value === 'product' ? productName(r.key) : (r.key || '(none)')),
+    el('th', { scope: 'row' }, keyCell(r.key)),
     el('td', { class: 'num' }, credits(r.used)),
     el('td', { class: 'num' }, percent(r.share)),
     el('td', { class: 'num' }, count(r.events)),

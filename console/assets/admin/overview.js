@@ -5,6 +5,7 @@
 import {
   $, api, el, fill, credits, count, percent, statusBadge, meter, gauge, showError, periodText, productName,
 } from '../common.js';
+import { teamLink } from './links.js';
 
 /** @typedef {import('../common.js').Decimal} Decimal */
 /** @typedef {import('../common.js').Status} Status */
@@ -43,6 +44,12 @@ import {
 
 /** The groups of the last summary, sorted (the filters' options). */
 let knownGroups = /** @type {string[]} */ ([]);
+
+/** The teams of the last summary (the team budgets panel adds a card for `(no group)`). */
+let lastTeams = /** @type {Team[]} */ ([]);
+
+/** The teams of the last summary. */
+export const summaryTeams = () => lastTeams;
 
 /**
  * Fills a group filter, keeping its choice when the group is still there.
@@ -105,10 +112,11 @@ export async function loadSummary() {
     stat('Forecast at period end', credits(w.forecast), ' cr'),
     products);
   const teams = s.teams || [];
+  lastTeams = teams;
   fill($('team-gauges'), teams.length ? teams.map((t) => el('li', {
     class: 'gauge-team', dataset: { group: t.group, used: t.used ?? '', budget: t.budget ?? '', status: t.status ?? '' },
   },
-  el('div', { class: 'name' }, el('span', {}, t.group), statusBadge(t.status)),
+  el('div', { class: 'name' }, el('span', {}, teamLink(t.group)), statusBadge(t.status)),
   meter(t.percent, t.status, `${t.group}: ${percent(t.percent)} of its ${t.budget_kind === 'pool' ? 'pool' : 'member limits'} used`),
   el('div', { class: 'figures' }, `${credits(t.used)} of ${credits(t.budget)} credits (${percent(t.percent)}) · `,
     t.budget_kind === 'pool' ? 'team pool' : 'sum of member limits', ` · ${count(t.members)} members`),

@@ -6,6 +6,8 @@ import {
   $, api, el, fill, credits, count, shortCommit, showError, errorBox, productName, PRODUCT_NAMES,
 } from '../common.js';
 import { loadProposals, proposalView } from './proposals.js';
+import { summaryTeams } from './overview.js';
+import { teamLink, NO_GROUP } from './links.js';
 
 /** @typedef {import('../common.js').Decimal} Decimal */
 
@@ -82,6 +84,8 @@ export async function loadGroups() {
   if (groups.some((g) => g.name === current)) groupSelect.value = current;
   prefill();
   fill(node, groups.length ? groups.map(groupCard) : el('p', { class: 'muted' }, 'The policies define no group.'));
+  const ungrouped = summaryTeams().find((t) => t.group === NO_GROUP);
+  if (ungrouped) node.append(noGroupCard(ungrouped));
   if (r.errors) node.prepend(el('p', { class: 'error', role: 'alert' }, `The policies at the approved revision have ${r.errors} validation errors.`));
 }
 
@@ -108,7 +112,7 @@ function groupCard(g) {
    */
   const dd = (label, ...value) => [el('dt', {}, label), el('dd', {}, ...value)];
   return el('article', { class: 'card', dataset: { group: g.name }, 'aria-labelledby': `group-${cssId(g.name)}` },
-    el('h3', { id: `group-${cssId(g.name)}` }, g.name),
+    el('h3', { id: `group-${cssId(g.name)}` }, teamLink(g.name)),
     g.description ? el('p', { class: 'small muted' }, g.description) : null,
     el('dl', {},
       dd('Limit', g.limit?.credits !== null && g.limit?.credits !== undefined ? `${credits(g.limit.credits)} credits per member` : 'none'),
@@ -122,6 +126,22 @@ function groupCard(g) {
       dd('Commit', el('code', { title: g.commit || '' }, shortCommit(g.commit)))),
     el('div', { class: 'actions' },
       el('button', { type: 'button', onclick: () => startProposal(g.name), 'aria-label': `Propose a change to ${g.name}` }, 'Propose change')));
+}
+
+/**
+ * The card of the users with a limit and no group: no group of the policies (nothing to
+ * propose), but a team the views count like any other.
+ * @param {import('./overview.js').Team} t
+ * @returns {HTMLElement}
+ */
+function noGroupCard(t) {
+  return el('article', { class: 'card', dataset: { group: t.group }, 'aria-labelledby': 'group-no-group' },
+    el('h3', { id: 'group-no-group' }, teamLink(t.group)),
+    el('p', { class: 'small muted' }, 'Users with an applied limit and no group: their limit is the workspace default or an override.'),
+    el('dl', {},
+      el('dt', {}, 'Members'), el('dd', {}, count(t.members)),
+      el('dt', {}, 'Used'), el('dd', {}, `${credits(t.used)} credits`),
+      el('dt', {}, 'Sum of member limits'), el('dd', {}, `${credits(t.budget)} credits`)));
 }
 
 /**

@@ -3,12 +3,14 @@
 
 import { $, el, credits, percent, statusBadge, meter, debounce, productName } from '../common.js';
 import { pagedTable } from './paged.js';
+import { teamLink, personLink } from './links.js';
 
 /**
  * A row of `GET /v1/dashboard/users`.
  * @typedef {object} UserRow
  * @property {string} user
  * @property {string | null} [group]
+ * @property {string | null} [team] the team the user counts in: the group, `(no group)` with a limit and no group
  * @property {import('../common.js').Decimal} [used]
  * @property {import('../common.js').Decimal | null} [limit]
  * @property {import('../common.js').Decimal | null} [remaining]
@@ -51,8 +53,8 @@ export const users = pagedTable({
   params: () => ({ q: q.value.trim(), group: group.value, status: status.value, limit: size.value }),
   empty: 'No user matches these filters.',
   row: (u) => el('tr', { dataset: { user: u.user, status: u.status } },
-    el('th', { scope: 'row', class: 'mono' }, u.user),
-    el('td', {}, u.group || '—'),
+    el('th', { scope: 'row', class: 'mono' }, personLink(u.user)),
+    el('td', {}, teamLink(u.team)),
     el('td', { class: 'num' }, credits(u.used)),
     el('td', { class: 'num' }, u.limit === null || u.limit === undefined ? 'none' : credits(u.limit)),
     el('td', { class: 'num' }, credits(u.remaining)),
