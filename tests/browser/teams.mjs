@@ -161,15 +161,17 @@ export async function teamChecks({ check, browser, newContext, base, admin }) {
     await shared.goto(`${base}/console/#team/${encodeURIComponent(NO_GROUP)}`);
     await drawn(shared, `#team-gauge[data-team="${NO_GROUP}"]`);
     const model = shared.locator('#team-models a.model-link').first();
-    if (await model.count()) {
-      const name = await model.getAttribute('data-model');
-      await model.click();
-      await shared.waitForFunction((name) => {
-        const rows = [...document.querySelectorAll('#breakdown-table tbody tr[data-key]')];
-        return document.querySelector('#breakdown-by')?.value === 'model' && rows.length > 0 && rows.every((r) => r.getAttribute('data-key').includes(name));
-      }, name, { timeout: 10000 });
-      assert.equal(await shared.locator('#breakdown').isVisible(), true, 'the breakdown is hidden');
-    }
+    assert.ok((await model.count()) > 0, `the page of ${NO_GROUP} names no model`);
+    const name = await model.getAttribute('data-model');
+    await model.click();
+    await shared.waitForFunction((name) => {
+      const rows = [...document.querySelectorAll('#breakdown-table tbody tr[data-key]')];
+      return document.querySelector('#breakdown-by')?.value === 'model' && rows.length > 0 && rows.every((r) => r.getAttribute('data-key').includes(name));
+    }, name, { timeout: 10000 });
+    assert.equal(await shared.locator('#breakdown').isVisible(), true, 'the breakdown is hidden');
+    // the browser's back button returns to the team's page
+    await shared.goBack();
+    await drawn(shared, `#team-gauge[data-team="${NO_GROUP}"]`);
     // back to the overview: the panels are shown again
     await shared.locator('#drill-back').click();
     await shared.locator('#users').waitFor({ state: 'visible', timeout: 5000 });
