@@ -186,10 +186,10 @@ function tableOf(data, caption) {
  * (products), with the same numbers as a table in a <details>.
  * @param {HTMLElement} container
  * @param {{ labels: string[], series: ChartSeries[] }} data
- * @param {{ title?: string, tableCaption?: string }} [labels]
+ * @param {{ title?: string, tableCaption?: string, labelName?: string }} [labels] `labelName`: what a bar is (a team)
  * @returns {UPlot | null} null when the chart library did not load (the table is shown)
  */
-export function stackedBars(container, data, { title, tableCaption } = {}) {
+export function stackedBars(container, data, { title, tableCaption, labelName = 'Name' } = {}) {
   if (container.chartCleanup) container.chartCleanup();
   const box = el('div', { class: 'chart', role: 'img', 'aria-label': title || 'stacked bar chart' });
   const series = data.series || [];
@@ -197,7 +197,7 @@ export function stackedBars(container, data, { title, tableCaption } = {}) {
     el('summary', {}, 'Show the numbers as a table'),
     el('div', { class: 'table-wrap' }, el('table', {},
       el('caption', {}, tableCaption || title || 'Credits'),
-      el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Name'), series.map((s) => el('th', { scope: 'col', class: 'num' }, s.label || s.key)))),
+      el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, labelName), series.map((s) => el('th', { scope: 'col', class: 'num' }, s.label || s.key)))),
       el('tbody', {}, data.labels.map((label, j) => el('tr', {},
         el('th', { scope: 'row' }, label),
         series.map((s) => el('td', { class: 'num' }, credits(s.values?.[j])))))))));
@@ -221,7 +221,7 @@ export function stackedBars(container, data, { title, tableCaption } = {}) {
   /** @type {[number[], ...(number | null)[][]]} */
   const columns = [xs];
   /** @type {import('uplot').Series[]} */
-  const drawn = [{}];
+  const drawn = [{ label: labelName, value: (_u, v) => (v === null || v === undefined ? '—' : data.labels[v] ?? '—') }];
   const barPath = bars({ size: [0.6, 80] });
   for (let i = series.length - 1; i >= 0; i -= 1) {
     const s = series[i];

@@ -80,7 +80,7 @@ export async function loadMix() {
   stackedBars(chart, {
     labels: rows.map((r) => r.team),
     series: order.map((p) => ({ key: p, label: productName(p), values: rows.map((r) => r.products?.[p] ?? 0) })),
-  }, { title: `Credits per team by product, sorted by ${sorted}`, tableCaption: 'Credits per team by product' });
+  }, { title: `Credits per team by product, sorted by ${sorted}`, tableCaption: 'Credits per team by product', labelName: 'Team' });
 }
 
 product.addEventListener('change', loadMix);
