@@ -374,7 +374,7 @@ fn drill_paths() -> (Map<String, Value>, Map<String, Value>) {
         "products": by_name, "models": by_name, "period": period,
         "member_list": { "type": "array", "items": team_member, "description": "the members, by usage, largest first" },
         "daily": { "type": "object", "properties": { "days": { "type": "array", "items": { "type": "string", "format": "date" } }, "values": { "type": "array", "items": decimal } } },
-        "proposals": { "type": "array", "description": "proposals made for the group, newest first (at most 20)", "items": { "type": "object", "properties": { "id": { "type": "integer" }, "branch": { "type": "string" }, "commit": { "type": "string" }, "title": { "type": "string" }, "reason": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" }, "created_by": { "type": "string" } } } },
+        "proposals": { "type": "array", "description": "the proposals made for the group whose commit the approved ref does not contain yet, newest first (of the latest 20)", "items": { "type": "object", "properties": { "id": { "type": "integer" }, "branch": { "type": "string" }, "commit": { "type": "string" }, "title": { "type": "string" }, "reason": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" }, "created_by": { "type": "string" } } } },
         "requests": { "type": "array", "items": request, "description": "the members' credit requests still open (pending, approved, proposed, merged or applied), newest first (at most 20)" } } });
     let mix = json!({ "type": "object", "required": ["by", "product", "products", "data"], "properties": {
         "by": { "const": "team" }, "product": { "type": "string" }, "order": { "enum": ["asc", "desc"] }, "period": period,
@@ -391,7 +391,7 @@ fn drill_paths() -> (Map<String, Value>, Map<String, Value>) {
                 query("order", "desc (default) or asc", json!({ "enum": ["asc", "desc"] })),
                 now.clone(), fresh.clone(),
             ], None, ok("the mix", r("DashboardMix")), &errors(&[])) },
-        "/v1/dashboard/teams/{group}": { "get": op("dashboard", "one team this period (admin): its budget and standing, its members with theirs, usage by product and model, daily usage so far, the proposals made for it and its members' open credit requests; `(no group)` is the users with a limit and no group",
+        "/v1/dashboard/teams/{group}": { "get": op("dashboard", "one team this period (admin): its budget and standing, its members with theirs, usage by product and model, daily usage so far, the proposals for it not merged yet and its members' open credit requests; `(no group)` is the users with a limit and no group",
             vec![path("group", "the group, or `(no group)`"), now.clone(), fresh.clone()], None, ok("the team", r("DashboardTeamDetail")), &errors(&[("404", "`dashboard/unknown-team`: no such team this period")])) },
         "/v1/dashboard/people/{email}": { "get": op("dashboard", "one person this period (admin): their budget as `/v1/me` answers them, their team and cost center, the applied limit's provenance and their credit requests",
             vec![path("email", "the person"), now, fresh], None, ok("the person", r("DashboardPerson")), &errors(&[("404", "`dashboard/unknown-user`: no limit and no usage this period")])) }

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
+use budgit_engine::load::git::GitRepo;
 use rusqlite::OptionalExtension;
 use serde_json::{Map, Value, json};
 
@@ -211,6 +212,23 @@ fn listed_proposals(conn: &rusqlite::Connection, group: &str) -> rusqlite::Resul
     Ok(rows)
 }
 
+/// The proposals whose commit the approved ref does not contain yet: those still waiting
+/// for a review and a merge. Without a readable repository, all of them.
+fn still_open(repo: Option<&std::path::Path>, approved_ref: &str, proposals: Vec<Value>) -> Vec<Value> {
+    let Some(git) = repo.and_then(|r| GitRepo::discover(r).ok()) else { return proposals };
+    let Some(tip) = git.commit(approved_ref).ok().map(|c| c.id()) else { return proposals };
+    proposals
+        .into_iter()
+        .filter(|p| {
+            let merged = p["commit"]
+                .as_str()
+                .and_then(|c| git2::Oid::from_str(c).ok())
+                .is_some_and(|c| c == tip || git.raw().graph_descendant_of(tip, c).unwrap_or(false));
+            !merged
+        })
+        .collect()
+}
+
 /// Credit requests of some users, newest first; `open` keeps those not yet done or declined.
 fn listed_requests(
     conn: &rusqlite::Connection,
@@ -243,8 +261,8 @@ fn listed_requests(
 }
 
 /// `GET /v1/dashboard/teams/{group}`: one team this period: its budget, members with
-/// their standings, usage by product and model, daily usage, proposals for it and its
-/// members' open credit requests. `(no group)` is the users with a limit and no group.
+/// their standings, usage by product and model, daily usage, the proposals for it not
+/// merged yet and its members' open credit requests. `(no group)` is the users with a limit and no group.
 pub async fn team(
     State(app): State<App>,
     who: Principal,
@@ -313,6 +331,11 @@ pub async fn team(
             Ok((proposals, listed_requests(c, &emails, true)?))
         })
         .await?;
+    let (repo, approved_ref) = (app.repo.clone(), app.approved_ref.clone());
+    let proposals =
+        tokio::task::spawn_blocking(move || still_open(repo.as_deref(), &approved_ref, proposals))
+            .await
+            .map_err(|e| ApiError::store(&e))?;
     body.insert("proposals".into(), Value::Array(proposals));
     body.insert("requests".into(), Value::Array(requests));
     Ok(axum::Json(body).into_response())
