@@ -471,7 +471,7 @@ await check('no horizontal overflow at 390 px (admin and user views)', async () 
   await mobileUser.close();
 });
 
-await teamChecks({ check, browser, newContext, base: BASE, admin: ADMIN });
+await teamChecks({ check, browser, newContext, base: BASE, admin: ADMIN, repo: REPO });
 
 await check('no script errors on any page', async () => {
   assert.deepEqual(pageErrors, []);

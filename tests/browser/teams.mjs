@@ -7,7 +7,7 @@
 // the API's answers before and after the page read it.
 
 import assert from 'node:assert/strict';
-import { apiOk, micros, signIn } from './lib.mjs';
+import { apiOk, git, micros, signIn } from './lib.mjs';
 
 const NO_GROUP = '(no group)';
 
@@ -39,9 +39,9 @@ async function drawn(page, selector) {
 
 /**
  * Runs the team checks.
- * @param {{ check: (name: string, fn: () => Promise<void>) => Promise<void>, browser: any, newContext: (browser: any, options?: object) => Promise<any>, base: string, admin: string }} ctx
+ * @param {{ check: (name: string, fn: () => Promise<void>) => Promise<void>, browser: any, newContext: (browser: any, options?: object) => Promise<any>, base: string, admin: string, repo: string }} ctx
  */
-export async function teamChecks({ check, browser, newContext, base, admin }) {
+export async function teamChecks({ check, browser, newContext, base, admin, repo }) {
   const context = await newContext(browser);
   let page = null;
   let top = null;
@@ -177,6 +177,32 @@ export async function teamChecks({ check, browser, newContext, base, admin }) {
     await shared.locator('#users').waitFor({ state: 'visible', timeout: 5000 });
     assert.equal(await shared.locator('#drill').isVisible(), false);
     await fresh.close();
+  });
+
+  await check('a team page lists the proposals for it until one is merged', async () => {
+    assert.ok(page, 'no admin page');
+    // the proposals console.mjs made (a credits change, then a model cap), newest first
+    const made = (await apiOk(base, admin, 'GET', '/v1/proposals?limit=50')).data.filter((p) => p.kind === 'group');
+    assert.ok(made.length >= 2, `expected two group proposals from the earlier checks, found ${made.length}`);
+    const [newest, older] = made;
+    assert.equal(newest.subject, older.subject, 'the two proposals are for different groups');
+    const group = newest.subject;
+    const shown = async () => {
+      // a new load of the page: going to the address it is at would change nothing
+      await page.goto(`${base}/console/#team/${encodeURIComponent(group)}`);
+      await page.reload();
+      await drawn(page, `#team-gauge[data-team="${group}"]`);
+      return page.locator('#team-proposals li[data-id]').evaluateAll((items) => items.map((i) => Number(i.getAttribute('data-id'))));
+    };
+    const before = await shown();
+    assert.ok(before.includes(newest.id) && before.includes(older.id), `the page of ${group} lists proposals ${before}, not ${newest.id} and ${older.id}`);
+    // an approver merges the newest: the page lists only the other one
+    git(repo, ['-c', 'user.name=Approver', '-c', 'user.email=approver@acme.com', 'merge', '--no-ff', '-q', '-m', `Merge proposal ${newest.id}`, newest.branch]);
+    const after = await shown();
+    assert.ok(!after.includes(newest.id), `the merged proposal ${newest.id} is still listed as open`);
+    assert.ok(after.includes(older.id), `the proposal ${older.id}, not merged, is no longer listed`);
+    const api = await apiOk(base, admin, 'GET', `/v1/dashboard/teams/${encodeURIComponent(group)}`);
+    assert.deepEqual(api.proposals.map((p) => p.id), after, 'the page lists other proposals than the API');
   });
 
   await context.close();
