@@ -372,7 +372,7 @@ fn drill_paths() -> (Map<String, Value>, Map<String, Value>) {
         "group": { "type": "string" }, "members": { "type": "integer" }, "used": decimal, "budget": decimal, "budget_kind": { "enum": ["pool", "members"] },
         "pool": { "oneOf": [decimal, { "type": "null" }] }, "exposure": decimal, "remaining": decimal, "percent": percent, "status": status,
         "products": by_name, "models": by_name, "period": period,
-        "member_list": { "type": "array", "items": team_member, "description": "the members, by usage, largest first" },
+        "member_list": { "type": "array", "items": team_member, "description": "the members, by usage, largest first (at most 1000; `members` counts them all)" },
         "daily": { "type": "object", "properties": { "days": { "type": "array", "items": { "type": "string", "format": "date" } }, "values": { "type": "array", "items": decimal } } },
         "proposals": { "type": "array", "description": "the proposals made for the group whose commit the approved ref does not contain yet, newest first (of the latest 20)", "items": { "type": "object", "properties": { "id": { "type": "integer" }, "branch": { "type": "string" }, "commit": { "type": "string" }, "title": { "type": "string" }, "reason": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" }, "created_by": { "type": "string" } } } },
         "requests": { "type": "array", "items": request, "description": "the members' credit requests still open (pending, approved, proposed, merged or applied), newest first (at most 20)" } } });

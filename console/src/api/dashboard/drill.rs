@@ -26,6 +26,9 @@ use crate::error::{ApiError, ApiResult};
 
 /// The product the mix is sorted by when the query names none.
 const DEFAULT_PRODUCT: &str = "codex";
+/// Members a team page lists, by usage (a team of a hundred thousand stays one answer
+/// of a bounded size; its figures count every member).
+const MEMBERS_LISTED: usize = 1000;
 /// Proposals and credit requests a team or person page lists, newest first.
 const LISTED: i64 = 20;
 
@@ -287,10 +290,13 @@ pub async fn team(
         let live = app.dashboard.live()?;
         let agg = agg_of(&live, &v);
         let mut usage = Usage::default();
+        for r in &members {
+            usage.add(agg, r);
+        }
         let listed: Vec<Value> = members
             .iter()
+            .take(MEMBERS_LISTED)
             .map(|r| {
-                usage.add(agg, r);
                 let (products, models) = match agg {
                     Some(a) => usage_maps(a, a.users.get(&*r.user)),
                     None => (Map::new(), Map::new()),
