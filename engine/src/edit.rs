@@ -632,27 +632,32 @@ fn apply_splices(text: &str, mut splices: Vec<Splice>) -> Result<String, EditErr
 
 /// The document's JSON with `change` applied: what the edited file must parse to.
 fn expected_json(doc: &Node, change: &GroupChange) -> Value {
+    expected_json_at(doc, change, "limit")
+}
+
+/// [`expected_json`] for the limit under `key` (`limit` of a group, `default` of the Workspace).
+fn expected_json_at(doc: &Node, change: &GroupChange, key: &str) -> Value {
     let mut json = doc.to_json();
     let number = |c: Credits| serde_json::to_value(c).unwrap_or(Value::Null);
     if let Some(c) = change.credits {
-        json["limit"]["credits"] = number(c);
+        json[key]["credits"] = number(c);
     }
     for (kind, asked) in [("products", &change.products), ("models", &change.models)] {
         for (name, c) in asked {
             match c {
-                Some(c) => json["limit"][kind][name] = number(*c),
+                Some(c) => json[key][kind][name] = number(*c),
                 None => {
-                    if let Some(caps) = json["limit"][kind].as_object_mut() {
+                    if let Some(caps) = json[key][kind].as_object_mut() {
                         caps.remove(name);
                     }
                 }
             }
         }
         // the last cap of a kind removed: the mapping goes with it
-        let emptied = json["limit"][kind].as_object().is_some_and(|m| m.is_empty());
+        let emptied = json[key][kind].as_object().is_some_and(|m| m.is_empty());
         if emptied
             && asked.values().any(Option::is_none)
-            && let Some(limit) = json["limit"].as_object_mut()
+            && let Some(limit) = json[key].as_object_mut()
         {
             limit.remove(kind);
         }
@@ -759,4 +764,178 @@ fn changed_caps(
     asked: &BTreeMap<String, Option<Credits>>,
 ) -> BTreeMap<String, Option<Credits>> {
     asked.iter().filter(|(k, v)| caps.get(*k).copied() != **v).map(|(k, v)| (k.clone(), *v)).collect()
+}
+
+// ---------------------------------------------------------------------------
+// The Workspace's default limit, an Override's expiry, a group's members
+
+/// The document of `kind` named `name` (any name when `None`) among `docs`.
+fn find_doc(docs: &[Node], kind: &str, name: Option<&str>) -> Option<usize> {
+    docs.iter().position(|n| {
+        n.get("kind").and_then(Node::as_str) == Some(kind)
+            && name.is_none_or(|name| n.get("name").and_then(Node::as_str) == Some(name))
+    })
+}
+
+/// Parses `edited` and checks it holds exactly the documents of `old_docs`, the one at
+/// `target` turned into `want`: anything else and the edit is refused.
+fn check_edit(
+    file: &Arc<str>,
+    old_docs: &[Node],
+    target: usize,
+    want: &Value,
+    edited: String,
+    what: &str,
+) -> Result<String, EditError> {
+    let new_docs = parse_documents(file, &edited).map_err(|d| EditError::Unparsable(d.message))?;
+    let same = new_docs.len() == old_docs.len()
+        && old_docs.iter().zip(&new_docs).enumerate().all(|(i, (old, new))| {
+            if i == target { new.to_json() == *want } else { new.to_json() == old.to_json() }
+        });
+    if !same {
+        return Err(not_editable(what));
+    }
+    Ok(edited)
+}
+
+/// Edits the Workspace's `default:` limit in place as [`edit_group`] edits a group's
+/// `limit:` (credits and caps; the Workspace has no pool). `default` is the limit as
+/// loaded from `text`; `change` should hold only what differs ([`effective_default`]).
+pub fn edit_default(
+    file: &Arc<str>,
+    text: &str,
+    default: &crate::model::Limit,
+    change: &GroupChange,
+) -> Result<String, EditError> {
+    if change.pool.is_some() {
+        return Err(not_editable("pool"));
+    }
+    if let Some(name) = change.products.keys().chain(change.models.keys()).find(|n| !cap_name_ok(n)) {
+        return Err(EditError::BadCapName(name.clone()));
+    }
+    let old_docs = parse_documents(file, text).map_err(|d| EditError::Unparsable(d.message))?;
+    let target = find_doc(&old_docs, "Workspace", None).ok_or_else(|| not_editable("the workspace"))?;
+    let doc = &old_docs[target];
+    let node = doc.get("default").ok_or_else(|| not_editable("default"))?;
+    let mut splices = Vec::new();
+    if let Some(c) = change.credits {
+        splices.push(replace_scalar(text, doc, "/default/credits", "default.credits", default.credits, c)?);
+    }
+    for (kind, caps, asked) in
+        [("products", &default.products, &change.products), ("models", &default.models, &change.models)]
+    {
+        if let Some(name) = asked.iter().find(|(n, c)| c.is_none() && !caps.contains_key(*n)).map(|(n, _)| n)
+        {
+            return Err(EditError::NoSuchCap { group: "default".into(), kind, name: name.clone() });
+        }
+        if !asked.is_empty() {
+            splices.extend(cap_splices(text, node, kind, caps, asked)?);
+        }
+    }
+    let edited = apply_splices(text, splices)?;
+    let want = expected_json_at(doc, change, "default");
+    check_edit(file, &old_docs, target, &want, edited, "the workspace")
+}
+
+/// What a change of the default limit changes, field by field (`default.credits`,
+/// `default.products.codex`); empty when every asked value is already in place.
+pub fn changed_default(default: &crate::model::Limit, change: &GroupChange) -> Vec<Changed> {
+    let mut out = Vec::new();
+    if let Some(c) = change.credits.filter(|c| *c != default.credits) {
+        out.push(Changed { field: "default.credits".into(), before: Some(default.credits), after: Some(c) });
+    }
+    for (kind, caps, asked) in
+        [("products", &default.products, &change.products), ("models", &default.models, &change.models)]
+    {
+        for (name, c) in asked {
+            if caps.get(name).copied() != *c {
+                out.push(Changed {
+                    field: format!("default.{kind}.{name}"),
+                    before: caps.get(name).copied(),
+                    after: *c,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// A change of the default limit reduced to what differs from it.
+pub fn effective_default(default: &crate::model::Limit, change: &GroupChange) -> GroupChange {
+    GroupChange {
+        credits: change.credits.filter(|c| *c != default.credits),
+        pool: None,
+        products: changed_caps(&default.products, &change.products),
+        models: changed_caps(&default.models, &change.models),
+    }
+}
+
+/// Sets the `expires:` of the Override `name` to `date`, in place (the rest of the
+/// file untouched); checked by parsing the result again.
+pub fn expire_override(
+    file: &Arc<str>,
+    text: &str,
+    name: &str,
+    date: NaiveDate,
+) -> Result<String, EditError> {
+    let old_docs = parse_documents(file, text).map_err(|d| EditError::Unparsable(d.message))?;
+    let target = find_doc(&old_docs, "Override", Some(name)).ok_or_else(|| not_editable("the override"))?;
+    let doc = &old_docs[target];
+    let node = doc.get("expires").ok_or_else(|| not_editable("expires"))?;
+    let start = node.pos.offset;
+    let end = scalar_end(text, start).ok_or_else(|| not_editable("expires"))?;
+    // the span must be the value as read (not an alias or a neighbour)
+    if text.get(start..end).map(|t| t.trim_matches(['"', '\''])) != Some(node.scalar_text().as_str()) {
+        return Err(not_editable("expires"));
+    }
+    let value = date.format("%Y-%m-%d").to_string();
+    let edited = apply_splices(text, vec![Splice { start, end, text: value.clone() }])?;
+    let mut want = doc.to_json();
+    want["expires"] = Value::String(value);
+    check_edit(file, &old_docs, target, &want, edited, "the override")
+}
+
+/// Adds `email` to the `members:` of the group `group` (a new last item in the list's
+/// style and indentation, or a new `members:` entry after the last key when it has
+/// none); checked by parsing the result again. Refused when already a member.
+pub fn add_member(file: &Arc<str>, text: &str, group: &str, email: &str) -> Result<String, EditError> {
+    let old_docs = parse_documents(file, text).map_err(|d| EditError::Unparsable(d.message))?;
+    let target = find_doc(&old_docs, "Group", Some(group)).ok_or_else(|| not_editable("the group"))?;
+    let doc = &old_docs[target];
+    let item = scalar(email);
+    let splice = match doc.get("members") {
+        None => insert_entry(text, doc, "members", &format!("[{item}]"), "members")?,
+        Some(list) => {
+            let YamlValue::Seq(items) = &list.value else {
+                return Err(not_editable("members"));
+            };
+            if items.iter().any(|i| i.as_str().is_some_and(|m| m.eq_ignore_ascii_case(email))) {
+                return Err(EditError::Unparsable(format!("`{email}` is already a member of `{group}`")));
+            }
+            if is_flow(text, list) {
+                let close = flow_close(text, list.pos.offset).ok_or_else(|| not_editable("members"))?;
+                let at = text[..close].trim_end().len();
+                let sep = if text[..at].ends_with('[') { "" } else { ", " };
+                Splice { start: at, end: at, text: format!("{sep}{item}") }
+            } else {
+                let last = items.last().ok_or_else(|| not_editable("members"))?;
+                let dash = text[..last.pos.offset].rfind('-').ok_or_else(|| not_editable("members"))?;
+                let from = line_start(text, dash);
+                if !text[from..dash].trim().is_empty() {
+                    return Err(not_editable("members"));
+                }
+                let indent = &text[from..dash];
+                let at = line_end(text, node_end(text, last).ok_or_else(|| not_editable("members"))?);
+                let newline = if at > 0 && !text[..at].ends_with('\n') { "\n" } else { "" };
+                Splice { start: at, end: at, text: format!("{newline}{indent}- {item}\n") }
+            }
+        }
+    };
+    let edited = apply_splices(text, vec![splice])?;
+    let mut want = doc.to_json();
+    match want.get_mut("members").and_then(Value::as_array_mut) {
+        Some(list) => list.push(Value::String(email.to_owned())),
+        None => want["members"] = json!([email]),
+    }
+    check_edit(file, &old_docs, target, &want, edited, "the group")
 }

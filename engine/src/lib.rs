@@ -27,6 +27,7 @@ pub mod pull;
 pub mod reconcile;
 pub mod request;
 pub mod resolve;
+pub mod review;
 pub mod select;
 pub mod stack;
 pub mod standing;

@@ -310,3 +310,53 @@ fn a_new_override_reads_back_as_written() {
     assert_eq!(doc.requested_by.as_deref(), Some("1bob@acme.com"));
     assert!(text.contains("\nstarts: 2026-11-27\nexpires: 2026-12-11\n"), "{text}");
 }
+
+#[test]
+fn the_default_limit_is_edited_in_place_like_a_groups() {
+    let file: Arc<str> = "workspace.yaml".into();
+    let text = "apiVersion: budgit/v1\nkind: Workspace\nname: acme\nperiod: month\ndefault:\n  credits: 2000\n  products:\n    codex: 1500   # keep\n  models:\n    gpt-5-pro: 200\nalerts: [50, 80, 100]\n";
+    let (set, _) =
+        crate::load::load_sources(vec![Source { path: file.clone(), text: text.into(), commit: None }]);
+    let default = set.workspace().unwrap().doc.default.clone();
+    let change = GroupChange {
+        credits: Some("2500".parse().unwrap()),
+        products: [("codex".to_string(), Some("1600".parse().unwrap()))].into(),
+        ..GroupChange::default()
+    };
+    let edited = edit_default(&file, text, &default, &effective_default(&default, &change)).unwrap();
+    assert_eq!(edited, text.replace("credits: 2000", "credits: 2500").replace("codex: 1500", "codex: 1600"));
+    let lines: Vec<String> = changed_default(&default, &change).iter().map(Changed::line).collect();
+    assert_eq!(lines, ["default.credits: 2000 → 2500", "default.products.codex: 1500 → 1600"]);
+    // a pool is a group's, and a cap that is not there cannot go
+    let pool = GroupChange { pool: Some(Some("1".parse().unwrap())), ..GroupChange::default() };
+    assert!(matches!(edit_default(&file, text, &default, &pool), Err(EditError::NotEditable { .. })));
+    let gone = GroupChange { models: [("o3".to_string(), None)].into(), ..GroupChange::default() };
+    assert!(matches!(edit_default(&file, text, &default, &gone), Err(EditError::NoSuchCap { .. })));
+}
+
+#[test]
+fn an_override_expires_on_the_day_asked_and_nothing_else_moves() {
+    let file: Arc<str> = "overrides/o.yaml".into();
+    let text = "# why\napiVersion: budgit/v1\nkind: Override\nname: o\nuser: a@acme.com\nadd: { credits: 5 }\nstarts: 2026-11-01\nexpires: \"2026-12-20\"   # end of sprint\nreason: r\n";
+    let date = chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
+    let edited = expire_override(&file, text, "o", date).unwrap();
+    assert_eq!(edited, text.replace("\"2026-12-20\"", "2026-12-07"));
+    assert!(matches!(expire_override(&file, text, "other", date), Err(EditError::NotEditable { .. })));
+}
+
+#[test]
+fn a_member_joins_the_list_in_its_own_style() {
+    let file: Arc<str> = "groups/g.yaml".into();
+    let head = "apiVersion: budgit/v1\nkind: Group\nname: g\nlimit:\n  credits: 10\n";
+    let block = format!("{head}members:\n  - a@acme.com\n  - b@acme.com # lead\nowners: [x]\n");
+    let edited = add_member(&file, &block, "g", "c@acme.com").unwrap();
+    assert_eq!(edited, block.replace("# lead\n", "# lead\n  - c@acme.com\n"));
+    let flow = format!("{head}members: [a@acme.com]\n");
+    assert_eq!(
+        add_member(&file, &flow, "g", "c@acme.com").unwrap(),
+        format!("{head}members: [a@acme.com, c@acme.com]\n")
+    );
+    assert_eq!(add_member(&file, head, "g", "c@acme.com").unwrap(), format!("{head}members: [c@acme.com]\n"));
+    assert!(add_member(&file, &flow, "g", "A@acme.com").is_err(), "already a member");
+    assert!(matches!(add_member(&file, head, "h", "c@acme.com"), Err(EditError::NotEditable { .. })));
+}

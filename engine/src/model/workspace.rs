@@ -182,12 +182,38 @@ pub struct OverridePolicy {
     /// Whether every override needs a `reason`.
     #[serde(default = "yes")]
     pub require_reason: bool,
+    /// Drift review (`budgit review`, the console's Review list): a person whose
+    /// overrides have followed each other without a break for longer than this many
+    /// days is flagged (default 90). A temporary raise that never ends is a group's
+    /// limit in disguise.
+    #[serde(default = "default_review_after_days")]
+    #[schemars(range(min = 1, max = 3660))]
+    pub review_after_days: u32,
+    /// Drift review: a person given this many overrides back to back (each starting at
+    /// most a day after the previous one expired), counted through the repository's
+    /// history, is flagged (default 3).
+    #[serde(default = "default_review_renewals")]
+    #[schemars(range(min = 2, max = 100))]
+    pub review_renewals: u32,
 }
 
 impl Default for OverridePolicy {
     fn default() -> Self {
-        OverridePolicy { max_days: default_max_days(), require_reason: true }
+        OverridePolicy {
+            max_days: default_max_days(),
+            require_reason: true,
+            review_after_days: default_review_after_days(),
+            review_renewals: default_review_renewals(),
+        }
     }
+}
+
+fn default_review_after_days() -> u32 {
+    90
+}
+
+fn default_review_renewals() -> u32 {
+    3
 }
 
 fn default_max_days() -> u32 {
