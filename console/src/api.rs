@@ -8,6 +8,7 @@ mod check;
 pub mod dashboard;
 pub mod fuzz;
 mod limits;
+mod overrides;
 pub mod proposals;
 mod requests;
 pub(crate) mod usage;
@@ -72,6 +73,13 @@ pub fn router(app: App) -> Router {
         .route("/v1/proposals", post(proposals::create).get(proposals::list))
         .route("/v1/requests/{id}/propose", post(proposals::propose_request))
         .route("/v1/reconciler/status", get(proposals::get_status).put(proposals::put_status))
+        .route("/v1/reconciler/runs", get(overrides::runs))
+        .route("/v1/overrides", get(overrides::list))
+        .route("/v1/overrides/review", get(overrides::review))
+        .route("/v1/overrides/{name}/lapse", post(overrides::lapse))
+        .route("/v1/overrides/{name}/move", post(overrides::move_to_group))
+        .route("/v1/workspace/default", get(overrides::default_limit))
+        .route("/v1/workspace/default/propose", post(overrides::propose_default_limit))
         .route("/v1/dashboard/summary", get(dashboard::summary))
         .route("/v1/dashboard/users", get(dashboard::users))
         .route("/v1/dashboard/trends", get(dashboard::trends))

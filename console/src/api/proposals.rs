@@ -57,7 +57,7 @@ const RUNS_SHOWN: i64 = 20;
 #[derive(Debug, Default)]
 pub struct ProposalState {
     /// Held while a proposal is made: branch names are picked, then created.
-    writing: tokio::sync::Mutex<()>,
+    pub(super) writing: tokio::sync::Mutex<()>,
     /// The groups at the last commit read (by commit id and policy directory).
     groups: Mutex<Option<Arc<GroupsAt>>>,
     /// The workspace's alert levels at the approved commit last resolved.
@@ -76,14 +76,14 @@ struct GroupsAt {
     errors: usize,
 }
 
-fn no_repo() -> ApiError {
+pub(super) fn no_repo() -> ApiError {
     ApiError::not_found(
         "repo/not-configured",
         "the console has no policy repository: start it with `budgit serve --repo DIR`",
     )
 }
 
-fn git_error(e: GitError) -> ApiError {
+pub(super) fn git_error(e: GitError) -> ApiError {
     match e {
         GitError::UnknownRevision { .. } | GitError::Shallow { .. } => {
             ApiError::conflict("repo/unknown-ref", e.to_string())
@@ -102,7 +102,7 @@ fn side_error(e: SideError) -> ApiError {
     }
 }
 
-fn worker_error(e: &dyn std::fmt::Display) -> ApiError {
+pub(super) fn worker_error(e: &dyn std::fmt::Display) -> ApiError {
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
         "repo/worker",
@@ -111,7 +111,7 @@ fn worker_error(e: &dyn std::fmt::Display) -> ApiError {
 }
 
 /// Runs git, YAML and CEL work off the async workers, on a thread with a large stack.
-async fn blocking<T, F>(f: F) -> ApiResult<T>
+pub(super) async fn blocking<T, F>(f: F) -> ApiResult<T>
 where
     T: Send + 'static,
     F: FnOnce() -> ApiResult<T> + Send + 'static,
@@ -128,7 +128,7 @@ where
 /// directory inside a work tree. At the root, `policies/` is the policy
 /// directory when the approved commit has one (the layout `budgit` expects),
 /// else the root itself.
-fn open_repo(repo: &Path, rev: &str) -> ApiResult<(GitRepo, String)> {
+pub(super) fn open_repo(repo: &Path, rev: &str) -> ApiResult<(GitRepo, String)> {
     let git = GitRepo::discover(repo).map_err(git_error)?;
     let inside =
         if git.workdir().is_some() { git.repo_path(repo).unwrap_or_default() } else { String::new() };
@@ -145,21 +145,21 @@ fn open_repo(repo: &Path, rev: &str) -> ApiResult<(GitRepo, String)> {
 }
 
 /// A path inside the repository from one relative to the policy directory.
-fn in_repo(dir: &str, file: &str) -> String {
+pub(super) fn in_repo(dir: &str, file: &str) -> String {
     if dir.is_empty() { file.to_string() } else { format!("{dir}/{file}") }
 }
 
 /// Credits as every response carries them: an exact JSON number.
-fn credits_text(c: Credits) -> Value {
+pub(super) fn credits_text(c: Credits) -> Value {
     super::credits_json(c.micros())
 }
 
-fn caps_json(caps: &BTreeMap<String, Credits>) -> Value {
+pub(super) fn caps_json(caps: &BTreeMap<String, Credits>) -> Value {
     Value::Object(caps.iter().map(|(k, v)| (k.clone(), credits_text(*v))).collect())
 }
 
 /// 422 with the findings: the change is not valid, so nothing was committed.
-fn invalid(report: &Report, dir: &str, what: &str) -> ApiError {
+pub(super) fn invalid(report: &Report, dir: &str, what: &str) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
         "proposals/invalid",
@@ -171,7 +171,7 @@ fn invalid(report: &Report, dir: &str, what: &str) -> ApiError {
     )
 }
 
-fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
+pub(super) fn unprocessable(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
 }
 
@@ -365,7 +365,7 @@ fn read_alert_levels(repo: &Path, rev: &str, last: Option<&AlertsAt>) -> AlertsA
 }
 
 /// One changed value as the response lists it.
-fn changed_json(c: &Changed) -> Value {
+pub(super) fn changed_json(c: &Changed) -> Value {
     json!({
         "field": c.field,
         "before": c.before.map(credits_text),
@@ -374,7 +374,7 @@ fn changed_json(c: &Changed) -> Value {
 }
 
 /// The editor's refusal as a 422: nothing was committed.
-fn edit_error(e: EditError) -> ApiError {
+pub(super) fn edit_error(e: EditError) -> ApiError {
     let code = match e {
         EditError::NoSuchCap { .. } => "proposals/no-such-cap",
         EditError::BadCapName(_) => "proposals/bad-cap",
@@ -387,8 +387,8 @@ fn edit_error(e: EditError) -> ApiError {
 // Proposals: shared parts
 
 /// The server's view a plan is computed against.
-struct People {
-    users: Vec<UserRecord>,
+pub(super) struct People {
+    pub(super) users: Vec<UserRecord>,
     /// Micro-credits used this period, and per product and per model, by email.
     used: HashMap<String, Usage>,
 }
@@ -407,7 +407,7 @@ struct Usage {
 /// against when it runs without `--directory`, and the ledger's usage of the
 /// current period, which is what the check endpoint enforces. So the plan shows the
 /// effect on the people this workspace actually governs, at today's usage.
-async fn people(app: &App) -> ApiResult<People> {
+pub(super) async fn people(app: &App) -> ApiResult<People> {
     let users = app
         .store
         .read(|c| {
@@ -434,21 +434,21 @@ async fn people(app: &App) -> ApiResult<People> {
 }
 
 /// A proposal made: the branch and commit, and its plan.
-struct Made {
-    kind: &'static str,
-    subject: String,
-    request_id: Option<i64>,
-    branch: String,
-    base_ref: String,
-    base_commit: String,
-    commit: String,
-    file: String,
-    title: String,
-    reason: String,
-    changes: Value,
-    plan_markdown: String,
-    plan_summary: Value,
-    plan_digest: String,
+pub(super) struct Made {
+    pub(super) kind: &'static str,
+    pub(super) subject: String,
+    pub(super) request_id: Option<i64>,
+    pub(super) branch: String,
+    pub(super) base_ref: String,
+    pub(super) base_commit: String,
+    pub(super) commit: String,
+    pub(super) file: String,
+    pub(super) title: String,
+    pub(super) reason: String,
+    pub(super) changes: Value,
+    pub(super) plan_markdown: String,
+    pub(super) plan_summary: Value,
+    pub(super) plan_digest: String,
 }
 
 /// The server's users and ledger as the people of a plan.
@@ -497,7 +497,7 @@ impl compute::People for &People {
 }
 
 /// The plan of `head` (the new branch, already validated) against `base_commit`, rendered.
-fn plan_of(
+pub(super) fn plan_of(
     git: &GitRepo,
     base_ref: &str,
     base_commit: &str,
@@ -528,7 +528,7 @@ fn plan_of(
 }
 
 /// The new branch as the head of its plan: the tree just validated, now committed.
-fn head_side(branch: &str, commit: &str, validated: Validated) -> LoadedSide {
+pub(super) fn head_side(branch: &str, commit: &str, validated: Validated) -> LoadedSide {
     LoadedSide {
         label: RefLabel { name: Some(branch.to_string()), commit: Some(commit.to_string()) },
         validated,
@@ -536,12 +536,12 @@ fn head_side(branch: &str, commit: &str, validated: Validated) -> LoadedSide {
 }
 
 /// A name fit for a branch: lowercase letters, digits, `.`, `_` and `-`.
-fn branch_part(text: &str) -> String {
+pub(super) fn branch_part(text: &str) -> String {
     budgit_engine::load::git::ref_component(text, 60, "group")
 }
 
 /// Stores a proposal and answers it.
-async fn store_made(app: &App, made: Made, actor: String, now: i64) -> ApiResult<Value> {
+pub(super) async fn store_made(app: &App, made: Made, actor: String, now: i64) -> ApiResult<Value> {
     app.store
         .write(move |tx| {
             tx.execute(
@@ -1032,7 +1032,7 @@ pub async fn propose_request(
 // ---------------------------------------------------------------------------
 // Reconciler status
 
-fn run_json(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
+pub(super) fn run_json(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
     let report: String = r.get(1)?;
     let mut v = serde_json::from_str::<Value>(&report).unwrap_or_else(|_| json!({}));
     v["seq"] = json!(r.get::<_, i64>(0)?);

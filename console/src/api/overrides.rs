@@ -1,0 +1,650 @@
+//! Overrides under review, the default limit, and the reconciler's runs.
+//!
+//! Reads the policy repository at the approved ref as the proposals do, and asks the
+//! engine's `review` where each override stands (in the Workspace's time zone, at the
+//! service's clock) and which people's overrides drifted (renewed back to back, or
+//! in force longer than the review period, found through the repository's history).
+//! Acting on a finding is a proposal like any other — a branch with one commit, the
+//! tree validated as CI would, the plan against the approved ref — made with the
+//! engine's `edit`: letting an override lapse removes its file (or sets its expiry to
+//! today), moving a person into a group adds them to the group's `members:` and
+//! removes the override. The default limit is proposed the way a group's limit is.
+//! The runs list reads the run reports the reconciler already sends.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path as UrlPath, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use budgit_engine::Credits;
+use budgit_engine::edit::{
+    Changed, GroupChange, add_member, cap_name_ok, changed_default, edit_default, effective_default,
+    expire_override,
+};
+use budgit_engine::load::git::FileChange;
+use budgit_engine::load::{Source, load_sources};
+use budgit_engine::review::{self, OverrideView, Status};
+use budgit_engine::validate::{ValidateOptions, validate_sources};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::proposals::{
+    Made, People, blocking, branch_part, changed_json, credits_text, edit_error, git_error, head_side,
+    in_repo, invalid, no_repo, open_repo, people, plan_of, run_json, store_made, unprocessable,
+};
+use super::{MAX_PAGE, QueryPairs, json_body, path_param};
+use crate::error::{ApiError, ApiResult};
+use crate::{App, auth::Principal};
+
+/// The longest `expiring_within` filter, in days.
+const MAX_WITHIN_DAYS: i64 = 3660;
+
+/// An override as the API lists it: the engine's view, the file from the repository root.
+fn row(view: &OverrideView, dir: &str, commit: &str) -> Value {
+    let mut v = serde_json::to_value(view).unwrap_or(Value::Null);
+    v["file"] = json!(in_repo(dir, &view.file));
+    v["commit"] = json!(commit);
+    v
+}
+
+/// The overrides at the approved ref, at `now`: (rows, policy directory, commit).
+fn overrides_at(
+    repo: &std::path::Path,
+    rev: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<(Vec<OverrideView>, String, String)> {
+    let (git, dir) = open_repo(repo, rev)?;
+    let read = git.read_policies(rev, &dir).map_err(git_error)?;
+    let (set, _) = load_sources(read.sources);
+    Ok((review::list(&set, now), dir, read.commit.sha))
+}
+
+/// `GET /v1/overrides` (admin): every override at the approved ref with its status and
+/// days left, soonest expiry first; filters `status`, `expiring_within` (days), `user`;
+/// `after` is the name of the last override of the previous page.
+pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    who.require_admin()?;
+    let q = QueryPairs::parse(raw.as_deref())?;
+    let limit = q.page_size(100, MAX_PAGE)?;
+    let status = match q.get("status").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(Status::parse(s).ok_or_else(|| {
+            ApiError::bad_request("overrides/bad-status", "`status` is `active`, `upcoming` or `expired`")
+        })?),
+    };
+    let within = q.int("expiring_within")?;
+    if within.is_some_and(|d| !(0..=MAX_WITHIN_DAYS).contains(&d)) {
+        return Err(ApiError::bad_request(
+            "overrides/bad-within",
+            format!("`expiring_within` is a number of days from 0 to {MAX_WITHIN_DAYS}"),
+        ));
+    }
+    let user = super::canonical_filter(q.get("user").filter(|u| !u.is_empty()))?;
+    let after = q.get("after").map(str::to_string);
+    let repo = app.repo.clone().ok_or_else(no_repo)?;
+    let rev = app.approved_ref.clone();
+    let now = Utc::now();
+    let (views, dir, commit) = blocking(move || overrides_at(&repo, &rev, now)).await?;
+    let kept: Vec<&OverrideView> = views
+        .iter()
+        .filter(|v| status.is_none_or(|s| v.status == s))
+        // expiring within N days: still in force or upcoming, and ending in at most N days
+        .filter(|v| within.is_none_or(|d| v.status != Status::Expired && v.days_left <= d))
+        .filter(|v| {
+            user.as_deref().is_none_or(|u| {
+                budgit_engine::identity::canonical(&v.user).is_ok_and(|c| c.eq_ignore_ascii_case(u))
+            })
+        })
+        .collect();
+    let start = match &after {
+        Some(name) => kept.iter().position(|v| &v.name == name).map_or(kept.len(), |i| i + 1),
+        None => 0,
+    };
+    let page: Vec<Value> =
+        kept.iter().skip(start).take(limit.saturating_add(1)).map(|v| row(v, &dir, &commit)).collect();
+    Ok(super::Page::cut(page, limit, |r| r.get("name").cloned().unwrap_or(Value::Null)).into_response())
+}
+
+/// `GET /v1/overrides/review` (admin): the drift review of the approved ref at the service's clock.
+pub async fn review(State(app): State<App>, who: Principal) -> ApiResult<Response> {
+    who.require_admin()?;
+    let repo = app.repo.clone().ok_or_else(no_repo)?;
+    let rev = app.approved_ref.clone();
+    let now = Utc::now();
+    let (found, dir) = blocking(move || {
+        let (git, dir) = open_repo(&repo, &rev)?;
+        let found = review::review(&git, &rev, &dir, now).map_err(|e| match e {
+            review::ReviewError::Git(g) => git_error(g),
+            other => super::proposals::worker_error(&other),
+        })?;
+        Ok((found, dir))
+    })
+    .await?;
+    let mut v = serde_json::to_value(&found).map_err(|e| ApiError::store(&e))?;
+    if let Some(findings) = v.get_mut("findings").and_then(Value::as_array_mut) {
+        for f in findings {
+            let file = f.get("file").and_then(Value::as_str).map(|p| in_repo(&dir, p));
+            f["file"] = json!(file);
+        }
+    }
+    v["ref"] = json!(app.approved_ref);
+    Ok(axum::Json(v).into_response())
+}
+
+// ---------------------------------------------------------------------------
+// Proposals on an override
+
+/// What a proposal does to an override.
+#[derive(Debug, Clone)]
+enum Action {
+    /// Remove its file.
+    Remove,
+    /// Set its expiry to today (in the workspace's time zone).
+    Expire,
+    /// Add its person to a group's `members:` and remove it.
+    Move { group: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct LapseIn {
+    reason: String,
+    /// `remove` (the default) or `expire`.
+    #[serde(default)]
+    how: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MoveIn {
+    group: String,
+    reason: String,
+}
+
+/// Everything the blocking part of an override proposal needs.
+struct OverrideJob {
+    repo: PathBuf,
+    approved_ref: String,
+    name: String,
+    action: Action,
+    reason: String,
+    actor: String,
+    people: People,
+    now: DateTime<Utc>,
+}
+
+fn reason_of(text: &str) -> ApiResult<String> {
+    let reason = text.trim().to_string();
+    if reason.is_empty() || reason.len() > 2000 {
+        return Err(ApiError::bad_request("proposals/bad-reason", "`reason` must be 1 to 2000 characters"));
+    }
+    Ok(reason)
+}
+
+fn propose_override(job: OverrideJob) -> ApiResult<Made> {
+    let OverrideJob { repo, approved_ref, name, action, reason, actor, people, now } = job;
+    let (git, dir) = open_repo(&repo, &approved_ref)?;
+    let read = git.read_policies(&approved_ref, &dir).map_err(git_error)?;
+    let base_commit = read.commit.sha.clone();
+    let (base, _) = load_sources(read.sources.clone());
+    let Some(found) = base.overrides.iter().find(|o| o.doc.name == name) else {
+        return Err(ApiError::not_found(
+            "overrides/unknown",
+            format!("no override `{}` at `{approved_ref}`", super::shorten(&name)),
+        ));
+    };
+    let doc = found.doc.clone();
+    let file = found.file.clone();
+    let text_of = |path: &str| read.sources.iter().find(|s| &*s.path == path).map(|s| s.text.clone());
+    let view = review::list(&base, now).into_iter().find(|v| v.name == name);
+    let status = view.as_ref().map_or(Status::Active, |v| v.status);
+    if status == Status::Expired {
+        return Err(unprocessable(
+            "overrides/expired",
+            format!("override `{name}` has already expired: nothing to propose"),
+        ));
+    }
+    // an override sharing its file with other documents cannot be removed by removing the file
+    let alone = review::override_file(&base, &name).is_some_and(|(_, alone)| alone);
+    let not_alone = || {
+        unprocessable(
+            "proposals/not-editable",
+            format!("`{file}` holds more than override `{name}`: change the file by hand"),
+        )
+    };
+    // the new texts by path (relative to the policy directory); `None` removes the file
+    let mut edits: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let (title, kind, branch_kind) = match &action {
+        Action::Remove => {
+            if !alone {
+                return Err(not_alone());
+            }
+            edits.insert(file.to_string(), None);
+            (format!("let override `{name}` lapse (remove it)"), "lapse", "lapse")
+        }
+        Action::Expire => {
+            if status == Status::Upcoming {
+                return Err(unprocessable(
+                    "overrides/upcoming",
+                    format!("override `{name}` has not started: remove it instead"),
+                ));
+            }
+            let today = budgit_engine::request::today(&base, now);
+            let text = text_of(&file).ok_or_else(not_alone)?;
+            let edited = expire_override(&file, &text, &name, today).map_err(edit_error)?;
+            edits.insert(file.to_string(), Some(edited));
+            (format!("let override `{name}` lapse (expires {today})"), "lapse", "lapse")
+        }
+        Action::Move { group } => {
+            if !alone {
+                return Err(not_alone());
+            }
+            let Some(g) = base.groups.iter().find(|g| &g.doc.name == group) else {
+                return Err(ApiError::not_found(
+                    "groups/unknown",
+                    format!("no group `{}` at `{approved_ref}`", super::shorten(group)),
+                ));
+            };
+            let text = text_of(&g.file).ok_or_else(not_alone)?;
+            let user = budgit_engine::identity::canonical(&doc.user)
+                .map_or_else(|_| doc.user.clone(), |c| c.into_owned());
+            let edited = add_member(&g.file, &text, group, &user).map_err(edit_error)?;
+            edits.insert(g.file.to_string(), Some(edited));
+            edits.insert(file.to_string(), None);
+            (format!("move {user} into group `{group}` (override `{name}` removed)"), "move", "move")
+        }
+    };
+    let sources: Vec<Source> = read
+        .sources
+        .iter()
+        .filter_map(|s| match edits.get(&*s.path) {
+            None => Some(s.clone()),
+            Some(None) => None,
+            Some(Some(text)) => {
+                Some(Source { path: s.path.clone(), text: text.as_str().into(), commit: None })
+            }
+        })
+        .collect();
+    let checked = validate_sources(sources, read.diagnostics.clone(), &ValidateOptions { now });
+    if checked.report.has_errors() {
+        return Err(invalid(&checked.report, &dir, "the change"));
+    }
+    let paths: Vec<(String, Option<String>)> =
+        edits.iter().map(|(p, t)| (in_repo(&dir, p), t.clone())).collect();
+    let changes: Vec<FileChange<'_>> = paths
+        .iter()
+        .map(|(path, text)| match text {
+            Some(content) => FileChange::Write { path, content },
+            None => FileChange::Delete { path },
+        })
+        .collect();
+    let message = format!(
+        "Propose to {title}\n\n{}\n\nOverride `{name}` of {} in `{}`.\n\nProposed in the console by {actor}.\n",
+        reason.trim(),
+        doc.user,
+        in_repo(&dir, &file),
+    );
+    let branch = git.free_branch(&format!(
+        "budgit/{branch_kind}/{}-{}",
+        branch_part(&name),
+        now.format("%Y%m%d-%H%M%S")
+    ));
+    let commit = git.commit_changes(&base_commit, &branch, &changes, &message).map_err(git_error)?;
+    let (plan_markdown, plan_summary, plan_digest) = plan_of(
+        &git,
+        &approved_ref,
+        &base_commit,
+        head_side(&branch, &commit.sha, checked),
+        &dir,
+        &people,
+        now,
+    )?;
+    let files: Vec<Value> = paths
+        .iter()
+        .map(|(p, t)| json!({ "file": p, "change": if t.is_some() { "edit" } else { "remove" } }))
+        .collect();
+    Ok(Made {
+        kind,
+        subject: name.clone(),
+        request_id: None,
+        branch,
+        base_ref: approved_ref,
+        base_commit,
+        commit: commit.sha,
+        file: in_repo(&dir, &file),
+        title: format!("{}: {title}", doc.user),
+        reason,
+        changes: json!([{
+            "field": "override",
+            "name": name,
+            "user": doc.user,
+            "action": match &action { Action::Remove => "remove", Action::Expire => "expire", Action::Move { .. } => "move" },
+            "group": match &action { Action::Move { group } => Some(group.clone()), _ => None },
+            "files": files,
+        }]),
+        plan_markdown,
+        plan_summary,
+        plan_digest,
+    })
+}
+
+async fn override_proposal(
+    app: App,
+    who: Principal,
+    name: String,
+    action: Action,
+    reason: String,
+) -> ApiResult<Response> {
+    super::check_name("override", &name)?;
+    let repo = app.repo.clone().ok_or_else(no_repo)?;
+    let _writing = app.proposals.writing.lock().await;
+    let people = people(&app).await?;
+    let now = Utc::now();
+    let job = OverrideJob {
+        repo,
+        approved_ref: app.approved_ref.clone(),
+        name,
+        action,
+        reason,
+        actor: app.tokens.subject(&who),
+        people,
+        now,
+    };
+    let made = blocking(move || propose_override(job)).await?;
+    let row = store_made(&app, made, app.tokens.subject(&who), now.timestamp()).await?;
+    Ok((StatusCode::CREATED, axum::Json(row)).into_response())
+}
+
+/// `POST /v1/overrides/{name}/lapse` (admin): a proposal removing the override
+/// (`how: remove`, the default) or setting its expiry to today (`how: expire`).
+pub async fn lapse(
+    State(app): State<App>,
+    who: Principal,
+    name: Result<UrlPath<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    who.require_admin()?;
+    let name = path_param(name)?;
+    let req: LapseIn = json_body(body)?;
+    let action = match req.how.as_deref() {
+        None | Some("remove") => Action::Remove,
+        Some("expire") => Action::Expire,
+        Some(_) => return Err(ApiError::bad_request("overrides/bad-how", "`how` is `remove` or `expire`")),
+    };
+    let reason = reason_of(&req.reason)?;
+    override_proposal(app, who, name, action, reason).await
+}
+
+/// `POST /v1/overrides/{name}/move` (admin): a proposal adding the override's person to
+/// a group's `members:` and removing the override.
+pub async fn move_to_group(
+    State(app): State<App>,
+    who: Principal,
+    name: Result<UrlPath<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    who.require_admin()?;
+    let name = path_param(name)?;
+    let req: MoveIn = json_body(body)?;
+    super::check_name("group", &req.group)?;
+    let reason = reason_of(&req.reason)?;
+    override_proposal(app, who, name, Action::Move { group: req.group }, reason).await
+}
+
+// ---------------------------------------------------------------------------
+// The default limit
+
+/// `GET /v1/workspace/default` (admin): the Workspace's default limit at the approved
+/// ref, with its period, file and line.
+pub async fn default_limit(State(app): State<App>, who: Principal) -> ApiResult<Response> {
+    who.require_admin()?;
+    let repo = app.repo.clone().ok_or_else(no_repo)?;
+    let rev = app.approved_ref.clone();
+    let answer = blocking(move || {
+        let (git, dir) = open_repo(&repo, &rev)?;
+        let read = git.read_policies(&rev, &dir).map_err(git_error)?;
+        let (set, _) = load_sources(read.sources);
+        let Some(w) = set.workspace() else {
+            return Err(ApiError::not_found(
+                "workspace/none",
+                format!("the policies at `{rev}` have no single Workspace document"),
+            ));
+        };
+        let d = &w.doc;
+        let caps = |caps: &BTreeMap<String, Credits>| super::proposals::caps_json(caps);
+        Ok(json!({
+            "workspace": d.name,
+            "credits": credits_text(d.default.credits),
+            "products": caps(&d.default.products),
+            "models": caps(&d.default.models),
+            "period": d.period,
+            "timezone": d.timezone,
+            "enforcement": d.enforcement,
+            "overrides": d.overrides,
+            "file": in_repo(&dir, &w.file),
+            "line": w.loc("/default/credits").line,
+            "commit": read.commit.sha,
+            "ref": rev,
+        }))
+    })
+    .await?;
+    Ok(axum::Json(answer).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DefaultIn {
+    #[serde(default)]
+    credits: Option<Credits>,
+    /// Product caps to set or add; `null` removes a cap.
+    #[serde(default)]
+    products: BTreeMap<String, Option<Credits>>,
+    /// Model caps to set or add; `null` removes a cap.
+    #[serde(default)]
+    models: BTreeMap<String, Option<Credits>>,
+    reason: String,
+}
+
+/// Caps one proposal may set, add or remove.
+const MAX_CAPS: usize = 50;
+
+struct DefaultJob {
+    repo: PathBuf,
+    approved_ref: String,
+    change: GroupChange,
+    reason: String,
+    actor: String,
+    people: People,
+    now: DateTime<Utc>,
+}
+
+fn propose_default(job: DefaultJob) -> ApiResult<Made> {
+    let DefaultJob { repo, approved_ref, change, reason, actor, people, now } = job;
+    let (git, dir) = open_repo(&repo, &approved_ref)?;
+    let read = git.read_policies(&approved_ref, &dir).map_err(git_error)?;
+    let base_commit = read.commit.sha.clone();
+    let (base, _) = load_sources(read.sources.clone());
+    let Some(w) = base.workspace() else {
+        return Err(ApiError::not_found(
+            "workspace/none",
+            format!("the policies at `{approved_ref}` have no single Workspace document"),
+        ));
+    };
+    let (name, file, default) = (w.doc.name.clone(), w.file.clone(), w.doc.default.clone());
+    let changed = changed_default(&default, &change);
+    if changed.is_empty() {
+        return Err(unprocessable(
+            "proposals/no-change",
+            "the default limit already has these values: nothing to propose",
+        ));
+    }
+    let Some(source) = read.sources.iter().find(|s| s.path == file) else {
+        return Err(unprocessable("proposals/not-editable", "the Workspace file could not be read"));
+    };
+    let edited = edit_default(&file, &source.text, &default, &effective_default(&default, &change))
+        .map_err(edit_error)?;
+    let sources: Vec<Source> = read
+        .sources
+        .iter()
+        .map(|s| {
+            if s.path == file {
+                Source { path: s.path.clone(), text: edited.as_str().into(), commit: None }
+            } else {
+                s.clone()
+            }
+        })
+        .collect();
+    let checked = validate_sources(sources, read.diagnostics.clone(), &ValidateOptions { now });
+    if checked.report.has_errors() {
+        return Err(invalid(&checked.report, &dir, "the change"));
+    }
+    let what: Vec<String> = changed.iter().map(Changed::line).collect();
+    let title = format!("default limit: {}", what.join(", "));
+    let path = in_repo(&dir, &file);
+    let message = format!(
+        "Propose {title}\n\n{}\n\nWorkspace `{name}` in `{path}`:\n{}\n\nProposed in the console by {actor}.\n",
+        reason.trim(),
+        what.iter().map(|l| format!("- {l}")).collect::<Vec<_>>().join("\n"),
+    );
+    let branch = git.free_branch(&format!("budgit/proposal/default-{}", now.format("%Y%m%d-%H%M%S")));
+    let commit = git
+        .commit_changes(
+            &base_commit,
+            &branch,
+            &[FileChange::Write { path: &path, content: &edited }],
+            &message,
+        )
+        .map_err(git_error)?;
+    let (plan_markdown, plan_summary, plan_digest) = plan_of(
+        &git,
+        &approved_ref,
+        &base_commit,
+        head_side(&branch, &commit.sha, checked),
+        &dir,
+        &people,
+        now,
+    )?;
+    Ok(Made {
+        kind: "default",
+        subject: name,
+        request_id: None,
+        branch,
+        base_ref: approved_ref,
+        base_commit,
+        commit: commit.sha,
+        file: path,
+        title,
+        reason,
+        changes: Value::Array(changed.iter().map(changed_json).collect()),
+        plan_markdown,
+        plan_summary,
+        plan_digest,
+    })
+}
+
+/// `POST /v1/workspace/default/propose` (admin): a change of the default limit (credits,
+/// caps) as a branch and a commit, with its plan.
+pub async fn propose_default_limit(
+    State(app): State<App>,
+    who: Principal,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    who.require_admin()?;
+    let repo = app.repo.clone().ok_or_else(no_repo)?;
+    let req: DefaultIn = json_body(body)?;
+    let reason = reason_of(&req.reason)?;
+    let change = GroupChange { credits: req.credits, pool: None, products: req.products, models: req.models };
+    let amounts = change
+        .credits
+        .iter()
+        .chain(change.products.values().flatten())
+        .chain(change.models.values().flatten());
+    if amounts.clone().any(|c| c.micros() < 0) {
+        return Err(ApiError::bad_request("proposals/bad-credits", "credits must be zero or more"));
+    }
+    if change.products.len() + change.models.len() > MAX_CAPS {
+        return Err(ApiError::bad_request(
+            "proposals/bad-cap",
+            format!("a proposal changes at most {MAX_CAPS} caps"),
+        ));
+    }
+    if let Some(name) = change.products.keys().chain(change.models.keys()).find(|n| !cap_name_ok(n)) {
+        return Err(ApiError::bad_request(
+            "proposals/bad-cap",
+            format!(
+                "`{}` is not a product or model name: use 1 to 128 letters, digits and `.` `_` `-` `:` `/` `@` `+`",
+                super::shorten(name)
+            ),
+        ));
+    }
+    if change == GroupChange::default() {
+        return Err(ApiError::bad_request(
+            "proposals/nothing",
+            "give `credits`, `products` or `models` to change",
+        ));
+    }
+    let _writing = app.proposals.writing.lock().await;
+    let people = people(&app).await?;
+    let now = Utc::now();
+    let job = DefaultJob {
+        repo,
+        approved_ref: app.approved_ref.clone(),
+        change,
+        reason,
+        actor: app.tokens.subject(&who),
+        people,
+        now,
+    };
+    let made = blocking(move || propose_default(job)).await?;
+    let row = store_made(&app, made, app.tokens.subject(&who), now.timestamp()).await?;
+    Ok((StatusCode::CREATED, axum::Json(row)).into_response())
+}
+
+// ---------------------------------------------------------------------------
+// The reconciler's runs
+
+/// `GET /v1/reconciler/runs` (admin): the run reports kept, newest first, each with its
+/// time, the commit applied, its writes (`applied`) and errors (`failures`); `after` is
+/// the `seq` of the last run of the previous page.
+pub async fn runs(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
+    who.require_admin()?;
+    let q = QueryPairs::parse(raw.as_deref())?;
+    let limit = q.page_size(50, MAX_PAGE)?;
+    let after = q.int("after")?.unwrap_or(i64::MAX);
+    let ok = match q.get("ok") {
+        None | Some("") => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => return Err(ApiError::bad_request("request/bad-query", "`ok` is `true` or `false`")),
+    };
+    let rows = app
+        .store
+        .read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, report, at, received_at FROM reconciler_runs
+                 WHERE seq < ?1 AND (?2 IS NULL OR ok = ?2) ORDER BY seq DESC LIMIT ?3",
+            )?;
+            let rows = stmt
+                .query_map(
+                    rusqlite::params![after, ok, super::Page::<Value, Value>::read_limit(limit)],
+                    run_json,
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await?;
+    let rows = rows
+        .into_iter()
+        .map(|mut r| {
+            let errors = r.get("failures").and_then(Value::as_array).map_or(0, Vec::len);
+            r["errors"] = json!(errors);
+            r["writes"] = r.get("applied").cloned().unwrap_or(json!(0));
+            r
+        })
+        .collect();
+    Ok(super::Page::cut(rows, limit, |r| r.get("seq").cloned().unwrap_or(Value::Null)).into_response())
+}
