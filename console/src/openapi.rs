@@ -197,7 +197,7 @@ fn repository_paths() -> (Value, Value) {
             "members": { "type": "integer", "description": "users whose applied limit comes with this group" }, "used": decimal, "pool_used": { "oneOf": [decimal, { "type": "null" }] },
             "file": { "type": "string" }, "line": { "type": "integer" }, "limit_line": { "type": ["integer", "null"] }, "pool_line": { "type": ["integer", "null"] }, "commit": { "type": "string" } } },
         "Proposal": { "type": "object", "properties": {
-            "id": { "type": "integer" }, "kind": { "enum": ["group", "request"] }, "subject": { "type": "string", "description": "the group, or the requesting user" },
+            "id": { "type": "integer" }, "kind": { "enum": ["group", "request", "lapse", "move", "default"] }, "subject": { "type": "string", "description": "the group, the requesting user, the override (lapse, move) or the Workspace (default)" },
             "request_id": { "type": ["integer", "null"] }, "branch": { "type": "string" }, "commit": { "type": "string" },
             "base": { "type": "object", "properties": { "ref": { "type": "string" }, "commit": { "type": "string" } } },
             "file": { "type": "string" }, "title": { "type": "string" }, "reason": { "type": "string" }, "changes": { "type": "array" },
@@ -603,5 +603,99 @@ pub fn document() -> Value {
     if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
         schemas.extend(drill_schemas);
     }
+    let (overrides, overrides_schemas) = overrides_paths();
+    if let (Some(paths), Value::Object(more)) = (document["paths"].as_object_mut(), overrides) {
+        paths.extend(more);
+    }
+    if let (Some(schemas), Value::Object(more)) =
+        (document["components"]["schemas"].as_object_mut(), overrides_schemas)
+    {
+        schemas.extend(more);
+    }
     document
+}
+
+/// Overrides under review, the default limit and the reconciler's runs
+/// (`api/overrides.rs`).
+fn overrides_paths() -> (Value, Value) {
+    let decimal = json!({ "type": "number", "description": "credits, an exact decimal JSON number (up to 6 places, never in exponent notation)" });
+    let caps = json!({ "type": "object", "additionalProperties": { "oneOf": [decimal, { "type": "null" }] },
+        "description": "cap name to credits: sets the cap, adding it when the default has none; null removes it" });
+    let by_name = json!({ "type": "object", "additionalProperties": decimal });
+    let status = json!({ "enum": ["active", "upcoming", "expired"] });
+    let repo_errors = [
+        ("404", "no policy repository (`budgit serve --repo DIR`), or no such override or group"),
+        ("409", "the approved ref is unknown"),
+        (
+            "422",
+            "the change does not pass validation (`diagnostics` in the body), changes nothing, concerns an expired override, or cannot be edited in place: nothing was committed",
+        ),
+    ];
+    let reason =
+        json!({ "type": "string", "description": "why, 1 to 2000 characters (the commit message holds it)" });
+    let mut paths = json!({
+        "/v1/overrides": { "get": op("overrides", "every override at the approved ref (admin) with its status and the days left, counted in the Workspace's time zone at the service's clock; soonest expiry first",
+            [paging_params(100, MAX_PAGE, false), vec![
+                query("status", "only overrides with this status", status.clone()),
+                query("expiring_within", "only overrides in force or upcoming that expire within this many days", json!({ "type": "integer", "minimum": 0, "maximum": 3660 })),
+                query("user", "only this user's overrides", json!({ "type": "string" }))
+            ]].concat(), None, ok("a page of overrides", list_of(r("OverrideRow"))), &errors(&repo_errors[..2])) },
+        "/v1/overrides/review": { "get": op("overrides", "the drift review of the approved ref (admin): people whose overrides were renewed back to back `overrides.review_renewals` times or more, or have been in force without a break for longer than `overrides.review_after_days`, found through the repository's history",
+            vec![], None, ok("the review", r("OverrideReview")), &errors(&repo_errors[..2])) },
+        "/v1/overrides/{name}/lapse": { "post": op("overrides", "let an override lapse (admin): a proposal removing its file (`how: remove`, the default) or setting its `expires` to today (`how: expire`), committed on a new branch `budgit/lapse/<name>-<yyyymmdd-hhmmss>` from the approved ref with its plan",
+            vec![path("name", "the override")], Some(body(closed(json!({ "type": "object", "required": ["reason"], "properties": { "reason": reason, "how": { "enum": ["remove", "expire"] } } })))),
+            ok("the proposal", r("Proposal")), &errors(&repo_errors)) },
+        "/v1/overrides/{name}/move": { "post": op("overrides", "move an override's person into a group (admin): a proposal adding them to the group's `members:` and removing the override, on a new branch `budgit/move/<name>-<yyyymmdd-hhmmss>` with its plan",
+            vec![path("name", "the override")], Some(body(closed(json!({ "type": "object", "required": ["group", "reason"], "properties": { "group": { "type": "string" }, "reason": reason } })))),
+            ok("the proposal", r("Proposal")), &errors(&repo_errors)) },
+        "/v1/workspace/default": { "get": op("overrides", "the Workspace's default limit at the approved ref (admin), with its period, file and line",
+            vec![], None, ok("the default limit", r("DefaultLimit")), &errors(&repo_errors[..2])) },
+        "/v1/workspace/default/propose": { "post": op("overrides", "propose the default limit's credits or caps (admin), as a group's limit is proposed: edited in place, validated, committed on a new branch `budgit/proposal/default-<yyyymmdd-hhmmss>` with its plan",
+            vec![], Some(body(closed(json!({ "type": "object", "required": ["reason"], "properties": { "credits": decimal, "products": caps, "models": caps, "reason": reason } })))),
+            ok("the proposal", r("Proposal")), &errors(&repo_errors)) },
+        "/v1/reconciler/runs": { "get": op("reconciler", "the reconciler's runs kept (the last 1000), newest first (admin): time, the commit applied, writes and errors",
+            [paging_params(50, MAX_PAGE, true), vec![query("ok", "only successful (`true`) or failed (`false`) runs", json!({ "enum": ["true", "false"] }))]].concat(),
+            None, ok("a page of runs", list_of(r("ReconcilerRun"))), &errors(&[])) }
+    });
+    for path in ["/v1/overrides/{name}/lapse", "/v1/overrides/{name}/move", "/v1/workspace/default/propose"] {
+        paths[path]["post"] = answers(paths[path]["post"].take(), "201");
+    }
+    let when = json!({ "type": "string", "description": "a date (`2026-11-24`) or an RFC 3339 timestamp, as written" });
+    let instant = json!({ "type": "string", "format": "date-time" });
+    let limit = json!({ "type": "object", "properties": { "credits": decimal, "products": by_name, "models": by_name } });
+    let schemas = json!({
+        "OverrideRow": { "type": "object", "properties": {
+            "name": { "type": "string" }, "user": { "type": "string" }, "add": limit, "limit": limit,
+            "starts": { "oneOf": [when, { "type": "null" }] }, "expires": when,
+            "starts_at": { "type": ["string", "null"], "format": "date-time" }, "expires_at": instant,
+            "status": status, "days_left": { "type": "integer", "description": "days to the day it expires; negative: expired that many days ago" },
+            "starts_in": { "type": "integer", "description": "upcoming only: days until it starts" },
+            "file": { "type": "string" }, "line": { "type": "integer" }, "commit": { "type": "string" },
+            "reason": { "type": "string" }, "requested_by": { "type": "string" } } },
+        "OverrideReview": { "type": "object", "properties": {
+            "commit": { "type": "string" }, "ref": { "type": "string" }, "now": instant,
+            "review_after_days": { "type": "integer" }, "review_renewals": { "type": "integer" },
+            "overrides": { "type": "integer", "description": "overrides at the approved ref" },
+            "seen": { "type": "integer", "description": "overrides found in the history" },
+            "findings": { "type": "array", "items": { "type": "object", "properties": {
+                "user": { "type": "string" }, "name": { "type": "string", "description": "the override to act on" },
+                "file": { "type": "string" }, "line": { "type": "integer" }, "status": status,
+                "current": { "type": "array", "items": { "type": "string" } },
+                "since": { "type": "string", "format": "date" }, "days": { "type": "integer" },
+                "reasons": { "type": "array", "items": { "type": "object", "properties": { "code": { "enum": ["review/long-running", "review/renewed"] }, "message": { "type": "string" } } } },
+                "run": { "type": "array", "items": { "type": "object", "properties": { "name": { "type": "string" }, "starts_at": instant, "expires_at": instant, "added_in": { "type": "string" }, "current": { "type": "boolean" } } } }
+            } } } } },
+        "DefaultLimit": { "type": "object", "properties": {
+            "workspace": { "type": "string" }, "credits": decimal, "products": by_name, "models": by_name,
+            "period": { "enum": ["day", "week", "month", "quarter"] }, "timezone": { "type": "string" }, "enforcement": { "enum": ["hard", "soft"] },
+            "overrides": { "type": "object", "description": "the Workspace's `overrides:` rules, defaults filled in" },
+            "file": { "type": "string" }, "line": { "type": "integer" }, "commit": { "type": "string" }, "ref": { "type": "string" } } },
+        "ReconcilerRun": { "type": "object", "properties": {
+            "seq": { "type": "integer" }, "at": instant, "received_at": instant, "ok": { "type": "boolean" },
+            "commit": { "type": ["string", "null"] }, "applied": { "type": "integer" }, "writes": { "type": "integer", "description": "`applied`: the writes the run made" },
+            "unchanged": { "type": "integer" }, "drift": { "type": "integer" },
+            "failures": { "type": "array", "items": { "type": "string" } }, "errors": { "type": "integer", "description": "how many failures" },
+            "duration_ms": { "type": "integer" } } }
+    });
+    (paths, schemas)
 }

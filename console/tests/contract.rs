@@ -380,15 +380,29 @@ fn make_repo(root: &Path) -> git2::Oid {
     repo.commit(Some("HEAD"), &sig, &sig, "acme policies", &tree, &[]).unwrap()
 }
 
+/// Commits an Override file on top of HEAD.
+fn commit_override(root: &Path, text: &str) {
+    let repo = Repository::open(root).unwrap();
+    std::fs::create_dir_all(root.join("policies/overrides")).unwrap();
+    std::fs::write(root.join("policies/overrides/b-launch.yaml"), text).unwrap();
+    let mut index = repo.index().unwrap();
+    index.add_path(Path::new("policies/overrides/b-launch.yaml")).unwrap();
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = Signature::new("Ada", "ada@acme.com", &git2::Time::new(1_790_000_000, 0)).unwrap();
+    let parent = repo.head().unwrap().peel_to_commit().unwrap();
+    repo.commit(Some("HEAD"), &sig, &sig, "an override", &tree, &[&parent]).unwrap();
+}
+
 #[test]
 fn every_operation_answers_as_the_openapi_document_says() {
-    let (server, head) = start_configured(|dir, config| {
+    let (server, (head, repo_root)) = start_configured(|dir, config| {
         let repo = dir.join("policy-repo");
         let head = make_repo(&repo);
         config.policies = Some(repo.join("policies"));
-        config.repo = Some(repo);
+        config.repo = Some(repo.clone());
         config.approved_ref = Some("HEAD".into());
-        head
+        (head, repo)
     });
     let addr = server.addr;
     let doc = serde_json::from_str(&send(addr, "GET", "/openapi.json", None, None).body).unwrap();
@@ -521,6 +535,22 @@ fn every_operation_answers_as_the_openapi_document_says() {
     c.probe_unknown_field("PUT", "/v1/reconciler/status", run.clone());
     c.ok("PUT", "/v1/reconciler/status", Some(run));
     c.ok("GET", "/v1/reconciler/status", None);
+    c.ok("GET", "/v1/reconciler/runs?limit=1", None);
+
+    // overrides under review (one committed for b@acme.com), the default limit
+    let expires = (chrono::Utc::now() + chrono::Duration::days(10)).format("%Y-%m-%d");
+    commit_override(
+        &repo_root,
+        &format!(
+            "apiVersion: budgit/v1\nkind: Override\nname: b-launch\nuser: b@acme.com\nadd:\n  credits: 100\nexpires: {expires}\nreason: a launch\n"
+        ),
+    );
+    c.ok("GET", "/v1/overrides?status=active&expiring_within=30&limit=1", None);
+    c.ok("GET", "/v1/overrides/review", None);
+    c.probe_then_ok("POST", "/v1/overrides/b-launch/lapse", json!({ "reason": "the launch is over" }));
+    c.probe_then_ok("POST", "/v1/overrides/b-launch/move", json!({ "group": "sales", "reason": "for good" }));
+    c.ok("GET", "/v1/workspace/default", None);
+    c.probe_then_ok("POST", "/v1/workspace/default/propose", json!({ "credits": 2100, "reason": "more" }));
 
     // the console's views
     c.ok("GET", "/v1/dashboard/summary", None);
