@@ -19,6 +19,7 @@ import { loadProposals } from './admin/proposals.js';
 import { loadRequests } from './admin/requests.js';
 import { loadMix } from './admin/mix.js';
 import { startDrill } from './admin/drill.js';
+import { startOverrides } from './admin/overrides.js';
 
 signOutButton($('sign-out', HTMLButtonElement));
 // a shared `#team/…` or `#person/…` link opens that page at once
@@ -35,6 +36,7 @@ loadSummary().finally(() => {
   loadGroups();
   loadProposals();
   loadRequests();
+  startOverrides();
 });
 every(10000, loadSummary);
 every(15000, loadReconciler);

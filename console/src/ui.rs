@@ -92,6 +92,17 @@ const ASSETS: &[Asset] = &[
     Asset { name: "admin/team.js", content_type: JS, body: include_bytes!("../assets/admin/team.js") },
     Asset { name: "admin/person.js", content_type: JS, body: include_bytes!("../assets/admin/person.js") },
     Asset { name: "admin/drill.js", content_type: JS, body: include_bytes!("../assets/admin/drill.js") },
+    Asset {
+        name: "admin/overrides.js",
+        content_type: JS,
+        body: include_bytes!("../assets/admin/overrides.js"),
+    },
+    Asset {
+        name: "admin/defaults.js",
+        content_type: JS,
+        body: include_bytes!("../assets/admin/defaults.js"),
+    },
+    Asset { name: "admin/runs.js", content_type: JS, body: include_bytes!("../assets/admin/runs.js") },
     Asset { name: "me.js", content_type: JS, body: include_bytes!("../assets/me.js") },
     Asset { name: "icon.svg", content_type: "image/svg+xml", body: include_bytes!("../assets/icon.svg") },
     Asset {

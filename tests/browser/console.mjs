@@ -25,6 +25,7 @@ import {
   signIn,
 } from './lib.mjs';
 import { teamChecks } from './teams.mjs';
+import { overridesChecks } from './overrides.mjs';
 
 const BASE = env('BUDGIT_URL').replace(/\/$/, '');
 const ADMIN = env('BUDGIT_ADMIN_TOKEN');
@@ -457,6 +458,8 @@ await check('the admin view shows users, groups and reconciler status', async ()
   await adminPage.locator('#reconciler').waitFor();
   assert.match(await adminPage.locator('#reconciler').innerText(), /\S/, '#reconciler is empty');
 });
+
+await overridesChecks({ check, context: admin, base: BASE, admin: ADMIN, repo: REPO });
 
 await check('no horizontal overflow at 390 px (admin and user views)', async () => {
   const mobileAdmin = await newContext(browser, { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });

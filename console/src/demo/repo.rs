@@ -49,6 +49,26 @@ embedded![
     "overrides/wei-warehouse-migration.yaml",
 ];
 
+/// Alice's raise before the payments migration, as an earlier commit held it: it
+/// expired when `alice-payments-migration` started and was removed with the next
+/// commit. Only the repository's history has it.
+pub const LAPSED: (&str, &str) = (
+    "overrides/alice-payments-prep.yaml",
+    "# yaml-language-server: $schema=../../schemas/override.schema.json
+apiVersion: budgit/v1
+kind: Override
+name: alice-payments-prep
+user: alice.nguyen@acme.com
+add:
+  credits: 3000
+  products: { codex: 2500 }
+starts: 2026-09-01
+expires: 2026-11-10
+reason: Prototyping the ledger API client before the migration (PAY-1190)
+requested_by: alice.nguyen@acme.com
+",
+);
+
 /// The directory inside the repository that holds the policies.
 pub const POLICY_DIR: &str = "policies";
 
@@ -106,7 +126,9 @@ pub struct DemoRepo {
 /// reuses the one already there (a restarted demo keeps its branches).
 ///
 /// Two commits, so history has something to show: the workspace and its groups,
-/// then the individual overrides.
+/// then the individual overrides. For the example organisation, an override that
+/// lapsed comes between them ([`LAPSED`]): Alice's raise before the two she has now,
+/// so the drift review finds her renewed back to back through git history.
 pub fn create(root: &Path, files: &[(String, Vec<u8>)]) -> Result<DemoRepo, DemoError> {
     let git = |e: git2::Error| DemoError::Repo(e.message().to_string());
     let policies = root.join(POLICY_DIR);
@@ -121,10 +143,23 @@ pub fn create(root: &Path, files: &[(String, Vec<u8>)]) -> Result<DemoRepo, Demo
     opts.initial_head(BRANCH);
     let repo = Repository::init_opts(root, &opts).map_err(git)?;
     let (first, second): (Vec<_>, Vec<_>) = files.iter().partition(|(p, _)| !p.starts_with("overrides/"));
+    // the example organisation's history holds the override that lapsed before Alice's two
+    let lapsed: Vec<(String, Vec<u8>)> =
+        if files.iter().any(|(p, _)| p == "overrides/alice-payments-migration.yaml") {
+            vec![(LAPSED.0.to_string(), LAPSED.1.as_bytes().to_vec())]
+        } else {
+            Vec::new()
+        };
+    let lapsed: Vec<&(String, Vec<u8>)> = lapsed.iter().collect();
     let mut parent = None;
-    for (batch, message) in [
-        (first, "Acme workspace: default limits, team groups and pools"),
-        (second, "Overrides: time-boxed credit increases for individual projects"),
+    for (batch, message, gone) in [
+        (first, "Acme workspace: default limits, team groups and pools", None),
+        (lapsed, "Override alice-payments-prep: the ledger API client prototype", None),
+        (
+            second,
+            "Overrides: time-boxed credit increases for individual projects",
+            Some(LAPSED.0).filter(|p| policies.join(p).is_file()),
+        ),
     ] {
         if batch.is_empty() {
             continue;
@@ -137,6 +172,10 @@ pub fn create(root: &Path, files: &[(String, Vec<u8>)]) -> Result<DemoRepo, Demo
             fs::write(&path, bytes).map_err(io)?;
         }
         let mut index = repo.index().map_err(git)?;
+        if let Some(rel) = gone {
+            fs::remove_file(policies.join(rel)).map_err(io)?;
+            index.remove_path(&Path::new(POLICY_DIR).join(rel)).map_err(git)?;
+        }
         index.add_all([POLICY_DIR], IndexAddOption::DEFAULT, None).map_err(git)?;
         index.write().map_err(git)?;
         let tree = repo.find_tree(index.write_tree().map_err(git)?).map_err(git)?;
