@@ -15,6 +15,7 @@ pub mod reconcile;
 pub mod request;
 pub mod requests;
 pub mod resolve;
+pub mod review;
 pub mod schema;
 pub mod serve;
 pub mod usage;
@@ -82,6 +83,7 @@ enum Command {
     Evaluate(evaluate::Args),
     Plan(plan::Args),
     History(history::Args),
+    Review(review::Args),
     Request(request::Args),
     Requests(requests::Args),
     Owners(owners::Args),
@@ -106,6 +108,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Status> {
         Command::Evaluate(args) => evaluate::run(args),
         Command::Plan(args) => plan::run(args),
         Command::History(args) => history::run(args),
+        Command::Review(args) => review::run(args),
         Command::Request(args) => request::run(args),
         Command::Requests(args) => requests::run(args),
         Command::Owners(args) => owners::run(args),
