@@ -19,6 +19,7 @@ mod examples;
 mod git;
 mod identity;
 mod outputs;
+mod review;
 mod sarif;
 mod service_examples;
 mod validate;
