@@ -266,7 +266,7 @@ pub fn review(git: &GitRepo, rev: &str, dir: &str, now: DateTime<Utc>) -> Result
     for c in git.commits_touching(rev, dir)? {
         let tree = git.read_policies(&c.sha, dir)?;
         for (source, (_, oid)) in tree.sources.into_iter().zip(tree.blobs) {
-            if !parsed.contains_key(&oid) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = parsed.entry(oid) {
                 let found = if source.text.contains("Override") {
                     parse(vec![source])?
                         .overrides
@@ -285,7 +285,7 @@ pub fn review(git: &GitRepo, rev: &str, dir: &str, now: DateTime<Utc>) -> Result
                 } else {
                     Vec::new()
                 };
-                parsed.insert(oid, found);
+                slot.insert(found);
             }
             for (name, version) in parsed.get(&oid).into_iter().flatten() {
                 let entry = seen.entry(name.clone()).or_insert_with(|| version.clone());
