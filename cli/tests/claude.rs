@@ -331,7 +331,9 @@ fn rate_limits_server_errors_and_timeouts_are_retried_and_each_write_audited_onc
     // the third write answers after the client gave up; the write still lands
     fault(addr, json!({ "delay_ms": 2500, "method": "POST" }));
     let started = Instant::now();
-    let (code, r) = reconcile(repo.path(), addr, &["--timeout", "1s"]);
+    // One write at a time, so each failure is its own retry; the concurrent writers'
+    // shared pause is `a_rate_limit_pauses_every_writer`.
+    let (code, r) = reconcile(repo.path(), addr, &["--timeout", "1s", "--concurrency", "1"]);
     assert_eq!(code, 0, "{r}");
     assert_eq!(r["applied"].as_array().unwrap().len(), 3, "{r}");
     assert!(r["retries"].as_u64().unwrap() >= 3, "{r}");
@@ -421,4 +423,80 @@ fn a_vendor_that_never_answers_fails_the_run_on_the_timeout_and_the_next_run_fin
     assert_eq!(live(addr).len(), 3);
     let sets = sets_per_user(&audit(repo.path()));
     assert_eq!(sets.values().copied().collect::<Vec<_>>(), [1, 1, 1], "{sets:?}");
+}
+
+/// When each call reached the fake (its own clock, microseconds), all methods, in order.
+fn call_times(addr: SocketAddr) -> Vec<(String, u64)> {
+    let r = try_send(addr, "GET", "/_fake/calls", None, None, &[]).unwrap();
+    r.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["method"].as_str().unwrap().to_string(), c["at_us"].as_u64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn max_rps_is_a_total_over_all_concurrent_writers() {
+    let emails: Vec<String> = (0..200).map(|i| format!("w{i:03}@acme.com")).collect();
+    let (addr, _) = fake(&emails.iter().map(String::as_str).collect::<Vec<_>>());
+    let repo = repo(&[("workspace.yaml", WORKSPACE)]);
+    // Each write takes 100 ms at the vendor: one connection could make at most 10 a
+    // second, eight connections 80, so 40 a second is reached only by several
+    // connections at once, and exceeded if each connection were paced on its own.
+    fault(addr, json!({ "delay_ms": 100, "method": "POST", "times": 1000 }));
+    let rps = 40.0;
+    let (code, r) =
+        reconcile(repo.path(), addr, &["--max-changes", "5000", "--max-rps", "40", "--concurrency", "8"]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["applied"].as_array().unwrap().len(), 200, "{r}");
+    assert_eq!(sets_per_user(&audit(repo.path())).len(), 200);
+
+    let times: Vec<u64> = call_times(addr).into_iter().map(|(_, at)| at).collect();
+    assert_eq!(times.len() as u64, r["calls_made"].as_u64().unwrap(), "{r}");
+    // Any two seconds hold at most 80 call starts, with 5 to spare for the time a
+    // call takes from its slot to the fake on a busy machine.
+    let window = 2_000_000u64;
+    let most = (0..times.len())
+        .map(|i| times[i..].iter().take_while(|t| **t < times[i] + window).count())
+        .max()
+        .unwrap();
+    assert!(most <= 85, "{most} calls in 2 s at --max-rps 40");
+    // The rate is reached: the writes took about 200 / 40 = 5 s, not 200 / 10 = 20 s.
+    let posts: Vec<u64> =
+        call_times(addr).into_iter().filter(|(m, _)| m == "POST").map(|(_, at)| at).collect();
+    let span = (posts[posts.len() - 1] - posts[0]) as f64 / 1e6;
+    let achieved = (posts.len() - 1) as f64 / span;
+    assert!(achieved <= rps * 1.02, "{achieved:.1} writes/s at --max-rps 40");
+    assert!(achieved >= rps * 0.75, "{achieved:.1} writes/s at --max-rps 40 on 8 connections");
+}
+
+#[test]
+fn a_rate_limit_pauses_every_writer() {
+    let emails: Vec<String> = (0..100).map(|i| format!("r{i:03}@acme.com")).collect();
+    let (addr, _) = fake(&emails.iter().map(String::as_str).collect::<Vec<_>>());
+    let repo = repo(&[("workspace.yaml", WORKSPACE)]);
+    // The 21st write is refused with a 2 s Retry-After while other writers are busy.
+    fault(addr, json!({ "delay_ms": 20, "method": "POST", "times": 20 }));
+    fault(addr, json!({ "status": 429, "retry_after": 2, "method": "POST" }));
+    fault(addr, json!({ "delay_ms": 20, "method": "POST", "times": 1000 }));
+    let (code, r) = reconcile(repo.path(), addr, &["--max-changes", "5000", "--concurrency", "8"]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["applied"].as_array().unwrap().len(), 100, "{r}");
+    assert!(r["retries"].as_u64().unwrap() >= 1, "{r}");
+    let sets = sets_per_user(&audit(repo.path()));
+    assert_eq!(sets.len(), 100);
+    assert!(sets.values().all(|n| *n == 1), "{sets:?}");
+
+    let times = call_times(addr);
+    let posts: Vec<u64> = times.iter().filter(|(m, _)| m == "POST").map(|(_, at)| *at).collect();
+    let refused = posts[20];
+    // Calls already sent when the 429 came back (at most the seven other writers)
+    // may arrive just after it; then nothing, on any connection, until Retry-After.
+    let after: Vec<u64> = times.iter().map(|(_, at)| *at).filter(|at| *at > refused).collect();
+    let in_flight = after.iter().filter(|at| **at < refused + 200_000).count();
+    assert!(in_flight <= 7, "{in_flight} calls within 200 ms of the 429");
+    let paused = after.iter().filter(|at| (refused + 200_000..refused + 2_000_000).contains(*at)).count();
+    assert_eq!(paused, 0, "calls during the Retry-After pause");
+    assert!(after.iter().any(|at| *at >= refused + 2_000_000), "the run went on after the pause");
 }

@@ -26,11 +26,12 @@
 //! `anthropic-version` header. The `/_fake` routes seed members and organisation
 //! limits, create pending increase requests (`/_fake/increase_requests`: only
 //! members ask for increases in the vendor's console, there is no API for it), queue faults (a status with `Retry-After`, or a delay) and list the
-//! calls made, so tests can count and inspect them.
+//! calls made, so tests can count and inspect them (each with `at_us`, when it arrived in
+//! microseconds of a monotonic clock, so a test can count calls per time window).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -173,6 +174,12 @@ fn lock(state: &Shared) -> std::sync::MutexGuard<'_, Org> {
     state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The origin of the calls' `at_us`: monotonic, so the spacing of calls is exact.
+fn clock_start() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
 /// Records the call, checks the headers, then applies the first matching fault.
 async fn gate(
     state: &Shared,
@@ -185,7 +192,10 @@ async fn gate(
     let fault = {
         let mut org = lock(state);
         let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        org.calls.push(json!({ "method": method.as_str(), "path": path, "query": query, "body": body }));
+        let at_us = u64::try_from(clock_start().elapsed().as_micros()).unwrap_or(u64::MAX);
+        org.calls.push(
+            json!({ "method": method.as_str(), "path": path, "query": query, "body": body, "at_us": at_us }),
+        );
         let hit = org.faults.iter().position(|f| {
             f.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method.as_str()))
                 && f.path.as_deref().is_none_or(|p| path.starts_with(p))
@@ -829,7 +839,7 @@ async fn clear_faults(State(state): State<Shared>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-/// `GET /_fake/calls`: every `/v1` call so far, in order (`method`, `path`, `query`, `body`).
+/// `GET /_fake/calls`: every `/v1` call so far, in order (`method`, `path`, `query`, `body`, `at_us`).
 async fn calls(State(state): State<Shared>) -> Response {
     axum::Json(Value::Array(lock(&state).calls.clone())).into_response()
 }

@@ -140,6 +140,14 @@ pub struct Args {
     /// Most vendor calls per second (`claude-enterprise`, `openai`); unlimited when absent.
     #[arg(long, value_name = "N")]
     max_rps: Option<f64>,
+    /// Limit writes made at once on `claude-enterprise`, each on its own connection
+    /// (1 to 64). `--max-rps` stays the total over all of them, and a rate limit
+    /// (429 with `Retry-After`) or a failed write pauses them all. For example:
+    /// `budgit reconcile --target claude-enterprise --workspace https://api.anthropic.com
+    /// --ref main --max-rps 50 --concurrency 4`.
+    #[arg(long, value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    concurrency: u16,
 }
 
 /// Where `reconcile` applies limits.
@@ -309,7 +317,8 @@ fn claude(args: &Args, options: Options, shutdown: &Arc<AtomicBool>) -> anyhow::
     let repo = audit_repo(args);
     let workspace =
         ClaudeWorkspace::from_env(&args.workspace, &repo, args.timeout, args.max_rps, args.dry_run)
-            .with_context(|| format!("set `{CLAUDE_KEY_ENV}` to an Admin API key of the organisation"))?;
+            .with_context(|| format!("set `{CLAUDE_KEY_ENV}` to an Admin API key of the organisation"))?
+            .with_concurrency(usize::from(args.concurrency));
     let desired = ClaudeDesired { git: git_desired(args), workspace: &workspace };
     let mut show = |outcome: &Result<Run, ReconcileError>| -> anyhow::Result<Status> {
         let calls = dry_run_calls(outcome, |items| workspace.planned_calls(items));
@@ -422,7 +431,7 @@ fn vendor_calls(t: &mut String, calls: &[VendorCall]) {
     }
 }
 
-fn default_holder() -> String {
+pub(super) fn default_holder() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())

@@ -24,8 +24,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -166,12 +166,12 @@ pub struct ClaudeWorkspace {
     agent: ureq::Agent,
     repo: Mutex<git2::Repository>,
     cache: Mutex<Cache>,
-    /// Least time between two calls (`--max-rps`).
-    min_interval: Option<Duration>,
-    last_call: Mutex<Option<Instant>>,
-    calls: AtomicU64,
+    /// Spaces every call by `--max-rps` and holds them all on a rate limit.
+    pacer: http::Pacer,
     /// A dry run writes nothing, the audit included.
     dry_run: bool,
+    /// Limit writes of a batch made at once (`--concurrency`), under the one pacer.
+    concurrency: usize,
 }
 
 impl std::fmt::Debug for ClaudeWorkspace {
@@ -197,10 +197,9 @@ impl ClaudeWorkspace {
             agent: http::agent(timeout),
             repo: Mutex::new(repo),
             cache: Mutex::default(),
-            min_interval: http::min_interval(max_rps),
-            last_call: Mutex::new(None),
-            calls: AtomicU64::new(0),
+            pacer: http::Pacer::new(max_rps),
             dry_run,
+            concurrency: 1,
         })
     }
 
@@ -220,9 +219,17 @@ impl ClaudeWorkspace {
         }
     }
 
+    /// Makes up to `n` limit writes at once (at least 1, at most
+    /// [`http::MAX_CONCURRENCY`]); `--max-rps` stays the total over all of them.
+    #[must_use]
+    pub fn with_concurrency(mut self, n: usize) -> ClaudeWorkspace {
+        self.concurrency = n.clamp(1, http::MAX_CONCURRENCY);
+        self
+    }
+
     /// Vendor calls made so far.
     pub fn calls(&self) -> u64 {
-        self.calls.load(Ordering::Relaxed)
+        self.pacer.calls()
     }
 
     /// Who is in the directory but not the organisation, and the reverse, as of the last run.
@@ -269,42 +276,110 @@ impl ClaudeWorkspace {
 
     /// Spaces calls by `--max-rps`; the wall clock is the point here.
     fn pace(&self) {
-        http::pace(&self.calls, self.min_interval, &self.last_call);
+        self.pacer.pace();
     }
 
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, WorkspaceError> {
         self.pace();
-        let answer = self
-            .agent
-            .get(&self.url(path))
-            .header("authorization", &format!("Bearer {}", self.key))
-            .header("anthropic-version", API_VERSION)
-            .call();
-        decode(&read(answer)?)
-    }
-
-    fn delete(&self, path: &str) -> Result<Value, WorkspaceError> {
-        self.pace();
-        let answer = self
-            .agent
-            .delete(&self.url(path))
-            .header("authorization", &format!("Bearer {}", self.key))
-            .header("anthropic-version", API_VERSION)
-            .call();
-        decode(&read(answer)?)
+        decode(&self.call("GET", path, None)?)
     }
 
     fn post(&self, path: &str, body: &Value) -> Result<Value, WorkspaceError> {
         self.pace();
-        let bytes = serde_json::to_vec(body).map_err(protocol)?;
-        let answer = self
-            .agent
-            .post(&self.url(path))
-            .header("authorization", &format!("Bearer {}", self.key))
-            .header("anthropic-version", API_VERSION)
-            .header("content-type", "application/json")
-            .send(&bytes[..]);
-        decode(&read(answer)?)
+        decode(&self.call("POST", path, Some(body))?)
+    }
+
+    /// One call, already paced; a rate limit holds every later call of this client
+    /// (on every connection) for the vendor's `Retry-After`.
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<String, WorkspaceError> {
+        let url = self.url(path);
+        let key = format!("Bearer {}", self.key);
+        let answer = match (method, body) {
+            ("POST", Some(body)) => {
+                let bytes = serde_json::to_vec(body).map_err(protocol)?;
+                self.agent
+                    .post(&url)
+                    .header("authorization", &key)
+                    .header("anthropic-version", API_VERSION)
+                    .header("content-type", "application/json")
+                    .send(&bytes[..])
+            }
+            ("DELETE", _) => self
+                .agent
+                .delete(&url)
+                .header("authorization", &key)
+                .header("anthropic-version", API_VERSION)
+                .call(),
+            _ => self
+                .agent
+                .get(&url)
+                .header("authorization", &key)
+                .header("anthropic-version", API_VERSION)
+                .call(),
+        };
+        let answer = read(answer);
+        if let Err(WorkspaceError::RateLimited { retry_after: Some(wait) }) = &answer {
+            self.pacer.hold(*wait);
+        }
+        answer
+    }
+
+    /// One limit write of a batch: a set (`minor`) or a removal of limit `id`, already paced.
+    fn write_one(&self, minor: Option<u64>, id: &str, period: &str) -> Result<Value, WorkspaceError> {
+        match minor {
+            Some(minor) => decode(&self.call("POST", LIMITS, Some(&set_body(minor, id, period)))?),
+            None => match self.call("DELETE", &format!("{LIMITS}/{}", encode(id)), None) {
+                Ok(text) => decode(&text),
+                // Already gone: the removal is done.
+                Err(WorkspaceError::Rejected { status: 404, .. }) => Ok(Value::Null),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// Makes the writes of one batch on up to `concurrency` connections at once, all
+    /// paced together; answers each write's outcome by position. The first failure
+    /// stops the workers taking more writes (those in flight finish), so a rate limit
+    /// or an outage pauses the whole batch, and the reconciler's backoff decides what next.
+    fn write_all(
+        &self,
+        writes: &[(Entry, Option<u64>, String)],
+        period: &str,
+    ) -> Vec<Option<Result<Value, WorkspaceError>>> {
+        let workers = self.concurrency.clamp(1, http::MAX_CONCURRENCY).min(writes.len());
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let outcomes: Mutex<Vec<Option<Result<Value, WorkspaceError>>>> =
+            Mutex::new(writes.iter().map(|_| None).collect());
+        let work = || {
+            loop {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some((_, minor, id)) = writes.get(i) else { return };
+                if !self.pacer.pace_unless(Some(&stop)) {
+                    return;
+                }
+                let answer = self.write_one(*minor, id, period);
+                if answer.is_err() {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                if let Some(slot) = lock(&outcomes).get_mut(i) {
+                    *slot = Some(answer);
+                }
+            }
+        };
+        if workers <= 1 {
+            work();
+        } else {
+            std::thread::scope(|s| {
+                for _ in 0..workers {
+                    s.spawn(work);
+                }
+            });
+        }
+        outcomes.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Every member, by canonical email.
@@ -994,19 +1069,12 @@ impl Workspace for ClaudeWorkspace {
             }
         }
         self.append(&writes.iter().map(|(e, _, _)| e.clone()).collect::<Vec<_>>())?;
+        let outcomes = self.write_all(&writes, target.period);
         let mut done = Vec::new();
-        let mut failure = None;
-        for (intent, minor, id) in writes {
-            let answer = match minor {
-                Some(minor) => self.post(LIMITS, &set_body(minor, &id, target.period)),
-                None => match self.delete(&format!("{LIMITS}/{}", encode(&id))) {
-                    // Already gone: the removal is done.
-                    Err(WorkspaceError::Rejected { status: 404, .. }) => Ok(Value::Null),
-                    other => other,
-                },
-            };
-            match answer {
-                Ok(value) => {
+        let mut failure: Option<WorkspaceError> = None;
+        for ((intent, minor, _), outcome) in writes.into_iter().zip(outcomes) {
+            match outcome {
+                Some(Ok(value)) => {
                     let mut cache = lock(&self.cache);
                     if minor.is_some() {
                         let spend_limit_id =
@@ -1021,10 +1089,18 @@ impl Workspace for ClaudeWorkspace {
                     let action = if minor.is_some() { "limit.set" } else { "limit.remove" };
                     done.push(Entry { action: action.to_string(), at: now_rfc3339(), ..intent });
                 }
-                Err(e) => {
-                    failure = Some(e);
-                    break;
+                // A rate limit is the failure to answer with: its `Retry-After` then
+                // paces the reconciler's retry of the batch.
+                Some(Err(e)) => {
+                    let rate_limited = matches!(e, WorkspaceError::RateLimited { .. });
+                    if failure.is_none()
+                        || (rate_limited && !matches!(failure, Some(WorkspaceError::RateLimited { .. })))
+                    {
+                        failure = Some(e);
+                    }
                 }
+                // Not tried: another write failed first. Its intent lapses or is retried.
+                None => {}
             }
         }
         // What was written is audited even when a later call failed.

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -243,27 +243,99 @@ fn none<C>() -> Option<C> {
 /// An agent whose every call ends within `timeout`, and that hands error statuses back
 /// as answers, so [`read`] can tell a retryable one from a refusal.
 pub(super) fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build().into()
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        // Keep a connection per writer alive (`--concurrency`): ureq keeps 3 a host by
+        // default, and closing the rest after each call would open one per write.
+        .max_idle_connections_per_host(MAX_CONCURRENCY)
+        .max_idle_connections(MAX_CONCURRENCY * 2)
+        .build()
+        .into()
 }
 
-/// The least time between two calls for `--max-rps`; none when it is absent or no positive number.
-pub(super) fn min_interval(max_rps: Option<f64>) -> Option<Duration> {
-    max_rps.filter(|r| r.is_finite() && *r > 0.0).map(|r| Duration::from_secs_f64(1.0 / r))
+/// The most connections a vendor client writes on at once (`--concurrency`).
+pub const MAX_CONCURRENCY: usize = 64;
+
+/// Paces every vendor call of one client: `--max-rps` is a total over all the
+/// client's connections, and a rate limit (429 with `Retry-After`) holds them all.
+///
+/// Each call takes the next free start time (a slot `1 / max_rps` after the one
+/// before) under the lock, then sleeps until it outside the lock, so several
+/// workers can wait at once while their calls still start at most `max_rps` a
+/// second in total.
+#[derive(Debug)]
+pub(super) struct Pacer {
+    calls: AtomicU64,
+    /// The least time between two call starts; none without `--max-rps`.
+    gap: Option<Duration>,
+    /// The earliest start of the next call, and the end of a rate-limit hold.
+    slots: Mutex<Slots>,
 }
 
-/// Counts a call and spaces it at least `min_interval` after the last one; the wall clock
-/// is the point here.
-pub(super) fn pace(calls: &AtomicU64, min_interval: Option<Duration>, last_call: &Mutex<Option<Instant>>) {
-    calls.fetch_add(1, Ordering::Relaxed);
-    let Some(gap) = min_interval else { return };
-    let mut last = last_call.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(at) = *last {
-        let wait = gap.saturating_sub(at.elapsed());
-        if !wait.is_zero() {
-            std::thread::sleep(wait);
+#[derive(Debug, Default)]
+struct Slots {
+    next: Option<Instant>,
+    hold_until: Option<Instant>,
+}
+
+impl Pacer {
+    /// A pacer for `--max-rps`; no spacing when it is absent or no positive number.
+    pub(super) fn new(max_rps: Option<f64>) -> Pacer {
+        let gap = max_rps.filter(|r| r.is_finite() && *r > 0.0).map(|r| Duration::from_secs_f64(1.0 / r));
+        Pacer { calls: AtomicU64::new(0), gap, slots: Mutex::default() }
+    }
+
+    /// Calls made so far.
+    pub(super) fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Waits for the next slot and counts the call; the wall clock is the point here.
+    pub(super) fn pace(&self) {
+        self.pace_unless(None);
+    }
+
+    /// Waits for the next slot, then counts the call and answers true, unless `stop`
+    /// was set meanwhile (another worker failed): then the call is not made or counted.
+    pub(super) fn pace_unless(&self, stop: Option<&AtomicBool>) -> bool {
+        let stopped = || stop.is_some_and(|s| s.load(Ordering::SeqCst));
+        loop {
+            let at = {
+                let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let now = Instant::now();
+                let mut at = slots.next.map_or(now, |n| n.max(now));
+                if let Some(hold) = slots.hold_until {
+                    at = at.max(hold);
+                }
+                slots.next = Some(at + self.gap.unwrap_or_default());
+                at
+            };
+            let wait = at.saturating_duration_since(Instant::now());
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+            if stopped() {
+                return false;
+            }
+            // A hold set while this call waited for its slot: take a slot after it.
+            let held = {
+                let slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                slots.hold_until.is_some_and(|h| h > Instant::now())
+            };
+            if !held {
+                self.calls.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
         }
     }
-    *last = Some(Instant::now());
+
+    /// No call starts before `wait` from now (the vendor's `Retry-After`), on any connection.
+    pub(super) fn hold(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        slots.hold_until = Some(slots.hold_until.map_or(until, |h| h.max(until)));
+    }
 }
 
 pub(super) fn decode<T: DeserializeOwned>(text: &str) -> Result<T, WorkspaceError> {

@@ -36,8 +36,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -198,10 +197,8 @@ pub struct OpenAiWorkspace {
     agent: ureq::Agent,
     repo: Mutex<git2::Repository>,
     cache: Mutex<Cache>,
-    /// Least time between two calls (`--max-rps`).
-    min_interval: Option<Duration>,
-    last_call: Mutex<Option<Instant>>,
-    calls: AtomicU64,
+    /// Spaces every call by `--max-rps` and holds them all on a rate limit.
+    pacer: http::Pacer,
     /// A dry run writes nothing, the audit included.
     dry_run: bool,
 }
@@ -234,9 +231,7 @@ impl OpenAiWorkspace {
             agent: http::agent(timeout),
             repo: Mutex::new(repo),
             cache: Mutex::default(),
-            min_interval: http::min_interval(max_rps),
-            last_call: Mutex::new(None),
-            calls: AtomicU64::new(0),
+            pacer: http::Pacer::new(max_rps),
             dry_run,
         })
     }
@@ -259,7 +254,7 @@ impl OpenAiWorkspace {
 
     /// Vendor calls made so far.
     pub fn calls(&self) -> u64 {
-        self.calls.load(Ordering::Relaxed)
+        self.pacer.calls()
     }
 
     /// The exact calls the planned changes need (a dry run's `not_attempted`).
@@ -284,7 +279,7 @@ impl OpenAiWorkspace {
 
     /// Spaces calls by `--max-rps`; the wall clock is the point here.
     fn pace(&self) {
-        http::pace(&self.calls, self.min_interval, &self.last_call);
+        self.pacer.pace();
     }
 
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, WorkspaceError> {
