@@ -172,9 +172,13 @@ fn a_claude_import_validates_and_reconciling_it_has_nothing_to_do() {
 /// Every limit and alert of the scopes an OpenAI import maps, as the fake holds them
 /// (alert ids included, so a delete and re-create shows).
 fn openai_state(addr: SocketAddr) -> Value {
+    openai_state_of(addr, &["/v1/organization", "/v1/organization/projects/proj_app"])
+}
+
+fn openai_state_of(addr: SocketAddr, scopes: &[&str]) -> Value {
     let get = |path: &str| call(addr, "GET", path, Some(OPENAI_KEY), &Value::Null);
     let mut out = serde_json::Map::new();
-    for base in ["/v1/organization", "/v1/organization/projects/proj_app"] {
+    for base in scopes {
         out.insert(format!("{base}/spend_limit"), get(&format!("{base}/spend_limit")));
         out.insert(
             format!("{base}/spend_alerts"),
@@ -268,6 +272,53 @@ fn an_openai_import_is_what_the_openai_target_writes_and_reconciling_it_has_noth
         assert_eq!(fake.calls(&format!("/v1/organization/{path}")), 0);
         assert_eq!(fake.calls(&format!("/v1/organization/projects/proj_app/{path}")), 0);
     }
+}
+
+#[test]
+fn an_openai_import_keeps_every_alert_recipient_and_validates_with_more_than_ten() {
+    let fake = budgit_fakes::openai::Fake::new(OPENAI_KEY);
+    fake.add_projects([budgit_fakes::openai::Project { id: "proj_app".into(), name: "App".into() }]);
+    let addr = budgit_fakes::openai::start(fake.clone()).unwrap();
+    let money = |cents: i64| json!({ "currency": "USD", "interval": "month", "threshold_amount": cents });
+    // 14 people on the organization's alerts, more than any fixed bound of ten
+    let to: Vec<String> = (0..14).map(|i| format!("finance{i:02}@acme.com")).collect();
+    let alert = |cents: i64| {
+        let mut b = money(cents);
+        b["notification_channel"] = json!({ "type": "email", "recipients": to });
+        b
+    };
+    let post = |path: &str, body: &Value| call(addr, "POST", path, Some(OPENAI_KEY), body);
+    post("/v1/organization/spend_limit", &money(500_000));
+    post("/v1/organization/spend_alerts", &alert(250_000));
+    post("/v1/organization/spend_alerts", &alert(400_000));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let url = format!("http://{addr}/v1");
+    let o =
+        budgit(root, &["import", "--source", "openai", "--workspace", &url, "--out", ".", "--name", "acme"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(!stderr.contains("not imported"), "{stderr}");
+    let ws = read(&root.join("policies/workspace.yaml"));
+    assert!(!ws.contains("Not carried over"), "{ws}");
+    let listed: String = to.iter().map(|r| format!("        - \"{r}\"\n")).collect();
+    assert!(ws.ends_with(&format!("      alert_recipients:\n{listed}")), "{ws}");
+    let o = budgit(root, &["validate", "--policies", "policies"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+
+    // reconciling the import writes nothing: every alert already emails those 14
+    commit_all(root);
+    let before = openai_state_of(addr, &["/v1/organization"]);
+    let o = budgit(
+        root,
+        &["reconcile", "--target", "openai", "--workspace", &url, "--ref", "main", "--format", "json"],
+    );
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    let r: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(r["applied"], json!([]), "{r}");
+    assert_eq!(openai_state_of(addr, &["/v1/organization"]), before);
 }
 
 #[test]

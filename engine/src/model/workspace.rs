@@ -120,7 +120,9 @@ pub struct OpenAiReconcile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org_limit: Option<Credits>,
     /// Who the spend alerts email (OpenAI sends alerts only by email); required when
-    /// the Workspace has alert levels.
+    /// the Workspace has alert levels. As many as the organisation's alerts name: the
+    /// vendor declares no most (its SDK's `notification_channel.recipients` is an
+    /// unbounded list), so `budgit import` carries every one over.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "recipients_schema")]
     pub alert_recipients: Vec<String>,
@@ -128,7 +130,7 @@ pub struct OpenAiReconcile {
 
 fn recipients_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
     let item = super::email_schema(generator);
-    schemars::json_schema!({ "type": "array", "items": item, "maxItems": 10 })
+    schemars::json_schema!({ "type": "array", "items": item })
 }
 
 /// The budget period.
