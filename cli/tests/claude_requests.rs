@@ -256,9 +256,24 @@ fn sync_cmd(root: &Path, vendor: SocketAddr, serve: SocketAddr, extra: &[&str]) 
 }
 
 fn sync(root: &Path, vendor: SocketAddr, serve: SocketAddr) -> Value {
-    let (code, r) = json_of(&mut sync_cmd(root, vendor, serve, &[]));
+    sync_as(root, vendor, serve, &[])
+}
+
+fn sync_as(root: &Path, vendor: SocketAddr, serve: SocketAddr, extra: &[&str]) -> Value {
+    let (code, r) = json_of(&mut sync_cmd(root, vendor, serve, extra));
     assert_eq!(code, 0, "{r}");
+    matches_schema(&r);
     r
+}
+
+/// The output passes its checked-in schema, `schemas/requests-sync-output.schema.json`.
+fn matches_schema(output: &Value) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/requests-sync-output.schema.json");
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let validator = jsonschema::options().should_validate_formats(true).build(&schema).unwrap();
+    let errors: Vec<String> =
+        validator.iter_errors(output).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "the output fails its schema: {errors:?}\n{output}");
 }
 
 /// budgit's audit of its vendor writes, oldest first.
@@ -434,8 +449,11 @@ fn a_sync_killed_mid_write_is_finished_by_the_next_without_writing_twice() {
     // each write is held 500 ms at the fake: the kill, within a poll of the fourth call
     // arriving, lands while that call is in flight and its outcome is not yet audited
     fake_post(vendor_addr, "/_fake/faults", &json!({ "delay_ms": 500, "method": "POST", "times": 1000 }));
-    let mut child =
-        sync_cmd(root, vendor_addr, srv, &[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = sync_cmd(root, vendor_addr, srv, &["--holder", "syncer-1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while decisions(vendor_addr).len() < 4 {
         assert!(Instant::now() < deadline, "the sync made no writes");
@@ -453,7 +471,8 @@ fn a_sync_killed_mid_write_is_finished_by_the_next_without_writing_twice() {
 
     try_send(vendor_addr, "DELETE", "/_fake/faults", None, None, &[]).unwrap();
     try_send(vendor_addr, "DELETE", "/_fake/calls", None, None, &[]).unwrap();
-    let r = sync(root, vendor_addr, srv);
+    // restarted under the same name, it takes the killed sync's lease back at once
+    let r = sync_as(root, vendor_addr, srv, &["--holder", "syncer-1"]);
     assert_eq!(r["created"], json!([]), "{r}");
     assert_eq!(r["recovered"].as_array().unwrap().len(), 1, "{r}");
     // no vendor request denied before the kill is written again
@@ -466,4 +485,60 @@ fn a_sync_killed_mid_write_is_finished_by_the_next_without_writing_twice() {
     let entries = audit(&git);
     assert!(asked.iter().all(|id| count(&entries, "request.denied", id) == 1), "{entries:?}");
     assert_eq!(credit_requests(srv).len(), 12);
+}
+
+#[test]
+fn two_syncs_started_together_make_one_credit_request_per_vendor_request() {
+    let emails: Vec<String> = (0..6).map(|i| format!("t{i:02}@acme.com")).collect();
+    let (vendor_addr, ids) = fake(&emails.iter().map(String::as_str).collect::<Vec<_>>());
+    let (tmp, git) = repo();
+    let root = tmp.path();
+    let server = serve(root);
+    let srv = server.addr;
+    let asked: Vec<String> = emails.iter().map(|e| ask(vendor_addr, &ids[e])).collect();
+    // Both syncs list the vendor's requests slowly, so without a lease each would read
+    // "no credit request yet" for every one of them before either made any.
+    fake_post(
+        vendor_addr,
+        "/_fake/faults",
+        &json!({ "delay_ms": 1000, "method": "GET", "path": "/v1/organizations/spend_limit_increase_requests", "times": 2 }),
+    );
+    let children: Vec<_> = ["sync-a", "sync-b"]
+        .map(|holder| {
+            sync_cmd(root, vendor_addr, srv, &["--holder", holder])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .into_iter()
+        .collect();
+    let outs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    let won: Vec<&std::process::Output> = outs.iter().filter(|o| o.status.success()).collect();
+    let lost: Vec<&std::process::Output> = outs.iter().filter(|o| !o.status.success()).collect();
+    assert_eq!((won.len(), lost.len()), (1, 1), "{outs:?}");
+    let r: Value = serde_json::from_slice(&won[0].stdout).unwrap();
+    matches_schema(&r);
+    assert_eq!(r["created"].as_array().unwrap().len(), 6, "{r}");
+    let stderr = String::from_utf8_lossy(&lost[0].stderr);
+    assert_eq!(lost[0].status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("another sync is running: lease `budgit-requests-sync` is held by `sync-"),
+        "{stderr}"
+    );
+    assert!(lost[0].stdout.is_empty(), "{}", String::from_utf8_lossy(&lost[0].stdout));
+
+    // one credit request per vendor request, and the lease given back
+    let made = credit_requests(srv);
+    let mut by_vendor: Vec<&str> =
+        made.iter().map(|q| q["context"]["vendor_request"].as_str().unwrap()).collect();
+    by_vendor.sort_unstable();
+    let mut want: Vec<&str> = asked.iter().map(String::as_str).collect();
+    want.sort_unstable();
+    assert_eq!(by_vendor, want);
+    assert!(git.find_reference("refs/budgit/leases/budgit-requests-sync").is_err());
+    // the next sync finds them all and makes none
+    let r = sync(root, vendor_addr, srv);
+    assert_eq!(r["created"], json!([]), "{r}");
+    assert_eq!(credit_requests(srv).len(), 6);
 }

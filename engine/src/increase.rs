@@ -16,9 +16,15 @@
 //! Vendor writes go through [`ClaudeWorkspace::decide_increase`] (an intent before,
 //! the outcome after); [`ClaudeWorkspace::recover_increases`] first settles what a
 //! killed run left open, so a rerun never writes twice.
+//!
+//! A sync holds the lease [`LEASE`] for its whole run: the git ref lease the vendor
+//! targets' reconciler uses (`refs/budgit/leases/…` in the policy repository), so two
+//! syncs started together cannot both read "no credit request yet" for the same vendor
+//! request and each create one. The second fails at once, naming the holder.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -26,14 +32,17 @@ use serde_json::{Value, json};
 use crate::Credits;
 use crate::reconcile::ReconcileError;
 use crate::vendor::Money;
-use crate::workspace::WorkspaceError;
 use crate::workspace::claude::{
     ClaudeWorkspace, IncreaseDecision, IncreaseRequest, IncreaseWrite, SpendSummary,
 };
 use crate::workspace::http::{CreditRequest, HttpWorkspace};
+use crate::workspace::{Workspace, WorkspaceError};
 
 /// The `context.source` of credit requests made from vendor requests.
 pub const SOURCE: &str = "claude-enterprise";
+
+/// The lease a sync holds while it runs (a ref under `refs/budgit/leases/`).
+pub const LEASE: &str = "budgit-requests-sync";
 
 /// How a sync runs.
 #[derive(Debug, Clone)]
@@ -50,10 +59,14 @@ pub struct SyncOptions {
     pub suppress_notification: bool,
     /// Write nothing; report what would be done.
     pub dry_run: bool,
+    /// This sync's name on the lease; a sync restarted under the same name takes it back at once.
+    pub holder: String,
+    /// How long the lease lasts without renewal (renewed as the sync goes).
+    pub lease_ttl: Duration,
 }
 
 /// A credit request made from a vendor request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Created {
     /// The vendor's request.
     pub vendor_request: String,
@@ -66,7 +79,7 @@ pub struct Created {
 }
 
 /// A vendor request approved or denied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Decided {
     /// The vendor's request.
     pub vendor_request: String,
@@ -86,7 +99,7 @@ pub struct Decided {
 }
 
 /// A vendor request still waiting on budgit, and on what.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Waiting {
     /// The vendor's request.
     pub vendor_request: String,
@@ -99,7 +112,7 @@ pub struct Waiting {
 }
 
 /// A vendor write that failed; retried on the next run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Failed {
     /// The vendor's request.
     pub vendor_request: String,
@@ -108,7 +121,9 @@ pub struct Failed {
 }
 
 /// What a sync did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+///
+/// `budgit requests sync --format json` prints this (`schemas/requests-sync-output.schema.json`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct SyncReport {
     /// The policy commit read.
     pub commit: String,
@@ -136,9 +151,51 @@ pub enum SyncError {
     /// The policies at the ref could not be read or do not declare the target.
     #[error(transparent)]
     Policy(#[from] ReconcileError),
+    /// Another sync holds the lease: nothing was done.
+    #[error("another sync is running: lease `{name}` is held by `{holder}`{until}; nothing done")]
+    LeaseHeld {
+        /// The lease.
+        name: String,
+        /// Who holds it.
+        holder: String,
+        /// ` until …` when the holder said.
+        until: String,
+    },
     /// The vendor or the workspace failed.
     #[error(transparent)]
-    Workspace(#[from] WorkspaceError),
+    Workspace(WorkspaceError),
+}
+
+impl From<WorkspaceError> for SyncError {
+    fn from(e: WorkspaceError) -> Self {
+        match e {
+            WorkspaceError::LeaseHeld { name, holder, expires_at } => SyncError::LeaseHeld {
+                name,
+                holder,
+                until: expires_at.map(|t| format!(" until {t}")).unwrap_or_default(),
+            },
+            other => SyncError::Workspace(other),
+        }
+    }
+}
+
+/// The sync's hold on [`LEASE`]: renewed when a third of its time has passed.
+struct Held<'a> {
+    vendor: &'a ClaudeWorkspace,
+    options: &'a SyncOptions,
+    renewed: Instant,
+}
+
+impl Held<'_> {
+    /// Renews the lease before a write if it is due; an error means another sync took it.
+    fn renew(&mut self) -> Result<(), SyncError> {
+        if self.options.dry_run || self.renewed.elapsed() < self.options.lease_ttl / 3 {
+            return Ok(());
+        }
+        self.vendor.acquire_lease(LEASE, &self.options.holder, self.options.lease_ttl)?;
+        self.renewed = Instant::now();
+        Ok(())
+    }
 }
 
 /// `amount` minor units as major units of a currency with `digits` decimals (`450` → `4.50`).
@@ -199,13 +256,33 @@ fn vendor_id(r: &CreditRequest) -> Option<&str> {
     c.get("vendor_request")?.as_str()
 }
 
-/// One sync: settle, create, decide. `policies` is the policy directory in the
-/// repository the reconciler audits to.
+/// One sync under [`LEASE`]: settle, create, decide. `policies` is the policy
+/// directory in the repository the reconciler audits to (and the lease is kept in).
+/// A dry run writes nothing, so it takes no lease.
 pub fn sync(
     vendor: &ClaudeWorkspace,
     budgit: &HttpWorkspace,
     policies: &Path,
     options: &SyncOptions,
+) -> Result<SyncReport, SyncError> {
+    if !options.dry_run {
+        vendor.acquire_lease(LEASE, &options.holder, options.lease_ttl)?;
+    }
+    let mut held = Held { vendor, options, renewed: Instant::now() };
+    let outcome = sync_held(vendor, budgit, policies, options, &mut held);
+    if !options.dry_run {
+        // A failed release is harmless: the lease lapses after its TTL.
+        let _ = vendor.release_lease(LEASE, &options.holder);
+    }
+    outcome
+}
+
+fn sync_held(
+    vendor: &ClaudeWorkspace,
+    budgit: &HttpWorkspace,
+    policies: &Path,
+    options: &SyncOptions,
+    held: &mut Held<'_>,
 ) -> Result<SyncReport, SyncError> {
     let commit = vendor.load_target(policies, &options.rev)?;
     let (money, period) = vendor
@@ -249,6 +326,7 @@ pub fn sync(
             let made = if options.dry_run {
                 None
             } else {
+                held.renew()?;
                 Some(budgit.create_credit_request(&email, options.add, options.days, &reason, &context)?.id)
             };
             report.created.push(Created {
@@ -316,6 +394,7 @@ pub fn sync(
             actor: options.actor.clone(),
             suppress_notification: options.suppress_notification,
         };
+        held.renew()?;
         let done = if options.dry_run { Ok(request.clone()) } else { vendor.decide_increase(&write) };
         match (done, decision) {
             (Err(e), _) => {

@@ -1,5 +1,5 @@
 //! JSON Schemas of the machine-readable outputs: `validate`, `resolve`, `explain`,
-//! `evaluate`, `plan` and `history` with `--format json`.
+//! `evaluate`, `plan`, `history` and `requests sync` with `--format json`.
 //!
 //! Each output is a typed struct serialized as is, and its schema is generated from
 //! the same type, so a field added to an output appears in its schema. `budgit
@@ -12,6 +12,7 @@ use schemars::generate::SchemaSettings;
 use crate::diag::output::ReportOutput;
 use crate::evaluate::Evaluation;
 use crate::history::HistoryOutput;
+use crate::increase::SyncReport;
 use crate::plan::Plan;
 use crate::resolve::{Explanation, ResolveOutput};
 
@@ -30,12 +31,21 @@ pub enum Output {
     Plan,
     /// `history --format json`.
     History,
+    /// `requests sync --format json`.
+    RequestsSync,
 }
 
 impl Output {
     /// Every output, in the order the commands are documented.
-    pub const ALL: [Output; 6] =
-        [Output::Validate, Output::Resolve, Output::Explain, Output::Evaluate, Output::Plan, Output::History];
+    pub const ALL: [Output; 7] = [
+        Output::Validate,
+        Output::Resolve,
+        Output::Explain,
+        Output::Evaluate,
+        Output::Plan,
+        Output::History,
+        Output::RequestsSync,
+    ];
 
     /// The command's name.
     pub fn command(self) -> &'static str {
@@ -46,12 +56,14 @@ impl Output {
             Output::Evaluate => "evaluate",
             Output::Plan => "plan",
             Output::History => "history",
+            Output::RequestsSync => "requests sync",
         }
     }
 
-    /// The schema's file name in `schemas/`: `<command>-output.schema.json`.
+    /// The schema's file name in `schemas/`: `<command>-output.schema.json`, a
+    /// subcommand joined by a dash (`requests-sync-output.schema.json`).
     pub fn file_name(self) -> String {
-        format!("{}-output.schema.json", self.command())
+        format!("{}-output.schema.json", self.command().replace(' ', "-"))
     }
 
     /// The JSON Schema of the output, titled after the command.
@@ -63,6 +75,7 @@ impl Output {
             Output::Evaluate => schema::<Evaluation<'static>>(),
             Output::Plan => schema::<Plan>(),
             Output::History => schema::<HistoryOutput<'static>>(),
+            Output::RequestsSync => schema::<SyncReport>(),
         };
         if let Some(map) = value.as_object_mut() {
             map.insert("title".into(), format!("budgit {} --format json", self.command()).into());

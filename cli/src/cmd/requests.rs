@@ -15,6 +15,9 @@ use super::Status;
 use super::reconcile::parse_duration;
 use crate::render;
 
+/// How long a sync's lease lasts without renewal; a sync renews it as it goes.
+const LEASE_TTL: Duration = Duration::from_secs(60);
+
 /// Credit requests that come from elsewhere.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -46,6 +49,14 @@ enum RequestsCommand {
 /// at the vendor. Every vendor write is audited once in the policy repository
 /// (`refs/budgit/audit/claude-enterprise`, with the decline reason); a run killed
 /// mid-write is settled by the next one before it decides anything.
+///
+/// One sync at a time: a sync holds the lease `budgit-requests-sync`, a git ref
+/// (`refs/budgit/leases/budgit-requests-sync`) in the policy repository, as the
+/// vendor reconciler holds its own, so two syncs cannot both create a credit request
+/// for the same vendor request. A second sync started meanwhile fails at once with
+/// "lease … is held by …" and does nothing; a sync restarted under the same
+/// `--holder` takes its lease back at once, and a lease left by a killed sync lapses
+/// after 60 seconds. A dry run writes nothing and takes no lease.
 ///
 /// Exit status: 0 synced (requests may still wait on review, a merge or the
 /// reconciler); 1 some vendor writes failed (the next run retries them); 2 the
@@ -82,6 +93,9 @@ pub struct SyncArgs {
     /// Who decides, in the audit.
     #[arg(long, default_value = "budgit-requests-sync", value_name = "NAME")]
     actor: String,
+    /// This sync's name on the lease (default: host and process id).
+    #[arg(long, value_name = "NAME")]
+    holder: Option<String>,
     /// Ask the vendor not to email the member about the decision.
     #[arg(long)]
     suppress_notification: bool,
@@ -137,6 +151,8 @@ fn sync(args: SyncArgs) -> anyhow::Result<Status> {
         actor: args.actor.clone(),
         suppress_notification: args.suppress_notification,
         dry_run: args.dry_run,
+        holder: args.holder.clone().unwrap_or_else(super::reconcile::default_holder),
+        lease_ttl: LEASE_TTL,
     };
     let report = increase::sync(&vendor, &budgit, &args.policies, &options)?;
     let text = match args.format {

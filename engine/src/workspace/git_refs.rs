@@ -222,12 +222,23 @@ pub(super) fn acquire_lease(
                 .map(|t| t.to_rfc3339())
                 .unwrap_or_default(),
         }),
-        // Someone moved the ref between our read and write: they hold it now.
-        Err(_) => Err(WorkspaceError::LeaseHeld {
-            name: name.to_string(),
-            holder: "another reconciler".into(),
-            expires_at: None,
-        }),
+        // Someone moved the ref between our read and write: they hold it now, and
+        // the ref says who (read again; a holder gone meanwhile reads as unnamed).
+        Err(_) => {
+            let held: Option<LeaseBody> = repo
+                .find_reference(&refname)
+                .ok()
+                .and_then(|r| r.target())
+                .and_then(|id| repo.find_blob(id).ok())
+                .and_then(|b| serde_json::from_slice(b.content()).ok());
+            Err(WorkspaceError::LeaseHeld {
+                name: name.to_string(),
+                holder: held.as_ref().map_or_else(|| "another holder".to_string(), |h| h.holder.clone()),
+                expires_at: held
+                    .and_then(|h| chrono::DateTime::from_timestamp(h.expires_at, 0))
+                    .map(|t| t.to_rfc3339()),
+            })
+        }
     }
 }
 
