@@ -142,10 +142,12 @@ pub struct Args {
     max_rps: Option<f64>,
     /// Limit writes made at once on `claude-enterprise`, each on its own connection
     /// (1 to 64). `--max-rps` stays the total over all of them, and a rate limit
-    /// (429 with `Retry-After`) or a failed write pauses them all. For example:
+    /// (429 with `Retry-After`) or a failed write pauses them all. N connections
+    /// reach a rate of N calls per call time: 16 keep 500 a second up to 32 ms a
+    /// call. For example:
     /// `budgit reconcile --target claude-enterprise --workspace https://api.anthropic.com
     /// --ref main --max-rps 50 --concurrency 4`.
-    #[arg(long, value_name = "N", default_value_t = 8,
+    #[arg(long, value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..=64))]
     concurrency: u16,
 }

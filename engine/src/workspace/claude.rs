@@ -23,8 +23,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -172,6 +172,8 @@ pub struct ClaudeWorkspace {
     dry_run: bool,
     /// Limit writes of a batch made at once (`--concurrency`), under the one pacer.
     concurrency: usize,
+    /// The audit as last read, with the tip it was read at (see [`ClaudeWorkspace::audit`]).
+    audit_read: Mutex<Option<(git2::Oid, Arc<Vec<Entry>>)>>,
 }
 
 impl std::fmt::Debug for ClaudeWorkspace {
@@ -200,6 +202,7 @@ impl ClaudeWorkspace {
             pacer: http::Pacer::new(max_rps),
             dry_run,
             concurrency: 1,
+            audit_read: Mutex::new(None),
         })
     }
 
@@ -493,9 +496,22 @@ impl ClaudeWorkspace {
         Ok(())
     }
 
-    /// The audit log, oldest first.
-    fn audit(&self) -> Result<Vec<Entry>, WorkspaceError> {
-        git_refs::read_audit(&lock(&self.repo), AUDIT_REF)
+    /// The audit log, oldest first. Read from git once per tip of [`AUDIT_REF`]: a run
+    /// reads it for the live limits and again for what budgit last applied, and at
+    /// 100,000 members each read parses 200,000 lines. Another writer (a sync, or this
+    /// run's own appends) moves the tip, and the next read reads it again.
+    fn audit(&self) -> Result<Arc<Vec<Entry>>, WorkspaceError> {
+        let repo = lock(&self.repo);
+        let tip = repo.find_reference(AUDIT_REF).ok().and_then(|r| r.target());
+        let mut read = lock(&self.audit_read);
+        if let (Some(tip), Some((at, entries))) = (tip, read.as_ref())
+            && *at == tip
+        {
+            return Ok(Arc::clone(entries));
+        }
+        let entries = Arc::new(git_refs::read_audit(&repo, AUDIT_REF)?);
+        *read = tip.map(|tip| (tip, Arc::clone(&entries)));
+        Ok(entries)
     }
 
     /// Appends entries to the audit, as one commit on [`AUDIT_REF`].
@@ -512,8 +528,12 @@ impl ClaudeWorkspace {
         git_refs::append_audit(&lock(&self.repo), AUDIT_REF, entries, &message)
     }
 
-    /// The last set per user (removed users absent), and intents no outcome followed.
-    fn replay(entries: &[Entry], actor: Option<&str>) -> (BTreeMap<String, Entry>, BTreeMap<String, Entry>) {
+    /// The last set per user (removed users absent), and intents no outcome followed;
+    /// borrowed from the entries, which are many.
+    fn replay<'a>(
+        entries: impl IntoIterator<Item = &'a Entry>,
+        actor: Option<&str>,
+    ) -> (BTreeMap<&'a str, &'a Entry>, BTreeMap<&'a str, &'a Entry>) {
         git_refs::replay(entries, actor, "limit.set", "limit.remove")
     }
 }
@@ -785,10 +805,10 @@ impl ClaudeWorkspace {
     /// next decision is made afresh. Answers the vendor request ids settled and how.
     pub fn recover_increases(&self) -> Result<Vec<(String, String)>, WorkspaceError> {
         let mut open: BTreeMap<String, Entry> = BTreeMap::new();
-        for e in self.audit()? {
+        for e in self.audit()?.iter() {
             let Some(id) = e.vendor_request.clone() else { continue };
             if e.action == "request.intent" {
-                open.insert(id, e);
+                open.insert(id, e.clone());
             } else {
                 open.remove(&id);
             }
@@ -817,9 +837,9 @@ impl ClaudeWorkspace {
     pub fn decided_increases(&self) -> Result<BTreeMap<String, String>, WorkspaceError> {
         Ok(self
             .audit()?
-            .into_iter()
+            .iter()
             .filter(|e| e.action == "request.approved" || e.action == "request.denied")
-            .filter_map(|e| Some((e.vendor_request?, e.action)))
+            .filter_map(|e| Some((e.vendor_request.clone()?, e.action.clone())))
             .collect())
     }
 
@@ -854,8 +874,9 @@ impl ClaudeWorkspace {
 
     /// The limit budgit last wrote for `email` (from the audit) and the member's live one.
     pub fn applied_by_budgit(&self, email: &str) -> Result<Option<AppliedByBudgit>, WorkspaceError> {
-        let (last, _) = ClaudeWorkspace::replay(&self.audit()?, None);
-        let Some(entry) = last.get(email) else { return Ok(None) };
+        let entries = self.audit()?;
+        let (last, _) = ClaudeWorkspace::replay(entries.iter(), None);
+        let Some(entry) = last.get(email).copied() else { return Ok(None) };
         let live = lock(&self.cache).live.get(email).and_then(|r| r.amount.clone());
         Ok(Some(AppliedByBudgit {
             amount: entry.amount.clone().unwrap_or_default(),
@@ -895,14 +916,14 @@ impl Workspace for ClaudeWorkspace {
         }
         self.load_live()?;
         let entries = self.audit()?;
-        let (managed, _) = ClaudeWorkspace::replay(&entries, None);
+        let (managed, _) = ClaudeWorkspace::replay(entries.iter(), None);
         let mut cache = lock(&self.cache);
         let target =
             cache.target.clone().ok_or_else(|| protocol("the target's money and period are not set"))?;
         let mut out = Vec::new();
         let mut left = Vec::new();
         for (email, row) in &cache.live {
-            let last = managed.get(email);
+            let last = managed.get(email.as_str()).copied();
             if row.inherited && !cache.wanted.contains(email) {
                 // Not the member's own limit, and not for budgit to change.
                 continue;
@@ -943,13 +964,14 @@ impl Workspace for ClaudeWorkspace {
 
     fn last_applied(&self, actor: &str) -> Result<BTreeMap<String, LastApplied>, WorkspaceError> {
         let entries = self.audit()?;
-        let (_, pending) = ClaudeWorkspace::replay(&entries, None);
+        let (_, pending) = ClaudeWorkspace::replay(entries.iter(), None);
         // Finish what a killed run started: an intent whose value is live was written.
         let mut finished = Vec::new();
         {
             let cache = lock(&self.cache);
             for (user, intent) in pending {
-                let live = cache.live.get(&user);
+                let intent = intent.clone();
+                let live = cache.live.get(user);
                 let landed = match &intent.amount {
                     Some(amount) => {
                         live.is_some_and(|r| !r.inherited && r.amount.as_deref() == Some(amount.as_str()))
@@ -967,16 +989,18 @@ impl Workspace for ClaudeWorkspace {
             }
         }
         self.append(&finished)?;
-        let mut all = entries;
-        all.extend(finished);
-        let (last, _) = ClaudeWorkspace::replay(&all, Some(actor));
+        let (last, _) = ClaudeWorkspace::replay(entries.iter().chain(&finished), Some(actor));
         Ok(last
             .into_iter()
             .filter_map(|(user, e)| {
-                let limit = e.limit?;
+                let limit = e.limit.clone()?;
                 Some((
-                    user,
-                    LastApplied { limit, commit: Some(e.commit), source_kind: e.source.map(|s| s.kind) },
+                    user.to_string(),
+                    LastApplied {
+                        limit,
+                        commit: Some(e.commit.clone()),
+                        source_kind: e.source.as_ref().map(|s| s.kind.clone()),
+                    },
                 ))
             })
             .collect())
@@ -994,7 +1018,19 @@ impl Workspace for ClaudeWorkspace {
             let cache = lock(&self.cache);
             let target =
                 cache.target.clone().ok_or_else(|| protocol("the target's money and period are not set"))?;
-            (target, cache.members.clone(), cache.live.clone())
+            // Only this batch's members and live rows: copying the organisation's whole
+            // maps for every batch of 500 cost seconds a run at 100,000 members.
+            let mut members = BTreeMap::new();
+            let mut live = BTreeMap::new();
+            for user in batch.limits.iter().map(|s| &s.user).chain(&batch.remove) {
+                if let Some(m) = cache.members.get(user) {
+                    members.insert(user.clone(), m.clone());
+                }
+                if let Some(r) = cache.live.get(user) {
+                    live.insert(user.clone(), r.clone());
+                }
+            }
+            (target, members, live)
         };
         let base = |action: &str, user: &str| Entry {
             action: action.to_string(),

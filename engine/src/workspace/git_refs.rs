@@ -42,18 +42,19 @@ pub(super) trait AuditLine: Clone {
 /// The last `set` entry per subject (a `remove` drops the subject), counting only
 /// `actor`'s when given, and the intents no outcome (`set`, `remove` or [`LAPSED`])
 /// followed, whoever wrote them.
-pub(super) fn replay<E: AuditLine>(
-    entries: &[E],
+pub(super) fn replay<'a, E: AuditLine + 'a>(
+    entries: impl IntoIterator<Item = &'a E>,
     actor: Option<&str>,
     set: &str,
     remove: &str,
-) -> (BTreeMap<String, E>, BTreeMap<String, E>) {
+) -> (BTreeMap<&'a str, &'a E>, BTreeMap<&'a str, &'a E>) {
+    // Borrowed from the entries: an audit of a large organisation holds many.
     let mut last = BTreeMap::new();
     let mut pending = BTreeMap::new();
     for e in entries {
         let action = e.action();
         if action == INTENT {
-            pending.insert(e.subject().to_string(), e.clone());
+            pending.insert(e.subject(), e);
             continue;
         }
         if action != set && action != remove && action != LAPSED {
@@ -64,7 +65,7 @@ pub(super) fn replay<E: AuditLine>(
             continue;
         }
         if action == set {
-            last.insert(e.subject().to_string(), e.clone());
+            last.insert(e.subject(), e);
         } else if action == remove {
             last.remove(e.subject());
         }

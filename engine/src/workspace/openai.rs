@@ -414,7 +414,11 @@ impl OpenAiWorkspace {
     /// The last write per item that still stands (removed items absent), by `actor` when
     /// given, and the intents no outcome followed.
     fn replay(entries: &[Entry], actor: Option<&str>) -> (BTreeMap<String, Entry>, BTreeMap<String, Entry>) {
-        git_refs::replay(entries, actor, SET, REMOVE)
+        // A handful of scopes: owned copies keep the callers simple.
+        let owned =
+            |m: BTreeMap<&str, &Entry>| m.into_iter().map(|(k, e)| (k.to_owned(), e.clone())).collect();
+        let (last, pending) = git_refs::replay(entries, actor, SET, REMOVE);
+        (owned(last), owned(pending))
     }
 
     /// Settles the open intents of `items` against the scopes just read (`live`),
