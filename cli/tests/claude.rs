@@ -355,7 +355,9 @@ fn a_run_killed_mid_apply_is_finished_by_the_next_with_each_write_audited_once()
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while calls(addr, "POST").len() < 10 {
+    // Killed once some writes have landed: with many connections the first wave of
+    // writes is all in flight at once, so counting calls that arrived says nothing.
+    while live(addr).len() < 5 {
         assert!(Instant::now() < deadline, "the run made no writes");
         std::thread::sleep(Duration::from_millis(20));
     }

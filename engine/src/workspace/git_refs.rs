@@ -211,10 +211,11 @@ pub(super) fn acquire_lease(
     let expires_at = now + i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX / 2);
     let body = serde_json::to_vec(&LeaseBody { holder: holder.to_string(), expires_at }).map_err(protocol)?;
     let blob = repo.blob(&body).map_err(fail)?;
-    let taken = match current {
-        Some(old) => repo.reference_matching(&refname, blob, true, old, "budgit lease"),
-        None => repo.reference(&refname, blob, false, "budgit lease"),
-    };
+    // Compare-and-swap under the ref's lock in both cases: from the value read, or
+    // from none at all (the zero id). A plain create checks that the ref is absent
+    // before taking the lock, so two takers racing for a free lease could both win.
+    let expected = current.unwrap_or(git2::Oid::ZERO_SHA1);
+    let taken = repo.reference_matching(&refname, blob, true, expected, "budgit lease");
     match taken {
         Ok(_) => Ok(Lease {
             name: name.to_string(),
