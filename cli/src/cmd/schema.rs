@@ -165,7 +165,8 @@ mod tests {
                 "explain-output.schema.json",
                 "evaluate-output.schema.json",
                 "plan-output.schema.json",
-                "history-output.schema.json"
+                "history-output.schema.json",
+                "requests-sync-output.schema.json"
             ]
         );
         for file in &files {
