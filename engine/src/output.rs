@@ -1,5 +1,5 @@
 //! JSON Schemas of the machine-readable outputs: `validate`, `resolve`, `explain`,
-//! `evaluate`, `plan`, `history` and `requests sync` with `--format json`.
+//! `evaluate`, `plan`, `history`, `review` and `requests sync` with `--format json`.
 //!
 //! Each output is a typed struct serialized as is, and its schema is generated from
 //! the same type, so a field added to an output appears in its schema. `budgit
@@ -15,6 +15,7 @@ use crate::history::HistoryOutput;
 use crate::increase::SyncReport;
 use crate::plan::Plan;
 use crate::resolve::{Explanation, ResolveOutput};
+use crate::review::ReviewOutput;
 
 /// A command with a machine-readable output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,19 +32,22 @@ pub enum Output {
     Plan,
     /// `history --format json`.
     History,
+    /// `review --format json`.
+    Review,
     /// `requests sync --format json`.
     RequestsSync,
 }
 
 impl Output {
     /// Every output, in the order the commands are documented.
-    pub const ALL: [Output; 7] = [
+    pub const ALL: [Output; 8] = [
         Output::Validate,
         Output::Resolve,
         Output::Explain,
         Output::Evaluate,
         Output::Plan,
         Output::History,
+        Output::Review,
         Output::RequestsSync,
     ];
 
@@ -56,6 +60,7 @@ impl Output {
             Output::Evaluate => "evaluate",
             Output::Plan => "plan",
             Output::History => "history",
+            Output::Review => "review",
             Output::RequestsSync => "requests sync",
         }
     }
@@ -75,6 +80,7 @@ impl Output {
             Output::Evaluate => schema::<Evaluation<'static>>(),
             Output::Plan => schema::<Plan>(),
             Output::History => schema::<HistoryOutput<'static>>(),
+            Output::Review => schema::<ReviewOutput<'static>>(),
             Output::RequestsSync => schema::<SyncReport>(),
         };
         if let Some(map) = value.as_object_mut() {

@@ -217,7 +217,20 @@ pub struct Finding {
     pub run: Vec<Link>,
 }
 
-/// What `budgit review --format json` prints and the console's Review list shows.
+/// What `budgit review --format json` prints: the revision, its overrides and the
+/// drift review.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct ReviewOutput<'a> {
+    /// The revision reviewed, as given (`--ref`, default `HEAD`).
+    #[serde(rename = "ref")]
+    pub git_ref: &'a str,
+    /// Every override at the revision, soonest expiry first.
+    pub overrides: &'a [OverrideView],
+    /// The drift review.
+    pub review: &'a Review,
+}
+
+/// The drift review: what `budgit review` and the console's Review list show.
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Review {
     /// The commit reviewed.

@@ -1,6 +1,7 @@
 //! Every machine-readable output validates against its checked-in schema in
 //! `schemas/` (`<command>-output.schema.json`): `validate`, `resolve`, `explain`,
-//! `evaluate`, `plan` and `history` with `--format json`, run on the fixtures, the
+//! `evaluate`, `plan` and `history` with `--format json` (`review`'s is checked in
+//! `review.rs`), run on the fixtures, the
 //! example policies, directory and usage, and a real git repository for `plan` and
 //! `history`.
 
@@ -11,7 +12,7 @@ use serde_json::Value;
 use crate::{NOW, budgit, repo_root, with_fixture};
 
 /// The checked-in schema of a command's output.
-fn validator(command: &str) -> jsonschema::Validator {
+pub(crate) fn validator(command: &str) -> jsonschema::Validator {
     let path = repo_root().join(format!("schemas/{command}-output.schema.json"));
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     jsonschema::options().should_validate_formats(true).build(&schema).unwrap()

@@ -67,6 +67,10 @@ fn renewals_in_history_are_flagged_with_exit_status_one() {
     let run = budgit(root, &["review", "--now", NOW, "--format", "json"]);
     assert_eq!(run.code, 1, "{}", run.snapshot());
     let out: Value = serde_json::from_str(&run.stdout).unwrap();
+    let schema = crate::outputs::validator("review");
+    let errors: Vec<String> =
+        schema.iter_errors(&out).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "review fails its schema:\n{}\n{}", errors.join("\n"), run.stdout);
     assert_eq!(out["overrides"][0]["days_left"], 4);
     let finding = &out["review"]["findings"][0];
     let run_names: Vec<&str> =

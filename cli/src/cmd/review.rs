@@ -6,8 +6,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use budgit_engine::load::git::GitRepo;
-use budgit_engine::review::{OverrideView, Review, Status as OverrideStatus, list, review};
-use serde::Serialize;
+use budgit_engine::review::{OverrideView, Review, ReviewOutput, Status as OverrideStatus, list, review};
 
 use super::Status;
 use super::flags::PolicyArgs;
@@ -48,18 +47,6 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReviewFormat::Text)]
     format: ReviewFormat,
-}
-
-/// What `budgit review --format json` prints.
-#[derive(Debug, Serialize)]
-struct ReviewOutput<'a> {
-    /// The revision reviewed.
-    #[serde(rename = "ref")]
-    git_ref: &'a str,
-    /// Every override at the revision, soonest expiry first.
-    overrides: &'a [OverrideView],
-    /// The drift review.
-    review: &'a Review,
 }
 
 pub fn run(args: Args) -> anyhow::Result<Status> {

@@ -28,7 +28,7 @@ const ID_BASE: &str = "https://budgit.dev/schemas/v1/";
 /// `# yaml-language-server: $schema=../schemas/group.schema.json`. Outputs:
 /// `validate-output.schema.json`, `resolve-output.schema.json`,
 /// `explain-output.schema.json`, `evaluate-output.schema.json`,
-/// `plan-output.schema.json`, `history-output.schema.json` and
+/// `plan-output.schema.json`, `history-output.schema.json`, `review-output.schema.json` and
 /// `requests-sync-output.schema.json`, what `--format json` prints. Exit status: 0 written or
 /// up to date, 1 stale with `--check`, 2 unwritable.
 #[derive(Debug, clap::Args)]
@@ -166,6 +166,7 @@ mod tests {
                 "evaluate-output.schema.json",
                 "plan-output.schema.json",
                 "history-output.schema.json",
+                "review-output.schema.json",
                 "requests-sync-output.schema.json"
             ]
         );
