@@ -348,6 +348,16 @@ fn the_default_limit_is_shown_and_proposed_like_a_groups() {
     assert_eq!((status, e["error"]["code"].as_str()), (422, Some("proposals/no-change")));
     let (status, _) = s.call("POST", "/v1/workspace/default/propose", &json!({ "pool": 1, "reason": "x" }));
     assert_eq!(status, 400);
+    // The rules a group's proposal follows hold for the default's too.
+    for (body, code) in [
+        (json!({ "credits": "-1", "reason": "x" }), "proposals/bad-credits"),
+        (json!({ "models": { "gpt 5": 1 }, "reason": "x" }), "proposals/bad-cap"),
+        (json!({ "reason": "x" }), "proposals/nothing"),
+        (json!({ "credits": 2500, "reason": " " }), "proposals/bad-reason"),
+    ] {
+        let (status, e) = s.call("POST", "/v1/workspace/default/propose", &body);
+        assert_eq!((status, e["error"]["code"].as_str()), (400, Some(code)), "{body}: {e}");
+    }
     s.assert_untouched();
 }
 

@@ -21,8 +21,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use budgit_engine::Credits;
 use budgit_engine::edit::{
-    Changed, GroupChange, add_member, cap_name_ok, changed_default, edit_default, effective_default,
-    expire_override,
+    Changed, GroupChange, add_member, changed_default, edit_default, effective_default, expire_override,
 };
 use budgit_engine::load::git::FileChange;
 use budgit_engine::load::{Source, load_sources};
@@ -33,8 +32,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::proposals::{
-    Made, People, blocking, branch_part, changed_json, credits_text, edit_error, git_error, head_side,
-    in_repo, invalid, no_repo, open_repo, people, plan_of, run_json, store_made, unprocessable,
+    Made, People, blocking, branch_part, changed_json, check_change, credits_text, edit_error, git_error,
+    head_side, in_repo, invalid, no_repo, open_repo, people, plan_of, reason_of, run_json, store_made,
+    unprocessable,
 };
 use super::{MAX_PAGE, QueryPairs, json_body, path_param};
 use crate::error::{ApiError, ApiResult};
@@ -175,14 +175,6 @@ struct OverrideJob {
     actor: String,
     people: People,
     now: DateTime<Utc>,
-}
-
-fn reason_of(text: &str) -> ApiResult<String> {
-    let reason = text.trim().to_string();
-    if reason.is_empty() || reason.len() > 2000 {
-        return Err(ApiError::bad_request("proposals/bad-reason", "`reason` must be 1 to 2000 characters"));
-    }
-    Ok(reason)
 }
 
 fn propose_override(job: OverrideJob) -> ApiResult<Made> {
@@ -449,9 +441,6 @@ pub(super) struct DefaultIn {
     reason: String,
 }
 
-/// Caps one proposal may set, add or remove.
-const MAX_CAPS: usize = 50;
-
 struct DefaultJob {
     repo: PathBuf,
     approved_ref: String,
@@ -558,35 +547,7 @@ pub async fn propose_default_limit(
     let req: DefaultIn = json_body(body)?;
     let reason = reason_of(&req.reason)?;
     let change = GroupChange { credits: req.credits, pool: None, products: req.products, models: req.models };
-    let amounts = change
-        .credits
-        .iter()
-        .chain(change.products.values().flatten())
-        .chain(change.models.values().flatten());
-    if amounts.clone().any(|c| c.micros() < 0) {
-        return Err(ApiError::bad_request("proposals/bad-credits", "credits must be zero or more"));
-    }
-    if change.products.len() + change.models.len() > MAX_CAPS {
-        return Err(ApiError::bad_request(
-            "proposals/bad-cap",
-            format!("a proposal changes at most {MAX_CAPS} caps"),
-        ));
-    }
-    if let Some(name) = change.products.keys().chain(change.models.keys()).find(|n| !cap_name_ok(n)) {
-        return Err(ApiError::bad_request(
-            "proposals/bad-cap",
-            format!(
-                "`{}` is not a product or model name: use 1 to 128 letters, digits and `.` `_` `-` `:` `/` `@` `+`",
-                super::shorten(name)
-            ),
-        ));
-    }
-    if change == GroupChange::default() {
-        return Err(ApiError::bad_request(
-            "proposals/nothing",
-            "give `credits`, `products` or `models` to change",
-        ));
-    }
+    check_change(&change, "`credits`, `products` or `models`")?;
     let _writing = app.proposals.writing.lock().await;
     let people = people(&app).await?;
     let now = Utc::now();

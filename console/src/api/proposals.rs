@@ -781,22 +781,19 @@ fn propose_group(job: GroupJob) -> ApiResult<Made> {
     })
 }
 
-/// `POST /v1/proposals` (admin): a change of a group's limit, caps or pool as a branch and a commit, with its plan.
-pub async fn create(
-    State(app): State<App>,
-    who: Principal,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Response> {
-    who.require_admin()?;
-    let repo = app.repo.clone().ok_or_else(no_repo)?;
-    let req: ProposalIn = json_body(body)?;
-    super::check_name("group", &req.group)?;
-    let reason = req.reason.trim().to_string();
+/// A proposal's reason, trimmed: 1 to 2000 characters.
+pub(super) fn reason_of(text: &str) -> ApiResult<String> {
+    let reason = text.trim().to_string();
     if reason.is_empty() || reason.len() > 2000 {
         return Err(ApiError::bad_request("proposals/bad-reason", "`reason` must be 1 to 2000 characters"));
     }
-    let change =
-        GroupChange { credits: req.credits, pool: req.pool, products: req.products, models: req.models };
+    Ok(reason)
+}
+
+/// Refuses a limit change a proposal cannot make: a negative amount, more than
+/// [`MAX_CAPS`] caps, a cap name that is not a product or model name, or no change at
+/// all (`fields` names what the caller could have given).
+pub(super) fn check_change(change: &GroupChange, fields: &str) -> ApiResult<()> {
     let amounts = change
         .credits
         .iter()
@@ -821,12 +818,26 @@ pub async fn create(
             ),
         ));
     }
-    if change == GroupChange::default() {
-        return Err(ApiError::bad_request(
-            "proposals/nothing",
-            "give `credits`, `pool`, `products` or `models` to change",
-        ));
+    if *change == GroupChange::default() {
+        return Err(ApiError::bad_request("proposals/nothing", format!("give {fields} to change")));
     }
+    Ok(())
+}
+
+/// `POST /v1/proposals` (admin): a change of a group's limit, caps or pool as a branch and a commit, with its plan.
+pub async fn create(
+    State(app): State<App>,
+    who: Principal,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    who.require_admin()?;
+    let repo = app.repo.clone().ok_or_else(no_repo)?;
+    let req: ProposalIn = json_body(body)?;
+    super::check_name("group", &req.group)?;
+    let reason = reason_of(&req.reason)?;
+    let change =
+        GroupChange { credits: req.credits, pool: req.pool, products: req.products, models: req.models };
+    check_change(&change, "`credits`, `pool`, `products` or `models`")?;
     let _writing = app.proposals.writing.lock().await;
     let people = people(&app).await?;
     let now = Utc::now();
