@@ -12,12 +12,10 @@
 //! The runs list reads the run reports the reconciler already sends.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path as UrlPath, RawQuery, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use budgit_engine::Credits;
 use budgit_engine::edit::{
@@ -32,8 +30,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::proposals::{
-    Made, People, blocking, branch_part, changed_json, check_change, credits_text, edit_error, git_error,
-    head_side, in_repo, invalid, no_repo, open_repo, people, plan_of, reason_of, run_json, store_made,
+    Made, Proposing, blocking, branch_part, changed_json, check_change, credits_text, edit_error, git_error,
+    head_side, in_repo, invalid, no_repo, open_repo, plan_of, propose_with, reason_of, run_json,
     unprocessable,
 };
 use super::{MAX_PAGE, QueryPairs, json_body, path_param};
@@ -167,18 +165,14 @@ pub(super) struct MoveIn {
 
 /// Everything the blocking part of an override proposal needs.
 struct OverrideJob {
-    repo: PathBuf,
-    approved_ref: String,
     name: String,
     action: Action,
     reason: String,
-    actor: String,
-    people: People,
-    now: DateTime<Utc>,
 }
 
-fn propose_override(job: OverrideJob) -> ApiResult<Made> {
-    let OverrideJob { repo, approved_ref, name, action, reason, actor, people, now } = job;
+fn propose_override(job: OverrideJob, p: Proposing) -> ApiResult<Made> {
+    let OverrideJob { name, action, reason } = job;
+    let Proposing { repo, approved_ref, actor, people, now } = p;
     let (git, dir) = open_repo(&repo, &approved_ref)?;
     let read = git.read_policies(&approved_ref, &dir).map_err(git_error)?;
     let base_commit = read.commit.sha.clone();
@@ -333,22 +327,8 @@ async fn override_proposal(
 ) -> ApiResult<Response> {
     super::check_name("override", &name)?;
     let repo = app.repo.clone().ok_or_else(no_repo)?;
-    let _writing = app.proposals.writing.lock().await;
-    let people = people(&app).await?;
-    let now = Utc::now();
-    let job = OverrideJob {
-        repo,
-        approved_ref: app.approved_ref.clone(),
-        name,
-        action,
-        reason,
-        actor: app.tokens.subject(&who),
-        people,
-        now,
-    };
-    let made = blocking(move || propose_override(job)).await?;
-    let row = store_made(&app, made, app.tokens.subject(&who), now.timestamp()).await?;
-    Ok((StatusCode::CREATED, axum::Json(row)).into_response())
+    let job = OverrideJob { name, action, reason };
+    propose_with(&app, &who, repo, move |p| propose_override(job, p)).await
 }
 
 /// `POST /v1/overrides/{name}/lapse` (admin): a proposal removing the override
@@ -442,17 +422,13 @@ pub(super) struct DefaultIn {
 }
 
 struct DefaultJob {
-    repo: PathBuf,
-    approved_ref: String,
     change: GroupChange,
     reason: String,
-    actor: String,
-    people: People,
-    now: DateTime<Utc>,
 }
 
-fn propose_default(job: DefaultJob) -> ApiResult<Made> {
-    let DefaultJob { repo, approved_ref, change, reason, actor, people, now } = job;
+fn propose_default(job: DefaultJob, p: Proposing) -> ApiResult<Made> {
+    let DefaultJob { change, reason } = job;
+    let Proposing { repo, approved_ref, actor, people, now } = p;
     let (git, dir) = open_repo(&repo, &approved_ref)?;
     let read = git.read_policies(&approved_ref, &dir).map_err(git_error)?;
     let base_commit = read.commit.sha.clone();
@@ -548,21 +524,8 @@ pub async fn propose_default_limit(
     let reason = reason_of(&req.reason)?;
     let change = GroupChange { credits: req.credits, pool: None, products: req.products, models: req.models };
     check_change(&change, "`credits`, `products` or `models`")?;
-    let _writing = app.proposals.writing.lock().await;
-    let people = people(&app).await?;
-    let now = Utc::now();
-    let job = DefaultJob {
-        repo,
-        approved_ref: app.approved_ref.clone(),
-        change,
-        reason,
-        actor: app.tokens.subject(&who),
-        people,
-        now,
-    };
-    let made = blocking(move || propose_default(job)).await?;
-    let row = store_made(&app, made, app.tokens.subject(&who), now.timestamp()).await?;
-    Ok((StatusCode::CREATED, axum::Json(row)).into_response())
+    let job = DefaultJob { change, reason };
+    propose_with(&app, &who, repo, move |p| propose_default(job, p)).await
 }
 
 // ---------------------------------------------------------------------------

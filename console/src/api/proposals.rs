@@ -682,18 +682,43 @@ const MAX_CAPS: usize = 50;
 
 /// Everything the blocking part of a group proposal needs.
 struct GroupJob {
-    repo: PathBuf,
-    approved_ref: String,
     group: String,
     change: GroupChange,
     reason: String,
-    actor: String,
-    people: People,
-    now: DateTime<Utc>,
 }
 
-fn propose_group(job: GroupJob) -> ApiResult<Made> {
-    let GroupJob { repo, approved_ref, group: name, change, reason, actor, people, now } = job;
+/// What the blocking part of every proposal needs: the policy repository, the approved
+/// ref, who proposes, the people a plan is computed against and the instant.
+pub(super) struct Proposing {
+    pub(super) repo: PathBuf,
+    pub(super) approved_ref: String,
+    pub(super) actor: String,
+    pub(super) people: People,
+    pub(super) now: DateTime<Utc>,
+}
+
+/// Makes a proposal: one at a time (a branch and a commit in the shared repository),
+/// `make` run off the async threads, the result stored and answered `201`.
+pub(super) async fn propose_with(
+    app: &App,
+    who: &Principal,
+    repo: PathBuf,
+    make: impl FnOnce(Proposing) -> ApiResult<Made> + Send + 'static,
+) -> ApiResult<Response> {
+    let _writing = app.proposals.writing.lock().await;
+    let people = people(app).await?;
+    let now = Utc::now();
+    let actor = app.tokens.subject(who);
+    let proposing =
+        Proposing { repo, approved_ref: app.approved_ref.clone(), actor: actor.clone(), people, now };
+    let made = blocking(move || make(proposing)).await?;
+    let row = store_made(app, made, actor, now.timestamp()).await?;
+    Ok((StatusCode::CREATED, axum::Json(row)).into_response())
+}
+
+fn propose_group(job: GroupJob, p: Proposing) -> ApiResult<Made> {
+    let GroupJob { group: name, change, reason } = job;
+    let Proposing { repo, approved_ref, actor, people, now } = p;
     let (git, dir) = open_repo(&repo, &approved_ref)?;
     let options = ValidateOptions { now };
     let read = git.read_policies(&approved_ref, &dir).map_err(git_error)?;
@@ -838,22 +863,8 @@ pub async fn create(
     let change =
         GroupChange { credits: req.credits, pool: req.pool, products: req.products, models: req.models };
     check_change(&change, "`credits`, `pool`, `products` or `models`")?;
-    let _writing = app.proposals.writing.lock().await;
-    let people = people(&app).await?;
-    let now = Utc::now();
-    let job = GroupJob {
-        repo,
-        approved_ref: app.approved_ref.clone(),
-        group: req.group,
-        change,
-        reason,
-        actor: app.tokens.subject(&who),
-        people,
-        now,
-    };
-    let made = blocking(move || propose_group(job)).await?;
-    let row = store_made(&app, made, app.tokens.subject(&who), now.timestamp()).await?;
-    Ok((StatusCode::CREATED, axum::Json(row)).into_response())
+    let job = GroupJob { group: req.group, change, reason };
+    propose_with(&app, &who, repo, move |p| propose_group(job, p)).await
 }
 
 /// `GET /v1/proposals` (admin): proposals made, newest first; `after` is the id cursor.
