@@ -21,18 +21,15 @@ use budgit_engine::Credits;
 use budgit_engine::edit::{
     Changed, GroupChange, add_member, changed_default, edit_default, effective_default, expire_override,
 };
-use budgit_engine::load::git::FileChange;
-use budgit_engine::load::{Source, load_sources};
+use budgit_engine::load::load_sources;
 use budgit_engine::review::{self, OverrideView, Status};
-use budgit_engine::validate::{ValidateOptions, validate_sources};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::proposals::{
-    Made, Proposing, blocking, branch_part, changed_json, check_change, credits_text, edit_error, git_error,
-    head_side, in_repo, invalid, no_repo, open_repo, plan_of, propose_with, reason_of, run_json,
-    unprocessable,
+    Made, Proposing, blocking, branch_part, changed_json, check_change, commit_edits, credits_text,
+    edit_error, git_error, in_repo, no_repo, open_repo, propose_with, reason_of, run_json, unprocessable,
 };
 use super::{MAX_PAGE, QueryPairs, json_body, path_param};
 use crate::error::{ApiError, ApiResult};
@@ -244,30 +241,6 @@ fn propose_override(job: OverrideJob, p: Proposing) -> ApiResult<Made> {
             (format!("move {user} into group `{group}` (override `{name}` removed)"), "move", "move")
         }
     };
-    let sources: Vec<Source> = read
-        .sources
-        .iter()
-        .filter_map(|s| match edits.get(&*s.path) {
-            None => Some(s.clone()),
-            Some(None) => None,
-            Some(Some(text)) => {
-                Some(Source { path: s.path.clone(), text: text.as_str().into(), commit: None })
-            }
-        })
-        .collect();
-    let checked = validate_sources(sources, read.diagnostics.clone(), &ValidateOptions { now });
-    if checked.report.has_errors() {
-        return Err(invalid(&checked.report, &dir, "the change"));
-    }
-    let paths: Vec<(String, Option<String>)> =
-        edits.iter().map(|(p, t)| (in_repo(&dir, p), t.clone())).collect();
-    let changes: Vec<FileChange<'_>> = paths
-        .iter()
-        .map(|(path, text)| match text {
-            Some(content) => FileChange::Write { path, content },
-            None => FileChange::Delete { path },
-        })
-        .collect();
     let message = format!(
         "Propose to {title}\n\n{}\n\nOverride `{name}` of {} in `{}`.\n\nProposed in the console by {actor}.\n",
         reason.trim(),
@@ -279,19 +252,11 @@ fn propose_override(job: OverrideJob, p: Proposing) -> ApiResult<Made> {
         branch_part(&name),
         now.format("%Y%m%d-%H%M%S")
     ));
-    let commit = git.commit_changes(&base_commit, &branch, &changes, &message).map_err(git_error)?;
-    let (plan_markdown, plan_summary, plan_digest) = plan_of(
-        &git,
-        &approved_ref,
-        &base_commit,
-        head_side(&branch, &commit.sha, checked),
-        &dir,
-        &people,
-        now,
-    )?;
-    let files: Vec<Value> = paths
+    let (commit, (plan_markdown, plan_summary, plan_digest)) =
+        commit_edits(&git, &read, &dir, &edits, &branch, &message, (&approved_ref, &people, now))?;
+    let files: Vec<Value> = edits
         .iter()
-        .map(|(p, t)| json!({ "file": p, "change": if t.is_some() { "edit" } else { "remove" } }))
+        .map(|(p, t)| json!({ "file": in_repo(&dir, p), "change": if t.is_some() { "edit" } else { "remove" } }))
         .collect();
     Ok(Made {
         kind,
@@ -300,7 +265,7 @@ fn propose_override(job: OverrideJob, p: Proposing) -> ApiResult<Made> {
         branch,
         base_ref: approved_ref,
         base_commit,
-        commit: commit.sha,
+        commit,
         file: in_repo(&dir, &file),
         title: format!("{}: {title}", doc.user),
         reason,
@@ -452,21 +417,6 @@ fn propose_default(job: DefaultJob, p: Proposing) -> ApiResult<Made> {
     };
     let edited = edit_default(&file, &source.text, &default, &effective_default(&default, &change))
         .map_err(edit_error)?;
-    let sources: Vec<Source> = read
-        .sources
-        .iter()
-        .map(|s| {
-            if s.path == file {
-                Source { path: s.path.clone(), text: edited.as_str().into(), commit: None }
-            } else {
-                s.clone()
-            }
-        })
-        .collect();
-    let checked = validate_sources(sources, read.diagnostics.clone(), &ValidateOptions { now });
-    if checked.report.has_errors() {
-        return Err(invalid(&checked.report, &dir, "the change"));
-    }
     let what: Vec<String> = changed.iter().map(Changed::line).collect();
     let title = format!("default limit: {}", what.join(", "));
     let path = in_repo(&dir, &file);
@@ -476,23 +426,9 @@ fn propose_default(job: DefaultJob, p: Proposing) -> ApiResult<Made> {
         what.iter().map(|l| format!("- {l}")).collect::<Vec<_>>().join("\n"),
     );
     let branch = git.free_branch(&format!("budgit/proposal/default-{}", now.format("%Y%m%d-%H%M%S")));
-    let commit = git
-        .commit_changes(
-            &base_commit,
-            &branch,
-            &[FileChange::Write { path: &path, content: &edited }],
-            &message,
-        )
-        .map_err(git_error)?;
-    let (plan_markdown, plan_summary, plan_digest) = plan_of(
-        &git,
-        &approved_ref,
-        &base_commit,
-        head_side(&branch, &commit.sha, checked),
-        &dir,
-        &people,
-        now,
-    )?;
+    let edits = BTreeMap::from([(file.to_string(), Some(edited))]);
+    let (commit, (plan_markdown, plan_summary, plan_digest)) =
+        commit_edits(&git, &read, &dir, &edits, &branch, &message, (&approved_ref, &people, now))?;
     Ok(Made {
         kind: "default",
         subject: name,
@@ -500,7 +436,7 @@ fn propose_default(job: DefaultJob, p: Proposing) -> ApiResult<Made> {
         branch,
         base_ref: approved_ref,
         base_commit,
-        commit: commit.sha,
+        commit,
         file: path,
         title,
         reason,

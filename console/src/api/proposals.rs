@@ -27,7 +27,7 @@ use budgit_engine::directory::Directory;
 use budgit_engine::edit::{
     Changed, EditError, GroupChange, cap_name_ok, changed_fields, check_removals, edit_group, effective,
 };
-use budgit_engine::load::git::{FileChange, GitError, GitRepo};
+use budgit_engine::load::git::{FileChange, GitError, GitRepo, TreeSources};
 use budgit_engine::load::{Source, load_sources};
 use budgit_engine::model::Workspace;
 use budgit_engine::plan::side::{self, LoadedSide, SideError};
@@ -716,11 +716,57 @@ pub(super) async fn propose_with(
     Ok((StatusCode::CREATED, axum::Json(row)).into_response())
 }
 
+/// A plan as the proposals keep it: Markdown, summary and digest.
+pub(super) type PlanParts = (String, Value, String);
+
+/// A proposal's edits to the approved tree (a path in the policy directory to its new
+/// text, or to `None` to remove the file): the edited tree validated as CI would, then
+/// committed on `branch` with `message` and planned against the approved ref. Answers
+/// the commit and its plan.
+pub(super) fn commit_edits(
+    git: &GitRepo,
+    read: &TreeSources,
+    dir: &str,
+    edits: &BTreeMap<String, Option<String>>,
+    branch: &str,
+    message: &str,
+    (approved_ref, people, now): (&str, &People, DateTime<Utc>),
+) -> ApiResult<(String, PlanParts)> {
+    let sources: Vec<Source> = read
+        .sources
+        .iter()
+        .filter_map(|s| match edits.get(&*s.path) {
+            None => Some(s.clone()),
+            Some(None) => None,
+            Some(Some(text)) => {
+                Some(Source { path: s.path.clone(), text: text.as_str().into(), commit: None })
+            }
+        })
+        .collect();
+    let checked = validate_sources(sources, read.diagnostics.clone(), &ValidateOptions { now });
+    if checked.report.has_errors() {
+        return Err(invalid(&checked.report, dir, "the change"));
+    }
+    let paths: Vec<(String, Option<&String>)> =
+        edits.iter().map(|(p, t)| (in_repo(dir, p), t.as_ref())).collect();
+    let changes: Vec<FileChange<'_>> = paths
+        .iter()
+        .map(|(path, text)| match text {
+            Some(content) => FileChange::Write { path, content },
+            None => FileChange::Delete { path },
+        })
+        .collect();
+    let base_commit = read.commit.sha.as_str();
+    let commit = git.commit_changes(base_commit, branch, &changes, message).map_err(git_error)?;
+    let plan =
+        plan_of(git, approved_ref, base_commit, head_side(branch, &commit.sha, checked), dir, people, now)?;
+    Ok((commit.sha, plan))
+}
+
 fn propose_group(job: GroupJob, p: Proposing) -> ApiResult<Made> {
     let GroupJob { group: name, change, reason } = job;
     let Proposing { repo, approved_ref, actor, people, now } = p;
     let (git, dir) = open_repo(&repo, &approved_ref)?;
-    let options = ValidateOptions { now };
     let read = git.read_policies(&approved_ref, &dir).map_err(git_error)?;
     let base_commit = read.commit.sha.clone();
     // Parsing is enough to find the group; the edited tree is what gets validated.
@@ -746,21 +792,6 @@ fn propose_group(job: GroupJob, p: Proposing) -> ApiResult<Made> {
         return Err(edit_error(EditError::NotEditable { what: "the group".into() }));
     };
     let edited = edit_group(&file, &source.text, &group, &change).map_err(edit_error)?;
-    let sources: Vec<Source> = read
-        .sources
-        .iter()
-        .map(|s| {
-            if s.path == file {
-                Source { path: s.path.clone(), text: edited.as_str().into(), commit: None }
-            } else {
-                s.clone()
-            }
-        })
-        .collect();
-    let checked = validate_sources(sources, read.diagnostics.clone(), &options);
-    if checked.report.has_errors() {
-        return Err(invalid(&checked.report, &dir, "the change"));
-    }
     let what: Vec<String> = changed.iter().map(Changed::line).collect();
     let title = format!("{name}: {}", what.join(", "));
     let path = in_repo(&dir, &file);
@@ -771,23 +802,9 @@ fn propose_group(job: GroupJob, p: Proposing) -> ApiResult<Made> {
     );
     let branch =
         git.free_branch(&format!("budgit/proposal/{}-{}", branch_part(&name), now.format("%Y%m%d-%H%M%S")));
-    let commit = git
-        .commit_changes(
-            &base_commit,
-            &branch,
-            &[FileChange::Write { path: &path, content: &edited }],
-            &message,
-        )
-        .map_err(git_error)?;
-    let (plan_markdown, plan_summary, plan_digest) = plan_of(
-        &git,
-        &approved_ref,
-        &base_commit,
-        head_side(&branch, &commit.sha, checked),
-        &dir,
-        &people,
-        now,
-    )?;
+    let edits = BTreeMap::from([(file.to_string(), Some(edited))]);
+    let (commit, (plan_markdown, plan_summary, plan_digest)) =
+        commit_edits(&git, &read, &dir, &edits, &branch, &message, (&approved_ref, &people, now))?;
     Ok(Made {
         kind: "group",
         subject: name,
@@ -795,7 +812,7 @@ fn propose_group(job: GroupJob, p: Proposing) -> ApiResult<Made> {
         branch,
         base_ref: approved_ref,
         base_commit,
-        commit: commit.sha,
+        commit,
         file: path,
         title,
         reason: reason.trim().to_string(),
