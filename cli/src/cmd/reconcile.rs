@@ -540,8 +540,15 @@ fn serve_metrics(listener: &TcpListener, metrics: &Mutex<Metrics>) {
 fn answer(mut stream: TcpStream, metrics: &Mutex<Metrics>) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut line = String::new();
-    // Only the request line matters; at most 8 KiB of it is read.
-    BufReader::new(std::io::Read::take(&stream, 8192)).read_line(&mut line)?;
+    // Only the request line matters; at most 8 KiB of the request is read.
+    let mut request = BufReader::new(std::io::Read::take(&stream, 8192));
+    request.read_line(&mut line)?;
+    // The rest of its head is read too: closing a socket with bytes still unread makes
+    // the kernel reset the connection, and the client may lose the answer.
+    let mut header = String::new();
+    while request.read_line(&mut header)? > 2 {
+        header.clear();
+    }
     let path = line.split_whitespace().nth(1).unwrap_or("/");
     let (status, kind, body) = match path {
         "/healthz" => ("200 OK", "application/json", json!({ "status": "ok" }).to_string()),

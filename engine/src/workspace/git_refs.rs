@@ -186,6 +186,34 @@ pub(super) fn acquire_lease(
     holder: &str,
     ttl: Duration,
 ) -> Result<Lease, WorkspaceError> {
+    // A compare-and-swap also fails while another taker holds the ref's lock, before its
+    // ref can be read: then try again shortly, so the loser names the winner (or wins,
+    // when the other write came to nothing).
+    const TRIES: u32 = 5;
+    for tried in 1..=TRIES {
+        if let Some(lease) = take_lease(repo, prefix, name, holder, ttl)? {
+            return Ok(lease);
+        }
+        if tried < TRIES {
+            std::thread::sleep(Duration::from_millis(10 << tried));
+        }
+    }
+    Err(WorkspaceError::LeaseHeld {
+        name: name.to_string(),
+        holder: "another holder".to_string(),
+        expires_at: None,
+    })
+}
+
+/// One try at the lease: `None` when another taker won it but its ref cannot be read
+/// yet (its write is under way, or came to nothing).
+fn take_lease(
+    repo: &git2::Repository,
+    prefix: &str,
+    name: &str,
+    holder: &str,
+    ttl: Duration,
+) -> Result<Option<Lease>, WorkspaceError> {
     let refname = format!("{prefix}{name}");
     let fail = |e: git2::Error| protocol(format!("cannot take the lease: {}", e.message()));
     let now = chrono::Utc::now().timestamp();
@@ -217,15 +245,15 @@ pub(super) fn acquire_lease(
     let expected = current.unwrap_or(git2::Oid::ZERO_SHA1);
     let taken = repo.reference_matching(&refname, blob, true, expected, "budgit lease");
     match taken {
-        Ok(_) => Ok(Lease {
+        Ok(_) => Ok(Some(Lease {
             name: name.to_string(),
             holder: holder.to_string(),
             expires_at: chrono::DateTime::from_timestamp(expires_at, 0)
                 .map(|t| t.to_rfc3339())
                 .unwrap_or_default(),
-        }),
+        })),
         // Someone moved the ref between our read and write: they hold it now, and
-        // the ref says who (read again; a holder gone meanwhile reads as unnamed).
+        // the ref says who (read again).
         Err(_) => {
             let held: Option<LeaseBody> = repo
                 .find_reference(&refname)
@@ -233,12 +261,11 @@ pub(super) fn acquire_lease(
                 .and_then(|r| r.target())
                 .and_then(|id| repo.find_blob(id).ok())
                 .and_then(|b| serde_json::from_slice(b.content()).ok());
+            let Some(held) = held else { return Ok(None) };
             Err(WorkspaceError::LeaseHeld {
                 name: name.to_string(),
-                holder: held.as_ref().map_or_else(|| "another holder".to_string(), |h| h.holder.clone()),
-                expires_at: held
-                    .and_then(|h| chrono::DateTime::from_timestamp(h.expires_at, 0))
-                    .map(|t| t.to_rfc3339()),
+                holder: held.holder,
+                expires_at: chrono::DateTime::from_timestamp(held.expires_at, 0).map(|t| t.to_rfc3339()),
             })
         }
     }
