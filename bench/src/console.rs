@@ -153,20 +153,20 @@ pub fn run(data: &Path, args: &Args, runs: usize) -> anyhow::Result<()> {
     let dir = tempfile_dir(data)?;
     // a free port, then the service on it in a thread of its own (it runs its own runtime)
     let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let config = budgit_console::Config {
+    let config = budgit_service::Config {
         db: dir.join("console.db"),
         listen: addr.to_string(),
         policies: None,
         admin_token: Some(ADMIN.into()),
         repo: None,
         approved_ref: None,
-        sessions: budgit_console::sessions::SessionOptions::default(),
-        http: budgit_console::conn::HttpOptions::default(),
+        sessions: budgit_service::sessions::SessionOptions::default(),
+        http: budgit_service::conn::HttpOptions::default(),
         metrics_token: None,
         pull: None,
         json_logs: false,
     };
-    std::thread::spawn(move || budgit_console::run(config));
+    std::thread::spawn(move || budgit_service::run(config));
     let started = Instant::now();
     while TcpStream::connect(addr).is_err() {
         if started.elapsed() > Duration::from_secs(60) {

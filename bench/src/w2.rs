@@ -5,7 +5,7 @@
 //! group `i % rules`. budgit resolves limits once, before any check, so a check is a
 //! lookup plus compares against the room left of the user's total, the product cap
 //! and the group's pool. Two budgit paths are timed: the workspace service's ledger
-//! (`budgit_console::ledger::Ledger::check`, which also makes a reservation — released
+//! (`budgit_service::ledger::Ledger::check`, which also makes a reservation — released
 //! right after, so the state stays the same) and the bare decision over resolved
 //! columns. The peers decide the same thing: Cedar with one `permit` per rule
 //! (`principal in Group::"gK"`, the group's pool as a literal) and the user's usage
@@ -21,9 +21,9 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use budgit_console::ledger::{CheckRequest, Ledger, Settings, UserLimit};
 use budgit_engine::Credits;
 use budgit_engine::model::Limit;
+use budgit_service::ledger::{CheckRequest, Ledger, Settings, UserLimit};
 use cedar_policy::{
     Authorizer, Context, Decision, Entities, Entity, EntityUid, PolicySet, Request, RestrictedExpression,
 };

@@ -37,7 +37,7 @@ pub fn init(format: LogFormat, default: LevelFilter) -> anyhow::Result<()> {
     let filter = EnvFilter::builder()
         .with_default_directive(default.into())
         .from_env()
-        .context("`RUST_LOG` is not a valid filter (e.g. `info`, `budgit_console=debug`)")?;
+        .context("`RUST_LOG` is not a valid filter (e.g. `info`, `budgit_service=debug`)")?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let installed = match format {
         LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),

@@ -9,7 +9,7 @@
     reason = "test helpers outside #[test] functions should fail loudly too"
 )]
 
-#[path = "../../console/tests/common/http.rs"]
+#[path = "../../service/tests/common/http.rs"]
 mod http;
 
 use std::net::SocketAddr;

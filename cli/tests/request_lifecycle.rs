@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
-#[path = "../../console/tests/common/http.rs"]
+#[path = "../../service/tests/common/http.rs"]
 mod http;
 
 use std::io::{BufRead, BufReader};

@@ -1,4 +1,4 @@
-//! The API's JSON bodies: `budgit_console::fuzz::parse`, each body parsed by its
+//! The API's JSON bodies: `budgit_service::fuzz::parse`, each body parsed by its
 //! handler's own types and checks. The first byte picks the endpoint.
 //!
 //! Laws beyond "no panic":
@@ -8,7 +8,7 @@
 //!   re-encodes to JSON that parses again to the same encoding.
 #![no_main]
 
-use budgit_console::fuzz::{Body, parse};
+use budgit_service::fuzz::{Body, parse};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

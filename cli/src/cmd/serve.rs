@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use budgit_console::conn::{
+use budgit_service::conn::{
     DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, HttpOptions,
 };
-use budgit_console::sessions::{DEFAULT_ABSOLUTE, DEFAULT_IDLE, SessionOptions};
+use budgit_service::sessions::{DEFAULT_ABSOLUTE, DEFAULT_IDLE, SessionOptions};
 
 use super::Status;
 use super::reconcile::parse_duration;
@@ -38,7 +38,7 @@ Examples:
   curl -X POST -H \"Authorization: Bearer $OLD\" http://127.0.0.1:8080/v1/admin/token
                                                rotate the admin token (the new one is printed once)
   BUDGIT_METRICS_TOKEN=... budgit serve        /metrics only with that bearer token
-  RUST_LOG=info,budgit_console=debug budgit serve --log-format json --drain-timeout 30s
+  RUST_LOG=info,budgit_service=debug budgit serve --log-format json --drain-timeout 30s
   budgit serve --demo                          a demo organisation with live activity
   budgit serve --demo --users 100000 --seed 7  a large one")]
 pub struct Args {
@@ -160,7 +160,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         drain_timeout: args.drain_timeout,
     };
     if args.demo {
-        budgit_console::demo::run(budgit_console::demo::DemoOptions {
+        budgit_service::demo::run(budgit_service::demo::DemoOptions {
             policies: args.policies,
             users: args.users,
             listen: args.listen,
@@ -170,7 +170,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             sessions,
             http,
             json_logs: args.log_format.is_json(),
-            ..budgit_console::demo::DemoOptions::default()
+            ..budgit_service::demo::DemoOptions::default()
         })?;
         return Ok(Status::Clean);
     }
@@ -186,7 +186,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
                 return Ok(Status::Findings);
             };
             let key_env = args.pull_key_env.unwrap_or_else(|| source.key_env().to_string());
-            Some(budgit_console::pull::PullConfig {
+            Some(budgit_service::pull::PullConfig {
                 source,
                 url,
                 key_env,
@@ -198,7 +198,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         }
         _ => None,
     };
-    budgit_console::run(budgit_console::Config {
+    budgit_service::run(budgit_service::Config {
         db: args.db.unwrap_or_else(|| PathBuf::from("budgit.db")),
         listen: args.listen,
         policies: args.policies,

@@ -4,7 +4,7 @@
 
 #![allow(dead_code, reason = "each test crate uses part of the helpers")]
 
-#[path = "../../../console/tests/common/http.rs"]
+#[path = "../../../service/tests/common/http.rs"]
 pub mod http;
 pub mod python;
 pub mod serve;

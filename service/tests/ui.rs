@@ -255,7 +255,7 @@ fn start_with_clock() -> (Server, std::sync::Arc<std::sync::atomic::AtomicI64>) 
     let t = Arc::new(AtomicI64::new(chrono::Utc::now().timestamp()));
     let read = t.clone();
     let (s, ()) = common::server::start_configured(|_, config| {
-        config.sessions = budgit_console::sessions::SessionOptions {
+        config.sessions = budgit_service::sessions::SessionOptions {
             idle: std::time::Duration::from_secs(600),
             absolute: std::time::Duration::from_secs(3600),
             cookie_secure: false,
@@ -344,11 +344,11 @@ fn the_admin_token_rotates_without_a_restart() {
     let mut config = common::server::config(dir.path());
     config.db = db.clone();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let err = rt.block_on(budgit_console::start(config.clone())).err().expect("a retired token is refused");
+    let err = rt.block_on(budgit_service::start(config.clone())).err().expect("a retired token is refused");
     assert!(err.to_string().contains("rotated out"), "{err}");
     // without one, the stored (current) token is the admin
     config.admin_token = None;
-    let running = rt.block_on(budgit_console::start(config)).unwrap();
+    let running = rt.block_on(budgit_service::start(config)).unwrap();
     assert_eq!(send(running.addr, "GET", "/v1/limits", Some(chosen), None).status, 200);
     running.abort();
 }
@@ -359,10 +359,10 @@ fn a_short_admin_token_is_refused_at_start() {
     let mut config = common::server::config(dir.path());
     config.admin_token = Some("x".repeat(31));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let err = rt.block_on(budgit_console::start(config.clone())).err().expect("a weak token is refused");
+    let err = rt.block_on(budgit_service::start(config.clone())).err().expect("a weak token is refused");
     assert!(err.to_string().contains("31 characters long; it needs at least 32"), "{err}");
     config.admin_token = Some("x".repeat(32));
-    rt.block_on(budgit_console::start(config)).unwrap().abort();
+    rt.block_on(budgit_service::start(config)).unwrap().abort();
 }
 
 #[test]

@@ -20,16 +20,16 @@ pub struct Server {
 
 /// The config of a test server whose database lives in `dir`: the admin token, a free port,
 /// no policies and no policy repository.
-pub fn config(dir: &Path) -> budgit_console::Config {
-    budgit_console::Config {
+pub fn config(dir: &Path) -> budgit_service::Config {
+    budgit_service::Config {
         db: dir.join("budgit.db"),
         listen: "127.0.0.1:0".into(),
         policies: None,
         admin_token: Some(ADMIN.into()),
         repo: None,
         approved_ref: None,
-        sessions: budgit_console::sessions::SessionOptions::default(),
-        http: budgit_console::conn::HttpOptions::default(),
+        sessions: budgit_service::sessions::SessionOptions::default(),
+        http: budgit_service::conn::HttpOptions::default(),
         metrics_token: None,
         pull: None,
         json_logs: false,
@@ -43,11 +43,11 @@ pub fn start() -> Server {
 
 /// Starts a server after `configure` has seen the temp dir (to write policies or a
 /// repository into it) and adjusted the config; returns what `configure` returned too.
-pub fn start_configured<T>(configure: impl FnOnce(&Path, &mut budgit_console::Config) -> T) -> (Server, T) {
+pub fn start_configured<T>(configure: impl FnOnce(&Path, &mut budgit_service::Config) -> T) -> (Server, T) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
     let extra = configure(dir.path(), &mut config);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let running = rt.block_on(budgit_console::start(config)).unwrap();
+    let running = rt.block_on(budgit_service::start(config)).unwrap();
     (Server { addr: running.addr, _rt: rt, _dir: dir }, extra)
 }

@@ -849,17 +849,17 @@ fn malformed_requests_get_json_errors() {
 fn the_checked_in_openapi_document_is_current() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
     let current =
-        format!("{}\n", serde_json::to_string_pretty(&budgit_console::openapi::document()).unwrap());
+        format!("{}\n", serde_json::to_string_pretty(&budgit_service::openapi::document()).unwrap());
     if std::env::var_os("BUDGIT_BLESS").is_some() {
         std::fs::write(&path, &current).unwrap();
     }
     let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         checked_in == current,
-        "docs/openapi.json is stale: run `BUDGIT_BLESS=1 cargo test -p budgit-console --test api openapi`"
+        "docs/openapi.json is stale: run `BUDGIT_BLESS=1 cargo test -p budgit-service --test api openapi`"
     );
     let s = start();
-    assert_eq!(s.get("/openapi.json"), budgit_console::openapi::document());
+    assert_eq!(s.get("/openapi.json"), budgit_service::openapi::document());
 }
 
 #[test]
@@ -867,7 +867,7 @@ fn limits_and_open_reservations_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let config = common::server::config(dir.path());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let running = rt.block_on(budgit_console::start(config.clone())).unwrap();
+    let running = rt.block_on(budgit_service::start(config.clone())).unwrap();
     let addr = running.addr;
     let put = json!({ "commit": "c1", "limits": [{ "user": "a@x.com", "credits": 10 }] }).to_string();
     assert_eq!(send(addr, "PUT", "/v1/limits", Some(ADMIN), Some(&put)).status, 200);
@@ -881,7 +881,7 @@ fn limits_and_open_reservations_survive_a_restart() {
     drop(rt);
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let running = rt.block_on(budgit_console::start(config)).unwrap();
+    let running = rt.block_on(budgit_service::start(config)).unwrap();
     let addr = running.addr;
     assert_eq!(send(addr, "GET", "/v1/limits", Some(ADMIN), None).json()["data"][0]["credits"], 10);
     let denied = send(addr, "POST", "/v1/check", Some(ADMIN), Some(check)).json();
