@@ -5,13 +5,10 @@
 
 pub(crate) mod admin;
 mod check;
-pub mod dashboard;
+pub(crate) mod events;
 pub mod fuzz;
 mod limits;
-mod overrides;
-pub mod proposals;
 mod requests;
-pub(crate) mod usage;
 mod users;
 
 use std::time::Instant;
@@ -29,6 +26,7 @@ use serde::de::DeserializeOwned;
 
 use crate::App;
 use crate::auth::Principal;
+use crate::console::{dashboard, overrides, proposals};
 use crate::error::{ApiError, ApiResult};
 
 /// Largest request body, except directory imports.
@@ -57,10 +55,10 @@ pub fn router(app: App) -> Router {
         .route("/v1/limits", get(limits::list).put(limits::set))
         .route("/v1/pools", get(limits::pools))
         .route("/v1/audit", get(limits::audit))
-        .route("/v1/usage/events", post(usage::ingest))
-        .route("/v1/usage/stream", get(usage::stream))
+        .route("/v1/usage/events", post(events::ingest))
+        .route("/v1/usage/stream", get(events::stream))
         .route("/v1/usage/events/recent", get(dashboard::recent_events))
-        .route("/v1/organization/costs", get(usage::costs))
+        .route("/v1/organization/costs", get(events::costs))
         .route("/v1/check", post(check::check))
         .route("/v1/alerts", get(check::alerts))
         .route("/v1/reservations/{id}/commit", post(check::commit))
@@ -88,7 +86,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/dashboard/teams/{group}", get(dashboard::team))
         .route("/v1/dashboard/people/{email}", get(dashboard::person))
         .route("/v1/me", get(dashboard::me))
-        .merge(crate::ui::routes())
+        .merge(crate::console::ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))

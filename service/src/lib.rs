@@ -7,10 +7,15 @@
 //! log. It depends on the engine for the model, periods and the directory
 //! reader; the engine never depends on it.
 //!
-//! Layout: [`store`] (SQLite, one writer thread), [`ledger`] (the in-memory
-//! check ledger), [`auth`] (tokens), [`sessions`] (console sign-ins),
-//! [`metrics`], [`openapi`] (the API's description), `api` (the handlers),
-//! [`fuzz`] (the handlers' body parsing, for the fuzz targets).
+//! Layout: `api` (the routes and the handlers of users, limits, usage events and
+//! the Costs view, checks, credit requests and leases, admin), [`store`] (SQLite,
+//! one writer thread), [`ledger`] (the in-memory check ledger), [`auth`] (tokens),
+//! [`sessions`] (console sign-ins), [`conn`] (the accept loop), [`metrics`],
+//! [`openapi`] (the API's description), [`pull`] (usage from a vendor's Costs API),
+//! [`error`], [`fuzz`] (the handlers' body parsing, for the fuzz targets), and
+//! `console`: the admin console's pages and the read models, proposals and
+//! overrides only its pages use. `serve --demo` is the `budgit-demo` crate, a
+//! client of this one.
 
 // the OpenAPI document is one large `json!` literal
 #![recursion_limit = "512"]
@@ -18,7 +23,7 @@
 mod api;
 pub mod auth;
 pub mod conn;
-pub mod demo;
+mod console;
 pub mod error;
 pub mod ledger;
 pub mod metrics;
@@ -26,7 +31,6 @@ pub mod openapi;
 pub mod pull;
 pub mod sessions;
 pub mod store;
-mod ui;
 
 pub use api::fuzz;
 
@@ -121,7 +125,7 @@ pub enum ServeError {
 pub struct StreamEvent {
     /// The monotonic sequence number (the SSE `id`).
     pub seq: i64,
-    event: api::usage::NewEvent,
+    event: api::events::NewEvent,
     project: String,
     /// The stream JSON, written by the first reader that needs it: the console's
     /// aggregates read the fields, so with no stream open no event is ever serialised.
@@ -129,7 +133,7 @@ pub struct StreamEvent {
 }
 
 impl StreamEvent {
-    fn new(seq: i64, event: api::usage::NewEvent, project: String) -> StreamEvent {
+    fn new(seq: i64, event: api::events::NewEvent, project: String) -> StreamEvent {
         StreamEvent { seq, event, project, json: std::sync::OnceLock::new() }
     }
 
@@ -170,9 +174,9 @@ pub struct AppState {
     /// The approved revision in `repo`.
     approved_ref: String,
     /// Cached aggregates behind the console's views.
-    dashboard: api::dashboard::DashboardState,
+    dashboard: console::dashboard::DashboardState,
     /// Proposals and reconciler status.
-    proposals: api::proposals::ProposalState,
+    proposals: console::proposals::ProposalState,
     /// How console sessions behave.
     session_options: sessions::SessionOptions,
     /// How often an event stream sends a keep-alive comment (inside the idle timeout).
@@ -226,11 +230,11 @@ fn usage_snapshot(
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT email, product, model, {} FROM events WHERE ts >= ?1 AND ts < ?2
          GROUP BY email, product, model",
-        api::usage::WIDE_SUM
+        api::events::WIDE_SUM
     ))?;
     let rows = stmt
         .query_map((period.start.timestamp(), period.end.timestamp()), |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, api::usage::wide_sum(r.get(3)?, r.get(4)?)))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, api::events::wide_sum(r.get(3)?, r.get(4)?)))
         })?
         .collect::<Result<Vec<UsageRow>, _>>()?;
     Ok((settings, period, rows))
@@ -377,8 +381,8 @@ impl AppState {
             max_override_days,
             repo: config.repo.clone(),
             approved_ref: config.approved_ref.clone().unwrap_or_else(|| "HEAD".to_string()),
-            dashboard: api::dashboard::DashboardState::default(),
-            proposals: api::proposals::ProposalState::default(),
+            dashboard: console::dashboard::DashboardState::default(),
+            proposals: console::proposals::ProposalState::default(),
             session_options: config.sessions.clone(),
             sse_keep_alive: config.http.keep_alive_interval(),
             metrics_token: config.metrics_token.as_deref().map(auth::hash),
@@ -410,7 +414,7 @@ impl AppState {
 
 /// Reads and validates a policy directory as CI does; invalid policies are refused
 /// with the count of errors and the first one.
-pub(crate) fn validated_policies(
+pub fn validated_policies(
     dir: &std::path::Path,
     now: DateTime<Utc>,
 ) -> Result<budgit_engine::load::PolicySet, String> {
@@ -487,8 +491,8 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     if let Some(pull) = config.pull.clone() {
         tokio::spawn(pull::run(app.clone(), pull));
     }
-    api::dashboard::start(&app);
-    tokio::spawn(api::proposals::watch_requests(app.clone()));
+    console::dashboard::start(&app);
+    tokio::spawn(console::proposals::watch_requests(app.clone()));
     let router = api::router(app.clone());
     let closing = app.clone();
     let stop = async move {
@@ -510,7 +514,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
 }
 
 /// Resolves on Ctrl-C or, on Unix, SIGTERM (how schedulers stop a service).
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -555,7 +559,7 @@ pub fn run(config: Config) -> Result<(), ServeError> {
 
 /// Tells the operator something on stderr: the plain line people and scripts read
 /// (`budgit serve listening on http://…`), or with JSON logs an `info` event.
-pub(crate) fn say(json_logs: bool, line: &str) {
+pub fn say(json_logs: bool, line: &str) {
     if json_logs {
         tracing::info!("{line}");
     } else {

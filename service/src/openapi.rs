@@ -616,7 +616,7 @@ pub fn document() -> Value {
 }
 
 /// Overrides under review, the default limit and the reconciler's runs
-/// (`api/overrides.rs`).
+/// (`console/overrides.rs`).
 fn overrides_paths() -> (Value, Value) {
     let decimal = json!({ "type": "number", "description": "credits, an exact decimal JSON number (up to 6 places, never in exponent notation)" });
     let caps = json!({ "type": "object", "additionalProperties": { "oneOf": [decimal, { "type": "null" }] },

@@ -117,14 +117,14 @@ async fn round(app: &App, config: &PullConfig, start: i64) -> Result<(Round, i64
         });
         // the rows of no person (a vendor id, `unattributed`) are not events: the
         // service's usage belongs to people
-        match crate::api::usage::parse_events(event) {
+        match crate::api::events::parse_events(event) {
             Ok(mut one) => events.append(&mut one),
             Err(_) => round.skipped += 1,
         }
     }
     for chunk in events.chunks(CHUNK) {
         let results =
-            crate::api::usage::store_events(app, chunk.to_vec()).await.map_err(|e| e.message.clone())?;
+            crate::api::events::store_events(app, chunk.to_vec()).await.map_err(|e| e.message.clone())?;
         let duplicates = results.iter().filter(|r| r["status"] == "duplicate").count();
         round.duplicates += duplicates;
         round.created += results.len() - duplicates;

@@ -160,7 +160,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         drain_timeout: args.drain_timeout,
     };
     if args.demo {
-        budgit_service::demo::run(budgit_service::demo::DemoOptions {
+        budgit_demo::run(budgit_demo::DemoOptions {
             policies: args.policies,
             users: args.users,
             listen: args.listen,
@@ -170,7 +170,7 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
             sessions,
             http,
             json_logs: args.log_format.is_json(),
-            ..budgit_service::demo::DemoOptions::default()
+            ..budgit_demo::DemoOptions::default()
         })?;
         return Ok(Status::Clean);
     }

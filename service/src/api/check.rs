@@ -22,7 +22,7 @@ use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::usage::{NewEvent, Payload, insert_event, publish};
+use super::events::{NewEvent, Payload, insert_event, publish};
 use super::{canonical_user, check_name, credits_json, json_body, path_param, rfc3339, usage_micros};
 use crate::error::{ApiError, ApiResult};
 use crate::ledger::{

@@ -10,7 +10,8 @@ use budgit_engine::workspace::RunSummary;
 use budgit_engine::workspace::wire::SetLimits;
 use serde::Serialize;
 
-use super::{check, json_body, proposals, requests, usage};
+use super::{check, events, json_body, requests};
+use crate::console::proposals;
 use crate::error::ApiError;
 
 /// A request body the API reads as JSON.
@@ -69,7 +70,7 @@ pub fn parse(body: Body, bytes: &[u8]) -> Result<Reencoded, ApiError> {
     match body {
         Body::Check => json_body::<check::CheckIn>(Ok(bytes)).map(|_| None),
         Body::Commit => json_body::<check::CommitIn>(Ok(bytes)).map(|_| None),
-        Body::UsageEvents => usage::parse_events(json_body(Ok(bytes))?).map(|_| None),
+        Body::UsageEvents => events::parse_events(json_body(Ok(bytes))?).map(|_| None),
         Body::Limits => json_body::<SetLimits>(Ok(bytes)).and_then(|v| reencode(&v)),
         Body::CreditRequest => json_body::<requests::RequestIn>(Ok(bytes)).map(|_| None),
         Body::Approve => super::json_body_or_default::<requests::DecideIn>(Ok(bytes)).map(|_| None),
@@ -77,7 +78,7 @@ pub fn parse(body: Body, bytes: &[u8]) -> Result<Reencoded, ApiError> {
         Body::Lease => json_body::<requests::LeaseIn>(Ok(bytes)).map(|_| None),
         Body::Proposal => json_body::<proposals::ProposalIn>(Ok(bytes)).map(|_| None),
         Body::ReconcilerStatus => json_body::<RunSummary>(Ok(bytes)).and_then(|v| reencode(&v)),
-        Body::SignIn => json_body::<crate::ui::SignIn>(Ok(bytes)).map(|_| None),
+        Body::SignIn => json_body::<crate::console::ui::SignIn>(Ok(bytes)).map(|_| None),
     }
 }
 

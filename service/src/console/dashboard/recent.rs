@@ -14,10 +14,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use super::super::QueryPairs;
-use super::super::usage::stream_row;
 use super::poisoned;
 use super::view::NO_GROUP;
+use crate::api::QueryPairs;
+use crate::api::events::stream_row;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::{App, StreamEvent};

@@ -12,12 +12,12 @@
 //! on Ctrl-C or SIGTERM.
 //!
 //! Layout: [`repo`] (embedded policies, the git repository), [`people`] (the
-//! directory), [`usage`] (who spends what, when), `client` (HTTP to the service).
+//! directory), [`activity`] (who spends what, when), `client` (HTTP to the service).
 
+pub mod activity;
 mod client;
 pub mod people;
 pub mod repo;
-pub mod usage;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,9 +35,9 @@ use budgit_engine::workspace::http::HttpWorkspace;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::{Config, Running, ServeError};
+use activity::{Live, Org};
+use budgit_service::{Config, Running, ServeError};
 use client::Client;
-use usage::{Live, Org};
 
 /// How often the reconciler runs in the demo.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(12);
@@ -77,9 +77,9 @@ pub struct DemoOptions {
     /// Progress and logs as JSON lines (log events) rather than plain lines.
     pub json_logs: bool,
     /// Console sessions (expiry, the cookie's `Secure` flag).
-    pub sessions: crate::sessions::SessionOptions,
+    pub sessions: budgit_service::sessions::SessionOptions,
     /// Connection timeouts and cap.
-    pub http: crate::conn::HttpOptions,
+    pub http: budgit_service::conn::HttpOptions,
 }
 
 impl Default for DemoOptions {
@@ -96,8 +96,8 @@ impl Default for DemoOptions {
             live: true,
             verbose: false,
             json_logs: false,
-            sessions: crate::sessions::SessionOptions::default(),
-            http: crate::conn::HttpOptions::default(),
+            sessions: budgit_service::sessions::SessionOptions::default(),
+            http: budgit_service::conn::HttpOptions::default(),
         }
     }
 }
@@ -265,7 +265,7 @@ fn data_dir(opts: &DemoOptions) -> PathBuf {
 
 /// Loads and validates the policies in the repository's work tree.
 fn load(dir: &Path, now: DateTime<Utc>) -> Result<PolicySet, DemoError> {
-    crate::validated_policies(dir, now).map_err(DemoError::Policies)
+    budgit_service::validated_policies(dir, now).map_err(DemoError::Policies)
 }
 
 /// Plans the organisation's usage: resolves the policies over the people.
@@ -283,7 +283,7 @@ fn plan_org(
     let resolution = budgit_engine::stack::with_large_stack(move || resolve(&policies2, &dir, now))
         .map_err(|e| DemoError::Policies(e.to_string()))?
         .map_err(|e| DemoError::Policies(e.to_string()))?;
-    Ok(usage::plan(people, policies, &resolution, seed, now))
+    Ok(activity::plan(people, policies, &resolution, seed, now))
 }
 
 /// The reconciler's context for the demo's service, as `budgit reconcile` builds it:
@@ -370,7 +370,7 @@ fn ingest_backfill(client: &Client, org: &Arc<Org>, seed: u64) -> Result<usize, 
     let mut batch: Vec<Value> = Vec::with_capacity(BATCH);
     let mut failed = None;
     for i in 0..org.subjects.len() {
-        for e in usage::backfill(org, i, seed) {
+        for e in activity::backfill(org, i, seed) {
             batch.push(e);
             if batch.len() == BATCH {
                 count += batch.len();
@@ -404,7 +404,7 @@ pub async fn start_demo(opts: DemoOptions) -> Result<Demo, DemoError> {
     let now = opts.now.unwrap_or_else(Utc::now);
     let say = |what: &str| {
         if opts.verbose {
-            crate::say(opts.json_logs, &format!("demo: {what}"));
+            budgit_service::say(opts.json_logs, &format!("demo: {what}"));
         }
     };
     // A port already taken must fail before a data directory, a repository and thousands
@@ -437,9 +437,9 @@ pub async fn start_demo(opts: DemoOptions) -> Result<Demo, DemoError> {
     say(&format!("policy repository at {} (main at {})", demo_repo.root.display(), &demo_repo.head[..12]));
     let admin_token = match &opts.admin_token {
         Some(t) => t.clone(),
-        None => crate::auth::generate("bgt_admin_").map_err(|e| DemoError::Worker(e.message))?,
+        None => budgit_service::auth::generate("bgt_admin_").map_err(|e| DemoError::Worker(e.message))?,
     };
-    let running = crate::start(Config {
+    let running = budgit_service::start(Config {
         db: opts.db.clone().unwrap_or_else(|| data_dir.join("budgit.db")),
         listen: opts.listen.clone(),
         policies: Some(demo_repo.policies.clone()),
@@ -538,7 +538,7 @@ async fn seed_service(
 ) -> Result<(Org, usize), DemoError> {
     let say = |what: String| {
         if opts.verbose {
-            crate::say(opts.json_logs, &format!("demo: {what}"));
+            budgit_service::say(opts.json_logs, &format!("demo: {what}"));
         }
     };
     let people = Arc::new(people);
@@ -692,8 +692,8 @@ pub fn run(opts: DemoOptions) -> Result<(), DemoError> {
             RECONCILE_EVERY.as_secs()
         );
         println!("Press Ctrl-C to stop.");
-        crate::shutdown_signal().await;
-        crate::say(json_logs, "demo: stopping");
+        budgit_service::shutdown_signal().await;
+        budgit_service::say(json_logs, "demo: stopping");
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::spawn(move || {
             demo.stop();

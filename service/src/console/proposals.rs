@@ -44,7 +44,7 @@ use rusqlite::OptionalExtension;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{MAX_PAGE, QueryPairs, json_body, path_param, rfc3339};
+use crate::api::{MAX_PAGE, QueryPairs, json_body, path_param, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::{App, auth::Principal};
 
@@ -151,7 +151,7 @@ pub(super) fn in_repo(dir: &str, file: &str) -> String {
 
 /// Credits as every response carries them: an exact JSON number.
 pub(super) fn credits_text(c: Credits) -> Value {
-    super::credits_json(c.micros())
+    crate::api::credits_json(c.micros())
 }
 
 pub(super) fn caps_json(caps: &BTreeMap<String, Credits>) -> Value {
@@ -661,7 +661,7 @@ where
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ProposalIn {
+pub(crate) struct ProposalIn {
     group: String,
     #[serde(default)]
     credits: Option<Credits>,
@@ -774,7 +774,7 @@ fn propose_group(job: GroupJob, p: Proposing) -> ApiResult<Made> {
     let Some(loaded) = base.groups.iter().find(|g| g.doc.name == name) else {
         return Err(ApiError::not_found(
             "groups/unknown",
-            format!("no group `{}` at `{approved_ref}`", super::shorten(&name)),
+            format!("no group `{}` at `{approved_ref}`", crate::api::shorten(&name)),
         ));
     };
     let group = loaded.doc.clone();
@@ -856,7 +856,7 @@ pub(super) fn check_change(change: &GroupChange, fields: &str) -> ApiResult<()> 
             "proposals/bad-cap",
             format!(
                 "`{}` is not a product or model name: use 1 to 128 letters, digits and `.` `_` `-` `:` `/` `@` `+`",
-                super::shorten(name)
+                crate::api::shorten(name)
             ),
         ));
     }
@@ -875,7 +875,7 @@ pub async fn create(
     who.require_admin()?;
     let repo = app.repo.clone().ok_or_else(no_repo)?;
     let req: ProposalIn = json_body(body)?;
-    super::check_name("group", &req.group)?;
+    crate::api::check_name("group", &req.group)?;
     let reason = reason_of(&req.reason)?;
     let change =
         GroupChange { credits: req.credits, pool: req.pool, products: req.products, models: req.models };
@@ -897,12 +897,12 @@ pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
                 "SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
             ))?;
             let rows = stmt
-                .query_map((after, super::Page::<Value, Value>::read_limit(limit)), proposal_json)?
+                .query_map((after, crate::api::Page::<Value, Value>::read_limit(limit)), proposal_json)?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })
         .await?;
-    Ok(super::Page::cut(rows, limit, |r| r.get("id").cloned().unwrap_or(Value::Null)).into_response())
+    Ok(crate::api::Page::cut(rows, limit, |r| r.get("id").cloned().unwrap_or(Value::Null)).into_response())
 }
 
 // ---------------------------------------------------------------------------

@@ -298,7 +298,7 @@ mod tests {
     fn streamed_events_add_once_in_sequence_order() {
         let mut agg = Aggregates::new(key(chrono_tz::UTC), 1);
         let e = |seq: i64, micros: i64| {
-            let event = crate::api::usage::NewEvent {
+            let event = crate::api::events::NewEvent {
                 id: format!("e{seq}"),
                 ts: DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z").unwrap().with_timezone(&Utc),
                 user: "a@x.com".into(),

@@ -31,7 +31,7 @@ use super::proposals::{
     Made, Proposing, blocking, branch_part, changed_json, check_change, commit_edits, credits_text,
     edit_error, git_error, in_repo, no_repo, open_repo, propose_with, reason_of, run_json, unprocessable,
 };
-use super::{MAX_PAGE, QueryPairs, json_body, path_param};
+use crate::api::{MAX_PAGE, QueryPairs, json_body, path_param};
 use crate::error::{ApiError, ApiResult};
 use crate::{App, auth::Principal};
 
@@ -78,7 +78,7 @@ pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
             format!("`expiring_within` is a number of days from 0 to {MAX_WITHIN_DAYS}"),
         ));
     }
-    let user = super::canonical_filter(q.get("user").filter(|u| !u.is_empty()))?;
+    let user = crate::api::canonical_filter(q.get("user").filter(|u| !u.is_empty()))?;
     let after = q.get("after").map(str::to_string);
     let repo = app.repo.clone().ok_or_else(no_repo)?;
     let rev = app.approved_ref.clone();
@@ -101,7 +101,7 @@ pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
     };
     let page: Vec<Value> =
         kept.iter().skip(start).take(limit.saturating_add(1)).map(|v| row(v, &dir, &commit)).collect();
-    Ok(super::Page::cut(page, limit, |r| r.get("name").cloned().unwrap_or(Value::Null)).into_response())
+    Ok(crate::api::Page::cut(page, limit, |r| r.get("name").cloned().unwrap_or(Value::Null)).into_response())
 }
 
 /// `GET /v1/overrides/review` (admin): the drift review of the approved ref at the service's clock.
@@ -177,7 +177,7 @@ fn propose_override(job: OverrideJob, p: Proposing) -> ApiResult<Made> {
     let Some(found) = base.overrides.iter().find(|o| o.doc.name == name) else {
         return Err(ApiError::not_found(
             "overrides/unknown",
-            format!("no override `{}` at `{approved_ref}`", super::shorten(&name)),
+            format!("no override `{}` at `{approved_ref}`", crate::api::shorten(&name)),
         ));
     };
     let doc = found.doc.clone();
@@ -229,7 +229,7 @@ fn propose_override(job: OverrideJob, p: Proposing) -> ApiResult<Made> {
             let Some(g) = base.groups.iter().find(|g| &g.doc.name == group) else {
                 return Err(ApiError::not_found(
                     "groups/unknown",
-                    format!("no group `{}` at `{approved_ref}`", super::shorten(group)),
+                    format!("no group `{}` at `{approved_ref}`", crate::api::shorten(group)),
                 ));
             };
             let text = text_of(&g.file).ok_or_else(not_alone)?;
@@ -290,7 +290,7 @@ async fn override_proposal(
     action: Action,
     reason: String,
 ) -> ApiResult<Response> {
-    super::check_name("override", &name)?;
+    crate::api::check_name("override", &name)?;
     let repo = app.repo.clone().ok_or_else(no_repo)?;
     let job = OverrideJob { name, action, reason };
     propose_with(&app, &who, repo, move |p| propose_override(job, p)).await
@@ -327,7 +327,7 @@ pub async fn move_to_group(
     who.require_admin()?;
     let name = path_param(name)?;
     let req: MoveIn = json_body(body)?;
-    super::check_name("group", &req.group)?;
+    crate::api::check_name("group", &req.group)?;
     let reason = reason_of(&req.reason)?;
     override_proposal(app, who, name, Action::Move { group: req.group }, reason).await
 }
@@ -490,7 +490,7 @@ pub async fn runs(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
             )?;
             let rows = stmt
                 .query_map(
-                    rusqlite::params![after, ok, super::Page::<Value, Value>::read_limit(limit)],
+                    rusqlite::params![after, ok, crate::api::Page::<Value, Value>::read_limit(limit)],
                     run_json,
                 )?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -506,5 +506,5 @@ pub async fn runs(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
             r
         })
         .collect();
-    Ok(super::Page::cut(rows, limit, |r| r.get("seq").cloned().unwrap_or(Value::Null)).into_response())
+    Ok(crate::api::Page::cut(rows, limit, |r| r.get("seq").cloned().unwrap_or(Value::Null)).into_response())
 }

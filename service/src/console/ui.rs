@@ -33,11 +33,11 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
                    frame-ancestors 'none'";
 
 /// The login page.
-const LOGIN_HTML: &str = include_str!("../assets/login.html");
+const LOGIN_HTML: &str = include_str!("assets/login.html");
 /// The admin view.
-const ADMIN_HTML: &str = include_str!("../assets/admin.html");
+const ADMIN_HTML: &str = include_str!("assets/admin.html");
 /// The user view.
-const ME_HTML: &str = include_str!("../assets/me.html");
+const ME_HTML: &str = include_str!("assets/me.html");
 
 /// An embedded file under `/assets/`.
 struct Asset {
@@ -48,77 +48,49 @@ struct Asset {
 
 /// Every file served under `/assets/`.
 const ASSETS: &[Asset] = &[
-    Asset { name: "console.css", content_type: CSS, body: include_bytes!("../assets/console.css") },
-    Asset { name: "common.js", content_type: JS, body: include_bytes!("../assets/common.js") },
-    Asset { name: "chart.js", content_type: JS, body: include_bytes!("../assets/chart.js") },
-    Asset { name: "login.js", content_type: JS, body: include_bytes!("../assets/login.js") },
-    Asset { name: "admin.js", content_type: JS, body: include_bytes!("../assets/admin.js") },
-    Asset {
-        name: "admin/overview.js",
-        content_type: JS,
-        body: include_bytes!("../assets/admin/overview.js"),
-    },
+    Asset { name: "console.css", content_type: CSS, body: include_bytes!("assets/console.css") },
+    Asset { name: "common.js", content_type: JS, body: include_bytes!("assets/common.js") },
+    Asset { name: "chart.js", content_type: JS, body: include_bytes!("assets/chart.js") },
+    Asset { name: "login.js", content_type: JS, body: include_bytes!("assets/login.js") },
+    Asset { name: "admin.js", content_type: JS, body: include_bytes!("assets/admin.js") },
+    Asset { name: "admin/overview.js", content_type: JS, body: include_bytes!("assets/admin/overview.js") },
     Asset {
         name: "admin/reconciler.js",
         content_type: JS,
-        body: include_bytes!("../assets/admin/reconciler.js"),
+        body: include_bytes!("assets/admin/reconciler.js"),
     },
-    Asset { name: "admin/trends.js", content_type: JS, body: include_bytes!("../assets/admin/trends.js") },
-    Asset { name: "admin/paged.js", content_type: JS, body: include_bytes!("../assets/admin/paged.js") },
-    Asset { name: "admin/users.js", content_type: JS, body: include_bytes!("../assets/admin/users.js") },
-    Asset {
-        name: "admin/breakdown.js",
-        content_type: JS,
-        body: include_bytes!("../assets/admin/breakdown.js"),
-    },
-    Asset {
-        name: "admin/activity.js",
-        content_type: JS,
-        body: include_bytes!("../assets/admin/activity.js"),
-    },
-    Asset { name: "admin/teams.js", content_type: JS, body: include_bytes!("../assets/admin/teams.js") },
-    Asset {
-        name: "admin/proposals.js",
-        content_type: JS,
-        body: include_bytes!("../assets/admin/proposals.js"),
-    },
-    Asset {
-        name: "admin/requests.js",
-        content_type: JS,
-        body: include_bytes!("../assets/admin/requests.js"),
-    },
-    Asset { name: "admin/links.js", content_type: JS, body: include_bytes!("../assets/admin/links.js") },
-    Asset { name: "admin/mix.js", content_type: JS, body: include_bytes!("../assets/admin/mix.js") },
-    Asset { name: "admin/team.js", content_type: JS, body: include_bytes!("../assets/admin/team.js") },
-    Asset { name: "admin/person.js", content_type: JS, body: include_bytes!("../assets/admin/person.js") },
-    Asset { name: "admin/drill.js", content_type: JS, body: include_bytes!("../assets/admin/drill.js") },
-    Asset {
-        name: "admin/overrides.js",
-        content_type: JS,
-        body: include_bytes!("../assets/admin/overrides.js"),
-    },
-    Asset {
-        name: "admin/defaults.js",
-        content_type: JS,
-        body: include_bytes!("../assets/admin/defaults.js"),
-    },
-    Asset { name: "admin/runs.js", content_type: JS, body: include_bytes!("../assets/admin/runs.js") },
-    Asset { name: "me.js", content_type: JS, body: include_bytes!("../assets/me.js") },
-    Asset { name: "icon.svg", content_type: "image/svg+xml", body: include_bytes!("../assets/icon.svg") },
+    Asset { name: "admin/trends.js", content_type: JS, body: include_bytes!("assets/admin/trends.js") },
+    Asset { name: "admin/paged.js", content_type: JS, body: include_bytes!("assets/admin/paged.js") },
+    Asset { name: "admin/users.js", content_type: JS, body: include_bytes!("assets/admin/users.js") },
+    Asset { name: "admin/breakdown.js", content_type: JS, body: include_bytes!("assets/admin/breakdown.js") },
+    Asset { name: "admin/activity.js", content_type: JS, body: include_bytes!("assets/admin/activity.js") },
+    Asset { name: "admin/teams.js", content_type: JS, body: include_bytes!("assets/admin/teams.js") },
+    Asset { name: "admin/proposals.js", content_type: JS, body: include_bytes!("assets/admin/proposals.js") },
+    Asset { name: "admin/requests.js", content_type: JS, body: include_bytes!("assets/admin/requests.js") },
+    Asset { name: "admin/links.js", content_type: JS, body: include_bytes!("assets/admin/links.js") },
+    Asset { name: "admin/mix.js", content_type: JS, body: include_bytes!("assets/admin/mix.js") },
+    Asset { name: "admin/team.js", content_type: JS, body: include_bytes!("assets/admin/team.js") },
+    Asset { name: "admin/person.js", content_type: JS, body: include_bytes!("assets/admin/person.js") },
+    Asset { name: "admin/drill.js", content_type: JS, body: include_bytes!("assets/admin/drill.js") },
+    Asset { name: "admin/overrides.js", content_type: JS, body: include_bytes!("assets/admin/overrides.js") },
+    Asset { name: "admin/defaults.js", content_type: JS, body: include_bytes!("assets/admin/defaults.js") },
+    Asset { name: "admin/runs.js", content_type: JS, body: include_bytes!("assets/admin/runs.js") },
+    Asset { name: "me.js", content_type: JS, body: include_bytes!("assets/me.js") },
+    Asset { name: "icon.svg", content_type: "image/svg+xml", body: include_bytes!("assets/icon.svg") },
     Asset {
         name: "vendor/uPlot.iife.min.js",
         content_type: JS,
-        body: include_bytes!("../assets/vendor/uPlot.iife.min.js"),
+        body: include_bytes!("assets/vendor/uPlot.iife.min.js"),
     },
     Asset {
         name: "vendor/uPlot.min.css",
         content_type: CSS,
-        body: include_bytes!("../assets/vendor/uPlot.min.css"),
+        body: include_bytes!("assets/vendor/uPlot.min.css"),
     },
     Asset {
         name: "vendor/uPlot.LICENSE",
         content_type: TEXT,
-        body: include_bytes!("../assets/vendor/uPlot.LICENSE"),
+        body: include_bytes!("assets/vendor/uPlot.LICENSE"),
     },
 ];
 
@@ -376,7 +348,7 @@ mod tests {
 
     #[test]
     fn every_file_of_the_assets_directory_is_embedded_or_known_not_to_be_served() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/console/assets");
         let mut files = Vec::new();
         files_under(&root, &root, &mut files);
         let pages = ["login.html", "admin.html", "me.html"];

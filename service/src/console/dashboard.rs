@@ -51,7 +51,7 @@ use tokio::sync::broadcast;
 
 use self::aggregates::{Aggregates, PeriodKey, UserAgg};
 use self::view::{DirectorySnap, LimitsSnap, Row, Slice, View};
-use super::{MAX_PAGE, Page, QueryPairs, csv_field, csv_response, rfc3339};
+use crate::api::{MAX_PAGE, Page, QueryPairs, csv_field, csv_response, rfc3339};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::ledger::Ledger;
@@ -179,7 +179,7 @@ async fn load_live(app: &App, key: PeriodKey, only_if_empty: bool) -> ApiResult<
 async fn limits(app: &App) -> ApiResult<Arc<LimitsSnap>> {
     let state = &app.dashboard;
     // a merge that changes the workspace's alert levels makes the copy stale too
-    let alerts = crate::api::proposals::alert_levels_now(app);
+    let alerts = crate::console::proposals::alert_levels_now(app);
     let fresh = || -> ApiResult<Option<Arc<LimitsSnap>>> {
         Ok(state
             .limits
@@ -211,7 +211,7 @@ async fn limits(app: &App) -> ApiResult<Arc<LimitsSnap>> {
         let users =
             standings.into_iter().filter_map(|s| s.limit.map(|l| (Arc::from(s.user.as_str()), l))).collect();
         let pools = pools.into_iter().map(|(g, pool, _)| (Arc::from(g.as_str()), pool)).collect();
-        let alerts = crate::api::proposals::alert_levels(&app2);
+        let alerts = crate::console::proposals::alert_levels(&app2);
         Ok(LimitsSnap {
             generation: next_version(),
             writes,
@@ -440,7 +440,7 @@ pub(crate) async fn watch_imports(State(app): State<App>, request: Request, next
 
 /// Credits as an exact JSON number, like every other response.
 fn cr(micros: i64) -> Value {
-    super::credits_json(micros)
+    crate::api::credits_json(micros)
 }
 
 fn percent(p: Option<f64>) -> Value {
@@ -454,7 +454,7 @@ fn now_of(q: &QueryPairs) -> ApiResult<(DateTime<Utc>, bool)> {
         Some(t) => DateTime::parse_from_rfc3339(t).map(|t| (t.with_timezone(&Utc), true)).map_err(|_| {
             ApiError::bad_request(
                 "dashboard/bad-now",
-                format!("`now` must be an RFC 3339 instant, not `{}`", super::shorten(t)),
+                format!("`now` must be an RFC 3339 instant, not `{}`", crate::api::shorten(t)),
             )
         }),
     }
@@ -489,7 +489,7 @@ fn fresh_of(q: &QueryPairs) -> ApiResult<bool> {
         Some("true") => Ok(true),
         Some(other) => Err(ApiError::bad_request(
             "dashboard/bad-fresh",
-            format!("`fresh` must be `true` or `false`, not `{}`", super::shorten(other)),
+            format!("`fresh` must be `true` or `false`, not `{}`", crate::api::shorten(other)),
         )),
     }
 }
@@ -575,7 +575,7 @@ fn order_of(q: &QueryPairs, default_desc: bool) -> ApiResult<bool> {
         Some("asc") => Ok(false),
         Some(o) => Err(ApiError::bad_request(
             "dashboard/bad-order",
-            format!("`order` must be `asc` or `desc`, not `{}`", super::shorten(o)),
+            format!("`order` must be `asc` or `desc`, not `{}`", crate::api::shorten(o)),
         )),
     }
 }
@@ -643,7 +643,7 @@ pub async fn users(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
                 "dashboard/bad-status",
                 format!(
                     "`status` must be `ok`, `warning`, `exceeded` or `unlimited`, not `{}`",
-                    super::shorten(&s)
+                    crate::api::shorten(&s)
                 ),
             )
         })?);
@@ -659,7 +659,7 @@ pub async fn users(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
                 "dashboard/bad-sort",
                 format!(
                     "`sort` must be `used`, `percent`, `remaining` or `email`, not `{}`",
-                    super::shorten(other)
+                    crate::api::shorten(other)
                 ),
             ));
         }
@@ -745,7 +745,7 @@ pub async fn trends(State(app): State<App>, who: Principal, RawQuery(raw): RawQu
         other => {
             return Err(ApiError::bad_request(
                 "dashboard/bad-by",
-                format!("`by` must be `product` or `model`, not `{}`", super::shorten(other)),
+                format!("`by` must be `product` or `model`, not `{}`", crate::api::shorten(other)),
             ));
         }
     };
@@ -853,7 +853,7 @@ pub async fn breakdown(
                 "dashboard/bad-by",
                 format!(
                     "`by` must be `user`, `team`, `product`, `model` or `cost_center`, not `{}`",
-                    super::shorten(other)
+                    crate::api::shorten(other)
                 ),
             ));
         }
@@ -866,7 +866,7 @@ pub async fn breakdown(
         other => {
             return Err(ApiError::bad_request(
                 "dashboard/bad-sort",
-                format!("`sort` must be `used`, `events` or `key`, not `{}`", super::shorten(other)),
+                format!("`sort` must be `used`, `events` or `key`, not `{}`", crate::api::shorten(other)),
             ));
         }
     };

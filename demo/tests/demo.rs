@@ -7,14 +7,15 @@
     reason = "test helpers outside #[test] functions should fail loudly too"
 )]
 
-mod common;
+#[path = "../../service/tests/common/http.rs"]
+mod http;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use budgit_service::demo::{DemoOptions, repo::EMBEDDED, start_demo};
-use common::http::{Sse, send};
+use budgit_demo::{DemoOptions, repo::EMBEDDED, start_demo};
+use http::{Sse, send};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "test-admin-token-demo-81c2-0123456789abcdef";
@@ -69,7 +70,7 @@ fn the_embedded_policies_are_the_files_under_policies() {
         EMBEDDED.iter().map(|(p, t)| ((*p).to_string(), t.as_bytes().to_vec())).collect();
     embedded.sort();
     let names = |v: &[(String, Vec<u8>)]| v.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
-    assert_eq!(names(&embedded), names(&on_disk), "add or remove the file in service/src/demo/repo.rs");
+    assert_eq!(names(&embedded), names(&on_disk), "add or remove the file in demo/src/repo.rs");
     for ((path, a), (_, b)) in embedded.iter().zip(&on_disk) {
         assert!(a == b, "the embedded `{path}` differs from policies/{path}");
     }
