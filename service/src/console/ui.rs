@@ -46,57 +46,85 @@ struct Asset {
     body: &'static [u8],
 }
 
+/// Embeds each named file of `assets/` under its name, typed by its extension, so a
+/// new file is one more name in the list below.
+macro_rules! assets {
+    ($($name:literal),* $(,)?) => {
+        &[$(Asset {
+            name: $name,
+            content_type: content_type($name),
+            body: include_bytes!(concat!("assets/", $name)),
+        }),*]
+    };
+}
+
 /// Every file served under `/assets/`.
-const ASSETS: &[Asset] = &[
-    Asset { name: "console.css", content_type: CSS, body: include_bytes!("assets/console.css") },
-    Asset { name: "common.js", content_type: JS, body: include_bytes!("assets/common.js") },
-    Asset { name: "chart.js", content_type: JS, body: include_bytes!("assets/chart.js") },
-    Asset { name: "login.js", content_type: JS, body: include_bytes!("assets/login.js") },
-    Asset { name: "admin.js", content_type: JS, body: include_bytes!("assets/admin.js") },
-    Asset { name: "admin/overview.js", content_type: JS, body: include_bytes!("assets/admin/overview.js") },
-    Asset {
-        name: "admin/reconciler.js",
-        content_type: JS,
-        body: include_bytes!("assets/admin/reconciler.js"),
-    },
-    Asset { name: "admin/trends.js", content_type: JS, body: include_bytes!("assets/admin/trends.js") },
-    Asset { name: "admin/paged.js", content_type: JS, body: include_bytes!("assets/admin/paged.js") },
-    Asset { name: "admin/users.js", content_type: JS, body: include_bytes!("assets/admin/users.js") },
-    Asset { name: "admin/breakdown.js", content_type: JS, body: include_bytes!("assets/admin/breakdown.js") },
-    Asset { name: "admin/activity.js", content_type: JS, body: include_bytes!("assets/admin/activity.js") },
-    Asset { name: "admin/teams.js", content_type: JS, body: include_bytes!("assets/admin/teams.js") },
-    Asset { name: "admin/proposals.js", content_type: JS, body: include_bytes!("assets/admin/proposals.js") },
-    Asset { name: "admin/requests.js", content_type: JS, body: include_bytes!("assets/admin/requests.js") },
-    Asset { name: "admin/links.js", content_type: JS, body: include_bytes!("assets/admin/links.js") },
-    Asset { name: "admin/mix.js", content_type: JS, body: include_bytes!("assets/admin/mix.js") },
-    Asset { name: "admin/team.js", content_type: JS, body: include_bytes!("assets/admin/team.js") },
-    Asset { name: "admin/person.js", content_type: JS, body: include_bytes!("assets/admin/person.js") },
-    Asset { name: "admin/drill.js", content_type: JS, body: include_bytes!("assets/admin/drill.js") },
-    Asset { name: "admin/overrides.js", content_type: JS, body: include_bytes!("assets/admin/overrides.js") },
-    Asset { name: "admin/defaults.js", content_type: JS, body: include_bytes!("assets/admin/defaults.js") },
-    Asset { name: "admin/runs.js", content_type: JS, body: include_bytes!("assets/admin/runs.js") },
-    Asset { name: "me.js", content_type: JS, body: include_bytes!("assets/me.js") },
-    Asset { name: "icon.svg", content_type: "image/svg+xml", body: include_bytes!("assets/icon.svg") },
-    Asset {
-        name: "vendor/uPlot.iife.min.js",
-        content_type: JS,
-        body: include_bytes!("assets/vendor/uPlot.iife.min.js"),
-    },
-    Asset {
-        name: "vendor/uPlot.min.css",
-        content_type: CSS,
-        body: include_bytes!("assets/vendor/uPlot.min.css"),
-    },
-    Asset {
-        name: "vendor/uPlot.LICENSE",
-        content_type: TEXT,
-        body: include_bytes!("assets/vendor/uPlot.LICENSE"),
-    },
+const ASSETS: &[Asset] = assets![
+    "console.css",
+    "common.js",
+    "chart.js",
+    "login.js",
+    "admin.js",
+    "admin/overview.js",
+    "admin/reconciler.js",
+    "admin/trends.js",
+    "admin/paged.js",
+    "admin/users.js",
+    "admin/breakdown.js",
+    "admin/activity.js",
+    "admin/teams.js",
+    "admin/proposals.js",
+    "admin/requests.js",
+    "admin/links.js",
+    "admin/mix.js",
+    "admin/team.js",
+    "admin/person.js",
+    "admin/drill.js",
+    "admin/overrides.js",
+    "admin/defaults.js",
+    "admin/runs.js",
+    "me.js",
+    "icon.svg",
+    "vendor/uPlot.iife.min.js",
+    "vendor/uPlot.min.css",
+    "vendor/uPlot.LICENSE",
 ];
 
 const CSS: &str = "text/css; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
+const SVG: &str = "image/svg+xml";
 const TEXT: &str = "text/plain; charset=utf-8";
+
+/// An asset's content type from its name's extension; anything else (a licence) is
+/// plain text, which `nosniff` keeps the browser from running.
+const fn content_type(name: &str) -> &'static str {
+    if ends_with(name, ".js") {
+        JS
+    } else if ends_with(name, ".css") {
+        CSS
+    } else if ends_with(name, ".svg") {
+        SVG
+    } else {
+        TEXT
+    }
+}
+
+/// `str::ends_with`, which is not `const`.
+const fn ends_with(name: &str, suffix: &str) -> bool {
+    let (name, suffix) = (name.as_bytes(), suffix.as_bytes());
+    if suffix.len() > name.len() {
+        return false;
+    }
+    let start = name.len() - suffix.len();
+    let mut i = 0;
+    while i < suffix.len() {
+        if name[start + i] != suffix[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
 /// Each asset's strong ETag (a prefix of its SHA-256), computed once.
 static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
