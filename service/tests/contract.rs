@@ -20,11 +20,10 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::Path;
 
 use common::http::{Sse, send, try_send};
-use common::server::{ADMIN, start_configured};
-use git2::{Repository, Signature};
+use common::repo::{RepoServer, ada, commit};
+use common::server::ADMIN;
 use serde_json::{Value, json};
 
 const WORKSPACE: &str = "apiVersion: budgit/v1
@@ -223,7 +222,8 @@ struct Contract {
     problems: Vec<String>,
     /// The current admin token (rotated near the end).
     admin: String,
-    _server: common::server::Server,
+    /// The server and the policy repository it reads.
+    server: RepoServer,
 }
 
 impl Contract {
@@ -364,47 +364,16 @@ fn short_text(s: &str) -> String {
     if s.len() > 160 { format!("{}…", &s[..s.floor_char_boundary(160)]) } else { s.to_string() }
 }
 
-/// A policy repository with one commit: the workspace and a group with a pool.
-fn make_repo(root: &Path) -> git2::Oid {
-    let repo = Repository::init(root).unwrap();
-    let mut index = repo.index().unwrap();
-    for (path, text) in [("policies/workspace.yaml", WORKSPACE), ("policies/groups/sales.yaml", SALES)] {
-        let full = root.join(path);
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(&full, text).unwrap();
-        index.add_path(Path::new(path)).unwrap();
-    }
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = Signature::new("Ada", "ada@acme.com", &git2::Time::new(1_790_000_000, 0)).unwrap();
-    repo.commit(Some("HEAD"), &sig, &sig, "acme policies", &tree, &[]).unwrap()
-}
-
-/// Commits an Override file on top of HEAD.
-fn commit_override(root: &Path, text: &str) {
-    let repo = Repository::open(root).unwrap();
-    std::fs::create_dir_all(root.join("policies/overrides")).unwrap();
-    std::fs::write(root.join("policies/overrides/b-launch.yaml"), text).unwrap();
-    let mut index = repo.index().unwrap();
-    index.add_path(Path::new("policies/overrides/b-launch.yaml")).unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = Signature::new("Ada", "ada@acme.com", &git2::Time::new(1_790_000_000, 0)).unwrap();
-    let parent = repo.head().unwrap().peel_to_commit().unwrap();
-    repo.commit(Some("HEAD"), &sig, &sig, "an override", &tree, &[&parent]).unwrap();
-}
-
 #[test]
 fn every_operation_answers_as_the_openapi_document_says() {
-    let (server, (head, repo_root)) = start_configured(|dir, config| {
-        let repo = dir.join("policy-repo");
-        let head = make_repo(&repo);
-        config.policies = Some(repo.join("policies"));
-        config.repo = Some(repo.clone());
-        config.approved_ref = Some("HEAD".into());
-        (head, repo)
+    // a policy repository with one commit: the workspace and a group with a pool
+    let server = common::repo::start(|root| {
+        common::repo::init(
+            root,
+            &[("policies/workspace.yaml", WORKSPACE), ("policies/groups/sales.yaml", SALES)],
+        )
     });
-    let addr = server.addr;
+    let (addr, head) = (server.addr, server.head);
     let doc = serde_json::from_str(&send(addr, "GET", "/openapi.json", None, None).body).unwrap();
     let mut c = Contract {
         addr,
@@ -412,7 +381,7 @@ fn every_operation_answers_as_the_openapi_document_says() {
         covered: BTreeSet::new(),
         problems: Vec::new(),
         admin: ADMIN.to_string(),
-        _server: server,
+        server,
     };
 
     // operations
@@ -539,12 +508,10 @@ fn every_operation_answers_as_the_openapi_document_says() {
 
     // overrides under review (one committed for b@acme.com), the default limit
     let expires = (chrono::Utc::now() + chrono::Duration::days(10)).format("%Y-%m-%d");
-    commit_override(
-        &repo_root,
-        &format!(
-            "apiVersion: budgit/v1\nkind: Override\nname: b-launch\nuser: b@acme.com\nadd:\n  credits: 100\nexpires: {expires}\nreason: a launch\n"
-        ),
+    let launch = format!(
+        "apiVersion: budgit/v1\nkind: Override\nname: b-launch\nuser: b@acme.com\nadd:\n  credits: 100\nexpires: {expires}\nreason: a launch\n"
     );
+    commit(&c.server.git(), &ada(0), &[("policies/overrides/b-launch.yaml", &launch)], &[], "an override");
     c.ok("GET", "/v1/overrides?status=active&expiring_within=30&limit=1", None);
     c.ok("GET", "/v1/overrides/review", None);
     c.probe_then_ok("POST", "/v1/overrides/b-launch/lapse", json!({ "reason": "the launch is over" }));

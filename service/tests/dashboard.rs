@@ -11,87 +11,10 @@
 
 mod common;
 
-use chrono::{TimeZone, Utc};
 use common::http::send;
-use common::server::{ADMIN, Server, start};
+use common::seeded::{NOW, at, event, start_seeded};
+use common::server::ADMIN;
 use serde_json::{Value, json};
-
-/// 9.5 days into November 2026 (UTC): forecasts scale usage by 30 / 9.5 = 60 / 19.
-const NOW: &str = "2026-11-10T12:00:00Z";
-
-impl Server {
-    fn get_as(&self, token: &str, path: &str) -> common::http::Response {
-        let sep = if path.contains('?') { '&' } else { '?' };
-        send(self.addr, "GET", &format!("{path}{sep}now={NOW}"), Some(token), None)
-    }
-
-    fn get(&self, path: &str) -> Value {
-        let r = self.get_as(ADMIN, path);
-        assert_eq!(r.status, 200, "GET {path}: {}", r.body);
-        r.json()
-    }
-
-    fn csv(&self, path: &str) -> String {
-        let r = self.get_as(ADMIN, path);
-        assert_eq!(r.status, 200, "GET {path}: {}", r.body);
-        assert_eq!(r.header("content-type"), Some("text/csv; charset=utf-8"));
-        r.body
-    }
-
-    fn call(&self, method: &str, path: &str, body: &str) -> Value {
-        let r = send(self.addr, method, path, Some(ADMIN), Some(body));
-        assert!(r.status < 300, "{method} {path}: {} {}", r.status, r.body);
-        r.json()
-    }
-}
-
-fn at(day: u32, hour: u32) -> i64 {
-    Utc.with_ymd_and_hms(2026, 11, day, hour, 0, 0).unwrap().timestamp()
-}
-
-fn event(id: &str, ts: i64, user: &str, product: &str, model: &str, credits: &str) -> Value {
-    json!({ "id": id, "time": ts, "user": user, "product": product, "model": model, "credits": credits })
-}
-
-/// a, b: 100 each in group `eng` (pool 150); c: 50 with a codex cap of 10; d: no limit;
-/// e: 20, no usage; f: 5, used up. a, b in CC-1, c in CC-2, d without one, e and f not
-/// in the directory.
-fn fixture() -> Server {
-    let s = start();
-    let csv = "email,cost_center\na@x.com,CC-1\nb@x.com,CC-1\nc@x.com,CC-2\nd@x.com,\n";
-    s.call("POST", "/v1/users/import?format=csv", csv);
-    let limits = json!({
-        "commit": "c1",
-        "limits": [
-            { "user": "a@x.com", "credits": 100, "group": "eng" },
-            { "user": "b@x.com", "credits": 100, "group": "eng" },
-            { "user": "c@x.com", "credits": 50, "products": { "codex": 10 } },
-            { "user": "e@x.com", "credits": 20 },
-            { "user": "f@x.com", "credits": 5 },
-        ],
-        "pools": [{ "group": "eng", "credits": 150 }],
-    });
-    s.call("PUT", "/v1/limits", &limits.to_string());
-    let events = json!([
-        event("e1", at(1, 10), "a@x.com", "codex", "gpt-5", "30"),
-        event("e2", at(2, 9), "a@x.com", "chatgpt", "gpt-5", "10.5"),
-        event("e3", at(2, 15), "b@x.com", "codex", "gpt-5-codex", "85"),
-        event("e4", at(3, 11), "c@x.com", "codex", "gpt-5-codex", "9"),
-        event("e5", at(3, 16), "d@x.com", "chatgpt", "gpt-5", "2.25"),
-        event("e6", at(4, 8), "f@x.com", "chatgpt", "o3", "5"),
-        // October: another period, never counted
-        event(
-            "e0",
-            Utc.with_ymd_and_hms(2026, 10, 31, 23, 59, 59).unwrap().timestamp(),
-            "a@x.com",
-            "codex",
-            "gpt-5",
-            "1000"
-        ),
-    ]);
-    s.call("POST", "/v1/usage/events", &events.to_string());
-    s
-}
 
 fn keys(page: &Value, field: &str) -> Vec<String> {
     page["data"].as_array().unwrap().iter().map(|r| r[field].as_str().unwrap().to_string()).collect()
@@ -99,7 +22,7 @@ fn keys(page: &Value, field: &str) -> Vec<String> {
 
 #[test]
 fn summary_matches_hand_computed_sums() {
-    let s = fixture();
+    let s = start_seeded();
     let sum = s.get("/v1/dashboard/summary");
     assert_eq!(
         sum["period"],
@@ -184,7 +107,7 @@ fn eventually<T>(mut f: impl FnMut() -> Option<T>) -> T {
 
 #[test]
 fn users_page_sort_filter_and_export() {
-    let s = fixture();
+    let s = start_seeded();
     let first = s.get("/v1/dashboard/users?limit=2");
     assert_eq!(
         (keys(&first, "user"), &first["has_more"]),
@@ -246,7 +169,7 @@ fn users_page_sort_filter_and_export() {
 
 #[test]
 fn trends_give_days_series_and_the_forecast() {
-    let s = fixture();
+    let s = start_seeded();
     let t = s.get("/v1/dashboard/trends?by=product");
     let days: Vec<String> = (1..=10).map(|d| format!("2026-11-{d:02}")).collect();
     assert_eq!(t["days"], json!(days));
@@ -289,7 +212,7 @@ fn trends_give_days_series_and_the_forecast() {
 
 #[test]
 fn breakdowns_by_cost_center_model_and_user() {
-    let s = fixture();
+    let s = start_seeded();
     let cc = s.get("/v1/dashboard/breakdown?by=cost_center");
     assert_eq!(
         cc["data"],
@@ -329,7 +252,7 @@ fn breakdowns_by_cost_center_model_and_user() {
 
 #[test]
 fn recent_events_fill_the_activity_list_newest_first() {
-    let s = fixture();
+    let s = start_seeded();
     let seqs = |page: &Value| -> Vec<String> {
         page["data"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()).collect()
     };
@@ -361,7 +284,7 @@ fn recent_events_fill_the_activity_list_newest_first() {
 
 #[test]
 fn me_shows_a_user_only_their_own_budget() {
-    let s = fixture();
+    let s = start_seeded();
     let token = s.call("POST", "/v1/users/a%40x.com/tokens", "")["token"].as_str().unwrap().to_string();
     // the admin's view loads November; a user token may fix `now` inside it
     assert_eq!(s.get("/v1/me"), json!({ "role": "admin" }));

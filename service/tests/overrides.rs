@@ -12,12 +12,12 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{Days, NaiveDate, Utc};
 use common::http::send;
-use common::server::{ADMIN, start_configured};
+use common::repo::{RepoServer, blob_at, changed_paths, commit};
+use common::server::ADMIN;
 use git2::{Repository, Signature};
 use serde_json::{Value, json};
 
@@ -62,131 +62,59 @@ fn day(offset: i64) -> NaiveDate {
     if offset >= 0 { t + Days::new(offset.unsigned_abs()) } else { t - Days::new(offset.unsigned_abs()) }
 }
 
-/// Commits `files` (and removes `gone`) on top of HEAD.
-fn commit(repo: &Repository, files: &[(&str, String)], gone: &[&str], message: &str) -> git2::Oid {
-    let root = repo.workdir().unwrap().to_path_buf();
-    let mut index = repo.index().unwrap();
-    for (path, text) in files {
-        let full = root.join(path);
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(&full, text).unwrap();
-        index.add_path(Path::new(path)).unwrap();
-    }
-    for path in gone {
-        std::fs::remove_file(root.join(path)).unwrap();
-        index.remove_path(Path::new(path)).unwrap();
-    }
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = Signature::now("Ada", "ada@acme.com").unwrap();
-    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents).unwrap()
-}
-
 /// Ann renewed twice (each old file removed), Bob's next one upcoming, Cid's expired,
-/// Dee's ending in three days.
+/// Dee's ending in three days. Committed at the clock's time, as the overrides' dates
+/// are relative to today.
 fn make_repo(root: &Path) -> git2::Oid {
     let repo = Repository::init(root).unwrap();
+    let sig = Signature::now("Ada", "ada@acme.com").unwrap();
     commit(
         &repo,
+        &sig,
         &[
-            ("policies/workspace.yaml", WORKSPACE.into()),
-            ("policies/groups/engineering.yaml", ENGINEERING.into()),
-            ("policies/overrides/ann-1.yaml", over("ann-1", "ann@acme.com", day(-70), day(-40))),
+            ("policies/workspace.yaml", WORKSPACE),
+            ("policies/groups/engineering.yaml", ENGINEERING),
+            ("policies/overrides/ann-1.yaml", &over("ann-1", "ann@acme.com", day(-70), day(-40))),
         ],
         &[],
         "acme policies",
     );
     commit(
         &repo,
-        &[("policies/overrides/ann-2.yaml", over("ann-2", "ann@acme.com", day(-40), day(-10)))],
+        &sig,
+        &[("policies/overrides/ann-2.yaml", &over("ann-2", "ann@acme.com", day(-40), day(-10)))],
         &["policies/overrides/ann-1.yaml"],
         "renew ann",
     );
     commit(
         &repo,
+        &sig,
         &[
-            ("policies/overrides/ann-3.yaml", over("ann-3", "ann@acme.com", day(-10), day(20))),
-            ("policies/overrides/bob-soon.yaml", over("bob-soon", "bob@acme.com", day(5), day(15))),
-            ("policies/overrides/cid-old.yaml", over("cid-old", "cid@acme.com", day(-30), day(-20))),
-            ("policies/overrides/dee.yaml", over("dee", "dee@acme.com", day(-2), day(3))),
+            ("policies/overrides/ann-3.yaml", &over("ann-3", "ann@acme.com", day(-10), day(20))),
+            ("policies/overrides/bob-soon.yaml", &over("bob-soon", "bob@acme.com", day(5), day(15))),
+            ("policies/overrides/cid-old.yaml", &over("cid-old", "cid@acme.com", day(-30), day(-20))),
+            ("policies/overrides/dee.yaml", &over("dee", "dee@acme.com", day(-2), day(3))),
         ],
         &["policies/overrides/ann-2.yaml"],
         "renew ann again, and others",
     )
 }
 
-struct Server {
-    addr: SocketAddr,
-    repo: PathBuf,
-    head: git2::Oid,
-    _server: common::server::Server,
-}
-
-fn start() -> Server {
-    let (server, (repo, head)) = start_configured(|dir, config| {
-        let repo = dir.join("policy-repo");
-        let head = make_repo(&repo);
-        config.policies = Some(repo.join("policies"));
-        config.repo = Some(repo.clone());
-        config.approved_ref = Some("HEAD".into());
-        (repo, head)
-    });
-    let s = Server { addr: server.addr, repo, head, _server: server };
-    let csv = "email,department\nann@acme.com,Engineering\nbob@acme.com,Sales\ncid@acme.com,Sales\ndee@acme.com,Sales\n";
-    assert_eq!(send(s.addr, "POST", "/v1/users/import", Some(ADMIN), Some(csv)).status, 200);
+fn start() -> RepoServer {
+    let s = common::repo::start(make_repo);
+    s.import("email,department\nann@acme.com,Engineering\nbob@acme.com,Sales\ncid@acme.com,Sales\ndee@acme.com,Sales\n");
     s
 }
 
-impl Server {
-    fn call(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
-        let r = send(self.addr, method, path, Some(ADMIN), Some(&body.to_string()));
-        (r.status, r.json())
-    }
-
-    fn get(&self, path: &str) -> Value {
-        let r = send(self.addr, "GET", path, Some(ADMIN), None);
-        assert_eq!(r.status, 200, "GET {path}: {}", r.body);
-        r.json()
-    }
-
-    fn names(&self, path: &str) -> Vec<String> {
-        self.get(path)["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["name"].as_str().unwrap().to_string())
-            .collect()
-    }
-
-    fn git(&self) -> Repository {
-        Repository::open(&self.repo).unwrap()
-    }
-
-    fn assert_untouched(&self) {
-        let repo = self.git();
-        assert!(repo.statuses(None).unwrap().is_empty(), "the work tree or index changed");
-        assert_eq!(repo.head().unwrap().target(), Some(self.head));
-    }
+/// A write as the admin: its status and JSON body.
+fn call(s: &RepoServer, method: &str, path: &str, body: &Value) -> (u16, Value) {
+    let r = send(s.addr, method, path, Some(ADMIN), Some(&body.to_string()));
+    (r.status, r.json())
 }
 
-fn changed_paths(repo: &Repository, commit: &str) -> Vec<(String, git2::Delta)> {
-    let commit = repo.find_commit(git2::Oid::from_str(commit).unwrap()).unwrap();
-    assert_eq!(commit.parent_count(), 1);
-    let parent = commit.parent(0).unwrap();
-    let diff =
-        repo.diff_tree_to_tree(Some(&parent.tree().unwrap()), Some(&commit.tree().unwrap()), None).unwrap();
-    let mut out: Vec<_> =
-        diff.deltas().map(|d| (d.old_file().path().unwrap().display().to_string(), d.status())).collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
-}
-
-fn blob_at(repo: &Repository, commit: &str, path: &str) -> String {
-    let commit = repo.find_commit(git2::Oid::from_str(commit).unwrap()).unwrap();
-    let entry = commit.tree().unwrap().get_path(Path::new(path)).unwrap();
-    String::from_utf8(repo.find_blob(entry.id()).unwrap().content().to_vec()).unwrap()
+/// The `name`s of a list's page.
+fn names(s: &RepoServer, path: &str) -> Vec<String> {
+    s.get(path)["data"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()).collect()
 }
 
 #[test]
@@ -215,14 +143,14 @@ fn overrides_are_listed_with_status_days_left_file_and_line_and_filter_and_page(
     assert_eq!((&bob["file"], &bob["line"]), (&json!("policies/overrides/bob-soon.yaml"), &json!(3)));
     assert_eq!(bob["commit"], json!(s.head.to_string()));
     assert_eq!(bob["add"]["credits"], json!(500));
-    assert_eq!(s.names("/v1/overrides?status=active"), ["dee", "ann-3"]);
-    assert_eq!(s.names("/v1/overrides?status=expired"), ["cid-old"]);
+    assert_eq!(names(&s, "/v1/overrides?status=active"), ["dee", "ann-3"]);
+    assert_eq!(names(&s, "/v1/overrides?status=expired"), ["cid-old"]);
     // expiring within a week: in force or upcoming and ending in at most 7 days
-    assert_eq!(s.names("/v1/overrides?expiring_within=7"), ["dee"]);
-    assert_eq!(s.names("/v1/overrides?user=Ann@acme.com"), ["ann-3"]);
+    assert_eq!(names(&s, "/v1/overrides?expiring_within=7"), ["dee"]);
+    assert_eq!(names(&s, "/v1/overrides?user=Ann@acme.com"), ["ann-3"]);
     let first = s.get("/v1/overrides?limit=3");
     assert_eq!((&first["has_more"], &first["next"]), (&json!(true), &json!("bob-soon")));
-    assert_eq!(s.names("/v1/overrides?limit=3&after=bob-soon"), ["ann-3"]);
+    assert_eq!(names(&s, "/v1/overrides?limit=3&after=bob-soon"), ["ann-3"]);
     for bad in ["/v1/overrides?status=gone", "/v1/overrides?expiring_within=-1", "/v1/overrides?limit=0"] {
         assert_eq!(send(s.addr, "GET", bad, Some(ADMIN), None).status, 400, "{bad}");
     }
@@ -248,7 +176,8 @@ fn the_review_finds_renewals_through_history_and_a_lapse_is_a_proposal_removing_
     let run: Vec<&str> = f["run"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
     assert_eq!(run, ["ann-1", "ann-2", "ann-3"]);
 
-    let (status, p) = s.call(
+    let (status, p) = call(
+        &s,
         "POST",
         "/v1/overrides/ann-3/lapse",
         &json!({ "reason": "renewed three times: time for a group" }),
@@ -266,7 +195,7 @@ fn the_review_finds_renewals_through_history_and_a_lapse_is_a_proposal_removing_
 
     // expiring today instead: only the `expires:` line changes
     let (status, p) =
-        s.call("POST", "/v1/overrides/dee/lapse", &json!({ "reason": "done early", "how": "expire" }));
+        call(&s, "POST", "/v1/overrides/dee/lapse", &json!({ "reason": "done early", "how": "expire" }));
     assert_eq!(status, 201, "{p}");
     let text = blob_at(&repo, p["commit"].as_str().unwrap(), "policies/overrides/dee.yaml");
     assert_eq!(text, over("dee", "dee@acme.com", day(-2), today()));
@@ -286,7 +215,7 @@ fn the_review_finds_renewals_through_history_and_a_lapse_is_a_proposal_removing_
         ("/v1/overrides/dee/move", json!({ "reason": "x", "group": "nope" }), 404, "groups/unknown"),
     ];
     for (path, body, want, code) in refused {
-        let (status, e) = s.call("POST", path, &body);
+        let (status, e) = call(&s, "POST", path, &body);
         assert_eq!((status, e["error"]["code"].as_str()), (want, Some(code)), "{path} {body}: {e}");
     }
     assert_eq!(repo.branches(None).unwrap().count(), branches);
@@ -295,8 +224,12 @@ fn the_review_finds_renewals_through_history_and_a_lapse_is_a_proposal_removing_
 #[test]
 fn moving_a_person_into_a_group_adds_them_to_members_and_removes_the_override() {
     let s = start();
-    let (status, p) =
-        s.call("POST", "/v1/overrides/ann-3/move", &json!({ "group": "engineering", "reason": "permanent" }));
+    let (status, p) = call(
+        &s,
+        "POST",
+        "/v1/overrides/ann-3/move",
+        &json!({ "group": "engineering", "reason": "permanent" }),
+    );
     assert_eq!(status, 201, "{p}");
     let repo = s.git();
     let commit = p["commit"].as_str().unwrap();
@@ -313,7 +246,7 @@ fn moving_a_person_into_a_group_adds_them_to_members_and_removes_the_override() 
     );
     // bob is a member already
     let (status, e) =
-        s.call("POST", "/v1/overrides/bob-soon/move", &json!({ "group": "engineering", "reason": "x" }));
+        call(&s, "POST", "/v1/overrides/bob-soon/move", &json!({ "group": "engineering", "reason": "x" }));
     assert_eq!(status, 422, "{e}");
     s.assert_untouched();
 }
@@ -328,7 +261,8 @@ fn the_default_limit_is_shown_and_proposed_like_a_groups() {
         (&json!("month"), &json!("policies/workspace.yaml"), &json!(7))
     );
     assert_eq!(d["commit"], json!(s.head.to_string()));
-    let (status, p) = s.call(
+    let (status, p) = call(
+        &s,
         "POST",
         "/v1/workspace/default/propose",
         &json!({ "credits": 2500, "products": { "codex": 1800 }, "reason": "more for everyone" }),
@@ -344,9 +278,9 @@ fn the_default_limit_is_shown_and_proposed_like_a_groups() {
         p["changes"].as_array().unwrap().iter().map(|c| c["field"].as_str().unwrap()).collect();
     assert_eq!(changes, ["default.credits", "default.products.codex"]);
     let (status, e) =
-        s.call("POST", "/v1/workspace/default/propose", &json!({ "credits": 2000, "reason": "same" }));
+        call(&s, "POST", "/v1/workspace/default/propose", &json!({ "credits": 2000, "reason": "same" }));
     assert_eq!((status, e["error"]["code"].as_str()), (422, Some("proposals/no-change")));
-    let (status, _) = s.call("POST", "/v1/workspace/default/propose", &json!({ "pool": 1, "reason": "x" }));
+    let (status, _) = call(&s, "POST", "/v1/workspace/default/propose", &json!({ "pool": 1, "reason": "x" }));
     assert_eq!(status, 400);
     // The rules a group's proposal follows hold for the default's too.
     for (body, code) in [
@@ -355,7 +289,7 @@ fn the_default_limit_is_shown_and_proposed_like_a_groups() {
         (json!({ "reason": "x" }), "proposals/nothing"),
         (json!({ "credits": 2500, "reason": " " }), "proposals/bad-reason"),
     ] {
-        let (status, e) = s.call("POST", "/v1/workspace/default/propose", &body);
+        let (status, e) = call(&s, "POST", "/v1/workspace/default/propose", &body);
         assert_eq!((status, e["error"]["code"].as_str()), (400, Some(code)), "{body}: {e}");
     }
     s.assert_untouched();
@@ -369,7 +303,7 @@ fn the_reconcilers_runs_are_listed_newest_first_with_writes_and_errors() {
         [(true, 3, json!([])), (false, 1, json!(["a@acme.com: 503"])), (true, 0, json!([]))]
     {
         let run = json!({ "ok": ok, "commit": head, "applied": applied, "unchanged": 2, "drift": 0, "failures": failures, "duration_ms": 12 });
-        assert_eq!(s.call("PUT", "/v1/reconciler/status", &run).0, 201);
+        assert_eq!(call(&s, "PUT", "/v1/reconciler/status", &run).0, 201);
     }
     let page = s.get("/v1/reconciler/runs?limit=2");
     let rows = page["data"].as_array().unwrap();

@@ -11,15 +11,13 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use budgit_engine::workspace::http::HttpWorkspace;
 use budgit_engine::workspace::{RunSummary, Workspace};
 use common::http::send;
-use common::server::{ADMIN, start_configured};
-use git2::{Repository, Signature};
+use common::repo::{RepoServer, ada, blob_at, changed_paths, commit};
+use common::server::ADMIN;
 use serde_json::{Value, json};
 
 const WORKSPACE: &str = "apiVersion: budgit/v1
@@ -81,55 +79,29 @@ message: 'an override may add at most four times the default'
 severity: error
 ";
 
-/// The shared test server plus the policy repository it reads and the commit at `HEAD`.
-struct Server {
-    addr: SocketAddr,
-    repo: PathBuf,
-    head: git2::Oid,
-    _server: common::server::Server,
-}
-
-/// A work tree with one commit of the policies (and a file outside them).
-fn make_repo(root: &Path) -> git2::Oid {
-    let repo = Repository::init(root).unwrap();
-    let files = [
-        ("README.md", "policies of acme\n"),
-        ("policies/workspace.yaml", WORKSPACE),
-        ("policies/groups/engineering.yaml", ENGINEERING),
-        ("policies/groups/sales.yaml", SALES),
-        ("policies/guardrails.yaml", GUARDRAILS),
-    ];
-    let mut index = repo.index().unwrap();
-    for (path, text) in files {
-        let full = root.join(path);
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(&full, text).unwrap();
-        index.add_path(Path::new(path)).unwrap();
-    }
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = Signature::new("Ada", "ada@acme.com", &git2::Time::new(1_790_000_000, 0)).unwrap();
-    repo.commit(Some("HEAD"), &sig, &sig, "acme policies", &tree, &[]).unwrap()
-}
-
-fn start() -> Server {
-    let (server, (repo, head)) = start_configured(|dir, config| {
-        let repo = dir.join("policy-repo");
-        let head = make_repo(&repo);
-        config.policies = Some(repo.join("policies"));
-        config.repo = Some(repo.clone());
-        config.approved_ref = Some("HEAD".into());
-        (repo, head)
+/// A work tree with one commit of the policies (and a file outside them); users a, b in
+/// engineering and c in sales with their applied limits, and usage by a and b.
+fn start() -> RepoServer {
+    let s = common::repo::start(|root| {
+        common::repo::init(
+            root,
+            &[
+                ("README.md", "policies of acme\n"),
+                ("policies/workspace.yaml", WORKSPACE),
+                ("policies/groups/engineering.yaml", ENGINEERING),
+                ("policies/groups/sales.yaml", SALES),
+                ("policies/guardrails.yaml", GUARDRAILS),
+            ],
+        )
     });
-    let s = Server { addr: server.addr, repo, head, _server: server };
-    let csv = "email,department\na@acme.com,Engineering\nb@acme.com,Engineering\nc@acme.com,Sales\n";
-    assert_eq!(send(s.addr, "POST", "/v1/users/import", Some(ADMIN), Some(csv)).status, 200);
+    s.import("email,department\na@acme.com,Engineering\nb@acme.com,Engineering\nc@acme.com,Sales\n");
     let source = |name: &str, file: &str| json!({ "kind": "group", "name": name, "file": file, "line": 4 });
-    s.call(
+    call(
+        &s,
         "PUT",
         "/v1/limits",
         json!({
-            "commit": head.to_string(),
+            "commit": s.head.to_string(),
             "actor": "reconciler",
             "limits": [
                 { "user": "a@acme.com", "credits": 10000, "group": "engineering", "source": source("engineering", "groups/engineering.yaml") },
@@ -140,7 +112,8 @@ fn start() -> Server {
         }),
     );
     let now = chrono::Utc::now().timestamp();
-    s.call(
+    call(
+        &s,
         "POST",
         "/v1/usage/events",
         json!({ "events": [
@@ -151,60 +124,32 @@ fn start() -> Server {
     s
 }
 
-impl Server {
-    fn call(&self, method: &str, path: &str, body: Value) -> Value {
-        let r = send(self.addr, method, path, Some(ADMIN), Some(&body.to_string()));
-        assert!(r.status < 300, "{method} {path}: {} {}", r.status, r.body);
-        r.json()
-    }
-
-    fn get(&self, path: &str) -> Value {
-        let r = send(self.addr, "GET", path, Some(ADMIN), None);
-        assert_eq!(r.status, 200, "GET {path}: {}", r.body);
-        r.json()
-    }
-
-    fn git(&self) -> Repository {
-        Repository::open(&self.repo).unwrap()
-    }
-
-    fn branches(&self) -> Vec<String> {
-        let repo = self.git();
-        let mut names: Vec<String> = repo
-            .branches(Some(git2::BranchType::Local))
-            .unwrap()
-            .map(|b| b.unwrap().0.name().unwrap().unwrap().to_string())
-            .collect();
-        names.sort();
-        names
-    }
-
-    /// The work tree and HEAD are exactly as committed.
-    fn assert_work_tree_untouched(&self) {
-        let repo = self.git();
-        assert!(repo.statuses(None).unwrap().is_empty(), "the work tree or index changed");
-        assert_eq!(repo.head().unwrap().target(), Some(self.head));
-        assert_eq!(
-            std::fs::read_to_string(self.repo.join("policies/groups/engineering.yaml")).unwrap(),
-            ENGINEERING
-        );
-    }
+/// A write as the admin, which must succeed with JSON.
+fn call(s: &RepoServer, method: &str, path: &str, body: Value) -> Value {
+    let r = send(s.addr, method, path, Some(ADMIN), Some(&body.to_string()));
+    assert!(r.status < 300, "{method} {path}: {} {}", r.status, r.body);
+    r.json()
 }
 
-/// The paths a commit changes against its only parent, with the change kind.
-fn changed_paths(repo: &Repository, commit: &str) -> Vec<(String, git2::Delta)> {
-    let commit = repo.find_commit(git2::Oid::from_str(commit).unwrap()).unwrap();
-    assert_eq!(commit.parent_count(), 1);
-    let parent = commit.parent(0).unwrap();
-    let diff =
-        repo.diff_tree_to_tree(Some(&parent.tree().unwrap()), Some(&commit.tree().unwrap()), None).unwrap();
-    diff.deltas().map(|d| (d.new_file().path().unwrap().display().to_string(), d.status())).collect()
+/// The repository's local branches, by name.
+fn branches(s: &RepoServer) -> Vec<String> {
+    let repo = s.git();
+    let mut names: Vec<String> = repo
+        .branches(Some(git2::BranchType::Local))
+        .unwrap()
+        .map(|b| b.unwrap().0.name().unwrap().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
 }
 
-fn blob_at(repo: &Repository, commit: &str, path: &str) -> String {
-    let commit = repo.find_commit(git2::Oid::from_str(commit).unwrap()).unwrap();
-    let entry = commit.tree().unwrap().get_path(Path::new(path)).unwrap();
-    String::from_utf8(repo.find_blob(entry.id()).unwrap().content().to_vec()).unwrap()
+/// The work tree and HEAD are exactly as committed, the group's file included.
+fn assert_work_tree_untouched(s: &RepoServer) {
+    s.assert_untouched();
+    assert_eq!(
+        std::fs::read_to_string(s.repo.join("policies/groups/engineering.yaml")).unwrap(),
+        ENGINEERING
+    );
 }
 
 #[test]
@@ -232,16 +177,8 @@ fn groups_come_from_the_approved_ref_with_file_line_commit_and_ledger_usage() {
     assert_eq!((&sales["pool"], &sales["members"], &sales["used"]), (&json!(9000), &json!(1), &json!(0)));
 
     // A commit on the approved branch shows at once: the cache is per commit.
-    let repo = s.git();
-    let parent = repo.head().unwrap().peel_to_commit().unwrap();
-    let mut index = repo.index().unwrap();
-    std::fs::write(s.repo.join("policies/groups/sales.yaml"), SALES.replace("credits: 500", "credits: 700"))
-        .unwrap();
-    index.add_path(Path::new("policies/groups/sales.yaml")).unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = Signature::new("Ada", "ada@acme.com", &git2::Time::new(1_790_000_100, 0)).unwrap();
-    let second = repo.commit(Some("HEAD"), &sig, &sig, "raise sales", &tree, &[&parent]).unwrap();
+    let raised = SALES.replace("credits: 500", "credits: 700");
+    let second = commit(&s.git(), &ada(100), &[("policies/groups/sales.yaml", &raised)], &[], "raise sales");
     let out = s.get("/v1/groups");
     assert_eq!(
         (&out["commit"], &out["data"][1]["limit"]["credits"]),
@@ -264,7 +201,7 @@ fn a_proposal_is_one_commit_on_a_new_branch_touching_only_the_group_file() {
     let branch = p["branch"].as_str().unwrap();
     assert!(branch.starts_with("budgit/proposal/engineering-2"), "{branch}");
     assert_eq!(branch.len(), "budgit/proposal/engineering-20261128-010203".len(), "{branch}");
-    assert_eq!(s.branches().iter().filter(|b| b.starts_with("budgit/")).collect::<Vec<_>>(), [branch]);
+    assert_eq!(branches(&s).iter().filter(|b| b.starts_with("budgit/")).collect::<Vec<_>>(), [branch]);
     let commit = p["commit"].as_str().unwrap();
     let repo = s.git();
     let tip = repo.find_branch(branch, git2::BranchType::Local).unwrap().get().target().unwrap();
@@ -295,7 +232,7 @@ fn a_proposal_is_one_commit_on_a_new_branch_touching_only_the_group_file() {
     // the admin is named by the token they hold: `admin:` and 12 hex digits of its SHA-256
     let by = message.split("Proposed in the console by ").nth(1).unwrap().trim_end().trim_end_matches('.');
     assert!(by.len() == 18 && by[6..].chars().all(|c| c.is_ascii_hexdigit()), "{by}");
-    s.assert_work_tree_untouched();
+    assert_work_tree_untouched(&s);
 
     // The plan: both engineers lowered, the one who used 3000 is now blocked.
     assert_eq!(p["plan"]["summary"]["lowered"], 2);
@@ -322,7 +259,8 @@ fn a_proposal_is_one_commit_on_a_new_branch_touching_only_the_group_file() {
         Some(&json!({ "group": "engineering", "credits": "10000", "reason": "x" }).to_string()),
     );
     assert_eq!((r.status, r.json()["error"]["code"].as_str()), (422, Some("proposals/no-change")));
-    let removed = s.call(
+    let removed = call(
+        &s,
         "POST",
         "/v1/proposals",
         json!({ "group": "sales", "pool": null, "reason": "no team budget" }),
@@ -335,13 +273,13 @@ fn a_proposal_is_one_commit_on_a_new_branch_touching_only_the_group_file() {
     assert!(!markdown.contains("No effective change"), "{markdown}");
     assert!(markdown.contains("| `sales` | removed | 9000 → no pool |"), "{markdown}");
     assert_eq!(s.get("/v1/proposals")["data"][0]["id"], removed["id"], "newest first");
-    s.assert_work_tree_untouched();
+    assert_work_tree_untouched(&s);
 }
 
 #[test]
 fn an_invalid_proposal_commits_nothing_and_says_why() {
     let s = start();
-    let before = s.branches();
+    let before = branches(&s);
     let r = send(
         s.addr,
         "POST",
@@ -358,9 +296,9 @@ fn an_invalid_proposal_commits_nothing_and_says_why() {
     let d = out["diagnostics"].as_array().unwrap().iter().find(|d| d["severity"] == "error").unwrap();
     assert!(d["code"].as_str().unwrap().starts_with("guardrail/"), "{d}");
     assert_eq!(d["file"], "policies/groups/engineering.yaml");
-    assert_eq!(s.branches(), before);
+    assert_eq!(branches(&s), before);
     assert!(s.get("/v1/proposals")["data"].as_array().unwrap().is_empty());
-    s.assert_work_tree_untouched();
+    assert_work_tree_untouched(&s);
 
     let unknown = send(
         s.addr,
@@ -386,11 +324,11 @@ fn an_invalid_proposal_commits_nothing_and_says_why() {
         Some(&json!({ "group": "engineering", "reason": "x" }).to_string()),
     );
     assert_eq!(empty.status, 400);
-    assert_eq!(s.branches(), before);
+    assert_eq!(branches(&s), before);
 }
 
 /// Proposes `body` and answers the created proposal (201 expected).
-fn propose(s: &Server, body: Value) -> Value {
+fn propose(s: &RepoServer, body: Value) -> Value {
     let r = send(s.addr, "POST", "/v1/proposals", Some(ADMIN), Some(&body.to_string()));
     assert_eq!(r.status, 201, "{}", r.body);
     r.json()
@@ -447,7 +385,7 @@ fn a_proposal_adds_a_new_cap_and_removes_an_old_one() {
     let markdown = p["plan"]["markdown"].as_str().unwrap();
     assert!(markdown.contains("gpt-5-pro 400.5"), "{markdown}");
     assert!(markdown.contains("| product `codex` | 8000 | none | removed | 2 |"), "{markdown}");
-    s.assert_work_tree_untouched();
+    assert_work_tree_untouched(&s);
 
     // A group without caps gets its first one, above the pool.
     let p = propose(&s, json!({ "group": "sales", "models": { "o3": "100" }, "reason": "o3 is costly" }));
@@ -462,7 +400,7 @@ fn a_proposal_adds_a_new_cap_and_removes_an_old_one() {
     let eng = blob_at(&repo, p["commit"].as_str().unwrap(), "policies/groups/engineering.yaml");
     assert_eq!(eng, ENGINEERING.replace("  products: { codex: 8000 }\n", ""));
     assert_eq!(p["plan"]["summary"]["caps_changed"], 2);
-    s.assert_work_tree_untouched();
+    assert_work_tree_untouched(&s);
 }
 
 #[test]
@@ -478,15 +416,8 @@ rule: '!(\"gpt-5-pro\" in group.limit.models) || group.limit.models[\"gpt-5-pro\
 message: 'a gpt-5-pro cap may be at most 1000 credits'
 severity: error
 ";
-    std::fs::write(s.repo.join("policies/caps.yaml"), rule).unwrap();
-    let mut index = repo.index().unwrap();
-    index.add_path(Path::new("policies/caps.yaml")).unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let parent = repo.head().unwrap().peel_to_commit().unwrap();
-    let sig = Signature::new("Ada", "ada@acme.com", &git2::Time::new(1_790_000_100, 0)).unwrap();
-    repo.commit(Some("HEAD"), &sig, &sig, "guard model caps", &tree, &[&parent]).unwrap();
-    let before = s.branches();
+    commit(&repo, &ada(100), &[("policies/caps.yaml", rule)], &[], "guard model caps");
+    let before = branches(&s);
     let refused = |body: Value| {
         let r = send(s.addr, "POST", "/v1/proposals", Some(ADMIN), Some(&body.to_string()));
         let code = r.json()["error"]["code"].as_str().map(str::to_string);
@@ -506,7 +437,7 @@ severity: error
     // The same cap within the rule passes.
     let ok = propose(&s, json!({ "group": "engineering", "models": { "gpt-5-pro": "900" }, "reason": "x" }));
     assert_eq!(ok["changes"][0]["after"], 900);
-    let after_ok = s.branches();
+    let after_ok = branches(&s);
     assert_eq!(after_ok.len(), before.len() + 1);
 
     for (body, want) in [
@@ -535,7 +466,7 @@ severity: error
         let (status, code, out) = refused(body.clone());
         assert_eq!((status, code.as_deref()), (want.0, Some(want.1)), "{body}: {out}");
     }
-    assert_eq!(s.branches(), after_ok, "nothing committed");
+    assert_eq!(branches(&s), after_ok, "nothing committed");
 }
 
 #[test]
@@ -543,7 +474,8 @@ fn statuses_warn_from_the_workspaces_alert_levels_at_the_approved_ref() {
     let s = start();
     // c@acme.com at 88% of 500: past the workspace's 80, short of a 90
     let now = chrono::Utc::now().timestamp();
-    s.call(
+    call(
+        &s,
         "POST",
         "/v1/usage/events",
         json!({ "events": [
@@ -558,19 +490,8 @@ fn statuses_warn_from_the_workspaces_alert_levels_at_the_approved_ref() {
     assert_eq!(warned(&summary), (json!([80, 100]), json!(80), json!(1)), "{summary}");
 
     // a merge that moves the warning level to 90 shows without a restart
-    let repo = s.git();
-    let parent = repo.head().unwrap().peel_to_commit().unwrap();
-    std::fs::write(
-        s.repo.join("policies/workspace.yaml"),
-        WORKSPACE.replace("alerts: [80, 100]", "alerts: [100, 50, 90]"),
-    )
-    .unwrap();
-    let mut index = repo.index().unwrap();
-    index.add_path(Path::new("policies/workspace.yaml")).unwrap();
-    index.write().unwrap();
-    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = Signature::new("Ada", "ada@acme.com", &git2::Time::new(1_790_000_100, 0)).unwrap();
-    repo.commit(Some("HEAD"), &sig, &sig, "alert at 90", &tree, &[&parent]).unwrap();
+    let workspace = WORKSPACE.replace("alerts: [80, 100]", "alerts: [100, 50, 90]");
+    commit(&s.git(), &ada(100), &[("policies/workspace.yaml", &workspace)], &[], "alert at 90");
     // the levels and the applied limits are copied about once a second: wait for the next copy
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let summary = loop {
@@ -588,7 +509,12 @@ fn statuses_warn_from_the_workspaces_alert_levels_at_the_approved_ref() {
 #[test]
 fn a_request_becomes_an_override_proposal_with_one_new_file() {
     let s = start();
-    let request = s.call("POST", "/v1/requests", json!({ "user": "b@acme.com", "credits": 5000, "days": 14, "reason": "payments migration (PAY-1234)" }));
+    let request = call(
+        &s,
+        "POST",
+        "/v1/requests",
+        json!({ "user": "b@acme.com", "credits": 5000, "days": 14, "reason": "payments migration (PAY-1234)" }),
+    );
     let id = request["id"].as_i64().unwrap();
     let r = send(s.addr, "POST", &format!("/v1/requests/{id}/propose"), Some(ADMIN), None);
     assert_eq!(r.status, 201, "{}", r.body);
@@ -605,7 +531,7 @@ fn a_request_becomes_an_override_proposal_with_one_new_file() {
     assert!(text.contains("user: b@acme.com") && text.contains("credits: 5000"), "{text}");
     assert_eq!((&p["kind"], &p["request_id"], &p["file"]), (&json!("request"), &json!(id), &json!(path)));
     assert_eq!(p["plan"]["summary"]["raised"], 1);
-    s.assert_work_tree_untouched();
+    assert_work_tree_untouched(&s);
 
     let listed = s.get("/v1/requests");
     let row = &listed["data"][0];
@@ -617,12 +543,13 @@ fn a_request_becomes_an_override_proposal_with_one_new_file() {
     assert_eq!(again.status, 409);
 
     // Over the override guardrail: refused, nothing committed, the request still pending.
-    let big = s.call(
+    let big = call(
+        &s,
         "POST",
         "/v1/requests",
         json!({ "user": "c@acme.com", "credits": 50000, "days": 7, "reason": "a big demo" }),
     );
-    let before = s.branches();
+    let before = branches(&s);
     let r = send(s.addr, "POST", &format!("/v1/requests/{}/propose", big["id"]), Some(ADMIN), None);
     assert_eq!(
         (r.status, r.json()["error"]["code"].as_str()),
@@ -630,7 +557,7 @@ fn a_request_becomes_an_override_proposal_with_one_new_file() {
         "{}",
         r.body
     );
-    assert_eq!(s.branches(), before);
+    assert_eq!(branches(&s), before);
     let pending = s.get("/v1/requests?status=pending");
     assert_eq!(pending["data"][0]["id"], big["id"]);
     assert_eq!(pending["data"][0]["proposal"], Value::Null);
@@ -696,8 +623,9 @@ fn reconciler_status_round_trips_through_the_engine_client() {
 fn a_user_token_gets_403_everywhere_here() {
     let s = start();
     let token =
-        s.call("POST", "/v1/users/a@acme.com/tokens", json!({}))["token"].as_str().unwrap().to_string();
-    let request = s.call(
+        call(&s, "POST", "/v1/users/a@acme.com/tokens", json!({}))["token"].as_str().unwrap().to_string();
+    let request = call(
+        &s,
         "POST",
         "/v1/requests",
         json!({ "user": "a@acme.com", "credits": 10, "days": 1, "reason": "x" }),
@@ -717,7 +645,7 @@ fn a_user_token_gets_403_everywhere_here() {
         let r = send(s.addr, method, path, None, body.as_deref());
         assert_eq!(r.status, 401, "{method} {path}: {}", r.body);
     }
-    assert_eq!(s.branches().iter().filter(|b| b.starts_with("budgit/")).count(), 0);
+    assert_eq!(branches(&s).iter().filter(|b| b.starts_with("budgit/")).count(), 0);
     assert_eq!(s.get("/v1/reconciler/status")["last"], Value::Null);
 }
 
@@ -734,7 +662,8 @@ fn without_a_repository_the_team_controls_say_how_to_get_one() {
 #[test]
 fn a_request_for_a_differently_spelled_email_names_the_user_as_the_directory_does() {
     let s = start();
-    let request = s.call(
+    let request = call(
+        &s,
         "POST",
         "/v1/requests",
         json!({ "user": "B@Acme.COM", "credits": 500, "days": 7, "reason": "payments migration (PAY-1234)" }),
@@ -758,7 +687,8 @@ fn requests_from_odd_emails_and_twice_for_one_person_get_valid_branches_and_dist
     assert_eq!(send(s.addr, "POST", "/v1/users/import", Some(ADMIN), Some(csv)).status, 200);
     let mut files = Vec::new();
     for (user, reason) in [("a..b@acme.com", "first"), ("a..b@acme.com", "second"), ("b@acme.com", "third")] {
-        let request = s.call(
+        let request = call(
+            &s,
             "POST",
             "/v1/requests",
             json!({ "user": user, "credits": 50, "days": 3, "reason": reason }),
@@ -803,7 +733,8 @@ fn a_request_names_one_product_or_model_with_a_name_a_policy_can_hold() {
         let r = send(s.addr, "POST", "/v1/requests", Some(ADMIN), Some(&body.to_string()));
         assert_eq!((r.status, r.json()["error"]["code"].as_str()), (400, Some(code)), "{body}: {}", r.body);
     }
-    let made = s.call(
+    let made = call(
+        &s,
         "POST",
         "/v1/requests",
         json!({ "user": "b@acme.com", "credits": 300, "days": 2, "reason": "eval", "model": "gpt-5-pro" }),
@@ -812,7 +743,7 @@ fn a_request_names_one_product_or_model_with_a_name_a_policy_can_hold() {
         (&made["product"], &made["model"], &made["lifecycle"]),
         (&Value::Null, &json!("gpt-5-pro"), &json!({}))
     );
-    let p = s.call("POST", &format!("/v1/requests/{}/propose", made["id"]), json!({}));
+    let p = call(&s, "POST", &format!("/v1/requests/{}/propose", made["id"]), json!({}));
     let text = blob_at(&s.git(), p["commit"].as_str().unwrap(), p["file"].as_str().unwrap());
     assert!(text.contains("add:\n  credits: 300\n  models:\n    gpt-5-pro: 300\n"), "{text}");
     assert_eq!(p["changes"][0]["caps"], json!({ "kind": "models", "name": "gpt-5-pro" }));
@@ -821,14 +752,15 @@ fn a_request_names_one_product_or_model_with_a_name_a_policy_can_hold() {
 #[test]
 fn a_proposed_request_is_merged_applied_and_done_by_itself_and_the_admin_is_named() {
     let s = start();
-    let asked = s.call(
+    let asked = call(
+        &s,
         "POST",
         "/v1/requests",
         json!({ "user": "a@acme.com", "credits": 2000, "days": 7, "reason": "codex migration",
             "product": "codex", "context": { "note": "blocked on codex", "used": "8000" } }),
     );
     let id = asked["id"].as_i64().unwrap();
-    let p = s.call("POST", &format!("/v1/requests/{id}/propose"), json!({}));
+    let p = call(&s, "POST", &format!("/v1/requests/{id}/propose"), json!({}));
     let commit = p["commit"].as_str().unwrap().to_string();
     let repo = s.git();
     let text = blob_at(&repo, &commit, p["file"].as_str().unwrap());
@@ -839,7 +771,7 @@ fn a_proposed_request_is_merged_applied_and_done_by_itself_and_the_admin_is_name
     let message =
         repo.find_commit(git2::Oid::from_str(&commit).unwrap()).unwrap().message().unwrap().to_string();
     assert!(message.contains("Context: blocked on codex") && message.contains("for codex"), "{message}");
-    let row = |s: &Server| {
+    let row = |s: &RepoServer| {
         s.get("/v1/requests")["data"].as_array().unwrap().iter().find(|r| r["id"] == id).unwrap().clone()
     };
     let proposed = row(&s);
@@ -850,8 +782,13 @@ fn a_proposed_request_is_merged_applied_and_done_by_itself_and_the_admin_is_name
     assert!(proposed["lifecycle"]["proposed"]["plan_summary"].is_object(), "{proposed}");
 
     // A run at the approved commit does not contain the proposal: nothing moves.
-    let run = |s: &Server, at: &str| {
-        s.call("PUT", "/v1/reconciler/status", json!({ "ok": true, "commit": at, "applied": 1, "unchanged": 2, "drift": 0, "failures": [], "duration_ms": 5 }))
+    let run = |s: &RepoServer, at: &str| {
+        call(
+            s,
+            "PUT",
+            "/v1/reconciler/status",
+            json!({ "ok": true, "commit": at, "applied": 1, "unchanged": 2, "drift": 0, "failures": [], "duration_ms": 5 }),
+        )
     };
     run(&s, &s.head.to_string());
     assert_eq!(row(&s)["status"], "proposed");
@@ -872,7 +809,8 @@ fn a_proposed_request_is_merged_applied_and_done_by_itself_and_the_admin_is_name
 
     // The reconciler applies the merged commit: its limits, then its run report.
     let name = p["changes"][0]["name"].as_str().unwrap();
-    s.call(
+    call(
+        &s,
         "PUT",
         "/v1/limits",
         json!({ "commit": commit, "actor": "reconciler", "limits": [{ "user": "a@acme.com", "credits": 12000,
@@ -905,7 +843,7 @@ fn a_proposed_request_is_merged_applied_and_done_by_itself_and_the_admin_is_name
     );
     // The person sees the same steps.
     let token =
-        s.call("POST", "/v1/users/a@acme.com/tokens", json!({}))["token"].as_str().unwrap().to_string();
+        call(&s, "POST", "/v1/users/a@acme.com/tokens", json!({}))["token"].as_str().unwrap().to_string();
     let mine = send(s.addr, "GET", "/v1/requests?status=done", Some(&token), None).json();
     assert_eq!(mine["data"][0]["lifecycle"], done["lifecycle"]);
 }
@@ -913,17 +851,18 @@ fn a_proposed_request_is_merged_applied_and_done_by_itself_and_the_admin_is_name
 #[test]
 fn a_proposed_request_can_be_declined_with_a_reason_and_stays_declined_when_merged() {
     let s = start();
-    let asked = s.call(
+    let asked = call(
+        &s,
         "POST",
         "/v1/requests",
         json!({ "user": "b@acme.com", "credits": 100, "days": 3, "reason": "demo" }),
     );
     let id = asked["id"].as_i64().unwrap();
-    let p = s.call("POST", &format!("/v1/requests/{id}/propose"), json!({}));
+    let p = call(&s, "POST", &format!("/v1/requests/{id}/propose"), json!({}));
     let r = send(s.addr, "POST", &format!("/v1/requests/{id}/decline"), Some(ADMIN), Some("{}"));
     assert_eq!((r.status, r.json()["error"]["code"].as_str()), (400, Some("requests/missing-reason")));
     let declined =
-        s.call("POST", &format!("/v1/requests/{id}/decline"), json!({ "reason": "the pool covers it" }));
+        call(&s, "POST", &format!("/v1/requests/{id}/decline"), json!({ "reason": "the pool covers it" }));
     assert_eq!(
         (&declined["status"], &declined["decision_reason"]),
         (&json!("declined"), &json!("the pool covers it"))
@@ -944,7 +883,12 @@ fn a_proposed_request_can_be_declined_with_a_reason_and_stays_declined_when_merg
     let head_ref = repo.head().unwrap().name().unwrap().to_string();
     repo.reference(&head_ref, git2::Oid::from_str(p["commit"].as_str().unwrap()).unwrap(), true, "merge")
         .unwrap();
-    s.call("PUT", "/v1/reconciler/status", json!({ "ok": true, "commit": p["commit"], "applied": 1, "unchanged": 0, "drift": 0, "failures": [], "duration_ms": 5 }));
+    call(
+        &s,
+        "PUT",
+        "/v1/reconciler/status",
+        json!({ "ok": true, "commit": p["commit"], "applied": 1, "unchanged": 0, "drift": 0, "failures": [], "duration_ms": 5 }),
+    );
     let listed = s.get("/v1/requests?status=declined");
     assert_eq!(listed["data"][0]["id"], json!(id));
 }

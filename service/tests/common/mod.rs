@@ -1,2 +1,4 @@
 pub mod http;
+pub mod repo;
+pub mod seeded;
 pub mod server;
