@@ -2,7 +2,7 @@
 //!
 //! The engine decides what is wrong, where, and how bad; renderers in the CLI
 //! decide how it looks. Every finding carries a stable, namespaced code
-//! (`schema/unknown-field`, `override/overlap`, …) documented in
+//! ([`Code`]: `schema/unknown-field`, `override/overlap`, …) documented in
 //! `docs/diagnostics.md`.
 
 use std::fmt;
@@ -10,8 +10,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+pub mod code;
 pub mod output;
 pub mod reference;
+
+pub use code::Code;
 
 /// Where something is in a policy source: file, byte span, line and column (1-based),
 /// and the commit when it was read from git.
@@ -83,7 +86,7 @@ pub struct Label {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Diagnostic {
     /// Stable kebab-case code, namespaced by stage: `schema/unknown-field`.
-    pub code: &'static str,
+    pub code: Code,
     /// How bad it is.
     pub severity: Severity,
     /// Lowercase, no final period, user input in backticks.
@@ -99,8 +102,13 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// A new finding with the code's default severity.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Diagnostic::error(code, message).with_severity(code.severity())
+    }
+
     /// A new error.
-    pub fn error(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn error(code: Code, message: impl Into<String>) -> Self {
         Diagnostic {
             code,
             severity: Severity::Error,
@@ -113,7 +121,7 @@ impl Diagnostic {
     }
 
     /// A new warning.
-    pub fn warning(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn warning(code: Code, message: impl Into<String>) -> Self {
         Diagnostic { severity: Severity::Warning, ..Diagnostic::error(code, message) }
     }
 
@@ -199,7 +207,7 @@ impl Report {
     pub fn sort(&mut self) {
         self.diagnostics.sort_by(|a, b| {
             let key = |d: &Diagnostic| d.location.as_ref().map(|l| (l.file.clone(), l.line, l.column));
-            key(a).cmp(&key(b)).then_with(|| a.code.cmp(b.code)).then_with(|| a.message.cmp(&b.message))
+            key(a).cmp(&key(b)).then_with(|| a.code.cmp(&b.code)).then_with(|| a.message.cmp(&b.message))
         });
         self.diagnostics.dedup();
     }

@@ -16,7 +16,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::directory::{AttrValue, Directory};
 use crate::load::PolicySet;
 use crate::model::{Enforcement, Limit, Period};
@@ -340,7 +340,7 @@ impl OutsidePeriod {
             };
             out.push(
                 Diagnostic::warning(
-                    "usage/outside-period",
+                    Code::UsageOutsidePeriod,
                     format!(
                         "{} usage row{} ({} credits) {dates} {} {why} and not counted",
                         side.rows,
@@ -852,7 +852,7 @@ mod tests {
                 "1 usage row (7 credits) dated 2026-11-05 is after today (2026-11-02) and not counted",
             ]
         );
-        assert!(diags.iter().all(|d| d.code == "usage/outside-period"));
+        assert!(diags.iter().all(|d| d.code == Code::UsageOutsidePeriod));
         assert!(diags[0].help.as_deref().unwrap().contains("`America/New_York`"));
         assert!(OutsidePeriod::default().diagnostics(&period, "UTC").is_empty());
     }

@@ -41,4 +41,4 @@ pub use credits::Credits;
 /// A hash map keyed by trusted data (policy names, directory emails, pointers) where
 /// SipHash's flood resistance buys nothing and its cost shows at 100k users.
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
-pub use diag::{Diagnostic, Location, Report, Severity};
+pub use diag::{Code, Diagnostic, Location, Report, Severity};

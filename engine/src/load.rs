@@ -11,7 +11,7 @@ pub mod yaml;
 
 use std::sync::Arc;
 
-use crate::diag::{Diagnostic, Location};
+use crate::diag::{Code, Diagnostic, Location};
 use crate::model::{Document, Group, Guardrail, Kind, Override, Workspace};
 use yaml::{Node, Value};
 
@@ -206,7 +206,7 @@ fn load_source(
         if !matches!(node.value, Value::Map(_)) {
             out.push(
                 Diagnostic::error(
-                    "schema/not-a-document",
+                    Code::SchemaNotADocument,
                     format!("expected a policy document, found {}", node.type_name()),
                 )
                 .at(loc)
@@ -216,7 +216,7 @@ fn load_source(
         }
         let Some(kind_node) = node.get("kind") else {
             out.push(
-                Diagnostic::error("schema/missing-kind", "document has no `kind`")
+                Diagnostic::error(Code::SchemaMissingKind, "document has no `kind`")
                     .at(loc)
                     .with_help("add `kind: Workspace`, `Group`, `Override` or `Guardrail`"),
             );
@@ -225,7 +225,7 @@ fn load_source(
         let kind_loc = node_location(file, commit, kind_node);
         let Some(kind) = kind_node.as_str().and_then(Kind::parse) else {
             let written = kind_node.scalar_text();
-            let mut d = Diagnostic::error("schema/unknown-kind", format!("unknown kind `{written}`"))
+            let mut d = Diagnostic::error(Code::SchemaUnknownKind, format!("unknown kind `{written}`"))
                 .at(kind_loc)
                 .with_label("not a kind of document");
             d = match crate::diag::did_you_mean(&written, Kind::ALL.iter().map(|k| k.as_str())) {
@@ -256,7 +256,7 @@ fn load_source(
         match Document::from_json(kind, json) {
             Ok(doc) => push_document(set, doc, Arc::new(node), file, commit),
             Err(e) => {
-                let d = Diagnostic::error("schema/invalid", yaml::lowercase_first(&e.to_string())).at(loc);
+                let d = Diagnostic::error(Code::SchemaInvalid, yaml::lowercase_first(&e.to_string())).at(loc);
                 keep(node, std::slice::from_ref(&d), rejected);
                 out.push(d);
             }
@@ -292,7 +292,7 @@ fn without_unknown_fields(
         let at = d.location.as_ref()?.offset;
         let key = entries.iter().find(|(k, _)| k.pos.offset == at).and_then(|(k, _)| k.as_str());
         match key {
-            Some(key) if d.code == "schema/unknown-field" => unknown.push(key),
+            Some(key) if d.code == Code::SchemaUnknownField => unknown.push(key),
             _ => return None,
         }
     }

@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 use crate::Credits;
 use crate::diag::output::DiagnosticOutput;
-use crate::diag::{Report, Severity};
+use crate::diag::{Code, Report, Severity};
 use crate::directory::Directory;
 use crate::load::{Loaded, PolicySet};
 use crate::model::{Limit, Override};
@@ -793,7 +793,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             Severity::Error => summary.errors += 1,
             Severity::Warning => summary.warnings += 1,
         }
-        if d.code.starts_with("guardrail/") && d.severity == Severity::Error {
+        if matches!(d.code, Code::GuardrailFailed | Code::GuardrailError) && d.severity == Severity::Error {
             summary.guardrails_failed += 1;
         }
     }

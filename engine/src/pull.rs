@@ -29,7 +29,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::credits::{Credits, MAX_USAGE_AMOUNT};
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::model::{Vendor, VendorMoney};
 
 /// Where usage is pulled from.
@@ -474,7 +474,7 @@ pub fn pull(
     for (id, credits) in unmapped {
         out.findings.push(
             Diagnostic::warning(
-                "pull/unmapped-user",
+                Code::PullUnmappedUser,
                 format!("{} user `{id}` is not in the organization's users list ({credits} credits)", opts.source.name()),
             )
             .with_help("the rows keep the vendor's user id; they count in workspace totals but against no one's limit"),
@@ -483,7 +483,7 @@ pub fn pull(
     if !unattributed.is_zero() {
         out.findings.push(
             Diagnostic::warning(
-                "pull/unattributed",
+                Code::PullUnattributed,
                 format!("{unattributed} credits of costs carry no user id"),
             )
             .with_help("they are written as user `unattributed`: they count in workspace totals but against no one's limit"),
@@ -499,7 +499,7 @@ pub fn pull(
 /// rounded to whole micro-credits, whatever the source.
 fn inexact_conversion(n: u64, first: &str) -> Diagnostic {
     Diagnostic::warning(
-        "pull/inexact-conversion",
+        Code::PullInexactConversion,
         format!(
             "{n} amount{} did not convert to whole micro-credits (first: {first}) and {} rounded half to even",
             if n == 1 { "" } else { "s" },

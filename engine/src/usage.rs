@@ -12,7 +12,7 @@ use std::ops::Range;
 use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
-use crate::diag::{Diagnostic, Location};
+use crate::diag::{Code, Diagnostic, Location};
 use crate::directory::Directory;
 use crate::{Credits, FastMap};
 
@@ -299,7 +299,7 @@ impl UsageTable {
             .enumerate()
             .map(|(k, u)| {
                 Diagnostic::warning(
-                    "usage/unknown-user",
+                    Code::UsageUnknownUser,
                     format!("user `{}` is not in the directory", u.email),
                 )
                 .at(u.first.clone())
@@ -973,7 +973,7 @@ mod tests {
         assert_eq!(agg.by_product()[t.product_id("codex").unwrap() as usize], 8_000_000);
         assert_eq!(t.unknown_users()[0].email, "zed@x");
         let diags = t.unknown_user_diagnostics();
-        assert_eq!(diags[0].code, "usage/unknown-user");
+        assert_eq!(diags[0].code, Code::UsageUnknownUser);
         assert_eq!(diags[0].label.as_deref(), Some("1 row, 7 credits"));
         let daily = t.daily_for(spec.days.clone(), &[0]);
         assert_eq!(daily[0][19], 3_000_000);

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::diag::{Diagnostic, Report};
+use crate::diag::{Code, Diagnostic, Report};
 use crate::load::files::{self, ReadError};
 use crate::load::{self as loader, Loaded, PolicySet, Rejected, Source};
 
@@ -81,7 +81,7 @@ pub fn validate_sources(
         Ok(validated) => validated,
         Err(e) => {
             let mut report = Report::default();
-            report.push(Diagnostic::error("internal/worker", format!("validation could not run: {e}")));
+            report.push(Diagnostic::error(Code::InternalWorker, format!("validation could not run: {e}")));
             Validated { policies: PolicySet::default(), report, rejected: Vec::new() }
         }
     }
@@ -98,7 +98,7 @@ fn check_loaded(
 ) {
     if policies.sources.is_empty() && report.diagnostics.is_empty() {
         report.push(
-            Diagnostic::error("repo/empty", "no policy files found")
+            Diagnostic::error(Code::RepoEmpty, "no policy files found")
                 .with_help("a policy repository holds `*.yaml` files, one of them with `kind: Workspace`"),
         );
     }

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use budgit_engine::Diagnostic;
 use budgit_engine::validate::{ValidateOptions, Validated};
+use budgit_engine::{Code, Diagnostic};
 use chrono::{DateTime, Utc};
 
 use crate::render;
@@ -83,7 +83,7 @@ impl UsageArgs {
 /// out, never silently. At most [`SHOWN_PER_CODE`] lines per code, then a count, so a
 /// million bad rows stay readable.
 pub fn report_input_findings(findings: &[Diagnostic]) {
-    let mut shown: HashMap<&str, usize> = HashMap::new();
+    let mut shown: HashMap<Code, usize> = HashMap::new();
     for d in findings {
         let n = shown.entry(d.code).or_default();
         *n += 1;
@@ -94,12 +94,13 @@ pub fn report_input_findings(findings: &[Diagnostic]) {
         let label = d.label.as_ref().map(|l| format!(" ({l})")).unwrap_or_default();
         eprintln!("{at}{}[{}]: {}{label}", d.severity, d.code, d.message);
     }
-    let mut codes: Vec<(&&str, &usize)> = shown.iter().filter(|(_, n)| **n > SHOWN_PER_CODE).collect();
+    let mut codes: Vec<(&Code, &usize)> = shown.iter().filter(|(_, n)| **n > SHOWN_PER_CODE).collect();
     codes.sort();
     for (code, n) in codes {
         eprintln!("… and {} more [{code}]", n - SHOWN_PER_CODE);
     }
-    if let Some(help) = findings.iter().find_map(|d| d.help.as_ref().filter(|_| d.code == "usage/bad-row")) {
+    if let Some(help) = findings.iter().find_map(|d| d.help.as_ref().filter(|_| d.code == Code::UsageBadRow))
+    {
         eprintln!("help: {help}");
     }
 }

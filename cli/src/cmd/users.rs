@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use budgit_engine::load::{PolicySet, Source};
 use budgit_engine::workspace::http::{HttpWorkspace, ImportFinding, TOKEN_ENV};
-use budgit_engine::{Diagnostic, Location, Report};
+use budgit_engine::{Code, Diagnostic, Location, Report};
 
 use super::Status;
 use crate::render::{self, DiagFormat};
@@ -222,11 +222,15 @@ fn line_spans(bytes: &[u8]) -> Vec<Span> {
 
 /// A finding of the service as an engine diagnostic on a line of the file.
 fn diagnostic(finding: &ImportFinding, file: &Arc<str>, line: Option<Span>) -> Diagnostic {
-    let code = match finding.code.as_str() {
-        "directory/duplicate-user" => "directory/duplicate-user",
-        "directory/missing-column" => "directory/missing-column",
-        "directory/unknown-column" => "directory/unknown-column",
-        _ => "directory/bad-row",
+    // The service's import findings share the directory codes; anything else it says
+    // about a row is a bad row.
+    let code = match Code::parse(&finding.code) {
+        Some(
+            code @ (Code::DirectoryDuplicateUser
+            | Code::DirectoryMissingColumn
+            | Code::DirectoryUnknownColumn),
+        ) => code,
+        _ => Code::DirectoryBadRow,
     };
     let d = if finding.severity == "warning" {
         Diagnostic::warning(code, finding.message.clone())

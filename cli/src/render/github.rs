@@ -33,7 +33,7 @@ fn command(context: &DiagContext<'_>, d: &Diagnostic) -> String {
         properties.push(format!("line={}", l.line));
         properties.push(format!("col={}", l.column));
     }
-    properties.push(format!("title={}", escape_property(d.code)));
+    properties.push(format!("title={}", escape_property(d.code.as_str())));
     // The annotation shows only the message: put the label, the other places and the
     // help on the following lines of it, as the human output would.
     let mut message = d.message.clone();
@@ -75,8 +75,8 @@ pub fn escape_property(text: &str) -> String {
 mod tests {
     use std::path::Path;
 
-    use budgit_engine::Location;
     use budgit_engine::load::PolicySet;
+    use budgit_engine::{Code, Location};
 
     use super::*;
 
@@ -94,10 +94,10 @@ mod tests {
         let at = Location { file: "a.yaml".into(), line: 3, column: 5, offset: 0, len: 0, commit: None };
         let report = Report {
             diagnostics: vec![
-                Diagnostic::error("schema/unknown-field", "unknown field `credit`")
+                Diagnostic::error(Code::SchemaUnknownField, "unknown field `credit`")
                     .at(at)
                     .with_help("did you mean `credits`?"),
-                Diagnostic::warning("repo/empty", "100% empty"),
+                Diagnostic::warning(Code::RepoEmpty, "100% empty"),
             ],
         };
         assert_eq!(

@@ -56,7 +56,7 @@ fn group<'a>(context: &DiagContext<'a>, files: &mut Files<'a>, d: &'a Diagnostic
         Severity::Error => Level::ERROR,
         Severity::Warning => Level::WARNING,
     };
-    let mut group = Group::with_title(level.primary_title(d.message.as_str()).id(d.code));
+    let mut group = Group::with_title(level.primary_title(d.message.as_str()).id(d.code.as_str()));
     let mut labels: Vec<&Label> = d.labels.iter().collect();
     if let Some(location) = &d.location {
         let same_file = take_same_file(&mut labels, location);
@@ -261,6 +261,7 @@ mod tests {
     use std::path::Path;
     use std::sync::Arc;
 
+    use budgit_engine::Code;
     use budgit_engine::load::{PolicySet, Source};
 
     use super::*;
@@ -312,13 +313,13 @@ mod tests {
             ("groups.yaml", "kind: Group\nname: eng\nlimit:\n  credit: 5\n"),
             ("more.yaml", "kind: Group\nname: eng\n"),
         ]);
-        let d = Diagnostic::error("group/duplicate-name", "duplicate group name `eng`")
+        let d = Diagnostic::error(Code::NameDuplicate, "duplicate group name `eng`")
             .at(loc("more.yaml", 2, 7, 18, 3))
             .with_label("second definition")
             .with_secondary(loc("groups.yaml", 2, 7, 18, 3), "first defined here")
             .with_help("rename one of them");
         let out = show(&policies, vec![d]);
-        assert!(out.contains("error[group/duplicate-name]: duplicate group name `eng`"), "{out}");
+        assert!(out.contains("error[name/duplicate]: duplicate group name `eng`"), "{out}");
         assert!(out.contains("--> policies/more.yaml:2:7"), "{out}");
         assert!(out.contains("::: policies/groups.yaml:2:7"), "{out}");
         assert!(out.contains("^^^ second definition"), "{out}");
@@ -330,8 +331,8 @@ mod tests {
     #[test]
     fn findings_without_place_or_text_render_without_snippet() {
         let policies = set(&[]);
-        let empty = Diagnostic::error("repo/empty", "no policy files found").with_help("add files");
-        let binary = Diagnostic::error("input/not-utf8", "file is not UTF-8 text")
+        let empty = Diagnostic::error(Code::RepoEmpty, "no policy files found").with_help("add files");
+        let binary = Diagnostic::error(Code::InputNotUtf8, "file is not UTF-8 text")
             .at(loc("blob.yaml", 1, 3, 2, 1))
             .with_label("here");
         let out = show(&policies, vec![empty, binary]);
@@ -345,7 +346,8 @@ mod tests {
     fn summary_counts_files_and_documents_when_clean() {
         let policies = set(&[("a.yaml", "x: 1\n")]);
         assert_eq!(show(&policies, vec![]), "ok: 1 file, 0 documents, no findings\n");
-        let w = Diagnostic::warning("override/expired", "override `x` expired").at(loc("a.yaml", 1, 1, 0, 1));
+        let w =
+            Diagnostic::warning(Code::OverrideExpired, "override `x` expired").at(loc("a.yaml", 1, 1, 0, 1));
         assert!(show(&policies, vec![w]).ends_with("ok: 1 file, 0 documents, 1 warning\n"));
     }
 
@@ -357,7 +359,7 @@ mod tests {
             let policies = set(&[("a.yaml", text)]);
             let at = loc("a.yaml", 2, 1, text.len(), 0);
             let past = loc("a.yaml", 40, 3, 999, 7);
-            let d = Diagnostic::error("yaml/syntax", "unexpected end of input")
+            let d = Diagnostic::error(Code::YamlSyntax, "unexpected end of input")
                 .at(at)
                 .with_label("here")
                 .with_secondary(past, "and here");
@@ -374,7 +376,7 @@ mod tests {
         let mut l = loc("a.yaml", 1, 7, 6, 4);
         l.commit = Some(Arc::from("0123456789abcdef0123"));
         let out =
-            show(&policies, vec![Diagnostic::error("schema/unknown-kind", "unknown kind `Nope`").at(l)]);
+            show(&policies, vec![Diagnostic::error(Code::SchemaUnknownKind, "unknown kind `Nope`").at(l)]);
         assert!(out.contains("--> 0123456789ab:policies/a.yaml:1:7"), "{out}");
         assert!(out.contains("^^^^"), "{out}");
     }
@@ -382,7 +384,7 @@ mod tests {
     #[test]
     fn colour_only_when_asked() {
         let policies = set(&[]);
-        let d = vec![Diagnostic::error("repo/empty", "no policy files found")];
+        let d = vec![Diagnostic::error(Code::RepoEmpty, "no policy files found")];
         assert!(!show(&policies, d.clone()).contains('\u{1b}'));
         let context = DiagContext { policies: &policies, root: Path::new("p"), color: true };
         assert!(render(&context, &Report { diagnostics: d }).contains('\u{1b}'));

@@ -21,7 +21,7 @@ mod tests {
     use std::path::Path;
 
     use budgit_engine::load::PolicySet;
-    use budgit_engine::{Diagnostic, Location};
+    use budgit_engine::{Code, Diagnostic, Location};
     use serde_json::Value;
 
     use super::*;
@@ -33,11 +33,11 @@ mod tests {
         let at = Location { file: "a.yaml".into(), line: 3, column: 5, offset: 0, len: 0, commit: None };
         let report = Report {
             diagnostics: vec![
-                Diagnostic::error("schema/unknown-field", "unknown field `credit`")
+                Diagnostic::error(Code::SchemaUnknownField, "unknown field `credit`")
                     .at(at.clone())
                     .with_help("did you mean `credits`?")
                     .with_secondary(at, "here"),
-                Diagnostic::warning("repo/empty", "no policy files found"),
+                Diagnostic::warning(Code::RepoEmpty, "no policy files found"),
             ],
         };
         let value: Value = serde_json::from_str(&render(&context, &report)).unwrap();

@@ -3,14 +3,15 @@
 //! One run whose tool is `budgit`; one rule per diagnostic code that occurs, each
 //! described from its section of `docs/diagnostics.md` (`shortDescription`,
 //! `fullDescription`, `help` as text and Markdown, as GitHub code scanning requires)
-//! with a `helpUri` pointing at that heading; one result per finding, with its
+//! with a `helpUri` pointing at that heading and the code's default severity as its
+//! `defaultConfiguration`; one result per finding, with its
 //! primary place (the policy directory for a finding about no file) and the
 //! secondary places as `relatedLocations`, each region with its start and end. Columns count Unicode code points, like [`budgit_engine::Location`].
 
 use std::collections::BTreeMap;
 
 use budgit_engine::diag::reference::reference;
-use budgit_engine::{Diagnostic, Location, Report, Severity};
+use budgit_engine::{Code, Diagnostic, Location, Report, Severity};
 use serde_json::{Value, json};
 
 use super::DiagContext;
@@ -26,7 +27,7 @@ const HOME: &str = env!("CARGO_PKG_REPOSITORY");
 /// Renders the report as a SARIF log (pretty JSON, trailing newline).
 pub fn render(context: &DiagContext<'_>, report: &Report) -> String {
     // BTreeMap: rules in code order, so the log never depends on finding order.
-    let rules: BTreeMap<&str, usize> = report
+    let rules: BTreeMap<Code, usize> = report
         .diagnostics
         .iter()
         .map(|d| d.code)
@@ -47,7 +48,7 @@ pub fn render(context: &DiagContext<'_>, report: &Report) -> String {
                     "name": "budgit",
                     "version": env!("CARGO_PKG_VERSION"),
                     "informationUri": HOME,
-                    "rules": rules.keys().map(|code| rule(code)).collect::<Vec<_>>(),
+                    "rules": rules.keys().map(|&code| rule(code)).collect::<Vec<_>>(),
                 }
             },
             "columnKind": "unicodeCodePoints",
@@ -60,28 +61,38 @@ pub fn render(context: &DiagContext<'_>, report: &Report) -> String {
     text
 }
 
-/// A rule described by the code's section of the diagnostics reference. Every code
-/// has one (a test keeps the reference complete); should one be missing, the code
-/// itself stands in, since GitHub rejects rules without descriptions.
-fn rule(code: &str) -> Value {
-    let (summary, description, text, markdown) = match reference(code) {
+/// A rule described by the code's section of the diagnostics reference, at the code's
+/// default severity. Every code has a section (a test holds `Code` and the reference to
+/// one list); should one be missing, the code itself stands in, since GitHub rejects
+/// rules without descriptions.
+fn rule(code: Code) -> Value {
+    let (summary, description, text, markdown) = match reference(code.as_str()) {
         Some(r) => (r.summary, r.description, r.text, r.markdown),
-        None => (code.to_owned(), code.to_owned(), code.to_owned(), format!("`{code}`")),
+        None => (code.to_string(), code.to_string(), code.to_string(), format!("`{code}`")),
     };
     json!({
         "id": code,
         "shortDescription": { "text": summary },
         "fullDescription": { "text": description },
         "help": { "text": text, "markdown": markdown },
-        "helpUri": format!("{HOME}/blob/main/docs/diagnostics.md#{}", anchor(code)),
+        "helpUri": format!("{HOME}/blob/main/docs/diagnostics.md#{}", anchor(code.as_str())),
+        "defaultConfiguration": { "level": level(code.severity()) },
     })
+}
+
+/// A severity as a SARIF level.
+fn level(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    }
 }
 
 fn result(
     context: &DiagContext<'_>,
     files: &mut Files<'_>,
     d: &Diagnostic,
-    rules: &BTreeMap<&str, usize>,
+    rules: &BTreeMap<Code, usize>,
 ) -> Value {
     let mut text = d.message.clone();
     if let Some(help) = &d.help {
@@ -90,13 +101,10 @@ fn result(
     }
     let mut value = json!({
         "ruleId": d.code,
-        "level": match d.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        },
+        "level": level(d.severity),
         "message": { "text": text },
     });
-    if let Some(index) = rules.get(d.code) {
+    if let Some(index) = rules.get(&d.code) {
         value["ruleIndex"] = json!(index);
     }
     let mut primary = match &d.location {
@@ -192,7 +200,7 @@ mod tests {
 
     #[test]
     fn anchors_and_uris() {
-        assert_eq!(anchor("schema/unknown-field"), "schemaunknown-field");
+        assert_eq!(anchor(Code::SchemaUnknownField.as_str()), "schemaunknown-field");
         assert_eq!(uri("policies/a b#c.yaml"), "policies/a%20b%23c.yaml");
         assert_eq!(uri("policies/é.yaml"), "policies/%C3%A9.yaml");
     }
@@ -204,9 +212,9 @@ mod tests {
         let at = Location { file: "a.yaml".into(), line: 3, column: 5, offset: 0, len: 0, commit: None };
         let report = Report {
             diagnostics: vec![
-                Diagnostic::warning("override/expired", "expired").at(at.clone()),
-                Diagnostic::error("cel/syntax", "bad").at(at.clone()).with_secondary(at, "there"),
-                Diagnostic::error("repo/empty", "no policy files found"),
+                Diagnostic::warning(Code::OverrideExpired, "expired").at(at.clone()),
+                Diagnostic::error(Code::CelSyntax, "bad").at(at.clone()).with_secondary(at, "there"),
+                Diagnostic::error(Code::RepoEmpty, "no policy files found"),
             ],
         };
         let log: Value = serde_json::from_str(&render(&context, &report)).unwrap();
@@ -214,6 +222,9 @@ mod tests {
         let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
         let ids: Vec<&str> = rules.iter().map(|r| r["id"].as_str().unwrap()).collect();
         assert_eq!(ids, ["cel/syntax", "override/expired", "repo/empty"]);
+        let levels: Vec<&str> =
+            rules.iter().map(|r| r["defaultConfiguration"]["level"].as_str().unwrap()).collect();
+        assert_eq!(levels, ["error", "warning", "error"], "each code's default severity");
         let results = run["results"].as_array().unwrap();
         for r in results {
             let index = r["ruleIndex"].as_u64().unwrap() as usize;
@@ -235,7 +246,8 @@ mod tests {
     fn rules_are_described_from_the_reference() {
         let policies = PolicySet::default();
         let context = DiagContext { policies: &policies, root: Path::new("policies"), color: false };
-        let report = Report { diagnostics: vec![Diagnostic::error("repo/empty", "no policy files found")] };
+        let report =
+            Report { diagnostics: vec![Diagnostic::error(Code::RepoEmpty, "no policy files found")] };
         let log: Value = serde_json::from_str(&render(&context, &report)).unwrap();
         let rule = &log["runs"][0]["tool"]["driver"]["rules"][0];
         assert_eq!(rule["shortDescription"]["text"], "The policy directory has no `*.yaml` or `*.yml` file.");
@@ -259,9 +271,9 @@ mod tests {
         let whole = text.len() - offset;
         let report = Report {
             diagnostics: vec![
-                Diagnostic::error("cel/syntax", "bad").at(at(whole)),
-                Diagnostic::error("cel/syntax", "bad").at(at("é ==".len())),
-                Diagnostic::error("cel/syntax", "bad").at(at(0)),
+                Diagnostic::error(Code::CelSyntax, "bad").at(at(whole)),
+                Diagnostic::error(Code::CelSyntax, "bad").at(at("é ==".len())),
+                Diagnostic::error(Code::CelSyntax, "bad").at(at(0)),
             ],
         };
         let log: Value = serde_json::from_str(&render(&context, &report)).unwrap();

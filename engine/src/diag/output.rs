@@ -83,7 +83,7 @@ impl DiagnosticOutput {
     pub fn new(d: &Diagnostic, path: &impl Fn(&Location) -> String) -> Self {
         let location = d.location.as_ref();
         DiagnosticOutput {
-            code: d.code,
+            code: d.code.as_str(),
             severity: d.severity,
             message: d.message.clone(),
             file: location.map(path),
@@ -121,12 +121,13 @@ impl DiagnosticOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diag::Code;
 
     #[test]
     fn a_finding_moved_under_a_root_names_every_file_from_it() {
         let at =
             |file: &str| Location { file: file.into(), line: 2, column: 3, offset: 0, len: 0, commit: None };
-        let d = Diagnostic::error("name/duplicate", "duplicate name `eng`")
+        let d = Diagnostic::error(Code::NameDuplicate, "duplicate name `eng`")
             .at(at("groups/a.yaml"))
             .with_secondary(at("groups/b.yaml"), "first here");
         let mut out = DiagnosticOutput::new(&d, &|l| l.file.to_string());

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{InputError, at, csv, extension, file_name, read_bytes, show};
-use crate::diag::{Diagnostic, Location};
+use crate::diag::{Code, Diagnostic, Location};
 use crate::directory::{AttrValue, Directory, User};
 use crate::model::AttributeType;
 
@@ -58,7 +58,7 @@ struct Builder {
 impl Builder {
     fn bad_row(&mut self, loc: Location, message: String) {
         self.out.push(
-            Diagnostic::error("directory/bad-row", message)
+            Diagnostic::error(Code::DirectoryBadRow, message)
                 .at(loc)
                 .with_help("the row is left out of the directory; fix it in the source of the directory"),
         );
@@ -96,7 +96,7 @@ impl Builder {
                 _ => format!("user `{email}` appears twice"),
             };
             self.out.push(
-                Diagnostic::error("directory/duplicate-user", message)
+                Diagnostic::error(Code::DirectoryDuplicateUser, message)
                     .at(at(file, line, 1))
                     .with_label("this row is ignored")
                     .with_secondary(at(file, first_line, 1), "first row for this user, which is kept")
@@ -133,7 +133,7 @@ fn parse_csv(file: &Arc<str>, bytes: &[u8], b: &mut Builder) -> Result<(), Strin
         if col.is_none() {
             b.out.push(
                 Diagnostic::warning(
-                    "directory/missing-column",
+                    Code::DirectoryMissingColumn,
                     format!("declared attribute `{name}` has no column"),
                 )
                 .at(at(file, 1, 1))
@@ -145,7 +145,7 @@ fn parse_csv(file: &Arc<str>, bytes: &[u8], b: &mut Builder) -> Result<(), Strin
     for (i, h) in header.iter().enumerate() {
         if i != email_col && !b.dir.attributes.iter().any(|(n, _)| n == h) {
             let mut d = Diagnostic::warning(
-                "directory/unknown-column",
+                Code::DirectoryUnknownColumn,
                 format!("column `{h}` is not a declared attribute"),
             )
             .at(at(file, 1, column_of(&header, i)))
@@ -302,7 +302,7 @@ fn parse_jsonl(file: &Arc<str>, bytes: &[u8], b: &mut Builder) {
                 unknown_reported.push(key.clone());
                 b.out.push(
                     Diagnostic::warning(
-                        "directory/unknown-column",
+                        Code::DirectoryUnknownColumn,
                         format!("field `{key}` is not a declared attribute"),
                     )
                     .at(at(file, line, 1))
@@ -344,7 +344,7 @@ mod tests {
         .into()
     }
 
-    fn codes(d: &[Diagnostic]) -> Vec<(&str, u32)> {
+    fn codes(d: &[Diagnostic]) -> Vec<(Code, u32)> {
         d.iter().map(|d| (d.code, d.location.as_ref().map_or(0, |l| l.line))).collect()
     }
 
@@ -367,10 +367,10 @@ mod tests {
         assert_eq!(
             codes(&diags),
             vec![
-                ("directory/unknown-column", 1),
-                ("directory/bad-row", 4),
-                ("directory/duplicate-user", 5),
-                ("directory/bad-row", 6)
+                (Code::DirectoryUnknownColumn, 1),
+                (Code::DirectoryBadRow, 4),
+                (Code::DirectoryDuplicateUser, 5),
+                (Code::DirectoryBadRow, 6)
             ]
         );
         assert!(diags[1].message.contains("`level` `x` is not a number"), "{}", diags[1].message);
@@ -386,7 +386,7 @@ mod tests {
         let (dir, diags) = parse_directory(&"dir.jsonl".into(), text.as_bytes(), true, &attrs()).unwrap();
         assert_eq!(dir.len(), 1);
         assert_eq!(dir.users[0].attrs[1], AttrValue::List(vec!["g".into()]));
-        assert_eq!(codes(&diags), vec![("directory/bad-row", 3), ("directory/bad-row", 4)]);
+        assert_eq!(codes(&diags), vec![(Code::DirectoryBadRow, 3), (Code::DirectoryBadRow, 4)]);
     }
 
     #[test]
@@ -398,13 +398,13 @@ mod tests {
                     bob@acme.com,Ops\n";
         let (dir, diags) = parse_directory(&"dir.csv".into(), text.as_bytes(), false, &attrs()).unwrap();
         let diags: Vec<Diagnostic> =
-            diags.into_iter().filter(|d| d.code != "directory/missing-column").collect();
+            diags.into_iter().filter(|d| d.code != Code::DirectoryMissingColumn).collect();
         assert_eq!(
             dir.users.iter().map(|u| u.email.as_str()).collect::<Vec<_>>(),
             ["zoe@acme.com", "bob@acme.com"]
         );
         assert_eq!(dir.get("ZOE@acme.com").map(|u| &u.attrs[0]), Some(&AttrValue::String("Eng".into())));
-        assert_eq!(codes(&diags), vec![("directory/duplicate-user", 4), ("directory/duplicate-user", 5)]);
+        assert_eq!(codes(&diags), vec![(Code::DirectoryDuplicateUser, 4), (Code::DirectoryDuplicateUser, 5)]);
         assert_eq!(
             diags[0].message,
             "user `zoe@acme.com` appears twice: `Zoe@Acme.com` on line 2 and `zoe@acme.COM` are one person"
@@ -418,7 +418,7 @@ mod tests {
         let text = "{\"email\":\"eve@acme.com\"}\n{\"email\":\"eve\\u200b@acme.com\"}\n{\"email\":\"\\u202eeve@acme.com\"}\n";
         let (dir, diags) = parse_directory(&"dir.jsonl".into(), text.as_bytes(), true, &attrs()).unwrap();
         assert_eq!(dir.len(), 1);
-        assert_eq!(codes(&diags), vec![("directory/bad-row", 2), ("directory/bad-row", 3)]);
+        assert_eq!(codes(&diags), vec![(Code::DirectoryBadRow, 2), (Code::DirectoryBadRow, 3)]);
         assert!(
             diags[0].message.contains("`eve\\u{200b}@acme.com` contains a zero-width character, U+200B"),
             "{}",

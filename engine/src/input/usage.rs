@@ -21,7 +21,7 @@ use chrono_tz::Tz;
 use super::{InputError, at, csv, extension, file_name, read_bytes, show};
 use crate::Credits;
 use crate::credits::{CreditsError, MAX_USAGE_AMOUNT, UsageAmountError};
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 use crate::usage::{Shard, UsageTable, day_number};
 
 /// The shape of a usage file.
@@ -118,7 +118,7 @@ struct Ctx {
 impl Ctx {
     fn bad_row(&mut self, line: u32, column: u32, message: String) {
         self.out.push(
-            Diagnostic::error("usage/bad-row", message)
+            Diagnostic::error(Code::UsageBadRow, message)
                 .at(at(&self.file, line, column))
                 .with_help("the row is skipped; fix the export, or pass `--strict` to fail on bad rows"),
         );
@@ -570,9 +570,10 @@ impl CsvState {
                 }
                 Some(r) => roles.push(r),
                 None => {
-                    let mut d = Diagnostic::error("usage/unknown-column", format!("unknown column `{name}`"))
-                        .at(at(&ctx.file, 1, header_column(&header, i)))
-                        .with_label("ignored");
+                    let mut d =
+                        Diagnostic::error(Code::UsageUnknownColumn, format!("unknown column `{name}`"))
+                            .at(at(&ctx.file, 1, header_column(&header, i)))
+                            .with_label("ignored");
                     let known = ["date", "user", "product", "model", "credits"];
                     d = match crate::diag::did_you_mean(name, known) {
                         Some(s) => d.with_help(format!("did you mean `{s}`?")),
@@ -1073,7 +1074,7 @@ fn parse_costs(ctx: &mut Ctx, bytes: &[u8], table: &mut UsageTable) -> Result<()
                     Err((_, msg)) => ctx.bad_row(line, 1, msg),
                     Ok(()) if !product_known => ctx.out.push(
                         Diagnostic::warning(
-                            "usage/no-product",
+                            Code::UsageNoProduct,
                             format!(
                                 "the product of `{}`'s {} credits is unknown: the result has no `product` or `line_item`",
                                 show(trim(&user)),
@@ -1094,7 +1095,7 @@ fn parse_costs(ctx: &mut Ctx, bytes: &[u8], table: &mut UsageTable) -> Result<()
     if let (n, Some((first, line))) = spanning {
         ctx.out.push(
             Diagnostic::warning(
-                "usage/bucket-spans-days",
+                Code::UsageBucketSpansDays,
                 format!(
                     "{n} {} a midnight in `{}`, the first from `{}`",
                     if n == 1 { "bucket crosses" } else { "buckets cross" },
@@ -1322,7 +1323,7 @@ mod tests {
         let diags =
             parse_usage(&"u.csv".into(), b"date,user,credit,credits\n", UsageFormat::Csv, &mut t, Tz::UTC)
                 .unwrap();
-        assert_eq!(diags[0].code, "usage/unknown-column");
+        assert_eq!(diags[0].code, Code::UsageUnknownColumn);
         assert_eq!(diags[0].help.as_deref(), Some("did you mean `credits`?"));
         // an empty file is no usage, not an error
         assert!(parse_usage(&"u.csv".into(), b"", UsageFormat::Csv, &mut t, Tz::UTC).unwrap().is_empty());
@@ -1410,14 +1411,14 @@ mod tests {
                     .to_string()
             )
         );
-        assert_eq!(diags[1].code, "usage/bucket-spans-days");
+        assert_eq!(diags[1].code, Code::UsageBucketSpansDays);
         assert_eq!(diags[1].severity, crate::diag::Severity::Warning);
         // in UTC the same buckets are whole days: nothing to report
         let mut t = table();
         let diags =
             parse_usage(&"c.json".into(), text.as_bytes(), UsageFormat::CostsApi, &mut t, Tz::UTC).unwrap();
         assert_eq!(t.day[0], day_number("2025-12-01".parse().unwrap()));
-        assert!(diags.iter().all(|d| d.code != "usage/bucket-spans-days"));
+        assert!(diags.iter().all(|d| d.code != Code::UsageBucketSpansDays));
     }
 
     #[test]
@@ -1473,7 +1474,7 @@ mod tests {
                     .to_string()
             )]
         );
-        assert_eq!(diags[0].code, "usage/no-product");
+        assert_eq!(diags[0].code, Code::UsageNoProduct);
     }
 
     #[test]
@@ -1497,7 +1498,7 @@ mod tests {
         Vec<String>,
         Vec<(String, u32, u32)>,
         Option<Credits>,
-        Vec<(&'static str, u32, u32, String)>,
+        Vec<(Code, u32, u32, String)>,
     );
 
     fn outcome(t: &UsageTable, diags: &[Diagnostic]) -> Outcome {
@@ -1628,7 +1629,7 @@ mod tests {
         assert_eq!(models, ["gpt-5".to_string(), long_model]);
         assert_eq!(unknown, [("zed@x.com".to_string(), 43, 12)]);
         assert_eq!(total, Some(Credits::from_whole(7)));
-        assert_eq!(found[0].0, "usage/bad-row");
+        assert_eq!(found[0].0, Code::UsageBadRow);
         assert_eq!((found[0].1, found[0].2), (44, 1), "the bad date's line counts the quoted lines");
     }
 
@@ -1657,7 +1658,7 @@ mod tests {
         };
         let one = run(1);
         assert_eq!(one.3.len(), 4, "four unknown users");
-        assert_eq!(one.5.iter().filter(|f| f.0 == "usage/bad-row").count(), 14);
+        assert_eq!(one.5.iter().filter(|f| f.0 == Code::UsageBadRow).count(), 14);
         for threads in [2, 3, 7] {
             assert_eq!(run(threads), one, "{threads} threads");
         }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{MAX_FILE_BYTES, Source};
-use crate::diag::{Diagnostic, Location};
+use crate::diag::{Code, Diagnostic, Location};
 
 /// Why a policy directory could not be read at all (exit status 2).
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +68,7 @@ pub fn read_dir(root: &Path) -> Result<(Vec<Source>, Vec<Diagnostic>), ReadError
 pub fn check_bytes(rel: &Arc<str>, bytes: Vec<u8>) -> Result<String, Diagnostic> {
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(Diagnostic::error(
-            "input/too-large",
+            Code::InputTooLarge,
             format!("file is larger than {} KiB", MAX_FILE_BYTES / 1024),
         )
         .at(Location::file_start(rel.clone()))
@@ -84,7 +84,7 @@ pub fn check_bytes(rel: &Arc<str>, bytes: Vec<u8>) -> Result<String, Diagnostic>
             let column = u32::try_from(prefix.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1)
                 .unwrap_or(u32::MAX);
             Err(Diagnostic::error(
-                "input/not-utf8",
+                Code::InputNotUtf8,
                 format!("file is not UTF-8 text (invalid byte 0x{:02x})", bytes[valid]),
             )
             .at(Location { file: rel.clone(), line, column, offset: valid, len: 1, commit: None })

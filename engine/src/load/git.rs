@@ -16,7 +16,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 
 use super::{MAX_FILE_BYTES, Source, files};
-use crate::diag::{Diagnostic, Location};
+use crate::diag::{Code, Diagnostic, Location};
 
 /// Text made into one component of a branch name that git accepts.
 ///
@@ -280,7 +280,7 @@ impl GitRepo {
                     location.commit = Some(sha.clone());
                     diagnostics.push(
                         Diagnostic::error(
-                            "git/no-policy-dir",
+                            Code::GitNoPolicyDir,
                             format!("`{dir}` does not exist at commit `{}`", info.short()),
                         )
                         .at(location)
@@ -635,7 +635,7 @@ pub(crate) mod tests {
         assert_eq!(&*old.sources[1].text, "a: 1\n");
         let missing = git.read_policies("HEAD", "nope").unwrap();
         assert!(missing.sources.is_empty());
-        assert_eq!(missing.diagnostics[0].code, "git/no-policy-dir");
+        assert_eq!(missing.diagnostics[0].code, Code::GitNoPolicyDir);
         assert!(matches!(git.read_policies("HEAD", "other.yaml"), Err(GitError::NotADirectory { .. })));
         assert!(matches!(git.commit("no-such-branch"), Err(GitError::UnknownRevision { .. })));
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use crate::diag::{Diagnostic, Location};
+use crate::diag::{Code, Diagnostic, Location};
 
 /// Maximum nesting depth of a policy document. Real policies nest four levels.
 pub const MAX_DEPTH: usize = 64;
@@ -448,7 +448,7 @@ fn control_character(file: &Arc<str>, text: &str) -> Option<Diagnostic> {
     let at = Location { file: file.clone(), line, column, offset, len: c.len_utf8(), commit: None };
     if c == '\r' {
         return Some(
-            Diagnostic::error("input/not-text", "file has a carriage return that does not end a line")
+            Diagnostic::error(Code::InputNotText, "file has a carriage return that does not end a line")
                 .at(at)
                 .with_label("U+000D without `\\n`")
                 .with_help("save the file with `\\n` or `\\r\\n` line endings"),
@@ -456,7 +456,7 @@ fn control_character(file: &Arc<str>, text: &str) -> Option<Diagnostic> {
     }
     Some(
         Diagnostic::error(
-            "input/not-text",
+            Code::InputNotText,
             format!("file holds the control character U+{:04X}", u32::from(c)),
         )
         .at(at)
@@ -471,7 +471,7 @@ fn yaml_error(file: &Arc<str>, text: &str, error: &serde_saphyr::Error) -> Diagn
     let raw = first_line(&raw);
     let lower = raw.to_lowercase();
     const LIMIT_HELP: &str = "policy files are plain data: keep nesting shallow and avoid expanding aliases";
-    let limit = |message: String| Diagnostic::error("yaml/limit", message).with_help(LIMIT_HELP);
+    let limit = |message: String| Diagnostic::error(Code::YamlLimit, message).with_help(LIMIT_HELP);
     let diagnostic = if lower.contains("duplicate") {
         let key = raw
             .split_once("key:")
@@ -479,7 +479,7 @@ fn yaml_error(file: &Arc<str>, text: &str, error: &serde_saphyr::Error) -> Diagn
             .unwrap_or("");
         let message =
             if key.is_empty() { "duplicate key".to_string() } else { format!("duplicate key `{key}`") };
-        Diagnostic::error("yaml/duplicate-key", message)
+        Diagnostic::error(Code::YamlDuplicateKey, message)
             .with_help("each key may appear once in a mapping: remove or rename one of them")
     } else if lower.contains("replay") {
         limit(format!("aliases expand to more than {MAX_REPLAYED_EVENTS} values"))
@@ -495,7 +495,7 @@ fn yaml_error(file: &Arc<str>, text: &str, error: &serde_saphyr::Error) -> Diagn
         } else {
             "check the indentation here and on the lines above, and that every `[`, `{` and quote is closed"
         };
-        Diagnostic::error("yaml/syntax", lowercase_first(&backticks(raw))).with_help(help)
+        Diagnostic::error(Code::YamlSyntax, lowercase_first(&backticks(raw))).with_help(help)
     };
     let mut location = Location::file_start(file.clone());
     if let Some(loc) = error.location().filter(|l| l.line() > 0) {
@@ -507,7 +507,8 @@ fn yaml_error(file: &Arc<str>, text: &str, error: &serde_saphyr::Error) -> Diagn
             .and_then(|o| usize::try_from(o).ok())
             .unwrap_or_else(|| offset_of(text, location.line, location.column));
     }
-    let first = (diagnostic.code == "yaml/duplicate-key").then(|| first_key(file, text, &location)).flatten();
+    let first =
+        (diagnostic.code == Code::YamlDuplicateKey).then(|| first_key(file, text, &location)).flatten();
     let mut diagnostic = diagnostic.at(location);
     if let Some(first) = first {
         diagnostic = diagnostic.with_secondary(first, "first written here");
@@ -630,7 +631,7 @@ mod tests {
     #[test]
     fn errors_in_later_documents_point_at_their_line() {
         let d = parse("a: 1\n---\nb: 2\n---\nc: [1\n").unwrap_err();
-        assert_eq!(d.code, "yaml/syntax");
+        assert_eq!(d.code, Code::YamlSyntax);
         assert!(d.location.unwrap().line >= 5);
         let docs = parse("%YAML 1.2\n---\na: 1\n...\n---\nb: --- not a marker\n").unwrap();
         assert_eq!(docs.len(), 2);
@@ -645,7 +646,7 @@ mod tests {
     #[test]
     fn duplicate_keys_are_errors() {
         let d = parse("a: 1\na: 2\n").unwrap_err();
-        assert_eq!(d.code, "yaml/duplicate-key");
+        assert_eq!(d.code, Code::YamlDuplicateKey);
         assert_eq!(d.location.unwrap().line, 2);
     }
 
@@ -659,19 +660,19 @@ mod tests {
             ));
         }
         let d = parse(&text).unwrap_err();
-        assert_eq!(d.code, "yaml/limit", "{d:?}");
+        assert_eq!(d.code, Code::YamlLimit, "{d:?}");
     }
 
     #[test]
     fn deep_nesting_is_bounded() {
         let text = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         let d = parse(&text).unwrap_err();
-        assert_eq!(d.code, "yaml/limit", "{d:?}");
+        assert_eq!(d.code, Code::YamlLimit, "{d:?}");
         // Block nesting recurses in the scanner before the depth budget stops it:
         // callers parse on a thread with a large stack (see `crate::stack`).
         let text: String = (0..10_000).map(|i| format!("{}k:\n", " ".repeat(i))).collect();
         let d = crate::stack::with_large_stack(move || parse(&text)).unwrap().unwrap_err();
-        assert_eq!(d.code, "yaml/limit", "{d:?}");
+        assert_eq!(d.code, Code::YamlLimit, "{d:?}");
     }
 
     #[test]
@@ -686,7 +687,7 @@ mod tests {
     #[test]
     fn control_characters_mean_a_binary_file() {
         let d = parse("a: 1\nb: x\u{0}y\n").unwrap_err();
-        assert_eq!(d.code, "input/not-text");
+        assert_eq!(d.code, Code::InputNotText);
         let l = d.location.unwrap();
         assert_eq!((l.line, l.column, l.offset), (2, 5, 9));
         assert!(parse("a: \"tab\there\"\r\n").is_ok());
@@ -697,7 +698,7 @@ mod tests {
         // YAML breaks lines at a bare `\r`; the finding's line and column would
         // then disagree with the file as everything else counts its lines.
         let d = parse("a: 1\nb: 'x\ry'\nc: [\n").unwrap_err();
-        assert_eq!(d.code, "input/not-text");
+        assert_eq!(d.code, Code::InputNotText);
         let l = d.location.unwrap();
         assert_eq!((l.line, l.column, l.offset, l.len), (2, 6, 10, 1));
         assert!(parse("a: 1\r\nb: 2\r\n").is_ok());
@@ -712,7 +713,7 @@ mod tests {
     #[test]
     fn syntax_errors_have_positions() {
         let d = parse("a: [1, 2\nb: c\n").unwrap_err();
-        assert_eq!(d.code, "yaml/syntax");
+        assert_eq!(d.code, Code::YamlSyntax);
         assert!(d.location.unwrap().line >= 1);
     }
 }

@@ -16,7 +16,7 @@ use super::{
     value_text,
 };
 use crate::credits::{Credits, MAX_USAGE_AMOUNT};
-use crate::diag::Diagnostic;
+use crate::diag::{Code, Diagnostic};
 
 /// The report's path.
 pub(super) const USER_COST_REPORT: &str = "/v1/organizations/analytics/user_cost_report";
@@ -156,7 +156,7 @@ pub(super) fn pull(
     for (id, credits) in no_email {
         out.findings.push(
             Diagnostic::warning(
-                "pull/unmapped-user",
+                Code::PullUnmappedUser,
                 format!("{} user `{id}` has no email address in the cost report ({credits} credits)", opts.source.name()),
             )
             .with_help("a deleted account has no email: the rows keep the vendor's user id; they count in workspace totals but against no one's limit"),

@@ -23,7 +23,7 @@ use ::cel::{Env, IdedExpr, Program};
 
 use super::guardrail::{self, Shape};
 use super::types;
-use crate::diag::{Diagnostic, Location, Report, did_you_mean};
+use crate::diag::{Code, Diagnostic, Location, Report, did_you_mean};
 use crate::load::yaml::{Node, lowercase_first};
 use crate::load::{Loaded, PolicySet, Rejected, node_location};
 use crate::model::{AppliesTo, AttributeType, Kind, MAX_CEL_LEN};
@@ -114,7 +114,7 @@ impl Checks<'_, '_> {
                 }
             } else if !CEL_NAMES.contains(&r.root.as_str()) {
                 report.push(
-                    Diagnostic::error("cel/unknown-variable", format!("unknown variable `{}`", r.root))
+                    Diagnostic::error(Code::CelUnknownVariable, format!("unknown variable `{}`", r.root))
                         .at(expr.locate(r.root_span))
                         .with_label("not defined in a selector")
                         .with_help(match did_you_mean(&r.root, ["user"]) {
@@ -190,7 +190,7 @@ fn check_types(
     let found = !checker.errors.is_empty();
     for e in checker.errors {
         report.push(
-            Diagnostic::error("cel/type-mismatch", e.message)
+            Diagnostic::error(Code::CelTypeMismatch, e.message)
                 .at(expr.locate(e.span))
                 .with_label(e.label)
                 .with_help(e.help),
@@ -200,7 +200,7 @@ fn check_types(
         return;
     }
     report.push(
-        Diagnostic::error("cel/not-a-condition", format!("{what} is a {}, not a condition", top.name()))
+        Diagnostic::error(Code::CelNotACondition, format!("{what} is a {}, not a condition", top.name()))
             .at(expr.locate((0, source.trim_end().len())))
             .with_label(format!("a {}, never `true` or `false`", top.name()))
             .with_help(if what.starts_with("the selector") {
@@ -221,7 +221,7 @@ fn unknown_attribute(
     span: (usize, usize),
 ) -> Diagnostic {
     let names = declared.keys().map(String::as_str).chain(["email"]);
-    let mut d = Diagnostic::error("cel/unknown-attribute", format!("unknown attribute `{field}`"))
+    let mut d = Diagnostic::error(Code::CelUnknownAttribute, format!("unknown attribute `{field}`"))
         .at(expr.locate(span))
         .with_label("not declared in the workspace");
     d = match suggest(field, names.clone()) {
@@ -246,7 +246,7 @@ fn check_rule_reference(expr: &Expression<'_>, var: &str, r: &Ref, report: &mut 
         }
         let sees = allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ");
         report.push(
-            Diagnostic::error("cel/unknown-variable", format!("unknown variable `{}`", r.root))
+            Diagnostic::error(Code::CelUnknownVariable, format!("unknown variable `{}`", r.root))
                 .at(expr.locate(r.root_span))
                 .with_label(format!("not seen by a guardrail on {}", plural(var)))
                 .with_help(match did_you_mean(&r.root, allowed.iter().copied()) {
@@ -269,7 +269,7 @@ fn check_rule_reference(expr: &Expression<'_>, var: &str, r: &Ref, report: &mut 
                 }
             };
             report.push(
-                Diagnostic::error("cel/unknown-field", format!("`{path}` has no field `{field}`"))
+                Diagnostic::error(Code::CelUnknownField, format!("`{path}` has no field `{field}`"))
                     .at(expr.locate(*span))
                     .with_label("unknown field")
                     .with_help(help),
@@ -338,7 +338,7 @@ impl<'a> Expression<'a> {
             // INVARIANT: checked before parsing; the parser recurses per operator.
             report.push(
                 Diagnostic::error(
-                    "cel/too-long",
+                    Code::CelTooLong,
                     format!("{what} is {} bytes long, more than {MAX_CEL_LEN}", self.value.len()),
                 )
                 .at(self.fallback.clone())
@@ -361,7 +361,7 @@ impl<'a> Expression<'a> {
                 let at = byte_at(self.value, first.pos.0, first.pos.1).min(self.value.trim_end().len());
                 let len = self.value.get(at..).and_then(|s| s.chars().next()).map_or(0, char::len_utf8);
                 report.push(
-                    Diagnostic::error("cel/syntax", format!("{what} is not valid CEL: {message}"))
+                    Diagnostic::error(Code::CelSyntax, format!("{what} is not valid CEL: {message}"))
                         .at(self.locate((at, at + len)))
                         .with_label(label)
                         .with_help(
@@ -750,7 +750,7 @@ impl<'e> Functions<'e> {
             }
             found = true;
             report.push(
-                Diagnostic::error("cel/unknown-function", format!("unknown function `{name}`"))
+                Diagnostic::error(Code::CelUnknownFunction, format!("unknown function `{name}`"))
                     .at(expr.locate(span))
                     .with_label("not a CEL function")
                     .with_help(match suggest(&name, STANDARD_FUNCTIONS.iter().copied()) {

@@ -25,7 +25,7 @@ use chrono_tz::Tz;
 use super::cel::Rule;
 use super::semantic::{pointer_key, timezone};
 use crate::Credits;
-use crate::diag::{Diagnostic, Location, Report, Severity};
+use crate::diag::{Code, Diagnostic, Location, Report, Severity};
 use crate::load::{Loaded, PolicySet};
 use crate::model::{AppliesTo, Group, Limit, LimitAdd, Override, RuleSeverity, Workspace};
 
@@ -225,7 +225,7 @@ impl Run<'_> {
         match self.rule.program.execute(ctx) {
             Ok(Value::Bool(true)) => {}
             Ok(Value::Bool(false)) => {
-                let d = Diagnostic::error("guardrail/failed", g.message.clone())
+                let d = Diagnostic::error(Code::GuardrailFailed, g.message.clone())
                     .with_severity(self.severity())
                     .at(self.failing_field(doc))
                     .with_label(format!("{kind} `{}` breaks guardrail `{}`", doc.doc.name(), g.name))
@@ -281,7 +281,7 @@ impl Run<'_> {
             };
             self.report.push(
                 Diagnostic::error(
-                    "guardrail/error",
+                    Code::GuardrailError,
                     format!(
                         "guardrail `{}` cannot be evaluated on {kind} `{}`{more}: {what}",
                         g.name, f.first_name

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use crate::Credits;
-use crate::diag::{Diagnostic, Location, Report};
+use crate::diag::{Code, Diagnostic, Location, Report};
 use crate::load::PolicySet;
 use crate::model::{Enforcement, Limit, Period, Vendor};
 use crate::vendor::{CLAUDE_ENTERPRISE, Money, OPENAI, OPENAI_CURRENCY, percent_of};
@@ -26,7 +26,7 @@ pub(crate) fn check(policies: &PolicySet, report: &mut Report) {
     {
         report.push(
             Diagnostic::error(
-                "vendor/unsupported-setting",
+                Code::VendorUnsupportedSetting,
                 format!("`reconcile` settings are for `{OPENAI}`; `{CLAUDE_ENTERPRISE}` is a target as soon as it is declared"),
             )
             .at(ws.loc(&format!("/vendors/{CLAUDE_ENTERPRISE}/reconcile")))
@@ -42,7 +42,7 @@ pub(crate) fn check(policies: &PolicySet, report: &mut Report) {
         Ok(m) => {
             report.push(
                 Diagnostic::error(
-                    "vendor/bad-money",
+                    Code::VendorBadMoney,
                     format!("OpenAI writes spend limits in `usd`, not `{}`", m.currency.to_ascii_lowercase()),
                 )
                 .at(ws.loc(&format!("{base}/currency")))
@@ -59,7 +59,7 @@ pub(crate) fn check(policies: &PolicySet, report: &mut Report) {
     if ws.doc.period != Period::Month {
         report.push(
             Diagnostic::error(
-                "vendor/unsupported-period",
+                Code::VendorUnsupportedPeriod,
                 format!(
                     "`{OPENAI}` has monthly spend limits only, and the workspace's period is not a month"
                 ),
@@ -72,7 +72,7 @@ pub(crate) fn check(policies: &PolicySet, report: &mut Report) {
     if ws.doc.enforcement == Enforcement::Soft {
         report.push(
             Diagnostic::error(
-                "vendor/unsupported-enforcement",
+                Code::VendorUnsupportedEnforcement,
                 format!("`{OPENAI}` spend limits stop spending, and the workspace's enforcement is `soft`"),
             )
             .at(ws.loc("/enforcement"))
@@ -83,7 +83,7 @@ pub(crate) fn check(policies: &PolicySet, report: &mut Report) {
     if !ws.doc.alerts.is_empty() && target.alert_recipients.is_empty() {
         report.push(
             Diagnostic::error(
-                "vendor/no-alert-recipients",
+                Code::VendorNoAlertRecipients,
                 format!("the workspace has alert levels, and `{OPENAI}` sends spend alerts only by email to named recipients"),
             )
             .at(ws.loc(&format!("{base}/reconcile")))
@@ -114,7 +114,7 @@ pub(crate) fn check(policies: &PolicySet, report: &mut Report) {
                 if let Some(first) = projects.insert(project, &g.doc.name) {
                     report.push(
                         Diagnostic::error(
-                            "vendor/duplicate-project",
+                            Code::VendorDuplicateProject,
                             format!("{whose} and group `{first}` both map their pool to project `{project}`"),
                         )
                         .at(g.loc("/vendors/openai/project"))
@@ -125,7 +125,7 @@ pub(crate) fn check(policies: &PolicySet, report: &mut Report) {
             }
             (Some(_), None) => report.push(
                 Diagnostic::error(
-                    "vendor/pool-without-project",
+                    Code::VendorPoolWithoutProject,
                     format!("{whose} has a pool, and names no OpenAI project to hold it"),
                 )
                 .at(g.loc("/pool"))
@@ -134,7 +134,7 @@ pub(crate) fn check(policies: &PolicySet, report: &mut Report) {
             ),
             (None, Some(project)) => report.push(
                 Diagnostic::error(
-                    "vendor/project-without-pool",
+                    Code::VendorProjectWithoutPool,
                     format!("{whose} names project `{project}`, and has no pool to become its spend limit"),
                 )
                 .at(g.loc("/vendors/openai/project"))
@@ -147,7 +147,7 @@ pub(crate) fn check(policies: &PolicySet, report: &mut Report) {
     for o in &policies.overrides {
         report.push(
             Diagnostic::error(
-                "vendor/unsupported-override",
+                Code::VendorUnsupportedOverride,
                 format!(
                     "override `{}` sets one person's limit, and `{OPENAI}` has no per-person limit",
                     o.doc.name
@@ -176,7 +176,7 @@ fn amount(
     );
     if let Err(e) = money.to_minor(credits) {
         report.push(
-            Diagnostic::error("vendor/not-representable", format!("{whose}: {e}"))
+            Diagnostic::error(Code::VendorNotRepresentable, format!("{whose}: {e}"))
                 .at(at)
                 .with_label("would need rounding")
                 .with_help(help),
@@ -187,7 +187,7 @@ fn amount(
         let Some(threshold) = percent_of(credits, level) else {
             report.push(
                 Diagnostic::error(
-                    "vendor/not-representable",
+                    Code::VendorNotRepresentable,
                     format!("{whose}: the {level}% alert of {credits} credits is no exact number of credits"),
                 )
                 .at(at.clone())
@@ -198,7 +198,7 @@ fn amount(
         };
         if let Err(e) = money.to_minor(threshold) {
             report.push(
-                Diagnostic::error("vendor/not-representable", format!("{whose}: the {level}% alert: {e}"))
+                Diagnostic::error(Code::VendorNotRepresentable, format!("{whose}: the {level}% alert: {e}"))
                     .at(at.clone())
                     .with_label("would need rounding")
                     .with_help(help.clone()),
@@ -213,7 +213,7 @@ fn caps(report: &mut Report, doc_loc: &dyn Fn(&str) -> Location, at: &str, l: &L
         if let Some(name) = caps.keys().next() {
             report.push(
                 Diagnostic::error(
-                    "vendor/unsupported-cap",
+                    Code::VendorUnsupportedCap,
                     format!("{whose} caps `{name}`, and `{OPENAI}` limits only what an organisation or project spends"),
                 )
                 .at(doc_loc(&format!("{at}/{field}")))
@@ -226,6 +226,7 @@ fn caps(report: &mut Report, doc_loc: &dyn Fn(&str) -> Location, at: &str, l: &L
 
 #[cfg(test)]
 mod tests {
+    use crate::diag::Code;
     use crate::validate::test_support::{run, summary};
 
     const NOW: &str = "2026-11-10T12:00:00Z";
@@ -312,7 +313,7 @@ reason: a launch
         let d = report
             .diagnostics
             .iter()
-            .find(|d| d.code == "vendor/not-representable" && d.message.contains("data"))
+            .find(|d| d.code == Code::VendorNotRepresentable && d.message.contains("data"))
             .unwrap();
         assert_eq!(
             d.message,

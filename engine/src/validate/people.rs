@@ -8,7 +8,7 @@
 //! errors (`--strict`): a directory export can lag behind a new hire. Reading the
 //! directory is [`crate::input`]; matching an email is [`Directory::lookup`].
 
-use crate::diag::{Diagnostic, Location, Report, Severity};
+use crate::diag::{Code, Diagnostic, Location, Report, Severity};
 use crate::directory::{Directory, Lookup};
 use crate::load::{Loaded, PolicySet, Rejected};
 use crate::model::Kind;
@@ -24,7 +24,7 @@ pub fn check_people(
     report: &mut Report,
 ) {
     let severity = if strict { Severity::Error } else { Severity::Warning };
-    let mut check = |email: &str, at: Location, code: &'static str, label: String| {
+    let mut check = |email: &str, at: Location, code: Code, label: String| {
         let Lookup::Missing { suggestion } = dir.lookup(email) else { return };
         let help = match suggestion {
             Some(s) => format!("did you mean `{s}`?"),
@@ -44,13 +44,13 @@ pub fn check_people(
         _ => format!("excluded from group `{name}`, but nobody has this email"),
     };
     for o in &policies.overrides {
-        check(&o.doc.user, o.loc("/user"), "override/unknown-user", override_label(&o.doc.name));
+        check(&o.doc.user, o.loc("/user"), Code::OverrideUnknownUser, override_label(&o.doc.name));
     }
     for g in &policies.groups {
         for (field, emails) in [("members", &g.doc.members), ("exclude", &g.doc.exclude)] {
             for (i, email) in emails.iter().enumerate() {
                 let at = g.loc(&format!("/{field}/{i}"));
-                check(email, at, "group/unknown-member", group_label(field, &g.doc.name));
+                check(email, at, Code::GroupUnknownMember, group_label(field, &g.doc.name));
             }
         }
     }
@@ -59,14 +59,14 @@ pub fn check_people(
         match doc.doc.kind {
             Kind::Override => {
                 if let Some(user) = doc.clean_str("user") {
-                    check(user, doc.loc("/user"), "override/unknown-user", override_label(name));
+                    check(user, doc.loc("/user"), Code::OverrideUnknownUser, override_label(name));
                 }
             }
             Kind::Group => {
                 for field in ["members", "exclude"] {
                     for (i, email) in doc.clean_strs(field) {
                         let at = doc.loc(&format!("/{field}/{i}"));
-                        check(email, at, "group/unknown-member", group_label(field, name));
+                        check(email, at, Code::GroupUnknownMember, group_label(field, name));
                     }
                 }
             }
@@ -123,19 +123,19 @@ mod tests {
             found,
             [
                 (
-                    "group/unknown-member",
+                    Code::GroupUnknownMember,
                     Severity::Warning,
                     "g.yaml:4:27".to_owned(),
                     "did you mean `bob.smith@acme.com`?".to_owned()
                 ),
                 (
-                    "group/unknown-member",
+                    Code::GroupUnknownMember,
                     Severity::Warning,
                     "g.yaml:5:11".to_owned(),
                     "check the spelling, or add the person to the directory first".to_owned()
                 ),
                 (
-                    "override/unknown-user",
+                    Code::OverrideUnknownUser,
                     Severity::Warning,
                     "o.yaml:4:7".to_owned(),
                     "did you mean `alice@acme.com`?".to_owned()
@@ -162,7 +162,7 @@ mod tests {
         let group = GROUP.replace("limit:", "limt:");
         let report = check(&[("ws.yaml", WORKSPACE), ("o.yaml", &broken), ("g.yaml", &group)], false);
         let codes: Vec<_> = report.diagnostics.iter().map(|d| d.code).collect();
-        assert_eq!(codes, ["group/unknown-member", "group/unknown-member", "override/unknown-user"]);
+        assert_eq!(codes, [Code::GroupUnknownMember, Code::GroupUnknownMember, Code::OverrideUnknownUser]);
         // An email the schema refuses is reported by the schema only.
         let refused = OVERRIDE.replace("user: alice@acme.co", "user: alice-at-acme.co");
         let report = check(&[("ws.yaml", WORKSPACE), ("o.yaml", &refused)], false);

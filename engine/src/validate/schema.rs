@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use jsonschema::error::ValidationErrorKind;
 
-use crate::diag::{Diagnostic, did_you_mean};
+use crate::diag::{Code, Diagnostic, did_you_mean};
 use crate::load::node_location;
 use crate::load::yaml::{Node, Value};
 use crate::model::{Kind, MAX_CEL_LEN, When, schema_for};
@@ -61,7 +61,7 @@ pub fn check(
     let mut out = Vec::new();
     let Some(compiled) = compiled(kind) else {
         out.push(Diagnostic::error(
-            "schema/internal",
+            Code::SchemaInternal,
             format!("the schema of `{}` does not compile", kind.as_str()),
         ));
         return out;
@@ -84,7 +84,7 @@ pub fn check(
                 };
                 for key in unexpected {
                     let key_node = keys.get(key.as_str()).copied().unwrap_or(at);
-                    let mut d = Diagnostic::error("schema/unknown-field", format!("unknown field `{key}`"))
+                    let mut d = Diagnostic::error(Code::SchemaUnknownField, format!("unknown field `{key}`"))
                         .at(node_location(file, commit, key_node))
                         .with_label("not a field here");
                     if let Some(s) = did_you_mean(key, compiled.fields.iter().map(String::as_str)) {
@@ -100,7 +100,7 @@ pub fn check(
             ValidationErrorKind::Required { property } => {
                 let name = property.as_str().unwrap_or("?");
                 missing.push((pointer.clone(), name.to_string(), out.len()));
-                Diagnostic::error("schema/missing-field", format!("missing field `{name}`"))
+                Diagnostic::error(Code::SchemaMissingField, format!("missing field `{name}`"))
                     .at(loc)
                     .with_label(format!("`{name}` is required here"))
             }
@@ -108,12 +108,12 @@ pub fn check(
                 let expected = error.to_string();
                 let expected = expected.rsplit(" is not of type ").next().unwrap_or("").trim_matches('"').to_string();
                 if matches!(at.value, Value::Null) {
-                    Diagnostic::error("schema/null", format!("`{field}` is empty"))
+                    Diagnostic::error(Code::SchemaNull, format!("`{field}` is empty"))
                         .at(loc)
                         .with_label(format!("expected {}", article(&expected)))
                         .with_help("write a value; an empty list is `[]` and an empty mapping is `{}`")
                 } else {
-                    Diagnostic::error("schema/wrong-type", format!("expected {}, found {}", article(&expected), at.type_name()))
+                    Diagnostic::error(Code::SchemaWrongType, format!("expected {}, found {}", article(&expected), at.type_name()))
                         .at(loc)
                         .with_label(format!("`{}` is {}", short(&at.scalar_text()), at.type_name()))
                         .with_help(type_help(&expected, at))
@@ -121,13 +121,13 @@ pub fn check(
             }
             ValidationErrorKind::Constant { expected_value } => {
                 let expected = expected_value.as_str().unwrap_or("?");
-                Diagnostic::error("schema/wrong-value", format!("`{field}` must be `{expected}`, found `{}`", short(&at.scalar_text())))
+                Diagnostic::error(Code::SchemaWrongValue, format!("`{field}` must be `{expected}`, found `{}`", short(&at.scalar_text())))
                     .at(loc)
             }
             ValidationErrorKind::Enum { options } => {
                 let options: Vec<&str> = options.as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
                 let written = at.scalar_text();
-                let mut d = Diagnostic::error("schema/wrong-value", format!("`{}` is not a valid `{field}`", short(&written)))
+                let mut d = Diagnostic::error(Code::SchemaWrongValue, format!("`{}` is not a valid `{field}`", short(&written)))
                     .at(loc);
                 d = match did_you_mean(&written, options.iter().copied()) {
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
@@ -136,17 +136,17 @@ pub fn check(
                 d
             }
             ValidationErrorKind::Minimum { limit } | ValidationErrorKind::ExclusiveMinimum { limit } => {
-                Diagnostic::error("schema/out-of-range", format!("`{field}` must be at least {limit}, found {}", at.scalar_text()))
+                Diagnostic::error(Code::SchemaOutOfRange, format!("`{field}` must be at least {limit}, found {}", at.scalar_text()))
                     .at(loc)
                     .with_label("too small")
             }
             ValidationErrorKind::Maximum { limit } | ValidationErrorKind::ExclusiveMaximum { limit } => {
-                Diagnostic::error("schema/out-of-range", format!("`{field}` must be at most {limit}, found {}", at.scalar_text()))
+                Diagnostic::error(Code::SchemaOutOfRange, format!("`{field}` must be at most {limit}, found {}", at.scalar_text()))
                     .at(loc)
                     .with_label("too large")
             }
             ValidationErrorKind::MaxLength { limit } if (field == "selector" || field == "rule") && *limit == MAX_CEL_LEN as u64 => {
-                Diagnostic::error("cel/too-long", format!("expression is longer than {MAX_CEL_LEN} bytes"))
+                Diagnostic::error(Code::CelTooLong, format!("expression is longer than {MAX_CEL_LEN} bytes"))
                     .at(loc)
                     .with_help("split the rule into several groups or guardrails; long expressions are hard to review and can exhaust the interpreter")
             }
@@ -162,9 +162,9 @@ pub fn check(
                     _ if pointer.starts_with("/members") || pointer.starts_with("/exclude") => "an email address",
                     _ => "the expected format",
                 };
-                Diagnostic::error("schema/invalid-value", format!("`{}` is not {what}", short(&written))).at(loc)
+                Diagnostic::error(Code::SchemaInvalidValue, format!("`{}` is not {what}", short(&written))).at(loc)
             }
-            _ => Diagnostic::error("schema/invalid-value", crate::load::yaml::lowercase_first(&error.to_string().replace('"', "`")))
+            _ => Diagnostic::error(Code::SchemaInvalidValue, crate::load::yaml::lowercase_first(&error.to_string().replace('"', "`")))
                 .at(loc),
         };
         out.push(d);
@@ -234,7 +234,7 @@ fn bad_credits(
     file: &Arc<str>,
     commit: Option<&Arc<str>>,
 ) -> Diagnostic {
-    Diagnostic::error("schema/bad-credits", error.to_string())
+    Diagnostic::error(Code::SchemaBadCredits, error.to_string())
         .at(node_location(file, commit, node))
         .with_label("not an exact amount of credits")
         .with_help("credits are exact decimals with at most 6 places, such as `2000` or `12.5`")
@@ -247,7 +247,7 @@ fn check_dates(node: &Node, file: &Arc<str>, commit: Option<&Arc<str>>, out: &mu
         let Some(text) = value.as_str() else { continue };
         if let Err(message) = When::parse(text) {
             out.push(
-                Diagnostic::error("schema/invalid-date", message)
+                Diagnostic::error(Code::SchemaInvalidDate, message)
                     .at(node_location(file, commit, value))
                     .with_label(format!("`{field}` must be a date"))
                     .with_help("write a date as `2026-11-24` (midnight in the workspace time zone) or a timestamp as `2026-11-24T09:00:00Z`"),

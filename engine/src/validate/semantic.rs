@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::diag::{Diagnostic, Location, Report, did_you_mean};
+use crate::diag::{Code, Diagnostic, Location, Report, did_you_mean};
 use crate::load::{Loaded, PolicySet, Source};
 use crate::model::{Limit, Override, Workspace};
 
@@ -33,7 +33,7 @@ pub(crate) fn check(policies: &PolicySet, now: DateTime<Utc>, report: &mut Repor
             if let Some(j) = group.doc.members.iter().position(|m| m == email) {
                 report.push(
                     Diagnostic::warning(
-                        "group/member-excluded",
+                        Code::GroupMemberExcluded,
                         format!("`{email}` is both a member and excluded in group `{}`", group.doc.name),
                     )
                     .at(group.loc(&format!("/exclude/{i}")))
@@ -65,14 +65,14 @@ fn check_identities(policies: &PolicySet, report: &mut Report) {
     let mut check =
         |loaded_loc: Location, written: &str, what: &str| match crate::identity::canonical(written) {
             Err(e @ crate::identity::IdentityError::Hidden { .. }) => report.push(
-                Diagnostic::error("identity/hidden-character", format!("{what} {e}"))
+                Diagnostic::error(Code::IdentityHiddenCharacter, format!("{what} {e}"))
                     .at(loaded_loc)
                     .with_label("matches nobody")
                     .with_help("copy the address from the directory"),
             ),
             Ok(canonical) if *canonical != *written => report.push(
                 Diagnostic::warning(
-                    "identity/not-canonical",
+                    Code::IdentityNotCanonical,
                     format!(
                         "{what} `{}` is not in canonical form: {}",
                         crate::identity::show(written),
@@ -128,7 +128,7 @@ fn check_workspaces(policies: &PolicySet, report: &mut Report) {
             if policies.sources.is_empty() || policies.sources.iter().any(declares_workspace) {
                 return;
             }
-            report.push(Diagnostic::error("workspace/missing", "no `Workspace` document").with_help(
+            report.push(Diagnostic::error(Code::WorkspaceMissing, "no `Workspace` document").with_help(
                 "add a file such as `workspace.yaml` with `apiVersion: budgit/v1`, `kind: Workspace`, \
                          a `name` and a `default` limit",
             ));
@@ -138,7 +138,7 @@ fn check_workspaces(policies: &PolicySet, report: &mut Report) {
             for other in rest {
                 report.push(
                     Diagnostic::error(
-                        "workspace/duplicate",
+                        Code::WorkspaceDuplicate,
                         format!("a second `Workspace` document, `{}`", other.doc.name),
                     )
                     .at(other.doc_loc())
@@ -180,7 +180,7 @@ fn duplicates<'a>(kind: &str, names: impl Iterator<Item = (&'a str, Location)>, 
     for (name, loc) in names {
         match seen.get(name) {
             Some(first) => report.push(
-                Diagnostic::error("name/duplicate", format!("two {kind}s are named `{name}`"))
+                Diagnostic::error(Code::NameDuplicate, format!("two {kind}s are named `{name}`"))
                     .at(loc)
                     .with_label("second use of the name")
                     .with_secondary(first.clone(), "first use of the name")
@@ -204,7 +204,7 @@ fn check_timezone(ws: &Loaded<Workspace>, report: &mut Report) {
     if chars > MAX_TIMEZONE_CHARS {
         report.push(
             Diagnostic::error(
-                "workspace/bad-timezone",
+                Code::WorkspaceBadTimezone,
                 format!(
                     "the time zone is {chars} characters long; IANA names have at most {MAX_TIMEZONE_CHARS}"
                 ),
@@ -220,9 +220,10 @@ fn check_timezone(ws: &Loaded<Workspace>, report: &mut Report) {
     if timezone(&ws.doc).is_some() {
         return;
     }
-    let mut d = Diagnostic::error("workspace/bad-timezone", format!("`{written}` is not an IANA time zone"))
-        .at(ws.loc("/timezone"))
-        .with_label("unknown time zone");
+    let mut d =
+        Diagnostic::error(Code::WorkspaceBadTimezone, format!("`{written}` is not an IANA time zone"))
+            .at(ws.loc("/timezone"))
+            .with_label("unknown time zone");
     d = match suggest_timezone(written) {
         Some(s) => d.with_help(format!("did you mean `{s}`?")),
         None => d.with_help(
@@ -252,7 +253,7 @@ fn check_caps<T>(doc: &Loaded<T>, at: &str, limit: &Limit, report: &mut Report) 
             if *cap > limit.credits {
                 report.push(
                     Diagnostic::warning(
-                        "limit/cap-exceeds-total",
+                        Code::LimitCapExceedsTotal,
                         format!("the cap of {cap} credits on `{name}` is larger than the total of {}", limit.credits),
                     )
                     .at(doc.loc(&format!("{at}/{field}/{}", pointer_key(name))))
@@ -295,7 +296,7 @@ fn check_override(
     match (&o.doc.add, &o.doc.limit) {
         (Some(_), Some(_)) => report.push(
             Diagnostic::error(
-                "override/add-or-limit",
+                Code::OverrideAddOrLimit,
                 format!("override `{name}` has both `add` and `limit`"),
             )
             .at(o.key_loc("limit"))
@@ -305,7 +306,7 @@ fn check_override(
         ),
         (None, None) => report.push(
             Diagnostic::error(
-                "override/add-or-limit",
+                Code::OverrideAddOrLimit,
                 format!("override `{name}` has neither `add` nor `limit`"),
             )
             .at(o.loc("/name"))
@@ -319,7 +320,7 @@ fn check_override(
     {
         report.push(
             Diagnostic::error(
-                "override/expires-before-starts",
+                Code::OverrideExpiresBeforeStarts,
                 format!(
                     "override `{name}` expires at {} but starts at {}",
                     show(t.expires, tz),
@@ -335,7 +336,7 @@ fn check_override(
     if t.expires <= now {
         report.push(
             Diagnostic::warning(
-                "override/expired",
+                Code::OverrideExpired,
                 format!("override `{name}` expired at {}", show(t.expires, tz)),
             )
             .at(o.loc("/expires"))
@@ -349,7 +350,7 @@ fn check_override(
     let has_reason = o.doc.reason.as_deref().is_some_and(|r| !r.trim().is_empty());
     if policy.require_reason && !has_reason {
         let mut d =
-            Diagnostic::error("override/missing-reason", format!("override `{name}` has no `reason`"))
+            Diagnostic::error(Code::OverrideMissingReason, format!("override `{name}` has no `reason`"))
                 .at(o.doc.reason.as_ref().map_or_else(|| o.loc("/name"), |_| o.loc("/reason")))
                 .with_label("a reason is required")
                 .with_help("add `reason:` saying why, with a ticket or project, for reviewers and auditors");
@@ -385,7 +386,7 @@ fn check_length(t: &Timed<'_>, ws: &Loaded<Workspace>, now: DateTime<Utc>, tz: &
     } else {
         format!("override `{name}` lasts {days} days, more than the {max_days} allowed")
     };
-    let mut d = Diagnostic::error("override/too-long", message)
+    let mut d = Diagnostic::error(Code::OverrideTooLong, message)
         .at(t.o.loc("/expires"))
         .with_label(format!("more than {max_days} days after the start"))
         .with_help(
@@ -419,7 +420,7 @@ fn check_overlaps(timed: &[Timed<'_>], now: DateTime<Utc>, tz: &Tz, report: &mut
                 };
                 report.push(
                     Diagnostic::error(
-                        "override/overlap",
+                        Code::OverrideOverlap,
                         format!(
                             "overrides `{}` and `{}` for `{user}` overlap {when}",
                             first.o.doc.name, second.o.doc.name
@@ -449,7 +450,7 @@ fn show(instant: DateTime<Utc>, tz: &Tz) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::diag::Severity;
+    use crate::diag::{Code, Severity};
     use crate::validate::test_support::{WORKSPACE, run, summary};
 
     const NOW: &str = "2026-11-20T12:00:00Z";
@@ -472,7 +473,7 @@ mod tests {
     fn the_workspace_must_exist_once() {
         let o = override_doc("a", "a@acme.com", "2026-11-10", "2026-12-01");
         let report = run(&[("o.yaml", &o)], NOW);
-        assert_eq!(summary(&report), ["workspace/missing"]);
+        assert_eq!(summary(&report), [Code::WorkspaceMissing.as_str()]);
 
         let report = run(&[("a.yaml", WORKSPACE), ("b.yaml", WORKSPACE)], NOW);
         assert_eq!(summary(&report), ["workspace/duplicate b.yaml:2:1"]);
@@ -486,8 +487,8 @@ mod tests {
         let broken = WORKSPACE.replace("credits: 2000", "credit: 2000");
         let report = run(&[("ws.yaml", &broken)], NOW);
         let codes: Vec<_> = report.diagnostics.iter().map(|d| d.code).collect();
-        assert!(codes.contains(&"schema/unknown-field"), "{codes:?}");
-        assert!(!codes.contains(&"workspace/missing"), "{codes:?}");
+        assert!(codes.contains(&Code::SchemaUnknownField), "{codes:?}");
+        assert!(!codes.contains(&Code::WorkspaceMissing), "{codes:?}");
     }
 
     #[test]

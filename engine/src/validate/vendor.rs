@@ -7,7 +7,7 @@
 //! locates the findings.
 
 use crate::Credits;
-use crate::diag::{Diagnostic, Location, Report};
+use crate::diag::{Code, Diagnostic, Location, Report};
 use crate::load::PolicySet;
 use crate::model::{Limit, Vendor};
 use crate::vendor::{CLAUDE_ENTERPRISE, Money, claude_period};
@@ -23,7 +23,7 @@ pub(crate) fn check(policies: &PolicySet, report: &mut Report) {
             let field =
                 if matches!(e, crate::vendor::MoneyError::BadCurrency(_)) { "currency" } else { "credit" };
             report.push(
-                Diagnostic::error("vendor/bad-money", e.to_string())
+                Diagnostic::error(Code::VendorBadMoney, e.to_string())
                     .at(ws.loc(&format!("{base}/{field}")))
                     .with_label("cannot convert credits")
                     .with_help("write a lowercase ISO 4217 code such as `usd` and what one credit is worth in it, such as `credit: \"0.01\"`"),
@@ -34,7 +34,7 @@ pub(crate) fn check(policies: &PolicySet, report: &mut Report) {
     if claude_period(ws.doc.period).is_none() {
         report.push(
             Diagnostic::error(
-                "vendor/unsupported-period",
+                Code::VendorUnsupportedPeriod,
                 format!("`{CLAUDE_ENTERPRISE}` has daily, weekly and monthly limits, not quarterly ones"),
             )
             .at(ws.loc("/period"))
@@ -65,7 +65,7 @@ pub(crate) fn check(policies: &PolicySet, report: &mut Report) {
         if g.doc.pool.is_some() {
             report.push(
                 Diagnostic::error(
-                    "vendor/unsupported-pool",
+                    Code::VendorUnsupportedPool,
                     format!(
                         "group `{}` has a pool, and `{CLAUDE_ENTERPRISE}` has no shared team budget",
                         g.doc.name
@@ -83,7 +83,7 @@ fn credits(report: &mut Report, money: Option<&Money>, at: Location, c: Credits,
     let Some(money) = money else { return };
     if let Err(e) = money.to_minor(c) {
         report.push(
-            Diagnostic::error("vendor/not-representable", format!("{whose}: {e}"))
+            Diagnostic::error(Code::VendorNotRepresentable, format!("{whose}: {e}"))
                 .at(at)
                 .with_label("would need rounding")
                 .with_help(format!(
@@ -106,7 +106,7 @@ fn check_limit(
         if let Some(name) = caps.keys().next() {
             report.push(
                 Diagnostic::error(
-                    "vendor/unsupported-cap",
+                    Code::VendorUnsupportedCap,
                     format!(
                         "{whose} caps `{name}`, and `{CLAUDE_ENTERPRISE}` limits only a member's total spend"
                     ),
@@ -122,6 +122,7 @@ fn check_limit(
 
 #[cfg(test)]
 mod tests {
+    use crate::diag::Code;
     use crate::validate::test_support::{run, summary};
 
     const NOW: &str = "2026-11-10T12:00:00Z";
@@ -170,7 +171,7 @@ reason: a launch
                 "vendor/unsupported-period ws.yaml:4:9",
             ]
         );
-        let d = report.diagnostics.iter().find(|d| d.code == "vendor/not-representable").unwrap();
+        let d = report.diagnostics.iter().find(|d| d.code == Code::VendorNotRepresentable).unwrap();
         assert_eq!(
             d.message,
             "override `a-boost`: 0.5 credits are 0.005 USD, not a whole number of USD minor units"
@@ -190,7 +191,9 @@ reason: a launch
         let ws = workspace("month", "  credits: 100\n", true).replace("usd", "dollars");
         let report = run(&[("ws.yaml", &ws)], NOW);
         assert!(
-            summary(&report).iter().any(|s| s.starts_with("vendor/bad-money") || s.starts_with("schema/")),
+            summary(&report)
+                .iter()
+                .any(|s| s.starts_with(Code::VendorBadMoney.as_str()) || s.starts_with("schema/")),
             "{:?}",
             summary(&report)
         );

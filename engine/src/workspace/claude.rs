@@ -38,6 +38,7 @@ use super::{
     WorkspaceError,
 };
 use crate::Credits;
+use crate::diag::Code;
 use crate::load::git::GitRepo;
 use crate::model::{Limit, Vendor};
 use crate::reconcile::{Desired, DesiredState, GitDesired, ItemReport, ReconcileError};
@@ -1010,7 +1011,7 @@ impl Workspace for ClaudeWorkspace {
         if let Some(pool) = batch.pools.iter().find(|p| p.credits.is_some()) {
             return Err(WorkspaceError::Rejected {
                 status: 400,
-                code: "vendor/unsupported-pool".into(),
+                code: Code::VendorUnsupportedPool.as_str().into(),
                 message: format!("`{CLAUDE_ENTERPRISE}` has no pools (group `{}`)", pool.group),
             });
         }
@@ -1052,9 +1053,9 @@ impl Workspace for ClaudeWorkspace {
             decision: None,
             reason: None,
         };
-        let reject = |code: &str, message: String| WorkspaceError::Rejected {
+        let reject = |code: Code, message: String| WorkspaceError::Rejected {
             status: 400,
-            code: code.into(),
+            code: code.as_str().into(),
             message,
         };
         // (user, entry, call) for each write; unchanged items answered without a call.
@@ -1063,17 +1064,17 @@ impl Workspace for ClaudeWorkspace {
         for set in &batch.limits {
             let Some(member) = members.get(&set.user) else {
                 return Err(reject(
-                    "vendor/not-a-member",
+                    Code::VendorNotAMember,
                     format!("`{}` is not a member of the organisation", set.user),
                 ));
             };
             let minor = target
                 .money
                 .to_minor(set.limit.credits)
-                .map_err(|e| reject("vendor/not-representable", format!("`{}`: {e}", set.user)))?;
+                .map_err(|e| reject(Code::VendorNotRepresentable, format!("`{}`: {e}", set.user)))?;
             if !set.limit.products.is_empty() || !set.limit.models.is_empty() {
                 return Err(reject(
-                    "vendor/unsupported-cap",
+                    Code::VendorUnsupportedCap,
                     format!("`{}`: `{CLAUDE_ENTERPRISE}` limits only a member's total spend", set.user),
                 ));
             }

@@ -50,6 +50,7 @@ use super::{
     Workspace, WorkspaceError,
 };
 use crate::Credits;
+use crate::diag::Code;
 use crate::load::git::GitRepo;
 use crate::model::{Limit, Vendor};
 use crate::reconcile::{Desired, DesiredState, GitDesired, ItemReport, ReconcileError};
@@ -548,7 +549,7 @@ fn money_body(cents: u64) -> Value {
 fn cents(target: &Target, credits: Credits, what: &str) -> Result<u64, WorkspaceError> {
     target.money.to_minor(credits).map_err(|e| WorkspaceError::Rejected {
         status: 400,
-        code: "vendor/not-representable".into(),
+        code: Code::VendorNotRepresentable.as_str().into(),
         message: format!("{what}: {e}"),
     })
 }
@@ -779,7 +780,7 @@ impl Workspace for OpenAiWorkspace {
         if let Some(pool) = batch.pools.first() {
             return Err(WorkspaceError::Rejected {
                 status: 400,
-                code: "vendor/unsupported-pool".into(),
+                code: Code::VendorUnsupportedPool.as_str().into(),
                 message: format!(
                     "`{OPENAI}` holds a pool as a project's limit, not as a pool (`{}`)",
                     pool.group
@@ -1242,7 +1243,7 @@ mod tests {
         let want = Limit { credits: "0.5".parse().unwrap(), ..Limit::default() };
         let e = set_ops("organization", &want, &Scope::default(), &BTreeMap::new(), &target()).err().unwrap();
         assert!(
-            matches!(e, WorkspaceError::Rejected { ref code, .. } if code == "vendor/not-representable"),
+            matches!(e, WorkspaceError::Rejected { ref code, .. } if code == Code::VendorNotRepresentable.as_str()),
             "{e}"
         );
     }
