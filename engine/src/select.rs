@@ -38,7 +38,7 @@ mod bits;
 pub mod cache;
 mod index;
 mod interp;
-mod plan;
+mod query;
 #[cfg(test)]
 mod tests;
 
@@ -52,7 +52,7 @@ use crate::stack::LARGE_STACK;
 pub use bits::Bitset;
 use bits::{Tri, Verdict};
 pub use index::DirectoryIndex;
-use plan::Node;
+use query::Node;
 
 /// Why a selector could not be compiled or evaluated.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -164,7 +164,7 @@ impl Matches {
 pub struct Selector {
     source: String,
     program: std::sync::Arc<Program>,
-    plan: Node,
+    query: Node,
 }
 
 /// Runs `f` on a scoped thread with a large stack, for parsing and interpreting CEL.
@@ -218,14 +218,14 @@ impl Selector {
     fn compile_here(expr: &str, attributes: &[(String, AttributeType)]) -> Result<Selector, SelectError> {
         let program = parse(expr)?;
         let mut fields = Vec::new();
-        plan::fields_read(program.expression(), &mut fields);
+        query::fields_read(program.expression(), &mut fields);
         if let Some(name) =
             fields.into_iter().find(|f| f != "email" && !attributes.iter().any(|(a, _)| a == f))
         {
             return Err(SelectError::UnknownAttribute { name });
         }
-        let plan = Node::compile(program.expression());
-        Ok(Selector { source: expr.to_owned(), program, plan })
+        let query = Node::compile(program.expression());
+        Ok(Selector { source: expr.to_owned(), program, query })
     }
 
     /// The expression as written.
@@ -250,10 +250,10 @@ impl Selector {
     /// interpreter once per distinct combination of the attributes it reads, on a
     /// thread with a large stack (started only when needed).
     pub fn matches_in(&self, index: &DirectoryIndex<'_>) -> Matches {
-        if !self.plan.interprets() {
-            return Matches::from_tri(self.plan.eval(index));
+        if !self.query.interprets() {
+            return Matches::from_tri(self.query.eval(index));
         }
-        match on_large_stack(|| self.plan.eval(index)) {
+        match on_large_stack(|| self.query.eval(index)) {
             Ok(tri) => Matches::from_tri(tri),
             Err(_) => all_errors(index.len()),
         }
@@ -282,12 +282,12 @@ pub fn matches_all(selectors: &[Selector], dir: &Directory) -> Vec<Matches> {
     let index = DirectoryIndex::new(dir);
     let mut columns = Vec::new();
     for s in selectors {
-        s.plan.columns(&mut columns);
+        s.query.columns(&mut columns);
     }
     index.prepare(columns);
     let index = &index;
-    let run = || selectors.iter().map(|s| Matches::from_tri(s.plan.eval(index))).collect();
-    if !selectors.iter().any(|s| s.plan.interprets()) {
+    let run = || selectors.iter().map(|s| Matches::from_tri(s.query.eval(index))).collect();
+    if !selectors.iter().any(|s| s.query.interprets()) {
         return run();
     }
     on_large_stack(run).unwrap_or_else(|_| selectors.iter().map(|_| all_errors(dir.len())).collect())

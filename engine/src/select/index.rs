@@ -6,55 +6,11 @@
 //! first use: a directory's unused attributes cost nothing.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use super::bits::Bitset;
+use crate::FastMap;
 use crate::directory::{AttrValue, Directory};
-
-/// A fast, non-cryptographic hasher for interning (the keys are not adversarial
-/// enough to matter: the worst case is a slower index, never a wrong one).
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FxHasher(u64);
-
-const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(c);
-            self.write_u64(u64::from_le_bytes(b));
-        }
-        let mut b = [0u8; 8];
-        let rest = chunks.remainder();
-        b[..rest.len()].copy_from_slice(rest);
-        self.write_u64(u64::from_le_bytes(b) ^ ((rest.len() as u64) << 56));
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(SEED);
-    }
-
-    fn write_u32(&mut self, i: u32) {
-        self.write_u64(u64::from(i));
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64);
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.write_u64(u64::from(i));
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// One distinct value of a column.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,8 +30,8 @@ pub(crate) struct Column<'d> {
     pub(crate) ids: Vec<u32>,
     /// The distinct values, by id.
     pub(crate) values: Vec<Distinct<'d>>,
-    strings: FxMap<&'d str, u32>,
-    elements: FxMap<&'d str, u32>,
+    strings: FastMap<&'d str, u32>,
+    elements: FastMap<&'d str, u32>,
     /// The list elements, by element id.
     pub(crate) element_names: Vec<&'d str>,
     /// Per value id, the users with that value (built on first use, for columns
@@ -94,8 +50,8 @@ const MAX_POSTINGS: usize = 512;
 /// Interns one column's values as they come, user by user.
 struct Builder<'d> {
     col: Column<'d>,
-    lists: FxMap<Vec<u32>, u32>,
-    numbers: FxMap<u64, u32>,
+    lists: FastMap<Vec<u32>, u32>,
+    numbers: FastMap<u64, u32>,
     bools: [Option<u32>; 2],
     scratch: Vec<u32>,
 }
@@ -106,14 +62,14 @@ impl<'d> Builder<'d> {
             col: Column {
                 ids: Vec::with_capacity(len),
                 values: vec![Distinct::Missing],
-                strings: FxMap::default(),
-                elements: FxMap::default(),
+                strings: FastMap::default(),
+                elements: FastMap::default(),
                 element_names: Vec::new(),
                 postings: OnceLock::new(),
                 element_postings: OnceLock::new(),
             },
-            lists: FxMap::default(),
-            numbers: FxMap::default(),
+            lists: FastMap::default(),
+            numbers: FastMap::default(),
             bools: [None, None],
             scratch: Vec::new(),
         }

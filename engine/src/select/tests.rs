@@ -317,13 +317,13 @@ proptest! {
 }
 
 /// The memo view chosen for the only field a selector reads.
-fn view_of(expr: &str) -> Option<plan::View> {
+fn view_of(expr: &str) -> Option<query::View> {
     let selector = Selector::compile(expr, &attributes()).ok()?;
-    let mut node = &selector.plan;
+    let mut node = &selector.query;
     loop {
         match node {
             Node::And(a, _) | Node::Or(a, _) => node = a,
-            Node::Memo { reads: plan::Reads::Fields(fields), .. } => {
+            Node::Memo { reads: query::Reads::Fields(fields), .. } => {
                 return fields.first().map(|(_, v)| v.clone());
             }
             _ => return None,
@@ -333,7 +333,7 @@ fn view_of(expr: &str) -> Option<plan::View> {
 
 #[test]
 fn memo_keys_are_as_coarse_as_the_expression_allows() {
-    use plan::View;
+    use query::View;
     assert!(
         matches!(view_of(r#"user.idp_groups.exists(g, g.startsWith("eng"))"#), Some(View::Classes(l)) if l.len() == 1)
     );

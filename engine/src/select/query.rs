@@ -1,4 +1,4 @@
-//! Compiling a selector's CEL tree into a plan of column scans and memoised subexpressions.
+//! Compiling a selector's CEL tree into a query of column scans and memoised subexpressions.
 //!
 //! The boolean skeleton (`&&`, `||`, `!`, `?:`, `true`, `false`) becomes word-wise
 //! operations on [`Tri`] bitsets. Common tests of one attribute against string
@@ -17,8 +17,9 @@ use cel::common::ast::{CallExpr, Expr, LiteralValue, SelectExpr, operators};
 use cel::{Context, IdedExpr};
 
 use super::bits::{Tri, Verdict};
-use super::index::{Column, DirectoryIndex, Distinct, FxMap};
+use super::index::{Column, DirectoryIndex, Distinct};
 use super::interp::{self, Binding};
+use crate::FastMap;
 
 /// A test of one attribute against literals, decided per distinct value.
 #[derive(Debug, Clone, PartialEq)]
@@ -178,7 +179,7 @@ impl Node {
         Some(leaf(field, test))
     }
 
-    /// Adds the attributes the plan reads columns of to `out`.
+    /// Adds the attributes the query reads columns of to `out`.
     pub(crate) fn columns<'a>(&'a self, out: &mut Vec<&'a str>) {
         match self {
             Node::Const(_) | Node::Memo { reads: Reads::Whole, .. } => {}
@@ -199,7 +200,7 @@ impl Node {
         }
     }
 
-    /// Whether evaluating the plan runs the interpreter (and so needs a large stack).
+    /// Whether evaluating the query runs the interpreter (and so needs a large stack).
     pub(crate) fn interprets(&self) -> bool {
         match self {
             Node::Const(_) | Node::Leaf { .. } => false,
@@ -210,7 +211,7 @@ impl Node {
         }
     }
 
-    /// Evaluates the plan for every user of the index.
+    /// Evaluates the query for every user of the index.
     ///
     /// Runs the `cel` interpreter when [`Node::interprets`]: call it on a large stack then.
     pub(crate) fn eval(&self, index: &DirectoryIndex<'_>) -> Tri {
@@ -643,7 +644,7 @@ fn view_keys(col: &Column<'_>, view: &View) -> (Vec<u32>, usize) {
         View::Size => Vec::new(),
         View::Classes(loops) => loops.iter().map(|(var, body)| element_classes(col, var, body)).collect(),
     };
-    let mut keys: FxMap<Key, u32> = FxMap::default();
+    let mut keys: FastMap<Key, u32> = FastMap::default();
     let out = col
         .values
         .iter()
@@ -687,7 +688,7 @@ fn group_users(columns: &[(&[u32], Vec<u32>, usize)], len: usize) -> (Vec<u32>, 
     let mut groups: Vec<u32> = ids.iter().map(|&id| key_of(keys, id)).collect();
     let mut count = *count;
     for (ids, keys, _) in rest {
-        let mut pairs: FxMap<u64, u32> = FxMap::default();
+        let mut pairs: FastMap<u64, u32> = FastMap::default();
         for (g, &id) in groups.iter_mut().zip(ids.iter()) {
             let key = (u64::from(*g) << 32) | u64::from(key_of(keys, id));
             let next = pairs.len() as u32;
