@@ -21,7 +21,7 @@ use budgit_engine::r#gen::{Spec, generate};
 use budgit_engine::input::{read_directory, read_usage_files};
 use budgit_engine::resolve::resolve;
 use budgit_engine::standing::Status;
-use budgit_engine::usage::day_number;
+use budgit_engine::usage_table::day_number;
 use budgit_engine::validate::{ValidateOptions, validate_dir};
 
 use crate::measure;

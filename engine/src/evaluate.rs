@@ -1,7 +1,7 @@
 //! Evaluation: where every user and team stands against their limits this period.
 //!
 //! Given the policies, the directory, the resolved limits ([`crate::resolve`]) and
-//! usage ([`crate::usage`]), this computes per user the period's usage, what is
+//! usage ([`crate::usage_table`]), this computes per user the period's usage, what is
 //! left (bounded by the team pool), the status (`ok` / `warning` / `exceeded`),
 //! whether they are blocked, which product and model caps bind, the alert
 //! thresholds crossed and the day the limit will be reached at the recent burn
@@ -24,7 +24,7 @@ use crate::resolve::{Resolution, SourceKind};
 use crate::standing::{
     AlertLevels, BlockedBy, Forecast, Pool, Rules, Standing, Status, counted_days, floor0, percent_of,
 };
-use crate::usage::{Aggregate, AggregateSpec, RowsOutside, UsageTable, day_date, day_number};
+use crate::usage_table::{Aggregate, AggregateSpec, RowsOutside, UsageTable, day_date, day_number};
 use crate::{Credits, FastMap};
 
 /// Days of the burn-rate window used for forecasts.

@@ -36,7 +36,7 @@ use crate::workspace::claude::{
     ClaudeWorkspace, IncreaseDecision, IncreaseRequest, IncreaseWrite, SpendSummary,
 };
 use crate::workspace::http::{CreditRequest, HttpWorkspace};
-use crate::workspace::{Workspace, WorkspaceError};
+use crate::workspace::{Target, WorkspaceError};
 
 /// The `context.source` of credit requests made from vendor requests.
 pub const SOURCE: &str = "claude-enterprise";

@@ -5,7 +5,7 @@
 //! extension (and, for `.json`, its content). Bad rows never disappear silently:
 //! each becomes a diagnostic at `file:line`, and the caller decides whether they
 //! fail the run. Only an unreadable file is a failure ([`InputError`]). This
-//! module reads and checks; the compact in-memory usage is [`crate::usage`].
+//! module reads and checks; the compact in-memory usage is [`crate::usage_table`].
 
 mod csv;
 pub mod directory;
@@ -81,8 +81,8 @@ pub fn read_usage_files(
     tz: chrono_tz::Tz,
     threads: usize,
     mut progress: impl FnMut(&Path, u64),
-) -> Result<(crate::usage::UsageTable, Vec<crate::diag::Diagnostic>), InputError> {
-    let mut table = crate::usage::UsageTable::new(dir);
+) -> Result<(crate::usage_table::UsageTable, Vec<crate::diag::Diagnostic>), InputError> {
+    let mut table = crate::usage_table::UsageTable::new(dir);
     let mut findings = Vec::new();
     for path in paths {
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);

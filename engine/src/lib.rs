@@ -2,7 +2,7 @@
 //!
 //! The pipeline, one module per stage: [`load`] (YAML with spans → [`model`]) →
 //! [`validate`] (schema, semantics, CEL, guardrails) → resolve → evaluate → plan →
-//! reconcile. The engine does no network I/O except through the `Workspace` trait
+//! reconcile. The engine does no network I/O except through the `workspace::Target` trait
 //! and the usage pull's `pull::Fetch`, and never prints: findings are returned as
 //! [`diag::Report`] data.
 
@@ -31,7 +31,7 @@ pub mod review;
 pub mod select;
 pub mod stack;
 pub mod standing;
-pub mod usage;
+pub mod usage_table;
 pub mod validate;
 pub mod vendor;
 pub mod workspace;

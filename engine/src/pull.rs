@@ -402,7 +402,8 @@ pub fn pull(
                 return Err(bad("a bucket's times are out of range"));
             };
             let (day, _) = crate::input::usage::bucket_day(s, Some(e), opts.tz);
-            let date = crate::usage::day_date(day).ok_or_else(|| bad("a bucket's day is out of range"))?;
+            let date =
+                crate::usage_table::day_date(day).ok_or_else(|| bad("a bucket's day is out of range"))?;
             out.buckets += 1;
             through = through.max(end);
             for result in results {

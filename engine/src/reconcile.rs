@@ -36,7 +36,7 @@ pub use retry::{Backoff, Clock, SystemClock};
 use crate::load::git::GitError;
 use crate::model::Limit;
 use crate::resolve::ResolveError;
-use crate::workspace::{Batch, ItemStatus, LimitSet, RunSummary, Workspace, WorkspaceError};
+use crate::workspace::{Batch, ItemStatus, LimitSet, RunSummary, Target, WorkspaceError};
 
 /// Why a run stopped before or while applying.
 #[derive(Debug, thiserror::Error)]
@@ -188,7 +188,7 @@ impl Default for Options {
 /// Everything a run needs; built once, used for every run.
 pub struct Context<'a> {
     /// The workspace.
-    pub workspace: &'a dyn Workspace,
+    pub workspace: &'a dyn Target,
     /// The desired state's source.
     pub desired: &'a dyn DesiredState,
     /// Time.
@@ -308,7 +308,7 @@ pub fn reconcile(ctx: &Context<'_>) -> Result<Run, ReconcileError> {
 /// Most failure lines a summary carries; the full list is in the run report.
 const MAX_SUMMARY_FAILURES: usize = 50;
 
-/// The summary of a run's outcome, as [`Workspace::report_run`] sends it.
+/// The summary of a run's outcome, as [`Target::report_run`] sends it.
 pub fn summarize(outcome: &Result<Run, ReconcileError>, took: Duration) -> RunSummary {
     let duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
     match outcome {
@@ -417,7 +417,7 @@ fn run(ctx: &Context<'_>) -> Result<Run, ReconcileError> {
 /// A read, retried with backoff when the failure is transient.
 fn read<T>(
     ctx: &Context<'_>,
-    call: impl Fn(&dyn Workspace) -> Result<T, WorkspaceError>,
+    call: impl Fn(&dyn Target) -> Result<T, WorkspaceError>,
 ) -> Result<T, ReconcileError> {
     let mut attempt = 0;
     loop {
@@ -627,7 +627,7 @@ mod tests {
     struct Fixed(Desired);
 
     impl DesiredState for Fixed {
-        fn desired(&self, _: &dyn Workspace) -> Result<Desired, ReconcileError> {
+        fn desired(&self, _: &dyn Target) -> Result<Desired, ReconcileError> {
             Ok(self.0.clone())
         }
     }

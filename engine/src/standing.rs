@@ -28,7 +28,7 @@ use crate::Credits;
 use crate::load::PolicySet;
 use crate::model::{Enforcement, Workspace};
 use crate::resolve::{Resolution, Resolved};
-use crate::usage::{UsageTable, day_date, day_number};
+use crate::usage_table::{UsageTable, day_date, day_number};
 
 /// The warning level, in percent, when the workspace's alert levels are not known.
 pub const DEFAULT_WARNING_PERCENT: u32 = 80;
@@ -510,7 +510,7 @@ pub fn used_per_user_with_caps(
 /// not within the period.
 #[derive(Debug, Clone, Copy)]
 pub struct Forecast {
-    /// Today's day number ([`crate::usage::day_number`]).
+    /// Today's day number ([`crate::usage_table::day_number`]).
     pub today: i32,
     /// Days in the burn-rate window.
     pub window_days: i64,

@@ -1,4 +1,4 @@
-//! Usage in memory: compact rows and the fast aggregation over them.
+//! The usage table: usage in memory as compact rows, and the fast aggregation over them.
 //!
 //! A [`UsageTable`] holds usage rows in struct-of-arrays form — an interned user
 //! (the user's index in the directory, or an extra id for a user the directory

@@ -1,4 +1,6 @@
-//! The `Workspace` trait: the only way the engine talks to the system that holds applied limits.
+//! The [`Target`] trait: the only way the engine talks to the system that holds applied
+//! limits (the live workspace the reconciler reads and writes; not the policy document
+//! [`crate::model::Workspace`], which declares what should be there).
 //!
 //! It owns the data shapes the reconciler reads and writes (users, applied
 //! limits with provenance, pools, batches, leases) and the typed error that
@@ -189,7 +191,7 @@ pub struct Lease {
 
 /// A reconciler run in a few numbers, as the workspace's status page shows it.
 ///
-/// Sent by [`Workspace::report_run`] at the end of every run that was not a dry run,
+/// Sent by [`Target::report_run`] at the end of every run that was not a dry run,
 /// refusals and failures included, so an admin sees whether the approved state is live.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct RunSummary {
@@ -309,11 +311,12 @@ impl WorkspaceError {
     }
 }
 
-/// The system that holds applied limits: read users and limits, write batches, hold a lease.
+/// The system that holds applied limits, the reconciler's target: read users and limits,
+/// write batches, hold a lease.
 ///
 /// Blocking by design: the reconciler is a loop of a few calls per run, and a
 /// blocking client keeps the engine free of an async runtime.
-pub trait Workspace {
+pub trait Target {
     /// Every user the workspace knows (its directory), in email order.
     fn users(&self) -> Result<Vec<UserRecord>, WorkspaceError>;
 

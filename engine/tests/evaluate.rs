@@ -16,7 +16,7 @@ use budgit_engine::evaluate::{EvaluateOptions, evaluate};
 use budgit_engine::input::{UsageFormat, parse_directory, parse_usage};
 use budgit_engine::load::{PolicySet, Source, load_sources};
 use budgit_engine::resolve::resolve;
-use budgit_engine::usage::UsageTable;
+use budgit_engine::usage_table::UsageTable;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;

@@ -15,7 +15,7 @@ use budgit_engine::load::{PolicySet, Source, load_sources};
 use budgit_engine::plan::{PlanInput, RefLabel, Side, plan};
 use budgit_engine::resolve::resolve;
 use budgit_engine::standing::{CapUsage, used_per_user};
-use budgit_engine::usage::UsageTable;
+use budgit_engine::usage_table::UsageTable;
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 use serde_json::Value;

@@ -19,13 +19,13 @@ use budgit_engine::reconcile::{
     ReconcileError, Run, Schedule, Summary, controller, error_policy, outcome_name, reconcile,
 };
 use budgit_engine::workspace::memory::{Call, Fault, MemoryWorkspace};
-use budgit_engine::workspace::{AppliedSource, LimitSet, Workspace};
+use budgit_engine::workspace::{AppliedSource, LimitSet, Target};
 use chrono::{DateTime, Utc};
 
 struct Fixed(Mutex<Desired>);
 
 impl DesiredState for Fixed {
-    fn desired(&self, _: &dyn Workspace) -> Result<Desired, ReconcileError> {
+    fn desired(&self, _: &dyn Target) -> Result<Desired, ReconcileError> {
         Ok(self.0.lock().unwrap().clone())
     }
 }

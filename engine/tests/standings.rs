@@ -14,7 +14,7 @@ use budgit_engine::load::{PolicySet, Source, load_sources};
 use budgit_engine::plan::{PlanInput, RefLabel, Side, plan};
 use budgit_engine::resolve::resolve;
 use budgit_engine::standing::{CapNames, used_per_user_with_caps};
-use budgit_engine::usage::UsageTable;
+use budgit_engine::usage_table::UsageTable;
 use chrono::{DateTime, Utc};
 
 const WORKSPACE: &str = "apiVersion: budgit/v1

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use budgit_engine::directory::{Directory, User};
 use budgit_engine::input::{UsageFormat, parse_usage};
-use budgit_engine::usage::{UsageTable, day_date};
+use budgit_engine::usage_table::{UsageTable, day_date};
 use chrono::Datelike;
 use chrono_tz::Tz;
 use libfuzzer_sys::fuzz_target;

@@ -208,7 +208,7 @@ fn the_engine_client_reads_what_the_server_writes() {
     use budgit_engine::Credits;
     use budgit_engine::model::Limit;
     use budgit_engine::workspace::http::HttpWorkspace;
-    use budgit_engine::workspace::{AppliedSource, Batch, ItemStatus, LimitSet, PoolSet, Workspace};
+    use budgit_engine::workspace::{AppliedSource, Batch, ItemStatus, LimitSet, PoolSet, Target};
 
     let s = start();
     let ws = HttpWorkspace::new(

@@ -14,7 +14,7 @@ mod common;
 use std::time::Duration;
 
 use budgit_engine::workspace::http::HttpWorkspace;
-use budgit_engine::workspace::{RunSummary, Workspace};
+use budgit_engine::workspace::{RunSummary, Target};
 use common::http::send;
 use common::repo::{RepoServer, ada, blob_at, changed_paths, commit};
 use common::server::ADMIN;

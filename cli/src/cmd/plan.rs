@@ -12,7 +12,7 @@ use budgit_engine::plan::side::{self, SideError};
 use budgit_engine::plan::{Plan, render as plan_render};
 use budgit_engine::resolve::Resolution;
 use budgit_engine::standing::{CapNames, CapUsage, used_per_user_with_caps};
-use budgit_engine::usage::UsageTable;
+use budgit_engine::usage_table::UsageTable;
 use budgit_engine::validate::{ValidateOptions, Validated};
 
 use super::flags::{PolicyArgs, UsageArgs, report_input_findings};

@@ -21,7 +21,7 @@ use budgit_engine::reconcile::{
     Context, DesiredState, Direction, Drift, Ended, GitDesired, Guard, ItemReport, Options, ReconcileError,
     Run, Schedule, SystemClock, controller, outcome_name,
 };
-use budgit_engine::workspace::Workspace;
+use budgit_engine::workspace;
 use budgit_engine::workspace::claude::{
     ClaudeDesired, ClaudeWorkspace, KEY_ENV as CLAUDE_KEY_ENV, VendorCall,
 };
@@ -261,7 +261,7 @@ fn git_desired(args: &Args) -> GitDesired {
 /// target; `after` reports each run and answers the status of what it did besides.
 fn drive(
     args: &Args,
-    workspace: &dyn Workspace,
+    workspace: &dyn workspace::Target,
     desired: &dyn DesiredState,
     options: Options,
     shutdown: &Arc<AtomicBool>,
@@ -480,7 +480,7 @@ fn sync_people_from(
     let (file, _) = budgit_engine::input::read_directory(path, &std::collections::BTreeMap::new())
         .with_context(|| format!("cannot read `{}`", path.display()))?;
     let kept: std::collections::HashSet<&str> = file.users.iter().map(|u| u.email.as_str()).collect();
-    let gone: Vec<String> = budgit_engine::workspace::Workspace::users(workspace)
+    let gone: Vec<String> = workspace::Target::users(workspace)
         .context("cannot list the workspace's people")?
         .into_iter()
         .map(|u| u.email)

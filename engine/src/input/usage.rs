@@ -22,7 +22,7 @@ use super::{InputError, at, csv, extension, file_name, read_bytes, show};
 use crate::Credits;
 use crate::credits::{CreditsError, MAX_USAGE_AMOUNT, UsageAmountError};
 use crate::diag::{Code, Diagnostic};
-use crate::usage::{Shard, UsageTable, day_number};
+use crate::usage_table::{Shard, UsageTable, day_number};
 
 /// The shape of a usage file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1067,7 +1067,7 @@ fn parse_costs(ctx: &mut Ctx, bytes: &[u8], table: &mut UsageTable) -> Result<()
                         continue;
                     }
                 };
-                let date = crate::usage::day_date(day).map(|d| d.to_string()).unwrap_or_default();
+                let date = crate::usage_table::day_date(day).map(|d| d.to_string()).unwrap_or_default();
                 let product_known = product.is_some();
                 let product = product.unwrap_or(Cow::Borrowed(&b""[..]));
                 match add_row(table, ctx, (line, 1), date.as_bytes(), &user, &product, &model, credits.as_bytes()) {
@@ -1426,7 +1426,7 @@ mod tests {
         let day = |start: &str, end: Option<&str>, tz: &str| {
             let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
             let (d, spans) = bucket_day(t(start), end.map(t), tz.parse().unwrap());
-            (crate::usage::day_date(d).unwrap().to_string(), spans)
+            (crate::usage_table::day_date(d).unwrap().to_string(), spans)
         };
         let utc_day = ("2026-11-01T00:00:00Z", Some("2026-11-02T00:00:00Z"));
         assert_eq!(day(utc_day.0, utc_day.1, "UTC"), ("2026-11-01".into(), false));

@@ -103,7 +103,7 @@ pub(super) fn pull(
                 }
                 let (day, _) = crate::input::usage::bucket_day(s, Some(e), opts.tz);
                 let date =
-                    crate::usage::day_date(day).ok_or_else(|| bad("a bucket's day is out of range"))?;
+                    crate::usage_table::day_date(day).ok_or_else(|| bad("a bucket's day is out of range"))?;
                 if !exact {
                     inexact.0 += 1;
                     inexact.1.get_or_insert_with(|| {

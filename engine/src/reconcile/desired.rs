@@ -20,12 +20,12 @@ use crate::load::PolicySet;
 use crate::load::git::GitRepo;
 use crate::resolve::resolve;
 use crate::validate::{ValidateOptions, validate_sources};
-use crate::workspace::{AppliedSource, LimitSet, Settings, UserRecord, Workspace};
+use crate::workspace::{AppliedSource, LimitSet, Settings, Target, UserRecord};
 
 /// Where the desired state comes from.
 pub trait DesiredState {
     /// The desired state now; `workspace` gives the users when no directory file is set.
-    fn desired(&self, workspace: &dyn Workspace) -> Result<Desired, ReconcileError>;
+    fn desired(&self, workspace: &dyn Target) -> Result<Desired, ReconcileError>;
 }
 
 /// The policies in a git repository at an approved ref.
@@ -47,7 +47,7 @@ pub struct GitDesired {
 }
 
 impl DesiredState for GitDesired {
-    fn desired(&self, workspace: &dyn Workspace) -> Result<Desired, ReconcileError> {
+    fn desired(&self, workspace: &dyn Target) -> Result<Desired, ReconcileError> {
         let now = self.now.unwrap_or_else(Utc::now);
         let git = GitRepo::discover(&self.policies).or_else(|_| GitRepo::discover(Path::new(".")))?;
         let dir = git.repo_path(&self.policies)?;

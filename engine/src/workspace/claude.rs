@@ -1,4 +1,4 @@
-//! Claude Enterprise as a [`Workspace`]: per-member spend limits over the Anthropic Admin API.
+//! Claude Enterprise as a [`Target`]: per-member spend limits over the Anthropic Admin API.
 //!
 //! Reads members (`GET /v1/organizations/users`) and the effective report
 //! (`GET /v1/organizations/spend_limits/effective`, every page), writes
@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 use super::git_refs::{self, lock, now_rfc3339, protocol};
 use super::http::{self, decode, encode, read};
 use super::{
-    AppliedLimit, AppliedSource, Batch, BatchResult, ItemStatus, LastApplied, Lease, UserRecord, Workspace,
+    AppliedLimit, AppliedSource, Batch, BatchResult, ItemStatus, LastApplied, Lease, Target, UserRecord,
     WorkspaceError,
 };
 use crate::Credits;
@@ -86,7 +86,7 @@ pub struct Membership {
 
 /// The target as the policies at the approved ref declare it.
 #[derive(Debug, Clone)]
-struct Target {
+struct Declared {
     money: Money,
     period: &'static str,
 }
@@ -109,7 +109,7 @@ struct Cache {
     members_read: bool,
     /// Email → the member's own limit (source `user`) for the target's period.
     live: BTreeMap<String, LiveRow>,
-    target: Option<Target>,
+    target: Option<Declared>,
     /// The people the policies resolved, members only.
     wanted: BTreeSet<String>,
     /// What the policies want for each of them, so a limit budgit never wrote that
@@ -862,7 +862,7 @@ impl ClaudeWorkspace {
         let period = claude_period(ws.doc.period).ok_or_else(|| {
             refuse(format!("`{CLAUDE_ENTERPRISE}` has no quarterly limits [vendor/unsupported-period]"))
         })?;
-        lock(&self.cache).target = Some(Target { money, period });
+        lock(&self.cache).target = Some(Declared { money, period });
         self.load_members()?;
         self.load_live()?;
         Ok(commit)
@@ -900,7 +900,7 @@ fn set_body(minor: u64, member: &str, period: &str) -> Value {
     json!({ "amount": minor.to_string(), "scope": { "type": "user", "user_id": member }, "period": period })
 }
 
-impl Workspace for ClaudeWorkspace {
+impl Target for ClaudeWorkspace {
     fn users(&self) -> Result<Vec<UserRecord>, WorkspaceError> {
         self.load_members()?;
         let cache = lock(&self.cache);
@@ -1178,7 +1178,7 @@ pub struct ClaudeDesired<'a> {
 }
 
 impl DesiredState for ClaudeDesired<'_> {
-    fn desired(&self, workspace: &dyn Workspace) -> Result<Desired, ReconcileError> {
+    fn desired(&self, workspace: &dyn Target) -> Result<Desired, ReconcileError> {
         let mut desired = self.git.desired(workspace)?;
         let refuse = |first: String| ReconcileError::InvalidPolicy {
             commit: desired.commit.clone(),
@@ -1219,7 +1219,7 @@ impl DesiredState for ClaudeDesired<'_> {
                 .collect(),
             unmanaged_left: Vec::new(),
         };
-        cache.target = Some(Target { money, period });
+        cache.target = Some(Declared { money, period });
         Ok(desired)
     }
 }

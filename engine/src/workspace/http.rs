@@ -1,4 +1,4 @@
-//! The workspace API client: the [`Workspace`] trait over HTTP, as `budgit serve` speaks it.
+//! The workspace API client: the [`Target`] trait over HTTP, as `budgit serve` speaks it.
 //!
 //! Blocking (ureq), JSON bodies, a bearer token taken from `BUDGIT_TOKEN`.
 //! The token is held privately, never formatted (the `Debug` impl hides it) and
@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::wire::{LimitRow, PoolRow, SetLimits, SetLimitsAnswer};
 use super::{
-    AppliedLimit, Batch, BatchResult, LastApplied, Lease, RunSummary, UserRecord, Workspace, WorkspaceError,
+    AppliedLimit, Batch, BatchResult, LastApplied, Lease, RunSummary, Target, UserRecord, WorkspaceError,
 };
 use crate::Credits;
 use crate::model::Limit;
@@ -444,7 +444,7 @@ struct LeaseAnswer {
     expires_at: Option<String>,
 }
 
-impl Workspace for HttpWorkspace {
+impl Target for HttpWorkspace {
     fn users(&self) -> Result<Vec<UserRecord>, WorkspaceError> {
         self.pages("/v1/users", PAGE)
     }

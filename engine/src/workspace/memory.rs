@@ -11,8 +11,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::{
-    AppliedLimit, Batch, BatchResult, ItemStatus, LastApplied, Lease, RunSummary, Settings, UserRecord,
-    Workspace, WorkspaceError,
+    AppliedLimit, Batch, BatchResult, ItemStatus, LastApplied, Lease, RunSummary, Settings, Target,
+    UserRecord, WorkspaceError,
 };
 use crate::Credits;
 use crate::model::Limit;
@@ -20,13 +20,13 @@ use crate::model::Limit;
 /// The kinds of call a fault can be scripted for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Call {
-    /// [`Workspace::users`].
+    /// [`Target::users`].
     Users,
-    /// [`Workspace::limits`].
+    /// [`Target::limits`].
     Limits,
-    /// [`Workspace::apply`].
+    /// [`Target::apply`].
     Apply,
-    /// [`Workspace::acquire_lease`] (acquire and renew).
+    /// [`Target::acquire_lease`] (acquire and renew).
     Lease,
 }
 
@@ -175,7 +175,7 @@ impl MemoryWorkspace {
         self.lock().runs.clone()
     }
 
-    /// Makes every [`Workspace::report_run`] fail with a 500 (reporting must never fail a run).
+    /// Makes every [`Target::report_run`] fail with a 500 (reporting must never fail a run).
     pub fn fail_reports(&self) {
         self.lock().fail_reports = true;
     }
@@ -211,7 +211,7 @@ fn fault_error(fault: &Fault) -> Option<WorkspaceError> {
     })
 }
 
-impl Workspace for MemoryWorkspace {
+impl Target for MemoryWorkspace {
     fn users(&self) -> Result<Vec<UserRecord>, WorkspaceError> {
         if let Some(f) = self.enter(Call::Users) {
             return Err(fault_error(&f).unwrap_or(WorkspaceError::Timeout));

@@ -1,4 +1,4 @@
-//! An OpenAI organisation as a [`Workspace`]: spend limits and spend alerts over the OpenAI Admin API.
+//! An OpenAI organisation as a [`Target`]: spend limits and spend alerts over the OpenAI Admin API.
 //!
 //! OpenAI limits what an organisation and each of its projects spend in a
 //! month, and emails spend alerts at amounts; it has nothing per person. So
@@ -46,8 +46,8 @@ use super::claude::VendorCall;
 use super::git_refs::{self, INTENT, LAPSED, lock, now_rfc3339, protocol};
 use super::http::{self, decode, encode, read};
 use super::{
-    AppliedLimit, AppliedSource, Batch, BatchResult, ItemStatus, LastApplied, Lease, LimitSet, UserRecord,
-    Workspace, WorkspaceError,
+    AppliedLimit, AppliedSource, Batch, BatchResult, ItemStatus, LastApplied, Lease, LimitSet, Target,
+    UserRecord, WorkspaceError,
 };
 use crate::Credits;
 use crate::diag::Code;
@@ -89,7 +89,7 @@ fn scope_path(item: &str) -> Option<String> {
 
 /// The target as the policies at the approved ref declare it.
 #[derive(Debug, Clone)]
-struct Target {
+struct Declared {
     money: Money,
     recipients: Vec<String>,
 }
@@ -112,7 +112,7 @@ struct Scope {
 
 #[derive(Debug, Default)]
 struct Cache {
-    target: Option<Target>,
+    target: Option<Declared>,
     /// Items the policies want, with their limits (set by the desired state), so a
     /// scope budgit never wrote that already holds the wanted value reads as applied.
     wanted: BTreeMap<String, LimitSet>,
@@ -546,7 +546,7 @@ fn money_body(cents: u64) -> Value {
     json!({ "currency": OPENAI_CURRENCY, "interval": "month", "threshold_amount": cents })
 }
 
-fn cents(target: &Target, credits: Credits, what: &str) -> Result<u64, WorkspaceError> {
+fn cents(target: &Declared, credits: Credits, what: &str) -> Result<u64, WorkspaceError> {
     target.money.to_minor(credits).map_err(|e| WorkspaceError::Rejected {
         status: 400,
         code: Code::VendorNotRepresentable.as_str().into(),
@@ -571,7 +571,7 @@ fn delete_alert(base: &str, a: &LiveAlert) -> Op {
 /// amount are adopted as that level (one alert per level), as its spend limit is:
 /// the policies say what is already there (`budgit import` writes such policies),
 /// so the first run has nothing to write, and the next write records them as budgit's.
-fn adopt_alerts(scope: &Scope, want: &Limit, target: &Target, alert_keys: &mut BTreeMap<String, String>) {
+fn adopt_alerts(scope: &Scope, want: &Limit, target: &Declared, alert_keys: &mut BTreeMap<String, String>) {
     let mut free: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
     for (key, credits) in &want.products {
         if let Ok(cents) = cents(target, *credits, key) {
@@ -595,7 +595,7 @@ fn set_ops(
     want: &Limit,
     live: &Scope,
     alert_keys: &BTreeMap<String, String>,
-    target: &Target,
+    target: &Declared,
 ) -> Result<Vec<Op>, WorkspaceError> {
     let base = scope_path(item).ok_or_else(|| protocol(format!("`{item}` is not an OpenAI scope")))?;
     let mut ops = Vec::new();
@@ -679,7 +679,7 @@ fn remove_ops(
     Ok(ops)
 }
 
-impl Workspace for OpenAiWorkspace {
+impl Target for OpenAiWorkspace {
     fn users(&self) -> Result<Vec<UserRecord>, WorkspaceError> {
         #[derive(Deserialize)]
         struct User {
@@ -993,7 +993,7 @@ pub struct OpenAiDesired<'a> {
 }
 
 impl DesiredState for OpenAiDesired<'_> {
-    fn desired(&self, workspace: &dyn Workspace) -> Result<Desired, ReconcileError> {
+    fn desired(&self, workspace: &dyn Target) -> Result<Desired, ReconcileError> {
         let people = self.git.desired(workspace)?;
         let commit = people.commit.clone();
         let refuse =
@@ -1010,7 +1010,7 @@ impl DesiredState for OpenAiDesired<'_> {
             )));
         };
         let money = Money::new(declared).map_err(|e| refuse(format!("{e} [vendor/bad-money]")))?;
-        let target = Target { money, recipients: settings.alert_recipients.clone() };
+        let target = Declared { money, recipients: settings.alert_recipients.clone() };
         let scope_limit = |credits: Credits, what: &str| -> Result<Limit, ReconcileError> {
             target
                 .money
@@ -1085,10 +1085,10 @@ impl DesiredState for OpenAiDesired<'_> {
 mod tests {
     use super::*;
 
-    fn target() -> Target {
+    fn target() -> Declared {
         let declared =
             crate::model::VendorMoney { currency: "usd".into(), credit: "0.01".into(), reconcile: None };
-        Target { money: Money::new(&declared).unwrap(), recipients: vec!["f@x.com".into()] }
+        Declared { money: Money::new(&declared).unwrap(), recipients: vec!["f@x.com".into()] }
     }
 
     fn limit(credits: i64, alerts: &[(&str, i64)]) -> Limit {

@@ -523,7 +523,7 @@ mod tests {
         use budgit_engine::load::{Source, load_sources};
         use budgit_engine::resolve::resolve;
         use budgit_engine::standing::counted_days;
-        use budgit_engine::usage::{UsageTable, day_date};
+        use budgit_engine::usage_table::{UsageTable, day_date};
         use chrono::TimeZone;
         use std::collections::BTreeMap;
 
