@@ -15,7 +15,10 @@ mod git_refs;
 pub mod http;
 pub mod memory;
 pub mod openai;
+pub mod vendor_client;
 pub mod wire;
+
+pub use vendor_client::VendorClient;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -21,12 +21,12 @@ use budgit_engine::reconcile::{
     Context, DesiredState, Direction, Drift, Ended, GitDesired, Guard, ItemReport, Options, ReconcileError,
     Run, Schedule, SystemClock, controller, outcome_name,
 };
-use budgit_engine::workspace;
 use budgit_engine::workspace::claude::{
     ClaudeDesired, ClaudeWorkspace, KEY_ENV as CLAUDE_KEY_ENV, VendorCall,
 };
 use budgit_engine::workspace::http::{HttpWorkspace, TOKEN_ENV};
 use budgit_engine::workspace::openai::{KEY_ENV as OPENAI_KEY_ENV, OpenAiDesired, OpenAiWorkspace};
+use budgit_engine::workspace::{self, VendorClient};
 use chrono::Utc;
 use serde_json::json;
 
@@ -316,11 +316,8 @@ fn drive(
 
 /// `--target claude-enterprise`: the same reconciler over the Anthropic Admin API.
 fn claude(args: &Args, options: Options, shutdown: &Arc<AtomicBool>) -> anyhow::Result<Status> {
-    let repo = audit_repo(args);
-    let workspace =
-        ClaudeWorkspace::from_env(&args.workspace, &repo, args.timeout, args.max_rps, args.dry_run)
-            .with_context(|| format!("set `{CLAUDE_KEY_ENV}` to an Admin API key of the organisation"))?
-            .with_concurrency(usize::from(args.concurrency));
+    let client = vendor_client(CLAUDE_KEY_ENV, args)?;
+    let workspace = ClaudeWorkspace::new(client).with_concurrency(usize::from(args.concurrency));
     let desired = ClaudeDesired { git: git_desired(args), workspace: &workspace };
     let mut show = |outcome: &Result<Run, ReconcileError>| -> anyhow::Result<Status> {
         let calls = dry_run_calls(outcome, |items| workspace.planned_calls(items));
@@ -369,10 +366,7 @@ fn claude(args: &Args, options: Options, shutdown: &Arc<AtomicBool>) -> anyhow::
 /// `--target openai`: the same reconciler over the OpenAI Admin API, one item per
 /// scope (the organisation, each project).
 fn openai(args: &Args, options: Options, shutdown: &Arc<AtomicBool>) -> anyhow::Result<Status> {
-    let repo = audit_repo(args);
-    let workspace =
-        OpenAiWorkspace::from_env(&args.workspace, &repo, args.timeout, args.max_rps, args.dry_run)
-            .with_context(|| format!("set `{OPENAI_KEY_ENV}` to an Admin API key of the organisation"))?;
+    let workspace = OpenAiWorkspace::new(vendor_client(OPENAI_KEY_ENV, args)?);
     let desired = OpenAiDesired { git: git_desired(args), workspace: &workspace };
     let mut show = |outcome: &Result<Run, ReconcileError>| -> anyhow::Result<Status> {
         let calls = dry_run_calls(outcome, |items| workspace.planned_calls(items));
@@ -409,6 +403,20 @@ fn openai(args: &Args, options: Options, shutdown: &Arc<AtomicBool>) -> anyhow::
 /// holds the policies.
 fn audit_repo(args: &Args) -> PathBuf {
     if args.policy.policies.exists() { args.policy.policies.clone() } else { PathBuf::from(".") }
+}
+
+/// The vendor Admin API client of a `--target` whose key is in `key_env`, keeping its
+/// audit in the policy repository.
+fn vendor_client(key_env: &str, args: &Args) -> anyhow::Result<VendorClient> {
+    VendorClient::from_env(
+        key_env,
+        &args.workspace,
+        &audit_repo(args),
+        args.timeout,
+        args.max_rps,
+        args.dry_run,
+    )
+    .with_context(|| format!("set `{key_env}` to an Admin API key of the organisation"))
 }
 
 /// The vendor calls a dry run would have made; a run that wrote makes them itself.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use budgit_engine::Credits;
 use budgit_engine::increase::{self, SyncOptions, SyncReport};
+use budgit_engine::workspace::VendorClient;
 use budgit_engine::workspace::claude::{ClaudeWorkspace, KEY_ENV as CLAUDE_KEY_ENV};
 use budgit_engine::workspace::http::{HttpWorkspace, TOKEN_ENV};
 
@@ -140,8 +141,10 @@ fn sync(args: SyncArgs) -> anyhow::Result<Status> {
     let SourceArg::ClaudeEnterprise = args.source;
     // The audit lives as refs in the repository that holds the policies.
     let repo = if args.policies.exists() { args.policies.clone() } else { PathBuf::from(".") };
-    let vendor = ClaudeWorkspace::from_env(&args.vendor, &repo, args.timeout, None, args.dry_run)
-        .with_context(|| format!("set `{CLAUDE_KEY_ENV}` to an Admin API key of the organisation"))?;
+    let client =
+        VendorClient::from_env(CLAUDE_KEY_ENV, &args.vendor, &repo, args.timeout, None, args.dry_run)
+            .with_context(|| format!("set `{CLAUDE_KEY_ENV}` to an Admin API key of the organisation"))?;
+    let vendor = ClaudeWorkspace::new(client);
     let budgit = HttpWorkspace::from_env(&args.workspace, args.timeout)
         .with_context(|| format!("set `{TOKEN_ENV}` to the workspace's admin token"))?;
     let options = SyncOptions {

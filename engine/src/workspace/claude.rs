@@ -33,6 +33,7 @@ use serde_json::{Value, json};
 
 use super::git_refs::{self, lock, now_rfc3339, protocol};
 use super::http::{self, decode, encode, read};
+use super::vendor_client::VendorClient;
 use super::{
     AppliedLimit, AppliedSource, Batch, BatchResult, ItemStatus, LastApplied, Lease, Target, UserRecord,
     WorkspaceError,
@@ -162,15 +163,8 @@ struct Entry {
 
 /// A client of the Claude Enterprise Admin API, with its audit and lease in a git repository.
 pub struct ClaudeWorkspace {
-    base: String,
-    key: String,
-    agent: ureq::Agent,
-    repo: Mutex<git2::Repository>,
+    client: VendorClient,
     cache: Mutex<Cache>,
-    /// Spaces every call by `--max-rps` and holds them all on a rate limit.
-    pacer: http::Pacer,
-    /// A dry run writes nothing, the audit included.
-    dry_run: bool,
     /// Limit writes of a batch made at once (`--concurrency`), under the one pacer.
     concurrency: usize,
     /// The audit as last read, with the tip it was read at (see [`ClaudeWorkspace::audit`]).
@@ -179,48 +173,15 @@ pub struct ClaudeWorkspace {
 
 impl std::fmt::Debug for ClaudeWorkspace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClaudeWorkspace").field("base", &self.base).field("key", &"<hidden>").finish()
+        f.debug_struct("ClaudeWorkspace").field("client", &self.client).finish()
     }
 }
 
 impl ClaudeWorkspace {
-    /// A client of the API at `base`, keeping its audit and lease in the repository holding `repo`.
-    pub fn new(
-        base: &str,
-        key: String,
-        repo: &Path,
-        timeout: Duration,
-        max_rps: Option<f64>,
-        dry_run: bool,
-    ) -> Result<ClaudeWorkspace, WorkspaceError> {
-        let repo = git_refs::open_repo(repo)?;
-        Ok(ClaudeWorkspace {
-            base: base.trim_end_matches('/').to_string(),
-            key,
-            agent: http::agent(timeout),
-            repo: Mutex::new(repo),
-            cache: Mutex::default(),
-            pacer: http::Pacer::new(max_rps),
-            dry_run,
-            concurrency: 1,
-            audit_read: Mutex::new(None),
-        })
-    }
-
-    /// A client whose key comes from [`KEY_ENV`].
-    pub fn from_env(
-        base: &str,
-        repo: &Path,
-        timeout: Duration,
-        max_rps: Option<f64>,
-        dry_run: bool,
-    ) -> Result<ClaudeWorkspace, WorkspaceError> {
-        match std::env::var(KEY_ENV) {
-            Ok(key) if !key.trim().is_empty() => {
-                ClaudeWorkspace::new(base, key.trim().to_string(), repo, timeout, max_rps, dry_run)
-            }
-            _ => Err(protocol(format!("no Admin API key: set `{KEY_ENV}`"))),
-        }
+    /// Claude Enterprise through `client`, whose key is an Anthropic Admin API key
+    /// (`VendorClient::from_env(KEY_ENV, …)` reads it from [`KEY_ENV`]).
+    pub fn new(client: VendorClient) -> ClaudeWorkspace {
+        ClaudeWorkspace { client, cache: Mutex::default(), concurrency: 1, audit_read: Mutex::new(None) }
     }
 
     /// Makes up to `n` limit writes at once (at least 1, at most
@@ -233,7 +194,7 @@ impl ClaudeWorkspace {
 
     /// Vendor calls made so far.
     pub fn calls(&self) -> u64 {
-        self.pacer.calls()
+        self.client.calls()
     }
 
     /// Who is in the directory but not the organisation, and the reverse, as of the last run.
@@ -275,12 +236,11 @@ impl ClaudeWorkspace {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        self.client.url(path)
     }
 
-    /// Spaces calls by `--max-rps`; the wall clock is the point here.
     fn pace(&self) {
-        self.pacer.pace();
+        self.client.pace();
     }
 
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, WorkspaceError> {
@@ -297,11 +257,12 @@ impl ClaudeWorkspace {
     /// (on every connection) for the vendor's `Retry-After`.
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<String, WorkspaceError> {
         let url = self.url(path);
-        let key = format!("Bearer {}", self.key);
+        let key = self.client.bearer();
         let answer = match (method, body) {
             ("POST", Some(body)) => {
                 let bytes = serde_json::to_vec(body).map_err(protocol)?;
-                self.agent
+                self.client
+                    .agent
                     .post(&url)
                     .header("authorization", &key)
                     .header("anthropic-version", API_VERSION)
@@ -309,12 +270,14 @@ impl ClaudeWorkspace {
                     .send(&bytes[..])
             }
             ("DELETE", _) => self
+                .client
                 .agent
                 .delete(&url)
                 .header("authorization", &key)
                 .header("anthropic-version", API_VERSION)
                 .call(),
             _ => self
+                .client
                 .agent
                 .get(&url)
                 .header("authorization", &key)
@@ -323,7 +286,7 @@ impl ClaudeWorkspace {
         };
         let answer = read(answer);
         if let Err(WorkspaceError::RateLimited { retry_after: Some(wait) }) = &answer {
-            self.pacer.hold(*wait);
+            self.client.pacer.hold(*wait);
         }
         answer
     }
@@ -362,7 +325,7 @@ impl ClaudeWorkspace {
                 }
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some((_, minor, id)) = writes.get(i) else { return };
-                if !self.pacer.pace_unless(Some(&stop)) {
+                if !self.client.pacer.pace_unless(Some(&stop)) {
                     return;
                 }
                 let answer = self.write_one(*minor, id, period);
@@ -502,7 +465,7 @@ impl ClaudeWorkspace {
     /// 100,000 members each read parses 200,000 lines. Another writer (a sync, or this
     /// run's own appends) moves the tip, and the next read reads it again.
     fn audit(&self) -> Result<Arc<Vec<Entry>>, WorkspaceError> {
-        let repo = lock(&self.repo);
+        let repo = lock(&self.client.repo);
         let tip = repo.find_reference(AUDIT_REF).ok().and_then(|r| r.target());
         let mut read = lock(&self.audit_read);
         if let (Some(tip), Some((at, entries))) = (tip, read.as_ref())
@@ -517,7 +480,7 @@ impl ClaudeWorkspace {
 
     /// Appends entries to the audit, as one commit on [`AUDIT_REF`].
     fn append(&self, entries: &[Entry]) -> Result<(), WorkspaceError> {
-        if entries.is_empty() || self.dry_run {
+        if entries.is_empty() || self.client.dry_run {
             return Ok(());
         }
         let message = format!(
@@ -526,7 +489,7 @@ impl ClaudeWorkspace {
             if entries.len() == 1 { "entry" } else { "entries" },
             entries[0].commit
         );
-        git_refs::append_audit(&lock(&self.repo), AUDIT_REF, entries, &message)
+        git_refs::append_audit(&lock(&self.client.repo), AUDIT_REF, entries, &message)
     }
 
     /// The last set per user (removed users absent), and intents no outcome followed;
@@ -786,7 +749,7 @@ impl ClaudeWorkspace {
             decision: Some(decision.into()),
             reason: write.reason.clone(),
         };
-        if self.dry_run {
+        if self.client.dry_run {
             return Ok(write.request.clone());
         }
         self.append(std::slice::from_ref(&intent))?;
@@ -888,7 +851,7 @@ impl ClaudeWorkspace {
 
     /// Whether the tree at `rev` of the audit's repository holds `path` (repository-relative).
     pub fn has_file_at(&self, rev: &str, path: &str) -> Result<bool, WorkspaceError> {
-        let repo = lock(&self.repo);
+        let repo = lock(&self.client.repo);
         let fail = |e: git2::Error| protocol(format!("cannot read `{rev}`: {}", e.message()));
         let commit = repo.revparse_single(rev).and_then(|o| o.peel_to_commit()).map_err(fail)?;
         let tree = commit.tree().map_err(fail)?;
@@ -1156,11 +1119,11 @@ impl Target for ClaudeWorkspace {
     }
 
     fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<Lease, WorkspaceError> {
-        git_refs::acquire_lease(&lock(&self.repo), LEASE_REF_PREFIX, name, holder, ttl)
+        git_refs::acquire_lease(&lock(&self.client.repo), LEASE_REF_PREFIX, name, holder, ttl)
     }
 
     fn release_lease(&self, name: &str, holder: &str) -> Result<(), WorkspaceError> {
-        git_refs::release_lease(&lock(&self.repo), LEASE_REF_PREFIX, name, holder)
+        git_refs::release_lease(&lock(&self.client.repo), LEASE_REF_PREFIX, name, holder)
     }
 }
 

@@ -44,7 +44,8 @@ use serde_json::{Value, json};
 
 use super::claude::VendorCall;
 use super::git_refs::{self, INTENT, LAPSED, lock, now_rfc3339, protocol};
-use super::http::{self, decode, encode, read};
+use super::http::{decode, encode, read};
+use super::vendor_client::VendorClient;
 use super::{
     AppliedLimit, AppliedSource, Batch, BatchResult, ItemStatus, LastApplied, Lease, LimitSet, Target,
     UserRecord, WorkspaceError,
@@ -193,20 +194,13 @@ const REMOVE: &str = "scope.remove";
 
 /// A client of the OpenAI Admin API, with its audit and lease in a git repository.
 pub struct OpenAiWorkspace {
-    base: String,
-    key: String,
-    agent: ureq::Agent,
-    repo: Mutex<git2::Repository>,
+    client: VendorClient,
     cache: Mutex<Cache>,
-    /// Spaces every call by `--max-rps` and holds them all on a rate limit.
-    pacer: http::Pacer,
-    /// A dry run writes nothing, the audit included.
-    dry_run: bool,
 }
 
 impl std::fmt::Debug for OpenAiWorkspace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenAiWorkspace").field("base", &self.base).field("key", &"<hidden>").finish()
+        f.debug_struct("OpenAiWorkspace").field("client", &self.client).finish()
     }
 }
 
@@ -215,47 +209,16 @@ fn no_target() -> WorkspaceError {
 }
 
 impl OpenAiWorkspace {
-    /// A client of the API at `base` (`https://api.openai.com/v1`), keeping its audit and
-    /// lease in the repository holding `repo`.
-    pub fn new(
-        base: &str,
-        key: String,
-        repo: &Path,
-        timeout: Duration,
-        max_rps: Option<f64>,
-        dry_run: bool,
-    ) -> Result<OpenAiWorkspace, WorkspaceError> {
-        let repo = git_refs::open_repo(repo)?;
-        Ok(OpenAiWorkspace {
-            base: base.trim_end_matches('/').to_string(),
-            key,
-            agent: http::agent(timeout),
-            repo: Mutex::new(repo),
-            cache: Mutex::default(),
-            pacer: http::Pacer::new(max_rps),
-            dry_run,
-        })
-    }
-
-    /// A client whose key comes from [`KEY_ENV`].
-    pub fn from_env(
-        base: &str,
-        repo: &Path,
-        timeout: Duration,
-        max_rps: Option<f64>,
-        dry_run: bool,
-    ) -> Result<OpenAiWorkspace, WorkspaceError> {
-        match std::env::var(KEY_ENV) {
-            Ok(key) if !key.trim().is_empty() => {
-                OpenAiWorkspace::new(base, key.trim().to_string(), repo, timeout, max_rps, dry_run)
-            }
-            _ => Err(protocol(format!("no Admin API key: set `{KEY_ENV}`"))),
-        }
+    /// An OpenAI organisation through `client`, whose base is the API's
+    /// (`https://api.openai.com/v1`) and whose key is an Admin API key
+    /// (`VendorClient::from_env(KEY_ENV, …)` reads it from [`KEY_ENV`]).
+    pub fn new(client: VendorClient) -> OpenAiWorkspace {
+        OpenAiWorkspace { client, cache: Mutex::default() }
     }
 
     /// Vendor calls made so far.
     pub fn calls(&self) -> u64 {
-        self.pacer.calls()
+        self.client.calls()
     }
 
     /// The exact calls the planned changes need (a dry run's `not_attempted`).
@@ -275,35 +238,35 @@ impl OpenAiWorkspace {
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        self.client.url(path)
     }
 
-    /// Spaces calls by `--max-rps`; the wall clock is the point here.
     fn pace(&self) {
-        self.pacer.pace();
+        self.client.pace();
     }
 
     fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, WorkspaceError> {
         self.pace();
         let answer =
-            self.agent.get(&self.url(path)).header("authorization", &format!("Bearer {}", self.key)).call();
+            self.client.agent.get(&self.url(path)).header("authorization", &self.client.bearer()).call();
         decode(&read(answer)?)
     }
 
     fn send(&self, call: &VendorCall) -> Result<Value, WorkspaceError> {
         self.pace();
-        let bearer = format!("Bearer {}", self.key);
+        let bearer = self.client.bearer();
         let url = self.url(&call.path);
         let answer = match &call.body {
             Some(body) => {
                 let bytes = serde_json::to_vec(body).map_err(protocol)?;
-                self.agent
+                self.client
+                    .agent
                     .post(&url)
                     .header("authorization", &bearer)
                     .header("content-type", "application/json")
                     .send(&bytes[..])
             }
-            None => self.agent.delete(&url).header("authorization", &bearer).call(),
+            None => self.client.agent.delete(&url).header("authorization", &bearer).call(),
         };
         decode(&read(answer)?)
     }
@@ -399,17 +362,17 @@ impl OpenAiWorkspace {
 
     /// The audit log, oldest first.
     fn audit(&self) -> Result<Vec<Entry>, WorkspaceError> {
-        git_refs::read_audit(&lock(&self.repo), AUDIT_REF)
+        git_refs::read_audit(&lock(&self.client.repo), AUDIT_REF)
     }
 
     /// Appends entries to the audit, as one commit on [`AUDIT_REF`].
     fn append(&self, entries: &[Entry]) -> Result<(), WorkspaceError> {
-        if entries.is_empty() || self.dry_run {
+        if entries.is_empty() || self.client.dry_run {
             return Ok(());
         }
         let message =
             format!("budgit audit: {} {} at {}", entries[0].action, entries[0].item, entries[0].commit);
-        git_refs::append_audit(&lock(&self.repo), AUDIT_REF, entries, &message)
+        git_refs::append_audit(&lock(&self.client.repo), AUDIT_REF, entries, &message)
     }
 
     /// The last write per item that still stands (removed items absent), by `actor` when
@@ -442,7 +405,7 @@ impl OpenAiWorkspace {
     /// Appends each entry as its own commit (so each names its item), or keeps them
     /// for this run's reads when a dry run writes nothing.
     fn append_each(&self, entries: &[Entry]) -> Result<(), WorkspaceError> {
-        if self.dry_run {
+        if self.client.dry_run {
             lock(&self.cache).unwritten.extend(entries.iter().cloned());
             return Ok(());
         }
@@ -941,11 +904,11 @@ impl Target for OpenAiWorkspace {
     }
 
     fn acquire_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<Lease, WorkspaceError> {
-        git_refs::acquire_lease(&lock(&self.repo), LEASE_REF_PREFIX, name, holder, ttl)
+        git_refs::acquire_lease(&lock(&self.client.repo), LEASE_REF_PREFIX, name, holder, ttl)
     }
 
     fn release_lease(&self, name: &str, holder: &str) -> Result<(), WorkspaceError> {
-        git_refs::release_lease(&lock(&self.repo), LEASE_REF_PREFIX, name, holder)
+        git_refs::release_lease(&lock(&self.client.repo), LEASE_REF_PREFIX, name, holder)
     }
 }
 
