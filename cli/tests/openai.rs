@@ -10,6 +10,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
+#[path = "common/git_repo.rs"]
+mod git_repo;
 #[path = "../../service/tests/common/http.rs"]
 mod http;
 
@@ -19,6 +21,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use budgit_fakes::openai::{Fake, Fault, Project, User};
+use git_repo::{commit, git, repo};
 use http::try_send;
 use serde_json::{Value, json};
 
@@ -75,36 +78,6 @@ fn fake() -> (SocketAddr, Fake) {
     ]);
     let addr = budgit_fakes::openai::start(fake.clone()).unwrap();
     (addr, fake)
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .args(["-c", "user.name=Policy Bot", "-c", "user.email=bot@acme.com", "-c", "commit.gpgsign=false"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn commit(root: &Path, files: &[(&str, &str)]) -> String {
-    std::fs::create_dir_all(root.join("policies")).unwrap();
-    for (name, text) in files {
-        std::fs::write(root.join("policies").join(name), text).unwrap();
-    }
-    git(root, &["add", "-A"]);
-    git(root, &["commit", "-q", "-m", "policies"]);
-    git(root, &["rev-parse", "HEAD"])
-}
-
-fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    git(tmp.path(), &["init", "-q", "-b", "main"]);
-    commit(tmp.path(), files);
-    tmp
 }
 
 fn budgit_cmd(repo: &Path, args: &[String]) -> Command {

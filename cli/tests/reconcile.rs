@@ -15,6 +15,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::git_repo::{commit, git};
 use common::http::send;
 use common::serve::Serve;
 use serde_json::{Value, json};
@@ -71,34 +72,9 @@ reason: a migration
 
 const NOW: &str = "2026-11-10T12:00:00Z";
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .args(["-c", "user.name=Policy Bot", "-c", "user.email=bot@acme.com", "-c", "commit.gpgsign=false"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn commit(root: &Path, files: &[(&str, &str)]) -> String {
-    std::fs::create_dir_all(root.join("policies")).unwrap();
-    for (name, text) in files {
-        std::fs::write(root.join("policies").join(name), text).unwrap();
-    }
-    git(root, &["add", "."]);
-    git(root, &["commit", "-q", "-m", "policies"]);
-    git(root, &["rev-parse", "HEAD"])
-}
-
+/// The repository of the workspace, its group and bob's override.
 fn repo() -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    git(tmp.path(), &["init", "-q", "-b", "main"]);
-    commit(tmp.path(), &[("workspace.yaml", WORKSPACE), ("eng.yaml", ENG), ("bob.yaml", OVERRIDE)]);
-    tmp
+    common::git_repo::repo(&[("workspace.yaml", WORKSPACE), ("eng.yaml", ENG), ("bob.yaml", OVERRIDE)])
 }
 
 fn reconcile_cmd(repo: &Path, url: &str, extra: &[&str]) -> Command {

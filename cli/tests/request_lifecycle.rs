@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
+#[path = "common/git_repo.rs"]
+mod git_repo;
 #[path = "../../service/tests/common/http.rs"]
 mod http;
 
@@ -15,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use git_repo::git;
 use http::send;
 use serde_json::{Value, json};
 
@@ -59,29 +62,8 @@ impl Drop for Server {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .args(["-c", "user.name=Policy Bot", "-c", "user.email=bot@acme.com", "-c", "commit.gpgsign=false"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 fn repo() -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    git(root, &["init", "-q", "-b", "main"]);
-    std::fs::create_dir_all(root.join("policies")).unwrap();
-    std::fs::write(root.join("policies/workspace.yaml"), WORKSPACE).unwrap();
-    std::fs::write(root.join("policies/eng.yaml"), ENG).unwrap();
-    git(root, &["add", "."]);
-    git(root, &["commit", "-q", "-m", "policies"]);
-    tmp
+    git_repo::repo(&[("workspace.yaml", WORKSPACE), ("eng.yaml", ENG)])
 }
 
 fn serve(repo: &Path) -> Server {

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use budgit_engine::load::git::GitRepo;
 use budgit_engine::validate::{ValidateOptions, Validated};
 use budgit_engine::{Code, Diagnostic};
 use chrono::{DateTime, Utc};
@@ -44,6 +45,40 @@ impl PolicyArgs {
     /// at `--ref`.
     pub fn validate(&self, now: DateTime<Utc>) -> anyhow::Result<Validated> {
         super::validate::policies_at(&self.policies, self.git_ref.as_deref(), &ValidateOptions { now })
+    }
+}
+
+/// The policies of a revision and the history behind it (`history`, `review`): the
+/// flags of [`PolicyArgs`], with `--ref` at `HEAD` unless given, since there is always
+/// a revision to walk. Each command says in its own words what `--ref` and `--now` are.
+#[derive(Debug, clap::Args)]
+#[command(mut_arg("git_ref", |a| a.default_value("HEAD")))]
+pub struct HistoryArgs {
+    // --policies, --ref (default HEAD), --now
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// A repository opened for a walk through its history.
+pub struct Walk {
+    /// The repository holding the policies (or the working directory's).
+    pub git: GitRepo,
+    /// The policy directory's path inside the repository.
+    pub dir: String,
+    /// The revision walked back from.
+    pub rev: String,
+    /// `--now`, or the current time.
+    pub now: DateTime<Utc>,
+}
+
+impl HistoryArgs {
+    /// Opens the repository that holds `--policies` (or the working directory's) at `--ref`.
+    pub fn open(&self) -> anyhow::Result<Walk> {
+        let policies = &self.policy.policies;
+        let git = GitRepo::discover(policies).or_else(|_| GitRepo::discover(Path::new(".")))?;
+        let dir = git.repo_path(policies)?;
+        let rev = self.policy.git_ref.clone().unwrap_or_else(|| "HEAD".to_owned());
+        Ok(Walk { git, dir, rev, now: self.policy.now() })
     }
 }
 

@@ -1,16 +1,15 @@
 //! `budgit history USER`: the user's effective limit across the commits that changed it.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use budgit_engine::history::{HistoryOutput, Step, history};
 use budgit_engine::input::read_directory;
-use budgit_engine::load::git::GitRepo;
 use budgit_engine::plan::side;
 use budgit_engine::validate::ValidateOptions;
 
 use super::Status;
-use super::flags::{PolicyArgs, report_input_findings};
+use super::flags::{HistoryArgs, Walk, report_input_findings};
 use crate::render;
 
 /// How to print a history.
@@ -35,15 +34,14 @@ Examples:
   budgit history alice.nguyen@acme.com --directory examples/directory.csv --ref origin/main \\
       --format json")]
 #[command(
-    mut_arg("git_ref", |a| a.default_value("HEAD").help("The revision whose history is walked")),
+    mut_arg("git_ref", |a| a.help("The revision whose history is walked")),
     mut_arg("now", |a| a.help("The instant of the last line (RFC 3339); defaults to the current time"))
 )]
 pub struct Args {
     /// The user's email, in any spelling (compared trimmed, in Unicode NFC and lowercase).
     user: String,
-    // --policies, --ref (default HEAD), --now
     #[command(flatten)]
-    policy: PolicyArgs,
+    walk: HistoryArgs,
     /// The directory of users (CSV or JSON Lines), for the user's attributes.
     #[arg(long, value_name = "FILE")]
     directory: PathBuf,
@@ -58,12 +56,8 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
 }
 
 fn run_here(args: Args) -> anyhow::Result<Status> {
-    let now = args.policy.now();
-    // `--ref` defaults to HEAD here: there is always a revision to walk.
-    let rev = args.policy.git_ref.as_deref().unwrap_or("HEAD");
-    let policies = &args.policy.policies;
-    let git = GitRepo::discover(policies).or_else(|_| GitRepo::discover(Path::new(".")))?;
-    let dir = git.repo_path(policies)?;
+    let Walk { git, dir, rev, now } = args.walk.open()?;
+    let rev = rev.as_str();
     // The directory's attributes are the ones the policies at the walked revision declare.
     let tip = side::from_git(&git, rev, &dir, &ValidateOptions { now })?;
     let Some(workspace) = tip.validated.policies.workspace() else {

@@ -3,13 +3,11 @@
 //! the review period), found through the repository's history.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
-use budgit_engine::load::git::GitRepo;
 use budgit_engine::review::{OverrideView, Review, ReviewOutput, Status as OverrideStatus, list, review};
 
 use super::Status;
-use super::flags::PolicyArgs;
+use super::flags::{HistoryArgs, Walk};
 use crate::render;
 
 /// How to print a review.
@@ -37,13 +35,12 @@ Examples:
   budgit review --now 2026-12-07T12:00:00Z     the overrides of HEAD on Dec 7, 2026
   budgit review --ref origin/main --format json")]
 #[command(
-    mut_arg("git_ref", |a| a.default_value("HEAD").help("The revision reviewed (its history is walked too)")),
+    mut_arg("git_ref", |a| a.help("The revision reviewed (its history is walked too)")),
     mut_arg("now", |a| a.help("The instant of the review (RFC 3339); defaults to the current time"))
 )]
 pub struct Args {
-    // --policies, --ref (default HEAD), --now
     #[command(flatten)]
-    policy: PolicyArgs,
+    walk: HistoryArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReviewFormat::Text)]
     format: ReviewFormat,
@@ -55,11 +52,8 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
 }
 
 fn run_here(args: Args) -> anyhow::Result<Status> {
-    let now = args.policy.now();
-    let rev = args.policy.git_ref.as_deref().unwrap_or("HEAD");
-    let policies = &args.policy.policies;
-    let git = GitRepo::discover(policies).or_else(|_| GitRepo::discover(Path::new(".")))?;
-    let dir = git.repo_path(policies)?;
+    let Walk { git, dir, rev, now } = args.walk.open()?;
+    let rev = rev.as_str();
     let read = git.read_policies(rev, &dir)?;
     let (set, _) = budgit_engine::load::load_sources(read.sources);
     let overrides = list(&set, now);

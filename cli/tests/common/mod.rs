@@ -1,9 +1,10 @@
 //! What the tests of the `budgit` binary share: the HTTP client, a `budgit serve` child
-//! process, and the Python tools some tests drive. Each test file is its own crate and
-//! uses part of it.
+//! process, temporary policy repositories (`git_repo`), and the Python tools some tests
+//! drive. Each test file is its own crate and uses part of it.
 
 #![allow(dead_code, reason = "each test crate uses part of the helpers")]
 
+pub mod git_repo;
 #[path = "../../../service/tests/common/http.rs"]
 pub mod http;
 pub mod python;
