@@ -3,8 +3,7 @@
 //! One run whose tool is `budgit`; one rule per diagnostic code that occurs, each
 //! described from its section of `docs/diagnostics.md` (`shortDescription`,
 //! `fullDescription`, `help` as text and Markdown, as GitHub code scanning requires)
-//! with a `helpUri` pointing at that heading and the code's default severity as its
-//! `defaultConfiguration`; one result per finding, with its
+//! with a `helpUri` pointing at that heading; one result per finding, with its
 //! primary place (the policy directory for a finding about no file) and the
 //! secondary places as `relatedLocations`, each region with its start and end. Columns count Unicode code points, like [`budgit_engine::Location`].
 
@@ -61,10 +60,9 @@ pub fn render(context: &DiagContext<'_>, report: &Report) -> String {
     text
 }
 
-/// A rule described by the code's section of the diagnostics reference, at the code's
-/// default severity. Every code has a section (a test holds `Code` and the reference to
-/// one list); should one be missing, the code itself stands in, since GitHub rejects
-/// rules without descriptions.
+/// A rule described by the code's section of the diagnostics reference. Every code has
+/// a section (a test holds `Code` and the reference to one list); should one be missing,
+/// the code itself stands in, since GitHub rejects rules without descriptions.
 fn rule(code: Code) -> Value {
     let (summary, description, text, markdown) = match reference(code.as_str()) {
         Some(r) => (r.summary, r.description, r.text, r.markdown),
@@ -76,7 +74,6 @@ fn rule(code: Code) -> Value {
         "fullDescription": { "text": description },
         "help": { "text": text, "markdown": markdown },
         "helpUri": format!("{HOME}/blob/main/docs/diagnostics.md#{}", anchor(code.as_str())),
-        "defaultConfiguration": { "level": level(code.severity()) },
     })
 }
 
@@ -222,9 +219,6 @@ mod tests {
         let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
         let ids: Vec<&str> = rules.iter().map(|r| r["id"].as_str().unwrap()).collect();
         assert_eq!(ids, ["cel/syntax", "override/expired", "repo/empty"]);
-        let levels: Vec<&str> =
-            rules.iter().map(|r| r["defaultConfiguration"]["level"].as_str().unwrap()).collect();
-        assert_eq!(levels, ["error", "warning", "error"], "each code's default severity");
         let results = run["results"].as_array().unwrap();
         for r in results {
             let index = r["ruleIndex"].as_u64().unwrap() as usize;
