@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use git_repo::{commit, git, repo};
+use git_repo::{git, repo};
 use http::try_send;
 use serde_json::{Value, json};
 

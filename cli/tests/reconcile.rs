@@ -15,7 +15,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::git_repo::{commit, git};
+use common::git_repo::commit;
 use common::http::send;
 use common::serve::Serve;
 use serde_json::{Value, json};
