@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
-#[path = "common/git_repo.rs"]
+#[path = "../../engine/tests/common/git_repo.rs"]
 mod git_repo;
 #[path = "../../service/tests/common/http.rs"]
 mod http;

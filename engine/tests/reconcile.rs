@@ -5,6 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
 
+#[path = "common/git_repo.rs"]
+mod git_repo;
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
@@ -21,6 +24,7 @@ use budgit_engine::reconcile::{
 use budgit_engine::workspace::memory::{Call, Fault, MemoryWorkspace};
 use budgit_engine::workspace::{AppliedSource, LimitSet, Target};
 use chrono::{DateTime, Utc};
+use git_repo::{git, repo};
 
 struct Fixed(Mutex<Desired>);
 
@@ -331,19 +335,6 @@ fn transient_read_failures_are_retried() {
 
 // ---- desired state from git ----
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .args(["-c", "user.name=Policy Bot", "-c", "user.email=bot@acme.com", "-c", "commit.gpgsign=false"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 const WORKSPACE: &str = "apiVersion: budgit/v1
 kind: Workspace
 name: acme
@@ -375,19 +366,6 @@ starts: 2026-11-01
 expires: 2026-11-20
 reason: a migration
 ";
-
-fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    git(root, &["init", "-q", "-b", "main"]);
-    std::fs::create_dir_all(root.join("policies")).unwrap();
-    for (name, text) in files {
-        std::fs::write(root.join("policies").join(name), text).unwrap();
-    }
-    git(root, &["add", "."]);
-    git(root, &["commit", "-q", "-m", "policies"]);
-    tmp
-}
 
 fn ws_with_directory() -> MemoryWorkspace {
     MemoryWorkspace::with_users(&["alice@acme.com", "bob@acme.com", "carol@acme.com"])

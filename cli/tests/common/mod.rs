@@ -4,6 +4,7 @@
 
 #![allow(dead_code, reason = "each test crate uses part of the helpers")]
 
+#[path = "../../../engine/tests/common/git_repo.rs"]
 pub mod git_repo;
 #[path = "../../../service/tests/common/http.rs"]
 pub mod http;

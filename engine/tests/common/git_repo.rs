@@ -1,6 +1,6 @@
 //! A policy repository in a temporary directory, made and committed to with the `git`
 //! command (no user or system configuration, a fixed author, no signing), as a user's
-//! repository would be.
+//! repository would be. The engine's tests and the `budgit` binary's tests both use it.
 
 #![allow(dead_code, reason = "each test crate uses part of the helpers")]
 
