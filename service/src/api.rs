@@ -522,9 +522,10 @@ pub(crate) fn canonical_user(email: &str) -> ApiResult<String> {
     use budgit_engine::identity::{IdentityError, canonical_email};
     match canonical_email(email) {
         Ok(c) => Ok(c.into_owned()),
-        Err(e @ IdentityError::Hidden { .. }) => {
-            Err(ApiError::bad_request("identity/hidden-character", e.to_string()))
-        }
+        Err(e @ IdentityError::Hidden { .. }) => Err(ApiError::bad_request(
+            budgit_engine::diag::Code::IdentityHiddenCharacter.as_str(),
+            e.to_string(),
+        )),
         Err(_) => Err(ApiError::bad_request(
             "request/bad-user",
             format!("`{}` is not an email address", budgit_engine::identity::show(email)),
