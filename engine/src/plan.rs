@@ -276,6 +276,8 @@ fn cap_blocks(rules: [&Rules; 2], limits: [&Limit; 2], used: &CapUsage, user: us
         let (b, a) = match kind {
             CapKind::Product => (&before.products, &after.products),
             CapKind::Model => (&before.models, &after.models),
+            // a rate cap bounds an hour's spend, not the period's usage a plan reads
+            CapKind::Rate => continue,
         };
         if b.is_empty() && a.is_empty() {
             continue;
@@ -284,7 +286,7 @@ fn cap_blocks(rules: [&Rules; 2], limits: [&Limit; 2], used: &CapUsage, user: us
         for name in names {
             let spent = match kind {
                 CapKind::Product => used.product(user, name),
-                CapKind::Model => used.model(user, name),
+                CapKind::Model | CapKind::Rate => used.model(user, name),
             };
             let blocks =
                 |rules: &Rules, cap: Option<&Credits>| cap.is_some_and(|&c| rules.cap_blocks(c, spent));
@@ -313,6 +315,8 @@ pub enum CapKind {
     Product,
     /// A `models` entry.
     Model,
+    /// The rate cap (`per_hour`); its name is `per_hour`.
+    Rate,
 }
 
 impl CapKind {
@@ -321,6 +325,7 @@ impl CapKind {
         match self {
             CapKind::Product => "product",
             CapKind::Model => "model",
+            CapKind::Rate => "rate cap",
         }
     }
 }
@@ -377,7 +382,8 @@ pub struct CapChange {
     pub change: Change,
 }
 
-/// The caps that differ between a user's two limits, products first, each by name.
+/// The caps that differ between a user's two limits, products first, each by name,
+/// then the rate cap.
 pub fn cap_changes(before: &Limit, after: &Limit) -> Vec<CapChange> {
     let mut out = Vec::new();
     for (kind, b, a) in [
@@ -392,8 +398,20 @@ pub fn cap_changes(before: &Limit, after: &Limit) -> Vec<CapChange> {
             }
         }
     }
+    if let Some(change) = Change::of(before.per_hour, after.per_hour) {
+        out.push(CapChange {
+            kind: CapKind::Rate,
+            name: RATE_CAP.to_owned(),
+            before: before.per_hour,
+            after: after.per_hour,
+            change,
+        });
+    }
     out
 }
+
+/// The name of the rate cap in cap changes: its field.
+pub const RATE_CAP: &str = "per_hour";
 
 /// One cap change shared by some users: the same cap going from the same value to the same value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -908,7 +926,9 @@ pub fn digest(users: &[UserChange], pools: &[PoolChange]) -> String {
     out
 }
 
-/// Appends `credits=…;products=k=v,…;models=k=v,…` (caps in key order) to `out`.
+/// Appends `credits=…;products=k=v,…;models=k=v,…` (caps in key order) to `out`, then
+/// `;per_hour=…` when there is a rate cap: a limit without one hashes as it did
+/// before rate caps existed, so digests already recorded stay valid.
 fn canonical(out: &mut String, limit: &Limit) {
     let caps = |out: &mut String, m: &BTreeMap<String, Credits>| {
         for (i, (k, v)) in m.iter().enumerate() {
@@ -919,6 +939,9 @@ fn canonical(out: &mut String, limit: &Limit) {
     caps(out, &limit.products);
     out.push_str(";models=");
     caps(out, &limit.models);
+    if let Some(rate) = limit.per_hour {
+        let _ = write!(out, ";per_hour={rate}");
+    }
 }
 
 /// Top-level fields whose values differ between two documents.

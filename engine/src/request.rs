@@ -410,6 +410,7 @@ mod tests {
             credits: Credits::from_whole(2000),
             products: [("codex".to_string(), Credits::from_whole(1500))].into(),
             models: std::collections::BTreeMap::new(),
+            per_hour: None,
         };
         assert_eq!(base.plus(add).products["codex"], Credits::from_whole(3000));
         let message = commit_message(&spec, &d);

@@ -163,6 +163,10 @@ pub struct Resolved {
     /// Index into [`PolicySet::groups`] of the winning group (its pool applies),
     /// even when an override decided the limit.
     pub group: Option<usize>,
+    /// What decided the rate cap (`per_hour`), when the limit has one: the same
+    /// document as `source`, except under an override's `add` that does not add to
+    /// it, where the rate cap comes from the limit added to.
+    pub per_hour_source: Option<Provenance>,
     /// Rules that matched the user but lost, and why, in rank order (groups, then overrides).
     pub considered: Vec<Considered>,
 }
@@ -530,18 +534,20 @@ impl<'a> Rules<'a> {
                 status => considered.push(Considered::Override { index, status }),
             }
         }
-        let (limit, source) = match applied {
+        let (limit, source, per_hour_source) = match applied {
             Some(i) => {
                 let rule = &self.overrides[i];
-                let limit = match &rule.effect {
-                    Effect::Replace(limit) => limit.clone(),
-                    Effect::Add(add) => Arc::new(base.plus(add)),
+                let (limit, rate_from_rule) = match &rule.effect {
+                    Effect::Replace(limit) => (limit.clone(), true),
+                    Effect::Add(add) => (Arc::new(base.plus(add)), add.per_hour.is_some()),
                 };
-                (limit, rule.source.clone())
+                let rate_source = if rate_from_rule { &rule.source } else { base_source };
+                let per_hour_source = limit.per_hour.map(|_| rate_source.clone());
+                (limit, rule.source.clone(), per_hour_source)
             }
-            None => (base.clone(), base_source.clone()),
+            None => (base.clone(), base_source.clone(), base.per_hour.map(|_| base_source.clone())),
         };
-        Resolved { user, limit, source, group, considered }
+        Resolved { user, limit, source, group, per_hour_source, considered }
     }
 }
 
@@ -549,6 +555,7 @@ static NO_ADD: LimitAdd = LimitAdd {
     credits: None,
     products: std::collections::BTreeMap::new(),
     models: std::collections::BTreeMap::new(),
+    per_hour: None,
 };
 
 /// Group rank: higher priority first, then more credits, then the name; file and

@@ -229,6 +229,8 @@ fn the_engine_client_reads_what_the_server_writes() {
             credits: Credits::from_micros(12_500_000),
             products: BTreeMap::from([("codex".to_string(), Credits::from_micros(10_000_000))]),
             models: BTreeMap::new(),
+            // the rate cap goes through the service and back, so a second run finds nothing to do
+            per_hour: Some(Credits::from_micros(2_500_000)),
         },
         group: Some("eng".into()),
         source: Some(source.clone()),

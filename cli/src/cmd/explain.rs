@@ -90,6 +90,9 @@ fn add_text(add: &LimitAdd) -> String {
         parts.push(format!("{c} credits"));
     }
     parts.extend(add.products.iter().chain(&add.models).map(|(k, v)| format!("{v} to the {k} cap")));
+    if let Some(rate) = add.per_hour {
+        parts.push(format!("{rate} to the rate cap"));
+    }
     if parts.is_empty() { "adds nothing".to_owned() } else { format!("adds {}", parts.join(", ")) }
 }
 
@@ -235,6 +238,14 @@ pub fn text(e: &Explanation, policies: &PolicySet, root: &Path) -> String {
         let _ = writeln!(out, "  override   {}", rule_line(&e.result, policies, root));
     }
     let _ = writeln!(out, "  effective  {}", limit_text(&e.result.limit));
+    if let (Some(rate), Some(s)) = (e.result.limit.per_hour, &e.per_hour_source) {
+        let _ = writeln!(
+            out,
+            "  rate cap   {rate} credits per hour  ({}, {})",
+            source_name(s),
+            source_path(root, policies, &s.file, s.line, s.commit.as_ref())
+        );
+    }
 
     if !e.notes.is_empty() {
         let _ = writeln!(out, "\nnotes:");
@@ -369,8 +380,12 @@ expires: 2026-12-25
 ";
 
     fn fixture() -> (PolicySet, Directory) {
+        fixture_with(GROUPS, OVERRIDES)
+    }
+
+    fn fixture_with(groups: &str, overrides: &str) -> (PolicySet, Directory) {
         let sources =
-            [("workspace.yaml", WORKSPACE), ("groups.yaml", GROUPS), ("overrides/alice.yaml", OVERRIDES)]
+            [("workspace.yaml", WORKSPACE), ("groups.yaml", groups), ("overrides/alice.yaml", overrides)]
                 .into_iter()
                 .map(|(path, text)| Source { path: path.into(), text: text.into(), commit: None })
                 .collect();
@@ -399,6 +414,36 @@ expires: 2026-12-25
         let (policies, dir) = fixture();
         let e = explain(&policies, &dir, "alice@acme.com", now()).unwrap();
         insta::assert_snapshot!(text(&e, &policies, Path::new("policies")));
+    }
+
+    #[test]
+    fn the_rate_cap_names_where_it_comes_from() {
+        let leads = "name: leads\nmembers: [alice@acme.com]\npriority: 20\nlimit:\n  credits: 15000\n";
+        let groups = GROUPS.replace(leads, &format!("{leads}  per_hour: 400\n"));
+        // alice's applied override adds credits, not to the rate cap: it stays the group's
+        let (policies, dir) = fixture_with(&groups, OVERRIDES);
+        let e = explain(&policies, &dir, "alice@acme.com", now()).unwrap();
+        assert_eq!(e.result.limit.per_hour, Some(budgit_engine::Credits::from_whole(400)));
+        let rate = e.per_hour_source.as_ref().unwrap();
+        assert_eq!((rate.kind, &*rate.name), (budgit_engine::resolve::SourceKind::Group, "leads"));
+        let t = text(&e, &policies, Path::new("policies"));
+        assert!(t.contains("  rate cap   400 credits per hour  (group leads, policies/groups.yaml:"), "{t}");
+        let r = budgit_engine::resolve::resolve(&policies, &dir, now()).unwrap();
+        assert_eq!(r.users[0].per_hour_source.as_ref(), Some(rate));
+
+        // an override that adds to the rate cap decides it
+        let overrides = OVERRIDES.replace("  credits: 5000\n", "  credits: 5000\n  per_hour: 100\n");
+        let (policies, dir) = fixture_with(&groups, &overrides);
+        let e = explain(&policies, &dir, "alice@acme.com", now()).unwrap();
+        assert_eq!(e.result.limit.per_hour, Some(budgit_engine::Credits::from_whole(500)));
+        let rate = e.per_hour_source.as_ref().unwrap();
+        assert_eq!(
+            (rate.kind, &*rate.name),
+            (budgit_engine::resolve::SourceKind::Override, "alice-migration")
+        );
+        // bob, under the default without a rate cap, has none
+        let e = explain(&policies, &dir, "bob@acme.com", now()).unwrap();
+        assert_eq!((e.result.limit.per_hour, e.per_hour_source), (None, None));
     }
 
     #[test]

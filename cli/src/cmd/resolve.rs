@@ -147,6 +147,9 @@ pub fn limit_text(limit: &Limit) -> String {
     if !limit.models.is_empty() {
         let _ = write!(out, "; models {}", caps(&limit.models));
     }
+    if let Some(rate) = limit.per_hour {
+        let _ = write!(out, "; at most {rate} per hour");
+    }
     out
 }
 
@@ -215,7 +218,11 @@ fn table(
             SourceKind::Default => by_default += 1,
         }
         let caps = limit_text(&r.limit);
-        let caps = caps.split_once("; ").map_or(String::new(), |(_, c)| c.to_owned());
+        let mut caps = caps.split_once("; ").map_or(String::new(), |(_, c)| c.to_owned());
+        // the rate cap's own source, when it is not the document that decided the limit
+        if let Some(s) = r.per_hour_source.as_ref().filter(|s| **s != r.source) {
+            let _ = write!(caps, " (rate cap: {})", source_name(s));
+        }
         rows.push(vec![
             dir.users.get(r.user).map_or_else(String::new, |u| u.email.clone()),
             r.limit.credits.to_string(),

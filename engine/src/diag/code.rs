@@ -80,6 +80,8 @@ codes! {
     GroupMemberExcluded = "group/member-excluded", Warning;
     GroupUnknownMember = "group/unknown-member", Warning;
     LimitCapExceedsTotal = "limit/cap-exceeds-total", Warning;
+    LimitRateCapNotPositive = "limit/rate-cap-not-positive", Error;
+    LimitRateCapExceedsTotal = "limit/rate-cap-exceeds-total", Error;
     OverrideUnknownUser = "override/unknown-user", Warning;
     OverrideAddOrLimit = "override/add-or-limit", Error;
     OverrideExpiresBeforeStarts = "override/expires-before-starts", Error;
@@ -100,6 +102,7 @@ codes! {
     VendorBadMoney = "vendor/bad-money", Error;
     VendorUnsupportedPeriod = "vendor/unsupported-period", Error;
     VendorUnsupportedCap = "vendor/unsupported-cap", Error;
+    VendorUnsupportedRateCap = "vendor/unsupported-rate-cap", Warning;
     VendorUnsupportedPool = "vendor/unsupported-pool", Error;
     VendorPoolWithoutProject = "vendor/pool-without-project", Error;
     VendorProjectWithoutPool = "vendor/project-without-pool", Error;

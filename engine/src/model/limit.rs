@@ -19,6 +19,10 @@ pub struct Limit {
     /// Caps per model (`gpt-5-pro`, …) inside the total.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub models: BTreeMap<String, Credits>,
+    /// The rate cap: the most a user may spend in any sliding hour, inside the total.
+    /// Enforced by the workspace service's `/v1/check`; absent means no rate cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_hour: Option<Credits>,
 }
 
 /// Credits added on top of the resolved limit; each field named is added, the rest left as is.
@@ -34,6 +38,9 @@ pub struct LimitAdd {
     /// Credits added to model caps (a model without a cap keeps having none).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub models: BTreeMap<String, Credits>,
+    /// Credits added to the rate cap (a limit without a rate cap keeps having none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_hour: Option<Credits>,
 }
 
 impl Limit {
@@ -53,6 +60,9 @@ impl Limit {
                 *cap += *extra;
             }
         }
+        if let (Some(cap), Some(extra)) = (out.per_hour.as_mut(), add.per_hour) {
+            *cap += extra;
+        }
         out
     }
 }
@@ -67,6 +77,7 @@ mod tests {
             credits: Credits::from_whole(2000),
             products: [("codex".to_string(), Credits::from_whole(1500))].into(),
             models: [("gpt-5-pro".to_string(), Credits::from_whole(200))].into(),
+            per_hour: Some(Credits::from_whole(150)),
         };
         let add = LimitAdd {
             credits: Some(Credits::from_whole(5000)),
@@ -76,11 +87,16 @@ mod tests {
             ]
             .into(),
             models: BTreeMap::new(),
+            per_hour: Some(Credits::from_whole(50)),
         };
         let out = base.plus(&add);
         assert_eq!(out.credits, Credits::from_whole(7000));
         assert_eq!(out.products["codex"], Credits::from_whole(1600));
         assert!(!out.products.contains_key("chatgpt"));
         assert_eq!(out.models["gpt-5-pro"], Credits::from_whole(200));
+        assert_eq!(out.per_hour, Some(Credits::from_whole(200)));
+        // a limit without a rate cap keeps having none
+        let uncapped = Limit { per_hour: None, ..base };
+        assert_eq!(uncapped.plus(&add).per_hour, None);
     }
 }

@@ -144,7 +144,18 @@ pub fn resolve_base(
                 .or_insert_with(|| base_provenance(base, &docs, &r.source))
                 .clone(),
         };
-        users.push(Resolved { user: i, limit: r.limit.clone(), source, group, considered: Vec::new() });
+        let per_hour_source = r
+            .per_hour_source
+            .as_ref()
+            .map(|p| if *p == r.source { source.clone() } else { base_provenance(base, &docs, p) });
+        users.push(Resolved {
+            user: i,
+            limit: r.limit.clone(),
+            source,
+            group,
+            per_hour_source,
+            considered: Vec::new(),
+        });
     }
     // The period and time zone come from the same workspace document on both sides.
     let resolution = Resolution { users, ..partial };

@@ -28,8 +28,11 @@ fn signed(c: Credits) -> String {
 
 fn limit_text(l: &Limit) -> String {
     let mut out = l.credits.to_string();
-    let caps: Vec<String> =
+    let mut caps: Vec<String> =
         l.products.iter().chain(l.models.iter()).map(|(k, v)| format!("{k} {v}")).collect();
+    if let Some(rate) = l.per_hour {
+        caps.push(format!("{rate}/hour"));
+    }
     if !caps.is_empty() {
         let _ = write!(out, " ({})", caps.join(", "));
     }
@@ -79,7 +82,10 @@ fn cap_value(c: Option<Credits>) -> String {
 }
 
 fn cap_name(kind: CapKind, name: &str) -> String {
-    format!("{} `{name}`", kind.as_str())
+    match kind {
+        CapKind::Rate => "rate cap (per hour)".to_owned(),
+        _ => format!("{} `{name}`", kind.as_str()),
+    }
 }
 
 /// `product `codex` 1500 → none, model `gpt-5-pro` 200 → none`.

@@ -361,6 +361,30 @@ fn a_caps_only_change_is_counted_per_kind_and_changes_the_digest() {
 }
 
 #[test]
+fn a_rate_cap_change_is_a_change_with_its_own_digest() {
+    let mut head = base_files();
+    head[1].1 =
+        group("eng", "Eng", 1000, 20).replace("{ credits: 1000 }", "{ credits: 1000, per_hour: 150 }");
+    let p = run(&base_files(), &head, &[]);
+    let s = &p.summary;
+    assert_eq!((s.raised, s.lowered, s.caps_changed, s.caps_added), (0, 0, 2, 2));
+    assert_ne!(p.digest, run(&base_files(), &base_files(), &[]).digest);
+    let changes: Vec<(CapKind, &str, Option<Credits>, Change, usize)> =
+        p.caps.iter().map(|c| (c.kind, c.name.as_str(), c.after, c.change, c.users)).collect();
+    assert_eq!(changes, [(CapKind::Rate, "per_hour", Some(Credits::from_whole(150)), Change::Added, 2)]);
+    let text = crate::plan::render::table(&p);
+    assert!(text.contains("rate cap (per hour)"), "{text}");
+
+    // lowering it is a change too, and a different plan
+    let mut lower = base_files();
+    lower[1].1 =
+        group("eng", "Eng", 1000, 20).replace("{ credits: 1000 }", "{ credits: 1000, per_hour: 100 }");
+    let q = run(&head, &lower, &[]);
+    assert_eq!(q.caps[0].change, Change::Lowered);
+    assert_ne!(q.digest, p.digest);
+}
+
+#[test]
 fn each_upcoming_event_shows_its_own_before_and_after() {
     // ann's first boost ends in 3 days, the second starts in 6: the second's own effect
     // is 1000 → 1300, though her limit now is 1300 too.

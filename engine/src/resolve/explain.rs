@@ -37,6 +37,10 @@ pub struct Explanation {
     pub result: RuleLimit,
     /// The winning group (its pool applies), even when an override decided the limit.
     pub group: Option<String>,
+    /// What decided the rate cap, when the effective limit has one (an override's
+    /// `add` that does not add to it keeps the rate cap of the limit it adds to).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_hour_source: Option<Provenance>,
     /// Remarks worth a reader's attention (overlapping overrides, listed and excluded).
     pub notes: Vec<String>,
     /// The same answer as [`super::resolve`] gives for this user.
@@ -327,6 +331,7 @@ pub fn explain(
         base: RuleLimit { source: base_source.clone(), limit: (**base_limit).clone() },
         result: RuleLimit { source: resolved.source.clone(), limit: (*resolved.limit).clone() },
         group: winner.and_then(|g| policies.groups.get(g)).map(|g| g.doc.name.clone()),
+        per_hour_source: resolved.per_hour_source.clone(),
         notes,
         resolved,
     })

@@ -73,6 +73,12 @@ pub struct UserOutput<'a> {
     pub source: &'a Provenance,
     /// The winning group (its pool applies), or null.
     pub group: Option<&'a str>,
+    /// The rate cap: the most the user may spend in any sliding hour (absent: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_hour: Option<Credits>,
+    /// What decided the rate cap, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_hour_source: Option<&'a Provenance>,
 }
 
 impl<'a> UserOutput<'a> {
@@ -85,6 +91,8 @@ impl<'a> UserOutput<'a> {
             models: &r.limit.models,
             source: &r.source,
             group: r.group.and_then(|g| policies.groups.get(g)).map(|g| g.doc.name.as_str()),
+            per_hour: r.limit.per_hour,
+            per_hour_source: r.per_hour_source.as_ref(),
         }
     }
 }

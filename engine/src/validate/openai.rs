@@ -209,6 +209,9 @@ fn amount(
 }
 
 fn caps(report: &mut Report, doc_loc: &dyn Fn(&str) -> Location, at: &str, l: &Limit, whose: &str) {
+    if l.per_hour.is_some() {
+        report.push(super::vendor::rate_cap_warning(doc_loc(&format!("{at}/per_hour")), whose, OPENAI));
+    }
     for (field, caps) in [("products", &l.products), ("models", &l.models)] {
         if let Some(name) = caps.keys().next() {
             report.push(
@@ -276,6 +279,7 @@ name: ops
 members: [c@x.com]
 limit:
   credits: 500
+  per_hour: 20
 vendors:
   openai:
     project: proj_ops
@@ -302,7 +306,8 @@ reason: a launch
                 "vendor/not-representable data.yaml:8:12",
                 "vendor/pool-without-project eng.yaml:8:3",
                 "vendor/unsupported-override o.yaml:4:7",
-                "vendor/project-without-pool ops.yaml:9:14",
+                "vendor/unsupported-rate-cap ops.yaml:7:13",
+                "vendor/project-without-pool ops.yaml:10:14",
                 "vendor/unsupported-period ws.yaml:4:9",
                 "vendor/unsupported-enforcement ws.yaml:5:14",
                 "vendor/unsupported-cap ws.yaml:8:13",

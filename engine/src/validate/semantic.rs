@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use crate::Credits;
 use crate::diag::{Code, Diagnostic, Location, Report, did_you_mean};
 use crate::load::{Loaded, PolicySet, Source};
 use crate::model::{Limit, Override, Workspace};
@@ -26,9 +27,19 @@ pub(crate) fn check(policies: &PolicySet, now: DateTime<Utc>, report: &mut Repor
     if let Some(ws) = workspace {
         check_timezone(ws, report);
         check_caps(ws, "/default", &ws.doc.default, report);
+        check_rate(ws, "/default", &ws.doc.default, report);
+    }
+    for o in &policies.overrides {
+        if let Some(limit) = &o.doc.limit {
+            check_rate(o, "/limit", limit, report);
+        }
+        if let Some(add) = o.doc.add.as_ref().and_then(|a| a.per_hour) {
+            rate_positive(o, "/add", add, report);
+        }
     }
     for group in &policies.groups {
         check_caps(group, "/limit", &group.doc.limit, report);
+        check_rate(group, "/limit", &group.doc.limit, report);
         for (i, email) in group.doc.exclude.iter().enumerate() {
             if let Some(j) = group.doc.members.iter().position(|m| m == email) {
                 report.push(
@@ -264,6 +275,47 @@ fn check_caps<T>(doc: &Loaded<T>, at: &str, limit: &Limit, report: &mut Report) 
             }
         }
     }
+}
+
+/// A rate cap (`per_hour`) must be positive (a cap of zero would refuse every check:
+/// that is `credits: 0`'s job) and at most the period's total: an hour cannot allow
+/// more than the whole period, so a larger rate cap is a mistake, not a loose bound.
+fn check_rate<T>(doc: &Loaded<T>, at: &str, limit: &Limit, report: &mut Report) {
+    let Some(rate) = limit.per_hour else { return };
+    if !rate_positive(doc, at, rate, report) {
+        return;
+    }
+    if rate > limit.credits {
+        report.push(
+            Diagnostic::error(
+                Code::LimitRateCapExceedsTotal,
+                format!(
+                    "the rate cap of {rate} credits per hour is larger than the period's total of {}",
+                    limit.credits
+                ),
+            )
+            .at(doc.loc(&format!("{at}/per_hour")))
+            .with_label("more than the whole period")
+            .with_secondary(doc.loc(&format!("{at}/credits")), "the total")
+            .with_help(
+                "`per_hour` bounds spend in any sliding hour inside the total: lower it or raise `credits`",
+            ),
+        );
+    }
+}
+
+/// Reports a rate cap that is not positive; true when it is.
+fn rate_positive<T>(doc: &Loaded<T>, at: &str, rate: Credits, report: &mut Report) -> bool {
+    if rate > Credits::ZERO {
+        return true;
+    }
+    report.push(
+        Diagnostic::error(Code::LimitRateCapNotPositive, format!("the rate cap is {rate} credits per hour"))
+            .at(doc.loc(&format!("{at}/per_hour")))
+            .with_label("must be more than 0")
+            .with_help("write a positive number of credits per hour, or remove `per_hour` for no rate cap"),
+    );
+    false
 }
 
 /// An override with its dates read in the workspace time zone.
@@ -636,6 +688,31 @@ mod tests {
         let report = run(&[("ws.yaml", &ws)], NOW);
         assert_eq!(summary(&report), ["limit/cap-exceeds-total ws.yaml:7:22"]);
         assert_eq!(report.diagnostics[0].severity, Severity::Warning);
+    }
+
+    #[test]
+    fn a_rate_cap_is_positive_and_at_most_the_total() {
+        let ws = WORKSPACE.replace("credits: 2000\n", "credits: 2000\n  per_hour: 150\n");
+        let report = run(&[("ws.yaml", &ws)], NOW);
+        assert!(report.diagnostics.is_empty(), "{:?}", summary(&report));
+
+        let ws = WORKSPACE.replace("credits: 2000\n", "credits: 2000\n  per_hour: 2500\n");
+        let report = run(&[("ws.yaml", &ws)], NOW);
+        assert_eq!(summary(&report), ["limit/rate-cap-exceeds-total ws.yaml:7:13"]);
+        assert!(report.has_errors());
+
+        let ws = WORKSPACE.replace("credits: 2000\n", "credits: 2000\n  per_hour: 0\n");
+        let report = run(&[("ws.yaml", &ws)], NOW);
+        assert_eq!(summary(&report), ["limit/rate-cap-not-positive ws.yaml:7:13"]);
+
+        // an override's `limit` is checked like the default; its `add` only for a positive amount
+        let o = "apiVersion: budgit/v1\nkind: Override\nname: a\nuser: a@acme.com\n\
+                 limit: { credits: 100, per_hour: 101 }\nexpires: 2026-12-01\nreason: testing\n";
+        let report = run(&[("ws.yaml", WORKSPACE), ("o.yaml", o)], NOW);
+        assert_eq!(summary(&report), ["limit/rate-cap-exceeds-total o.yaml:5:34"]);
+        let o = o.replace("limit: { credits: 100, per_hour: 101 }", "add: { per_hour: 0 }");
+        let report = run(&[("ws.yaml", WORKSPACE), ("o.yaml", &o)], NOW);
+        assert_eq!(summary(&report), ["limit/rate-cap-not-positive o.yaml:5:18"]);
     }
 
     #[test]

@@ -53,8 +53,12 @@ pub(crate) fn check(policies: &PolicySet, report: &mut Report) {
             check_limit(report, money.as_ref(), &|p| o.loc(p), "/limit", l, &whose);
         }
         if let Some(add) = &o.doc.add {
-            let caps =
-                Limit { credits: Credits::ZERO, products: add.products.clone(), models: add.models.clone() };
+            let caps = Limit {
+                credits: Credits::ZERO,
+                products: add.products.clone(),
+                models: add.models.clone(),
+                per_hour: add.per_hour,
+            };
             check_limit(report, money.as_ref(), &|p| o.loc(p), "/add", &caps, &whose);
             if let Some(c) = add.credits {
                 credits(report, money.as_ref(), o.loc("/add/credits"), c, &whose);
@@ -117,7 +121,24 @@ fn check_limit(
             );
         }
     }
+    if l.per_hour.is_some() {
+        report.push(rate_cap_warning(doc_loc(&format!("{at}/per_hour")), whose, CLAUDE_ENTERPRISE));
+    }
     credits(report, money, doc_loc(&format!("{at}/credits")), l.credits, whose);
+}
+
+/// A rate cap on a limit written to a vendor that has none: a warning, not an error,
+/// because the rest of the limit is still written and the rate cap still holds for
+/// spend that goes through the service's `/v1/check`; only the vendor's own limit
+/// does not enforce it.
+pub(crate) fn rate_cap_warning(at: Location, whose: &str, vendor: &str) -> Diagnostic {
+    Diagnostic::warning(
+        Code::VendorUnsupportedRateCap,
+        format!("{whose} has a rate cap (`per_hour`), and `{vendor}` has no limit per hour"),
+    )
+    .at(at)
+    .with_label("not written to the vendor")
+    .with_help("the rate cap holds only for spend checked with the workspace service's `/v1/check`; remove it if the vendor is the only enforcement")
 }
 
 #[cfg(test)]
@@ -144,6 +165,7 @@ members: [a@x.com]
 limit:
   credits: 500
   products: { codex: 100 }
+  per_hour: 50
 pool:
   credits: 5000
 ";
@@ -166,11 +188,14 @@ reason: a launch
             vendor,
             [
                 "vendor/unsupported-cap eng.yaml:7:13",
-                "vendor/unsupported-pool eng.yaml:9:3",
+                "vendor/unsupported-rate-cap eng.yaml:8:13",
+                "vendor/unsupported-pool eng.yaml:10:3",
                 "vendor/not-representable o.yaml:5:17",
                 "vendor/unsupported-period ws.yaml:4:9",
             ]
         );
+        let rate = report.diagnostics.iter().find(|d| d.code == Code::VendorUnsupportedRateCap).unwrap();
+        assert_eq!(rate.severity, crate::diag::Severity::Warning);
         let d = report.diagnostics.iter().find(|d| d.code == Code::VendorNotRepresentable).unwrap();
         assert_eq!(
             d.message,

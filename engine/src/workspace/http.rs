@@ -455,7 +455,12 @@ impl Target for HttpWorkspace {
             .into_iter()
             .map(|row| AppliedLimit {
                 user: row.user,
-                limit: Limit { credits: row.credits, products: row.products, models: row.models },
+                limit: Limit {
+                    credits: row.credits,
+                    products: row.products,
+                    models: row.models,
+                    per_hour: row.per_hour,
+                },
                 group: row.group,
                 source: row.source,
                 commit: row.commit,

@@ -1059,6 +1059,7 @@ mod tests {
             credits: Credits::from_whole(credits),
             products: alerts.iter().map(|(k, v)| (k.to_string(), Credits::from_whole(*v))).collect(),
             models: BTreeMap::new(),
+            per_hour: None,
         }
     }
 

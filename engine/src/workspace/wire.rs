@@ -59,6 +59,10 @@ pub struct LimitItem {
     /// Caps per model.
     #[serde(default)]
     pub models: BTreeMap<String, Credits>,
+    /// The rate cap: the most the user may spend in any sliding hour (absent: none).
+    /// Optional on the wire, so a client that predates it keeps working.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_hour: Option<Credits>,
     /// The group whose pool applies.
     #[serde(default)]
     pub group: Option<String>,
@@ -91,6 +95,7 @@ impl From<&Batch> for SetLimits {
                     credits: l.limit.credits,
                     products: l.limit.products.clone(),
                     models: l.limit.models.clone(),
+                    per_hour: l.limit.per_hour,
                     group: l.group.clone(),
                     source: l.source.clone(),
                 })
@@ -150,6 +155,9 @@ pub struct LimitRow {
     /// Caps per model.
     #[serde(default)]
     pub models: BTreeMap<String, Credits>,
+    /// The rate cap per sliding hour, when one is applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_hour: Option<Credits>,
     /// The group whose pool applies.
     #[serde(default)]
     pub group: Option<String>,
@@ -216,13 +224,14 @@ mod tests {
                         credits: Credits::from_micros(12_500_000),
                         products: BTreeMap::from([("codex".into(), c(10))]),
                         models: BTreeMap::new(),
+                        per_hour: None,
                     },
                     group: Some("eng".into()),
                     source: Some(source.clone()),
                 },
                 LimitSet {
                     user: "b@x.com".into(),
-                    limit: Limit { credits: c(5), ..Limit::default() },
+                    limit: Limit { credits: c(5), per_hour: Some(c(1)), ..Limit::default() },
                     group: None,
                     source: Some(AppliedSource { commit: Some("c0".into()), ..source }),
                 },
@@ -251,7 +260,7 @@ mod tests {
             "limits": [
                 { "user": "a@x.com", "credits": 12.5, "products": { "codex": 10 }, "models": {}, "group": "eng",
                   "source": { "kind": "group", "name": "eng", "file": "groups/eng.yaml", "line": 4 } },
-                { "user": "b@x.com", "credits": 5, "products": {}, "models": {}, "group": null,
+                { "user": "b@x.com", "credits": 5, "products": {}, "models": {}, "per_hour": 1, "group": null,
                   "source": { "kind": "group", "name": "eng", "file": "groups/eng.yaml", "line": 4, "commit": "c0" } },
             ],
             "remove": ["z@x.com"],
@@ -278,6 +287,8 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(minimal.limits[0].credits, Credits::from_micros(7_500_000));
+        // a client that predates rate caps sends no `per_hour`: no rate cap
+        assert_eq!(minimal.limits[0].per_hour, None);
         assert_eq!(
             minimal.workspace,
             Some(Settings {

@@ -95,6 +95,14 @@ pub async fn set(
             check_name("cap name", name)?;
             check_credits("a cap", *c)?;
         }
+        if let Some(rate) = l.per_hour
+            && rate.micros() <= 0
+        {
+            return Err(ApiError::bad_request(
+                "limits/bad-rate-cap",
+                "`per_hour` must be positive (leave it out for no rate cap)",
+            ));
+        }
         if let Some(g) = &l.group {
             check_name("group", g)?;
         }
@@ -106,7 +114,8 @@ pub async fn set(
                 format!("source kind `{}` is not `default`, `group` or `override`", super::shorten(&s.kind)),
             ));
         }
-        let limit = Limit { credits: l.credits, products: l.products, models: l.models };
+        let limit =
+            Limit { credits: l.credits, products: l.products, models: l.models, per_hour: l.per_hour };
         let stored = Stored {
             value: serde_json::to_string(&limit).map_err(|e| ApiError::store(&e))?,
             group: l.group.clone(),
@@ -320,7 +329,7 @@ pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
                     let value: String = r.get(1)?;
                     let source: Option<String> = r.get(3)?;
                     let limit: Value = serde_json::from_str(&value).unwrap_or(Value::Null);
-                    Ok(json!({
+                    let mut row = json!({
                         "user": r.get::<_, String>(0)?,
                         "credits": limit.get("credits"),
                         "products": limit.get("products").cloned().unwrap_or_else(|| json!({})),
@@ -330,7 +339,12 @@ pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
                         "commit": r.get::<_, Option<String>>(4)?,
                         "plan_digest": r.get::<_, Option<String>>(5)?,
                         "updated_at": rfc3339(r.get(6)?),
-                    }))
+                    });
+                    // the rate cap only when one is applied: rows read as before rate caps existed
+                    if let (Some(rate), Some(obj)) = (limit.get("per_hour"), row.as_object_mut()) {
+                        obj.insert("per_hour".into(), rate.clone());
+                    }
+                    Ok(row)
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
