@@ -83,6 +83,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/dashboard/trends", get(dashboard::trends))
         .route("/v1/dashboard/breakdown", get(dashboard::breakdown))
         .route("/v1/dashboard/mix", get(dashboard::mix))
+        .route("/v1/dashboard/runaway", get(dashboard::runaway))
         .route("/v1/dashboard/teams/{group}", get(dashboard::team))
         .route("/v1/dashboard/people/{email}", get(dashboard::person))
         .route("/v1/me", get(dashboard::me))

@@ -23,8 +23,15 @@
 //! is a small record keyed by an integer (its id becomes text only at the API
 //! edge), and expiry is a timer wheel of one-second buckets that is only
 //! touched when a second has passed, never walked per check.
+//!
+//! A rate cap (`per_hour`) bounds a user's spend in any sliding hour: the
+//! committed spend of the last [`RATE_WINDOW`] seconds (by each event's own time,
+//! kept per second in a [`Window`]) plus every open hold. It is one more room
+//! considered under the same mutex, so it is exactly as strict as the other
+//! limits. The same windows, and one per model, feed the runaway rule
+//! ([`crate::runaway`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
@@ -32,6 +39,8 @@ use budgit_engine::model::{Enforcement, Limit, Period};
 use budgit_engine::period::{PeriodRange, period_containing};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+
+use crate::runaway::{self, Runaway};
 
 /// Workspace settings the ledger needs: the budget period and what 100% means.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,6 +142,8 @@ pub enum Deciding {
     ModelCap,
     /// The group's pool.
     Pool,
+    /// The user's rate cap: spend in the last sliding hour plus open holds.
+    RateCap,
 }
 
 /// The answer to a check.
@@ -155,6 +166,10 @@ pub struct Decision {
     /// When the reservation lapses (unix seconds): the asked time, or sooner for a
     /// hold of more than [`POOL_SHARE_PERCENT`] of a pool (see [`POOL_SHARE_TTL`]).
     pub expires_at: i64,
+    /// Refused by the rate cap: seconds until enough of the last hour's spend leaves
+    /// the window for this amount to fit (`None` when only releasing holds would
+    /// make room, or the amount is larger than the rate cap itself).
+    pub retry_after: Option<i64>,
 }
 
 impl Decision {
@@ -168,6 +183,7 @@ impl Decision {
             no_limit: true,
             too_many_holds: false,
             expires_at: 0,
+            retry_after: None,
         }
     }
 }
@@ -234,6 +250,9 @@ pub const MAX_OPEN_HOLDS: u16 = 1000;
 pub const POOL_SHARE_PERCENT: i64 = 25;
 /// The longest life of a hold past [`POOL_SHARE_PERCENT`] of a pool (seconds).
 pub const POOL_SHARE_TTL: i64 = 60;
+
+/// The rate cap's window: a sliding hour (seconds).
+pub const RATE_WINDOW: i64 = 3600;
 
 /// Marks "none" in u32 id fields (no group, not in the timer wheel).
 const NONE: u32 = u32::MAX;
@@ -362,6 +381,8 @@ const OCCUPIED: u8 = 1;
 const LIMITED: u8 = 2;
 /// [`Hot::flags`]: the name is longer than [`INLINE_USER`]; `name` starts with its hash.
 const LONG: u8 = 4;
+/// [`Hot::flags`]: the user's applied limit has a rate cap (its value is in the [`UserSlot`]).
+const RATED: u8 = 8;
 
 /// The bit of [`Hot::caps`] a product id maps to.
 fn product_bit(p: u32) -> u16 {
@@ -638,6 +659,68 @@ struct UserSlot {
     lines: Lines,
     /// The applied limit as given (read by the console's views, not by checks).
     limit: Option<Box<UserLimit>>,
+    /// The rate cap in micro-credits per sliding hour (read when [`RATED`]).
+    rate: i64,
+    /// Committed spend of the last hour, by second.
+    recent: Window,
+    /// A runaway alert for the user was written; none again before this second.
+    quiet_until: i64,
+}
+
+/// Committed spend of the last [`RATE_WINDOW`], one entry per second, oldest first.
+///
+/// Kept for every user who spends (not only those with a rate cap), so a rate cap
+/// applied now already counts the hour before it, and the runaway rule reads the
+/// same numbers. It holds at most one entry per second in which the user spent.
+#[derive(Debug, Default)]
+pub(crate) struct Window {
+    spends: VecDeque<(i64, i64)>,
+    sum: i64,
+}
+
+impl Window {
+    /// Adds spend at unix second `ts`. A spend older than an hour before the newest
+    /// one can never count again and is not kept.
+    fn add(&mut self, ts: i64, micros: i64) {
+        let newest = self.spends.back().map_or(ts, |b| b.0.max(ts));
+        if ts <= newest.saturating_sub(RATE_WINDOW) || micros == 0 {
+            return;
+        }
+        match self.spends.binary_search_by_key(&ts, |e| e.0) {
+            Ok(i) => {
+                if let Some(e) = self.spends.get_mut(i) {
+                    e.1 = e.1.saturating_add(micros);
+                }
+            }
+            Err(i) => self.spends.insert(i, (ts, micros)),
+        }
+        self.sum = self.sum.saturating_add(micros);
+        self.prune(newest);
+    }
+
+    /// Drops spend that left the window at `now` (at or before `now - RATE_WINDOW`).
+    fn prune(&mut self, now: i64) {
+        let edge = now.saturating_sub(RATE_WINDOW);
+        while let Some(&(t, m)) = self.spends.front() {
+            if t > edge {
+                break;
+            }
+            self.spends.pop_front();
+            self.sum = self.sum.saturating_sub(m);
+        }
+    }
+
+    /// Seconds from `now` until at least `need` micro-credits have left the window.
+    fn frees(&self, need: i64, now: i64) -> Option<i64> {
+        let mut freed = 0i64;
+        for &(t, m) in &self.spends {
+            freed = freed.saturating_add(m);
+            if freed >= need {
+                return Some((t + RATE_WINDOW - now).max(1));
+            }
+        }
+        None
+    }
 }
 
 /// A limit compiled to ids: the limit, its caps (kind, product or model id, cap) and the group id.
@@ -743,6 +826,21 @@ pub struct Ledger {
     foreign: HashMap<Box<str>, u64>,
     wheel: Wheel,
     outbox: PendingRows,
+    /// The newest committed spend seen (unix second).
+    newest: i64,
+    /// Committed spend of the last hour per model id.
+    model_recent: Vec<Window>,
+    /// Spend this period per model id, over every user.
+    model_used: Vec<i64>,
+}
+
+/// The entry `i` of a per-id vector, grown with defaults to hold it.
+fn grown<T: Default>(v: &mut Vec<T>, i: u32) -> Option<&mut T> {
+    let i = i as usize;
+    if v.len() <= i {
+        v.resize_with(i + 1, T::default);
+    }
+    v.get_mut(i)
 }
 
 impl Default for Ledger {
@@ -763,6 +861,9 @@ impl Default for Ledger {
             foreign: HashMap::new(),
             wheel: Wheel::default(),
             outbox: PendingRows::default(),
+            newest: i64::MIN,
+            model_recent: Vec::new(),
+            model_used: Vec::new(),
         }
     }
 }
@@ -820,6 +921,7 @@ impl Ledger {
         for e in &mut self.users.table {
             e.used = 0;
         }
+        self.model_used.iter_mut().for_each(|u| *u = 0);
         for slot in &mut self.slots {
             slot.counted = false;
             for s in slot.lines.iter_mut() {
@@ -837,6 +939,9 @@ impl Ledger {
 
     /// Adds committed usage to a user's sums (not to the pool).
     fn count(&mut self, at: usize, p: u32, m: u32, micros: i64) {
+        if let Some(used) = grown(&mut self.model_used, m) {
+            *used = used.saturating_add(micros);
+        }
         let Some(e) = self.users.table.get_mut(at) else { return };
         e.used = e.used.saturating_add(micros);
         let Some(slot) = self.slots.get_mut(e.id as usize) else { return };
@@ -890,6 +995,13 @@ impl Ledger {
                 e.total = limit.limit.credits.micros();
                 e.group = group;
                 e.flags |= LIMITED;
+                match limit.limit.per_hour {
+                    Some(rate) => {
+                        e.flags |= RATED;
+                        slot.rate = rate.micros();
+                    }
+                    None => e.flags &= !RATED,
+                }
                 for (kind, key, cap) in caps {
                     let line = slot.lines.entry(kind, key);
                     line.capped = true;
@@ -904,7 +1016,7 @@ impl Ledger {
             None => {
                 e.total = 0;
                 e.group = NONE;
-                e.flags &= !LIMITED;
+                e.flags &= !(LIMITED | RATED);
                 slot.limit = None;
             }
         }
@@ -953,15 +1065,49 @@ impl Ledger {
     }
 
     /// Adds committed usage that happened at `ts` (ignored outside the loaded period).
+    /// The last hour's windows count it whatever its period.
     pub fn add_usage(&mut self, user: &str, product: &str, model: &str, micros: i64, ts: DateTime<Utc>) {
-        if !self.period.is_some_and(|p| p.contains(ts)) {
+        let in_period = self.period.is_some_and(|p| p.contains(ts));
+        if !in_period && self.is_stale(ts) {
             return;
         }
         let (at, p, m) = (self.user_slot(user), self.products.intern(product), self.models.intern(model));
+        self.remember(at, m, ts.timestamp(), micros);
+        if !in_period {
+            return;
+        }
         self.count(at, p, m, micros);
         let g = self.users.table.get(at).map_or(NONE, |e| e.group);
         if let Some(g) = self.groups.get_mut(g as usize) {
             g.used = g.used.saturating_add(micros);
+        }
+    }
+
+    /// True when spend at `ts` is an hour older than the newest spend the ledger saw:
+    /// it can never count in a window again.
+    fn is_stale(&self, ts: DateTime<Utc>) -> bool {
+        ts.timestamp() <= self.newest.saturating_sub(RATE_WINDOW)
+    }
+
+    /// Adds committed spend at unix second `ts` to the user's and the model's last-hour windows.
+    fn remember(&mut self, at: usize, m: u32, ts: i64, micros: i64) {
+        self.newest = self.newest.max(ts);
+        if let Some(e) = self.users.table.get(at)
+            && let Some(slot) = self.slots.get_mut(e.id as usize)
+        {
+            slot.recent.add(ts, micros);
+        }
+        if let Some(w) = grown(&mut self.model_recent, m) {
+            w.add(ts, micros);
+        }
+    }
+
+    /// Loads the last hour's committed spend (user, model, unix second, micro-credits),
+    /// read from the store at start.
+    pub fn load_recent(&mut self, rows: Vec<(String, String, i64, i64)>) {
+        for (user, model, ts, micros) in rows {
+            let (at, m) = (self.user_slot(&user), self.models.intern(&model));
+            self.remember(at, m, ts, micros);
         }
     }
 
@@ -1029,6 +1175,12 @@ impl Ledger {
         {
             consider(pool.saturating_sub(g.used.saturating_add(g.held)), Deciding::Pool);
         }
+        if e.flags & RATED != 0
+            && let Some(slot) = self.slots.get(e.id as usize)
+        {
+            // every open hold counts: it may be committed within the hour
+            consider(slot.rate.saturating_sub(slot.recent.sum.saturating_add(e.held)), Deciding::RateCap);
+        }
         Some(best)
     }
 
@@ -1037,10 +1189,20 @@ impl Ledger {
         self.sweep(now, None);
         let Some(at) = self.users.find(req.user) else { return Decision::unlimited() };
         let (p, m) = (self.products.get(req.product), self.models.get(req.model));
+        let rated = self.users.table.get(at).filter(|e| e.flags & RATED != 0).map(|e| e.id as usize);
+        if let Some(slot) = rated.and_then(|id| self.slots.get_mut(id)) {
+            slot.recent.prune(now);
+        }
         let Some((room, deciding)) = self.room(at, p, m) else { return Decision::unlimited() };
         let fits = req.micros <= room;
         let too_many_holds = self.users.table.get(at).is_some_and(|e| e.open >= MAX_OPEN_HOLDS);
         if too_many_holds || (!fits && self.settings.enforcement != Enforcement::Soft) {
+            let retry_after = match (deciding, rated.and_then(|id| self.slots.get(id))) {
+                (Deciding::RateCap, Some(slot)) if !too_many_holds => {
+                    slot.recent.frees(req.micros.saturating_sub(room), now)
+                }
+                _ => None,
+            };
             return Decision {
                 allowed: false,
                 reservation: None,
@@ -1050,6 +1212,7 @@ impl Ledger {
                 no_limit: false,
                 too_many_holds,
                 expires_at: 0,
+                retry_after,
             };
         }
         let expires_at = self.pool_share_expiry(at, req.micros, now, expires_at);
@@ -1086,6 +1249,7 @@ impl Ledger {
             no_limit: false,
             too_many_holds: false,
             expires_at,
+            retry_after: None,
         }
     }
 
@@ -1346,6 +1510,7 @@ impl Ledger {
             self.unschedule(frozen.expires_at, frozen.wheel);
             self.hold_on(frozen.at as usize, frozen.product, frozen.model, -frozen.micros);
             self.count_open(frozen.at as usize, -1);
+            self.remember(frozen.at as usize, frozen.model, ts.timestamp(), actual);
             if self.period.is_some_and(|p| p.contains(ts)) {
                 self.count(frozen.at as usize, frozen.product, frozen.model, actual);
                 let g = self.users.table.get(frozen.at as usize).map_or(NONE, |e| e.group);
@@ -1537,6 +1702,74 @@ impl Ledger {
     pub fn open_reservations(&self) -> usize {
         self.holds.len()
     }
+
+    /// Seconds of the loaded period before the last hour at `now` (the baseline's span).
+    fn seconds_before_hour(&self, now: i64) -> i64 {
+        self.period.map_or(0, |p| now.saturating_sub(RATE_WINDOW).saturating_sub(p.start.timestamp()))
+    }
+
+    /// People and models whose last hour at `now` is runaway ([`crate::runaway`]),
+    /// largest last hour first. One pass over the users who spent in the last hour's
+    /// windows and over the models: no event is read.
+    pub fn runaways(&mut self, now: i64) -> (Vec<Runaway>, Vec<Runaway>) {
+        let seconds = self.seconds_before_hour(now);
+        let mut people = Vec::new();
+        for (id, slot) in self.slots.iter_mut().enumerate() {
+            if slot.recent.spends.is_empty() {
+                continue;
+            }
+            slot.recent.prune(now);
+            let last_hour = slot.recent.sum;
+            if last_hour < runaway::FLOOR_MICROS {
+                continue;
+            }
+            let at = self.users.at.get(id).copied().unwrap_or(NONE) as usize;
+            let used = self.users.table.get(at).map_or(0, |e| e.used);
+            let before = used.saturating_sub(last_hour).max(0);
+            if runaway::is_runaway(last_hour, before, seconds) {
+                let name = self.users.name(id as u32).to_string();
+                people.push(Runaway { name, last_hour, baseline: runaway::baseline(before, seconds) });
+            }
+        }
+        let mut models = Vec::new();
+        for (id, w) in self.model_recent.iter_mut().enumerate() {
+            w.prune(now);
+            if w.sum < runaway::FLOOR_MICROS {
+                continue;
+            }
+            let before = self.model_used.get(id).copied().unwrap_or(0).saturating_sub(w.sum).max(0);
+            if runaway::is_runaway(w.sum, before, seconds) {
+                let name = self.models.name(id as u32).to_string();
+                models.push(Runaway { name, last_hour: w.sum, baseline: runaway::baseline(before, seconds) });
+            }
+        }
+        let order =
+            |a: &Runaway, b: &Runaway| b.last_hour.cmp(&a.last_hour).then_with(|| a.name.cmp(&b.name));
+        people.sort_by(order);
+        models.sort_by(order);
+        (people, models)
+    }
+
+    /// The user's runaway finding at `now`, when their last hour is runaway and no
+    /// runaway alert was given for them in the hour before: an alert at most once per
+    /// person per hour, however many events the burst has.
+    pub fn runaway_alert(&mut self, user: &str, now: i64) -> Option<Runaway> {
+        let seconds = self.seconds_before_hour(now);
+        let at = self.users.find(user)?;
+        let e = *self.users.table.get(at)?;
+        let slot = self.slots.get_mut(e.id as usize)?;
+        if slot.quiet_until > now {
+            return None;
+        }
+        slot.recent.prune(now);
+        let last_hour = slot.recent.sum;
+        let before = e.used.saturating_sub(last_hour).max(0);
+        if !runaway::is_runaway(last_hour, before, seconds) {
+            return None;
+        }
+        slot.quiet_until = now.saturating_add(RATE_WINDOW);
+        Some(Runaway { name: user.to_string(), last_hour, baseline: runaway::baseline(before, seconds) })
+    }
 }
 
 #[cfg(test)]
@@ -1572,6 +1805,142 @@ mod tests {
     /// The id text of an allowed check.
     fn id(d: &Decision) -> String {
         d.reservation.unwrap().to_string()
+    }
+
+    /// A ledger where `r@x.com` has 2000 credits a month and at most `per_hour` an hour.
+    fn rated(per_hour: i64) -> Ledger {
+        let mut l = Ledger::default();
+        let settings = Settings::default();
+        l.load_usage(settings.clone(), Ledger::period_for(&settings, now()), Vec::new());
+        let limit = Limit {
+            credits: Credits::from_whole(2000),
+            per_hour: Some(Credits::from_whole(per_hour)),
+            ..Default::default()
+        };
+        l.apply_limits([("r@x.com".to_string(), Some(UserLimit { limit, group: None }))], []);
+        l
+    }
+
+    fn at(offset: i64) -> DateTime<Utc> {
+        now() + chrono::Duration::seconds(offset)
+    }
+
+    #[test]
+    fn the_rate_cap_counts_the_last_hour_by_event_time_and_frees_as_it_slides() {
+        let mut l = rated(150);
+        let t = now().timestamp();
+        // 100 spent 50 minutes ago, 30 spent 10 minutes ago, 20 two hours ago (outside)
+        l.add_usage("r@x.com", "codex", "m", 20_000_000, at(-7200));
+        l.add_usage("r@x.com", "codex", "m", 100_000_000, at(-3000));
+        l.add_usage("r@x.com", "codex", "m", 30_000_000, at(-600));
+        let d = l.check(&req("r@x.com", "codex", 21), t, t + 60);
+        assert_eq!((d.allowed, d.deciding, d.remaining), (false, Deciding::RateCap, 20_000_000));
+        // the 100 leaves the window 600 s from now: then 21 fits
+        assert_eq!(d.retry_after, Some(600));
+        let d = l.check(&req("r@x.com", "codex", 20), t, t + 3600);
+        assert_eq!((d.allowed, d.deciding, d.remaining), (true, Deciding::RateCap, 0));
+        // the open hold counts too: nothing more fits now, and only its release or the window frees room
+        let d = l.check(&req("r@x.com", "codex", 1), t, t + 60);
+        assert_eq!((d.allowed, d.deciding, d.retry_after), (false, Deciding::RateCap, Some(600)));
+        // one second before the 100 leaves, still refused; at that second, room for 100
+        let d = l.check(&req("r@x.com", "codex", 1), t + 599, t + 659);
+        assert!(!d.allowed);
+        let d = l.check(&req("r@x.com", "codex", 100), t + 600, t + 660);
+        assert_eq!((d.allowed, d.remaining), (true, 0));
+        // more than the rate cap itself never fits: no retry time
+        let d = l.check(&req("r@x.com", "codex", 151), t + 600, t + 660);
+        assert_eq!((d.allowed, d.retry_after), (false, None));
+    }
+
+    #[test]
+    fn a_commit_counts_at_its_time_and_a_period_limit_still_decides_when_tighter() {
+        let mut l = rated(150);
+        let t = now().timestamp();
+        let d = l.check(&req("r@x.com", "codex", 100), t, t + 60);
+        let r = l.begin_commit(&id(&d), None, 120_000_000, t).unwrap();
+        l.finish_commit(&r, 120_000_000, now(), true);
+        let d = l.check(&req("r@x.com", "codex", 31), t + 1, t + 60);
+        assert_eq!(
+            (d.allowed, d.deciding, d.remaining, d.retry_after),
+            (false, Deciding::RateCap, 30_000_000, Some(3599))
+        );
+        // an hour later the commit left the window; the period's total then decides
+        let mut usage = Vec::new();
+        usage.push(("r@x.com".to_string(), "codex".to_string(), "m".to_string(), 1_950_000_000));
+        let settings = Settings::default();
+        l.load_usage(settings.clone(), Ledger::period_for(&settings, now()), usage);
+        let d = l.check(&req("r@x.com", "codex", 60), t + 3600, t + 3660);
+        assert_eq!((d.allowed, d.deciding, d.remaining), (false, Deciding::User, 50_000_000));
+        // a limit without a rate cap removes it
+        let limit = Limit { credits: Credits::from_whole(5000), ..Default::default() };
+        l.apply_limits([("r@x.com".to_string(), Some(UserLimit { limit, group: None }))], []);
+        let d = l.check(&req("r@x.com", "codex", 1000), t + 3600, t + 3660);
+        assert_eq!((d.allowed, d.deciding), (true, Deciding::User));
+    }
+
+    #[test]
+    fn concurrent_checks_pass_the_rate_cap_exactly_k_times() {
+        // room for exactly 7 checks of 20 in a cap of 150 after 10 spent
+        let ledger = std::sync::Arc::new(std::sync::Mutex::new(rated(150)));
+        let t = now().timestamp();
+        ledger.lock().unwrap().add_usage("r@x.com", "codex", "m", 10_000_000, at(-60));
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let ledger = ledger.clone();
+                std::thread::spawn(move || {
+                    (0..4)
+                        .filter(|_| {
+                            ledger.lock().unwrap().check(&req("r@x.com", "codex", 20), t, t + 60).allowed
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        let granted: usize = threads.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(granted, 7);
+        let d = ledger.lock().unwrap().check(&req("r@x.com", "codex", 1), t, t + 60);
+        assert_eq!((d.allowed, d.deciding, d.remaining), (false, Deciding::RateCap, 0));
+    }
+
+    #[test]
+    fn a_steady_person_is_not_runaway_and_a_burst_is_flagged_and_alerted_once_an_hour() {
+        let mut l = Ledger::default();
+        let settings = Settings::default();
+        let period = Ledger::period_for(&settings, now());
+        // two weeks into the month at 10 credits an hour: 3360 credits before the last hour
+        let steady = 14 * 24 * 10 * 1_000_000;
+        let hours_in = (now().timestamp() - period.start.timestamp()) / 3600;
+        assert_eq!(hours_in, 14 * 24 + 12);
+        l.load_usage(
+            settings,
+            period,
+            vec![
+                ("steady@x.com".into(), "codex".into(), "m".into(), steady),
+                ("burst@x.com".into(), "codex".into(), "loop".into(), steady),
+            ],
+        );
+        let t = now().timestamp();
+        for minute in 0..60 {
+            // the steady person keeps to their 10 an hour; the burst spends 8 a minute (480)
+            if minute % 6 == 0 {
+                l.add_usage("steady@x.com", "codex", "m", 1_000_000, at(-3540 + minute * 60));
+            }
+            l.add_usage("burst@x.com", "codex", "loop", 8_000_000, at(-3540 + minute * 60));
+        }
+        let (people, models) = l.runaways(t);
+        let names: Vec<&str> = people.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["burst@x.com"]);
+        assert_eq!(people[0].last_hour, 480_000_000);
+        // the model of the loop too; `m` stays steady
+        assert_eq!(models.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["loop"]);
+        assert!(l.runaway_alert("steady@x.com", t).is_none());
+        assert!(l.runaway_alert("burst@x.com", t).is_some());
+        assert!(l.runaway_alert("burst@x.com", t + 1800).is_none(), "once an hour, not per event");
+        l.add_usage("burst@x.com", "codex", "loop", 300_000_000, at(3600));
+        assert!(l.runaway_alert("burst@x.com", t + 3600).is_some(), "the next hour alerts again");
+        // an hour and more after the burst stopped, nobody is runaway
+        let (people, _) = l.runaways(t + 3 * 3600);
+        assert!(people.is_empty(), "{people:?}");
     }
 
     #[test]

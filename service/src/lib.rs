@@ -29,6 +29,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod openapi;
 pub mod pull;
+pub mod runaway;
 pub mod sessions;
 pub mod store;
 
@@ -240,6 +241,21 @@ fn usage_snapshot(
     Ok((settings, period, rows))
 }
 
+/// The last hour's committed spend per user, model and second, for the ledger's
+/// rate windows: a range of the `events_ts` index, not a scan.
+fn recent_spend(conn: &Connection, now: DateTime<Utc>) -> ApiResult<Vec<(String, String, i64, i64)>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT email, model, ts, {} FROM events WHERE ts > ?1 GROUP BY email, model, ts",
+        api::usage::WIDE_SUM
+    ))?;
+    let rows = stmt
+        .query_map([now.timestamp() - ledger::RATE_WINDOW], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, api::usage::wide_sum(r.get(3)?, r.get(4)?)))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
 /// Parses an applied limit row.
 fn parse_limit(value: &str, group: Option<String>) -> Option<UserLimit> {
     let limit = serde_json::from_str(value).ok()?;
@@ -350,10 +366,11 @@ impl AppState {
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
                 let sessions = sessions::store_load(c)?;
-                Ok((users, limits, pools, reservations, usage_snapshot(c, now)?, sessions))
+                let recent = recent_spend(c, now)?;
+                Ok((users, limits, pools, reservations, usage_snapshot(c, now)?, sessions, recent))
             })
             .map_err(startup)?;
-        let (users, limits, pools, reservations, (settings, period, usage), live_sessions) = loaded;
+        let (users, limits, pools, reservations, (settings, period, usage), live_sessions, recent) = loaded;
         for (h, email) in users {
             tokens.add_user(h, email);
         }
@@ -366,6 +383,7 @@ impl AppState {
         }));
         ledger.apply_limits(limits, pools);
         ledger.load_usage(settings, period, usage);
+        ledger.load_recent(recent);
         for r in reservations {
             ledger.restore(r);
         }

@@ -394,9 +394,17 @@ fn drill_paths() -> (Map<String, Value>, Map<String, Value>) {
         "/v1/dashboard/teams/{group}": { "get": op("dashboard", "one team this period (admin): its budget and standing, its members with theirs, usage by product and model, daily usage so far, the proposals for it not merged yet and its members' open credit requests; `(no group)` is the users with a limit and no group",
             vec![path("group", "the group, or `(no group)`"), now.clone(), fresh.clone()], None, ok("the team", r("DashboardTeamDetail")), &errors(&[("404", "`dashboard/unknown-team`: no such team this period")])) },
         "/v1/dashboard/people/{email}": { "get": op("dashboard", "one person this period (admin): their budget as `/v1/me` answers them, their team and cost center, the applied limit's provenance and their credit requests",
-            vec![path("email", "the person"), now, fresh], None, ok("the person", r("DashboardPerson")), &errors(&[("404", "`dashboard/unknown-user`: no limit and no usage this period")])) }
+            vec![path("email", "the person"), now, fresh], None, ok("the person", r("DashboardPerson")), &errors(&[("404", "`dashboard/unknown-user`: no limit and no usage this period")])) },
+        "/v1/dashboard/runaway": { "get": op("dashboard", "runaway spend (admin): people and models whose spend in the last sliding hour is at least `rule.floor` credits and at least `rule.factor` times their hourly baseline (the average hour of the period before it, over at least `rule.min_baseline_hours`); largest last hour first",
+            vec![], None, ok("the runaway people and models", r("DashboardRunaway")), &errors(&[])) }
     });
-    let schemas = json!({ "DashboardMix": mix, "DashboardTeamDetail": team, "DashboardPerson": person });
+    let finding = json!({ "type": "object", "properties": {
+        "name": { "type": "string", "description": "the person's email or the model" },
+        "last_hour": decimal, "baseline": decimal } });
+    let runaway = json!({ "type": "object", "properties": {
+        "people": { "type": "array", "items": finding }, "models": { "type": "array", "items": finding },
+        "rule": { "type": "object", "properties": { "factor": { "type": "integer" }, "floor": decimal, "min_baseline_hours": { "type": "integer" } } } } });
+    let schemas = json!({ "DashboardMix": mix, "DashboardTeamDetail": team, "DashboardPerson": person, "DashboardRunaway": runaway });
     match (paths, schemas) {
         (Value::Object(p), Value::Object(s)) => (p, s),
         _ => (Map::new(), Map::new()),
@@ -582,7 +590,7 @@ pub fn document() -> Value {
                     "next_page": { "type": ["string", "null"] }
                 } },
                 "CheckRequest": { "type": "object", "required": ["product", "model", "credits"], "additionalProperties": false, "properties": { "user": { "type": "string", "description": "required with the admin token" }, "product": { "type": "string" }, "model": { "type": "string" }, "credits": credits, "ttl_seconds": { "type": "integer", "minimum": 1, "maximum": 3600, "description": "reservation life (default 300)" } } },
-                "CheckResponse": { "type": "object", "properties": { "allowed": { "type": "boolean" }, "reservation_id": { "type": ["string", "null"] }, "remaining": credits, "deciding": { "enum": ["user", "product_cap", "model_cap", "pool"] }, "expires_at": { "type": ["string", "null"], "format": "date-time" }, "enforcement": { "enum": ["hard", "soft"] }, "alert": { "const": "over_limit" }, "reason": { "type": "string" } } },
+                "CheckResponse": { "type": "object", "properties": { "allowed": { "type": "boolean" }, "reservation_id": { "type": ["string", "null"] }, "remaining": credits, "deciding": { "enum": ["user", "product_cap", "model_cap", "pool", "rate_cap"] }, "expires_at": { "type": ["string", "null"], "format": "date-time" }, "enforcement": { "enum": ["hard", "soft"] }, "alert": { "const": "over_limit" }, "reason": { "type": "string" }, "retry_after": { "type": "integer", "minimum": 1, "description": "refused by the rate cap: seconds until enough of the last hour's spend leaves the window for this amount (absent when only releasing reservations, or a smaller amount, would fit)" } } },
                 "CreditRequest": credit_request,
                 "Group": repository_schemas["Group"].clone(),
                 "Proposal": repository_schemas["Proposal"].clone(),

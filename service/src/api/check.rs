@@ -54,6 +54,7 @@ fn deciding_name(d: Deciding) -> &'static str {
         Deciding::ProductCap => "product_cap",
         Deciding::ModelCap => "model_cap",
         Deciding::Pool => "pool",
+        Deciding::RateCap => "rate_cap",
     }
 }
 
@@ -70,6 +71,10 @@ struct CheckOut<'a> {
     alert: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+    /// Refused by the rate cap: seconds until enough of the last hour's spend leaves
+    /// the window for this amount (absent when waiting alone cannot make room).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<i64>,
 }
 
 /// `POST /v1/check`: may this user spend this much on this product and model now?
@@ -149,6 +154,7 @@ pub async fn check(
         enforcement: if enforcement == Enforcement::Soft { "soft" } else { "hard" },
         alert: decision.over_limit.then_some("over_limit"),
         reason: decision.no_limit.then_some("no limit is applied to this user"),
+        retry_after: decision.retry_after,
     };
     Ok(axum::Json(out).into_response())
 }

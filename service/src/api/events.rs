@@ -307,12 +307,33 @@ fn same_payload(tx: &Transaction<'_>, e: &NewEvent) -> ApiResult<bool> {
 }
 
 /// Publishes stored events to the ledger and the live stream (after commit, in order).
+///
+/// Each user with a stored event is then checked against the runaway rule; a
+/// finding is an alert, at most once per person per hour (the ledger remembers).
 pub(crate) fn publish(app: &App, stored: Vec<(NewEvent, i64, String)>, to_ledger: bool) {
-    if !to_ledger {
-    } else if let Ok(mut l) = app.ledger.lock() {
-        for (e, _, _) in &stored {
-            l.add_usage(&e.user, &e.product, &e.model, e.micros, e.ts);
+    let now = chrono::Utc::now().timestamp();
+    let mut runaways = Vec::new();
+    if let Ok(mut l) = app.ledger.lock() {
+        if to_ledger {
+            for (e, _, _) in &stored {
+                l.add_usage(&e.user, &e.product, &e.model, e.micros, e.ts);
+            }
         }
+        let mut users: Vec<&str> = stored.iter().map(|(e, _, _)| e.user.as_str()).collect();
+        users.sort_unstable();
+        users.dedup();
+        runaways.extend(users.into_iter().filter_map(|u| l.runaway_alert(u, now)));
+    }
+    if !runaways.is_empty() {
+        app.store.write_detached(move |tx| {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO alerts (at, email, kind, message) VALUES (?1, ?2, 'runaway', ?3)",
+            )?;
+            for r in &runaways {
+                insert.execute((now, &r.name, crate::runaway::message(r)))?;
+            }
+            Ok(())
+        });
     }
     for (e, seq, project) in stored {
         // no subscriber is not an error

@@ -28,10 +28,12 @@
 mod aggregates;
 mod drill;
 mod recent;
+mod runaway;
 mod view;
 
 pub use self::drill::{mix, person, team};
 pub use self::recent::recent_events;
+pub use self::runaway::runaway;
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
