@@ -135,6 +135,9 @@ pub struct Org {
     pub near_team: Option<String>,
     /// The user whose usage is exactly their limit.
     pub at_limit: Option<usize>,
+    /// The user whose backfill ends in a burst: an unattended agent loop in the last
+    /// hour, so the console's runaway list has a story to tell.
+    pub runaway: Option<usize>,
     /// The workspace time zone.
     pub tz: Tz,
     /// The period the backfill covers.
@@ -335,8 +338,16 @@ pub fn plan(
             s.codex = cents(codex);
         }
     }
+    // the runaway: the largest Codex plan (of at least twice the floor) of another team
+    // than the near one; half of it moves into the last hour, so their total is unchanged
+    let runaway = subjects
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| Some(*i) != at_limit && !s.quiet && s.codex >= 2 * crate::runaway::FLOOR_MICROS)
+        .max_by_key(|(i, s)| (s.codex, std::cmp::Reverse(*i)))
+        .map(|(i, _)| i);
     let tz = resolution.timezone;
-    Org { subjects, near_team, at_limit, tz, period: resolution.period, now }
+    Org { subjects, near_team, at_limit, runaway, tz, period: resolution.period, now }
 }
 
 /// The local days of the period up to `now`, with how much of each day's rhythm has passed.
@@ -362,7 +373,10 @@ fn days(org: &Org) -> Vec<(NaiveDate, bool, f64)> {
     out
 }
 
-/// A time on `day` drawn from its rhythm, before `now` and inside the period.
+/// A time on `day` drawn from its rhythm, over an hour before `now` and inside the period.
+///
+/// A backfill event is a whole day's spend: one landing in the last hour would read as
+/// a burst to the runaway rule, which only the demo's planned runaway should be.
 fn time_on(org: &Org, rng: &mut Rng, day: NaiveDate, weekend: bool) -> i64 {
     let hours = if weekend { &WEEKEND_HOURS } else { &WEEKDAY_HOURS };
     let start = org
@@ -371,7 +385,7 @@ fn time_on(org: &Org, rng: &mut Rng, day: NaiveDate, weekend: bool) -> i64 {
         .earliest()
         .map_or(org.period.start, |t| t.with_timezone(&Utc))
         .max(org.period.start);
-    let latest = org.now - Duration::seconds(30);
+    let latest = (org.now - Duration::minutes(65)).max(org.period.start).min(org.now - Duration::seconds(30));
     let total: f64 = hours.iter().sum();
     for _ in 0..8 {
         let mut x = rng.unit() * total;
@@ -455,7 +469,27 @@ pub fn backfill(org: &Org, i: usize, seed: u64) -> Vec<Value> {
     let exact = org.at_limit == Some(i);
     let mut spent = BTreeMap::new();
     let mut out = Vec::new();
-    for (product, total) in [("chatgpt", s.chatgpt), ("codex", s.codex)] {
+    // the runaway's burst: half their Codex, in the last hour (at least 5× any baseline
+    // of the other half over the 24 hours the rule averages at least)
+    let burst = if org.runaway == Some(i) { s.codex / 2 / CENT * CENT } else { 0 };
+    if burst > 0 {
+        const STEPS: i64 = 10;
+        for k in 0..STEPS {
+            let amount = if k == STEPS - 1 { burst - burst / STEPS * (STEPS - 1) } else { burst / STEPS };
+            let time = (org.now - Duration::minutes(50 - 5 * k)).max(org.period.start).timestamp();
+            let model = model_for(s, &mut rng, "codex", amount, &mut spent, false);
+            out.push(json!({
+                "id": format!("demo-{seed}-{i}-loop-{k}"),
+                "time": time,
+                "user": s.email,
+                "product": "codex",
+                "model": model,
+                "credits": Credits::from_micros(amount).to_string(),
+                "context": { "kind": "task", "task": "Retry the failing migration until it passes", "repo": REPOS[0] },
+            }));
+        }
+    }
+    for (product, total) in [("chatgpt", s.chatgpt), ("codex", s.codex - burst)] {
         if total <= 0 {
             continue;
         }

@@ -178,6 +178,13 @@ fn the_demo_seeds_a_live_organisation() {
     let share = by_team[&near] / pools[&near];
     assert!((0.85..1.0).contains(&share), "`{near}` uses {share:.3} of its pool");
 
+    // one person's last hour is an agent loop: the runaway list has them, and nobody else
+    // of the backfill (live spend is too small and too spread to be runaway)
+    let runaway = send(addr, "GET", "/v1/dashboard/runaway", Some(ADMIN), None).json();
+    let people = runaway["people"].as_array().unwrap();
+    assert_eq!(people.len(), 1, "{runaway}");
+    assert!(credits(&people[0]["last_hour"]) >= 50.0, "{runaway}");
+
     // the user at their limit is denied, with their own token too
     let check = json!({ "user": demo.user, "product": "chatgpt", "model": "gpt-5", "credits": "1" });
     let r = send(addr, "POST", "/v1/check", Some(ADMIN), Some(&check.to_string()));

@@ -527,6 +527,7 @@ fn every_operation_answers_as_the_openapi_document_says() {
     c.ok("GET", "/v1/dashboard/breakdown?by=product", None);
     c.ok("GET", "/v1/dashboard/breakdown?format=csv", None);
     c.ok("GET", "/v1/dashboard/mix?by=team&product=codex", None);
+    c.ok("GET", "/v1/dashboard/runaway", None);
     c.ok("GET", "/v1/dashboard/teams/sales?fresh=true", None);
     c.call("GET", "/v1/dashboard/teams/nobody-here", None);
     c.ok("GET", "/v1/dashboard/people/a%40acme.com", None);

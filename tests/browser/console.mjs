@@ -26,6 +26,7 @@ import {
 } from './lib.mjs';
 import { teamChecks } from './teams.mjs';
 import { overridesChecks } from './overrides.mjs';
+import { runawayChecks } from './runaway.mjs';
 
 const BASE = env('BUDGIT_URL').replace(/\/$/, '');
 const ADMIN = env('BUDGIT_ADMIN_TOKEN');
@@ -460,6 +461,7 @@ await check('the admin view shows users, groups and reconciler status', async ()
 });
 
 await overridesChecks({ check, context: admin, base: BASE, admin: ADMIN, repo: REPO });
+await runawayChecks({ check, context: admin, base: BASE, admin: ADMIN });
 
 await check('no horizontal overflow at 390 px (admin and user views)', async () => {
   const mobileAdmin = await newContext(browser, { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });

@@ -26,6 +26,25 @@ const NO_GROUP = '(no group)';
  * @property {number} [last_seq]
  */
 
+/**
+ * One runaway person or model.
+ * @typedef {object} RunawayFinding
+ * @property {string} name
+ * @property {import('../common.js').Decimal} last_hour
+ * @property {import('../common.js').Decimal} baseline
+ */
+
+/**
+ * `GET /v1/dashboard/runaway`.
+ * @typedef {object} RunawayAnswer
+ * @property {RunawayFinding[]} people
+ * @property {RunawayFinding[]} models
+ * @property {{ factor: number, floor: import('../common.js').Decimal, min_baseline_hours: number }} rule
+ */
+
+/** The least time between two reads of the runaway list while events stream in (ms). */
+const RUNAWAY_EVERY = 5000;
+
 /** How many events the list shows. */
 const SHOWN = 100;
 /** How many events are kept to re-filter the list without asking the server. */
@@ -42,6 +61,12 @@ const activity = {
   paused: false,
   retry: 1000,
 };
+
+/**
+ * The people whose spend is runaway now, and when the list was last read.
+ * @type {{ people: Set<string>, readAt: number, reading: boolean }}
+ */
+const runaway = { people: new Set(), readAt: 0, reading: false };
 
 const product = $('activity-product', HTMLSelectElement);
 const team = $('activity-team', HTMLSelectElement);
@@ -69,11 +94,42 @@ function matches(e) {
 function eventItem(e, total, fresh) {
   return el('li', { class: `event${fresh ? ' new' : ''}`, dataset: { id: e.seq, product: e.product, team: e.project || '' } },
     el('time', { class: 'when', datetime: e.time }, clock(e.time)),
-    el('span', { class: 'who mono' }, personLink(e.user)),
+    el('span', { class: 'who mono' }, personLink(e.user),
+      runaway.people.has(e.user) ? el('span', { class: 'status exceeded', title: 'runaway spend: see the list above' }, '⚠ runaway') : null),
     el('span', {}, el('span', { class: `product ${String(e.product).toLowerCase()}` }, productName(e.product))),
     el('span', { class: 'model' }, modelLink(e.model), el('span', { class: 'muted small team' }, ' · ', teamLink(e.project || NO_GROUP))),
     el('span', { class: 'credits' }, `${credits(e.credits)} cr`),
     el('span', { class: 'total muted', title: 'running total of the events shown' }, `Σ ${credits(fromMicros(total))}`));
+}
+
+/**
+ * Reads the runaway people and models and shows them above the list; the events of a
+ * runaway person get a badge. At most once per {@link RUNAWAY_EVERY} unless `now`.
+ * @param {boolean} now
+ */
+async function loadRunaway(now) {
+  if (runaway.reading || (!now && Date.now() - runaway.readAt < RUNAWAY_EVERY)) return;
+  runaway.reading = true;
+  runaway.readAt = Date.now();
+  try {
+    const r = /** @type {RunawayAnswer} */ (await api('/v1/dashboard/runaway'));
+    const people = new Set(r.people.map((p) => p.name));
+    const changed = people.size !== runaway.people.size || [...people].some((p) => !runaway.people.has(p));
+    runaway.people = people;
+    fill($('runaway-factor'), String(r.rule.factor));
+    fill($('runaway-floor'), credits(r.rule.floor));
+    const item = (/** @type {RunawayFinding} */ f, /** @type {boolean} */ person) =>
+      el('li', { class: 'runaway-item', dataset: { name: f.name } },
+        person ? personLink(f.name) : el('span', {}, 'model ', modelLink(f.name)),
+        `: ${credits(f.last_hour)} credits in the last hour (baseline ${credits(f.baseline)} an hour)`);
+    fill($('runaway-list'), r.people.map((f) => item(f, true)), r.models.map((f) => item(f, false)));
+    $('runaway').hidden = r.people.length + r.models.length === 0;
+    if (changed) renderActivity();
+  } catch {
+    // the list of events stands without it
+  } finally {
+    runaway.reading = false;
+  }
 }
 
 /** Re-renders the list from the kept events (after a filter change or a pause). */
@@ -115,6 +171,7 @@ function onEvent(message) {
   activity.lastId = seq;
   activity.events.push(e);
   if (activity.events.length > KEPT) activity.events.splice(0, activity.events.length - KEPT);
+  loadRunaway(false);
   if (activity.paused || !matches(e)) return;
   activity.total = (activity.total || 0n) + micros(e.credits);
   activity.count = (activity.count || 0) + 1;
@@ -170,6 +227,9 @@ export async function loadRecent() {
   } catch {
     // the list then fills from the stream alone
   }
+  loadRunaway(true);
+  // a burst that stopped leaves the window within the hour: read again even without events
+  setInterval(() => loadRunaway(false), 60000);
   connect();
 }
 
