@@ -1865,8 +1865,7 @@ mod tests {
             (false, Deciding::RateCap, 30_000_000, Some(3599))
         );
         // an hour later the commit left the window; the period's total then decides
-        let mut usage = Vec::new();
-        usage.push(("r@x.com".to_string(), "codex".to_string(), "m".to_string(), 1_950_000_000));
+        let usage = vec![("r@x.com".to_string(), "codex".to_string(), "m".to_string(), 1_950_000_000)];
         let settings = Settings::default();
         l.load_usage(settings.clone(), Ledger::period_for(&settings, now()), usage);
         let d = l.check(&req("r@x.com", "codex", 60), t + 3600, t + 3660);
