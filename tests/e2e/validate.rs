@@ -223,3 +223,12 @@ fn people_not_in_the_directory_are_findings() {
     assert!(missing.stderr.contains("nowhere.csv"), "{}", missing.stderr);
     insta::assert_snapshot!(format!("{}\n===== --strict\n{}", warned.snapshot(), strict.snapshot()));
 }
+
+#[test]
+fn rate_caps_are_checked_at_their_place() {
+    // a rate cap above the total and one of zero are errors at the `per_hour` they
+    // name; the Claude target warns about each rate cap it cannot hold
+    let dir = with_fixture("rate-caps");
+    assert_eq!(validate(dir.path(), "human").code, 1);
+    insta::assert_snapshot!(all_formats(dir.path()));
+}
