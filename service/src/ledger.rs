@@ -1720,7 +1720,7 @@ impl Ledger {
             }
             slot.recent.prune(now);
             let last_hour = slot.recent.sum;
-            if last_hour < runaway::FLOOR_MICROS {
+            if last_hour < runaway::FLOOR_MICROS || slot.recent.spends.len() < runaway::MIN_SPENDS {
                 continue;
             }
             let at = self.users.at.get(id).copied().unwrap_or(NONE) as usize;
@@ -1764,7 +1764,8 @@ impl Ledger {
         slot.recent.prune(now);
         let last_hour = slot.recent.sum;
         let before = e.used.saturating_sub(last_hour).max(0);
-        if !runaway::is_runaway(last_hour, before, seconds) {
+        if slot.recent.spends.len() < runaway::MIN_SPENDS || !runaway::is_runaway(last_hour, before, seconds)
+        {
             return None;
         }
         slot.quiet_until = now.saturating_add(RATE_WINDOW);
@@ -1935,11 +1936,21 @@ mod tests {
         assert!(l.runaway_alert("steady@x.com", t).is_none());
         assert!(l.runaway_alert("burst@x.com", t).is_some());
         assert!(l.runaway_alert("burst@x.com", t + 1800).is_none(), "once an hour, not per event");
-        l.add_usage("burst@x.com", "codex", "loop", 300_000_000, at(3600));
+        for k in 0..3 {
+            l.add_usage("burst@x.com", "codex", "loop", 100_000_000, at(3600 - 10 * k));
+        }
         assert!(l.runaway_alert("burst@x.com", t + 3600).is_some(), "the next hour alerts again");
         // an hour and more after the burst stopped, nobody is runaway
         let (people, _) = l.runaways(t + 3 * 3600);
         assert!(people.is_empty(), "{people:?}");
+        // one large spend alone, however large, is not a loop
+        l.add_usage("once@x.com", "codex", "m", 500_000_000, at(3 * 3600));
+        let (people, _) = l.runaways(t + 3 * 3600);
+        assert!(people.is_empty(), "{people:?}");
+        l.add_usage("once@x.com", "codex", "m", 1_000_000, at(3 * 3600 - 10));
+        l.add_usage("once@x.com", "codex", "m", 1_000_000, at(3 * 3600 - 20));
+        let (people, _) = l.runaways(t + 3 * 3600);
+        assert_eq!(people.len(), 1, "{people:?}");
     }
 
     #[test]

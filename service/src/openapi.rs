@@ -395,7 +395,7 @@ fn drill_paths() -> (Map<String, Value>, Map<String, Value>) {
             vec![path("group", "the group, or `(no group)`"), now.clone(), fresh.clone()], None, ok("the team", r("DashboardTeamDetail")), &errors(&[("404", "`dashboard/unknown-team`: no such team this period")])) },
         "/v1/dashboard/people/{email}": { "get": op("dashboard", "one person this period (admin): their budget as `/v1/me` answers them, their team and cost center, the applied limit's provenance and their credit requests",
             vec![path("email", "the person"), now, fresh], None, ok("the person", r("DashboardPerson")), &errors(&[("404", "`dashboard/unknown-user`: no limit and no usage this period")])) },
-        "/v1/dashboard/runaway": { "get": op("dashboard", "runaway spend (admin): people and models whose spend in the last sliding hour is at least `rule.floor` credits and at least `rule.factor` times their hourly baseline (the average hour of the period before it, over at least `rule.min_baseline_hours`); largest last hour first",
+        "/v1/dashboard/runaway": { "get": op("dashboard", "runaway spend (admin): people and models whose spend in the last sliding hour is at least `rule.floor` credits and at least `rule.factor` times their hourly baseline (the average hour of the period before it, over at least `rule.min_baseline_hours`), a person's over at least `rule.min_spends` separate spends; largest last hour first",
             vec![], None, ok("the runaway people and models", r("DashboardRunaway")), &errors(&[])) }
     });
     let finding = json!({ "type": "object", "properties": {
@@ -403,7 +403,7 @@ fn drill_paths() -> (Map<String, Value>, Map<String, Value>) {
         "last_hour": decimal, "baseline": decimal } });
     let runaway = json!({ "type": "object", "properties": {
         "people": { "type": "array", "items": finding }, "models": { "type": "array", "items": finding },
-        "rule": { "type": "object", "properties": { "factor": { "type": "integer" }, "floor": decimal, "min_baseline_hours": { "type": "integer" } } } } });
+        "rule": { "type": "object", "properties": { "factor": { "type": "integer" }, "floor": decimal, "min_baseline_hours": { "type": "integer" }, "min_spends": { "type": "integer", "description": "a person needs spend in at least this many separate seconds of the hour" } } } } });
     let schemas = json!({ "DashboardMix": mix, "DashboardTeamDetail": team, "DashboardPerson": person, "DashboardRunaway": runaway });
     match (paths, schemas) {
         (Value::Object(p), Value::Object(s)) => (p, s),

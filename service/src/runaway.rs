@@ -1,8 +1,9 @@
 //! Runaway spend: a person or a model spending far above their own baseline.
 //!
 //! The rule (docs/console.md, "Runaway spend"): spend in the last sliding hour is
-//! *runaway* when it is at least [`FLOOR_MICROS`] (50 credits) and at least
-//! [`FACTOR`] times the hourly baseline, where the baseline is the average hourly
+//! *runaway* when it is at least [`FLOOR_MICROS`] (50 credits), spread over at least
+//! [`MIN_SPENDS`] separate spends (a person's), and at least [`FACTOR`] times the
+//! hourly baseline, where the baseline is the average hourly
 //! spend of the budget period before that hour, over at least [`MIN_BASELINE_HOURS`]
 //! hours. An unattended agent loop spends steadily and fast: an hour of it is many
 //! times what a person spends in an average hour, even a heavy user. The floor keeps
@@ -21,6 +22,9 @@ pub const FACTOR: i64 = 5;
 pub const FLOOR_MICROS: i64 = 50_000_000;
 /// The baseline is averaged over at least this many hours, however young the period.
 pub const MIN_BASELINE_HOURS: i64 = 24;
+/// A person is runaway only with spend in at least this many separate seconds of the
+/// hour: one large task is not a loop, however large.
+pub const MIN_SPENDS: usize = 3;
 
 /// One person or model whose last hour is runaway.
 #[derive(Debug, Clone, PartialEq, Serialize)]

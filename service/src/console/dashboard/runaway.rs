@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::auth::Principal;
 use crate::error::ApiResult;
-use crate::runaway::{FACTOR, FLOOR_MICROS, MIN_BASELINE_HOURS, Runaway};
+use crate::runaway::{FACTOR, FLOOR_MICROS, MIN_BASELINE_HOURS, MIN_SPENDS, Runaway};
 use crate::{App, unix_now};
 
 /// One runaway person or model.
@@ -42,6 +42,7 @@ struct Rule {
     factor: i64,
     floor: Credits,
     min_baseline_hours: i64,
+    min_spends: usize,
 }
 
 /// The answer.
@@ -65,6 +66,7 @@ pub async fn runaway(State(app): State<App>, who: Principal) -> ApiResult<Respon
             factor: FACTOR,
             floor: Credits::from_micros(FLOOR_MICROS),
             min_baseline_hours: MIN_BASELINE_HOURS,
+            min_spends: MIN_SPENDS,
         },
     };
     Ok(axum::Json(out).into_response())
