@@ -343,7 +343,9 @@ pub fn plan(
     let runaway = subjects
         .iter()
         .enumerate()
-        .filter(|(i, s)| Some(*i) != at_limit && !s.quiet && s.codex >= 2 * crate::runaway::FLOOR_MICROS)
+        .filter(|(i, s)| {
+            Some(*i) != at_limit && !s.quiet && s.codex >= 2 * budgit_service::runaway::FLOOR_MICROS
+        })
         .max_by_key(|(i, s)| (s.codex, std::cmp::Reverse(*i)))
         .map(|(i, _)| i);
     let tz = resolution.timezone;

@@ -246,11 +246,11 @@ fn usage_snapshot(
 fn recent_spend(conn: &Connection, now: DateTime<Utc>) -> ApiResult<Vec<(String, String, i64, i64)>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT email, model, ts, {} FROM events WHERE ts > ?1 GROUP BY email, model, ts",
-        api::usage::WIDE_SUM
+        api::events::WIDE_SUM
     ))?;
     let rows = stmt
         .query_map([now.timestamp() - ledger::RATE_WINDOW], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, api::usage::wide_sum(r.get(3)?, r.get(4)?)))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, api::events::wide_sum(r.get(3)?, r.get(4)?)))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)

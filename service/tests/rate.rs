@@ -125,7 +125,7 @@ fn the_window_is_read_back_from_the_store_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let config = common::server::config(dir.path());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let running = rt.block_on(budgit_console::start(config.clone())).unwrap();
+    let running = rt.block_on(budgit_service::start(config.clone())).unwrap();
     let addr = running.addr;
     let put = json!({ "commit": "c1", "limits": [{ "user": "r@x.com", "credits": 2000, "per_hour": 150 }] });
     assert_eq!(send(addr, "PUT", "/v1/limits", Some(ADMIN), Some(&put.to_string())).status, 200);
@@ -138,7 +138,7 @@ fn the_window_is_read_back_from_the_store_after_a_restart() {
     drop(rt);
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let running = rt.block_on(budgit_console::start(config)).unwrap();
+    let running = rt.block_on(budgit_service::start(config)).unwrap();
     let body = json!({ "user": "r@x.com", "product": "codex", "model": "m", "credits": 11 }).to_string();
     let d = send(running.addr, "POST", "/v1/check", Some(ADMIN), Some(&body)).json();
     assert_eq!(
