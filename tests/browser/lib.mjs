@@ -130,14 +130,14 @@ export async function eventSeen(page, { id, seq }, timeout = 5000) {
 }
 
 /**
- * Posts one usage event stamped now; returns `{id, seq, t0}`: the stream sequence
+ * Posts one usage event stamped now (or `secondsAgo` before now); returns `{id, seq, t0}`: the stream sequence
  * number the service gave it and the epoch ms just before the request left.
  */
-export async function ingest(base, adminToken, id, user, product, model, credits) {
+export async function ingest(base, adminToken, id, user, product, model, credits, secondsAgo = 0) {
   const t0 = Date.now();
   const r = await apiOk(base, adminToken, 'POST', '/v1/usage/events', {
     id,
-    time: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    time: new Date(t0 - secondsAgo * 1000).toISOString().replace(/\.\d+Z$/, 'Z'),
     user,
     product,
     model,

@@ -32,7 +32,11 @@ export async function runawayChecks({ check, context, base, admin }) {
   await check('a burst generated through the API is flagged in the activity view, as the API says', async () => {
     const before = await apiOk(base, admin, 'GET', '/v1/dashboard/runaway');
     assert.ok(!before.people.some((p) => p.name === user), 'flagged before spending');
-    for (let i = 0; i < 6; i++) await ingest(base, admin, `burst-${user}-${i}`, user, 'codex', 'gpt-5-codex', 15);
+    // an agent loop: six tasks over the last few minutes, each in its own second (one
+    // large task in a single second is not a loop, docs/console.md)
+    for (let i = 0; i < 6; i++) {
+      await ingest(base, admin, `burst-${user}-${i}`, user, 'codex', 'gpt-5-codex', 15, 30 * (6 - i));
+    }
     const flagged = await apiOk(base, admin, 'GET', '/v1/dashboard/runaway');
     const finding = flagged.people.find((p) => p.name === user);
     assert.ok(finding, `the API does not list ${user}: ${JSON.stringify(flagged.people)}`);
