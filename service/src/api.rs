@@ -438,6 +438,54 @@ impl QueryPairs {
     }
 }
 
+/// A list endpoint's query: every key (its filters), the page size (`limit`) and the
+/// cursor (`after`, the `next` of the previous page). The one place a list reads them,
+/// so every list refuses a bad page size or cursor with the same codes.
+pub(crate) struct ListQuery<C> {
+    /// The whole query, for the endpoint's own filters.
+    pub q: QueryPairs,
+    /// The page size: `limit`, from 1 to the endpoint's largest, else its default.
+    pub limit: usize,
+    /// Where the page starts (exclusive), when `after` was given.
+    pub after: Option<C>,
+}
+
+/// A cursor as `after` holds it: a sequence or id, or a key (a user, an override's name).
+pub(crate) trait Cursor: Sized {
+    /// Reads the cursor, or says why it is not one.
+    fn parse(value: &str) -> ApiResult<Self>;
+}
+
+impl Cursor for i64 {
+    fn parse(value: &str) -> ApiResult<i64> {
+        value
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_request("request/bad-query", "`after` must be a whole number"))
+    }
+}
+
+impl Cursor for String {
+    fn parse(value: &str) -> ApiResult<String> {
+        Ok(value.to_string())
+    }
+}
+
+impl<C: Cursor> ListQuery<C> {
+    /// Reads a raw query string: pages of `default` rows unless `limit` asks for 1 to `max`.
+    pub fn parse(raw: Option<&str>, default: usize, max: usize) -> ApiResult<ListQuery<C>> {
+        let q = QueryPairs::parse(raw)?;
+        ListQuery::of(q, default, max)
+    }
+
+    /// The page of an already parsed query (an endpoint whose page size depends on a
+    /// key of it, as a CSV export's does).
+    pub fn of(q: QueryPairs, default: usize, max: usize) -> ApiResult<ListQuery<C>> {
+        let limit = q.page_size(default, max)?;
+        let after = q.get("after").map(C::parse).transpose()?;
+        Ok(ListQuery { q, limit, after })
+    }
+}
+
 /// A page of a list endpoint: `{"object": "list", "data", "has_more", "next"}`, where
 /// `next` is the cursor to pass as `after` for the following page (null on the last).
 ///

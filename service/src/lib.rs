@@ -506,11 +506,7 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         .await
         .map_err(|source| ServeError::Listen { addr: config.listen.clone(), source })?;
     let addr = listener.local_addr()?;
-    if let Some(pull) = config.pull.clone() {
-        tokio::spawn(pull::run(app.clone(), pull));
-    }
-    console::dashboard::start(&app);
-    tokio::spawn(console::proposals::watch_requests(app.clone()));
+    background(&app, config.pull.clone());
     let router = api::router(app.clone());
     let closing = app.clone();
     let stop = async move {
@@ -529,6 +525,20 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         out
     });
     Ok(Running { addr, generated_admin_token: generated, task })
+}
+
+/// Starts every task the service runs beside its requests, in one place: none is
+/// started by a request or by [`api::router`] (a test may build many routers).
+fn background(app: &App, pull: Option<pull::PullConfig>) {
+    if let Some(pull) = pull {
+        tokio::spawn(pull::run(app.clone(), pull));
+    }
+    // the dashboard's aggregates follow the usage stream; its view is rebuilt about
+    // every second when an input changed
+    tokio::spawn(console::dashboard::follow(app.clone()));
+    tokio::spawn(console::dashboard::refresh(app.clone()));
+    // credit requests whose proposals were merged or applied move on
+    tokio::spawn(console::proposals::watch_requests(app.clone()));
 }
 
 /// Resolves on Ctrl-C or, on Unix, SIGTERM (how schedulers stop a service).

@@ -472,9 +472,9 @@ pub async fn alerts(
     who: Principal,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> ApiResult<Response> {
-    let q = super::QueryPairs::parse(raw.as_deref())?;
-    let limit = q.page_size(100, super::MAX_PAGE)?;
-    let after = q.int("after")?.unwrap_or(0);
+    let super::ListQuery { limit, after, .. } =
+        super::ListQuery::<i64>::parse(raw.as_deref(), 100, super::MAX_PAGE)?;
+    let after = after.unwrap_or(0);
     let user = who.scope().map(str::to_string);
     let rows = app
         .store

@@ -18,8 +18,8 @@ use rusqlite::OptionalExtension;
 use serde_json::{Value, json};
 
 use super::{
-    MAX_BATCH, MAX_PAGE, Page, QueryPairs, canonical_filter, canonical_user, check_name, csv_field,
-    json_body, rfc3339,
+    ListQuery, MAX_BATCH, MAX_PAGE, Page, QueryPairs, canonical_filter, canonical_user, check_name,
+    csv_field, json_body, rfc3339,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::ledger::UserLimit;
@@ -304,9 +304,8 @@ pub async fn set(
 
 /// `GET /v1/limits`: applied limits with provenance, by user; a user token sees its own.
 pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
-    let q = QueryPairs::parse(raw.as_deref())?;
-    let limit = q.page_size(1000, 10_000)?;
-    let after = q.get("after").unwrap_or("").to_string();
+    let ListQuery { q, limit, after } = ListQuery::<String>::parse(raw.as_deref(), 1000, 10_000)?;
+    let after = after.unwrap_or_default();
     let asked = canonical_filter(q.get("user"))?;
     let user = match (who.scope(), asked.as_deref()) {
         (Some(own), Some(asked)) if own != asked => {
@@ -384,8 +383,10 @@ pub async fn audit(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
     who.require_admin()?;
     let q = QueryPairs::parse(raw.as_deref())?;
     let csv = q.wants_csv();
-    let limit = if csv { q.page_size(100_000, 100_000)? } else { q.page_size(100, MAX_PAGE)? };
-    let after = q.int("after")?.unwrap_or(0);
+    // an export is one page of everything kept
+    let (default, max) = if csv { (100_000, 100_000) } else { (100, MAX_PAGE) };
+    let ListQuery { q, limit, after } = ListQuery::<i64>::of(q, default, max)?;
+    let after = after.unwrap_or(0);
     let subject = q.get("subject").map(str::to_string);
     let action = q.get("action").map(str::to_string);
     // `actor` matches the whole actor or the label a writer gave (`admin (reconciler)`)

@@ -12,7 +12,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    MAX_PAGE, Page, QueryPairs, canonical_user, check_name, credits_json, json_body, path_param, rfc3339,
+    ListQuery, MAX_PAGE, Page, QueryPairs, canonical_user, check_name, credits_json, json_body, path_param,
+    rfc3339,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::{App, auth::Principal};
@@ -168,9 +169,8 @@ pub async fn create(
 
 /// `GET /v1/requests`: the admin sees all, a user their own; `status=` filters.
 pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
-    let q = QueryPairs::parse(raw.as_deref())?;
-    let limit = q.page_size(100, MAX_PAGE)?;
-    let after = q.int("after")?.unwrap_or(0);
+    let ListQuery { q, limit, after } = ListQuery::<i64>::parse(raw.as_deref(), 100, MAX_PAGE)?;
+    let after = after.unwrap_or(0);
     let status = q.get("status").map(str::to_string);
     let user = who.scope().map(str::to_string);
     let rows = app

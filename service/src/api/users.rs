@@ -13,7 +13,7 @@ use budgit_engine::model::AttributeType;
 use rusqlite::OptionalExtension;
 use serde_json::{Map, Value, json};
 
-use super::{MAX_PAGE, Page, QueryPairs, canonical_user, path_param, raw_body};
+use super::{ListQuery, MAX_PAGE, Page, QueryPairs, canonical_user, path_param, raw_body};
 use crate::App;
 use crate::auth::{self, Principal};
 use crate::error::{ApiError, ApiResult};
@@ -210,9 +210,8 @@ fn valid_attribute(name: &str) -> bool {
 
 /// `GET /v1/users`: a page of users by email, filtered by attribute values.
 pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
-    let q = QueryPairs::parse(raw.as_deref())?;
-    let limit = q.page_size(100, MAX_PAGE)?;
-    let after = q.get("after").unwrap_or("").to_string();
+    let ListQuery { q, limit, after } = ListQuery::<String>::parse(raw.as_deref(), 100, MAX_PAGE)?;
+    let after = after.unwrap_or_default();
     let mut filters = Vec::new();
     for (k, v) in &q.0 {
         if matches!(k.as_str(), "limit" | "after") {

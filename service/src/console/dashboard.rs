@@ -363,46 +363,44 @@ fn background_failed(what: &str, e: &ApiError) {
     );
 }
 
-/// Starts keeping the aggregates current: loads the current period and the
-/// directory, then applies the stream as it arrives (called once by [`crate::start`]).
-pub(crate) fn start(app: &App) {
-    let Ok(handle) = tokio::runtime::Handle::try_current() else { return };
-    let app = app.clone();
+/// Keeps the aggregates current: loads the current period and the directory, then
+/// applies the stream as it arrives. A task of its own, started with the service's
+/// other tasks by [`crate::start`], never by a request or by building the router.
+pub(crate) async fn follow(app: App) {
     // a second receiver only to wake up: the aggregates' own receiver is drained
     // under their lock, by this task and by every request
     let mut wake = app.stream.subscribe();
-    handle.spawn(async move {
-        let load = |app: App| async move {
-            let key = period_key(&app, Utc::now())?;
-            load_live(&app, key, true).await
-        };
-        // no request answers these: log a failure here; the next request retries
-        if let Err(e) = load(app.clone()).await {
-            background_failed("the dashboard's first load", &e);
+    let load = |app: App| async move {
+        let key = period_key(&app, Utc::now())?;
+        load_live(&app, key, true).await
+    };
+    // no request answers these: log a failure here; the next request retries
+    if let Err(e) = load(app.clone()).await {
+        background_failed("the dashboard's first load", &e);
+    }
+    if let Err(e) = directory(&app).await {
+        background_failed("the dashboard's directory load", &e);
+    }
+    loop {
+        match wake.recv().await {
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => break,
         }
-        if let Err(e) = directory(&app).await {
-            background_failed("the dashboard's directory load", &e);
+        // one event at a time: applying a 20 ms batch at once (about a hundred events
+        // at 5,000 a second) holds a worker long enough to show in the checks' p99
+        let lost = app.dashboard.live().map(|l| l.is_none()).unwrap_or(false);
+        if lost && let Err(e) = load(app.clone()).await {
+            background_failed("reloading the dashboard", &e);
         }
-        tokio::spawn(refresh(app.clone()));
-        loop {
-            match wake.recv().await {
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => break,
-            }
-            // one event at a time: applying a 20 ms batch at once (about a hundred events
-            // at 5,000 a second) holds a worker long enough to show in the checks' p99
-            let lost = app.dashboard.live().map(|l| l.is_none()).unwrap_or(false);
-            if lost && let Err(e) = load(app.clone()).await {
-                background_failed("reloading the dashboard", &e);
-            }
-        }
-    });
+    }
 }
 
 /// Keeps the latest view within about a second of its inputs: every [`REFRESH_EVERY`],
 /// rebuilds it when an input changed (one rebuild at a time; requests go on reading
-/// the previous view meanwhile).
-async fn refresh(app: App) {
+/// the previous view meanwhile). Until a request or [`follow`] made a first view
+/// there is nothing to refresh; a service without this task (a test's router) still
+/// answers, its views built by the requests themselves.
+pub(crate) async fn refresh(app: App) {
     let mut tick = tokio::time::interval(REFRESH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -31,7 +31,7 @@ use super::proposals::{
     Made, Proposing, blocking, branch_part, changed_json, check_change, commit_edits, credits_text,
     edit_error, git_error, in_repo, no_repo, open_repo, propose_with, reason_of, run_json, unprocessable,
 };
-use crate::api::{MAX_PAGE, QueryPairs, json_body, path_param};
+use crate::api::{ListQuery, MAX_PAGE, json_body, path_param};
 use crate::error::{ApiError, ApiResult};
 use crate::{App, auth::Principal};
 
@@ -63,8 +63,7 @@ fn overrides_at(
 /// `after` is the name of the last override of the previous page.
 pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     who.require_admin()?;
-    let q = QueryPairs::parse(raw.as_deref())?;
-    let limit = q.page_size(100, MAX_PAGE)?;
+    let ListQuery { q, limit, after } = ListQuery::<String>::parse(raw.as_deref(), 100, MAX_PAGE)?;
     let status = match q.get("status").filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(Status::parse(s).ok_or_else(|| {
@@ -79,7 +78,6 @@ pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
         ));
     }
     let user = crate::api::canonical_filter(q.get("user").filter(|u| !u.is_empty()))?;
-    let after = q.get("after").map(str::to_string);
     let repo = app.repo.clone().ok_or_else(no_repo)?;
     let rev = app.approved_ref.clone();
     let now = Utc::now();
@@ -472,9 +470,8 @@ pub async fn propose_default_limit(
 /// the `seq` of the last run of the previous page.
 pub async fn runs(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     who.require_admin()?;
-    let q = QueryPairs::parse(raw.as_deref())?;
-    let limit = q.page_size(50, MAX_PAGE)?;
-    let after = q.int("after")?.unwrap_or(i64::MAX);
+    let ListQuery { q, limit, after } = ListQuery::<i64>::parse(raw.as_deref(), 50, MAX_PAGE)?;
+    let after = after.unwrap_or(i64::MAX);
     let ok = match q.get("ok") {
         None | Some("") => None,
         Some("true") => Some(true),

@@ -44,7 +44,7 @@ use rusqlite::OptionalExtension;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::{MAX_PAGE, QueryPairs, json_body, path_param, rfc3339};
+use crate::api::{ListQuery, MAX_PAGE, json_body, path_param, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::{App, auth::Principal};
 
@@ -887,9 +887,8 @@ pub async fn create(
 /// `GET /v1/proposals` (admin): proposals made, newest first; `after` is the id cursor.
 pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     who.require_admin()?;
-    let q = QueryPairs::parse(raw.as_deref())?;
-    let limit = q.page_size(50, MAX_PAGE)?;
-    let after = q.int("after")?.unwrap_or(i64::MAX);
+    let ListQuery { limit, after, .. } = ListQuery::<i64>::parse(raw.as_deref(), 50, MAX_PAGE)?;
+    let after = after.unwrap_or(i64::MAX);
     let rows = app
         .store
         .read(move |c| {
