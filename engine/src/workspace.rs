@@ -44,6 +44,7 @@ pub struct UserRecord {
 #[serde(deny_unknown_fields)]
 pub struct AppliedSource {
     /// `default`, `group` or `override`.
+    #[schemars(extend("enum" = ["default", "group", "override"]))]
     pub kind: String,
     /// The deciding document's name.
     pub name: String,
@@ -217,7 +218,9 @@ pub struct RunSummary {
     /// Of those, changed outside git.
     #[serde(default)]
     pub drift_unmanaged: usize,
-    /// What failed, one line each: failed or unattempted items, or why the run stopped.
+    /// What failed, one line each: failed or unattempted items, or why the run stopped
+    /// (the service keeps at most 200).
+    #[schemars(length(max = 200))]
     pub failures: Vec<String>,
     /// How long the run took.
     pub duration_ms: u64,

@@ -4,11 +4,11 @@
 //! gets the JSON error shape of [`crate::error`], never a framework's plain text.
 
 pub(crate) mod admin;
-mod check;
+pub(crate) mod check;
 pub(crate) mod events;
 pub mod fuzz;
 mod limits;
-mod requests;
+pub(crate) mod requests;
 mod users;
 
 use std::time::Instant;
@@ -432,9 +432,17 @@ impl QueryPairs {
             .transpose()
     }
 
-    /// True when `format=csv` was asked for.
-    pub fn wants_csv(&self) -> bool {
-        self.get("format") == Some("csv")
+    /// True when `format=csv` was asked for, false for `json` or no `format`; any other
+    /// format is refused (the document lists the two).
+    pub fn wants_csv(&self) -> ApiResult<bool> {
+        match self.get("format") {
+            None | Some("json") => Ok(false),
+            Some("csv") => Ok(true),
+            Some(other) => Err(ApiError::bad_request(
+                "request/bad-format",
+                format!("`format` must be `json` or `csv`, not `{}`", shorten(other)),
+            )),
+        }
     }
 }
 
@@ -587,9 +595,45 @@ pub(crate) fn canonical_filter(user: Option<&str>) -> ApiResult<Option<String>> 
     user.map(canonical_user).transpose()
 }
 
+/// What [`check_name`] accepts, as the document states it: no control character
+/// (`char::is_control`: U+0000 to U+001F and U+007F to U+009F), 1 to [`MAX_NAME`]
+/// characters; the engine's wire types state the same of theirs.
+pub(crate) use budgit_engine::workspace::wire::{MAX_NAME, NAME_PATTERN};
+/// A cap's name as policies write it (`budgit_engine::edit::cap_name_ok`): 1 to 128
+/// letters, digits and `.` `_` `-` `:` `/` `@` `+`, starting with a letter or digit.
+pub(crate) const CAP_NAME_PATTERN: &str = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$";
+/// The longest email, in bytes (`budgit_engine::identity::MAX_EMAIL_BYTES`).
+pub(crate) const MAX_EMAIL: usize = budgit_engine::identity::MAX_EMAIL_BYTES;
+/// The longest reason, in characters.
+pub(crate) const MAX_REASON: usize = 2000;
+
+/// A usage amount in a body (an event, a check, a commit, a credit request), for the
+/// document: the engine's [`Credits`](budgit_engine::Credits) with the bounds
+/// [`usage_micros`] enforces.
+pub(crate) struct UsageAmount;
+
+impl schemars::JsonSchema for UsageAmount {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "UsageAmount".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let max = budgit_engine::credits::MAX_USAGE_AMOUNT.to_string();
+        let max: serde_json::Value = serde_json::from_str(&max).unwrap_or(serde_json::Value::Null);
+        schemars::json_schema!({
+            "description": "credits, an exact decimal JSON number (up to 6 places, never in exponent notation), from 0 to the largest amount of one request",
+            "type": "number",
+            "minimum": 0,
+            "maximum": max,
+            "multipleOf": 0.000001
+        })
+    }
+}
+
 /// Checks a short name (product, model, group, lease, holder).
 pub(crate) fn check_name(what: &str, value: &str) -> ApiResult<()> {
-    if value.is_empty() || value.len() > 200 || value.chars().any(char::is_control) {
+    // counted in characters, as the document's `maxLength` counts them
+    if value.is_empty() || value.chars().count() > MAX_NAME || value.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
             "request/bad-name",
             format!("`{what}` must be 1 to 200 characters without control characters"),
@@ -605,6 +649,37 @@ pub(crate) fn shorten(s: &str) -> String {
         out.push('…');
     }
     out
+}
+
+/// A whole number from JSON, also when written with a zero fraction (`86400.0`): JSON
+/// does not tell the two apart, and neither does the document's `integer`.
+pub(crate) fn whole<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::de::Error;
+    let n = <serde_json::Number as serde::Deserialize>::deserialize(d)?;
+    let text = n.to_string();
+    let digits = match text.split_once('.') {
+        Some((whole, fraction)) if fraction.bytes().all(|b| b == b'0') => whole,
+        Some(_) => return Err(D::Error::custom(format!("`{text}` is not a whole number"))),
+        None => text.as_str(),
+    };
+    let i: i64 =
+        digits.parse().map_err(|_| D::Error::custom(format!("`{text}` is not a whole number in range")))?;
+    T::try_from(i).map_err(|_| D::Error::custom(format!("`{text}` is out of range")))
+}
+
+/// [`whole`], for a field that may be left out or `null`.
+pub(crate) fn whole_opt<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    #[derive(serde::Deserialize)]
+    struct Whole<T: TryFrom<i64>>(#[serde(deserialize_with = "whole")] T);
+    Ok(<Option<Whole<T>> as serde::Deserialize>::deserialize(d)?.map(|Whole(t)| t))
 }
 
 /// Credits as JSON (exact decimal) from micro-credits.

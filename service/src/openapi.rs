@@ -29,6 +29,17 @@ fn wire_schemas() -> serde_json::Map<String, Value> {
     generator.subschema_for::<SetLimitsAnswer>();
     generator.subschema_for::<PoolRow>();
     generator.subschema_for::<RunSummary>();
+    // the request bodies the service reads, with the bounds its handlers enforce
+    generator.subschema_for::<crate::api::check::CheckIn>();
+    generator.subschema_for::<crate::api::check::CommitIn>();
+    generator.subschema_for::<crate::api::requests::RequestIn>();
+    generator.subschema_for::<crate::api::requests::DeclineIn>();
+    generator.subschema_for::<crate::api::requests::LeaseIn>();
+    generator.subschema_for::<crate::console::proposals::ProposalIn>();
+    generator.subschema_for::<crate::console::overrides::LapseIn>();
+    generator.subschema_for::<crate::console::overrides::MoveIn>();
+    generator.subschema_for::<crate::console::overrides::DefaultIn>();
+    generator.subschema_for::<crate::api::events::EventIn>();
     generator.take_definitions(true)
 }
 
@@ -72,7 +83,26 @@ fn query(name: &str, description: &str, schema: Value) -> Value {
 }
 
 fn path(name: &str, description: &str) -> Value {
-    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": { "type": "string" } })
+    path_of(name, description, json!({ "type": "string" }))
+}
+
+fn path_of(name: &str, description: &str, schema: Value) -> Value {
+    json!({ "name": name, "in": "path", "required": true, "description": description, "schema": schema })
+}
+
+/// A user key as the service reads it (`api::canonical_user`): an email, at most 320 bytes.
+fn email() -> Value {
+    json!({ "type": "string", "format": "email", "maxLength": crate::api::MAX_EMAIL })
+}
+
+/// A short name as the service reads it (`api::check_name`).
+fn name() -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": crate::api::MAX_NAME, "pattern": crate::api::NAME_PATTERN })
+}
+
+/// A sequence or id: any 64-bit integer.
+fn int64() -> Value {
+    json!({ "type": "integer", "format": "int64", "minimum": i64::MIN, "maximum": i64::MAX })
 }
 
 fn op(
@@ -124,10 +154,7 @@ fn errors(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static
     all
 }
 
-/// The statuses of a credit request: `pending → proposed → merged → applied → done`, or
-/// `declined`; `approved` is the older approval without a commit.
-const REQUEST_STATUSES: [&str; 7] =
-    ["pending", "approved", "proposed", "merged", "applied", "done", "declined"];
+use crate::api::requests::STATUSES as REQUEST_STATUSES;
 
 /// A credit request as `GET /v1/requests` lists it, with its lifecycle.
 fn credit_request_schema(credits: &Value) -> Value {
@@ -175,14 +202,12 @@ fn repository_paths() -> (Value, Value) {
             &errors(&repo_errors[..2])) },
         "/v1/proposals": {
             "post": op("proposals", "propose a group's limit, caps or pool (admin): edits only those values in the group's file, validates the tree as CI does, commits on a new branch `budgit/proposal/<group>-<yyyymmdd-hhmmss>` from the approved ref (the work tree never changes) and returns the plan of that branch",
-                vec![], Some(body(closed(json!({ "type": "object", "required": ["group", "reason"], "properties": {
-                    "group": { "type": "string" }, "credits": decimal, "pool": { "oneOf": [decimal, { "type": "null" }], "description": "absent: unchanged; null: remove the pool" },
-                    "products": caps, "models": caps, "reason": { "type": "string" } } })))),
+                vec![], Some(body(r("ProposalIn"))),
                 ok("the proposal", r("Proposal")), &errors(&repo_errors)),
             "get": op("proposals", "proposals made, newest first (admin)", paging_params(50, MAX_PAGE, true), None, ok("a page of proposals", list_of(r("Proposal"))), &errors(&[]))
         },
         "/v1/requests/{id}/propose": { "post": op("requests", "turn a pending credit request into an Override proposal (admin): drafts and checks the Override as `budgit request` does, commits it on a branch and marks the request `proposed`",
-            vec![path("id", "the request")], None, ok("the proposal", r("Proposal")), &errors(&repo_errors)) },
+            vec![path_of("id", "the request", int64())], None, ok("the proposal", r("Proposal")), &errors(&repo_errors)) },
         "/v1/reconciler/status": {
             "get": op("reconciler", "the reconciler's last run and the 20 before it, newest first (admin)", vec![], None,
                 ok("the status", json!({ "type": "object", "properties": { "last": { "oneOf": [r("RunSummary"), { "type": "null" }] }, "runs": { "type": "array", "items": r("RunSummary") } } })), &errors(&[])),
@@ -217,7 +242,7 @@ fn repository_paths() -> (Value, Value) {
 /// The `limit` and `after` of a list: its default and largest page, and whether its
 /// cursor (`next`) is a whole number (a sequence or id) or a string (a user key).
 fn paging_params(default: usize, max: usize, integer_cursor: bool) -> Vec<Value> {
-    let cursor = if integer_cursor { json!({ "type": "integer" }) } else { json!({ "type": "string" }) };
+    let cursor = if integer_cursor { int64() } else { json!({ "type": "string" }) };
     vec![
         query(
             "limit",
@@ -254,7 +279,11 @@ fn dashboard_paths() -> (Value, Value) {
                 "page size (default 50)",
                 json!({ "type": "integer", "minimum": 1, "maximum": 1000 }),
             ),
-            query("after", "cursor from `next` of the previous page", json!({ "type": "string" })),
+            query(
+                "after",
+                "cursor from `next` of the previous page",
+                json!({ "type": "string", "pattern": "^([-+]?[0-9]{1,38}:[\\s\\S]*)?$" }),
+            ),
             query(
                 "order",
                 "asc or desc (default: desc, asc when sorting by name)",
@@ -302,7 +331,7 @@ fn dashboard_paths() -> (Value, Value) {
                 query("sort", "used (default), events or key", json!({ "enum": ["used", "events", "key"] })),
             ]), None, ok("a page of rows", list_of(json!({ "type": "object", "properties": { "key": { "type": "string" }, "used": decimal, "events": { "type": "integer" }, "users": { "type": "integer", "description": "users with usage" }, "share": percent } }))), &errors(&[])), "200") },
         "/v1/me": { "get": op("dashboard", "the caller: `{\"role\": \"admin\"}` for the admin token; for a user token, that user's budget this period: limit, usage by product and model, forecast (linear, at the burn rate so far), daily usage and the history of the limit from the audit log",
-            vec![now, fresh.clone()], None, ok("the caller", r("Me")), &[("401", "missing or unknown token"), ("403", "a user token fixing `now` outside the period being shown")]) }
+            vec![now, fresh.clone()], None, ok("the caller", r("Me")), &[("400", "`dashboard/bad-now`: `now` is not an RFC 3339 instant; `dashboard/bad-fresh`: `fresh` is not `true` or `false`"), ("401", "missing or unknown token"), ("403", "a user token fixing `now` outside the period being shown")]) }
     });
     let mut paths = paths;
     paths["/v1/usage/events/recent"] = json!({ "get": op("usage", "the latest events, newest first, from the last 500 held in memory (admin): what the console's activity list shows before the stream has sent anything; open `/v1/usage/stream?after=<last_seq>` to continue without a gap",
@@ -394,7 +423,7 @@ fn drill_paths() -> (Map<String, Value>, Map<String, Value>) {
         "/v1/dashboard/teams/{group}": { "get": op("dashboard", "one team this period (admin): its budget and standing, its members with theirs, usage by product and model, daily usage so far, the proposals for it not merged yet and its members' open credit requests; `(no group)` is the users with a limit and no group",
             vec![path("group", "the group, or `(no group)`"), now.clone(), fresh.clone()], None, ok("the team", r("DashboardTeamDetail")), &errors(&[("404", "`dashboard/unknown-team`: no such team this period")])) },
         "/v1/dashboard/people/{email}": { "get": op("dashboard", "one person this period (admin): their budget as `/v1/me` answers them, their team and cost center, the applied limit's provenance and their credit requests",
-            vec![path("email", "the person"), now, fresh], None, ok("the person", r("DashboardPerson")), &errors(&[("404", "`dashboard/unknown-user`: no limit and no usage this period")])) },
+            vec![path_of("email", "the person", email()), now, fresh], None, ok("the person", r("DashboardPerson")), &errors(&[("404", "`dashboard/unknown-user`: no limit and no usage this period")])) },
         "/v1/dashboard/runaway": { "get": op("dashboard", "runaway spend (admin): people and models whose spend in the last sliding hour is at least `rule.floor` credits and at least `rule.factor` times their hourly baseline (the average hour of the period before it, over at least `rule.min_baseline_hours`), a person's over at least `rule.min_spends` separate spends; largest last hour first",
             vec![], None, ok("the runaway people and models", r("DashboardRunaway")), &errors(&[])) }
     });
@@ -449,8 +478,6 @@ pub fn document() -> Value {
     let (dashboard, dashboard_schemas) = dashboard_paths();
     let (repository, repository_schemas) = repository_paths();
     let credits = json!({ "type": "number", "description": "credits, an exact decimal JSON number (up to 6 places, never in exponent notation)" });
-    let cap_name = json!({ "type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$",
-        "description": "a product or model name as policies name caps (give `product` or `model`, not both)" });
     let credit_request = credit_request_schema(&credits);
     let mut document = json!({
         "openapi": "3.1.0",
@@ -469,16 +496,16 @@ pub fn document() -> Value {
                 Some(json!({ "required": true, "content": { "text/csv": {}, "application/x-ndjson": {} } })),
                 ok("counts and diagnostics", r("ImportResult")), &errors(&[("413", "body too large")])) },
             "/v1/users/remove": { "post": op("users", "remove people who left the directory, with their tokens (usage and audit stay)",
-                vec![], Some(json!({ "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["users"], "properties": { "users": { "type": "array", "items": { "type": "string" } } } } } } })),
+                vec![], Some(json!({ "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["users"], "properties": { "users": { "type": "array", "items": email() } } } } } })),
                 ok("how many were removed", json!({ "type": "object", "properties": { "removed": { "type": "integer" } } })), &errors(&[])) },
             "/v1/users": { "get": op("users", "list users by email; any other query parameter filters on an attribute (list attributes match a member)",
                 paging_params(100, MAX_PAGE, false), None, ok("a page of users", list_of(r("User"))), &errors(&[])) },
             "/v1/users/{email}": { "get": op("users", "one user with the applied limit and this period's usage",
-                vec![path("email", "the user")], None, ok("the user", r("UserDetail")), &errors(&[("404", "unknown user")])) },
+                vec![path_of("email", "the user", email())], None, ok("the user", r("UserDetail")), &errors(&[("404", "unknown user")])) },
             "/v1/users/{email}/tokens": {
                 "post": answers(op("users", "issue a user token (admin); the token is shown once, only its hash is stored",
-                    vec![path("email", "the user")], None, ok("the token", json!({ "type": "object", "required": ["user", "token"], "properties": { "user": { "type": "string" }, "token": { "type": "string" }, "note": { "type": "string" } } })), &errors(&[("404", "unknown user")])), "201"),
-                "delete": op("users", "revoke every token of a user (admin), and the console sessions signed in with them", vec![path("email", "the user")], None, ok("how many", json!({ "type": "object" })), &errors(&[]))
+                    vec![path_of("email", "the user", email())], None, ok("the token", json!({ "type": "object", "required": ["user", "token"], "properties": { "user": { "type": "string" }, "token": { "type": "string" }, "note": { "type": "string" } } })), &errors(&[("404", "unknown user")])), "201"),
+                "delete": op("users", "revoke every token of a user (admin), and the console sessions signed in with them; a key that cannot be an email is revoked as written, so a revocation is never refused", vec![path("email", "the user")], None, ok("how many", json!({ "type": "object" })), &errors(&[]))
             },
             "/v1/admin/token": {
                 "post": op("users", "rotate the admin token (admin), without a restart: the old token stops working and every console session signed in with it ends; a restart that still configures the old token refuses to start. Without a body a token is generated and shown once",
@@ -488,7 +515,7 @@ pub fn document() -> Value {
             },
             "/v1/limits": {
                 "get": op("limits", "applied per-user limits with provenance; a user token sees its own",
-                    [paging_params(1000, 10_000, false), vec![query("user", "one user", json!({ "type": "string" })), query("group", "one group", json!({ "type": "string" }))]].concat(),
+                    [paging_params(1000, 10_000, false), vec![query("user", "one user", email()), query("group", "one group", json!({ "type": "string" }))]].concat(),
                     None, ok("a page of limits", list_of(r("AppliedLimit"))), &errors(&[])),
                 "put": op("limits", "set, remove and report limits, pools and settings in one batch (admin); a value already applied is `unchanged` and writes nothing; each change is audited with the commit and plan digest",
                     vec![], Some(body(r("LimitBatch"))), ok("per-item status", r("LimitBatchResult")), &errors(&[("413", "batch too large")]))
@@ -502,7 +529,7 @@ pub fn document() -> Value {
                     query("format", "json (default) or csv", json!({ "enum": ["json", "csv"] }))
                 ]].concat(), None, ok("a page of audit rows", list_of(r("AuditRow"))), &errors(&[])), "200") },
             "/v1/usage/events": { "post": op("usage", "ingest one event, an array, or `{\"events\": [...]}` (admin); `id` is the idempotency key: a retried event is stored once and reported as a duplicate, the same id for a different payload is 409 `idempotency/conflict`; `credits` from 0 to 1000000, `time` from 2020-01-01 to a day from now",
-                vec![], Some(body(json!({ "oneOf": [r("UsageEvent"), { "type": "array", "items": r("UsageEvent"), "maxItems": 1000 }, { "type": "object", "properties": { "events": { "type": "array", "items": r("UsageEvent"), "maxItems": 1000 } } }] }))),
+                vec![], Some(body(json!({ "oneOf": [r("UsageEvent"), { "type": "array", "items": r("UsageEvent"), "minItems": 1, "maxItems": 1000 }, { "type": "object", "required": ["events"], "additionalProperties": false, "properties": { "events": { "type": "array", "items": r("UsageEvent"), "minItems": 1, "maxItems": 1000 } } }] }))),
                 ok("per-event status", json!({ "type": "object", "properties": { "accepted": { "type": "integer" }, "duplicates": { "type": "integer" }, "results": { "type": "array", "items": { "type": "object", "properties": { "id": { "type": "string" }, "status": { "enum": ["created", "duplicate"] }, "seq": { "type": ["integer", "null"] } } } } } })),
                 &errors(&[("409", "`idempotency/conflict`: an id already used for a different event (nothing of the batch is stored)"), ("413", "batch too large"), ("422", "`credits/negative`, `credits/too-large`, `usage/time-out-of-window`, `usage/total-too-large` (nothing of the batch is stored)")])) },
             "/v1/usage/stream": { "get": {
@@ -534,18 +561,18 @@ pub fn document() -> Value {
             "/v1/alerts": { "get": op("check", "alerts: `over_limit` (soft enforcement let a spend past a limit) and `over_reservation` (a commit of more than its hold, or after it lapsed); a user token sees its own",
                 paging_params(100, MAX_PAGE, true), None, ok("a page of alerts", list_of(json!({ "type": "object", "properties": { "seq": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "user": { "type": "string" }, "kind": { "enum": ["over_limit", "over_reservation"] }, "message": { "type": "string" } } }))), &errors(&[])) },
             "/v1/reservations/{id}/commit": { "post": op("check", "record the actual spend as usage and close the reservation; usage is a fact: more than reserved is recorded even past a limit, and so is a commit up to a day after the hold lapsed (`over_reservation`, with an alert and an audit row `usage.over_reservation`); the limit passed stops the next check",
-                vec![path("id", "the reservation")], Some(body(closed(json!({ "type": "object", "required": ["credits"], "properties": { "credits": credits, "event_id": { "type": "string" }, "context": { "type": "object" } } })))),
+                vec![path("id", "the reservation")], Some(body(r("CommitRequest"))),
                 ok("committed", json!({ "type": "object", "properties": { "reservation_id": { "type": "string" }, "committed": credits, "reserved": credits, "event_seq": { "type": ["integer", "null"] }, "duplicate_event": { "type": "boolean" }, "over_reservation": { "type": "boolean" }, "late": { "type": "boolean", "description": "committed after the hold lapsed" } } })),
                 &errors(&[("404", "unknown reservation, or lapsed more than a day ago"), ("409", "`reservation/busy`: being committed; `idempotency/conflict`: `event_id` already used for another event (the hold stays open)"), ("422", "`credits/negative`, `credits/too-large`")])) },
             "/v1/reservations/{id}/release": { "post": op("check", "give the held credits back", vec![path("id", "the reservation")], None, ok("released", json!({ "type": "object" })), &errors(&[("404", "unknown or expired reservation")])) },
             "/v1/requests": {
                 "post": answers(op("requests", "ask for more credits for some days, with a reason and context (a user token asks for itself); for a `product` or `model`, its cap is raised with the total when proposed",
-                    vec![], Some(body(closed(json!({ "type": "object", "required": ["credits", "days", "reason"], "properties": { "user": { "type": "string" }, "credits": credits, "days": { "type": "integer", "minimum": 1 }, "reason": { "type": "string" }, "context": { "type": "object", "description": "at most 8 KiB of JSON; its `note` (a string) goes into the proposed Override as a comment and into the commit message" }, "product": cap_name.clone(), "model": cap_name.clone() } })))),
+                    vec![], Some(body(r("CreditRequestIn"))),
                     ok("the request", r("CreditRequest")), &errors(&[("400", "malformed request (also `request/duplicate-key`: a key twice in one object; `request/nul`: a NUL character in a string; `requests/bad-need`: both `product` and `model`, or a name a policy cannot hold)"), ("422", "`credits/too-large`: more than 1000000 credits"), ("429", "`requests/too-many-pending`: the user already has 20 pending requests")])), "201"),
                 "get": op("requests", "credit requests (admin: all; user: own); open ones move along by themselves (merged, applied, done)", [paging_params(100, MAX_PAGE, true), vec![query("status", "a step of the lifecycle", json!({ "enum": REQUEST_STATUSES }))]].concat(), None, ok("a page of requests", list_of(r("CreditRequest"))), &errors(&[]))
             },
-            "/v1/requests/{id}/approve": { "post": op("requests", "approve a pending request (admin): status `approved` with the Override it proposes", vec![path("id", "the request")], None, ok("the request", r("CreditRequest")), &errors(&[("404", "unknown request"), ("409", "already decided")])) },
-            "/v1/requests/{id}/decline": { "post": op("requests", "decline a pending or proposed request with a reason (admin; a proposed request's branch is left for the admin to delete)", vec![path("id", "the request")], Some(body(closed(json!({ "type": "object", "required": ["reason"], "properties": { "reason": { "type": "string" } } })))), ok("the request", r("CreditRequest")), &errors(&[("404", "unknown request"), ("409", "already decided")])) },
+            "/v1/requests/{id}/approve": { "post": op("requests", "approve a pending request (admin): status `approved` with the Override it proposes", vec![path_of("id", "the request", int64())], None, ok("the request", r("CreditRequest")), &errors(&[("404", "unknown request"), ("409", "already decided")])) },
+            "/v1/requests/{id}/decline": { "post": op("requests", "decline a pending or proposed request with a reason (admin; a proposed request's branch is left for the admin to delete)", vec![path_of("id", "the request", int64())], Some(body(r("DeclineIn"))), ok("the request", r("CreditRequest")), &errors(&[("404", "unknown request"), ("409", "already decided")])) },
             "/v1/groups": repository["/v1/groups"].clone(),
             "/v1/proposals": repository["/v1/proposals"].clone(),
             "/v1/requests/{id}/propose": repository["/v1/requests/{id}/propose"].clone(),
@@ -558,11 +585,11 @@ pub fn document() -> Value {
             "/v1/me": dashboard["/v1/me"].clone(),
             "/console/session": console_session_path(),
             "/v1/leases/{name}": {
-                "post": op("leases", "acquire or renew a lease (admin)", vec![path("name", "the lease")],
-                    Some(body(closed(json!({ "type": "object", "required": ["holder", "ttl_seconds"], "properties": { "holder": { "type": "string" }, "ttl_seconds": { "type": "integer", "minimum": 1, "maximum": 86400 } } })))),
+                "post": op("leases", "acquire or renew a lease (admin)", vec![path_of("name", "the lease", name())],
+                    Some(body(r("LeaseIn"))),
                     ok("held", r("Lease")), &errors(&[("409", "held by another holder (`holder` and `expires_at` in the body)")])),
                 "delete": answers(op("leases", "release a lease held by `holder` (admin)",
-                    vec![path("name", "the lease"), json!({ "name": "holder", "in": "query", "required": true, "schema": { "type": "string", "minLength": 1 } })],
+                    vec![path_of("name", "the lease", name()), json!({ "name": "holder", "in": "query", "required": true, "schema": name() })],
                     None, json!({ "description": "released" }), &errors(&[("404", "no such lease"), ("409", "held by another holder")])), "204")
             }
         },
@@ -575,7 +602,6 @@ pub fn document() -> Value {
                 "ImportResult": { "type": "object", "properties": { "users": { "type": "integer" }, "created": { "type": "integer" }, "updated": { "type": "integer" }, "unchanged": { "type": "integer" }, "diagnostics": { "type": "array", "items": { "type": "object", "properties": { "code": { "type": "string" }, "severity": { "enum": ["error", "warning"] }, "message": { "type": "string" }, "line": { "type": ["integer", "null"] } } } } } },
                 "AppliedLimit": { "type": "object", "properties": { "user": { "type": "string" }, "credits": credits, "products": { "type": "object", "additionalProperties": credits }, "models": { "type": "object", "additionalProperties": credits }, "group": { "type": ["string", "null"] }, "source": { "oneOf": [r("Source"), { "type": "null" }] }, "commit": { "type": ["string", "null"] }, "plan_digest": { "type": ["string", "null"] }, "updated_at": { "type": "string", "format": "date-time" } } },
                 "AuditRow": { "type": "object", "properties": { "seq": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "actor": { "type": "string" }, "action": { "type": "string" }, "subject": { "type": "string" }, "old": {}, "new": {}, "commit": { "type": ["string", "null"] }, "plan_digest": { "type": ["string", "null"] } } },
-                "UsageEvent": { "type": "object", "required": ["id", "time", "user", "product", "model", "credits"], "additionalProperties": false, "properties": { "id": { "type": "string", "description": "idempotency key" }, "time": { "oneOf": [{ "type": "string", "format": "date-time" }, { "type": "integer", "description": "unix seconds" }] }, "user": { "type": "string" }, "product": { "type": "string" }, "model": { "type": "string" }, "credits": credits, "context": { "type": "object", "description": "at most 4 KiB of JSON (conversation, task kind, …)" } } },
                 "CostsPage": { "type": "object", "required": ["object", "data", "has_more", "next_page"], "properties": {
                     "object": { "const": "page" },
                     "data": { "type": "array", "items": { "type": "object", "properties": {
@@ -589,7 +615,6 @@ pub fn document() -> Value {
                     "has_more": { "type": "boolean" },
                     "next_page": { "type": ["string", "null"] }
                 } },
-                "CheckRequest": { "type": "object", "required": ["product", "model", "credits"], "additionalProperties": false, "properties": { "user": { "type": "string", "description": "required with the admin token" }, "product": { "type": "string" }, "model": { "type": "string" }, "credits": credits, "ttl_seconds": { "type": "integer", "minimum": 1, "maximum": 3600, "description": "reservation life (default 300)" } } },
                 "CheckResponse": { "type": "object", "properties": { "allowed": { "type": "boolean" }, "reservation_id": { "type": ["string", "null"] }, "remaining": credits, "deciding": { "enum": ["user", "product_cap", "model_cap", "pool", "rate_cap"] }, "expires_at": { "type": ["string", "null"], "format": "date-time" }, "enforcement": { "enum": ["hard", "soft"] }, "alert": { "const": "over_limit" }, "reason": { "type": "string" }, "retry_after": { "type": "integer", "minimum": 1, "description": "refused by the rate cap: seconds until enough of the last hour's spend leaves the window for this amount (absent when only releasing reservations, or a smaller amount, would fit)" } } },
                 "CreditRequest": credit_request,
                 "Group": repository_schemas["Group"].clone(),
@@ -627,8 +652,6 @@ pub fn document() -> Value {
 /// (`console/overrides.rs`).
 fn overrides_paths() -> (Value, Value) {
     let decimal = json!({ "type": "number", "description": "credits, an exact decimal JSON number (up to 6 places, never in exponent notation)" });
-    let caps = json!({ "type": "object", "additionalProperties": { "oneOf": [decimal, { "type": "null" }] },
-        "description": "cap name to credits: sets the cap, adding it when the default has none; null removes it" });
     let by_name = json!({ "type": "object", "additionalProperties": decimal });
     let status = json!({ "enum": ["active", "upcoming", "expired"] });
     let repo_errors = [
@@ -639,27 +662,25 @@ fn overrides_paths() -> (Value, Value) {
             "the change does not pass validation (`diagnostics` in the body), changes nothing, concerns an expired override, or cannot be edited in place: nothing was committed",
         ),
     ];
-    let reason =
-        json!({ "type": "string", "description": "why, 1 to 2000 characters (the commit message holds it)" });
     let mut paths = json!({
         "/v1/overrides": { "get": op("overrides", "every override at the approved ref (admin) with its status and the days left, counted in the Workspace's time zone at the service's clock; soonest expiry first",
             [paging_params(100, MAX_PAGE, false), vec![
                 query("status", "only overrides with this status", status.clone()),
                 query("expiring_within", "only overrides in force or upcoming that expire within this many days", json!({ "type": "integer", "minimum": 0, "maximum": 3660 })),
-                query("user", "only this user's overrides", json!({ "type": "string" }))
+                query("user", "only this user's overrides", email())
             ]].concat(), None, ok("a page of overrides", list_of(r("OverrideRow"))), &errors(&repo_errors[..2])) },
         "/v1/overrides/review": { "get": op("overrides", "the drift review of the approved ref (admin): people whose overrides were renewed back to back `overrides.review_renewals` times or more, or have been in force without a break for longer than `overrides.review_after_days`, found through the repository's history",
             vec![], None, ok("the review", r("OverrideReview")), &errors(&repo_errors[..2])) },
         "/v1/overrides/{name}/lapse": { "post": op("overrides", "let an override lapse (admin): a proposal removing its file (`how: remove`, the default) or setting its `expires` to today (`how: expire`), committed on a new branch `budgit/lapse/<name>-<yyyymmdd-hhmmss>` from the approved ref with its plan",
-            vec![path("name", "the override")], Some(body(closed(json!({ "type": "object", "required": ["reason"], "properties": { "reason": reason, "how": { "enum": ["remove", "expire"] } } })))),
+            vec![path_of("name", "the override", name())], Some(body(r("LapseIn"))),
             ok("the proposal", r("Proposal")), &errors(&repo_errors)) },
         "/v1/overrides/{name}/move": { "post": op("overrides", "move an override's person into a group (admin): a proposal adding them to the group's `members:` and removing the override, on a new branch `budgit/move/<name>-<yyyymmdd-hhmmss>` with its plan",
-            vec![path("name", "the override")], Some(body(closed(json!({ "type": "object", "required": ["group", "reason"], "properties": { "group": { "type": "string" }, "reason": reason } })))),
+            vec![path_of("name", "the override", name())], Some(body(r("MoveIn"))),
             ok("the proposal", r("Proposal")), &errors(&repo_errors)) },
         "/v1/workspace/default": { "get": op("overrides", "the Workspace's default limit at the approved ref (admin), with its period, file and line",
             vec![], None, ok("the default limit", r("DefaultLimit")), &errors(&repo_errors[..2])) },
         "/v1/workspace/default/propose": { "post": op("overrides", "propose the default limit's credits or caps (admin), as a group's limit is proposed: edited in place, validated, committed on a new branch `budgit/proposal/default-<yyyymmdd-hhmmss>` with its plan",
-            vec![], Some(body(closed(json!({ "type": "object", "required": ["reason"], "properties": { "credits": decimal, "products": caps, "models": caps, "reason": reason } })))),
+            vec![], Some(body(r("DefaultProposalIn"))),
             ok("the proposal", r("Proposal")), &errors(&repo_errors)) },
         "/v1/reconciler/runs": { "get": op("reconciler", "the reconciler's runs kept (the last 1000), newest first (admin): time, the commit applied, writes and errors",
             [paging_params(50, MAX_PAGE, true), vec![query("ok", "only successful (`true`) or failed (`false`) runs", json!({ "enum": ["true", "false"] }))]].concat(),

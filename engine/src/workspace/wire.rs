@@ -16,6 +16,12 @@ use serde::{Deserialize, Serialize};
 use super::{AppliedSource, Batch, ItemStatus, Settings};
 use crate::Credits;
 
+/// The longest short name the service accepts on the wire (a commit, a plan digest, an
+/// actor, a group, a cap), in characters.
+pub const MAX_NAME: usize = 200;
+/// What a short name may hold: no control character (`char::is_control`).
+pub const NAME_PATTERN: &str = r"^[^\x00-\x1f\x7f-\x9f]*$";
+
 /// The body of `PUT /v1/limits`: limits, removals, pools and settings in one batch.
 ///
 /// Field order is the order on the wire.
@@ -24,18 +30,22 @@ use crate::Credits;
 #[serde(deny_unknown_fields)]
 pub struct SetLimits {
     /// The commit the values come from.
+    #[schemars(length(min = 1, max = MAX_NAME), pattern(NAME_PATTERN))]
     pub commit: String,
     /// The digest of the plan the values come from.
     #[serde(default)]
+    #[schemars(length(min = 1, max = MAX_NAME), pattern(NAME_PATTERN))]
     pub plan_digest: Option<String>,
     /// Who writes, as the audit log labels it (`admin (<actor>)`).
     #[serde(default)]
+    #[schemars(length(min = 1, max = MAX_NAME), pattern(NAME_PATTERN))]
     pub actor: Option<String>,
     /// Limits to set.
     #[serde(default)]
     pub limits: Vec<LimitItem>,
     /// Users whose limit to remove.
     #[serde(default)]
+    #[schemars(inner(email, length(max = crate::identity::MAX_EMAIL_BYTES)))]
     pub remove: Vec<String>,
     /// Pools to set or remove.
     #[serde(default)]
@@ -50,14 +60,17 @@ pub struct SetLimits {
 #[serde(deny_unknown_fields)]
 pub struct LimitItem {
     /// The user's email.
+    #[schemars(email, length(max = crate::identity::MAX_EMAIL_BYTES))]
     pub user: String,
     /// Total credits per period.
     pub credits: Credits,
-    /// Caps per product.
+    /// Caps per product (a cap's name is a short name: 1 to 200 characters, no control character).
     #[serde(default)]
+    #[schemars(extend("propertyNames" = { "minLength": 1, "maxLength": 200, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$" }))]
     pub products: BTreeMap<String, Credits>,
-    /// Caps per model.
+    /// Caps per model (named as products are).
     #[serde(default)]
+    #[schemars(extend("propertyNames" = { "minLength": 1, "maxLength": 200, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$" }))]
     pub models: BTreeMap<String, Credits>,
     /// The rate cap: the most the user may spend in any sliding hour (absent: none).
     /// Optional on the wire, so a client that predates it keeps working.
@@ -65,6 +78,7 @@ pub struct LimitItem {
     pub per_hour: Option<Credits>,
     /// The group whose pool applies.
     #[serde(default)]
+    #[schemars(length(min = 1, max = MAX_NAME), pattern(NAME_PATTERN))]
     pub group: Option<String>,
     /// The document that decided the limit.
     #[serde(default)]
@@ -76,6 +90,7 @@ pub struct LimitItem {
 #[serde(deny_unknown_fields)]
 pub struct PoolItem {
     /// The group.
+    #[schemars(length(min = 1, max = MAX_NAME), pattern(NAME_PATTERN))]
     pub group: String,
     /// The pool; `null` removes it.
     pub credits: Option<Credits>,

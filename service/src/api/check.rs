@@ -36,15 +36,24 @@ const DEFAULT_TTL: i64 = 300;
 /// Longest life of a reservation.
 const MAX_TTL: i64 = 3600;
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /v1/check`, with the bounds the handler enforces.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct CheckIn {
+#[schemars(rename = "CheckRequest")]
+pub(crate) struct CheckIn {
+    /// The user (required with the admin token; a user token checks for itself).
     #[serde(default)]
+    #[schemars(email, length(max = super::MAX_EMAIL))]
     user: Option<String>,
+    #[schemars(length(min = 1, max = super::MAX_NAME), pattern(super::NAME_PATTERN))]
     product: String,
+    #[schemars(length(min = 1, max = super::MAX_NAME), pattern(super::NAME_PATTERN))]
     model: String,
+    #[schemars(with = "super::UsageAmount")]
     credits: Credits,
-    #[serde(default)]
+    /// Reservation life (default 300).
+    #[serde(default, deserialize_with = "super::whole_opt")]
+    #[schemars(range(min = 1, max = MAX_TTL))]
     ttl_seconds: Option<i64>,
 }
 
@@ -213,12 +222,18 @@ fn reservation_error(e: ReservationError) -> ApiError {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /v1/reservations/{id}/commit`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct CommitIn {
+#[schemars(rename = "CommitRequest")]
+pub(crate) struct CommitIn {
+    #[schemars(with = "super::UsageAmount")]
     credits: Credits,
+    /// The usage event's idempotency key (default `reservation:<id>`).
     #[serde(default)]
+    #[schemars(length(min = 1, max = super::MAX_NAME), pattern(super::NAME_PATTERN))]
     event_id: Option<String>,
+    /// At most 4 KiB of JSON.
     #[serde(default)]
     context: Option<Value>,
 }

@@ -111,21 +111,29 @@ impl Window {
 }
 
 /// An event's time: RFC 3339 text or unix seconds.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
-enum TimeIn {
+pub(crate) enum TimeIn {
     Unix(i64),
-    Text(String),
+    Text(#[schemars(extend("format" = "date-time"))] String),
 }
 
-#[derive(Debug, Deserialize)]
+/// One usage event of `POST /v1/usage/events`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct EventIn {
+#[schemars(rename = "UsageEvent")]
+pub(crate) struct EventIn {
+    /// The idempotency key.
+    #[schemars(length(min = 1, max = super::MAX_NAME), pattern(super::NAME_PATTERN))]
     id: String,
     time: TimeIn,
+    #[schemars(email, length(max = super::MAX_EMAIL))]
     user: String,
+    #[schemars(length(min = 1, max = super::MAX_NAME), pattern(super::NAME_PATTERN))]
     product: String,
+    #[schemars(length(min = 1, max = super::MAX_NAME), pattern(super::NAME_PATTERN))]
     model: String,
+    #[schemars(with = "super::UsageAmount")]
     credits: Credits,
     #[serde(default)]
     context: Option<Value>,
@@ -731,7 +739,7 @@ pub async fn costs(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
         }));
     }
     let next_page = if has_more { Some(page_end.to_string()) } else { None };
-    if q.wants_csv() {
+    if q.wants_csv()? {
         let mut out =
             String::from("start_time,end_time,user_id,project_id,line_item,product,model,amount,currency\n");
         for (s, results) in &buckets {

@@ -74,7 +74,7 @@ pub fn parse(body: Body, bytes: &[u8]) -> Result<Reencoded, ApiError> {
         Body::Limits => json_body::<SetLimits>(Ok(bytes)).and_then(|v| reencode(&v)),
         Body::CreditRequest => json_body::<requests::RequestIn>(Ok(bytes)).map(|_| None),
         Body::Approve => super::json_body_or_default::<requests::DecideIn>(Ok(bytes)).map(|_| None),
-        Body::Decline => json_body::<requests::DecideIn>(Ok(bytes)).map(|_| None),
+        Body::Decline => json_body::<requests::DeclineIn>(Ok(bytes)).map(|_| None),
         Body::Lease => json_body::<requests::LeaseIn>(Ok(bytes)).map(|_| None),
         Body::Proposal => json_body::<proposals::ProposalIn>(Ok(bytes)).map(|_| None),
         Body::ReconcilerStatus => json_body::<RunSummary>(Ok(bytes)).and_then(|v| reencode(&v)),

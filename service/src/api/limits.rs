@@ -382,7 +382,7 @@ pub async fn pools(State(app): State<App>, who: Principal) -> ApiResult<Response
 pub async fn audit(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     who.require_admin()?;
     let q = QueryPairs::parse(raw.as_deref())?;
-    let csv = q.wants_csv();
+    let csv = q.wants_csv()?;
     // an export is one page of everything kept
     let (default, max) = if csv { (100_000, 100_000) } else { (100, MAX_PAGE) };
     let ListQuery { q, limit, after } = ListQuery::<i64>::of(q, default, max)?;

@@ -22,21 +22,35 @@ use crate::{App, auth::Principal};
 /// admin decides one (a user token cannot flood the admins' queue).
 pub(crate) const MAX_PENDING_REQUESTS: i64 = 20;
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /v1/requests`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RequestIn {
+#[schemars(rename = "CreditRequestIn")]
+pub(crate) struct RequestIn {
+    /// The user (a user token asks for itself).
     #[serde(default)]
+    #[schemars(email, length(max = super::MAX_EMAIL))]
     user: Option<String>,
+    #[schemars(with = "super::UsageAmount")]
     credits: Credits,
+    /// From 1 to the service's longest override (`--max-override-days`).
+    #[serde(deserialize_with = "super::whole")]
+    #[schemars(range(min = 1))]
     days: u32,
+    #[schemars(length(min = 1, max = super::MAX_REASON), pattern(r"\S"))]
     reason: String,
+    /// At most 8 KiB of JSON; its `note` (a string) goes into the proposed Override as a
+    /// comment and into the commit message.
     #[serde(default)]
     context: Option<Value>,
-    /// The product the credits are for: its cap is raised with the total.
+    /// The product the credits are for: its cap is raised with the total (give
+    /// `product` or `model`, not both).
     #[serde(default)]
+    #[schemars(length(min = 1, max = 128), pattern(super::CAP_NAME_PATTERN))]
     product: Option<String>,
     /// The model the credits are for: its cap is raised with the total.
     #[serde(default)]
+    #[schemars(length(min = 1, max = 128), pattern(super::CAP_NAME_PATTERN))]
     model: Option<String>,
 }
 
@@ -113,7 +127,7 @@ pub async fn create(
         ));
     }
     let reason = req.reason.trim().to_string();
-    if reason.is_empty() || reason.len() > 2000 {
+    if reason.is_empty() || reason.chars().count() > super::MAX_REASON {
         return Err(ApiError::bad_request("requests/bad-reason", "`reason` must be 1 to 2000 characters"));
     }
     let context = match req.context {
@@ -167,11 +181,24 @@ pub async fn create(
     Ok((StatusCode::CREATED, axum::Json(created)).into_response())
 }
 
+/// The statuses of a credit request: `pending → proposed → merged → applied → done`, or
+/// `declined`; `approved` is the older approval without a commit.
+pub(crate) const STATUSES: [&str; 7] =
+    ["pending", "approved", "proposed", "merged", "applied", "done", "declined"];
+
 /// `GET /v1/requests`: the admin sees all, a user their own; `status=` filters.
 pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let ListQuery { q, limit, after } = ListQuery::<i64>::parse(raw.as_deref(), 100, MAX_PAGE)?;
     let after = after.unwrap_or(0);
     let status = q.get("status").map(str::to_string);
+    if let Some(s) = &status
+        && !STATUSES.contains(&s.as_str())
+    {
+        return Err(ApiError::bad_request(
+            "requests/bad-status",
+            format!("`status` must be one of {}, not `{}`", STATUSES.join(", "), super::shorten(s)),
+        ));
+    }
     let user = who.scope().map(str::to_string);
     let rows = app
         .store
@@ -195,9 +222,11 @@ fn parse_id(id: Result<Path<String>, PathRejection>) -> ApiResult<i64> {
         .map_err(|_| ApiError::bad_request("requests/bad-id", "a request id is a whole number"))
 }
 
-#[derive(Debug, Deserialize, Default)]
+/// The body of `POST /v1/requests/{id}/decline` (and, optionally, of approve).
+#[derive(Debug, Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct DecideIn {
+#[schemars(rename = "DecisionIn")]
+pub(crate) struct DecideIn {
     #[serde(default)]
     reason: Option<String>,
 }
@@ -289,6 +318,18 @@ pub async fn approve(
     decide(app, who, id, true, req.reason).await
 }
 
+/// The body of `POST /v1/requests/{id}/decline`: its reason is required (absent, `null`
+/// or blank is `requests/missing-reason`).
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "DeclineIn", extend("required" = ["reason"]))]
+pub(crate) struct DeclineIn {
+    /// Why, not blank.
+    #[serde(default)]
+    #[schemars(with = "String", pattern(r"\S"))]
+    reason: Option<String>,
+}
+
 /// `POST /v1/requests/{id}/decline`: declines with a reason.
 pub async fn decline(
     State(app): State<App>,
@@ -297,7 +338,7 @@ pub async fn decline(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let id = parse_id(id)?;
-    let req: DecideIn = json_body(body)?;
+    let req: DeclineIn = json_body(body)?;
     let reason = req
         .reason
         .filter(|r| !r.trim().is_empty())
@@ -305,10 +346,15 @@ pub async fn decline(
     decide(app, who, id, false, Some(reason)).await
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /v1/leases/{name}`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct LeaseIn {
+#[schemars(rename = "LeaseIn")]
+pub(crate) struct LeaseIn {
+    #[schemars(length(min = 1, max = super::MAX_NAME), pattern(super::NAME_PATTERN))]
     holder: String,
+    #[serde(deserialize_with = "super::whole")]
+    #[schemars(range(min = 1, max = 86_400))]
     ttl_seconds: i64,
 }
 
@@ -373,6 +419,7 @@ pub async fn release_lease(
         .get("holder")
         .map(str::to_string)
         .ok_or_else(|| ApiError::bad_request("leases/missing-holder", "`holder` is required"))?;
+    check_name("holder", &holder)?;
     let now = crate::unix_now();
     let lease = name.clone();
     app.store

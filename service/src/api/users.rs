@@ -29,6 +29,13 @@ pub async fn import(
     who.require_admin()?;
     let q = QueryPairs::parse(raw.as_deref())?;
     let bytes = raw_body(body)?;
+    // an import of nothing is a mistake (an empty file, a body left out), never a directory
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "users/empty",
+            "the body holds no directory (a header row at least)",
+        ));
+    }
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let jsonl = match q.get("format") {
         Some("jsonl" | "ndjson") => true,

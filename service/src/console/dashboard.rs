@@ -665,7 +665,7 @@ pub async fn users(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
         }
     };
     let desc = order_of(&q, sort != "email")?;
-    let csv = q.wants_csv();
+    let csv = q.wants_csv()?;
     let limit = if csv { None } else { Some(q.page_size(PAGE, MAX_PAGE)?) };
     let matches: Vec<&Row> = v
         .rows
@@ -872,7 +872,7 @@ pub async fn breakdown(
     };
     let desc = order_of(&q, sort != "key")?;
     let needle = q.get("q").map(str::to_lowercase).filter(|s| !s.is_empty());
-    let csv = q.wants_csv();
+    let csv = q.wants_csv()?;
     let limit = if csv { None } else { Some(q.page_size(PAGE, MAX_PAGE)?) };
     let total = v.totals.used;
     let matches: Vec<&Slice> = slices
@@ -904,17 +904,19 @@ pub async fn breakdown(
 /// `GET /v1/me`: the caller's own budget (a user token), or `{"role": "admin"}`.
 pub async fn me(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let q = QueryPairs::parse(raw.as_deref())?;
+    // read before answering anyone: a bad `now` or `fresh` is refused for the admin too
+    let (now, fixed) = now_of(&q)?;
+    let fresh = fresh_of(&q)?;
     let user = match &who {
         Principal::Admin => return Ok(axum::Json(json!({ "role": "admin" })).into_response()),
         Principal::User(u) => u.clone(),
     };
-    let (now, fixed) = now_of(&q)?;
     let key = period_key(&app, now)?;
     // a user token may fix `now` inside the period being shown, never make the service load another
     if fixed && !app.dashboard.holds(key)? && period_key(&app, Utc::now())? != key {
         return Err(ApiError::forbidden("only the admin token may look at another period"));
     }
-    let v = view(&app, key, fresh_of(&q)?).await?;
+    let v = view(&app, key, fresh).await?;
     let mut body = budget_of(&app, &key, now, &v, user).await?;
     body.insert("role".into(), json!("user"));
     Ok(axum::Json(body).into_response())

@@ -142,19 +142,29 @@ enum Action {
     Move { group: String },
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /v1/overrides/{name}/lapse`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct LapseIn {
+#[schemars(rename = "LapseIn")]
+pub(crate) struct LapseIn {
+    /// Why, 1 to 2000 characters (the commit message holds it).
+    #[schemars(length(min = 1, max = crate::api::MAX_REASON), pattern(r"\S"))]
     reason: String,
     /// `remove` (the default) or `expire`.
     #[serde(default)]
+    #[schemars(extend("enum" = ["remove", "expire"]))]
     how: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /v1/overrides/{name}/move`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct MoveIn {
+#[schemars(rename = "MoveIn")]
+pub(crate) struct MoveIn {
+    #[schemars(length(min = 1, max = crate::api::MAX_NAME), pattern(crate::api::NAME_PATTERN))]
     group: String,
+    /// Why, 1 to 2000 characters (the commit message holds it).
+    #[schemars(length(min = 1, max = crate::api::MAX_REASON), pattern(r"\S"))]
     reason: String,
 }
 
@@ -370,9 +380,11 @@ pub async fn default_limit(State(app): State<App>, who: Principal) -> ApiResult<
     Ok(axum::Json(answer).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /v1/workspace/default/propose`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct DefaultIn {
+#[schemars(rename = "DefaultProposalIn")]
+pub(crate) struct DefaultIn {
     #[serde(default)]
     credits: Option<Credits>,
     /// Product caps to set or add; `null` removes a cap.
@@ -381,6 +393,8 @@ pub(super) struct DefaultIn {
     /// Model caps to set or add; `null` removes a cap.
     #[serde(default)]
     models: BTreeMap<String, Option<Credits>>,
+    /// Why, 1 to 2000 characters (the commit message holds it).
+    #[schemars(length(min = 1, max = crate::api::MAX_REASON), pattern(r"\S"))]
     reason: String,
 }
 

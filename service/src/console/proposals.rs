@@ -659,9 +659,12 @@ where
     T::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Deserialize)]
+/// The body of `POST /v1/proposals`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "ProposalIn")]
 pub(crate) struct ProposalIn {
+    #[schemars(length(min = 1, max = crate::api::MAX_NAME), pattern(crate::api::NAME_PATTERN))]
     group: String,
     #[serde(default)]
     credits: Option<Credits>,
@@ -674,6 +677,8 @@ pub(crate) struct ProposalIn {
     /// Model caps to set or add; `null` removes a cap.
     #[serde(default)]
     models: BTreeMap<String, Option<Credits>>,
+    /// Why, 1 to 2000 characters (the commit message holds it).
+    #[schemars(length(min = 1, max = crate::api::MAX_REASON), pattern(r"\S"))]
     reason: String,
 }
 
@@ -826,7 +831,7 @@ fn propose_group(job: GroupJob, p: Proposing) -> ApiResult<Made> {
 /// A proposal's reason, trimmed: 1 to 2000 characters.
 pub(super) fn reason_of(text: &str) -> ApiResult<String> {
     let reason = text.trim().to_string();
-    if reason.is_empty() || reason.len() > 2000 {
+    if reason.is_empty() || reason.chars().count() > crate::api::MAX_REASON {
         return Err(ApiError::bad_request("proposals/bad-reason", "`reason` must be 1 to 2000 characters"));
     }
     Ok(reason)
