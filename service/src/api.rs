@@ -7,7 +7,7 @@ pub(crate) mod admin;
 pub(crate) mod check;
 pub(crate) mod events;
 pub mod fuzz;
-mod limits;
+pub(crate) mod limits;
 pub(crate) mod requests;
 mod users;
 
@@ -494,16 +494,20 @@ impl<C: Cursor> ListQuery<C> {
     }
 }
 
-/// A page of a list endpoint: `{"object": "list", "data", "has_more", "next"}`, where
-/// `next` is the cursor to pass as `after` for the following page (null on the last).
-///
-/// The one place a page is cut: endpoints read one row more than the page size
-/// ([`Page::read_limit`]) and [`Page::cut`] turns that extra row into `has_more`.
-#[derive(Debug, serde::Serialize)]
+/// A page of a list: `data`, whether more follow (`has_more`) and the cursor to pass as
+/// `after` for the next page (`next`, null on the last). Every list answers this one shape.
+//
+// The one place a page is cut: endpoints read one row more than the page size
+// (`Page::read_limit`) and `Page::cut` turns that extra row into `has_more`. The schema
+// is generic too: one component per row type, `PageOf<row>`.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "PageOf{T}")]
 pub(crate) struct Page<T, C> {
+    #[schemars(extend("const" = "list"))]
     object: &'static str,
     data: Vec<T>,
     has_more: bool,
+    /// Pass as `after` for the next page; null on the last page.
     next: Option<C>,
 }
 

@@ -43,6 +43,59 @@ fn wire_schemas() -> serde_json::Map<String, Value> {
     generator.take_definitions(true)
 }
 
+/// The schemas of the answers typed in the handlers, as components.
+///
+/// A generator of its own, with the serialize contract (a field left out when empty is
+/// not required): a type both read and answered (`Credits`: zero or more in a request,
+/// any amount in an answer) gets a second component, `<name>Answer`, when the two differ.
+fn answer_schemas(requests: &Map<String, Value>) -> Map<String, Value> {
+    use crate::api::Page;
+    use crate::api::check::{AlertRow, CheckOut, CommitOut, ReleaseOut};
+    let mut settings = SchemaSettings::draft2020_12().for_serialize();
+    settings.definitions_path = "/components/schemas".into();
+    let mut generator = settings.into_generator();
+    generator.subschema_for::<CheckOut<'static>>();
+    generator.subschema_for::<CommitOut<'static>>();
+    generator.subschema_for::<ReleaseOut>();
+    generator.subschema_for::<Page<AlertRow, i64>>();
+    generator.subschema_for::<Page<crate::api::limits::LimitOut, String>>();
+    generator.subschema_for::<Page<crate::api::limits::AuditOut, i64>>();
+    let mut answers = generator.take_definitions(true);
+    let clashes: Vec<String> = answers
+        .iter()
+        .filter(|(name, schema)| requests.get(*name).is_some_and(|other| other != *schema))
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in clashes {
+        if let Some(schema) = answers.remove(&name) {
+            answers.insert(format!("{name}Answer"), schema);
+        }
+        let (from, to) =
+            (format!("#/components/schemas/{name}"), format!("#/components/schemas/{name}Answer"));
+        for schema in answers.values_mut() {
+            rename_ref(schema, &from, &to);
+        }
+    }
+    answers
+}
+
+/// Points every `$ref` to `from` at `to`.
+fn rename_ref(value: &mut Value, from: &str, to: &str) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if key == "$ref" && v.as_str() == Some(from) {
+                    *v = Value::String(to.to_string());
+                } else {
+                    rename_ref(v, from, to);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| rename_ref(v, from, to)),
+        _ => {}
+    }
+}
+
 fn error_response(description: &str) -> Value {
     json!({ "description": description, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
 }
@@ -516,7 +569,7 @@ pub fn document() -> Value {
             "/v1/limits": {
                 "get": op("limits", "applied per-user limits with provenance; a user token sees its own",
                     [paging_params(1000, 10_000, false), vec![query("user", "one user", email()), query("group", "one group", json!({ "type": "string" }))]].concat(),
-                    None, ok("a page of limits", list_of(r("AppliedLimit"))), &errors(&[])),
+                    None, ok("a page of limits", r("PageOfAppliedLimit")), &errors(&[])),
                 "put": op("limits", "set, remove and report limits, pools and settings in one batch (admin); a value already applied is `unchanged` and writes nothing; each change is audited with the commit and plan digest",
                     vec![], Some(body(r("LimitBatch"))), ok("per-item status", r("LimitBatchResult")), &errors(&[("413", "batch too large")]))
             },
@@ -527,7 +580,7 @@ pub fn document() -> Value {
                     query("action", "`limit.set`, `limit.remove`, `pool.set`, `pool.remove`, `settings.set`, `token.issue`, `token.revoke`, `admin_token.rotate`, `request.approved`, `request.declined`", json!({ "type": "string" })),
                     query("actor", "the writer, or the label it gave", json!({ "type": "string" })),
                     query("format", "json (default) or csv", json!({ "enum": ["json", "csv"] }))
-                ]].concat(), None, ok("a page of audit rows", list_of(r("AuditRow"))), &errors(&[])), "200") },
+                ]].concat(), None, ok("a page of audit rows", r("PageOfAuditRow")), &errors(&[])), "200") },
             "/v1/usage/events": { "post": op("usage", "ingest one event, an array, or `{\"events\": [...]}` (admin); `id` is the idempotency key: a retried event is stored once and reported as a duplicate, the same id for a different payload is 409 `idempotency/conflict`; `credits` from 0 to 1000000, `time` from 2020-01-01 to a day from now",
                 vec![], Some(body(json!({ "oneOf": [r("UsageEvent"), { "type": "array", "items": r("UsageEvent"), "minItems": 1, "maxItems": 1000 }, { "type": "object", "required": ["events"], "additionalProperties": false, "properties": { "events": { "type": "array", "items": r("UsageEvent"), "minItems": 1, "maxItems": 1000 } } }] }))),
                 ok("per-event status", json!({ "type": "object", "properties": { "accepted": { "type": "integer" }, "duplicates": { "type": "integer" }, "results": { "type": "array", "items": { "type": "object", "properties": { "id": { "type": "string" }, "status": { "enum": ["created", "duplicate"] }, "seq": { "type": ["integer", "null"] } } } } } })),
@@ -559,12 +612,12 @@ pub fn document() -> Value {
             "/v1/check": { "post": op("check", "may this user spend this much on this product and model now? when allowed, the worst case is reserved until committed, released or expired; concurrent checks never overspend a user, a cap or a pool; soft enforcement allows and records an alert; a hold of more than a quarter of the user's pool lives at most 60 seconds",
                 vec![], Some(body(r("CheckRequest"))), ok("the decision", r("CheckResponse")), &errors(&[("422", "`credits/too-large`: more than 1000000 credits"), ("429", "`check/too-many-holds`: the user already has 1000 open reservations")])) },
             "/v1/alerts": { "get": op("check", "alerts: `over_limit` (soft enforcement let a spend past a limit) and `over_reservation` (a commit of more than its hold, or after it lapsed); a user token sees its own",
-                paging_params(100, MAX_PAGE, true), None, ok("a page of alerts", list_of(json!({ "type": "object", "properties": { "seq": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "user": { "type": "string" }, "kind": { "enum": ["over_limit", "over_reservation"] }, "message": { "type": "string" } } }))), &errors(&[])) },
+                paging_params(100, MAX_PAGE, true), None, ok("a page of alerts", r("PageOfAlert")), &errors(&[])) },
             "/v1/reservations/{id}/commit": { "post": op("check", "record the actual spend as usage and close the reservation; usage is a fact: more than reserved is recorded even past a limit, and so is a commit up to a day after the hold lapsed (`over_reservation`, with an alert and an audit row `usage.over_reservation`); the limit passed stops the next check",
                 vec![path("id", "the reservation")], Some(body(r("CommitRequest"))),
-                ok("committed", json!({ "type": "object", "properties": { "reservation_id": { "type": "string" }, "committed": credits, "reserved": credits, "event_seq": { "type": ["integer", "null"] }, "duplicate_event": { "type": "boolean" }, "over_reservation": { "type": "boolean" }, "late": { "type": "boolean", "description": "committed after the hold lapsed" } } })),
+                ok("committed", r("CommitResponse")),
                 &errors(&[("404", "unknown reservation, or lapsed more than a day ago"), ("409", "`reservation/busy`: being committed; `idempotency/conflict`: `event_id` already used for another event (the hold stays open)"), ("422", "`credits/negative`, `credits/too-large`")])) },
-            "/v1/reservations/{id}/release": { "post": op("check", "give the held credits back", vec![path("id", "the reservation")], None, ok("released", json!({ "type": "object" })), &errors(&[("404", "unknown or expired reservation")])) },
+            "/v1/reservations/{id}/release": { "post": op("check", "give the held credits back", vec![path("id", "the reservation")], None, ok("released", r("ReleaseResponse")), &errors(&[("404", "unknown or expired reservation")])) },
             "/v1/requests": {
                 "post": answers(op("requests", "ask for more credits for some days, with a reason and context (a user token asks for itself); for a `product` or `model`, its cap is raised with the total when proposed",
                     vec![], Some(body(r("CreditRequestIn"))),
@@ -600,8 +653,6 @@ pub fn document() -> Value {
                 "User": { "type": "object", "properties": { "email": { "type": "string" }, "attributes": { "type": "object" } } },
                 "UserDetail": { "type": "object", "properties": { "email": { "type": "string" }, "attributes": { "type": ["object", "null"] }, "limit": { "type": ["object", "null"] }, "group": { "type": ["string", "null"] }, "period": { "type": "object" }, "used": { "type": "object", "properties": { "credits": credits, "products": { "type": "object" }, "models": { "type": "object" } } } } },
                 "ImportResult": { "type": "object", "properties": { "users": { "type": "integer" }, "created": { "type": "integer" }, "updated": { "type": "integer" }, "unchanged": { "type": "integer" }, "diagnostics": { "type": "array", "items": { "type": "object", "properties": { "code": { "type": "string" }, "severity": { "enum": ["error", "warning"] }, "message": { "type": "string" }, "line": { "type": ["integer", "null"] } } } } } },
-                "AppliedLimit": { "type": "object", "properties": { "user": { "type": "string" }, "credits": credits, "products": { "type": "object", "additionalProperties": credits }, "models": { "type": "object", "additionalProperties": credits }, "group": { "type": ["string", "null"] }, "source": { "oneOf": [r("Source"), { "type": "null" }] }, "commit": { "type": ["string", "null"] }, "plan_digest": { "type": ["string", "null"] }, "updated_at": { "type": "string", "format": "date-time" } } },
-                "AuditRow": { "type": "object", "properties": { "seq": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "actor": { "type": "string" }, "action": { "type": "string" }, "subject": { "type": "string" }, "old": {}, "new": {}, "commit": { "type": ["string", "null"] }, "plan_digest": { "type": ["string", "null"] } } },
                 "CostsPage": { "type": "object", "required": ["object", "data", "has_more", "next_page"], "properties": {
                     "object": { "const": "page" },
                     "data": { "type": "array", "items": { "type": "object", "properties": {
@@ -615,7 +666,6 @@ pub fn document() -> Value {
                     "has_more": { "type": "boolean" },
                     "next_page": { "type": ["string", "null"] }
                 } },
-                "CheckResponse": { "type": "object", "properties": { "allowed": { "type": "boolean" }, "reservation_id": { "type": ["string", "null"] }, "remaining": credits, "deciding": { "enum": ["user", "product_cap", "model_cap", "pool", "rate_cap"] }, "expires_at": { "type": ["string", "null"], "format": "date-time" }, "enforcement": { "enum": ["hard", "soft"] }, "alert": { "const": "over_limit" }, "reason": { "type": "string" }, "retry_after": { "type": "integer", "minimum": 1, "description": "refused by the rate cap: seconds until enough of the last hour's spend leaves the window for this amount (absent when only releasing reservations, or a smaller amount, would fit)" } } },
                 "CreditRequest": credit_request,
                 "Group": repository_schemas["Group"].clone(),
                 "Proposal": repository_schemas["Proposal"].clone(),
@@ -627,7 +677,10 @@ pub fn document() -> Value {
         }
     });
     if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
-        schemas.extend(wire_schemas());
+        let requests = wire_schemas();
+        let answers = answer_schemas(&requests);
+        schemas.extend(requests);
+        schemas.extend(answers);
     }
     let (drill, drill_schemas) = drill_paths();
     if let Some(paths) = document["paths"].as_object_mut() {

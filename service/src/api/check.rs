@@ -68,22 +68,76 @@ fn deciding_name(d: Deciding) -> &'static str {
 }
 
 /// What a check answers.
-#[derive(Debug, Serialize)]
-struct CheckOut<'a> {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "CheckResponse")]
+pub(crate) struct CheckOut<'a> {
     allowed: bool,
+    /// The hold to commit or release; null when nothing was reserved.
     reservation_id: Option<String>,
-    remaining: Value,
+    /// What the user may still spend after this check.
+    remaining: Credits,
+    /// What decided: the user's total, a product or model cap, the group's pool, or the
+    /// rate cap (credits per sliding hour).
+    #[schemars(extend("enum" = ["user", "product_cap", "model_cap", "pool", "rate_cap"]))]
     deciding: &'static str,
+    /// When the hold lapses (RFC 3339); null when nothing was reserved.
     expires_at: Option<String>,
+    #[schemars(extend("enum" = ["hard", "soft"]))]
     enforcement: &'static str,
+    /// `over_limit` when soft enforcement let a spend past a limit.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("const" = "over_limit"))]
     alert: Option<&'static str>,
+    /// Why a check was refused, or let past a limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
     /// Refused by the rate cap: seconds until enough of the last hour's spend leaves
     /// the window for this amount (absent when waiting alone cannot make room).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     retry_after: Option<i64>,
+}
+
+/// What a commit answers.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "CommitResponse")]
+pub(crate) struct CommitOut<'a> {
+    reservation_id: &'a str,
+    /// The credits recorded as usage.
+    committed: Credits,
+    /// The credits the hold reserved.
+    reserved: Credits,
+    /// The usage event's sequence; null when the event was already recorded.
+    event_seq: Option<i64>,
+    /// The event id was already recorded (a retried commit): nothing was recorded again.
+    duplicate_event: bool,
+    /// More than reserved, or after the hold lapsed: an alert and an audit row were written.
+    over_reservation: bool,
+    /// Committed after the hold lapsed.
+    late: bool,
+}
+
+/// What a release answers.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "ReleaseResponse")]
+pub(crate) struct ReleaseOut {
+    reservation_id: String,
+    /// The credits given back.
+    released: Credits,
+}
+
+/// A row of `GET /v1/alerts`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Alert")]
+pub(crate) struct AlertRow {
+    seq: i64,
+    /// When it was raised (RFC 3339).
+    #[schemars(extend("format" = "date-time"))]
+    at: String,
+    user: String,
+    #[schemars(extend("enum" = ["over_limit", "over_reservation"]))]
+    kind: String,
+    message: String,
 }
 
 /// `POST /v1/check`: may this user spend this much on this product and model now?
@@ -157,7 +211,7 @@ pub async fn check(
     let out = CheckOut {
         allowed: decision.allowed,
         reservation_id: decision.reservation.map(|r| r.to_string()),
-        remaining: credits_json(decision.remaining),
+        remaining: Credits::from_micros(decision.remaining),
         deciding,
         expires_at: decision.reservation.map(|_| rfc3339(decision.expires_at)),
         enforcement: if enforcement == Enforcement::Soft { "soft" } else { "hard" },
@@ -345,15 +399,15 @@ pub async fn commit(
 fn committed(id: &str, actual: i64, reserved: i64, seq: Option<i64>, late: bool) -> Response {
     (
         StatusCode::OK,
-        axum::Json(json!({
-            "reservation_id": id,
-            "committed": credits_json(actual),
-            "reserved": credits_json(reserved),
-            "event_seq": seq,
-            "duplicate_event": seq.is_none(),
-            "over_reservation": seq.is_some() && (late || actual > reserved),
-            "late": late,
-        })),
+        axum::Json(CommitOut {
+            reservation_id: id,
+            committed: Credits::from_micros(actual),
+            reserved: Credits::from_micros(reserved),
+            event_seq: seq,
+            duplicate_event: seq.is_none(),
+            over_reservation: seq.is_some() && (late || actual > reserved),
+            late,
+        }),
     )
         .into_response()
 }
@@ -478,7 +532,8 @@ pub async fn release(
         flush_reservations(&app);
     }
     Metrics::add(&app.metrics.reservations_released, 1);
-    Ok(axum::Json(json!({ "reservation_id": id, "released": credits_json(r.micros) })).into_response())
+    Ok(axum::Json(ReleaseOut { reservation_id: id, released: Credits::from_micros(r.micros) })
+        .into_response())
 }
 
 /// `GET /v1/alerts`: alerts raised by checks (soft enforcement past a limit), newest last.
@@ -499,18 +554,18 @@ pub async fn alerts(
                  ORDER BY seq LIMIT ?3",
             )?;
             let rows = stmt
-                .query_map((after, user, super::Page::<Value, Value>::read_limit(limit)), |r| {
-                    Ok(json!({
-                        "seq": r.get::<_, i64>(0)?,
-                        "at": rfc3339(r.get(1)?),
-                        "user": r.get::<_, String>(2)?,
-                        "kind": r.get::<_, String>(3)?,
-                        "message": r.get::<_, String>(4)?,
-                    }))
+                .query_map((after, user, super::Page::<AlertRow, i64>::read_limit(limit)), |r| {
+                    Ok(AlertRow {
+                        seq: r.get(0)?,
+                        at: rfc3339(r.get(1)?),
+                        user: r.get(2)?,
+                        kind: r.get(3)?,
+                        message: r.get(4)?,
+                    })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })
         .await?;
-    Ok(super::Page::cut(rows, limit, |r| r.get("seq").cloned().unwrap_or(Value::Null)).into_response())
+    Ok(super::Page::cut(rows, limit, |r| r.seq).into_response())
 }

@@ -324,32 +324,81 @@ pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
                  ORDER BY email LIMIT ?4",
             )?;
             let rows = stmt
-                .query_map((after, user, group, Page::<Value, Value>::read_limit(limit)), |r| {
+                .query_map((after, user, group, Page::<LimitOut, String>::read_limit(limit)), |r| {
+                    // both columns are written by this service as JSON; a row that does not
+                    // read back is a damaged store, not something to answer around
+                    let json = |i: usize, text: &str| {
+                        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, text.into())
+                    };
                     let value: String = r.get(1)?;
+                    let stored: StoredLimit =
+                        serde_json::from_str(&value).map_err(|e| json(1, &format!("a stored limit: {e}")))?;
                     let source: Option<String> = r.get(3)?;
-                    let limit: Value = serde_json::from_str(&value).unwrap_or(Value::Null);
-                    let mut row = json!({
-                        "user": r.get::<_, String>(0)?,
-                        "credits": limit.get("credits"),
-                        "products": limit.get("products").cloned().unwrap_or_else(|| json!({})),
-                        "models": limit.get("models").cloned().unwrap_or_else(|| json!({})),
-                        "group": r.get::<_, Option<String>>(2)?,
-                        "source": source.and_then(|s| serde_json::from_str::<Value>(&s).ok()),
-                        "commit": r.get::<_, Option<String>>(4)?,
-                        "plan_digest": r.get::<_, Option<String>>(5)?,
-                        "updated_at": rfc3339(r.get(6)?),
-                    });
-                    // the rate cap only when one is applied: rows read as before rate caps existed
-                    if let (Some(rate), Some(obj)) = (limit.get("per_hour"), row.as_object_mut()) {
-                        obj.insert("per_hour".into(), rate.clone());
-                    }
-                    Ok(row)
+                    let source = source
+                        .map(|s| serde_json::from_str::<Value>(&s))
+                        .transpose()
+                        .map_err(|e| json(3, &format!("a stored source: {e}")))?;
+                    Ok(LimitOut {
+                        user: r.get(0)?,
+                        credits: stored.credits,
+                        products: stored.products,
+                        models: stored.models,
+                        per_hour: stored.per_hour,
+                        group: r.get(2)?,
+                        source,
+                        commit: r.get(4)?,
+                        plan_digest: r.get(5)?,
+                        updated_at: rfc3339(r.get(6)?),
+                    })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })
         .await?;
-    Ok(Page::cut(rows, limit, |r| r.get("user").cloned().unwrap_or(Value::Null)).into_response())
+    Ok(Page::cut(rows, limit, |r| r.user.clone()).into_response())
+}
+
+/// A row of `GET /v1/limits`: what the engine's client reads as
+/// [`LimitRow`](budgit_engine::workspace::wire::LimitRow), with the source exactly as
+/// stored (it always names `commit`, null when the writer sent none).
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "AppliedLimit")]
+pub(crate) struct LimitOut {
+    user: String,
+    /// Total credits per period.
+    credits: Credits,
+    /// Caps per product.
+    products: std::collections::BTreeMap<String, Credits>,
+    /// Caps per model.
+    models: std::collections::BTreeMap<String, Credits>,
+    /// The rate cap, credits per sliding hour; absent when the limit has none (rows
+    /// written before rate caps existed read the same way).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    per_hour: Option<Credits>,
+    /// The group whose pool applies.
+    group: Option<String>,
+    /// The document that decided the limit, as the last writer sent it.
+    #[schemars(with = "Option<AppliedSource>")]
+    source: Option<Value>,
+    /// The commit of the last write.
+    commit: Option<String>,
+    /// The plan digest of the last write.
+    plan_digest: Option<String>,
+    /// When the limit was last written (RFC 3339).
+    #[schemars(extend("format" = "date-time"))]
+    updated_at: String,
+}
+
+/// A limit as the `limits` table stores it (`value`).
+#[derive(serde::Deserialize)]
+struct StoredLimit {
+    credits: Credits,
+    #[serde(default)]
+    products: std::collections::BTreeMap<String, Credits>,
+    #[serde(default)]
+    models: std::collections::BTreeMap<String, Credits>,
+    #[serde(default)]
+    per_hour: Option<Credits>,
 }
 
 /// `GET /v1/pools`: every group pool (admin).
@@ -444,20 +493,40 @@ pub async fn audit(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
     }
     let parse =
         |s: &Option<String>| s.as_deref().map(|t| serde_json::from_str::<Value>(t).unwrap_or(json!(t)));
-    let page = page.map(|r| {
-        json!({
-            "seq": r.seq,
-            "at": rfc3339(r.at),
-            "actor": r.actor,
-            "action": r.action,
-            "subject": r.subject,
-            "old": parse(&r.old),
-            "new": parse(&r.new),
-            "commit": r.commit,
-            "plan_digest": r.plan_digest,
-        })
+    let page = page.map(|r| AuditOut {
+        seq: r.seq,
+        at: rfc3339(r.at),
+        old: parse(&r.old),
+        new: parse(&r.new),
+        actor: r.actor,
+        action: r.action,
+        subject: r.subject,
+        commit: r.commit,
+        plan_digest: r.plan_digest,
     });
     Ok(page.into_response())
+}
+
+/// A row of `GET /v1/audit`.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "AuditRow")]
+pub(crate) struct AuditOut {
+    seq: i64,
+    /// When (RFC 3339).
+    #[schemars(extend("format" = "date-time"))]
+    at: String,
+    /// The writer: `admin`, `admin (<label>)`, a user, or `admin:` and a token's fingerprint.
+    actor: String,
+    /// `limit.set`, `limit.remove`, `pool.set`, `token.issue`, …
+    action: String,
+    /// A user, a group or `request:<id>`.
+    subject: String,
+    /// The value before (JSON, or the text as stored); null when there was none.
+    old: Option<Value>,
+    /// The value after; null when removed.
+    new: Option<Value>,
+    commit: Option<String>,
+    plan_digest: Option<String>,
 }
 
 struct AuditRow {
