@@ -9,7 +9,7 @@ pub(crate) mod events;
 pub mod fuzz;
 pub(crate) mod limits;
 pub(crate) mod requests;
-mod users;
+pub(crate) mod users;
 
 use std::time::Instant;
 

@@ -60,6 +60,12 @@ fn answer_schemas(requests: &Map<String, Value>) -> Map<String, Value> {
     generator.subschema_for::<Page<AlertRow, i64>>();
     generator.subschema_for::<Page<crate::api::limits::LimitOut, String>>();
     generator.subschema_for::<Page<crate::api::limits::AuditOut, i64>>();
+    generator.subschema_for::<Page<crate::api::users::UserRow, String>>();
+    generator.subschema_for::<crate::api::users::ImportResult>();
+    generator.subschema_for::<crate::api::users::Removed>();
+    generator.subschema_for::<crate::api::users::Issued>();
+    generator.subschema_for::<crate::api::users::Revoked>();
+    generator.subschema_for::<crate::api::requests::LeaseOut>();
     let mut answers = generator.take_definitions(true);
     let clashes: Vec<String> = answers
         .iter()
@@ -550,15 +556,15 @@ pub fn document() -> Value {
                 ok("counts and diagnostics", r("ImportResult")), &errors(&[("413", "body too large")])) },
             "/v1/users/remove": { "post": op("users", "remove people who left the directory, with their tokens (usage and audit stay)",
                 vec![], Some(json!({ "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["users"], "properties": { "users": { "type": "array", "items": email() } } } } } })),
-                ok("how many were removed", json!({ "type": "object", "properties": { "removed": { "type": "integer" } } })), &errors(&[])) },
+                ok("how many were removed", r("RemovedUsers")), &errors(&[])) },
             "/v1/users": { "get": op("users", "list users by email; any other query parameter filters on an attribute (list attributes match a member)",
-                paging_params(100, MAX_PAGE, false), None, ok("a page of users", list_of(r("User"))), &errors(&[])) },
+                paging_params(100, MAX_PAGE, false), None, ok("a page of users", r("PageOfUser")), &errors(&[])) },
             "/v1/users/{email}": { "get": op("users", "one user with the applied limit and this period's usage",
                 vec![path_of("email", "the user", email())], None, ok("the user", r("UserDetail")), &errors(&[("404", "unknown user")])) },
             "/v1/users/{email}/tokens": {
                 "post": answers(op("users", "issue a user token (admin); the token is shown once, only its hash is stored",
-                    vec![path_of("email", "the user", email())], None, ok("the token", json!({ "type": "object", "required": ["user", "token"], "properties": { "user": { "type": "string" }, "token": { "type": "string" }, "note": { "type": "string" } } })), &errors(&[("404", "unknown user")])), "201"),
-                "delete": op("users", "revoke every token of a user (admin), and the console sessions signed in with them; a key that cannot be an email is revoked as written, so a revocation is never refused", vec![path("email", "the user")], None, ok("how many", json!({ "type": "object" })), &errors(&[]))
+                    vec![path_of("email", "the user", email())], None, ok("the token", r("IssuedToken")), &errors(&[("404", "unknown user")])), "201"),
+                "delete": op("users", "revoke every token of a user (admin), and the console sessions signed in with them; a key that cannot be an email is revoked as written, so a revocation is never refused", vec![path("email", "the user")], None, ok("how many", r("RevokedTokens")), &errors(&[]))
             },
             "/v1/admin/token": {
                 "post": op("users", "rotate the admin token (admin), without a restart: the old token stops working and every console session signed in with it ends; a restart that still configures the old token refuses to start. Without a body a token is generated and shown once",
@@ -650,9 +656,7 @@ pub fn document() -> Value {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
             "schemas": {
                 "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
-                "User": { "type": "object", "properties": { "email": { "type": "string" }, "attributes": { "type": "object" } } },
                 "UserDetail": { "type": "object", "properties": { "email": { "type": "string" }, "attributes": { "type": ["object", "null"] }, "limit": { "type": ["object", "null"] }, "group": { "type": ["string", "null"] }, "period": { "type": "object" }, "used": { "type": "object", "properties": { "credits": credits, "products": { "type": "object" }, "models": { "type": "object" } } } } },
-                "ImportResult": { "type": "object", "properties": { "users": { "type": "integer" }, "created": { "type": "integer" }, "updated": { "type": "integer" }, "unchanged": { "type": "integer" }, "diagnostics": { "type": "array", "items": { "type": "object", "properties": { "code": { "type": "string" }, "severity": { "enum": ["error", "warning"] }, "message": { "type": "string" }, "line": { "type": ["integer", "null"] } } } } } },
                 "CostsPage": { "type": "object", "required": ["object", "data", "has_more", "next_page"], "properties": {
                     "object": { "const": "page" },
                     "data": { "type": "array", "items": { "type": "object", "properties": {
@@ -672,7 +676,6 @@ pub fn document() -> Value {
                 "DashboardTeam": dashboard_schemas["DashboardTeam"].clone(),
                 "DashboardUser": dashboard_schemas["DashboardUser"].clone(),
                 "Me": dashboard_schemas["Me"].clone(),
-                "Lease": { "type": "object", "properties": { "name": { "type": "string" }, "holder": { "type": "string" }, "expires_at": { "type": "string", "format": "date-time" } } }
             }
         }
     });

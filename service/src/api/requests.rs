@@ -401,8 +401,18 @@ pub async fn acquire(
             Ok(((), None))
         })
         .await?;
-    Ok(axum::Json(json!({ "name": name, "holder": req.holder, "expires_at": rfc3339(expires) }))
-        .into_response())
+    Ok(axum::Json(LeaseOut { name, holder: req.holder, expires_at: rfc3339(expires) }).into_response())
+}
+
+/// A lease held.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Lease")]
+pub(crate) struct LeaseOut {
+    name: String,
+    holder: String,
+    /// When it lapses unless renewed (RFC 3339).
+    #[schemars(extend("format" = "date-time"))]
+    expires_at: String,
 }
 
 /// `DELETE /v1/leases/{name}?holder=`: releases a lease held by `holder`.

@@ -11,6 +11,8 @@ use axum::response::{IntoResponse, Response};
 use budgit_engine::directory::AttrValue;
 use budgit_engine::model::AttributeType;
 use rusqlite::OptionalExtension;
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::{ListQuery, MAX_PAGE, Page, QueryPairs, canonical_user, path_param, raw_body};
@@ -60,15 +62,13 @@ pub async fn import(
     .map_err(|e| ApiError::store(&e))?
     .map_err(|reason| ApiError::bad_request("users/bad-directory", reason))?;
     let (dir, diagnostics) = parsed;
-    let findings: Vec<Value> = diagnostics
+    let findings: Vec<Finding> = diagnostics
         .iter()
-        .map(|d| {
-            json!({
-                "code": d.code,
-                "severity": if d.severity == budgit_engine::Severity::Error { "error" } else { "warning" },
-                "message": d.message,
-                "line": d.location.as_ref().map(|l| l.line),
-            })
+        .map(|d| Finding {
+            code: d.code.to_string(),
+            severity: if d.severity == budgit_engine::Severity::Error { "error" } else { "warning" },
+            message: d.message.clone(),
+            line: d.location.as_ref().map(|l| l.line),
         })
         .collect();
     let rows: Vec<(String, String)> = dir
@@ -116,13 +116,13 @@ pub async fn import(
             Ok(((created, updated, unchanged), None))
         })
         .await?;
-    Ok(axum::Json(json!({
-        "users": created + updated + unchanged,
-        "created": created,
-        "updated": updated,
-        "unchanged": unchanged,
-        "diagnostics": findings,
-    }))
+    Ok(axum::Json(ImportResult {
+        users: created + updated + unchanged,
+        created,
+        updated,
+        unchanged,
+        diagnostics: findings,
+    })
     .into_response())
 }
 
@@ -176,7 +176,64 @@ pub async fn remove(
             Ok((removed, Some(after)))
         })
         .await?;
-    Ok(axum::Json(json!({ "removed": removed })).into_response())
+    Ok(axum::Json(Removed { removed }).into_response())
+}
+
+/// What a directory import answers: counts, and the rows it could not take.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct ImportResult {
+    /// Users in the directory (created + updated + unchanged).
+    users: u64,
+    created: u64,
+    updated: u64,
+    unchanged: u64,
+    diagnostics: Vec<Finding>,
+}
+
+/// A row of the directory that was refused or is suspicious.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Finding {
+    code: String,
+    #[schemars(extend("enum" = ["error", "warning"]))]
+    severity: &'static str,
+    message: String,
+    /// The line of the body, when the finding has one.
+    line: Option<u32>,
+}
+
+/// What a removal answers.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "RemovedUsers")]
+pub(crate) struct Removed {
+    /// How many people were removed.
+    removed: u64,
+}
+
+/// A row of `GET /v1/users`.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "User")]
+pub(crate) struct UserRow {
+    email: String,
+    /// The directory's attributes, by name.
+    attributes: Map<String, Value>,
+}
+
+/// A user token, shown once.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "IssuedToken")]
+pub(crate) struct Issued {
+    user: String,
+    token: String,
+    note: &'static str,
+}
+
+/// What a revocation answers.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "RevokedTokens")]
+pub(crate) struct Revoked {
+    user: String,
+    /// How many tokens were revoked.
+    revoked: usize,
 }
 
 /// Attribute names and types from the body itself, when no Workspace declares them.
@@ -263,8 +320,10 @@ pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
             Ok(rows)
         })
         .await?;
-    let page = Page::cut(rows, limit, |(email, _)| email.clone()).map(|(email, attrs)| {
-        json!({ "email": email, "attributes": serde_json::from_str::<Value>(&attrs).unwrap_or(Value::Null) })
+    // attributes are stored by the import above, always as an object
+    let page = Page::cut(rows, limit, |(email, _)| email.clone()).map(|(email, attrs)| UserRow {
+        email,
+        attributes: serde_json::from_str(&attrs).unwrap_or_default(),
     });
     Ok(page.into_response())
 }
@@ -344,7 +403,7 @@ pub async fn issue_token(
         .await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({ "user": email, "token": token, "note": "shown once; only its hash is stored" })),
+        axum::Json(Issued { user: email, token, note: "shown once; only its hash is stored" }),
     )
         .into_response())
 }
@@ -380,5 +439,5 @@ pub async fn revoke_tokens(
             Ok((n, Some(after)))
         })
         .await?;
-    Ok(axum::Json(json!({ "user": email, "revoked": revoked })).into_response())
+    Ok(axum::Json(Revoked { user: email, revoked }).into_response())
 }
