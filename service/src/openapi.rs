@@ -66,6 +66,7 @@ fn answer_schemas(requests: &Map<String, Value>) -> Map<String, Value> {
     generator.subschema_for::<crate::api::users::Issued>();
     generator.subschema_for::<crate::api::users::Revoked>();
     generator.subschema_for::<crate::api::requests::LeaseOut>();
+    generator.subschema_for::<crate::api::events::Ingested>();
     let mut answers = generator.take_definitions(true);
     let clashes: Vec<String> = answers
         .iter()
@@ -589,7 +590,7 @@ pub fn document() -> Value {
                 ]].concat(), None, ok("a page of audit rows", r("PageOfAuditRow")), &errors(&[])), "200") },
             "/v1/usage/events": { "post": op("usage", "ingest one event, an array, or `{\"events\": [...]}` (admin); `id` is the idempotency key: a retried event is stored once and reported as a duplicate, the same id for a different payload is 409 `idempotency/conflict`; `credits` from 0 to 1000000, `time` from 2020-01-01 to a day from now",
                 vec![], Some(body(json!({ "oneOf": [r("UsageEvent"), { "type": "array", "items": r("UsageEvent"), "minItems": 1, "maxItems": 1000 }, { "type": "object", "required": ["events"], "additionalProperties": false, "properties": { "events": { "type": "array", "items": r("UsageEvent"), "minItems": 1, "maxItems": 1000 } } }] }))),
-                ok("per-event status", json!({ "type": "object", "properties": { "accepted": { "type": "integer" }, "duplicates": { "type": "integer" }, "results": { "type": "array", "items": { "type": "object", "properties": { "id": { "type": "string" }, "status": { "enum": ["created", "duplicate"] }, "seq": { "type": ["integer", "null"] } } } } } })),
+                ok("per-event status", r("IngestResult")),
                 &errors(&[("409", "`idempotency/conflict`: an id already used for a different event (nothing of the batch is stored)"), ("413", "batch too large"), ("422", "`credits/negative`, `credits/too-large`, `usage/time-out-of-window`, `usage/total-too-large` (nothing of the batch is stored)")])) },
             "/v1/usage/stream": { "get": {
                 "tags": ["usage"],

@@ -125,7 +125,7 @@ async fn round(app: &App, config: &PullConfig, start: i64) -> Result<(Round, i64
     for chunk in events.chunks(CHUNK) {
         let results =
             crate::api::events::store_events(app, chunk.to_vec()).await.map_err(|e| e.message.clone())?;
-        let duplicates = results.iter().filter(|r| r["status"] == "duplicate").count();
+        let duplicates = results.iter().filter(|r| r.status == crate::api::events::Stored::Duplicate).count();
         round.duplicates += duplicates;
         round.created += results.len() - duplicates;
     }

@@ -400,16 +400,43 @@ pub async fn ingest(
     let value: Value = super::json_body(body)?;
     let events = parse_events(value)?;
     let results = store_events(&app, events).await?;
-    let duplicates = results.iter().filter(|r| r["status"] == "duplicate").count();
+    let duplicates = results.iter().filter(|r| r.status == Stored::Duplicate).count();
     let accepted = results.len() - duplicates;
-    Ok(axum::Json(json!({ "accepted": accepted, "duplicates": duplicates, "results": results }))
-        .into_response())
+    Ok(axum::Json(Ingested { accepted, duplicates, results }).into_response())
+}
+
+/// What an ingest answers: counts, and one result per event in batch order.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "IngestResult")]
+pub(crate) struct Ingested {
+    /// Events stored now.
+    accepted: usize,
+    /// Events already stored (their ids were seen): not stored again.
+    duplicates: usize,
+    results: Vec<EventResult>,
+}
+
+/// What happened to one event of a batch.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct EventResult {
+    id: String,
+    pub(crate) status: Stored,
+    /// The event's sequence in the stream; null for a duplicate.
+    seq: Option<i64>,
+}
+
+/// Whether an event was stored now or had been before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Stored {
+    Created,
+    Duplicate,
 }
 
 /// Stores validated events in one transaction, each once by its id, and publishes
 /// the new ones; the answer has one `{id, status, seq}` per event. The one ingest
 /// path: `POST /v1/usage/events` and the scheduled usage pull both go through it.
-pub(crate) async fn store_events(app: &App, events: Vec<NewEvent>) -> ApiResult<Vec<Value>> {
+pub(crate) async fn store_events(app: &App, events: Vec<NewEvent>) -> ApiResult<Vec<EventResult>> {
     let app2 = app.clone();
     let results = app
         .store
@@ -424,10 +451,14 @@ pub(crate) async fn store_events(app: &App, events: Vec<NewEvent>) -> ApiResult<
                 })?;
                 match inserted {
                     Some((seq, project)) => {
-                        results.push(json!({ "id": e.id, "status": "created", "seq": seq }));
+                        results.push(EventResult {
+                            id: e.id.clone(),
+                            status: Stored::Created,
+                            seq: Some(seq),
+                        });
                         stored.push((e, seq, project));
                     }
-                    None => results.push(json!({ "id": e.id, "status": "duplicate", "seq": Value::Null })),
+                    None => results.push(EventResult { id: e.id, status: Stored::Duplicate, seq: None }),
                 }
             }
             let after: crate::store::After = Box::new(move |ok| {
@@ -438,7 +469,7 @@ pub(crate) async fn store_events(app: &App, events: Vec<NewEvent>) -> ApiResult<
             Ok((results, Some(after)))
         })
         .await?;
-    let duplicates = results.iter().filter(|r| r["status"] == "duplicate").count();
+    let duplicates = results.iter().filter(|r| r.status == Stored::Duplicate).count();
     Metrics::add(&app.metrics.events_ingested, (results.len() - duplicates) as u64);
     Metrics::add(&app.metrics.events_duplicate, duplicates as u64);
     Ok(results)
