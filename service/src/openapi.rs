@@ -67,6 +67,8 @@ fn answer_schemas(requests: &Map<String, Value>) -> Map<String, Value> {
     generator.subschema_for::<crate::api::users::Revoked>();
     generator.subschema_for::<crate::api::requests::LeaseOut>();
     generator.subschema_for::<crate::api::events::Ingested>();
+    generator.subschema_for::<crate::console::proposals::StatusOut>();
+    generator.subschema_for::<Page<crate::console::proposals::RunOut, i64>>();
     let mut answers = generator.take_definitions(true);
     let clashes: Vec<String> = answers
         .iter()
@@ -270,8 +272,8 @@ fn repository_paths() -> (Value, Value) {
             vec![path_of("id", "the request", int64())], None, ok("the proposal", r("Proposal")), &errors(&repo_errors)) },
         "/v1/reconciler/status": {
             "get": op("reconciler", "the reconciler's last run and the 20 before it, newest first (admin)", vec![], None,
-                ok("the status", json!({ "type": "object", "properties": { "last": { "oneOf": [r("RunSummary"), { "type": "null" }] }, "runs": { "type": "array", "items": r("RunSummary") } } })), &errors(&[])),
-            "put": op("reconciler", "record a run (admin; `budgit reconcile` sends one after every run)", vec![], Some(body(r("RunSummary"))), ok("stored", r("RunSummary")), &errors(&[("413", "too many failures")]))
+                ok("the status", r("ReconcilerStatus")), &errors(&[])),
+            "put": op("reconciler", "record a run (admin; `budgit reconcile` sends one after every run)", vec![], Some(body(r("RunSummary"))), ok("stored", r("ReconcilerRun")), &errors(&[("413", "too many failures")]))
         }
     });
     let schemas = json!({
@@ -741,7 +743,7 @@ fn overrides_paths() -> (Value, Value) {
             ok("the proposal", r("Proposal")), &errors(&repo_errors)) },
         "/v1/reconciler/runs": { "get": op("reconciler", "the reconciler's runs kept (the last 1000), newest first (admin): time, the commit applied, writes and errors",
             [paging_params(50, MAX_PAGE, true), vec![query("ok", "only successful (`true`) or failed (`false`) runs", json!({ "enum": ["true", "false"] }))]].concat(),
-            None, ok("a page of runs", list_of(r("ReconcilerRun"))), &errors(&[])) }
+            None, ok("a page of runs", r("PageOfReconcilerRun")), &errors(&[])) }
     });
     for path in ["/v1/overrides/{name}/lapse", "/v1/overrides/{name}/move", "/v1/workspace/default/propose"] {
         paths[path]["post"] = answers(paths[path]["post"].take(), "201");
@@ -775,13 +777,8 @@ fn overrides_paths() -> (Value, Value) {
             "workspace": { "type": "string" }, "credits": decimal, "products": by_name, "models": by_name,
             "period": { "enum": ["day", "week", "month", "quarter"] }, "timezone": { "type": "string" }, "enforcement": { "enum": ["hard", "soft"] },
             "overrides": { "type": "object", "description": "the Workspace's `overrides:` rules, defaults filled in" },
-            "file": { "type": "string" }, "line": { "type": "integer" }, "commit": { "type": "string" }, "ref": { "type": "string" } } },
-        "ReconcilerRun": { "type": "object", "properties": {
-            "seq": { "type": "integer" }, "at": instant, "received_at": instant, "ok": { "type": "boolean" },
-            "commit": { "type": ["string", "null"] }, "applied": { "type": "integer" }, "writes": { "type": "integer", "description": "`applied`: the writes the run made" },
-            "unchanged": { "type": "integer" }, "drift": { "type": "integer" },
-            "failures": { "type": "array", "items": { "type": "string" } }, "errors": { "type": "integer", "description": "how many failures" },
-            "duration_ms": { "type": "integer" } } }
+            "file": { "type": "string" }, "line": { "type": "integer" }, "commit": { "type": "string" }, "ref": { "type": "string" } } }
+
     });
     (paths, schemas)
 }

@@ -28,7 +28,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::proposals::{
-    Made, Proposing, blocking, branch_part, changed_json, check_change, commit_edits, credits_text,
+    Made, Proposing, RunOut, blocking, branch_part, changed_json, check_change, commit_edits, credits_text,
     edit_error, git_error, in_repo, no_repo, open_repo, propose_with, reason_of, run_json, unprocessable,
 };
 use crate::api::{ListQuery, MAX_PAGE, json_body, path_param};
@@ -501,21 +501,12 @@ pub async fn runs(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
             )?;
             let rows = stmt
                 .query_map(
-                    rusqlite::params![after, ok, crate::api::Page::<Value, Value>::read_limit(limit)],
+                    rusqlite::params![after, ok, crate::api::Page::<RunOut, i64>::read_limit(limit)],
                     run_json,
                 )?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })
         .await?;
-    let rows = rows
-        .into_iter()
-        .map(|mut r| {
-            let errors = r.get("failures").and_then(Value::as_array).map_or(0, Vec::len);
-            r["errors"] = json!(errors);
-            r["writes"] = r.get("applied").cloned().unwrap_or(json!(0));
-            r
-        })
-        .collect();
-    Ok(crate::api::Page::cut(rows, limit, |r| r.get("seq").cloned().unwrap_or(Value::Null)).into_response())
+    Ok(crate::api::Page::cut(rows, limit, |r| r.seq).into_response())
 }

@@ -1075,13 +1075,41 @@ pub async fn propose_request(
 // ---------------------------------------------------------------------------
 // Reconciler status
 
-pub(super) fn run_json(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
+pub(super) fn run_json(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunOut> {
     let report: String = r.get(1)?;
-    let mut v = serde_json::from_str::<Value>(&report).unwrap_or_else(|_| json!({}));
-    v["seq"] = json!(r.get::<_, i64>(0)?);
-    v["at"] = json!(rfc3339(r.get(2)?));
-    v["received_at"] = json!(rfc3339(r.get(3)?));
-    Ok(v)
+    // written by `put_status` from a `RunSummary`: a report that does not read back is a
+    // damaged store, not something to answer around
+    let mut run = serde_json::from_str::<RunSummary>(&report)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, e.into()))?;
+    run.at = chrono::DateTime::from_timestamp(r.get(2)?, 0);
+    let (writes, errors) = (run.applied, run.failures.len());
+    Ok(RunOut { seq: r.get(0)?, run, received_at: rfc3339(r.get(3)?), writes, errors })
+}
+
+/// A run as the service keeps it: the report, its sequence and when it arrived.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "ReconcilerRun")]
+pub(crate) struct RunOut {
+    pub(crate) seq: i64,
+    #[serde(flatten)]
+    run: RunSummary,
+    /// When the service received the report (RFC 3339).
+    #[schemars(extend("format" = "date-time"))]
+    received_at: String,
+    /// `applied`: the writes the run made.
+    writes: usize,
+    /// How many failures.
+    errors: usize,
+}
+
+/// What `GET /v1/reconciler/status` answers.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "ReconcilerStatus")]
+pub(crate) struct StatusOut {
+    /// The newest run; null before the first.
+    last: Option<RunOut>,
+    /// The newest runs, newest first.
+    runs: Vec<RunOut>,
 }
 
 /// `PUT /v1/reconciler/status` (admin): stores a run report (the reconciler sends one per run).
@@ -1149,8 +1177,7 @@ pub async fn get_status(State(app): State<App>, who: Principal) -> ApiResult<Res
             Ok(stmt.query_map([RUNS_SHOWN], run_json)?.collect::<Result<Vec<_>, _>>()?)
         })
         .await?;
-    let last = runs.first().cloned().unwrap_or(Value::Null);
-    Ok(axum::Json(json!({ "last": last, "runs": runs })).into_response())
+    Ok(axum::Json(StatusOut { last: runs.first().cloned(), runs }).into_response())
 }
 
 // ---------------------------------------------------------------------------
