@@ -67,6 +67,7 @@ fn answer_schemas(requests: &Map<String, Value>) -> Map<String, Value> {
     generator.subschema_for::<crate::api::users::Revoked>();
     generator.subschema_for::<crate::api::requests::LeaseOut>();
     generator.subschema_for::<crate::api::events::Ingested>();
+    generator.subschema_for::<Page<crate::api::requests::CreditRequestOut, i64>>();
     generator.subschema_for::<crate::console::proposals::StatusOut>();
     generator.subschema_for::<Page<crate::console::proposals::RunOut, i64>>();
     let mut answers = generator.take_definitions(true);
@@ -217,31 +218,6 @@ fn errors(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static
 }
 
 use crate::api::requests::STATUSES as REQUEST_STATUSES;
-
-/// A credit request as `GET /v1/requests` lists it, with its lifecycle.
-fn credit_request_schema(credits: &Value) -> Value {
-    let step = |props: Value| json!({ "type": "object", "properties": props });
-    let at = json!({ "type": "string", "format": "date-time" });
-    json!({ "type": "object", "properties": {
-        "id": { "type": "integer" }, "user": { "type": "string" }, "credits": credits, "days": { "type": "integer" },
-        "reason": { "type": "string" }, "context": {},
-        "product": { "type": ["string", "null"], "description": "the product the credits are for (its cap is raised with the total)" },
-        "model": { "type": ["string", "null"], "description": "the model the credits are for (its cap is raised with the total)" },
-        "status": { "enum": REQUEST_STATUSES },
-        "created_at": { "type": "string" }, "created_by": { "type": "string" },
-        "decided_at": { "type": ["string", "null"] },
-        "decided_by": { "type": ["string", "null"], "description": "a user's email, or `admin:` and the admin token's fingerprint" },
-        "decision_reason": { "type": ["string", "null"] },
-        "proposal": { "description": "the proposal's branch, commit, file and Override name (or, for an approval, the Override document)" },
-        "lifecycle": { "type": "object", "description": "one entry per step reached", "properties": {
-            "proposed": step(json!({ "at": at, "by": { "type": "string" }, "branch": { "type": "string" }, "commit": { "type": "string" }, "plan_summary": { "type": "object" } })),
-            "merged": step(json!({ "at": at, "ref": { "type": "string" }, "commit": { "type": "string", "description": "the approved commit that first contained the proposal" } })),
-            "applied": step(json!({ "at": at, "run": { "type": "integer", "description": "the reconcile run (`seq` of `GET /v1/reconciler/status`)" }, "commit": { "type": "string" } })),
-            "done": step(json!({ "at": at, "override": { "type": "string", "description": "the Override the applied limit now comes from" } })),
-            "declined": step(json!({ "at": at, "by": { "type": "string" }, "reason": { "type": ["string", "null"] } })),
-        } },
-    } })
-}
 
 /// The policy repository's part of the API: groups, proposals, reconciler status.
 ///
@@ -540,7 +516,6 @@ pub fn document() -> Value {
     let (dashboard, dashboard_schemas) = dashboard_paths();
     let (repository, repository_schemas) = repository_paths();
     let credits = json!({ "type": "number", "description": "credits, an exact decimal JSON number (up to 6 places, never in exponent notation)" });
-    let credit_request = credit_request_schema(&credits);
     let mut document = json!({
         "openapi": "3.1.0",
         "info": {
@@ -631,7 +606,7 @@ pub fn document() -> Value {
                 "post": answers(op("requests", "ask for more credits for some days, with a reason and context (a user token asks for itself); for a `product` or `model`, its cap is raised with the total when proposed",
                     vec![], Some(body(r("CreditRequestIn"))),
                     ok("the request", r("CreditRequest")), &errors(&[("400", "malformed request (also `request/duplicate-key`: a key twice in one object; `request/nul`: a NUL character in a string; `requests/bad-need`: both `product` and `model`, or a name a policy cannot hold)"), ("422", "`credits/too-large`: more than 1000000 credits"), ("429", "`requests/too-many-pending`: the user already has 20 pending requests")])), "201"),
-                "get": op("requests", "credit requests (admin: all; user: own); open ones move along by themselves (merged, applied, done)", [paging_params(100, MAX_PAGE, true), vec![query("status", "a step of the lifecycle", json!({ "enum": REQUEST_STATUSES }))]].concat(), None, ok("a page of requests", list_of(r("CreditRequest"))), &errors(&[]))
+                "get": op("requests", "credit requests (admin: all; user: own); open ones move along by themselves (merged, applied, done)", [paging_params(100, MAX_PAGE, true), vec![query("status", "a step of the lifecycle", json!({ "enum": REQUEST_STATUSES }))]].concat(), None, ok("a page of requests", r("PageOfCreditRequest")), &errors(&[]))
             },
             "/v1/requests/{id}/approve": { "post": op("requests", "approve a pending request (admin): status `approved` with the Override it proposes", vec![path_of("id", "the request", int64())], None, ok("the request", r("CreditRequest")), &errors(&[("404", "unknown request"), ("409", "already decided")])) },
             "/v1/requests/{id}/decline": { "post": op("requests", "decline a pending or proposed request with a reason (admin; a proposed request's branch is left for the admin to delete)", vec![path_of("id", "the request", int64())], Some(body(r("DeclineIn"))), ok("the request", r("CreditRequest")), &errors(&[("404", "unknown request"), ("409", "already decided")])) },
@@ -673,7 +648,6 @@ pub fn document() -> Value {
                     "has_more": { "type": "boolean" },
                     "next_page": { "type": ["string", "null"] }
                 } },
-                "CreditRequest": credit_request,
                 "Group": repository_schemas["Group"].clone(),
                 "Proposal": repository_schemas["Proposal"].clone(),
                 "DashboardTeam": dashboard_schemas["DashboardTeam"].clone(),

@@ -75,28 +75,80 @@ fn need(product: Option<String>, model: Option<String>) -> ApiResult<(Option<Str
     }
 }
 
-fn request_json(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
+fn request_json(r: &rusqlite::Row<'_>) -> rusqlite::Result<CreditRequestOut> {
     let context: Option<String> = r.get(5)?;
     let proposal: Option<String> = r.get(12)?;
     let lifecycle: Option<String> = r.get(15)?;
-    Ok(json!({
-        "id": r.get::<_, i64>(0)?,
-        "user": r.get::<_, String>(1)?,
-        "credits": credits_json(r.get(2)?),
-        "days": r.get::<_, i64>(3)?,
-        "reason": r.get::<_, String>(4)?,
-        "context": context.and_then(|c| serde_json::from_str::<Value>(&c).ok()),
-        "status": r.get::<_, String>(6)?,
-        "created_at": rfc3339(r.get(7)?),
-        "created_by": r.get::<_, String>(8)?,
-        "decided_at": r.get::<_, Option<i64>>(9)?.map(rfc3339),
-        "decided_by": r.get::<_, Option<String>>(10)?,
-        "decision_reason": r.get::<_, Option<String>>(11)?,
-        "proposal": proposal.and_then(|p| serde_json::from_str::<Value>(&p).ok()),
-        "product": r.get::<_, Option<String>>(13)?,
-        "model": r.get::<_, Option<String>>(14)?,
-        "lifecycle": lifecycle.and_then(|l| serde_json::from_str::<Value>(&l).ok()).unwrap_or_else(|| json!({})),
-    }))
+    Ok(CreditRequestOut {
+        id: r.get(0)?,
+        user: r.get(1)?,
+        credits: Credits::from_micros(r.get(2)?),
+        days: r.get(3)?,
+        reason: r.get(4)?,
+        context: context.and_then(|c| serde_json::from_str::<Value>(&c).ok()),
+        status: r.get(6)?,
+        created_at: rfc3339(r.get(7)?),
+        created_by: r.get(8)?,
+        decided_at: r.get::<_, Option<i64>>(9)?.map(rfc3339),
+        decided_by: r.get(10)?,
+        decision_reason: r.get(11)?,
+        proposal: proposal.and_then(|p| serde_json::from_str::<Value>(&p).ok()),
+        product: r.get(13)?,
+        model: r.get(14)?,
+        lifecycle: lifecycle
+            .and_then(|l| serde_json::from_str::<Value>(&l).ok())
+            .unwrap_or_else(|| json!({})),
+    })
+}
+
+/// A credit request as the service answers it, with its lifecycle.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "CreditRequest")]
+pub(crate) struct CreditRequestOut {
+    pub(crate) id: i64,
+    user: String,
+    credits: Credits,
+    days: i64,
+    reason: String,
+    /// The context the request was sent with (any JSON).
+    context: Option<Value>,
+    /// `pending → proposed → merged → applied → done`, or `declined`; `approved` is the
+    /// older approval without a commit.
+    #[schemars(extend("enum" = STATUSES))]
+    status: String,
+    #[schemars(extend("format" = "date-time"))]
+    created_at: String,
+    created_by: String,
+    decided_at: Option<String>,
+    /// A user's email, or `admin:` and the admin token's fingerprint.
+    decided_by: Option<String>,
+    decision_reason: Option<String>,
+    /// The proposal's branch, commit, file and Override name (or, for an approval, the
+    /// Override document).
+    proposal: Option<Value>,
+    /// The product the credits are for (its cap is raised with the total).
+    product: Option<String>,
+    /// The model the credits are for (its cap is raised with the total).
+    model: Option<String>,
+    /// One entry per step reached.
+    #[schemars(schema_with = "lifecycle_schema")]
+    lifecycle: Value,
+}
+
+/// The steps of a request's `lifecycle`, as `advance_requests` and `decide` write them.
+fn lifecycle_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let at = json!({ "type": "string", "format": "date-time" });
+    let step = |props: Value| json!({ "type": "object", "properties": props });
+    schemars::json_schema!({
+        "type": "object",
+        "properties": {
+            "proposed": step(json!({ "at": at, "by": { "type": "string" }, "branch": { "type": "string" }, "commit": { "type": "string" }, "plan_summary": { "type": "object" } })),
+            "merged": step(json!({ "at": at, "ref": { "type": "string" }, "commit": { "type": "string", "description": "the approved commit that first contained the proposal" } })),
+            "applied": step(json!({ "at": at, "run": { "type": "integer", "description": "the reconcile run (`seq` of `GET /v1/reconciler/status`)" }, "commit": { "type": "string" } })),
+            "done": step(json!({ "at": at, "override": { "type": "string", "description": "the Override the applied limit now comes from" } })),
+            "declined": step(json!({ "at": at, "by": { "type": "string" }, "reason": { "type": ["string", "null"] } })),
+        }
+    })
 }
 
 const REQUEST_COLUMNS: &str = "id, email, micros, days, reason, context, status, created_at, created_by, \
@@ -208,12 +260,15 @@ pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
                  AND (?3 IS NULL OR status = ?3) ORDER BY id LIMIT ?4"
             ))?;
             let rows = stmt
-                .query_map((after, user, status, Page::<Value, Value>::read_limit(limit)), request_json)?
+                .query_map(
+                    (after, user, status, Page::<CreditRequestOut, i64>::read_limit(limit)),
+                    request_json,
+                )?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })
         .await?;
-    Ok(Page::cut(rows, limit, |r| r.get("id").cloned().unwrap_or(Value::Null)).into_response())
+    Ok(Page::cut(rows, limit, |r| r.id).into_response())
 }
 
 fn parse_id(id: Result<Path<String>, PathRejection>) -> ApiResult<i64> {
