@@ -67,6 +67,8 @@ fn answer_schemas(requests: &Map<String, Value>) -> Map<String, Value> {
     generator.subschema_for::<crate::api::users::Revoked>();
     generator.subschema_for::<crate::api::requests::LeaseOut>();
     generator.subschema_for::<crate::api::events::Ingested>();
+    generator.subschema_for::<crate::api::Health>();
+    generator.subschema_for::<crate::api::admin::Rotated>();
     generator.subschema_for::<Page<crate::api::requests::CreditRequestOut, i64>>();
     generator.subschema_for::<crate::console::proposals::StatusOut>();
     generator.subschema_for::<Page<crate::console::proposals::RunOut, i64>>();
@@ -525,7 +527,7 @@ pub fn document() -> Value {
         },
         "security": [{ "bearer": [] }],
         "paths": {
-            "/healthz": { "get": { "tags": ["operations"], "summary": "liveness", "security": [], "responses": { "200": ok("up", json!({ "type": "object" })) } } },
+            "/healthz": { "get": { "tags": ["operations"], "summary": "liveness", "security": [], "responses": { "200": ok("up", r("Health")) } } },
             "/metrics": { "get": { "tags": ["operations"], "summary": "Prometheus metrics (text format); with `serve --metrics-token`, only for that bearer token", "security": [], "responses": { "200": { "description": "metrics", "content": { "text/plain": {} } } } } },
             "/openapi.json": { "get": { "tags": ["operations"], "summary": "this document", "security": [], "responses": { "200": ok("the document", json!({ "type": "object" })) } } },
             "/v1/users/import": { "post": op("users", "import a directory (CSV or JSON Lines; `format=csv|jsonl`, else by content type or content); upserts users; bad rows come back as diagnostics",
@@ -547,7 +549,7 @@ pub fn document() -> Value {
             "/v1/admin/token": {
                 "post": op("users", "rotate the admin token (admin), without a restart: the old token stops working and every console session signed in with it ends; a restart that still configures the old token refuses to start. Without a body a token is generated and shown once",
                     vec![], Some(body(closed(json!({ "type": "object", "properties": { "token": { "type": "string", "minLength": 32, "description": "the new token, chosen by the caller (not echoed)" } } })))),
-                    ok("rotated", json!({ "type": "object", "properties": { "token": { "type": "string", "description": "the generated token, shown once (absent when the caller chose it)" }, "sessions_revoked": { "type": "integer" } } })),
+                    ok("rotated", r("RotatedToken")),
                     &errors(&[("400", "the new token is shorter than 32 characters (`auth/weak-token`)"), ("409", "the new token is the current one or a rotated-out one (`auth/token-reused`)")]))
             },
             "/v1/limits": {

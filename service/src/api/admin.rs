@@ -89,10 +89,20 @@ pub async fn rotate(
             Ok((revoked, Some(after)))
         })
         .await?;
-    let mut body = json!({ "sessions_revoked": revoked });
-    if generated {
-        body["token"] = json!(token);
-        body["note"] = json!("shown once; only its hash is stored");
-    }
-    Ok(axum::Json(body).into_response())
+    let (token, note) =
+        if generated { (Some(token), Some("shown once; only its hash is stored")) } else { (None, None) };
+    Ok(axum::Json(Rotated { token, note, sessions_revoked: revoked }).into_response())
+}
+
+/// What a rotation answers.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "RotatedToken")]
+pub(crate) struct Rotated {
+    /// The generated token, shown once (absent when the caller chose it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'static str>,
+    /// The console sessions the old token had, now ended.
+    sessions_revoked: usize,
 }
