@@ -847,6 +847,62 @@ fn malformed_requests_get_json_errors() {
     assert_eq!(send(s.addr, "GET", "/healthz", None, None).json()["status"], "ok");
 }
 
+/// What the document refuses, the server refuses: each of these is outside a bound the
+/// document states (schemathesis sends such requests and expects a 4xx).
+#[test]
+fn requests_outside_the_documents_bounds_are_refused() {
+    let s = start();
+    let long = |n: usize| "é".repeat(n);
+    let cases: Vec<(&str, String, Option<String>, u16, &str)> = vec![
+        ("GET", "/v1/audit?format=xml".into(), None, 400, "request/bad-format"),
+        ("GET", "/v1/dashboard/users?format=null".into(), None, 400, "request/bad-format"),
+        ("GET", "/v1/requests?status=nope".into(), None, 400, "requests/bad-status"),
+        ("GET", "/v1/alerts?after=99999999999999999999".into(), None, 400, "request/bad-query"),
+        ("GET", "/v1/me?now=".into(), None, 400, "dashboard/bad-now"),
+        ("POST", "/v1/users/import".into(), Some(" \n".into()), 400, "users/empty"),
+        ("DELETE", "/v1/leases/l1?holder=%01h".into(), None, 400, "request/bad-name"),
+        (
+            "POST",
+            "/v1/check".into(),
+            Some(json!({ "user": "a@x.com", "product": long(201), "model": "m", "credits": 1 }).to_string()),
+            400,
+            "request/bad-name",
+        ),
+        (
+            "POST",
+            "/v1/leases/l1".into(),
+            Some(r#"{"holder":"h","ttl_seconds":60.5}"#.into()),
+            400,
+            "request/bad-json",
+        ),
+        (
+            "POST",
+            "/v1/requests/1/decline".into(),
+            Some(r#"{"reason":" "}"#.into()),
+            400,
+            "requests/missing-reason",
+        ),
+    ];
+    for (method, path, body, status, code) in cases {
+        let r = send(s.addr, method, &path, Some(ADMIN), body.as_deref());
+        assert_eq!(r.status, status, "{method} {path}: {}", r.body);
+        assert_eq!(r.json()["error"]["code"], code, "{method} {path}");
+    }
+    // a name is counted in characters, as the document's `maxLength` counts them: 200
+    // two-byte characters are a name
+    let r = send(
+        s.addr,
+        "POST",
+        "/v1/check",
+        Some(ADMIN),
+        Some(&json!({ "user": "a@x.com", "product": long(200), "model": "m", "credits": 1 }).to_string()),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // a whole number may be written with a zero fraction (JSON does not tell them apart)
+    let r = send(s.addr, "POST", "/v1/leases/l1", Some(ADMIN), Some(r#"{"holder":"h","ttl_seconds":60.0}"#));
+    assert_eq!((r.status, r.json()["holder"].as_str()), (200, Some("h")), "{}", r.body);
+}
+
 #[test]
 fn the_checked_in_openapi_document_is_current() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
