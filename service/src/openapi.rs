@@ -1,11 +1,16 @@
 //! The OpenAPI document describing the API, served at `/openapi.json`.
 //!
 //! The schemas of the bodies the engine's client shares with the service (limits,
-//! pools, reconciler runs: `budgit_engine::workspace::wire`) are generated from those
-//! types with schemars, so the document and the code that reads and writes them cannot
-//! drift apart; the rest is written here next to the handlers. `docs/openapi.json` is
-//! this document, checked in, and a test fails when the two differ; `tests/contract.rs`
-//! holds the document to the server's real answers.
+//! pools, reconciler runs: `budgit_engine::workspace::wire`), of every request body the
+//! handlers read and of the answers typed so far are generated from those types with
+//! schemars, so the document and the code that reads and writes them cannot drift apart;
+//! a request's bounds are `#[schemars(...)]` attributes next to the fields the handler
+//! checks. What is written here is the paths table (methods, summaries, parameters,
+//! statuses, CSV and event-stream alternatives) and the schemas of the answers still
+//! built as JSON values (the dashboard's views, proposals, overrides, the Costs API).
+//! `docs/openapi.json` is this document, checked in, and a test fails when the two
+//! differ; `tests/contract.rs` holds the document to the server's real answers and
+//! `cli/tests/schemathesis.rs` to what the server accepts and refuses.
 
 use serde_json::{Map, Value, json};
 
@@ -67,6 +72,7 @@ fn answer_schemas(requests: &Map<String, Value>) -> Map<String, Value> {
     generator.subschema_for::<crate::api::users::Revoked>();
     generator.subschema_for::<crate::api::requests::LeaseOut>();
     generator.subschema_for::<crate::api::events::Ingested>();
+    generator.subschema_for::<crate::api::events::CostsPage>();
     generator.subschema_for::<crate::api::Health>();
     generator.subschema_for::<crate::api::admin::Rotated>();
     generator.subschema_for::<Page<crate::api::requests::CreditRequestOut, i64>>();
@@ -637,19 +643,6 @@ pub fn document() -> Value {
             "schemas": {
                 "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
                 "UserDetail": { "type": "object", "properties": { "email": { "type": "string" }, "attributes": { "type": ["object", "null"] }, "limit": { "type": ["object", "null"] }, "group": { "type": ["string", "null"] }, "period": { "type": "object" }, "used": { "type": "object", "properties": { "credits": credits, "products": { "type": "object" }, "models": { "type": "object" } } } } },
-                "CostsPage": { "type": "object", "required": ["object", "data", "has_more", "next_page"], "properties": {
-                    "object": { "const": "page" },
-                    "data": { "type": "array", "items": { "type": "object", "properties": {
-                        "object": { "const": "bucket" }, "start_time": { "type": "integer" }, "end_time": { "type": "integer" },
-                        "results": { "type": "array", "items": { "type": "object", "properties": {
-                            "object": { "const": "organization.costs.result" },
-                            "amount": { "type": "object", "properties": { "value": { "type": "number" }, "currency": { "const": "credits" } } },
-                            "line_item": { "type": ["string", "null"] }, "project_id": { "type": ["string", "null"] }, "user_id": { "type": ["string", "null"] }, "product": { "type": ["string", "null"] }, "model": { "type": ["string", "null"] }
-                        } } }
-                    } } },
-                    "has_more": { "type": "boolean" },
-                    "next_page": { "type": ["string", "null"] }
-                } },
                 "Group": repository_schemas["Group"].clone(),
                 "Proposal": repository_schemas["Proposal"].clone(),
                 "DashboardTeam": dashboard_schemas["DashboardTeam"].clone(),

@@ -744,8 +744,8 @@ pub async fn costs(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
             Ok(rows)
         })
         .await?;
-    let text = |on: bool, s: &str| if on && !s.is_empty() { json!(s) } else { Value::Null };
-    let mut buckets: Vec<(i64, Vec<Value>)> = Vec::new();
+    let text = |on: bool, s: &str| if on && !s.is_empty() { Some(s.to_string()) } else { None };
+    let mut buckets: Vec<(i64, Vec<CostResult>)> = Vec::new();
     let mut b = first;
     while b < page_end {
         buckets.push((b, Vec::new()));
@@ -754,20 +754,16 @@ pub async fn costs(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
     for (index, email, project, product, model, micros) in rows {
         let bucket_start = start + index * DAY;
         let Some(slot) = buckets.iter_mut().find(|(s, _)| *s == bucket_start) else { continue };
-        let line_item = if group_by.contains(&GroupBy::LineItem) {
-            json!(format!("{product}, {model}"))
-        } else {
-            Value::Null
-        };
-        slot.1.push(json!({
-            "object": "organization.costs.result",
-            "amount": { "value": credits_json(micros), "currency": "credits" },
-            "line_item": line_item,
-            "project_id": text(by_project, &project),
-            "user_id": text(by_user, &email),
-            "product": text(group_by.contains(&GroupBy::Product), &product),
-            "model": text(group_by.contains(&GroupBy::Model), &model),
-        }));
+        let line_item = group_by.contains(&GroupBy::LineItem).then(|| format!("{product}, {model}"));
+        slot.1.push(CostResult {
+            object: "organization.costs.result",
+            amount: Amount { value: Credits::from_micros(micros), currency: "credits" },
+            line_item,
+            project_id: text(by_project, &project),
+            user_id: text(by_user, &email),
+            product: text(group_by.contains(&GroupBy::Product), &product),
+            model: text(group_by.contains(&GroupBy::Model), &model),
+        });
     }
     let next_page = if has_more { Some(page_end.to_string()) } else { None };
     if q.wants_csv()? {
@@ -775,17 +771,17 @@ pub async fn costs(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
             String::from("start_time,end_time,user_id,project_id,line_item,product,model,amount,currency\n");
         for (s, results) in &buckets {
             for r in results {
-                let field = |k: &str| r[k].as_str().map(super::csv_field).unwrap_or_default();
+                let field = |v: &Option<String>| v.as_deref().map(super::csv_field).unwrap_or_default();
                 out.push_str(&format!(
                     "{},{},{},{},{},{},{},{},credits\n",
                     rfc3339(*s),
                     rfc3339(s + DAY),
-                    field("user_id"),
-                    field("project_id"),
-                    field("line_item"),
-                    field("product"),
-                    field("model"),
-                    r["amount"]["value"],
+                    field(&r.user_id),
+                    field(&r.project_id),
+                    field(&r.line_item),
+                    field(&r.product),
+                    field(&r.model),
+                    r.amount.value,
                 ));
             }
         }
@@ -797,10 +793,59 @@ pub async fn costs(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
         }
         return Ok(response);
     }
-    let data: Vec<Value> = buckets
+    let data = buckets
         .into_iter()
-        .map(|(s, results)| json!({ "object": "bucket", "start_time": s, "end_time": s + DAY, "results": results }))
+        .map(|(s, results)| Bucket { object: "bucket", start_time: s, end_time: s + DAY, results })
         .collect();
-    Ok(axum::Json(json!({ "object": "page", "data": data, "has_more": has_more, "next_page": next_page }))
-        .into_response())
+    Ok(axum::Json(CostsPage { object: "page", data, has_more, next_page }).into_response())
+}
+
+/// A page of the Costs API, shaped as OpenAI's `GET /v1/organization/costs` answers it.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "CostsPage")]
+pub(crate) struct CostsPage {
+    #[schemars(extend("const" = "page"))]
+    object: &'static str,
+    data: Vec<Bucket>,
+    has_more: bool,
+    /// Pass as `page` for the next page; null on the last.
+    next_page: Option<String>,
+}
+
+/// One day of costs.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "CostsBucket")]
+pub(crate) struct Bucket {
+    #[schemars(extend("const" = "bucket"))]
+    object: &'static str,
+    /// Unix seconds, inclusive.
+    start_time: i64,
+    /// Unix seconds, exclusive.
+    end_time: i64,
+    results: Vec<CostResult>,
+}
+
+/// The credits of one group of a day (by the `group_by` asked for; null where not grouped).
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "CostsResult")]
+pub(crate) struct CostResult {
+    #[schemars(extend("const" = "organization.costs.result"))]
+    object: &'static str,
+    amount: Amount,
+    /// `product, model`.
+    line_item: Option<String>,
+    /// The group.
+    project_id: Option<String>,
+    user_id: Option<String>,
+    product: Option<String>,
+    model: Option<String>,
+}
+
+/// An amount in credits.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "CostsAmount")]
+pub(crate) struct Amount {
+    value: Credits,
+    #[schemars(extend("const" = "credits"))]
+    currency: &'static str,
 }
