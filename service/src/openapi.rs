@@ -73,6 +73,7 @@ fn answer_schemas(requests: &Map<String, Value>) -> Map<String, Value> {
     generator.subschema_for::<crate::api::requests::LeaseOut>();
     generator.subschema_for::<crate::api::events::Ingested>();
     generator.subschema_for::<crate::api::events::CostsPage>();
+    generator.subschema_for::<crate::api::users::UserDetail>();
     generator.subschema_for::<crate::api::Health>();
     generator.subschema_for::<crate::api::admin::Rotated>();
     generator.subschema_for::<Page<crate::api::requests::CreditRequestOut, i64>>();
@@ -523,7 +524,6 @@ fn console_session_path() -> Value {
 pub fn document() -> Value {
     let (dashboard, dashboard_schemas) = dashboard_paths();
     let (repository, repository_schemas) = repository_paths();
-    let credits = json!({ "type": "number", "description": "credits, an exact decimal JSON number (up to 6 places, never in exponent notation)" });
     let mut document = json!({
         "openapi": "3.1.0",
         "info": {
@@ -642,7 +642,6 @@ pub fn document() -> Value {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
             "schemas": {
                 "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
-                "UserDetail": { "type": "object", "properties": { "email": { "type": "string" }, "attributes": { "type": ["object", "null"] }, "limit": { "type": ["object", "null"] }, "group": { "type": ["string", "null"] }, "period": { "type": "object" }, "used": { "type": "object", "properties": { "credits": credits, "products": { "type": "object" }, "models": { "type": "object" } } } } },
                 "Group": repository_schemas["Group"].clone(),
                 "Proposal": repository_schemas["Proposal"].clone(),
                 "DashboardTeam": dashboard_schemas["DashboardTeam"].clone(),

@@ -8,6 +8,7 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use budgit_engine::Credits;
 use budgit_engine::directory::AttrValue;
 use budgit_engine::model::AttributeType;
 use rusqlite::OptionalExtension;
@@ -352,18 +353,50 @@ pub async fn get_one(
         return Err(ApiError::not_found("users/unknown", format!("no user `{}`", super::shorten(&email))));
     }
     let (total, products, models) = usage;
-    let map = |m: std::collections::BTreeMap<String, i64>| -> Map<String, Value> {
-        m.into_iter().map(|(k, v)| (k, super::credits_json(v))).collect()
+    let map = |m: BTreeMap<String, i64>| -> BTreeMap<String, Credits> {
+        m.into_iter().map(|(k, v)| (k, Credits::from_micros(v))).collect()
     };
-    Ok(axum::Json(json!({
-        "email": email,
-        "attributes": attrs.and_then(|a| serde_json::from_str::<Value>(&a).ok()),
-        "limit": limit.as_ref().map(|l| &l.limit),
-        "group": limit.as_ref().and_then(|l| l.group.clone()),
-        "period": period.map(|p| json!({ "start": p.start, "end": p.end })),
-        "used": { "credits": super::credits_json(total), "products": map(products), "models": map(models) },
-    }))
+    Ok(axum::Json(UserDetail {
+        email,
+        attributes: attrs.and_then(|a| serde_json::from_str(&a).ok()),
+        group: limit.as_ref().and_then(|l| l.group.clone()),
+        limit: limit.map(|l| l.limit),
+        period: period.map(|p| Period { start: p.start, end: p.end }),
+        used: Used { credits: Credits::from_micros(total), products: map(products), models: map(models) },
+    })
     .into_response())
+}
+
+/// One user: the directory's attributes, the applied limit and this period's usage.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "UserDetail")]
+pub(crate) struct UserDetail {
+    email: String,
+    /// Null for a user with a limit the directory does not know.
+    attributes: Option<Map<String, Value>>,
+    /// The applied limit; null without one.
+    limit: Option<budgit_engine::model::Limit>,
+    /// The group whose pool applies.
+    group: Option<String>,
+    /// The period the usage is counted in; null before the workspace has one.
+    period: Option<Period>,
+    used: Used,
+}
+
+/// A period: from `start` (inclusive) to `end` (exclusive).
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Period {
+    start: chrono::DateTime<chrono::Utc>,
+    end: chrono::DateTime<chrono::Utc>,
+}
+
+/// Usage this period: the total, by product and by model.
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "UserUsage")]
+pub(crate) struct Used {
+    credits: Credits,
+    products: BTreeMap<String, Credits>,
+    models: BTreeMap<String, Credits>,
 }
 
 /// `POST /v1/users/{email}/tokens`: issues a token that sees only this user (shown once).
