@@ -385,6 +385,7 @@ pub(crate) struct UserDetail {
 
 /// A period: from `start` (inclusive) to `end` (exclusive).
 #[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "PeriodRange")]
 pub(crate) struct Period {
     start: chrono::DateTime<chrono::Utc>,
     end: chrono::DateTime<chrono::Utc>,
