@@ -74,6 +74,7 @@ fn answer_schemas(requests: &Map<String, Value>) -> Map<String, Value> {
     generator.subschema_for::<crate::api::events::Ingested>();
     generator.subschema_for::<crate::api::events::CostsPage>();
     generator.subschema_for::<crate::api::users::UserDetail>();
+    generator.subschema_for::<Page<crate::console::proposals::ProposalOut, i64>>();
     generator.subschema_for::<crate::api::Health>();
     generator.subschema_for::<crate::api::admin::Rotated>();
     generator.subschema_for::<Page<crate::api::requests::CreditRequestOut, i64>>();
@@ -251,7 +252,7 @@ fn repository_paths() -> (Value, Value) {
             "post": op("proposals", "propose a group's limit, caps or pool (admin): edits only those values in the group's file, validates the tree as CI does, commits on a new branch `budgit/proposal/<group>-<yyyymmdd-hhmmss>` from the approved ref (the work tree never changes) and returns the plan of that branch",
                 vec![], Some(body(r("ProposalIn"))),
                 ok("the proposal", r("Proposal")), &errors(&repo_errors)),
-            "get": op("proposals", "proposals made, newest first (admin)", paging_params(50, MAX_PAGE, true), None, ok("a page of proposals", list_of(r("Proposal"))), &errors(&[]))
+            "get": op("proposals", "proposals made, newest first (admin)", paging_params(50, MAX_PAGE, true), None, ok("a page of proposals", r("PageOfProposal")), &errors(&[]))
         },
         "/v1/requests/{id}/propose": { "post": op("requests", "turn a pending credit request into an Override proposal (admin): drafts and checks the Override as `budgit request` does, commits it on a branch and marks the request `proposed`",
             vec![path_of("id", "the request", int64())], None, ok("the proposal", r("Proposal")), &errors(&repo_errors)) },
@@ -267,14 +268,8 @@ fn repository_paths() -> (Value, Value) {
             "limit": { "type": "object", "properties": { "credits": decimal, "products": caps, "models": caps } },
             "pool": { "oneOf": [decimal, { "type": "null" }] }, "owners": { "type": "array", "items": { "type": "string" } },
             "members": { "type": "integer", "description": "users whose applied limit comes with this group" }, "used": decimal, "pool_used": { "oneOf": [decimal, { "type": "null" }] },
-            "file": { "type": "string" }, "line": { "type": "integer" }, "limit_line": { "type": ["integer", "null"] }, "pool_line": { "type": ["integer", "null"] }, "commit": { "type": "string" } } },
-        "Proposal": { "type": "object", "properties": {
-            "id": { "type": "integer" }, "kind": { "enum": ["group", "request", "lapse", "move", "default"] }, "subject": { "type": "string", "description": "the group, the requesting user, the override (lapse, move) or the Workspace (default)" },
-            "request_id": { "type": ["integer", "null"] }, "branch": { "type": "string" }, "commit": { "type": "string" },
-            "base": { "type": "object", "properties": { "ref": { "type": "string" }, "commit": { "type": "string" } } },
-            "file": { "type": "string" }, "title": { "type": "string" }, "reason": { "type": "string" }, "changes": { "type": "array" },
-            "plan": { "type": "object", "properties": { "markdown": { "type": "string" }, "summary": { "type": "object", "description": "the counts of `budgit plan --format json`" }, "digest": { "type": "string" } } },
-            "created_at": { "type": "string", "format": "date-time" }, "created_by": { "type": "string" } } }
+            "file": { "type": "string" }, "line": { "type": "integer" }, "limit_line": { "type": ["integer", "null"] }, "pool_line": { "type": ["integer", "null"] }, "commit": { "type": "string" } } }
+
     });
     let mut paths = paths;
     // These answer 201 Created.
@@ -643,7 +638,6 @@ pub fn document() -> Value {
             "schemas": {
                 "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
                 "Group": repository_schemas["Group"].clone(),
-                "Proposal": repository_schemas["Proposal"].clone(),
                 "DashboardTeam": dashboard_schemas["DashboardTeam"].clone(),
                 "DashboardUser": dashboard_schemas["DashboardUser"].clone(),
                 "Me": dashboard_schemas["Me"].clone(),

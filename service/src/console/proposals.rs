@@ -41,7 +41,7 @@ use budgit_engine::workspace::{RunSummary, UserRecord};
 use budgit_engine::{Credits, Report};
 use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::api::{ListQuery, MAX_PAGE, json_body, path_param, rfc3339};
@@ -541,7 +541,7 @@ pub(super) fn branch_part(text: &str) -> String {
 }
 
 /// Stores a proposal and answers it.
-pub(super) async fn store_made(app: &App, made: Made, actor: String, now: i64) -> ApiResult<Value> {
+pub(super) async fn store_made(app: &App, made: Made, actor: String, now: i64) -> ApiResult<ProposalOut> {
     app.store
         .write(move |tx| {
             tx.execute(
@@ -623,28 +623,69 @@ pub(super) async fn store_made(app: &App, made: Made, actor: String, now: i64) -
 const PROPOSAL_COLUMNS: &str = "id, kind, subject, request_id, branch, base_ref, base_commit, commit_id, file, title, \
                                 reason, changes, plan_markdown, plan_summary, plan_digest, created_at, created_by";
 
-fn proposal_json(r: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
+fn proposal_json(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProposalOut> {
     let parse = |t: String| serde_json::from_str::<Value>(&t).unwrap_or(Value::Null);
-    Ok(json!({
-        "id": r.get::<_, i64>(0)?,
-        "kind": r.get::<_, String>(1)?,
-        "subject": r.get::<_, String>(2)?,
-        "request_id": r.get::<_, Option<i64>>(3)?,
-        "branch": r.get::<_, String>(4)?,
-        "base": { "ref": r.get::<_, String>(5)?, "commit": r.get::<_, String>(6)? },
-        "commit": r.get::<_, String>(7)?,
-        "file": r.get::<_, String>(8)?,
-        "title": r.get::<_, String>(9)?,
-        "reason": r.get::<_, String>(10)?,
-        "changes": parse(r.get(11)?),
-        "plan": {
-            "markdown": r.get::<_, String>(12)?,
-            "summary": parse(r.get(13)?),
-            "digest": r.get::<_, String>(14)?,
-        },
-        "created_at": rfc3339(r.get(15)?),
-        "created_by": r.get::<_, String>(16)?,
-    }))
+    Ok(ProposalOut {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        subject: r.get(2)?,
+        request_id: r.get(3)?,
+        branch: r.get(4)?,
+        base: Base { reference: r.get(5)?, commit: r.get(6)? },
+        commit: r.get(7)?,
+        file: r.get(8)?,
+        title: r.get(9)?,
+        reason: r.get(10)?,
+        changes: parse(r.get(11)?),
+        plan: PlanOut { markdown: r.get(12)?, summary: parse(r.get(13)?), digest: r.get(14)? },
+        created_at: rfc3339(r.get(15)?),
+        created_by: r.get(16)?,
+    })
+}
+
+/// A proposal as the service answers it: the branch and commit made, the plan of it.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Proposal")]
+pub(crate) struct ProposalOut {
+    pub(crate) id: i64,
+    #[schemars(extend("enum" = ["group", "request", "lapse", "move", "default"]))]
+    kind: String,
+    /// The group, the requesting user, the override (lapse, move) or the Workspace (default).
+    subject: String,
+    request_id: Option<i64>,
+    branch: String,
+    base: Base,
+    commit: String,
+    file: String,
+    title: String,
+    reason: String,
+    /// What the proposal changed, one entry per value or file.
+    #[schemars(extend("type" = "array"))]
+    changes: Value,
+    plan: PlanOut,
+    #[schemars(extend("format" = "date-time"))]
+    created_at: String,
+    created_by: String,
+}
+
+/// Where a proposal's branch starts: the approved ref and its commit then.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "ProposalBase")]
+pub(crate) struct Base {
+    #[serde(rename = "ref")]
+    reference: String,
+    commit: String,
+}
+
+/// The plan of a proposal's branch.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "ProposalPlan")]
+pub(crate) struct PlanOut {
+    markdown: String,
+    /// The counts of `budgit plan --format json`.
+    #[schemars(extend("type" = "object"))]
+    summary: Value,
+    digest: String,
 }
 
 // ---------------------------------------------------------------------------
@@ -901,12 +942,12 @@ pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
                 "SELECT {PROPOSAL_COLUMNS} FROM proposals WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
             ))?;
             let rows = stmt
-                .query_map((after, crate::api::Page::<Value, Value>::read_limit(limit)), proposal_json)?
+                .query_map((after, crate::api::Page::<ProposalOut, i64>::read_limit(limit)), proposal_json)?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })
         .await?;
-    Ok(crate::api::Page::cut(rows, limit, |r| r.get("id").cloned().unwrap_or(Value::Null)).into_response())
+    Ok(crate::api::Page::cut(rows, limit, |r| r.id).into_response())
 }
 
 // ---------------------------------------------------------------------------
