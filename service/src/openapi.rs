@@ -74,6 +74,7 @@ fn answer_schemas(requests: &Map<String, Value>) -> Map<String, Value> {
     generator.subschema_for::<crate::api::events::Ingested>();
     generator.subschema_for::<crate::api::events::CostsPage>();
     generator.subschema_for::<crate::api::users::UserDetail>();
+    generator.subschema_for::<Page<PoolRow, ()>>();
     generator.subschema_for::<Page<crate::console::proposals::ProposalOut, i64>>();
     generator.subschema_for::<crate::api::Health>();
     generator.subschema_for::<crate::api::admin::Rotated>();
@@ -560,7 +561,7 @@ pub fn document() -> Value {
                 "put": op("limits", "set, remove and report limits, pools and settings in one batch (admin); a value already applied is `unchanged` and writes nothing; each change is audited with the commit and plan digest",
                     vec![], Some(body(r("LimitBatch"))), ok("per-item status", r("LimitBatchResult")), &errors(&[("413", "batch too large")]))
             },
-            "/v1/pools": { "get": op("limits", "group pools (admin), in one page", vec![], None, ok("pools", list_of(r("PoolRow"))), &errors(&[])) },
+            "/v1/pools": { "get": op("limits", "group pools (admin), in one page", vec![], None, ok("pools", r("PageOfPoolRow")), &errors(&[])) },
             "/v1/audit": { "get": with_csv(op("limits", "the audit log, oldest first (admin); `format=csv` exports it (then `limit` defaults to and may be up to 100000)",
                 [paging_params(100, MAX_PAGE, true), vec![
                     query("subject", "a user, group or `request:ID`", json!({ "type": "string" })),
