@@ -75,6 +75,7 @@ fn answer_schemas(requests: &Map<String, Value>) -> Map<String, Value> {
     generator.subschema_for::<crate::api::events::CostsPage>();
     generator.subschema_for::<crate::api::users::UserDetail>();
     generator.subschema_for::<Page<PoolRow, ()>>();
+    generator.subschema_for::<crate::console::proposals::GroupsOut>();
     generator.subschema_for::<Page<crate::console::proposals::ProposalOut, i64>>();
     generator.subschema_for::<crate::api::Health>();
     generator.subschema_for::<crate::api::admin::Rotated>();
@@ -233,10 +234,7 @@ use crate::api::requests::STATUSES as REQUEST_STATUSES;
 /// The policy repository's part of the API: groups, proposals, reconciler status.
 ///
 /// Kept out of the main literal, which is already near `json!`'s recursion limit.
-fn repository_paths() -> (Value, Value) {
-    let decimal = json!({ "type": "number", "description": "credits, an exact decimal JSON number (up to 6 places, never in exponent notation)" });
-    let caps = json!({ "type": "object", "additionalProperties": { "oneOf": [decimal, { "type": "null" }] },
-        "description": "cap name (1 to 128 letters, digits, `.` `_` `-` `:` `/` `@` `+`) to credits: sets the cap, adding it when the group has none (a `products:`/`models:` mapping is created under the limit when missing); null removes it" });
+fn repository_paths() -> Value {
     let repo_errors = [
         ("404", "no policy repository (`budgit serve --repo DIR`), or no such group or request"),
         ("409", "the approved ref is unknown, or the request is already decided"),
@@ -247,7 +245,7 @@ fn repository_paths() -> (Value, Value) {
     ];
     let paths = json!({
         "/v1/groups": { "get": op("proposals", "the groups of the policy repository at the approved ref (admin), with members and usage from the applied limits",
-            vec![], None, ok("the groups", json!({ "type": "object", "properties": { "data": { "type": "array", "items": r("Group") }, "ref": { "type": "string" }, "commit": { "type": "string" }, "policies": { "type": "string", "description": "the policy directory inside the repository" }, "errors": { "type": "integer", "description": "validation errors at the approved ref" } } })),
+            vec![], None, ok("the groups", r("Groups")),
             &errors(&repo_errors[..2])) },
         "/v1/proposals": {
             "post": op("proposals", "propose a group's limit, caps or pool (admin): edits only those values in the group's file, validates the tree as CI does, commits on a new branch `budgit/proposal/<group>-<yyyymmdd-hhmmss>` from the approved ref (the work tree never changes) and returns the plan of that branch",
@@ -263,15 +261,6 @@ fn repository_paths() -> (Value, Value) {
             "put": op("reconciler", "record a run (admin; `budgit reconcile` sends one after every run)", vec![], Some(body(r("RunSummary"))), ok("stored", r("ReconcilerRun")), &errors(&[("413", "too many failures")]))
         }
     });
-    let schemas = json!({
-        "Group": { "type": "object", "properties": {
-            "name": { "type": "string" }, "description": { "type": ["string", "null"] }, "priority": { "type": "integer" }, "selector": { "type": ["string", "null"] },
-            "limit": { "type": "object", "properties": { "credits": decimal, "products": caps, "models": caps } },
-            "pool": { "oneOf": [decimal, { "type": "null" }] }, "owners": { "type": "array", "items": { "type": "string" } },
-            "members": { "type": "integer", "description": "users whose applied limit comes with this group" }, "used": decimal, "pool_used": { "oneOf": [decimal, { "type": "null" }] },
-            "file": { "type": "string" }, "line": { "type": "integer" }, "limit_line": { "type": ["integer", "null"] }, "pool_line": { "type": ["integer", "null"] }, "commit": { "type": "string" } } }
-
-    });
     let mut paths = paths;
     // These answer 201 Created.
     for (path, method) in
@@ -279,7 +268,7 @@ fn repository_paths() -> (Value, Value) {
     {
         paths[path][method] = answers(paths[path][method].take(), "201");
     }
-    (paths, schemas)
+    paths
 }
 
 /// The `limit` and `after` of a list: its default and largest page, and whether its
@@ -519,7 +508,7 @@ fn console_session_path() -> Value {
 /// The OpenAPI 3.1 document.
 pub fn document() -> Value {
     let (dashboard, dashboard_schemas) = dashboard_paths();
-    let (repository, repository_schemas) = repository_paths();
+    let repository = repository_paths();
     let mut document = json!({
         "openapi": "3.1.0",
         "info": {
@@ -638,7 +627,6 @@ pub fn document() -> Value {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
             "schemas": {
                 "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
-                "Group": repository_schemas["Group"].clone(),
                 "DashboardTeam": dashboard_schemas["DashboardTeam"].clone(),
                 "DashboardUser": dashboard_schemas["DashboardUser"].clone(),
                 "Me": dashboard_schemas["Me"].clone(),

@@ -71,8 +71,57 @@ pub struct ProposalState {
 struct GroupsAt {
     commit: String,
     dir: String,
-    groups: Vec<Value>,
-    names: Vec<String>,
+    /// Without their members and usage, which come from the ledger at each request.
+    groups: Vec<GroupOut>,
+    errors: usize,
+}
+
+/// A group at the approved ref, with its members and usage from the applied limits.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Group")]
+pub(crate) struct GroupOut {
+    name: String,
+    description: Option<String>,
+    priority: i64,
+    selector: Option<String>,
+    /// Members the group lists by name.
+    explicit_members: usize,
+    /// People the group excludes by name.
+    excluded: usize,
+    limit: GroupLimit,
+    pool: Option<Credits>,
+    owners: Vec<String>,
+    /// Users whose applied limit comes with this group.
+    members: usize,
+    used: Credits,
+    pool_used: Option<Credits>,
+    file: String,
+    line: u32,
+    limit_line: Option<u32>,
+    pool_line: Option<u32>,
+    commit: String,
+}
+
+/// A group's limit as its file states it.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub(crate) struct GroupLimit {
+    credits: Credits,
+    products: BTreeMap<String, Credits>,
+    models: BTreeMap<String, Credits>,
+}
+
+/// What `GET /v1/groups` answers.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Groups")]
+pub(crate) struct GroupsOut {
+    data: Vec<GroupOut>,
+    /// The approved ref.
+    #[serde(rename = "ref")]
+    reference: String,
+    commit: String,
+    /// The policy directory inside the repository.
+    policies: String,
+    /// Validation errors at the approved ref.
     errors: usize,
 }
 
@@ -210,36 +259,32 @@ fn groups_at(app: &App, repo: &Path, rev: &str, now: DateTime<Utc>) -> ApiResult
         .map(|g| {
             let d = &g.doc;
             let line_of = |pointer: &str| g.node.pointer(pointer).map(|n| n.pos.line);
-            json!({
-                "name": d.name,
-                "description": d.description,
-                "priority": d.priority,
-                "selector": d.selector,
-                "explicit_members": d.members.len(),
-                "excluded": d.exclude.len(),
-                "limit": {
-                    "credits": credits_text(d.limit.credits),
-                    "products": caps_json(&d.limit.products),
-                    "models": caps_json(&d.limit.models),
+            GroupOut {
+                name: d.name.clone(),
+                description: d.description.clone(),
+                priority: d.priority,
+                selector: d.selector.clone(),
+                explicit_members: d.members.len(),
+                excluded: d.exclude.len(),
+                limit: GroupLimit {
+                    credits: d.limit.credits,
+                    products: d.limit.products.clone(),
+                    models: d.limit.models.clone(),
                 },
-                "pool": d.pool.as_ref().map(|p| credits_text(p.credits)),
-                "owners": d.owners,
-                "file": in_repo(&dir, &g.file),
-                "line": g.key_loc("name").line,
-                "limit_line": line_of("/limit/credits"),
-                "pool_line": line_of("/pool/credits"),
-                "commit": sha,
-            })
+                pool: d.pool.as_ref().map(|p| p.credits),
+                owners: d.owners.clone(),
+                members: 0,
+                used: Credits::ZERO,
+                pool_used: None,
+                file: in_repo(&dir, &g.file),
+                line: g.key_loc("name").line,
+                limit_line: line_of("/limit/credits"),
+                pool_line: line_of("/pool/credits"),
+                commit: sha.clone(),
+            }
         })
         .collect();
-    let names = groups.iter().map(|g| g.doc.name.clone()).collect();
-    let at = Arc::new(GroupsAt {
-        commit: sha,
-        dir,
-        groups: rows,
-        names,
-        errors: loaded.validated.report.errors(),
-    });
+    let at = Arc::new(GroupsAt { commit: sha, dir, groups: rows, errors: loaded.validated.report.errors() });
     if let Ok(mut cache) = app.proposals.groups.lock() {
         *cache = Some(at.clone());
     }
@@ -257,27 +302,26 @@ pub async fn groups(State(app): State<App>, who: Principal) -> ApiResult<Respons
     let usage = group_usage(&app)?;
     let pools: HashMap<String, i64> =
         app.ledger()?.pool_standings().into_iter().map(|(g, _, used)| (g, used)).collect();
-    let data: Vec<Value> = at
+    let data = at
         .groups
         .iter()
-        .zip(&at.names)
-        .map(|(row, name)| {
-            let (members, used) = usage.get(name).copied().unwrap_or_default();
-            let mut row = row.clone();
-            row["members"] = json!(members);
-            row["used"] = credits_text(Credits::from_micros(used));
-            row["pool_used"] =
-                pools.get(name).map_or(Value::Null, |u| credits_text(Credits::from_micros(*u)));
-            row
+        .map(|g| {
+            let (members, used) = usage.get(&g.name).copied().unwrap_or_default();
+            GroupOut {
+                members,
+                used: Credits::from_micros(used),
+                pool_used: pools.get(&g.name).map(|u| Credits::from_micros(*u)),
+                ..g.clone()
+            }
         })
         .collect();
-    Ok(axum::Json(json!({
-        "data": data,
-        "ref": app.approved_ref,
-        "commit": at.commit,
-        "policies": at.dir,
-        "errors": at.errors,
-    }))
+    Ok(axum::Json(GroupsOut {
+        data,
+        reference: app.approved_ref.clone(),
+        commit: at.commit.clone(),
+        policies: at.dir.clone(),
+        errors: at.errors,
+    })
     .into_response())
 }
 
