@@ -76,6 +76,7 @@ fn answer_schemas(requests: &Map<String, Value>) -> Map<String, Value> {
     generator.subschema_for::<crate::api::users::UserDetail>();
     generator.subschema_for::<Page<PoolRow, ()>>();
     generator.subschema_for::<crate::console::proposals::GroupsOut>();
+    generator.subschema_for::<crate::console::overrides::DefaultLimitOut>();
     generator.subschema_for::<Page<crate::console::proposals::ProposalOut, i64>>();
     generator.subschema_for::<crate::api::Health>();
     generator.subschema_for::<crate::api::admin::Rotated>();
@@ -723,13 +724,7 @@ fn overrides_paths() -> (Value, Value) {
                 "since": { "type": "string", "format": "date" }, "days": { "type": "integer" },
                 "reasons": { "type": "array", "items": { "type": "object", "properties": { "code": { "enum": ["review/long-running", "review/renewed"] }, "message": { "type": "string" } } } },
                 "run": { "type": "array", "items": { "type": "object", "properties": { "name": { "type": "string" }, "starts_at": instant, "expires_at": instant, "added_in": { "type": "string" }, "current": { "type": "boolean" } } } }
-            } } } } },
-        "DefaultLimit": { "type": "object", "properties": {
-            "workspace": { "type": "string" }, "credits": decimal, "products": by_name, "models": by_name,
-            "period": { "enum": ["day", "week", "month", "quarter"] }, "timezone": { "type": "string" }, "enforcement": { "enum": ["hard", "soft"] },
-            "overrides": { "type": "object", "description": "the Workspace's `overrides:` rules, defaults filled in" },
-            "file": { "type": "string" }, "line": { "type": "integer" }, "commit": { "type": "string" }, "ref": { "type": "string" } } }
-
+            } } } } }
     });
     (paths, schemas)
 }

@@ -28,8 +28,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::proposals::{
-    Made, Proposing, RunOut, blocking, branch_part, changed_json, check_change, commit_edits, credits_text,
-    edit_error, git_error, in_repo, no_repo, open_repo, propose_with, reason_of, run_json, unprocessable,
+    Made, Proposing, RunOut, blocking, branch_part, changed_json, check_change, commit_edits, edit_error,
+    git_error, in_repo, no_repo, open_repo, propose_with, reason_of, run_json, unprocessable,
 };
 use crate::api::{ListQuery, MAX_PAGE, json_body, path_param};
 use crate::error::{ApiError, ApiResult};
@@ -360,24 +360,44 @@ pub async fn default_limit(State(app): State<App>, who: Principal) -> ApiResult<
             ));
         };
         let d = &w.doc;
-        let caps = |caps: &BTreeMap<String, Credits>| super::proposals::caps_json(caps);
-        Ok(json!({
-            "workspace": d.name,
-            "credits": credits_text(d.default.credits),
-            "products": caps(&d.default.products),
-            "models": caps(&d.default.models),
-            "period": d.period,
-            "timezone": d.timezone,
-            "enforcement": d.enforcement,
-            "overrides": d.overrides,
-            "file": in_repo(&dir, &w.file),
-            "line": w.loc("/default/credits").line,
-            "commit": read.commit.sha,
-            "ref": rev,
-        }))
+        Ok(DefaultLimitOut {
+            workspace: d.name.clone(),
+            credits: d.default.credits,
+            products: d.default.products.clone(),
+            models: d.default.models.clone(),
+            period: d.period,
+            timezone: d.timezone.clone(),
+            enforcement: d.enforcement,
+            overrides: d.overrides.clone(),
+            file: in_repo(&dir, &w.file),
+            line: w.loc("/default/credits").line,
+            commit: read.commit.sha,
+            reference: rev,
+        })
     })
     .await?;
     Ok(axum::Json(answer).into_response())
+}
+
+/// The Workspace's default limit at the approved ref, with where it is written.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "DefaultLimit")]
+pub(crate) struct DefaultLimitOut {
+    /// The Workspace's name.
+    workspace: String,
+    credits: Credits,
+    products: BTreeMap<String, Credits>,
+    models: BTreeMap<String, Credits>,
+    period: budgit_engine::model::Period,
+    timezone: String,
+    enforcement: budgit_engine::model::Enforcement,
+    /// The Workspace's `overrides:` rules, defaults filled in.
+    overrides: budgit_engine::model::OverridePolicy,
+    file: String,
+    line: u32,
+    commit: String,
+    #[serde(rename = "ref")]
+    reference: String,
 }
 
 /// The body of `POST /v1/workspace/default/propose`.

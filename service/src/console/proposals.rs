@@ -203,10 +203,6 @@ pub(super) fn credits_text(c: Credits) -> Value {
     crate::api::credits_json(c.micros())
 }
 
-pub(super) fn caps_json(caps: &BTreeMap<String, Credits>) -> Value {
-    Value::Object(caps.iter().map(|(k, v)| (k.clone(), credits_text(*v))).collect())
-}
-
 /// 422 with the findings: the change is not valid, so nothing was committed.
 pub(super) fn invalid(report: &Report, dir: &str, what: &str) -> ApiError {
     ApiError::new(
