@@ -118,6 +118,13 @@ fn findings_in_github_format_and_a_bad_file_or_workspace_is_an_error() {
     assert_eq!(code, 2);
     assert!(stderr.contains("`empty.csv` is empty"), "{stderr}");
 
+    // a JSON Lines file of blank lines holds nobody: nothing is sent, nothing changes
+    std::fs::write(s.dir.path().join("empty.jsonl"), "\n\n").unwrap();
+    let (code, stdout, stderr) =
+        budgit(s.dir.path(), &["users", "import", "--workspace", &url, "empty.jsonl"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("imported 0 users"), "{stdout}{stderr}");
+
     // A CSV without an `email` column is refused by the service, with its reason.
     std::fs::write(s.dir.path().join("noemail.csv"), "name\nalice\n").unwrap();
     let (code, _, stderr) = budgit(s.dir.path(), &["users", "import", "--workspace", &url, "noemail.csv"]);

@@ -152,6 +152,11 @@ pub fn import_file(
     if !jsonl && header.is_none() {
         anyhow::bail!("`{file}` is empty: a CSV directory starts with its header `email,<attributes>`");
     }
+    // a JSON Lines file without a line of JSON holds nobody: there is nothing to send
+    // (the service refuses an empty body as a body left out)
+    if jsonl && rows.iter().all(|s| bytes[s.start..s.end].trim_ascii().is_empty()) {
+        return Ok(Imported::default());
+    }
     let batch = batch.max(1);
     let slices: Vec<&[Span]> = if rows.is_empty() { vec![rows] } else { rows.chunks(batch).collect() };
     let total = rows.len();
