@@ -663,6 +663,12 @@ pub(crate) fn shorten(s: &str) -> String {
     out
 }
 
+/// The schema of a field that holds any JSON (a context, a stored value): `{}` with a
+/// description, rather than schemars' `true`, which readers of the document handle worse.
+pub(crate) fn any_json(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "description": "any JSON value, as it was given" })
+}
+
 /// A whole number from JSON, also when written with a zero fraction (`86400.0`): JSON
 /// does not tell the two apart, and neither does the document's `integer`.
 pub(crate) fn whole<'de, D, T>(d: D) -> Result<T, D::Error>

@@ -77,6 +77,7 @@ fn answer_schemas(requests: &Map<String, Value>) -> Map<String, Value> {
     generator.subschema_for::<Page<PoolRow, ()>>();
     generator.subschema_for::<crate::console::proposals::GroupsOut>();
     generator.subschema_for::<crate::console::overrides::DefaultLimitOut>();
+    generator.subschema_for::<crate::console::dashboard::recent::RecentOut<'static>>();
     generator.subschema_for::<Page<crate::console::proposals::ProposalOut, i64>>();
     generator.subschema_for::<crate::api::Health>();
     generator.subschema_for::<crate::api::admin::Rotated>();
@@ -373,11 +374,7 @@ fn dashboard_paths() -> (Value, Value) {
             query("product", "only this product", json!({ "type": "string" })),
             query("group", "only events whose project (the user's group at ingest) is this; `(no group)`: events without one", json!({ "type": "string" })),
         ], None,
-        ok("the latest events", json!({ "type": "object", "properties": {
-            "object": { "const": "list" },
-            "data": { "type": "array", "items": { "type": "object", "description": "an event as the stream sends it" } },
-            "last_seq": { "type": "integer", "description": "the highest event sequence seen, shown or not" },
-            "kept": { "type": "integer", "description": "events held in memory" } } })),
+        ok("the latest events", r("RecentEvents")),
         &errors(&[])) });
     let schemas = json!({
         "DashboardTeam": { "type": "object", "properties": {

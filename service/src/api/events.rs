@@ -23,10 +23,10 @@ use budgit_engine::Credits;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::broadcast;
 
-use super::{MAX_BATCH, QueryPairs, canonical_filter, canonical_user, check_name, credits_json, rfc3339};
+use super::{MAX_BATCH, QueryPairs, canonical_filter, canonical_user, check_name, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
 use crate::{App, StreamEvent, auth::Principal};
@@ -205,20 +205,43 @@ impl NewEvent {
         Ok(event)
     }
 
-    /// The event as the stream and the API show it.
+    /// The event as the stream and the API show it ([`Shown`]), as JSON: the stream and
+    /// the latest events keep it so, serialized once.
     pub fn to_json(&self, seq: i64, project: &str) -> Value {
-        json!({
-            "seq": seq,
-            "id": self.id,
-            "time": self.ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            "user": self.user,
-            "product": self.product,
-            "model": self.model,
-            "credits": credits_json(self.micros),
-            "project": if project.is_empty() { Value::Null } else { json!(project) },
-            "context": self.context.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok()),
-        })
+        let shown = Shown {
+            seq,
+            id: &self.id,
+            time: self.ts.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            user: &self.user,
+            product: &self.product,
+            model: &self.model,
+            credits: Credits::from_micros(self.micros),
+            project: Some(project).filter(|p| !p.is_empty()),
+            context: self.context.as_deref().and_then(|c| serde_json::from_str::<Value>(c).ok()),
+        };
+        // plain fields and an already parsed value: serializing cannot fail
+        serde_json::to_value(shown).unwrap_or(Value::Null)
     }
+}
+
+/// A usage event as the stream (`event: usage`) and `/v1/usage/events/recent` show it.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "UsageStreamEvent")]
+pub(crate) struct Shown<'a> {
+    /// The stream's sequence (the SSE `id`).
+    seq: i64,
+    /// The event's idempotency key.
+    id: &'a str,
+    #[schemars(extend("format" = "date-time"))]
+    time: String,
+    user: &'a str,
+    product: &'a str,
+    model: &'a str,
+    credits: Credits,
+    /// The user's group when the event arrived; null without one.
+    project: Option<&'a str>,
+    #[schemars(schema_with = "super::any_json")]
+    context: Option<Value>,
 }
 
 /// Stores an event unless its id is known; returns its sequence and project when new.

@@ -522,8 +522,10 @@ pub(crate) struct AuditOut {
     /// A user, a group or `request:<id>`.
     subject: String,
     /// The value before (JSON, or the text as stored); null when there was none.
+    #[schemars(schema_with = "super::any_json")]
     old: Option<Value>,
     /// The value after; null when removed.
+    #[schemars(schema_with = "super::any_json")]
     new: Option<Value>,
     commit: Option<String>,
     plan_digest: Option<String>,

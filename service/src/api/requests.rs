@@ -111,6 +111,7 @@ pub(crate) struct CreditRequestOut {
     days: i64,
     reason: String,
     /// The context the request was sent with (any JSON).
+    #[schemars(schema_with = "super::any_json")]
     context: Option<Value>,
     /// `pending → proposed → merged → applied → done`, or `declined`; `approved` is the
     /// older approval without a commit.
@@ -125,6 +126,7 @@ pub(crate) struct CreditRequestOut {
     decision_reason: Option<String>,
     /// The proposal's branch, commit, file and Override name (or, for an approval, the
     /// Override document).
+    #[schemars(schema_with = "super::any_json")]
     proposal: Option<Value>,
     /// The product the credits are for (its cap is raised with the total).
     product: Option<String>,

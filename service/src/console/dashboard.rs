@@ -27,7 +27,7 @@
 
 mod aggregates;
 mod drill;
-mod recent;
+pub(crate) mod recent;
 mod runaway;
 mod view;
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::broadcast;
 
 use super::poisoned;
@@ -149,13 +149,31 @@ pub async fn recent_events(
         .take(limit)
         .map(|e| &e.json)
         .collect();
-    let body = json!({ "object": "list", "data": data, "last_seq": r.last_seq, "kept": KEPT });
+    let body = RecentOut { object: "list", data, last_seq: r.last_seq, kept: KEPT };
+    let body = axum::Json(body).into_response();
     drop(recent);
-    Ok(axum::Json(body).into_response())
+    Ok(body)
+}
+
+/// What `/v1/usage/events/recent` answers: the latest events, newest first.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "RecentEvents")]
+pub(crate) struct RecentOut<'a> {
+    #[schemars(extend("const" = "list"))]
+    object: &'static str,
+    /// The events as the stream sent them.
+    #[schemars(with = "Vec<crate::api::events::Shown<'static>>")]
+    data: Vec<&'a Value>,
+    /// The highest event sequence seen, shown or not.
+    last_seq: i64,
+    /// Events held in memory.
+    kept: usize,
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
