@@ -371,10 +371,6 @@ pub(crate) struct LimitOut {
     products: std::collections::BTreeMap<String, Credits>,
     /// Caps per model.
     models: std::collections::BTreeMap<String, Credits>,
-    /// The rate cap, credits per sliding hour; absent when the limit has none (rows
-    /// written before rate caps existed read the same way).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    per_hour: Option<Credits>,
     /// The group whose pool applies.
     group: Option<String>,
     /// The document that decided the limit, as the last writer sent it.
@@ -387,6 +383,10 @@ pub(crate) struct LimitOut {
     /// When the limit was last written (RFC 3339).
     #[schemars(extend("format" = "date-time"))]
     updated_at: String,
+    /// The rate cap, credits per sliding hour; absent when the limit has none. Last, so
+    /// a row without one reads exactly as before rate caps existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    per_hour: Option<Credits>,
 }
 
 /// A limit as the `limits` table stores it (`value`).
