@@ -259,22 +259,43 @@ export function svg(tag, attrs = {}, ...children) {
   return node;
 }
 
-const numberFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
+// The one number format of every panel: thousands separators, and decimals by magnitude.
+// `Intl.NumberFormat` in its standard notation never writes an exponent, so a tiny
+// credit amount reads `0.000001`, never `1e-6`.
 const wholeFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+const unitsFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
+const smallFormat = new Intl.NumberFormat(undefined, { maximumSignificantDigits: 4, maximumFractionDigits: 20 });
 
 /**
- * Formats a credit amount (an exact JSON number, or its decimal text) for reading; the exact value stays in the data.
+ * A number for reading, as every panel shows numbers: 100 and more without decimals
+ * (`12,346`), from 1 up to 2 decimals (`12.35`), below 1 up to 4 significant digits
+ * (`0.0001235`); never in exponent form. Decimal text too large or too precise for a
+ * double is read as a number for display only: the exact value stays in the data.
+ * @param {Decimal | bigint | null | undefined} value
+ * @returns {string}
+ */
+export function number(value) {
+  if (value === null || value === undefined || value === '') return '—';
+  const n = Number(value);
+  if (!Number.isFinite(n)) return String(value);
+  const a = Math.abs(n);
+  if (a >= 100) return wholeFormat.format(n);
+  if (a >= 1) return unitsFormat.format(n);
+  return smallFormat.format(n);
+}
+
+/**
+ * Formats a credit amount (an exact JSON number, or its decimal text) for reading with
+ * [`number`]; the exact value stays in the data.
  * @param {Decimal | null | undefined} value
  * @returns {string}
  */
 export function credits(value) {
-  if (value === null || value === undefined || value === '') return '—';
-  const n = Number(value);
-  return Number.isFinite(n) ? numberFormat.format(n) : String(value);
+  return number(value);
 }
 
 /**
- * A count.
+ * A count, with thousands separators.
  * @param {number | null | undefined} n
  * @returns {string}
  */
@@ -283,13 +304,26 @@ export function count(n) {
 }
 
 /**
+ * A signed credit change for reading: `+1,200`, `−35.5`, `0`.
+ * @param {Decimal | null | undefined} value
+ * @returns {string}
+ */
+export function signedCredits(value) {
+  const n = Number(value);
+  if (value === null || value === undefined || !Number.isFinite(n)) return credits(value);
+  return n > 0 ? `+${number(n)}` : n < 0 ? `−${number(-n)}` : '0';
+}
+
+const percentFormat = new Intl.NumberFormat(undefined, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+
+/**
  * A percentage (a number from the API) with one decimal.
  * @param {Decimal | null | undefined} p
  * @returns {string}
  */
 export function percent(p) {
   if (p === null || p === undefined || !Number.isFinite(Number(p))) return '—';
-  return `${Number(p).toFixed(1)}%`;
+  return `${percentFormat.format(Number(p))}%`;
 }
 
 /**
@@ -340,9 +374,9 @@ export function lifecycleView(life) {
     if (k === 'proposed') {
       if (s.branch) detail.push(' on ', el('code', {}, s.branch));
       const plan = s.plan_summary || {};
-      if (plan.newly_unblocked) detail.push(`, unblocks ${plan.newly_unblocked}`);
+      if (plan.newly_unblocked) detail.push(`, unblocks ${count(plan.newly_unblocked)}`);
       // Someone blocked on one product or model only (its cap), whom the proposal lets spend it again.
-      if (plan.newly_unblocked_on_caps) detail.push(`, unblocks ${plan.newly_unblocked_on_caps} on a product or model cap`);
+      if (plan.newly_unblocked_on_caps) detail.push(`, unblocks ${count(plan.newly_unblocked_on_caps)} on a product or model cap`);
       if (s.by) detail.push(` by ${s.by}`);
     } else if (k === 'merged' || k === 'applied') {
       if (s.run !== undefined) detail.push(` by reconcile run #${s.run}`);
@@ -589,11 +623,42 @@ export function query(params) {
 }
 
 /**
- * Renders minimal markdown (headings, lists, tables, code) as elements; everything else as text.
- * @param {string | null | undefined} text
+ * A closed disclosure of what did not fit: `build` makes its content the first time it
+ * opens, so a long list costs neither height nor DOM until someone asks for it.
+ * @param {string} label the summary's text
+ * @param {() => Child} build
+ * @returns {HTMLDetailsElement}
+ */
+export function lazyDetails(label, build) {
+  const box = el('details', { class: 'more' }, el('summary', {}, label));
+  box.addEventListener('toggle', () => {
+    if (box.open && !box.dataset.built) {
+      box.dataset.built = 'true';
+      append(box, [build()]);
+    }
+  });
+  return box;
+}
+
+/**
+ * A scrolling wrapper of a wide table: focusable (a keyboard can scroll it) and named.
+ * @param {string} name
+ * @param {HTMLTableElement} table
  * @returns {HTMLDivElement}
  */
-export function markdown(text) {
+export function tableWrap(name, table) {
+  return el('div', { class: 'table-wrap', tabindex: 0, role: 'region', 'aria-label': name }, table);
+}
+
+/**
+ * Renders minimal markdown (headings, lists, tables, code) as elements; everything else as text.
+ * With `rows`, a table or list longer than that shows its first `rows` entries and
+ * keeps the rest in a closed disclosure, built only when opened.
+ * @param {string | null | undefined} text
+ * @param {{ rows?: number }} [options]
+ * @returns {HTMLDivElement}
+ */
+export function markdown(text, { rows: cap = Infinity } = {}) {
   const out = el('div', { class: 'markdown' });
   const lines = String(text || '').split('\n');
   let i = 0;
@@ -644,17 +709,31 @@ export function markdown(text) {
       while (i < lines.length && /^\s*\|/.test(lines[i])) rows.push(lines[i++]);
       /** @param {string} r */
       const cells = (r) => r.trim().replace(/^\||\|$/g, '').split('|').map((c) => c.trim());
+      // a cell that is one plain number (`12000`, `+137.5`) reads as every number of the console does
+      /** @param {string} c */
+      const numeric = (c) => {
+        const m = /^([+−-]?)(\d+(?:\.\d+)?)$/.exec(c);
+        return m ? `${m[1] === '-' ? '−' : m[1]}${number(m[2])}` : c;
+      };
       const body = rows.filter((r) => !/^\s*\|[\s:|-]+\|\s*$/.test(r));
       const [head, ...rest] = body;
-      out.append(el('div', { class: 'table-wrap' }, el('table', {},
-        el('thead', {}, el('tr', {}, cells(head || '').map((c) => el('th', { scope: 'col' }, inline(c))))),
-        el('tbody', {}, rest.map((r) => el('tr', {}, cells(r).map((c) => el('td', {}, inline(c)))))))));
+      const heads = cells(head || '');
+      /** @param {string[]} part */
+      const table = (part) => tableWrap(heads.filter(Boolean).join(', ') || 'table', el('table', {},
+        el('thead', {}, el('tr', {}, heads.map((c) => el('th', { scope: 'col' }, inline(c))))),
+        el('tbody', {}, part.map((r) => el('tr', {}, cells(r).map((c) => el('td', {}, inline(numeric(c)))))))));
+      out.append(table(rest.slice(0, cap)));
+      if (rest.length > cap) out.append(lazyDetails(`${count(rest.length - cap)} more rows`, () => table(rest.slice(cap))));
       continue;
     }
     if (/^\s*[-*]\s+/.test(line)) {
+      /** @type {string[]} */
       const items = [];
       while (i < lines.length && /^\s*[-*]\s+/.test(lines[i])) items.push(lines[i++].replace(/^\s*[-*]\s+/, ''));
-      out.append(el('ul', {}, items.map((t) => el('li', {}, inline(t)))));
+      /** @param {string[]} part */
+      const list = (part) => el('ul', {}, part.map((t) => el('li', {}, inline(t))));
+      out.append(list(items.slice(0, cap)));
+      if (items.length > cap) out.append(lazyDetails(`${count(items.length - cap)} more`, () => list(items.slice(cap))));
       continue;
     }
     if (line.trim() === '') {

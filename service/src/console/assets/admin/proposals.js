@@ -1,7 +1,9 @@
 // Proposals: a committed proposal with its plan (after a change to a team budget or an
 // override for a credit request), and the latest proposals.
 
-import { $, api, el, fill, shortCommit, ago, showError, markdown } from '../common.js';
+import {
+  $, api, el, fill, shortCommit, ago, showError, markdown, lazyDetails, count, credits, signedCredits, micros, fromMicros,
+} from '../common.js';
 
 /**
  * A proposal as `POST /v1/proposals` and `POST /v1/requests/{id}/propose` answer it.
@@ -25,25 +27,76 @@ import { $, api, el, fill, shortCommit, ago, showError, markdown } from '../comm
  */
 
 /**
- * A proposal: branch, commit and its plan.
+ * The counts of a plan (`budgit plan --format json`'s `summary`) the console shows first.
+ * @typedef {object} PlanSummary
+ * @property {number} [users]
+ * @property {number} [users_affected]
+ * @property {number} [raised]
+ * @property {number} [lowered]
+ * @property {number} [caps_changed]
+ * @property {number} [newly_blocked]
+ * @property {number} [newly_unblocked]
+ * @property {number} [newly_blocked_on_caps]
+ * @property {number} [newly_unblocked_on_caps]
+ * @property {import('../common.js').Decimal} [exposure_before]
+ * @property {import('../common.js').Decimal} [exposure_after]
+ * @property {number} [errors]
+ */
+
+/** The counts shown, in order: the summary's key and how it is told. */
+const COUNTS = /** @type {const} */ ([
+  ['users_affected', 'affected'],
+  ['raised', 'raised'],
+  ['lowered', 'lowered'],
+  ['caps_changed', 'caps only'],
+  ['newly_blocked', 'newly blocked'],
+  ['newly_unblocked', 'newly unblocked'],
+  ['newly_blocked_on_caps', 'newly blocked on a cap'],
+  ['newly_unblocked_on_caps', 'newly unblocked on a cap'],
+]);
+
+/** How many rows of each table of the plan show before the rest is behind a disclosure. */
+const PLAN_ROWS = 10;
+
+/**
+ * The plan's counts as a compact list: each with its number in `data-count`.
+ * @param {PlanSummary} s
+ * @returns {HTMLElement}
+ */
+function planCounts(s) {
+  const exposure = s.exposure_before !== undefined && s.exposure_after !== undefined
+    ? el('li', { dataset: { key: 'exposure', before: String(s.exposure_before), after: String(s.exposure_after) } },
+      'exposure ', el('strong', {}, credits(s.exposure_before)), ' → ', el('strong', {}, credits(s.exposure_after)),
+      ` (${signedCredits(fromMicros(micros(s.exposure_after) - micros(s.exposure_before)))})`)
+    : null;
+  return el('ul', { class: 'plan-counts' },
+    COUNTS.filter(([k]) => typeof s[k] === 'number' && (s[k] || k === 'users_affected' || k === 'raised' || k === 'lowered')).map(([k, label]) =>
+      el('li', { dataset: { key: k, count: String(s[k]) } }, el('strong', {}, count(s[k])), ` ${label}`,
+        k === 'users_affected' && typeof s.users === 'number' ? ` of ${count(s.users)}` : '')),
+    exposure);
+}
+
+/**
+ * A proposal: branch, commit and its plan, compact: the counts, then the plan with the
+ * first rows of each table (the largest per-user changes first) and the rest behind
+ * disclosures built when opened, so a plan of 100,000 people stays a screenful.
  * @param {Proposal} p
  * @param {string} heading
  * @returns {HTMLDivElement}
  */
 export function proposalView(p, heading) {
-  const summary = p.plan?.summary && typeof p.plan.summary === 'object'
-    ? Object.entries(p.plan.summary).filter(([, v]) => typeof v !== 'object').map(([k, v]) => `${k.replace(/_/g, ' ')}: ${v}`).join(' · ')
-    : '';
-  return el('div', { class: 'success', dataset: { commit: p.commit || '', branch: p.branch || '' } },
+  const summary = p.plan?.summary && typeof p.plan.summary === 'object' ? /** @type {PlanSummary} */ (p.plan.summary) : null;
+  const text = p.plan?.markdown || '';
+  return el('div', { class: 'success proposal', dataset: { commit: p.commit || '', branch: p.branch || '' } },
     el('h3', {}, heading, p.title ? `: ${p.title}` : ''),
     el('dl', {},
       el('dt', {}, 'Branch'), el('dd', {}, el('code', { class: 'branch' }, p.branch || '—')),
       el('dt', {}, 'Commit'), el('dd', {}, el('code', { class: 'commit' }, p.commit || '—')),
       p.base ? [el('dt', {}, 'Based on'), el('dd', {}, el('code', {}, `${p.base.ref || ''} ${shortCommit(p.base.commit)}`))] : null,
-      p.file ? [el('dt', {}, 'File'), el('dd', {}, el('code', {}, p.file))] : null,
-      summary && !p.plan?.markdown ? [el('dt', {}, 'Plan'), el('dd', {}, summary)] : null),
-    p.plan?.markdown ? el('details', { open: true }, el('summary', {}, 'The plan'), markdown(p.plan.markdown),
-      el('details', {}, el('summary', {}, 'Plan as text'), el('pre', { class: 'plan' }, p.plan.markdown))) : null,
+      p.file ? [el('dt', {}, 'File'), el('dd', {}, el('code', {}, p.file))] : null),
+    summary ? planCounts(summary) : null,
+    text ? el('details', { open: true, class: 'plan-view' }, el('summary', {}, 'The plan'), markdown(text, { rows: PLAN_ROWS }),
+      lazyDetails('Plan as text', () => el('pre', { class: 'plan' }, text))) : null,
     el('p', { class: 'small' }, 'Review and merge the branch to apply it; the reconciler applies what is merged.'));
 }
 
