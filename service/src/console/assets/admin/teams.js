@@ -7,7 +7,7 @@ import {
 } from '../common.js';
 import { loadProposals, proposalView } from './proposals.js';
 import { summaryTeams } from './overview.js';
-import { teamLink, NO_GROUP } from './links.js';
+import { teamLink, drillHref, NO_GROUP } from './links.js';
 
 /** @typedef {import('../common.js').Decimal} Decimal */
 
@@ -83,9 +83,16 @@ export async function loadGroups() {
   fill(groupSelect, groups.map((g) => el('option', { value: g.name }, g.name)));
   if (groups.some((g) => g.name === current)) groupSelect.value = current;
   prefill();
-  fill(node, groups.length ? groups.map(groupCard) : el('p', { class: 'muted' }, 'The policies define no group.'));
-  const ungrouped = summaryTeams().find((t) => t.group === NO_GROUP);
-  if (ungrouped) node.append(noGroupCard(ungrouped));
+  // The cards in the order of the team gauges above them, so a team is found at the same
+  // place in both; a group without members (no gauge) comes after, in the policies' order.
+  const teams = summaryTeams();
+  const place = new Map(teams.map((t, i) => [t.group, i]));
+  const at = (/** @type {string} */ name) => place.get(name) ?? teams.length;
+  const ungrouped = teams.find((t) => t.group === NO_GROUP);
+  const cards = [...groups.map((g) => ({ name: g.name, card: groupCard(g) })),
+    ...(ungrouped ? [{ name: NO_GROUP, card: noGroupCard(ungrouped) }] : [])];
+  cards.sort((a, b) => at(a.name) - at(b.name));
+  fill(node, cards.length ? cards.map((c) => c.card) : el('p', { class: 'muted' }, 'The policies define no group.'));
   if (r.errors) node.prepend(el('p', { class: 'error', role: 'alert' }, `The policies at the approved revision have ${r.errors} validation errors.`));
 }
 
@@ -111,7 +118,7 @@ function groupCard(g) {
    * @param {...import('../common.js').Child} value
    */
   const dd = (label, ...value) => [el('dt', {}, label), el('dd', {}, ...value)];
-  return el('article', { class: 'card', dataset: { group: g.name }, 'aria-labelledby': `group-${cssId(g.name)}` },
+  return el('article', { class: 'card team-card', dataset: { group: g.name }, 'aria-labelledby': `group-${cssId(g.name)}`, onclick: openTeam(g.name) },
     el('h3', { id: `group-${cssId(g.name)}` }, teamLink(g.name)),
     g.description ? el('p', { class: 'small muted' }, g.description) : null,
     el('dl', {},
@@ -135,13 +142,29 @@ function groupCard(g) {
  * @returns {HTMLElement}
  */
 function noGroupCard(t) {
-  return el('article', { class: 'card', dataset: { group: t.group }, 'aria-labelledby': 'group-no-group' },
+  return el('article', { class: 'card team-card', dataset: { group: t.group }, 'aria-labelledby': 'group-no-group', onclick: openTeam(t.group) },
     el('h3', { id: 'group-no-group' }, teamLink(t.group)),
     el('p', { class: 'small muted' }, 'Users with an applied limit and no group: their limit is the workspace default or an override.'),
     el('dl', {},
       el('dt', {}, 'Members'), el('dd', {}, count(t.members)),
       el('dt', {}, 'Used'), el('dd', {}, `${credits(t.used)} credits`),
       el('dt', {}, 'Sum of member limits'), el('dd', {}, `${credits(t.budget)} credits`)));
+}
+
+/**
+ * A click anywhere on a team's card opens the team's page (`#team/<name>`), as its
+ * heading's link does for the keyboard; a click on a control of the card stays that
+ * control's, and selecting text does not navigate.
+ * @param {string} name
+ * @returns {(e: MouseEvent) => void}
+ */
+function openTeam(name) {
+  return (e) => {
+    const target = e.target instanceof Element ? e.target : null;
+    if (target?.closest('a, button, input, select, textarea, summary, label')) return;
+    if (String(window.getSelection() || '')) return;
+    location.hash = drillHref('team', name);
+  };
 }
 
 /**
