@@ -3,7 +3,7 @@
 
 import {
   $, api, el, fill, credits, count, shortCommit, when, day, ago, statusBadge, gauge, showError, errorBox,
-  signOutButton, every, periodText, productName, lifecycleView, requestNeed,
+  signOutButton, every, periodText, productName, lifecycleView, requestNeed, micros, meter, percent,
 } from './common.js';
 import { dailyChart } from './chart.js';
 
@@ -62,7 +62,9 @@ signOutButton($('sign-out', HTMLButtonElement));
 let me = /** @type {Me | null} */ (null);
 
 /**
- * Fills a usage table: credits used and the cap, per product or model, largest first.
+ * Fills a usage table: credits used, the cap and a meter of the cap used, per product or
+ * model, largest first. A cap used up says "blocked": that product or model stops for
+ * the person until the period ends (the workspace enforces caps as it does limits).
  * @param {HTMLTableElement} table
  * @param {Record<string, Decimal> | undefined} used
  * @param {Record<string, Decimal> | undefined} caps
@@ -71,11 +73,23 @@ let me = /** @type {Me | null} */ (null);
 function usageRows(table, used, caps, name) {
   const keys = [...new Set([...Object.keys(used || {}), ...Object.keys(caps || {})])]
     .sort((a, b) => Number(used?.[b] || 0) - Number(used?.[a] || 0));
-  fill(table.tBodies[0], keys.length ? keys.map((k) => el('tr', {},
-    el('th', { scope: 'row' }, name(k)),
-    el('td', { class: 'num' }, credits(used?.[k] ?? '0')),
-    el('td', { class: 'num' }, caps && caps[k] !== undefined ? credits(caps[k]) : '—'))) :
-    el('tr', {}, el('td', { colspan: 3, class: 'muted' }, 'No usage yet this period.')));
+  fill(table.tBodies[0], keys.length ? keys.map((k) => {
+    const spent = micros(used?.[k] ?? '0');
+    const cap = caps && caps[k] !== undefined ? micros(caps[k]) : null;
+    const reached = cap !== null && spent >= cap;
+    // the share in tenths of a percent, exact: micro-credits are integers
+    const share = cap === null ? null : cap === 0n ? 100 : Number((spent * 1000n) / cap) / 10;
+    const status = share === null ? null : reached ? 'exceeded' : share >= 80 ? 'warning' : 'ok';
+    return el('tr', { dataset: { key: k, blocked: String(reached) } },
+      el('th', { scope: 'row' }, name(k)),
+      el('td', { class: 'num' }, credits(used?.[k] ?? '0')),
+      el('td', { class: 'num' }, cap !== null && caps ? credits(caps[k]) : '—'),
+      el('td', { class: 'cap-use' }, share === null ? el('span', { class: 'muted' }, 'no cap') : [
+        meter(share, status, `${name(k)}: ${percent(share)} of its cap used`),
+        reached ? el('span', { class: 'status exceeded' }, el('span', { 'aria-hidden': 'true' }, '✕'), 'Blocked: cap reached')
+          : el('span', { class: 'small' }, percent(share)),
+      ]));
+  }) : el('tr', {}, el('td', { colspan: 4, class: 'muted' }, 'No usage yet this period.')));
 }
 
 async function load() {
