@@ -27,6 +27,7 @@ import {
 import { teamChecks } from './teams.mjs';
 import { overridesChecks } from './overrides.mjs';
 import { runawayChecks } from './runaway.mjs';
+import { polishChecks } from './polish.mjs';
 
 const BASE = env('BUDGIT_URL').replace(/\/$/, '');
 const ADMIN = env('BUDGIT_ADMIN_TOKEN');
@@ -477,6 +478,8 @@ await check('no horizontal overflow at 390 px (admin and user views)', async () 
 });
 
 await teamChecks({ check, browser, newContext, base: BASE, admin: ADMIN, repo: REPO });
+
+await polishChecks({ check, browser, newContext, base: BASE, admin: ADMIN, user: USER });
 
 await check('no script errors on any page', async () => {
   assert.deepEqual(pageErrors, []);

@@ -3,7 +3,7 @@
 // Each chart also gets a plain table of the same numbers in a <details>, so the
 // figures are readable without the picture (screen readers, copying).
 
-import { el, fill, credits, day } from './common.js';
+import { el, fill, credits, day, tableWrap } from './common.js';
 
 /** @typedef {import('./common.js').Decimal} Decimal */
 /** @typedef {import('uplot')} UPlot */
@@ -171,11 +171,11 @@ function tableOf(data, caption) {
     el('th', { scope: 'row' }, day(d)), el('td', { class: 'num' }, credits(forecast[j]))));
   return el('details', { class: 'as-table' },
     el('summary', {}, 'Show the numbers as a table'),
-    el('div', { class: 'table-wrap' }, el('table', {},
+    tableWrap(caption || 'Daily credits', el('table', {},
       el('caption', {}, caption || 'Daily credits'),
       el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Day'), series.map((s) => el('th', { scope: 'col', class: 'num' }, s.label || s.key)))),
       el('tbody', {}, rows))),
-    forecastRows.length ? el('div', { class: 'table-wrap' }, el('table', {},
+    forecastRows.length ? tableWrap('Forecast', el('table', {},
       el('caption', {}, 'Forecast: total credits by the end of each day'),
       el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Day'), el('th', { scope: 'col', class: 'num' }, 'Projected total'))),
       el('tbody', {}, forecastRows))) : null);
@@ -195,7 +195,7 @@ export function stackedBars(container, data, { title, tableCaption, labelName = 
   const series = data.series || [];
   const table = el('details', { class: 'as-table' },
     el('summary', {}, 'Show the numbers as a table'),
-    el('div', { class: 'table-wrap' }, el('table', {},
+    tableWrap(tableCaption || title || 'Credits', el('table', {},
       el('caption', {}, tableCaption || title || 'Credits'),
       el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, labelName), series.map((s) => el('th', { scope: 'col', class: 'num' }, s.label || s.key)))),
       el('tbody', {}, data.labels.map((label, j) => el('tr', {},

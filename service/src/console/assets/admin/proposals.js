@@ -55,7 +55,7 @@ const COUNTS = /** @type {const} */ ([
   ['newly_unblocked_on_caps', 'newly unblocked on a cap'],
 ]);
 
-/** How many rows of each table of the plan show before the rest is behind a disclosure. */
+/** How many per-user changes show before the rest is behind a disclosure. */
 const PLAN_ROWS = 10;
 
 /**
@@ -77,8 +77,24 @@ function planCounts(s) {
 }
 
 /**
- * A proposal: branch, commit and its plan, compact: the counts, then the plan with the
- * first rows of each table (the largest per-user changes first) and the rest behind
+ * The plan's per-user table (its markdown lines: header, rule, rows, largest change
+ * first as `budgit plan` writes them) and the note of rows it left out, if any.
+ * @param {string} text
+ * @returns {{ head: string[], rows: string[], more: string | null }}
+ */
+function userTable(text) {
+  const lines = text.split('\n');
+  const at = lines.findIndex((l) => /^\|\s*user\s*\|/.test(l));
+  if (at < 0) return { head: [], rows: [], more: null };
+  let end = at + 2;
+  while (end < lines.length && /^\s*\|/.test(lines[end])) end += 1;
+  const more = lines.slice(end, end + 3).find((l) => /^…and \d+ more/.test(l.trim())) || null;
+  return { head: lines.slice(at, at + 2), rows: lines.slice(at + 2, end), more };
+}
+
+/**
+ * A proposal: branch, commit and its plan, compact: the counts, the largest per-user
+ * changes, and the rest (the other people, the whole plan, the plan as text) behind
  * disclosures built when opened, so a plan of 100,000 people stays a screenful.
  * @param {Proposal} p
  * @param {string} heading
@@ -87,6 +103,8 @@ function planCounts(s) {
 export function proposalView(p, heading) {
   const summary = p.plan?.summary && typeof p.plan.summary === 'object' ? /** @type {PlanSummary} */ (p.plan.summary) : null;
   const text = p.plan?.markdown || '';
+  const users = userTable(text);
+  const people = users.rows.length;
   return el('div', { class: 'success proposal', dataset: { commit: p.commit || '', branch: p.branch || '' } },
     el('h3', {}, heading, p.title ? `: ${p.title}` : ''),
     el('dl', {},
@@ -95,8 +113,15 @@ export function proposalView(p, heading) {
       p.base ? [el('dt', {}, 'Based on'), el('dd', {}, el('code', {}, `${p.base.ref || ''} ${shortCommit(p.base.commit)}`))] : null,
       p.file ? [el('dt', {}, 'File'), el('dd', {}, el('code', {}, p.file))] : null),
     summary ? planCounts(summary) : null,
-    text ? el('details', { open: true, class: 'plan-view' }, el('summary', {}, 'The plan'), markdown(text, { rows: PLAN_ROWS }),
-      lazyDetails('Plan as text', () => el('pre', { class: 'plan' }, text))) : null,
+    people ? el('div', { class: 'plan-users' },
+      el('h4', {}, people > PLAN_ROWS ? `The ${count(PLAN_ROWS)} largest changes` : 'Changes per person'),
+      markdown([...users.head, ...users.rows.slice(0, PLAN_ROWS)].join('\n')),
+      people > PLAN_ROWS ? lazyDetails(`${count(people - PLAN_ROWS)} more people`, () =>
+        markdown([...users.head, ...users.rows.slice(PLAN_ROWS)].join('\n'))) : null,
+      // the plan lists at most a few hundred people; the counts above hold everyone
+      users.more ? el('p', { class: 'small muted' }, users.more.trim(), ' (', el('code', {}, 'budgit plan'), ' on the branch lists everyone)') : null) : null,
+    text ? lazyDetails('The whole plan', () => markdown(text, { rows: PLAN_ROWS })) : null,
+    text ? lazyDetails('Plan as text', () => el('pre', { class: 'plan' }, text)) : null,
     el('p', { class: 'small' }, 'Review and merge the branch to apply it; the reconciler applies what is merged.'));
 }
 

@@ -2,7 +2,7 @@
 // product and model mix, daily usage, the proposals made for it and its members' open
 // credit requests.
 
-import { api, el, fill, credits, count, percent, statusBadge, meter, gauge, productName, shortCommit, when, requestNeed } from '../common.js';
+import { api, el, fill, credits, count, percent, statusBadge, meter, gauge, productName, shortCommit, when, requestNeed, tableWrap } from '../common.js';
 import { dailyChart } from '../chart.js';
 import { personLink, modelLink, NO_GROUP } from './links.js';
 
@@ -76,7 +76,7 @@ export function usageRows(m, kind) {
  * @returns {HTMLDivElement}
  */
 export function smallTable(caption, head, rows, id) {
-  return el('div', { class: 'table-wrap' }, el('table', { id },
+  return tableWrap(caption, el('table', { id },
     el('caption', {}, caption),
     el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, head), el('th', { scope: 'col', class: 'num' }, 'Credits'))),
     el('tbody', {}, rows.length ? rows : el('tr', {}, el('td', { colspan: 2, class: 'muted' }, 'Nothing used this period.')))));
@@ -141,7 +141,7 @@ export async function renderTeam(node, title, name) {
     el('h3', {}, 'Daily credits'),
     chart,
     el('h3', {}, 'Members'),
-    el('div', { class: 'table-wrap' }, el('table', { id: 'team-members-table' },
+    tableWrap(`Members of ${t.group}`, el('table', { id: 'team-members-table' },
       el('caption', {}, `Members of ${t.group} by usage this period`),
       el('thead', {}, el('tr', {}, ['User', 'Used', 'Limit', 'Remaining', 'Used %', 'Status', 'Products'].map((h, i) => el('th', { scope: 'col', class: i > 0 && i < 5 ? 'num' : null }, h)))),
       el('tbody', {}, members.length ? members.map((u) => el('tr', { dataset: { user: u.user, used: String(u.used ?? 0), status: u.status } },

@@ -132,7 +132,7 @@ function groupCard(g) {
       dd('Defined in', el('code', {}, `${g.file}${line ? `:${line}` : ''}`)),
       dd('Commit', el('code', { title: g.commit || '' }, shortCommit(g.commit)))),
     el('div', { class: 'actions' },
-      el('button', { type: 'button', onclick: () => startProposal(g.name), 'aria-label': `Propose a change to ${g.name}` }, 'Propose change')));
+      el('button', { type: 'button', onclick: () => startProposal(g.name), 'aria-label': `Propose change for ${g.name}` }, 'Propose change')));
 }
 
 /**
