@@ -90,7 +90,11 @@ export async function polishChecks({ check, browser, newContext, base, admin, us
       `${listed} people listed, the plan affects ${summary.users_affected}${cut ? ' (the plan cut its list)' : ''}`);
     // the largest changes first: each row changes by at least as much as the next
     const changes = await people.locator('tbody tr').evaluateAll((rows) =>
-      rows.map((r) => Math.abs(Number(r.cells[3].textContent.replace(/[,+]/g, '').replace('−', '-')))));
+      rows.map((r) => {
+        const at = [...r.closest('table').tHead.rows[0].cells].findIndex((c) => c.textContent.trim() === 'change');
+        return Math.abs(Number(r.cells[at].textContent.replace(/[,+]/g, '').replace('−', '-')));
+      }));
+    assert.ok(changes.every(Number.isFinite), `a change is not a number: ${changes.slice(0, 12)}`);
     assert.equal(changes.length, listed);
     for (let i = 1; i < changes.length; i++) assert.ok(changes[i - 1] >= changes[i], `row ${i + 1} changes more than row ${i}: ${changes.slice(0, 12)}`);
   });

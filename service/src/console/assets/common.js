@@ -709,11 +709,11 @@ export function markdown(text, { rows: cap = Infinity } = {}) {
       while (i < lines.length && /^\s*\|/.test(lines[i])) rows.push(lines[i++]);
       /** @param {string} r */
       const cells = (r) => r.trim().replace(/^\||\|$/g, '').split('|').map((c) => c.trim());
-      // a cell that is one plain number (`12000`, `+137.5`) reads as every number of the console does
+      // a cell's leading number (`12000`, `+137.5`, `3000 (codex 250)`) reads as every number of the console does
       /** @param {string} c */
       const numeric = (c) => {
-        const m = /^([+−-]?)(\d+(?:\.\d+)?)$/.exec(c);
-        return m ? `${m[1] === '-' ? '−' : m[1]}${number(m[2])}` : c;
+        const m = /^([+−-]?)(\d+(?:\.\d+)?)(\s.*)?$/.exec(c);
+        return m ? `${m[1] === '-' ? '−' : m[1]}${number(m[2])}${m[3] || ''}` : c;
       };
       const body = rows.filter((r) => !/^\s*\|[\s:|-]+\|\s*$/.test(r));
       const [head, ...rest] = body;

@@ -89,7 +89,17 @@ function userTable(text) {
   let end = at + 2;
   while (end < lines.length && /^\s*\|/.test(lines[end])) end += 1;
   const more = lines.slice(end, end + 3).find((l) => /^…and \d+ more/.test(l.trim())) || null;
-  return { head: lines.slice(at, at + 2), rows: lines.slice(at + 2, end), more };
+  // the change beside the person: on a narrow column it stays in sight as the table scrolls
+  const cells = (/** @type {string} */ l) => l.trim().replace(/^\||\|$/g, '').split('|');
+  const order = cells(lines[at]).map((c) => c.trim());
+  const change = order.indexOf('change');
+  /** @param {string} l */
+  const moved = (l) => {
+    if (change < 2) return l;
+    const c = cells(l);
+    return `|${[c[0], c[change], ...c.slice(1, change), ...c.slice(change + 1)].join('|')}|`;
+  };
+  return { head: lines.slice(at, at + 2).map(moved), rows: lines.slice(at + 2, end).map(moved), more };
 }
 
 /**
