@@ -245,7 +245,7 @@ $('request-form', HTMLFormElement).addEventListener('submit', async (event) => {
   submit.disabled = true;
   try {
     const made = /** @type {MyRequest} */ (await api('/v1/requests', { method: 'POST', body }));
-    fill(message, el('p', { class: 'success', role: 'status' }, `Request #${made.id} sent: ${credits(made.credits)} credits for ${made.days} days. Your budget owner will review it.`));
+    fill(message, el('p', { class: 'success', role: 'status' }, `Request #${made.id} sent: ${credits(made.credits)} credits for ${count(made.days)} day${made.days === 1 ? '' : 's'}. Your budget owner will review it.`));
     amountInput.value = '';
     reasonInput.value = '';
     contextInput.value = '';

@@ -42,7 +42,7 @@ export async function loadReconciler() {
     ` · last run `, el('time', { datetime: last.at, title: when(last.at) }, ago(last.at)),
     ` · applied commit `, el('code', { title: last.commit || '' }, shortCommit(last.commit)),
     ` · ${count(last.applied)} applied · drift ${count(last.drift)} · `,
-    failures.length ? el('span', { class: 'bad', title: failures.slice(0, 5).join('\n') }, `${failures.length} failure${failures.length === 1 ? '' : 's'}: ${failures[0]}`) : 'no failures');
+    failures.length ? el('span', { class: 'bad', title: failures.slice(0, 5).join('\n') }, `${count(failures.length)} failure${failures.length === 1 ? '' : 's'}: ${failures[0]}`) : 'no failures');
   node.dataset.ok = String(ok);
   node.dataset.commit = last.commit || '';
 }

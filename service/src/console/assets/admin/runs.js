@@ -34,7 +34,7 @@ function rowView(r) {
     el('td', { class: 'num' }, count(r.writes)),
     el('td', { class: 'num' }, count(r.unchanged)),
     el('td', { class: 'num' }, count(r.drift)),
-    el('td', { title: failures.slice(0, 5).join('\n') }, failures.length ? `${failures.length}: ${failures[0]}` : 'none')));
+    el('td', { title: failures.slice(0, 5).join('\n') }, failures.length ? `${count(failures.length)}: ${failures[0]}` : 'none')));
 }
 
 /**

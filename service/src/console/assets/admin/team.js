@@ -92,7 +92,7 @@ export function requestList(requests, empty) {
   const list = requests || [];
   if (!list.length) return el('p', { class: 'muted' }, empty);
   return el('ul', { class: 'drill-list' }, list.map((r) => el('li', { dataset: { id: r.id, status: r.status } },
-    el('strong', {}, `${credits(r.credits)} credits`), ` for ${r.days} days (${requestNeed(r)}) · `,
+    el('strong', {}, `${credits(r.credits)} credits`), ` for ${count(r.days)} day${r.days === 1 ? '' : 's'} (${requestNeed(r)}) · `,
     personLink(r.user), ` · ${r.status} · `, el('span', { class: 'muted' }, when(r.created_at)), el('br'), r.reason)));
 }
 

@@ -93,7 +93,7 @@ export async function loadGroups() {
     ...(ungrouped ? [{ name: NO_GROUP, card: noGroupCard(ungrouped) }] : [])];
   cards.sort((a, b) => at(a.name) - at(b.name));
   fill(node, cards.length ? cards.map((c) => c.card) : el('p', { class: 'muted' }, 'The policies define no group.'));
-  if (r.errors) node.prepend(el('p', { class: 'error', role: 'alert' }, `The policies at the approved revision have ${r.errors} validation errors.`));
+  if (r.errors) node.prepend(el('p', { class: 'error', role: 'alert' }, `The policies at the approved revision have ${count(r.errors)} validation error${r.errors === 1 ? '' : 's'}.`));
 }
 
 /**
