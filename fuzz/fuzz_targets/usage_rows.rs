@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if format != UsageFormat::CostsApi {
-        let bad = findings.iter().filter(|d| d.code == "usage/bad-row").count();
+        let bad = findings.iter().filter(|d| d.code == budgit_engine::diag::Code::UsageBadRow).count();
         assert!(table.len() + bad <= lines, "{} rows and {bad} bad rows from {lines} lines", table.len());
     }
 
