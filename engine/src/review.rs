@@ -29,6 +29,7 @@ pub const RENEWAL_GAP_DAYS: u64 = 1;
 /// Where an override stands at `now`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[schemars(rename = "OverrideStatus")]
 pub enum Status {
     /// It applies now.
     Active,
@@ -169,6 +170,7 @@ pub enum ReviewError {
 
 /// One override of a run, as some commit held it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "OverrideRunLink")]
 pub struct Link {
     /// The override's `name`.
     pub name: String,
@@ -184,9 +186,11 @@ pub struct Link {
 
 /// A reason a run is flagged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "OverrideReviewReason")]
 pub struct Reason {
     /// `review/long-running` (longer than `review_after_days`) or `review/renewed`
     /// (`review_renewals` overrides or more back to back).
+    #[schemars(extend("enum" = ["review/long-running", "review/renewed"]))]
     pub code: &'static str,
     /// For people.
     pub message: String,
@@ -194,12 +198,14 @@ pub struct Reason {
 
 /// A person whose overrides drifted: the run and why it is flagged.
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "OverrideFinding")]
 pub struct Finding {
     /// The user, canonical.
     pub user: String,
     /// The override to act on: the run's latest one still in force or upcoming.
     pub name: String,
-    /// Its file, relative to the policy directory.
+    /// Its file: relative to the policy directory in `budgit review`, from the
+    /// repository root in the service's `/v1/overrides/review`.
     pub file: String,
     /// The line of its `name:`.
     pub line: u32,

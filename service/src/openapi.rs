@@ -7,7 +7,7 @@
 //! a request's bounds are `#[schemars(...)]` attributes next to the fields the handler
 //! checks. What is written here is the paths table (methods, summaries, parameters,
 //! statuses, CSV and event-stream alternatives) and the schemas of the answers still
-//! built as JSON values (the dashboard's views, proposals, overrides, the Costs API).
+//! built as JSON values (the dashboard's summary, users, trends, breakdown and drill-down views, `/v1/me`).
 //! `docs/openapi.json` is this document, checked in, and a test fails when the two
 //! differ; `tests/contract.rs` holds the document to the server's real answers and
 //! `cli/tests/schemathesis.rs` to what the server accepts and refuses.
@@ -84,6 +84,10 @@ fn answer_schemas(requests: &Map<String, Value>) -> Map<String, Value> {
     generator.subschema_for::<Page<crate::api::requests::CreditRequestOut, i64>>();
     generator.subschema_for::<crate::console::proposals::StatusOut>();
     generator.subschema_for::<Page<crate::console::proposals::RunOut, i64>>();
+    generator.subschema_for::<crate::console::dashboard::runaway::RunawayOut>();
+    generator.subschema_for::<Page<crate::console::overrides::OverrideRow, String>>();
+    generator.subschema_for::<crate::console::overrides::ReviewOut>();
+    generator.subschema_for::<crate::console::dashboard::drill::MixOut>();
     let mut answers = generator.take_definitions(true);
     let clashes: Vec<String> = answers
         .iter()
@@ -435,13 +439,6 @@ fn drill_paths() -> (Map<String, Value>, Map<String, Value>) {
         "daily": { "type": "object", "properties": { "days": { "type": "array", "items": { "type": "string", "format": "date" } }, "values": { "type": "array", "items": decimal } } },
         "proposals": { "type": "array", "description": "the proposals made for the group whose commit the approved ref does not contain yet, newest first (of the latest 20)", "items": { "type": "object", "properties": { "id": { "type": "integer" }, "branch": { "type": "string" }, "commit": { "type": "string" }, "title": { "type": "string" }, "reason": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" }, "created_by": { "type": "string" } } } },
         "requests": { "type": "array", "items": request, "description": "the members' credit requests still open (pending, approved, proposed, merged or applied), newest first (at most 20)" } } });
-    let mix = json!({ "type": "object", "required": ["by", "product", "products", "data"], "properties": {
-        "by": { "const": "team" }, "product": { "type": "string" }, "order": { "enum": ["asc", "desc"] }, "period": period,
-        "products": { "type": "array", "items": { "type": "string" }, "description": "every product used this period (and the one sorted by)" },
-        "data": { "type": "array", "items": { "type": "object", "properties": {
-            "team": { "type": "string" }, "members": { "type": "integer" }, "used": decimal,
-            "products": { "type": "object", "additionalProperties": decimal, "description": "credits per product, every product of `products` (zero when unused)" },
-            "models": by_name } } } } });
     let paths = json!({
         "/v1/dashboard/mix": { "get": op("dashboard", "credits per product and per model of every team this period (users with a limit and no group are the team `(no group)`), sorted by one product's credits (admin)",
             vec![
@@ -457,13 +454,7 @@ fn drill_paths() -> (Map<String, Value>, Map<String, Value>) {
         "/v1/dashboard/runaway": { "get": op("dashboard", "runaway spend (admin): people and models whose spend in the last sliding hour is at least `rule.floor` credits and at least `rule.factor` times their hourly baseline (the average hour of the period before it, over at least `rule.min_baseline_hours`), a person's over at least `rule.min_spends` separate spends; largest last hour first",
             vec![], None, ok("the runaway people and models", r("DashboardRunaway")), &errors(&[])) }
     });
-    let finding = json!({ "type": "object", "properties": {
-        "name": { "type": "string", "description": "the person's email or the model" },
-        "last_hour": decimal, "baseline": decimal } });
-    let runaway = json!({ "type": "object", "properties": {
-        "people": { "type": "array", "items": finding }, "models": { "type": "array", "items": finding },
-        "rule": { "type": "object", "properties": { "factor": { "type": "integer" }, "floor": decimal, "min_baseline_hours": { "type": "integer" }, "min_spends": { "type": "integer", "description": "a person needs spend in at least this many separate seconds of the hour" } } } } });
-    let schemas = json!({ "DashboardMix": mix, "DashboardTeamDetail": team, "DashboardPerson": person, "DashboardRunaway": runaway });
+    let schemas = json!({ "DashboardTeamDetail": team, "DashboardPerson": person });
     match (paths, schemas) {
         (Value::Object(p), Value::Object(s)) => (p, s),
         _ => (Map::new(), Map::new()),
@@ -644,23 +635,15 @@ pub fn document() -> Value {
     if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
         schemas.extend(drill_schemas);
     }
-    let (overrides, overrides_schemas) = overrides_paths();
-    if let (Some(paths), Value::Object(more)) = (document["paths"].as_object_mut(), overrides) {
+    if let (Some(paths), Value::Object(more)) = (document["paths"].as_object_mut(), overrides_paths()) {
         paths.extend(more);
-    }
-    if let (Some(schemas), Value::Object(more)) =
-        (document["components"]["schemas"].as_object_mut(), overrides_schemas)
-    {
-        schemas.extend(more);
     }
     document
 }
 
 /// Overrides under review, the default limit and the reconciler's runs
 /// (`console/overrides.rs`).
-fn overrides_paths() -> (Value, Value) {
-    let decimal = json!({ "type": "number", "description": "credits, an exact decimal JSON number (up to 6 places, never in exponent notation)" });
-    let by_name = json!({ "type": "object", "additionalProperties": decimal });
+fn overrides_paths() -> Value {
     let status = json!({ "enum": ["active", "upcoming", "expired"] });
     let repo_errors = [
         ("404", "no policy repository (`budgit serve --repo DIR`), or no such override or group"),
@@ -676,7 +659,7 @@ fn overrides_paths() -> (Value, Value) {
                 query("status", "only overrides with this status", status.clone()),
                 query("expiring_within", "only overrides in force or upcoming that expire within this many days", json!({ "type": "integer", "minimum": 0, "maximum": 3660 })),
                 query("user", "only this user's overrides", email())
-            ]].concat(), None, ok("a page of overrides", list_of(r("OverrideRow"))), &errors(&repo_errors[..2])) },
+            ]].concat(), None, ok("a page of overrides", r("PageOfOverrideRow")), &errors(&repo_errors[..2])) },
         "/v1/overrides/review": { "get": op("overrides", "the drift review of the approved ref (admin): people whose overrides were renewed back to back `overrides.review_renewals` times or more, or have been in force without a break for longer than `overrides.review_after_days`, found through the repository's history",
             vec![], None, ok("the review", r("OverrideReview")), &errors(&repo_errors[..2])) },
         "/v1/overrides/{name}/lapse": { "post": op("overrides", "let an override lapse (admin): a proposal removing its file (`how: remove`, the default) or setting its `expires` to today (`how: expire`), committed on a new branch `budgit/lapse/<name>-<yyyymmdd-hhmmss>` from the approved ref with its plan",
@@ -697,31 +680,5 @@ fn overrides_paths() -> (Value, Value) {
     for path in ["/v1/overrides/{name}/lapse", "/v1/overrides/{name}/move", "/v1/workspace/default/propose"] {
         paths[path]["post"] = answers(paths[path]["post"].take(), "201");
     }
-    let when = json!({ "type": "string", "description": "a date (`2026-11-24`) or an RFC 3339 timestamp, as written" });
-    let instant = json!({ "type": "string", "format": "date-time" });
-    let limit = json!({ "type": "object", "properties": { "credits": decimal, "products": by_name, "models": by_name } });
-    let schemas = json!({
-        "OverrideRow": { "type": "object", "properties": {
-            "name": { "type": "string" }, "user": { "type": "string" }, "add": limit, "limit": limit,
-            "starts": { "oneOf": [when, { "type": "null" }] }, "expires": when,
-            "starts_at": { "type": ["string", "null"], "format": "date-time" }, "expires_at": instant,
-            "status": status, "days_left": { "type": "integer", "description": "days to the day it expires; negative: expired that many days ago" },
-            "starts_in": { "type": "integer", "description": "upcoming only: days until it starts" },
-            "file": { "type": "string" }, "line": { "type": "integer" }, "commit": { "type": "string" },
-            "reason": { "type": "string" }, "requested_by": { "type": "string" } } },
-        "OverrideReview": { "type": "object", "properties": {
-            "commit": { "type": "string" }, "ref": { "type": "string" }, "now": instant,
-            "review_after_days": { "type": "integer" }, "review_renewals": { "type": "integer" },
-            "overrides": { "type": "integer", "description": "overrides at the approved ref" },
-            "seen": { "type": "integer", "description": "overrides found in the history" },
-            "findings": { "type": "array", "items": { "type": "object", "properties": {
-                "user": { "type": "string" }, "name": { "type": "string", "description": "the override to act on" },
-                "file": { "type": "string" }, "line": { "type": "integer" }, "status": status,
-                "current": { "type": "array", "items": { "type": "string" } },
-                "since": { "type": "string", "format": "date" }, "days": { "type": "integer" },
-                "reasons": { "type": "array", "items": { "type": "object", "properties": { "code": { "enum": ["review/long-running", "review/renewed"] }, "message": { "type": "string" } } } },
-                "run": { "type": "array", "items": { "type": "object", "properties": { "name": { "type": "string" }, "starts_at": instant, "expires_at": instant, "added_in": { "type": "string" }, "current": { "type": "boolean" } } } }
-            } } } } }
-    });
-    (paths, schemas)
+    paths
 }

@@ -69,6 +69,7 @@ const KNOWN: &[&str] = &[
     "maximum",
     "minLength",
     "maxItems",
+    "pattern",
     "format",
     "description",
     "anyOf",
@@ -146,6 +147,13 @@ fn check(doc: &Value, schema: &Value, v: &Value, at: &str, out: &mut Vec<String>
         && n > max
     {
         out.push(format!("{at}: {n} is above the maximum {max}"));
+    }
+    if let (Some(text), Some(pattern)) = (v.as_str(), s.get("pattern").and_then(Value::as_str)) {
+        match regex::Regex::new(pattern) {
+            Ok(re) if re.is_match(text) => {}
+            Ok(_) => out.push(format!("{at}: {} does not match the pattern {pattern}", short(v))),
+            Err(e) => out.push(format!("{at}: the pattern {pattern} does not compile: {e}")),
+        }
     }
     if let Some(obj) = v.as_object() {
         let props = s.get("properties").and_then(Value::as_object);

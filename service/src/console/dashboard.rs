@@ -26,9 +26,9 @@
 //! gives the burn rate, projected to the period's end.
 
 mod aggregates;
-mod drill;
+pub(crate) mod drill;
 pub(crate) mod recent;
-mod runaway;
+pub(crate) mod runaway;
 mod view;
 
 pub use self::drill::{mix, person, team};
@@ -474,12 +474,30 @@ fn project(used: i64, key: &PeriodKey, now: DateTime<Utc>) -> i64 {
 }
 
 fn period_json(key: &PeriodKey, now: DateTime<Utc>) -> Value {
-    json!({
-        "start": rfc3339(key.period.start.timestamp()),
-        "end": rfc3339(key.period.end.timestamp()),
-        "now": rfc3339(now.timestamp()),
-        "timezone": key.tz.name(),
-    })
+    json!(period_of(key, now))
+}
+
+/// The period a view shows and the instant it was evaluated at.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "DashboardPeriod")]
+pub(crate) struct PeriodOut {
+    #[schemars(extend("format" = "date-time"))]
+    start: String,
+    #[schemars(extend("format" = "date-time"))]
+    end: String,
+    #[schemars(extend("format" = "date-time"))]
+    now: String,
+    /// The Workspace's time zone, in which days and the period are counted.
+    timezone: String,
+}
+
+fn period_of(key: &PeriodKey, now: DateTime<Utc>) -> PeriodOut {
+    PeriodOut {
+        start: rfc3339(key.period.start.timestamp()),
+        end: rfc3339(key.period.end.timestamp()),
+        now: rfc3339(now.timestamp()),
+        timezone: key.tz.name().to_string(),
+    }
 }
 
 /// `fresh=true` from the query: wait for a view holding every write answered before.

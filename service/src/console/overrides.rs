@@ -38,12 +38,45 @@ use crate::{App, auth::Principal};
 /// The longest `expiring_within` filter, in days.
 const MAX_WITHIN_DAYS: i64 = 3660;
 
-/// An override as the API lists it: the engine's view, the file from the repository root.
-fn row(view: &OverrideView, dir: &str, commit: &str) -> Value {
-    let mut v = serde_json::to_value(view).unwrap_or(Value::Null);
-    v["file"] = json!(in_repo(dir, &view.file));
-    v["commit"] = json!(commit);
-    v
+/// An override as the API lists it: the engine's view, its file from the repository root,
+/// and the commit it was read at.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "OverrideRow", transform = file_from_root)]
+pub(crate) struct OverrideRow {
+    #[serde(flatten)]
+    view: OverrideView,
+    /// The approved ref's commit the override was read at.
+    commit: String,
+}
+
+impl OverrideRow {
+    fn new(view: &OverrideView, dir: &str, commit: &str) -> OverrideRow {
+        let mut view = view.clone();
+        view.file = in_repo(dir, &view.file);
+        OverrideRow { view, commit: commit.to_string() }
+    }
+}
+
+/// The engine says where a file is from the policy directory; the service answers it
+/// from the repository root, and its schema says so.
+fn file_from_root(schema: &mut schemars::Schema) {
+    if let Some(file) =
+        schema.get_mut("properties").and_then(|p| p.get_mut("file")).and_then(Value::as_object_mut)
+    {
+        file.insert("description".into(), json!("the file, from the repository root"));
+    }
+}
+
+/// The drift review as the API answers it: the engine's review, each finding's file
+/// from the repository root, and the ref it was read at.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "OverrideReview")]
+pub(crate) struct ReviewOut {
+    #[serde(flatten)]
+    review: review::Review,
+    /// The approved ref the review read.
+    #[serde(rename = "ref")]
+    reference: String,
 }
 
 /// The overrides at the approved ref, at `now`: (rows, policy directory, commit).
@@ -97,9 +130,13 @@ pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuer
         Some(name) => kept.iter().position(|v| &v.name == name).map_or(kept.len(), |i| i + 1),
         None => 0,
     };
-    let page: Vec<Value> =
-        kept.iter().skip(start).take(limit.saturating_add(1)).map(|v| row(v, &dir, &commit)).collect();
-    Ok(crate::api::Page::cut(page, limit, |r| r.get("name").cloned().unwrap_or(Value::Null)).into_response())
+    let page: Vec<OverrideRow> = kept
+        .iter()
+        .skip(start)
+        .take(limit.saturating_add(1))
+        .map(|v| OverrideRow::new(v, &dir, &commit))
+        .collect();
+    Ok(crate::api::Page::cut(page, limit, |r| r.view.name.clone()).into_response())
 }
 
 /// `GET /v1/overrides/review` (admin): the drift review of the approved ref at the service's clock.
@@ -117,15 +154,11 @@ pub async fn review(State(app): State<App>, who: Principal) -> ApiResult<Respons
         Ok((found, dir))
     })
     .await?;
-    let mut v = serde_json::to_value(&found).map_err(|e| ApiError::store(&e))?;
-    if let Some(findings) = v.get_mut("findings").and_then(Value::as_array_mut) {
-        for f in findings {
-            let file = f.get("file").and_then(Value::as_str).map(|p| in_repo(&dir, p));
-            f["file"] = json!(file);
-        }
+    let mut found = found;
+    for finding in &mut found.findings {
+        finding.file = in_repo(&dir, &finding.file);
     }
-    v["ref"] = json!(app.approved_ref);
-    Ok(axum::Json(v).into_response())
+    Ok(axum::Json(ReviewOut { review: found, reference: app.approved_ref.clone() }).into_response())
 }
 
 // ---------------------------------------------------------------------------

@@ -12,13 +12,17 @@ use std::collections::BTreeMap;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
+use budgit_engine::Credits;
 use budgit_engine::load::git::GitRepo;
 use rusqlite::OptionalExtension;
 use serde_json::{Map, Value, json};
 
 use super::aggregates::Aggregates;
 use super::view::{NO_GROUP, Row, Slice, Team, View};
-use super::{admin_view, budget_of, cr, day_index, opt_cr, order_of, percent, period_json, usage_maps};
+use super::{
+    PeriodOut, admin_view, budget_of, cr, day_index, opt_cr, order_of, percent, period_json, period_of,
+    usage_maps,
+};
 use crate::App;
 use crate::api::{QueryPairs, canonical_user, path_param, rfc3339, shorten};
 use crate::auth::Principal;
@@ -54,6 +58,10 @@ impl<'a> Usage<'a> {
             let m = self.models.entry(a.models.name(c.model)).or_default();
             *m = m.saturating_add(c.micros);
         }
+    }
+
+    fn credits(map: &BTreeMap<&str, i64>) -> BTreeMap<String, Credits> {
+        map.iter().map(|(k, v)| ((*k).to_string(), Credits::from_micros(*v))).collect()
     }
 
     fn json(map: &BTreeMap<&str, i64>) -> Map<String, Value> {
@@ -106,6 +114,35 @@ pub(super) fn team_slices(v: &View) -> Vec<Slice> {
     slices.into_values().collect()
 }
 
+/// The answer of `/v1/dashboard/mix`.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "DashboardMix")]
+pub(crate) struct MixOut {
+    /// What the rows are: teams, the only grouping so far.
+    #[schemars(extend("const" = "team"))]
+    by: &'static str,
+    /// The product the rows are sorted by.
+    product: String,
+    #[schemars(extend("enum" = ["asc", "desc"]))]
+    order: &'static str,
+    period: PeriodOut,
+    /// Every product used this period (and the one sorted by).
+    products: Vec<String>,
+    data: Vec<MixRow>,
+}
+
+/// One team of the mix.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "DashboardMixRow")]
+struct MixRow {
+    team: String,
+    members: usize,
+    used: Credits,
+    /// Credits per product, every product of `products` (zero when unused).
+    products: BTreeMap<String, Credits>,
+    models: BTreeMap<String, Credits>,
+}
+
 /// `GET /v1/dashboard/mix?by=team&product=codex`: credits per product and per model of
 /// every team this period, sorted by one product's credits.
 pub async fn mix(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
@@ -144,30 +181,27 @@ pub async fn mix(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery
         let order = if desc { by(&b.2).cmp(&by(&a.2)) } else { by(&a.2).cmp(&by(&b.2)) };
         order.then_with(|| a.0.cmp(b.0))
     });
-    let data: Vec<Value> = rows
+    let data: Vec<MixRow> = rows
         .iter()
-        .map(|(team, members, u)| {
-            let per_product: Map<String, Value> = products
+        .map(|(team, members, u)| MixRow {
+            team: (*team).to_string(),
+            members: *members,
+            used: Credits::from_micros(u.used),
+            products: products
                 .iter()
-                .map(|p| ((*p).to_string(), cr(u.products.get(p).copied().unwrap_or(0))))
-                .collect();
-            json!({
-                "team": team,
-                "members": members,
-                "used": cr(u.used),
-                "products": per_product,
-                "models": Usage::json(&u.models),
-            })
+                .map(|p| ((*p).to_string(), Credits::from_micros(u.products.get(p).copied().unwrap_or(0))))
+                .collect(),
+            models: Usage::credits(&u.models),
         })
         .collect();
-    let body = json!({
-        "by": "team",
-        "product": product,
-        "order": if desc { "desc" } else { "asc" },
-        "period": period_json(&v.key, now),
-        "products": products,
-        "data": data,
-    });
+    let body = MixOut {
+        by: "team",
+        order: if desc { "desc" } else { "asc" },
+        period: period_of(&v.key, now),
+        products: products.iter().map(|p| (*p).to_string()).collect(),
+        data,
+        product,
+    };
     drop(live);
     Ok(axum::Json(body).into_response())
 }

@@ -16,7 +16,8 @@ use crate::runaway::{FACTOR, FLOOR_MICROS, MIN_BASELINE_HOURS, MIN_SPENDS, Runaw
 use crate::{App, unix_now};
 
 /// One runaway person or model.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "RunawayFinding")]
 struct Finding {
     /// The person's email or the model's name.
     name: String,
@@ -37,17 +38,23 @@ impl From<Runaway> for Finding {
 }
 
 /// The rule's thresholds, so a reader sees what "runaway" meant for this answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "RunawayRule")]
 struct Rule {
+    /// The last hour must be at least this many times the baseline.
     factor: i64,
+    /// The last hour must be at least this many credits.
     floor: Credits,
+    /// The baseline needs at least this many hours of the period before the last hour.
     min_baseline_hours: i64,
+    /// A person needs spend in at least this many separate seconds of the hour.
     min_spends: usize,
 }
 
-/// The answer.
-#[derive(Debug, Serialize)]
-struct RunawayOut {
+/// The runaway people and models.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "DashboardRunaway")]
+pub struct RunawayOut {
     /// People, largest last hour first.
     people: Vec<Finding>,
     /// Models, largest last hour first.
