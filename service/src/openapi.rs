@@ -88,6 +88,7 @@ fn answer_schemas(requests: &Map<String, Value>) -> Map<String, Value> {
     generator.subschema_for::<Page<crate::console::overrides::OverrideRow, String>>();
     generator.subschema_for::<crate::console::overrides::ReviewOut>();
     generator.subschema_for::<crate::console::dashboard::drill::MixOut>();
+    generator.subschema_for::<crate::console::dashboard::drill::TeamOut>();
     let mut answers = generator.take_definitions(true);
     let clashes: Vec<String> = answers
         .iter()
@@ -404,11 +405,6 @@ fn dashboard_paths() -> (Value, Value) {
 /// The console's drill-down views (`/v1/dashboard/mix`, `/teams/{group}`, `/people/{email}`)
 /// and their schemas.
 fn drill_paths() -> (Map<String, Value>, Map<String, Value>) {
-    let decimal = json!({ "type": "number", "description": "credits, an exact decimal JSON number (up to 6 places, never in exponent notation)" });
-    let by_name = json!({ "type": "object", "additionalProperties": decimal });
-    let percent = json!({ "type": ["number", "null"], "description": "percent, two decimals; null without a limit or for a zero one" });
-    let status = json!({ "enum": ["ok", "warning", "exceeded", "unlimited"] });
-    let period = json!({ "type": "object", "properties": { "start": { "type": "string", "format": "date-time" }, "end": { "type": "string", "format": "date-time" }, "now": { "type": "string", "format": "date-time" }, "timezone": { "type": "string" } } });
     let now = query(
         "now",
         "evaluate at this instant (RFC 3339) instead of the clock",
@@ -419,7 +415,6 @@ fn drill_paths() -> (Map<String, Value>, Map<String, Value>) {
         "true: wait for a view holding every write answered before this request",
         json!({ "type": "boolean" }),
     );
-    let request = json!({ "type": "object", "properties": { "id": { "type": "integer" }, "user": { "type": "string" }, "credits": decimal, "days": { "type": "integer" }, "reason": { "type": "string" }, "status": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" }, "product": { "type": ["string", "null"] }, "model": { "type": ["string", "null"] } } });
     let (_, dashboard) = dashboard_paths();
     let mut person = dashboard["Me"].clone();
     person["required"] = json!(["user"]);
@@ -428,17 +423,8 @@ fn drill_paths() -> (Map<String, Value>, Map<String, Value>) {
         p.insert("team_name".into(), json!({ "type": ["string", "null"], "description": "the team the person counts in: their group, `(no group)` with a limit and no group, null without a limit" }));
         p.insert("cost_center".into(), json!({ "type": "string" }));
         p.insert("applied".into(), json!({ "type": ["object", "null"], "description": "the applied limit's provenance: `source` (the default, a group or an override, with its file and commit), `commit`, `updated_at`; null without an applied limit", "properties": { "source": { "type": ["object", "null"] }, "commit": { "type": ["string", "null"] }, "updated_at": { "type": "string", "format": "date-time" } } }));
-        p.insert("requests".into(), json!({ "type": "array", "items": request.clone(), "description": "their credit requests, newest first (at most 20)" }));
+        p.insert("requests".into(), json!({ "type": "array", "items": r("DashboardRequest"), "description": "their credit requests, newest first (at most 20)" }));
     }
-    let team_member = json!({ "type": "object", "properties": { "user": { "type": "string" }, "limit": { "oneOf": [decimal, { "type": "null" }] }, "used": decimal, "remaining": { "oneOf": [decimal, { "type": "null" }] }, "percent": percent, "status": status, "blocked": { "type": "boolean" }, "products": by_name, "models": by_name } });
-    let team = json!({ "type": "object", "required": ["group", "members", "used", "member_list"], "properties": {
-        "group": { "type": "string" }, "members": { "type": "integer" }, "used": decimal, "budget": decimal, "budget_kind": { "enum": ["pool", "members"] },
-        "pool": { "oneOf": [decimal, { "type": "null" }] }, "exposure": decimal, "remaining": decimal, "percent": percent, "status": status,
-        "products": by_name, "models": by_name, "period": period,
-        "member_list": { "type": "array", "items": team_member, "description": "the members, by usage, largest first (at most 1000; `members` counts them all)" },
-        "daily": { "type": "object", "properties": { "days": { "type": "array", "items": { "type": "string", "format": "date" } }, "values": { "type": "array", "items": decimal } } },
-        "proposals": { "type": "array", "description": "the proposals made for the group whose commit the approved ref does not contain yet, newest first (of the latest 20)", "items": { "type": "object", "properties": { "id": { "type": "integer" }, "branch": { "type": "string" }, "commit": { "type": "string" }, "title": { "type": "string" }, "reason": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" }, "created_by": { "type": "string" } } } },
-        "requests": { "type": "array", "items": request, "description": "the members' credit requests still open (pending, approved, proposed, merged or applied), newest first (at most 20)" } } });
     let paths = json!({
         "/v1/dashboard/mix": { "get": op("dashboard", "credits per product and per model of every team this period (users with a limit and no group are the team `(no group)`), sorted by one product's credits (admin)",
             vec![
@@ -454,7 +440,7 @@ fn drill_paths() -> (Map<String, Value>, Map<String, Value>) {
         "/v1/dashboard/runaway": { "get": op("dashboard", "runaway spend (admin): people and models whose spend in the last sliding hour is at least `rule.floor` credits and at least `rule.factor` times their hourly baseline (the average hour of the period before it, over at least `rule.min_baseline_hours`), a person's over at least `rule.min_spends` separate spends; largest last hour first",
             vec![], None, ok("the runaway people and models", r("DashboardRunaway")), &errors(&[])) }
     });
-    let schemas = json!({ "DashboardTeamDetail": team, "DashboardPerson": person });
+    let schemas = json!({ "DashboardPerson": person });
     match (paths, schemas) {
         (Value::Object(p), Value::Object(s)) => (p, s),
         _ => (Map::new(), Map::new()),

@@ -474,7 +474,7 @@ fn project(used: i64, key: &PeriodKey, now: DateTime<Utc>) -> i64 {
 }
 
 fn period_json(key: &PeriodKey, now: DateTime<Utc>) -> Value {
-    json!(period_of(key, now))
+    serde_json::to_value(period_of(key, now)).unwrap_or(Value::Null)
 }
 
 /// The period a view shows and the instant it was evaluated at.

@@ -18,11 +18,8 @@ use rusqlite::OptionalExtension;
 use serde_json::{Map, Value, json};
 
 use super::aggregates::Aggregates;
-use super::view::{NO_GROUP, Row, Slice, Team, View};
-use super::{
-    PeriodOut, admin_view, budget_of, cr, day_index, opt_cr, order_of, percent, period_json, period_of,
-    usage_maps,
-};
+use super::view::{NO_GROUP, Row, Slice, View};
+use super::{PeriodOut, admin_view, budget_of, day_index, order_of, period_of, usage_maps};
 use crate::App;
 use crate::api::{QueryPairs, canonical_user, path_param, rfc3339, shorten};
 use crate::auth::Principal;
@@ -63,36 +60,11 @@ impl<'a> Usage<'a> {
     fn credits(map: &BTreeMap<&str, i64>) -> BTreeMap<String, Credits> {
         map.iter().map(|(k, v)| ((*k).to_string(), Credits::from_micros(*v))).collect()
     }
-
-    fn json(map: &BTreeMap<&str, i64>) -> Map<String, Value> {
-        map.iter().map(|(k, v)| ((*k).to_string(), cr(*v))).collect()
-    }
 }
 
 /// The aggregates the view was built for, when they are still the ones loaded.
 fn agg_of<'a>(live: &'a Option<super::Live>, v: &View) -> Option<&'a Aggregates> {
     live.as_ref().map(|l| &l.agg).filter(|a| a.key == v.key)
-}
-
-/// A team's budget figures, as the summary writes them.
-fn team_json(team: &Team, v: &View) -> Map<String, Value> {
-    let c = budgit_engine::Credits::from_micros;
-    let figures = json!({
-        "group": &*team.group,
-        "members": team.members,
-        "used": cr(team.used),
-        "budget": cr(team.budget()),
-        "budget_kind": if team.pool.is_some() { "pool" } else { "members" },
-        "pool": opt_cr(team.pool),
-        "exposure": cr(team.exposure),
-        "remaining": cr(team.budget().saturating_sub(team.used).max(0)),
-        "percent": percent(c(team.used).percent_of(c(team.budget()))),
-        "status": team.status(&v.rules).as_str(),
-    });
-    match figures {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
 }
 
 /// Usage per team for the breakdown's `by=team`: every team of the view (so
@@ -206,10 +178,105 @@ pub async fn mix(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery
     Ok(axum::Json(body).into_response())
 }
 
+/// The answer of `/v1/dashboard/teams/{group}`: the team's budget figures as the
+/// summary writes them, then its usage, members, daily usage, proposals and requests.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "DashboardTeamDetail")]
+pub(crate) struct TeamOut {
+    group: String,
+    /// Every member, counted (the list below stops at 1000).
+    members: usize,
+    used: Credits,
+    /// The team's pool, else the sum of its members' limits.
+    budget: Credits,
+    #[schemars(extend("enum" = ["pool", "members"]))]
+    budget_kind: &'static str,
+    pool: Option<Credits>,
+    /// The sum of the members' limits.
+    exposure: Credits,
+    remaining: Credits,
+    /// Percent of the budget used, two decimals; null for a zero budget.
+    percent: Option<f64>,
+    #[schemars(extend("enum" = ["ok", "warning", "exceeded", "unlimited"]))]
+    status: &'static str,
+    products: BTreeMap<String, Credits>,
+    models: BTreeMap<String, Credits>,
+    /// The members, by usage, largest first (at most 1000; `members` counts them all).
+    member_list: Vec<MemberOut>,
+    daily: DailyOut,
+    period: PeriodOut,
+    /// The proposals made for the group whose commit the approved ref does not contain
+    /// yet, newest first (of the latest 20).
+    proposals: Vec<ProposalRow>,
+    /// The members' credit requests still open (pending, approved, proposed, merged or
+    /// applied), newest first (at most 20).
+    requests: Vec<RequestRow>,
+}
+
+/// A member of a team, with their standing.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "DashboardTeamMember")]
+struct MemberOut {
+    user: String,
+    limit: Option<Credits>,
+    used: Credits,
+    /// The limit's remainder bounded by the pool's; null without a limit.
+    remaining: Option<Credits>,
+    /// Percent of the limit used, two decimals; null without a limit or for a zero one.
+    percent: Option<f64>,
+    #[schemars(extend("enum" = ["ok", "warning", "exceeded", "unlimited"]))]
+    status: &'static str,
+    blocked: bool,
+    #[schemars(with = "BTreeMap<String, Credits>")]
+    products: Map<String, Value>,
+    #[schemars(with = "BTreeMap<String, Credits>")]
+    models: Map<String, Value>,
+}
+
+/// Daily credits over the period so far: a value per day.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "DashboardDaily")]
+struct DailyOut {
+    #[schemars(extend("items" = { "type": "string", "format": "date" }))]
+    days: Vec<String>,
+    values: Vec<Credits>,
+}
+
+/// A proposal made for a group.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "DashboardTeamProposal")]
+struct ProposalRow {
+    id: i64,
+    branch: String,
+    commit: String,
+    title: String,
+    reason: String,
+    #[schemars(extend("format" = "date-time"))]
+    created_at: String,
+    created_by: String,
+}
+
+/// A credit request, as a team or person page lists it.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "DashboardRequest")]
+pub(super) struct RequestRow {
+    id: i64,
+    user: String,
+    credits: Credits,
+    days: i64,
+    reason: String,
+    /// A step of the request's lifecycle.
+    status: String,
+    #[schemars(extend("format" = "date-time"))]
+    created_at: String,
+    product: Option<String>,
+    model: Option<String>,
+}
+
 /// Daily credits of some users over the period so far, `{days, values}`: the
 /// aggregates keep each user's usage per day as a total (per product and model only
 /// over the whole period), so a team's trend is its daily total.
-fn daily_totals(agg: &Aggregates, rows: &[&Row], shown: usize) -> Value {
+fn daily_totals(agg: &Aggregates, rows: &[&Row], shown: usize) -> DailyOut {
     let days: Vec<String> = (0..shown).filter_map(|d| agg.date(d)).map(|d| d.to_string()).collect();
     let mut total = vec![0i64; shown];
     for r in rows {
@@ -221,29 +288,26 @@ fn daily_totals(agg: &Aggregates, rows: &[&Row], shown: usize) -> Value {
             }
         }
     }
-    json!({
-        "days": days,
-        "values": total.iter().map(|m| cr(*m)).collect::<Vec<_>>(),
-    })
+    DailyOut { days, values: total.iter().map(|m| Credits::from_micros(*m)).collect() }
 }
 
 /// The proposals made for a group, newest first.
-fn listed_proposals(conn: &rusqlite::Connection, group: &str) -> rusqlite::Result<Vec<Value>> {
+fn listed_proposals(conn: &rusqlite::Connection, group: &str) -> rusqlite::Result<Vec<ProposalRow>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, branch, commit_id, title, reason, created_at, created_by FROM proposals
          WHERE kind = 'group' AND subject = ?1 ORDER BY id DESC LIMIT ?2",
     )?;
     let rows = stmt
         .query_map((group, LISTED), |r| {
-            Ok(json!({
-                "id": r.get::<_, i64>(0)?,
-                "branch": r.get::<_, String>(1)?,
-                "commit": r.get::<_, String>(2)?,
-                "title": r.get::<_, String>(3)?,
-                "reason": r.get::<_, String>(4)?,
-                "created_at": rfc3339(r.get(5)?),
-                "created_by": r.get::<_, String>(6)?,
-            }))
+            Ok(ProposalRow {
+                id: r.get(0)?,
+                branch: r.get(1)?,
+                commit: r.get(2)?,
+                title: r.get(3)?,
+                reason: r.get(4)?,
+                created_at: rfc3339(r.get(5)?),
+                created_by: r.get(6)?,
+            })
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
@@ -251,15 +315,18 @@ fn listed_proposals(conn: &rusqlite::Connection, group: &str) -> rusqlite::Resul
 
 /// The proposals whose commit the approved ref does not contain yet: those still waiting
 /// for a review and a merge. Without a readable repository, all of them.
-fn still_open(repo: Option<&std::path::Path>, approved_ref: &str, proposals: Vec<Value>) -> Vec<Value> {
+fn still_open(
+    repo: Option<&std::path::Path>,
+    approved_ref: &str,
+    proposals: Vec<ProposalRow>,
+) -> Vec<ProposalRow> {
     let Some(git) = repo.and_then(|r| GitRepo::discover(r).ok()) else { return proposals };
     let Some(tip) = git.commit(approved_ref).ok().map(|c| c.id()) else { return proposals };
     proposals
         .into_iter()
         .filter(|p| {
-            let merged = p["commit"]
-                .as_str()
-                .and_then(|c| git2::Oid::from_str(c).ok())
+            let merged = git2::Oid::from_str(&p.commit)
+                .ok()
                 .is_some_and(|c| c == tip || git.raw().graph_descendant_of(tip, c).unwrap_or(false));
             !merged
         })
@@ -271,7 +338,7 @@ fn listed_requests(
     conn: &rusqlite::Connection,
     users: &[String],
     open: bool,
-) -> rusqlite::Result<Vec<Value>> {
+) -> rusqlite::Result<Vec<RequestRow>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, email, micros, days, reason, status, created_at, product, model FROM requests
          WHERE email IN (SELECT value FROM json_each(?1))
@@ -281,17 +348,17 @@ fn listed_requests(
     let users = serde_json::to_string(users).unwrap_or_else(|_| "[]".into());
     let rows = stmt
         .query_map((users, i64::from(open), LISTED), |r| {
-            Ok(json!({
-                "id": r.get::<_, i64>(0)?,
-                "user": r.get::<_, String>(1)?,
-                "credits": cr(r.get(2)?),
-                "days": r.get::<_, i64>(3)?,
-                "reason": r.get::<_, String>(4)?,
-                "status": r.get::<_, String>(5)?,
-                "created_at": rfc3339(r.get(6)?),
-                "product": r.get::<_, Option<String>>(7)?,
-                "model": r.get::<_, Option<String>>(8)?,
-            }))
+            Ok(RequestRow {
+                id: r.get(0)?,
+                user: r.get(1)?,
+                credits: Credits::from_micros(r.get(2)?),
+                days: r.get(3)?,
+                reason: r.get(4)?,
+                status: r.get(5)?,
+                created_at: rfc3339(r.get(6)?),
+                product: r.get(7)?,
+                model: r.get(8)?,
+            })
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
@@ -316,18 +383,17 @@ pub async fn team(
             format!("no team `{}` this period", shorten(&group)),
         ));
     };
-    let mut body = team_json(team, &v);
     let mut members: Vec<&Row> = v.rows.iter().filter(|r| r.team() == Some(group.as_str())).collect();
     members.sort_by(|a, b| b.used.cmp(&a.used).then_with(|| a.user.cmp(&b.user)));
     let emails: Vec<String> = members.iter().map(|r| r.user.to_string()).collect();
-    {
+    let (usage, member_list, daily) = {
         let live = app.dashboard.live()?;
         let agg = agg_of(&live, &v);
         let mut usage = Usage::default();
         for r in &members {
             usage.add(agg, r);
         }
-        let listed: Vec<Value> = members
+        let listed: Vec<MemberOut> = members
             .iter()
             .take(MEMBERS_LISTED)
             .map(|r| {
@@ -335,33 +401,30 @@ pub async fn team(
                     Some(a) => usage_maps(a, a.users.get(&*r.user)),
                     None => (Map::new(), Map::new()),
                 };
-                json!({
-                    "user": &*r.user,
-                    "limit": opt_cr(r.limit),
-                    "used": cr(r.used),
-                    "remaining": opt_cr(r.remaining),
-                    "percent": percent(r.percent),
-                    "status": super::view::status_str(r.status),
-                    "blocked": r.blocked(),
-                    "products": products,
-                    "models": models,
-                })
+                MemberOut {
+                    user: r.user.to_string(),
+                    limit: r.limit.map(Credits::from_micros),
+                    used: Credits::from_micros(r.used),
+                    remaining: r.remaining.map(Credits::from_micros),
+                    percent: r.percent,
+                    status: super::view::status_str(r.status),
+                    blocked: r.blocked(),
+                    products,
+                    models,
+                }
             })
             .collect();
-        body.insert("used".into(), cr(usage.used));
-        body.insert("products".into(), Value::Object(Usage::json(&usage.products)));
-        body.insert("models".into(), Value::Object(Usage::json(&usage.models)));
-        body.insert("member_list".into(), Value::Array(listed));
         let daily = match agg {
             Some(a) => {
                 let today = now.with_timezone(&v.key.tz).date_naive();
                 daily_totals(a, &members, a.day_count().min(day_index(a, today) + 1))
             }
-            None => json!({ "days": [], "values": [] }),
+            None => DailyOut { days: Vec::new(), values: Vec::new() },
         };
-        body.insert("daily".into(), daily);
-    }
-    body.insert("period".into(), period_json(&v.key, now));
+        // the names borrow the aggregates: owned before the lock is let go
+        let usage = (usage.used, Usage::credits(&usage.products), Usage::credits(&usage.models));
+        (usage, listed, daily)
+    };
     let name = group.clone();
     let (proposals, requests) = app
         .store
@@ -376,8 +439,27 @@ pub async fn team(
         tokio::task::spawn_blocking(move || still_open(repo.as_deref(), &approved_ref, proposals))
             .await
             .map_err(|e| ApiError::store(&e))?;
-    body.insert("proposals".into(), Value::Array(proposals));
-    body.insert("requests".into(), Value::Array(requests));
+    let c = Credits::from_micros;
+    let (used, products, models) = usage;
+    let body = TeamOut {
+        group: team.group.to_string(),
+        members: team.members,
+        used: c(used),
+        budget: c(team.budget()),
+        budget_kind: if team.pool.is_some() { "pool" } else { "members" },
+        pool: team.pool.map(c),
+        exposure: c(team.exposure),
+        remaining: c(team.budget().saturating_sub(team.used).max(0)),
+        percent: c(team.used).percent_of(c(team.budget())),
+        status: team.status(&v.rules).as_str(),
+        products,
+        models,
+        member_list,
+        daily,
+        period: period_of(&v.key, now),
+        proposals,
+        requests,
+    };
     Ok(axum::Json(body).into_response())
 }
 
@@ -426,6 +508,6 @@ pub async fn person(
         })
         .await?;
     body.insert("applied".into(), source.unwrap_or(Value::Null));
-    body.insert("requests".into(), Value::Array(requests));
+    body.insert("requests".into(), serde_json::to_value(requests).map_err(|e| ApiError::store(&e))?);
     Ok(axum::Json(body).into_response())
 }
