@@ -89,6 +89,8 @@ fn answer_schemas(requests: &Map<String, Value>) -> Map<String, Value> {
     generator.subschema_for::<crate::console::overrides::ReviewOut>();
     generator.subschema_for::<crate::console::dashboard::drill::MixOut>();
     generator.subschema_for::<crate::console::dashboard::drill::TeamOut>();
+    generator.subschema_for::<crate::console::dashboard::drill::PersonOut>();
+    generator.subschema_for::<crate::console::dashboard::MeOut>();
     let mut answers = generator.take_definitions(true);
     let clashes: Vec<String> = answers
         .iter()
@@ -388,23 +390,14 @@ fn dashboard_paths() -> (Value, Value) {
         "DashboardUser": { "type": "object", "properties": {
             "user": { "type": "string" }, "group": { "type": ["string", "null"] }, "team": { "type": ["string", "null"], "description": "the team the user counts in: their group, `(no group)` with a limit and no group, null without a limit" }, "cost_center": { "type": "string" }, "limit": { "oneOf": [decimal, { "type": "null" }] }, "used": decimal,
             "remaining": { "oneOf": [decimal, { "type": "null" }], "description": "the limit's remainder bounded by the pool's" }, "percent": percent, "status": status, "blocked": { "type": "boolean" },
-            "events": { "type": "integer" }, "products": by_name, "models": by_name } },
-        "Me": { "type": "object", "required": ["role"], "properties": {
-            "role": { "enum": ["admin", "user"] }, "user": { "type": "string" }, "period": period, "group": { "type": ["string", "null"] },
-            "team": { "type": ["object", "null"] }, "limit": { "oneOf": [decimal, { "type": "null" }] },
-            "caps": { "type": ["object", "null"], "properties": { "products": by_name, "models": by_name } },
-            "used": decimal, "remaining": { "oneOf": [decimal, { "type": "null" }] }, "percent": percent, "status": status, "blocked": { "type": "boolean" },
-            "products": by_name, "models": by_name,
-            "forecast": { "type": "object", "properties": { "used_at_end": { "type": "number", "description": "credits, an exact decimal JSON number: linear, at the burn rate so far; under hard enforcement no more than the user may still spend (their remaining credits, bounded by their team pool)" }, "limit_reached_on": { "type": ["string", "null"], "format": "date" } } },
-            "daily": { "type": "array", "items": { "type": "object", "properties": { "day": { "type": "string", "format": "date" }, "credits": decimal } } },
-            "history": { "type": "array", "items": { "type": "object", "properties": { "at": { "type": "string", "format": "date-time" }, "action": { "enum": ["limit.set", "limit.remove"] }, "old": { "oneOf": [decimal, { "type": "null" }] }, "new": { "oneOf": [decimal, { "type": "null" }] }, "commit": { "type": ["string", "null"] } } } } } }
+            "events": { "type": "integer" }, "products": by_name, "models": by_name } }
     });
     (paths, schemas)
 }
 
-/// The console's drill-down views (`/v1/dashboard/mix`, `/teams/{group}`, `/people/{email}`)
-/// and their schemas.
-fn drill_paths() -> (Map<String, Value>, Map<String, Value>) {
+/// The console's drill-down views (`/v1/dashboard/mix`, `/teams/{group}`, `/people/{email}`,
+/// `/runaway`); their answers' schemas are generated (`answer_schemas`).
+fn drill_paths() -> Map<String, Value> {
     let now = query(
         "now",
         "evaluate at this instant (RFC 3339) instead of the clock",
@@ -415,16 +408,6 @@ fn drill_paths() -> (Map<String, Value>, Map<String, Value>) {
         "true: wait for a view holding every write answered before this request",
         json!({ "type": "boolean" }),
     );
-    let (_, dashboard) = dashboard_paths();
-    let mut person = dashboard["Me"].clone();
-    person["required"] = json!(["user"]);
-    if let Some(p) = person["properties"].as_object_mut() {
-        p.remove("role");
-        p.insert("team_name".into(), json!({ "type": ["string", "null"], "description": "the team the person counts in: their group, `(no group)` with a limit and no group, null without a limit" }));
-        p.insert("cost_center".into(), json!({ "type": "string" }));
-        p.insert("applied".into(), json!({ "type": ["object", "null"], "description": "the applied limit's provenance: `source` (the default, a group or an override, with its file and commit), `commit`, `updated_at`; null without an applied limit", "properties": { "source": { "type": ["object", "null"] }, "commit": { "type": ["string", "null"] }, "updated_at": { "type": "string", "format": "date-time" } } }));
-        p.insert("requests".into(), json!({ "type": "array", "items": r("DashboardRequest"), "description": "their credit requests, newest first (at most 20)" }));
-    }
     let paths = json!({
         "/v1/dashboard/mix": { "get": op("dashboard", "credits per product and per model of every team this period (users with a limit and no group are the team `(no group)`), sorted by one product's credits (admin)",
             vec![
@@ -440,10 +423,9 @@ fn drill_paths() -> (Map<String, Value>, Map<String, Value>) {
         "/v1/dashboard/runaway": { "get": op("dashboard", "runaway spend (admin): people and models whose spend in the last sliding hour is at least `rule.floor` credits and at least `rule.factor` times their hourly baseline (the average hour of the period before it, over at least `rule.min_baseline_hours`), a person's over at least `rule.min_spends` separate spends; largest last hour first",
             vec![], None, ok("the runaway people and models", r("DashboardRunaway")), &errors(&[])) }
     });
-    let schemas = json!({ "DashboardPerson": person });
-    match (paths, schemas) {
-        (Value::Object(p), Value::Object(s)) => (p, s),
-        _ => (Map::new(), Map::new()),
+    match paths {
+        Value::Object(p) => p,
+        _ => Map::new(),
     }
 }
 
@@ -604,7 +586,6 @@ pub fn document() -> Value {
                 "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
                 "DashboardTeam": dashboard_schemas["DashboardTeam"].clone(),
                 "DashboardUser": dashboard_schemas["DashboardUser"].clone(),
-                "Me": dashboard_schemas["Me"].clone(),
             }
         }
     });
@@ -614,12 +595,8 @@ pub fn document() -> Value {
         schemas.extend(requests);
         schemas.extend(answers);
     }
-    let (drill, drill_schemas) = drill_paths();
     if let Some(paths) = document["paths"].as_object_mut() {
-        paths.extend(drill);
-    }
-    if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
-        schemas.extend(drill_schemas);
+        paths.extend(drill_paths());
     }
     if let (Some(paths), Value::Object(more)) = (document["paths"].as_object_mut(), overrides_paths()) {
         paths.extend(more);

@@ -926,7 +926,7 @@ pub async fn me(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery)
     let (now, fixed) = now_of(&q)?;
     let fresh = fresh_of(&q)?;
     let user = match &who {
-        Principal::Admin => return Ok(axum::Json(json!({ "role": "admin" })).into_response()),
+        Principal::Admin => return Ok(axum::Json(MeOut { budget: None, role: "admin" }).into_response()),
         Principal::User(u) => u.clone(),
     };
     let key = period_key(&app, now)?;
@@ -935,9 +935,104 @@ pub async fn me(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery)
         return Err(ApiError::forbidden("only the admin token may look at another period"));
     }
     let v = view(&app, key, fresh).await?;
-    let mut body = budget_of(&app, &key, now, &v, user).await?;
-    body.insert("role".into(), json!("user"));
-    Ok(axum::Json(body).into_response())
+    let budget = budget_of(&app, &key, now, &v, user).await?;
+    Ok(axum::Json(MeOut { budget: Some(budget), role: "user" }).into_response())
+}
+
+/// The answer of `/v1/me`: the admin's role alone, or a user's budget and role.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Me")]
+pub(crate) struct MeOut {
+    #[serde(flatten)]
+    budget: Option<Budget>,
+    #[schemars(extend("enum" = ["admin", "user"]))]
+    role: &'static str,
+}
+
+/// One user's budget this period.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct Budget {
+    user: String,
+    period: PeriodOut,
+    group: Option<String>,
+    /// The team the user counts in; null without one.
+    team: Option<TeamBrief>,
+    limit: Option<Credits>,
+    /// The user's product and model caps; null without an applied limit.
+    caps: Option<Caps>,
+    used: Credits,
+    /// The limit's remainder bounded by the pool's; null without a limit.
+    remaining: Option<Credits>,
+    /// Percent of the limit used, two decimals; null without a limit or for a zero one.
+    percent: Option<f64>,
+    #[schemars(extend("enum" = ["ok", "warning", "exceeded", "unlimited"]))]
+    status: &'static str,
+    blocked: bool,
+    #[schemars(with = "BTreeMap<String, Credits>")]
+    products: Map<String, Value>,
+    #[schemars(with = "BTreeMap<String, Credits>")]
+    models: Map<String, Value>,
+    forecast: Forecast,
+    /// Credits per local day of the period so far.
+    daily: Vec<DayCredits>,
+    /// The history of the user's limit, from the audit log.
+    history: Vec<LimitChange>,
+}
+
+/// The team a user counts in, as their budget shows it.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "BudgetTeam")]
+struct TeamBrief {
+    group: String,
+    members: usize,
+    used: Credits,
+    budget: Credits,
+    #[schemars(extend("enum" = ["pool", "members"]))]
+    budget_kind: &'static str,
+    #[schemars(extend("enum" = ["ok", "warning", "exceeded", "unlimited"]))]
+    status: &'static str,
+}
+
+/// A user's caps by product and by model.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "BudgetCaps")]
+struct Caps {
+    products: BTreeMap<String, Credits>,
+    models: BTreeMap<String, Credits>,
+}
+
+/// Where the user's usage is heading.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "BudgetForecast")]
+struct Forecast {
+    /// Linear, at the burn rate so far; under hard enforcement no more than the user may
+    /// still spend (their remaining credits, bounded by their team pool).
+    used_at_end: Credits,
+    /// The local day the limit is (or was) reached; null when it is not this period.
+    #[schemars(extend("format" = "date"))]
+    limit_reached_on: Option<String>,
+}
+
+/// A user's credits on one local day.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "BudgetDay")]
+struct DayCredits {
+    #[schemars(extend("format" = "date"))]
+    day: String,
+    credits: Credits,
+}
+
+/// A change of the user's limit.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "LimitChange")]
+struct LimitChange {
+    #[schemars(extend("format" = "date-time"))]
+    at: String,
+    #[schemars(extend("enum" = ["limit.set", "limit.remove"]))]
+    action: String,
+    old: Option<Credits>,
+    new: Option<Credits>,
+    commit: Option<String>,
 }
 
 /// One user's budget this period: what `/v1/me` answers a user, and the admin's page of
@@ -948,7 +1043,7 @@ async fn budget_of(
     now: DateTime<Utc>,
     v: &View,
     user: String,
-) -> ApiResult<Map<String, Value>> {
+) -> ApiResult<Budget> {
     let key = *key;
     let row = v.row(&user).cloned();
     let (products, models, daily_micros, cells_used) = {
@@ -1003,12 +1098,10 @@ async fn budget_of(
                 .flatten()
         }
     };
-    let caps = app.ledger()?.limit_of(&user).map(|l| {
-        let to = |m: &BTreeMap<String, Credits>| -> Map<String, Value> {
-            m.iter().map(|(k, c)| (k.clone(), cr(c.micros()))).collect()
-        };
-        json!({ "products": to(&l.limit.products), "models": to(&l.limit.models) })
-    });
+    let caps = app
+        .ledger()?
+        .limit_of(&user)
+        .map(|l| Caps { products: l.limit.products.clone(), models: l.limit.models.clone() });
     let subject = user.clone();
     let history = app
         .store
@@ -1018,19 +1111,17 @@ async fn budget_of(
                 .query_map([subject], |r| {
                     // audit rows hold `{"limit": {"credits", ...}, "group", "source"}`
                     let credits = |text: Option<String>| {
-                        text.and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                            .and_then(|v| {
-                                serde_json::from_value::<Credits>(v["limit"]["credits"].clone()).ok()
-                            })
-                            .map_or(Value::Null, |c| cr(c.micros()))
+                        text.and_then(|t| serde_json::from_str::<Value>(&t).ok()).and_then(|v| {
+                            serde_json::from_value::<Credits>(v["limit"]["credits"].clone()).ok()
+                        })
                     };
-                    Ok(json!({
-                        "at": rfc3339(r.get(0)?),
-                        "action": r.get::<_, String>(1)?,
-                        "old": credits(r.get(2)?),
-                        "new": credits(r.get(3)?),
-                        "commit": r.get::<_, Option<String>>(4)?,
-                    }))
+                    Ok(LimitChange {
+                        at: rfc3339(r.get(0)?),
+                        action: r.get(1)?,
+                        old: credits(r.get(2)?),
+                        new: credits(r.get(3)?),
+                        commit: r.get(4)?,
+                    })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
@@ -1045,39 +1136,33 @@ async fn budget_of(
             None => projected,
         }
     };
-    let team = row.as_ref().and_then(Row::team).and_then(|g| v.team(g)).map(|t| {
-        json!({
-            "group": &*t.group,
-            "members": t.members,
-            "used": cr(t.used),
-            "budget": cr(t.budget()),
-            "budget_kind": if t.pool.is_some() { "pool" } else { "members" },
-            "status": t.status(&v.rules).as_str(),
-        })
+    let team = row.as_ref().and_then(Row::team).and_then(|g| v.team(g)).map(|t| TeamBrief {
+        group: t.group.to_string(),
+        members: t.members,
+        used: Credits::from_micros(t.used),
+        budget: Credits::from_micros(t.budget()),
+        budget_kind: if t.pool.is_some() { "pool" } else { "members" },
+        status: t.status(&v.rules).as_str(),
     });
-    let body = json!({
-        "user": user,
-        "period": period_json(&key, now),
-        "group": row.as_ref().and_then(|r| r.group.as_deref()),
-        "team": team,
-        "limit": opt_cr(limit),
-        "caps": caps,
-        "used": cr(used),
-        "remaining": opt_cr(row.as_ref().and_then(|r| r.remaining)),
-        "percent": percent(row.as_ref().and_then(|r| r.percent)),
-        "status": view::status_str(status),
-        "blocked": row.as_ref().is_some_and(Row::blocked),
-        "products": products,
-        "models": models,
-        "forecast": {
-            "used_at_end": cr(used_at_end.micros()),
-            "limit_reached_on": reached_on.map(|d| d.to_string()),
-        },
-        "daily": daily_micros.iter().map(|(d, m)| json!({ "day": d.to_string(), "credits": cr(*m) })).collect::<Vec<_>>(),
-        "history": history,
-    });
-    Ok(match body {
-        Value::Object(m) => m,
-        _ => Map::new(),
+    Ok(Budget {
+        user,
+        period: period_of(&key, now),
+        group: row.as_ref().and_then(|r| r.group.as_deref()).map(str::to_string),
+        team,
+        limit: limit.map(Credits::from_micros),
+        caps,
+        used: Credits::from_micros(used),
+        remaining: row.as_ref().and_then(|r| r.remaining).map(Credits::from_micros),
+        percent: row.as_ref().and_then(|r| r.percent),
+        status: view::status_str(status),
+        blocked: row.as_ref().is_some_and(Row::blocked),
+        products,
+        models,
+        forecast: Forecast { used_at_end, limit_reached_on: reached_on.map(|d| d.to_string()) },
+        daily: daily_micros
+            .iter()
+            .map(|(d, m)| DayCredits { day: d.to_string(), credits: Credits::from_micros(*m) })
+            .collect(),
+        history,
     })
 }

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use budgit_engine::Credits;
 use budgit_engine::load::git::GitRepo;
 use rusqlite::OptionalExtension;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::aggregates::Aggregates;
 use super::view::{NO_GROUP, Row, Slice, View};
@@ -463,6 +463,35 @@ pub async fn team(
     Ok(axum::Json(body).into_response())
 }
 
+/// The answer of `/v1/dashboard/people/{email}`: the person's budget as `/v1/me`
+/// answers them, then their team, cost center, applied limit and credit requests.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "DashboardPerson")]
+pub(crate) struct PersonOut {
+    #[serde(flatten)]
+    budget: super::Budget,
+    /// The team the person counts in: their group, `(no group)` with a limit and no
+    /// group, null without a limit.
+    team_name: Option<String>,
+    cost_center: String,
+    /// The applied limit's provenance; null without an applied limit.
+    applied: Option<Applied>,
+    /// Their credit requests, newest first (at most 20).
+    requests: Vec<RequestRow>,
+}
+
+/// Where a person's applied limit comes from.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "LimitProvenance")]
+struct Applied {
+    /// The default, a group or an override, with its file and commit.
+    #[schemars(extend("type" = ["object", "null"]))]
+    source: Option<Value>,
+    commit: Option<String>,
+    #[schemars(extend("format" = "date-time"))]
+    updated_at: String,
+}
+
 /// `GET /v1/dashboard/people/{email}`: one person this period, as an admin sees them:
 /// their budget (what `/v1/me` answers them), cost center and team, where their applied
 /// limit comes from (its source: the default, a group or an override) and their credit
@@ -483,9 +512,7 @@ pub async fn person(
             format!("`{}` has no limit and no usage this period", shorten(&user)),
         ));
     };
-    let mut body = budget_of(&app, &v.key, now, &v, user.clone()).await?;
-    body.insert("team_name".into(), row.team().map_or(Value::Null, |t| json!(t)));
-    body.insert("cost_center".into(), json!(&*row.cost_center));
+    let budget = budget_of(&app, &v.key, now, &v, user.clone()).await?;
     let subject = user.clone();
     let (source, requests) = app
         .store
@@ -496,18 +523,23 @@ pub async fn person(
                     [&subject],
                     |r| {
                         let source: Option<String> = r.get(0)?;
-                        Ok(json!({
-                            "source": source.and_then(|s| serde_json::from_str::<Value>(&s).ok()),
-                            "commit": r.get::<_, Option<String>>(1)?,
-                            "updated_at": rfc3339(r.get(2)?),
-                        }))
+                        Ok(Applied {
+                            source: source.and_then(|s| serde_json::from_str::<Value>(&s).ok()),
+                            commit: r.get(1)?,
+                            updated_at: rfc3339(r.get(2)?),
+                        })
                     },
                 )
                 .optional()?;
             Ok((source, listed_requests(c, std::slice::from_ref(&subject), false)?))
         })
         .await?;
-    body.insert("applied".into(), source.unwrap_or(Value::Null));
-    body.insert("requests".into(), serde_json::to_value(requests).map_err(|e| ApiError::store(&e))?);
+    let body = PersonOut {
+        budget,
+        team_name: row.team().map(str::to_string),
+        cost_center: row.cost_center.to_string(),
+        applied: source,
+        requests,
+    };
     Ok(axum::Json(body).into_response())
 }
