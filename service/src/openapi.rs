@@ -7,7 +7,7 @@
 //! a request's bounds are `#[schemars(...)]` attributes next to the fields the handler
 //! checks. What is written here is the paths table (methods, summaries, parameters,
 //! statuses, CSV and event-stream alternatives) and the schemas of the answers still
-//! built as JSON values (the dashboard's summary, users, trends, breakdown and drill-down views, `/v1/me`).
+//! built as JSON values (the dashboard's summary, users, trends and breakdown).
 //! `docs/openapi.json` is this document, checked in, and a test fails when the two
 //! differ; `tests/contract.rs` holds the document to the server's real answers and
 //! `cli/tests/schemathesis.rs` to what the server accepts and refuses.
