@@ -7,7 +7,7 @@
 //! a request's bounds are `#[schemars(...)]` attributes next to the fields the handler
 //! checks. What is written here is the paths table (methods, summaries, parameters,
 //! statuses, CSV and event-stream alternatives) and the schemas of the answers still
-//! built as JSON values (the dashboard's summary, users, trends and breakdown).
+//! built as JSON values (the dashboard's summary, trends and breakdown).
 //! `docs/openapi.json` is this document, checked in, and a test fails when the two
 //! differ; `tests/contract.rs` holds the document to the server's real answers and
 //! `cli/tests/schemathesis.rs` to what the server accepts and refuses.
@@ -91,6 +91,7 @@ fn answer_schemas(requests: &Map<String, Value>) -> Map<String, Value> {
     generator.subschema_for::<crate::console::dashboard::drill::TeamOut>();
     generator.subschema_for::<crate::console::dashboard::drill::PersonOut>();
     generator.subschema_for::<crate::console::dashboard::MeOut>();
+    generator.subschema_for::<Page<crate::console::dashboard::UserOut, String>>();
     let mut answers = generator.take_definitions(true);
     let clashes: Vec<String> = answers
         .iter()
@@ -358,7 +359,7 @@ fn dashboard_paths() -> (Value, Value) {
                 query("group", "only members of this group; `(no group)`: users with a limit and no group", json!({ "type": "string" })),
                 query("status", "only these statuses (repeatable or comma-separated)", json!({ "type": "array", "items": { "enum": ["ok", "warning", "exceeded", "unlimited"] } })),
                 query("sort", "used (default), percent, remaining or email", json!({ "enum": ["used", "percent", "remaining", "email"] })),
-            ]), None, ok("a page of users (CSV: one row per match, a column per product)", list_of(r("DashboardUser"))), &errors(&[])), "200") },
+            ]), None, ok("a page of users (CSV: one row per match, a column per product)", r("PageOfDashboardUser")), &errors(&[])), "200") },
         "/v1/dashboard/trends": { "get": op("dashboard", "daily credits per product or model over the period so far (local days), and the cumulative forecast from today to the period's last day at the burn rate so far (admin)",
             vec![query("by", "product (default) or model", json!({ "enum": ["product", "model"] })), now.clone()], None,
             ok("the trend", json!({ "type": "object", "properties": {
@@ -386,11 +387,7 @@ fn dashboard_paths() -> (Value, Value) {
     let schemas = json!({
         "DashboardTeam": { "type": "object", "properties": {
             "group": { "type": "string" }, "members": { "type": "integer" }, "used": decimal, "budget": decimal, "budget_kind": { "enum": ["pool", "members"] },
-            "exposure": decimal, "remaining": decimal, "percent": percent, "status": status } },
-        "DashboardUser": { "type": "object", "properties": {
-            "user": { "type": "string" }, "group": { "type": ["string", "null"] }, "team": { "type": ["string", "null"], "description": "the team the user counts in: their group, `(no group)` with a limit and no group, null without a limit" }, "cost_center": { "type": "string" }, "limit": { "oneOf": [decimal, { "type": "null" }] }, "used": decimal,
-            "remaining": { "oneOf": [decimal, { "type": "null" }], "description": "the limit's remainder bounded by the pool's" }, "percent": percent, "status": status, "blocked": { "type": "boolean" },
-            "events": { "type": "integer" }, "products": by_name, "models": by_name } }
+            "exposure": decimal, "remaining": decimal, "percent": percent, "status": status } }
     });
     (paths, schemas)
 }
@@ -585,7 +582,6 @@ pub fn document() -> Value {
             "schemas": {
                 "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
                 "DashboardTeam": dashboard_schemas["DashboardTeam"].clone(),
-                "DashboardUser": dashboard_schemas["DashboardUser"].clone(),
             }
         }
     });

@@ -644,10 +644,6 @@ fn usage_maps(agg: &Aggregates, u: Option<&UserAgg>) -> (Map<String, Value>, Map
     (to(products), to(models))
 }
 
-fn opt_cr(m: Option<i64>) -> Value {
-    m.map_or(Value::Null, cr)
-}
-
 /// `GET /v1/dashboard/users`: every user's standing, filtered, sorted and paged; `format=csv` exports all matches.
 pub async fn users(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let q = QueryPairs::parse(raw.as_deref())?;
@@ -734,23 +730,50 @@ pub async fn users(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
             Some(a) => usage_maps(a, a.users.get(&*r.user)),
             None => (Map::new(), Map::new()),
         };
-        json!({
-            "user": &*r.user,
-            "group": r.group.as_deref(),
-            "team": r.team(),
-            "cost_center": &*r.cost_center,
-            "limit": opt_cr(r.limit),
-            "used": cr(r.used),
-            "remaining": opt_cr(r.remaining),
-            "percent": percent(r.percent),
-            "status": view::status_str(r.status),
-            "blocked": r.blocked(),
-            "events": r.events,
-            "products": products,
-            "models": models,
-        })
+        UserOut {
+            user: r.user.to_string(),
+            group: r.group.as_deref().map(str::to_string),
+            team: r.team().map(str::to_string),
+            cost_center: r.cost_center.to_string(),
+            limit: r.limit.map(Credits::from_micros),
+            used: Credits::from_micros(r.used),
+            remaining: r.remaining.map(Credits::from_micros),
+            percent: r.percent,
+            status: view::status_str(r.status),
+            blocked: r.blocked(),
+            events: r.events,
+            products,
+            models,
+        }
     });
     Ok(data.into_response())
+}
+
+/// A user of `/v1/dashboard/users`, with their standing and usage this period.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "DashboardUser")]
+pub(crate) struct UserOut {
+    user: String,
+    group: Option<String>,
+    /// The team the user counts in: their group, `(no group)` with a limit and no group,
+    /// null without a limit.
+    team: Option<String>,
+    cost_center: String,
+    limit: Option<Credits>,
+    used: Credits,
+    /// The limit's remainder bounded by the pool's; null without a limit.
+    remaining: Option<Credits>,
+    /// Percent of the limit used, two decimals; null without a limit or for a zero one.
+    percent: Option<f64>,
+    #[schemars(extend("enum" = ["ok", "warning", "exceeded", "unlimited"]))]
+    status: &'static str,
+    blocked: bool,
+    /// Events this period.
+    events: u64,
+    #[schemars(with = "BTreeMap<String, Credits>")]
+    products: Map<String, Value>,
+    #[schemars(with = "BTreeMap<String, Credits>")]
+    models: Map<String, Value>,
 }
 
 /// `GET /v1/dashboard/trends?by=product|model`: daily credits over the period so far, and the forecast.
