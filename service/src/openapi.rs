@@ -7,7 +7,7 @@
 //! a request's bounds are `#[schemars(...)]` attributes next to the fields the handler
 //! checks. What is written here is the paths table (methods, summaries, parameters,
 //! statuses, CSV and event-stream alternatives) and the schemas of the answers still
-//! built as JSON values (the dashboard's summary, trends and breakdown).
+//! built as JSON values (the dashboard's trends and breakdown).
 //! `docs/openapi.json` is this document, checked in, and a test fails when the two
 //! differ; `tests/contract.rs` holds the document to the server's real answers and
 //! `cli/tests/schemathesis.rs` to what the server accepts and refuses.
@@ -92,6 +92,7 @@ fn answer_schemas(requests: &Map<String, Value>) -> Map<String, Value> {
     generator.subschema_for::<crate::console::dashboard::drill::PersonOut>();
     generator.subschema_for::<crate::console::dashboard::MeOut>();
     generator.subschema_for::<Page<crate::console::dashboard::UserOut, String>>();
+    generator.subschema_for::<crate::console::dashboard::SummaryOut>();
     let mut answers = generator.take_definitions(true);
     let clashes: Vec<String> = answers
         .iter()
@@ -298,11 +299,9 @@ fn paging_params(default: usize, max: usize, integer_cursor: bool) -> Vec<Value>
 /// The console's read views (`/v1/dashboard/*`, `/v1/me`).
 ///
 /// Kept out of the main literal, which is near `json!`'s recursion limit.
-fn dashboard_paths() -> (Value, Value) {
+fn dashboard_paths() -> Value {
     let decimal = json!({ "type": "number", "description": "credits, an exact decimal JSON number (up to 6 places, never in exponent notation)" });
-    let by_name = json!({ "type": "object", "additionalProperties": decimal });
     let percent = json!({ "type": ["number", "null"], "description": "percent, two decimals; null without a limit or for a zero one" });
-    let status = json!({ "enum": ["ok", "warning", "exceeded", "unlimited"], "description": "`exceeded`: the total or the pool is used up; `warning`: the total, the pool or a non-zero cap is at 80% or more; `unlimited`: no applied limit" });
     let now = query(
         "now",
         "evaluate at this instant (RFC 3339) instead of the clock; a user token may only fix it inside the period being shown",
@@ -345,15 +344,7 @@ fn dashboard_paths() -> (Value, Value) {
     let period = json!({ "type": "object", "properties": { "start": { "type": "string", "format": "date-time" }, "end": { "type": "string", "format": "date-time" }, "now": { "type": "string", "format": "date-time" }, "timezone": { "type": "string" } } });
     let paths = json!({
         "/v1/dashboard/summary": { "get": op("dashboard", "the workspace gauge (used vs the sum of applied limits), status counts, usage per product and each team's budget (its pool, else the sum of its members' limits; users with a limit and no group are the team `(no group)`) this period (admin); `forecast` is linear: usage so far at the period's burn rate so far, projected to its end",
-            vec![now.clone(), fresh.clone()], None, ok("the summary", json!({ "type": "object", "properties": {
-                "period": period,
-                "workspace": { "type": "object", "properties": { "used": decimal, "exposure": decimal, "users": { "type": "integer", "description": "users with an applied limit" }, "percent": percent, "status": status, "forecast": decimal,
-                    "status_counts": { "type": "object", "properties": { "ok": { "type": "integer" }, "warning": { "type": "integer" }, "exceeded": { "type": "integer" }, "unlimited": { "type": "integer" } } },
-                    "blocked": { "type": "integer" },
-                    "warning_threshold": { "type": "integer", "description": "the percent at which a status becomes `warning`: the workspace's highest alert level below 100 (at the approved ref of `--repo`), 80 when not known" },
-                    "alerts": { "oneOf": [{ "type": "array", "items": { "type": "integer" } }, { "type": "null" }], "description": "the workspace's alert levels in percent, ascending; null when the server has no policy repository" } } },
-                "products": by_name,
-                "teams": { "type": "array", "items": r("DashboardTeam") } } })), &errors(&[])) },
+            vec![now.clone(), fresh.clone()], None, ok("the summary", r("DashboardSummary")), &errors(&[])) },
         "/v1/dashboard/users": { "get": with_csv(op("dashboard", "every user with a limit or usage this period, filtered, sorted and paged in memory (admin)",
             page(vec![
                 query("group", "only members of this group; `(no group)`: users with a limit and no group", json!({ "type": "string" })),
@@ -384,12 +375,7 @@ fn dashboard_paths() -> (Value, Value) {
         ], None,
         ok("the latest events", r("RecentEvents")),
         &errors(&[])) });
-    let schemas = json!({
-        "DashboardTeam": { "type": "object", "properties": {
-            "group": { "type": "string" }, "members": { "type": "integer" }, "used": decimal, "budget": decimal, "budget_kind": { "enum": ["pool", "members"] },
-            "exposure": decimal, "remaining": decimal, "percent": percent, "status": status } }
-    });
-    (paths, schemas)
+    paths
 }
 
 /// The console's drill-down views (`/v1/dashboard/mix`, `/teams/{group}`, `/people/{email}`,
@@ -461,7 +447,7 @@ fn console_session_path() -> Value {
 
 /// The OpenAPI 3.1 document.
 pub fn document() -> Value {
-    let (dashboard, dashboard_schemas) = dashboard_paths();
+    let dashboard = dashboard_paths();
     let repository = repository_paths();
     let mut document = json!({
         "openapi": "3.1.0",
@@ -581,7 +567,6 @@ pub fn document() -> Value {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
             "schemas": {
                 "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
-                "DashboardTeam": dashboard_schemas["DashboardTeam"].clone(),
             }
         }
     });

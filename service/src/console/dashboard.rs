@@ -548,41 +548,120 @@ pub async fn summary(State(app): State<App>, who: Principal, RawQuery(raw): RawQ
     } else {
         rules.status(Credits::from_micros(used), Credits::from_micros(t.exposure))
     };
-    let teams: Vec<Value> = v
+    let c = Credits::from_micros;
+    let teams: Vec<SummaryTeam> = v
         .teams
         .iter()
-        .map(|team| {
-            json!({
-                "group": &*team.group,
-                "members": team.members,
-                "used": cr(team.used),
-                "budget": cr(team.budget()),
-                "budget_kind": if team.pool.is_some() { "pool" } else { "members" },
-                "exposure": cr(team.exposure),
-                "remaining": cr(team.budget().saturating_sub(team.used).max(0)),
-                "percent": percent(Credits::from_micros(team.used).percent_of(Credits::from_micros(team.budget()))),
-                "status": team.status(&rules).as_str(),
-            })
+        .map(|team| SummaryTeam {
+            group: team.group.to_string(),
+            members: team.members,
+            used: c(team.used),
+            budget: c(team.budget()),
+            budget_kind: if team.pool.is_some() { "pool" } else { "members" },
+            exposure: c(team.exposure),
+            remaining: c(team.budget().saturating_sub(team.used).max(0)),
+            percent: c(team.used).percent_of(c(team.budget())),
+            status: team.status(&rules).as_str(),
         })
         .collect();
-    Ok(axum::Json(json!({
-        "period": period_json(&v.key, now),
-        "workspace": {
-            "used": cr(used),
-            "exposure": cr(t.exposure),
-            "users": t.limited,
-            "percent": percent(Credits::from_micros(used).percent_of(Credits::from_micros(t.exposure))),
-            "status": status.as_str(),
-            "forecast": cr(project(used, &v.key, now)),
-            "status_counts": { "ok": t.ok, "warning": t.warning, "exceeded": t.exceeded, "unlimited": t.unlimited },
-            "blocked": t.blocked,
-            "warning_threshold": warning,
-            "alerts": v.alerts.levels().map_or(Value::Null, |l| json!(l)),
+    let body = SummaryOut {
+        period: period_of(&v.key, now),
+        workspace: Gauge {
+            used: c(used),
+            exposure: c(t.exposure),
+            users: t.limited,
+            percent: c(used).percent_of(c(t.exposure)),
+            status: status.as_str(),
+            forecast: c(project(used, &v.key, now)),
+            status_counts: StatusCounts {
+                ok: t.ok,
+                warning: t.warning,
+                exceeded: t.exceeded,
+                unlimited: t.unlimited,
+            },
+            blocked: t.blocked,
+            warning_threshold: warning,
+            alerts: v.alerts.levels().map(<[u32]>::to_vec),
         },
-        "products": products,
-        "teams": teams,
-    }))
-    .into_response())
+        products,
+        teams,
+    };
+    Ok(axum::Json(body).into_response())
+}
+
+/// The schema of a standing's status as the dashboard writes it.
+pub(crate) fn status_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "enum": ["ok", "warning", "exceeded", "unlimited"],
+        "description": "`exceeded`: the total or the pool is used up; `warning`: the total, the pool or a non-zero cap is at 80% or more; `unlimited`: no applied limit"
+    })
+}
+
+/// The answer of `/v1/dashboard/summary`.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "DashboardSummary")]
+pub(crate) struct SummaryOut {
+    period: PeriodOut,
+    workspace: Gauge,
+    /// Credits per product this period.
+    #[schemars(with = "BTreeMap<String, Credits>")]
+    products: Map<String, Value>,
+    teams: Vec<SummaryTeam>,
+}
+
+/// The workspace gauge: used against the sum of applied limits.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "DashboardGauge")]
+struct Gauge {
+    used: Credits,
+    exposure: Credits,
+    /// Users with an applied limit.
+    users: usize,
+    /// Percent of the exposure used, two decimals; null for a zero exposure.
+    percent: Option<f64>,
+    #[schemars(schema_with = "crate::console::dashboard::status_schema")]
+    status: &'static str,
+    /// Usage at the period's end, linear at the burn rate so far.
+    forecast: Credits,
+    status_counts: StatusCounts,
+    blocked: usize,
+    /// The percent at which a status becomes `warning`: the workspace's highest alert
+    /// level below 100 (at the approved ref of `--repo`), 80 when not known.
+    warning_threshold: u32,
+    /// The workspace's alert levels in percent, ascending; null when the server has no
+    /// policy repository.
+    alerts: Option<Vec<u32>>,
+}
+
+/// Users with an applied limit by status.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "DashboardStatusCounts")]
+struct StatusCounts {
+    ok: usize,
+    warning: usize,
+    exceeded: usize,
+    unlimited: usize,
+}
+
+/// A team's budget this period, as the summary lists it.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "DashboardTeam")]
+struct SummaryTeam {
+    group: String,
+    members: usize,
+    used: Credits,
+    /// The team's pool, else the sum of its members' limits.
+    budget: Credits,
+    #[schemars(extend("enum" = ["pool", "members"]))]
+    budget_kind: &'static str,
+    /// The sum of the members' limits.
+    exposure: Credits,
+    remaining: Credits,
+    /// Percent of the budget used, two decimals; null for a zero budget.
+    percent: Option<f64>,
+    #[schemars(schema_with = "crate::console::dashboard::status_schema")]
+    status: &'static str,
 }
 
 /// A sort order: descending or ascending.
@@ -765,7 +844,7 @@ pub(crate) struct UserOut {
     remaining: Option<Credits>,
     /// Percent of the limit used, two decimals; null without a limit or for a zero one.
     percent: Option<f64>,
-    #[schemars(extend("enum" = ["ok", "warning", "exceeded", "unlimited"]))]
+    #[schemars(schema_with = "crate::console::dashboard::status_schema")]
     status: &'static str,
     blocked: bool,
     /// Events this period.
@@ -988,7 +1067,7 @@ pub(crate) struct Budget {
     remaining: Option<Credits>,
     /// Percent of the limit used, two decimals; null without a limit or for a zero one.
     percent: Option<f64>,
-    #[schemars(extend("enum" = ["ok", "warning", "exceeded", "unlimited"]))]
+    #[schemars(schema_with = "crate::console::dashboard::status_schema")]
     status: &'static str,
     blocked: bool,
     #[schemars(with = "BTreeMap<String, Credits>")]
@@ -1012,7 +1091,7 @@ struct TeamBrief {
     budget: Credits,
     #[schemars(extend("enum" = ["pool", "members"]))]
     budget_kind: &'static str,
-    #[schemars(extend("enum" = ["ok", "warning", "exceeded", "unlimited"]))]
+    #[schemars(schema_with = "crate::console::dashboard::status_schema")]
     status: &'static str,
 }
 

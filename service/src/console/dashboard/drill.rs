@@ -197,7 +197,7 @@ pub(crate) struct TeamOut {
     remaining: Credits,
     /// Percent of the budget used, two decimals; null for a zero budget.
     percent: Option<f64>,
-    #[schemars(extend("enum" = ["ok", "warning", "exceeded", "unlimited"]))]
+    #[schemars(schema_with = "crate::console::dashboard::status_schema")]
     status: &'static str,
     products: BTreeMap<String, Credits>,
     models: BTreeMap<String, Credits>,
@@ -224,7 +224,7 @@ struct MemberOut {
     remaining: Option<Credits>,
     /// Percent of the limit used, two decimals; null without a limit or for a zero one.
     percent: Option<f64>,
-    #[schemars(extend("enum" = ["ok", "warning", "exceeded", "unlimited"]))]
+    #[schemars(schema_with = "crate::console::dashboard::status_schema")]
     status: &'static str,
     blocked: bool,
     #[schemars(with = "BTreeMap<String, Credits>")]
