@@ -2,12 +2,12 @@
 //!
 //! The schemas of the bodies the engine's client shares with the service (limits,
 //! pools, reconciler runs: `budgit_engine::workspace::wire`), of every request body the
-//! handlers read and of the answers typed so far are generated from those types with
-//! schemars, so the document and the code that reads and writes them cannot drift apart;
-//! a request's bounds are `#[schemars(...)]` attributes next to the fields the handler
-//! checks. What is written here is the paths table (methods, summaries, parameters,
-//! statuses, CSV and event-stream alternatives) and the schemas of the answers still
-//! built as JSON values (the dashboard's trends and breakdown).
+//! handlers read and of the answers (the dashboard's read views, `/v1/me` and the
+//! overrides' included) are generated from those types with schemars, so the document
+//! and the code that reads and writes them cannot drift apart; a request's bounds are
+//! `#[schemars(...)]` attributes next to the fields the handler checks. What is written
+//! here is the paths table (methods, summaries, parameters, statuses, CSV and
+//! event-stream alternatives), the error body's schema and the console session's answer.
 //! `docs/openapi.json` is this document, checked in, and a test fails when the two
 //! differ; `tests/contract.rs` holds the document to the server's real answers and
 //! `cli/tests/schemathesis.rs` to what the server accepts and refuses.
@@ -93,6 +93,8 @@ fn answer_schemas(requests: &Map<String, Value>) -> Map<String, Value> {
     generator.subschema_for::<crate::console::dashboard::MeOut>();
     generator.subschema_for::<Page<crate::console::dashboard::UserOut, String>>();
     generator.subschema_for::<crate::console::dashboard::SummaryOut>();
+    generator.subschema_for::<crate::console::dashboard::TrendOut>();
+    generator.subschema_for::<Page<crate::console::dashboard::BreakdownRow, String>>();
     let mut answers = generator.take_definitions(true);
     let clashes: Vec<String> = answers
         .iter()
@@ -215,19 +217,6 @@ fn r(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
 
-fn list_of(item: Value) -> Value {
-    json!({
-        "type": "object",
-        "required": ["object", "data", "has_more"],
-        "properties": {
-            "object": { "const": "list" },
-            "data": { "type": "array", "items": item },
-            "has_more": { "type": "boolean" },
-            "next": { "description": "pass as `after` for the next page; null on the last page" }
-        }
-    })
-}
-
 const AUTH: &[(&str, &str)] = &[("401", "missing or unknown token"), ("403", "the token may not do this")];
 
 fn errors(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
@@ -300,8 +289,6 @@ fn paging_params(default: usize, max: usize, integer_cursor: bool) -> Vec<Value>
 ///
 /// Kept out of the main literal, which is near `json!`'s recursion limit.
 fn dashboard_paths() -> Value {
-    let decimal = json!({ "type": "number", "description": "credits, an exact decimal JSON number (up to 6 places, never in exponent notation)" });
-    let percent = json!({ "type": ["number", "null"], "description": "percent, two decimals; null without a limit or for a zero one" });
     let now = query(
         "now",
         "evaluate at this instant (RFC 3339) instead of the clock; a user token may only fix it inside the period being shown",
@@ -341,7 +328,6 @@ fn dashboard_paths() -> Value {
         all.extend(extra);
         all
     };
-    let period = json!({ "type": "object", "properties": { "start": { "type": "string", "format": "date-time" }, "end": { "type": "string", "format": "date-time" }, "now": { "type": "string", "format": "date-time" }, "timezone": { "type": "string" } } });
     let paths = json!({
         "/v1/dashboard/summary": { "get": op("dashboard", "the workspace gauge (used vs the sum of applied limits), status counts, usage per product and each team's budget (its pool, else the sum of its members' limits; users with a limit and no group are the team `(no group)`) this period (admin); `forecast` is linear: usage so far at the period's burn rate so far, projected to its end",
             vec![now.clone(), fresh.clone()], None, ok("the summary", r("DashboardSummary")), &errors(&[])) },
@@ -353,16 +339,13 @@ fn dashboard_paths() -> Value {
             ]), None, ok("a page of users (CSV: one row per match, a column per product)", r("PageOfDashboardUser")), &errors(&[])), "200") },
         "/v1/dashboard/trends": { "get": op("dashboard", "daily credits per product or model over the period so far (local days), and the cumulative forecast from today to the period's last day at the burn rate so far (admin)",
             vec![query("by", "product (default) or model", json!({ "enum": ["product", "model"] })), now.clone()], None,
-            ok("the trend", json!({ "type": "object", "properties": {
-                "by": { "enum": ["product", "model"] }, "period": period, "days": { "type": "array", "items": { "type": "string", "format": "date" } },
-                "series": { "type": "array", "items": { "type": "object", "properties": { "key": { "type": "string" }, "total": decimal, "values": { "type": "array", "items": decimal } } } },
-                "forecast": { "type": "object", "properties": { "days": { "type": "array", "items": { "type": "string", "format": "date" } }, "values": { "type": "array", "items": decimal } } } } })),
+            ok("the trend", r("DashboardTrends")),
             &errors(&[])) },
         "/v1/dashboard/breakdown": { "get": with_csv(op("dashboard", "usage this period per user, team, product, model or cost center (the directory's `cost_center` attribute; `(none)` without one, `(not in directory)` for users the directory does not know), sorted and paged (admin)",
             page(vec![
                 query("by", "user (default), team (`(no group)`: users with a limit and no group; every team, used or not), product, model or cost_center", json!({ "enum": ["user", "team", "product", "model", "cost_center"] })),
                 query("sort", "used (default), events or key", json!({ "enum": ["used", "events", "key"] })),
-            ]), None, ok("a page of rows", list_of(json!({ "type": "object", "properties": { "key": { "type": "string" }, "used": decimal, "events": { "type": "integer" }, "users": { "type": "integer", "description": "users with usage" }, "share": percent } }))), &errors(&[])), "200") },
+            ]), None, ok("a page of rows", r("PageOfDashboardBreakdownRow")), &errors(&[])), "200") },
         "/v1/me": { "get": op("dashboard", "the caller: `{\"role\": \"admin\"}` for the admin token; for a user token, that user's budget this period: limit, usage by product and model, forecast (linear, at the burn rate so far), daily usage and the history of the limit from the audit log",
             vec![now, fresh.clone()], None, ok("the caller", r("Me")), &[("400", "`dashboard/bad-now`: `now` is not an RFC 3339 instant; `dashboard/bad-fresh`: `fresh` is not `true` or `false`"), ("401", "missing or unknown token"), ("403", "a user token fixing `now` outside the period being shown")]) }
     });

@@ -48,7 +48,7 @@ use axum::response::{IntoResponse, Response};
 use budgit_engine::Credits;
 use budgit_engine::standing::Status;
 use chrono::{DateTime, NaiveDate, Utc};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 
 use self::aggregates::{Aggregates, PeriodKey, UserAgg};
@@ -443,10 +443,6 @@ fn cr(micros: i64) -> Value {
     crate::api::credits_json(micros)
 }
 
-fn percent(p: Option<f64>) -> Value {
-    p.map_or(Value::Null, |p| json!(p))
-}
-
 /// `now` from the query (RFC 3339), else the clock.
 fn now_of(q: &QueryPairs) -> ApiResult<(DateTime<Utc>, bool)> {
     match q.get("now") {
@@ -471,10 +467,6 @@ fn elapsed(key: &PeriodKey, now: DateTime<Utc>) -> (i128, i128) {
 fn project(used: i64, key: &PeriodKey, now: DateTime<Utc>) -> i64 {
     let (done, total) = elapsed(key, now);
     i64::try_from(i128::from(used) * total / done).unwrap_or(i64::MAX)
-}
-
-fn period_json(key: &PeriodKey, now: DateTime<Utc>) -> Value {
-    serde_json::to_value(period_of(key, now)).unwrap_or(Value::Null)
 }
 
 /// The period a view shows and the instant it was evaluated at.
@@ -890,7 +882,7 @@ pub async fn trends(State(app): State<App>, who: Principal, RawQuery(raw): RawQu
 }
 
 /// Daily credits per product or model over the period so far, and the forecast.
-fn trend(agg: &Aggregates, key: &PeriodKey, now: DateTime<Utc>, by_model: bool) -> Value {
+fn trend(agg: &Aggregates, key: &PeriodKey, now: DateTime<Utc>, by_model: bool) -> TrendOut {
     let today = now.with_timezone(&key.tz).date_naive();
     let shown = agg.day_count().min(day_index(agg, today) + 1);
     let days: Vec<String> = (0..shown).filter_map(|d| agg.date(d)).map(|d| d.to_string()).collect();
@@ -919,20 +911,57 @@ fn trend(agg: &Aggregates, key: &PeriodKey, now: DateTime<Utc>, by_model: bool) 
         let projected = i128::from(used) + i128::from(used) * ahead / done;
         if let Some(date) = agg.date(d) {
             forecast_days.push(date.to_string());
-            forecast_values.push(cr(i64::try_from(projected).unwrap_or(i64::MAX)));
+            forecast_values.push(Credits::from_micros(i64::try_from(projected).unwrap_or(i64::MAX)));
         }
     }
-    json!({
-        "by": if by_model { "model" } else { "product" },
-        "period": period_json(key, now),
-        "days": days,
-        "series": series.iter().map(|(k, total, v)| json!({
-            "key": k,
-            "total": cr(*total),
-            "values": v.iter().map(|m| cr(*m)).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-        "forecast": { "days": forecast_days, "values": forecast_values },
-    })
+    TrendOut {
+        by: if by_model { "model" } else { "product" },
+        period: period_of(key, now),
+        days,
+        series: series
+            .iter()
+            .map(|(k, total, v)| Series {
+                key: (*k).to_string(),
+                total: Credits::from_micros(*total),
+                values: v.iter().map(|m| Credits::from_micros(*m)).collect(),
+            })
+            .collect(),
+        forecast: TrendForecast { days: forecast_days, values: forecast_values },
+    }
+}
+
+/// The answer of `/v1/dashboard/trends`.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "DashboardTrends")]
+pub(crate) struct TrendOut {
+    #[schemars(extend("enum" = ["product", "model"]))]
+    by: &'static str,
+    period: PeriodOut,
+    /// The local days of the period so far.
+    #[schemars(extend("items" = { "type": "string", "format": "date" }))]
+    days: Vec<String>,
+    /// One per product or model, largest total first.
+    series: Vec<Series>,
+    forecast: TrendForecast,
+}
+
+/// Daily credits of one product or model.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "DashboardSeries")]
+struct Series {
+    key: String,
+    total: Credits,
+    /// A value per day of `days`.
+    values: Vec<Credits>,
+}
+
+/// The cumulative forecast from today to the period's last day, at the burn rate so far.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "DashboardTrendForecast")]
+struct TrendForecast {
+    #[schemars(extend("items" = { "type": "string", "format": "date" }))]
+    days: Vec<String>,
+    values: Vec<Credits>,
 }
 
 /// The index of a local date in the aggregates' period (clamped to it).
@@ -1015,10 +1044,27 @@ pub async fn breakdown(
         }
         return Ok(csv_response(&format!("breakdown-{by}.csv"), out));
     }
-    let data = paged.map(|s| {
-        json!({ "key": &*s.key, "used": cr(s.used), "events": s.events, "users": s.users, "share": percent(share(s)) })
+    let data = paged.map(|s| BreakdownRow {
+        key: s.key.to_string(),
+        used: Credits::from_micros(s.used),
+        events: s.events,
+        users: s.users,
+        share: share(s),
     });
     Ok(data.into_response())
+}
+
+/// A row of `/v1/dashboard/breakdown`: one user, team, product, model or cost center.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "DashboardBreakdownRow")]
+pub(crate) struct BreakdownRow {
+    key: String,
+    used: Credits,
+    events: u64,
+    /// Users with usage.
+    users: u64,
+    /// Percent of the workspace's usage, two decimals; null when nothing was used.
+    share: Option<f64>,
 }
 
 /// `GET /v1/me`: the caller's own budget (a user token), or `{"role": "admin"}`.
