@@ -253,14 +253,39 @@ fn blocking<T: Send + 'static>(
 }
 
 /// The data directory: given, next to the database, or a new one under the temp dir.
-fn data_dir(opts: &DemoOptions) -> PathBuf {
-    if let Some(d) = &opts.data_dir {
-        return d.clone();
+fn data_dir(opts: &DemoOptions) -> Result<PathBuf, DemoError> {
+    let given = opts.data_dir.clone().or_else(|| opts.db.as_ref().map(|db| db.with_extension("demo")));
+    if let Some(dir) = given {
+        std::fs::create_dir_all(&dir).map_err(|source| DemoError::DataDir { path: dir.clone(), source })?;
+        return Ok(dir);
     }
-    if let Some(db) = &opts.db {
-        return db.with_extension("demo");
+    new_temp_dir()
+}
+
+/// A directory under the temp dir that did not exist before: a process id is reused
+/// once its process ends, and the demo keeps its data after Ctrl-C, so a name made of
+/// the id alone could pick up another run's database (its events then conflict with
+/// this run's, and its limits look already applied).
+fn new_temp_dir() -> Result<PathBuf, DemoError> {
+    let base = std::env::temp_dir();
+    let pid = std::process::id();
+    for n in 0..1000u32 {
+        let path = match n {
+            0 => base.join(format!("budgit-demo-{pid}")),
+            n => base.join(format!("budgit-demo-{pid}-{n}")),
+        };
+        match std::fs::create_dir(&path) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(source) => return Err(DemoError::DataDir { path, source }),
+        }
     }
-    std::env::temp_dir().join(format!("budgit-demo-{}", std::process::id()))
+    Err(DemoError::DataDir {
+        path: base,
+        source: std::io::Error::other(
+            "a thousand `budgit-demo-*` directories of this process id already exist",
+        ),
+    })
 }
 
 /// Loads and validates the policies in the repository's work tree.
@@ -415,9 +440,7 @@ pub async fn start_demo(opts: DemoOptions) -> Result<Demo, DemoError> {
         std::net::TcpListener::bind(&opts.listen)
             .map_err(|source| DemoError::Listen { addr: opts.listen.clone(), source })?,
     );
-    let data_dir = data_dir(&opts);
-    std::fs::create_dir_all(&data_dir)
-        .map_err(|source| DemoError::DataDir { path: data_dir.clone(), source })?;
+    let data_dir = data_dir(&opts)?;
     let source = opts.policies.clone().or_else(|| {
         let local = PathBuf::from("policies");
         local.join("workspace.yaml").is_file().then_some(local)
@@ -703,4 +726,26 @@ pub fn run(opts: DemoOptions) -> Result<(), DemoError> {
         let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_temp_dir;
+
+    #[test]
+    fn a_data_directory_left_by_another_run_of_the_same_process_id_is_never_reused() {
+        // what an earlier demo whose process id this one now has left behind
+        let stale = std::env::temp_dir().join(format!("budgit-demo-{}", std::process::id()));
+        std::fs::create_dir_all(&stale).unwrap();
+        std::fs::write(stale.join("budgit.db"), b"another run's database").unwrap();
+        let first = new_temp_dir().unwrap();
+        let second = new_temp_dir().unwrap();
+        assert_ne!(first, stale);
+        assert_ne!(second, stale);
+        assert_ne!(first, second);
+        assert_eq!(std::fs::read_dir(&first).unwrap().count(), 0, "a new directory is empty");
+        for dir in [&stale, &first, &second] {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
 }
