@@ -301,6 +301,10 @@ pub struct Evaluation<'a> {
     pub daily: Vec<Day<'a>>,
     /// Usage rows not counted because they are dated outside the period or after today.
     pub outside_period: OutsidePeriod,
+    /// Usage per context value and credits per outcome: present with `--by context.<key>`
+    /// or `--outcomes` ([`crate::value`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<crate::value::ValueReport>,
 }
 
 /// Usage rows the evaluation leaves out, and why: a row counts only when its day,
@@ -619,6 +623,7 @@ pub fn evaluate<'a>(
         unknown_users,
         daily,
         outside_period,
+        value: None,
     })
 }
 

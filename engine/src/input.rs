@@ -9,6 +9,7 @@
 
 mod csv;
 pub mod directory;
+pub mod outcomes;
 pub mod usage;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use crate::diag::Location;
 
 pub use directory::{parse_directory, read_directory};
+pub use outcomes::{Outcome, OutcomesFormat, parse_outcomes, read_outcomes};
 pub use usage::{UsageFormat, parse_usage, parse_usage_parallel, read_usage, read_usage_parallel};
 
 /// Why an input file could not be read at all (exit status 2).

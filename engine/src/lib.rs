@@ -33,6 +33,7 @@ pub mod stack;
 pub mod standing;
 pub mod usage_table;
 pub mod validate;
+pub mod value;
 pub mod vendor;
 pub mod workspace;
 

@@ -76,6 +76,9 @@ pub enum PushError {
     /// More distinct users than ids.
     #[error("too many distinct users")]
     TooManyUsers,
+    /// More distinct context values than a table holds (16,777,216).
+    #[error("too many distinct context values")]
+    TooManyContexts,
     /// The user is only whitespace.
     #[error("row has no user")]
     NoUser,
@@ -113,7 +116,63 @@ pub struct UsageTable {
     /// aggregation loops compute (per user, day, product) fits too: they add without
     /// overflow checks in their hot loops because this one is checked here.
     total_micros: Option<i64>,
+    /// The context of the rows that carry one; `None` while no row has (the usual
+    /// case: a file without context columns costs nothing more per row).
+    context: Option<Box<ContextRows>>,
 }
+
+/// The keys of an event's `context` that usage is broken down by; any other key is
+/// kept by the service but not read here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ContextKey {
+    /// The repository the work was for (`owner/name`).
+    Repo,
+    /// The ticket the work was for (`ENG-123`).
+    Ticket,
+    /// The automated workflow that spent (`ci-review`), empty for interactive use.
+    Workflow,
+}
+
+impl ContextKey {
+    /// Every documented key, in the order of a row's values.
+    pub const ALL: [ContextKey; 3] = [ContextKey::Repo, ContextKey::Ticket, ContextKey::Workflow];
+
+    /// The key's name in `context` (`repo`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContextKey::Repo => "repo",
+            ContextKey::Ticket => "ticket",
+            ContextKey::Workflow => "workflow",
+        }
+    }
+
+    /// The key a name stands for (`repo`, `ticket`, `workflow`).
+    pub fn parse(name: &str) -> Option<ContextKey> {
+        ContextKey::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The values of a row's documented context keys, as bytes (`None`: absent).
+pub type ContextValues<'a> = [Option<&'a [u8]>; 3];
+
+/// The rows that carry a context: their positions and interned values (sparse: most
+/// usage has none).
+#[derive(Debug, Clone, Default)]
+struct ContextRows {
+    names: Interner,
+    /// Row index per entry, increasing.
+    rows: Vec<usize>,
+    /// One value per [`ContextKey`]: a name id plus one, 0 when absent.
+    values: Vec<[u32; 3]>,
+}
+
+/// Most distinct context values a table interns; past it a row's context is refused.
+const MAX_CONTEXT_VALUES: usize = 1 << 24;
 
 impl UsageTable {
     /// An empty table whose user ids are the directory's positions.
@@ -134,6 +193,7 @@ impl UsageTable {
             day: Vec::new(),
             micros: Vec::new(),
             total_micros: Some(0),
+            context: None,
         }
     }
 
@@ -264,6 +324,41 @@ impl UsageTable {
         self.total_micros = self.total_micros.and_then(|t| t.checked_add(credits.micros()));
     }
 
+    /// Gives the last row pushed its context; a row without any documented key costs nothing.
+    pub fn push_context(&mut self, values: ContextValues<'_>) -> Result<(), PushError> {
+        if values.iter().all(Option::is_none) {
+            return Ok(());
+        }
+        let Some(row) = self.len().checked_sub(1) else { return Ok(()) };
+        let context = self.context.get_or_insert_with(Box::default);
+        let mut ids = [0u32; 3];
+        for (id, value) in ids.iter_mut().zip(values) {
+            if let Some(v) = value {
+                *id =
+                    context.names.get_or_insert(v, MAX_CONTEXT_VALUES).ok_or(PushError::TooManyContexts)? + 1;
+            }
+        }
+        context.rows.push(row);
+        context.values.push(ids);
+        Ok(())
+    }
+
+    /// True when some row carries a context.
+    pub fn has_context(&self) -> bool {
+        self.context.as_ref().is_some_and(|c| !c.rows.is_empty())
+    }
+
+    /// Every row with a value for `key`, as (row index, value), in row order.
+    pub fn context_rows(&self, key: ContextKey) -> impl Iterator<Item = (usize, &str)> + '_ {
+        let k = key.index();
+        self.context.iter().flat_map(move |c| {
+            c.rows.iter().zip(&c.values).filter_map(move |(&row, v)| {
+                let id = v[k].checked_sub(1)?;
+                Some((row, c.names.names.get(id as usize)?.as_str()))
+            })
+        })
+    }
+
     /// Appends a row by names (for tests and programmatic ingestion).
     pub fn push(
         &mut self,
@@ -391,6 +486,8 @@ pub(crate) struct Shard {
     products: Vec<u16>,
     /// Main-table id of each of the shard's models merged so far.
     models: Vec<u16>,
+    /// Main-table id of each of the shard's context values merged so far.
+    contexts: Vec<u32>,
 }
 
 impl Shard {
@@ -415,8 +512,9 @@ impl Shard {
             day: Vec::new(),
             micros: Vec::new(),
             total_micros: Some(0),
+            context: None,
         };
-        Shard { table, users: Vec::new(), products: Vec::new(), models: Vec::new() }
+        Shard { table, users: Vec::new(), products: Vec::new(), models: Vec::new(), contexts: Vec::new() }
     }
 }
 
@@ -441,6 +539,10 @@ impl UsageTable {
         self.day.clear();
         self.micros.clear();
         self.total_micros = Some(0);
+        if let Some(c) = self.context.as_mut() {
+            c.rows.clear();
+            c.values.clear();
+        }
     }
 
     /// Appends the rows of `shards`, in order, as if they had been pushed here one
@@ -461,6 +563,12 @@ impl UsageTable {
         }
         if self.models.names.len() + new(|s| (s.table.models.names.len(), s.models.len())) > 1 << 16 {
             return Err(PushError::TooManyModels);
+        }
+        fn context_names(t: &UsageTable) -> usize {
+            t.context.as_ref().map_or(0, |c| c.names.names.len())
+        }
+        if context_names(self) + new(|s| (context_names(&s.table), s.contexts.len())) > MAX_CONTEXT_VALUES {
+            return Err(PushError::TooManyContexts);
         }
         if self.user_count() as u64 + new(|s| (s.table.unknown.len(), s.users.len())) as u64
             > u64::from(u32::MAX)
@@ -491,8 +599,30 @@ impl UsageTable {
                 shard.users.push(id);
             }
         }
-        // Rows next, each shard copying its own into its place on its own thread.
+        // Context next, on this thread: sparse, and absent from most files.
         let old = self.len();
+        let mut offset = old;
+        for shard in shards.iter_mut() {
+            if let Some(theirs) = shard.table.context.as_ref().filter(|c| !c.rows.is_empty()) {
+                let ours = self.context.get_or_insert_with(Box::default);
+                for name in raw_names(&theirs.names, shard.contexts.len()) {
+                    let id = ours
+                        .names
+                        .get_or_insert(name, MAX_CONTEXT_VALUES)
+                        .ok_or(PushError::TooManyContexts)?;
+                    shard.contexts.push(id);
+                }
+                for (&row, v) in theirs.rows.iter().zip(&theirs.values) {
+                    ours.rows.push(offset + row);
+                    ours.values.push(v.map(|id| match id.checked_sub(1) {
+                        Some(k) => shard.contexts.get(k as usize).map_or(0, |m| m + 1),
+                        None => 0,
+                    }));
+                }
+            }
+            offset += shard.table.len();
+        }
+        // Rows next, each shard copying its own into its place on its own thread.
         let added: usize = shards.iter().map(|s| s.table.len()).sum();
         for s in shards.iter() {
             self.total_micros = match (self.total_micros, s.table.total_micros) {

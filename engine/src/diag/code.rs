@@ -123,6 +123,7 @@ codes! {
     UsageOutsidePeriod = "usage/outside-period", Warning;
     UsageUnknownColumn = "usage/unknown-column", Error;
     UsageUnknownUser = "usage/unknown-user", Warning;
+    OutcomesBadRow = "outcomes/bad-row", Error;
     PullUnmappedUser = "pull/unmapped-user", Warning;
     PullUnattributed = "pull/unattributed", Warning;
     PullInexactConversion = "pull/inexact-conversion", Warning;

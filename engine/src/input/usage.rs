@@ -22,7 +22,7 @@ use super::{InputError, at, csv, extension, file_name, read_bytes, show};
 use crate::Credits;
 use crate::credits::{CreditsError, MAX_USAGE_AMOUNT, UsageAmountError};
 use crate::diag::{Code, Diagnostic};
-use crate::usage_table::{Shard, UsageTable, day_number};
+use crate::usage_table::{ContextKey, ContextValues, Shard, UsageTable, day_number};
 
 /// The shape of a usage file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +133,8 @@ enum Role {
     Product,
     Model,
     Credits,
+    /// `context.<key>`: a documented key's value ([`ContextKey`], by index).
+    Context(u8),
     Ignored,
 }
 
@@ -145,7 +147,16 @@ fn role_of(name: &str) -> Option<Role> {
         "credits" | "amount" => Role::Credits,
         // Written by `budgit usage pull` for people and for re-pulls; not usage data.
         "id" | "project" => Role::Ignored,
-        _ => return None,
+        // Documented context keys are read; any other `context.*` column is accepted
+        // and not broken down by.
+        _ => match name.strip_prefix("context.") {
+            Some(key) => ContextKey::ALL
+                .iter()
+                .position(|k| k.as_str() == key)
+                .and_then(|i| u8::try_from(i).ok())
+                .map_or(Role::Ignored, Role::Context),
+            None => return None,
+        },
     })
 }
 
@@ -669,6 +680,20 @@ fn general_row(ctx: &mut Ctx, table: &mut UsageTable, line: u32, roles: &[Role],
     let user_col = column_for(roles, &lens, Role::User);
     if let Err((role, msg)) = add_row(table, ctx, (line, user_col), date, user, product, model, credits) {
         ctx.bad_row(line, column_for(roles, &lens, role), msg);
+        return;
+    }
+    if roles.iter().any(|r| matches!(r, Role::Context(_))) {
+        let mut values: ContextValues<'_> = [None; 3];
+        for (role, f) in roles.iter().zip(fields) {
+            if let Role::Context(k) = role
+                && let Some(slot) = values.get_mut(usize::from(*k))
+            {
+                *slot = Some(trim(f)).filter(|v| !v.is_empty());
+            }
+        }
+        if let Err(e) = table.push_context(values) {
+            ctx.bad_row(line, 1, e.to_string());
+        }
     }
 }
 
@@ -793,8 +818,34 @@ fn json_number_text(n: &serde_json::Number) -> String {
     n.as_str().to_string()
 }
 
-const JSONL_FIELDS: [&str; 10] =
-    ["date", "day", "user", "user_id", "email", "product", "model", "credits", "amount", "timestamp"];
+const JSONL_FIELDS: [&str; 11] = [
+    "date",
+    "day",
+    "user",
+    "user_id",
+    "email",
+    "product",
+    "model",
+    "credits",
+    "amount",
+    "timestamp",
+    "context",
+];
+
+/// The documented keys of a JSON `context` object, as bytes; other keys are kept out.
+fn json_context(value: Option<&serde_json::Value>) -> Result<[Option<Cow<'_, [u8]>>; 3], String> {
+    let mut out = [None, None, None];
+    let obj = match value {
+        None | Some(serde_json::Value::Null) => return Ok(out),
+        Some(serde_json::Value::Object(obj)) => obj,
+        Some(_) => return Err("`context` must be a JSON object".to_string()),
+    };
+    for (slot, key) in out.iter_mut().zip(ContextKey::ALL) {
+        let text = json_text(obj.get(key.as_str())).map_err(|e| format!("context.{} {e}", key.as_str()))?;
+        *slot = Some(text).filter(|t| !t.trim_ascii().is_empty());
+    }
+    Ok(out)
+}
 
 /// Reads JSON Lines on up to `threads` threads: cut at line starts, each chunk
 /// read into its own [`Shard`], merged in order (a line never spans a cut).
@@ -900,8 +951,20 @@ fn jsonl_lines(ctx: &mut Ctx, bytes: &[u8], first: u32, table: &mut UsageTable) 
             ctx.bad_row(line, 1, "row has no date".to_string());
             continue;
         }
+        let context = match json_context(obj.get("context")) {
+            Ok(c) => c,
+            Err(e) => {
+                ctx.bad_row(line, 1, e);
+                continue;
+            }
+        };
         if let Err((_, msg)) = add_row(table, ctx, (line, 1), &date, &user, &product, &model, &credits) {
             ctx.bad_row(line, 1, msg);
+            continue;
+        }
+        let values: ContextValues<'_> = [0, 1, 2].map(|k| context[k].as_deref().map(trim));
+        if let Err(e) = table.push_context(values) {
+            ctx.bad_row(line, 1, e.to_string());
         }
     }
 }
@@ -1604,6 +1667,83 @@ mod tests {
                 proptest::prop_assert_eq!(&outcome(&t, &ctx.out), &one, "{} threads, blocks of {}", threads, block);
             }
         }
+    }
+
+    /// The context a table holds, per documented key, as (row, value).
+    fn contexts(t: &UsageTable) -> Vec<Vec<(usize, String)>> {
+        ContextKey::ALL
+            .iter()
+            .map(|&k| t.context_rows(k).map(|(r, v)| (r, v.to_string())).collect())
+            .collect()
+    }
+
+    #[test]
+    fn context_columns_are_read_on_any_number_of_threads_and_other_keys_are_accepted() {
+        let mut text = String::from(
+            "date,user,product,model,credits,context.repo,context.ticket,context.team,context.workflow\n",
+        );
+        for k in 0..40 {
+            let repo = if k % 3 == 0 { String::new() } else { format!("acme/r{}", k % 4) };
+            let workflow = if k % 5 == 0 { "ci-review" } else { "" };
+            let credits = if k == 7 { "-1" } else { "1.5" };
+            text.push_str(&format!(
+                "2026-11-0{},u{}@x.com,codex,gpt-5,{credits},{repo}, T-{k} ,x,{workflow}\n",
+                1 + k % 3,
+                k % 4
+            ));
+        }
+        let read = |threads: usize| {
+            let mut t = table();
+            let mut ctx = Ctx { file: "u.csv".into(), tz: Tz::UTC, out: Vec::new() };
+            parse_csv(&mut ctx, text.as_bytes(), &mut t, threads, 1).unwrap();
+            (contexts(&t), outcome(&t, &ctx.out))
+        };
+        let one = read(1);
+        // `context.team` is not a documented key: accepted without a finding, not read
+        let bad: Vec<_> = one.1.5.iter().filter(|d| d.0 != Code::UsageUnknownUser).collect();
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert_eq!(one.1.0.len(), 39);
+        let (repo, ticket, workflow) = (&one.0[0], &one.0[1], &one.0[2]);
+        assert_eq!(repo.len(), 25, "{repo:?}");
+        assert_eq!(ticket.len(), 39);
+        // the bad row 7 is skipped: row 7 of the table is line 10's
+        assert_eq!(ticket[7], (7, "T-8".to_string()));
+        assert_eq!(workflow.iter().map(|w| w.0).collect::<Vec<_>>(), vec![0, 5, 9, 14, 19, 24, 29, 34]);
+        for threads in [2, 3, 7] {
+            assert_eq!(read(threads), one, "{threads} threads");
+        }
+        // a file without context columns keeps no context at all
+        let mut t = table();
+        parse_usage(
+            &"u.csv".into(),
+            b"date,user,product,model,credits\n2026-11-01,a@x.com,codex,gpt-5,1\n",
+            UsageFormat::Csv,
+            &mut t,
+            Tz::UTC,
+        )
+        .unwrap();
+        assert!(!t.has_context());
+    }
+
+    #[test]
+    fn json_lines_context_keeps_the_documented_keys() {
+        let text = "{\"date\":\"2026-11-01\",\"user\":\"a@x.com\",\"credits\":1,\"context\":{\"repo\":\"acme/api\",\"ticket\":42,\"kind\":\"task\"}}\n\
+                    {\"date\":\"2026-11-01\",\"user\":\"a@x.com\",\"credits\":1}\n\
+                    {\"date\":\"2026-11-01\",\"user\":\"a@x.com\",\"credits\":1,\"context\":\"acme/api\"}\n\
+                    {\"date\":\"2026-11-01\",\"user\":\"a@x.com\",\"credits\":1,\"context\":{\"workflow\":\"nightly\"}}\n";
+        let mut t = table();
+        let diags =
+            parse_usage(&"u.jsonl".into(), text.as_bytes(), UsageFormat::JsonLines, &mut t, Tz::UTC).unwrap();
+        assert_eq!(codes(&diags).iter().map(|d| d.0).collect::<Vec<_>>(), vec![3], "{diags:?}");
+        assert_eq!(t.len(), 3);
+        assert_eq!(
+            contexts(&t),
+            vec![
+                vec![(0, "acme/api".to_string())],
+                vec![(0, "42".to_string())],
+                vec![(2, "nightly".to_string())]
+            ]
+        );
     }
 
     #[test]
