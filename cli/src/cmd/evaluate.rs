@@ -13,6 +13,8 @@ use budgit_engine::input::{read_directory, read_usage_files};
 use budgit_engine::model::{Enforcement, Period};
 use budgit_engine::resolve::resolve;
 use budgit_engine::standing::BlockedBy;
+use budgit_engine::usage_table::{ContextKey, day_number};
+use budgit_engine::value::{Credited, PerOutcome, ValueReport, value_report};
 use budgit_engine::{Credits, Severity};
 
 use super::flags::{PolicyArgs, UsageArgs, report_input_findings};
@@ -44,7 +46,9 @@ Examples:
       --now 2026-11-27T12:00:00Z --format json > status.json
   budgit evaluate --directory examples/directory.csv --usage examples/usage.csv \\
       --by cost_center --format csv > chargeback.csv
-  budgit evaluate --directory examples/directory.csv --usage examples/usage.csv --threads 1")]
+  budgit evaluate --directory examples/directory.csv --usage examples/usage.csv --threads 1
+  budgit evaluate --directory examples/directory.csv --usage examples/usage-context.csv \
+      --now 2026-11-27T12:00:00Z --by context.repo --outcomes examples/outcomes.csv")]
 #[command(mut_arg("directory", |a| a.required(true)))]
 pub struct Args {
     // --policies, --ref, --now
@@ -59,9 +63,16 @@ pub struct Args {
     /// How many top users to show.
     #[arg(long, default_value_t = 10, value_name = "N")]
     top: usize,
-    /// A breakdown to show (table) or to write instead of users (csv).
+    /// A breakdown to show (table) or to write instead of users (csv). `context.repo`,
+    /// `context.ticket` and `context.workflow` break usage down by its context (CSV
+    /// columns `context.repo`…, a JSON Lines `context` object): credits per value, and per
+    /// group within it, "(none)" for usage without the key.
     #[arg(long, value_enum, value_name = "DIMENSION")]
     by: Option<By>,
+    /// An outcomes file (CSV `time,kind,id,repo,user,team` or `.jsonl`): merged pull
+    /// requests, resolved tickets. Adds credits per outcome per group and per repository.
+    #[arg(long, value_name = "FILE")]
+    outcomes: Option<std::path::PathBuf>,
     /// Fail (exit 1) when an input row is bad, instead of reporting and skipping it.
     #[arg(long)]
     strict: bool,
@@ -88,6 +99,29 @@ enum By {
     /// Chargeback per `cost_center` attribute.
     #[value(name = "cost_center")]
     CostCenter,
+    /// Usage per group.
+    Group,
+    /// Usage per repository (`context.repo`), per group within each.
+    #[value(name = "context.repo")]
+    ContextRepo,
+    /// Usage per ticket (`context.ticket`), per group within each.
+    #[value(name = "context.ticket")]
+    ContextTicket,
+    /// Usage per workflow (`context.workflow`), per group within each.
+    #[value(name = "context.workflow")]
+    ContextWorkflow,
+}
+
+impl By {
+    /// The context key a dimension breaks usage down by.
+    fn context(self) -> Option<ContextKey> {
+        match self {
+            By::ContextRepo => Some(ContextKey::Repo),
+            By::ContextTicket => Some(ContextKey::Ticket),
+            By::ContextWorkflow => Some(ContextKey::Workflow),
+            By::Product | By::Model | By::CostCenter | By::Group => None,
+        }
+    }
 }
 
 /// Input files larger than this get a progress note on a terminal.
@@ -124,13 +158,25 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         eprintln!("\rread {} usage rows in {:.1} s\x1b[K", table.len(), started.elapsed().as_secs_f64());
     }
     findings.extend(usage_findings);
+    let outcomes = match &args.outcomes {
+        Some(path) => {
+            let (outcomes, bad) = budgit_engine::input::read_outcomes(path, resolution.timezone)?;
+            findings.extend(bad);
+            Some(outcomes)
+        }
+        None => None,
+    };
     report_input_findings(&findings);
     let bad = findings.iter().filter(|d| d.severity == Severity::Error).count();
     if args.strict && bad > 0 {
         eprintln!("error: {} in the input; failing because of `--strict`", render::plural(bad, "bad row"));
         return Ok(Status::Findings);
     }
-    let evaluation = evaluate(policies, &dir, &resolution, &table, EvaluateOptions { top: args.top })?;
+    let mut evaluation = evaluate(policies, &dir, &resolution, &table, EvaluateOptions { top: args.top })?;
+    let key = args.by.and_then(By::context).or(outcomes.as_ref().map(|_| ContextKey::Repo));
+    if let Some(key) = key {
+        evaluation.value = Some(value_of(&evaluation, &table, key, outcomes.as_deref()));
+    }
     // Rows outside the period are data in the JSON output and a warning here, whatever the format.
     report_input_findings(
         &evaluation.outside_period.diagnostics(&evaluation.period, resolution.timezone.name()),
@@ -148,6 +194,93 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     leave_to_the_os(evaluation);
     leave_to_the_os((text, table, resolution, dir, validated));
     Ok(Status::Clean)
+}
+
+/// The value report of the evaluated period: usage per `key` value and per group,
+/// credits per outcome for the outcomes dated in the period.
+fn value_of(
+    e: &Evaluation<'_>,
+    table: &budgit_engine::usage_table::UsageTable,
+    key: ContextKey,
+    outcomes: Option<&[budgit_engine::input::Outcome]>,
+) -> ValueReport {
+    // directory positions are table user ids; `users` is in directory order
+    let team_of: Vec<Option<&str>> = e.users.iter().map(|u| u.group).collect();
+    let group_of: std::collections::HashMap<&str, Option<&str>> =
+        e.users.iter().map(|u| (u.user, u.group)).collect();
+    let days = day_number(e.period.start_date)..day_number(e.period.today) + 1;
+    let credited: Option<Vec<Credited<'_>>> = outcomes.map(|list| {
+        list.iter()
+            .filter(|o| o.time >= e.period.start && o.time < e.period.end)
+            .map(|o| Credited {
+                outcome: o,
+                team: o
+                    .team
+                    .as_deref()
+                    .or_else(|| o.user.as_deref().and_then(|u| group_of.get(u).copied().flatten())),
+            })
+            .collect()
+    });
+    value_report(table, key, days, &team_of, credited.as_deref())
+}
+
+fn none(key: Option<&str>) -> &str {
+    key.unwrap_or("(none)")
+}
+
+fn per_outcome_rows(title: &str, rows: &[PerOutcome]) -> Vec<Vec<String>> {
+    let mut out = vec![header(&[title, "used", "outcomes", "credits per outcome"])];
+    for r in rows {
+        out.push(vec![
+            none(r.key.as_deref()).to_string(),
+            r.used.to_string(),
+            r.outcomes.to_string(),
+            r.credits_per_outcome.map_or_else(|| "-".to_string(), |c| c.to_string()),
+        ]);
+    }
+    out
+}
+
+/// The value sections of the table: usage per value with its largest groups, and
+/// credits per outcome.
+fn value_text(out: &mut String, v: &ValueReport, top: usize) {
+    let _ = writeln!(
+        out,
+        "
+by {}",
+        v.by
+    );
+    let mut rows = vec![header(&[&v.by, "used", "share", "groups"])];
+    for r in v.rows.iter().take(top.max(1)) {
+        let groups: Vec<String> =
+            r.teams.iter().take(3).map(|t| format!("{} {}", none(t.team.as_deref()), t.used)).collect();
+        let more = r.teams.len().saturating_sub(3);
+        let mut groups = groups.join(", ");
+        if more > 0 {
+            groups.push_str(&format!(", {more} more"));
+        }
+        rows.push(vec![none(r.key.as_deref()).to_string(), r.used.to_string(), percent(r.share), groups]);
+    }
+    out.push_str(&render::columns(&rows, &[1, 2]));
+    if v.rows.len() > top.max(1) {
+        let _ =
+            writeln!(out, "… {} more (`--top` shows more, `--format csv` all)", v.rows.len() - top.max(1));
+    }
+    if let Some(o) = &v.outcomes {
+        let kinds: Vec<String> = o.kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        let _ = writeln!(
+            out,
+            "
+credits per outcome ({}: {})",
+            render::plural(o.outcomes as usize, "outcome"),
+            if kinds.is_empty() { "none".to_string() } else { kinds.join(", ") }
+        );
+        out.push_str(&render::columns(&per_outcome_rows("group", &o.teams), &[1, 2, 3]));
+        if !o.repos.is_empty() {
+            out.push('\n');
+            out.push_str(&render::columns(&per_outcome_rows("repo", &o.repos), &[1, 2, 3]));
+        }
+    }
 }
 
 fn percent(p: Option<f64>) -> String {
@@ -252,8 +385,21 @@ fn table_text(e: &Evaluation<'_>, workspace: &str, top: usize, by: Option<By>) -
         }
         out.push_str(&render::columns(&rows, &[1, 2, 3, 4]));
     }
+    if let Some(v) = &e.value {
+        value_text(&mut out, v, top);
+        if by.is_some_and(|b| b.context().is_some()) {
+            return out;
+        }
+    }
+    let group_rows;
     let (title, rows) = match by {
-        None | Some(By::Product) => ("product", &e.products),
+        None | Some(By::Product) | Some(By::ContextRepo | By::ContextTicket | By::ContextWorkflow) => {
+            ("product", &e.products)
+        }
+        Some(By::Group) => {
+            group_rows = groups_breakdown(e);
+            ("group", &group_rows)
+        }
         Some(By::Model) => ("model", &e.models),
         Some(By::CostCenter) => match &e.cost_centers {
             Some(rows) => ("cost_center", rows),
@@ -316,9 +462,58 @@ fn field(text: &str) -> String {
     }
 }
 
+/// Usage per group as breakdown rows, largest first.
+fn groups_breakdown(e: &Evaluation<'_>) -> Vec<Breakdown> {
+    let mut rows: Vec<Breakdown> = e
+        .groups
+        .iter()
+        .map(|g| Breakdown {
+            key: g.group.to_string(),
+            used: g.used,
+            share: g.used.percent_of(e.totals.used),
+            users: None,
+            exposure: None,
+        })
+        .collect();
+    rows.sort_by(|a, b| b.used.cmp(&a.used).then_with(|| a.key.cmp(&b.key)));
+    rows
+}
+
 fn csv(e: &Evaluation<'_>, by: Option<By>) -> String {
     let mut out = String::new();
+    let group_rows;
+    if let Some(v) = &e.value {
+        if by.is_some_and(|b| b.context().is_some()) {
+            let _ = writeln!(out, "{},group,used,share", v.by);
+            for r in &v.rows {
+                let key = field(none(r.key.as_deref()));
+                let share = r.share.map(|p| p.to_string()).unwrap_or_default();
+                let _ = writeln!(out, "{key},,{},{share}", r.used);
+                for t in &r.teams {
+                    let share = t.used.percent_of(v.used).map(|p| p.to_string()).unwrap_or_default();
+                    let _ = writeln!(out, "{key},{},{},{share}", field(none(t.team.as_deref())), t.used);
+                }
+            }
+            return out;
+        }
+        if by.is_none()
+            && let Some(o) = &v.outcomes
+        {
+            out.push_str("group,used,outcomes,credits_per_outcome\n");
+            for r in &o.teams {
+                let per = r.credits_per_outcome.map(|c| c.to_string()).unwrap_or_default();
+                let _ = writeln!(out, "{},{},{},{per}", field(none(r.key.as_deref())), r.used, r.outcomes);
+            }
+            return out;
+        }
+    }
     let rows = match by {
+        Some(By::Group) => {
+            out.push_str("group,used,share\n");
+            group_rows = groups_breakdown(e);
+            &group_rows
+        }
+        Some(By::ContextRepo | By::ContextTicket | By::ContextWorkflow) => return out,
         None => {
             out.push_str(
                 "user,group,source,limit,used,remaining,percent,status,blocked,forecast_exhausted_on\n",
