@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 
 use crate::App;
 use crate::auth::Principal;
-use crate::console::{dashboard, overrides, proposals};
+use crate::console::{dashboard, overrides, proposals, value};
 use crate::error::{ApiError, ApiResult};
 
 /// Largest request body, except directory imports.
@@ -87,6 +87,8 @@ pub fn router(app: App) -> Router {
         .route("/v1/dashboard/teams/{group}", get(dashboard::team))
         .route("/v1/dashboard/people/{email}", get(dashboard::person))
         .route("/v1/me", get(dashboard::me))
+        .route("/v1/outcomes", post(value::upload).layer(DefaultBodyLimit::max(value::MAX_OUTCOMES_BODY)))
+        .route("/v1/dashboard/value", get(value::value))
         .merge(crate::console::ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -11,9 +11,12 @@
 //! - [`proposals`]: groups read from the policy repository, limit changes and credit
 //!   requests proposed as branch commits, the reconciler's status and each request's
 //!   way to done;
-//! - [`overrides`]: the overrides under review, the default limit, the reconciler's runs.
+//! - [`overrides`]: the overrides under review, the default limit, the reconciler's runs;
+//! - [`value`]: outcomes uploaded by an admin, and usage per context value (repository,
+//!   ticket, workflow) with credits per outcome per team.
 
 pub mod dashboard;
 pub mod overrides;
 pub mod proposals;
 pub mod ui;
+pub mod value;

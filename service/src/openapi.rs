@@ -95,6 +95,8 @@ fn answer_schemas(requests: &Map<String, Value>) -> Map<String, Value> {
     generator.subschema_for::<crate::console::dashboard::SummaryOut>();
     generator.subschema_for::<crate::console::dashboard::TrendOut>();
     generator.subschema_for::<Page<crate::console::dashboard::BreakdownRow, String>>();
+    generator.subschema_for::<crate::console::value::Uploaded>();
+    generator.subschema_for::<crate::console::value::ValueOut>();
     let mut answers = generator.take_definitions(true);
     let clashes: Vec<String> = answers
         .iter()
@@ -565,7 +567,30 @@ pub fn document() -> Value {
     if let (Some(paths), Value::Object(more)) = (document["paths"].as_object_mut(), overrides_paths()) {
         paths.extend(more);
     }
+    if let (Some(paths), Value::Object(more)) = (document["paths"].as_object_mut(), value_paths()) {
+        paths.extend(more);
+    }
     document
+}
+
+/// Outcomes and the value view (`console/value.rs`).
+fn value_paths() -> Value {
+    let instant = json!({ "type": "string", "format": "date-time" });
+    json!({
+        "/v1/outcomes": { "post": op("outcomes", "store outcomes (admin): merged pull requests, resolved tickets, as CSV (header `time,kind,id,repo,user,team`; `repo`, `user`, `team` optional) or JSON Lines (`format=csv|jsonl`, else by content type or content), at most 8 MiB and 100000 outcomes; all or nothing: a bad row refuses the upload with its line and column (`diagnostics`), an id stored with other values is 409, the same outcome again is `unchanged`",
+            vec![query("format", "csv or jsonl", json!({ "enum": ["csv", "jsonl"] }))],
+            Some(json!({ "required": true, "content": { "text/csv": {}, "application/x-ndjson": {} } })),
+            ok("how many were stored", r("OutcomesUploaded")),
+            &errors(&[("409", "`outcomes/conflict`: an outcome id is stored with other values"), ("413", "body too large"), ("422", "`outcomes/bad-rows`: rows that cannot be read (`diagnostics`: code, message, file, line, column); `outcomes/time-out-of-window`: a time before 2020 or more than a day ahead")])) },
+        "/v1/dashboard/value": { "get": op("dashboard", "where credits go and what they produce (admin): usage per value of an event context key (`context.repo`, `context.ticket`, `context.workflow`; `key: null` for events without it) and per team within each, outcomes per value (a repository's outcomes; a ticket's `ticket` outcomes) and each team's usage, outcomes and credits per outcome, from `since` (default: the start of the period) to `until`",
+            vec![
+                query("by", "context.repo (default), context.ticket or context.workflow", json!({ "enum": ["context.repo", "context.ticket", "context.workflow"] })),
+                query("since", "the first instant counted (default: the start of the current period)", instant.clone()),
+                query("until", "the first instant not counted (default: none)", instant.clone()),
+                query("now", "the instant whose period `since` defaults to (default: the clock)", instant),
+                query("limit", "values shown, largest first (default 50)", json!({ "type": "integer", "minimum": 1, "maximum": 1000 })),
+            ], None, ok("the value view", r("DashboardValue")), &errors(&[])) }
+    })
 }
 
 /// Overrides under review, the default limit and the reconciler's runs

@@ -87,6 +87,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
          ALTER TABLE requests ADD COLUMN lifecycle TEXT;
          CREATE INDEX requests_status ON requests(status, id);",
     ),
+    // outcomes (merged pull requests, resolved tickets) uploaded by an admin, one row per
+    // outcome id; read by time for the value view
+    (
+        7,
+        "CREATE TABLE outcomes (id TEXT PRIMARY KEY, ts INTEGER NOT NULL, kind TEXT NOT NULL, repo TEXT,
+             email TEXT, team TEXT, uploaded_at INTEGER NOT NULL);
+         CREATE INDEX outcomes_ts ON outcomes(ts);",
+    ),
 ];
 
 /// The last 100 audit rows of one user's limit, newest first (`GET /v1/me`): served by

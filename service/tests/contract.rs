@@ -543,6 +543,18 @@ fn every_operation_answers_as_the_openapi_document_says() {
     c.ok("GET", "/v1/me", None);
     c.call_as(Some(&user_token), "GET", "/v1/me", None);
 
+    // outcomes and the value view
+    let outcomes =
+        "time,kind,id,repo,user,team\n2026-11-02T10:00:00Z,pull_request,acme/api#1,acme/api,a@acme.com,\n";
+    let (status, _) = c.call_as(Some(ADMIN), "POST", "/v1/outcomes?format=csv", Some(outcomes));
+    assert_eq!(status, 200);
+    c.call_as(Some(ADMIN), "POST", "/v1/outcomes?format=csv", Some("time,kind,id\n2026-11-02,Ticket,x\n"));
+    let changed = "time,kind,id,repo\n2026-11-02T10:00:00Z,pull_request,acme/api#1,acme/web\n";
+    c.call_as(Some(ADMIN), "POST", "/v1/outcomes?format=csv", Some(changed));
+    c.ok("GET", "/v1/dashboard/value?since=2020-01-01T00:00:00Z", None);
+    c.ok("GET", "/v1/dashboard/value?by=context.ticket&limit=1", None);
+    c.call("GET", "/v1/dashboard/value?by=user", None);
+
     // the browser session
     let console = [("X-Budgit-Console", "1")];
     let body = json!({ "token": user_token }).to_string();

@@ -141,6 +141,11 @@ impl DashboardState {
 }
 
 /// The period of `now` under the ledger's settings.
+/// The first instant of the period the dashboard shows at `now`.
+pub(crate) fn period_start(app: &App, now: DateTime<Utc>) -> ApiResult<DateTime<Utc>> {
+    Ok(period_key(app, now)?.period.start)
+}
+
 fn period_key(app: &App, now: DateTime<Utc>) -> ApiResult<PeriodKey> {
     let settings = app.ledger()?.settings().clone();
     Ok(PeriodKey { period: Ledger::period_for(&settings, now), tz: settings.timezone })
