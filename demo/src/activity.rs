@@ -471,6 +471,9 @@ pub fn backfill(org: &Org, i: usize, seed: u64) -> Vec<Value> {
     let exact = org.at_limit == Some(i);
     let mut spent = BTreeMap::new();
     let mut out = Vec::new();
+    // the context's draws have a stream of their own: the amounts, models and times
+    // stay those of the seed
+    let mut context_rng = Rng::new(seed ^ 0xde30_0008, i as u64);
     // the runaway's burst: half their Codex, in the last hour (at least 5× any baseline
     // of the other half over the 24 hours the rule averages at least)
     let burst = if org.runaway == Some(i) { s.codex / 2 / CENT * CENT } else { 0 };
@@ -487,7 +490,12 @@ pub fn backfill(org: &Org, i: usize, seed: u64) -> Vec<Value> {
                 "product": "codex",
                 "model": model,
                 "credits": Credits::from_micros(amount).to_string(),
-                "context": { "kind": "task", "task": "Retry the failing migration until it passes", "repo": REPOS[0] },
+                "context": {
+                    "kind": "task",
+                    "task": "Retry the failing migration until it passes",
+                    "repo": crate::value::repos(s.group.as_deref())[0],
+                    "workflow": "agent-loop",
+                },
             }));
         }
     }
@@ -510,11 +518,12 @@ pub fn backfill(org: &Org, i: usize, seed: u64) -> Vec<Value> {
             let time = time_on(org, &mut rng, day, weekend);
             let credits = amount as f64 / 1e6;
             let context = if product == "codex" {
-                json!({
-                    "kind": "task",
-                    "tasks": 1 + (credits / 12.0) as u64,
-                    "repo": REPOS[rng.index(REPOS.len())],
-                })
+                // drawn as before, so the rest of the stream is unchanged
+                let _ = rng.index(REPOS.len());
+                let mut extra = serde_json::Map::new();
+                extra.insert("kind".into(), json!("task"));
+                extra.insert("tasks".into(), json!(1 + (credits / 12.0) as u64));
+                crate::value::codex_context(s.group.as_deref(), &mut context_rng, extra)
             } else {
                 json!({ "kind": "conversation", "conversations": 1 + (credits / 4.0) as u64 })
             };
@@ -609,12 +618,12 @@ impl Live {
         let model = model_for(s, &mut self.rng, product, actual.micros(), &mut spent, false);
         let reserve = Credits::from_micros(cents(actual.micros() as f64 * 1.25).max(actual.micros()));
         let context = if codex {
-            json!({
-                "kind": "task",
-                "task": TASKS[self.rng.index(TASKS.len())],
-                "repo": REPOS[self.rng.index(REPOS.len())],
-                "status": "completed",
-            })
+            let task = TASKS[self.rng.index(TASKS.len())];
+            let mut extra = serde_json::Map::new();
+            extra.insert("kind".into(), json!("task"));
+            extra.insert("task".into(), json!(task));
+            extra.insert("status".into(), json!("completed"));
+            crate::value::codex_context(s.group.as_deref(), &mut self.rng, extra)
         } else {
             json!({
                 "kind": "conversation",

@@ -18,6 +18,7 @@ pub mod activity;
 mod client;
 pub mod people;
 pub mod repo;
+pub mod value;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -373,7 +374,7 @@ fn reconcile_once(
 }
 
 /// Ingests the backfill in batches, from a few threads so parsing overlaps the writes.
-fn ingest_backfill(client: &Client, org: &Arc<Org>, seed: u64) -> Result<usize, DemoError> {
+fn ingest_backfill(client: &Client, org: &Arc<Org>, seed: u64) -> Result<(usize, value::Tally), DemoError> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
     let rx = Arc::new(Mutex::new(rx));
     let senders: Vec<JoinHandle<Result<(), DemoError>>> = (0..3)
@@ -394,8 +395,10 @@ fn ingest_backfill(client: &Client, org: &Arc<Org>, seed: u64) -> Result<usize, 
     let mut count = 0;
     let mut batch: Vec<Value> = Vec::with_capacity(BATCH);
     let mut failed = None;
+    let mut tally = value::Tally::default();
     for i in 0..org.subjects.len() {
         for e in activity::backfill(org, i, seed) {
+            tally.add(org, i, &e);
             batch.push(e);
             if batch.len() == BATCH {
                 count += batch.len();
@@ -419,7 +422,7 @@ fn ingest_backfill(client: &Client, org: &Arc<Org>, seed: u64) -> Result<usize, 
     for s in senders {
         s.join().map_err(|_| DemoError::Worker("an ingest thread panicked".into()))??;
     }
-    Ok(count)
+    Ok((count, tally))
 }
 
 /// Starts the demo: repository, service, users, first reconcile, backfill, then live activity.
@@ -592,7 +595,9 @@ async fn seed_service(
     let (seed, c) = (opts.seed, client.clone());
     let (org, events) = blocking(move || {
         let org = Arc::new(plan_org(&people, &policies, seed, now)?);
-        let events = ingest_backfill(&c, &org, seed)?;
+        let (events, tally) = ingest_backfill(&c, &org, seed)?;
+        // what the spend produced: merged pull requests and resolved tickets
+        c.post("/v1/outcomes?format=jsonl", "application/x-ndjson", &tally.outcomes(&org, seed))?;
         Ok((org, events))
     })
     .await?;
