@@ -1,13 +1,15 @@
 //! The admin console in a real headless Chromium: starts `budgit serve --demo` as a
 //! process (a temporary database and policy repository, a free port) and runs
-//! `tests/browser/console.mjs` (Playwright driving Debian's `chromium`) against it.
+//! `tests/browser/console.mjs` (Playwright driving Debian's `chromium`) against it,
+//! which runs the checks of `teams.mjs`, `overrides.mjs`, `runaway.mjs`, `value.mjs`
+//! and `polish.mjs` in the same browser.
 //!
 //! Needs Node.js 20+ with npm and Chromium (`apt-get install nodejs npm chromium`;
 //! `BUDGIT_CHROMIUM` names another binary). The test installs `playwright-core` with
 //! `npm ci` into `tests/browser/node_modules` when it is missing or does not match
 //! `package-lock.json`. Without node, npm or chromium it fails and says what to
 //! install: it never passes without running the browser. `BUDGIT_SCREENSHOTS=1`
-//! rewrites `docs/screenshots/*.png`.
+//! rewrites `docs/screenshots/*.png` (the value view: `console-value.png`).
 
 #![expect(
     clippy::unwrap_used,

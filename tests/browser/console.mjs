@@ -28,6 +28,7 @@ import { teamChecks } from './teams.mjs';
 import { overridesChecks } from './overrides.mjs';
 import { runawayChecks } from './runaway.mjs';
 import { polishChecks } from './polish.mjs';
+import { valueChecks } from './value.mjs';
 
 const BASE = env('BUDGIT_URL').replace(/\/$/, '');
 const ADMIN = env('BUDGIT_ADMIN_TOKEN');
@@ -478,6 +479,8 @@ await check('no horizontal overflow at 390 px (admin and user views)', async () 
 });
 
 await teamChecks({ check, browser, newContext, base: BASE, admin: ADMIN, repo: REPO });
+
+await valueChecks({ check, browser, newContext, base: BASE, admin: ADMIN });
 
 await polishChecks({ check, browser, newContext, base: BASE, admin: ADMIN, user: USER });
 

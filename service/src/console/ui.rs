@@ -83,6 +83,7 @@ const ASSETS: &[Asset] = assets![
     "admin/overrides.js",
     "admin/defaults.js",
     "admin/runs.js",
+    "admin/value.js",
     "me.js",
     "icon.svg",
     "vendor/uPlot.iife.min.js",

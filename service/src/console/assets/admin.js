@@ -20,6 +20,7 @@ import { loadRequests } from './admin/requests.js';
 import { loadMix } from './admin/mix.js';
 import { startDrill } from './admin/drill.js';
 import { startOverrides } from './admin/overrides.js';
+import { loadValue } from './admin/value.js';
 
 signOutButton($('sign-out', HTMLButtonElement));
 // a shared `#team/…` or `#person/…` link opens that page at once
@@ -37,6 +38,7 @@ loadSummary().finally(() => {
   loadProposals();
   loadRequests();
   startOverrides();
+  loadValue();
 });
 every(10000, loadSummary);
 every(15000, loadReconciler);
@@ -44,3 +46,4 @@ every(15000, loadReconciler);
 every(10000, async () => { if (!$('requests').contains(document.activeElement)) await loadRequests(); });
 every(60000, loadTrends);
 every(30000, loadMix);
+every(60000, loadValue);
