@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 /// The seeded fixture plus Codex work with a context: a and b are in `eng`, c in no group.
 fn with_context() -> Seeded {
     let s = start_seeded();
-    let mut e = |id: &str, day: u32, user: &str, credits: &str, context: Value| {
+    let e = |id: &str, day: u32, user: &str, credits: &str, context: Value| {
         let mut v = event(id, at(day, 10), user, "codex", "gpt-5-codex", credits);
         v["context"] = context;
         v

@@ -23,6 +23,7 @@ mod review;
 mod sarif;
 mod service_examples;
 mod validate;
+mod value;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

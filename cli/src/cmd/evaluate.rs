@@ -47,7 +47,7 @@ Examples:
   budgit evaluate --directory examples/directory.csv --usage examples/usage.csv \\
       --by cost_center --format csv > chargeback.csv
   budgit evaluate --directory examples/directory.csv --usage examples/usage.csv --threads 1
-  budgit evaluate --directory examples/directory.csv --usage examples/usage-context.csv \
+  budgit evaluate --directory examples/directory.csv --usage examples/usage-context.csv \\
       --now 2026-11-27T12:00:00Z --by context.repo --outcomes examples/outcomes.csv")]
 #[command(mut_arg("directory", |a| a.required(true)))]
 pub struct Args {
@@ -224,15 +224,22 @@ fn value_of(
     value_report(table, key, days, &team_of, credited.as_deref())
 }
 
+/// A value as shown: "(none)" for usage without the key.
 fn none(key: Option<&str>) -> &str {
     key.unwrap_or("(none)")
+}
+
+/// A group as shown: "(no group)" for people in none, as the console names them.
+fn group_name(group: Option<&str>) -> &str {
+    group.unwrap_or("(no group)")
 }
 
 fn per_outcome_rows(title: &str, rows: &[PerOutcome]) -> Vec<Vec<String>> {
     let mut out = vec![header(&[title, "used", "outcomes", "credits per outcome"])];
     for r in rows {
+        let key = if title == "group" { group_name(r.key.as_deref()) } else { none(r.key.as_deref()) };
         out.push(vec![
-            none(r.key.as_deref()).to_string(),
+            key.to_string(),
             r.used.to_string(),
             r.outcomes.to_string(),
             r.credits_per_outcome.map_or_else(|| "-".to_string(), |c| c.to_string()),
@@ -253,7 +260,7 @@ by {}",
     let mut rows = vec![header(&[&v.by, "used", "share", "groups"])];
     for r in v.rows.iter().take(top.max(1)) {
         let groups: Vec<String> =
-            r.teams.iter().take(3).map(|t| format!("{} {}", none(t.team.as_deref()), t.used)).collect();
+            r.teams.iter().take(3).map(|t| format!("{} {}", group_name(t.team.as_deref()), t.used)).collect();
         let more = r.teams.len().saturating_sub(3);
         let mut groups = groups.join(", ");
         if more > 0 {
@@ -491,7 +498,8 @@ fn csv(e: &Evaluation<'_>, by: Option<By>) -> String {
                 let _ = writeln!(out, "{key},,{},{share}", r.used);
                 for t in &r.teams {
                     let share = t.used.percent_of(v.used).map(|p| p.to_string()).unwrap_or_default();
-                    let _ = writeln!(out, "{key},{},{},{share}", field(none(t.team.as_deref())), t.used);
+                    let _ =
+                        writeln!(out, "{key},{},{},{share}", field(group_name(t.team.as_deref())), t.used);
                 }
             }
             return out;
@@ -502,7 +510,8 @@ fn csv(e: &Evaluation<'_>, by: Option<By>) -> String {
             out.push_str("group,used,outcomes,credits_per_outcome\n");
             for r in &o.teams {
                 let per = r.credits_per_outcome.map(|c| c.to_string()).unwrap_or_default();
-                let _ = writeln!(out, "{},{},{},{per}", field(none(r.key.as_deref())), r.used, r.outcomes);
+                let _ =
+                    writeln!(out, "{},{},{},{per}", field(group_name(r.key.as_deref())), r.used, r.outcomes);
             }
             return out;
         }
