@@ -185,6 +185,30 @@ fn the_demo_seeds_a_live_organisation() {
     assert_eq!(people.len(), 1, "{runaway}");
     assert!(credits(&people[0]["last_hour"]) >= 50.0, "{runaway}");
 
+    // the value view tells a story: Codex work names its team's repositories, and the
+    // outcomes show one repository burning credits for few merged pull requests while
+    // platform-infra merges many for little
+    let value = send(addr, "GET", "/v1/dashboard/value", Some(ADMIN), None).json();
+    assert!(value["outcomes"].as_u64().unwrap() > 0, "{value}");
+    let named: Vec<&Value> =
+        value["rows"].as_array().unwrap().iter().filter(|r| r["key"].is_string()).collect();
+    assert!(named.len() >= 5, "{value}");
+    let worst = named
+        .iter()
+        .filter(|r| !r["credits_per_outcome"].is_null())
+        .max_by(|a, b| credits(&a["credits_per_outcome"]).total_cmp(&credits(&b["credits_per_outcome"])))
+        .unwrap();
+    assert_eq!(worst["key"], budgit_demo::value::BURNING_REPO, "{value}");
+    let per_pr = |team: &str| {
+        let t = value["teams"].as_array().unwrap().iter().find(|t| t["team"] == team).unwrap();
+        credits(&t["credits_per_pull_request"])
+    };
+    assert!(per_pr("platform-infra") * 2.0 < per_pr("engineering"), "{value}");
+    let workflows = send(addr, "GET", "/v1/dashboard/value?by=context.workflow", Some(ADMIN), None).json();
+    let keys: Vec<&str> =
+        workflows["rows"].as_array().unwrap().iter().filter_map(|r| r["key"].as_str()).collect();
+    assert!(keys.contains(&"migration-retry") && keys.contains(&"ci-review"), "{keys:?}");
+
     // the user at their limit is denied, with their own token too
     let check = json!({ "user": demo.user, "product": "chatgpt", "model": "gpt-5", "credits": "1" });
     let r = send(addr, "POST", "/v1/check", Some(ADMIN), Some(&check.to_string()));
