@@ -519,6 +519,10 @@ pub(crate) struct Page<T, C> {
     has_more: bool,
     /// Pass as `after` for the next page; null on the last page.
     next: Option<C>,
+    /// Every row the query matches, over all pages: answered by the lists held in
+    /// memory (the dashboard's), where counting costs nothing; absent elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total: Option<usize>,
 }
 
 impl<T, C> Page<T, C> {
@@ -533,12 +537,18 @@ impl<T, C> Page<T, C> {
         let has_more = rows.len() > limit;
         rows.truncate(limit);
         let next = if has_more { rows.last().map(cursor) } else { None };
-        Page { object: "list", data: rows, has_more, next }
+        Page { object: "list", data: rows, has_more, next, total: None }
+    }
+
+    /// The same page, stating how many rows match over all pages.
+    pub fn with_total(mut self, total: usize) -> Page<T, C> {
+        self.total = Some(total);
+        self
     }
 
     /// Every row in one page: nothing follows.
     pub fn whole(rows: Vec<T>) -> Page<T, C> {
-        Page { object: "list", data: rows, has_more: false, next: None }
+        Page { object: "list", data: rows, has_more: false, next: None, total: None }
     }
 
     /// The rows of the page, to turn into what is answered.
@@ -553,6 +563,7 @@ impl<T, C> Page<T, C> {
             data: self.data.into_iter().map(f).collect(),
             has_more: self.has_more,
             next: self.next,
+            total: self.total,
         }
     }
 }

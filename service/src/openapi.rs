@@ -287,6 +287,24 @@ fn paging_params(default: usize, max: usize, integer_cursor: bool) -> Vec<Value>
     ]
 }
 
+/// `from` and `to`: a range to show instead of the current budget period, compared with
+/// the range of equal length before it.
+fn range_params() -> Vec<Value> {
+    let bound = json!({ "anyOf": [{ "type": "string", "format": "date" }, { "type": "string", "format": "date-time" }] });
+    vec![
+        query(
+            "from",
+            "show this range instead of the current period, from this instant (RFC 3339) or the start of this local date (YYYY-MM-DD, the workspace's time zone); with `to`, at most 400 days, between 2000 and 2100",
+            bound.clone(),
+        ),
+        query(
+            "to",
+            "the range's end: an instant (exclusive), or a local date (included); with `from`",
+            bound,
+        ),
+    ]
+}
+
 /// The console's read views (`/v1/dashboard/*`, `/v1/me`).
 ///
 /// Kept out of the main literal, which is near `json!`'s recursion limit.
@@ -327,12 +345,17 @@ fn dashboard_paths() -> Value {
             ),
             now.clone(),
         ];
+        all.extend(range_params());
         all.extend(extra);
         all
     };
+    let with_range = |mut params: Vec<Value>| -> Vec<Value> {
+        params.extend(range_params());
+        params
+    };
     let paths = json!({
-        "/v1/dashboard/summary": { "get": op("dashboard", "the workspace gauge (used vs the sum of applied limits), status counts, usage per product and each team's budget (its pool, else the sum of its members' limits; users with a limit and no group are the team `(no group)`) this period (admin); `forecast` is linear: usage so far at the period's burn rate so far, projected to its end",
-            vec![now.clone(), fresh.clone()], None, ok("the summary", r("DashboardSummary")), &errors(&[])) },
+        "/v1/dashboard/summary": { "get": op("dashboard", "the workspace gauge (used vs the sum of applied limits), status counts, usage per product and each team's budget (its pool, else the sum of its members' limits; users with a limit and no group are the team `(no group)`) this period (admin); `forecast` is linear: usage so far at the period's burn rate so far, projected to its end; with `from` and `to`, the same figures for that range; the workspace's, each team's and each model's usage stand beside the previous period's (`previous_period`: the range of equal length before a range, else the previous budget period) with the change in percent",
+            with_range(vec![now.clone(), fresh.clone()]), None, ok("the summary", r("DashboardSummary")), &errors(&[])) },
         "/v1/dashboard/users": { "get": with_csv(op("dashboard", "every user with a limit or usage this period, filtered, sorted and paged in memory (admin)",
             page(vec![
                 query("group", "only members of this group; `(no group)`: users with a limit and no group", json!({ "type": "string" })),
@@ -340,7 +363,7 @@ fn dashboard_paths() -> Value {
                 query("sort", "used (default), percent, remaining or email", json!({ "enum": ["used", "percent", "remaining", "email"] })),
             ]), None, ok("a page of users (CSV: one row per match, a column per product)", r("PageOfDashboardUser")), &errors(&[])), "200") },
         "/v1/dashboard/trends": { "get": op("dashboard", "daily credits per product or model over the period so far (local days), and the cumulative forecast from today to the period's last day at the burn rate so far (admin)",
-            vec![query("by", "product (default) or model", json!({ "enum": ["product", "model"] })), now.clone()], None,
+            with_range(vec![query("by", "product (default) or model", json!({ "enum": ["product", "model"] })), now.clone(), fresh.clone()]), None,
             ok("the trend", r("DashboardTrends")),
             &errors(&[])) },
         "/v1/dashboard/breakdown": { "get": with_csv(op("dashboard", "usage this period per user, team, product, model or cost center (the directory's `cost_center` attribute; `(none)` without one, `(not in directory)` for users the directory does not know), sorted and paged (admin)",
@@ -382,12 +405,12 @@ fn drill_paths() -> Map<String, Value> {
                 query("by", "team (the only grouping so far)", json!({ "enum": ["team"] })),
                 query("product", "the product to sort by (default codex)", json!({ "type": "string" })),
                 query("order", "desc (default) or asc", json!({ "enum": ["asc", "desc"] })),
-                now.clone(), fresh.clone(),
+                now.clone(), fresh.clone(), range_params()[0].clone(), range_params()[1].clone(),
             ], None, ok("the mix", r("DashboardMix")), &errors(&[])) },
         "/v1/dashboard/teams/{group}": { "get": op("dashboard", "one team this period (admin): its budget and standing, its members with theirs, usage by product and model, daily usage so far, the proposals for it not merged yet and its members' open credit requests; `(no group)` is the users with a limit and no group",
-            vec![path("group", "the group, or `(no group)`"), now.clone(), fresh.clone()], None, ok("the team", r("DashboardTeamDetail")), &errors(&[("404", "`dashboard/unknown-team`: no such team this period")])) },
+            vec![path("group", "the group, or `(no group)`"), now.clone(), fresh.clone(), range_params()[0].clone(), range_params()[1].clone()], None, ok("the team", r("DashboardTeamDetail")), &errors(&[("404", "`dashboard/unknown-team`: no such team this period")])) },
         "/v1/dashboard/people/{email}": { "get": op("dashboard", "one person this period (admin): their budget as `/v1/me` answers them, their team and cost center, the applied limit's provenance and their credit requests",
-            vec![path_of("email", "the person", email()), now, fresh], None, ok("the person", r("DashboardPerson")), &errors(&[("404", "`dashboard/unknown-user`: no limit and no usage this period")])) },
+            vec![path_of("email", "the person", email()), now, fresh, range_params()[0].clone(), range_params()[1].clone()], None, ok("the person", r("DashboardPerson")), &errors(&[("404", "`dashboard/unknown-user`: no limit and no usage this period")])) },
         "/v1/dashboard/runaway": { "get": op("dashboard", "runaway spend (admin): people and models whose spend in the last sliding hour is at least `rule.floor` credits and at least `rule.factor` times their hourly baseline (the average hour of the period before it, over at least `rule.min_baseline_hours`), a person's over at least `rule.min_spends` separate spends; largest last hour first",
             vec![], None, ok("the runaway people and models", r("DashboardRunaway")), &errors(&[])) }
     });

@@ -34,6 +34,9 @@ fn summary_matches_hand_computed_sums() {
         sum["workspace"],
         json!({
             "used": 141.75,
+            // October's 1000: (141.75 - 1000) / 1000 = -85.825%
+            "previous": 1000,
+            "change": -85.83,
             "exposure": 275,
             "users": 5,
             "percent": 51.55,
@@ -52,12 +55,25 @@ fn summary_matches_hand_computed_sums() {
     assert_eq!(
         sum["teams"],
         json!([{
-            "group": "(no group)", "members": 3, "used": 14, "budget": 75, "budget_kind": "members",
+            "group": "(no group)", "members": 3, "used": 14, "previous": 0, "change": null, "budget": 75, "budget_kind": "members",
             "exposure": 75, "remaining": 61, "percent": 18.67, "status": "ok",
         }, {
-            "group": "eng", "members": 2, "used": 125.5, "budget": 150, "budget_kind": "pool",
+            "group": "eng", "members": 2, "used": 125.5, "previous": 1000, "change": -87.45, "budget": 150, "budget_kind": "pool",
             "exposure": 200, "remaining": 24.5, "percent": 83.67, "status": "warning",
         }])
+    );
+    // every model of either period, this period's largest first
+    assert_eq!(
+        sum["models"],
+        json!([
+            { "model": "gpt-5-codex", "used": 94, "previous": 0, "change": null },
+            { "model": "gpt-5", "used": 42.75, "previous": 1000, "change": -95.73 },
+            { "model": "o3", "used": 5, "previous": 0, "change": null },
+        ])
+    );
+    assert_eq!(
+        sum["previous_period"],
+        json!({ "start": "2026-10-01T00:00:00Z", "end": "2026-11-01T00:00:00Z", "products": { "codex": 1000 } })
     );
 
     // usage is read from the aggregates: a read sees the write before it at once
@@ -310,6 +326,7 @@ fn me_shows_a_user_only_their_own_budget() {
             "percent": 40.5,
             "status": "warning",
             "blocked": false,
+            "enforcement": "hard",
             "products": { "chatgpt": 10.5, "codex": 30 },
             "models": { "gpt-5": 40.5 },
             // 40.5 * 60 / 19 = 127.89 at the burn rate, but hard enforcement stops a at
@@ -337,4 +354,68 @@ fn me_shows_a_user_only_their_own_budget() {
     let other = send(s.addr, "GET", "/v1/me?now=2025-01-15T00:00:00Z", Some(&token), None);
     assert_eq!(other.status, 403);
     assert_eq!(send(s.addr, "GET", "/v1/me", None, None).status, 401);
+}
+
+#[test]
+fn a_range_answers_its_own_figures_beside_the_range_before_it() {
+    let s = start_seeded();
+    // dates are whole local days, `to` included: the 2nd and the 3rd
+    let range = "from=2026-11-02&to=2026-11-03";
+    let sum = s.get(&format!("/v1/dashboard/summary?{range}"));
+    assert_eq!(
+        (&sum["period"]["start"], &sum["period"]["end"]),
+        (&json!("2026-11-02T00:00:00Z"), &json!("2026-11-04T00:00:00Z"))
+    );
+    // e2 10.5 + e3 85 + e4 9 + e5 2.25; before it, Oct 31 and Nov 1: e0 1000 + e1 30
+    assert_eq!(
+        (&sum["workspace"]["used"], &sum["workspace"]["previous"], &sum["workspace"]["change"]),
+        (&json!(106.75), &json!(1030), &json!(-89.64))
+    );
+    assert_eq!(sum["products"], json!({ "chatgpt": 12.75, "codex": 94 }));
+    assert_eq!(
+        sum["previous_period"],
+        json!({ "start": "2026-10-31T00:00:00Z", "end": "2026-11-02T00:00:00Z", "products": { "codex": 1030 } })
+    );
+    let eng = sum["teams"].as_array().unwrap().iter().find(|t| t["group"] == "eng").unwrap();
+    assert_eq!((&eng["used"], &eng["previous"]), (&json!(95.5), &json!(1030)));
+
+    // the lists, trends and drill-downs read the same range
+    let users = s.get(&format!("/v1/dashboard/users?{range}&sort=email&limit=2"));
+    assert_eq!(keys(&users, "user"), ["a@x.com", "b@x.com"]);
+    assert_eq!(
+        (&users["data"][0]["used"], &users["total"], &users["has_more"]),
+        (&json!(10.5), &json!(6), &json!(true))
+    );
+    let trends = s.get(&format!("/v1/dashboard/trends?{range}"));
+    assert_eq!(trends["days"], json!(["2026-11-02", "2026-11-03"]));
+    assert_eq!(trends["series"][0], json!({ "key": "codex", "total": 94, "values": [85, 9] }));
+    let by_model = s.get(&format!("/v1/dashboard/breakdown?by=model&{range}"));
+    assert_eq!(keys(&by_model, "key"), ["gpt-5-codex", "gpt-5"]);
+    let team = s.get(&format!("/v1/dashboard/teams/eng?{range}"));
+    assert_eq!((&team["used"], &team["daily"]["values"]), (&json!(95.5), &json!([95.5, 0])));
+    let person = s.get(&format!("/v1/dashboard/people/a%40x.com?{range}"));
+    assert_eq!((&person["used"], &person["products"]), (&json!(10.5), &json!({ "chatgpt": 10.5 })));
+
+    // a range held is kept current from the stream: a write inside it counts at once
+    s.call("POST", "/v1/usage/events", &event("e7", at(3, 12), "a@x.com", "codex", "gpt-5", "1").to_string());
+    let sum = s.get(&format!("/v1/dashboard/summary?{range}&fresh=true"));
+    assert_eq!(sum["workspace"]["used"], json!(107.75));
+
+    // instants are exact: the 24 hours from the 2nd at 12:00 hold e3 (15:00) and e4 (the 3rd, 11:00)
+    let day = s.get("/v1/dashboard/summary?from=2026-11-02T12:00:00Z&to=2026-11-03T12:00:00Z");
+    assert_eq!(day["workspace"]["used"], json!(94));
+
+    for bad in [
+        "from=2026-11-02",
+        "from=2026-11-05&to=2026-11-01",
+        "from=soon&to=2026-11-01",
+        "from=2025-01-01&to=2026-11-01",
+    ] {
+        let r = s.get_as(ADMIN, &format!("/v1/dashboard/users?{bad}"));
+        assert_eq!(
+            (r.status, r.json()["error"]["code"].as_str()),
+            (400, Some("dashboard/bad-range")),
+            "{bad}"
+        );
+    }
 }

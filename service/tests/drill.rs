@@ -131,6 +131,11 @@ fn a_team_page_has_its_members_mix_trend_and_open_requests() {
     let mut daily = vec![json!(30), json!(95.5)];
     daily.extend((3..=10).map(|_| json!(0)));
     let days: Vec<String> = (1..=10).map(|d| format!("2026-11-{d:02}")).collect();
+    fn per_day(first: &[Value]) -> Vec<Value> {
+        let mut v = first.to_vec();
+        v.extend((v.len()..10).map(|_| json!(0)));
+        v
+    }
     assert_eq!(
         eng,
         json!({
@@ -144,7 +149,11 @@ fn a_team_page_has_its_members_mix_trend_and_open_requests() {
                 { "user": "a@x.com", "limit": 100, "used": 40.5, "remaining": 24.5, "percent": 40.5, "status": "warning",
                   "blocked": false, "products": { "chatgpt": 10.5, "codex": 30 }, "models": { "gpt-5": 40.5 } },
             ],
-            "daily": { "days": days, "values": daily },
+            // a's codex 30 on the 1st; her chatgpt 10.5 and b's codex 85 on the 2nd
+            "daily": { "days": days, "values": daily, "products": [
+                { "product": "codex", "total": 115, "values": per_day(&[json!(30), json!(85)]) },
+                { "product": "chatgpt", "total": 10.5, "values": per_day(&[json!(0), json!(10.5)]) },
+            ] },
             "proposals": [],
             "requests": [],
         })

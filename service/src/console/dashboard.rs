@@ -27,6 +27,7 @@
 
 mod aggregates;
 pub(crate) mod drill;
+pub(crate) mod range;
 pub(crate) mod recent;
 pub(crate) mod runaway;
 mod view;
@@ -101,6 +102,8 @@ pub struct DashboardState {
     /// The latest events, for the activity list.
     recent: Mutex<Option<recent::Recent>>,
     recent_loading: tokio::sync::Mutex<()>,
+    /// Views of other ranges than the current period (`from`/`to`, the previous period).
+    ranges: range::Ranges,
 }
 
 fn poisoned<T>(_: T) -> ApiError {
@@ -386,6 +389,14 @@ pub(crate) async fn follow(app: App) {
     if let Err(e) = directory(&app).await {
         background_failed("the dashboard's directory load", &e);
     }
+    // the summary compares with the previous period: held before the first page asks
+    let before =
+        period_key(&app, Utc::now()).map(|k| period_key(&app, k.period.start - chrono::Duration::seconds(1)));
+    if let Ok(Ok(before)) = before
+        && let Err(e) = range::view(&app, before, false).await
+    {
+        background_failed("the dashboard's previous period load", &e);
+    }
     loop {
         match wake.recv().await {
             Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
@@ -510,22 +521,57 @@ fn fresh_of(q: &QueryPairs) -> ApiResult<bool> {
 }
 
 /// The parsed time and the view every admin view starts from.
+/// A range (`from` and `to`) is shown from a view of its own; without one, or for the
+/// current period's exact bounds, the current period's.
 async fn admin_view(app: &App, who: &Principal, q: &QueryPairs) -> ApiResult<(DateTime<Utc>, Arc<View>)> {
     who.require_admin()?;
     let (now, _) = now_of(q)?;
     let key = period_key(app, now)?;
-    Ok((now, view(app, key, fresh_of(q)?).await?))
+    let fresh = fresh_of(q)?;
+    match range::range_of(q, key.tz)? {
+        Some(r) if r.period.start != key.period.start || r.period.end != key.period.end => {
+            Ok((now, range::view(app, r, fresh).await?))
+        }
+        _ => Ok((now, view(app, key, fresh).await?)),
+    }
+}
+
+/// What a view is compared with: the range of equal length before a range, the
+/// previous budget period before the current one.
+fn previous_of(app: &App, v: &View) -> ApiResult<PeriodKey> {
+    if v.range_agg.is_some() {
+        return Ok(range::previous(&v.key));
+    }
+    period_key(app, v.key.period.start - chrono::Duration::seconds(1))
+}
+
+/// The aggregates a view was built from: a range's own, else the live ones while they
+/// are still of its period.
+fn agg_for<'a>(live: &'a Option<Live>, v: &'a View) -> Option<&'a Aggregates> {
+    v.range_agg.as_deref().or_else(|| live.as_ref().map(|l| &l.agg).filter(|a| a.key == v.key))
+}
+
+/// The change from `before` to `now` in percent, two decimals (half away from zero);
+/// null when `before` is zero.
+fn change(now: i64, before: i64) -> Option<f64> {
+    if before == 0 {
+        return None;
+    }
+    let x = (i128::from(now) - i128::from(before)) * 20_000 / i128::from(before);
+    let hundredths = (x + x.signum()) / 2;
+    Some(hundredths as f64 / 100.0)
 }
 
 /// `GET /v1/dashboard/summary`: workspace gauge, status counts, products and teams.
 pub async fn summary(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let q = QueryPairs::parse(raw.as_deref())?;
     let (now, v) = admin_view(&app, &who, &q).await?;
+    let before = range::view(&app, previous_of(&app, &v)?, false).await?;
     let t = &v.totals;
     // usage comes from the aggregates, current to this request; the rest from the view
     let (used, products) = {
         let live = app.dashboard.live()?;
-        match live.as_ref().map(|l| &l.agg).filter(|a| a.key == v.key) {
+        match agg_for(&live, &v) {
             Some(agg) => {
                 let by_product = agg.product_totals();
                 let products: Map<String, Value> = agg
@@ -546,10 +592,13 @@ pub async fn summary(State(app): State<App>, who: Principal, RawQuery(raw): RawQ
         rules.status(Credits::from_micros(used), Credits::from_micros(t.exposure))
     };
     let c = Credits::from_micros;
+    let team_before = |g: &str| before.team(g).map_or(0, |t| t.used);
     let teams: Vec<SummaryTeam> = v
         .teams
         .iter()
         .map(|team| SummaryTeam {
+            previous: c(team_before(&team.group)),
+            change: change(team.used, team_before(&team.group)),
             group: team.group.to_string(),
             members: team.members,
             used: c(team.used),
@@ -561,9 +610,36 @@ pub async fn summary(State(app): State<App>, who: Principal, RawQuery(raw): RawQ
             status: team.status(&rules).as_str(),
         })
         .collect();
+    // every model of either side, largest first this period
+    let mut models: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for m in &v.models {
+        models.entry(&m.key).or_default().0 = m.used;
+    }
+    for m in &before.models {
+        models.entry(&m.key).or_default().1 = m.used;
+    }
+    let mut models: Vec<(&str, (i64, i64))> = models.into_iter().collect();
+    models.sort_by(|a, b| b.1.0.cmp(&a.1.0).then_with(|| b.1.1.cmp(&a.1.1)).then_with(|| a.0.cmp(b.0)));
+    let previous_used = before.totals.used;
     let body = SummaryOut {
         period: period_of(&v.key, now),
+        previous_period: PreviousPeriod {
+            start: rfc3339(before.key.period.start.timestamp()),
+            end: rfc3339(before.key.period.end.timestamp()),
+            products: before.products.iter().map(|s| (s.key.to_string(), c(s.used))).collect(),
+        },
+        models: models
+            .into_iter()
+            .map(|(model, (now, was))| SummaryModel {
+                model: model.to_string(),
+                used: c(now),
+                previous: c(was),
+                change: change(now, was),
+            })
+            .collect(),
         workspace: Gauge {
+            previous: c(previous_used),
+            change: change(used, previous_used),
             used: c(used),
             exposure: c(t.exposure),
             users: t.limited,
@@ -600,11 +676,41 @@ pub(crate) fn status_schema(_: &mut schemars::SchemaGenerator) -> schemars::Sche
 #[schemars(rename = "DashboardSummary")]
 pub(crate) struct SummaryOut {
     period: PeriodOut,
+    /// What the figures are compared with: the range of equal length before a range
+    /// (`from`/`to`), else the previous budget period.
+    previous_period: PreviousPeriod,
     workspace: Gauge,
     /// Credits per product this period.
     #[schemars(with = "BTreeMap<String, Credits>")]
     products: Map<String, Value>,
     teams: Vec<SummaryTeam>,
+    /// Every model used this period or the previous one, this period's largest first.
+    models: Vec<SummaryModel>,
+}
+
+/// The period the summary's figures are compared with.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "DashboardPreviousPeriod")]
+struct PreviousPeriod {
+    #[schemars(extend("format" = "date-time"))]
+    start: String,
+    /// Exclusive.
+    #[schemars(extend("format" = "date-time"))]
+    end: String,
+    /// Credits per product in it.
+    products: BTreeMap<String, Credits>,
+}
+
+/// One model's usage, period over period.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "DashboardModel")]
+struct SummaryModel {
+    model: String,
+    used: Credits,
+    /// Used in the previous period.
+    previous: Credits,
+    /// Percent change from `previous`, two decimals; null when `previous` is zero.
+    change: Option<f64>,
 }
 
 /// The workspace gauge: used against the sum of applied limits.
@@ -612,6 +718,10 @@ pub(crate) struct SummaryOut {
 #[schemars(rename = "DashboardGauge")]
 struct Gauge {
     used: Credits,
+    /// Used in the previous period (`previous_period`).
+    previous: Credits,
+    /// Percent change from `previous`, two decimals; null when `previous` is zero.
+    change: Option<f64>,
     exposure: Credits,
     /// Users with an applied limit.
     users: usize,
@@ -648,6 +758,10 @@ struct SummaryTeam {
     group: String,
     members: usize,
     used: Credits,
+    /// The team's usage in the previous period (its members as they are now).
+    previous: Credits,
+    /// Percent change from `previous`, two decimals; null when `previous` is zero.
+    change: Option<f64>,
     /// The team's pool, else the sum of its members' limits.
     budget: Credits,
     #[schemars(extend("enum" = ["pool", "members"]))]
@@ -698,12 +812,14 @@ fn page<T>(
             items.partition_point(|x| cmp(sort_key(x), c) != std::cmp::Ordering::Greater)
         }
     };
+    let total = items.len();
     let rows: Vec<T> = items.into_iter().skip(start).collect();
     let limit = limit.unwrap_or(rows.len());
-    Ok(Page::cut(rows, limit, |r| {
+    let cut = Page::cut(rows, limit, |r| {
         let (n, k) = sort_key(r);
         format!("{n}:{k}")
-    }))
+    });
+    Ok(cut.with_total(total))
 }
 
 /// Usage per product and per model of one user, as exact credits by name.
@@ -766,7 +882,7 @@ pub async fn users(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
         .collect();
     let paged = page(matches, |r| key(r), desc, q.get("after"), limit)?;
     let live = app.dashboard.live()?;
-    let agg = live.as_ref().map(|l| &l.agg).filter(|a| a.key == v.key);
+    let agg = agg_for(&live, &v);
     if csv {
         let products: Vec<&Slice> = v.products.iter().collect();
         let mut out =
@@ -868,6 +984,12 @@ pub async fn trends(State(app): State<App>, who: Principal, RawQuery(raw): RawQu
     };
     let (now, _) = now_of(&q)?;
     let key = period_key(&app, now)?;
+    if let Some(r) = range::range_of(&q, key.tz)?.filter(|r| r.period != key.period) {
+        let v = range::view(&app, r, fresh_of(&q)?).await?;
+        if let Some(agg) = v.range_agg.as_deref() {
+            return Ok(axum::Json(trend(agg, &r, now, by_model)).into_response());
+        }
+    }
     // another request may load another period in between: try again a few times
     for _ in 0..3 {
         ensure_live(&app, key).await?;
@@ -1120,7 +1242,12 @@ pub(crate) struct Budget {
     percent: Option<f64>,
     #[schemars(schema_with = "crate::console::dashboard::status_schema")]
     status: &'static str,
+    /// True when usage stops: under hard enforcement, the limit, the pool or a cap is used up.
     blocked: bool,
+    /// The workspace's enforcement: `hard` stops usage at the limit (`blocked`), `soft`
+    /// only alerts, so a user past their limit is over it and not blocked.
+    #[schemars(extend("enum" = ["hard", "soft"]))]
+    enforcement: &'static str,
     #[schemars(with = "BTreeMap<String, Credits>")]
     products: Map<String, Value>,
     #[schemars(with = "BTreeMap<String, Credits>")]
@@ -1201,7 +1328,7 @@ async fn budget_of(
     let row = v.row(&user).cloned();
     let (products, models, daily_micros, cells_used) = {
         let live = app.dashboard.live()?;
-        let agg = live.as_ref().map(|l| &l.agg).filter(|a| a.key == key);
+        let agg = agg_for(&live, v);
         let u = agg.and_then(|a| a.users.get(user.as_str()));
         let (products, models) = agg.map_or((Map::new(), Map::new()), |a| usage_maps(a, u));
         let today = now.with_timezone(&key.tz).date_naive();
@@ -1309,6 +1436,7 @@ async fn budget_of(
         percent: row.as_ref().and_then(|r| r.percent),
         status: view::status_str(status),
         blocked: row.as_ref().is_some_and(Row::blocked),
+        enforcement: if v.rules.hard { "hard" } else { "soft" },
         products,
         models,
         forecast: Forecast { used_at_end, limit_reached_on: reached_on.map(|d| d.to_string()) },

@@ -82,6 +82,8 @@ pub(crate) struct UserAgg {
     pub cells: Vec<UserCell>,
     /// Per local day index, sorted by day.
     pub daily: Vec<(u16, i64)>,
+    /// Per local day index and product, sorted: a team's trend per product sums these.
+    pub daily_products: Vec<(u16, u32, i64)>,
 }
 
 impl UserAgg {
@@ -98,6 +100,10 @@ impl UserAgg {
         match self.daily.binary_search_by_key(&day, |(d, _)| *d) {
             Ok(i) => self.daily[i].1 = self.daily[i].1.saturating_add(micros),
             Err(i) => self.daily.insert(i, (day, micros)),
+        }
+        match self.daily_products.binary_search_by_key(&(day, product), |(d, p, _)| (*d, *p)) {
+            Ok(i) => self.daily_products[i].2 = self.daily_products[i].2.saturating_add(micros),
+            Err(i) => self.daily_products.insert(i, (day, product, micros)),
         }
     }
 
@@ -130,6 +136,8 @@ pub(crate) struct Aggregates {
     pub last_seq: i64,
     /// Changes whenever a sum changes (unique across loads).
     pub version: u64,
+    /// Events counted in the period so far: changes only when a sum does.
+    pub counted: u64,
     /// Unix seconds of each local midnight from the period start to its end (days + 1 entries).
     pub day_starts: Vec<i64>,
     /// Product names.
@@ -142,17 +150,24 @@ pub(crate) struct Aggregates {
     pub users: HashMap<Arc<str>, UserAgg>,
 }
 
-/// Local midnights bounding every day of a period, as unix seconds.
+/// Local midnights bounding every day of a period, as unix seconds. A range that
+/// starts or ends inside a day (the last 24 hours) has that day cut at its bound: the
+/// first entry is the range's start and the last its end.
 fn day_starts(key: &PeriodKey) -> Vec<i64> {
-    let mut out = Vec::new();
+    let (start, end) = (key.period.start.timestamp(), key.period.end.timestamp());
+    let mut out = vec![start];
     let mut date = key.period.start_date;
-    while date <= key.period.end_date {
-        out.push(When::Date(date).instant(&key.tz).timestamp());
+    while date < key.period.end_date {
         match date.succ_opt() {
             Some(d) => date = d,
             None => break,
         }
+        let midnight = When::Date(date).instant(&key.tz).timestamp();
+        if midnight > start && midnight < end {
+            out.push(midnight);
+        }
     }
+    out.push(end.max(start));
     out
 }
 
@@ -166,6 +181,7 @@ impl Aggregates {
             origin: version,
             last_seq: 0,
             version,
+            counted: 0,
             day_starts,
             products: Interner::default(),
             models: Interner::default(),
@@ -197,6 +213,7 @@ impl Aggregates {
     /// Counts usage at unix second `ts` (ignored outside the period).
     pub fn add(&mut self, ts: i64, user: &str, product: &str, model: &str, micros: i64, events: u64) {
         let Some(day) = self.day_of(ts) else { return };
+        self.counted += events;
         let (p, m) = (self.products.id(product), self.models.id(model));
         if let Some(cells) = self.days.get_mut(usize::from(day)) {
             let cell = cells.entry((p, m)).or_default();

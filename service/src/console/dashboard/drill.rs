@@ -63,8 +63,8 @@ impl<'a> Usage<'a> {
 }
 
 /// The aggregates the view was built for, when they are still the ones loaded.
-fn agg_of<'a>(live: &'a Option<super::Live>, v: &View) -> Option<&'a Aggregates> {
-    live.as_ref().map(|l| &l.agg).filter(|a| a.key == v.key)
+fn agg_of<'a>(live: &'a Option<super::Live>, v: &'a View) -> Option<&'a Aggregates> {
+    super::agg_for(live, v)
 }
 
 /// Usage per team for the breakdown's `by=team`: every team of the view (so
@@ -240,6 +240,19 @@ struct DailyOut {
     #[schemars(extend("items" = { "type": "string", "format": "date" }))]
     days: Vec<String>,
     values: Vec<Credits>,
+    /// The same days per product, largest total first: the values of a day add up to its
+    /// value in `values`.
+    products: Vec<DailyProduct>,
+}
+
+/// Daily credits of one product.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "DashboardDailyProduct")]
+struct DailyProduct {
+    product: String,
+    total: Credits,
+    /// A value per day of `days`.
+    values: Vec<Credits>,
 }
 
 /// A proposal made for a group.
@@ -273,12 +286,12 @@ pub(super) struct RequestRow {
     model: Option<String>,
 }
 
-/// Daily credits of some users over the period so far, `{days, values}`: the
-/// aggregates keep each user's usage per day as a total (per product and model only
-/// over the whole period), so a team's trend is its daily total.
+/// Daily credits of some users over the period so far: their total per day, and per
+/// product from each user's usage per day and product.
 fn daily_totals(agg: &Aggregates, rows: &[&Row], shown: usize) -> DailyOut {
     let days: Vec<String> = (0..shown).filter_map(|d| agg.date(d)).map(|d| d.to_string()).collect();
     let mut total = vec![0i64; shown];
+    let mut products: BTreeMap<u32, Vec<i64>> = BTreeMap::new();
     for r in rows {
         if let Some(u) = agg.users.get(&*r.user) {
             for &(d, m) in &u.daily {
@@ -286,9 +299,25 @@ fn daily_totals(agg: &Aggregates, rows: &[&Row], shown: usize) -> DailyOut {
                     *slot = slot.saturating_add(m);
                 }
             }
+            for &(d, p, m) in &u.daily_products {
+                if usize::from(d) < shown {
+                    let values = products.entry(p).or_insert_with(|| vec![0; shown]);
+                    values[usize::from(d)] = values[usize::from(d)].saturating_add(m);
+                }
+            }
         }
     }
-    DailyOut { days, values: total.iter().map(|m| Credits::from_micros(*m)).collect() }
+    let c = |v: &[i64]| v.iter().map(|m| Credits::from_micros(*m)).collect::<Vec<_>>();
+    let mut products: Vec<DailyProduct> = products
+        .into_iter()
+        .map(|(p, v)| DailyProduct {
+            product: agg.products.name(p).to_string(),
+            total: Credits::from_micros(v.iter().fold(0, |s: i64, m| s.saturating_add(*m))),
+            values: c(&v),
+        })
+        .collect();
+    products.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.product.cmp(&b.product)));
+    DailyOut { days, values: c(&total), products }
 }
 
 /// The proposals made for a group, newest first.
@@ -419,7 +448,7 @@ pub async fn team(
                 let today = now.with_timezone(&v.key.tz).date_naive();
                 daily_totals(a, &members, a.day_count().min(day_index(a, today) + 1))
             }
-            None => DailyOut { days: Vec::new(), values: Vec::new() },
+            None => DailyOut { days: Vec::new(), values: Vec::new(), products: Vec::new() },
         };
         // the names borrow the aggregates: owned before the lock is let go
         let usage = (usage.used, Usage::credits(&usage.products), Usage::credits(&usage.models));

@@ -195,6 +195,9 @@ pub(crate) struct View {
     pub alerts: Arc<AlertLevels>,
     /// The rules the standings were measured with.
     pub rules: Rules,
+    /// The aggregates of a range's view (`from`/`to`), held with it; none for the
+    /// current period's view, whose aggregates are the live ones.
+    pub range_agg: Option<Arc<Aggregates>>,
 }
 
 impl View {
@@ -391,6 +394,7 @@ pub(crate) fn build(agg: &Aggregates, limits: &LimitsSnap, dir: &DirectorySnap) 
         cost_centers,
         alerts: limits.alerts.clone(),
         rules,
+        range_agg: None,
     }
 }
 
