@@ -1,8 +1,8 @@
 //! The admin console in a real headless Chromium: starts `budgit serve --demo` as a
 //! process (a temporary database and policy repository, a free port) and runs
-//! `tests/browser/console.mjs` (Playwright driving Debian's `chromium`) against it,
-//! which runs the checks of `teams.mjs`, `overrides.mjs`, `runaway.mjs`, `value.mjs`
-//! and `polish.mjs` in the same browser.
+//! `tests/browser/console.mjs` (with the checks of `teams.mjs`, `overrides.mjs`,
+//! `runaway.mjs`, `value.mjs`, `time.mjs` and `polish.mjs`; Playwright driving Debian's
+//! `chromium`) against it.
 //!
 //! Needs Node.js 20+ with npm and Chromium (`apt-get install nodejs npm chromium`;
 //! `BUDGIT_CHROMIUM` names another binary). The test installs `playwright-core` with

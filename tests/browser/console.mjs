@@ -29,6 +29,7 @@ import { overridesChecks } from './overrides.mjs';
 import { runawayChecks } from './runaway.mjs';
 import { polishChecks } from './polish.mjs';
 import { valueChecks } from './value.mjs';
+import { timeChecks } from './time.mjs';
 
 const BASE = env('BUDGIT_URL').replace(/\/$/, '');
 const ADMIN = env('BUDGIT_ADMIN_TOKEN');
@@ -481,6 +482,7 @@ await check('no horizontal overflow at 390 px (admin and user views)', async () 
 await teamChecks({ check, browser, newContext, base: BASE, admin: ADMIN, repo: REPO });
 
 await valueChecks({ check, browser, newContext, base: BASE, admin: ADMIN });
+await timeChecks({ check, browser, newContext, base: BASE, admin: ADMIN, screenshot });
 
 await polishChecks({ check, browser, newContext, base: BASE, admin: ADMIN, user: USER });
 

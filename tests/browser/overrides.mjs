@@ -71,6 +71,36 @@ export async function overridesChecks({ check, context, base, admin, repo }) {
     assert.equal(git(repo, ['rev-parse', 'main']), main, 'main moved: a proposal must stay on its branch');
   });
 
+  await check('"move into group" on a flagged override makes a branch that adds its person to the group and removes the override', async () => {
+    const review = await apiOk(base, admin, 'GET', '/v1/overrides/review');
+    assert.ok(review.findings.length > 0, 'the demo\'s review has nothing to show');
+    // another finding than the one let lapse above, when there is one
+    const finding = review.findings.find((f) => f.user !== 'alice.nguyen@acme.com') || review.findings[0];
+    const groups = (await apiOk(base, admin, 'GET', '/v1/groups')).data;
+    // a group that lists its members by name: the person is added to that list
+    const group = groups.find((g) => git(repo, ['show', `main:${g.file}`]).includes('members:')) || groups[0];
+    const card = page.locator(`#overrides-review .finding[data-name="${finding.name}"]`);
+    await card.waitFor({ timeout: 15000 });
+    await card.locator('select[name="group"]').selectOption(group.name);
+    const main = git(repo, ['rev-parse', 'main']);
+    const shown = page.locator('#overrides-result [data-branch]');
+    const earlier = (await shown.count()) ? await shown.getAttribute('data-branch') : null;
+    await card.locator('button.move').click();
+    const branch = await poll(async () => {
+      const b = (await shown.count()) ? await shown.getAttribute('data-branch') : null;
+      return b && b !== earlier ? b : null;
+    }, 20000, 'no proposal shown after "Move into group"');
+    const commit = await shown.getAttribute('data-commit');
+    assert.match(branch, /^budgit\/move\//);
+    assert.equal(git(repo, ['rev-parse', `refs/heads/${branch}`]), commit, 'the branch does not point at the shown commit');
+    assert.equal(git(repo, ['rev-parse', `${commit}~1`]), main, 'the proposal is not one commit on main');
+    const diff = git(repo, ['diff', '--name-status', main, commit]).split('\n').sort();
+    assert.deepEqual(diff, [`D\t${finding.file}`, `M\t${group.file}`].sort(), 'the diff is not the override removed and the group edited');
+    assert.ok(!git(repo, ['show', `${main}:${group.file}`]).includes(finding.user), `${finding.user} was already in ${group.file}`);
+    assert.ok(git(repo, ['show', `${commit}:${group.file}`]).includes(finding.user), `${finding.user} is not added to ${group.file}`);
+    assert.equal(git(repo, ['rev-parse', 'main']), main, 'main moved: a proposal must stay on its branch');
+  });
+
   await check('the default limit panel shows the Workspace\'s amount (API and file)', async () => {
     const d = await apiOk(base, admin, 'GET', '/v1/workspace/default');
     const text = git(repo, ['show', `main:${d.file}`]);

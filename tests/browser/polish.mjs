@@ -137,22 +137,25 @@ export async function polishChecks({ check, browser, newContext, base, admin, us
     await page.evaluate(() => { location.hash = ''; });
   });
 
-  await check('the users pager says which rows it shows (and their total on the last page)', async () => {
+  await check('the users pager says which rows it shows of how many', async () => {
     const label = page.locator('#users-page');
     await page.waitForFunction(() => /\d/.test(document.querySelector('#users-page')?.textContent || ''), null, { timeout: 10000 });
     const rows = await page.locator('#users-table tbody tr').count();
     const size = await page.locator('#users-size').inputValue().catch(() => '');
     const first = await apiOk(base, admin, 'GET', `/v1/dashboard/users?limit=${size || rows}&sort=used&order=desc`);
     const text = (await label.innerText()).trim();
-    if (first.has_more) assert.equal(text, `1–${rows.toLocaleString('en-US')} · page 1, more follow`);
-    else assert.equal(text, `1–${rows} of ${rows}`);
+    // the page counted before the API was asked: the total only grows (someone spending
+    // for the first time), by a few people at most in between
+    const of = (t) => Number(t.replace(/^.* of /, '').replace(/,/g, ''));
+    assert.match(text, new RegExp(`^1–${rows.toLocaleString('en-US')} of [\\d,]+$`));
+    assert.ok(of(text) <= first.total && of(text) >= first.total - 5, `the pager counts ${of(text)}, the API ${first.total}`);
     if (first.has_more) {
       await page.locator('#users-next').click();
-      await page.waitForFunction(() => /page 2|of/.test(document.querySelector('#users-page')?.textContent || ''), null, { timeout: 10000 });
+      await page.waitForFunction(() => /^\d+–/.test(document.querySelector('#users-page')?.textContent || '') && !/^1–/.test(document.querySelector('#users-page')?.textContent || ''), null, { timeout: 10000 });
       const second = await page.locator('#users-table tbody tr').count();
-      assert.match((await label.innerText()).trim(), new RegExp(`^${rows + 1}–${rows + second}( · page 2, more follow| of ${rows + second})$`));
+      assert.match((await label.innerText()).trim(), new RegExp(`^${rows + 1}–${rows + second} of [\\d,]+$`));
       await page.locator('#users-prev').click();
-      await page.waitForFunction((t) => document.querySelector('#users-page')?.textContent === t, text, { timeout: 10000 });
+      await page.waitForFunction(() => /^1–/.test(document.querySelector('#users-page')?.textContent || ''), null, { timeout: 10000 });
     }
   });
 

@@ -84,6 +84,7 @@ const ASSETS: &[Asset] = assets![
     "admin/defaults.js",
     "admin/runs.js",
     "admin/value.js",
+    "admin/range.js",
     "me.js",
     "icon.svg",
     "vendor/uPlot.iife.min.js",

@@ -18,11 +18,24 @@ import { loadGroups } from './admin/teams.js';
 import { loadProposals } from './admin/proposals.js';
 import { loadRequests } from './admin/requests.js';
 import { loadMix } from './admin/mix.js';
-import { startDrill } from './admin/drill.js';
+import { startDrill, rerouteDrill } from './admin/drill.js';
 import { startOverrides } from './admin/overrides.js';
 import { loadValue } from './admin/value.js';
+import { startRangePicker, onRangeChange } from './admin/range.js';
 
 signOutButton($('sign-out', HTMLButtonElement));
+// the range (and every panel's filters) from the URL; a new range reloads what it applies to
+startRangePicker();
+onRangeChange(() => {
+  loadSummary();
+  loadMix();
+  loadTrends();
+  users.restore();
+  users.load();
+  breakdown.restore();
+  breakdown.load();
+  rerouteDrill();
+});
 // a shared `#team/…` or `#person/…` link opens that page at once
 startDrill();
 

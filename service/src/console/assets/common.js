@@ -33,6 +33,7 @@
  * @property {T[]} [data]
  * @property {boolean} [has_more]
  * @property {string | null} [next]
+ * @property {number} [total] every row the query matches, when the list counts them
  */
 
 /**
@@ -391,25 +392,94 @@ export function lifecycleView(life) {
   return el('ol', { class: 'lifecycle small' }, items.length ? items : el('li', { dataset: { step: 'pending' } }, 'waiting for a decision'));
 }
 
+// The one time format of every page: instants in the workspace's time zone (its
+// Workspace document's, which every period the API answers names), whatever the
+// browser's zone; until a page has learnt it, the browser's.
+/** @type {string | undefined} */
+let workspaceZone;
+/** @type {Intl.DateTimeFormat} */
+let whenFormat = timeFormat(undefined, true);
+/** @type {Intl.DateTimeFormat} */
+let clockFormat = timeFormat(undefined, false);
+
 /**
- * A time for reading, in the browser's zone.
+ * @param {string | undefined} timeZone
+ * @param {boolean} withDate
+ * @returns {Intl.DateTimeFormat}
+ */
+function timeFormat(timeZone, withDate) {
+  /** @type {Intl.DateTimeFormatOptions} */
+  const opts = withDate
+    ? { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZoneName: 'short' }
+    : { hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' };
+  try {
+    return new Intl.DateTimeFormat(undefined, { ...opts, timeZone });
+  } catch {
+    return new Intl.DateTimeFormat(undefined, opts);
+  }
+}
+
+/**
+ * Shows every time from now on in `timeZone` (an IANA name, as a period names it).
+ * @param {string | null | undefined} timeZone
+ */
+export function setTimeZone(timeZone) {
+  if (!timeZone || timeZone === workspaceZone) return;
+  workspaceZone = timeZone;
+  whenFormat = timeFormat(timeZone, true);
+  clockFormat = timeFormat(timeZone, false);
+}
+
+/**
+ * The workspace's time zone, once a page has learnt it.
+ * @returns {string | undefined}
+ */
+export const timeZone = () => workspaceZone;
+
+/**
+ * A time for reading, in the workspace's time zone: `Dec 8, 2026, 14:05 CET`.
  * @param {string | null | undefined} t
  * @returns {string}
  */
 export function when(t) {
   if (!t) return '—';
   const d = new Date(t);
-  return Number.isNaN(d.getTime()) ? String(t) : d.toLocaleString();
+  return Number.isNaN(d.getTime()) ? String(t) : whenFormat.format(d);
 }
 
 /**
- * A time of day (activity rows).
+ * A time of day in the workspace's time zone (activity rows).
  * @param {string} t
  * @returns {string}
  */
 export function clock(t) {
   const d = new Date(t);
-  return Number.isNaN(d.getTime()) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+  return Number.isNaN(d.getTime()) ? '' : clockFormat.format(d);
+}
+
+/**
+ * Today's date (YYYY-MM-DD) in the workspace's time zone.
+ * @param {number} [now] milliseconds since the epoch
+ * @returns {string}
+ */
+export function today(now = Date.now()) {
+  try {
+    return new Intl.DateTimeFormat('en-CA', { year: 'numeric', month: '2-digit', day: '2-digit', timeZone: workspaceZone }).format(new Date(now));
+  } catch {
+    return new Date(now).toISOString().slice(0, 10);
+  }
+}
+
+/**
+ * A date (YYYY-MM-DD) moved by whole days.
+ * @param {string} date
+ * @param {number} days
+ * @returns {string}
+ */
+export function addDays(date, days) {
+  const d = new Date(`${date}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + days);
+  return d.toISOString().slice(0, 10);
 }
 
 /**
@@ -434,7 +504,7 @@ export function ago(t, now = Date.now()) {
  * @param {string} [timeZone]
  * @returns {string}
  */
-export function day(t, timeZone) {
+export function day(t, timeZone = workspaceZone) {
   if (!t) return '—';
   const plain = String(t).length === 10;
   const d = new Date(plain ? `${t}T00:00:00Z` : t);

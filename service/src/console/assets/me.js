@@ -3,7 +3,7 @@
 
 import {
   $, api, el, fill, credits, count, shortCommit, when, day, ago, statusBadge, gauge, showError, errorBox,
-  signOutButton, every, periodText, productName, lifecycleView, requestNeed, micros, meter, percent,
+  signOutButton, every, periodText, setTimeZone, productName, lifecycleView, requestNeed, micros, meter, percent,
 } from './common.js';
 import { dailyChart } from './chart.js';
 
@@ -22,6 +22,7 @@ import { dailyChart } from './chart.js';
  * @property {Decimal | null} [percent]
  * @property {import('./common.js').Status} [status]
  * @property {boolean} [blocked]
+ * @property {'hard' | 'soft'} [enforcement] hard: usage stops at a limit or cap; soft: it only alerts
  * @property {{ used_at_end?: Decimal | null, limit_reached_on?: string | null }} [forecast]
  * @property {Record<string, Decimal>} [products] credits used per product
  * @property {Record<string, Decimal>} [models] credits used per model
@@ -63,8 +64,9 @@ let me = /** @type {Me | null} */ (null);
 
 /**
  * Fills a usage table: credits used, the cap and a meter of the cap used, per product or
- * model, largest first. A cap used up says "blocked": that product or model stops for
- * the person until the period ends (the workspace enforces caps as it does limits).
+ * model, largest first. A cap used up says "blocked" under hard enforcement (that product
+ * or model stops for the person until the period ends); under soft enforcement usage
+ * goes on and the cap is only over.
  * @param {HTMLTableElement} table
  * @param {Record<string, Decimal> | undefined} used
  * @param {Record<string, Decimal> | undefined} caps
@@ -86,7 +88,7 @@ function usageRows(table, used, caps, name) {
       el('td', { class: 'num' }, cap !== null && caps ? credits(caps[k]) : '—'),
       el('td', { class: 'cap-use' }, share === null ? el('span', { class: 'muted' }, 'no cap') : [
         meter(share, status, `${name(k)}: ${percent(share)} of its cap used`),
-        reached ? el('span', { class: 'status exceeded' }, el('span', { 'aria-hidden': 'true' }, '✕'), 'Blocked: cap reached')
+        reached ? el('span', { class: 'status exceeded' }, el('span', { 'aria-hidden': 'true' }, '✕'), me?.enforcement === 'soft' ? 'Over the cap (soft)' : 'Blocked: cap reached')
           : el('span', { class: 'small' }, percent(share)),
       ]));
   }) : el('tr', {}, el('td', { colspan: 4, class: 'muted' }, 'No usage yet this period.')));
@@ -112,6 +114,7 @@ async function load() {
   }
   fill($('whoami'), 'Signed in as ', el('strong', {}, me.user), me.group ? ` · ${me.group}` : '');
   forOptions(me);
+  setTimeZone(me.period?.timezone);
   if (me.period) fill($('period'), `Period ${periodText(me.period)}`);
   const node = $('gauge-me');
   node.dataset.used = String(me.used ?? '');
@@ -135,7 +138,9 @@ async function load() {
     stat('Remaining', me.remaining === null || me.remaining === undefined ? '—' : `${credits(me.remaining)} cr`),
     stat('Forecast at period end', `${credits(f.used_at_end)} cr`),
     stat('Limit reached', f.limit_reached_on ? day(f.limit_reached_on) : 'not at this rate'),
-    me.blocked ? stat('Blocked', 'yes') : null);
+    // hard enforcement stops usage at the limit; soft only alerts, so nothing is blocked
+    me.blocked ? stat('Blocked', 'yes') : null,
+    !me.blocked && me.enforcement === 'soft' && me.status === 'exceeded' ? stat('Over the limit (soft)', 'yes: usage goes on, the admins are alerted') : null);
   usageRows($('my-products', HTMLTableElement), me.products, me.caps?.products, productName);
   usageRows($('my-models', HTMLTableElement), me.models, me.caps?.models, (k) => k);
 

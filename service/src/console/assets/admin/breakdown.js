@@ -4,6 +4,7 @@
 import { $, el, credits, count, percent, debounce, productName } from '../common.js';
 import { pagedTable } from './paged.js';
 import { teamLink, personLink, modelLink } from './links.js';
+import { rangeParams, rangeWords } from './range.js';
 
 /**
  * A row of `GET /v1/dashboard/breakdown`.
@@ -34,6 +35,8 @@ const q = $('breakdown-q', HTMLInputElement);
 
 /** @type {ReturnType<typeof pagedTable<BreakdownRow>>} */
 export const breakdown = pagedTable({
+  name: 'breakdown',
+  filters: [by, q],
   table: $('breakdown-table', HTMLTableElement),
   prev: $('breakdown-prev', HTMLButtonElement),
   next: $('breakdown-next', HTMLButtonElement),
@@ -43,8 +46,8 @@ export const breakdown = pagedTable({
   path: '/v1/dashboard/breakdown',
   defaultSort: 'used',
   descFirst: ['used', 'events'],
-  caption: () => `Credits this period by ${by.selectedOptions[0]?.textContent?.toLowerCase() || 'key'}${q.value ? `, matching “${q.value}”` : ''}`,
-  params: () => ({ by: by.value, q: q.value.trim(), limit: 25 }),
+  caption: () => `Credits ${rangeWords()} by ${by.selectedOptions[0]?.textContent?.toLowerCase() || 'key'}${q.value ? `, matching “${q.value}”` : ''}`,
+  params: () => ({ ...rangeParams(), by: by.value, q: q.value.trim(), limit: 25 }),
   empty: 'Nothing recorded for this period yet.',
   row: (r) => el('tr', { dataset: { key: r.key } },
     el('th', { scope: 'row' }, keyCell(r.key)),

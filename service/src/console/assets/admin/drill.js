@@ -57,6 +57,11 @@ async function route() {
   section.focus({ preventScroll: true });
 }
 
+/** Draws the drill-down page shown again (the range changed). */
+export function rerouteDrill() {
+  if (section.dataset.shown) route();
+}
+
 /** Follows the fragment from now on, starting with the one the page was opened at. */
 export function startDrill() {
   window.addEventListener('hashchange', () => { route(); });

@@ -5,6 +5,7 @@
 import { $, api, el, fill, credits, count, showError, query, productName } from '../common.js';
 import { stackedBars } from '../chart.js';
 import { teamLink, modelLink } from './links.js';
+import { rangeParams, rangeWords } from './range.js';
 
 /** @typedef {import('../common.js').Decimal} Decimal */
 
@@ -48,7 +49,7 @@ export async function loadMix() {
   /** @type {Mix} */
   let m;
   try {
-    m = /** @type {Mix} */ (await api(`/v1/dashboard/mix${query({ by: 'team', product: product.value })}`));
+    m = /** @type {Mix} */ (await api(`/v1/dashboard/mix${query({ ...rangeParams(), by: 'team', product: product.value })}`));
   } catch (err) {
     showError(chart, err, 'the teams by product');
     fill(table.tBodies[0]);
@@ -62,7 +63,7 @@ export async function loadMix() {
   fill(product, products.map((p) => el('option', { value: p }, productName(p))));
   product.value = products.includes(current) ? current : (m.product || '');
   fill($('mix-title'), `Which teams use ${sorted} most`);
-  if (table.caption) fill(table.caption, `Credits per team this period, by ${sorted} credits, largest first`);
+  if (table.caption) fill(table.caption, `Credits per team ${rangeWords()}, by ${sorted} credits, largest first`);
   const head = table.tHead?.rows[0];
   if (head) {
     fill(head, el('th', { scope: 'col' }, 'Team'), el('th', { scope: 'col', class: 'num' }, 'Members'),

@@ -2,10 +2,11 @@
 // "my budget" page shows), usage by product and model, daily usage, their credit
 // requests, and where their applied limit comes from (the default, a group or an override).
 
-import { api, el, fill, credits, statusBadge, gauge, shortCommit, when, day } from '../common.js';
+import { api, el, fill, credits, statusBadge, gauge, shortCommit, when, day, query, setTimeZone } from '../common.js';
 import { dailyChart } from '../chart.js';
 import { teamLink } from './links.js';
 import { usageRows, smallTable, requestList } from './team.js';
+import { rangeParams } from './range.js';
 
 /** @typedef {import('../common.js').Decimal} Decimal */
 
@@ -14,6 +15,7 @@ import { usageRows, smallTable, requestList } from './team.js';
  * @typedef {object} Person
  * @property {string} user
  * @property {string | null} [team_name]
+ * @property {import('../common.js').Period} [period]
  * @property {string} [cost_center]
  * @property {Decimal | null} [limit]
  * @property {Decimal} [used]
@@ -74,7 +76,8 @@ export async function renderPerson(node, title, email) {
   /** @type {Person} */
   let p;
   try {
-    p = /** @type {Person} */ (await api(`/v1/dashboard/people/${encodeURIComponent(email)}`));
+    p = /** @type {Person} */ (await api(`/v1/dashboard/people/${encodeURIComponent(email)}${query(rangeParams())}`));
+    setTimeZone(p.period?.timezone);
   } catch (err) {
     fill(node, el('div', { class: 'error', role: 'alert' }, `${email} could not be loaded: ${err instanceof Error ? err.message : String(err)}`));
     return;

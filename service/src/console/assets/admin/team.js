@@ -2,9 +2,10 @@
 // product and model mix, daily usage, the proposals made for it and its members' open
 // credit requests.
 
-import { api, el, fill, credits, count, percent, statusBadge, meter, gauge, productName, shortCommit, when, requestNeed, tableWrap } from '../common.js';
+import { api, el, fill, credits, count, percent, statusBadge, meter, gauge, productName, shortCommit, when, requestNeed, tableWrap, query, setTimeZone } from '../common.js';
 import { dailyChart } from '../chart.js';
 import { personLink, modelLink, NO_GROUP } from './links.js';
+import { rangeParams, rangeWords } from './range.js';
 
 /** @typedef {import('../common.js').Decimal} Decimal */
 
@@ -13,6 +14,7 @@ import { personLink, modelLink, NO_GROUP } from './links.js';
  * @typedef {object} TeamDetail
  * @property {string} group
  * @property {number} [members]
+ * @property {import('../common.js').Period} [period]
  * @property {Decimal} [used]
  * @property {Decimal} [budget]
  * @property {string} [budget_kind]
@@ -23,7 +25,7 @@ import { personLink, modelLink, NO_GROUP } from './links.js';
  * @property {Record<string, Decimal>} [products]
  * @property {Record<string, Decimal>} [models]
  * @property {Member[]} [member_list]
- * @property {{ days?: string[], values?: Decimal[] }} [daily]
+ * @property {{ days?: string[], values?: Decimal[], products?: { product: string, total: Decimal, values: Decimal[] }[] }} [daily] per day, in total and per product
  * @property {{ id: number, branch: string, commit: string, title: string, reason: string, created_at: string, created_by: string }[]} [proposals]
  * @property {OpenRequest[]} [requests]
  */
@@ -108,7 +110,8 @@ export async function renderTeam(node, title, name) {
   /** @type {TeamDetail} */
   let t;
   try {
-    t = /** @type {TeamDetail} */ (await api(`/v1/dashboard/teams/${encodeURIComponent(name)}`));
+    t = /** @type {TeamDetail} */ (await api(`/v1/dashboard/teams/${encodeURIComponent(name)}${query(rangeParams())}`));
+    setTimeZone(t.period?.timezone);
   } catch (err) {
     fill(node, el('div', { class: 'error', role: 'alert' }, `the team ${name} could not be loaded: ${err instanceof Error ? err.message : String(err)}`));
     return;
@@ -138,11 +141,11 @@ export async function renderTeam(node, title, name) {
     el('div', { class: 'grid-2' },
       smallTable('Credits by product', 'Product', usageRows(t.products, 'product'), 'team-products'),
       smallTable('Credits by model', 'Model', usageRows(t.models, 'model'), 'team-models')),
-    el('h3', {}, 'Daily credits'),
+    el('h3', {}, 'Daily credits by product'),
     chart,
     el('h3', {}, 'Members'),
     tableWrap(`Members of ${t.group}`, el('table', { id: 'team-members-table' },
-      el('caption', {}, `Members of ${t.group} by usage this period`),
+      el('caption', {}, `Members of ${t.group} by usage ${rangeWords()}`),
       el('thead', {}, el('tr', {}, ['User', 'Used', 'Limit', 'Remaining', 'Used %', 'Status', 'Products'].map((h, i) => el('th', { scope: 'col', class: i > 0 && i < 5 ? 'num' : null }, h)))),
       el('tbody', {}, members.length ? members.map((u) => el('tr', { dataset: { user: u.user, used: String(u.used ?? 0), status: u.status } },
         el('th', { scope: 'row' }, personLink(u.user)),
@@ -161,8 +164,11 @@ export async function renderTeam(node, title, name) {
           : el('p', { class: 'muted' }, t.group === NO_GROUP ? 'Not a group of the policies: changes come through the default or overrides.' : 'No proposal made for this team yet.'),
         el('p', { class: 'small' }, el('a', { href: `#teams` }, 'Propose a change in Team budgets'))),
       el('div', {}, el('h3', {}, 'Open credit requests'), requestList(t.requests, 'No member has an open credit request.'))));
+  // one series per product (ChatGPT, Codex, …), stacked by day, with its legend and
+  // the same figures as a table; a team without usage shows its (zero) total
   const d = t.daily || {};
-  dailyChart(chart, { days: d.days || [], series: [{ key: 'credits', label: `${t.group} credits`, values: d.values || [] }] },
-    { title: `Daily credits of ${t.group}`, tableCaption: `Daily credits of ${t.group}` });
+  const perProduct = (d.products || []).map((p) => ({ key: p.product, label: productName(p.product), values: p.values || [] }));
+  dailyChart(chart, { days: d.days || [], series: perProduct.length ? perProduct : [{ key: 'credits', label: `${t.group} credits`, values: d.values || [] }] },
+    { title: `Daily credits of ${t.group} by product`, tableCaption: `Daily credits of ${t.group} by product` });
 }
 

@@ -3,6 +3,7 @@
 
 import { api, showError, query, productName, micros, $ } from '../common.js';
 import { dailyChart } from '../chart.js';
+import { rangeParams } from './range.js';
 
 /**
  * `GET /v1/dashboard/trends?by=`: per-series daily credits and the forecast.
@@ -20,7 +21,7 @@ export async function loadTrends() {
   /** @type {Trends} */
   let t;
   try {
-    t = /** @type {Trends} */ (await api(`/v1/dashboard/trends${query({ by })}`));
+    t = /** @type {Trends} */ (await api(`/v1/dashboard/trends${query({ ...rangeParams(), by })}`));
   } catch (err) {
     showError(node, err, 'the trends chart');
     return;

@@ -4,6 +4,7 @@
 import { $, el, credits, percent, statusBadge, meter, debounce, productName } from '../common.js';
 import { pagedTable } from './paged.js';
 import { teamLink, personLink } from './links.js';
+import { rangeParams, rangeWords } from './range.js';
 
 /**
  * A row of `GET /v1/dashboard/users`.
@@ -34,6 +35,8 @@ const size = $('users-size', HTMLSelectElement);
 
 /** @type {ReturnType<typeof pagedTable<UserRow>>} */
 export const users = pagedTable({
+  name: 'users',
+  filters: [q, group, status, size],
   table: $('users-table', HTMLTableElement),
   prev: $('users-prev', HTMLButtonElement),
   next: $('users-next', HTMLButtonElement),
@@ -48,9 +51,9 @@ export const users = pagedTable({
     if (q.value) f.push(`matching “${q.value}”`);
     if (group.value) f.push(`in ${group.value}`);
     if (status.value) f.push(`with status ${status.value}`);
-    return `Users${f.length ? ` ${f.join(', ')}` : ''}, this period`;
+    return `Users${f.length ? ` ${f.join(', ')}` : ''}, ${rangeWords()}`;
   },
-  params: () => ({ q: q.value.trim(), group: group.value, status: status.value, limit: size.value }),
+  params: () => ({ ...rangeParams(), q: q.value.trim(), group: group.value, status: status.value, limit: size.value }),
   empty: 'No user matches these filters.',
   row: (u) => el('tr', { dataset: { user: u.user, status: u.status } },
     el('th', { scope: 'row', class: 'mono' }, personLink(u.user)),
