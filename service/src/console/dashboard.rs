@@ -983,9 +983,11 @@ pub async fn trends(State(app): State<App>, who: Principal, RawQuery(raw): RawQu
         }
     };
     let (now, _) = now_of(&q)?;
+    // the period's trend reads the aggregates, always current: `fresh` matters to a range's
+    let fresh = fresh_of(&q)?;
     let key = period_key(&app, now)?;
     if let Some(r) = range::range_of(&q, key.tz)?.filter(|r| r.period != key.period) {
-        let v = range::view(&app, r, fresh_of(&q)?).await?;
+        let v = range::view(&app, r, fresh).await?;
         if let Some(agg) = v.range_agg.as_deref() {
             return Ok(axum::Json(trend(agg, &r, now, by_model)).into_response());
         }

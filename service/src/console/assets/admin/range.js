@@ -96,7 +96,7 @@ export function showRange(period, previous) {
   const shown = preset() === '24h' ? `${PRESETS['24h']}` : periodText(period);
   // the header's period line shows the range already: the label says it to screen readers
   fill(label, el('span', { id: 'range-shown', class: 'visually-hidden' }, `Showing ${shown}`),
-    previous ? el('span', { class: 'muted', id: 'range-previous' }, ` · compared with ${periodText({ ...previous, timezone: period.timezone })}`) : null);
+    previous ? el('span', { class: 'muted', id: 'range-previous' }, `Compared with ${periodText({ ...previous, timezone: period.timezone })}`) : null);
 }
 
 /** Listeners of a change of range. */
