@@ -4,9 +4,11 @@
 //! A range's aggregates are loaded once from the store (one pass over the range's
 //! events, by the `events_ts` index) and then kept current from the live event stream
 //! like the current period's, so no request scans events again; its view is rebuilt
-//! from them at most every [`REBUILD_EVERY`] while its sums change, at once when the
-//! limits or the directory changed. A few ranges are held at once (the range shown and
-//! the one before it, for an admin or two), the least recently used dropped first.
+//! from them at most every [`REBUILD_EVERY`] while its sums change, and when the limits
+//! or the directory changed. As with the period's view, a request reads the latest view
+//! while a rebuild runs in the background; only a range's first view, or a request with
+//! `fresh=true`, waits for one. A few ranges are held at once (the range shown and the
+//! one before it, for an admin or two), the least recently used dropped first.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -135,6 +137,12 @@ impl Ranges {
             .map(|(v, _, _)| v.clone()))
     }
 
+    /// The latest view of `key`, however old; none before its first.
+    fn latest(&self, key: PeriodKey) -> ApiResult<Option<Arc<View>>> {
+        let entries = self.entries.lock().map_err(poisoned)?;
+        Ok(entries.iter().find(|e| e.key == key).and_then(|e| e.view.as_ref()).map(|(v, _, _)| v.clone()))
+    }
+
     /// A copy of the range's aggregates, current to the stream; none when not held.
     fn copy(&self, key: PeriodKey) -> ApiResult<Option<Aggregates>> {
         let mut entries = self.entries.lock().map_err(poisoned)?;
@@ -171,13 +179,36 @@ impl Ranges {
     }
 }
 
-/// The view of a range: held and current, else rebuilt (or loaded first).
+/// The view of a range: held and current; else the latest while a rebuild runs in the
+/// background; else (the first, or `fresh`) rebuilt, or loaded first.
 pub(crate) async fn view(app: &App, key: PeriodKey, fresh: bool) -> ApiResult<Arc<View>> {
     let (limits, dir) = (super::limits(app).await?, super::directory(app).await?);
     let ranges = &app.dashboard.ranges;
     if let Some(v) = ranges.current(key, &limits, &dir, fresh)? {
         return Ok(v);
     }
+    if !fresh && let Some(stale) = ranges.latest(key)? {
+        let app = app.clone();
+        tokio::spawn(async move {
+            if let Err(e) = rebuild(&app, key, limits, dir, false).await {
+                super::background_failed("refreshing a range of the dashboard", &e);
+            }
+        });
+        return Ok(stale);
+    }
+    rebuild(app, key, limits, dir, fresh).await
+}
+
+/// Builds the view of `key` from its aggregates as they are (loading them first when
+/// not held), one build at a time; a view made current meanwhile is taken as it is.
+async fn rebuild(
+    app: &App,
+    key: PeriodKey,
+    limits: Arc<LimitsSnap>,
+    dir: Arc<DirectorySnap>,
+    fresh: bool,
+) -> ApiResult<Arc<View>> {
+    let ranges = &app.dashboard.ranges;
     let _one = ranges.loading.lock().await;
     if let Some(v) = ranges.current(key, &limits, &dir, fresh)? {
         return Ok(v);
