@@ -129,6 +129,10 @@ export async function timeChecks({ check, browser, newContext, base, admin, scre
 
   await check('a shared URL shows the same view: range, sort, page and drill-down; back and forward step through them', async () => {
     assert.ok(page, 'needs the range');
+    // the mix sorted by ChatGPT and the trend split by model
+    await page.locator('#mix-product').selectOption('chatgpt');
+    await page.locator('input[name="trend-by"][value="model"]').check();
+    await poll(() => new URL(page.url()).searchParams.get('trends.by') === 'model', 5000, 'the URL does not hold the trend\'s split');
     // sort the users by email, then go to their second page
     await page.locator('#users-table th[data-sort="email"] button').click();
     await poll(async () => (await page.locator('#users-table th[data-sort="email"]').getAttribute('aria-sort')) === 'ascending', 10000, 'not sorted by email');
@@ -139,6 +143,7 @@ export async function timeChecks({ check, browser, newContext, base, admin, scre
       await poll(async () => (await page.locator('#users-table tbody tr[data-user]').first().getAttribute('data-user')) !== firstPage, 10000, 'the second page did not load');
     }
     const url = page.url();
+    assert.equal(new URL(url).searchParams.get('mix.product'), 'chatgpt', 'the URL does not hold the mix\'s sort');
     const firstRow = await page.locator('#users-table tbody tr[data-user]').first().getAttribute('data-user');
     const pager = await page.locator('#users-page').innerText();
     // the same URL in a new tab
@@ -151,6 +156,8 @@ export async function timeChecks({ check, browser, newContext, base, admin, scre
     assert.equal(await shared.locator('#range-from').inputValue(), range.from);
     assert.equal(micros(await shared.locator('#gauge-workspace').getAttribute('data-used') || '-1'), micros(String(expected.workspace.used)), 'the shared URL shows another range');
     assert.equal(await shared.locator('#users-table th[data-sort="email"]').getAttribute('aria-sort'), 'ascending');
+    assert.equal(await shared.locator('#mix-product').inputValue(), 'chatgpt', 'the shared URL does not sort the mix by ChatGPT');
+    assert.ok(await shared.locator('input[name="trend-by"][value="model"]').isChecked(), 'the shared URL does not split the trend by model');
     await shared.close();
     // back: the first page again
     if (firstRow !== firstPage) {

@@ -5,7 +5,7 @@
 import { $, api, el, fill, credits, count, showError, query, productName } from '../common.js';
 import { stackedBars } from '../chart.js';
 import { teamLink, modelLink } from './links.js';
-import { rangeParams, rangeWords } from './range.js';
+import { rangeParams, rangeWords, urlParam, setUrlParams } from './range.js';
 
 /** @typedef {import('../common.js').Decimal} Decimal */
 
@@ -44,6 +44,10 @@ function topModels(models) {
 
 /** Loads the mix for the chosen product and draws the table and the chart. */
 export async function loadMix() {
+  // the product sorted by is in the URL (`mix.product`), as the other panels' sorts are
+  const wanted = urlParam('mix.product');
+  if (wanted && [...product.options].some((o) => o.value === wanted)) product.value = wanted;
+  else if (!wanted) product.value = product.dataset.initial ?? product.value;
   const table = $('mix-table', HTMLTableElement);
   const chart = $('mix-chart');
   /** @type {Mix} */
@@ -84,4 +88,8 @@ export async function loadMix() {
   }, { title: `Credits per team by product, sorted by ${sorted}`, tableCaption: 'Credits per team by product', labelName: 'Team' });
 }
 
-product.addEventListener('change', loadMix);
+product.dataset.initial = product.value;
+product.addEventListener('change', () => {
+  setUrlParams({ 'mix.product': product.value === product.dataset.initial ? null : product.value });
+  loadMix();
+});

@@ -3,7 +3,7 @@
 
 import { api, showError, query, productName, micros, $ } from '../common.js';
 import { dailyChart } from '../chart.js';
-import { rangeParams } from './range.js';
+import { rangeParams, urlParam, setUrlParams } from './range.js';
 
 /**
  * `GET /v1/dashboard/trends?by=`: per-series daily credits and the forecast.
@@ -15,6 +15,9 @@ import { rangeParams } from './range.js';
 
 /** Loads the trends for the chosen split and draws the chart. */
 export async function loadTrends() {
+  // the split is in the URL (`trends.by`), as the other panels' choices are
+  const wanted = /** @type {HTMLInputElement | null} */ (document.querySelector(`input[name="trend-by"][value="${urlParam('trends.by') === 'model' ? 'model' : 'product'}"]`));
+  if (wanted) wanted.checked = true;
   const checked = /** @type {HTMLInputElement | null} */ (document.querySelector('input[name="trend-by"]:checked'));
   const by = checked?.value || 'product';
   const node = $('trend-chart');
@@ -44,4 +47,8 @@ export async function loadTrends() {
   }, { title: `Daily credits by ${by}, running total and forecast`, tableCaption: `Daily credits by ${by}` });
 }
 
-document.querySelectorAll('input[name="trend-by"]').forEach((r) => r.addEventListener('change', loadTrends));
+document.querySelectorAll('input[name="trend-by"]').forEach((r) => r.addEventListener('change', () => {
+  const by = /** @type {HTMLInputElement} */ (r).value;
+  setUrlParams({ 'trends.by': by === 'product' ? null : by });
+  loadTrends();
+}));
