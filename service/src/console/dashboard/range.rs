@@ -32,10 +32,15 @@ const REBUILD_EVERY: Duration = Duration::from_secs(1);
 /// The longest range, in days: a little over a year, so a year compares with the one before.
 pub(crate) const MAX_DAYS: i64 = 400;
 
+/// A range's aggregates and the receiver keeping them current, under a lock of their
+/// own: copying them for a build (a second or more at 100,000 people in a debug build)
+/// never holds the list every request reads, nor a request that finds them busy.
+type Held = Arc<Mutex<Option<Live>>>;
+
 /// One range held: its aggregates kept current, and the latest view built from them.
 struct Entry {
     key: PeriodKey,
-    live: Option<Live>,
+    live: Held,
     /// The view, with the count of events its aggregates held and when it was built.
     view: Option<(Arc<View>, u64, Instant)>,
     used: Instant,
@@ -106,9 +111,10 @@ pub(crate) fn previous(key: &PeriodKey) -> PeriodKey {
 }
 
 impl Ranges {
-    /// The view of `key` when it is current enough: built from sums as they are (or
-    /// less than [`REBUILD_EVERY`] ago, unless `fresh`), with the limits and directory as
-    /// they are. Keeps the range current from the stream on the way.
+    /// The view of `key` when it is current enough: built less than [`REBUILD_EVERY`]
+    /// ago (unless `fresh`) or from the sums as they are, with the limits and directory
+    /// as they are. Keeps the range current from the stream on the way; while a build
+    /// is copying its sums, the view is as current as can be read (unless `fresh`).
     fn current(
         &self,
         key: PeriodKey,
@@ -116,25 +122,30 @@ impl Ranges {
         dir: &DirectorySnap,
         fresh: bool,
     ) -> ApiResult<Option<Arc<View>>> {
-        let mut entries = self.entries.lock().map_err(poisoned)?;
-        let Some(i) = entries.iter().position(|e| e.key == key) else { return Ok(None) };
-        let e = &mut entries[i];
-        drain(&mut e.live);
-        let Some(live) = e.live.as_ref() else {
-            // fell behind the stream: loaded again
-            entries.remove(i);
-            return Ok(None);
+        let (live, view) = {
+            let mut entries = self.entries.lock().map_err(poisoned)?;
+            let Some(e) = entries.iter_mut().find(|e| e.key == key) else { return Ok(None) };
+            e.used = Instant::now();
+            (e.live.clone(), e.view.clone())
         };
-        e.used = Instant::now();
-        let counted = live.agg.counted;
-        Ok(e.view
-            .as_ref()
-            .filter(|(v, at_count, at)| {
-                v.limits_generation == limits.generation
-                    && v.directory_generation == dir.generation
-                    && (*at_count == counted || (!fresh && at.elapsed() < REBUILD_EVERY))
-            })
-            .map(|(v, _, _)| v.clone()))
+        let Some((v, at_count, at)) = view else { return Ok(None) };
+        if v.limits_generation != limits.generation || v.directory_generation != dir.generation {
+            return Ok(None);
+        }
+        if !fresh && at.elapsed() < REBUILD_EVERY {
+            return Ok(Some(v));
+        }
+        let counted = match live.try_lock() {
+            Ok(mut l) => {
+                drain(&mut l);
+                // none: it fell behind the stream, and is loaded again
+                let Some(l) = l.as_ref() else { return Ok(None) };
+                l.agg.counted
+            }
+            Err(std::sync::TryLockError::WouldBlock) => return Ok((!fresh).then_some(v)),
+            Err(std::sync::TryLockError::Poisoned(e)) => return Err(poisoned(e)),
+        };
+        Ok((at_count == counted).then_some(v))
     }
 
     /// The latest view of `key`, however old; none before its first.
@@ -143,38 +154,39 @@ impl Ranges {
         Ok(entries.iter().find(|e| e.key == key).and_then(|e| e.view.as_ref()).map(|(v, _, _)| v.clone()))
     }
 
-    /// A copy of the range's aggregates, current to the stream; none when not held.
-    fn copy(&self, key: PeriodKey) -> ApiResult<Option<Aggregates>> {
-        let mut entries = self.entries.lock().map_err(poisoned)?;
-        let Some(i) = entries.iter().position(|e| e.key == key) else { return Ok(None) };
-        drain(&mut entries[i].live);
-        match entries[i].live.as_ref() {
-            Some(l) => Ok(Some(l.agg.clone())),
-            None => {
-                entries.remove(i);
-                Ok(None)
-            }
-        }
+    /// The aggregates held for `key`, when they are.
+    fn held(&self, key: PeriodKey) -> ApiResult<Option<Held>> {
+        let entries = self.entries.lock().map_err(poisoned)?;
+        Ok(entries.iter().find(|e| e.key == key).map(|e| e.live.clone()))
     }
 
     /// Holds a range just loaded, dropping the least recently used beyond [`HELD`].
     fn insert(&self, key: PeriodKey, live: Live) -> ApiResult<()> {
+        let mut dropped = Vec::new();
         let mut entries = self.entries.lock().map_err(poisoned)?;
-        entries.retain(|e| e.key != key);
+        if let Some(i) = entries.iter().position(|e| e.key == key) {
+            dropped.push(entries.remove(i));
+        }
         while entries.len() >= HELD {
             let Some((oldest, _)) = entries.iter().enumerate().min_by_key(|(_, e)| e.used) else { break };
-            entries.remove(oldest);
+            dropped.push(entries.remove(oldest));
         }
-        entries.push(Entry { key, live: Some(live), view: None, used: Instant::now() });
+        entries.push(Entry { key, live: Arc::new(Mutex::new(Some(live))), view: None, used: Instant::now() });
+        drop(entries);
+        // freed after the lock is let go: large at 100,000 people
+        drop(dropped);
         Ok(())
     }
 
     /// Keeps a view built for `key`.
     fn keep(&self, key: PeriodKey, view: Arc<View>, counted: u64) -> ApiResult<()> {
         let mut entries = self.entries.lock().map_err(poisoned)?;
-        if let Some(e) = entries.iter_mut().find(|e| e.key == key) {
-            e.view = Some((view, counted, Instant::now()));
-        }
+        let old = entries
+            .iter_mut()
+            .find(|e| e.key == key)
+            .and_then(|e| e.view.replace((view, counted, Instant::now())));
+        drop(entries);
+        drop(old);
         Ok(())
     }
 }
@@ -201,6 +213,7 @@ pub(crate) async fn view(app: &App, key: PeriodKey, fresh: bool) -> ApiResult<Ar
 
 /// Builds the view of `key` from its aggregates as they are (loading them first when
 /// not held), one build at a time; a view made current meanwhile is taken as it is.
+/// Copies and builds run on blocking threads, never on a request's.
 async fn rebuild(
     app: &App,
     key: PeriodKey,
@@ -213,7 +226,17 @@ async fn rebuild(
     if let Some(v) = ranges.current(key, &limits, &dir, fresh)? {
         return Ok(v);
     }
-    let agg = match ranges.copy(key)? {
+    let copied = match ranges.held(key)? {
+        Some(held) => tokio::task::spawn_blocking(move || -> ApiResult<Option<Aggregates>> {
+            let mut live = held.lock().map_err(poisoned)?;
+            drain(&mut live);
+            Ok(live.as_ref().map(|l| l.agg.clone()))
+        })
+        .await
+        .map_err(|e| ApiError::store(&e))??,
+        None => None,
+    };
+    let agg = match copied {
         Some(agg) => agg,
         None => {
             // subscribed before reading, so nothing committed in between is missed; the
@@ -221,27 +244,32 @@ async fn rebuild(
             let rx = app.stream.subscribe();
             let version = next_version();
             let agg = app.store.read(move |c| Aggregates::load(c, key, version)).await?;
-            let mut live = Some(Live { agg: agg.clone(), rx });
-            drain(&mut live);
-            let Some(live) = live else {
+            let (live, agg) = tokio::task::spawn_blocking(move || {
+                let mut live = Some(Live { agg, rx });
+                drain(&mut live);
+                let copy = live.as_ref().map(|l| l.agg.clone());
+                (live, copy)
+            })
+            .await
+            .map_err(|e| ApiError::store(&e))?;
+            let (Some(live), Some(agg)) = (live, agg) else {
                 return Err(ApiError::store(&"the event stream ran ahead of a range's load"));
             };
-            let agg = live.agg.clone();
             ranges.insert(key, live)?;
             agg
         }
     };
-    let counted = agg.counted;
-    let built = tokio::task::spawn_blocking(move || {
+    let app2 = app.clone();
+    tokio::task::spawn_blocking(move || {
+        let counted = agg.counted;
         let mut v = view::build(&agg, &limits, &dir);
         v.range_agg = Some(Arc::new(agg));
-        v
+        let v = Arc::new(v);
+        app2.dashboard.ranges.keep(key, v.clone(), counted)?;
+        Ok(v)
     })
     .await
-    .map_err(|e| ApiError::store(&e))?;
-    let built = Arc::new(built);
-    ranges.keep(key, built.clone(), counted)?;
-    Ok(built)
+    .map_err(|e| ApiError::store(&e))?
 }
 
 #[cfg(test)]
