@@ -520,9 +520,9 @@ fn fresh_of(q: &QueryPairs) -> ApiResult<bool> {
     }
 }
 
-/// The parsed time and the view every admin view starts from.
-/// A range (`from` and `to`) is shown from a view of its own; without one, or for the
-/// current period's exact bounds, the current period's.
+/// The parsed time and the view every admin view starts from: a range's (`from` and
+/// `to`) from a view of its own; without one, or for the current period's exact
+/// bounds, the current period's.
 async fn admin_view(app: &App, who: &Principal, q: &QueryPairs) -> ApiResult<(DateTime<Utc>, Arc<View>)> {
     who.require_admin()?;
     let (now, _) = now_of(q)?;
