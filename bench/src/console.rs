@@ -165,6 +165,7 @@ pub fn run(data: &Path, args: &Args, runs: usize) -> anyhow::Result<()> {
         metrics_token: None,
         pull: None,
         json_logs: false,
+        postgres: None,
     };
     std::thread::spawn(move || budgit_service::run(config));
     let started = Instant::now();

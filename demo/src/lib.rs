@@ -477,6 +477,7 @@ pub async fn start_demo(opts: DemoOptions) -> Result<Demo, DemoError> {
         metrics_token: None,
         pull: None,
         json_logs: opts.json_logs,
+        postgres: None,
     })
     .await?;
     let addr = running.addr;

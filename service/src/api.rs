@@ -8,6 +8,7 @@ pub(crate) mod check;
 pub(crate) mod events;
 pub mod fuzz;
 pub(crate) mod limits;
+pub(crate) mod pg;
 pub(crate) mod requests;
 pub(crate) mod users;
 
@@ -151,11 +152,11 @@ fn end_streams_on_shutdown(app: &App, response: Response) -> Response {
     Response::from_parts(parts, axum::body::Body::from_stream(body))
 }
 
-async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::not_found("request/no-route", "no such endpoint")
 }
 
-async fn method_not_allowed() -> ApiError {
+pub(crate) async fn method_not_allowed() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "request/method", "method not allowed on this endpoint")
 }
 

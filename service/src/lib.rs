@@ -28,6 +28,7 @@ pub mod error;
 pub mod ledger;
 pub mod metrics;
 pub mod openapi;
+pub mod pg;
 pub mod pull;
 pub mod runaway;
 pub mod sessions;
@@ -56,8 +57,10 @@ use crate::store::Store;
 /// How to run the service.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The SQLite database file (created when missing).
+    /// The SQLite database file (created when missing); unused with `postgres`.
     pub db: PathBuf,
+    /// A PostgreSQL database shared by several replicas, instead of the SQLite file.
+    pub postgres: Option<pg::PgConfig>,
     /// The address to listen on (`127.0.0.1:0` picks a free port).
     pub listen: String,
     /// A policy directory whose Workspace types directory attributes and sets the period.
@@ -92,6 +95,9 @@ pub enum ServeError {
     /// The database could not be opened.
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    /// The PostgreSQL store could not be opened.
+    #[error(transparent)]
+    Pg(#[from] pg::PgError),
     /// The listen address could not be bound.
     #[error("cannot listen on `{addr}`: {source}")]
     Listen {
@@ -195,14 +201,14 @@ pub fn unix_now() -> i64 {
 
 /// Settings as stored in the `meta` table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct StoredSettings {
-    period: Period,
-    timezone: String,
-    enforcement: Enforcement,
+pub(crate) struct StoredSettings {
+    pub(crate) period: Period,
+    pub(crate) timezone: String,
+    pub(crate) enforcement: Enforcement,
 }
 
 impl StoredSettings {
-    fn to_settings(&self) -> Option<Settings> {
+    pub(crate) fn to_settings(&self) -> Option<Settings> {
         Some(Settings {
             period: self.period,
             timezone: parse_timezone(&self.timezone)?,
@@ -498,6 +504,9 @@ impl Running {
 /// Connections are served by [`conn::serve`] (timeouts and a connection cap).
 /// Blocking startup work (migrations, loading the ledger) runs on a blocking thread.
 pub async fn start(config: Config) -> Result<Running, ServeError> {
+    if let Some(pg) = config.postgres.clone() {
+        return start_pg(config, pg).await;
+    }
     let cfg = config.clone();
     let (app, generated) = tokio::task::spawn_blocking(move || AppState::open(&cfg))
         .await
@@ -525,6 +534,85 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
         out
     });
     Ok(Running { addr, generated_admin_token: generated, task })
+}
+
+/// Starts a replica on a PostgreSQL store (see [`api::pg`] for what it serves).
+async fn start_pg(config: Config, pg_config: pg::PgConfig) -> Result<Running, ServeError> {
+    if let Some(token) = &config.admin_token {
+        let chars = token.chars().count();
+        if chars < MIN_ADMIN_TOKEN_CHARS {
+            return Err(ServeError::WeakAdminToken(chars));
+        }
+    }
+    let settings_json = match &config.policies {
+        Some(dir) => {
+            let dir = dir.clone();
+            let (_, settings, _) = tokio::task::spawn_blocking(move || load_policies(&dir))
+                .await
+                .map_err(|e| ServeError::Startup(e.to_string()))??;
+            serde_json::to_string(&settings).ok()
+        }
+        None => None,
+    };
+    let store = pg::Pg::open(&pg_config).await?;
+    let startup = |e: ApiError| ServeError::Startup(e.detail.unwrap_or(e.message));
+    let (admin_hash, generated) =
+        pg_startup(&store, config.admin_token.as_deref(), settings_json).await.map_err(startup)?;
+    let tokens = Tokens::new(&config.sessions);
+    tokens.set_admin(admin_hash);
+    let app = Arc::new(api::pg::PgState { pg: store, tokens });
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|source| ServeError::Listen { addr: config.listen.clone(), source })?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(api::pg::sweep(app.clone()));
+    let router = api::pg::router(app);
+    let served = conn::serve(listener, router, config.http.clone(), shutdown_signal());
+    let task = tokio::spawn(async move {
+        let out = served.await;
+        tracing::info!("stopped");
+        out
+    });
+    Ok(Running { addr, generated_admin_token: generated, task })
+}
+
+/// The admin token's hash and the workspace settings, agreed in the database: the
+/// configured token wins; without one, the stored one; without that, the first
+/// replica to start generates one (the others read it, and print nothing).
+async fn pg_startup(
+    store: &pg::Pg,
+    configured: Option<&str>,
+    settings_json: Option<String>,
+) -> ApiResult<(auth::TokenHash, Option<String>)> {
+    let mut client = store.client().await?;
+    let tx = client.transaction().await?;
+    let mut generated = None;
+    let hash = match configured {
+        Some(token) => {
+            let h = auth::hash(token);
+            pg::meta_set(&tx, "admin_token_sha256", &auth::hex(&h)).await?;
+            h
+        }
+        None => {
+            let token = auth::generate("bgt_admin_")?;
+            let mine = auth::hex(&auth::hash(&token));
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('admin_token_sha256', $1) ON CONFLICT (key) DO NOTHING",
+                &[&mine],
+            )
+            .await?;
+            let stored = pg::meta_get(&tx, "admin_token_sha256").await?.unwrap_or_default();
+            if stored == mine {
+                generated = Some(token);
+            }
+            auth::unhex(&stored).ok_or_else(|| ApiError::store(&"the stored admin token hash is not hex"))?
+        }
+    };
+    if let Some(s) = &settings_json {
+        pg::meta_set(&tx, "settings", s).await?;
+    }
+    tx.commit().await?;
+    Ok((hash, generated))
 }
 
 /// Starts every task the service runs beside its requests, in one place: none is
@@ -614,6 +702,7 @@ mod tests {
             metrics_token: None,
             pull: None,
             json_logs: false,
+            postgres: None,
         };
         let (app, _) = AppState::open(&config).unwrap_or_else(|e| panic!("{e}"));
         let tasks = || tokio::runtime::Handle::current().metrics().num_alive_tasks();

@@ -31,6 +31,7 @@ use crate::logging::{self, LevelFilter, LogFormat};
 #[command(after_help = "\
 Examples:
   budgit serve --db budgit.db --listen 127.0.0.1:8080
+  budgit serve --store postgres://budgit@db:5432/budgit --store-pool 16   one of several replicas
   BUDGIT_ADMIN_TOKEN=... budgit serve --policies policies
   budgit serve --policies policies --repo . --approved-ref origin/main
   budgit serve --cookie-secure --session-idle 30m --session-lifetime 8h   behind a TLS proxy
@@ -44,8 +45,17 @@ Examples:
 pub struct Args {
     /// The SQLite database file (created when missing) [default: budgit.db; with
     /// `--demo`, in the demo's data directory].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "store")]
     db: Option<PathBuf>,
+    /// Where state lives: a SQLite file (as `--db`), or `postgres://user@host:port/db`
+    /// for a PostgreSQL database that several replicas share (docs/serve.md, "Running
+    /// more than one replica", lists the routes served on it).
+    #[arg(long, value_name = "PATH|URL", conflicts_with = "demo")]
+    store: Option<String>,
+    /// With a PostgreSQL store: connections this replica opens at most.
+    #[arg(long, value_name = "N", default_value_t = budgit_service::pg::DEFAULT_POOL_SIZE,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
+    store_pool: usize,
     /// The address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
@@ -198,8 +208,15 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         }
         _ => None,
     };
+    let (sqlite, postgres) = match args.store {
+        Some(url) if budgit_service::pg::is_url(&url) => {
+            (None, Some(budgit_service::pg::PgConfig { url, pool_size: args.store_pool }))
+        }
+        other => (other, None),
+    };
     budgit_service::run(budgit_service::Config {
-        db: args.db.unwrap_or_else(|| PathBuf::from("budgit.db")),
+        db: args.db.or_else(|| sqlite.map(PathBuf::from)).unwrap_or_else(|| PathBuf::from("budgit.db")),
+        postgres,
         listen: args.listen,
         policies: args.policies,
         admin_token: args.admin_token,

@@ -32,9 +32,9 @@ use crate::metrics::Metrics;
 use crate::{App, auth::Principal};
 
 /// Default life of a reservation.
-const DEFAULT_TTL: i64 = 300;
+pub(crate) const DEFAULT_TTL: i64 = 300;
 /// Longest life of a reservation.
-const MAX_TTL: i64 = 3600;
+pub(crate) const MAX_TTL: i64 = 3600;
 
 /// The body of `POST /v1/check`, with the bounds the handler enforces.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -44,20 +44,20 @@ pub(crate) struct CheckIn {
     /// The user (required with the admin token; a user token checks for itself).
     #[serde(default)]
     #[schemars(email, length(max = super::MAX_EMAIL))]
-    user: Option<String>,
+    pub(crate) user: Option<String>,
     #[schemars(length(min = 1, max = super::MAX_NAME), pattern(super::NAME_PATTERN))]
-    product: String,
+    pub(crate) product: String,
     #[schemars(length(min = 1, max = super::MAX_NAME), pattern(super::NAME_PATTERN))]
-    model: String,
+    pub(crate) model: String,
     #[schemars(with = "super::UsageAmount")]
-    credits: Credits,
+    pub(crate) credits: Credits,
     /// Reservation life (default 300).
     #[serde(default, deserialize_with = "super::whole_opt")]
     #[schemars(range(min = 1, max = MAX_TTL))]
-    ttl_seconds: Option<i64>,
+    pub(crate) ttl_seconds: Option<i64>,
 }
 
-fn deciding_name(d: Deciding) -> &'static str {
+pub(crate) fn deciding_name(d: Deciding) -> &'static str {
     match d {
         Deciding::User => "user",
         Deciding::ProductCap => "product_cap",
@@ -71,59 +71,59 @@ fn deciding_name(d: Deciding) -> &'static str {
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 #[schemars(rename = "CheckResponse")]
 pub(crate) struct CheckOut<'a> {
-    allowed: bool,
+    pub(crate) allowed: bool,
     /// The hold to commit or release; null when nothing was reserved.
-    reservation_id: Option<String>,
+    pub(crate) reservation_id: Option<String>,
     /// What the user may still spend after this check.
-    remaining: Credits,
+    pub(crate) remaining: Credits,
     /// What decided: the user's total, a product or model cap, the group's pool, or the
     /// rate cap (credits per sliding hour).
     #[schemars(extend("enum" = ["user", "product_cap", "model_cap", "pool", "rate_cap"]))]
-    deciding: &'static str,
+    pub(crate) deciding: &'static str,
     /// When the hold lapses (RFC 3339); null when nothing was reserved.
-    expires_at: Option<String>,
+    pub(crate) expires_at: Option<String>,
     #[schemars(extend("enum" = ["hard", "soft"]))]
-    enforcement: &'static str,
+    pub(crate) enforcement: &'static str,
     /// `over_limit` when soft enforcement let a spend past a limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(extend("const" = "over_limit"))]
-    alert: Option<&'static str>,
+    pub(crate) alert: Option<&'static str>,
     /// Why a check was refused, or let past a limit.
     #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
+    pub(crate) reason: Option<&'a str>,
     /// Refused by the rate cap: seconds until enough of the last hour's spend leaves
     /// the window for this amount (absent when waiting alone cannot make room).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
-    retry_after: Option<i64>,
+    pub(crate) retry_after: Option<i64>,
 }
 
 /// What a commit answers.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 #[schemars(rename = "CommitResponse")]
 pub(crate) struct CommitOut<'a> {
-    reservation_id: &'a str,
+    pub(crate) reservation_id: &'a str,
     /// The credits recorded as usage.
-    committed: Credits,
+    pub(crate) committed: Credits,
     /// The credits the hold reserved.
-    reserved: Credits,
+    pub(crate) reserved: Credits,
     /// The usage event's sequence; null when the event was already recorded.
-    event_seq: Option<i64>,
+    pub(crate) event_seq: Option<i64>,
     /// The event id was already recorded (a retried commit): nothing was recorded again.
-    duplicate_event: bool,
+    pub(crate) duplicate_event: bool,
     /// More than reserved, or after the hold lapsed: an alert and an audit row were written.
-    over_reservation: bool,
+    pub(crate) over_reservation: bool,
     /// Committed after the hold lapsed.
-    late: bool,
+    pub(crate) late: bool,
 }
 
 /// What a release answers.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 #[schemars(rename = "ReleaseResponse")]
 pub(crate) struct ReleaseOut {
-    reservation_id: String,
+    pub(crate) reservation_id: String,
     /// The credits given back.
-    released: Credits,
+    pub(crate) released: Credits,
 }
 
 /// A row of `GET /v1/alerts`.
@@ -282,14 +282,14 @@ fn reservation_error(e: ReservationError) -> ApiError {
 #[schemars(rename = "CommitRequest")]
 pub(crate) struct CommitIn {
     #[schemars(with = "super::UsageAmount")]
-    credits: Credits,
+    pub(crate) credits: Credits,
     /// The usage event's idempotency key (default `reservation:<id>`).
     #[serde(default)]
     #[schemars(length(min = 1, max = super::MAX_NAME), pattern(super::NAME_PATTERN))]
-    event_id: Option<String>,
+    pub(crate) event_id: Option<String>,
     /// At most 4 KiB of JSON.
     #[serde(default)]
-    context: Option<Value>,
+    pub(crate) context: Option<Value>,
 }
 
 /// `POST /v1/reservations/{id}/commit`: records the actual spend and closes the reservation.
@@ -396,7 +396,7 @@ pub async fn commit(
 }
 
 /// The answer to a commit.
-fn committed(id: &str, actual: i64, reserved: i64, seq: Option<i64>, late: bool) -> Response {
+pub(crate) fn committed(id: &str, actual: i64, reserved: i64, seq: Option<i64>, late: bool) -> Response {
     (
         StatusCode::OK,
         axum::Json(CommitOut {

@@ -58,7 +58,7 @@ pub(crate) fn wide_sum(high: Option<i64>, low: Option<i64>) -> i64 {
 /// What an event's idempotency key stands for: a digest of its payload.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Payload {
-    digest: [u8; 32],
+    pub(crate) digest: [u8; 32],
     /// The time is part of the payload (ingested events; a commit takes the clock's).
     timed: bool,
 }

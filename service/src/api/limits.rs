@@ -27,14 +27,14 @@ use crate::{App, StoredSettings, auth::Principal};
 
 /// A limit row as stored: canonical JSON texts, compared for idempotency.
 #[derive(Debug, Clone, PartialEq)]
-struct Stored {
-    value: String,
-    group: Option<String>,
-    source: Option<String>,
+pub(crate) struct Stored {
+    pub(crate) value: String,
+    pub(crate) group: Option<String>,
+    pub(crate) source: Option<String>,
 }
 
 impl Stored {
-    fn audit_json(&self) -> String {
+    pub(crate) fn audit_json(&self) -> String {
         json!({
             "limit": serde_json::from_str::<Value>(&self.value).unwrap_or(Value::Null),
             "group": self.group,
@@ -61,12 +61,21 @@ fn check_credits(what: &str, c: Credits) -> ApiResult<()> {
     Ok(())
 }
 
-/// `PUT /v1/limits`: sets, removes and reports limits and pools in one batch.
-pub async fn set(
-    State(app): State<App>,
-    who: Principal,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Response> {
+/// A `PUT /v1/limits` batch, checked: what either store writes.
+pub(crate) struct SetBatch {
+    /// (user, limit, group, the row as stored)
+    pub(crate) limits: Vec<(String, Limit, Option<String>, Stored)>,
+    /// (the key as written, its canonical form when it differs and is not set in the batch)
+    pub(crate) remove: Vec<(String, Option<String>)>,
+    pub(crate) pools: Vec<budgit_engine::workspace::wire::PoolItem>,
+    pub(crate) settings: Option<StoredSettings>,
+    pub(crate) actor: String,
+    pub(crate) commit: String,
+    pub(crate) digest: Option<String>,
+}
+
+/// Reads and checks a `PUT /v1/limits` body (admin only).
+pub(crate) fn prepare_set(who: &Principal, body: Result<Bytes, BytesRejection>) -> ApiResult<SetBatch> {
     who.require_admin()?;
     let req: SetLimits = json_body(body)?;
     let items = req.limits.len() + req.pools.len() + req.remove.len();
@@ -159,7 +168,24 @@ pub async fn set(
         }
         None => who.actor(),
     };
-    let (commit, digest, pools) = (req.commit, req.plan_digest, req.pools);
+    Ok(SetBatch {
+        limits,
+        remove,
+        pools: req.pools,
+        settings,
+        actor,
+        commit: req.commit,
+        digest: req.plan_digest,
+    })
+}
+
+/// `PUT /v1/limits`: sets, removes and reports limits and pools in one batch.
+pub async fn set(
+    State(app): State<App>,
+    who: Principal,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let SetBatch { limits, remove, pools, settings, actor, commit, digest } = prepare_set(&who, body)?;
     let now = crate::unix_now();
     let app2 = app.clone();
     let (results, pool_results, changed, settings_changed) = app
@@ -387,6 +413,45 @@ pub(crate) struct LimitOut {
     /// a row without one reads exactly as before rate caps existed.
     #[serde(skip_serializing_if = "Option::is_none")]
     per_hour: Option<Credits>,
+}
+
+impl LimitOut {
+    /// A stored row as `GET /v1/limits` answers it (the PostgreSQL store's rows; both
+    /// JSON columns are written by this service, so one that does not read back is a
+    /// damaged store, not something to answer around).
+    pub(crate) fn from_row(
+        user: String,
+        value: &str,
+        group: Option<String>,
+        source: Option<&str>,
+        commit: Option<String>,
+        plan_digest: Option<String>,
+        updated_at: i64,
+    ) -> ApiResult<LimitOut> {
+        let stored: StoredLimit =
+            serde_json::from_str(value).map_err(|e| ApiError::store(&format!("a stored limit: {e}")))?;
+        let source = source
+            .map(serde_json::from_str::<Value>)
+            .transpose()
+            .map_err(|e| ApiError::store(&format!("a stored source: {e}")))?;
+        Ok(LimitOut {
+            user,
+            credits: stored.credits,
+            products: stored.products,
+            models: stored.models,
+            per_hour: stored.per_hour,
+            group,
+            source,
+            commit,
+            plan_digest,
+            updated_at: rfc3339(updated_at),
+        })
+    }
+
+    /// The row's user (the page cursor).
+    pub(crate) fn user(&self) -> &str {
+        &self.user
+    }
 }
 
 /// A limit as the `limits` table stores it (`value`).

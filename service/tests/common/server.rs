@@ -33,6 +33,7 @@ pub fn config(dir: &Path) -> budgit_service::Config {
         metrics_token: None,
         pull: None,
         json_logs: false,
+        postgres: None,
     }
 }
 
