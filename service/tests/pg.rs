@@ -270,7 +270,7 @@ fn limits_read_back_from_either_replica_and_unported_routes_answer_501() {
     assert_eq!(send(a.addr, "GET", "/v1/limits", None, None).status, 401);
     for (method, path) in [
         ("GET", "/v1/usage/stream"),
-        ("POST", "/v1/usage/events"),
+        ("GET", "/v1/audit"),
         ("GET", "/v1/dashboard/summary"),
         ("GET", "/console/"),
     ] {
@@ -347,6 +347,52 @@ fn while_the_database_is_down_checks_answer_a_retryable_503_and_service_resumes_
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(send(a.addr, "GET", "/healthz", None, None).status, 200);
+}
+
+#[test]
+fn usage_ingested_on_one_replica_is_stored_once_and_counts_on_the_other() {
+    let db = pg::database();
+    let (a, b) = (replica(&db.url), replica(&db.url));
+    put_limits(
+        a.addr,
+        json!({ "commit": "c1", "limits": [{ "user": "in@x.com", "credits": 10, "group": "eng" }] }),
+    );
+    let now = chrono::Utc::now().timestamp();
+    let batch = json!({ "events": [
+        { "id": "ev-1", "time": now - 60, "user": "in@x.com", "product": "chatgpt", "model": "gpt-5", "credits": 5 },
+        { "id": "ev-2", "time": now - 30, "user": "IN@x.com", "product": "codex", "model": "gpt-5", "credits": "3.000001" }
+    ] })
+    .to_string();
+    let r = send(a.addr, "POST", "/v1/usage/events", Some(ADMIN), Some(&batch));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!((v["accepted"].clone(), v["duplicates"].clone()), (json!(2), json!(0)));
+    // the same batch retried on the other replica stores nothing again
+    let v = send(b.addr, "POST", "/v1/usage/events", Some(ADMIN), Some(&batch)).json();
+    assert_eq!((v["accepted"].clone(), v["duplicates"].clone()), (json!(0), json!(2)));
+    assert_eq!(v["results"][0]["status"], json!("duplicate"));
+    // an id reused for another event is refused, and nothing of its batch is stored
+    let conflict = json!({ "events": [
+        { "id": "ev-3", "time": now, "user": "in@x.com", "product": "chatgpt", "model": "gpt-5", "credits": 1 },
+        { "id": "ev-1", "time": now - 60, "user": "in@x.com", "product": "chatgpt", "model": "gpt-5", "credits": 6 }
+    ] });
+    let r = send(b.addr, "POST", "/v1/usage/events", Some(ADMIN), Some(&conflict.to_string()));
+    assert_eq!((r.status, r.json()["error"]["code"].clone()), (409, json!("idempotency/conflict")));
+    assert_eq!(committed_sum(&db.url), "8.000001");
+    assert_eq!(
+        pg::query(&db.url, "SELECT DISTINCT project FROM events"),
+        vec![vec![Some("eng".to_string())]]
+    );
+    // the other replica's check counts it
+    let v = send(
+        b.addr,
+        "POST",
+        "/v1/check",
+        Some(ADMIN),
+        Some(r#"{"user":"in@x.com","product":"chatgpt","model":"gpt-5","credits":2}"#),
+    )
+    .json();
+    assert_eq!((v["allowed"].clone(), v["remaining"].clone()), (json!(false), json!(1.999999)));
 }
 
 #[test]

@@ -433,19 +433,19 @@ pub async fn ingest(
 #[schemars(rename = "IngestResult")]
 pub(crate) struct Ingested {
     /// Events stored now.
-    accepted: usize,
+    pub(crate) accepted: usize,
     /// Events already stored (their ids were seen): not stored again.
-    duplicates: usize,
-    results: Vec<EventResult>,
+    pub(crate) duplicates: usize,
+    pub(crate) results: Vec<EventResult>,
 }
 
 /// What happened to one event of a batch.
 #[derive(Debug, serde::Serialize, schemars::JsonSchema)]
 pub(crate) struct EventResult {
-    id: String,
+    pub(crate) id: String,
     pub(crate) status: Stored,
     /// The event's sequence in the stream; null for a duplicate.
-    seq: Option<i64>,
+    pub(crate) seq: Option<i64>,
 }
 
 /// Whether an event was stored now or had been before.

@@ -13,6 +13,7 @@
 //! Routes not ported to this store yet answer 501 `store/not-supported` naming the
 //! store (`docs/serve.md` lists what works here), never an answer from the wrong data.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,7 +35,7 @@ use deadpool_postgres::GenericClient;
 use serde_json::{Value, json};
 
 use super::check::{CheckIn, CheckOut, CommitIn, DEFAULT_TTL, MAX_TTL, ReleaseOut, committed, deciding_name};
-use super::events::{NewEvent, Payload};
+use super::events::{EventResult, Ingested, NewEvent, Payload, Stored as StoredEvent, parse_events};
 use super::limits::{LimitOut, SetBatch, Stored, prepare_set};
 use super::{
     ListQuery, Page, canonical_filter, canonical_user, check_name, json_body, path_param, usage_micros,
@@ -76,7 +77,6 @@ const NOT_PORTED: &[&str] = &[
     "/v1/admin/token",
     "/v1/pools",
     "/v1/audit",
-    "/v1/usage/events",
     "/v1/usage/stream",
     "/v1/usage/events/recent",
     "/v1/organization/costs",
@@ -119,6 +119,7 @@ pub(crate) fn router(app: PgApp) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/limits", get(list_limits).put(set_limits))
+        .route("/v1/usage/events", post(ingest))
         .route("/v1/check", post(check))
         .route("/v1/reservations/{id}/commit", post(commit))
         .route("/v1/reservations/{id}/release", post(release));
@@ -545,6 +546,49 @@ async fn insert_event(tx: &impl GenericClient, e: &NewEvent, project: &str) -> A
             format!("the event id `{}` was already used for a different event", super::shorten(&e.id)),
         ))
     }
+}
+
+/// `POST /v1/usage/events` on PostgreSQL: a batch in one transaction, each event
+/// stored once by its id (a retried batch, on any replica, reports duplicates; an id
+/// reused for another payload is a 409 and stores nothing of the batch).
+async fn ingest(
+    State(app): State<PgApp>,
+    who: Principal,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    who.require_admin()?;
+    let value: Value = json_body(body)?;
+    let events = parse_events(value)?;
+    let results = Pg::timed(async {
+        let mut client = app.pg.client().await?;
+        let tx = client.transaction().await?;
+        let mut projects: HashMap<String, String> = HashMap::new();
+        let mut results = Vec::with_capacity(events.len());
+        for (i, e) in events.into_iter().enumerate() {
+            // an event's project is its user's group when it is stored, as in the SQLite store
+            let project = match projects.get(&e.user) {
+                Some(p) => p.clone(),
+                None => {
+                    let row = tx.query_opt("SELECT grp FROM limits WHERE email = $1", &[&e.user]).await?;
+                    let p: String = row.and_then(|r| r.get::<_, Option<String>>(0)).unwrap_or_default();
+                    projects.insert(e.user.clone(), p.clone());
+                    p
+                }
+            };
+            let seq = insert_event(&tx, &e, &project).await.map_err(|mut err| {
+                err.message = format!("event {}: {}", i + 1, err.message);
+                err
+            })?;
+            let status = if seq.is_some() { StoredEvent::Created } else { StoredEvent::Duplicate };
+            results.push(EventResult { id: e.id, status, seq });
+        }
+        tx.commit().await?;
+        Ok(results)
+    })
+    .await?;
+    let duplicates = results.iter().filter(|r| r.status == StoredEvent::Duplicate).count();
+    let accepted = results.len() - duplicates;
+    Ok(axum::Json(Ingested { accepted, duplicates, results }).into_response())
 }
 
 /// `POST /v1/reservations/{id}/release` on PostgreSQL.
