@@ -47,6 +47,8 @@ enum Workload {
     W2(w2::Args),
     /// W2h: HTTP check with reservation on loopback, p50/p99 at a fixed rate, then a 20-way burst.
     W2h(w2h::Args),
+    /// W2h-pg: two `serve` replicas on one PostgreSQL vs a single SQLite node, same open-loop load.
+    W2hPg(w2h::PgArgs),
     /// Console: the admin console's read API with 100,000 users and a month of usage.
     Console(console::Args),
 }
@@ -60,6 +62,7 @@ fn main() -> anyhow::Result<()> {
         Workload::W1(args) => w1::run(&cli.data, &args, cli.runs),
         Workload::W2(args) => w2::run(&args, cli.runs),
         Workload::W2h(args) => w2h::run(&cli.data, &args),
+        Workload::W2hPg(args) => w2h::run_pg(&cli.data, &args),
         Workload::Console(args) => console::run(&cli.data, &args, cli.runs),
     }
 }

@@ -106,9 +106,14 @@ impl Drop for Server {
 }
 
 fn serve(budgit: &Path, db: &Path) -> anyhow::Result<Server> {
+    serve_with(budgit, &[std::ffi::OsStr::new("--db"), db.as_os_str()])
+}
+
+/// A release `budgit serve` on the store the arguments name (`--db FILE`, `--store URL`).
+fn serve_with(budgit: &Path, store: &[&std::ffi::OsStr]) -> anyhow::Result<Server> {
     let mut child = Command::new(budgit)
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
-        .arg(db)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(store)
         .env("BUDGIT_ADMIN_TOKEN", ADMIN)
         .env("NO_COLOR", "1")
         // The request log (`info`) writes a line per request; at warn the figures stay
@@ -366,6 +371,14 @@ fn exact_timers() {
 /// on that schedule waits, including any wait for the client or a free connection) and
 /// from the moment the request was written. Returns the HTTP requests answered.
 fn open_loop(addr: SocketAddr, args: &Args) -> anyhow::Result<usize> {
+    open_loop_on(&[addr], "W2h", args)
+}
+
+/// [`open_loop`] over several replicas: connection `i` goes to `addrs[i % len]` (check and
+/// commit connections alike, so a hold is often committed on another replica than the
+/// one that made it); `label` starts the printed lines.
+fn open_loop_on(addrs: &[SocketAddr], label: &str, args: &Args) -> anyhow::Result<usize> {
+    let addr = *addrs.first().context("no server to drive")?;
     let (nc, nm) = (args.connections.max(1), args.commit_connections.max(1));
     let interval = Duration::from_secs_f64(1.0 / args.rate.max(1) as f64);
     let total = usize::try_from(args.rate.saturating_mul(args.seconds)).unwrap_or(usize::MAX);
@@ -373,7 +386,7 @@ fn open_loop(addr: SocketAddr, args: &Args) -> anyhow::Result<usize> {
     let mut poll = Poll::new()?;
     let mut streams = Vec::with_capacity(nc + nm);
     for i in 0..nc + nm {
-        let s = std::net::TcpStream::connect(addr)?;
+        let s = std::net::TcpStream::connect(addrs[i % addrs.len()])?;
         s.set_nodelay(true)?;
         s.set_nonblocking(true)?;
         let mut s = TcpStream::from_std(s);
@@ -526,7 +539,7 @@ fn open_loop(addr: SocketAddr, args: &Args) -> anyhow::Result<usize> {
     }
     let wall_s = wall.as_secs_f64().max(1e-9);
     println!(
-        "W2h check p50 {} p99 {} from the scheduled send, p50 {} p99 {} from the actual send / \
+        "{label} check p50 {} p99 {} from the scheduled send, p50 {} p99 {} from the actual send / \
          commit p50 {} p99 {} (from the check's answer)",
         us(pct(&checks_due, 0.5)),
         us(pct(&checks_due, 0.99)),
@@ -536,7 +549,7 @@ fn open_loop(addr: SocketAddr, args: &Args) -> anyhow::Result<usize> {
         us(pct(&commits, 0.99)),
     );
     println!(
-        "W2h {} checks in {wall_s:.1} s = {:.0} checks/s (target {}/s) + {} commits = {:.0} HTTP requests/s; \
+        "{label} {} checks in {wall_s:.1} s = {:.0} checks/s (target {}/s) + {} commits = {:.0} HTTP requests/s; \
          {nc} check + {nm} commit connections, 2 client threads; {denied} denied, {queued_checks} waited \
          for a free connection, {late} sent >1 ms late",
         checks_due.len(),
@@ -684,5 +697,270 @@ pub fn run(data: &Path, args: &Args) -> anyhow::Result<()> {
         );
     }
     bursts(&mut c, server.addr, args.bursts)?;
+    Ok(())
+}
+
+/// W2h-pg: two replicas on one PostgreSQL against a single SQLite node, in one run.
+#[derive(Debug, clap::Args)]
+pub struct PgArgs {
+    /// Users with a limit (1,000 credits, codex cap 600, in one of the groups' pools).
+    #[arg(long, default_value_t = 10_000)]
+    users: usize,
+    /// Groups (each with a pool); user `i` is in group `i % groups`.
+    #[arg(long, default_value_t = 50)]
+    groups: usize,
+    /// Target checks per second (each allowed one followed by a commit).
+    #[arg(long, default_value_t = 5_000)]
+    rate: u64,
+    /// How long the fixed-rate phase runs on each store, in seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Keep-alive client connections sending checks (spread over the replicas).
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Keep-alive client connections committing the allowed checks (spread likewise).
+    #[arg(long, default_value_t = 16)]
+    commit_connections: usize,
+    /// Each replica's PostgreSQL connections (`--store-pool`).
+    #[arg(long, default_value_t = 16)]
+    store_pool: usize,
+    /// A PostgreSQL server to use (a fresh database is made on it); without it, a
+    /// throwaway cluster is started with `--pg-cluster`.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// The cluster script (run from the repository root).
+    #[arg(long, default_value = ".ci/pg-cluster")]
+    pg_cluster: PathBuf,
+    /// The release `budgit` binary.
+    #[arg(long, default_value = "target/release/budgit")]
+    budgit: PathBuf,
+}
+
+impl PgArgs {
+    /// The same sizes as W2h's arguments (open-loop client, no bursts of its own).
+    fn w2h(&self) -> Args {
+        Args {
+            users: self.users,
+            groups: self.groups,
+            rate: self.rate,
+            seconds: self.seconds,
+            connections: self.connections,
+            commit_connections: self.commit_connections,
+            client: Client::Loop,
+            bursts: 0,
+            budgit: self.budgit.clone(),
+        }
+    }
+}
+
+/// A throwaway PostgreSQL cluster, stopped and removed when dropped.
+struct Cluster {
+    script: PathBuf,
+    dir: PathBuf,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.script).arg("stop").arg(self.dir.join("pg")).output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts a cluster under a fresh temporary directory the `postgres` user can reach.
+fn start_cluster(script: &Path) -> anyhow::Result<(Cluster, String)> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("budgit-w2h-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+    let cluster = Cluster { script: script.to_path_buf(), dir: dir.clone() };
+    let out = Command::new(script).arg("start").arg(dir.join("pg")).output()?;
+    if !out.status.success() {
+        bail!("{} start: {}", script.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok((cluster, String::from_utf8(out.stdout)?.trim().to_string()))
+}
+
+/// The PostgreSQL server's processes (the postmaster and its children): their CPU seconds.
+fn postgres_cpu(postmaster: Option<u32>) -> Option<f64> {
+    let pm = postmaster?;
+    let mut total = cpu_seconds(&pm.to_string())?;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{name}/stat")) else { continue };
+        let ppid = stat.get(stat.rfind(')').unwrap_or(0) + 1..).and_then(|r| r.split_whitespace().nth(1));
+        if ppid == Some(pm.to_string().as_str()) {
+            total += cpu_seconds(&name).unwrap_or(0.0);
+        }
+    }
+    Some(total)
+}
+
+/// The 60-way check+commit of the issue against 10 credits left on a user and on a pool,
+/// split over `addrs`: how many checks of 1 credit were allowed and committed.
+fn sixty_way(addrs: &[SocketAddr], round: &str) -> anyhow::Result<(usize, usize)> {
+    let mut c = Conn::open(addrs[0], READ_TIMEOUT)?;
+    let (solo, group) = (format!("solo-{round}@acme.com"), format!("pool-{round}"));
+    let mut limits = vec![json!({ "user": solo, "credits": 10 })];
+    limits.extend(
+        (0..6)
+            .map(|i| json!({ "user": format!("pool{i}-{round}@acme.com"), "credits": 100, "group": group })),
+    );
+    let body = json!({ "commit": "w2h-pg", "limits": limits, "pools": [{ "group": group, "credits": 10 }] });
+    c.ok("PUT", "/v1/limits", &body.to_string())?;
+    let mut out = [0usize; 2];
+    for (slot, users) in [vec![solo.clone()], (0..6).map(|i| format!("pool{i}-{round}@acme.com")).collect()]
+        .into_iter()
+        .enumerate()
+    {
+        let barrier = Arc::new(Barrier::new(60));
+        let workers: Vec<_> = (0..60)
+            .map(|i| {
+                let (barrier, addr, commit_on) =
+                    (barrier.clone(), addrs[i % addrs.len()], addrs[(i + 1) % addrs.len()]);
+                let user = users[i % users.len()].clone();
+                std::thread::spawn(move || -> anyhow::Result<usize> {
+                    let mut c = Conn::open(addr, READ_TIMEOUT)?;
+                    let mut m = Conn::open(commit_on, READ_TIMEOUT)?;
+                    let body = json!({ "user": user, "product": "chatgpt", "model": "gpt-5", "credits": 1 })
+                        .to_string();
+                    barrier.wait();
+                    let d = c.ok("POST", "/v1/check", &body)?;
+                    let Some(id) = d["reservation_id"].as_str() else { return Ok(0) };
+                    m.ok("POST", &format!("/v1/reservations/{id}/commit"), "{\"credits\":1}")?;
+                    Ok(1)
+                })
+            })
+            .collect();
+        for w in workers {
+            out[slot] += w.join().map_err(|_| anyhow::anyhow!("a burst thread panicked"))??;
+        }
+    }
+    Ok((out[0], out[1]))
+}
+
+/// One store's run: limits set, the open-loop phase with the CPU of every server
+/// process (and PostgreSQL's), then the 60-way bursts.
+fn measure_store(
+    label: &str,
+    addrs: &[SocketAddr],
+    server_pids: &[u32],
+    postmaster: Option<u32>,
+    args: &Args,
+) -> anyhow::Result<usize> {
+    let servers_cpu =
+        || -> Option<f64> { server_pids.iter().map(|p| cpu_seconds(&p.to_string())).sum::<Option<f64>>() };
+    let cpu = (cpu_seconds("self"), servers_cpu(), postgres_cpu(postmaster));
+    let t = Instant::now();
+    let requests = open_loop_on(addrs, label, args)?;
+    let wall = t.elapsed().as_secs_f64();
+    if let ((Some(c0), Some(s0), p0), Some(c1), Some(s1)) = (cpu, cpu_seconds("self"), servers_cpu()) {
+        let per = |s: f64| s / requests.max(1) as f64 * 1e6;
+        let db = match (p0, postgres_cpu(postmaster)) {
+            (Some(p0), Some(p1)) => format!(", PostgreSQL {:.1} s ({:.0} µs/request)", p1 - p0, per(p1 - p0)),
+            _ => String::new(),
+        };
+        println!(
+            "{label} CPU over {wall:.1} s and {requests} HTTP requests: client {:.1} s ({:.0} µs/request), \
+             {} server process{} {:.1} s ({:.0} µs/request){db}",
+            c1 - c0,
+            per(c1 - c0),
+            server_pids.len(),
+            if server_pids.len() == 1 { "" } else { "es" },
+            s1 - s0,
+            per(s1 - s0),
+        );
+    }
+    let mut over = 0;
+    for round in 0..3 {
+        let (solo, pool) = sixty_way(addrs, &format!("{label}-{round}"))?;
+        println!(
+            "{label} 60-way check+commit over {} server(s): user with 10 credits {solo} allowed, pool of 10 {pool} allowed",
+            addrs.len()
+        );
+        over += solo.saturating_sub(10) + pool.saturating_sub(10);
+        if solo != 10 || pool != 10 {
+            bail!("{label}: expected exactly 10 and 10 allowed, got {solo} and {pool}");
+        }
+    }
+    println!("{label} overspent {over} credits");
+    Ok(requests)
+}
+
+/// Sets each user's limit and each group's pool (no directory import: limits are what a check reads).
+fn set_limits(c: &mut Conn, args: &Args) -> anyhow::Result<()> {
+    let mut pools: Vec<Value> =
+        (0..args.groups).map(|g| json!({ "group": format!("g{g}"), "credits": 1_000_000_000 })).collect();
+    for chunk in (0..args.users).collect::<Vec<_>>().chunks(1000 - args.groups) {
+        let limits: Vec<Value> = chunk
+            .iter()
+            .map(|&i| {
+                json!({ "user": email(i), "credits": 1000, "products": { "codex": 600 }, "group": format!("g{}", i % args.groups) })
+            })
+            .collect();
+        let body = json!({ "commit": "w2h", "limits": limits, "pools": std::mem::take(&mut pools) });
+        c.ok("PUT", "/v1/limits", &body.to_string())?;
+    }
+    Ok(())
+}
+
+/// Runs W2h-pg: the SQLite single node, then two replicas on one PostgreSQL, same load.
+pub fn run_pg(data: &Path, pg: &PgArgs) -> anyhow::Result<()> {
+    let args = pg.w2h();
+    let dir = data.join("w2h-pg");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    {
+        let server = serve(&args.budgit, &dir.join("budgit.db"))?;
+        let mut c = Conn::open(server.addr, READ_TIMEOUT)?;
+        let t = Instant::now();
+        set_limits(&mut c, &args)?;
+        eprintln!("W2h-sqlite: {} limits set in {:.1} s", args.users, t.elapsed().as_secs_f64());
+        measure_store("W2h-sqlite", &[server.addr], &[server.child.id()], None, &args)?;
+    }
+    let (_cluster, url) = match &pg.store {
+        Some(url) => (None, url.clone()),
+        None => {
+            let (c, url) = start_cluster(&pg.pg_cluster)?;
+            (Some(c), url)
+        }
+    };
+    let postmaster = _cluster.as_ref().and_then(|c| {
+        let pid = std::fs::read_to_string(c.dir.join("pg/data/postmaster.pid")).ok()?;
+        pid.lines().next()?.trim().parse::<u32>().ok()
+    });
+    let name = format!("w2h_pg_{}", std::process::id());
+    let psql = |sql: &str| -> anyhow::Result<()> {
+        let out =
+            Command::new("psql").args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &url, "-c", sql]).output()?;
+        if !out.status.success() {
+            bail!("psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    };
+    psql(&format!("CREATE DATABASE {name}"))?;
+    let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
+    let db_url = format!("{base}/{name}");
+    let pool = pg.store_pool.to_string();
+    let store = [
+        std::ffi::OsStr::new("--store"),
+        std::ffi::OsStr::new(&db_url),
+        std::ffi::OsStr::new("--store-pool"),
+        std::ffi::OsStr::new(&pool),
+    ];
+    let a = serve_with(&args.budgit, &store)?;
+    let b = serve_with(&args.budgit, &store)?;
+    let mut c = Conn::open(a.addr, READ_TIMEOUT)?;
+    let t = Instant::now();
+    set_limits(&mut c, &args)?;
+    eprintln!("W2h-pg: {} limits set in {:.1} s", args.users, t.elapsed().as_secs_f64());
+    measure_store("W2h-pg", &[a.addr, b.addr], &[a.child.id(), b.child.id()], postmaster, &args)?;
+    drop((a, b));
+    if pg.store.is_some() {
+        psql(&format!("DROP DATABASE {name}"))?;
+    }
     Ok(())
 }

@@ -212,6 +212,9 @@ struct Decided {
     enforcement: Enforcement,
 }
 
+// Every statement is prepared once per pooled connection (`prepare_cached`): a check is a
+// few round trips, and a statement sent as text would cost a parse and a plan on each.
+
 /// The sums a check compares with the limits, read in one statement (one snapshot).
 const SUMS_SQL: &str = "SELECT
     (SELECT COALESCE(SUM(micros), 0)::BIGINT FROM events WHERE email = $1 AND ts >= $2 AND ts < $3),
@@ -268,8 +271,10 @@ async fn check(
             )
             .await?;
         let Some(row) = row else {
-            let settings: Option<String> =
-                tx.query_opt("SELECT value FROM meta WHERE key = 'settings'", &[]).await?.map(|r| r.get(0));
+            let settings: Option<String> = tx
+                .query_opt(&tx.prepare_cached("SELECT value FROM meta WHERE key = 'settings'").await?, &[])
+                .await?
+                .map(|r| r.get(0));
             return Ok(Decided::unlimited(settings_of(settings.as_deref()).enforcement));
         };
         let (value, group, settings): (String, Option<String>, Option<String>) =
@@ -346,8 +351,11 @@ async fn check(
         let id = reservation_id()?;
         let held_group = pool.and(group.clone());
         tx.execute(
-            "INSERT INTO reservations (id, email, product, model, micros, grp, expires_at)
+            &tx.prepare_cached(
+                "INSERT INTO reservations (id, email, product, model, micros, grp, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .await?,
             &[&id, &user, &product, &model, &micros, &held_group, &expires_at],
         )
         .await?;
@@ -358,7 +366,10 @@ async fn check(
                 deciding_name(deciding)
             );
             tx.execute(
-                "INSERT INTO alerts (at, email, kind, message) VALUES ($1, $2, 'over_limit', $3)",
+                &tx.prepare_cached(
+                    "INSERT INTO alerts (at, email, kind, message) VALUES ($1, $2, 'over_limit', $3)",
+                )
+                .await?,
                 &[&ts, &user, &message],
             )
             .await?;
@@ -483,7 +494,7 @@ async fn commit(
         };
         event.payload = Payload::of(&event, Some(&id));
         let seq = insert_event(&tx, &event, group.as_deref().unwrap_or("")).await?;
-        tx.execute("DELETE FROM reservations WHERE id = $1", &[&id]).await?;
+        tx.execute(&tx.prepare_cached("DELETE FROM reservations WHERE id = $1").await?, &[&id]).await?;
         if seq.is_some() && (late || actual > held) {
             let (spent, hold) = (Credits::from_micros(actual), Credits::from_micros(held));
             let message = if late {
@@ -492,7 +503,7 @@ async fn commit(
                 format!("committed {spent} credits on a hold of {hold} (`{id}`)")
             };
             tx.execute(
-                "INSERT INTO alerts (at, email, kind, message) VALUES ($1, $2, 'over_reservation', $3)",
+                &tx.prepare_cached("INSERT INTO alerts (at, email, kind, message) VALUES ($1, $2, 'over_reservation', $3)").await?,
                 &[&ts, &user, &message],
             )
             .await?;
@@ -500,7 +511,7 @@ async fn commit(
             let new = json!({ "event_id": event.id, "credits": super::credits_json(actual), "late": late })
                 .to_string();
             tx.execute(
-                "INSERT INTO audit (at, actor, action, subject, old, new) VALUES ($1, $2, 'usage.over_reservation', $3, $4, $5)",
+                &tx.prepare_cached("INSERT INTO audit (at, actor, action, subject, old, new) VALUES ($1, $2, 'usage.over_reservation', $3, $4, $5)").await?,
                 &[&ts, &actor, &user, &old, &new],
             )
             .await?;
@@ -536,8 +547,10 @@ async fn insert_event(tx: &impl GenericClient, e: &NewEvent, project: &str) -> A
     if let Some(row) = row {
         return Ok(Some(row.get(0)));
     }
-    let stored: Option<Vec<u8>> =
-        tx.query_opt("SELECT digest FROM events WHERE id = $1", &[&e.id]).await?.and_then(|r| r.get(0));
+    let stored: Option<Vec<u8>> = tx
+        .query_opt(&tx.prepare_cached("SELECT digest FROM events WHERE id = $1").await?, &[&e.id])
+        .await?
+        .and_then(|r| r.get(0));
     if stored.as_deref() == Some(digest) {
         Ok(None)
     } else {
@@ -569,7 +582,12 @@ async fn ingest(
             let project = match projects.get(&e.user) {
                 Some(p) => p.clone(),
                 None => {
-                    let row = tx.query_opt("SELECT grp FROM limits WHERE email = $1", &[&e.user]).await?;
+                    let row = tx
+                        .query_opt(
+                            &tx.prepare_cached("SELECT grp FROM limits WHERE email = $1").await?,
+                            &[&e.user],
+                        )
+                        .await?;
                     let p: String = row.and_then(|r| r.get::<_, Option<String>>(0)).unwrap_or_default();
                     projects.insert(e.user.clone(), p.clone());
                     p
@@ -601,13 +619,13 @@ async fn release(
     let owner = who.scope().map(str::to_string);
     let micros = Pg::timed(async {
         let client = app.pg.client().await?;
-        let row = client
-            .query_opt(
+        let delete = client
+            .prepare_cached(
                 "DELETE FROM reservations WHERE id = $1 AND expires_at > $2 AND ($3::TEXT IS NULL OR email = $3)
                  RETURNING micros",
-                &[&id, &crate::unix_now(), &owner],
             )
             .await?;
+        let row = client.query_opt(&delete, &[&id, &crate::unix_now(), &owner]).await?;
         row.map(|r| r.get::<_, i64>(0)).ok_or_else(unknown_reservation)
     })
     .await?;
@@ -635,15 +653,15 @@ async fn set_limits(
                            new: Option<String>|
                -> ApiResult<()> {
             tx.execute(
-                "INSERT INTO audit (at, actor, action, subject, old, new, commit_id, plan_digest)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &tx.prepare_cached("INSERT INTO audit (at, actor, action, subject, old, new, commit_id, plan_digest)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)").await?,
                 &[&now, &actor, &action, &subject, &old, &new, &commit, &digest],
             )
             .await?;
             Ok(())
         };
         let find = async |tx: &deadpool_postgres::Transaction<'_>, key: &str| -> ApiResult<Option<Stored>> {
-            let row = tx.query_opt("SELECT value, grp, source FROM limits WHERE email = $1 FOR UPDATE", &[&key]).await?;
+            let row = tx.query_opt(&tx.prepare_cached("SELECT value, grp, source FROM limits WHERE email = $1 FOR UPDATE").await?, &[&key]).await?;
             Ok(row.map(|r| Stored { value: r.get(0), group: r.get(1), source: r.get(2) }))
         };
         for (user, _limit, _group, stored) in limits {
@@ -655,11 +673,11 @@ async fn set_limits(
             };
             if status != ItemStatus::Unchanged {
                 tx.execute(
-                    "INSERT INTO limits (email, value, grp, source, commit_id, plan_digest, updated_at)
+                    &tx.prepare_cached("INSERT INTO limits (email, value, grp, source, commit_id, plan_digest, updated_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7)
                      ON CONFLICT (email) DO UPDATE SET value = excluded.value, grp = excluded.grp,
                        source = excluded.source, commit_id = excluded.commit_id,
-                       plan_digest = excluded.plan_digest, updated_at = excluded.updated_at",
+                       plan_digest = excluded.plan_digest, updated_at = excluded.updated_at").await?,
                     &[&user, &stored.value, &stored.group, &stored.source, &commit, &digest, &now],
                 )
                 .await?;
@@ -679,7 +697,7 @@ async fn set_limits(
             }
             let status = match old {
                 Some(o) => {
-                    tx.execute("DELETE FROM limits WHERE email = $1", &[&user]).await?;
+                    tx.execute(&tx.prepare_cached("DELETE FROM limits WHERE email = $1").await?, &[&user]).await?;
                     audit(&tx, "limit.remove", &user, Some(o.audit_json()), None).await?;
                     changed += 1;
                     ItemStatus::Removed
@@ -698,16 +716,16 @@ async fn set_limits(
                 (o, n) if o == n => ItemStatus::Unchanged,
                 (_, Some(n)) => {
                     tx.execute(
-                        "INSERT INTO pools (grp, micros, commit_id, plan_digest, updated_at) VALUES ($1, $2, $3, $4, $5)
+                        &tx.prepare_cached("INSERT INTO pools (grp, micros, commit_id, plan_digest, updated_at) VALUES ($1, $2, $3, $4, $5)
                          ON CONFLICT (grp) DO UPDATE SET micros = excluded.micros, commit_id = excluded.commit_id,
-                           plan_digest = excluded.plan_digest, updated_at = excluded.updated_at",
+                           plan_digest = excluded.plan_digest, updated_at = excluded.updated_at").await?,
                         &[&p.group, &n, &commit, &digest, &now],
                     )
                     .await?;
                     if old.is_some() { ItemStatus::Updated } else { ItemStatus::Created }
                 }
                 (_, None) => {
-                    tx.execute("DELETE FROM pools WHERE grp = $1", &[&p.group]).await?;
+                    tx.execute(&tx.prepare_cached("DELETE FROM pools WHERE grp = $1").await?, &[&p.group]).await?;
                     ItemStatus::Removed
                 }
             };
