@@ -216,6 +216,10 @@ struct Decided {
 // few round trips, and a statement sent as text would cost a parse and a plan on each.
 
 /// The sums a check compares with the limits, read in one statement (one snapshot).
+///
+/// Each is a range of an index (`events_email_ts`, the pool's members through
+/// `limits_grp`), so a check reads the period's events of its user and of its pool's
+/// members: it grows with their usage, not with the whole table's.
 const SUMS_SQL: &str = "SELECT
     (SELECT COALESCE(SUM(micros), 0)::BIGINT FROM events WHERE email = $1 AND ts >= $2 AND ts < $3),
     (SELECT COALESCE(SUM(micros), 0)::BIGINT FROM reservations WHERE email = $1 AND expires_at > $4),
@@ -223,8 +227,8 @@ const SUMS_SQL: &str = "SELECT
     (SELECT COALESCE(SUM(micros), 0)::BIGINT FROM reservations WHERE email = $1 AND product = $5 AND expires_at > $4),
     (SELECT COALESCE(SUM(micros), 0)::BIGINT FROM events WHERE email = $1 AND model = $6 AND ts >= $2 AND ts < $3),
     (SELECT COALESCE(SUM(micros), 0)::BIGINT FROM reservations WHERE email = $1 AND model = $6 AND expires_at > $4),
-    (SELECT COALESCE(SUM(e.micros), 0)::BIGINT FROM events e JOIN limits l ON l.email = e.email
-        WHERE $7::TEXT IS NOT NULL AND l.grp = $7 AND e.ts >= $2 AND e.ts < $3),
+    (SELECT COALESCE(SUM((SELECT SUM(e.micros) FROM events e WHERE e.email = l.email AND e.ts >= $2 AND e.ts < $3)), 0)::BIGINT
+        FROM limits l WHERE $7::TEXT IS NOT NULL AND l.grp = $7),
     (SELECT COALESCE(SUM(micros), 0)::BIGINT FROM reservations WHERE $7::TEXT IS NOT NULL AND grp = $7 AND expires_at > $4),
     (SELECT COALESCE(SUM(micros), 0)::BIGINT FROM events WHERE email = $1 AND ts > $8),
     (SELECT COUNT(*) FROM reservations WHERE email = $1 AND expires_at > $4)";
