@@ -401,3 +401,28 @@ fn a_database_name_replaces_the_servers_in_a_url() {
     assert_eq!(pg::with_database("postgres://u@h:5/postgres?x=1", "t_1"), "postgres://u@h:5/t_1?x=1");
     assert_eq!(pg::with_database("postgres://u@h:5", "t_1"), "postgres://u@h:5/t_1");
 }
+
+/// The driver's round trip on loopback: a prepared `SELECT 1` on a pooled connection
+/// (printed for the record; asserted only to be far from a timeout).
+#[test]
+fn a_pooled_round_trip_is_well_under_the_request_timeout() {
+    let db = pg::database();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let config = budgit_service::pg::PgConfig { url: db.url.clone(), pool_size: 2 };
+    let mut times = rt.block_on(async {
+        let store = budgit_service::pg::Pg::open(&config).await.unwrap();
+        let client = store.client().await.unwrap();
+        let one = client.prepare_cached("SELECT 1").await.unwrap();
+        let mut times = Vec::with_capacity(2000);
+        for _ in 0..2000 {
+            let t = Instant::now();
+            client.query_one(&one, &[]).await.unwrap();
+            times.push(t.elapsed());
+        }
+        times
+    });
+    times.sort_unstable();
+    let (p50, p99) = (times[times.len() / 2], times[times.len() * 99 / 100]);
+    println!("tokio-postgres prepared SELECT 1 on loopback: p50 {p50:?} p99 {p99:?} over 2000");
+    assert!(p50 < Duration::from_millis(100), "{p50:?}");
+}
