@@ -236,6 +236,12 @@ fn a_hold_released_or_committed_on_one_replica_is_gone_on_the_other() {
     assert_eq!(committed_sum(&db.url), "4.000000");
     let audit = pg::query(&db.url, "SELECT action FROM audit WHERE action = 'usage.over_reservation'");
     assert_eq!(audit.len(), 1);
+    let alerts = send(b.addr, "GET", "/v1/alerts", Some(ADMIN), None).json();
+    assert_eq!(alerts["data"].as_array().unwrap().len(), 1, "{alerts}");
+    assert_eq!(
+        (alerts["data"][0]["kind"].clone(), alerts["data"][0]["user"].clone()),
+        (json!("over_reservation"), json!("bo@x.com"))
+    );
 }
 
 #[test]
@@ -268,6 +274,12 @@ fn limits_read_back_from_either_replica_and_unported_routes_answer_501() {
     );
     assert_eq!(page["data"][0]["per_hour"], json!(2));
     assert_eq!(send(a.addr, "GET", "/v1/limits", None, None).status, 401);
+    let pools = send(a.addr, "GET", "/v1/pools", Some(ADMIN), None).json();
+    assert_eq!(
+        (pools["data"][0]["group"].clone(), pools["data"][0]["credits"].clone()),
+        (json!("eng"), json!(100))
+    );
+    assert_eq!(pools["has_more"], json!(false));
     for (method, path) in [
         ("GET", "/v1/usage/stream"),
         ("GET", "/v1/audit"),

@@ -130,14 +130,14 @@ pub(crate) struct ReleaseOut {
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 #[schemars(rename = "Alert")]
 pub(crate) struct AlertRow {
-    seq: i64,
+    pub(crate) seq: i64,
     /// When it was raised (RFC 3339).
     #[schemars(extend("format" = "date-time"))]
-    at: String,
-    user: String,
+    pub(crate) at: String,
+    pub(crate) user: String,
     #[schemars(extend("enum" = ["over_limit", "over_reservation"]))]
-    kind: String,
-    message: String,
+    pub(crate) kind: String,
+    pub(crate) message: String,
 }
 
 /// `POST /v1/check`: may this user spend this much on this product and model now?

@@ -29,12 +29,14 @@ use axum::routing::{any, get, post};
 use budgit_engine::Credits;
 use budgit_engine::model::{Enforcement, Limit};
 use budgit_engine::workspace::ItemStatus;
-use budgit_engine::workspace::wire::{ItemResult, SetLimitsAnswer};
+use budgit_engine::workspace::wire::{ItemResult, PoolRow, SetLimitsAnswer};
 use chrono::Utc;
 use deadpool_postgres::GenericClient;
 use serde_json::{Value, json};
 
-use super::check::{CheckIn, CheckOut, CommitIn, DEFAULT_TTL, MAX_TTL, ReleaseOut, committed, deciding_name};
+use super::check::{
+    AlertRow, CheckIn, CheckOut, CommitIn, DEFAULT_TTL, MAX_TTL, ReleaseOut, committed, deciding_name,
+};
 use super::events::{EventResult, Ingested, NewEvent, Payload, Stored as StoredEvent, parse_events};
 use super::limits::{LimitOut, SetBatch, Stored, prepare_set};
 use super::{
@@ -75,12 +77,10 @@ const NOT_PORTED: &[&str] = &[
     "/v1/users/{email}",
     "/v1/users/{email}/tokens",
     "/v1/admin/token",
-    "/v1/pools",
     "/v1/audit",
     "/v1/usage/stream",
     "/v1/usage/events/recent",
     "/v1/organization/costs",
-    "/v1/alerts",
     "/v1/requests",
     "/v1/requests/{id}/approve",
     "/v1/requests/{id}/decline",
@@ -119,6 +119,8 @@ pub(crate) fn router(app: PgApp) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/limits", get(list_limits).put(set_limits))
+        .route("/v1/pools", get(list_pools))
+        .route("/v1/alerts", get(list_alerts))
         .route("/v1/usage/events", post(ingest))
         .route("/v1/check", post(check))
         .route("/v1/reservations/{id}/commit", post(commit))
@@ -828,4 +830,60 @@ pub(crate) async fn sweep(app: PgApp) {
             tracing::warn!(error = e.detail.unwrap_or(e.message), "lapsed reservations were not swept");
         }
     }
+}
+
+/// `GET /v1/pools` on PostgreSQL: every group pool (admin), one page.
+async fn list_pools(State(app): State<PgApp>, who: Principal) -> ApiResult<Response> {
+    who.require_admin()?;
+    let rows = Pg::timed(async {
+        let client = app.pg.client().await?;
+        let rows = client
+            .query("SELECT grp, micros, commit_id, plan_digest, updated_at FROM pools ORDER BY grp COLLATE \"C\"", &[])
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| PoolRow {
+                group: r.get(0),
+                credits: Credits::from_micros(r.get(1)),
+                commit: r.get(2),
+                plan_digest: r.get(3),
+                updated_at: Some(super::rfc3339(r.get(4))),
+            })
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(Page::<PoolRow, ()>::whole(rows).into_response())
+}
+
+/// `GET /v1/alerts` on PostgreSQL: alerts raised by checks and commits, oldest first.
+async fn list_alerts(
+    State(app): State<PgApp>,
+    who: Principal,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let ListQuery { limit, after, .. } = ListQuery::<i64>::parse(raw.as_deref(), 100, super::MAX_PAGE)?;
+    let after = after.unwrap_or(0);
+    let user = who.scope().map(str::to_string);
+    let rows = Pg::timed(async {
+        let client = app.pg.client().await?;
+        let rows = client
+            .query(
+                "SELECT seq, at, email, kind, message FROM alerts WHERE seq > $1 AND ($2::TEXT IS NULL OR email = $2)
+                 ORDER BY seq LIMIT $3",
+                &[&after, &user, &Page::<AlertRow, i64>::read_limit(limit)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AlertRow {
+                seq: r.get(0),
+                at: super::rfc3339(r.get(1)),
+                user: r.get(2),
+                kind: r.get(3),
+                message: r.get(4),
+            })
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(Page::cut(rows, limit, |r| r.seq).into_response())
 }
