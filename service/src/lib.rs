@@ -560,14 +560,24 @@ async fn start_pg(config: Config, pg_config: pg::PgConfig) -> Result<Running, Se
         pg_startup(&store, config.admin_token.as_deref(), settings_json).await.map_err(startup)?;
     let tokens = Tokens::new(&config.sessions);
     tokens.set_admin(admin_hash);
-    let app = Arc::new(api::pg::PgState { pg: store, tokens });
+    let app = Arc::new(api::pg::PgState {
+        pg: store,
+        tokens,
+        sse_keep_alive: config.http.keep_alive_interval(),
+        closing: tokio::sync::watch::Sender::new(false),
+    });
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|source| ServeError::Listen { addr: config.listen.clone(), source })?;
     let addr = listener.local_addr()?;
     tokio::spawn(api::pg::sweep(app.clone()));
-    let router = api::pg::router(app);
-    let served = conn::serve(listener, router, config.http.clone(), shutdown_signal());
+    let router = api::pg::router(app.clone());
+    let stop = async move {
+        shutdown_signal().await;
+        // event streams never end by themselves: end them so the drain does not wait
+        app.closing.send_replace(true);
+    };
+    let served = conn::serve(listener, router, config.http.clone(), stop);
     let task = tokio::spawn(async move {
         let out = served.await;
         tracing::info!("stopped");

@@ -281,7 +281,7 @@ fn limits_read_back_from_either_replica_and_unported_routes_answer_501() {
     );
     assert_eq!(pools["has_more"], json!(false));
     for (method, path) in [
-        ("GET", "/v1/usage/stream"),
+        ("GET", "/v1/organization/costs"),
         ("GET", "/v1/audit"),
         ("GET", "/v1/dashboard/summary"),
         ("GET", "/console/"),
@@ -405,6 +405,60 @@ fn usage_ingested_on_one_replica_is_stored_once_and_counts_on_the_other() {
     )
     .json();
     assert_eq!((v["allowed"].clone(), v["remaining"].clone()), (json!(false), json!(1.999999)));
+}
+
+#[test]
+fn the_stream_of_either_replica_carries_every_event_once_in_sequence_with_the_same_ids() {
+    let db = pg::database();
+    let (a, b) = (replica(&db.url), replica(&db.url));
+    put_limits(
+        a.addr,
+        json!({ "commit": "c1", "limits": [{ "user": "s@x.com", "credits": 1000, "group": "eng" }] }),
+    );
+    let event = |id: &str| {
+        json!({ "events": [{ "id": id, "time": chrono::Utc::now().timestamp(), "user": "s@x.com",
+            "product": "chatgpt", "model": "gpt-5", "credits": 1 }] })
+        .to_string()
+    };
+    let first = send(a.addr, "POST", "/v1/usage/events", Some(ADMIN), Some(&event("before"))).json();
+    let first_seq = first["results"][0]["seq"].as_i64().unwrap();
+    // from the start, on the other replica: the event stored on A, with A's sequence as its id
+    let mut from_b = common::http::Sse::open(b.addr, "/v1/usage/stream", ADMIN, Some("0"));
+    let ev = from_b.next();
+    assert_eq!(ev.id.as_deref(), Some(first_seq.to_string().as_str()));
+    let data: Value = serde_json::from_str(&ev.data).unwrap();
+    assert_eq!((data["id"].clone(), data["project"].clone()), (json!("before"), json!("eng")));
+    // writers on both replicas at once, commits included; the stream on A sees them all
+    let mut from_a = common::http::Sse::open(a.addr, "/v1/usage/stream", ADMIN, Some(&first_seq.to_string()));
+    std::thread::scope(|s| {
+        for w in 0..4 {
+            let (addr, event) = ([a.addr, b.addr][w % 2], &event);
+            s.spawn(move || {
+                for n in 0..15 {
+                    let r = send(
+                        addr,
+                        "POST",
+                        "/v1/usage/events",
+                        Some(ADMIN),
+                        Some(&event(&format!("w{w}-{n}"))),
+                    );
+                    assert_eq!(r.status, 200, "{}", r.body);
+                }
+            });
+        }
+    });
+    let stored =
+        pg::query(&db.url, "SELECT seq::TEXT, id FROM events WHERE id <> 'before' ORDER BY events.seq");
+    assert_eq!(stored.len(), 60);
+    for stream in [&mut from_a, &mut from_b] {
+        let mut got = Vec::new();
+        while got.len() < 60 {
+            let ev = stream.next();
+            let data: Value = serde_json::from_str(&ev.data).unwrap();
+            got.push(vec![ev.id, data["id"].as_str().map(str::to_string)]);
+        }
+        assert_eq!(got, stored);
+    }
 }
 
 #[test]

@@ -51,10 +51,22 @@ use crate::ledger::{
 };
 use crate::pg::Pg;
 
+/// The transaction-level advisory lock every transaction that stores usage events takes
+/// just before its first insert: it is held until the commit, so sequence numbers become
+/// visible in order and a stream reading `seq > last` never skips one that commits late.
+const EVENTS_LOCK: i64 = 0x0000_6275_6467_6975;
+
+/// How often an event stream with nothing new asks the database again.
+const STREAM_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// What every request of a PostgreSQL-backed replica shares.
 pub(crate) struct PgState {
     pub(crate) pg: Pg,
     pub(crate) tokens: Tokens,
+    /// How often an event stream sends a keep-alive comment (inside the idle timeout).
+    pub(crate) sse_keep_alive: std::time::Duration,
+    /// Turns true when the replica starts shutting down: event streams end.
+    pub(crate) closing: tokio::sync::watch::Sender<bool>,
 }
 
 pub(crate) type PgApp = Arc<PgState>;
@@ -78,7 +90,6 @@ const NOT_PORTED: &[&str] = &[
     "/v1/users/{email}/tokens",
     "/v1/admin/token",
     "/v1/audit",
-    "/v1/usage/stream",
     "/v1/usage/events/recent",
     "/v1/organization/costs",
     "/v1/requests",
@@ -122,6 +133,7 @@ pub(crate) fn router(app: PgApp) -> Router {
         .route("/v1/pools", get(list_pools))
         .route("/v1/alerts", get(list_alerts))
         .route("/v1/usage/events", post(ingest))
+        .route("/v1/usage/stream", get(stream))
         .route("/v1/check", post(check))
         .route("/v1/reservations/{id}/commit", post(commit))
         .route("/v1/reservations/{id}/release", post(release));
@@ -499,6 +511,7 @@ async fn commit(
             payload: Payload::default(),
         };
         event.payload = Payload::of(&event, Some(&id));
+        tx.execute(&tx.prepare_cached("SELECT pg_advisory_xact_lock($1)").await?, &[&EVENTS_LOCK]).await?;
         let seq = insert_event(&tx, &event, group.as_deref().unwrap_or("")).await?;
         tx.execute(&tx.prepare_cached("DELETE FROM reservations WHERE id = $1").await?, &[&id]).await?;
         if seq.is_some() && (late || actual > held) {
@@ -583,6 +596,7 @@ async fn ingest(
         let tx = client.transaction().await?;
         let mut projects: HashMap<String, String> = HashMap::new();
         let mut results = Vec::with_capacity(events.len());
+        tx.execute(&tx.prepare_cached("SELECT pg_advisory_xact_lock($1)").await?, &[&EVENTS_LOCK]).await?;
         for (i, e) in events.into_iter().enumerate() {
             // an event's project is its user's group when it is stored, as in the SQLite store
             let project = match projects.get(&e.user) {
@@ -886,4 +900,116 @@ async fn list_alerts(
     })
     .await?;
     Ok(Page::cut(rows, limit, |r| r.seq).into_response())
+}
+
+/// Where a stream reader is.
+struct StreamCursor {
+    app: PgApp,
+    last: i64,
+    user: Option<String>,
+    product: Option<String>,
+    backlog: std::collections::VecDeque<(i64, String)>,
+}
+
+/// `GET /v1/usage/stream` on PostgreSQL: server-sent events of usage stored by any
+/// replica, read by sequence (the SSE `id` is the event's `seq`, the same on every
+/// replica); resumes after `Last-Event-ID` or `after`, else starts at the newest.
+async fn stream(
+    State(app): State<PgApp>,
+    who: Principal,
+    RawQuery(raw): RawQuery,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let q = super::QueryPairs::parse(raw.as_deref())?;
+    let asked = canonical_filter(q.get("user"))?;
+    let user = match (who.scope(), asked.as_deref()) {
+        (Some(own), Some(asked)) if own != asked => {
+            return Err(ApiError::forbidden("a user token sees only its own user's data"));
+        }
+        (Some(own), _) => Some(own.to_string()),
+        (None, asked) => asked.map(str::to_string),
+    };
+    let resume = match headers.get("last-event-id") {
+        Some(v) => Some(v.to_str().ok().and_then(|s| s.trim().parse::<i64>().ok()).ok_or_else(|| {
+            ApiError::bad_request(
+                "usage/bad-last-event-id",
+                "`Last-Event-ID` must be an event sequence number",
+            )
+        })?),
+        None => q.int("after")?,
+    };
+    let last = match resume {
+        Some(n) => n.max(0),
+        None => {
+            Pg::timed(async {
+                let client = app.pg.client().await?;
+                Ok(client.query_one("SELECT COALESCE(MAX(seq), 0) FROM events", &[]).await?.get::<_, i64>(0))
+            })
+            .await?
+        }
+    };
+    let keep_alive = app.sse_keep_alive;
+    let mut closing = app.closing.subscribe();
+    let cursor = StreamCursor {
+        app,
+        last,
+        user,
+        product: q.get("product").map(str::to_string),
+        backlog: std::collections::VecDeque::new(),
+    };
+    let events = futures_util::stream::unfold(cursor, |mut c| async move {
+        loop {
+            if let Some((seq, json)) = c.backlog.pop_front() {
+                c.last = seq;
+                let event = Event::default().id(seq.to_string()).event("usage").data(json);
+                return Some((Ok::<Event, std::convert::Infallible>(event), c));
+            }
+            let (after, user) = (c.last, c.user.clone());
+            let page = Pg::timed(async {
+                let client = c.app.pg.client().await?;
+                let read = client
+                    .prepare_cached(
+                        "SELECT seq, id, ts, email, product, model, micros, project, context FROM events
+                         WHERE seq > $1 AND ($2::TEXT IS NULL OR email = $2) ORDER BY seq LIMIT 500",
+                    )
+                    .await?;
+                Ok(client.query(&read, &[&after, &user]).await?)
+            })
+            .await;
+            match page {
+                Ok(rows) if rows.is_empty() => tokio::time::sleep(STREAM_POLL).await,
+                Ok(rows) => {
+                    for r in rows {
+                        let seq: i64 = r.get(0);
+                        let product: String = r.get(4);
+                        if c.product.as_deref().is_some_and(|p| p != product) {
+                            c.last = seq;
+                            continue;
+                        }
+                        let e = NewEvent {
+                            id: r.get(1),
+                            ts: chrono::DateTime::from_timestamp(r.get(2), 0).unwrap_or_default(),
+                            user: r.get(3),
+                            product,
+                            model: r.get(5),
+                            micros: r.get(6),
+                            context: r.get(8),
+                            payload: Payload::default(),
+                        };
+                        let project: String = r.get(7);
+                        c.backlog.push_back((seq, e.to_json(seq, &project).to_string()));
+                    }
+                }
+                // the database is unreachable: the stream ends, and the client reconnects
+                // (to this replica or another) with `Last-Event-ID`
+                Err(_) => return None,
+            }
+        }
+    });
+    let closed = async move {
+        let _ = closing.wait_for(|c| *c).await;
+    };
+    let events = futures_util::StreamExt::take_until(events, closed);
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(keep_alive)).into_response())
 }
