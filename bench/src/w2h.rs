@@ -131,6 +131,9 @@ fn serve_with(budgit: &Path, store: &[&std::ffi::OsStr]) -> anyhow::Result<Serve
         for line in BufReader::new(pipe).lines().map_while(Result::ok) {
             if let Some(addr) = line.strip_prefix("budgit serve listening on http://") {
                 let _ = tx.send(addr.parse::<SocketAddr>());
+            } else {
+                // warnings, errors and panics (the server logs at `warn`): a failed run says why
+                eprintln!("server: {line}");
             }
         }
     });
