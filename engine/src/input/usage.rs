@@ -357,6 +357,9 @@ struct Shards {
     shards: Vec<Shard>,
     threads: usize,
     min_chunk: usize,
+    /// Time spent parsing chunks and merging shards, for the debug log.
+    parse: std::time::Duration,
+    merge: std::time::Duration,
 }
 
 /// What one chunk's parse found.
@@ -371,7 +374,13 @@ struct Chunk {
 
 impl Shards {
     fn new(threads: usize, min_chunk: usize) -> Shards {
-        Shards { shards: Vec::new(), threads: threads.max(1), min_chunk: min_chunk.max(1) }
+        Shards {
+            shards: Vec::new(),
+            threads: threads.max(1),
+            min_chunk: min_chunk.max(1),
+            parse: std::time::Duration::ZERO,
+            merge: std::time::Duration::ZERO,
+        }
     }
 
     /// Parses the rows of `bytes` from `start` ([`CsvState::rows_until`]), on every
@@ -387,8 +396,11 @@ impl Shards {
     ) -> usize {
         let bytes = &bytes[..complete(bytes, eof).max(start)];
         let cuts = cuts(bytes, start, self.threads, self.min_chunk);
+        let started = std::time::Instant::now();
         if cuts.len() <= 2 {
-            return state.rows_until(ctx, bytes, start, bytes.len(), eof, table);
+            let end = state.rows_until(ctx, bytes, start, bytes.len(), eof, table);
+            self.parse += started.elapsed();
+            return end;
         }
         if self.shards.is_empty() {
             self.shards = (0..self.threads).map(|_| Shard::new(table)).collect();
@@ -416,6 +428,8 @@ impl Shards {
             handles.into_iter().map(|h| h.join()).collect::<Result<_, _>>()
         })
         .unwrap_or_default();
+        let parsed = std::time::Instant::now();
+        self.parse += parsed - started;
         if chunks.len() + 1 != cuts.len() {
             // A chunk's thread died (it cannot, but then nothing of its work is trusted).
             for shard in &mut self.shards {
@@ -442,6 +456,7 @@ impl Shards {
         }
         self.flush(&mut pending, state, ctx, bytes, eof, table);
         state.line = line;
+        self.merge += parsed.elapsed();
         pos
     }
 
@@ -507,8 +522,15 @@ fn cuts(bytes: &[u8], start: usize, threads: usize, min_chunk: usize) -> Vec<usi
 /// Block size for streaming a CSV usage file.
 const BLOCK: usize = 16 << 20;
 
+/// A block of a CSV file as the reader hands it over: whole lines, the last one
+/// included only at the end of the file.
+type Block = std::io::Result<(Vec<u8>, bool)>;
+
 /// Reads a CSV usage file block by block, so a multi-gigabyte export is never held
-/// in memory whole; rows are parsed exactly as [`parse_csv`] parses them.
+/// in memory whole; rows are parsed exactly as [`parse_csv`] parses them. A thread
+/// of its own reads the next block while this one parses the last: reading a file
+/// is a copy out of the page cache at best, and one thread doing both left the
+/// parsers idle while it copied.
 fn stream_csv(
     path: &Path,
     ctx: &mut Ctx,
@@ -517,38 +539,99 @@ fn stream_csv(
     threads: usize,
     min_chunk: usize,
 ) -> Result<(), InputError> {
-    use std::io::Read;
     let io = |source| InputError::Io { path: path.to_path_buf(), source };
-    let mut reader = std::fs::File::open(path).map_err(io)?;
-    let mut buf: Vec<u8> = Vec::with_capacity(block * 2);
-    let mut eof = false;
-    let mut fill = |buf: &mut Vec<u8>, eof: &mut bool| -> Result<(), InputError> {
-        let old = buf.len();
-        buf.resize(old + block, 0);
-        let n = reader.read(&mut buf[old..]).map_err(io)?;
-        buf.truncate(old + n);
-        *eof = n == 0;
-        Ok(())
-    };
-    // The header: a complete first line.
-    while !eof && memchr::memchr(b'\n', &buf).is_none() {
-        fill(&mut buf, &mut eof)?;
-    }
-    let format = |reason| InputError::Format { path: path.to_path_buf(), reason };
-    let Some(mut state) = CsvState::header(ctx, &buf).map_err(format)? else { return Ok(()) };
-    if let Ok(meta) = std::fs::metadata(path) {
-        table.reserve(usize::try_from(meta.len() / 48).unwrap_or(0));
-    }
-    let mut start = state.pos;
-    let mut shards = Shards::new(threads, min_chunk);
-    loop {
-        let consumed = shards.rows(&mut state, ctx, &buf, start, eof, table);
-        if eof {
-            return Ok(());
+    let file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    std::thread::scope(|scope| {
+        // One block read ahead at most: memory stays about three blocks.
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Block>(1);
+        let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        scope.spawn(move || read_blocks(file, block, &full_tx, &empty_rx));
+        let mut state: Option<CsvState> = None;
+        let mut shards = Shards::new(threads, min_chunk);
+        // The bytes of the last block not parsed yet: a quoted record still open.
+        let mut carry: Vec<u8> = Vec::new();
+        // `full_rx` ends only after the block at the end of the file, or when the
+        // reader failed (it sent the error) or died.
+        for received in &full_rx {
+            let (buf, eof) = received.map_err(io)?;
+            let buf = if carry.is_empty() {
+                buf
+            } else {
+                let mut joined = std::mem::take(&mut carry);
+                joined.extend_from_slice(&buf);
+                let _ = empty_tx.send(buf);
+                joined
+            };
+            let start = match &state {
+                Some(_) => 0,
+                None => {
+                    let format = |reason| InputError::Format { path: path.to_path_buf(), reason };
+                    let Some(header) = CsvState::header(ctx, &buf).map_err(format)? else { return Ok(()) };
+                    table.reserve(usize::try_from(size / 48).unwrap_or(0));
+                    let pos = header.pos;
+                    state = Some(header);
+                    pos
+                }
+            };
+            let Some(state) = state.as_mut() else { return Ok(()) };
+            let consumed = shards.rows(state, ctx, &buf, start, eof, table);
+            if eof {
+                tracing::debug!(
+                    parse_ms = shards.parse.as_millis(),
+                    merge_ms = shards.merge.as_millis(),
+                    rows = table.len(),
+                    "read a CSV usage file"
+                );
+                return Ok(());
+            }
+            carry.extend_from_slice(&buf[consumed.min(buf.len())..]);
+            let _ = empty_tx.send(buf);
         }
-        buf.drain(..consumed);
-        start = 0;
-        fill(&mut buf, &mut eof)?;
+        Err(io(std::io::Error::other("the file's reader stopped before its end")))
+    })
+}
+
+/// Reads `file` into blocks of about `block` bytes of whole lines (a line longer
+/// than a block makes its block longer), reusing the buffers handed back, until
+/// the end of the file or the receiver hangs up.
+fn read_blocks(
+    mut file: std::fs::File,
+    block: usize,
+    full: &std::sync::mpsc::SyncSender<Block>,
+    empty: &std::sync::mpsc::Receiver<Vec<u8>>,
+) {
+    use std::io::Read;
+    let mut tail: Vec<u8> = Vec::new();
+    loop {
+        let mut buf = empty.try_recv().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(&tail);
+        tail.clear();
+        let mut eof;
+        let mut searched = buf.len();
+        loop {
+            let want = u64::try_from(block).unwrap_or(u64::MAX);
+            match (&mut file).take(want).read_to_end(&mut buf) {
+                // Fewer bytes than asked: `read_to_end` stopped at the end of the file.
+                Ok(n) => eof = (n as u64) < want,
+                Err(e) => {
+                    let _ = full.send(Err(e));
+                    return;
+                }
+            }
+            if eof || memchr::memchr(b'\n', &buf[searched..]).is_some() {
+                break;
+            }
+            searched = buf.len();
+        }
+        if !eof && let Some(i) = memchr::memrchr(b'\n', &buf) {
+            tail.extend_from_slice(&buf[i + 1..]);
+            buf.truncate(i + 1);
+        }
+        if full.send(Ok((buf, eof))).is_err() || eof {
+            return;
+        }
     }
 }
 
@@ -768,7 +851,10 @@ fn fast_row(
         Some(id) if cache.user == user => id,
         _ => {
             let file = &ctx.file;
-            let id = table.intern_user(user, || at(file, line, 12)).ok()?;
+            let id = match cache.user_id.and_then(|last| table.next_directory_user(last, user)) {
+                Some(id) => id,
+                None => table.intern_user(user, || at(file, line, 12)).ok()?,
+            };
             cache.user.clear();
             cache.user.extend_from_slice(user);
             cache.user_id = Some(id);
@@ -1376,6 +1462,76 @@ mod tests {
         }
         assert_eq!(whole.len(), 4);
         assert_eq!(whole.models(), ["gpt-5", "multi\nline, model"]);
+    }
+
+    #[test]
+    fn users_looked_up_ahead_in_directory_order_get_the_ids_interning_gives() {
+        let mut d = Directory::new(&Default::default());
+        for k in 0..12 {
+            d.push(User { email: format!("u{k}@x.com"), attrs: vec![] });
+        }
+        // In order with gaps (within and past the look-ahead), backwards, a spelling
+        // of a known user, an unknown user, and users again after it.
+        let order: [u32; 16] = [0, 1, 2, 4, 9, 10, 11, 3, 2, 1, 5, 6, 7, 8, 0, 11];
+        let mut text = String::from("date,user,product,model,credits\n");
+        for (i, &k) in order.iter().enumerate() {
+            text.push_str(&format!("2026-11-01,u{k}@x.com,codex,gpt-5,{i}\n"));
+            if i == 5 {
+                text.push_str("2026-11-01,U7@X.com,codex,gpt-5,1\n2026-11-01,new@x.com,codex,gpt-5,1\n");
+            }
+        }
+        let mut t = UsageTable::new(&d);
+        parse_usage(&"u.csv".into(), text.as_bytes(), UsageFormat::Csv, &mut t, Tz::UTC).unwrap();
+        let mut want = order.to_vec();
+        want.splice(6..6, [7, 12]);
+        assert_eq!(t.user, want);
+        let mut fresh = UsageTable::new(&d);
+        for email in ["u3@x.com", "u0@x.com"] {
+            assert_eq!(
+                fresh.next_directory_user(0, email.as_bytes()),
+                fresh
+                    .intern_user(email.as_bytes(), || at(&"u".into(), 1, 1))
+                    .ok()
+                    .filter(|&id| id > 0 && id <= 4)
+            );
+        }
+        assert_eq!(fresh.next_directory_user(11, b"u11@x.com"), None);
+        assert_eq!(fresh.next_directory_user(u32::MAX, b"u0@x.com"), None);
+    }
+
+    #[test]
+    fn the_reader_hands_over_whole_lines_and_all_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = "x".repeat(100);
+        for text in
+            ["", "no newline at all", "a\nbb\n", "a\nbb\nlast without newline", &format!("a\n{long}\nb\n")]
+        {
+            let path = dir.path().join("u.csv");
+            std::fs::write(&path, text).unwrap();
+            for block in [1, 2, 7, 64, 1 << 20] {
+                let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Block>(1);
+                let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+                let file = std::fs::File::open(&path).unwrap();
+                let reader = std::thread::spawn(move || read_blocks(file, block, &full_tx, &empty_rx));
+                let mut got = Vec::new();
+                let mut ends = 0;
+                for received in &full_rx {
+                    let (buf, eof) = received.unwrap();
+                    if eof {
+                        ends += 1;
+                    } else {
+                        // Every block but the last ends a line: no row is cut in two.
+                        assert_eq!(buf.last(), Some(&b'\n'), "{text:?} in blocks of {block}");
+                    }
+                    got.extend_from_slice(&buf);
+                    // A buffer handed back is reused for a later block.
+                    let _ = empty_tx.send(buf);
+                }
+                reader.join().unwrap();
+                assert_eq!(ends, 1, "{text:?} in blocks of {block}");
+                assert_eq!(String::from_utf8(got).unwrap(), text, "blocks of {block}");
+            }
+        }
     }
 
     #[test]
