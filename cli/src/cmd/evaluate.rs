@@ -11,7 +11,9 @@ use std::time::Instant;
 use budgit_engine::evaluate::{Breakdown, EvaluateOptions, Evaluation, evaluate};
 use budgit_engine::input::{read_directory, read_usage_files};
 use budgit_engine::model::{Enforcement, Period};
+use budgit_engine::period::parse_timezone;
 use budgit_engine::resolve::resolve;
+use budgit_engine::stack::LARGE_STACK;
 use budgit_engine::standing::BlockedBy;
 use budgit_engine::usage_table::{ContextKey, day_number};
 use budgit_engine::value::{Credited, PerOutcome, ValueReport, value_report};
@@ -128,8 +130,12 @@ impl By {
 const PROGRESS_BYTES: u64 = 32 << 20;
 
 pub fn run(args: Args) -> anyhow::Result<Status> {
+    // `RUST_LOG=budgit=debug` prints how long each phase took.
+    crate::logging::init(crate::logging::LogFormat::Text, crate::logging::LevelFilter::WARN)?;
+    let mut phase = Phases::new();
     let now = args.policy.now();
     let validated = args.policy.validate(now)?;
+    phase.done("validate");
     if super::validate::refuse_invalid(&validated, &args.policy.policies) {
         return Ok(Status::Findings);
     }
@@ -138,25 +144,49 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
         anyhow::bail!("the policies have no single `Workspace` document");
     };
     let (dir, mut findings) = read_directory(args.inputs.required_directory()?, &workspace.doc.attributes)?;
-    let resolution = resolve(policies, &dir, now)?;
+    phase.done("directory");
     let terminal = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut big = false;
-    let (table, usage_findings) = read_usage_files(
-        &args.inputs.usage,
-        &dir,
-        resolution.timezone,
-        args.inputs.threads(),
-        |path, size| {
+    let threads = args.inputs.threads();
+    let mut read_usage = |tz| {
+        read_usage_files(&args.inputs.usage, &dir, tz, threads, |path, size| {
             if terminal && size >= PROGRESS_BYTES {
                 big = true;
                 eprint!("\rreading {} ({} MB)…\x1b[K", path.display(), size >> 20);
             }
-        },
-    )?;
+        })
+    };
+    // Resolving needs the policies and the directory, reading the usage the directory
+    // and the workspace's time zone: on more than one thread, resolve beside the read.
+    let (resolution, usage) = match parse_timezone(&workspace.doc.timezone) {
+        Some(tz) if threads > 1 => std::thread::scope(|scope| {
+            let resolving = std::thread::Builder::new()
+                .name("budgit-resolve".into())
+                .stack_size(LARGE_STACK)
+                .spawn_scoped(scope, || resolve(policies, &dir, now));
+            let usage = read_usage(tz);
+            let resolution = match resolving {
+                Ok(handle) => {
+                    handle.join().map_err(|_| anyhow::anyhow!("the thread resolving limits panicked"))?
+                }
+                Err(_) => resolve(policies, &dir, now),
+            };
+            anyhow::Ok((resolution, usage))
+        })?,
+        _ => {
+            let resolution = resolve(policies, &dir, now)?;
+            let usage = read_usage(resolution.timezone);
+            (Ok(resolution), usage)
+        }
+    };
+    // The resolution's error first, as when one ran after the other.
+    let resolution = resolution?;
+    let (table, usage_findings) = usage?;
     if big {
         eprintln!("\rread {} usage rows in {:.1} s\x1b[K", table.len(), started.elapsed().as_secs_f64());
     }
+    phase.done("resolve and usage");
     findings.extend(usage_findings);
     let outcomes = match &args.outcomes {
         Some(path) => {
@@ -177,20 +207,19 @@ pub fn run(args: Args) -> anyhow::Result<Status> {
     if let Some(key) = key {
         evaluation.value = Some(value_of(&evaluation, &table, key, outcomes.as_deref()));
     }
+    phase.done("evaluate");
     // Rows outside the period are data in the JSON output and a warning here, whatever the format.
     report_input_findings(
         &evaluation.outside_period.diagnostics(&evaluation.period, resolution.timezone.name()),
     );
     let text = match args.format {
-        Format::Json => {
-            let mut s = serde_json::to_string_pretty(&evaluation)?;
-            s.push('\n');
-            s
-        }
+        Format::Json => pretty_json(&mut evaluation, threads)?,
         Format::Csv => csv(&evaluation, args.by),
         Format::Table => table_text(&evaluation, &workspace.doc.name, args.top, args.by),
     };
+    phase.done("render");
     render::emit(&text)?;
+    phase.done("write");
     leave_to_the_os(evaluation);
     leave_to_the_os((text, table, resolution, dir, validated));
     Ok(Status::Clean)
@@ -287,6 +316,76 @@ credits per outcome ({}: {})",
             out.push('\n');
             out.push_str(&render::columns(&per_outcome_rows("repo", &o.repos), &[1, 2, 3]));
         }
+/// The evaluation as `serde_json::to_string_pretty` writes it, byte for byte, with
+/// its users (most of the text: one object each) written on up to `threads`
+/// threads and spliced in where the one-thread writer puts them.
+fn pretty_json(e: &mut Evaluation<'_>, threads: usize) -> anyhow::Result<String> {
+    const USERS: &str = "{\n  \"users\": [],";
+    let users = std::mem::take(&mut e.users);
+    let rest = serde_json::to_string_pretty(&*e);
+    e.users = users;
+    let mut rest = rest?;
+    rest.push('\n');
+    let (Some(after), false) = (rest.strip_prefix(USERS), e.users.is_empty()) else {
+        // No users, or a layout this splice does not know: the plain writer.
+        let mut s = serde_json::to_string_pretty(&*e)?;
+        s.push('\n');
+        return Ok(s);
+    };
+    let per = e.users.len().div_ceil(threads.max(1));
+    let parts: Vec<anyhow::Result<String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = e
+            .users
+            .chunks(per)
+            .map(|chunk| {
+                scope.spawn(move || -> anyhow::Result<String> {
+                    let mut out = String::with_capacity(chunk.len() * 1024);
+                    for user in chunk {
+                        // Each element of the array sits two levels in: four spaces
+                        // before every line (a JSON string never holds a raw newline).
+                        let one = serde_json::to_string_pretty(user)?;
+                        out.push_str(",\n    ");
+                        for (k, line) in one.split('\n').enumerate() {
+                            if k > 0 {
+                                out.push_str("\n    ");
+                            }
+                            out.push_str(line);
+                        }
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a JSON writer thread failed"))))
+            .collect()
+    });
+    let mut text =
+        String::with_capacity(rest.len() + parts.iter().flatten().map(String::len).sum::<usize>() + 16);
+    text.push_str("{\n  \"users\": [");
+    for (k, part) in parts.into_iter().enumerate() {
+        let part = part?;
+        // The first element follows the bracket on a line of its own, without a comma.
+        text.push_str(if k == 0 { part.strip_prefix(',').unwrap_or(&part) } else { &part });
+    }
+    text.push_str("\n  ],");
+    text.push_str(after);
+    Ok(text)
+}
+
+/// Times the phases of a run, one debug event each.
+struct Phases(Instant);
+
+impl Phases {
+    fn new() -> Phases {
+        Phases(Instant::now())
+    }
+
+    fn done(&mut self, phase: &'static str) {
+        let now = Instant::now();
+        tracing::debug!(phase, ms = (now - self.0).as_millis(), "evaluate phase done");
+        self.0 = now;
     }
 }
 
@@ -573,4 +672,40 @@ fn csv(e: &Evaluation<'_>, by: Option<By>) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use budgit_engine::input::{read_directory, read_usage_files};
+    use budgit_engine::validate::{ValidateOptions, validate_dir};
+
+    use super::*;
+
+    #[test]
+    fn json_written_on_many_threads_is_the_one_thread_writer_s_byte_for_byte() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-27T17:00:00Z").unwrap().into();
+        let validated = validate_dir(&root.join("policies"), &ValidateOptions { now }).unwrap();
+        let policies = &validated.policies;
+        let workspace = policies.workspace().unwrap();
+        let (dir, _) =
+            read_directory(&root.join("examples/directory.csv"), &workspace.doc.attributes).unwrap();
+        let resolution = resolve(policies, &dir, now).unwrap();
+        let (table, _) =
+            read_usage_files(&[root.join("examples/usage.csv")], &dir, resolution.timezone, 1, |_, _| {})
+                .unwrap();
+        let mut evaluation =
+            evaluate(policies, &dir, &resolution, &table, EvaluateOptions { top: 10 }).unwrap();
+        assert!(evaluation.users.len() > 7, "{}", evaluation.users.len());
+        let want = format!("{}\n", serde_json::to_string_pretty(&evaluation).unwrap());
+        // More threads than users too: some get none.
+        for threads in [1, 2, 3, 7, evaluation.users.len() + 5] {
+            assert_eq!(pretty_json(&mut evaluation, threads).unwrap(), want, "{threads} threads");
+        }
+        evaluation.users.clear();
+        let want = format!("{}\n", serde_json::to_string_pretty(&evaluation).unwrap());
+        assert_eq!(pretty_json(&mut evaluation, 3).unwrap(), want, "no users");
+    }
 }

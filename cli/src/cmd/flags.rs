@@ -92,8 +92,10 @@ pub struct UsageArgs {
     /// A usage file (repeatable): CSV `date,user,product,model,credits`, `.jsonl`, or `.json` Costs API pages.
     #[arg(long, value_name = "FILE")]
     pub usage: Vec<PathBuf>,
-    /// Threads to read usage files on; defaults to every core. The result is the same
-    /// on any number: `--threads 1` reads on one thread alone.
+    /// Threads to parse usage files on (a CSV file is also read ahead by one more);
+    /// defaults to every core. `evaluate` also resolves limits beside the read and
+    /// writes JSON on them. The result is the same on any number: `--threads 1` parses
+    /// and evaluates on one thread alone.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
 }
