@@ -699,6 +699,9 @@ pub fn run(data: &Path, args: &Args) -> anyhow::Result<()> {
             cores as f64 * wall
         );
     }
+    // A new connection: the setup's one sat idle through the fixed-rate phase, longer
+    // than the server waits for a keep-alive connection's next request head (10 s).
+    let mut c = Conn::open(server.addr, READ_TIMEOUT)?;
     bursts(&mut c, server.addr, args.bursts)?;
     Ok(())
 }
