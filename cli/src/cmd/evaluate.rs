@@ -316,6 +316,9 @@ credits per outcome ({}: {})",
             out.push('\n');
             out.push_str(&render::columns(&per_outcome_rows("repo", &o.repos), &[1, 2, 3]));
         }
+    }
+}
+
 /// The evaluation as `serde_json::to_string_pretty` writes it, byte for byte, with
 /// its users (most of the text: one object each) written on up to `threads`
 /// threads and spliced in where the one-thread writer puts them.
