@@ -16,65 +16,16 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use common::http::try_send;
+use common::pg::{database, psql};
 use common::serve::Serve;
 use serde_json::{Value, json};
 
 const ADMIN: &str = "serve-pg-admin-token-0123456789abcdef0123";
-
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.ci/pg-cluster")
-}
-
-/// A cluster this test started (stopped and removed when dropped).
-struct Cluster(tempfile::TempDir);
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new(script()).arg("stop").arg(self.0.path().join("pg")).output();
-    }
-}
-
-fn psql(url: &str, sql: &str) -> String {
-    let out = Command::new("psql")
-        .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// A fresh database's URL, and the cluster when this test started one.
-fn database() -> (String, Option<Cluster>) {
-    let (server, cluster) = match std::env::var("BUDGIT_TEST_PG") {
-        Ok(url) if !url.is_empty() => (url, None),
-        _ => {
-            let dir = tempfile::tempdir().unwrap();
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-            }
-            let out = Command::new(script()).arg("start").arg(dir.path().join("pg")).output().unwrap();
-            assert!(
-                out.status.success(),
-                "cannot start a PostgreSQL cluster (install Debian's `postgresql`, or set BUDGIT_TEST_PG): {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            (String::from_utf8(out.stdout).unwrap().trim().to_string(), Some(Cluster(dir)))
-        }
-    };
-    let name = format!("t_serve_pg_{}", std::process::id());
-    psql(&server, &format!("DROP DATABASE IF EXISTS {name}"));
-    psql(&server, &format!("CREATE DATABASE {name}"));
-    let base = server.rsplit_once('/').map_or(server.as_str(), |(b, _)| b);
-    (format!("{base}/{name}"), cluster)
-}
 
 fn replica(url: &str) -> Serve {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_budgit"));
@@ -92,7 +43,7 @@ fn post(addr: SocketAddr, path: &str, body: &Value) -> Option<(u16, Value)> {
 
 #[test]
 fn a_replica_killed_mid_burst_loses_no_acknowledged_event_and_the_other_keeps_answering() {
-    let (url, _cluster) = database();
+    let (url, _cluster) = database("t_serve_pg");
     let a = replica(&url);
     let b = replica(&url);
     let limits = json!({ "commit": "c1", "limits": [{ "user": "k@x.com", "credits": 1000000 }] });

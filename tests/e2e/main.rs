@@ -19,6 +19,8 @@ mod examples;
 mod git;
 mod identity;
 mod outputs;
+#[path = "../../cli/tests/common/pg.rs"]
+mod pg;
 mod review;
 mod sarif;
 mod service_examples;

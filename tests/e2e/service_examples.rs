@@ -159,6 +159,8 @@ fn parse_or_curl(line: &str) -> Example {
 fn every_serve_example_starts_a_service_that_answers() {
     let mut ran = 0;
     let mut failed = Vec::new();
+    // An example's PostgreSQL store runs on a real database of the test's own.
+    let mut postgres = None;
     for (written, example) in examples_of("serve", 0, 0) {
         if example.args.is_empty() {
             continue; // the token rotation runs against the service of the next test
@@ -167,6 +169,10 @@ fn every_serve_example_starts_a_service_that_answers() {
         let port = free_port();
         let mut args: Vec<String> =
             localize(&example.args.join("\u{1f}"), port, 0).split('\u{1f}').map(str::to_owned).collect();
+        if let Some(store) = args.iter_mut().find(|a| a.starts_with("postgres://")) {
+            let (url, _) = postgres.get_or_insert_with(|| crate::pg::database("t_serve_example"));
+            store.clone_from(url);
+        }
         if let Some(i) = args.iter().position(|a| a == "--listen") {
             args[i + 1] = format!("127.0.0.1:{port}");
         } else {

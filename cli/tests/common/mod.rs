@@ -8,5 +8,6 @@
 pub mod git_repo;
 #[path = "../../../service/tests/common/http.rs"]
 pub mod http;
+pub mod pg;
 pub mod python;
 pub mod serve;
