@@ -105,29 +105,41 @@ async fn track(State(app): State<App>, request: Request, next: Next) -> Response
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
     let mut response = next.run(request).await;
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let took = started.elapsed();
+    app.metrics.observe(method.as_str(), route, response.status().as_u16(), took.as_secs_f64());
+    finish(&method, route, &mut response, took);
+    end_streams_on_shutdown(&app, response)
+}
+
+/// What every answer gets on either store: `Cache-Control: no-store` unless the
+/// handler said otherwise, a failure's server-side detail logged, and the request log.
+pub(crate) fn finish(
+    method: &axum::http::Method,
+    route: &str,
+    response: &mut Response,
+    took: std::time::Duration,
+) {
     // answers carry tokens' data (limits, usage, costs): no cache or proxy keeps them,
     // unless the handler said otherwise (the console's static assets)
     response
         .headers_mut()
         .entry(header::CACHE_CONTROL)
         .or_insert(axum::http::HeaderValue::from_static("no-store"));
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let status = response.status().as_u16();
     // the one place a server-side failure is logged: the detail the client was not shown
     if let Some(failure) = response.extensions().get::<crate::error::Failure>() {
         tracing::error!(
             method = method.as_str(),
             route,
-            status = response.status().as_u16(),
+            status,
             code = failure.code,
             detail = failure.detail.as_str(),
             "request failed"
         );
     }
-    let (status, took) = (response.status().as_u16(), started.elapsed());
-    app.metrics.observe(method.as_str(), route, status, took.as_secs_f64());
     let duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
     tracing::info!(method = method.as_str(), route, status, duration_ms, "request");
-    end_streams_on_shutdown(&app, response)
 }
 
 /// An event stream never ends by itself, so a draining server would wait for it

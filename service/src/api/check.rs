@@ -57,6 +57,46 @@ pub(crate) struct CheckIn {
     pub(crate) ttl_seconds: Option<i64>,
 }
 
+/// A check's request, read and bounded: the same on either store.
+pub(crate) struct Asked {
+    /// The canonical user, whom the token may check for.
+    pub(crate) user: String,
+    pub(crate) product: String,
+    pub(crate) model: String,
+    pub(crate) credits: Credits,
+    /// `credits` in micro-credits, positive and within a usage amount's bound.
+    pub(crate) micros: i64,
+    /// The reservation's life in seconds, from 1 to [`MAX_TTL`].
+    pub(crate) ttl: i64,
+}
+
+impl CheckIn {
+    /// The request as `who` may ask it, or the error that refuses it.
+    pub(crate) fn read(self, who: &Principal) -> ApiResult<Asked> {
+        let user = match (self.user, who.scope()) {
+            (Some(u), _) => u,
+            (None, Some(own)) => own.to_string(),
+            (None, None) => return Err(ApiError::bad_request("check/missing-user", "`user` is required")),
+        };
+        let user = canonical_user(&user)?;
+        who.require_user(&user)?;
+        check_name("product", &self.product)?;
+        check_name("model", &self.model)?;
+        if self.credits.micros() <= 0 {
+            return Err(ApiError::bad_request("check/bad-credits", "`credits` must be positive"));
+        }
+        let micros = usage_micros("credits", self.credits)?;
+        let ttl = self.ttl_seconds.unwrap_or(DEFAULT_TTL);
+        if !(1..=MAX_TTL).contains(&ttl) {
+            return Err(ApiError::bad_request(
+                "check/bad-ttl",
+                format!("`ttl_seconds` must be from 1 to {MAX_TTL}"),
+            ));
+        }
+        Ok(Asked { user, product: self.product, model: self.model, credits: self.credits, micros, ttl })
+    }
+}
+
 pub(crate) fn deciding_name(d: Deciding) -> &'static str {
     match d {
         Deciding::User => "user",
@@ -146,33 +186,13 @@ pub async fn check(
     who: Principal,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let req: CheckIn = json_body(body)?;
-    let user = match (req.user, who.scope()) {
-        (Some(u), _) => u,
-        (None, Some(own)) => own.to_string(),
-        (None, None) => return Err(ApiError::bad_request("check/missing-user", "`user` is required")),
-    };
-    let user = canonical_user(&user)?;
-    who.require_user(&user)?;
-    check_name("product", &req.product)?;
-    check_name("model", &req.model)?;
-    if req.credits.micros() <= 0 {
-        return Err(ApiError::bad_request("check/bad-credits", "`credits` must be positive"));
-    }
-    let micros = usage_micros("credits", req.credits)?;
-    let ttl = req.ttl_seconds.unwrap_or(DEFAULT_TTL);
-    if !(1..=MAX_TTL).contains(&ttl) {
-        return Err(ApiError::bad_request(
-            "check/bad-ttl",
-            format!("`ttl_seconds` must be from 1 to {MAX_TTL}"),
-        ));
-    }
+    let Asked { user, product, model, credits, micros, ttl } = json_body::<CheckIn>(body)?.read(&who)?;
     let now = Utc::now();
     if !app.ledger()?.is_current(now) {
         app.reload_usage().await?;
     }
     let ts = now.timestamp();
-    let ask = CheckRequest { user: &user, product: &req.product, model: &req.model, micros };
+    let ask = CheckRequest { user: &user, product: &product, model: &model, micros };
     let (decision, enforcement, flush) = {
         let mut ledger = app.ledger()?;
         let d = ledger.check(&ask, ts, ts + ttl);
@@ -194,7 +214,7 @@ pub async fn check(
     let deciding = deciding_name(decision.deciding);
     if decision.over_limit {
         let (u, what) = (user.clone(), deciding);
-        let message = format!("soft enforcement allowed {} credits past the {what} limit", req.credits);
+        let message = format!("soft enforcement allowed {credits} credits past the {what} limit");
         app.store.write_detached(move |tx| {
             tx.execute(
                 "INSERT INTO alerts (at, email, kind, message) VALUES (?1, ?2, 'over_limit', ?3)",

@@ -21,8 +21,8 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{FromRequestParts, MatchedPath, Path, RawQuery, Request, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -34,14 +34,10 @@ use chrono::Utc;
 use deadpool_postgres::GenericClient;
 use serde_json::{Value, json};
 
-use super::check::{
-    AlertRow, CheckIn, CheckOut, CommitIn, DEFAULT_TTL, MAX_TTL, ReleaseOut, committed, deciding_name,
-};
+use super::check::{AlertRow, Asked, CheckIn, CheckOut, CommitIn, ReleaseOut, committed, deciding_name};
 use super::events::{EventResult, Ingested, NewEvent, Payload, Stored as StoredEvent, parse_events};
 use super::limits::{LimitOut, SetBatch, Stored, prepare_set};
-use super::{
-    ListQuery, Page, canonical_filter, canonical_user, check_name, json_body, path_param, usage_micros,
-};
+use super::{ListQuery, Page, canonical_filter, check_name, json_body, path_param, usage_micros};
 use crate::StoredSettings;
 use crate::auth::{Principal, Tokens};
 use crate::error::{ApiError, ApiResult};
@@ -150,36 +146,14 @@ pub(crate) fn router(app: PgApp) -> Router {
         .with_state(app)
 }
 
-/// `Cache-Control: no-store` on every answer, and the request log (as the SQLite
-/// router's middleware writes it).
+/// `Cache-Control: no-store` on every answer, and the request log, as on SQLite.
 async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
     let mut response = next.run(request).await;
-    response
-        .headers_mut()
-        .entry(header::CACHE_CONTROL)
-        .or_insert(axum::http::HeaderValue::from_static("no-store"));
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    if let Some(failure) = response.extensions().get::<crate::error::Failure>() {
-        tracing::error!(
-            method = method.as_str(),
-            route,
-            status = response.status().as_u16(),
-            code = failure.code,
-            detail = failure.detail.as_str(),
-            "request failed"
-        );
-    }
-    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    tracing::info!(
-        method = method.as_str(),
-        route,
-        status = response.status().as_u16(),
-        duration_ms,
-        "request"
-    );
+    super::finish(&method, route, &mut response, started.elapsed());
     response
 }
 
@@ -255,28 +229,7 @@ async fn check(
     who: Principal,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let req: CheckIn = json_body(body)?;
-    let user = match (req.user, who.scope()) {
-        (Some(u), _) => u,
-        (None, Some(own)) => own.to_string(),
-        (None, None) => return Err(ApiError::bad_request("check/missing-user", "`user` is required")),
-    };
-    let user = canonical_user(&user)?;
-    who.require_user(&user)?;
-    check_name("product", &req.product)?;
-    check_name("model", &req.model)?;
-    if req.credits.micros() <= 0 {
-        return Err(ApiError::bad_request("check/bad-credits", "`credits` must be positive"));
-    }
-    let micros = usage_micros("credits", req.credits)?;
-    let ttl = req.ttl_seconds.unwrap_or(DEFAULT_TTL);
-    if !(1..=MAX_TTL).contains(&ttl) {
-        return Err(ApiError::bad_request(
-            "check/bad-ttl",
-            format!("`ttl_seconds` must be from 1 to {MAX_TTL}"),
-        ));
-    }
-    let (product, model) = (req.product, req.model);
+    let Asked { user, product, model, micros, ttl, .. } = json_body::<CheckIn>(body)?.read(&who)?;
     let d = Pg::timed(async {
         let mut client = app.pg.client().await?;
         let tx = client.transaction().await?;
