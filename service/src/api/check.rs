@@ -312,6 +312,39 @@ pub(crate) struct CommitIn {
     pub(crate) context: Option<Value>,
 }
 
+/// A commit's request, read and bounded: the same on either store.
+pub(crate) struct Committing {
+    /// The actual spend in micro-credits, within a usage amount's bound.
+    pub(crate) actual: i64,
+    /// The usage event's id (`reservation:<id>` unless the client named one).
+    pub(crate) event_id: String,
+    /// The event's context as JSON text, at most 4 KiB.
+    pub(crate) context: Option<String>,
+}
+
+impl CommitIn {
+    /// The request for reservation `id`, or the error that refuses it.
+    pub(crate) fn read(self, id: &str) -> ApiResult<Committing> {
+        let actual = usage_micros("credits", self.credits)?;
+        let event_id = self.event_id.unwrap_or_else(|| format!("reservation:{id}"));
+        check_name("event_id", &event_id)?;
+        let context = match self.context {
+            None | Some(Value::Null) => None,
+            Some(v) => {
+                let t = v.to_string();
+                if t.len() > 4096 {
+                    return Err(ApiError::bad_request(
+                        "usage/context-too-large",
+                        "`context` must be at most 4096 bytes",
+                    ));
+                }
+                Some(t)
+            }
+        };
+        Ok(Committing { actual, event_id, context })
+    }
+}
+
 /// `POST /v1/reservations/{id}/commit`: records the actual spend and closes the reservation.
 pub async fn commit(
     State(app): State<App>,
@@ -320,23 +353,7 @@ pub async fn commit(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let id = path_param(id)?;
-    let req: CommitIn = json_body(body)?;
-    let actual = usage_micros("credits", req.credits)?;
-    let event_id = req.event_id.unwrap_or_else(|| format!("reservation:{id}"));
-    check_name("event_id", &event_id)?;
-    let context = match req.context {
-        None | Some(Value::Null) => None,
-        Some(v) => {
-            let t = v.to_string();
-            if t.len() > 4096 {
-                return Err(ApiError::bad_request(
-                    "usage/context-too-large",
-                    "`context` must be at most 4096 bytes",
-                ));
-            }
-            Some(t)
-        }
-    };
+    let Committing { actual, event_id, context } = json_body::<CommitIn>(body)?.read(&id)?;
     let now = Utc::now();
     let begun = app.ledger()?.begin_commit(&id, who.scope(), actual, now.timestamp());
     let original = match begun {

@@ -509,14 +509,13 @@ struct Cursor {
     catch_up: bool,
 }
 
-/// `GET /v1/usage/stream`: server-sent events of new usage; resumes after `Last-Event-ID`.
-pub async fn stream(
-    State(app): State<App>,
-    who: Principal,
-    RawQuery(raw): RawQuery,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    let q = QueryPairs::parse(raw.as_deref())?;
+/// A stream request's user filter (a user token sees only its own) and where it
+/// resumes (`Last-Event-ID`, else `after`): the same on either store.
+pub(crate) fn stream_request(
+    who: &Principal,
+    q: &QueryPairs,
+    headers: &HeaderMap,
+) -> ApiResult<(Option<String>, Option<i64>)> {
     let asked = canonical_filter(q.get("user"))?;
     let user = match (who.scope(), asked.as_deref()) {
         (Some(own), Some(asked)) if own != asked => {
@@ -534,6 +533,18 @@ pub async fn stream(
         })?),
         None => q.int("after")?,
     };
+    Ok((user, resume))
+}
+
+/// `GET /v1/usage/stream`: server-sent events of new usage; resumes after `Last-Event-ID`.
+pub async fn stream(
+    State(app): State<App>,
+    who: Principal,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let q = QueryPairs::parse(raw.as_deref())?;
+    let (user, resume) = stream_request(&who, &q, &headers)?;
     // subscribe before reading the position, so nothing committed in between is missed
     let rx = app.stream.subscribe();
     let last = match resume {

@@ -34,10 +34,12 @@ use chrono::Utc;
 use deadpool_postgres::GenericClient;
 use serde_json::{Value, json};
 
-use super::check::{AlertRow, Asked, CheckIn, CheckOut, CommitIn, ReleaseOut, committed, deciding_name};
+use super::check::{
+    AlertRow, Asked, CheckIn, CheckOut, CommitIn, Committing, ReleaseOut, committed, deciding_name,
+};
 use super::events::{EventResult, Ingested, NewEvent, Payload, Stored as StoredEvent, parse_events};
 use super::limits::{LimitOut, SetBatch, Stored, prepare_set};
-use super::{ListQuery, Page, canonical_filter, check_name, json_body, path_param, usage_micros};
+use super::{ListQuery, Page, canonical_filter, json_body, path_param};
 use crate::StoredSettings;
 use crate::auth::{Principal, Tokens};
 use crate::error::{ApiError, ApiResult};
@@ -415,23 +417,7 @@ async fn commit(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
     let id = path_param(id)?;
-    let req: CommitIn = json_body(body)?;
-    let actual = usage_micros("credits", req.credits)?;
-    let event_id = req.event_id.unwrap_or_else(|| format!("reservation:{id}"));
-    check_name("event_id", &event_id)?;
-    let context = match req.context {
-        None | Some(Value::Null) => None,
-        Some(v) => {
-            let t = v.to_string();
-            if t.len() > 4096 {
-                return Err(ApiError::bad_request(
-                    "usage/context-too-large",
-                    "`context` must be at most 4096 bytes",
-                ));
-            }
-            Some(t)
-        }
-    };
+    let Committing { actual, event_id, context } = json_body::<CommitIn>(body)?.read(&id)?;
     let owner = who.scope().map(str::to_string);
     let actor = who.actor();
     let (seq, reserved, late) = Pg::timed(async {
@@ -877,23 +863,7 @@ async fn stream(
 ) -> ApiResult<Response> {
     use axum::response::sse::{Event, KeepAlive, Sse};
     let q = super::QueryPairs::parse(raw.as_deref())?;
-    let asked = canonical_filter(q.get("user"))?;
-    let user = match (who.scope(), asked.as_deref()) {
-        (Some(own), Some(asked)) if own != asked => {
-            return Err(ApiError::forbidden("a user token sees only its own user's data"));
-        }
-        (Some(own), _) => Some(own.to_string()),
-        (None, asked) => asked.map(str::to_string),
-    };
-    let resume = match headers.get("last-event-id") {
-        Some(v) => Some(v.to_str().ok().and_then(|s| s.trim().parse::<i64>().ok()).ok_or_else(|| {
-            ApiError::bad_request(
-                "usage/bad-last-event-id",
-                "`Last-Event-ID` must be an event sequence number",
-            )
-        })?),
-        None => q.int("after")?,
-    };
+    let (user, resume) = super::events::stream_request(&who, &q, &headers)?;
     let last = match resume {
         Some(n) => n.max(0),
         None => {
