@@ -275,12 +275,15 @@ retry-after: 1\r\ncontent-length: 91\r\n\r\n{\"error\":{\"code\":\"server/busy\"
 /// Serves `router` on `listener` until `shutdown` resolves, then drains: the
 /// listener is closed (a new connection is refused), each connection finishes
 /// the request it is in and closes, and after `drain_timeout` whatever is
-/// still open is closed.
+/// still open is closed. `draining` runs once the connections open at the
+/// signal are counted (it ends what never ends by itself, such as event
+/// streams; ending them before the count would leave them out of it).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     opts: HttpOptions,
     shutdown: impl Future<Output = ()> + Send,
+    draining: impl FnOnce() + Send,
 ) -> std::io::Result<()> {
     let max = opts.effective_max_connections();
     let registry = Arc::new(Registry::default());
@@ -329,8 +332,9 @@ pub async fn serve(
         tokio::spawn(task.run(stream, router.clone(), opts.clone(), stop_rx.clone()));
     }
     drop(listener);
-    let _ = stop_tx.send(true);
     let open = registry.len();
+    let _ = stop_tx.send(true);
+    draining();
     let drain_ms = u64::try_from(opts.drain_timeout.as_millis()).unwrap_or(u64::MAX);
     tracing::info!(open, drain_ms, "shutting down: no new connections; draining requests in flight");
     // wait for the connections to finish what they were answering, up to the deadline

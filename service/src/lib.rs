@@ -518,11 +518,9 @@ pub async fn start(config: Config) -> Result<Running, ServeError> {
     background(&app, config.pull.clone());
     let router = api::router(app.clone());
     let closing = app.clone();
-    let stop = async move {
-        shutdown_signal().await;
+    let served = conn::serve(listener, router, config.http.clone(), shutdown_signal(), move || {
         closing.closing.send_replace(true);
-    };
-    let served = conn::serve(listener, router, config.http.clone(), stop);
+    });
     let task = tokio::spawn(async move {
         let out = served.await;
         // every acknowledged write is already committed; detached ones (session
@@ -572,12 +570,10 @@ async fn start_pg(config: Config, pg_config: pg::PgConfig) -> Result<Running, Se
     let addr = listener.local_addr()?;
     tokio::spawn(api::pg::sweep(app.clone()));
     let router = api::pg::router(app.clone());
-    let stop = async move {
-        shutdown_signal().await;
-        // event streams never end by themselves: end them so the drain does not wait
+    // event streams never end by themselves: end them so the drain does not wait
+    let served = conn::serve(listener, router, config.http.clone(), shutdown_signal(), move || {
         app.closing.send_replace(true);
-    };
-    let served = conn::serve(listener, router, config.http.clone(), stop);
+    });
     let task = tokio::spawn(async move {
         let out = served.await;
         tracing::info!("stopped");
