@@ -59,6 +59,19 @@ impl Principal {
         }
     }
 
+    /// The user a read is filtered to: the one `asked` (in its canonical form), and for a
+    /// user token always its own user (asking for another is refused).
+    pub(crate) fn user_filter(&self, asked: Option<&str>) -> Result<Option<String>, ApiError> {
+        let asked = crate::api::canonical_filter(asked)?;
+        match (self.scope(), asked) {
+            (Some(own), Some(asked)) if own != asked => {
+                Err(ApiError::forbidden("a user token sees only its own user's data"))
+            }
+            (Some(own), _) => Ok(Some(own.to_string())),
+            (None, asked) => Ok(asked),
+        }
+    }
+
     /// How the audit log names the caller.
     pub fn actor(&self) -> String {
         match self {

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use super::{MAX_BATCH, QueryPairs, canonical_filter, canonical_user, check_name, rfc3339};
+use super::{MAX_BATCH, QueryPairs, canonical_user, check_name, rfc3339};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
 use crate::{App, StreamEvent, auth::Principal};
@@ -516,14 +516,7 @@ pub(crate) fn stream_request(
     q: &QueryPairs,
     headers: &HeaderMap,
 ) -> ApiResult<(Option<String>, Option<i64>)> {
-    let asked = canonical_filter(q.get("user"))?;
-    let user = match (who.scope(), asked.as_deref()) {
-        (Some(own), Some(asked)) if own != asked => {
-            return Err(ApiError::forbidden("a user token sees only its own user's data"));
-        }
-        (Some(own), _) => Some(own.to_string()),
-        (None, asked) => asked.map(str::to_string),
-    };
+    let user = who.user_filter(q.get("user"))?;
     let resume = match headers.get("last-event-id") {
         Some(v) => Some(v.to_str().ok().and_then(|s| s.trim().parse::<i64>().ok()).ok_or_else(|| {
             ApiError::bad_request(
@@ -699,14 +692,7 @@ pub async fn costs(State(app): State<App>, who: Principal, RawQuery(raw): RawQue
     };
     let page_end = first.saturating_add(limit.saturating_mul(DAY)).min(end);
     let has_more = page_end < end;
-    let asked = canonical_filter(q.get("user_id"))?;
-    let user = match (who.scope(), asked.as_deref()) {
-        (Some(own), Some(asked)) if own != asked => {
-            return Err(ApiError::forbidden("a user token sees only its own user's data"));
-        }
-        (Some(own), _) => Some(own.to_string()),
-        (None, asked) => asked.map(str::to_string),
-    };
+    let user = who.user_filter(q.get("user_id"))?;
     let by_user = group_by.contains(&GroupBy::User);
     let by_project = group_by.contains(&GroupBy::Project);
     let by_product = group_by.contains(&GroupBy::Product) || group_by.contains(&GroupBy::LineItem);

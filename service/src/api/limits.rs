@@ -18,8 +18,8 @@ use rusqlite::OptionalExtension;
 use serde_json::{Value, json};
 
 use super::{
-    ListQuery, MAX_BATCH, MAX_PAGE, Page, QueryPairs, canonical_filter, canonical_user, check_name,
-    csv_field, json_body, rfc3339,
+    ListQuery, MAX_BATCH, MAX_PAGE, Page, QueryPairs, canonical_user, check_name, csv_field, json_body,
+    rfc3339,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::ledger::UserLimit;
@@ -332,14 +332,7 @@ pub async fn set(
 pub async fn list(State(app): State<App>, who: Principal, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let ListQuery { q, limit, after } = ListQuery::<String>::parse(raw.as_deref(), 1000, 10_000)?;
     let after = after.unwrap_or_default();
-    let asked = canonical_filter(q.get("user"))?;
-    let user = match (who.scope(), asked.as_deref()) {
-        (Some(own), Some(asked)) if own != asked => {
-            return Err(ApiError::forbidden("a user token sees only its own user's data"));
-        }
-        (Some(own), _) => Some(own.to_string()),
-        (None, asked) => asked.map(str::to_string),
-    };
+    let user = who.user_filter(q.get("user"))?;
     let group = q.get("group").map(str::to_string);
     let rows = app
         .store

@@ -39,7 +39,7 @@ use super::check::{
 };
 use super::events::{EventResult, Ingested, NewEvent, Payload, Stored as StoredEvent, parse_events};
 use super::limits::{LimitOut, SetBatch, Stored, prepare_set};
-use super::{ListQuery, Page, canonical_filter, json_body, path_param};
+use super::{ListQuery, Page, json_body, path_param};
 use crate::StoredSettings;
 use crate::auth::{Principal, Tokens};
 use crate::error::{ApiError, ApiResult};
@@ -729,14 +729,7 @@ async fn list_limits(
 ) -> ApiResult<Response> {
     let ListQuery { q, limit, after } = ListQuery::<String>::parse(raw.as_deref(), 1000, 10_000)?;
     let after = after.unwrap_or_default();
-    let asked = canonical_filter(q.get("user"))?;
-    let user = match (who.scope(), asked.as_deref()) {
-        (Some(own), Some(asked)) if own != asked => {
-            return Err(ApiError::forbidden("a user token sees only its own user's data"));
-        }
-        (Some(own), _) => Some(own.to_string()),
-        (None, asked) => asked.map(str::to_string),
-    };
+    let user = who.user_filter(q.get("user"))?;
     let group = q.get("group").map(str::to_string);
     let rows = Pg::timed(async {
         let client = app.pg.client().await?;
