@@ -628,6 +628,29 @@ pub(crate) fn canonical_user(email: &str) -> ApiResult<String> {
     }
 }
 
+/// Whether an uploaded body of rows is JSON Lines rather than CSV: `format=jsonl|csv`
+/// when given (another value is refused with `bad_format`), else the content type,
+/// else JSON Lines when the first non-blank byte opens an object.
+pub(crate) fn is_json_lines(
+    q: &QueryPairs,
+    headers: &axum::http::HeaderMap,
+    bytes: &[u8],
+    bad_format: &'static str,
+) -> ApiResult<bool> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    match q.get("format") {
+        Some("jsonl" | "ndjson") => Ok(true),
+        Some("csv") => Ok(false),
+        Some(other) => Err(ApiError::bad_request(
+            bad_format,
+            format!("unknown format `{}` (expected `csv` or `jsonl`)", shorten(other)),
+        )),
+        None if content_type.contains("ndjson") || content_type.contains("jsonl") => Ok(true),
+        None if content_type.contains("csv") => Ok(false),
+        None => Ok(bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')),
+    }
+}
+
 /// A user filter from a query string, canonical like every stored key.
 pub(crate) fn canonical_filter(user: Option<&str>) -> ApiResult<Option<String>> {
     user.map(canonical_user).transpose()

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use budgit_engine::Credits;
 use budgit_engine::directory::AttrValue;
@@ -39,20 +39,7 @@ pub async fn import(
             "the body holds no directory (a header row at least)",
         ));
     }
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let jsonl = match q.get("format") {
-        Some("jsonl" | "ndjson") => true,
-        Some("csv") => false,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "users/bad-format",
-                format!("unknown format `{}` (expected `csv` or `jsonl`)", super::shorten(other)),
-            ));
-        }
-        None if content_type.contains("ndjson") || content_type.contains("jsonl") => true,
-        None if content_type.contains("csv") => false,
-        None => bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'),
-    };
+    let jsonl = super::is_json_lines(&q, &headers, &bytes, "users/bad-format")?;
     let declared = app.attributes.clone();
     let parsed = tokio::task::spawn_blocking(move || {
         let attributes = declared.unwrap_or_else(|| infer_attributes(&bytes, jsonl));

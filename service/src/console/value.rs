@@ -16,7 +16,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use budgit_engine::Credits;
 use budgit_engine::input::{OutcomesFormat, parse_outcomes};
@@ -87,22 +87,10 @@ pub async fn upload(
             "the body holds no outcomes (a header row at least)",
         ));
     }
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let format = match q.get("format") {
-        Some("jsonl" | "ndjson") => OutcomesFormat::JsonLines,
-        Some("csv") => OutcomesFormat::Csv,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "outcomes/bad-format",
-                format!("unknown format `{}` (expected `csv` or `jsonl`)", shorten(other)),
-            ));
-        }
-        None if content_type.contains("ndjson") || content_type.contains("jsonl") => {
-            OutcomesFormat::JsonLines
-        }
-        None if content_type.contains("csv") => OutcomesFormat::Csv,
-        None if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') => OutcomesFormat::JsonLines,
-        None => OutcomesFormat::Csv,
+    let format = if crate::api::is_json_lines(&q, &headers, &bytes, "outcomes/bad-format")? {
+        OutcomesFormat::JsonLines
+    } else {
+        OutcomesFormat::Csv
     };
     let parsed = tokio::task::spawn_blocking(move || {
         let file: Arc<str> = Arc::from("request body");
